@@ -1,0 +1,1003 @@
+/* RESP2/RESP3 reader (resp layer): bytes in, replies out.
+ *
+ * Pure code: no sockets, no clock, no threads; memory only through the
+ * allocator hooks. A top-level reply is parsed in two passes. The scan pass
+ * validates the bytes, is resumable at any split of the input and counts
+ * the nodes the reply needs. The build pass then fills exactly that many
+ * nodes in one arena, with strings pointing into the reader's own buffer
+ * (NUL-terminated in place over the CR), so a reply costs no allocation at
+ * all in the steady state. Sizes declared by the server are checked against
+ * the limits and never used to allocate: nodes are counted from bytes that
+ * really arrived. Wire format: RESP3.md in redis/redis-specifications. */
+#include <limits.h>
+#include <locale.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aredis/error.h"
+#include "resp/resp_int.h"
+#include "util/alloc.h"
+
+#define DEFAULT_MAX_DEPTH 64
+#define DEFAULT_MAX_BULK ((size_t)512 * 1024 * 1024)
+#define DEFAULT_MAX_ELEMENTS ((size_t)1 << 28)
+#define DEFAULT_MAX_BUFFER (((size_t)1 << 30) + 64 * 1024)
+#define READ_CHUNK ((size_t)16 * 1024)
+#define INITIAL_ARENA 16
+/* Past these sizes an idle buffer or arena is given back, so one huge reply
+ * does not pin its memory for the life of the connection. */
+#define KEEP_BUF ((size_t)1024 * 1024)
+#define KEEP_ARENA ((size_t)64 * 1024)
+/* A textual double longer than this is not something Redis sends. */
+#define MAX_DOUBLE_TEXT 320
+
+/* scan() results besides 0 (need more) and errors. */
+#define SCAN_COMPLETE 1 /* the reply needs the build pass */
+#define SCAN_BUILT 2    /* a scalar root, already filled in arena[0] */
+
+static int fail(aredis_reader *rd, int code, const char *fmt, ...)
+    AREDIS_PRINTF(3, 4);
+
+static int fail(aredis_reader *rd, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rd->errstr, sizeof rd->errstr, fmt, ap);
+    va_end(ap);
+    rd->err = code;
+    return code;
+}
+
+/* ------------------------------------------------------------------------
+ * Number parsing. The scan pass validates (read_num, parse_double); the
+ * build pass re-reads bytes already validated with the trusting forms.
+ * ------------------------------------------------------------------------ */
+
+/* Trusting decimal read up to the CR; used on validated bytes. */
+static size_t fast_len(const char **pp)
+{
+    const char *p = *pp;
+    size_t v = 0;
+    while (*p != '\r')
+        v = v * 10 + (size_t)(*p++ - '0');
+    *pp = p;
+    return v;
+}
+
+static long long fast_ll(const char *p)
+{
+    int neg = *p == '-';
+    p += neg;
+    uint64_t v = 0;
+    while (*p != '\r')
+        v = v * 10 + (uint64_t)(*p++ - '0');
+    /* Negate in unsigned arithmetic: -LLONG_MIN is not representable. */
+    return neg ? (long long)(0 - v) : (long long)v;
+}
+
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+static locale_t c_locale;
+
+static void make_c_locale(void)
+{
+    c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
+/* strtod in the C locale whatever setlocale() the program made. */
+static double strtod_c(const char *s, char **end)
+{
+    pthread_once(&c_locale_once, make_c_locale);
+    if (c_locale != (locale_t)0)
+        return strtod_l(s, end, c_locale);
+    return strtod(s, end);
+}
+
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
+                                     1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
+                                     1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* A RESP3 double (section "Double type"): inf, -inf, nan, or a decimal
+ * with optional fraction and exponent. Short decimals are converted
+ * exactly with one multiplication or division (both operands are exact
+ * doubles, so the result is correctly rounded); the rest go to strtod. */
+static int parse_double(const char *s, size_t n, double *out)
+{
+    if (n == 0 || n > MAX_DOUBLE_TEXT)
+        return -1;
+    size_t i = 0;
+    int neg = 0;
+    if (s[0] == '-' || s[0] == '+') {
+        neg = s[0] == '-';
+        i = 1;
+    }
+    if (n - i == 3) {
+        const char *w = s + i;
+        if ((w[0] | 0x20) == 'i' && (w[1] | 0x20) == 'n' &&
+            (w[2] | 0x20) == 'f') {
+            *out = neg ? -INFINITY : INFINITY;
+            return 0;
+        }
+        if ((w[0] | 0x20) == 'n' && (w[1] | 0x20) == 'a' &&
+            (w[2] | 0x20) == 'n') {
+            *out = NAN;
+            return 0;
+        }
+    }
+    uint64_t mant = 0;
+    int digits = 0, frac = 0, seen_digit = 0;
+    for (; i < n && (unsigned)(s[i] - '0') <= 9; i++, seen_digit = 1)
+        if (digits < 19 && (mant != 0 || s[i] != '0'))
+            mant = mant * 10 + (uint64_t)(s[i] - '0'), digits++;
+        else if (digits >= 19)
+            digits = 99; /* too many significant digits for the fast path */
+    if (i < n && s[i] == '.') {
+        for (i++; i < n && (unsigned)(s[i] - '0') <= 9; i++, seen_digit = 1) {
+            if (digits < 19 && (mant != 0 || s[i] != '0'))
+                mant = mant * 10 + (uint64_t)(s[i] - '0'), digits++;
+            else if (digits >= 19)
+                digits = 99;
+            frac++;
+        }
+    }
+    if (!seen_digit)
+        return -1;
+    long exp10 = 0;
+    if (i < n && (s[i] | 0x20) == 'e') {
+        i++;
+        int eneg = 0;
+        if (i < n && (s[i] == '-' || s[i] == '+'))
+            eneg = s[i++] == '-';
+        if (i == n)
+            return -1;
+        for (; i < n; i++) {
+            unsigned d = (unsigned)(s[i] - '0');
+            if (d > 9)
+                return -1;
+            if (exp10 < 100000)
+                exp10 = exp10 * 10 + (long)d;
+        }
+        if (eneg)
+            exp10 = -exp10;
+    }
+    if (i != n)
+        return -1;
+    exp10 -= frac;
+    if (digits <= 15 && exp10 >= -22 && exp10 <= 22) {
+        double v = (double)mant;
+        v = exp10 < 0 ? v / pow10_exact[-exp10] : v * pow10_exact[exp10];
+        *out = neg ? -v : v;
+        return 0;
+    }
+    char tmp[MAX_DOUBLE_TEXT + 1];
+    memcpy(tmp, s, n);
+    tmp[n] = '\0';
+    char *end;
+    *out = strtod_c(tmp, &end);
+    return end == tmp + n ? 0 : -1;
+}
+
+static int is_bignum(const char *s, size_t n)
+{
+    size_t i = n != 0 && s[0] == '-';
+    if (i == n)
+        return 0;
+    for (; i < n; i++)
+        if ((unsigned)(s[i] - '0') > 9)
+            return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Filling nodes. Line and bulk bodies are NUL-terminated in place: the
+ * byte overwritten is the CR that the scan pass already checked.
+ * ------------------------------------------------------------------------ */
+
+static void fill_line(aredis_reply *r, char type, char *line, size_t len)
+{
+    r->code = 0;
+    r->attrs = NULL;
+    r->vformat[0] = '\0';
+    r->str = line;
+    r->len = len;
+    r->integer = 0;
+    switch (type) {
+    case '+':
+        r->type = AREDIS_REPLY_STATUS;
+        break;
+    case '-':
+        r->type = AREDIS_REPLY_ERROR;
+        r->code = AREDIS_ESERVER;
+        break;
+    case ':':
+        r->type = AREDIS_REPLY_INTEGER;
+        r->integer = fast_ll(line); /* stops at the CR, still in place */
+        r->str = NULL;
+        r->len = 0;
+        break;
+    case ',':
+        r->type = AREDIS_REPLY_DOUBLE;
+        (void)parse_double(line, len, &r->dval);
+        break;
+    case '(':
+        r->type = AREDIS_REPLY_BIGNUM;
+        break;
+    case '#':
+        r->type = AREDIS_REPLY_BOOL;
+        r->integer = line[0] == 't';
+        r->str = NULL;
+        r->len = 0;
+        break;
+    default: /* '_' */
+        r->type = AREDIS_REPLY_NIL;
+        r->str = NULL;
+        r->len = 0;
+        break;
+    }
+    line[len] = '\0';
+}
+
+static void fill_nil(aredis_reply *r)
+{
+    r->type = AREDIS_REPLY_NIL;
+    r->code = 0;
+    r->len = 0;
+    r->str = NULL;
+    r->integer = 0;
+    r->attrs = NULL;
+    r->vformat[0] = '\0';
+}
+
+static void fill_bulk(aredis_reply *r, char type, char *body, size_t len)
+{
+    body[len] = '\0';
+    r->code = 0;
+    r->attrs = NULL;
+    r->integer = 0;
+    r->vformat[0] = '\0';
+    r->str = body;
+    r->len = len;
+    if (type == '$') {
+        r->type = AREDIS_REPLY_STRING;
+    } else if (type == '!') {
+        r->type = AREDIS_REPLY_ERROR;
+        r->code = AREDIS_ESERVER;
+    } else { /* '=': "fmt:" then the text */
+        r->type = AREDIS_REPLY_VERB;
+        memcpy(r->vformat, body, 3);
+        r->vformat[3] = '\0';
+        r->str = body + 4;
+        r->len = len - 4;
+    }
+}
+
+static int agg_type(char t)
+{
+    switch (t) {
+    case '*':
+        return AREDIS_REPLY_ARRAY;
+    case '%':
+        return AREDIS_REPLY_MAP;
+    case '~':
+        return AREDIS_REPLY_SET;
+    case '>':
+        return AREDIS_REPLY_PUSH;
+    default: /* '|' */
+        return AREDIS_REPLY_ATTR;
+    }
+}
+
+static void fill_agg(aredis_reply *r, char t, aredis_reply *children,
+                     size_t n)
+{
+    r->type = agg_type(t);
+    r->code = 0;
+    r->len = n;
+    r->element = n ? children : NULL;
+    r->integer = 0;
+    r->attrs = NULL;
+    r->vformat[0] = '\0';
+}
+
+/* ------------------------------------------------------------------------
+ * Scan pass.
+ * ------------------------------------------------------------------------ */
+
+static int push_scan_frame(aredis_reader *rd, size_t items, int is_attr)
+{
+    if (rd->depth >= rd->lim.max_depth)
+        return fail(rd, AREDIS_ETOOBIG,
+                    "aggregates nested deeper than max_depth (%zu)",
+                    rd->lim.max_depth);
+    if (rd->depth == rd->stack_cap) {
+        size_t cap = rd->stack_cap ? rd->stack_cap * 2 : 16;
+        aredis__scan_frame *s =
+            aredis__reallocarray(rd->stack, cap, sizeof *s);
+        if (s == NULL)
+            return AREDIS_ENOMEM;
+        rd->stack = s;
+        rd->stack_cap = cap;
+    }
+    rd->stack[rd->depth].remaining = items;
+    rd->stack[rd->depth].is_attr = is_attr;
+    rd->depth++;
+    return 0;
+}
+
+/* Outcomes of read_num(). */
+enum { NUM_OK, NUM_MORE, NUM_BAD, NUM_BIG, NUM_NOLF };
+
+/* Read the decimal that follows a type byte, up to its CRLF, in one loop
+ * (no separate search for the CR). The number is at most 19 digits, so a
+ * header cut short is cheap to read again when more bytes arrive. */
+static inline int read_num(const char *p, const char *end, int *neg,
+                           uint64_t *out, const char **crp)
+{
+    *neg = 0;
+    if (p < end && *p == '-') {
+        *neg = 1;
+        p++;
+    }
+    const char *start = p;
+    uint64_t v = 0;
+    for (; p < end; p++) {
+        unsigned d = (unsigned)(unsigned char)*p - '0';
+        if (d > 9)
+            break;
+        if (p - start == 19)
+            return NUM_BIG;
+        v = v * 10 + d;
+    }
+    if (p == end)
+        return NUM_MORE;
+    if (*p != '\r' || p == start)
+        return NUM_BAD;
+    if (p + 1 == end)
+        return NUM_MORE;
+    if (p[1] != '\n')
+        return NUM_NOLF;
+    *out = v;
+    *crp = p;
+    return NUM_OK;
+}
+
+static void fill_int(aredis_reply *r, long long v)
+{
+    r->type = AREDIS_REPLY_INTEGER;
+    r->code = 0;
+    r->len = 0;
+    r->str = NULL;
+    r->integer = v;
+    r->attrs = NULL;
+    r->vformat[0] = '\0';
+}
+
+/* How much of a bad header an error message shows: up to the CR, at most
+ * 24 bytes. */
+static int shown(const char *p, const char *end)
+{
+    int n = 0;
+    while (n < 24 && p + n < end && p[n] != '\r')
+        n++;
+    return n;
+}
+
+/* A complete item at the current level: close every aggregate it
+ * completes. Returns 1 when the top-level reply is complete. */
+static int item_done(aredis_reader *rd)
+{
+    for (;;) {
+        if (rd->depth == 0)
+            return 1;
+        aredis__scan_frame *f = &rd->stack[rd->depth - 1];
+        if (--f->remaining != 0)
+            return 0;
+        rd->depth--;
+        if (f->is_attr) {
+            /* An attribute does not count as an item of its parent: it
+             * annotates the item that follows. */
+            rd->attr_pending = 1;
+            return 0;
+        }
+    }
+}
+
+/* Validate from rd->spos on. Returns 0 when more bytes are needed (the
+ * state is saved), SCAN_COMPLETE or SCAN_BUILT when a whole top-level reply
+ * is buffered, or a negative error. */
+static int scan(aredis_reader *rd)
+{
+    char *buf = rd->buf;
+    const char *end = buf + rd->wpos;
+    char *p = buf + rd->spos;
+
+    if (rd->wpos < rd->need)
+        return 0;
+    rd->need = 0;
+    while (p < end) {
+        char t = *p;
+        int root = rd->depth == 0 && rd->nodes == 0;
+        char *next;
+
+        if (t != '|')
+            rd->attr_pending = 0;
+        switch (t) {
+        case ':':
+        case '$':
+        case '!':
+        case '=':
+        case '*':
+        case '%':
+        case '~':
+        case '>':
+        case '|': {
+            int neg;
+            uint64_t v = 0;
+            const char *cr = NULL;
+            const char *h = p + 1;
+            int r = read_num(h, end, &neg, &v, &cr);
+            if (r == NUM_MORE)
+                goto more;
+            if (r == NUM_NOLF)
+                return fail(rd, AREDIS_EPROTO, "CR not followed by LF");
+            next = r == NUM_OK ? (char *)cr + 2 : p;
+            if (t == ':') {
+                if (r != NUM_OK || v > (uint64_t)LLONG_MAX + (uint64_t)neg)
+                    return fail(rd, AREDIS_EPROTO, "bad integer \"%.*s\"",
+                                shown(h, end), h);
+                long long iv = neg ? (long long)(0 - v) : (long long)v;
+                if (root) {
+                    fill_int(&rd->arena[0], iv);
+                    goto built;
+                }
+                break;
+            }
+            int nil = r == NUM_OK && neg && v == 1;
+            if (nil && (t == '$' || t == '*')) { /* RESP2 null */
+                if (root) {
+                    fill_nil(&rd->arena[0]);
+                    goto built;
+                }
+                break;
+            }
+            int bulk = t == '$' || t == '!' || t == '=';
+            int pairs = t == '%' || t == '|';
+            size_t limit = bulk ? rd->lim.max_bulk_len : rd->lim.max_elements;
+            if (pairs)
+                limit /= 2;
+            if (r == NUM_BIG || (r == NUM_OK && !neg && v > limit)) {
+                if (bulk)
+                    return fail(rd, AREDIS_ETOOBIG,
+                                "bulk length %.*s exceeds max_bulk_len (%zu)",
+                                shown(h, end), h, limit);
+                return fail(rd, AREDIS_ETOOBIG,
+                            "aggregate of %.*s%s exceeds max_elements (%zu)",
+                            shown(h, end), h, pairs ? " pairs" : "",
+                            rd->lim.max_elements);
+            }
+            if (r != NUM_OK || neg)
+                return fail(rd, AREDIS_EPROTO, "bad %s length \"%.*s\"",
+                            bulk ? "bulk" : "aggregate", shown(h, end), h);
+            size_t n = (size_t)v;
+            if (bulk) {
+                if ((size_t)(end - next) < n + 2) {
+                    /* Wait for the body without reading the header again
+                     * for every byte that arrives. */
+                    rd->need = (size_t)(next - buf) + n + 2;
+                    goto more;
+                }
+                if (next[n] != '\r' || next[n + 1] != '\n')
+                    return fail(rd, AREDIS_EPROTO,
+                                "bulk string not followed by CRLF");
+                if (t == '=' &&
+                    (n < 4 || next[3] != ':' ||
+                     (unsigned)(next[0] - 'a') > 25 ||
+                     (unsigned)(next[1] - 'a') > 25 ||
+                     (unsigned)(next[2] - 'a') > 25))
+                    return fail(rd, AREDIS_EPROTO,
+                                "unknown verbatim string format");
+                if (root) {
+                    fill_bulk(&rd->arena[0], t, next, n);
+                    next += n + 2;
+                    goto built;
+                }
+                next += n + 2;
+                break;
+            }
+            /* An aggregate header. */
+            if (t == '|') {
+                if (rd->attr_pending)
+                    return fail(rd, AREDIS_EPROTO,
+                                "attribute followed by another attribute");
+                rd->attr_pending = n == 0;
+            }
+            rd->nodes++;
+            p = next;
+            if (n == 0) {
+                if (t != '|' && item_done(rd))
+                    goto complete;
+                continue;
+            }
+            int e = push_scan_frame(rd, pairs ? n * 2 : n, t == '|');
+            if (e != 0)
+                return e;
+            if (rd->depth > rd->max_depth_seen)
+                rd->max_depth_seen = rd->depth;
+            continue;
+        }
+        case '+':
+        case '-':
+        case ',':
+        case '(':
+        case '#':
+        case '_': {
+            /* Resume the CR search of a line that was cut short. */
+            char *from = p + 1;
+            if (rd->line_from > (size_t)(from - buf))
+                from = buf + rd->line_from;
+            char *cr = from < end ? memchr(from, '\r', (size_t)(end - from))
+                                  : NULL;
+            if (cr == NULL) {
+                rd->line_from = (size_t)(end - buf);
+                goto more;
+            }
+            if (cr + 1 == end) {
+                rd->line_from = (size_t)(cr - buf);
+                goto more;
+            }
+            if (cr[1] != '\n')
+                return fail(rd, AREDIS_EPROTO, "CR not followed by LF");
+            rd->line_from = 0;
+            char *line = p + 1;
+            size_t llen = (size_t)(cr - line);
+            double d;
+            if (t == ',' && parse_double(line, llen, &d) != 0)
+                return fail(rd, AREDIS_EPROTO, "bad double \"%.*s\"",
+                            shown(line, end), line);
+            if (t == '(' && !is_bignum(line, llen))
+                return fail(rd, AREDIS_EPROTO, "bad big number");
+            if (t == '#' && (llen != 1 || (line[0] != 't' && line[0] != 'f')))
+                return fail(rd, AREDIS_EPROTO, "bad boolean");
+            if (t == '_' && llen != 0)
+                return fail(rd, AREDIS_EPROTO, "bad null");
+            next = cr + 2;
+            if (root) {
+                fill_line(&rd->arena[0], t, line, llen);
+                goto built;
+            }
+            break;
+        }
+        default:
+            return fail(rd, AREDIS_EPROTO,
+                        "unknown reply type byte 0x%02x at offset %zu",
+                        (unsigned)(unsigned char)t,
+                        (size_t)(p - buf) - rd->rpos);
+        }
+        /* A scalar inside an aggregate (or after an attribute). */
+        rd->nodes++;
+        p = next;
+        if (item_done(rd))
+            goto complete;
+        continue;
+    built:
+        rd->nodes = 1;
+        rd->spos = (size_t)(next - buf);
+        return SCAN_BUILT;
+    }
+more:
+    rd->spos = (size_t)(p - buf);
+    return 0;
+complete:
+    rd->spos = (size_t)(p - buf);
+    return SCAN_COMPLETE;
+}
+
+/* ------------------------------------------------------------------------
+ * Build pass: walk the validated bytes again and fill rd->nodes nodes.
+ * Children of an aggregate take consecutive nodes, reserved when its header
+ * is read; an attribute takes its own nodes and is hung on the slot of the
+ * item that follows it.
+ * ------------------------------------------------------------------------ */
+
+static int reserve_build(aredis_reader *rd)
+{
+    size_t n = rd->nodes;
+    if (n > rd->arena_cap || (rd->arena_cap > KEEP_ARENA && n < KEEP_ARENA / 4)) {
+        size_t cap = n < INITIAL_ARENA ? INITIAL_ARENA : n;
+        aredis_reply *a = aredis__reallocarray(NULL, cap, sizeof *a);
+        if (a == NULL)
+            return AREDIS_ENOMEM;
+        aredis__free(rd->arena);
+        rd->arena = a;
+        rd->arena_cap = cap;
+    }
+    if (rd->max_depth_seen > rd->bstack_cap) {
+        aredis__build_frame *s = aredis__reallocarray(
+            rd->bstack, rd->max_depth_seen, sizeof *s);
+        if (s == NULL)
+            return AREDIS_ENOMEM;
+        rd->bstack = s;
+        rd->bstack_cap = rd->max_depth_seen;
+    }
+    return 0;
+}
+
+static void build(aredis_reader *rd)
+{
+    char *buf = rd->buf;
+    aredis_reply *arena = rd->arena;
+    aredis__build_frame *st = rd->bstack;
+    size_t depth = 0, next = 1;
+    aredis_reply *slot = &arena[0];
+    aredis_reply *pending = NULL;
+    char *p = buf + rd->rpos;
+
+    for (;;) {
+        char t = *p++;
+        switch (t) {
+        case '$':
+        case '!':
+        case '=':
+            if (*p == '-') {
+                fill_nil(slot);
+                p += 4;
+            } else {
+                const char *q = p;
+                size_t len = fast_len(&q);
+                char *body = p + (q - p) + 2;
+                fill_bulk(slot, t, body, len);
+                p = body + len + 2;
+            }
+            break;
+        case '*':
+        case '%':
+        case '~':
+        case '>':
+        case '|': {
+            if (*p == '-') {
+                fill_nil(slot);
+                p += 4;
+                break;
+            }
+            const char *q = p;
+            size_t n = fast_len(&q);
+            p += (q - p) + 2;
+            if (t == '%' || t == '|')
+                n *= 2;
+            aredis_reply *node = t == '|' ? &arena[next++] : slot;
+            fill_agg(node, t, &arena[next], n);
+            if (t == '|' && n == 0) {
+                pending = node;
+                continue;
+            }
+            if (n == 0)
+                break;
+            if (t != '|') {
+                node->attrs = pending;
+                pending = NULL;
+            }
+            aredis__build_frame *f = &st[depth++];
+            f->children = &arena[next];
+            f->idx = 0;
+            f->n = n;
+            f->attr = t == '|' ? node : NULL;
+            f->resume = slot;
+            next += n;
+            slot = f->children;
+            continue;
+        }
+        default: {
+            char *cr = memchr(p, '\r', rd->spos - (size_t)(p - buf));
+            fill_line(slot, t, p, (size_t)(cr - p));
+            p = cr + 2;
+            break;
+        }
+        }
+        /* The slot holds a complete item: hang the attribute on it. */
+        slot->attrs = pending;
+        pending = NULL;
+        for (;;) {
+            if (depth == 0)
+                return;
+            aredis__build_frame *f = &st[depth - 1];
+            if (++f->idx < f->n) {
+                slot = &f->children[f->idx];
+                break;
+            }
+            depth--;
+            if (f->attr != NULL) {
+                pending = f->attr;
+                slot = f->resume;
+                break;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * Fast path: most replies are a lone +status, -error, :integer or $bulk.
+ * When a fresh top-level reply is one of those and is complete and plain,
+ * fill it directly; anything unusual (cut short, malformed, long, limits)
+ * returns 0 and goes through scan(), which has the whole rule book.
+ * ------------------------------------------------------------------------ */
+
+static inline int fast_scalar(aredis_reader *rd)
+{
+    char *p = rd->buf + rd->spos;
+    const char *end = rd->buf + rd->wpos;
+    aredis_reply *r = rd->arena;
+    char t = *p;
+
+    if (t == '+' || t == '-') {
+        char *q = p + 1;
+        const char *stop = end - p > 65 ? p + 64 : end - 1;
+        while (q < stop && *q != '\r')
+            q++;
+        if (q >= stop || q[1] != '\n')
+            return 0;
+        size_t len = (size_t)(q - p - 1);
+        *q = '\0';
+        r->type = t == '+' ? AREDIS_REPLY_STATUS : AREDIS_REPLY_ERROR;
+        r->code = t == '+' ? 0 : AREDIS_ESERVER;
+        r->len = len;
+        r->str = p + 1;
+        r->integer = 0;
+        r->attrs = NULL;
+        r->vformat[0] = '\0';
+        rd->spos = (size_t)(q + 2 - rd->buf);
+        return 1;
+    }
+    if (t != ':' && t != '$')
+        return 0;
+    char *q = p + 1;
+    int neg = q < end && *q == '-';
+    q += neg;
+    const char *digits = q;
+    const char *stop = end - q > 19 ? q + 18 : end - 1;
+    uint64_t v = 0;
+    unsigned d;
+    while (q < stop && (d = (unsigned)(unsigned char)*q - '0') <= 9) {
+        v = v * 10 + d;
+        q++;
+    }
+    /* 18 digits at most here: no overflow; longer numbers take scan(). */
+    if (q == digits || q >= stop || *q != '\r' || q[1] != '\n')
+        return 0;
+    char *body = q + 2;
+    if (t == ':') {
+        fill_int(r, neg ? (long long)(0 - v) : (long long)v);
+        rd->spos = (size_t)(body - rd->buf);
+        return 1;
+    }
+    if (neg || v > rd->lim.max_bulk_len || (size_t)(end - body) < v + 2 ||
+        body[v] != '\r' || body[v + 1] != '\n')
+        return 0;
+    fill_bulk(r, '$', body, (size_t)v);
+    rd->spos = (size_t)(body + v + 2 - rd->buf);
+    return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Buffer management and the public API.
+ * ------------------------------------------------------------------------ */
+
+static void reset_scan(aredis_reader *rd)
+{
+    rd->partial = 0;
+    rd->need = 0;
+    rd->line_from = 0;
+    rd->nodes = 0;
+    rd->depth = 0;
+    rd->max_depth_seen = 0;
+    rd->attr_pending = 0;
+}
+
+/* Drop the bytes of the reply returned last: it is no longer borrowed. */
+static inline void release(aredis_reader *rd)
+{
+    if (rd->release == 0)
+        return;
+    rd->rpos = rd->release;
+    rd->release = 0;
+    if (rd->rpos == rd->wpos) {
+        rd->rpos = rd->wpos = rd->spos = 0;
+        if (rd->cap > KEEP_BUF) {
+            aredis__free(rd->buf);
+            rd->buf = NULL;
+            rd->cap = 0;
+        }
+    }
+}
+
+/* Make room for `extra` bytes after wpos, compacting before growing. */
+static int ensure_space(aredis_reader *rd, size_t extra)
+{
+    if (rd->cap - rd->wpos >= extra)
+        return 0;
+    size_t used = rd->wpos - rd->rpos;
+    if (rd->rpos > 0) {
+        size_t shift = rd->rpos;
+        if (used != 0)
+            memmove(rd->buf, rd->buf + shift, used);
+        rd->wpos -= shift;
+        rd->spos -= shift;
+        rd->rpos = 0;
+        if (rd->need != 0)
+            rd->need -= shift;
+        if (rd->line_from != 0)
+            rd->line_from -= shift;
+        if (rd->cap - rd->wpos >= extra)
+            return 0;
+    }
+    if (extra > SIZE_MAX - used)
+        return AREDIS_ENOMEM;
+    size_t want = used + extra;
+    size_t cap = rd->cap < READ_CHUNK ? READ_CHUNK : rd->cap;
+    while (cap < want)
+        cap = cap > SIZE_MAX / 2 ? want : cap * 2;
+    char *b = aredis__realloc(rd->buf, cap);
+    if (b == NULL)
+        return AREDIS_ENOMEM;
+    rd->buf = b;
+    rd->cap = cap;
+    return 0;
+}
+
+aredis_reader *aredis_reader_new(const aredis_reader_limits *limits)
+{
+    aredis_reader *rd = aredis__calloc(1, sizeof *rd);
+    if (rd == NULL)
+        return NULL;
+    if (limits != NULL)
+        rd->lim = *limits;
+    if (rd->lim.max_depth == 0)
+        rd->lim.max_depth = DEFAULT_MAX_DEPTH;
+    if (rd->lim.max_bulk_len == 0)
+        rd->lim.max_bulk_len = DEFAULT_MAX_BULK;
+    if (rd->lim.max_elements == 0)
+        rd->lim.max_elements = DEFAULT_MAX_ELEMENTS;
+    if (rd->lim.max_buffer == 0)
+        rd->lim.max_buffer = DEFAULT_MAX_BUFFER;
+    rd->arena = aredis__reallocarray(NULL, INITIAL_ARENA, sizeof *rd->arena);
+    if (rd->arena == NULL) {
+        aredis__free(rd);
+        return NULL;
+    }
+    rd->arena_cap = INITIAL_ARENA;
+    return rd;
+}
+
+void aredis_reader_free(aredis_reader *rd)
+{
+    if (rd == NULL)
+        return;
+    aredis__free(rd->buf);
+    aredis__free(rd->stack);
+    aredis__free(rd->bstack);
+    aredis__free(rd->arena);
+    aredis__free(rd);
+}
+
+static int check_buffer_limit(aredis_reader *rd, size_t extra)
+{
+    size_t used = rd->wpos - rd->rpos;
+    if (extra > rd->lim.max_buffer || used > rd->lim.max_buffer - extra)
+        return fail(rd, AREDIS_ETOOBIG,
+                    "more than max_buffer (%zu) bytes buffered for one reply",
+                    rd->lim.max_buffer);
+    return 0;
+}
+
+int aredis_reader_feed(aredis_reader *rd, const char *buf, size_t len)
+{
+    if (rd->err)
+        return rd->err;
+    release(rd);
+    /* The common case: it fits after what is buffered, within the limit
+     * (buffered bytes never exceed max_buffer, so this cannot wrap). */
+    if (len <= rd->cap - rd->wpos &&
+        len <= rd->lim.max_buffer - (rd->wpos - rd->rpos)) {
+        if (len != 0)
+            memcpy(rd->buf + rd->wpos, buf, len);
+        rd->wpos += len;
+        return 0;
+    }
+    int e = check_buffer_limit(rd, len);
+    if (e == 0)
+        e = ensure_space(rd, len);
+    if (e != 0)
+        return e;
+    memcpy(rd->buf + rd->wpos, buf, len);
+    rd->wpos += len;
+    return 0;
+}
+
+char *aredis_reader_prepare(aredis_reader *rd, size_t min_size, size_t *avail)
+{
+    *avail = 0;
+    rd->prepared = 0;
+    if (rd->err)
+        return NULL;
+    release(rd);
+    if (min_size == 0)
+        min_size = READ_CHUNK;
+    size_t used = rd->wpos - rd->rpos;
+    if (used >= rd->lim.max_buffer) {
+        check_buffer_limit(rd, 1);
+        return NULL;
+    }
+    size_t room = rd->lim.max_buffer - used;
+    if (min_size > room)
+        min_size = room;
+    if (ensure_space(rd, min_size) != 0)
+        return NULL;
+    size_t n = rd->cap - rd->wpos;
+    rd->prepared = n < room ? n : room;
+    *avail = rd->prepared;
+    return rd->buf + rd->wpos;
+}
+
+int aredis_reader_commit(aredis_reader *rd, size_t n)
+{
+    if (n > rd->prepared)
+        return AREDIS_EINVAL;
+    rd->wpos += n;
+    rd->prepared = 0;
+    return 0;
+}
+
+int aredis_reader_get_reply(aredis_reader *rd, const aredis_reply **out)
+{
+    if (rd->err)
+        return rd->err;
+    release(rd);
+    rd->prepared = 0;
+    if (rd->spos == rd->wpos)
+        return 0;
+    if (!rd->partial && fast_scalar(rd)) {
+        *out = rd->arena;
+        rd->release = rd->spos;
+        return 1;
+    }
+    if (!rd->scanned) {
+        int r = scan(rd);
+        if (r == 0)
+            rd->partial = 1;
+        if (r <= 0)
+            return r;
+        if (r == SCAN_COMPLETE)
+            rd->scanned = 1;
+    }
+    if (rd->scanned) {
+        /* Out of memory here is not sticky: the scan is kept, and a later
+         * call retries the build. */
+        if (reserve_build(rd) != 0)
+            return AREDIS_ENOMEM;
+        build(rd);
+        rd->scanned = 0;
+    }
+    *out = rd->arena;
+    rd->release = rd->spos;
+    reset_scan(rd);
+    return 1;
+}
+
+int aredis_reader_error(const aredis_reader *rd)
+{
+    return rd->err;
+}
+
+const char *aredis_reader_errstr(const aredis_reader *rd)
+{
+    return rd->err ? rd->errstr : "";
+}
+
+size_t aredis_reader_buffered(const aredis_reader *rd)
+{
+    return rd->wpos - (rd->release ? rd->release : rd->rpos);
+}

@@ -1,0 +1,162 @@
+/* Reply helpers (resp layer): type names, owned copies, map look-up.
+ *
+ * An owned copy is one allocation: the nodes first, then every string.
+ * It is laid out by a Cheney-style copy (children of an aggregate stay
+ * contiguous) so neither counting nor copying recurses on the C stack,
+ * whatever the nesting depth. Pure memory work: no I/O. */
+#include <stdint.h>
+#include <string.h>
+
+#include "aredis/error.h"
+#include "aredis/reply.h"
+#include "util/alloc.h"
+
+const char *aredis_reply_type_name(int type)
+{
+    switch (type) {
+#define AREDIS_REPLY_NAME_(name, value, desc) \
+    case AREDIS_REPLY_##name:                 \
+        return desc;
+        AREDIS_REPLY_TYPE_MAP(AREDIS_REPLY_NAME_)
+#undef AREDIS_REPLY_NAME_
+    default:
+        return "unknown";
+    }
+}
+
+static int has_str(const aredis_reply *r)
+{
+    switch (r->type) {
+    case AREDIS_REPLY_STRING:
+    case AREDIS_REPLY_STATUS:
+    case AREDIS_REPLY_ERROR:
+    case AREDIS_REPLY_DOUBLE:
+    case AREDIS_REPLY_BIGNUM:
+    case AREDIS_REPLY_VERB:
+        return r->str != NULL;
+    default:
+        return 0;
+    }
+}
+
+static int is_aggregate(const aredis_reply *r)
+{
+    switch (r->type) {
+    case AREDIS_REPLY_ARRAY:
+    case AREDIS_REPLY_MAP:
+    case AREDIS_REPLY_SET:
+    case AREDIS_REPLY_PUSH:
+    case AREDIS_REPLY_ATTR:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* A range of sibling nodes still to count. */
+typedef struct range {
+    const aredis_reply *first;
+    size_t n;
+} range;
+
+/* Count nodes and string bytes (with their NULs). 0, or AREDIS_ENOMEM. */
+static int measure(const aredis_reply *root, size_t *nodes, size_t *bytes)
+{
+    size_t cap = 16, top = 0;
+    range *stack = aredis__reallocarray(NULL, cap, sizeof *stack);
+    if (stack == NULL)
+        return AREDIS_ENOMEM;
+    stack[top++] = (range){root, 1};
+    *nodes = 0;
+    *bytes = 0;
+    while (top > 0) {
+        range rg = stack[--top];
+        for (size_t i = 0; i < rg.n; i++) {
+            const aredis_reply *r = &rg.first[i];
+            ++*nodes;
+            if (has_str(r))
+                *bytes += r->len + 1;
+            const aredis_reply *kids[2] = {NULL, r->attrs};
+            size_t counts[2] = {0, 1};
+            if (is_aggregate(r) && r->len != 0) {
+                kids[0] = r->element;
+                counts[0] = r->len;
+            }
+            for (int k = 0; k < 2; k++) {
+                if (kids[k] == NULL)
+                    continue;
+                if (top == cap) {
+                    range *s = aredis__reallocarray(stack, cap * 2,
+                                                    sizeof *stack);
+                    if (s == NULL) {
+                        aredis__free(stack);
+                        return AREDIS_ENOMEM;
+                    }
+                    stack = s;
+                    cap *= 2;
+                }
+                stack[top++] = (range){kids[k], counts[k]};
+            }
+        }
+    }
+    aredis__free(stack);
+    return 0;
+}
+
+aredis_reply *aredis_reply_dup(const aredis_reply *root)
+{
+    size_t nodes, bytes;
+    if (measure(root, &nodes, &bytes) != 0)
+        return NULL;
+    if (nodes > (SIZE_MAX - bytes) / sizeof(aredis_reply))
+        return NULL;
+    aredis_reply *out = aredis__malloc(nodes * sizeof *out + bytes);
+    if (out == NULL)
+        return NULL;
+    char *strings = (char *)(out + nodes);
+
+    /* Copy the root, then fix up nodes in allocation order: each node's
+     * pointers still refer to the source until its turn comes. */
+    out[0] = *root;
+    size_t used = 1;
+    for (size_t i = 0; i < used; i++) {
+        aredis_reply *r = &out[i];
+        if (has_str(r)) {
+            memcpy(strings, r->str, r->len);
+            strings[r->len] = '\0';
+            r->str = strings;
+            strings += r->len + 1;
+        } else if (is_aggregate(r) && r->len != 0) {
+            memcpy(&out[used], r->element, r->len * sizeof *out);
+            r->element = &out[used];
+            used += r->len;
+        }
+        if (r->attrs != NULL) {
+            out[used] = *r->attrs;
+            r->attrs = &out[used];
+            used++;
+        }
+    }
+    return out;
+}
+
+void aredis_reply_free(aredis_reply *r)
+{
+    aredis__free(r);
+}
+
+const aredis_reply *aredis_reply_map_get(const aredis_reply *r,
+                                         const char *key, size_t klen)
+{
+    if (r == NULL ||
+        (r->type != AREDIS_REPLY_MAP && r->type != AREDIS_REPLY_ATTR))
+        return NULL;
+    for (size_t i = 0; i + 1 < r->len; i += 2) {
+        const aredis_reply *k = &r->element[i];
+        if ((k->type == AREDIS_REPLY_STRING || k->type == AREDIS_REPLY_STATUS ||
+             k->type == AREDIS_REPLY_VERB) &&
+            k->len == klen && memcmp(k->str, key, klen) == 0)
+            return &r->element[i + 1];
+    }
+    return NULL;
+}
