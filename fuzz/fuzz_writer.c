@@ -199,7 +199,8 @@ struct expect {
     char arg[MAX_WORDS][MAX_ARG];
     size_t len[MAX_WORDS];
     int ndoubles[MAX_WORDS];    /* exact bytes unknown: check loosely */
-    int only_double[MAX_WORDS]; /* the word is exactly one %f or %g */
+    int only_double[MAX_WORDS]; /* 1 + the slot when the word is exactly
+                                 * one %f or %g, else 0 */
     int bad;                    /* a NULL pointer: AREDIS_EINVAL expected */
 };
 
@@ -340,18 +341,21 @@ static int call_schedule(aredis_buf *b, int sched, const char *fmt,
     }
 }
 
-static void check_double_word(const struct span *a)
+/* A word that is a lone double must read back to the very same bits. */
+static void check_double_word(const struct span *a, double want)
 {
     char text[64];
-    CHECK(a->n >= 1 && a->n < sizeof text);
+    CHECK(a->n >= 1 && a->n <= 24);
     memcpy(text, a->p, a->n);
     text[a->n] = '\0';
-    if (strcmp(text, "nan") == 0)
+    if (isnan(want)) {
+        CHECK(strcmp(text, "nan") == 0);
         return;
+    }
     char *end;
     double d = strtod(text, &end);
     CHECK(*end == '\0');
-    CHECK(!isnan(d));
+    CHECK(memcmp(&d, &want, sizeof d) == 0);
 }
 
 static void mode_generated(struct input *in)
@@ -387,7 +391,7 @@ static void mode_generated(struct input *in)
                 enum type t = schedules[sched][nconv];
                 conversion(in, &v, &e, t, nconv, w, f, &fl);
                 if (t == T_DOUBLE && items == 1)
-                    e.only_double[w] = 1;
+                    e.only_double[w] = 1 + (int)nconv;
                 nconv++;
             } else if (kind == 1) {
                 f[fl++] = '%';
@@ -425,7 +429,7 @@ static void mode_generated(struct input *in)
     CHECK(n == nwords);
     for (size_t w = 0; w < nwords; w++) {
         if (e.only_double[w]) {
-            check_double_word(&args[w]);
+            check_double_word(&args[w], v.d[e.only_double[w] - 1]);
         } else if (e.ndoubles[w] != 0) {
             /* The other pieces are known; each double adds 1 to 24 bytes. */
             size_t nd = (size_t)e.ndoubles[w];

@@ -6,10 +6,14 @@
 #define AREDIS_AREDIS_H
 
 #include "alloc.h"
+#include "client.h"
 #include "error.h"
+#include "loop.h"
+#include "options.h"
 #include "export.h"
 #include "reply.h"
 #include "resp.h"
+#include "sync.h"
 #include "version.h"
 
 #endif /* AREDIS_AREDIS_H */

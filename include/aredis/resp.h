@@ -128,11 +128,16 @@ AREDIS_API int aredis_write_argv(aredis_buf *b, int argc,
 
 /** Encode one command from a printf-like format.
  *
- * Arguments are separated by spaces in the format. Conversions: %s (C
- * string), %b (pointer, then size_t length), %d %i %u %ld %lu %lld %llu %zu,
- * %f %g (a double, printed with enough digits to round-trip) and %%. A
+ * Arguments are separated by spaces in the format; a run of spaces is one
+ * separator, leading and trailing spaces are ignored, and only ' ' counts
+ * (a tab is part of an argument). Conversions: %s (C string), %b (pointer,
+ * then size_t length), %d %i %u %ld %lu %lld %llu %zu, %f %g (a double,
+ * printed with enough digits to round-trip: the shortest of %.15g, %.16g
+ * and %.17g that reads back exactly, always with '.' whatever the locale;
+ * inf, -inf and nan as such) and %%. No flags, widths or precisions. A
  * conversion may sit inside a word ("user:%d:name"); an empty %s or %b is
- * an empty argument, not a missing one.
+ * an empty argument, not a missing one. The whole format is checked before
+ * any argument is read.
  * \return 0; AREDIS_EFORMAT for an unknown or truncated conversion or a
  *         format with no argument; AREDIS_EINVAL for a NULL %s or %b
  *         pointer with a non-zero length; AREDIS_ENOMEM. On failure the

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "aredis/error.h"
+#include "resp/resp.h"
 #include "resp/resp_int.h"
 #include "util/alloc.h"
 
@@ -105,8 +106,9 @@ static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
 /* A RESP3 double (section "Double type"): inf, -inf, nan, or a decimal
  * with optional fraction and exponent. Short decimals are converted
  * exactly with one multiplication or division (both operands are exact
- * doubles, so the result is correctly rounded); the rest go to strtod. */
-static int parse_double(const char *s, size_t n, double *out)
+ * doubles, so the result is correctly rounded); the rest go to strtod in
+ * the C locale. Declared in resp/resp.h for the client's reply reshaping. */
+int aredis__parse_double(const char *s, size_t n, double *out)
 {
     if (n == 0 || n > MAX_DOUBLE_TEXT)
         return -1;
@@ -222,7 +224,7 @@ static void fill_line(aredis_reply *r, char type, char *line, size_t len)
         break;
     case ',':
         r->type = AREDIS_REPLY_DOUBLE;
-        (void)parse_double(line, len, &r->dval);
+        (void)aredis__parse_double(line, len, &r->dval);
         break;
     case '(':
         r->type = AREDIS_REPLY_BIGNUM;
@@ -556,7 +558,7 @@ static int scan(aredis_reader *rd)
             char *line = p + 1;
             size_t llen = (size_t)(cr - line);
             double d;
-            if (t == ',' && parse_double(line, llen, &d) != 0)
+            if (t == ',' && aredis__parse_double(line, llen, &d) != 0)
                 return fail(rd, AREDIS_EPROTO, "bad double \"%.*s\"",
                             shown(line, end), line);
             if (t == '(' && !is_bignum(line, llen))

@@ -20,4 +20,8 @@ int aredis__buf_append(aredis_buf *b, const void *p, size_t n);
 /* Forget the first n bytes (already written to the socket). */
 void aredis__buf_consume(aredis_buf *b, size_t n);
 
+/* Parse a RESP3 double's text (inf, -inf, nan or a decimal), locale
+ * independently. 0 and *out set, or -1 when it is not a valid double. */
+int aredis__parse_double(const char *s, size_t n, double *out);
+
 #endif /* AREDIS_RESP_RESP_H */

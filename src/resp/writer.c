@@ -97,12 +97,12 @@ static size_t fmt_ll(char *out, long long v)
     return 1 + fmt_ull(out + 1, 0ULL - (unsigned long long)v);
 }
 
-/* Powers of ten, exact in a double up to 1e22 (and 1e19 is the most this
- * file needs), so m / 1e<k> below is a single correctly rounded division. */
-static const double pow10_dbl[] = {1e0,  1e1,  1e2,  1e3,  1e4,
-                                   1e5,  1e6,  1e7,  1e8,  1e9,
-                                   1e10, 1e11, 1e12, 1e13, 1e14,
-                                   1e15, 1e16, 1e17, 1e18, 1e19};
+/* Every power of ten that a double holds exactly, so that multiplying or
+ * dividing an exact integer by one is a single correctly rounded
+ * operation. */
+static const double pow10_dbl[] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 /* The common case of a double with a short decimal form (12.5, 0.1, 3.14)
  * without printf: find the smallest k such that an integer m <= 1e15 gives
@@ -120,7 +120,7 @@ static size_t fmt_short_decimal(char *out, double d)
     if (!(a >= 1e-4 && a < 1e15))
         return 0;
     unsigned long long scale = 1;
-    for (unsigned k = 1; k < sizeof pow10_dbl / sizeof pow10_dbl[0]; k++) {
+    for (unsigned k = 1; k <= 19; k++) {
         scale *= 10;
         double t = a * pow10_dbl[k];
         if (t >= 1e15)
@@ -152,9 +152,237 @@ static size_t fmt_short_decimal(char *out, double d)
     return 0;
 }
 
+/* True for the bytes of a %g number other than its decimal point. */
+static int is_g_char(char c)
+{
+    return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e';
+}
+
+/* The rule itself, spelled out with the C library: the first of %.15g,
+ * %.16g and %.17g that strtod() reads back, with the locale's decimal point
+ * turned into '.'. Only used when fmt_double_digits() cannot decide, as it
+ * costs up to three snprintf() and two strtod() calls. */
+static size_t fmt_double_printf(char *out, double d)
+{
+    /* snprintf() and strtod() both follow LC_NUMERIC, which is fine for the
+     * round-trip check because they agree with each other. The buffer is
+     * larger than NUM_SLOT in case a locale's decimal point is several
+     * bytes long. */
+    char tmp[64];
+    int w = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        w = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (w <= 0 || (size_t)w >= sizeof tmp)
+            return 0;
+        if (prec == 17 || strtod(tmp, NULL) == d)
+            break;
+    }
+
+    /* Everything %g prints for a finite value is a digit, a sign, 'e' or
+     * the decimal point, so any other run of bytes is the point. Compact
+     * it to a single '.' in place; the result only ever gets shorter. */
+    size_t len = 0, n = (size_t)w;
+    for (size_t i = 0; i < n;) {
+        if (is_g_char(tmp[i])) {
+            tmp[len++] = tmp[i++];
+            continue;
+        }
+        tmp[len++] = '.';
+        while (i < n && !is_g_char(tmp[i]))
+            i++;
+    }
+    if (len > NUM_SLOT)
+        return 0;
+    memcpy(out, tmp, len);
+    return len;
+}
+
+/* Lay out what %.<prec>g prints, given its prec correctly rounded
+ * significant digits and the decimal exponent x of the first one
+ * (C11 7.21.6.1): plain notation when -4 <= x < prec, otherwise
+ * d.ddde+xx with at least two exponent digits; trailing zeros of the
+ * fraction are dropped, and the point with them if nothing is left. */
+static size_t put_g(char *out, int neg, const char *dig, int prec, int x)
+{
+    size_t nd = (size_t)prec, len = 0;
+    while (nd > 1 && dig[nd - 1] == '0')
+        nd--;
+    if (neg)
+        out[len++] = '-';
+    if (x >= -4 && x < prec) {
+        if (x < 0) {
+            out[len++] = '0';
+            out[len++] = '.';
+            for (int i = -1; i > x; i--)
+                out[len++] = '0';
+            memcpy(out + len, dig, nd);
+            return len + nd;
+        }
+        size_t ip = (size_t)x + 1;
+        for (size_t i = 0; i < ip; i++)
+            out[len++] = i < nd ? dig[i] : '0';
+        if (nd > ip) {
+            out[len++] = '.';
+            memcpy(out + len, dig + ip, nd - ip);
+            len += nd - ip;
+        }
+        return len;
+    }
+    out[len++] = dig[0];
+    if (nd > 1) {
+        out[len++] = '.';
+        memcpy(out + len, dig + 1, nd - 1);
+        len += nd - 1;
+    }
+    out[len++] = 'e';
+    out[len++] = x < 0 ? '-' : '+';
+    unsigned ux = (unsigned)(x < 0 ? -x : x);
+    if (ux < 10)
+        out[len++] = '0';
+    return len + fmt_ull(out + len, ux);
+}
+
+/* Digits the double path asks printf for. Three beyond the 17 that can
+ * matter make a tie it cannot settle rare (a few values in a thousand
+ * need the slow path), while each extra digit costs printf some work. */
+#define EXACT_DIGITS 20
+
+/* Round the EXACT_DIGITS correctly rounded digits in all to prec digits in
+ * dig, carrying into the exponent *x when needed. Because all is within
+ * half a unit of its last place of the true value, the true value rounds
+ * the same way unless the dropped digits read exactly 5000.... Such a tie
+ * is real when `exact` says the digits are the whole decimal expansion,
+ * and then goes to the even digit as printf does; otherwise it cannot be
+ * settled from these digits and the function returns -1. */
+static int round_digits(const char *all, int prec, int exact, char *dig,
+                        int *x)
+{
+    size_t p = (size_t)prec;
+    memcpy(dig, all, p);
+    int up = all[p] > '5';
+    if (all[p] == '5') {
+        for (size_t i = p + 1; i < EXACT_DIGITS && !up; i++)
+            up = all[i] != '0';
+        if (!up && !exact)
+            return -1;
+        if (!up)
+            up = (dig[p - 1] - '0') % 2 == 1;
+    }
+    if (!up)
+        return 0;
+    size_t i = p;
+    while (i > 0 && dig[i - 1] == '9')
+        dig[--i] = '0';
+    if (i > 0) {
+        dig[i - 1]++;
+    } else {
+        dig[0] = '1';
+        (*x)++;
+    }
+    return 0;
+}
+
+/* Whether the decimal dig[0..prec) * 10^(x - prec + 1) reads back as a. */
+static int reads_back(const char *dig, int prec, int x, double a)
+{
+    unsigned long long q = 0;
+    for (int i = 0; i < prec; i++)
+        q = q * 10 + (unsigned)(dig[i] - '0');
+    int e = x - prec + 1;
+    /* Clinger's fast path: q and 10^|e| are exact doubles, so one
+     * correctly rounded operation gives what strtod() would. */
+    if (q <= (1ULL << 53) && e >= -22 && e <= 22) {
+        double v = e >= 0 ? (double)q * pow10_dbl[e] : (double)q / pow10_dbl[-e];
+        return v == a;
+    }
+    /* Written with an exponent and no decimal point, the text reads the
+     * same in every locale. */
+    char text[48];
+    snprintf(text, sizeof text, "%llue%d", q, e);
+    return strtod(text, NULL) == a;
+}
+
+/* Whether the whole decimal expansion of a (finite, > 0), whose first
+ * digit is at 10^x, fits in EXACT_DIGITS significant digits, so that the
+ * digits printf gave are exact rather than rounded. With a = m * 2^e and
+ * m odd, the expansion ends at 10^e when e < 0 (2^-n = 5^n / 10^n ends in
+ * a 5 at the n-th decimal) and at or after the units digit otherwise. */
+static int expansion_fits(double a, int x)
+{
+    int e;
+    double f = frexp(a, &e);
+    /* f is in [0.5, 1): 53 bits of it make an integer. */
+    unsigned long long m = (unsigned long long)ldexp(f, 53);
+    e -= 53;
+    while (m != 0 && m % 2 == 0) {
+        m /= 2;
+        e++;
+    }
+    int last = e < 0 ? e : 0;
+    return last >= x - (EXACT_DIGITS - 1);
+}
+
+/* The same result as fmt_double_printf() from one snprintf() and no
+ * strtod() in the common case: take 20 exact digits once, round them to
+ * 15, 16 and 17 digits ourselves and check each candidate with exact
+ * double arithmetic. Falls back to fmt_double_printf() on a rounding tie
+ * or an unexpected snprintf() output. */
+static size_t fmt_double_digits(char *out, double d)
+{
+    double a = d < 0 ? -d : d;
+    char tmp[64];
+    int w = snprintf(tmp, sizeof tmp, "%.19e", a);
+    if (w <= 0 || (size_t)w >= sizeof tmp)
+        return fmt_double_printf(out, d);
+    char all[EXACT_DIGITS];
+    size_t nd = 0;
+    const char *p = tmp;
+    /* "d.ddd...e-xx", whatever bytes the locale uses for the point. */
+    for (; *p != '\0' && *p != 'e'; p++) {
+        if (*p < '0' || *p > '9')
+            continue;
+        if (nd == EXACT_DIGITS)
+            return fmt_double_printf(out, d);
+        all[nd++] = *p;
+    }
+    if (nd != EXACT_DIGITS || *p != 'e')
+        return fmt_double_printf(out, d);
+    p++;
+    int neg = *p == '-';
+    if (*p == '-' || *p == '+')
+        p++;
+    int x = 0;
+    for (int i = 0; i < 4 && *p >= '0' && *p <= '9'; i++, p++)
+        x = x * 10 + (*p - '0');
+    if (*p != '\0')
+        return fmt_double_printf(out, d);
+    if (neg)
+        x = -x;
+
+    char dig[17];
+    int exact = -1; /* not yet known */
+    for (int prec = 15; prec <= 17; prec++) {
+        int xr = x;
+        int rc = round_digits(all, prec, exact == 1, dig, &xr);
+        if (rc != 0 && exact == -1) {
+            exact = expansion_fits(a, x);
+            rc = round_digits(all, prec, exact == 1, dig, &xr);
+        }
+        if (rc != 0)
+            return fmt_double_printf(out, d);
+        /* Seventeen digits always read back (IEEE 754 binary64). */
+        if (prec == 17 || reads_back(dig, prec, xr, a))
+            return put_g(out, d < 0, dig, prec, xr);
+    }
+    return 0;
+}
+
 /* A double in the shortest "%.Ng" form (N = 15, 16 or 17) that strtod()
  * reads back to the same value, with '.' as the decimal point whatever the
- * locale says, so the server sees the same bytes everywhere.
+ * locale says, so the server sees the same bytes everywhere. Cheap cases
+ * first: integers, then short decimals, then the digit-rounding path.
+ * Like the C library, the shortcuts assume the default round-to-nearest
+ * floating-point mode.
  * Returns the length, or 0 if the C library produced something absurd. */
 static size_t fmt_double(char *out, double d)
 {
@@ -189,43 +417,7 @@ static size_t fmt_double(char *out, double d)
     size_t n = fmt_short_decimal(out, d);
     if (n != 0)
         return n;
-
-    /* snprintf() and strtod() both follow LC_NUMERIC, which is fine for the
-     * round-trip check because they agree with each other; the decimal
-     * point is rewritten afterwards. The buffer is larger than NUM_SLOT in
-     * case a locale's decimal point is several bytes long. */
-    char tmp[64];
-    int w = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        w = snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (w <= 0 || (size_t)w >= sizeof tmp)
-            return 0;
-        if (prec == 17 || strtod(tmp, NULL) == d)
-            break;
-    }
-
-    /* Everything %g prints for a finite value is a digit, a sign, 'e' or
-     * the decimal point, so any other run of bytes is the point. Compact
-     * it to a single '.' in place; the result only ever gets shorter. */
-    size_t len = 0;
-    n = (size_t)w;
-    for (size_t i = 0; i < n;) {
-        char c = tmp[i];
-        if ((c >= '0' && c <= '9') || c == '-' || c == '+' || c == 'e') {
-            tmp[len++] = c;
-            i++;
-            continue;
-        }
-        tmp[len++] = '.';
-        while (i < n && !((tmp[i] >= '0' && tmp[i] <= '9') ||
-                                  tmp[i] == 'e' || tmp[i] == '-' ||
-                                  tmp[i] == '+'))
-            i++;
-    }
-    if (len > NUM_SLOT)
-        return 0;
-    memcpy(out, tmp, len);
-    return len;
+    return fmt_double_digits(out, d);
 }
 
 /* ------------------------------------------------------------------------
@@ -382,6 +574,11 @@ struct fmt_counts {
 
 /* Step 1. Only ' ' separates arguments; runs of spaces count as one and
  * leading or trailing spaces are ignored, so "  GET  k " has two. */
+/* Bytes that end a literal run: the end of the string, the argument
+ * separator and the start of a conversion. Testing one table entry per
+ * byte keeps the format walks (there are two) to a load and a branch. */
+static const unsigned char ends_run[256] = {['\0'] = 1, [' '] = 1, ['%'] = 1};
+
 static int scan_format(const char *fmt, struct fmt_counts *c)
 {
     size_t nargs = 0, npieces = 0, nnums = 0;
@@ -394,14 +591,16 @@ static int scan_format(const char *fmt, struct fmt_counts *c)
         nargs++;
         /* The literal run that may end the argument. */
         npieces++;
-        while (*p != '\0' && *p != ' ') {
-            if (*p++ != '%')
-                continue;
+        for (;;) {
+            while (!ends_run[(unsigned char)*p])
+                p++;
+            if (*p != '%')
+                break;
             size_t used;
-            enum conv k = parse_conv(p, &used);
+            enum conv k = parse_conv(p + 1, &used);
             if (k == CONV_BAD)
                 return AREDIS_EFORMAT;
-            p += used;
+            p += 1 + used;
             /* "%%" closes the literal run before it (keeping one '%');
              * a value adds that run and itself. */
             npieces += k == CONV_PCT ? 1 : 2;
@@ -488,11 +687,11 @@ static int gather(const char *fmt, va_list *ap, struct plan *pl)
         struct piece *first = pc;
         size_t len = 0;
         const char *lit = p;
-        while (*p != '\0' && *p != ' ') {
-            if (*p != '%') {
+        for (;;) {
+            while (!ends_run[(unsigned char)*p])
                 p++;
-                continue;
-            }
+            if (*p != '%')
+                break;
             size_t used;
             enum conv k = parse_conv(p + 1, &used);
             if (k == CONV_PCT) {
@@ -595,9 +794,10 @@ int aredis_write_vfmt(aredis_buf *b, const char *fmt, va_list ap)
 
     if (cnt.npieces > STACK_PIECES || cnt.nargs > STACK_ARGS ||
         cnt.nnums > STACK_NUMS) {
-        /* Each count is bounded by the format's length, so these products
-         * cannot overflow for any format that fits in memory; check anyway
-         * rather than rely on it. */
+        /* Each count is bounded by the format's length, so the size cannot
+         * overflow for any format that fits in memory; check anyway rather
+         * than rely on it. Keeping each product under a quarter of
+         * SIZE_MAX keeps their sum in range too. */
         size_t psz = sizeof(struct piece), asz = sizeof(struct arg);
         if (cnt.npieces > SIZE_MAX / psz / 4 ||
             cnt.nargs > SIZE_MAX / asz / 4 ||

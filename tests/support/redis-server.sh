@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/support/redis-server.sh - throwaway redis-server instances for tests.
 #
-#   redis-server.sh start NAME [EXTRA_REDIS_SERVER_ARGS...]
+#   redis-server.sh start NAME [--tls] [EXTRA_REDIS_SERVER_ARGS...]
 #   redis-server.sh stop NAME
 #   redis-server.sh status NAME     (prints the state file; 0 if it runs)
 #
@@ -17,8 +17,8 @@
 #
 # Several named servers may run at once. Concurrent starts are safe: a port
 # taken by someone else makes redis-server exit with "Address already in use"
-# and another port is tried, and readiness requires that the server answering
-# on the port reports our own pid.
+# and another port is tried; readiness is checked on the server's own unix
+# socket, so no other process can pass for it.
 #
 # No server outlives its owner: a watchdog stops it when the owner process
 # (the caller, e.g. ctest; AREDIS_TEST_OWNER_PID, 0 = none) has gone, or after
@@ -114,12 +114,15 @@ read_state() {
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# ready PORT PID: the server on PORT answers and is ours (its INFO names our
-# pid), not a stranger that happens to hold the port.
+# ready DIR: the server answers PING on its unix socket. The socket lives in
+# our private directory, so whoever answers is our server; and it works
+# whatever the TCP side is (TLS-only, requirepass: NOAUTH is an answer too).
+# Redis opens all its listeners before it serves any, so by then the TCP
+# port is ours as well.
 ready() {
   local out
-  out=$(timeout 2 "$redis_cli" -h 127.0.0.1 -p "$1" info server 2>/dev/null) || return 1
-  [[ $out == *"process_id:$2"$'\r'* || $out == *"process_id:$2"$'\n'* ]]
+  out=$(timeout 2 "$redis_cli" -s "$1/redis.sock" ping 2>/dev/null) || return 1
+  [[ $out == PONG || $out == NOAUTH* ]]
 }
 
 cmd_stop() {
@@ -148,9 +151,24 @@ cmd_stop() {
   return $rc
 }
 
+# --tls (right after NAME): a TLS-only server. make-certs.sh writes a CA,
+# a server and a client certificate into the server's directory (ca.crt,
+# server.crt/.key, client.crt/.key); the TLS port is the chosen port and
+# plain TCP is off; client certificates are optional (EXTRA arguments such
+# as --tls-auth-clients yes override that). The unix socket stays
+# plaintext, so the readiness check works unchanged.
+tls_setup() { # DIR; sets tls_args
+  bash "$(dirname "${BASH_SOURCE[0]}")/make-certs.sh" "$1" >"$1/make-certs.log" 2>&1 ||
+    { cat "$1/make-certs.log" >&2; rm -rf "$1"; die "certificate generation failed"; }
+  tls_args=(--port 0 --tls-port '{port}' --tls-cert-file '{dir}/server.crt'
+            --tls-key-file '{dir}/server.key' --tls-ca-cert-file '{dir}/ca.crt'
+            --tls-auth-clients optional)
+}
+
 cmd_start() {
-  local name=$1
+  local name=$1 tls=0 tls_args=()
   shift
+  if [ "${1:-}" = --tls ]; then tls=1; shift; fi
   local file="$state_dir/$name.state"
   mkdir -p "$state_dir"
 
@@ -170,6 +188,7 @@ cmd_start() {
   # A short path: unix socket paths are limited to 107 bytes.
   local dir
   dir=$(mktemp -d "${TMPDIR:-/tmp}/aredis-$name.XXXXXX")
+  if [ $tls = 1 ]; then tls_setup "$dir" && set -- "${tls_args[@]}" "$@"; fi
 
   local attempt port pid pidstart args extra a deadline started=0
   for attempt in 1 2 3 4 5 6 7 8 9 10; do
@@ -198,7 +217,7 @@ cmd_start() {
 
     deadline=$(($(now_ms) + start_timeout * 1000))
     while :; do
-      if ready "$port" "$pid"; then
+      if ready "$dir"; then
         started=1
         break
       fi

@@ -392,7 +392,14 @@ Test(writer, fmt_double_matches_reference)
         "999999999999999.9", "999999999999999.5", "99999999999999.98",
         "123456789012345.6", "1e15", "1.5e15", "9.999999999999999e14",
         "1e-4", "9.9999e-5", "1e-5", "1e22", "1e23", "4.35", "2.675",
-        "1.0000000000000002", "0.9999999999999999", "100000000000000.1"};
+        "1.0000000000000002", "0.9999999999999999", "100000000000000.1",
+        /* Exact binary fractions whose 16-digit rounding is a true tie,
+         * and values whose 20 printed digits leave a tie unsettled. */
+        "1000.00006103515625", "1000.0001220703125", "0.000030517578125",
+        "3.9168040601008555e-39", "-1.0948669730935775e-21",
+        "-3.0759454679032105e+65", "1e300", "5e-324", "1.7976931348623157e308",
+        "2.2250738585072014e-308", "9007199254740993", "18014398509481985",
+        "123456789012345678", "1e21", "1.5e-7"};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         double v = strtod(texts[i], NULL);
         expect_reference(v);
@@ -739,6 +746,13 @@ static void expect_locale_independent(void)
     buf.len = 0;
     cr_assert_eq(aredis_write_fmt(&buf, "%g", 1.25e-100), 0);
     cr_assert_str_eq(only_arg(&buf, got, sizeof got), "1.25e-100");
+    buf.len = 0;
+    cr_assert_eq(aredis_write_fmt(&buf, "%g", 0.1 + 0.2), 0);
+    cr_assert_str_eq(only_arg(&buf, got, sizeof got), "0.30000000000000004");
+    /* Its 20 digits end in an unsettled tie: the snprintf fallback. */
+    buf.len = 0;
+    cr_assert_eq(aredis_write_fmt(&buf, "%g", 3.9168040601008555e-39), 0);
+    cr_assert_str_eq(only_arg(&buf, got, sizeof got), "3.9168040601008555e-39");
     buf.len = 0;
     cr_assert_eq(aredis_write_fmt(&buf, "%d", 1234567), 0);
     cr_assert_str_eq(only_arg(&buf, got, sizeof got), "1234567");

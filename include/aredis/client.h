@@ -1,0 +1,164 @@
+/* The client: one API for commands, whatever the server topology.
+ *
+ *     aredis_loop *loop = aredis_loop_new();
+ *     aredis_client *c = aredis_client_new(loop, &(aredis_options){
+ *                            .url = "redis://127.0.0.1:6379/0"}, NULL);
+ *     aredis_command(c, on_reply, ud, "SET %s %b", key, val, vlen);
+ *     aredis_loop_run(loop);
+ *
+ * Completion rule: a submit call that returns 0 runs its callback exactly
+ * once, later, from the loop, and always with a non-NULL reply. Failures
+ * (timeout, lost connection, refused connect, client freed) arrive as a
+ * reply of type AREDIS_REPLY_ERROR whose `code` says what happened; errors
+ * sent by the server have code AREDIS_ESERVER and keep the server's text.
+ * A submit call that returns a negative code never runs the callback.
+ *
+ * The reply passed to a callback is borrowed until the callback returns
+ * (see reply.h); aredis_reply_dup() keeps a copy.
+ *
+ * Threads: a client belongs to the thread running its loop. Every function
+ * here must be called on that thread.
+ *
+ * Re-entrancy: callbacks may submit commands and may free the client; the
+ * free then takes effect when the callback returns. */
+#ifndef AREDIS_CLIENT_H
+#define AREDIS_CLIENT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "export.h"
+#include "loop.h"
+#include "options.h"
+#include "reply.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct aredis_client aredis_client;
+
+/** A command's completion. \param c the client (valid during the call)
+ * \param r the reply, never NULL, borrowed \param ud the submit's ud. */
+typedef void (*aredis_reply_cb)(aredis_client *c, const aredis_reply *r,
+                                void *ud);
+
+/** Room for an error message returned by a constructor. */
+typedef struct aredis_status {
+    int code;
+    char msg[192];
+} aredis_status;
+
+/** Create a client bound to a loop and start connecting in the background.
+ * Commands may be submitted at once; they are sent when the connection is
+ * ready, or fail with the connect error.
+ * \param loop the loop the client runs on (borrowed; must outlive it).
+ * \param opts options (copied, see options.h); NULL for 127.0.0.1:6379.
+ * \param st optional: receives the error code and a message naming what is
+ *           wrong (bad URL, bad option) when NULL is returned.
+ * \return an owned client for aredis_client_free(), or NULL. \since 0.1 */
+AREDIS_API aredis_client *aredis_client_new(aredis_loop *loop,
+                                            const aredis_options *opts,
+                                            aredis_status *st);
+
+/** Free a client. Every command still pending completes with an error
+ * reply of code AREDIS_ECANCELED, from the loop (on its next turn, or in
+ * aredis_loop_free()); the memory is released after those callbacks. May be
+ * called from inside a callback. NULL is a no-op. \since 0.1 */
+AREDIS_API void aredis_client_free(aredis_client *c);
+
+/** Per-command options for the *_opts submit forms. */
+typedef struct aredis_command_opts {
+    /** Deadline in ms: > 0 overrides the client's command_timeout_ms,
+     * < 0 means none, 0 keeps the client's default. */
+    int64_t timeout_ms;
+} aredis_cmd_opts;
+
+/** Submit a command from a printf-like format (see aredis_write_fmt() in
+ * resp.h for the conversions). cb may be NULL to ignore the reply.
+ * \return 0 (cb will run exactly once); AREDIS_EFORMAT or AREDIS_EINVAL for
+ *         a bad format or argument; AREDIS_ENOMEM; AREDIS_ESTATE when the
+ *         client is being freed. \since 0.1 */
+AREDIS_API int aredis_command(aredis_client *c, aredis_reply_cb cb, void *ud,
+                              const char *fmt, ...);
+
+/** va_list form of aredis_command(). \since 0.1 */
+AREDIS_API int aredis_vcommand(aredis_client *c, aredis_reply_cb cb, void *ud,
+                               const char *fmt, va_list ap);
+
+/** Submit a command from an argument vector (binary safe; argvlen NULL
+ * means strlen). Errors as aredis_command(). \since 0.1 */
+AREDIS_API int aredis_commandv(aredis_client *c, aredis_reply_cb cb, void *ud,
+                               int argc, const char *const *argv,
+                               const size_t *argvlen);
+
+/** aredis_command() with per-command options (may be NULL). \since 0.1 */
+AREDIS_API int aredis_command_opts(aredis_client *c,
+                                   const aredis_cmd_opts *o,
+                                   aredis_reply_cb cb, void *ud,
+                                   const char *fmt, ...);
+
+/** aredis_commandv() with per-command options (may be NULL). \since 0.1 */
+AREDIS_API int aredis_commandv_opts(aredis_client *c,
+                                    const aredis_cmd_opts *o,
+                                    aredis_reply_cb cb, void *ud, int argc,
+                                    const char *const *argv,
+                                    const size_t *argvlen);
+
+/** RESP3 push messages that are not command replies (client tracking
+ * invalidations, ...) go to this handler; without one they are dropped.
+ * The reply is borrowed for the call. \since 0.1 */
+typedef void (*aredis_push_cb)(aredis_client *c, const aredis_reply *push,
+                               void *ud);
+AREDIS_API void aredis_client_set_push_handler(aredis_client *c,
+                                               aredis_push_cb cb, void *ud);
+
+/** Scratch memory for reply hooks: valid until the callback that receives
+ * the hook's result returns. */
+typedef struct aredis_reply_arena aredis_reply_arena;
+
+/** \return n zeroed nodes from the arena, or NULL when out of memory. */
+AREDIS_API aredis_reply *aredis_arena_nodes(aredis_reply_arena *a, size_t n);
+/** \return a NUL-terminated copy of s[0..n) in the arena, or NULL. */
+AREDIS_API char *aredis_arena_strndup(aredis_reply_arena *a, const char *s,
+                                      size_t n);
+
+/** A reply hook reshapes the reply of one command before its callback.
+ * \param r the reply as received (borrowed) \param a scratch memory for
+ * the new nodes \return the reply to deliver (r itself, or nodes from a);
+ * NULL delivers r unchanged. Hooks run for server replies and server
+ * errors, never for client-side failures. */
+typedef const aredis_reply *(*aredis_reply_hook)(aredis_client *c,
+                                                 const aredis_reply *r,
+                                                 aredis_reply_arena *a,
+                                                 void *ud);
+
+/** Register (or, with hook NULL, remove) a hook for a command name,
+ * matched case-insensitively against the first argument of later
+ * submissions. A user hook replaces the built-in RESP2 normalisation of
+ * that command.
+ * \return 0, AREDIS_EINVAL for an empty name, AREDIS_ENOMEM. \since 0.1 */
+AREDIS_API int aredis_client_set_reply_hook(aredis_client *c,
+                                            const char *command,
+                                            aredis_reply_hook hook, void *ud);
+
+/** \return the protocol in use: 2 or 3, or 0 before the first handshake.
+ * \since 0.1 */
+AREDIS_API int aredis_client_protocol(const aredis_client *c);
+
+/** \return the number of commands submitted whose callback has not run
+ * yet. \since 0.1 */
+AREDIS_API size_t aredis_client_pending(const aredis_client *c);
+
+/** A user pointer carried by the client, with an optional destructor run by
+ * the final release. \since 0.1 */
+AREDIS_API void aredis_client_set_data(aredis_client *c, void *data,
+                                       void (*free_fn)(void *));
+AREDIS_API void *aredis_client_get_data(const aredis_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AREDIS_CLIENT_H */

@@ -1,0 +1,91 @@
+/* Client options: where to connect and how.
+ *
+ * Fill an aredis_options with designated initialisers; every member left
+ * zero takes its documented default. A URL, when given, is parsed first and
+ * the explicit members override what it says:
+ *
+ *   redis://[user[:password]@]host[:port][/db][?option=value&...]
+ *   rediss://...                         (TLS)
+ *   unix:///path/to/redis.sock[?db=N&...]
+ *
+ * URL query options: db, client_name, protocol (2|3), connect_timeout,
+ * command_timeout (both in ms, or with a unit: 250ms, 2s), keepalive
+ * (seconds of idle, 0 = off), tls_ca_file, tls_ca_dir, tls_cert_file,
+ * tls_key_file, tls_sni, tls_insecure (yes: skip verification).
+ * Percent-escapes (%40 for '@') are decoded in the user, password and path.
+ *
+ * Strings are copied by aredis_client_new(): the struct and what it points
+ * to may be freed as soon as it returns. */
+#ifndef AREDIS_OPTIONS_H
+#define AREDIS_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "export.h"
+#include "resp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct aredis_tls_options {
+    /** Use TLS (also set by a rediss:// URL). */
+    int enabled;
+    /** PEM bundle / hashed directory of trusted CAs; both NULL means the
+     * system's default store. */
+    const char *ca_file;
+    const char *ca_dir;
+    /** Client certificate and its private key (PEM), for mutual TLS. */
+    const char *cert_file;
+    const char *key_file;
+    /** Server name for SNI and the host-name check; default: the host. */
+    const char *sni;
+    /** Skip certificate and host-name verification. Dangerous: anyone on
+     * the path can impersonate the server. Off by default. */
+    int insecure_skip_verify;
+} aredis_tls_options;
+
+typedef struct aredis_options {
+    /** A redis://, rediss:// or unix:// URL; NULL to use the members. */
+    const char *url;
+    /** Host name or address literal (default "127.0.0.1"), and port
+     * (default 6379). */
+    const char *host;
+    int port;
+    /** Unix socket path; takes precedence over host/port. */
+    const char *path;
+    /** ACL user (NULL: "default" when a password is set) and password. */
+    const char *username;
+    const char *password;
+    /** Database selected on every connect (default 0). */
+    int db;
+    /** CLIENT SETNAME on every connect; NULL for none. */
+    const char *client_name;
+    /** 0: try HELLO 3, fall back to RESP2; 2 or 3 to insist on one. */
+    int protocol;
+    /** Connect + handshake deadline in ms (default 5000; <0: none). */
+    int64_t connect_timeout_ms;
+    /** Default per-command deadline in ms (default 0: none). */
+    int64_t command_timeout_ms;
+    /** TCP keepalive: idle seconds before probes (0: off), probe interval
+     * (default 10 s) and count (default 3). */
+    int keepalive_idle_s;
+    int keepalive_interval_s;
+    int keepalive_count;
+    /** Leave Nagle's algorithm on (TCP_NODELAY is set by default). */
+    int tcp_nagle;
+    /** Reshape RESP2 replies into their RESP3 forms (HGETALL and CONFIG
+     * GET as maps, ZRANGE ... WITHSCORES as pairs with doubles, ...), so a
+     * program sees the same types from Redis 5 and Redis 7. */
+    int normalize_resp2;
+    aredis_tls_options tls;
+    /** Limits applied to the server's replies (see aredis_reader_limits). */
+    aredis_reader_limits limits;
+} aredis_options;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AREDIS_OPTIONS_H */

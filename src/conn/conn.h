@@ -1,0 +1,112 @@
+/* Interface of the connection layer to the client: the sans-I/O state of
+ * one server connection.
+ *
+ * A connection owns the output bytes not yet written, the FIFO of commands
+ * awaiting replies and a reader. It is driven with "these bytes arrived"
+ * and "these many bytes were written", and it hands out replies paired
+ * with the command they answer. It never calls the OS, never reads the
+ * clock and never runs a user callback itself, so it can be unit-tested
+ * and fuzzed without a server. */
+#ifndef AREDIS_CONN_CONN_H
+#define AREDIS_CONN_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aredis/client.h"
+#include "aredis/resp.h"
+
+typedef struct aredis__cmd aredis__cmd;
+
+/* Flags of a command record. */
+enum {
+    AREDIS__CMD_NOREPLY = 1 << 0,   /* the server sends no reply (CLIENT REPLY) */
+    AREDIS__CMD_DONE = 1 << 1,      /* its callback has run or is scheduled */
+    AREDIS__CMD_INTERNAL = 1 << 2,  /* a handshake step, not a user command */
+};
+
+/* One command, from submit to completion: a single allocation that is
+ * linked into whichever queue holds it (pending, in flight, done). */
+struct aredis__cmd {
+    aredis__cmd *next;
+    uint64_t end;       /* stream offset just past its bytes (in flight) */
+    size_t off, len;    /* its bytes in the client's pending buffer */
+    aredis_reply_cb cb; /* user callback, or NULL */
+    void *ud;
+    void (*icb)(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
+    aredis_reply_hook hook;
+    void *hook_ud;
+    int64_t deadline;  /* absolute ms, 0: none */
+    int64_t timeout_ms; /* what the deadline was computed from */
+    size_t heap_idx;   /* position in the deadline heap + 1, 0: not in it */
+    unsigned flags;
+    int norm;          /* built-in RESP2 -> RESP3 reshaping, see client */
+    int fail_code;     /* for the done queue: the error to report */
+    const char *fail_msg;
+};
+
+/* What a command does to the CLIENT REPLY state. */
+enum {
+    AREDIS__REPLY_NORMAL,
+    AREDIS__REPLY_ON,
+    AREDIS__REPLY_OFF,
+    AREDIS__REPLY_SKIP,
+};
+
+typedef struct aredis__conn {
+    aredis_buf out;      /* bytes to write; out_pos of them already written */
+    size_t out_pos;
+    uint64_t queued;     /* stream offset of the end of `out` */
+    uint64_t written;    /* stream offset written to the socket */
+    aredis_reader *rd;
+    aredis_reader_limits limits;
+    aredis__cmd *head, *tail; /* awaiting replies, oldest first */
+    size_t inflight;
+    int reply_off;       /* CLIENT REPLY OFF in effect */
+    int skip_next;       /* CLIENT REPLY SKIP: the next command gets none */
+} aredis__conn;
+
+/* 0 or AREDIS_ENOMEM. */
+int aredis__conn_init(aredis__conn *cn, const aredis_reader_limits *limits);
+void aredis__conn_cleanup(aredis__conn *cn);
+
+/* Forget everything of the previous socket (bytes, reader state, reply
+ * mode) for a new one. The FIFO must have been emptied by the caller.
+ * 0 or AREDIS_ENOMEM. */
+int aredis__conn_reset(aredis__conn *cn);
+
+/* The caller appended a command's `len` bytes to cn->out. Record it in
+ * the FIFO unless the CLIENT REPLY state says no reply will come, in which
+ * case the NOREPLY flag is set and the caller completes it itself. Returns
+ * 1 when the command awaits a reply. */
+int aredis__conn_enqueue(aredis__conn *cn, aredis__cmd *cmd, size_t len,
+                         int reply_kind);
+
+/* Bytes waiting to be written: valid until the next call on cn. */
+static inline size_t aredis__conn_out(const aredis__conn *cn,
+                                      const char **data)
+{
+    *data = cn->out.data + cn->out_pos;
+    return cn->out.len - cn->out_pos;
+}
+
+/* n bytes of aredis__conn_out() reached the socket. */
+void aredis__conn_wrote(aredis__conn *cn, size_t n);
+
+/* Where the transport should read to, and how much arrived. */
+char *aredis__conn_in_buf(aredis__conn *cn, size_t *avail);
+int aredis__conn_in_commit(aredis__conn *cn, size_t n);
+
+/* The next complete reply and the command it answers (NULL for a RESP3
+ * push). The command has left the FIFO; the reply is borrowed until the
+ * next call. Returns 1, 0 when more bytes are needed, or a negative error
+ * (protocol error, limit, or a reply nobody asked for) with a message
+ * from aredis__conn_errstr(). */
+int aredis__conn_next(aredis__conn *cn, aredis__cmd **cmd,
+                      const aredis_reply **r);
+const char *aredis__conn_errstr(const aredis__conn *cn);
+
+/* Detach and return the FIFO of commands awaiting replies. */
+aredis__cmd *aredis__conn_take_inflight(aredis__conn *cn);
+
+#endif /* AREDIS_CONN_CONN_H */

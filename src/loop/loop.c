@@ -1,0 +1,380 @@
+/* The aredis_loop wrapper (loop layer).
+ *
+ * An aredis_loop is an operations table, the adapter's pointer and the
+ * queue of deferred calls. The aredis__loop_* wrappers dispatch to the
+ * table; run, run_once and stop drive the built-in loop (builtin.c) and
+ * drain the queue once per iteration. On a custom loop the queue is run
+ * from a zero-delay timer of the application's own loop. This file must
+ * not call into any layer above the loop. */
+#include "loop/loop_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aredis/error.h"
+#include "util/alloc.h"
+
+/* A deferred call that keeps queueing itself again would make
+ * aredis_loop_free() spin for ever; after this many drains whatever is
+ * still queued is dropped without being run. */
+#define FREE_DRAIN_ROUNDS 1000
+
+struct aredis_loop {
+    aredis_loop_ops ops;
+    void *impl;
+    int is_builtin;
+
+    /* The deferred queue, a FIFO linked through aredis__defer.next. */
+    aredis__defer *head, *tail;
+    /* The calls detached for the drain in progress. Calls queued while it
+     * runs go to head/tail and wait for the next drain, so a call that
+     * queues itself again cannot keep one drain going for ever;
+     * aredis__loop_undefer() searches both lists. */
+    aredis__defer *draining;
+
+    /* Custom loops only: a timer of the application's loop, armed at 0 ms
+     * while the queue is not empty. A timer rather than a wake-up, because
+     * the adapters' wake-ups do not keep the application's loop running
+     * (uv_unref, ev_unref) and pending calls must. */
+    void *drain_timer;
+    int drain_timer_armed;
+
+    void *data;
+    void (*data_free)(void *);
+
+    /* > 0 while inside aredis_loop_run/run_once or a drain: what runs then
+     * is a callback, which may neither re-enter the loop (AREDIS_EBUSY)
+     * nor free it at once (free_pending defers that to the outermost
+     * frame). */
+    int depth;
+    int stop_requested;
+    int free_pending;
+};
+
+int64_t aredis__now_ms(void)
+{
+    struct timespec ts;
+    /* CLOCK_MONOTONIC cannot fail on the systems aredis supports; a zero
+     * clock would only make timers fire early, never crash. */
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+        return 0;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the deferred queue ----------------------------------------------- */
+
+static void drain_timer_arm(aredis_loop *l)
+{
+    if (l->drain_timer == NULL || l->drain_timer_armed || l->head == NULL)
+        return;
+    /* If the adapter cannot arm it, the calls stay queued: the next defer
+     * or drain tries again, and aredis_loop_free() runs them at the
+     * latest. */
+    if (l->ops.timer_set(l->impl, l->drain_timer, 0) == 0)
+        l->drain_timer_armed = 1;
+}
+
+void aredis__loop_defer(aredis_loop *l, aredis__defer *d, aredis_event_cb cb,
+                        void *arg)
+{
+    if (d->queued)
+        return;
+    d->cb = cb;
+    d->arg = arg;
+    d->next = NULL;
+    d->queued = 1;
+    if (l->tail != NULL)
+        l->tail->next = d;
+    else
+        l->head = d;
+    l->tail = d;
+    drain_timer_arm(l);
+}
+
+void aredis__loop_undefer(aredis_loop *l, aredis__defer *d)
+{
+    if (!d->queued)
+        return;
+    aredis__defer *prev = NULL;
+    for (aredis__defer *p = l->head; p != NULL; prev = p, p = p->next) {
+        if (p != d)
+            continue;
+        if (prev != NULL)
+            prev->next = d->next;
+        else
+            l->head = d->next;
+        if (l->tail == d)
+            l->tail = prev;
+        goto found;
+    }
+    for (aredis__defer **pp = &l->draining; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    }
+found:
+    d->next = NULL;
+    d->queued = 0;
+    if (l->head == NULL && l->drain_timer_armed) {
+        (void)l->ops.timer_set(l->impl, l->drain_timer, -1);
+        l->drain_timer_armed = 0;
+    }
+}
+
+/* Run the calls queued so far, in order. Each is unqueued before it runs,
+ * so it may queue itself again (for the next drain). */
+static void drain(aredis_loop *l)
+{
+    /* A drain inside a drain would be a callback running the loop, which
+     * the depth check refuses; the guard only keeps the lists sane. */
+    if (l->draining != NULL)
+        return;
+    l->draining = l->head;
+    l->head = l->tail = NULL;
+    while (l->draining != NULL) {
+        aredis__defer *d = l->draining;
+        l->draining = d->next;
+        d->next = NULL;
+        d->queued = 0;
+        d->cb(d->arg);
+    }
+}
+
+/* ---- creation and destruction ----------------------------------------- */
+
+static void loop_destroy(aredis_loop *l)
+{
+    /* Callbacks run by the drains below see a loop that is busy: a nested
+     * aredis_loop_free() only sets free_pending, which is already moot. */
+    l->depth++;
+    for (int round = 0; l->head != NULL && round < FREE_DRAIN_ROUNDS; round++)
+        drain(l);
+    while (l->head != NULL) {
+        aredis__defer *d = l->head;
+        l->head = d->next;
+        d->next = NULL;
+        d->queued = 0;
+    }
+    l->tail = NULL;
+    if (l->drain_timer != NULL) {
+        l->ops.timer_stop(l->impl, l->drain_timer);
+        l->drain_timer = NULL;
+    }
+    if (l->ops.free != NULL)
+        l->ops.free(l->impl);
+    if (l->data_free != NULL)
+        l->data_free(l->data);
+    aredis__free(l);
+}
+
+aredis_loop *aredis__loop_new_builtin(int force_poll)
+{
+    aredis__builtin *b;
+    if (aredis__builtin_new(force_poll, &b) != 0)
+        return NULL;
+    aredis_loop *l = aredis__calloc(1, sizeof *l);
+    if (l == NULL) {
+        aredis__builtin_ops.free(b);
+        return NULL;
+    }
+    l->ops = aredis__builtin_ops;
+    l->impl = b;
+    l->is_builtin = 1;
+    return l;
+}
+
+aredis_loop *aredis_loop_new(void)
+{
+    /* A test knob: AREDIS_LOOP_BACKEND=poll selects the portable backend
+     * where epoll exists. Any other value means the default. */
+    const char *be = getenv("AREDIS_LOOP_BACKEND");
+    return aredis__loop_new_builtin(be != NULL && strcmp(be, "poll") == 0);
+}
+
+static void on_drain_timer(void *arg)
+{
+    aredis_loop *l = arg;
+    l->drain_timer_armed = 0;
+    l->depth++;
+    drain(l);
+    l->depth--;
+    if (l->depth == 0 && l->free_pending) {
+        loop_destroy(l);
+        return;
+    }
+    drain_timer_arm(l);
+}
+
+aredis_loop *aredis_loop_new_custom(const aredis_loop_ops *ops, void *impl)
+{
+    /* Every operation but free is required. */
+    if (ops == NULL || !ops->io_start || !ops->io_update || !ops->io_stop ||
+        !ops->timer_start || !ops->timer_set || !ops->timer_stop ||
+        !ops->wake_start || !ops->wake || !ops->wake_stop)
+        return NULL;
+    aredis_loop *l = aredis__calloc(1, sizeof *l);
+    if (l == NULL)
+        return NULL;
+    l->ops = *ops;
+    l->impl = impl;
+    /* Started now rather than at the first defer, because
+     * aredis__loop_defer() has no way to report a failure. */
+    if (ops->timer_start(impl, on_drain_timer, l, &l->drain_timer) != 0) {
+        aredis__free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void aredis_loop_free(aredis_loop *l)
+{
+    if (l == NULL)
+        return;
+    if (l->depth > 0) {
+        l->free_pending = 1;
+        return;
+    }
+    loop_destroy(l);
+}
+
+/* ---- running the built-in loop ---------------------------------------- */
+
+/* One iteration: wait (not at all when calls are queued or nothing is
+ * watched), dispatch, then drain the queue. Returns 1 while something is
+ * still being waited for, 0 when idle, or a negative error. */
+static int loop_iterate(aredis_loop *l, int timeout_ms)
+{
+    aredis__builtin *b = l->impl;
+    if (l->head != NULL || !aredis__builtin_alive(b))
+        timeout_ms = 0;
+    int rc = aredis__builtin_poll(b, timeout_ms);
+    drain(l);
+    if (rc < 0)
+        return rc;
+    return aredis__builtin_alive(b) || l->head != NULL;
+}
+
+int aredis_loop_run_once(aredis_loop *l, int timeout_ms)
+{
+    if (!l->is_builtin)
+        return AREDIS_ENOTSUP;
+    if (l->depth > 0)
+        return AREDIS_EBUSY;
+    l->depth++;
+    int rc = loop_iterate(l, timeout_ms < 0 ? -1 : timeout_ms);
+    l->depth--;
+    if (l->free_pending) {
+        loop_destroy(l);
+        return rc < 0 ? rc : 0;
+    }
+    return rc;
+}
+
+int aredis_loop_run(aredis_loop *l)
+{
+    if (!l->is_builtin)
+        return AREDIS_ENOTSUP;
+    if (l->depth > 0)
+        return AREDIS_EBUSY;
+    l->depth++;
+    int rc = 0;
+    /* A stop requested while the loop was not running is honoured here:
+     * the request is consumed by the next run, never lost. */
+    while (!l->stop_requested && !l->free_pending) {
+        rc = loop_iterate(l, -1);
+        if (rc <= 0)
+            break;
+    }
+    l->stop_requested = 0;
+    l->depth--;
+    if (l->free_pending)
+        loop_destroy(l);
+    return rc < 0 ? rc : 0;
+}
+
+void aredis_loop_stop(aredis_loop *l)
+{
+    l->stop_requested = 1;
+}
+
+/* ---- user data -------------------------------------------------------- */
+
+void aredis_loop_set_data(aredis_loop *l, void *data, void (*free_fn)(void *))
+{
+    /* A pointer that is replaced is not freed: the caller may still be
+     * using it, and get_data() gave it a way to take it back. */
+    l->data = data;
+    l->data_free = free_fn;
+}
+
+void *aredis_loop_get_data(const aredis_loop *l)
+{
+    return l->data;
+}
+
+/* ---- the operations, as the layers above call them -------------------- */
+
+int aredis__loop_io_start(aredis_loop *l, int fd, aredis_io_cb cb, void *arg,
+                          void **handle)
+{
+    return l->ops.io_start(l->impl, fd, cb, arg, handle);
+}
+
+int aredis__loop_io_update(aredis_loop *l, void *handle, int events)
+{
+    return l->ops.io_update(l->impl, handle, events);
+}
+
+void aredis__loop_io_stop(aredis_loop *l, void *handle)
+{
+    if (handle != NULL)
+        l->ops.io_stop(l->impl, handle);
+}
+
+int aredis__loop_timer_start(aredis_loop *l, aredis_event_cb cb, void *arg,
+                             void **handle)
+{
+    return l->ops.timer_start(l->impl, cb, arg, handle);
+}
+
+int aredis__loop_timer_set(aredis_loop *l, void *handle, int64_t ms)
+{
+    return l->ops.timer_set(l->impl, handle, ms);
+}
+
+void aredis__loop_timer_stop(aredis_loop *l, void *handle)
+{
+    if (handle != NULL)
+        l->ops.timer_stop(l->impl, handle);
+}
+
+int aredis__loop_wake_start(aredis_loop *l, aredis_event_cb cb, void *arg,
+                            void **handle)
+{
+    return l->ops.wake_start(l->impl, cb, arg, handle);
+}
+
+void aredis__loop_wake(aredis_loop *l, void *handle)
+{
+    l->ops.wake(l->impl, handle);
+}
+
+void aredis__loop_wake_stop(aredis_loop *l, void *handle)
+{
+    if (handle != NULL)
+        l->ops.wake_stop(l->impl, handle);
+}
+
+/* ---- for the loop's own tests ----------------------------------------- */
+
+const char *aredis__loop_backend(const aredis_loop *l)
+{
+    return l->is_builtin ? aredis__builtin_backend(l->impl) : NULL;
+}
+
+int64_t aredis__loop_timer_deadline(const aredis_loop *l, const void *handle)
+{
+    return l->is_builtin ? aredis__builtin_timer_deadline(handle) : -1;
+}

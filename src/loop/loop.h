@@ -1,0 +1,46 @@
+/* Interface of the loop layer to the layers above (client, transport).
+ *
+ * Every watcher, timer and wake-up the library uses goes through these
+ * wrappers, which dispatch to the loop's aredis_loop_ops. The loop also
+ * owns a queue of deferred calls: work that must run "soon, from the loop,
+ * never inside the API call that caused it" (completions of cancelled
+ * commands, the final release of a freed client). */
+#ifndef AREDIS_LOOP_LOOP_H
+#define AREDIS_LOOP_LOOP_H
+
+#include <stdint.h>
+
+#include "aredis/loop.h"
+
+/* A deferred call, embedded in its owner (no allocation per defer). */
+typedef struct aredis__defer {
+    struct aredis__defer *next;
+    aredis_event_cb cb;
+    void *arg;
+    int queued;
+} aredis__defer;
+
+int aredis__loop_io_start(aredis_loop *l, int fd, aredis_io_cb cb, void *arg,
+                          void **handle);
+int aredis__loop_io_update(aredis_loop *l, void *handle, int events);
+void aredis__loop_io_stop(aredis_loop *l, void *handle);
+int aredis__loop_timer_start(aredis_loop *l, aredis_event_cb cb, void *arg,
+                             void **handle);
+int aredis__loop_timer_set(aredis_loop *l, void *handle, int64_t ms);
+void aredis__loop_timer_stop(aredis_loop *l, void *handle);
+int aredis__loop_wake_start(aredis_loop *l, aredis_event_cb cb, void *arg,
+                            void **handle);
+void aredis__loop_wake(aredis_loop *l, void *handle);
+void aredis__loop_wake_stop(aredis_loop *l, void *handle);
+
+/* Queue d to run cb(arg) on the loop thread soon. Idempotent while queued.
+ * Loop thread only. */
+void aredis__loop_defer(aredis_loop *l, aredis__defer *d, aredis_event_cb cb,
+                        void *arg);
+/* Remove d from the queue if it is queued. */
+void aredis__loop_undefer(aredis_loop *l, aredis__defer *d);
+
+/* Monotonic clock in milliseconds (CLOCK_MONOTONIC). */
+int64_t aredis__now_ms(void);
+
+#endif /* AREDIS_LOOP_LOOP_H */

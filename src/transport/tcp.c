@@ -1,0 +1,332 @@
+/* TCP (IPv4, IPv6) and Unix stream transports (transport layer).
+ *
+ * A non-blocking socket with the configuration's options, a non-blocking
+ * connect finished by handshake(), and recv/sendmsg for the byte stream.
+ * aredis__transport_connect() is the one entry point of the layer: with
+ * cfg->tls it hands the connecting socket to tls.c.
+ *
+ * Nothing here blocks or sleeps, and no write can raise SIGPIPE
+ * (MSG_NOSIGNAL): the library must not kill a program whose server went
+ * away. This file does not touch the loop; the caller watches the fd. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "aredis/error.h"
+#include "transport/transport.h"
+#include "transport/transport_int.h"
+#include "util/alloc.h"
+
+typedef struct tcp_transport {
+    aredis__transport base;
+    /* The connect() is still in flight: handshake() has not seen it end. */
+    int connecting;
+    /* Who we talk to, for messages: "127.0.0.1:6379", "[::1]:6379" or a
+     * socket path (at most 107 bytes). */
+    char peer[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+} tcp_transport;
+
+static int set_msg(char *buf, size_t len, int code, const char *fmt, ...)
+    AREDIS_PRINTF(4, 5);
+
+static int set_msg(char *buf, size_t len, int code, const char *fmt, ...)
+{
+    if (buf != NULL && len > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, len, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* The error code for a failed connect, whether connect() said so at once
+ * or SO_ERROR said so later. A missing socket file means nobody listens,
+ * just like a closed port. */
+static int connect_code(int e)
+{
+    switch (e) {
+    case ECONNREFUSED:
+    case ENOENT:
+        return AREDIS_ECONNREFUSED;
+    case ETIMEDOUT:
+        return AREDIS_ETIMEDOUT;
+    default:
+        return AREDIS_EIO;
+    }
+}
+
+/* The error code for a failed read or write. A reset, a broken pipe and a
+ * keepalive that gave up all mean the peer is gone. */
+static int io_code(int e)
+{
+    switch (e) {
+    case ECONNRESET:
+    case EPIPE:
+    case ENOTCONN:
+    case ETIMEDOUT:
+        return AREDIS_ECLOSED;
+    default:
+        return AREDIS_EIO;
+    }
+}
+
+const char *aredis__tcp_peer(const aredis__transport *t)
+{
+    return ((const tcp_transport *)t)->peer;
+}
+
+static void describe_peer(tcp_transport *t, const struct sockaddr *sa)
+{
+    char ip[INET6_ADDRSTRLEN];
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+        snprintf(t->peer, sizeof t->peer, "%s:%u", ip,
+                 (unsigned)ntohs(s4->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+        snprintf(t->peer, sizeof t->peer, "[%s]:%u", ip,
+                 (unsigned)ntohs(s6->sin6_port));
+    } else {
+        const struct sockaddr_un *su = (const struct sockaddr_un *)sa;
+        snprintf(t->peer, sizeof t->peer, "%s", su->sun_path);
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * The vtable
+ * ------------------------------------------------------------------------ */
+
+static int tcp_handshake(aredis__transport *bt)
+{
+    tcp_transport *t = (tcp_transport *)bt;
+    if (!t->connecting)
+        return 0;
+    /* Only writability says the connect ended; SO_ERROR alone reads 0
+     * while it is still in flight. A zero-timeout poll never blocks. */
+    struct pollfd p = {.fd = bt->fd, .events = POLLOUT, .revents = 0};
+    int n;
+    do {
+        n = poll(&p, 1, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0)
+        return AREDIS__WANT_WRITE;
+    int e = 0;
+    socklen_t len = sizeof e;
+    if (n < 0)
+        e = errno;
+    else if (getsockopt(bt->fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
+        e = errno;
+    if (e == EINPROGRESS || e == EALREADY)
+        return AREDIS__WANT_WRITE;
+    if (e != 0)
+        return set_msg(bt->errmsg, sizeof bt->errmsg, connect_code(e),
+                       "connect to %s: %s", t->peer, strerror(e));
+    t->connecting = 0;
+    return 0;
+}
+
+static ssize_t tcp_read(aredis__transport *bt, char *buf, size_t n)
+{
+    for (;;) {
+        ssize_t r = recv(bt->fd, buf, n, 0);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return AREDIS__WANT_READ;
+        int e = errno;
+        return set_msg(bt->errmsg, sizeof bt->errmsg, io_code(e),
+                       "read from %s: %s", ((tcp_transport *)bt)->peer,
+                       strerror(e));
+    }
+}
+
+static ssize_t tcp_writev(aredis__transport *bt, const struct iovec *iov, int n)
+{
+    if (n <= 0)
+        return 0;
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    /* More than IOV_MAX pieces is a short write, which callers handle. */
+    msg.msg_iov = (struct iovec *)iov;
+    msg.msg_iovlen = (size_t)(n > IOV_MAX ? IOV_MAX : n);
+    for (;;) {
+        ssize_t w = sendmsg(bt->fd, &msg, MSG_NOSIGNAL);
+        if (w >= 0)
+            return w;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return AREDIS__WANT_WRITE;
+        int e = errno;
+        return set_msg(bt->errmsg, sizeof bt->errmsg, io_code(e),
+                       "write to %s: %s", ((tcp_transport *)bt)->peer,
+                       strerror(e));
+    }
+}
+
+static void tcp_close(aredis__transport *bt)
+{
+    if (bt == NULL)
+        return;
+    if (bt->fd >= 0)
+        close(bt->fd);
+    aredis__free(bt);
+}
+
+static const aredis__transport_vtbl tcp_vtbl = {
+    "tcp", tcp_handshake, tcp_read, tcp_writev, tcp_close,
+};
+
+static const aredis__transport_vtbl unix_vtbl = {
+    "unix", tcp_handshake, tcp_read, tcp_writev, tcp_close,
+};
+
+/* ------------------------------------------------------------------------
+ * Connecting
+ * ------------------------------------------------------------------------ */
+
+static int set_int_opt(tcp_transport *t, int level, int name, const char *what,
+                       int val, char *err, size_t errlen)
+{
+    if (setsockopt(t->base.fd, level, name, &val, sizeof val) == 0)
+        return 0;
+    int e = errno;
+    return set_msg(err, errlen, AREDIS_EIO, "setsockopt(%s) for %s: %s", what,
+                   t->peer, strerror(e));
+}
+
+static int set_tcp_options(tcp_transport *t, const aredis__config *cfg,
+                           char *err, size_t errlen)
+{
+    int rc = 0;
+    if (cfg->nodelay)
+        rc = set_int_opt(t, IPPROTO_TCP, TCP_NODELAY, "TCP_NODELAY", 1, err,
+                         errlen);
+    if (rc != 0 || cfg->keepalive_idle_s <= 0)
+        return rc;
+    /* The kernel's defaults (2 hours idle) are useless for noticing a dead
+     * server, so the configured values are always set together. */
+    if ((rc = set_int_opt(t, SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE", 1, err,
+                          errlen)) != 0 ||
+        (rc = set_int_opt(t, IPPROTO_TCP, TCP_KEEPIDLE, "TCP_KEEPIDLE",
+                          cfg->keepalive_idle_s, err, errlen)) != 0)
+        return rc;
+    if (cfg->keepalive_interval_s > 0 &&
+        (rc = set_int_opt(t, IPPROTO_TCP, TCP_KEEPINTVL, "TCP_KEEPINTVL",
+                          cfg->keepalive_interval_s, err, errlen)) != 0)
+        return rc;
+    if (cfg->keepalive_count > 0)
+        rc = set_int_opt(t, IPPROTO_TCP, TCP_KEEPCNT, "TCP_KEEPCNT",
+                         cfg->keepalive_count, err, errlen);
+    return rc;
+}
+
+/* Socket, options and a connect() that is either done or in flight. */
+static int open_socket(tcp_transport *t, const aredis__config *cfg,
+                       const struct sockaddr *addr, socklen_t addrlen,
+                       char *err, size_t errlen)
+{
+    t->base.fd =
+        socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (t->base.fd < 0) {
+        int e = errno;
+        return set_msg(err, errlen, AREDIS_EIO, "socket for %s: %s", t->peer,
+                       strerror(e));
+    }
+    if (addr->sa_family != AF_UNIX) {
+        int rc = set_tcp_options(t, cfg, err, errlen);
+        if (rc != 0)
+            return rc;
+    }
+    if (connect(t->base.fd, addr, addrlen) == 0)
+        return 0;
+    /* EINTR: a non-blocking connect carries on in the background. */
+    if (errno == EINPROGRESS || errno == EINTR) {
+        t->connecting = 1;
+        return 0;
+    }
+    int e = errno;
+    return set_msg(err, errlen, connect_code(e), "connect to %s: %s", t->peer,
+                   strerror(e));
+}
+
+static int wrap_tls(const aredis__config *cfg, tcp_transport *t,
+                    aredis__transport **out, char *err, size_t errlen)
+{
+#ifdef AREDIS_HAVE_TLS
+    aredis__tls_ctx *ctx = NULL;
+    int rc = aredis__tls_ctx_new(cfg, &ctx, err, errlen);
+    if (rc != 0) {
+        tcp_close(&t->base);
+        return rc;
+    }
+    rc = aredis__tls_wrap(ctx, cfg, &t->base, out, err, errlen);
+    aredis__tls_ctx_release(ctx);
+    return rc;
+#else
+    (void)cfg;
+    (void)out;
+    tcp_close(&t->base);
+    return set_msg(err, errlen, AREDIS_ENOTSUP,
+                   "TLS was asked for, but this aredis was built without "
+                   "TLS support");
+#endif
+}
+
+int aredis__transport_connect(const aredis__config *cfg,
+                              const struct sockaddr *addr, socklen_t addrlen,
+                              aredis__transport **out, char *err, size_t errlen)
+{
+    struct sockaddr_un sun;
+    *out = NULL;
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    if (cfg->path != NULL) {
+        size_t n = strlen(cfg->path);
+        if (n == 0 || n >= sizeof sun.sun_path)
+            return set_msg(err, errlen, AREDIS_EINVAL,
+                           "unix socket path of %zu bytes (1 to %zu)", n,
+                           sizeof sun.sun_path - 1);
+        memset(&sun, 0, sizeof sun);
+        sun.sun_family = AF_UNIX;
+        memcpy(sun.sun_path, cfg->path, n + 1);
+        addr = (const struct sockaddr *)&sun;
+        addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+    } else if (addr == NULL ||
+               (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)) {
+        return set_msg(err, errlen, AREDIS_EINVAL,
+                       "connect: no IPv4 or IPv6 address given");
+    }
+
+    tcp_transport *t = aredis__calloc(1, sizeof *t);
+    if (t == NULL)
+        return set_msg(err, errlen, AREDIS_ENOMEM, "out of memory");
+    t->base.vt = cfg->path != NULL ? &unix_vtbl : &tcp_vtbl;
+    t->base.fd = -1;
+    describe_peer(t, addr);
+
+    int rc = open_socket(t, cfg, addr, addrlen, err, errlen);
+    if (rc != 0) {
+        tcp_close(&t->base);
+        return rc;
+    }
+    if (cfg->tls)
+        return wrap_tls(cfg, t, out, err, errlen);
+    *out = &t->base;
+    return 0;
+}

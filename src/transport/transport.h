@@ -1,0 +1,106 @@
+/* Interface of the transport layer to the client: byte streams over TCP,
+ * Unix sockets and TLS, a non-blocking connect, name resolution off the
+ * loop thread, and URL parsing into a resolved configuration.
+ *
+ * This layer and the loop are the only code that touches file descriptors.
+ * Nothing here blocks: every call either completes at once or says which
+ * readiness (AREDIS_EV_READ / AREDIS_EV_WRITE) it waits for. */
+#ifndef AREDIS_TRANSPORT_TRANSPORT_H
+#define AREDIS_TRANSPORT_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <netdb.h>
+#include <sys/uio.h>
+
+#include "aredis/loop.h"
+#include "aredis/options.h"
+
+/* ---- configuration --------------------------------------------------- */
+
+/* Options after URL parsing and defaults, with every string owned. */
+typedef struct aredis__config {
+    char *host; /* NULL for a unix socket */
+    int port;
+    char *path; /* unix socket, or NULL */
+    char *username, *password, *client_name;
+    int db;
+    int protocol;
+    int64_t connect_timeout_ms; /* < 0: none */
+    int64_t command_timeout_ms; /* 0: none */
+    int keepalive_idle_s, keepalive_interval_s, keepalive_count;
+    int nodelay;
+    int normalize_resp2;
+    int tls;
+    char *tls_ca_file, *tls_ca_dir, *tls_cert_file, *tls_key_file, *tls_sni;
+    int tls_insecure;
+    aredis_reader_limits limits;
+} aredis__config;
+
+/* Build a configuration from options (URL first, members override).
+ * Returns 0, AREDIS_EURL / AREDIS_EINVAL with a message naming what is
+ * wrong written to err (errlen bytes, always NUL-terminated), or
+ * AREDIS_ENOMEM. On failure cfg holds nothing to free. */
+int aredis__config_from_options(aredis__config *cfg, const aredis_options *o,
+                                char *err, size_t errlen);
+void aredis__config_cleanup(aredis__config *cfg);
+
+/* ---- name resolution -------------------------------------------------- */
+
+typedef struct aredis__resolve aredis__resolve;
+/* Called on the loop thread with the addresses (owned by the request,
+ * valid during the call) or an error (AREDIS_ERESOLVE with a message). */
+typedef void (*aredis__resolve_cb)(void *arg, int status,
+                                   const struct addrinfo *ai,
+                                   const char *errmsg);
+
+/* Resolve host:port without blocking the loop. Numeric addresses complete
+ * without a thread; names are resolved on a short-lived thread that wakes
+ * the loop. cb runs exactly once, from the loop, unless cancelled. */
+int aredis__resolve_start(aredis_loop *loop, const char *host, int port,
+                          aredis__resolve_cb cb, void *arg,
+                          aredis__resolve **out);
+/* Cancel: cb will not run. Safe until cb has started. */
+void aredis__resolve_cancel(aredis__resolve *r);
+
+/* ---- streams ---------------------------------------------------------- */
+
+typedef struct aredis__transport aredis__transport;
+
+/* Results of the I/O calls besides byte counts and negative errors. */
+#define AREDIS__WANT_READ (-1000)
+#define AREDIS__WANT_WRITE (-1001)
+
+typedef struct aredis__transport_vtbl {
+    const char *name; /* "tcp", "unix", "tls" */
+    /* Drive a connect/handshake. 0 when done; AREDIS__WANT_READ/WRITE to
+     * wait; a negative aredis_err with a message in t->errmsg. */
+    int (*handshake)(aredis__transport *t);
+    /* Bytes read (> 0), 0 at end of stream, WANT_*, or an error. */
+    ssize_t (*read)(aredis__transport *t, char *buf, size_t n);
+    /* Bytes written (> 0), WANT_*, or an error. */
+    ssize_t (*writev)(aredis__transport *t, const struct iovec *iov, int n);
+    /* Close the descriptor and free t. */
+    void (*close)(aredis__transport *t);
+} aredis__transport_vtbl;
+
+struct aredis__transport {
+    const aredis__transport_vtbl *vt;
+    int fd;
+    char errmsg[160];
+};
+
+/* Start a non-blocking connect to one resolved address (TCP) with the
+ * config's socket options, or to cfg->path (Unix). The transport returned
+ * has the descriptor; drive vt->handshake() on writability until it
+ * returns 0. With cfg->tls, the TLS handshake is part of that. Errors:
+ * AREDIS_ECONNREFUSED, AREDIS_EIO, AREDIS_ETLS, AREDIS_ENOMEM, with a
+ * message in err. */
+int aredis__transport_connect(const aredis__config *cfg,
+                              const struct sockaddr *addr, socklen_t addrlen,
+                              aredis__transport **out, char *err,
+                              size_t errlen);
+
+#endif /* AREDIS_TRANSPORT_TRANSPORT_H */

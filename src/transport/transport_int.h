@@ -1,0 +1,43 @@
+/* Private to the transport folder: how tcp.c hands a connected socket to
+ * tls.c, and the TLS context that a caller could build once per
+ * configuration and reuse for every connection.
+ *
+ * Layers above use transport/transport.h only. */
+#ifndef AREDIS_TRANSPORT_TRANSPORT_INT_H
+#define AREDIS_TRANSPORT_TRANSPORT_INT_H
+
+#include <stddef.h>
+
+#include "transport/transport.h"
+
+/* "127.0.0.1:6379", "[::1]:6379" or the socket path: the peer of a TCP or
+ * Unix transport, for messages. Valid while t lives. */
+const char *aredis__tcp_peer(const aredis__transport *t);
+
+#ifdef AREDIS_HAVE_TLS
+
+/* An SSL_CTX built from a configuration's tls_* settings: protocol
+ * versions, trusted CAs, verification mode, client certificate. Shared by
+ * reference count; every transport made from it holds a reference. */
+typedef struct aredis__tls_ctx aredis__tls_ctx;
+
+/* Build a context. Errors: AREDIS_ETLS (unreadable CA, certificate or key;
+ * a key that does not match its certificate) or AREDIS_ENOMEM, with a
+ * message in err. */
+int aredis__tls_ctx_new(const aredis__config *cfg, aredis__tls_ctx **out,
+                        char *err, size_t errlen);
+/* Drop the caller's reference. NULL is a no-op. */
+void aredis__tls_ctx_release(aredis__tls_ctx *ctx);
+
+/* Wrap a freshly connecting TCP or Unix transport in TLS. On success the
+ * TLS transport owns `inner` (its descriptor becomes the TLS transport's)
+ * and takes its own reference on ctx. On failure inner is closed too.
+ * The host name checked and sent as SNI is cfg->tls_sni, else cfg->host.
+ * Errors: AREDIS_ETLS, AREDIS_ENOMEM. */
+int aredis__tls_wrap(aredis__tls_ctx *ctx, const aredis__config *cfg,
+                     aredis__transport *inner, aredis__transport **out,
+                     char *err, size_t errlen);
+
+#endif /* AREDIS_HAVE_TLS */
+
+#endif /* AREDIS_TRANSPORT_TRANSPORT_INT_H */

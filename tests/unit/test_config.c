@@ -1,0 +1,579 @@
+/* Unit tests for URL and option parsing (transport/config.c): a table of
+ * good URLs with every resulting field checked, a table of bad ones with
+ * the error code and a piece of the message, members overriding the URL,
+ * bad members, and allocation failure at every allocation in turn. No
+ * server, no I/O; ASan's leak checker runs on every case. */
+#include <criterion/criterion.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aredis/alloc.h"
+#include "aredis/error.h"
+#include "transport/transport.h"
+
+static void teardown(void)
+{
+    aredis_set_allocator(NULL);
+}
+
+TestSuite(config, .fini = teardown, .timeout = 30);
+
+/* What a parsed configuration should hold. Strings NULL mean "unset";
+ * numbers use the defaults below unless the case says otherwise. */
+typedef struct expect {
+    const char *host;
+    int port;
+    const char *path;
+    const char *user, *pass;
+    int db;
+    const char *client_name;
+    int protocol;
+    int64_t connect_ms, command_ms;
+    int keepalive;
+    int tls;
+    const char *ca_file, *ca_dir, *cert, *key, *sni;
+    int insecure;
+} expect;
+
+#define DEF_PORT 6379
+#define DEF_CONNECT 5000
+
+static void str_eq(const char *what, const char *url, const char *got,
+                   const char *exp)
+{
+    if (exp == NULL) {
+        cr_assert_null(got, "%s: %s should be unset, got '%s'", url, what, got);
+        return;
+    }
+    cr_assert_not_null(got, "%s: %s unset, expected '%s'", url, what, exp);
+    cr_assert_str_eq(got, exp, "%s: %s is '%s', expected '%s'", url, what, got,
+                     exp);
+}
+
+static void check_cfg(const char *url, const aredis__config *c, const expect *e)
+{
+    str_eq("host", url, c->host, e->host);
+    str_eq("path", url, c->path, e->path);
+    str_eq("username", url, c->username, e->user);
+    str_eq("password", url, c->password, e->pass);
+    str_eq("client_name", url, c->client_name, e->client_name);
+    str_eq("tls_ca_file", url, c->tls_ca_file, e->ca_file);
+    str_eq("tls_ca_dir", url, c->tls_ca_dir, e->ca_dir);
+    str_eq("tls_cert_file", url, c->tls_cert_file, e->cert);
+    str_eq("tls_key_file", url, c->tls_key_file, e->key);
+    str_eq("tls_sni", url, c->tls_sni, e->sni);
+    cr_assert_eq(c->port, e->port ? e->port : DEF_PORT, "%s: port %d", url,
+                 c->port);
+    cr_assert_eq(c->db, e->db, "%s: db %d", url, c->db);
+    cr_assert_eq(c->protocol, e->protocol, "%s: protocol %d", url, c->protocol);
+    cr_assert_eq(
+        c->connect_timeout_ms, e->connect_ms ? e->connect_ms : DEF_CONNECT,
+        "%s: connect_timeout_ms %lld", url, (long long)c->connect_timeout_ms);
+    cr_assert_eq(c->command_timeout_ms, e->command_ms,
+                 "%s: command_timeout_ms %lld", url,
+                 (long long)c->command_timeout_ms);
+    cr_assert_eq(c->keepalive_idle_s, e->keepalive, "%s: keepalive %d", url,
+                 c->keepalive_idle_s);
+    cr_assert_eq(c->keepalive_interval_s, 10, "%s", url);
+    cr_assert_eq(c->keepalive_count, 3, "%s", url);
+    cr_assert_eq(c->nodelay, 1, "%s", url);
+    cr_assert_eq(c->tls, e->tls, "%s: tls %d", url, c->tls);
+    cr_assert_eq(c->tls_insecure, e->insecure, "%s: tls_insecure %d", url,
+                 c->tls_insecure);
+}
+
+static const struct good_url {
+    const char *url;
+    expect e;
+} good_urls[] = {
+    {"redis://localhost", {.host = "localhost"}},
+    {"redis://", {.host = "127.0.0.1"}},
+    {"redis://127.0.0.1:6380", {.host = "127.0.0.1", .port = 6380}},
+    {"REDIS://Example.COM:1/", {.host = "Example.COM", .port = 1}},
+    {"redis://h:65535/15", {.host = "h", .port = 65535, .db = 15}},
+    {"redis://:6390", {.host = "127.0.0.1", .port = 6390}},
+    {"redis://[::1]:6380/2", {.host = "::1", .port = 6380, .db = 2}},
+    {"redis://[::1]", {.host = "::1"}},
+    {"redis://[fe80::1:2]/3", {.host = "fe80::1:2", .db = 3}},
+    {"redis://[::ffff:127.0.0.1]:7000",
+     {.host = "::ffff:127.0.0.1", .port = 7000}},
+    {"redis://user:secret@host",
+     {.host = "host", .user = "user", .pass = "secret"}},
+    {"redis://:secret@host:7/1",
+     {.host = "host", .port = 7, .pass = "secret", .db = 1}},
+    {"redis://alice@host", {.host = "host", .user = "alice"}},
+    {"redis://alice:@host", {.host = "host", .user = "alice"}},
+    {"redis://a%40b:p%3Aw%2Fd%25@host",
+     {.host = "host", .user = "a@b", .pass = "p:w/d%"}},
+    /* The last '@' ends the user information. */
+    {"redis://u:p@ss@host", {.host = "host", .user = "u", .pass = "p@ss"}},
+    {"redis://u:p%20w@[::1]:1234/9",
+     {.host = "::1", .port = 1234, .user = "u", .pass = "p w", .db = 9}},
+    {"redis://host/%31%32", {.host = "host", .db = 12}},
+    {"redis://host/0?db=4", {.host = "host", .db = 4}},
+    {"redis://host?client_name=my%20app&protocol=3",
+     {.host = "host", .client_name = "my app", .protocol = 3}},
+    {"redis://host/?protocol=2", {.host = "host", .protocol = 2}},
+    {"redis://host?connect_timeout=250ms&command_timeout=2s",
+     {.host = "host", .connect_ms = 250, .command_ms = 2000}},
+    {"redis://host?connect_timeout=1500&command_timeout=7",
+     {.host = "host", .connect_ms = 1500, .command_ms = 7}},
+    {"redis://host?connect_timeout=0", {.host = "host", .connect_ms = -1}},
+    {"redis://host?command_timeout=0ms", {.host = "host"}},
+    {"redis://host?keepalive=60", {.host = "host", .keepalive = 60}},
+    {"redis://host?keepalive=0&&db=1&", {.host = "host", .db = 1}},
+    {"redis://host?db=1&db=2", {.host = "host", .db = 2}},
+    {"rediss://host", {.host = "host", .tls = 1}},
+    {"rediss://h:6380/1?tls_ca_file=%2Fetc%2Fca.pem&tls_ca_dir=/etc/ssl"
+     "&tls_cert_file=c.pem&tls_key_file=k.pem&tls_sni=redis.example"
+     "&tls_insecure=yes",
+     {.host = "h",
+      .port = 6380,
+      .db = 1,
+      .tls = 1,
+      .ca_file = "/etc/ca.pem",
+      .ca_dir = "/etc/ssl",
+      .cert = "c.pem",
+      .key = "k.pem",
+      .sni = "redis.example",
+      .insecure = 1}},
+    {"rediss://h?tls_insecure=no", {.host = "h", .tls = 1}},
+    {"rediss://h?tls_insecure=TRUE", {.host = "h", .tls = 1, .insecure = 1}},
+    {"rediss://h?tls_insecure=0", {.host = "h", .tls = 1}},
+    {"unix:///tmp/redis.sock", {.path = "/tmp/redis.sock"}},
+    {"unix:///tmp/my%20dir/r.sock?db=3&client_name=x",
+     {.path = "/tmp/my dir/r.sock", .db = 3, .client_name = "x"}},
+    {"unix://u:pw@/run/redis.sock?protocol=3",
+     {.path = "/run/redis.sock", .user = "u", .pass = "pw", .protocol = 3}},
+    {"UNIX:///s", {.path = "/s"}},
+};
+
+Test(config, good_urls)
+{
+    for (size_t i = 0; i < sizeof good_urls / sizeof *good_urls; i++) {
+        const struct good_url *g = &good_urls[i];
+        aredis_options o = {.url = g->url};
+        aredis__config c;
+        char err[256];
+        int rc = aredis__config_from_options(&c, &o, err, sizeof err);
+        cr_assert_eq(rc, 0, "%s: %s (%s)", g->url, aredis_err_name(rc), err);
+        cr_assert_str_eq(err, "", "%s: message on success", g->url);
+        check_cfg(g->url, &c, &g->e);
+        aredis__config_cleanup(&c);
+    }
+}
+
+Test(config, defaults_without_url)
+{
+    aredis_options o = {0};
+    aredis__config c;
+    char err[128];
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0);
+    expect e = {.host = "127.0.0.1"};
+    check_cfg("(no url)", &c, &e);
+    cr_assert_eq(c.normalize_resp2, 0);
+    aredis__config_cleanup(&c);
+    /* A NULL options pointer means all defaults too. */
+    cr_assert_eq(aredis__config_from_options(&c, NULL, err, sizeof err), 0);
+    check_cfg("(NULL options)", &c, &e);
+    aredis__config_cleanup(&c);
+    /* Cleanup twice is harmless. */
+    aredis__config_cleanup(&c);
+}
+
+static const struct bad_url {
+    const char *url;
+    int code;
+    const char *msg;
+} bad_urls[] = {
+    {"http://host", AREDIS_EURL,
+     "bad URL: unknown scheme 'http' (use redis://, rediss:// or unix://)"},
+    {"localhost:6379", AREDIS_EURL, "bad URL: no scheme"},
+    {"", AREDIS_EURL, "no scheme"},
+    {"redis:/host", AREDIS_EURL, "no scheme"},
+    {"://host", AREDIS_EURL, "unknown scheme ''"},
+    {"redis://host:99999", AREDIS_EURL, "bad URL: port '99999' out of range"},
+    {"redis://host:0", AREDIS_EURL, "port '0' out of range"},
+    {"redis://host:123456789012345678901234567890", AREDIS_EURL,
+     "out of range"},
+    {"redis://host:", AREDIS_EURL, "empty port"},
+    {"redis://host:abc", AREDIS_EURL, "port 'abc' is not a number"},
+    {"redis://host:-1", AREDIS_EURL, "port '-1' is not a number"},
+    {"redis://host:+5", AREDIS_EURL, "is not a number"},
+    {"redis://host:63 79", AREDIS_EURL, "is not a number"},
+    {"redis://host/x", AREDIS_EURL, "bad URL: database 'x' is not a number"},
+    {"redis://host/1/2", AREDIS_EURL, "database '1/2' is not a number"},
+    {"redis://host/-1", AREDIS_EURL, "database '-1' is not a number"},
+    {"redis://host/99999999999", AREDIS_EURL, "database '99999999999' out"},
+    {"redis://host?db=y", AREDIS_EURL, "database 'y' is not a number"},
+    {"redis://host?foo=1", AREDIS_EURL, "bad URL: unknown option 'foo'"},
+    {"redis://host?DB=1", AREDIS_EURL, "unknown option 'DB'"},
+    {"redis://host?db", AREDIS_EURL, "option 'db' has no value"},
+    {"redis://[::1", AREDIS_EURL, "bad URL: unterminated '[' in host"},
+    {"redis://[::1:6379/0", AREDIS_EURL, "unterminated '['"},
+    {"redis://[::1]x", AREDIS_EURL, "unexpected 'x' after ']'"},
+    {"redis://[]:6379", AREDIS_EURL, "'[]' is not an IPv6 address"},
+    {"redis://[localhost]", AREDIS_EURL,
+     "'[localhost]' is not an IPv6 address"},
+    {"redis://[::1]:", AREDIS_EURL, "empty port"},
+    {"redis://[::1]:70000", AREDIS_EURL, "port '70000' out of range"},
+    {"redis://::1:6379", AREDIS_EURL, "must be in brackets"},
+    {"redis://ho st", AREDIS_EURL, "invalid character ' ' in host"},
+    {"redis://ho%41st", AREDIS_EURL, "invalid character '%' in host"},
+    {"redis://h\x01st", AREDIS_EURL, "invalid character '?' in host"},
+    {"redis://u:p%zz@host", AREDIS_EURL,
+     "bad percent-escape '%zz' in the password"},
+    {"redis://u%4@host", AREDIS_EURL, "bad percent-escape '%4' in the user"},
+    {"redis://u:p%@host", AREDIS_EURL, "bad percent-escape '%' in the pass"},
+    {"redis://u:p%00@host", AREDIS_EURL, "NUL byte) in the password"},
+    {"redis://h?client_name=a%0", AREDIS_EURL, "in the client_name"},
+    {"redis://h?client_name=", AREDIS_EURL, "option 'client_name' is empty"},
+    {"redis://h?protocol=4", AREDIS_EURL, "protocol '4' must be 2 or 3"},
+    {"redis://h?protocol=0", AREDIS_EURL, "must be 2 or 3"},
+    {"redis://h?connect_timeout=fast", AREDIS_EURL,
+     "connect_timeout 'fast' is not a duration"},
+    {"redis://h?connect_timeout=1.5s", AREDIS_EURL, "is not a duration"},
+    {"redis://h?connect_timeout=ms", AREDIS_EURL, "is not a duration"},
+    {"redis://h?connect_timeout=s", AREDIS_EURL, "is not a duration"},
+    {"redis://h?command_timeout=5m", AREDIS_EURL,
+     "command_timeout '5m' is not a duration"},
+    {"redis://h?command_timeout=-5", AREDIS_EURL, "is not a duration"},
+    {"redis://h?command_timeout=9999999s", AREDIS_EURL,
+     "command_timeout '9999999s' out of range"},
+    {"redis://h?keepalive=x", AREDIS_EURL,
+     "keepalive 'x' is not a number of seconds"},
+    {"redis://h?keepalive=40000", AREDIS_EURL,
+     "keepalive '40000' out of range"},
+    {"rediss://h?tls_insecure=maybe", AREDIS_EURL,
+     "tls_insecure 'maybe' must be yes or no"},
+    {"rediss://h?tls_sni=", AREDIS_EURL, "'tls_sni' is empty"},
+    {"rediss://h?tls_key_file=k.pem", AREDIS_EINVAL,
+     "key file needs a certificate file"},
+    {"unix://", AREDIS_EURL, "unix:// needs an absolute path"},
+    {"unix://relative.sock", AREDIS_EURL, "needs an absolute path"},
+    {"unix://?db=1/x", AREDIS_EURL, "needs an absolute path"},
+    {"unix://host/tmp/r.sock", AREDIS_EURL, "unix:// takes no host ('host')"},
+    {"unix:///tmp/%zz", AREDIS_EURL, "bad percent-escape '%zz' in the path"},
+    {"unix:///tmp/r.sock?bogus=1", AREDIS_EURL, "unknown option 'bogus'"},
+    {"unix:///tmp/r.sock?db=z", AREDIS_EURL, "database 'z' is not a number"},
+    {"unix:///"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+     AREDIS_EURL, "unix socket path is too long"},
+};
+
+Test(config, bad_urls)
+{
+    for (size_t i = 0; i < sizeof bad_urls / sizeof *bad_urls; i++) {
+        const struct bad_url *b = &bad_urls[i];
+        aredis_options o = {.url = b->url};
+        aredis__config c;
+        memset(&c, 0xAB, sizeof c);
+        char err[256];
+        int rc = aredis__config_from_options(&c, &o, err, sizeof err);
+        cr_assert_eq(rc, b->code, "%s: got %s (%s), expected %s", b->url,
+                     aredis_err_name(rc), err, aredis_err_name(b->code));
+        cr_assert(strstr(err, b->msg) != NULL, "%s: message '%s' lacks '%s'",
+                  b->url, err, b->msg);
+        /* On failure the config holds nothing to free. */
+        cr_assert_null(c.host, "%s", b->url);
+        cr_assert_null(c.path, "%s", b->url);
+        cr_assert_null(c.username, "%s", b->url);
+        cr_assert_null(c.password, "%s", b->url);
+        aredis__config_cleanup(&c);
+    }
+}
+
+Test(config, messages_never_quote_much_of_the_url)
+{
+    /* The URL may carry a password: a message quotes a short piece. */
+    char url[600];
+    memcpy(url, "redis://host?", 13);
+    memset(url + 13, 'k', 500);
+    memcpy(url + 513, "=1", 3);
+    aredis_options o = {.url = url};
+    aredis__config c;
+    char err[256];
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err),
+                 AREDIS_EURL);
+    cr_assert(strstr(err, "unknown option 'kkkk") != NULL, "%s", err);
+    cr_assert(strstr(err, "...'") != NULL, "%s", err);
+    cr_assert_lt(strlen(err), 100, "%s", err);
+}
+
+Test(config, tiny_or_missing_error_buffer)
+{
+    aredis_options o = {.url = "http://x"};
+    aredis__config c;
+    char err[8];
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err),
+                 AREDIS_EURL);
+    cr_assert_str_eq(err, "bad URL");
+    cr_assert_eq(aredis__config_from_options(&c, &o, NULL, 0), AREDIS_EURL);
+}
+
+Test(config, members_override_the_url)
+{
+    aredis_options o = {
+        .url = "rediss://u:p@urlhost:1111/5?client_name=a&protocol=2"
+               "&connect_timeout=1s&command_timeout=2s&keepalive=9"
+               "&tls_ca_file=a&tls_sni=s1",
+        .host = "memberhost",
+        .port = 2222,
+        .username = "mu",
+        .password = "mp",
+        .db = 7,
+        .client_name = "b",
+        .protocol = 3,
+        .connect_timeout_ms = 333,
+        .command_timeout_ms = 444,
+        .keepalive_idle_s = 20,
+        .keepalive_interval_s = 4,
+        .keepalive_count = 6,
+        .tcp_nagle = 1,
+        .normalize_resp2 = 1,
+        .tls = {.ca_file = "ca.pem",
+                .ca_dir = "cadir",
+                .cert_file = "c.pem",
+                .key_file = "k.pem",
+                .sni = "s2",
+                .insecure_skip_verify = 1},
+        .limits = {.max_depth = 9, .max_bulk_len = 99},
+    };
+    aredis__config c;
+    char err[256];
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_str_eq(c.host, "memberhost");
+    cr_assert_eq(c.port, 2222);
+    cr_assert_str_eq(c.username, "mu");
+    cr_assert_str_eq(c.password, "mp");
+    cr_assert_eq(c.db, 7);
+    cr_assert_str_eq(c.client_name, "b");
+    cr_assert_eq(c.protocol, 3);
+    cr_assert_eq(c.connect_timeout_ms, 333);
+    cr_assert_eq(c.command_timeout_ms, 444);
+    cr_assert_eq(c.keepalive_idle_s, 20);
+    cr_assert_eq(c.keepalive_interval_s, 4);
+    cr_assert_eq(c.keepalive_count, 6);
+    cr_assert_eq(c.nodelay, 0);
+    cr_assert_eq(c.normalize_resp2, 1);
+    cr_assert_eq(c.tls, 1);
+    cr_assert_str_eq(c.tls_ca_file, "ca.pem");
+    cr_assert_str_eq(c.tls_ca_dir, "cadir");
+    cr_assert_str_eq(c.tls_cert_file, "c.pem");
+    cr_assert_str_eq(c.tls_key_file, "k.pem");
+    cr_assert_str_eq(c.tls_sni, "s2");
+    cr_assert_eq(c.tls_insecure, 1);
+    cr_assert_eq(c.limits.max_depth, 9);
+    cr_assert_eq(c.limits.max_bulk_len, 99);
+    aredis__config_cleanup(&c);
+}
+
+Test(config, zero_members_keep_the_url)
+{
+    aredis_options o = {.url = "redis://h:1/2?keepalive=5&protocol=3"
+                               "&connect_timeout=7&command_timeout=8"};
+    aredis__config c;
+    char err[256];
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(c.port, 1);
+    cr_assert_eq(c.db, 2);
+    cr_assert_eq(c.keepalive_idle_s, 5);
+    cr_assert_eq(c.protocol, 3);
+    cr_assert_eq(c.connect_timeout_ms, 7);
+    cr_assert_eq(c.command_timeout_ms, 8);
+    aredis__config_cleanup(&c);
+}
+
+Test(config, members_alone)
+{
+    aredis_options o = {.host = "::1",
+                        .port = 7000,
+                        .tls = {.enabled = 1},
+                        .connect_timeout_ms = -5};
+    aredis__config c;
+    char err[256];
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_str_eq(c.host, "::1");
+    cr_assert_eq(c.port, 7000);
+    cr_assert_eq(c.tls, 1);
+    cr_assert_eq(c.connect_timeout_ms, -1, "negative means none");
+    aredis__config_cleanup(&c);
+}
+
+Test(config, unix_path_wins_over_host)
+{
+    /* The path member over a redis:// URL, and a host member over a
+     * unix:// URL: the socket wins both times. */
+    aredis_options o = {.url = "redis://h:1", .path = "/tmp/x.sock"};
+    aredis__config c;
+    char err[256];
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_str_eq(c.path, "/tmp/x.sock");
+    cr_assert_null(c.host);
+    aredis__config_cleanup(&c);
+
+    aredis_options o2 = {.url = "unix:///tmp/y.sock", .host = "h"};
+    cr_assert_eq(aredis__config_from_options(&c, &o2, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_str_eq(c.path, "/tmp/y.sock");
+    cr_assert_null(c.host);
+    aredis__config_cleanup(&c);
+}
+
+static const struct bad_member {
+    aredis_options o;
+    const char *msg;
+} bad_members[] = {
+    {{.protocol = 1}, "bad option: protocol must be 0, 2 or 3"},
+    {{.protocol = 4}, "protocol must be 0, 2 or 3"},
+    {{.port = 65536}, "bad option: port 65536 out of range"},
+    {{.port = -1}, "port -1 out of range"},
+    {{.db = -1}, "bad option: db -1 is negative"},
+    {{.command_timeout_ms = -1}, "command_timeout_ms -1 is negative"},
+    {{.keepalive_idle_s = -1}, "keepalive_idle_s -1 out of range"},
+    {{.keepalive_idle_s = 40000}, "keepalive_idle_s 40000 out of range"},
+    {{.keepalive_interval_s = -2}, "keepalive_interval_s -2 out of range"},
+    {{.keepalive_count = 128}, "keepalive_count 128 out of range"},
+    {{.host = ""}, "bad option: host is empty"},
+    {{.path = ""}, "bad option: empty unix socket path"},
+    {{.path = "/tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+              "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"},
+     "unix socket path is too long"},
+    {{.tls = {.enabled = 1, .key_file = "k.pem"}},
+     "key file needs a certificate file"},
+};
+
+Test(config, bad_members)
+{
+    for (size_t i = 0; i < sizeof bad_members / sizeof *bad_members; i++) {
+        aredis__config c;
+        char err[256];
+        int rc =
+            aredis__config_from_options(&c, &bad_members[i].o, err, sizeof err);
+        cr_assert_eq(rc, AREDIS_EINVAL, "case %zu: %s (%s)", i,
+                     aredis_err_name(rc), err);
+        cr_assert(strstr(err, bad_members[i].msg) != NULL,
+                  "case %zu: '%s' lacks '%s'", i, err, bad_members[i].msg);
+        cr_assert_null(c.host);
+    }
+}
+
+Test(config, bad_member_after_good_url_frees_everything)
+{
+    /* The URL allocated several strings before the member check fails;
+     * ASan's leak checker proves they were released. */
+    aredis_options o = {.url = "redis://u:p@h/1?client_name=n", .protocol = 9};
+    aredis__config c;
+    char err[256];
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err),
+                 AREDIS_EINVAL);
+    cr_assert_null(c.username);
+}
+
+/* ------------------------------------------------------------------------
+ * Allocation failure: fail the Nth allocation, for every N until a run
+ * succeeds, and check each failure is a clean AREDIS_ENOMEM with nothing
+ * left allocated.
+ * ------------------------------------------------------------------------ */
+
+static long g_fail_at; /* the allocation number that fails; 0: none */
+static long g_count;   /* allocations so far */
+static long g_live;    /* blocks not yet freed */
+
+static void *t_malloc(size_t n)
+{
+    if (++g_count == g_fail_at)
+        return NULL;
+    void *p = malloc(n);
+    if (p != NULL)
+        g_live++;
+    return p;
+}
+
+static void *t_calloc(size_t c, size_t n)
+{
+    if (++g_count == g_fail_at)
+        return NULL;
+    void *p = calloc(c, n);
+    if (p != NULL)
+        g_live++;
+    return p;
+}
+
+static void *t_realloc(void *old, size_t n)
+{
+    if (++g_count == g_fail_at)
+        return NULL;
+    void *p = realloc(old, n);
+    if (p != NULL && old == NULL)
+        g_live++;
+    return p;
+}
+
+static void t_free(void *p)
+{
+    if (p != NULL)
+        g_live--;
+    free(p);
+}
+
+static void oom_sweep(const aredis_options *o)
+{
+    aredis_allocator a = {t_malloc, t_calloc, t_realloc, t_free};
+    cr_assert_eq(aredis_set_allocator(&a), 0);
+    int done = 0;
+    for (long n = 1; n < 1000 && !done; n++) {
+        g_fail_at = n;
+        g_count = 0;
+        g_live = 0;
+        aredis__config c;
+        char err[256];
+        int rc = aredis__config_from_options(&c, o, err, sizeof err);
+        if (rc == 0) {
+            cr_assert_lt(g_count, n, "success although allocation %ld failed",
+                         n);
+            cr_assert_gt(n, 1, "the sweep must fail at least once");
+            aredis__config_cleanup(&c);
+            done = 1;
+        } else {
+            cr_assert_eq(rc, AREDIS_ENOMEM, "allocation %ld: %s (%s)", n,
+                         aredis_err_name(rc), err);
+            cr_assert_str_eq(err, "out of memory");
+            cr_assert_null(c.host);
+        }
+        cr_assert_eq(g_live, 0, "allocation %ld: %ld blocks leaked", n, g_live);
+    }
+    cr_assert(done, "never succeeded");
+    aredis_set_allocator(NULL);
+}
+
+Test(config, oom_url_and_members)
+{
+    aredis_options o = {
+        .url = "rediss://us%40r:pa%3Ass@[::1]:6380/3?client_name=c%20n"
+               "&tls_ca_file=ca&tls_ca_dir=d&tls_cert_file=c&tls_key_file=k"
+               "&tls_sni=s&db=4&protocol=3&connect_timeout=1s",
+        .username = "override",
+        .client_name = "cn2",
+        .tls = {.sni = "sni2"},
+    };
+    oom_sweep(&o);
+}
+
+Test(config, oom_defaults_and_unix)
+{
+    aredis_options o = {0};
+    oom_sweep(&o);
+    aredis_options u = {.url = "unix://u:p@/tmp/r%20.sock?db=2"};
+    oom_sweep(&u);
+    aredis_options m = {.path = "/tmp/s", .host = "h", .password = "p"};
+    oom_sweep(&m);
+}
