@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Instructions per command, aredis against hiredis, counted by callgrind.
+# Instructions per operation (one command encoded, one reply read...),
+# aredis against hiredis, counted by callgrind.
 #
 #   bench/callgrind.sh <bench-binary> [workload...]
 #
@@ -9,7 +10,7 @@
 #
 # Each (workload, impl) pair runs twice under callgrind, with N1 and N2
 # iterations; start-up, set-up and warm-up cost the same in both runs, so
-# (Ir(N2) - Ir(N1)) / (N2 - N1) is the cost of one command alone.
+# (Ir(N2) - Ir(N1)) / (N2 - N1) is the cost of one operation alone.
 # N1 and N2 can be changed through the environment (defaults 1000, 11000).
 set -euo pipefail
 
@@ -62,7 +63,7 @@ per_command() {
         'BEGIN { printf "%.1f", (b - a) / (n2 - n1) }'
 }
 
-printf '%-14s %14s %14s %8s\n' workload aredis_Ir/cmd hiredis_Ir/cmd ratio
+printf '%-14s %14s %14s %8s\n' workload aredis_Ir/op hiredis_Ir/op ratio
 for w in "${workloads[@]}"; do
     a=$(per_command aredis "$w")
     h=$(per_command hiredis "$w")

@@ -2,6 +2,8 @@
  * getting_started.c, one call at a time.
  *
  *     ./getting_started_sync redis://127.0.0.1:6379/0 */
+#define _POSIX_C_SOURCE 200809L /* nanosleep */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -22,13 +22,13 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                           \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,  \
-                    #cond);                                                   \
-            abort();                                                          \
-        }                                                                     \
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
+                    #cond);                                                  \
+            abort();                                                         \
+        }                                                                    \
     } while (0)
 
 /* ------------------------------------------------------------------------
@@ -159,8 +159,18 @@ static size_t check_output(const aredis_buf *b, struct span *args, size_t max)
  * Mode 0: generated format with matching arguments
  * ------------------------------------------------------------------------ */
 
-enum type { T_S, T_B, T_INT, T_UINT, T_LONG, T_ULONG, T_LLONG, T_ULLONG,
-            T_SIZE, T_DOUBLE };
+enum type {
+    T_S,
+    T_B,
+    T_INT,
+    T_UINT,
+    T_LONG,
+    T_ULONG,
+    T_LLONG,
+    T_ULLONG,
+    T_SIZE,
+    T_DOUBLE
+};
 
 #define SLOTS 10
 
@@ -328,8 +338,8 @@ static int call_schedule(aredis_buf *b, int sched, const char *fmt,
     switch (sched) {
     case 0:
         return aredis_write_fmt(b, fmt, v->s[0], v->bp[1], v->bl[1], v->i[2],
-                                v->u[3], v->l[4], v->ul[5], v->ll[6],
-                                v->ull[7], v->z[8], v->d[9]);
+                                v->u[3], v->l[4], v->ul[5], v->ll[6], v->ull[7],
+                                v->z[8], v->d[9]);
     case 1:
         return aredis_write_fmt(b, fmt, v->d[0], v->s[1], v->i[2], v->s[3],
                                 v->bp[4], v->bl[4], v->ll[5], v->d[6], v->s[7],
@@ -451,9 +461,8 @@ static void mode_generated(struct input *in)
  * of the conversion at p (just after '%'), or 0 when it is not one. */
 static size_t known_conversion(const char *p)
 {
-    static const char *const valid[] = {"%",  "s",  "b",   "d",   "i",
-                                        "u",  "f",  "g",   "ld",  "lu",
-                                        "lld", "llu", "zu"};
+    static const char *const valid[] = {"%", "s",  "b",  "d",   "i",   "u", "f",
+                                        "g", "ld", "lu", "lld", "llu", "zu"};
     size_t best = 0;
     for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++) {
         size_t n = strlen(valid[i]);

@@ -24,12 +24,11 @@
 
 /* Two decimal digits per entry, so the conversion loop divides by 100 and
  * halves the number of (slow) divisions. */
-static const char digit_pairs[201] =
-    "0001020304050607080910111213141516171819"
-    "2021222324252627282930313233343536373839"
-    "4041424344454647484950515253545556575859"
-    "6061626364656667686970717273747576777879"
-    "8081828384858687888990919293949596979899";
+static const char digit_pairs[201] = "0001020304050607080910111213141516171819"
+                                     "2021222324252627282930313233343536373839"
+                                     "4041424344454647484950515253545556575859"
+                                     "6061626364656667686970717273747576777879"
+                                     "8081828384858687888990919293949596979899";
 
 /* Room for any number the writer prints: a 64-bit integer with its sign
  * (21 bytes) or a double in the shortest round-trip form (at most 24 bytes,
@@ -254,8 +253,7 @@ static size_t put_g(char *out, int neg, const char *dig, int prec, int x)
  * is real when `exact` says the digits are the whole decimal expansion,
  * and then goes to the even digit as printf does; otherwise it cannot be
  * settled from these digits and the function returns -1. */
-static int round_digits(const char *all, int prec, int exact, char *dig,
-                        int *x)
+static int round_digits(const char *all, int prec, int exact, char *dig, int *x)
 {
     size_t p = (size_t)prec;
     memcpy(dig, all, p);
@@ -292,7 +290,8 @@ static int reads_back(const char *dig, int prec, int x, double a)
     /* Clinger's fast path: q and 10^|e| are exact doubles, so one
      * correctly rounded operation gives what strtod() would. */
     if (q <= (1ULL << 53) && e >= -22 && e <= 22) {
-        double v = e >= 0 ? (double)q * pow10_dbl[e] : (double)q / pow10_dbl[-e];
+        double v =
+            e >= 0 ? (double)q * pow10_dbl[e] : (double)q / pow10_dbl[-e];
         return v == a;
     }
     /* Written with an exponent and no decimal point, the text reads the
@@ -670,13 +669,56 @@ static int add_size(size_t *sum, size_t n)
     return 0;
 }
 
-/* Step 2, over a format that scan_format() accepted. */
+/* Take the value of conversion k (not %%) into *pc: a pointer to the
+ * caller's bytes for %s and %b, or a number formatted into the next slot.
+ * Returns 0 or AREDIS_EINVAL for a NULL pointer the contract refuses. */
+static int take_value(enum conv k, va_list *ap, char **slot, struct piece *pc)
+{
+    if (k == CONV_STR) {
+        const char *s = va_arg(*ap, const char *);
+        if (s == NULL)
+            return AREDIS_EINVAL;
+        pc->ptr = s;
+        pc->len = strlen(s);
+        return 0;
+    }
+    if (k == CONV_BIN) {
+        const void *s = va_arg(*ap, const void *);
+        size_t n = va_arg(*ap, size_t);
+        if (s == NULL && n != 0)
+            return AREDIS_EINVAL;
+        /* memcpy() wants a valid pointer even for zero bytes. */
+        pc->ptr = s != NULL ? s : "";
+        pc->len = n;
+        return 0;
+    }
+    pc->len = take_number(k, *slot, ap);
+    if (pc->len == 0)
+        return AREDIS_EINVAL;
+    pc->ptr = *slot;
+    *slot += NUM_SLOT;
+    return 0;
+}
+
+/* Record the literal bytes [from, to) as a piece and count them. */
+static inline struct piece *add_literal(struct piece *pc, const char *from,
+                                        const char *to, size_t *len)
+{
+    pc->ptr = from;
+    pc->len = (size_t)(to - from);
+    *len += pc->len;
+    return pc + 1;
+}
+
+/* Step 2, over a format that scan_format() accepted. It fills at most the
+ * counts scan_format() found, and sets pl->nargs and pl->total from what
+ * it really produced. */
 static int gather(const char *fmt, va_list *ap, struct plan *pl)
 {
     struct piece *pc = pl->pieces;
     struct arg *arg = pl->args;
     char *slot = pl->nums;
-    size_t total = count_digits(pl->nargs) + 3;
+    size_t total = 0;
     const char *p = fmt;
 
     for (;;) {
@@ -696,61 +738,33 @@ static int gather(const char *fmt, va_list *ap, struct plan *pl)
             enum conv k = parse_conv(p + 1, &used);
             if (k == CONV_PCT) {
                 /* Keep the first '%' in the run, skip the second. */
-                p++;
-                pc->ptr = lit;
-                pc->len = (size_t)(p - lit);
-                len += pc->len;
-                pc++;
-                lit = ++p;
+                pc = add_literal(pc, lit, p + 1, &len);
+                p += 2;
+                lit = p;
                 continue;
             }
-            if (p != lit) {
-                pc->ptr = lit;
-                pc->len = (size_t)(p - lit);
-                len += pc->len;
-                pc++;
-            }
+            if (p != lit)
+                pc = add_literal(pc, lit, p, &len);
             p += 1 + used;
             lit = p;
-            if (k == CONV_STR) {
-                const char *s = va_arg(*ap, const char *);
-                if (s == NULL)
-                    return AREDIS_EINVAL;
-                pc->ptr = s;
-                pc->len = strlen(s);
-            } else if (k == CONV_BIN) {
-                const void *s = va_arg(*ap, const void *);
-                size_t n = va_arg(*ap, size_t);
-                if (s == NULL && n != 0)
-                    return AREDIS_EINVAL;
-                /* memcpy() wants a valid pointer even for zero bytes. */
-                pc->ptr = s != NULL ? s : "";
-                pc->len = n;
-            } else {
-                pc->len = take_number(k, slot, ap);
-                if (pc->len == 0)
-                    return AREDIS_EINVAL;
-                pc->ptr = slot;
-                slot += NUM_SLOT;
-            }
+            int rc = take_value(k, ap, &slot, pc);
+            if (rc != 0)
+                return rc;
             if (add_size(&len, pc->len) != 0)
                 return AREDIS_ENOMEM;
             pc++;
         }
-        if (p != lit) {
-            pc->ptr = lit;
-            pc->len = (size_t)(p - lit);
-            len += pc->len;
-            pc++;
-        }
+        if (p != lit)
+            pc = add_literal(pc, lit, p, &len);
         arg->len = len;
         arg->npieces = (size_t)(pc - first);
         arg++;
         if (add_size(&total, bulk_size(len)) != 0)
             return AREDIS_ENOMEM;
     }
-    pl->total = total;
-    return 0;
+    pl->nargs = (size_t)(arg - pl->args);
+    pl->total = count_digits(pl->nargs) + 3;
+    return add_size(&pl->total, total);
 }
 
 /* Step 3: cannot fail, the room was reserved. */
@@ -803,8 +817,8 @@ int aredis_write_vfmt(aredis_buf *b, const char *fmt, va_list ap)
             cnt.nargs > SIZE_MAX / asz / 4 ||
             cnt.nnums > SIZE_MAX / NUM_SLOT / 4)
             return AREDIS_ENOMEM;
-        size_t size = cnt.npieces * psz + cnt.nargs * asz +
-                      cnt.nnums * NUM_SLOT;
+        size_t size =
+            cnt.npieces * psz + cnt.nargs * asz + cnt.nnums * NUM_SLOT;
         heap = aredis__malloc(size);
         if (heap == NULL)
             return AREDIS_ENOMEM;

@@ -3,7 +3,8 @@
  * private servers this file starts (and stops) through the project's
  * tests/support/redis-server.sh for the tests that restart a server or
  * need ACL users. Every test counts callbacks: each command completes
- * exactly once, with a non-NULL reply. */
+ * exactly once, with a non-NULL reply. The same tests run on every event
+ * loop (AREDIS_TEST_LOOP, see tests/support/testloop.h). */
 #include <criterion/criterion.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 #include "aredis/aredis.h"
 #include "testenv.h"
+#include "testloop.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 
@@ -51,7 +53,7 @@ static char *url_for(char *buf, size_t n, const testenv_server *s, int db)
 static int run_until(aredis_loop *loop, const int *flag, int timeout_ms)
 {
     for (int waited = 0; !*flag && waited < timeout_ms; waited += 20)
-        aredis_loop_run_once(loop, 20);
+        testloop_run_once(loop, 20);
     return *flag;
 }
 
@@ -81,6 +83,7 @@ static void count_cb(aredis_client *c, const aredis_reply *r, void *ud)
         k->last_int = r->integer;
     if (r->str != NULL && (r->type == AREDIS_REPLY_STRING ||
                            r->type == AREDIS_REPLY_STATUS ||
+                           r->type == AREDIS_REPLY_VERB ||
                            r->type == AREDIS_REPLY_ERROR))
         snprintf(k->last, sizeof k->last, "%.*s", (int)r->len, r->str);
     if (k->expect && k->calls >= k->expect)
@@ -176,7 +179,7 @@ static void step_cb(aredis_client *c, const aredis_reply *r, void *ud)
 
 Test(client, getting_started_sequence, .init = load_fixture)
 {
-    aredis_loop *loop = aredis_loop_new();
+    aredis_loop *loop = testloop_new();
     char url[128];
     aredis_status st;
     aredis_client *c = aredis_client_new(
@@ -190,14 +193,14 @@ Test(client, getting_started_sequence, .init = load_fixture)
     cr_assert_eq(aredis_client_pending(c), 0);
     cr_assert_eq(aredis_client_protocol(c), 3);
     aredis_client_free(c);
-    aredis_loop_free(loop);
+    testloop_free(loop);
 }
 
 /* ---- completion rules ------------------------------------------------------ */
 
 Test(client, every_command_completes_once, .init = load_fixture)
 {
-    aredis_loop *loop = aredis_loop_new();
+    aredis_loop *loop = testloop_new();
     char url[128], key[64];
     testenv_key(key, sizeof key, "many");
     aredis_client *c = aredis_client_new(
@@ -213,12 +216,12 @@ Test(client, every_command_completes_once, .init = load_fixture)
     cr_assert_eq(k.errors, 0);
     cr_assert_eq(k.last_int, N, "replies arrive in order");
     aredis_client_free(c);
-    aredis_loop_free(loop);
+    testloop_free(loop);
 }
 
 Test(client, server_errors_keep_their_text, .init = load_fixture)
 {
-    aredis_loop *loop = aredis_loop_new();
+    aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
         loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, NULL);
@@ -228,12 +231,12 @@ Test(client, server_errors_keep_their_text, .init = load_fixture)
     cr_assert_eq(k.last_code, AREDIS_ESERVER);
     cr_assert(strncmp(k.last, "ERR unknown command", 19) == 0, "%s", k.last);
     aredis_client_free(c);
-    aredis_loop_free(loop);
+    testloop_free(loop);
 }
 
 Test(client, select_is_refused_with_a_clear_error, .init = load_fixture)
 {
-    aredis_loop *loop = aredis_loop_new();
+    aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
         loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, NULL);
@@ -249,13 +252,13 @@ Test(client, select_is_refused_with_a_clear_error, .init = load_fixture)
     counter bad = {0};
     cr_assert_eq(aredis_command(c, count_cb, &bad, "GET %q"), AREDIS_EFORMAT);
     aredis_client_free(c);
-    aredis_loop_free(loop);
+    testloop_free(loop);
     cr_assert_eq(bad.calls, 0);
 }
 
 Test(client, database_option_selects, .init = load_fixture)
 {
-    aredis_loop *loop = aredis_loop_new();
+    aredis_loop *loop = testloop_new();
     char url[128], key[64];
     testenv_key(key, sizeof key, "db");
     aredis_client *c5 = aredis_client_new(
@@ -272,7 +275,7 @@ Test(client, database_option_selects, .init = load_fixture)
     cr_assert_eq(b.last_int, 0, "the key lives in db 5 only");
     aredis_client_free(c5);
     aredis_client_free(c0);
-    aredis_loop_free(loop);
+    testloop_free(loop);
 }
 
 static void free_in_cb(aredis_client *c, const aredis_reply *r, void *ud)
@@ -284,7 +287,7 @@ static void free_in_cb(aredis_client *c, const aredis_reply *r, void *ud)
 
 Test(client, freed_inside_a_callback_completes_the_rest, .init = load_fixture)
 {
-    aredis_loop *loop = aredis_loop_new();
+    aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
         loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, NULL);
@@ -298,12 +301,12 @@ Test(client, freed_inside_a_callback_completes_the_rest, .init = load_fixture)
     cr_assert_eq(rest.calls, 100, "every pending command completes once");
     cr_assert_eq(rest.errors, 100);
     cr_assert_eq(rest.last_code, AREDIS_ECANCELED);
-    aredis_loop_free(loop);
+    testloop_free(loop);
 }
 
 Test(client, freed_outside_with_commands_pending, .init = load_fixture)
 {
-    aredis_loop *loop = aredis_loop_new();
+    aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
         loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, NULL);
@@ -312,7 +315,7 @@ Test(client, freed_outside_with_commands_pending, .init = load_fixture)
         aredis_command(c, count_cb, &k, "PING");
     aredis_client_free(c);
     cr_assert_eq(k.calls, 0, "never inside the free call");
-    aredis_loop_free(loop); /* runs the pending completions */
+    testloop_free(loop); /* runs the pending completions */
     cr_assert_eq(k.calls, 50);
     cr_assert_eq(k.last_code, AREDIS_ECANCELED);
 }
@@ -324,7 +327,7 @@ Test(client, connection_refused_fails_commands)
     memset(&none, 0, sizeof none);
     none.port = free_port();
     cr_assert_gt(none.port, 0);
-    aredis_loop *loop = aredis_loop_new();
+    aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
         loop, &(aredis_options){.url = url_for(url, sizeof url, &none, 0)},
@@ -337,12 +340,12 @@ Test(client, connection_refused_fails_commands)
     cr_assert_eq(k.last_code, AREDIS_ECONNREFUSED, "%s", k.last);
     cr_assert(strstr(k.last, "refused") != NULL, "%s", k.last);
     aredis_client_free(c);
-    aredis_loop_free(loop);
+    testloop_free(loop);
 }
 
 Test(client, bad_url_names_the_problem)
 {
-    aredis_loop *loop = aredis_loop_new();
+    aredis_loop *loop = testloop_new();
     aredis_status st;
     cr_assert_null(aredis_client_new(
         loop, &(aredis_options){.url = "http://127.0.0.1"}, &st));
@@ -350,12 +353,12 @@ Test(client, bad_url_names_the_problem)
     cr_assert(strstr(st.msg, "http") != NULL, "%s", st.msg);
     cr_assert_null(aredis_client_new(NULL, NULL, &st));
     cr_assert_eq(st.code, AREDIS_EINVAL);
-    aredis_loop_free(loop);
+    testloop_free(loop);
 }
 
 Test(client, command_deadline_fails_only_that_command, .init = load_fixture)
 {
-    aredis_loop *loop = aredis_loop_new();
+    aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
         loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, NULL);
@@ -374,13 +377,13 @@ Test(client, command_deadline_fails_only_that_command, .init = load_fixture)
                      "the late reply was read and dropped in order");
     cr_assert_eq(slow.calls, 1);
     aredis_client_free(c);
-    aredis_loop_free(loop);
+    testloop_free(loop);
 }
 
 Test(client, unix_socket, .init = load_fixture)
 {
     cr_assert_neq(srv.unixsocket[0], '\0', "fixture has a unix socket");
-    aredis_loop *loop = aredis_loop_new();
+    aredis_loop *loop = testloop_new();
     char url[256];
     snprintf(url, sizeof url, "unix://%s?db=1", srv.unixsocket);
     aredis_status st;
@@ -393,7 +396,7 @@ Test(client, unix_socket, .init = load_fixture)
     cr_assert_eq(k.errors, 0, "%s", k.last);
     cr_assert_eq(memcmp(k.last, "u", 2), 0);
     aredis_client_free(c);
-    aredis_loop_free(loop);
+    testloop_free(loop);
 }
 
 /* ---- protocol and replies ------------------------------------------------- */
@@ -427,7 +430,7 @@ static void check_scores(aredis_client *c, const aredis_reply *r, void *ud)
 
 static void same_shapes(int protocol)
 {
-    aredis_loop *loop = aredis_loop_new();
+    aredis_loop *loop = testloop_new();
     char url[128], key[64], zkey[64];
     testenv_key(key, sizeof key, "h");
     testenv_key(zkey, sizeof zkey, "z");
@@ -449,7 +452,7 @@ static void same_shapes(int protocol)
     cr_assert_eq(h.last_int, 1);
     cr_assert_eq(z.last_int, 1, "protocol %d: pairs with doubles", protocol);
     aredis_client_free(c);
-    aredis_loop_free(loop);
+    testloop_free(loop);
 }
 
 Test(client, resp2_normalised_to_resp3_shapes, .init = load_fixture)
@@ -477,7 +480,7 @@ static const aredis_reply *upper_hook(aredis_client *c, const aredis_reply *r,
 
 Test(client, reply_hooks_reshape_replies, .init = load_fixture)
 {
-    aredis_loop *loop = aredis_loop_new();
+    aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
         loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, NULL);
@@ -497,12 +500,12 @@ Test(client, reply_hooks_reshape_replies, .init = load_fixture)
     cr_assert(run_until(loop, &k.done, 10000));
     cr_assert_str_eq(k.last, "calm");
     aredis_client_free(c);
-    aredis_loop_free(loop);
+    testloop_free(loop);
 }
 
 Test(client, client_reply_off_skip_on, .init = load_fixture)
 {
-    aredis_loop *loop = aredis_loop_new();
+    aredis_loop *loop = testloop_new();
     char url[128], key[64];
     testenv_key(key, sizeof key, "cr");
     aredis_client *c = aredis_client_new(
@@ -525,7 +528,7 @@ Test(client, client_reply_off_skip_on, .init = load_fixture)
     cr_assert_eq(skip.calls, 1);
     cr_assert_str_eq(last.last, "b", "the reply queue stayed in step");
     aredis_client_free(c);
-    aredis_loop_free(loop);
+    testloop_free(loop);
 }
 
 static void on_push(aredis_client *c, const aredis_reply *r, void *ud)
@@ -540,7 +543,7 @@ static void on_push(aredis_client *c, const aredis_reply *r, void *ud)
 
 Test(client, resp3_pushes_go_to_the_push_handler, .init = load_fixture)
 {
-    aredis_loop *loop = aredis_loop_new();
+    aredis_loop *loop = testloop_new();
     char url[128], key[64];
     testenv_key(key, sizeof key, "push");
     aredis_client *c = aredis_client_new(
@@ -557,7 +560,7 @@ Test(client, resp3_pushes_go_to_the_push_handler, .init = load_fixture)
     cr_assert_eq(k.calls, 2, "the push reached no command callback");
     aredis_client_free(c);
     aredis_client_free(w);
-    aredis_loop_free(loop);
+    testloop_free(loop);
 }
 
 /* ---- private servers: ACL users, restarts ---------------------------------- */
@@ -568,7 +571,7 @@ Test(client, acl_user_and_wrong_password)
     private_start(&p, "acl",
                   "--user alice on '>alicepw' '~*' '&*' '+@all' "
                   "--user default off");
-    aredis_loop *loop = aredis_loop_new();
+    aredis_loop *loop = testloop_new();
     char url[160];
     snprintf(url, sizeof url, "redis://alice:alicepw@127.0.0.1:%d",
              p.s.port);
@@ -600,7 +603,7 @@ Test(client, acl_user_and_wrong_password)
     aredis_client_free(good);
     aredis_client_free(bad);
     aredis_client_free(two);
-    aredis_loop_free(loop);
+    testloop_free(loop);
     private_stop(&p);
 }
 
@@ -608,7 +611,7 @@ Test(client, server_restart_mid_run)
 {
     private_server p;
     private_start(&p, "restart", "");
-    aredis_loop *loop = aredis_loop_new();
+    aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
         loop, &(aredis_options){.url = url_for(url, sizeof url, &p.s, 0)}, NULL);
@@ -656,7 +659,7 @@ Test(client, server_restart_mid_run)
         private_stop(&q);
     }
     aredis_client_free(c);
-    aredis_loop_free(loop);
+    testloop_free(loop);
     cr_assert_eq(rc, 0, "restarting on the same port");
 }
 
@@ -689,4 +692,81 @@ Test(sync, commands_return_owned_replies, .init = load_fixture)
     cr_assert_null(aredis_sync_connect(
         &(aredis_options){.url = url_for(url, sizeof url, &none, 0)}, &st));
     cr_assert_eq(st.code, AREDIS_ECONNREFUSED, "%s", st.msg);
+}
+
+/* Proves which loop this run exercises: adapters refuse the built-in run. */
+Test(client, runs_on_the_loop_under_test)
+{
+    aredis_loop *loop = testloop_new();
+    int e = aredis_loop_run_once(loop, 0);
+    if (strcmp(testloop_name(), "builtin") == 0)
+        cr_assert_geq(e, 0);
+    else
+        cr_assert_eq(e, AREDIS_ENOTSUP, "%s: %d", testloop_name(), e);
+    testloop_free(loop);
+}
+
+/* ---- TLS and IPv6 through the whole client ------------------------------- */
+
+#ifdef AREDIS_TEST_TLS
+Test(client, tls_verified_and_refused)
+{
+    testenv_server tls;
+    cr_assert_eq(testenv_server_load(&tls, "tls"), 0, "%s", testenv_errstr());
+    char url[128], ca[400];
+    snprintf(url, sizeof url, "rediss://127.0.0.1:%d", tls.port);
+    snprintf(ca, sizeof ca, "%s/ca.crt", tls.dir);
+    aredis_loop *loop = testloop_new();
+    aredis_options o = {.url = url};
+    o.tls.ca_file = ca;
+    aredis_client *good = aredis_client_new(loop, &o, NULL);
+    counter g = {.expect = 1};
+    aredis_command(good, count_cb, &g, "ECHO %s", "secure");
+    cr_assert(run_until(loop, &g.done, 10000));
+    cr_assert_str_eq(g.last, "secure");
+
+    /* Without the CA the server's certificate is not trusted. */
+    aredis_client *bad = aredis_client_new(
+        loop, &(aredis_options){.url = url}, NULL);
+    counter b = {.expect = 1};
+    aredis_command(bad, count_cb, &b, "PING");
+    cr_assert(run_until(loop, &b.done, 10000));
+    cr_assert_eq(b.last_code, AREDIS_ETLS, "%d: %s", b.last_code, b.last);
+    cr_assert(strstr(b.last, "verify") != NULL, "%s", b.last);
+    aredis_client_free(good);
+    aredis_client_free(bad);
+    testloop_free(loop);
+}
+#endif
+
+static int have_ipv6(void)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = in6addr_loopback};
+    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+Test(client, ipv6_loopback)
+{
+    if (!have_ipv6())
+        cr_skip_test("this machine has no usable ::1");
+    testenv_server v6;
+    cr_assert_eq(testenv_server_load(&v6, "ipv6"), 0, "%s", testenv_errstr());
+    char url[128];
+    snprintf(url, sizeof url, "redis://[::1]:%d/0", v6.port);
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = aredis_client_new(loop, &(aredis_options){.url = url},
+                                         NULL);
+    counter k = {.expect = 1};
+    aredis_command(c, count_cb, &k, "CLIENT INFO");
+    cr_assert(run_until(loop, &k.done, 10000));
+    cr_assert_eq(k.errors, 0, "%s", k.last);
+    cr_assert(strstr(k.last, "addr=[::1]:") != NULL ||
+                  strstr(k.last, "addr=::1:") != NULL,
+              "%s", k.last);
+    aredis_client_free(c);
+    testloop_free(loop);
 }

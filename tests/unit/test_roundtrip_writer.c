@@ -87,8 +87,8 @@ Test(roundtrip_writer, fmt_conversions)
     aredis_buf b;
     aredis_buf_init(&b);
     cr_assert_eq(aredis_write_fmt(&b, "HSET user:%d:name %s 100%% %lld %f %b",
-                                  42, "", LLONG_MIN, 0.1,
-                                  "bin\0ary", (size_t)7),
+                                  42, "", LLONG_MIN, 0.1, "bin\0ary",
+                                  (size_t)7),
                  0);
     read_back(b.data, b.len, 0, &c, 1);
     read_back(b.data, b.len, 1, &c, 1);
@@ -132,8 +132,7 @@ Test(roundtrip_writer, random_pipeline)
              * three at a time so the call stays simple. */
             aredis_buf one;
             aredis_buf_init(&one);
-            cr_assert_eq(aredis_write_argv(&one, c->argc, c->argv, c->lens),
-                         0);
+            cr_assert_eq(aredis_write_argv(&one, c->argc, c->argv, c->lens), 0);
             size_t before = b.len;
             if (c->argc == 1) {
                 cr_assert_eq(aredis_write_fmt(&b, "%b", c->argv[0], c->lens[0]),

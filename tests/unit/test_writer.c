@@ -206,17 +206,17 @@ Test(writer, fmt_s)
 Test(writer, fmt_b_binary)
 {
     const char val[] = {'\0', '\r', '\n', ' ', '%', 's'};
-    cr_assert_eq(aredis_write_fmt(&buf, "SET %b %b", "k\0y", (size_t)3, val,
-                                  sizeof val),
-                 0);
+    cr_assert_eq(
+        aredis_write_fmt(&buf, "SET %b %b", "k\0y", (size_t)3, val, sizeof val),
+        0);
     EXPECT(&buf, "*3\r\n$3\r\nSET\r\n$3\r\nk\0y\r\n$6\r\n\0\r\n %s\r\n");
 }
 
 Test(writer, fmt_int)
 {
-    cr_assert_eq(aredis_write_fmt(&buf, "X %d %d %i %d %d", 0, -42, 7, INT_MIN,
-                                  INT_MAX),
-                 0);
+    cr_assert_eq(
+        aredis_write_fmt(&buf, "X %d %d %i %d %d", 0, -42, 7, INT_MIN, INT_MAX),
+        0);
     EXPECT(&buf, "*6\r\n$1\r\nX\r\n$1\r\n0\r\n$3\r\n-42\r\n$1\r\n7\r\n"
                  "$11\r\n-2147483648\r\n$10\r\n2147483647\r\n");
 }
@@ -233,8 +233,9 @@ Test(writer, fmt_long)
     char a[32], b[32];
     snprintf(a, sizeof a, "%ld", LONG_MIN);
     snprintf(b, sizeof b, "%lu", ULONG_MAX);
-    int n = snprintf(exp, sizeof exp, "*3\r\n$1\r\nX\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n",
-                     strlen(a), a, strlen(b), b);
+    int n = snprintf(exp, sizeof exp,
+                     "*3\r\n$1\r\nX\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n", strlen(a),
+                     a, strlen(b), b);
     cr_assert_eq(aredis_write_fmt(&buf, "X %ld %lu", LONG_MIN, ULONG_MAX), 0);
     expect_bytes_at(&buf, 0, exp, (size_t)n);
 }
@@ -253,16 +254,18 @@ Test(writer, fmt_size)
 {
     char exp[128], v[32];
     snprintf(v, sizeof v, "%zu", SIZE_MAX);
-    int n = snprintf(exp, sizeof exp, "*3\r\n$1\r\nX\r\n$1\r\n5\r\n$%zu\r\n%s\r\n",
-                     strlen(v), v);
+    int n =
+        snprintf(exp, sizeof exp, "*3\r\n$1\r\nX\r\n$1\r\n5\r\n$%zu\r\n%s\r\n",
+                 strlen(v), v);
     cr_assert_eq(aredis_write_fmt(&buf, "X %zu %zu", (size_t)5, SIZE_MAX), 0);
     expect_bytes_at(&buf, 0, exp, (size_t)n);
 }
 
 Test(writer, fmt_integer_digit_boundaries)
 {
-    long long vals[] = {9, 10, 99, 100, 999, 1000, 9999, 10000, 99999, 100000,
-                        123456789, 1000000000000LL, -1, -10, -99, -100};
+    long long vals[] = {9,    10,    99,    100,    999,       1000,
+                        9999, 10000, 99999, 100000, 123456789, 1000000000000LL,
+                        -1,   -10,   -99,   -100};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
         buf.len = 0;
         char got[64], exp[32];
@@ -333,11 +336,30 @@ static void expect_round_trip(double v)
 
 Test(writer, fmt_double_round_trip)
 {
-    double vals[] = {0.1, 1e300, -0.0, 0.0, 1.0 / 3.0, 2.0 / 3.0, 0.1 + 0.2,
-                     DBL_MAX, -DBL_MAX, DBL_MIN, 5e-324, DBL_EPSILON,
-                     9007199254740993.0, 9007199254740992.0, 1e15, 1e16,
-                     999999999999999.0, -999999999999999.9, 3.141592653589793,
-                     2.718281828459045, 123.456, 1e-300, INFINITY, -INFINITY};
+    double vals[] = {0.1,
+                     1e300,
+                     -0.0,
+                     0.0,
+                     1.0 / 3.0,
+                     2.0 / 3.0,
+                     0.1 + 0.2,
+                     DBL_MAX,
+                     -DBL_MAX,
+                     DBL_MIN,
+                     5e-324,
+                     DBL_EPSILON,
+                     9007199254740993.0,
+                     9007199254740992.0,
+                     1e15,
+                     1e16,
+                     999999999999999.0,
+                     -999999999999999.9,
+                     3.141592653589793,
+                     2.718281828459045,
+                     123.456,
+                     1e-300,
+                     INFINITY,
+                     -INFINITY};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++)
         expect_round_trip(vals[i]);
     /* A deterministic spread of awkward bit patterns. */
@@ -387,12 +409,12 @@ Test(writer, fmt_double_matches_reference)
     /* Short decimals of every magnitude around the shortcut's limits. */
     static const char *texts[] = {
         "0.0001", "0.00010000000000000001", "0.000099999999999999991",
-        "0.00012", "0.0001234567890123", "0.5", "1.25", "3.14", "12.5",
-        "99.99", "123.456", "1234567.875", "0.30000000000000004",
-        "999999999999999.9", "999999999999999.5", "99999999999999.98",
-        "123456789012345.6", "1e15", "1.5e15", "9.999999999999999e14",
-        "1e-4", "9.9999e-5", "1e-5", "1e22", "1e23", "4.35", "2.675",
-        "1.0000000000000002", "0.9999999999999999", "100000000000000.1",
+        "0.00012", "0.0001234567890123", "0.5", "1.25", "3.14", "12.5", "99.99",
+        "123.456", "1234567.875", "0.30000000000000004", "999999999999999.9",
+        "999999999999999.5", "99999999999999.98", "123456789012345.6", "1e15",
+        "1.5e15", "9.999999999999999e14", "1e-4", "9.9999e-5", "1e-5", "1e22",
+        "1e23", "4.35", "2.675", "1.0000000000000002", "0.9999999999999999",
+        "100000000000000.1",
         /* Exact binary fractions whose 16-digit rounding is a true tie,
          * and values whose 20 printed digits leave a tie unsettled. */
         "1000.00006103515625", "1000.0001220703125", "0.000030517578125",
@@ -446,8 +468,8 @@ Test(writer, fmt_conversion_inside_word)
     cr_assert_eq(aredis_write_fmt(&buf, "GET user:%d:name", 42), 0);
     EXPECT(&buf, "*2\r\n$3\r\nGET\r\n$12\r\nuser:42:name\r\n");
     buf.len = 0;
-    cr_assert_eq(aredis_write_fmt(&buf, "SET k:%s:%b:%u%% pre%lld%spost",
-                                  "a", "bc", (size_t)2, 9u, -5LL, ""),
+    cr_assert_eq(aredis_write_fmt(&buf, "SET k:%s:%b:%u%% pre%lld%spost", "a",
+                                  "bc", (size_t)2, 9u, -5LL, ""),
                  0);
     EXPECT(&buf, "*3\r\n$3\r\nSET\r\n$9\r\nk:a:bc:9%\r\n$9\r\npre-5post\r\n");
     buf.len = 0;
@@ -460,9 +482,9 @@ Test(writer, fmt_empty_arguments)
     cr_assert_eq(aredis_write_fmt(&buf, "SET k %s", ""), 0);
     EXPECT(&buf, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n");
     buf.len = 0;
-    cr_assert_eq(aredis_write_fmt(&buf, "SET %b %b", NULL, (size_t)0, "xyz",
-                                  (size_t)0),
-                 0);
+    cr_assert_eq(
+        aredis_write_fmt(&buf, "SET %b %b", NULL, (size_t)0, "xyz", (size_t)0),
+        0);
     EXPECT(&buf, "*3\r\n$3\r\nSET\r\n$0\r\n\r\n$0\r\n\r\n");
     buf.len = 0;
     cr_assert_eq(aredis_write_fmt(&buf, "%s", ""), 0);
@@ -496,11 +518,11 @@ Test(writer, fmt_bad_conversions)
 {
     /* Every call passes arguments for the valid conversions before the bad
      * one; the writer must refuse before taking any of them. */
-    const char *bad[] = {"%q",     "GET %q",   "%l",     "%l?",    "%lx",
-                         "%ll",    "%llx",     "%lli",   "%z",     "%zd",
-                         "%",      "SET k %",  "a%",     "% s",    "%5d",
-                         "%-s",    "%.3s",     "%x",     "%p",     "%c",
-                         "%S",     "%hd",      "%s %q",  "%d%",    "%f %lf"};
+    const char *bad[] = {"%q",  "GET %q",  "%l",    "%l?", "%lx",
+                         "%ll", "%llx",    "%lli",  "%z",  "%zd",
+                         "%",   "SET k %", "a%",    "% s", "%5d",
+                         "%-s", "%.3s",    "%x",    "%p",  "%c",
+                         "%S",  "%hd",     "%s %q", "%d%", "%f %lf"};
     prefill(&buf);
     struct snap s = take_snap(&buf);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -517,9 +539,9 @@ Test(writer, fmt_null_pointers)
     cr_assert_eq(aredis_write_fmt(&buf, "SET %s %s", "k", (const char *)NULL),
                  AREDIS_EINVAL);
     expect_unchanged(&buf, &s);
-    cr_assert_eq(aredis_write_fmt(&buf, "SET k %b", (const void *)NULL,
-                                  (size_t)3),
-                 AREDIS_EINVAL);
+    cr_assert_eq(
+        aredis_write_fmt(&buf, "SET k %b", (const void *)NULL, (size_t)3),
+        AREDIS_EINVAL);
     expect_unchanged(&buf, &s);
     cr_assert_eq(aredis_write_fmt(&buf, NULL), AREDIS_EINVAL);
     expect_unchanged(&buf, &s);
@@ -585,16 +607,17 @@ Test(writer, fmt_many_arguments_matches_argv)
 {
     aredis_buf other;
     aredis_buf_init(&other);
-    cr_assert_eq(aredis_write_fmt(&buf,
-                                  "MSET %d %s %d %s %d %s %d %s %d %s %d %s %d %s "
-                                  "%d %s %d %s %d %s %d %s k:%d:%d:%d:%d %f",
-                                  1, "a", 2, "b", 3, "c", 4, "d", 5, "e", 6, "f",
-                                  7, "g", 8, "h", 9, "i", 10, "j", 11, "k", 1, 2,
-                                  3, 4, 0.25),
-                 0);
-    const char *argv[] = {"MSET", "1", "a", "2", "b", "3", "c", "4", "d",
-                          "5", "e", "6", "f", "7", "g", "8", "h", "9", "i",
-                          "10", "j", "11", "k", "k:1:2:3:4", "0.25"};
+    cr_assert_eq(
+        aredis_write_fmt(&buf,
+                         "MSET %d %s %d %s %d %s %d %s %d %s %d %s %d %s "
+                         "%d %s %d %s %d %s %d %s k:%d:%d:%d:%d %f",
+                         1, "a", 2, "b", 3, "c", 4, "d", 5, "e", 6, "f", 7, "g",
+                         8, "h", 9, "i", 10, "j", 11, "k", 1, 2, 3, 4, 0.25),
+        0);
+    const char *argv[] = {"MSET", "1", "a",         "2",   "b", "3",  "c",
+                          "4",    "d", "5",         "e",   "6", "f",  "7",
+                          "g",    "8", "h",         "9",   "i", "10", "j",
+                          "11",   "k", "k:1:2:3:4", "0.25"};
     cr_assert_eq(aredis_write_argv(&other, 25, argv, NULL), 0);
     expect_bytes_at(&buf, 0, other.data, other.len);
     aredis_buf_cleanup(&other);
@@ -627,8 +650,8 @@ static void *fail_realloc(void *p, size_t n)
     return should_fail() ? NULL : realloc(p, n);
 }
 
-static const aredis_allocator failing = {fail_malloc, fail_calloc,
-                                         fail_realloc, free};
+static const aredis_allocator failing = {fail_malloc, fail_calloc, fail_realloc,
+                                         free};
 
 typedef int (*write_fn)(aredis_buf *b);
 
@@ -681,8 +704,8 @@ static int oom_fmt_small(aredis_buf *b)
 
 static int oom_fmt_heap_plan(aredis_buf *b)
 {
-    return aredis_write_fmt(b, "A %d %d %d %d %d %d %d %d %d %d", 1, 2, 3, 4,
-                            5, 6, 7, 8, 9, 10);
+    return aredis_write_fmt(b, "A %d %d %d %d %d %d %d %d %d %d", 1, 2, 3, 4, 5,
+                            6, 7, 8, 9, 10);
 }
 
 Test(writer, oom_argv)
@@ -775,8 +798,9 @@ Test(writer, locale_decimal_comma)
     /* These locales write 1,5 for 1.5. Set LOCPATH to a directory made with
      * localedef to run this where none is installed (see
      * docs/internals/writer.md). */
-    const char *names[] = {"de_DE.UTF-8", "de_DE.utf8", "de_DE", "fr_FR.UTF-8",
-                           "fr_FR.utf8",  "nl_NL.UTF-8", "ru_RU.UTF-8"};
+    const char *names[] = {"de_DE.UTF-8", "de_DE.utf8", "de_DE",
+                           "fr_FR.UTF-8", "fr_FR.utf8", "nl_NL.UTF-8",
+                           "ru_RU.UTF-8"};
     const char *got = NULL;
     for (size_t i = 0; i < sizeof names / sizeof names[0] && got == NULL; i++)
         got = setlocale(LC_NUMERIC, names[i]);

@@ -1,0 +1,101 @@
+/* libFuzzer target for URL parsing (transport/config.c).
+ *
+ * The input, cut at its first NUL byte, is the URL of an otherwise empty
+ * aredis_options. Checked on every input:
+ *   - success: a port in 1..65535, db >= 0, a host or a unix path (never
+ *     both) of a usable length, protocol 0/2/3, sane timeouts and
+ *     keepalive, and no message;
+ *   - failure: AREDIS_EURL or AREDIS_EINVAL with a non-empty, printable
+ *     message, and nothing left allocated in the config;
+ *   - the same input gives the same result again, also with an error
+ *     buffer too small for the message (which must stay NUL-terminated).
+ * The corpus also replays through fuzz/replay.c. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aredis/error.h"
+#include "transport/transport.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
+                    #cond);                                                  \
+            abort();                                                         \
+        }                                                                    \
+    } while (0)
+
+static void check_success(const aredis__config *c, const char *err)
+{
+    CHECK(err[0] == '\0');
+    CHECK(c->port >= 1 && c->port <= 65535);
+    CHECK(c->db >= 0);
+    CHECK((c->host != NULL) != (c->path != NULL));
+    if (c->host != NULL)
+        CHECK(c->host[0] != '\0' && strlen(c->host) <= 253);
+    if (c->path != NULL)
+        CHECK(c->path[0] != '\0' && strlen(c->path) < 108);
+    CHECK(c->protocol == 0 || c->protocol == 2 || c->protocol == 3);
+    CHECK(c->connect_timeout_ms > 0 || c->connect_timeout_ms == -1);
+    CHECK(c->command_timeout_ms >= 0);
+    CHECK(c->keepalive_idle_s >= 0 && c->keepalive_idle_s <= 32767);
+    CHECK(c->tls == 0 || c->tls == 1);
+    CHECK(c->tls_insecure == 0 || c->tls_insecure == 1);
+    /* Strings that were given are never empty. */
+    CHECK(c->username == NULL || c->username[0] != '\0');
+    CHECK(c->password == NULL || c->password[0] != '\0');
+    CHECK(c->client_name == NULL || c->client_name[0] != '\0');
+    CHECK(c->tls_key_file == NULL || c->tls_cert_file != NULL);
+}
+
+static void check_failure(int rc, const aredis__config *c, const char *err,
+                          size_t errlen)
+{
+    CHECK(rc == AREDIS_EURL || rc == AREDIS_EINVAL || rc == AREDIS_ENOTSUP);
+    size_t n = strnlen(err, errlen);
+    CHECK(n > 0 && n < errlen);
+    for (size_t i = 0; i < n; i++)
+        CHECK(err[i] >= 0x20 && err[i] < 0x7f);
+    CHECK(c->host == NULL && c->path == NULL && c->username == NULL &&
+          c->password == NULL && c->client_name == NULL &&
+          c->tls_ca_file == NULL && c->tls_sni == NULL);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size > 4096)
+        return 0;
+    char *url = malloc(size + 1);
+    CHECK(url != NULL);
+    memcpy(url, data, size);
+    url[size] = '\0';
+
+    aredis_options o = {.url = url};
+    aredis__config c;
+    char err[256];
+    int rc = aredis__config_from_options(&c, &o, err, sizeof err);
+    if (rc == 0)
+        check_success(&c, err);
+    else
+        check_failure(rc, &c, err, sizeof err);
+    aredis__config_cleanup(&c);
+
+    /* Again, with a message buffer of 1 to 16 bytes. */
+    char small[16];
+    size_t smalllen = 1 + size % sizeof small;
+    int rc2 = aredis__config_from_options(&c, &o, small, smalllen);
+    CHECK(rc2 == rc);
+    CHECK(memchr(small, '\0', smalllen) != NULL);
+    if (rc == 0)
+        CHECK(small[0] == '\0');
+    else
+        CHECK(strncmp(small, err, smalllen - 1) == 0);
+    aredis__config_cleanup(&c);
+
+    free(url);
+    return 0;
+}
