@@ -187,6 +187,30 @@ flushdb() {
 # Where the target checks collect their numbers: summary[key]=value.
 declare -A summary
 
+# top_functions OUT1 OUT2: the per-command self cost of each function, from
+# the difference of two callgrind runs, so that start-up does not count.
+top_functions() {
+    local a b
+    a=$(callgrind_annotate --inclusive=no --threshold=100 "$1" 2>/dev/null)
+    b=$(callgrind_annotate --inclusive=no --threshold=100 "$2" 2>/dev/null)
+    awk -v d="$((2 * (CG_N2 - CG_N1)))" '
+        function grab(line, arr,   n, name) {
+            if (line !~ /^ *[0-9,]+ +\(/) return
+            n = line; sub(/^ */, "", n); sub(/ .*/, "", n); gsub(/,/, "", n)
+            name = line; sub(/^ *[0-9,]+ +\([^)]*\) +/, "", name)
+            sub(/ \[.*$/, "", name); sub(/^.*:/, "", name)
+            if (name != "PROGRAM TOTALS") arr[name] += n
+        }
+        FNR == 1 { file++ }
+        file == 1 { grab($0, first); next }
+        { grab($0, second) }
+        END {
+            for (f in second) { v = (second[f] - first[f]) / d; if (v > 0) { tot += v; per[f] = v } }
+            for (f in per) printf "%10.1f %5.1f%%  %s\n", per[f], 100 * per[f] / tot, f
+            printf "%10.1f %5.1f%%  (all functions that grew)\n", tot, 100
+        }' <(echo "$a") <(echo "$b") | sort -k1,1 -g -r | head -16
+}
+
 # ---- table 1: sequential KEYS * -------------------------------------------
 seq_table() {
     local place=$1 cpu=$2 n rep impl line v
@@ -277,23 +301,44 @@ for place in $PLACEMENTS; do
 done
 
 # ---- system calls per command at W = 1 -------------------------------------
+# strace_run IMPL N: the strace -c summary file of one pipe run at W = 1.
+strace_run() {
+    local f="$tmp/strace.$1.$2"
+    taskset -c 1 strace -c -f -o "$f" "$bin" --port "$PORT" --db "$DB" \
+        --mode pipe --impl "$1" --n "$2" --w 1 >>"$raw" ||
+        die "strace of $1 failed"
+    echo "$f"
+}
+
 if has_part strace; then
+    n2=$((2 * STRACE_N))
     echo
-    echo "System calls per command, pipe mode, W = 1, N = $STRACE_N (2N commands)," \
-        "client on CPU 1: strace -c -f, total calls / (2N)"
-    printf '%-18s %8s %8s  %s\n' impl calls per_cmd "breakdown (calls per command)"
+    echo "System calls per command, pipe mode, W = 1, client on CPU 1, strace -c -f:"
+    echo "  per_cmd = total calls / (2N) at N = $STRACE_N (start-up included);"
+    echo "  steady = (calls(N=$n2) - calls(N=$STRACE_N)) / (2 dN), also per system call"
+    printf '%-18s %8s %8s %8s  %s\n' impl calls per_cmd steady "steady breakdown"
     for impl in $PIPE_IMPLS; do
-        f="$tmp/strace.$impl"
-        taskset -c 1 strace -c -f -o "$f" "$bin" --port "$PORT" --db "$DB" \
-            --mode pipe --impl "$impl" --n "$STRACE_N" --w 1 >>"$raw" ||
-            die "strace of $impl failed"
-        total=$(awk '$NF == "total" { print $4 }' "$f")
+        f1=$(strace_run "$impl" "$STRACE_N")
+        f2=$(strace_run "$impl" "$n2")
+        total=$(awk '$NF == "total" { print $4 }' "$f1")
         per=$(awk -v t="$total" -v n="$STRACE_N" 'BEGIN { printf "%.3f", t / (2 * n) }')
-        parts=$(awk -v n="$STRACE_N" '
-            /^-/ || /^%/ || $NF == "total" || NF < 5 { next }
-            { c = $4; if (c / (2 * n) >= 0.01) printf "%s %.3f, ", $NF, c / (2 * n) }' "$f")
-        printf '%-18s %8s %8s  %s\n' "$impl" "$total" "$per" "${parts%, }"
-        summary[strace.$impl]=$per
+        # Per system call: calls in the big run minus calls in the small one.
+        parts=$(awk -v d="$((2 * (n2 - STRACE_N)))" '
+            FNR == 1 { file++ }
+            /^-/ || /^%/ || NF < 5 { next }
+            { c[file, $NF] = $4; names[$NF] = 1 }
+            END {
+                for (s in names) {
+                    v = (c[2, s] - c[1, s]) / d
+                    if (s == "total") tot = v
+                    else if (v >= 0.005) printf "%s %.3f, ", s, v
+                }
+                printf "|%.3f", tot
+            }' "$f1" "$f2")
+        steady=${parts##*|}
+        parts=${parts%|*}
+        printf '%-18s %8s %8s %8s  %s\n' "$impl" "$total" "$per" "$steady" "${parts%, }"
+        summary[strace.$impl]=$steady
     done
 fi
 
@@ -325,9 +370,9 @@ if has_part callgrind; then
     if command -v callgrind_annotate >/dev/null; then
         for impl in $PIPE_IMPLS; do
             echo
-            echo "Top functions by instructions (self), $impl, N = $CG_N2, W = $CG_W:"
-            callgrind_annotate --inclusive=no "$tmp/callgrind.$impl.$CG_N2" 2>/dev/null |
-                awk '/file:function/ { on = 1; next } on && NF { print; if (++k == 15) exit }'
+            echo "Top functions of $impl by instructions per command (self cost," \
+                "N=$CG_N2 run minus N=$CG_N1 run, / (2 dN)):"
+            top_functions "$tmp/callgrind.$impl.$CG_N1" "$tmp/callgrind.$impl.$CG_N2"
         done
     fi
 fi
@@ -369,7 +414,7 @@ if [ -n "${summary[ir.aredis]:-}" ]; then
         "$(ratio "${summary[ir.aredis]}" "${summary[ir.hiredis]}")" "<=" 0.50
 fi
 if [ -n "${summary[strace.aredis]:-}" ]; then
-    check "W=1: aredis system calls per command" "${summary[strace.aredis]}" "<=" 3
+    check "W=1: aredis system calls per command (steady)" "${summary[strace.aredis]}" "<=" 3
 fi
 echo
 echo "raw results: $raw$([ -z "${OUT_DIR:-}" ] && echo ' (removed on exit; set OUT_DIR to keep)')"

@@ -1,6 +1,6 @@
 /* libFuzzer target for the RESP writer (resp layer).
  *
- * The first input byte picks a mode:
+ * The first input byte picks a mode (modulo 3):
  *   0  a format built together with correctly typed arguments, so every
  *      conversion it holds is matched (the contract makes anything else
  *      undefined behaviour, which no fuzzer may provoke);

@@ -68,11 +68,17 @@ AREDIS_API aredis_client *aredis_client_new(aredis_loop *loop,
  * called from inside a callback. NULL is a no-op. \since 0.1 */
 AREDIS_API void aredis_client_free(aredis_client *c);
 
+/** Safe to send again if the connection drops before its reply: it is
+ * re-sent on the new connection instead of failing "outcome unknown". */
+#define AREDIS_CMD_IDEMPOTENT 1u
+
 /** Per-command options for the *_opts submit forms. */
-typedef struct aredis_command_opts {
+typedef struct aredis_cmd_opts {
     /** Deadline in ms: > 0 overrides the client's command_timeout_ms,
      * < 0 means none, 0 keeps the client's default. */
     int64_t timeout_ms;
+    /** AREDIS_CMD_* flags. */
+    unsigned flags;
 } aredis_cmd_opts;
 
 /** Submit a command from a printf-like format (see aredis_write_fmt() in
@@ -142,6 +148,72 @@ typedef const aredis_reply *(*aredis_reply_hook)(aredis_client *c,
 AREDIS_API int aredis_client_set_reply_hook(aredis_client *c,
                                             const char *command,
                                             aredis_reply_hook hook, void *ud);
+
+/** Connection state changes, for logging and health checks. */
+typedef enum aredis_conn_event_type {
+    AREDIS_CONN_CONNECTED = 1,    /* handshake done; commands flow */
+    AREDIS_CONN_DISCONNECTED = 2, /* lost or failed; code/message say why */
+    AREDIS_CONN_RECONNECTING = 3, /* next attempt in delay_ms */
+} aredis_conn_event_type;
+
+typedef struct aredis_conn_event {
+    int type;        /* aredis_conn_event_type */
+    int code;        /* DISCONNECTED: the aredis_err */
+    const char *msg; /* DISCONNECTED: why; borrowed for the call */
+    int64_t delay_ms; /* RECONNECTING: wait before the attempt */
+    int attempt;     /* RECONNECTING: 1 for the first retry of an outage */
+    int exclusive;   /* the event is about an exclusive connection */
+} aredis_conn_event;
+
+typedef void (*aredis_conn_event_cb)(aredis_client *c,
+                                     const aredis_conn_event *ev, void *ud);
+
+/** Be told of connection state changes (NULL to stop). \since 0.1 */
+AREDIS_API void aredis_client_set_event_handler(aredis_client *c,
+                                                aredis_conn_event_cb cb,
+                                                void *ud);
+
+/** Thread-safe submit: the one entry point other threads may call. The
+ * command is encoded at once (so its arguments may be freed on return) and
+ * handed to the loop thread, which is woken; cb runs on the loop thread.
+ * The client must stay alive until every such call has returned.
+ * \return as aredis_command(). \since 0.1 */
+AREDIS_API int aredis_command_ts(aredis_client *c, aredis_reply_cb cb,
+                                 void *ud, const char *fmt, ...);
+AREDIS_API int aredis_commandv_ts(aredis_client *c, aredis_reply_cb cb,
+                                  void *ud, int argc, const char *const *argv,
+                                  const size_t *argvlen);
+
+/** An exclusive connection borrowed from the client's pool: commands sent
+ * on it run on their own connection, in order, with no other caller's
+ * commands in between (WATCH ... EXEC, long sequences). */
+typedef struct aredis_exclusive aredis_exclusive;
+
+/** Called when an exclusive connection is available (status 0, x set) or
+ * could not be had within pool_wait_ms (AREDIS_EBUSY) or at all (the
+ * connect error; x NULL). */
+typedef void (*aredis_acquire_cb)(aredis_client *c, aredis_exclusive *x,
+                                  int status, void *ud);
+
+/** Borrow an exclusive connection. cb runs exactly once, from the loop.
+ * \return 0, AREDIS_ENOMEM or AREDIS_ESTATE. \since 0.1 */
+AREDIS_API int aredis_client_acquire(aredis_client *c, aredis_acquire_cb cb,
+                                     void *ud);
+
+/** Submit on a borrowed connection; same rules as aredis_command().
+ * \since 0.1 */
+AREDIS_API int aredis_exclusive_command(aredis_exclusive *x,
+                                        aredis_reply_cb cb, void *ud,
+                                        const char *fmt, ...);
+AREDIS_API int aredis_exclusive_commandv(aredis_exclusive *x,
+                                         aredis_reply_cb cb, void *ud,
+                                         int argc, const char *const *argv,
+                                         const size_t *argvlen);
+
+/** Give the connection back. One with replies still unread is closed,
+ * never reused (those commands complete with AREDIS_ECANCELED).
+ * \since 0.1 */
+AREDIS_API void aredis_exclusive_release(aredis_exclusive *x);
 
 /** \return the protocol in use: 2 or 3, or 0 before the first handshake.
  * \since 0.1 */

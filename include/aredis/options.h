@@ -82,7 +82,42 @@ typedef struct aredis_options {
     aredis_tls_options tls;
     /** Limits applied to the server's replies (see aredis_reader_limits). */
     aredis_reader_limits limits;
+
+    /* ---- resilience (see docs/guide/resilience.md) ---------------------- */
+
+    /** Reconnection after a lost or failed connection: attempts per outage
+     * (0: the default, 3; -1: forever; AREDIS_NO_RECONNECT: never), with a
+     * capped exponential backoff and jitter between them, starting at
+     * reconnect_initial_ms (default 100) and capped at reconnect_max_ms
+     * (default 5000). When the attempts of an outage are spent, commands
+     * waiting for the connection fail with the last error; the next
+     * command starts a new round. */
+    int reconnect_max_attempts;
+    int64_t reconnect_initial_ms;
+    int64_t reconnect_max_ms;
+    /** Commands accepted while disconnected (default 100000; -1: no bound).
+     * When full: AREDIS_QUEUE_FAIL (default) completes new commands at once
+     * with AREDIS_EBUSY; AREDIS_QUEUE_WAIT accepts them anyway, and they
+     * fail at their own deadline if the connection is not back by then. */
+    int64_t max_queued;
+    int queue_full;
+    /** Re-send commands that were written but not answered when a
+     * connection dropped, if they are read-only (GET, MGET, HGETALL...).
+     * Others fail with AREDIS_EUNKNOWN unless marked idempotent per call
+     * (AREDIS_CMD_IDEMPOTENT). Off by default: never re-send silently. */
+    int retry_read_only;
+    /** Exclusive connections (blocking commands, WATCH, borrowed
+     * connections): at most pool_max (default 8) per server; a caller
+     * waits pool_wait_ms for one (default 5000, then AREDIS_EBUSY); idle
+     * ones close after pool_idle_ms (default 60000). */
+    int pool_max;
+    int64_t pool_wait_ms;
+    int64_t pool_idle_ms;
 } aredis_options;
+
+#define AREDIS_NO_RECONNECT (-2)
+#define AREDIS_QUEUE_FAIL 0
+#define AREDIS_QUEUE_WAIT 1
 
 #ifdef __cplusplus
 }

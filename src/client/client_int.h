@@ -1,9 +1,11 @@
 /* Private to the client folder: the client's state and the helpers shared
- * by client.c (life cycle, submit, completion), handshake.c (the protocol
- * handshake) and normalize.c (RESP2 -> RESP3 reshaping). */
+ * by client.c (life cycle, submit, completion, deadlines, routing),
+ * link.c (one server connection: connect, handshake, I/O, reconnect),
+ * pool.c (exclusive connections), handshake.c, threads.c and normalize.c. */
 #ifndef AREDIS_CLIENT_CLIENT_INT_H
 #define AREDIS_CLIENT_CLIENT_INT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -12,13 +14,21 @@
 #include "loop/loop.h"
 #include "transport/transport.h"
 
-/* Connection states. */
+/* Link states. */
 enum {
     AREDIS__ST_IDLE,       /* no socket; the next command connects */
+    AREDIS__ST_BACKOFF,    /* waiting before the next attempt */
     AREDIS__ST_RESOLVING,  /* waiting for the host name */
     AREDIS__ST_CONNECTING, /* TCP connect / TLS handshake */
     AREDIS__ST_HANDSHAKE,  /* HELLO / AUTH / SETNAME / SELECT */
     AREDIS__ST_READY,
+};
+
+/* Extra command flags used by the client (conn.h has the first ones). */
+enum {
+    AREDIS__CMD_RETRY = 1 << 8,    /* may be re-sent after a lost connection */
+    AREDIS__CMD_BLOCKING = 1 << 9, /* goes to an exclusive connection */
+    AREDIS__CMD_PENDING = 1 << 10, /* in a link's pending list */
 };
 
 /* Built-in reshaping of RESP2 replies (normalize.c). */
@@ -45,14 +55,17 @@ typedef struct aredis__hook {
     void *ud;
 } aredis__hook;
 
-struct aredis_client {
-    aredis_loop *loop;
-    aredis__config cfg;
+typedef struct aredis__link aredis__link;
+
+/* One connection to the server and everything about its life. */
+struct aredis__link {
+    aredis_client *c;
+    int exclusive; /* a pool member, not the shared connection */
     int state;
-    int freeing;
-    int in_cb; /* depth of user callbacks on the stack */
     int proto; /* 2 or 3 once negotiated */
     int hs_step;
+    int attempts; /* failed attempts in the current outage */
+    int ever_ready;
 
     aredis__resolve *resolving;
     struct sockaddr_storage *addrs;
@@ -61,20 +74,49 @@ struct aredis_client {
     aredis__transport *tp;
     void *io;
     int io_events;
-    void *timer;
-    int64_t timer_at; /* armed for this absolute time, 0: disarmed */
-    int64_t connect_deadline;
+    /* Connect deadline (RESOLVING..HANDSHAKE) or the time of the next
+     * attempt (BACKOFF); 0 when none. The client's timer watches it. */
+    int64_t deadline;
 
     aredis__conn conn;
-
-    /* Commands submitted before the connection is ready, with their bytes. */
+    /* Commands waiting for this link to be ready, with their bytes. */
     aredis_buf pend_out;
     aredis__cmd *pend_head, *pend_tail;
+    size_t npend;
+
+    aredis__defer defer; /* flush at the end of the loop turn */
+    int flush_wanted;
+    char errmsg[192];
+
+    /* Pool bookkeeping (exclusive links). */
+    aredis__link *pool_next;
+    int64_t idle_since; /* 0 while busy */
+    int borrowed;       /* held through aredis_client_acquire() */
+};
+
+/* A command waiting for a free exclusive connection. */
+typedef struct aredis__waiter aredis__waiter;
+
+struct aredis_client {
+    aredis_loop *loop;
+    aredis__config cfg;
+    int freeing;
+    int in_cb; /* depth of user callbacks on the stack */
+
+    aredis__link main;
+
+    /* Exclusive connections. */
+    aredis__link *pool;
+    int pool_size;
+    aredis__cmd *pool_wait_head, *pool_wait_tail; /* blocking commands */
+    struct aredis__acq *acq_head, *acq_tail;      /* acquire() requests */
+
+    void *timer;
+    int64_t timer_at; /* armed for this absolute time, 0: disarmed */
 
     /* Completions decided inside an API call, run from the loop. */
     aredis__cmd *done_head, *done_tail;
     aredis__defer defer;
-    int flush_wanted;
 
     /* Commands with a deadline, a binary min-heap on cmd->deadline. */
     aredis__cmd **heap;
@@ -89,28 +131,102 @@ struct aredis_client {
     aredis_reply_arena arena;
     aredis_push_cb push_cb;
     void *push_ud;
+    aredis_conn_event_cb event_cb;
+    void *event_ud;
     void *data;
     void (*data_free)(void *);
-    char errmsg[192]; /* why the last connection failed */
+
+    aredis_buf scratch; /* encoding area when not on the fast path */
+
+    /* Thread-safe submissions (threads.c). */
+    pthread_mutex_t ts_lock;
+    struct aredis__ts_msg *ts_head, *ts_tail;
+    void *ts_wake;
+    int ts_ready;
+    int ts_closed; /* under ts_lock: the client is being freed */
 };
 
-/* handshake.c */
-int aredis__handshake_start(aredis_client *c);
-/* client.c, for handshake.c */
-int aredis__client_internal(aredis_client *c, int argc, const char **argv,
-                            void (*icb)(aredis_client *, aredis__cmd *,
-                                        const aredis_reply *));
-void aredis__client_ready(aredis_client *c);
-void aredis__client_conn_failed(aredis_client *c, int code, const char *msg);
-void aredis__client_flush(aredis_client *c);
+/* Submit already-encoded bytes (thread-safe path, exclusive links). */
+int aredis__submit_encoded(aredis_client *c, aredis__link *target,
+                           aredis_reply_cb cb, void *ud, const char *bytes,
+                           size_t len);
+/* Drain thread-safe submissions (threads.c), cancelling them when freeing. */
+void aredis__ts_drain(aredis_client *c);
 
-/* normalize.c */
+/* ---- client.c, for the files above ------------------------------------ */
+
+aredis__cmd *aredis__cmd_new(aredis_client *c);
+void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd);
+/* Run a command's callback; the one place that does. */
+void aredis__finish(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
+void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
+                          const char *msg);
+/* Deliver a server reply through the command's hook or normalisation. */
+void aredis__deliver(aredis_client *c, aredis__cmd *cmd,
+                     const aredis_reply *r);
+/* Complete from the loop, later (inside API calls). */
+void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
+                        const char *msg);
+void aredis__rearm(aredis_client *c);
+void aredis__emit(aredis_client *c, const aredis__link *l, int type, int code,
+                  const char *msg, int64_t delay_ms, int attempt);
+
+
+/* ---- link.c ------------------------------------------------------------ */
+
+int aredis__link_init(aredis__link *l, aredis_client *c, int exclusive);
+void aredis__link_cleanup(aredis__link *l);
+/* Close the socket and fail (or re-queue) what it carried. */
+void aredis__link_lost(aredis__link *l, int code, const char *msg);
+void aredis__link_connect(aredis__link *l);
+void aredis__link_flush(aredis__link *l);
+/* Queue a command on the link: straight into the connection when ready,
+ * otherwise into the pending list. The bytes are copied; bytes == NULL
+ * means they are already at the end of the ready link's output buffer
+ * (the fast path). */
+int aredis__link_submit(aredis__link *l, aredis__cmd *cmd, const char *bytes);
+/* The handshake is done: release the commands that waited for it. */
+void aredis__link_ready(aredis__link *l);
+/* Send an internal (handshake) command. */
+int aredis__link_internal(aredis__link *l, int argc, const char **argv,
+                          void (*icb)(aredis_client *, aredis__cmd *,
+                                      const aredis_reply *));
+/* Called by the client's timer: connect deadlines and backoff ends. */
+void aredis__link_timer(aredis__link *l, int64_t now);
+/* Detach every command the link holds (pending and in flight). */
+aredis__cmd *aredis__link_take_all(aredis__link *l);
+/* Remove a pending command (and its bytes); 1 if it was pending here. */
+int aredis__link_unpend(aredis__link *l, aredis__cmd *cmd);
+
+/* ---- pool.c ------------------------------------------------------------ */
+
+void aredis__pool_route(aredis_client *c, aredis__cmd *cmd, const char *bytes);
+/* A link finished its work (or failed): give it to a waiter or idle it. */
+void aredis__pool_link_idle(aredis__link *l);
+void aredis__pool_timer(aredis_client *c, int64_t now);
+int64_t aredis__pool_next_deadline(const aredis_client *c);
+void aredis__pool_free_all(aredis_client *c);
+/* Remove a command waiting for an exclusive link; 1 if it was waiting. */
+int aredis__pool_unwait(aredis_client *c, aredis__cmd *cmd);
+
+/* ---- handshake.c ------------------------------------------------------- */
+int aredis__handshake_start(aredis__link *l);
+
+/* ---- threads.c --------------------------------------------------------- */
+int aredis__ts_init(aredis_client *c);
+void aredis__ts_cleanup(aredis_client *c);
+
+/* ---- normalize.c ------------------------------------------------------- */
 int aredis__norm_classify(const char *name, size_t len, const char *args,
                           size_t argslen, int argc);
 const aredis_reply *aredis__normalize(aredis_reply_arena *a, int norm,
                                       const aredis_reply *r);
 
-/* arena.c */
+/* ---- commands.c: what the client knows about command names ------------- */
+int aredis__cmd_is_read_only(const char *name, size_t len);
+int aredis__cmd_is_blocking(const char *cmd, size_t len, int argc);
+
+/* ---- arena.c ------------------------------------------------------------ */
 void aredis__arena_reset(aredis_reply_arena *a);
 void aredis__arena_cleanup(aredis_reply_arena *a);
 

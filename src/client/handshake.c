@@ -14,7 +14,13 @@
 
 enum { HS_HELLO, HS_AUTH, HS_SETNAME, HS_SELECT, HS_DONE };
 
-static int hs_send(aredis_client *c);
+static int hs_send(aredis__link *l);
+
+/* Internal commands carry their link in cmd->link. */
+static aredis__link *link_of(aredis__cmd *cmd)
+{
+    return cmd->link;
+}
 
 static int starts_with(const aredis_reply *r, const char *prefix)
 {
@@ -22,7 +28,7 @@ static int starts_with(const aredis_reply *r, const char *prefix)
     return r->len >= n && memcmp(r->str, prefix, n) == 0;
 }
 
-static void hs_failed(aredis_client *c, const char *step,
+static void hs_failed(aredis__link *l, const char *step,
                       const aredis_reply *r)
 {
     int code = AREDIS_ESERVER;
@@ -33,74 +39,77 @@ static void hs_failed(aredis_client *c, const char *step,
     char msg[192];
     snprintf(msg, sizeof msg, "handshake failed: %s: %.*s", step,
              (int)(r->len > 150 ? 150 : r->len), r->str);
-    aredis__client_conn_failed(c, code, msg);
+    aredis__link_lost(l, code, msg);
 }
 
-static void hs_advance(aredis_client *c)
+static void hs_advance(aredis__link *l)
 {
-    c->hs_step++;
-    int e = hs_send(c);
+    l->hs_step++;
+    int e = hs_send(l);
     if (e != 0)
-        aredis__client_conn_failed(c, e, "handshake failed: out of memory");
+        aredis__link_lost(l, e, "handshake failed: out of memory");
 }
 
 static void on_hello(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
 {
-    (void)cmd;
+    aredis__link *l = link_of(cmd);
     if (r->type != AREDIS_REPLY_ERROR) {
-        c->proto = 3;
-        c->hs_step = HS_SETNAME; /* AUTH and SETNAME rode on HELLO */
-        hs_advance(c);
+        l->proto = 3;
+        l->hs_step = HS_SETNAME; /* AUTH and SETNAME rode on HELLO */
+        hs_advance(l);
         return;
     }
     /* Redis before 6 does not know HELLO; 6+ built without RESP3 says
      * NOPROTO. In automatic mode both mean: speak RESP2. */
     if (c->cfg.protocol == 0 &&
         (starts_with(r, "NOPROTO") || starts_with(r, "ERR unknown command"))) {
-        c->proto = 2;
-        hs_advance(c);
+        l->proto = 2;
+        hs_advance(l);
         return;
     }
-    hs_failed(c, "HELLO", r);
+    hs_failed(l, "HELLO", r);
 }
 
 static void on_auth(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
 {
-    (void)cmd;
+    aredis__link *l = link_of(cmd);
+    (void)c;
     if (r->type == AREDIS_REPLY_ERROR)
-        hs_failed(c, "AUTH", r);
+        hs_failed(l, "AUTH", r);
     else
-        hs_advance(c);
+        hs_advance(l);
 }
 
 static void on_setname(aredis_client *c, aredis__cmd *cmd,
                        const aredis_reply *r)
 {
-    (void)cmd;
+    aredis__link *l = link_of(cmd);
+    (void)c;
     if (r->type == AREDIS_REPLY_ERROR)
-        hs_failed(c, "CLIENT SETNAME", r);
+        hs_failed(l, "CLIENT SETNAME", r);
     else
-        hs_advance(c);
+        hs_advance(l);
 }
 
 static void on_select(aredis_client *c, aredis__cmd *cmd,
                       const aredis_reply *r)
 {
-    (void)cmd;
+    aredis__link *l = link_of(cmd);
+    (void)c;
     if (r->type == AREDIS_REPLY_ERROR)
-        hs_failed(c, "SELECT", r);
+        hs_failed(l, "SELECT", r);
     else
-        hs_advance(c);
+        hs_advance(l);
 }
 
 /* Send the current step, skipping the ones that have nothing to do. */
-static int hs_send(aredis_client *c)
+static int hs_send(aredis__link *l)
 {
-    const aredis__config *cfg = &c->cfg;
+    const aredis__config *cfg = &l->c->cfg;
     const char *argv[8];
     int argc = 0;
     for (;;) {
-        switch (c->hs_step) {
+        switch (l->hs_step) {
         case HS_HELLO:
             argv[argc++] = "HELLO";
             argv[argc++] = "3";
@@ -113,7 +122,7 @@ static int hs_send(aredis_client *c)
                 argv[argc++] = "SETNAME";
                 argv[argc++] = cfg->client_name;
             }
-            return aredis__client_internal(c, argc, argv, on_hello);
+            return aredis__link_internal(l, argc, argv, on_hello);
         case HS_AUTH:
             if (cfg->password == NULL)
                 break;
@@ -121,14 +130,14 @@ static int hs_send(aredis_client *c)
             if (cfg->username != NULL)
                 argv[argc++] = cfg->username;
             argv[argc++] = cfg->password;
-            return aredis__client_internal(c, argc, argv, on_auth);
+            return aredis__link_internal(l, argc, argv, on_auth);
         case HS_SETNAME:
-            if (cfg->client_name == NULL || c->proto == 3)
+            if (cfg->client_name == NULL || l->proto == 3)
                 break;
             argv[argc++] = "CLIENT";
             argv[argc++] = "SETNAME";
             argv[argc++] = cfg->client_name;
-            return aredis__client_internal(c, argc, argv, on_setname);
+            return aredis__link_internal(l, argc, argv, on_setname);
         case HS_SELECT: {
             if (cfg->db == 0)
                 break;
@@ -136,21 +145,22 @@ static int hs_send(aredis_client *c)
             snprintf(db, sizeof db, "%d", cfg->db);
             argv[argc++] = "SELECT";
             argv[argc++] = db;
-            return aredis__client_internal(c, argc, argv, on_select);
+            return aredis__link_internal(l, argc, argv, on_select);
         }
         default:
-            if (c->proto == 0)
-                c->proto = 2;
-            aredis__client_ready(c);
+            if (l->proto == 0)
+                l->proto = 2;
+            aredis__link_ready(l);
             return 0;
         }
-        c->hs_step++;
+        l->hs_step++;
     }
 }
 
-int aredis__handshake_start(aredis_client *c)
+int aredis__handshake_start(aredis__link *l)
 {
-    c->proto = c->cfg.protocol == 2 ? 2 : 0;
-    c->hs_step = c->cfg.protocol == 2 ? HS_AUTH : HS_HELLO;
-    return hs_send(c);
+    int protocol = l->c->cfg.protocol;
+    l->proto = protocol == 2 ? 2 : 0;
+    l->hs_step = protocol == 2 ? HS_AUTH : HS_HELLO;
+    return hs_send(l);
 }

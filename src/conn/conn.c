@@ -43,7 +43,7 @@ int aredis__conn_reset(aredis__conn *cn)
     cn->rd = rd;
     cn->out.len = 0;
     cn->out_pos = 0;
-    cn->queued = cn->written = 0;
+    cn->queued = cn->written = cn->base = 0;
     cn->head = cn->tail = NULL;
     cn->inflight = 0;
     cn->reply_off = cn->skip_next = 0;
@@ -101,10 +101,21 @@ void aredis__conn_wrote(aredis__conn *cn, size_t n)
     if (cn->out_pos == cn->out.len) {
         cn->out_pos = 0;
         cn->out.len = 0;
+        cn->base = cn->written;
     } else if (cn->out_pos >= COMPACT_AT) {
         aredis__buf_consume(&cn->out, cn->out_pos);
+        cn->base += cn->out_pos;
         cn->out_pos = 0;
     }
+}
+
+const char *aredis__conn_cmd_bytes(const aredis__conn *cn,
+                                   const aredis__cmd *cmd)
+{
+    uint64_t start = cmd->end - cmd->len;
+    if (start < cn->base || cmd->end > cn->base + cn->out.len)
+        return NULL;
+    return cn->out.data + (size_t)(start - cn->base);
 }
 
 char *aredis__conn_in_buf(aredis__conn *cn, size_t *avail)

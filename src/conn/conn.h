@@ -43,6 +43,10 @@ struct aredis__cmd {
     int norm;          /* built-in RESP2 -> RESP3 reshaping, see client */
     int fail_code;     /* for the done queue: the error to report */
     const char *fail_msg;
+    int reply_kind;    /* AREDIS__REPLY_*: its effect on CLIENT REPLY */
+    void *link;        /* the client's link that holds it, or NULL */
+    char *copy;        /* its bytes, kept when it may be re-sent */
+    int64_t wait_until; /* waiting for an exclusive connection until then */
 };
 
 /* What a command does to the CLIENT REPLY state. */
@@ -58,6 +62,7 @@ typedef struct aredis__conn {
     size_t out_pos;
     uint64_t queued;     /* stream offset of the end of `out` */
     uint64_t written;    /* stream offset written to the socket */
+    uint64_t base;       /* stream offset of out.data[0] */
     aredis_reader *rd;
     aredis_reader_limits limits;
     aredis__cmd *head, *tail; /* awaiting replies, oldest first */
@@ -92,6 +97,11 @@ static inline size_t aredis__conn_out(const aredis__conn *cn,
 
 /* n bytes of aredis__conn_out() reached the socket. */
 void aredis__conn_wrote(aredis__conn *cn, size_t n);
+
+/* A queued command's bytes, if the buffer still holds all of them (the
+ * front of the buffer is dropped lazily once written); NULL otherwise. */
+const char *aredis__conn_cmd_bytes(const aredis__conn *cn,
+                                   const aredis__cmd *cmd);
 
 /* Where the transport should read to, and how much arrived. */
 char *aredis__conn_in_buf(aredis__conn *cn, size_t *avail);

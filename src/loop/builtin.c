@@ -107,6 +107,7 @@ struct aredis__builtin {
 
     node ios, timers, wakes;
     size_t nactive; /* watchers with a nonzero interest */
+    size_t nwakes;  /* started wake sources */
 
     btimer **heap;
     size_t nheap, heapcap, ntimers;
@@ -358,7 +359,7 @@ static int reserve(aredis__builtin *b, size_t n)
         if (p == NULL)
             return AREDIS_ENOMEM;
         b->pfds = p;
-        bio **w = aredis__reallocarray(b->pws, cap, sizeof *w);
+        bio **w = aredis__reallocarray(b->pws, cap, sizeof(bio *));
         if (w == NULL)
             return AREDIS_ENOMEM;
         b->pws = w;
@@ -498,8 +499,7 @@ static void heap_remove(aredis__builtin *b, btimer *t)
     heap_sift_down(b, moved->hidx);
 }
 
-static int timer_start(void *impl, aredis_event_cb cb, void *arg,
-                       void **handle)
+static int timer_start(void *impl, aredis_event_cb cb, void *arg, void **handle)
 {
     aredis__builtin *b = impl;
     if (cb == NULL || handle == NULL)
@@ -508,7 +508,7 @@ static int timer_start(void *impl, aredis_event_cb cb, void *arg,
      * timer_set() can never fail for want of memory. */
     if (b->ntimers == b->heapcap) {
         size_t cap = b->heapcap < MIN_CAP ? MIN_CAP : b->heapcap * 2;
-        btimer **h = aredis__reallocarray(b->heap, cap, sizeof *h);
+        btimer **h = aredis__reallocarray(b->heap, cap, sizeof(btimer *));
         if (h == NULL)
             return AREDIS_ENOMEM;
         b->heap = h;
@@ -637,8 +637,7 @@ static void wake_dispatch(aredis__builtin *b)
     }
 }
 
-static int wake_start(void *impl, aredis_event_cb cb, void *arg,
-                      void **handle)
+static int wake_start(void *impl, aredis_event_cb cb, void *arg, void **handle)
 {
     aredis__builtin *b = impl;
     if (cb == NULL || handle == NULL)
@@ -650,6 +649,7 @@ static int wake_start(void *impl, aredis_event_cb cb, void *arg,
     w->cb = cb;
     w->arg = arg;
     list_append(&b->wakes, &w->link);
+    b->nwakes++;
     *handle = w;
     return 0;
 }
@@ -669,6 +669,7 @@ static void wake_stop(void *impl, void *handle)
 {
     aredis__builtin *b = impl;
     bwake *w = handle;
+    b->nwakes--;
     if (b->in_batch) {
         w->stopped = 1;
         w->dead_next = b->wake_dead;
@@ -774,6 +775,11 @@ int aredis__builtin_poll(aredis__builtin *b, int timeout_ms)
 int aredis__builtin_alive(const aredis__builtin *b)
 {
     return b->nactive > 0 || b->nheap > 0;
+}
+
+int aredis__builtin_wakeable(const aredis__builtin *b)
+{
+    return b->nwakes > 0;
 }
 
 const char *aredis__builtin_backend(const aredis__builtin *b)

@@ -241,13 +241,21 @@ void aredis_loop_free(aredis_loop *l)
 
 /* ---- running the built-in loop ---------------------------------------- */
 
-/* One iteration: wait (not at all when calls are queued or nothing is
- * watched), dispatch, then drain the queue. Returns 1 while something is
- * still being waited for, 0 when idle, or a negative error. */
-static int loop_iterate(aredis_loop *l, int timeout_ms)
+/* One iteration: wait, dispatch, then drain the queue. Returns 1 while
+ * something is still being waited for, 0 when idle, or a negative error.
+ *
+ * It does not wait at all when calls are queued, nor when the loop is idle
+ * and either `for_run` is set (run() is about to return) or no wake source
+ * is started (nothing could end the wait but the timeout). An idle
+ * run_once() with a wake source does wait: that is how a caller waits for
+ * a name resolution or a submission from another thread without spinning. */
+static int loop_iterate(aredis_loop *l, int timeout_ms, int for_run)
 {
     aredis__builtin *b = l->impl;
-    if (l->head != NULL || !aredis__builtin_alive(b))
+    if (l->head != NULL)
+        timeout_ms = 0;
+    else if (!aredis__builtin_alive(b) &&
+             (for_run || !aredis__builtin_wakeable(b)))
         timeout_ms = 0;
     int rc = aredis__builtin_poll(b, timeout_ms);
     drain(l);
@@ -263,7 +271,7 @@ int aredis_loop_run_once(aredis_loop *l, int timeout_ms)
     if (l->depth > 0)
         return AREDIS_EBUSY;
     l->depth++;
-    int rc = loop_iterate(l, timeout_ms < 0 ? -1 : timeout_ms);
+    int rc = loop_iterate(l, timeout_ms < 0 ? -1 : timeout_ms, 0);
     l->depth--;
     if (l->free_pending) {
         loop_destroy(l);
@@ -283,7 +291,7 @@ int aredis_loop_run(aredis_loop *l)
     /* A stop requested while the loop was not running is honoured here:
      * the request is consumed by the next run, never lost. */
     while (!l->stop_requested && !l->free_pending) {
-        rc = loop_iterate(l, -1);
+        rc = loop_iterate(l, -1, 1);
         if (rc <= 0)
             break;
     }

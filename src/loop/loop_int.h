@@ -35,6 +35,9 @@ int aredis__builtin_poll(aredis__builtin *b, int timeout_ms);
  * sources do not count: they cannot be told from "nothing left to do". */
 int aredis__builtin_alive(const aredis__builtin *b);
 
+/* 1 when a wake source is started: another thread may end a wait. */
+int aredis__builtin_wakeable(const aredis__builtin *b);
+
 /* "epoll" or "poll". */
 const char *aredis__builtin_backend(const aredis__builtin *b);
 

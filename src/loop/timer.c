@@ -20,8 +20,7 @@ static void fire(void *arg)
     t->cb(t->arg);
 }
 
-aredis_timer *aredis_timer_new(aredis_loop *loop, aredis_event_cb cb,
-                               void *arg)
+aredis_timer *aredis_timer_new(aredis_loop *loop, aredis_event_cb cb, void *arg)
 {
     if (loop == NULL || cb == NULL)
         return NULL;

@@ -571,13 +571,13 @@ struct fmt_counts {
     size_t nnums;
 };
 
-/* Step 1. Only ' ' separates arguments; runs of spaces count as one and
- * leading or trailing spaces are ignored, so "  GET  k " has two. */
 /* Bytes that end a literal run: the end of the string, the argument
  * separator and the start of a conversion. Testing one table entry per
  * byte keeps the format walks (there are two) to a load and a branch. */
 static const unsigned char ends_run[256] = {['\0'] = 1, [' '] = 1, ['%'] = 1};
 
+/* Step 1. Only ' ' separates arguments; runs of spaces count as one and
+ * leading or trailing spaces are ignored, so "  GET  k " has two. */
 static int scan_format(const char *fmt, struct fmt_counts *c)
 {
     size_t nargs = 0, npieces = 0, nnums = 0;
@@ -671,7 +671,8 @@ static int add_size(size_t *sum, size_t n)
 
 /* Take the value of conversion k (not %%) into *pc: a pointer to the
  * caller's bytes for %s and %b, or a number formatted into the next slot.
- * Returns 0 or AREDIS_EINVAL for a NULL pointer the contract refuses. */
+ * Returns 0, or AREDIS_EINVAL for a NULL pointer the contract refuses (or
+ * a double the C library failed to print, which does not happen). */
 static int take_value(enum conv k, va_list *ap, char **slot, struct piece *pc)
 {
     if (k == CONV_STR) {

@@ -57,12 +57,11 @@ static int fail(parser *ps, int code, const char *fmt, ...) AREDIS_PRINTF(3, 4);
 
 static int fail(parser *ps, int code, const char *fmt, ...)
 {
-    if (ps->err != NULL && ps->errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
+    va_list ap;
+    va_start(ap, fmt);
+    if (ps->err != NULL && ps->errlen > 0)
         vsnprintf(ps->err, ps->errlen, fmt, ap);
-        va_end(ap);
-    }
+    va_end(ap);
     return code;
 }
 
@@ -565,7 +564,7 @@ static int parse_hostport(parser *ps, span hp)
 
 static int check_unix_path(parser *ps, int code, const char *path)
 {
-    size_t n = strlen(path);
+    size_t n = path != NULL ? strlen(path) : 0;
     const char *pre = code == AREDIS_EURL ? "bad URL" : "bad option";
     if (n == 0)
         return fail(ps, code, "%s: empty unix socket path", pre);

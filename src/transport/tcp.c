@@ -41,12 +41,11 @@ static int set_msg(char *buf, size_t len, int code, const char *fmt, ...)
 
 static int set_msg(char *buf, size_t len, int code, const char *fmt, ...)
 {
-    if (buf != NULL && len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
+    va_list ap;
+    va_start(ap, fmt);
+    if (buf != NULL && len > 0)
         vsnprintf(buf, len, fmt, ap);
-        va_end(ap);
-    }
+    va_end(ap);
     return code;
 }
 
@@ -125,9 +124,7 @@ static int tcp_handshake(aredis__transport *bt)
         return AREDIS__WANT_WRITE;
     int e = 0;
     socklen_t len = sizeof e;
-    if (n < 0)
-        e = errno;
-    else if (getsockopt(bt->fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
+    if (n < 0 || getsockopt(bt->fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
         e = errno;
     if (e == EINPROGRESS || e == EALREADY)
         return AREDIS__WANT_WRITE;

@@ -59,12 +59,11 @@ static int set_msg(char *buf, size_t len, int code, const char *fmt, ...)
 
 static int set_msg(char *buf, size_t len, int code, const char *fmt, ...)
 {
-    if (buf != NULL && len > 0) {
-        va_list ap;
-        va_start(ap, fmt);
+    va_list ap;
+    va_start(ap, fmt);
+    if (buf != NULL && len > 0)
         vsnprintf(buf, len, fmt, ap);
-        va_end(ap);
-    }
+    va_end(ap);
     return code;
 }
 
@@ -418,7 +417,7 @@ static ssize_t tls_writev(aredis__transport *bt, const struct iovec *iov, int n)
     int rc = io_failed(t, e, "write to");
     if (rc == 0) /* the peer said goodbye: nothing more can be written */
         rc = set_msg(bt->errmsg, sizeof bt->errmsg, AREDIS_ECLOSED,
-                     "write to %s: the server closed the TLS session",
+                     "write to %s: the server closed the TLS connection",
                      peer_of(t));
     return rc;
 }
@@ -507,9 +506,9 @@ int aredis__tls_wrap(aredis__tls_ctx *ctx, const aredis__config *cfg,
     t->ssl = SSL_new((SSL_CTX *)ctx);
     BIO *bio = t->ssl ? BIO_new(g_bio_method) : NULL;
     if (bio == NULL) {
-        rc =
-            set_msg(err, errlen, AREDIS_ETLS, "TLS: cannot start a session: %s",
-                    ssl_errtext(text, sizeof text, "out of memory"));
+        rc = set_msg(err, errlen, AREDIS_ETLS,
+                     "TLS: cannot set up the connection: %s",
+                     ssl_errtext(text, sizeof text, "out of memory"));
         goto fail;
     }
     BIO_set_data(bio, t);

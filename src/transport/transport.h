@@ -37,6 +37,16 @@ typedef struct aredis__config {
     char *tls_ca_file, *tls_ca_dir, *tls_cert_file, *tls_key_file, *tls_sni;
     int tls_insecure;
     aredis_reader_limits limits;
+    /* Resilience, filled by the client from aredis_options (defaults
+     * applied there): reconnection, the disconnected queue, retries and
+     * the exclusive pool. */
+    int reconnect_max_attempts;
+    int64_t reconnect_initial_ms, reconnect_max_ms;
+    int64_t max_queued;
+    int queue_full;
+    int retry_read_only;
+    int pool_max;
+    int64_t pool_wait_ms, pool_idle_ms;
 } aredis__config;
 
 /* Build a configuration from options (URL first, members override).

@@ -40,16 +40,16 @@ static void run_on_backend(int force_poll, void (*body)(void))
 }
 
 /* One test body, run on each backend. */
-#define LOOP_TEST(name)                                                        \
-    static void name##_body(void);                                             \
-    Test(loop_epoll, name, .timeout = 60)                                      \
-    {                                                                          \
-        run_on_backend(0, name##_body);                                        \
-    }                                                                          \
-    Test(loop_poll, name, .timeout = 60)                                       \
-    {                                                                          \
-        run_on_backend(1, name##_body);                                        \
-    }                                                                          \
+#define LOOP_TEST(name)                   \
+    static void name##_body(void);        \
+    Test(loop_epoll, name, .timeout = 60) \
+    {                                     \
+        run_on_backend(0, name##_body);   \
+    }                                     \
+    Test(loop_poll, name, .timeout = 60)  \
+    {                                     \
+        run_on_backend(1, name##_body);   \
+    }                                     \
     static void name##_body(void)
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -129,11 +129,10 @@ static void on_io(void *arg, int events)
         aredis__loop_io_stop(L, r->h);
         r->h = NULL;
         restarted = (iorec){.fd = r->fd};
-        cr_assert_eq(aredis__loop_io_start(L, r->fd, on_io, &restarted,
-                                           &restarted.h),
-                     0);
         cr_assert_eq(
-            aredis__loop_io_update(L, restarted.h, AREDIS_EV_READ), 0);
+            aredis__loop_io_start(L, r->fd, on_io, &restarted, &restarted.h),
+            0);
+        cr_assert_eq(aredis__loop_io_update(L, restarted.h, AREDIS_EV_READ), 0);
         break;
     case 4: /* read what is there and lose interest */
     {
@@ -347,6 +346,30 @@ LOOP_TEST(io_restarted_on_same_fd_in_batch)
     close_pair(p);
 }
 
+/* Stop, close, and watch a new socket on the same descriptor number. */
+LOOP_TEST(io_descriptor_reused_after_stop)
+{
+    sockpair p = make_pair();
+    iorec r = {0}, r2 = {0};
+    int fd = p.a;
+    watch(&r, p.a, AREDIS_EV_READ);
+    aredis__loop_io_stop(L, r.h);
+    close_pair(p);
+    sockpair q = make_pair();
+    if (q.a != fd) {
+        cr_assert_eq(dup2(q.a, fd), fd);
+        close(q.a);
+        q.a = fd;
+    }
+    watch(&r2, q.a, AREDIS_EV_READ);
+    put_byte(q.b);
+    run_until(&r2.calls, 2000);
+    cr_assert_eq(r2.last, AREDIS_EV_READ);
+    cr_assert_eq(r.calls, 0);
+    aredis__loop_io_stop(L, r2.h);
+    close_pair(q);
+}
+
 LOOP_TEST(io_bad_arguments)
 {
     void *h = NULL;
@@ -489,7 +512,8 @@ LOOP_TEST(run_once_timeout_is_honoured)
     cr_assert_eq(soon.calls, 1);
     cr_assert_lt(now_ms() - t0, 2000);
 
-    /* An idle loop does not block, whatever the timeout. */
+    /* An idle loop with no wake source does not block, whatever the
+     * timeout: nothing could end the wait. */
     aredis__loop_timer_stop(L, far.h);
     aredis__loop_timer_stop(L, soon.h);
     t0 = now_ms();
@@ -765,6 +789,45 @@ LOOP_TEST(wake_coalesces_and_keeps_nothing_alive)
     cr_assert_eq(atomic_load(&a.calls), 1);
     aredis__loop_wake_stop(L, a.h);
     aredis__loop_wake_stop(L, b.h);
+}
+
+static void *wake_later(void *arg)
+{
+    wakectx *w = arg;
+    usleep(50000);
+    aredis__loop_wake(L, w->h);
+    return NULL;
+}
+
+/* With nothing else to do but a started wake source, run_once() waits for
+ * the wake (or its timeout) instead of spinning; run() still returns. */
+LOOP_TEST(idle_run_once_waits_for_a_wake)
+{
+    wakectx w;
+    wake_init(&w);
+    int64_t t0 = now_ms();
+    cr_assert_eq(aredis_loop_run_once(L, 100), 0);
+    int64_t el = now_ms() - t0;
+    cr_assert_geq(el, 90, "returned after %lld ms", (long long)el);
+    cr_assert_lt(el, 2000);
+
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, wake_later, &w), 0);
+    t0 = now_ms();
+    cr_assert_eq(aredis_loop_run_once(L, -1), 0);
+    el = now_ms() - t0;
+    pthread_join(th, NULL);
+    cr_assert_eq(atomic_load(&w.calls), 1);
+    cr_assert_geq(el, 40, "did not wait for the wake: %lld ms", (long long)el);
+    cr_assert_lt(el, 5000);
+
+    t0 = now_ms();
+    cr_assert_eq(aredis_loop_run(L), 0);
+    cr_assert_lt(now_ms() - t0, 1000);
+    aredis__loop_wake_stop(L, w.h);
+    t0 = now_ms();
+    cr_assert_eq(aredis_loop_run_once(L, -1), 0, "nothing can wake it");
+    cr_assert_lt(now_ms() - t0, 1000);
 }
 
 LOOP_TEST(wake_stopped_by_another_callback)
@@ -1178,9 +1241,9 @@ static void fake_free(void *impl)
 }
 
 static const aredis_loop_ops fake_ops = {
-    fake_io_start,    fake_io_update, fake_stop, fake_timer_start,
-    fake_timer_set,   fake_timer_stop, fake_wake_start, fake_stop,
-    fake_stop,        fake_free,
+    fake_io_start,  fake_io_update,  fake_stop,       fake_timer_start,
+    fake_timer_set, fake_timer_stop, fake_wake_start, fake_stop,
+    fake_stop,      fake_free,
 };
 
 Test(loop_custom, run_is_not_supported)

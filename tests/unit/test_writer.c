@@ -16,7 +16,6 @@
 #include "aredis/alloc.h"
 #include "aredis/error.h"
 #include "aredis/resp.h"
-#include "resp/resp.h"
 
 static aredis_buf buf;
 

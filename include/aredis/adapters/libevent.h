@@ -18,7 +18,12 @@
  * accepts commands from other threads holds) also keeps it running: end
  * the loop with event_base_loopexit()/loopbreak(), or free such clients
  * first. Call every function on the loop's thread, except that the wake
- * operation is thread-safe. */
+ * operation is thread-safe.
+ *
+ * Timer precision: unless the base is made with
+ * EVENT_BASE_FLAG_PRECISE_TIMER, libevent reads a coarse clock (a few
+ * milliseconds of resolution on Linux), so an aredis timer may fire that
+ * much early or late. */
 #ifndef AREDIS_ADAPTERS_LIBEVENT_H
 #define AREDIS_ADAPTERS_LIBEVENT_H
 

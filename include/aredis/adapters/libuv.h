@@ -48,6 +48,7 @@ typedef struct aredis__uv_timer_src {
     uv_timer_t timer;
     aredis_event_cb cb;
     void *arg;
+    int in_cb; /* inside its own callback; see aredis__uv_timer_set() */
 } aredis__uv_timer_src;
 
 typedef struct aredis__uv_wake_src {
@@ -158,7 +159,11 @@ static void aredis__uv_io_stop(void *impl, void *handle)
 static void aredis__uv_on_timer(uv_timer_t *t)
 {
     aredis__uv_timer_src *w = (aredis__uv_timer_src *)t->data;
+    /* w outlives the callback even if it stops the timer: the memory is
+     * only released by the close callback, in a later iteration. */
+    w->in_cb = 1;
     w->cb(w->arg);
+    w->in_cb = 0;
 }
 
 static int aredis__uv_timer_start(void *impl, aredis_event_cb cb, void *arg,
@@ -185,6 +190,12 @@ static int aredis__uv_timer_set(void *impl, void *handle, int64_t ms)
     aredis__uv_timer_src *w = (aredis__uv_timer_src *)handle;
     if (ms < 0)
         return aredis__uv_err(uv_timer_stop(&w->timer));
+    /* libuv (1.44 at least) runs a timer that is due again as soon as its
+     * callback returns within the same pass over the timers, so a timer
+     * re-armed at 0 ms from its own callback would never let the loop go
+     * on. Waiting 1 ms sends it to a later iteration, as the seam wants. */
+    if (ms == 0 && w->in_cb)
+        ms = 1;
     /* libuv measures from the time cached at the start of the iteration;
      * refresh it so a timer set late in a long callback is not short. */
     uv_update_time((uv_loop_t *)impl);

@@ -1,0 +1,316 @@
+/* Exclusive connections (client layer): a bounded pool of links that each
+ * serve one caller at a time, beside the shared multiplexed link.
+ *
+ * Blocking commands are routed here automatically so they never stall the
+ * shared connection; aredis_client_acquire() lends a whole connection for
+ * a sequence (WATCH ... EXEC). Callers beyond pool_max wait in FIFO order
+ * up to pool_wait_ms; idle links close after pool_idle_ms. A link given
+ * back with replies unread is closed, never reused. */
+#include <stdio.h>
+#include <string.h>
+
+#include "aredis/error.h"
+#include "client/client_int.h"
+#include "util/alloc.h"
+
+struct aredis__acq {
+    struct aredis__acq *next;
+    aredis_client *c;
+    aredis_acquire_cb cb;
+    void *ud;
+    int64_t wait_until;
+    aredis__link *got;
+    aredis__defer defer;
+};
+
+static const char pool_busy[] =
+    "no exclusive connection became free within pool_wait_ms";
+
+static int is_free(const aredis__link *l)
+{
+    return !l->borrowed && l->idle_since != 0;
+}
+
+static aredis__link *find_free(aredis_client *c)
+{
+    for (aredis__link *l = c->pool; l != NULL; l = l->pool_next)
+        if (is_free(l))
+            return l;
+    return NULL;
+}
+
+static aredis__link *new_link(aredis_client *c)
+{
+    if (c->pool_size >= c->cfg.pool_max)
+        return NULL;
+    aredis__link *l = aredis__calloc(1, sizeof *l);
+    if (l == NULL)
+        return NULL;
+    if (aredis__link_init(l, c, 1) != 0) {
+        aredis__link_cleanup(l);
+        aredis__free(l);
+        return NULL;
+    }
+    l->pool_next = c->pool;
+    c->pool = l;
+    c->pool_size++;
+    return l;
+}
+
+/* Close a link and forget it; what it still carried completes later. */
+static void destroy_link(aredis_client *c, aredis__link *l, int code,
+                         const char *msg)
+{
+    aredis__cmd *cmd = aredis__link_take_all(l);
+    while (cmd != NULL) {
+        aredis__cmd *next = cmd->next;
+        if (cmd->flags & (AREDIS__CMD_INTERNAL | AREDIS__CMD_DONE))
+            aredis__cmd_free(c, cmd);
+        else
+            aredis__defer_done(c, cmd, code, msg);
+        cmd = next;
+    }
+    for (aredis__link **pp = &c->pool; *pp != NULL; pp = &(*pp)->pool_next) {
+        if (*pp == l) {
+            *pp = l->pool_next;
+            break;
+        }
+    }
+    c->pool_size--;
+    aredis__link_cleanup(l);
+    aredis__free(l);
+}
+
+static void acq_done(void *arg)
+{
+    struct aredis__acq *a = arg;
+    aredis_client *c = a->c;
+    c->in_cb++;
+    a->cb(c, (aredis_exclusive *)a->got, 0, a->ud);
+    c->in_cb--;
+    aredis__free(a);
+}
+
+/* Hand a free (or new) link to the oldest waiter, if there is one. */
+static int serve_one(aredis_client *c, aredis__link *l)
+{
+    if (c->pool_wait_head != NULL) {
+        aredis__cmd *cmd = c->pool_wait_head;
+        c->pool_wait_head = cmd->next;
+        if (c->pool_wait_head == NULL)
+            c->pool_wait_tail = NULL;
+        cmd->flags &= ~(unsigned)AREDIS__CMD_PENDING;
+        cmd->next = NULL;
+        l->idle_since = 0;
+        if (aredis__link_submit(l, cmd, cmd->copy) != 0)
+            aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
+        else if (!(cmd->flags & AREDIS__CMD_RETRY)) {
+            aredis__free(cmd->copy);
+            cmd->copy = NULL;
+        }
+        return 1;
+    }
+    if (c->acq_head != NULL) {
+        struct aredis__acq *a = c->acq_head;
+        c->acq_head = a->next;
+        if (c->acq_head == NULL)
+            c->acq_tail = NULL;
+        l->idle_since = 0;
+        l->borrowed = 1;
+        a->got = l;
+        if (l->state == AREDIS__ST_IDLE)
+            aredis__link_connect(l);
+        aredis__loop_defer(c->loop, &a->defer, acq_done, a);
+        return 1;
+    }
+    return 0;
+}
+
+/* Give waiters every link that is free or can still be created. */
+static void serve(aredis_client *c)
+{
+    while (c->pool_wait_head != NULL || c->acq_head != NULL) {
+        aredis__link *l = find_free(c);
+        if (l == NULL && (l = new_link(c)) == NULL)
+            break;
+        if (!serve_one(c, l))
+            break;
+    }
+    aredis__rearm(c);
+}
+
+void aredis__pool_route(aredis_client *c, aredis__cmd *cmd, const char *bytes)
+{
+    if (cmd->copy == NULL &&
+        (cmd->copy = aredis__strndup(bytes, cmd->len)) == NULL) {
+        aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
+        return;
+    }
+    cmd->flags |= AREDIS__CMD_PENDING;
+    cmd->link = NULL;
+    cmd->next = NULL;
+    cmd->wait_until = aredis__now_ms() + c->cfg.pool_wait_ms;
+    if (c->pool_wait_tail)
+        c->pool_wait_tail->next = cmd;
+    else
+        c->pool_wait_head = cmd;
+    c->pool_wait_tail = cmd;
+    serve(c);
+}
+
+int aredis__pool_unwait(aredis_client *c, aredis__cmd *cmd)
+{
+    aredis__cmd *prev = NULL;
+    for (aredis__cmd *q = c->pool_wait_head; q != NULL; prev = q, q = q->next) {
+        if (q != cmd)
+            continue;
+        if (prev)
+            prev->next = q->next;
+        else
+            c->pool_wait_head = q->next;
+        if (c->pool_wait_tail == q)
+            c->pool_wait_tail = prev;
+        cmd->flags &= ~(unsigned)AREDIS__CMD_PENDING;
+        cmd->next = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+void aredis__pool_link_idle(aredis__link *l)
+{
+    aredis_client *c = l->c;
+    if (l->borrowed || l->npend != 0 || l->conn.inflight != 0 || c->freeing)
+        return;
+    if (!serve_one(c, l)) {
+        l->idle_since = aredis__now_ms();
+        aredis__rearm(c);
+    }
+}
+
+void aredis__pool_timer(aredis_client *c, int64_t now)
+{
+    aredis__link *l = c->pool;
+    while (l != NULL) {
+        aredis__link *next = l->pool_next;
+        aredis__link_timer(l, now);
+        if (is_free(l) && now - l->idle_since >= c->cfg.pool_idle_ms)
+            destroy_link(c, l, AREDIS_ECANCELED, "idle connection closed");
+        l = next;
+    }
+    while (c->pool_wait_head != NULL && c->pool_wait_head->wait_until <= now) {
+        aredis__cmd *cmd = c->pool_wait_head;
+        aredis__pool_unwait(c, cmd);
+        aredis__finish_error(c, cmd, AREDIS_EBUSY, pool_busy);
+        aredis__cmd_free(c, cmd);
+    }
+    while (c->acq_head != NULL && c->acq_head->wait_until <= now) {
+        struct aredis__acq *a = c->acq_head;
+        c->acq_head = a->next;
+        if (c->acq_head == NULL)
+            c->acq_tail = NULL;
+        c->in_cb++;
+        a->cb(c, NULL, AREDIS_EBUSY, a->ud);
+        c->in_cb--;
+        aredis__free(a);
+    }
+}
+
+int64_t aredis__pool_next_deadline(const aredis_client *c)
+{
+    int64_t next = 0;
+#define CONSIDER(t)                                                        \
+    do {                                                                   \
+        int64_t t_ = (t);                                                  \
+        if (t_ != 0 && (next == 0 || t_ < next))                           \
+            next = t_;                                                     \
+    } while (0)
+    for (const aredis__link *l = c->pool; l != NULL; l = l->pool_next) {
+        CONSIDER(l->deadline);
+        if (is_free(l))
+            CONSIDER(l->idle_since + c->cfg.pool_idle_ms);
+    }
+    if (c->pool_wait_head != NULL)
+        CONSIDER(c->pool_wait_head->wait_until);
+    if (c->acq_head != NULL)
+        CONSIDER(c->acq_head->wait_until);
+#undef CONSIDER
+    return next;
+}
+
+void aredis__pool_free_all(aredis_client *c)
+{
+    while (c->pool != NULL) {
+        aredis__link *l = c->pool;
+        aredis__cmd *cmd = aredis__link_take_all(l);
+        while (cmd != NULL) {
+            aredis__cmd *next = cmd->next;
+            if (!(cmd->flags & (AREDIS__CMD_INTERNAL | AREDIS__CMD_DONE)))
+                aredis__finish_error(c, cmd, AREDIS_ECANCELED,
+                                     "canceled: the client was freed");
+            aredis__cmd_free(c, cmd);
+            cmd = next;
+        }
+        c->pool = l->pool_next;
+        aredis__link_cleanup(l);
+        aredis__free(l);
+    }
+    c->pool_size = 0;
+    while (c->pool_wait_head != NULL) {
+        aredis__cmd *cmd = c->pool_wait_head;
+        aredis__pool_unwait(c, cmd);
+        aredis__finish_error(c, cmd, AREDIS_ECANCELED,
+                             "canceled: the client was freed");
+        aredis__cmd_free(c, cmd);
+    }
+    while (c->acq_head != NULL) {
+        struct aredis__acq *a = c->acq_head;
+        c->acq_head = a->next;
+        c->in_cb++;
+        a->cb(c, NULL, AREDIS_ECANCELED, a->ud);
+        c->in_cb--;
+        aredis__free(a);
+    }
+    c->acq_tail = NULL;
+}
+
+int aredis_client_acquire(aredis_client *c, aredis_acquire_cb cb, void *ud)
+{
+    if (c->freeing)
+        return AREDIS_ESTATE;
+    if (cb == NULL)
+        return AREDIS_EINVAL;
+    struct aredis__acq *a = aredis__calloc(1, sizeof *a);
+    if (a == NULL)
+        return AREDIS_ENOMEM;
+    a->c = c;
+    a->cb = cb;
+    a->ud = ud;
+    a->wait_until = aredis__now_ms() + c->cfg.pool_wait_ms;
+    if (c->acq_tail)
+        c->acq_tail->next = a;
+    else
+        c->acq_head = a;
+    c->acq_tail = a;
+    serve(c);
+    return 0;
+}
+
+void aredis_exclusive_release(aredis_exclusive *x)
+{
+    if (x == NULL)
+        return;
+    aredis__link *l = (aredis__link *)x;
+    aredis_client *c = l->c;
+    l->borrowed = 0;
+    if (c->freeing)
+        return; /* the final release closes every link */
+    if (l->npend != 0 || l->conn.inflight != 0) {
+        destroy_link(c, l, AREDIS_ECANCELED,
+                     "canceled: the exclusive connection was released with "
+                     "replies unread");
+        serve(c);
+        return;
+    }
+    aredis__pool_link_idle(l);
+}
