@@ -191,8 +191,8 @@ declare -A summary
 # the difference of two callgrind runs, so that start-up does not count.
 top_functions() {
     local a b
-    a=$(callgrind_annotate --inclusive=no --threshold=100 "$1" 2>/dev/null)
-    b=$(callgrind_annotate --inclusive=no --threshold=100 "$2" 2>/dev/null)
+    a=$(callgrind_annotate --inclusive=no --auto=no --threshold=100 "$1" 2>/dev/null)
+    b=$(callgrind_annotate --inclusive=no --auto=no --threshold=100 "$2" 2>/dev/null)
     awk -v d="$((2 * (CG_N2 - CG_N1)))" '
         function grab(line, arr,   n, name) {
             if (line !~ /^ *[0-9,]+ +\(/) return

@@ -92,29 +92,30 @@ void aredis__loop_defer(aredis_loop *l, aredis__defer *d, aredis_event_cb cb,
     drain_timer_arm(l);
 }
 
+/* Unlink d from the list at *head, keeping *tail (when given) right.
+ * Returns 1 if d was there. */
+static int unlink_defer(aredis__defer **head, aredis__defer **tail,
+                        aredis__defer *d)
+{
+    aredis__defer *prev = NULL;
+    for (aredis__defer **pp = head; *pp != NULL;
+         prev = *pp, pp = &(*pp)->next) {
+        if (*pp != d)
+            continue;
+        *pp = d->next;
+        if (tail != NULL && *tail == d)
+            *tail = prev;
+        return 1;
+    }
+    return 0;
+}
+
 void aredis__loop_undefer(aredis_loop *l, aredis__defer *d)
 {
     if (!d->queued)
         return;
-    aredis__defer *prev = NULL;
-    for (aredis__defer *p = l->head; p != NULL; prev = p, p = p->next) {
-        if (p != d)
-            continue;
-        if (prev != NULL)
-            prev->next = d->next;
-        else
-            l->head = d->next;
-        if (l->tail == d)
-            l->tail = prev;
-        goto found;
-    }
-    for (aredis__defer **pp = &l->draining; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == d) {
-            *pp = d->next;
-            break;
-        }
-    }
-found:
+    if (!unlink_defer(&l->head, &l->tail, d))
+        (void)unlink_defer(&l->draining, NULL, d);
     d->next = NULL;
     d->queued = 0;
     if (l->head == NULL && l->drain_timer_armed) {
@@ -252,10 +253,8 @@ void aredis_loop_free(aredis_loop *l)
 static int loop_iterate(aredis_loop *l, int timeout_ms, int for_run)
 {
     aredis__builtin *b = l->impl;
-    if (l->head != NULL)
-        timeout_ms = 0;
-    else if (!aredis__builtin_alive(b) &&
-             (for_run || !aredis__builtin_wakeable(b)))
+    int idle = !aredis__builtin_alive(b);
+    if (l->head != NULL || (idle && (for_run || !aredis__builtin_wakeable(b))))
         timeout_ms = 0;
     int rc = aredis__builtin_poll(b, timeout_ms);
     drain(l);

@@ -175,6 +175,11 @@ static int decode(parser *ps, span s, const char *what, char **out)
         if (hi < 0 || lo < 0) {
             span bad = {s.p + i, s.n - i < 3 ? s.n - i : 3};
             aredis__free(d);
+            /* Not even three characters of a password go into a message. */
+            if (strcmp(what, "password") == 0)
+                return fail(ps, AREDIS_EURL,
+                            "bad URL: bad percent-escape in the password "
+                            "(write %%XX with two hex digits)");
             return fail(ps, AREDIS_EURL,
                         "bad URL: bad percent-escape '%s' in the %s",
                         quote(bad, q), what);
@@ -576,6 +581,20 @@ static int check_unix_path(parser *ps, int code, const char *path)
     return 0;
 }
 
+/* An '@' where no user information can be (in the database, in an option
+ * name) means a '/' or '?' inside a password cut the URL short. The pieces
+ * would be part of the password, so the message quotes none of them. */
+static int misplaced_at(parser *ps, span s)
+{
+    const char *eq = span_find(s, '=');
+    span head = {s.p, eq ? (size_t)(eq - s.p) : s.n};
+    if (span_find(head, '@') == NULL)
+        return 0;
+    return fail(ps, AREDIS_EURL,
+                "bad URL: '@' after the host: a '/' or '?' in the user name "
+                "or password must be written %%2F or %%3F");
+}
+
 /* redis://[user[:password]@]host[:port][/db][?query]. The authority ends
  * at the first '/' or '?' (RFC 3986 section 3.2), and user information at
  * its last '@', so an unescaped '@' in a password still works. */
@@ -593,6 +612,9 @@ static int parse_tcp_url(parser *ps, span rest)
         }
     }
     int rc = 0;
+    if (at == NULL &&
+        (rc = misplaced_at(ps, (span){rest.p + end, rest.n - end})) != 0)
+        return rc;
     if (at != NULL) {
         rc = parse_userinfo(ps, (span){auth.p, (size_t)(at - auth.p)});
         if (rc != 0)
@@ -634,6 +656,8 @@ static int parse_unix_url(parser *ps, span rest)
     span auth = {rest.p, (size_t)(slash - rest.p)};
     int rc;
     if (auth.n > 0) {
+        if (auth.p[auth.n - 1] != '@' && (rc = misplaced_at(ps, rest)) != 0)
+            return rc;
         if (auth.p[auth.n - 1] != '@')
             return fail(ps, AREDIS_EURL,
                         "bad URL: unix:// takes no host ('%s'); write "
@@ -697,8 +721,10 @@ static int apply_strings(parser *ps, const aredis_options *o)
         {&cfg->tls_key_file, o->tls.key_file},
         {&cfg->tls_sni, o->tls.sni},
     };
+    /* An empty string counts as not given, as in a URL: an empty password
+     * or SNI name would only make a confusing failure later. */
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
-        if (strs[i].val != NULL) {
+        if (strs[i].val != NULL && strs[i].val[0] != '\0') {
             int rc = dup_member(ps, strs[i].dst, strs[i].val);
             if (rc != 0)
                 return rc;

@@ -353,6 +353,10 @@ static int io_failed(tls_transport *t, int sslerr, const char *what)
                    ssl_errtext(text, sizeof text, "unknown error"));
 }
 
+/* Records already decrypted inside OpenSSL do not make the descriptor
+ * readable, so a read keeps going while SSL_pending() says some are left:
+ * when it returns fewer bytes than asked, nothing is held back here and
+ * the next bytes can only come with readability. */
 static ssize_t tls_read(aredis__transport *bt, char *buf, size_t n)
 {
     tls_transport *t = (tls_transport *)bt;
@@ -360,17 +364,33 @@ static ssize_t tls_read(aredis__transport *bt, char *buf, size_t n)
         return set_msg(bt->errmsg, sizeof bt->errmsg, AREDIS_ESTATE,
                        "TLS read from %s before the handshake finished",
                        peer_of(t));
-    ERR_clear_error();
-    t->io_errno = 0;
-    int r = SSL_read(t->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
-    if (r > 0)
-        return r;
-    int e = SSL_get_error(t->ssl, r);
-    if (e == SSL_ERROR_WANT_READ)
-        return AREDIS__WANT_READ;
-    if (e == SSL_ERROR_WANT_WRITE)
-        return AREDIS__WANT_WRITE;
-    return io_failed(t, e, "read from");
+    size_t got = 0;
+    while (got < n) {
+        size_t want = n - got;
+        ERR_clear_error();
+        t->io_errno = 0;
+        int r =
+            SSL_read(t->ssl, buf + got, want > INT_MAX ? INT_MAX : (int)want);
+        if (r > 0) {
+            got += (size_t)r;
+            if (SSL_pending(t->ssl) <= 0)
+                break;
+            continue;
+        }
+        int e = SSL_get_error(t->ssl, r);
+        if (got > 0) {
+            /* Deliver what we have; a lasting condition (end of stream,
+             * an error) shows again on the next call. */
+            ERR_clear_error();
+            break;
+        }
+        if (e == SSL_ERROR_WANT_READ)
+            return AREDIS__WANT_READ;
+        if (e == SSL_ERROR_WANT_WRITE)
+            return AREDIS__WANT_WRITE;
+        return io_failed(t, e, "read from");
+    }
+    return (ssize_t)got;
 }
 
 /* SSL_write() takes one buffer. A first piece of a full record or more is

@@ -225,9 +225,9 @@ static const struct bad_url {
     {"redis://ho%41st", AREDIS_EURL, "invalid character '%' in host"},
     {"redis://h\x01st", AREDIS_EURL, "invalid character '?' in host"},
     {"redis://u:p%zz@host", AREDIS_EURL,
-     "bad percent-escape '%zz' in the password"},
+     "bad percent-escape in the password (write %XX"},
     {"redis://u%4@host", AREDIS_EURL, "bad percent-escape '%4' in the user"},
-    {"redis://u:p%@host", AREDIS_EURL, "bad percent-escape '%' in the pass"},
+    {"redis://u:p%@host", AREDIS_EURL, "bad percent-escape in the password"},
     {"redis://u:p%00@host", AREDIS_EURL, "NUL byte) in the password"},
     {"redis://h?client_name=a%0", AREDIS_EURL, "in the client_name"},
     {"redis://h?client_name=", AREDIS_EURL, "option 'client_name' is empty"},
@@ -252,6 +252,10 @@ static const struct bad_url {
     {"rediss://h?tls_sni=", AREDIS_EURL, "'tls_sni' is empty"},
     {"rediss://h?tls_key_file=k.pem", AREDIS_EINVAL,
      "key file needs a certificate file"},
+    /* A '/' or '?' in a password, unescaped: no piece of it is quoted. */
+    {"redis://u:pa/ss@host", AREDIS_EURL, "'@' after the host: a '/' or '?'"},
+    {"redis://u:pa?ss@host/0", AREDIS_EURL, "must be written %2F or %3F"},
+    {"unix://u:pa/ss@/tmp/r.sock", AREDIS_EURL, "'@' after the host"},
     {"unix://", AREDIS_EURL, "unix:// needs an absolute path"},
     {"unix://relative.sock", AREDIS_EURL, "needs an absolute path"},
     {"unix://?db=1/x", AREDIS_EURL, "needs an absolute path"},
@@ -302,6 +306,27 @@ Test(config, messages_never_quote_much_of_the_url)
     cr_assert(strstr(err, "unknown option 'kkkk") != NULL, "%s", err);
     cr_assert(strstr(err, "...'") != NULL, "%s", err);
     cr_assert_lt(strlen(err), 100, "%s", err);
+}
+
+Test(config, messages_never_quote_the_password)
+{
+    const char *urls[] = {
+        "redis://u:SECRETPW%zz@host", "redis://u:SEC/RETPW@host",
+        "redis://u:SEC?RETPW@host",   "redis://u:SEC/RE?TPW@host/0",
+        "unix://u:SEC/RETPW@/tmp/x",  "redis://u:SECRETPW@host:99999",
+        "redis://u:SECRETPW@ho st",   "rediss://u:SECRETPW@h?tls_sni=",
+        "redis://u:SEC%RETPW@h",      "http://u:SECRETPW@h",
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
+        aredis_options o = {.url = urls[i]};
+        aredis__config c;
+        char err[256];
+        cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err),
+                     AREDIS_EURL, "%s", urls[i]);
+        cr_assert_null(strstr(err, "SEC"), "%s: %s", urls[i], err);
+        cr_assert_null(strstr(err, "RET"), "%s: %s", urls[i], err);
+        cr_assert_null(strstr(err, "TPW"), "%s: %s", urls[i], err);
+    }
 }
 
 Test(config, tiny_or_missing_error_buffer)
@@ -404,6 +429,26 @@ Test(config, members_alone)
     cr_assert_eq(c.port, 7000);
     cr_assert_eq(c.tls, 1);
     cr_assert_eq(c.connect_timeout_ms, -1, "negative means none");
+    aredis__config_cleanup(&c);
+}
+
+Test(config, empty_member_strings_count_as_unset)
+{
+    aredis_options o = {.url = "redis://u:p@h?client_name=n",
+                        .username = "",
+                        .password = "",
+                        .client_name = "",
+                        .tls = {.sni = "", .ca_file = ""}};
+    aredis__config c;
+    char err[256];
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
+                 err);
+    /* The URL's values stay; nothing empty appears. */
+    cr_assert_str_eq(c.username, "u");
+    cr_assert_str_eq(c.password, "p");
+    cr_assert_str_eq(c.client_name, "n");
+    cr_assert_null(c.tls_sni);
+    cr_assert_null(c.tls_ca_file);
     aredis__config_cleanup(&c);
 }
 

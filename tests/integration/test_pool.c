@@ -1,0 +1,272 @@
+/* Integration tests of exclusive connections and the disconnected queue,
+ * against the real standalone server: blocking commands never stall the
+ * shared connection, the pool's bound and wait, borrowing and returning a
+ * connection, idle closing, and the bounded queue while disconnected. */
+#include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "aredis/aredis.h"
+#include "testenv.h"
+#include "testloop.h"
+
+static testenv_server srv;
+static char url[128];
+
+static void setup(void)
+{
+    cr_assert_eq(testenv_server_load(&srv, "standalone"), 0, "%s",
+                 testenv_errstr());
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", srv.port);
+}
+
+static int run_until(aredis_loop *loop, const int *flag, int timeout_ms)
+{
+    for (int waited = 0; !*flag && waited < timeout_ms; waited += 10)
+        testloop_run_once(loop, 10);
+    return *flag;
+}
+
+typedef struct result {
+    int calls, done, order;
+    int type, code;
+    long long integer;
+    char text[256];
+} result;
+
+static int sequence; /* completion order across results */
+
+static void keep(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    result *k = ud;
+    k->calls++;
+    k->done = 1;
+    k->order = ++sequence;
+    k->type = r->type;
+    k->code = r->code;
+    k->integer = r->integer;
+    if (r->str != NULL && r->type != AREDIS_REPLY_ARRAY &&
+        r->type != AREDIS_REPLY_MAP && r->type != AREDIS_REPLY_INTEGER)
+        snprintf(k->text, sizeof k->text, "%.*s", (int)r->len, r->str);
+    if (r->type == AREDIS_REPLY_ARRAY && r->len == 2)
+        snprintf(k->text, sizeof k->text, "%.*s", (int)r->element[1].len,
+                 r->element[1].str);
+}
+
+TestSuite(pool, .init = setup);
+
+Test(pool, blocking_commands_do_not_stall_other_callers)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = aredis_client_new(loop, &(aredis_options){.url = url},
+                                         NULL);
+    char key[64];
+    testenv_key(key, sizeof key, "blpop");
+    result blpop = {0}, ping = {0}, push = {0};
+    sequence = 0;
+    cr_assert_eq(aredis_command(c, keep, &blpop, "BLPOP %s %d", key, 5), 0);
+    cr_assert_eq(aredis_command(c, keep, &ping, "PING"), 0);
+    cr_assert(run_until(loop, &ping.done, 3000));
+    cr_assert_eq(blpop.calls, 0, "BLPOP is still waiting on its own connection");
+    cr_assert_str_eq(ping.text, "PONG");
+    /* Feed the list from the shared connection: BLPOP wakes up. */
+    cr_assert_eq(aredis_command(c, keep, &push, "LPUSH %s v", key), 0);
+    cr_assert(run_until(loop, &blpop.done, 5000));
+    cr_assert_eq(blpop.type, AREDIS_REPLY_ARRAY);
+    cr_assert_str_eq(blpop.text, "v");
+    cr_assert_lt(ping.order, blpop.order);
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
+Test(pool, bounded_with_a_wait)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = aredis_client_new(
+        loop, &(aredis_options){.url = url, .pool_max = 1, .pool_wait_ms = 300},
+        NULL);
+    char key[64];
+    testenv_key(key, sizeof key, "bounded");
+    result first = {0}, second = {0};
+    aredis_command(c, keep, &first, "BLPOP %s 1", key);
+    aredis_command(c, keep, &second, "BLPOP %s 1", key);
+    cr_assert(run_until(loop, &second.done, 3000));
+    cr_assert_eq(second.code, AREDIS_EBUSY, "%d: %s", second.code,
+                 second.text);
+    cr_assert(strstr(second.text, "pool_wait_ms") != NULL, "%s", second.text);
+    cr_assert(run_until(loop, &first.done, 3000));
+    cr_assert_eq(first.type, AREDIS_REPLY_NIL, "BLPOP timed out server-side");
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
+typedef struct borrow {
+    aredis_exclusive *x;
+    int status, done;
+} borrow;
+
+static void got(aredis_client *c, aredis_exclusive *x, int status, void *ud)
+{
+    (void)c;
+    borrow *b = ud;
+    b->x = x;
+    b->status = status;
+    b->done = 1;
+}
+
+static long long client_id(aredis_loop *loop, aredis_exclusive *x)
+{
+    result id = {0};
+    cr_assert_eq(aredis_exclusive_command(x, keep, &id, "CLIENT ID"), 0);
+    cr_assert(run_until(loop, &id.done, 3000));
+    cr_assert_eq(id.type, AREDIS_REPLY_INTEGER);
+    return id.integer;
+}
+
+Test(pool, borrow_run_a_transaction_and_return)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = aredis_client_new(loop, &(aredis_options){.url = url},
+                                         NULL);
+    char key[64];
+    testenv_key(key, sizeof key, "multi");
+    borrow b = {0};
+    cr_assert_eq(aredis_client_acquire(c, got, &b), 0);
+    cr_assert_eq(b.done, 0, "never inside the call");
+    cr_assert(run_until(loop, &b.done, 3000));
+    cr_assert_eq(b.status, 0);
+    long long id1 = client_id(loop, b.x);
+
+    result multi = {0}, incr = {0}, exec = {0};
+    aredis_exclusive_command(b.x, keep, &multi, "MULTI");
+    aredis_exclusive_command(b.x, keep, &incr, "INCR %s", key);
+    aredis_exclusive_command(b.x, keep, &exec, "EXEC");
+    cr_assert(run_until(loop, &exec.done, 3000));
+    cr_assert_str_eq(multi.text, "OK");
+    cr_assert_str_eq(incr.text, "QUEUED");
+    cr_assert_eq(exec.type, AREDIS_REPLY_ARRAY);
+    aredis_exclusive_release(b.x);
+
+    /* Given back clean, the same connection is lent again. */
+    borrow again = {0};
+    aredis_client_acquire(c, got, &again);
+    cr_assert(run_until(loop, &again.done, 3000));
+    cr_assert_eq(client_id(loop, again.x), id1);
+
+    /* Given back with a reply unread: closed, never reused. */
+    result unread = {0};
+    aredis_exclusive_command(again.x, keep, &unread, "DEBUG SLEEP 0.2");
+    aredis_exclusive_release(again.x);
+    cr_assert(run_until(loop, &unread.done, 3000));
+    cr_assert_eq(unread.code, AREDIS_ECANCELED, "%s", unread.text);
+    borrow third = {0};
+    aredis_client_acquire(c, got, &third);
+    cr_assert(run_until(loop, &third.done, 3000));
+    cr_assert_neq(client_id(loop, third.x), id1);
+    aredis_exclusive_release(third.x);
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
+Test(pool, idle_connections_close)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = aredis_client_new(
+        loop, &(aredis_options){.url = url, .pool_idle_ms = 100}, NULL);
+    borrow b = {0};
+    aredis_client_acquire(c, got, &b);
+    cr_assert(run_until(loop, &b.done, 3000));
+    long long id1 = client_id(loop, b.x);
+    aredis_exclusive_release(b.x);
+    int never = 0;
+    run_until(loop, &never, 400);
+    borrow b2 = {0};
+    aredis_client_acquire(c, got, &b2);
+    cr_assert(run_until(loop, &b2.done, 3000));
+    cr_assert_neq(client_id(loop, b2.x), id1, "the idle one was closed");
+    aredis_exclusive_release(b2.x);
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
+static int closed_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
+        return -1;
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+Test(pool, the_disconnected_queue_is_bounded)
+{
+    char down[128];
+    snprintf(down, sizeof down, "redis://127.0.0.1:%d", closed_port());
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = aredis_client_new(
+        loop,
+        &(aredis_options){.url = down,
+                          .max_queued = 3,
+                          .reconnect_max_attempts = 2,
+                          .reconnect_initial_ms = 20},
+        NULL);
+    result r[6];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(aredis_command(c, keep, &r[i], "PING"), 0);
+    cr_assert(run_until(loop, &r[5].done, 3000));
+    for (int i = 3; i < 6; i++)
+        cr_assert_eq(r[i].code, AREDIS_EBUSY, "%d: %s", i, r[i].text);
+    /* The queued ones fail once the attempts are spent. */
+    cr_assert(run_until(loop, &r[2].done, 5000));
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(r[i].calls, 1);
+        cr_assert_eq(r[i].code, AREDIS_ECONNREFUSED, "%d: %s", i, r[i].text);
+    }
+    aredis_client_free(c);
+    testloop_free(loop);
+
+    /* AREDIS_QUEUE_WAIT accepts them anyway; they fail at their deadline. */
+    loop = testloop_new();
+    c = aredis_client_new(loop,
+                          &(aredis_options){.url = down,
+                                            .max_queued = 1,
+                                            .queue_full = AREDIS_QUEUE_WAIT,
+                                            .reconnect_max_attempts = -1,
+                                            .command_timeout_ms = 150},
+                          NULL);
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 3; i++)
+        aredis_command(c, keep, &r[i], "PING");
+    cr_assert(run_until(loop, &r[2].done, 3000));
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(r[i].code, AREDIS_ETIMEDOUT, "%d: %s", i, r[i].text);
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
+Test(pool, bad_resilience_options_are_refused)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_status st;
+    cr_assert_null(aredis_client_new(
+        loop,
+        &(aredis_options){.url = url,
+                          .reconnect_initial_ms = 900,
+                          .reconnect_max_ms = 100},
+        &st));
+    cr_assert_eq(st.code, AREDIS_EINVAL);
+    cr_assert(strstr(st.msg, "reconnect_initial_ms") != NULL, "%s", st.msg);
+    cr_assert_null(aredis_client_new(
+        loop, &(aredis_options){.url = url, .queue_full = 7}, &st));
+    cr_assert(strstr(st.msg, "queue_full") != NULL, "%s", st.msg);
+    testloop_free(loop);
+}
