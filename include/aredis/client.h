@@ -71,6 +71,11 @@ AREDIS_API void aredis_client_free(aredis_client *c);
 /** Safe to send again if the connection drops before its reply: it is
  * re-sent on the new connection instead of failing "outcome unknown". */
 #define AREDIS_CMD_IDEMPOTENT 1u
+/** Never send this command on a later connection, even when it never
+ * reached the server: if its connection is lost it fails with
+ * AREDIS_ECLOSED (not sent) or AREDIS_EUNKNOWN (sent). For commands that
+ * only make sense together, like the parts of MULTI ... EXEC. */
+#define AREDIS_CMD_NO_RESEND 2u
 
 /** Per-command options for the *_opts submit forms. */
 typedef struct aredis_cmd_opts {

@@ -38,7 +38,9 @@ extern "C" {
     X(EUNKNOWN, -16, "connection lost, outcome unknown") \
     X(ENOTSUP, -17, "not supported")                     \
     X(EBUSY, -18, "resource busy")                       \
-    X(ESTATE, -19, "operation not allowed in this state")
+    X(ESTATE, -19, "operation not allowed in this state")                     \
+    X(EWATCH, -20, "a watched key changed: the transaction did not run")      \
+    X(ENOSCRIPT, -21, "the script is not loaded on the server")
 
 typedef enum aredis_err {
     AREDIS_OK = 0,

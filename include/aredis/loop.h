@@ -108,13 +108,13 @@ AREDIS_API void *aredis_loop_get_data(const aredis_loop *loop);
 typedef struct aredis_timer aredis_timer;
 
 /** Create a stopped timer. \param cb runs on the loop thread when the
- * timer expires eturn an owned timer for aredis_timer_free(), or NULL
+ * timer expires \return an owned timer for aredis_timer_free(), or NULL
  * when out of memory. \since 0.1 */
 AREDIS_API aredis_timer *aredis_timer_new(aredis_loop *loop,
                                           aredis_event_cb cb, void *arg);
 
 /** Fire once, ms milliseconds from now (0: on the next loop turn),
- * replacing an earlier start. eturn 0 or a negative aredis_err.
+ * replacing an earlier start. \return 0 or a negative aredis_err.
  * \since 0.1 */
 AREDIS_API int aredis_timer_start(aredis_timer *t, int64_t ms);
 

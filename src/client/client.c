@@ -286,7 +286,7 @@ static void on_timer(void *arg)
  * Free
  * ------------------------------------------------------------------------ */
 
-static void cancel_list(aredis_client *c, aredis__cmd *cmd)
+void aredis__cancel_list(aredis_client *c, aredis__cmd *cmd)
 {
     while (cmd != NULL) {
         aredis__cmd *next = cmd->next;
@@ -320,7 +320,7 @@ static void release(aredis_client *c)
         aredis__cmd_free(c, done);
         done = next;
     }
-    cancel_list(c, aredis__link_take_all(&c->main));
+    aredis__cancel_list(c, aredis__link_take_all(&c->main));
     aredis__pool_free_all(c);
     aredis__ts_drain(c);
     aredis__link_cleanup(&c->main);
@@ -554,6 +554,8 @@ static int classify(aredis_client *c, aredis__cmd *cmd, const char *bytes,
         cmd->flags |= AREDIS__CMD_RETRY;
     if (aredis__cmd_is_blocking(bytes, cmd->len, argc))
         cmd->flags |= AREDIS__CMD_BLOCKING;
+    if (flags & AREDIS_CMD_NO_RESEND)
+        cmd->flags = (cmd->flags | AREDIS__CMD_NO_RESEND) & ~(unsigned)AREDIS__CMD_RETRY;
     return 0;
 }
 

@@ -29,6 +29,7 @@ enum {
     AREDIS__CMD_RETRY = 1 << 8,    /* may be re-sent after a lost connection */
     AREDIS__CMD_BLOCKING = 1 << 9, /* goes to an exclusive connection */
     AREDIS__CMD_PENDING = 1 << 10, /* in a link's pending list */
+    AREDIS__CMD_NO_RESEND = 1 << 11, /* fail rather than re-queue */
 };
 
 /* Built-in reshaping of RESP2 replies (normalize.c). */
@@ -168,6 +169,8 @@ void aredis__deliver(aredis_client *c, aredis__cmd *cmd,
 void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
                         const char *msg);
 void aredis__rearm(aredis_client *c);
+/* Cancel (ECANCELED, "client freed") and free a list of commands. */
+void aredis__cancel_list(aredis_client *c, aredis__cmd *cmd);
 void aredis__emit(aredis_client *c, const aredis__link *l, int type, int code,
                   const char *msg, int64_t delay_ms, int attempt);
 

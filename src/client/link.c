@@ -7,6 +7,7 @@
  * was written may have run, so it fails "outcome unknown" unless it was
  * marked safe to re-send. Completion itself (callbacks) belongs to
  * client.c; I/O goes through the transport and the loop. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,7 +245,7 @@ static int64_t backoff_ms(const aredis__config *cfg, int attempt)
 
 /* Move the commands a dead connection carried: re-queue what cannot have
  * run (or may safely run again), fail the rest. */
-static void salvage(aredis__link *l, const char *why)
+static void salvage(aredis__link *l, int code, const char *why)
 {
     aredis_client *c = l->c;
     uint64_t written = l->conn.written;
@@ -252,6 +253,9 @@ static void salvage(aredis__link *l, const char *why)
     char unknown[256];
     snprintf(unknown, sizeof unknown, "connection lost, outcome unknown: %s",
              why);
+    /* A malformed or oversized reply belongs to the oldest command: that
+     * one fails with the cause itself, the others by the usual rules. */
+    int blame = code == AREDIS_EPROTO || code == AREDIS_ETOOBIG;
 
     /* Rebuild the pending list: salvaged in-flight commands first (they
      * were submitted earlier), then those that were already pending. */
@@ -270,7 +274,16 @@ static void salvage(aredis__link *l, const char *why)
             continue;
         }
         const char *bytes = NULL;
-        if (cmd->end > written)
+        if (blame && cmd->end <= written) {
+            blame = 0;
+            aredis__finish_error(c, cmd, code, why);
+            aredis__cmd_free(c, cmd);
+            cmd = next;
+            continue;
+        }
+        if (cmd->flags & AREDIS__CMD_NO_RESEND)
+            bytes = NULL; /* part of a whole that cannot be replayed */
+        else if (cmd->end > written)
             bytes = aredis__conn_cmd_bytes(&l->conn, cmd); /* not received */
         else if (cmd->flags & AREDIS__CMD_RETRY)
             bytes = cmd->copy;
@@ -325,7 +338,7 @@ void aredis__link_lost(aredis__link *l, int code, const char *msg)
     l->state = AREDIS__ST_IDLE;
     l->deadline = 0;
     snprintf(l->errmsg, sizeof l->errmsg, "%s", why);
-    salvage(l, why);
+    salvage(l, code, why);
     if (aredis__conn_reset(&l->conn) != 0) {
         fail_pending(l, AREDIS_ENOMEM, "out of memory");
         return;
@@ -438,9 +451,12 @@ void aredis__link_connect(aredis__link *l)
 {
     aredis_client *c = l->c;
     l->state = AREDIS__ST_RESOLVING;
-    l->deadline = c->cfg.connect_timeout_ms >= 0
-                      ? aredis__now_ms() + c->cfg.connect_timeout_ms
-                      : 0;
+    /* Even with no connect timeout the timer stays armed (24 days out):
+     * a name lookup runs on a thread, and an armed timer is what keeps
+     * the loop from going idle while it does. */
+    l->deadline = aredis__now_ms() + (c->cfg.connect_timeout_ms >= 0
+                                          ? c->cfg.connect_timeout_ms
+                                          : (int64_t)INT32_MAX);
     aredis__rearm(c);
     if (c->cfg.path != NULL) {
         try_next_address(l);

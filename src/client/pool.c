@@ -242,15 +242,7 @@ void aredis__pool_free_all(aredis_client *c)
 {
     while (c->pool != NULL) {
         aredis__link *l = c->pool;
-        aredis__cmd *cmd = aredis__link_take_all(l);
-        while (cmd != NULL) {
-            aredis__cmd *next = cmd->next;
-            if (!(cmd->flags & (AREDIS__CMD_INTERNAL | AREDIS__CMD_DONE)))
-                aredis__finish_error(c, cmd, AREDIS_ECANCELED,
-                                     "canceled: the client was freed");
-            aredis__cmd_free(c, cmd);
-            cmd = next;
-        }
+        aredis__cancel_list(c, aredis__link_take_all(l));
         c->pool = l->pool_next;
         aredis__link_cleanup(l);
         aredis__free(l);

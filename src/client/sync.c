@@ -16,6 +16,7 @@ struct aredis_sync {
 
 typedef struct waiter {
     int done;
+    int abandoned; /* the caller gave up: the callback frees the waiter */
     aredis_reply *reply;
 } waiter;
 
@@ -34,6 +35,10 @@ static void on_reply(aredis_client *c, const aredis_reply *r, void *ud)
 {
     (void)c;
     waiter *w = ud;
+    if (w->abandoned) {
+        aredis__free(w);
+        return;
+    }
     w->reply = aredis_reply_dup(r);
     w->done = 1;
 }
@@ -47,21 +52,38 @@ static aredis_reply *wait_for(aredis_sync *s, waiter *w)
         int e = aredis_loop_run_once(s->loop, -1);
         if (e < 0 && !w->done)
             return error_reply(e, "event loop failed");
+        /* Idle with the command unfinished cannot happen (a pending
+         * command always keeps a watcher or a timer armed); if it ever
+         * did, say so rather than spin. */
+        if (e == 0 && !w->done) {
+            w->abandoned = 1;
+            return error_reply(AREDIS_ESTATE,
+                               "internal error: the loop went idle before "
+                               "the command completed");
+        }
     }
-    return w->reply;
+    aredis_reply *r = w->reply;
+    aredis__free(w);
+    return r;
 }
 
 static aredis_reply *submit_wait(aredis_sync *s, const char *fmt, va_list *ap,
                                  int argc, const char *const *argv,
                                  const size_t *argvlen)
 {
-    waiter w = {0, NULL};
+    /* On the heap: if the wait ever had to be abandoned, the callback
+     * still has somewhere valid to land. */
+    waiter *w = aredis__calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
     int e = fmt != NULL
-                ? aredis_vcommand(s->client, on_reply, &w, fmt, *ap)
-                : aredis_commandv(s->client, on_reply, &w, argc, argv, argvlen);
-    if (e != 0)
+                ? aredis_vcommand(s->client, on_reply, w, fmt, *ap)
+                : aredis_commandv(s->client, on_reply, w, argc, argv, argvlen);
+    if (e != 0) {
+        aredis__free(w);
         return error_reply(e, aredis_strerror(e));
-    return wait_for(s, &w);
+    }
+    return wait_for(s, w);
 }
 
 aredis_sync *aredis_sync_connect(const aredis_options *opts, aredis_status *st)

@@ -7,7 +7,9 @@
  * the test process's peak RSS must stay bounded while the client handles
  * replies that announce gigabytes. DESIGN.md decisions 1 and 6;
  * docs/guide/errors.md for the codes. Public API only. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* strcasestr */
+#endif
 
 #include <criterion/criterion.h>
 #include <stdio.h>

@@ -2,7 +2,16 @@
  *
  *   fakeserver --port-file F --script NAME [--then normal] [--max-seconds N]
  *              [--hold-ms N] [--bulk-len N] [--stream-bytes N]
- *              [--stray-delay-ms N] [--verbose]
+ *              [--stray-delay-ms N] [--port P] [--verbose]
+ *
+ * Scripts: hugearray (*4294967295), hugebulk ($9999999999), deep (100000
+ * nested *1), endlessbulk (a --bulk-len bulk, default 400 MB, of which
+ * only --stream-bytes, default 2 MB, ever arrive, slowly), garbage (@#!),
+ * stray (+UNSOLICITED, --stray-delay-ms after the handshake, before any
+ * command), silent (the handshake, then nothing), silent-accept (not even
+ * the handshake), push (a RESP3 push after the handshake, then normal: a
+ * control case for stray), normal. --hold-ms closes a hostile connection
+ * that long after its bytes (default: never).
  *
  * It listens on 127.0.0.1 (an OS-chosen port, written to F once it
  * listens), answers each connection's handshake as Redis 7 would (HELLO 3,
@@ -52,12 +61,13 @@ typedef enum {
     S_STRAY,
     S_SILENT,
     S_SILENT_ACCEPT,
+    S_PUSH,
     S_NORMAL,
 } script_kind;
 
 static const char *const script_names[] = {
     "hugearray", "hugebulk", "deep",          "endlessbulk", "garbage",
-    "stray",     "silent",   "silent-accept", "normal",
+    "stray",     "silent",   "silent-accept", "push",        "normal",
 };
 
 static struct {
@@ -301,7 +311,7 @@ static int on_command(conn *c, int argc, char **argv)
     if (c->fired)
         return 0; /* the script is all this connection says */
     if (is_handshake(argv[0])) {
-        if (c->script == S_STRAY)
+        if (c->script == S_STRAY || c->script == S_PUSH)
             c->stray_at = now_ms() + opt.stray_delay_ms;
         return answer_handshake(c, argc, argv);
     }
@@ -311,9 +321,10 @@ static int on_command(conn *c, int argc, char **argv)
         arm_hold(c);
         return 0;
     case S_STRAY:
-        /* A command came before the stray reply: answer it, the stray
-         * reply still follows on its timer. */
-        return out_str(c, "+OK\r\n");
+    case S_PUSH:
+        /* A command came before the stray reply (or push): answer it,
+         * the stray bytes still follow on their timer. */
+        return answer_normal(c, argc, argv);
     default:
         return fire(c);
     }
@@ -413,6 +424,13 @@ static int on_tick(conn *c, long long now)
 {
     if (c->stray_at != 0 && now >= c->stray_at) {
         c->stray_at = 0;
+        if (c->script == S_PUSH) {
+            /* Out-of-band data a client must take (RESP3.md, "Push
+             * type"); afterwards this connection behaves normally. */
+            logf_("conn %d: sending a push message", c->id);
+            c->script = S_NORMAL;
+            return out_str(c, ">2\r\n+invalidate\r\n*1\r\n+somekey\r\n");
+        }
         c->fired = 1;
         logf_("conn %d: sending the stray reply", c->id);
         if (out_str(c, "+UNSOLICITED\r\n") != 0)
@@ -530,7 +548,7 @@ static void usage(void)
             "       [--stream-bytes N] [--stray-delay-ms N] [--port P] "
             "[--verbose]\n"
             "scripts: hugearray hugebulk deep endlessbulk garbage stray "
-            "silent silent-accept normal\n");
+            "silent silent-accept push normal\n");
     exit(2);
 }
 

@@ -10,7 +10,9 @@
  * Paths come from compile definitions set in tests/CMakeLists.txt:
  * AREDIS_FAKESERVER, AREDIS_FAULTPROXY (the tools) and
  * AREDIS_TEST_SUPPORT_DIR (redis-server.sh and make-certs.sh). */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* PR_SET_PDEATHSIG, mkdtemp */
+#endif
 
 #include "faults.h"
 
@@ -635,13 +637,23 @@ void faults_reply_cb(aredis_client *c, const aredis_reply *r, void *ud)
 int faults_send(faults_track *t, aredis_client *c, const aredis_cmd_opts *o,
                 const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = faults_vsend(t, c, o, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int faults_vsend(faults_track *t, aredis_client *c, const aredis_cmd_opts *o,
+                 const char *fmt, va_list ap)
+{
     if (t->sent >= t->cap)
         return AREDIS_EINVAL;
     char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
+    faults_cmd *k = &t->cmds[t->sent];
+    memset(k, 0, sizeof *k);
+    snprintf(k->cmd, sizeof k->cmd, "%.47s", line);
     const char *argv[16];
     int argc = 0;
     for (char *p = line; *p != '\0' && argc < 16;) {
@@ -653,14 +665,27 @@ int faults_send(faults_track *t, aredis_client *c, const aredis_cmd_opts *o,
         while (*p != '\0' && *p != ' ')
             p++;
     }
-    faults_cmd *k = &t->cmds[t->sent];
-    memset(k, 0, sizeof *k);
     k->t = t;
     k->idx = t->sent;
     int rc = aredis_commandv_opts(c, o, faults_reply_cb, k, argc, argv, NULL);
     if (rc != 0)
         return rc;
     return t->sent++;
+}
+
+void faults_track_pending_str(const faults_track *t, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < t->sent && used + 1 < cap; i++) {
+        if (t->cmds[i].calls != 0)
+            continue;
+        int n = snprintf(buf + used, cap - used, "%s%d (%s)", used ? ", " : "",
+                         i, t->cmds[i].cmd);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
 }
 
 int faults_track_done(const faults_track *t)

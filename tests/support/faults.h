@@ -18,6 +18,7 @@
 #ifndef AREDIS_TESTS_FAULTS_H
 #define AREDIS_TESTS_FAULTS_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -118,6 +119,7 @@ typedef struct faults_cmd {
     int type;       /* reply type of the (first) callback */
     int code;       /* for errors: the aredis_err (ESERVER from the server) */
     long long integer;
+    char cmd[48];   /* the command as sent, truncated (faults_send) */
     char text[160]; /* string/status/error text, truncated */
     int64_t at_ms;  /* when it completed */
 } faults_cmd;
@@ -142,9 +144,14 @@ void faults_track_init(faults_track *t, faults_cmd *cmds, int cap);
  * NULL. \return the command's index, or the submit's negative error. */
 int faults_send(faults_track *t, aredis_client *c, const aredis_cmd_opts *o,
                 const char *fmt, ...) AREDIS_PRINTF(4, 5);
+int faults_vsend(faults_track *t, aredis_client *c, const aredis_cmd_opts *o,
+                 const char *fmt, va_list ap) AREDIS_PRINTF(4, 0);
 
 /* The reply callback faults_send() uses; ud is a faults_cmd. */
 void faults_reply_cb(aredis_client *c, const aredis_reply *r, void *ud);
+
+/* "3 (BLPOP a 5), 7 (GET b)": the commands still waiting. */
+void faults_track_pending_str(const faults_track *t, char *buf, size_t cap);
 
 /* Every command sent has completed. */
 int faults_track_done(const faults_track *t);

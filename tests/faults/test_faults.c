@@ -1,0 +1,893 @@
+/* Fault tests against real servers: killed, paused, busy and late
+ * redis-server processes, killed client connections, a TLS server
+ * restarted, and a fault proxy in front (tests/support/faultproxy.c) that
+ * delays, blackholes and cuts traffic.
+ *
+ * Every test starts its own private server (tests/support/redis-server.sh
+ * through faults.h) so it can kill, stop or restart it, and asserts the
+ * client's completion guarantees (DESIGN.md decision 1): each command's
+ * callback runs exactly once (a per-command record, faults_cmd.calls),
+ * never with NULL; errors arrive by code (docs/guide/errors.md); and the
+ * client works again afterwards. Each test prints one line
+ *
+ *   FAULT <name>: sent=N completed=N errors={CODE:n,...} recovered_ms=T
+ *
+ * where recovered_ms is the time from the end of the fault (server back,
+ * SIGCONT, proxy healed) to the first successful completion after it.
+ * Public API only; the built-in loop. */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aredis/aredis.h"
+#include "faults.h"
+
+enum { MAX_CMDS = 600 };
+
+/* One test's world. Static: each Criterion test runs in its own process. */
+static struct {
+    faults_server srv;
+    faults_proxy px;
+    int have_px;
+    aredis_loop *loop;
+    aredis_client *c;
+    faults_events ev;
+    faults_track t;
+    faults_cmd cmds[MAX_CMDS];
+} w;
+
+static void start_server(const char *tag, const char *extra, int port,
+                         int tls)
+{
+    cr_assert_eq(faults_server_start(&w.srv, tag, extra, port, tls), 0, "%s",
+                 faults_errstr());
+}
+
+static void start_proxy(void)
+{
+    cr_assert_eq(faults_proxy_start(&w.px, w.srv.s.port), 0, "%s",
+                 faults_errstr());
+    w.have_px = 1;
+}
+
+static void proxy(const char *line)
+{
+    cr_assert_eq(faults_proxy_ctl(&w.px, line, NULL, 0), 0, "%s",
+                 faults_errstr());
+}
+
+/* A client on port with the given options (host and port filled in). */
+static void start_client(int port, aredis_options o)
+{
+    w.loop = aredis_loop_new();
+    cr_assert_not_null(w.loop);
+    o.host = "127.0.0.1";
+    o.port = port;
+    aredis_status st;
+    w.c = aredis_client_new(w.loop, &o, &st);
+    cr_assert_not_null(w.c, "%s", st.msg);
+    aredis_client_set_event_handler(w.c, faults_event_cb, &w.ev);
+    faults_track_init(&w.t, w.cmds, MAX_CMDS);
+}
+
+/* Submit, asserting the submit itself worked; returns the command's index. */
+static int submit(const aredis_cmd_opts *o, const char *fmt, ...)
+    AREDIS_PRINTF(2, 3);
+
+static int submit(const aredis_cmd_opts *o, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int i = faults_vsend(&w.t, w.c, o, fmt, ap);
+    va_end(ap);
+    cr_assert_geq(i, 0, "submit of \"%s\" failed: %s", fmt,
+                  aredis_err_name(i));
+    return i;
+}
+
+static void wait_all(int timeout_ms)
+{
+    if (faults_wait_track(w.loop, &w.t, timeout_ms))
+        return;
+    char pend[1024], evs[2048];
+    faults_track_pending_str(&w.t, pend, sizeof pend);
+    faults_events_str(&w.ev, evs, sizeof evs);
+    cr_assert_fail("%d of %d commands completed within %d ms; waiting: %s; "
+                   "events: %s",
+                   w.t.completed, w.t.sent, timeout_ms, pend, evs);
+}
+
+static void expect_status(int i, const char *text)
+{
+    faults_cmd *k = &w.cmds[i];
+    cr_assert_eq(k->type, AREDIS_REPLY_STATUS, "command %d: type %d %s: %s",
+                 i, k->type, aredis_err_name(k->code), k->text);
+    cr_assert_str_eq(k->text, text, "command %d", i);
+}
+
+static void expect_string(int i, const char *text)
+{
+    faults_cmd *k = &w.cmds[i];
+    cr_assert_eq(k->type, AREDIS_REPLY_STRING, "command %d: type %d %s: %s",
+                 i, k->type, aredis_err_name(k->code), k->text);
+    cr_assert_str_eq(k->text, text, "command %d", i);
+}
+
+static void expect_error(int i, int code1, int code2)
+{
+    faults_cmd *k = &w.cmds[i];
+    cr_assert(k->type == AREDIS_REPLY_ERROR &&
+                  (k->code == code1 || k->code == code2),
+              "command %d: want %s%s%s, got type %d %s: %s", i,
+              aredis_err_name(code1), code2 ? " or " : "",
+              code2 ? aredis_err_name(code2) : "", k->type,
+              aredis_err_name(k->code), k->text);
+}
+
+/* A PING that must succeed; returns when it did. */
+static int64_t ping_ok(int timeout_ms)
+{
+    int i = submit(&(aredis_cmd_opts){.timeout_ms = timeout_ms}, "PING");
+    wait_all(timeout_ms + 2000);
+    char evs[2048];
+    faults_events_str(&w.ev, evs, sizeof evs);
+    cr_assert_eq(w.cmds[i].type, AREDIS_REPLY_STATUS,
+                 "PING: %s: %s (events: %s)", aredis_err_name(w.cmds[i].code),
+                 w.cmds[i].text, evs);
+    return w.cmds[i].at_ms;
+}
+
+/* The first successful completion at or after `since`. */
+static int64_t first_ok_after(int64_t since)
+{
+    int64_t best = -1;
+    for (int i = 0; i < w.t.sent; i++) {
+        faults_cmd *k = &w.cmds[i];
+        if (k->calls && k->type != AREDIS_REPLY_ERROR && k->at_ms >= since &&
+            (best < 0 || k->at_ms < best))
+            best = k->at_ms;
+    }
+    return best < 0 ? -1 : best - since;
+}
+
+/* Every test ends here: the completion guarantees, then everything freed
+ * and stopped (ASan reports leaks at exit). */
+static void finish(void)
+{
+    cr_assert_eq(w.t.twice, 0, "%d callbacks ran for commands already "
+                 "completed", w.t.twice);
+    cr_assert_eq(w.t.null_replies, 0, "callbacks with a NULL reply");
+    cr_assert_eq(w.t.completed, w.t.sent);
+    cr_assert_eq(aredis_client_pending(w.c), 0);
+    aredis_client_free(w.c);
+    aredis_loop_free(w.loop);
+    w.c = NULL;
+    w.loop = NULL;
+    if (w.have_px)
+        faults_proxy_stop(&w.px);
+    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", faults_errstr());
+}
+
+static void admin_connect(testenv_conn *a)
+{
+    cr_assert_eq(testenv_connect(a, &w.srv.s), 0, "%s", testenv_errstr());
+}
+
+/* Some connection of the server is blocked in `cmd` (CLIENT LIST). */
+static int blocked_in(const faults_server *srv, const char *cmd)
+{
+    testenv_conn a;
+    cr_assert_eq(testenv_connect(&a, &srv->s), 0, "%s", testenv_errstr());
+    const aredis_reply *r = NULL;
+    cr_assert_eq(testenv_command(&a, &r, "CLIENT LIST"), 0, "%s",
+                 testenv_errstr());
+    char want[64];
+    snprintf(want, sizeof want, "cmd=%s", cmd);
+    int found = r->type == AREDIS_REPLY_STRING || r->type == AREDIS_REPLY_VERB
+                    ? strstr(r->str, want) != NULL
+                    : 0;
+    testenv_close(&a);
+    return found;
+}
+
+static int event_seq_after(const void *arg)
+{
+    /* DISCONNECTED, then RECONNECTING, then CONNECTED, after index *from. */
+    const int *from = arg;
+    int d = faults_events_find(&w.ev, *from, AREDIS_CONN_DISCONNECTED, 0);
+    int r = d < 0 ? -1 : faults_events_find(&w.ev, d, AREDIS_CONN_RECONNECTING, 0);
+    int c = r < 0 ? -1 : faults_events_find(&w.ev, r, AREDIS_CONN_CONNECTED, 0);
+    return c >= 0;
+}
+
+static int connected_once(const void *arg)
+{
+    (void)arg;
+    return faults_events_find(&w.ev, 0, AREDIS_CONN_CONNECTED, 0) >= 0;
+}
+
+/* ---- (a) server killed with commands in flight, restarted ---------------- */
+
+/* 100 commands wait behind DEBUG SLEEP when the server is killed. Those
+ * that may be re-sent (AREDIS_CMD_IDEMPOTENT, or read-only with
+ * retry_read_only) succeed on the restarted server; the others fail with
+ * EUNKNOWN (written) or ECLOSED (not written) and are never re-sent. */
+Test(faults, kill9_inflight_then_restart, .timeout = 60)
+{
+    start_server("kill9", NULL, 0, 0);
+    start_client(w.srv.s.port,
+                 (aredis_options){.retry_read_only = 1,
+                                  .reconnect_max_attempts = -1,
+                                  .reconnect_initial_ms = 50,
+                                  .reconnect_max_ms = 200});
+    ping_ok(5000);
+
+    int sleep_i = submit(NULL, "DEBUG SLEEP 2");
+    aredis_cmd_opts idem = {.flags = AREDIS_CMD_IDEMPOTENT};
+    int first = w.t.sent;
+    for (int i = 0; i < 100; i++) {
+        switch (i % 4) {
+        case 0:
+            submit(NULL, "INCR faults:a:counter");
+            break;
+        case 1:
+            submit(&idem, "SET faults:a:idem:%d v%d", i, i);
+            break;
+        case 2:
+            submit(NULL, "GET faults:a:ro:%d", i);
+            break;
+        default:
+            submit(NULL, "HGETALL faults:a:hash:%d", i);
+        }
+    }
+    faults_run_for(w.loop, 300); /* all written; the server sleeps */
+    cr_assert_eq(w.t.completed, 1, "only the PING may have completed");
+
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", faults_errstr());
+    int64_t healed = faults_now_ms();
+    wait_all(15000);
+
+    expect_error(sleep_i, AREDIS_EUNKNOWN, AREDIS_ECLOSED);
+    for (int i = 0; i < 100; i++) {
+        int k = first + i;
+        faults_cmd *c = &w.cmds[k];
+        switch (i % 4) {
+        case 0:
+            expect_error(k, AREDIS_EUNKNOWN, AREDIS_ECLOSED);
+            break;
+        case 1:
+            expect_status(k, "OK");
+            break;
+        case 2:
+            cr_assert_eq(c->type, AREDIS_REPLY_NIL,
+                         "GET %d (read-only, retried): type %d %s: %s", i,
+                         c->type, aredis_err_name(c->code), c->text);
+            break;
+        default:
+            cr_assert(c->type == AREDIS_REPLY_MAP ||
+                          c->type == AREDIS_REPLY_ARRAY,
+                      "HGETALL %d (read-only, retried): type %d %s: %s", i,
+                      c->type, aredis_err_name(c->code), c->text);
+        }
+    }
+    /* The writes that failed "outcome unknown" were not re-sent behind
+     * the caller's back: the new server never saw an INCR. */
+    int g = submit(NULL, "GET faults:a:counter");
+    int e = submit(NULL, "EXISTS faults:a:idem:1");
+    wait_all(5000);
+    cr_assert_eq(w.cmds[g].type, AREDIS_REPLY_NIL,
+                 "a non-idempotent INCR was re-sent (counter %s)",
+                 w.cmds[g].text);
+    cr_assert_eq(w.cmds[e].integer, 1, "an idempotent SET was not re-sent");
+    faults_summary("kill9-inflight-restart", &w.t, first_ok_after(healed));
+    finish();
+}
+
+/* ---- (b) server stopped past the deadline, then continued ------------------- */
+
+/* While the server is stopped the kernel still accepts the bytes; the
+ * commands' deadlines fail them with ETIMEDOUT and the connection stays.
+ * After SIGCONT the late replies arrive and must be dropped in order:
+ * each later ECHO gets its own argument back. */
+Test(faults, sigstop_past_deadline, .timeout = 60)
+{
+    start_server("sigstop", NULL, 0, 0);
+    start_client(w.srv.s.port, (aredis_options){0});
+    ping_ok(5000);
+
+    cr_assert_eq(faults_server_pause(&w.srv), 0, "%s", faults_errstr());
+    int64_t t0 = faults_now_ms();
+    aredis_cmd_opts dl = {.timeout_ms = 300};
+    int first = w.t.sent;
+    for (int i = 0; i < 20; i++)
+        submit(&dl, "ECHO stopped:%d", i);
+    wait_all(3000);
+    for (int i = 0; i < 20; i++) {
+        expect_error(first + i, AREDIS_ETIMEDOUT, 0);
+        int64_t took = w.cmds[first + i].at_ms - t0;
+        cr_assert(took >= 250 && took < 2000,
+                  "command %d timed out after %lld ms", i, (long long)took);
+    }
+    cr_assert_eq(faults_server_resume(&w.srv), 0, "%s", faults_errstr());
+    int64_t healed = faults_now_ms();
+
+    int after = w.t.sent;
+    for (int i = 0; i < 20; i++)
+        submit(&(aredis_cmd_opts){.timeout_ms = 5000}, "ECHO after:%d", i);
+    wait_all(8000);
+    for (int i = 0; i < 20; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "after:%d", i);
+        expect_string(after + i, want);
+    }
+    cr_assert_eq(faults_events_find(&w.ev, 0, AREDIS_CONN_DISCONNECTED, 0),
+                 -1, "a timeout must not drop the connection");
+    faults_summary("sigstop-past-deadline", &w.t, first_ok_after(healed));
+    finish();
+}
+
+/* ---- (c) the server kills the client's connection ----------------------------- */
+
+/* CLIENT KILL from another connection: the client notices, says so with
+ * DISCONNECTED, RECONNECTING and CONNECTED events, and reconnects without
+ * waiting for a command. */
+Test(faults, client_kill_reconnects_by_itself, .timeout = 60)
+{
+    start_server("ckill", NULL, 0, 0);
+    start_client(w.srv.s.port, (aredis_options){0});
+    cr_assert(faults_run_until(w.loop, connected_once, NULL, 5000),
+              "never connected");
+    int from = w.ev.n;
+
+    testenv_conn a;
+    admin_connect(&a);
+    const aredis_reply *r = NULL;
+    cr_assert_eq(testenv_command(&a, &r, "CLIENT KILL TYPE normal SKIPME yes"),
+                 0, "%s", testenv_errstr());
+    cr_assert_eq(r->type, AREDIS_REPLY_INTEGER);
+    cr_assert_geq(r->integer, 1, "no client connection was killed");
+    testenv_close(&a);
+    int64_t t0 = faults_now_ms();
+
+    int got = faults_run_until(w.loop, event_seq_after, &from, 5000);
+    char evs[2048];
+    faults_events_str(&w.ev, evs, sizeof evs);
+    cr_assert(got, "no DISCONNECTED, RECONNECTING, CONNECTED sequence "
+                   "without a command (events: %s)", evs);
+    int d = faults_events_find(&w.ev, from, AREDIS_CONN_DISCONNECTED, 0);
+    int rc = faults_events_find(&w.ev, d, AREDIS_CONN_RECONNECTING, 0);
+    cr_assert_eq(w.ev.ev[rc].attempt, 1, "events: %s", evs);
+    cr_assert_neq(w.ev.ev[d].code, 0, "DISCONNECTED without a code");
+    int c = faults_events_find(&w.ev, rc, AREDIS_CONN_CONNECTED, 0);
+    int64_t back = w.ev.ev[c].at_ms - t0;
+    ping_ok(5000);
+    faults_summary("client-kill", &w.t, back);
+    finish();
+}
+
+/* ---- (d) CLIENT PAUSE ALL ------------------------------------------------------ */
+
+Test(faults, client_pause_all, .timeout = 60)
+{
+    start_server("pause", NULL, 0, 0);
+    start_client(w.srv.s.port, (aredis_options){0});
+    ping_ok(5000);
+
+    testenv_conn a;
+    admin_connect(&a);
+    const aredis_reply *r = NULL;
+    cr_assert_eq(testenv_command(&a, &r, "CLIENT PAUSE 500 ALL"), 0, "%s",
+                 testenv_errstr());
+    cr_assert_eq(r->type, AREDIS_REPLY_STATUS);
+    testenv_close(&a);
+    int64_t t0 = faults_now_ms();
+
+    int first = w.t.sent;
+    for (int i = 0; i < 50; i++)
+        submit(&(aredis_cmd_opts){.timeout_ms = 3000}, "INCR faults:d:n");
+    wait_all(5000);
+    for (int i = 0; i < 50; i++) {
+        faults_cmd *k = &w.cmds[first + i];
+        cr_assert_eq(k->type, AREDIS_REPLY_INTEGER, "INCR %d: %s: %s", i,
+                     aredis_err_name(k->code), k->text);
+        cr_assert_eq(k->integer, i + 1, "replies out of order");
+    }
+    int64_t waited = w.cmds[first].at_ms - t0;
+    cr_assert_geq(waited, 350, "answered after %lld ms: the pause did not "
+                  "hold the commands", (long long)waited);
+    cr_assert_eq(w.t.errors, 0);
+    faults_summary("client-pause-all", &w.t, waited);
+    finish();
+}
+
+/* ---- (e) a blocking command does not stall other callers ----------------------- */
+
+/* BLPOP 2 goes to an exclusive connection by itself; the PING sent after
+ * it (behind a DEBUG SLEEP 0.5 that holds the whole server) returns long
+ * before the BLPOP does. On one shared connection it would wait 2 s. */
+Test(faults, blocking_command_on_exclusive_connection, .timeout = 60)
+{
+    start_server("blpop", NULL, 0, 0);
+    start_client(w.srv.s.port, (aredis_options){0});
+    ping_ok(5000);
+
+    int64_t t0 = faults_now_ms();
+    int b = submit(NULL, "BLPOP faults:e:list 2");
+    faults_run_for(w.loop, 50); /* BLPOP is on its way and blocking */
+    int s = submit(NULL, "DEBUG SLEEP 0.5");
+    int p = submit(NULL, "PING");
+    wait_all(8000);
+
+    cr_assert_eq(w.cmds[b].type, AREDIS_REPLY_NIL, "BLPOP: %d %s: %s",
+                 w.cmds[b].type, aredis_err_name(w.cmds[b].code),
+                 w.cmds[b].text);
+    expect_status(s, "OK");
+    expect_status(p, "PONG");
+    int64_t ping_ms = w.cmds[p].at_ms - t0, blpop_ms = w.cmds[b].at_ms - t0;
+    cr_assert_lt(w.cmds[p].at_ms, w.cmds[b].at_ms,
+                 "PING (%lld ms) waited for BLPOP (%lld ms)",
+                 (long long)ping_ms, (long long)blpop_ms);
+    cr_assert_lt(ping_ms, 1500, "PING took %lld ms", (long long)ping_ms);
+    cr_assert_geq(blpop_ms, 1800, "BLPOP 2 returned after %lld ms",
+                  (long long)blpop_ms);
+    cr_assert_geq(ping_ms, 400, "PING did not wait for DEBUG SLEEP (%lld ms)",
+                  (long long)ping_ms);
+    faults_summary("debug-sleep-with-blpop", &w.t, ping_ms);
+    finish();
+}
+
+/* ---- (f) the fault proxy ----------------------------------------------------------- */
+
+Test(faults, proxy_delay, .timeout = 60)
+{
+    start_server("pdelay", NULL, 0, 0);
+    start_proxy();
+    start_client(w.px.port, (aredis_options){0});
+    ping_ok(5000);
+
+    proxy("delay 100");
+    int64_t t0 = faults_now_ms();
+    int first = w.t.sent;
+    for (int i = 0; i < 20; i++)
+        submit(&(aredis_cmd_opts){.timeout_ms = 5000}, "ECHO slow:%d", i);
+    wait_all(8000);
+    for (int i = 0; i < 20; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "slow:%d", i);
+        expect_string(first + i, want);
+    }
+    int64_t took = w.cmds[first].at_ms - t0;
+    cr_assert_geq(took, 190, "100 ms each way, yet answered in %lld ms",
+                  (long long)took);
+    cr_assert_lt(took, 3000, "answered in %lld ms", (long long)took);
+    proxy("reset");
+    faults_summary("proxy-delay-100", &w.t, took);
+    finish();
+}
+
+/* A blackhole: the connection stays up and nothing comes back, so only the
+ * deadlines end the commands. The byte stream is then beyond repair (the
+ * requests were lost, so the replies the client waits to drop will never
+ * come): the proxy cuts the connection and the client must reconnect. */
+Test(faults, proxy_drop_past_deadline, .timeout = 60)
+{
+    start_server("pdrop", NULL, 0, 0);
+    start_proxy();
+    start_client(w.px.port, (aredis_options){0});
+    ping_ok(5000);
+
+    proxy("drop on");
+    int64_t t0 = faults_now_ms();
+    int first = w.t.sent;
+    for (int i = 0; i < 10; i++)
+        submit(&(aredis_cmd_opts){.timeout_ms = 300}, "ECHO dropped:%d", i);
+    wait_all(3000);
+    for (int i = 0; i < 10; i++) {
+        expect_error(first + i, AREDIS_ETIMEDOUT, 0);
+        int64_t took = w.cmds[first + i].at_ms - t0;
+        cr_assert(took >= 250 && took < 2000, "timed out after %lld ms",
+                  (long long)took);
+    }
+    proxy("reset");
+    proxy("cut");
+    int64_t healed = faults_now_ms();
+    int e = submit(&(aredis_cmd_opts){.timeout_ms = 5000}, "ECHO back");
+    wait_all(8000);
+    expect_string(e, "back");
+    faults_summary("proxy-drop", &w.t, first_ok_after(healed));
+    finish();
+}
+
+/* Fill a key with a 1 MiB value through a direct connection. */
+static void set_big(const char *key, size_t n)
+{
+    char *v = malloc(n);
+    cr_assert_not_null(v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (char)('a' + i % 26);
+    testenv_conn a;
+    admin_connect(&a);
+    const aredis_reply *r = NULL;
+    cr_assert_eq(testenv_command(&a, &r, "SET %s %b", key, v, n), 0, "%s",
+                 testenv_errstr());
+    cr_assert_eq(r->type, AREDIS_REPLY_STATUS);
+    testenv_close(&a);
+    free(v);
+}
+
+static void check_big(int i, size_t n)
+{
+    faults_cmd *k = &w.cmds[i];
+    cr_assert_eq(k->type, AREDIS_REPLY_STRING, "GET big: %s: %s",
+                 aredis_err_name(k->code), k->text);
+    cr_assert_eq(strncmp(k->text, "abcdefghij", 10), 0);
+    (void)n;
+}
+
+/* The connection is reset 1000 bytes into a 1 MiB reply: GET is read-only
+ * but retry_read_only is off, so the outcome is "unknown". Then it works. */
+Test(faults, proxy_cutafter_mid_reply, .timeout = 60)
+{
+    start_server("pcutafter", NULL, 0, 0);
+    set_big("faults:f:big", 1u << 20);
+    start_proxy();
+    start_client(w.px.port, (aredis_options){0});
+    ping_ok(5000);
+
+    proxy("cutafter 1000");
+    int g = submit(&(aredis_cmd_opts){.timeout_ms = 5000}, "GET faults:f:big");
+    wait_all(8000);
+    expect_error(g, AREDIS_EUNKNOWN, 0);
+    proxy("reset");
+    int64_t healed = faults_now_ms();
+    int g2 = submit(&(aredis_cmd_opts){.timeout_ms = 5000}, "GET faults:f:big");
+    wait_all(8000);
+    check_big(g2, 1u << 20);
+    faults_summary("proxy-cutafter-1000", &w.t, first_ok_after(healed));
+    finish();
+}
+
+/* The same cut with retry_read_only on: the GET is re-sent on the new
+ * connection and succeeds; the caller never sees the cut. */
+Test(faults, proxy_cutafter_read_only_retried, .timeout = 60)
+{
+    start_server("pcutretry", NULL, 0, 0);
+    set_big("faults:f:big", 1u << 20);
+    start_proxy();
+    start_client(w.px.port, (aredis_options){.retry_read_only = 1});
+    ping_ok(5000);
+
+    proxy("cutafter 1000"); /* applies once: the retry gets through */
+    int64_t t0 = faults_now_ms();
+    int g = submit(&(aredis_cmd_opts){.timeout_ms = 5000}, "GET faults:f:big");
+    wait_all(8000);
+    check_big(g, 1u << 20);
+    cr_assert_geq(faults_events_find(&w.ev, 0, AREDIS_CONN_DISCONNECTED, 0),
+                  0, "the cut was not seen");
+    faults_summary("proxy-cutafter-retried", &w.t, first_ok_after(t0));
+    finish();
+}
+
+/* Every connection reset while commands wait behind DEBUG SLEEP and a
+ * BLPOP blocks on its exclusive connection: all fail with EUNKNOWN (or
+ * ECLOSED if not yet written); afterwards both the shared connection and
+ * the pool work again. */
+Test(faults, proxy_cut_all, .timeout = 60)
+{
+    start_server("pcut", NULL, 0, 0);
+    start_proxy();
+    start_client(w.px.port, (aredis_options){0});
+    ping_ok(5000);
+
+    int first = w.t.sent;
+    int blpop = submit(NULL, "BLPOP faults:f:list 5");
+    faults_run_for(w.loop, 100);
+    cr_assert(blocked_in(&w.srv, "blpop"),
+              "the BLPOP was not blocking on the server before the cut");
+    submit(NULL, "DEBUG SLEEP 0.5");
+    for (int i = 0; i < 10; i++)
+        submit(NULL, "INCR faults:f:cut");
+    faults_run_for(w.loop, 150);
+    proxy("cut");
+    int64_t healed = faults_now_ms();
+    /* Well under the BLPOP's own 5 s: a written BLPOP must fail now, not
+     * be sent again on a new connection. */
+    faults_wait_track(w.loop, &w.t, 2000);
+    if (w.cmds[blpop].calls == 0) {
+        int again = blocked_in(&w.srv, "blpop");
+        wait_all(8000);
+        cr_assert_fail("BLPOP (written, not idempotent) did not fail at the "
+                       "cut: %s; it completed %lld ms later as type %d %s",
+                       again ? "it was re-sent on a new exclusive connection "
+                               "(the server shows a client blocked in blpop)"
+                             : "it stayed pending",
+                       (long long)(w.cmds[blpop].at_ms - healed),
+                       w.cmds[blpop].type, aredis_err_name(w.cmds[blpop].code));
+    }
+    wait_all(5000);
+    for (int i = first; i < w.t.sent; i++)
+        expect_error(i, AREDIS_EUNKNOWN, AREDIS_ECLOSED);
+    int p = submit(&(aredis_cmd_opts){.timeout_ms = 5000}, "PING");
+    int b = submit(&(aredis_cmd_opts){.timeout_ms = 5000},
+                   "BLPOP faults:f:list 0.2");
+    wait_all(8000);
+    expect_status(p, "PONG");
+    cr_assert_eq(w.cmds[b].type, AREDIS_REPLY_NIL, "BLPOP after the cut: %s: %s",
+                 aredis_err_name(w.cmds[b].code), w.cmds[b].text);
+    faults_summary("proxy-cut", &w.t, first_ok_after(healed));
+    finish();
+}
+
+/* ---- (g) no server at start ----------------------------------------------------------- */
+
+/* Reconnecting forever: commands submitted while nothing listens wait,
+ * and succeed, in order, once the server starts 500 ms later. */
+Test(faults, server_starts_late, .timeout = 60)
+{
+    int port = faults_free_port();
+    cr_assert_gt(port, 0);
+    start_client(port, (aredis_options){.reconnect_max_attempts = -1});
+    int first = w.t.sent;
+    for (int i = 0; i < 10; i++)
+        submit(NULL, "INCR faults:g:n");
+    faults_run_for(w.loop, 500);
+    cr_assert_eq(w.t.completed, 0, "%d commands gave up while reconnecting "
+                 "forever (first: %s)", w.t.completed,
+                 aredis_err_name(w.cmds[first].code));
+    start_server("late", NULL, port, 0);
+    int64_t healed = faults_now_ms();
+    wait_all(10000);
+    for (int i = 0; i < 10; i++) {
+        faults_cmd *k = &w.cmds[first + i];
+        cr_assert_eq(k->type, AREDIS_REPLY_INTEGER, "INCR %d: %s: %s", i,
+                     aredis_err_name(k->code), k->text);
+        cr_assert_eq(k->integer, i + 1);
+    }
+    int d = faults_events_find(&w.ev, 0, AREDIS_CONN_DISCONNECTED, 0);
+    cr_assert_geq(d, 0);
+    cr_assert_eq(w.ev.ev[d].code, AREDIS_ECONNREFUSED);
+    cr_assert_geq(faults_events_find(&w.ev, d, AREDIS_CONN_RECONNECTING, 0),
+                  0);
+    faults_summary("server-starts-late", &w.t, first_ok_after(healed));
+    finish();
+}
+
+/* Default attempts and no server, ever: the commands fail with
+ * ECONNREFUSED within a bounded time, and a later command starts a new
+ * round (and fails the same way, rather than hanging). */
+Test(faults, server_never_starts, .timeout = 60)
+{
+    int port = faults_free_port();
+    cr_assert_gt(port, 0);
+    start_client(port, (aredis_options){0});
+    int64_t t0 = faults_now_ms();
+    for (int i = 0; i < 5; i++)
+        submit(NULL, "PING");
+    wait_all(10000);
+    int64_t took = faults_now_ms() - t0;
+    for (int i = 0; i < 5; i++)
+        expect_error(i, AREDIS_ECONNREFUSED, 0);
+    cr_assert_lt(took, 5000, "gave up only after %lld ms", (long long)took);
+    int again = submit(NULL, "PING");
+    wait_all(10000);
+    expect_error(again, AREDIS_ECONNREFUSED, 0);
+    /* Three retries per outage by default. */
+    int nrec = 0;
+    for (int i = 0; i < w.ev.n; i++)
+        nrec += w.ev.ev[i].type == AREDIS_CONN_RECONNECTING &&
+                !w.ev.ev[i].exclusive;
+    cr_assert_geq(nrec, 3, "only %d reconnect attempts announced", nrec);
+    fprintf(stderr, "server-never-starts: first round failed after %lld ms\n",
+            (long long)took);
+    faults_summary("server-never-starts", &w.t, -1);
+    finish();
+}
+
+/* The bound on commands queued while disconnected: past max_queued, new
+ * commands fail at once with EBUSY (AREDIS_QUEUE_FAIL); those queued
+ * succeed when the server comes. */
+Test(faults, queue_bound_while_down, .timeout = 60)
+{
+    int port = faults_free_port();
+    cr_assert_gt(port, 0);
+    start_client(port, (aredis_options){.reconnect_max_attempts = -1,
+                                        .max_queued = 5});
+    for (int i = 0; i < 10; i++)
+        submit(NULL, "ECHO q:%d", i);
+    faults_run_for(w.loop, 200);
+    cr_assert_eq(w.t.completed, 5, "%d completed while the server was down",
+                 w.t.completed);
+    for (int i = 5; i < 10; i++)
+        expect_error(i, AREDIS_EBUSY, 0);
+    start_server("queue", NULL, port, 0);
+    int64_t healed = faults_now_ms();
+    wait_all(10000);
+    for (int i = 0; i < 5; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "q:%d", i);
+        expect_string(i, want);
+    }
+    faults_summary("queue-bound-fail", &w.t, first_ok_after(healed));
+    finish();
+}
+
+/* AREDIS_QUEUE_WAIT: the same overflow is accepted, and all of it goes
+ * through once the server is there. */
+Test(faults, queue_wait_while_down, .timeout = 60)
+{
+    int port = faults_free_port();
+    cr_assert_gt(port, 0);
+    start_client(port, (aredis_options){.reconnect_max_attempts = -1,
+                                        .max_queued = 5,
+                                        .queue_full = AREDIS_QUEUE_WAIT});
+    for (int i = 0; i < 10; i++)
+        submit(NULL, "ECHO q:%d", i);
+    faults_run_for(w.loop, 300);
+    cr_assert_eq(w.t.completed, 0);
+    start_server("queuewait", NULL, port, 0);
+    int64_t healed = faults_now_ms();
+    wait_all(10000);
+    for (int i = 0; i < 10; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "q:%d", i);
+        expect_string(i, want);
+    }
+    faults_summary("queue-bound-wait", &w.t, first_ok_after(healed));
+    finish();
+}
+
+/* ---- (h) TLS server restarted ------------------------------------------------------------ */
+
+#ifdef AREDIS_TEST_TLS
+Test(faults, tls_server_restart, .timeout = 60)
+{
+    char dir[256], extra[1024], ca[300];
+    cr_assert_eq(faults_tls_dir(dir, sizeof dir, extra, sizeof extra), 0,
+                 "%s", faults_errstr());
+    snprintf(ca, sizeof ca, "%s/ca.crt", dir);
+    start_server("tls", extra, 0, 1);
+    start_client(w.srv.s.port,
+                 (aredis_options){.tls = {.enabled = 1, .ca_file = ca},
+                                  .reconnect_max_attempts = -1,
+                                  .reconnect_initial_ms = 50,
+                                  .reconnect_max_ms = 200});
+    ping_ok(5000);
+
+    int first = w.t.sent;
+    submit(NULL, "DEBUG SLEEP 2");
+    for (int i = 0; i < 10; i++)
+        submit(NULL, "INCR faults:h:n");
+    faults_run_for(w.loop, 200);
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", faults_errstr());
+    int64_t healed = faults_now_ms();
+    wait_all(10000);
+    for (int i = first; i < w.t.sent; i++)
+        expect_error(i, AREDIS_EUNKNOWN, AREDIS_ECLOSED);
+    int after = w.t.sent;
+    for (int i = 0; i < 10; i++)
+        submit(&(aredis_cmd_opts){.timeout_ms = 5000}, "ECHO tls:%d", i);
+    wait_all(10000);
+    for (int i = 0; i < 10; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "tls:%d", i);
+        expect_string(after + i, want);
+    }
+    int c1 = faults_events_find(&w.ev, 0, AREDIS_CONN_CONNECTED, 0);
+    cr_assert_geq(faults_events_find(&w.ev, c1 + 1, AREDIS_CONN_CONNECTED, 0),
+                  0, "no second CONNECTED event");
+    faults_summary("tls-restart", &w.t, first_ok_after(healed));
+    finish();
+    faults_rmdir(dir);
+}
+#endif
+
+/* ---- thread-safe submit under a server crash ------------------------------------------------ */
+
+typedef struct ts_job {
+    aredis_client *c;
+    int n;
+    int rejected; /* submits that returned an error */
+} ts_job;
+
+static pthread_t loop_thread;
+static int wrong_thread; /* callbacks that ran off the loop thread */
+
+static void ts_cb(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    if (!pthread_equal(pthread_self(), loop_thread))
+        wrong_thread++;
+    faults_reply_cb(c, r, ud);
+}
+
+static void *ts_submitter(void *arg)
+{
+    ts_job *j = arg;
+    for (int i = 0; i < j->n; i++) {
+        /* Slots 0 and 1 are the loop thread's PING and DEBUG SLEEP. */
+        faults_cmd *k = &w.cmds[2 + i];
+        k->t = &w.t;
+        k->idx = 2 + i;
+        snprintf(k->cmd, sizeof k->cmd, "INCR faults:ts:n");
+        if (aredis_command_ts(j->c, ts_cb, k, "INCR %s", "faults:ts:n") != 0)
+            j->rejected++;
+        if (i % 50 == 49) {
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+/* Another thread submits 400 commands through aredis_command_ts() while the
+ * loop thread runs, the server sleeps in DEBUG SLEEP and is killed and
+ * restarted in the middle: each command still completes exactly once, on
+ * the loop thread; those written to the dead server fail, the rest
+ * succeed on the new one, whose counter then matches them exactly. */
+Test(faults, thread_submit_across_a_crash, .timeout = 60)
+{
+    start_server("ts", NULL, 0, 0);
+    start_client(w.srv.s.port,
+                 (aredis_options){.reconnect_max_attempts = -1,
+                                  .reconnect_initial_ms = 50,
+                                  .reconnect_max_ms = 200});
+    loop_thread = pthread_self();
+    ping_ok(5000);
+    int sleep_i = submit(NULL, "DEBUG SLEEP 2");
+
+    ts_job j = {.c = w.c, .n = 400};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, ts_submitter, &j), 0);
+    faults_run_for(w.loop, 40);
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
+    faults_run_for(w.loop, 50);
+    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", faults_errstr());
+    int64_t healed = faults_now_ms();
+    /* The loop keeps running while the thread may still submit. */
+    faults_run_for(w.loop, 200);
+    cr_assert_eq(pthread_join(th, NULL), 0);
+    cr_assert_eq(j.rejected, 0, "%d thread-safe submits were refused",
+                 j.rejected);
+    w.t.sent = 2 + j.n;
+    wait_all(15000);
+    cr_assert_eq(wrong_thread, 0, "%d callbacks ran off the loop thread",
+                 wrong_thread);
+    expect_error(sleep_i, AREDIS_EUNKNOWN, AREDIS_ECLOSED);
+
+    /* The old server answered no INCR (it slept until killed), so the
+     * replies that arrived are the new server's: 1..C, each once. */
+    static unsigned char seen[402];
+    int ok = 0, failed = 0;
+    for (int i = 2; i < 2 + j.n; i++) {
+        faults_cmd *k = &w.cmds[i];
+        cr_assert_eq(k->calls, 1, "command %d: %d callbacks", i, k->calls);
+        if (k->type == AREDIS_REPLY_INTEGER) {
+            cr_assert(k->integer >= 1 && k->integer <= j.n && !seen[k->integer],
+                      "INCR reply %lld out of place", k->integer);
+            seen[k->integer] = 1;
+            ok++;
+        } else {
+            cr_assert(k->type == AREDIS_REPLY_ERROR &&
+                          (k->code == AREDIS_EUNKNOWN ||
+                           k->code == AREDIS_ECLOSED),
+                      "command %d: type %d %s: %s", i, k->type,
+                      aredis_err_name(k->code), k->text);
+            failed++;
+        }
+    }
+    int g = submit(NULL, "GET faults:ts:n");
+    wait_all(5000);
+    long long counter = w.cmds[g].type == AREDIS_REPLY_STRING
+                            ? strtoll(w.cmds[g].text, NULL, 10)
+                            : 0;
+    cr_assert_eq(counter, ok, "the new server counted %lld INCRs, %d replies "
+                 "said so", counter, ok);
+    fprintf(stderr, "thread-submit-crash: %d succeeded, %d failed\n", ok,
+            failed);
+    faults_summary("thread-submit-crash", &w.t, first_ok_after(healed));
+    finish();
+}
