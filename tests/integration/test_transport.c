@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aredis/alloc.h"
 #include "aredis/error.h"
 #include "aredis/loop.h"
 #include "aredis/resp.h"
@@ -267,6 +268,79 @@ static void big_traffic(aredis__transport *t)
     aredis_buf_cleanup(&b);
     aredis_reader_free(rd);
     free(val);
+}
+
+/* Advance iov[*off..] past w written bytes. */
+static void consume(struct iovec *iov, int *off, size_t w)
+{
+    while (w > 0) {
+        struct iovec *v = &iov[*off];
+        size_t take = w < v->iov_len ? w : v->iov_len;
+        v->iov_base = (char *)v->iov_base + take;
+        v->iov_len -= take;
+        w -= take;
+        if (v->iov_len == 0)
+            (*off)++;
+    }
+}
+
+/* The server sleeps (DEBUG SLEEP) while we flood it through a small send
+ * buffer, so writev must say WANT_WRITE. Every call, the retries included,
+ * offers what is still unwritten plus a few more commands, the way a
+ * client queues new commands while a write is pending: over TLS this is
+ * the "same bytes first, at least as many" retry rule. All replies must
+ * come back in order. */
+static void write_retry_with_more_data(aredis__transport *t)
+{
+    enum { PINGS = 60000, STEP = 64 };
+    int small = 4096;
+    cr_assert_eq(setsockopt(t->fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small),
+                 0);
+    aredis_buf b;
+    aredis_buf_init(&b);
+    const char *sleep_argv[] = {"DEBUG", "SLEEP", "0.3"};
+    cr_assert_eq(aredis_write_argv(&b, 3, sleep_argv, NULL), 0);
+    struct iovec iov = {b.data, b.len};
+    cr_assert_eq(write_all(t, &iov, 1), 0, "%s", t->errmsg);
+    aredis_buf_cleanup(&b);
+
+    const char *pv[] = {"PING"};
+    cr_assert_eq(aredis_write_argv(&b, 1, pv, NULL), 0);
+    size_t one = b.len;
+    for (int i = 1; i < PINGS; i++)
+        cr_assert_eq(aredis_write_argv(&b, 1, pv, NULL), 0);
+    struct iovec *many = calloc(PINGS, sizeof *many);
+    cr_assert_not_null(many);
+    for (int i = 0; i < PINGS; i++)
+        many[i] = (struct iovec){b.data + (size_t)i * one, one};
+
+    int off = 0, queued = 0, wants = 0;
+    long long deadline = now_ms() + DEADLINE_MS;
+    while (off < PINGS) {
+        queued = queued + STEP > PINGS ? PINGS : queued + STEP;
+        ssize_t w = t->vt->writev(t, &many[off], queued - off);
+        if (w == AREDIS__WANT_READ || w == AREDIS__WANT_WRITE) {
+            wants++;
+            wait_for(t, (int)w, deadline);
+            continue;
+        }
+        cr_assert_gt(w, 0, "writev: %zd %s", w, t->errmsg);
+        consume(many, &off, (size_t)w);
+    }
+    cr_assert_gt(wants, 0, "the socket never filled up");
+
+    aredis_reader *rd = aredis_reader_new(NULL);
+    const aredis_reply *r;
+    cr_assert_eq(read_reply(t, rd, &r), 1, "%s", t->errmsg);
+    expect_status(r, "OK");
+    for (int i = 0; i < PINGS; i++) {
+        cr_assert_eq(read_reply(t, rd, &r), 1, "PONG %d: %s", i, t->errmsg);
+        expect_status(r, "PONG");
+    }
+    cr_log_info("%s: %d writes had to wait", t->vt->name, wants);
+    aredis_reader_free(rd);
+    free(many);
+    aredis_buf_cleanup(&b);
 }
 
 static int get_int_opt(int fd, int level, int name)
@@ -536,6 +610,73 @@ Test(transport, resolve_cancel_inside_callback)
     aredis_loop_free(l);
 }
 
+/* Allocation failure: the Nth allocation fails while one call runs. */
+static long g_fail_at, g_count;
+static int g_failing;
+
+static void *t_malloc(size_t n)
+{
+    return g_failing && ++g_count == g_fail_at ? NULL : malloc(n);
+}
+
+static void *t_calloc(size_t c, size_t n)
+{
+    return g_failing && ++g_count == g_fail_at ? NULL : calloc(c, n);
+}
+
+static void *t_realloc(void *p, size_t n)
+{
+    return g_failing && ++g_count == g_fail_at ? NULL : realloc(p, n);
+}
+
+static void fail_nth(long n)
+{
+    static const aredis_allocator a = {t_malloc, t_calloc, t_realloc, free};
+    cr_assert_eq(aredis_set_allocator(&a), 0);
+    g_fail_at = n;
+    g_count = 0;
+    g_failing = 1;
+}
+
+static void fail_none(void)
+{
+    g_failing = 0;
+}
+
+Test(transport, resolve_out_of_memory)
+{
+    const char *hosts[] = {"127.0.0.1", "localhost"};
+    for (int h = 0; h < 2; h++) {
+        int ok = 0;
+        for (long n = 1; n < 20 && !ok; n++) {
+            aredis_loop *l = aredis_loop_new();
+            cr_assert_not_null(l);
+            resolved r = {0};
+            aredis__resolve *req = NULL;
+            fail_nth(n);
+            int rc =
+                aredis__resolve_start(l, hosts[h], 1, on_resolved, &r, &req);
+            fail_none();
+            if (rc == 0) {
+                cr_assert_gt(n, 1);
+                cr_assert(run_until(l, &r.calls, DEADLINE_MS));
+                cr_assert_eq(r.status, 0, "%s", r.msg);
+                ok = 1;
+            } else {
+                cr_assert_eq(rc, AREDIS_ENOMEM, "%s, allocation %ld: %s",
+                             hosts[h], n, aredis_err_name(rc));
+                cr_assert_null(req);
+                int never = 0;
+                run_until(l, &never, 20);
+                cr_assert_eq(r.calls, 0, "a failed start called back");
+            }
+            aredis_loop_free(l);
+        }
+        cr_assert(ok, "%s: never succeeded", hosts[h]);
+    }
+    aredis_set_allocator(NULL);
+}
+
 /* ------------------------------------------------------------------------
  * TCP and Unix
  * ------------------------------------------------------------------------ */
@@ -568,6 +709,21 @@ Test(transport, tcp_options_and_big_traffic)
     cr_assert_eq(get_int_opt(t->fd, IPPROTO_TCP, TCP_NODELAY), 0);
     cr_assert_eq(get_int_opt(t->fd, SOL_SOCKET, SO_KEEPALIVE), 0);
     ping_pong(t);
+    t->vt->close(t);
+    aredis__config_cleanup(&cfg);
+}
+
+Test(transport, tcp_write_retry_with_more_data)
+{
+    testenv_server s;
+    load(&s, NULL);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    addr_v4(&ss, &len, s.port);
+    aredis__config cfg;
+    config(&cfg, "redis://127.0.0.1:%d", s.port);
+    aredis__transport *t = dial_ok(&cfg, (struct sockaddr *)&ss, len);
+    write_retry_with_more_data(t);
     t->vt->close(t);
     aredis__config_cleanup(&cfg);
 }
@@ -655,6 +811,43 @@ Test(transport, connect_bad_arguments)
     cr_assert_null(t);
     cr_assert(strstr(err, "no IPv4 or IPv6 address") != NULL, "%s", err);
     aredis__config_cleanup(&cfg);
+}
+
+Test(transport, connect_out_of_memory)
+{
+    testenv_server s;
+    load(&s, NULL);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    addr_v4(&ss, &len, s.port);
+    /* Plain TCP, then TLS over it: each allocation in turn fails. */
+    const char *urls[] = {"redis", "rediss"};
+    for (int u = 0; u < 2; u++) {
+        aredis__config cfg;
+        config(&cfg, "%s://127.0.0.1:%d?tls_insecure=yes", urls[u], s.port);
+        int ok = 0;
+        for (long n = 1; n < 20 && !ok; n++) {
+            aredis__transport *t = NULL;
+            char err[256];
+            fail_nth(n);
+            int rc = aredis__transport_connect(&cfg, (struct sockaddr *)&ss,
+                                               len, &t, err, sizeof err);
+            fail_none();
+            if (rc == 0) {
+                cr_assert_gt(n, 1);
+                t->vt->close(t);
+                ok = 1;
+            } else {
+                cr_assert_eq(rc, AREDIS_ENOMEM, "%s, allocation %ld: %s",
+                             urls[u], n, err);
+                cr_assert_str_eq(err, "out of memory");
+                cr_assert_null(t);
+            }
+        }
+        cr_assert(ok);
+        aredis__config_cleanup(&cfg);
+    }
+    aredis_set_allocator(NULL);
 }
 
 /* Whether this machine can use ::1 at all. */
@@ -879,6 +1072,16 @@ Test(transport, tls_verified_by_ip_and_name)
     t->vt->close(t);
 }
 
+Test(transport, tls_write_retry_with_more_data)
+{
+    aredis__transport *t = NULL;
+    char err[256];
+    int rc = tls_dial("tls", ca_query(""), &t, err, sizeof err);
+    cr_assert_eq(rc, 0, "%s: %s", aredis_err_name(rc), err);
+    write_retry_with_more_data(t);
+    t->vt->close(t);
+}
+
 Test(transport, tls_ca_directory)
 {
     /* A hashed CA directory, as c_rehash/openssl rehash would make. */
@@ -1075,7 +1278,7 @@ Test(transport, tls_client_to_plaintext_port)
     /* Redis reads the ClientHello as the start of an inline command and
      * waits for its end of line, which may never come: the handshake just
      * waits, and the client's connect deadline ends it. What must hold is
-     * that it never passes for a TLS session. */
+     * that it never passes for a TLS connection. */
     testenv_server s;
     load(&s, NULL);
     struct sockaddr_storage ss;
