@@ -135,6 +135,7 @@ start_server
 echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')," \
     "pid $server_pid on 127.0.0.1:$PORT, $(taskset -p "$server_pid" | sed 's/.*: /affinity mask /')"
 echo "$(nproc) CPUs, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), aredis $(git -C "$root" describe --always --dirty 2>/dev/null || echo '(not a git checkout)')"
 echo "bench_client: $bin"
 
 # ---- helpers ----------------------------------------------------------------

@@ -11,6 +11,7 @@
 #include "loop.h"
 #include "options.h"
 #include "export.h"
+#include "pubsub.h"
 #include "reply.h"
 #include "resp.h"
 #include "sync.h"

@@ -321,6 +321,7 @@ static void release(aredis_client *c)
         done = next;
     }
     aredis__cancel_list(c, aredis__link_take_all(&c->main));
+    aredis__pubsub_detach_all(c);
     aredis__pool_free_all(c);
     aredis__ts_drain(c);
     aredis__link_cleanup(&c->main);
@@ -505,6 +506,9 @@ static const char select_refused[] =
     "SELECT is refused: the database is a client option (aredis_options.db "
     "or the URL path, redis://host/2), because every caller shares the "
     "connection";
+static const char subscribe_refused[] =
+    "(P|S)SUBSCRIBE and (P|S)UNSUBSCRIBE are refused as plain commands: use "
+    "aredis_pubsub (pubsub.h), which keeps the connection usable";
 static const char queue_full[] =
     "disconnected, and the queue of waiting commands is full (max_queued)";
 
@@ -517,17 +521,31 @@ typedef struct submit_args {
     const size_t *argvlen;
     const char *bytes; /* already encoded (len bytes), or NULL */
     size_t len;
+    int pushed; /* a pubsub command, answered by push frames */
 } submit_args;
 
+static int is_subscribe_family(const arg_view *a)
+{
+    static const char *const names[] = {"subscribe",   "psubscribe",
+                                        "ssubscribe",  "unsubscribe",
+                                        "punsubscribe", "sunsubscribe"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (arg_is(a, names[i]))
+            return 1;
+    return 0;
+}
+
 /* Classify an encoded command and fill the record's routing fields.
- * Returns 1 when the command must be refused (SELECT). */
-static int classify(aredis_client *c, aredis__cmd *cmd, const char *bytes,
-                    unsigned flags)
+ * Returns the message when the command must be refused, or NULL. */
+static const char *classify(aredis_client *c, aredis__cmd *cmd,
+                            const char *bytes, unsigned flags)
 {
     arg_view args[3];
     int argc = peek_args(bytes, args, 3);
     if (arg_is(&args[0], "select"))
-        return 1;
+        return select_refused;
+    if (is_subscribe_family(&args[0]))
+        return subscribe_refused;
     cmd->reply_kind = AREDIS__REPLY_NORMAL;
     if (argc >= 3 && arg_is(&args[0], "client") && arg_is(&args[1], "reply")) {
         if (arg_is(&args[2], "on"))
@@ -556,7 +574,7 @@ static int classify(aredis_client *c, aredis__cmd *cmd, const char *bytes,
         cmd->flags |= AREDIS__CMD_BLOCKING;
     if (flags & AREDIS_CMD_NO_RESEND)
         cmd->flags = (cmd->flags | AREDIS__CMD_NO_RESEND) & ~(unsigned)AREDIS__CMD_RETRY;
-    return 0;
+    return NULL;
 }
 
 /* Submit to the shared link (target NULL) or to a borrowed one. */
@@ -594,10 +612,16 @@ static int submit(aredis_client *c, aredis__link *target,
     const char *bytes = b->data + start;
 
     c->pending++;
-    if (classify(c, cmd, bytes, o ? o->flags : 0)) {
+    const char *refused = sa->pushed ? NULL
+                                     : classify(c, cmd, bytes, o ? o->flags : 0);
+    if (refused != NULL) {
         b->len = start;
-        aredis__defer_done(c, cmd, AREDIS_EINVAL, select_refused);
+        aredis__defer_done(c, cmd, AREDIS_EINVAL, refused);
         return 0;
+    }
+    if (sa->pushed) {
+        cmd->reply_kind = AREDIS__REPLY_PUSHED;
+        cmd->flags |= AREDIS__CMD_NO_RESEND;
     }
     int64_t timeout = c->cfg.command_timeout_ms;
     if (o != NULL && o->timeout_ms != 0)
@@ -654,8 +678,15 @@ int aredis__submit_encoded(aredis_client *c, aredis__link *target,
                            aredis_reply_cb cb, void *ud, const char *bytes,
                            size_t len)
 {
-    submit_args sa = {NULL, NULL, 0, NULL, NULL, bytes, len};
+    submit_args sa = {NULL, NULL, 0, NULL, NULL, bytes, len, 0};
     return submit(c, target, NULL, cb, ud, &sa);
+}
+
+int aredis__send_pushed(aredis_client *c, aredis__link *l, int argc,
+                        const char *const *argv, const size_t *lens)
+{
+    submit_args sa = {NULL, NULL, argc, argv, lens, NULL, 0, 1};
+    return submit(c, l == &c->main ? NULL : l, NULL, NULL, NULL, &sa);
 }
 
 int aredis_vcommand(aredis_client *c, aredis_reply_cb cb, void *ud,
@@ -663,7 +694,7 @@ int aredis_vcommand(aredis_client *c, aredis_reply_cb cb, void *ud,
 {
     va_list copy;
     va_copy(copy, ap);
-    submit_args sa = {fmt, &copy, 0, NULL, NULL, NULL, 0};
+    submit_args sa = {fmt, &copy, 0, NULL, NULL, NULL, 0, 0};
     int e = fmt != NULL ? submit(c, NULL, NULL, cb, ud, &sa) : AREDIS_EFORMAT;
     va_end(copy);
     return e;
@@ -674,7 +705,7 @@ int aredis_command(aredis_client *c, aredis_reply_cb cb, void *ud,
 {
     va_list ap;
     va_start(ap, fmt);
-    submit_args sa = {fmt, &ap, 0, NULL, NULL, NULL, 0};
+    submit_args sa = {fmt, &ap, 0, NULL, NULL, NULL, 0, 0};
     int e = fmt != NULL ? submit(c, NULL, NULL, cb, ud, &sa) : AREDIS_EFORMAT;
     va_end(ap);
     return e;
@@ -685,7 +716,7 @@ int aredis_command_opts(aredis_client *c, const aredis_cmd_opts *o,
 {
     va_list ap;
     va_start(ap, fmt);
-    submit_args sa = {fmt, &ap, 0, NULL, NULL, NULL, 0};
+    submit_args sa = {fmt, &ap, 0, NULL, NULL, NULL, 0, 0};
     int e = fmt != NULL ? submit(c, NULL, o, cb, ud, &sa) : AREDIS_EFORMAT;
     va_end(ap);
     return e;
@@ -694,7 +725,7 @@ int aredis_command_opts(aredis_client *c, const aredis_cmd_opts *o,
 int aredis_commandv(aredis_client *c, aredis_reply_cb cb, void *ud, int argc,
                     const char *const *argv, const size_t *argvlen)
 {
-    submit_args sa = {NULL, NULL, argc, argv, argvlen, NULL, 0};
+    submit_args sa = {NULL, NULL, argc, argv, argvlen, NULL, 0, 0};
     return submit(c, NULL, NULL, cb, ud, &sa);
 }
 
@@ -702,7 +733,7 @@ int aredis_commandv_opts(aredis_client *c, const aredis_cmd_opts *o,
                          aredis_reply_cb cb, void *ud, int argc,
                          const char *const *argv, const size_t *argvlen)
 {
-    submit_args sa = {NULL, NULL, argc, argv, argvlen, NULL, 0};
+    submit_args sa = {NULL, NULL, argc, argv, argvlen, NULL, 0, 0};
     return submit(c, NULL, o, cb, ud, &sa);
 }
 
@@ -712,7 +743,7 @@ int aredis_exclusive_command(aredis_exclusive *x, aredis_reply_cb cb, void *ud,
     aredis__link *l = (aredis__link *)x;
     va_list ap;
     va_start(ap, fmt);
-    submit_args sa = {fmt, &ap, 0, NULL, NULL, NULL, 0};
+    submit_args sa = {fmt, &ap, 0, NULL, NULL, NULL, 0, 0};
     int e = fmt != NULL ? submit(l->c, l, NULL, cb, ud, &sa) : AREDIS_EFORMAT;
     va_end(ap);
     return e;
@@ -723,7 +754,7 @@ int aredis_exclusive_commandv(aredis_exclusive *x, aredis_reply_cb cb,
                               const size_t *argvlen)
 {
     aredis__link *l = (aredis__link *)x;
-    submit_args sa = {NULL, NULL, argc, argv, argvlen, NULL, 0};
+    submit_args sa = {NULL, NULL, argc, argv, argvlen, NULL, 0, 0};
     return submit(l->c, l, NULL, cb, ud, &sa);
 }
 

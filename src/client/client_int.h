@@ -89,6 +89,9 @@ struct aredis__link {
     int flush_wanted;
     char errmsg[192];
 
+    /* The pubsub whose subscriptions live on this link, or NULL. */
+    struct aredis_pubsub *pubsub;
+
     /* Pool bookkeeping (exclusive links). */
     aredis__link *pool_next;
     int64_t idle_since; /* 0 while busy */
@@ -138,6 +141,7 @@ struct aredis_client {
     void (*data_free)(void *);
 
     aredis_buf scratch; /* encoding area when not on the fast path */
+    struct aredis_pubsub *pubsubs; /* every pubsub of this client */
 
     /* Thread-safe submissions (threads.c). */
     pthread_mutex_t ts_lock;
@@ -211,6 +215,27 @@ int64_t aredis__pool_next_deadline(const aredis_client *c);
 void aredis__pool_free_all(aredis_client *c);
 /* Remove a command waiting for an exclusive link; 1 if it was waiting. */
 int aredis__pool_unwait(aredis_client *c, aredis__cmd *cmd);
+
+/* Take a link out of the pool for good (a pubsub's own connection); it is
+ * borrowed until aredis__pool_drop(). NULL when the pool is full. */
+aredis__link *aredis__pool_take(aredis_client *c);
+/* Close a taken link and forget it. */
+void aredis__pool_drop(aredis_client *c, aredis__link *l);
+
+/* ---- pubsub.c ------------------------------------------------------------ */
+/* A push frame (or, in RESP2 subscribed mode, any reply) on a link. Returns
+ * 1 when it was a pub/sub frame (consumed), 0 for other pushes. */
+int aredis__pubsub_push(aredis_client *c, aredis__link *l,
+                        const aredis_reply *r);
+void aredis__pubsub_link_ready(aredis__link *l);
+void aredis__pubsub_link_lost(aredis__link *l);
+/* The shared link is ready: pubsubs waiting to learn the protocol decide. */
+void aredis__pubsub_main_ready(aredis_client *c);
+/* The client is going away: detach every pubsub from it. */
+void aredis__pubsub_detach_all(aredis_client *c);
+/* Send a (P|S)(UN)SUBSCRIBE on a link: answered by push frames. */
+int aredis__send_pushed(aredis_client *c, aredis__link *l, int argc,
+                        const char *const *argv, const size_t *lens);
 
 /* ---- handshake.c ------------------------------------------------------- */
 int aredis__handshake_start(aredis__link *l);

@@ -346,23 +346,30 @@ void aredis__link_lost(aredis__link *l, int code, const char *msg)
     aredis__emit(c, l, AREDIS_CONN_DISCONNECTED, code, why, 0, 0);
     if (c->freeing)
         return;
+    /* Subscriptions are work that must come back: a link that carries
+     * them reconnects for as long as it takes. */
+    int keep = l->pubsub != NULL;
+    if (keep)
+        aredis__pubsub_link_lost(l);
 
     /* A lost ready connection is retried at once; failed attempts back
      * off. An exclusive link with nothing to do is simply dropped. */
     if (was_ready)
         l->attempts = 0;
     int max = c->cfg.reconnect_max_attempts;
-    if (l->exclusive && l->npend == 0) {
+    if (l->exclusive && l->npend == 0 && !keep) {
         aredis__pool_link_idle(l);
         return;
     }
     if (max == AREDIS_NO_RECONNECT || (max >= 0 && l->attempts >= max)) {
-        l->attempts = 0;
         fail_pending(l, code, why);
-        if (l->exclusive)
-            aredis__pool_link_idle(l);
-        aredis__rearm(c);
-        return;
+        if (!keep) {
+            l->attempts = 0;
+            if (l->exclusive)
+                aredis__pool_link_idle(l);
+            aredis__rearm(c);
+            return;
+        }
     }
     l->attempts++;
     int64_t delay = was_ready ? 0 : backoff_ms(&c->cfg, l->attempts);
@@ -492,6 +499,10 @@ void aredis__link_ready(aredis__link *l)
         cmd = next;
     }
     aredis__emit(c, l, AREDIS_CONN_CONNECTED, 0, NULL, 0, 0);
+    if (l->pubsub != NULL)
+        aredis__pubsub_link_ready(l);
+    if (l == &c->main)
+        aredis__pubsub_main_ready(c);
     aredis__rearm(c);
     aredis__link_flush(l);
 }
@@ -525,6 +536,8 @@ static void dispatch(aredis__link *l)
     while (!c->freeing && l->tp != NULL &&
            (e = aredis__conn_next(&l->conn, &cmd, &r)) == 1) {
         if (cmd == NULL) {
+            if (aredis__pubsub_push(c, l, r))
+                continue;
             if (c->push_cb != NULL) {
                 c->in_cb++;
                 c->push_cb(c, r, c->push_ud);

@@ -266,6 +266,23 @@ void aredis__pool_free_all(aredis_client *c)
     c->acq_tail = NULL;
 }
 
+aredis__link *aredis__pool_take(aredis_client *c)
+{
+    aredis__link *l = find_free(c);
+    if (l == NULL && (l = new_link(c)) == NULL)
+        return NULL;
+    l->idle_since = 0;
+    l->borrowed = 1;
+    return l;
+}
+
+void aredis__pool_drop(aredis_client *c, aredis__link *l)
+{
+    l->pubsub = NULL;
+    destroy_link(c, l, AREDIS_ECANCELED, "canceled: the pubsub was freed");
+    serve(c);
+}
+
 int aredis_client_acquire(aredis_client *c, aredis_acquire_cb cb, void *ud)
 {
     if (c->freeing)

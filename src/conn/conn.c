@@ -47,6 +47,7 @@ int aredis__conn_reset(aredis__conn *cn)
     cn->head = cn->tail = NULL;
     cn->inflight = 0;
     cn->reply_off = cn->skip_next = 0;
+    cn->raw_push = 0;
     return 0;
 }
 
@@ -74,6 +75,11 @@ int aredis__conn_enqueue(aredis__conn *cn, aredis__cmd *cmd, size_t len,
     case AREDIS__REPLY_SKIP:
         if (!cn->reply_off)
             cn->skip_next = 1;
+        silent = 1;
+        break;
+    case AREDIS__REPLY_PUSHED:
+        /* SUBSCRIBE and friends: confirmed by push frames (RESP3) or by
+         * messages on a connection in subscribed mode (RESP2). */
         silent = 1;
         break;
     default:
@@ -136,7 +142,7 @@ int aredis__conn_next(aredis__conn *cn, aredis__cmd **cmd,
     int e = aredis_reader_get_reply(cn->rd, r);
     if (e <= 0)
         return e;
-    if ((*r)->type == AREDIS_REPLY_PUSH) {
+    if ((*r)->type == AREDIS_REPLY_PUSH || cn->raw_push) {
         *cmd = NULL;
         return 1;
     }

@@ -55,6 +55,7 @@ enum {
     AREDIS__REPLY_ON,
     AREDIS__REPLY_OFF,
     AREDIS__REPLY_SKIP,
+    AREDIS__REPLY_PUSHED, /* answered by push frames (pub/sub), not a reply */
 };
 
 typedef struct aredis__conn {
@@ -69,6 +70,7 @@ typedef struct aredis__conn {
     size_t inflight;
     int reply_off;       /* CLIENT REPLY OFF in effect */
     int skip_next;       /* CLIENT REPLY SKIP: the next command gets none */
+    int raw_push;        /* RESP2 pub/sub: every reply is a message */
 } aredis__conn;
 
 /* 0 or AREDIS_ENOMEM. */

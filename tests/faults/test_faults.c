@@ -39,8 +39,7 @@ static struct {
     faults_cmd cmds[MAX_CMDS];
 } w;
 
-static void start_server(const char *tag, const char *extra, int port,
-                         int tls)
+static void start_server(const char *tag, const char *extra, int port, int tls)
 {
     cr_assert_eq(faults_server_start(&w.srv, tag, extra, port, tls), 0, "%s",
                  faults_errstr());
@@ -83,8 +82,7 @@ static int submit(const aredis_cmd_opts *o, const char *fmt, ...)
     va_start(ap, fmt);
     int i = faults_vsend(&w.t, w.c, o, fmt, ap);
     va_end(ap);
-    cr_assert_geq(i, 0, "submit of \"%s\" failed: %s", fmt,
-                  aredis_err_name(i));
+    cr_assert_geq(i, 0, "submit of \"%s\" failed: %s", fmt, aredis_err_name(i));
     return i;
 }
 
@@ -100,19 +98,38 @@ static void wait_all(int timeout_ms)
                    w.t.completed, w.t.sent, timeout_ms, pend, evs);
 }
 
+/* Wait until commands [0, n) have completed. */
+static int first_n_done_n;
+static int first_n_done(const void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < first_n_done_n; i++)
+        if (w.cmds[i].calls == 0)
+            return 0;
+    return 1;
+}
+
+static void wait_until_completed(int n, int timeout_ms)
+{
+    first_n_done_n = n;
+    cr_assert(faults_run_until(w.loop, first_n_done, NULL, timeout_ms),
+              "commands 0..%d did not complete within %d ms", n - 1,
+              timeout_ms);
+}
+
 static void expect_status(int i, const char *text)
 {
     faults_cmd *k = &w.cmds[i];
-    cr_assert_eq(k->type, AREDIS_REPLY_STATUS, "command %d: type %d %s: %s",
-                 i, k->type, aredis_err_name(k->code), k->text);
+    cr_assert_eq(k->type, AREDIS_REPLY_STATUS, "command %d: type %d %s: %s", i,
+                 k->type, aredis_err_name(k->code), k->text);
     cr_assert_str_eq(k->text, text, "command %d", i);
 }
 
 static void expect_string(int i, const char *text)
 {
     faults_cmd *k = &w.cmds[i];
-    cr_assert_eq(k->type, AREDIS_REPLY_STRING, "command %d: type %d %s: %s",
-                 i, k->type, aredis_err_name(k->code), k->text);
+    cr_assert_eq(k->type, AREDIS_REPLY_STRING, "command %d: type %d %s: %s", i,
+                 k->type, aredis_err_name(k->code), k->text);
     cr_assert_str_eq(k->text, text, "command %d", i);
 }
 
@@ -157,8 +174,10 @@ static int64_t first_ok_after(int64_t since)
  * and stopped (ASan reports leaks at exit). */
 static void finish(void)
 {
-    cr_assert_eq(w.t.twice, 0, "%d callbacks ran for commands already "
-                 "completed", w.t.twice);
+    cr_assert_eq(w.t.twice, 0,
+                 "%d callbacks ran for commands already "
+                 "completed",
+                 w.t.twice);
     cr_assert_eq(w.t.null_replies, 0, "callbacks with a NULL reply");
     cr_assert_eq(w.t.completed, w.t.sent);
     cr_assert_eq(aredis_client_pending(w.c), 0);
@@ -198,7 +217,8 @@ static int event_seq_after(const void *arg)
     /* DISCONNECTED, then RECONNECTING, then CONNECTED, after index *from. */
     const int *from = arg;
     int d = faults_events_find(&w.ev, *from, AREDIS_CONN_DISCONNECTED, 0);
-    int r = d < 0 ? -1 : faults_events_find(&w.ev, d, AREDIS_CONN_RECONNECTING, 0);
+    int r =
+        d < 0 ? -1 : faults_events_find(&w.ev, d, AREDIS_CONN_RECONNECTING, 0);
     int c = r < 0 ? -1 : faults_events_find(&w.ev, r, AREDIS_CONN_CONNECTED, 0);
     return c >= 0;
 }
@@ -218,11 +238,10 @@ static int connected_once(const void *arg)
 Test(faults, kill9_inflight_then_restart, .timeout = 60)
 {
     start_server("kill9", NULL, 0, 0);
-    start_client(w.srv.s.port,
-                 (aredis_options){.retry_read_only = 1,
-                                  .reconnect_max_attempts = -1,
-                                  .reconnect_initial_ms = 50,
-                                  .reconnect_max_ms = 200});
+    start_client(w.srv.s.port, (aredis_options){.retry_read_only = 1,
+                                                .reconnect_max_attempts = -1,
+                                                .reconnect_initial_ms = 50,
+                                                .reconnect_max_ms = 200});
     ping_ok(5000);
 
     int sleep_i = submit(NULL, "DEBUG SLEEP 2");
@@ -287,7 +306,8 @@ Test(faults, kill9_inflight_then_restart, .timeout = 60)
     finish();
 }
 
-/* ---- (b) server stopped past the deadline, then continued ------------------- */
+/* ---- (b) server stopped past the deadline, then continued -------------------
+ */
 
 /* While the server is stopped the kernel still accepts the bytes; the
  * commands' deadlines fail them with ETIMEDOUT and the connection stays.
@@ -324,13 +344,14 @@ Test(faults, sigstop_past_deadline, .timeout = 60)
         snprintf(want, sizeof want, "after:%d", i);
         expect_string(after + i, want);
     }
-    cr_assert_eq(faults_events_find(&w.ev, 0, AREDIS_CONN_DISCONNECTED, 0),
-                 -1, "a timeout must not drop the connection");
+    cr_assert_eq(faults_events_find(&w.ev, 0, AREDIS_CONN_DISCONNECTED, 0), -1,
+                 "a timeout must not drop the connection");
     faults_summary("sigstop-past-deadline", &w.t, first_ok_after(healed));
     finish();
 }
 
-/* ---- (c) the server kills the client's connection ----------------------------- */
+/* ---- (c) the server kills the client's connection
+ * ----------------------------- */
 
 /* CLIENT KILL from another connection: the client notices, says so with
  * DISCONNECTED, RECONNECTING and CONNECTED events, and reconnects without
@@ -356,8 +377,10 @@ Test(faults, client_kill_reconnects_by_itself, .timeout = 60)
     int got = faults_run_until(w.loop, event_seq_after, &from, 5000);
     char evs[2048];
     faults_events_str(&w.ev, evs, sizeof evs);
-    cr_assert(got, "no DISCONNECTED, RECONNECTING, CONNECTED sequence "
-                   "without a command (events: %s)", evs);
+    cr_assert(got,
+              "no DISCONNECTED, RECONNECTING, CONNECTED sequence "
+              "without a command (events: %s)",
+              evs);
     int d = faults_events_find(&w.ev, from, AREDIS_CONN_DISCONNECTED, 0);
     int rc = faults_events_find(&w.ev, d, AREDIS_CONN_RECONNECTING, 0);
     cr_assert_eq(w.ev.ev[rc].attempt, 1, "events: %s", evs);
@@ -369,7 +392,8 @@ Test(faults, client_kill_reconnects_by_itself, .timeout = 60)
     finish();
 }
 
-/* ---- (d) CLIENT PAUSE ALL ------------------------------------------------------ */
+/* ---- (d) CLIENT PAUSE ALL
+ * ------------------------------------------------------ */
 
 Test(faults, client_pause_all, .timeout = 60)
 {
@@ -397,14 +421,17 @@ Test(faults, client_pause_all, .timeout = 60)
         cr_assert_eq(k->integer, i + 1, "replies out of order");
     }
     int64_t waited = w.cmds[first].at_ms - t0;
-    cr_assert_geq(waited, 350, "answered after %lld ms: the pause did not "
-                  "hold the commands", (long long)waited);
+    cr_assert_geq(waited, 350,
+                  "answered after %lld ms: the pause did not "
+                  "hold the commands",
+                  (long long)waited);
     cr_assert_eq(w.t.errors, 0);
     faults_summary("client-pause-all", &w.t, waited);
     finish();
 }
 
-/* ---- (e) a blocking command does not stall other callers ----------------------- */
+/* ---- (e) a blocking command does not stall other callers
+ * ----------------------- */
 
 /* BLPOP 2 goes to an exclusive connection by itself; the PING sent after
  * it (behind a DEBUG SLEEP 0.5 that holds the whole server) returns long
@@ -440,7 +467,8 @@ Test(faults, blocking_command_on_exclusive_connection, .timeout = 60)
     finish();
 }
 
-/* ---- (f) the fault proxy ----------------------------------------------------------- */
+/* ---- (f) the fault proxy
+ * ----------------------------------------------------------- */
 
 Test(faults, proxy_delay, .timeout = 60)
 {
@@ -566,8 +594,8 @@ Test(faults, proxy_cutafter_read_only_retried, .timeout = 60)
     int g = submit(&(aredis_cmd_opts){.timeout_ms = 5000}, "GET faults:f:big");
     wait_all(8000);
     check_big(g, 1u << 20);
-    cr_assert_geq(faults_events_find(&w.ev, 0, AREDIS_CONN_DISCONNECTED, 0),
-                  0, "the cut was not seen");
+    cr_assert_geq(faults_events_find(&w.ev, 0, AREDIS_CONN_DISCONNECTED, 0), 0,
+                  "the cut was not seen");
     faults_summary("proxy-cutafter-retried", &w.t, first_ok_after(t0));
     finish();
 }
@@ -616,13 +644,15 @@ Test(faults, proxy_cut_all, .timeout = 60)
                    "BLPOP faults:f:list 0.2");
     wait_all(8000);
     expect_status(p, "PONG");
-    cr_assert_eq(w.cmds[b].type, AREDIS_REPLY_NIL, "BLPOP after the cut: %s: %s",
-                 aredis_err_name(w.cmds[b].code), w.cmds[b].text);
+    cr_assert_eq(w.cmds[b].type, AREDIS_REPLY_NIL,
+                 "BLPOP after the cut: %s: %s", aredis_err_name(w.cmds[b].code),
+                 w.cmds[b].text);
     faults_summary("proxy-cut", &w.t, first_ok_after(healed));
     finish();
 }
 
-/* ---- (g) no server at start ----------------------------------------------------------- */
+/* ---- (g) no server at start
+ * ----------------------------------------------------------- */
 
 /* Reconnecting forever: commands submitted while nothing listens wait,
  * and succeed, in order, once the server starts 500 ms later. */
@@ -635,9 +665,10 @@ Test(faults, server_starts_late, .timeout = 60)
     for (int i = 0; i < 10; i++)
         submit(NULL, "INCR faults:g:n");
     faults_run_for(w.loop, 500);
-    cr_assert_eq(w.t.completed, 0, "%d commands gave up while reconnecting "
-                 "forever (first: %s)", w.t.completed,
-                 aredis_err_name(w.cmds[first].code));
+    cr_assert_eq(w.t.completed, 0,
+                 "%d commands gave up while reconnecting "
+                 "forever (first: %s)",
+                 w.t.completed, aredis_err_name(w.cmds[first].code));
     start_server("late", NULL, port, 0);
     int64_t healed = faults_now_ms();
     wait_all(10000);
@@ -650,8 +681,7 @@ Test(faults, server_starts_late, .timeout = 60)
     int d = faults_events_find(&w.ev, 0, AREDIS_CONN_DISCONNECTED, 0);
     cr_assert_geq(d, 0);
     cr_assert_eq(w.ev.ev[d].code, AREDIS_ECONNREFUSED);
-    cr_assert_geq(faults_events_find(&w.ev, d, AREDIS_CONN_RECONNECTING, 0),
-                  0);
+    cr_assert_geq(faults_events_find(&w.ev, d, AREDIS_CONN_RECONNECTING, 0), 0);
     faults_summary("server-starts-late", &w.t, first_ok_after(healed));
     finish();
 }
@@ -694,8 +724,8 @@ Test(faults, queue_bound_while_down, .timeout = 60)
 {
     int port = faults_free_port();
     cr_assert_gt(port, 0);
-    start_client(port, (aredis_options){.reconnect_max_attempts = -1,
-                                        .max_queued = 5});
+    start_client(
+        port, (aredis_options){.reconnect_max_attempts = -1, .max_queued = 5});
     for (int i = 0; i < 10; i++)
         submit(NULL, "ECHO q:%d", i);
     faults_run_for(w.loop, 200);
@@ -740,14 +770,15 @@ Test(faults, queue_wait_while_down, .timeout = 60)
     finish();
 }
 
-/* ---- (h) TLS server restarted ------------------------------------------------------------ */
+/* ---- (h) TLS server restarted
+ * ------------------------------------------------------------ */
 
 #ifdef AREDIS_TEST_TLS
 Test(faults, tls_server_restart, .timeout = 60)
 {
     char dir[256], extra[1024], ca[300];
-    cr_assert_eq(faults_tls_dir(dir, sizeof dir, extra, sizeof extra), 0,
-                 "%s", faults_errstr());
+    cr_assert_eq(faults_tls_dir(dir, sizeof dir, extra, sizeof extra), 0, "%s",
+                 faults_errstr());
     snprintf(ca, sizeof ca, "%s/ca.crt", dir);
     start_server("tls", extra, 0, 1);
     start_client(w.srv.s.port,
@@ -786,7 +817,8 @@ Test(faults, tls_server_restart, .timeout = 60)
 }
 #endif
 
-/* ---- thread-safe submit under a server crash ------------------------------------------------ */
+/* ---- thread-safe submit under a server crash
+ * ------------------------------------------------ */
 
 typedef struct ts_job {
     aredis_client *c;
@@ -831,10 +863,9 @@ static void *ts_submitter(void *arg)
 Test(faults, thread_submit_across_a_crash, .timeout = 60)
 {
     start_server("ts", NULL, 0, 0);
-    start_client(w.srv.s.port,
-                 (aredis_options){.reconnect_max_attempts = -1,
-                                  .reconnect_initial_ms = 50,
-                                  .reconnect_max_ms = 200});
+    start_client(w.srv.s.port, (aredis_options){.reconnect_max_attempts = -1,
+                                                .reconnect_initial_ms = 50,
+                                                .reconnect_max_ms = 200});
     loop_thread = pthread_self();
     ping_ok(5000);
     int sleep_i = submit(NULL, "DEBUG SLEEP 2");
@@ -871,11 +902,11 @@ Test(faults, thread_submit_across_a_crash, .timeout = 60)
             seen[k->integer] = 1;
             ok++;
         } else {
-            cr_assert(k->type == AREDIS_REPLY_ERROR &&
-                          (k->code == AREDIS_EUNKNOWN ||
-                           k->code == AREDIS_ECLOSED),
-                      "command %d: type %d %s: %s", i, k->type,
-                      aredis_err_name(k->code), k->text);
+            cr_assert(
+                k->type == AREDIS_REPLY_ERROR &&
+                    (k->code == AREDIS_EUNKNOWN || k->code == AREDIS_ECLOSED),
+                "command %d: type %d %s: %s", i, k->type,
+                aredis_err_name(k->code), k->text);
             failed++;
         }
     }
@@ -884,10 +915,598 @@ Test(faults, thread_submit_across_a_crash, .timeout = 60)
     long long counter = w.cmds[g].type == AREDIS_REPLY_STRING
                             ? strtoll(w.cmds[g].text, NULL, 10)
                             : 0;
-    cr_assert_eq(counter, ok, "the new server counted %lld INCRs, %d replies "
-                 "said so", counter, ok);
+    cr_assert_eq(counter, ok,
+                 "the new server counted %lld INCRs, %d replies "
+                 "said so",
+                 counter, ok);
     fprintf(stderr, "thread-submit-crash: %d succeeded, %d failed\n", ok,
             failed);
     faults_summary("thread-submit-crash", &w.t, first_ok_after(healed));
+    finish();
+}
+
+/* ---- more of the same faults, other angles
+ * ------------------------------------------------ */
+
+/* CLIENT KILL while a BLPOP blocks on an exclusive connection: the BLPOP
+ * ends at once with EUNKNOWN (it was written and is not idempotent), the
+ * event says which connection it was, and the pool works afterwards. */
+Test(faults, client_kill_ends_blocked_blpop, .timeout = 60)
+{
+    start_server("ckillb", NULL, 0, 0);
+    start_client(w.srv.s.port, (aredis_options){0});
+    ping_ok(5000);
+    int b = submit(NULL, "BLPOP faults:c:list 5");
+    faults_run_for(w.loop, 100);
+    cr_assert(blocked_in(&w.srv, "blpop"), "the BLPOP is not blocking");
+
+    testenv_conn a;
+    admin_connect(&a);
+    const aredis_reply *r = NULL;
+    cr_assert_eq(testenv_command(&a, &r, "CLIENT KILL TYPE normal SKIPME yes"),
+                 0, "%s", testenv_errstr());
+    testenv_close(&a);
+    int64_t t0 = faults_now_ms();
+    faults_wait_track(w.loop, &w.t, 2000);
+    cr_assert_eq(w.cmds[b].calls, 1, "the BLPOP outlived its connection");
+    expect_error(b, AREDIS_EUNKNOWN, 0);
+    cr_assert_lt(w.cmds[b].at_ms - t0, 1000, "BLPOP failed only after %lld ms",
+                 (long long)(w.cmds[b].at_ms - t0));
+    char evs[2048];
+    faults_events_str(&w.ev, evs, sizeof evs);
+    cr_assert_geq(faults_events_find(&w.ev, 0, AREDIS_CONN_DISCONNECTED, 1), 0,
+                  "no DISCONNECTED event for the exclusive connection "
+                  "(events: %s)",
+                  evs);
+    int b2 = submit(&(aredis_cmd_opts){.timeout_ms = 5000},
+                    "BLPOP faults:c:list 0.2");
+    int64_t healed = faults_now_ms();
+    wait_all(8000);
+    cr_assert_eq(w.cmds[b2].type, AREDIS_REPLY_NIL, "%s: %s",
+                 aredis_err_name(w.cmds[b2].code), w.cmds[b2].text);
+    faults_summary("client-kill-blpop", &w.t, first_ok_after(healed));
+    finish();
+}
+
+/* A command's deadline runs while it waits for a connection, too. */
+Test(faults, deadline_while_disconnected, .timeout = 60)
+{
+    int port = faults_free_port();
+    cr_assert_gt(port, 0);
+    start_client(port, (aredis_options){.reconnect_max_attempts = -1});
+    int64_t t0 = faults_now_ms();
+    int d = submit(&(aredis_cmd_opts){.timeout_ms = 300}, "PING");
+    int n = submit(NULL, "ECHO patient");
+    faults_run_for(w.loop, 1000);
+    cr_assert_eq(w.cmds[d].calls, 1,
+                 "a 300 ms deadline did not fire while "
+                 "disconnected");
+    expect_error(d, AREDIS_ETIMEDOUT, 0);
+    int64_t took = w.cmds[d].at_ms - t0;
+    cr_assert(took >= 250 && took < 800, "timed out after %lld ms",
+              (long long)took);
+    cr_assert_eq(w.cmds[n].calls, 0,
+                 "a command without a deadline gave up "
+                 "(%s)",
+                 aredis_err_name(w.cmds[n].code));
+    start_server("dlate", NULL, port, 0);
+    int64_t healed = faults_now_ms();
+    wait_all(10000);
+    expect_string(n, "patient");
+    faults_summary("deadline-while-disconnected", &w.t, first_ok_after(healed));
+    finish();
+}
+
+static int all_calls(const void *arg)
+{
+    (void)arg;
+    return faults_track_done(&w.t);
+}
+
+/* Freeing the client while it waits to reconnect: every pending command
+ * completes with ECANCELED, once, from the loop. */
+Test(faults, free_during_backoff, .timeout = 60)
+{
+    int port = faults_free_port();
+    cr_assert_gt(port, 0);
+    start_client(port, (aredis_options){.reconnect_max_attempts = -1});
+    for (int i = 0; i < 10; i++)
+        submit(NULL, "PING");
+    faults_run_for(w.loop, 300);
+    cr_assert_eq(w.t.completed, 0);
+    aredis_client_free(w.c);
+    cr_assert_eq(w.t.completed, 0, "callbacks ran inside aredis_client_free");
+    faults_run_until(w.loop, all_calls, NULL, 2000);
+    aredis_loop_free(w.loop); /* runs whatever is still pending */
+    cr_assert_eq(w.t.completed, 10);
+    cr_assert_eq(w.t.twice, 0);
+    for (int i = 0; i < 10; i++)
+        expect_error(i, AREDIS_ECANCELED, 0);
+    faults_summary("free-during-backoff", &w.t, -1);
+}
+
+/* Freeing the client with commands in flight to a stopped server. */
+Test(faults, free_with_server_stopped, .timeout = 60)
+{
+    start_server("freestop", NULL, 0, 0);
+    start_client(w.srv.s.port, (aredis_options){0});
+    ping_ok(5000);
+    cr_assert_eq(faults_server_pause(&w.srv), 0, "%s", faults_errstr());
+    for (int i = 0; i < 10; i++)
+        submit(NULL, "INCR faults:free:n");
+    submit(NULL, "BLPOP faults:free:list 5");
+    faults_run_for(w.loop, 200);
+    aredis_client_free(w.c);
+    faults_run_until(w.loop, all_calls, NULL, 2000);
+    aredis_loop_free(w.loop);
+    cr_assert_eq(faults_server_resume(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(w.t.completed, w.t.sent);
+    cr_assert_eq(w.t.twice, 0);
+    for (int i = 1; i < w.t.sent; i++)
+        expect_error(i, AREDIS_ECANCELED, 0);
+    faults_summary("free-with-server-stopped", &w.t, -1);
+    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", faults_errstr());
+}
+
+/* The backoff between attempts grows and stays under reconnect_max_ms,
+ * attempts count 1, 2, 3... within an outage, and each attempt comes when
+ * its RECONNECTING event said it would. */
+Test(faults, backoff_is_capped, .timeout = 60)
+{
+    int port = faults_free_port();
+    cr_assert_gt(port, 0);
+    start_client(port, (aredis_options){.reconnect_max_attempts = -1,
+                                        .reconnect_initial_ms = 50,
+                                        .reconnect_max_ms = 200});
+    submit(NULL, "PING"); /* something waits, so the client keeps trying */
+    faults_run_for(w.loop, 2000);
+    char evs[4096];
+    faults_events_str(&w.ev, evs, sizeof evs);
+    int n = 0, last_attempt = 0;
+    int64_t max_delay = 0;
+    for (int i = 0; i < w.ev.n; i++) {
+        if (w.ev.ev[i].type != AREDIS_CONN_RECONNECTING)
+            continue;
+        n++;
+        cr_assert_eq(w.ev.ev[i].attempt, last_attempt + 1, "events: %s", evs);
+        last_attempt = w.ev.ev[i].attempt;
+        cr_assert(w.ev.ev[i].delay_ms >= 0 && w.ev.ev[i].delay_ms <= 200,
+                  "delay %lld ms outside [0, reconnect_max_ms=200] (events: "
+                  "%s)",
+                  (long long)w.ev.ev[i].delay_ms, evs);
+        if (w.ev.ev[i].delay_ms > max_delay)
+            max_delay = w.ev.ev[i].delay_ms;
+        /* The attempt fails at once (nothing listens): the next
+         * DISCONNECTED marks when it was made. */
+        int d = faults_events_find(&w.ev, i, AREDIS_CONN_DISCONNECTED, 0);
+        if (d >= 0) {
+            int64_t gap = w.ev.ev[d].at_ms - w.ev.ev[i].at_ms;
+            cr_assert(gap >= w.ev.ev[i].delay_ms - 15 &&
+                          gap <= w.ev.ev[i].delay_ms + 250,
+                      "announced %lld ms, attempted after %lld ms",
+                      (long long)w.ev.ev[i].delay_ms, (long long)gap);
+        }
+    }
+    cr_assert_geq(n, 8,
+                  "only %d attempts in 2 s with a 200 ms cap (events: "
+                  "%s)",
+                  n, evs);
+    cr_assert_geq(max_delay, 100, "the backoff never grew (events: %s)", evs);
+    aredis_client_free(w.c);
+    aredis_loop_free(w.loop);
+    cr_assert_eq(w.t.completed, 1);
+    expect_error(0, AREDIS_ECANCELED, 0);
+    fprintf(stderr, "backoff: %d attempts in 2 s, largest delay %lld ms\n", n,
+            (long long)max_delay);
+}
+
+/* The proxy accepts and resets every connection: commands that were never
+ * written fail with a connect error (never "outcome unknown"); once the
+ * proxy lets connections through, the next command starts a new round. */
+Test(faults, proxy_refuse, .timeout = 60)
+{
+    start_server("prefuse", NULL, 0, 0);
+    start_proxy();
+    proxy("refuse on");
+    start_client(w.px.port, (aredis_options){0});
+    int64_t t0 = faults_now_ms();
+    for (int i = 0; i < 3; i++)
+        submit(NULL, "PING");
+    wait_all(8000);
+    int64_t took = faults_now_ms() - t0;
+    for (int i = 0; i < 3; i++) {
+        faults_cmd *k = &w.cmds[i];
+        cr_assert(k->type == AREDIS_REPLY_ERROR && k->code != AREDIS_EUNKNOWN &&
+                      k->code != AREDIS_ETIMEDOUT,
+                  "PING %d, never written: %s: %s", i, aredis_err_name(k->code),
+                  k->text);
+    }
+    cr_assert_lt(took, 5000, "gave up after %lld ms", (long long)took);
+    proxy("refuse off");
+    int64_t healed = faults_now_ms();
+    ping_ok(5000);
+    fprintf(stderr, "proxy-refuse: commands failed with %s after %lld ms\n",
+            aredis_err_name(w.cmds[0].code), (long long)took);
+    faults_summary("proxy-refuse", &w.t, first_ok_after(healed));
+    finish();
+}
+
+/* Held bytes (pause on down) arrive late but intact. */
+Test(faults, proxy_pause_down, .timeout = 60)
+{
+    start_server("ppause", NULL, 0, 0);
+    start_proxy();
+    start_client(w.px.port, (aredis_options){0});
+    ping_ok(5000);
+    proxy("pause on down");
+    int64_t t0 = faults_now_ms();
+    int first = w.t.sent;
+    for (int i = 0; i < 20; i++)
+        submit(&(aredis_cmd_opts){.timeout_ms = 5000}, "ECHO held:%d", i);
+    faults_run_for(w.loop, 400);
+    cr_assert_eq(w.t.completed, first, "replies got through a paused proxy");
+    proxy("pause off");
+    int64_t healed = faults_now_ms();
+    wait_all(5000);
+    for (int i = 0; i < 20; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "held:%d", i);
+        expect_string(first + i, want);
+    }
+    cr_assert_geq(w.cmds[first].at_ms - t0, 400);
+    faults_summary("proxy-pause-down", &w.t, first_ok_after(healed));
+    finish();
+}
+
+/* Commands that may be re-sent, when the server does not come back: once
+ * the attempts are spent they fail, within a bounded time, exactly once.
+ * They had been written to the dead server, so "it did not run" would be
+ * a lie: errors.md's EUNKNOWN is the honest code, though options.h's "fail
+ * with the last error" reads as ECONNREFUSED; both are accepted. */
+Test(faults, retryable_when_server_never_returns, .timeout = 60)
+{
+    start_server("gone", NULL, 0, 0);
+    start_client(w.srv.s.port, (aredis_options){.retry_read_only = 1});
+    ping_ok(5000);
+    int s = submit(NULL, "DEBUG SLEEP 2");
+    aredis_cmd_opts idem = {.flags = AREDIS_CMD_IDEMPOTENT};
+    int first = w.t.sent;
+    for (int i = 0; i < 5; i++) {
+        submit(&idem, "SET faults:gone:%d v", i);
+        submit(NULL, "GET faults:gone:%d", i);
+    }
+    faults_run_for(w.loop, 200);
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
+    int64_t t0 = faults_now_ms();
+    wait_all(10000);
+    int64_t took = faults_now_ms() - t0;
+    expect_error(s, AREDIS_EUNKNOWN, AREDIS_ECLOSED);
+    for (int i = first; i < w.t.sent; i++)
+        expect_error(i, AREDIS_EUNKNOWN, AREDIS_ECONNREFUSED);
+    cr_assert_lt(took, 5000, "the retried commands failed after %lld ms",
+                 (long long)took);
+    fprintf(stderr, "retryable-server-gone: failed with %s after %lld ms\n",
+            aredis_err_name(w.cmds[first].code), (long long)took);
+    faults_summary("retryable-server-gone", &w.t, -1);
+    finish();
+}
+
+/* pool_max exclusive connections at most: a second blocking command waits
+ * pool_wait_ms for the one in use, then fails with EBUSY; the pool's
+ * connection serves again once free. */
+Test(faults, pool_exhausted, .timeout = 60)
+{
+    start_server("pool", NULL, 0, 0);
+    start_client(w.srv.s.port,
+                 (aredis_options){.pool_max = 1, .pool_wait_ms = 300});
+    ping_ok(5000);
+    int64_t t0 = faults_now_ms();
+    int b1 = submit(NULL, "BLPOP faults:pool:a 1");
+    int b2 = submit(NULL, "BLPOP faults:pool:b 1");
+    int p = submit(NULL, "PING");
+    wait_all(5000);
+    cr_assert_eq(w.cmds[b1].type, AREDIS_REPLY_NIL, "%s: %s",
+                 aredis_err_name(w.cmds[b1].code), w.cmds[b1].text);
+    expect_error(b2, AREDIS_EBUSY, 0);
+    int64_t waited = w.cmds[b2].at_ms - t0;
+    cr_assert(waited >= 250 && waited < 900, "EBUSY after %lld ms",
+              (long long)waited);
+    expect_status(p, "PONG");
+    cr_assert_lt(w.cmds[p].at_ms - t0, 250,
+                 "the shared connection waited "
+                 "for the pool");
+    int b3 = submit(NULL, "BLPOP faults:pool:c 0.1");
+    wait_all(5000);
+    cr_assert_eq(w.cmds[b3].type, AREDIS_REPLY_NIL);
+    faults_summary("pool-exhausted", &w.t, -1);
+    finish();
+}
+
+/* A stopped server still completes TCP connects (the kernel does), but
+ * never the handshake: the connect deadline ends each attempt and the
+ * command fails with ETIMEDOUT once they are spent. After SIGCONT the
+ * next command connects. */
+Test(faults, sigstop_during_connect, .timeout = 60)
+{
+    start_server("stopconn", NULL, 0, 0);
+    cr_assert_eq(faults_server_pause(&w.srv), 0, "%s", faults_errstr());
+    start_client(w.srv.s.port, (aredis_options){.connect_timeout_ms = 200,
+                                                .reconnect_initial_ms = 50,
+                                                .reconnect_max_ms = 100});
+    int64_t t0 = faults_now_ms();
+    int i = submit(NULL, "PING");
+    wait_all(8000);
+    int64_t took = w.cmds[i].at_ms - t0;
+    expect_error(i, AREDIS_ETIMEDOUT, 0);
+    cr_assert(took >= 600 && took < 4000,
+              "4 attempts of 200 ms each, yet failed after %lld ms",
+              (long long)took);
+    cr_assert_eq(faults_server_resume(&w.srv), 0, "%s", faults_errstr());
+    int64_t healed = faults_now_ms();
+    ping_ok(5000);
+    faults_summary("sigstop-during-connect", &w.t, first_ok_after(healed));
+    finish();
+}
+
+/* A command that may be re-sent keeps its deadline across the outage: it
+ * fails with ETIMEDOUT when that passes, not when the server is back. */
+Test(faults, retry_keeps_its_deadline, .timeout = 60)
+{
+    start_server("retrydl", NULL, 0, 0);
+    start_client(w.srv.s.port, (aredis_options){.reconnect_max_attempts = -1,
+                                                .reconnect_initial_ms = 50,
+                                                .reconnect_max_ms = 100});
+    ping_ok(5000);
+    int s = submit(NULL, "DEBUG SLEEP 2");
+    int i = submit(
+        &(aredis_cmd_opts){.timeout_ms = 600, .flags = AREDIS_CMD_IDEMPOTENT},
+        "SET faults:rd:k v");
+    int64_t t0 = faults_now_ms();
+    faults_run_for(w.loop, 200);
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
+    faults_run_for(w.loop, 800); /* nobody listens during the deadline */
+    cr_assert_eq(w.cmds[i].calls, 1,
+                 "the deadline passed while the command "
+                 "waited to be re-sent, and it is still waiting");
+    expect_error(i, AREDIS_ETIMEDOUT, 0);
+    int64_t took = w.cmds[i].at_ms - t0;
+    cr_assert(took >= 500 && took < 900, "ETIMEDOUT after %lld ms",
+              (long long)took);
+    expect_error(s, AREDIS_EUNKNOWN, AREDIS_ECLOSED);
+    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", faults_errstr());
+    int64_t healed = faults_now_ms();
+    /* It timed out: it must not be sent anyway once the server is back. */
+    int e = submit(NULL, "EXISTS faults:rd:k");
+    wait_all(5000);
+    cr_assert_eq(w.cmds[e].type, AREDIS_REPLY_INTEGER);
+    cr_assert_eq(w.cmds[e].integer, 0,
+                 "a command that had completed with "
+                 "ETIMEDOUT was still sent after the restart");
+    faults_summary("retry-keeps-deadline", &w.t, first_ok_after(healed));
+    finish();
+}
+
+/* Commands that timed out on a stopped server, which is then killed: the
+ * disconnect must not complete them a second time. */
+Test(faults, timeout_then_crash_completes_once, .timeout = 60)
+{
+    start_server("tocrash", NULL, 0, 0);
+    start_client(w.srv.s.port, (aredis_options){.reconnect_max_attempts = -1,
+                                                .reconnect_initial_ms = 50,
+                                                .reconnect_max_ms = 100,
+                                                .retry_read_only = 1});
+    ping_ok(5000);
+    cr_assert_eq(faults_server_pause(&w.srv), 0, "%s", faults_errstr());
+    int first = w.t.sent;
+    aredis_cmd_opts dl = {.timeout_ms = 200};
+    aredis_cmd_opts dli = {.timeout_ms = 200, .flags = AREDIS_CMD_IDEMPOTENT};
+    for (int i = 0; i < 10; i++) {
+        submit(&dl, "INCR faults:tc:n");
+        submit(&dl, "GET faults:tc:%d", i);
+        submit(&dli, "SET faults:tc:%d v", i);
+    }
+    int late = submit(NULL, "INCR faults:tc:late"); /* no deadline */
+    wait_until_completed(first + 30, 3000);
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", faults_errstr());
+    int64_t healed = faults_now_ms();
+    wait_all(8000);
+    for (int i = first; i < first + 30; i++)
+        expect_error(i, AREDIS_ETIMEDOUT, 0);
+    expect_error(late, AREDIS_EUNKNOWN, AREDIS_ECLOSED);
+    /* None of the timed-out ones may reappear on the new server. */
+    int e = submit(NULL, "EXISTS faults:tc:0 faults:tc:5 faults:tc:9");
+    wait_all(5000);
+    cr_assert_eq(w.cmds[e].integer, 0, "timed-out SETs were re-sent");
+    ping_ok(5000);
+    faults_summary("timeout-then-crash", &w.t, first_ok_after(healed));
+    finish();
+}
+
+/* Every new connection gets the same session: database, client name and
+ * password are applied again after the server restarts. */
+Test(faults, reconnect_restores_session, .timeout = 60)
+{
+    start_server("session", "--requirepass s3cret", 0, 0);
+    start_client(w.srv.s.port, (aredis_options){.db = 3,
+                                                .password = "s3cret",
+                                                .client_name = "faults-session",
+                                                .reconnect_max_attempts = -1,
+                                                .reconnect_initial_ms = 50,
+                                                .reconnect_max_ms = 100});
+    ping_ok(5000);
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", faults_errstr());
+    int64_t healed = faults_now_ms();
+    int s = submit(NULL, "SET faults:session:k here");
+    int n = submit(NULL, "CLIENT GETNAME");
+    wait_all(8000);
+    expect_status(s, "OK");
+    expect_string(n, "faults-session");
+    /* The key must be in database 3 of the new server. */
+    testenv_conn a;
+    admin_connect(&a);
+    const aredis_reply *r = NULL;
+    cr_assert_eq(testenv_command(&a, &r, "AUTH s3cret"), 0, "%s",
+                 testenv_errstr());
+    cr_assert_eq(testenv_command(&a, &r, "SELECT 3"), 0, "%s",
+                 testenv_errstr());
+    cr_assert_eq(testenv_command(&a, &r, "GET faults:session:k"), 0, "%s",
+                 testenv_errstr());
+    cr_assert_eq(r->type, AREDIS_REPLY_STRING,
+                 "the key is not in db 3: SELECT was not applied again");
+    testenv_close(&a);
+    faults_summary("reconnect-session", &w.t, first_ok_after(healed));
+    finish();
+}
+
+/* The server dies in the middle of a 12 MB upload: some commands were
+ * written, some not. Each completes once, as EUNKNOWN or ECLOSED, and the
+ * rest of the pipeline is not mixed up with the next connection. */
+Test(faults, kill9_during_large_upload, .timeout = 60)
+{
+    start_server("upload", NULL, 0, 0);
+    start_client(w.srv.s.port, (aredis_options){.reconnect_max_attempts = -1,
+                                                .reconnect_initial_ms = 50,
+                                                .reconnect_max_ms = 100});
+    ping_ok(5000);
+    enum { N = 200, SZ = 64 * 1024 };
+    char *val = malloc(SZ + 1);
+    cr_assert_not_null(val);
+    memset(val, 'u', SZ);
+    val[SZ] = '\0';
+    int s = submit(NULL, "DEBUG SLEEP 2"); /* the server stops reading */
+    int first = w.t.sent;
+    for (int i = 0; i < N; i++)
+        submit(NULL, "SET faults:up:%d %s", i, val);
+    free(val);
+    faults_run_for(w.loop, 300);
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", faults_errstr());
+    int64_t healed = faults_now_ms();
+    wait_all(10000);
+    expect_error(s, AREDIS_EUNKNOWN, AREDIS_ECLOSED);
+    int unknown = 0, closed = 0;
+    for (int i = first; i < first + N; i++) {
+        expect_error(i, AREDIS_EUNKNOWN, AREDIS_ECLOSED);
+        unknown += w.cmds[i].code == AREDIS_EUNKNOWN;
+        closed += w.cmds[i].code == AREDIS_ECLOSED;
+    }
+    int after = w.t.sent;
+    for (int i = 0; i < 10; i++)
+        submit(NULL, "ECHO up:%d", i);
+    wait_all(5000);
+    for (int i = 0; i < 10; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "up:%d", i);
+        expect_string(after + i, want);
+    }
+    fprintf(stderr, "upload: %d EUNKNOWN, %d ECLOSED\n", unknown, closed);
+    faults_summary("kill9-large-upload", &w.t, first_ok_after(healed));
+    finish();
+}
+
+/* Two outages in a row: the attempt count starts at 1 for each. And with
+ * reconnection off, no RECONNECTING at all; the next command connects. */
+Test(faults, attempts_restart_per_outage, .timeout = 60)
+{
+    start_server("outages", NULL, 0, 0);
+    start_client(w.srv.s.port, (aredis_options){0});
+    ping_ok(5000);
+    for (int round = 0; round < 2; round++) {
+        int from = w.ev.n;
+        testenv_conn a;
+        admin_connect(&a);
+        const aredis_reply *r = NULL;
+        cr_assert_eq(testenv_command(&a, &r, "CLIENT KILL TYPE normal"), 0,
+                     "%s", testenv_errstr());
+        testenv_close(&a);
+        char evs[2048];
+        int got = faults_run_until(w.loop, event_seq_after, &from, 5000);
+        faults_events_str(&w.ev, evs, sizeof evs);
+        cr_assert(got, "round %d: events %s", round, evs);
+        int rc = faults_events_find(&w.ev, from, AREDIS_CONN_RECONNECTING, 0);
+        cr_assert_eq(w.ev.ev[rc].attempt, 1, "round %d: events %s", round, evs);
+    }
+    ping_ok(5000);
+    faults_summary("two-outages", &w.t, -1);
+    finish();
+}
+
+Test(faults, no_reconnect_then_next_command, .timeout = 60)
+{
+    start_server("noreconn", NULL, 0, 0);
+    start_client(w.srv.s.port, (aredis_options){.reconnect_max_attempts =
+                                                    AREDIS_NO_RECONNECT});
+    ping_ok(5000);
+    int from = w.ev.n;
+    testenv_conn a;
+    admin_connect(&a);
+    const aredis_reply *r = NULL;
+    cr_assert_eq(testenv_command(&a, &r, "CLIENT KILL TYPE normal"), 0, "%s",
+                 testenv_errstr());
+    testenv_close(&a);
+    int64_t t0 = faults_now_ms();
+    faults_run_for(w.loop, 500);
+    char evs[2048];
+    faults_events_str(&w.ev, evs, sizeof evs);
+    cr_assert_geq(faults_events_find(&w.ev, from, AREDIS_CONN_DISCONNECTED, 0),
+                  0, "events: %s", evs);
+    cr_assert_eq(faults_events_find(&w.ev, from, AREDIS_CONN_RECONNECTING, 0),
+                 -1, "reconnecting with AREDIS_NO_RECONNECT (events: %s)", evs);
+    cr_assert_eq(faults_events_find(&w.ev, from, AREDIS_CONN_CONNECTED, 0), -1,
+                 "reconnected with AREDIS_NO_RECONNECT (events: %s)", evs);
+    int64_t ok = ping_ok(5000);
+    faults_summary("no-reconnect", &w.t, ok - t0 - 500);
+    finish();
+}
+
+/* errors.md: ECLOSED means "dropped before it was written: it did not
+ * run", EUNKNOWN "after it was written: it may have run". 32 MB of SETs
+ * wait behind DEBUG SLEEP when the server dies; the kernel can hold at most
+ * a few MB of them (the socket send buffer is capped by net.core.wmem_max,
+ * the sleeping server's receive buffer does not grow), so every command
+ * starting past 20 MB was never written and must say ECLOSED. */
+Test(faults, unwritten_commands_fail_eclosed, .timeout = 60)
+{
+    start_server("unwritten", NULL, 0, 0);
+    start_client(w.srv.s.port, (aredis_options){.reconnect_max_attempts = -1,
+                                                .reconnect_initial_ms = 50,
+                                                .reconnect_max_ms = 100});
+    ping_ok(5000);
+    enum { N = 500, SZ = 64 * 1024 };
+    char *val = malloc(SZ + 1);
+    cr_assert_not_null(val);
+    memset(val, 'u', SZ);
+    val[SZ] = '\0';
+    int s = submit(NULL, "DEBUG SLEEP 3");
+    int first = w.t.sent;
+    for (int i = 0; i < N; i++)
+        submit(NULL, "SET faults:uw:%d %s", i, val);
+    free(val);
+    faults_run_for(w.loop, 500);
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", faults_errstr());
+    int64_t healed = faults_now_ms();
+    wait_all(10000);
+    expect_error(s, AREDIS_EUNKNOWN, 0);
+    int unknown = 0, closed = 0, bad_tail = 0;
+    for (int i = 0; i < N; i++) {
+        faults_cmd *k = &w.cmds[first + i];
+        expect_error(first + i, AREDIS_EUNKNOWN, AREDIS_ECLOSED);
+        unknown += k->code == AREDIS_EUNKNOWN;
+        closed += k->code == AREDIS_ECLOSED;
+        if ((size_t)i * SZ > 20u * 1024 * 1024 && k->code != AREDIS_ECLOSED)
+            bad_tail++;
+    }
+    fprintf(stderr, "unwritten: %d EUNKNOWN, %d ECLOSED of %d\n", unknown,
+            closed, N);
+    ping_ok(5000);
+    faults_summary("kill9-unwritten-tail", &w.t, first_ok_after(healed));
+    cr_assert_eq(bad_tail, 0,
+                 "%d commands queued more than 20 MB behind a sleeping "
+                 "server (never written) failed with EUNKNOWN instead of "
+                 "ECLOSED (%d EUNKNOWN, %d ECLOSED in all)",
+                 bad_tail, unknown, closed);
     finish();
 }

@@ -79,8 +79,8 @@ static int disconnected(const void *arg)
  * itself. \return when it succeeded, or -1. */
 static int64_t expect_recovery(hostile *h)
 {
-    int i = faults_send(&h->t, h->c,
-                        &(aredis_cmd_opts){.timeout_ms = 5000}, "PING");
+    int i = faults_send(&h->t, h->c, &(aredis_cmd_opts){.timeout_ms = 5000},
+                        "PING");
     cr_assert_geq(i, 0);
     cr_assert(faults_wait_track(h->loop, &h->t, 8000),
               "the PING after the fault never completed");
@@ -123,11 +123,11 @@ static void protocol_case(const char *script, int code,
               first->text);
     for (int i = 1; i < 3; i++) {
         int c = h.cmds[i].code;
-        cr_assert(h.cmds[i].type == AREDIS_REPLY_ERROR &&
-                      (c == code || c == AREDIS_EUNKNOWN ||
-                       c == AREDIS_ECLOSED),
-                  "%s: command %d: type %d %s: %s", script, i,
-                  h.cmds[i].type, aredis_err_name(c), h.cmds[i].text);
+        cr_assert(
+            h.cmds[i].type == AREDIS_REPLY_ERROR &&
+                (c == code || c == AREDIS_EUNKNOWN || c == AREDIS_ECLOSED),
+            "%s: command %d: type %d %s: %s", script, i, h.cmds[i].type,
+            aredis_err_name(c), h.cmds[i].text);
     }
     int d = faults_events_find(&h.ev, 0, AREDIS_CONN_DISCONNECTED, 0);
     cr_assert_geq(d, 0, "no DISCONNECTED event");
@@ -228,10 +228,10 @@ Test(hostile, silent_accept_connect_timeout, .timeout = 30)
 {
     hostile h;
     const char *const extra[] = {"--then", "normal", NULL};
-    hostile_start(&h, "silent-accept", extra,
-                  (aredis_options){.connect_timeout_ms = 300,
-                                   .reconnect_max_attempts =
-                                       AREDIS_NO_RECONNECT});
+    hostile_start(
+        &h, "silent-accept", extra,
+        (aredis_options){.connect_timeout_ms = 300,
+                         .reconnect_max_attempts = AREDIS_NO_RECONNECT});
     int64_t t0 = faults_now_ms();
     int i = faults_send(&h.t, h.c, NULL, "GET key");
     cr_assert_geq(i, 0);
@@ -271,8 +271,8 @@ Test(hostile, silent_accept_then_reconnects, .timeout = 30)
     int d = faults_events_find(&h.ev, 0, AREDIS_CONN_DISCONNECTED, 0);
     cr_assert_geq(d, 0, "events: %s", evs);
     cr_assert_eq(h.ev.ev[d].code, AREDIS_ETIMEDOUT, "events: %s", evs);
-    cr_assert_geq(faults_events_find(&h.ev, d, AREDIS_CONN_RECONNECTING, 0),
-                  0, "events: %s", evs);
+    cr_assert_geq(faults_events_find(&h.ev, d, AREDIS_CONN_RECONNECTING, 0), 0,
+                  "events: %s", evs);
     hostile_finish(&h);
 }
 
@@ -326,8 +326,8 @@ Test(hostile, endless_bulk_over_max_buffer, .timeout = 30)
     faults_cmd *k = &h.cmds[i];
     cr_assert_eq(k->code, AREDIS_ETOOBIG, "got %s: %s",
                  aredis_err_name(k->code), k->text);
-    cr_assert(contains_any(k->text, (const char *const[]){"max_buffer",
-                                                          "buffer", NULL}),
+    cr_assert(contains_any(k->text,
+                           (const char *const[]){"max_buffer", "buffer", NULL}),
               "message: %s", k->text);
     cr_assert_lt(k->at_ms - t0, 5000, "ETOOBIG only after %lld ms",
                  (long long)(k->at_ms - t0));
@@ -335,5 +335,45 @@ Test(hostile, endless_bulk_over_max_buffer, .timeout = 30)
     faults_summary("hostile-endlessbulk-max-buffer", &h.t, ok - t0);
     cr_assert_lt(peak - mark, RSS_BOUND_KB, "peak RSS grew by %ld KiB",
                  peak - mark);
+    hostile_finish(&h);
+}
+
+static int got_push(const void *arg)
+{
+    return *(const int *)arg > 0;
+}
+
+static void on_push(aredis_client *c, const aredis_reply *push, void *ud)
+{
+    (void)c;
+    int *n = ud;
+    if (push != NULL && push->type == AREDIS_REPLY_PUSH)
+        (*n)++;
+}
+
+/* The control case for stray_reply: a RESP3 push arriving with no command
+ * waiting is legitimate out-of-band data. It goes to the push handler and
+ * the connection carries on. */
+Test(hostile, push_is_not_a_stray_reply, .timeout = 30)
+{
+    hostile h;
+    hostile_start(&h, "push", NULL, (aredis_options){0});
+    int pushes = 0;
+    aredis_client_set_push_handler(h.c, on_push, &pushes);
+    int got = faults_run_until(h.loop, got_push, &pushes, 5000);
+    char evs[1024];
+    faults_events_str(&h.ev, evs, sizeof evs);
+    cr_assert(got, "the push message never reached the handler (events: %s)",
+              evs);
+    int i = faults_send(&h.t, h.c, &(aredis_cmd_opts){.timeout_ms = 5000},
+                        "ECHO still-here");
+    cr_assert_geq(i, 0);
+    cr_assert(faults_wait_track(h.loop, &h.t, 8000));
+    cr_assert_eq(h.cmds[i].type, AREDIS_REPLY_STRING, "%s: %s",
+                 aredis_err_name(h.cmds[i].code), h.cmds[i].text);
+    cr_assert_str_eq(h.cmds[i].text, "still-here");
+    faults_events_str(&h.ev, evs, sizeof evs);
+    cr_assert_eq(faults_events_find(&h.ev, 0, AREDIS_CONN_DISCONNECTED, 0), -1,
+                 "a push message dropped the connection (events: %s)", evs);
     hostile_finish(&h);
 }

@@ -45,8 +45,8 @@
 
 enum {
     MAX_CONNS = 64,
-    IN_CAP = 64 * 1024,          /* commands are small; more is discarded */
-    OUT_CAP = 4 * 1024 * 1024,   /* never queue more than this per conn */
+    IN_CAP = 64 * 1024,        /* commands are small; more is discarded */
+    OUT_CAP = 4 * 1024 * 1024, /* never queue more than this per conn */
     STREAM_CHUNK = 16 * 1024,
     STREAM_TICK_MS = 10,
     MAX_ARGS = 8,
@@ -74,8 +74,8 @@ static struct {
     script_kind script;
     int then_normal;
     long max_seconds;
-    long hold_ms;        /* close a hostile conn this long after its bytes */
-    long long bulk_len;  /* endlessbulk: the declared length */
+    long hold_ms;           /* close a hostile conn this long after its bytes */
+    long long bulk_len;     /* endlessbulk: the declared length */
     long long stream_bytes; /* endlessbulk: how much of it is ever sent */
     long stray_delay_ms;
     int verbose;
@@ -97,18 +97,17 @@ typedef struct conn {
     size_t inlen;
     char *out;
     size_t outlen, outcap, outoff;
-    long long stream_left;  /* endlessbulk bytes still to send */
-    long long next_tick;    /* when to queue the next stream chunk */
-    long long stray_at;     /* when to send the stray reply; 0: none */
-    long long close_at;     /* hold deadline; 0: none */
-    int close_after_flush;  /* QUIT */
+    long long stream_left; /* endlessbulk bytes still to send */
+    long long next_tick;   /* when to queue the next stream chunk */
+    long long stray_at;    /* when to send the stray reply; 0: none */
+    long long close_at;    /* hold deadline; 0: none */
+    int close_after_flush; /* QUIT */
 } conn;
 
 static conn *conns[MAX_CONNS];
 static int nconns_total;
 
-static void logf_(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void logf_(const char *fmt, ...)
 {
@@ -210,7 +209,8 @@ static int out_flush(conn *c)
     return 0;
 }
 
-/* ---- the scripts ---------------------------------------------------------- */
+/* ---- the scripts ----------------------------------------------------------
+ */
 
 static void arm_hold(conn *c)
 {
@@ -330,7 +330,8 @@ static int on_command(conn *c, int argc, char **argv)
     }
 }
 
-/* ---- input: RESP arrays of bulk strings, or inline commands ----------------- */
+/* ---- input: RESP arrays of bulk strings, or inline commands -----------------
+ */
 
 /* Parse one command at the front of the buffer, NUL-terminating its
  * arguments in place. \return bytes consumed, 0 if incomplete, -1 bad. */
@@ -468,7 +469,8 @@ static long long conn_next_timer(const conn *c)
     return t;
 }
 
-/* ---- setup ------------------------------------------------------------------ */
+/* ---- setup ------------------------------------------------------------------
+ */
 
 static int listen_loopback(int *port)
 {

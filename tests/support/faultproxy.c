@@ -221,8 +221,8 @@ static int relay_out(pair *p, int w, long long now)
             len = (size_t)fault.cutafter;
             cut_now = 1;
         }
-        ssize_t n = len == 0 ? 0 : send(dst, c->data + c->off, len,
-                                        MSG_NOSIGNAL);
+        ssize_t n =
+            len == 0 ? 0 : send(dst, c->data + c->off, len, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 return 0;
@@ -274,7 +274,8 @@ static void on_accept(int lfd)
             if (pairs[i] == NULL)
                 slot = i;
         pair *p = slot < 0 ? NULL : calloc(1, sizeof *p);
-        int sfd = p == NULL ? -1 : socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int sfd =
+            p == NULL ? -1 : socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (sfd < 0) {
             free(p);
             close_rst(fd);
@@ -487,7 +488,8 @@ static int ctl_readable(ctl *c)
     return 0;
 }
 
-/* ---- setup ----------------------------------------------------------------- */
+/* ---- setup -----------------------------------------------------------------
+ */
 
 static int listen_loopback(int *port)
 {
@@ -684,12 +686,14 @@ int main(int argc, char **argv)
                     ctls[kind[k] - 1000] = NULL;
                 }
             } else {
-                int i = (kind[k] - 2000) / 2, server_side = (kind[k] - 2000) % 2;
+                int i = (kind[k] - 2000) / 2,
+                    server_side = (kind[k] - 2000) % 2;
                 pair *p = pairs[i];
                 if (p == NULL || re == 0)
                     continue;
                 int bad = 0;
-                if (server_side && p->connecting && (re & (POLLOUT | POLLERR | POLLHUP)))
+                if (server_side && p->connecting &&
+                    (re & (POLLOUT | POLLERR | POLLHUP)))
                     bad = on_connected(p) != 0;
                 if (!bad && (re & (POLLIN | POLLHUP | POLLERR)))
                     bad = relay_in(p, server_side ? DOWN : UP) != 0;

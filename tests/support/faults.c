@@ -92,7 +92,8 @@ int faults_free_port(void)
     return port;
 }
 
-/* ---- files and directories ---------------------------------------------------- */
+/* ---- files and directories
+ * ---------------------------------------------------- */
 
 static const char *tmpdir(void)
 {
@@ -165,7 +166,8 @@ static void log_tail(const char *dir, char *out, size_t cap)
     fclose(f);
 }
 
-/* ---- child processes ---------------------------------------------------------- */
+/* ---- child processes
+ * ---------------------------------------------------------- */
 
 /* fork/exec argv with stdin and stdout on /dev/null, stderr on
  * dir/stderr.log. The child gets SIGKILL when this process dies. */
@@ -258,13 +260,9 @@ int faults_fake_start(faults_fake *f, const char *script,
         return -1;
     char portfile[512];
     snprintf(portfile, sizeof portfile, "%s/port", f->dir);
-    const char *argv[32] = {AREDIS_FAKESERVER,
-                            "--port-file",
-                            portfile,
-                            "--script",
-                            script,
-                            "--max-seconds",
-                            FAULTS_TOOL_MAX_SECONDS};
+    const char *argv[32] = {
+        AREDIS_FAKESERVER, "--port-file",          portfile, "--script", script,
+        "--max-seconds",   FAULTS_TOOL_MAX_SECONDS};
     int n = 7;
     for (int i = 0; extra != NULL && extra[i] != NULL && n < 31; i++)
         argv[n++] = extra[i];
@@ -325,8 +323,7 @@ int faults_proxy_start(faults_proxy *p, int target_port)
     return 0;
 }
 
-int faults_proxy_ctl(faults_proxy *p, const char *line, char *reply,
-                     size_t cap)
+int faults_proxy_ctl(faults_proxy *p, const char *line, char *reply, size_t cap)
 {
     char buf[512];
     size_t got = 0;
@@ -376,7 +373,8 @@ void faults_proxy_stop(faults_proxy *p)
     p->dir[0] = '\0';
 }
 
-/* ---- private redis-server --------------------------------------------------------- */
+/* ---- private redis-server
+ * --------------------------------------------------------- */
 
 static void ensure_state_dir(void)
 {
@@ -435,6 +433,10 @@ static int server_start_named(faults_server *fs, int port)
         run_script("stop", fs->name, NULL);
         return -1;
     }
+    /* The state file holds the port the script picked; the extra argument
+     * above overrode it. */
+    if (port > 0)
+        fs->s.port = port;
     fs->running = 1;
     return 0;
 }
@@ -548,7 +550,8 @@ int faults_tls_dir(char *dir, size_t dircap, char *extra, size_t extracap)
     return 0;
 }
 
-/* ---- memory ------------------------------------------------------------------------- */
+/* ---- memory
+ * ------------------------------------------------------------------------- */
 
 static long status_kb(const char *key)
 {
@@ -589,7 +592,8 @@ long faults_rss_peak_kb(void)
     return status_kb("VmHWM");
 }
 
-/* ---- completion records ----------------------------------------------------------------- */
+/* ---- completion records
+ * ----------------------------------------------------------------- */
 
 void faults_track_init(faults_track *t, faults_cmd *cmds, int cap)
 {
@@ -718,16 +722,19 @@ void faults_summary(const char *name, const faults_track *t,
     char errs[512];
     faults_track_errors(t, errs, sizeof errs);
     if (recovered_ms >= 0)
-        fprintf(stderr, "FAULT %s: sent=%d completed=%d errors=%s "
-                        "recovered_ms=%lld\n",
+        fprintf(stderr,
+                "FAULT %s: sent=%d completed=%d errors=%s "
+                "recovered_ms=%lld\n",
                 name, t->sent, t->completed, errs, (long long)recovered_ms);
     else
-        fprintf(stderr, "FAULT %s: sent=%d completed=%d errors=%s "
-                        "recovered_ms=none\n",
+        fprintf(stderr,
+                "FAULT %s: sent=%d completed=%d errors=%s "
+                "recovered_ms=none\n",
                 name, t->sent, t->completed, errs);
 }
 
-/* ---- connection events ------------------------------------------------------------------- */
+/* ---- connection events
+ * ------------------------------------------------------------------- */
 
 void faults_event_cb(aredis_client *c, const aredis_conn_event *ev, void *ud)
 {
@@ -791,7 +798,8 @@ void faults_events_str(const faults_events *e, char *buf, size_t cap)
     }
 }
 
-/* ---- driving the loop ----------------------------------------------------------------------- */
+/* ---- driving the loop
+ * ----------------------------------------------------------------------- */
 
 int faults_run_until(aredis_loop *loop, int (*pred)(const void *),
                      const void *arg, int timeout_ms)

@@ -35,7 +35,8 @@ int64_t faults_now_ms(void);
 /* A loopback TCP port that nothing listened on a moment ago. */
 int faults_free_port(void);
 
-/* ---- child processes ------------------------------------------------------ */
+/* ---- child processes ------------------------------------------------------
+ */
 
 typedef struct faults_fake {
     pid_t pid;
@@ -65,13 +66,14 @@ int faults_proxy_ctl(faults_proxy *p, const char *line, char *reply,
                      size_t cap);
 void faults_proxy_stop(faults_proxy *p);
 
-/* ---- private redis-server ------------------------------------------------- */
+/* ---- private redis-server -------------------------------------------------
+ */
 
 typedef struct faults_server {
-    char base[64];   /* name of the first start; restarts add -r<N> */
-    char name[80];   /* name of the running instance (its state file) */
+    char base[64];    /* name of the first start; restarts add -r<N> */
+    char name[80];    /* name of the running instance (its state file) */
     char extra[1024]; /* extra redis-server arguments of every start */
-    int tls;         /* the port is the TLS port (see faults_tls_extra) */
+    int tls;          /* the port is the TLS port (see faults_tls_extra) */
     int restarts;
     int running;
     testenv_server s; /* port, pid, dir... of the running instance */
@@ -99,7 +101,8 @@ int faults_server_stop(faults_server *fs);
 int faults_tls_dir(char *dir, size_t dircap, char *extra, size_t extracap);
 void faults_rmdir(const char *dir);
 
-/* ---- memory ---------------------------------------------------------------- */
+/* ---- memory ----------------------------------------------------------------
+ */
 
 /* Start a peak-RSS measurement: resets the kernel's high-water mark where
  * it can (/proc/self/clear_refs) and returns the current RSS in KiB. */
@@ -107,7 +110,8 @@ long faults_rss_mark_kb(void);
 /* Peak RSS (VmHWM) in KiB, or -1. */
 long faults_rss_peak_kb(void);
 
-/* ---- completion records ------------------------------------------------------ */
+/* ---- completion records
+ * ------------------------------------------------------ */
 
 typedef struct faults_track faults_track;
 
@@ -115,9 +119,9 @@ typedef struct faults_track faults_track;
 typedef struct faults_cmd {
     faults_track *t;
     int idx;
-    int calls;      /* callbacks run for it: must end at exactly 1 */
-    int type;       /* reply type of the (first) callback */
-    int code;       /* for errors: the aredis_err (ESERVER from the server) */
+    int calls; /* callbacks run for it: must end at exactly 1 */
+    int type;  /* reply type of the (first) callback */
+    int code;  /* for errors: the aredis_err (ESERVER from the server) */
     long long integer;
     char cmd[48];   /* the command as sent, truncated (faults_send) */
     char text[160]; /* string/status/error text, truncated */
@@ -127,13 +131,13 @@ typedef struct faults_cmd {
 struct faults_track {
     faults_cmd *cmds;
     int cap;
-    int sent;       /* submits that returned 0 */
-    int completed;  /* commands with at least one callback */
-    int twice;      /* callbacks beyond the first, over all commands */
+    int sent;      /* submits that returned 0 */
+    int completed; /* commands with at least one callback */
+    int twice;     /* callbacks beyond the first, over all commands */
     int null_replies;
-    int ok;         /* completed with a non-error reply */
-    int errors;     /* completed with an error reply */
-    int codes[64];  /* errors by -code (client codes and ESERVER) */
+    int ok;             /* completed with a non-error reply */
+    int errors;         /* completed with an error reply */
+    int codes[64];      /* errors by -code (client codes and ESERVER) */
     int64_t last_ok_ms; /* time of the latest non-error completion */
 };
 
@@ -164,7 +168,8 @@ void faults_track_errors(const faults_track *t, char *buf, size_t cap);
 void faults_summary(const char *name, const faults_track *t,
                     int64_t recovered_ms);
 
-/* ---- connection events --------------------------------------------------------- */
+/* ---- connection events
+ * --------------------------------------------------------- */
 
 enum { FAULTS_MAX_EVENTS = 128 };
 
@@ -189,7 +194,8 @@ int faults_events_find(const faults_events *e, int from, int type,
 /* "CONNECTED,DISCONNECTED(ECLOSED),RECONNECTING(1,100ms),..." */
 void faults_events_str(const faults_events *e, char *buf, size_t cap);
 
-/* ---- driving the loop ------------------------------------------------------------ */
+/* ---- driving the loop
+ * ------------------------------------------------------------ */
 
 /* Run the loop until pred(arg) is true or timeout_ms passes.
  * \return pred's last value. */
@@ -198,7 +204,6 @@ int faults_run_until(aredis_loop *loop, int (*pred)(const void *),
 /* Run the loop for ms. */
 void faults_run_for(aredis_loop *loop, int ms);
 /* faults_run_until(faults_track_done). */
-int faults_wait_track(aredis_loop *loop, const faults_track *t,
-                      int timeout_ms);
+int faults_wait_track(aredis_loop *loop, const faults_track *t, int timeout_ms);
 
 #endif /* AREDIS_TESTS_FAULTS_H */

@@ -1,0 +1,828 @@
+/* Publish/subscribe (client layer).
+ *
+ * A pubsub keeps the set of its subscriptions and the link they live on:
+ * the shared link on RESP3 (messages are push frames there, beside
+ * ordinary replies), or a connection of its own taken from the pool on
+ * RESP2, where the connection is put in "every reply is a message" mode
+ * after its handshake. When the protocol is not known yet (automatic
+ * mode, not connected), the decision waits for the shared link's first
+ * handshake. A lost link marks the set for replay: on the next handshake
+ * every subscription is sent again, the confirmations that replay causes
+ * are swallowed, and one RESUBSCRIBED message is delivered instead. */
+#include "aredis/pubsub.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "aredis/error.h"
+#include "client/client_int.h"
+#include "util/alloc.h"
+
+enum { MODE_UNDECIDED, MODE_SHARED, MODE_OWN };
+enum { SUB_CHANNEL, SUB_PATTERN, SUB_SHARD, SUB_KINDS };
+
+typedef struct sub {
+    char *name;
+    size_t len;
+    aredis_pubsub_handler handler;
+    void *ud;
+} sub;
+
+typedef struct sub_set {
+    sub *v;
+    size_t n, cap;
+} sub_set;
+
+/* A queued (owned) message: one allocation with its strings. */
+typedef struct queued {
+    struct queued *next;
+    aredis_pubsub_message m;
+} queued;
+
+typedef struct waiter {
+    struct waiter *next;
+    aredis_pubsub_message_cb cb;
+    void *ud;
+    int64_t deadline; /* 0: none */
+} waiter;
+
+struct aredis_pubsub {
+    aredis_client *c; /* NULL once the client is gone */
+    aredis_loop *loop;
+    aredis_pubsub *next;
+    aredis_pubsub_options opts;
+    int mode;
+    aredis__link *link;
+    sub_set subs[SUB_KINDS];
+    int need_replay; /* the link was lost with subscriptions held */
+    long long swallow; /* confirmations the replay will cause */
+    queued *q_head, *q_tail;
+    waiter *w_head, *w_tail;
+    aredis_timer *timer;
+    aredis__defer defer;
+    int freeing;
+};
+
+static const char *const sub_cmd[SUB_KINDS] = {"SUBSCRIBE", "PSUBSCRIBE",
+                                               "SSUBSCRIBE"};
+static const char *const unsub_cmd[SUB_KINDS] = {"UNSUBSCRIBE", "PUNSUBSCRIBE",
+                                                 "SUNSUBSCRIBE"};
+
+/* ------------------------------------------------------------------------
+ * Subscription sets
+ * ------------------------------------------------------------------------ */
+
+static sub *find(sub_set *s, const char *name, size_t len)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].len == len && memcmp(s->v[i].name, name, len) == 0)
+            return &s->v[i];
+    return NULL;
+}
+
+static int add(sub_set *s, const char *name, size_t len,
+               aredis_pubsub_handler h, void *ud)
+{
+    sub *e = find(s, name, len);
+    if (e != NULL) {
+        e->handler = h;
+        e->ud = ud;
+        return 0;
+    }
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 8;
+        sub *v = aredis__reallocarray(s->v, cap, sizeof *v);
+        if (v == NULL)
+            return AREDIS_ENOMEM;
+        s->v = v;
+        s->cap = cap;
+    }
+    char *copy = aredis__strndup(name, len);
+    if (copy == NULL)
+        return AREDIS_ENOMEM;
+    s->v[s->n++] = (sub){copy, len, h, ud};
+    return 1;
+}
+
+static void drop(sub_set *s, const char *name, size_t len)
+{
+    sub *e = find(s, name, len);
+    if (e == NULL)
+        return;
+    aredis__free(e->name);
+    *e = s->v[--s->n];
+}
+
+static void clear(sub_set *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        aredis__free(s->v[i].name);
+    aredis__free(s->v);
+    memset(s, 0, sizeof *s);
+}
+
+size_t aredis_pubsub_subscriptions(const aredis_pubsub *ps)
+{
+    return ps->subs[0].n + ps->subs[1].n + ps->subs[2].n;
+}
+
+aredis_client *aredis_pubsub_client(const aredis_pubsub *ps)
+{
+    return ps->c;
+}
+
+/* ------------------------------------------------------------------------
+ * Sending
+ * ------------------------------------------------------------------------ */
+
+static int link_usable(const aredis_pubsub *ps)
+{
+    return ps->c != NULL && ps->link != NULL && ps->mode != MODE_UNDECIDED;
+}
+
+/* Send one (un)subscribe command for a list of names (all of a kind when
+ * names is NULL and n is the set's size). */
+static int send_kind(aredis_pubsub *ps, const char *cmd, const sub *names,
+                     size_t n)
+{
+    if (n > 4096)
+        n = 4096; /* keep one command bounded; callers loop */
+    const char **argv = aredis__calloc(n + 1, sizeof *argv);
+    size_t *lens = aredis__calloc(n + 1, sizeof *lens);
+    int e = AREDIS_ENOMEM;
+    if (argv != NULL && lens != NULL) {
+        argv[0] = cmd;
+        lens[0] = strlen(cmd);
+        for (size_t i = 0; i < n; i++) {
+            argv[i + 1] = names[i].name;
+            lens[i + 1] = names[i].len;
+        }
+        e = aredis__send_pushed(ps->c, ps->link, (int)n + 1, argv, lens);
+    }
+    aredis__free(argv);
+    aredis__free(lens);
+    return e;
+}
+
+static int send_one(aredis_pubsub *ps, const char *cmd, const char *name,
+                    size_t len)
+{
+    sub one = {(char *)name, len, NULL, NULL};
+    return send_kind(ps, cmd, &one, name ? 1 : 0);
+}
+
+/* Every subscription again (after a reconnection, or once the link is
+ * chosen). Returns how many confirmations it will cause. */
+static long long replay(aredis_pubsub *ps)
+{
+    long long total = 0;
+    for (int k = 0; k < SUB_KINDS; k++) {
+        sub_set *s = &ps->subs[k];
+        for (size_t at = 0; at < s->n; at += 4096) {
+            size_t n = s->n - at < 4096 ? s->n - at : 4096;
+            if (send_kind(ps, sub_cmd[k], s->v + at, n) == 0)
+                total += (long long)n;
+        }
+    }
+    return total;
+}
+
+static void choose_link(aredis_pubsub *ps)
+{
+    aredis_client *c = ps->c;
+    int proto = c->main.proto ? c->main.proto : c->cfg.protocol;
+    if (proto == 3 && c->main.pubsub == NULL) {
+        ps->mode = MODE_SHARED;
+        ps->link = &c->main;
+        c->main.pubsub = ps;
+    } else {
+        aredis__link *l = aredis__pool_take(c);
+        if (l == NULL)
+            return; /* stays undecided; retried on the next ready */
+        ps->mode = MODE_OWN;
+        ps->link = l;
+        l->pubsub = ps;
+    }
+    /* What was subscribed while undecided is sent now. */
+    replay(ps);
+}
+
+static int subscribe_kind(aredis_pubsub *ps, int kind, const char *name,
+                          aredis_pubsub_handler h, void *ud)
+{
+    if (ps->c == NULL || ps->freeing || ps->c->freeing)
+        return AREDIS_ESTATE;
+    if (name == NULL || name[0] == '\0')
+        return AREDIS_EINVAL;
+    size_t len = strlen(name);
+    int added = add(&ps->subs[kind], name, len, h, ud);
+    if (added < 0)
+        return added;
+    /* While the link is down with a replay due, the replay will carry it;
+     * sending now as well would subscribe twice. */
+    if (added && link_usable(ps) && !ps->need_replay)
+        return send_one(ps, sub_cmd[kind], name, len);
+    return 0;
+}
+
+static int unsubscribe_kind(aredis_pubsub *ps, int kind, const char *name)
+{
+    if (ps->c == NULL || ps->freeing)
+        return AREDIS_ESTATE;
+    sub_set *s = &ps->subs[kind];
+    if (name == NULL) {
+        if (s->n == 0)
+            return 0;
+        clear(s);
+    } else {
+        if (find(s, name, strlen(name)) == NULL)
+            return 0;
+        drop(s, name, strlen(name));
+    }
+    if (!link_usable(ps) || ps->need_replay)
+        return 0;
+    return send_one(ps, unsub_cmd[kind], name, name ? strlen(name) : 0);
+}
+
+int aredis_pubsub_subscribe(aredis_pubsub *ps, const char *channel,
+                            aredis_pubsub_handler h, void *ud)
+{
+    return subscribe_kind(ps, SUB_CHANNEL, channel, h, ud);
+}
+
+int aredis_pubsub_psubscribe(aredis_pubsub *ps, const char *pattern,
+                             aredis_pubsub_handler h, void *ud)
+{
+    return subscribe_kind(ps, SUB_PATTERN, pattern, h, ud);
+}
+
+int aredis_pubsub_ssubscribe(aredis_pubsub *ps, const char *channel,
+                             aredis_pubsub_handler h, void *ud)
+{
+    return subscribe_kind(ps, SUB_SHARD, channel, h, ud);
+}
+
+int aredis_pubsub_unsubscribe(aredis_pubsub *ps, const char *channel)
+{
+    return unsubscribe_kind(ps, SUB_CHANNEL, channel);
+}
+
+int aredis_pubsub_punsubscribe(aredis_pubsub *ps, const char *pattern)
+{
+    return unsubscribe_kind(ps, SUB_PATTERN, pattern);
+}
+
+int aredis_pubsub_sunsubscribe(aredis_pubsub *ps, const char *channel)
+{
+    return unsubscribe_kind(ps, SUB_SHARD, channel);
+}
+
+/* ------------------------------------------------------------------------
+ * Receiving
+ * ------------------------------------------------------------------------ */
+
+static void serve_waiters(aredis_pubsub *ps);
+
+static void on_serve_tick(void *arg)
+{
+    serve_waiters(arg);
+}
+
+static void schedule(aredis_pubsub *ps)
+{
+    aredis__loop_defer(ps->loop, &ps->defer, on_serve_tick, ps);
+}
+
+static queued *copy_message(const aredis_pubsub_message *m)
+{
+    size_t extra = m->channel_len + m->pattern_len + m->data_len + 3;
+    queued *q = aredis__malloc(sizeof *q + extra);
+    if (q == NULL)
+        return NULL;
+    q->next = NULL;
+    q->m = *m;
+    char *p = (char *)(q + 1);
+#define COPY(field, len)                                                  \
+    if (m->field != NULL) {                                               \
+        memcpy(p, m->field, m->len);                                      \
+        p[m->len] = '\0';                                                 \
+        q->m.field = p;                                                   \
+        p += m->len + 1;                                                  \
+    }
+    COPY(channel, channel_len)
+    COPY(pattern, pattern_len)
+    COPY(data, data_len)
+#undef COPY
+    return q;
+}
+
+static void deliver_to_waiter(aredis_pubsub *ps, waiter *w,
+                              const aredis_pubsub_message *m, int status)
+{
+    aredis_client *c = ps->c;
+    if (c != NULL)
+        c->in_cb++;
+    w->cb(ps, m, status, w->ud);
+    if (c != NULL)
+        c->in_cb--;
+    aredis__free(w);
+}
+
+static void rearm_waiters(aredis_pubsub *ps)
+{
+    int64_t next = 0;
+    for (waiter *w = ps->w_head; w != NULL; w = w->next)
+        if (w->deadline != 0 && (next == 0 || w->deadline < next))
+            next = w->deadline;
+    if (ps->timer == NULL)
+        return;
+    if (next == 0) {
+        aredis_timer_stop(ps->timer);
+        return;
+    }
+    int64_t ms = next - aredis__now_ms();
+    aredis_timer_start(ps->timer, ms < 0 ? 0 : ms);
+}
+
+/* Queued messages to waiters, oldest first; from the loop. */
+static void serve_waiters(aredis_pubsub *ps)
+{
+    while (ps->w_head != NULL && ps->q_head != NULL) {
+        waiter *w = ps->w_head;
+        ps->w_head = w->next;
+        if (ps->w_head == NULL)
+            ps->w_tail = NULL;
+        queued *q = ps->q_head;
+        ps->q_head = q->next;
+        if (ps->q_head == NULL)
+            ps->q_tail = NULL;
+        deliver_to_waiter(ps, w, &q->m, 0);
+        aredis__free(q);
+    }
+    rearm_waiters(ps);
+}
+
+static void on_waiter_timer(void *arg)
+{
+    aredis_pubsub *ps = arg;
+    int64_t now = aredis__now_ms();
+    waiter **pp = &ps->w_head;
+    ps->w_tail = NULL;
+    while (*pp != NULL) {
+        waiter *w = *pp;
+        if (w->deadline != 0 && w->deadline <= now) {
+            *pp = w->next;
+            deliver_to_waiter(ps, w, NULL, AREDIS_ETIMEDOUT);
+            continue;
+        }
+        ps->w_tail = w;
+        pp = &w->next;
+    }
+    rearm_waiters(ps);
+}
+
+/* A message for the program: its handler, a waiter, or the queue. */
+static void deliver(aredis_pubsub *ps, const aredis_pubsub_message *m,
+                    const sub *s)
+{
+    aredis_client *c = ps->c;
+    sub event = {NULL, 0, ps->opts.event_handler, ps->opts.event_ud};
+    if (m->kind == AREDIS_PUBSUB_RESUBSCRIBED)
+        s = &event;
+    if (s != NULL && s->handler != NULL) {
+        c->in_cb++;
+        s->handler(ps, m, s->ud);
+        c->in_cb--;
+        return;
+    }
+    if (ps->w_head != NULL && ps->q_head == NULL) {
+        waiter *w = ps->w_head;
+        ps->w_head = w->next;
+        if (ps->w_head == NULL)
+            ps->w_tail = NULL;
+        deliver_to_waiter(ps, w, m, 0);
+        rearm_waiters(ps);
+        return;
+    }
+    queued *q = copy_message(m);
+    if (q == NULL)
+        return; /* out of memory: the message is lost, like a slow reader's */
+    if (ps->q_tail)
+        ps->q_tail->next = q;
+    else
+        ps->q_head = q;
+    ps->q_tail = q;
+}
+
+static int str_is(const aredis_reply *r, const char *w)
+{
+    size_t n = strlen(w);
+    return (r->type == AREDIS_REPLY_STRING || r->type == AREDIS_REPLY_STATUS ||
+            r->type == AREDIS_REPLY_VERB) &&
+           r->len == n && memcmp(r->str, w, n) == 0;
+}
+
+static const struct {
+    const char *word;
+    int kind;
+    int set; /* which subscription set names it */
+} kinds[] = {
+    {"message", AREDIS_PUBSUB_MESSAGE, SUB_CHANNEL},
+    {"pmessage", AREDIS_PUBSUB_PMESSAGE, SUB_PATTERN},
+    {"smessage", AREDIS_PUBSUB_SMESSAGE, SUB_SHARD},
+    {"subscribe", AREDIS_PUBSUB_SUBSCRIBE, SUB_CHANNEL},
+    {"unsubscribe", AREDIS_PUBSUB_UNSUBSCRIBE, SUB_CHANNEL},
+    {"psubscribe", AREDIS_PUBSUB_PSUBSCRIBE, SUB_PATTERN},
+    {"punsubscribe", AREDIS_PUBSUB_PUNSUBSCRIBE, SUB_PATTERN},
+    {"ssubscribe", AREDIS_PUBSUB_SSUBSCRIBE, SUB_SHARD},
+    {"sunsubscribe", AREDIS_PUBSUB_SUNSUBSCRIBE, SUB_SHARD},
+};
+
+static void set_str(const aredis_reply *r, const char **p, size_t *n)
+{
+    if (r->type == AREDIS_REPLY_NIL) {
+        *p = NULL;
+        *n = 0;
+        return;
+    }
+    *p = r->str;
+    *n = r->len;
+}
+
+int aredis__pubsub_push(aredis_client *c, aredis__link *l,
+                        const aredis_reply *r)
+{
+    if ((r->type != AREDIS_REPLY_PUSH && r->type != AREDIS_REPLY_ARRAY) ||
+        r->len < 2)
+        return 0;
+    int k = -1;
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+        if (str_is(&r->element[0], kinds[i].word)) {
+            k = (int)i;
+            break;
+        }
+    if (k < 0) {
+        /* RESP2 subscribed mode answers PING with ["pong", data]. */
+        return l->conn.raw_push;
+    }
+    aredis_pubsub *ps = l->pubsub;
+    if (ps == NULL || ps->freeing)
+        return 1; /* for a pubsub that is gone: never the program's */
+    aredis_pubsub_message m;
+    memset(&m, 0, sizeof m);
+    m.kind = kinds[k].kind;
+    const sub *s = NULL;
+    sub_set *set = &ps->subs[kinds[k].set];
+    if (m.kind == AREDIS_PUBSUB_PMESSAGE) {
+        if (r->len < 4)
+            return 1;
+        set_str(&r->element[1], &m.pattern, &m.pattern_len);
+        set_str(&r->element[2], &m.channel, &m.channel_len);
+        set_str(&r->element[3], &m.data, &m.data_len);
+        s = find(set, m.pattern ? m.pattern : "", m.pattern_len);
+    } else if (m.kind <= AREDIS_PUBSUB_SMESSAGE) {
+        if (r->len < 3)
+            return 1;
+        set_str(&r->element[1], &m.channel, &m.channel_len);
+        set_str(&r->element[2], &m.data, &m.data_len);
+        s = find(set, m.channel ? m.channel : "", m.channel_len);
+    } else {
+        /* A confirmation: name (or nil) and the subscription count. */
+        if (kinds[k].set == SUB_PATTERN)
+            set_str(&r->element[1], &m.pattern, &m.pattern_len);
+        else
+            set_str(&r->element[1], &m.channel, &m.channel_len);
+        if (r->len >= 3 && r->element[2].type == AREDIS_REPLY_INTEGER)
+            m.count = r->element[2].integer;
+        if (ps->swallow > 0 && (m.kind == AREDIS_PUBSUB_SUBSCRIBE ||
+                                m.kind == AREDIS_PUBSUB_PSUBSCRIBE ||
+                                m.kind == AREDIS_PUBSUB_SSUBSCRIBE)) {
+            if (--ps->swallow == 0) {
+                aredis_pubsub_message done;
+                memset(&done, 0, sizeof done);
+                done.kind = AREDIS_PUBSUB_RESUBSCRIBED;
+                done.count = m.count;
+                deliver(ps, &done, NULL);
+            }
+            return 1;
+        }
+        if (ps->opts.ignore_subscribe_messages)
+            return 1;
+        const char *name = m.pattern ? m.pattern : m.channel;
+        size_t nlen = m.pattern ? m.pattern_len : m.channel_len;
+        s = name ? find(set, name, nlen) : NULL;
+    }
+    (void)c;
+    deliver(ps, &m, s);
+    return 1;
+}
+
+void aredis__pubsub_link_lost(aredis__link *l)
+{
+    aredis_pubsub *ps = l->pubsub;
+    if (aredis_pubsub_subscriptions(ps) > 0)
+        ps->need_replay = 1;
+    ps->swallow = 0;
+}
+
+void aredis__pubsub_link_ready(aredis__link *l)
+{
+    aredis_pubsub *ps = l->pubsub;
+    if (ps->mode == MODE_OWN && l->proto == 2)
+        l->conn.raw_push = 1;
+    if (!ps->need_replay)
+        return;
+    ps->need_replay = 0;
+    ps->swallow = replay(ps);
+    if (ps->swallow == 0) {
+        aredis_pubsub_message done;
+        memset(&done, 0, sizeof done);
+        done.kind = AREDIS_PUBSUB_RESUBSCRIBED;
+        deliver(ps, &done, NULL);
+    }
+}
+
+void aredis__pubsub_main_ready(aredis_client *c)
+{
+    for (aredis_pubsub *ps = c->pubsubs; ps != NULL; ps = ps->next)
+        if (ps->mode == MODE_UNDECIDED && !ps->freeing)
+            choose_link(ps);
+}
+
+/* ------------------------------------------------------------------------
+ * Reading calls
+ * ------------------------------------------------------------------------ */
+
+int aredis_pubsub_get_message(aredis_pubsub *ps, int64_t timeout_ms,
+                              aredis_pubsub_message_cb cb, void *ud)
+{
+    if (ps->c == NULL || ps->freeing)
+        return AREDIS_ESTATE;
+    if (cb == NULL)
+        return AREDIS_EINVAL;
+    waiter *w = aredis__calloc(1, sizeof *w);
+    if (w == NULL)
+        return AREDIS_ENOMEM;
+    w->cb = cb;
+    w->ud = ud;
+    w->deadline = timeout_ms >= 0 ? aredis__now_ms() + timeout_ms : 0;
+    if (ps->w_tail)
+        ps->w_tail->next = w;
+    else
+        ps->w_head = w;
+    ps->w_tail = w;
+    /* Never inside this call: a queued message is handed over from the
+     * loop, and a deadline is watched by the timer. */
+    if (ps->q_head != NULL)
+        schedule(ps);
+    rearm_waiters(ps);
+    return 0;
+}
+
+aredis_pubsub_message *aredis_pubsub_poll(aredis_pubsub *ps)
+{
+    queued *q = ps->q_head;
+    if (q == NULL)
+        return NULL;
+    ps->q_head = q->next;
+    if (ps->q_head == NULL)
+        ps->q_tail = NULL;
+    /* The message is the struct inside the allocation: free finds it. */
+    return &q->m;
+}
+
+void aredis_pubsub_message_free(aredis_pubsub_message *m)
+{
+    if (m == NULL)
+        return;
+    queued *q = (queued *)((char *)m - offsetof(queued, m));
+    aredis__free(q);
+}
+
+/* ------------------------------------------------------------------------
+ * Life cycle
+ * ------------------------------------------------------------------------ */
+
+aredis_pubsub *aredis_pubsub_new(aredis_client *c,
+                                 const aredis_pubsub_options *o)
+{
+    if (c == NULL || c->freeing)
+        return NULL;
+    aredis_pubsub *ps = aredis__calloc(1, sizeof *ps);
+    if (ps == NULL)
+        return NULL;
+    ps->c = c;
+    ps->loop = c->loop;
+    if (o != NULL)
+        ps->opts = *o;
+    ps->timer = aredis_timer_new(c->loop, on_waiter_timer, ps);
+    if (ps->timer == NULL) {
+        aredis__free(ps);
+        return NULL;
+    }
+    ps->next = c->pubsubs;
+    c->pubsubs = ps;
+    int proto = c->main.proto ? c->main.proto : c->cfg.protocol;
+    if (proto != 0)
+        choose_link(ps);
+    return ps;
+}
+
+static void unlink_from_client(aredis_pubsub *ps)
+{
+    aredis_client *c = ps->c;
+    for (aredis_pubsub **pp = &c->pubsubs; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == ps) {
+            *pp = ps->next;
+            break;
+        }
+    if (ps->mode == MODE_SHARED) {
+        c->main.pubsub = NULL;
+        /* Leave everything on the shared connection; the confirmations
+         * are dropped because no pubsub owns the link any more. */
+        if (!c->freeing && c->main.state == AREDIS__ST_READY)
+            for (int k = 0; k < SUB_KINDS; k++)
+                if (ps->subs[k].n > 0)
+                    send_kind(ps, unsub_cmd[k], NULL, 0);
+    } else if (ps->mode == MODE_OWN && ps->link != NULL) {
+        aredis__pool_drop(c, ps->link);
+    }
+    ps->link = NULL;
+}
+
+static void final_free(aredis_pubsub *ps)
+{
+    while (ps->w_head != NULL) {
+        waiter *w = ps->w_head;
+        ps->w_head = w->next;
+        deliver_to_waiter(ps, w, NULL, AREDIS_ECANCELED);
+    }
+    while (ps->q_head != NULL) {
+        queued *q = ps->q_head;
+        ps->q_head = q->next;
+        aredis__free(q);
+    }
+    for (int k = 0; k < SUB_KINDS; k++)
+        clear(&ps->subs[k]);
+    aredis_timer_free(ps->timer);
+    aredis__free(ps);
+}
+
+static void on_free_tick(void *arg)
+{
+    final_free(arg);
+}
+
+void aredis_pubsub_free(aredis_pubsub *ps)
+{
+    if (ps == NULL || ps->freeing)
+        return;
+    ps->freeing = 1;
+    aredis__loop_undefer(ps->loop, &ps->defer);
+    if (ps->c == NULL) {
+        /* The client is gone already: only memory is left. */
+        final_free(ps);
+        return;
+    }
+    unlink_from_client(ps);
+    /* Waiting get_message calls complete from the loop, not in here. */
+    aredis__loop_defer(ps->loop, &ps->defer, on_free_tick, ps);
+}
+
+void aredis__pubsub_detach_all(aredis_client *c)
+{
+    while (c->pubsubs != NULL) {
+        aredis_pubsub *ps = c->pubsubs;
+        c->pubsubs = ps->next;
+        if (ps->link != NULL)
+            ps->link->pubsub = NULL;
+        ps->link = NULL;
+        ps->mode = MODE_UNDECIDED;
+        while (ps->w_head != NULL) {
+            waiter *w = ps->w_head;
+            ps->w_head = w->next;
+            deliver_to_waiter(ps, w, NULL, AREDIS_ECANCELED);
+        }
+        ps->w_tail = NULL;
+        aredis_timer_free(ps->timer);
+        ps->timer = NULL;
+        ps->c = NULL;
+    }
+    c->main.pubsub = NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * A pubsub on a thread of its own
+ * ------------------------------------------------------------------------ */
+
+struct aredis_pubsub_thread {
+    aredis_loop *loop;
+    aredis_client *client;
+    aredis_pubsub *ps;
+    pthread_t thread;
+    void *wake;
+    _Atomic int stop;
+};
+
+static void on_stop_wake(void *arg)
+{
+    (void)arg; /* waking the loop is enough: the thread checks `stop` */
+}
+
+static void *pubsub_thread_main(void *arg)
+{
+    aredis_pubsub_thread *t = arg;
+    while (!t->stop)
+        aredis_loop_run_once(t->loop, -1);
+    aredis_pubsub_free(t->ps);
+    aredis_client_free(t->client);
+    return NULL;
+}
+
+static void thread_cleanup(aredis_pubsub_thread *t)
+{
+    if (t->wake != NULL)
+        aredis__loop_wake_stop(t->loop, t->wake);
+    aredis_pubsub_free(t->ps);
+    aredis_client_free(t->client);
+    aredis_loop_free(t->loop); /* runs the final releases */
+    aredis__free(t);
+}
+
+aredis_pubsub_thread *aredis_pubsub_thread_start(const aredis_options *opts,
+                                                 const aredis_pubsub_sub *subs,
+                                                 size_t n, aredis_status *st)
+{
+    aredis_status dummy;
+    if (st == NULL)
+        st = &dummy;
+    st->code = 0;
+    st->msg[0] = '\0';
+    if (n == 0 || subs == NULL) {
+        st->code = AREDIS_EINVAL;
+        snprintf(st->msg, sizeof st->msg, "no subscription given");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (subs[i].handler == NULL || subs[i].name == NULL) {
+            st->code = AREDIS_EINVAL;
+            snprintf(st->msg, sizeof st->msg,
+                     "subscription %zu has no handler: a pubsub thread "
+                     "delivers only through handlers", i);
+            return NULL;
+        }
+    }
+    aredis_pubsub_thread *t = aredis__calloc(1, sizeof *t);
+    if (t == NULL || (t->loop = aredis_loop_new()) == NULL) {
+        aredis__free(t);
+        st->code = AREDIS_ENOMEM;
+        snprintf(st->msg, sizeof st->msg, "out of memory");
+        return NULL;
+    }
+    /* Everything is built here, where errors can still be returned; the
+     * new thread takes over once it starts and this one never touches the
+     * objects again (pthread_create orders the memory). */
+    t->client = aredis_client_new(t->loop, opts, st);
+    int e = t->client != NULL ? 0 : st->code;
+    if (e == 0 && (t->ps = aredis_pubsub_new(t->client, NULL)) == NULL)
+        e = AREDIS_ENOMEM;
+    for (size_t i = 0; e == 0 && i < n; i++) {
+        if (subs[i].kind == AREDIS_PUBSUB_PSUBSCRIBE)
+            e = aredis_pubsub_psubscribe(t->ps, subs[i].name, subs[i].handler,
+                                         subs[i].ud);
+        else if (subs[i].kind == AREDIS_PUBSUB_SSUBSCRIBE)
+            e = aredis_pubsub_ssubscribe(t->ps, subs[i].name, subs[i].handler,
+                                         subs[i].ud);
+        else
+            e = aredis_pubsub_subscribe(t->ps, subs[i].name, subs[i].handler,
+                                        subs[i].ud);
+    }
+    if (e == 0)
+        e = aredis__loop_wake_start(t->loop, on_stop_wake, t, &t->wake);
+    if (e == 0 && pthread_create(&t->thread, NULL, pubsub_thread_main, t) != 0)
+        e = AREDIS_ENOMEM;
+    if (e != 0) {
+        if (st->code == 0) {
+            st->code = e;
+            snprintf(st->msg, sizeof st->msg, "%s", aredis_strerror(e));
+        }
+        thread_cleanup(t);
+        return NULL;
+    }
+    return t;
+}
+
+void aredis_pubsub_thread_stop(aredis_pubsub_thread *t)
+{
+    if (t == NULL)
+        return;
+    t->stop = 1;
+    aredis__loop_wake(t->loop, t->wake);
+    pthread_join(t->thread, NULL);
+    /* The thread freed the pubsub and the client; the loop still holds
+     * their final releases, which run here. */
+    t->ps = NULL;
+    t->client = NULL;
+    thread_cleanup(t);
+}

@@ -1,0 +1,434 @@
+/* Integration tests of publish/subscribe against the real server, on RESP2
+ * and RESP3: handlers and the queue, get_message with a deadline, poll,
+ * patterns and shard channels, confirmations (shown or hidden), ordinary
+ * commands beside subscriptions, keyspace notifications, the thread mode,
+ * and resubscription after the connection is killed. */
+#include <criterion/criterion.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "aredis/aredis.h"
+#include "testenv.h"
+#include "testloop.h"
+
+static testenv_server srv;
+
+static void setup(void)
+{
+    cr_assert_eq(testenv_server_load(&srv, "standalone"), 0, "%s",
+                 testenv_errstr());
+}
+
+static int run_until(aredis_loop *loop, const int *flag, int timeout_ms)
+{
+    for (int waited = 0; !*flag && waited < timeout_ms; waited += 10)
+        testloop_run_once(loop, 10);
+    return *flag;
+}
+
+static aredis_client *client(aredis_loop *loop, int protocol)
+{
+    char url[128];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0?protocol=%d", srv.port,
+             protocol);
+    aredis_status st;
+    aredis_client *c = aredis_client_new(loop, &(aredis_options){.url = url},
+                                         &st);
+    cr_assert_not_null(c, "%s", st.msg);
+    return c;
+}
+
+typedef struct seen {
+    int messages, confirmations, resubscribed, done, want;
+    int kind;
+    char channel[128], pattern[128], data[256];
+    long long count;
+} seen;
+
+static void record(seen *s, const aredis_pubsub_message *m)
+{
+    if (getenv("PS_DEBUG"))
+        fprintf(stderr, "kind %d ch %.*s data %.*s count %lld\n", m->kind,
+                (int)m->channel_len, m->channel ? m->channel : "",
+                (int)m->data_len, m->data ? m->data : "", m->count);
+    s->kind = m->kind;
+    if (m->kind == AREDIS_PUBSUB_RESUBSCRIBED)
+        s->resubscribed++;
+    else if (m->kind <= AREDIS_PUBSUB_SMESSAGE)
+        s->messages++;
+    else
+        s->confirmations++;
+    snprintf(s->channel, sizeof s->channel, "%.*s", (int)m->channel_len,
+             m->channel ? m->channel : "");
+    snprintf(s->pattern, sizeof s->pattern, "%.*s", (int)m->pattern_len,
+             m->pattern ? m->pattern : "");
+    snprintf(s->data, sizeof s->data, "%.*s", (int)m->data_len,
+             m->data ? m->data : "");
+    s->count = m->count;
+    if (s->want && s->messages >= s->want)
+        s->done = 1;
+}
+
+static void handler(aredis_pubsub *ps, const aredis_pubsub_message *m,
+                    void *ud)
+{
+    (void)ps;
+    record(ud, m);
+}
+
+typedef struct reply_seen {
+    int done, type;
+    long long integer;
+    char text[128];
+} reply_seen;
+
+static void on_reply(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    reply_seen *k = ud;
+    k->done = 1;
+    k->type = r->type;
+    k->integer = r->integer;
+    if (r->str && (r->type == AREDIS_REPLY_STRING ||
+                   r->type == AREDIS_REPLY_STATUS ||
+                   r->type == AREDIS_REPLY_ERROR))
+        snprintf(k->text, sizeof k->text, "%.*s", (int)r->len, r->str);
+}
+
+/* Publish from another client until the subscriber has seen `want`
+ * messages (a subscription takes effect a round trip after the call). */
+static void publish_until(aredis_loop *loop, aredis_client *pub,
+                          const char *channel, const char *data, seen *s,
+                          int want)
+{
+    s->want = want;
+    for (int tries = 0; !s->done && tries < 200; tries++) {
+        reply_seen r = {0};
+        aredis_command(pub, on_reply, &r, "PUBLISH %s %s", channel, data);
+        run_until(loop, &r.done, 2000);
+        run_until(loop, &s->done, 20);
+    }
+}
+
+static void handlers_and_confirmations(int protocol)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = client(loop, protocol);
+    aredis_client *pub = client(loop, 3);
+    char ch[64];
+    testenv_key(ch, sizeof ch, "ch");
+    aredis_pubsub *ps = aredis_pubsub_new(c, NULL);
+    cr_assert_not_null(ps);
+    seen s = {0};
+    cr_assert_eq(aredis_pubsub_subscribe(ps, ch, handler, &s), 0);
+    publish_until(loop, pub, ch, "hello", &s, 1);
+    cr_assert_eq(s.messages, 1, "protocol %d", protocol);
+    cr_assert_str_eq(s.channel, ch);
+    cr_assert_str_eq(s.data, "hello");
+    cr_assert_eq(s.confirmations, 1, "the subscribe confirmation");
+
+    /* Ordinary commands keep working on the same client beside it. */
+    reply_seen r = {0};
+    aredis_command(c, on_reply, &r, "ECHO %s", "beside");
+    cr_assert(run_until(loop, &r.done, 3000));
+    cr_assert_str_eq(r.text, "beside");
+
+    /* Subscribing through the plain command API is refused. */
+    reply_seen bad = {0};
+    aredis_command(c, on_reply, &bad, "SUBSCRIBE %s", ch);
+    cr_assert(run_until(loop, &bad.done, 3000));
+    cr_assert_eq(bad.type, AREDIS_REPLY_ERROR);
+    cr_assert(strstr(bad.text, "aredis_pubsub") != NULL, "%s", bad.text);
+
+    cr_assert_eq(aredis_pubsub_subscriptions(ps), 1);
+    cr_assert_eq(aredis_pubsub_unsubscribe(ps, NULL), 0);
+    cr_assert_eq(aredis_pubsub_subscriptions(ps), 0);
+    aredis_pubsub_free(ps);
+    aredis_client_free(c);
+    aredis_client_free(pub);
+    testloop_free(loop);
+}
+
+TestSuite(pubsub, .init = setup);
+
+Test(pubsub, handlers_resp3)
+{
+    handlers_and_confirmations(3);
+}
+
+Test(pubsub, handlers_resp2)
+{
+    handlers_and_confirmations(2);
+}
+
+typedef struct got_msg {
+    int done, status;
+    seen s;
+} got_msg;
+
+static void on_message(aredis_pubsub *ps, const aredis_pubsub_message *m,
+                       int status, void *ud)
+{
+    (void)ps;
+    got_msg *g = ud;
+    g->done = 1;
+    g->status = status;
+    if (m != NULL)
+        record(&g->s, m);
+}
+
+static void queue_mode(int protocol)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = client(loop, protocol);
+    aredis_client *pub = client(loop, 3);
+    char pat[64], ch[80];
+    testenv_key(pat, sizeof pat, "q.*");
+    snprintf(ch, sizeof ch, "%.*s.one", (int)strlen(pat) - 2, pat);
+    aredis_pubsub *ps = aredis_pubsub_new(
+        c, &(aredis_pubsub_options){.ignore_subscribe_messages = 1});
+
+    /* Nothing subscribed: the deadline passes, reported as such. */
+    got_msg idle = {0};
+    cr_assert_eq(aredis_pubsub_get_message(ps, 100, on_message, &idle), 0);
+    cr_assert_eq(idle.done, 0);
+    cr_assert(run_until(loop, &idle.done, 3000));
+    cr_assert_eq(idle.status, AREDIS_ETIMEDOUT);
+
+    cr_assert_eq(aredis_pubsub_psubscribe(ps, pat, NULL, NULL), 0);
+    got_msg g = {0};
+    aredis_pubsub_get_message(ps, 5000, on_message, &g);
+    for (int tries = 0; !g.done && tries < 200; tries++) {
+        reply_seen r = {0};
+        aredis_command(pub, on_reply, &r, "PUBLISH %s %s", ch, "queued");
+        run_until(loop, &r.done, 2000);
+        run_until(loop, &g.done, 20);
+    }
+    cr_assert_eq(g.status, 0);
+    cr_assert_eq(g.s.kind, AREDIS_PUBSUB_PMESSAGE,
+                 "no confirmation shown: %d", g.s.kind);
+    cr_assert_str_eq(g.s.pattern, pat);
+    cr_assert_str_eq(g.s.channel, ch);
+    cr_assert_str_eq(g.s.data, "queued");
+
+    /* The extra publishes are queued; poll drains them. */
+    int zero = 0;
+    run_until(loop, &zero, 100);
+    aredis_pubsub_message *m;
+    int polled = 0;
+    while ((m = aredis_pubsub_poll(ps)) != NULL) {
+        cr_assert_eq(m->kind, AREDIS_PUBSUB_PMESSAGE);
+        cr_assert_str_eq(m->data, "queued");
+        aredis_pubsub_message_free(m);
+        polled++;
+    }
+    cr_assert_geq(polled, 0);
+    cr_assert_null(aredis_pubsub_poll(ps));
+
+    /* A waiter still pending at free is cancelled, from the loop. */
+    got_msg late = {0};
+    aredis_pubsub_get_message(ps, -1, on_message, &late);
+    aredis_pubsub_free(ps);
+    cr_assert_eq(late.done, 0);
+    cr_assert(run_until(loop, &late.done, 3000));
+    cr_assert_eq(late.status, AREDIS_ECANCELED);
+    aredis_client_free(c);
+    aredis_client_free(pub);
+    testloop_free(loop);
+}
+
+Test(pubsub, queue_and_deadline_resp3)
+{
+    queue_mode(3);
+}
+
+Test(pubsub, queue_and_deadline_resp2)
+{
+    queue_mode(2);
+}
+
+Test(pubsub, shard_channels_and_introspection)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = client(loop, 3);
+    aredis_client *pub = client(loop, 3);
+    char ch[64];
+    testenv_key(ch, sizeof ch, "shard");
+    aredis_pubsub *ps = aredis_pubsub_new(c, NULL);
+    seen s = {0};
+    aredis_pubsub_ssubscribe(ps, ch, handler, &s);
+    s.want = 1;
+    for (int tries = 0; !s.done && tries < 200; tries++) {
+        reply_seen r = {0};
+        aredis_command(pub, on_reply, &r, "SPUBLISH %s %s", ch, "sharded");
+        run_until(loop, &r.done, 2000);
+        run_until(loop, &s.done, 20);
+    }
+    cr_assert_eq(s.kind, AREDIS_PUBSUB_SMESSAGE);
+    cr_assert_str_eq(s.data, "sharded");
+    reply_seen n = {0};
+    aredis_command(pub, on_reply, &n, "PUBSUB SHARDNUMSUB %s", ch);
+    cr_assert(run_until(loop, &n.done, 3000));
+    cr_assert_neq(n.type, AREDIS_REPLY_ERROR);
+    reply_seen numpat = {0};
+    aredis_command(pub, on_reply, &numpat, "PUBSUB NUMPAT");
+    cr_assert(run_until(loop, &numpat.done, 3000));
+    cr_assert_eq(numpat.type, AREDIS_REPLY_INTEGER);
+    aredis_pubsub_free(ps);
+    aredis_client_free(c);
+    aredis_client_free(pub);
+    testloop_free(loop);
+}
+
+Test(pubsub, keyspace_notifications)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = client(loop, 3);
+    aredis_client *w = client(loop, 3);
+    char key[64], pattern[128];
+    testenv_key(key, sizeof key, "ks");
+    snprintf(pattern, sizeof pattern, "__keyspace@0__:%s", key);
+    reply_seen cfg = {0};
+    aredis_command(w, on_reply, &cfg, "CONFIG SET notify-keyspace-events KEA");
+    cr_assert(run_until(loop, &cfg.done, 3000));
+    cr_assert_str_eq(cfg.text, "OK");
+    aredis_pubsub *ps = aredis_pubsub_new(c, NULL);
+    seen s = {0};
+    aredis_pubsub_subscribe(ps, pattern, handler, &s);
+    s.want = 1;
+    for (int tries = 0; !s.done && tries < 200; tries++) {
+        reply_seen r = {0};
+        aredis_command(w, on_reply, &r, "SET %s v", key);
+        run_until(loop, &r.done, 2000);
+        run_until(loop, &s.done, 20);
+    }
+    cr_assert_str_eq(s.channel, pattern);
+    cr_assert_str_eq(s.data, "set");
+    aredis_pubsub_free(ps);
+    aredis_client_free(c);
+    aredis_client_free(w);
+    testloop_free(loop);
+}
+
+/* CLIENT KILL TYPE pubsub hits every subscriber of a server, so these
+ * tests use a private server, started and stopped by the project's script
+ * (its owner is this process, so it outlives system()'s shell). */
+static void private_server(testenv_server *out, const char *tag, int stop)
+{
+    char here[512], name[64], cmd[1400];
+    snprintf(here, sizeof here, "%s", __FILE__);
+    snprintf(name, sizeof name, "pubsub-%s-%ld", tag, (long)getpid());
+    snprintf(cmd, sizeof cmd,
+             "AREDIS_TEST_OWNER_PID=%ld bash '%s/../support/redis-server.sh' "
+             "%s '%s' >/dev/null",
+             (long)getpid(), dirname(here), stop ? "stop" : "start", name);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    if (!stop)
+        cr_assert_eq(testenv_server_load(out, name), 0, "%s",
+                     testenv_errstr());
+}
+
+static void resubscribe_after_kill(int protocol)
+{
+    testenv_server mine;
+    private_server(&mine, protocol == 2 ? "two" : "three", 0);
+    testenv_server shared = srv;
+    srv = mine;
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = client(loop, protocol);
+    aredis_client *pub = client(loop, 3);
+    srv = shared;
+    char ch[64];
+    testenv_key(ch, sizeof ch, "resub");
+    seen s = {0};
+    aredis_pubsub *ps = aredis_pubsub_new(
+        c, &(aredis_pubsub_options){.event_handler = handler, .event_ud = &s});
+    aredis_pubsub_subscribe(ps, ch, handler, &s);
+    publish_until(loop, pub, ch, "before", &s, 1);
+    cr_assert_eq(s.messages, 1);
+    int confirmations = s.confirmations;
+
+    /* Kill the subscriber's connection from outside. */
+    reply_seen k = {0};
+    aredis_command(pub, on_reply, &k, "CLIENT KILL TYPE pubsub");
+    cr_assert(run_until(loop, &k.done, 3000));
+    cr_assert_geq(k.integer, 1, "killed %lld", k.integer);
+    for (int i = 0; i < 300 && s.resubscribed == 0; i++)
+        testloop_run_once(loop, 10);
+    cr_assert_eq(s.resubscribed, 1, "protocol %d: the resubscribed event",
+                 protocol);
+    cr_assert_eq(s.confirmations, confirmations,
+                 "no duplicate confirmations reach the program");
+
+    /* A message published after recovery arrives exactly once. */
+    s.done = 0;
+    s.messages = 0;
+    reply_seen p = {0};
+    aredis_command(pub, on_reply, &p, "PUBLISH %s %s", ch, "after");
+    cr_assert(run_until(loop, &p.done, 3000));
+    cr_assert_eq(p.integer, 1, "one subscriber again");
+    int zero = 0;
+    run_until(loop, &zero, 200);
+    cr_assert_eq(s.messages, 1);
+    cr_assert_str_eq(s.data, "after");
+    aredis_pubsub_free(ps);
+    aredis_client_free(c);
+    aredis_client_free(pub);
+    testloop_free(loop);
+    private_server(&mine, protocol == 2 ? "two" : "three", 1);
+}
+
+Test(pubsub, resubscribe_resp3)
+{
+    resubscribe_after_kill(3);
+}
+
+Test(pubsub, resubscribe_resp2)
+{
+    resubscribe_after_kill(2);
+}
+
+static _Atomic int thread_messages;
+
+static void thread_handler(aredis_pubsub *ps, const aredis_pubsub_message *m,
+                           void *ud)
+{
+    (void)ps;
+    (void)ud;
+    if (m->kind == AREDIS_PUBSUB_MESSAGE && strcmp(m->data, "to-thread") == 0)
+        thread_messages++;
+}
+
+Test(pubsub, thread_mode)
+{
+    char url[128], ch[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", srv.port);
+    testenv_key(ch, sizeof ch, "thread");
+    aredis_status st;
+    aredis_pubsub_sub bad = {AREDIS_PUBSUB_SUBSCRIBE, ch, NULL, NULL};
+    cr_assert_null(aredis_pubsub_thread_start(&(aredis_options){.url = url},
+                                              &bad, 1, &st));
+    cr_assert_eq(st.code, AREDIS_EINVAL);
+    cr_assert(strstr(st.msg, "handler") != NULL, "%s", st.msg);
+
+    aredis_pubsub_sub good = {AREDIS_PUBSUB_SUBSCRIBE, ch, thread_handler,
+                              NULL};
+    aredis_pubsub_thread *t = aredis_pubsub_thread_start(
+        &(aredis_options){.url = url}, &good, 1, &st);
+    cr_assert_not_null(t, "%s", st.msg);
+    aredis_sync *s = aredis_sync_connect(&(aredis_options){.url = url}, &st);
+    cr_assert_not_null(s, "%s", st.msg);
+    for (int tries = 0; thread_messages == 0 && tries < 200; tries++) {
+        aredis_reply *r = aredis_sync_command(s, "PUBLISH %s to-thread", ch);
+        aredis_reply_free(r);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_geq(thread_messages, 1);
+    aredis_pubsub_thread_stop(t);
+    aredis_sync_free(s);
+}
