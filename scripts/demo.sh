@@ -7,13 +7,15 @@
 #      is set (redis://host:port), in which case that server is used;
 #   4. build/examples/$demo against it; the server is stopped on exit,
 #      whatever happens (trap).
-# The demo today is examples/resp_demo.c, the protocol layer talking to a
-# real server over a plain socket.
+# The demo is examples/getting_started.c: the asynchronous client on the
+# built-in loop running FLUSHDB, SET, EXISTS, INCRBY, GET, EXPIRE, TTL, a
+# sleep and EXISTS, printing each step. It FLUSHES the database in the URL:
+# point REDIS_URL at a scratch database (redis://host:port/15).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # The demo program (an examples/ target); it takes the server URL as argv[1].
-demo=resp_demo
+demo=getting_started
 
 bash scripts/deps.sh run
 

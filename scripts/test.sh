@@ -10,7 +10,9 @@
 #      everything, then run each fuzz target for FUZZ_SECONDS (default 20) on
 #      a temporary copy of its committed corpus (fuzz/corpus/<target>/ is
 #      only read); any crash fails;
-#   4. style: scripts/check-style.sh (clang-format, banned functions,
+#   4. ThreadSanitizer in build-tsan/: the thread-safe submission scenario
+#      (CTest label tsan) against a real server;
+#   5. style: scripts/check-style.sh (clang-format, banned functions,
 #      clang-tidy).
 # Later steps run even if an earlier one failed, where that makes sense, and
 # the summary at the end lists every step. Exit status 0 only if all passed.
@@ -131,6 +133,21 @@ if step "clang libFuzzer ASan+UBSan: configure build-fuzz" clang_configure &&
   done
 else
   skip "fuzz" "build failed"
+fi
+
+# Criterion's runner cannot start under TSan, so this build only makes the
+# plain TSan programs (label tsan) and the fixtures they need.
+tsan_configure() {
+  CC=gcc cmake -S . -B build-tsan -DCMAKE_C_COMPILER=gcc \
+    -DCMAKE_BUILD_TYPE=Debug -DAREDIS_TSAN=ON -DAREDIS_WERROR=ON \
+    -DAREDIS_BUILD_BENCH=OFF -DAREDIS_BUILD_EXAMPLES=OFF
+}
+if step "gcc TSan: configure build-tsan" tsan_configure &&
+   step "gcc TSan: build" cmake --build build-tsan -j"$jobs" --target tsan_threads; then
+  step "ctest -L tsan (threads under ThreadSanitizer)" \
+    ctest --test-dir build-tsan --output-on-failure -L tsan || true
+else
+  skip "ctest -L tsan" "build failed"
 fi
 
 step "style (clang-format, banned functions, clang-tidy)" bash scripts/check-style.sh || true
