@@ -116,8 +116,8 @@ static int make_workloads(workload *ws)
         cat(&m3, &l3, "$4\r\nlist\r\n*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n");
         cat(&m2, &l2, "$4\r\nlist\r\n*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nc\r\n");
     }
-    ws[n] = (workload){"nested_map", "map of 8 maps (RESP2: arrays)", m3, l3,
-                       m2, l2};
+    ws[n] = (workload){
+        "nested_map", "map of 8 maps (RESP2: arrays)", m3, l3, m2, l2};
     n++;
     return n;
 }

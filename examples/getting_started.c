@@ -39,11 +39,10 @@ static void on_reply(aredis_client *c, const aredis_reply *r, void *ud)
 {
     (void)c;
     demo *d = ud;
-    static const char *names[] = {"FLUSHDB",        "SET foo 1",
-                                  "EXISTS foo",     "INCRBY foo 100",
-                                  "GET foo",        "EXPIRE foo 1",
-                                  "TTL foo",        "",
-                                  "EXISTS foo (after 1.1 s)"};
+    static const char *names[] = {
+        "FLUSHDB",        "SET foo 1", "EXISTS foo",
+        "INCRBY foo 100", "GET foo",   "EXPIRE foo 1",
+        "TTL foo",        "",          "EXISTS foo (after 1.1 s)"};
     show(names[d->step], r);
     int ok = 1;
     switch (d->step) {

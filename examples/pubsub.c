@@ -14,8 +14,7 @@ typedef struct app {
     int news, logs, done;
 } app;
 
-static void on_news(aredis_pubsub *ps, const aredis_pubsub_message *m,
-                    void *ud)
+static void on_news(aredis_pubsub *ps, const aredis_pubsub_message *m, void *ud)
 {
     (void)ps;
     app *a = ud;

@@ -12,8 +12,10 @@
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s rediss://host:port ca.crt "
-                        "[client.crt client.key]\n", argv[0]);
+        fprintf(stderr,
+                "usage: %s rediss://host:port ca.crt "
+                "[client.crt client.key]\n",
+                argv[0]);
         return 2;
     }
     aredis_options o = {.url = argv[1]};

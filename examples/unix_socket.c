@@ -14,7 +14,8 @@ int main(int argc, char **argv)
         return 2;
     }
     aredis_status st;
-    aredis_sync *s = aredis_sync_connect(&(aredis_options){.url = argv[1]}, &st);
+    aredis_sync *s =
+        aredis_sync_connect(&(aredis_options){.url = argv[1]}, &st);
     if (s == NULL) {
         fprintf(stderr, "%s: %s\n", argv[1], st.msg);
         return 1;

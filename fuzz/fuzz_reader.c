@@ -24,13 +24,13 @@ static const aredis_reader_limits limits = {
     .max_buffer = 64 * 1024,
 };
 
-#define CHECK(cond)                                                         \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
             fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-                    #cond);                                                 \
-            abort();                                                        \
-        }                                                                   \
+                    #cond);                                                  \
+            abort();                                                         \
+        }                                                                    \
     } while (0)
 
 /* A growing byte string. */
@@ -184,7 +184,8 @@ static void round_trip(const aredis_reply *r)
     CHECK(aredis_reader_buffered(rd) == 0);
 
     /* Arrays of bulk strings are commands: the writer must agree. */
-    int strings = r->type == AREDIS_REPLY_ARRAY && r->len > 0 && r->attrs == NULL;
+    int strings =
+        r->type == AREDIS_REPLY_ARRAY && r->len > 0 && r->attrs == NULL;
     for (size_t i = 0; strings && i < r->len; i++)
         strings = r->element[i].type == AREDIS_REPLY_STRING &&
                   r->element[i].attrs == NULL;

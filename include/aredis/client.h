@@ -105,14 +105,12 @@ AREDIS_API int aredis_commandv(aredis_client *c, aredis_reply_cb cb, void *ud,
                                const size_t *argvlen);
 
 /** aredis_command() with per-command options (may be NULL). \since 0.1 */
-AREDIS_API int aredis_command_opts(aredis_client *c,
-                                   const aredis_cmd_opts *o,
+AREDIS_API int aredis_command_opts(aredis_client *c, const aredis_cmd_opts *o,
                                    aredis_reply_cb cb, void *ud,
                                    const char *fmt, ...);
 
 /** aredis_commandv() with per-command options (may be NULL). \since 0.1 */
-AREDIS_API int aredis_commandv_opts(aredis_client *c,
-                                    const aredis_cmd_opts *o,
+AREDIS_API int aredis_commandv_opts(aredis_client *c, const aredis_cmd_opts *o,
                                     aredis_reply_cb cb, void *ud, int argc,
                                     const char *const *argv,
                                     const size_t *argvlen);
@@ -162,12 +160,12 @@ typedef enum aredis_conn_event_type {
 } aredis_conn_event_type;
 
 typedef struct aredis_conn_event {
-    int type;        /* aredis_conn_event_type */
-    int code;        /* DISCONNECTED: the aredis_err */
-    const char *msg; /* DISCONNECTED: why; borrowed for the call */
+    int type;         /* aredis_conn_event_type */
+    int code;         /* DISCONNECTED: the aredis_err */
+    const char *msg;  /* DISCONNECTED: why; borrowed for the call */
     int64_t delay_ms; /* RECONNECTING: wait before the attempt */
-    int attempt;     /* RECONNECTING: 1 for the first retry of an outage */
-    int exclusive;   /* the event is about an exclusive connection */
+    int attempt;      /* RECONNECTING: 1 for the first retry of an outage */
+    int exclusive;    /* the event is about an exclusive connection */
 } aredis_conn_event;
 
 typedef void (*aredis_conn_event_cb)(aredis_client *c,
@@ -183,8 +181,8 @@ AREDIS_API void aredis_client_set_event_handler(aredis_client *c,
  * handed to the loop thread, which is woken; cb runs on the loop thread.
  * The client must stay alive until every such call has returned.
  * \return as aredis_command(). \since 0.1 */
-AREDIS_API int aredis_command_ts(aredis_client *c, aredis_reply_cb cb,
-                                 void *ud, const char *fmt, ...);
+AREDIS_API int aredis_command_ts(aredis_client *c, aredis_reply_cb cb, void *ud,
+                                 const char *fmt, ...);
 AREDIS_API int aredis_commandv_ts(aredis_client *c, aredis_reply_cb cb,
                                   void *ud, int argc, const char *const *argv,
                                   const size_t *argvlen);
@@ -207,12 +205,11 @@ AREDIS_API int aredis_client_acquire(aredis_client *c, aredis_acquire_cb cb,
 
 /** Submit on a borrowed connection; same rules as aredis_command().
  * \since 0.1 */
-AREDIS_API int aredis_exclusive_command(aredis_exclusive *x,
-                                        aredis_reply_cb cb, void *ud,
-                                        const char *fmt, ...);
+AREDIS_API int aredis_exclusive_command(aredis_exclusive *x, aredis_reply_cb cb,
+                                        void *ud, const char *fmt, ...);
 AREDIS_API int aredis_exclusive_commandv(aredis_exclusive *x,
-                                         aredis_reply_cb cb, void *ud,
-                                         int argc, const char *const *argv,
+                                         aredis_reply_cb cb, void *ud, int argc,
+                                         const char *const *argv,
                                          const size_t *argvlen);
 
 /** Give the connection back. One with replies still unread is closed,

@@ -53,8 +53,7 @@ typedef struct aredis_loop_ops {
      * earlier arming; ms < 0 disarms it. */
     int (*timer_set)(void *impl, void *handle, int64_t ms);
     void (*timer_stop)(void *impl, void *handle);
-    int (*wake_start)(void *impl, aredis_event_cb cb, void *arg,
-                      void **handle);
+    int (*wake_start)(void *impl, aredis_event_cb cb, void *arg, void **handle);
     /** Thread-safe: make the wake callback run soon on the loop thread.
      * Several wakes may coalesce into one callback. */
     void (*wake)(void *impl, void *handle);
@@ -110,8 +109,8 @@ typedef struct aredis_timer aredis_timer;
 /** Create a stopped timer. \param cb runs on the loop thread when the
  * timer expires \return an owned timer for aredis_timer_free(), or NULL
  * when out of memory. \since 0.1 */
-AREDIS_API aredis_timer *aredis_timer_new(aredis_loop *loop,
-                                          aredis_event_cb cb, void *arg);
+AREDIS_API aredis_timer *aredis_timer_new(aredis_loop *loop, aredis_event_cb cb,
+                                          void *arg);
 
 /** Fire once, ms milliseconds from now (0: on the next loop turn),
  * replacing an earlier start. \return 0 or a negative aredis_err.

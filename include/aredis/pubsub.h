@@ -67,8 +67,7 @@ typedef struct aredis_pubsub aredis_pubsub;
 
 /** A handler for one channel or pattern. The message is borrowed. */
 typedef void (*aredis_pubsub_handler)(aredis_pubsub *ps,
-                                      const aredis_pubsub_message *m,
-                                      void *ud);
+                                      const aredis_pubsub_message *m, void *ud);
 
 typedef struct aredis_pubsub_options {
     /** Do not deliver subscribe/unsubscribe confirmations at all. */
@@ -95,8 +94,7 @@ AREDIS_API void aredis_pubsub_free(aredis_pubsub *ps);
  * handler. \return 0, AREDIS_EINVAL (empty name), AREDIS_ENOMEM,
  * AREDIS_ESTATE. \since 0.1 */
 AREDIS_API int aredis_pubsub_subscribe(aredis_pubsub *ps, const char *channel,
-                                       aredis_pubsub_handler handler,
-                                       void *ud);
+                                       aredis_pubsub_handler handler, void *ud);
 AREDIS_API int aredis_pubsub_psubscribe(aredis_pubsub *ps, const char *pattern,
                                         aredis_pubsub_handler handler,
                                         void *ud);
@@ -122,8 +120,7 @@ typedef void (*aredis_pubsub_message_cb)(aredis_pubsub *ps,
                                          const aredis_pubsub_message *m,
                                          int status, void *ud);
 AREDIS_API int aredis_pubsub_get_message(aredis_pubsub *ps, int64_t timeout_ms,
-                                         aredis_pubsub_message_cb cb,
-                                         void *ud);
+                                         aredis_pubsub_message_cb cb, void *ud);
 
 /** Non-blocking: the oldest queued message, OWNED (free it with
  * aredis_pubsub_message_free()), or NULL when none. \since 0.1 */
@@ -156,10 +153,9 @@ typedef struct aredis_pubsub_sub {
  * (copied) \param st optional: why NULL was returned.
  * \return an owned handle, or NULL: AREDIS_EINVAL (no subscription, or one
  *         without a handler), a bad option, AREDIS_ENOMEM. \since 0.1 */
-AREDIS_API aredis_pubsub_thread *
-aredis_pubsub_thread_start(const aredis_options *opts,
-                           const aredis_pubsub_sub *subs, size_t n,
-                           aredis_status *st);
+AREDIS_API aredis_pubsub_thread *aredis_pubsub_thread_start(
+    const aredis_options *opts, const aredis_pubsub_sub *subs, size_t n,
+    aredis_status *st);
 
 /** Stop the thread (its handlers have all returned when this returns) and
  * free everything. Call from any thread but the pubsub's own. NULL is a

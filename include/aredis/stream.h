@@ -150,10 +150,11 @@ AREDIS_API int aredis_stream_pending_at(const aredis_reply *r, size_t i,
 /** Split an entry id "<ms>-<seq>" (or "<ms>", whose sequence is 0).
  * \param ms, seq receive the parts; either may be NULL.
  * \return 0, or AREDIS_EINVAL when id is not a valid id. \since 0.1 */
-AREDIS_API int aredis_stream_id_parse(const char *id, size_t len,
-                                      uint64_t *ms, uint64_t *seq);
+AREDIS_API int aredis_stream_id_parse(const char *id, size_t len, uint64_t *ms,
+                                      uint64_t *seq);
 
-/* ---- consumer-group helper ------------------------------------------------ */
+/* ---- consumer-group helper ------------------------------------------------
+ */
 
 typedef struct aredis_stream_consumer aredis_stream_consumer;
 
@@ -188,8 +189,7 @@ typedef void (*aredis_stream_error_cb)(aredis_stream_consumer *sc,
                                        const aredis_reply *err, void *ud);
 
 /** Called once when a stop has completed. */
-typedef void (*aredis_stream_stopped_cb)(aredis_stream_consumer *sc,
-                                         void *ud);
+typedef void (*aredis_stream_stopped_cb)(aredis_stream_consumer *sc, void *ud);
 
 typedef struct aredis_stream_consumer_opts {
     /** Stream key, group and consumer name (required; C strings, copied). */

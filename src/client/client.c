@@ -93,7 +93,10 @@ static int heap_push(aredis_client *c, aredis__cmd *cmd)
 {
     if (c->heap_len == c->heap_cap) {
         size_t cap = c->heap_cap ? c->heap_cap * 2 : 64;
-        aredis__cmd **h = aredis__reallocarray(c->heap, cap, sizeof *h);
+        /* An array of pointers to commands, as intended. */
+        aredis__cmd **h = aredis__reallocarray(
+            c->heap, cap,
+            sizeof(aredis__cmd *)); // NOLINT(bugprone-sizeof-expression)
         if (h == NULL)
             return AREDIS_ENOMEM;
         c->heap = h;
@@ -195,8 +198,7 @@ void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
     aredis__finish(c, cmd, &r);
 }
 
-void aredis__deliver(aredis_client *c, aredis__cmd *cmd,
-                     const aredis_reply *r)
+void aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
 {
     const aredis_reply *out = r;
     if (cmd->hook != NULL) {
@@ -380,7 +382,8 @@ static int resilience(aredis__config *cfg, const aredis_options *o,
         o->reconnect_max_attempts ? o->reconnect_max_attempts : 3;
     cfg->reconnect_initial_ms =
         o->reconnect_initial_ms > 0 ? o->reconnect_initial_ms : 100;
-    cfg->reconnect_max_ms = o->reconnect_max_ms > 0 ? o->reconnect_max_ms : 5000;
+    cfg->reconnect_max_ms =
+        o->reconnect_max_ms > 0 ? o->reconnect_max_ms : 5000;
     cfg->max_queued = o->max_queued ? o->max_queued : 100000;
     cfg->queue_full = o->queue_full;
     cfg->retry_read_only = o->retry_read_only;
@@ -526,8 +529,8 @@ typedef struct submit_args {
 
 static int is_subscribe_family(const arg_view *a)
 {
-    static const char *const names[] = {"subscribe",   "psubscribe",
-                                        "ssubscribe",  "unsubscribe",
+    static const char *const names[] = {"subscribe",    "psubscribe",
+                                        "ssubscribe",   "unsubscribe",
                                         "punsubscribe", "sunsubscribe"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         if (arg_is(a, names[i]))
@@ -564,8 +567,8 @@ static const char *classify(aredis_client *c, aredis__cmd *cmd,
         }
     }
     if (cmd->hook == NULL && c->cfg.normalize_resp2)
-        cmd->norm = aredis__norm_classify(args[0].p, args[0].n, bytes,
-                                          cmd->len, argc);
+        cmd->norm =
+            aredis__norm_classify(args[0].p, args[0].n, bytes, cmd->len, argc);
     if ((flags & AREDIS_CMD_IDEMPOTENT) ||
         (c->cfg.retry_read_only &&
          aredis__cmd_is_read_only(args[0].p, args[0].n)))
@@ -573,8 +576,60 @@ static const char *classify(aredis_client *c, aredis__cmd *cmd,
     if (aredis__cmd_is_blocking(bytes, cmd->len, argc))
         cmd->flags |= AREDIS__CMD_BLOCKING;
     if (flags & AREDIS_CMD_NO_RESEND)
-        cmd->flags = (cmd->flags | AREDIS__CMD_NO_RESEND) & ~(unsigned)AREDIS__CMD_RETRY;
+        cmd->flags =
+            (cmd->flags | AREDIS__CMD_NO_RESEND) & ~(unsigned)AREDIS__CMD_RETRY;
     return NULL;
+}
+
+/* The deadline a command gets, and its heap entry. 0 or AREDIS_ENOMEM. */
+static int set_deadline(aredis_client *c, aredis__cmd *cmd,
+                        const aredis_cmd_opts *o)
+{
+    int64_t timeout = c->cfg.command_timeout_ms;
+    if (o != NULL && o->timeout_ms != 0)
+        timeout = o->timeout_ms;
+    /* A blocking command waits as long as it says (BLPOP's own timeout):
+     * only an explicit per-call deadline applies to it. */
+    if ((cmd->flags & AREDIS__CMD_BLOCKING) &&
+        (o == NULL || o->timeout_ms <= 0))
+        timeout = 0;
+    if (timeout <= 0)
+        return 0;
+    cmd->deadline = aredis__now_ms() + timeout;
+    cmd->timeout_ms = timeout;
+    return heap_push(c, cmd);
+}
+
+/* Hand a classified command to its connection. Returns 0, or
+ * AREDIS_ENOMEM when the bytes could not be queued. */
+static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
+                 const char *bytes, int direct)
+{
+    aredis__link *m = &c->main;
+    if (target != NULL)
+        return aredis__link_submit(target, cmd, bytes);
+    if (cmd->flags & AREDIS__CMD_BLOCKING) {
+        aredis__pool_route(c, cmd, bytes);
+        return 0;
+    }
+    if (direct)
+        return aredis__link_submit(m, cmd, NULL);
+    if (c->cfg.max_queued >= 0 && m->npend >= (size_t)c->cfg.max_queued &&
+        c->cfg.queue_full == AREDIS_QUEUE_FAIL) {
+        heap_remove(c, cmd);
+        aredis__defer_done(c, cmd, AREDIS_EBUSY, queue_full);
+        return 0;
+    }
+    return aredis__link_submit(m, cmd, bytes);
+}
+
+static int encode(aredis_buf *b, const submit_args *sa)
+{
+    if (sa->bytes != NULL)
+        return aredis__buf_append(b, sa->bytes, sa->len);
+    if (sa->fmt != NULL)
+        return aredis_write_vfmt(b, sa->fmt, *sa->ap);
+    return aredis_write_argv(b, sa->argc, sa->argv, sa->argvlen);
 }
 
 /* Submit to the shared link (target NULL) or to a borrowed one. */
@@ -590,18 +645,11 @@ static int submit(aredis_client *c, aredis__link *target,
 
     /* The fast path encodes straight into the ready shared connection's
      * output buffer; everything else goes through the scratch buffer. */
-    aredis__link *m = &c->main;
     int direct = target == NULL && sa->bytes == NULL &&
-                 m->state == AREDIS__ST_READY;
-    aredis_buf *b = direct ? &m->conn.out : &c->scratch;
+                 c->main.state == AREDIS__ST_READY;
+    aredis_buf *b = direct ? &c->main.conn.out : &c->scratch;
     size_t start = b->len;
-    int e = 0;
-    if (sa->bytes != NULL)
-        e = aredis__buf_append(b, sa->bytes, sa->len);
-    else if (sa->fmt != NULL)
-        e = aredis_write_vfmt(b, sa->fmt, *sa->ap);
-    else
-        e = aredis_write_argv(b, sa->argc, sa->argv, sa->argvlen);
+    int e = encode(b, sa);
     if (e != 0) {
         aredis__cmd_free(c, cmd);
         return e;
@@ -612,8 +660,8 @@ static int submit(aredis_client *c, aredis__link *target,
     const char *bytes = b->data + start;
 
     c->pending++;
-    const char *refused = sa->pushed ? NULL
-                                     : classify(c, cmd, bytes, o ? o->flags : 0);
+    const char *refused =
+        sa->pushed ? NULL : classify(c, cmd, bytes, o ? o->flags : 0);
     if (refused != NULL) {
         b->len = start;
         aredis__defer_done(c, cmd, AREDIS_EINVAL, refused);
@@ -623,48 +671,23 @@ static int submit(aredis_client *c, aredis__link *target,
         cmd->reply_kind = AREDIS__REPLY_PUSHED;
         cmd->flags |= AREDIS__CMD_NO_RESEND;
     }
-    int64_t timeout = c->cfg.command_timeout_ms;
-    if (o != NULL && o->timeout_ms != 0)
-        timeout = o->timeout_ms;
-    if (cmd->flags & AREDIS__CMD_BLOCKING) {
-        /* A blocking command must not stall the shared connection; its
-         * deadline is the caller's business (BLPOP's own timeout). */
-        if (o == NULL || o->timeout_ms <= 0)
-            timeout = 0;
-    }
     if ((cmd->flags & AREDIS__CMD_RETRY) &&
         (cmd->copy = aredis__strndup(bytes, cmd->len)) == NULL)
         e = AREDIS_ENOMEM;
-    if (e == 0 && timeout > 0) {
-        cmd->deadline = aredis__now_ms() + timeout;
-        cmd->timeout_ms = timeout;
-        e = heap_push(c, cmd);
-    }
+    if (e == 0)
+        e = set_deadline(c, cmd, o);
     if (e != 0) {
         b->len = start;
         c->pending--;
         aredis__cmd_free(c, cmd);
         return e;
     }
-
-    if (target != NULL) {
-        e = aredis__link_submit(target, cmd, bytes);
-    } else if (cmd->flags & AREDIS__CMD_BLOCKING) {
-        aredis__pool_route(c, cmd, bytes);
-    } else if (direct) {
-        e = aredis__link_submit(m, cmd, NULL);
-        start = b->len; /* the bytes stay where they are */
-    } else if (c->cfg.max_queued >= 0 &&
-               m->npend >= (size_t)c->cfg.max_queued &&
-               c->cfg.queue_full == AREDIS_QUEUE_FAIL) {
-        heap_remove(c, cmd);
-        aredis__defer_done(c, cmd, AREDIS_EBUSY, queue_full);
-    } else {
-        e = aredis__link_submit(m, cmd, bytes);
-    }
-    b->len = start;
+    int keep = direct && !(cmd->flags & AREDIS__CMD_BLOCKING);
+    e = route(c, target, cmd, bytes, keep);
+    if (!keep)
+        b->len = start; /* the bytes were copied where they belong */
     if (e != 0) {
-        /* Only out of memory gets here: complete it rather than leak the
+        /* Only out of memory gets here: complete it rather than break the
          * promise made by returning 0 below. */
         heap_remove(c, cmd);
         aredis__defer_done(c, cmd, e, "out of memory");
@@ -749,8 +772,8 @@ int aredis_exclusive_command(aredis_exclusive *x, aredis_reply_cb cb, void *ud,
     return e;
 }
 
-int aredis_exclusive_commandv(aredis_exclusive *x, aredis_reply_cb cb,
-                              void *ud, int argc, const char *const *argv,
+int aredis_exclusive_commandv(aredis_exclusive *x, aredis_reply_cb cb, void *ud,
+                              int argc, const char *const *argv,
                               const size_t *argvlen)
 {
     aredis__link *l = (aredis__link *)x;
@@ -783,7 +806,8 @@ int aredis_client_set_reply_hook(aredis_client *c, const char *command,
         return AREDIS_EINVAL;
     size_t len = strlen(command);
     for (size_t i = 0; i < c->nhooks; i++) {
-        if (c->hooks[i].len != len || strcasecmp(c->hooks[i].name, command))
+        if (c->hooks[i].len != len ||
+            strcasecmp(c->hooks[i].name, command) != 0)
             continue;
         if (hook != NULL) {
             c->hooks[i].fn = hook;

@@ -140,7 +140,7 @@ struct aredis_client {
     void *data;
     void (*data_free)(void *);
 
-    aredis_buf scratch; /* encoding area when not on the fast path */
+    aredis_buf scratch;            /* encoding area when not on the fast path */
     struct aredis_pubsub *pubsubs; /* every pubsub of this client */
 
     /* Thread-safe submissions (threads.c). */
@@ -167,8 +167,7 @@ void aredis__finish(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
 void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
                           const char *msg);
 /* Deliver a server reply through the command's hook or normalisation. */
-void aredis__deliver(aredis_client *c, aredis__cmd *cmd,
-                     const aredis_reply *r);
+void aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
 /* Complete from the loop, later (inside API calls). */
 void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
                         const char *msg);
@@ -177,7 +176,6 @@ void aredis__rearm(aredis_client *c);
 void aredis__cancel_list(aredis_client *c, aredis__cmd *cmd);
 void aredis__emit(aredis_client *c, const aredis__link *l, int type, int code,
                   const char *msg, int64_t delay_ms, int attempt);
-
 
 /* ---- link.c ------------------------------------------------------------ */
 

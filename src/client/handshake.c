@@ -28,8 +28,7 @@ static int starts_with(const aredis_reply *r, const char *prefix)
     return r->len >= n && memcmp(r->str, prefix, n) == 0;
 }
 
-static void hs_failed(aredis__link *l, const char *step,
-                      const aredis_reply *r)
+static void hs_failed(aredis__link *l, const char *step, const aredis_reply *r)
 {
     int code = AREDIS_ESERVER;
     if (starts_with(r, "WRONGPASS") || starts_with(r, "NOAUTH") ||
@@ -91,8 +90,7 @@ static void on_setname(aredis_client *c, aredis__cmd *cmd,
         hs_advance(l);
 }
 
-static void on_select(aredis_client *c, aredis__cmd *cmd,
-                      const aredis_reply *r)
+static void on_select(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
 {
     aredis__link *l = link_of(cmd);
     (void)c;

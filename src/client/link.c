@@ -240,7 +240,8 @@ static int64_t backoff_ms(const aredis__config *cfg, int attempt)
         d = cfg->reconnect_max_ms;
     /* Full jitter over the upper half, so clients that lost the same
      * server do not all come back in the same millisecond. */
-    return d / 2 + (d > 1 ? (int64_t)((uint64_t)rand() % (uint64_t)(d / 2 + 1)) : 0);
+    return d / 2 +
+           (d > 1 ? (int64_t)((uint64_t)rand() % (uint64_t)(d / 2 + 1)) : 0);
 }
 
 /* Move the commands a dead connection carried: re-queue what cannot have
@@ -399,8 +400,8 @@ static void try_next_address(aredis__link *l)
             l->addr_next++;
         }
         aredis__transport *tp = NULL;
-        code = aredis__transport_connect(&c->cfg, sa, len, &tp, err,
-                                         sizeof err);
+        code =
+            aredis__transport_connect(&c->cfg, sa, len, &tp, err, sizeof err);
         if (code == 0) {
             l->tp = tp;
             l->state = AREDIS__ST_CONNECTING;

@@ -18,9 +18,9 @@ typedef struct rule {
 
 /* Commands whose RESP2 reply is reshaped whatever their arguments. */
 static const rule by_name[] = {
-    {"hgetall", AREDIS__NORM_MAP},   {"smembers", AREDIS__NORM_SET},
-    {"sinter", AREDIS__NORM_SET},    {"sunion", AREDIS__NORM_SET},
-    {"sdiff", AREDIS__NORM_SET},     {"zscore", AREDIS__NORM_DOUBLE},
+    {"hgetall", AREDIS__NORM_MAP},    {"smembers", AREDIS__NORM_SET},
+    {"sinter", AREDIS__NORM_SET},     {"sunion", AREDIS__NORM_SET},
+    {"sdiff", AREDIS__NORM_SET},      {"zscore", AREDIS__NORM_DOUBLE},
     {"zincrby", AREDIS__NORM_DOUBLE}, {"zmscore", AREDIS__NORM_DOUBLES},
 };
 
@@ -61,8 +61,8 @@ int aredis__norm_classify(const char *name, size_t len, const char *cmd,
     const char *arg;
     size_t n;
     if (word_is(name, len, "config")) {
-        p = next_arg(p, &arg, &n);
-        p = next_arg(p, &arg, &n);
+        p = next_arg(p, &arg, &n); /* CONFIG itself */
+        next_arg(p, &arg, &n);
         return argc >= 2 && word_is(arg, n, "get") ? AREDIS__NORM_MAP
                                                    : AREDIS__NORM_NONE;
     }
@@ -104,7 +104,8 @@ const aredis_reply *aredis__normalize(aredis_reply_arena *a, int norm,
         if ((n = aredis_arena_nodes(a, 1)) == NULL)
             return r;
         *n = *r;
-        n->type = norm == AREDIS__NORM_MAP ? AREDIS_REPLY_MAP : AREDIS_REPLY_SET;
+        n->type =
+            norm == AREDIS__NORM_MAP ? AREDIS_REPLY_MAP : AREDIS_REPLY_SET;
         return n;
     case AREDIS__NORM_DOUBLE:
         if ((n = aredis_arena_nodes(a, 1)) == NULL || to_double(n, r) != 0)

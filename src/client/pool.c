@@ -219,11 +219,11 @@ void aredis__pool_timer(aredis_client *c, int64_t now)
 int64_t aredis__pool_next_deadline(const aredis_client *c)
 {
     int64_t next = 0;
-#define CONSIDER(t)                                                        \
-    do {                                                                   \
-        int64_t t_ = (t);                                                  \
-        if (t_ != 0 && (next == 0 || t_ < next))                           \
-            next = t_;                                                     \
+#define CONSIDER(t)                              \
+    do {                                         \
+        int64_t t_ = (t);                        \
+        if (t_ != 0 && (next == 0 || t_ < next)) \
+            next = t_;                           \
     } while (0)
     for (const aredis__link *l = c->pool; l != NULL; l = l->pool_next) {
         CONSIDER(l->deadline);

@@ -55,7 +55,7 @@ struct aredis_pubsub {
     int mode;
     aredis__link *link;
     sub_set subs[SUB_KINDS];
-    int need_replay; /* the link was lost with subscriptions held */
+    int need_replay;   /* the link was lost with subscriptions held */
     long long swallow; /* confirmations the replay will cause */
     queued *q_head, *q_tail;
     waiter *w_head, *w_tail;
@@ -303,12 +303,12 @@ static queued *copy_message(const aredis_pubsub_message *m)
     q->next = NULL;
     q->m = *m;
     char *p = (char *)(q + 1);
-#define COPY(field, len)                                                  \
-    if (m->field != NULL) {                                               \
-        memcpy(p, m->field, m->len);                                      \
-        p[m->len] = '\0';                                                 \
-        q->m.field = p;                                                   \
-        p += m->len + 1;                                                  \
+#define COPY(field, len)             \
+    if (m->field != NULL) {          \
+        memcpy(p, m->field, m->len); \
+        p[m->len] = '\0';            \
+        q->m.field = p;              \
+        p += m->len + 1;             \
     }
     COPY(channel, channel_len)
     COPY(pattern, pattern_len)
@@ -769,7 +769,8 @@ aredis_pubsub_thread *aredis_pubsub_thread_start(const aredis_options *opts,
             st->code = AREDIS_EINVAL;
             snprintf(st->msg, sizeof st->msg,
                      "subscription %zu has no handler: a pubsub thread "
-                     "delivers only through handlers", i);
+                     "delivers only through handlers",
+                     i);
             return NULL;
         }
     }

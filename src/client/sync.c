@@ -110,8 +110,7 @@ aredis_sync *aredis_sync_connect(const aredis_options *opts, aredis_status *st)
     aredis_reply *r = aredis_sync_command(s, "PING");
     if (r == NULL || r->type == AREDIS_REPLY_ERROR) {
         st->code = r ? r->code : AREDIS_ENOMEM;
-        snprintf(st->msg, sizeof st->msg, "%s",
-                 r ? r->str : "out of memory");
+        snprintf(st->msg, sizeof st->msg, "%s", r ? r->str : "out of memory");
         aredis_reply_free(r);
         aredis_sync_free(s);
         return NULL;

@@ -148,9 +148,8 @@ int aredis_command_ts(aredis_client *c, aredis_reply_cb cb, void *ud,
     return enqueue(c, cb, ud, &b);
 }
 
-int aredis_commandv_ts(aredis_client *c, aredis_reply_cb cb, void *ud,
-                       int argc, const char *const *argv,
-                       const size_t *argvlen)
+int aredis_commandv_ts(aredis_client *c, aredis_reply_cb cb, void *ud, int argc,
+                       const char *const *argv, const size_t *argvlen)
 {
     aredis_buf b;
     aredis_buf_init(&b);

@@ -20,9 +20,9 @@ typedef struct aredis__cmd aredis__cmd;
 
 /* Flags of a command record. */
 enum {
-    AREDIS__CMD_NOREPLY = 1 << 0,   /* the server sends no reply (CLIENT REPLY) */
-    AREDIS__CMD_DONE = 1 << 1,      /* its callback has run or is scheduled */
-    AREDIS__CMD_INTERNAL = 1 << 2,  /* a handshake step, not a user command */
+    AREDIS__CMD_NOREPLY = 1 << 0, /* the server sends no reply (CLIENT REPLY) */
+    AREDIS__CMD_DONE = 1 << 1,    /* its callback has run or is scheduled */
+    AREDIS__CMD_INTERNAL = 1 << 2, /* a handshake step, not a user command */
 };
 
 /* One command, from submit to completion: a single allocation that is
@@ -36,16 +36,16 @@ struct aredis__cmd {
     void (*icb)(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
     aredis_reply_hook hook;
     void *hook_ud;
-    int64_t deadline;  /* absolute ms, 0: none */
+    int64_t deadline;   /* absolute ms, 0: none */
     int64_t timeout_ms; /* what the deadline was computed from */
-    size_t heap_idx;   /* position in the deadline heap + 1, 0: not in it */
+    size_t heap_idx;    /* position in the deadline heap + 1, 0: not in it */
     unsigned flags;
-    int norm;          /* built-in RESP2 -> RESP3 reshaping, see client */
-    int fail_code;     /* for the done queue: the error to report */
+    int norm;      /* built-in RESP2 -> RESP3 reshaping, see client */
+    int fail_code; /* for the done queue: the error to report */
     const char *fail_msg;
-    int reply_kind;    /* AREDIS__REPLY_*: its effect on CLIENT REPLY */
-    void *link;        /* the client's link that holds it, or NULL */
-    char *copy;        /* its bytes, kept when it may be re-sent */
+    int reply_kind;     /* AREDIS__REPLY_*: its effect on CLIENT REPLY */
+    void *link;         /* the client's link that holds it, or NULL */
+    char *copy;         /* its bytes, kept when it may be re-sent */
     int64_t wait_until; /* waiting for an exclusive connection until then */
 };
 
@@ -59,18 +59,18 @@ enum {
 };
 
 typedef struct aredis__conn {
-    aredis_buf out;      /* bytes to write; out_pos of them already written */
+    aredis_buf out; /* bytes to write; out_pos of them already written */
     size_t out_pos;
-    uint64_t queued;     /* stream offset of the end of `out` */
-    uint64_t written;    /* stream offset written to the socket */
-    uint64_t base;       /* stream offset of out.data[0] */
+    uint64_t queued;  /* stream offset of the end of `out` */
+    uint64_t written; /* stream offset written to the socket */
+    uint64_t base;    /* stream offset of out.data[0] */
     aredis_reader *rd;
     aredis_reader_limits limits;
     aredis__cmd *head, *tail; /* awaiting replies, oldest first */
     size_t inflight;
-    int reply_off;       /* CLIENT REPLY OFF in effect */
-    int skip_next;       /* CLIENT REPLY SKIP: the next command gets none */
-    int raw_push;        /* RESP2 pub/sub: every reply is a message */
+    int reply_off; /* CLIENT REPLY OFF in effect */
+    int skip_next; /* CLIENT REPLY SKIP: the next command gets none */
+    int raw_push;  /* RESP2 pub/sub: every reply is a message */
 } aredis__conn;
 
 /* 0 or AREDIS_ENOMEM. */
@@ -90,8 +90,7 @@ int aredis__conn_enqueue(aredis__conn *cn, aredis__cmd *cmd, size_t len,
                          int reply_kind);
 
 /* Bytes waiting to be written: valid until the next call on cn. */
-static inline size_t aredis__conn_out(const aredis__conn *cn,
-                                      const char **data)
+static inline size_t aredis__conn_out(const aredis__conn *cn, const char **data)
 {
     *data = cn->out.data + cn->out_pos;
     return cn->out.len - cn->out_pos;

@@ -12,7 +12,6 @@
  * entries in RESP3 (RESP3.md, "Map type"), nil when BLOCK timed out. */
 #include "aredis/stream.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -592,13 +591,12 @@ static void on_stop_timer(void *arg)
     settle(arg);
 }
 
-static int bad(aredis_status *st, int code, const char *msg)
+static void bad(aredis_status *st, int code, const char *msg)
 {
     if (st != NULL) {
         st->code = code;
         snprintf(st->msg, sizeof st->msg, "%s", msg);
     }
-    return 0;
 }
 
 aredis_stream_consumer *aredis_stream_consumer_new(
@@ -653,8 +651,7 @@ aredis_stream_consumer *aredis_stream_consumer_new(
         release(sc);
         goto oom;
     }
-    if (st != NULL)
-        bad(st, 0, "");
+    bad(st, 0, "");
     return sc;
 oom:
     bad(st, AREDIS_ENOMEM, "out of memory");

@@ -27,7 +27,7 @@
 #define DEFAULT_MAX_DEPTH 64
 #define DEFAULT_MAX_BULK ((size_t)512 * 1024 * 1024)
 #define DEFAULT_MAX_ELEMENTS ((size_t)1 << 28)
-#define DEFAULT_MAX_BUFFER (((size_t)1 << 30) + 64 * 1024)
+#define DEFAULT_MAX_BUFFER (((size_t)1 << 30) + (size_t)64 * 1024)
 #define READ_CHUNK ((size_t)16 * 1024)
 #define INITIAL_ARENA 16
 /* Past these sizes an idle buffer or arena is given back, so one huge reply
@@ -98,80 +98,101 @@ static double strtod_c(const char *s, char **end)
     return strtod(s, end);
 }
 
-static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,
-                                     1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17,
-                                     1e18, 1e19, 1e20, 1e21, 1e22};
+static const double pow10_exact[] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
 /* A RESP3 double (section "Double type"): inf, -inf, nan, or a decimal
  * with optional fraction and exponent. Short decimals are converted
  * exactly with one multiplication or division (both operands are exact
  * doubles, so the result is correctly rounded); the rest go to strtod in
  * the C locale. Declared in resp/resp.h for the client's reply reshaping. */
+/* Digits of a decimal, collected for the exact fast path. */
+typedef struct decimal {
+    uint64_t mant;
+    int digits; /* significant digits kept; 99: too many for the fast path */
+    int frac;   /* digits after the point */
+} decimal;
+
+static void take_digit(decimal *d, char c)
+{
+    if (d->digits < 19 && (d->mant != 0 || c != '0')) {
+        d->mant = d->mant * 10 + (uint64_t)(c - '0');
+        d->digits++;
+    } else if (d->digits >= 19) {
+        d->digits = 99;
+    }
+}
+
+/* inf, -inf, nan (any case). Returns 1 when s[i..n) is one of them. */
+static int parse_special(const char *w, size_t len, int neg, double *out)
+{
+    if (len != 3)
+        return 0;
+    if ((w[0] | 0x20) == 'i' && (w[1] | 0x20) == 'n' && (w[2] | 0x20) == 'f') {
+        *out = neg ? -INFINITY : INFINITY;
+        return 1;
+    }
+    if ((w[0] | 0x20) == 'n' && (w[1] | 0x20) == 'a' && (w[2] | 0x20) == 'n') {
+        *out = NAN;
+        return 1;
+    }
+    return 0;
+}
+
+/* The exponent after 'e': optional sign, at least one digit, to the end.
+ * Returns 0 or -1; huge exponents saturate (the slow path handles them). */
+static int parse_exponent(const char *s, size_t i, size_t n, long *exp10)
+{
+    int eneg = 0;
+    if (i < n && (s[i] == '-' || s[i] == '+'))
+        eneg = s[i++] == '-';
+    if (i == n)
+        return -1;
+    long e = 0;
+    for (; i < n; i++) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (d > 9)
+            return -1;
+        if (e < 100000)
+            e = e * 10 + (long)d;
+    }
+    *exp10 = eneg ? -e : e;
+    return 0;
+}
+
 int aredis__parse_double(const char *s, size_t n, double *out)
 {
     if (n == 0 || n > MAX_DOUBLE_TEXT)
         return -1;
     size_t i = 0;
-    int neg = 0;
-    if (s[0] == '-' || s[0] == '+') {
-        neg = s[0] == '-';
+    int neg = s[0] == '-';
+    if (s[0] == '-' || s[0] == '+')
         i = 1;
-    }
-    if (n - i == 3) {
-        const char *w = s + i;
-        if ((w[0] | 0x20) == 'i' && (w[1] | 0x20) == 'n' &&
-            (w[2] | 0x20) == 'f') {
-            *out = neg ? -INFINITY : INFINITY;
-            return 0;
-        }
-        if ((w[0] | 0x20) == 'n' && (w[1] | 0x20) == 'a' &&
-            (w[2] | 0x20) == 'n') {
-            *out = NAN;
-            return 0;
-        }
-    }
-    uint64_t mant = 0;
-    int digits = 0, frac = 0, seen_digit = 0;
+    if (parse_special(s + i, n - i, neg, out))
+        return 0;
+    decimal d = {0, 0, 0};
+    int seen_digit = 0;
     for (; i < n && (unsigned)(s[i] - '0') <= 9; i++, seen_digit = 1)
-        if (digits < 19 && (mant != 0 || s[i] != '0'))
-            mant = mant * 10 + (uint64_t)(s[i] - '0'), digits++;
-        else if (digits >= 19)
-            digits = 99; /* too many significant digits for the fast path */
-    if (i < n && s[i] == '.') {
+        take_digit(&d, s[i]);
+    if (i < n && s[i] == '.')
         for (i++; i < n && (unsigned)(s[i] - '0') <= 9; i++, seen_digit = 1) {
-            if (digits < 19 && (mant != 0 || s[i] != '0'))
-                mant = mant * 10 + (uint64_t)(s[i] - '0'), digits++;
-            else if (digits >= 19)
-                digits = 99;
-            frac++;
+            take_digit(&d, s[i]);
+            d.frac++;
         }
-    }
     if (!seen_digit)
         return -1;
     long exp10 = 0;
     if (i < n && (s[i] | 0x20) == 'e') {
-        i++;
-        int eneg = 0;
-        if (i < n && (s[i] == '-' || s[i] == '+'))
-            eneg = s[i++] == '-';
-        if (i == n)
+        if (parse_exponent(s, i + 1, n, &exp10) != 0)
             return -1;
-        for (; i < n; i++) {
-            unsigned d = (unsigned)(s[i] - '0');
-            if (d > 9)
-                return -1;
-            if (exp10 < 100000)
-                exp10 = exp10 * 10 + (long)d;
-        }
-        if (eneg)
-            exp10 = -exp10;
+        i = n;
     }
     if (i != n)
         return -1;
-    exp10 -= frac;
-    if (digits <= 15 && exp10 >= -22 && exp10 <= 22) {
-        double v = (double)mant;
+    exp10 -= d.frac;
+    if (d.digits <= 15 && exp10 >= -22 && exp10 <= 22) {
+        double v = (double)d.mant;
         v = exp10 < 0 ? v / pow10_exact[-exp10] : v * pow10_exact[exp10];
         *out = neg ? -v : v;
         return 0;
@@ -294,8 +315,7 @@ static int agg_type(char t)
     }
 }
 
-static void fill_agg(aredis_reply *r, char t, aredis_reply *children,
-                     size_t n)
+static void fill_agg(aredis_reply *r, char t, aredis_reply *children, size_t n)
 {
     r->type = agg_type(t);
     r->code = 0;
@@ -318,8 +338,7 @@ static int push_scan_frame(aredis_reader *rd, size_t items, int is_attr)
                     rd->lim.max_depth);
     if (rd->depth == rd->stack_cap) {
         size_t cap = rd->stack_cap ? rd->stack_cap * 2 : 16;
-        aredis__scan_frame *s =
-            aredis__reallocarray(rd->stack, cap, sizeof *s);
+        aredis__scan_frame *s = aredis__reallocarray(rd->stack, cap, sizeof *s);
         if (s == NULL)
             return AREDIS_ENOMEM;
         rd->stack = s;
@@ -409,6 +428,153 @@ static int item_done(aredis_reader *rd)
     }
 }
 
+/* What one header did, for scan(). Negative values are errors. */
+enum {
+    STEP_MORE,   /* cut short: wait for more bytes */
+    STEP_SCALAR, /* a complete scalar inside an aggregate */
+    STEP_BUILT,  /* a scalar root, filled in arena[0] */
+    STEP_OPENED, /* an aggregate (or attribute) opened */
+    STEP_EMPTY,  /* an empty aggregate: a complete item */
+    STEP_ATTR0,  /* an empty attribute: the next item is annotated */
+};
+
+/* The length or count of a bulk or aggregate header is above its limit. */
+static int too_big(aredis_reader *rd, char t, const char *h, const char *end)
+{
+    if (t == '$' || t == '!' || t == '=')
+        return fail(rd, AREDIS_ETOOBIG,
+                    "bulk length %.*s exceeds max_bulk_len (%zu)",
+                    shown(h, end), h, rd->lim.max_bulk_len);
+    return fail(rd, AREDIS_ETOOBIG,
+                "aggregate of %.*s%s exceeds max_elements (%zu)", shown(h, end),
+                h, t == '%' || t == '|' ? " pairs" : "", rd->lim.max_elements);
+}
+
+/* A bulk body of n bytes starting at *next: complete, CRLF-terminated,
+ * and for '=' with a valid "fmt:" prefix (RESP3 "Verbatim string"). */
+static int scan_bulk_body(aredis_reader *rd, char t, char **next,
+                          const char *end, size_t n, int root)
+{
+    char *body = *next;
+    if ((size_t)(end - body) < n + 2) {
+        /* Wait for the body without reading the header again for every
+         * byte that arrives. */
+        rd->need = (size_t)(body - rd->buf) + n + 2;
+        return STEP_MORE;
+    }
+    if (body[n] != '\r' || body[n + 1] != '\n')
+        return fail(rd, AREDIS_EPROTO, "bulk string not followed by CRLF");
+    if (t == '=' &&
+        (n < 4 || body[3] != ':' || (unsigned)(body[0] - 'a') > 25 ||
+         (unsigned)(body[1] - 'a') > 25 || (unsigned)(body[2] - 'a') > 25))
+        return fail(rd, AREDIS_EPROTO, "unknown verbatim string format");
+    *next = body + n + 2;
+    if (root) {
+        fill_bulk(&rd->arena[0], t, body, n);
+        return STEP_BUILT;
+    }
+    return STEP_SCALAR;
+}
+
+/* A header whose line is a number: integers, bulk lengths, aggregate
+ * counts. *next is set past what was consumed. */
+static int scan_numeric(aredis_reader *rd, char *p, const char *end, int root,
+                        char **next)
+{
+    char t = *p;
+    int neg;
+    uint64_t v = 0;
+    const char *cr = NULL;
+    const char *h = p + 1;
+    int r = read_num(h, end, &neg, &v, &cr);
+    if (r == NUM_MORE)
+        return STEP_MORE;
+    if (r == NUM_NOLF)
+        return fail(rd, AREDIS_EPROTO, "CR not followed by LF");
+    *next = r == NUM_OK ? (char *)cr + 2 : p;
+    if (t == ':') {
+        if (r != NUM_OK || v > (uint64_t)LLONG_MAX + (uint64_t)neg)
+            return fail(rd, AREDIS_EPROTO, "bad integer \"%.*s\"",
+                        shown(h, end), h);
+        if (!root)
+            return STEP_SCALAR;
+        fill_int(&rd->arena[0], neg ? (long long)(0 - v) : (long long)v);
+        return STEP_BUILT;
+    }
+    if (r == NUM_OK && neg && v == 1 && (t == '$' || t == '*')) {
+        /* RESP2 null bulk or null array. */
+        if (!root)
+            return STEP_SCALAR;
+        fill_nil(&rd->arena[0]);
+        return STEP_BUILT;
+    }
+    int bulk = t == '$' || t == '!' || t == '=';
+    int pairs = t == '%' || t == '|';
+    size_t limit = bulk ? rd->lim.max_bulk_len : rd->lim.max_elements;
+    if (pairs)
+        limit /= 2;
+    if (r == NUM_BIG || (r == NUM_OK && !neg && v > limit))
+        return too_big(rd, t, h, end);
+    if (r != NUM_OK || neg)
+        return fail(rd, AREDIS_EPROTO, "bad %s length \"%.*s\"",
+                    bulk ? "bulk" : "aggregate", shown(h, end), h);
+    size_t n = (size_t)v;
+    if (bulk)
+        return scan_bulk_body(rd, t, next, end, n, root);
+    if (t == '|') {
+        if (rd->attr_pending)
+            return fail(rd, AREDIS_EPROTO,
+                        "attribute followed by another attribute");
+        rd->attr_pending = n == 0;
+    }
+    rd->nodes++;
+    if (n == 0)
+        return t == '|' ? STEP_ATTR0 : STEP_EMPTY;
+    int e = push_scan_frame(rd, pairs ? n * 2 : n, t == '|');
+    if (e != 0)
+        return e;
+    if (rd->depth > rd->max_depth_seen)
+        rd->max_depth_seen = rd->depth;
+    return STEP_OPENED;
+}
+
+/* A header whose value is the rest of its line: + - , ( # _ */
+static int scan_line(aredis_reader *rd, char *p, const char *end, int root,
+                     char **next)
+{
+    char *buf = rd->buf;
+    char t = *p;
+    /* Resume the CR search of a line that was cut short. */
+    char *from = p + 1;
+    if (rd->line_from > (size_t)(from - buf))
+        from = buf + rd->line_from;
+    char *cr = from < end ? memchr(from, '\r', (size_t)(end - from)) : NULL;
+    if (cr == NULL || cr + 1 == end) {
+        rd->line_from = (size_t)((cr ? cr : end) - buf);
+        return STEP_MORE;
+    }
+    if (cr[1] != '\n')
+        return fail(rd, AREDIS_EPROTO, "CR not followed by LF");
+    rd->line_from = 0;
+    char *line = p + 1;
+    size_t llen = (size_t)(cr - line);
+    double d;
+    if (t == ',' && aredis__parse_double(line, llen, &d) != 0)
+        return fail(rd, AREDIS_EPROTO, "bad double \"%.*s\"", shown(line, end),
+                    line);
+    if (t == '(' && !is_bignum(line, llen))
+        return fail(rd, AREDIS_EPROTO, "bad big number");
+    if (t == '#' && (llen != 1 || (line[0] != 't' && line[0] != 'f')))
+        return fail(rd, AREDIS_EPROTO, "bad boolean");
+    if (t == '_' && llen != 0)
+        return fail(rd, AREDIS_EPROTO, "bad null");
+    *next = cr + 2;
+    if (!root)
+        return STEP_SCALAR;
+    fill_line(&rd->arena[0], t, line, llen);
+    return STEP_BUILT;
+}
+
 /* Validate from rd->spos on. Returns 0 when more bytes are needed (the
  * state is saved), SCAN_COMPLETE or SCAN_BUILT when a whole top-level reply
  * is buffered, or a negative error. */
@@ -424,7 +590,8 @@ static int scan(aredis_reader *rd)
     while (p < end) {
         char t = *p;
         int root = rd->depth == 0 && rd->nodes == 0;
-        char *next;
+        char *next = p;
+        int r;
 
         if (t != '|')
             rd->attr_pending = 0;
@@ -437,166 +604,42 @@ static int scan(aredis_reader *rd)
         case '%':
         case '~':
         case '>':
-        case '|': {
-            int neg;
-            uint64_t v = 0;
-            const char *cr = NULL;
-            const char *h = p + 1;
-            int r = read_num(h, end, &neg, &v, &cr);
-            if (r == NUM_MORE)
-                goto more;
-            if (r == NUM_NOLF)
-                return fail(rd, AREDIS_EPROTO, "CR not followed by LF");
-            next = r == NUM_OK ? (char *)cr + 2 : p;
-            if (t == ':') {
-                if (r != NUM_OK || v > (uint64_t)LLONG_MAX + (uint64_t)neg)
-                    return fail(rd, AREDIS_EPROTO, "bad integer \"%.*s\"",
-                                shown(h, end), h);
-                long long iv = neg ? (long long)(0 - v) : (long long)v;
-                if (root) {
-                    fill_int(&rd->arena[0], iv);
-                    goto built;
-                }
-                break;
-            }
-            int nil = r == NUM_OK && neg && v == 1;
-            if (nil && (t == '$' || t == '*')) { /* RESP2 null */
-                if (root) {
-                    fill_nil(&rd->arena[0]);
-                    goto built;
-                }
-                break;
-            }
-            int bulk = t == '$' || t == '!' || t == '=';
-            int pairs = t == '%' || t == '|';
-            size_t limit = bulk ? rd->lim.max_bulk_len : rd->lim.max_elements;
-            if (pairs)
-                limit /= 2;
-            if (r == NUM_BIG || (r == NUM_OK && !neg && v > limit)) {
-                if (bulk)
-                    return fail(rd, AREDIS_ETOOBIG,
-                                "bulk length %.*s exceeds max_bulk_len (%zu)",
-                                shown(h, end), h, limit);
-                return fail(rd, AREDIS_ETOOBIG,
-                            "aggregate of %.*s%s exceeds max_elements (%zu)",
-                            shown(h, end), h, pairs ? " pairs" : "",
-                            rd->lim.max_elements);
-            }
-            if (r != NUM_OK || neg)
-                return fail(rd, AREDIS_EPROTO, "bad %s length \"%.*s\"",
-                            bulk ? "bulk" : "aggregate", shown(h, end), h);
-            size_t n = (size_t)v;
-            if (bulk) {
-                if ((size_t)(end - next) < n + 2) {
-                    /* Wait for the body without reading the header again
-                     * for every byte that arrives. */
-                    rd->need = (size_t)(next - buf) + n + 2;
-                    goto more;
-                }
-                if (next[n] != '\r' || next[n + 1] != '\n')
-                    return fail(rd, AREDIS_EPROTO,
-                                "bulk string not followed by CRLF");
-                if (t == '=' &&
-                    (n < 4 || next[3] != ':' ||
-                     (unsigned)(next[0] - 'a') > 25 ||
-                     (unsigned)(next[1] - 'a') > 25 ||
-                     (unsigned)(next[2] - 'a') > 25))
-                    return fail(rd, AREDIS_EPROTO,
-                                "unknown verbatim string format");
-                if (root) {
-                    fill_bulk(&rd->arena[0], t, next, n);
-                    next += n + 2;
-                    goto built;
-                }
-                next += n + 2;
-                break;
-            }
-            /* An aggregate header. */
-            if (t == '|') {
-                if (rd->attr_pending)
-                    return fail(rd, AREDIS_EPROTO,
-                                "attribute followed by another attribute");
-                rd->attr_pending = n == 0;
-            }
-            rd->nodes++;
-            p = next;
-            if (n == 0) {
-                if (t != '|' && item_done(rd))
-                    goto complete;
-                continue;
-            }
-            int e = push_scan_frame(rd, pairs ? n * 2 : n, t == '|');
-            if (e != 0)
-                return e;
-            if (rd->depth > rd->max_depth_seen)
-                rd->max_depth_seen = rd->depth;
-            continue;
-        }
+        case '|':
+            r = scan_numeric(rd, p, end, root, &next);
+            break;
         case '+':
         case '-':
         case ',':
         case '(':
         case '#':
-        case '_': {
-            /* Resume the CR search of a line that was cut short. */
-            char *from = p + 1;
-            if (rd->line_from > (size_t)(from - buf))
-                from = buf + rd->line_from;
-            char *cr = from < end ? memchr(from, '\r', (size_t)(end - from))
-                                  : NULL;
-            if (cr == NULL) {
-                rd->line_from = (size_t)(end - buf);
-                goto more;
-            }
-            if (cr + 1 == end) {
-                rd->line_from = (size_t)(cr - buf);
-                goto more;
-            }
-            if (cr[1] != '\n')
-                return fail(rd, AREDIS_EPROTO, "CR not followed by LF");
-            rd->line_from = 0;
-            char *line = p + 1;
-            size_t llen = (size_t)(cr - line);
-            double d;
-            if (t == ',' && aredis__parse_double(line, llen, &d) != 0)
-                return fail(rd, AREDIS_EPROTO, "bad double \"%.*s\"",
-                            shown(line, end), line);
-            if (t == '(' && !is_bignum(line, llen))
-                return fail(rd, AREDIS_EPROTO, "bad big number");
-            if (t == '#' && (llen != 1 || (line[0] != 't' && line[0] != 'f')))
-                return fail(rd, AREDIS_EPROTO, "bad boolean");
-            if (t == '_' && llen != 0)
-                return fail(rd, AREDIS_EPROTO, "bad null");
-            next = cr + 2;
-            if (root) {
-                fill_line(&rd->arena[0], t, line, llen);
-                goto built;
-            }
+        case '_':
+            r = scan_line(rd, p, end, root, &next);
             break;
-        }
         default:
             return fail(rd, AREDIS_EPROTO,
                         "unknown reply type byte 0x%02x at offset %zu",
                         (unsigned)(unsigned char)t,
                         (size_t)(p - buf) - rd->rpos);
         }
-        /* A scalar inside an aggregate (or after an attribute). */
-        rd->nodes++;
+        if (r < 0)
+            return r;
+        if (r == STEP_MORE)
+            break;
+        if (r == STEP_BUILT) {
+            rd->nodes = 1;
+            rd->spos = (size_t)(next - buf);
+            return SCAN_BUILT;
+        }
+        if (r == STEP_SCALAR)
+            rd->nodes++;
         p = next;
-        if (item_done(rd))
-            goto complete;
-        continue;
-    built:
-        rd->nodes = 1;
-        rd->spos = (size_t)(next - buf);
-        return SCAN_BUILT;
+        if ((r == STEP_SCALAR || r == STEP_EMPTY) && item_done(rd)) {
+            rd->spos = (size_t)(p - buf);
+            return SCAN_COMPLETE;
+        }
     }
-more:
     rd->spos = (size_t)(p - buf);
     return 0;
-complete:
-    rd->spos = (size_t)(p - buf);
-    return SCAN_COMPLETE;
 }
 
 /* ------------------------------------------------------------------------
@@ -609,7 +652,8 @@ complete:
 static int reserve_build(aredis_reader *rd)
 {
     size_t n = rd->nodes;
-    if (n > rd->arena_cap || (rd->arena_cap > KEEP_ARENA && n < KEEP_ARENA / 4)) {
+    if (n > rd->arena_cap ||
+        (rd->arena_cap > KEEP_ARENA && n < KEEP_ARENA / 4)) {
         size_t cap = n < INITIAL_ARENA ? INITIAL_ARENA : n;
         aredis_reply *a = aredis__reallocarray(NULL, cap, sizeof *a);
         if (a == NULL)
@@ -619,8 +663,8 @@ static int reserve_build(aredis_reader *rd)
         rd->arena_cap = cap;
     }
     if (rd->max_depth_seen > rd->bstack_cap) {
-        aredis__build_frame *s = aredis__reallocarray(
-            rd->bstack, rd->max_depth_seen, sizeof *s);
+        aredis__build_frame *s =
+            aredis__reallocarray(rd->bstack, rd->max_depth_seen, sizeof *s);
         if (s == NULL)
             return AREDIS_ENOMEM;
         rd->bstack = s;

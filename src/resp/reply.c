@@ -86,8 +86,8 @@ static int measure(const aredis_reply *root, size_t *nodes, size_t *bytes)
                 if (kids[k] == NULL)
                     continue;
                 if (top == cap) {
-                    range *s = aredis__reallocarray(stack, cap * 2,
-                                                    sizeof *stack);
+                    range *s =
+                        aredis__reallocarray(stack, cap * 2, sizeof *stack);
                     if (s == NULL) {
                         aredis__free(stack);
                         return AREDIS_ENOMEM;
@@ -145,8 +145,8 @@ void aredis_reply_free(aredis_reply *r)
     aredis__free(r);
 }
 
-const aredis_reply *aredis_reply_map_get(const aredis_reply *r,
-                                         const char *key, size_t klen)
+const aredis_reply *aredis_reply_map_get(const aredis_reply *r, const char *key,
+                                         size_t klen)
 {
     if (r == NULL ||
         (r->type != AREDIS_REPLY_MAP && r->type != AREDIS_REPLY_ATTR))

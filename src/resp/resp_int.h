@@ -35,15 +35,15 @@ struct aredis_reader {
     size_t prepared; /* bytes offered by the last prepare() */
 
     /* Scan pass, resumable across calls. */
-    size_t spos;        /* next unscanned byte */
-    size_t need;        /* wpos must reach this before scanning resumes */
-    size_t line_from;   /* where the CR search of an unfinished line resumes */
-    size_t nodes;       /* nodes the current reply needs so far */
-    size_t depth;       /* open aggregates */
+    size_t spos;      /* next unscanned byte */
+    size_t need;      /* wpos must reach this before scanning resumes */
+    size_t line_from; /* where the CR search of an unfinished line resumes */
+    size_t nodes;     /* nodes the current reply needs so far */
+    size_t depth;     /* open aggregates */
     size_t max_depth_seen; /* deepest nesting, sizes the build stack */
-    int attr_pending;   /* an attribute was just completed */
-    int scanned;        /* scan finished; the build is still to do */
-    int partial;        /* the scan stopped inside a reply */
+    int attr_pending;      /* an attribute was just completed */
+    int scanned;           /* scan finished; the build is still to do */
+    int partial;           /* the scan stopped inside a reply */
     aredis__scan_frame *stack;
     size_t stack_cap;
 

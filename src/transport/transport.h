@@ -8,11 +8,11 @@
 #ifndef AREDIS_TRANSPORT_TRANSPORT_H
 #define AREDIS_TRANSPORT_TRANSPORT_H
 
+#include <netdb.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
-#include <netdb.h>
 #include <sys/uio.h>
 
 #include "aredis/loop.h"

@@ -58,13 +58,13 @@ static int run_until(aredis_loop *loop, const int *flag, int timeout_ms)
 }
 
 typedef struct counter {
-    int calls;         /* callbacks run */
-    int errors;        /* of which error replies */
-    int last_code;     /* code of the last error */
-    char last[256];    /* text of the last string/status/error reply */
+    int calls;      /* callbacks run */
+    int errors;     /* of which error replies */
+    int last_code;  /* code of the last error */
+    char last[256]; /* text of the last string/status/error reply */
     long long last_int;
     int last_type;
-    int expect;        /* done when calls reaches it */
+    int expect; /* done when calls reaches it */
     int done;
 } counter;
 
@@ -81,10 +81,9 @@ static void count_cb(aredis_client *c, const aredis_reply *r, void *ud)
     }
     if (r->type == AREDIS_REPLY_INTEGER)
         k->last_int = r->integer;
-    if (r->str != NULL && (r->type == AREDIS_REPLY_STRING ||
-                           r->type == AREDIS_REPLY_STATUS ||
-                           r->type == AREDIS_REPLY_VERB ||
-                           r->type == AREDIS_REPLY_ERROR))
+    if (r->str != NULL &&
+        (r->type == AREDIS_REPLY_STRING || r->type == AREDIS_REPLY_STATUS ||
+         r->type == AREDIS_REPLY_VERB || r->type == AREDIS_REPLY_ERROR))
         snprintf(k->last, sizeof k->last, "%.*s", (int)r->len, r->str);
     if (k->expect && k->calls >= k->expect)
         k->done = 1;
@@ -103,8 +102,7 @@ static int script(char *out, size_t n)
     return snprintf(out, n, "%s/../support/redis-server.sh", dirname(here));
 }
 
-static void private_start(private_server *p, const char *tag,
-                          const char *extra)
+static void private_start(private_server *p, const char *tag, const char *extra)
 {
     snprintf(p->name, sizeof p->name, "client-%s-%ld", tag, (long)getpid());
     char sh[600], cmd[2048];
@@ -196,7 +194,8 @@ Test(client, getting_started_sequence, .init = load_fixture)
     testloop_free(loop);
 }
 
-/* ---- completion rules ------------------------------------------------------ */
+/* ---- completion rules ------------------------------------------------------
+ */
 
 Test(client, every_command_completes_once, .init = load_fixture)
 {
@@ -204,7 +203,8 @@ Test(client, every_command_completes_once, .init = load_fixture)
     char url[128], key[64];
     testenv_key(key, sizeof key, "many");
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, NULL);
+        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        NULL);
     cr_assert_not_null(c);
     enum { N = 20000 };
     counter k = {.expect = N};
@@ -224,7 +224,8 @@ Test(client, server_errors_keep_their_text, .init = load_fixture)
     aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, NULL);
+        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        NULL);
     counter k = {.expect = 1};
     cr_assert_eq(aredis_command(c, count_cb, &k, "NOSUCHCOMMAND %d", 1), 0);
     cr_assert(run_until(loop, &k.done, 10000));
@@ -239,7 +240,8 @@ Test(client, select_is_refused_with_a_clear_error, .init = load_fixture)
     aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, NULL);
+        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        NULL);
     counter k = {.expect = 2};
     cr_assert_eq(aredis_command(c, count_cb, &k, "SELECT 2"), 0);
     cr_assert_eq(k.calls, 0);
@@ -262,9 +264,11 @@ Test(client, database_option_selects, .init = load_fixture)
     char url[128], key[64];
     testenv_key(key, sizeof key, "db");
     aredis_client *c5 = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 5)}, NULL);
+        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 5)},
+        NULL);
     aredis_client *c0 = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, NULL);
+        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        NULL);
     counter a = {.expect = 2}, b = {.expect = 1};
     aredis_command(c5, count_cb, &a, "SET %s five", key);
     aredis_command(c5, count_cb, &a, "GET %s", key);
@@ -290,7 +294,8 @@ Test(client, freed_inside_a_callback_completes_the_rest, .init = load_fixture)
     aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, NULL);
+        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        NULL);
     counter first = {0}, rest = {0};
     aredis_command(c, free_in_cb, &first, "PING");
     for (int i = 0; i < 100; i++)
@@ -309,7 +314,8 @@ Test(client, freed_outside_with_commands_pending, .init = load_fixture)
     aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, NULL);
+        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        NULL);
     counter k = {0};
     for (int i = 0; i < 50; i++)
         aredis_command(c, count_cb, &k, "PING");
@@ -361,7 +367,8 @@ Test(client, command_deadline_fails_only_that_command, .init = load_fixture)
     aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, NULL);
+        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        NULL);
     counter slow = {.expect = 1}, after = {.expect = 1};
     aredis_cmd_opts o = {.timeout_ms = 100};
     cr_assert_eq(aredis_command_opts(c, &o, count_cb, &slow, "DEBUG SLEEP 0.6"),
@@ -387,8 +394,8 @@ Test(client, unix_socket, .init = load_fixture)
     char url[256];
     snprintf(url, sizeof url, "unix://%s?db=1", srv.unixsocket);
     aredis_status st;
-    aredis_client *c = aredis_client_new(loop, &(aredis_options){.url = url},
-                                         &st);
+    aredis_client *c =
+        aredis_client_new(loop, &(aredis_options){.url = url}, &st);
     cr_assert_not_null(c, "%s", st.msg);
     counter k = {.expect = 1};
     aredis_command(c, count_cb, &k, "ECHO %b", "u\0x", (size_t)3);
@@ -399,7 +406,8 @@ Test(client, unix_socket, .init = load_fixture)
     testloop_free(loop);
 }
 
-/* ---- protocol and replies ------------------------------------------------- */
+/* ---- protocol and replies -------------------------------------------------
+ */
 
 static void check_hgetall(aredis_client *c, const aredis_reply *r, void *ud)
 {
@@ -483,7 +491,8 @@ Test(client, reply_hooks_reshape_replies, .init = load_fixture)
     aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, NULL);
+        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        NULL);
     cr_assert_eq(aredis_client_set_reply_hook(c, "echo", upper_hook, NULL), 0);
     cr_assert_eq(aredis_client_set_reply_hook(c, "", upper_hook, NULL),
                  AREDIS_EINVAL);
@@ -509,7 +518,8 @@ Test(client, client_reply_off_skip_on, .init = load_fixture)
     char url[128], key[64];
     testenv_key(key, sizeof key, "cr");
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, NULL);
+        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        NULL);
     counter off = {0}, silent = {0}, on = {0}, skip = {0}, last = {.expect = 1};
     aredis_command(c, count_cb, &off, "CLIENT REPLY OFF");
     aredis_command(c, count_cb, &silent, "SET %s a", key);
@@ -547,9 +557,11 @@ Test(client, resp3_pushes_go_to_the_push_handler, .init = load_fixture)
     char url[128], key[64];
     testenv_key(key, sizeof key, "push");
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, NULL);
+        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        NULL);
     aredis_client *w = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, NULL);
+        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        NULL);
     counter pushes = {0}, k = {.expect = 2}, wk = {.expect = 1};
     aredis_client_set_push_handler(c, on_push, &pushes);
     aredis_command(c, count_cb, &k, "CLIENT TRACKING ON");
@@ -563,7 +575,8 @@ Test(client, resp3_pushes_go_to_the_push_handler, .init = load_fixture)
     testloop_free(loop);
 }
 
-/* ---- private servers: ACL users, restarts ---------------------------------- */
+/* ---- private servers: ACL users, restarts ----------------------------------
+ */
 
 Test(client, acl_user_and_wrong_password)
 {
@@ -573,8 +586,7 @@ Test(client, acl_user_and_wrong_password)
                   "--user default off");
     aredis_loop *loop = testloop_new();
     char url[160];
-    snprintf(url, sizeof url, "redis://alice:alicepw@127.0.0.1:%d",
-             p.s.port);
+    snprintf(url, sizeof url, "redis://alice:alicepw@127.0.0.1:%d", p.s.port);
     aredis_client *good =
         aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
     counter g = {.expect = 1};
@@ -614,7 +626,8 @@ Test(client, server_restart_mid_run)
     aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &p.s, 0)}, NULL);
+        loop, &(aredis_options){.url = url_for(url, sizeof url, &p.s, 0)},
+        NULL);
     counter before = {.expect = 1};
     aredis_command(c, count_cb, &before, "SET k v");
     cr_assert(run_until(loop, &before.done, 10000));
@@ -663,7 +676,8 @@ Test(client, server_restart_mid_run)
     cr_assert_eq(rc, 0, "restarting on the same port");
 }
 
-/* ---- the blocking facade ----------------------------------------------------- */
+/* ---- the blocking facade
+ * ----------------------------------------------------- */
 
 Test(sync, commands_return_owned_replies, .init = load_fixture)
 {
@@ -726,8 +740,8 @@ Test(client, tls_verified_and_refused)
     cr_assert_str_eq(g.last, "secure");
 
     /* Without the CA the server's certificate is not trusted. */
-    aredis_client *bad = aredis_client_new(
-        loop, &(aredis_options){.url = url}, NULL);
+    aredis_client *bad =
+        aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
     counter b = {.expect = 1};
     aredis_command(bad, count_cb, &b, "PING");
     cr_assert(run_until(loop, &b.done, 10000));
@@ -742,7 +756,8 @@ Test(client, tls_verified_and_refused)
 static int have_ipv6(void)
 {
     int fd = socket(AF_INET6, SOCK_STREAM, 0);
-    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = in6addr_loopback};
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6,
+                             .sin6_addr = in6addr_loopback};
     int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
     if (fd >= 0)
         close(fd);
@@ -758,8 +773,8 @@ Test(client, ipv6_loopback)
     char url[128];
     snprintf(url, sizeof url, "redis://[::1]:%d/0", v6.port);
     aredis_loop *loop = testloop_new();
-    aredis_client *c = aredis_client_new(loop, &(aredis_options){.url = url},
-                                         NULL);
+    aredis_client *c =
+        aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
     counter k = {.expect = 1};
     aredis_command(c, count_cb, &k, "CLIENT INFO");
     cr_assert(run_until(loop, &k.done, 10000));

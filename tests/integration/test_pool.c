@@ -62,8 +62,8 @@ TestSuite(pool, .init = setup);
 Test(pool, blocking_commands_do_not_stall_other_callers)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c = aredis_client_new(loop, &(aredis_options){.url = url},
-                                         NULL);
+    aredis_client *c =
+        aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
     char key[64];
     testenv_key(key, sizeof key, "blpop");
     result blpop = {0}, ping = {0}, push = {0};
@@ -71,7 +71,8 @@ Test(pool, blocking_commands_do_not_stall_other_callers)
     cr_assert_eq(aredis_command(c, keep, &blpop, "BLPOP %s %d", key, 5), 0);
     cr_assert_eq(aredis_command(c, keep, &ping, "PING"), 0);
     cr_assert(run_until(loop, &ping.done, 3000));
-    cr_assert_eq(blpop.calls, 0, "BLPOP is still waiting on its own connection");
+    cr_assert_eq(blpop.calls, 0,
+                 "BLPOP is still waiting on its own connection");
     cr_assert_str_eq(ping.text, "PONG");
     /* Feed the list from the shared connection: BLPOP wakes up. */
     cr_assert_eq(aredis_command(c, keep, &push, "LPUSH %s v", key), 0);
@@ -95,8 +96,7 @@ Test(pool, bounded_with_a_wait)
     aredis_command(c, keep, &first, "BLPOP %s 1", key);
     aredis_command(c, keep, &second, "BLPOP %s 1", key);
     cr_assert(run_until(loop, &second.done, 3000));
-    cr_assert_eq(second.code, AREDIS_EBUSY, "%d: %s", second.code,
-                 second.text);
+    cr_assert_eq(second.code, AREDIS_EBUSY, "%d: %s", second.code, second.text);
     cr_assert(strstr(second.text, "pool_wait_ms") != NULL, "%s", second.text);
     cr_assert(run_until(loop, &first.done, 3000));
     cr_assert_eq(first.type, AREDIS_REPLY_NIL, "BLPOP timed out server-side");
@@ -130,8 +130,8 @@ static long long client_id(aredis_loop *loop, aredis_exclusive *x)
 Test(pool, borrow_run_a_transaction_and_return)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c = aredis_client_new(loop, &(aredis_options){.url = url},
-                                         NULL);
+    aredis_client *c =
+        aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
     char key[64];
     testenv_key(key, sizeof key, "multi");
     borrow b = {0};
@@ -211,13 +211,13 @@ Test(pool, the_disconnected_queue_is_bounded)
     char down[128];
     snprintf(down, sizeof down, "redis://127.0.0.1:%d", closed_port());
     aredis_loop *loop = testloop_new();
-    aredis_client *c = aredis_client_new(
-        loop,
-        &(aredis_options){.url = down,
-                          .max_queued = 3,
-                          .reconnect_max_attempts = 2,
-                          .reconnect_initial_ms = 20},
-        NULL);
+    aredis_client *c =
+        aredis_client_new(loop,
+                          &(aredis_options){.url = down,
+                                            .max_queued = 3,
+                                            .reconnect_max_attempts = 2,
+                                            .reconnect_initial_ms = 20},
+                          NULL);
     result r[6];
     memset(r, 0, sizeof r);
     for (int i = 0; i < 6; i++)
@@ -259,9 +259,8 @@ Test(pool, bad_resilience_options_are_refused)
     aredis_status st;
     cr_assert_null(aredis_client_new(
         loop,
-        &(aredis_options){.url = url,
-                          .reconnect_initial_ms = 900,
-                          .reconnect_max_ms = 100},
+        &(aredis_options){
+            .url = url, .reconnect_initial_ms = 900, .reconnect_max_ms = 100},
         &st));
     cr_assert_eq(st.code, AREDIS_EINVAL);
     cr_assert(strstr(st.msg, "reconnect_initial_ms") != NULL, "%s", st.msg);

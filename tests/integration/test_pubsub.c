@@ -5,11 +5,11 @@
  * and resubscription after the connection is killed. */
 #include <criterion/criterion.h>
 #include <libgen.h>
-#include <stdlib.h>
-#include <unistd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "aredis/aredis.h"
 #include "testenv.h"
@@ -36,8 +36,8 @@ static aredis_client *client(aredis_loop *loop, int protocol)
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/0?protocol=%d", srv.port,
              protocol);
     aredis_status st;
-    aredis_client *c = aredis_client_new(loop, &(aredis_options){.url = url},
-                                         &st);
+    aredis_client *c =
+        aredis_client_new(loop, &(aredis_options){.url = url}, &st);
     cr_assert_not_null(c, "%s", st.msg);
     return c;
 }
@@ -73,8 +73,7 @@ static void record(seen *s, const aredis_pubsub_message *m)
         s->done = 1;
 }
 
-static void handler(aredis_pubsub *ps, const aredis_pubsub_message *m,
-                    void *ud)
+static void handler(aredis_pubsub *ps, const aredis_pubsub_message *m, void *ud)
 {
     (void)ps;
     record(ud, m);
@@ -93,9 +92,9 @@ static void on_reply(aredis_client *c, const aredis_reply *r, void *ud)
     k->done = 1;
     k->type = r->type;
     k->integer = r->integer;
-    if (r->str && (r->type == AREDIS_REPLY_STRING ||
-                   r->type == AREDIS_REPLY_STATUS ||
-                   r->type == AREDIS_REPLY_ERROR))
+    if (r->str &&
+        (r->type == AREDIS_REPLY_STRING || r->type == AREDIS_REPLY_STATUS ||
+         r->type == AREDIS_REPLY_ERROR))
         snprintf(k->text, sizeof k->text, "%.*s", (int)r->len, r->str);
 }
 
@@ -209,8 +208,8 @@ static void queue_mode(int protocol)
         run_until(loop, &g.done, 20);
     }
     cr_assert_eq(g.status, 0);
-    cr_assert_eq(g.s.kind, AREDIS_PUBSUB_PMESSAGE,
-                 "no confirmation shown: %d", g.s.kind);
+    cr_assert_eq(g.s.kind, AREDIS_PUBSUB_PMESSAGE, "no confirmation shown: %d",
+                 g.s.kind);
     cr_assert_str_eq(g.s.pattern, pat);
     cr_assert_str_eq(g.s.channel, ch);
     cr_assert_str_eq(g.s.data, "queued");
@@ -328,8 +327,7 @@ static void private_server(testenv_server *out, const char *tag, int stop)
              (long)getpid(), dirname(here), stop ? "stop" : "start", name);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
     if (!stop)
-        cr_assert_eq(testenv_server_load(out, name), 0, "%s",
-                     testenv_errstr());
+        cr_assert_eq(testenv_server_load(out, name), 0, "%s", testenv_errstr());
 }
 
 static void resubscribe_after_kill(int protocol)

@@ -41,8 +41,8 @@ Test(threads, submissions_pending_at_free_are_cancelled)
     char url[128];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", srv.port);
     aredis_loop *loop = aredis_loop_new();
-    aredis_client *c = aredis_client_new(loop, &(aredis_options){.url = url},
-                                         NULL);
+    aredis_client *c =
+        aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
     int counts[2] = {0, 0};
     for (int i = 0; i < 10; i++)
         cr_assert_eq(aredis_command_ts(c, count_cancel, counts, "PING"), 0);

@@ -141,7 +141,8 @@ Test(conn, output_accounting)
     cr_assert_eq(send_cmd(1, AREDIS__REPLY_NORMAL, 3, set), 1);
     const char *data;
     size_t n = aredis__conn_out(&cn, &data);
-    cr_assert_eq(n, 2 * strlen("*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n"));
+    cr_assert_eq(n,
+                 2 * strlen("*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n"));
     cr_assert_eq(cmds[0].end, n / 2);
     cr_assert_eq(cmds[1].end, n);
     aredis__conn_wrote(&cn, 4);

@@ -130,11 +130,21 @@ Test(reader, fields_are_set)
 
 Test(reader, doubles_match_strtod)
 {
-    static const char *texts[] = {
-        "0",        "-0",        "1",         "0.1",      "3.141592653589793",
-        "1e300",    "1.7976931348623157e308", "4.9e-324", "2.2250738585072014e-308",
-        "123456789012345678901234567890", "0.000001", "1E5", "-1.25E-3",
-        "9007199254740993", "+2.5"};
+    static const char *texts[] = {"0",
+                                  "-0",
+                                  "1",
+                                  "0.1",
+                                  "3.141592653589793",
+                                  "1e300",
+                                  "1.7976931348623157e308",
+                                  "4.9e-324",
+                                  "2.2250738585072014e-308",
+                                  "123456789012345678901234567890",
+                                  "0.000001",
+                                  "1E5",
+                                  "-1.25E-3",
+                                  "9007199254740993",
+                                  "+2.5"};
     for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
         char in[128];
         int n = snprintf(in, sizeof in, ",%s\r\n", texts[i]);
@@ -292,7 +302,8 @@ Test(reader, limits_are_errors)
     /* At the limits exactly, everything is accepted. */
     aredis_reader *rd = aredis_reader_new(&lim);
     char got[TEXT_CAP];
-    const char ok[] = "*1\r\n*1\r\n*4\r\n$10\r\n0123456789\r\n:1\r\n:2\r\n:3\r\n";
+    const char ok[] =
+        "*1\r\n*1\r\n*4\r\n$10\r\n0123456789\r\n:1\r\n:2\r\n:3\r\n";
     cr_assert_eq(parse_all(rd, ok, sizeof ok - 1, got, sizeof got), 1);
     cr_assert_str_eq(got, "[[[str:0123456789,int:1,int:2,int:3]]]");
     aredis_reader_free(rd);
@@ -363,10 +374,12 @@ Test(reader, deep_nesting_is_not_recursive)
 
 Test(reader, attributes_attach_to_the_next_reply)
 {
-    EXPECT("|1\r\n+ttl\r\n:3600\r\n+OK\r\n", "|{status:ttl=>int:3600}|status:OK");
+    EXPECT("|1\r\n+ttl\r\n:3600\r\n+OK\r\n",
+           "|{status:ttl=>int:3600}|status:OK");
     EXPECT("|0\r\n:1\r\n", "|{}|int:1");
-    EXPECT("*2\r\n:1\r\n|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n:2\r\n",
-           "[int:1,|{status:key-popularity=>{str:a=>dbl:0.19}}|int:2]");
+    EXPECT(
+        "*2\r\n:1\r\n|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n:2\r\n",
+        "[int:1,|{status:key-popularity=>{str:a=>dbl:0.19}}|int:2]");
     EXPECT("|1\r\n+a\r\n+b\r\n*1\r\n|1\r\n+c\r\n+d\r\n$1\r\nx\r\n",
            "|{status:a=>status:b}|[|{status:c=>status:d}|str:x]");
     EXPECT("|1\r\n+a\r\n+b\r\n$-1\r\n", "|{status:a=>status:b}|nil");
