@@ -198,8 +198,8 @@ static void report(const char *name, run *r)
     printf("impl=%s n=%ld wall_s=%.3f msgs_per_s=%.0f sub_cpu_s=%.3f "
            "sub_cpu_ns_per_msg=%.1f publisher_ok=%d\n",
            name, total, wall, (double)total / wall, cpu,
-           cpu * 1e9 / (double)total, WIFEXITED(status) &&
-                                          WEXITSTATUS(status) == 0);
+           cpu * 1e9 / (double)total,
+           WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 int main(int argc, char **argv)

@@ -430,3 +430,162 @@ Test(pubsub, thread_mode)
     aredis_pubsub_thread_stop(t);
     aredis_sync_free(s);
 }
+
+typedef struct numsub {
+    int done, ok;
+    char channel[96];
+} numsub;
+
+static void on_numsub(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    numsub *n = ud;
+    n->done = 1;
+    /* [channel, count] pairs, an integer count, in RESP2 and RESP3. */
+    n->ok = r->type == AREDIS_REPLY_ARRAY && r->len == 2 &&
+            r->element[0].type == AREDIS_REPLY_STRING &&
+            strcmp(r->element[0].str, n->channel) == 0 &&
+            r->element[1].type == AREDIS_REPLY_INTEGER &&
+            r->element[1].integer == 1;
+}
+
+static void on_channels(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    numsub *n = ud;
+    n->done = 1;
+    n->ok = r->type == AREDIS_REPLY_ARRAY && r->len == 1 &&
+            strcmp(r->element[0].str, n->channel) == 0;
+}
+
+static void introspection(int protocol)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = client(loop, protocol);
+    aredis_client *q = client(loop, protocol);
+    char ch[64];
+    testenv_key(ch, sizeof ch, "numsub");
+    aredis_pubsub *ps = aredis_pubsub_new(c, NULL);
+    seen s = {0};
+    aredis_pubsub_subscribe(ps, ch, handler, &s);
+    publish_until(loop, q, ch, "x", &s, 1);
+    numsub n = {0};
+    snprintf(n.channel, sizeof n.channel, "%s", ch);
+    aredis_command(q, on_numsub, &n, "PUBSUB NUMSUB %s", ch);
+    cr_assert(run_until(loop, &n.done, 3000));
+    cr_assert(n.ok, "protocol %d: NUMSUB gives [channel, 1]", protocol);
+    numsub chans = {0};
+    snprintf(chans.channel, sizeof chans.channel, "%s", ch);
+    aredis_command(q, on_channels, &chans, "PUBSUB CHANNELS %s", ch);
+    cr_assert(run_until(loop, &chans.done, 3000));
+    cr_assert(chans.ok, "protocol %d: CHANNELS lists it", protocol);
+    reply_seen pub = {0};
+    aredis_command(q, on_reply, &pub, "PUBLISH %s %s", ch, "counted");
+    cr_assert(run_until(loop, &pub.done, 3000));
+    cr_assert_eq(pub.type, AREDIS_REPLY_INTEGER);
+    cr_assert_eq(pub.integer, 1, "one receiver");
+    aredis_pubsub_free(ps);
+    aredis_client_free(c);
+    aredis_client_free(q);
+    testloop_free(loop);
+}
+
+Test(pubsub, introspection_resp2)
+{
+    introspection(2);
+}
+
+Test(pubsub, introspection_resp3)
+{
+    introspection(3);
+}
+
+typedef struct tally {
+    int hits[200];
+    int pattern_hits;
+    int total;
+} tally;
+
+static void count_channel(aredis_pubsub *ps, const aredis_pubsub_message *m,
+                          void *ud)
+{
+    (void)ps;
+    tally *t = ud;
+    if (m->kind != AREDIS_PUBSUB_MESSAGE)
+        return;
+    const char *dot = strrchr(m->data, '.');
+    int i = dot ? (int)strtol(dot + 1, NULL, 10) : -1;
+    if (i >= 0 && i < 200)
+        t->hits[i]++;
+    t->total++;
+}
+
+static void count_pattern(aredis_pubsub *ps, const aredis_pubsub_message *m,
+                          void *ud)
+{
+    (void)ps;
+    tally *t = ud;
+    if (m->kind == AREDIS_PUBSUB_PMESSAGE)
+        t->pattern_hits++;
+}
+
+static void many(int protocol)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = client(loop, protocol);
+    aredis_client *pub = client(loop, 3);
+    char base[64];
+    testenv_key(base, sizeof base, "many");
+    aredis_pubsub *ps = aredis_pubsub_new(
+        c, &(aredis_pubsub_options){.ignore_subscribe_messages = 1});
+    tally t;
+    memset(&t, 0, sizeof t);
+    char name[128];
+    for (int i = 0; i < 200; i++) {
+        snprintf(name, sizeof name, "%s.%d", base, i);
+        cr_assert_eq(aredis_pubsub_subscribe(ps, name, count_channel, &t), 0);
+    }
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof name, "%s.%d*", base, i);
+        cr_assert_eq(aredis_pubsub_psubscribe(ps, name, count_pattern, &t), 0);
+    }
+    cr_assert_eq(aredis_pubsub_subscriptions(ps), 220);
+    /* Wait until the server has them all, then one message per channel. */
+    reply_seen numpat = {0};
+    for (int tries = 0; tries < 300 && numpat.integer < 20; tries++) {
+        numpat.done = 0;
+        aredis_command(pub, on_reply, &numpat, "PUBSUB NUMPAT");
+        run_until(loop, &numpat.done, 2000);
+        testloop_run_once(loop, 5);
+    }
+    int zero = 0;
+    run_until(loop, &zero, 100);
+    for (int i = 0; i < 200; i++) {
+        snprintf(name, sizeof name, "%s.%d", base, i);
+        char data[32];
+        snprintf(data, sizeof data, "n.%d", i);
+        aredis_command(pub, NULL, NULL, "PUBLISH %s %s", name, data);
+    }
+    for (int i = 0; i < 500 && t.total < 200; i++)
+        testloop_run_once(loop, 10);
+    cr_assert_eq(t.total, 200, "protocol %d", protocol);
+    for (int i = 0; i < 200; i++)
+        cr_assert_eq(t.hits[i], 1, "channel %d", i);
+    /* Channels base.0 .. base.19 match patterns "base.<k>*" for k a prefix:
+     * at least one pattern message each for those twenty. */
+    cr_assert_geq(t.pattern_hits, 20);
+    aredis_pubsub_free(ps);
+    aredis_client_free(c);
+    aredis_client_free(pub);
+    testloop_free(loop);
+}
+
+Test(pubsub, many_channels_and_patterns_resp3)
+{
+    many(3);
+}
+
+Test(pubsub, many_channels_and_patterns_resp2)
+{
+    many(2);
+}
