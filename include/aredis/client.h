@@ -221,6 +221,9 @@ AREDIS_API void aredis_exclusive_release(aredis_exclusive *x);
  * \since 0.1 */
 AREDIS_API int aredis_client_protocol(const aredis_client *c);
 
+/** \return the loop the client runs on (borrowed). \since 0.1 */
+AREDIS_API aredis_loop *aredis_client_loop(const aredis_client *c);
+
 /** \return the number of commands submitted whose callback has not run
  * yet. \since 0.1 */
 AREDIS_API size_t aredis_client_pending(const aredis_client *c);

@@ -86,12 +86,14 @@ typedef struct aredis_options {
     /* ---- resilience (see docs/guide/resilience.md) ---------------------- */
 
     /** Reconnection after a lost or failed connection: attempts per outage
-     * (0: the default, 3; -1: forever; AREDIS_NO_RECONNECT: never), with a
-     * capped exponential backoff and jitter between them, starting at
-     * reconnect_initial_ms (default 100) and capped at reconnect_max_ms
+     * (0: the default, 3; -1: forever; AREDIS_NO_RECONNECT: never). A lost
+     * connection that was working is retried at once; after a failed
+     * attempt the wait grows (capped exponential backoff with jitter)
+     * from reconnect_initial_ms (default 100) up to reconnect_max_ms
      * (default 5000). When the attempts of an outage are spent, commands
-     * waiting for the connection fail with the last error; the next
-     * command starts a new round. */
+     * waiting for the connection fail with the last error (a command that
+     * had been written before, kept to be re-sent, with AREDIS_EUNKNOWN);
+     * the next command starts a new round. */
     int reconnect_max_attempts;
     int64_t reconnect_initial_ms;
     int64_t reconnect_max_ms;

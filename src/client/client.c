@@ -836,6 +836,11 @@ int aredis_client_protocol(const aredis_client *c)
     return c->main.proto;
 }
 
+aredis_loop *aredis_client_loop(const aredis_client *c)
+{
+    return c->loop;
+}
+
 size_t aredis_client_pending(const aredis_client *c)
 {
     return c->pending;

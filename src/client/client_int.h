@@ -30,6 +30,7 @@ enum {
     AREDIS__CMD_BLOCKING = 1 << 9, /* goes to an exclusive connection */
     AREDIS__CMD_PENDING = 1 << 10, /* in a link's pending list */
     AREDIS__CMD_NO_RESEND = 1 << 11, /* fail rather than re-queue */
+    AREDIS__CMD_WAS_SENT = 1 << 12,  /* written once already (a retry) */
 };
 
 /* Built-in reshaping of RESP2 replies (normalize.c). */

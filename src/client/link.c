@@ -286,8 +286,10 @@ static void salvage(aredis__link *l, int code, const char *why)
             bytes = NULL; /* part of a whole that cannot be replayed */
         else if (cmd->end > written)
             bytes = aredis__conn_cmd_bytes(&l->conn, cmd); /* not received */
-        else if (cmd->flags & AREDIS__CMD_RETRY)
+        else if (cmd->flags & AREDIS__CMD_RETRY) {
             bytes = cmd->copy;
+            cmd->flags |= AREDIS__CMD_WAS_SENT;
+        }
         if (bytes == NULL && cmd->end > written) {
             aredis__finish_error(c, cmd, AREDIS_ECLOSED,
                                  "connection lost before the command was sent");
@@ -312,17 +314,25 @@ static void salvage(aredis__link *l, int code, const char *why)
     aredis_buf_cleanup(&old_out);
 }
 
-/* Fail every pending command: the outage outlasted the attempts. */
+/* Fail every pending command: the outage outlasted the attempts. One that
+ * had been written before (kept to be re-sent) may have run: its outcome
+ * is unknown, whatever stopped the retry. */
 static void fail_pending(aredis__link *l, int code, const char *msg)
 {
     aredis__cmd *cmd = l->pend_head;
     l->pend_head = l->pend_tail = NULL;
     l->pend_out.len = 0;
     l->npend = 0;
+    char unknown[256];
+    snprintf(unknown, sizeof unknown,
+             "connection lost, outcome unknown (could not re-send: %s)", msg);
     while (cmd != NULL) {
         aredis__cmd *next = cmd->next;
         cmd->flags &= ~(unsigned)AREDIS__CMD_PENDING;
-        aredis__finish_error(l->c, cmd, code, msg);
+        if (cmd->flags & AREDIS__CMD_WAS_SENT)
+            aredis__finish_error(l->c, cmd, AREDIS_EUNKNOWN, unknown);
+        else
+            aredis__finish_error(l->c, cmd, code, msg);
         aredis__cmd_free(l->c, cmd);
         cmd = next;
     }

@@ -92,6 +92,11 @@ int aredis__conn_enqueue(aredis__conn *cn, aredis__cmd *cmd, size_t len,
 /* Bytes waiting to be written: valid until the next call on cn. */
 static inline size_t aredis__conn_out(const aredis__conn *cn, const char **data)
 {
+    /* No arithmetic on a NULL buffer (nothing was ever queued). */
+    if (cn->out.len == cn->out_pos) {
+        *data = cn->out.data;
+        return 0;
+    }
     *data = cn->out.data + cn->out_pos;
     return cn->out.len - cn->out_pos;
 }
