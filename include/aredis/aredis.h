@@ -11,12 +11,15 @@
 #include "export.h"
 #include "loop.h"
 #include "options.h"
+#include "pipeline.h"
 #include "pubsub.h"
 #include "reply.h"
 #include "resp.h"
 #include "scan.h"
+#include "script.h"
 #include "stream.h"
 #include "sync.h"
+#include "transaction.h"
 #include "version.h"
 
 #endif /* AREDIS_AREDIS_H */

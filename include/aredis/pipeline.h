@@ -184,7 +184,9 @@ AREDIS_API int aredis_pipeline_commandv(aredis_pipeline *p, int argc,
  * \param cb the completion (may be NULL to ignore it); see the top of this
  *        file for what it receives. Never called inside this function.
  * \return 0 (cb will run exactly once); AREDIS_EINVAL for an empty plain
- *         pipeline (nothing to send; a transaction may be empty);
+ *         pipeline (nothing to send; a transaction may be empty) or a
+ *         command the client refuses (SELECT, the (P|S)(UN)SUBSCRIBE
+ *         family: see commands.md and pubsub.md);
  *         AREDIS_ENOTSUP for a blocking command (BLPOP, WAIT, XREAD BLOCK,
  *         ...) in a transaction without WATCH (the client would route it
  *         to another connection than its MULTI); AREDIS_ESTATE while a

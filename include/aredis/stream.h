@@ -235,10 +235,13 @@ typedef struct aredis_stream_consumer_stats {
 } aredis_stream_consumer_stats;
 
 /** Create a stopped consumer.
- * \param c the client (borrowed). Free the consumer before the client;
- *        if the client goes first, the consumer notices (its commands fail
- *        with AREDIS_ECANCELED), sends nothing more, and only
- *        aredis_stream_consumer_stop() and _free() remain valid.
+ * \param c the client (borrowed). Free the consumer before the client.
+ *        If the client is freed while a command of the consumer is in
+ *        flight (normally its blocked read), the consumer notices (the
+ *        command fails with AREDIS_ECANCELED), sends nothing more, and only
+ *        aredis_stream_consumer_stop() and _free() remain valid; but one
+ *        waiting out retry_ms has nothing in flight and cannot tell, so do
+ *        not rely on it.
  * \param loop the loop the client runs on (borrowed; must outlive the
  *        consumer): the consumer keeps its claim and retry timers there.
  * \param opts copied. \param st optional: the code (AREDIS_EINVAL for a

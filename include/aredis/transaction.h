@@ -31,10 +31,12 @@
  * Only AREDIS_EWATCH is retried.
  *
  * Lifetime: the helper owns the pipeline it hands to `fn`; never free or
- * reset it. Free the client only once `done` has run (freeing it earlier
- * completes the transaction with AREDIS_ECANCELED, except while it waits
- * delay_ms between attempts: the loop timer does not know the client).
- * Threads: the client's loop thread only. */
+ * reset it. Free the client only once `done` has run: a client freed while
+ * one of the transaction's commands is in flight completes it with
+ * AREDIS_ECANCELED (a body that sees that error should abort), but one
+ * freed while the body waits for something else, or during the pause
+ * between attempts, leaves the helper holding a client that no longer
+ * exists. Threads: the client's loop thread only. */
 #ifndef AREDIS_TRANSACTION_H
 #define AREDIS_TRANSACTION_H
 
@@ -90,13 +92,15 @@ AREDIS_API int aredis_transaction(aredis_client *c,
  *         attempt stays open: fix the cause or abort). \since 0.1 */
 AREDIS_API int aredis_transaction_commit(aredis_pipeline *p);
 
-/** Give up: UNWATCH, and `done` runs (from the loop) with an error reply
- * of this code and message.
+/** Give up: UNWATCH, and `done` runs (from the loop, once UNWATCH is
+ * answered) with an error reply of this code and message. When UNWATCH
+ * cannot be sent at all (the client is being freed, out of memory), the
+ * connection is given back as it is and `done` runs before this returns.
  * \param code a negative aredis_err, e.g. AREDIS_ECANCELED or the code of a
  *        read that failed \param msg copied; NULL for aredis_strerror(code).
  * \return 0; AREDIS_EINVAL (not a helper's pipeline, code >= 0);
- *         AREDIS_ESTATE when this attempt already committed or aborted;
- *         AREDIS_ENOMEM. \since 0.1 */
+ *         AREDIS_ESTATE when this attempt already committed or aborted.
+ * \since 0.1 */
 AREDIS_API int aredis_transaction_abort(aredis_pipeline *p, int code,
                                         const char *msg);
 

@@ -93,10 +93,9 @@ static int heap_push(aredis_client *c, aredis__cmd *cmd)
 {
     if (c->heap_len == c->heap_cap) {
         size_t cap = c->heap_cap ? c->heap_cap * 2 : 64;
-        /* An array of pointers to commands, as intended. */
-        aredis__cmd **h = aredis__reallocarray(
-            c->heap, cap,
-            sizeof(aredis__cmd *)); // NOLINT(bugprone-sizeof-expression)
+        /* An array of pointers to commands. */
+        // NOLINTNEXTLINE(bugprone-sizeof-expression)
+        aredis__cmd **h = aredis__reallocarray(c->heap, cap, sizeof *h);
         if (h == NULL)
             return AREDIS_ENOMEM;
         c->heap = h;
@@ -606,6 +605,13 @@ static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
                  const char *bytes, int direct)
 {
     aredis__link *m = &c->main;
+    if (target != NULL && target->broken) {
+        heap_remove(c, cmd);
+        aredis__defer_done(c, cmd, AREDIS_ECLOSED,
+                           "the exclusive connection was lost: release it "
+                           "and acquire another");
+        return 0;
+    }
     if (target != NULL)
         return aredis__link_submit(target, cmd, bytes);
     if (cmd->flags & AREDIS__CMD_BLOCKING) {

@@ -97,6 +97,11 @@ struct aredis__link {
     aredis__link *pool_next;
     int64_t idle_since; /* 0 while busy */
     int borrowed;       /* held through aredis_client_acquire() */
+    /* A borrowed connection that was lost: never reconnected behind the
+     * borrower's back (a WATCH would silently vanish); its commands fail
+     * until it is given back. */
+    int broken;
+    aredis__defer free_defer; /* a retired link is freed from the loop */
 };
 
 /* A command waiting for a free exclusive connection. */
@@ -113,6 +118,7 @@ struct aredis_client {
     /* Exclusive connections. */
     aredis__link *pool;
     int pool_size;
+    aredis__link *retired; /* closed, freed on the next loop turn */
     aredis__cmd *pool_wait_head, *pool_wait_tail; /* blocking commands */
     struct aredis__acq *acq_head, *acq_tail;      /* acquire() requests */
 
@@ -182,6 +188,8 @@ void aredis__emit(aredis_client *c, const aredis__link *l, int type, int code,
 
 int aredis__link_init(aredis__link *l, aredis_client *c, int exclusive);
 void aredis__link_cleanup(aredis__link *l);
+/* Close the socket (and stop watching it); the link stays allocated. */
+void aredis__link_close(aredis__link *l);
 /* Close the socket and fail (or re-queue) what it carried. */
 void aredis__link_lost(aredis__link *l, int code, const char *msg);
 void aredis__link_connect(aredis__link *l);

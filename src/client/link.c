@@ -46,6 +46,11 @@ static void close_transport(aredis__link *l)
     }
 }
 
+void aredis__link_close(aredis__link *l)
+{
+    close_transport(l);
+}
+
 void aredis__link_cleanup(aredis__link *l)
 {
     close_transport(l);
@@ -249,6 +254,9 @@ static int64_t backoff_ms(const aredis__config *cfg, int attempt)
 static void salvage(aredis__link *l, int code, const char *why)
 {
     aredis_client *c = l->c;
+    /* On a borrowed connection nothing is replayed: the sequence the
+     * borrower is running (WATCH ... EXEC) does not survive a new one. */
+    int replay = !(l->exclusive && l->borrowed && l->pubsub == NULL);
     uint64_t written = l->conn.written;
     aredis__cmd *inflight = aredis__conn_take_inflight(&l->conn);
     char unknown[256];
@@ -282,7 +290,7 @@ static void salvage(aredis__link *l, int code, const char *why)
             cmd = next;
             continue;
         }
-        if (cmd->flags & AREDIS__CMD_NO_RESEND)
+        if ((cmd->flags & AREDIS__CMD_NO_RESEND) || !replay)
             bytes = NULL; /* part of a whole that cannot be replayed */
         else if (cmd->end > written)
             bytes = aredis__conn_cmd_bytes(&l->conn, cmd); /* not received */
@@ -357,6 +365,16 @@ void aredis__link_lost(aredis__link *l, int code, const char *msg)
     aredis__emit(c, l, AREDIS_CONN_DISCONNECTED, code, why, 0, 0);
     if (c->freeing)
         return;
+    if (l->exclusive && l->borrowed && l->pubsub == NULL) {
+        /* The borrower decides: it gets errors until it gives the
+         * connection back, and a fresh one after that. */
+        l->broken = 1;
+        fail_pending(l, AREDIS_ECLOSED,
+                     "the exclusive connection was lost: release it and "
+                     "acquire another");
+        aredis__rearm(c);
+        return;
+    }
     /* Subscriptions are work that must come back: a link that carries
      * them reconnects for as long as it takes. */
     int keep = l->pubsub != NULL;

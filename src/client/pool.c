@@ -20,6 +20,7 @@ struct aredis__acq {
     void *ud;
     int64_t wait_until;
     aredis__link *got;
+    int failed; /* an error to report instead of a connection */
     aredis__defer defer;
 };
 
@@ -57,10 +58,12 @@ static aredis__link *new_link(aredis_client *c)
     return l;
 }
 
-/* Close a link and forget it; what it still carried completes later. */
-static void destroy_link(aredis_client *c, aredis__link *l, int code,
-                         const char *msg)
+/* Close a link and take it out of the pool; what it still carried
+ * completes later, from the loop. The memory is not freed here. */
+static void detach_link(aredis_client *c, aredis__link *l, int code,
+                        const char *msg)
 {
+    aredis__link_close(l);
     aredis__cmd *cmd = aredis__link_take_all(l);
     while (cmd != NULL) {
         aredis__cmd *next = cmd->next;
@@ -77,8 +80,42 @@ static void destroy_link(aredis_client *c, aredis__link *l, int code,
         }
     }
     c->pool_size--;
+}
+
+static void destroy_link(aredis_client *c, aredis__link *l, int code,
+                         const char *msg)
+{
+    detach_link(c, l, code, msg);
     aredis__link_cleanup(l);
     aredis__free(l);
+}
+
+static void free_retired(void *arg)
+{
+    aredis__link *l = arg;
+    aredis_client *c = l->c;
+    for (aredis__link **pp = &c->retired; *pp != NULL; pp = &(*pp)->pool_next)
+        if (*pp == l) {
+            *pp = l->pool_next;
+            break;
+        }
+    aredis__link_cleanup(l);
+    aredis__free(l);
+}
+
+/* Like destroy_link(), but the memory goes on the next loop turn: a
+ * callback running for this very link (a reply being delivered, a
+ * failure being reported) may be the one giving it back, and the code
+ * around that callback still uses the link and its reply. */
+static void retire_link(aredis_client *c, aredis__link *l, int code,
+                        const char *msg)
+{
+    detach_link(c, l, code, msg);
+    l->borrowed = 1; /* never lent again */
+    l->pubsub = NULL;
+    l->pool_next = c->retired;
+    c->retired = l;
+    aredis__loop_defer(c->loop, &l->free_defer, free_retired, l);
 }
 
 static void acq_done(void *arg)
@@ -86,7 +123,7 @@ static void acq_done(void *arg)
     struct aredis__acq *a = arg;
     aredis_client *c = a->c;
     c->in_cb++;
-    a->cb(c, (aredis_exclusive *)a->got, 0, a->ud);
+    a->cb(c, (aredis_exclusive *)a->got, a->failed, a->ud);
     c->in_cb--;
     aredis__free(a);
 }
@@ -126,12 +163,34 @@ static int serve_one(aredis_client *c, aredis__link *l)
     return 0;
 }
 
+static void fail_oldest_nomem(aredis_client *c)
+{
+    if (c->pool_wait_head != NULL) {
+        aredis__cmd *cmd = c->pool_wait_head;
+        aredis__pool_unwait(c, cmd);
+        aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
+        return;
+    }
+    struct aredis__acq *a = c->acq_head;
+    c->acq_head = a->next;
+    if (c->acq_head == NULL)
+        c->acq_tail = NULL;
+    a->got = NULL;
+    a->failed = AREDIS_ENOMEM;
+    aredis__loop_defer(c->loop, &a->defer, acq_done, a);
+}
+
 /* Give waiters every link that is free or can still be created. */
 static void serve(aredis_client *c)
 {
     while (c->pool_wait_head != NULL || c->acq_head != NULL) {
         aredis__link *l = find_free(c);
-        if (l == NULL && (l = new_link(c)) == NULL)
+        if (l == NULL && c->pool_size < c->cfg.pool_max &&
+            (l = new_link(c)) == NULL) {
+            fail_oldest_nomem(c); /* out of memory, not a full pool */
+            continue;
+        }
+        if (l == NULL)
             break;
         if (!serve_one(c, l))
             break;
@@ -240,6 +299,13 @@ int64_t aredis__pool_next_deadline(const aredis_client *c)
 
 void aredis__pool_free_all(aredis_client *c)
 {
+    while (c->retired != NULL) {
+        aredis__link *l = c->retired;
+        c->retired = l->pool_next;
+        aredis__loop_undefer(c->loop, &l->free_defer);
+        aredis__link_cleanup(l);
+        aredis__free(l);
+    }
     while (c->pool != NULL) {
         aredis__link *l = c->pool;
         aredis__cancel_list(c, aredis__link_take_all(l));
@@ -278,8 +344,7 @@ aredis__link *aredis__pool_take(aredis_client *c)
 
 void aredis__pool_drop(aredis_client *c, aredis__link *l)
 {
-    l->pubsub = NULL;
-    destroy_link(c, l, AREDIS_ECANCELED, "canceled: the pubsub was freed");
+    retire_link(c, l, AREDIS_ECANCELED, "canceled: the pubsub was freed");
     serve(c);
 }
 
@@ -314,10 +379,10 @@ void aredis_exclusive_release(aredis_exclusive *x)
     l->borrowed = 0;
     if (c->freeing)
         return; /* the final release closes every link */
-    if (l->npend != 0 || l->conn.inflight != 0) {
-        destroy_link(c, l, AREDIS_ECANCELED,
-                     "canceled: the exclusive connection was released with "
-                     "replies unread");
+    if (l->broken || l->npend != 0 || l->conn.inflight != 0) {
+        retire_link(c, l, AREDIS_ECANCELED,
+                    "canceled: the exclusive connection was released with "
+                    "replies unread");
         serve(c);
         return;
     }

@@ -1,9 +1,9 @@
 /* Commands encoded when queued and decoded when submitted (extras layer).
  *
  * See cmdbuf.h for why. The encoding is the public RESP writer's, so the
- * decoder only ever reads "*<argc>\r\n" followed by argc "$<len>\r\n<bytes>\r\n"
- * produced by that writer, and trusts it. Uses nothing below the public
- * headers except the allocator. */
+ * decoder only ever reads "*<argc>\r\n" followed by argc
+ * "$<len>\r\n<bytes>\r\n" produced by that writer, and trusts it. Uses nothing
+ * below the public headers except the allocator. */
 #include <string.h>
 #include <strings.h>
 
@@ -109,17 +109,16 @@ static int reserve_argv(aredis__cmdbuf *q, size_t n)
     return 0;
 }
 
-int aredis__cmdbuf_lists(aredis__cmdbuf *q, int nhead,
-                         const char *const *head, int count, int nkeys,
-                         const char *const *keys, const size_t *keylens,
-                         int nargs, const char *const *args,
-                         const size_t *arglens)
+int aredis__cmdbuf_lists(aredis__cmdbuf *q, int nhead, const char *const *head,
+                         int count, int nkeys, const char *const *keys,
+                         const size_t *keylens, int nargs,
+                         const char *const *args, const size_t *arglens)
 {
     if (nhead < 1 || nkeys < 0 || nargs < 0 || (nkeys > 0 && keys == NULL) ||
         (nargs > 0 && args == NULL) || nkeys > (1 << 28) || nargs > (1 << 28))
         return AREDIS_EINVAL;
-    size_t total = (size_t)nhead + (count ? 1u : 0u) + (size_t)nkeys +
-                   (size_t)nargs;
+    size_t total =
+        (size_t)nhead + (count ? 1u : 0u) + (size_t)nkeys + (size_t)nargs;
     int e = reserve_argv(q, total);
     if (e != 0)
         return e;
@@ -185,8 +184,7 @@ int aredis__cmdbuf_decode(aredis__cmdbuf *q, size_t i, int *argc,
 }
 
 /* Walk to argument k of command i (k < argc). */
-static const char *arg_at(const aredis__cmdbuf *q, size_t i, int k,
-                          size_t *len)
+static const char *arg_at(const aredis__cmdbuf *q, size_t i, int k, size_t *len)
 {
     const char *p = q->enc.data + q->cmds[i].off + 1;
     while (*p != '\r')
@@ -206,8 +204,7 @@ static const char *arg_at(const aredis__cmdbuf *q, size_t i, int k,
     }
 }
 
-const char *aredis__cmdbuf_name(const aredis__cmdbuf *q, size_t i,
-                                size_t *len)
+const char *aredis__cmdbuf_name(const aredis__cmdbuf *q, size_t i, size_t *len)
 {
     return arg_at(q, i, 0, len);
 }
@@ -239,5 +236,22 @@ int aredis__cmdbuf_is_blocking(const aredis__cmdbuf *q, size_t i)
         if (is(a, n, "streams"))
             return 0; /* options end where the stream names begin */
     }
+    return 0;
+}
+
+int aredis__cmdbuf_is_refused(const aredis__cmdbuf *q, size_t i)
+{
+    /* The client's own refusals (docs/guide/commands.md, pubsub.md): the
+     * database is a client option, and subscriptions belong to
+     * aredis_pubsub. */
+    static const char *const refused[] = {
+        "select",      "subscribe",    "psubscribe",   "ssubscribe",
+        "unsubscribe", "punsubscribe", "sunsubscribe",
+    };
+    size_t n;
+    const char *name = arg_at(q, i, 0, &n);
+    for (size_t k = 0; k < sizeof refused / sizeof *refused; k++)
+        if (is(name, n, refused[k]))
+            return 1;
     return 0;
 }

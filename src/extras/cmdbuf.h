@@ -50,11 +50,10 @@ int aredis__cmdbuf_argv(aredis__cmdbuf *q, int argc, const char *const *argv,
  * numkeys-style count of the first list in between when `count` is set:
  *     head... [nkeys] keys... args...
  * lens arrays may be NULL (strlen). For EVALSHA and WATCH. */
-int aredis__cmdbuf_lists(aredis__cmdbuf *q, int nhead,
-                         const char *const *head, int count, int nkeys,
-                         const char *const *keys, const size_t *keylens,
-                         int nargs, const char *const *args,
-                         const size_t *arglens);
+int aredis__cmdbuf_lists(aredis__cmdbuf *q, int nhead, const char *const *head,
+                         int count, int nkeys, const char *const *keys,
+                         const size_t *keylens, int nargs,
+                         const char *const *args, const size_t *arglens);
 
 /* Decode command i into the scratch vector: valid until the next call on
  * the queue. Return 0 or AREDIS_ENOMEM. */
@@ -62,11 +61,14 @@ int aredis__cmdbuf_decode(aredis__cmdbuf *q, size_t i, int *argc,
                           const char *const **argv, const size_t **argvlen);
 
 /* The command name (first argument) of command i, not NUL-terminated. */
-const char *aredis__cmdbuf_name(const aredis__cmdbuf *q, size_t i,
-                                size_t *len);
+const char *aredis__cmdbuf_name(const aredis__cmdbuf *q, size_t i, size_t *len);
 
 /* 1 when command i would block the server connection (BLPOP and friends,
  * WAIT, XREAD ... BLOCK): the client routes those by name. */
 int aredis__cmdbuf_is_blocking(const aredis__cmdbuf *q, size_t i);
+
+/* 1 when the client refuses command i outright (SELECT, the subscribe
+ * family): in a batch it would be missing from the server's side. */
+int aredis__cmdbuf_is_refused(const aredis__cmdbuf *q, size_t i);
 
 #endif /* AREDIS_EXTRAS_CMDBUF_H */

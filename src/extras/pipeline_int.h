@@ -32,10 +32,9 @@ void aredis__pipeline_destroy(aredis_pipeline *p);
 
 /* Queue EVALSHA of s and remember s (retained) for the load before the
  * batch. Errors as aredis_pipeline_command(). */
-int aredis__pipeline_add_script(aredis_pipeline *p, aredis_script *s,
-                                int nkeys, const char *const *keys,
-                                const size_t *keylens, int nargs,
-                                const char *const *args,
+int aredis__pipeline_add_script(aredis_pipeline *p, aredis_script *s, int nkeys,
+                                const char *const *keys, const size_t *keylens,
+                                int nargs, const char *const *args,
                                 const size_t *arglens);
 
 #endif /* AREDIS_EXTRAS_PIPELINE_INT_H */

@@ -47,7 +47,7 @@ static int check_opts(const aredis_scan_opts *o, size_t *extra)
         return AREDIS_EINVAL;
     if (o->type != NULL && o->kind != AREDIS_SCAN_KEYS)
         return AREDIS_EINVAL; /* the server only filters SCAN by type */
-    size_t keylen = o->key == NULL ? 0
+    size_t keylen = o->key == NULL   ? 0
                     : o->keylen != 0 ? o->keylen
                                      : strlen(o->key);
     size_t n = keylen + 1;
@@ -181,8 +181,13 @@ static int elem_at(const scan_args *a, const aredis_reply *b, size_t i,
                    aredis_scan_elem *e, const char **why)
 {
     int pairs = a->kind == AREDIS_SCAN_HASH || a->kind == AREDIS_SCAN_ZSET;
-    const aredis_reply *k = &b->element[pairs ? 2 * i : i];
     memset(e, 0, sizeof *e);
+    /* NEVER: callers stay within the batch. */
+    if (b->element == NULL || i >= batch_count(a, b)) {
+        *why = "SCAN element out of range";
+        return AREDIS_EPROTO;
+    }
+    const aredis_reply *k = &b->element[pairs ? 2 * i : i];
     if (!is_text(k)) {
         *why = "SCAN element is not a string";
         return AREDIS_EPROTO;
@@ -384,14 +389,15 @@ aredis_sync_scan *aredis_sync_scan_new(aredis_sync *s,
 
 static int fail(aredis_sync_scan *it, int code, const char *msg, size_t len)
 {
-    it->error = code;
+    /* Always negative, so that callers can tell it from "an element". */
+    it->error = code < 0 ? code : AREDIS_EPROTO;
     aredis__free(it->errmsg);
     it->errmsg = aredis__strndup(msg, len); /* NULL reads as "" */
     aredis_reply_free(it->reply);
     it->reply = NULL;
     it->batch = NULL;
     it->n = it->next = 0;
-    return code;
+    return it->error;
 }
 
 /* Fetch batches until one has elements or the walk ends.

@@ -104,8 +104,10 @@ static void deliver_error(aredis_client *c, eval_req *q, int code,
 {
     char msg[160];
     snprintf(msg, sizeof msg, "%s: %s", what, aredis_strerror(code));
-    aredis_reply e = {.type = AREDIS_REPLY_ERROR, .code = code,
-                      .len = strlen(msg), .str = msg};
+    aredis_reply e = {.type = AREDIS_REPLY_ERROR,
+                      .code = code,
+                      .len = strlen(msg),
+                      .str = msg};
     deliver(c, q, &e);
 }
 
@@ -162,11 +164,10 @@ static void first_reply(aredis_client *c, const aredis_reply *r, void *ud)
     deliver(c, q, r);
 }
 
-int aredis_script_evalv(aredis_client *c, aredis_script *s,
-                        aredis_reply_cb cb, void *ud, int nkeys,
-                        const char *const *keys, const size_t *keylens,
-                        int nargs, const char *const *args,
-                        const size_t *arglens)
+int aredis_script_evalv(aredis_client *c, aredis_script *s, aredis_reply_cb cb,
+                        void *ud, int nkeys, const char *const *keys,
+                        const size_t *keylens, int nargs,
+                        const char *const *args, const size_t *arglens)
 {
     if (c == NULL || s == NULL)
         return AREDIS_EINVAL;
@@ -187,9 +188,8 @@ int aredis_script_evalv(aredis_client *c, aredis_script *s,
     return e;
 }
 
-int aredis_script_eval(aredis_client *c, aredis_script *s,
-                       aredis_reply_cb cb, void *ud, int nkeys,
-                       const char *const *keys, int nargs,
+int aredis_script_eval(aredis_client *c, aredis_script *s, aredis_reply_cb cb,
+                       void *ud, int nkeys, const char *const *keys, int nargs,
                        const char *const *args)
 {
     return aredis_script_evalv(c, s, cb, ud, nkeys, keys, NULL, nargs, args,
@@ -207,14 +207,13 @@ int aredis_pipeline_scriptv(aredis_pipeline *p, aredis_script *s, int nkeys,
 {
     if (p == NULL || s == NULL)
         return AREDIS_EINVAL;
-    return aredis__pipeline_add_script(p, s, nkeys, keys, keylens, nargs,
-                                       args, arglens);
+    return aredis__pipeline_add_script(p, s, nkeys, keys, keylens, nargs, args,
+                                       arglens);
 }
 
 int aredis_pipeline_script(aredis_pipeline *p, aredis_script *s, int nkeys,
                            const char *const *keys, int nargs,
                            const char *const *args)
 {
-    return aredis_pipeline_scriptv(p, s, nkeys, keys, NULL, nargs, args,
-                                   NULL);
+    return aredis_pipeline_scriptv(p, s, nkeys, keys, NULL, nargs, args, NULL);
 }

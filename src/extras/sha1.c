@@ -18,7 +18,7 @@ static uint32_t rol(uint32_t v, unsigned n)
 static void block(uint32_t h[5], const unsigned char *p)
 {
     uint32_t w[80];
-    for (int t = 0; t < 16; t++)
+    for (size_t t = 0; t < 16; t++)
         w[t] = (uint32_t)p[4 * t] << 24 | (uint32_t)p[4 * t + 1] << 16 |
                (uint32_t)p[4 * t + 2] << 8 | (uint32_t)p[4 * t + 3];
     for (int t = 16; t < 80; t++)
@@ -74,7 +74,7 @@ void aredis__sha1_portable(const void *data, size_t len, unsigned char md[20])
     block(h, tail);
     if (n == 128)
         block(h, tail + 64);
-    for (int i = 0; i < 5; i++) {
+    for (size_t i = 0; i < 5; i++) {
         md[4 * i] = (unsigned char)(h[i] >> 24);
         md[4 * i + 1] = (unsigned char)(h[i] >> 16);
         md[4 * i + 2] = (unsigned char)(h[i] >> 8);
@@ -106,7 +106,7 @@ void aredis__sha1_hex(const void *data, size_t len, char out[41])
 #else
     aredis__sha1_portable(data, len, md);
 #endif
-    for (int i = 0; i < 20; i++) {
+    for (size_t i = 0; i < 20; i++) {
         out[2 * i] = hex[md[i] >> 4];
         out[2 * i + 1] = hex[md[i] & 15];
     }

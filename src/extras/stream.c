@@ -60,8 +60,8 @@ int aredis_stream_entry_parse(const aredis_reply *r, aredis_stream_entry *out)
 int aredis_stream_entry_at(const aredis_reply *entries, size_t i,
                            aredis_stream_entry *out)
 {
-    if (entries == NULL || out == NULL ||
-        entries->type != AREDIS_REPLY_ARRAY || i >= entries->len)
+    if (entries == NULL || out == NULL || entries->type != AREDIS_REPLY_ARRAY ||
+        i >= entries->len)
         return AREDIS_EINVAL;
     return aredis_stream_entry_parse(&entries->element[i], out);
 }
@@ -199,7 +199,8 @@ int aredis_stream_id_parse(const char *id, size_t len, uint64_t *ms,
     return 0;
 }
 
-/* ---- consumer-group helper ------------------------------------------------ */
+/* ---- consumer-group helper ------------------------------------------------
+ */
 
 /* Slack on top of BLOCK for the read's deadline: it only has to catch a
  * server that stopped answering, never a read that is merely waiting. */
@@ -219,14 +220,14 @@ struct aredis_stream_consumer {
     void *ud;
 
     int state;
-    int dead;     /* the client is gone: send nothing more */
-    int freed;    /* aredis_stream_consumer_free() was called */
-    int depth;    /* user callbacks on the stack */
-    unsigned inflight;                   /* our commands not completed */
-    int reading, claiming, creating;     /* one of each at most */
-    int need_create;                     /* create the group before reading */
-    int kick_armed;                      /* kick timer started */
-    char cursor[64];                     /* XAUTOCLAIM cursor */
+    int dead;          /* the client is gone: send nothing more */
+    int freed;         /* aredis_stream_consumer_free() was called */
+    int depth;         /* user callbacks on the stack */
+    unsigned inflight; /* our commands not completed */
+    int reading, claiming, creating; /* one of each at most */
+    int need_create;                 /* create the group before reading */
+    int kick_armed;                  /* kick timer started */
+    char cursor[64];                 /* XAUTOCLAIM cursor */
     aredis_timer *kick_timer, *claim_timer, *stop_timer;
     aredis_stream_stopped_cb stop_cb;
     void *stop_ud;
@@ -369,11 +370,11 @@ static void kick(aredis_stream_consumer *sc)
     }
     if (sc->reading)
         return;
-    const char *argv[] = {"XREADGROUP", "GROUP",   sc->group, sc->consumer,
-                          "COUNT",      sc->count, "BLOCK",   sc->block,
+    const char *argv[] = {"XREADGROUP", "GROUP",    sc->group, sc->consumer,
+                          "COUNT",      sc->count,  "BLOCK",   sc->block,
                           "STREAMS",    sc->stream, ">"};
-    int e = submit(sc, on_read, sc->block_ms + READ_DEADLINE_SLACK_MS, 11,
-                   argv, NULL);
+    int e = submit(sc, on_read, sc->block_ms + READ_DEADLINE_SLACK_MS, 11, argv,
+                   NULL);
     if (e != 0)
         send_failed(sc, e);
     else
@@ -382,9 +383,8 @@ static void kick(aredis_stream_consumer *sc)
 
 static void send_claim(aredis_stream_consumer *sc)
 {
-    const char *argv[] = {"XAUTOCLAIM", sc->stream, sc->group,
-                          sc->consumer, sc->min_idle, sc->cursor,
-                          "COUNT",      sc->claim_count};
+    const char *argv[] = {"XAUTOCLAIM", sc->stream, sc->group, sc->consumer,
+                          sc->min_idle, sc->cursor, "COUNT",   sc->claim_count};
     int e = submit(sc, on_claim, 0, 8, argv, NULL);
     if (e != 0) {
         report_code(sc, e, aredis_strerror(e));
@@ -600,8 +600,8 @@ static void bad(aredis_status *st, int code, const char *msg)
 }
 
 aredis_stream_consumer *aredis_stream_consumer_new(
-    aredis_client *c, aredis_loop *loop,
-    const aredis_stream_consumer_opts *o, aredis_status *st)
+    aredis_client *c, aredis_loop *loop, const aredis_stream_consumer_opts *o,
+    aredis_status *st)
 {
     if (c == NULL || loop == NULL || o == NULL || o->stream == NULL ||
         o->group == NULL || o->consumer == NULL || o->on_entry == NULL) {

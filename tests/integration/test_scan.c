@@ -55,7 +55,8 @@ static aredis_client *connect_to(aredis_loop *loop, int db, int proto)
     return c;
 }
 
-/* ---- helpers: commands and their counting --------------------------------- */
+/* ---- helpers: commands and their counting ---------------------------------
+ */
 
 typedef struct counted {
     int expect, calls, errors;
@@ -149,8 +150,7 @@ static int on_elem(aredis_client *c, const aredis_scan_elem *e, void *ud)
     if (w->elements < (int)(sizeof w->scores / sizeof *w->scores))
         w->scores[w->elements] = e->score;
     w->elements++;
-    return w->stop_after_elements > 0 &&
-           w->elements >= w->stop_after_elements;
+    return w->stop_after_elements > 0 && w->elements >= w->stop_after_elements;
 }
 
 static void on_done(aredis_client *c, int status, const aredis_reply *err,
@@ -334,7 +334,8 @@ Test(scan, keyspace_every_key_at_least_once_resp2_and_resp3)
     testloop_free(loop);
 }
 
-/* ---- MATCH, TYPE, COUNT ----------------------------------------------------- */
+/* ---- MATCH, TYPE, COUNT -----------------------------------------------------
+ */
 
 Test(scan, match_returns_only_matching_keys)
 {
@@ -351,8 +352,8 @@ Test(scan, match_returns_only_matching_keys)
         wait_counted(loop, &k);
         snprintf(pat, sizeof pat, "%s:a:*", base);
         walk w = {0};
-        walk_all(loop, c,
-                 &(aredis_scan_opts){.match = pat, .count = 1000}, &w, 1, 1);
+        walk_all(loop, c, &(aredis_scan_opts){.match = pat, .count = 1000}, &w,
+                 1, 1);
         cr_assert_eq(w.status, AREDIS_SCAN_FINISHED, "%s", w.err);
         for (int i = 0; i < 50; i++) {
             char key[128];
@@ -399,9 +400,8 @@ Test(scan, type_filters_scan_by_value_type)
         for (int t = 0; t < 5; t++) {
             walk w = {0};
             walk_all(loop, c,
-                     &(aredis_scan_opts){.match = pat,
-                                         .type = types[t],
-                                         .count = 200},
+                     &(aredis_scan_opts){
+                         .match = pat, .type = types[t], .count = 200},
                      &w, 0, 1);
             cr_assert_eq(w.status, AREDIS_SCAN_FINISHED, "%s", w.err);
             for (int i = 0; i < 10; i++) {
@@ -416,15 +416,17 @@ Test(scan, type_filters_scan_by_value_type)
             walk_cleanup(&w);
         }
         for (int i = 0; i < 10; i++)
-            aredis_command(c, NULL, NULL, "DEL %s:s%d %s:h%d %s:S%d %s:z%d %s:l%d",
-                           base, i, base, i, base, i, base, i, base, i);
+            aredis_command(c, NULL, NULL,
+                           "DEL %s:s%d %s:h%d %s:S%d %s:z%d %s:l%d", base, i,
+                           base, i, base, i, base, i, base, i);
         must(loop, c, "PING");
         aredis_client_free(c);
     }
     testloop_free(loop);
 }
 
-/* ---- early stop ------------------------------------------------------------- */
+/* ---- early stop -------------------------------------------------------------
+ */
 
 Test(scan, early_stop_from_either_callback)
 {
@@ -440,8 +442,7 @@ Test(scan, early_stop_from_either_callback)
 
     /* A batch callback that says stop after its first batch. */
     walk w = {.stop_after_batches = 1};
-    walk_all(loop, c, &(aredis_scan_opts){.match = pat, .count = 50}, &w, 1,
-             1);
+    walk_all(loop, c, &(aredis_scan_opts){.match = pat, .count = 50}, &w, 1, 1);
     cr_assert_eq(w.status, AREDIS_SCAN_STOPPED);
     cr_assert_eq(w.batches, 1);
     cr_assert_eq(w.elements, 0, "no element callback for a refused batch");
@@ -461,7 +462,8 @@ Test(scan, early_stop_from_either_callback)
     finish(loop, c);
 }
 
-/* ---- HSCAN, ZSCAN, SSCAN ------------------------------------------------------- */
+/* ---- HSCAN, ZSCAN, SSCAN
+ * ------------------------------------------------------- */
 
 Test(scan, hscan_gives_field_value_pairs)
 {
@@ -545,13 +547,14 @@ Test(scan, zscan_gives_member_score_pairs_as_doubles)
         char key[64], big[64];
         testenv_key(key, sizeof key, proto == 2 ? "z2" : "z3");
         testenv_key(big, sizeof big, proto == 2 ? "zb2" : "zb3");
-        must(loop, c, "ZADD %s 0.5 a -2.25 b 3 c 1e10 d -0.125 e inf pinf -inf "
-                      "ninf",
+        must(loop, c,
+             "ZADD %s 0.5 a -2.25 b 3 c 1e10 d -0.125 e inf pinf -inf "
+             "ninf",
              key);
         walk w = {0};
         walk_all(loop, c,
-                 &(aredis_scan_opts){.kind = AREDIS_SCAN_ZSET, .key = key},
-                 &w, 0, 1);
+                 &(aredis_scan_opts){.kind = AREDIS_SCAN_ZSET, .key = key}, &w,
+                 0, 1);
         cr_assert_eq(w.status, AREDIS_SCAN_FINISHED, "%s", w.err);
         cr_assert_eq(w.elements, 7);
         /* Find each member's line and score. */
@@ -578,8 +581,8 @@ Test(scan, zscan_gives_member_score_pairs_as_doubles)
         wait_counted(loop, &k);
         walk w2 = {0};
         walk_all(loop, c,
-                 &(aredis_scan_opts){.kind = AREDIS_SCAN_ZSET, .key = big},
-                 &w2, 1, 1);
+                 &(aredis_scan_opts){.kind = AREDIS_SCAN_ZSET, .key = big}, &w2,
+                 1, 1);
         cr_assert_gt(w2.batches, 1);
         cr_assert_geq(w2.elements, 300);
         const char *q = w2.seen;
@@ -612,8 +615,8 @@ Test(scan, sscan_members_intset_and_hashtable)
         wait_counted(loop, &k);
         walk w = {0};
         walk_all(loop, c,
-                 &(aredis_scan_opts){.kind = AREDIS_SCAN_SET, .key = ints},
-                 &w, 1, 1);
+                 &(aredis_scan_opts){.kind = AREDIS_SCAN_SET, .key = ints}, &w,
+                 1, 1);
         cr_assert_eq(w.status, AREDIS_SCAN_FINISHED, "%s", w.err);
         for (int i = 0; i < 300; i++) {
             char m[16];
@@ -643,7 +646,8 @@ Test(scan, sscan_members_intset_and_hashtable)
     testloop_free(loop);
 }
 
-/* ---- errors and the completion rule ----------------------------------------------- */
+/* ---- errors and the completion rule
+ * ----------------------------------------------- */
 
 Test(scan, bad_options_are_refused_without_callbacks)
 {
@@ -765,7 +769,8 @@ Test(scan, freeing_the_client_ends_the_walk_once)
     finish(loop, c);
 }
 
-/* ---- the blocking iterator ---------------------------------------------------- */
+/* ---- the blocking iterator
+ * ---------------------------------------------------- */
 
 Test(scan, sync_iterator_pairs_errors_and_lifetime)
 {
@@ -796,8 +801,7 @@ Test(scan, sync_iterator_pairs_errors_and_lifetime)
             snprintf(field, sizeof field, "%.*s", (int)e.len, e.str);
             snprintf(value, sizeof value, "%.*s", (int)e.vlen, e.value);
             int i = (int)strtol(field + 1, NULL, 10);
-            cr_assert_eq(strtol(value, NULL, 10), i * i, "%s=%s", field,
-                         value);
+            cr_assert_eq(strtol(value, NULL, 10), i * i, "%s=%s", field, value);
             seen[i] = 1;
             n++;
         }

@@ -163,7 +163,7 @@ static void cut_all(void)
             pair_free(i, 1);
 }
 
-/* ---- relaying ---------------------------------------------------------- */
+/* ---- relaying ----------------------------------------------------------- */
 
 static int dir_add(dir *d, const char *buf, size_t n, long long delay)
 {
@@ -313,7 +313,7 @@ static int on_connected(pair *p)
     return 0;
 }
 
-/* ---- control ------------------------------------------------------------- */
+/* ---- control ------------------------------------------------------------ */
 
 static int parse_onoff(const char *s, int *out)
 {

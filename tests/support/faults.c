@@ -92,8 +92,74 @@ int faults_free_port(void)
     return port;
 }
 
-/* ---- files and directories
- * ---------------------------------------------------- */
+/* ---- cleanup at exit ---------------------------------------------------- */
+
+/* What this process started or created, so that a test stopped by a
+ * failed assertion (Criterion then exits the test process normally) still
+ * leaves no tool running and no directory behind. Servers need nothing
+ * here: the start script's watchdog stops them when this process exits. */
+enum { MAX_TRACKED = 32 };
+static pid_t tracked_pids[MAX_TRACKED];
+static char tracked_dirs[MAX_TRACKED][200];
+static int cleanup_armed;
+
+void faults_rmdir(const char *dir);
+
+static void cleanup_at_exit(void)
+{
+    for (int i = 0; i < MAX_TRACKED; i++) {
+        if (tracked_pids[i] > 0) {
+            kill(tracked_pids[i], SIGKILL);
+            waitpid(tracked_pids[i], NULL, 0);
+            tracked_pids[i] = 0;
+        }
+    }
+    for (int i = 0; i < MAX_TRACKED; i++) {
+        if (tracked_dirs[i][0] != '\0') {
+            char d[200];
+            memcpy(d, tracked_dirs[i], sizeof d);
+            faults_rmdir(d);
+        }
+    }
+}
+
+static void arm_cleanup(void)
+{
+    if (!cleanup_armed && atexit(cleanup_at_exit) == 0)
+        cleanup_armed = 1;
+}
+
+static void track_pid(pid_t pid, int on)
+{
+    arm_cleanup();
+    for (int i = 0; i < MAX_TRACKED; i++) {
+        if (on && tracked_pids[i] == 0) {
+            tracked_pids[i] = pid;
+            return;
+        }
+        if (!on && tracked_pids[i] == pid) {
+            tracked_pids[i] = 0;
+            return;
+        }
+    }
+}
+
+static void track_dir(const char *dir, int on)
+{
+    arm_cleanup();
+    for (int i = 0; i < MAX_TRACKED; i++) {
+        if (on && tracked_dirs[i][0] == '\0') {
+            snprintf(tracked_dirs[i], sizeof tracked_dirs[i], "%s", dir);
+            return;
+        }
+        if (!on && strcmp(tracked_dirs[i], dir) == 0) {
+            tracked_dirs[i][0] = '\0';
+            return;
+        }
+    }
+}
+
+/* ---- files and directories ---------------------------------------------- */
 
 static const char *tmpdir(void)
 {
@@ -113,6 +179,7 @@ static int make_dir(char *dir, size_t cap, const char *tag)
         dir[0] = '\0';
         return -1;
     }
+    track_dir(dir, 1);
     return 0;
 }
 
@@ -122,6 +189,7 @@ void faults_rmdir(const char *dir)
 {
     if (dir == NULL || dir[0] == '\0')
         return;
+    track_dir(dir, 0);
     DIR *d = opendir(dir);
     if (d != NULL) {
         struct dirent *e;
@@ -166,8 +234,7 @@ static void log_tail(const char *dir, char *out, size_t cap)
     fclose(f);
 }
 
-/* ---- child processes
- * ---------------------------------------------------------- */
+/* ---- child processes ---------------------------------------------------- */
 
 /* fork/exec argv with stdin and stdout on /dev/null, stderr on
  * dir/stderr.log. The child gets SIGKILL when this process dies. */
@@ -182,8 +249,10 @@ static pid_t spawn(const char *dir, char *const argv[])
         set_err("fork: %s", strerror(errno));
         return -1;
     }
-    if (pid > 0)
+    if (pid > 0) {
+        track_pid(pid, 1);
         return pid;
+    }
 
     /* Child: only async-signal-safe calls until exec. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -249,6 +318,7 @@ static void stop_child(pid_t *pid)
         }
         sleep_ms(5);
     }
+    track_pid(*pid, 0);
     *pid = 0;
 }
 
@@ -373,8 +443,7 @@ void faults_proxy_stop(faults_proxy *p)
     p->dir[0] = '\0';
 }
 
-/* ---- private redis-server
- * --------------------------------------------------------- */
+/* ---- private redis-server ----------------------------------------------- */
 
 static void ensure_state_dir(void)
 {
@@ -384,7 +453,8 @@ static void ensure_state_dir(void)
         char d[300];
         snprintf(d, sizeof d, "%s/aredis-faults-state-%ld", tmpdir(),
                  (long)getpid());
-        mkdir(d, 0700);
+        if (mkdir(d, 0700) == 0)
+            track_dir(d, 1);
         setenv("AREDIS_TEST_STATE_DIR", d, 1);
     }
 }
@@ -550,8 +620,7 @@ int faults_tls_dir(char *dir, size_t dircap, char *extra, size_t extracap)
     return 0;
 }
 
-/* ---- memory
- * ------------------------------------------------------------------------- */
+/* ---- memory ------------------------------------------------------------- */
 
 static long status_kb(const char *key)
 {
@@ -592,8 +661,7 @@ long faults_rss_peak_kb(void)
     return status_kb("VmHWM");
 }
 
-/* ---- completion records
- * ----------------------------------------------------------------- */
+/* ---- completion records ------------------------------------------------- */
 
 void faults_track_init(faults_track *t, faults_cmd *cmds, int cap)
 {
@@ -692,6 +760,31 @@ void faults_track_pending_str(const faults_track *t, char *buf, size_t cap)
     }
 }
 
+int faults_sendv(faults_track *t, aredis_client *c, const aredis_cmd_opts *o,
+                 int argc, const char *const *argv, const size_t *argvlen)
+{
+    if (t->sent >= t->cap)
+        return AREDIS_EINVAL;
+    faults_cmd *k = &t->cmds[t->sent];
+    memset(k, 0, sizeof *k);
+    size_t used = 0;
+    for (int i = 0; i < argc && used + 1 < sizeof k->cmd; i++) {
+        size_t n = argvlen != NULL ? argvlen[i] : strlen(argv[i]);
+        int w = snprintf(k->cmd + used, sizeof k->cmd - used, "%s%.*s",
+                         i ? " " : "", (int)(n > 16 ? 16 : n), argv[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    k->t = t;
+    k->idx = t->sent;
+    int rc =
+        aredis_commandv_opts(c, o, faults_reply_cb, k, argc, argv, argvlen);
+    if (rc != 0)
+        return rc;
+    return t->sent++;
+}
+
 int faults_track_done(const faults_track *t)
 {
     return t->completed >= t->sent;
@@ -733,8 +826,7 @@ void faults_summary(const char *name, const faults_track *t,
                 name, t->sent, t->completed, errs);
 }
 
-/* ---- connection events
- * ------------------------------------------------------------------- */
+/* ---- connection events -------------------------------------------------- */
 
 void faults_event_cb(aredis_client *c, const aredis_conn_event *ev, void *ud)
 {
@@ -798,8 +890,7 @@ void faults_events_str(const faults_events *e, char *buf, size_t cap)
     }
 }
 
-/* ---- driving the loop
- * ----------------------------------------------------------------------- */
+/* ---- driving the loop --------------------------------------------------- */
 
 int faults_run_until(aredis_loop *loop, int (*pred)(const void *),
                      const void *arg, int timeout_ms)

@@ -110,8 +110,7 @@ long faults_rss_mark_kb(void);
 /* Peak RSS (VmHWM) in KiB, or -1. */
 long faults_rss_peak_kb(void);
 
-/* ---- completion records
- * ------------------------------------------------------ */
+/* ---- completion records ------------------------------------------------- */
 
 typedef struct faults_track faults_track;
 
@@ -144,12 +143,17 @@ struct faults_track {
 void faults_track_init(faults_track *t, faults_cmd *cmds, int cap);
 
 /* Submit a command through aredis_commandv_opts(): fmt is formatted with
- * vsnprintf and split on spaces (so no argument may contain one). o may be
- * NULL. \return the command's index, or the submit's negative error. */
+ * vsnprintf into 1 KiB at most and split on spaces (so no argument may
+ * contain one; use faults_sendv for big or binary values). o may be NULL.
+ * \return the command's index, or the submit's negative error. */
 int faults_send(faults_track *t, aredis_client *c, const aredis_cmd_opts *o,
                 const char *fmt, ...) AREDIS_PRINTF(4, 5);
 int faults_vsend(faults_track *t, aredis_client *c, const aredis_cmd_opts *o,
                  const char *fmt, va_list ap) AREDIS_PRINTF(4, 0);
+/* The same with an argument vector (binary safe, any size; argvlen NULL
+ * means strlen). */
+int faults_sendv(faults_track *t, aredis_client *c, const aredis_cmd_opts *o,
+                 int argc, const char *const *argv, const size_t *argvlen);
 
 /* The reply callback faults_send() uses; ud is a faults_cmd. */
 void faults_reply_cb(aredis_client *c, const aredis_reply *r, void *ud);
@@ -168,8 +172,7 @@ void faults_track_errors(const faults_track *t, char *buf, size_t cap);
 void faults_summary(const char *name, const faults_track *t,
                     int64_t recovered_ms);
 
-/* ---- connection events
- * --------------------------------------------------------- */
+/* ---- connection events -------------------------------------------------- */
 
 enum { FAULTS_MAX_EVENTS = 128 };
 
@@ -194,8 +197,7 @@ int faults_events_find(const faults_events *e, int from, int type,
 /* "CONNECTED,DISCONNECTED(ECLOSED),RECONNECTING(1,100ms),..." */
 void faults_events_str(const faults_events *e, char *buf, size_t cap);
 
-/* ---- driving the loop
- * ------------------------------------------------------------ */
+/* ---- driving the loop --------------------------------------------------- */
 
 /* Run the loop until pred(arg) is true or timeout_ms passes.
  * \return pred's last value. */

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# bench/pipeline.sh - the pipeline benchmark recipe: aredis pipelines (on
+# the built-in loop and on libevent) against hiredis async on libevent
+# sending the same commands, plain and in MULTI/EXEC, on one throwaway
+# redis-server over loopback.
+#
+#   bench/pipeline.sh          (from the repository root or anywhere)
+#
+# It builds bench_pipeline in $BUILD_DIR (Release) if needed, starts
+# redis-server on a free loopback port (no persistence, its own temporary
+# directory, stopped on exit; pinned to CPU 0 and the client to CPU 1 when
+# the machine has two), runs every implementation REPEAT times per mode in
+# turn, and prints the medians: ops/s (SETs per second) and client CPU
+# seconds (user + sys, getrusage) per million SETs, with the ratios
+# aredis / hiredis.
+#
+# Environment (defaults in brackets):
+#   BATCHES [10000]  SIZE [100]  REPEAT [3]  BUILD_DIR [build-bench]
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${BUILD_DIR:-$root/build-bench}
+BATCHES=${BATCHES:-10000}
+SIZE=${SIZE:-100}
+REPEAT=${REPEAT:-3}
+IMPLS="aredis aredis-libevent hiredis"
+
+die() {
+    echo "pipeline.sh: $*" >&2
+    exit 1
+}
+for tool in redis-server redis-cli cmake; do
+    command -v "$tool" >/dev/null || die "$tool not found"
+done
+
+if [ ! -f "$build/CMakeCache.txt" ]; then
+    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
+        -DAREDIS_BUILD_TESTS=OFF -DAREDIS_BUILD_EXAMPLES=OFF >/dev/null
+fi
+cmake --build "$build" --target bench_pipeline -j "$(nproc)" >/dev/null
+bin=$build/bench/bench_pipeline
+[ -x "$bin" ] || die "$bin was not built (libhiredis-dev, libevent-dev?)"
+
+server_cpu=() client_cpu=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    server_cpu=(taskset -c 0)
+    client_cpu=(taskset -c 1)
+fi
+
+tmp=$(mktemp -d)
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+port_free() {
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+    port=$((20000 + RANDOM % 20000))
+    port_free "$port" || continue
+    "${server_cpu[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' \
+        --appendonly no --dir "$tmp" --logfile "$tmp/redis.log" \
+        --daemonize no &
+    server_pid=$!
+    for _ in $(seq 50); do
+        [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && break 2
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+done
+[ -n "$server_pid" ] || die "could not start redis-server"
+
+echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on" \
+    "127.0.0.1:$port; $(nproc) CPUs${server_cpu:+, server on CPU 0, client on CPU 1}"
+echo "$BATCHES batches of $SIZE SETs (16-byte values), one batch in flight," \
+    "median of $REPEAT"
+
+field() {
+    local f
+    for f in $2; do
+        case "$f" in "$1="*) echo "${f#*=}"; return 0 ;; esac
+    done
+    return 1
+}
+median() {
+    tr ' ' '\n' | sed '/^$/d' | sort -g |
+        awk '{ v[NR] = $1 } END {
+            if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "-" }'
+}
+
+# Every round runs each mode and implementation in turn, so the slow
+# phases of a busy machine hit all of them alike.
+declare -A ops=() cpu=()
+for _ in $(seq "$REPEAT"); do
+    for tx in 0 1; do
+        for impl in $IMPLS; do
+            line=$("${client_cpu[@]}" "$bin" --impl "$impl" --tx "$tx" \
+                --batches "$BATCHES" --size "$SIZE" --port "$port") ||
+                die "bench_pipeline --impl $impl --tx $tx failed"
+            ops[$tx.$impl]+=" $(field ops_s "$line")"
+            cpu[$tx.$impl]+=" $(field cpu_s_per_M "$line")"
+        done
+    done
+done
+
+printf '\n%-12s %11s %12s %12s %9s %10s %9s | %6s %6s %8s %10s\n' \
+    transaction aredis_op/s ar-levt_op/s hiredis_op/s ar_cpu/M arle_cpu/M \
+    hi_cpu/M a/hi ale/hi cpu_a/hi cpu_ale/hi
+for tx in 0 1; do
+    oa=$(echo "${ops[$tx.aredis]}" | median)
+    ol=$(echo "${ops[$tx.aredis-libevent]}" | median)
+    oh=$(echo "${ops[$tx.hiredis]}" | median)
+    ca=$(echo "${cpu[$tx.aredis]}" | median)
+    cl=$(echo "${cpu[$tx.aredis-libevent]}" | median)
+    ch=$(echo "${cpu[$tx.hiredis]}" | median)
+    printf '%-12s %11.0f %12.0f %12.0f %9.3f %10.3f %9.3f | %6s %6s %8s %10s\n' \
+        "$([ "$tx" = 1 ] && echo "on (MULTI)" || echo off)" \
+        "$oa" "$ol" "$oh" "$ca" "$cl" "$ch" \
+        "$(ratio "$oa" "$oh")" "$(ratio "$ol" "$oh")" \
+        "$(ratio "$ca" "$ch")" "$(ratio "$cl" "$ch")"
+done
+echo "ops = SETs; cpu/M = client user+sys CPU seconds per million SETs;" \
+    "a = aredis (built-in loop), ale = aredis on libevent, hi = hiredis on libevent"

@@ -1,0 +1,402 @@
+/* Integration tests of the transaction helper (include/aredis/transaction.h)
+ * against the real standalone server: many concurrent client-side
+ * increments through WATCH/GET/MULTI/SET/EXEC give the exact total; the
+ * attempts are bounded, paced by delay_ms, and abortable; misuse is refused;
+ * `done` runs exactly once and never inside the call that scheduled it.
+ * Runs on the loop under test (tests/support/testloop.h). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aredis/aredis.h"
+#include "testenv.h"
+#include "testloop.h"
+
+static testenv_server srv;
+static char url[128];
+
+static void setup(void)
+{
+    cr_assert_eq(testenv_server_load(&srv, "standalone"), 0, "%s",
+                 testenv_errstr());
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", srv.port);
+}
+
+static int run_until(aredis_loop *loop, const int *flag, int timeout_ms)
+{
+    for (int waited = 0; !*flag && waited < timeout_ms; waited += 10)
+        testloop_run_once(loop, 10);
+    return *flag;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+typedef struct got {
+    int calls;
+    aredis_reply *r;
+} got;
+
+static void got_clear(got *g)
+{
+    aredis_reply_free(g->r);
+    memset(g, 0, sizeof *g);
+}
+
+static void keep(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    got *g = ud;
+    cr_assert_not_null(r);
+    g->calls++;
+    aredis_reply_free(g->r);
+    g->r = aredis_reply_dup(r);
+}
+
+static void sync_cmd(aredis_loop *loop, aredis_client *c, got *g,
+                     const char *fmt, const char *a)
+{
+    got_clear(g);
+    cr_assert_eq(aredis_command(c, keep, g, fmt, a), 0);
+    cr_assert(run_until(loop, &g->calls, 3000), "%s timed out", fmt);
+}
+
+static void finish(aredis_loop *loop, aredis_client *c)
+{
+    int never = 0;
+    run_until(loop, &never, 50);
+    cr_assert_eq(aredis_client_pending(c), 0, "nothing left in flight");
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
+/* ---- the client-side INCR of the Python library's README ------------------
+ */
+
+typedef struct incr {
+    const char *key;
+    int fn_calls;
+    int done, ok;
+    int max_attempt;
+    int err_code;
+    char err[256];
+} incr;
+
+static void incr_got(aredis_pipeline *p, const aredis_reply *r, void *ud)
+{
+    incr *t = ud;
+    if (r->type == AREDIS_REPLY_ERROR) {
+        cr_assert_eq(aredis_transaction_abort(p, r->code, r->str), 0);
+        return;
+    }
+    long long v = r->type == AREDIS_REPLY_STRING ? atoll(r->str) : 0;
+    cr_assert_eq(aredis_pipeline_multi(p), 0);
+    cr_assert_eq(aredis_pipeline_command(p, "SET %s %lld", t->key, v + 1), 0);
+    cr_assert_eq(aredis_transaction_commit(p), 0);
+    cr_assert_eq(aredis_transaction_commit(p), AREDIS_ESTATE, "once");
+}
+
+static void incr_body(aredis_pipeline *p, void *ud)
+{
+    incr *t = ud;
+    t->fn_calls++;
+    int a = aredis_transaction_attempt(p);
+    if (a > t->max_attempt)
+        t->max_attempt = a;
+    cr_assert(aredis_pipeline_watching(p));
+    cr_assert_eq(aredis_pipeline_immediate(p, incr_got, t, "GET %s", t->key),
+                 0);
+}
+
+static void incr_done(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    incr *t = ud;
+    t->done++;
+    if (r->type == AREDIS_REPLY_ARRAY && r->len == 1 &&
+        r->element[0].type == AREDIS_REPLY_STATUS) {
+        t->ok++;
+    } else {
+        t->err_code = r->code;
+        snprintf(t->err, sizeof t->err, "%s: %s", aredis_err_name(r->code),
+                 r->type == AREDIS_REPLY_ERROR ? r->str : "not an array");
+    }
+}
+
+TestSuite(transaction, .init = setup);
+
+Test(transaction, concurrent_client_side_incr_gives_the_exact_total)
+{
+    enum { N = 50 };
+    aredis_loop *loop = testloop_new();
+    aredis_client *c =
+        aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
+    char k[64];
+    testenv_key(k, sizeof k, "incr");
+    got g = {0};
+    sync_cmd(loop, c, &g, "DEL %s", k);
+    static incr t[N];
+    const char *keys[] = {k};
+    /* Eight connections race for one key, so some transactions lose many
+     * times in a row: the bound only has to be out of reach here. */
+    aredis_transaction_opts o = {.max_attempts = 1000};
+    for (int i = 0; i < N; i++) {
+        t[i] = (incr){.key = k};
+        cr_assert_eq(
+            aredis_transaction(c, &o, incr_body, incr_done, &t[i], 1, keys), 0);
+        cr_assert_eq(t[i].fn_calls, 0, "never inside the call");
+    }
+    int all = 0, total_attempts = 0, retried = 0;
+    for (int waited = 0; !all && waited < 30000; waited += 10) {
+        testloop_run_once(loop, 10);
+        all = 1;
+        for (int i = 0; i < N; i++)
+            all &= t[i].done == 1;
+    }
+    cr_assert(all, "every transaction completed");
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(t[i].ok, 1, "transaction %d: %s", i, t[i].err);
+        cr_assert_eq(t[i].done, 1);
+        cr_assert_eq(t[i].fn_calls, t[i].max_attempt);
+        total_attempts += t[i].fn_calls;
+        retried += t[i].fn_calls > 1;
+    }
+    sync_cmd(loop, c, &g, "GET %s", k);
+    cr_assert_eq(g.r->type, AREDIS_REPLY_STRING);
+    cr_assert_str_eq(g.r->str, "50", "every increment counted exactly once");
+    cr_log_info("%d transactions, %d attempts, %d retried", N, total_attempts,
+                retried);
+    sync_cmd(loop, c, &g, "DEL %s", k);
+    got_clear(&g);
+    finish(loop, c);
+}
+
+/* ---- bounded attempts, pacing -----------------------------------------------
+ */
+
+typedef struct loser {
+    aredis_client *c;
+    const char *key;
+    aredis_pipeline *p;
+    int fn_calls, done;
+    int64_t first, last;
+    got result;
+} loser;
+
+static void loser_changed(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    (void)r;
+    loser *t = ud;
+    aredis_pipeline_multi(t->p);
+    aredis_pipeline_command(t->p, "SET %s mine", t->key);
+    cr_assert_eq(aredis_transaction_commit(t->p), 0);
+}
+
+/* Every attempt: someone else writes the watched key before EXEC. */
+static void loser_body(aredis_pipeline *p, void *ud)
+{
+    loser *t = ud;
+    t->fn_calls++;
+    t->last = now_ms();
+    if (t->fn_calls == 1)
+        t->first = t->last;
+    cr_assert_eq(aredis_transaction_attempt(p), t->fn_calls);
+    t->p = p;
+    cr_assert_eq(
+        aredis_command(t->c, loser_changed, t, "SET %s theirs", t->key), 0);
+}
+
+static void loser_done(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    loser *t = ud;
+    keep(c, r, &t->result);
+    t->done++;
+}
+
+Test(transaction, attempts_are_bounded_and_paced)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c =
+        aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
+    char k[64];
+    testenv_key(k, sizeof k, "loser");
+    const char *keys[] = {k};
+    for (int paced = 0; paced <= 1; paced++) {
+        loser t = {.c = c, .key = k};
+        aredis_transaction_opts o = {
+            .max_attempts = 3, .delay_ms = paced ? 100 : 0, .loop = loop};
+        cr_assert_eq(
+            aredis_transaction(c, &o, loser_body, loser_done, &t, 1, keys), 0);
+        cr_assert(run_until(loop, &t.done, 5000));
+        cr_assert_eq(t.fn_calls, 3);
+        cr_assert_eq(t.result.r->type, AREDIS_REPLY_ERROR);
+        cr_assert_eq(t.result.r->code, AREDIS_EWATCH, "%s", t.result.r->str);
+        cr_assert(strstr(t.result.r->str, "3 attempts") != NULL, "%s",
+                  t.result.r->str);
+        if (paced)
+            cr_assert_geq(t.last - t.first, 2 * 100 - 10,
+                          "two pauses of 100 ms: %lld ms",
+                          (long long)(t.last - t.first));
+        int never = 0;
+        run_until(loop, &never, 30);
+        cr_assert_eq(t.done, 1);
+        got_clear(&t.result);
+    }
+    /* The default is 10 attempts. */
+    loser t = {.c = c, .key = k};
+    cr_assert_eq(
+        aredis_transaction(c, NULL, loser_body, loser_done, &t, 1, keys), 0);
+    cr_assert(run_until(loop, &t.done, 5000));
+    cr_assert_eq(t.fn_calls, 10);
+    cr_assert_eq(t.result.r->code, AREDIS_EWATCH);
+    got_clear(&t.result);
+    got g = {0};
+    sync_cmd(loop, c, &g, "DEL %s", k);
+    got_clear(&g);
+    finish(loop, c);
+}
+
+/* ---- abort, empty commits, misuse
+ * -------------------------------------------- */
+
+typedef struct misuse {
+    int mode; /* 0 abort, 1 empty commit, 2 misuse then commit */
+    int fn_calls, aborted_inside;
+    got result;
+} misuse;
+
+static void misuse_body(aredis_pipeline *p, void *ud)
+{
+    misuse *t = ud;
+    t->fn_calls++;
+    if (t->mode == 0) {
+        cr_assert_eq(aredis_transaction_abort(p, 1, "positive"), AREDIS_EINVAL);
+        cr_assert_eq(aredis_transaction_abort(p, AREDIS_ECANCELED, "not today"),
+                     0);
+        t->aborted_inside = t->result.calls;
+        cr_assert_eq(aredis_transaction_abort(p, AREDIS_ECANCELED, NULL),
+                     AREDIS_ESTATE);
+        cr_assert_eq(aredis_transaction_commit(p), AREDIS_ESTATE);
+        return;
+    }
+    if (t->mode == 2) {
+        /* The helper owns the pipeline. */
+        cr_assert_eq(aredis_pipeline_execute(p, NULL, NULL), AREDIS_ESTATE);
+        cr_assert_eq(aredis_pipeline_reset(p), AREDIS_ESTATE);
+        aredis_pipeline_free(p); /* a no-op on it */
+        cr_assert(aredis_pipeline_watching(p));
+    }
+    cr_assert_eq(aredis_transaction_commit(p), 0);
+}
+
+static void misuse_done(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    misuse *t = ud;
+    keep(c, r, &t->result);
+}
+
+Test(transaction, abort_empty_commit_and_misuse)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = aredis_client_new(
+        loop, &(aredis_options){.url = url, .pool_max = 1, .pool_wait_ms = 200},
+        NULL);
+    char k[64];
+    testenv_key(k, sizeof k, "misuse");
+    const char *keys[] = {k};
+    for (int mode = 0; mode <= 2; mode++) {
+        misuse t = {.mode = mode};
+        cr_assert_eq(
+            aredis_transaction(c, NULL, misuse_body, misuse_done, &t, 1, keys),
+            0);
+        cr_assert(run_until(loop, &t.result.calls, 3000));
+        cr_assert_eq(t.fn_calls, 1);
+        if (mode == 0) {
+            cr_assert_eq(t.aborted_inside, 0, "done never inside abort");
+            cr_assert_eq(t.result.r->code, AREDIS_ECANCELED);
+            cr_assert_str_eq(t.result.r->str, "not today");
+        } else {
+            cr_assert_eq(t.result.r->type, AREDIS_REPLY_ARRAY, "mode %d: %s",
+                         mode, t.result.r->str);
+            cr_assert_eq(t.result.r->len, 0, "an empty transaction");
+        }
+        /* pool_max is 1: each run got the connection back. */
+        got_clear(&t.result);
+    }
+    misuse t = {0};
+    aredis_transaction_opts bad = {.delay_ms = 10}; /* no loop */
+    cr_assert_eq(
+        aredis_transaction(c, &bad, misuse_body, misuse_done, &t, 1, keys),
+        AREDIS_EINVAL);
+    bad = (aredis_transaction_opts){.max_attempts = -1};
+    cr_assert_eq(
+        aredis_transaction(c, &bad, misuse_body, misuse_done, &t, 1, keys),
+        AREDIS_EINVAL);
+    cr_assert_eq(
+        aredis_transaction(c, NULL, misuse_body, misuse_done, &t, 0, keys),
+        AREDIS_EINVAL);
+    cr_assert_eq(aredis_transaction(c, NULL, NULL, misuse_done, &t, 1, keys),
+                 AREDIS_EINVAL);
+    aredis_pipeline *plain = aredis_pipeline_new(c, 1);
+    cr_assert_eq(aredis_transaction_commit(plain), AREDIS_EINVAL);
+    cr_assert_eq(aredis_transaction_abort(plain, AREDIS_ECANCELED, NULL),
+                 AREDIS_EINVAL);
+    cr_assert_eq(aredis_transaction_attempt(plain), 0);
+    aredis_pipeline_free(plain);
+    cr_assert_eq(t.fn_calls, 0);
+    finish(loop, c);
+}
+
+Test(transaction, a_failed_watch_completes_without_calling_the_body)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = aredis_client_new(
+        loop, &(aredis_options){.url = url, .pool_max = 1, .pool_wait_ms = 100},
+        NULL);
+    char k[64];
+    testenv_key(k, sizeof k, "busy");
+    const char *keys[] = {k};
+    /* Hold the only exclusive connection. */
+    aredis_pipeline *holder = aredis_pipeline_new(c, 1);
+    cr_assert_eq(aredis_pipeline_watch(holder, NULL, NULL, 1, keys), 0);
+    int never = 0;
+    run_until(loop, &never, 50);
+    cr_assert(aredis_pipeline_watching(holder));
+    misuse t = {.mode = 1};
+    cr_assert_eq(
+        aredis_transaction(c, NULL, misuse_body, misuse_done, &t, 1, keys), 0);
+    cr_assert(run_until(loop, &t.result.calls, 3000));
+    cr_assert_eq(t.fn_calls, 0);
+    cr_assert_eq(t.result.r->code, AREDIS_EBUSY, "%s", t.result.r->str);
+    got_clear(&t.result);
+    aredis_pipeline_free(holder);
+    finish(loop, c);
+}
+
+/* The client goes away while the body waits for its read: the read fails
+ * with AREDIS_ECANCELED, the body aborts, and done runs once. */
+Test(transaction, client_freed_during_a_read)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c =
+        aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
+    char k[64];
+    testenv_key(k, sizeof k, "freed");
+    const char *keys[] = {k};
+    incr t = {.key = k};
+    cr_assert_eq(aredis_transaction(c, NULL, incr_body, incr_done, &t, 1, keys),
+                 0);
+    cr_assert(run_until(loop, &t.fn_calls, 3000));
+    aredis_client_free(c); /* the GET is in flight */
+    testloop_free(loop);
+    cr_assert_eq(t.done, 1);
+    cr_assert_eq(t.ok, 0);
+    cr_assert_eq(t.err_code, AREDIS_ECANCELED, "%s", t.err);
+}
