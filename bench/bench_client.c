@@ -23,6 +23,7 @@
  * any mismatch or error exits non-zero. Each run prints one line of
  * key=value pairs; bench/client.sh runs the matrix and prints the tables.
  * This is a program, not a test: nothing here asserts timing. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -35,7 +36,6 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include <arpa/inet.h>
 
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
@@ -87,14 +87,14 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* User plus system CPU seconds of this process so far. */
-static double cpu_s(void)
+/* User and system CPU seconds of this process so far. */
+static void cpu_s(double *user, double *sys)
 {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0)
         die("getrusage: %s", strerror(errno));
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+    *user = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6;
+    *sys = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
 /* ------------------------------------------------------------------------
@@ -211,7 +211,8 @@ static void make_keys(void)
 typedef struct pipe_state {
     long total; /* 2N: N SET then N GET */
     long issued, done;
-    double t0, t1, c0, c1;
+    double t0, t1;
+    double u0, u1, s0, s1; /* user and system CPU at t0 and t1 */
 } pipe_state;
 
 static pipe_state ps;
@@ -227,23 +228,24 @@ static void pipe_begin(void)
 {
     ps.total = 2 * cfg.n;
     ps.issued = ps.done = 0;
-    ps.c0 = cpu_s();
+    cpu_s(&ps.u0, &ps.s0);
     ps.t0 = now_s();
 }
 
 static void pipe_end(void)
 {
     ps.t1 = now_s();
-    ps.c1 = cpu_s();
+    cpu_s(&ps.u1, &ps.s1);
 }
 
 static void pipe_report(void)
 {
-    double wall = ps.t1 - ps.t0, cpu = ps.c1 - ps.c0;
+    double wall = ps.t1 - ps.t0, user = ps.u1 - ps.u0, sys = ps.s1 - ps.s0;
+    double cpu = user + sys;
     printf("mode=pipe impl=%s n=%ld w=%ld ops=%ld wall_s=%.6f ops_s=%.0f "
-           "cpu_s=%.6f cpu_s_per_M=%.4f\n",
+           "user_s=%.6f sys_s=%.6f cpu_s=%.6f cpu_s_per_M=%.4f\n",
            cfg.impl, cfg.n, cfg.w, ps.total, wall, (double)ps.total / wall,
-           cpu, cpu * 1e6 / (double)ps.total);
+           user, sys, cpu, cpu * 1e6 / (double)ps.total);
 }
 
 /* ------------------------------------------------------------------------
@@ -486,7 +488,9 @@ static void check_ok_hiredis(const redisReply *r, const char *what)
 {
     if (r == NULL || r->type != REDIS_REPLY_STATUS || strcmp(r->str, "OK"))
         die("%s: wanted OK, got %s", what,
-            r == NULL ? "nothing" : r->str ? r->str : "another type");
+            r == NULL ? "nothing"
+            : r->str  ? r->str
+                      : "another type");
 }
 
 static void seq_hiredis(void)
@@ -641,14 +645,13 @@ static void pipe_hiredis_libevent(void)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: bench_client --mode seq --impl "
-            "aredis|aredis-uv|aredis-sync|hiredis|hiredis-libevent|raw "
-            "--n N\n"
-            "       bench_client --mode pipe --impl "
-            "aredis|aredis-uv|hiredis-libevent --n N --w W\n"
-            "       common: [--host IPV4] [--port P] [--db D] (default "
-            "127.0.0.1 6379 9)\n");
+    fprintf(stderr, "usage: bench_client --mode seq --impl "
+                    "aredis|aredis-uv|aredis-sync|hiredis|hiredis-libevent|raw "
+                    "--n N\n"
+                    "       bench_client --mode pipe --impl "
+                    "aredis|aredis-uv|hiredis-libevent --n N --w W\n"
+                    "       common: [--host IPV4] [--port P] [--db D] (default "
+                    "127.0.0.1 6379 9)\n");
     exit(2);
 }
 

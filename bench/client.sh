@@ -11,7 +11,8 @@
 # -- prints:
 #   table 1  us per sequential KEYS * (wall time including the connect);
 #   table 2  ops/s and client CPU per million ops, N SET + N GET with W in
-#            flight, with redis-benchmark -P W as the pipelined reference;
+#            flight, with redis-benchmark -P W as the pipelined reference
+#            (as is, one key; and with -r over as many keys as ours);
 # then system calls per command at W = 1 (strace -c -f) and instructions per
 # command at W = 128 (callgrind, two N values, difference / (2 dN)).
 #
@@ -29,6 +30,9 @@
 #   STRACE_N [20000]  CG_N1 [10000]  CG_N2 [60000]  CG_W [128]
 #   BUILD_DIR [build-bench]  OUT_DIR [a temporary directory, removed]
 #   DB [9]                             the database bench_client empties
+#   RB_KEYS [10000]                    table 2 also runs redis-benchmark -r
+#                                      RB_KEYS (bench_client's key count);
+#                                      0 leaves that column out
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -44,6 +48,7 @@ CG_N1=${CG_N1:-10000}
 CG_N2=${CG_N2:-60000}
 CG_W=${CG_W:-128}
 DB=${DB:-9}
+RB_KEYS=${RB_KEYS:-10000}
 SERVER_CPU=0
 
 SEQ_IMPLS="raw aredis aredis-uv aredis-sync hiredis hiredis-libevent"
@@ -99,6 +104,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 
 port_free() {
     ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
@@ -258,9 +264,9 @@ pipe_table() {
     echo
     echo "Table 2 ($place): $PIPE_N SET + $PIPE_N GET, 16-byte values," \
         "W in flight, median of $REPEAT"
-    printf '%6s %11s %11s %11s %10s %10s | %7s %7s %8s\n' \
-        W aredis_op/s hiredis_op/s rbench_op/s ar_cpu/M hi_cpu/M \
-        a/hi a/rb cpu_a/hi
+    printf '%6s %11s %11s %11s %11s %9s %9s | %6s %6s %6s %8s\n' \
+        W aredis_op/s hiredis_op/s rbench_op/s rb-r_op/s ar_cpu/M hi_cpu/M \
+        a/hi a/rb a/rb-r cpu_a/hi
     for w in $W_LIST; do
         declare -A ops=() cpu_m=()
         for rep in $(seq "$REPEAT"); do
@@ -276,16 +282,28 @@ pipe_table() {
             echo "cpu=$cpu mode=pipe impl=redis-benchmark n=$PIPE_N w=$w set_rps=$s get_rps=$g" >>"$raw"
             # The same 2N operations at those two rates.
             ops[rb]+=" $(awk -v s="$s" -v g="$g" 'BEGIN { printf "%.0f", 2 / (1 / s + 1 / g) }')"
+            # Without -r every redis-benchmark command uses one key; with
+            # -r it spreads them over as many keys as bench_client uses.
+            if [ "$RB_KEYS" -gt 0 ]; then
+                out_rb=$(rb "$cpu" -c 1 -P "$w" -n "$PIPE_N" -t set,get -d 16 -r "$RB_KEYS" -q)
+                s=$(echo "$out_rb" | rb_rps SET)
+                g=$(echo "$out_rb" | rb_rps GET)
+                [ -n "$s" ] && [ -n "$g" ] || die "redis-benchmark -r printed no result"
+                echo "cpu=$cpu mode=pipe impl=redis-benchmark-r n=$PIPE_N w=$w set_rps=$s get_rps=$g" >>"$raw"
+                ops[rbr]+=" $(awk -v s="$s" -v g="$g" 'BEGIN { printf "%.0f", 2 / (1 / s + 1 / g) }')"
+            fi
         done
-        local oa oh orb ca ch
+        local oa oh orb orr ca ch
         oa=$(echo "${ops[aredis]}" | median)
         oh=$(echo "${ops[hiredis-libevent]}" | median)
         orb=$(echo "${ops[rb]}" | median)
+        orr=$(echo "${ops[rbr]:-}" | median)
         ca=$(echo "${cpu_m[aredis]}" | median)
         ch=$(echo "${cpu_m[hiredis-libevent]}" | median)
-        printf '%6s %11.0f %11.0f %11.0f %10.3f %10.3f | %7s %7s %8s\n' \
-            "$w" "$oa" "$oh" "$orb" "$ca" "$ch" \
-            "$(ratio "$oa" "$oh")" "$(ratio "$oa" "$orb")" "$(ratio "$ca" "$ch")"
+        printf '%6s %11.0f %11.0f %11.0f %11s %9.3f %9.3f | %6s %6s %6s %8s\n' \
+            "$w" "$oa" "$oh" "$orb" "$orr" "$ca" "$ch" \
+            "$(ratio "$oa" "$oh")" "$(ratio "$oa" "$orb")" \
+            "$(ratio "$oa" "$orr")" "$(ratio "$ca" "$ch")"
         summary[pipe.$place.$w]="$oa $oh $orb $ca $ch"
         unset ops cpu_m
     done
