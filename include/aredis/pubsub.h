@@ -114,8 +114,9 @@ AREDIS_API int aredis_pubsub_sunsubscribe(aredis_pubsub *ps,
 /** The next queued message, asynchronously: cb runs exactly once, from the
  * loop, with the message (borrowed for the call) and status 0; or with
  * NULL and AREDIS_ETIMEDOUT after timeout_ms (< 0: no limit); or with NULL
- * and AREDIS_ECANCELED when the pubsub is freed. \return 0, AREDIS_ENOMEM,
- * AREDIS_ESTATE. \since 0.1 */
+ * and AREDIS_ECANCELED when the pubsub or its client is freed (in either
+ * order). \return 0, AREDIS_EINVAL (cb NULL), AREDIS_ENOMEM, AREDIS_ESTATE
+ * (the pubsub or its client is being freed). \since 0.1 */
 typedef void (*aredis_pubsub_message_cb)(aredis_pubsub *ps,
                                          const aredis_pubsub_message *m,
                                          int status, void *ud);

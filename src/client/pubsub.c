@@ -367,17 +367,27 @@ static void on_waiter_timer(void *arg)
 {
     aredis_pubsub *ps = arg;
     int64_t now = aredis__now_ms();
+    /* The expired waiters leave the list before any callback runs: a
+     * callback may call get_message again, which appends to the list. */
+    waiter *expired = NULL, **ep = &expired;
     waiter **pp = &ps->w_head;
     ps->w_tail = NULL;
     while (*pp != NULL) {
         waiter *w = *pp;
         if (w->deadline != 0 && w->deadline <= now) {
             *pp = w->next;
-            deliver_to_waiter(ps, w, NULL, AREDIS_ETIMEDOUT);
+            w->next = NULL;
+            *ep = w;
+            ep = &w->next;
             continue;
         }
         ps->w_tail = w;
         pp = &w->next;
+    }
+    while (expired != NULL) {
+        waiter *w = expired;
+        expired = w->next;
+        deliver_to_waiter(ps, w, NULL, AREDIS_ETIMEDOUT);
     }
     rearm_waiters(ps);
 }
@@ -557,7 +567,7 @@ void aredis__pubsub_main_ready(aredis_client *c)
 int aredis_pubsub_get_message(aredis_pubsub *ps, int64_t timeout_ms,
                               aredis_pubsub_message_cb cb, void *ud)
 {
-    if (ps->c == NULL || ps->freeing)
+    if (ps->c == NULL || ps->freeing || ps->c->freeing)
         return AREDIS_ESTATE;
     if (cb == NULL)
         return AREDIS_EINVAL;
@@ -629,14 +639,13 @@ aredis_pubsub *aredis_pubsub_new(aredis_client *c,
     return ps;
 }
 
-static void unlink_from_client(aredis_pubsub *ps)
+/* Give up the link at once: nothing more arrives for a pubsub being
+ * freed. It stays on the client's list until its final release, so a
+ * client freed in between still finds it, cancels its waiters and
+ * forgets it (detach_all) before the client's memory goes. */
+static void leave_link(aredis_pubsub *ps)
 {
     aredis_client *c = ps->c;
-    for (aredis_pubsub **pp = &c->pubsubs; *pp != NULL; pp = &(*pp)->next)
-        if (*pp == ps) {
-            *pp = ps->next;
-            break;
-        }
     if (ps->mode == MODE_SHARED) {
         c->main.pubsub = NULL;
         /* Leave everything on the shared connection; the confirmations
@@ -649,15 +658,29 @@ static void unlink_from_client(aredis_pubsub *ps)
         aredis__pool_drop(c, ps->link);
     }
     ps->link = NULL;
+    ps->mode = MODE_UNDECIDED;
 }
 
-static void final_free(aredis_pubsub *ps)
+static void cancel_waiters(aredis_pubsub *ps)
 {
     while (ps->w_head != NULL) {
         waiter *w = ps->w_head;
         ps->w_head = w->next;
         deliver_to_waiter(ps, w, NULL, AREDIS_ECANCELED);
     }
+    ps->w_tail = NULL;
+}
+
+static void final_free(aredis_pubsub *ps)
+{
+    aredis_client *c = ps->c; /* still alive when set: see leave_link */
+    if (c != NULL)
+        for (aredis_pubsub **pp = &c->pubsubs; *pp != NULL; pp = &(*pp)->next)
+            if (*pp == ps) {
+                *pp = ps->next;
+                break;
+            }
+    cancel_waiters(ps);
     while (ps->q_head != NULL) {
         queued *q = ps->q_head;
         ps->q_head = q->next;
@@ -685,8 +708,11 @@ void aredis_pubsub_free(aredis_pubsub *ps)
         final_free(ps);
         return;
     }
-    unlink_from_client(ps);
-    /* Waiting get_message calls complete from the loop, not in here. */
+    leave_link(ps);
+    /* Waiting get_message calls complete from the loop, not in here, and
+     * all with AREDIS_ECANCELED: their deadlines no longer count. */
+    if (ps->timer != NULL)
+        aredis_timer_stop(ps->timer);
     aredis__loop_defer(ps->loop, &ps->defer, on_free_tick, ps);
 }
 
@@ -699,12 +725,7 @@ void aredis__pubsub_detach_all(aredis_client *c)
             ps->link->pubsub = NULL;
         ps->link = NULL;
         ps->mode = MODE_UNDECIDED;
-        while (ps->w_head != NULL) {
-            waiter *w = ps->w_head;
-            ps->w_head = w->next;
-            deliver_to_waiter(ps, w, NULL, AREDIS_ECANCELED);
-        }
-        ps->w_tail = NULL;
+        cancel_waiters(ps);
         aredis_timer_free(ps->timer);
         ps->timer = NULL;
         ps->c = NULL;

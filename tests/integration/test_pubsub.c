@@ -313,6 +313,122 @@ Test(pubsub, keyspace_notifications)
     testloop_free(loop);
 }
 
+/* Every get_message call completes exactly once: count them. */
+typedef struct calls {
+    int n, timedout, canceled, other, resubmit;
+} calls;
+
+static void count_call(aredis_pubsub *ps, const aredis_pubsub_message *m,
+                       int status, void *ud)
+{
+    (void)m;
+    calls *k = ud;
+    k->n++;
+    if (status == AREDIS_ETIMEDOUT)
+        k->timedout++;
+    else if (status == AREDIS_ECANCELED)
+        k->canceled++;
+    else
+        k->other++;
+    /* Wait again from the timeout callback, while the timer is still
+     * handing out the other expired waiters. */
+    if (k->resubmit > 0) {
+        k->resubmit--;
+        cr_assert_eq(aredis_pubsub_get_message(ps, 30, count_call, k), 0);
+    }
+}
+
+/* Several waiters time out in one timer run; each callback waits again.
+ * Every call, the first ones and the new ones, completes exactly once. */
+Test(pubsub, timeout_callbacks_wait_again)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = client(loop, 3);
+    aredis_pubsub *ps = aredis_pubsub_new(c, NULL);
+    enum { N = 4 };
+    calls k[N];
+    memset(k, 0, sizeof k);
+    for (int i = 0; i < N; i++) {
+        k[i].resubmit = 1;
+        cr_assert_eq(aredis_pubsub_get_message(ps, 50, count_call, &k[i]), 0);
+    }
+    int all = 0;
+    for (int waited = 0; !all && waited < 3000; waited += 10) {
+        testloop_run_once(loop, 10);
+        all = 1;
+        for (int i = 0; i < N; i++)
+            all = all && k[i].n == 2;
+    }
+    int zero = 0;
+    run_until(loop, &zero, 100);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(k[i].n, 2, "waiter %d: completed %d times (want 2)", i,
+                     k[i].n);
+        cr_assert_eq(k[i].timedout, 2, "waiter %d", i);
+    }
+    aredis_pubsub_free(ps);
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
+/* A pubsub and its client freed in the same loop turn, in either order,
+ * with get_message calls still waiting: each completes exactly once, with
+ * AREDIS_ECANCELED, and nothing is touched after it is freed. */
+static void free_together(int protocol, int pubsub_first)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = client(loop, protocol);
+    char ch[64];
+    testenv_key(ch, sizeof ch, "freed");
+    aredis_pubsub *ps = aredis_pubsub_new(c, NULL);
+    cr_assert_eq(aredis_pubsub_subscribe(ps, ch, NULL, NULL), 0);
+    /* The subscription is live once its confirmation is queued. */
+    got_msg conf = {0};
+    aredis_pubsub_get_message(ps, 5000, on_message, &conf);
+    cr_assert(run_until(loop, &conf.done, 5000));
+    cr_assert_eq(conf.s.kind, AREDIS_PUBSUB_SUBSCRIBE);
+    calls forever = {0}, bounded = {0};
+    cr_assert_eq(aredis_pubsub_get_message(ps, -1, count_call, &forever), 0);
+    cr_assert_eq(aredis_pubsub_get_message(ps, 5000, count_call, &bounded), 0);
+    if (pubsub_first) {
+        aredis_pubsub_free(ps); /* the order the guide prescribes */
+        aredis_client_free(c);
+    } else {
+        aredis_client_free(c);
+        aredis_pubsub_free(ps);
+    }
+    cr_assert_eq(forever.n + bounded.n, 0, "never inside the free calls");
+    for (int i = 0; i < 100 && forever.n + bounded.n < 2; i++)
+        testloop_run_once(loop, 10);
+    testloop_free(loop); /* runs whatever release is still queued */
+    cr_assert_eq(forever.n, 1, "protocol %d: completed %d times", protocol,
+                 forever.n);
+    cr_assert_eq(forever.canceled, 1);
+    cr_assert_eq(bounded.n, 1, "protocol %d: completed %d times", protocol,
+                 bounded.n);
+    cr_assert_eq(bounded.canceled, 1);
+}
+
+Test(pubsub, free_pubsub_then_client_resp3)
+{
+    free_together(3, 1);
+}
+
+Test(pubsub, free_pubsub_then_client_resp2)
+{
+    free_together(2, 1);
+}
+
+Test(pubsub, free_client_then_pubsub_resp3)
+{
+    free_together(3, 0);
+}
+
+Test(pubsub, free_client_then_pubsub_resp2)
+{
+    free_together(2, 0);
+}
+
 /* CLIENT KILL TYPE pubsub hits every subscriber of a server, so these
  * tests use a private server, started and stopped by the project's script
  * (its owner is this process, so it outlives system()'s shell). */
