@@ -8,7 +8,9 @@
  * On a RESP3 server the first pubsub of a client lives on the client's
  * shared connection: messages arrive as push frames and ordinary commands
  * keep working beside them. On RESP2 (or for further pubsubs of the same
- * client) it takes an exclusive connection from the pool.
+ * client) it takes an exclusive connection from the pool, never one beyond
+ * pool_max: with all of them in use it waits, without a deadline, until
+ * one is given back, and subscribes then.
  *
  * After a reconnection every subscription is made again, with the same
  * handlers, before anything else is delivered, and one message of kind

@@ -223,10 +223,8 @@ void aredis__pool_free_all(aredis_client *c);
 /* Remove a command waiting for an exclusive link; 1 if it was waiting. */
 int aredis__pool_unwait(aredis_client *c, aredis__cmd *cmd);
 
-/* Take a link out of the pool for good (a pubsub's own connection); it is
- * borrowed until aredis__pool_drop(). NULL when the pool is full. */
-aredis__link *aredis__pool_take(aredis_client *c);
-/* Close a taken link and forget it. */
+/* Close a borrowed link for good (a pubsub's own connection, acquired
+ * with aredis_client_acquire) and forget it. */
 void aredis__pool_drop(aredis_client *c, aredis__link *l);
 
 /* ---- pubsub.c ------------------------------------------------------------ */

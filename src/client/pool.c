@@ -332,16 +332,6 @@ void aredis__pool_free_all(aredis_client *c)
     c->acq_tail = NULL;
 }
 
-aredis__link *aredis__pool_take(aredis_client *c)
-{
-    aredis__link *l = find_free(c);
-    if (l == NULL && (l = new_link(c)) == NULL)
-        return NULL;
-    l->idle_since = 0;
-    l->borrowed = 1;
-    return l;
-}
-
 void aredis__pool_drop(aredis_client *c, aredis__link *l)
 {
     retire_link(c, l, AREDIS_ECANCELED, "canceled: the pubsub was freed");

@@ -62,6 +62,8 @@ struct aredis_pubsub {
     aredis_timer *timer;
     aredis__defer defer;
     int freeing;
+    int acquiring; /* an exclusive connection is asked for (on_acquired) */
+    int released;  /* final_free ran; on_acquired frees the memory */
 };
 
 static const char *const sub_cmd[SUB_KINDS] = {"SUBSCRIBE", "PSUBSCRIBE",
@@ -188,24 +190,61 @@ static long long replay(aredis_pubsub *ps)
     return total;
 }
 
+/* The link is the pubsub's now: what was subscribed while it had none is
+ * sent (or queued until the link is connected). */
+static void take_link(aredis_pubsub *ps, int mode, aredis__link *l)
+{
+    ps->mode = mode;
+    ps->link = l;
+    l->pubsub = ps;
+    if (l->state == AREDIS__ST_READY && mode == MODE_OWN && l->proto == 2)
+        l->conn.raw_push = 1; /* connected already: no handshake to wait */
+    replay(ps);
+}
+
+static void choose_link(aredis_pubsub *ps);
+
+/* An exclusive connection for the pubsub, or none this time. */
+static void on_acquired(aredis_client *c, aredis_exclusive *x, int status,
+                        void *ud)
+{
+    aredis_pubsub *ps = ud;
+    (void)c;
+    ps->acquiring = 0;
+    if (ps->freeing || ps->c == NULL) {
+        if (x != NULL && ps->c != NULL)
+            aredis_exclusive_release(x); /* unused: back to the pool */
+        if (ps->released)
+            aredis__free(ps); /* final_free ran while this was pending */
+        return;
+    }
+    if (x != NULL) {
+        take_link(ps, MODE_OWN, (aredis__link *)x);
+        return;
+    }
+    /* AREDIS_EBUSY: every connection of the pool is still in use after
+     * pool_wait_ms. A pubsub has no deadline of its own: it asks again,
+     * at the back of the queue. Other errors wait for the next handshake
+     * of the shared link (aredis__pubsub_main_ready). */
+    if (status == AREDIS_EBUSY)
+        choose_link(ps);
+}
+
+/* RESP3: the shared link, if no other pubsub has it. Otherwise (RESP2, a
+ * second pubsub) an exclusive connection from the pool, which may mean
+ * waiting for one: never more than pool_max. */
 static void choose_link(aredis_pubsub *ps)
 {
     aredis_client *c = ps->c;
+    if (ps->acquiring)
+        return;
     int proto = c->main.proto ? c->main.proto : c->cfg.protocol;
     if (proto == 3 && c->main.pubsub == NULL) {
-        ps->mode = MODE_SHARED;
-        ps->link = &c->main;
-        c->main.pubsub = ps;
-    } else {
-        aredis__link *l = aredis__pool_take(c);
-        if (l == NULL)
-            return; /* stays undecided; retried on the next ready */
-        ps->mode = MODE_OWN;
-        ps->link = l;
-        l->pubsub = ps;
+        take_link(ps, MODE_SHARED, &c->main);
+        return;
     }
-    /* What was subscribed while undecided is sent now. */
-    replay(ps);
+    if (aredis_client_acquire(c, on_acquired, ps) == 0)
+        ps->acquiring = 1;
 }
 
 static int subscribe_kind(aredis_pubsub *ps, int kind, const char *name,
@@ -689,6 +728,11 @@ static void final_free(aredis_pubsub *ps)
     for (int k = 0; k < SUB_KINDS; k++)
         clear(&ps->subs[k]);
     aredis_timer_free(ps->timer);
+    ps->timer = NULL;
+    if (ps->acquiring) {
+        ps->released = 1; /* the pending request still points here */
+        return;
+    }
     aredis__free(ps);
 }
 
