@@ -121,6 +121,7 @@ struct aredis_client {
     aredis__link *retired; /* closed, freed on the next loop turn */
     aredis__cmd *pool_wait_head, *pool_wait_tail; /* blocking commands */
     struct aredis__acq *acq_head, *acq_tail;      /* acquire() requests */
+    struct aredis__acq *acq_granted; /* answered, callback still deferred */
 
     void *timer;
     int64_t timer_at; /* armed for this absolute time, 0: disarmed */

@@ -572,6 +572,28 @@ Test(pubsub, resp2_pool_full_waits)
     testloop_free(loop);
 }
 
+/* RESP2: the pubsub's connection is granted, but the grant is still on
+ * its way (deferred) when the pubsub and the client are freed, behind a
+ * client release that was queued first (a refused command queued it):
+ * nothing may run on the freed client. */
+Test(pubsub, free_while_connection_granted_resp2)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = client(loop, 2);
+    reply_seen refused = {0};
+    aredis_command(c, on_reply, &refused, "SUBSCRIBE %s", "x");
+    aredis_pubsub *ps = aredis_pubsub_new(c, NULL);
+    cr_assert_not_null(ps);
+    calls k = {0};
+    cr_assert_eq(aredis_pubsub_get_message(ps, -1, count_call, &k), 0);
+    aredis_pubsub_free(ps);
+    aredis_client_free(c);
+    testloop_free(loop);
+    cr_assert_eq(refused.done, 1);
+    cr_assert_eq(k.n, 1);
+    cr_assert_eq(k.canceled, 1);
+}
+
 /* After the pubsub's connection is killed (CLIENT KILL ID, found by the
  * client's name), a channel, a pattern and a shard channel are all made
  * again: one message published to each afterwards (PUBLISH to a channel
