@@ -395,7 +395,7 @@ Test(pubsub, timeout_callbacks_wait_again)
 /* A pubsub and its client freed in the same loop turn, in either order,
  * with get_message calls still waiting: each completes exactly once, with
  * AREDIS_ECANCELED, and nothing is touched after it is freed. */
-static void free_together(int protocol, int pubsub_first)
+static void free_together(int protocol, int pubsub_first, int queued_ahead)
 {
     aredis_loop *loop = testloop_new();
     aredis_client *c = client(loop, protocol);
@@ -411,8 +411,11 @@ static void free_together(int protocol, int pubsub_first)
     calls forever = {0}, bounded = {0};
     cr_assert_eq(aredis_pubsub_get_message(ps, -1, count_call, &forever), 0);
     cr_assert_eq(aredis_pubsub_get_message(ps, 5000, count_call, &bounded), 0);
+    reply_seen refused = {0};
+    if (queued_ahead) /* a completion puts the client's turn first */
+        aredis_command(c, on_reply, &refused, "SUBSCRIBE %s", ch);
     if (pubsub_first) {
-        aredis_pubsub_free(ps); /* the order the guide prescribes */
+        aredis_pubsub_free(ps);
         aredis_client_free(c);
     } else {
         aredis_client_free(c);
@@ -428,26 +431,39 @@ static void free_together(int protocol, int pubsub_first)
     cr_assert_eq(bounded.n, 1, "protocol %d: completed %d times", protocol,
                  bounded.n);
     cr_assert_eq(bounded.canceled, 1);
+    cr_assert_eq(refused.done, queued_ahead);
 }
 
 Test(pubsub, free_pubsub_then_client_resp3)
 {
-    free_together(3, 1);
+    free_together(3, 1, 0);
 }
 
 Test(pubsub, free_pubsub_then_client_resp2)
 {
-    free_together(2, 1);
+    free_together(2, 1, 0);
+}
+
+/* The same, with the client's own deferred work queued before the frees:
+ * its release runs before the pubsub's. */
+Test(pubsub, free_pubsub_then_client_queued_resp3)
+{
+    free_together(3, 1, 1);
+}
+
+Test(pubsub, free_pubsub_then_client_queued_resp2)
+{
+    free_together(2, 1, 1);
 }
 
 Test(pubsub, free_client_then_pubsub_resp3)
 {
-    free_together(3, 0);
+    free_together(3, 0, 0);
 }
 
 Test(pubsub, free_client_then_pubsub_resp2)
 {
-    free_together(2, 0);
+    free_together(2, 0, 0);
 }
 
 /* The server's view of one client's connections (CLIENT LIST), found by
