@@ -387,7 +387,8 @@ static void rearm_waiters(aredis_pubsub *ps)
 /* Queued messages to waiters, oldest first; from the loop. */
 static void serve_waiters(aredis_pubsub *ps)
 {
-    while (ps->w_head != NULL && ps->q_head != NULL) {
+    /* A callback that frees the pubsub leaves the rest to final_free. */
+    while (ps->w_head != NULL && ps->q_head != NULL && !ps->freeing) {
         waiter *w = ps->w_head;
         ps->w_head = w->next;
         if (ps->w_head == NULL)

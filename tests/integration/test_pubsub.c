@@ -359,6 +359,40 @@ static void count_call(aredis_pubsub *ps, const aredis_pubsub_message *m,
     }
 }
 
+typedef struct numsub {
+    int done, ok;
+    char channel[96];
+} numsub;
+
+static void on_numsub(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    numsub *n = ud;
+    n->done = 1;
+    /* [channel, count] pairs, an integer count, in RESP2 and RESP3. */
+    n->ok = r->type == AREDIS_REPLY_ARRAY && r->len == 2 &&
+            r->element[0].type == AREDIS_REPLY_STRING &&
+            strcmp(r->element[0].str, n->channel) == 0 &&
+            r->element[1].type == AREDIS_REPLY_INTEGER &&
+            r->element[1].integer == 1;
+}
+
+/* Wait until the server has the subscription (PUBSUB NUMSUB says 1). */
+static void numsub_wait(aredis_loop *loop, aredis_client *q, const char *ch)
+{
+    reply_seen r = {0};
+    for (int tries = 0; tries < 300; tries++) {
+        numsub n = {0};
+        snprintf(n.channel, sizeof n.channel, "%s", ch);
+        aredis_command(q, on_numsub, &n, "PUBSUB NUMSUB %s", ch);
+        cr_assert(run_until(loop, &n.done, 3000));
+        if (n.ok)
+            return;
+        run_until(loop, &r.done, 10);
+    }
+    cr_assert_fail("%s: never subscribed", ch);
+}
+
 /* Several waiters time out in one timer run; each callback waits again.
  * Every call, the first ones and the new ones, completes exactly once. */
 Test(pubsub, timeout_callbacks_wait_again)
@@ -389,6 +423,48 @@ Test(pubsub, timeout_callbacks_wait_again)
     }
     aredis_pubsub_free(ps);
     aredis_client_free(c);
+    testloop_free(loop);
+}
+
+static void free_on_first(aredis_pubsub *ps, const aredis_pubsub_message *m,
+                          int status, void *ud)
+{
+    count_call(ps, m, status, ud);
+    aredis_pubsub_free(ps);
+}
+
+/* Two waiters, two queued messages; the first callback frees the pubsub:
+ * the second waiter is cancelled, not handed a message. */
+Test(pubsub, free_from_message_callback)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = client(loop, 3);
+    aredis_client *pub = client(loop, 3);
+    char ch[64];
+    testenv_key(ch, sizeof ch, "freecb");
+    aredis_pubsub *ps = aredis_pubsub_new(
+        c, &(aredis_pubsub_options){.ignore_subscribe_messages = 1});
+    cr_assert_eq(aredis_pubsub_subscribe(ps, ch, NULL, NULL), 0);
+    numsub_wait(loop, pub, ch);
+    for (int i = 0; i < 2; i++) {
+        reply_seen r = {0};
+        aredis_command(pub, on_reply, &r, "PUBLISH %s %s", ch, "queued");
+        cr_assert(run_until(loop, &r.done, 3000));
+        cr_assert_eq(r.integer, 1);
+    }
+    int zero = 0;
+    run_until(loop, &zero, 100); /* both are queued now */
+    calls first = {0}, second = {0};
+    aredis_pubsub_get_message(ps, 5000, free_on_first, &first);
+    aredis_pubsub_get_message(ps, 5000, count_call, &second);
+    for (int i = 0; i < 300 && second.n == 0; i++)
+        testloop_run_once(loop, 10);
+    cr_assert_eq(first.n, 1);
+    cr_assert_eq(first.other, 1, "the first waiter got a message");
+    cr_assert_eq(second.n, 1);
+    cr_assert_eq(second.canceled, 1, "freed before its turn");
+    aredis_client_free(c);
+    aredis_client_free(pub);
     testloop_free(loop);
 }
 
@@ -738,24 +814,6 @@ Test(pubsub, thread_mode)
     cr_assert_geq(thread_messages, 1);
     aredis_pubsub_thread_stop(t);
     aredis_sync_free(s);
-}
-
-typedef struct numsub {
-    int done, ok;
-    char channel[96];
-} numsub;
-
-static void on_numsub(aredis_client *c, const aredis_reply *r, void *ud)
-{
-    (void)c;
-    numsub *n = ud;
-    n->done = 1;
-    /* [channel, count] pairs, an integer count, in RESP2 and RESP3. */
-    n->ok = r->type == AREDIS_REPLY_ARRAY && r->len == 2 &&
-            r->element[0].type == AREDIS_REPLY_STRING &&
-            strcmp(r->element[0].str, n->channel) == 0 &&
-            r->element[1].type == AREDIS_REPLY_INTEGER &&
-            r->element[1].integer == 1;
 }
 
 static void on_channels(aredis_client *c, const aredis_reply *r, void *ud)
