@@ -365,9 +365,12 @@ void aredis__link_lost(aredis__link *l, int code, const char *msg)
     aredis__emit(c, l, AREDIS_CONN_DISCONNECTED, code, why, 0, 0);
     if (c->freeing)
         return;
-    if (l->exclusive && l->borrowed && l->pubsub == NULL) {
+    if (was_ready && l->exclusive && l->borrowed && l->pubsub == NULL) {
         /* The borrower decides: it gets errors until it gives the
-         * connection back, and a fresh one after that. */
+         * connection back, and a fresh one after that. A connection that
+         * never became ready carried none of the borrower's commands, so
+         * it reconnects as any other and they wait for it (a WATCH must
+         * not fail at once while the server restarts). */
         l->broken = 1;
         fail_pending(l, AREDIS_ECLOSED,
                      "the exclusive connection was lost: release it and "
