@@ -111,7 +111,8 @@ struct aredis_client {
     aredis_loop *loop;
     aredis__config cfg;
     int freeing;
-    int in_cb; /* depth of user callbacks on the stack */
+    int closing; /* aredis_client_close(): free once nothing is pending */
+    int in_cb;   /* depth of user callbacks on the stack */
 
     aredis__link main;
 

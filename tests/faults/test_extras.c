@@ -360,3 +360,98 @@ Test(extras_faults, watch_transaction_cut_while_writing, .timeout = 60)
                  "%lld commands of a WATCH transaction cut before EXEC ran", n);
     finish();
 }
+
+/* ---- aredis_client_close() with the server down ------------------------- */
+
+typedef struct outcome {
+    int calls, type, code;
+} outcome;
+
+static void on_outcome(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    outcome *o = ud;
+    o->calls++;
+    o->type = r->type;
+    o->code = r->code;
+}
+
+static int released;
+static void on_release(void *data)
+{
+    (void)data;
+    released++;
+}
+
+/* Close, then aredis_loop_run() must return by itself within max_ms, the
+ * client released. Returns the time it took. */
+static int64_t close_and_run(int64_t max_ms)
+{
+    aredis_client_set_data(w.c, NULL, on_release);
+    int64_t t0 = faults_now_ms();
+    aredis_client_close(w.c);
+    cr_assert_eq(aredis_loop_run(w.loop), 0);
+    int64_t took = faults_now_ms() - t0;
+    cr_assert_leq(took, max_ms, "aredis_loop_run() returned after %lld ms",
+                  (long long)took);
+    cr_assert_eq(released, 1, "the client was not released");
+    w.c = NULL;
+    return took;
+}
+
+/* The server is gone; the commands submitted before the close fail by the
+ * usual rules -- the reconnect attempts run out (ECONNREFUSED), a deadline
+ * passes (ETIMEDOUT) -- and then the loop returns. */
+Test(extras_faults, close_with_server_down, .timeout = 60)
+{
+    start_server("closedown");
+    start_client(w.srv.s.port, (aredis_options){0});
+    outcome ping = {0};
+    cr_assert_eq(aredis_command(w.c, on_outcome, &ping, "PING"), 0);
+    cr_assert(faults_run_until(w.loop, flag_set, &ping.calls, 5000));
+    cr_assert_eq(ping.type, AREDIS_REPLY_STATUS);
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
+    faults_run_for(w.loop, 100); /* the client sees the connection go */
+
+    outcome incr[3], dl = {0};
+    memset(incr, 0, sizeof incr);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(
+            aredis_command(w.c, on_outcome, &incr[i], "INCR %s", "faults:x:n"),
+            0);
+    aredis_cmd_opts o = {.timeout_ms = 150};
+    cr_assert_eq(
+        aredis_command_opts(w.c, &o, on_outcome, &dl, "GET %s", "faults:x:n"),
+        0);
+    int64_t took = close_and_run(10000);
+    fprintf(stderr, "FAULT close-server-down: loop returned after %lld ms\n",
+            (long long)took);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(incr[i].calls, 1);
+        cr_assert_eq(incr[i].code, AREDIS_ECONNREFUSED, "INCR %d: %s", i,
+                     aredis_err_name(incr[i].code));
+    }
+    cr_assert_eq(dl.calls, 1);
+    cr_assert_eq(dl.code, AREDIS_ETIMEDOUT, "GET: %s",
+                 aredis_err_name(dl.code));
+    finish();
+}
+
+/* Reconnecting forever: a command with a deadline ends the close at that
+ * deadline; the loop does not wait for the server. */
+Test(extras_faults, close_reconnecting_forever, .timeout = 60)
+{
+    int port = faults_free_port();
+    cr_assert_gt(port, 0);
+    w.srv.running = 0;
+    start_client(port, (aredis_options){.reconnect_max_attempts = -1,
+                                        .command_timeout_ms = 300});
+    outcome g = {0};
+    cr_assert_eq(aredis_command(w.c, on_outcome, &g, "GET %s", "k"), 0);
+    int64_t took = close_and_run(3000);
+    cr_assert_geq(took, 250, "the close did not wait for the deadline");
+    cr_assert_eq(g.calls, 1);
+    cr_assert_eq(g.code, AREDIS_ETIMEDOUT, "%s", aredis_err_name(g.code));
+    aredis_loop_free(w.loop);
+    w.loop = NULL;
+}
