@@ -230,6 +230,8 @@ void aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
 void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
                         const char *msg)
 {
+    /* Its outcome is decided: no deadline may complete it another way. */
+    heap_remove(c, cmd);
     cmd->fail_code = code;
     cmd->fail_msg = msg;
     cmd->link = NULL;
@@ -240,6 +242,17 @@ void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
         c->done_head = cmd;
     c->done_tail = cmd;
     schedule(c);
+}
+
+void aredis__defer_fail(aredis_client *c, aredis__cmd *cmd, int code,
+                        const char *msg)
+{
+    /* A failing command's bytes are not needed any more: its copy holds
+     * the message instead, and goes with the record. */
+    aredis__free(cmd->copy);
+    cmd->copy = aredis__strndup(msg, strlen(msg));
+    aredis__defer_done(c, cmd, code,
+                       cmd->copy != NULL ? cmd->copy : aredis_strerror(code));
 }
 
 static void run_done(aredis_client *c)

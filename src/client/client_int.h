@@ -179,6 +179,9 @@ void aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
 /* Complete from the loop, later (inside API calls). */
 void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
                         const char *msg);
+/* The same with a message that need not outlive the call (it is copied). */
+void aredis__defer_fail(aredis_client *c, aredis__cmd *cmd, int code,
+                        const char *msg);
 void aredis__rearm(aredis_client *c);
 /* Cancel (ECANCELED, "client freed") and free a list of commands. */
 void aredis__cancel_list(aredis_client *c, aredis__cmd *cmd);
