@@ -14,7 +14,17 @@
  *
  * where recovered_ms is the time from the end of the fault (server back,
  * SIGCONT, proxy healed) to the first successful completion after it.
- * Public API only; the built-in loop. */
+ *
+ * Beside the test's own client, every test runs the refill-from-callback
+ * driver (tests/support/refill.h) on the same loop, through the same fault:
+ * a second client keeping REFILL_W commands in flight by submitting from
+ * its completion callbacks, failure callbacks and event handler. At the end
+ * (end_all) it must show exactly-once completion, at most one connection
+ * on the server (CLIENT LIST, sampled during the test and checked after
+ * it), a loop that does not spin while idle, and aredis_loop_run()
+ * returning within a second of the clients being freed.
+ * Public API only, apart from the loop's iteration counter; the built-in
+ * loop. */
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -24,8 +34,16 @@
 
 #include "aredis/aredis.h"
 #include "faults.h"
+#include "refill.h"
 
-enum { MAX_CMDS = 1100 };
+enum {
+    MAX_CMDS = 1100,
+    REFILL_W = 8,
+    /* Loop iterations allowed over IDLE_MS with both clients idle: a few
+     * timers may fire; a spinning loop makes thousands. */
+    IDLE_MS = 500,
+    IDLE_MAX_ITERATIONS = 40,
+};
 
 /* One test's world. Static: each Criterion test runs in its own process. */
 static struct {
@@ -37,6 +55,7 @@ static struct {
     faults_events ev;
     faults_track t;
     faults_cmd cmds[MAX_CMDS];
+    refill *rf;
 } w;
 
 static void start_server(const char *tag, const char *extra, int port, int tls)
@@ -58,18 +77,56 @@ static void proxy(const char *line)
                  faults_errstr());
 }
 
-/* A client on port with the given options (host and port filled in). */
+/* A client on port with the given options (host and port filled in), and
+ * the refill driver beside it with the same options. The driver watches
+ * the server itself (not the proxy): the port of the server started so
+ * far, or `port` for a server that is still to start there. */
 static void start_client(int port, aredis_options o)
 {
     w.loop = aredis_loop_new();
     cr_assert_not_null(w.loop);
     o.host = "127.0.0.1";
     o.port = port;
+    if (o.client_name == NULL)
+        o.client_name = "faults-main"; /* only leaked sockets have no name */
     aredis_status st;
     w.c = aredis_client_new(w.loop, &o, &st);
     cr_assert_not_null(w.c, "%s", st.msg);
     aredis_client_set_event_handler(w.c, faults_event_cb, &w.ev);
     faults_track_init(&w.t, w.cmds, MAX_CMDS);
+    int observe = w.have_px ? w.srv.s.port : port;
+    if (o.tls.enabled)
+        observe = 0; /* the sampler speaks plain TCP */
+    char why[512];
+    w.rf = refill_start(w.loop, &o, REFILL_W, observe, why, sizeof why);
+    cr_assert_not_null(w.rf, "%s", why);
+}
+
+/* The refill driver's checks and the end of both clients and the loop.
+ * drain_ms: how long the driver's commands may take to complete (a server
+ * that is down holds them in a backoff; then the idle check is skipped). */
+static void end_all(int drain_ms)
+{
+    char why[4096];
+    int q = refill_quiesce(w.rf, drain_ms, IDLE_MS, IDLE_MAX_ITERATIONS, why,
+                           sizeof why);
+    cr_assert_eq(q, 0, "%s", why);
+    if (w.c != NULL)
+        aredis_client_free(w.c);
+    w.c = NULL;
+    refill_free_client(w.rf);
+    int64_t took = refill_run_loop(w.loop, 5000);
+    refill *rf = w.rf;
+    w.rf = NULL;
+    int f = refill_finish(rf, w.srv.base[0] ? w.srv.base : "no-server", why,
+                          sizeof why);
+    cr_assert_eq(f, 0, "refill driver: %s", why);
+    cr_assert_lt(took, 1000,
+                 "aredis_loop_run() returned %lld ms after the clients "
+                 "were freed",
+                 (long long)took);
+    aredis_loop_free(w.loop);
+    w.loop = NULL;
 }
 
 /* Submit, asserting the submit itself worked; returns the command's index. */
@@ -192,18 +249,18 @@ static void finish(void)
     cr_assert_eq(w.t.null_replies, 0, "callbacks with a NULL reply");
     cr_assert_eq(w.t.completed, w.t.sent);
     cr_assert_eq(aredis_client_pending(w.c), 0);
-    aredis_client_free(w.c);
-    aredis_loop_free(w.loop);
-    w.c = NULL;
-    w.loop = NULL;
+    end_all(5000);
     if (w.have_px)
         faults_proxy_stop(&w.px);
     cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", faults_errstr());
 }
 
+/* A raw connection to the server, named so that the refill driver's
+ * CLIENT LIST check does not take it for a leaked socket. */
 static void admin_connect(testenv_conn *a)
 {
     cr_assert_eq(testenv_connect(a, &w.srv.s), 0, "%s", testenv_errstr());
+    cr_assert_geq(refill_name_conn(a), 0, "%s", testenv_errstr());
 }
 
 /* Some connection of the server is blocked in `cmd` (CLIENT LIST). */
@@ -1000,12 +1057,6 @@ Test(faults, deadline_while_disconnected, .timeout = 60)
     finish();
 }
 
-static int all_calls(const void *arg)
-{
-    (void)arg;
-    return faults_track_done(&w.t);
-}
-
 /* Freeing the client while it waits to reconnect: every pending command
  * completes with ECANCELED, once, from the loop. */
 Test(faults, free_during_backoff, .timeout = 60)
@@ -1018,9 +1069,9 @@ Test(faults, free_during_backoff, .timeout = 60)
     faults_run_for(w.loop, 300);
     cr_assert_eq(w.t.completed, 0);
     aredis_client_free(w.c);
+    w.c = NULL;
     cr_assert_eq(w.t.completed, 0, "callbacks ran inside aredis_client_free");
-    faults_run_until(w.loop, all_calls, NULL, 2000);
-    aredis_loop_free(w.loop); /* runs whatever is still pending */
+    end_all(0); /* runs the loop until it has nothing left */
     cr_assert_eq(w.t.completed, 10);
     cr_assert_eq(w.t.twice, 0);
     for (int i = 0; i < 10; i++)
@@ -1040,8 +1091,8 @@ Test(faults, free_with_server_stopped, .timeout = 60)
     submit(NULL, "BLPOP faults:free:list 5");
     faults_run_for(w.loop, 200);
     aredis_client_free(w.c);
-    faults_run_until(w.loop, all_calls, NULL, 2000);
-    aredis_loop_free(w.loop);
+    w.c = NULL;
+    end_all(0);
     cr_assert_eq(faults_server_resume(&w.srv), 0, "%s", faults_errstr());
     cr_assert_eq(w.t.completed, w.t.sent);
     cr_assert_eq(w.t.twice, 0);
@@ -1097,7 +1148,8 @@ Test(faults, backoff_is_capped, .timeout = 60)
                   n, evs);
     cr_assert_geq(max_delay, 100, "the backoff never grew (events: %s)", evs);
     aredis_client_free(w.c);
-    aredis_loop_free(w.loop);
+    w.c = NULL;
+    end_all(0);
     cr_assert_eq(w.t.completed, 1);
     expect_error(0, AREDIS_ECANCELED, 0);
     fprintf(stderr, "backoff: %d attempts in 2 s, largest delay %lld ms\n", n,
@@ -1556,6 +1608,26 @@ Test(faults, server_idle_timeout, .timeout = 60)
     finish();
 }
 
+/* Take a slot of a nearly full server. The refill driver's CLIENT LIST
+ * sampler may hold one for a moment: try again until the server has room. */
+static void hog_connect(testenv_conn *h)
+{
+    int64_t until = faults_now_ms() + 2000;
+    for (;;) {
+        const aredis_reply *r = NULL;
+        if (testenv_connect(h, &w.srv.s) == 0) {
+            if (refill_name_conn(h) == 0 &&
+                testenv_command(h, &r, "PING") == 0 &&
+                r->type == AREDIS_REPLY_STATUS)
+                return;
+            testenv_close(h);
+        }
+        cr_assert_lt(faults_now_ms(), until, "no slot for a hog: %s",
+                     testenv_errstr());
+        faults_run_for(w.loop, 20);
+    }
+}
+
 /* While the server is full (maxclients), each reconnect's handshake is
  * refused; the client keeps trying and gets in once a slot frees up. */
 Test(faults, maxclients_during_reconnect, .timeout = 60)
@@ -1565,15 +1637,17 @@ Test(faults, maxclients_during_reconnect, .timeout = 60)
                                                 .reconnect_initial_ms = 50,
                                                 .reconnect_max_ms = 100});
     ping_ok(5000);
-    testenv_conn a, hog;
+    testenv_conn a, hog[2];
     admin_connect(&a);
     const aredis_reply *r = NULL;
-    cr_assert_eq(testenv_command(&a, &r, "CONFIG SET maxclients 2"), 0, "%s",
+    /* Room for the admin connection and two hogs: the hogs take the slots
+     * of the client and of the refill driver beside it. */
+    cr_assert_eq(testenv_command(&a, &r, "CONFIG SET maxclients 3"), 0, "%s",
                  testenv_errstr());
     cr_assert_eq(testenv_command(&a, &r, "CLIENT KILL TYPE normal SKIPME yes"),
                  0, "%s", testenv_errstr());
-    admin_connect(&hog); /* takes the client's slot */
-    cr_assert_eq(testenv_command(&hog, &r, "PING"), 0, "%s", testenv_errstr());
+    for (int i = 0; i < 2; i++)
+        hog_connect(&hog[i]);
     int first = w.t.sent;
     for (int i = 0; i < 5; i++)
         submit(NULL, "ECHO full:%d", i);
@@ -1584,7 +1658,8 @@ Test(faults, maxclients_during_reconnect, .timeout = 60)
                  "commands completed while the server "
                  "refused every connection (events: %s)",
                  evs);
-    testenv_close(&hog);
+    testenv_close(&hog[0]);
+    testenv_close(&hog[1]);
     int64_t healed = faults_now_ms();
     wait_all(8000);
     for (int i = 0; i < 5; i++) {

@@ -22,7 +22,8 @@
 
 #include "aredis/error.h"
 
-static char g_err[512];
+/* Per thread: the fault tests sample CLIENT LIST from a thread of their own. */
+static _Thread_local char g_err[512];
 
 static void set_err(const char *fmt, ...) AREDIS_PRINTF(1, 2);
 
