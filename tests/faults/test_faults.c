@@ -721,7 +721,7 @@ Test(faults, proxy_cut_all, .timeout = 60)
  * and succeed, in order, once the server starts 500 ms later. */
 Test(faults, server_starts_late, .timeout = 60)
 {
-    int port = faults_free_port();
+    int port = testenv_free_port();
     cr_assert_gt(port, 0);
     start_client(port, (aredis_options){.reconnect_max_attempts = -1});
     int first = w.t.sent;
@@ -754,7 +754,7 @@ Test(faults, server_starts_late, .timeout = 60)
  * round (and fails the same way, rather than hanging). */
 Test(faults, server_never_starts, .timeout = 60)
 {
-    int port = faults_free_port();
+    int port = testenv_free_port();
     cr_assert_gt(port, 0);
     start_client(port, (aredis_options){0});
     int64_t t0 = faults_now_ms();
@@ -785,7 +785,7 @@ Test(faults, server_never_starts, .timeout = 60)
  * succeed when the server comes. */
 Test(faults, queue_bound_while_down, .timeout = 60)
 {
-    int port = faults_free_port();
+    int port = testenv_free_port();
     cr_assert_gt(port, 0);
     start_client(
         port, (aredis_options){.reconnect_max_attempts = -1, .max_queued = 5});
@@ -812,7 +812,7 @@ Test(faults, queue_bound_while_down, .timeout = 60)
  * through once the server is there. */
 Test(faults, queue_wait_while_down, .timeout = 60)
 {
-    int port = faults_free_port();
+    int port = testenv_free_port();
     cr_assert_gt(port, 0);
     start_client(port, (aredis_options){.reconnect_max_attempts = -1,
                                         .max_queued = 5,
@@ -1031,7 +1031,7 @@ Test(faults, client_kill_ends_blocked_blpop, .timeout = 60)
 /* A command's deadline runs while it waits for a connection, too. */
 Test(faults, deadline_while_disconnected, .timeout = 60)
 {
-    int port = faults_free_port();
+    int port = testenv_free_port();
     cr_assert_gt(port, 0);
     start_client(port, (aredis_options){.reconnect_max_attempts = -1});
     int64_t t0 = faults_now_ms();
@@ -1061,7 +1061,7 @@ Test(faults, deadline_while_disconnected, .timeout = 60)
  * completes with ECANCELED, once, from the loop. */
 Test(faults, free_during_backoff, .timeout = 60)
 {
-    int port = faults_free_port();
+    int port = testenv_free_port();
     cr_assert_gt(port, 0);
     start_client(port, (aredis_options){.reconnect_max_attempts = -1});
     for (int i = 0; i < 10; i++)
@@ -1107,7 +1107,7 @@ Test(faults, free_with_server_stopped, .timeout = 60)
  * its RECONNECTING event said it would. */
 Test(faults, backoff_is_capped, .timeout = 60)
 {
-    int port = faults_free_port();
+    int port = testenv_free_port();
     cr_assert_gt(port, 0);
     /* 60, 120, 240: the doubling overshoots the cap, which must hold. */
     start_client(port, (aredis_options){.reconnect_max_attempts = -1,
@@ -1706,7 +1706,7 @@ static int count_reconnecting(int from, int64_t until)
  * waiting after that, so no further attempt is made. */
 Test(faults, reconnect_attempts_are_exact, .timeout = 60)
 {
-    int port = faults_free_port();
+    int port = testenv_free_port();
     cr_assert_gt(port, 0);
     start_client(port, (aredis_options){.reconnect_max_attempts = 3,
                                         .reconnect_initial_ms = 20,
