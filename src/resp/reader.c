@@ -70,6 +70,14 @@ static size_t fast_len(const char **pp)
     return v;
 }
 
+/* Past the CRLF of a validated line. */
+static char *past_line(char *p)
+{
+    while (*p != '\r')
+        p++;
+    return p + 2;
+}
+
 static long long fast_ll(const char *p)
 {
     int neg = *p == '-';
@@ -169,7 +177,9 @@ int aredis__parse_double(const char *s, size_t n, double *out)
     int neg = s[0] == '-';
     if (s[0] == '-' || s[0] == '+')
         i = 1;
-    if (parse_special(s + i, n - i, neg, out))
+    /* inf, -inf and nan take no '+' (RESP3 "Double type"); -nan is read
+     * as nan, as some servers have printed it. */
+    if (s[0] != '+' && parse_special(s + i, n - i, neg, out))
         return 0;
     decimal d = {0, 0, 0};
     int seen_digit = 0;
@@ -351,11 +361,14 @@ static int push_scan_frame(aredis_reader *rd, size_t items, int is_attr)
 }
 
 /* Outcomes of read_num(). */
-enum { NUM_OK, NUM_MORE, NUM_BAD, NUM_BIG, NUM_NOLF };
+enum { NUM_OK, NUM_MORE, NUM_BAD, NUM_BIG, NUM_NOLF, NUM_ZERO };
 
 /* Read the decimal that follows a type byte, up to its CRLF, in one loop
  * (no separate search for the CR). The number is at most 19 digits, so a
- * header cut short is cheap to read again when more bytes arrive. */
+ * header cut short is cheap to read again when more bytes arrive. Only the
+ * canonical form is a number: no leading zero, no "-0" (as hiredis reads
+ * them), so every number has exactly one spelling and the build pass can
+ * re-read it without doubt. */
 static inline int read_num(const char *p, const char *end, int *neg,
                            uint64_t *out, const char **crp)
 {
@@ -378,6 +391,8 @@ static inline int read_num(const char *p, const char *end, int *neg,
         return NUM_MORE;
     if (*p != '\r' || p == start)
         return NUM_BAD;
+    if (*start == '0' && (p - start > 1 || *neg))
+        return NUM_ZERO;
     if (p + 1 == end)
         return NUM_MORE;
     if (p[1] != '\n')
@@ -451,7 +466,8 @@ static int too_big(aredis_reader *rd, char t, const char *h, const char *end)
 }
 
 /* A bulk body of n bytes starting at *next: complete, CRLF-terminated,
- * and for '=' with a valid "fmt:" prefix (RESP3 "Verbatim string"). */
+ * and for '=' with a "fmt:" prefix: any three bytes, then ':' (RESP3
+ * "Verbatim string"; the header already checked n >= 4). */
 static int scan_bulk_body(aredis_reader *rd, char t, char **next,
                           const char *end, size_t n, int root)
 {
@@ -464,10 +480,9 @@ static int scan_bulk_body(aredis_reader *rd, char t, char **next,
     }
     if (body[n] != '\r' || body[n + 1] != '\n')
         return fail(rd, AREDIS_EPROTO, "bulk string not followed by CRLF");
-    if (t == '=' &&
-        (n < 4 || body[3] != ':' || (unsigned)(body[0] - 'a') > 25 ||
-         (unsigned)(body[1] - 'a') > 25 || (unsigned)(body[2] - 'a') > 25))
-        return fail(rd, AREDIS_EPROTO, "unknown verbatim string format");
+    if (t == '=' && body[3] != ':')
+        return fail(rd, AREDIS_EPROTO,
+                    "verbatim string without its \"fmt:\" prefix");
     *next = body + n + 2;
     if (root) {
         fill_bulk(&rd->arena[0], t, body, n);
@@ -491,6 +506,12 @@ static int scan_numeric(aredis_reader *rd, char *p, const char *end, int root,
         return STEP_MORE;
     if (r == NUM_NOLF)
         return fail(rd, AREDIS_EPROTO, "CR not followed by LF");
+    if (r == NUM_ZERO)
+        return fail(rd, AREDIS_EPROTO, "bad %s \"%.*s\": leading zero or -0",
+                    t == ':'                           ? "integer"
+                    : t == '$' || t == '!' || t == '=' ? "bulk length"
+                                                       : "aggregate length",
+                    shown(h, end), h);
     *next = r == NUM_OK ? (char *)cr + 2 : p;
     if (t == ':') {
         if (r != NUM_OK || v > (uint64_t)LLONG_MAX + (uint64_t)neg)
@@ -519,6 +540,11 @@ static int scan_numeric(aredis_reader *rd, char *p, const char *end, int root,
         return fail(rd, AREDIS_EPROTO, "bad %s length \"%.*s\"",
                     bulk ? "bulk" : "aggregate", shown(h, end), h);
     size_t n = (size_t)v;
+    if (t == '=' && n < 4)
+        return fail(rd, AREDIS_EPROTO,
+                    "verbatim string of %zu bytes has no room for its "
+                    "\"fmt:\" prefix",
+                    n);
     if (bulk)
         return scan_bulk_body(rd, t, next, end, n, root);
     if (t == '|') {
@@ -548,9 +574,18 @@ static int scan_line(aredis_reader *rd, char *p, const char *end, int root,
     char *from = p + 1;
     if (rd->line_from > (size_t)(from - buf))
         from = buf + rd->line_from;
-    char *cr = from < end ? memchr(from, '\r', (size_t)(end - from)) : NULL;
-    if (cr == NULL || cr + 1 == end) {
-        rd->line_from = (size_t)((cr ? cr : end) - buf);
+    /* A line holds no CR or LF (RESP3 "Simple string"): a bare LF fails
+     * at once rather than waiting for a CR that would not make it valid. */
+    char *cr = from;
+    for (; cr < end; cr++) {
+        unsigned char c = (unsigned char)*cr;
+        if (c <= '\r' && (c == '\r' || c == '\n'))
+            break;
+    }
+    if (cr < end && *cr == '\n')
+        return fail(rd, AREDIS_EPROTO, "LF without CR in a line");
+    if (cr >= end - 1) {
+        rd->line_from = (size_t)(cr - buf);
         return STEP_MORE;
     }
     if (cr[1] != '\n')
@@ -691,7 +726,7 @@ static void build(aredis_reader *rd)
         case '=':
             if (*p == '-') {
                 fill_nil(slot);
-                p += 4;
+                p = past_line(p);
             } else {
                 const char *q = p;
                 size_t len = fast_len(&q);
@@ -707,7 +742,7 @@ static void build(aredis_reader *rd)
         case '|': {
             if (*p == '-') {
                 fill_nil(slot);
-                p += 4;
+                p = past_line(p);
                 break;
             }
             const char *q = p;
@@ -782,9 +817,11 @@ static inline int fast_scalar(aredis_reader *rd)
     if (t == '+' || t == '-') {
         char *q = p + 1;
         const char *stop = end - p > 65 ? p + 64 : end - 1;
-        while (q < stop && *q != '\r')
+        /* Stop at any byte up to CR: an LF (refused) or another control
+         * byte (rare) takes the full scan. */
+        while (q < stop && (unsigned char)*q > '\r')
             q++;
-        if (q >= stop || q[1] != '\n')
+        if (q >= stop || *q != '\r' || q[1] != '\n')
             return 0;
         size_t len = (size_t)(q - p - 1);
         *q = '\0';
@@ -812,7 +849,8 @@ static inline int fast_scalar(aredis_reader *rd)
         q++;
     }
     /* 18 digits at most here: no overflow; longer numbers take scan(). */
-    if (q == digits || q >= stop || *q != '\r' || q[1] != '\n')
+    if (q == digits || q >= stop || *q != '\r' || q[1] != '\n' ||
+        (*digits == '0' && (q - digits > 1 || neg)))
         return 0;
     char *body = q + 2;
     if (t == ':') {
