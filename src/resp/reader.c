@@ -610,6 +610,22 @@ static int scan_line(aredis_reader *rd, char *p, const char *end, int root,
     return STEP_BUILT;
 }
 
+/* The nodes counted so far and the bytes scanned must fit in
+ * max_reply_memory: checked whenever the scan stops, so no node is ever
+ * allocated for a reply over the limit (the scan itself allocates only its
+ * stack, bounded by max_depth). */
+static int check_reply_memory(aredis_reader *rd)
+{
+    size_t bytes = rd->spos - rd->rpos;
+    size_t lim = rd->lim.max_reply_memory;
+    if (bytes <= lim && rd->nodes <= (lim - bytes) / sizeof(aredis_reply))
+        return 0;
+    return fail(rd, AREDIS_ETOOBIG,
+                "reply of %zu nodes in %zu bytes exceeds max_reply_memory "
+                "(%zu)",
+                rd->nodes, bytes, lim);
+}
+
 /* Validate from rd->spos on. Returns 0 when more bytes are needed (the
  * state is saved), SCAN_COMPLETE or SCAN_BUILT when a whole top-level reply
  * is buffered, or a negative error. */
@@ -670,11 +686,12 @@ static int scan(aredis_reader *rd)
         p = next;
         if ((r == STEP_SCALAR || r == STEP_EMPTY) && item_done(rd)) {
             rd->spos = (size_t)(p - buf);
-            return SCAN_COMPLETE;
+            int e = check_reply_memory(rd);
+            return e != 0 ? e : SCAN_COMPLETE;
         }
     }
     rd->spos = (size_t)(p - buf);
-    return 0;
+    return check_reply_memory(rd);
 }
 
 /* ------------------------------------------------------------------------
@@ -947,6 +964,10 @@ aredis_reader *aredis_reader_new(const aredis_reader_limits *limits)
         rd->lim.max_elements = DEFAULT_MAX_ELEMENTS;
     if (rd->lim.max_buffer == 0)
         rd->lim.max_buffer = DEFAULT_MAX_BUFFER;
+    if (rd->lim.max_reply_memory == 0)
+        rd->lim.max_reply_memory = rd->lim.max_buffer > SIZE_MAX / 2
+                                       ? SIZE_MAX
+                                       : rd->lim.max_buffer * 2;
     rd->arena = aredis__reallocarray(NULL, INITIAL_ARENA, sizeof *rd->arena);
     if (rd->arena == NULL) {
         aredis__free(rd);

@@ -5,13 +5,13 @@
  *              [--stray-delay-ms N] [--port P] [--verbose]
  *
  * Scripts: hugearray (*4294967295), hugebulk ($9999999999), deep (100000
- * nested *1), endlessbulk (a --bulk-len bulk, default 400 MB, of which
- * only --stream-bytes, default 2 MB, ever arrive, slowly), garbage (@#!),
- * stray (+UNSOLICITED, --stray-delay-ms after the handshake, before any
- * command), silent (the handshake, then nothing), silent-accept (not even
- * the handshake), push (a RESP3 push after the handshake, then normal: a
- * control case for stray), normal. --hold-ms closes a hostile connection
- * that long after its bytes (default: never).
+ * nested *1), manynils (*1000000 and as many 3-byte nulls), endlessbulk (a
+ * --bulk-len bulk, default 400 MB, of which only --stream-bytes, default 2 MB,
+ * ever arrive, slowly), garbage (@#!), stray (+UNSOLICITED, --stray-delay-ms
+ * after the handshake, before any command), silent (the handshake, then
+ * nothing), silent-accept (not even the handshake), push (a RESP3 push after
+ * the handshake, then normal: a control case for stray), normal. --hold-ms
+ * closes a hostile connection that long after its bytes (default: never).
  *
  * It listens on 127.0.0.1 (an OS-chosen port, written to F once it
  * listens), answers each connection's handshake as Redis 7 would (HELLO 3,
@@ -56,6 +56,7 @@ typedef enum {
     S_HUGEARRAY,
     S_HUGEBULK,
     S_DEEP,
+    S_MANYNILS,
     S_ENDLESSBULK,
     S_GARBAGE,
     S_STRAY,
@@ -66,8 +67,9 @@ typedef enum {
 } script_kind;
 
 static const char *const script_names[] = {
-    "hugearray", "hugebulk", "deep",          "endlessbulk", "garbage",
-    "stray",     "silent",   "silent-accept", "push",        "normal",
+    "hugearray",     "hugebulk", "deep",   "manynils",
+    "endlessbulk",   "garbage",  "stray",  "silent",
+    "silent-accept", "push",     "normal",
 };
 
 static struct {
@@ -236,6 +238,13 @@ static int fire(conn *c)
         /* 100000 nested one-element arrays that never reach a leaf. */
         for (int i = 0; i < 100000 && rc == 0; i++)
             rc = out_add(c, "*1\r\n", 4);
+        break;
+    case S_MANYNILS:
+        /* A complete, valid reply of 3 MB whose million nodes would take
+         * 16 times its size in a reader that does not bound them. */
+        rc = out_str(c, "*1000000\r\n");
+        for (int i = 0; i < 1000000 && rc == 0; i++)
+            rc = out_add(c, "_\r\n", 3);
         break;
     case S_GARBAGE:
         rc = out_str(c, "@#!\r\n");
@@ -549,7 +558,8 @@ static void usage(void)
             "       [--max-seconds N] [--hold-ms N] [--bulk-len N]\n"
             "       [--stream-bytes N] [--stray-delay-ms N] [--port P] "
             "[--verbose]\n"
-            "scripts: hugearray hugebulk deep endlessbulk garbage stray "
+            "scripts: hugearray hugebulk deep manynils endlessbulk garbage "
+            "stray "
             "silent silent-accept push normal\n");
     exit(2);
 }

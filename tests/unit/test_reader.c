@@ -384,7 +384,8 @@ Test(reader, limits_are_errors)
     aredis_reader_limits lim = {.max_depth = 3,
                                 .max_bulk_len = 10,
                                 .max_elements = 4,
-                                .max_buffer = 64};
+                                .max_buffer = 64,
+                                .max_reply_memory = 4096};
     struct {
         const char *in;
         const char *msg;
@@ -447,6 +448,67 @@ Test(reader, declared_sizes_allocate_nothing)
     cr_assert_lt(alloc_total, 256 * 1024, "allocated %zu bytes", alloc_total);
     aredis_reader_free(rd);
     aredis_set_allocator(NULL);
+}
+
+/* Tiny items cost a 48-byte node each: ~3 MB of "_\r\n" under one array
+ * header would ask for 48 MB of nodes. max_reply_memory (default twice
+ * max_buffer) refuses the reply during the scan, before any node of it is
+ * allocated. */
+Test(reader, reply_memory_is_bounded)
+{
+    enum { ITEMS = 1000000 };
+    size_t n = 16 + (size_t)ITEMS * 3;
+    char *in = malloc(n);
+    size_t len = (size_t)snprintf(in, n, "*%d\r\n", ITEMS);
+    for (int i = 0; i < ITEMS; i++, len += 3)
+        memcpy(in + len, "_\r\n", 3);
+    install_hooks(0);
+    aredis_reader_limits lim = {.max_buffer = 4u << 20};
+    aredis_reader *rd = aredis_reader_new(&lim);
+    const aredis_reply *r;
+    cr_assert_eq(aredis_reader_feed(rd, in, len), 0);
+    cr_assert_eq(aredis_reader_get_reply(rd, &r), AREDIS_ETOOBIG);
+    cr_assert(strstr(aredis_reader_errstr(rd),
+                     "exceeds max_reply_memory (8388608)") != NULL,
+              "%s", aredis_reader_errstr(rd));
+    cr_assert_lt(alloc_total, 2 * len, "allocated %zu bytes for %zu bytes",
+                 alloc_total, len);
+    aredis_reader_free(rd);
+
+    /* The same bytes in small reads fail as soon as the scan has seen
+     * too many nodes, long before the reply is complete. */
+    rd = aredis_reader_new(&lim);
+    size_t at = 0;
+    int e = 0;
+    while (at < len && e == 0) {
+        size_t k = len - at < 65536 ? len - at : 65536;
+        cr_assert_eq(aredis_reader_feed(rd, in + at, k), 0);
+        at += k;
+        e = aredis_reader_get_reply(rd, &r);
+    }
+    cr_assert_eq(e, AREDIS_ETOOBIG);
+    cr_assert_lt(at, len / 2, "refused only after %zu of %zu bytes", at, len);
+    aredis_reader_free(rd);
+    aredis_set_allocator(NULL);
+    free(in);
+
+    /* At the limit exactly the reply is accepted; one byte less, refused.
+     * A scalar is bounded by max_buffer alone. */
+    const char arr[] = "*2\r\n:1\r\n:2\r\n";
+    size_t need = 3 * sizeof(aredis_reply) + sizeof arr - 1;
+    aredis_reader_limits exact = {.max_reply_memory = need};
+    rd = aredis_reader_new(&exact);
+    cr_assert_eq(aredis_reader_feed(rd, arr, sizeof arr - 1), 0);
+    cr_assert_eq(aredis_reader_get_reply(rd, &r), 1);
+    cr_assert_eq(r->len, 2);
+    cr_assert_eq(aredis_reader_feed(rd, "$9\r\n123456789\r\n", 15), 0);
+    cr_assert_eq(aredis_reader_get_reply(rd, &r), 1);
+    aredis_reader_free(rd);
+    exact.max_reply_memory = need - 1;
+    rd = aredis_reader_new(&exact);
+    cr_assert_eq(aredis_reader_feed(rd, arr, sizeof arr - 1), 0);
+    cr_assert_eq(aredis_reader_get_reply(rd, &r), AREDIS_ETOOBIG);
+    aredis_reader_free(rd);
 }
 
 Test(reader, deep_nesting_is_not_recursive)
