@@ -10,7 +10,8 @@
 # client -- "separate" (CPU 1) and "same" (CPU 0, sharing the server's CPU)
 # -- prints:
 #   table 1  us per sequential KEYS * (wall time including the connect);
-#   table 2  ops/s and client CPU per million ops, N SET + N GET with W in
+#   table 2  ops/s and client CPU per million ops (user+sys, and user
+#            alone), N SET + N GET with W in
 #            flight, with redis-benchmark -P W as the pipelined reference
 #            (as is, one key; and with -r over as many keys as ours);
 # then system calls per command at W = 1 (strace -c -f) and instructions per
@@ -181,10 +182,22 @@ rb_rps() {
     tr '\r' '\n' | sed -n "s/^$1: \([0-9.]*\) requests per second.*/\1/p" | tail -1
 }
 
+# rb CPU ARGS...: redis-benchmark's output. It sometimes gives up at once
+# with "All clients disconnected... aborting." (exit status 1, no result);
+# such a run is retried, at most 3 times, and the retry noted in raw.txt.
 rb() {
-    local cpu=$1
+    local cpu=$1 try out
     shift
-    taskset -c "$cpu" redis-benchmark -h 127.0.0.1 -p "$PORT" --dbnum "$DB" "$@" 2>&1
+    for try in 1 2 3; do
+        if out=$(taskset -c "$cpu" redis-benchmark -h 127.0.0.1 -p "$PORT" \
+                --dbnum "$DB" "$@" 2>&1) &&
+            echo "$out" | tr '\r' '\n' | grep -q 'requests per second'; then
+            echo "$out"
+            return 0
+        fi
+        echo "redis-benchmark $* failed (try $try): $(echo "$out" | tr '\r' '\n' | grep -v rps= | grep . | tail -1)" >>"$raw"
+    done
+    die "redis-benchmark $* failed 3 times (see $raw)"
 }
 
 flushdb() {
@@ -264,16 +277,18 @@ pipe_table() {
     echo
     echo "Table 2 ($place): $PIPE_N SET + $PIPE_N GET, 16-byte values," \
         "W in flight, median of $REPEAT"
-    printf '%6s %11s %11s %11s %11s %9s %9s | %6s %6s %6s %8s\n' \
+    printf '%6s %11s %11s %11s %11s %8s %8s %8s %8s | %6s %6s %6s %7s %7s\n' \
         W aredis_op/s hiredis_op/s rbench_op/s rb-r_op/s ar_cpu/M hi_cpu/M \
-        a/hi a/rb a/rb-r cpu_a/hi
+        ar_usr/M hi_usr/M a/hi a/rb a/rb-r cpu_a/h usr_a/h
     for w in $W_LIST; do
-        declare -A ops=() cpu_m=()
+        declare -A ops=() cpu_m=() usr_m=()
         for rep in $(seq "$REPEAT"); do
             for impl in $PIPE_IMPLS; do
                 line=$(client "$cpu" --mode pipe --impl "$impl" --n "$PIPE_N" --w "$w")
                 ops[$impl]+=" $(field ops_s "$line")"
                 cpu_m[$impl]+=" $(field cpu_s_per_M "$line")"
+                usr_m[$impl]+=" $(awk -v u="$(field user_s "$line")" \
+                    -v n="$(field ops "$line")" 'BEGIN { printf "%.4f", u * 1e6 / n }')"
             done
             out_rb=$(rb "$cpu" -c 1 -P "$w" -n "$PIPE_N" -t set,get -d 16 -q)
             s=$(echo "$out_rb" | rb_rps SET)
@@ -293,19 +308,21 @@ pipe_table() {
                 ops[rbr]+=" $(awk -v s="$s" -v g="$g" 'BEGIN { printf "%.0f", 2 / (1 / s + 1 / g) }')"
             fi
         done
-        local oa oh orb orr ca ch
+        local oa oh orb orr ca ch ua uh
         oa=$(echo "${ops[aredis]}" | median)
         oh=$(echo "${ops[hiredis-libevent]}" | median)
         orb=$(echo "${ops[rb]}" | median)
         orr=$(echo "${ops[rbr]:-}" | median)
         ca=$(echo "${cpu_m[aredis]}" | median)
         ch=$(echo "${cpu_m[hiredis-libevent]}" | median)
-        printf '%6s %11.0f %11.0f %11.0f %11s %9.3f %9.3f | %6s %6s %6s %8s\n' \
-            "$w" "$oa" "$oh" "$orb" "$orr" "$ca" "$ch" \
+        ua=$(echo "${usr_m[aredis]}" | median)
+        uh=$(echo "${usr_m[hiredis-libevent]}" | median)
+        printf '%6s %11.0f %11.0f %11.0f %11s %8.3f %8.3f %8.3f %8.3f | %6s %6s %6s %7s %7s\n' \
+            "$w" "$oa" "$oh" "$orb" "$orr" "$ca" "$ch" "$ua" "$uh" \
             "$(ratio "$oa" "$oh")" "$(ratio "$oa" "$orb")" \
-            "$(ratio "$oa" "$orr")" "$(ratio "$ca" "$ch")"
+            "$(ratio "$oa" "$orr")" "$(ratio "$ca" "$ch")" "$(ratio "$ua" "$uh")"
         summary[pipe.$place.$w]="$oa $oh $orb $ca $ch"
-        unset ops cpu_m
+        unset ops cpu_m usr_m
     done
 }
 
