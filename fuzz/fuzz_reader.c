@@ -373,6 +373,81 @@ static int span_match(const aredis_reply *r, const char **p, const char *end)
  * Oracle 1: hiredis 0.14.1 on the RESP2 subset.
  * ------------------------------------------------------------------------ */
 
+/* hiredis builds its replies through these, not its own: its own would
+ * calloc() whatever element count a header declares (*1333333333 is 10 GB),
+ * the very thing aredis refuses to do. A count over our max_elements makes
+ * hiredis fail with "Out of memory"; aredis has refused with ETOOBIG by
+ * then. */
+static redisReply *h_new(const redisReadTask *task, int type)
+{
+    redisReply *r = calloc(1, sizeof *r);
+    CHECK(r != NULL);
+    r->type = type;
+    if (task->parent != NULL) {
+        redisReply *parent = task->parent->obj;
+        parent->element[task->idx] = r;
+    }
+    return r;
+}
+
+static void *h_string(const redisReadTask *task, char *s, size_t n)
+{
+    redisReply *r = h_new(task, task->type);
+    r->str = malloc(n + 1);
+    CHECK(r->str != NULL);
+    memcpy(r->str, s, n);
+    r->str[n] = '\0';
+    r->len = n;
+    return r;
+}
+
+static void *h_array(const redisReadTask *task, int n)
+{
+    if (n < 0 || (size_t)n > limits.max_elements)
+        return NULL;
+    redisReply *r = h_new(task, REDIS_REPLY_ARRAY);
+    if (n > 0) {
+        r->element = calloc((size_t)n, sizeof *r->element);
+        CHECK(r->element != NULL);
+    }
+    r->elements = (size_t)n;
+    return r;
+}
+
+static void *h_integer(const redisReadTask *task, long long v)
+{
+    redisReply *r = h_new(task, REDIS_REPLY_INTEGER);
+    r->integer = v;
+    return r;
+}
+
+static void *h_nil(const redisReadTask *task)
+{
+    return h_new(task, REDIS_REPLY_NIL);
+}
+
+static void h_free(void *p)
+{
+    redisReply *r = p;
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->elements; i++)
+        h_free(r->element[i]);
+    free(r->element);
+    free(r->str);
+    free(r);
+}
+
+static redisReplyObjectFunctions h_functions = {h_string, h_array, h_integer,
+                                                h_nil, h_free};
+
+static redisReader *h_reader(void)
+{
+    redisReader *hr = redisReaderCreateWithFunctions(&h_functions);
+    CHECK(hr != NULL);
+    return hr;
+}
+
 static int same_hiredis(const aredis_reply *a, const redisReply *h)
 {
     if (a->attrs != NULL)
@@ -491,8 +566,8 @@ static void oracle_hiredis(const uint8_t *data, size_t size)
 {
     const char *in = (const char *)data;
     aredis_reader *rd = aredis_reader_new(&limits);
-    redisReader *hr = redisReaderCreate();
-    CHECK(rd != NULL && hr != NULL);
+    redisReader *hr = h_reader();
+    CHECK(rd != NULL);
     char *joined = NULL;
     if (aredis_reader_feed(rd, in, size) != 0)
         goto done; /* over max_buffer: D1 */
@@ -509,7 +584,7 @@ static void oracle_hiredis(const uint8_t *data, size_t size)
             if (to != fed - (hr->len - hr->pos) || !same_hiredis(a, h))
                 finding("aredis and hiredis parse a reply differently",
                         in + start, size - start, NULL);
-            freeReplyObject(h);
+            h_free(h);
             start = to;
             continue;
         }
@@ -547,7 +622,7 @@ static void oracle_hiredis(const uint8_t *data, size_t size)
             if (!deliberate_refusal(e, h, in + start, to))
                 finding("aredis refuses a reply hiredis reads", in + start,
                         (size_t)(to - (in + start)), aredis_reader_errstr(rd));
-            freeReplyObject(h);
+            h_free(h);
         }
         break;
     }
@@ -741,15 +816,14 @@ static void oracle_encoder(const uint8_t *data, size_t size,
     if (!span_match(r, &q, o.p + o.len) || q != o.p + o.len)
         finding("the reader rebuilds valid RESP3 wrongly", o.p, o.len, NULL);
     if (rc.resp2) {
-        redisReader *hr = redisReaderCreate();
-        CHECK(hr != NULL);
+        redisReader *hr = h_reader();
         CHECK(redisReaderFeed(hr, o.p, o.len) == REDIS_OK);
         void *hv = NULL;
         if (redisReaderGetReply(hr, &hv) != REDIS_OK || hv == NULL ||
             hr->pos != hr->len || !same_hiredis(r, hv))
             finding("aredis and hiredis differ on valid RESP2", o.p, o.len,
                     hr->errstr);
-        freeReplyObject(hv);
+        h_free(hv);
         redisReaderFree(hr);
     }
     aredis_reader_free(rd);
