@@ -70,6 +70,15 @@ static size_t fast_len(const char **pp)
     return v;
 }
 
+/* The two bytes at p are CRLF, compared in one load. */
+static inline int is_crlf(const char *p)
+{
+    uint16_t w, crlf;
+    memcpy(&w, p, 2);
+    memcpy(&crlf, "\r\n", 2);
+    return w == crlf;
+}
+
 /* Past the CRLF of a validated line. */
 static char *past_line(char *p)
 {
@@ -378,21 +387,30 @@ static inline int read_num(const char *p, const char *end, int *neg,
         p++;
     }
     const char *start = p;
-    uint64_t v = 0;
-    for (; p < end; p++) {
-        unsigned d = (unsigned)(unsigned char)*p - '0';
-        if (d > 9)
-            break;
-        if (p - start == 19)
-            return NUM_BIG;
-        v = v * 10 + d;
+    if (p == end)
+        return NUM_MORE;
+    uint64_t v = (unsigned)(unsigned char)*p - '0';
+    if (v > 9)
+        return NUM_BAD;
+    p++;
+    if (v == 0) {
+        /* A zero is the whole number, and never negative. */
+        if (*neg || (p < end && (unsigned)(unsigned char)*p - '0' <= 9))
+            return NUM_ZERO;
+    } else {
+        for (; p < end; p++) {
+            unsigned d = (unsigned)(unsigned char)*p - '0';
+            if (d > 9)
+                break;
+            if (p - start == 19)
+                return NUM_BIG;
+            v = v * 10 + d;
+        }
     }
     if (p == end)
         return NUM_MORE;
-    if (*p != '\r' || p == start)
+    if (*p != '\r')
         return NUM_BAD;
-    if (*start == '0' && (p - start > 1 || *neg))
-        return NUM_ZERO;
     if (p + 1 == end)
         return NUM_MORE;
     if (p[1] != '\n')
@@ -478,7 +496,7 @@ static int scan_bulk_body(aredis_reader *rd, char t, char **next,
         rd->need = (size_t)(body - rd->buf) + n + 2;
         return STEP_MORE;
     }
-    if (body[n] != '\r' || body[n + 1] != '\n')
+    if (!is_crlf(body + n))
         return fail(rd, AREDIS_EPROTO, "bulk string not followed by CRLF");
     if (t == '=' && body[3] != ':')
         return fail(rd, AREDIS_EPROTO,
@@ -838,7 +856,7 @@ static inline int fast_scalar(aredis_reader *rd)
          * byte (rare) takes the full scan. */
         while (q < stop && (unsigned char)*q > '\r')
             q++;
-        if (q >= stop || *q != '\r' || q[1] != '\n')
+        if (q >= stop || !is_crlf(q))
             return 0;
         size_t len = (size_t)(q - p - 1);
         *q = '\0';
@@ -866,7 +884,7 @@ static inline int fast_scalar(aredis_reader *rd)
         q++;
     }
     /* 18 digits at most here: no overflow; longer numbers take scan(). */
-    if (q == digits || q >= stop || *q != '\r' || q[1] != '\n' ||
+    if (q == digits || q >= stop || !is_crlf(q) ||
         (*digits == '0' && (q - digits > 1 || neg)))
         return 0;
     char *body = q + 2;
@@ -876,7 +894,7 @@ static inline int fast_scalar(aredis_reader *rd)
         return 1;
     }
     if (neg || v > rd->lim.max_bulk_len || (size_t)(end - body) < v + 2 ||
-        body[v] != '\r' || body[v + 1] != '\n')
+        !is_crlf(body + v))
         return 0;
     fill_bulk(r, '$', body, (size_t)v);
     rd->spos = (size_t)(body + v + 2 - rd->buf);
