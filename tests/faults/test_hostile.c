@@ -173,7 +173,7 @@ Test(hostile, deep_nesting, .timeout = 30)
  * max_buffer: its nodes alone would take 48 MB. max_reply_memory (twice
  * max_buffer by default) refuses it while it is scanned, so RSS grows by
  * about the bytes received, not 16 times them; then the client recovers. */
-Test(hostile, many_tiny_items, .timeout = 60)
+Test(hostile, many_tiny_items, .timeout = 30)
 {
     protocol_case_opts(
         "manynils", (aredis_options){.limits = {.max_buffer = 4u << 20}},
