@@ -191,7 +191,7 @@ static long long replay(aredis_pubsub *ps)
 static void choose_link(aredis_pubsub *ps)
 {
     aredis_client *c = ps->c;
-    int proto = c->main.proto ? c->main.proto : c->cfg.protocol;
+    int proto = c->main.conn.proto ? c->main.conn.proto : c->cfg.protocol;
     if (proto == 3 && c->main.pubsub == NULL) {
         ps->mode = MODE_SHARED;
         ps->link = &c->main;
@@ -529,7 +529,7 @@ void aredis__pubsub_link_lost(aredis__link *l)
 void aredis__pubsub_link_ready(aredis__link *l)
 {
     aredis_pubsub *ps = l->pubsub;
-    if (ps->mode == MODE_OWN && l->proto == 2)
+    if (ps->mode == MODE_OWN && l->conn.proto == 2)
         l->conn.raw_push = 1;
     if (!ps->need_replay)
         return;
@@ -623,7 +623,7 @@ aredis_pubsub *aredis_pubsub_new(aredis_client *c,
     }
     ps->next = c->pubsubs;
     c->pubsubs = ps;
-    int proto = c->main.proto ? c->main.proto : c->cfg.protocol;
+    int proto = c->main.conn.proto ? c->main.conn.proto : c->cfg.protocol;
     if (proto != 0)
         choose_link(ps);
     return ps;
@@ -641,7 +641,7 @@ static void unlink_from_client(aredis_pubsub *ps)
         c->main.pubsub = NULL;
         /* Leave everything on the shared connection; the confirmations
          * are dropped because no pubsub owns the link any more. */
-        if (!c->freeing && c->main.state == AREDIS__ST_READY)
+        if (!c->freeing && c->main.conn.state == AREDIS__ST_READY)
             for (int k = 0; k < SUB_KINDS; k++)
                 if (ps->subs[k].n > 0)
                     send_kind(ps, unsub_cmd[k], NULL, 0);
