@@ -416,9 +416,12 @@ static void lost(aredis__conn *cn, int code, const char *msg, int64_t now)
     cn->state = AREDIS__ST_IDLE;
     cn->deadline = 0;
     salvage(cn, code, why);
-    if (cn->lent && !cn->keep) {
+    if (was_ready && cn->lent && !cn->keep) {
         /* The borrower decides: it gets errors until it gives the
-         * connection back, and a fresh one after that. */
+         * connection back, and a fresh one after that. A connection that
+         * never became ready carried none of the borrower's commands, so
+         * it reconnects as any other and they wait for it (a WATCH must
+         * not fail at once while the server restarts). */
         cn->broken = 1;
         fail_pending(cn, AREDIS_ECLOSED, lent_lost);
         event(cn, AREDIS__EV_DISCONNECTED, code, 0, 0);
