@@ -79,7 +79,7 @@ static void pair_start(pair *p)
                  faults_errstr());
     int64_t end = faults_now_ms() + 20000;
     while (!(info_has(p->r.s.port, "master_link_status:up") &&
-             info_has(p->m.s.port, "connected_slaves:1")) &&
+             info_has(p->m.s.port, "state=online")) &&
            faults_now_ms() < end)
         usleep(20000);
     cr_assert(info_has(p->r.s.port, "master_link_status:up"),
@@ -148,16 +148,19 @@ Test(lock_faults, replica_link_blackholed_acquire_fails_and_key_is_gone)
     pair_start(&p);
     aredis_loop *loop = aredis_loop_new();
     aredis_client *c = client_on(loop, p.m.s.port);
-    aredis_lock *l = replicated(c, "bh", 200);
     /* Healthy first: the same acquire succeeds, so a failure below is the
-     * black hole's doing. */
+     * black hole's doing. (A generous WAIT here: a loaded machine may take
+     * a while to acknowledge.) */
+    aredis_lock *h = replicated(c, "bh", 5000);
     done d = {0};
-    cr_assert_eq(aredis_lock_acquire(l, 0, on_done, &d), 0);
-    cr_assert(faults_run_until(loop, flag_set, &d, 5000));
+    cr_assert_eq(aredis_lock_acquire(h, 0, on_done, &d), 0);
+    cr_assert(faults_run_until(loop, flag_set, &d, 10000));
     cr_assert_eq(d.status, 0, "healthy: %s", aredis_err_name(d.status));
     d = (done){0};
-    cr_assert_eq(aredis_lock_release(l, on_done, &d), 0);
+    cr_assert_eq(aredis_lock_release(h, on_done, &d), 0);
     cr_assert(faults_run_until(loop, flag_set, &d, 5000));
+    aredis_lock_free(h);
+    aredis_lock *l = replicated(c, "bh", 200);
 
     cr_assert_eq(faults_proxy_ctl(&p.px, "drop on", NULL, 0), 0, "%s",
                  faults_errstr());
@@ -194,10 +197,10 @@ Test(lock_faults, acknowledged_lock_survives_kill9_and_promotion)
         pair_start(&p);
         aredis_loop *loop = aredis_loop_new();
         aredis_client *c = client_on(loop, p.m.s.port);
-        aredis_lock *l = replicated(c, "fo", 1000);
+        aredis_lock *l = replicated(c, "fo", 5000);
         done d = {0};
         cr_assert_eq(aredis_lock_acquire(l, 0, on_done, &d), 0);
-        cr_assert(faults_run_until(loop, flag_set, &d, 5000));
+        cr_assert(faults_run_until(loop, flag_set, &d, 10000));
         cr_assert_eq(d.status, 0, "%s", aredis_err_name(d.status));
 
         cr_assert_eq(faults_server_kill9(&p.m), 0, "%s", faults_errstr());
