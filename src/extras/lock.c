@@ -166,6 +166,7 @@ struct aredis_lock {
     /* The watchdog. */
     aredis_timer *wd;
     int wd_inflight;
+    unsigned wd_gen; /* the acquisition the extension in flight is for */
     int64_t wd_next, wd_sent_at;
 };
 
@@ -374,6 +375,11 @@ static void on_wd_extend(aredis_client *c, const aredis_reply *r, void *ud)
 {
     (void)c;
     aredis_lock *l = ud;
+    if (l->wd_gen != l->gen) {
+        /* Sent for an earlier acquisition (released since): not ours. */
+        unref(l);
+        return;
+    }
     l->wd_inflight = 0;
     if (!l->freed && l->state == ST_HELD && r->type == AREDIS_REPLY_INTEGER) {
         if (r->integer > 0) {
@@ -408,6 +414,7 @@ static void wd_fire(void *arg)
         const char *args[3] = {l->token, l->ttl_str, "0"};
         l->refs++;
         l->wd_sent_at = now;
+        l->wd_gen = l->gen;
         if (aredis_script_eval(l->c, s_extend, on_wd_extend, l, 1, keys, 3,
                                args) == 0)
             l->wd_inflight = 1;
