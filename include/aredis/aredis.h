@@ -9,6 +9,7 @@
 #include "client.h"
 #include "error.h"
 #include "export.h"
+#include "lock.h"
 #include "loop.h"
 #include "options.h"
 #include "pipeline.h"
