@@ -4,7 +4,7 @@
  *     aredis_cache *cache = aredis_cache_new(c, &(aredis_cache_opts){
  *                               .app = "shop", .ttl_ms = 60000,
  *                               .codec = AREDIS_CACHE_ZSTD}, &st);
- *     aredis_cache_param p[] = {{"page", "2"}, {"sort", "price"}};
+ *     aredis_cache_param p[] = {{"page", "2", 0}, {"sort", "price", 0}};
  *     aredis_cache_set(cache, "listing", p, 2, html, html_len, 0, NULL,
  *                      NULL);
  *     aredis_cache_get(cache, "listing", p, 2, on_got, ud);
