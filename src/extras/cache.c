@@ -252,8 +252,19 @@ static int default_hash(const aredis_cache_param *params, size_t n,
         if (e == 0)
             e = aredis__cache_buf_put(&b, v[i].value, v[i].vlen);
     }
-    if (e == 0)
-        aredis__sha1_hex(b.data ? b.data : "", b.len, out);
+    if (e == 0) {
+        /* The portable code rather than libcrypto's EVP_Digest, whose
+         * per-call algorithm fetch (a lock and a lookup) costs more than
+         * hashing the few bytes of a parameter list. */
+        static const char hex[] = "0123456789abcdef";
+        unsigned char md[20];
+        aredis__sha1_portable(b.data ? b.data : "", b.len, md);
+        for (size_t i = 0; i < 20; i++) {
+            out[2 * i] = hex[md[i] >> 4];
+            out[2 * i + 1] = hex[md[i] & 15];
+        }
+        out[40] = '\0';
+    }
     aredis_buf_cleanup(&b);
 done:
     if (v != small)
