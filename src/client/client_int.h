@@ -111,7 +111,8 @@ struct aredis_client {
     aredis_loop *loop;
     aredis__config cfg;
     int freeing;
-    int in_cb; /* depth of user callbacks on the stack */
+    int closing; /* aredis_client_close(): free once nothing is pending */
+    int in_cb;   /* depth of user callbacks on the stack */
 
     aredis__link main;
 
@@ -121,6 +122,7 @@ struct aredis_client {
     aredis__link *retired; /* closed, freed on the next loop turn */
     aredis__cmd *pool_wait_head, *pool_wait_tail; /* blocking commands */
     struct aredis__acq *acq_head, *acq_tail;      /* acquire() requests */
+    struct aredis__acq *acq_granted; /* answered, callback still deferred */
 
     void *timer;
     int64_t timer_at; /* armed for this absolute time, 0: disarmed */
@@ -178,6 +180,9 @@ void aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
 /* Complete from the loop, later (inside API calls). */
 void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
                         const char *msg);
+/* The same with a message that need not outlive the call (it is copied). */
+void aredis__defer_fail(aredis_client *c, aredis__cmd *cmd, int code,
+                        const char *msg);
 void aredis__rearm(aredis_client *c);
 /* Cancel (ECANCELED, "client freed") and free a list of commands. */
 void aredis__cancel_list(aredis_client *c, aredis__cmd *cmd);
@@ -223,10 +228,8 @@ void aredis__pool_free_all(aredis_client *c);
 /* Remove a command waiting for an exclusive link; 1 if it was waiting. */
 int aredis__pool_unwait(aredis_client *c, aredis__cmd *cmd);
 
-/* Take a link out of the pool for good (a pubsub's own connection); it is
- * borrowed until aredis__pool_drop(). NULL when the pool is full. */
-aredis__link *aredis__pool_take(aredis_client *c);
-/* Close a taken link and forget it. */
+/* Close a borrowed link for good (a pubsub's own connection, acquired
+ * with aredis_client_acquire) and forget it. */
 void aredis__pool_drop(aredis_client *c, aredis__link *l);
 
 /* ---- pubsub.c ------------------------------------------------------------ */

@@ -122,10 +122,25 @@ static void acq_done(void *arg)
 {
     struct aredis__acq *a = arg;
     aredis_client *c = a->c;
+    for (struct aredis__acq **pp = &c->acq_granted; *pp != NULL;
+         pp = &(*pp)->next)
+        if (*pp == a) {
+            *pp = a->next;
+            break;
+        }
     c->in_cb++;
     a->cb(c, (aredis_exclusive *)a->got, a->failed, a->ud);
     c->in_cb--;
     aredis__free(a);
+}
+
+/* An answered request waits for its callback on the acq_granted list, so
+ * a client released first still finds it (aredis__pool_free_all). */
+static void grant(aredis_client *c, struct aredis__acq *a)
+{
+    a->next = c->acq_granted;
+    c->acq_granted = a;
+    aredis__loop_defer(c->loop, &a->defer, acq_done, a);
 }
 
 /* Hand a free (or new) link to the oldest waiter, if there is one. */
@@ -157,7 +172,7 @@ static int serve_one(aredis_client *c, aredis__link *l)
         a->got = l;
         if (l->state == AREDIS__ST_IDLE)
             aredis__link_connect(l);
-        aredis__loop_defer(c->loop, &a->defer, acq_done, a);
+        grant(c, a);
         return 1;
     }
     return 0;
@@ -177,7 +192,7 @@ static void fail_oldest_nomem(aredis_client *c)
         c->acq_tail = NULL;
     a->got = NULL;
     a->failed = AREDIS_ENOMEM;
-    aredis__loop_defer(c->loop, &a->defer, acq_done, a);
+    grant(c, a);
 }
 
 /* Give waiters every link that is free or can still be created. */
@@ -321,6 +336,14 @@ void aredis__pool_free_all(aredis_client *c)
                              "canceled: the client was freed");
         aredis__cmd_free(c, cmd);
     }
+    while (c->acq_granted != NULL) {
+        /* Answered, but the link just went with the pool. */
+        struct aredis__acq *a = c->acq_granted;
+        c->acq_granted = a->next;
+        aredis__loop_undefer(c->loop, &a->defer);
+        a->next = c->acq_head;
+        c->acq_head = a;
+    }
     while (c->acq_head != NULL) {
         struct aredis__acq *a = c->acq_head;
         c->acq_head = a->next;
@@ -332,16 +355,6 @@ void aredis__pool_free_all(aredis_client *c)
     c->acq_tail = NULL;
 }
 
-aredis__link *aredis__pool_take(aredis_client *c)
-{
-    aredis__link *l = find_free(c);
-    if (l == NULL && (l = new_link(c)) == NULL)
-        return NULL;
-    l->idle_since = 0;
-    l->borrowed = 1;
-    return l;
-}
-
 void aredis__pool_drop(aredis_client *c, aredis__link *l)
 {
     retire_link(c, l, AREDIS_ECANCELED, "canceled: the pubsub was freed");
@@ -350,7 +363,7 @@ void aredis__pool_drop(aredis_client *c, aredis__link *l)
 
 int aredis_client_acquire(aredis_client *c, aredis_acquire_cb cb, void *ud)
 {
-    if (c->freeing)
+    if (c->freeing || c->closing)
         return AREDIS_ESTATE;
     if (cb == NULL)
         return AREDIS_EINVAL;

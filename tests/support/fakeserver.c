@@ -5,12 +5,16 @@
  *              [--stray-delay-ms N] [--port P] [--verbose]
  *
  * Scripts: hugearray (*4294967295), hugebulk ($9999999999), deep (100000
- * nested *1), endlessbulk (a --bulk-len bulk, default 400 MB, of which
- * only --stream-bytes, default 2 MB, ever arrive, slowly), garbage (@#!),
- * stray (+UNSOLICITED, --stray-delay-ms after the handshake, before any
- * command), silent (the handshake, then nothing), silent-accept (not even
- * the handshake), push (a RESP3 push after the handshake, then normal: a
- * control case for stray), normal. --hold-ms closes a hostile connection
+ * nested *1), manynils (*1000000 and as many 3-byte nulls), endlessbulk (a
+ * --bulk-len bulk, default 400 MB, of which only --stream-bytes, default
+ * 2 MB, ever arrive, slowly), garbage (@#!), stray (+UNSOLICITED,
+ * --stray-delay-ms after the handshake, before any command), silent (the
+ * handshake, then nothing), silent-accept (not even the handshake), push (a
+ * RESP3 push after the handshake, then normal: a control case for stray),
+ * hello-ok (+OK to HELLO), stray-hello
+ * (+UNSOLICITED, then HELLO's map), hello-stray (HELLO's map, then
+ * +UNSOLICITED in the same write), normal; the three hello scripts say
+ * nothing more on that connection. --hold-ms closes a hostile connection
  * that long after its bytes (default: never).
  *
  * It listens on 127.0.0.1 (an OS-chosen port, written to F once it
@@ -56,18 +60,23 @@ typedef enum {
     S_HUGEARRAY,
     S_HUGEBULK,
     S_DEEP,
+    S_MANYNILS,
     S_ENDLESSBULK,
     S_GARBAGE,
     S_STRAY,
     S_SILENT,
     S_SILENT_ACCEPT,
     S_PUSH,
+    S_HELLO_OK,
+    S_STRAY_HELLO,
+    S_HELLO_STRAY,
     S_NORMAL,
 } script_kind;
 
 static const char *const script_names[] = {
-    "hugearray", "hugebulk", "deep",          "endlessbulk", "garbage",
-    "stray",     "silent",   "silent-accept", "push",        "normal",
+    "hugearray", "hugebulk",    "deep",        "manynils",      "endlessbulk",
+    "garbage",   "stray",       "silent",      "silent-accept", "push",
+    "hello-ok",  "stray-hello", "hello-stray", "normal",
 };
 
 static struct {
@@ -237,6 +246,13 @@ static int fire(conn *c)
         for (int i = 0; i < 100000 && rc == 0; i++)
             rc = out_add(c, "*1\r\n", 4);
         break;
+    case S_MANYNILS:
+        /* A complete, valid reply of 3 MB whose million nodes would take
+         * 16 times its size in a reader that does not bound them. */
+        rc = out_str(c, "*1000000\r\n");
+        for (int i = 0; i < 1000000 && rc == 0; i++)
+            rc = out_add(c, "_\r\n", 3);
+        break;
     case S_GARBAGE:
         rc = out_str(c, "@#!\r\n");
         break;
@@ -270,8 +286,25 @@ static int answer_handshake(conn *c, int argc, char **argv)
     if (strcasecmp(name, "HELLO") == 0) {
         /* A RESP3 map shaped like Redis 7's, trimmed to what a client
          * may look at (RESP3.md, "Map type"). */
-        return out_str(c, "%3\r\n+server\r\n+fake\r\n+version\r\n+7.0.0\r\n"
-                          "+proto\r\n:3\r\n");
+        static const char map[] = "%3\r\n+server\r\n+fake\r\n+version\r\n"
+                                  "+7.0.0\r\n+proto\r\n:3\r\n";
+        static const char stray[] = "+UNSOLICITED\r\n";
+        switch (c->script) {
+        case S_HELLO_OK:
+            c->fired = 1;
+            arm_hold(c);
+            return out_str(c, "+OK\r\n");
+        case S_STRAY_HELLO:
+            c->fired = 1;
+            arm_hold(c);
+            return out_str(c, stray) || out_str(c, map);
+        case S_HELLO_STRAY:
+            c->fired = 1;
+            arm_hold(c);
+            return out_str(c, map) || out_str(c, stray);
+        default:
+            return out_str(c, map);
+        }
     }
     if (strcasecmp(name, "PING") == 0) {
         if (argc > 1) {
@@ -544,13 +577,15 @@ static void on_accept(int lfd)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: fakeserver --port-file F --script NAME [--then normal]\n"
-            "       [--max-seconds N] [--hold-ms N] [--bulk-len N]\n"
-            "       [--stream-bytes N] [--stray-delay-ms N] [--port P] "
-            "[--verbose]\n"
-            "scripts: hugearray hugebulk deep endlessbulk garbage stray "
-            "silent silent-accept push normal\n");
+    fprintf(
+        stderr,
+        "usage: fakeserver --port-file F --script NAME [--then normal]\n"
+        "       [--max-seconds N] [--hold-ms N] [--bulk-len N]\n"
+        "       [--stream-bytes N] [--stray-delay-ms N] [--port P] "
+        "[--verbose]\n"
+        "scripts: hugearray hugebulk deep manynils endlessbulk garbage stray "
+        "silent silent-accept push hello-ok stray-hello hello-stray "
+        "normal\n");
     exit(2);
 }
 
