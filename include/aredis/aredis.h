@@ -6,6 +6,7 @@
 #define AREDIS_AREDIS_H
 
 #include "alloc.h"
+#include "cache.h"
 #include "client.h"
 #include "error.h"
 #include "export.h"
