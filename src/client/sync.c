@@ -146,6 +146,11 @@ aredis_reply *aredis_sync_commandv(aredis_sync *s, int argc,
     return submit_wait(s, NULL, NULL, argc, argv, argvlen);
 }
 
+aredis_client *aredis_sync_client(aredis_sync *s)
+{
+    return s->client;
+}
+
 void aredis_sync_free(aredis_sync *s)
 {
     if (s == NULL)
@@ -154,4 +159,9 @@ void aredis_sync_free(aredis_sync *s)
     /* aredis_loop_free() runs the client's final release. */
     aredis_loop_free(s->loop);
     aredis__free(s);
+}
+
+aredis_client *aredis_sync_client(const aredis_sync *s)
+{
+    return s != NULL ? s->client : NULL;
 }
