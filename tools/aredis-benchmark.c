@@ -60,6 +60,8 @@ typedef struct run {
     unsigned long long limit; /* commands to send; duration mode: no limit */
     uint64_t start_ns;
     uint64_t deadline_ns; /* duration mode */
+    uint64_t end_ns;      /* the last completion, before the teardown */
+    double cpu_end;
     _Atomic unsigned long long issued;
     _Atomic unsigned long long done;
     _Atomic unsigned long long errors;
@@ -244,6 +246,8 @@ static int run_async(run *r)
     }
     if (a.inflight > 0)
         aredis_loop_run(a.loop);
+    r->end_ns = bm_now_ns();
+    r->cpu_end = bm_cpu_s();
     rc = r->fatal ? -1 : 0;
 done:
     aredis_timer_free(a.tick);
@@ -263,6 +267,7 @@ typedef struct sync_thread {
     pthread_t th;
     pthread_barrier_t *go;
     bm_hist hist;
+    uint64_t end_ns;
     atomic_int *finished;
 } sync_thread;
 
@@ -315,6 +320,7 @@ static void *sync_main(void *arg)
             note_error(r, rep);
         aredis_reply_free(rep);
     }
+    t->end_ns = bm_now_ns();
     aredis_sync_free(s);
     atomic_fetch_add(t->finished, 1);
     return NULL;
@@ -360,7 +366,10 @@ static int run_sync(run *r)
     for (int i = 0; i < n; i++) {
         pthread_join(ts[i].th, NULL);
         bm_hist_merge(&r->hist, &ts[i].hist);
+        if (ts[i].end_ns > r->end_ns)
+            r->end_ns = ts[i].end_ns;
     }
+    r->cpu_end = bm_cpu_s();
     pthread_barrier_destroy(&go);
     free(ts);
     return r->fatal ? -1 : 0;
@@ -411,14 +420,13 @@ int main(int argc, char **argv)
             cfg.duration_s > 0 ? ~0ull : (unsigned long long)cfg.requests;
         double cpu0 = bm_cpu_s();
         int e = cfg.sync ? run_sync(r) : run_async(r);
-        uint64_t end = bm_now_ns();
-        double cpu = bm_cpu_s() - cpu0;
+        double cpu = r->cpu_end - cpu0;
         bm_progress_clear(&cfg);
         if (e == 0) {
             bm_result res = {.test = r->test,
                              .requests = atomic_load(&r->done),
                              .errors = atomic_load(&r->errors),
-                             .seconds = (double)(end - r->start_ns) / 1e9,
+                             .seconds = (double)(r->end_ns - r->start_ns) / 1e9,
                              .cpu_s = cpu,
                              .hist = &r->hist};
             bm_report_test(&rep, &res);
