@@ -55,18 +55,14 @@ AREDIS_API aredis_reply *aredis_sync_commandv(aredis_sync *s, int argc,
                                               const char *const *argv,
                                               const size_t *argvlen);
 
-/** \return the client behind the handle (borrowed, freed with it), for
- * the extras built on a client (the cache: cache.h); use it only through
- * the blocking calls those offer, never with a loop of your own.
- * \since 0.1 */
-AREDIS_API aredis_client *aredis_sync_client(aredis_sync *s);
-
 /** Close the connection and free everything. NULL is a no-op. \since 0.1 */
 AREDIS_API void aredis_sync_free(aredis_sync *s);
 
-/** \return the client the facade drives, for extras built on the client
- * API (aredis_sync_lock_new()). Its loop runs only inside the facade's
- * calls: never run it yourself. \since 0.1 */
+/** \return the client the facade drives (borrowed, freed with the
+ * handle; NULL for NULL), for the extras built on the client API that offer
+ * blocking calls (aredis_sync_lock_new(), the cache's aredis_sync_cache_*).
+ * Its loop runs only inside the facade's calls: never run it yourself.
+ * \since 0.1 */
 AREDIS_API aredis_client *aredis_sync_client(const aredis_sync *s);
 
 #ifdef __cplusplus

@@ -146,11 +146,6 @@ aredis_reply *aredis_sync_commandv(aredis_sync *s, int argc,
     return submit_wait(s, NULL, NULL, argc, argv, argvlen);
 }
 
-aredis_client *aredis_sync_client(aredis_sync *s)
-{
-    return s->client;
-}
-
 void aredis_sync_free(aredis_sync *s)
 {
     if (s == NULL)
