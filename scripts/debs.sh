@@ -119,8 +119,8 @@ grep -q '^libaredis.so.0 libaredis0 #MINVER#' "$ctl/symbols" || die "no symbols 
 grep -q '^\* Build-Depends-Package: libaredis-dev' "$ctl/symbols" ||
   die "the symbols file is not debian/libaredis0.symbols"
 grep -q '^libaredis 0 libaredis0 (>= ' "$ctl/shlibs" || die "no shlibs entry"
-dpkg-deb -f "$tmp/build/aredis-tools_${version}_$arch.deb" Depends |
-  grep -q 'libaredis0' || die "aredis-tools does not depend on libaredis0"
+tool_deps=$(dpkg-deb -f "$tmp/build/aredis-tools_${version}_$arch.deb" Depends)
+[[ $tool_deps == *libaredis0* ]] || die "aredis-tools does not depend on libaredis0"
 echo "debs.sh: the packages hold what they should; shlibs: $(cat "$ctl/shlibs")"
 
 # ---- 4. build and run against them ------------------------------------------
@@ -136,11 +136,13 @@ cc -static-libgcc -o "$app/static" "$root/examples/getting_started.c" \
   $("${pc[@]}" --cflags aredis) "$sysroot/usr/lib/$ma/libaredis.a" \
   $("${pc[@]}" --static --libs-only-other --libs-only-l aredis | sed 's/-laredis//')
 export LD_LIBRARY_PATH=$sysroot/usr/lib/$ma
-ldd "$app/shared" | grep -q "$sysroot/usr/lib/$ma/libaredis.so.0" ||
+# Capture, then match: under pipefail, grep -q quitting early could fail
+# the pipeline by chance (SIGPIPE in ldd).
+deps=$(ldd "$app/shared")
+[[ $deps == *"$sysroot/usr/lib/$ma/libaredis.so.0"* ]] ||
   die "the program does not load the packaged libaredis.so.0"
-if ldd "$app/static" | grep -q libaredis; then
-  die "the static build still loads libaredis.so"
-fi
+deps=$(ldd "$app/static")
+[[ $deps != *libaredis* ]] || die "the static build still loads libaredis.so"
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 mkdir -p "$tmp/redis"
