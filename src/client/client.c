@@ -16,6 +16,7 @@
 #include "client/client_int.h"
 #include "resp/resp.h"
 #include "util/alloc.h"
+#include "util/cmdtable.h"
 
 #define MAX_FREE_CMDS 1024
 
@@ -466,44 +467,6 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
  * Submitting
  * ------------------------------------------------------------------------ */
 
-/* One argument of an encoded command: the writer's own output, so the
- * format is trusted. */
-typedef struct arg_view {
-    const char *p;
-    size_t n;
-} arg_view;
-
-/* Read the first `want` arguments of an encoded command; returns argc. */
-static int peek_args(const char *p, arg_view *out, int want)
-{
-    int argc = 0;
-    p++; /* '*' */
-    while (*p != '\r')
-        argc = argc * 10 + (*p++ - '0');
-    p += 2;
-    for (int i = 0; i < want; i++) {
-        out[i].p = "";
-        out[i].n = 0;
-    }
-    for (int i = 0; i < argc && i < want; i++) {
-        size_t n = 0;
-        p++; /* '$' */
-        while (*p != '\r')
-            n = n * 10 + (size_t)(*p++ - '0');
-        p += 2;
-        out[i].p = p;
-        out[i].n = n;
-        p += n + 2;
-    }
-    return argc;
-}
-
-static int arg_is(const arg_view *a, const char *word)
-{
-    size_t n = strlen(word);
-    return a->n == n && strncasecmp(a->p, word, n) == 0;
-}
-
 static const char select_refused[] =
     "SELECT is refused: the database is a client option (aredis_options.db "
     "or the URL path, redis://host/2), because every caller shares the "
@@ -526,72 +489,82 @@ typedef struct submit_args {
     int pushed; /* a pubsub command, answered by push frames */
 } submit_args;
 
-static int is_subscribe_family(const arg_view *a)
-{
-    static const char *const names[] = {"subscribe",    "psubscribe",
-                                        "ssubscribe",   "unsubscribe",
-                                        "punsubscribe", "sunsubscribe"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (arg_is(a, names[i]))
-            return 1;
-    return 0;
-}
-
-/* Classify an encoded command and fill the record's routing fields.
- * Returns the message when the command must be refused, or NULL. */
+/* Classify an encoded command once, through the command table, and fill
+ * the record's routing fields. Returns the message when the command must
+ * be refused, or NULL; *block_ms is a blocking command's server-side
+ * timeout (aredis__cmdclass). */
 static const char *classify(aredis_client *c, aredis__cmd *cmd,
-                            const char *bytes, unsigned flags)
+                            const char *bytes, unsigned flags,
+                            int64_t *block_ms)
 {
-    arg_view args[3];
-    int argc = peek_args(bytes, args, 3);
-    if (arg_is(&args[0], "select"))
-        return select_refused;
-    if (is_subscribe_family(&args[0]))
-        return subscribe_refused;
-    cmd->reply_kind = AREDIS__REPLY_NORMAL;
-    if (argc >= 3 && arg_is(&args[0], "client") && arg_is(&args[1], "reply")) {
-        if (arg_is(&args[2], "on"))
-            cmd->reply_kind = AREDIS__REPLY_ON;
-        else if (arg_is(&args[2], "off"))
-            cmd->reply_kind = AREDIS__REPLY_OFF;
-        else if (arg_is(&args[2], "skip"))
-            cmd->reply_kind = AREDIS__REPLY_SKIP;
+    aredis__cmdclass k;
+    aredis__cmd_classify(bytes, &k);
+    if (k.flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
+        return k.flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
+                                             : select_refused;
+    switch (k.client_reply) {
+    case AREDIS__CLIENT_REPLY_ON:
+        cmd->reply_kind = AREDIS__REPLY_ON;
+        break;
+    case AREDIS__CLIENT_REPLY_OFF:
+        cmd->reply_kind = AREDIS__REPLY_OFF;
+        break;
+    case AREDIS__CLIENT_REPLY_SKIP:
+        cmd->reply_kind = AREDIS__REPLY_SKIP;
+        break;
+    default:
+        cmd->reply_kind = AREDIS__REPLY_NORMAL;
+        break;
     }
-    for (size_t i = 0; i < c->nhooks; i++) {
-        if (c->hooks[i].len == args[0].n &&
-            strncasecmp(c->hooks[i].name, args[0].p, args[0].n) == 0) {
-            cmd->hook = c->hooks[i].fn;
-            cmd->hook_ud = c->hooks[i].ud;
-            break;
+    if (c->nhooks > 0) {
+        aredis__args it;
+        const char *name = "";
+        size_t n = 0;
+        aredis__args_init(&it, bytes);
+        aredis__args_next(&it, &name, &n);
+        for (size_t i = 0; i < c->nhooks; i++) {
+            if (c->hooks[i].len == n &&
+                strncasecmp(c->hooks[i].name, name, n) == 0) {
+                cmd->hook = c->hooks[i].fn;
+                cmd->hook_ud = c->hooks[i].ud;
+                break;
+            }
         }
     }
     if (cmd->hook == NULL && c->cfg.normalize_resp2)
-        cmd->norm =
-            aredis__norm_classify(args[0].p, args[0].n, bytes, cmd->len, argc);
+        cmd->norm = k.norm;
     if ((flags & AREDIS_CMD_IDEMPOTENT) ||
-        (c->cfg.retry_read_only &&
-         aredis__cmd_is_read_only(args[0].p, args[0].n)))
+        (c->cfg.retry_read_only && (k.flags & AREDIS__CMDF_READONLY)))
         cmd->flags |= AREDIS__CMD_RETRY;
-    if (aredis__cmd_is_blocking(bytes, cmd->len, argc))
+    if (k.flags & AREDIS__CMDF_BLOCKING)
         cmd->flags |= AREDIS__CMD_BLOCKING;
     if (flags & AREDIS_CMD_NO_RESEND)
         cmd->flags =
             (cmd->flags | AREDIS__CMD_NO_RESEND) & ~(unsigned)AREDIS__CMD_RETRY;
+    *block_ms = k.block_ms;
     return NULL;
 }
 
-/* The deadline a command gets, and its heap entry. 0 or AREDIS_ENOMEM. */
+/* The deadline a command gets, and its heap entry. 0 or AREDIS_ENOMEM.
+ *
+ * A per-call timeout (aredis_cmd_opts.timeout_ms > 0) is the whole
+ * deadline, whatever the command. Otherwise command_timeout_ms applies;
+ * for a blocking command it is a margin on top of the time the server may
+ * legitimately wait: BLPOP key 2 with command_timeout_ms = 100 gets
+ * 2,100 ms, so its nil reply arrives first, while a stalled server still
+ * fails it. A blocking command without a server-side limit (BLPOP key 0,
+ * XREAD BLOCK 0) waits as long as it says, unless given a per-call
+ * timeout. options.h and docs/guide/commands.md document this. */
 static int set_deadline(aredis_client *c, aredis__cmd *cmd,
-                        const aredis_cmd_opts *o)
+                        const aredis_cmd_opts *o, int64_t block_ms)
 {
     int64_t timeout = c->cfg.command_timeout_ms;
     if (o != NULL && o->timeout_ms != 0)
         timeout = o->timeout_ms;
-    /* A blocking command waits as long as it says (BLPOP's own timeout):
-     * only an explicit per-call deadline applies to it. */
-    if ((cmd->flags & AREDIS__CMD_BLOCKING) &&
-        (o == NULL || o->timeout_ms <= 0))
-        timeout = 0;
+    else if ((cmd->flags & AREDIS__CMD_BLOCKING) && timeout > 0)
+        timeout = block_ms > 0 && block_ms <= INT64_MAX / 2 - timeout
+                      ? block_ms + timeout
+                      : 0;
     if (timeout <= 0)
         return 0;
     cmd->deadline = aredis__now_ms() + timeout;
@@ -666,8 +639,10 @@ static int submit(aredis_client *c, aredis__link *target,
     const char *bytes = b->data + start;
 
     c->pending++;
+    int64_t block_ms = 0;
     const char *refused =
-        sa->pushed ? NULL : classify(c, cmd, bytes, o ? o->flags : 0);
+        sa->pushed ? NULL
+                   : classify(c, cmd, bytes, o ? o->flags : 0, &block_ms);
     if (refused != NULL) {
         b->len = start;
         aredis__defer_done(c, cmd, AREDIS_EINVAL, refused);
@@ -681,7 +656,7 @@ static int submit(aredis_client *c, aredis__link *target,
         (cmd->copy = aredis__strndup(bytes, cmd->len)) == NULL)
         e = AREDIS_ENOMEM;
     if (e == 0)
-        e = set_deadline(c, cmd, o);
+        e = set_deadline(c, cmd, o, block_ms);
     if (e != 0) {
         b->len = start;
         c->pending--;

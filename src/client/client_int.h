@@ -13,6 +13,7 @@
 #include "conn/conn.h"
 #include "loop/loop.h"
 #include "transport/transport.h"
+#include "util/cmdtable.h"
 
 /* Link states. */
 enum {
@@ -31,16 +32,6 @@ enum {
     AREDIS__CMD_PENDING = 1 << 10, /* in a link's pending list */
     AREDIS__CMD_NO_RESEND = 1 << 11, /* fail rather than re-queue */
     AREDIS__CMD_WAS_SENT = 1 << 12,  /* written once already (a retry) */
-};
-
-/* Built-in reshaping of RESP2 replies (normalize.c). */
-enum {
-    AREDIS__NORM_NONE,
-    AREDIS__NORM_MAP,          /* flat array -> map */
-    AREDIS__NORM_SET,          /* array -> set */
-    AREDIS__NORM_PAIRS_DOUBLE, /* m,s,m,s -> [m,s(double)],... */
-    AREDIS__NORM_DOUBLE,       /* bulk -> double */
-    AREDIS__NORM_DOUBLES,      /* array of bulks -> array of doubles */
 };
 
 typedef struct arena_chunk arena_chunk;
@@ -251,15 +242,9 @@ int aredis__handshake_start(aredis__link *l);
 int aredis__ts_init(aredis_client *c);
 void aredis__ts_cleanup(aredis_client *c);
 
-/* ---- normalize.c ------------------------------------------------------- */
-int aredis__norm_classify(const char *name, size_t len, const char *args,
-                          size_t argslen, int argc);
+/* ---- normalize.c: norm is an AREDIS__NORM_* of util/cmdtable.h ---------- */
 const aredis_reply *aredis__normalize(aredis_reply_arena *a, int norm,
                                       const aredis_reply *r);
-
-/* ---- commands.c: what the client knows about command names ------------- */
-int aredis__cmd_is_read_only(const char *name, size_t len);
-int aredis__cmd_is_blocking(const char *cmd, size_t len, int argc);
 
 /* ---- arena.c ------------------------------------------------------------ */
 void aredis__arena_reset(aredis_reply_arena *a);
