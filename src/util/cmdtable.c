@@ -7,6 +7,7 @@
  * here allocates, and nothing knows about connections or clients. */
 #include "util/cmdtable.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -276,35 +277,60 @@
 static const aredis__cmdinfo table[] = {COMMANDS(ENTRY)};
 #define NCMDS (sizeof table / sizeof *table)
 
-/* Longest name the index takes ("command|subcommand" included). */
+/* Shortest and longest names the index takes ("command|subcommand"
+ * included). */
+#define MIN_NAME 3
 #define MAX_NAME 48
-/* A power of two, at least twice the number of entries. */
-#define NSLOTS 1024u
+/* A power of two, about four times the number of entries. */
+#define SLOT_BITS 10
+#define NSLOTS (1u << SLOT_BITS)
 
-static uint16_t slots[NSLOTS]; /* entry index + 1; 0: empty */
+/* Lower case of every byte, as a table: one load per byte. */
+#define LC(c) ((c) >= 'A' && (c) <= 'Z' ? (c) + ('a' - 'A') : (c))
+#define L4(i) LC(i), LC((i) + 1), LC((i) + 2), LC((i) + 3)
+#define L16(i) L4(i), L4((i) + 4), L4((i) + 8), L4((i) + 12)
+#define L64(i) L16(i), L16((i) + 16), L16((i) + 32), L16((i) + 48)
+static const unsigned char lower[256] = {L64(0), L64(64), L64(128), L64(192)};
+
+/* An index slot: the entry's first 8 lower-cased bytes packed into a word
+ * and its length, so a probe tells names of up to 8 bytes apart (nearly
+ * every command) without reading the entry; idx is the entry's position +
+ * 1 (0: an empty slot). */
+typedef struct slot {
+    uint64_t head;
+    uint16_t len;
+    uint16_t idx;
+} slot;
+
+static slot slots[NSLOTS];
 static atomic_int built;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-static inline unsigned char lower(unsigned char c)
+/* The packed head of a name and its slot: multiplicative hashing of the
+ * head, the length and, past 8 bytes, the last two bytes. */
+static inline uint32_t key(const char *p, size_t n, uint64_t *head)
 {
-    return (unsigned char)((unsigned)c - 'A' < 26u ? c + ('a' - 'A') : c);
-}
-
-static inline uint32_t hash(const char *p, size_t n)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ lower((unsigned char)p[i])) * 16777619u;
-    return h;
+    const unsigned char *u = (const unsigned char *)p;
+    size_t m = n < 8 ? n : 8;
+    uint64_t h = 0;
+    for (size_t i = 0; i < m; i++)
+        h |= (uint64_t)lower[u[i]] << (8 * i);
+    *head = h;
+    if (n > 8)
+        h ^= (uint64_t)lower[u[n - 1]] << 56 ^ (uint64_t)lower[u[n - 2]] << 48;
+    h = (h ^ n) * 0x9e3779b97f4a7c15u;
+    return (uint32_t)(h >> (64 - SLOT_BITS));
 }
 
 static void build(void)
 {
     for (size_t i = 0; i < NCMDS; i++) {
-        uint32_t s = hash(table[i].name, table[i].len) & (NSLOTS - 1);
-        while (slots[s] != 0)
+        assert(table[i].len >= MIN_NAME && table[i].len <= MAX_NAME);
+        uint64_t head;
+        uint32_t s = key(table[i].name, table[i].len, &head);
+        while (slots[s].idx != 0)
             s = (s + 1) & (NSLOTS - 1);
-        slots[s] = (uint16_t)(i + 1);
+        slots[s] = (slot){head, table[i].len, (uint16_t)(i + 1)};
     }
     atomic_store_explicit(&built, 1, memory_order_release);
 }
@@ -314,21 +340,25 @@ int aredis__word_is(const char *arg, size_t n, const char *w, size_t wlen)
     if (n != wlen)
         return 0;
     for (size_t i = 0; i < n; i++)
-        if (lower((unsigned char)arg[i]) != (unsigned char)w[i])
+        if (lower[(unsigned char)arg[i]] != (unsigned char)w[i])
             return 0;
     return 1;
 }
 
 const aredis__cmdinfo *aredis__cmd_lookup(const char *name, size_t len)
 {
-    if (len == 0 || len > MAX_NAME)
+    if (len < MIN_NAME || len > MAX_NAME)
         return NULL;
     if (!atomic_load_explicit(&built, memory_order_acquire))
         pthread_once(&once, build);
-    uint32_t s = hash(name, len) & (NSLOTS - 1);
-    for (uint16_t i; (i = slots[s]) != 0; s = (s + 1) & (NSLOTS - 1)) {
-        const aredis__cmdinfo *e = &table[i - 1];
-        if (aredis__word_is(name, len, e->name, e->len))
+    uint64_t head;
+    for (uint32_t s = key(name, len, &head); slots[s].idx != 0;
+         s = (s + 1) & (NSLOTS - 1)) {
+        if (slots[s].head != head || slots[s].len != len)
+            continue;
+        const aredis__cmdinfo *e = &table[slots[s].idx - 1];
+        if (len <= 8 ||
+            aredis__word_is(name + 8, len - 8, e->name + 8, len - 8))
             return e;
     }
     return NULL;
