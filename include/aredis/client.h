@@ -19,8 +19,11 @@
  * Threads: a client belongs to the thread running its loop. Every function
  * here must be called on that thread.
  *
- * Re-entrancy: callbacks may submit commands and may free the client; the
- * free then takes effect when the callback returns. */
+ * Re-entrancy: callbacks may submit commands and may free or close the
+ * client; the free then takes effect when the callback returns.
+ *
+ * Ending: aredis_client_free() cancels what is in flight;
+ * aredis_client_close() lets it complete first (see both). */
 #ifndef AREDIS_CLIENT_H
 #define AREDIS_CLIENT_H
 
@@ -62,11 +65,51 @@ AREDIS_API aredis_client *aredis_client_new(aredis_loop *loop,
                                             const aredis_options *opts,
                                             aredis_status *st);
 
-/** Free a client. Every command still pending completes with an error
+/** Free a client now. Every command still pending completes with an error
  * reply of code AREDIS_ECANCELED, from the loop (on its next turn, or in
- * aredis_loop_free()); the memory is released after those callbacks. May be
- * called from inside a callback. NULL is a no-op. \since 0.1 */
+ * aredis_loop_free()), even one whose reply was about to arrive; the
+ * memory is released after those callbacks. May be called from inside a
+ * callback, and after aredis_client_close() as long as the client has not
+ * been released yet (see there). NULL is a no-op. To let the replies
+ * arrive first, use aredis_client_close(). \since 0.1 */
 AREDIS_API void aredis_client_free(aredis_client *c);
+
+/** Close a client gracefully, as hiredis's redisAsyncDisconnect() does:
+ * new submissions are refused from now on (aredis_command() and the other
+ * submit calls, aredis_client_acquire(), commands on a borrowed connection,
+ * the thread-safe calls: AREDIS_ESTATE), every command submitted before
+ * completes by its usual rules -- with its real reply, or its deadline,
+ * connection failure or reconnect limit -- and once the last of them has
+ * completed the client frees itself as aredis_client_free() would, so a
+ * loop with nothing else to do returns from aredis_loop_run().
+ *
+ * Which one: aredis_client_free() for "stop now, whatever is in flight"
+ * (shutdown on an error, a deadline of your own); aredis_client_close() for
+ * "finish what I asked, then go" (a program whose last command is a write
+ * it must not lose). A closing client waits as long as its commands do:
+ * with reconnect_max_attempts = -1 and no command deadline, a command waits
+ * for as long as the server is down.
+ *
+ * Ownership: from this call the client belongs to itself; it is released
+ * on a later loop turn, after the last completion callback has returned
+ * (aredis_client_set_data()'s free function runs then, which is how a
+ * program can learn it). Until that last callback has returned the client
+ * may still be used for everything but submitting: aredis_client_free()
+ * cancels what is left; a second aredis_client_close() is a no-op. After
+ * it, the pointer must not be used.
+ *
+ * Still released with the client, not waited for: pub/sub objects and
+ * their subscriptions (free them first), an exclusive connection still
+ * borrowed with nothing in flight (give it back first), and
+ * aredis_client_acquire() calls still waiting for a connection (they
+ * complete with AREDIS_ECANCELED). Commands other threads handed to
+ * aredis_command_ts() before the close are submitted and waited for.
+ *
+ * Threads: the loop thread only, like every call but the *_ts ones. May be
+ * called from inside a callback (also from the completion of the last
+ * pending command). No callback runs inside this call. NULL is a no-op.
+ * \since 0.1 */
+AREDIS_API void aredis_client_close(aredis_client *c);
 
 /** Safe to send again if the connection drops before its reply: it is
  * re-sent on the new connection instead of failing "outcome unknown". */
@@ -90,7 +133,7 @@ typedef struct aredis_cmd_opts {
  * resp.h for the conversions). cb may be NULL to ignore the reply.
  * \return 0 (cb will run exactly once); AREDIS_EFORMAT or AREDIS_EINVAL for
  *         a bad format or argument; AREDIS_ENOMEM; AREDIS_ESTATE when the
- *         client is being freed. \since 0.1 */
+ *         client is being freed or closed. \since 0.1 */
 AREDIS_API int aredis_command(aredis_client *c, aredis_reply_cb cb, void *ud,
                               const char *fmt, ...);
 

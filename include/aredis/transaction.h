@@ -1,19 +1,25 @@
 /* The transaction helper: WATCH, read, MULTI ... EXEC, retried while a
  * watched key changes under it.
  *
- *     static void incr(aredis_pipeline *p, void *ud)   (the transaction body)
- *     {
- *         aredis_pipeline_immediate(p, got, ud, "GET %s", "seq");
- *     }
  *     static void got(aredis_pipeline *p, const aredis_reply *r, void *ud)
  *     {
+ *         if (r->type == AREDIS_REPLY_ERROR) {
+ *             aredis_transaction_abort(p, r->code, r->str);
+ *             return;
+ *         }
  *         long long v = r->type == AREDIS_REPLY_STRING ? atoll(r->str) : 0;
  *         aredis_pipeline_multi(p);
  *         aredis_pipeline_command(p, "SET %s %lld", "seq", v + 1);
  *         aredis_transaction_commit(p);
  *     }
+ *     static void incr(aredis_pipeline *p, void *ud)   (the transaction body)
+ *     {
+ *         aredis_pipeline_immediate(p, got, ud, "GET %s", "seq");
+ *     }
  *     const char *keys[] = {"seq"};
  *     aredis_transaction(c, NULL, incr, on_done, ud, 1, keys);
+ *
+ * (docs/guide/transactions.md has it as a complete program.)
  *
  * Each attempt takes a fresh pipeline state: the keys are watched on an
  * exclusive connection (see aredis_pipeline_watch()), then `fn` runs. It
@@ -57,8 +63,8 @@ typedef struct aredis_transaction_opts {
     int max_attempts;
     /** Wait between attempts, in ms (default 0: retry at once). */
     int64_t delay_ms;
-    /** The loop the client runs on; required when delay_ms > 0 (the
-     * client API does not expose a client's loop). */
+    /** The loop the pause between attempts is timed on; NULL (the
+     * default) for the client's own, aredis_client_loop(). */
     aredis_loop *loop;
 } aredis_transaction_opts;
 
@@ -74,8 +80,8 @@ typedef void (*aredis_transaction_fn)(aredis_pipeline *p, void *ud);
  * \param nkeys at least 1 (with nothing watched there is nothing to retry:
  *        use a transaction pipeline) \param keys C strings, copied.
  * \return 0 (done will run exactly once; fn is never called inside this
- *         function); AREDIS_EINVAL (no fn, no keys, a negative option,
- *         delay_ms > 0 without a loop); AREDIS_ENOMEM; or the client's
+ *         function); AREDIS_EINVAL (no fn, no keys, a negative option);
+ *         AREDIS_ENOMEM; or the client's
  *         submit error. \since 0.1 */
 AREDIS_API int aredis_transaction(aredis_client *c,
                                   const aredis_transaction_opts *o,

@@ -172,6 +172,19 @@ static void schedule(aredis_client *c)
     aredis__loop_defer(c->loop, &c->defer, on_tick, c);
 }
 
+/* A closing client goes once every command submitted before the close has
+ * completed: those of this thread (pending) and those other threads handed
+ * over before it (still in the thread-safe queue, to be submitted by the
+ * loop). */
+static void close_if_done(aredis_client *c)
+{
+    pthread_mutex_lock(&c->ts_lock);
+    int queued = c->ts_head != NULL;
+    pthread_mutex_unlock(&c->ts_lock);
+    if (!queued)
+        aredis_client_free(c);
+}
+
 void aredis__finish(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
 {
     if (cmd->flags & AREDIS__CMD_DONE)
@@ -184,6 +197,8 @@ void aredis__finish(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
         cmd->cb(c, r, cmd->ud);
         c->in_cb--;
     }
+    if (c->closing && c->pending == 0)
+        close_if_done(c);
 }
 
 void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
@@ -216,6 +231,8 @@ void aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
 void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
                         const char *msg)
 {
+    /* Its outcome is decided: no deadline may complete it another way. */
+    heap_remove(c, cmd);
     cmd->fail_code = code;
     cmd->fail_msg = msg;
     cmd->link = NULL;
@@ -226,6 +243,17 @@ void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
         c->done_head = cmd;
     c->done_tail = cmd;
     schedule(c);
+}
+
+void aredis__defer_fail(aredis_client *c, aredis__cmd *cmd, int code,
+                        const char *msg)
+{
+    /* A failing command's bytes are not needed any more: its copy holds
+     * the message instead, and goes with the record. */
+    aredis__free(cmd->copy);
+    cmd->copy = aredis__strndup(msg, strlen(msg));
+    aredis__defer_done(c, cmd, code,
+                       cmd->copy != NULL ? cmd->copy : aredis_strerror(code));
 }
 
 static void run_done(aredis_client *c)
@@ -368,6 +396,18 @@ void aredis_client_free(aredis_client *c)
     /* Everything happens from the loop: a callback on the stack may still
      * be using the client, and callbacks must not run inside this call. */
     schedule(c);
+}
+
+void aredis_client_close(aredis_client *c)
+{
+    if (c == NULL || c->freeing || c->closing)
+        return;
+    pthread_mutex_lock(&c->ts_lock);
+    c->ts_closed = 1; /* later thread-safe submissions: AREDIS_ESTATE */
+    pthread_mutex_unlock(&c->ts_lock);
+    c->closing = 1;
+    if (c->pending == 0)
+        close_if_done(c);
 }
 
 /* ------------------------------------------------------------------------
@@ -616,7 +656,9 @@ static int submit(aredis_client *c, aredis__link *target,
                   const aredis_cmd_opts *o, aredis_reply_cb cb, void *ud,
                   const submit_args *sa)
 {
-    if (c->freeing)
+    /* Closing refuses new work; encoded bytes come from the thread-safe
+     * queue, where they were accepted before the close. */
+    if (c->freeing || (c->closing && sa->bytes == NULL))
         return AREDIS_ESTATE;
     aredis__cmd *cmd = aredis__cmd_new(c);
     if (cmd == NULL)

@@ -102,7 +102,8 @@ struct aredis_client {
     aredis_loop *loop;
     aredis__config cfg;
     int freeing;
-    int in_cb; /* depth of user callbacks on the stack */
+    int closing; /* aredis_client_close(): free once nothing is pending */
+    int in_cb;   /* depth of user callbacks on the stack */
 
     aredis__link main;
 
@@ -168,6 +169,9 @@ void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
 void aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
 /* Complete from the loop, later (inside API calls). */
 void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
+                        const char *msg);
+/* The same with a message that need not outlive the call (it is copied). */
+void aredis__defer_fail(aredis_client *c, aredis__cmd *cmd, int code,
                         const char *msg);
 void aredis__rearm(aredis_client *c);
 /* Cancel (ECANCELED, "client freed") and free a list of commands. */

@@ -8,6 +8,7 @@
  * connect with the server's own message. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "aredis/error.h"
 #include "client/client_int.h"
@@ -49,10 +50,59 @@ static void hs_advance(aredis__link *l)
         aredis__link_lost(l, e, "handshake failed: out of memory");
 }
 
+static int str_is(const aredis_reply *r, const char *s)
+{
+    size_t n = strlen(s);
+    return (r->type == AREDIS_REPLY_STRING || r->type == AREDIS_REPLY_STATUS ||
+            r->type == AREDIS_REPLY_VERB) &&
+           r->len == n && strncasecmp(r->str, s, n) == 0;
+}
+
+/* The protocol a successful HELLO reply says the connection now speaks,
+ * or 0 when the reply is not one. HELLO answers with the connection's
+ * properties (the HELLO command's documentation): a map under RESP3, the
+ * same pairs as a flat array under RESP2, with at least server, version
+ * and proto. Anything else (a bare +OK, a reply meant for something else)
+ * means the stream is not what the client thinks it is. */
+static int hello_proto(const aredis_reply *r)
+{
+    if ((r->type != AREDIS_REPLY_MAP && r->type != AREDIS_REPLY_ARRAY) ||
+        r->len % 2 != 0)
+        return 0;
+    int server = 0, version = 0;
+    long long proto = 0;
+    for (size_t i = 0; i < r->len; i += 2) {
+        const aredis_reply *k = &r->element[i], *v = &r->element[i + 1];
+        int text = v->type == AREDIS_REPLY_STRING ||
+                   v->type == AREDIS_REPLY_STATUS ||
+                   v->type == AREDIS_REPLY_VERB;
+        if (str_is(k, "server") && text)
+            server = 1;
+        else if (str_is(k, "version") && text)
+            version = 1;
+        else if (str_is(k, "proto") && v->type == AREDIS_REPLY_INTEGER)
+            proto = v->integer;
+    }
+    if (!server || !version)
+        return 0;
+    if (r->type == AREDIS_REPLY_MAP && proto == 3)
+        return 3;
+    if (r->type == AREDIS_REPLY_ARRAY && proto == 2)
+        return 2;
+    return 0;
+}
+
 static void on_hello(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
 {
     aredis__link *l = link_of(cmd);
     if (r->type != AREDIS_REPLY_ERROR) {
+        if (hello_proto(r) != 3) {
+            aredis__link_lost(l, AREDIS_EPROTO,
+                              "handshake failed: HELLO 3 was not answered "
+                              "with a RESP3 map of server, version and "
+                              "proto");
+            return;
+        }
         l->proto = 3;
         l->hs_step = HS_SETNAME; /* AUTH and SETNAME rode on HELLO */
         hs_advance(l);

@@ -7,6 +7,7 @@
  * was written may have run, so it fails "outcome unknown" unless it was
  * marked safe to re-send. Completion itself (callbacks) belongs to
  * client.c; I/O goes through the transport and the loop. */
+#include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,6 +204,19 @@ void aredis__link_flush(aredis__link *l)
     }
 }
 
+/* Write what was just queued: now, unless input read earlier is still
+ * waiting to be dispatched (a handshake reply and what came with it). That
+ * input cannot answer the new commands (conn.h), and if it breaks the
+ * connection, they should not have been sent on it: they are re-queued
+ * instead of failing "outcome unknown". */
+static void flush_after_input(aredis__link *l)
+{
+    if (aredis__conn_has_input(&l->conn))
+        want_flush(l);
+    else
+        aredis__link_flush(l);
+}
+
 static void on_flush(void *arg)
 {
     aredis__link *l = arg;
@@ -228,7 +242,7 @@ int aredis__link_internal(aredis__link *l, int argc, const char **argv,
     cmd->link = l;
     cmd->len = l->conn.out.len - start;
     aredis__conn_enqueue(&l->conn, cmd, cmd->len, AREDIS__REPLY_NORMAL);
-    aredis__link_flush(l);
+    flush_after_input(l);
     return 0;
 }
 
@@ -250,7 +264,9 @@ static int64_t backoff_ms(const aredis__config *cfg, int attempt)
 }
 
 /* Move the commands a dead connection carried: re-queue what cannot have
- * run (or may safely run again), fail the rest. */
+ * run (or may safely run again), fail the rest. The failures complete from
+ * the loop (aredis__defer_fail): no user callback runs while the link is
+ * half torn down, so a callback that submits finds it in its final state. */
 static void salvage(aredis__link *l, int code, const char *why)
 {
     aredis_client *c = l->c;
@@ -283,10 +299,9 @@ static void salvage(aredis__link *l, int code, const char *why)
             continue;
         }
         const char *bytes = NULL;
-        if (blame && cmd->end <= written) {
+        if (blame && cmd->end <= l->conn.heard) {
             blame = 0;
-            aredis__finish_error(c, cmd, code, why);
-            aredis__cmd_free(c, cmd);
+            aredis__defer_fail(c, cmd, code, why);
             cmd = next;
             continue;
         }
@@ -298,25 +313,19 @@ static void salvage(aredis__link *l, int code, const char *why)
             bytes = cmd->copy;
             cmd->flags |= AREDIS__CMD_WAS_SENT;
         }
-        if (bytes == NULL && cmd->end > written) {
-            aredis__finish_error(c, cmd, AREDIS_ECLOSED,
-                                 "connection lost before the command was sent");
-            aredis__cmd_free(c, cmd);
-        } else if (bytes == NULL) {
-            aredis__finish_error(c, cmd, AREDIS_EUNKNOWN, unknown);
-            aredis__cmd_free(c, cmd);
-        } else if (pend_push(l, cmd, bytes) != 0) {
-            aredis__finish_error(c, cmd, AREDIS_ENOMEM, "out of memory");
-            aredis__cmd_free(c, cmd);
-        }
+        if (bytes == NULL && cmd->end > written)
+            aredis__defer_done(c, cmd, AREDIS_ECLOSED,
+                               "connection lost before the command was sent");
+        else if (bytes == NULL)
+            aredis__defer_fail(c, cmd, AREDIS_EUNKNOWN, unknown);
+        else if (pend_push(l, cmd, bytes) != 0)
+            aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
         cmd = next;
     }
     for (cmd = old_head; cmd != NULL;) {
         aredis__cmd *next = cmd->next;
-        if (pend_push(l, cmd, old_out.data + cmd->off) != 0) {
-            aredis__finish_error(c, cmd, AREDIS_ENOMEM, "out of memory");
-            aredis__cmd_free(c, cmd);
-        }
+        if (pend_push(l, cmd, old_out.data + cmd->off) != 0)
+            aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
         cmd = next;
     }
     aredis_buf_cleanup(&old_out);
@@ -324,7 +333,7 @@ static void salvage(aredis__link *l, int code, const char *why)
 
 /* Fail every pending command: the outage outlasted the attempts. One that
  * had been written before (kept to be re-sent) may have run: its outcome
- * is unknown, whatever stopped the retry. */
+ * is unknown, whatever stopped the retry. They complete from the loop. */
 static void fail_pending(aredis__link *l, int code, const char *msg)
 {
     aredis__cmd *cmd = l->pend_head;
@@ -338,41 +347,49 @@ static void fail_pending(aredis__link *l, int code, const char *msg)
         aredis__cmd *next = cmd->next;
         cmd->flags &= ~(unsigned)AREDIS__CMD_PENDING;
         if (cmd->flags & AREDIS__CMD_WAS_SENT)
-            aredis__finish_error(l->c, cmd, AREDIS_EUNKNOWN, unknown);
+            aredis__defer_fail(l->c, cmd, AREDIS_EUNKNOWN, unknown);
         else
-            aredis__finish_error(l->c, cmd, code, msg);
-        aredis__cmd_free(l->c, cmd);
+            aredis__defer_fail(l->c, cmd, code, msg);
         cmd = next;
     }
 }
 
+/* The link lost its connection (or a connect attempt failed). Everything
+ * is decided before any user code runs: the transport is closed, what it
+ * carried is re-queued or failed (from the loop), and the link is in its
+ * final state (BACKOFF with one timer, or IDLE) when the DISCONNECTED and
+ * RECONNECTING events are emitted, so a handler that submits neither
+ * starts a second connect nor sees a half-torn-down link. Nothing touches
+ * the link after the events: a handler may give a borrowed one back. */
 void aredis__link_lost(aredis__link *l, int code, const char *msg)
 {
     aredis_client *c = l->c;
-    char why[192];
-    snprintf(why, sizeof why, "%s",
+    snprintf(l->errmsg, sizeof l->errmsg, "%s",
              msg != NULL && msg[0] ? msg : aredis_strerror(code));
+    const char *why = l->errmsg;
     int was_ready = l->state == AREDIS__ST_READY;
     close_transport(l);
     l->state = AREDIS__ST_IDLE;
     l->deadline = 0;
-    snprintf(l->errmsg, sizeof l->errmsg, "%s", why);
     salvage(l, code, why);
     if (aredis__conn_reset(&l->conn) != 0) {
         fail_pending(l, AREDIS_ENOMEM, "out of memory");
         return;
     }
-    aredis__emit(c, l, AREDIS_CONN_DISCONNECTED, code, why, 0, 0);
     if (c->freeing)
         return;
-    if (l->exclusive && l->borrowed && l->pubsub == NULL) {
+    if (was_ready && l->exclusive && l->borrowed && l->pubsub == NULL) {
         /* The borrower decides: it gets errors until it gives the
-         * connection back, and a fresh one after that. */
+         * connection back, and a fresh one after that. A connection that
+         * never became ready carried none of the borrower's commands, so
+         * it reconnects as any other and they wait for it (a WATCH must
+         * not fail at once while the server restarts). */
         l->broken = 1;
         fail_pending(l, AREDIS_ECLOSED,
                      "the exclusive connection was lost: release it and "
                      "acquire another");
         aredis__rearm(c);
+        aredis__emit(c, l, AREDIS_CONN_DISCONNECTED, code, why, 0, 0);
         return;
     }
     /* Subscriptions are work that must come back: a link that carries
@@ -386,26 +403,32 @@ void aredis__link_lost(aredis__link *l, int code, const char *msg)
     if (was_ready)
         l->attempts = 0;
     int max = c->cfg.reconnect_max_attempts;
+    int retry = 1;
     if (l->exclusive && l->npend == 0 && !keep) {
-        aredis__pool_link_idle(l);
-        return;
-    }
-    if (max == AREDIS_NO_RECONNECT || (max >= 0 && l->attempts >= max)) {
+        retry = 0;
+    } else if (max == AREDIS_NO_RECONNECT || (max >= 0 && l->attempts >= max)) {
         fail_pending(l, code, why);
         if (!keep) {
             l->attempts = 0;
-            if (l->exclusive)
-                aredis__pool_link_idle(l);
-            aredis__rearm(c);
-            return;
+            retry = 0;
         }
     }
-    l->attempts++;
-    int64_t delay = was_ready ? 0 : backoff_ms(&c->cfg, l->attempts);
-    l->state = AREDIS__ST_BACKOFF;
-    l->deadline = aredis__now_ms() + delay;
-    aredis__emit(c, l, AREDIS_CONN_RECONNECTING, 0, NULL, delay, l->attempts);
+    int64_t delay = 0;
+    if (retry) {
+        l->attempts++;
+        delay = was_ready ? 0 : backoff_ms(&c->cfg, l->attempts);
+        l->state = AREDIS__ST_BACKOFF;
+        l->deadline = aredis__now_ms() + delay;
+    }
+    int attempt = l->attempts;
     aredis__rearm(c);
+    /* A dropped exclusive link goes back to the pool (or to a waiter)
+     * before the events: its state is final once they run. */
+    if (!retry && l->exclusive)
+        aredis__pool_link_idle(l);
+    aredis__emit(c, l, AREDIS_CONN_DISCONNECTED, code, why, 0, 0);
+    if (retry)
+        aredis__emit(c, l, AREDIS_CONN_RECONNECTING, 0, NULL, delay, attempt);
 }
 
 /* ------------------------------------------------------------------------
@@ -428,6 +451,7 @@ static void try_next_address(aredis__link *l)
             l->addr_next++;
         }
         aredis__transport *tp = NULL;
+        assert(l->tp == NULL && l->io == NULL);
         code =
             aredis__transport_connect(&c->cfg, sa, len, &tp, err, sizeof err);
         if (code == 0) {
@@ -486,6 +510,10 @@ static void on_resolved(void *arg, int status, const struct addrinfo *ai,
 void aredis__link_connect(aredis__link *l)
 {
     aredis_client *c = l->c;
+    /* One connect attempt, resolution and transport per link at a time. */
+    if (l->state != AREDIS__ST_IDLE && l->state != AREDIS__ST_BACKOFF)
+        return;
+    assert(l->resolving == NULL && l->tp == NULL && l->io == NULL);
     l->state = AREDIS__ST_RESOLVING;
     /* Even with no connect timeout the timer stays armed (24 days out):
      * a name lookup runs on a thread, and an armed timer is what keeps
@@ -533,7 +561,7 @@ void aredis__link_ready(aredis__link *l)
     if (l == &c->main)
         aredis__pubsub_main_ready(c);
     aredis__rearm(c);
-    aredis__link_flush(l);
+    flush_after_input(l);
 }
 
 void aredis__link_timer(aredis__link *l, int64_t now)

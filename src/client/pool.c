@@ -350,7 +350,7 @@ void aredis__pool_drop(aredis_client *c, aredis__link *l)
 
 int aredis_client_acquire(aredis_client *c, aredis_acquire_cb cb, void *ud)
 {
-    if (c->freeing)
+    if (c->freeing || c->closing)
         return AREDIS_ESTATE;
     if (cb == NULL)
         return AREDIS_EINVAL;

@@ -43,7 +43,7 @@ int aredis__conn_reset(aredis__conn *cn)
     cn->rd = rd;
     cn->out.len = 0;
     cn->out_pos = 0;
-    cn->queued = cn->written = cn->base = 0;
+    cn->queued = cn->written = cn->base = cn->heard = 0;
     cn->head = cn->tail = NULL;
     cn->inflight = 0;
     cn->reply_off = cn->skip_next = 0;
@@ -131,6 +131,7 @@ char *aredis__conn_in_buf(aredis__conn *cn, size_t *avail)
 
 int aredis__conn_in_commit(aredis__conn *cn, size_t n)
 {
+    cn->heard = cn->written;
     return aredis_reader_commit(cn->rd, n);
 }
 
@@ -146,8 +147,12 @@ int aredis__conn_next(aredis__conn *cn, aredis__cmd **cmd,
         *cmd = NULL;
         return 1;
     }
+    /* A server answers only what it has received in full: a reply that
+     * completed with bytes read before the oldest command had been written
+     * (nothing in flight, or a command a handshake reply read in the same
+     * batch released) is not for anyone. */
     aredis__cmd *c = cn->head;
-    if (c == NULL)
+    if (c == NULL || c->end > cn->heard)
         return AREDIS_EPROTO;
     cn->head = c->next;
     if (cn->head == NULL)

@@ -45,7 +45,8 @@ struct aredis__cmd {
     const char *fail_msg;
     int reply_kind;     /* AREDIS__REPLY_*: its effect on CLIENT REPLY */
     void *link;         /* the client's link that holds it, or NULL */
-    char *copy;         /* its bytes, kept when it may be re-sent */
+    char *copy;         /* its bytes, kept when it may be re-sent; once it fails
+                         * from the loop, the text of its error */
     int64_t wait_until; /* waiting for an exclusive connection until then */
 };
 
@@ -64,6 +65,8 @@ typedef struct aredis__conn {
     uint64_t queued;  /* stream offset of the end of `out` */
     uint64_t written; /* stream offset written to the socket */
     uint64_t base;    /* stream offset of out.data[0] */
+    uint64_t heard;   /* `written` when the latest input arrived: only
+                       * commands up to there can have been answered */
     aredis_reader *rd;
     aredis_reader_limits limits;
     aredis__cmd *head, *tail; /* awaiting replies, oldest first */
@@ -109,15 +112,23 @@ void aredis__conn_wrote(aredis__conn *cn, size_t n);
 const char *aredis__conn_cmd_bytes(const aredis__conn *cn,
                                    const aredis__cmd *cmd);
 
-/* Where the transport should read to, and how much arrived. */
+/* Where the transport should read to, and how much arrived. Bytes that
+ * arrive can only answer commands written before they did. */
 char *aredis__conn_in_buf(aredis__conn *cn, size_t *avail);
 int aredis__conn_in_commit(aredis__conn *cn, size_t n);
+
+/* Input already read and not yet handed out as replies. */
+static inline int aredis__conn_has_input(const aredis__conn *cn)
+{
+    return aredis_reader_buffered(cn->rd) != 0;
+}
 
 /* The next complete reply and the command it answers (NULL for a RESP3
  * push). The command has left the FIFO; the reply is borrowed until the
  * next call. Returns 1, 0 when more bytes are needed, or a negative error
- * (protocol error, limit, or a reply nobody asked for) with a message
- * from aredis__conn_errstr(). */
+ * (protocol error, limit, or a reply nobody asked for: no command in the
+ * FIFO, or the oldest one not written in full when the reply's last bytes
+ * arrived) with a message from aredis__conn_errstr(). */
 int aredis__conn_next(aredis__conn *cn, aredis__cmd **cmd,
                       const aredis_reply **r);
 const char *aredis__conn_errstr(const aredis__conn *cn);

@@ -130,8 +130,7 @@ int aredis_transaction(aredis_client *c, const aredis_transaction_opts *o,
     if (o == NULL)
         o = &d;
     if (c == NULL || fn == NULL || nkeys < 1 || keys == NULL ||
-        o->max_attempts < 0 || o->delay_ms < 0 ||
-        (o->delay_ms > 0 && o->loop == NULL))
+        o->max_attempts < 0 || o->delay_ms < 0)
         return AREDIS_EINVAL;
     size_t bytes = (size_t)nkeys * sizeof(char *);
     for (int i = 0; i < nkeys; i++) {
@@ -160,7 +159,7 @@ int aredis_transaction(aredis_client *c, const aredis_transaction_opts *o,
     t->max_attempts = o->max_attempts ? o->max_attempts : 10;
     t->attempt = 1;
     t->delay_ms = o->delay_ms;
-    t->loop = o->loop;
+    t->loop = o->loop != NULL ? o->loop : aredis_client_loop(c);
     t->nkeys = nkeys;
     t->keys = k;
     aredis__pipeline_set_owner(p, t);

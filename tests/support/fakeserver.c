@@ -10,7 +10,10 @@
  * stray (+UNSOLICITED, --stray-delay-ms after the handshake, before any
  * command), silent (the handshake, then nothing), silent-accept (not even
  * the handshake), push (a RESP3 push after the handshake, then normal: a
- * control case for stray), normal. --hold-ms closes a hostile connection
+ * control case for stray), hello-ok (+OK to HELLO), stray-hello
+ * (+UNSOLICITED, then HELLO's map), hello-stray (HELLO's map, then
+ * +UNSOLICITED in the same write), normal; the three hello scripts say
+ * nothing more on that connection. --hold-ms closes a hostile connection
  * that long after its bytes (default: never).
  *
  * It listens on 127.0.0.1 (an OS-chosen port, written to F once it
@@ -62,12 +65,16 @@ typedef enum {
     S_SILENT,
     S_SILENT_ACCEPT,
     S_PUSH,
+    S_HELLO_OK,
+    S_STRAY_HELLO,
+    S_HELLO_STRAY,
     S_NORMAL,
 } script_kind;
 
 static const char *const script_names[] = {
-    "hugearray", "hugebulk", "deep",          "endlessbulk", "garbage",
-    "stray",     "silent",   "silent-accept", "push",        "normal",
+    "hugearray",   "hugebulk",    "deep",          "endlessbulk", "garbage",
+    "stray",       "silent",      "silent-accept", "push",        "hello-ok",
+    "stray-hello", "hello-stray", "normal",
 };
 
 static struct {
@@ -270,8 +277,25 @@ static int answer_handshake(conn *c, int argc, char **argv)
     if (strcasecmp(name, "HELLO") == 0) {
         /* A RESP3 map shaped like Redis 7's, trimmed to what a client
          * may look at (RESP3.md, "Map type"). */
-        return out_str(c, "%3\r\n+server\r\n+fake\r\n+version\r\n+7.0.0\r\n"
-                          "+proto\r\n:3\r\n");
+        static const char map[] = "%3\r\n+server\r\n+fake\r\n+version\r\n"
+                                  "+7.0.0\r\n+proto\r\n:3\r\n";
+        static const char stray[] = "+UNSOLICITED\r\n";
+        switch (c->script) {
+        case S_HELLO_OK:
+            c->fired = 1;
+            arm_hold(c);
+            return out_str(c, "+OK\r\n");
+        case S_STRAY_HELLO:
+            c->fired = 1;
+            arm_hold(c);
+            return out_str(c, stray) || out_str(c, map);
+        case S_HELLO_STRAY:
+            c->fired = 1;
+            arm_hold(c);
+            return out_str(c, map) || out_str(c, stray);
+        default:
+            return out_str(c, map);
+        }
     }
     if (strcasecmp(name, "PING") == 0) {
         if (argc > 1) {
@@ -550,7 +574,8 @@ static void usage(void)
             "       [--stream-bytes N] [--stray-delay-ms N] [--port P] "
             "[--verbose]\n"
             "scripts: hugearray hugebulk deep endlessbulk garbage stray "
-            "silent silent-accept push normal\n");
+            "silent silent-accept push hello-ok stray-hello hello-stray "
+            "normal\n");
     exit(2);
 }
 

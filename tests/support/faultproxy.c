@@ -12,7 +12,8 @@
  *   drop on|off               blackhole: connections stay, bytes vanish
  *   pause on|off [up|down]    hold bytes; deliver them in order on "off"
  *   cut                       reset every connection (RST, not FIN)
- *   cutafter N                cut once N more bytes have gone down
+ *   cutafter N [up|down]      cut once N more bytes have gone that way
+ *                             (down when not given)
  *   refuse on|off             accept new connections and reset them
  *   reset                     clear every fault (held bytes are released)
  *   stats                     OK conns=N total=N up=B down=B cuts=N
@@ -78,8 +79,8 @@ static struct {
     int drop;
     int pause[2];
     int refuse;
-    long long cutafter; /* -1: off */
-} fault = {.cutafter = -1};
+    long long cutafter[2]; /* per direction; -1: off */
+} fault = {.cutafter = {-1, -1}};
 
 static struct {
     unsigned long long up, down, total, cuts;
@@ -216,9 +217,8 @@ static int relay_out(pair *p, int w, long long now)
         chunk *c = d->head;
         size_t len = c->len - c->off;
         int cut_now = 0;
-        if (w == DOWN && fault.cutafter >= 0 &&
-            (long long)len >= fault.cutafter) {
-            len = (size_t)fault.cutafter;
+        if (fault.cutafter[w] >= 0 && (long long)len >= fault.cutafter[w]) {
+            len = (size_t)fault.cutafter[w];
             cut_now = 1;
         }
         ssize_t n =
@@ -234,10 +234,10 @@ static int relay_out(pair *p, int w, long long now)
             stats.up += (unsigned long long)n;
         else
             stats.down += (unsigned long long)n;
-        if (w == DOWN && fault.cutafter >= 0) {
-            fault.cutafter -= n;
-            if (cut_now && fault.cutafter == 0) {
-                fault.cutafter = -1;
+        if (fault.cutafter[w] >= 0) {
+            fault.cutafter[w] -= n;
+            if (cut_now && fault.cutafter[w] == 0) {
+                fault.cutafter[w] = -1;
                 return -2; /* the caller cuts everything */
             }
         }
@@ -433,11 +433,12 @@ static void ctl_command(ctl *c, char *line)
         ctl_reply(c, "OK");
     } else if (strcmp(cmd, "cutafter") == 0) {
         long long n = parse_count(a1);
-        if (n < 0) {
-            ctl_reply(c, "ERR usage: cutafter N");
+        int dirs = a2 == NULL ? 1 << DOWN : parse_dirs(a2);
+        if (n < 0 || (dirs != 1 << UP && dirs != 1 << DOWN)) {
+            ctl_reply(c, "ERR usage: cutafter N [up|down]");
             return;
         }
-        fault.cutafter = n;
+        fault.cutafter[dirs == 1 << UP ? UP : DOWN] = n;
         ctl_reply(c, "OK");
     } else if (strcmp(cmd, "refuse") == 0) {
         if (parse_onoff(a1, &on) != 0) {
@@ -448,7 +449,7 @@ static void ctl_command(ctl *c, char *line)
         ctl_reply(c, "OK");
     } else if (strcmp(cmd, "reset") == 0) {
         memset(&fault, 0, sizeof fault);
-        fault.cutafter = -1;
+        fault.cutafter[UP] = fault.cutafter[DOWN] = -1;
         ctl_reply(c, "OK");
     } else if (strcmp(cmd, "stats") == 0) {
         int conns = 0;

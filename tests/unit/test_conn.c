@@ -30,8 +30,11 @@ static int send_cmd(int i, int kind, int argc, const char **argv)
     return aredis__conn_enqueue(&cn, &cmds[i], cn.out.len - before, kind);
 }
 
+/* Bytes from the server; everything queued has reached it before. */
 static void feed(const char *bytes)
 {
+    const char *out;
+    aredis__conn_wrote(&cn, aredis__conn_out(&cn, &out));
     size_t n = strlen(bytes), avail;
     char *w = aredis__conn_in_buf(&cn, &avail);
     cr_assert_not_null(w);
@@ -114,6 +117,26 @@ Test(conn, stray_reply_is_a_protocol_error)
     const aredis_reply *r;
     cr_assert_eq(aredis__conn_next(&cn, &c, &r), AREDIS_EPROTO);
     cr_assert(strstr(aredis__conn_errstr(&cn), "no command") != NULL);
+}
+
+/* Only a command the server received in full can be answered: a reply
+ * that arrives while the oldest command is still in the output buffer
+ * (released by a finished handshake in the same read, say) is stray. */
+Test(conn, reply_before_the_command_was_written_is_stray)
+{
+    const char *get[] = {"GET", "k"};
+    cr_assert_eq(send_cmd(0, AREDIS__REPLY_NORMAL, 2, get), 1);
+    size_t n = strlen("+OK\r\n"), avail;
+    char *w = aredis__conn_in_buf(&cn, &avail);
+    memcpy(w, "+OK\r\n", n);
+    cr_assert_eq(aredis__conn_in_commit(&cn, n), 0);
+    /* Written after the reply arrived: still not its reply. */
+    const char *out;
+    aredis__conn_wrote(&cn, aredis__conn_out(&cn, &out));
+    aredis__cmd *c;
+    const aredis_reply *r;
+    cr_assert_eq(aredis__conn_next(&cn, &c, &r), AREDIS_EPROTO);
+    cr_assert_eq(cn.inflight, 1, "the command stays for the salvage rules");
 }
 
 Test(conn, garbage_is_a_protocol_error_and_reset_recovers)
