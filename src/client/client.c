@@ -24,7 +24,7 @@ static void on_timer(void *arg);
 static void on_tick(void *arg);
 
 /* ------------------------------------------------------------------------
- * Command records and the deadline heap
+ * Command records and the deadline heap (util/heap.h)
  * ------------------------------------------------------------------------ */
 
 aredis__cmd *aredis__cmd_new(aredis_client *c)
@@ -55,72 +55,15 @@ void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd)
     aredis__free(cmd);
 }
 
-static void heap_swap(aredis__cmd **h, size_t i, size_t j)
-{
-    aredis__cmd *t = h[i];
-    h[i] = h[j];
-    h[j] = t;
-    h[i]->heap_idx = i + 1;
-    h[j]->heap_idx = j + 1;
-}
-
-static void heap_up(aredis__cmd **h, size_t i)
-{
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (h[parent]->deadline <= h[i]->deadline)
-            break;
-        heap_swap(h, i, parent);
-        i = parent;
-    }
-}
-
-static void heap_down(aredis__cmd **h, size_t n, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && h[l]->deadline < h[m]->deadline)
-            m = l;
-        if (r < n && h[r]->deadline < h[m]->deadline)
-            m = r;
-        if (m == i)
-            return;
-        heap_swap(h, i, m);
-        i = m;
-    }
-}
-
-static int heap_push(aredis_client *c, aredis__cmd *cmd)
-{
-    if (c->heap_len == c->heap_cap) {
-        size_t cap = c->heap_cap ? c->heap_cap * 2 : 64;
-        /* An array of pointers to commands. */
-        // NOLINTNEXTLINE(bugprone-sizeof-expression)
-        aredis__cmd **h = aredis__reallocarray(c->heap, cap, sizeof *h);
-        if (h == NULL)
-            return AREDIS_ENOMEM;
-        c->heap = h;
-        c->heap_cap = cap;
-    }
-    c->heap[c->heap_len] = cmd;
-    cmd->heap_idx = ++c->heap_len;
-    heap_up(c->heap, c->heap_len - 1);
-    return 0;
-}
-
 static void heap_remove(aredis_client *c, aredis__cmd *cmd)
 {
-    if (cmd->heap_idx == 0)
-        return;
-    size_t i = cmd->heap_idx - 1;
-    cmd->heap_idx = 0;
-    c->heap_len--;
-    if (i == c->heap_len)
-        return;
-    c->heap[i] = c->heap[c->heap_len];
-    c->heap[i]->heap_idx = i + 1;
-    heap_up(c->heap, i);
-    heap_down(c->heap, c->heap_len, c->heap[i]->heap_idx - 1);
+    aredis__heap_remove(&c->deadlines, &cmd->dl);
+}
+
+static aredis__cmd *earliest_cmd(const aredis_client *c)
+{
+    aredis__heap_node *n = aredis__heap_min(&c->deadlines);
+    return n != NULL ? AREDIS__CONTAINER_OF(n, aredis__cmd, dl) : NULL;
 }
 
 static int64_t earliest(int64_t a, int64_t b)
@@ -138,7 +81,8 @@ void aredis__rearm(aredis_client *c)
 {
     if (c->timer == NULL)
         return;
-    int64_t next = c->heap_len > 0 ? c->heap[0]->deadline : 0;
+    const aredis__heap_node *first = aredis__heap_min(&c->deadlines);
+    int64_t next = first != NULL ? first->key : 0;
     next = earliest(next, c->main.deadline);
     next = earliest(next, aredis__pool_next_deadline(c));
     if (next == c->timer_at)
@@ -289,8 +233,9 @@ static void on_timer(void *arg)
     int64_t now = aredis__now_ms();
     aredis__link_timer(&c->main, now);
     aredis__pool_timer(c, now);
-    while (!c->freeing && c->heap_len > 0 && c->heap[0]->deadline <= now) {
-        aredis__cmd *cmd = c->heap[0];
+    aredis__cmd *cmd;
+    while (!c->freeing && (cmd = earliest_cmd(c)) != NULL &&
+           cmd->dl.key <= now) {
         heap_remove(c, cmd);
         if (cmd->flags & AREDIS__CMD_NOREPLY)
             continue; /* already completing through the done queue */
@@ -362,7 +307,7 @@ static void release(aredis_client *c)
         c->free_cmds = next;
     }
     aredis_buf_cleanup(&c->scratch);
-    aredis__free(c->heap);
+    aredis__heap_cleanup(&c->deadlines);
     for (size_t i = 0; i < c->nhooks; i++)
         aredis__free(c->hooks[i].name);
     aredis__free(c->hooks);
@@ -484,6 +429,7 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
         return NULL;
     }
     aredis_buf_init(&c->scratch);
+    aredis__heap_init(&c->deadlines);
     e = aredis__link_init(&c->main, c, 0);
     if (e == 0)
         e = aredis__ts_init(c);
@@ -607,9 +553,9 @@ static int set_deadline(aredis_client *c, aredis__cmd *cmd,
                       : 0;
     if (timeout <= 0)
         return 0;
-    cmd->deadline = aredis__now_ms() + timeout;
     cmd->timeout_ms = timeout;
-    return heap_push(c, cmd);
+    return aredis__heap_set(&c->deadlines, &cmd->dl,
+                            aredis__now_ms() + timeout);
 }
 
 /* Hand a classified command to its connection. Returns 0, or
@@ -715,8 +661,8 @@ static int submit(aredis_client *c, aredis__link *target,
         heap_remove(c, cmd);
         aredis__defer_done(c, cmd, e, "out of memory");
     }
-    if (cmd->heap_idx == 1)
-        aredis__rearm(c);
+    if (cmd->dl.pos == 1)
+        aredis__rearm(c); /* the earliest deadline changed */
     return 0;
 }
 

@@ -121,9 +121,8 @@ struct aredis_client {
     aredis__cmd *done_head, *done_tail;
     aredis__defer defer;
 
-    /* Commands with a deadline, a binary min-heap on cmd->deadline. */
-    aredis__cmd **heap;
-    size_t heap_len, heap_cap;
+    /* Commands with a deadline (cmd->dl). */
+    aredis__heap deadlines;
 
     size_t pending; /* callbacks still to run */
     aredis__cmd *free_cmds;

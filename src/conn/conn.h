@@ -15,6 +15,7 @@
 
 #include "aredis/client.h"
 #include "aredis/resp.h"
+#include "util/heap.h"
 
 typedef struct aredis__cmd aredis__cmd;
 
@@ -36,9 +37,10 @@ struct aredis__cmd {
     void (*icb)(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
     aredis_reply_hook hook;
     void *hook_ud;
-    int64_t deadline;   /* absolute ms, 0: none */
+    /* In the client's deadline heap while it has a deadline: key is the
+     * absolute time in ms. */
+    aredis__heap_node dl;
     int64_t timeout_ms; /* what the deadline was computed from */
-    size_t heap_idx;    /* position in the deadline heap + 1, 0: not in it */
     unsigned flags;
     int norm;      /* built-in RESP2 -> RESP3 reshaping, see client */
     int fail_code; /* for the done queue: the error to report */
