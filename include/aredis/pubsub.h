@@ -8,7 +8,9 @@
  * On a RESP3 server the first pubsub of a client lives on the client's
  * shared connection: messages arrive as push frames and ordinary commands
  * keep working beside them. On RESP2 (or for further pubsubs of the same
- * client) it takes an exclusive connection from the pool.
+ * client) it takes an exclusive connection from the pool, never one beyond
+ * pool_max: with all of them in use it waits, without a deadline, until
+ * one is given back, and subscribes then.
  *
  * After a reconnection every subscription is made again, with the same
  * handlers, before anything else is delivered, and one message of kind
@@ -114,8 +116,9 @@ AREDIS_API int aredis_pubsub_sunsubscribe(aredis_pubsub *ps,
 /** The next queued message, asynchronously: cb runs exactly once, from the
  * loop, with the message (borrowed for the call) and status 0; or with
  * NULL and AREDIS_ETIMEDOUT after timeout_ms (< 0: no limit); or with NULL
- * and AREDIS_ECANCELED when the pubsub is freed. \return 0, AREDIS_ENOMEM,
- * AREDIS_ESTATE. \since 0.1 */
+ * and AREDIS_ECANCELED when the pubsub or its client is freed (in either
+ * order). \return 0, AREDIS_EINVAL (cb NULL), AREDIS_ENOMEM, AREDIS_ESTATE
+ * (the pubsub or its client is being freed). \since 0.1 */
 typedef void (*aredis_pubsub_message_cb)(aredis_pubsub *ps,
                                          const aredis_pubsub_message *m,
                                          int status, void *ud);

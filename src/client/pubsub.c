@@ -62,6 +62,8 @@ struct aredis_pubsub {
     aredis_timer *timer;
     aredis__defer defer;
     int freeing;
+    int acquiring; /* an exclusive connection is asked for (on_acquired) */
+    int released;  /* final_free ran; on_acquired frees the memory */
 };
 
 static const char *const sub_cmd[SUB_KINDS] = {"SUBSCRIBE", "PSUBSCRIBE",
@@ -188,24 +190,62 @@ static long long replay(aredis_pubsub *ps)
     return total;
 }
 
+/* The link is the pubsub's now: what was subscribed while it had none is
+ * sent (or queued until the link is connected). */
+static void take_link(aredis_pubsub *ps, int mode, aredis__link *l)
+{
+    ps->mode = mode;
+    ps->link = l;
+    l->pubsub = ps;
+    if (l->conn.state == AREDIS__ST_READY && mode == MODE_OWN &&
+        l->conn.proto == 2)
+        l->conn.raw_push = 1; /* connected already: no handshake to wait */
+    replay(ps);
+}
+
+static void choose_link(aredis_pubsub *ps);
+
+/* An exclusive connection for the pubsub, or none this time. */
+static void on_acquired(aredis_client *c, aredis_exclusive *x, int status,
+                        void *ud)
+{
+    aredis_pubsub *ps = ud;
+    (void)c;
+    ps->acquiring = 0;
+    if (ps->freeing || ps->c == NULL) {
+        if (x != NULL && ps->c != NULL)
+            aredis_exclusive_release(x); /* unused: back to the pool */
+        if (ps->released)
+            aredis__free(ps); /* final_free ran while this was pending */
+        return;
+    }
+    if (x != NULL) {
+        take_link(ps, MODE_OWN, (aredis__link *)x);
+        return;
+    }
+    /* AREDIS_EBUSY: every connection of the pool is still in use after
+     * pool_wait_ms. A pubsub has no deadline of its own: it asks again,
+     * at the back of the queue. Other errors wait for the next handshake
+     * of the shared link (aredis__pubsub_main_ready). */
+    if (status == AREDIS_EBUSY)
+        choose_link(ps);
+}
+
+/* RESP3: the shared link, if no other pubsub has it. Otherwise (RESP2, a
+ * second pubsub) an exclusive connection from the pool, which may mean
+ * waiting for one: never more than pool_max. */
 static void choose_link(aredis_pubsub *ps)
 {
     aredis_client *c = ps->c;
-    int proto = c->main.proto ? c->main.proto : c->cfg.protocol;
+    if (ps->acquiring)
+        return;
+    int proto = c->main.conn.proto ? c->main.conn.proto : c->cfg.protocol;
     if (proto == 3 && c->main.pubsub == NULL) {
-        ps->mode = MODE_SHARED;
-        ps->link = &c->main;
-        c->main.pubsub = ps;
-    } else {
-        aredis__link *l = aredis__pool_take(c);
-        if (l == NULL)
-            return; /* stays undecided; retried on the next ready */
-        ps->mode = MODE_OWN;
-        ps->link = l;
-        l->pubsub = ps;
+        take_link(ps, MODE_SHARED, &c->main);
+        return;
     }
-    /* What was subscribed while undecided is sent now. */
-    replay(ps);
+    if (aredis_client_acquire(c, on_acquired, ps) == 0)
+        ps->acquiring = 1;
 }
 
 static int subscribe_kind(aredis_pubsub *ps, int kind, const char *name,
@@ -348,7 +388,8 @@ static void rearm_waiters(aredis_pubsub *ps)
 /* Queued messages to waiters, oldest first; from the loop. */
 static void serve_waiters(aredis_pubsub *ps)
 {
-    while (ps->w_head != NULL && ps->q_head != NULL) {
+    /* A callback that frees the pubsub leaves the rest to final_free. */
+    while (ps->w_head != NULL && ps->q_head != NULL && !ps->freeing) {
         waiter *w = ps->w_head;
         ps->w_head = w->next;
         if (ps->w_head == NULL)
@@ -367,17 +408,27 @@ static void on_waiter_timer(void *arg)
 {
     aredis_pubsub *ps = arg;
     int64_t now = aredis__now_ms();
+    /* The expired waiters leave the list before any callback runs: a
+     * callback may call get_message again, which appends to the list. */
+    waiter *expired = NULL, **ep = &expired;
     waiter **pp = &ps->w_head;
     ps->w_tail = NULL;
     while (*pp != NULL) {
         waiter *w = *pp;
         if (w->deadline != 0 && w->deadline <= now) {
             *pp = w->next;
-            deliver_to_waiter(ps, w, NULL, AREDIS_ETIMEDOUT);
+            w->next = NULL;
+            *ep = w;
+            ep = &w->next;
             continue;
         }
         ps->w_tail = w;
         pp = &w->next;
+    }
+    while (expired != NULL) {
+        waiter *w = expired;
+        expired = w->next;
+        deliver_to_waiter(ps, w, NULL, AREDIS_ETIMEDOUT);
     }
     rearm_waiters(ps);
 }
@@ -529,7 +580,7 @@ void aredis__pubsub_link_lost(aredis__link *l)
 void aredis__pubsub_link_ready(aredis__link *l)
 {
     aredis_pubsub *ps = l->pubsub;
-    if (ps->mode == MODE_OWN && l->proto == 2)
+    if (ps->mode == MODE_OWN && l->conn.proto == 2)
         l->conn.raw_push = 1;
     if (!ps->need_replay)
         return;
@@ -557,7 +608,7 @@ void aredis__pubsub_main_ready(aredis_client *c)
 int aredis_pubsub_get_message(aredis_pubsub *ps, int64_t timeout_ms,
                               aredis_pubsub_message_cb cb, void *ud)
 {
-    if (ps->c == NULL || ps->freeing)
+    if (ps->c == NULL || ps->freeing || ps->c->freeing)
         return AREDIS_ESTATE;
     if (cb == NULL)
         return AREDIS_EINVAL;
@@ -623,25 +674,24 @@ aredis_pubsub *aredis_pubsub_new(aredis_client *c,
     }
     ps->next = c->pubsubs;
     c->pubsubs = ps;
-    int proto = c->main.proto ? c->main.proto : c->cfg.protocol;
+    int proto = c->main.conn.proto ? c->main.conn.proto : c->cfg.protocol;
     if (proto != 0)
         choose_link(ps);
     return ps;
 }
 
-static void unlink_from_client(aredis_pubsub *ps)
+/* Give up the link at once: nothing more arrives for a pubsub being
+ * freed. It stays on the client's list until its final release, so a
+ * client freed in between still finds it, cancels its waiters and
+ * forgets it (detach_all) before the client's memory goes. */
+static void leave_link(aredis_pubsub *ps)
 {
     aredis_client *c = ps->c;
-    for (aredis_pubsub **pp = &c->pubsubs; *pp != NULL; pp = &(*pp)->next)
-        if (*pp == ps) {
-            *pp = ps->next;
-            break;
-        }
     if (ps->mode == MODE_SHARED) {
         c->main.pubsub = NULL;
         /* Leave everything on the shared connection; the confirmations
          * are dropped because no pubsub owns the link any more. */
-        if (!c->freeing && c->main.state == AREDIS__ST_READY)
+        if (!c->freeing && c->main.conn.state == AREDIS__ST_READY)
             for (int k = 0; k < SUB_KINDS; k++)
                 if (ps->subs[k].n > 0)
                     send_kind(ps, unsub_cmd[k], NULL, 0);
@@ -649,15 +699,29 @@ static void unlink_from_client(aredis_pubsub *ps)
         aredis__pool_drop(c, ps->link);
     }
     ps->link = NULL;
+    ps->mode = MODE_UNDECIDED;
 }
 
-static void final_free(aredis_pubsub *ps)
+static void cancel_waiters(aredis_pubsub *ps)
 {
     while (ps->w_head != NULL) {
         waiter *w = ps->w_head;
         ps->w_head = w->next;
         deliver_to_waiter(ps, w, NULL, AREDIS_ECANCELED);
     }
+    ps->w_tail = NULL;
+}
+
+static void final_free(aredis_pubsub *ps)
+{
+    aredis_client *c = ps->c; /* still alive when set: see leave_link */
+    if (c != NULL)
+        for (aredis_pubsub **pp = &c->pubsubs; *pp != NULL; pp = &(*pp)->next)
+            if (*pp == ps) {
+                *pp = ps->next;
+                break;
+            }
+    cancel_waiters(ps);
     while (ps->q_head != NULL) {
         queued *q = ps->q_head;
         ps->q_head = q->next;
@@ -666,6 +730,11 @@ static void final_free(aredis_pubsub *ps)
     for (int k = 0; k < SUB_KINDS; k++)
         clear(&ps->subs[k]);
     aredis_timer_free(ps->timer);
+    ps->timer = NULL;
+    if (ps->acquiring) {
+        ps->released = 1; /* the pending request still points here */
+        return;
+    }
     aredis__free(ps);
 }
 
@@ -685,8 +754,11 @@ void aredis_pubsub_free(aredis_pubsub *ps)
         final_free(ps);
         return;
     }
-    unlink_from_client(ps);
-    /* Waiting get_message calls complete from the loop, not in here. */
+    leave_link(ps);
+    /* Waiting get_message calls complete from the loop, not in here, and
+     * all with AREDIS_ECANCELED: their deadlines no longer count. */
+    if (ps->timer != NULL)
+        aredis_timer_stop(ps->timer);
     aredis__loop_defer(ps->loop, &ps->defer, on_free_tick, ps);
 }
 
@@ -699,12 +771,7 @@ void aredis__pubsub_detach_all(aredis_client *c)
             ps->link->pubsub = NULL;
         ps->link = NULL;
         ps->mode = MODE_UNDECIDED;
-        while (ps->w_head != NULL) {
-            waiter *w = ps->w_head;
-            ps->w_head = w->next;
-            deliver_to_waiter(ps, w, NULL, AREDIS_ECANCELED);
-        }
-        ps->w_tail = NULL;
+        cancel_waiters(ps);
         aredis_timer_free(ps->timer);
         ps->timer = NULL;
         ps->c = NULL;

@@ -52,6 +52,11 @@ struct aredis_loop {
     int depth;
     int stop_requested;
     int free_pending;
+
+    /* Iterations of the built-in loop so far (waits, whether or not they
+     * returned events): tests bound it over an idle period to prove the
+     * loop sleeps when there is nothing to do. */
+    uint64_t iterations;
 };
 
 int64_t aredis__now_ms(void)
@@ -276,6 +281,7 @@ static int loop_iterate(aredis_loop *l, int timeout_ms, int for_run)
     if (!list_empty(&l->queue) ||
         (idle && (for_run || !aredis__builtin_wakeable(b))))
         timeout_ms = 0;
+    l->iterations++;
     int rc = aredis__builtin_poll(b, timeout_ms);
     drain(l);
     if (rc < 0)
@@ -399,6 +405,11 @@ void aredis__loop_wake_stop(aredis_loop *l, void *handle)
 const char *aredis__loop_backend(const aredis_loop *l)
 {
     return l->is_builtin ? aredis__builtin_backend(l->impl) : NULL;
+}
+
+uint64_t aredis__loop_iterations(const aredis_loop *l)
+{
+    return l->iterations;
 }
 
 int64_t aredis__loop_timer_deadline(const aredis_loop *l, const void *handle)

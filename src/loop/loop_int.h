@@ -59,4 +59,10 @@ const char *aredis__loop_backend(const aredis_loop *l);
  * loop. */
 int64_t aredis__loop_timer_deadline(const aredis_loop *l, const void *handle);
 
+/* How many times the built-in loop has waited (one per iteration of
+ * aredis_loop_run, one per aredis_loop_run_once); 0 on a custom loop.
+ * Tests count iterations over an idle period: a loop that spins shows up
+ * as thousands. */
+uint64_t aredis__loop_iterations(const aredis_loop *l);
+
 #endif /* AREDIS_LOOP_LOOP_INT_H */

@@ -441,7 +441,7 @@ Test(extras_faults, close_with_server_down, .timeout = 60)
  * deadline; the loop does not wait for the server. */
 Test(extras_faults, close_reconnecting_forever, .timeout = 60)
 {
-    int port = faults_free_port();
+    int port = testenv_free_port();
     cr_assert_gt(port, 0);
     w.srv.running = 0;
     start_client(port, (aredis_options){.reconnect_max_attempts = -1,

@@ -240,7 +240,7 @@ Test(tools, proxy_cut_refuse_and_control_errors, .timeout = 30)
 /* The proxy passes a dead target on as a reset; and it quits on request. */
 Test(tools, proxy_target_down_and_quit, .timeout = 30)
 {
-    int port = faults_free_port();
+    int port = testenv_free_port();
     faults_proxy p;
     cr_assert_eq(faults_proxy_start(&p, port), 0, "%s", faults_errstr());
     testenv_conn c;

@@ -6,7 +6,7 @@
  * exactly once, with a non-NULL reply. The same tests run on every event
  * loop (AREDIS_TEST_LOOP, see tests/support/testloop.h). */
 #include <criterion/criterion.h>
-#include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,40 +21,12 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-/* A loopback port nothing listens on: bound by us, noted, released. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &len) != 0)
-        return -1;
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static testenv_server srv;
 
 static void load_fixture(void)
 {
     cr_assert_eq(testenv_server_load(&srv, "standalone"), 0, "%s",
                  testenv_errstr());
-}
-
-static char *url_for(char *buf, size_t n, const testenv_server *s, int db)
-{
-    snprintf(buf, n, "redis://127.0.0.1:%d/%d", s->port, db);
-    return buf;
-}
-
-/* Run the loop until *flag becomes non-zero or the deadline passes. */
-static int run_until(aredis_loop *loop, const int *flag, int timeout_ms)
-{
-    for (int waited = 0; !*flag && waited < timeout_ms; waited += 20)
-        testloop_run_once(loop, 20);
-    return *flag;
 }
 
 typedef struct counter {
@@ -89,40 +61,18 @@ static void count_cb(aredis_client *c, const aredis_reply *r, void *ud)
         k->done = 1;
 }
 
-/* A private server started by the project's script, stopped at teardown. */
-typedef struct private_server {
-    char name[64];
-    testenv_server s;
-} private_server;
-
-static int script(char *out, size_t n)
+/* A private server (testenv_private_start), stopped at the end. */
+static void private_start(testenv_server *p, const char *tag, const char *extra)
 {
-    char here[512];
-    snprintf(here, sizeof here, "%s", __FILE__);
-    return snprintf(out, n, "%s/../support/redis-server.sh", dirname(here));
-}
-
-static void private_start(private_server *p, const char *tag, const char *extra)
-{
-    snprintf(p->name, sizeof p->name, "client-%s-%ld", tag, (long)getpid());
-    char sh[600], cmd[2048];
-    script(sh, sizeof sh);
-    /* The script stops a server whose owner exits: make it this process,
-     * not the short-lived shell system() starts. */
-    snprintf(cmd, sizeof cmd,
-             "AREDIS_TEST_OWNER_PID=%ld bash '%s' start '%s' %s >/dev/null",
-             (long)getpid(), sh, p->name, extra ? extra : "");
-    cr_assert_eq(system(cmd), 0, "starting %s failed", p->name);
-    cr_assert_eq(testenv_server_load(&p->s, p->name), 0, "%s",
+    char full[48];
+    snprintf(full, sizeof full, "client-%s", tag);
+    cr_assert_eq(testenv_private_start(p, full, extra), 0, "%s",
                  testenv_errstr());
 }
 
-static void private_stop(private_server *p)
+static void private_stop(const testenv_server *p)
 {
-    char sh[600], cmd[1024];
-    script(sh, sizeof sh);
-    snprintf(cmd, sizeof cmd, "bash '%s' stop '%s' >/dev/null", sh, p->name);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(testenv_private_stop(p), 0, "%s", testenv_errstr());
 }
 
 /* ---- getting started ----------------------------------------------------- */
@@ -181,12 +131,14 @@ Test(client, getting_started_sequence, .init = load_fixture)
     char url[128];
     aredis_status st;
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, &st);
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
+        &st);
     cr_assert_not_null(c, "%s", st.msg);
     script_state s = {0};
     testenv_key(s.key, sizeof s.key, "gs");
     next_step(c, &s);
-    cr_assert(run_until(loop, &s.done, 10000), "log so far: %s", s.log);
+    cr_assert(testloop_run_until(loop, &s.done, 10000), "log so far: %s",
+              s.log);
     cr_assert_str_eq(s.log, "OK;1;2;2;1;100;");
     cr_assert_eq(aredis_client_pending(c), 0);
     cr_assert_eq(aredis_client_protocol(c), 3);
@@ -203,7 +155,7 @@ Test(client, every_command_completes_once, .init = load_fixture)
     char url[128], key[64];
     testenv_key(key, sizeof key, "many");
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
         NULL);
     cr_assert_not_null(c);
     enum { N = 20000 };
@@ -211,7 +163,7 @@ Test(client, every_command_completes_once, .init = load_fixture)
     for (int i = 0; i < N; i++)
         cr_assert_eq(aredis_command(c, count_cb, &k, "INCR %s", key), 0);
     cr_assert_eq(k.calls, 0, "no callback runs inside the submit call");
-    cr_assert(run_until(loop, &k.done, 20000));
+    cr_assert(testloop_run_until(loop, &k.done, 20000));
     cr_assert_eq(k.calls, N);
     cr_assert_eq(k.errors, 0);
     cr_assert_eq(k.last_int, N, "replies arrive in order");
@@ -224,11 +176,11 @@ Test(client, server_errors_keep_their_text, .init = load_fixture)
     aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
         NULL);
     counter k = {.expect = 1};
     cr_assert_eq(aredis_command(c, count_cb, &k, "NOSUCHCOMMAND %d", 1), 0);
-    cr_assert(run_until(loop, &k.done, 10000));
+    cr_assert(testloop_run_until(loop, &k.done, 10000));
     cr_assert_eq(k.last_code, AREDIS_ESERVER);
     cr_assert(strncmp(k.last, "ERR unknown command", 19) == 0, "%s", k.last);
     aredis_client_free(c);
@@ -240,13 +192,13 @@ Test(client, select_is_refused_with_a_clear_error, .init = load_fixture)
     aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
         NULL);
     counter k = {.expect = 2};
     cr_assert_eq(aredis_command(c, count_cb, &k, "SELECT 2"), 0);
     cr_assert_eq(k.calls, 0);
     cr_assert_eq(aredis_command(c, count_cb, &k, "select %d", 3), 0);
-    cr_assert(run_until(loop, &k.done, 10000));
+    cr_assert(testloop_run_until(loop, &k.done, 10000));
     cr_assert_eq(k.errors, 2);
     cr_assert_eq(k.last_code, AREDIS_EINVAL);
     cr_assert(strstr(k.last, "client option") != NULL, "%s", k.last);
@@ -264,18 +216,18 @@ Test(client, database_option_selects, .init = load_fixture)
     char url[128], key[64];
     testenv_key(key, sizeof key, "db");
     aredis_client *c5 = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 5)},
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 5)},
         NULL);
     aredis_client *c0 = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
         NULL);
     counter a = {.expect = 2}, b = {.expect = 1};
     aredis_command(c5, count_cb, &a, "SET %s five", key);
     aredis_command(c5, count_cb, &a, "GET %s", key);
-    cr_assert(run_until(loop, &a.done, 10000));
+    cr_assert(testloop_run_until(loop, &a.done, 10000));
     cr_assert_str_eq(a.last, "five");
     aredis_command(c0, count_cb, &b, "EXISTS %s", key);
-    cr_assert(run_until(loop, &b.done, 10000));
+    cr_assert(testloop_run_until(loop, &b.done, 10000));
     cr_assert_eq(b.last_int, 0, "the key lives in db 5 only");
     aredis_client_free(c5);
     aredis_client_free(c0);
@@ -294,14 +246,14 @@ Test(client, freed_inside_a_callback_completes_the_rest, .init = load_fixture)
     aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
         NULL);
     counter first = {0}, rest = {0};
     aredis_command(c, free_in_cb, &first, "PING");
     for (int i = 0; i < 100; i++)
         aredis_command(c, count_cb, &rest, "DEBUG SLEEP 0");
     int zero = 0;
-    run_until(loop, &zero, 1000);
+    testloop_run_until(loop, &zero, 1000);
     cr_assert_eq(first.calls, 1);
     cr_assert_eq(rest.calls, 100, "every pending command completes once");
     cr_assert_eq(rest.errors, 100);
@@ -314,7 +266,7 @@ Test(client, freed_outside_with_commands_pending, .init = load_fixture)
     aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
         NULL);
     counter k = {0};
     for (int i = 0; i < 50; i++)
@@ -331,17 +283,17 @@ Test(client, connection_refused_fails_commands)
     /* A port that nothing listens on: bind, note it, close. */
     testenv_server none;
     memset(&none, 0, sizeof none);
-    none.port = free_port();
+    none.port = testenv_free_port();
     cr_assert_gt(none.port, 0);
     aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &none, 0)},
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &none, 0)},
         NULL);
     counter k = {.expect = 3};
     for (int i = 0; i < 3; i++)
         aredis_command(c, count_cb, &k, "PING");
-    cr_assert(run_until(loop, &k.done, 10000));
+    cr_assert(testloop_run_until(loop, &k.done, 10000));
     cr_assert_eq(k.errors, 3);
     cr_assert_eq(k.last_code, AREDIS_ECONNREFUSED, "%s", k.last);
     cr_assert(strstr(k.last, "refused") != NULL, "%s", k.last);
@@ -367,7 +319,7 @@ Test(client, command_deadline_fails_only_that_command, .init = load_fixture)
     aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
         NULL);
     counter slow = {.expect = 1}, after = {.expect = 1};
     aredis_cmd_opts o = {.timeout_ms = 100};
@@ -375,10 +327,10 @@ Test(client, command_deadline_fails_only_that_command, .init = load_fixture)
                  0);
     cr_assert_eq(aredis_command(c, count_cb, &after, "ECHO %s", "still-here"),
                  0);
-    cr_assert(run_until(loop, &slow.done, 5000));
+    cr_assert(testloop_run_until(loop, &slow.done, 5000));
     cr_assert_eq(slow.last_code, AREDIS_ETIMEDOUT, "%s", slow.last);
     cr_assert_eq(after.calls, 0, "the next command waits for its own reply");
-    cr_assert(run_until(loop, &after.done, 5000));
+    cr_assert(testloop_run_until(loop, &after.done, 5000));
     cr_assert_eq(after.errors, 0);
     cr_assert_str_eq(after.last, "still-here",
                      "the late reply was read and dropped in order");
@@ -399,7 +351,7 @@ Test(client, unix_socket, .init = load_fixture)
     cr_assert_not_null(c, "%s", st.msg);
     counter k = {.expect = 1};
     aredis_command(c, count_cb, &k, "ECHO %b", "u\0x", (size_t)3);
-    cr_assert(run_until(loop, &k.done, 10000));
+    cr_assert(testloop_run_until(loop, &k.done, 10000));
     cr_assert_eq(k.errors, 0, "%s", k.last);
     cr_assert_eq(memcmp(k.last, "u", 2), 0);
     aredis_client_free(c);
@@ -444,7 +396,7 @@ static void same_shapes(int protocol)
     testenv_key(zkey, sizeof zkey, "z");
     aredis_client *c = aredis_client_new(
         loop,
-        &(aredis_options){.url = url_for(url, sizeof url, &srv, 0),
+        &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0),
                           .protocol = protocol,
                           .normalize_resp2 = 1},
         NULL);
@@ -453,7 +405,7 @@ static void same_shapes(int protocol)
     aredis_command(c, count_cb, &set, "ZADD %s 1 a 2.5 b", zkey);
     aredis_command(c, check_hgetall, &h, "HGETALL %s", key);
     aredis_command(c, check_scores, &z, "ZRANGE %s 0 -1 WITHSCORES", zkey);
-    cr_assert(run_until(loop, &z.done, 10000));
+    cr_assert(testloop_run_until(loop, &z.done, 10000));
     cr_assert_eq(aredis_client_protocol(c), protocol);
     cr_assert_eq(h.last_type, AREDIS_REPLY_MAP, "protocol %d: type %d",
                  protocol, h.last_type);
@@ -491,7 +443,7 @@ Test(client, reply_hooks_reshape_replies, .init = load_fixture)
     aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
         NULL);
     cr_assert_eq(aredis_client_set_reply_hook(c, "echo", upper_hook, NULL), 0);
     cr_assert_eq(aredis_client_set_reply_hook(c, "", upper_hook, NULL),
@@ -499,14 +451,14 @@ Test(client, reply_hooks_reshape_replies, .init = load_fixture)
     counter k = {.expect = 1}, p = {.expect = 1};
     aredis_command(c, count_cb, &k, "ECHO %s", "shout");
     aredis_command(c, count_cb, &p, "PING %s", "quiet");
-    cr_assert(run_until(loop, &p.done, 10000));
+    cr_assert(testloop_run_until(loop, &p.done, 10000));
     cr_assert_str_eq(k.last, "SHOUT");
     cr_assert_str_eq(p.last, "quiet", "other commands are not hooked");
     cr_assert_eq(aredis_client_set_reply_hook(c, "ECHO", NULL, NULL), 0);
     k.done = 0;
     k.expect = 2;
     aredis_command(c, count_cb, &k, "ECHO %s", "calm");
-    cr_assert(run_until(loop, &k.done, 10000));
+    cr_assert(testloop_run_until(loop, &k.done, 10000));
     cr_assert_str_eq(k.last, "calm");
     aredis_client_free(c);
     testloop_free(loop);
@@ -518,7 +470,7 @@ Test(client, client_reply_off_skip_on, .init = load_fixture)
     char url[128], key[64];
     testenv_key(key, sizeof key, "cr");
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
         NULL);
     counter off = {0}, silent = {0}, on = {0}, skip = {0}, last = {.expect = 1};
     aredis_command(c, count_cb, &off, "CLIENT REPLY OFF");
@@ -528,7 +480,7 @@ Test(client, client_reply_off_skip_on, .init = load_fixture)
     aredis_command(c, count_cb, &skip, "CLIENT REPLY SKIP");
     aredis_command(c, count_cb, &silent, "SET %s b", key);
     aredis_command(c, count_cb, &last, "GET %s", key);
-    cr_assert(run_until(loop, &last.done, 10000));
+    cr_assert(testloop_run_until(loop, &last.done, 10000));
     cr_assert_eq(off.calls, 1);
     cr_assert_eq(off.last_type, AREDIS_REPLY_NIL);
     cr_assert_eq(silent.calls, 3);
@@ -557,18 +509,18 @@ Test(client, resp3_pushes_go_to_the_push_handler, .init = load_fixture)
     char url[128], key[64];
     testenv_key(key, sizeof key, "push");
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
         NULL);
     aredis_client *w = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)},
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
         NULL);
     counter pushes = {0}, k = {.expect = 2}, wk = {.expect = 1};
     aredis_client_set_push_handler(c, on_push, &pushes);
     aredis_command(c, count_cb, &k, "CLIENT TRACKING ON");
     aredis_command(c, count_cb, &k, "GET %s", key);
-    cr_assert(run_until(loop, &k.done, 10000));
+    cr_assert(testloop_run_until(loop, &k.done, 10000));
     aredis_command(w, count_cb, &wk, "SET %s changed", key);
-    cr_assert(run_until(loop, &pushes.done, 10000));
+    cr_assert(testloop_run_until(loop, &pushes.done, 10000));
     cr_assert_eq(k.calls, 2, "the push reached no command callback");
     aredis_client_free(c);
     aredis_client_free(w);
@@ -580,37 +532,37 @@ Test(client, resp3_pushes_go_to_the_push_handler, .init = load_fixture)
 
 Test(client, acl_user_and_wrong_password)
 {
-    private_server p;
+    testenv_server p;
     private_start(&p, "acl",
                   "--user alice on '>alicepw' '~*' '&*' '+@all' "
                   "--user default off");
     aredis_loop *loop = testloop_new();
     char url[160];
-    snprintf(url, sizeof url, "redis://alice:alicepw@127.0.0.1:%d", p.s.port);
+    snprintf(url, sizeof url, "redis://alice:alicepw@127.0.0.1:%d", p.port);
     aredis_client *good =
         aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
     counter g = {.expect = 1};
     aredis_command(good, count_cb, &g, "ACL WHOAMI");
-    cr_assert(run_until(loop, &g.done, 10000));
+    cr_assert(testloop_run_until(loop, &g.done, 10000));
     cr_assert_str_eq(g.last, "alice");
 
-    snprintf(url, sizeof url, "redis://alice:nope@127.0.0.1:%d", p.s.port);
+    snprintf(url, sizeof url, "redis://alice:nope@127.0.0.1:%d", p.port);
     aredis_client *bad =
         aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
     counter b = {.expect = 1};
     aredis_command(bad, count_cb, &b, "PING");
-    cr_assert(run_until(loop, &b.done, 10000));
+    cr_assert(testloop_run_until(loop, &b.done, 10000));
     cr_assert_eq(b.last_code, AREDIS_EAUTH, "%s", b.last);
     cr_assert(strstr(b.last, "WRONGPASS") != NULL, "%s", b.last);
 
     /* RESP2 with user + password goes through AUTH user pass. */
     snprintf(url, sizeof url, "redis://alice:alicepw@127.0.0.1:%d?protocol=2",
-             p.s.port);
+             p.port);
     aredis_client *two =
         aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
     counter t = {.expect = 1};
     aredis_command(two, count_cb, &t, "ACL WHOAMI");
-    cr_assert(run_until(loop, &t.done, 10000));
+    cr_assert(testloop_run_until(loop, &t.done, 10000));
     cr_assert_str_eq(t.last, "alice");
     aredis_client_free(good);
     aredis_client_free(bad);
@@ -621,16 +573,16 @@ Test(client, acl_user_and_wrong_password)
 
 Test(client, server_restart_mid_run)
 {
-    private_server p;
+    testenv_server p;
     private_start(&p, "restart", "");
     aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(url, sizeof url, &p.s, 0)},
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &p, 0)},
         NULL);
     counter before = {.expect = 1};
     aredis_command(c, count_cb, &before, "SET k v");
-    cr_assert(run_until(loop, &before.done, 10000));
+    cr_assert(testloop_run_until(loop, &before.done, 10000));
     cr_assert_eq(before.errors, 0);
 
     /* Commands in flight when the server dies each complete once. */
@@ -639,12 +591,9 @@ Test(client, server_restart_mid_run)
     for (int i = 0; i < 4; i++)
         aredis_command(c, count_cb, &during, "PING");
     int zero = 0;
-    run_until(loop, &zero, 200);
-    char sh[600], cmd[1024];
-    script(sh, sizeof sh);
-    snprintf(cmd, sizeof cmd, "kill -9 %ld", p.s.pid);
-    cr_assert_eq(system(cmd), 0);
-    cr_assert(run_until(loop, &during.done, 10000));
+    testloop_run_until(loop, &zero, 200);
+    cr_assert_eq(kill((pid_t)p.pid, SIGKILL), 0);
+    cr_assert(testloop_run_until(loop, &during.done, 10000));
     cr_assert_eq(during.calls, 5);
     cr_assert_eq(during.errors, 5, "%d errors, last %d: %s", during.errors,
                  during.last_code, during.last);
@@ -655,25 +604,20 @@ Test(client, server_restart_mid_run)
     /* Same port again: the next command reconnects. */
     private_stop(&p);
     char extra[64];
-    snprintf(extra, sizeof extra, "--port %d", p.s.port);
-    private_server q = p;
-    snprintf(q.name, sizeof q.name, "%s", p.name);
-    snprintf(cmd, sizeof cmd,
-             "AREDIS_TEST_OWNER_PID=%ld bash '%s' start '%s' --port %d "
-             ">/dev/null",
-             (long)getpid(), sh, q.name, p.s.port);
-    int rc = system(cmd);
+    snprintf(extra, sizeof extra, "--port %d", p.port);
+    testenv_server q;
+    int rc = testenv_private_start(&q, "client-restart", extra);
     if (rc == 0) {
         counter after = {.expect = 1};
         aredis_command(c, count_cb, &after, "PING");
-        cr_assert(run_until(loop, &after.done, 10000));
+        cr_assert(testloop_run_until(loop, &after.done, 10000));
         cr_assert_eq(after.errors, 0, "%s", after.last);
         cr_assert_str_eq(after.last, "PONG");
         private_stop(&q);
     }
     aredis_client_free(c);
     testloop_free(loop);
-    cr_assert_eq(rc, 0, "restarting on the same port");
+    cr_assert_eq(rc, 0, "restarting on the same port: %s", testenv_errstr());
 }
 
 /* ---- the blocking facade
@@ -685,7 +629,7 @@ Test(sync, commands_return_owned_replies, .init = load_fixture)
     testenv_key(key, sizeof key, "sync");
     aredis_status st;
     aredis_sync *s = aredis_sync_connect(
-        &(aredis_options){.url = url_for(url, sizeof url, &srv, 0)}, &st);
+        &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)}, &st);
     cr_assert_not_null(s, "%s", st.msg);
     aredis_reply *r = aredis_sync_command(s, "SET %s %d", key, 41);
     cr_assert_str_eq(r->str, "OK");
@@ -702,9 +646,9 @@ Test(sync, commands_return_owned_replies, .init = load_fixture)
 
     testenv_server none;
     memset(&none, 0, sizeof none);
-    none.port = free_port();
+    none.port = testenv_free_port();
     cr_assert_null(aredis_sync_connect(
-        &(aredis_options){.url = url_for(url, sizeof url, &none, 0)}, &st));
+        &(aredis_options){.url = testenv_url(url, sizeof url, &none, 0)}, &st));
     cr_assert_eq(st.code, AREDIS_ECONNREFUSED, "%s", st.msg);
 }
 
@@ -736,7 +680,7 @@ Test(client, tls_verified_and_refused)
     aredis_client *good = aredis_client_new(loop, &o, NULL);
     counter g = {.expect = 1};
     aredis_command(good, count_cb, &g, "ECHO %s", "secure");
-    cr_assert(run_until(loop, &g.done, 10000));
+    cr_assert(testloop_run_until(loop, &g.done, 10000));
     cr_assert_str_eq(g.last, "secure");
 
     /* Without the CA the server's certificate is not trusted. */
@@ -744,7 +688,7 @@ Test(client, tls_verified_and_refused)
         aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
     counter b = {.expect = 1};
     aredis_command(bad, count_cb, &b, "PING");
-    cr_assert(run_until(loop, &b.done, 10000));
+    cr_assert(testloop_run_until(loop, &b.done, 10000));
     cr_assert_eq(b.last_code, AREDIS_ETLS, "%d: %s", b.last_code, b.last);
     cr_assert(strstr(b.last, "verify") != NULL, "%s", b.last);
     aredis_client_free(good);
@@ -777,7 +721,7 @@ Test(client, ipv6_loopback)
         aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
     counter k = {.expect = 1};
     aredis_command(c, count_cb, &k, "CLIENT INFO");
-    cr_assert(run_until(loop, &k.done, 10000));
+    cr_assert(testloop_run_until(loop, &k.done, 10000));
     cr_assert_eq(k.errors, 0, "%s", k.last);
     cr_assert(strstr(k.last, "addr=[::1]:") != NULL ||
                   strstr(k.last, "addr=::1:") != NULL,

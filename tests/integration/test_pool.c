@@ -20,14 +20,7 @@ static void setup(void)
 {
     cr_assert_eq(testenv_server_load(&srv, "standalone"), 0, "%s",
                  testenv_errstr());
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", srv.port);
-}
-
-static int run_until(aredis_loop *loop, const int *flag, int timeout_ms)
-{
-    for (int waited = 0; !*flag && waited < timeout_ms; waited += 10)
-        testloop_run_once(loop, 10);
-    return *flag;
+    testenv_url(url, sizeof url, &srv, 0);
 }
 
 typedef struct result {
@@ -70,13 +63,13 @@ Test(pool, blocking_commands_do_not_stall_other_callers)
     sequence = 0;
     cr_assert_eq(aredis_command(c, keep, &blpop, "BLPOP %s %d", key, 5), 0);
     cr_assert_eq(aredis_command(c, keep, &ping, "PING"), 0);
-    cr_assert(run_until(loop, &ping.done, 3000));
+    cr_assert(testloop_run_until(loop, &ping.done, 3000));
     cr_assert_eq(blpop.calls, 0,
                  "BLPOP is still waiting on its own connection");
     cr_assert_str_eq(ping.text, "PONG");
     /* Feed the list from the shared connection: BLPOP wakes up. */
     cr_assert_eq(aredis_command(c, keep, &push, "LPUSH %s v", key), 0);
-    cr_assert(run_until(loop, &blpop.done, 5000));
+    cr_assert(testloop_run_until(loop, &blpop.done, 5000));
     cr_assert_eq(blpop.type, AREDIS_REPLY_ARRAY);
     cr_assert_str_eq(blpop.text, "v");
     cr_assert_lt(ping.order, blpop.order);
@@ -95,10 +88,10 @@ Test(pool, bounded_with_a_wait)
     result first = {0}, second = {0};
     aredis_command(c, keep, &first, "BLPOP %s 1", key);
     aredis_command(c, keep, &second, "BLPOP %s 1", key);
-    cr_assert(run_until(loop, &second.done, 3000));
+    cr_assert(testloop_run_until(loop, &second.done, 3000));
     cr_assert_eq(second.code, AREDIS_EBUSY, "%d: %s", second.code, second.text);
     cr_assert(strstr(second.text, "pool_wait_ms") != NULL, "%s", second.text);
-    cr_assert(run_until(loop, &first.done, 3000));
+    cr_assert(testloop_run_until(loop, &first.done, 3000));
     cr_assert_eq(first.type, AREDIS_REPLY_NIL, "BLPOP timed out server-side");
     aredis_client_free(c);
     testloop_free(loop);
@@ -122,7 +115,7 @@ static long long client_id(aredis_loop *loop, aredis_exclusive *x)
 {
     result id = {0};
     cr_assert_eq(aredis_exclusive_command(x, keep, &id, "CLIENT ID"), 0);
-    cr_assert(run_until(loop, &id.done, 3000));
+    cr_assert(testloop_run_until(loop, &id.done, 3000));
     cr_assert_eq(id.type, AREDIS_REPLY_INTEGER);
     return id.integer;
 }
@@ -137,7 +130,7 @@ Test(pool, borrow_run_a_transaction_and_return)
     borrow b = {0};
     cr_assert_eq(aredis_client_acquire(c, got, &b), 0);
     cr_assert_eq(b.done, 0, "never inside the call");
-    cr_assert(run_until(loop, &b.done, 3000));
+    cr_assert(testloop_run_until(loop, &b.done, 3000));
     cr_assert_eq(b.status, 0);
     long long id1 = client_id(loop, b.x);
 
@@ -145,7 +138,7 @@ Test(pool, borrow_run_a_transaction_and_return)
     aredis_exclusive_command(b.x, keep, &multi, "MULTI");
     aredis_exclusive_command(b.x, keep, &incr, "INCR %s", key);
     aredis_exclusive_command(b.x, keep, &exec, "EXEC");
-    cr_assert(run_until(loop, &exec.done, 3000));
+    cr_assert(testloop_run_until(loop, &exec.done, 3000));
     cr_assert_str_eq(multi.text, "OK");
     cr_assert_str_eq(incr.text, "QUEUED");
     cr_assert_eq(exec.type, AREDIS_REPLY_ARRAY);
@@ -154,18 +147,18 @@ Test(pool, borrow_run_a_transaction_and_return)
     /* Given back clean, the same connection is lent again. */
     borrow again = {0};
     aredis_client_acquire(c, got, &again);
-    cr_assert(run_until(loop, &again.done, 3000));
+    cr_assert(testloop_run_until(loop, &again.done, 3000));
     cr_assert_eq(client_id(loop, again.x), id1);
 
     /* Given back with a reply unread: closed, never reused. */
     result unread = {0};
     aredis_exclusive_command(again.x, keep, &unread, "DEBUG SLEEP 0.2");
     aredis_exclusive_release(again.x);
-    cr_assert(run_until(loop, &unread.done, 3000));
+    cr_assert(testloop_run_until(loop, &unread.done, 3000));
     cr_assert_eq(unread.code, AREDIS_ECANCELED, "%s", unread.text);
     borrow third = {0};
     aredis_client_acquire(c, got, &third);
-    cr_assert(run_until(loop, &third.done, 3000));
+    cr_assert(testloop_run_until(loop, &third.done, 3000));
     cr_assert_neq(client_id(loop, third.x), id1);
     aredis_exclusive_release(third.x);
     aredis_client_free(c);
@@ -179,14 +172,14 @@ Test(pool, idle_connections_close)
         loop, &(aredis_options){.url = url, .pool_idle_ms = 100}, NULL);
     borrow b = {0};
     aredis_client_acquire(c, got, &b);
-    cr_assert(run_until(loop, &b.done, 3000));
+    cr_assert(testloop_run_until(loop, &b.done, 3000));
     long long id1 = client_id(loop, b.x);
     aredis_exclusive_release(b.x);
     int never = 0;
-    run_until(loop, &never, 400);
+    testloop_run_until(loop, &never, 400);
     borrow b2 = {0};
     aredis_client_acquire(c, got, &b2);
-    cr_assert(run_until(loop, &b2.done, 3000));
+    cr_assert(testloop_run_until(loop, &b2.done, 3000));
     cr_assert_neq(client_id(loop, b2.x), id1, "the idle one was closed");
     aredis_exclusive_release(b2.x);
     aredis_client_free(c);
@@ -222,11 +215,11 @@ Test(pool, the_disconnected_queue_is_bounded)
     memset(r, 0, sizeof r);
     for (int i = 0; i < 6; i++)
         cr_assert_eq(aredis_command(c, keep, &r[i], "PING"), 0);
-    cr_assert(run_until(loop, &r[5].done, 3000));
+    cr_assert(testloop_run_until(loop, &r[5].done, 3000));
     for (int i = 3; i < 6; i++)
         cr_assert_eq(r[i].code, AREDIS_EBUSY, "%d: %s", i, r[i].text);
     /* The queued ones fail once the attempts are spent. */
-    cr_assert(run_until(loop, &r[2].done, 5000));
+    cr_assert(testloop_run_until(loop, &r[2].done, 5000));
     for (int i = 0; i < 3; i++) {
         cr_assert_eq(r[i].calls, 1);
         cr_assert_eq(r[i].code, AREDIS_ECONNREFUSED, "%d: %s", i, r[i].text);
@@ -246,7 +239,7 @@ Test(pool, the_disconnected_queue_is_bounded)
     memset(r, 0, sizeof r);
     for (int i = 0; i < 3; i++)
         aredis_command(c, keep, &r[i], "PING");
-    cr_assert(run_until(loop, &r[2].done, 3000));
+    cr_assert(testloop_run_until(loop, &r[2].done, 3000));
     for (int i = 0; i < 3; i++)
         cr_assert_eq(r[i].code, AREDIS_ETIMEDOUT, "%d: %s", i, r[i].text);
     aredis_client_free(c);

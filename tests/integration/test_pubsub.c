@@ -4,12 +4,10 @@
  * commands beside subscriptions, keyspace notifications, the thread mode,
  * and resubscription after the connection is killed. */
 #include <criterion/criterion.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "aredis/aredis.h"
 #include "testenv.h"
@@ -38,6 +36,29 @@ static aredis_client *client(aredis_loop *loop, int protocol)
     aredis_status st;
     aredis_client *c =
         aredis_client_new(loop, &(aredis_options){.url = url}, &st);
+    cr_assert_not_null(c, "%s", st.msg);
+    return c;
+}
+
+/* A client whose connections the server lists under `name` (CLIENT LIST);
+ * pool_max as given, with pool_wait_ms 100 (0: the defaults for both). */
+static aredis_client *named_client(aredis_loop *loop, int protocol, char *name,
+                                   int pool_max)
+{
+    for (char *p = name; *p; p++)
+        if (*p == ':')
+            *p = '-';
+    char url[192];
+    snprintf(url, sizeof url,
+             "redis://127.0.0.1:%d/0?protocol=%d&client_name=%s", srv.port,
+             protocol, name);
+    aredis_status st;
+    aredis_client *c =
+        aredis_client_new(loop,
+                          &(aredis_options){.url = url,
+                                            .pool_max = pool_max,
+                                            .pool_wait_ms = pool_max ? 100 : 0},
+                          &st);
     cr_assert_not_null(c, "%s", st.msg);
     return c;
 }
@@ -313,71 +334,435 @@ Test(pubsub, keyspace_notifications)
     testloop_free(loop);
 }
 
-/* CLIENT KILL TYPE pubsub hits every subscriber of a server, so these
- * tests use a private server, started and stopped by the project's script
- * (its owner is this process, so it outlives system()'s shell). */
-static void private_server(testenv_server *out, const char *tag, int stop)
+/* Every get_message call completes exactly once: count them. */
+typedef struct calls {
+    int n, timedout, canceled, other, resubmit;
+} calls;
+
+static void count_call(aredis_pubsub *ps, const aredis_pubsub_message *m,
+                       int status, void *ud)
 {
-    char here[512], name[64], cmd[1400];
-    snprintf(here, sizeof here, "%s", __FILE__);
-    snprintf(name, sizeof name, "pubsub-%s-%ld", tag, (long)getpid());
-    snprintf(cmd, sizeof cmd,
-             "AREDIS_TEST_OWNER_PID=%ld bash '%s/../support/redis-server.sh' "
-             "%s '%s' >/dev/null",
-             (long)getpid(), dirname(here), stop ? "stop" : "start", name);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
-    if (!stop)
-        cr_assert_eq(testenv_server_load(out, name), 0, "%s", testenv_errstr());
+    (void)m;
+    calls *k = ud;
+    k->n++;
+    if (status == AREDIS_ETIMEDOUT)
+        k->timedout++;
+    else if (status == AREDIS_ECANCELED)
+        k->canceled++;
+    else
+        k->other++;
+    /* Wait again from the timeout callback, while the timer is still
+     * handing out the other expired waiters. */
+    if (k->resubmit > 0) {
+        k->resubmit--;
+        cr_assert_eq(aredis_pubsub_get_message(ps, 30, count_call, k), 0);
+    }
 }
 
-static void resubscribe_after_kill(int protocol)
+typedef struct numsub {
+    int done, ok;
+    char channel[96];
+} numsub;
+
+static void on_numsub(aredis_client *c, const aredis_reply *r, void *ud)
 {
-    testenv_server mine;
-    private_server(&mine, protocol == 2 ? "two" : "three", 0);
-    testenv_server shared = srv;
-    srv = mine;
+    (void)c;
+    numsub *n = ud;
+    n->done = 1;
+    /* [channel, count] pairs, an integer count, in RESP2 and RESP3. */
+    n->ok = r->type == AREDIS_REPLY_ARRAY && r->len == 2 &&
+            r->element[0].type == AREDIS_REPLY_STRING &&
+            strcmp(r->element[0].str, n->channel) == 0 &&
+            r->element[1].type == AREDIS_REPLY_INTEGER &&
+            r->element[1].integer == 1;
+}
+
+/* Wait until the server has the subscription (PUBSUB NUMSUB says 1). */
+static void numsub_wait(aredis_loop *loop, aredis_client *q, const char *ch)
+{
+    reply_seen r = {0};
+    for (int tries = 0; tries < 300; tries++) {
+        numsub n = {0};
+        snprintf(n.channel, sizeof n.channel, "%s", ch);
+        aredis_command(q, on_numsub, &n, "PUBSUB NUMSUB %s", ch);
+        cr_assert(run_until(loop, &n.done, 3000));
+        if (n.ok)
+            return;
+        run_until(loop, &r.done, 10);
+    }
+    cr_assert_fail("%s: never subscribed", ch);
+}
+
+/* Several waiters time out in one timer run; each callback waits again.
+ * Every call, the first ones and the new ones, completes exactly once. */
+Test(pubsub, timeout_callbacks_wait_again)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = client(loop, 3);
+    aredis_pubsub *ps = aredis_pubsub_new(c, NULL);
+    enum { N = 4 };
+    calls k[N];
+    memset(k, 0, sizeof k);
+    for (int i = 0; i < N; i++) {
+        k[i].resubmit = 1;
+        cr_assert_eq(aredis_pubsub_get_message(ps, 50, count_call, &k[i]), 0);
+    }
+    int all = 0;
+    for (int waited = 0; !all && waited < 3000; waited += 10) {
+        testloop_run_once(loop, 10);
+        all = 1;
+        for (int i = 0; i < N; i++)
+            all = all && k[i].n == 2;
+    }
+    int zero = 0;
+    run_until(loop, &zero, 100);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(k[i].n, 2, "waiter %d: completed %d times (want 2)", i,
+                     k[i].n);
+        cr_assert_eq(k[i].timedout, 2, "waiter %d", i);
+    }
+    aredis_pubsub_free(ps);
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
+static void free_on_first(aredis_pubsub *ps, const aredis_pubsub_message *m,
+                          int status, void *ud)
+{
+    count_call(ps, m, status, ud);
+    aredis_pubsub_free(ps);
+}
+
+/* Two waiters, two queued messages; the first callback frees the pubsub:
+ * the second waiter is cancelled, not handed a message. */
+Test(pubsub, free_from_message_callback)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = client(loop, 3);
+    aredis_client *pub = client(loop, 3);
+    char ch[64];
+    testenv_key(ch, sizeof ch, "freecb");
+    aredis_pubsub *ps = aredis_pubsub_new(
+        c, &(aredis_pubsub_options){.ignore_subscribe_messages = 1});
+    cr_assert_eq(aredis_pubsub_subscribe(ps, ch, NULL, NULL), 0);
+    numsub_wait(loop, pub, ch);
+    for (int i = 0; i < 2; i++) {
+        reply_seen r = {0};
+        aredis_command(pub, on_reply, &r, "PUBLISH %s %s", ch, "queued");
+        cr_assert(run_until(loop, &r.done, 3000));
+        cr_assert_eq(r.integer, 1);
+    }
+    int zero = 0;
+    run_until(loop, &zero, 100); /* both are queued now */
+    calls first = {0}, second = {0};
+    aredis_pubsub_get_message(ps, 5000, free_on_first, &first);
+    aredis_pubsub_get_message(ps, 5000, count_call, &second);
+    for (int i = 0; i < 300 && second.n == 0; i++)
+        testloop_run_once(loop, 10);
+    cr_assert_eq(first.n, 1);
+    cr_assert_eq(first.other, 1, "the first waiter got a message");
+    cr_assert_eq(second.n, 1);
+    cr_assert_eq(second.canceled, 1, "freed before its turn");
+    aredis_client_free(c);
+    aredis_client_free(pub);
+    testloop_free(loop);
+}
+
+/* A pubsub and its client freed in the same loop turn, in either order,
+ * with get_message calls still waiting: each completes exactly once, with
+ * AREDIS_ECANCELED, and nothing is touched after it is freed. */
+static void free_together(int protocol, int pubsub_first, int queued_ahead)
+{
     aredis_loop *loop = testloop_new();
     aredis_client *c = client(loop, protocol);
-    aredis_client *pub = client(loop, 3);
-    srv = shared;
     char ch[64];
-    testenv_key(ch, sizeof ch, "resub");
-    seen s = {0};
-    aredis_pubsub *ps = aredis_pubsub_new(
-        c, &(aredis_pubsub_options){.event_handler = handler, .event_ud = &s});
-    aredis_pubsub_subscribe(ps, ch, handler, &s);
-    publish_until(loop, pub, ch, "before", &s, 1);
-    cr_assert_eq(s.messages, 1);
-    int confirmations = s.confirmations;
-
-    /* Kill the subscriber's connection from outside. */
-    reply_seen k = {0};
-    aredis_command(pub, on_reply, &k, "CLIENT KILL TYPE pubsub");
-    cr_assert(run_until(loop, &k.done, 3000));
-    cr_assert_geq(k.integer, 1, "killed %lld", k.integer);
-    for (int i = 0; i < 300 && s.resubscribed == 0; i++)
+    testenv_key(ch, sizeof ch, "freed");
+    aredis_pubsub *ps = aredis_pubsub_new(c, NULL);
+    cr_assert_eq(aredis_pubsub_subscribe(ps, ch, NULL, NULL), 0);
+    /* The subscription is live once its confirmation is queued. */
+    got_msg conf = {0};
+    aredis_pubsub_get_message(ps, 5000, on_message, &conf);
+    cr_assert(run_until(loop, &conf.done, 5000));
+    cr_assert_eq(conf.s.kind, AREDIS_PUBSUB_SUBSCRIBE);
+    calls forever = {0}, bounded = {0};
+    cr_assert_eq(aredis_pubsub_get_message(ps, -1, count_call, &forever), 0);
+    cr_assert_eq(aredis_pubsub_get_message(ps, 5000, count_call, &bounded), 0);
+    reply_seen refused = {0};
+    if (queued_ahead) /* a completion puts the client's turn first */
+        aredis_command(c, on_reply, &refused, "SUBSCRIBE %s", ch);
+    if (pubsub_first) {
+        aredis_pubsub_free(ps);
+        aredis_client_free(c);
+    } else {
+        aredis_client_free(c);
+        aredis_pubsub_free(ps);
+    }
+    cr_assert_eq(forever.n + bounded.n, 0, "never inside the free calls");
+    for (int i = 0; i < 100 && forever.n + bounded.n < 2; i++)
         testloop_run_once(loop, 10);
-    cr_assert_eq(s.resubscribed, 1, "protocol %d: the resubscribed event",
-                 protocol);
-    cr_assert_eq(s.confirmations, confirmations,
-                 "no duplicate confirmations reach the program");
+    testloop_free(loop); /* runs whatever release is still queued */
+    cr_assert_eq(forever.n, 1, "protocol %d: completed %d times", protocol,
+                 forever.n);
+    cr_assert_eq(forever.canceled, 1);
+    cr_assert_eq(bounded.n, 1, "protocol %d: completed %d times", protocol,
+                 bounded.n);
+    cr_assert_eq(bounded.canceled, 1);
+    cr_assert_eq(refused.done, queued_ahead);
+}
 
-    /* A message published after recovery arrives exactly once. */
-    s.done = 0;
-    s.messages = 0;
-    reply_seen p = {0};
-    aredis_command(pub, on_reply, &p, "PUBLISH %s %s", ch, "after");
-    cr_assert(run_until(loop, &p.done, 3000));
-    cr_assert_eq(p.integer, 1, "one subscriber again");
+Test(pubsub, free_pubsub_then_client_resp3)
+{
+    free_together(3, 1, 0);
+}
+
+Test(pubsub, free_pubsub_then_client_resp2)
+{
+    free_together(2, 1, 0);
+}
+
+/* The same, with the client's own deferred work queued before the frees:
+ * its release runs before the pubsub's. */
+Test(pubsub, free_pubsub_then_client_queued_resp3)
+{
+    free_together(3, 1, 1);
+}
+
+Test(pubsub, free_pubsub_then_client_queued_resp2)
+{
+    free_together(2, 1, 1);
+}
+
+Test(pubsub, free_client_then_pubsub_resp3)
+{
+    free_together(3, 0, 0);
+}
+
+Test(pubsub, free_client_then_pubsub_resp2)
+{
+    free_together(2, 0, 0);
+}
+
+/* The server's view of one client's connections (CLIENT LIST), found by
+ * the client name: how many, and the id of the one holding subscriptions. */
+typedef struct conns {
+    int done, named;
+    long long sub_id;
+    char name[64];
+} conns;
+
+/* A CLIENT LIST field ("id", "sub"...) of one line, or -1. */
+static long long list_field(const char *line, const char *key)
+{
+    char pat[32];
+    snprintf(pat, sizeof pat, " %s=", key);
+    const char *at = NULL;
+    if (strncmp(line, pat + 1, strlen(pat + 1)) == 0)
+        at = line + strlen(pat + 1);
+    else if ((at = strstr(line, pat)) != NULL)
+        at += strlen(pat);
+    return at != NULL ? strtoll(at, NULL, 10) : -1;
+}
+
+static void on_client_list(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    conns *k = ud;
+    k->done = 1;
+    k->named = 0;
+    k->sub_id = 0;
+    if (r->type != AREDIS_REPLY_STRING && r->type != AREDIS_REPLY_VERB)
+        return;
+    char want[96];
+    snprintf(want, sizeof want, " name=%s ", k->name);
+    const char *p = r->str, *end = r->str + r->len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL)
+            nl = end;
+        char line[2048];
+        snprintf(line, sizeof line, "%.*s", (int)(nl - p), p);
+        if (strstr(line, want) != NULL) {
+            k->named++;
+            if (list_field(line, "sub") > 0 || list_field(line, "psub") > 0 ||
+                list_field(line, "ssub") > 0)
+                k->sub_id = list_field(line, "id");
+        }
+        p = nl + 1;
+    }
+}
+
+static conns client_list(aredis_loop *loop, aredis_client *q, const char *name)
+{
+    conns k = {0};
+    snprintf(k.name, sizeof k.name, "%s", name);
+    aredis_command(q, on_client_list, &k, "CLIENT LIST");
+    cr_assert(run_until(loop, &k.done, 3000));
+    return k;
+}
+
+static void on_acquired(aredis_client *c, aredis_exclusive *x, int status,
+                        void *ud)
+{
+    (void)c;
+    cr_assert_eq(status, 0, "acquire: %d", status);
+    *(aredis_exclusive **)ud = x;
+}
+
+/* RESP2 with every connection of the pool in use: the pubsub opens none
+ * beyond pool_max; it waits (past pool_wait_ms, which only bounds one
+ * request) and subscribes once a connection is given back. */
+Test(pubsub, resp2_pool_full_waits)
+{
+    aredis_loop *loop = testloop_new();
+    char name[64], ch[64];
+    testenv_key(name, sizeof name, "poolfull");
+    aredis_client *c = named_client(loop, 2, name, 1);
+    aredis_client *q = client(loop, 3);
+    testenv_key(ch, sizeof ch, "poolfull");
+
+    /* The pool's only connection is lent out (and connected). */
+    aredis_exclusive *x = NULL;
+    cr_assert_eq(aredis_client_acquire(c, on_acquired, &x), 0);
+    for (int i = 0; i < 300 && x == NULL; i++)
+        testloop_run_once(loop, 10);
+    cr_assert_not_null(x);
+    reply_seen ping = {0};
+    aredis_exclusive_command(x, on_reply, &ping, "PING");
+    cr_assert(run_until(loop, &ping.done, 3000));
+    reply_seen main = {0};
+    aredis_command(c, on_reply, &main, "PING");
+    cr_assert(run_until(loop, &main.done, 3000));
+
+    seen s = {0};
+    aredis_pubsub *ps = aredis_pubsub_new(c, NULL);
+    cr_assert_eq(aredis_pubsub_subscribe(ps, ch, handler, &s), 0);
+    /* Several pool_wait_ms go by: still no extra connection, no
+     * subscriber. */
+    int zero = 0;
+    run_until(loop, &zero, 500);
+    conns k = client_list(loop, q, name);
+    cr_assert_eq(k.named, 2, "the shared connection and the lent one: %d",
+                 k.named);
+    cr_assert_eq(k.sub_id, 0, "nothing subscribed yet");
+    reply_seen none = {0};
+    aredis_command(q, on_reply, &none, "PUBLISH %s %s", ch, "early");
+    cr_assert(run_until(loop, &none.done, 3000));
+    cr_assert_eq(none.integer, 0);
+    cr_assert_eq(s.messages, 0);
+
+    /* Given back: the pubsub takes it and its subscription is made. */
+    aredis_exclusive_release(x);
+    publish_until(loop, q, ch, "late", &s, 1);
+    cr_assert_eq(s.messages, 1, "the waiting pubsub got the connection");
+    cr_assert_str_eq(s.data, "late");
+    k = client_list(loop, q, name);
+    cr_assert_eq(k.named, 2, "still pool_max + the shared one: %d", k.named);
+    cr_assert_neq(k.sub_id, 0);
+    aredis_pubsub_free(ps);
+    aredis_client_free(c);
+    aredis_client_free(q);
+    testloop_free(loop);
+}
+
+/* RESP2: the pubsub's connection is granted, but the grant is still on
+ * its way (deferred) when the pubsub and the client are freed, behind a
+ * client release that was queued first (a refused command queued it):
+ * nothing may run on the freed client. */
+Test(pubsub, free_while_connection_granted_resp2)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = client(loop, 2);
+    reply_seen refused = {0};
+    aredis_command(c, on_reply, &refused, "SUBSCRIBE %s", "x");
+    aredis_pubsub *ps = aredis_pubsub_new(c, NULL);
+    cr_assert_not_null(ps);
+    calls k = {0};
+    cr_assert_eq(aredis_pubsub_get_message(ps, -1, count_call, &k), 0);
+    aredis_pubsub_free(ps);
+    aredis_client_free(c);
+    testloop_free(loop);
+    cr_assert_eq(refused.done, 1);
+    cr_assert_eq(k.n, 1);
+    cr_assert_eq(k.canceled, 1);
+}
+
+/* After the pubsub's connection is killed (CLIENT KILL ID, found by the
+ * client's name), a channel, a pattern and a shard channel are all made
+ * again: one message published to each afterwards (PUBLISH to a channel
+ * the pattern matches, SPUBLISH to the shard channel) arrives exactly
+ * once, and the program sees one RESUBSCRIBED event, no confirmations. */
+static void resubscribe_after_kill(int protocol)
+{
+    aredis_loop *loop = testloop_new();
+    char name[64];
+    testenv_key(name, sizeof name, protocol == 2 ? "resub2" : "resub3");
+    aredis_client *c = named_client(loop, protocol, name, 0);
+    aredis_client *pub = client(loop, 3);
+    char ch[64], pat[64], pch[80], shard[64];
+    testenv_key(ch, sizeof ch, "resub.ch");
+    testenv_key(pat, sizeof pat, "resub.pat.*");
+    snprintf(pch, sizeof pch, "%.*s.x", (int)strlen(pat) - 2, pat);
+    testenv_key(shard, sizeof shard, "resub.shard");
+    seen ev = {0}, sc = {0}, sp = {0}, ss = {0};
+    aredis_pubsub *ps = aredis_pubsub_new(
+        c, &(aredis_pubsub_options){.event_handler = handler, .event_ud = &ev});
+    cr_assert_eq(aredis_pubsub_subscribe(ps, ch, handler, &sc), 0);
+    cr_assert_eq(aredis_pubsub_psubscribe(ps, pat, handler, &sp), 0);
+    cr_assert_eq(aredis_pubsub_ssubscribe(ps, shard, handler, &ss), 0);
+    for (int i = 0;
+         i < 300 && sc.confirmations + sp.confirmations + ss.confirmations < 3;
+         i++)
+        testloop_run_once(loop, 10);
+    cr_assert_eq(sc.confirmations + sp.confirmations + ss.confirmations, 3);
+
+    /* Kill the subscriber's connection, and only that one. */
+    conns before = client_list(loop, pub, name);
+    cr_assert_neq(before.sub_id, 0, "the subscribed connection");
+    reply_seen k = {0};
+    aredis_command(pub, on_reply, &k, "CLIENT KILL ID %lld", before.sub_id);
+    cr_assert(run_until(loop, &k.done, 3000));
+    cr_assert_eq(k.integer, 1, "killed %lld (%s)", k.integer, k.text);
+    for (int i = 0; i < 300 && ev.resubscribed == 0; i++)
+        testloop_run_once(loop, 10);
+    cr_assert_eq(ev.resubscribed, 1, "protocol %d: the resubscribed event",
+                 protocol);
+    cr_assert_eq(sc.confirmations + sp.confirmations + ss.confirmations, 3,
+                 "no duplicate confirmations reach the program");
+    conns after = client_list(loop, pub, name);
+    cr_assert_neq(after.sub_id, 0);
+    cr_assert_neq(after.sub_id, before.sub_id, "a new connection");
+    cr_assert_eq(after.named, protocol == 2 ? 2 : 1,
+                 "one connection per link: %d", after.named);
+
+    /* One message to each, after recovery: each arrives exactly once. */
+    const char *cmd[3] = {"PUBLISH", "PUBLISH", "SPUBLISH"};
+    const char *to[3] = {ch, pch, shard};
+    for (int i = 0; i < 3; i++) {
+        reply_seen p = {0};
+        aredis_command(pub, on_reply, &p, "%s %s %s", cmd[i], to[i], "after");
+        cr_assert(run_until(loop, &p.done, 3000));
+        cr_assert_eq(p.integer, 1, "%s %s: one subscriber again (%s)", cmd[i],
+                     to[i], p.text);
+    }
+    for (int i = 0; i < 300 && sc.messages + sp.messages + ss.messages < 3; i++)
+        testloop_run_once(loop, 10);
     int zero = 0;
     run_until(loop, &zero, 200);
-    cr_assert_eq(s.messages, 1);
-    cr_assert_str_eq(s.data, "after");
+    cr_assert_eq(sc.messages, 1, "protocol %d: channel", protocol);
+    cr_assert_eq(sc.kind, AREDIS_PUBSUB_MESSAGE);
+    cr_assert_str_eq(sc.data, "after");
+    cr_assert_eq(sp.messages, 1, "protocol %d: pattern", protocol);
+    cr_assert_eq(sp.kind, AREDIS_PUBSUB_PMESSAGE);
+    cr_assert_str_eq(sp.pattern, pat);
+    cr_assert_str_eq(sp.channel, pch);
+    cr_assert_eq(ss.messages, 1, "protocol %d: shard channel", protocol);
+    cr_assert_eq(ss.kind, AREDIS_PUBSUB_SMESSAGE);
+    cr_assert_str_eq(ss.channel, shard);
+    cr_assert_eq(ev.messages + ev.confirmations, 0);
     aredis_pubsub_free(ps);
     aredis_client_free(c);
     aredis_client_free(pub);
     testloop_free(loop);
-    private_server(&mine, protocol == 2 ? "two" : "three", 1);
 }
 
 Test(pubsub, resubscribe_resp3)
@@ -429,24 +814,6 @@ Test(pubsub, thread_mode)
     cr_assert_geq(thread_messages, 1);
     aredis_pubsub_thread_stop(t);
     aredis_sync_free(s);
-}
-
-typedef struct numsub {
-    int done, ok;
-    char channel[96];
-} numsub;
-
-static void on_numsub(aredis_client *c, const aredis_reply *r, void *ud)
-{
-    (void)c;
-    numsub *n = ud;
-    n->done = 1;
-    /* [channel, count] pairs, an integer count, in RESP2 and RESP3. */
-    n->ok = r->type == AREDIS_REPLY_ARRAY && r->len == 2 &&
-            r->element[0].type == AREDIS_REPLY_STRING &&
-            strcmp(r->element[0].str, n->channel) == 0 &&
-            r->element[1].type == AREDIS_REPLY_INTEGER &&
-            r->element[1].integer == 1;
 }
 
 static void on_channels(aredis_client *c, const aredis_reply *r, void *ud)

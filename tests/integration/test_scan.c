@@ -39,13 +39,6 @@ static const char *url_for(int db, int proto)
     return url;
 }
 
-static int run_until(aredis_loop *loop, const int *flag, int timeout_ms)
-{
-    for (int waited = 0; !*flag && waited < timeout_ms; waited += 10)
-        testloop_run_once(loop, 10);
-    return *flag;
-}
-
 static aredis_client *connect_to(aredis_loop *loop, int db, int proto)
 {
     aredis_status st;
@@ -178,7 +171,8 @@ static void walk_all(aredis_loop *loop, aredis_client *c,
                              elements ? on_elem : NULL, on_done, w),
                  0);
     cr_assert_eq(w->done_calls, 0, "never inside the call");
-    cr_assert(run_until(loop, &w->done_calls, 60000), "walk did not end");
+    cr_assert(testloop_run_until(loop, &w->done_calls, 60000),
+              "walk did not end");
     /* Give a second completion a chance to show up. */
     for (int i = 0; i < 5; i++)
         testloop_run_once(loop, 5);
@@ -257,7 +251,7 @@ static void keyspace_walk(aredis_loop *loop, aredis_client *c, long long count,
     cr_assert_eq(aredis_scan(c, &(aredis_scan_opts){.count = count},
                              count_batch, mark_key, on_done, w),
                  0);
-    cr_assert(run_until(loop, &w->done_calls, 60000));
+    cr_assert(testloop_run_until(loop, &w->done_calls, 60000));
     cr_assert_eq(w->status, AREDIS_SCAN_FINISHED, "%d %s", w->status, w->err);
     int missing = 0;
     for (int i = 0; i < NKEYS; i++)
@@ -743,7 +737,7 @@ Test(scan, freeing_the_client_ends_the_walk_once)
                              NULL, on_done, &w),
                  0);
     aredis_client_free(c);
-    cr_assert(run_until(loop, &w.done_calls, 5000));
+    cr_assert(testloop_run_until(loop, &w.done_calls, 5000));
     cr_assert_lt(w.status, 0, "a failure, not a finish");
     cr_assert_eq(w.status, AREDIS_ECANCELED, "%d: %s", w.status, w.err);
     walk_cleanup(&w);
@@ -754,7 +748,7 @@ Test(scan, freeing_the_client_ends_the_walk_once)
     cr_assert_eq(aredis_scan(c, &(aredis_scan_opts){.match = pat, .count = 5},
                              free_client_in_batch, NULL, on_done, &w2),
                  0);
-    cr_assert(run_until(loop, &w2.done_calls, 5000));
+    cr_assert(testloop_run_until(loop, &w2.done_calls, 5000));
     for (int i = 0; i < 5; i++)
         testloop_run_once(loop, 5);
     cr_assert_eq(w2.done_calls, 1);

@@ -12,7 +12,6 @@
  * private server (tests/support/redis-server.sh) and cannot disturb the
  * tests running beside it. */
 #include <criterion/criterion.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,14 +28,7 @@ static void setup(void)
 {
     cr_assert_eq(testenv_server_load(&srv, "standalone"), 0, "%s",
                  testenv_errstr());
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", srv.port);
-}
-
-static int run_until(aredis_loop *loop, const int *flag, int timeout_ms)
-{
-    for (int waited = 0; !*flag && waited < timeout_ms; waited += 10)
-        testloop_run_once(loop, 10);
-    return *flag;
+    testenv_url(url, sizeof url, &srv, 0);
 }
 
 typedef struct got {
@@ -71,41 +63,16 @@ static void sync_cmd(aredis_loop *loop, aredis_client *c, got *g,
 {
     got_clear(g);
     cr_assert_eq(aredis_command(c, keep, g, fmt, a), 0);
-    cr_assert(run_until(loop, &g->calls, 3000), "%s timed out", fmt);
+    cr_assert(testloop_run_until(loop, &g->calls, 3000), "%s timed out", fmt);
 }
 
 static void finish(aredis_loop *loop, aredis_client *c)
 {
     int never = 0;
-    run_until(loop, &never, 30);
+    testloop_run_until(loop, &never, 30);
     cr_assert_eq(aredis_client_pending(c), 0, "nothing left in flight");
     aredis_client_free(c);
     testloop_free(loop);
-}
-
-/* A private server for this process, stopped at the end of the test. */
-static void private_start(testenv_server *out, char *name, size_t cap)
-{
-    char here[512], cmd[2048];
-    snprintf(here, sizeof here, "%s", __FILE__);
-    snprintf(name, cap, "script-%ld", (long)getpid());
-    /* Owned by this process, not by the shell system() starts. */
-    snprintf(cmd, sizeof cmd,
-             "AREDIS_TEST_OWNER_PID=%ld bash '%s/../support/redis-server.sh' "
-             "start '%s' >/dev/null",
-             (long)getpid(), dirname(here), name);
-    cr_assert_eq(system(cmd), 0, "starting %s failed", name);
-    cr_assert_eq(testenv_server_load(out, name), 0, "%s", testenv_errstr());
-}
-
-static void private_stop(const char *name)
-{
-    char here[512], cmd[1024];
-    snprintf(here, sizeof here, "%s", __FILE__);
-    snprintf(cmd, sizeof cmd,
-             "bash '%s/../support/redis-server.sh' stop '%s' >/dev/null",
-             dirname(here), name);
-    cr_assert_eq(system(cmd), 0);
 }
 
 /* The Python library's README example, made unique to this process. */
@@ -154,7 +121,7 @@ Test(script, the_local_sha1_is_the_servers)
     const char *argv[] = {"SCRIPT", "LOAD", src};
     size_t argvlen[] = {6, 4, mlen};
     cr_assert_eq(aredis_commandv(c, keep, &g, 3, argv, argvlen), 0);
-    cr_assert(run_until(loop, &g.calls, 3000));
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_eq(g.r->type, AREDIS_REPLY_STRING);
     cr_assert_str_eq(g.r->str, aredis_script_sha(m));
     /* Binary-safe sources: an embedded NUL is part of what is hashed. */
@@ -190,13 +157,13 @@ Test(script, eval_loads_on_noscript_transparently_on_any_client)
     got r = {0};
     cr_assert_eq(aredis_script_eval(c1, mul, keep, &r, 1, keys, 1, args), 0);
     cr_assert_eq(r.calls, 0, "never inside the call");
-    cr_assert(run_until(loop, &r.calls, 3000));
+    cr_assert(testloop_run_until(loop, &r.calls, 3000));
     cr_assert_eq(r.r->type, AREDIS_REPLY_INTEGER, "%s",
                  r.r->type == AREDIS_REPLY_ERROR ? r.r->str : "");
     cr_assert_eq(r.r->integer, 10);
     cr_assert_eq(script_exists(loop, c1, mul), 1, "loaded on the way");
     int never = 0;
-    run_until(loop, &never, 30);
+    testloop_run_until(loop, &never, 30);
     cr_assert_eq(r.calls, 1, "one callback for EVALSHA + LOAD + EVALSHA");
 
     /* The same object on another client (RESP2), freed by the caller as
@@ -205,7 +172,7 @@ Test(script, eval_loads_on_noscript_transparently_on_any_client)
     const char *args2[] = {"7"};
     cr_assert_eq(aredis_script_eval(c2, mul, keep, &r, 1, keys, 1, args2), 0);
     aredis_script_free(mul);
-    cr_assert(run_until(loop, &r.calls, 3000));
+    cr_assert(testloop_run_until(loop, &r.calls, 3000));
     cr_assert_eq(r.r->integer, 14);
 
     /* Binary-safe keys and arguments. */
@@ -216,7 +183,7 @@ Test(script, eval_loads_on_noscript_transparently_on_any_client)
     cr_assert_eq(
         aredis_script_evalv(c1, echo, keep, &r, 1, keys, NULL, 1, bin, binlen),
         0);
-    cr_assert(run_until(loop, &r.calls, 3000));
+    cr_assert(testloop_run_until(loop, &r.calls, 3000));
     cr_assert_eq(r.r->type, AREDIS_REPLY_STRING);
     cr_assert_eq(r.r->len, 3);
     cr_assert(memcmp(r.r->str, "a\0b", 3) == 0);
@@ -244,7 +211,7 @@ Test(script, script_errors_keep_their_message)
     aredis_script *bad = aredis_script_new(src, strlen(src));
     got r = {0};
     cr_assert_eq(aredis_script_eval(c, bad, keep, &r, 0, NULL, 0, NULL), 0);
-    cr_assert(run_until(loop, &r.calls, 3000));
+    cr_assert(testloop_run_until(loop, &r.calls, 3000));
     cr_assert_eq(r.r->type, AREDIS_REPLY_ERROR);
     cr_assert_eq(r.r->code, AREDIS_ESERVER);
     cr_assert(strstr(r.r->str, "user_script") != NULL, "%s", r.r->str);
@@ -256,12 +223,12 @@ Test(script, script_errors_keep_their_message)
     snprintf(src, sizeof src, "-- %ld\nreturn (", (long)getpid());
     aredis_script *broken = aredis_script_new(src, strlen(src));
     cr_assert_eq(aredis_script_eval(c, broken, keep, &r, 0, NULL, 0, NULL), 0);
-    cr_assert(run_until(loop, &r.calls, 3000));
+    cr_assert(testloop_run_until(loop, &r.calls, 3000));
     cr_assert_eq(r.r->code, AREDIS_ESERVER);
     cr_assert(strstr(r.r->str, "compiling") != NULL, "%s", r.r->str);
     cr_assert(strstr(r.r->str, "user_script") != NULL, "%s", r.r->str);
     int never = 0;
-    run_until(loop, &never, 30);
+    testloop_run_until(loop, &never, 30);
     cr_assert_eq(r.calls, 1);
 
     /* In a pipeline, the broken script fails the batch before it is sent. */
@@ -273,7 +240,7 @@ Test(script, script_errors_keep_their_message)
         cr_assert_eq(aredis_pipeline_script(p, broken, 0, NULL, 0, NULL), 0);
         got g = {0};
         cr_assert_eq(aredis_pipeline_execute(p, keep_p, &g), 0);
-        cr_assert(run_until(loop, &g.calls, 3000));
+        cr_assert(testloop_run_until(loop, &g.calls, 3000));
         cr_assert_eq(g.r->type, AREDIS_REPLY_ERROR);
         cr_assert_eq(g.r->code, AREDIS_ESERVER);
         cr_assert(strncmp(g.r->str, "SCRIPT LOAD failed: ", 20) == 0, "%s",
@@ -292,9 +259,10 @@ Test(script, script_errors_keep_their_message)
 Test(script, pipelines_load_their_scripts_even_after_script_flush)
 {
     testenv_server own;
-    char name[64], own_url[128];
-    private_start(&own, name, sizeof name);
-    snprintf(own_url, sizeof own_url, "redis://127.0.0.1:%d/0", own.port);
+    char own_url[128];
+    cr_assert_eq(testenv_private_start(&own, "script", NULL), 0, "%s",
+                 testenv_errstr());
+    testenv_url(own_url, sizeof own_url, &own, 0);
     aredis_loop *loop = testloop_new();
     aredis_client *c =
         aredis_client_new(loop, &(aredis_options){.url = own_url}, NULL);
@@ -314,7 +282,7 @@ Test(script, pipelines_load_their_scripts_even_after_script_flush)
             cr_assert_eq(aredis_pipeline_script(p, mul, 1, keys, 1, a3), 0);
             cr_assert_eq(aredis_pipeline_size(p), 3);
             cr_assert_eq(aredis_pipeline_execute(p, keep_p, &g), 0);
-            cr_assert(run_until(loop, &g.calls, 3000));
+            cr_assert(testloop_run_until(loop, &g.calls, 3000));
             cr_assert_eq(g.r->type, AREDIS_REPLY_ARRAY, "tx=%d round=%d: %s",
                          tx, round,
                          g.r->type == AREDIS_REPLY_ERROR ? g.r->str : "");
@@ -331,11 +299,11 @@ Test(script, pipelines_load_their_scripts_even_after_script_flush)
     aredis_pipeline *p = aredis_pipeline_new(c, 1);
     got w = {0};
     cr_assert_eq(aredis_pipeline_watch(p, keep_p, &w, 1, keys), 0);
-    cr_assert(run_until(loop, &w.calls, 3000));
+    cr_assert(testloop_run_until(loop, &w.calls, 3000));
     cr_assert_eq(aredis_pipeline_multi(p), 0);
     cr_assert_eq(aredis_pipeline_script(p, mul, 1, keys, 1, a3), 0);
     cr_assert_eq(aredis_pipeline_execute(p, keep_p, &g), 0);
-    cr_assert(run_until(loop, &g.calls, 3000));
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_eq(g.r->type, AREDIS_REPLY_ARRAY, "%s",
                  g.r->type == AREDIS_REPLY_ERROR ? g.r->str : "");
     cr_assert_eq(g.r->element[0].integer, 15);
@@ -346,7 +314,7 @@ Test(script, pipelines_load_their_scripts_even_after_script_flush)
     aredis_script_free(mul);
     aredis_pipeline_free(p);
     finish(loop, c);
-    private_stop(name);
+    cr_assert_eq(testenv_private_stop(&own), 0, "%s", testenv_errstr());
 }
 
 Test(script, functions_go_through_the_command_api)
@@ -373,12 +341,12 @@ Test(script, functions_go_through_the_command_api)
     got_clear(&g);
     cr_assert_eq(aredis_command(c, keep, &g, "FCALL %s 1 %s %s", fn, k, "one"),
                  0);
-    cr_assert(run_until(loop, &g.calls, 3000));
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_eq(g.r->type, AREDIS_REPLY_NIL);
     got_clear(&g);
     cr_assert_eq(aredis_command(c, keep, &g, "FCALL %s 1 %s %s", fn, k, "two"),
                  0);
-    cr_assert(run_until(loop, &g.calls, 3000));
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_str_eq(g.r->str, "one");
     /* And in a transaction pipeline. */
     aredis_pipeline *p = aredis_pipeline_new(c, 1);
@@ -386,7 +354,7 @@ Test(script, functions_go_through_the_command_api)
     aredis_pipeline_command(p, "GETDEL %s", k);
     got_clear(&g);
     cr_assert_eq(aredis_pipeline_execute(p, keep_p, &g), 0);
-    cr_assert(run_until(loop, &g.calls, 3000));
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_eq(g.r->type, AREDIS_REPLY_ARRAY);
     cr_assert_str_eq(g.r->element[0].str, "two");
     cr_assert_str_eq(g.r->element[1].str, "three");

@@ -34,13 +34,6 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int run_until(aredis_loop *loop, const int *flag, int timeout_ms)
-{
-    for (int waited = 0; !*flag && waited < timeout_ms; waited += 5)
-        testloop_run_once(loop, 5);
-    return *flag;
-}
-
 static aredis_client *connect_proto(aredis_loop *loop, int proto)
 {
     char url[160];
@@ -82,7 +75,7 @@ static const aredis_reply *call(aredis_loop *loop, aredis_client *c,
     va_start(ap, fmt);
     cr_assert_eq(aredis_vcommand(c, keep_cb, &s, fmt, ap), 0, "%s", fmt);
     va_end(ap);
-    cr_assert(run_until(loop, &s.done, 10000), "no reply to %s", fmt);
+    cr_assert(testloop_run_until(loop, &s.done, 10000), "no reply to %s", fmt);
     cr_assert_not_null(s.r);
     cr_assert_lt(nkept, sizeof kept / sizeof *kept);
     kept[nkept++] = s.r;
@@ -290,7 +283,7 @@ static void xadd_checks(int proto)
     for (int i = 0; i < 1000; i++)
         cr_assert_eq(
             aredis_command(c, keep_cb, &done[i], "XADD %s * i %d", t, i), 0);
-    cr_assert(run_until(loop, &done[999].done, 10000));
+    cr_assert(testloop_run_until(loop, &done[999].done, 10000));
     for (int i = 0; i < 1000; i++) {
         cr_assert_eq(done[i].r->type, AREDIS_REPLY_STRING);
         aredis_reply_free(done[i].r);
@@ -461,7 +454,7 @@ static void xread_checks(int proto)
                                 "XREAD BLOCK 10000 STREAMS %s 2-0", s1),
                  0);
     cr_assert_eq(aredis_command(c, timed_cb, &ping, "PING"), 0);
-    cr_assert(run_until(loop, &ping.s.done, 5000));
+    cr_assert(testloop_run_until(loop, &ping.s.done, 5000));
     expect_str(ping.s.r, "PONG");
     cr_assert_lt(ping.at - t0, 1000, "PING was not stalled by XREAD BLOCK");
     cr_assert_eq(xread.s.done, 0, "XREAD still blocked");
@@ -470,7 +463,7 @@ static void xread_checks(int proto)
         testloop_run_once(loop, 10);
     cr_assert_eq(xread.s.done, 0);
     const aredis_reply *added = call(loop, c, "XADD %s * woke up", s1);
-    cr_assert(run_until(loop, &xread.s.done, 5000));
+    cr_assert(testloop_run_until(loop, &xread.s.done, 5000));
     cr_assert_lt(xread.at - t0, 9000, "woken by the XADD, not the timeout");
     cr_assert_eq(aredis_stream_read_count(xread.s.r), 1, "%s", show(xread.s.r));
     cr_assert_eq(aredis_stream_read_at(xread.s.r, 0, &sr), 0);
@@ -978,7 +971,8 @@ static void stop_and_wait(aredis_loop *loop, tally *t, int w)
     cr_assert_eq(t->stop_calls[w], 0, "never inside the call");
     cr_assert_eq(aredis_stream_consumer_stop(t->sc[w], on_stopped, t),
                  AREDIS_ESTATE, "already stopping");
-    cr_assert(run_until(loop, &t->stopped[w], 5000), "stop never completed");
+    cr_assert(testloop_run_until(loop, &t->stopped[w], 5000),
+              "stop never completed");
     cr_assert_lt(now_ms() - t0, 3000, "a stop takes about block_ms");
 }
 
@@ -1004,7 +998,7 @@ static void share_checks(int proto)
     memset(added, 0, sizeof added);
     for (int i = 0; i < SHARE_N / 2; i++)
         aredis_command(c1, keep_cb, &added[i], "XADD %s * i %d", s, i);
-    cr_assert(run_until(loop, &added[SHARE_N / 2 - 1].done, 10000));
+    cr_assert(testloop_run_until(loop, &added[SHARE_N / 2 - 1].done, 10000));
     cr_assert_eq(aredis_stream_consumer_start(t->sc[0]), 0);
     cr_assert_eq(aredis_stream_consumer_start(t->sc[1]), 0);
     cr_assert_eq(aredis_stream_consumer_start(t->sc[1]), AREDIS_ESTATE);
@@ -1189,7 +1183,7 @@ Test(streams, consumer_stop_restart_and_free)
      * served once, with all of them, after it. */
     call(loop, c, "EVAL %s 1 %s",
          "for i = 2, 5 do redis.call('XADD', KEYS[1], '*', 'i', i) end", s);
-    cr_assert(run_until(loop, &t->stopped[0], 5000));
+    cr_assert(testloop_run_until(loop, &t->stopped[0], 5000));
     cr_assert_eq(t->stop_calls[0], 2);
     cr_assert_eq(t->total, 5, "all of the batch, %d", t->total);
     expect_int(&call(loop, c, "XPENDING %s workers", s)->element[0], 0);
@@ -1282,7 +1276,7 @@ Test(streams, consumer_outlived_by_nothing_when_the_client_goes_first)
     for (int i = 0; i < 60; i++)
         testloop_run_once(loop, 5); /* past a claim interval */
     cr_assert_eq(aredis_stream_consumer_stop(t->sc[0], on_stopped, t), 0);
-    cr_assert(run_until(loop, &t->stopped[0], 2000));
+    cr_assert(testloop_run_until(loop, &t->stopped[0], 2000));
     cr_assert_eq(aredis_stream_consumer_start(t->sc[0]), AREDIS_ESTATE);
     aredis_stream_consumer_free(t->sc[0]);
     testloop_free(loop);

@@ -368,8 +368,11 @@ Test(transaction, a_failed_watch_completes_without_calling_the_body)
     /* Hold the only exclusive connection. */
     aredis_pipeline *holder = aredis_pipeline_new(c, 1);
     cr_assert_eq(aredis_pipeline_watch(holder, NULL, NULL, 1, keys), 0);
-    int never = 0;
-    run_until(loop, &never, 50);
+    /* Until the WATCH is answered (a time bound, not a number of loop
+     * turns, which differs from one loop to another). */
+    for (int waited = 0; !aredis_pipeline_watching(holder) && waited < 3000;
+         waited += 10)
+        testloop_run_once(loop, 10);
     cr_assert(aredis_pipeline_watching(holder));
     misuse t = {.mode = 1};
     cr_assert_eq(

@@ -32,8 +32,7 @@ const char *faults_errstr(void);
 /* Milliseconds on the monotonic clock. */
 int64_t faults_now_ms(void);
 
-/* A loopback TCP port that nothing listened on a moment ago. */
-int faults_free_port(void);
+/* (A free port: testenv_free_port().) */
 
 /* ---- child processes ------------------------------------------------------
  */

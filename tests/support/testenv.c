@@ -3,13 +3,16 @@
  * Reads the state files written by tests/support/redis-server.sh and
  * implements a small blocking loopback client on top of the public protocol
  * API. Every wait goes through poll() with a deadline taken from the
- * monotonic clock, so no call can block a test forever. Test code only: it
- * is linked into integration tests, never into the library. */
+ * monotonic clock, so no call can block a test forever. Also the fixtures
+ * the integration tests share: free ports, URLs, private servers started
+ * by the script (whose directory AREDIS_TEST_SUPPORT_DIR names). Test code
+ * only: it is linked into integration tests, never into the library. */
 #include "testenv.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,7 +25,12 @@
 
 #include "aredis/error.h"
 
-static char g_err[512];
+#ifndef AREDIS_TEST_SUPPORT_DIR
+#error "AREDIS_TEST_SUPPORT_DIR must name tests/support"
+#endif
+
+/* Per thread: the fault tests sample CLIENT LIST from a thread of their own. */
+static _Thread_local char g_err[512];
 
 static void set_err(const char *fmt, ...) AREDIS_PRINTF(1, 2);
 
@@ -37,6 +45,62 @@ static void set_err(const char *fmt, ...)
 const char *testenv_errstr(void)
 {
     return g_err;
+}
+
+int testenv_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    if (port < 0)
+        set_err("no free loopback port: %s", strerror(errno));
+    return port;
+}
+
+char *testenv_url(char *buf, size_t cap, const testenv_server *s, int db)
+{
+    snprintf(buf, cap, "redis://127.0.0.1:%d/%d", s->port, db);
+    return buf;
+}
+
+/* Run redis-server.sh <verb> <name> [extra]; the script stops a server
+ * whose owner exits: make that this process, not the shell system()
+ * starts. */
+static int run_script(const char *verb, const char *name, const char *extra)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "AREDIS_TEST_OWNER_PID=%ld bash '%s/redis-server.sh' %s '%s' %s "
+             ">/dev/null",
+             (long)getpid(), AREDIS_TEST_SUPPORT_DIR, verb, name,
+             extra ? extra : "");
+    int rc = system(cmd);
+    if (rc != 0) {
+        set_err("redis-server.sh %s %s failed (status %d)", verb, name, rc);
+        return -1;
+    }
+    return 0;
+}
+
+int testenv_private_start(testenv_server *s, const char *tag, const char *extra)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s-%ld", tag, (long)getpid());
+    if (run_script("start", name, extra) != 0)
+        return -1;
+    return testenv_server_load(s, name);
+}
+
+int testenv_private_stop(const testenv_server *s)
+{
+    return run_script("stop", s->name, NULL);
 }
 
 char *testenv_key(char *buf, size_t cap, const char *suffix)

@@ -89,6 +89,28 @@ int testenv_commandv(testenv_conn *c, const aredis_reply **out, int argc,
  * Criterion test runs in its own process). */
 const char *testenv_errstr(void);
 
+/* ---- fixtures shared by the integration tests ---------------------------
+ */
+
+/* A loopback TCP port that nothing listened on a moment ago (bound, noted,
+ * released), or -1. */
+int testenv_free_port(void);
+
+/* "redis://127.0.0.1:<port>/<db>" into buf. Returns buf. */
+char *testenv_url(char *buf, size_t cap, const testenv_server *s, int db);
+
+/* Start a private redis-server through tests/support/redis-server.sh,
+ * named "<tag>-<pid>" and owned by this process (the script's watchdog
+ * stops it when the process exits, whatever happens), and load its state
+ * into *s. extra: more redis-server arguments ("--port 7000", ...) or NULL.
+ * For tests that kill, restart or reconfigure a server, which the shared
+ * fixture servers must never be. */
+int testenv_private_start(testenv_server *s, const char *tag,
+                          const char *extra);
+
+/* Stop a private server (by s->name) and remove its directory. */
+int testenv_private_stop(const testenv_server *s);
+
 /* Write a key name unique to this process into buf:
  * "aredis:test:<pid>:<suffix>". Returns buf. */
 char *testenv_key(char *buf, size_t cap, const char *suffix);

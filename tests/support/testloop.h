@@ -1,10 +1,10 @@
 /* Test helper: one set of integration tests, every event loop.
  *
  * A test asks for "the loop under test" with testloop_new() and drives it
- * with testloop_run_once(); which loop that is comes from the environment
- * variable AREDIS_TEST_LOOP (builtin, libuv, libevent, libev), set by CTest
- * when it registers the same test binary once per loop. Header-only: the
- * adapters it uses are compiled in when the test defines
+ * with testloop_run_once() or testloop_run_until(); which loop that is comes
+ * from the environment variable AREDIS_TEST_LOOP (builtin, libuv, libevent,
+ * libev), set by CTest when it registers the same test binary once per loop.
+ * Header-only: the adapters it uses are compiled in when the test defines
  * AREDIS_TEST_HAVE_LIBUV / _LIBEVENT / _LIBEV. */
 #ifndef AREDIS_TESTS_TESTLOOP_H
 #define AREDIS_TESTS_TESTLOOP_H
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "aredis/loop.h"
 
@@ -159,6 +160,24 @@ static inline void testloop_run_once(aredis_loop *loop, int ms)
     default:
         aredis_loop_run_once(loop, ms);
     }
+}
+
+/* Run the loop under test until *flag is nonzero or timeout_ms of real
+ * time have passed, waiting at most 10 ms at a time. \return *flag. */
+static inline int testloop_run_until(aredis_loop *loop, const int *flag,
+                                     int timeout_ms)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (!*flag) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long long ms = (long long)(t.tv_sec - t0.tv_sec) * 1000 +
+                       (t.tv_nsec - t0.tv_nsec) / 1000000;
+        if (ms >= timeout_ms)
+            break;
+        testloop_run_once(loop, 10);
+    }
+    return *flag;
 }
 
 /* Free the aredis loop, then the native one (after letting it finish the

@@ -1,0 +1,580 @@
+#!/usr/bin/env bash
+# scripts/mutation.sh - the project's own mutation test: does the test suite
+# notice when the code is subtly wrong?
+#
+# Each mutant below is one small textual change to a source file (the exact
+# text to find, and what to put instead). For each, the script copies the
+# file's mutated version into a private copy of the tree, rebuilds there
+# (incrementally, one build directory), runs the unit tests and then the
+# integration and fault tests of the mutant's area, stopping at the first
+# failure, and puts the file back. A mutant is KILLED when a test fails (or
+# the build does), SURVIVED otherwise. It prints one line per mutant and the
+# kill rate at the end.
+#
+#   scripts/mutation.sh                 every mutant
+#   scripts/mutation.sh resp-03 link-02 just those
+#   scripts/mutation.sh --area pool     those of one area
+#   scripts/mutation.sh --list          the mutants, without running them
+#   scripts/mutation.sh --check         only check that every mutant's text
+#                                       still occurs exactly once
+#
+# It is run by hand, not in CI (it takes a long while: one build and one
+# test run per mutant); see docs/guide/testing.md. Environment:
+#   AREDIS_MUTATION_DIR  where the copy and its build live
+#                        (default: ${TMPDIR:-/tmp}/aredis-mutation)
+#   AREDIS_MUTATION_JOBS build jobs (default 2)
+#   AREDIS_MUTATION_TIMEOUT  per-test timeout in seconds (default 120)
+#
+# A mutant whose text no longer occurs exactly once in its file (the code
+# moved or changed) is reported STALE and makes the script exit non-zero:
+# it is never counted as killed. Mutants marked `equivalent:` survive by
+# design (the change cannot be observed; the note says why): they are run
+# and reported, but left out of the kill rate.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+
+work=${AREDIS_MUTATION_DIR:-${TMPDIR:-/tmp}/aredis-mutation}
+jobs=${AREDIS_MUTATION_JOBS:-2}
+test_timeout=${AREDIS_MUTATION_TIMEOUT:-120}
+
+# ---------------------------------------------------------------------------
+# The areas: the tests that judge a mutant of each (after the unit tests).
+# ---------------------------------------------------------------------------
+area_tests() {
+  case $1 in
+    resp)        echo 'integration\.test_resp_server$|faults\.test_hostile$' ;;
+    conn)        echo 'integration\.test_client$|faults\.test_hostile$' ;;
+    link)        echo 'faults\.test_faults$|integration\.test_client$' ;;
+    client)      echo 'integration\.test_client$|faults\.test_faults$' ;;
+    pool)        echo 'integration\.test_pool$|faults\.test_faults$' ;;
+    pubsub)      echo 'integration\.test_pubsub$' ;;
+    pipeline)    echo 'integration\.test_pipeline$' ;;
+    transaction) echo 'integration\.test_transaction$|integration\.test_pipeline$' ;;
+    *) echo "mutation.sh: unknown area $1" >&2; exit 2 ;;
+  esac
+}
+
+# ---------------------------------------------------------------------------
+# The mutants. A block per mutant:
+#   === <id> <area> <file>
+#   [equivalent: <why the change cannot be observed>]
+#   ---
+#   <the exact text to find: one or more lines, occurring once in the file>
+#   +++
+#   <what replaces it>
+#   (blank line)
+# ---------------------------------------------------------------------------
+mutants() {
+  cat <<'MUTANTS'
+=== resp-01 resp src/resp/reader.c
+---
+    if (rd->depth >= rd->lim.max_depth)
++++
+    if (rd->depth > rd->lim.max_depth)
+
+=== resp-02 resp src/resp/reader.c
+---
+    if (body[n] != '\r' || body[n + 1] != '\n')
++++
+    if (body[n] != '\r')
+
+=== resp-03 resp src/resp/reader.c
+---
+    if (r == NUM_BIG || (r == NUM_OK && !neg && v > limit))
++++
+    if (r == NUM_BIG || (r == NUM_OK && !neg && v > limit + 1))
+
+=== resp-04 resp src/resp/reader.c
+---
+    if (pairs)
+        limit /= 2;
++++
+    if (pairs)
+        limit /= 1;
+
+=== resp-05 resp src/resp/reader.c
+---
+    if (cr[1] != '\n')
++++
+    if (0)
+
+=== resp-06 resp src/resp/reader.c
+---
+    if (t == '#' && (llen != 1 || (line[0] != 't' && line[0] != 'f')))
++++
+    if (t == '#' && (llen != 1))
+
+=== resp-07 resp src/resp/reader.c
+---
+    if (t == '_' && llen != 0)
++++
+    if (0)
+
+=== resp-08 resp src/resp/reader.c
+---
+        if (r != NUM_OK || v > (uint64_t)LLONG_MAX + (uint64_t)neg)
++++
+        if (r != NUM_OK || v > (uint64_t)LLONG_MAX + 1)
+
+=== resp-09 resp src/resp/reader.c
+---
+    if (t == ',' && aredis__parse_double(line, llen, &d) != 0)
++++
+    if (0)
+
+=== resp-10 resp src/resp/reader.c
+---
+    if ((size_t)(end - body) < n + 2) {
++++
+    if ((size_t)(end - body) < n + 1) {
+
+=== resp-11 resp src/resp/writer.c
+---
+    return len + count_digits(len) + 5;
++++
+    return len + count_digits(len) + 4;
+
+=== conn-01 conn src/conn/conn.c
+---
+        if (!cn->reply_off)
+            cn->skip_next = 1;
++++
+        cn->skip_next = 1;
+
+=== conn-02 conn src/conn/conn.c
+---
+    case AREDIS__REPLY_ON:
+        cn->reply_off = 0;
+        cn->skip_next = 0;
+        silent = 0;
++++
+    case AREDIS__REPLY_ON:
+        cn->reply_off = 0;
+        cn->skip_next = 0;
+        silent = 1;
+
+=== conn-03 conn src/conn/conn.c
+---
+    if (c == NULL)
+        return AREDIS_EPROTO;
++++
+    if (c == NULL) {
+        *cmd = NULL;
+        return 1;
+    }
+
+=== conn-04 conn src/conn/conn.c
+---
+    if ((*r)->type == AREDIS_REPLY_PUSH || cn->raw_push) {
++++
+    if (cn->raw_push) {
+
+=== conn-05 conn src/conn/conn.c
+---
+    cn->out_pos += n;
+    cn->written += n;
++++
+    cn->out_pos += n;
+    cn->written += n + 1;
+
+=== link-01 link src/client/link.c
+---
+(max >= 0 && l->attempts >= max)
++++
+(max >= 0 && l->attempts > max)
+
+=== link-02 link src/client/link.c
+---
+    int replay = !(l->exclusive && l->borrowed && l->pubsub == NULL);
++++
+    int replay = 1;
+
+=== link-03 link src/client/link.c
+---
+        else if (cmd->end > written)
+            bytes = aredis__conn_cmd_bytes(&l->conn, cmd); /* not received */
++++
+        else if (cmd->end >= written)
+            bytes = aredis__conn_cmd_bytes(&l->conn, cmd); /* not received */
+
+=== link-04 link src/client/link.c
+---
+        if ((cmd->flags & AREDIS__CMD_NO_RESEND) || !replay)
++++
+        if (!replay)
+
+=== link-05 link src/client/link.c
+---
+        if (cmd->flags & AREDIS__CMD_WAS_SENT)
++++
+        if (0)
+
+=== link-06 link src/client/link.c
+---
+    for (int i = 1; i < attempt && d < cfg->reconnect_max_ms; i++)
+        d *= 2;
++++
+    for (int i = 1; i < attempt && d < cfg->reconnect_max_ms; i++)
+        d *= 1;
+
+=== link-07 link src/client/link.c
+---
+    if (d > cfg->reconnect_max_ms)
+        d = cfg->reconnect_max_ms;
++++
+    if (0)
+        d = cfg->reconnect_max_ms;
+
+=== link-08 link src/client/link.c
+---
+    if (was_ready)
+        l->attempts = 0;
++++
+    if (0)
+        l->attempts = 0;
+
+=== link-09 link src/client/link.c
+---
+        if (r == AREDIS_ECONNREFUSED && l->addr_next < l->naddrs) {
++++
+        if (0) {
+
+=== link-10 link src/client/link.c
+---
+            if (l->c->freeing || l->tp == NULL || (size_t)n < avail)
+                return;
++++
+            if (l->c->freeing || l->tp == NULL)
+                return;
+
+=== link-11 link src/client/link.c
+---
+        if (!(cmd->flags & AREDIS__CMD_DONE))
+            aredis__deliver(c, cmd, r);
++++
+        aredis__deliver(c, cmd, r);
+
+=== link-12 link src/client/link.c
+---
+        if (l->exclusive && l->conn.inflight == 0 && !l->borrowed)
+            aredis__pool_link_idle(l);
++++
+        if (l->exclusive && !l->borrowed)
+            aredis__pool_link_idle(l);
+
+=== client-01 client src/client/client.c
+---
+        if (h[parent]->deadline <= h[i]->deadline)
++++
+        if (1)
+
+=== client-02 client src/client/client.c
+---
+        if (r < n && h[r]->deadline < h[m]->deadline)
+            m = r;
++++
+        if (0)
+            m = r;
+
+=== client-03 client src/client/client.c
+---
+    if ((cmd->flags & AREDIS__CMD_BLOCKING) &&
+        (o == NULL || o->timeout_ms <= 0))
+        timeout = 0;
++++
+    if (cmd->flags & AREDIS__CMD_BLOCKING)
+        timeout = 0;
+
+=== client-04 client src/client/client.c
+---
+        if (cmd->flags & AREDIS__CMD_PENDING)
+            unsent = cmd->link != NULL ? aredis__link_unpend(cmd->link, cmd)
+                                       : aredis__pool_unwait(c, cmd);
++++
+        if (0)
+            unsent = cmd->link != NULL ? aredis__link_unpend(cmd->link, cmd)
+                                       : aredis__pool_unwait(c, cmd);
+
+=== client-05 client src/client/client.c
+---
+    if (c->cfg.max_queued >= 0 && m->npend >= (size_t)c->cfg.max_queued &&
++++
+    if (c->cfg.max_queued >= 0 && m->npend > (size_t)c->cfg.max_queued &&
+
+=== client-06 client src/client/client.c
+---
+    if (cmd->flags & AREDIS__CMD_DONE)
+        return;
+    cmd->flags |= AREDIS__CMD_DONE;
++++
+    cmd->flags |= AREDIS__CMD_DONE;
+
+=== client-07 client src/client/client.c
+---
+    if (target != NULL && target->broken) {
++++
+    if (target != NULL && target->broken && 0) {
+
+=== pool-01 pool src/client/pool.c
+---
+    if (c->pool_size >= c->cfg.pool_max)
++++
+    if (c->pool_size > c->cfg.pool_max)
+
+=== pool-02 pool src/client/pool.c
+---
+        if (is_free(l) && now - l->idle_since >= c->cfg.pool_idle_ms)
++++
+        if (is_free(l) && now - l->idle_since >= 10 * c->cfg.pool_idle_ms)
+
+=== pool-03 pool src/client/pool.c
+---
+    cmd->wait_until = aredis__now_ms() + c->cfg.pool_wait_ms;
++++
+    cmd->wait_until = aredis__now_ms() + 2 * c->cfg.pool_wait_ms;
+
+=== pool-04 pool src/client/pool.c
+---
+    if (l->borrowed || l->npend != 0 || l->conn.inflight != 0 || c->freeing)
++++
+    if (l->borrowed || l->npend != 0 || c->freeing)
+
+=== pubsub-01 pubsub src/client/pubsub.c
+---
+        if (subs[i].kind == AREDIS_PUBSUB_PSUBSCRIBE)
++++
+        if (0)
+
+=== pubsub-02 pubsub src/client/pubsub.c
+---
+        else if (subs[i].kind == AREDIS_PUBSUB_SSUBSCRIBE)
++++
+        else if (0)
+
+=== pipeline-01 pipeline src/extras/pipeline.c
+---
+static const char *const s_exec[] = {"EXEC"};
++++
+static const char *const s_exec[] = {"DISCARD"};
+
+=== pipeline-02 transaction src/extras/pipeline.c
+---
+    unsigned flags = txn ? AREDIS_CMD_NO_RESEND : plain_flags(p->opts.retry);
++++
+    unsigned flags = txn ? 0 : plain_flags(p->opts.retry);
+
+=== pipeline-03 pipeline src/extras/pipeline.c
+---
+    return AREDIS_CMD_NO_RESEND;
+}
++++
+    return 0;
+}
+
+=== transaction-01 transaction src/extras/transaction.c
+---
+    if (r->type != AREDIS_REPLY_ERROR || r->code != AREDIS_EWATCH) {
++++
+    if (r->type != AREDIS_REPLY_ERROR) {
+
+MUTANTS
+}
+
+# ---------------------------------------------------------------------------
+# Parsing and applying (python3: literal, exact-count replacement).
+# ---------------------------------------------------------------------------
+mutant_prog=$(cat <<'PY'
+import sys, re
+cmd = sys.argv[1]
+text = sys.stdin.read() if cmd != "apply" else None
+def parse(src):
+    out, cur, part = [], None, None
+    for line in src.split("\n"):
+        if line.startswith("=== "):
+            if cur: out.append(cur)
+            _, mid, area, path = line.split(None, 3)
+            cur = {"id": mid, "area": area, "file": path, "old": [], "new": [], "equiv": ""}
+            part = None
+        elif cur is None:
+            continue
+        elif part is None and line.startswith("equivalent:"):
+            cur["equiv"] = line[len("equivalent:"):].strip()
+        elif line == "---" and part is None:
+            part = "old"
+        elif line == "+++" and part == "old":
+            part = "new"
+        elif part == "new" and line == "":
+            out.append(cur); cur = None; part = None
+        elif part:
+            cur[part].append(line)
+    if cur: out.append(cur)
+    return out
+if cmd == "list":
+    for m in parse(text):
+        print("\t".join([m["id"], m["area"], m["file"], m["equiv"]]))
+elif cmd == "show":
+    want = sys.argv[2]
+    for m in parse(text):
+        if m["id"] == want:
+            print("\n".join(m["old"]) + "\0" + "\n".join(m["new"]), end="")
+elif cmd == "check":
+    # check <root>: every mutant's text occurs exactly once in its file
+    bad = 0
+    for m in parse(text):
+        try:
+            n = open(sys.argv[2] + "/" + m["file"]).read().count("\n".join(m["old"]))
+        except OSError as e:
+            n = -1
+        if n != 1:
+            bad += 1
+            print(f"{m['id']:<16} STALE     {m['file']}: text found {n} times")
+    sys.exit(1 if bad else 0)
+elif cmd == "apply":
+    # apply <file> <oldfile> <newfile>: exit 3 unless old occurs exactly once
+    path, oldf, newf = sys.argv[2:5]
+    src = open(path).read()
+    old = open(oldf).read(); new = open(newf).read()
+    n = src.count(old)
+    if n != 1:
+        print(f"text found {n} times", file=sys.stderr); sys.exit(3)
+    open(path, "w").write(src.replace(old, new, 1))
+PY
+)
+mutant_tool() { python3 -c "$mutant_prog" "$@"; }
+
+list_mutants() { mutants | mutant_tool list; }
+
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
+
+# ---------------------------------------------------------------------------
+# Arguments
+# ---------------------------------------------------------------------------
+only=() area_only=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --list) list_mutants | awk -F'\t' '{printf "%-16s %-12s %s%s\n", $1, $2, $3, ($4 ? "  (equivalent: " $4 ")" : "")}'; exit 0 ;;
+    --area) area_only=$2; shift ;;
+    --check) mutants | mutant_tool check "$root" && echo "mutation: every mutant matches"; exit $? ;;
+    -h|--help) usage; exit 0 ;;
+    -*) echo "mutation.sh: unknown option $1" >&2; exit 2 ;;
+    *) only+=("$1") ;;
+  esac
+  shift
+done
+
+# ---------------------------------------------------------------------------
+# The private copy and its build
+# ---------------------------------------------------------------------------
+tree=$work/tree
+build=$work/build
+mkdir -p "$tree"
+echo "mutation: copying the tree to $tree"
+rsync -a --delete --exclude '.git' --exclude '/build*' --exclude '/fuzz/out' \
+  "$root/" "$tree/"
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  CC=${CC:-gcc} cmake -S "$tree" -B "$build" -DCMAKE_BUILD_TYPE=Debug \
+    -DAREDIS_ASAN=ON -DAREDIS_UBSAN=ON -DAREDIS_WERROR=ON >"$work/configure.log" 2>&1 ||
+    { echo "mutation: configure failed, see $work/configure.log" >&2; exit 1; }
+fi
+
+log=$work/log
+mkdir -p "$log"
+
+build_all() { AREDIS_SKIP_DEPS=1 cmake --build "$build" -j"$jobs" >"$1" 2>&1; }
+
+# run_tests <area> <logfile>: unit tests, then the area's; 0 when all pass.
+run_tests() {
+  local regex
+  regex=$(area_tests "$1")
+  AREDIS_SKIP_DEPS=1 ctest --test-dir "$build" -L unit --stop-on-failure \
+    --timeout "$test_timeout" >"$2" 2>&1 || return 1
+  AREDIS_SKIP_DEPS=1 ctest --test-dir "$build" -R "$regex" --stop-on-failure \
+    --timeout "$test_timeout" >>"$2" 2>&1 || return 1
+}
+
+echo "mutation: baseline build"
+build_all "$log/baseline-build.log" ||
+  { echo "mutation: the unmutated tree does not build: $log/baseline-build.log" >&2; exit 1; }
+
+# Select the mutants.
+mapfile -t rows < <(list_mutants)
+selected=()
+for row in "${rows[@]}"; do
+  IFS=$'\t' read -r id area file equiv <<<"$row"
+  if [ ${#only[@]} -gt 0 ]; then
+    keep=0
+    for o in "${only[@]}"; do [ "$o" = "$id" ] && keep=1; done
+    [ $keep = 1 ] || continue
+  fi
+  [ -n "$area_only" ] && [ "$area_only" != "$area" ] && continue
+  selected+=("$row")
+done
+
+# The baseline of each area involved must pass, or no mutant can be judged.
+declare -A base_ok=()
+for row in "${selected[@]}"; do
+  IFS=$'\t' read -r id area file equiv <<<"$row"
+  [ -n "${base_ok[$area]:-}" ] && continue
+  echo "mutation: baseline tests of $area"
+  if ! run_tests "$area" "$log/baseline-$area.log"; then
+    echo "mutation: the unmutated tree fails the $area tests; see $log/baseline-$area.log" >&2
+    exit 1
+  fi
+  base_ok[$area]=1
+done
+
+killed=0 survived=0 equiv_survived=0 stale=0 total=0
+survivors=()
+for row in "${selected[@]}"; do
+  IFS=$'\t' read -r id area file equiv <<<"$row"
+  total=$((total + 1))
+  mutants | mutant_tool show "$id" >"$work/pair"
+  # Split "old\0new" into two files.
+  python3 -c 'import sys; a,b=open(sys.argv[1]).read().split("\0",1); open(sys.argv[2],"w").write(a); open(sys.argv[3],"w").write(b)' \
+    "$work/pair" "$work/old" "$work/new"
+  cp "$tree/$file" "$work/original"
+  if ! mutant_tool apply "$tree/$file" "$work/old" "$work/new" </dev/null 2>"$work/apply.err"; then
+    printf '%-16s STALE     %s: %s\n' "$id" "$file" "$(cat "$work/apply.err")"
+    stale=$((stale + 1))
+    continue
+  fi
+  start=$(date +%s)
+  if ! build_all "$log/$id-build.log"; then
+    verdict=killed how="build"
+  elif ! run_tests "$area" "$log/$id-test.log"; then
+    verdict=killed
+    how=$(grep -m1 -E '\*\*\*Failed|\*\*\*Timeout|\*\*\*Exception|Failed  ' "$log/$id-test.log" |
+          sed -E 's/^ *[0-9]+\/[0-9]+ Test +#[0-9]+: //; s/ +\.+.*//' || true)
+    how="by ${how:-a test}"
+  else
+    verdict=survived how=""
+  fi
+  cp "$work/original" "$tree/$file"
+  took=$(( $(date +%s) - start ))
+  if [ $verdict = killed ]; then
+    killed=$((killed + 1))
+    printf '%-16s killed    %s (%ss)\n' "$id" "$how" "$took"
+  elif [ -n "$equiv" ]; then
+    equiv_survived=$((equiv_survived + 1))
+    printf '%-16s survived  equivalent: %s\n' "$id" "$equiv"
+  else
+    survived=$((survived + 1))
+    survivors+=("$id")
+    printf '%-16s SURVIVED  %s (%ss)\n' "$id" "$file" "$took"
+  fi
+done
+# Leave the copy's build matching the real tree.
+build_all "$log/final-build.log" || true
+
+judged=$((killed + survived))
+rate=0
+[ $judged -gt 0 ] && rate=$((100 * killed / judged))
+echo "mutation: $total mutants: $killed killed, $survived survived," \
+  "$equiv_survived equivalent, $stale stale; kill rate $rate % ($killed/$judged)"
+[ ${#survivors[@]} -gt 0 ] && echo "mutation: survivors: ${survivors[*]}"
+if [ $stale -gt 0 ]; then
+  echo "mutation: $stale mutants no longer match the code: update their text" >&2
+  exit 1
+fi
+exit 0
