@@ -19,7 +19,13 @@
 #include "util/alloc.h"
 #include "util/cmdtable.h"
 
+/* Spent command records kept for reuse: at most as many as are pending
+ * plus FREE_CMDS_SLACK (and never more than MAX_FREE_CMDS), so a steady
+ * window of W commands in flight recycles its records without allocating,
+ * while the records of a burst are released as it drains: an idle client
+ * keeps FREE_CMDS_SLACK of them, not the burst's size. */
 #define MAX_FREE_CMDS 1024
+#define FREE_CMDS_SLACK 64
 
 static void on_timer(void *arg);
 static void on_tick(void *arg);
@@ -47,13 +53,24 @@ void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd)
 {
     aredis__free(cmd->cc.copy);
     cmd->cc.copy = NULL;
-    if (c->nfree_cmds < MAX_FREE_CMDS && !c->freeing) {
+    size_t keep = c->pending + FREE_CMDS_SLACK;
+    if (keep > MAX_FREE_CMDS)
+        keep = MAX_FREE_CMDS;
+    if (c->nfree_cmds < keep && !c->freeing) {
         cmd->cc.next = c->free_cmds != NULL ? &c->free_cmds->cc : NULL;
         c->free_cmds = cmd;
         c->nfree_cmds++;
         return;
     }
     aredis__free(cmd);
+    /* Fewer commands pending than records kept: release one more, so the
+     * list shrinks as a burst drains. */
+    if (c->nfree_cmds > keep) {
+        aredis__cmd *spare = c->free_cmds;
+        c->free_cmds = aredis__cmd_next(spare);
+        c->nfree_cmds--;
+        aredis__free(spare);
+    }
 }
 
 static void heap_remove(aredis_client *c, aredis__cmd *cmd)
