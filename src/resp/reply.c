@@ -9,6 +9,7 @@
 
 #include "aredis/error.h"
 #include "aredis/reply.h"
+#include "resp/resp.h"
 #include "util/alloc.h"
 
 const char *aredis_reply_type_name(int type)
@@ -59,13 +60,15 @@ typedef struct range {
     size_t n;
 } range;
 
-/* Count nodes and string bytes (with their NULs). 0, or AREDIS_ENOMEM. */
-static int measure(const aredis_reply *root, size_t *nodes, size_t *bytes)
+/* Count nodes and string bytes (with their NULs). 0, or AREDIS_ENOMEM.
+ * The stack of ranges starts on the C stack and moves to the heap only
+ * for replies nested deeper than that. */
+int aredis__reply_measure(const aredis_reply *root, size_t *nodes,
+                          size_t *bytes)
 {
-    size_t cap = 16, top = 0;
-    range *stack = aredis__reallocarray(NULL, cap, sizeof *stack);
-    if (stack == NULL)
-        return AREDIS_ENOMEM;
+    range local[16];
+    size_t cap = sizeof local / sizeof *local, top = 0;
+    range *stack = local;
     stack[top++] = (range){root, 1};
     *nodes = 0;
     *bytes = 0;
@@ -86,12 +89,15 @@ static int measure(const aredis_reply *root, size_t *nodes, size_t *bytes)
                 if (kids[k] == NULL)
                     continue;
                 if (top == cap) {
-                    range *s =
-                        aredis__reallocarray(stack, cap * 2, sizeof *stack);
+                    range *s = aredis__reallocarray(
+                        stack == local ? NULL : stack, cap * 2, sizeof *stack);
                     if (s == NULL) {
-                        aredis__free(stack);
+                        if (stack != local)
+                            aredis__free(stack);
                         return AREDIS_ENOMEM;
                     }
+                    if (stack == local)
+                        memcpy(s, local, sizeof local);
                     stack = s;
                     cap *= 2;
                 }
@@ -99,20 +105,14 @@ static int measure(const aredis_reply *root, size_t *nodes, size_t *bytes)
             }
         }
     }
-    aredis__free(stack);
+    if (stack != local)
+        aredis__free(stack);
     return 0;
 }
 
-aredis_reply *aredis_reply_dup(const aredis_reply *root)
+aredis_reply *aredis__reply_copy_to(const aredis_reply *root, aredis_reply *out,
+                                    size_t nodes)
 {
-    size_t nodes, bytes;
-    if (measure(root, &nodes, &bytes) != 0)
-        return NULL;
-    if (nodes > (SIZE_MAX - bytes) / sizeof(aredis_reply))
-        return NULL;
-    aredis_reply *out = aredis__malloc(nodes * sizeof *out + bytes);
-    if (out == NULL)
-        return NULL;
     char *strings = (char *)(out + nodes);
 
     /* Copy the root, then fix up nodes in allocation order: each node's
@@ -138,6 +138,19 @@ aredis_reply *aredis_reply_dup(const aredis_reply *root)
         }
     }
     return out;
+}
+
+aredis_reply *aredis_reply_dup(const aredis_reply *root)
+{
+    size_t nodes, bytes;
+    if (aredis__reply_measure(root, &nodes, &bytes) != 0)
+        return NULL;
+    if (nodes > (SIZE_MAX - bytes) / sizeof(aredis_reply))
+        return NULL;
+    aredis_reply *out = aredis__malloc(nodes * sizeof *out + bytes);
+    if (out == NULL)
+        return NULL;
+    return aredis__reply_copy_to(root, out, nodes);
 }
 
 void aredis_reply_free(aredis_reply *r)
