@@ -99,12 +99,13 @@ static int ring_reserve(aredis_sync *s)
 {
     if (s->pipe.n < s->pipe.cap)
         return 0;
-    size_t cap = s->pipe.cap ? s->pipe.cap * 2 : 16;
+    size_t old = s->pipe.cap, cap = old ? old * 2 : 16;
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
     aredis__sync_slot **ring = aredis__reallocarray(NULL, cap, sizeof *ring);
     if (ring == NULL)
         return AREDIS_ENOMEM;
-    for (size_t i = 0; i < s->pipe.n; i++)
-        ring[i] = s->pipe.ring[(s->pipe.head + i) % s->pipe.cap];
+    for (size_t i = 0; old != 0 && i < s->pipe.n; i++)
+        ring[i] = s->pipe.ring[(s->pipe.head + i) % old];
     aredis__free(s->pipe.ring);
     s->pipe.ring = ring;
     s->pipe.cap = cap;
