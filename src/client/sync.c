@@ -3,7 +3,15 @@
  *
  * This file holds the handle, the single commands and the one wait every
  * blocking call uses (sync_int.h); the other blocking calls are built on
- * those in sync_more.c and the extras' *_sync.c files. */
+ * those in sync_more.c and the extras' *_sync.c files.
+ *
+ * In the steady state a call allocates nothing: the waiter lives in the
+ * handle, and the owned reply's block is recycled by aredis_reply_free().
+ * It makes four system calls: a wait of 0 ms first (the loop looks for
+ * events before the flush runs, so a connection the server closed while
+ * the program did something else is noticed before the command is written
+ * into it, and the command is re-sent instead of failing "outcome
+ * unknown"), the write, the wait, the read. */
 #include <stdio.h>
 #include <string.h>
 

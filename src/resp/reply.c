@@ -3,7 +3,10 @@
  * An owned copy is one allocation: the nodes first, then every string.
  * It is laid out by a Cheney-style copy (children of an aggregate stay
  * contiguous) so neither counting nor copying recurses on the C stack,
- * whatever the nesting depth. Pure memory work: no I/O. */
+ * whatever the nesting depth. A reply without children has a block of its
+ * own kind that goes back to the allocator's one spare when freed, so a
+ * loop of dup-and-free (the blocking facade) allocates nothing. Pure
+ * memory work: no I/O. */
 #include <stdint.h>
 #include <string.h>
 
@@ -110,6 +113,63 @@ int aredis__reply_measure(const aredis_reply *root, size_t *nodes,
     return 0;
 }
 
+/* A copy of a reply without children or attributes (a string, status,
+ * error, number, nil...) is a block of its own kind: a header holding the
+ * block's size, then the node, then the string. Freed, the block goes back
+ * to the allocator's one spare (util/alloc.h) and the next such copy that
+ * fits takes it. */
+#define SCALAR_HEADER 16
+
+/* The bytes a copy of r needs in a scalar block, or 0 when r is not a
+ * scalar (or too large for the spare to be worth it). */
+static size_t scalar_need(const aredis_reply *r)
+{
+    if (is_aggregate(r) || r->attrs != NULL)
+        return 0;
+    size_t n = SCALAR_HEADER + sizeof *r;
+    if (has_str(r)) {
+        if (r->len > AREDIS__SPARE_MAX)
+            return 0;
+        n += r->len + 1;
+    }
+    return n;
+}
+
+static char *scalar_block(aredis_reply *r)
+{
+    return (char *)r - SCALAR_HEADER;
+}
+
+aredis_reply *aredis_reply_dup(const aredis_reply *root)
+{
+    size_t need = scalar_need(root);
+    if (need != 0) {
+        size_t size;
+        char *block = aredis__spare_take(need, &size);
+        if (block == NULL && (block = aredis__malloc(size = need)) == NULL)
+            return NULL;
+        memcpy(block, &size, sizeof size);
+        aredis_reply *out = (aredis_reply *)(void *)(block + SCALAR_HEADER);
+        *out = *root;
+        if (has_str(root)) {
+            char *str = (char *)(out + 1);
+            memcpy(str, root->str, root->len);
+            str[root->len] = '\0';
+            out->str = str;
+        }
+        return out;
+    }
+    size_t nodes, bytes;
+    if (aredis__reply_measure(root, &nodes, &bytes) != 0)
+        return NULL;
+    if (nodes > (SIZE_MAX - bytes) / sizeof(aredis_reply))
+        return NULL;
+    aredis_reply *out = aredis__malloc(nodes * sizeof *out + bytes);
+    if (out == NULL)
+        return NULL;
+    return aredis__reply_copy_to(root, out, nodes);
+}
+
 aredis_reply *aredis__reply_copy_to(const aredis_reply *root, aredis_reply *out,
                                     size_t nodes)
 {
@@ -140,22 +200,17 @@ aredis_reply *aredis__reply_copy_to(const aredis_reply *root, aredis_reply *out,
     return out;
 }
 
-aredis_reply *aredis_reply_dup(const aredis_reply *root)
-{
-    size_t nodes, bytes;
-    if (aredis__reply_measure(root, &nodes, &bytes) != 0)
-        return NULL;
-    if (nodes > (SIZE_MAX - bytes) / sizeof(aredis_reply))
-        return NULL;
-    aredis_reply *out = aredis__malloc(nodes * sizeof *out + bytes);
-    if (out == NULL)
-        return NULL;
-    return aredis__reply_copy_to(root, out, nodes);
-}
-
 void aredis_reply_free(aredis_reply *r)
 {
-    aredis__free(r);
+    if (r == NULL)
+        return;
+    if (scalar_need(r) != 0) {
+        size_t size;
+        memcpy(&size, scalar_block(r), sizeof size);
+        aredis__spare_give(scalar_block(r), size);
+    } else {
+        aredis__free(r);
+    }
 }
 
 const aredis_reply *aredis_reply_map_get(const aredis_reply *r, const char *key,
