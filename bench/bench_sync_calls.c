@@ -6,7 +6,7 @@
  *     bench_sync_calls URL MODE N
  *
  * MODE: command, command_opts, pipelined (append + get_reply; one call is
- * one command, appended 100 at a time), pipeline10 (a pipeline object of 10
+ * one command, appended 50 at a time), pipeline10 (a pipeline object of 10
  * GETs executed), multi10 (the same in MULTI/EXEC), transaction (the
  * helper: WATCH, a GET, MULTI SET EXEC), script, get_message (one PUBLISH
  * from a second handle and the get-message that receives it). */
@@ -65,9 +65,9 @@ static int one(ctx *x, const char *mode)
         r = aredis_sync_command_opts(s, &(aredis_cmd_opts){.timeout_ms = 1000},
                                      "GET %s", key);
     } else if (strcmp(mode, "pipelined") == 0) {
-        /* One call in a hundred appends the next hundred. */
+        /* One call in 50 appends the next 50. */
         if (aredis_sync_pending(s) == 0)
-            for (int i = 0; i < 100; i++)
+            for (int i = 0; i < 50; i++)
                 aredis_sync_append(s, "GET %s", key);
         return aredis_sync_get_reply(s)->type == AREDIS_REPLY_ERROR;
     } else if (strcmp(mode, "pipeline10") == 0 ||
