@@ -750,6 +750,18 @@ int aredis_command_opts(aredis_client *c, const aredis_cmd_opts *o,
     return e;
 }
 
+int aredis_vcommand_opts(aredis_client *c, const aredis_cmd_opts *o,
+                         aredis_reply_cb cb, void *ud, const char *fmt,
+                         va_list ap)
+{
+    va_list copy;
+    va_copy(copy, ap);
+    submit_args sa = {fmt, &copy, 0, NULL, NULL, NULL, 0, 0};
+    int e = fmt != NULL ? submit(c, NULL, o, cb, ud, &sa) : AREDIS_EFORMAT;
+    va_end(copy);
+    return e;
+}
+
 int aredis_commandv(aredis_client *c, aredis_reply_cb cb, void *ud, int argc,
                     const char *const *argv, const size_t *argvlen)
 {
