@@ -9,6 +9,7 @@
 
 #include "aredis/error.h"
 #include "aredis/reply.h"
+#include "resp/resp.h"
 #include "util/alloc.h"
 
 const char *aredis_reply_type_name(int type)
@@ -105,12 +106,19 @@ static int measure(const aredis_reply *root, size_t *nodes, size_t *bytes)
 
 aredis_reply *aredis_reply_dup(const aredis_reply *root)
 {
+    size_t size;
+    return aredis__reply_dup_sized(root, &size);
+}
+
+aredis_reply *aredis__reply_dup_sized(const aredis_reply *root, size_t *size)
+{
     size_t nodes, bytes;
     if (measure(root, &nodes, &bytes) != 0)
         return NULL;
     if (nodes > (SIZE_MAX - bytes) / sizeof(aredis_reply))
         return NULL;
-    aredis_reply *out = aredis__malloc(nodes * sizeof *out + bytes);
+    *size = nodes * sizeof(aredis_reply) + bytes;
+    aredis_reply *out = aredis__malloc(*size);
     if (out == NULL)
         return NULL;
     char *strings = (char *)(out + nodes);

@@ -24,4 +24,8 @@ void aredis__buf_consume(aredis_buf *b, size_t n);
  * independently. 0 and *out set, or -1 when it is not a valid double. */
 int aredis__parse_double(const char *s, size_t n, double *out);
 
+/* aredis_reply_dup(), also telling the size of the one allocation it
+ * makes (the client-side cache bounds its memory with it). */
+aredis_reply *aredis__reply_dup_sized(const aredis_reply *r, size_t *size);
+
 #endif /* AREDIS_RESP_RESP_H */
