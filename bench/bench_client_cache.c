@@ -15,7 +15,9 @@
  *     before and after, entries, evictions, hit ratio of a second pass
  *     over the last 10000.
  * Each figure is printed per run. Loopback only. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
