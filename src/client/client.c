@@ -302,6 +302,9 @@ static void release(aredis_client *c)
         aredis__cmd_free(c, done);
         done = next;
     }
+    if (c->watch != NULL)
+        c->watch->release(c->watch->ud);
+    c->watch = NULL;
     aredis__cancel_list(c, aredis__link_take_all(&c->main));
     aredis__pubsub_detach_all(c);
     aredis__pool_free_all(c);
@@ -846,6 +849,11 @@ int aredis_client_set_reply_hook(aredis_client *c, const char *command,
         return AREDIS_ENOMEM;
     c->hooks[c->nhooks++] = (aredis__hook){name, len, hook, ud};
     return 0;
+}
+
+aredis__link *aredis__client_shared_link(aredis_client *c)
+{
+    return &c->main;
 }
 
 int aredis_client_protocol(const aredis_client *c)

@@ -292,6 +292,10 @@ static void complete(aredis__link *l, const aredis__conn_action *a)
 static void on_event(aredis__link *l, const aredis__conn_action *a)
 {
     aredis_client *c = l->c;
+    /* The watch first: the client-side cache flushes on a loss before
+     * anything else can run. */
+    if (c->watch != NULL)
+        c->watch->event(c->watch->ud, l, a->event);
     switch (a->event) {
     case AREDIS__EV_CONNECTED:
         aredis__emit(c, l, AREDIS_CONN_CONNECTED, 0, NULL, 0, 0);
@@ -333,6 +337,8 @@ static void take(aredis__link *l, const aredis__conn_action *a)
         complete(l, a);
         break;
     case AREDIS__ACT_PUSH:
+        if (c->watch != NULL && c->watch->push(c->watch->ud, l, a->reply))
+            break;
         if (aredis__pubsub_push(c, l, a->reply))
             break;
         if (c->push_cb != NULL) {

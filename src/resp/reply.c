@@ -142,13 +142,18 @@ static char *scalar_block(aredis_reply *r)
 
 aredis_reply *aredis_reply_dup(const aredis_reply *root)
 {
+    size_t size;
+    return aredis__reply_dup_sized(root, &size);
+}
+
+aredis_reply *aredis__reply_dup_sized(const aredis_reply *root, size_t *size)
+{
     size_t need = scalar_need(root);
     if (need != 0) {
-        size_t size;
-        char *block = aredis__spare_take(need, &size);
-        if (block == NULL && (block = aredis__malloc(size = need)) == NULL)
+        char *block = aredis__spare_take(need, size);
+        if (block == NULL && (block = aredis__malloc(*size = need)) == NULL)
             return NULL;
-        memcpy(block, &size, sizeof size);
+        memcpy(block, size, sizeof *size);
         aredis_reply *out = (aredis_reply *)(void *)(block + SCALAR_HEADER);
         *out = *root;
         if (has_str(root)) {
@@ -164,7 +169,8 @@ aredis_reply *aredis_reply_dup(const aredis_reply *root)
         return NULL;
     if (nodes > (SIZE_MAX - bytes) / sizeof(aredis_reply))
         return NULL;
-    aredis_reply *out = aredis__malloc(nodes * sizeof *out + bytes);
+    *size = nodes * sizeof(aredis_reply) + bytes;
+    aredis_reply *out = aredis__malloc(*size);
     if (out == NULL)
         return NULL;
     return aredis__reply_copy_to(root, out, nodes);

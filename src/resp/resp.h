@@ -34,4 +34,8 @@ int aredis__reply_measure(const aredis_reply *r, size_t *nodes, size_t *bytes);
 aredis_reply *aredis__reply_copy_to(const aredis_reply *r, aredis_reply *out,
                                     size_t nodes);
 
+/* aredis_reply_dup(), also telling the size of the one allocation it
+ * makes (the client-side cache bounds its memory with it). */
+aredis_reply *aredis__reply_dup_sized(const aredis_reply *r, size_t *size);
+
 #endif /* AREDIS_RESP_RESP_H */
