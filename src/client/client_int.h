@@ -1,7 +1,8 @@
-/* Private to the client folder: the client's state and the helpers shared
- * by client.c (life cycle, submit, completion, deadlines, routing),
- * link.c (one server connection: connect, handshake, I/O, reconnect),
- * pool.c (exclusive connections), handshake.c, threads.c and normalize.c. */
+/* Private to the client folder: the client's state, the command record,
+ * and the helpers shared by client.c (life cycle, submit, completion,
+ * deadlines), pubsub.c, threads.c and normalize.c, and used by the node
+ * layer below to complete commands and report events (src/node). The
+ * servers themselves are the topology's (src/topology). */
 #ifndef AREDIS_CLIENT_CLIENT_INT_H
 #define AREDIS_CLIENT_CLIENT_INT_H
 
@@ -13,6 +14,9 @@
 #include "conn/conn.h"
 #include "loop/loop.h"
 #include "transport/transport.h"
+
+typedef struct aredis__node aredis__node;
+typedef struct aredis__topology aredis__topology;
 
 /* Command flags the client keeps (the connection's own are in cc.flags). */
 enum {
@@ -80,36 +84,6 @@ typedef struct aredis__hook {
     void *ud;
 } aredis__hook;
 
-/* One server connection: the driver of an aredis__conn. It feeds the
- * connection from the loop, the resolver and the transport, and takes its
- * actions: I/O, completions (through client.c), pushes and events. */
-struct aredis__link {
-    aredis_client *c;
-    int exclusive; /* a pool member, not the shared connection */
-    aredis__conn conn;
-
-    aredis__resolve *resolving;
-    struct sockaddr_storage *addrs;
-    socklen_t *addrlens;
-    size_t naddrs;
-    aredis__transport *tp;
-    void *io;
-    int io_events;
-
-    aredis__defer defer; /* service at the end of the loop turn */
-    int service_wanted;
-    int draining; /* taking the connection's actions */
-
-    /* The pubsub whose subscriptions live on this link, or NULL. */
-    struct aredis_pubsub *pubsub;
-
-    /* Pool bookkeeping (exclusive links). */
-    aredis__link *pool_next;
-    int64_t idle_since;       /* 0 while busy */
-    int borrowed;             /* held through aredis_client_acquire() */
-    aredis__defer free_defer; /* a retired link is freed from the loop */
-};
-
 /* A command waiting for a free exclusive connection. */
 typedef struct aredis__waiter aredis__waiter;
 
@@ -121,15 +95,9 @@ struct aredis_client {
     int closing; /* aredis_client_close(): free once nothing is pending */
     int in_cb;   /* depth of user callbacks on the stack */
 
-    aredis__link main;
-
-    /* Exclusive connections. */
-    aredis__link *pool;
-    int pool_size;
-    aredis__link *retired; /* closed, freed on the next loop turn */
-    aredis__cmd *pool_wait_head, *pool_wait_tail; /* blocking commands */
-    struct aredis__acq *acq_head, *acq_tail;      /* acquire() requests */
-    struct aredis__acq *acq_granted; /* answered, callback still deferred */
+    /* Which server each command goes to (standalone, later cluster and
+     * sentinel): the client does not know which one it has. */
+    aredis__topology *topo;
 
     void *timer;
     int64_t timer_at; /* armed for this absolute time, 0: disarmed */
@@ -171,6 +139,8 @@ struct aredis_client {
 int aredis__submit_encoded(aredis_client *c, aredis__link *target,
                            aredis_reply_cb cb, void *ud, const char *bytes,
                            size_t len);
+/* The shared connection of the node that takes work naming no key. */
+aredis__link *aredis__client_main(aredis_client *c);
 /* Drain thread-safe submissions (threads.c), cancelling them when freeing. */
 void aredis__ts_drain(aredis_client *c);
 
@@ -182,8 +152,10 @@ void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd);
 void aredis__finish(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
 void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
                           const char *msg);
-/* Deliver a server reply through the command's hook or normalisation. */
-void aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
+/* Deliver a server reply through the command's hook or normalisation.
+ * Returns 1 when the topology took the command back instead (a redirect:
+ * it is not completed and no longer the caller's), else 0. */
+int aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
 /* Complete from the loop, later (inside API calls). */
 void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
                         const char *msg);
@@ -192,38 +164,6 @@ void aredis__rearm(aredis_client *c);
 void aredis__cancel_list(aredis_client *c, aredis__cmd *cmd);
 void aredis__emit(aredis_client *c, const aredis__link *l, int type, int code,
                   const char *msg, int64_t delay_ms, int attempt);
-
-/* ---- link.c ------------------------------------------------------------ */
-
-int aredis__link_init(aredis__link *l, aredis_client *c, int exclusive);
-void aredis__link_cleanup(aredis__link *l);
-/* Connect (from the loop, a little later) unless already connecting. */
-void aredis__link_connect(aredis__link *l);
-/* Queue a command on the link: straight into the connection when ready,
- * otherwise into its pending list; it completes from the loop. The bytes
- * are copied; bytes == NULL means they are already at the end of the
- * ready connection's output buffer (the fast path). 0 or AREDIS_ENOMEM. */
-int aredis__link_submit(aredis__link *l, aredis__cmd *cmd, const char *bytes);
-/* Called by the client's timer: connect deadlines and backoff ends. */
-void aredis__link_timer(aredis__link *l, int64_t now);
-/* Close the transport and detach every command the link holds (pending,
- * in flight, decided); the link is idle afterwards. */
-aredis__cmd *aredis__link_take_all(aredis__link *l);
-
-/* ---- pool.c ------------------------------------------------------------ */
-
-void aredis__pool_route(aredis_client *c, aredis__cmd *cmd, const char *bytes);
-/* A link finished its work (or failed): give it to a waiter or idle it. */
-void aredis__pool_link_idle(aredis__link *l);
-void aredis__pool_timer(aredis_client *c, int64_t now);
-int64_t aredis__pool_next_deadline(const aredis_client *c);
-void aredis__pool_free_all(aredis_client *c);
-/* Remove a command waiting for an exclusive link; 1 if it was waiting. */
-int aredis__pool_unwait(aredis_client *c, aredis__cmd *cmd);
-
-/* Close a borrowed link for good (a pubsub's own connection, acquired
- * with aredis_client_acquire) and forget it. */
-void aredis__pool_drop(aredis_client *c, aredis__link *l);
 
 /* ---- pubsub.c ------------------------------------------------------------ */
 /* A push frame (or, in RESP2 subscribed mode, any reply) on a link. Returns
