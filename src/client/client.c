@@ -169,9 +169,7 @@ void aredis__emit(aredis_client *c, const aredis__link *l, int type, int code,
     if (c->event_cb == NULL || c->freeing)
         return;
     aredis_conn_event ev = {type, code, msg, delay_ms, attempt, l->exclusive};
-    c->in_cb++;
-    c->event_cb(c, &ev, c->event_ud);
-    c->in_cb--;
+    AREDIS__USER_CB(c, c->event_cb(c, &ev, c->event_ud));
 }
 
 /* ------------------------------------------------------------------------
@@ -203,11 +201,8 @@ void aredis__finish(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
     cmd->flags |= AREDIS__CMD_DONE;
     heap_remove(c, cmd);
     c->pending--;
-    if (cmd->cb != NULL) {
-        c->in_cb++;
-        cmd->cb(c, r, cmd->ud);
-        c->in_cb--;
-    }
+    if (cmd->cb != NULL)
+        AREDIS__USER_CB(c, cmd->cb(c, r, cmd->ud));
     if (c->closing && c->pending == 0)
         close_if_done(c);
 }
@@ -215,12 +210,7 @@ void aredis__finish(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
 void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
                           const char *msg)
 {
-    aredis_reply r;
-    memset(&r, 0, sizeof r);
-    r.type = AREDIS_REPLY_ERROR;
-    r.code = code;
-    r.str = msg;
-    r.len = strlen(msg);
+    aredis_reply r = aredis__error_reply(code, msg);
     aredis__finish(c, cmd, &r);
 }
 

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "aredis/client.h"
 #include "conn/conn.h"
@@ -48,6 +49,32 @@ struct aredis__cmd {
     aredis__link *link; /* the link whose connection holds it, or NULL */
     int64_t wait_until; /* waiting for an exclusive connection until then */
 };
+
+/* Run a user callback: the one way user code is called from the library,
+ * keeping count of the callbacks on the stack (c->in_cb). c may be NULL
+ * (a pubsub whose client is gone). */
+#define AREDIS__USER_CB(c, call)     \
+    do {                             \
+        aredis_client *ucb_c_ = (c); \
+        if (ucb_c_ != NULL)          \
+            ucb_c_->in_cb++;         \
+        call;                        \
+        if (ucb_c_ != NULL)          \
+            ucb_c_->in_cb--;         \
+    } while (0)
+
+/* An error reply with a client-side code and message (borrowed), as every
+ * failed command's callback receives it. */
+static inline aredis_reply aredis__error_reply(int code, const char *msg)
+{
+    aredis_reply r;
+    memset(&r, 0, sizeof r);
+    r.type = AREDIS_REPLY_ERROR;
+    r.code = code;
+    r.str = msg;
+    r.len = strlen(msg);
+    return r;
+}
 
 /* The record a connection's part belongs to. */
 static inline aredis__cmd *aredis__cmd_of(aredis__conn_cmd *cc)

@@ -362,12 +362,7 @@ static queued *copy_message(const aredis_pubsub_message *m)
 static void deliver_to_waiter(aredis_pubsub *ps, waiter *w,
                               const aredis_pubsub_message *m, int status)
 {
-    aredis_client *c = ps->c;
-    if (c != NULL)
-        c->in_cb++;
-    w->cb(ps, m, status, w->ud);
-    if (c != NULL)
-        c->in_cb--;
+    AREDIS__USER_CB(ps->c, w->cb(ps, m, status, w->ud));
     aredis__free(w);
 }
 
@@ -444,9 +439,7 @@ static void deliver(aredis_pubsub *ps, const aredis_pubsub_message *m,
     if (m->kind == AREDIS_PUBSUB_RESUBSCRIBED)
         s = &event;
     if (s != NULL && s->handler != NULL) {
-        c->in_cb++;
-        s->handler(ps, m, s->ud);
-        c->in_cb--;
+        AREDIS__USER_CB(c, s->handler(ps, m, s->ud));
         return;
     }
     if (ps->w_head != NULL && ps->q_head == NULL) {

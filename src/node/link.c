@@ -337,11 +337,8 @@ static void take(aredis__link *l, const aredis__conn_action *a)
     case AREDIS__ACT_PUSH:
         if (aredis__pubsub_push(c, l, a->reply))
             break;
-        if (c->push_cb != NULL) {
-            c->in_cb++;
-            c->push_cb(c, a->reply, c->push_ud);
-            c->in_cb--;
-        }
+        if (c->push_cb != NULL)
+            AREDIS__USER_CB(c, c->push_cb(c, a->reply, c->push_ud));
         break;
     default:
         on_event(l, a);

@@ -133,9 +133,7 @@ static void acq_done(void *arg)
             *pp = a->next;
             break;
         }
-    c->in_cb++;
-    a->cb(c, (aredis_exclusive *)a->got, a->failed, a->ud);
-    c->in_cb--;
+    AREDIS__USER_CB(c, a->cb(c, (aredis_exclusive *)a->got, a->failed, a->ud));
     aredis__free(a);
 }
 
@@ -296,9 +294,7 @@ void aredis__pool_timer(aredis__node *n, int64_t now)
         n->acq_head = a->next;
         if (n->acq_head == NULL)
             n->acq_tail = NULL;
-        c->in_cb++;
-        a->cb(c, NULL, AREDIS_EBUSY, a->ud);
-        c->in_cb--;
+        AREDIS__USER_CB(c, a->cb(c, NULL, AREDIS_EBUSY, a->ud));
         aredis__free(a);
     }
 }
@@ -362,9 +358,7 @@ void aredis__pool_free_all(aredis__node *n)
     while (n->acq_head != NULL) {
         struct aredis__acq *a = n->acq_head;
         n->acq_head = a->next;
-        c->in_cb++;
-        a->cb(c, NULL, AREDIS_ECANCELED, a->ud);
-        c->in_cb--;
+        AREDIS__USER_CB(c, a->cb(c, NULL, AREDIS_ECANCELED, a->ud));
         aredis__free(a);
     }
     n->acq_tail = NULL;
