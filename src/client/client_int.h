@@ -1,6 +1,6 @@
 /* Private to the client folder: the client's state, the command record,
  * and the helpers shared by client.c (life cycle, submit, completion,
- * deadlines), pubsub.c, threads.c and normalize.c, and used by the node
+ * deadlines), threads.c and normalize.c, and used by the node
  * layer below to complete commands and report events (src/node). The
  * servers themselves are the topology's (src/topology). */
 #ifndef AREDIS_CLIENT_CLIENT_INT_H
@@ -191,21 +191,6 @@ void aredis__rearm(aredis_client *c);
 void aredis__cancel_list(aredis_client *c, aredis__cmd *cmd);
 void aredis__emit(aredis_client *c, const aredis__link *l, int type, int code,
                   const char *msg, int64_t delay_ms, int attempt);
-
-/* ---- pubsub.c ------------------------------------------------------------ */
-/* A push frame (or, in RESP2 subscribed mode, any reply) on a link. Returns
- * 1 when it was a pub/sub frame (consumed), 0 for other pushes. */
-int aredis__pubsub_push(aredis_client *c, aredis__link *l,
-                        const aredis_reply *r);
-void aredis__pubsub_link_ready(aredis__link *l);
-void aredis__pubsub_link_lost(aredis__link *l);
-/* The shared link is ready: pubsubs waiting to learn the protocol decide. */
-void aredis__pubsub_main_ready(aredis_client *c);
-/* The client is going away: detach every pubsub from it. */
-void aredis__pubsub_detach_all(aredis_client *c);
-/* Send a (P|S)(UN)SUBSCRIBE on a link: answered by push frames. */
-int aredis__send_pushed(aredis_client *c, aredis__link *l, int argc,
-                        const char *const *argv, const size_t *lens);
 
 /* ---- threads.c --------------------------------------------------------- */
 int aredis__ts_init(aredis_client *c);

@@ -121,4 +121,19 @@ int aredis__pool_acquire(aredis__node *n, aredis_acquire_cb cb, void *ud);
  * with aredis_client_acquire) and forget it. */
 void aredis__pool_drop(aredis__link *l);
 
+/* ---- pubsub.c: the pub/sub state on a node's links ---------------------- */
+/* A push frame (or, in RESP2 subscribed mode, any reply) on a link. Returns
+ * 1 when it was a pub/sub frame (consumed), 0 for other pushes. */
+int aredis__pubsub_push(aredis_client *c, aredis__link *l,
+                        const aredis_reply *r);
+void aredis__pubsub_link_ready(aredis__link *l);
+void aredis__pubsub_link_lost(aredis__link *l);
+/* The shared link is ready: pubsubs waiting to learn the protocol decide. */
+void aredis__pubsub_main_ready(aredis_client *c);
+/* The client is going away: detach every pubsub from it. */
+void aredis__pubsub_detach_all(aredis_client *c);
+/* Send a (P|S)(UN)SUBSCRIBE on a link: answered by push frames. */
+int aredis__send_pushed(aredis_client *c, aredis__link *l, int argc,
+                        const char *const *argv, const size_t *lens);
+
 #endif /* AREDIS_NODE_NODE_H */

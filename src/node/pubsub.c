@@ -1,4 +1,4 @@
-/* Publish/subscribe (client layer).
+/* Publish/subscribe (node layer): the subscriptions on a node's links.
  *
  * A pubsub keeps the set of its subscriptions and the link they live on:
  * the shared link on RESP3 (messages are push frames there, beside
