@@ -156,6 +156,7 @@ static void consistent(void)
 static void drain(void)
 {
     aredis__conn_action a;
+    CHECK(f.cn.qlen <= 3);
     while (aredis__conn_poll(&f.cn, &a)) {
         switch (a.kind) {
         case AREDIS__ACT_RESOLVE:
@@ -237,6 +238,8 @@ static void policy(void)
 static void step(unsigned op)
 {
     unsigned arg = byte();
+    /* Drained after every event: the action queue never comes near full. */
+    CHECK(f.cn.qlen == 0);
     switch (op % 14) {
     case 0:
     case 1:
