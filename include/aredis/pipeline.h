@@ -187,14 +187,16 @@ AREDIS_API int aredis_pipeline_commandv(aredis_pipeline *p, int argc,
  *         pipeline (nothing to send; a transaction may be empty) or a
  *         command the client refuses (SELECT, the (P|S)(UN)SUBSCRIBE
  *         family: see commands.md and pubsub.md);
- *         AREDIS_ENOTSUP for a blocking command (BLPOP, WAIT, XREAD BLOCK,
- *         ...) in a transaction without WATCH (the client would route it
- *         to another connection than its MULTI); AREDIS_ESTATE while a
- *         batch or a watch is in flight, or on a pipeline owned by
- *         aredis_transaction() (use aredis_transaction_commit());
- *         AREDIS_ENOMEM; or the client's submit error (AREDIS_ESTATE once
- *         the client is being freed). On error nothing was sent and the
- *         queue is kept. \since 0.1 */
+ *         AREDIS_ENOTSUP, in a transaction without WATCH, for a blocking
+ *         command (BLPOP, WAIT, XREAD BLOCK, ...: the client would route
+ *         it to another connection than its MULTI), for MULTI, EXEC,
+ *         DISCARD, WATCH and RESET (they would break the batch's framing)
+ *         and for what the server refuses inside MULTI (SAVE, SHUTDOWN);
+ *         AREDIS_ESTATE while a batch or a watch is in flight, or on a
+ *         pipeline owned by aredis_transaction() (use
+ *         aredis_transaction_commit()); AREDIS_ENOMEM; or the client's
+ *         submit error (AREDIS_ESTATE once the client is being freed). On
+ *         error nothing was sent and the queue is kept. \since 0.1 */
 AREDIS_API int aredis_pipeline_execute(aredis_pipeline *p,
                                        aredis_pipeline_cb cb, void *ud);
 

@@ -19,14 +19,21 @@
 #include "resp/resp.h"
 #include "topology/topology.h"
 #include "util/alloc.h"
+#include "util/cmdtable.h"
 
+/* Spent command records kept for reuse: at most as many as are pending
+ * plus FREE_CMDS_SLACK (and never more than MAX_FREE_CMDS), so a steady
+ * window of W commands in flight recycles its records without allocating,
+ * while the records of a burst are released as it drains: an idle client
+ * keeps FREE_CMDS_SLACK of them, not the burst's size. */
 #define MAX_FREE_CMDS 1024
+#define FREE_CMDS_SLACK 64
 
 static void on_timer(void *arg);
 static void on_tick(void *arg);
 
 /* ------------------------------------------------------------------------
- * Command records and the deadline heap
+ * Command records and the deadline heap (util/heap.h)
  * ------------------------------------------------------------------------ */
 
 aredis__cmd *aredis__cmd_new(aredis_client *c)
@@ -48,81 +55,35 @@ void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd)
 {
     aredis__free(cmd->cc.copy);
     cmd->cc.copy = NULL;
-    if (c->nfree_cmds < MAX_FREE_CMDS && !c->freeing) {
+    size_t keep = c->pending + FREE_CMDS_SLACK;
+    if (keep > MAX_FREE_CMDS)
+        keep = MAX_FREE_CMDS;
+    if (c->nfree_cmds < keep && !c->freeing) {
         cmd->cc.next = c->free_cmds != NULL ? &c->free_cmds->cc : NULL;
         c->free_cmds = cmd;
         c->nfree_cmds++;
         return;
     }
     aredis__free(cmd);
-}
-
-static void heap_swap(aredis__cmd **h, size_t i, size_t j)
-{
-    aredis__cmd *t = h[i];
-    h[i] = h[j];
-    h[j] = t;
-    h[i]->heap_idx = i + 1;
-    h[j]->heap_idx = j + 1;
-}
-
-static void heap_up(aredis__cmd **h, size_t i)
-{
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (h[parent]->deadline <= h[i]->deadline)
-            break;
-        heap_swap(h, i, parent);
-        i = parent;
+    /* Fewer commands pending than records kept: release one more, so the
+     * list shrinks as a burst drains. */
+    if (c->nfree_cmds > keep) {
+        aredis__cmd *spare = c->free_cmds;
+        c->free_cmds = aredis__cmd_next(spare);
+        c->nfree_cmds--;
+        aredis__free(spare);
     }
-}
-
-static void heap_down(aredis__cmd **h, size_t n, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && h[l]->deadline < h[m]->deadline)
-            m = l;
-        if (r < n && h[r]->deadline < h[m]->deadline)
-            m = r;
-        if (m == i)
-            return;
-        heap_swap(h, i, m);
-        i = m;
-    }
-}
-
-static int heap_push(aredis_client *c, aredis__cmd *cmd)
-{
-    if (c->heap_len == c->heap_cap) {
-        size_t cap = c->heap_cap ? c->heap_cap * 2 : 64;
-        /* An array of pointers to commands. */
-        // NOLINTNEXTLINE(bugprone-sizeof-expression)
-        aredis__cmd **h = aredis__reallocarray(c->heap, cap, sizeof *h);
-        if (h == NULL)
-            return AREDIS_ENOMEM;
-        c->heap = h;
-        c->heap_cap = cap;
-    }
-    c->heap[c->heap_len] = cmd;
-    cmd->heap_idx = ++c->heap_len;
-    heap_up(c->heap, c->heap_len - 1);
-    return 0;
 }
 
 static void heap_remove(aredis_client *c, aredis__cmd *cmd)
 {
-    if (cmd->heap_idx == 0)
-        return;
-    size_t i = cmd->heap_idx - 1;
-    cmd->heap_idx = 0;
-    c->heap_len--;
-    if (i == c->heap_len)
-        return;
-    c->heap[i] = c->heap[c->heap_len];
-    c->heap[i]->heap_idx = i + 1;
-    heap_up(c->heap, i);
-    heap_down(c->heap, c->heap_len, c->heap[i]->heap_idx - 1);
+    aredis__heap_remove(&c->deadlines, &cmd->dl);
+}
+
+static aredis__cmd *earliest_cmd(const aredis_client *c)
+{
+    aredis__heap_node *n = aredis__heap_min(&c->deadlines);
+    return n != NULL ? AREDIS__CONTAINER_OF(n, aredis__cmd, dl) : NULL;
 }
 
 static int64_t earliest(int64_t a, int64_t b)
@@ -140,7 +101,8 @@ void aredis__rearm(aredis_client *c)
 {
     if (c->timer == NULL)
         return;
-    int64_t next = c->heap_len > 0 ? c->heap[0]->deadline : 0;
+    const aredis__heap_node *first = aredis__heap_min(&c->deadlines);
+    int64_t next = first != NULL ? first->key : 0;
     aredis__topology *t = c->topo;
     for (aredis__node *n = t->vt->next(t, NULL); n != NULL;
          n = t->vt->next(t, n))
@@ -284,8 +246,9 @@ static void on_timer(void *arg)
     for (aredis__node *n = t->vt->next(t, NULL); n != NULL && !c->freeing;
          n = t->vt->next(t, n))
         aredis__node_timer(n, now);
-    while (!c->freeing && c->heap_len > 0 && c->heap[0]->deadline <= now) {
-        aredis__cmd *cmd = c->heap[0];
+    aredis__cmd *cmd;
+    while (!c->freeing && (cmd = earliest_cmd(c)) != NULL &&
+           cmd->dl.key <= now) {
         heap_remove(c, cmd);
         /* Not sent yet: take it (and its bytes) out so it never runs. */
         int unsent = 0;
@@ -362,7 +325,7 @@ static void release(aredis_client *c)
         c->free_cmds = next;
     }
     aredis_buf_cleanup(&c->scratch);
-    aredis__free(c->heap);
+    aredis__heap_cleanup(&c->deadlines);
     for (size_t i = 0; i < c->nhooks; i++)
         aredis__free(c->hooks[i].name);
     aredis__free(c->hooks);
@@ -512,6 +475,7 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
         return NULL;
     }
     aredis_buf_init(&c->scratch);
+    aredis__heap_init(&c->deadlines);
     conn_config(c);
     c->topo = aredis__standalone_new(c);
     e = c->topo != NULL ? 0 : AREDIS_ENOMEM;
@@ -538,44 +502,6 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
  * Submitting
  * ------------------------------------------------------------------------ */
 
-/* One argument of an encoded command: the writer's own output, so the
- * format is trusted. */
-typedef struct arg_view {
-    const char *p;
-    size_t n;
-} arg_view;
-
-/* Read the first `want` arguments of an encoded command; returns argc. */
-static int peek_args(const char *p, arg_view *out, int want)
-{
-    int argc = 0;
-    p++; /* '*' */
-    while (*p != '\r')
-        argc = argc * 10 + (*p++ - '0');
-    p += 2;
-    for (int i = 0; i < want; i++) {
-        out[i].p = "";
-        out[i].n = 0;
-    }
-    for (int i = 0; i < argc && i < want; i++) {
-        size_t n = 0;
-        p++; /* '$' */
-        while (*p != '\r')
-            n = n * 10 + (size_t)(*p++ - '0');
-        p += 2;
-        out[i].p = p;
-        out[i].n = n;
-        p += n + 2;
-    }
-    return argc;
-}
-
-static int arg_is(const arg_view *a, const char *word)
-{
-    size_t n = strlen(word);
-    return a->n == n && strncasecmp(a->p, word, n) == 0;
-}
-
 static const char select_refused[] =
     "SELECT is refused: the database is a client option (aredis_options.db "
     "or the URL path, redis://host/2), because every caller shares the "
@@ -598,77 +524,87 @@ typedef struct submit_args {
     int pushed; /* a pubsub command, answered by push frames */
 } submit_args;
 
-static int is_subscribe_family(const arg_view *a)
-{
-    static const char *const names[] = {"subscribe",    "psubscribe",
-                                        "ssubscribe",   "unsubscribe",
-                                        "punsubscribe", "sunsubscribe"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (arg_is(a, names[i]))
-            return 1;
-    return 0;
-}
-
-/* Classify an encoded command and fill the record's routing fields.
- * Returns the message when the command must be refused, or NULL. */
+/* Classify an encoded command once, through the command table, and fill
+ * the record's routing fields. Returns the message when the command must
+ * be refused, or NULL; *block_ms is a blocking command's server-side
+ * timeout (aredis__cmdclass). */
 static const char *classify(aredis_client *c, aredis__cmd *cmd,
-                            const char *bytes, unsigned flags)
+                            const char *bytes, unsigned flags,
+                            int64_t *block_ms)
 {
-    arg_view args[3];
-    int argc = peek_args(bytes, args, 3);
-    if (arg_is(&args[0], "select"))
-        return select_refused;
-    if (is_subscribe_family(&args[0]))
-        return subscribe_refused;
-    cmd->cc.reply_kind = AREDIS__REPLY_NORMAL;
-    if (argc >= 3 && arg_is(&args[0], "client") && arg_is(&args[1], "reply")) {
-        if (arg_is(&args[2], "on"))
-            cmd->cc.reply_kind = AREDIS__REPLY_ON;
-        else if (arg_is(&args[2], "off"))
-            cmd->cc.reply_kind = AREDIS__REPLY_OFF;
-        else if (arg_is(&args[2], "skip"))
-            cmd->cc.reply_kind = AREDIS__REPLY_SKIP;
+    aredis__cmdclass k;
+    aredis__cmd_classify(bytes, &k);
+    if (k.flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
+        return k.flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
+                                             : select_refused;
+    switch (k.client_reply) {
+    case AREDIS__CLIENT_REPLY_ON:
+        cmd->cc.reply_kind = AREDIS__REPLY_ON;
+        break;
+    case AREDIS__CLIENT_REPLY_OFF:
+        cmd->cc.reply_kind = AREDIS__REPLY_OFF;
+        break;
+    case AREDIS__CLIENT_REPLY_SKIP:
+        cmd->cc.reply_kind = AREDIS__REPLY_SKIP;
+        break;
+    default:
+        cmd->cc.reply_kind = AREDIS__REPLY_NORMAL;
+        break;
     }
-    for (size_t i = 0; i < c->nhooks; i++) {
-        if (c->hooks[i].len == args[0].n &&
-            strncasecmp(c->hooks[i].name, args[0].p, args[0].n) == 0) {
-            cmd->hook = c->hooks[i].fn;
-            cmd->hook_ud = c->hooks[i].ud;
-            break;
+    if (c->nhooks > 0) {
+        aredis__args it;
+        const char *name = "";
+        size_t n = 0;
+        aredis__args_init(&it, bytes);
+        aredis__args_next(&it, &name, &n);
+        for (size_t i = 0; i < c->nhooks; i++) {
+            if (c->hooks[i].len == n &&
+                strncasecmp(c->hooks[i].name, name, n) == 0) {
+                cmd->hook = c->hooks[i].fn;
+                cmd->hook_ud = c->hooks[i].ud;
+                break;
+            }
         }
     }
     if (cmd->hook == NULL && c->cfg.normalize_resp2)
-        cmd->norm = aredis__norm_classify(args[0].p, args[0].n, bytes,
-                                          cmd->cc.len, argc);
+        cmd->norm = k.norm;
     if ((flags & AREDIS_CMD_IDEMPOTENT) ||
-        (c->cfg.retry_read_only &&
-         aredis__cmd_is_read_only(args[0].p, args[0].n)))
+        (c->cfg.retry_read_only && (k.flags & AREDIS__CMDF_READONLY)))
         cmd->flags |= AREDIS__CMD_RETRY;
-    if (aredis__cmd_is_blocking(bytes, cmd->cc.len, argc))
+    if (k.flags & AREDIS__CMDF_BLOCKING)
         cmd->flags |= AREDIS__CMD_BLOCKING;
     if (flags & AREDIS_CMD_NO_RESEND)
         cmd->flags =
             (cmd->flags | AREDIS__CMD_NO_RESEND) & ~(unsigned)AREDIS__CMD_RETRY;
+    *block_ms = k.block_ms;
     return NULL;
 }
 
-/* The deadline a command gets, and its heap entry. 0 or AREDIS_ENOMEM. */
+/* The deadline a command gets, and its heap entry. 0 or AREDIS_ENOMEM.
+ *
+ * A per-call timeout (aredis_cmd_opts.timeout_ms > 0) is the whole
+ * deadline, whatever the command. Otherwise command_timeout_ms applies;
+ * for a blocking command it is a margin on top of the time the server may
+ * legitimately wait: BLPOP key 2 with command_timeout_ms = 100 gets
+ * 2,100 ms, so its nil reply arrives first, while a stalled server still
+ * fails it. A blocking command without a server-side limit (BLPOP key 0,
+ * XREAD BLOCK 0) waits as long as it says, unless given a per-call
+ * timeout. options.h and docs/guide/commands.md document this. */
 static int set_deadline(aredis_client *c, aredis__cmd *cmd,
-                        const aredis_cmd_opts *o)
+                        const aredis_cmd_opts *o, int64_t block_ms)
 {
     int64_t timeout = c->cfg.command_timeout_ms;
     if (o != NULL && o->timeout_ms != 0)
         timeout = o->timeout_ms;
-    /* A blocking command waits as long as it says (BLPOP's own timeout):
-     * only an explicit per-call deadline applies to it. */
-    if ((cmd->flags & AREDIS__CMD_BLOCKING) &&
-        (o == NULL || o->timeout_ms <= 0))
-        timeout = 0;
+    else if ((cmd->flags & AREDIS__CMD_BLOCKING) && timeout > 0)
+        timeout = block_ms > 0 && block_ms <= INT64_MAX / 2 - timeout
+                      ? block_ms + timeout
+                      : 0;
     if (timeout <= 0)
         return 0;
-    cmd->deadline = aredis__now_ms() + timeout;
     cmd->timeout_ms = timeout;
-    return heap_push(c, cmd);
+    return aredis__heap_set(&c->deadlines, &cmd->dl,
+                            aredis__now_ms() + timeout);
 }
 
 /* Hand a classified command to its connection. Returns 0, or
@@ -749,8 +685,10 @@ static int submit(aredis_client *c, aredis__link *target,
     const char *bytes = b->data + start;
 
     c->pending++;
+    int64_t block_ms = 0;
     const char *refused =
-        sa->pushed ? NULL : classify(c, cmd, bytes, o ? o->flags : 0);
+        sa->pushed ? NULL
+                   : classify(c, cmd, bytes, o ? o->flags : 0, &block_ms);
     if (refused != NULL) {
         b->len = start;
         aredis__defer_done(c, cmd, AREDIS_EINVAL, refused);
@@ -764,7 +702,7 @@ static int submit(aredis_client *c, aredis__link *target,
         (cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)
         e = AREDIS_ENOMEM;
     if (e == 0)
-        e = set_deadline(c, cmd, o);
+        e = set_deadline(c, cmd, o, block_ms);
     if (e != 0) {
         b->len = start;
         c->pending--;
@@ -781,8 +719,8 @@ static int submit(aredis_client *c, aredis__link *target,
         heap_remove(c, cmd);
         aredis__defer_done(c, cmd, e, "out of memory");
     }
-    if (cmd->heap_idx == 1)
-        aredis__rearm(c);
+    if (cmd->dl.pos == 1)
+        aredis__rearm(c); /* the earliest deadline changed */
     return 0;
 }
 

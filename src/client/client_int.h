@@ -15,6 +15,8 @@
 #include "conn/conn.h"
 #include "loop/loop.h"
 #include "transport/transport.h"
+#include "util/cmdtable.h"
+#include "util/heap.h"
 
 typedef struct aredis__node aredis__node;
 typedef struct aredis__topology aredis__topology;
@@ -41,9 +43,10 @@ struct aredis__cmd {
     void *ud;
     aredis_reply_hook hook;
     void *hook_ud;
-    int64_t deadline;   /* absolute ms, 0: none */
+    /* In the client's deadline heap while it has a deadline: key is the
+     * absolute time in ms. */
+    aredis__heap_node dl;
     int64_t timeout_ms; /* what the deadline was computed from */
-    size_t heap_idx;    /* position in the deadline heap + 1, 0: not in it */
     unsigned flags;     /* AREDIS__CMD_* */
     int norm;           /* built-in RESP2 -> RESP3 reshaping, see client */
     aredis__link *link; /* the link whose connection holds it, or NULL */
@@ -87,16 +90,6 @@ static inline aredis__cmd *aredis__cmd_next(const aredis__cmd *cmd)
     return aredis__cmd_of(cmd->cc.next);
 }
 
-/* Built-in reshaping of RESP2 replies (normalize.c). */
-enum {
-    AREDIS__NORM_NONE,
-    AREDIS__NORM_MAP,          /* flat array -> map */
-    AREDIS__NORM_SET,          /* array -> set */
-    AREDIS__NORM_PAIRS_DOUBLE, /* m,s,m,s -> [m,s(double)],... */
-    AREDIS__NORM_DOUBLE,       /* bulk -> double */
-    AREDIS__NORM_DOUBLES,      /* array of bulks -> array of doubles */
-};
-
 typedef struct arena_chunk arena_chunk;
 
 struct aredis_reply_arena {
@@ -133,9 +126,8 @@ struct aredis_client {
     aredis__cmd *done_head, *done_tail;
     aredis__defer defer;
 
-    /* Commands with a deadline, a binary min-heap on cmd->deadline. */
-    aredis__cmd **heap;
-    size_t heap_len, heap_cap;
+    /* Commands with a deadline (cmd->dl). */
+    aredis__heap deadlines;
 
     size_t pending; /* callbacks still to run */
     aredis__cmd *free_cmds;
@@ -196,15 +188,9 @@ void aredis__emit(aredis_client *c, const aredis__link *l, int type, int code,
 int aredis__ts_init(aredis_client *c);
 void aredis__ts_cleanup(aredis_client *c);
 
-/* ---- normalize.c ------------------------------------------------------- */
-int aredis__norm_classify(const char *name, size_t len, const char *args,
-                          size_t argslen, int argc);
+/* ---- normalize.c: norm is an AREDIS__NORM_* of util/cmdtable.h ---------- */
 const aredis_reply *aredis__normalize(aredis_reply_arena *a, int norm,
                                       const aredis_reply *r);
-
-/* ---- commands.c: what the client knows about command names ------------- */
-int aredis__cmd_is_read_only(const char *name, size_t len);
-int aredis__cmd_is_blocking(const char *cmd, size_t len, int argc);
 
 /* ---- arena.c ------------------------------------------------------------ */
 void aredis__arena_reset(aredis_reply_arena *a);

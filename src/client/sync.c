@@ -1,5 +1,13 @@
 /* The blocking facade (client layer): the asynchronous client driven by a
- * private built-in loop that runs only while a call waits. */
+ * private built-in loop that runs only while a call waits.
+ *
+ * In the steady state a call allocates nothing: the waiter lives in the
+ * handle, and the owned reply's block is recycled by aredis_reply_free().
+ * It makes four system calls: a wait of 0 ms first (the loop looks for
+ * events before the flush runs, so a connection the server closed while
+ * the program did something else is noticed before the command is written
+ * into it, and the command is re-sent instead of failing "outcome
+ * unknown"), the write, the wait, the read. */
 #include "aredis/sync.h"
 
 #include <stdio.h>
@@ -9,16 +17,21 @@
 #include "aredis/loop.h"
 #include "util/alloc.h"
 
+typedef struct waiter {
+    int done;
+    int abandoned; /* the caller gave up: the callback drops the reply */
+    aredis_reply *reply;
+} waiter;
+
 struct aredis_sync {
     aredis_loop *loop;
     aredis_client *client;
+    /* The call in progress: one at a time (sync.h). */
+    waiter w;
+    /* A wait was abandoned (an internal error): its callback may still
+     * land in w, so no further call may use it. */
+    int broken;
 };
-
-typedef struct waiter {
-    int done;
-    int abandoned; /* the caller gave up: the callback frees the waiter */
-    aredis_reply *reply;
-} waiter;
 
 static aredis_reply *error_reply(int code, const char *msg)
 {
@@ -35,10 +48,8 @@ static void on_reply(aredis_client *c, const aredis_reply *r, void *ud)
 {
     (void)c;
     waiter *w = ud;
-    if (w->abandoned) {
-        aredis__free(w);
+    if (w->abandoned)
         return;
-    }
     w->reply = aredis_reply_dup(r);
     w->done = 1;
 }
@@ -46,8 +57,9 @@ static void on_reply(aredis_client *c, const aredis_reply *r, void *ud)
 /* Run the private loop until the waiter's command completed. The command
  * always completes (a deadline, a lost connection or a reply), so this
  * ends; a loop failure is reported as an error reply. */
-static aredis_reply *wait_for(aredis_sync *s, waiter *w)
+static aredis_reply *wait_for(aredis_sync *s)
 {
+    waiter *w = &s->w;
     while (!w->done) {
         int e = aredis_loop_run_once(s->loop, -1);
         if (e < 0 && !w->done)
@@ -57,33 +69,29 @@ static aredis_reply *wait_for(aredis_sync *s, waiter *w)
          * did, say so rather than spin. */
         if (e == 0 && !w->done) {
             w->abandoned = 1;
+            s->broken = 1;
             return error_reply(AREDIS_ESTATE,
                                "internal error: the loop went idle before "
                                "the command completed");
         }
     }
-    aredis_reply *r = w->reply;
-    aredis__free(w);
-    return r;
+    return w->reply;
 }
 
 static aredis_reply *submit_wait(aredis_sync *s, const char *fmt, va_list *ap,
                                  int argc, const char *const *argv,
                                  const size_t *argvlen)
 {
-    /* On the heap: if the wait ever had to be abandoned, the callback
-     * still has somewhere valid to land. */
-    waiter *w = aredis__calloc(1, sizeof *w);
-    if (w == NULL)
-        return NULL;
+    if (s->broken)
+        return error_reply(AREDIS_ESTATE, "unusable after an internal error");
+    waiter *w = &s->w;
+    *w = (waiter){0, 0, NULL};
     int e = fmt != NULL
                 ? aredis_vcommand(s->client, on_reply, w, fmt, *ap)
                 : aredis_commandv(s->client, on_reply, w, argc, argv, argvlen);
-    if (e != 0) {
-        aredis__free(w);
+    if (e != 0)
         return error_reply(e, aredis_strerror(e));
-    }
-    return wait_for(s, w);
+    return wait_for(s);
 }
 
 aredis_sync *aredis_sync_connect(const aredis_options *opts, aredis_status *st)

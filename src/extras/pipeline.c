@@ -958,7 +958,7 @@ int aredis__pipeline_execute(aredis_pipeline *p, aredis_pipeline_cb cb,
          * rest of it runs. */
         if (aredis__cmdbuf_is_refused(&p->q, i))
             return AREDIS_EINVAL;
-        if (mode == M_TXN && aredis__cmdbuf_is_blocking(&p->q, i))
+        if (mode == M_TXN && aredis__cmdbuf_no_multi(&p->q, i))
             return AREDIS_ENOTSUP;
     }
     void *v = p->slots;

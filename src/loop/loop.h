@@ -14,7 +14,7 @@
 
 /* A deferred call, embedded in its owner (no allocation per defer). */
 typedef struct aredis__defer {
-    struct aredis__defer *next;
+    struct aredis__defer *next, *prev; /* in the loop's queue while queued */
     aredis_event_cb cb;
     void *arg;
     int queued;
@@ -37,7 +37,7 @@ void aredis__loop_wake_stop(aredis_loop *l, void *handle);
  * Loop thread only. */
 void aredis__loop_defer(aredis_loop *l, aredis__defer *d, aredis_event_cb cb,
                         void *arg);
-/* Remove d from the queue if it is queued. */
+/* Remove d from the queue if it is queued. O(1). */
 void aredis__loop_undefer(aredis_loop *l, aredis__defer *d);
 
 /* Monotonic clock in milliseconds (CLOCK_MONOTONIC). */
