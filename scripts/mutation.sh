@@ -156,19 +156,15 @@ mutants() {
 
 === conn-03 conn src/conn/conn.c
 ---
-    if (c == NULL)
-        return AREDIS_EPROTO;
+        if (e == 1 && (cmd == NULL || cmd->end > cn->heard))
 +++
-    if (c == NULL) {
-        *cmd = NULL;
-        return 1;
-    }
+        if (e == 1 && (cmd == NULL || cmd->end > cn->written))
 
 === conn-04 conn src/conn/conn.c
 ---
-    if ((*r)->type == AREDIS_REPLY_PUSH || cn->raw_push) {
+        if (e == 1 && (r->type == AREDIS_REPLY_PUSH || cn->raw_push)) {
 +++
-    if (cn->raw_push) {
+        if (e == 1 && cn->raw_push) {
 
 === conn-05 conn src/conn/conn.c
 ---
@@ -178,90 +174,83 @@ mutants() {
     cn->out_pos += n;
     cn->written += n + 1;
 
-=== link-01 link src/client/link.c
+=== link-01 link src/conn/conn.c
 ---
-(max >= 0 && l->attempts >= max)
+    } else if (cfg->max_attempts >= 0 && cn->attempts >= cfg->max_attempts) {
 +++
-(max >= 0 && l->attempts > max)
+    } else if (cfg->max_attempts >= 0 && cn->attempts > cfg->max_attempts) {
 
-=== link-02 link src/client/link.c
+=== link-02 link src/conn/conn.c
 ---
-    int replay = !(l->exclusive && l->borrowed && l->pubsub == NULL);
+    int replay = !(cn->lent && !cn->keep);
 +++
     int replay = 1;
 
-=== link-03 link src/client/link.c
+=== link-03 link src/conn/conn.c
 ---
-        else if (cmd->end > written)
-            bytes = aredis__conn_cmd_bytes(&l->conn, cmd); /* not received */
+            else if (cmd->end > written)
 +++
-        else if (cmd->end >= written)
-            bytes = aredis__conn_cmd_bytes(&l->conn, cmd); /* not received */
+            else if (cmd->end >= written)
 
-=== link-04 link src/client/link.c
+=== link-04 link src/conn/conn.c
 ---
-        if ((cmd->flags & AREDIS__CMD_NO_RESEND) || !replay)
+            if ((cmd->flags & AREDIS__CC_NO_RESEND) || !replay)
 +++
-        if (!replay)
+            if (!replay)
 
-=== link-05 link src/client/link.c
+=== link-05 link src/conn/conn.c
 ---
-        if (cmd->flags & AREDIS__CMD_WAS_SENT)
+        if (cmd->flags & AREDIS__CC_WAS_SENT)
 +++
         if (0)
 
-=== link-06 link src/client/link.c
+=== link-06 link src/conn/conn.c
 ---
-    for (int i = 1; i < attempt && d < cfg->reconnect_max_ms; i++)
         d *= 2;
 +++
-    for (int i = 1; i < attempt && d < cfg->reconnect_max_ms; i++)
         d *= 1;
 
-=== link-07 link src/client/link.c
+=== link-07 link src/conn/conn.c
 ---
-    if (d > cfg->reconnect_max_ms)
-        d = cfg->reconnect_max_ms;
+    if (d > cfg->backoff_max_ms)
+        d = cfg->backoff_max_ms;
 +++
     if (0)
-        d = cfg->reconnect_max_ms;
+        d = cfg->backoff_max_ms;
 
-=== link-08 link src/client/link.c
+=== link-08 link src/conn/conn.c
 ---
     if (was_ready)
-        l->attempts = 0;
+        cn->attempts = 0;
 +++
     if (0)
-        l->attempts = 0;
+        cn->attempts = 0;
 
-=== link-09 link src/client/link.c
+=== link-09 link src/conn/conn.c
 ---
-        if (r == AREDIS_ECONNREFUSED && l->addr_next < l->naddrs) {
+    if (cn->state == AREDIS__ST_CONNECTING && cn->addr_next < cn->naddrs) {
 +++
-        if (0) {
+    if (0) {
 
-=== link-10 link src/client/link.c
+=== link-10 link src/node/link.c
 ---
-            if (l->c->freeing || l->tp == NULL || (size_t)n < avail)
+            if (l->c->freeing || (size_t)n < avail)
                 return;
 +++
-            if (l->c->freeing || l->tp == NULL)
+            if (l->c->freeing)
                 return;
 
-=== link-11 link src/client/link.c
+=== link-11 link src/node/link.c
 ---
-        if (!(cmd->flags & AREDIS__CMD_DONE))
-            aredis__deliver(c, cmd, r);
+    if (!(cmd->flags & AREDIS__CMD_DONE)) {
 +++
-        aredis__deliver(c, cmd, r);
+    if (1) {
 
-=== link-12 link src/client/link.c
+=== link-12 link src/node/link.c
 ---
-        if (l->exclusive && l->conn.inflight == 0 && !l->borrowed)
-            aredis__pool_link_idle(l);
+    if (l->exclusive && !l->borrowed && aredis__conn_idle(&l->conn) &&
 +++
-        if (l->exclusive && !l->borrowed)
-            aredis__pool_link_idle(l);
+    if (l->exclusive && !l->borrowed &&
 
 === client-01 client src/client/client.c
 ---
@@ -288,19 +277,17 @@ mutants() {
 
 === client-04 client src/client/client.c
 ---
-        if (cmd->flags & AREDIS__CMD_PENDING)
-            unsent = cmd->link != NULL ? aredis__link_unpend(cmd->link, cmd)
-                                       : aredis__pool_unwait(c, cmd);
+        } else if (cmd->link != NULL)
+            unsent = aredis__conn_cancel(&cmd->link->conn, &cmd->cc);
 +++
-        if (0)
-            unsent = cmd->link != NULL ? aredis__link_unpend(cmd->link, cmd)
-                                       : aredis__pool_unwait(c, cmd);
+        } else if (0)
+            unsent = aredis__conn_cancel(&cmd->link->conn, &cmd->cc);
 
 === client-05 client src/client/client.c
 ---
-    if (c->cfg.max_queued >= 0 && m->npend >= (size_t)c->cfg.max_queued &&
+    if (c->cfg.max_queued >= 0 && m->conn.npend >= (size_t)c->cfg.max_queued &&
 +++
-    if (c->cfg.max_queued >= 0 && m->npend > (size_t)c->cfg.max_queued &&
+    if (c->cfg.max_queued >= 0 && m->conn.npend > (size_t)c->cfg.max_queued &&
 
 === client-06 client src/client/client.c
 ---
@@ -312,41 +299,41 @@ mutants() {
 
 === client-07 client src/client/client.c
 ---
-    if (target != NULL && target->broken) {
+    if (target != NULL && target->conn.broken) {
 +++
-    if (target != NULL && target->broken && 0) {
+    if (target != NULL && target->conn.broken && 0) {
 
-=== pool-01 pool src/client/pool.c
+=== pool-01 pool src/node/pool.c
 ---
-    if (c->pool_size >= c->cfg.pool_max)
+    if (n->pool_size >= c->cfg.pool_max)
 +++
-    if (c->pool_size > c->cfg.pool_max)
+    if (n->pool_size > c->cfg.pool_max)
 
-=== pool-02 pool src/client/pool.c
+=== pool-02 pool src/node/pool.c
 ---
         if (is_free(l) && now - l->idle_since >= c->cfg.pool_idle_ms)
 +++
         if (is_free(l) && now - l->idle_since >= 10 * c->cfg.pool_idle_ms)
 
-=== pool-03 pool src/client/pool.c
+=== pool-03 pool src/node/pool.c
 ---
     cmd->wait_until = aredis__now_ms() + c->cfg.pool_wait_ms;
 +++
     cmd->wait_until = aredis__now_ms() + 2 * c->cfg.pool_wait_ms;
 
-=== pool-04 pool src/client/pool.c
+=== pool-04 pool src/node/pool.c
 ---
-    if (l->borrowed || l->npend != 0 || l->conn.inflight != 0 || c->freeing)
+    if (l->borrowed || !aredis__conn_idle(&l->conn) || c->freeing)
 +++
-    if (l->borrowed || l->npend != 0 || c->freeing)
+    if (l->borrowed || l->conn.npend != 0 || c->freeing)
 
-=== pubsub-01 pubsub src/client/pubsub.c
+=== pubsub-01 pubsub src/node/pubsub.c
 ---
         if (subs[i].kind == AREDIS_PUBSUB_PSUBSCRIBE)
 +++
         if (0)
 
-=== pubsub-02 pubsub src/client/pubsub.c
+=== pubsub-02 pubsub src/node/pubsub.c
 ---
         else if (subs[i].kind == AREDIS_PUBSUB_SSUBSCRIBE)
 +++

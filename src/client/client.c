@@ -15,7 +15,9 @@
 
 #include "aredis/error.h"
 #include "client/client_int.h"
+#include "node/node.h"
 #include "resp/resp.h"
+#include "topology/topology.h"
 #include "util/alloc.h"
 #include "util/cmdtable.h"
 
@@ -101,8 +103,10 @@ void aredis__rearm(aredis_client *c)
         return;
     const aredis__heap_node *first = aredis__heap_min(&c->deadlines);
     int64_t next = first != NULL ? first->key : 0;
-    next = earliest(next, aredis__conn_deadline(&c->main.conn));
-    next = earliest(next, aredis__pool_next_deadline(c));
+    aredis__topology *t = c->topo;
+    for (aredis__node *n = t->vt->next(t, NULL); n != NULL;
+         n = t->vt->next(t, n))
+        next = earliest(next, aredis__node_next_deadline(n));
     if (next == c->timer_at)
         return;
     c->timer_at = next;
@@ -114,15 +118,20 @@ void aredis__rearm(aredis_client *c)
     aredis__loop_timer_set(c->loop, c->timer, ms < 0 ? 0 : ms);
 }
 
+aredis__link *aredis__client_main(aredis_client *c)
+{
+    return &c->topo->vt->any(c->topo)->main;
+}
+
 void aredis__emit(aredis_client *c, const aredis__link *l, int type, int code,
                   const char *msg, int64_t delay_ms, int attempt)
 {
+    if (type == AREDIS_CONN_DISCONNECTED && !l->exclusive)
+        c->topo->vt->node_lost(c->topo, l->node, code);
     if (c->event_cb == NULL || c->freeing)
         return;
     aredis_conn_event ev = {type, code, msg, delay_ms, attempt, l->exclusive};
-    c->in_cb++;
-    c->event_cb(c, &ev, c->event_ud);
-    c->in_cb--;
+    AREDIS__USER_CB(c, c->event_cb(c, &ev, c->event_ud));
 }
 
 /* ------------------------------------------------------------------------
@@ -154,11 +163,8 @@ void aredis__finish(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
     cmd->flags |= AREDIS__CMD_DONE;
     heap_remove(c, cmd);
     c->pending--;
-    if (cmd->cb != NULL) {
-        c->in_cb++;
-        cmd->cb(c, r, cmd->ud);
-        c->in_cb--;
-    }
+    if (cmd->cb != NULL)
+        AREDIS__USER_CB(c, cmd->cb(c, r, cmd->ud));
     if (c->closing && c->pending == 0)
         close_if_done(c);
 }
@@ -166,17 +172,14 @@ void aredis__finish(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
 void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
                           const char *msg)
 {
-    aredis_reply r;
-    memset(&r, 0, sizeof r);
-    r.type = AREDIS_REPLY_ERROR;
-    r.code = code;
-    r.str = msg;
-    r.len = strlen(msg);
+    aredis_reply r = aredis__error_reply(code, msg);
     aredis__finish(c, cmd, &r);
 }
 
-void aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
+int aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
 {
+    if (r->type == AREDIS_REPLY_ERROR && c->topo->vt->redirect(c->topo, cmd, r))
+        return 1;
     const aredis_reply *out = r;
     if (cmd->hook != NULL) {
         const aredis_reply *x = cmd->hook(c, r, &c->arena, cmd->hook_ud);
@@ -188,6 +191,7 @@ void aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
     aredis__finish(c, cmd, out);
     if (c->arena.chunks != NULL)
         aredis__arena_reset(&c->arena);
+    return 0;
 }
 
 void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
@@ -238,17 +242,21 @@ static void on_timer(void *arg)
     if (c->freeing)
         return;
     int64_t now = aredis__now_ms();
-    aredis__link_timer(&c->main, now);
-    aredis__pool_timer(c, now);
+    aredis__topology *t = c->topo;
+    for (aredis__node *n = t->vt->next(t, NULL); n != NULL && !c->freeing;
+         n = t->vt->next(t, n))
+        aredis__node_timer(n, now);
     aredis__cmd *cmd;
     while (!c->freeing && (cmd = earliest_cmd(c)) != NULL &&
            cmd->dl.key <= now) {
         heap_remove(c, cmd);
         /* Not sent yet: take it (and its bytes) out so it never runs. */
         int unsent = 0;
-        if (cmd->flags & AREDIS__CMD_PENDING)
-            unsent = aredis__pool_unwait(c, cmd);
-        else if (cmd->link != NULL)
+        if (cmd->flags & AREDIS__CMD_PENDING) {
+            for (aredis__node *n = t->vt->next(t, NULL); n != NULL && !unsent;
+                 n = t->vt->next(t, n))
+                unsent = aredis__node_unwait(n, cmd);
+        } else if (cmd->link != NULL)
             unsent = aredis__conn_cancel(&cmd->link->conn, &cmd->cc);
         char msg[96];
         snprintf(msg, sizeof msg, "command timed out after %lld ms",
@@ -305,11 +313,14 @@ static void release(aredis_client *c)
     if (c->watch != NULL)
         c->watch->release(c->watch->ud);
     c->watch = NULL;
-    aredis__cancel_list(c, aredis__link_take_all(&c->main));
+    aredis__topology *t = c->topo;
+    for (aredis__node *n = t->vt->next(t, NULL); n != NULL;
+         n = t->vt->next(t, n))
+        aredis__cancel_list(c, aredis__link_take_all(&n->main));
     aredis__pubsub_detach_all(c);
-    aredis__pool_free_all(c);
     aredis__ts_drain(c);
-    aredis__link_cleanup(&c->main);
+    t->vt->free(t);
+    c->topo = NULL;
     aredis__ts_cleanup(c);
     while (c->free_cmds != NULL) {
         aredis__cmd *next = aredis__cmd_next(c->free_cmds);
@@ -469,7 +480,8 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
     aredis_buf_init(&c->scratch);
     aredis__heap_init(&c->deadlines);
     conn_config(c);
-    e = aredis__link_init(&c->main, c, 0);
+    c->topo = aredis__standalone_new(c);
+    e = c->topo != NULL ? 0 : AREDIS_ENOMEM;
     if (e == 0)
         e = aredis__ts_init(c);
     if (e == 0)
@@ -479,12 +491,13 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
         snprintf(st->msg, sizeof st->msg, "%s", aredis_strerror(e));
         if (c->ts_ready)
             aredis__ts_cleanup(c);
-        aredis__link_cleanup(&c->main);
+        if (c->topo != NULL)
+            c->topo->vt->free(c->topo);
         aredis__config_cleanup(&c->cfg);
         aredis__free(c);
         return NULL;
     }
-    aredis__link_connect(&c->main);
+    aredis__link_connect(aredis__client_main(c));
     return c;
 }
 
@@ -602,7 +615,6 @@ static int set_deadline(aredis_client *c, aredis__cmd *cmd,
 static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
                  const char *bytes, int direct)
 {
-    aredis__link *m = &c->main;
     if (target != NULL && target->conn.broken) {
         heap_remove(c, cmd);
         aredis__defer_done(c, cmd, AREDIS_ECLOSED,
@@ -612,10 +624,18 @@ static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
     }
     if (target != NULL)
         return aredis__link_submit(target, cmd, bytes);
-    if (cmd->flags & AREDIS__CMD_BLOCKING) {
-        aredis__pool_route(c, cmd, bytes);
+    /* Which server: the topology's question, and only its. */
+    aredis__node *n = c->topo->vt->route(c->topo, cmd, bytes);
+    if (n == NULL) {
+        aredis__defer_done(c, cmd, AREDIS_ECLOSED,
+                           "no server is known for this command");
         return 0;
     }
+    if (cmd->flags & AREDIS__CMD_BLOCKING) {
+        aredis__pool_route(n, cmd, bytes);
+        return 0;
+    }
+    aredis__link *m = &n->main;
     if (direct)
         return aredis__link_submit(m, cmd, NULL);
     if (c->cfg.max_queued >= 0 && m->conn.npend >= (size_t)c->cfg.max_queued &&
@@ -650,10 +670,12 @@ static int submit(aredis_client *c, aredis__link *target,
         return AREDIS_ENOMEM;
 
     /* The fast path encodes straight into the ready shared connection's
-     * output buffer; everything else goes through the scratch buffer. */
-    int direct = target == NULL && sa->bytes == NULL &&
-                 c->main.conn.state == AREDIS__ST_READY;
-    aredis_buf *b = direct ? &c->main.conn.out : &c->scratch;
+     * output buffer (when there is one server); everything else goes
+     * through the scratch buffer. */
+    aredis__node *sole = c->topo->vt->sole(c->topo);
+    int direct = target == NULL && sa->bytes == NULL && sole != NULL &&
+                 sole->main.conn.state == AREDIS__ST_READY;
+    aredis_buf *b = direct ? &sole->main.conn.out : &c->scratch;
     size_t start = b->len;
     int e = encode(b, sa);
     if (e != 0) {
@@ -717,7 +739,7 @@ int aredis__send_pushed(aredis_client *c, aredis__link *l, int argc,
                         const char *const *argv, const size_t *lens)
 {
     submit_args sa = {NULL, NULL, argc, argv, lens, NULL, 0, 1};
-    return submit(c, l == &c->main ? NULL : l, NULL, NULL, NULL, &sa);
+    return submit(c, l->exclusive ? l : NULL, NULL, NULL, NULL, &sa);
 }
 
 int aredis_vcommand(aredis_client *c, aredis_reply_cb cb, void *ud,
@@ -851,14 +873,10 @@ int aredis_client_set_reply_hook(aredis_client *c, const char *command,
     return 0;
 }
 
-aredis__link *aredis__client_shared_link(aredis_client *c)
-{
-    return &c->main;
-}
-
 int aredis_client_protocol(const aredis_client *c)
 {
-    return c->main.conn.proto;
+    aredis__node *n = c->topo->vt->any(c->topo);
+    return n != NULL ? n->main.conn.proto : 0;
 }
 
 aredis_loop *aredis_client_loop(const aredis_client *c)

@@ -73,9 +73,9 @@ void aredis__conn_cleanup(aredis__conn *cn)
 
 static void push_action(aredis__conn *cn, aredis__conn_qa qa)
 {
-    /* Each transition queues a handful and the driver drains after every
-     * event it feeds, so the queue never fills; if it did, the oldest
-     * report (never an I/O action) would be the one to lose. */
+    /* Each transition queues at most three and the driver drains after
+     * every event it feeds, so the queue never fills (debug builds and
+     * the fuzzer check it). */
     assert(cn->qlen < AREDIS__CONN_QMAX);
     if (cn->qlen == AREDIS__CONN_QMAX)
         return;
@@ -85,14 +85,16 @@ static void push_action(aredis__conn *cn, aredis__conn_qa qa)
 
 static void act(aredis__conn *cn, int kind, size_t index)
 {
-    push_action(cn, (aredis__conn_qa){.kind = kind, .index = index});
+    /* Address indexes are small: a resolution gives a handful. */
+    push_action(
+        cn, (aredis__conn_qa){.kind = (uint8_t)kind, .index = (uint32_t)index});
 }
 
 static void event(aredis__conn *cn, int ev, int code, int64_t delay,
                   int attempt)
 {
     push_action(cn, (aredis__conn_qa){.kind = AREDIS__ACT_EVENT,
-                                      .event = ev,
+                                      .event = (uint8_t)ev,
                                       .code = code,
                                       .delay_ms = delay,
                                       .attempt = attempt});

@@ -138,12 +138,15 @@ typedef struct aredis__conn_action {
 
 /* A queued action (events and I/O; completions have their own list). */
 typedef struct aredis__conn_qa {
-    int kind, event, code, attempt;
-    size_t index;
     int64_t delay_ms;
+    int code, attempt;
+    uint32_t index;
+    uint8_t kind, event;
 } aredis__conn_qa;
 
-enum { AREDIS__CONN_QMAX = 32 };
+/* A transition queues at most three actions (CLOSE, DISCONNECTED,
+ * RECONNECTING) and the driver takes them after every event it feeds. */
+enum { AREDIS__CONN_QMAX = 8 };
 
 typedef struct aredis__conn {
     const aredis__conn_config *cfg;

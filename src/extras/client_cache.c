@@ -22,6 +22,7 @@
 
 #include "aredis/error.h"
 #include "client/client_int.h"
+#include "node/node.h"
 #include "resp/resp.h"
 #include "util/alloc.h"
 
@@ -394,7 +395,7 @@ static void invalidate(aredis_ccache *cc, const aredis_reply *keys)
 
 static aredis__link *shared(const aredis_ccache *cc)
 {
-    return aredis__client_shared_link(cc->c);
+    return aredis__client_main(cc->c);
 }
 
 static void set_state(aredis_ccache *cc, int state)
@@ -607,7 +608,7 @@ static void on_sub_defer(void *arg)
     aredis_ccache *cc = arg;
     cc->sub_dropping = 0;
     if (cc->sub != NULL && cc->c != NULL)
-        aredis__pool_drop(cc->c, sub_link(cc));
+        aredis__pool_drop(sub_link(cc));
     cc->sub = NULL;
     if (!cc->freeing && cc->c != NULL)
         sub_retry_later(cc);
@@ -656,11 +657,12 @@ static void on_sub_id(aredis_client *c, const aredis_reply *r, void *ud)
 static void on_sub_acquired(aredis_client *c, aredis_exclusive *x, int status,
                             void *ud)
 {
+    (void)c;
     aredis_ccache *cc = ud;
     cc->sub_acquiring = 0;
     if (cc->freeing || cc->c == NULL) {
         if (x != NULL && cc->c != NULL)
-            aredis__pool_drop(c, (aredis__link *)x);
+            aredis__pool_drop((aredis__link *)x);
         if (cc->freeing)
             aredis__loop_defer(cc->loop, &cc->free_defer, on_free, cc);
         return;
@@ -1305,7 +1307,7 @@ static void on_free(void *arg)
     on_hits(cc);
     cancel_syncs(cc);
     if (cc->sub != NULL && cc->c != NULL)
-        aredis__pool_drop(cc->c, sub_link(cc));
+        aredis__pool_drop(sub_link(cc));
     cc->sub = NULL;
     aredis__loop_undefer(cc->loop, &cc->sub_defer);
     cleanup(cc);
