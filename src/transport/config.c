@@ -883,8 +883,8 @@ static int parse_sentinel_url(parser *ps, span rest)
                     "bad URL: a sentinel URL's path is the service name "
                     "alone; give the database as ?db=N");
     char *svc = NULL;
-    if ((rc = decode(ps, name, "service name", &svc)) != 0)
-        return rc;
+    if ((rc = decode(ps, name, "service name", &svc)) != 0 || svc == NULL)
+        return rc != 0 ? rc : fail_nomem(ps);
     rc = parse_service(ps, AREDIS_EURL, svc);
     aredis__free(svc);
     if (rc == 0 && qm != NULL)
