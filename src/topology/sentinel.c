@@ -12,8 +12,15 @@
  * same loop, with its own credentials and TLS settings: the sentinels'
  * for the sentinels, the data servers' for ROLE.
  *
- * Not yet: replica role, following +switch-master actively, learning more
- * sentinels. */
+ * Failovers are followed actively: once the master is known, a private
+ * client per configured sentinel subscribes to +switch-master (and
+ * resubscribes after reconnecting, for as long as the client lives). When
+ * one announces a new address for the service, the connection to the old
+ * master is dropped (its commands in flight follow the retry policy) and
+ * the next connect checks the announced address with ROLE first.
+ *
+ * Not yet: replica role, fencing writes during a graceful failover, the
+ * other sentinel events, learning more sentinels. */
 #include "topology/topology.h"
 
 #include <stdarg.h>
@@ -21,6 +28,7 @@
 #include <string.h>
 
 #include "aredis/error.h"
+#include "aredis/pubsub.h"
 #include "util/alloc.h"
 
 enum { ASK_SENTINEL, ASK_ROLE };
@@ -50,6 +58,19 @@ struct sentinel {
     size_t unknown;         /* sentinels that do not know the service */
     aredis__defer relocate; /* a READONLY: drop the connection */
     aredis__defer start;    /* a round starts from the loop */
+    const char *reloc_why;  /* the reason relocate gives (static) */
+
+    /* +switch-master subscriptions, one per configured sentinel. */
+    struct watcher {
+        aredis_client *c;
+        aredis_pubsub *ps;
+    } * watch;
+    size_t nwatch;
+    /* An address a sentinel announced: the next round checks it first. */
+    int switched;
+    int via_switch; /* this round's candidate came from an announcement */
+    char switch_host[256];
+    int switch_port;
 };
 
 static aredis__node *st_any(aredis__topology *t)
@@ -248,6 +269,9 @@ static void sentinel_answered(sentinel *st, const aredis_reply *r)
     next_sentinel(st);
 }
 
+static void start_watching(sentinel *st);
+static void on_relocate(void *arg);
+
 static void role_answered(sentinel *st, const aredis_reply *r)
 {
     aredis_client *c = st->base.c;
@@ -264,8 +288,11 @@ static void role_answered(sentinel *st, const aredis_reply *r)
         st->node.port = st->cand_port;
         st->node.role = AREDIS__ROLE_MASTER;
         st->located = 1;
-        to_front(&c->cfg, st->idx);
+        if (!st->via_switch)
+            to_front(&c->cfg, st->idx);
+        st->via_switch = 0;
         round_done(st, 0, NULL);
+        start_watching(st);
         return;
     }
     if (r->type == AREDIS_REPLY_ERROR)
@@ -275,6 +302,12 @@ static void role_answered(sentinel *st, const aredis_reply *r)
         note(st, AREDIS_ENOMASTER,
              "%.60s:%d, named master by a sentinel, says it is not one",
              st->cand_host, st->cand_port);
+    if (st->via_switch) { /* the announcement was wrong: ask as usual */
+        st->via_switch = 0;
+        st->idx = 0;
+        ask_sentinel(st);
+        return;
+    }
     next_sentinel(st);
 }
 
@@ -304,7 +337,108 @@ static void on_start(void *arg)
     st->unknown = 0;
     st->why[0] = '\0';
     st->why_code = 0;
+    if (st->switched) {
+        /* A sentinel announced the new master: check it, skip asking. */
+        st->switched = 0;
+        st->via_switch = 1;
+        memcpy(st->cand_host, st->switch_host, sizeof st->cand_host);
+        st->cand_port = st->switch_port;
+        if (ask_start(st, ASK_ROLE, st->cand_host, st->cand_port, "ROLE",
+                      NULL) == 0)
+            return;
+        st->via_switch = 0;
+    }
     ask_sentinel(st);
+}
+
+/* ---- following failovers -------------------------------------------------
+ */
+
+/* "<name> <old-ip> <old-port> <new-ip> <new-port>" on +switch-master. */
+static void on_switch(aredis_pubsub *ps, const aredis_pubsub_message *m,
+                      void *ud)
+{
+    sentinel *st = ud;
+    aredis_client *c = st->base.c;
+    (void)ps;
+    if (m->kind != AREDIS_PUBSUB_MESSAGE || m->data_len >= 600)
+        return;
+    char buf[600], name[256], oldh[256], newh[256];
+    int oldp = 0, newp = 0;
+    memcpy(buf, m->data, m->data_len);
+    buf[m->data_len] = '\0';
+    if (sscanf(buf, "%255s %255s %d %255s %d", name, oldh, &oldp, newh,
+               &newp) != 5 ||
+        strcmp(name, c->cfg.sentinel_service) != 0 || newp <= 0 || newp > 65535)
+        return;
+    if (st->located && st->node.host != NULL &&
+        strcmp(st->node.host, newh) == 0 && st->node.port == newp)
+        return; /* already there (each sentinel announces it) */
+    memcpy(st->switch_host, newh, sizeof st->switch_host);
+    st->switch_port = newp;
+    st->switched = 1;
+    st->located = 0;
+    st->reloc_why = "the master moved (+switch-master): reconnecting";
+    aredis__loop_defer(c->loop, &st->relocate, on_relocate, st);
+}
+
+static void stop_watching(sentinel *st)
+{
+    for (size_t i = 0; i < st->nwatch; i++) {
+        aredis_pubsub_free(st->watch[i].ps);
+        aredis_client_free(st->watch[i].c);
+    }
+    aredis__free(st->watch);
+    st->watch = NULL;
+    st->nwatch = 0;
+}
+
+/* Subscribe to every configured sentinel, once. Best effort: a watcher
+ * that cannot be made (out of memory) leaves discovery on connection loss
+ * and READONLY. */
+static void start_watching(sentinel *st)
+{
+    aredis_client *c = st->base.c;
+    const aredis__config *cfg = &c->cfg;
+    if (st->watch != NULL)
+        return;
+    size_t n = cfg->nsentinels;
+    if ((st->watch = aredis__calloc(n, sizeof st->watch[0])) == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        aredis_options o = {
+            .host = cfg->sentinels[i].host,
+            .port = cfg->sentinels[i].port,
+            .username = cfg->sentinel_username,
+            .password = cfg->sentinel_password,
+            .protocol = cfg->protocol,
+            .connect_timeout_ms = cfg->sentinel_timeout_ms,
+            .reconnect_max_attempts = -1, /* for as long as we live */
+            .reconnect_max_ms = 1000,
+            .tls = {.enabled = cfg->sentinel_tls,
+                    .ca_file = cfg->tls_ca_file,
+                    .ca_dir = cfg->tls_ca_dir,
+                    .cert_file = cfg->tls_cert_file,
+                    .key_file = cfg->tls_key_file,
+                    .sni = cfg->tls_sni,
+                    .insecure_skip_verify = cfg->tls_insecure},
+        };
+        aredis_client *wc = aredis_client_new(c->loop, &o, NULL);
+        aredis_pubsub *ps =
+            wc != NULL ? aredis_pubsub_new(wc,
+                                           &(aredis_pubsub_options){
+                                               .ignore_subscribe_messages = 1})
+                       : NULL;
+        if (ps == NULL ||
+            aredis_pubsub_subscribe(ps, "+switch-master", on_switch, st) != 0) {
+            aredis_pubsub_free(ps);
+            aredis_client_free(wc);
+            continue;
+        }
+        st->watch[st->nwatch].c = wc;
+        st->watch[st->nwatch].ps = ps;
+        st->nwatch++;
+    }
 }
 
 static int st_locate(aredis__topology *t, aredis__node *n)
@@ -333,9 +467,7 @@ static void st_node_lost(aredis__topology *t, aredis__node *n, int code)
 static void on_relocate(void *arg)
 {
     sentinel *st = arg;
-    aredis__link_lost(&st->node.main, AREDIS_ENOMASTER,
-                      "the server is a replica now (READONLY): asking the "
-                      "sentinels again");
+    aredis__link_lost(&st->node.main, AREDIS_ENOMASTER, st->reloc_why);
 }
 
 static int st_redirect(aredis__topology *t, aredis__cmd *cmd,
@@ -349,6 +481,8 @@ static int st_redirect(aredis__topology *t, aredis__cmd *cmd,
     if (r->code == AREDIS_ESERVER && r->len >= 8 &&
         memcmp(r->str, "READONLY", 8) == 0) {
         st->located = 0;
+        st->reloc_why = "the server is a replica now (READONLY): asking the "
+                        "sentinels again";
         aredis__loop_defer(t->c->loop, &st->relocate, on_relocate, st);
     }
     return 0;
@@ -359,6 +493,7 @@ static void st_free(aredis__topology *t)
     sentinel *st = (sentinel *)t;
     aredis__loop_undefer(t->c->loop, &st->relocate);
     aredis__loop_undefer(t->c->loop, &st->start);
+    stop_watching(st);
     if (st->cur != NULL) {
         st->cur->st = NULL;
         aredis_client_free(st->cur->probe);

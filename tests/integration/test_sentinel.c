@@ -23,13 +23,14 @@
 
 /* ---- the set-up's state file ------------------------------------------- */
 
-/* The value of key in the set-up's state file into buf ("" when absent). */
-static void setup_value(const char *key, char *buf, size_t cap)
+/* The value of key in set-up name's state file into buf. */
+static void setup_value_of(const char *name, const char *key, char *buf,
+                           size_t cap)
 {
     const char *dir = getenv("AREDIS_TEST_STATE_DIR");
     cr_assert_not_null(dir, "run through ctest (fixture redis_sentinel)");
     char path[1024], line[1024];
-    snprintf(path, sizeof path, "%s/sentinel.state", dir);
+    snprintf(path, sizeof path, "%s/%s.state", dir, name);
     FILE *f = fopen(path, "r");
     cr_assert_not_null(f, "%s: the fixture redis_sentinel did not run", path);
     size_t klen = strlen(key);
@@ -43,6 +44,12 @@ static void setup_value(const char *key, char *buf, size_t cap)
     }
     fclose(f);
     cr_assert_neq(buf[0], '\0', "%s has no %s", path, key);
+}
+
+/* The same for the shared set-up, "sentinel". */
+static void setup_value(const char *key, char *buf, size_t cap)
+{
+    setup_value_of("sentinel", key, buf, cap);
 }
 
 /* The port of the i-th "127.0.0.1:port" in a comma-separated list. */
@@ -396,12 +403,22 @@ static pid_t fake_sentinel_at(int *port_out, int named_port,
         close(fd);
         return pid;
     }
-    alarm(30); /* never outlives the test by much */
+    alarm(30);                /* never outlives the test by much */
+    signal(SIGCHLD, SIG_IGN); /* no zombies from the per-connection forks */
     char answer[128];
     for (;;) {
         int cfd = accept(fd, NULL, NULL);
         if (cfd < 0)
             _exit(0);
+        /* One process per connection: a client may hold one open (a
+         * subscription) while others ask. */
+        pid_t one = fork();
+        if (one != 0) {
+            close(cfd);
+            continue;
+        }
+        close(fd);
+        alarm(30);
         aredis_reader *rd = aredis_reader_new(NULL);
         char buf[4096];
         ssize_t n;
@@ -431,6 +448,7 @@ static pid_t fake_sentinel_at(int *port_out, int named_port,
         }
         aredis_reader_free(rd);
         close(cfd);
+        _exit(0);
     }
 }
 
@@ -570,4 +588,111 @@ Test(sentinel, only_a_lying_sentinel_fails_with_the_role_named)
     aredis_loop_free(loop);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+}
+
+/* ---- a real failover, on a private set-up ------------------------------- */
+
+/* Start or stop a private set-up through the project's script; it belongs
+ * to this process (stopped by its watchdogs if the test dies). */
+static void private_setup(const char *verb, const char *name)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "AREDIS_TEST_OWNER_PID=%d bash '%s/redis-sentinel.sh' %s %s "
+             "%s >&2",
+             (int)getpid(), AREDIS_TEST_SUPPORT_DIR, verb, name,
+             strcmp(verb, "start") == 0 ? "--replicas 1" : "");
+    cr_assert_eq(system(cmd), 0, "%s failed", cmd);
+}
+
+typedef struct switch_seen {
+    int seen;
+    long long at;
+} switch_seen;
+
+static void on_event(aredis_client *c, const aredis_conn_event *ev, void *ud)
+{
+    (void)c;
+    switch_seen *s = ud;
+    if (ev->type == AREDIS_CONN_DISCONNECTED && ev->msg != NULL &&
+        strstr(ev->msg, "+switch-master") != NULL && !s->seen) {
+        s->seen = 1;
+        s->at = now_ms();
+    }
+}
+
+static int master_port_via(int sentinel_port)
+{
+    testenv_conn c;
+    const aredis_reply *r;
+    connect_port(&c, sentinel_port);
+    cr_assert_eq(
+        testenv_command(&c, &r, "SENTINEL GET-MASTER-ADDR-BY-NAME mymaster"), 0,
+        "%s", testenv_errstr());
+    int port = atoi(r->element[1].str);
+    testenv_close(&c);
+    return port;
+}
+
+Test(sentinel_failover, writes_resume_on_the_new_master, .timeout = 120)
+{
+    char name[64], sentinels[256], url[512], key[96];
+    snprintf(name, sizeof name, "failover-%d", (int)getpid());
+    private_setup("start", name);
+    setup_value_of(name, "sentinels", sentinels, sizeof sentinels);
+    int old_port = master_port_via(nth_port(sentinels, 0));
+    snprintf(url, sizeof url, "redis+sentinel://%s/mymaster", sentinels);
+
+    aredis_loop *loop = aredis_loop_new();
+    aredis_client *c = client_for(loop, url);
+    switch_seen sw = {0};
+    aredis_client_set_event_handler(c, on_event, &sw);
+    testenv_key(key, sizeof key, "sentinel-failover");
+    set_get(loop, c, key, "before", 10000);
+
+    testenv_conn s1;
+    const aredis_reply *r;
+    connect_port(&s1, nth_port(sentinels, 1));
+    cr_assert_eq(testenv_command(&s1, &r, "SENTINEL FAILOVER mymaster"), 0,
+                 "%s", testenv_errstr());
+    cr_assert_eq(r->type, AREDIS_REPLY_STATUS, "%s", r->str);
+    testenv_close(&s1);
+    long long t0 = now_ms();
+
+    /* Writes every 20 ms until the client has followed the switch. */
+    counter w = {.expect = 1 << 30};
+    int sent = 0;
+    while (!sw.seen && now_ms() - t0 < 15000) {
+        cr_assert_eq(aredis_command(c, count_cb, &w, "SET %s w%d", key, sent),
+                     0);
+        sent++;
+        long long until = now_ms() + 20;
+        while (now_ms() < until)
+            aredis_loop_run_once(loop, 5);
+    }
+    cr_assert(sw.seen, "no +switch-master followed in 15 s");
+    set_get(loop, c, key, "after", 10000);
+    long long done = now_ms();
+    for (long long end = now_ms() + 1000; w.calls < sent && now_ms() < end;)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(w.calls, sent, "%d of %d writes completed", w.calls, sent);
+    fprintf(stderr,
+            "sentinel: failover: switch followed %lld ms after SENTINEL "
+            "FAILOVER, first write on the new master %lld ms after it; %d "
+            "of %d writes meanwhile failed (last: %s)\n",
+            sw.at - t0, done - sw.at, w.errors, sent, w.last);
+
+    int new_port = master_port_via(nth_port(sentinels, 2));
+    cr_assert_neq(new_port, old_port, "the sentinels still name the old one");
+    testenv_conn m;
+    connect_port(&m, new_port);
+    cr_assert_eq(testenv_command(&m, &r, "GET %s", key), 0, "%s",
+                 testenv_errstr());
+    cr_assert_eq(r->type, AREDIS_REPLY_STRING);
+    cr_assert_str_eq(r->str, "after",
+                     "the last write is not on the new master");
+    testenv_close(&m);
+    aredis_client_free(c);
+    aredis_loop_free(loop);
+    private_setup("stop", name);
 }
