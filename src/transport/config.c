@@ -978,17 +978,16 @@ static int apply_sentinel(parser *ps, const aredis_options *o)
     aredis__config *cfg = ps->cfg;
     int rc = 0;
     if (so->addrs != NULL) {
-        rc = parse_sentinel_list(ps, span_of(so->addrs));
-        if (rc == AREDIS_EURL && ps->err != NULL &&
-            strncmp(ps->err, "bad URL: ", 9) == 0) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "%s", ps->err + 9);
-            rc = fail(ps, AREDIS_EINVAL, "bad option: sentinel.addrs: %s", msg);
-        } else if (rc == AREDIS_EURL) {
-            rc = AREDIS_EINVAL;
-        }
+        /* Its messages speak of a URL: parsed with a buffer of its own,
+         * then said again as an option's. */
+        char msg[256] = "";
+        parser own = {cfg, msg, sizeof msg};
+        rc = parse_sentinel_list(&own, span_of(so->addrs));
+        if (rc == AREDIS_ENOMEM)
+            return fail_nomem(ps);
         if (rc != 0)
-            return rc;
+            return fail(ps, AREDIS_EINVAL, "bad option: sentinel.addrs: %s",
+                        strncmp(msg, "bad URL: ", 9) == 0 ? msg + 9 : msg);
     }
     if (so->service != NULL &&
         (rc = parse_service(ps, AREDIS_EINVAL, so->service)) != 0)

@@ -686,7 +686,6 @@ Test(config, sentinel_url_defaults)
     aredis__config_cleanup(&c);
 }
 
-#ifdef AREDIS_HAVE_TLS
 Test(config, sentinel_tls_separately)
 {
     aredis_options o = {.url = "rediss+sentinel://h:1,h:2/m"};
@@ -708,7 +707,6 @@ Test(config, sentinel_tls_separately)
     cr_assert_eq(c.sentinel_tls, 1);
     aredis__config_cleanup(&c);
 }
-#endif
 
 Test(config, sentinel_members_override_the_url)
 {
