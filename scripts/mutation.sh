@@ -136,6 +136,7 @@ mutants() {
     return len + count_digits(len) + 4;
 
 === conn-01 conn src/conn/conn.c
+equivalent: a SKIP under CLIENT REPLY OFF can only mark a command that OFF silences already, and ON clears the mark
 ---
         if (!cn->reply_off)
             cn->skip_next = 1;
