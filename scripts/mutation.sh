@@ -221,11 +221,12 @@ equivalent: a SKIP under CLIENT REPLY OFF can only mark a command that OFF silen
 
 === link-08 link src/conn/conn.c
 ---
-    if (was_ready)
-        cn->attempts = 0;
+    cn->deadline = 0;
+    cn->attempts = 0;
+    cn->ever_ready = 1;
 +++
-    if (0)
-        cn->attempts = 0;
+    cn->deadline = 0;
+    cn->ever_ready = 1;
 
 === link-09 link src/conn/conn.c
 ---
