@@ -235,6 +235,7 @@ equivalent: a SKIP under CLIENT REPLY OFF can only mark a command that OFF silen
     if (0) {
 
 === link-10 link src/node/link.c
+equivalent: without the short-read shortcut the driver reads once more and gets WANT_READ: one system call more, nothing else
 ---
             if (l->c->freeing || (size_t)n < avail)
                 return;
