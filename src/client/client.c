@@ -310,6 +310,9 @@ static void release(aredis_client *c)
         aredis__cmd_free(c, done);
         done = next;
     }
+    if (c->watch != NULL)
+        c->watch->release(c->watch->ud);
+    c->watch = NULL;
     aredis__topology *t = c->topo;
     for (aredis__node *n = t->vt->next(t, NULL); n != NULL;
          n = t->vt->next(t, n))
@@ -474,10 +477,20 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
         aredis__free(c);
         return NULL;
     }
+    if (c->cfg.nsentinels > 0 &&
+        c->cfg.sentinel_role == AREDIS_SENTINEL_REPLICA) {
+        st->code = AREDIS_ENOTSUP;
+        snprintf(st->msg, sizeof st->msg,
+                 "sentinel role=replica is not supported yet");
+        aredis__config_cleanup(&c->cfg);
+        aredis__free(c);
+        return NULL;
+    }
     aredis_buf_init(&c->scratch);
     aredis__heap_init(&c->deadlines);
     conn_config(c);
-    c->topo = aredis__standalone_new(c);
+    c->topo = c->cfg.nsentinels > 0 ? aredis__sentinel_new(c)
+                                    : aredis__standalone_new(c);
     e = c->topo != NULL ? 0 : AREDIS_ENOMEM;
     if (e == 0)
         e = aredis__ts_init(c);
@@ -769,6 +782,18 @@ int aredis_command_opts(aredis_client *c, const aredis_cmd_opts *o,
     submit_args sa = {fmt, &ap, 0, NULL, NULL, NULL, 0, 0};
     int e = fmt != NULL ? submit(c, NULL, o, cb, ud, &sa) : AREDIS_EFORMAT;
     va_end(ap);
+    return e;
+}
+
+int aredis_vcommand_opts(aredis_client *c, const aredis_cmd_opts *o,
+                         aredis_reply_cb cb, void *ud, const char *fmt,
+                         va_list ap)
+{
+    va_list copy;
+    va_copy(copy, ap);
+    submit_args sa = {fmt, &copy, 0, NULL, NULL, NULL, 0, 0};
+    int e = fmt != NULL ? submit(c, NULL, o, cb, ud, &sa) : AREDIS_EFORMAT;
+    va_end(copy);
     return e;
 }
 

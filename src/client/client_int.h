@@ -104,6 +104,19 @@ typedef struct aredis__hook {
     void *ud;
 } aredis__hook;
 
+/* An internal observer of the client's links: the client-side cache
+ * (extras/client_cache.c), at most one per client. It sees every push
+ * first (returning 1 consumes it) and every connection event, on every
+ * link (it picks the ones it watches: the shared link, its own redirect
+ * connection), and is told when the client is released, from the loop,
+ * before the links are torn down. */
+typedef struct aredis__watch {
+    int (*push)(void *ud, aredis__link *l, const aredis_reply *r);
+    void (*event)(void *ud, aredis__link *l, int event); /* AREDIS__EV_* */
+    void (*release)(void *ud);
+    void *ud;
+} aredis__watch;
+
 /* A command waiting for a free exclusive connection. */
 typedef struct aredis__waiter aredis__waiter;
 
@@ -140,6 +153,7 @@ struct aredis_client {
     void *push_ud;
     aredis_conn_event_cb event_cb;
     void *event_ud;
+    const aredis__watch *watch; /* NULL: none */
     void *data;
     void (*data_free)(void *);
 

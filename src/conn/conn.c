@@ -21,7 +21,7 @@
  * are this many, to keep memmove off the common path. */
 #define COMPACT_AT ((size_t)64 * 1024)
 
-enum { HS_HELLO, HS_AUTH, HS_SETNAME, HS_SELECT, HS_DONE };
+enum { HS_HELLO, HS_AUTH, HS_SETNAME, HS_SELECT, HS_EXTRA, HS_DONE };
 
 static const char stray_msg[] = "reply received with no command awaiting one";
 static const char lent_lost[] = "the exclusive connection was lost: release "
@@ -557,14 +557,17 @@ static int hello_proto(const aredis_reply *r)
     return 0;
 }
 
-/* Queue one handshake command. 0 or AREDIS_ENOMEM. */
-static int internal(aredis__conn *cn, int argc, const char **argv)
+/* Queue one handshake command, from argv or already encoded (bytes, len).
+ * 0 or AREDIS_ENOMEM. */
+static int internal_cmd(aredis__conn *cn, int argc, const char **argv,
+                        const char *bytes, size_t len)
 {
     aredis__conn_cmd *cmd = aredis__calloc(1, sizeof *cmd);
     if (cmd == NULL)
         return AREDIS_ENOMEM;
     size_t start = cn->out.len;
-    int e = aredis_write_argv(&cn->out, argc, argv, NULL);
+    int e = bytes != NULL ? aredis__buf_append(&cn->out, bytes, len)
+                          : aredis_write_argv(&cn->out, argc, argv, NULL);
     if (e != 0) {
         cn->out.len = start;
         aredis__free(cmd);
@@ -574,6 +577,11 @@ static int internal(aredis__conn *cn, int argc, const char **argv)
     cmd->len = cn->out.len - start;
     enqueue(cn, cmd);
     return 0;
+}
+
+static int internal(aredis__conn *cn, int argc, const char **argv)
+{
+    return internal_cmd(cn, argc, argv, NULL, 0);
 }
 
 static void ready(aredis__conn *cn, int64_t now);
@@ -624,6 +632,11 @@ static int hs_send(aredis__conn *cn, int64_t now)
             argv[argc++] = db;
             return internal(cn, argc, argv);
         }
+        case HS_EXTRA:
+            if (cn->extra_i >= cn->nextra || cn->extra == NULL)
+                break;
+            return internal_cmd(cn, 0, NULL, cn->extra[cn->extra_i].bytes,
+                                cn->extra[cn->extra_i].len);
         default:
             if (cn->proto == 0)
                 cn->proto = 2;
@@ -636,7 +649,10 @@ static int hs_send(aredis__conn *cn, int64_t now)
 
 static void hs_advance(aredis__conn *cn, int64_t now)
 {
-    cn->hs_step++;
+    if (cn->hs_step == HS_EXTRA)
+        cn->extra_i++; /* the extra steps share one hs_step */
+    else
+        cn->hs_step++;
     if (hs_send(cn, now) != 0)
         lost(cn, AREDIS_ENOMEM, "handshake failed: out of memory", now);
 }
@@ -685,7 +701,12 @@ static void hs_reply(aredis__conn *cn, const aredis_reply *r, int64_t now)
         return;
     }
     if (err) {
-        hs_refused(cn, names[cn->hs_step], r, now);
+        const char *name = "handshake command";
+        if (cn->hs_step < HS_EXTRA)
+            name = names[cn->hs_step];
+        else if (cn->extra != NULL && cn->extra_i < cn->nextra)
+            name = cn->extra[cn->extra_i].name;
+        hs_refused(cn, name, r, now);
         return;
     }
     hs_advance(cn, now);
@@ -704,6 +725,7 @@ void aredis__conn_opened(aredis__conn *cn, int64_t now)
     int protocol = cn->cfg->protocol;
     cn->proto = protocol == 2 ? 2 : 0;
     cn->hs_step = protocol == 2 ? HS_AUTH : HS_HELLO;
+    cn->extra_i = 0;
     if (hs_send(cn, now) != 0)
         lost(cn, AREDIS_ENOMEM, "cannot start the handshake", now);
 }

@@ -5,7 +5,8 @@
  * system call: its state (idle, backoff, resolving, connecting, handshake,
  * ready), the commands waiting for it to be ready, the output bytes, the
  * FIFO of commands awaiting replies, a reader, the handshake (HELLO 3, AUTH,
- * SETNAME, SELECT, with the RESP2 fallback), the attempts and the backoff
+ * SETNAME, SELECT, with the RESP2 fallback, then the owner's extra steps),
+ * the attempts and the backoff
  * between them, and the policy for a lost connection: what is sent again
  * and what fails "outcome unknown".
  *
@@ -74,6 +75,15 @@ struct aredis__conn_cmd {
     int code;        /* in the done list: the error (0: a nil reply) */
     const char *msg; /* in the done list: the error's text */
 };
+
+/* A command a connection's handshake sends after its built-in steps (the
+ * client-side cache's CLIENT TRACKING): its RESP bytes, and its name for
+ * the error message when the server refuses it. Borrowed. */
+typedef struct aredis__conn_step {
+    const char *name;
+    const char *bytes;
+    size_t len;
+} aredis__conn_step;
 
 /* Fixed for the connection's life; strings are borrowed. */
 typedef struct aredis__conn_config {
@@ -159,6 +169,13 @@ typedef struct aredis__conn {
     int broken;    /* a lent connection was lost: commands fail until it is
                     * given back */
     int raw_push;  /* RESP2 pub/sub: every reply is a message */
+    /* Steps every handshake ends with, after SELECT and before any queued
+     * command, one at a time; a refusal fails the handshake like any
+     * step's. Borrowed: the owner keeps the array valid while it is set
+     * and may change it between steps (each connect reads it afresh). */
+    const aredis__conn_step *extra;
+    size_t nextra;
+    size_t extra_i; /* the extra step in flight */
 
     /* Commands waiting for the connection to be ready, with their bytes. */
     aredis_buf pend_out;

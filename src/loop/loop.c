@@ -289,6 +289,11 @@ static int loop_iterate(aredis_loop *l, int timeout_ms, int for_run)
     return aredis__builtin_alive(b) || !list_empty(&l->queue);
 }
 
+int aredis__loop_busy(const aredis_loop *l)
+{
+    return l->depth > 0;
+}
+
 int aredis_loop_run_once(aredis_loop *l, int timeout_ms)
 {
     if (!l->is_builtin)

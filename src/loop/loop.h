@@ -40,6 +40,11 @@ void aredis__loop_defer(aredis_loop *l, aredis__defer *d, aredis_event_cb cb,
 /* Remove d from the queue if it is queued. O(1). */
 void aredis__loop_undefer(aredis_loop *l, aredis__defer *d);
 
+/* 1 while the loop is dispatching (inside aredis_loop_run/run_once or a
+ * drain): code running now is a callback of the loop, which may not run it
+ * again (aredis_loop_run_once() answers AREDIS_EBUSY). */
+int aredis__loop_busy(const aredis_loop *l);
+
 /* Monotonic clock in milliseconds (CLOCK_MONOTONIC). */
 int64_t aredis__now_ms(void);
 

@@ -22,6 +22,7 @@
 #include "aredis/error.h"
 #include "node/node.h"
 #include "resp/resp.h"
+#include "topology/topology.h"
 #include "util/alloc.h"
 
 static void on_io(void *arg, int events);
@@ -54,6 +55,7 @@ static void close_transport(aredis__link *l)
         aredis__resolve_cancel(l->resolving);
         l->resolving = NULL;
     }
+    l->locating = 0; /* a later answer from the topology is not for us */
 }
 
 void aredis__link_cleanup(aredis__link *l)
@@ -221,7 +223,7 @@ static void on_resolved(void *arg, int status, const struct addrinfo *ai,
     service(l);
 }
 
-static void start_resolve(aredis__link *l)
+static void resolve_now(aredis__link *l)
 {
     aredis_client *c = l->c;
     assert(l->resolving == NULL && l->tp == NULL && l->io == NULL);
@@ -230,6 +232,39 @@ static void start_resolve(aredis__link *l)
     if (e != 0)
         aredis__conn_open_failed(&l->conn, e, "cannot start name resolution",
                                  aredis__now_ms());
+}
+
+/* A topology whose nodes move (sentinel) finds the address first. */
+static void start_resolve(aredis__link *l)
+{
+    aredis__topology *t = l->c->topo;
+    if (t->vt->locate != NULL && t->vt->locate(t, l->node)) {
+        l->locating = 1;
+        return;
+    }
+    resolve_now(l);
+}
+
+void aredis__link_located(aredis__link *l, int code, const char *msg)
+{
+    if (!l->locating || l->c->freeing)
+        return;
+    l->locating = 0;
+    policy(l);
+    if (code != 0)
+        aredis__conn_open_failed(&l->conn, code, msg, aredis__now_ms());
+    else
+        resolve_now(l);
+    service(l);
+}
+
+void aredis__link_lost(aredis__link *l, int code, const char *msg)
+{
+    if (l->c->freeing || l->tp == NULL)
+        return;
+    policy(l);
+    aredis__conn_closed(&l->conn, code, msg, aredis__now_ms());
+    service(l);
 }
 
 static void open_address(aredis__link *l, size_t i)
@@ -294,6 +329,10 @@ static void complete(aredis__link *l, const aredis__conn_action *a)
 static void on_event(aredis__link *l, const aredis__conn_action *a)
 {
     aredis_client *c = l->c;
+    /* The watch first: the client-side cache flushes on a loss before
+     * anything else can run. */
+    if (c->watch != NULL)
+        c->watch->event(c->watch->ud, l, a->event);
     switch (a->event) {
     case AREDIS__EV_CONNECTED:
         aredis__emit(c, l, AREDIS_CONN_CONNECTED, 0, NULL, 0, 0);
@@ -335,6 +374,8 @@ static void take(aredis__link *l, const aredis__conn_action *a)
         complete(l, a);
         break;
     case AREDIS__ACT_PUSH:
+        if (c->watch != NULL && c->watch->push(c->watch->ud, l, a->reply))
+            break;
         if (aredis__pubsub_push(c, l, a->reply))
             break;
         if (c->push_cb != NULL)

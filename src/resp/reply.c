@@ -12,6 +12,7 @@
 
 #include "aredis/error.h"
 #include "aredis/reply.h"
+#include "resp/resp.h"
 #include "util/alloc.h"
 
 const char *aredis_reply_type_name(int type)
@@ -65,7 +66,8 @@ typedef struct range {
 /* Count nodes and string bytes (with their NULs). 0, or AREDIS_ENOMEM.
  * The stack of ranges starts on the C stack and moves to the heap only
  * for replies nested deeper than that. */
-static int measure(const aredis_reply *root, size_t *nodes, size_t *bytes)
+int aredis__reply_measure(const aredis_reply *root, size_t *nodes,
+                          size_t *bytes)
 {
     range local[16];
     size_t cap = sizeof local / sizeof *local, top = 0;
@@ -140,13 +142,18 @@ static char *scalar_block(aredis_reply *r)
 
 aredis_reply *aredis_reply_dup(const aredis_reply *root)
 {
+    size_t size;
+    return aredis__reply_dup_sized(root, &size);
+}
+
+aredis_reply *aredis__reply_dup_sized(const aredis_reply *root, size_t *size)
+{
     size_t need = scalar_need(root);
     if (need != 0) {
-        size_t size;
-        char *block = aredis__spare_take(need, &size);
-        if (block == NULL && (block = aredis__malloc(size = need)) == NULL)
+        char *block = aredis__spare_take(need, size);
+        if (block == NULL && (block = aredis__malloc(*size = need)) == NULL)
             return NULL;
-        memcpy(block, &size, sizeof size);
+        memcpy(block, size, sizeof *size);
         aredis_reply *out = (aredis_reply *)(void *)(block + SCALAR_HEADER);
         *out = *root;
         if (has_str(root)) {
@@ -158,13 +165,20 @@ aredis_reply *aredis_reply_dup(const aredis_reply *root)
         return out;
     }
     size_t nodes, bytes;
-    if (measure(root, &nodes, &bytes) != 0)
+    if (aredis__reply_measure(root, &nodes, &bytes) != 0)
         return NULL;
     if (nodes > (SIZE_MAX - bytes) / sizeof(aredis_reply))
         return NULL;
-    aredis_reply *out = aredis__malloc(nodes * sizeof *out + bytes);
+    *size = nodes * sizeof(aredis_reply) + bytes;
+    aredis_reply *out = aredis__malloc(*size);
     if (out == NULL)
         return NULL;
+    return aredis__reply_copy_to(root, out, nodes);
+}
+
+aredis_reply *aredis__reply_copy_to(const aredis_reply *root, aredis_reply *out,
+                                    size_t nodes)
+{
     char *strings = (char *)(out + nodes);
 
     /* Copy the root, then fix up nodes in allocation order: each node's
