@@ -250,6 +250,7 @@ equivalent: without the short-read shortcut the driver reads once more and gets 
     if (1) {
 
 === link-12 link src/node/link.c
+equivalent: aredis__pool_link_idle() checks that the connection is idle again and returns when it is not
 ---
     if (l->exclusive && !l->borrowed && aredis__conn_idle(&l->conn) &&
 +++
