@@ -429,11 +429,10 @@ static void lost(aredis__conn *cn, int code, const char *msg, int64_t now)
         event(cn, AREDIS__EV_DISCONNECTED, code, 0, 0);
         return;
     }
-    /* A lost ready connection is retried at once; failed attempts back
-     * off. An exclusive connection with nothing to do is simply dropped;
-     * one that carries subscriptions retries for as long as it takes. */
-    if (was_ready)
-        cn->attempts = 0;
+    /* A lost ready connection is retried at once (its attempts start
+     * again: ready() zeroed them); failed attempts back off. An exclusive
+     * connection with nothing to do is simply dropped; one that carries
+     * subscriptions retries for as long as it takes. */
     int retry = 1;
     if (cn->exclusive && cn->npend == 0 && !cn->keep) {
         retry = 0;

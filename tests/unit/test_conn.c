@@ -351,6 +351,33 @@ Test(conn, attempts_run_out_and_pending_commands_fail)
     cr_assert_eq(cn.state, AREDIS__ST_RESOLVING);
 }
 
+/* A connection that came back is a new outage's: its attempts start again
+ * (reconnect_max_attempts counts per outage). */
+Test(conn, attempts_restart_per_outage)
+{
+    cfg.max_attempts = 2;
+    connect_ready();
+    aredis__conn_closed(&cn, AREDIS_ECLOSED, "gone", now);
+    drain();
+    cr_assert_eq(d.last_attempt, 1);
+    aredis__conn_timer(&cn, now);
+    aredis__conn_open_failed(&cn, AREDIS_ECONNREFUSED, "refused", now);
+    drain();
+    cr_assert_eq(d.last_attempt, 2);
+    now = aredis__conn_deadline(&cn);
+    aredis__conn_timer(&cn, now);
+    aredis__conn_resolved(&cn, 1, now);
+    aredis__conn_opened(&cn, now);
+    drain();
+    write_all();
+    feed(hello_map);
+    cr_assert_eq(cn.state, AREDIS__ST_READY);
+    aredis__conn_closed(&cn, AREDIS_ECLOSED, "gone again", now);
+    drain();
+    cr_assert_eq(cn.state, AREDIS__ST_BACKOFF, "not given up");
+    cr_assert_eq(d.last_attempt, 1, "a new outage, a new count");
+}
+
 /* ---- the handshake ---------------------------------------------------- */
 
 static void to_handshake(void)
