@@ -224,7 +224,7 @@ static void run_hiredis(size_t *heap, size_t *rss, double *cpu)
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (val == NULL)
@@ -243,7 +243,6 @@ int main(int argc, char **argv)
             cfg.commands = atoi(val);
         else
             die("unknown option");
-        i++;
     }
     if (cfg.clients <= 0)
         die("--clients must be positive");
