@@ -964,13 +964,14 @@ static void trim(aredis_reader *rd)
         rd->bstack = NULL;
         rd->stack_cap = rd->bstack_cap = 0;
     }
-    if (rd->arena_cap > INITIAL_ARENA) {
-        aredis_reply *a =
-            aredis__reallocarray(NULL, INITIAL_ARENA, sizeof *rd->arena);
+    /* One node: room for a scalar reply; the first aggregate after this
+     * sizes the arena again. */
+    if (rd->arena_cap > 1) {
+        aredis_reply *a = aredis__reallocarray(NULL, 1, sizeof *rd->arena);
         if (a != NULL) {
             aredis__free(rd->arena);
             rd->arena = a;
-            rd->arena_cap = INITIAL_ARENA;
+            rd->arena_cap = 1;
         }
     }
 }
