@@ -84,9 +84,9 @@ static void submit_raw(int i, int kind, unsigned flags, int argc,
     aredis_buf b;
     aredis_buf_init(&b);
     cr_assert_eq(aredis_write_argv(&b, argc, argv, NULL), 0);
-    cmds[i].cc.len = b.len;
-    cmds[i].cc.reply_kind = kind;
-    cmds[i].cc.flags = flags;
+    cmds[i].cc.len = (uint32_t)b.len;
+    cmds[i].cc.reply_kind = (uint8_t)kind;
+    cmds[i].cc.flags = (uint8_t)flags;
     if (flags & AREDIS__CC_RETRY)
         cmds[i].cc.copy = aredis__strndup(b.data, b.len);
     cr_assert_eq(aredis__conn_submit(&cn, &cmds[i].cc, b.data, now), 0);
