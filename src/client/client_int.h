@@ -145,6 +145,9 @@ struct aredis_client {
     size_t pending; /* callbacks still to run */
     aredis__cmd *free_cmds;
     size_t nfree_cmds;
+    /* The most commands pending at once in this burst (since the free
+     * list was last trimmed) and in the one before. */
+    size_t burst_peak, last_peak;
 
     aredis__hook *hooks;
     size_t nhooks;
@@ -167,7 +170,6 @@ struct aredis_client {
     int ts_ready;
     int ts_closed; /* under ts_lock: the client is being freed */
 };
-
 
 /* Submit already-encoded bytes (thread-safe path, exclusive links). */
 int aredis__submit_encoded(aredis_client *c, aredis__link *target,
