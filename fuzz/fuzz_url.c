@@ -50,6 +50,21 @@ static void check_success(const aredis__config *c, const char *err)
     CHECK(c->password == NULL || c->password[0] != '\0');
     CHECK(c->client_name == NULL || c->client_name[0] != '\0');
     CHECK(c->tls_key_file == NULL || c->tls_cert_file != NULL);
+    /* A sentinel URL: every address usable, a service name, sane knobs. */
+    CHECK((c->nsentinels > 0) == (c->sentinels != NULL));
+    CHECK((c->nsentinels > 0) == (c->sentinel_service != NULL));
+    for (size_t i = 0; i < c->nsentinels; i++) {
+        CHECK(c->sentinels[i].host != NULL && c->sentinels[i].host[0] != '\0');
+        CHECK(strlen(c->sentinels[i].host) <= 253);
+        CHECK(c->sentinels[i].port >= 1 && c->sentinels[i].port <= 65535);
+    }
+    if (c->nsentinels > 0) {
+        CHECK(c->sentinel_service[0] != '\0');
+        CHECK(c->sentinel_timeout_ms > 0);
+        CHECK(c->sentinel_tls == 0 || c->sentinel_tls == 1);
+        CHECK(c->sentinel_role == 0 || c->sentinel_role == 1);
+        CHECK(c->path == NULL);
+    }
 }
 
 static void check_failure(int rc, const aredis__config *c, const char *err,
@@ -62,7 +77,9 @@ static void check_failure(int rc, const aredis__config *c, const char *err,
         CHECK(err[i] >= 0x20 && err[i] < 0x7f);
     CHECK(c->host == NULL && c->path == NULL && c->username == NULL &&
           c->password == NULL && c->client_name == NULL &&
-          c->tls_ca_file == NULL && c->tls_sni == NULL);
+          c->tls_ca_file == NULL && c->tls_sni == NULL &&
+          c->sentinels == NULL && c->nsentinels == 0 &&
+          c->sentinel_service == NULL && c->sentinel_password == NULL);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

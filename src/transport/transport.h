@@ -20,6 +20,12 @@
 
 /* ---- configuration --------------------------------------------------- */
 
+/* A server address from a list (the sentinels); host owned. */
+typedef struct aredis__endpoint {
+    char *host;
+    int port;
+} aredis__endpoint;
+
 /* Options after URL parsing and defaults, with every string owned. */
 typedef struct aredis__config {
     char *host; /* NULL for a unix socket */
@@ -47,6 +53,16 @@ typedef struct aredis__config {
     int retry_read_only;
     int pool_max;
     int64_t pool_wait_ms, pool_idle_ms;
+    /* Sentinel-managed (redis+sentinel:// or sentinel.addrs): nsentinels
+     * > 0. host and port above are then unused: the sentinels name the
+     * data servers. */
+    aredis__endpoint *sentinels;
+    size_t nsentinels;
+    char *sentinel_service;
+    int sentinel_role; /* AREDIS_SENTINEL_MASTER or _REPLICA */
+    char *sentinel_username, *sentinel_password;
+    int sentinel_tls;            /* resolved: 0 or 1 */
+    int64_t sentinel_timeout_ms; /* per sentinel, > 0 */
 } aredis__config;
 
 /* Build a configuration from options (URL first, members override).
