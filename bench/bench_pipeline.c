@@ -3,7 +3,7 @@
  * redis-server over loopback.
  *
  *   bench_pipeline --impl IMPL --tx 0|1 [--batches 10000] [--size 100]
- *                  [--host H] [--port P] [--db D]
+ *                  [--host H] [--port P] [--db D] [--count 0|1]
  *
  * One batch is `size` SETs of 16-byte values on keys pipe:0..size-1; with
  * --tx 1 it is wrapped in MULTI ... EXEC. Batches run one after the other:
@@ -16,7 +16,15 @@
  * time and getrusage(RUSAGE_SELF) user+sys CPU are taken around it. Every
  * reply is checked (OK, QUEUED, an EXEC array of OKs); any mismatch exits
  * non-zero. One line of key=value pairs per run; bench/pipeline.sh runs
- * the matrix and prints the table. A program, not a test. */
+ * the matrix and prints the table. A program, not a test.
+ *
+ * --count 1 (aredis only) counts, through the allocator hooks
+ * (aredis/alloc.h), the library's allocations and bytes allocated per SET
+ * in the steady state: every batch but the first two, which warm the
+ * pipeline (the second batch, started from the first one's callback, fills
+ * the pipeline's other reply set), the connection and the client up.
+ * bench/pipeline.sh's cost table adds instructions per SET from two runs under
+ * callgrind. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -40,11 +48,36 @@
 typedef struct config {
     const char *impl;
     const char *host;
-    int port, db, tx;
+    int port, db, tx, count;
     long batches, size;
 } config;
 
-static config cfg = {NULL, "127.0.0.1", 6379, 9, 0, 10000, 100};
+static config cfg = {NULL, "127.0.0.1", 6379, 9, 0, 0, 10000, 100};
+
+/* --count: the library's allocations and bytes since the counting began. */
+static int counting;
+static long n_allocs, n_bytes;
+
+static void *count_malloc(size_t n)
+{
+    n_allocs += counting;
+    n_bytes += counting ? (long)n : 0;
+    return malloc(n);
+}
+
+static void *count_calloc(size_t n, size_t size)
+{
+    n_allocs += counting;
+    n_bytes += counting ? (long)(n * size) : 0;
+    return calloc(n, size);
+}
+
+static void *count_realloc(void *p, size_t n)
+{
+    n_allocs += counting;
+    n_bytes += counting ? (long)n : 0;
+    return realloc(p, n);
+}
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 __attribute__((noreturn));
@@ -111,10 +144,17 @@ static void report(void)
 {
     double wall = now_s() - t0, cpu = cpu_s() - c0;
     double ops = (double)cfg.batches * (double)cfg.size;
+    /* Counted from the third batch on. */
+    double counted = (double)(cfg.batches - 2) * (double)cfg.size;
     printf("impl=%s tx=%d batches=%ld size=%ld ops=%.0f wall_s=%.4f "
-           "ops_s=%.0f cpu_s=%.4f cpu_s_per_M=%.4f\n",
+           "ops_s=%.0f cpu_s=%.4f cpu_s_per_M=%.4f",
            cfg.impl, cfg.tx, cfg.batches, cfg.size, ops, wall, ops / wall, cpu,
            cpu / ops * 1e6);
+    if (cfg.count)
+        printf(" allocs_per_op=%.4f bytes_per_op=%.2f",
+               counted > 0 ? (double)n_allocs / counted : -1.0,
+               counted > 0 ? (double)n_bytes / counted : -1.0);
+    printf("\n");
 }
 
 /* ------------------------------------------------------------------------
@@ -136,12 +176,14 @@ static void a_done(aredis_pipeline *p, const aredis_reply *r, void *ud)
             strcmp(r->element[i].str, "OK") != 0)
             die("batch %ld: reply %zu is not OK", batches_done, i);
     if (++batches_done == cfg.batches) {
+        counting = 0;
         report();
         aredis_client *c = aredis_pipeline_client(p);
         aredis_pipeline_free(p);
         aredis_client_free(c);
         return;
     }
+    counting = cfg.count && batches_done >= 2;
     a_batch();
 }
 
@@ -294,6 +336,8 @@ int main(int argc, char **argv)
             cfg.port = (int)num(v, "--port");
         else if (strcmp(k, "--db") == 0)
             cfg.db = (int)num(v, "--db");
+        else if (strcmp(k, "--count") == 0)
+            cfg.count = num(v, "--count") != 0;
         else
             die("unknown option %s", k);
     }
@@ -301,7 +345,14 @@ int main(int argc, char **argv)
         cfg.size > MAX_SIZE)
         die("usage: bench_pipeline --impl aredis|aredis-libevent|hiredis "
             "--tx 0|1 [--batches N] [--size N] [--host H] [--port P] "
-            "[--db D]");
+            "[--db D] [--count 0|1]");
+    if (cfg.count) {
+        if (strncmp(cfg.impl, "aredis", 6) != 0)
+            die("--count counts aredis's allocations only");
+        aredis_allocator a = {count_malloc, count_calloc, count_realloc, free};
+        if (aredis_set_allocator(&a) != 0)
+            die("aredis_set_allocator failed");
+    }
     build_batch();
     if (strcmp(cfg.impl, "aredis") == 0) {
         run_aredis(aredis_loop_new(), NULL);

@@ -14,8 +14,16 @@
 # seconds (user + sys, getrusage) per million SETs, with the ratios
 # aredis / hiredis.
 #
+# The cost part then prints, for plain aredis pipelines of COST_SIZES
+# commands, the cost of one SET in the steady state: instructions
+# (callgrind, two runs of COST_N1 and COST_N2 SETs, difference / dN), and
+# the library's allocations and bytes allocated (bench_pipeline --count 1,
+# every batch but the first two).
+#
 # Environment (defaults in brackets):
 #   BATCHES [10000]  SIZE [100]  REPEAT [3]  BUILD_DIR [build-bench]
+#   PARTS ["speed cost"]  COST_SIZES ["10 100 1000 10000"]
+#   COST_N1 [20000]  COST_N2 [60000]
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -23,6 +31,10 @@ build=${BUILD_DIR:-$root/build-bench}
 BATCHES=${BATCHES:-10000}
 SIZE=${SIZE:-100}
 REPEAT=${REPEAT:-3}
+PARTS=${PARTS:-"speed cost"}
+COST_SIZES=${COST_SIZES:-"10 100 1000 10000"}
+COST_N1=${COST_N1:-20000}
+COST_N2=${COST_N2:-60000}
 IMPLS="aredis aredis-libevent hiredis"
 
 die() {
@@ -82,8 +94,6 @@ done
 
 echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on" \
     "127.0.0.1:$port; $(nproc) CPUs${server_cpu:+, server on CPU 0, client on CPU 1}"
-echo "$BATCHES batches of $SIZE SETs (16-byte values), one batch in flight," \
-    "median of $REPEAT"
 
 field() {
     local f
@@ -101,6 +111,9 @@ ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else print "-" }'
 }
 
+speed() {
+echo "$BATCHES batches of $SIZE SETs (16-byte values), one batch in flight," \
+    "median of $REPEAT"
 # Every round runs each mode and implementation in turn, so the slow
 # phases of a busy machine hit all of them alike.
 declare -A ops=() cpu=()
@@ -134,3 +147,43 @@ for tx in 0 1; do
 done
 echo "ops = SETs; cpu/M = client user+sys CPU seconds per million SETs;" \
     "a = aredis (built-in loop), ale = aredis on libevent, hi = hiredis on libevent"
+}
+
+# Instructions of one run under callgrind (its "summary:" line).
+instructions() {
+    valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" \
+        "$bin" --impl aredis --tx 0 --batches "$1" --size "$2" \
+        --port "$port" >/dev/null 2>"$tmp/cg.err" ||
+        die "callgrind run failed: $(tail -3 "$tmp/cg.err")"
+    awk '/^summary:/ { print $2 }' "$tmp/cg.out"
+}
+
+cost() {
+    echo
+    echo "cost per SET in the steady state, plain pipelines (aredis, built-in loop)"
+    printf '%8s %14s %12s %12s\n' size instructions allocs bytes
+    for size in $COST_SIZES; do
+        local b1=$(((COST_N1 + size - 1) / size)) b2=$(((COST_N2 + size - 1) / size))
+        local line ir=-
+        line=$("$bin" --impl aredis --tx 0 --batches $((b1 > 4 ? b1 : 4)) \
+            --size "$size" --port "$port" --count 1) ||
+            die "bench_pipeline --count 1 failed"
+        if command -v valgrind >/dev/null; then
+            local i1 i2
+            i1=$(instructions "$b1" "$size")
+            i2=$(instructions "$b2" "$size")
+            ir=$(awk -v a="$i1" -v b="$i2" -v d=$(((b2 - b1) * size)) \
+                'BEGIN { printf "%.0f", (b - a) / d }')
+        fi
+        printf '%8s %14s %12s %12s\n' "$size" "$ir" \
+            "$(field allocs_per_op "$line")" "$(field bytes_per_op "$line")"
+    done
+}
+
+for part in $PARTS; do
+    case "$part" in
+    speed) speed ;;
+    cost) cost ;;
+    *) die "unknown part $part" ;;
+    esac
+done

@@ -21,16 +21,18 @@
 #include "util/alloc.h"
 #include "util/cmdtable.h"
 
-/* Spent command records kept for reuse: at most as many as are pending
- * plus FREE_CMDS_SLACK (and never more than MAX_FREE_CMDS), so a steady
- * window of W commands in flight recycles its records without allocating,
- * while the records of a burst are released as it drains: an idle client
- * keeps FREE_CMDS_SLACK of them, not the burst's size. */
-#define MAX_FREE_CMDS 1024
+/* Spent command records kept for reuse. While commands are pending, every
+ * record is kept. When none is (a burst has ended), the list is trimmed to
+ * FREE_CMDS_SLACK more than the smaller of this burst's peak and the one
+ * before: a burst that repeats (a pipeline run again, a steady window of W
+ * in flight) recycles its records without allocating, while an idle
+ * client keeps FREE_CMDS_SLACK records after a one-off burst, not the
+ * burst's size. */
 #define FREE_CMDS_SLACK 64
 
 static void on_timer(void *arg);
 static void on_tick(void *arg);
+static void schedule(aredis_client *c);
 
 /* ------------------------------------------------------------------------
  * Command records and the deadline heap (util/heap.h)
@@ -69,19 +71,30 @@ void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd)
         hook_unref(cmd->hook);
         cmd->hook = NULL;
     }
-    size_t keep = c->pending + FREE_CMDS_SLACK;
-    if (keep > MAX_FREE_CMDS)
-        keep = MAX_FREE_CMDS;
-    if (c->nfree_cmds < keep && !c->freeing) {
-        cmd->cc.next = c->free_cmds != NULL ? &c->free_cmds->cc : NULL;
-        c->free_cmds = cmd;
-        c->nfree_cmds++;
+    if (c->freeing) {
+        aredis__free(cmd);
         return;
     }
-    aredis__free(cmd);
-    /* Fewer commands pending than records kept: release one more, so the
-     * list shrinks as a burst drains. */
-    if (c->nfree_cmds > keep) {
+    cmd->cc.next = c->free_cmds != NULL ? &c->free_cmds->cc : NULL;
+    c->free_cmds = cmd;
+    c->nfree_cmds++;
+    /* The burst may be over: trim from the loop, once the callbacks of
+     * this turn have had the chance to start the next one. */
+    if (c->pending == 0 && c->nfree_cmds > FREE_CMDS_SLACK)
+        schedule(c);
+}
+
+/* Trim the free list after a burst (see FREE_CMDS_SLACK). */
+static void trim_free_cmds(aredis_client *c)
+{
+    if (c->pending != 0 || c->nfree_cmds <= FREE_CMDS_SLACK)
+        return;
+    size_t keep =
+        (c->burst_peak < c->last_peak ? c->burst_peak : c->last_peak) +
+        FREE_CMDS_SLACK;
+    c->last_peak = c->burst_peak;
+    c->burst_peak = 0;
+    while (c->nfree_cmds > keep) {
         aredis__cmd *spare = c->free_cmds;
         c->free_cmds = aredis__cmd_next(spare);
         c->nfree_cmds--;
@@ -368,6 +381,8 @@ static void on_tick(void *arg)
     run_done(c);
     if (c->freeing)
         schedule(c);
+    else
+        trim_free_cmds(c);
 }
 
 void aredis_client_free(aredis_client *c)
@@ -714,7 +729,8 @@ static int submit(aredis_client *c, aredis__link *target,
     cmd->cc.len = (uint32_t)(b->len - start);
     const char *bytes = b->data + start;
 
-    c->pending++;
+    if (++c->pending > c->burst_peak)
+        c->burst_peak = c->pending;
     int64_t block_ms = 0;
     const char *refused =
         sa->pushed ? NULL

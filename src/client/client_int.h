@@ -168,6 +168,9 @@ struct aredis_client {
     size_t pending; /* callbacks still to run */
     aredis__cmd *free_cmds;
     size_t nfree_cmds;
+    /* The most commands pending at once in this burst (since the free
+     * list was last trimmed) and in the one before. */
+    size_t burst_peak, last_peak;
 
     aredis__hook **hooks;
     size_t nhooks;

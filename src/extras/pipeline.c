@@ -4,8 +4,10 @@
  * submits them one by one through the public client API, in one loop turn,
  * and counts the completions: the batch completes when the last of them
  * has run, whatever order failures arrive in. Plain pipelines copy each
- * reply (aredis_reply_dup) and build one ARRAY over the copies; transactions
- * deliver EXEC's own array, borrowed, without a copy.
+ * reply into a reply set (replyset.h) and deliver one ARRAY over the copies;
+ * transactions deliver EXEC's own array, borrowed, without a copy. A
+ * pipeline run again allocates nothing: the encoded commands, the slots and
+ * the reply sets keep their memory from one batch to the next.
  *
  * Written only against include/aredis (client, exclusive connections,
  * writer) and util/alloc.h, so it works unchanged on every topology; it
@@ -19,6 +21,7 @@
 #include "aredis/script.h"
 #include "extras/cmdbuf.h"
 #include "extras/pipeline_int.h"
+#include "extras/replyset.h"
 #include "extras/script_int.h"
 #include "util/alloc.h"
 
@@ -59,14 +62,11 @@ struct aredis_pipeline {
      * completion's ud is &slots[i], so i = ud - slots. */
     aredis_pipeline **slots;
     size_t slots_cap;
-    aredis_reply **dups; /* plain: the copy of each reply */
-    size_t dups_cap;
-    /* The other array of copies: the one a callback's reply points into
-     * while that callback starts the next batch in the first. */
-    aredis_reply **spare;
-    size_t spare_cap;
-    aredis_reply *elems; /* plain: the result's elements */
-    size_t elems_cap;
+    /* Plain: the copies of the replies, the result's elements, in one of
+     * two sets: while a batch's callback runs, its reply points into one
+     * and the next batch, if the callback starts one, fills the other. */
+    aredis__replyset sets[2];
+    aredis__replyset *rs;       /* the set being filled */
     const aredis_reply *exec_r; /* EXEC's reply, when it has come */
     aredis_reply *exec_dup;     /* ... copied when it was not the last */
     /* Failures seen, by kind; finalize() decides which one is reported. */
@@ -108,6 +108,9 @@ aredis_pipeline *aredis_pipeline_new(aredis_client *c, int transaction)
     aredis__cmdbuf_init(&p->q);
     aredis__cmdbuf_init(&p->watchq);
     aredis__cmdbuf_init(&p->scratch);
+    aredis__replyset_init(&p->sets[0]);
+    aredis__replyset_init(&p->sets[1]);
+    p->rs = &p->sets[0];
     return p;
 }
 
@@ -128,9 +131,8 @@ static void destroy(aredis_pipeline *p)
     aredis__cmdbuf_cleanup(&p->scratch);
     aredis__free(p->scripts);
     aredis__free(p->slots);
-    aredis__free(p->dups);
-    aredis__free(p->spare);
-    aredis__free(p->elems);
+    aredis__replyset_cleanup(&p->sets[0]);
+    aredis__replyset_cleanup(&p->sets[1]);
     aredis_reply_free(p->exec_dup);
     aredis__free(p);
 }
@@ -647,25 +649,11 @@ static const aredis_reply *outcome(aredis_pipeline *p, aredis_reply *res,
             make_error(res, p->fail_code, msg);
             return res;
         }
-        if (p->elems_cap < p->n) {
-            aredis_reply *v = aredis__reallocarray(p->elems, p->n, sizeof *v);
-            if (v == NULL) {
-                make_error(res, AREDIS_ENOMEM,
-                           "out of memory collecting the replies");
-                return res;
-            }
-            p->elems = v;
-            p->elems_cap = p->n;
-        }
-        /* Shallow copies of each copy's root: children and strings stay
-         * where aredis_reply_dup() put them, alive until after the
-         * callback. */
-        for (size_t i = 0; i < p->n; i++)
-            p->elems[i] = *p->dups[i];
+        /* The copies stay in the set, alive until after the callback. */
         memset(res, 0, sizeof *res);
         res->type = AREDIS_REPLY_ARRAY;
         res->len = p->n;
-        res->element = p->n ? p->elems : NULL;
+        res->element = p->n ? p->rs->elems : NULL;
         return res;
     }
     if (p->multi_failed) {
@@ -731,20 +719,13 @@ static void finalize(aredis_pipeline *p)
 
     /* What the reply points into leaves the pipeline until the callback
      * has returned. */
-    aredis_reply **dups = p->dups;
-    size_t dups_cap = p->dups_cap, n = p->mode == M_PLAIN ? p->n : 0;
-    aredis_reply *elems = p->elems;
-    size_t elems_cap = p->elems_cap;
+    aredis__replyset *rs = p->rs;
     aredis_reply *exec_dup = p->exec_dup;
     aredis_pipeline_cb cb = p->cb;
     void *ud = p->ud;
     int exec_answered = p->exec_r != NULL;
-    p->dups = p->spare;
-    p->dups_cap = p->spare_cap;
-    p->spare = NULL;
-    p->spare_cap = 0;
-    p->elems = NULL;
-    p->elems_cap = 0;
+    /* No batch can finish inside cb, so the other set is free. */
+    p->rs = rs == &p->sets[0] ? &p->sets[1] : &p->sets[0];
     p->exec_dup = NULL;
     p->exec_r = NULL;
     p->cb = NULL;
@@ -757,17 +738,10 @@ static void finalize(aredis_pipeline *p)
     if (cb != NULL)
         cb(p, out, ud);
 
-    for (size_t i = 0; i < n; i++)
-        aredis_reply_free(dups[i]);
-    aredis__free(p->spare); /* NULL: no batch can finish inside cb */
-    p->spare = dups;
-    p->spare_cap = dups_cap;
-    if (p->elems == NULL) {
-        p->elems = elems;
-        p->elems_cap = elems_cap;
-    } else {
-        aredis__free(elems);
-    }
+    /* No batch started from cb: the next one fills the set just used,
+     * whose memory fits it already. */
+    if (p->xstate == X_IDLE)
+        p->rs = rs;
     aredis_reply_free(exec_dup);
     unref(p);
 }
@@ -790,7 +764,7 @@ static void plain_reply(aredis_client *c, const aredis_reply *r, void *ud)
     size_t i = slot_index(p, ud);
     if (r->type == AREDIS_REPLY_ERROR && r->code != AREDIS_ESERVER) {
         command_fail(p, i, r);
-    } else if ((p->dups[i] = aredis_reply_dup(r)) == NULL) {
+    } else if (aredis__replyset_put(p->rs, i, r) != 0) {
         aredis_reply oom;
         make_error(&oom, AREDIS_ENOMEM, "out of memory copying the reply");
         command_fail(p, i, &oom);
@@ -978,15 +952,8 @@ int aredis__pipeline_execute(aredis_pipeline *p, aredis_pipeline_cb cb,
     p->slots = v;
     for (size_t i = 0; i < n; i++)
         p->slots[i] = p;
-    if (mode == M_PLAIN) {
-        v = p->dups;
-        // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
-        if (reserve(&v, &p->dups_cap, n, sizeof *p->dups) != 0)
-            return AREDIS_ENOMEM;
-        p->dups = v;
-        // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
-        memset(p->dups, 0, n * sizeof *p->dups);
-    }
+    if (mode == M_PLAIN && aredis__replyset_reset(p->rs, n) != 0)
+        return AREDIS_ENOMEM;
     p->mode = mode;
     p->n = n;
     p->cb = cb;

@@ -68,6 +68,41 @@ static void assert_error(const aredis_reply *r, int code)
                  aredis_err_name(r->code), r->str, aredis_err_name(code));
 }
 
+/* ---- the retry rule ------------------------------------------------------ */
+
+/* The server closed the connection while the program did something else:
+ * a command written after that close never reached the server, so it is
+ * sent again on a new connection -- not failed "outcome unknown". This is
+ * what the facade's look at the socket before writing is for: a wait that
+ * writes first (one system call less per command) fails this test. */
+Test(sync_more, command_after_server_close_is_sent_again)
+{
+    aredis_sync *s = connect_db(0), *admin = connect_db(0);
+    char key[64];
+    testenv_key(key, sizeof key, "sync-resend");
+    must(s, AREDIS_REPLY_STATUS, "SET %s %s", key, "0");
+    aredis_reply *id = aredis_sync_command(s, "CLIENT ID");
+    cr_assert_eq(id->type, AREDIS_REPLY_INTEGER);
+    aredis_reply *k =
+        aredis_sync_command(admin, "CLIENT KILL ID %lld", id->integer);
+    cr_assert_eq(k->type, AREDIS_REPLY_INTEGER, "%.*s", (int)k->len,
+                 k->type == AREDIS_REPLY_ERROR ? k->str : "");
+    cr_assert_eq(k->integer, 1);
+    aredis_reply_free(k);
+    aredis_reply_free(id);
+    /* Let the close reach the client's socket. */
+    nanosleep(&(struct timespec){0, 100 * 1000 * 1000}, NULL);
+    /* INCR is not idempotent: only a command known unsent is re-sent. */
+    aredis_reply *r = aredis_sync_command(s, "INCR %s", key);
+    cr_assert_eq(r->type, AREDIS_REPLY_INTEGER, "got %s: %.*s",
+                 aredis_reply_type_name(r->type), (int)r->len,
+                 r->type == AREDIS_REPLY_ERROR ? r->str : "");
+    cr_assert_eq(r->integer, 1);
+    aredis_reply_free(r);
+    aredis_sync_free(admin);
+    aredis_sync_free(s);
+}
+
 /* ---- constructor, deadlines -------------------------------------------- */
 
 Test(sync_more, connect_host_and_port)
