@@ -207,10 +207,23 @@ static void int_cb(aredis_client *c, const aredis_reply *r, void *ud)
     *(long long *)ud = r->integer;
 }
 
+static void on_conn_event(aredis_client *c, const aredis_conn_event *ev,
+                          void *ud)
+{
+    (void)c;
+    if (ev->type == AREDIS_CONN_DISCONNECTED && !ev->exclusive)
+        ++*(int *)ud;
+}
+
 /* Close the client's shared connection from the server side (CLIENT KILL
- * of its own id: other tests' connections stay), and let it notice. */
+ * of its own id: other tests' connections stay), and let it notice. The
+ * server closes the connection just after its reply, so a command sent as
+ * soon as the reply is in could go out on the dying connection and fail
+ * with "outcome unknown": wait for the client to report the loss. */
 static void drop_connection(aredis_loop *loop, aredis_client *c)
 {
+    int lost = 0;
+    aredis_client_set_event_handler(c, on_conn_event, &lost);
     long long id = -1;
     cr_assert_eq(aredis_command(c, int_cb, &id, "CLIENT ID"), 0);
     for (int i = 0; i < 500 && id < 0; i++)
@@ -223,6 +236,10 @@ static void drop_connection(aredis_loop *loop, aredis_client *c)
     for (int i = 0; i < 500 && killed < 0; i++)
         aredis_loop_run_once(loop, 10);
     cr_assert_eq(killed, 1, "CLIENT KILL ID %lld killed %lld", id, killed);
+    for (int i = 0; i < 500 && lost == 0; i++)
+        aredis_loop_run_once(loop, 10);
+    aredis_client_set_event_handler(c, NULL, NULL);
+    cr_assert_geq(lost, 1, "the client did not notice the CLIENT KILL");
 }
 
 Test(sentinel, set_get_through_the_url_reaches_the_master)
