@@ -168,7 +168,6 @@ struct aredis_client {
     int ts_closed; /* under ts_lock: the client is being freed */
 };
 
-
 /* Submit already-encoded bytes (thread-safe path, exclusive links). */
 int aredis__submit_encoded(aredis_client *c, aredis__link *target,
                            aredis_reply_cb cb, void *ud, const char *bytes,
