@@ -472,6 +472,18 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
         aredis__free(c);
         return NULL;
     }
+    if (c->cfg.cluster) {
+        /* The URL parses, but no topology can serve it yet: refuse rather
+         * than talk to the first seed as if it were a single server. */
+        st->code = AREDIS_ENOTSUP;
+        snprintf(st->msg, sizeof st->msg,
+                 "cluster topology not available yet: this aredis cannot "
+                 "connect to a Redis Cluster (%s URL)",
+                 c->cfg.tls ? "rediss+cluster://" : "redis+cluster://");
+        aredis__config_cleanup(&c->cfg);
+        aredis__free(c);
+        return NULL;
+    }
     if (resilience(&c->cfg, opts, st) != 0) {
         aredis__config_cleanup(&c->cfg);
         aredis__free(c);

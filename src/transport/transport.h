@@ -20,6 +20,15 @@
 
 /* ---- configuration --------------------------------------------------- */
 
+/* A cluster seed: a node to ask for the slot map first. */
+typedef struct aredis__seed {
+    char *host; /* owned, never empty */
+    int port;
+} aredis__seed;
+
+/* The most seeds a cluster URL may list. */
+#define AREDIS__MAX_SEEDS 64
+
 /* Options after URL parsing and defaults, with every string owned. */
 typedef struct aredis__config {
     char *host; /* NULL for a unix socket */
@@ -47,6 +56,12 @@ typedef struct aredis__config {
     int retry_read_only;
     int pool_max;
     int64_t pool_wait_ms, pool_idle_ms;
+    /* A Redis Cluster (a redis+cluster:// or rediss+cluster:// URL): its
+     * seeds in the URL's order, at least one; host and port above are the
+     * first seed's. 0, NULL and 0 for a single server. */
+    int cluster;
+    aredis__seed *seeds;
+    size_t nseeds;
 } aredis__config;
 
 /* Build a configuration from options (URL first, members override).

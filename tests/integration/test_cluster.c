@@ -141,3 +141,29 @@ Test(cluster, keyslot_matches_the_server)
     cr_assert_gt(tagged, 500, "only %d keys had braces", tagged);
     testenv_close(&c);
 }
+
+/* Until the cluster topology exists, a client given a cluster URL refuses
+ * to start, rather than talking to the first seed as if it were a single
+ * server (where it would meet MOVED for most keys). */
+Test(cluster, client_refuses_a_cluster_url_for_now)
+{
+    char url[256];
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d,127.0.0.1:%d",
+             ports[0], ports[1]);
+    aredis_loop *loop = aredis_loop_new();
+    cr_assert_not_null(loop);
+    aredis_status st;
+    aredis_client *c =
+        aredis_client_new(loop, &(aredis_options){.url = url}, &st);
+    cr_assert_null(c);
+    cr_assert_eq(st.code, AREDIS_ENOTSUP, "%s", aredis_err_name(st.code));
+    cr_assert_not_null(strstr(st.msg, "cluster topology not available yet"),
+                       "%s", st.msg);
+    /* A bad cluster URL still says what is wrong with it. */
+    c = aredis_client_new(
+        loop, &(aredis_options){.url = "redis+cluster://h1,,h2"}, &st);
+    cr_assert_null(c);
+    cr_assert_eq(st.code, AREDIS_EURL);
+    cr_assert_not_null(strstr(st.msg, "empty seed 2"), "%s", st.msg);
+    aredis_loop_free(loop);
+}
