@@ -48,9 +48,8 @@ typedef struct aredis_tls_options {
 
 typedef struct aredis_options {
     /** A redis://, rediss:// or unix:// URL; NULL to use the members.
-     * redis+cluster://h1:p1,h2:p2 and rediss+cluster:// (a cluster's seed
-     * nodes) are parsed, but refused by aredis_client_new() with
-     * AREDIS_ENOTSUP until the cluster topology exists. */
+     * redis+cluster://h1:p1,h2:p2 or rediss+cluster://: a Redis Cluster
+     * given by seed nodes (docs/guide/connecting.md). */
     const char *url;
     /** Host name or address literal (default "127.0.0.1"), and port
      * (default 6379). */

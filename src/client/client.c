@@ -472,18 +472,6 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
         aredis__free(c);
         return NULL;
     }
-    if (c->cfg.cluster) {
-        /* The URL parses, but no topology can serve it yet: refuse rather
-         * than talk to the first seed as if it were a single server. */
-        st->code = AREDIS_ENOTSUP;
-        snprintf(st->msg, sizeof st->msg,
-                 "cluster topology not available yet: this aredis cannot "
-                 "connect to a Redis Cluster (%s URL)",
-                 c->cfg.tls ? "rediss+cluster://" : "redis+cluster://");
-        aredis__config_cleanup(&c->cfg);
-        aredis__free(c);
-        return NULL;
-    }
     if (resilience(&c->cfg, opts, st) != 0) {
         aredis__config_cleanup(&c->cfg);
         aredis__free(c);
@@ -492,7 +480,8 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
     aredis_buf_init(&c->scratch);
     aredis__heap_init(&c->deadlines);
     conn_config(c);
-    c->topo = aredis__standalone_new(c);
+    c->topo =
+        c->cfg.cluster ? aredis__cluster_new(c) : aredis__standalone_new(c);
     e = c->topo != NULL ? 0 : AREDIS_ENOMEM;
     if (e == 0)
         e = aredis__ts_init(c);
@@ -713,7 +702,7 @@ static int submit(aredis_client *c, aredis__link *target,
         cmd->cc.reply_kind = AREDIS__REPLY_PUSHED;
         cmd->flags |= AREDIS__CMD_NO_RESEND;
     }
-    if ((cmd->flags & AREDIS__CMD_RETRY) &&
+    if (((cmd->flags & AREDIS__CMD_RETRY) || c->topo->keep_bytes) &&
         (cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)
         e = AREDIS_ENOMEM;
     if (e == 0)

@@ -51,6 +51,7 @@ struct aredis__cmd {
     int norm;           /* built-in RESP2 -> RESP3 reshaping, see client */
     aredis__link *link; /* the link whose connection holds it, or NULL */
     int64_t wait_until; /* waiting for an exclusive connection until then */
+    int redirects;      /* cluster redirects followed so far */
 };
 
 /* Run a user callback: the one way user code is called from the library,

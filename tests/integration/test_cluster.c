@@ -142,10 +142,89 @@ Test(cluster, keyslot_matches_the_server)
     testenv_close(&c);
 }
 
-/* Until the cluster topology exists, a client given a cluster URL refuses
- * to start, rather than talking to the first seed as if it were a single
- * server (where it would meet MOVED for most keys). */
-Test(cluster, client_refuses_a_cluster_url_for_now)
+/* ---- the cluster client -------------------------------------------------- */
+
+#define NKEYS 300
+
+typedef struct tally {
+    int calls[NKEYS];
+    int ok[NKEYS];
+    char val[NKEYS][32];
+    int done;
+} tally;
+
+typedef struct call {
+    tally *t;
+    int i;
+} call;
+
+static call calls[NKEYS];
+
+static void on_set(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    call *k = ud;
+    cr_assert_not_null(r);
+    k->t->calls[k->i]++;
+    k->t->done++;
+    k->t->ok[k->i] = r->type == AREDIS_REPLY_STATUS && r->len == 2 &&
+                     memcmp(r->str, "OK", 2) == 0;
+    if (!k->t->ok[k->i])
+        fprintf(stderr, "key %d: %.*s\n", k->i, (int)r->len,
+                r->str ? r->str : "");
+}
+
+static void on_get(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    call *k = ud;
+    cr_assert_not_null(r);
+    k->t->calls[k->i]++;
+    k->t->done++;
+    k->t->ok[k->i] = r->type == AREDIS_REPLY_STRING && r->len < 32;
+    if (k->t->ok[k->i]) {
+        memcpy(k->t->val[k->i], r->str, r->len);
+        k->t->val[k->i][r->len] = '\0';
+    }
+}
+
+static void run_until_done(aredis_loop *loop, const tally *t, int n)
+{
+    for (int spins = 0; t->done < n && spins < 20000; spins++)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(t->done, n, "%d of %d completed", t->done, n);
+}
+
+/* The port of the primary that holds key (the one that answers GET
+ * without MOVED), 0 when none does. */
+static int holder(const char *key, const char *want)
+{
+    int found = 0;
+    for (int i = 0; i < 3; i++) {
+        testenv_conn c;
+        const aredis_reply *r;
+        connect_port(&c, ports[i]);
+        cr_assert_eq(testenv_command(&c, &r, "GET %s", key), 0, "%s",
+                     testenv_errstr());
+        if (r->type == AREDIS_REPLY_STRING) {
+            cr_assert_str_eq(r->str, want, "%s on %d", key, ports[i]);
+            cr_assert_eq(found, 0, "%s is on two primaries", key);
+            found = ports[i];
+        } else {
+            cr_assert_eq(r->type, AREDIS_REPLY_ERROR);
+            cr_assert_eq(strncmp(r->str, "MOVED ", 6), 0, "%s", r->str);
+        }
+        testenv_close(&c);
+    }
+    return found;
+}
+
+/* Commands submitted before the client has the slot map go to the first
+ * seed; about two thirds of them meet MOVED there and must be followed to
+ * the owner. Every callback runs exactly once with OK, every key lands on
+ * the primary that owns its slot, and the values read back through the
+ * client (now routed by the map) are the ones written. */
+Test(cluster, client_routes_by_slot_and_follows_moved)
 {
     char url[256];
     snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d,127.0.0.1:%d",
@@ -155,12 +234,65 @@ Test(cluster, client_refuses_a_cluster_url_for_now)
     aredis_status st;
     aredis_client *c =
         aredis_client_new(loop, &(aredis_options){.url = url}, &st);
-    cr_assert_null(c);
-    cr_assert_eq(st.code, AREDIS_ENOTSUP, "%s", aredis_err_name(st.code));
-    cr_assert_not_null(strstr(st.msg, "cluster topology not available yet"),
-                       "%s", st.msg);
-    /* A bad cluster URL still says what is wrong with it. */
-    c = aredis_client_new(
+    cr_assert_not_null(c, "%s", st.msg);
+
+    static tally t;
+    char keys[NKEYS][64];
+    int slots_seen[3] = {0};
+    for (int i = 0; i < NKEYS; i++) {
+        char suffix[16];
+        snprintf(suffix, sizeof suffix, "c%d", i);
+        testenv_key(keys[i], sizeof keys[i], suffix);
+        unsigned slot = aredis_cluster_keyslot(keys[i], strlen(keys[i]));
+        slots_seen[slot * 3 / AREDIS_CLUSTER_SLOTS]++;
+        calls[i] = (call){&t, i};
+        cr_assert_eq(
+            aredis_command(c, on_set, &calls[i], "SET %s v%d", keys[i], i), 0);
+    }
+    for (int k = 0; k < 3; k++)
+        cr_assert_gt(slots_seen[k], 50, "keys on every primary");
+    run_until_done(loop, &t, NKEYS);
+    for (int i = 0; i < NKEYS; i++) {
+        cr_assert_eq(t.calls[i], 1, "SET %d: %d callbacks", i, t.calls[i]);
+        cr_assert(t.ok[i], "SET %d failed", i);
+    }
+    for (int i = 0; i < NKEYS; i += 7) {
+        char want[16];
+        snprintf(want, sizeof want, "v%d", i);
+        cr_assert_neq(holder(keys[i], want), 0, "%s is nowhere", keys[i]);
+    }
+
+    /* Read back, routed by the map by now. */
+    memset(&t, 0, sizeof t);
+    for (int i = 0; i < NKEYS; i++)
+        cr_assert_eq(aredis_command(c, on_get, &calls[i], "GET %s", keys[i]),
+                     0);
+    run_until_done(loop, &t, NKEYS);
+    for (int i = 0; i < NKEYS; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "v%d", i);
+        cr_assert_eq(t.calls[i], 1, "GET %d: %d callbacks", i, t.calls[i]);
+        cr_assert(t.ok[i], "GET %d failed", i);
+        cr_assert_str_eq(t.val[i], want);
+    }
+
+    /* Clean up through the client too: DEL routes by slot as well. */
+    memset(&t, 0, sizeof t);
+    for (int i = 0; i < NKEYS; i++)
+        cr_assert_eq(aredis_command(c, NULL, NULL, "DEL %s", keys[i]), 0);
+    aredis_client_free(c);
+    for (int spins = 0; spins < 100; spins++)
+        aredis_loop_run_once(loop, 10);
+    aredis_loop_free(loop);
+}
+
+/* A bad cluster URL says what is wrong with it. */
+Test(cluster, client_refuses_a_bad_cluster_url)
+{
+    aredis_loop *loop = aredis_loop_new();
+    cr_assert_not_null(loop);
+    aredis_status st;
+    aredis_client *c = aredis_client_new(
         loop, &(aredis_options){.url = "redis+cluster://h1,,h2"}, &st);
     cr_assert_null(c);
     cr_assert_eq(st.code, AREDIS_EURL);
