@@ -186,7 +186,7 @@ int main(int argc, char **argv)
                         "[--port P] [--db D]\n");
         return 2;
     }
-    double wall;
+    double wall = 0;
     if (strcmp(impl, "aredis") == 0)
         run_aredis(&wall);
     else if (strcmp(impl, "hiredis") == 0)

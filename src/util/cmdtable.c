@@ -286,7 +286,8 @@ static const aredis__cmdinfo table[] = {COMMANDS(ENTRY)};
 #define NSLOTS (1u << SLOT_BITS)
 
 /* Lower case of every byte, as a table: one load per byte. */
-#define LC(c) ((c) >= 'A' && (c) <= 'Z' ? (c) + ('a' - 'A') : (c))
+#define LC(c) \
+    ((unsigned char)((c) >= 'A' && (c) <= 'Z' ? (c) + ('a' - 'A') : (c)))
 #define L4(i) LC(i), LC((i) + 1), LC((i) + 2), LC((i) + 3)
 #define L16(i) L4(i), L4((i) + 4), L4((i) + 8), L4((i) + 12)
 #define L64(i) L16(i), L16((i) + 16), L16((i) + 32), L16((i) + 48)
