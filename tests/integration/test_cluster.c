@@ -25,28 +25,9 @@ static void load_nodes(void)
 {
     testenv_server s;
     cr_assert_eq(testenv_server_load(&s, "cluster"), 0, "%s", testenv_errstr());
-    char path[512];
-    const char *dir = getenv("AREDIS_TEST_STATE_DIR");
-    cr_assert_not_null(dir);
-    snprintf(path, sizeof path, "%s/cluster.state", dir);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "%s", path);
-    char line[1024];
-    nports = 0;
-    while (fgets(line, sizeof line, f) != NULL) {
-        if (strncmp(line, "nodes=", 6) != 0)
-            continue;
-        for (char *p = line + 6; *p != '\0' && *p != '\n';) {
-            cr_assert_eq(strncmp(p, "127.0.0.1:", 10), 0, "%s", p);
-            p += 10;
-            cr_assert_lt(nports, MAX_NODES);
-            ports[nports++] = (int)strtol(p, &p, 10);
-            if (*p == ',')
-                p++;
-        }
-    }
-    fclose(f);
-    cr_assert_eq(nports, 6, "nodes= lists %d nodes", nports);
+    nports = testenv_state_ports("cluster", "nodes", ports, MAX_NODES);
+    cr_assert_eq(nports, 6, "nodes= lists %d nodes: %s", nports,
+                 testenv_errstr());
     cr_assert_eq(ports[0], s.port, "the state's port is the first node");
 }
 
@@ -298,4 +279,183 @@ Test(cluster, client_refuses_a_bad_cluster_url)
     cr_assert_eq(st.code, AREDIS_EURL);
     cr_assert_not_null(strstr(st.msg, "empty seed 2"), "%s", st.msg);
     aredis_loop_free(loop);
+}
+
+/* ---- redirects on a private cluster -------------------------------------- */
+
+/* One command through the client, run to completion: its reply (a copy
+ * the caller frees) after exactly one callback. */
+typedef struct one {
+    int calls;
+    aredis_reply *r;
+} one;
+
+static void on_one(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    one *o = ud;
+    cr_assert_not_null(r);
+    o->calls++;
+    aredis_reply_free(o->r);
+    o->r = aredis_reply_dup(r);
+}
+
+static aredis_reply *run_one(aredis_loop *loop, aredis_client *c,
+                             const char *fmt, const char *key)
+{
+    one o = {0};
+    cr_assert_eq(aredis_command(c, on_one, &o, fmt, key), 0);
+    for (int spins = 0; o.calls == 0 && spins < 2000; spins++)
+        aredis_loop_run_once(loop, 10);
+    /* A second callback would come in the next turns, if any. */
+    for (int spins = 0; spins < 5; spins++)
+        aredis_loop_run_once(loop, 1);
+    cr_assert_eq(o.calls, 1, "%s %s: %d callbacks", fmt, key, o.calls);
+    return o.r;
+}
+
+static void cmd_ok(int port, const char *fmt, const char *a, const char *b)
+{
+    testenv_conn c;
+    const aredis_reply *r;
+    connect_port(&c, port);
+    cr_assert_eq(testenv_command(&c, &r, fmt, a, b), 0, "%s", testenv_errstr());
+    cr_assert(r->type == AREDIS_REPLY_STATUS, "%d: %s: %s", port, fmt,
+              r->type == AREDIS_REPLY_ERROR ? r->str : "?");
+    testenv_close(&c);
+}
+
+static void node_id(int port, char id[41])
+{
+    testenv_conn c;
+    const aredis_reply *r;
+    connect_port(&c, port);
+    cr_assert_eq(testenv_command(&c, &r, "CLUSTER MYID"), 0);
+    cr_assert_eq(r->len, 40);
+    memcpy(id, r->str, 41);
+    testenv_close(&c);
+}
+
+/* A key of this process whose slot is on the first primary (slots
+ * 0-8191 of the private cluster). */
+static unsigned key_on_first(char *key, size_t cap, const char *what)
+{
+    for (int i = 0;; i++) {
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "%s%d", what, i);
+        testenv_key(key, cap, suffix);
+        unsigned slot = aredis_cluster_keyslot(key, strlen(key));
+        if (slot < 8192)
+            return slot;
+    }
+}
+
+/* With the map loaded, a slot moves from A to B: the client's next
+ * command for it goes to A, meets MOVED and lands on B, once. Then
+ * another slot migrates with a key in it: during the migration A answers
+ * ASK for the moved key, and the client's ASKING + GET on B returns it,
+ * once; a new key in that slot is created on B the same way. Runs on a
+ * private 2-primary cluster: moving slots would disturb the shared one. */
+Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
+     .timeout = 120)
+{
+    testenv_server s;
+    cr_assert_eq(testenv_private_cluster_start(&s, "clmove",
+                                               "--primaries 2 --replicas 0"),
+                 0, "%s", testenv_errstr());
+    int p[2];
+    cr_assert_eq(testenv_state_ports(s.name, "primaries", p, 2), 2);
+    char ida[41], idb[41];
+    node_id(p[0], ida);
+    node_id(p[1], idb);
+
+    char url[128];
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", p[0]);
+    aredis_loop *loop = aredis_loop_new();
+    aredis_status st;
+    aredis_client *c =
+        aredis_client_new(loop, &(aredis_options){.url = url}, &st);
+    cr_assert_not_null(c, "%s", st.msg);
+    /* Let the map arrive. */
+    char warm[64];
+    key_on_first(warm, sizeof warm, "warm");
+    aredis_reply_free(run_one(loop, c, "GET %s", warm));
+
+    /* MOVED: an empty slot changes owner, A -> B. */
+    char key[64], slot[8];
+    snprintf(slot, sizeof slot, "%u", key_on_first(key, sizeof key, "mv"));
+    cmd_ok(p[1], "CLUSTER SETSLOT %s IMPORTING %s", slot, ida);
+    cmd_ok(p[0], "CLUSTER SETSLOT %s MIGRATING %s", slot, idb);
+    cmd_ok(p[1], "CLUSTER SETSLOT %s NODE %s", slot, idb);
+    cmd_ok(p[0], "CLUSTER SETSLOT %s NODE %s", slot, idb);
+    aredis_reply *r = run_one(loop, c, "SET %s moved", key);
+    cr_assert_eq(r->type, AREDIS_REPLY_STATUS, "%s", r->str);
+    aredis_reply_free(r);
+    testenv_conn b;
+    const aredis_reply *br;
+    connect_port(&b, p[1]);
+    cr_assert_eq(testenv_command(&b, &br, "GET %s", key), 0);
+    cr_assert_eq(br->type, AREDIS_REPLY_STRING, "the key is not on B");
+    cr_assert_str_eq(br->str, "moved");
+    /* The slot stays patched: the next command goes to B straight away
+     * (A would answer MOVED again, which is fine, but B must be asked). */
+    r = run_one(loop, c, "GET %s", key);
+    cr_assert_eq(r->type, AREDIS_REPLY_STRING);
+    cr_assert_str_eq(r->str, "moved");
+    aredis_reply_free(r);
+
+    /* ASK: a slot with a key, half-way through its migration. */
+    char old[64], fresh[96];
+    unsigned s2 = key_on_first(old, sizeof old, "ask");
+    snprintf(slot, sizeof slot, "%u", s2);
+    /* A key of the same slot that does not exist yet. */
+    for (int i = 0;; i++) {
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "new%d", i);
+        testenv_key(fresh, sizeof fresh, suffix);
+        if (aredis_cluster_keyslot(fresh, strlen(fresh)) == s2)
+            break;
+    }
+    r = run_one(loop, c, "SET %s before", old);
+    cr_assert_eq(r->type, AREDIS_REPLY_STATUS);
+    aredis_reply_free(r);
+    cmd_ok(p[1], "CLUSTER SETSLOT %s IMPORTING %s", slot, ida);
+    cmd_ok(p[0], "CLUSTER SETSLOT %s MIGRATING %s", slot, idb);
+    testenv_conn a;
+    const aredis_reply *ar;
+    connect_port(&a, p[0]);
+    char port_b[8];
+    snprintf(port_b, sizeof port_b, "%d", p[1]);
+    const char *argv[] = {"MIGRATE", "127.0.0.1", port_b, old, "0", "5000"};
+    cr_assert_eq(testenv_commandv(&a, &ar, 6, argv, NULL), 0);
+    cr_assert_eq(ar->type, AREDIS_REPLY_STATUS, "MIGRATE: %s", ar->str);
+    cr_assert_eq(testenv_command(&a, &ar, "GET %s", old), 0);
+    cr_assert_eq(ar->type, AREDIS_REPLY_ERROR);
+    cr_assert_eq(strncmp(ar->str, "ASK ", 4), 0, "%s", ar->str);
+    r = run_one(loop, c, "GET %s", old);
+    cr_assert_eq(r->type, AREDIS_REPLY_STRING, "%s", r->str);
+    cr_assert_str_eq(r->str, "before");
+    aredis_reply_free(r);
+    r = run_one(loop, c, "SET %s created", fresh);
+    cr_assert_eq(r->type, AREDIS_REPLY_STATUS, "%s", r->str);
+    aredis_reply_free(r);
+    cr_assert_eq(testenv_command(&b, &br, "ASKING"), 0);
+    cr_assert_eq(testenv_command(&b, &br, "GET %s", fresh), 0);
+    cr_assert_eq(br->type, AREDIS_REPLY_STRING, "the new key is not on B");
+    cr_assert_str_eq(br->str, "created");
+    /* The migration ends: MOVED takes over from ASK. */
+    cmd_ok(p[1], "CLUSTER SETSLOT %s NODE %s", slot, idb);
+    cmd_ok(p[0], "CLUSTER SETSLOT %s NODE %s", slot, idb);
+    r = run_one(loop, c, "GET %s", old);
+    cr_assert_eq(r->type, AREDIS_REPLY_STRING);
+    cr_assert_str_eq(r->str, "before");
+    aredis_reply_free(r);
+
+    testenv_close(&a);
+    testenv_close(&b);
+    aredis_client_free(c);
+    for (int spins = 0; spins < 20; spins++)
+        aredis_loop_run_once(loop, 5);
+    aredis_loop_free(loop);
+    testenv_private_cluster_stop(&s);
 }
