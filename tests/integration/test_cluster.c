@@ -7,6 +7,7 @@
  *    thousands of random keys, hash tags and binary bytes included. */
 #include <criterion/criterion.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -458,4 +459,47 @@ Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
         aredis_loop_run_once(loop, 5);
     aredis_loop_free(loop);
     testenv_private_cluster_stop(&s);
+}
+
+/* The client freed while commands are being redirected: every callback
+ * still runs exactly once (OK, or canceled), whatever point each command
+ * had reached. Freed at several points of the first loop turns. */
+static int freed_calls[NKEYS];
+
+static void on_any(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    cr_assert_not_null(r);
+    freed_calls[(int)(intptr_t)ud]++;
+}
+
+Test(cluster, client_freed_while_redirects_are_pending)
+{
+    char url[128];
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", ports[0]);
+    for (int turns = 0; turns < 6; turns++) {
+        aredis_loop *loop = aredis_loop_new();
+        aredis_status st;
+        aredis_client *c =
+            aredis_client_new(loop, &(aredis_options){.url = url}, &st);
+        cr_assert_not_null(c, "%s", st.msg);
+        memset(freed_calls, 0, sizeof freed_calls);
+        for (int i = 0; i < NKEYS; i++) {
+            char key[64], suffix[32];
+            snprintf(suffix, sizeof suffix, "free%d", i);
+            testenv_key(key, sizeof key, suffix);
+            cr_assert_eq(
+                aredis_command(c, on_any, (void *)(intptr_t)i, "SET %s x", key),
+                0);
+        }
+        for (int t = 0; t < turns; t++)
+            aredis_loop_run_once(loop, 20);
+        aredis_client_free(c);
+        for (int spins = 0; spins < 50; spins++)
+            aredis_loop_run_once(loop, 5);
+        for (int i = 0; i < NKEYS; i++)
+            cr_assert_eq(freed_calls[i], 1, "turns %d, key %d: %d callbacks",
+                         turns, i, freed_calls[i]);
+        aredis_loop_free(loop);
+    }
 }
