@@ -55,6 +55,7 @@ static void check_success(const aredis__config *c, const char *err)
     if (c->cluster) {
         CHECK(c->nseeds >= 1 && c->nseeds <= AREDIS__MAX_SEEDS);
         CHECK(c->seeds != NULL && c->path == NULL && c->db == 0);
+        CHECK(c->nsentinels == 0);
         for (size_t i = 0; i < c->nseeds; i++) {
             CHECK(c->seeds[i].host != NULL && c->seeds[i].host[0] != '\0');
             CHECK(strlen(c->seeds[i].host) <= 253);
@@ -64,6 +65,21 @@ static void check_success(const aredis__config *c, const char *err)
         CHECK(c->port == c->seeds[0].port);
     } else {
         CHECK(c->nseeds == 0 && c->seeds == NULL);
+    }
+    /* A sentinel URL: every address usable, a service name, sane knobs. */
+    CHECK((c->nsentinels > 0) == (c->sentinels != NULL));
+    CHECK((c->nsentinels > 0) == (c->sentinel_service != NULL));
+    for (size_t i = 0; i < c->nsentinels; i++) {
+        CHECK(c->sentinels[i].host != NULL && c->sentinels[i].host[0] != '\0');
+        CHECK(strlen(c->sentinels[i].host) <= 253);
+        CHECK(c->sentinels[i].port >= 1 && c->sentinels[i].port <= 65535);
+    }
+    if (c->nsentinels > 0) {
+        CHECK(c->sentinel_service[0] != '\0');
+        CHECK(c->sentinel_timeout_ms > 0);
+        CHECK(c->sentinel_tls == 0 || c->sentinel_tls == 1);
+        CHECK(c->sentinel_role == 0 || c->sentinel_role == 1);
+        CHECK(c->path == NULL);
     }
 }
 
@@ -78,7 +94,8 @@ static void check_failure(int rc, const aredis__config *c, const char *err,
     CHECK(c->host == NULL && c->path == NULL && c->username == NULL &&
           c->password == NULL && c->client_name == NULL &&
           c->tls_ca_file == NULL && c->tls_sni == NULL && c->seeds == NULL &&
-          c->nseeds == 0);
+          c->nseeds == 0 && c->sentinels == NULL && c->nsentinels == 0 &&
+          c->sentinel_service == NULL && c->sentinel_password == NULL);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

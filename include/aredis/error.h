@@ -44,7 +44,8 @@ extern "C" {
     X(ELOCKLOST, -22, "the lock is no longer held by this owner")        \
     X(ENOTHELD, -23, "this lock handle has not acquired the lock")       \
     X(ENOREPLICAS, -24, "too few replicas acknowledged the write")       \
-    X(ECORRUPT, -25, "stored data is corrupt or in an unknown format")
+    X(ECORRUPT, -25, "stored data is corrupt or in an unknown format")   \
+    X(ENOMASTER, -26, "the sentinels name no usable server for the service")
 
 typedef enum aredis_err {
     AREDIS_OK = 0,

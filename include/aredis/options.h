@@ -7,11 +7,19 @@
  *   redis://[user[:password]@]host[:port][/db][?option=value&...]
  *   rediss://...                         (TLS)
  *   unix:///path/to/redis.sock[?db=N&...]
+ *   redis+sentinel://[user[:password]@]s1[:p1],s2[:p2],.../service[?...]
+ *   rediss+sentinel://...                (TLS to the sentinels and servers)
+ *   redis+cluster://[user[:password]@]h1[:p1],h2[:p2],...[/0][?...]
+ *   rediss+cluster://...                 (a Redis Cluster by its seeds)
  *
  * URL query options: db, client_name, protocol (2|3), connect_timeout,
  * command_timeout (both in ms, or with a unit: 250ms, 2s), keepalive
  * (seconds of idle, 0 = off), tls_ca_file, tls_ca_dir, tls_cert_file,
  * tls_key_file, tls_sni, tls_insecure (yes: skip verification).
+ * Sentinel URLs also take role (master|replica), sentinel_username,
+ * sentinel_password, sentinel_tls (yes|no) and sentinel_timeout; the user
+ * information before the sentinels' addresses is for the data servers, and
+ * a sentinel's port defaults to 26379.
  * Percent-escapes (%40 for '@') are decoded in the user, password and path.
  *
  * Strings are copied by aredis_client_new(): the struct and what it points
@@ -45,6 +53,32 @@ typedef struct aredis_tls_options {
      * the path can impersonate the server. Off by default. */
     int insecure_skip_verify;
 } aredis_tls_options;
+
+/** Which server of a sentinel-managed group a client talks to. */
+#define AREDIS_SENTINEL_MASTER 0
+#define AREDIS_SENTINEL_REPLICA 1
+
+typedef struct aredis_sentinel_options {
+    /** "host[:port],host[:port],..." of the sentinels (port 26379 by
+     * default; "[::1]:26379" for IPv6). Setting it (or a redis+sentinel://
+     * URL) makes the client sentinel-managed. */
+    const char *addrs;
+    /** The name the sentinels monitor the group under (their "master
+     * name"); required with addrs. */
+    const char *service;
+    /** AREDIS_SENTINEL_MASTER (default) or AREDIS_SENTINEL_REPLICA. */
+    int role;
+    /** ACL user and password for the sentinels, separate from the data
+     * servers' username and password. */
+    const char *username;
+    const char *password;
+    /** TLS to the sentinels: 0 follows tls.enabled, 1 on, -1 off. The TLS
+     * files of `tls` serve both. */
+    int tls;
+    /** Deadline of one sentinel's answer during discovery, in ms
+     * (default 250); the next sentinel is asked after it. */
+    int64_t timeout_ms;
+} aredis_sentinel_options;
 
 typedef struct aredis_options {
     /** A redis://, rediss:// or unix:// URL; NULL to use the members.
@@ -124,6 +158,9 @@ typedef struct aredis_options {
     int pool_max;
     int64_t pool_wait_ms;
     int64_t pool_idle_ms;
+
+    /** A sentinel-managed group (see aredis_sentinel_options). */
+    aredis_sentinel_options sentinel;
 } aredis_options;
 
 #define AREDIS_NO_RECONNECT (-2)

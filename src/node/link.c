@@ -22,6 +22,7 @@
 #include "aredis/error.h"
 #include "node/node.h"
 #include "resp/resp.h"
+#include "topology/topology.h"
 #include "util/alloc.h"
 
 static void on_io(void *arg, int events);
@@ -54,6 +55,7 @@ static void close_transport(aredis__link *l)
         aredis__resolve_cancel(l->resolving);
         l->resolving = NULL;
     }
+    l->locating = 0; /* a later answer from the topology is not for us */
 }
 
 void aredis__link_cleanup(aredis__link *l)
@@ -221,7 +223,7 @@ static void on_resolved(void *arg, int status, const struct addrinfo *ai,
     service(l);
 }
 
-static void start_resolve(aredis__link *l)
+static void resolve_now(aredis__link *l)
 {
     aredis_client *c = l->c;
     assert(l->resolving == NULL && l->tp == NULL && l->io == NULL);
@@ -230,6 +232,39 @@ static void start_resolve(aredis__link *l)
     if (e != 0)
         aredis__conn_open_failed(&l->conn, e, "cannot start name resolution",
                                  aredis__now_ms());
+}
+
+/* A topology whose nodes move (sentinel) finds the address first. */
+static void start_resolve(aredis__link *l)
+{
+    aredis__topology *t = l->c->topo;
+    if (t->vt->locate != NULL && t->vt->locate(t, l->node)) {
+        l->locating = 1;
+        return;
+    }
+    resolve_now(l);
+}
+
+void aredis__link_located(aredis__link *l, int code, const char *msg)
+{
+    if (!l->locating || l->c->freeing)
+        return;
+    l->locating = 0;
+    policy(l);
+    if (code != 0)
+        aredis__conn_open_failed(&l->conn, code, msg, aredis__now_ms());
+    else
+        resolve_now(l);
+    service(l);
+}
+
+void aredis__link_lost(aredis__link *l, int code, const char *msg)
+{
+    if (l->c->freeing || l->tp == NULL)
+        return;
+    policy(l);
+    aredis__conn_closed(&l->conn, code, msg, aredis__now_ms());
+    service(l);
 }
 
 static void open_address(aredis__link *l, size_t i)

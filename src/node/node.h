@@ -42,6 +42,7 @@ struct aredis__link {
     void *io;
     int io_events;
 
+    int locating;        /* waiting for the topology to find the address */
     aredis__defer defer; /* service at the end of the loop turn */
     int service_wanted;
     int draining; /* taking the connection's actions */
@@ -99,6 +100,17 @@ void aredis__link_connect(aredis__link *l);
  * are copied; bytes == NULL means they are already at the end of the
  * ready connection's output buffer (the fast path). 0 or AREDIS_ENOMEM. */
 int aredis__link_submit(aredis__link *l, aredis__cmd *cmd, const char *bytes);
+/* The topology found the node's address (code 0: node->host/port hold
+ * it; the connection goes on and looks it up) or could not (code and msg
+ * fail this connect attempt; the connection's reconnect policy decides
+ * what next). A no-op unless the link waits for it (see the topology's
+ * locate). Loop context. */
+void aredis__link_located(aredis__link *l, int code, const char *msg);
+/* The topology learnt that the server behind a working connection is the
+ * wrong one (a READONLY from what should be the master): handle it as a
+ * lost connection (code, msg), so it reconnects through locate. Loop
+ * context, not from inside one of this link's actions. */
+void aredis__link_lost(aredis__link *l, int code, const char *msg);
 /* Called by the client's timer: connect deadlines and backoff ends. */
 void aredis__link_timer(aredis__link *l, int64_t now);
 /* Close the transport and detach every command the link holds (pending,

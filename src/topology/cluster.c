@@ -152,7 +152,7 @@ static void on_slots(aredis_client *c, const aredis_reply *r, void *ud)
         return; /* the topology is going away with the client */
     cluster *cl = ud;
     cl->fetching = 0;
-    const aredis__seed *seed = &c->cfg.seeds[cl->fetch_seed];
+    const aredis__endpoint *seed = &c->cfg.seeds[cl->fetch_seed];
     aredis__slotmap *m = NULL;
     char err[160];
     if (r->type != AREDIS_REPLY_ERROR &&
@@ -174,7 +174,7 @@ static void fetch_map(void *arg)
     aredis_client *c = cl->base.c;
     if (c->freeing || c->closing || cl->fetching)
         return;
-    const aredis__seed *seed = &c->cfg.seeds[cl->fetch_seed];
+    const aredis__endpoint *seed = &c->cfg.seeds[cl->fetch_seed];
     aredis__node *n = node_at(cl, seed->host, seed->port);
     if (n == NULL)
         return;

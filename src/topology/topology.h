@@ -34,6 +34,11 @@ typedef struct aredis__topology_vt {
                     const aredis_reply *r);
     /* A node lost its shared connection (code says why). */
     void (*node_lost)(aredis__topology *t, aredis__node *n, int code);
+    /* Optional (NULL: use n->host/n->port as they are). A connection of
+     * n is about to look up its address: 0 to go ahead, 1 when the
+     * topology is finding it and will answer with aredis__link_located()
+     * on every link of n that waits (link->locating). */
+    int (*locate)(aredis__topology *t, aredis__node *n);
     /* Cancel everything its nodes hold and free it all. */
     void (*free)(aredis__topology *t);
 } aredis__topology_vt;
@@ -58,5 +63,12 @@ aredis__topology *aredis__standalone_new(aredis_client *c);
 /* A Redis Cluster from the configuration's seeds (c->cfg.cluster). NULL
  * when out of memory. */
 aredis__topology *aredis__cluster_new(aredis_client *c);
+
+/* ---- sentinel.c -----------------------------------------------------------
+ */
+
+/* One server whose address the sentinels of the client's configuration
+ * name (cfg.nsentinels > 0). NULL when out of memory. */
+aredis__topology *aredis__sentinel_new(aredis_client *c);
 
 #endif /* AREDIS_TOPOLOGY_TOPOLOGY_H */

@@ -1,8 +1,8 @@
 /* Options and URLs into a resolved configuration (transport layer).
  *
- * Parses redis://, rediss:// and unix:// URLs, and the cluster URLs
- * redis+cluster://h1:p1,h2:p2 and rediss+cluster:// (a list of seeds),
- * applies the explicit option
+ * Parses redis://, rediss://, unix://, redis+sentinel:// (rediss+...)
+ * and redis+cluster:// (rediss+...: a list of seeds) URLs, applies the
+ * explicit option
  * members on top and fills in the defaults, producing an aredis__config
  * whose strings are all owned. Pure string work: no I/O, no name lookups
  * (a host stays a string until resolve.c sees it), no global state.
@@ -37,6 +37,11 @@
 #define CFG_MAX_HOST 253
 /* How much of a bad piece of input a message quotes. */
 #define CFG_QUOTE_MAX 40
+/* Sentinels: the default port, how many a list may name, and how long one
+ * may take to answer during discovery. */
+#define CFG_SENTINEL_PORT 26379
+#define CFG_MAX_SENTINELS 64
+#define CFG_DEFAULT_SENTINEL_TIMEOUT_MS 250
 
 /* A piece of the URL, not NUL-terminated: nothing is copied until a field
  * is stored. */
@@ -181,8 +186,9 @@ static int decode(parser *ps, span s, const char *what, char **out)
         if (hi < 0 || lo < 0) {
             span bad = {s.p + i, s.n - i < 3 ? s.n - i : 3};
             aredis__free(d);
-            /* Not even three characters of a password go into a message. */
-            if (strcmp(what, "password") == 0)
+            /* Not even three characters of a password (the servers' or
+             * the sentinels') go into a message. */
+            if (strstr(what, "password") != NULL)
                 return fail(ps, AREDIS_EURL,
                             "bad URL: bad percent-escape in the password "
                             "(write %%XX with two hex digits)");
@@ -335,15 +341,16 @@ static int opt_keepalive(parser *ps, const char *key, char *val)
     return rc;
 }
 
-static int opt_tls_insecure(parser *ps, const char *key, char *val)
+/* yes/true/1 or no/false/0 into *out; frees val. */
+static int parse_yesno(parser *ps, const char *key, char *val, int *out)
 {
     char q[CFG_QUOTE_MAX + 4];
     span s = span_of(val);
     int rc = 0;
     if (span_eq_ci(s, "yes") || span_eq_ci(s, "true") || span_eq(s, "1"))
-        ps->cfg->tls_insecure = 1;
+        *out = 1;
     else if (span_eq_ci(s, "no") || span_eq_ci(s, "false") || span_eq(s, "0"))
-        ps->cfg->tls_insecure = 0;
+        *out = 0;
     else
         rc = fail(ps, AREDIS_EURL, "bad URL: %s '%s' must be yes or no", key,
                   quote(s, q));
@@ -351,9 +358,71 @@ static int opt_tls_insecure(parser *ps, const char *key, char *val)
     return rc;
 }
 
+static int opt_tls_insecure(parser *ps, const char *key, char *val)
+{
+    return parse_yesno(ps, key, val, &ps->cfg->tls_insecure);
+}
+
+/* Options that only a sentinel URL takes. */
+static int sentinel_only(parser *ps, const char *key)
+{
+    if (ps->cfg->nsentinels > 0)
+        return 0;
+    return fail(ps, AREDIS_EURL,
+                "bad URL: option '%s' is for redis+sentinel:// URLs", key);
+}
+
+static int opt_role(parser *ps, const char *key, char *val)
+{
+    char q[CFG_QUOTE_MAX + 4];
+    int rc = sentinel_only(ps, key);
+    if (rc == 0 && strcmp(val, "master") == 0)
+        ps->cfg->sentinel_role = AREDIS_SENTINEL_MASTER;
+    else if (rc == 0 && strcmp(val, "replica") == 0)
+        ps->cfg->sentinel_role = AREDIS_SENTINEL_REPLICA;
+    else if (rc == 0)
+        rc = fail(ps, AREDIS_EURL, "bad URL: %s '%s' must be master or replica",
+                  key, quote(span_of(val), q));
+    aredis__free(val);
+    return rc;
+}
+
+static int opt_sentinel_tls(parser *ps, const char *key, char *val)
+{
+    int rc = sentinel_only(ps, key), on = 0;
+    if (rc != 0) {
+        aredis__free(val);
+        return rc;
+    }
+    if ((rc = parse_yesno(ps, key, val, &on)) == 0)
+        ps->cfg->sentinel_tls = on ? 1 : -1; /* 0 stays "follow tls" */
+    return rc;
+}
+
+static int opt_sentinel_timeout(parser *ps, const char *key, char *val)
+{
+    int64_t ms = 0;
+    int rc = sentinel_only(ps, key);
+    if (rc == 0)
+        rc = parse_duration(ps, key, val, &ms);
+    aredis__free(val);
+    if (rc == 0 && ms == 0)
+        rc = fail(ps, AREDIS_EURL,
+                  "bad URL: %s must be above 0 (a sentinel that never "
+                  "answers would stop discovery)",
+                  key);
+    if (rc == 0)
+        ps->cfg->sentinel_timeout_ms = ms;
+    return rc;
+}
+
 /* String options: where each one is stored. */
 static char **str_slot(aredis__config *cfg, const char *key)
 {
+    if (strcmp(key, "sentinel_username") == 0)
+        return &cfg->sentinel_username;
+    if (strcmp(key, "sentinel_password") == 0)
+        return &cfg->sentinel_password;
     if (strcmp(key, "client_name") == 0)
         return &cfg->client_name;
     if (strcmp(key, "tls_ca_file") == 0)
@@ -369,6 +438,10 @@ static char **str_slot(aredis__config *cfg, const char *key)
 
 static int opt_string(parser *ps, const char *key, char *val)
 {
+    if (strncmp(key, "sentinel_", 9) == 0 && sentinel_only(ps, key) != 0) {
+        aredis__free(val);
+        return AREDIS_EURL;
+    }
     if (val[0] == '\0') {
         aredis__free(val);
         return fail(ps, AREDIS_EURL, "bad URL: option '%s' is empty", key);
@@ -393,6 +466,11 @@ static const struct url_option {
     {"tls_key_file", opt_string},
     {"tls_sni", opt_string},
     {"tls_insecure", opt_tls_insecure},
+    {"role", opt_role},
+    {"sentinel_username", opt_string},
+    {"sentinel_password", opt_string},
+    {"sentinel_tls", opt_sentinel_tls},
+    {"sentinel_timeout", opt_sentinel_timeout},
 };
 
 static int parse_option(parser *ps, span item)
@@ -671,7 +749,7 @@ static int parse_seed(parser *ps, span seed, size_t index)
     if (cfg->host == NULL)
         return fail(ps, AREDIS_EURL, "bad URL: cluster seed %zu has no host",
                     index + 1);
-    aredis__seed *s =
+    aredis__endpoint *s =
         aredis__reallocarray(cfg->seeds, cfg->nseeds + 1, sizeof *s);
     if (s == NULL)
         return fail_nomem(ps);
@@ -775,14 +853,149 @@ static int parse_unix_url(parser *ps, span rest)
     return rc;
 }
 
+/* "h1[:p1],h2[:p2],..." into cfg->sentinels. Each item goes through
+ * parse_hostport (same rules and messages as a single host), which writes
+ * cfg->host and cfg->port: they are saved around it. */
+static int parse_sentinel_list(parser *ps, span list)
+{
+    aredis__config *cfg = ps->cfg;
+    if (list.n == 0)
+        return fail(ps, AREDIS_EURL,
+                    "bad URL: no sentinel address (write "
+                    "redis+sentinel://host:port,host:port/service)");
+    size_t n = 1;
+    for (size_t i = 0; i < list.n; i++)
+        n += list.p[i] == ',';
+    if (n > CFG_MAX_SENTINELS)
+        return fail(ps, AREDIS_EURL,
+                    "bad URL: %zu sentinel addresses (at most %d)", n,
+                    CFG_MAX_SENTINELS);
+    aredis__endpoint *eps = aredis__calloc(n, sizeof *eps);
+    if (eps == NULL)
+        return fail_nomem(ps);
+    for (size_t i = 0; i < cfg->nsentinels; i++) /* an earlier list */
+        aredis__free(cfg->sentinels[i].host);
+    aredis__free(cfg->sentinels);
+    cfg->sentinels = eps;
+    cfg->nsentinels = 0;
+
+    char *saved_host = cfg->host;
+    int saved_port = cfg->port, rc = 0;
+    while (rc == 0 && cfg->nsentinels < n) {
+        const char *comma = span_find(list, ',');
+        span item = {list.p, comma ? (size_t)(comma - list.p) : list.n};
+        cfg->host = NULL;
+        cfg->port = CFG_SENTINEL_PORT;
+        if (item.n == 0)
+            rc = fail(ps, AREDIS_EURL,
+                      "bad URL: empty sentinel address (sentinel %zu of %zu)",
+                      cfg->nsentinels + 1, n);
+        else
+            rc = parse_hostport(ps, item);
+        if (rc == 0 && cfg->host == NULL)
+            rc = fail(ps, AREDIS_EURL,
+                      "bad URL: sentinel %zu of %zu has no host",
+                      cfg->nsentinels + 1, n);
+        if (rc == 0) {
+            eps[cfg->nsentinels].host = cfg->host;
+            eps[cfg->nsentinels].port = cfg->port;
+            cfg->nsentinels++;
+        } else {
+            aredis__free(cfg->host);
+        }
+        list.p += item.n + (comma != NULL);
+        list.n -= item.n + (comma != NULL);
+    }
+    cfg->host = saved_host;
+    cfg->port = saved_port;
+    return rc;
+}
+
+/* The service name: printable, no spaces (it goes into a command and
+ * into messages), not empty. */
+static int parse_service(parser *ps, int code, const char *name)
+{
+    char q[CFG_QUOTE_MAX + 4];
+    const char *pre = code == AREDIS_EURL ? "bad URL" : "bad option";
+    size_t n = strlen(name);
+    if (n == 0)
+        return fail(ps, code,
+                    "%s: no sentinel service name (the name the sentinels "
+                    "monitor, as in redis+sentinel://host:26379/mymaster)",
+                    pre);
+    if (n > CFG_MAX_HOST)
+        return fail(ps, code, "%s: sentinel service name is too long", pre);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c <= 0x20 || c >= 0x7f)
+            return fail(ps, code,
+                        "%s: sentinel service name '%s' has a space or a "
+                        "control character",
+                        pre, quote(span_of(name), q));
+    }
+    char *d = aredis__strndup(name, n);
+    if (d == NULL)
+        return fail_nomem(ps);
+    set_str(&ps->cfg->sentinel_service, d);
+    return 0;
+}
+
+/* redis+sentinel://[user[:password]@]s1[:p1],s2[:p2]/service[?query]: the
+ * user information is the data servers'; the sentinels' own credentials
+ * are query options. */
+static int parse_sentinel_url(parser *ps, span rest)
+{
+    size_t end = 0;
+    while (end < rest.n && rest.p[end] != '/' && rest.p[end] != '?')
+        end++;
+    span auth = {rest.p, end};
+    const char *at = NULL;
+    for (size_t i = auth.n; i > 0; i--) {
+        if (auth.p[i - 1] == '@') {
+            at = auth.p + i - 1;
+            break;
+        }
+    }
+    int rc = 0;
+    if (at == NULL &&
+        (rc = misplaced_at(ps, (span){rest.p + end, rest.n - end})) != 0)
+        return rc;
+    if (at != NULL) {
+        rc = parse_userinfo(ps, (span){auth.p, (size_t)(at - auth.p)});
+        if (rc != 0)
+            return rc;
+        auth.n -= (size_t)(at + 1 - auth.p);
+        auth.p = at + 1;
+    }
+    if ((rc = parse_sentinel_list(ps, auth)) != 0)
+        return rc;
+
+    span tail = {rest.p + end, rest.n - end};
+    const char *qm = span_find(tail, '?');
+    span path = {tail.p, qm ? (size_t)(qm - tail.p) : tail.n};
+    span name = path.n > 0 ? (span){path.p + 1, path.n - 1} : path;
+    if (span_find(name, '/') != NULL)
+        return fail(ps, AREDIS_EURL,
+                    "bad URL: a sentinel URL's path is the service name "
+                    "alone; give the database as ?db=N");
+    char *svc = NULL;
+    if ((rc = decode(ps, name, "service name", &svc)) != 0 || svc == NULL)
+        return rc != 0 ? rc : fail_nomem(ps);
+    rc = parse_service(ps, AREDIS_EURL, svc);
+    aredis__free(svc);
+    if (rc == 0 && qm != NULL)
+        rc = parse_query(ps, (span){qm + 1, tail.n - path.n - 1});
+    return rc;
+}
+
 static int parse_url(parser *ps, const char *url)
 {
     char q[CFG_QUOTE_MAX + 4];
     const char *sep = strstr(url, "://");
     if (sep == NULL)
         return fail(ps, AREDIS_EURL,
-                    "bad URL: no scheme (use redis://, rediss://, unix:// "
-                    "or redis+cluster://)");
+                    "bad URL: no scheme (use redis://, rediss://, unix://, "
+                    "redis+sentinel:// or redis+cluster://)");
     span scheme = {url, (size_t)(sep - url)};
     span rest = span_of(sep + 3);
     if (span_eq_ci(scheme, "redis"))
@@ -799,9 +1012,15 @@ static int parse_url(parser *ps, const char *url)
         ps->cfg->tls = 1;
         return parse_cluster_url(ps, rest);
     }
+    if (span_eq_ci(scheme, "redis+sentinel"))
+        return parse_sentinel_url(ps, rest);
+    if (span_eq_ci(scheme, "rediss+sentinel")) {
+        ps->cfg->tls = 1;
+        return parse_sentinel_url(ps, rest);
+    }
     return fail(ps, AREDIS_EURL,
                 "bad URL: unknown scheme '%s' (use redis://, rediss://, "
-                "unix://, redis+cluster:// or rediss+cluster://)",
+                "unix://, redis+sentinel:// or redis+cluster://)",
                 quote(scheme, q));
 }
 
@@ -857,6 +1076,52 @@ static int apply_strings(parser *ps, const aredis_options *o)
         if (rc != 0)
             return rc;
     }
+    return 0;
+}
+
+/* The sentinel members, over what the URL said. */
+static int apply_sentinel(parser *ps, const aredis_options *o)
+{
+    const aredis_sentinel_options *so = &o->sentinel;
+    aredis__config *cfg = ps->cfg;
+    int rc = 0;
+    if (so->addrs != NULL) {
+        /* Its messages speak of a URL: parsed with a buffer of its own,
+         * then said again as an option's. */
+        char msg[256] = "";
+        parser own = {cfg, msg, sizeof msg};
+        rc = parse_sentinel_list(&own, span_of(so->addrs));
+        if (rc == AREDIS_ENOMEM)
+            return fail_nomem(ps);
+        if (rc != 0)
+            return fail(ps, AREDIS_EINVAL, "bad option: sentinel.addrs: %s",
+                        strncmp(msg, "bad URL: ", 9) == 0 ? msg + 9 : msg);
+    }
+    if (so->service != NULL &&
+        (rc = parse_service(ps, AREDIS_EINVAL, so->service)) != 0)
+        return rc;
+    if (so->role != AREDIS_SENTINEL_MASTER &&
+        so->role != AREDIS_SENTINEL_REPLICA)
+        return fail(ps, AREDIS_EINVAL,
+                    "bad option: sentinel.role %d (use AREDIS_SENTINEL_MASTER "
+                    "or AREDIS_SENTINEL_REPLICA)",
+                    so->role);
+    if (so->role != AREDIS_SENTINEL_MASTER)
+        cfg->sentinel_role = so->role;
+    if (so->timeout_ms < 0)
+        return fail(ps, AREDIS_EINVAL,
+                    "bad option: sentinel.timeout_ms %lld is negative",
+                    (long long)so->timeout_ms);
+    if (so->timeout_ms > 0)
+        cfg->sentinel_timeout_ms = so->timeout_ms;
+    if (so->tls != 0)
+        cfg->sentinel_tls = so->tls > 0 ? 1 : -1;
+    if (so->username != NULL && so->username[0] != '\0' &&
+        (rc = dup_member(ps, &cfg->sentinel_username, so->username)) != 0)
+        return rc;
+    if (so->password != NULL && so->password[0] != '\0' &&
+        (rc = dup_member(ps, &cfg->sentinel_password, so->password)) != 0)
+        return rc;
     return 0;
 }
 
@@ -938,6 +1203,28 @@ static int apply_numbers(parser *ps, const aredis_options *o)
 static int finish(parser *ps)
 {
     aredis__config *cfg = ps->cfg;
+    if (cfg->cluster && cfg->nsentinels > 0)
+        return fail(ps, AREDIS_EINVAL,
+                    "bad option: a cluster URL and sentinel addresses "
+                    "exclude each other");
+    if (cfg->nsentinels > 0) {
+        if (cfg->sentinel_service == NULL)
+            return fail(ps, AREDIS_EINVAL,
+                        "bad option: sentinel addresses without a service "
+                        "name (sentinel.service)");
+        if (cfg->path != NULL)
+            return fail(ps, AREDIS_EINVAL,
+                        "bad option: a unix socket path and sentinels "
+                        "exclude each other");
+        cfg->sentinel_tls =
+            cfg->sentinel_tls == 0 ? cfg->tls : cfg->sentinel_tls > 0;
+        if (cfg->sentinel_timeout_ms == 0)
+            cfg->sentinel_timeout_ms = CFG_DEFAULT_SENTINEL_TIMEOUT_MS;
+    } else if (cfg->sentinel_service != NULL) {
+        return fail(ps, AREDIS_EINVAL,
+                    "bad option: a sentinel service name without sentinel "
+                    "addresses (sentinel.addrs)");
+    }
     if (cfg->path != NULL) {
         /* A unix socket takes precedence over host and port. */
         set_str(&cfg->host, NULL);
@@ -952,7 +1239,7 @@ static int finish(parser *ps)
                     "bad option: a TLS key file needs a certificate file "
                     "(tls_cert_file)");
 #ifndef AREDIS_HAVE_TLS
-    if (cfg->tls)
+    if (cfg->tls || cfg->sentinel_tls)
         return fail(ps, AREDIS_ENOTSUP,
                     "TLS was asked for, but this aredis was built without "
                     "TLS support (AREDIS_WITH_TLS=OFF)");
@@ -985,6 +1272,8 @@ int aredis__config_from_options(aredis__config *cfg, const aredis_options *o,
     if (rc == 0)
         rc = apply_numbers(&ps, o);
     if (rc == 0)
+        rc = apply_sentinel(&ps, o);
+    if (rc == 0)
         rc = finish(&ps);
     if (rc != 0)
         aredis__config_cleanup(cfg);
@@ -993,14 +1282,26 @@ int aredis__config_from_options(aredis__config *cfg, const aredis_options *o,
 
 void aredis__config_cleanup(aredis__config *cfg)
 {
-    char **strs[] = {&cfg->host,       &cfg->path,          &cfg->username,
-                     &cfg->password,   &cfg->client_name,   &cfg->tls_ca_file,
-                     &cfg->tls_ca_dir, &cfg->tls_cert_file, &cfg->tls_key_file,
-                     &cfg->tls_sni};
+    char **strs[] = {&cfg->host,
+                     &cfg->path,
+                     &cfg->username,
+                     &cfg->password,
+                     &cfg->client_name,
+                     &cfg->tls_ca_file,
+                     &cfg->tls_ca_dir,
+                     &cfg->tls_cert_file,
+                     &cfg->tls_key_file,
+                     &cfg->tls_sni,
+                     &cfg->sentinel_service,
+                     &cfg->sentinel_username,
+                     &cfg->sentinel_password};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         aredis__free(*strs[i]);
     for (size_t i = 0; i < cfg->nseeds; i++)
         aredis__free(cfg->seeds[i].host);
     aredis__free(cfg->seeds);
+    for (size_t i = 0; i < cfg->nsentinels; i++)
+        aredis__free(cfg->sentinels[i].host);
+    aredis__free(cfg->sentinels);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -20,11 +20,11 @@
 
 /* ---- configuration --------------------------------------------------- */
 
-/* A cluster seed: a node to ask for the slot map first. */
-typedef struct aredis__seed {
-    char *host; /* owned, never empty */
+/* A server address from a list (the sentinels); host owned. */
+typedef struct aredis__endpoint {
+    char *host;
     int port;
-} aredis__seed;
+} aredis__endpoint;
 
 /* The most seeds a cluster URL may list. */
 #define AREDIS__MAX_SEEDS 64
@@ -60,8 +60,18 @@ typedef struct aredis__config {
      * seeds in the URL's order, at least one; host and port above are the
      * first seed's. 0, NULL and 0 for a single server. */
     int cluster;
-    aredis__seed *seeds;
+    aredis__endpoint *seeds;
     size_t nseeds;
+    /* Sentinel-managed (redis+sentinel:// or sentinel.addrs): nsentinels
+     * > 0. host and port above are then unused: the sentinels name the
+     * data servers. */
+    aredis__endpoint *sentinels;
+    size_t nsentinels;
+    char *sentinel_service;
+    int sentinel_role; /* AREDIS_SENTINEL_MASTER or _REPLICA */
+    char *sentinel_username, *sentinel_password;
+    int sentinel_tls;            /* resolved: 0 or 1 */
+    int64_t sentinel_timeout_ms; /* per sentinel, > 0 */
 } aredis__config;
 
 /* Build a configuration from options (URL first, members override).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/support/redis-server.sh - throwaway redis-server instances for tests.
 #
-#   redis-server.sh start NAME [--tls] [EXTRA_REDIS_SERVER_ARGS...]
+#   redis-server.sh start NAME [--tls] [--sentinel] [EXTRA_REDIS_SERVER_ARGS...]
 #   redis-server.sh stop NAME
 #   redis-server.sh status NAME     (prints the state file; 0 if it runs)
 #
@@ -191,10 +191,15 @@ tls_setup() { # DIR; sets tls_args
             --tls-auth-clients optional)
 }
 
+# --sentinel (after NAME and --tls): a Redis Sentinel instead of a data
+# server, from a minimal writable configuration file in its directory
+# (sentinel rewrites it; without one it refuses to start). It monitors
+# nothing until told to (see redis-sentinel.sh).
 cmd_start() {
-  local name=$1 tls=0 tls_args=()
+  local name=$1 tls=0 tls_args=() sentinel=0
   shift
   if [ "${1:-}" = --tls ]; then tls=1; shift; fi
+  if [ "${1:-}" = --sentinel ]; then sentinel=1; shift; fi
   local file="$state_dir/$name.state"
   mkdir -p "$state_dir"
 
@@ -227,7 +232,12 @@ cmd_start() {
       a=${a//\{port\}/$port}
       extra+=("${a//\{dir\}/$dir}")
     done
-    args=(--port "$port" --bind 127.0.0.1
+    args=()
+    if [ $sentinel = 1 ]; then
+      echo "sentinel resolve-hostnames no" >"$dir/sentinel.conf"
+      args=("$dir/sentinel.conf" --sentinel)
+    fi
+    args+=(--port "$port" --bind 127.0.0.1
           --unixsocket "$dir/redis.sock" --unixsocketperm 700
           --dir "$dir" --logfile "$dir/redis.log" --pidfile "$dir/redis.pid"
           --save '' --appendonly no --daemonize no

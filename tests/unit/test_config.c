@@ -191,7 +191,7 @@ static const struct bad_url {
 } bad_urls[] = {
     {"http://host", AREDIS_EURL,
      "bad URL: unknown scheme 'http' (use redis://, rediss://, unix://, "
-     "redis+cluster:// or rediss+cluster://)"},
+     "redis+sentinel:// or redis+cluster://)"},
     {"localhost:6379", AREDIS_EURL, "bad URL: no scheme"},
     {"", AREDIS_EURL, "no scheme"},
     {"redis:/host", AREDIS_EURL, "no scheme"},
@@ -624,6 +624,248 @@ Test(config, oom_defaults_and_unix)
     oom_sweep(&m);
 }
 
+/* ---- sentinel URLs and members ------------------------------------------ */
+
+static void parse_ok(const aredis_options *o, aredis__config *c)
+{
+    char err[256];
+    int rc = aredis__config_from_options(c, o, err, sizeof err);
+    cr_assert_eq(rc, 0, "%s: %s (%s)", o->url ? o->url : "(members)",
+                 aredis_err_name(rc), err);
+}
+
+static void sentinel_eq(const aredis__config *c, size_t i, const char *host,
+                        int port)
+{
+    cr_assert_gt(c->nsentinels, i, "sentinel %zu missing", i);
+    cr_assert_str_eq(c->sentinels[i].host, host);
+    cr_assert_eq(c->sentinels[i].port, port, "sentinel %zu port %d", i,
+                 c->sentinels[i].port);
+}
+
+Test(config, sentinel_url_full)
+{
+    aredis_options o = {
+        .url = "redis+sentinel://du:dp@s1:26380,[::1],10.0.0.3:5/my%2Emaster"
+               "?role=replica&db=3&sentinel_username=su"
+               "&sentinel_password=s%40p&sentinel_timeout=100ms"};
+    aredis__config c;
+    parse_ok(&o, &c);
+    cr_assert_eq(c.nsentinels, 3);
+    sentinel_eq(&c, 0, "s1", 26380);
+    sentinel_eq(&c, 1, "::1", 26379);
+    sentinel_eq(&c, 2, "10.0.0.3", 5);
+    cr_assert_str_eq(c.sentinel_service, "my.master");
+    cr_assert_eq(c.sentinel_role, AREDIS_SENTINEL_REPLICA);
+    cr_assert_eq(c.db, 3);
+    /* The user information is the data servers'; the sentinels have
+     * their own. */
+    cr_assert_str_eq(c.username, "du");
+    cr_assert_str_eq(c.password, "dp");
+    cr_assert_str_eq(c.sentinel_username, "su");
+    cr_assert_str_eq(c.sentinel_password, "s@p");
+    cr_assert_eq(c.sentinel_timeout_ms, 100);
+    cr_assert_eq(c.tls, 0);
+    cr_assert_eq(c.sentinel_tls, 0);
+    aredis__config_cleanup(&c);
+}
+
+Test(config, sentinel_url_defaults)
+{
+    aredis_options o = {.url = "REDIS+SENTINEL://127.0.0.1/mymaster"};
+    aredis__config c;
+    parse_ok(&o, &c);
+    cr_assert_eq(c.nsentinels, 1);
+    sentinel_eq(&c, 0, "127.0.0.1", 26379);
+    cr_assert_str_eq(c.sentinel_service, "mymaster");
+    cr_assert_eq(c.sentinel_role, AREDIS_SENTINEL_MASTER);
+    cr_assert_eq(c.sentinel_timeout_ms, 250);
+    cr_assert_null(c.sentinel_username);
+    cr_assert_null(c.sentinel_password);
+    cr_assert_null(c.username);
+    aredis__config_cleanup(&c);
+}
+
+Test(config, sentinel_tls_separately)
+{
+    aredis_options o = {.url = "rediss+sentinel://h:1,h:2/m"};
+    aredis__config c;
+    parse_ok(&o, &c);
+    cr_assert_eq(c.tls, 1);
+    cr_assert_eq(c.sentinel_tls, 1, "rediss+ means TLS to the sentinels too");
+    aredis__config_cleanup(&c);
+
+    o.url = "rediss+sentinel://h:1/m?sentinel_tls=no";
+    parse_ok(&o, &c);
+    cr_assert_eq(c.tls, 1);
+    cr_assert_eq(c.sentinel_tls, 0);
+    aredis__config_cleanup(&c);
+
+    o.url = "redis+sentinel://h:1/m?sentinel_tls=yes";
+    parse_ok(&o, &c);
+    cr_assert_eq(c.tls, 0);
+    cr_assert_eq(c.sentinel_tls, 1);
+    aredis__config_cleanup(&c);
+}
+
+Test(config, sentinel_members_override_the_url)
+{
+    aredis_options o = {
+        .url = "redis+sentinel://a:1,b:2/m1?role=replica",
+        .sentinel = {.addrs = "c,d:7",
+                     .service = "m2",
+                     .username = "su",
+                     .password = "sp",
+                     .timeout_ms = 40},
+    };
+    aredis__config c;
+    parse_ok(&o, &c);
+    cr_assert_eq(c.nsentinels, 2);
+    sentinel_eq(&c, 0, "c", 26379);
+    sentinel_eq(&c, 1, "d", 7);
+    cr_assert_str_eq(c.sentinel_service, "m2");
+    cr_assert_eq(c.sentinel_role, AREDIS_SENTINEL_REPLICA, "role kept");
+    cr_assert_str_eq(c.sentinel_username, "su");
+    cr_assert_str_eq(c.sentinel_password, "sp");
+    cr_assert_eq(c.sentinel_timeout_ms, 40);
+    aredis__config_cleanup(&c);
+
+    aredis_options m = {.sentinel = {.addrs = "[::1]:9",
+                                     .service = "x",
+                                     .role = AREDIS_SENTINEL_REPLICA}};
+    parse_ok(&m, &c);
+    sentinel_eq(&c, 0, "::1", 9);
+    cr_assert_eq(c.sentinel_role, AREDIS_SENTINEL_REPLICA);
+    aredis__config_cleanup(&c);
+}
+
+static const struct bad_url bad_sentinel[] = {
+    {"redis+sentinel:///m", AREDIS_EURL, "bad URL: no sentinel address"},
+    {"redis+sentinel://?role=master", AREDIS_EURL, "no sentinel address"},
+    {"redis+sentinel://h1", AREDIS_EURL, "no sentinel service name"},
+    {"redis+sentinel://h1/", AREDIS_EURL, "no sentinel service name"},
+    {"redis+sentinel://h1,,h2/m", AREDIS_EURL,
+     "empty sentinel address (sentinel 2 of 3)"},
+    {"redis+sentinel://h1,/m", AREDIS_EURL, "empty sentinel address"},
+    {"redis+sentinel://:5/m", AREDIS_EURL, "sentinel 1 of 1 has no host"},
+    {"redis+sentinel://h1:0/m", AREDIS_EURL, "port '0' out of range"},
+    {"redis+sentinel://h1:x/m", AREDIS_EURL, "port 'x' is not a number"},
+    {"redis+sentinel://h1,h%20/m", AREDIS_EURL, "invalid character '%'"},
+    {"redis+sentinel://::1/m", AREDIS_EURL, "must be in brackets"},
+    {"redis+sentinel://h/m/2", AREDIS_EURL, "give the database as ?db=N"},
+    {"redis+sentinel://h/m%20x", AREDIS_EURL,
+     "service name 'm x' has a space or a control character"},
+    {"redis+sentinel://h/m%0a", AREDIS_EURL, "control character"},
+    {"redis+sentinel://h/m%00", AREDIS_EURL, "NUL byte"},
+    {"redis+sentinel://h/m?role=leader", AREDIS_EURL,
+     "role 'leader' must be master or replica"},
+    {"redis+sentinel://h/m?sentinel_timeout=0", AREDIS_EURL,
+     "sentinel_timeout must be above 0"},
+    {"redis+sentinel://h/m?sentinel_tls=maybe", AREDIS_EURL,
+     "sentinel_tls 'maybe' must be yes or no"},
+    {"redis+sentinel://h/m?sentinel_password=", AREDIS_EURL,
+     "option 'sentinel_password' is empty"},
+    {"redis://h/0?role=replica", AREDIS_EURL,
+     "option 'role' is for redis+sentinel:// URLs"},
+    {"redis://h/0?sentinel_password=x", AREDIS_EURL,
+     "option 'sentinel_password' is for redis+sentinel:// URLs"},
+    {"redis+sentinel://u:p/ss@h/m", AREDIS_EURL, "'@' after the host"},
+    {"redis+sentinel://h1:1,h2:2,h3:3,h4:4,h5:5,h6:6,h7:7,h8:8,h9:9,h10,"
+     "h11,h12,h13,h14,h15,h16,h17,h18,h19,h20,h21,h22,h23,h24,h25,h26,h27,"
+     "h28,h29,h30,h31,h32,h33,h34,h35,h36,h37,h38,h39,h40,h41,h42,h43,h44,"
+     "h45,h46,h47,h48,h49,h50,h51,h52,h53,h54,h55,h56,h57,h58,h59,h60,h61,"
+     "h62,h63,h64,h65/m",
+     AREDIS_EURL, "65 sentinel addresses (at most 64)"},
+    {"redis+sentinel+x://h/m", AREDIS_EURL, "unknown scheme"},
+};
+
+Test(config, bad_sentinel_urls)
+{
+    for (size_t i = 0; i < sizeof bad_sentinel / sizeof *bad_sentinel; i++) {
+        const struct bad_url *b = &bad_sentinel[i];
+        aredis_options o = {.url = b->url};
+        aredis__config c;
+        memset(&c, 0xAB, sizeof c);
+        char err[256];
+        int rc = aredis__config_from_options(&c, &o, err, sizeof err);
+        cr_assert_eq(rc, b->code, "%s: got %s (%s), expected %s", b->url,
+                     aredis_err_name(rc), err, aredis_err_name(b->code));
+        cr_assert(strstr(err, b->msg) != NULL, "%s: message '%s' lacks '%s'",
+                  b->url, err, b->msg);
+        cr_assert_null(c.sentinels, "%s", b->url);
+        cr_assert_eq(c.nsentinels, 0, "%s", b->url);
+        cr_assert_null(c.sentinel_service, "%s", b->url);
+        cr_assert_null(c.host, "%s", b->url);
+    }
+}
+
+Test(config, sentinel_password_never_quoted)
+{
+    aredis_options o = {.url =
+                            "redis+sentinel://h/m?sentinel_password=se%zzcret"};
+    aredis__config c;
+    char err[256];
+    int rc = aredis__config_from_options(&c, &o, err, sizeof err);
+    cr_assert_eq(rc, AREDIS_EURL);
+    cr_assert(strstr(err, "percent-escape in the password") != NULL, "%s", err);
+    cr_assert(strstr(err, "%zz") == NULL, "'%s' quotes the password", err);
+}
+
+static const struct bad_member_s {
+    aredis_sentinel_options s;
+    const char *url;
+    const char *msg;
+} bad_sentinel_members[] = {
+    {{.addrs = "h"}, NULL, "sentinel addresses without a service name"},
+    {{.service = "m"}, NULL, "service name without sentinel addresses"},
+    {{.addrs = "h,,i", .service = "m"},
+     NULL,
+     "bad option: sentinel.addrs: empty sentinel address"},
+    {{.addrs = "", .service = "m"},
+     NULL,
+     "bad option: sentinel.addrs: no sentinel address"},
+    {{.addrs = "h:99999", .service = "m"}, NULL, "port '99999' out of range"},
+    {{.addrs = "h", .service = ""}, NULL, "no sentinel service name"},
+    {{.addrs = "h", .service = "a b"}, NULL, "has a space"},
+    {{.addrs = "h", .service = "m", .role = 7}, NULL, "sentinel.role 7"},
+    {{.addrs = "h", .service = "m", .timeout_ms = -1},
+     NULL,
+     "sentinel.timeout_ms -1 is negative"},
+    {{.addrs = "h", .service = "m"},
+     "unix:///tmp/x.sock",
+     "a unix socket path and sentinels exclude each other"},
+};
+
+Test(config, bad_sentinel_members)
+{
+    size_t n = sizeof bad_sentinel_members / sizeof *bad_sentinel_members;
+    for (size_t i = 0; i < n; i++) {
+        const struct bad_member_s *b = &bad_sentinel_members[i];
+        aredis_options o = {.url = b->url, .sentinel = b->s};
+        aredis__config c;
+        char err[256];
+        int rc = aredis__config_from_options(&c, &o, err, sizeof err);
+        cr_assert_eq(rc, AREDIS_EINVAL, "case %zu: got %s (%s)", i,
+                     aredis_err_name(rc), err);
+        cr_assert(strstr(err, b->msg) != NULL,
+                  "case %zu: message '%s' lacks '%s'", i, err, b->msg);
+        cr_assert_null(c.sentinels, "case %zu", i);
+    }
+}
+
+Test(config, oom_sentinel)
+{
+    aredis_options o = {
+        .url = "redis+sentinel://u:p@a:1,[::1]:2,c/svc?role=replica"
+               "&sentinel_username=su&sentinel_password=sp",
+        .sentinel = {.username = "su2", .service = "svc2"},
+    };
+    oom_sweep(&o);
+    aredis_options m = {
+        .sentinel = {.addrs = "a,b", .service = "s", .password = "p"}};
+    oom_sweep(&m);
+}
+
 /* ---- cluster URLs ---------------------------------------------------------
  */
 
@@ -743,7 +985,7 @@ Test(config, bad_cluster_urls)
         {"redis+cluster://h1?bogus=1", AREDIS_EURL, "unknown option 'bogus'"},
         {"redis-cluster://h1", AREDIS_EURL,
          "unknown scheme 'redis-cluster' (use redis://, rediss://, unix://, "
-         "redis+cluster:// or rediss+cluster://)"},
+         "redis+sentinel:// or redis+cluster://)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         aredis_options o = {.url = bad[i].url};
@@ -790,6 +1032,9 @@ Test(config, cluster_url_and_members)
         {{.url = "redis+cluster://h1", .path = "/tmp/s"}, "path names one"},
         {{.url = "redis+cluster://h1", .port = 7000}, "port names one server"},
         {{.url = "redis+cluster://h1", .db = 3}, "only database 0 (db 3)"},
+        {{.url = "redis+cluster://h1",
+          .sentinel = {.addrs = "s1:26379", .service = "m"}},
+         "a cluster URL and sentinel addresses exclude each other"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         aredis__config c;
