@@ -633,8 +633,10 @@ static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
                            "and acquire another");
         return 0;
     }
-    if (target != NULL)
+    if (target != NULL) {
+        cmd->flags |= AREDIS__CMD_PINNED;
         return aredis__link_submit(target, cmd, bytes);
+    }
     /* Which server: the topology's question, and only its. */
     aredis__node *n = c->topo->vt->route(c->topo, cmd, bytes);
     if (n == NULL) {

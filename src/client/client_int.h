@@ -28,6 +28,9 @@ enum {
     AREDIS__CMD_BLOCKING = 1 << 9, /* goes to an exclusive connection */
     AREDIS__CMD_PENDING = 1 << 10, /* waiting for an exclusive connection */
     AREDIS__CMD_NO_RESEND = 1 << 11, /* fail rather than re-queue */
+    /* Sent on a connection the caller chose (a borrowed one: transactions,
+     * pub/sub), not routed by the topology: never redirected elsewhere. */
+    AREDIS__CMD_PINNED = 1 << 12,
 };
 
 typedef struct aredis__link aredis__link;

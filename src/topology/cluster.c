@@ -233,6 +233,11 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
     aredis_client *c = t->c;
     aredis__redirect rd;
     char err[200];
+    /* A command on a connection its caller chose (inside a transaction on
+     * a borrowed connection, say) keeps its redirect: sending it to
+     * another node would silently take it out of its context. */
+    if (cmd->flags & AREDIS__CMD_PINNED)
+        return 0;
     int rc = aredis__redirect_parse(r->str, r->len, &rd, err, sizeof err);
     if (rc == 0)
         return 0; /* another error: the caller's */

@@ -503,3 +503,72 @@ Test(cluster, client_freed_while_redirects_are_pending)
         aredis_loop_free(loop);
     }
 }
+
+/* A command on a borrowed (exclusive) connection is the caller's: inside
+ * a transaction, sending it to another node would take it out of its
+ * context. So its MOVED comes back as the reply, once, unfollowed. */
+typedef struct borrowed {
+    aredis_exclusive *x;
+    int acquired, calls;
+    aredis_reply *r;
+} borrowed;
+
+static void on_acquired(aredis_client *c, aredis_exclusive *x, int status,
+                        void *ud)
+{
+    (void)c;
+    borrowed *b = ud;
+    cr_assert_eq(status, 0, "%s", aredis_err_name(status));
+    b->x = x;
+    b->acquired++;
+}
+
+static void on_borrowed_reply(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    borrowed *b = ud;
+    cr_assert_not_null(r);
+    b->calls++;
+    aredis_reply_free(b->r);
+    b->r = aredis_reply_dup(r);
+}
+
+Test(cluster, commands_on_a_borrowed_connection_are_not_redirected)
+{
+    char url[128];
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", ports[0]);
+    aredis_loop *loop = aredis_loop_new();
+    aredis_status st;
+    aredis_client *c =
+        aredis_client_new(loop, &(aredis_options){.url = url}, &st);
+    cr_assert_not_null(c, "%s", st.msg);
+    borrowed b = {0};
+    cr_assert_eq(aredis_client_acquire(c, on_acquired, &b), 0);
+    for (int spins = 0; b.acquired == 0 && spins < 1000; spins++)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(b.acquired, 1);
+    /* A key the first seed (slots 0-5460) does not serve. */
+    char key[64];
+    for (int i = 0;; i++) {
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "pin%d", i);
+        testenv_key(key, sizeof key, suffix);
+        if (aredis_cluster_keyslot(key, strlen(key)) > 5460)
+            break;
+    }
+    cr_assert_eq(
+        aredis_exclusive_command(b.x, on_borrowed_reply, &b, "GET %s", key), 0);
+    for (int spins = 0; b.calls == 0 && spins < 1000; spins++)
+        aredis_loop_run_once(loop, 10);
+    for (int spins = 0; spins < 5; spins++)
+        aredis_loop_run_once(loop, 1);
+    cr_assert_eq(b.calls, 1);
+    cr_assert_eq(b.r->type, AREDIS_REPLY_ERROR);
+    cr_assert_eq(strncmp(b.r->str, "MOVED ", 6), 0, "%s", b.r->str);
+    aredis_reply_free(b.r);
+    aredis_exclusive_release(b.x);
+    aredis_client_free(c);
+    for (int spins = 0; spins < 20; spins++)
+        aredis_loop_run_once(loop, 5);
+    aredis_loop_free(loop);
+}
