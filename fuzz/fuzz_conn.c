@@ -120,13 +120,13 @@ static void submit_one(unsigned sel)
         return;
     }
     memset(&c->cc, 0, sizeof c->cc);
-    c->cc.len = b.len;
-    c->cc.reply_kind = kind;
+    c->cc.len = (uint32_t)b.len;
+    c->cc.reply_kind = (uint8_t)kind;
     if (sel & 0x40) {
         c->cc.flags |= AREDIS__CC_RETRY;
         c->cc.copy = aredis__strndup(b.data, b.len);
         if (c->cc.copy == NULL)
-            c->cc.flags &= ~(unsigned)AREDIS__CC_RETRY;
+            c->cc.flags &= (uint8_t)~AREDIS__CC_RETRY;
     } else if (sel & 0x80) {
         c->cc.flags |= AREDIS__CC_NO_RESEND;
     }

@@ -136,6 +136,7 @@ mutants() {
     return len + count_digits(len) + 4;
 
 === conn-01 conn src/conn/conn.c
+equivalent: a SKIP under CLIENT REPLY OFF can only mark a command that OFF silences already, and ON clears the mark
 ---
         if (!cn->reply_off)
             cn->skip_next = 1;
@@ -220,11 +221,12 @@ mutants() {
 
 === link-08 link src/conn/conn.c
 ---
-    if (was_ready)
-        cn->attempts = 0;
+    cn->deadline = 0;
+    cn->attempts = 0;
+    cn->ever_ready = 1;
 +++
-    if (0)
-        cn->attempts = 0;
+    cn->deadline = 0;
+    cn->ever_ready = 1;
 
 === link-09 link src/conn/conn.c
 ---
@@ -233,6 +235,7 @@ mutants() {
     if (0) {
 
 === link-10 link src/node/link.c
+equivalent: without the short-read shortcut the driver reads once more and gets WANT_READ: one system call more, nothing else
 ---
             if (l->c->freeing || (size_t)n < avail)
                 return;
@@ -247,6 +250,7 @@ mutants() {
     if (1) {
 
 === link-12 link src/node/link.c
+equivalent: aredis__pool_link_idle() checks that the connection is idle again and returns when it is not
 ---
     if (l->exclusive && !l->borrowed && aredis__conn_idle(&l->conn) &&
 +++

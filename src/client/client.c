@@ -51,10 +51,24 @@ aredis__cmd *aredis__cmd_new(aredis_client *c)
     return cmd;
 }
 
+static void hook_unref(aredis__hook *h)
+{
+    if (--h->refs > 0)
+        return;
+    aredis__free(h->name);
+    aredis__free(h);
+}
+
 void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd)
 {
-    aredis__free(cmd->cc.copy);
-    cmd->cc.copy = NULL;
+    if (cmd->cc.copy != NULL) { /* most commands keep no copy */
+        aredis__free(cmd->cc.copy);
+        cmd->cc.copy = NULL;
+    }
+    if (cmd->hook != NULL) {
+        hook_unref(cmd->hook);
+        cmd->hook = NULL;
+    }
     size_t keep = c->pending + FREE_CMDS_SLACK;
     if (keep > MAX_FREE_CMDS)
         keep = MAX_FREE_CMDS;
@@ -77,7 +91,8 @@ void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd)
 
 static void heap_remove(aredis_client *c, aredis__cmd *cmd)
 {
-    aredis__heap_remove(&c->deadlines, &cmd->dl);
+    if (aredis__heap_contains(&cmd->dl)) /* most commands have no deadline */
+        aredis__heap_remove(&c->deadlines, &cmd->dl);
 }
 
 static aredis__cmd *earliest_cmd(const aredis_client *c)
@@ -182,7 +197,7 @@ int aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
         return 1;
     const aredis_reply *out = r;
     if (cmd->hook != NULL) {
-        const aredis_reply *x = cmd->hook(c, r, &c->arena, cmd->hook_ud);
+        const aredis_reply *x = cmd->hook->fn(c, r, &c->arena, cmd->hook->ud);
         if (x != NULL)
             out = x;
     } else if (cmd->norm != AREDIS__NORM_NONE) {
@@ -199,7 +214,7 @@ void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
 {
     /* Its outcome is decided: no deadline may complete it another way. */
     heap_remove(c, cmd);
-    cmd->cc.code = code;
+    cmd->cc.code = (int16_t)code; /* error codes are small (error.h) */
     cmd->cc.msg = msg;
     cmd->link = NULL;
     cmd->cc.next = NULL;
@@ -259,8 +274,12 @@ static void on_timer(void *arg)
         } else if (cmd->link != NULL)
             unsent = aredis__conn_cancel(&cmd->link->conn, &cmd->cc);
         char msg[96];
-        snprintf(msg, sizeof msg, "command timed out after %lld ms",
-                 (long long)cmd->timeout_ms);
+        if (cmd->timeout_ms < UINT32_MAX)
+            snprintf(msg, sizeof msg, "command timed out after %lu ms",
+                     (unsigned long)cmd->timeout_ms);
+        else
+            snprintf(msg, sizeof msg, "command timed out after %lu s or more",
+                     (unsigned long)(UINT32_MAX / 1000));
         aredis__finish_error(c, cmd, AREDIS_ETIMEDOUT, msg);
         /* In flight: it stays queued so its late reply is read and
          * dropped in order (or its failure), then freed; otherwise it is
@@ -330,7 +349,7 @@ static void release(aredis_client *c)
     aredis_buf_cleanup(&c->scratch);
     aredis__heap_cleanup(&c->deadlines);
     for (size_t i = 0; i < c->nhooks; i++)
-        aredis__free(c->hooks[i].name);
+        hook_unref(c->hooks[i]);
     aredis__free(c->hooks);
     aredis__arena_cleanup(&c->arena);
     aredis__config_cleanup(&c->cfg);
@@ -547,24 +566,17 @@ static const char *classify(aredis_client *c, aredis__cmd *cmd,
                             int64_t *block_ms)
 {
     aredis__cmdclass k;
-    aredis__cmd_classify(bytes, &k);
+    aredis__cmd_classify_memo(bytes, &k, &c->memo);
     if (k.flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
         return k.flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
                                              : select_refused;
-    switch (k.client_reply) {
-    case AREDIS__CLIENT_REPLY_ON:
-        cmd->cc.reply_kind = AREDIS__REPLY_ON;
-        break;
-    case AREDIS__CLIENT_REPLY_OFF:
-        cmd->cc.reply_kind = AREDIS__REPLY_OFF;
-        break;
-    case AREDIS__CLIENT_REPLY_SKIP:
-        cmd->cc.reply_kind = AREDIS__REPLY_SKIP;
-        break;
-    default:
-        cmd->cc.reply_kind = AREDIS__REPLY_NORMAL;
-        break;
-    }
+    /* The command table's CLIENT REPLY values are the connection's. */
+    _Static_assert((int)AREDIS__CLIENT_REPLY_NONE == AREDIS__REPLY_NORMAL &&
+                       (int)AREDIS__CLIENT_REPLY_ON == AREDIS__REPLY_ON &&
+                       (int)AREDIS__CLIENT_REPLY_OFF == AREDIS__REPLY_OFF &&
+                       (int)AREDIS__CLIENT_REPLY_SKIP == AREDIS__REPLY_SKIP,
+                   "CLIENT REPLY values differ");
+    cmd->cc.reply_kind = (uint8_t)k.client_reply;
     if (c->nhooks > 0) {
         aredis__args it;
         const char *name = "";
@@ -572,24 +584,24 @@ static const char *classify(aredis_client *c, aredis__cmd *cmd,
         aredis__args_init(&it, bytes);
         aredis__args_next(&it, &name, &n);
         for (size_t i = 0; i < c->nhooks; i++) {
-            if (c->hooks[i].len == n &&
-                strncasecmp(c->hooks[i].name, name, n) == 0) {
-                cmd->hook = c->hooks[i].fn;
-                cmd->hook_ud = c->hooks[i].ud;
+            aredis__hook *h = c->hooks[i];
+            if (h->len == n && strncasecmp(h->name, name, n) == 0) {
+                h->refs++;
+                cmd->hook = h;
                 break;
             }
         }
     }
     if (cmd->hook == NULL && c->cfg.normalize_resp2)
-        cmd->norm = k.norm;
+        cmd->norm = (uint8_t)k.norm;
     if ((flags & AREDIS_CMD_IDEMPOTENT) ||
         (c->cfg.retry_read_only && (k.flags & AREDIS__CMDF_READONLY)))
         cmd->flags |= AREDIS__CMD_RETRY;
     if (k.flags & AREDIS__CMDF_BLOCKING)
         cmd->flags |= AREDIS__CMD_BLOCKING;
     if (flags & AREDIS_CMD_NO_RESEND)
-        cmd->flags =
-            (cmd->flags | AREDIS__CMD_NO_RESEND) & ~(unsigned)AREDIS__CMD_RETRY;
+        cmd->flags = (uint8_t)((cmd->flags | AREDIS__CMD_NO_RESEND) &
+                               ~AREDIS__CMD_RETRY);
     *block_ms = k.block_ms;
     return NULL;
 }
@@ -616,7 +628,7 @@ static int set_deadline(aredis_client *c, aredis__cmd *cmd,
                       : 0;
     if (timeout <= 0)
         return 0;
-    cmd->timeout_ms = timeout;
+    cmd->timeout_ms = timeout < UINT32_MAX ? (uint32_t)timeout : UINT32_MAX;
     return aredis__heap_set(&c->deadlines, &cmd->dl,
                             aredis__now_ms() + timeout);
 }
@@ -695,9 +707,14 @@ static int submit(aredis_client *c, aredis__link *target,
         aredis__cmd_free(c, cmd);
         return e;
     }
+    if (b->len - start > AREDIS__CONN_CMD_MAX) {
+        b->len = start;
+        aredis__cmd_free(c, cmd);
+        return AREDIS_EINVAL;
+    }
     cmd->cb = cb;
     cmd->ud = ud;
-    cmd->cc.len = b->len - start;
+    cmd->cc.len = (uint32_t)(b->len - start);
     const char *bytes = b->data + start;
 
     c->pending++;
@@ -860,29 +877,40 @@ int aredis_client_set_reply_hook(aredis_client *c, const char *command,
     if (command == NULL || command[0] == '\0')
         return AREDIS_EINVAL;
     size_t len = strlen(command);
-    for (size_t i = 0; i < c->nhooks; i++) {
-        if (c->hooks[i].len != len ||
-            strcasecmp(c->hooks[i].name, command) != 0)
-            continue;
-        if (hook != NULL) {
-            c->hooks[i].fn = hook;
-            c->hooks[i].ud = ud;
-            return 0;
+    aredis__hook *h = NULL;
+    if (hook != NULL) {
+        h = aredis__malloc(sizeof *h);
+        char *name = h != NULL ? aredis__strndup(command, len) : NULL;
+        if (name == NULL) {
+            aredis__free(h);
+            return AREDIS_ENOMEM;
         }
-        aredis__free(c->hooks[i].name);
-        c->hooks[i] = c->hooks[--c->nhooks];
+        *h = (aredis__hook){name, len, hook, ud, 1};
+    }
+    /* Commands already submitted keep the hook they hold a reference to:
+     * an entry is replaced or dropped, never changed in place. */
+    for (size_t i = 0; i < c->nhooks; i++) {
+        if (c->hooks[i]->len != len ||
+            strcasecmp(c->hooks[i]->name, command) != 0)
+            continue;
+        hook_unref(c->hooks[i]);
+        if (h != NULL)
+            c->hooks[i] = h;
+        else
+            c->hooks[i] = c->hooks[--c->nhooks];
         return 0;
     }
-    if (hook == NULL)
-        return 0;
-    aredis__hook *h = aredis__reallocarray(c->hooks, c->nhooks + 1, sizeof *h);
     if (h == NULL)
+        return 0;
+    /* An array of pointers to hooks. */
+    // NOLINTNEXTLINE(bugprone-sizeof-expression)
+    aredis__hook **v = aredis__reallocarray(c->hooks, c->nhooks + 1, sizeof *v);
+    if (v == NULL) {
+        hook_unref(h);
         return AREDIS_ENOMEM;
-    c->hooks = h;
-    char *name = aredis__strndup(command, len);
-    if (name == NULL)
-        return AREDIS_ENOMEM;
-    c->hooks[c->nhooks++] = (aredis__hook){name, len, hook, ud};
+    }
+    c->hooks = v;
+    c->hooks[c->nhooks++] = h;
     return 0;
 }
 

@@ -21,41 +21,61 @@
 typedef struct aredis__node aredis__node;
 typedef struct aredis__topology aredis__topology;
 
-/* Command flags the client keeps (the connection's own are in cc.flags). */
+/* Command flags the client keeps (the connection's own are in cc.flags).
+ * RETRY and NO_RESEND are the connection's bits of the same meaning, so
+ * they are handed down with a mask. */
 enum {
-    AREDIS__CMD_DONE = 1 << 1,     /* its callback has run or is scheduled */
-    AREDIS__CMD_RETRY = 1 << 8,    /* may be re-sent after a lost connection */
-    AREDIS__CMD_BLOCKING = 1 << 9, /* goes to an exclusive connection */
-    AREDIS__CMD_PENDING = 1 << 10, /* waiting for an exclusive connection */
-    AREDIS__CMD_NO_RESEND = 1 << 11, /* fail rather than re-queue */
+    AREDIS__CMD_DONE = 1 << 0,     /* its callback has run or is scheduled */
+    AREDIS__CMD_BLOCKING = 1 << 1, /* goes to an exclusive connection */
+    AREDIS__CMD_PENDING = 1 << 2,  /* waiting for an exclusive connection */
+    AREDIS__CMD_RETRY = AREDIS__CC_RETRY,         /* may be re-sent after a lost
+                                                   * connection */
+    AREDIS__CMD_NO_RESEND = AREDIS__CC_NO_RESEND, /* fail rather than
+                                                   * re-queue */
     /* Sent on a connection the caller chose (a borrowed one: transactions,
      * pub/sub), not routed by the topology: never redirected elsewhere. */
-    AREDIS__CMD_PINNED = 1 << 12,
+    AREDIS__CMD_PINNED = 1 << 5,
 };
+_Static_assert(((AREDIS__CMD_DONE | AREDIS__CMD_BLOCKING | AREDIS__CMD_PENDING |
+                 AREDIS__CMD_PINNED) &
+                (AREDIS__CMD_RETRY | AREDIS__CMD_NO_RESEND)) == 0,
+               "command flags overlap");
+_Static_assert(AREDIS__CMD_PINNED <= 0xff, "flags is a uint8_t");
 
 typedef struct aredis__link aredis__link;
 typedef struct aredis__cmd aredis__cmd;
+typedef struct aredis__hook aredis__hook;
 
 /* One command, from submit to completion: a single allocation. Its first
  * member is the connection's part (conn.h): the queue link, its bytes and
  * the connection's flags; the rest is the client's. While it is in no
- * connection (free list, done queue, pool queue) cc.next links it. */
+ * connection (free list, done queue, pool queue) cc.next links it.
+ *
+ * Paid once per command in flight: AREDIS__CMD_SIZE bytes at most (a
+ * static assertion below and tests/unit/test_client_unit.c hold it). */
 struct aredis__cmd {
     aredis__conn_cmd cc;
     aredis_reply_cb cb; /* user callback, or NULL */
     void *ud;
-    aredis_reply_hook hook;
-    void *hook_ud;
+    aredis__hook *hook; /* its reply hook (a reference), or NULL */
     /* In the client's deadline heap while it has a deadline: key is the
      * absolute time in ms. */
     aredis__heap_node dl;
-    int64_t timeout_ms; /* what the deadline was computed from */
-    unsigned flags;     /* AREDIS__CMD_* */
-    int norm;           /* built-in RESP2 -> RESP3 reshaping, see client */
-    aredis__link *link; /* the link whose connection holds it, or NULL */
-    int64_t wait_until; /* waiting for an exclusive connection until then */
-    int redirects;      /* cluster redirects followed so far */
+    union {
+        aredis__link *link; /* the link whose connection holds it, or NULL */
+        int64_t wait_until; /* AREDIS__CMD_PENDING: waiting for an exclusive
+                             * connection until then */
+    };
+    uint32_t timeout_ms; /* what the deadline was computed from, capped */
+    uint8_t flags;       /* AREDIS__CMD_* */
+    uint8_t norm;        /* built-in RESP2 -> RESP3 reshaping, see client */
+    uint8_t redirects;   /* cluster redirects followed so far */
 };
+
+/* The bookkeeping a command in flight costs, its bytes aside. */
+#define AREDIS__CMD_SIZE 96
+_Static_assert(sizeof(aredis__cmd) <= AREDIS__CMD_SIZE,
+               "the command record outgrew its budget");
 
 /* Run a user callback: the one way user code is called from the library,
  * keeping count of the callbacks on the stack (c->in_cb). c may be NULL
@@ -101,12 +121,16 @@ struct aredis_reply_arena {
     size_t used; /* in the first chunk */
 };
 
-typedef struct aredis__hook {
+/* A reply hook: the table holds one reference while it is registered,
+ * each command submitted under it one more, so a command keeps the hook
+ * it was submitted with whatever the table does meanwhile. */
+struct aredis__hook {
     char *name;
     size_t len;
     aredis_reply_hook fn;
     void *ud;
-} aredis__hook;
+    size_t refs;
+};
 
 /* An internal observer of the client's links: the client-side cache
  * (extras/client_cache.c), at most one per client. It sees every push
@@ -150,8 +174,9 @@ struct aredis_client {
     aredis__cmd *free_cmds;
     size_t nfree_cmds;
 
-    aredis__hook *hooks;
+    aredis__hook **hooks;
     size_t nhooks;
+    aredis__cmdmemo memo; /* the names submitted last, classified */
     aredis_reply_arena arena;
     aredis_push_cb push_cb;
     void *push_ud;

@@ -65,6 +65,8 @@ void aredis__conn_cleanup(aredis__conn *cn)
     aredis_buf_cleanup(&cn->pend_out);
     aredis_reader_free(cn->rd);
     cn->rd = NULL;
+    aredis__free(cn->msgs);
+    cn->msgs = NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -104,8 +106,8 @@ static void event(aredis__conn *cn, int ev, int code, int64_t delay,
 static void done(aredis__conn *cn, aredis__conn_cmd *cmd, int code,
                  const char *msg)
 {
-    cmd->flags &= ~(unsigned)AREDIS__CC_PENDING;
-    cmd->code = code;
+    cmd->flags &= (uint8_t)~AREDIS__CC_PENDING;
+    cmd->code = (int16_t)code; /* error codes are small (error.h) */
     cmd->msg = msg;
     cmd->next = NULL;
     if (cn->done_tail)
@@ -165,7 +167,7 @@ static int unpend(aredis__conn *cn, aredis__conn_cmd *cmd)
         for (aredis__conn_cmd *r = cmd->next; r != NULL; r = r->next)
             r->off -= cmd->len;
         cn->npend--;
-        cmd->flags &= ~(unsigned)AREDIS__CC_PENDING;
+        cmd->flags &= (uint8_t)~AREDIS__CC_PENDING;
         cmd->next = NULL;
         return 1;
     }
@@ -176,7 +178,7 @@ static aredis__conn_cmd *take_pending(aredis__conn *cn)
 {
     aredis__conn_cmd *h = cn->pend_head;
     for (aredis__conn_cmd *q = h; q != NULL; q = q->next)
-        q->flags &= ~(unsigned)AREDIS__CC_PENDING;
+        q->flags &= (uint8_t)~AREDIS__CC_PENDING;
     cn->pend_head = cn->pend_tail = NULL;
     cn->pend_out.len = 0;
     cn->npend = 0;
@@ -189,12 +191,12 @@ static aredis__conn_cmd *take_pending(aredis__conn *cn)
 
 /* cmd's len bytes were appended to cn->out: put it in flight, unless the
  * CLIENT REPLY state says no reply will come; then it completes (nil). */
-static void enqueue(aredis__conn *cn, aredis__conn_cmd *cmd)
+static inline void enqueue(aredis__conn *cn, aredis__conn_cmd *cmd)
 {
     cn->queued += cmd->len;
     cmd->end = cn->queued;
     cmd->next = NULL;
-    cmd->flags &= ~(unsigned)AREDIS__CC_PENDING;
+    cmd->flags &= (uint8_t)~AREDIS__CC_PENDING;
 
     /* CLIENT REPLY (see the command's documentation): OFF and SKIP get no
      * reply themselves; OFF silences everything after it until ON, whose
@@ -409,10 +411,16 @@ static void fail_pending(aredis__conn *cn, int code, const char *msg)
 static void lost(aredis__conn *cn, int code, const char *msg, int64_t now)
 {
     const aredis__conn_config *cfg = cn->cfg;
-    if (msg != cn->errmsg)
-        snprintf(cn->errmsg, sizeof cn->errmsg, "%s",
-                 msg != NULL && msg[0] ? msg : aredis_strerror(code));
-    const char *why = cn->errmsg;
+    const char *why = msg != NULL && msg[0] ? msg : aredis_strerror(code);
+    if (cn->msgs == NULL)
+        cn->msgs = aredis__calloc(1, sizeof *cn->msgs);
+    if (cn->msgs != NULL) {
+        if (why != cn->msgs->err)
+            snprintf(cn->msgs->err, sizeof cn->msgs->err, "%s", why);
+        why = cn->msgs->err;
+    } else {
+        why = aredis_strerror(code); /* static, unlike msg */
+    }
     int was_ready = cn->state == AREDIS__ST_READY;
     act(cn, AREDIS__ACT_CLOSE, 0);
     cn->state = AREDIS__ST_IDLE;
@@ -429,11 +437,10 @@ static void lost(aredis__conn *cn, int code, const char *msg, int64_t now)
         event(cn, AREDIS__EV_DISCONNECTED, code, 0, 0);
         return;
     }
-    /* A lost ready connection is retried at once; failed attempts back
-     * off. An exclusive connection with nothing to do is simply dropped;
-     * one that carries subscriptions retries for as long as it takes. */
-    if (was_ready)
-        cn->attempts = 0;
+    /* A lost ready connection is retried at once (its attempts start
+     * again: ready() zeroed them); failed attempts back off. An exclusive
+     * connection with nothing to do is simply dropped; one that carries
+     * subscriptions retries for as long as it takes. */
     int retry = 1;
     if (cn->exclusive && cn->npend == 0 && !cn->keep) {
         retry = 0;
@@ -575,7 +582,7 @@ static int internal_cmd(aredis__conn *cn, int argc, const char **argv,
         return e;
     }
     cmd->flags = AREDIS__CC_INTERNAL;
-    cmd->len = cn->out.len - start;
+    cmd->len = (uint32_t)(cn->out.len - start); /* a short handshake step */
     enqueue(cn, cmd);
     return 0;
 }
@@ -749,6 +756,11 @@ static void ready(aredis__conn *cn, int64_t now)
         enqueue(cn, cmd);
         cmd = next;
     }
+    /* What only the handshake and the wait for it needed goes back: the
+     * pending bytes (in `out` now) and the reader's room for the
+     * handshake's replies. */
+    aredis_buf_cleanup(&cn->pend_out);
+    aredis__reader_trim(cn->rd);
     event(cn, AREDIS__EV_CONNECTED, 0, 0, 0);
 }
 
@@ -787,7 +799,7 @@ int aredis__conn_submit(aredis__conn *cn, aredis__conn_cmd *cmd,
                         const char *bytes, int64_t now)
 {
     cn->now = now;
-    cmd->flags &= ~(unsigned)(AREDIS__CC_NOREPLY | AREDIS__CC_PENDING |
+    cmd->flags &= (uint8_t) ~(AREDIS__CC_NOREPLY | AREDIS__CC_PENDING |
                               AREDIS__CC_CANCELLED);
     if (cn->broken) {
         assert(bytes != NULL);
@@ -953,7 +965,12 @@ int aredis__conn_poll(aredis__conn *cn, aredis__conn_action *a)
 
 static int poll_once(aredis__conn *cn, aredis__conn_action *a)
 {
-    memset(a, 0, sizeof *a);
+    /* What every kind leaves unset reads as none; the fields only events
+     * and I/O actions carry are set by those. */
+    a->cmd = NULL;
+    a->reply = NULL;
+    a->code = 0;
+    a->msg = NULL;
     if (cn->qlen > 0) {
         aredis__conn_qa qa = cn->q[cn->qhead];
         cn->qhead = (cn->qhead + 1) % AREDIS__CONN_QMAX;
@@ -968,8 +985,13 @@ static int poll_once(aredis__conn *cn, aredis__conn_action *a)
             qa.event == AREDIS__EV_DISCONNECTED) {
             /* Copied: a later loss may rewrite errmsg before the driver
              * is done with this one. */
-            snprintf(cn->evmsg, sizeof cn->evmsg, "%s", cn->errmsg);
-            a->msg = cn->evmsg;
+            if (cn->msgs != NULL) {
+                snprintf(cn->msgs->ev, sizeof cn->msgs->ev, "%s",
+                         cn->msgs->err);
+                a->msg = cn->msgs->ev;
+            } else {
+                a->msg = aredis_strerror(qa.code);
+            }
         }
         return 1;
     }

@@ -62,19 +62,29 @@ typedef struct aredis__conn_cmd aredis__conn_cmd;
 
 /* The connection's part of a command record. The owner embeds it (as the
  * first member, so a pointer to it is a pointer to the record) and keeps
- * everything else about the command, callbacks included, to itself. */
+ * everything else about the command, callbacks included, to itself.
+ *
+ * 32 bytes: it is paid once per command in flight, so fields that are
+ * never live at the same time share their room (tests/unit/test_conn.c
+ * pins the size). */
 struct aredis__conn_cmd {
     aredis__conn_cmd *next; /* the queue that holds it (its owner's too) */
-    uint64_t end;           /* stream offset just past its bytes (in flight) */
-    size_t off, len;        /* its bytes in the pending buffer; their length */
+    union {
+        uint64_t end;    /* in flight: stream offset just past its bytes */
+        size_t off;      /* pending: its bytes' offset in the pending buffer */
+        const char *msg; /* in a done list: the error's text */
+    };
     /* Owned (aredis__malloc): its bytes, kept when it may be re-sent; once
      * it fails, the text of its error. Freed by the owner with the record. */
     char *copy;
-    unsigned flags;  /* AREDIS__CC_* */
-    int reply_kind;  /* AREDIS__REPLY_* */
-    int code;        /* in the done list: the error (0: a nil reply) */
-    const char *msg; /* in the done list: the error's text */
+    uint32_t len;       /* its bytes' length (AREDIS__CONN_CMD_MAX at most) */
+    uint8_t flags;      /* AREDIS__CC_* */
+    uint8_t reply_kind; /* AREDIS__REPLY_* */
+    int16_t code;       /* in a done list: the error (0: a nil reply) */
 };
+
+/* The longest command a record can describe. */
+#define AREDIS__CONN_CMD_MAX UINT32_MAX
 
 /* A command a connection's handshake sends after its built-in steps (the
  * client-side cache's CLIENT TRACKING): its RESP bytes, and its name for
@@ -124,6 +134,9 @@ enum {
     AREDIS__EV_RECONNECTING = 3,
 };
 
+/* cmd, reply, code and msg are NULL or 0 unless the kind carries them;
+ * index, event, delay_ms and attempt are only set for the kinds that
+ * carry them. */
 typedef struct aredis__conn_action {
     int kind;
     aredis__conn_cmd *cmd;
@@ -146,7 +159,7 @@ typedef struct aredis__conn_qa {
 
 /* A transition queues at most three actions (CLOSE, DISCONNECTED,
  * RECONNECTING) and the driver takes them after every event it feeds. */
-enum { AREDIS__CONN_QMAX = 8 };
+enum { AREDIS__CONN_QMAX = 4 };
 
 typedef struct aredis__conn {
     const aredis__conn_config *cfg;
@@ -157,9 +170,13 @@ typedef struct aredis__conn {
     int ever_ready;
     size_t naddrs, addr_next;
     int64_t deadline; /* connect deadline or end of backoff; 0: none */
-    char errmsg[192]; /* why the connection was last lost */
-    char evmsg[192];  /* the message of the event being reported */
-    int64_t now;      /* the latest time an event brought */
+    /* Allocated at the first loss (a connection that never loses one
+     * never pays for it); NULL also when that allocation failed. */
+    struct aredis__conn_msgs {
+        char err[192]; /* why the connection was last lost */
+        char ev[192];  /* the message of the event being reported */
+    } * msgs;
+    int64_t now; /* the latest time an event brought */
 
     /* Policy, set by the owner. */
     int exclusive; /* one caller at a time: dropped, not retried, when idle */

@@ -156,7 +156,8 @@ static int serve_one(aredis__node *n, aredis__link *l)
         n->pool_wait_head = aredis__cmd_next(cmd);
         if (n->pool_wait_head == NULL)
             n->pool_wait_tail = NULL;
-        cmd->flags &= ~(unsigned)AREDIS__CMD_PENDING;
+        cmd->flags &= (uint8_t)~AREDIS__CMD_PENDING;
+        cmd->link = NULL; /* was wait_until */
         cmd->cc.next = NULL;
         l->idle_since = 0;
         if (aredis__link_submit(l, cmd, cmd->cc.copy) != 0)
@@ -230,7 +231,6 @@ void aredis__pool_route(aredis__node *n, aredis__cmd *cmd, const char *bytes)
         return;
     }
     cmd->flags |= AREDIS__CMD_PENDING;
-    cmd->link = NULL;
     cmd->cc.next = NULL;
     cmd->wait_until = aredis__now_ms() + c->cfg.pool_wait_ms;
     if (n->pool_wait_tail)
@@ -254,7 +254,8 @@ int aredis__pool_unwait(aredis__node *n, aredis__cmd *cmd)
             n->pool_wait_head = aredis__cmd_next(q);
         if (n->pool_wait_tail == q)
             n->pool_wait_tail = prev;
-        cmd->flags &= ~(unsigned)AREDIS__CMD_PENDING;
+        cmd->flags &= (uint8_t)~AREDIS__CMD_PENDING;
+        cmd->link = NULL; /* was wait_until */
         cmd->cc.next = NULL;
         return 1;
     }

@@ -28,8 +28,12 @@
 #define DEFAULT_MAX_BULK ((size_t)512 * 1024 * 1024)
 #define DEFAULT_MAX_ELEMENTS ((size_t)1 << 28)
 #define DEFAULT_MAX_BUFFER (((size_t)1 << 30) + (size_t)64 * 1024)
+/* Reads start at READ_MIN bytes and double while they fill what they were
+ * offered, up to READ_CHUNK: an idle connection holds a small buffer, a
+ * busy one reads in large chunks. */
+#define READ_MIN ((size_t)512)
 #define READ_CHUNK ((size_t)16 * 1024)
-#define INITIAL_ARENA 16
+#define INITIAL_ARENA 4
 /* Past these sizes an idle buffer or arena is given back, so one huge reply
  * does not pin its memory for the life of the connection. */
 #define KEEP_BUF ((size_t)1024 * 1024)
@@ -917,8 +921,12 @@ static void reset_scan(aredis_reader *rd)
 }
 
 /* Drop the bytes of the reply returned last: it is no longer borrowed. */
+static void trim(aredis_reader *rd);
+
 static inline void release(aredis_reader *rd)
 {
+    if (rd->trim)
+        trim(rd);
     if (rd->release == 0)
         return;
     rd->rpos = rd->release;
@@ -931,6 +939,46 @@ static inline void release(aredis_reader *rd)
             rd->cap = 0;
         }
     }
+}
+
+/* Deferred from aredis__reader_trim(): nothing is borrowed now. */
+static void trim(aredis_reader *rd)
+{
+    rd->trim = 0;
+    if (rd->release != 0) {
+        rd->rpos = rd->release;
+        rd->release = 0;
+    }
+    if (rd->rpos == rd->wpos) {
+        rd->rpos = rd->wpos = rd->spos = 0;
+        aredis__free(rd->buf);
+        rd->buf = NULL;
+        rd->cap = 0;
+        rd->read_hint = READ_MIN;
+    }
+    /* Between replies: the stacks are rebuilt when a reply needs them. */
+    if (rd->depth == 0 && !rd->scanned && !rd->partial) {
+        aredis__free(rd->stack);
+        aredis__free(rd->bstack);
+        rd->stack = NULL;
+        rd->bstack = NULL;
+        rd->stack_cap = rd->bstack_cap = 0;
+    }
+    /* One node: room for a scalar reply; the first aggregate after this
+     * sizes the arena again. */
+    if (rd->arena_cap > 1) {
+        aredis_reply *a = aredis__reallocarray(NULL, 1, sizeof *rd->arena);
+        if (a != NULL) {
+            aredis__free(rd->arena);
+            rd->arena = a;
+            rd->arena_cap = 1;
+        }
+    }
+}
+
+void aredis__reader_trim(aredis_reader *rd)
+{
+    rd->trim = 1;
 }
 
 /* Make room for `extra` bytes after wpos, compacting before growing. */
@@ -956,7 +1004,7 @@ static int ensure_space(aredis_reader *rd, size_t extra)
     if (extra > SIZE_MAX - used)
         return AREDIS_ENOMEM;
     size_t want = used + extra;
-    size_t cap = rd->cap < READ_CHUNK ? READ_CHUNK : rd->cap;
+    size_t cap = rd->cap < READ_MIN ? READ_MIN : rd->cap;
     while (cap < want)
         cap = cap > SIZE_MAX / 2 ? want : cap * 2;
     char *b = aredis__realloc(rd->buf, cap);
@@ -992,6 +1040,7 @@ aredis_reader *aredis_reader_new(const aredis_reader_limits *limits)
         return NULL;
     }
     rd->arena_cap = INITIAL_ARENA;
+    rd->read_hint = READ_MIN;
     return rd;
 }
 
@@ -1048,7 +1097,7 @@ char *aredis_reader_prepare(aredis_reader *rd, size_t min_size, size_t *avail)
         return NULL;
     release(rd);
     if (min_size == 0)
-        min_size = READ_CHUNK;
+        min_size = rd->read_hint;
     size_t used = rd->wpos - rd->rpos;
     if (used >= rd->lim.max_buffer) {
         check_buffer_limit(rd, 1);
@@ -1069,6 +1118,9 @@ int aredis_reader_commit(aredis_reader *rd, size_t n)
 {
     if (n > rd->prepared)
         return AREDIS_EINVAL;
+    /* A read that filled all it was offered: more was waiting. */
+    if (n == rd->prepared && rd->read_hint < READ_CHUNK)
+        rd->read_hint *= 2;
     rd->wpos += n;
     rd->prepared = 0;
     return 0;

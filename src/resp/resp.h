@@ -20,6 +20,11 @@ int aredis__buf_append(aredis_buf *b, const void *p, size_t n);
 /* Forget the first n bytes (already written to the socket). */
 void aredis__buf_consume(aredis_buf *b, size_t n);
 
+/* Give back what the reader holds beyond an idle connection's needs (an
+ * empty buffer, a large node arena), at its next call, when nothing it
+ * returned is borrowed any more. */
+void aredis__reader_trim(aredis_reader *rd);
+
 /* Parse a RESP3 double's text (inf, -inf, nan or a decimal), locale
  * independently. 0 and *out set, or -1 when it is not a valid double. */
 int aredis__parse_double(const char *s, size_t n, double *out);

@@ -29,10 +29,12 @@ typedef struct aredis__build_frame {
 struct aredis_reader {
     char *buf;
     size_t cap;
-    size_t rpos;     /* first byte of the reply being parsed */
-    size_t wpos;     /* end of buffered bytes */
-    size_t release;  /* end of the reply returned last; dropped next call */
-    size_t prepared; /* bytes offered by the last prepare() */
+    size_t rpos;      /* first byte of the reply being parsed */
+    size_t wpos;      /* end of buffered bytes */
+    size_t release;   /* end of the reply returned last; dropped next call */
+    size_t prepared;  /* bytes offered by the last prepare() */
+    size_t read_hint; /* what prepare(0) offers at least (READ_MIN..CHUNK) */
+    int trim;         /* aredis__reader_trim() was called */
 
     /* Scan pass, resumable across calls. */
     size_t spos;      /* next unscanned byte */

@@ -478,3 +478,47 @@ int aredis__cmd_classify(const char *enc, aredis__cmdclass *out)
     }
     return argc;
 }
+
+int aredis__cmd_classify_memo(const char *enc, aredis__cmdclass *out,
+                              aredis__cmdmemo *m)
+{
+    /* "*<argc>\r\n$<n>\r\n<name>\r\n...", read in place when argc and
+     * n have one digit each (the common case); anything else goes to the
+     * table. */
+    if (enc[1] < '1' || enc[1] > '9' || enc[2] != '\r' || enc[5] < '3' ||
+        enc[5] > '8' || enc[6] != '\r')
+        return aredis__cmd_classify(enc, out);
+    int argc = enc[1] - '0';
+    size_t n = (size_t)(enc[5] - '0');
+    /* The 8 bytes that end with the name (at enc + 8): from enc + 3 at
+     * the earliest, so the header bytes in the word ("\n$<n>\r\n" or
+     * less) depend on n alone. */
+    uint64_t raw;
+    memcpy(&raw, enc + n, sizeof raw);
+    for (int i = 0; i < 2; i++) {
+        if (m->e[i].raw != raw || m->e[i].len != n)
+            continue;
+        const aredis__cmdinfo *e = m->e[i].info;
+        out->info = e;
+        out->flags = e != NULL ? e->flags : 0;
+        out->norm = e != NULL ? e->norm : AREDIS__NORM_NONE;
+        out->client_reply = AREDIS__CLIENT_REPLY_NONE;
+        out->block_ms = 0;
+        return argc;
+    }
+    aredis__cmd_classify(enc, out);
+    /* Only what the name alone decides is remembered: not a subcommand's
+     * entry, nor a class the arguments change. */
+    const aredis__cmdinfo *e = out->info;
+    if (e != NULL &&
+        (e->len != n ||
+         (e->flags & (AREDIS__CMDF_SUBCMD | AREDIS__CMDF_CLIENT_REPLY |
+                      AREDIS__CMDF_WITHSCORES | AREDIS__CMDF_BLOCKING |
+                      AREDIS__CMDF_BLOCK_OPT))))
+        return argc;
+    unsigned k = m->next++ & 1u;
+    m->e[k].raw = raw;
+    m->e[k].info = e;
+    m->e[k].len = (uint32_t)n;
+    return argc;
+}

@@ -148,6 +148,23 @@ static inline int aredis__args_next(aredis__args *it, const char **arg,
     return 1;
 }
 
+/* The last few names classified, by their exact bytes: a program sends the
+ * same few commands over and over, and most are classified by their name
+ * alone, so aredis__cmd_classify_memo() answers those without the table.
+ * One per caller (the client keeps one); all zeros is empty. */
+typedef struct aredis__cmdmemo {
+    struct {
+        uint64_t raw; /* the name's bytes, as sent */
+        const aredis__cmdinfo *info;
+        uint32_t len; /* 0: an empty entry */
+    } e[2];
+    unsigned next; /* the entry to replace */
+} aredis__cmdmemo;
+
+/* aredis__cmd_classify() through a memo. */
+int aredis__cmd_classify_memo(const char *enc, aredis__cmdclass *out,
+                              aredis__cmdmemo *m);
+
 /* 1 when arg (n bytes, any case) is the lower-case word w of wlen bytes. */
 int aredis__word_is(const char *arg, size_t n, const char *w, size_t wlen);
 

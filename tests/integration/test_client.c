@@ -464,6 +464,45 @@ Test(client, reply_hooks_reshape_replies, .init = load_fixture)
     testloop_free(loop);
 }
 
+static const aredis_reply *counting_hook(aredis_client *c,
+                                         const aredis_reply *r,
+                                         aredis_reply_arena *a, void *ud)
+{
+    (void)c;
+    (void)r;
+    (void)a;
+    (*(int *)ud)++;
+    return NULL; /* the reply as it came */
+}
+
+/* A command keeps the hook it was submitted under, whatever happens to the
+ * table before its reply: replaced, then removed, with both in flight. */
+Test(client, reply_hook_kept_by_commands_in_flight, .init = load_fixture)
+{
+    aredis_loop *loop = testloop_new();
+    char url[128];
+    aredis_client *c = aredis_client_new(
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
+        NULL);
+    int first = 0, second = 0;
+    counter k = {.expect = 3};
+    cr_assert_eq(aredis_client_set_reply_hook(c, "ECHO", counting_hook, &first),
+                 0);
+    aredis_command(c, count_cb, &k, "ECHO %s", "one");
+    cr_assert_eq(
+        aredis_client_set_reply_hook(c, "echo", counting_hook, &second), 0);
+    aredis_command(c, count_cb, &k, "ECHO %s", "two");
+    cr_assert_eq(aredis_client_set_reply_hook(c, "ECHO", NULL, NULL), 0);
+    aredis_command(c, count_cb, &k, "ECHO %s", "three");
+    cr_assert(testloop_run_until(loop, &k.done, 10000));
+    cr_assert_eq(k.errors, 0);
+    cr_assert_str_eq(k.last, "three");
+    cr_assert_eq(first, 1, "the first hook ran %d times", first);
+    cr_assert_eq(second, 1, "the second hook ran %d times", second);
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
 Test(client, client_reply_off_skip_on, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();

@@ -173,3 +173,58 @@ Test(cmdtable, arguments_that_change_the_meaning)
     aredis__cmd_classify(enc("SET k v"), &k);
     cr_assert_not(k.flags & AREDIS__CMDF_READONLY);
 }
+
+/* The memo answers exactly what the table does, whatever the order: names
+ * decided by their bytes alone come from it, the rest (subcommands, CLIENT
+ * REPLY, WITHSCORES, blocking timeouts, XREAD BLOCK) are classified anew
+ * each time. */
+Test(cmdtable, memo_agrees_with_the_table)
+{
+    static const char *const cmds[] = {
+        "SET k v",
+        "GET k",
+        "set k v",
+        "GET k",
+        "BLPOP q 2",
+        "BLPOP q 5",
+        "CLIENT REPLY OFF",
+        "CLIENT REPLY ON",
+        "XREAD BLOCK 10 STREAMS s 0",
+        "XREAD STREAMS s 0",
+        "ZRANGE z 0 -1 WITHSCORES",
+        "ZRANGE z 0 -1",
+        "CONFIG GET x",
+        "CONFIG SET x y",
+        "NOSUCHCMD a",
+        "PING",
+        "SUBSCRIBE ch",
+        "SELECT 1",
+        "HGETALL h",
+        "MSET a 1 b 2 c 3 d 4 e 5",
+        "ZRANGEBYSCORE z 0 1",
+        "NO x",
+        "GET k",
+        "SET k v",
+    };
+    aredis__cmdmemo memo;
+    memset(&memo, 0, sizeof memo);
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+            aredis__cmdclass want, got;
+            const char *e = enc(cmds[i]);
+            int argc = aredis__cmd_classify(e, &want);
+            cr_assert_eq(aredis__cmd_classify_memo(e, &got, &memo), argc);
+            cr_assert_eq(got.info, want.info, "%s", cmds[i]);
+            cr_assert_eq(got.flags, want.flags, "%s", cmds[i]);
+            cr_assert_eq(got.norm, want.norm, "%s", cmds[i]);
+            cr_assert_eq(got.client_reply, want.client_reply, "%s", cmds[i]);
+            cr_assert_eq(got.block_ms, want.block_ms, "%s", cmds[i]);
+        }
+    }
+    /* And it does remember: the same bytes twice in a row hit it. */
+    memset(&memo, 0, sizeof memo);
+    aredis__cmdclass k;
+    aredis__cmd_classify_memo(enc("GET k"), &k, &memo);
+    cr_assert_eq(memo.e[0].len, 3);
+    cr_assert_eq(memo.e[0].info, k.info);
+}

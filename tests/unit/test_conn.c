@@ -84,9 +84,9 @@ static void submit_raw(int i, int kind, unsigned flags, int argc,
     aredis_buf b;
     aredis_buf_init(&b);
     cr_assert_eq(aredis_write_argv(&b, argc, argv, NULL), 0);
-    cmds[i].cc.len = b.len;
-    cmds[i].cc.reply_kind = kind;
-    cmds[i].cc.flags = flags;
+    cmds[i].cc.len = (uint32_t)b.len;
+    cmds[i].cc.reply_kind = (uint8_t)kind;
+    cmds[i].cc.flags = (uint8_t)flags;
     if (flags & AREDIS__CC_RETRY)
         cmds[i].cc.copy = aredis__strndup(b.data, b.len);
     cr_assert_eq(aredis__conn_submit(&cn, &cmds[i].cc, b.data, now), 0);
@@ -349,6 +349,33 @@ Test(conn, attempts_run_out_and_pending_commands_fail)
     /* The next command starts a new round. */
     submit(1, "GET");
     cr_assert_eq(cn.state, AREDIS__ST_RESOLVING);
+}
+
+/* A connection that came back is a new outage's: its attempts start again
+ * (reconnect_max_attempts counts per outage). */
+Test(conn, attempts_restart_per_outage)
+{
+    cfg.max_attempts = 2;
+    connect_ready();
+    aredis__conn_closed(&cn, AREDIS_ECLOSED, "gone", now);
+    drain();
+    cr_assert_eq(d.last_attempt, 1);
+    aredis__conn_timer(&cn, now);
+    aredis__conn_open_failed(&cn, AREDIS_ECONNREFUSED, "refused", now);
+    drain();
+    cr_assert_eq(d.last_attempt, 2);
+    now = aredis__conn_deadline(&cn);
+    aredis__conn_timer(&cn, now);
+    aredis__conn_resolved(&cn, 1, now);
+    aredis__conn_opened(&cn, now);
+    drain();
+    write_all();
+    feed(hello_map);
+    cr_assert_eq(cn.state, AREDIS__ST_READY);
+    aredis__conn_closed(&cn, AREDIS_ECLOSED, "gone again", now);
+    drain();
+    cr_assert_eq(cn.state, AREDIS__ST_BACKOFF, "not given up");
+    cr_assert_eq(d.last_attempt, 1, "a new outage, a new count");
 }
 
 /* ---- the handshake ---------------------------------------------------- */

@@ -14,6 +14,8 @@
 #include "aredis/error.h"
 #include "aredis/resp.h"
 #include "reply_text.h"
+#include "resp/resp.h"
+#include "resp/resp_int.h"
 
 #define TEXT_CAP 8192
 
@@ -853,4 +855,67 @@ Test(reader, type_names)
     cr_assert_str_eq(aredis_strerror(AREDIS_ETOOBIG),
                      "reply exceeds a configured limit");
     cr_assert_str_eq(aredis_err_name(-999), "AREDIS_UNKNOWN_ERROR");
+}
+
+/* aredis__reader_trim() gives back the buffer and shrinks the arena at the
+ * next call, never the bytes of a reply still being received, and the
+ * reader works on as before. */
+Test(reader, trim_gives_memory_back_and_keeps_parsing)
+{
+    aredis_reader *rd = aredis_reader_new(NULL);
+    cr_assert_not_null(rd);
+    const aredis_reply *r;
+    const char big[] = "%3\r\n+a\r\n:1\r\n+b\r\n:2\r\n+c\r\n*2\r\n:3\r\n:4\r\n";
+    cr_assert_eq(aredis_reader_feed(rd, big, sizeof big - 1), 0);
+    cr_assert_eq(aredis_reader_get_reply(rd, &r), 1);
+    cr_assert_eq(r->type, AREDIS_REPLY_MAP);
+    cr_assert_gt(rd->arena_cap, 4);
+    aredis__reader_trim(rd);
+    cr_assert_eq(r->element[5].element[1].integer, 4, "still borrowed");
+
+    /* Half a reply arrives: the trim happens, its bytes stay. */
+    cr_assert_eq(aredis_reader_feed(rd, "*2\r\n:1\r\n", 8), 0);
+    cr_assert_eq(rd->arena_cap, 1);
+    cr_assert_leq(rd->cap, 512);
+    cr_assert_eq(aredis_reader_get_reply(rd, &r), 0);
+    aredis__reader_trim(rd);
+    cr_assert_eq(aredis_reader_feed(rd, ":2\r\n", 4), 0);
+    cr_assert_eq(aredis_reader_get_reply(rd, &r), 1);
+    cr_assert_eq(r->type, AREDIS_REPLY_ARRAY);
+    cr_assert_eq(r->len, 2);
+    cr_assert_eq(r->element[0].integer, 1);
+    cr_assert_eq(r->element[1].integer, 2);
+
+    /* Nothing buffered: the buffer itself goes, and comes back small. */
+    aredis__reader_trim(rd);
+    size_t avail = 0;
+    char *p = aredis_reader_prepare(rd, 0, &avail);
+    cr_assert_not_null(p);
+    cr_assert_eq(avail, 512, "a fresh buffer starts small, got %zu", avail);
+    memcpy(p, "+OK\r\n", 5);
+    cr_assert_eq(aredis_reader_commit(rd, 5), 0);
+    cr_assert_eq(aredis_reader_get_reply(rd, &r), 1);
+    cr_assert_str_eq(r->str, "OK");
+    aredis_reader_free(rd);
+}
+
+/* A read that fills what it was offered makes the next offer twice as
+ * large, up to 16 KB. */
+Test(reader, reads_grow_while_they_fill)
+{
+    aredis_reader *rd = aredis_reader_new(NULL);
+    cr_assert_not_null(rd);
+    size_t avail = 0, last = 0;
+    for (int i = 0; i < 8; i++) {
+        char *p = aredis_reader_prepare(rd, 0, &avail);
+        cr_assert_not_null(p);
+        cr_assert_geq(avail, last, "offers never shrink");
+        last = avail;
+        memset(p, 'x', avail); /* an unfinished simple string */
+        p[0] = '+';
+        cr_assert_eq(aredis_reader_commit(rd, avail), 0);
+    }
+    cr_assert_geq(rd->read_hint, (size_t)16 * 1024);
+    cr_assert_leq(rd->read_hint, (size_t)16 * 1024);
+    aredis_reader_free(rd);
 }
