@@ -50,6 +50,22 @@ static void check_success(const aredis__config *c, const char *err)
     CHECK(c->password == NULL || c->password[0] != '\0');
     CHECK(c->client_name == NULL || c->client_name[0] != '\0');
     CHECK(c->tls_key_file == NULL || c->tls_cert_file != NULL);
+    /* A cluster URL: 1..AREDIS__MAX_SEEDS seeds, the first one being host
+     * and port; database 0 only. Anything else has no seeds. */
+    if (c->cluster) {
+        CHECK(c->nseeds >= 1 && c->nseeds <= AREDIS__MAX_SEEDS);
+        CHECK(c->seeds != NULL && c->path == NULL && c->db == 0);
+        CHECK(c->nsentinels == 0);
+        for (size_t i = 0; i < c->nseeds; i++) {
+            CHECK(c->seeds[i].host != NULL && c->seeds[i].host[0] != '\0');
+            CHECK(strlen(c->seeds[i].host) <= 253);
+            CHECK(c->seeds[i].port >= 1 && c->seeds[i].port <= 65535);
+        }
+        CHECK(strcmp(c->host, c->seeds[0].host) == 0);
+        CHECK(c->port == c->seeds[0].port);
+    } else {
+        CHECK(c->nseeds == 0 && c->seeds == NULL);
+    }
     /* A sentinel URL: every address usable, a service name, sane knobs. */
     CHECK((c->nsentinels > 0) == (c->sentinels != NULL));
     CHECK((c->nsentinels > 0) == (c->sentinel_service != NULL));
@@ -77,8 +93,8 @@ static void check_failure(int rc, const aredis__config *c, const char *err,
         CHECK(err[i] >= 0x20 && err[i] < 0x7f);
     CHECK(c->host == NULL && c->path == NULL && c->username == NULL &&
           c->password == NULL && c->client_name == NULL &&
-          c->tls_ca_file == NULL && c->tls_sni == NULL &&
-          c->sentinels == NULL && c->nsentinels == 0 &&
+          c->tls_ca_file == NULL && c->tls_sni == NULL && c->seeds == NULL &&
+          c->nseeds == 0 && c->sentinels == NULL && c->nsentinels == 0 &&
           c->sentinel_service == NULL && c->sentinel_password == NULL);
 }
 

@@ -9,6 +9,7 @@
 #include "cache.h"
 #include "client.h"
 #include "client_cache.h"
+#include "cluster.h"
 #include "error.h"
 #include "export.h"
 #include "lock.h"

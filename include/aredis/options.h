@@ -9,6 +9,8 @@
  *   unix:///path/to/redis.sock[?db=N&...]
  *   redis+sentinel://[user[:password]@]s1[:p1],s2[:p2],.../service[?...]
  *   rediss+sentinel://...                (TLS to the sentinels and servers)
+ *   redis+cluster://[user[:password]@]h1[:p1],h2[:p2],...[/0][?...]
+ *   rediss+cluster://...                 (a Redis Cluster by its seeds)
  *
  * URL query options: db, client_name, protocol (2|3), connect_timeout,
  * command_timeout (both in ms, or with a unit: 250ms, 2s), keepalive
@@ -79,7 +81,9 @@ typedef struct aredis_sentinel_options {
 } aredis_sentinel_options;
 
 typedef struct aredis_options {
-    /** A redis://, rediss:// or unix:// URL; NULL to use the members. */
+    /** A redis://, rediss:// or unix:// URL; NULL to use the members.
+     * redis+cluster://h1:p1,h2:p2 or rediss+cluster://: a Redis Cluster
+     * given by seed nodes (docs/guide/connecting.md). */
     const char *url;
     /** Host name or address literal (default "127.0.0.1"), and port
      * (default 6379). */

@@ -523,8 +523,9 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
     aredis_buf_init(&c->scratch);
     aredis__heap_init(&c->deadlines);
     conn_config(c);
-    c->topo = c->cfg.nsentinels > 0 ? aredis__sentinel_new(c)
-                                    : aredis__standalone_new(c);
+    c->topo = c->cfg.cluster          ? aredis__cluster_new(c)
+              : c->cfg.nsentinels > 0 ? aredis__sentinel_new(c)
+                                      : aredis__standalone_new(c);
     e = c->topo != NULL ? 0 : AREDIS_ENOMEM;
     if (e == 0)
         e = aredis__ts_init(c);
@@ -659,8 +660,10 @@ static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
                            "and acquire another");
         return 0;
     }
-    if (target != NULL)
+    if (target != NULL) {
+        cmd->flags |= AREDIS__CMD_PINNED;
         return aredis__link_submit(target, cmd, bytes);
+    }
     /* Which server: the topology's question, and only its. */
     aredis__node *n = c->topo->vt->route(c->topo, cmd, bytes);
     if (n == NULL) {
@@ -744,7 +747,7 @@ static int submit(aredis_client *c, aredis__link *target,
         cmd->cc.reply_kind = AREDIS__REPLY_PUSHED;
         cmd->flags |= AREDIS__CMD_NO_RESEND;
     }
-    if ((cmd->flags & AREDIS__CMD_RETRY) &&
+    if (((cmd->flags & AREDIS__CMD_RETRY) || c->topo->keep_bytes) &&
         (cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)
         e = AREDIS_ENOMEM;
     if (e == 0)

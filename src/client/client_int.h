@@ -32,11 +32,15 @@ enum {
                                                    * connection */
     AREDIS__CMD_NO_RESEND = AREDIS__CC_NO_RESEND, /* fail rather than
                                                    * re-queue */
+    /* Sent on a connection the caller chose (a borrowed one: transactions,
+     * pub/sub), not routed by the topology: never redirected elsewhere. */
+    AREDIS__CMD_PINNED = 1 << 5,
 };
-_Static_assert(((AREDIS__CMD_DONE | AREDIS__CMD_BLOCKING |
-                 AREDIS__CMD_PENDING) &
+_Static_assert(((AREDIS__CMD_DONE | AREDIS__CMD_BLOCKING | AREDIS__CMD_PENDING |
+                 AREDIS__CMD_PINNED) &
                 (AREDIS__CMD_RETRY | AREDIS__CMD_NO_RESEND)) == 0,
                "command flags overlap");
+_Static_assert(AREDIS__CMD_PINNED <= 0xff, "flags is a uint8_t");
 
 typedef struct aredis__link aredis__link;
 typedef struct aredis__cmd aredis__cmd;
@@ -65,6 +69,7 @@ struct aredis__cmd {
     uint32_t timeout_ms; /* what the deadline was computed from, capped */
     uint8_t flags;       /* AREDIS__CMD_* */
     uint8_t norm;        /* built-in RESP2 -> RESP3 reshaping, see client */
+    uint8_t redirects;   /* cluster redirects followed so far */
 };
 
 /* The bookkeeping a command in flight costs, its bytes aside. */

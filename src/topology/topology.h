@@ -46,6 +46,9 @@ typedef struct aredis__topology_vt {
 struct aredis__topology {
     const aredis__topology_vt *vt;
     aredis_client *c;
+    /* Commands may be redirected to another node (a cluster): the client
+     * keeps every command's bytes (cmd->cc.copy) for sending them again. */
+    int keep_bytes;
 };
 
 /* ---- standalone.c ---------------------------------------------------------
@@ -53,6 +56,13 @@ struct aredis__topology {
 
 /* One server, from the client's configuration. NULL when out of memory. */
 aredis__topology *aredis__standalone_new(aredis_client *c);
+
+/* ---- cluster.c ------------------------------------------------------------
+ */
+
+/* A Redis Cluster from the configuration's seeds (c->cfg.cluster). NULL
+ * when out of memory. */
+aredis__topology *aredis__cluster_new(aredis_client *c);
 
 /* ---- sentinel.c -----------------------------------------------------------
  */

@@ -1,7 +1,8 @@
 /* Options and URLs into a resolved configuration (transport layer).
  *
- * Parses redis://, rediss://, unix:// and redis+sentinel:// (rediss+...)
- * URLs, applies the explicit option
+ * Parses redis://, rediss://, unix://, redis+sentinel:// (rediss+...)
+ * and redis+cluster:// (rediss+...: a list of seeds) URLs, applies the
+ * explicit option
  * members on top and fills in the defaults, producing an aredis__config
  * whose strings are all owned. Pure string work: no I/O, no name lookups
  * (a host stays a string until resolve.c sees it), no global state.
@@ -59,17 +60,21 @@ typedef struct parser {
  * Errors
  * ------------------------------------------------------------------------ */
 
-static int fail(parser *ps, int code, const char *fmt, ...) AREDIS_PRINTF(3, 4);
+static void failf(parser *ps, const char *fmt, ...) AREDIS_PRINTF(2, 3);
 
-static int fail(parser *ps, int code, const char *fmt, ...)
+static void failf(parser *ps, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     if (ps->err != NULL && ps->errlen > 0)
         vsnprintf(ps->err, ps->errlen, fmt, ap);
     va_end(ap);
-    return code;
 }
+
+/* Write the message and give code. A macro, so that the code stays a
+ * visible constant to static analysis, which does not follow variadic
+ * calls. */
+#define fail(ps, code, ...) (failf((ps), __VA_ARGS__), (code))
 
 static int fail_nomem(parser *ps)
 {
@@ -722,6 +727,97 @@ static int parse_tcp_url(parser *ps, span rest)
     return rc;
 }
 
+/* One seed of a cluster URL: host[:port] or [v6][:port], host required. */
+static int parse_seed(parser *ps, span seed, size_t index)
+{
+    aredis__config *cfg = ps->cfg;
+    if (seed.n == 0)
+        return fail(ps, AREDIS_EURL,
+                    "bad URL: empty seed %zu in the cluster node list (write "
+                    "host1:port1,host2:port2)",
+                    index + 1);
+    if (cfg->nseeds == AREDIS__MAX_SEEDS)
+        return fail(ps, AREDIS_EURL, "bad URL: more than %d cluster seeds",
+                    AREDIS__MAX_SEEDS);
+    /* parse_hostport() fills host and port: start from no host and the
+     * default port, then move them into the seed list. */
+    set_str(&cfg->host, NULL);
+    cfg->port = CFG_DEFAULT_PORT;
+    int rc = parse_hostport(ps, seed);
+    if (rc != 0)
+        return rc;
+    if (cfg->host == NULL)
+        return fail(ps, AREDIS_EURL, "bad URL: cluster seed %zu has no host",
+                    index + 1);
+    aredis__endpoint *s =
+        aredis__reallocarray(cfg->seeds, cfg->nseeds + 1, sizeof *s);
+    if (s == NULL)
+        return fail_nomem(ps);
+    cfg->seeds = s;
+    s[cfg->nseeds].host = cfg->host;
+    s[cfg->nseeds].port = cfg->port;
+    cfg->nseeds++;
+    cfg->host = NULL;
+    return 0;
+}
+
+/* redis+cluster://[user[:password]@]seed[,seed...][/0][?query]: the
+ * authority is a comma-separated seed list; the rest is as for redis://.
+ * A cluster has database 0 only. */
+static int parse_cluster_url(parser *ps, span rest)
+{
+    aredis__config *cfg = ps->cfg;
+    size_t end = 0;
+    while (end < rest.n && rest.p[end] != '/' && rest.p[end] != '?')
+        end++;
+    const char *at = NULL;
+    for (size_t i = end; i > 0; i--) {
+        if (rest.p[i - 1] == '@') {
+            at = rest.p + i - 1;
+            break;
+        }
+    }
+    /* The user information and everything after the seeds parse as in a
+     * redis:// URL with an empty host. */
+    span head = {rest.p, at != NULL ? (size_t)(at + 1 - rest.p) : 0};
+    span seeds = {head.p + head.n, end - head.n};
+    char *pre = aredis__malloc(head.n + (rest.n - end) + 1);
+    if (pre == NULL)
+        return fail_nomem(ps);
+    memcpy(pre, head.p, head.n);
+    memcpy(pre + head.n, rest.p + end, rest.n - end);
+    int rc = parse_tcp_url(ps, (span){pre, head.n + rest.n - end});
+    aredis__free(pre);
+    if (rc != 0)
+        return rc;
+    if (cfg->db != 0)
+        return fail(ps, AREDIS_EURL,
+                    "bad URL: a cluster has only database 0 (got %d)", cfg->db);
+    if (seeds.n == 0)
+        return fail(ps, AREDIS_EURL,
+                    "bad URL: no cluster seeds (write "
+                    "redis+cluster://host1:port1,host2:port2)");
+    size_t index = 0;
+    for (;;) {
+        const char *comma = span_find(seeds, ',');
+        size_t n = comma != NULL ? (size_t)(comma - seeds.p) : seeds.n;
+        if ((rc = parse_seed(ps, (span){seeds.p, n}, index++)) != 0)
+            return rc;
+        if (comma == NULL)
+            break;
+        seeds.p += n + 1;
+        seeds.n -= n + 1;
+    }
+    /* The first seed is the configuration's host and port. */
+    char *h = aredis__strndup(cfg->seeds[0].host, strlen(cfg->seeds[0].host));
+    if (h == NULL)
+        return fail_nomem(ps);
+    set_str(&cfg->host, h);
+    cfg->port = cfg->seeds[0].port;
+    cfg->cluster = 1;
+    return 0;
+}
+
 /* unix://[user[:password]@]/absolute/path[?query]. */
 static int parse_unix_url(parser *ps, span rest)
 {
@@ -898,7 +994,8 @@ static int parse_url(parser *ps, const char *url)
     const char *sep = strstr(url, "://");
     if (sep == NULL)
         return fail(ps, AREDIS_EURL,
-                    "bad URL: no scheme (use redis://, rediss:// or unix://)");
+                    "bad URL: no scheme (use redis://, rediss://, unix://, "
+                    "redis+sentinel:// or redis+cluster://)");
     span scheme = {url, (size_t)(sep - url)};
     span rest = span_of(sep + 3);
     if (span_eq_ci(scheme, "redis"))
@@ -909,6 +1006,12 @@ static int parse_url(parser *ps, const char *url)
     }
     if (span_eq_ci(scheme, "unix"))
         return parse_unix_url(ps, rest);
+    if (span_eq_ci(scheme, "redis+cluster"))
+        return parse_cluster_url(ps, rest);
+    if (span_eq_ci(scheme, "rediss+cluster")) {
+        ps->cfg->tls = 1;
+        return parse_cluster_url(ps, rest);
+    }
     if (span_eq_ci(scheme, "redis+sentinel"))
         return parse_sentinel_url(ps, rest);
     if (span_eq_ci(scheme, "rediss+sentinel")) {
@@ -917,7 +1020,7 @@ static int parse_url(parser *ps, const char *url)
     }
     return fail(ps, AREDIS_EURL,
                 "bad URL: unknown scheme '%s' (use redis://, rediss://, "
-                "unix:// or redis+sentinel://)",
+                "unix://, redis+sentinel:// or redis+cluster://)",
                 quote(scheme, q));
 }
 
@@ -950,6 +1053,11 @@ static int apply_strings(parser *ps, const aredis_options *o)
                 return rc;
         }
     }
+    if (cfg->cluster && (o->host != NULL || o->path != NULL))
+        return fail(ps, AREDIS_EINVAL,
+                    "bad option: %s names one server, but the URL is a "
+                    "cluster's: list the seeds in the URL",
+                    o->host != NULL ? "host" : "path");
     if (o->host != NULL) {
         if (o->host[0] == '\0')
             return fail(ps, AREDIS_EINVAL, "bad option: host is empty");
@@ -1061,6 +1169,13 @@ static int apply_numbers(parser *ps, const aredis_options *o)
                     "bad option: command_timeout_ms %lld is negative (0 "
                     "means no deadline)",
                     (long long)o->command_timeout_ms);
+    if (cfg->cluster && o->port)
+        return fail(ps, AREDIS_EINVAL,
+                    "bad option: port names one server, but the URL is a "
+                    "cluster's: list the seeds in the URL");
+    if (cfg->cluster && o->db)
+        return fail(ps, AREDIS_EINVAL,
+                    "bad option: a cluster has only database 0 (db %d)", o->db);
     if (o->port)
         cfg->port = o->port;
     if (o->db)
@@ -1088,6 +1203,10 @@ static int apply_numbers(parser *ps, const aredis_options *o)
 static int finish(parser *ps)
 {
     aredis__config *cfg = ps->cfg;
+    if (cfg->cluster && cfg->nsentinels > 0)
+        return fail(ps, AREDIS_EINVAL,
+                    "bad option: a cluster URL and sentinel addresses "
+                    "exclude each other");
     if (cfg->nsentinels > 0) {
         if (cfg->sentinel_service == NULL)
             return fail(ps, AREDIS_EINVAL,
@@ -1178,6 +1297,9 @@ void aredis__config_cleanup(aredis__config *cfg)
                      &cfg->sentinel_password};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         aredis__free(*strs[i]);
+    for (size_t i = 0; i < cfg->nseeds; i++)
+        aredis__free(cfg->seeds[i].host);
+    aredis__free(cfg->seeds);
     for (size_t i = 0; i < cfg->nsentinels; i++)
         aredis__free(cfg->sentinels[i].host);
     aredis__free(cfg->sentinels);

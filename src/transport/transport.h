@@ -26,6 +26,9 @@ typedef struct aredis__endpoint {
     int port;
 } aredis__endpoint;
 
+/* The most seeds a cluster URL may list. */
+#define AREDIS__MAX_SEEDS 64
+
 /* Options after URL parsing and defaults, with every string owned. */
 typedef struct aredis__config {
     char *host; /* NULL for a unix socket */
@@ -53,6 +56,12 @@ typedef struct aredis__config {
     int retry_read_only;
     int pool_max;
     int64_t pool_wait_ms, pool_idle_ms;
+    /* A Redis Cluster (a redis+cluster:// or rediss+cluster:// URL): its
+     * seeds in the URL's order, at least one; host and port above are the
+     * first seed's. 0, NULL and 0 for a single server. */
+    int cluster;
+    aredis__endpoint *seeds;
+    size_t nseeds;
     /* Sentinel-managed (redis+sentinel:// or sentinel.addrs): nsentinels
      * > 0. host and port above are then unused: the sentinels name the
      * data servers. */

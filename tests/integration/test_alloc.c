@@ -218,6 +218,20 @@ static void pipe_steady_state(size_t per_batch)
     pipe_run r = {.per_batch = per_batch, .batches = 6};
     testenv_key(r.key, sizeof r.key, "pipe-alloc");
     testenv_key(r.ctr, sizeof r.ctr, "pipe-alloc-n");
+    /* The reader's input buffer starts small and doubles (up to 16 KiB)
+     * whenever a read fills it, which depends on timing: read a reply
+     * larger than its cap first, so it has grown before anything is
+     * counted. */
+    static char big[64 * 1024];
+    memset(big, 'x', sizeof big);
+    done_count = 0;
+    cr_assert_eq(
+        aredis_command(c, on_done, NULL, "SET %s %b", r.key, big, sizeof big),
+        0);
+    cr_assert_eq(aredis_command(c, on_done, NULL, "GET %s", r.key), 0);
+    for (int t = 0; t < 1000 && done_count < 2; t++)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(done_count, 2);
     r.p = aredis_pipeline_new(c, 0);
     cr_assert_not_null(r.p);
     pipe_queue(&r);

@@ -70,20 +70,20 @@ char *testenv_url(char *buf, size_t cap, const testenv_server *s, int db)
     return buf;
 }
 
-/* Run redis-server.sh <verb> <name> [extra]; the script stops a server
- * whose owner exits: make that this process, not the shell system()
- * starts. */
-static int run_script(const char *verb, const char *name, const char *extra)
+/* Run <script> <verb> <name> [extra] (redis-server.sh or
+ * redis-cluster.sh); the script stops a server whose owner exits: make
+ * that this process, not the shell system() starts. */
+static int run_script(const char *script, const char *verb, const char *name,
+                      const char *extra)
 {
     char cmd[2048];
     snprintf(cmd, sizeof cmd,
-             "AREDIS_TEST_OWNER_PID=%ld bash '%s/redis-server.sh' %s '%s' %s "
-             ">/dev/null",
-             (long)getpid(), AREDIS_TEST_SUPPORT_DIR, verb, name,
+             "AREDIS_TEST_OWNER_PID=%ld bash '%s/%s' %s '%s' %s >/dev/null",
+             (long)getpid(), AREDIS_TEST_SUPPORT_DIR, script, verb, name,
              extra ? extra : "");
     int rc = system(cmd);
     if (rc != 0) {
-        set_err("redis-server.sh %s %s failed (status %d)", verb, name, rc);
+        set_err("%s %s %s failed (status %d)", script, verb, name, rc);
         return -1;
     }
     return 0;
@@ -93,14 +93,64 @@ int testenv_private_start(testenv_server *s, const char *tag, const char *extra)
 {
     char name[64];
     snprintf(name, sizeof name, "%s-%ld", tag, (long)getpid());
-    if (run_script("start", name, extra) != 0)
+    if (run_script("redis-server.sh", "start", name, extra) != 0)
         return -1;
     return testenv_server_load(s, name);
 }
 
 int testenv_private_stop(const testenv_server *s)
 {
-    return run_script("stop", s->name, NULL);
+    return run_script("redis-server.sh", "stop", s->name, NULL);
+}
+
+int testenv_private_cluster_start(testenv_server *s, const char *tag,
+                                  const char *extra)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s-%ld", tag, (long)getpid());
+    if (run_script("redis-cluster.sh", "start", name, extra) != 0)
+        return -1;
+    return testenv_server_load(s, name);
+}
+
+int testenv_private_cluster_stop(const testenv_server *s)
+{
+    return run_script("redis-cluster.sh", "stop", s->name, NULL);
+}
+
+int testenv_state_ports(const char *name, const char *key, int *ports, int max)
+{
+    const char *dir = getenv("AREDIS_TEST_STATE_DIR");
+    if (dir == NULL) {
+        set_err("AREDIS_TEST_STATE_DIR is not set");
+        return -1;
+    }
+    char path[512], line[2048];
+    snprintf(path, sizeof path, "%s/%s.state", dir, name);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        set_err("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t klen = strlen(key);
+    int n = -1;
+    while (n < 0 && fgets(line, sizeof line, f) != NULL) {
+        if (strncmp(line, key, klen) != 0 || line[klen] != '=')
+            continue;
+        n = 0;
+        for (char *p = line + klen + 1; *p != '\0' && *p != '\n';) {
+            char *colon = strchr(p, ':');
+            if (colon == NULL || n == max)
+                break;
+            ports[n++] = (int)strtol(colon + 1, &p, 10);
+            if (*p == ',')
+                p++;
+        }
+    }
+    fclose(f);
+    if (n < 0)
+        set_err("%s: no %s= line", path, key);
+    return n;
 }
 
 char *testenv_key(char *buf, size_t cap, const char *suffix)

@@ -111,6 +111,17 @@ int testenv_private_start(testenv_server *s, const char *tag,
 /* Stop a private server (by s->name) and remove its directory. */
 int testenv_private_stop(const testenv_server *s);
 
+/* The same for a private Redis Cluster (tests/support/redis-cluster.sh,
+ * extra: e.g. "--primaries 2 --replicas 0"); *s is its first primary. */
+int testenv_private_cluster_start(testenv_server *s, const char *tag,
+                                  const char *extra);
+int testenv_private_cluster_stop(const testenv_server *s);
+
+/* The ports of a cluster's state file line key= ("nodes", "primaries",
+ * "replicas"), "127.0.0.1:P1,127.0.0.1:P2,...", in order: their count
+ * (at most max), or -1 when the file or the line is missing. */
+int testenv_state_ports(const char *name, const char *key, int *ports, int max);
+
 /* Write a key name unique to this process into buf:
  * "aredis:test:<pid>:<suffix>". Returns buf. */
 char *testenv_key(char *buf, size_t cap, const char *suffix);

@@ -190,8 +190,8 @@ static const struct bad_url {
     const char *msg;
 } bad_urls[] = {
     {"http://host", AREDIS_EURL,
-     "bad URL: unknown scheme 'http' (use redis://, rediss://, unix:// or "
-     "redis+sentinel://)"},
+     "bad URL: unknown scheme 'http' (use redis://, rediss://, unix://, "
+     "redis+sentinel:// or redis+cluster://)"},
     {"localhost:6379", AREDIS_EURL, "bad URL: no scheme"},
     {"", AREDIS_EURL, "no scheme"},
     {"redis:/host", AREDIS_EURL, "no scheme"},
@@ -864,4 +864,206 @@ Test(config, oom_sentinel)
     aredis_options m = {
         .sentinel = {.addrs = "a,b", .service = "s", .password = "p"}};
     oom_sweep(&m);
+}
+
+/* ---- cluster URLs ---------------------------------------------------------
+ */
+
+static void check_seeds(const char *url, const aredis__config *c,
+                        const char *const *hosts, const int *ports, size_t n)
+{
+    cr_assert_eq(c->cluster, 1, "%s", url);
+    cr_assert_eq(c->nseeds, n, "%s: %zu seeds", url, c->nseeds);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_str_eq(c->seeds[i].host, hosts[i], "%s: seed %zu", url, i);
+        cr_assert_eq(c->seeds[i].port, ports[i], "%s: seed %zu", url, i);
+    }
+    /* host and port are the first seed's. */
+    cr_assert_str_eq(c->host, hosts[0], "%s", url);
+    cr_assert_eq(c->port, ports[0], "%s", url);
+    cr_assert_null(c->path, "%s", url);
+    cr_assert_eq(c->db, 0, "%s", url);
+}
+
+Test(config, cluster_urls)
+{
+    static const struct {
+        const char *url;
+        int tls;
+        size_t n;
+        const char *hosts[4];
+        int ports[4];
+        const char *user, *pass;
+        int protocol;
+    } good[] = {
+        {"redis+cluster://h1:7000,h2:7001",
+         0,
+         2,
+         {"h1", "h2"},
+         {7000, 7001},
+         NULL,
+         NULL,
+         0},
+        {"redis+cluster://127.0.0.1:7000",
+         0,
+         1,
+         {"127.0.0.1"},
+         {7000},
+         NULL,
+         NULL,
+         0},
+        {"REDIS+Cluster://node", 0, 1, {"node"}, {6379}, NULL, NULL, 0},
+        {"rediss+cluster://u:p%40ss@[::1]:7000,h2,10.0.0.1:7002/0?protocol=3",
+         1,
+         3,
+         {"::1", "h2", "10.0.0.1"},
+         {7000, 6379, 7002},
+         "u",
+         "p@ss",
+         3},
+        {"redis+cluster://a:1,b:2,c:3,d:4/",
+         0,
+         4,
+         {"a", "b", "c", "d"},
+         {1, 2, 3, 4},
+         NULL,
+         NULL,
+         0},
+        {"redis+cluster://h:7000?connect_timeout=1s&db=0",
+         0,
+         1,
+         {"h"},
+         {7000},
+         NULL,
+         NULL,
+         0},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        aredis_options o = {.url = good[i].url};
+        aredis__config c;
+        char err[256];
+        int rc = aredis__config_from_options(&c, &o, err, sizeof err);
+        cr_assert_eq(rc, 0, "%s: %s", good[i].url, err);
+        check_seeds(good[i].url, &c, good[i].hosts, good[i].ports, good[i].n);
+        cr_assert_eq(c.tls, good[i].tls, "%s", good[i].url);
+        str_eq("username", good[i].url, c.username, good[i].user);
+        str_eq("password", good[i].url, c.password, good[i].pass);
+        cr_assert_eq(c.protocol, good[i].protocol, "%s", good[i].url);
+        aredis__config_cleanup(&c);
+        cr_assert_null(c.seeds);
+    }
+    /* A single-server URL is no cluster. */
+    aredis_options o = {.url = "redis://h1:7000"};
+    aredis__config c;
+    char err[256];
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0);
+    cr_assert_eq(c.cluster, 0);
+    cr_assert_eq(c.nseeds, 0);
+    cr_assert_null(c.seeds);
+    aredis__config_cleanup(&c);
+}
+
+Test(config, bad_cluster_urls)
+{
+    static const struct bad_url bad[] = {
+        {"redis+cluster://", AREDIS_EURL, "bad URL: no cluster seeds"},
+        {"redis+cluster:///0", AREDIS_EURL, "no cluster seeds"},
+        {"redis+cluster://h1,,h2", AREDIS_EURL,
+         "bad URL: empty seed 2 in the cluster node list"},
+        {"redis+cluster://h1,", AREDIS_EURL, "empty seed 2"},
+        {"redis+cluster://,h1", AREDIS_EURL, "empty seed 1"},
+        {"redis+cluster://:7000", AREDIS_EURL, "cluster seed 1 has no host"},
+        {"redis+cluster://h1:0", AREDIS_EURL, "port '0' out of range"},
+        {"redis+cluster://h1:7000,h2:x", AREDIS_EURL, "port 'x' is not"},
+        {"redis+cluster://h1/1", AREDIS_EURL,
+         "bad URL: a cluster has only database 0 (got 1)"},
+        {"redis+cluster://h1?db=2", AREDIS_EURL, "only database 0"},
+        {"redis+cluster://h1:7000,[::1", AREDIS_EURL, "unterminated '['"},
+        {"redis+cluster://h1,::1:7000", AREDIS_EURL, "must be in brackets"},
+        {"redis+cluster://h 1", AREDIS_EURL, "invalid character ' '"},
+        {"redis+cluster://u:pa/ss@h1", AREDIS_EURL, "'@' after the host"},
+        {"redis+cluster://h1?bogus=1", AREDIS_EURL, "unknown option 'bogus'"},
+        {"redis-cluster://h1", AREDIS_EURL,
+         "unknown scheme 'redis-cluster' (use redis://, rediss://, unix://, "
+         "redis+sentinel:// or redis+cluster://)"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        aredis_options o = {.url = bad[i].url};
+        aredis__config c;
+        memset(&c, 0xAB, sizeof c);
+        char err[256];
+        int rc = aredis__config_from_options(&c, &o, err, sizeof err);
+        cr_assert_eq(rc, bad[i].code, "%s: got %s (%s)", bad[i].url,
+                     aredis_err_name(rc), err);
+        cr_assert(strstr(err, bad[i].msg) != NULL,
+                  "%s: message '%s' lacks '%s'", bad[i].url, err, bad[i].msg);
+        cr_assert_null(c.host, "%s", bad[i].url);
+        cr_assert_null(c.seeds, "%s", bad[i].url);
+        cr_assert_eq(c.nseeds, 0, "%s", bad[i].url);
+    }
+    /* At most AREDIS__MAX_SEEDS seeds. */
+    char url[1024] = "redis+cluster://";
+    size_t n = strlen(url);
+    for (int i = 0; i <= AREDIS__MAX_SEEDS; i++)
+        n +=
+            (size_t)snprintf(url + n, sizeof url - n, "%sh%d", i ? "," : "", i);
+    aredis_options o = {.url = url};
+    aredis__config c;
+    char err[256];
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err),
+                 AREDIS_EURL);
+    cr_assert(strstr(err, "more than 64 cluster seeds") != NULL, "%s", err);
+    url[strrchr(url, ',') - url] = '\0'; /* exactly 64 */
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(c.nseeds, AREDIS__MAX_SEEDS);
+    aredis__config_cleanup(&c);
+}
+
+Test(config, cluster_url_and_members)
+{
+    static const struct {
+        aredis_options o;
+        const char *msg;
+    } bad[] = {
+        {{.url = "redis+cluster://h1", .host = "h2"},
+         "bad option: host names "
+         "one server"},
+        {{.url = "redis+cluster://h1", .path = "/tmp/s"}, "path names one"},
+        {{.url = "redis+cluster://h1", .port = 7000}, "port names one server"},
+        {{.url = "redis+cluster://h1", .db = 3}, "only database 0 (db 3)"},
+        {{.url = "redis+cluster://h1",
+          .sentinel = {.addrs = "s1:26379", .service = "m"}},
+         "a cluster URL and sentinel addresses exclude each other"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        aredis__config c;
+        char err[256];
+        cr_assert_eq(
+            aredis__config_from_options(&c, &bad[i].o, err, sizeof err),
+            AREDIS_EINVAL, "case %zu: %s", i, err);
+        cr_assert(strstr(err, bad[i].msg) != NULL, "case %zu: '%s'", i, err);
+        cr_assert_null(c.seeds);
+    }
+    /* Members that do not name a server apply as usual. */
+    aredis_options o = {.url = "redis+cluster://u@h1:7000,h2:7001",
+                        .username = "other",
+                        .password = "pw",
+                        .command_timeout_ms = 250};
+    aredis__config c;
+    char err[256];
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_str_eq(c.username, "other");
+    cr_assert_str_eq(c.password, "pw");
+    cr_assert_eq(c.command_timeout_ms, 250);
+    cr_assert_eq(c.nseeds, 2);
+    aredis__config_cleanup(&c);
+}
+
+Test(config, oom_cluster_url)
+{
+    aredis_options o = {
+        .url = "redis+cluster://u:p@h1:7000,[::1]:7001,h3/0?client_name=x"};
+    oom_sweep(&o);
 }

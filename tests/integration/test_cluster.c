@@ -1,0 +1,574 @@
+/* Integration tests against the real test cluster (fixture redis_cluster:
+ * tests/support/redis-cluster.sh, 3 primaries + 3 replicas on loopback).
+ *
+ *  - the fixture hands over a ready cluster: every node is up, says
+ *    cluster_state:ok, lists all six nodes, and serves the same slot map;
+ *  - aredis_cluster_keyslot() agrees with the server's CLUSTER KEYSLOT for
+ *    thousands of random keys, hash tags and binary bytes included. */
+#include <criterion/criterion.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aredis/aredis.h"
+#include "testenv.h"
+
+#define MAX_NODES 16
+
+/* The cluster's nodes, from the nodes= line of its state file. */
+static int ports[MAX_NODES];
+static int nports;
+
+static void load_nodes(void)
+{
+    testenv_server s;
+    cr_assert_eq(testenv_server_load(&s, "cluster"), 0, "%s", testenv_errstr());
+    nports = testenv_state_ports("cluster", "nodes", ports, MAX_NODES);
+    cr_assert_eq(nports, 6, "nodes= lists %d nodes: %s", nports,
+                 testenv_errstr());
+    cr_assert_eq(ports[0], s.port, "the state's port is the first node");
+}
+
+static void connect_port(testenv_conn *c, int port)
+{
+    testenv_server s = {.host = "127.0.0.1", .port = port};
+    cr_assert_eq(testenv_connect(c, &s), 0, "%d: %s", port, testenv_errstr());
+}
+
+TestSuite(cluster, .init = load_nodes, .timeout = 120);
+
+Test(cluster, fixture_is_a_ready_cluster)
+{
+    char first[4096] = "";
+    for (int i = 0; i < nports; i++) {
+        testenv_conn c;
+        const aredis_reply *r;
+        connect_port(&c, ports[i]);
+        cr_assert_eq(testenv_command(&c, &r, "CLUSTER INFO"), 0, "%s",
+                     testenv_errstr());
+        cr_assert_eq(r->type, AREDIS_REPLY_STRING);
+        cr_assert_not_null(strstr(r->str, "cluster_state:ok"), "%d: %s",
+                           ports[i], r->str);
+        cr_assert_not_null(strstr(r->str, "cluster_known_nodes:6"));
+        cr_assert_not_null(strstr(r->str, "cluster_size:3"));
+        cr_assert_not_null(strstr(r->str, "cluster_slots_assigned:16384"));
+        cr_assert_not_null(strstr(r->str, "cluster_slots_ok:16384"));
+        /* Same slot ranges and primaries everywhere: CLUSTER SLOTS names
+         * primaries by address, so the first range of each entry and its
+         * primary's port make a view to compare. */
+        cr_assert_eq(testenv_command(&c, &r, "CLUSTER SLOTS"), 0, "%s",
+                     testenv_errstr());
+        cr_assert_eq(r->type, AREDIS_REPLY_ARRAY);
+        cr_assert_eq(r->len, 3, "%zu slot ranges", r->len);
+        long long covered = 0;
+        char view[4096] = "";
+        /* Entries sorted by start slot (the server's order may differ). */
+        for (long long want = 0; want < 16384;) {
+            const aredis_reply *hit = NULL;
+            for (size_t k = 0; k < r->len; k++)
+                if (r->element[k].element[0].integer == want)
+                    hit = &r->element[k];
+            cr_assert_not_null(hit, "no range starts at %lld", want);
+            long long hi = hit->element[1].integer;
+            cr_assert_eq(hit->len, 4, "one primary and one replica");
+            char part[128];
+            snprintf(part, sizeof part, "%lld-%lld@%lld/%lld ", want, hi,
+                     hit->element[2].element[1].integer,
+                     hit->element[3].element[1].integer);
+            strcat(view, part);
+            covered += hi - want + 1;
+            want = hi + 1;
+        }
+        cr_assert_eq(covered, 16384);
+        if (i == 0)
+            strcpy(first, view);
+        else
+            cr_assert_str_eq(view, first, "node %d disagrees", ports[i]);
+        testenv_close(&c);
+    }
+}
+
+Test(cluster, keyslot_matches_the_server)
+{
+    testenv_conn c;
+    connect_port(&c, ports[0]);
+    /* Keys drawn from an alphabet rich in braces, so that tags, empty
+     * tags, nested and unclosed braces all occur; lengths 0 to 24. */
+    static const char alphabet[] = "{}{}ab:x\0\xff";
+    srand((unsigned)getpid());
+    int tagged = 0;
+    for (int i = 0; i < 3000; i++) {
+        char key[24];
+        size_t len = (size_t)(rand() % 25);
+        for (size_t k = 0; k < len; k++)
+            key[k] = alphabet[rand() % (int)(sizeof alphabet - 1)];
+        const char *argv[] = {"CLUSTER", "KEYSLOT", key};
+        size_t argvlen[] = {7, 7, len};
+        const aredis_reply *r;
+        cr_assert_eq(testenv_commandv(&c, &r, 3, argv, argvlen), 0, "%s",
+                     testenv_errstr());
+        cr_assert_eq(r->type, AREDIS_REPLY_INTEGER);
+        unsigned mine = aredis_cluster_keyslot(key, len);
+        cr_assert_eq((long long)mine, r->integer,
+                     "key %d (%zu bytes): %u, server %lld", i, len, mine,
+                     r->integer);
+        const char *open = memchr(key, '{', len);
+        if (open != NULL &&
+            memchr(open + 1, '}', len - (size_t)(open + 1 - key)) != NULL)
+            tagged++;
+    }
+    cr_assert_gt(tagged, 500, "only %d keys had braces", tagged);
+    testenv_close(&c);
+}
+
+/* ---- the cluster client -------------------------------------------------- */
+
+#define NKEYS 300
+
+typedef struct tally {
+    int calls[NKEYS];
+    int ok[NKEYS];
+    char val[NKEYS][32];
+    int done;
+} tally;
+
+typedef struct call {
+    tally *t;
+    int i;
+} call;
+
+static call calls[NKEYS];
+
+static void on_set(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    call *k = ud;
+    cr_assert_not_null(r);
+    k->t->calls[k->i]++;
+    k->t->done++;
+    k->t->ok[k->i] = r->type == AREDIS_REPLY_STATUS && r->len == 2 &&
+                     memcmp(r->str, "OK", 2) == 0;
+    if (!k->t->ok[k->i])
+        fprintf(stderr, "key %d: %.*s\n", k->i, (int)r->len,
+                r->str ? r->str : "");
+}
+
+static void on_get(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    call *k = ud;
+    cr_assert_not_null(r);
+    k->t->calls[k->i]++;
+    k->t->done++;
+    k->t->ok[k->i] = r->type == AREDIS_REPLY_STRING && r->len < 32;
+    if (k->t->ok[k->i]) {
+        memcpy(k->t->val[k->i], r->str, r->len);
+        k->t->val[k->i][r->len] = '\0';
+    }
+}
+
+static void run_until_done(aredis_loop *loop, const tally *t, int n)
+{
+    for (int spins = 0; t->done < n && spins < 20000; spins++)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(t->done, n, "%d of %d completed", t->done, n);
+}
+
+/* The port of the primary that holds key (the one that answers GET
+ * without MOVED), 0 when none does. */
+static int holder(const char *key, const char *want)
+{
+    int found = 0;
+    for (int i = 0; i < 3; i++) {
+        testenv_conn c;
+        const aredis_reply *r;
+        connect_port(&c, ports[i]);
+        cr_assert_eq(testenv_command(&c, &r, "GET %s", key), 0, "%s",
+                     testenv_errstr());
+        if (r->type == AREDIS_REPLY_STRING) {
+            cr_assert_str_eq(r->str, want, "%s on %d", key, ports[i]);
+            cr_assert_eq(found, 0, "%s is on two primaries", key);
+            found = ports[i];
+        } else {
+            cr_assert_eq(r->type, AREDIS_REPLY_ERROR);
+            cr_assert_eq(strncmp(r->str, "MOVED ", 6), 0, "%s", r->str);
+        }
+        testenv_close(&c);
+    }
+    return found;
+}
+
+/* Commands submitted before the client has the slot map go to the first
+ * seed; about two thirds of them meet MOVED there and must be followed to
+ * the owner. Every callback runs exactly once with OK, every key lands on
+ * the primary that owns its slot, and the values read back through the
+ * client (now routed by the map) are the ones written. */
+Test(cluster, client_routes_by_slot_and_follows_moved)
+{
+    char url[256];
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d,127.0.0.1:%d",
+             ports[0], ports[1]);
+    aredis_loop *loop = aredis_loop_new();
+    cr_assert_not_null(loop);
+    aredis_status st;
+    aredis_client *c =
+        aredis_client_new(loop, &(aredis_options){.url = url}, &st);
+    cr_assert_not_null(c, "%s", st.msg);
+
+    static tally t;
+    char keys[NKEYS][64];
+    int slots_seen[3] = {0};
+    for (int i = 0; i < NKEYS; i++) {
+        char suffix[16];
+        snprintf(suffix, sizeof suffix, "c%d", i);
+        testenv_key(keys[i], sizeof keys[i], suffix);
+        unsigned slot = aredis_cluster_keyslot(keys[i], strlen(keys[i]));
+        slots_seen[slot * 3 / AREDIS_CLUSTER_SLOTS]++;
+        calls[i] = (call){&t, i};
+        cr_assert_eq(
+            aredis_command(c, on_set, &calls[i], "SET %s v%d", keys[i], i), 0);
+    }
+    for (int k = 0; k < 3; k++)
+        cr_assert_gt(slots_seen[k], 50, "keys on every primary");
+    run_until_done(loop, &t, NKEYS);
+    for (int i = 0; i < NKEYS; i++) {
+        cr_assert_eq(t.calls[i], 1, "SET %d: %d callbacks", i, t.calls[i]);
+        cr_assert(t.ok[i], "SET %d failed", i);
+    }
+    for (int i = 0; i < NKEYS; i += 7) {
+        char want[16];
+        snprintf(want, sizeof want, "v%d", i);
+        cr_assert_neq(holder(keys[i], want), 0, "%s is nowhere", keys[i]);
+    }
+
+    /* Read back, routed by the map by now. */
+    memset(&t, 0, sizeof t);
+    for (int i = 0; i < NKEYS; i++)
+        cr_assert_eq(aredis_command(c, on_get, &calls[i], "GET %s", keys[i]),
+                     0);
+    run_until_done(loop, &t, NKEYS);
+    for (int i = 0; i < NKEYS; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "v%d", i);
+        cr_assert_eq(t.calls[i], 1, "GET %d: %d callbacks", i, t.calls[i]);
+        cr_assert(t.ok[i], "GET %d failed", i);
+        cr_assert_str_eq(t.val[i], want);
+    }
+
+    /* Clean up through the client too: DEL routes by slot as well. */
+    memset(&t, 0, sizeof t);
+    for (int i = 0; i < NKEYS; i++)
+        cr_assert_eq(aredis_command(c, NULL, NULL, "DEL %s", keys[i]), 0);
+    aredis_client_free(c);
+    for (int spins = 0; spins < 100; spins++)
+        aredis_loop_run_once(loop, 10);
+    aredis_loop_free(loop);
+}
+
+/* A bad cluster URL says what is wrong with it. */
+Test(cluster, client_refuses_a_bad_cluster_url)
+{
+    aredis_loop *loop = aredis_loop_new();
+    cr_assert_not_null(loop);
+    aredis_status st;
+    aredis_client *c = aredis_client_new(
+        loop, &(aredis_options){.url = "redis+cluster://h1,,h2"}, &st);
+    cr_assert_null(c);
+    cr_assert_eq(st.code, AREDIS_EURL);
+    cr_assert_not_null(strstr(st.msg, "empty seed 2"), "%s", st.msg);
+    aredis_loop_free(loop);
+}
+
+/* ---- redirects on a private cluster -------------------------------------- */
+
+/* One command through the client, run to completion: its reply (a copy
+ * the caller frees) after exactly one callback. */
+typedef struct one {
+    int calls;
+    aredis_reply *r;
+} one;
+
+static void on_one(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    one *o = ud;
+    cr_assert_not_null(r);
+    o->calls++;
+    aredis_reply_free(o->r);
+    o->r = aredis_reply_dup(r);
+}
+
+static aredis_reply *run_one(aredis_loop *loop, aredis_client *c,
+                             const char *fmt, const char *key)
+{
+    one o = {0};
+    cr_assert_eq(aredis_command(c, on_one, &o, fmt, key), 0);
+    for (int spins = 0; o.calls == 0 && spins < 2000; spins++)
+        aredis_loop_run_once(loop, 10);
+    /* A second callback would come in the next turns, if any. */
+    for (int spins = 0; spins < 5; spins++)
+        aredis_loop_run_once(loop, 1);
+    cr_assert_eq(o.calls, 1, "%s %s: %d callbacks", fmt, key, o.calls);
+    return o.r;
+}
+
+static void cmd_ok(int port, const char *fmt, const char *a, const char *b)
+{
+    testenv_conn c;
+    const aredis_reply *r;
+    connect_port(&c, port);
+    cr_assert_eq(testenv_command(&c, &r, fmt, a, b), 0, "%s", testenv_errstr());
+    cr_assert(r->type == AREDIS_REPLY_STATUS, "%d: %s: %s", port, fmt,
+              r->type == AREDIS_REPLY_ERROR ? r->str : "?");
+    testenv_close(&c);
+}
+
+static void node_id(int port, char id[41])
+{
+    testenv_conn c;
+    const aredis_reply *r;
+    connect_port(&c, port);
+    cr_assert_eq(testenv_command(&c, &r, "CLUSTER MYID"), 0);
+    cr_assert_eq(r->len, 40);
+    memcpy(id, r->str, 41);
+    testenv_close(&c);
+}
+
+/* A key of this process whose slot is on the first primary (slots
+ * 0-8191 of the private cluster). */
+static unsigned key_on_first(char *key, size_t cap, const char *what)
+{
+    for (int i = 0;; i++) {
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "%s%d", what, i);
+        testenv_key(key, cap, suffix);
+        unsigned slot = aredis_cluster_keyslot(key, strlen(key));
+        if (slot < 8192)
+            return slot;
+    }
+}
+
+/* With the map loaded, a slot moves from A to B: the client's next
+ * command for it goes to A, meets MOVED and lands on B, once. Then
+ * another slot migrates with a key in it: during the migration A answers
+ * ASK for the moved key, and the client's ASKING + GET on B returns it,
+ * once; a new key in that slot is created on B the same way. Runs on a
+ * private 2-primary cluster: moving slots would disturb the shared one. */
+Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
+     .timeout = 120)
+{
+    testenv_server s;
+    cr_assert_eq(testenv_private_cluster_start(&s, "clmove",
+                                               "--primaries 2 --replicas 0"),
+                 0, "%s", testenv_errstr());
+    int p[2];
+    cr_assert_eq(testenv_state_ports(s.name, "primaries", p, 2), 2);
+    char ida[41], idb[41];
+    node_id(p[0], ida);
+    node_id(p[1], idb);
+
+    char url[128];
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", p[0]);
+    aredis_loop *loop = aredis_loop_new();
+    aredis_status st;
+    aredis_client *c =
+        aredis_client_new(loop, &(aredis_options){.url = url}, &st);
+    cr_assert_not_null(c, "%s", st.msg);
+    /* Let the map arrive. */
+    char warm[64];
+    key_on_first(warm, sizeof warm, "warm");
+    aredis_reply_free(run_one(loop, c, "GET %s", warm));
+
+    /* MOVED: an empty slot changes owner, A -> B. */
+    char key[64], slot[8];
+    snprintf(slot, sizeof slot, "%u", key_on_first(key, sizeof key, "mv"));
+    cmd_ok(p[1], "CLUSTER SETSLOT %s IMPORTING %s", slot, ida);
+    cmd_ok(p[0], "CLUSTER SETSLOT %s MIGRATING %s", slot, idb);
+    cmd_ok(p[1], "CLUSTER SETSLOT %s NODE %s", slot, idb);
+    cmd_ok(p[0], "CLUSTER SETSLOT %s NODE %s", slot, idb);
+    aredis_reply *r = run_one(loop, c, "SET %s moved", key);
+    cr_assert_eq(r->type, AREDIS_REPLY_STATUS, "%s", r->str);
+    aredis_reply_free(r);
+    testenv_conn b;
+    const aredis_reply *br;
+    connect_port(&b, p[1]);
+    cr_assert_eq(testenv_command(&b, &br, "GET %s", key), 0);
+    cr_assert_eq(br->type, AREDIS_REPLY_STRING, "the key is not on B");
+    cr_assert_str_eq(br->str, "moved");
+    /* The slot stays patched: the next command goes to B straight away
+     * (A would answer MOVED again, which is fine, but B must be asked). */
+    r = run_one(loop, c, "GET %s", key);
+    cr_assert_eq(r->type, AREDIS_REPLY_STRING);
+    cr_assert_str_eq(r->str, "moved");
+    aredis_reply_free(r);
+
+    /* ASK: a slot with a key, half-way through its migration. */
+    char old[64], fresh[96];
+    unsigned s2 = key_on_first(old, sizeof old, "ask");
+    snprintf(slot, sizeof slot, "%u", s2);
+    /* A key of the same slot that does not exist yet. */
+    for (int i = 0;; i++) {
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "new%d", i);
+        testenv_key(fresh, sizeof fresh, suffix);
+        if (aredis_cluster_keyslot(fresh, strlen(fresh)) == s2)
+            break;
+    }
+    r = run_one(loop, c, "SET %s before", old);
+    cr_assert_eq(r->type, AREDIS_REPLY_STATUS);
+    aredis_reply_free(r);
+    cmd_ok(p[1], "CLUSTER SETSLOT %s IMPORTING %s", slot, ida);
+    cmd_ok(p[0], "CLUSTER SETSLOT %s MIGRATING %s", slot, idb);
+    testenv_conn a;
+    const aredis_reply *ar;
+    connect_port(&a, p[0]);
+    char port_b[8];
+    snprintf(port_b, sizeof port_b, "%d", p[1]);
+    const char *argv[] = {"MIGRATE", "127.0.0.1", port_b, old, "0", "5000"};
+    cr_assert_eq(testenv_commandv(&a, &ar, 6, argv, NULL), 0);
+    cr_assert_eq(ar->type, AREDIS_REPLY_STATUS, "MIGRATE: %s", ar->str);
+    cr_assert_eq(testenv_command(&a, &ar, "GET %s", old), 0);
+    cr_assert_eq(ar->type, AREDIS_REPLY_ERROR);
+    cr_assert_eq(strncmp(ar->str, "ASK ", 4), 0, "%s", ar->str);
+    r = run_one(loop, c, "GET %s", old);
+    cr_assert_eq(r->type, AREDIS_REPLY_STRING, "%s", r->str);
+    cr_assert_str_eq(r->str, "before");
+    aredis_reply_free(r);
+    r = run_one(loop, c, "SET %s created", fresh);
+    cr_assert_eq(r->type, AREDIS_REPLY_STATUS, "%s", r->str);
+    aredis_reply_free(r);
+    cr_assert_eq(testenv_command(&b, &br, "ASKING"), 0);
+    cr_assert_eq(testenv_command(&b, &br, "GET %s", fresh), 0);
+    cr_assert_eq(br->type, AREDIS_REPLY_STRING, "the new key is not on B");
+    cr_assert_str_eq(br->str, "created");
+    /* The migration ends: MOVED takes over from ASK. */
+    cmd_ok(p[1], "CLUSTER SETSLOT %s NODE %s", slot, idb);
+    cmd_ok(p[0], "CLUSTER SETSLOT %s NODE %s", slot, idb);
+    r = run_one(loop, c, "GET %s", old);
+    cr_assert_eq(r->type, AREDIS_REPLY_STRING);
+    cr_assert_str_eq(r->str, "before");
+    aredis_reply_free(r);
+
+    testenv_close(&a);
+    testenv_close(&b);
+    aredis_client_free(c);
+    for (int spins = 0; spins < 20; spins++)
+        aredis_loop_run_once(loop, 5);
+    aredis_loop_free(loop);
+    testenv_private_cluster_stop(&s);
+}
+
+/* The client freed while commands are being redirected: every callback
+ * still runs exactly once (OK, or canceled), whatever point each command
+ * had reached. Freed at several points of the first loop turns. */
+static int freed_calls[NKEYS];
+
+static void on_any(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    cr_assert_not_null(r);
+    freed_calls[(int)(intptr_t)ud]++;
+}
+
+Test(cluster, client_freed_while_redirects_are_pending)
+{
+    char url[128];
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", ports[0]);
+    for (int turns = 0; turns < 6; turns++) {
+        aredis_loop *loop = aredis_loop_new();
+        aredis_status st;
+        aredis_client *c =
+            aredis_client_new(loop, &(aredis_options){.url = url}, &st);
+        cr_assert_not_null(c, "%s", st.msg);
+        memset(freed_calls, 0, sizeof freed_calls);
+        for (int i = 0; i < NKEYS; i++) {
+            char key[64], suffix[32];
+            snprintf(suffix, sizeof suffix, "free%d", i);
+            testenv_key(key, sizeof key, suffix);
+            cr_assert_eq(
+                aredis_command(c, on_any, (void *)(intptr_t)i, "SET %s x", key),
+                0);
+        }
+        for (int t = 0; t < turns; t++)
+            aredis_loop_run_once(loop, 20);
+        aredis_client_free(c);
+        for (int spins = 0; spins < 50; spins++)
+            aredis_loop_run_once(loop, 5);
+        for (int i = 0; i < NKEYS; i++)
+            cr_assert_eq(freed_calls[i], 1, "turns %d, key %d: %d callbacks",
+                         turns, i, freed_calls[i]);
+        aredis_loop_free(loop);
+    }
+}
+
+/* A command on a borrowed (exclusive) connection is the caller's: inside
+ * a transaction, sending it to another node would take it out of its
+ * context. So its MOVED comes back as the reply, once, unfollowed. */
+typedef struct borrowed {
+    aredis_exclusive *x;
+    int acquired, calls;
+    aredis_reply *r;
+} borrowed;
+
+static void on_acquired(aredis_client *c, aredis_exclusive *x, int status,
+                        void *ud)
+{
+    (void)c;
+    borrowed *b = ud;
+    cr_assert_eq(status, 0, "%s", aredis_err_name(status));
+    b->x = x;
+    b->acquired++;
+}
+
+static void on_borrowed_reply(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    borrowed *b = ud;
+    cr_assert_not_null(r);
+    b->calls++;
+    aredis_reply_free(b->r);
+    b->r = aredis_reply_dup(r);
+}
+
+Test(cluster, commands_on_a_borrowed_connection_are_not_redirected)
+{
+    char url[128];
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", ports[0]);
+    aredis_loop *loop = aredis_loop_new();
+    aredis_status st;
+    aredis_client *c =
+        aredis_client_new(loop, &(aredis_options){.url = url}, &st);
+    cr_assert_not_null(c, "%s", st.msg);
+    borrowed b = {0};
+    cr_assert_eq(aredis_client_acquire(c, on_acquired, &b), 0);
+    for (int spins = 0; b.acquired == 0 && spins < 1000; spins++)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(b.acquired, 1);
+    /* A key the first seed (slots 0-5460) does not serve. */
+    char key[64];
+    for (int i = 0;; i++) {
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "pin%d", i);
+        testenv_key(key, sizeof key, suffix);
+        if (aredis_cluster_keyslot(key, strlen(key)) > 5460)
+            break;
+    }
+    cr_assert_eq(
+        aredis_exclusive_command(b.x, on_borrowed_reply, &b, "GET %s", key), 0);
+    for (int spins = 0; b.calls == 0 && spins < 1000; spins++)
+        aredis_loop_run_once(loop, 10);
+    for (int spins = 0; spins < 5; spins++)
+        aredis_loop_run_once(loop, 1);
+    cr_assert_eq(b.calls, 1);
+    cr_assert_eq(b.r->type, AREDIS_REPLY_ERROR);
+    cr_assert_eq(strncmp(b.r->str, "MOVED ", 6), 0, "%s", b.r->str);
+    aredis_reply_free(b.r);
+    aredis_exclusive_release(b.x);
+    aredis_client_free(c);
+    for (int spins = 0; spins < 20; spins++)
+        aredis_loop_run_once(loop, 5);
+    aredis_loop_free(loop);
+}
