@@ -44,13 +44,13 @@ test_timeout=${AREDIS_MUTATION_TIMEOUT:-120}
 area_tests() {
   case $1 in
     resp)        echo 'integration\.test_resp_server$|faults\.test_hostile$' ;;
-    conn)        echo 'integration\.test_client$|faults\.test_hostile$' ;;
-    link)        echo 'faults\.test_faults$|integration\.test_client$' ;;
+    conn)        echo 'integration\.test_client$|faults\.test_hostile$|faults\.test_handshake$' ;;
+    link)        echo 'faults\.test_faults$|faults\.test_reentry$|integration\.test_client$' ;;
     client)      echo 'integration\.test_client$|faults\.test_faults$' ;;
     pool)        echo 'integration\.test_pool$|faults\.test_faults$' ;;
     pubsub)      echo 'integration\.test_pubsub$' ;;
-    pipeline)    echo 'integration\.test_pipeline$' ;;
-    transaction) echo 'integration\.test_transaction$|integration\.test_pipeline$' ;;
+    pipeline)    echo 'integration\.test_pipeline$|faults\.test_extras$' ;;
+    transaction) echo 'integration\.test_transaction$|integration\.test_pipeline$|faults\.test_extras$' ;;
     *) echo "mutation.sh: unknown area $1" >&2; exit 2 ;;
   esac
 }
@@ -156,13 +156,15 @@ mutants() {
 
 === conn-03 conn src/conn/conn.c
 ---
-    if (c == NULL)
+    if (c == NULL || c->end > cn->heard)
         return AREDIS_EPROTO;
 +++
     if (c == NULL) {
         *cmd = NULL;
         return 1;
     }
+    if (c->end > cn->heard)
+        return AREDIS_EPROTO;
 
 === conn-04 conn src/conn/conn.c
 ---
@@ -177,6 +179,14 @@ mutants() {
 +++
     cn->out_pos += n;
     cn->written += n + 1;
+
+=== conn-06 conn src/conn/conn.c
+---
+    if (c == NULL || c->end > cn->heard)
+        return AREDIS_EPROTO;
++++
+    if (c == NULL)
+        return AREDIS_EPROTO;
 
 === link-01 link src/client/link.c
 ---
