@@ -478,10 +478,14 @@ done
 # ---------------------------------------------------------------------------
 tree=$work/tree
 build=$work/build
-mkdir -p "$tree"
 echo "mutation: copying the tree to $tree"
-rsync -a --delete --exclude '.git' --exclude '/build*' --exclude '/fuzz/out' \
-  "$root/" "$tree/"
+# The files git tracks, and the new ones it does not ignore, as they are in
+# the working tree; modification times kept, so the build stays incremental.
+rm -rf "$tree"
+mkdir -p "$tree"
+git -C "$root" ls-files -z --cached --others --exclude-standard |
+  (cd "$root" && xargs -0 sh -c 'for f; do if [ -e "$f" ]; then printf "%s\0" "$f"; fi; done' sh) |
+  tar -C "$root" --null -T - -cf - | tar -C "$tree" -xf -
 if [ ! -f "$build/CMakeCache.txt" ]; then
   CC=${CC:-gcc} cmake -S "$tree" -B "$build" -DCMAKE_BUILD_TYPE=Debug \
     -DAREDIS_ASAN=ON -DAREDIS_UBSAN=ON -DAREDIS_WERROR=ON >"$work/configure.log" 2>&1 ||
