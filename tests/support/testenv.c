@@ -109,11 +109,11 @@ char *testenv_key(char *buf, size_t cap, const char *suffix)
     return buf;
 }
 
-static long long now_ms(void)
+int64_t testenv_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------------------------------
@@ -248,7 +248,7 @@ int testenv_server_load(testenv_server *s, const char *name)
 static int wait_fd(int fd, short events, long long deadline, const char *what)
 {
     for (;;) {
-        long long left = deadline - now_ms();
+        long long left = deadline - testenv_now_ms();
         if (left <= 0) {
             set_err("timed out waiting for %s", what);
             return -1;
@@ -293,7 +293,7 @@ static int connect_addr(testenv_conn *c, int family,
             set_err("connect to %s: %s", desc, strerror(errno));
             goto fail;
         }
-        if (wait_fd(fd, POLLOUT, now_ms() + c->timeout_ms, desc) != 0)
+        if (wait_fd(fd, POLLOUT, testenv_now_ms() + c->timeout_ms, desc) != 0)
             goto fail;
         int err = 0;
         socklen_t len = sizeof err;
@@ -368,7 +368,7 @@ void testenv_close(testenv_conn *c)
 int testenv_send(testenv_conn *c, const void *data, size_t len)
 {
     const char *p = data;
-    long long deadline = now_ms() + c->timeout_ms;
+    long long deadline = testenv_now_ms() + c->timeout_ms;
     while (len > 0) {
         ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
         if (n > 0) {
@@ -391,7 +391,7 @@ int testenv_send(testenv_conn *c, const void *data, size_t len)
 
 int testenv_recv(testenv_conn *c, char *buf, size_t cap, size_t *n)
 {
-    long long deadline = now_ms() + c->timeout_ms;
+    long long deadline = testenv_now_ms() + c->timeout_ms;
     *n = 0;
     for (;;) {
         ssize_t r = recv(c->fd, buf, cap, 0);
@@ -416,7 +416,7 @@ int testenv_recv(testenv_conn *c, char *buf, size_t cap, size_t *n)
 
 int testenv_read_reply(testenv_conn *c, const aredis_reply **out)
 {
-    long long deadline = now_ms() + c->timeout_ms;
+    long long deadline = testenv_now_ms() + c->timeout_ms;
     *out = NULL;
     for (;;) {
         /* A reply may already be buffered (pipelining). */

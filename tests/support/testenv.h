@@ -16,6 +16,7 @@
 #define AREDIS_TESTS_TESTENV_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "aredis/resp.h"
 
@@ -110,6 +111,9 @@ int testenv_private_start(testenv_server *s, const char *tag,
 
 /* Stop a private server (by s->name) and remove its directory. */
 int testenv_private_stop(const testenv_server *s);
+
+/* Milliseconds on the monotonic clock. */
+int64_t testenv_now_ms(void);
 
 /* Write a key name unique to this process into buf:
  * "aredis:test:<pid>:<suffix>". Returns buf. */
