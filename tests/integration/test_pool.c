@@ -10,17 +10,15 @@
 #include <unistd.h>
 
 #include "aredis/aredis.h"
+#include "testclient.h"
 #include "testenv.h"
-#include "testloop.h"
 
 static testenv_server srv;
 static char url[128];
 
 static void setup(void)
 {
-    cr_assert_eq(testenv_server_load(&srv, "standalone"), 0, "%s",
-                 testenv_errstr());
-    testenv_url(url, sizeof url, &srv, 0);
+    testclient_standalone(&srv, url, sizeof url, 0);
 }
 
 typedef struct result {

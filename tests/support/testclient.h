@@ -13,7 +13,20 @@
 #include <string.h>
 
 #include "aredis/aredis.h"
+#include "testenv.h"
 #include "testloop.h"
+
+/* For a suite's .init: load the standalone fixture server into *srv and,
+ * when url is not NULL, write its URL on database db into url[cap]. The
+ * test fails when the server is not there. */
+static inline void testclient_standalone(testenv_server *srv, char *url,
+                                         size_t cap, int db)
+{
+    cr_assert_eq(testenv_server_load(srv, "standalone"), 0, "%s",
+                 testenv_errstr());
+    if (url != NULL)
+        testenv_url(url, cap, srv, db);
+}
 
 /* A client on url; the test fails when it cannot be made. */
 static inline aredis_client *testclient_new(aredis_loop *loop, const char *url)
