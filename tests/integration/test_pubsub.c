@@ -17,8 +17,7 @@ static testenv_server srv;
 
 static void setup(void)
 {
-    cr_assert_eq(testenv_server_load(&srv, "standalone"), 0, "%s",
-                 testenv_errstr());
+    testclient_standalone(&srv, NULL, 0, 0);
 }
 
 static aredis_client *client(aredis_loop *loop, int protocol)
