@@ -18,9 +18,7 @@ static char url[128];
 
 static void setup(void)
 {
-    cr_assert_eq(testenv_server_load(&srv, "standalone"), 0, "%s",
-                 testenv_errstr());
-    testenv_url(url, sizeof url, &srv, 0);
+    testclient_standalone(&srv, url, sizeof url, 0);
 }
 
 /* ---- the client-side INCR of the Python library's README ------------------
