@@ -30,16 +30,16 @@
 #endif
 
 /* Per thread: the fault tests sample CLIENT LIST from a thread of their own. */
-static _Thread_local char g_err[512];
+static _Thread_local char g_err[1024];
 
-static void set_err(const char *fmt, ...) AREDIS_PRINTF(1, 2);
-
-static void set_err(const char *fmt, ...)
+void testenv_set_err(const char *fmt, ...)
 {
+    char buf[sizeof g_err];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_err, sizeof g_err, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(g_err, buf, sizeof g_err);
 }
 
 const char *testenv_errstr(void)
@@ -60,7 +60,7 @@ int testenv_free_port(void)
     if (fd >= 0)
         close(fd);
     if (port < 0)
-        set_err("no free loopback port: %s", strerror(errno));
+        testenv_set_err("no free loopback port: %s", strerror(errno));
     return port;
 }
 
@@ -70,37 +70,45 @@ char *testenv_url(char *buf, size_t cap, const testenv_server *s, int db)
     return buf;
 }
 
-/* Run redis-server.sh <verb> <name> [extra]; the script stops a server
- * whose owner exits: make that this process, not the shell system()
- * starts. */
-static int run_script(const char *verb, const char *name, const char *extra)
+int testenv_script(const char *verb, const char *name, const char *args)
 {
-    char cmd[2048];
+    char logp[300], cmd[3072];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(logp, sizeof logp, "%s/aredis-script-%ld.log",
+             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp", (long)getpid());
     snprintf(cmd, sizeof cmd,
-             "AREDIS_TEST_OWNER_PID=%ld bash '%s/redis-server.sh' %s '%s' %s "
-             ">/dev/null",
+             "AREDIS_TEST_OWNER_PID=%ld bash '%s/redis-server.sh' %s '%s' "
+             "%s >'%s' 2>&1",
              (long)getpid(), AREDIS_TEST_SUPPORT_DIR, verb, name,
-             extra ? extra : "");
+             args != NULL ? args : "", logp);
     int rc = system(cmd);
     if (rc != 0) {
-        set_err("redis-server.sh %s %s failed (status %d)", verb, name, rc);
-        return -1;
+        char tail[700] = "";
+        FILE *f = fopen(logp, "r");
+        if (f != NULL) {
+            size_t n = fread(tail, 1, sizeof tail - 1, f);
+            tail[n] = '\0';
+            fclose(f);
+        }
+        testenv_set_err("redis-server.sh %s %s failed (%d): %s", verb, name, rc,
+                        tail);
     }
-    return 0;
+    unlink(logp);
+    return rc == 0 ? 0 : -1;
 }
 
 int testenv_private_start(testenv_server *s, const char *tag, const char *extra)
 {
     char name[64];
     snprintf(name, sizeof name, "%s-%ld", tag, (long)getpid());
-    if (run_script("start", name, extra) != 0)
+    if (testenv_script("start", name, extra) != 0)
         return -1;
     return testenv_server_load(s, name);
 }
 
 int testenv_private_stop(const testenv_server *s)
 {
-    return run_script("stop", s->name, NULL);
+    return testenv_script("stop", s->name, NULL);
 }
 
 char *testenv_key(char *buf, size_t cap, const char *suffix)
@@ -126,7 +134,8 @@ static int copy_field(char *dst, size_t cap, const char *val, const char *key,
 {
     size_t n = strlen(val);
     if (n >= cap) {
-        set_err("%s: value of '%s' is too long (%zu bytes)", path, key, n);
+        testenv_set_err("%s: value of '%s' is too long (%zu bytes)", path, key,
+                        n);
         return -1;
     }
     memcpy(dst, val, n + 1);
@@ -172,13 +181,13 @@ static int parse_line(testenv_server *s, char *line, const char *path)
         return copy_field(s->log, sizeof s->log, val, key, path);
     if (strcmp(key, "port") == 0) {
         if (parse_long(val, &v) != 0 || v < 0 || v > 65535) {
-            set_err("%s: bad port '%s'", path, val);
+            testenv_set_err("%s: bad port '%s'", path, val);
             return -1;
         }
         s->port = (int)v;
     } else if (strcmp(key, "pid") == 0) {
         if (parse_long(val, &v) != 0 || v <= 0) {
-            set_err("%s: bad pid '%s'", path, val);
+            testenv_set_err("%s: bad pid '%s'", path, val);
             return -1;
         }
         s->pid = v;
@@ -194,20 +203,22 @@ int testenv_server_load(testenv_server *s, const char *name)
     if (name == NULL) {
         const char *p = getenv("AREDIS_TEST_STATE");
         if (p == NULL || *p == '\0') {
-            set_err("AREDIS_TEST_STATE is not set: this test needs a server "
-                    "started by a CTest fixture. Run it through ctest "
-                    "(ctest -R <test>), or start one with "
-                    "tests/support/redis-server.sh start standalone and "
-                    "export AREDIS_TEST_STATE=<its .state file>");
+            testenv_set_err(
+                "AREDIS_TEST_STATE is not set: this test needs a server "
+                "started by a CTest fixture. Run it through ctest "
+                "(ctest -R <test>), or start one with "
+                "tests/support/redis-server.sh start standalone and "
+                "export AREDIS_TEST_STATE=<its .state file>");
             return -1;
         }
         snprintf(path, sizeof path, "%s", p);
     } else {
         const char *dir = getenv("AREDIS_TEST_STATE_DIR");
         if (dir == NULL || *dir == '\0') {
-            set_err("AREDIS_TEST_STATE_DIR is not set: run this test "
-                    "through ctest so that its fixtures start server '%s'",
-                    name);
+            testenv_set_err(
+                "AREDIS_TEST_STATE_DIR is not set: run this test "
+                "through ctest so that its fixtures start server '%s'",
+                name);
             return -1;
         }
         snprintf(path, sizeof path, "%s/%s.state", dir, name);
@@ -215,10 +226,11 @@ int testenv_server_load(testenv_server *s, const char *name)
 
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        set_err("server state file %s: %s. The fixture that starts this "
-                "server did not run or failed; see the server.*.start "
-                "test's output",
-                path, strerror(errno));
+        testenv_set_err(
+            "server state file %s: %s. The fixture that starts this "
+            "server did not run or failed; see the server.*.start "
+            "test's output",
+            path, strerror(errno));
         return -1;
     }
     char line[1024];
@@ -230,11 +242,13 @@ int testenv_server_load(testenv_server *s, const char *name)
         return -1;
 
     if (s->host[0] == '\0' || (s->port == 0 && s->unixsocket[0] == '\0')) {
-        set_err("%s: no host and port or unix socket in the state file", path);
+        testenv_set_err("%s: no host and port or unix socket in the state file",
+                        path);
         return -1;
     }
     if (!is_loopback(s->host)) {
-        set_err("%s: host '%s' is not a loopback address", path, s->host);
+        testenv_set_err("%s: host '%s' is not a loopback address", path,
+                        s->host);
         return -1;
     }
     return 0;
@@ -250,7 +264,7 @@ static int wait_fd(int fd, short events, long long deadline, const char *what)
     for (;;) {
         long long left = deadline - testenv_now_ms();
         if (left <= 0) {
-            set_err("timed out waiting for %s", what);
+            testenv_set_err("timed out waiting for %s", what);
             return -1;
         }
         struct pollfd p = {.fd = fd, .events = events, .revents = 0};
@@ -258,7 +272,7 @@ static int wait_fd(int fd, short events, long long deadline, const char *what)
         if (n > 0)
             return 0; /* ready, or an error the next call will report */
         if (n < 0 && errno != EINTR) {
-            set_err("poll: %s", strerror(errno));
+            testenv_set_err("poll: %s", strerror(errno));
             return -1;
         }
     }
@@ -281,16 +295,16 @@ static int connect_addr(testenv_conn *c, int family,
 
     int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        set_err("socket: %s", strerror(errno));
+        testenv_set_err("socket: %s", strerror(errno));
         return -1;
     }
     if (set_nonblocking(fd) != 0) {
-        set_err("fcntl: %s", strerror(errno));
+        testenv_set_err("fcntl: %s", strerror(errno));
         goto fail;
     }
     if (connect(fd, addr, addrlen) != 0) {
         if (errno != EINPROGRESS) {
-            set_err("connect to %s: %s", desc, strerror(errno));
+            testenv_set_err("connect to %s: %s", desc, strerror(errno));
             goto fail;
         }
         if (wait_fd(fd, POLLOUT, testenv_now_ms() + c->timeout_ms, desc) != 0)
@@ -300,13 +314,13 @@ static int connect_addr(testenv_conn *c, int family,
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
         if (err != 0) {
-            set_err("connect to %s: %s", desc, strerror(err));
+            testenv_set_err("connect to %s: %s", desc, strerror(err));
             goto fail;
         }
     }
     c->reader = aredis_reader_new(NULL);
     if (c->reader == NULL) {
-        set_err("aredis_reader_new: out of memory");
+        testenv_set_err("aredis_reader_new: out of memory");
         goto fail;
     }
     c->fd = fd;
@@ -330,7 +344,7 @@ int testenv_connect(testenv_conn *c, const testenv_server *s)
     hints.ai_socktype = SOCK_STREAM;
     int gai = getaddrinfo(s->host, port, &hints, &res);
     if (gai != 0 || res == NULL) {
-        set_err("resolve %s: %s", desc, gai_strerror(gai));
+        testenv_set_err("resolve %s: %s", desc, gai_strerror(gai));
         return -1;
     }
     int rc =
@@ -348,7 +362,7 @@ int testenv_connect_unix(testenv_conn *c, const testenv_server *s)
     sa.sun_family = AF_UNIX;
     size_t n = strlen(s->unixsocket);
     if (n == 0 || n >= sizeof sa.sun_path) {
-        set_err("server '%s' has no usable unix socket path", s->name);
+        testenv_set_err("server '%s' has no usable unix socket path", s->name);
         return -1;
     }
     memcpy(sa.sun_path, s->unixsocket, n + 1);
@@ -383,7 +397,7 @@ int testenv_send(testenv_conn *c, const void *data, size_t len)
                 return -1;
             continue;
         }
-        set_err("send: %s", n < 0 ? strerror(errno) : "wrote nothing");
+        testenv_set_err("send: %s", n < 0 ? strerror(errno) : "wrote nothing");
         return -1;
     }
     return 0;
@@ -400,13 +414,13 @@ int testenv_recv(testenv_conn *c, char *buf, size_t cap, size_t *n)
             return 0;
         }
         if (r == 0) {
-            set_err("the server closed the connection");
+            testenv_set_err("the server closed the connection");
             return -1;
         }
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            set_err("recv: %s", strerror(errno));
+            testenv_set_err("recv: %s", strerror(errno));
             return -1;
         }
         if (wait_fd(c->fd, POLLIN, deadline, "data from the server") != 0)
@@ -424,8 +438,8 @@ int testenv_read_reply(testenv_conn *c, const aredis_reply **out)
         if (rc == 1)
             return 0;
         if (rc < 0) {
-            set_err("reader failed: %s (%s)", aredis_err_name(rc),
-                    aredis_reader_errstr(c->reader));
+            testenv_set_err("reader failed: %s (%s)", aredis_err_name(rc),
+                            aredis_reader_errstr(c->reader));
             return -1;
         }
         if (wait_fd(c->fd, POLLIN, deadline, "a reply") != 0)
@@ -435,9 +449,9 @@ int testenv_read_reply(testenv_conn *c, const aredis_reply **out)
         size_t avail = 0;
         char *p = aredis_reader_prepare(c->reader, 16384, &avail);
         if (p == NULL) {
-            set_err("aredis_reader_prepare failed: %s (%s)",
-                    aredis_err_name(aredis_reader_error(c->reader)),
-                    aredis_reader_errstr(c->reader));
+            testenv_set_err("aredis_reader_prepare failed: %s (%s)",
+                            aredis_err_name(aredis_reader_error(c->reader)),
+                            aredis_reader_errstr(c->reader));
             return -1;
         }
         ssize_t n = recv(c->fd, p, avail, 0);
@@ -446,13 +460,14 @@ int testenv_read_reply(testenv_conn *c, const aredis_reply **out)
         if (n > 0)
             continue;
         if (n == 0) {
-            set_err("the server closed the connection before a complete "
-                    "reply (%zu bytes buffered)",
-                    aredis_reader_buffered(c->reader));
+            testenv_set_err(
+                "the server closed the connection before a complete "
+                "reply (%zu bytes buffered)",
+                aredis_reader_buffered(c->reader));
             return -1;
         }
         if (saved != EINTR && saved != EAGAIN && saved != EWOULDBLOCK) {
-            set_err("recv: %s", strerror(saved));
+            testenv_set_err("recv: %s", strerror(saved));
             return -1;
         }
     }
@@ -477,7 +492,8 @@ int testenv_command(testenv_conn *c, const aredis_reply **out, const char *fmt,
     int rc = aredis_write_vfmt(&b, fmt, ap);
     va_end(ap);
     if (rc != 0) {
-        set_err("aredis_write_vfmt(\"%s\"): %s", fmt, aredis_err_name(rc));
+        testenv_set_err("aredis_write_vfmt(\"%s\"): %s", fmt,
+                        aredis_err_name(rc));
         aredis_buf_cleanup(&b);
         return -1;
     }
@@ -491,7 +507,7 @@ int testenv_commandv(testenv_conn *c, const aredis_reply **out, int argc,
     aredis_buf_init(&b);
     int rc = aredis_write_argv(&b, argc, argv, argvlen);
     if (rc != 0) {
-        set_err("aredis_write_argv: %s", aredis_err_name(rc));
+        testenv_set_err("aredis_write_argv: %s", aredis_err_name(rc));
         aredis_buf_cleanup(&b);
         return -1;
     }
