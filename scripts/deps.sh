@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/deps.sh - install the Debian 12 packages aredis needs, if missing.
 #
-#   scripts/deps.sh run     what the demo needs: compiler, CMake, OpenSSL and
-#                           event-library headers, redis-server, redis-tools
+#   scripts/deps.sh run     what the demo needs: compiler, CMake, OpenSSL,
+#                           event-library and compression (zlib, zstd, lz4)
+#                           headers, redis-server, redis-tools
 #   scripts/deps.sh test    everything: also clang + libFuzzer, Criterion,
 #                           hiredis (benchmarks), sentinel, valgrind, tidy...
 #
@@ -19,7 +20,8 @@ set -euo pipefail
 profile=${1:-test}
 
 run_pkgs=(build-essential cmake pkg-config libssl-dev libuv1-dev
-          libevent-dev libev-dev redis-server redis-tools)
+          libevent-dev libev-dev zlib1g-dev libzstd-dev liblz4-dev
+          redis-server redis-tools)
 test_pkgs=("${run_pkgs[@]}" clang libclang-rt-14-dev libcriterion-dev
            libhiredis-dev redis-sentinel valgrind clang-format clang-tidy
            openssl ca-certificates)

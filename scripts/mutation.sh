@@ -44,9 +44,9 @@ test_timeout=${AREDIS_MUTATION_TIMEOUT:-120}
 area_tests() {
   case $1 in
     resp)        echo 'integration\.test_resp_server$|faults\.test_hostile$' ;;
-    conn)        echo 'integration\.test_client$|faults\.test_hostile$|faults\.test_handshake$' ;;
-    link)        echo 'faults\.test_faults$|faults\.test_reentry$|integration\.test_client$' ;;
-    client)      echo 'integration\.test_client$|faults\.test_faults$' ;;
+    conn)        echo 'integration\.test_client$|faults\.test_(hostile|handshake|faults|reentry)$' ;;
+    link)        echo 'faults\.test_(faults|reentry|extras)$|integration\.test_client$' ;;
+    client)      echo 'integration\.test_(client|close)$|faults\.test_faults$' ;;
     pool)        echo 'integration\.test_pool$|faults\.test_faults$' ;;
     pubsub)      echo 'integration\.test_pubsub$' ;;
     pipeline)    echo 'integration\.test_pipeline$|faults\.test_extras$' ;;
@@ -75,9 +75,11 @@ mutants() {
 
 === resp-02 resp src/resp/reader.c
 ---
-    if (body[n] != '\r' || body[n + 1] != '\n')
+    if (!is_crlf(body + n))
+        return fail(rd, AREDIS_EPROTO, "bulk string not followed by CRLF");
 +++
     if (body[n] != '\r')
+        return fail(rd, AREDIS_EPROTO, "bulk string not followed by CRLF");
 
 === resp-03 resp src/resp/reader.c
 ---
@@ -135,6 +137,20 @@ mutants() {
 +++
     return len + count_digits(len) + 4;
 
+=== resp-12 resp src/resp/reader.c
+---
+    if (neg || v > rd->lim.max_bulk_len || (size_t)(end - body) < v + 2 ||
++++
+    if (neg || (size_t)(end - body) < v + 2 ||
+
+=== resp-13 resp src/resp/reader.c
+---
+        (*digits == '0' && (q - digits > 1 || neg)))
+        return 0;
++++
+        0)
+        return 0;
+
 === conn-01 conn src/conn/conn.c
 ---
         if (!cn->reply_off)
@@ -156,21 +172,15 @@ mutants() {
 
 === conn-03 conn src/conn/conn.c
 ---
-    if (c == NULL || c->end > cn->heard)
-        return AREDIS_EPROTO;
+        if (e == 1 && (cmd == NULL || cmd->end > cn->heard))
 +++
-    if (c == NULL) {
-        *cmd = NULL;
-        return 1;
-    }
-    if (c->end > cn->heard)
-        return AREDIS_EPROTO;
+        if (e == 1 && cmd == NULL)
 
 === conn-04 conn src/conn/conn.c
 ---
-    if ((*r)->type == AREDIS_REPLY_PUSH || cn->raw_push) {
+        if (e == 1 && (r->type == AREDIS_REPLY_PUSH || cn->raw_push)) {
 +++
-    if (cn->raw_push) {
+        if (e == 1 && cn->raw_push) {
 
 === conn-05 conn src/conn/conn.c
 ---
@@ -182,96 +192,138 @@ mutants() {
 
 === conn-06 conn src/conn/conn.c
 ---
-    if (c == NULL || c->end > cn->heard)
-        return AREDIS_EPROTO;
+    if (!server || !version)
+        return 0;
 +++
-    if (c == NULL)
-        return AREDIS_EPROTO;
+    if (0)
+        return 0;
 
-=== link-01 link src/client/link.c
+=== conn-07 conn src/conn/conn.c
 ---
-(max >= 0 && l->attempts >= max)
+    } else if (cfg->max_attempts >= 0 && cn->attempts >= cfg->max_attempts) {
 +++
-(max >= 0 && l->attempts > max)
+    } else if (cfg->max_attempts >= 0 && cn->attempts > cfg->max_attempts) {
 
-=== link-02 link src/client/link.c
+=== conn-08 conn src/conn/conn.c
 ---
-    int replay = !(l->exclusive && l->borrowed && l->pubsub == NULL);
+    int replay = !(cn->lent && !cn->keep);
 +++
     int replay = 1;
 
+=== conn-09 conn src/conn/conn.c
+---
+            else if (cmd->end > written)
+                bytes = cmd_bytes(cn, cmd); /* never reached the server */
++++
+            else if (cmd->end >= written)
+                bytes = cmd_bytes(cn, cmd); /* never reached the server */
+
+=== conn-10 conn src/conn/conn.c
+---
+            if ((cmd->flags & AREDIS__CC_NO_RESEND) || !replay)
++++
+            if (!replay)
+
+=== conn-11 conn src/conn/conn.c
+---
+        if (cmd->flags & AREDIS__CC_WAS_SENT)
+            fail(cn, cmd, AREDIS_EUNKNOWN, unknown);
++++
+        if (0)
+            fail(cn, cmd, AREDIS_EUNKNOWN, unknown);
+
+=== conn-12 conn src/conn/conn.c
+---
+    for (int i = 1; i < attempt && d < cfg->backoff_max_ms; i++)
+        d *= 2;
++++
+    for (int i = 1; i < attempt && d < cfg->backoff_max_ms; i++)
+        d *= 1;
+
+=== conn-13 conn src/conn/conn.c
+---
+    if (d > cfg->backoff_max_ms)
+        d = cfg->backoff_max_ms;
++++
+    if (0)
+        d = cfg->backoff_max_ms;
+
+=== conn-14 conn src/conn/conn.c
+---
+    int64_t delay = was_ready ? 0 : backoff_ms(cfg, cn->attempts);
++++
+    int64_t delay = backoff_ms(cfg, cn->attempts);
+
+=== conn-15 conn src/conn/conn.c
+---
+    if (cn->state == AREDIS__ST_CONNECTING && cn->addr_next < cn->naddrs) {
++++
+    if (0) {
+
+=== conn-16 conn src/conn/conn.c
+---
+        } else if (blame && cmd->end <= cn->heard) {
++++
+        } else if (0) {
+
+=== conn-17 conn src/conn/conn.c
+---
+    if (cn->exclusive && cn->npend == 0 && !cn->keep) {
+        retry = 0;
++++
+    if (cn->exclusive && cn->npend == 0) {
+        retry = 0;
+
+=== link-01 link src/client/link.c
+---
+    if (!(cmd->flags & AREDIS__CMD_DONE)) {
+        if (a->reply != NULL) {
++++
+    {
+        if (a->reply != NULL) {
+
+=== link-02 pool src/client/link.c
+---
+        if (l->exclusive && l->conn.state == AREDIS__ST_IDLE && !l->conn.broken)
+            aredis__pool_link_idle(l);
++++
+        if (0)
+            aredis__pool_link_idle(l);
+
 === link-03 link src/client/link.c
 ---
-        else if (cmd->end > written)
-            bytes = aredis__conn_cmd_bytes(&l->conn, cmd); /* not received */
+            aredis__conn_wrote(&l->conn, (size_t)w);
+            continue;
 +++
-        else if (cmd->end >= written)
-            bytes = aredis__conn_cmd_bytes(&l->conn, cmd); /* not received */
+            aredis__conn_wrote(&l->conn, (size_t)w);
+            return 0;
 
 === link-04 link src/client/link.c
 ---
-        if ((cmd->flags & AREDIS__CMD_NO_RESEND) || !replay)
+    l->conn.lent = l->borrowed;
 +++
-        if (!replay)
+    l->conn.lent = 0;
 
-=== link-05 link src/client/link.c
+=== link-05 pubsub src/client/link.c
 ---
-        if (cmd->flags & AREDIS__CMD_WAS_SENT)
+    l->conn.keep = l->pubsub != NULL;
 +++
-        if (0)
+    l->conn.keep = 0;
 
 === link-06 link src/client/link.c
 ---
-    for (int i = 1; i < attempt && d < cfg->reconnect_max_ms; i++)
-        d *= 2;
+    unsigned keep = cmd->cc.flags & AREDIS__CC_WAS_SENT;
 +++
-    for (int i = 1; i < attempt && d < cfg->reconnect_max_ms; i++)
-        d *= 1;
+    unsigned keep = 0;
 
 === link-07 link src/client/link.c
+equivalent: a full read is followed by one more read that returns "would block": one system call more, nothing a caller can observe
 ---
-    if (d > cfg->reconnect_max_ms)
-        d = cfg->reconnect_max_ms;
-+++
-    if (0)
-        d = cfg->reconnect_max_ms;
-
-=== link-08 link src/client/link.c
----
-    if (was_ready)
-        l->attempts = 0;
-+++
-    if (0)
-        l->attempts = 0;
-
-=== link-09 link src/client/link.c
----
-        if (r == AREDIS_ECONNREFUSED && l->addr_next < l->naddrs) {
-+++
-        if (0) {
-
-=== link-10 link src/client/link.c
----
-            if (l->c->freeing || l->tp == NULL || (size_t)n < avail)
+            if (l->c->freeing || (size_t)n < avail)
                 return;
 +++
-            if (l->c->freeing || l->tp == NULL)
+            if (l->c->freeing)
                 return;
-
-=== link-11 link src/client/link.c
----
-        if (!(cmd->flags & AREDIS__CMD_DONE))
-            aredis__deliver(c, cmd, r);
-+++
-        aredis__deliver(c, cmd, r);
-
-=== link-12 link src/client/link.c
----
-        if (l->exclusive && l->conn.inflight == 0 && !l->borrowed)
-            aredis__pool_link_idle(l);
-+++
-        if (l->exclusive && !l->borrowed)
-            aredis__pool_link_idle(l);
 
 === client-01 client src/client/client.c
 ---
@@ -298,19 +350,17 @@ mutants() {
 
 === client-04 client src/client/client.c
 ---
-        if (cmd->flags & AREDIS__CMD_PENDING)
-            unsent = cmd->link != NULL ? aredis__link_unpend(cmd->link, cmd)
-                                       : aredis__pool_unwait(c, cmd);
+        else if (cmd->link != NULL)
+            unsent = aredis__conn_cancel(&cmd->link->conn, &cmd->cc);
 +++
-        if (0)
-            unsent = cmd->link != NULL ? aredis__link_unpend(cmd->link, cmd)
-                                       : aredis__pool_unwait(c, cmd);
+        else if (0)
+            unsent = aredis__conn_cancel(&cmd->link->conn, &cmd->cc);
 
 === client-05 client src/client/client.c
 ---
-    if (c->cfg.max_queued >= 0 && m->npend >= (size_t)c->cfg.max_queued &&
+    if (c->cfg.max_queued >= 0 && m->conn.npend >= (size_t)c->cfg.max_queued &&
 +++
-    if (c->cfg.max_queued >= 0 && m->npend > (size_t)c->cfg.max_queued &&
+    if (c->cfg.max_queued >= 0 && m->conn.npend > (size_t)c->cfg.max_queued &&
 
 === client-06 client src/client/client.c
 ---
@@ -322,9 +372,11 @@ mutants() {
 
 === client-07 client src/client/client.c
 ---
-    if (target != NULL && target->broken) {
+        if (unsent)
+            aredis__cmd_free(c, cmd);
 +++
-    if (target != NULL && target->broken && 0) {
+        if (0)
+            aredis__cmd_free(c, cmd);
 
 === pool-01 pool src/client/pool.c
 ---
@@ -346,9 +398,11 @@ mutants() {
 
 === pool-04 pool src/client/pool.c
 ---
-    if (l->borrowed || l->npend != 0 || l->conn.inflight != 0 || c->freeing)
+    if (l->borrowed || !aredis__conn_idle(&l->conn) || c->freeing)
+        return;
 +++
-    if (l->borrowed || l->npend != 0 || c->freeing)
+    if (l->borrowed || c->freeing)
+        return;
 
 === pubsub-01 pubsub src/client/pubsub.c
 ---

@@ -6,9 +6,11 @@
 #define AREDIS_AREDIS_H
 
 #include "alloc.h"
+#include "cache.h"
 #include "client.h"
 #include "error.h"
 #include "export.h"
+#include "lock.h"
 #include "loop.h"
 #include "options.h"
 #include "pipeline.h"

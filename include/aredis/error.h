@@ -40,7 +40,11 @@ extern "C" {
     X(EBUSY, -18, "resource busy")                                       \
     X(ESTATE, -19, "operation not allowed in this state")                \
     X(EWATCH, -20, "a watched key changed: the transaction did not run") \
-    X(ENOSCRIPT, -21, "the script is not loaded on the server")
+    X(ENOSCRIPT, -21, "the script is not loaded on the server")          \
+    X(ELOCKLOST, -22, "the lock is no longer held by this owner")        \
+    X(ENOTHELD, -23, "this lock handle has not acquired the lock")       \
+    X(ENOREPLICAS, -24, "too few replicas acknowledged the write")       \
+    X(ECORRUPT, -25, "stored data is corrupt or in an unknown format")
 
 typedef enum aredis_err {
     AREDIS_OK = 0,

@@ -38,6 +38,14 @@ typedef struct aredis_reader_limits {
     /** Most bytes buffered for replies not yet returned (default 1 GiB +
      * 64 KiB). A top-level reply must fit in it. */
     size_t max_buffer;
+    /** Most memory one aggregate reply may take: its bytes as received plus
+     * sizeof(aredis_reply) (48 bytes on 64-bit systems) for each of its
+     * nodes (default twice max_buffer). A reply of many tiny items (each
+     * `_\r\n` is 3 bytes and one node) would otherwise need 16 times its
+     * size; this is checked while the reply is scanned, before its nodes
+     * are allocated. A scalar reply is bounded by max_buffer alone.
+     * \since 0.1 */
+    size_t max_reply_memory;
 } aredis_reader_limits;
 
 typedef struct aredis_reader aredis_reader;

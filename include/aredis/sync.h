@@ -58,6 +58,13 @@ AREDIS_API aredis_reply *aredis_sync_commandv(aredis_sync *s, int argc,
 /** Close the connection and free everything. NULL is a no-op. \since 0.1 */
 AREDIS_API void aredis_sync_free(aredis_sync *s);
 
+/** \return the client the facade drives (borrowed, freed with the
+ * handle; NULL for NULL), for the extras built on the client API that offer
+ * blocking calls (aredis_sync_lock_new(), the cache's aredis_sync_cache_*).
+ * Its loop runs only inside the facade's calls: never run it yourself.
+ * \since 0.1 */
+AREDIS_API aredis_client *aredis_sync_client(const aredis_sync *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,7 @@
  * never inside the API call that caused them. Connections live in link.c
  * (the shared one) and pool.c (exclusive ones). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -30,7 +31,7 @@ aredis__cmd *aredis__cmd_new(aredis_client *c)
 {
     aredis__cmd *cmd = c->free_cmds;
     if (cmd != NULL) {
-        c->free_cmds = cmd->next;
+        c->free_cmds = aredis__cmd_next(cmd);
         c->nfree_cmds--;
     } else {
         cmd = aredis__malloc(sizeof *cmd);
@@ -43,10 +44,10 @@ aredis__cmd *aredis__cmd_new(aredis_client *c)
 
 void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd)
 {
-    aredis__free(cmd->copy);
-    cmd->copy = NULL;
+    aredis__free(cmd->cc.copy);
+    cmd->cc.copy = NULL;
     if (c->nfree_cmds < MAX_FREE_CMDS && !c->freeing) {
-        cmd->next = c->free_cmds;
+        cmd->cc.next = c->free_cmds != NULL ? &c->free_cmds->cc : NULL;
         c->free_cmds = cmd;
         c->nfree_cmds++;
         return;
@@ -138,7 +139,7 @@ void aredis__rearm(aredis_client *c)
     if (c->timer == NULL)
         return;
     int64_t next = c->heap_len > 0 ? c->heap[0]->deadline : 0;
-    next = earliest(next, c->main.deadline);
+    next = earliest(next, aredis__conn_deadline(&c->main.conn));
     next = earliest(next, aredis__pool_next_deadline(c));
     if (next == c->timer_at)
         return;
@@ -232,38 +233,27 @@ void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
 {
     /* Its outcome is decided: no deadline may complete it another way. */
     heap_remove(c, cmd);
-    cmd->fail_code = code;
-    cmd->fail_msg = msg;
+    cmd->cc.code = code;
+    cmd->cc.msg = msg;
     cmd->link = NULL;
-    cmd->next = NULL;
+    cmd->cc.next = NULL;
     if (c->done_tail)
-        c->done_tail->next = cmd;
+        c->done_tail->cc.next = &cmd->cc;
     else
         c->done_head = cmd;
     c->done_tail = cmd;
     schedule(c);
 }
 
-void aredis__defer_fail(aredis_client *c, aredis__cmd *cmd, int code,
-                        const char *msg)
-{
-    /* A failing command's bytes are not needed any more: its copy holds
-     * the message instead, and goes with the record. */
-    aredis__free(cmd->copy);
-    cmd->copy = aredis__strndup(msg, strlen(msg));
-    aredis__defer_done(c, cmd, code,
-                       cmd->copy != NULL ? cmd->copy : aredis_strerror(code));
-}
-
 static void run_done(aredis_client *c)
 {
     while (c->done_head != NULL && !c->freeing) {
         aredis__cmd *cmd = c->done_head;
-        c->done_head = cmd->next;
+        c->done_head = aredis__cmd_next(cmd);
         if (c->done_head == NULL)
             c->done_tail = NULL;
-        if (cmd->fail_code != 0) {
-            aredis__finish_error(c, cmd, cmd->fail_code, cmd->fail_msg);
+        if (cmd->cc.code != 0) {
+            aredis__finish_error(c, cmd, cmd->cc.code, cmd->cc.msg);
         } else {
             /* A command the server does not answer (CLIENT REPLY). */
             aredis_reply nil;
@@ -291,19 +281,19 @@ static void on_timer(void *arg)
     while (!c->freeing && c->heap_len > 0 && c->heap[0]->deadline <= now) {
         aredis__cmd *cmd = c->heap[0];
         heap_remove(c, cmd);
-        if (cmd->flags & AREDIS__CMD_NOREPLY)
-            continue; /* already completing through the done queue */
         /* Not sent yet: take it (and its bytes) out so it never runs. */
         int unsent = 0;
         if (cmd->flags & AREDIS__CMD_PENDING)
-            unsent = cmd->link != NULL ? aredis__link_unpend(cmd->link, cmd)
-                                       : aredis__pool_unwait(c, cmd);
+            unsent = aredis__pool_unwait(c, cmd);
+        else if (cmd->link != NULL)
+            unsent = aredis__conn_cancel(&cmd->link->conn, &cmd->cc);
         char msg[96];
         snprintf(msg, sizeof msg, "command timed out after %lld ms",
                  (long long)cmd->timeout_ms);
         aredis__finish_error(c, cmd, AREDIS_ETIMEDOUT, msg);
         /* In flight: it stays queued so its late reply is read and
-         * dropped in order; otherwise it is gone. */
+         * dropped in order (or its failure), then freed; otherwise it is
+         * gone. */
         if (unsent)
             aredis__cmd_free(c, cmd);
     }
@@ -318,8 +308,8 @@ static void on_timer(void *arg)
 void aredis__cancel_list(aredis_client *c, aredis__cmd *cmd)
 {
     while (cmd != NULL) {
-        aredis__cmd *next = cmd->next;
-        if (!(cmd->flags & (AREDIS__CMD_INTERNAL | AREDIS__CMD_DONE)))
+        aredis__cmd *next = aredis__cmd_next(cmd);
+        if (!(cmd->flags & AREDIS__CMD_DONE))
             aredis__finish_error(c, cmd, AREDIS_ECANCELED,
                                  "canceled: the client was freed");
         aredis__cmd_free(c, cmd);
@@ -340,9 +330,9 @@ static void release(aredis_client *c)
     c->done_head = c->done_tail = NULL;
     c->freeing = 2; /* submissions refused, callbacks still allowed */
     while (done != NULL) {
-        aredis__cmd *next = done->next;
-        if (done->fail_code != 0)
-            aredis__finish_error(c, done, done->fail_code, done->fail_msg);
+        aredis__cmd *next = aredis__cmd_next(done);
+        if (done->cc.code != 0)
+            aredis__finish_error(c, done, done->cc.code, done->cc.msg);
         else
             aredis__finish_error(c, done, AREDIS_ECANCELED,
                                  "canceled: the client was freed");
@@ -356,7 +346,7 @@ static void release(aredis_client *c)
     aredis__link_cleanup(&c->main);
     aredis__ts_cleanup(c);
     while (c->free_cmds != NULL) {
-        aredis__cmd *next = c->free_cmds->next;
+        aredis__cmd *next = aredis__cmd_next(c->free_cmds);
         aredis__free(c->free_cmds);
         c->free_cmds = next;
     }
@@ -446,6 +436,34 @@ static int resilience(aredis__config *cfg, const aredis_options *o,
     return AREDIS_EINVAL;
 }
 
+/* The jitter of reconnection delays (conn.h takes its random source). */
+static uint64_t jitter(void *ud)
+{
+    (void)ud;
+    return (uint64_t)rand();
+}
+
+/* Every connection's configuration, borrowed from the client's. */
+static void conn_config(aredis_client *c)
+{
+    const aredis__config *cfg = &c->cfg;
+    int max = cfg->reconnect_max_attempts;
+    c->conn_cfg = (aredis__conn_config){
+        .protocol = cfg->protocol,
+        .username = cfg->username,
+        .password = cfg->password,
+        .client_name = cfg->client_name,
+        .db = cfg->db,
+        .max_attempts = max == AREDIS_NO_RECONNECT ? 0 : max,
+        .backoff_first_ms = cfg->reconnect_initial_ms,
+        .backoff_max_ms = cfg->reconnect_max_ms,
+        .connect_timeout_ms = cfg->connect_timeout_ms,
+        .one_address = cfg->path != NULL,
+        .limits = cfg->limits,
+        .rand = jitter,
+    };
+}
+
 aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
                                  aredis_status *st)
 {
@@ -483,6 +501,7 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
         return NULL;
     }
     aredis_buf_init(&c->scratch);
+    conn_config(c);
     e = aredis__link_init(&c->main, c, 0);
     if (e == 0)
         e = aredis__ts_init(c);
@@ -588,14 +607,14 @@ static const char *classify(aredis_client *c, aredis__cmd *cmd,
         return select_refused;
     if (is_subscribe_family(&args[0]))
         return subscribe_refused;
-    cmd->reply_kind = AREDIS__REPLY_NORMAL;
+    cmd->cc.reply_kind = AREDIS__REPLY_NORMAL;
     if (argc >= 3 && arg_is(&args[0], "client") && arg_is(&args[1], "reply")) {
         if (arg_is(&args[2], "on"))
-            cmd->reply_kind = AREDIS__REPLY_ON;
+            cmd->cc.reply_kind = AREDIS__REPLY_ON;
         else if (arg_is(&args[2], "off"))
-            cmd->reply_kind = AREDIS__REPLY_OFF;
+            cmd->cc.reply_kind = AREDIS__REPLY_OFF;
         else if (arg_is(&args[2], "skip"))
-            cmd->reply_kind = AREDIS__REPLY_SKIP;
+            cmd->cc.reply_kind = AREDIS__REPLY_SKIP;
     }
     for (size_t i = 0; i < c->nhooks; i++) {
         if (c->hooks[i].len == args[0].n &&
@@ -606,13 +625,13 @@ static const char *classify(aredis_client *c, aredis__cmd *cmd,
         }
     }
     if (cmd->hook == NULL && c->cfg.normalize_resp2)
-        cmd->norm =
-            aredis__norm_classify(args[0].p, args[0].n, bytes, cmd->len, argc);
+        cmd->norm = aredis__norm_classify(args[0].p, args[0].n, bytes,
+                                          cmd->cc.len, argc);
     if ((flags & AREDIS_CMD_IDEMPOTENT) ||
         (c->cfg.retry_read_only &&
          aredis__cmd_is_read_only(args[0].p, args[0].n)))
         cmd->flags |= AREDIS__CMD_RETRY;
-    if (aredis__cmd_is_blocking(bytes, cmd->len, argc))
+    if (aredis__cmd_is_blocking(bytes, cmd->cc.len, argc))
         cmd->flags |= AREDIS__CMD_BLOCKING;
     if (flags & AREDIS_CMD_NO_RESEND)
         cmd->flags =
@@ -645,7 +664,7 @@ static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
                  const char *bytes, int direct)
 {
     aredis__link *m = &c->main;
-    if (target != NULL && target->broken) {
+    if (target != NULL && target->conn.broken) {
         heap_remove(c, cmd);
         aredis__defer_done(c, cmd, AREDIS_ECLOSED,
                            "the exclusive connection was lost: release it "
@@ -660,7 +679,7 @@ static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
     }
     if (direct)
         return aredis__link_submit(m, cmd, NULL);
-    if (c->cfg.max_queued >= 0 && m->npend >= (size_t)c->cfg.max_queued &&
+    if (c->cfg.max_queued >= 0 && m->conn.npend >= (size_t)c->cfg.max_queued &&
         c->cfg.queue_full == AREDIS_QUEUE_FAIL) {
         heap_remove(c, cmd);
         aredis__defer_done(c, cmd, AREDIS_EBUSY, queue_full);
@@ -694,7 +713,7 @@ static int submit(aredis_client *c, aredis__link *target,
     /* The fast path encodes straight into the ready shared connection's
      * output buffer; everything else goes through the scratch buffer. */
     int direct = target == NULL && sa->bytes == NULL &&
-                 c->main.state == AREDIS__ST_READY;
+                 c->main.conn.state == AREDIS__ST_READY;
     aredis_buf *b = direct ? &c->main.conn.out : &c->scratch;
     size_t start = b->len;
     int e = encode(b, sa);
@@ -704,7 +723,7 @@ static int submit(aredis_client *c, aredis__link *target,
     }
     cmd->cb = cb;
     cmd->ud = ud;
-    cmd->len = b->len - start;
+    cmd->cc.len = b->len - start;
     const char *bytes = b->data + start;
 
     c->pending++;
@@ -716,11 +735,11 @@ static int submit(aredis_client *c, aredis__link *target,
         return 0;
     }
     if (sa->pushed) {
-        cmd->reply_kind = AREDIS__REPLY_PUSHED;
+        cmd->cc.reply_kind = AREDIS__REPLY_PUSHED;
         cmd->flags |= AREDIS__CMD_NO_RESEND;
     }
     if ((cmd->flags & AREDIS__CMD_RETRY) &&
-        (cmd->copy = aredis__strndup(bytes, cmd->len)) == NULL)
+        (cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)
         e = AREDIS_ENOMEM;
     if (e == 0)
         e = set_deadline(c, cmd, o);
@@ -881,7 +900,7 @@ int aredis_client_set_reply_hook(aredis_client *c, const char *command,
 
 int aredis_client_protocol(const aredis_client *c)
 {
-    return c->main.proto;
+    return c->main.conn.proto;
 }
 
 aredis_loop *aredis_client_loop(const aredis_client *c)

@@ -14,24 +14,47 @@
 #include "loop/loop.h"
 #include "transport/transport.h"
 
-/* Link states. */
+/* Command flags the client keeps (the connection's own are in cc.flags). */
 enum {
-    AREDIS__ST_IDLE,       /* no socket; the next command connects */
-    AREDIS__ST_BACKOFF,    /* waiting before the next attempt */
-    AREDIS__ST_RESOLVING,  /* waiting for the host name */
-    AREDIS__ST_CONNECTING, /* TCP connect / TLS handshake */
-    AREDIS__ST_HANDSHAKE,  /* HELLO / AUTH / SETNAME / SELECT */
-    AREDIS__ST_READY,
-};
-
-/* Extra command flags used by the client (conn.h has the first ones). */
-enum {
+    AREDIS__CMD_DONE = 1 << 1,     /* its callback has run or is scheduled */
     AREDIS__CMD_RETRY = 1 << 8,    /* may be re-sent after a lost connection */
     AREDIS__CMD_BLOCKING = 1 << 9, /* goes to an exclusive connection */
-    AREDIS__CMD_PENDING = 1 << 10, /* in a link's pending list */
+    AREDIS__CMD_PENDING = 1 << 10, /* waiting for an exclusive connection */
     AREDIS__CMD_NO_RESEND = 1 << 11, /* fail rather than re-queue */
-    AREDIS__CMD_WAS_SENT = 1 << 12,  /* written once already (a retry) */
 };
+
+typedef struct aredis__link aredis__link;
+typedef struct aredis__cmd aredis__cmd;
+
+/* One command, from submit to completion: a single allocation. Its first
+ * member is the connection's part (conn.h): the queue link, its bytes and
+ * the connection's flags; the rest is the client's. While it is in no
+ * connection (free list, done queue, pool queue) cc.next links it. */
+struct aredis__cmd {
+    aredis__conn_cmd cc;
+    aredis_reply_cb cb; /* user callback, or NULL */
+    void *ud;
+    aredis_reply_hook hook;
+    void *hook_ud;
+    int64_t deadline;   /* absolute ms, 0: none */
+    int64_t timeout_ms; /* what the deadline was computed from */
+    size_t heap_idx;    /* position in the deadline heap + 1, 0: not in it */
+    unsigned flags;     /* AREDIS__CMD_* */
+    int norm;           /* built-in RESP2 -> RESP3 reshaping, see client */
+    aredis__link *link; /* the link whose connection holds it, or NULL */
+    int64_t wait_until; /* waiting for an exclusive connection until then */
+};
+
+/* The record a connection's part belongs to. */
+static inline aredis__cmd *aredis__cmd_of(aredis__conn_cmd *cc)
+{
+    return (aredis__cmd *)cc;
+}
+
+static inline aredis__cmd *aredis__cmd_next(const aredis__cmd *cmd)
+{
+    return aredis__cmd_of(cmd->cc.next);
+}
 
 /* Built-in reshaping of RESP2 replies (normalize.c). */
 enum {
@@ -57,50 +80,33 @@ typedef struct aredis__hook {
     void *ud;
 } aredis__hook;
 
-typedef struct aredis__link aredis__link;
-
-/* One connection to the server and everything about its life. */
+/* One server connection: the driver of an aredis__conn. It feeds the
+ * connection from the loop, the resolver and the transport, and takes its
+ * actions: I/O, completions (through client.c), pushes and events. */
 struct aredis__link {
     aredis_client *c;
     int exclusive; /* a pool member, not the shared connection */
-    int state;
-    int proto; /* 2 or 3 once negotiated */
-    int hs_step;
-    int attempts; /* failed attempts in the current outage */
-    int ever_ready;
+    aredis__conn conn;
 
     aredis__resolve *resolving;
     struct sockaddr_storage *addrs;
     socklen_t *addrlens;
-    size_t naddrs, addr_next;
+    size_t naddrs;
     aredis__transport *tp;
     void *io;
     int io_events;
-    /* Connect deadline (RESOLVING..HANDSHAKE) or the time of the next
-     * attempt (BACKOFF); 0 when none. The client's timer watches it. */
-    int64_t deadline;
 
-    aredis__conn conn;
-    /* Commands waiting for this link to be ready, with their bytes. */
-    aredis_buf pend_out;
-    aredis__cmd *pend_head, *pend_tail;
-    size_t npend;
-
-    aredis__defer defer; /* flush at the end of the loop turn */
-    int flush_wanted;
-    char errmsg[192];
+    aredis__defer defer; /* service at the end of the loop turn */
+    int service_wanted;
+    int draining; /* taking the connection's actions */
 
     /* The pubsub whose subscriptions live on this link, or NULL. */
     struct aredis_pubsub *pubsub;
 
     /* Pool bookkeeping (exclusive links). */
     aredis__link *pool_next;
-    int64_t idle_since; /* 0 while busy */
-    int borrowed;       /* held through aredis_client_acquire() */
-    /* A borrowed connection that was lost: never reconnected behind the
-     * borrower's back (a WATCH would silently vanish); its commands fail
-     * until it is given back. */
-    int broken;
+    int64_t idle_since;       /* 0 while busy */
+    int borrowed;             /* held through aredis_client_acquire() */
     aredis__defer free_defer; /* a retired link is freed from the loop */
 };
 
@@ -110,6 +116,7 @@ typedef struct aredis__waiter aredis__waiter;
 struct aredis_client {
     aredis_loop *loop;
     aredis__config cfg;
+    aredis__conn_config conn_cfg; /* every connection's, from cfg */
     int freeing;
     int closing; /* aredis_client_close(): free once nothing is pending */
     int in_cb;   /* depth of user callbacks on the stack */
@@ -180,9 +187,6 @@ void aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
 /* Complete from the loop, later (inside API calls). */
 void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
                         const char *msg);
-/* The same with a message that need not outlive the call (it is copied). */
-void aredis__defer_fail(aredis_client *c, aredis__cmd *cmd, int code,
-                        const char *msg);
 void aredis__rearm(aredis_client *c);
 /* Cancel (ECANCELED, "client freed") and free a list of commands. */
 void aredis__cancel_list(aredis_client *c, aredis__cmd *cmd);
@@ -193,29 +197,18 @@ void aredis__emit(aredis_client *c, const aredis__link *l, int type, int code,
 
 int aredis__link_init(aredis__link *l, aredis_client *c, int exclusive);
 void aredis__link_cleanup(aredis__link *l);
-/* Close the socket (and stop watching it); the link stays allocated. */
-void aredis__link_close(aredis__link *l);
-/* Close the socket and fail (or re-queue) what it carried. */
-void aredis__link_lost(aredis__link *l, int code, const char *msg);
+/* Connect (from the loop, a little later) unless already connecting. */
 void aredis__link_connect(aredis__link *l);
-void aredis__link_flush(aredis__link *l);
 /* Queue a command on the link: straight into the connection when ready,
- * otherwise into the pending list. The bytes are copied; bytes == NULL
- * means they are already at the end of the ready link's output buffer
- * (the fast path). */
+ * otherwise into its pending list; it completes from the loop. The bytes
+ * are copied; bytes == NULL means they are already at the end of the
+ * ready connection's output buffer (the fast path). 0 or AREDIS_ENOMEM. */
 int aredis__link_submit(aredis__link *l, aredis__cmd *cmd, const char *bytes);
-/* The handshake is done: release the commands that waited for it. */
-void aredis__link_ready(aredis__link *l);
-/* Send an internal (handshake) command. */
-int aredis__link_internal(aredis__link *l, int argc, const char **argv,
-                          void (*icb)(aredis_client *, aredis__cmd *,
-                                      const aredis_reply *));
 /* Called by the client's timer: connect deadlines and backoff ends. */
 void aredis__link_timer(aredis__link *l, int64_t now);
-/* Detach every command the link holds (pending and in flight). */
+/* Close the transport and detach every command the link holds (pending,
+ * in flight, decided); the link is idle afterwards. */
 aredis__cmd *aredis__link_take_all(aredis__link *l);
-/* Remove a pending command (and its bytes); 1 if it was pending here. */
-int aredis__link_unpend(aredis__link *l, aredis__cmd *cmd);
 
 /* ---- pool.c ------------------------------------------------------------ */
 
@@ -246,9 +239,6 @@ void aredis__pubsub_detach_all(aredis_client *c);
 /* Send a (P|S)(UN)SUBSCRIBE on a link: answered by push frames. */
 int aredis__send_pushed(aredis_client *c, aredis__link *l, int argc,
                         const char *const *argv, const size_t *lens);
-
-/* ---- handshake.c ------------------------------------------------------- */
-int aredis__handshake_start(aredis__link *l);
 
 /* ---- threads.c --------------------------------------------------------- */
 int aredis__ts_init(aredis_client *c);

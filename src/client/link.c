@@ -1,12 +1,18 @@
-/* One server connection and its life (client layer): resolve, connect,
- * TLS, handshake, reading and writing, and reconnecting with a capped
- * exponential backoff after a loss.
+/* The driver of one server connection (client layer): the thin I/O side of
+ * the connection state machine (conn/conn.h).
  *
- * When a connection is lost, a command that never fully reached the server
- * cannot have run, so it is queued again for the next connection; one that
- * was written may have run, so it fails "outcome unknown" unless it was
- * marked safe to re-send. Completion itself (callbacks) belongs to
- * client.c; I/O goes through the transport and the loop. */
+ * It feeds the connection its events — names resolved, a transport open or
+ * failed, bytes read, bytes written, a timer — and takes its actions: start
+ * a resolution, open or close a transport, complete a command (through
+ * client.c), deliver a push, report a connection event. Every decision
+ * (what to connect to next, when, what a lost connection re-sends) is the
+ * connection's; nothing here but calls into the transport, the loop and
+ * the client.
+ *
+ * Actions are taken only from the loop (an I/O or timer callback, or the
+ * deferred service an API call schedules), never inside an API call, and
+ * never from inside an action: a callback that submits only schedules the
+ * service. */
 #include <assert.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -19,15 +25,17 @@
 #include "util/alloc.h"
 
 static void on_io(void *arg, int events);
-static void on_flush(void *arg);
+static void on_service(void *arg);
+static void service(aredis__link *l);
 
 int aredis__link_init(aredis__link *l, aredis_client *c, int exclusive)
 {
     memset(l, 0, sizeof *l);
     l->c = c;
     l->exclusive = exclusive;
-    aredis_buf_init(&l->pend_out);
-    return aredis__conn_init(&l->conn, &c->cfg.limits);
+    int e = aredis__conn_init(&l->conn, &c->conn_cfg);
+    l->conn.exclusive = exclusive;
+    return e;
 }
 
 static void close_transport(aredis__link *l)
@@ -47,122 +55,87 @@ static void close_transport(aredis__link *l)
     }
 }
 
-void aredis__link_close(aredis__link *l)
-{
-    close_transport(l);
-}
-
 void aredis__link_cleanup(aredis__link *l)
 {
     close_transport(l);
     aredis__loop_undefer(l->c->loop, &l->defer);
     aredis__conn_cleanup(&l->conn);
-    aredis_buf_cleanup(&l->pend_out);
     aredis__free(l->addrs);
     aredis__free(l->addrlens);
     l->addrs = NULL;
     l->addrlens = NULL;
 }
 
+/* What the connection must know of its owner before an event: a lent
+ * connection is never reconnected behind the borrower's back, one that
+ * carries subscriptions is reconnected for as long as it takes. */
+static void policy(aredis__link *l)
+{
+    l->conn.lent = l->borrowed;
+    l->conn.keep = l->pubsub != NULL;
+}
+
+/* Take the connection's actions at the end of the loop turn. */
+static void want_service(aredis__link *l)
+{
+    if (!l->service_wanted) {
+        l->service_wanted = 1;
+        aredis__loop_defer(l->c->loop, &l->defer, on_service, l);
+    }
+}
+
+static void on_service(void *arg)
+{
+    aredis__link *l = arg;
+    l->service_wanted = 0;
+    if (!l->c->freeing)
+        service(l);
+}
+
 /* ------------------------------------------------------------------------
- * Pending commands (waiting for the link to be ready)
+ * From the client and the pool (API calls: nothing runs until the loop)
  * ------------------------------------------------------------------------ */
-
-static int pend_push(aredis__link *l, aredis__cmd *cmd, const char *bytes)
-{
-    cmd->off = l->pend_out.len;
-    if (aredis__buf_append(&l->pend_out, bytes, cmd->len) != 0)
-        return AREDIS_ENOMEM;
-    cmd->next = NULL;
-    cmd->flags |= AREDIS__CMD_PENDING;
-    cmd->link = l;
-    if (l->pend_tail)
-        l->pend_tail->next = cmd;
-    else
-        l->pend_head = cmd;
-    l->pend_tail = cmd;
-    l->npend++;
-    return 0;
-}
-
-int aredis__link_unpend(aredis__link *l, aredis__cmd *cmd)
-{
-    aredis__cmd *prev = NULL;
-    for (aredis__cmd *q = l->pend_head; q != NULL; prev = q, q = q->next) {
-        if (q != cmd)
-            continue;
-        if (prev)
-            prev->next = q->next;
-        else
-            l->pend_head = q->next;
-        if (l->pend_tail == q)
-            l->pend_tail = prev;
-        memmove(l->pend_out.data + cmd->off,
-                l->pend_out.data + cmd->off + cmd->len,
-                l->pend_out.len - cmd->off - cmd->len);
-        l->pend_out.len -= cmd->len;
-        for (aredis__cmd *r = cmd->next; r != NULL; r = r->next)
-            r->off -= cmd->len;
-        l->npend--;
-        cmd->flags &= ~(unsigned)AREDIS__CMD_PENDING;
-        cmd->next = NULL;
-        return 1;
-    }
-    return 0;
-}
-
-/* Queue a command on the ready connection; completes NOREPLY ones. */
-static void conn_push(aredis__link *l, aredis__cmd *cmd)
-{
-    cmd->link = l;
-    cmd->flags &= ~(unsigned)AREDIS__CMD_PENDING;
-    if (!aredis__conn_enqueue(&l->conn, cmd, cmd->len, cmd->reply_kind))
-        aredis__defer_done(l->c, cmd, 0, NULL);
-}
-
-static void want_flush(aredis__link *l)
-{
-    if (!l->flush_wanted) {
-        l->flush_wanted = 1;
-        aredis__loop_defer(l->c->loop, &l->defer, on_flush, l);
-    }
-}
 
 int aredis__link_submit(aredis__link *l, aredis__cmd *cmd, const char *bytes)
 {
-    if (l->state == AREDIS__ST_READY) {
-        /* bytes == NULL is the fast path: the client encoded straight
-         * into the end of this connection's output buffer. */
-        if (bytes != NULL &&
-            aredis__buf_append(&l->conn.out, bytes, cmd->len) != 0)
-            return AREDIS_ENOMEM;
-        conn_push(l, cmd);
-        want_flush(l);
-        return 0;
-    }
-    if (bytes == NULL)
-        return AREDIS_EINVAL; /* the fast path is only for a ready link */
-    int e = pend_push(l, cmd, bytes);
+    policy(l);
+    unsigned keep = cmd->cc.flags & AREDIS__CC_WAS_SENT;
+    cmd->cc.flags =
+        keep | ((cmd->flags & AREDIS__CMD_RETRY) ? AREDIS__CC_RETRY : 0) |
+        ((cmd->flags & AREDIS__CMD_NO_RESEND) ? AREDIS__CC_NO_RESEND : 0);
+    int e = aredis__conn_submit(&l->conn, &cmd->cc, bytes, aredis__now_ms());
     if (e != 0)
         return e;
-    if (l->state == AREDIS__ST_IDLE)
-        aredis__link_connect(l);
+    cmd->link = l;
+    want_service(l);
     return 0;
+}
+
+void aredis__link_connect(aredis__link *l)
+{
+    policy(l);
+    aredis__conn_connect(&l->conn, aredis__now_ms());
+    want_service(l);
 }
 
 aredis__cmd *aredis__link_take_all(aredis__link *l)
 {
-    aredis__cmd *head = aredis__conn_take_inflight(&l->conn);
-    aredis__cmd **tail = &head;
-    while (*tail != NULL)
-        tail = &(*tail)->next;
-    *tail = l->pend_head;
-    for (aredis__cmd *q = l->pend_head; q != NULL; q = q->next)
-        q->flags &= ~(unsigned)AREDIS__CMD_PENDING;
-    l->pend_head = l->pend_tail = NULL;
-    l->pend_out.len = 0;
-    l->npend = 0;
-    return head;
+    close_transport(l);
+    aredis__conn_abort(&l->conn, 0, NULL);
+    aredis__conn_cmd *cc = aredis__conn_take_all(&l->conn);
+    for (aredis__conn_cmd *q = cc; q != NULL; q = q->next)
+        aredis__cmd_of(q)->link = NULL;
+    return aredis__cmd_of(cc);
+}
+
+void aredis__link_timer(aredis__link *l, int64_t now)
+{
+    int64_t d = aredis__conn_deadline(&l->conn);
+    if (d == 0 || now < d)
+        return;
+    policy(l);
+    aredis__conn_timer(&l->conn, now);
+    service(l);
 }
 
 /* ------------------------------------------------------------------------
@@ -177,17 +150,18 @@ static void set_interest(aredis__link *l, int events)
     aredis__loop_io_update(l->c->loop, l->io, events);
 }
 
-void aredis__link_flush(aredis__link *l)
+/* Write what the connection has. Returns 1 when the transport failed (the
+ * connection has been told: its actions are due). */
+static int flush(aredis__link *l)
 {
-    l->flush_wanted = 0;
-    if (l->tp == NULL || l->state < AREDIS__ST_HANDSHAKE)
-        return;
+    if (l->tp == NULL || l->conn.state < AREDIS__ST_HANDSHAKE)
+        return 0;
     for (;;) {
         const char *data;
         size_t n = aredis__conn_out(&l->conn, &data);
         if (n == 0) {
             set_interest(l, AREDIS_EV_READ);
-            return;
+            return 0;
         }
         struct iovec iov = {(void *)data, n};
         ssize_t w = l->tp->vt->writev(l->tp, &iov, 1);
@@ -197,290 +171,28 @@ void aredis__link_flush(aredis__link *l)
         }
         if (w == AREDIS__WANT_WRITE || w == AREDIS__WANT_READ) {
             set_interest(l, AREDIS_EV_READ | AREDIS_EV_WRITE);
-            return;
+            return 0;
         }
-        aredis__link_lost(l, w < 0 ? (int)w : AREDIS_EIO, l->tp->errmsg);
-        return;
+        aredis__conn_closed(&l->conn, w < 0 ? (int)w : AREDIS_EIO,
+                            l->tp->errmsg, aredis__now_ms());
+        return 1;
     }
-}
-
-/* Write what was just queued: now, unless input read earlier is still
- * waiting to be dispatched (a handshake reply and what came with it). That
- * input cannot answer the new commands (conn.h), and if it breaks the
- * connection, they should not have been sent on it: they are re-queued
- * instead of failing "outcome unknown". */
-static void flush_after_input(aredis__link *l)
-{
-    if (aredis__conn_has_input(&l->conn))
-        want_flush(l);
-    else
-        aredis__link_flush(l);
-}
-
-static void on_flush(void *arg)
-{
-    aredis__link *l = arg;
-    if (l->flush_wanted && !l->c->freeing)
-        aredis__link_flush(l);
-}
-
-int aredis__link_internal(aredis__link *l, int argc, const char **argv,
-                          void (*icb)(aredis_client *, aredis__cmd *,
-                                      const aredis_reply *))
-{
-    aredis__cmd *cmd = aredis__cmd_new(l->c);
-    if (cmd == NULL)
-        return AREDIS_ENOMEM;
-    size_t start = l->conn.out.len;
-    int e = aredis_write_argv(&l->conn.out, argc, argv, NULL);
-    if (e != 0) {
-        aredis__cmd_free(l->c, cmd);
-        return e;
-    }
-    cmd->flags = AREDIS__CMD_INTERNAL;
-    cmd->icb = icb;
-    cmd->link = l;
-    cmd->len = l->conn.out.len - start;
-    aredis__conn_enqueue(&l->conn, cmd, cmd->len, AREDIS__REPLY_NORMAL);
-    flush_after_input(l);
-    return 0;
 }
 
 /* ------------------------------------------------------------------------
- * Losing a connection, and the backoff before the next one
+ * Actions
  * ------------------------------------------------------------------------ */
-
-static int64_t backoff_ms(const aredis__config *cfg, int attempt)
-{
-    int64_t d = cfg->reconnect_initial_ms;
-    for (int i = 1; i < attempt && d < cfg->reconnect_max_ms; i++)
-        d *= 2;
-    if (d > cfg->reconnect_max_ms)
-        d = cfg->reconnect_max_ms;
-    /* Full jitter over the upper half, so clients that lost the same
-     * server do not all come back in the same millisecond. */
-    return d / 2 +
-           (d > 1 ? (int64_t)((uint64_t)rand() % (uint64_t)(d / 2 + 1)) : 0);
-}
-
-/* Move the commands a dead connection carried: re-queue what cannot have
- * run (or may safely run again), fail the rest. The failures complete from
- * the loop (aredis__defer_fail): no user callback runs while the link is
- * half torn down, so a callback that submits finds it in its final state. */
-static void salvage(aredis__link *l, int code, const char *why)
-{
-    aredis_client *c = l->c;
-    /* On a borrowed connection nothing is replayed: the sequence the
-     * borrower is running (WATCH ... EXEC) does not survive a new one. */
-    int replay = !(l->exclusive && l->borrowed && l->pubsub == NULL);
-    uint64_t written = l->conn.written;
-    aredis__cmd *inflight = aredis__conn_take_inflight(&l->conn);
-    char unknown[256];
-    snprintf(unknown, sizeof unknown, "connection lost, outcome unknown: %s",
-             why);
-    /* A malformed or oversized reply belongs to the oldest command: that
-     * one fails with the cause itself, the others by the usual rules. */
-    int blame = code == AREDIS_EPROTO || code == AREDIS_ETOOBIG;
-
-    /* Rebuild the pending list: salvaged in-flight commands first (they
-     * were submitted earlier), then those that were already pending. */
-    aredis__cmd *old_head = l->pend_head;
-    aredis_buf old_out = l->pend_out;
-    aredis_buf_init(&l->pend_out);
-    l->pend_head = l->pend_tail = NULL;
-    l->npend = 0;
-
-    aredis__cmd *cmd = inflight;
-    while (cmd != NULL) {
-        aredis__cmd *next = cmd->next;
-        if (cmd->flags & (AREDIS__CMD_INTERNAL | AREDIS__CMD_DONE)) {
-            aredis__cmd_free(c, cmd);
-            cmd = next;
-            continue;
-        }
-        const char *bytes = NULL;
-        if (blame && cmd->end <= l->conn.heard) {
-            blame = 0;
-            aredis__defer_fail(c, cmd, code, why);
-            cmd = next;
-            continue;
-        }
-        if ((cmd->flags & AREDIS__CMD_NO_RESEND) || !replay)
-            bytes = NULL; /* part of a whole that cannot be replayed */
-        else if (cmd->end > written)
-            bytes = aredis__conn_cmd_bytes(&l->conn, cmd); /* not received */
-        else if (cmd->flags & AREDIS__CMD_RETRY) {
-            bytes = cmd->copy;
-            cmd->flags |= AREDIS__CMD_WAS_SENT;
-        }
-        if (bytes == NULL && cmd->end > written)
-            aredis__defer_done(c, cmd, AREDIS_ECLOSED,
-                               "connection lost before the command was sent");
-        else if (bytes == NULL)
-            aredis__defer_fail(c, cmd, AREDIS_EUNKNOWN, unknown);
-        else if (pend_push(l, cmd, bytes) != 0)
-            aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
-        cmd = next;
-    }
-    for (cmd = old_head; cmd != NULL;) {
-        aredis__cmd *next = cmd->next;
-        if (pend_push(l, cmd, old_out.data + cmd->off) != 0)
-            aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
-        cmd = next;
-    }
-    aredis_buf_cleanup(&old_out);
-}
-
-/* Fail every pending command: the outage outlasted the attempts. One that
- * had been written before (kept to be re-sent) may have run: its outcome
- * is unknown, whatever stopped the retry. They complete from the loop. */
-static void fail_pending(aredis__link *l, int code, const char *msg)
-{
-    aredis__cmd *cmd = l->pend_head;
-    l->pend_head = l->pend_tail = NULL;
-    l->pend_out.len = 0;
-    l->npend = 0;
-    char unknown[256];
-    snprintf(unknown, sizeof unknown,
-             "connection lost, outcome unknown (could not re-send: %s)", msg);
-    while (cmd != NULL) {
-        aredis__cmd *next = cmd->next;
-        cmd->flags &= ~(unsigned)AREDIS__CMD_PENDING;
-        if (cmd->flags & AREDIS__CMD_WAS_SENT)
-            aredis__defer_fail(l->c, cmd, AREDIS_EUNKNOWN, unknown);
-        else
-            aredis__defer_fail(l->c, cmd, code, msg);
-        cmd = next;
-    }
-}
-
-/* The link lost its connection (or a connect attempt failed). Everything
- * is decided before any user code runs: the transport is closed, what it
- * carried is re-queued or failed (from the loop), and the link is in its
- * final state (BACKOFF with one timer, or IDLE) when the DISCONNECTED and
- * RECONNECTING events are emitted, so a handler that submits neither
- * starts a second connect nor sees a half-torn-down link. Nothing touches
- * the link after the events: a handler may give a borrowed one back. */
-void aredis__link_lost(aredis__link *l, int code, const char *msg)
-{
-    aredis_client *c = l->c;
-    snprintf(l->errmsg, sizeof l->errmsg, "%s",
-             msg != NULL && msg[0] ? msg : aredis_strerror(code));
-    const char *why = l->errmsg;
-    int was_ready = l->state == AREDIS__ST_READY;
-    close_transport(l);
-    l->state = AREDIS__ST_IDLE;
-    l->deadline = 0;
-    salvage(l, code, why);
-    if (aredis__conn_reset(&l->conn) != 0) {
-        fail_pending(l, AREDIS_ENOMEM, "out of memory");
-        return;
-    }
-    if (c->freeing)
-        return;
-    if (was_ready && l->exclusive && l->borrowed && l->pubsub == NULL) {
-        /* The borrower decides: it gets errors until it gives the
-         * connection back, and a fresh one after that. A connection that
-         * never became ready carried none of the borrower's commands, so
-         * it reconnects as any other and they wait for it (a WATCH must
-         * not fail at once while the server restarts). */
-        l->broken = 1;
-        fail_pending(l, AREDIS_ECLOSED,
-                     "the exclusive connection was lost: release it and "
-                     "acquire another");
-        aredis__rearm(c);
-        aredis__emit(c, l, AREDIS_CONN_DISCONNECTED, code, why, 0, 0);
-        return;
-    }
-    /* Subscriptions are work that must come back: a link that carries
-     * them reconnects for as long as it takes. */
-    int keep = l->pubsub != NULL;
-    if (keep)
-        aredis__pubsub_link_lost(l);
-
-    /* A lost ready connection is retried at once; failed attempts back
-     * off. An exclusive link with nothing to do is simply dropped. */
-    if (was_ready)
-        l->attempts = 0;
-    int max = c->cfg.reconnect_max_attempts;
-    int retry = 1;
-    if (l->exclusive && l->npend == 0 && !keep) {
-        retry = 0;
-    } else if (max == AREDIS_NO_RECONNECT || (max >= 0 && l->attempts >= max)) {
-        fail_pending(l, code, why);
-        if (!keep) {
-            l->attempts = 0;
-            retry = 0;
-        }
-    }
-    int64_t delay = 0;
-    if (retry) {
-        l->attempts++;
-        delay = was_ready ? 0 : backoff_ms(&c->cfg, l->attempts);
-        l->state = AREDIS__ST_BACKOFF;
-        l->deadline = aredis__now_ms() + delay;
-    }
-    int attempt = l->attempts;
-    aredis__rearm(c);
-    /* A dropped exclusive link goes back to the pool (or to a waiter)
-     * before the events: its state is final once they run. */
-    if (!retry && l->exclusive)
-        aredis__pool_link_idle(l);
-    aredis__emit(c, l, AREDIS_CONN_DISCONNECTED, code, why, 0, 0);
-    if (retry)
-        aredis__emit(c, l, AREDIS_CONN_RECONNECTING, 0, NULL, delay, attempt);
-}
-
-/* ------------------------------------------------------------------------
- * Connecting
- * ------------------------------------------------------------------------ */
-
-static void try_next_address(aredis__link *l)
-{
-    aredis_client *c = l->c;
-    char err[160] = "";
-    int code = AREDIS_ECONNREFUSED;
-    for (;;) {
-        const struct sockaddr *sa = NULL;
-        socklen_t len = 0;
-        if (c->cfg.path == NULL) {
-            if (l->addr_next >= l->naddrs)
-                break;
-            sa = (const struct sockaddr *)&l->addrs[l->addr_next];
-            len = l->addrlens[l->addr_next];
-            l->addr_next++;
-        }
-        aredis__transport *tp = NULL;
-        assert(l->tp == NULL && l->io == NULL);
-        code =
-            aredis__transport_connect(&c->cfg, sa, len, &tp, err, sizeof err);
-        if (code == 0) {
-            l->tp = tp;
-            l->state = AREDIS__ST_CONNECTING;
-            code = aredis__loop_io_start(c->loop, tp->fd, on_io, l, &l->io);
-            if (code == 0) {
-                l->io_events = AREDIS_EV_WRITE;
-                code = aredis__loop_io_update(c->loop, l->io, AREDIS_EV_WRITE);
-            }
-            if (code == 0)
-                return;
-            snprintf(err, sizeof err, "cannot watch the socket: %s",
-                     aredis_strerror(code));
-            close_transport(l);
-        }
-        if (c->cfg.path != NULL)
-            break;
-    }
-    aredis__link_lost(l, code, err[0] ? err : "no address to connect to");
-}
 
 static void on_resolved(void *arg, int status, const struct addrinfo *ai,
                         const char *errmsg)
 {
     aredis__link *l = arg;
     l->resolving = NULL;
+    policy(l);
+    int64_t now = aredis__now_ms();
     if (status != 0) {
-        aredis__link_lost(l, status, errmsg);
+        aredis__conn_open_failed(&l->conn, status, errmsg, now);
+        service(l);
         return;
     }
     size_t n = 0;
@@ -491,7 +203,8 @@ static void on_resolved(void *arg, int status, const struct addrinfo *ai,
     l->addrs = aredis__calloc(n ? n : 1, sizeof *l->addrs);
     l->addrlens = aredis__calloc(n ? n : 1, sizeof *l->addrlens);
     if (l->addrs == NULL || l->addrlens == NULL) {
-        aredis__link_lost(l, AREDIS_ENOMEM, "out of memory");
+        aredis__conn_open_failed(&l->conn, AREDIS_ENOMEM, "out of memory", now);
+        service(l);
         return;
     }
     n = 0;
@@ -503,157 +216,192 @@ static void on_resolved(void *arg, int status, const struct addrinfo *ai,
         n++;
     }
     l->naddrs = n;
-    l->addr_next = 0;
-    try_next_address(l);
+    aredis__conn_resolved(&l->conn, n, now);
+    service(l);
 }
 
-void aredis__link_connect(aredis__link *l)
+static void start_resolve(aredis__link *l)
 {
     aredis_client *c = l->c;
-    /* One connect attempt, resolution and transport per link at a time. */
-    if (l->state != AREDIS__ST_IDLE && l->state != AREDIS__ST_BACKOFF)
-        return;
     assert(l->resolving == NULL && l->tp == NULL && l->io == NULL);
-    l->state = AREDIS__ST_RESOLVING;
-    /* Even with no connect timeout the timer stays armed (24 days out):
-     * a name lookup runs on a thread, and an armed timer is what keeps
-     * the loop from going idle while it does. */
-    l->deadline = aredis__now_ms() + (c->cfg.connect_timeout_ms >= 0
-                                          ? c->cfg.connect_timeout_ms
-                                          : (int64_t)INT32_MAX);
-    aredis__rearm(c);
-    if (c->cfg.path != NULL) {
-        try_next_address(l);
-        return;
-    }
     int e = aredis__resolve_start(c->loop, c->cfg.host, c->cfg.port,
                                   on_resolved, l, &l->resolving);
     if (e != 0)
-        aredis__link_lost(l, e, "cannot start name resolution");
+        aredis__conn_open_failed(&l->conn, e, "cannot start name resolution",
+                                 aredis__now_ms());
 }
 
-void aredis__link_ready(aredis__link *l)
+static void open_address(aredis__link *l, size_t i)
 {
     aredis_client *c = l->c;
-    l->state = AREDIS__ST_READY;
-    l->deadline = 0;
-    l->attempts = 0;
-    l->ever_ready = 1;
-    aredis__cmd *cmd = l->pend_head;
-    l->pend_head = l->pend_tail = NULL;
-    l->npend = 0;
-    if (l->pend_out.len != 0 &&
-        aredis__buf_append(&l->conn.out, l->pend_out.data, l->pend_out.len) !=
-            0) {
-        l->pend_head = cmd;
-        aredis__link_lost(l, AREDIS_ENOMEM, "out of memory");
-        return;
+    /* At most one transport per connection. */
+    assert(l->tp == NULL && l->io == NULL);
+    const struct sockaddr *sa = NULL;
+    socklen_t len = 0;
+    if (c->cfg.path == NULL && i < l->naddrs) {
+        sa = (const struct sockaddr *)&l->addrs[i];
+        len = l->addrlens[i];
     }
-    l->pend_out.len = 0;
-    while (cmd != NULL) {
-        aredis__cmd *next = cmd->next;
-        conn_push(l, cmd);
-        cmd = next;
+    char err[160] = "";
+    aredis__transport *tp = NULL;
+    int code =
+        aredis__transport_connect(&c->cfg, sa, len, &tp, err, sizeof err);
+    if (code == 0) {
+        l->tp = tp;
+        code = aredis__loop_io_start(c->loop, tp->fd, on_io, l, &l->io);
+        if (code == 0) {
+            l->io_events = AREDIS_EV_WRITE;
+            code = aredis__loop_io_update(c->loop, l->io, AREDIS_EV_WRITE);
+        }
+        if (code == 0)
+            return;
+        snprintf(err, sizeof err, "cannot watch the socket: %s",
+                 aredis_strerror(code));
+        close_transport(l);
     }
-    aredis__emit(c, l, AREDIS_CONN_CONNECTED, 0, NULL, 0, 0);
-    if (l->pubsub != NULL)
-        aredis__pubsub_link_ready(l);
-    if (l == &c->main)
-        aredis__pubsub_main_ready(c);
-    aredis__rearm(c);
-    flush_after_input(l);
+    aredis__conn_open_failed(
+        &l->conn, code, err[0] ? err : aredis_strerror(code), aredis__now_ms());
 }
 
-void aredis__link_timer(aredis__link *l, int64_t now)
+static void complete(aredis__link *l, const aredis__conn_action *a)
 {
-    if (l->deadline == 0 || now < l->deadline)
-        return;
-    if (l->state == AREDIS__ST_BACKOFF) {
-        aredis__link_connect(l);
+    aredis_client *c = l->c;
+    aredis__cmd *cmd = aredis__cmd_of(a->cmd);
+    cmd->link = NULL;
+    /* A command its deadline already completed: its late reply (or
+     * failure) is dropped. */
+    if (!(cmd->flags & AREDIS__CMD_DONE)) {
+        if (a->reply != NULL) {
+            aredis__deliver(c, cmd, a->reply);
+        } else if (a->code != 0) {
+            aredis__finish_error(c, cmd, a->code, a->msg);
+        } else {
+            /* A command the server does not answer (CLIENT REPLY). */
+            aredis_reply nil;
+            memset(&nil, 0, sizeof nil);
+            nil.type = AREDIS_REPLY_NIL;
+            aredis__finish(c, cmd, &nil);
+        }
+    }
+    aredis__cmd_free(c, cmd);
+    if (l->exclusive && !l->borrowed && aredis__conn_idle(&l->conn) &&
+        l->conn.state == AREDIS__ST_READY)
+        aredis__pool_link_idle(l);
+}
+
+static void on_event(aredis__link *l, const aredis__conn_action *a)
+{
+    aredis_client *c = l->c;
+    switch (a->event) {
+    case AREDIS__EV_CONNECTED:
+        aredis__emit(c, l, AREDIS_CONN_CONNECTED, 0, NULL, 0, 0);
+        if (l->pubsub != NULL)
+            aredis__pubsub_link_ready(l);
+        if (l == &c->main)
+            aredis__pubsub_main_ready(c);
+        break;
+    case AREDIS__EV_DISCONNECTED:
+        if (l->pubsub != NULL)
+            aredis__pubsub_link_lost(l);
+        aredis__emit(c, l, AREDIS_CONN_DISCONNECTED, a->code, a->msg, 0, 0);
+        /* An exclusive link that is not retried goes back to the pool
+         * (or to a waiter). */
+        if (l->exclusive && l->conn.state == AREDIS__ST_IDLE && !l->conn.broken)
+            aredis__pool_link_idle(l);
+        break;
+    default:
+        aredis__emit(c, l, AREDIS_CONN_RECONNECTING, 0, NULL, a->delay_ms,
+                     a->attempt);
+        break;
+    }
+}
+
+static void take(aredis__link *l, const aredis__conn_action *a)
+{
+    aredis_client *c = l->c;
+    switch (a->kind) {
+    case AREDIS__ACT_RESOLVE:
+        start_resolve(l);
+        break;
+    case AREDIS__ACT_OPEN:
+        open_address(l, a->index);
+        break;
+    case AREDIS__ACT_CLOSE:
+        close_transport(l);
+        break;
+    case AREDIS__ACT_COMPLETE:
+        complete(l, a);
+        break;
+    case AREDIS__ACT_PUSH:
+        if (aredis__pubsub_push(c, l, a->reply))
+            break;
+        if (c->push_cb != NULL) {
+            c->in_cb++;
+            c->push_cb(c, a->reply, c->push_ud);
+            c->in_cb--;
+        }
+        break;
+    default:
+        on_event(l, a);
+        break;
+    }
+}
+
+/* Take every action the connection has, then write what it queued; again
+ * if writing failed. Loop context only. */
+static void service(aredis__link *l)
+{
+    aredis_client *c = l->c;
+    if (l->draining) {
+        /* Never from inside an action (a borrowed reply would go). */
+        want_service(l);
         return;
     }
-    if (l->state != AREDIS__ST_READY && l->state != AREDIS__ST_IDLE) {
-        char msg[96];
-        snprintf(msg, sizeof msg, "connect timed out after %lld ms",
-                 (long long)l->c->cfg.connect_timeout_ms);
-        aredis__link_lost(l, AREDIS_ETIMEDOUT, msg);
+    l->draining = 1;
+    for (;;) {
+        aredis__conn_action a;
+        while (!c->freeing && aredis__conn_poll(&l->conn, &a))
+            take(l, &a);
+        if (c->freeing || !flush(l))
+            break;
     }
+    l->draining = 0;
+    if (!c->freeing)
+        aredis__rearm(c);
 }
 
 /* ------------------------------------------------------------------------
  * Loop events
  * ------------------------------------------------------------------------ */
 
-static void dispatch(aredis__link *l)
-{
-    aredis_client *c = l->c;
-    aredis__cmd *cmd;
-    const aredis_reply *r;
-    int e = 0;
-    while (!c->freeing && l->tp != NULL &&
-           (e = aredis__conn_next(&l->conn, &cmd, &r)) == 1) {
-        if (cmd == NULL) {
-            if (aredis__pubsub_push(c, l, r))
-                continue;
-            if (c->push_cb != NULL) {
-                c->in_cb++;
-                c->push_cb(c, r, c->push_ud);
-                c->in_cb--;
-            }
-            continue;
-        }
-        if (cmd->flags & AREDIS__CMD_INTERNAL) {
-            cmd->icb(c, cmd, r);
-            aredis__cmd_free(c, cmd);
-            continue;
-        }
-        /* A command that already timed out: its late reply is dropped. */
-        if (!(cmd->flags & AREDIS__CMD_DONE))
-            aredis__deliver(c, cmd, r);
-        aredis__cmd_free(c, cmd);
-        if (l->exclusive && l->conn.inflight == 0 && !l->borrowed)
-            aredis__pool_link_idle(l);
-    }
-    if (!c->freeing && l->tp != NULL && e < 0) {
-        char msg[192];
-        snprintf(msg, sizeof msg, "protocol error: %s",
-                 aredis__conn_errstr(&l->conn));
-        aredis__link_lost(l, e, msg);
-    }
-}
-
 static void do_read(aredis__link *l)
 {
-    for (;;) {
+    while (l->tp != NULL && l->conn.state >= AREDIS__ST_HANDSHAKE) {
         size_t avail = 0;
         char *buf = aredis__conn_in_buf(&l->conn, &avail);
-        if (buf == NULL) {
-            char msg[192];
-            snprintf(msg, sizeof msg, "reply too large: %s",
-                     aredis_reader_errstr(l->conn.rd));
-            aredis__link_lost(l, AREDIS_ETOOBIG, msg);
-            return;
-        }
+        if (buf == NULL)
+            return; /* the reply outgrew the limits: the conn was lost */
         ssize_t n = l->tp->vt->read(l->tp, buf, avail);
         if (n > 0) {
-            aredis__conn_in_commit(&l->conn, (size_t)n);
-            dispatch(l);
-            if (l->c->freeing || l->tp == NULL || (size_t)n < avail)
+            aredis__conn_in_commit(&l->conn, (size_t)n, aredis__now_ms());
+            /* Replies are taken as they come, so the reader holds one
+             * read's worth, not everything the socket has. */
+            service(l);
+            if (l->c->freeing || (size_t)n < avail)
                 return;
             continue;
         }
         if (n == 0) {
-            aredis__link_lost(l, AREDIS_ECLOSED,
-                              "server closed the connection");
+            aredis__conn_closed(&l->conn, AREDIS_ECLOSED,
+                                "server closed the connection",
+                                aredis__now_ms());
             return;
         }
-        if (n == AREDIS__WANT_READ)
-            return;
-        if (n == AREDIS__WANT_WRITE) {
+        if (n == AREDIS__WANT_WRITE)
             set_interest(l, AREDIS_EV_READ | AREDIS_EV_WRITE);
-            return;
-        }
-        aredis__link_lost(l, (int)n, l->tp->errmsg);
+        else if (n != AREDIS__WANT_READ)
+            aredis__conn_closed(&l->conn, (int)n, l->tp->errmsg,
+                                aredis__now_ms());
         return;
     }
 }
@@ -663,7 +411,8 @@ static void on_io(void *arg, int events)
     aredis__link *l = arg;
     if (l->c->freeing || l->tp == NULL)
         return;
-    if (l->state == AREDIS__ST_CONNECTING) {
+    policy(l);
+    if (l->conn.state == AREDIS__ST_CONNECTING) {
         int r = l->tp->vt->handshake(l->tp);
         if (r == AREDIS__WANT_READ) {
             set_interest(l, AREDIS_EV_READ);
@@ -674,25 +423,16 @@ static void on_io(void *arg, int events)
             return;
         }
         if (r != 0) {
-            char msg[192];
-            snprintf(msg, sizeof msg, "%s", l->tp->errmsg);
-            close_transport(l);
-            if (r == AREDIS_ECONNREFUSED && l->addr_next < l->naddrs) {
-                try_next_address(l);
-                return;
-            }
-            aredis__link_lost(l, r, msg);
-            return;
+            aredis__conn_open_failed(&l->conn, r, l->tp->errmsg,
+                                     aredis__now_ms());
+        } else {
+            set_interest(l, AREDIS_EV_READ);
+            aredis__conn_opened(&l->conn, aredis__now_ms());
         }
-        l->state = AREDIS__ST_HANDSHAKE;
-        set_interest(l, AREDIS_EV_READ);
-        int e = aredis__handshake_start(l);
-        if (e != 0)
-            aredis__link_lost(l, e, "cannot start the handshake");
+        service(l);
         return;
     }
     if (events & AREDIS_EV_READ)
         do_read(l);
-    if (!l->c->freeing && l->tp != NULL && (events & AREDIS_EV_WRITE))
-        aredis__link_flush(l);
+    service(l);
 }

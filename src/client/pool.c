@@ -63,11 +63,10 @@ static aredis__link *new_link(aredis_client *c)
 static void detach_link(aredis_client *c, aredis__link *l, int code,
                         const char *msg)
 {
-    aredis__link_close(l);
     aredis__cmd *cmd = aredis__link_take_all(l);
     while (cmd != NULL) {
-        aredis__cmd *next = cmd->next;
-        if (cmd->flags & (AREDIS__CMD_INTERNAL | AREDIS__CMD_DONE))
+        aredis__cmd *next = aredis__cmd_next(cmd);
+        if (cmd->flags & AREDIS__CMD_DONE)
             aredis__cmd_free(c, cmd);
         else
             aredis__defer_done(c, cmd, code, msg);
@@ -148,17 +147,17 @@ static int serve_one(aredis_client *c, aredis__link *l)
 {
     if (c->pool_wait_head != NULL) {
         aredis__cmd *cmd = c->pool_wait_head;
-        c->pool_wait_head = cmd->next;
+        c->pool_wait_head = aredis__cmd_next(cmd);
         if (c->pool_wait_head == NULL)
             c->pool_wait_tail = NULL;
         cmd->flags &= ~(unsigned)AREDIS__CMD_PENDING;
-        cmd->next = NULL;
+        cmd->cc.next = NULL;
         l->idle_since = 0;
-        if (aredis__link_submit(l, cmd, cmd->copy) != 0)
+        if (aredis__link_submit(l, cmd, cmd->cc.copy) != 0)
             aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
         else if (!(cmd->flags & AREDIS__CMD_RETRY)) {
-            aredis__free(cmd->copy);
-            cmd->copy = NULL;
+            aredis__free(cmd->cc.copy);
+            cmd->cc.copy = NULL;
         }
         return 1;
     }
@@ -170,7 +169,7 @@ static int serve_one(aredis_client *c, aredis__link *l)
         l->idle_since = 0;
         l->borrowed = 1;
         a->got = l;
-        if (l->state == AREDIS__ST_IDLE)
+        if (l->conn.state == AREDIS__ST_IDLE)
             aredis__link_connect(l);
         grant(c, a);
         return 1;
@@ -215,17 +214,17 @@ static void serve(aredis_client *c)
 
 void aredis__pool_route(aredis_client *c, aredis__cmd *cmd, const char *bytes)
 {
-    if (cmd->copy == NULL &&
-        (cmd->copy = aredis__strndup(bytes, cmd->len)) == NULL) {
+    if (cmd->cc.copy == NULL &&
+        (cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL) {
         aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
         return;
     }
     cmd->flags |= AREDIS__CMD_PENDING;
     cmd->link = NULL;
-    cmd->next = NULL;
+    cmd->cc.next = NULL;
     cmd->wait_until = aredis__now_ms() + c->cfg.pool_wait_ms;
     if (c->pool_wait_tail)
-        c->pool_wait_tail->next = cmd;
+        c->pool_wait_tail->cc.next = &cmd->cc;
     else
         c->pool_wait_head = cmd;
     c->pool_wait_tail = cmd;
@@ -235,17 +234,18 @@ void aredis__pool_route(aredis_client *c, aredis__cmd *cmd, const char *bytes)
 int aredis__pool_unwait(aredis_client *c, aredis__cmd *cmd)
 {
     aredis__cmd *prev = NULL;
-    for (aredis__cmd *q = c->pool_wait_head; q != NULL; prev = q, q = q->next) {
+    for (aredis__cmd *q = c->pool_wait_head; q != NULL;
+         prev = q, q = aredis__cmd_next(q)) {
         if (q != cmd)
             continue;
         if (prev)
-            prev->next = q->next;
+            prev->cc.next = q->cc.next;
         else
-            c->pool_wait_head = q->next;
+            c->pool_wait_head = aredis__cmd_next(q);
         if (c->pool_wait_tail == q)
             c->pool_wait_tail = prev;
         cmd->flags &= ~(unsigned)AREDIS__CMD_PENDING;
-        cmd->next = NULL;
+        cmd->cc.next = NULL;
         return 1;
     }
     return 0;
@@ -254,7 +254,7 @@ int aredis__pool_unwait(aredis_client *c, aredis__cmd *cmd)
 void aredis__pool_link_idle(aredis__link *l)
 {
     aredis_client *c = l->c;
-    if (l->borrowed || l->npend != 0 || l->conn.inflight != 0 || c->freeing)
+    if (l->borrowed || !aredis__conn_idle(&l->conn) || c->freeing)
         return;
     if (!serve_one(c, l)) {
         l->idle_since = aredis__now_ms();
@@ -300,7 +300,7 @@ int64_t aredis__pool_next_deadline(const aredis_client *c)
             next = t_;                           \
     } while (0)
     for (const aredis__link *l = c->pool; l != NULL; l = l->pool_next) {
-        CONSIDER(l->deadline);
+        CONSIDER(aredis__conn_deadline(&l->conn));
         if (is_free(l))
             CONSIDER(l->idle_since + c->cfg.pool_idle_ms);
     }
@@ -392,7 +392,7 @@ void aredis_exclusive_release(aredis_exclusive *x)
     l->borrowed = 0;
     if (c->freeing)
         return; /* the final release closes every link */
-    if (l->broken || l->npend != 0 || l->conn.inflight != 0) {
+    if (l->conn.broken || !aredis__conn_idle(&l->conn)) {
         retire_link(c, l, AREDIS_ECANCELED,
                     "canceled: the exclusive connection was released with "
                     "replies unread");

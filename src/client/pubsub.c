@@ -197,7 +197,8 @@ static void take_link(aredis_pubsub *ps, int mode, aredis__link *l)
     ps->mode = mode;
     ps->link = l;
     l->pubsub = ps;
-    if (l->state == AREDIS__ST_READY && mode == MODE_OWN && l->proto == 2)
+    if (l->conn.state == AREDIS__ST_READY && mode == MODE_OWN &&
+        l->conn.proto == 2)
         l->conn.raw_push = 1; /* connected already: no handshake to wait */
     replay(ps);
 }
@@ -238,7 +239,7 @@ static void choose_link(aredis_pubsub *ps)
     aredis_client *c = ps->c;
     if (ps->acquiring)
         return;
-    int proto = c->main.proto ? c->main.proto : c->cfg.protocol;
+    int proto = c->main.conn.proto ? c->main.conn.proto : c->cfg.protocol;
     if (proto == 3 && c->main.pubsub == NULL) {
         take_link(ps, MODE_SHARED, &c->main);
         return;
@@ -579,7 +580,7 @@ void aredis__pubsub_link_lost(aredis__link *l)
 void aredis__pubsub_link_ready(aredis__link *l)
 {
     aredis_pubsub *ps = l->pubsub;
-    if (ps->mode == MODE_OWN && l->proto == 2)
+    if (ps->mode == MODE_OWN && l->conn.proto == 2)
         l->conn.raw_push = 1;
     if (!ps->need_replay)
         return;
@@ -673,7 +674,7 @@ aredis_pubsub *aredis_pubsub_new(aredis_client *c,
     }
     ps->next = c->pubsubs;
     c->pubsubs = ps;
-    int proto = c->main.proto ? c->main.proto : c->cfg.protocol;
+    int proto = c->main.conn.proto ? c->main.conn.proto : c->cfg.protocol;
     if (proto != 0)
         choose_link(ps);
     return ps;
@@ -690,7 +691,7 @@ static void leave_link(aredis_pubsub *ps)
         c->main.pubsub = NULL;
         /* Leave everything on the shared connection; the confirmations
          * are dropped because no pubsub owns the link any more. */
-        if (!c->freeing && c->main.state == AREDIS__ST_READY)
+        if (!c->freeing && c->main.conn.state == AREDIS__ST_READY)
             for (int k = 0; k < SUB_KINDS; k++)
                 if (ps->subs[k].n > 0)
                     send_kind(ps, unsub_cmd[k], NULL, 0);

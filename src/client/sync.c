@@ -155,3 +155,8 @@ void aredis_sync_free(aredis_sync *s)
     aredis_loop_free(s->loop);
     aredis__free(s);
 }
+
+aredis_client *aredis_sync_client(const aredis_sync *s)
+{
+    return s != NULL ? s->client : NULL;
+}

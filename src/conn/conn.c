@@ -1,12 +1,17 @@
 /* The connection state machine (connection layer), sans I/O.
  *
- * It pairs replies with commands in order, keeps the CLIENT REPLY state so
- * the pairing never goes out of step, routes RESP3 pushes aside and owns
- * the output buffer. It makes no system call, reads no clock and runs no
- * user code: the client drives it. */
+ * One server connection from "connect requested" to "ready" and back after
+ * a loss: attempts and backoff, the handshake, the pairing of replies with
+ * commands in order (keeping the CLIENT REPLY state so it never goes out of
+ * step), RESP3 pushes routed aside, and the salvage policy. It makes no
+ * system call, reads no clock and runs no user code: every effect is an
+ * action the driver polls (conn.h). */
 #include "conn/conn.h"
 
+#include <assert.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "aredis/error.h"
 #include "resp/resp.h"
@@ -16,53 +21,184 @@
  * are this many, to keep memmove off the common path. */
 #define COMPACT_AT ((size_t)64 * 1024)
 
-int aredis__conn_init(aredis__conn *cn, const aredis_reader_limits *limits)
+enum { HS_HELLO, HS_AUTH, HS_SETNAME, HS_SELECT, HS_DONE };
+
+static const char stray_msg[] = "reply received with no command awaiting one";
+static const char lent_lost[] = "the exclusive connection was lost: release "
+                                "it and acquire another";
+
+static void lost(aredis__conn *cn, int code, const char *msg, int64_t now);
+
+/* A deadline `d` ms after now; never 0, which means "none". */
+static int64_t at(int64_t now, int64_t d)
+{
+    return now + d != 0 ? now + d : 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Life cycle
+ * ------------------------------------------------------------------------ */
+
+int aredis__conn_init(aredis__conn *cn, const aredis__conn_config *cfg)
 {
     memset(cn, 0, sizeof *cn);
-    if (limits != NULL)
-        cn->limits = *limits;
+    cn->cfg = cfg;
     aredis_buf_init(&cn->out);
-    cn->rd = aredis_reader_new(&cn->limits);
+    aredis_buf_init(&cn->pend_out);
+    cn->rd = aredis_reader_new(&cfg->limits);
     return cn->rd != NULL ? 0 : AREDIS_ENOMEM;
+}
+
+static void free_internal(aredis__conn_cmd *cmd)
+{
+    aredis__free(cmd->copy);
+    aredis__free(cmd);
 }
 
 void aredis__conn_cleanup(aredis__conn *cn)
 {
+    aredis__conn_cmd *all = aredis__conn_take_all(cn);
+    /* The owner takes its commands first; none may be left here. */
+    assert(all == NULL);
+    (void)all;
     aredis_buf_cleanup(&cn->out);
+    aredis_buf_cleanup(&cn->pend_out);
     aredis_reader_free(cn->rd);
     cn->rd = NULL;
 }
 
-int aredis__conn_reset(aredis__conn *cn)
+/* ------------------------------------------------------------------------
+ * Queues of actions
+ * ------------------------------------------------------------------------ */
+
+static void push_action(aredis__conn *cn, aredis__conn_qa qa)
 {
-    /* A reader that saw a protocol error stays failed: start a new one. */
-    aredis_reader *rd = aredis_reader_new(&cn->limits);
-    if (rd == NULL)
+    /* Each transition queues a handful and the driver drains after every
+     * event it feeds, so the queue never fills; if it did, the oldest
+     * report (never an I/O action) would be the one to lose. */
+    assert(cn->qlen < AREDIS__CONN_QMAX);
+    if (cn->qlen == AREDIS__CONN_QMAX)
+        return;
+    cn->q[(cn->qhead + cn->qlen) % AREDIS__CONN_QMAX] = qa;
+    cn->qlen++;
+}
+
+static void act(aredis__conn *cn, int kind, size_t index)
+{
+    push_action(cn, (aredis__conn_qa){.kind = kind, .index = index});
+}
+
+static void event(aredis__conn *cn, int ev, int code, int64_t delay,
+                  int attempt)
+{
+    push_action(cn, (aredis__conn_qa){.kind = AREDIS__ACT_EVENT,
+                                      .event = ev,
+                                      .code = code,
+                                      .delay_ms = delay,
+                                      .attempt = attempt});
+}
+
+/* Complete cmd through the done list; msg is static or in cmd->copy. */
+static void done(aredis__conn *cn, aredis__conn_cmd *cmd, int code,
+                 const char *msg)
+{
+    cmd->flags &= ~(unsigned)AREDIS__CC_PENDING;
+    cmd->code = code;
+    cmd->msg = msg;
+    cmd->next = NULL;
+    if (cn->done_tail)
+        cn->done_tail->next = cmd;
+    else
+        cn->done_head = cmd;
+    cn->done_tail = cmd;
+}
+
+/* The same with a message that need not outlive the call: it is copied
+ * into the command (whose bytes are not needed any more). */
+static void fail(aredis__conn *cn, aredis__conn_cmd *cmd, int code,
+                 const char *msg)
+{
+    aredis__free(cmd->copy);
+    cmd->copy = aredis__strndup(msg, strlen(msg));
+    done(cn, cmd, code, cmd->copy != NULL ? cmd->copy : aredis_strerror(code));
+}
+
+/* ------------------------------------------------------------------------
+ * Pending commands (waiting for the connection to be ready)
+ * ------------------------------------------------------------------------ */
+
+static int pend_push(aredis__conn *cn, aredis__conn_cmd *cmd, const char *bytes)
+{
+    cmd->off = cn->pend_out.len;
+    if (aredis__buf_append(&cn->pend_out, bytes, cmd->len) != 0)
         return AREDIS_ENOMEM;
-    aredis_reader_free(cn->rd);
-    cn->rd = rd;
-    cn->out.len = 0;
-    cn->out_pos = 0;
-    cn->queued = cn->written = cn->base = cn->heard = 0;
-    cn->head = cn->tail = NULL;
-    cn->inflight = 0;
-    cn->reply_off = cn->skip_next = 0;
-    cn->raw_push = 0;
+    cmd->next = NULL;
+    cmd->flags |= AREDIS__CC_PENDING;
+    if (cn->pend_tail)
+        cn->pend_tail->next = cmd;
+    else
+        cn->pend_head = cmd;
+    cn->pend_tail = cmd;
+    cn->npend++;
     return 0;
 }
 
-int aredis__conn_enqueue(aredis__conn *cn, aredis__cmd *cmd, size_t len,
-                         int reply_kind)
+static int unpend(aredis__conn *cn, aredis__conn_cmd *cmd)
 {
-    cn->queued += len;
+    aredis__conn_cmd *prev = NULL;
+    for (aredis__conn_cmd *q = cn->pend_head; q != NULL;
+         prev = q, q = q->next) {
+        if (q != cmd)
+            continue;
+        if (prev)
+            prev->next = q->next;
+        else
+            cn->pend_head = q->next;
+        if (cn->pend_tail == q)
+            cn->pend_tail = prev;
+        memmove(cn->pend_out.data + cmd->off,
+                cn->pend_out.data + cmd->off + cmd->len,
+                cn->pend_out.len - cmd->off - cmd->len);
+        cn->pend_out.len -= cmd->len;
+        for (aredis__conn_cmd *r = cmd->next; r != NULL; r = r->next)
+            r->off -= cmd->len;
+        cn->npend--;
+        cmd->flags &= ~(unsigned)AREDIS__CC_PENDING;
+        cmd->next = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+static aredis__conn_cmd *take_pending(aredis__conn *cn)
+{
+    aredis__conn_cmd *h = cn->pend_head;
+    for (aredis__conn_cmd *q = h; q != NULL; q = q->next)
+        q->flags &= ~(unsigned)AREDIS__CC_PENDING;
+    cn->pend_head = cn->pend_tail = NULL;
+    cn->pend_out.len = 0;
+    cn->npend = 0;
+    return h;
+}
+
+/* ------------------------------------------------------------------------
+ * The output buffer and the FIFO in flight
+ * ------------------------------------------------------------------------ */
+
+/* cmd's len bytes were appended to cn->out: put it in flight, unless the
+ * CLIENT REPLY state says no reply will come; then it completes (nil). */
+static void enqueue(aredis__conn *cn, aredis__conn_cmd *cmd)
+{
+    cn->queued += cmd->len;
     cmd->end = cn->queued;
     cmd->next = NULL;
+    cmd->flags &= ~(unsigned)AREDIS__CC_PENDING;
 
     /* CLIENT REPLY (see the command's documentation): OFF and SKIP get no
      * reply themselves; OFF silences everything after it until ON, whose
      * +OK does arrive; SKIP silences the one command that follows. */
     int silent;
-    switch (reply_kind) {
+    switch (cmd->reply_kind) {
     case AREDIS__REPLY_ON:
         cn->reply_off = 0;
         cn->skip_next = 0;
@@ -88,8 +224,9 @@ int aredis__conn_enqueue(aredis__conn *cn, aredis__cmd *cmd, size_t len,
         break;
     }
     if (silent) {
-        cmd->flags |= AREDIS__CMD_NOREPLY;
-        return 0;
+        cmd->flags |= AREDIS__CC_NOREPLY;
+        done(cn, cmd, 0, NULL);
+        return;
     }
     if (cn->tail)
         cn->tail->next = cmd;
@@ -97,7 +234,17 @@ int aredis__conn_enqueue(aredis__conn *cn, aredis__cmd *cmd, size_t len,
         cn->head = cmd;
     cn->tail = cmd;
     cn->inflight++;
-    return 1;
+}
+
+size_t aredis__conn_out(const aredis__conn *cn, const char **data)
+{
+    /* No arithmetic on a NULL buffer (nothing was ever queued). */
+    if (cn->state < AREDIS__ST_HANDSHAKE || cn->out.len == cn->out_pos) {
+        *data = cn->out.data;
+        return 0;
+    }
+    *data = cn->out.data + cn->out_pos;
+    return cn->out.len - cn->out_pos;
 }
 
 void aredis__conn_wrote(aredis__conn *cn, size_t n)
@@ -115,8 +262,10 @@ void aredis__conn_wrote(aredis__conn *cn, size_t n)
     }
 }
 
-const char *aredis__conn_cmd_bytes(const aredis__conn *cn,
-                                   const aredis__cmd *cmd)
+/* A queued command's bytes, if the buffer still holds all of them (the
+ * front of the buffer is dropped lazily once written); NULL otherwise. */
+static const char *cmd_bytes(const aredis__conn *cn,
+                             const aredis__conn_cmd *cmd)
 {
     uint64_t start = cmd->end - cmd->len;
     if (start < cn->base || cmd->end > cn->base + cn->out.len)
@@ -124,55 +273,693 @@ const char *aredis__conn_cmd_bytes(const aredis__conn *cn,
     return cn->out.data + (size_t)(start - cn->base);
 }
 
-char *aredis__conn_in_buf(aredis__conn *cn, size_t *avail)
+static aredis__conn_cmd *take_inflight(aredis__conn *cn)
 {
-    return aredis_reader_prepare(cn->rd, 0, avail);
-}
-
-int aredis__conn_in_commit(aredis__conn *cn, size_t n)
-{
-    cn->heard = cn->written;
-    return aredis_reader_commit(cn->rd, n);
-}
-
-static char stray_msg[] = "reply received with no command awaiting one";
-
-int aredis__conn_next(aredis__conn *cn, aredis__cmd **cmd,
-                      const aredis_reply **r)
-{
-    int e = aredis_reader_get_reply(cn->rd, r);
-    if (e <= 0)
-        return e;
-    if ((*r)->type == AREDIS_REPLY_PUSH || cn->raw_push) {
-        *cmd = NULL;
-        return 1;
-    }
-    /* A server answers only what it has received in full: a reply that
-     * completed with bytes read before the oldest command had been written
-     * (nothing in flight, or a command a handshake reply read in the same
-     * batch released) is not for anyone. */
-    aredis__cmd *c = cn->head;
-    if (c == NULL || c->end > cn->heard)
-        return AREDIS_EPROTO;
-    cn->head = c->next;
-    if (cn->head == NULL)
-        cn->tail = NULL;
-    cn->inflight--;
-    c->next = NULL;
-    *cmd = c;
-    return 1;
-}
-
-const char *aredis__conn_errstr(const aredis__conn *cn)
-{
-    const char *s = aredis_reader_errstr(cn->rd);
-    return s[0] != '\0' ? s : stray_msg;
-}
-
-aredis__cmd *aredis__conn_take_inflight(aredis__conn *cn)
-{
-    aredis__cmd *h = cn->head;
+    aredis__conn_cmd *h = cn->head;
     cn->head = cn->tail = NULL;
     cn->inflight = 0;
     return h;
+}
+
+/* Forget the previous stream for a new transport. 0 or AREDIS_ENOMEM. */
+static int new_stream(aredis__conn *cn)
+{
+    /* A reader that saw a protocol error stays failed: start a new one. */
+    aredis_reader *rd = aredis_reader_new(&cn->cfg->limits);
+    if (rd == NULL)
+        return AREDIS_ENOMEM;
+    aredis_reader_free(cn->rd);
+    cn->rd = rd;
+    cn->out.len = 0;
+    cn->out_pos = 0;
+    cn->queued = cn->written = cn->base = cn->heard = 0;
+    cn->reply_off = cn->skip_next = 0;
+    cn->raw_push = 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Losing a connection, and the backoff before the next one
+ * ------------------------------------------------------------------------ */
+
+static int64_t backoff_ms(const aredis__conn_config *cfg, int attempt)
+{
+    int64_t d = cfg->backoff_first_ms;
+    for (int i = 1; i < attempt && d < cfg->backoff_max_ms; i++)
+        d *= 2;
+    if (d > cfg->backoff_max_ms)
+        d = cfg->backoff_max_ms;
+    /* Full jitter over the upper half, so clients that lost the same
+     * server do not all come back in the same millisecond. */
+    if (d <= 1 || cfg->rand == NULL)
+        return d;
+    return d / 2 + (int64_t)(cfg->rand(cfg->rand_ud) % (uint64_t)(d / 2 + 1));
+}
+
+/* Move the commands a dead connection carried: re-queue what cannot have
+ * run (or may safely run again), fail the rest. */
+static void salvage(aredis__conn *cn, int code, const char *why)
+{
+    /* On a lent connection nothing is replayed: the sequence the borrower
+     * is running (WATCH ... EXEC) does not survive a new one. */
+    int replay = !(cn->lent && !cn->keep);
+    uint64_t written = cn->written;
+    aredis__conn_cmd *inflight = take_inflight(cn);
+    char unknown[256];
+    snprintf(unknown, sizeof unknown, "connection lost, outcome unknown: %s",
+             why);
+    /* A malformed or oversized reply belongs to the oldest command that
+     * could have been answered: that one fails with the cause itself, the
+     * others by the usual rules. */
+    int blame = code == AREDIS_EPROTO || code == AREDIS_ETOOBIG;
+
+    /* Rebuild the pending list: salvaged in-flight commands first (they
+     * were submitted earlier), then those that were already pending. */
+    aredis__conn_cmd *old_head = cn->pend_head;
+    aredis_buf old_out = cn->pend_out;
+    aredis_buf_init(&cn->pend_out);
+    cn->pend_head = cn->pend_tail = NULL;
+    cn->npend = 0;
+
+    aredis__conn_cmd *cmd = inflight;
+    while (cmd != NULL) {
+        aredis__conn_cmd *next = cmd->next;
+        if (cmd->flags & AREDIS__CC_INTERNAL) {
+            free_internal(cmd);
+        } else if (cmd->flags & AREDIS__CC_CANCELLED) {
+            done(cn, cmd, AREDIS_ECLOSED, "cancelled");
+        } else if (blame && cmd->end <= cn->heard) {
+            blame = 0;
+            fail(cn, cmd, code, why);
+        } else {
+            const char *bytes = NULL;
+            if ((cmd->flags & AREDIS__CC_NO_RESEND) || !replay)
+                bytes = NULL; /* part of a whole that cannot be replayed */
+            else if (cmd->end > written)
+                bytes = cmd_bytes(cn, cmd); /* never reached the server */
+            else if (cmd->flags & AREDIS__CC_RETRY) {
+                bytes = cmd->copy;
+                cmd->flags |= AREDIS__CC_WAS_SENT;
+            }
+            if (bytes == NULL && cmd->end > written)
+                done(cn, cmd, AREDIS_ECLOSED,
+                     "connection lost before the command was sent");
+            else if (bytes == NULL)
+                fail(cn, cmd, AREDIS_EUNKNOWN, unknown);
+            else if (pend_push(cn, cmd, bytes) != 0)
+                done(cn, cmd, AREDIS_ENOMEM, "out of memory");
+        }
+        cmd = next;
+    }
+    for (cmd = old_head; cmd != NULL;) {
+        aredis__conn_cmd *next = cmd->next;
+        if (pend_push(cn, cmd, old_out.data + cmd->off) != 0)
+            done(cn, cmd, AREDIS_ENOMEM, "out of memory");
+        cmd = next;
+    }
+    aredis_buf_cleanup(&old_out);
+    cn->out.len = cn->out_pos = 0;
+}
+
+/* Fail every pending command: the outage outlasted the attempts. One that
+ * had been written before (kept to be re-sent) may have run: its outcome
+ * is unknown, whatever stopped the retry. */
+static void fail_pending(aredis__conn *cn, int code, const char *msg)
+{
+    aredis__conn_cmd *cmd = take_pending(cn);
+    char unknown[256];
+    snprintf(unknown, sizeof unknown,
+             "connection lost, outcome unknown (could not re-send: %s)", msg);
+    while (cmd != NULL) {
+        aredis__conn_cmd *next = cmd->next;
+        if (cmd->flags & AREDIS__CC_WAS_SENT)
+            fail(cn, cmd, AREDIS_EUNKNOWN, unknown);
+        else
+            fail(cn, cmd, code, msg);
+        cmd = next;
+    }
+}
+
+/* The connection (or an attempt) is lost. Everything is decided here,
+ * before any action is taken: the transport is to be closed, what it
+ * carried re-queued or failed, and the connection is in its final state
+ * (BACKOFF with its deadline, or IDLE) when the events are reported. */
+static void lost(aredis__conn *cn, int code, const char *msg, int64_t now)
+{
+    const aredis__conn_config *cfg = cn->cfg;
+    if (msg != cn->errmsg)
+        snprintf(cn->errmsg, sizeof cn->errmsg, "%s",
+                 msg != NULL && msg[0] ? msg : aredis_strerror(code));
+    const char *why = cn->errmsg;
+    int was_ready = cn->state == AREDIS__ST_READY;
+    act(cn, AREDIS__ACT_CLOSE, 0);
+    cn->state = AREDIS__ST_IDLE;
+    cn->deadline = 0;
+    salvage(cn, code, why);
+    if (was_ready && cn->lent && !cn->keep) {
+        /* The borrower decides: it gets errors until it gives the
+         * connection back, and a fresh one after that. A connection that
+         * never became ready carried none of the borrower's commands, so
+         * it reconnects as any other and they wait for it (a WATCH must
+         * not fail at once while the server restarts). */
+        cn->broken = 1;
+        fail_pending(cn, AREDIS_ECLOSED, lent_lost);
+        event(cn, AREDIS__EV_DISCONNECTED, code, 0, 0);
+        return;
+    }
+    /* A lost ready connection is retried at once; failed attempts back
+     * off. An exclusive connection with nothing to do is simply dropped;
+     * one that carries subscriptions retries for as long as it takes. */
+    if (was_ready)
+        cn->attempts = 0;
+    int retry = 1;
+    if (cn->exclusive && cn->npend == 0 && !cn->keep) {
+        retry = 0;
+    } else if (cfg->max_attempts >= 0 && cn->attempts >= cfg->max_attempts) {
+        fail_pending(cn, code, why);
+        if (!cn->keep) {
+            cn->attempts = 0;
+            retry = 0;
+        }
+    }
+    event(cn, AREDIS__EV_DISCONNECTED, code, 0, 0);
+    if (!retry)
+        return;
+    cn->attempts++;
+    int64_t delay = was_ready ? 0 : backoff_ms(cfg, cn->attempts);
+    cn->state = AREDIS__ST_BACKOFF;
+    cn->deadline = at(now, delay);
+    event(cn, AREDIS__EV_RECONNECTING, 0, delay, cn->attempts);
+}
+
+/* ------------------------------------------------------------------------
+ * Connecting
+ * ------------------------------------------------------------------------ */
+
+void aredis__conn_connect(aredis__conn *cn, int64_t now)
+{
+    /* One connect attempt, resolution and transport at a time; a lent
+     * connection that was lost stays down until it is given back. */
+    if ((cn->state != AREDIS__ST_IDLE && cn->state != AREDIS__ST_BACKOFF) ||
+        cn->broken)
+        return;
+    cn->now = now;
+    cn->state = AREDIS__ST_RESOLVING;
+    /* Even with no connect timeout a deadline stays set (24 days out): a
+     * name lookup runs on a thread, and an armed timer is what keeps a
+     * loop from going idle while it does. */
+    cn->deadline =
+        at(now, cn->cfg->connect_timeout_ms >= 0 ? cn->cfg->connect_timeout_ms
+                                                 : (int64_t)INT32_MAX);
+    if (cn->cfg->one_address) {
+        aredis__conn_resolved(cn, 1, now);
+        return;
+    }
+    act(cn, AREDIS__ACT_RESOLVE, 0);
+}
+
+void aredis__conn_resolved(aredis__conn *cn, size_t n, int64_t now)
+{
+    cn->now = now;
+    if (cn->state != AREDIS__ST_RESOLVING)
+        return;
+    if (n == 0) {
+        lost(cn, AREDIS_ECONNREFUSED, "no address to connect to", now);
+        return;
+    }
+    cn->naddrs = n;
+    cn->addr_next = 1;
+    cn->state = AREDIS__ST_CONNECTING;
+    act(cn, AREDIS__ACT_OPEN, 0);
+}
+
+void aredis__conn_open_failed(aredis__conn *cn, int code, const char *msg,
+                              int64_t now)
+{
+    cn->now = now;
+    if (cn->state == AREDIS__ST_CONNECTING && cn->addr_next < cn->naddrs) {
+        act(cn, AREDIS__ACT_CLOSE, 0);
+        act(cn, AREDIS__ACT_OPEN, cn->addr_next++);
+        return;
+    }
+    if (cn->state == AREDIS__ST_RESOLVING || cn->state == AREDIS__ST_CONNECTING)
+        lost(cn, code, msg, now);
+}
+
+/* ---- the handshake ------------------------------------------------------- */
+
+static int str_is(const aredis_reply *r, const char *s)
+{
+    size_t n = strlen(s);
+    return (r->type == AREDIS_REPLY_STRING || r->type == AREDIS_REPLY_STATUS ||
+            r->type == AREDIS_REPLY_VERB) &&
+           r->len == n && strncasecmp(r->str, s, n) == 0;
+}
+
+static int starts_with(const aredis_reply *r, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return r->len >= n && memcmp(r->str, prefix, n) == 0;
+}
+
+/* The protocol a successful HELLO reply says the connection now speaks,
+ * or 0 when the reply is not one. HELLO answers with the connection's
+ * properties (the HELLO command's documentation): a map under RESP3, the
+ * same pairs as a flat array under RESP2, with at least server, version
+ * and proto. Anything else (a bare +OK, a reply meant for something else)
+ * means the stream is not what the client thinks it is. */
+static int hello_proto(const aredis_reply *r)
+{
+    if ((r->type != AREDIS_REPLY_MAP && r->type != AREDIS_REPLY_ARRAY) ||
+        r->len % 2 != 0)
+        return 0;
+    int server = 0, version = 0;
+    long long proto = 0;
+    for (size_t i = 0; i < r->len; i += 2) {
+        const aredis_reply *k = &r->element[i], *v = &r->element[i + 1];
+        int text = v->type == AREDIS_REPLY_STRING ||
+                   v->type == AREDIS_REPLY_STATUS ||
+                   v->type == AREDIS_REPLY_VERB;
+        if (str_is(k, "server") && text)
+            server = 1;
+        else if (str_is(k, "version") && text)
+            version = 1;
+        else if (str_is(k, "proto") && v->type == AREDIS_REPLY_INTEGER)
+            proto = v->integer;
+    }
+    if (!server || !version)
+        return 0;
+    if (r->type == AREDIS_REPLY_MAP && proto == 3)
+        return 3;
+    if (r->type == AREDIS_REPLY_ARRAY && proto == 2)
+        return 2;
+    return 0;
+}
+
+/* Queue one handshake command. 0 or AREDIS_ENOMEM. */
+static int internal(aredis__conn *cn, int argc, const char **argv)
+{
+    aredis__conn_cmd *cmd = aredis__calloc(1, sizeof *cmd);
+    if (cmd == NULL)
+        return AREDIS_ENOMEM;
+    size_t start = cn->out.len;
+    int e = aredis_write_argv(&cn->out, argc, argv, NULL);
+    if (e != 0) {
+        cn->out.len = start;
+        aredis__free(cmd);
+        return e;
+    }
+    cmd->flags = AREDIS__CC_INTERNAL;
+    cmd->len = cn->out.len - start;
+    enqueue(cn, cmd);
+    return 0;
+}
+
+static void ready(aredis__conn *cn, int64_t now);
+
+/* Send the current step, skipping the ones that have nothing to do; the
+ * last one makes the connection ready. 0 or AREDIS_ENOMEM. */
+static int hs_send(aredis__conn *cn, int64_t now)
+{
+    const aredis__conn_config *cfg = cn->cfg;
+    const char *argv[8];
+    int argc = 0;
+    for (;;) {
+        switch (cn->hs_step) {
+        case HS_HELLO:
+            argv[argc++] = "HELLO";
+            argv[argc++] = "3";
+            if (cfg->password != NULL) {
+                argv[argc++] = "AUTH";
+                argv[argc++] = cfg->username ? cfg->username : "default";
+                argv[argc++] = cfg->password;
+            }
+            if (cfg->client_name != NULL) {
+                argv[argc++] = "SETNAME";
+                argv[argc++] = cfg->client_name;
+            }
+            return internal(cn, argc, argv);
+        case HS_AUTH:
+            if (cfg->password == NULL)
+                break;
+            argv[argc++] = "AUTH";
+            if (cfg->username != NULL)
+                argv[argc++] = cfg->username;
+            argv[argc++] = cfg->password;
+            return internal(cn, argc, argv);
+        case HS_SETNAME:
+            if (cfg->client_name == NULL || cn->proto == 3)
+                break;
+            argv[argc++] = "CLIENT";
+            argv[argc++] = "SETNAME";
+            argv[argc++] = cfg->client_name;
+            return internal(cn, argc, argv);
+        case HS_SELECT: {
+            if (cfg->db == 0)
+                break;
+            char db[24];
+            snprintf(db, sizeof db, "%d", cfg->db);
+            argv[argc++] = "SELECT";
+            argv[argc++] = db;
+            return internal(cn, argc, argv);
+        }
+        default:
+            if (cn->proto == 0)
+                cn->proto = 2;
+            ready(cn, now);
+            return 0;
+        }
+        cn->hs_step++;
+    }
+}
+
+static void hs_advance(aredis__conn *cn, int64_t now)
+{
+    cn->hs_step++;
+    if (hs_send(cn, now) != 0)
+        lost(cn, AREDIS_ENOMEM, "handshake failed: out of memory", now);
+}
+
+/* A step was refused: the connect fails with the server's own message. */
+static void hs_refused(aredis__conn *cn, const char *step,
+                       const aredis_reply *r, int64_t now)
+{
+    int code = AREDIS_ESERVER;
+    if (starts_with(r, "WRONGPASS") || starts_with(r, "NOAUTH") ||
+        starts_with(r, "NOPERM") || starts_with(r, "ERR invalid password") ||
+        starts_with(r, "ERR AUTH"))
+        code = AREDIS_EAUTH;
+    char msg[192];
+    snprintf(msg, sizeof msg, "handshake failed: %s: %.*s", step,
+             (int)(r->len > 150 ? 150 : r->len), r->str);
+    lost(cn, code, msg, now);
+}
+
+/* The reply to the handshake step in flight. Steps go one at a time, so
+ * a fallback never races a command sent on the wrong assumption. */
+static void hs_reply(aredis__conn *cn, const aredis_reply *r, int64_t now)
+{
+    static const char *const names[] = {"HELLO", "AUTH", "CLIENT SETNAME",
+                                        "SELECT"};
+    int err = r->type == AREDIS_REPLY_ERROR;
+    if (cn->hs_step == HS_HELLO && !err) {
+        if (hello_proto(r) != 3) {
+            lost(cn, AREDIS_EPROTO,
+                 "handshake failed: HELLO 3 was not answered with a RESP3 "
+                 "map of server, version and proto",
+                 now);
+            return;
+        }
+        cn->proto = 3;
+        cn->hs_step = HS_SETNAME; /* AUTH and SETNAME rode on HELLO */
+        hs_advance(cn, now);
+        return;
+    }
+    /* Redis before 6 does not know HELLO; 6+ built without RESP3 says
+     * NOPROTO. In automatic mode both mean: speak RESP2. */
+    if (cn->hs_step == HS_HELLO && cn->cfg->protocol == 0 &&
+        (starts_with(r, "NOPROTO") || starts_with(r, "ERR unknown command"))) {
+        cn->proto = 2;
+        hs_advance(cn, now);
+        return;
+    }
+    if (err) {
+        hs_refused(cn, names[cn->hs_step], r, now);
+        return;
+    }
+    hs_advance(cn, now);
+}
+
+void aredis__conn_opened(aredis__conn *cn, int64_t now)
+{
+    cn->now = now;
+    if (cn->state != AREDIS__ST_CONNECTING)
+        return;
+    if (new_stream(cn) != 0) {
+        lost(cn, AREDIS_ENOMEM, "out of memory", now);
+        return;
+    }
+    cn->state = AREDIS__ST_HANDSHAKE;
+    int protocol = cn->cfg->protocol;
+    cn->proto = protocol == 2 ? 2 : 0;
+    cn->hs_step = protocol == 2 ? HS_AUTH : HS_HELLO;
+    if (hs_send(cn, now) != 0)
+        lost(cn, AREDIS_ENOMEM, "cannot start the handshake", now);
+}
+
+/* The handshake is done: release the commands that waited for it. */
+static void ready(aredis__conn *cn, int64_t now)
+{
+    if (cn->pend_out.len != 0 && aredis__buf_append(&cn->out, cn->pend_out.data,
+                                                    cn->pend_out.len) != 0) {
+        lost(cn, AREDIS_ENOMEM, "out of memory", now);
+        return;
+    }
+    cn->state = AREDIS__ST_READY;
+    cn->deadline = 0;
+    cn->attempts = 0;
+    cn->ever_ready = 1;
+    aredis__conn_cmd *cmd = take_pending(cn);
+    while (cmd != NULL) {
+        aredis__conn_cmd *next = cmd->next;
+        enqueue(cn, cmd);
+        cmd = next;
+    }
+    event(cn, AREDIS__EV_CONNECTED, 0, 0, 0);
+}
+
+void aredis__conn_timer(aredis__conn *cn, int64_t now)
+{
+    cn->now = now;
+    if (cn->deadline == 0 || now < cn->deadline)
+        return;
+    if (cn->state == AREDIS__ST_BACKOFF) {
+        aredis__conn_connect(cn, now);
+        return;
+    }
+    if (cn->state != AREDIS__ST_READY && cn->state != AREDIS__ST_IDLE) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "connect timed out after %lld ms",
+                 (long long)cn->cfg->connect_timeout_ms);
+        lost(cn, AREDIS_ETIMEDOUT, msg, now);
+    }
+}
+
+void aredis__conn_closed(aredis__conn *cn, int code, const char *msg,
+                         int64_t now)
+{
+    cn->now = now;
+    if (cn->state == AREDIS__ST_CONNECTING)
+        aredis__conn_open_failed(cn, code, msg, now);
+    else if (cn->state >= AREDIS__ST_RESOLVING)
+        lost(cn, code, msg, now);
+}
+
+/* ------------------------------------------------------------------------
+ * Commands
+ * ------------------------------------------------------------------------ */
+
+int aredis__conn_submit(aredis__conn *cn, aredis__conn_cmd *cmd,
+                        const char *bytes, int64_t now)
+{
+    cn->now = now;
+    cmd->flags &= ~(unsigned)(AREDIS__CC_NOREPLY | AREDIS__CC_PENDING |
+                              AREDIS__CC_CANCELLED);
+    if (cn->broken) {
+        assert(bytes != NULL);
+        done(cn, cmd, AREDIS_ECLOSED, lent_lost);
+        return 0;
+    }
+    if (cn->state == AREDIS__ST_READY) {
+        if (bytes != NULL && aredis__buf_append(&cn->out, bytes, cmd->len) != 0)
+            return AREDIS_ENOMEM;
+        enqueue(cn, cmd);
+        return 0;
+    }
+    if (bytes == NULL)
+        return AREDIS_EINVAL; /* the fast path is only for a ready conn */
+    int e = pend_push(cn, cmd, bytes);
+    if (e != 0)
+        return e;
+    if (cn->state == AREDIS__ST_IDLE)
+        aredis__conn_connect(cn, now);
+    return 0;
+}
+
+int aredis__conn_cancel(aredis__conn *cn, aredis__conn_cmd *cmd)
+{
+    if ((cmd->flags & AREDIS__CC_PENDING) && unpend(cn, cmd))
+        return 1;
+    cmd->flags |= AREDIS__CC_CANCELLED;
+    return 0;
+}
+
+void aredis__conn_abort(aredis__conn *cn, int code, const char *msg)
+{
+    if (cn->state != AREDIS__ST_IDLE && cn->state != AREDIS__ST_BACKOFF)
+        act(cn, AREDIS__ACT_CLOSE, 0);
+    cn->state = AREDIS__ST_IDLE;
+    cn->deadline = 0;
+    aredis__conn_cmd *cmd = take_inflight(cn);
+    while (cmd != NULL) {
+        aredis__conn_cmd *next = cmd->next;
+        if (cmd->flags & AREDIS__CC_INTERNAL)
+            free_internal(cmd);
+        else
+            done(cn, cmd, code, msg);
+        cmd = next;
+    }
+    for (cmd = take_pending(cn); cmd != NULL;) {
+        aredis__conn_cmd *next = cmd->next;
+        done(cn, cmd, code, msg);
+        cmd = next;
+    }
+    cn->out.len = cn->out_pos = 0;
+}
+
+aredis__conn_cmd *aredis__conn_take_all(aredis__conn *cn)
+{
+    aredis__conn_cmd *head = cn->done_head, **tail = &head;
+    cn->done_head = cn->done_tail = NULL;
+    while (*tail != NULL)
+        tail = &(*tail)->next;
+    aredis__conn_cmd *lists[2] = {take_inflight(cn), take_pending(cn)};
+    for (int i = 0; i < 2; i++) {
+        for (aredis__conn_cmd *cmd = lists[i]; cmd != NULL;) {
+            aredis__conn_cmd *next = cmd->next;
+            if (cmd->flags & AREDIS__CC_INTERNAL) {
+                free_internal(cmd);
+            } else {
+                cmd->next = NULL;
+                *tail = cmd;
+                tail = &cmd->next;
+            }
+            cmd = next;
+        }
+    }
+    cn->qlen = 0;
+    return head;
+}
+
+/* ------------------------------------------------------------------------
+ * Input
+ * ------------------------------------------------------------------------ */
+
+char *aredis__conn_in_buf(aredis__conn *cn, size_t *avail)
+{
+    char *p = aredis_reader_prepare(cn->rd, 0, avail);
+    if (p == NULL && cn->state >= AREDIS__ST_HANDSHAKE) {
+        char msg[192];
+        snprintf(msg, sizeof msg, "reply too large: %s",
+                 aredis_reader_errstr(cn->rd));
+        lost(cn, AREDIS_ETOOBIG, msg, cn->now);
+    }
+    return p;
+}
+
+void aredis__conn_in_commit(aredis__conn *cn, size_t n, int64_t now)
+{
+    cn->now = now;
+    cn->heard = cn->written;
+    (void)aredis_reader_commit(cn->rd, n); /* errors surface in poll */
+}
+
+/* ------------------------------------------------------------------------
+ * Actions
+ * ------------------------------------------------------------------------ */
+
+/* The next reply and what it is for: 1 with an action in *a, 0 when none
+ * (more bytes needed), 2 when the state changed (a handshake step, a
+ * loss): the queues may hold actions now. */
+static int next_reply(aredis__conn *cn, aredis__conn_action *a)
+{
+    if (cn->state >= AREDIS__ST_HANDSHAKE) {
+        const aredis_reply *r;
+        int e = aredis_reader_get_reply(cn->rd, &r);
+        if (e == 0)
+            return 0;
+        if (e == 1 && (r->type == AREDIS_REPLY_PUSH || cn->raw_push)) {
+            a->kind = AREDIS__ACT_PUSH;
+            a->reply = r;
+            return 1;
+        }
+        /* A server answers only what it has received in full: a reply that
+         * completed with bytes read before the oldest command had been
+         * written (nothing in flight, or commands a handshake reply in the
+         * same read released) is not for anyone. */
+        aredis__conn_cmd *cmd = cn->head;
+        if (e == 1 && (cmd == NULL || cmd->end > cn->heard))
+            e = AREDIS_EPROTO;
+        if (e < 0) {
+            const char *s = aredis_reader_errstr(cn->rd);
+            char msg[192];
+            snprintf(msg, sizeof msg, "protocol error: %s",
+                     s[0] != '\0' ? s : stray_msg);
+            lost(cn, e, msg, cn->now);
+            return 2;
+        }
+        cn->head = cmd->next;
+        if (cn->head == NULL)
+            cn->tail = NULL;
+        cn->inflight--;
+        cmd->next = NULL;
+        if (cmd->flags & AREDIS__CC_INTERNAL) {
+            free_internal(cmd);
+            hs_reply(cn, r, cn->now);
+            return 2;
+        }
+        a->kind = AREDIS__ACT_COMPLETE;
+        a->cmd = cmd;
+        a->reply = r;
+        return 1;
+    }
+    return 0;
+}
+
+static int poll_once(aredis__conn *cn, aredis__conn_action *a);
+
+int aredis__conn_poll(aredis__conn *cn, aredis__conn_action *a)
+{
+    for (;;) {
+        int r = poll_once(cn, a);
+        if (r != 2)
+            return r;
+    }
+}
+
+static int poll_once(aredis__conn *cn, aredis__conn_action *a)
+{
+    memset(a, 0, sizeof *a);
+    if (cn->qlen > 0) {
+        aredis__conn_qa qa = cn->q[cn->qhead];
+        cn->qhead = (cn->qhead + 1) % AREDIS__CONN_QMAX;
+        cn->qlen--;
+        a->kind = qa.kind;
+        a->index = qa.index;
+        a->event = qa.event;
+        a->code = qa.code;
+        a->delay_ms = qa.delay_ms;
+        a->attempt = qa.attempt;
+        if (qa.kind == AREDIS__ACT_EVENT &&
+            qa.event == AREDIS__EV_DISCONNECTED) {
+            /* Copied: a later loss may rewrite errmsg before the driver
+             * is done with this one. */
+            snprintf(cn->evmsg, sizeof cn->evmsg, "%s", cn->errmsg);
+            a->msg = cn->evmsg;
+        }
+        return 1;
+    }
+    if (cn->done_head != NULL) {
+        aredis__conn_cmd *cmd = cn->done_head;
+        cn->done_head = cmd->next;
+        if (cn->done_head == NULL)
+            cn->done_tail = NULL;
+        cmd->next = NULL;
+        a->kind = AREDIS__ACT_COMPLETE;
+        a->cmd = cmd;
+        a->code = cmd->code;
+        a->msg = cmd->msg;
+        return 1;
+    }
+    return next_reply(cn, a);
 }

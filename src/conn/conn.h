@@ -1,53 +1,51 @@
-/* Interface of the connection layer to the client: the sans-I/O state of
- * one server connection.
+/* Interface of the connection layer to the layers above: the sans-I/O state
+ * machine of one server connection.
  *
- * A connection owns the output bytes not yet written, the FIFO of commands
- * awaiting replies and a reader. It is driven with "these bytes arrived"
- * and "these many bytes were written", and it hands out replies paired
- * with the command they answer. It never calls the OS, never reads the
- * clock and never runs a user callback itself, so it can be unit-tested
- * and fuzzed without a server. */
+ * A connection owns everything about one server connection that needs no
+ * system call: its state (idle, backoff, resolving, connecting, handshake,
+ * ready), the commands waiting for it to be ready, the output bytes, the
+ * FIFO of commands awaiting replies, a reader, the handshake (HELLO 3, AUTH,
+ * SETNAME, SELECT, with the RESP2 fallback), the attempts and the backoff
+ * between them, and the policy for a lost connection: what is sent again
+ * and what fails "outcome unknown".
+ *
+ * It is driven by events (the aredis__conn_* calls below: connect
+ * requested, resolution done, transport open or failed, bytes arrived,
+ * bytes written, closed, timer fired, command submitted or cancelled) and
+ * answers with actions that the driver takes one at a time with
+ * aredis__conn_poll(): resolve, open a transport to address i, close it,
+ * complete a command, deliver a push, report a connection event. It never
+ * calls the OS, never reads the clock (`now` is passed in) and never runs
+ * user code: a completion is an action, so the state is consistent
+ * whenever the driver runs a callback. Unit-tested and fuzzed without a
+ * server (tests/unit/test_conn.c, fuzz/fuzz_conn.c). */
 #ifndef AREDIS_CONN_CONN_H
 #define AREDIS_CONN_CONN_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aredis/client.h"
 #include "aredis/resp.h"
 
-typedef struct aredis__cmd aredis__cmd;
-
-/* Flags of a command record. */
+/* States. */
 enum {
-    AREDIS__CMD_NOREPLY = 1 << 0, /* the server sends no reply (CLIENT REPLY) */
-    AREDIS__CMD_DONE = 1 << 1,    /* its callback has run or is scheduled */
-    AREDIS__CMD_INTERNAL = 1 << 2, /* a handshake step, not a user command */
+    AREDIS__ST_IDLE,       /* no transport; the next command connects */
+    AREDIS__ST_BACKOFF,    /* waiting before the next attempt */
+    AREDIS__ST_RESOLVING,  /* waiting for the host name */
+    AREDIS__ST_CONNECTING, /* a transport is opening (TCP connect, TLS) */
+    AREDIS__ST_HANDSHAKE,  /* HELLO / AUTH / SETNAME / SELECT */
+    AREDIS__ST_READY,
 };
 
-/* One command, from submit to completion: a single allocation that is
- * linked into whichever queue holds it (pending, in flight, done). */
-struct aredis__cmd {
-    aredis__cmd *next;
-    uint64_t end;       /* stream offset just past its bytes (in flight) */
-    size_t off, len;    /* its bytes in the client's pending buffer */
-    aredis_reply_cb cb; /* user callback, or NULL */
-    void *ud;
-    void (*icb)(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
-    aredis_reply_hook hook;
-    void *hook_ud;
-    int64_t deadline;   /* absolute ms, 0: none */
-    int64_t timeout_ms; /* what the deadline was computed from */
-    size_t heap_idx;    /* position in the deadline heap + 1, 0: not in it */
-    unsigned flags;
-    int norm;      /* built-in RESP2 -> RESP3 reshaping, see client */
-    int fail_code; /* for the done queue: the error to report */
-    const char *fail_msg;
-    int reply_kind;     /* AREDIS__REPLY_*: its effect on CLIENT REPLY */
-    void *link;         /* the client's link that holds it, or NULL */
-    char *copy;         /* its bytes, kept when it may be re-sent; once it fails
-                         * from the loop, the text of its error */
-    int64_t wait_until; /* waiting for an exclusive connection until then */
+/* Flags of a command's connection part. */
+enum {
+    AREDIS__CC_NOREPLY = 1 << 0,  /* the server sends no reply (CLIENT REPLY) */
+    AREDIS__CC_INTERNAL = 1 << 1, /* a handshake step, owned by the conn */
+    AREDIS__CC_PENDING = 1 << 2,  /* waiting for the connection to be ready */
+    AREDIS__CC_RETRY = 1 << 3,    /* may be re-sent after it was written */
+    AREDIS__CC_NO_RESEND = 1 << 4, /* never re-sent, even unwritten */
+    AREDIS__CC_WAS_SENT = 1 << 5,  /* written once already (a retry) */
+    AREDIS__CC_CANCELLED = 1 << 6, /* its owner completed it: drop its reply */
 };
 
 /* What a command does to the CLIENT REPLY state. */
@@ -59,81 +57,209 @@ enum {
     AREDIS__REPLY_PUSHED, /* answered by push frames (pub/sub), not a reply */
 };
 
+typedef struct aredis__conn_cmd aredis__conn_cmd;
+
+/* The connection's part of a command record. The owner embeds it (as the
+ * first member, so a pointer to it is a pointer to the record) and keeps
+ * everything else about the command, callbacks included, to itself. */
+struct aredis__conn_cmd {
+    aredis__conn_cmd *next; /* the queue that holds it (its owner's too) */
+    uint64_t end;           /* stream offset just past its bytes (in flight) */
+    size_t off, len;        /* its bytes in the pending buffer; their length */
+    /* Owned (aredis__malloc): its bytes, kept when it may be re-sent; once
+     * it fails, the text of its error. Freed by the owner with the record. */
+    char *copy;
+    unsigned flags;  /* AREDIS__CC_* */
+    int reply_kind;  /* AREDIS__REPLY_* */
+    int code;        /* in the done list: the error (0: a nil reply) */
+    const char *msg; /* in the done list: the error's text */
+};
+
+/* Fixed for the connection's life; strings are borrowed. */
+typedef struct aredis__conn_config {
+    int protocol; /* 0: automatic (RESP3, RESP2 fallback), 2 or 3 */
+    const char *username, *password, *client_name;
+    int db;
+    int max_attempts;           /* per outage; < 0: forever; 0: never retry */
+    int64_t backoff_first_ms;   /* first wait after a failed attempt */
+    int64_t backoff_max_ms;     /* cap of the doubling */
+    int64_t connect_timeout_ms; /* < 0: none */
+    int one_address;            /* a unix socket: open address 0, no lookup */
+    aredis_reader_limits limits;
+    /* The jitter's random source: a uniform 64-bit value. */
+    uint64_t (*rand)(void *ud);
+    void *rand_ud;
+} aredis__conn_config;
+
+/* Actions (aredis__conn_poll). */
+enum {
+    AREDIS__ACT_RESOLVE = 1, /* start resolving; answer resolved()/failed() */
+    AREDIS__ACT_OPEN,        /* open a transport to address `index`; answer
+                              * opened() or open_failed() */
+    AREDIS__ACT_CLOSE,       /* close the transport and any resolution */
+    AREDIS__ACT_COMPLETE,    /* cmd is done: `reply`, or error `code`/`msg`
+                              * (code 0 and no reply: the server sends none,
+                              * a nil). Check CANCELLED. The conn no longer
+                              * holds it. */
+    AREDIS__ACT_PUSH,        /* a push frame (RESP3) or, with raw_push, any
+                              * reply: `reply` */
+    AREDIS__ACT_EVENT,       /* `event` (AREDIS__EV_*) with code, msg,
+                              * delay_ms, attempt */
+};
+
+/* Connection events, as the public AREDIS_CONN_* values. */
+enum {
+    AREDIS__EV_CONNECTED = 1,
+    AREDIS__EV_DISCONNECTED = 2,
+    AREDIS__EV_RECONNECTING = 3,
+};
+
+typedef struct aredis__conn_action {
+    int kind;
+    aredis__conn_cmd *cmd;
+    const aredis_reply *reply; /* borrowed until the next call on the conn */
+    int code;
+    const char *msg; /* borrowed until the next call on the conn */
+    size_t index;
+    int event;
+    int64_t delay_ms;
+    int attempt;
+} aredis__conn_action;
+
+/* A queued action (events and I/O; completions have their own list). */
+typedef struct aredis__conn_qa {
+    int kind, event, code, attempt;
+    size_t index;
+    int64_t delay_ms;
+} aredis__conn_qa;
+
+enum { AREDIS__CONN_QMAX = 32 };
+
 typedef struct aredis__conn {
+    const aredis__conn_config *cfg;
+    int state;
+    int proto;    /* 2 or 3 once negotiated */
+    int hs_step;  /* the handshake step in flight */
+    int attempts; /* failed attempts in the current outage */
+    int ever_ready;
+    size_t naddrs, addr_next;
+    int64_t deadline; /* connect deadline or end of backoff; 0: none */
+    char errmsg[192]; /* why the connection was last lost */
+    char evmsg[192];  /* the message of the event being reported */
+    int64_t now;      /* the latest time an event brought */
+
+    /* Policy, set by the owner. */
+    int exclusive; /* one caller at a time: dropped, not retried, when idle */
+    int lent;      /* lent to a caller: never reconnected behind its back */
+    int keep;      /* carries subscriptions: reconnects for as long as it
+                    * takes */
+    int broken;    /* a lent connection was lost: commands fail until it is
+                    * given back */
+    int raw_push;  /* RESP2 pub/sub: every reply is a message */
+
+    /* Commands waiting for the connection to be ready, with their bytes. */
+    aredis_buf pend_out;
+    aredis__conn_cmd *pend_head, *pend_tail;
+    size_t npend;
+
     aredis_buf out; /* bytes to write; out_pos of them already written */
     size_t out_pos;
     uint64_t queued;  /* stream offset of the end of `out` */
-    uint64_t written; /* stream offset written to the socket */
+    uint64_t written; /* stream offset written to the transport */
     uint64_t base;    /* stream offset of out.data[0] */
     uint64_t heard;   /* `written` when the latest input arrived: only
                        * commands up to there can have been answered */
     aredis_reader *rd;
-    aredis_reader_limits limits;
-    aredis__cmd *head, *tail; /* awaiting replies, oldest first */
+    aredis__conn_cmd *head, *tail; /* awaiting replies, oldest first */
     size_t inflight;
     int reply_off; /* CLIENT REPLY OFF in effect */
     int skip_next; /* CLIENT REPLY SKIP: the next command gets none */
-    int raw_push;  /* RESP2 pub/sub: every reply is a message */
+
+    /* Actions not yet taken. */
+    aredis__conn_qa q[AREDIS__CONN_QMAX];
+    unsigned qhead, qlen;
+    aredis__conn_cmd *done_head, *done_tail;
 } aredis__conn;
 
-/* 0 or AREDIS_ENOMEM. */
-int aredis__conn_init(aredis__conn *cn, const aredis_reader_limits *limits);
+/* 0 or AREDIS_ENOMEM. cfg is borrowed for the connection's life. */
+int aredis__conn_init(aredis__conn *cn, const aredis__conn_config *cfg);
+/* Frees what the connection owns; commands still held are not touched
+ * (take them first with aredis__conn_take_all). */
 void aredis__conn_cleanup(aredis__conn *cn);
 
-/* Forget everything of the previous socket (bytes, reader state, reply
- * mode) for a new one. The FIFO must have been emptied by the caller.
- * 0 or AREDIS_ENOMEM. */
-int aredis__conn_reset(aredis__conn *cn);
+/* ---- events -------------------------------------------------------------- */
 
-/* The caller appended a command's `len` bytes to cn->out. Record it in
- * the FIFO unless the CLIENT REPLY state says no reply will come, in which
- * case the NOREPLY flag is set and the caller completes it itself. Returns
- * 1 when the command awaits a reply. */
-int aredis__conn_enqueue(aredis__conn *cn, aredis__cmd *cmd, size_t len,
-                         int reply_kind);
+/* Connect requested: from IDLE or BACKOFF only (one attempt at a time). */
+void aredis__conn_connect(aredis__conn *cn, int64_t now);
+/* The name resolved to n addresses (open_failed() walks them). */
+void aredis__conn_resolved(aredis__conn *cn, size_t n, int64_t now);
+/* Resolution failed, or a transport could not be opened or broke before
+ * the handshake: try the next address, or give the attempt up. */
+void aredis__conn_open_failed(aredis__conn *cn, int code, const char *msg,
+                              int64_t now);
+/* The transport is open (TCP connected, TLS done): the handshake starts. */
+void aredis__conn_opened(aredis__conn *cn, int64_t now);
+/* The transport failed or the server closed it. */
+void aredis__conn_closed(aredis__conn *cn, int code, const char *msg,
+                         int64_t now);
+/* The timer (aredis__conn_deadline) fired. */
+void aredis__conn_timer(aredis__conn *cn, int64_t now);
 
-/* Bytes waiting to be written: valid until the next call on cn. */
-static inline size_t aredis__conn_out(const aredis__conn *cn, const char **data)
-{
-    /* No arithmetic on a NULL buffer (nothing was ever queued). */
-    if (cn->out.len == cn->out_pos) {
-        *data = cn->out.data;
-        return 0;
-    }
-    *data = cn->out.data + cn->out_pos;
-    return cn->out.len - cn->out_pos;
-}
+/* Submit a command with its len (cmd->len) bytes. bytes == NULL means they
+ * are already at the end of cn->out (the fast path, READY only). Returns 0
+ * (the command will be completed through an action, exactly once) or
+ * AREDIS_ENOMEM (nothing happened). */
+int aredis__conn_submit(aredis__conn *cn, aredis__conn_cmd *cmd,
+                        const char *bytes, int64_t now);
+/* The owner completed cmd itself (a deadline). A command not yet written
+ * is removed with its bytes (returns 1: the owner has it back); a written
+ * one stays, so its late reply is read in order, and comes back through a
+ * COMPLETE action with CANCELLED set (returns 0). */
+int aredis__conn_cancel(aredis__conn *cn, aredis__conn_cmd *cmd);
+/* Close and fail everything with code/msg (COMPLETE actions). */
+void aredis__conn_abort(aredis__conn *cn, int code, const char *msg);
+/* Detach every command the connection holds (pending, in flight, done);
+ * handshake steps are freed. For the owner's final cleanup. */
+aredis__conn_cmd *aredis__conn_take_all(aredis__conn *cn);
 
-/* n bytes of aredis__conn_out() reached the socket. */
+/* Where the transport should read to: NULL when the reply being read has
+ * outgrown the limits, in which case the connection is lost (ETOOBIG).
+ * Then how many bytes arrived. Bytes that arrive can only answer commands
+ * written before they did. */
+char *aredis__conn_in_buf(aredis__conn *cn, size_t *avail);
+void aredis__conn_in_commit(aredis__conn *cn, size_t n, int64_t now);
+
+/* Bytes waiting to be written: valid until the next call on cn. 0 unless
+ * the connection is in the handshake or ready. */
+size_t aredis__conn_out(const aredis__conn *cn, const char **data);
+/* n bytes of aredis__conn_out() reached the transport. */
 void aredis__conn_wrote(aredis__conn *cn, size_t n);
 
-/* A queued command's bytes, if the buffer still holds all of them (the
- * front of the buffer is dropped lazily once written); NULL otherwise. */
-const char *aredis__conn_cmd_bytes(const aredis__conn *cn,
-                                   const aredis__cmd *cmd);
+/* ---- actions and queries ------------------------------------------------- */
 
-/* Where the transport should read to, and how much arrived. Bytes that
- * arrive can only answer commands written before they did. */
-char *aredis__conn_in_buf(aredis__conn *cn, size_t *avail);
-int aredis__conn_in_commit(aredis__conn *cn, size_t n);
+/* The next action: 1 and *a filled, or 0 when there is none. Replies are
+ * parsed here, one per call; a reply or message in *a is borrowed until
+ * the next call on cn. Not re-entrant (debug builds assert it): the driver
+ * takes an action, runs what it asks (user callbacks included), then
+ * polls again. */
+int aredis__conn_poll(aredis__conn *cn, aredis__conn_action *a);
 
-/* Input already read and not yet handed out as replies. */
-static inline int aredis__conn_has_input(const aredis__conn *cn)
+/* When the driver should call aredis__conn_timer(); 0: never. */
+static inline int64_t aredis__conn_deadline(const aredis__conn *cn)
 {
-    return aredis_reader_buffered(cn->rd) != 0;
+    return cn->deadline;
 }
 
-/* The next complete reply and the command it answers (NULL for a RESP3
- * push). The command has left the FIFO; the reply is borrowed until the
- * next call. Returns 1, 0 when more bytes are needed, or a negative error
- * (protocol error, limit, or a reply nobody asked for: no command in the
- * FIFO, or the oldest one not written in full when the reply's last bytes
- * arrived) with a message from aredis__conn_errstr(). */
-int aredis__conn_next(aredis__conn *cn, aredis__cmd **cmd,
-                      const aredis_reply **r);
-const char *aredis__conn_errstr(const aredis__conn *cn);
+/* Bytes are waiting to be written. */
+static inline int aredis__conn_want_write(const aredis__conn *cn)
+{
+    return cn->state >= AREDIS__ST_HANDSHAKE && cn->out.len > cn->out_pos;
+}
 
-/* Detach and return the FIFO of commands awaiting replies. */
-aredis__cmd *aredis__conn_take_inflight(aredis__conn *cn);
+/* Nothing to do: no command pending, in flight or owed a completion. */
+static inline int aredis__conn_idle(const aredis__conn *cn)
+{
+    return cn->npend == 0 && cn->inflight == 0 && cn->done_head == NULL;
+}
 
 #endif /* AREDIS_CONN_CONN_H */

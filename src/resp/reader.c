@@ -70,6 +70,23 @@ static size_t fast_len(const char **pp)
     return v;
 }
 
+/* The two bytes at p are CRLF, compared in one load. */
+static inline int is_crlf(const char *p)
+{
+    uint16_t w, crlf;
+    memcpy(&w, p, 2);
+    memcpy(&crlf, "\r\n", 2);
+    return w == crlf;
+}
+
+/* Past the CRLF of a validated line. */
+static char *past_line(char *p)
+{
+    while (*p != '\r')
+        p++;
+    return p + 2;
+}
+
 static long long fast_ll(const char *p)
 {
     int neg = *p == '-';
@@ -169,7 +186,9 @@ int aredis__parse_double(const char *s, size_t n, double *out)
     int neg = s[0] == '-';
     if (s[0] == '-' || s[0] == '+')
         i = 1;
-    if (parse_special(s + i, n - i, neg, out))
+    /* inf, -inf and nan take no '+' (RESP3 "Double type"); -nan is read
+     * as nan, as some servers have printed it. */
+    if (s[0] != '+' && parse_special(s + i, n - i, neg, out))
         return 0;
     decimal d = {0, 0, 0};
     int seen_digit = 0;
@@ -351,11 +370,14 @@ static int push_scan_frame(aredis_reader *rd, size_t items, int is_attr)
 }
 
 /* Outcomes of read_num(). */
-enum { NUM_OK, NUM_MORE, NUM_BAD, NUM_BIG, NUM_NOLF };
+enum { NUM_OK, NUM_MORE, NUM_BAD, NUM_BIG, NUM_NOLF, NUM_ZERO };
 
 /* Read the decimal that follows a type byte, up to its CRLF, in one loop
  * (no separate search for the CR). The number is at most 19 digits, so a
- * header cut short is cheap to read again when more bytes arrive. */
+ * header cut short is cheap to read again when more bytes arrive. Only the
+ * canonical form is a number: no leading zero, no "-0" (as hiredis reads
+ * them), so every number has exactly one spelling and the build pass can
+ * re-read it without doubt. */
 static inline int read_num(const char *p, const char *end, int *neg,
                            uint64_t *out, const char **crp)
 {
@@ -365,18 +387,29 @@ static inline int read_num(const char *p, const char *end, int *neg,
         p++;
     }
     const char *start = p;
-    uint64_t v = 0;
-    for (; p < end; p++) {
-        unsigned d = (unsigned)(unsigned char)*p - '0';
-        if (d > 9)
-            break;
-        if (p - start == 19)
-            return NUM_BIG;
-        v = v * 10 + d;
+    if (p == end)
+        return NUM_MORE;
+    uint64_t v = (unsigned)(unsigned char)*p - '0';
+    if (v > 9)
+        return NUM_BAD;
+    p++;
+    if (v == 0) {
+        /* A zero is the whole number, and never negative. */
+        if (*neg || (p < end && (unsigned)(unsigned char)*p - '0' <= 9))
+            return NUM_ZERO;
+    } else {
+        for (; p < end; p++) {
+            unsigned d = (unsigned)(unsigned char)*p - '0';
+            if (d > 9)
+                break;
+            if (p - start == 19)
+                return NUM_BIG;
+            v = v * 10 + d;
+        }
     }
     if (p == end)
         return NUM_MORE;
-    if (*p != '\r' || p == start)
+    if (*p != '\r')
         return NUM_BAD;
     if (p + 1 == end)
         return NUM_MORE;
@@ -451,7 +484,8 @@ static int too_big(aredis_reader *rd, char t, const char *h, const char *end)
 }
 
 /* A bulk body of n bytes starting at *next: complete, CRLF-terminated,
- * and for '=' with a valid "fmt:" prefix (RESP3 "Verbatim string"). */
+ * and for '=' with a "fmt:" prefix: any three bytes, then ':' (RESP3
+ * "Verbatim string"; the header already checked n >= 4). */
 static int scan_bulk_body(aredis_reader *rd, char t, char **next,
                           const char *end, size_t n, int root)
 {
@@ -462,12 +496,11 @@ static int scan_bulk_body(aredis_reader *rd, char t, char **next,
         rd->need = (size_t)(body - rd->buf) + n + 2;
         return STEP_MORE;
     }
-    if (body[n] != '\r' || body[n + 1] != '\n')
+    if (!is_crlf(body + n))
         return fail(rd, AREDIS_EPROTO, "bulk string not followed by CRLF");
-    if (t == '=' &&
-        (n < 4 || body[3] != ':' || (unsigned)(body[0] - 'a') > 25 ||
-         (unsigned)(body[1] - 'a') > 25 || (unsigned)(body[2] - 'a') > 25))
-        return fail(rd, AREDIS_EPROTO, "unknown verbatim string format");
+    if (t == '=' && body[3] != ':')
+        return fail(rd, AREDIS_EPROTO,
+                    "verbatim string without its \"fmt:\" prefix");
     *next = body + n + 2;
     if (root) {
         fill_bulk(&rd->arena[0], t, body, n);
@@ -491,6 +524,12 @@ static int scan_numeric(aredis_reader *rd, char *p, const char *end, int root,
         return STEP_MORE;
     if (r == NUM_NOLF)
         return fail(rd, AREDIS_EPROTO, "CR not followed by LF");
+    if (r == NUM_ZERO)
+        return fail(rd, AREDIS_EPROTO, "bad %s \"%.*s\": leading zero or -0",
+                    t == ':'                           ? "integer"
+                    : t == '$' || t == '!' || t == '=' ? "bulk length"
+                                                       : "aggregate length",
+                    shown(h, end), h);
     *next = r == NUM_OK ? (char *)cr + 2 : p;
     if (t == ':') {
         if (r != NUM_OK || v > (uint64_t)LLONG_MAX + (uint64_t)neg)
@@ -519,6 +558,11 @@ static int scan_numeric(aredis_reader *rd, char *p, const char *end, int root,
         return fail(rd, AREDIS_EPROTO, "bad %s length \"%.*s\"",
                     bulk ? "bulk" : "aggregate", shown(h, end), h);
     size_t n = (size_t)v;
+    if (t == '=' && n < 4)
+        return fail(rd, AREDIS_EPROTO,
+                    "verbatim string of %zu bytes has no room for its "
+                    "\"fmt:\" prefix",
+                    n);
     if (bulk)
         return scan_bulk_body(rd, t, next, end, n, root);
     if (t == '|') {
@@ -548,9 +592,18 @@ static int scan_line(aredis_reader *rd, char *p, const char *end, int root,
     char *from = p + 1;
     if (rd->line_from > (size_t)(from - buf))
         from = buf + rd->line_from;
-    char *cr = from < end ? memchr(from, '\r', (size_t)(end - from)) : NULL;
-    if (cr == NULL || cr + 1 == end) {
-        rd->line_from = (size_t)((cr ? cr : end) - buf);
+    /* A line holds no CR or LF (RESP3 "Simple string"): a bare LF fails
+     * at once rather than waiting for a CR that would not make it valid. */
+    char *cr = from;
+    for (; cr < end; cr++) {
+        unsigned char c = (unsigned char)*cr;
+        if (c <= '\r' && (c == '\r' || c == '\n'))
+            break;
+    }
+    if (cr < end && *cr == '\n')
+        return fail(rd, AREDIS_EPROTO, "LF without CR in a line");
+    if (cr >= end - 1) {
+        rd->line_from = (size_t)(cr - buf);
         return STEP_MORE;
     }
     if (cr[1] != '\n')
@@ -573,6 +626,22 @@ static int scan_line(aredis_reader *rd, char *p, const char *end, int root,
         return STEP_SCALAR;
     fill_line(&rd->arena[0], t, line, llen);
     return STEP_BUILT;
+}
+
+/* The nodes counted so far and the bytes scanned must fit in
+ * max_reply_memory: checked whenever the scan stops, so no node is ever
+ * allocated for a reply over the limit (the scan itself allocates only its
+ * stack, bounded by max_depth). */
+static int check_reply_memory(aredis_reader *rd)
+{
+    size_t bytes = rd->spos - rd->rpos;
+    size_t lim = rd->lim.max_reply_memory;
+    if (bytes <= lim && rd->nodes <= (lim - bytes) / sizeof(aredis_reply))
+        return 0;
+    return fail(rd, AREDIS_ETOOBIG,
+                "reply of %zu nodes in %zu bytes exceeds max_reply_memory "
+                "(%zu)",
+                rd->nodes, bytes, lim);
 }
 
 /* Validate from rd->spos on. Returns 0 when more bytes are needed (the
@@ -635,11 +704,12 @@ static int scan(aredis_reader *rd)
         p = next;
         if ((r == STEP_SCALAR || r == STEP_EMPTY) && item_done(rd)) {
             rd->spos = (size_t)(p - buf);
-            return SCAN_COMPLETE;
+            int e = check_reply_memory(rd);
+            return e != 0 ? e : SCAN_COMPLETE;
         }
     }
     rd->spos = (size_t)(p - buf);
-    return 0;
+    return check_reply_memory(rd);
 }
 
 /* ------------------------------------------------------------------------
@@ -691,7 +761,7 @@ static void build(aredis_reader *rd)
         case '=':
             if (*p == '-') {
                 fill_nil(slot);
-                p += 4;
+                p = past_line(p);
             } else {
                 const char *q = p;
                 size_t len = fast_len(&q);
@@ -707,7 +777,7 @@ static void build(aredis_reader *rd)
         case '|': {
             if (*p == '-') {
                 fill_nil(slot);
-                p += 4;
+                p = past_line(p);
                 break;
             }
             const char *q = p;
@@ -782,9 +852,11 @@ static inline int fast_scalar(aredis_reader *rd)
     if (t == '+' || t == '-') {
         char *q = p + 1;
         const char *stop = end - p > 65 ? p + 64 : end - 1;
-        while (q < stop && *q != '\r')
+        /* Stop at any byte up to CR: an LF (refused) or another control
+         * byte (rare) takes the full scan. */
+        while (q < stop && (unsigned char)*q > '\r')
             q++;
-        if (q >= stop || q[1] != '\n')
+        if (q >= stop || !is_crlf(q))
             return 0;
         size_t len = (size_t)(q - p - 1);
         *q = '\0';
@@ -812,7 +884,8 @@ static inline int fast_scalar(aredis_reader *rd)
         q++;
     }
     /* 18 digits at most here: no overflow; longer numbers take scan(). */
-    if (q == digits || q >= stop || *q != '\r' || q[1] != '\n')
+    if (q == digits || q >= stop || !is_crlf(q) ||
+        (*digits == '0' && (q - digits > 1 || neg)))
         return 0;
     char *body = q + 2;
     if (t == ':') {
@@ -821,7 +894,7 @@ static inline int fast_scalar(aredis_reader *rd)
         return 1;
     }
     if (neg || v > rd->lim.max_bulk_len || (size_t)(end - body) < v + 2 ||
-        body[v] != '\r' || body[v + 1] != '\n')
+        !is_crlf(body + v))
         return 0;
     fill_bulk(r, '$', body, (size_t)v);
     rd->spos = (size_t)(body + v + 2 - rd->buf);
@@ -909,6 +982,10 @@ aredis_reader *aredis_reader_new(const aredis_reader_limits *limits)
         rd->lim.max_elements = DEFAULT_MAX_ELEMENTS;
     if (rd->lim.max_buffer == 0)
         rd->lim.max_buffer = DEFAULT_MAX_BUFFER;
+    if (rd->lim.max_reply_memory == 0)
+        rd->lim.max_reply_memory = rd->lim.max_buffer > SIZE_MAX / 2
+                                       ? SIZE_MAX
+                                       : rd->lim.max_buffer * 2;
     rd->arena = aredis__reallocarray(NULL, INITIAL_ARENA, sizeof *rd->arena);
     if (rd->arena == NULL) {
         aredis__free(rd);

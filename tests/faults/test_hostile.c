@@ -91,12 +91,12 @@ static int64_t expect_recovery(hostile *h)
 /* Scripts whose bytes the reader must refuse: every command in flight
  * fails, the first with `code` and a message naming the problem; the
  * others with the same code or as for a lost connection. */
-static void protocol_case(const char *script, int code,
-                          const char *const *words)
+static void protocol_case_opts(const char *script, aredis_options opts,
+                               int code, const char *const *words)
 {
     hostile h;
     const char *const extra[] = {"--then", "normal", NULL};
-    hostile_start(&h, script, extra, (aredis_options){0});
+    hostile_start(&h, script, extra, opts);
     long mark = faults_rss_mark_kb();
     int64_t t0 = testenv_now_ms();
     aredis_cmd_opts o = {.timeout_ms = 5000};
@@ -139,6 +139,12 @@ static void protocol_case(const char *script, int code,
     hostile_finish(&h);
 }
 
+static void protocol_case(const char *script, int code,
+                          const char *const *words)
+{
+    protocol_case_opts(script, (aredis_options){0}, code, words);
+}
+
 Test(hostile, hugearray, .timeout = 30)
 {
     protocol_case("hugearray", AREDIS_ETOOBIG,
@@ -155,6 +161,17 @@ Test(hostile, deep_nesting, .timeout = 30)
 {
     protocol_case("deep", AREDIS_ETOOBIG,
                   (const char *const[]){"max_depth", "nest", "deep", NULL});
+}
+
+/* 3 MB of valid RESP3 (*1000000, then a million "_\r\n"), under a 4 MiB
+ * max_buffer: its nodes alone would take 48 MB. max_reply_memory (twice
+ * max_buffer by default) refuses it while it is scanned, so RSS grows by
+ * about the bytes received, not 16 times them; then the client recovers. */
+Test(hostile, many_tiny_items, .timeout = 30)
+{
+    protocol_case_opts(
+        "manynils", (aredis_options){.limits = {.max_buffer = 4u << 20}},
+        AREDIS_ETOOBIG, (const char *const[]){"max_reply_memory", NULL});
 }
 
 Test(hostile, garbage_type_byte, .timeout = 30)

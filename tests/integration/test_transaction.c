@@ -311,8 +311,11 @@ Test(transaction, a_failed_watch_completes_without_calling_the_body)
     /* Hold the only exclusive connection. */
     aredis_pipeline *holder = aredis_pipeline_new(c, 1);
     cr_assert_eq(aredis_pipeline_watch(holder, NULL, NULL, 1, keys), 0);
-    int never = 0;
-    testloop_run_until(loop, &never, 50);
+    /* Until the WATCH is answered (in real time, not a number of loop
+     * turns, which differs from one loop to another). */
+    int64_t until = testenv_now_ms() + 3000;
+    while (!aredis_pipeline_watching(holder) && testenv_now_ms() < until)
+        testloop_run_once(loop, 10);
     cr_assert(aredis_pipeline_watching(holder));
     misuse t = {.mode = 1};
     cr_assert_eq(

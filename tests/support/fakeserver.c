@@ -5,12 +5,13 @@
  *              [--stray-delay-ms N] [--port P] [--verbose]
  *
  * Scripts: hugearray (*4294967295), hugebulk ($9999999999), deep (100000
- * nested *1), endlessbulk (a --bulk-len bulk, default 400 MB, of which
- * only --stream-bytes, default 2 MB, ever arrive, slowly), garbage (@#!),
- * stray (+UNSOLICITED, --stray-delay-ms after the handshake, before any
- * command), silent (the handshake, then nothing), silent-accept (not even
- * the handshake), push (a RESP3 push after the handshake, then normal: a
- * control case for stray), hello-ok (+OK to HELLO), stray-hello
+ * nested *1), manynils (*1000000 and as many 3-byte nulls), endlessbulk (a
+ * --bulk-len bulk, default 400 MB, of which only --stream-bytes, default
+ * 2 MB, ever arrive, slowly), garbage (@#!), stray (+UNSOLICITED,
+ * --stray-delay-ms after the handshake, before any command), silent (the
+ * handshake, then nothing), silent-accept (not even the handshake), push (a
+ * RESP3 push after the handshake, then normal: a control case for stray),
+ * hello-ok (+OK to HELLO), stray-hello
  * (+UNSOLICITED, then HELLO's map), hello-stray (HELLO's map, then
  * +UNSOLICITED in the same write), normal; the three hello scripts say
  * nothing more on that connection. --hold-ms closes a hostile connection
@@ -59,6 +60,7 @@ typedef enum {
     S_HUGEARRAY,
     S_HUGEBULK,
     S_DEEP,
+    S_MANYNILS,
     S_ENDLESSBULK,
     S_GARBAGE,
     S_STRAY,
@@ -72,9 +74,9 @@ typedef enum {
 } script_kind;
 
 static const char *const script_names[] = {
-    "hugearray",   "hugebulk",    "deep",          "endlessbulk", "garbage",
-    "stray",       "silent",      "silent-accept", "push",        "hello-ok",
-    "stray-hello", "hello-stray", "normal",
+    "hugearray", "hugebulk",    "deep",        "manynils",      "endlessbulk",
+    "garbage",   "stray",       "silent",      "silent-accept", "push",
+    "hello-ok",  "stray-hello", "hello-stray", "normal",
 };
 
 static struct {
@@ -243,6 +245,13 @@ static int fire(conn *c)
         /* 100000 nested one-element arrays that never reach a leaf. */
         for (int i = 0; i < 100000 && rc == 0; i++)
             rc = out_add(c, "*1\r\n", 4);
+        break;
+    case S_MANYNILS:
+        /* A complete, valid reply of 3 MB whose million nodes would take
+         * 16 times its size in a reader that does not bound them. */
+        rc = out_str(c, "*1000000\r\n");
+        for (int i = 0; i < 1000000 && rc == 0; i++)
+            rc = out_add(c, "_\r\n", 3);
         break;
     case S_GARBAGE:
         rc = out_str(c, "@#!\r\n");
@@ -568,14 +577,15 @@ static void on_accept(int lfd)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: fakeserver --port-file F --script NAME [--then normal]\n"
-            "       [--max-seconds N] [--hold-ms N] [--bulk-len N]\n"
-            "       [--stream-bytes N] [--stray-delay-ms N] [--port P] "
-            "[--verbose]\n"
-            "scripts: hugearray hugebulk deep endlessbulk garbage stray "
-            "silent silent-accept push hello-ok stray-hello hello-stray "
-            "normal\n");
+    fprintf(
+        stderr,
+        "usage: fakeserver --port-file F --script NAME [--then normal]\n"
+        "       [--max-seconds N] [--hold-ms N] [--bulk-len N]\n"
+        "       [--stream-bytes N] [--stray-delay-ms N] [--port P] "
+        "[--verbose]\n"
+        "scripts: hugearray hugebulk deep manynils endlessbulk garbage stray "
+        "silent silent-accept push hello-ok stray-hello hello-stray "
+        "normal\n");
     exit(2);
 }
 

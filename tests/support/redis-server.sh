@@ -114,6 +114,32 @@ read_state() {
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Port claims. A port that is free now may belong to a server that a test
+# has killed and will restart on the same port; another start must not take
+# it meanwhile. So every start claims its port in a directory shared by all
+# starts on this machine (mkdir is atomic): the claim names the owner process
+# and holds while that process lives. The same owner may start on its own
+# claimed port again (a restart); a claim whose owner is gone is taken over.
+ports_dir=${AREDIS_TEST_PORTS_DIR:-${TMPDIR:-/tmp}/aredis-test-ports}
+
+# claim_port PORT OWNER OWNER_START: 0 if the port is now ours.
+claim_port() {
+  local d="$ports_dir/$1" o="" os=""
+  mkdir -p "$ports_dir"
+  if mkdir "$d" 2>/dev/null; then
+    echo "$2 $3" >"$d/owner.tmp" && mv -f "$d/owner.tmp" "$d/owner"
+    return 0
+  fi
+  read -r o os <"$d/owner" 2>/dev/null || return 1 # being written: not ours
+  [ "$o" = "$2" ] && [ "$os" = "$3" ] && return 0
+  # Owner 0 (none) never holds a claim against others for long: its server
+  # is stopped explicitly, and the claim is released then.
+  if [ "$o" != 0 ] && alive "$o" "$os"; then return 1; fi
+  rm -rf "$d"
+  mkdir "$d" 2>/dev/null || return 1
+  echo "$2 $3" >"$d/owner.tmp" && mv -f "$d/owner.tmp" "$d/owner"
+}
+
 # ready DIR: the server answers PING on its unix socket. The socket lives in
 # our private directory, so whoever answers is our server; and it works
 # whatever the TCP side is (TLS-only, requirepass: NOAUTH is an answer too).
@@ -193,6 +219,7 @@ cmd_start() {
   local attempt port pid pidstart args extra a deadline started=0
   for attempt in 1 2 3 4 5 6 7 8 9 10; do
     port=$((port_min + RANDOM % (port_max - port_min + 1)))
+    claim_port "$port" "$owner" "${owner_start:-0}" || continue
     if port_in_use "$port"; then continue; fi
 
     extra=()

@@ -217,15 +217,125 @@ Test(reader, protocol_errors)
     EXPECT_ERR("!-1\r\n", AREDIS_EPROTO, "bad bulk length");
     EXPECT_ERR("$3\r\nabcd\r\n", AREDIS_EPROTO, "not followed by CRLF");
     EXPECT_ERR("$3\r\nab\r\n\r\n", AREDIS_EPROTO, "not followed by CRLF");
-    EXPECT_ERR("=3\r\ntxt\r\n", AREDIS_EPROTO, "unknown verbatim");
-    EXPECT_ERR("=5\r\ntxt;x\r\n", AREDIS_EPROTO, "unknown verbatim");
-    EXPECT_ERR("=5\r\nTXT:x\r\n", AREDIS_EPROTO, "unknown verbatim");
+    EXPECT_ERR("=3\r\ntxt\r\n", AREDIS_EPROTO,
+               "no room for its \"fmt:\" prefix");
+    EXPECT_ERR("=5\r\ntxt;x\r\n", AREDIS_EPROTO, "without its \"fmt:\" prefix");
     EXPECT_ERR("*x\r\n", AREDIS_EPROTO, "bad aggregate length");
     EXPECT_ERR("%-1\r\n", AREDIS_EPROTO, "bad aggregate length");
     EXPECT_ERR("~-1\r\n", AREDIS_EPROTO, "bad aggregate length");
     EXPECT_ERR("*1\r\n?\r\n", AREDIS_EPROTO, "type byte 0x3f");
     EXPECT_ERR("|1\r\n+a\r\n+b\r\n|0\r\n+c\r\n", AREDIS_EPROTO,
                "attribute followed by another attribute");
+}
+
+/* Refused the same way however the bytes arrive: whole, cut once at every
+ * point, and byte by byte; and at once, without waiting for bytes that
+ * cannot make it valid. No reply comes out before the error. */
+static void refuse_split(const char *in, size_t n, const size_t *cuts,
+                         size_t ncuts, int code, const char *msg)
+{
+    aredis_reader_limits lim = {.max_bulk_len = 10};
+    aredis_reader *rd = aredis_reader_new(&lim);
+    const aredis_reply *r;
+    size_t at = 0;
+    int e = 0;
+    for (size_t c = 0; c <= ncuts && e == 0; c++) {
+        size_t to = c < ncuts ? cuts[c] : n;
+        cr_assert_eq(aredis_reader_feed(rd, in + at, to - at), 0);
+        at = to;
+        e = aredis_reader_get_reply(rd, &r);
+        cr_assert_neq(e, 1, "input %.*s: a reply came out", (int)n, in);
+    }
+    cr_assert_eq(e, code, "input %.*s (%zu cuts, stopped at %zu): got %d (%s)",
+                 (int)n, in, ncuts, at, e, aredis_reader_errstr(rd));
+    cr_assert(strstr(aredis_reader_errstr(rd), msg) != NULL,
+              "input %.*s: message \"%s\" lacks \"%s\"", (int)n, in,
+              aredis_reader_errstr(rd), msg);
+    aredis_reader_free(rd);
+}
+
+static void refuse_every_split(const char *in, size_t n, int code,
+                               const char *msg)
+{
+    refuse_split(in, n, NULL, 0, code, msg);
+    for (size_t i = 1; i < n; i++)
+        refuse_split(in, n, &i, 1, code, msg);
+    size_t *cuts = malloc(n * sizeof *cuts);
+    for (size_t i = 0; i + 1 < n; i++)
+        cuts[i] = i + 1;
+    refuse_split(in, n, cuts, n - 1, code, msg);
+    free(cuts);
+}
+
+#define REFUSED(in, code, msg) refuse_every_split(in, sizeof(in) - 1, code, msg)
+
+Test(reader, numbers_with_a_leading_zero_are_refused)
+{
+    /* RESP numbers are canonical decimals, as hiredis reads them: "01",
+     * "-01" and "-0" are not. A null written "-01" once desynchronised the
+     * build pass from the scan (an element lost; a heap overflow). */
+    REFUSED("*2\r\n$-01\r\n:7\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED("*3\r\n$-01\r\n$4\r\n*9\r\n\r\n:1\r\n", AREDIS_EPROTO,
+            "leading zero");
+    REFUSED("*2\r\n*-01\r\n:7\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED(":01\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED(":00\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED(":-0\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED(":-01\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED("$03\r\nabc\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED("$00\r\n\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED("$-01\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED("$-0\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED("*01\r\n:1\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED("*-01\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED("*-0\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED("%01\r\n:1\r\n:2\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED("~00\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED(">01\r\n:1\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED("|01\r\n:1\r\n:2\r\n:3\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED("!03\r\nERR\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED("=08\r\ntxt:abcd\r\n", AREDIS_EPROTO, "leading zero");
+    REFUSED("*1\r\n:-0\r\n", AREDIS_EPROTO, "leading zero");
+    /* Zero itself is fine everywhere. */
+    EXPECT("*3\r\n:0\r\n$0\r\n\r\n*0\r\n", "[int:0,str:,[]]");
+}
+
+Test(reader, malformed_lines_fail_at_once)
+{
+    /* A simple string holds no CR or LF (RESP3 "Simple string"). */
+    REFUSED("+a\nb\r\n", AREDIS_EPROTO, "LF");
+    REFUSED("-ERR a\nb\r\n", AREDIS_EPROTO, "LF");
+    REFUSED("*1\r\n+a\nb\r\n", AREDIS_EPROTO, "LF");
+    /* A bare LF as a line end is refused at once: no CR will come. */
+    REFUSED("+OK\n", AREDIS_EPROTO, "LF");
+    REFUSED(":1\n", AREDIS_EPROTO, "bad integer");
+    REFUSED("+OK\rX", AREDIS_EPROTO, "CR not followed by LF");
+    /* After a bulk body comes CRLF and nothing else, on the fast path and
+     * inside an aggregate. */
+    REFUSED("$3\r\nabc\rX", AREDIS_EPROTO, "not followed by CRLF");
+    REFUSED("$3\r\nabcX\n", AREDIS_EPROTO, "not followed by CRLF");
+    REFUSED("*1\r\n$3\r\nabc\rX", AREDIS_EPROTO, "not followed by CRLF");
+    /* A verbatim string shorter than its "fmt:" prefix is refused on its
+     * header, before its body. */
+    REFUSED("=3\r\nabc\r\n", AREDIS_EPROTO, "verbatim");
+    REFUSED("=3\r\n", AREDIS_EPROTO, "verbatim");
+    REFUSED("=0\r\n", AREDIS_EPROTO, "verbatim");
+    /* A complete oversized bulk in one read (the fast path) is refused as
+     * surely as its header alone (max_bulk_len is 10 here). */
+    REFUSED("$11\r\nhello world\r\n", AREDIS_ETOOBIG, "max_bulk_len (10)");
+}
+
+Test(reader, doubles_and_verbatim_follow_resp3)
+{
+    /* RESP3 "Double type": inf, -inf and nan, with no '+' before them. */
+    REFUSED(",+inf\r\n", AREDIS_EPROTO, "bad double");
+    REFUSED(",+nan\r\n", AREDIS_EPROTO, "bad double");
+    EXPECT(",+1.5\r\n", "dbl:1.5");
+    EXPECT(",-nan\r\n", "dbl:nan"); /* as some servers print it */
+    /* "Verbatim string": any three bytes, then ':'. */
+    EXPECT("=10\r\nTXT:LOLWUT\r\n", "verb(TXT):LOLWUT");
+    EXPECT("=6\r\nm-d:ab\r\n", "verb(m-d):ab");
+    REFUSED("=6\r\nmkd;ab\r\n", AREDIS_EPROTO, "verbatim");
 }
 
 /* --- limits ------------------------------------------------------------ */
@@ -274,7 +384,8 @@ Test(reader, limits_are_errors)
     aredis_reader_limits lim = {.max_depth = 3,
                                 .max_bulk_len = 10,
                                 .max_elements = 4,
-                                .max_buffer = 64};
+                                .max_buffer = 64,
+                                .max_reply_memory = 4096};
     struct {
         const char *in;
         const char *msg;
@@ -337,6 +448,67 @@ Test(reader, declared_sizes_allocate_nothing)
     cr_assert_lt(alloc_total, 256 * 1024, "allocated %zu bytes", alloc_total);
     aredis_reader_free(rd);
     aredis_set_allocator(NULL);
+}
+
+/* Tiny items cost a 48-byte node each: ~3 MB of "_\r\n" under one array
+ * header would ask for 48 MB of nodes. max_reply_memory (default twice
+ * max_buffer) refuses the reply during the scan, before any node of it is
+ * allocated. */
+Test(reader, reply_memory_is_bounded)
+{
+    enum { ITEMS = 1000000 };
+    size_t n = 16 + (size_t)ITEMS * 3;
+    char *in = malloc(n);
+    size_t len = (size_t)snprintf(in, n, "*%d\r\n", ITEMS);
+    for (int i = 0; i < ITEMS; i++, len += 3)
+        memcpy(in + len, "_\r\n", 3);
+    install_hooks(0);
+    aredis_reader_limits lim = {.max_buffer = 4u << 20};
+    aredis_reader *rd = aredis_reader_new(&lim);
+    const aredis_reply *r;
+    cr_assert_eq(aredis_reader_feed(rd, in, len), 0);
+    cr_assert_eq(aredis_reader_get_reply(rd, &r), AREDIS_ETOOBIG);
+    cr_assert(strstr(aredis_reader_errstr(rd),
+                     "exceeds max_reply_memory (8388608)") != NULL,
+              "%s", aredis_reader_errstr(rd));
+    cr_assert_lt(alloc_total, 2 * len, "allocated %zu bytes for %zu bytes",
+                 alloc_total, len);
+    aredis_reader_free(rd);
+
+    /* The same bytes in small reads fail as soon as the scan has seen
+     * too many nodes, long before the reply is complete. */
+    rd = aredis_reader_new(&lim);
+    size_t at = 0;
+    int e = 0;
+    while (at < len && e == 0) {
+        size_t k = len - at < 65536 ? len - at : 65536;
+        cr_assert_eq(aredis_reader_feed(rd, in + at, k), 0);
+        at += k;
+        e = aredis_reader_get_reply(rd, &r);
+    }
+    cr_assert_eq(e, AREDIS_ETOOBIG);
+    cr_assert_lt(at, len / 2, "refused only after %zu of %zu bytes", at, len);
+    aredis_reader_free(rd);
+    aredis_set_allocator(NULL);
+    free(in);
+
+    /* At the limit exactly the reply is accepted; one byte less, refused.
+     * A scalar is bounded by max_buffer alone. */
+    const char arr[] = "*2\r\n:1\r\n:2\r\n";
+    size_t need = 3 * sizeof(aredis_reply) + sizeof arr - 1;
+    aredis_reader_limits exact = {.max_reply_memory = need};
+    rd = aredis_reader_new(&exact);
+    cr_assert_eq(aredis_reader_feed(rd, arr, sizeof arr - 1), 0);
+    cr_assert_eq(aredis_reader_get_reply(rd, &r), 1);
+    cr_assert_eq(r->len, 2);
+    cr_assert_eq(aredis_reader_feed(rd, "$9\r\n123456789\r\n", 15), 0);
+    cr_assert_eq(aredis_reader_get_reply(rd, &r), 1);
+    aredis_reader_free(rd);
+    exact.max_reply_memory = need - 1;
+    rd = aredis_reader_new(&exact);
+    cr_assert_eq(aredis_reader_feed(rd, arr, sizeof arr - 1), 0);
+    cr_assert_eq(aredis_reader_get_reply(rd, &r), AREDIS_ETOOBIG);
+    aredis_reader_free(rd);
 }
 
 Test(reader, deep_nesting_is_not_recursive)
