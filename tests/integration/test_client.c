@@ -464,6 +464,75 @@ Test(client, reply_hooks_reshape_replies, .init = load_fixture)
     testloop_free(loop);
 }
 
+static const aredis_reply *count_hook(aredis_client *c, const aredis_reply *r,
+                                      aredis_reply_arena *a, void *ud)
+{
+    (void)c;
+    (void)r;
+    (void)a;
+    (*(int *)ud)++;
+    return NULL;
+}
+
+/* A command its deadline completed: its late reply is read and dropped,
+ * and no hook reshapes it for a callback that will never see it. */
+Test(client, a_late_reply_is_dropped_before_any_hook, .init = load_fixture)
+{
+    aredis_loop *loop = testloop_new();
+    char url[128];
+    aredis_client *c = aredis_client_new(
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
+        NULL);
+    int hooked = 0;
+    cr_assert_eq(aredis_client_set_reply_hook(c, "debug", count_hook, &hooked),
+                 0);
+    counter late = {.expect = 1}, after = {.expect = 1};
+    cr_assert_eq(aredis_command_opts(c, &(aredis_cmd_opts){.timeout_ms = 50},
+                                     count_cb, &late, "DEBUG SLEEP 0.3"),
+                 0);
+    cr_assert_eq(aredis_command(c, count_cb, &after, "PING"), 0);
+    cr_assert(testloop_run_until(loop, &after.done, 5000));
+    cr_assert_eq(late.calls, 1);
+    cr_assert_eq(late.last_code, AREDIS_ETIMEDOUT, "%s", late.last);
+    cr_assert_eq(hooked, 0, "the hook ran for a reply nobody receives");
+    cr_assert_str_eq(after.last, "PONG");
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
+/* One command far larger than the socket's send buffer: written in full
+ * (waiting for the socket to become writable between parts), answered. */
+Test(client, a_command_larger_than_the_socket_buffer, .init = load_fixture)
+{
+    enum { BIG = 16 << 20 };
+    aredis_loop *loop = testloop_new();
+    char url[128], key[64];
+    testenv_key(key, sizeof key, "big");
+    aredis_client *c = aredis_client_new(
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
+        NULL);
+    counter ping = {.expect = 1}, set = {.expect = 1}, len = {.expect = 1},
+            del = {.expect = 1};
+    /* Connected first: the SET goes out alone, on a ready connection. */
+    cr_assert_eq(aredis_command(c, count_cb, &ping, "PING"), 0);
+    cr_assert(testloop_run_until(loop, &ping.done, 5000));
+    char *v = malloc(BIG);
+    cr_assert_not_null(v);
+    memset(v, 'x', BIG);
+    cr_assert_eq(
+        aredis_command(c, count_cb, &set, "SET %s %b", key, v, (size_t)BIG), 0);
+    free(v);
+    cr_assert(testloop_run_until(loop, &set.done, 10000),
+              "the big SET was never answered");
+    cr_assert_str_eq(set.last, "OK");
+    aredis_command(c, count_cb, &len, "STRLEN %s", key);
+    aredis_command(c, count_cb, &del, "DEL %s", key);
+    cr_assert(testloop_run_until(loop, &del.done, 5000));
+    cr_assert_eq(len.last_int, BIG);
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
 Test(client, client_reply_off_skip_on, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
