@@ -339,6 +339,94 @@ Test(client, command_deadline_fails_only_that_command, .init = load_fixture)
     testloop_free(loop);
 }
 
+/* Where each deadline's failure landed, in completion order. */
+typedef struct deadlines {
+    int order[16];
+    int n, want, done;
+} deadlines;
+
+typedef struct deadline_cmd {
+    deadlines *all;
+    int timeout_ms;
+    int code;
+    int64_t at;
+} deadline_cmd;
+
+static void on_deadline(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    deadline_cmd *d = ud;
+    d->code = r->code;
+    d->at = testenv_now_ms();
+    d->all->order[d->all->n++] = d->timeout_ms;
+    d->all->done = d->all->n == d->all->want;
+}
+
+/* Deadlines submitted in no particular order, while the commands wait for
+ * a connection that never comes: each fires on time, shortest first. */
+Test(client, deadlines_fire_in_their_order)
+{
+    static const int ms[] = {700, 100, 600, 200, 650, 300, 500, 150,
+                             400, 250, 550, 350, 450, 50,  750, 800};
+    enum { N = sizeof ms / sizeof ms[0] };
+    testenv_server none;
+    memset(&none, 0, sizeof none);
+    none.port = testenv_free_port();
+    cr_assert_gt(none.port, 0);
+    aredis_loop *loop = testloop_new();
+    char url[128];
+    aredis_client *c = aredis_client_new(
+        loop,
+        &(aredis_options){.url = testenv_url(url, sizeof url, &none, 0),
+                          .reconnect_max_attempts = -1},
+        NULL);
+    deadlines all = {.want = N};
+    deadline_cmd d[N];
+    int64_t t0 = testenv_now_ms();
+    for (int i = 0; i < N; i++) {
+        d[i] = (deadline_cmd){.all = &all, .timeout_ms = ms[i]};
+        cr_assert_eq(
+            aredis_command_opts(c, &(aredis_cmd_opts){.timeout_ms = ms[i]},
+                                on_deadline, &d[i], "PING"),
+            0);
+    }
+    cr_assert(testloop_run_until(loop, &all.done, 3000), "%d of %d fired",
+              all.n, N);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(d[i].code, AREDIS_ETIMEDOUT, "%d ms", ms[i]);
+        cr_assert_geq(d[i].at - t0, ms[i], "%d ms fired early", ms[i]);
+        if (i > 0)
+            cr_assert_lt(all.order[i - 1], all.order[i],
+                         "%d ms fired after %d ms", all.order[i],
+                         all.order[i - 1]);
+    }
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
+/* A blocking command waits as long as it says, unless the call gives it
+ * a deadline of its own: then that deadline holds. */
+Test(client, a_blocking_command_keeps_a_per_call_deadline, .init = load_fixture)
+{
+    aredis_loop *loop = testloop_new();
+    char url[128], key[64];
+    testenv_key(key, sizeof key, "blpop-deadline");
+    aredis_client *c = aredis_client_new(
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
+        NULL);
+    counter k = {.expect = 1};
+    int64_t t0 = testenv_now_ms();
+    cr_assert_eq(aredis_command_opts(c, &(aredis_cmd_opts){.timeout_ms = 200},
+                                     count_cb, &k, "BLPOP %s 5", key),
+                 0);
+    cr_assert(testloop_run_until(loop, &k.done, 3000),
+              "the per-call deadline was ignored");
+    cr_assert_eq(k.last_code, AREDIS_ETIMEDOUT, "%s", k.last);
+    cr_assert_lt(testenv_now_ms() - t0, 2000);
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
 Test(client, unix_socket, .init = load_fixture)
 {
     cr_assert_neq(srv.unixsocket[0], '\0', "fixture has a unix socket");
