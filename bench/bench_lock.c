@@ -42,7 +42,7 @@ static struct {
     int fair;
 } cfg = {0, "cycles", "aredis", 100000, 1, 4, 0};
 
-static void die(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static void die(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

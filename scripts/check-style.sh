@@ -2,7 +2,7 @@
 # scripts/check-style.sh - the style checks that scripts/test.sh runs.
 #
 #   1. clang-format (--dry-run -Werror, .clang-format) on every .c/.h file in
-#      include/ src/ tests/ fuzz/ bench/ examples/ and the top directory;
+#      include/ src/ tests/ fuzz/ bench/ examples/ tools/ and the top directory;
 #   2. a grep for banned C functions in src/ (unbounded or error-blind ones);
 #   3. clang-tidy (.clang-tidy) on src/**/*.c with the compile commands of
 #      build-test/ (override with BUILD_DIR=...); the build dir is configured
@@ -19,7 +19,7 @@ failed=()
 
 # The files: everything tracked-looking, never a build directory.
 mapfile -t files < <(
-  { find include src tests fuzz bench examples -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null
+  { find include src tests fuzz bench examples tools -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null
     find . -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' \); } |
     sed 's|^\./||' | LC_ALL=C sort)
 

@@ -5,7 +5,8 @@
 #                           event-library and compression (zlib, zstd, lz4)
 #                           headers, redis-server, redis-tools
 #   scripts/deps.sh test    everything: also clang + libFuzzer, Criterion,
-#                           hiredis (benchmarks), sentinel, valgrind, tidy...
+#                           hiredis (benchmarks), sentinel, valgrind, tidy,
+#                           debhelper + lintian (packages), gnuplot-nox...
 #
 # Packages are checked with dpkg-query first; when all are present, apt is not
 # touched at all. Missing ones are installed with apt-get (noninteractive), as
@@ -24,7 +25,7 @@ run_pkgs=(build-essential cmake pkg-config libssl-dev libuv1-dev
           redis-server redis-tools)
 test_pkgs=("${run_pkgs[@]}" clang libclang-rt-14-dev libcriterion-dev
            libhiredis-dev redis-sentinel valgrind clang-format clang-tidy
-           openssl ca-certificates)
+           openssl ca-certificates debhelper lintian gnuplot-nox)
 
 case $profile in
   run) wanted=("${run_pkgs[@]}") ;;

@@ -46,7 +46,7 @@ area_tests() {
     resp)        echo 'integration\.test_resp_server$|faults\.test_hostile$' ;;
     conn)        echo 'integration\.test_client$|faults\.test_(hostile|handshake|faults|reentry)$' ;;
     link)        echo 'faults\.test_(faults|reentry|extras)$|integration\.test_client$' ;;
-    client)      echo 'integration\.test_(client|close)$|faults\.test_faults$' ;;
+    client)      echo 'integration\.test_(client|close|pool)$|faults\.test_faults$' ;;
     pool)        echo 'integration\.test_pool$|faults\.test_faults$' ;;
     pubsub)      echo 'integration\.test_pubsub$' ;;
     pipeline)    echo 'integration\.test_pipeline$|faults\.test_extras$' ;;
@@ -123,7 +123,7 @@ mutants() {
 ---
     if (t == ',' && aredis__parse_double(line, llen, &d) != 0)
 +++
-    if (0)
+    if (t == ',' && aredis__parse_double(line, llen, &d) != 0 && 0)
 
 === resp-10 resp src/resp/reader.c
 ---
@@ -152,6 +152,7 @@ mutants() {
         return 0;
 
 === conn-01 conn src/conn/conn.c
+equivalent: a SKIP while OFF sets skip_next, but OFF ends only with ON, which clears skip_next too (as the server does), and every command while OFF clears it
 ---
         if (!cn->reply_off)
             cn->skip_next = 1;
@@ -195,7 +196,7 @@ mutants() {
     if (!server || !version)
         return 0;
 +++
-    if (0)
+    if (!server && !version)
         return 0;
 
 === conn-07 conn src/conn/conn.c
@@ -264,7 +265,7 @@ mutants() {
 ---
         } else if (blame && cmd->end <= cn->heard) {
 +++
-        } else if (0) {
+        } else if (blame && 0) {
 
 === conn-17 conn src/conn/conn.c
 ---
@@ -274,7 +275,7 @@ mutants() {
     if (cn->exclusive && cn->npend == 0) {
         retry = 0;
 
-=== link-01 link src/client/link.c
+=== link-01 link src/node/link.c
 ---
     if (!(cmd->flags & AREDIS__CMD_DONE)) {
         if (a->reply != NULL) {
@@ -282,7 +283,8 @@ mutants() {
     {
         if (a->reply != NULL) {
 
-=== link-02 pool src/client/link.c
+=== link-02 pool src/node/link.c
+equivalent: the commands the lost connection carried complete after this event, and the last completion gives the link back (complete()); a link that carried none was free already
 ---
         if (l->exclusive && l->conn.state == AREDIS__ST_IDLE && !l->conn.broken)
             aredis__pool_link_idle(l);
@@ -290,7 +292,7 @@ mutants() {
         if (0)
             aredis__pool_link_idle(l);
 
-=== link-03 link src/client/link.c
+=== link-03 link src/node/link.c
 ---
             aredis__conn_wrote(&l->conn, (size_t)w);
             continue;
@@ -298,25 +300,26 @@ mutants() {
             aredis__conn_wrote(&l->conn, (size_t)w);
             return 0;
 
-=== link-04 link src/client/link.c
+=== link-04 link src/node/link.c
 ---
     l->conn.lent = l->borrowed;
 +++
     l->conn.lent = 0;
 
-=== link-05 pubsub src/client/link.c
+=== link-05 pubsub src/node/link.c
 ---
     l->conn.keep = l->pubsub != NULL;
 +++
     l->conn.keep = 0;
 
-=== link-06 link src/client/link.c
+=== link-06 link src/node/link.c
+equivalent: dead code: records are zeroed when made and every command reaches link_submit before any connection carried it, so WAS_SENT is never set there
 ---
     unsigned keep = cmd->cc.flags & AREDIS__CC_WAS_SENT;
 +++
     unsigned keep = 0;
 
-=== link-07 link src/client/link.c
+=== link-07 link src/node/link.c
 equivalent: a full read is followed by one more read that returns "would block": one system call more, nothing a caller can observe
 ---
             if (l->c->freeing || (size_t)n < avail)
@@ -325,35 +328,36 @@ equivalent: a full read is followed by one more read that returns "would block":
             if (l->c->freeing)
                 return;
 
-=== client-01 client src/client/client.c
+=== client-01 client src/util/heap.c
 ---
-        if (h[parent]->deadline <= h[i]->deadline)
-+++
-        if (1)
-
-=== client-02 client src/client/client.c
----
-        if (r < n && h[r]->deadline < h[m]->deadline)
-            m = r;
+        if (!before(n, h->v[parent]))
+            break;
 +++
         if (0)
-            m = r;
+            break;
+
+=== client-02 client src/util/heap.c
+---
+        if (child + 1 < h->len && before(h->v[child + 1], h->v[child]))
+            child++;
++++
+        if (0)
+            child++;
 
 === client-03 client src/client/client.c
 ---
-    if ((cmd->flags & AREDIS__CMD_BLOCKING) &&
-        (o == NULL || o->timeout_ms <= 0))
-        timeout = 0;
+    if (o != NULL && o->timeout_ms != 0)
+        timeout = o->timeout_ms;
 +++
-    if (cmd->flags & AREDIS__CMD_BLOCKING)
-        timeout = 0;
+    if (o != NULL && o->timeout_ms != 0 && !(cmd->flags & AREDIS__CMD_BLOCKING))
+        timeout = o->timeout_ms;
 
 === client-04 client src/client/client.c
 ---
-        else if (cmd->link != NULL)
+        } else if (cmd->link != NULL)
             unsent = aredis__conn_cancel(&cmd->link->conn, &cmd->cc);
 +++
-        else if (0)
+        } else if (0)
             unsent = aredis__conn_cancel(&cmd->link->conn, &cmd->cc);
 
 === client-05 client src/client/client.c
@@ -363,6 +367,7 @@ equivalent: a full read is followed by one more read that returns "would block":
     if (c->cfg.max_queued >= 0 && m->conn.npend > (size_t)c->cfg.max_queued &&
 
 === client-06 client src/client/client.c
+equivalent: a second guard: every completion path takes the command out of each structure another path could find it in (deadline heap, pool queue, done list) or checks DONE itself (link completion, cancel list)
 ---
     if (cmd->flags & AREDIS__CMD_DONE)
         return;
@@ -375,28 +380,28 @@ equivalent: a full read is followed by one more read that returns "would block":
         if (unsent)
             aredis__cmd_free(c, cmd);
 +++
-        if (0)
+        if (unsent && 0)
             aredis__cmd_free(c, cmd);
 
-=== pool-01 pool src/client/pool.c
+=== pool-01 pool src/node/pool.c
 ---
-    if (c->pool_size >= c->cfg.pool_max)
+    if (n->pool_size >= c->cfg.pool_max)
 +++
-    if (c->pool_size > c->cfg.pool_max)
+    if (n->pool_size > c->cfg.pool_max)
 
-=== pool-02 pool src/client/pool.c
+=== pool-02 pool src/node/pool.c
 ---
         if (is_free(l) && now - l->idle_since >= c->cfg.pool_idle_ms)
 +++
         if (is_free(l) && now - l->idle_since >= 10 * c->cfg.pool_idle_ms)
 
-=== pool-03 pool src/client/pool.c
+=== pool-03 pool src/node/pool.c
 ---
     cmd->wait_until = aredis__now_ms() + c->cfg.pool_wait_ms;
 +++
     cmd->wait_until = aredis__now_ms() + 2 * c->cfg.pool_wait_ms;
 
-=== pool-04 pool src/client/pool.c
+=== pool-04 pool src/node/pool.c
 ---
     if (l->borrowed || !aredis__conn_idle(&l->conn) || c->freeing)
         return;
@@ -404,13 +409,13 @@ equivalent: a full read is followed by one more read that returns "would block":
     if (l->borrowed || c->freeing)
         return;
 
-=== pubsub-01 pubsub src/client/pubsub.c
+=== pubsub-01 pubsub src/node/pubsub.c
 ---
         if (subs[i].kind == AREDIS_PUBSUB_PSUBSCRIBE)
 +++
         if (0)
 
-=== pubsub-02 pubsub src/client/pubsub.c
+=== pubsub-02 pubsub src/node/pubsub.c
 ---
         else if (subs[i].kind == AREDIS_PUBSUB_SSUBSCRIBE)
 +++

@@ -13,7 +13,9 @@
 #   4. ThreadSanitizer in build-tsan/: the thread-safe submission scenario
 #      (CTest label tsan) against a real server;
 #   5. style: scripts/check-style.sh (clang-format, banned functions,
-#      clang-tidy).
+#      clang-tidy);
+#   6. packages: scripts/debs.sh builds the Debian packages out of tree,
+#      runs lintian, and builds and runs an example against them.
 # Later steps run even if an earlier one failed, where that makes sense, and
 # the summary at the end lists every step. Exit status 0 only if all passed.
 #
@@ -151,6 +153,8 @@ else
 fi
 
 step "style (clang-format, banned functions, clang-tidy)" bash scripts/check-style.sh || true
+
+step "Debian packages (scripts/debs.sh: build, lintian, use)" bash scripts/debs.sh || true
 
 # ---------------------------------------------------------------- summary
 echo

@@ -8,6 +8,7 @@
 #include "alloc.h"
 #include "cache.h"
 #include "client.h"
+#include "client_cache.h"
 #include "error.h"
 #include "export.h"
 #include "lock.h"

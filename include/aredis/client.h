@@ -152,6 +152,11 @@ AREDIS_API int aredis_command_opts(aredis_client *c, const aredis_cmd_opts *o,
                                    aredis_reply_cb cb, void *ud,
                                    const char *fmt, ...);
 
+/** va_list form of aredis_command_opts(). \since 0.1 */
+AREDIS_API int aredis_vcommand_opts(aredis_client *c, const aredis_cmd_opts *o,
+                                    aredis_reply_cb cb, void *ud,
+                                    const char *fmt, va_list ap);
+
 /** aredis_commandv() with per-command options (may be NULL). \since 0.1 */
 AREDIS_API int aredis_commandv_opts(aredis_client *c, const aredis_cmd_opts *o,
                                     aredis_reply_cb cb, void *ud, int argc,

@@ -66,7 +66,14 @@ typedef struct aredis_options {
     int protocol;
     /** Connect + handshake deadline in ms (default 5000; <0: none). */
     int64_t connect_timeout_ms;
-    /** Default per-command deadline in ms (default 0: none). */
+    /** Default per-command deadline in ms (default 0: none). For a
+     * blocking command (BLPOP, BLMOVE, BZPOPMIN, BLMPOP, WAIT, WAITAOF,
+     * XREAD/XREADGROUP BLOCK...) it is a margin added to the command's own
+     * timeout argument, so BLPOP key 2 with 100 here gets 2,100 ms: the
+     * server's nil comes first, and a stalled server still fails it with
+     * AREDIS_ETIMEDOUT. A blocking command without a limit (BLPOP key 0)
+     * gets no deadline from this option; give it a per-call one
+     * (aredis_cmd_opts.timeout_ms, the whole deadline) to bound it. */
     int64_t command_timeout_ms;
     /** TCP keepalive: idle seconds before probes (0: off), probe interval
      * (default 10 s) and count (default 3). */

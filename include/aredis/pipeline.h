@@ -77,6 +77,7 @@
 #include "client.h"
 #include "export.h"
 #include "reply.h"
+#include "sync.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -187,14 +188,16 @@ AREDIS_API int aredis_pipeline_commandv(aredis_pipeline *p, int argc,
  *         pipeline (nothing to send; a transaction may be empty) or a
  *         command the client refuses (SELECT, the (P|S)(UN)SUBSCRIBE
  *         family: see commands.md and pubsub.md);
- *         AREDIS_ENOTSUP for a blocking command (BLPOP, WAIT, XREAD BLOCK,
- *         ...) in a transaction without WATCH (the client would route it
- *         to another connection than its MULTI); AREDIS_ESTATE while a
- *         batch or a watch is in flight, or on a pipeline owned by
- *         aredis_transaction() (use aredis_transaction_commit());
- *         AREDIS_ENOMEM; or the client's submit error (AREDIS_ESTATE once
- *         the client is being freed). On error nothing was sent and the
- *         queue is kept. \since 0.1 */
+ *         AREDIS_ENOTSUP, in a transaction without WATCH, for a blocking
+ *         command (BLPOP, WAIT, XREAD BLOCK, ...: the client would route
+ *         it to another connection than its MULTI), for MULTI, EXEC,
+ *         DISCARD, WATCH and RESET (they would break the batch's framing)
+ *         and for what the server refuses inside MULTI (SAVE, SHUTDOWN);
+ *         AREDIS_ESTATE while a batch or a watch is in flight, or on a
+ *         pipeline owned by aredis_transaction() (use
+ *         aredis_transaction_commit()); AREDIS_ENOMEM; or the client's
+ *         submit error (AREDIS_ESTATE once the client is being freed). On
+ *         error nothing was sent and the queue is kept. \since 0.1 */
 AREDIS_API int aredis_pipeline_execute(aredis_pipeline *p,
                                        aredis_pipeline_cb cb, void *ud);
 
@@ -234,6 +237,11 @@ AREDIS_API int aredis_pipeline_immediate(aredis_pipeline *p,
                                          aredis_pipeline_cb cb, void *ud,
                                          const char *fmt, ...);
 
+/** va_list form of aredis_pipeline_immediate(). \since 0.1 */
+AREDIS_API int aredis_pipeline_vimmediate(aredis_pipeline *p,
+                                          aredis_pipeline_cb cb, void *ud,
+                                          const char *fmt, va_list ap);
+
 /** Argument-vector form of aredis_pipeline_immediate(). \since 0.1 */
 AREDIS_API int aredis_pipeline_immediatev(aredis_pipeline *p,
                                           aredis_pipeline_cb cb, void *ud,
@@ -247,6 +255,40 @@ AREDIS_API int aredis_pipeline_immediatev(aredis_pipeline *p,
  *         in flight, or when commands were queued before it without a
  *         WATCH. \since 0.1 */
 AREDIS_API int aredis_pipeline_multi(aredis_pipeline *p);
+
+/* ---- blocking forms ------------------------------------------------------
+ * On the blocking facade (sync.h): p must have been created on
+ * aredis_sync_client(s); each call waits on the facade's private loop. A
+ * pipeline of another client gives AREDIS_EINVAL. */
+
+/** aredis_pipeline_execute(), waited for.
+ * \return an OWNED reply (aredis_reply_free()): what the completion
+ *         callback would get (the ARRAY of replies, or the batch's error,
+ *         see the top of this file), or an error reply with the code
+ *         aredis_pipeline_execute() returned when nothing was sent. NULL
+ *         only when out of memory. \since 0.1 */
+AREDIS_API aredis_reply *aredis_sync_pipeline_execute(aredis_sync *s,
+                                                      aredis_pipeline *p);
+
+/** aredis_pipeline_watch(), waited for.
+ * \return 0 once the keys are watched (the pipeline is in immediate
+ *         mode); the error aredis_pipeline_watch() returned or its
+ *         callback got (AREDIS_EBUSY when no pooled connection became
+ *         free...). \since 0.1 */
+AREDIS_API int aredis_sync_pipeline_watch(aredis_sync *s, aredis_pipeline *p,
+                                          int nkeys, const char *const *keys);
+
+/** aredis_pipeline_immediate(), waited for: a read on the WATCH
+ * connection. \return an OWNED reply (an error reply with code
+ * AREDIS_ESTATE outside immediate mode). \since 0.1 */
+AREDIS_API aredis_reply *aredis_sync_pipeline_immediate(aredis_sync *s,
+                                                        aredis_pipeline *p,
+                                                        const char *fmt, ...);
+
+/** Argument-vector form of aredis_sync_pipeline_immediate(). \since 0.1 */
+AREDIS_API aredis_reply *aredis_sync_pipeline_immediatev(
+    aredis_sync *s, aredis_pipeline *p, int argc, const char *const *argv,
+    const size_t *argvlen);
 
 #ifdef __cplusplus
 }

@@ -31,6 +31,7 @@
 #include "client.h"
 #include "export.h"
 #include "options.h"
+#include "sync.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -136,6 +137,28 @@ AREDIS_API size_t aredis_pubsub_subscriptions(const aredis_pubsub *ps);
 
 /** \return the client the pubsub belongs to. \since 0.1 */
 AREDIS_API aredis_client *aredis_pubsub_client(const aredis_pubsub *ps);
+
+/** The next queued message on the blocking facade (sync.h), for a pubsub
+ * created on aredis_sync_client(s): waits on the facade's private loop
+ * (handlers of other channels run meanwhile) up to timeout_ms (< 0: no
+ * limit; 0: only a message already received).
+ *
+ *     aredis_pubsub *ps = aredis_pubsub_new(aredis_sync_client(s), NULL);
+ *     aredis_pubsub_subscribe(ps, "news", NULL, NULL);
+ *     const aredis_pubsub_message *m;
+ *     while (aredis_sync_pubsub_get_message(s, ps, 1000, &m) == 0)
+ *         ... (the SUBSCRIBE confirmation first, then the messages)
+ *
+ * \param out receives a message BORROWED from the handle: valid until the
+ *        next aredis_sync_pubsub_get_message() on s or aredis_sync_free(s);
+ *        NULL unless 0 is returned.
+ * \return 0; AREDIS_ETIMEDOUT when none came in time; AREDIS_EINVAL (ps of
+ *         another client, out NULL); AREDIS_ENOMEM; AREDIS_EBUSY from a
+ *         callback inside a blocking call; otherwise as
+ *         aredis_pubsub_get_message(). \since 0.1 */
+AREDIS_API int aredis_sync_pubsub_get_message(
+    aredis_sync *s, aredis_pubsub *ps, int64_t timeout_ms,
+    const aredis_pubsub_message **out);
 
 /* ---- a pubsub on a thread of its own ------------------------------------ */
 

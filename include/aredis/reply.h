@@ -95,7 +95,11 @@ AREDIS_API const char *aredis_reply_type_name(int type);
 AREDIS_API aredis_reply *aredis_reply_dup(const aredis_reply *r);
 
 /** Release a reply returned by aredis_reply_dup() or documented as owned.
- * Never pass a borrowed reply. NULL is a no-op. \since 0.1 */
+ * Never pass a borrowed reply. NULL is a no-op. The reply's nodes (types,
+ * lengths, pointers) must be as aredis returned them; the bytes of its
+ * strings may have been changed. A small reply's memory may be kept for
+ * the next aredis_reply_dup() (one block per process), so a loop of
+ * call-and-free allocates nothing. \since 0.1 */
 AREDIS_API void aredis_reply_free(aredis_reply *r);
 
 /** Look up a key in a MAP or ATTR reply.

@@ -96,6 +96,23 @@ AREDIS_API int aredis_pipeline_scriptv(aredis_pipeline *p, aredis_script *s,
                                        const char *const *args,
                                        const size_t *arglens);
 
+/** aredis_script_eval() on the blocking facade (sync.h), waited for.
+ * \return an OWNED reply (aredis_reply_free()): the script's reply or the
+ *         error its callback would get; an error reply with the code
+ *         aredis_script_eval() returned when nothing was sent. NULL only
+ *         when out of memory. \since 0.1 */
+AREDIS_API aredis_reply *aredis_sync_script_eval(aredis_sync *s,
+                                                 aredis_script *sc, int nkeys,
+                                                 const char *const *keys,
+                                                 int nargs,
+                                                 const char *const *args);
+
+/** Binary-safe aredis_sync_script_eval(). \since 0.1 */
+AREDIS_API aredis_reply *aredis_sync_script_evalv(
+    aredis_sync *s, aredis_script *sc, int nkeys, const char *const *keys,
+    const size_t *keylens, int nargs, const char *const *args,
+    const size_t *arglens);
+
 #ifdef __cplusplus
 }
 #endif

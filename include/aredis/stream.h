@@ -33,6 +33,7 @@
 #include "export.h"
 #include "loop.h"
 #include "reply.h"
+#include "sync.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -278,12 +279,57 @@ AREDIS_API int aredis_stream_consumer_stop(aredis_stream_consumer *sc,
 AREDIS_API void aredis_stream_consumer_stats_get(
     const aredis_stream_consumer *sc, aredis_stream_consumer_stats *out);
 
+/** \return the client the consumer was created on (NULL for NULL).
+ * \since 0.1 */
+AREDIS_API aredis_client *aredis_stream_consumer_client(
+    const aredis_stream_consumer *sc);
+
 /** Free a consumer, running or not. No callback of it runs after this
  * returns (a pending stop's cb is dropped). Commands still in flight
  * complete into the void; the memory is released when the last one has.
  * May be called from inside any callback of the consumer. NULL is a no-op.
  * \since 0.1 */
 AREDIS_API void aredis_stream_consumer_free(aredis_stream_consumer *sc);
+
+/* ---- blocking form ------------------------------------------------------
+ *
+ *     aredis_stream_consumer *sc = aredis_sync_stream_consumer_new(s, &o, &st);
+ *     while (running)
+ *         aredis_sync_stream_consumer_run(s, sc, 1000);  (on_entry runs here)
+ *     aredis_sync_stream_consumer_stop(s, sc);
+ *     aredis_stream_consumer_free(sc);
+ *
+ * The consumer's callbacks run inside aredis_sync_stream_consumer_run(), on
+ * the facade's private loop. They must not make blocking calls on the same
+ * handle (AREDIS_EBUSY); they may use the asynchronous API on
+ * aredis_sync_client(s). */
+
+/** aredis_stream_consumer_new() on the blocking facade (sync.h): on
+ * aredis_sync_client(s) and its private loop. Free the consumer (stopped
+ * or not) before the handle. \since 0.1 */
+AREDIS_API aredis_stream_consumer *aredis_sync_stream_consumer_new(
+    aredis_sync *s, const aredis_stream_consumer_opts *opts, aredis_status *st);
+
+/** Start the consumer if it is stopped, then run the private loop until
+ * on_entry was called during this call (for every entry of the batch that
+ * came), or timeout_ms passed (< 0: no limit). Between calls the consumer
+ * stays running: its read stays in flight, and what it brings is handed
+ * over in the next call.
+ * \return the number of entries handed to on_entry during the call (0 at
+ *         the timeout); AREDIS_EINVAL (a consumer of another client);
+ *         AREDIS_EBUSY from a callback inside a blocking call; AREDIS_ESTATE
+ *         while it stops; AREDIS_ENOMEM. \since 0.1 */
+AREDIS_API int aredis_sync_stream_consumer_run(aredis_sync *s,
+                                               aredis_stream_consumer *sc,
+                                               int64_t timeout_ms);
+
+/** aredis_stream_consumer_stop(), waited for: the entries already
+ * delivered are handed to on_entry and acknowledged first; it takes at
+ * most about block_ms. \return 0; AREDIS_EINVAL; AREDIS_EBUSY; otherwise
+ * as aredis_stream_consumer_stop() (AREDIS_ESTATE when not running).
+ * \since 0.1 */
+AREDIS_API int aredis_sync_stream_consumer_stop(aredis_sync *s,
+                                                aredis_stream_consumer *sc);
 
 #ifdef __cplusplus
 }

@@ -52,6 +52,7 @@
 #include "export.h"
 #include "loop.h"
 #include "pipeline.h"
+#include "sync.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -113,6 +114,53 @@ AREDIS_API int aredis_transaction_abort(aredis_pipeline *p, int code,
 /** \return the attempt in progress, 1 for the first, or 0 when p is not a
  * helper's pipeline. \since 0.1 */
 AREDIS_API int aredis_transaction_attempt(const aredis_pipeline *p);
+
+/* ---- blocking form --------------------------------------------------------
+ *
+ *     static int incr(aredis_sync *s, aredis_pipeline *p, void *ud)
+ *     {
+ *         aredis_reply *r = aredis_sync_pipeline_immediate(s, p, "GET seq");
+ *         if (r == NULL || r->type == AREDIS_REPLY_ERROR) {
+ *             int code = r ? r->code : AREDIS_ENOMEM;
+ *             aredis_reply_free(r);
+ *             return code;                                 (give up)
+ *         }
+ *         long long v = r->type == AREDIS_REPLY_STRING ? atoll(r->str) : 0;
+ *         aredis_reply_free(r);
+ *         aredis_pipeline_multi(p);
+ *         aredis_pipeline_command(p, "SET seq %lld", v + 1);
+ *         return 0;                                        (commit)
+ *     }
+ *     aredis_reply *r = aredis_sync_transaction(s, NULL, incr, NULL, 1, keys);
+ */
+
+/** The body of aredis_sync_transaction(), called once per attempt with
+ * the keys watched and p in immediate mode, outside the loop: it may make
+ * blocking calls (aredis_sync_pipeline_immediate() to read on the WATCH
+ * connection, any aredis_sync_* call but another transaction), then call
+ * aredis_pipeline_multi() and queue the transaction's commands.
+ * \return 0 to commit (MULTI, what was queued, EXEC); a negative
+ *         aredis_err to give up: UNWATCH, and the transaction returns an
+ *         error reply with that code. */
+typedef int (*aredis_sync_transaction_fn)(aredis_sync *s, aredis_pipeline *p,
+                                          void *ud);
+
+/** aredis_transaction() on the blocking facade: the same attempts, retries
+ * and pause, with a body that is called, and returns, like an ordinary
+ * function.
+ * \param o as for aredis_transaction(); its loop must be NULL (the
+ *        facade's private loop times the pause).
+ * \return an OWNED reply (aredis_reply_free()): EXEC's array, or an error
+ *         reply -- what aredis_transaction()'s done callback would get (the
+ *         body's code when it gave up, AREDIS_EWATCH when every attempt
+ *         lost the race...), aredis_transaction()'s own error (AREDIS_EINVAL
+ *         for a bad argument or a loop in o), or AREDIS_ESTATE when a
+ *         transaction is already running on the handle (a body that starts
+ *         another). NULL only when out of memory. \since 0.1 */
+AREDIS_API aredis_reply *aredis_sync_transaction(
+    aredis_sync *s, const aredis_transaction_opts *o,
+    aredis_sync_transaction_fn fn, void *ud, int nkeys,
+    const char *const *keys);
 
 #ifdef __cplusplus
 }

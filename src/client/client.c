@@ -15,16 +15,25 @@
 
 #include "aredis/error.h"
 #include "client/client_int.h"
+#include "node/node.h"
 #include "resp/resp.h"
+#include "topology/topology.h"
 #include "util/alloc.h"
+#include "util/cmdtable.h"
 
+/* Spent command records kept for reuse: at most as many as are pending
+ * plus FREE_CMDS_SLACK (and never more than MAX_FREE_CMDS), so a steady
+ * window of W commands in flight recycles its records without allocating,
+ * while the records of a burst are released as it drains: an idle client
+ * keeps FREE_CMDS_SLACK of them, not the burst's size. */
 #define MAX_FREE_CMDS 1024
+#define FREE_CMDS_SLACK 64
 
 static void on_timer(void *arg);
 static void on_tick(void *arg);
 
 /* ------------------------------------------------------------------------
- * Command records and the deadline heap
+ * Command records and the deadline heap (util/heap.h)
  * ------------------------------------------------------------------------ */
 
 aredis__cmd *aredis__cmd_new(aredis_client *c)
@@ -46,81 +55,35 @@ void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd)
 {
     aredis__free(cmd->cc.copy);
     cmd->cc.copy = NULL;
-    if (c->nfree_cmds < MAX_FREE_CMDS && !c->freeing) {
+    size_t keep = c->pending + FREE_CMDS_SLACK;
+    if (keep > MAX_FREE_CMDS)
+        keep = MAX_FREE_CMDS;
+    if (c->nfree_cmds < keep && !c->freeing) {
         cmd->cc.next = c->free_cmds != NULL ? &c->free_cmds->cc : NULL;
         c->free_cmds = cmd;
         c->nfree_cmds++;
         return;
     }
     aredis__free(cmd);
-}
-
-static void heap_swap(aredis__cmd **h, size_t i, size_t j)
-{
-    aredis__cmd *t = h[i];
-    h[i] = h[j];
-    h[j] = t;
-    h[i]->heap_idx = i + 1;
-    h[j]->heap_idx = j + 1;
-}
-
-static void heap_up(aredis__cmd **h, size_t i)
-{
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (h[parent]->deadline <= h[i]->deadline)
-            break;
-        heap_swap(h, i, parent);
-        i = parent;
+    /* Fewer commands pending than records kept: release one more, so the
+     * list shrinks as a burst drains. */
+    if (c->nfree_cmds > keep) {
+        aredis__cmd *spare = c->free_cmds;
+        c->free_cmds = aredis__cmd_next(spare);
+        c->nfree_cmds--;
+        aredis__free(spare);
     }
-}
-
-static void heap_down(aredis__cmd **h, size_t n, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && h[l]->deadline < h[m]->deadline)
-            m = l;
-        if (r < n && h[r]->deadline < h[m]->deadline)
-            m = r;
-        if (m == i)
-            return;
-        heap_swap(h, i, m);
-        i = m;
-    }
-}
-
-static int heap_push(aredis_client *c, aredis__cmd *cmd)
-{
-    if (c->heap_len == c->heap_cap) {
-        size_t cap = c->heap_cap ? c->heap_cap * 2 : 64;
-        /* An array of pointers to commands. */
-        // NOLINTNEXTLINE(bugprone-sizeof-expression)
-        aredis__cmd **h = aredis__reallocarray(c->heap, cap, sizeof *h);
-        if (h == NULL)
-            return AREDIS_ENOMEM;
-        c->heap = h;
-        c->heap_cap = cap;
-    }
-    c->heap[c->heap_len] = cmd;
-    cmd->heap_idx = ++c->heap_len;
-    heap_up(c->heap, c->heap_len - 1);
-    return 0;
 }
 
 static void heap_remove(aredis_client *c, aredis__cmd *cmd)
 {
-    if (cmd->heap_idx == 0)
-        return;
-    size_t i = cmd->heap_idx - 1;
-    cmd->heap_idx = 0;
-    c->heap_len--;
-    if (i == c->heap_len)
-        return;
-    c->heap[i] = c->heap[c->heap_len];
-    c->heap[i]->heap_idx = i + 1;
-    heap_up(c->heap, i);
-    heap_down(c->heap, c->heap_len, c->heap[i]->heap_idx - 1);
+    aredis__heap_remove(&c->deadlines, &cmd->dl);
+}
+
+static aredis__cmd *earliest_cmd(const aredis_client *c)
+{
+    aredis__heap_node *n = aredis__heap_min(&c->deadlines);
+    return n != NULL ? AREDIS__CONTAINER_OF(n, aredis__cmd, dl) : NULL;
 }
 
 static int64_t earliest(int64_t a, int64_t b)
@@ -138,9 +101,12 @@ void aredis__rearm(aredis_client *c)
 {
     if (c->timer == NULL)
         return;
-    int64_t next = c->heap_len > 0 ? c->heap[0]->deadline : 0;
-    next = earliest(next, aredis__conn_deadline(&c->main.conn));
-    next = earliest(next, aredis__pool_next_deadline(c));
+    const aredis__heap_node *first = aredis__heap_min(&c->deadlines);
+    int64_t next = first != NULL ? first->key : 0;
+    aredis__topology *t = c->topo;
+    for (aredis__node *n = t->vt->next(t, NULL); n != NULL;
+         n = t->vt->next(t, n))
+        next = earliest(next, aredis__node_next_deadline(n));
     if (next == c->timer_at)
         return;
     c->timer_at = next;
@@ -152,15 +118,20 @@ void aredis__rearm(aredis_client *c)
     aredis__loop_timer_set(c->loop, c->timer, ms < 0 ? 0 : ms);
 }
 
+aredis__link *aredis__client_main(aredis_client *c)
+{
+    return &c->topo->vt->any(c->topo)->main;
+}
+
 void aredis__emit(aredis_client *c, const aredis__link *l, int type, int code,
                   const char *msg, int64_t delay_ms, int attempt)
 {
+    if (type == AREDIS_CONN_DISCONNECTED && !l->exclusive)
+        c->topo->vt->node_lost(c->topo, l->node, code);
     if (c->event_cb == NULL || c->freeing)
         return;
     aredis_conn_event ev = {type, code, msg, delay_ms, attempt, l->exclusive};
-    c->in_cb++;
-    c->event_cb(c, &ev, c->event_ud);
-    c->in_cb--;
+    AREDIS__USER_CB(c, c->event_cb(c, &ev, c->event_ud));
 }
 
 /* ------------------------------------------------------------------------
@@ -192,11 +163,8 @@ void aredis__finish(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
     cmd->flags |= AREDIS__CMD_DONE;
     heap_remove(c, cmd);
     c->pending--;
-    if (cmd->cb != NULL) {
-        c->in_cb++;
-        cmd->cb(c, r, cmd->ud);
-        c->in_cb--;
-    }
+    if (cmd->cb != NULL)
+        AREDIS__USER_CB(c, cmd->cb(c, r, cmd->ud));
     if (c->closing && c->pending == 0)
         close_if_done(c);
 }
@@ -204,17 +172,14 @@ void aredis__finish(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
 void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
                           const char *msg)
 {
-    aredis_reply r;
-    memset(&r, 0, sizeof r);
-    r.type = AREDIS_REPLY_ERROR;
-    r.code = code;
-    r.str = msg;
-    r.len = strlen(msg);
+    aredis_reply r = aredis__error_reply(code, msg);
     aredis__finish(c, cmd, &r);
 }
 
-void aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
+int aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
 {
+    if (r->type == AREDIS_REPLY_ERROR && c->topo->vt->redirect(c->topo, cmd, r))
+        return 1;
     const aredis_reply *out = r;
     if (cmd->hook != NULL) {
         const aredis_reply *x = cmd->hook(c, r, &c->arena, cmd->hook_ud);
@@ -226,6 +191,7 @@ void aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
     aredis__finish(c, cmd, out);
     if (c->arena.chunks != NULL)
         aredis__arena_reset(&c->arena);
+    return 0;
 }
 
 void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
@@ -276,16 +242,21 @@ static void on_timer(void *arg)
     if (c->freeing)
         return;
     int64_t now = aredis__now_ms();
-    aredis__link_timer(&c->main, now);
-    aredis__pool_timer(c, now);
-    while (!c->freeing && c->heap_len > 0 && c->heap[0]->deadline <= now) {
-        aredis__cmd *cmd = c->heap[0];
+    aredis__topology *t = c->topo;
+    for (aredis__node *n = t->vt->next(t, NULL); n != NULL && !c->freeing;
+         n = t->vt->next(t, n))
+        aredis__node_timer(n, now);
+    aredis__cmd *cmd;
+    while (!c->freeing && (cmd = earliest_cmd(c)) != NULL &&
+           cmd->dl.key <= now) {
         heap_remove(c, cmd);
         /* Not sent yet: take it (and its bytes) out so it never runs. */
         int unsent = 0;
-        if (cmd->flags & AREDIS__CMD_PENDING)
-            unsent = aredis__pool_unwait(c, cmd);
-        else if (cmd->link != NULL)
+        if (cmd->flags & AREDIS__CMD_PENDING) {
+            for (aredis__node *n = t->vt->next(t, NULL); n != NULL && !unsent;
+                 n = t->vt->next(t, n))
+                unsent = aredis__node_unwait(n, cmd);
+        } else if (cmd->link != NULL)
             unsent = aredis__conn_cancel(&cmd->link->conn, &cmd->cc);
         char msg[96];
         snprintf(msg, sizeof msg, "command timed out after %lld ms",
@@ -339,11 +310,17 @@ static void release(aredis_client *c)
         aredis__cmd_free(c, done);
         done = next;
     }
-    aredis__cancel_list(c, aredis__link_take_all(&c->main));
+    if (c->watch != NULL)
+        c->watch->release(c->watch->ud);
+    c->watch = NULL;
+    aredis__topology *t = c->topo;
+    for (aredis__node *n = t->vt->next(t, NULL); n != NULL;
+         n = t->vt->next(t, n))
+        aredis__cancel_list(c, aredis__link_take_all(&n->main));
     aredis__pubsub_detach_all(c);
-    aredis__pool_free_all(c);
     aredis__ts_drain(c);
-    aredis__link_cleanup(&c->main);
+    t->vt->free(t);
+    c->topo = NULL;
     aredis__ts_cleanup(c);
     while (c->free_cmds != NULL) {
         aredis__cmd *next = aredis__cmd_next(c->free_cmds);
@@ -351,7 +328,7 @@ static void release(aredis_client *c)
         c->free_cmds = next;
     }
     aredis_buf_cleanup(&c->scratch);
-    aredis__free(c->heap);
+    aredis__heap_cleanup(&c->deadlines);
     for (size_t i = 0; i < c->nhooks; i++)
         aredis__free(c->hooks[i].name);
     aredis__free(c->hooks);
@@ -501,8 +478,10 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
         return NULL;
     }
     aredis_buf_init(&c->scratch);
+    aredis__heap_init(&c->deadlines);
     conn_config(c);
-    e = aredis__link_init(&c->main, c, 0);
+    c->topo = aredis__standalone_new(c);
+    e = c->topo != NULL ? 0 : AREDIS_ENOMEM;
     if (e == 0)
         e = aredis__ts_init(c);
     if (e == 0)
@@ -512,56 +491,19 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
         snprintf(st->msg, sizeof st->msg, "%s", aredis_strerror(e));
         if (c->ts_ready)
             aredis__ts_cleanup(c);
-        aredis__link_cleanup(&c->main);
+        if (c->topo != NULL)
+            c->topo->vt->free(c->topo);
         aredis__config_cleanup(&c->cfg);
         aredis__free(c);
         return NULL;
     }
-    aredis__link_connect(&c->main);
+    aredis__link_connect(aredis__client_main(c));
     return c;
 }
 
 /* ------------------------------------------------------------------------
  * Submitting
  * ------------------------------------------------------------------------ */
-
-/* One argument of an encoded command: the writer's own output, so the
- * format is trusted. */
-typedef struct arg_view {
-    const char *p;
-    size_t n;
-} arg_view;
-
-/* Read the first `want` arguments of an encoded command; returns argc. */
-static int peek_args(const char *p, arg_view *out, int want)
-{
-    int argc = 0;
-    p++; /* '*' */
-    while (*p != '\r')
-        argc = argc * 10 + (*p++ - '0');
-    p += 2;
-    for (int i = 0; i < want; i++) {
-        out[i].p = "";
-        out[i].n = 0;
-    }
-    for (int i = 0; i < argc && i < want; i++) {
-        size_t n = 0;
-        p++; /* '$' */
-        while (*p != '\r')
-            n = n * 10 + (size_t)(*p++ - '0');
-        p += 2;
-        out[i].p = p;
-        out[i].n = n;
-        p += n + 2;
-    }
-    return argc;
-}
-
-static int arg_is(const arg_view *a, const char *word)
-{
-    size_t n = strlen(word);
-    return a->n == n && strncasecmp(a->p, word, n) == 0;
-}
 
 static const char select_refused[] =
     "SELECT is refused: the database is a client option (aredis_options.db "
@@ -585,77 +527,87 @@ typedef struct submit_args {
     int pushed; /* a pubsub command, answered by push frames */
 } submit_args;
 
-static int is_subscribe_family(const arg_view *a)
-{
-    static const char *const names[] = {"subscribe",    "psubscribe",
-                                        "ssubscribe",   "unsubscribe",
-                                        "punsubscribe", "sunsubscribe"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (arg_is(a, names[i]))
-            return 1;
-    return 0;
-}
-
-/* Classify an encoded command and fill the record's routing fields.
- * Returns the message when the command must be refused, or NULL. */
+/* Classify an encoded command once, through the command table, and fill
+ * the record's routing fields. Returns the message when the command must
+ * be refused, or NULL; *block_ms is a blocking command's server-side
+ * timeout (aredis__cmdclass). */
 static const char *classify(aredis_client *c, aredis__cmd *cmd,
-                            const char *bytes, unsigned flags)
+                            const char *bytes, unsigned flags,
+                            int64_t *block_ms)
 {
-    arg_view args[3];
-    int argc = peek_args(bytes, args, 3);
-    if (arg_is(&args[0], "select"))
-        return select_refused;
-    if (is_subscribe_family(&args[0]))
-        return subscribe_refused;
-    cmd->cc.reply_kind = AREDIS__REPLY_NORMAL;
-    if (argc >= 3 && arg_is(&args[0], "client") && arg_is(&args[1], "reply")) {
-        if (arg_is(&args[2], "on"))
-            cmd->cc.reply_kind = AREDIS__REPLY_ON;
-        else if (arg_is(&args[2], "off"))
-            cmd->cc.reply_kind = AREDIS__REPLY_OFF;
-        else if (arg_is(&args[2], "skip"))
-            cmd->cc.reply_kind = AREDIS__REPLY_SKIP;
+    aredis__cmdclass k;
+    aredis__cmd_classify(bytes, &k);
+    if (k.flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
+        return k.flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
+                                             : select_refused;
+    switch (k.client_reply) {
+    case AREDIS__CLIENT_REPLY_ON:
+        cmd->cc.reply_kind = AREDIS__REPLY_ON;
+        break;
+    case AREDIS__CLIENT_REPLY_OFF:
+        cmd->cc.reply_kind = AREDIS__REPLY_OFF;
+        break;
+    case AREDIS__CLIENT_REPLY_SKIP:
+        cmd->cc.reply_kind = AREDIS__REPLY_SKIP;
+        break;
+    default:
+        cmd->cc.reply_kind = AREDIS__REPLY_NORMAL;
+        break;
     }
-    for (size_t i = 0; i < c->nhooks; i++) {
-        if (c->hooks[i].len == args[0].n &&
-            strncasecmp(c->hooks[i].name, args[0].p, args[0].n) == 0) {
-            cmd->hook = c->hooks[i].fn;
-            cmd->hook_ud = c->hooks[i].ud;
-            break;
+    if (c->nhooks > 0) {
+        aredis__args it;
+        const char *name = "";
+        size_t n = 0;
+        aredis__args_init(&it, bytes);
+        aredis__args_next(&it, &name, &n);
+        for (size_t i = 0; i < c->nhooks; i++) {
+            if (c->hooks[i].len == n &&
+                strncasecmp(c->hooks[i].name, name, n) == 0) {
+                cmd->hook = c->hooks[i].fn;
+                cmd->hook_ud = c->hooks[i].ud;
+                break;
+            }
         }
     }
     if (cmd->hook == NULL && c->cfg.normalize_resp2)
-        cmd->norm = aredis__norm_classify(args[0].p, args[0].n, bytes,
-                                          cmd->cc.len, argc);
+        cmd->norm = k.norm;
     if ((flags & AREDIS_CMD_IDEMPOTENT) ||
-        (c->cfg.retry_read_only &&
-         aredis__cmd_is_read_only(args[0].p, args[0].n)))
+        (c->cfg.retry_read_only && (k.flags & AREDIS__CMDF_READONLY)))
         cmd->flags |= AREDIS__CMD_RETRY;
-    if (aredis__cmd_is_blocking(bytes, cmd->cc.len, argc))
+    if (k.flags & AREDIS__CMDF_BLOCKING)
         cmd->flags |= AREDIS__CMD_BLOCKING;
     if (flags & AREDIS_CMD_NO_RESEND)
         cmd->flags =
             (cmd->flags | AREDIS__CMD_NO_RESEND) & ~(unsigned)AREDIS__CMD_RETRY;
+    *block_ms = k.block_ms;
     return NULL;
 }
 
-/* The deadline a command gets, and its heap entry. 0 or AREDIS_ENOMEM. */
+/* The deadline a command gets, and its heap entry. 0 or AREDIS_ENOMEM.
+ *
+ * A per-call timeout (aredis_cmd_opts.timeout_ms > 0) is the whole
+ * deadline, whatever the command. Otherwise command_timeout_ms applies;
+ * for a blocking command it is a margin on top of the time the server may
+ * legitimately wait: BLPOP key 2 with command_timeout_ms = 100 gets
+ * 2,100 ms, so its nil reply arrives first, while a stalled server still
+ * fails it. A blocking command without a server-side limit (BLPOP key 0,
+ * XREAD BLOCK 0) waits as long as it says, unless given a per-call
+ * timeout. options.h and docs/guide/commands.md document this. */
 static int set_deadline(aredis_client *c, aredis__cmd *cmd,
-                        const aredis_cmd_opts *o)
+                        const aredis_cmd_opts *o, int64_t block_ms)
 {
     int64_t timeout = c->cfg.command_timeout_ms;
     if (o != NULL && o->timeout_ms != 0)
         timeout = o->timeout_ms;
-    /* A blocking command waits as long as it says (BLPOP's own timeout):
-     * only an explicit per-call deadline applies to it. */
-    if ((cmd->flags & AREDIS__CMD_BLOCKING) &&
-        (o == NULL || o->timeout_ms <= 0))
-        timeout = 0;
+    else if ((cmd->flags & AREDIS__CMD_BLOCKING) && timeout > 0)
+        timeout = block_ms > 0 && block_ms <= INT64_MAX / 2 - timeout
+                      ? block_ms + timeout
+                      : 0;
     if (timeout <= 0)
         return 0;
-    cmd->deadline = aredis__now_ms() + timeout;
     cmd->timeout_ms = timeout;
-    return heap_push(c, cmd);
+    return aredis__heap_set(&c->deadlines, &cmd->dl,
+                            aredis__now_ms() + timeout);
 }
 
 /* Hand a classified command to its connection. Returns 0, or
@@ -663,7 +615,6 @@ static int set_deadline(aredis_client *c, aredis__cmd *cmd,
 static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
                  const char *bytes, int direct)
 {
-    aredis__link *m = &c->main;
     if (target != NULL && target->conn.broken) {
         heap_remove(c, cmd);
         aredis__defer_done(c, cmd, AREDIS_ECLOSED,
@@ -673,10 +624,18 @@ static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
     }
     if (target != NULL)
         return aredis__link_submit(target, cmd, bytes);
-    if (cmd->flags & AREDIS__CMD_BLOCKING) {
-        aredis__pool_route(c, cmd, bytes);
+    /* Which server: the topology's question, and only its. */
+    aredis__node *n = c->topo->vt->route(c->topo, cmd, bytes);
+    if (n == NULL) {
+        aredis__defer_done(c, cmd, AREDIS_ECLOSED,
+                           "no server is known for this command");
         return 0;
     }
+    if (cmd->flags & AREDIS__CMD_BLOCKING) {
+        aredis__pool_route(n, cmd, bytes);
+        return 0;
+    }
+    aredis__link *m = &n->main;
     if (direct)
         return aredis__link_submit(m, cmd, NULL);
     if (c->cfg.max_queued >= 0 && m->conn.npend >= (size_t)c->cfg.max_queued &&
@@ -711,10 +670,12 @@ static int submit(aredis_client *c, aredis__link *target,
         return AREDIS_ENOMEM;
 
     /* The fast path encodes straight into the ready shared connection's
-     * output buffer; everything else goes through the scratch buffer. */
-    int direct = target == NULL && sa->bytes == NULL &&
-                 c->main.conn.state == AREDIS__ST_READY;
-    aredis_buf *b = direct ? &c->main.conn.out : &c->scratch;
+     * output buffer (when there is one server); everything else goes
+     * through the scratch buffer. */
+    aredis__node *sole = c->topo->vt->sole(c->topo);
+    int direct = target == NULL && sa->bytes == NULL && sole != NULL &&
+                 sole->main.conn.state == AREDIS__ST_READY;
+    aredis_buf *b = direct ? &sole->main.conn.out : &c->scratch;
     size_t start = b->len;
     int e = encode(b, sa);
     if (e != 0) {
@@ -727,8 +688,10 @@ static int submit(aredis_client *c, aredis__link *target,
     const char *bytes = b->data + start;
 
     c->pending++;
+    int64_t block_ms = 0;
     const char *refused =
-        sa->pushed ? NULL : classify(c, cmd, bytes, o ? o->flags : 0);
+        sa->pushed ? NULL
+                   : classify(c, cmd, bytes, o ? o->flags : 0, &block_ms);
     if (refused != NULL) {
         b->len = start;
         aredis__defer_done(c, cmd, AREDIS_EINVAL, refused);
@@ -742,7 +705,7 @@ static int submit(aredis_client *c, aredis__link *target,
         (cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)
         e = AREDIS_ENOMEM;
     if (e == 0)
-        e = set_deadline(c, cmd, o);
+        e = set_deadline(c, cmd, o, block_ms);
     if (e != 0) {
         b->len = start;
         c->pending--;
@@ -759,8 +722,8 @@ static int submit(aredis_client *c, aredis__link *target,
         heap_remove(c, cmd);
         aredis__defer_done(c, cmd, e, "out of memory");
     }
-    if (cmd->heap_idx == 1)
-        aredis__rearm(c);
+    if (cmd->dl.pos == 1)
+        aredis__rearm(c); /* the earliest deadline changed */
     return 0;
 }
 
@@ -776,7 +739,7 @@ int aredis__send_pushed(aredis_client *c, aredis__link *l, int argc,
                         const char *const *argv, const size_t *lens)
 {
     submit_args sa = {NULL, NULL, argc, argv, lens, NULL, 0, 1};
-    return submit(c, l == &c->main ? NULL : l, NULL, NULL, NULL, &sa);
+    return submit(c, l->exclusive ? l : NULL, NULL, NULL, NULL, &sa);
 }
 
 int aredis_vcommand(aredis_client *c, aredis_reply_cb cb, void *ud,
@@ -809,6 +772,18 @@ int aredis_command_opts(aredis_client *c, const aredis_cmd_opts *o,
     submit_args sa = {fmt, &ap, 0, NULL, NULL, NULL, 0, 0};
     int e = fmt != NULL ? submit(c, NULL, o, cb, ud, &sa) : AREDIS_EFORMAT;
     va_end(ap);
+    return e;
+}
+
+int aredis_vcommand_opts(aredis_client *c, const aredis_cmd_opts *o,
+                         aredis_reply_cb cb, void *ud, const char *fmt,
+                         va_list ap)
+{
+    va_list copy;
+    va_copy(copy, ap);
+    submit_args sa = {fmt, &copy, 0, NULL, NULL, NULL, 0, 0};
+    int e = fmt != NULL ? submit(c, NULL, o, cb, ud, &sa) : AREDIS_EFORMAT;
+    va_end(copy);
     return e;
 }
 
@@ -900,7 +875,8 @@ int aredis_client_set_reply_hook(aredis_client *c, const char *command,
 
 int aredis_client_protocol(const aredis_client *c)
 {
-    return c->main.conn.proto;
+    aredis__node *n = c->topo->vt->any(c->topo);
+    return n != NULL ? n->main.conn.proto : 0;
 }
 
 aredis_loop *aredis_client_loop(const aredis_client *c)

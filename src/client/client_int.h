@@ -1,18 +1,25 @@
-/* Private to the client folder: the client's state and the helpers shared
- * by client.c (life cycle, submit, completion, deadlines, routing),
- * link.c (one server connection: connect, handshake, I/O, reconnect),
- * pool.c (exclusive connections), handshake.c, threads.c and normalize.c. */
+/* Private to the client folder: the client's state, the command record,
+ * and the helpers shared by client.c (life cycle, submit, completion,
+ * deadlines), threads.c and normalize.c, and used by the node
+ * layer below to complete commands and report events (src/node). The
+ * servers themselves are the topology's (src/topology). */
 #ifndef AREDIS_CLIENT_CLIENT_INT_H
 #define AREDIS_CLIENT_CLIENT_INT_H
 
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "aredis/client.h"
 #include "conn/conn.h"
 #include "loop/loop.h"
 #include "transport/transport.h"
+#include "util/cmdtable.h"
+#include "util/heap.h"
+
+typedef struct aredis__node aredis__node;
+typedef struct aredis__topology aredis__topology;
 
 /* Command flags the client keeps (the connection's own are in cc.flags). */
 enum {
@@ -36,14 +43,41 @@ struct aredis__cmd {
     void *ud;
     aredis_reply_hook hook;
     void *hook_ud;
-    int64_t deadline;   /* absolute ms, 0: none */
+    /* In the client's deadline heap while it has a deadline: key is the
+     * absolute time in ms. */
+    aredis__heap_node dl;
     int64_t timeout_ms; /* what the deadline was computed from */
-    size_t heap_idx;    /* position in the deadline heap + 1, 0: not in it */
     unsigned flags;     /* AREDIS__CMD_* */
     int norm;           /* built-in RESP2 -> RESP3 reshaping, see client */
     aredis__link *link; /* the link whose connection holds it, or NULL */
     int64_t wait_until; /* waiting for an exclusive connection until then */
 };
+
+/* Run a user callback: the one way user code is called from the library,
+ * keeping count of the callbacks on the stack (c->in_cb). c may be NULL
+ * (a pubsub whose client is gone). */
+#define AREDIS__USER_CB(c, call)     \
+    do {                             \
+        aredis_client *ucb_c_ = (c); \
+        if (ucb_c_ != NULL)          \
+            ucb_c_->in_cb++;         \
+        call;                        \
+        if (ucb_c_ != NULL)          \
+            ucb_c_->in_cb--;         \
+    } while (0)
+
+/* An error reply with a client-side code and message (borrowed), as every
+ * failed command's callback receives it. */
+static inline aredis_reply aredis__error_reply(int code, const char *msg)
+{
+    aredis_reply r;
+    memset(&r, 0, sizeof r);
+    r.type = AREDIS_REPLY_ERROR;
+    r.code = code;
+    r.str = msg;
+    r.len = strlen(msg);
+    return r;
+}
 
 /* The record a connection's part belongs to. */
 static inline aredis__cmd *aredis__cmd_of(aredis__conn_cmd *cc)
@@ -55,16 +89,6 @@ static inline aredis__cmd *aredis__cmd_next(const aredis__cmd *cmd)
 {
     return aredis__cmd_of(cmd->cc.next);
 }
-
-/* Built-in reshaping of RESP2 replies (normalize.c). */
-enum {
-    AREDIS__NORM_NONE,
-    AREDIS__NORM_MAP,          /* flat array -> map */
-    AREDIS__NORM_SET,          /* array -> set */
-    AREDIS__NORM_PAIRS_DOUBLE, /* m,s,m,s -> [m,s(double)],... */
-    AREDIS__NORM_DOUBLE,       /* bulk -> double */
-    AREDIS__NORM_DOUBLES,      /* array of bulks -> array of doubles */
-};
 
 typedef struct arena_chunk arena_chunk;
 
@@ -80,35 +104,18 @@ typedef struct aredis__hook {
     void *ud;
 } aredis__hook;
 
-/* One server connection: the driver of an aredis__conn. It feeds the
- * connection from the loop, the resolver and the transport, and takes its
- * actions: I/O, completions (through client.c), pushes and events. */
-struct aredis__link {
-    aredis_client *c;
-    int exclusive; /* a pool member, not the shared connection */
-    aredis__conn conn;
-
-    aredis__resolve *resolving;
-    struct sockaddr_storage *addrs;
-    socklen_t *addrlens;
-    size_t naddrs;
-    aredis__transport *tp;
-    void *io;
-    int io_events;
-
-    aredis__defer defer; /* service at the end of the loop turn */
-    int service_wanted;
-    int draining; /* taking the connection's actions */
-
-    /* The pubsub whose subscriptions live on this link, or NULL. */
-    struct aredis_pubsub *pubsub;
-
-    /* Pool bookkeeping (exclusive links). */
-    aredis__link *pool_next;
-    int64_t idle_since;       /* 0 while busy */
-    int borrowed;             /* held through aredis_client_acquire() */
-    aredis__defer free_defer; /* a retired link is freed from the loop */
-};
+/* An internal observer of the client's links: the client-side cache
+ * (extras/client_cache.c), at most one per client. It sees every push
+ * first (returning 1 consumes it) and every connection event, on every
+ * link (it picks the ones it watches: the shared link, its own redirect
+ * connection), and is told when the client is released, from the loop,
+ * before the links are torn down. */
+typedef struct aredis__watch {
+    int (*push)(void *ud, aredis__link *l, const aredis_reply *r);
+    void (*event)(void *ud, aredis__link *l, int event); /* AREDIS__EV_* */
+    void (*release)(void *ud);
+    void *ud;
+} aredis__watch;
 
 /* A command waiting for a free exclusive connection. */
 typedef struct aredis__waiter aredis__waiter;
@@ -121,15 +128,9 @@ struct aredis_client {
     int closing; /* aredis_client_close(): free once nothing is pending */
     int in_cb;   /* depth of user callbacks on the stack */
 
-    aredis__link main;
-
-    /* Exclusive connections. */
-    aredis__link *pool;
-    int pool_size;
-    aredis__link *retired; /* closed, freed on the next loop turn */
-    aredis__cmd *pool_wait_head, *pool_wait_tail; /* blocking commands */
-    struct aredis__acq *acq_head, *acq_tail;      /* acquire() requests */
-    struct aredis__acq *acq_granted; /* answered, callback still deferred */
+    /* Which server each command goes to (standalone, later cluster and
+     * sentinel): the client does not know which one it has. */
+    aredis__topology *topo;
 
     void *timer;
     int64_t timer_at; /* armed for this absolute time, 0: disarmed */
@@ -138,9 +139,8 @@ struct aredis_client {
     aredis__cmd *done_head, *done_tail;
     aredis__defer defer;
 
-    /* Commands with a deadline, a binary min-heap on cmd->deadline. */
-    aredis__cmd **heap;
-    size_t heap_len, heap_cap;
+    /* Commands with a deadline (cmd->dl). */
+    aredis__heap deadlines;
 
     size_t pending; /* callbacks still to run */
     aredis__cmd *free_cmds;
@@ -153,6 +153,7 @@ struct aredis_client {
     void *push_ud;
     aredis_conn_event_cb event_cb;
     void *event_ud;
+    const aredis__watch *watch; /* NULL: none */
     void *data;
     void (*data_free)(void *);
 
@@ -171,6 +172,8 @@ struct aredis_client {
 int aredis__submit_encoded(aredis_client *c, aredis__link *target,
                            aredis_reply_cb cb, void *ud, const char *bytes,
                            size_t len);
+/* The shared connection of the node that takes work naming no key. */
+aredis__link *aredis__client_main(aredis_client *c);
 /* Drain thread-safe submissions (threads.c), cancelling them when freeing. */
 void aredis__ts_drain(aredis_client *c);
 
@@ -182,8 +185,10 @@ void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd);
 void aredis__finish(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
 void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
                           const char *msg);
-/* Deliver a server reply through the command's hook or normalisation. */
-void aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
+/* Deliver a server reply through the command's hook or normalisation.
+ * Returns 1 when the topology took the command back instead (a redirect:
+ * it is not completed and no longer the caller's), else 0. */
+int aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
 /* Complete from the loop, later (inside API calls). */
 void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
                         const char *msg);
@@ -193,66 +198,13 @@ void aredis__cancel_list(aredis_client *c, aredis__cmd *cmd);
 void aredis__emit(aredis_client *c, const aredis__link *l, int type, int code,
                   const char *msg, int64_t delay_ms, int attempt);
 
-/* ---- link.c ------------------------------------------------------------ */
-
-int aredis__link_init(aredis__link *l, aredis_client *c, int exclusive);
-void aredis__link_cleanup(aredis__link *l);
-/* Connect (from the loop, a little later) unless already connecting. */
-void aredis__link_connect(aredis__link *l);
-/* Queue a command on the link: straight into the connection when ready,
- * otherwise into its pending list; it completes from the loop. The bytes
- * are copied; bytes == NULL means they are already at the end of the
- * ready connection's output buffer (the fast path). 0 or AREDIS_ENOMEM. */
-int aredis__link_submit(aredis__link *l, aredis__cmd *cmd, const char *bytes);
-/* Called by the client's timer: connect deadlines and backoff ends. */
-void aredis__link_timer(aredis__link *l, int64_t now);
-/* Close the transport and detach every command the link holds (pending,
- * in flight, decided); the link is idle afterwards. */
-aredis__cmd *aredis__link_take_all(aredis__link *l);
-
-/* ---- pool.c ------------------------------------------------------------ */
-
-void aredis__pool_route(aredis_client *c, aredis__cmd *cmd, const char *bytes);
-/* A link finished its work (or failed): give it to a waiter or idle it. */
-void aredis__pool_link_idle(aredis__link *l);
-void aredis__pool_timer(aredis_client *c, int64_t now);
-int64_t aredis__pool_next_deadline(const aredis_client *c);
-void aredis__pool_free_all(aredis_client *c);
-/* Remove a command waiting for an exclusive link; 1 if it was waiting. */
-int aredis__pool_unwait(aredis_client *c, aredis__cmd *cmd);
-
-/* Close a borrowed link for good (a pubsub's own connection, acquired
- * with aredis_client_acquire) and forget it. */
-void aredis__pool_drop(aredis_client *c, aredis__link *l);
-
-/* ---- pubsub.c ------------------------------------------------------------ */
-/* A push frame (or, in RESP2 subscribed mode, any reply) on a link. Returns
- * 1 when it was a pub/sub frame (consumed), 0 for other pushes. */
-int aredis__pubsub_push(aredis_client *c, aredis__link *l,
-                        const aredis_reply *r);
-void aredis__pubsub_link_ready(aredis__link *l);
-void aredis__pubsub_link_lost(aredis__link *l);
-/* The shared link is ready: pubsubs waiting to learn the protocol decide. */
-void aredis__pubsub_main_ready(aredis_client *c);
-/* The client is going away: detach every pubsub from it. */
-void aredis__pubsub_detach_all(aredis_client *c);
-/* Send a (P|S)(UN)SUBSCRIBE on a link: answered by push frames. */
-int aredis__send_pushed(aredis_client *c, aredis__link *l, int argc,
-                        const char *const *argv, const size_t *lens);
-
 /* ---- threads.c --------------------------------------------------------- */
 int aredis__ts_init(aredis_client *c);
 void aredis__ts_cleanup(aredis_client *c);
 
-/* ---- normalize.c ------------------------------------------------------- */
-int aredis__norm_classify(const char *name, size_t len, const char *args,
-                          size_t argslen, int argc);
+/* ---- normalize.c: norm is an AREDIS__NORM_* of util/cmdtable.h ---------- */
 const aredis_reply *aredis__normalize(aredis_reply_arena *a, int norm,
                                       const aredis_reply *r);
-
-/* ---- commands.c: what the client knows about command names ------------- */
-int aredis__cmd_is_read_only(const char *name, size_t len);
-int aredis__cmd_is_blocking(const char *cmd, size_t len, int argc);
 
 /* ---- arena.c ------------------------------------------------------------ */
 void aredis__arena_reset(aredis_reply_arena *a);

@@ -4,80 +4,10 @@
  * given the shape a RESP3 server sends, so a program sees the same types
  * from Redis 5 and Redis 7. The rules look at the reply's shape, not at the
  * protocol, so a reply that already has the RESP3 shape passes unchanged.
- * New nodes come from the client's scratch arena. */
-#include <string.h>
-#include <strings.h>
-
+ * Which commands get which reshaping is in the command table
+ * (util/cmdtable.c). New nodes come from the client's scratch arena. */
 #include "client/client_int.h"
 #include "resp/resp.h"
-
-typedef struct rule {
-    const char *name;
-    int norm;
-} rule;
-
-/* Commands whose RESP2 reply is reshaped whatever their arguments. */
-static const rule by_name[] = {
-    {"hgetall", AREDIS__NORM_MAP},    {"smembers", AREDIS__NORM_SET},
-    {"sinter", AREDIS__NORM_SET},     {"sunion", AREDIS__NORM_SET},
-    {"sdiff", AREDIS__NORM_SET},      {"zscore", AREDIS__NORM_DOUBLE},
-    {"zincrby", AREDIS__NORM_DOUBLE}, {"zmscore", AREDIS__NORM_DOUBLES},
-};
-
-/* Commands reshaped only WITHSCORES: member/score pairs. */
-static const char *const with_scores[] = {
-    "zrange", "zrangebyscore", "zrevrange", "zrevrangebyscore",
-    "zunion", "zinter",        "zdiff",     "zrandmember",
-};
-
-static int word_is(const char *p, size_t n, const char *w)
-{
-    return strlen(w) == n && strncasecmp(p, w, n) == 0;
-}
-
-/* Walk the encoded arguments (the writer's trusted output). */
-static const char *next_arg(const char *p, const char **arg, size_t *n)
-{
-    size_t len = 0;
-    p++; /* '$' */
-    while (*p != '\r')
-        len = len * 10 + (size_t)(*p++ - '0');
-    *arg = p + 2;
-    *n = len;
-    return p + 2 + len + 2;
-}
-
-int aredis__norm_classify(const char *name, size_t len, const char *cmd,
-                          size_t cmdlen, int argc)
-{
-    (void)cmdlen;
-    for (size_t i = 0; i < sizeof by_name / sizeof *by_name; i++)
-        if (word_is(name, len, by_name[i].name))
-            return by_name[i].norm;
-    const char *p = cmd + 1;
-    while (*p != '\r')
-        p++;
-    p += 2;
-    const char *arg;
-    size_t n;
-    if (word_is(name, len, "config")) {
-        p = next_arg(p, &arg, &n); /* CONFIG itself */
-        next_arg(p, &arg, &n);
-        return argc >= 2 && word_is(arg, n, "get") ? AREDIS__NORM_MAP
-                                                   : AREDIS__NORM_NONE;
-    }
-    for (size_t i = 0; i < sizeof with_scores / sizeof *with_scores; i++) {
-        if (!word_is(name, len, with_scores[i]))
-            continue;
-        for (int a = 0; a < argc; a++) {
-            p = next_arg(p, &arg, &n);
-            if (a > 0 && word_is(arg, n, "withscores"))
-                return AREDIS__NORM_PAIRS_DOUBLE;
-        }
-        return AREDIS__NORM_NONE;
-    }
-    return AREDIS__NORM_NONE;
-}
 
 static int to_double(aredis_reply *out, const aredis_reply *in)
 {

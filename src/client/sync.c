@@ -1,27 +1,30 @@
 /* The blocking facade (client layer): the asynchronous client driven by a
- * private built-in loop that runs only while a call waits. */
-#include "aredis/sync.h"
-
+ * private built-in loop that runs only while a call waits.
+ *
+ * This file holds the handle, the single commands and the one wait every
+ * blocking call uses (sync_int.h); the other blocking calls are built on
+ * those in sync_more.c and the extras' *_sync.c files.
+ *
+ * In the steady state a call allocates nothing: the waiter lives in the
+ * handle, and the owned reply's block is recycled by aredis_reply_free().
+ * It makes four system calls: a wait of 0 ms first (the loop looks for
+ * events before the flush runs, so a connection the server closed while
+ * the program did something else is noticed before the command is written
+ * into it, and the command is re-sent instead of failing "outcome
+ * unknown"), the write, the wait, the read. */
 #include <stdio.h>
 #include <string.h>
 
 #include "aredis/error.h"
 #include "aredis/loop.h"
+#include "client/sync_int.h"
+#include "loop/loop.h"
 #include "util/alloc.h"
 
-struct aredis_sync {
-    aredis_loop *loop;
-    aredis_client *client;
-};
-
-typedef struct waiter {
-    int done;
-    int abandoned; /* the caller gave up: the callback frees the waiter */
-    aredis_reply *reply;
-} waiter;
-
-static aredis_reply *error_reply(int code, const char *msg)
+aredis_reply *aredis__sync_error(int code, const char *msg)
 {
+    if (msg == NULL)
+        msg = aredis_strerror(code);
     aredis_reply r;
     memset(&r, 0, sizeof r);
     r.type = AREDIS_REPLY_ERROR;
@@ -31,59 +34,115 @@ static aredis_reply *error_reply(int code, const char *msg)
     return aredis_reply_dup(&r);
 }
 
-static void on_reply(aredis_client *c, const aredis_reply *r, void *ud)
+int aredis__sync_wait(aredis_loop *loop, int (*done)(const void *arg),
+                      const void *arg, int64_t deadline_ms)
 {
-    (void)c;
-    waiter *w = ud;
-    if (w->abandoned) {
-        aredis__free(w);
-        return;
+    while (!done(arg)) {
+        int timeout = -1;
+        if (deadline_ms >= 0) {
+            int64_t left = deadline_ms - aredis__now_ms();
+            if (left <= 0)
+                return AREDIS_ETIMEDOUT;
+            timeout = left > INT32_MAX ? INT32_MAX : (int)left;
+        }
+        int e = aredis_loop_run_once(loop, timeout);
+        if (e < 0)
+            return e;
+        /* Idle with the call unfinished cannot happen while a command is
+         * pending (a watcher or a timer stays armed); if it ever did, say
+         * so rather than spin. */
+        if (e == 0 && !done(arg))
+            return AREDIS_ESTATE;
     }
+    return 0;
+}
+
+int64_t aredis__sync_deadline(int64_t timeout_ms)
+{
+    return timeout_ms < 0 ? -1 : aredis__now_ms() + timeout_ms;
+}
+
+static int flag_set(const void *flag)
+{
+    return *(const int *)flag != 0;
+}
+
+int aredis__sync_wait_flag(aredis_loop *loop, const int *flag,
+                           int64_t deadline_ms)
+{
+    return aredis__sync_wait(loop, flag_set, flag, deadline_ms);
+}
+
+int aredis__sync_begin(aredis_sync *s)
+{
+    if (aredis__loop_busy(s->loop))
+        return AREDIS_EBUSY;
+    if (s->broken)
+        return AREDIS_ESTATE;
+    s->w = (aredis__sync_waiter){0, 0, 0, NULL};
+    return 0;
+}
+
+int aredis__sync_wait_call(aredis_sync *s)
+{
+    int e = aredis__sync_wait_flag(s->loop, &s->w.done, -1);
+    if (e != 0) {
+        s->w.abandoned = 1;
+        s->broken = 1;
+    }
+    return e;
+}
+
+void aredis__sync_land(aredis__sync_waiter *w, const aredis_reply *r)
+{
+    if (w->abandoned)
+        return;
     w->reply = aredis_reply_dup(r);
     w->done = 1;
 }
 
-/* Run the private loop until the waiter's command completed. The command
- * always completes (a deadline, a lost connection or a reply), so this
- * ends; a loop failure is reported as an error reply. */
-static aredis_reply *wait_for(aredis_sync *s, waiter *w)
+void aredis__sync_on_reply(aredis_client *c, const aredis_reply *r, void *ud)
 {
-    while (!w->done) {
-        int e = aredis_loop_run_once(s->loop, -1);
-        if (e < 0 && !w->done)
-            return error_reply(e, "event loop failed");
-        /* Idle with the command unfinished cannot happen (a pending
-         * command always keeps a watcher or a timer armed); if it ever
-         * did, say so rather than spin. */
-        if (e == 0 && !w->done) {
-            w->abandoned = 1;
-            return error_reply(AREDIS_ESTATE,
-                               "internal error: the loop went idle before "
-                               "the command completed");
-        }
-    }
-    aredis_reply *r = w->reply;
-    aredis__free(w);
-    return r;
+    (void)c;
+    aredis__sync_land(ud, r);
 }
 
-static aredis_reply *submit_wait(aredis_sync *s, const char *fmt, va_list *ap,
-                                 int argc, const char *const *argv,
-                                 const size_t *argvlen)
+const char *aredis__sync_why(int e)
 {
-    /* On the heap: if the wait ever had to be abandoned, the callback
-     * still has somewhere valid to land. */
-    waiter *w = aredis__calloc(1, sizeof *w);
-    if (w == NULL)
+    switch (e) {
+    case AREDIS_EBUSY:
+        return "a blocking call cannot be made from a callback that runs "
+               "inside another blocking call on the same handle";
+    case AREDIS_ESTATE:
+        return "the handle is unusable after an internal error";
+    default:
         return NULL;
-    int e = fmt != NULL
-                ? aredis_vcommand(s->client, on_reply, w, fmt, *ap)
-                : aredis_commandv(s->client, on_reply, w, argc, argv, argvlen);
-    if (e != 0) {
-        aredis__free(w);
-        return error_reply(e, aredis_strerror(e));
     }
-    return wait_for(s, w);
+}
+
+aredis_reply *aredis__sync_reply(aredis_sync *s, int e)
+{
+    if (e != 0)
+        return aredis__sync_error(e, NULL);
+    if ((e = aredis__sync_wait_call(s)) != 0)
+        return aredis__sync_error(
+            e, "internal error: the private loop stopped before the call "
+               "completed");
+    return s->w.reply;
+}
+
+aredis_reply *aredis__sync_call(aredis_sync *s, const aredis_cmd_opts *o,
+                                const char *fmt, va_list *ap, int argc,
+                                const char *const *argv, const size_t *argvlen)
+{
+    int e = aredis__sync_begin(s);
+    if (e != 0)
+        return aredis__sync_error(e, aredis__sync_why(e));
+    e = fmt != NULL ? aredis_vcommand_opts(s->client, o, aredis__sync_on_reply,
+                                           &s->w, fmt, *ap)
+                    : aredis_commandv_opts(s->client, o, aredis__sync_on_reply,
+                                           &s->w, argc, argv, argvlen);
+    return aredis__sync_reply(s, e);
 }
 
 aredis_sync *aredis_sync_connect(const aredis_options *opts, aredis_status *st)
@@ -123,7 +182,7 @@ aredis_reply *aredis_sync_vcommand(aredis_sync *s, const char *fmt, va_list ap)
 {
     va_list copy;
     va_copy(copy, ap);
-    aredis_reply *r = submit_wait(s, fmt, &copy, 0, NULL, NULL);
+    aredis_reply *r = aredis__sync_call(s, NULL, fmt, &copy, 0, NULL, NULL);
     va_end(copy);
     return r;
 }
@@ -132,9 +191,9 @@ aredis_reply *aredis_sync_command(aredis_sync *s, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    aredis_reply *r = fmt != NULL
-                          ? submit_wait(s, fmt, &ap, 0, NULL, NULL)
-                          : error_reply(AREDIS_EFORMAT, "no format given");
+    aredis_reply *r =
+        fmt != NULL ? aredis__sync_call(s, NULL, fmt, &ap, 0, NULL, NULL)
+                    : aredis__sync_error(AREDIS_EFORMAT, "no format given");
     va_end(ap);
     return r;
 }
@@ -143,7 +202,7 @@ aredis_reply *aredis_sync_commandv(aredis_sync *s, int argc,
                                    const char *const *argv,
                                    const size_t *argvlen)
 {
-    return submit_wait(s, NULL, NULL, argc, argv, argvlen);
+    return aredis__sync_call(s, NULL, NULL, NULL, argc, argv, argvlen);
 }
 
 void aredis_sync_free(aredis_sync *s)
@@ -153,6 +212,7 @@ void aredis_sync_free(aredis_sync *s)
     aredis_client_free(s->client);
     /* aredis_loop_free() runs the client's final release. */
     aredis_loop_free(s->loop);
+    aredis__sync_more_free(s);
     aredis__free(s);
 }
 

@@ -24,15 +24,8 @@ static void fail_msg(aredis_client *c, aredis__ts_msg *m, int code,
 {
     if (m->cb == NULL)
         return;
-    aredis_reply r;
-    memset(&r, 0, sizeof r);
-    r.type = AREDIS_REPLY_ERROR;
-    r.code = code;
-    r.str = why;
-    r.len = strlen(why);
-    c->in_cb++;
-    m->cb(c, &r, m->ud);
-    c->in_cb--;
+    aredis_reply r = aredis__error_reply(code, why);
+    AREDIS__USER_CB(c, m->cb(c, &r, m->ud));
 }
 
 static aredis__ts_msg *take(aredis_client *c)

@@ -21,7 +21,7 @@
  * are this many, to keep memmove off the common path. */
 #define COMPACT_AT ((size_t)64 * 1024)
 
-enum { HS_HELLO, HS_AUTH, HS_SETNAME, HS_SELECT, HS_DONE };
+enum { HS_HELLO, HS_AUTH, HS_SETNAME, HS_SELECT, HS_EXTRA, HS_DONE };
 
 static const char stray_msg[] = "reply received with no command awaiting one";
 static const char lent_lost[] = "the exclusive connection was lost: release "
@@ -73,9 +73,9 @@ void aredis__conn_cleanup(aredis__conn *cn)
 
 static void push_action(aredis__conn *cn, aredis__conn_qa qa)
 {
-    /* Each transition queues a handful and the driver drains after every
-     * event it feeds, so the queue never fills; if it did, the oldest
-     * report (never an I/O action) would be the one to lose. */
+    /* Each transition queues at most three and the driver drains after
+     * every event it feeds, so the queue never fills (debug builds and
+     * the fuzzer check it). */
     assert(cn->qlen < AREDIS__CONN_QMAX);
     if (cn->qlen == AREDIS__CONN_QMAX)
         return;
@@ -85,14 +85,16 @@ static void push_action(aredis__conn *cn, aredis__conn_qa qa)
 
 static void act(aredis__conn *cn, int kind, size_t index)
 {
-    push_action(cn, (aredis__conn_qa){.kind = kind, .index = index});
+    /* Address indexes are small: a resolution gives a handful. */
+    push_action(
+        cn, (aredis__conn_qa){.kind = (uint8_t)kind, .index = (uint32_t)index});
 }
 
 static void event(aredis__conn *cn, int ev, int code, int64_t delay,
                   int attempt)
 {
     push_action(cn, (aredis__conn_qa){.kind = AREDIS__ACT_EVENT,
-                                      .event = ev,
+                                      .event = (uint8_t)ev,
                                       .code = code,
                                       .delay_ms = delay,
                                       .attempt = attempt});
@@ -556,14 +558,17 @@ static int hello_proto(const aredis_reply *r)
     return 0;
 }
 
-/* Queue one handshake command. 0 or AREDIS_ENOMEM. */
-static int internal(aredis__conn *cn, int argc, const char **argv)
+/* Queue one handshake command, from argv or already encoded (bytes, len).
+ * 0 or AREDIS_ENOMEM. */
+static int internal_cmd(aredis__conn *cn, int argc, const char **argv,
+                        const char *bytes, size_t len)
 {
     aredis__conn_cmd *cmd = aredis__calloc(1, sizeof *cmd);
     if (cmd == NULL)
         return AREDIS_ENOMEM;
     size_t start = cn->out.len;
-    int e = aredis_write_argv(&cn->out, argc, argv, NULL);
+    int e = bytes != NULL ? aredis__buf_append(&cn->out, bytes, len)
+                          : aredis_write_argv(&cn->out, argc, argv, NULL);
     if (e != 0) {
         cn->out.len = start;
         aredis__free(cmd);
@@ -573,6 +578,11 @@ static int internal(aredis__conn *cn, int argc, const char **argv)
     cmd->len = cn->out.len - start;
     enqueue(cn, cmd);
     return 0;
+}
+
+static int internal(aredis__conn *cn, int argc, const char **argv)
+{
+    return internal_cmd(cn, argc, argv, NULL, 0);
 }
 
 static void ready(aredis__conn *cn, int64_t now);
@@ -623,6 +633,11 @@ static int hs_send(aredis__conn *cn, int64_t now)
             argv[argc++] = db;
             return internal(cn, argc, argv);
         }
+        case HS_EXTRA:
+            if (cn->extra_i >= cn->nextra || cn->extra == NULL)
+                break;
+            return internal_cmd(cn, 0, NULL, cn->extra[cn->extra_i].bytes,
+                                cn->extra[cn->extra_i].len);
         default:
             if (cn->proto == 0)
                 cn->proto = 2;
@@ -635,7 +650,10 @@ static int hs_send(aredis__conn *cn, int64_t now)
 
 static void hs_advance(aredis__conn *cn, int64_t now)
 {
-    cn->hs_step++;
+    if (cn->hs_step == HS_EXTRA)
+        cn->extra_i++; /* the extra steps share one hs_step */
+    else
+        cn->hs_step++;
     if (hs_send(cn, now) != 0)
         lost(cn, AREDIS_ENOMEM, "handshake failed: out of memory", now);
 }
@@ -684,7 +702,12 @@ static void hs_reply(aredis__conn *cn, const aredis_reply *r, int64_t now)
         return;
     }
     if (err) {
-        hs_refused(cn, names[cn->hs_step], r, now);
+        const char *name = "handshake command";
+        if (cn->hs_step < HS_EXTRA)
+            name = names[cn->hs_step];
+        else if (cn->extra != NULL && cn->extra_i < cn->nextra)
+            name = cn->extra[cn->extra_i].name;
+        hs_refused(cn, name, r, now);
         return;
     }
     hs_advance(cn, now);
@@ -703,6 +726,7 @@ void aredis__conn_opened(aredis__conn *cn, int64_t now)
     int protocol = cn->cfg->protocol;
     cn->proto = protocol == 2 ? 2 : 0;
     cn->hs_step = protocol == 2 ? HS_AUTH : HS_HELLO;
+    cn->extra_i = 0;
     if (hs_send(cn, now) != 0)
         lost(cn, AREDIS_ENOMEM, "cannot start the handshake", now);
 }

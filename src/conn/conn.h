@@ -5,7 +5,8 @@
  * system call: its state (idle, backoff, resolving, connecting, handshake,
  * ready), the commands waiting for it to be ready, the output bytes, the
  * FIFO of commands awaiting replies, a reader, the handshake (HELLO 3, AUTH,
- * SETNAME, SELECT, with the RESP2 fallback), the attempts and the backoff
+ * SETNAME, SELECT, with the RESP2 fallback, then the owner's extra steps),
+ * the attempts and the backoff
  * between them, and the policy for a lost connection: what is sent again
  * and what fails "outcome unknown".
  *
@@ -75,6 +76,15 @@ struct aredis__conn_cmd {
     const char *msg; /* in the done list: the error's text */
 };
 
+/* A command a connection's handshake sends after its built-in steps (the
+ * client-side cache's CLIENT TRACKING): its RESP bytes, and its name for
+ * the error message when the server refuses it. Borrowed. */
+typedef struct aredis__conn_step {
+    const char *name;
+    const char *bytes;
+    size_t len;
+} aredis__conn_step;
+
 /* Fixed for the connection's life; strings are borrowed. */
 typedef struct aredis__conn_config {
     int protocol; /* 0: automatic (RESP3, RESP2 fallback), 2 or 3 */
@@ -128,12 +138,15 @@ typedef struct aredis__conn_action {
 
 /* A queued action (events and I/O; completions have their own list). */
 typedef struct aredis__conn_qa {
-    int kind, event, code, attempt;
-    size_t index;
     int64_t delay_ms;
+    int code, attempt;
+    uint32_t index;
+    uint8_t kind, event;
 } aredis__conn_qa;
 
-enum { AREDIS__CONN_QMAX = 32 };
+/* A transition queues at most three actions (CLOSE, DISCONNECTED,
+ * RECONNECTING) and the driver takes them after every event it feeds. */
+enum { AREDIS__CONN_QMAX = 8 };
 
 typedef struct aredis__conn {
     const aredis__conn_config *cfg;
@@ -156,6 +169,13 @@ typedef struct aredis__conn {
     int broken;    /* a lent connection was lost: commands fail until it is
                     * given back */
     int raw_push;  /* RESP2 pub/sub: every reply is a message */
+    /* Steps every handshake ends with, after SELECT and before any queued
+     * command, one at a time; a refusal fails the handshake like any
+     * step's. Borrowed: the owner keeps the array valid while it is set
+     * and may change it between steps (each connect reads it afresh). */
+    const aredis__conn_step *extra;
+    size_t nextra;
+    size_t extra_i; /* the extra step in flight */
 
     /* Commands waiting for the connection to be ready, with their bytes. */
     aredis_buf pend_out;

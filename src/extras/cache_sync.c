@@ -2,14 +2,15 @@
  * runs the loop of the cache's client until the asynchronous call's
  * callback has run, and returns an owned copy of its result.
  *
- * Built only on the public API (cache.h, the loop), like the cache itself;
- * it keeps out of the blocking facade's internals. */
+ * Built on the public API (cache.h, the loop), like the cache itself,
+ * and on the facade's one wait (client/sync_int.h). */
 #include <stdio.h>
 #include <string.h>
 
 #include "aredis/cache.h"
 #include "aredis/error.h"
 #include "aredis/loop.h"
+#include "client/sync_int.h"
 #include "util/alloc.h"
 
 typedef struct waiter {
@@ -104,15 +105,12 @@ static aredis_cache_result *wait_for(aredis_cache *k, waiter *w, int e)
         return error_result(e, aredis_strerror(e));
     }
     aredis_loop *loop = aredis_client_loop(aredis_cache_client(k));
-    while (!w->done) {
-        int rc = aredis_loop_run_once(loop, -1);
-        if (!w->done && rc <= 0) {
-            /* A loop failure, or idle with the call unfinished (which a
-             * pending command cannot cause): say so rather than spin. */
-            w->abandoned = 1;
-            return error_result(rc < 0 ? rc : AREDIS_ESTATE,
-                                "the loop stopped before the call completed");
-        }
+    int rc = aredis__sync_wait_flag(loop, &w->done, -1);
+    if (rc != 0) {
+        /* A loop failure, or idle with the call unfinished (which a
+         * pending command cannot cause): say so rather than spin. */
+        w->abandoned = 1;
+        return error_result(rc, "the loop stopped before the call completed");
     }
     aredis_cache_result *r = w->r;
     aredis__free(w);

@@ -3,13 +3,13 @@
  * See cmdbuf.h for why. The encoding is the public RESP writer's, so the
  * decoder only ever reads "*<argc>\r\n" followed by argc
  * "$<len>\r\n<bytes>\r\n" produced by that writer, and trusts it. Uses nothing
- * below the public headers except the allocator. */
+ * below the public headers except the allocator and the command table. */
 #include <string.h>
-#include <strings.h>
 
 #include "aredis/error.h"
 #include "extras/cmdbuf.h"
 #include "util/alloc.h"
+#include "util/cmdtable.h"
 
 void aredis__cmdbuf_init(aredis__cmdbuf *q)
 {
@@ -163,95 +163,38 @@ int aredis__cmdbuf_decode(aredis__cmdbuf *q, size_t i, int *argc,
     int e = reserve_argv(q, (size_t)c->argc);
     if (e != 0)
         return e;
-    const char *p = q->enc.data + c->off + 1;
-    while (*p != '\r')
-        p++;
-    p += 2;
-    for (int k = 0; k < c->argc; k++) {
-        size_t n = 0;
-        p++; /* '$' */
-        while (*p != '\r')
-            n = n * 10 + (size_t)(*p++ - '0');
-        p += 2;
-        q->argv[k] = p;
-        q->argvlen[k] = n;
-        p += n + 2;
-    }
+    aredis__args it;
+    aredis__args_init(&it, q->enc.data + c->off);
+    for (int k = 0; k < c->argc; k++)
+        aredis__args_next(&it, &q->argv[k], &q->argvlen[k]);
     *argc = c->argc;
     *argv = q->argv;
     *argvlen = q->argvlen;
     return 0;
 }
 
-/* Walk to argument k of command i (k < argc). */
-static const char *arg_at(const aredis__cmdbuf *q, size_t i, int k, size_t *len)
-{
-    const char *p = q->enc.data + q->cmds[i].off + 1;
-    while (*p != '\r')
-        p++;
-    p += 2;
-    for (int j = 0;; j++) {
-        size_t n = 0;
-        p++;
-        while (*p != '\r')
-            n = n * 10 + (size_t)(*p++ - '0');
-        p += 2;
-        if (j == k) {
-            *len = n;
-            return p;
-        }
-        p += n + 2;
-    }
-}
-
 const char *aredis__cmdbuf_name(const aredis__cmdbuf *q, size_t i, size_t *len)
 {
-    return arg_at(q, i, 0, len);
+    aredis__args it;
+    const char *name = "";
+    *len = 0;
+    aredis__args_init(&it, q->enc.data + q->cmds[i].off);
+    aredis__args_next(&it, &name, len);
+    return name;
 }
 
-static int is(const char *p, size_t n, const char *word)
+int aredis__cmdbuf_no_multi(const aredis__cmdbuf *q, size_t i)
 {
-    return strlen(word) == n && strncasecmp(p, word, n) == 0;
-}
-
-int aredis__cmdbuf_is_blocking(const aredis__cmdbuf *q, size_t i)
-{
-    /* The client's own list (docs/guide/resilience.md, "Exclusive
-     * connections"): it diverts these to a pooled connection by name. */
-    static const char *const blocking[] = {
-        "blpop",    "brpop",    "brpoplpush", "blmove", "blmpop",
-        "bzpopmin", "bzpopmax", "bzmpop",     "wait",   "waitaof",
-    };
-    size_t n;
-    const char *name = arg_at(q, i, 0, &n);
-    for (size_t k = 0; k < sizeof blocking / sizeof *blocking; k++)
-        if (is(name, n, blocking[k]))
-            return 1;
-    if (!is(name, n, "xread") && !is(name, n, "xreadgroup"))
-        return 0;
-    for (int k = 1; k < q->cmds[i].argc; k++) {
-        const char *a = arg_at(q, i, k, &n);
-        if (is(a, n, "block"))
-            return 1;
-        if (is(a, n, "streams"))
-            return 0; /* options end where the stream names begin */
-    }
-    return 0;
+    aredis__cmdclass k;
+    aredis__cmd_classify(q->enc.data + q->cmds[i].off, &k);
+    return (k.flags & AREDIS__CMDF_NO_MULTI) != 0;
 }
 
 int aredis__cmdbuf_is_refused(const aredis__cmdbuf *q, size_t i)
 {
-    /* The client's own refusals (docs/guide/commands.md, pubsub.md): the
-     * database is a client option, and subscriptions belong to
-     * aredis_pubsub. */
-    static const char *const refused[] = {
-        "select",      "subscribe",    "psubscribe",   "ssubscribe",
-        "unsubscribe", "punsubscribe", "sunsubscribe",
-    };
     size_t n;
-    const char *name = arg_at(q, i, 0, &n);
-    for (size_t k = 0; k < sizeof refused / sizeof *refused; k++)
-        if (is(name, n, refused[k]))
-            return 1;
-    return 0;
+    const char *name = aredis__cmdbuf_name(q, i, &n);
+    const aredis__cmdinfo *e = aredis__cmd_lookup(name, n);
+    return e != NULL &&
+           (e->flags & (AREDIS__CMDF_REFUSED | AREDIS__CMDF_PUBSUB)) != 0;
 }

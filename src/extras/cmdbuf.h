@@ -8,7 +8,8 @@
  * is submitted. Only the writer's own output is ever decoded, so the
  * decoder trusts it.
  *
- * Built only on include/aredis (writer, buffer) and util/alloc.h. */
+ * Built only on include/aredis (writer, buffer), util/alloc.h and the
+ * command table (util/cmdtable.h). */
 #ifndef AREDIS_EXTRAS_CMDBUF_H
 #define AREDIS_EXTRAS_CMDBUF_H
 
@@ -63,9 +64,12 @@ int aredis__cmdbuf_decode(aredis__cmdbuf *q, size_t i, int *argc,
 /* The command name (first argument) of command i, not NUL-terminated. */
 const char *aredis__cmdbuf_name(const aredis__cmdbuf *q, size_t i, size_t *len);
 
-/* 1 when command i would block the server connection (BLPOP and friends,
- * WAIT, XREAD ... BLOCK): the client routes those by name. */
-int aredis__cmdbuf_is_blocking(const aredis__cmdbuf *q, size_t i);
+/* 1 when command i cannot be part of a MULTI/EXEC batch the library
+ * frames (util/cmdtable.h, AREDIS__CMDF_NO_MULTI): it blocks (the client
+ * would send it on another connection), it controls the transaction
+ * itself (MULTI, EXEC, DISCARD, WATCH, RESET), or the server refuses it
+ * there (SAVE, SHUTDOWN...). */
+int aredis__cmdbuf_no_multi(const aredis__cmdbuf *q, size_t i);
 
 /* 1 when the client refuses command i outright (SELECT, the subscribe
  * family): in a batch it would be missing from the server's side. */

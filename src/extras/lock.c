@@ -29,6 +29,7 @@
 #include "aredis/pubsub.h"
 #include "aredis/script.h"
 #include "aredis/sync.h"
+#include "client/sync_int.h"
 #include "util/alloc.h"
 
 /* ------------------------------------------------------------------------
@@ -1033,18 +1034,14 @@ static int sync_call(aredis_lock *l, int what, int64_t a, int how)
             : what == SYNC_RELEASE
                 ? aredis_lock_release(l, sync_done, w)
                 : aredis_lock_extend(l, a, how, sync_done, w);
-    while (e == 0 && !w->done) {
-        int r = aredis_loop_run_once(l->loop, -1);
-        /* Idle with the call unfinished cannot happen (something always
-         * stays armed until the callback); if it ever did, say so rather
-         * than spin. */
-        if (r < 0 || (r == 0 && !w->done)) {
-            w->abandoned = 1;
-            return r < 0 ? r : AREDIS_ESTATE;
+    if (e == 0) {
+        int r = aredis__sync_wait_flag(l->loop, &w->done, -1);
+        if (r != 0) {
+            w->abandoned = 1; /* the callback frees it */
+            return r;
         }
-    }
-    if (e == 0)
         e = w->status;
+    }
     aredis__free(w);
     return e;
 }

@@ -491,24 +491,34 @@ static int immediate_ok(const aredis_pipeline *p)
     return !busy(p) && p->wstate == W_ON && !p->multi;
 }
 
-int aredis_pipeline_immediate(aredis_pipeline *p, aredis_pipeline_cb cb,
-                              void *ud, const char *fmt, ...)
+int aredis_pipeline_vimmediate(aredis_pipeline *p, aredis_pipeline_cb cb,
+                               void *ud, const char *fmt, va_list ap)
 {
     if (!immediate_ok(p))
         return AREDIS_ESTATE;
     /* The client has no va_list form for exclusive connections: encode
      * here, then submit the argument vector. */
     aredis__cmdbuf_clear(&p->scratch);
-    va_list ap;
-    va_start(ap, fmt);
-    int e = aredis__cmdbuf_vfmt(&p->scratch, fmt, ap);
-    va_end(ap);
+    va_list copy;
+    va_copy(copy, ap);
+    int e = aredis__cmdbuf_vfmt(&p->scratch, fmt, copy);
+    va_end(copy);
     int argc;
     const char *const *argv;
     const size_t *argvlen;
     if (e == 0)
         e = aredis__cmdbuf_decode(&p->scratch, 0, &argc, &argv, &argvlen);
     return e != 0 ? e : send_immediate(p, cb, ud, argc, argv, argvlen);
+}
+
+int aredis_pipeline_immediate(aredis_pipeline *p, aredis_pipeline_cb cb,
+                              void *ud, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int e = aredis_pipeline_vimmediate(p, cb, ud, fmt, ap);
+    va_end(ap);
+    return e;
 }
 
 int aredis_pipeline_immediatev(aredis_pipeline *p, aredis_pipeline_cb cb,
@@ -958,7 +968,7 @@ int aredis__pipeline_execute(aredis_pipeline *p, aredis_pipeline_cb cb,
          * rest of it runs. */
         if (aredis__cmdbuf_is_refused(&p->q, i))
             return AREDIS_EINVAL;
-        if (mode == M_TXN && aredis__cmdbuf_is_blocking(&p->q, i))
+        if (mode == M_TXN && aredis__cmdbuf_no_multi(&p->q, i))
             return AREDIS_ENOTSUP;
     }
     void *v = p->slots;

@@ -694,6 +694,11 @@ int aredis_stream_consumer_stop(aredis_stream_consumer *sc,
     return 0;
 }
 
+aredis_client *aredis_stream_consumer_client(const aredis_stream_consumer *sc)
+{
+    return sc != NULL ? sc->c : NULL;
+}
+
 void aredis_stream_consumer_stats_get(const aredis_stream_consumer *sc,
                                       aredis_stream_consumer_stats *out)
 {

@@ -2,7 +2,7 @@
  *
  * A small reactor in the manner of Redis's ae.c: one backend behind a table
  * of {init, destroy, add, del, mod, wait} (epoll on Linux, poll(2) as the
- * portable fallback), a binary min-heap of one-shot timers, and a wake-up
+ * portable fallback), one-shot timers in the util heap, and a wake-up
  * descriptor (an eventfd, or a pipe) that any thread may write to. The
  * deferred-call queue and the run/stop logic live in loop.c, which calls
  * aredis__builtin_poll() once per iteration. Nothing here knows about
@@ -24,10 +24,9 @@
 
 #include "aredis/error.h"
 #include "util/alloc.h"
+#include "util/heap.h"
 
 #define EV_BOTH (AREDIS_EV_READ | AREDIS_EV_WRITE)
-/* hidx of a timer that is not in the heap. */
-#define NOT_ARMED SIZE_MAX
 #define MIN_CAP 8
 
 /* Intrusive circular doubly linked list; the head is a sentinel. Every
@@ -55,12 +54,10 @@ typedef struct bio {
 
 typedef struct btimer {
     node link; /* in b->timers while started */
-    int64_t deadline;
-    /* Arming order: it breaks deadline ties (so equal deadlines fire in
-     * the order they were set) and lets a batch skip timers armed by its
-     * own callbacks. */
-    uint64_t seq;
-    size_t hidx;
+    /* In b->timers_heap while armed: key is the deadline, and seq (the
+     * arming order) breaks ties, so equal deadlines fire in the order they
+     * were set, and lets a batch skip timers armed by its own callbacks. */
+    aredis__heap_node hn;
     aredis_event_cb cb;
     void *arg;
 } btimer;
@@ -109,9 +106,8 @@ struct aredis__builtin {
     size_t nactive; /* watchers with a nonzero interest */
     size_t nwakes;  /* started wake sources */
 
-    btimer **heap;
-    size_t nheap, heapcap, ntimers;
-    uint64_t timer_seq;
+    aredis__heap timers_heap; /* armed timers */
+    size_t ntimers;           /* started timers */
 
     int in_batch;
     bio *io_dead;
@@ -439,64 +435,11 @@ static void io_stop(void *impl, void *handle)
     }
 }
 
-/* ---- timers: a binary min-heap ordered by (deadline, seq) -------------- */
+/* ---- timers: the util heap, ordered by (deadline, seq) ------------------ */
 
-static int timer_before(const btimer *x, const btimer *y)
+static btimer *timer_of(aredis__heap_node *n)
 {
-    return x->deadline < y->deadline ||
-           (x->deadline == y->deadline && x->seq < y->seq);
-}
-
-static void heap_place(aredis__builtin *b, size_t i, btimer *t)
-{
-    b->heap[i] = t;
-    t->hidx = i;
-}
-
-static void heap_sift_up(aredis__builtin *b, size_t i)
-{
-    btimer *t = b->heap[i];
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!timer_before(t, b->heap[parent]))
-            break;
-        heap_place(b, i, b->heap[parent]);
-        i = parent;
-    }
-    heap_place(b, i, t);
-}
-
-static void heap_sift_down(aredis__builtin *b, size_t i)
-{
-    btimer *t = b->heap[i];
-    for (;;) {
-        size_t child = 2 * i + 1;
-        if (child >= b->nheap)
-            break;
-        if (child + 1 < b->nheap &&
-            timer_before(b->heap[child + 1], b->heap[child]))
-            child++;
-        if (!timer_before(b->heap[child], t))
-            break;
-        heap_place(b, i, b->heap[child]);
-        i = child;
-    }
-    heap_place(b, i, t);
-}
-
-static void heap_remove(aredis__builtin *b, btimer *t)
-{
-    size_t i = t->hidx;
-    t->hidx = NOT_ARMED;
-    b->nheap--;
-    if (i == b->nheap)
-        return;
-    /* The last element fills the hole and moves whichever way its key
-     * says; at most one of the two sifts does anything. */
-    btimer *moved = b->heap[b->nheap];
-    heap_place(b, i, moved);
-    heap_sift_up(b, i);
-    heap_sift_down(b, moved->hidx);
+    return AREDIS__CONTAINER_OF(n, btimer, hn);
 }
 
 static int timer_start(void *impl, aredis_event_cb cb, void *arg, void **handle)
@@ -506,18 +449,11 @@ static int timer_start(void *impl, aredis_event_cb cb, void *arg, void **handle)
         return AREDIS_EINVAL;
     /* The heap holds every started timer's slot in advance, so that
      * timer_set() can never fail for want of memory. */
-    if (b->ntimers == b->heapcap) {
-        size_t cap = b->heapcap < MIN_CAP ? MIN_CAP : b->heapcap * 2;
-        btimer **h = aredis__reallocarray(b->heap, cap, sizeof(btimer *));
-        if (h == NULL)
-            return AREDIS_ENOMEM;
-        b->heap = h;
-        b->heapcap = cap;
-    }
+    if (aredis__heap_reserve(&b->timers_heap, b->ntimers + 1) != 0)
+        return AREDIS_ENOMEM;
     btimer *t = aredis__calloc(1, sizeof *t);
     if (t == NULL)
         return AREDIS_ENOMEM;
-    t->hidx = NOT_ARMED;
     t->cb = cb;
     t->arg = arg;
     list_append(&b->timers, &t->link);
@@ -531,29 +467,20 @@ static int timer_set(void *impl, void *handle, int64_t ms)
     aredis__builtin *b = impl;
     btimer *t = handle;
     if (ms < 0) {
-        if (t->hidx != NOT_ARMED)
-            heap_remove(b, t);
+        aredis__heap_remove(&b->timers_heap, &t->hn);
         return 0;
     }
     int64_t now = aredis__now_ms();
-    t->deadline = ms > INT64_MAX - now ? INT64_MAX : now + ms;
-    t->seq = ++b->timer_seq;
-    if (t->hidx == NOT_ARMED) {
-        heap_place(b, b->nheap++, t);
-        heap_sift_up(b, t->hidx);
-    } else {
-        heap_sift_up(b, t->hidx);
-        heap_sift_down(b, t->hidx);
-    }
-    return 0;
+    /* Room was reserved by timer_start(): this cannot fail. */
+    return aredis__heap_set(&b->timers_heap, &t->hn,
+                            ms > INT64_MAX - now ? INT64_MAX : now + ms);
 }
 
 static void timer_stop(void *impl, void *handle)
 {
     aredis__builtin *b = impl;
     btimer *t = handle;
-    if (t->hidx != NOT_ARMED)
-        heap_remove(b, t);
+    aredis__heap_remove(&b->timers_heap, &t->hn);
     list_remove(&t->link);
     b->ntimers--;
     /* Safe even in a batch: the dispatcher holds no pointer to a timer
@@ -569,12 +496,13 @@ static void timer_stop(void *impl, void *handle)
 static void run_timers(aredis__builtin *b)
 {
     int64_t now = aredis__now_ms();
-    uint64_t limit = b->timer_seq;
-    while (b->nheap > 0) {
-        btimer *t = b->heap[0];
-        if (t->deadline > now || t->seq > limit)
+    uint64_t limit = b->timers_heap.seq;
+    aredis__heap_node *n;
+    while ((n = aredis__heap_min(&b->timers_heap)) != NULL) {
+        if (n->key > now || n->seq > limit)
             break;
-        heap_remove(b, t);
+        aredis__heap_remove(&b->timers_heap, n);
+        btimer *t = timer_of(n);
         t->cb(t->arg);
     }
 }
@@ -582,7 +510,7 @@ static void run_timers(aredis__builtin *b)
 int64_t aredis__builtin_timer_deadline(const void *handle)
 {
     const btimer *t = handle;
-    return t->hidx == NOT_ARMED ? -1 : t->deadline;
+    return aredis__heap_contains(&t->hn) ? t->hn.key : -1;
 }
 
 /* ---- wake-ups ---------------------------------------------------------
@@ -735,9 +663,10 @@ static void reap(aredis__builtin *b)
 
 static int wait_timeout(const aredis__builtin *b, int timeout_ms)
 {
-    if (b->nheap == 0)
+    const aredis__heap_node *first = aredis__heap_min(&b->timers_heap);
+    if (first == NULL)
         return timeout_ms;
-    int64_t d = b->heap[0]->deadline - aredis__now_ms();
+    int64_t d = first->key - aredis__now_ms();
     if (d < 0)
         d = 0;
     if (timeout_ms >= 0 && d > timeout_ms)
@@ -774,7 +703,7 @@ int aredis__builtin_poll(aredis__builtin *b, int timeout_ms)
 
 int aredis__builtin_alive(const aredis__builtin *b)
 {
-    return b->nactive > 0 || b->nheap > 0;
+    return b->nactive > 0 || b->timers_heap.len > 0;
 }
 
 int aredis__builtin_wakeable(const aredis__builtin *b)
@@ -815,7 +744,7 @@ static void builtin_free(void *impl)
         close_fd(b->wake_wfd);
     close_fd(b->wake_rfd);
     aredis__free(b->ready);
-    aredis__free(b->heap);
+    aredis__heap_cleanup(&b->timers_heap);
     aredis__free(b);
 }
 
@@ -835,6 +764,7 @@ int aredis__builtin_new(int force_poll, aredis__builtin **out)
     list_init(&b->ios);
     list_init(&b->timers);
     list_init(&b->wakes);
+    aredis__heap_init(&b->timers_heap);
     atomic_init(&b->signalled, 0);
 
     /* The poll backend also gets the pipe, the wake-up of systems without

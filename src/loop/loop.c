@@ -25,13 +25,15 @@ struct aredis_loop {
     void *impl;
     int is_builtin;
 
-    /* The deferred queue, a FIFO linked through aredis__defer.next. */
-    aredis__defer *head, *tail;
-    /* The calls detached for the drain in progress. Calls queued while it
-     * runs go to head/tail and wait for the next drain, so a call that
-     * queues itself again cannot keep one drain going for ever;
-     * aredis__loop_undefer() searches both lists. */
-    aredis__defer *draining;
+    /* The deferred queue: a circular doubly linked FIFO through
+     * aredis__defer.next/prev, with this sentinel as its head, so a call
+     * is added and removed in O(1) wherever it is. */
+    aredis__defer queue;
+    /* The calls detached for the drain in progress, the same way. Calls
+     * queued while it runs go to `queue` and wait for the next drain, so
+     * a call that queues itself again cannot keep one drain going for
+     * ever; aredis__loop_undefer() unlinks from either list alike. */
+    aredis__defer draining;
 
     /* Custom loops only: a timer of the application's loop, armed at 0 ms
      * while the queue is not empty. A timer rather than a wake-up, because
@@ -69,9 +71,39 @@ int64_t aredis__now_ms(void)
 
 /* ---- the deferred queue ----------------------------------------------- */
 
+static void list_init(aredis__defer *sentinel)
+{
+    sentinel->next = sentinel->prev = sentinel;
+}
+
+static int list_empty(const aredis__defer *sentinel)
+{
+    return sentinel->next == sentinel;
+}
+
+/* Unlink d; it is left linked to itself, so a second unlink is harmless. */
+static void list_unlink(aredis__defer *d)
+{
+    d->prev->next = d->next;
+    d->next->prev = d->prev;
+    d->next = d->prev = d;
+}
+
+/* Move every call of `from` to the end of `to` (empty). */
+static void list_move(aredis__defer *to, aredis__defer *from)
+{
+    if (list_empty(from))
+        return;
+    to->next = from->next;
+    to->prev = from->prev;
+    to->next->prev = to;
+    to->prev->next = to;
+    list_init(from);
+}
+
 static void drain_timer_arm(aredis_loop *l)
 {
-    if (l->drain_timer == NULL || l->drain_timer_armed || l->head == NULL)
+    if (l->drain_timer == NULL || l->drain_timer_armed || list_empty(&l->queue))
         return;
     /* If the adapter cannot arm it, the calls stay queued: the next defer
      * or drain tries again, and aredis_loop_free() runs them at the
@@ -87,43 +119,21 @@ void aredis__loop_defer(aredis_loop *l, aredis__defer *d, aredis_event_cb cb,
         return;
     d->cb = cb;
     d->arg = arg;
-    d->next = NULL;
     d->queued = 1;
-    if (l->tail != NULL)
-        l->tail->next = d;
-    else
-        l->head = d;
-    l->tail = d;
+    d->next = &l->queue;
+    d->prev = l->queue.prev;
+    d->prev->next = d;
+    l->queue.prev = d;
     drain_timer_arm(l);
-}
-
-/* Unlink d from the list at *head, keeping *tail (when given) right.
- * Returns 1 if d was there. */
-static int unlink_defer(aredis__defer **head, aredis__defer **tail,
-                        aredis__defer *d)
-{
-    aredis__defer *prev = NULL;
-    for (aredis__defer **pp = head; *pp != NULL;
-         prev = *pp, pp = &(*pp)->next) {
-        if (*pp != d)
-            continue;
-        *pp = d->next;
-        if (tail != NULL && *tail == d)
-            *tail = prev;
-        return 1;
-    }
-    return 0;
 }
 
 void aredis__loop_undefer(aredis_loop *l, aredis__defer *d)
 {
     if (!d->queued)
         return;
-    if (!unlink_defer(&l->head, &l->tail, d))
-        (void)unlink_defer(&l->draining, NULL, d);
-    d->next = NULL;
+    list_unlink(d); /* from the queue or the drain in progress, alike */
     d->queued = 0;
-    if (l->head == NULL && l->drain_timer_armed) {
+    if (list_empty(&l->queue) && l->drain_timer_armed) {
         (void)l->ops.timer_set(l->impl, l->drain_timer, -1);
         l->drain_timer_armed = 0;
     }
@@ -135,14 +145,12 @@ static void drain(aredis_loop *l)
 {
     /* A drain inside a drain would be a callback running the loop, which
      * the depth check refuses; the guard only keeps the lists sane. */
-    if (l->draining != NULL)
+    if (!list_empty(&l->draining))
         return;
-    l->draining = l->head;
-    l->head = l->tail = NULL;
-    while (l->draining != NULL) {
-        aredis__defer *d = l->draining;
-        l->draining = d->next;
-        d->next = NULL;
+    list_move(&l->draining, &l->queue);
+    while (!list_empty(&l->draining)) {
+        aredis__defer *d = l->draining.next;
+        list_unlink(d);
         d->queued = 0;
         d->cb(d->arg);
     }
@@ -155,15 +163,16 @@ static void loop_destroy(aredis_loop *l)
     /* Callbacks run by the drains below see a loop that is busy: a nested
      * aredis_loop_free() only sets free_pending, which is already moot. */
     l->depth++;
-    for (int round = 0; l->head != NULL && round < FREE_DRAIN_ROUNDS; round++)
+    for (int round = 0; !list_empty(&l->queue) && round < FREE_DRAIN_ROUNDS;
+         round++)
         drain(l);
-    while (l->head != NULL) {
-        aredis__defer *d = l->head;
-        l->head = d->next;
-        d->next = NULL;
+    /* Whatever still requeues itself is dropped unrun. */
+    for (aredis__defer *d = l->queue.next, *next; d != &l->queue; d = next) {
+        next = d->next;
+        d->next = d->prev = d;
         d->queued = 0;
     }
-    l->tail = NULL;
+    list_init(&l->queue);
     if (l->drain_timer != NULL) {
         l->ops.timer_stop(l->impl, l->drain_timer);
         l->drain_timer = NULL;
@@ -175,12 +184,22 @@ static void loop_destroy(aredis_loop *l)
     aredis__free(l);
 }
 
+static aredis_loop *loop_alloc(void)
+{
+    aredis_loop *l = aredis__calloc(1, sizeof *l);
+    if (l == NULL)
+        return NULL;
+    list_init(&l->queue);
+    list_init(&l->draining);
+    return l;
+}
+
 aredis_loop *aredis__loop_new_builtin(int force_poll)
 {
     aredis__builtin *b;
     if (aredis__builtin_new(force_poll, &b) != 0)
         return NULL;
-    aredis_loop *l = aredis__calloc(1, sizeof *l);
+    aredis_loop *l = loop_alloc();
     if (l == NULL) {
         aredis__builtin_ops.free(b);
         return NULL;
@@ -220,7 +239,7 @@ aredis_loop *aredis_loop_new_custom(const aredis_loop_ops *ops, void *impl)
         !ops->timer_start || !ops->timer_set || !ops->timer_stop ||
         !ops->wake_start || !ops->wake || !ops->wake_stop)
         return NULL;
-    aredis_loop *l = aredis__calloc(1, sizeof *l);
+    aredis_loop *l = loop_alloc();
     if (l == NULL)
         return NULL;
     l->ops = *ops;
@@ -259,14 +278,20 @@ static int loop_iterate(aredis_loop *l, int timeout_ms, int for_run)
 {
     aredis__builtin *b = l->impl;
     int idle = !aredis__builtin_alive(b);
-    if (l->head != NULL || (idle && (for_run || !aredis__builtin_wakeable(b))))
+    if (!list_empty(&l->queue) ||
+        (idle && (for_run || !aredis__builtin_wakeable(b))))
         timeout_ms = 0;
     l->iterations++;
     int rc = aredis__builtin_poll(b, timeout_ms);
     drain(l);
     if (rc < 0)
         return rc;
-    return aredis__builtin_alive(b) || l->head != NULL;
+    return aredis__builtin_alive(b) || !list_empty(&l->queue);
+}
+
+int aredis__loop_busy(const aredis_loop *l)
+{
+    return l->depth > 0;
 }
 
 int aredis_loop_run_once(aredis_loop *l, int timeout_ms)

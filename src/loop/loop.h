@@ -14,7 +14,7 @@
 
 /* A deferred call, embedded in its owner (no allocation per defer). */
 typedef struct aredis__defer {
-    struct aredis__defer *next;
+    struct aredis__defer *next, *prev; /* in the loop's queue while queued */
     aredis_event_cb cb;
     void *arg;
     int queued;
@@ -37,8 +37,13 @@ void aredis__loop_wake_stop(aredis_loop *l, void *handle);
  * Loop thread only. */
 void aredis__loop_defer(aredis_loop *l, aredis__defer *d, aredis_event_cb cb,
                         void *arg);
-/* Remove d from the queue if it is queued. */
+/* Remove d from the queue if it is queued. O(1). */
 void aredis__loop_undefer(aredis_loop *l, aredis__defer *d);
+
+/* 1 while the loop is dispatching (inside aredis_loop_run/run_once or a
+ * drain): code running now is a callback of the loop, which may not run it
+ * again (aredis_loop_run_once() answers AREDIS_EBUSY). */
+int aredis__loop_busy(const aredis_loop *l);
 
 /* Monotonic clock in milliseconds (CLOCK_MONOTONIC). */
 int64_t aredis__now_ms(void);

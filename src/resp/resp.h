@@ -24,4 +24,18 @@ void aredis__buf_consume(aredis_buf *b, size_t n);
  * independently. 0 and *out set, or -1 when it is not a valid double. */
 int aredis__parse_double(const char *s, size_t n, double *out);
 
+/* Deep copies of replies into memory the caller manages (the blocking
+ * facade keeps the replies of pipelined commands in blocks it reuses).
+ * measure: the nodes and string bytes (NULs included) a copy of r needs,
+ * 0 or AREDIS_ENOMEM. copy_to: copy r into out, which holds at least
+ * nodes * sizeof(aredis_reply) + bytes bytes (nodes, bytes from measure);
+ * returns out. aredis_reply_dup() is measure, one allocation, copy_to. */
+int aredis__reply_measure(const aredis_reply *r, size_t *nodes, size_t *bytes);
+aredis_reply *aredis__reply_copy_to(const aredis_reply *r, aredis_reply *out,
+                                    size_t nodes);
+
+/* aredis_reply_dup(), also telling the size of the one allocation it
+ * makes (the client-side cache bounds its memory with it). */
+aredis_reply *aredis__reply_dup_sized(const aredis_reply *r, size_t *size);
+
 #endif /* AREDIS_RESP_RESP_H */

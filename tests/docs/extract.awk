@@ -4,6 +4,8 @@
 #   block-NN.line  the page's line number of the block's first line
 #   block-NN.ctx   declarations from a "<!-- doc-test ... -->" comment that
 #                  precedes the block (only blank lines may come between)
+#   block-NN.hiredis  present for a block opened with ```c hiredis: a
+#                  program written for hiredis (docs/guide/from-hiredis.md)
 BEGIN { n = 0; inblock = 0; inmarker = 0; have = 0; ctx = ""; fence = 0 }
 # fence: the backticks that opened a block of another language, until the
 # same run closes it (so an example of a C block inside one is not taken).
@@ -27,13 +29,14 @@ inmarker {
     ctx = line "\n"
     next
 }
-/^```c[ \t]*$/ {
+/^```c([ \t]+hiredis)?[ \t]*$/ {
     n++
     base = sprintf("%s/block-%02d", out, n)
     file = base ".c"
     printf "" > file
     print FNR + 1 > (base ".line"); close(base ".line")
     if (have) { printf "%s", ctx > (base ".ctx"); close(base ".ctx") }
+    if ($0 ~ /hiredis/) { printf "" > (base ".hiredis"); close(base ".hiredis") }
     have = 0; ctx = ""; inblock = 1
     next
 }

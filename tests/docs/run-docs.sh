@@ -14,6 +14,10 @@
 #     st, s, url, key, val, vlen), and a "<!-- doc-test ... -->" comment
 #     right before the block adds declarations of its own. It is compiled
 #     (-fsyntax-only), not run.
+#   - opened with ```c hiredis: a hiredis program (the "before" of a
+#     migration). It is compiled and linked with hiredis (pkg-config) and
+#     run with REDIS_HOST and REDIS_PORT set to the test server; skipped
+#     with a note when libhiredis-dev is not installed.
 # Diagnostics point at the page's own lines (#line).
 #
 # Environment (set by tests/CMakeLists.txt): DOCS_CC, DOCS_CFLAGS (include
@@ -31,6 +35,7 @@ read -r -a cflags <<<"$DOCS_CFLAGS"
 read -r -a libs <<<"$DOCS_LIBS"
 port=$(sed -n 's/^port=//p' "$AREDIS_TEST_STATE")
 export REDIS_URL=redis://127.0.0.1:$port/2
+export REDIS_HOST=127.0.0.1 REDIS_PORT=$port
 
 awk -v out="$work" -f "$here/extract.awk" "$page"
 # Programs: the project's warnings, except for unused parameters, which
@@ -50,11 +55,20 @@ for block in "$work"/block-*.c; do
   base=${block%.c}
   first=$(cat "$base.line")
   where="$page:$first"
+  extra=()
+  if [ -e "$base.hiredis" ]; then
+    if ! pkg-config --exists hiredis 2>/dev/null; then
+      echo "skip $where: a hiredis program (libhiredis-dev is not installed)"
+      continue
+    fi
+    read -r -a extra <<<"$(pkg-config --cflags --libs hiredis)"
+  fi
   if grep -Eq '(^|[^A-Za-z0-9_])main[[:space:]]*\(' "$block"; then
     programs=$((programs + 1))
     { echo "#line $first \"$page\""; cat "$block"; } >"$base.prog.c"
     if ! "$DOCS_CC" -std=c11 "${prog_warn[@]}" "${cflags[@]}" \
-        -o "$base.prog" "$base.prog.c" "${libs[@]}" 2>"$base.log"; then
+        -o "$base.prog" "$base.prog.c" "${libs[@]}" ${extra[@]+"${extra[@]}"} \
+        2>"$base.log"; then
       echo "FAIL $where: the program does not compile:"; cat "$base.log"
       failed=$((failed + 1)); continue
     fi

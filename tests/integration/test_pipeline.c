@@ -388,6 +388,16 @@ Test(pipeline, blocking_and_refused_commands)
     cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g),
                  AREDIS_ENOTSUP);
     aredis_pipeline_reset(p);
+    /* Commands that control the transaction itself, or that the server
+     * refuses inside MULTI, would break the batch's framing. */
+    const char *no_multi[] = {"EXEC", "MULTI", "DISCARD", "WATCH k", "SAVE"};
+    for (size_t i = 0; i < sizeof no_multi / sizeof *no_multi; i++) {
+        aredis_pipeline_command(p, "INCR counted");
+        aredis_pipeline_command(p, no_multi[i]);
+        cr_assert_eq(aredis_pipeline_execute(p, keep, &g), AREDIS_ENOTSUP, "%s",
+                     no_multi[i]);
+        aredis_pipeline_reset(p);
+    }
     /* Commands the client refuses would be missing from the batch: the
      * whole batch is refused instead, before anything is sent. */
     for (int tx = 0; tx <= 1; tx++) {

@@ -1,7 +1,8 @@
 /* Unit tests for the extras' command queue (extras/cmdbuf.c): what is
  * queued in printf or vector form decodes back to the same arguments,
- * binary safe; EVALSHA/WATCH lists get their count; the blocking-command
- * check matches the client's routing; errors leave the queue unchanged.
+ * binary safe; EVALSHA/WATCH lists get their count; the checks of what a
+ * transaction may hold come from the command table the client routes by;
+ * errors leave the queue unchanged.
  * No server, no I/O. */
 #include <criterion/criterion.h>
 
@@ -146,7 +147,7 @@ Test(cmdbuf, errors_leave_the_queue_unchanged)
     expect(0, 1, w, NULL);
 }
 
-Test(cmdbuf, blocking_commands_are_recognised)
+Test(cmdbuf, commands_refused_in_a_transaction_are_recognised)
 {
     const char *cases[][2] = {
         {"BLPOP k 0", "1"},
@@ -160,12 +161,19 @@ Test(cmdbuf, blocking_commands_are_recognised)
         {"XREAD COUNT 1 STREAMS block 0", "0"}, /* a stream named block */
         {"LPOP k", "0"},
         {"GET blpop", "0"},
+        {"MULTI", "1"},
+        {"exec", "1"},
+        {"DISCARD", "1"},
+        {"WATCH k", "1"},
+        {"SAVE", "1"},
+        {"UNWATCH", "0"},
+        {"XREAD COUNT 1 STREAMS s $", "0"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         aredis__cmdbuf_clear(&q);
         cr_assert_eq(fmt(cases[i][0]), 0);
-        cr_assert_eq(aredis__cmdbuf_is_blocking(&q, 0), cases[i][1][0] - '0',
-                     "%s", cases[i][0]);
+        cr_assert_eq(aredis__cmdbuf_no_multi(&q, 0), cases[i][1][0] - '0', "%s",
+                     cases[i][0]);
     }
 }
 

@@ -793,3 +793,106 @@ Test(conn, output_accounting)
     cr_assert_eq(aredis__conn_out(&cn, &data), 0);
     cr_assert(!aredis__conn_want_write(&cn));
 }
+
+/* ---- extra handshake steps (the client-side cache's CLIENT TRACKING) ---- */
+
+static const char tracking_on[] =
+    "*3\r\n$6\r\nCLIENT\r\n$8\r\nTRACKING\r\n$2\r\nON\r\n";
+static const aredis__conn_step tracking_step[] = {
+    {"CLIENT TRACKING", tracking_on, sizeof tracking_on - 1}};
+
+/* Open a transport and answer HELLO; the extra step is then due. */
+static void open_and_hello(void)
+{
+    aredis__conn_connect(&cn, now);
+    drain();
+    aredis__conn_resolved(&cn, 1, now);
+    drain();
+    aredis__conn_opened(&cn, now);
+    drain();
+    write_all();
+    feed(hello_map);
+}
+
+Test(conn, extra_step_runs_last_and_before_every_queued_command)
+{
+    cn.extra = tracking_step;
+    cn.nextra = 1;
+    cfg.db = 2;
+    submit(0, "GET");
+    open_and_hello();
+    char out[256];
+    written_text(out, sizeof out);
+    cr_assert_str_eq(out, "*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n");
+    write_all();
+    feed("+OK\r\n");
+    written_text(out, sizeof out);
+    cr_assert_str_eq(out, tracking_on, "after SELECT, alone");
+    cr_assert_eq(cn.state, AREDIS__ST_HANDSHAKE);
+    write_all();
+    feed("+OK\r\n");
+    cr_assert_eq(cn.state, AREDIS__ST_READY);
+    written_text(out, sizeof out);
+    cr_assert_str_eq(out, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+                     "the queued GET only once the step is answered");
+    write_all();
+    feed("$1\r\nv\r\n");
+    cr_assert_eq(cmds[0].calls, 1);
+
+    /* A lost connection: the new one runs the step again, and the command
+     * that was in flight waits behind it. */
+    submit_raw(1, AREDIS__REPLY_NORMAL, AREDIS__CC_RETRY, 2,
+               (const char *[]){"GET", "k"});
+    write_all();
+    aredis__conn_closed(&cn, AREDIS_ECLOSED, "gone", now);
+    drain();
+    cr_assert_eq(cn.state, AREDIS__ST_BACKOFF);
+    aredis__conn_timer(&cn, aredis__conn_deadline(&cn));
+    drain();
+    aredis__conn_resolved(&cn, 1, now);
+    drain();
+    aredis__conn_opened(&cn, now);
+    drain();
+    write_all();
+    feed(hello_map);
+    written_text(out, sizeof out);
+    cr_assert_str_eq(out, "*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n");
+    write_all();
+    feed("+OK\r\n");
+    written_text(out, sizeof out);
+    cr_assert_str_eq(out, tracking_on, "replayed on the new connection");
+    write_all();
+    feed("+OK\r\n");
+    written_text(out, sizeof out);
+    cr_assert_str_eq(out, "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");
+    cr_assert_eq(d.connected, 2);
+    write_all();
+    feed("$1\r\nw\r\n");
+    cr_assert_eq(cmds[1].calls, 1);
+}
+
+Test(conn, refused_extra_step_fails_the_handshake)
+{
+    cn.extra = tracking_step;
+    cn.nextra = 1;
+    submit(0, "GET");
+    open_and_hello();
+    write_all();
+    feed("-ERR unknown subcommand 'TRACKING'\r\n");
+    cr_assert_eq(d.connected, 0);
+    cr_assert_eq(d.disconnected, 1);
+    cr_assert_eq(d.last_code, AREDIS_ESERVER);
+    cr_assert(strstr(d.last_msg, "CLIENT TRACKING") != NULL, "%s", d.last_msg);
+    cr_assert_eq(cmds[0].calls, 0, "the GET was never sent: it waits");
+}
+
+Test(conn, no_extra_step_when_the_owner_clears_it)
+{
+    cn.extra = tracking_step;
+    cn.nextra = 1;
+    cn.extra = NULL;
+    cn.nextra = 0;
+    open_and_hello();
+    cr_assert_eq(cn.state, AREDIS__ST_READY);
+    cr_assert_eq(d.connected, 1);
+}

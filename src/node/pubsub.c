@@ -1,4 +1,4 @@
-/* Publish/subscribe (client layer).
+/* Publish/subscribe (node layer): the subscriptions on a node's links.
  *
  * A pubsub keeps the set of its subscriptions and the link they live on:
  * the shared link on RESP3 (messages are push frames there, beside
@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "aredis/error.h"
-#include "client/client_int.h"
+#include "node/node.h"
 #include "util/alloc.h"
 
 enum { MODE_UNDECIDED, MODE_SHARED, MODE_OWN };
@@ -239,9 +239,11 @@ static void choose_link(aredis_pubsub *ps)
     aredis_client *c = ps->c;
     if (ps->acquiring)
         return;
-    int proto = c->main.conn.proto ? c->main.conn.proto : c->cfg.protocol;
-    if (proto == 3 && c->main.pubsub == NULL) {
-        take_link(ps, MODE_SHARED, &c->main);
+    int proto = aredis__client_main(c)->conn.proto
+                    ? aredis__client_main(c)->conn.proto
+                    : c->cfg.protocol;
+    if (proto == 3 && aredis__client_main(c)->pubsub == NULL) {
+        take_link(ps, MODE_SHARED, aredis__client_main(c));
         return;
     }
     if (aredis_client_acquire(c, on_acquired, ps) == 0)
@@ -360,12 +362,7 @@ static queued *copy_message(const aredis_pubsub_message *m)
 static void deliver_to_waiter(aredis_pubsub *ps, waiter *w,
                               const aredis_pubsub_message *m, int status)
 {
-    aredis_client *c = ps->c;
-    if (c != NULL)
-        c->in_cb++;
-    w->cb(ps, m, status, w->ud);
-    if (c != NULL)
-        c->in_cb--;
+    AREDIS__USER_CB(ps->c, w->cb(ps, m, status, w->ud));
     aredis__free(w);
 }
 
@@ -442,9 +439,7 @@ static void deliver(aredis_pubsub *ps, const aredis_pubsub_message *m,
     if (m->kind == AREDIS_PUBSUB_RESUBSCRIBED)
         s = &event;
     if (s != NULL && s->handler != NULL) {
-        c->in_cb++;
-        s->handler(ps, m, s->ud);
-        c->in_cb--;
+        AREDIS__USER_CB(c, s->handler(ps, m, s->ud));
         return;
     }
     if (ps->w_head != NULL && ps->q_head == NULL) {
@@ -674,7 +669,9 @@ aredis_pubsub *aredis_pubsub_new(aredis_client *c,
     }
     ps->next = c->pubsubs;
     c->pubsubs = ps;
-    int proto = c->main.conn.proto ? c->main.conn.proto : c->cfg.protocol;
+    int proto = aredis__client_main(c)->conn.proto
+                    ? aredis__client_main(c)->conn.proto
+                    : c->cfg.protocol;
     if (proto != 0)
         choose_link(ps);
     return ps;
@@ -688,15 +685,16 @@ static void leave_link(aredis_pubsub *ps)
 {
     aredis_client *c = ps->c;
     if (ps->mode == MODE_SHARED) {
-        c->main.pubsub = NULL;
+        aredis__client_main(c)->pubsub = NULL;
         /* Leave everything on the shared connection; the confirmations
          * are dropped because no pubsub owns the link any more. */
-        if (!c->freeing && c->main.conn.state == AREDIS__ST_READY)
+        if (!c->freeing &&
+            aredis__client_main(c)->conn.state == AREDIS__ST_READY)
             for (int k = 0; k < SUB_KINDS; k++)
                 if (ps->subs[k].n > 0)
                     send_kind(ps, unsub_cmd[k], NULL, 0);
     } else if (ps->mode == MODE_OWN && ps->link != NULL) {
-        aredis__pool_drop(c, ps->link);
+        aredis__pool_drop(ps->link);
     }
     ps->link = NULL;
     ps->mode = MODE_UNDECIDED;
@@ -776,7 +774,7 @@ void aredis__pubsub_detach_all(aredis_client *c)
         ps->timer = NULL;
         ps->c = NULL;
     }
-    c->main.pubsub = NULL;
+    aredis__client_main(c)->pubsub = NULL;
 }
 
 /* ------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-/* Exclusive connections (client layer): a bounded pool of links that each
- * serve one caller at a time, beside the shared multiplexed link.
+/* Exclusive connections (node layer): a bounded pool of links to one
+ * server that each serve one caller at a time, beside its shared
+ * multiplexed link.
  *
  * Blocking commands are routed here automatically so they never stall the
  * shared connection; aredis_client_acquire() lends a whole connection for
@@ -10,12 +11,13 @@
 #include <string.h>
 
 #include "aredis/error.h"
-#include "client/client_int.h"
+#include "node/node.h"
+#include "topology/topology.h"
 #include "util/alloc.h"
 
 struct aredis__acq {
     struct aredis__acq *next;
-    aredis_client *c;
+    aredis__node *n;
     aredis_acquire_cb cb;
     void *ud;
     int64_t wait_until;
@@ -32,37 +34,39 @@ static int is_free(const aredis__link *l)
     return !l->borrowed && l->idle_since != 0;
 }
 
-static aredis__link *find_free(aredis_client *c)
+static aredis__link *find_free(aredis__node *n)
 {
-    for (aredis__link *l = c->pool; l != NULL; l = l->pool_next)
+    for (aredis__link *l = n->pool; l != NULL; l = l->pool_next)
         if (is_free(l))
             return l;
     return NULL;
 }
 
-static aredis__link *new_link(aredis_client *c)
+static aredis__link *new_link(aredis__node *n)
 {
-    if (c->pool_size >= c->cfg.pool_max)
+    aredis_client *c = n->c;
+    if (n->pool_size >= c->cfg.pool_max)
         return NULL;
     aredis__link *l = aredis__calloc(1, sizeof *l);
     if (l == NULL)
         return NULL;
-    if (aredis__link_init(l, c, 1) != 0) {
+    if (aredis__link_init(l, n, 1) != 0) {
         aredis__link_cleanup(l);
         aredis__free(l);
         return NULL;
     }
-    l->pool_next = c->pool;
-    c->pool = l;
-    c->pool_size++;
+    l->pool_next = n->pool;
+    n->pool = l;
+    n->pool_size++;
     return l;
 }
 
 /* Close a link and take it out of the pool; what it still carried
  * completes later, from the loop. The memory is not freed here. */
-static void detach_link(aredis_client *c, aredis__link *l, int code,
+static void detach_link(aredis__node *n, aredis__link *l, int code,
                         const char *msg)
 {
+    aredis_client *c = n->c;
     aredis__cmd *cmd = aredis__link_take_all(l);
     while (cmd != NULL) {
         aredis__cmd *next = aredis__cmd_next(cmd);
@@ -72,19 +76,19 @@ static void detach_link(aredis_client *c, aredis__link *l, int code,
             aredis__defer_done(c, cmd, code, msg);
         cmd = next;
     }
-    for (aredis__link **pp = &c->pool; *pp != NULL; pp = &(*pp)->pool_next) {
+    for (aredis__link **pp = &n->pool; *pp != NULL; pp = &(*pp)->pool_next) {
         if (*pp == l) {
             *pp = l->pool_next;
             break;
         }
     }
-    c->pool_size--;
+    n->pool_size--;
 }
 
-static void destroy_link(aredis_client *c, aredis__link *l, int code,
+static void destroy_link(aredis__node *n, aredis__link *l, int code,
                          const char *msg)
 {
-    detach_link(c, l, code, msg);
+    detach_link(n, l, code, msg);
     aredis__link_cleanup(l);
     aredis__free(l);
 }
@@ -92,8 +96,8 @@ static void destroy_link(aredis_client *c, aredis__link *l, int code,
 static void free_retired(void *arg)
 {
     aredis__link *l = arg;
-    aredis_client *c = l->c;
-    for (aredis__link **pp = &c->retired; *pp != NULL; pp = &(*pp)->pool_next)
+    aredis__node *n = l->node;
+    for (aredis__link **pp = &n->retired; *pp != NULL; pp = &(*pp)->pool_next)
         if (*pp == l) {
             *pp = l->pool_next;
             break;
@@ -106,50 +110,52 @@ static void free_retired(void *arg)
  * callback running for this very link (a reply being delivered, a
  * failure being reported) may be the one giving it back, and the code
  * around that callback still uses the link and its reply. */
-static void retire_link(aredis_client *c, aredis__link *l, int code,
+static void retire_link(aredis__node *n, aredis__link *l, int code,
                         const char *msg)
 {
-    detach_link(c, l, code, msg);
+    aredis_client *c = n->c;
+    detach_link(n, l, code, msg);
     l->borrowed = 1; /* never lent again */
     l->pubsub = NULL;
-    l->pool_next = c->retired;
-    c->retired = l;
+    l->pool_next = n->retired;
+    n->retired = l;
     aredis__loop_defer(c->loop, &l->free_defer, free_retired, l);
 }
 
 static void acq_done(void *arg)
 {
     struct aredis__acq *a = arg;
-    aredis_client *c = a->c;
-    for (struct aredis__acq **pp = &c->acq_granted; *pp != NULL;
+    aredis__node *n = a->n;
+    aredis_client *c = n->c;
+    for (struct aredis__acq **pp = &n->acq_granted; *pp != NULL;
          pp = &(*pp)->next)
         if (*pp == a) {
             *pp = a->next;
             break;
         }
-    c->in_cb++;
-    a->cb(c, (aredis_exclusive *)a->got, a->failed, a->ud);
-    c->in_cb--;
+    AREDIS__USER_CB(c, a->cb(c, (aredis_exclusive *)a->got, a->failed, a->ud));
     aredis__free(a);
 }
 
 /* An answered request waits for its callback on the acq_granted list, so
  * a client released first still finds it (aredis__pool_free_all). */
-static void grant(aredis_client *c, struct aredis__acq *a)
+static void grant(aredis__node *n, struct aredis__acq *a)
 {
-    a->next = c->acq_granted;
-    c->acq_granted = a;
+    aredis_client *c = n->c;
+    a->next = n->acq_granted;
+    n->acq_granted = a;
     aredis__loop_defer(c->loop, &a->defer, acq_done, a);
 }
 
 /* Hand a free (or new) link to the oldest waiter, if there is one. */
-static int serve_one(aredis_client *c, aredis__link *l)
+static int serve_one(aredis__node *n, aredis__link *l)
 {
-    if (c->pool_wait_head != NULL) {
-        aredis__cmd *cmd = c->pool_wait_head;
-        c->pool_wait_head = aredis__cmd_next(cmd);
-        if (c->pool_wait_head == NULL)
-            c->pool_wait_tail = NULL;
+    aredis_client *c = n->c;
+    if (n->pool_wait_head != NULL) {
+        aredis__cmd *cmd = n->pool_wait_head;
+        n->pool_wait_head = aredis__cmd_next(cmd);
+        if (n->pool_wait_head == NULL)
+            n->pool_wait_tail = NULL;
         cmd->flags &= ~(unsigned)AREDIS__CMD_PENDING;
         cmd->cc.next = NULL;
         l->idle_since = 0;
@@ -161,59 +167,62 @@ static int serve_one(aredis_client *c, aredis__link *l)
         }
         return 1;
     }
-    if (c->acq_head != NULL) {
-        struct aredis__acq *a = c->acq_head;
-        c->acq_head = a->next;
-        if (c->acq_head == NULL)
-            c->acq_tail = NULL;
+    if (n->acq_head != NULL) {
+        struct aredis__acq *a = n->acq_head;
+        n->acq_head = a->next;
+        if (n->acq_head == NULL)
+            n->acq_tail = NULL;
         l->idle_since = 0;
         l->borrowed = 1;
         a->got = l;
         if (l->conn.state == AREDIS__ST_IDLE)
             aredis__link_connect(l);
-        grant(c, a);
+        grant(n, a);
         return 1;
     }
     return 0;
 }
 
-static void fail_oldest_nomem(aredis_client *c)
+static void fail_oldest_nomem(aredis__node *n)
 {
-    if (c->pool_wait_head != NULL) {
-        aredis__cmd *cmd = c->pool_wait_head;
-        aredis__pool_unwait(c, cmd);
+    aredis_client *c = n->c;
+    if (n->pool_wait_head != NULL) {
+        aredis__cmd *cmd = n->pool_wait_head;
+        aredis__pool_unwait(n, cmd);
         aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
         return;
     }
-    struct aredis__acq *a = c->acq_head;
-    c->acq_head = a->next;
-    if (c->acq_head == NULL)
-        c->acq_tail = NULL;
+    struct aredis__acq *a = n->acq_head;
+    n->acq_head = a->next;
+    if (n->acq_head == NULL)
+        n->acq_tail = NULL;
     a->got = NULL;
     a->failed = AREDIS_ENOMEM;
-    grant(c, a);
+    grant(n, a);
 }
 
 /* Give waiters every link that is free or can still be created. */
-static void serve(aredis_client *c)
+static void serve(aredis__node *n)
 {
-    while (c->pool_wait_head != NULL || c->acq_head != NULL) {
-        aredis__link *l = find_free(c);
-        if (l == NULL && c->pool_size < c->cfg.pool_max &&
-            (l = new_link(c)) == NULL) {
-            fail_oldest_nomem(c); /* out of memory, not a full pool */
+    aredis_client *c = n->c;
+    while (n->pool_wait_head != NULL || n->acq_head != NULL) {
+        aredis__link *l = find_free(n);
+        if (l == NULL && n->pool_size < c->cfg.pool_max &&
+            (l = new_link(n)) == NULL) {
+            fail_oldest_nomem(n); /* out of memory, not a full pool */
             continue;
         }
         if (l == NULL)
             break;
-        if (!serve_one(c, l))
+        if (!serve_one(n, l))
             break;
     }
     aredis__rearm(c);
 }
 
-void aredis__pool_route(aredis_client *c, aredis__cmd *cmd, const char *bytes)
+void aredis__pool_route(aredis__node *n, aredis__cmd *cmd, const char *bytes)
 {
+    aredis_client *c = n->c;
     if (cmd->cc.copy == NULL &&
         (cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL) {
         aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
@@ -223,27 +232,27 @@ void aredis__pool_route(aredis_client *c, aredis__cmd *cmd, const char *bytes)
     cmd->link = NULL;
     cmd->cc.next = NULL;
     cmd->wait_until = aredis__now_ms() + c->cfg.pool_wait_ms;
-    if (c->pool_wait_tail)
-        c->pool_wait_tail->cc.next = &cmd->cc;
+    if (n->pool_wait_tail)
+        n->pool_wait_tail->cc.next = &cmd->cc;
     else
-        c->pool_wait_head = cmd;
-    c->pool_wait_tail = cmd;
-    serve(c);
+        n->pool_wait_head = cmd;
+    n->pool_wait_tail = cmd;
+    serve(n);
 }
 
-int aredis__pool_unwait(aredis_client *c, aredis__cmd *cmd)
+int aredis__pool_unwait(aredis__node *n, aredis__cmd *cmd)
 {
     aredis__cmd *prev = NULL;
-    for (aredis__cmd *q = c->pool_wait_head; q != NULL;
+    for (aredis__cmd *q = n->pool_wait_head; q != NULL;
          prev = q, q = aredis__cmd_next(q)) {
         if (q != cmd)
             continue;
         if (prev)
             prev->cc.next = q->cc.next;
         else
-            c->pool_wait_head = aredis__cmd_next(q);
-        if (c->pool_wait_tail == q)
-            c->pool_wait_tail = prev;
+            n->pool_wait_head = aredis__cmd_next(q);
+        if (n->pool_wait_tail == q)
+            n->pool_wait_tail = prev;
         cmd->flags &= ~(unsigned)AREDIS__CMD_PENDING;
         cmd->cc.next = NULL;
         return 1;
@@ -253,45 +262,46 @@ int aredis__pool_unwait(aredis_client *c, aredis__cmd *cmd)
 
 void aredis__pool_link_idle(aredis__link *l)
 {
+    aredis__node *n = l->node;
     aredis_client *c = l->c;
     if (l->borrowed || !aredis__conn_idle(&l->conn) || c->freeing)
         return;
-    if (!serve_one(c, l)) {
+    if (!serve_one(n, l)) {
         l->idle_since = aredis__now_ms();
         aredis__rearm(c);
     }
 }
 
-void aredis__pool_timer(aredis_client *c, int64_t now)
+void aredis__pool_timer(aredis__node *n, int64_t now)
 {
-    aredis__link *l = c->pool;
+    aredis_client *c = n->c;
+    aredis__link *l = n->pool;
     while (l != NULL) {
         aredis__link *next = l->pool_next;
         aredis__link_timer(l, now);
         if (is_free(l) && now - l->idle_since >= c->cfg.pool_idle_ms)
-            destroy_link(c, l, AREDIS_ECANCELED, "idle connection closed");
+            destroy_link(n, l, AREDIS_ECANCELED, "idle connection closed");
         l = next;
     }
-    while (c->pool_wait_head != NULL && c->pool_wait_head->wait_until <= now) {
-        aredis__cmd *cmd = c->pool_wait_head;
-        aredis__pool_unwait(c, cmd);
+    while (n->pool_wait_head != NULL && n->pool_wait_head->wait_until <= now) {
+        aredis__cmd *cmd = n->pool_wait_head;
+        aredis__pool_unwait(n, cmd);
         aredis__finish_error(c, cmd, AREDIS_EBUSY, pool_busy);
         aredis__cmd_free(c, cmd);
     }
-    while (c->acq_head != NULL && c->acq_head->wait_until <= now) {
-        struct aredis__acq *a = c->acq_head;
-        c->acq_head = a->next;
-        if (c->acq_head == NULL)
-            c->acq_tail = NULL;
-        c->in_cb++;
-        a->cb(c, NULL, AREDIS_EBUSY, a->ud);
-        c->in_cb--;
+    while (n->acq_head != NULL && n->acq_head->wait_until <= now) {
+        struct aredis__acq *a = n->acq_head;
+        n->acq_head = a->next;
+        if (n->acq_head == NULL)
+            n->acq_tail = NULL;
+        AREDIS__USER_CB(c, a->cb(c, NULL, AREDIS_EBUSY, a->ud));
         aredis__free(a);
     }
 }
 
-int64_t aredis__pool_next_deadline(const aredis_client *c)
+int64_t aredis__pool_next_deadline(const aredis__node *n)
 {
+    const aredis_client *c = n->c;
     int64_t next = 0;
 #define CONSIDER(t)                              \
     do {                                         \
@@ -299,70 +309,71 @@ int64_t aredis__pool_next_deadline(const aredis_client *c)
         if (t_ != 0 && (next == 0 || t_ < next)) \
             next = t_;                           \
     } while (0)
-    for (const aredis__link *l = c->pool; l != NULL; l = l->pool_next) {
+    for (const aredis__link *l = n->pool; l != NULL; l = l->pool_next) {
         CONSIDER(aredis__conn_deadline(&l->conn));
         if (is_free(l))
             CONSIDER(l->idle_since + c->cfg.pool_idle_ms);
     }
-    if (c->pool_wait_head != NULL)
-        CONSIDER(c->pool_wait_head->wait_until);
-    if (c->acq_head != NULL)
-        CONSIDER(c->acq_head->wait_until);
+    if (n->pool_wait_head != NULL)
+        CONSIDER(n->pool_wait_head->wait_until);
+    if (n->acq_head != NULL)
+        CONSIDER(n->acq_head->wait_until);
 #undef CONSIDER
     return next;
 }
 
-void aredis__pool_free_all(aredis_client *c)
+void aredis__pool_free_all(aredis__node *n)
 {
-    while (c->retired != NULL) {
-        aredis__link *l = c->retired;
-        c->retired = l->pool_next;
+    aredis_client *c = n->c;
+    while (n->retired != NULL) {
+        aredis__link *l = n->retired;
+        n->retired = l->pool_next;
         aredis__loop_undefer(c->loop, &l->free_defer);
         aredis__link_cleanup(l);
         aredis__free(l);
     }
-    while (c->pool != NULL) {
-        aredis__link *l = c->pool;
+    while (n->pool != NULL) {
+        aredis__link *l = n->pool;
         aredis__cancel_list(c, aredis__link_take_all(l));
-        c->pool = l->pool_next;
+        n->pool = l->pool_next;
         aredis__link_cleanup(l);
         aredis__free(l);
     }
-    c->pool_size = 0;
-    while (c->pool_wait_head != NULL) {
-        aredis__cmd *cmd = c->pool_wait_head;
-        aredis__pool_unwait(c, cmd);
+    n->pool_size = 0;
+    while (n->pool_wait_head != NULL) {
+        aredis__cmd *cmd = n->pool_wait_head;
+        aredis__pool_unwait(n, cmd);
         aredis__finish_error(c, cmd, AREDIS_ECANCELED,
                              "canceled: the client was freed");
         aredis__cmd_free(c, cmd);
     }
-    while (c->acq_granted != NULL) {
+    while (n->acq_granted != NULL) {
         /* Answered, but the link just went with the pool. */
-        struct aredis__acq *a = c->acq_granted;
-        c->acq_granted = a->next;
+        struct aredis__acq *a = n->acq_granted;
+        n->acq_granted = a->next;
         aredis__loop_undefer(c->loop, &a->defer);
-        a->next = c->acq_head;
-        c->acq_head = a;
+        a->next = n->acq_head;
+        n->acq_head = a;
     }
-    while (c->acq_head != NULL) {
-        struct aredis__acq *a = c->acq_head;
-        c->acq_head = a->next;
-        c->in_cb++;
-        a->cb(c, NULL, AREDIS_ECANCELED, a->ud);
-        c->in_cb--;
+    while (n->acq_head != NULL) {
+        struct aredis__acq *a = n->acq_head;
+        n->acq_head = a->next;
+        AREDIS__USER_CB(c, a->cb(c, NULL, AREDIS_ECANCELED, a->ud));
         aredis__free(a);
     }
-    c->acq_tail = NULL;
+    n->acq_tail = NULL;
 }
 
-void aredis__pool_drop(aredis_client *c, aredis__link *l)
+void aredis__pool_drop(aredis__link *l)
 {
-    retire_link(c, l, AREDIS_ECANCELED, "canceled: the pubsub was freed");
-    serve(c);
+    aredis__node *n = l->node;
+    retire_link(n, l, AREDIS_ECANCELED, "canceled: the pubsub was freed");
+    serve(n);
 }
 
-int aredis_client_acquire(aredis_client *c, aredis_acquire_cb cb, void *ud)
+int aredis__pool_acquire(aredis__node *n, aredis_acquire_cb cb, void *ud)
 {
+    aredis_client *c = n->c;
     if (c->freeing || c->closing)
         return AREDIS_ESTATE;
     if (cb == NULL)
@@ -370,16 +381,16 @@ int aredis_client_acquire(aredis_client *c, aredis_acquire_cb cb, void *ud)
     struct aredis__acq *a = aredis__calloc(1, sizeof *a);
     if (a == NULL)
         return AREDIS_ENOMEM;
-    a->c = c;
+    a->n = n;
     a->cb = cb;
     a->ud = ud;
     a->wait_until = aredis__now_ms() + c->cfg.pool_wait_ms;
-    if (c->acq_tail)
-        c->acq_tail->next = a;
+    if (n->acq_tail)
+        n->acq_tail->next = a;
     else
-        c->acq_head = a;
-    c->acq_tail = a;
-    serve(c);
+        n->acq_head = a;
+    n->acq_tail = a;
+    serve(n);
     return 0;
 }
 
@@ -388,16 +399,27 @@ void aredis_exclusive_release(aredis_exclusive *x)
     if (x == NULL)
         return;
     aredis__link *l = (aredis__link *)x;
+    aredis__node *n = l->node;
     aredis_client *c = l->c;
     l->borrowed = 0;
     if (c->freeing)
         return; /* the final release closes every link */
     if (l->conn.broken || !aredis__conn_idle(&l->conn)) {
-        retire_link(c, l, AREDIS_ECANCELED,
+        retire_link(n, l, AREDIS_ECANCELED,
                     "canceled: the exclusive connection was released with "
                     "replies unread");
-        serve(c);
+        serve(n);
         return;
     }
     aredis__pool_link_idle(l);
+}
+
+int aredis_client_acquire(aredis_client *c, aredis_acquire_cb cb, void *ud)
+{
+    if (c->freeing || c->closing)
+        return AREDIS_ESTATE;
+    aredis__node *n = c->topo->vt->any(c->topo);
+    if (n == NULL)
+        return AREDIS_ESTATE;
+    return aredis__pool_acquire(n, cb, ud);
 }

@@ -1,4 +1,4 @@
-/* The driver of one server connection (client layer): the thin I/O side of
+/* The driver of one server connection (node layer): the thin I/O side of
  * the connection state machine (conn/conn.h).
  *
  * It feeds the connection its events — names resolved, a transport open or
@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "aredis/error.h"
-#include "client/client_int.h"
+#include "node/node.h"
 #include "resp/resp.h"
 #include "util/alloc.h"
 
@@ -28,12 +28,13 @@ static void on_io(void *arg, int events);
 static void on_service(void *arg);
 static void service(aredis__link *l);
 
-int aredis__link_init(aredis__link *l, aredis_client *c, int exclusive)
+int aredis__link_init(aredis__link *l, aredis__node *n, int exclusive)
 {
     memset(l, 0, sizeof *l);
-    l->c = c;
+    l->c = n->c;
+    l->node = n;
     l->exclusive = exclusive;
-    int e = aredis__conn_init(&l->conn, &c->conn_cfg);
+    int e = aredis__conn_init(&l->conn, &n->c->conn_cfg);
     l->conn.exclusive = exclusive;
     return e;
 }
@@ -224,7 +225,7 @@ static void start_resolve(aredis__link *l)
 {
     aredis_client *c = l->c;
     assert(l->resolving == NULL && l->tp == NULL && l->io == NULL);
-    int e = aredis__resolve_start(c->loop, c->cfg.host, c->cfg.port,
+    int e = aredis__resolve_start(c->loop, l->node->host, l->node->port,
                                   on_resolved, l, &l->resolving);
     if (e != 0)
         aredis__conn_open_failed(&l->conn, e, "cannot start name resolution",
@@ -272,7 +273,8 @@ static void complete(aredis__link *l, const aredis__conn_action *a)
      * failure) is dropped. */
     if (!(cmd->flags & AREDIS__CMD_DONE)) {
         if (a->reply != NULL) {
-            aredis__deliver(c, cmd, a->reply);
+            if (aredis__deliver(c, cmd, a->reply))
+                return; /* taken back (a redirect): not ours any more */
         } else if (a->code != 0) {
             aredis__finish_error(c, cmd, a->code, a->msg);
         } else {
@@ -297,12 +299,16 @@ static void complete(aredis__link *l, const aredis__conn_action *a)
 static void on_event(aredis__link *l, const aredis__conn_action *a)
 {
     aredis_client *c = l->c;
+    /* The watch first: the client-side cache flushes on a loss before
+     * anything else can run. */
+    if (c->watch != NULL)
+        c->watch->event(c->watch->ud, l, a->event);
     switch (a->event) {
     case AREDIS__EV_CONNECTED:
         aredis__emit(c, l, AREDIS_CONN_CONNECTED, 0, NULL, 0, 0);
         if (l->pubsub != NULL)
             aredis__pubsub_link_ready(l);
-        if (l == &c->main)
+        if (!l->exclusive)
             aredis__pubsub_main_ready(c);
         break;
     case AREDIS__EV_DISCONNECTED:
@@ -338,13 +344,12 @@ static void take(aredis__link *l, const aredis__conn_action *a)
         complete(l, a);
         break;
     case AREDIS__ACT_PUSH:
+        if (c->watch != NULL && c->watch->push(c->watch->ud, l, a->reply))
+            break;
         if (aredis__pubsub_push(c, l, a->reply))
             break;
-        if (c->push_cb != NULL) {
-            c->in_cb++;
-            c->push_cb(c, a->reply, c->push_ud);
-            c->in_cb--;
-        }
+        if (c->push_cb != NULL)
+            AREDIS__USER_CB(c, c->push_cb(c, a->reply, c->push_ud));
         break;
     default:
         on_event(l, a);

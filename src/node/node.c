@@ -1,0 +1,55 @@
+/* One server (node layer): its address and role, its shared connection
+ * and its pool of exclusive connections (pool.c); the connections' driver
+ * is link.c. */
+#include "node/node.h"
+
+#include <string.h>
+
+#include "aredis/error.h"
+#include "util/alloc.h"
+
+int aredis__node_init(aredis__node *n, aredis_client *c, const char *host,
+                      int port)
+{
+    memset(n, 0, sizeof *n);
+    n->c = c;
+    n->port = port;
+    if (host != NULL && (n->host = aredis__strndup(host, strlen(host))) == NULL)
+        return AREDIS_ENOMEM;
+    int e = aredis__link_init(&n->main, n, 0);
+    if (e != 0) {
+        aredis__link_cleanup(&n->main);
+        aredis__free(n->host);
+        n->host = NULL;
+    }
+    return e;
+}
+
+void aredis__node_cleanup(aredis__node *n)
+{
+    aredis__cancel_list(n->c, aredis__link_take_all(&n->main));
+    aredis__pool_free_all(n);
+    aredis__link_cleanup(&n->main);
+    aredis__free(n->host);
+    n->host = NULL;
+}
+
+void aredis__node_timer(aredis__node *n, int64_t now)
+{
+    aredis__link_timer(&n->main, now);
+    aredis__pool_timer(n, now);
+}
+
+int64_t aredis__node_next_deadline(const aredis__node *n)
+{
+    int64_t a = aredis__conn_deadline(&n->main.conn);
+    int64_t b = aredis__pool_next_deadline(n);
+    if (a == 0 || (b != 0 && b < a))
+        return b;
+    return a;
+}
+
+int aredis__node_unwait(aredis__node *n, aredis__cmd *cmd)
+{
+    return aredis__pool_unwait(n, cmd);
+}

@@ -1,0 +1,139 @@
+/* Interface of the node layer to the client and the topologies: one
+ * server.
+ *
+ * A node is one server: its address and role, its shared (multiplexed)
+ * connection, its bounded pool of exclusive connections, and the pub/sub
+ * state that lives on them. Each connection is an aredis__link: the thin
+ * I/O driver of a sans-I/O aredis__conn (src/conn), fed from the loop and
+ * the transport. Topologies (src/topology) own nodes and pick one per
+ * command; the client above never names a connection.
+ *
+ * The node completes the client's command records and reports events
+ * through client_int.h (aredis__finish, aredis__emit, ...): that is the
+ * one way back up, and it runs only from the loop. */
+#ifndef AREDIS_NODE_NODE_H
+#define AREDIS_NODE_NODE_H
+
+#include <stdint.h>
+
+#include "client/client_int.h"
+
+/* What a topology knows of a server's role. */
+enum {
+    AREDIS__ROLE_UNKNOWN,
+    AREDIS__ROLE_MASTER,
+    AREDIS__ROLE_REPLICA,
+};
+
+/* One server connection: the driver of an aredis__conn. It feeds the
+ * connection from the loop, the resolver and the transport, and takes its
+ * actions: I/O, completions (through client.c), pushes and events. */
+struct aredis__link {
+    aredis_client *c;
+    aredis__node *node; /* the server it connects to */
+    int exclusive;      /* a pool member, not the shared connection */
+    aredis__conn conn;
+
+    aredis__resolve *resolving;
+    struct sockaddr_storage *addrs;
+    socklen_t *addrlens;
+    size_t naddrs;
+    aredis__transport *tp;
+    void *io;
+    int io_events;
+
+    aredis__defer defer; /* service at the end of the loop turn */
+    int service_wanted;
+    int draining; /* taking the connection's actions */
+
+    /* The pubsub whose subscriptions live on this link, or NULL. */
+    struct aredis_pubsub *pubsub;
+
+    /* Pool bookkeeping (exclusive links). */
+    aredis__link *pool_next;
+    int64_t idle_since;       /* 0 while busy */
+    int borrowed;             /* held through aredis_client_acquire() */
+    aredis__defer free_defer; /* a retired link is freed from the loop */
+};
+
+struct aredis__node {
+    aredis_client *c;
+    char *host; /* NULL: the client's unix socket */
+    int port;
+    int role;
+    aredis__link main; /* the shared connection */
+
+    /* Exclusive connections. */
+    aredis__link *pool;
+    int pool_size;
+    aredis__link *retired; /* closed, freed on the next loop turn */
+    aredis__cmd *pool_wait_head, *pool_wait_tail; /* blocking commands */
+    struct aredis__acq *acq_head, *acq_tail;      /* acquire() requests */
+    struct aredis__acq *acq_granted; /* answered, callback still deferred */
+};
+
+/* ---- node.c ------------------------------------------------------------- */
+
+/* A node for host:port (host NULL: the client's unix socket); host is
+ * copied. 0 or AREDIS_ENOMEM (then nothing to clean up). */
+int aredis__node_init(aredis__node *n, aredis_client *c, const char *host,
+                      int port);
+/* Cancel what it still holds (ECANCELED, "client freed") and free it all. */
+void aredis__node_cleanup(aredis__node *n);
+/* The client's timer fired: connect deadlines, backoff, the pool. */
+void aredis__node_timer(aredis__node *n, int64_t now);
+/* The earliest time its timers need, 0: none. */
+int64_t aredis__node_next_deadline(const aredis__node *n);
+/* A command waiting for an exclusive connection is gone (its deadline):
+ * 1 if it was waiting here. */
+int aredis__node_unwait(aredis__node *n, aredis__cmd *cmd);
+
+/* ---- link.c: one connection's driver ------------------------------------ */
+
+int aredis__link_init(aredis__link *l, aredis__node *n, int exclusive);
+void aredis__link_cleanup(aredis__link *l);
+/* Connect (from the loop, a little later) unless already connecting. */
+void aredis__link_connect(aredis__link *l);
+/* Queue a command on the link: straight into the connection when ready,
+ * otherwise into its pending list; it completes from the loop. The bytes
+ * are copied; bytes == NULL means they are already at the end of the
+ * ready connection's output buffer (the fast path). 0 or AREDIS_ENOMEM. */
+int aredis__link_submit(aredis__link *l, aredis__cmd *cmd, const char *bytes);
+/* Called by the client's timer: connect deadlines and backoff ends. */
+void aredis__link_timer(aredis__link *l, int64_t now);
+/* Close the transport and detach every command the link holds (pending,
+ * in flight, decided); the link is idle afterwards. */
+aredis__cmd *aredis__link_take_all(aredis__link *l);
+
+/* ---- pool.c: exclusive connections -------------------------------------- */
+
+void aredis__pool_route(aredis__node *n, aredis__cmd *cmd, const char *bytes);
+/* A link finished its work (or failed): give it to a waiter or idle it. */
+void aredis__pool_link_idle(aredis__link *l);
+void aredis__pool_timer(aredis__node *n, int64_t now);
+int64_t aredis__pool_next_deadline(const aredis__node *n);
+void aredis__pool_free_all(aredis__node *n);
+/* Remove a command waiting for an exclusive link; 1 if it was waiting. */
+int aredis__pool_unwait(aredis__node *n, aredis__cmd *cmd);
+/* Lend a connection (aredis_client_acquire on this node). */
+int aredis__pool_acquire(aredis__node *n, aredis_acquire_cb cb, void *ud);
+/* Close a borrowed link for good (a pubsub's own connection, acquired
+ * with aredis_client_acquire) and forget it. */
+void aredis__pool_drop(aredis__link *l);
+
+/* ---- pubsub.c: the pub/sub state on a node's links ---------------------- */
+/* A push frame (or, in RESP2 subscribed mode, any reply) on a link. Returns
+ * 1 when it was a pub/sub frame (consumed), 0 for other pushes. */
+int aredis__pubsub_push(aredis_client *c, aredis__link *l,
+                        const aredis_reply *r);
+void aredis__pubsub_link_ready(aredis__link *l);
+void aredis__pubsub_link_lost(aredis__link *l);
+/* The shared link is ready: pubsubs waiting to learn the protocol decide. */
+void aredis__pubsub_main_ready(aredis_client *c);
+/* The client is going away: detach every pubsub from it. */
+void aredis__pubsub_detach_all(aredis_client *c);
+/* Send a (P|S)(UN)SUBSCRIBE on a link: answered by push frames. */
+int aredis__send_pushed(aredis_client *c, aredis__link *l, int argc,
+                        const char *const *argv, const size_t *lens);
+
+#endif /* AREDIS_NODE_NODE_H */

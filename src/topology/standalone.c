@@ -1,0 +1,81 @@
+/* The standalone topology (topology layer): one server, every command to
+ * it. The first implementation of topology.h; cluster and sentinel are
+ * the next. */
+#include "topology/topology.h"
+
+#include "aredis/error.h"
+#include "util/alloc.h"
+
+typedef struct standalone {
+    aredis__topology base;
+    aredis__node node;
+} standalone;
+
+static aredis__node *sa_any(aredis__topology *t)
+{
+    return &((standalone *)t)->node;
+}
+
+static aredis__node *sa_route(aredis__topology *t, const aredis__cmd *cmd,
+                              const char *bytes)
+{
+    (void)cmd;
+    (void)bytes;
+    return sa_any(t);
+}
+
+static aredis__node *sa_next(aredis__topology *t, const aredis__node *prev)
+{
+    return prev == NULL ? sa_any(t) : NULL;
+}
+
+static int sa_redirect(aredis__topology *t, aredis__cmd *cmd,
+                       const aredis_reply *r)
+{
+    /* A standalone server does not redirect: a MOVED from one is an
+     * error like any other, for the caller. */
+    (void)t;
+    (void)cmd;
+    (void)r;
+    return 0;
+}
+
+static void sa_node_lost(aredis__topology *t, aredis__node *n, int code)
+{
+    /* The node reconnects by itself; there is nowhere else to go. */
+    (void)t;
+    (void)n;
+    (void)code;
+}
+
+static void sa_free(aredis__topology *t)
+{
+    aredis__node_cleanup(sa_any(t));
+    aredis__free(t);
+}
+
+static const aredis__topology_vt standalone_vt = {
+    .name = "standalone",
+    .route = sa_route,
+    .any = sa_any,
+    .sole = sa_any,
+    .next = sa_next,
+    .redirect = sa_redirect,
+    .node_lost = sa_node_lost,
+    .free = sa_free,
+};
+
+aredis__topology *aredis__standalone_new(aredis_client *c)
+{
+    standalone *s = aredis__calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->base.vt = &standalone_vt;
+    s->base.c = c;
+    if (aredis__node_init(&s->node, c, c->cfg.host, c->cfg.port) != 0) {
+        aredis__free(s);
+        return NULL;
+    }
+    s->node.role = AREDIS__ROLE_MASTER;
+    return &s->base;
+}

@@ -1,0 +1,52 @@
+/* Interface of the topology layer to the client: which server each
+ * command goes to.
+ *
+ * A topology owns the nodes (src/node) and answers, per command, one
+ * question: which node? It also reacts to what only it understands: a
+ * node lost, a redirect (MOVED/ASK/TRYAGAIN in a cluster), a server whose
+ * address changed (a sentinel's +switch-master). Standalone is one node;
+ * cluster (a slot table over many nodes) and sentinel (one node whose
+ * address moves) are new implementations of this table, not edits of the
+ * client, which never knows which one it has. */
+#ifndef AREDIS_TOPOLOGY_TOPOLOGY_H
+#define AREDIS_TOPOLOGY_TOPOLOGY_H
+
+#include "node/node.h"
+
+typedef struct aredis__topology_vt {
+    const char *name;
+    /* The node for a command, from its encoded bytes (len cmd->cc.len);
+     * NULL when there is none yet (the caller fails it). */
+    aredis__node *(*route)(aredis__topology *t, const aredis__cmd *cmd,
+                           const char *bytes);
+    /* The node for work that names no key (pub/sub, acquire, the default
+     * connection); NULL when there is none yet. */
+    aredis__node *(*any)(aredis__topology *t);
+    /* The only node when there is exactly one (lets the client encode
+     * straight into its connection), else NULL. */
+    aredis__node *(*sole)(aredis__topology *t);
+    /* The nodes, one after the other: first with prev NULL, NULL after
+     * the last. */
+    aredis__node *(*next)(aredis__topology *t, const aredis__node *prev);
+    /* A reply that may be a redirect for cmd: 1 when the topology took
+     * the command back (it will be completed later), 0 to deliver r. */
+    int (*redirect)(aredis__topology *t, aredis__cmd *cmd,
+                    const aredis_reply *r);
+    /* A node lost its shared connection (code says why). */
+    void (*node_lost)(aredis__topology *t, aredis__node *n, int code);
+    /* Cancel everything its nodes hold and free it all. */
+    void (*free)(aredis__topology *t);
+} aredis__topology_vt;
+
+struct aredis__topology {
+    const aredis__topology_vt *vt;
+    aredis_client *c;
+};
+
+/* ---- standalone.c ---------------------------------------------------------
+ */
+
+/* One server, from the client's configuration. NULL when out of memory. */
+aredis__topology *aredis__standalone_new(aredis_client *c);
+
+#endif /* AREDIS_TOPOLOGY_TOPOLOGY_H */

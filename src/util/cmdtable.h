@@ -1,0 +1,154 @@
+/* The command table (util layer): what the library knows about each Redis
+ * command, in one place, for the client (routing, retries, deadlines,
+ * CLIENT REPLY, RESP2 normalisation) and the extras (what a transaction
+ * may hold).
+ *
+ * A command is classified once, at submit, from its encoded form (the RESP
+ * writer's own output, "*<argc>\r\n" then argc "$<len>\r\n<bytes>\r\n",
+ * which is trusted and never re-validated here). The name is found by a
+ * hash of its lower-cased bytes, so no list is walked and no constant name
+ * is measured; only the commands whose meaning depends on their arguments
+ * (CLIENT REPLY, CONFIG GET, ... WITHSCORES, blocking timeouts, XREAD
+ * BLOCK) have those arguments read. */
+#ifndef AREDIS_UTIL_CMDTABLE_H
+#define AREDIS_UTIL_CMDTABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Flags of a command. */
+enum {
+    /* Reads only (Redis's "readonly", plus a few harmless others such as
+     * PING): may be re-sent after a lost connection when the user allows. */
+    AREDIS__CMDF_READONLY = 1 << 0,
+    /* May block the connection (BLPOP, WAIT...), so the client sends it on
+     * an exclusive connection. XREAD and XREADGROUP have it only when
+     * given BLOCK (set by aredis__cmd_classify, never in the table). */
+    AREDIS__CMDF_BLOCKING = 1 << 1,
+    /* Blocks when given the BLOCK option (XREAD, XREADGROUP). */
+    AREDIS__CMDF_BLOCK_OPT = 1 << 2,
+    /* The timeout argument is in milliseconds (WAIT); otherwise seconds,
+     * possibly with a fraction (BLPOP key 0.5). */
+    AREDIS__CMDF_TIMEOUT_MS = 1 << 3,
+    /* Cannot be part of a MULTI/EXEC batch the library frames: it controls
+     * the transaction itself (MULTI, EXEC, DISCARD, WATCH, RESET), the
+     * server refuses it there (SAVE, SHUTDOWN, SYNC, PSYNC), or the client
+     * would route it to another connection (every BLOCKING command). */
+    AREDIS__CMDF_NO_MULTI = 1 << 4,
+    /* (P|S)(UN)SUBSCRIBE: answered by push frames; only aredis_pubsub
+     * sends them. */
+    AREDIS__CMDF_PUBSUB = 1 << 5,
+    /* Refused by the client as a plain command (SELECT: the database is a
+     * client option). The PUBSUB family is refused too. */
+    AREDIS__CMDF_REFUSED = 1 << 6,
+    /* The second argument names a subcommand with its own entry
+     * ("config|get"). */
+    AREDIS__CMDF_SUBCMD = 1 << 7,
+    /* CLIENT REPLY: the third argument changes whether replies come. */
+    AREDIS__CMDF_CLIENT_REPLY = 1 << 8,
+    /* Its normalisation applies only when WITHSCORES is among the
+     * arguments. */
+    AREDIS__CMDF_WITHSCORES = 1 << 9,
+    /* Its keys are found by parsing its arguments (XREAD ... STREAMS,
+     * SORT ... STORE); first/last/step give only the fixed ones. */
+    AREDIS__CMDF_MOVABLE = 1 << 10,
+};
+
+/* Built-in reshaping of a RESP2 reply into its RESP3 form (normalize.c). */
+enum {
+    AREDIS__NORM_NONE,
+    AREDIS__NORM_MAP,          /* flat array -> map */
+    AREDIS__NORM_SET,          /* array -> set */
+    AREDIS__NORM_PAIRS_DOUBLE, /* m,s,m,s -> [m,s(double)],... */
+    AREDIS__NORM_DOUBLE,       /* bulk -> double */
+    AREDIS__NORM_DOUBLES,      /* array of bulks -> array of doubles */
+};
+
+/* What CLIENT REPLY asks for. */
+enum {
+    AREDIS__CLIENT_REPLY_NONE,
+    AREDIS__CLIENT_REPLY_ON,
+    AREDIS__CLIENT_REPLY_OFF,
+    AREDIS__CLIENT_REPLY_SKIP,
+};
+
+/* One command (or "command|subcommand"). Key positions are those of
+ * Redis's COMMAND INFO: argument indexes counted from the name (0), last
+ * negative counting from the end (-1: the last argument), 0 0 0 for none
+ * at fixed places. */
+typedef struct aredis__cmdinfo {
+    const char *name; /* lower case */
+    uint8_t len;
+    uint8_t norm;     /* AREDIS__NORM_* */
+    uint16_t flags;   /* AREDIS__CMDF_* */
+    int8_t first_key; /* 0: none */
+    int8_t last_key;  /* negative: from the end */
+    int8_t key_step;  /* 2 for MSET's key value pairs */
+    int8_t numkeys;   /* the argument holding a key count, keys right
+                       * after it (EVAL, ZUNION, BLMPOP); 0: none */
+    int8_t timeout;   /* blocking: the timeout argument, -1: the last */
+} aredis__cmdinfo;
+
+/* The entry for a command name (any case), or NULL for a name the table
+ * does not know (such a command is routed and completed like any other;
+ * it is just never re-sent, blocking or reshaped). */
+const aredis__cmdinfo *aredis__cmd_lookup(const char *name, size_t len);
+
+/* What one encoded command is. */
+typedef struct aredis__cmdclass {
+    const aredis__cmdinfo *info; /* the subcommand's entry when it has one;
+                                  * NULL: unknown */
+    unsigned flags;              /* info's, with BLOCKING added for XREAD
+                                  * ... BLOCK */
+    int norm;                    /* AREDIS__NORM_* that applies */
+    int client_reply;            /* AREDIS__CLIENT_REPLY_* */
+    /* BLOCKING commands: how long the server may hold the reply back, in
+     * ms. 0: without limit (BLPOP key 0), and also when the timeout
+     * argument cannot be read (the server will say why). */
+    int64_t block_ms;
+} aredis__cmdclass;
+
+/* Classify an encoded command (trusted: the writer's output). Returns its
+ * argument count. */
+int aredis__cmd_classify(const char *enc, aredis__cmdclass *out);
+
+/* ---- walking an encoded command ----------------------------------------- */
+
+typedef struct aredis__args {
+    const char *p;
+    int left;
+} aredis__args;
+
+/* Start at the beginning of an encoded command; returns its argc. */
+static inline int aredis__args_init(aredis__args *it, const char *enc)
+{
+    const char *p = enc + 1; /* '*' */
+    int argc = 0;
+    while (*p != '\r')
+        argc = argc * 10 + (*p++ - '0');
+    it->p = p + 2;
+    it->left = argc;
+    return argc;
+}
+
+/* The next argument (not NUL-terminated); 0 when there is none left. */
+static inline int aredis__args_next(aredis__args *it, const char **arg,
+                                    size_t *len)
+{
+    if (it->left == 0)
+        return 0;
+    const char *p = it->p + 1; /* '$' */
+    size_t n = 0;
+    while (*p != '\r')
+        n = n * 10 + (size_t)(*p++ - '0');
+    *arg = p + 2;
+    *len = n;
+    it->p = p + 2 + n + 2;
+    it->left--;
+    return 1;
+}
+
+/* 1 when arg (n bytes, any case) is the lower-case word w of wlen bytes. */
+int aredis__word_is(const char *arg, size_t n, const char *w, size_t wlen);
+
+#endif /* AREDIS_UTIL_CMDTABLE_H */

@@ -1,0 +1,143 @@
+/* Memory use per command, against the real standalone server, counted
+ * through allocator hooks (include/aredis/alloc.h):
+ *   - the blocking facade's steady state allocates nothing: after a
+ *     warm-up, SET, GET and INCR through aredis_sync_command(), each reply
+ *     freed, run without a single allocation;
+ *   - after a burst of commands has completed, the client does not keep
+ *     the burst's spent records: blocks still allocated return to about
+ *     where they were before it. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aredis/aredis.h"
+#include "testenv.h"
+
+static long allocs; /* calls that allocate */
+static long live;   /* blocks allocated and not freed */
+
+static void *count_malloc(size_t n)
+{
+    allocs++;
+    live++;
+    return malloc(n);
+}
+
+static void *count_calloc(size_t n, size_t size)
+{
+    allocs++;
+    live++;
+    return calloc(n, size);
+}
+
+static void *count_realloc(void *p, size_t n)
+{
+    allocs++;
+    if (p == NULL)
+        live++;
+    return realloc(p, n);
+}
+
+static void count_free(void *p)
+{
+    if (p != NULL)
+        live--;
+    free(p);
+}
+
+static void command(aredis_sync *s, int type, const char *fmt, const char *key,
+                    const char *val)
+{
+    aredis_reply *r = aredis_sync_command(s, fmt, key, val);
+    cr_assert_not_null(r);
+    cr_assert_eq(r->type, type, "%s: type %d: %.*s", fmt, r->type, (int)r->len,
+                 r->str ? r->str : "");
+    aredis_reply_free(r);
+}
+
+Test(alloc, blocking_facade_steady_state_allocates_nothing)
+{
+    testenv_server srv;
+    cr_assert_eq(testenv_server_load(&srv, NULL), 0, "%s", testenv_errstr());
+    aredis_allocator a = {count_malloc, count_calloc, count_realloc,
+                          count_free};
+    cr_assert_eq(aredis_set_allocator(&a), 0);
+    aredis_status st;
+    aredis_sync *s = aredis_sync_connect(
+        &(aredis_options){.host = srv.host, .port = srv.port}, &st);
+    cr_assert_not_null(s, "%s", st.msg);
+    char key[64], ctr[64], val[200];
+    testenv_key(key, sizeof key, "sync-alloc");
+    testenv_key(ctr, sizeof ctr, "sync-alloc-n");
+    memset(val, 'v', sizeof val - 1);
+    val[sizeof val - 1] = '\0';
+    for (int round = 0; round < 2; round++) {
+        long before = allocs;
+        for (int i = 0; i < (round == 0 ? 100 : 1000); i++) {
+            command(s, AREDIS_REPLY_STATUS, "SET %s %s", key, val);
+            command(s, AREDIS_REPLY_STRING, "GET %s", key, NULL);
+            command(s, AREDIS_REPLY_INTEGER, "INCR %s", ctr, NULL);
+        }
+        /* Round 0 warms up (buffers grow, the reply block is made). */
+        if (round == 1)
+            cr_assert_eq(allocs, before,
+                         "%ld allocations in 3,000 commands after the "
+                         "warm-up",
+                         allocs - before);
+    }
+    command(s, AREDIS_REPLY_INTEGER, "DEL %s", key, NULL);
+    command(s, AREDIS_REPLY_INTEGER, "DEL %s", ctr, NULL);
+    aredis_sync_free(s);
+    aredis_set_allocator(NULL);
+}
+
+static int done_count;
+
+static void on_done(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    (void)ud;
+    cr_assert_neq(r->type, AREDIS_REPLY_ERROR, "%.*s", (int)r->len, r->str);
+    done_count++;
+}
+
+static void burst(aredis_loop *loop, aredis_client *c, int n)
+{
+    done_count = 0;
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(aredis_command(c, on_done, NULL, "PING"), 0);
+    for (int t = 0; t < 1000 && done_count < n; t++)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(done_count, n);
+}
+
+/* 2,000 commands at once need 2,000 records; once they have completed,
+ * an idle client keeps a few for reuse, not all of them (it kept up to
+ * 1,024, ~150 KB, before). */
+Test(alloc, spent_records_are_released_after_a_burst)
+{
+    testenv_server srv;
+    cr_assert_eq(testenv_server_load(&srv, NULL), 0, "%s", testenv_errstr());
+    aredis_allocator a = {count_malloc, count_calloc, count_realloc,
+                          count_free};
+    cr_assert_eq(aredis_set_allocator(&a), 0);
+    aredis_loop *loop = aredis_loop_new();
+    aredis_client *c = aredis_client_new(
+        loop, &(aredis_options){.host = srv.host, .port = srv.port}, NULL);
+    cr_assert_not_null(c);
+    burst(loop, c, 10); /* connected, buffers grown */
+    long before = live;
+    burst(loop, c, 2000);
+    cr_assert_leq(live - before, 100,
+                  "%ld more blocks allocated after the burst than before",
+                  live - before);
+    /* The window a steady load needs is still recycled. */
+    long calls = allocs;
+    burst(loop, c, 50);
+    cr_assert_eq(allocs, calls, "%ld allocations for 50 commands",
+                 allocs - calls);
+    aredis_client_free(c);
+    aredis_loop_free(loop);
+    aredis_set_allocator(NULL);
+}
