@@ -394,8 +394,8 @@ Test(pipeline, blocking_and_refused_commands)
     for (size_t i = 0; i < sizeof no_multi / sizeof *no_multi; i++) {
         aredis_pipeline_command(p, "INCR counted");
         aredis_pipeline_command(p, no_multi[i]);
-        cr_assert_eq(aredis_pipeline_execute(p, keep, &g), AREDIS_ENOTSUP, "%s",
-                     no_multi[i]);
+        cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g),
+                     AREDIS_ENOTSUP, "%s", no_multi[i]);
         aredis_pipeline_reset(p);
     }
     /* Commands the client refuses would be missing from the batch: the
