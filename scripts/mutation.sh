@@ -385,9 +385,9 @@ equivalent: a second guard: every completion path takes the command out of each 
 
 === pool-01 pool src/node/pool.c
 ---
-    if (n->pool_size >= c->cfg.pool_max)
+        if (l == NULL && n->pool_size < c->cfg.pool_max &&
 +++
-    if (n->pool_size > c->cfg.pool_max)
+        if (l == NULL && n->pool_size <= c->cfg.pool_max &&
 
 === pool-02 pool src/node/pool.c
 ---
@@ -402,6 +402,7 @@ equivalent: a second guard: every completion path takes the command out of each 
     cmd->wait_until = aredis__now_ms() + 2 * c->cfg.pool_wait_ms;
 
 === pool-04 pool src/node/pool.c
+equivalent: its one caller that can meet a busy link (the DISCONNECTED event, connection IDLE) leaves only completions already decided, which are delivered whatever the link does next; complete() checks idleness itself
 ---
     if (l->borrowed || !aredis__conn_idle(&l->conn) || c->freeing)
         return;

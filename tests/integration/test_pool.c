@@ -85,9 +85,14 @@ Test(pool, bounded_with_a_wait)
     testenv_key(key, sizeof key, "bounded");
     result first = {0}, second = {0};
     aredis_command(c, keep, &first, "BLPOP %s 1", key);
+    int64_t t0 = testenv_now_ms();
     aredis_command(c, keep, &second, "BLPOP %s 1", key);
     cr_assert(testloop_run_until(loop, &second.done, 3000));
+    int64_t waited = testenv_now_ms() - t0;
     cr_assert_eq(second.code, AREDIS_EBUSY, "%d: %s", second.code, second.text);
+    cr_assert(waited >= 280 && waited < 550,
+              "waited %lld ms for a connection, pool_wait_ms is 300",
+              (long long)waited);
     cr_assert(strstr(second.text, "pool_wait_ms") != NULL, "%s", second.text);
     cr_assert(testloop_run_until(loop, &first.done, 3000));
     cr_assert_eq(first.type, AREDIS_REPLY_NIL, "BLPOP timed out server-side");
