@@ -763,22 +763,34 @@ Test(pubsub, resubscribe_resp2)
     resubscribe_after_kill(2);
 }
 
-static _Atomic int thread_messages;
+/* Messages the thread's handler saw, by kind. */
+static _Atomic int thread_messages, thread_pmessages, thread_smessages;
 
 static void thread_handler(aredis_pubsub *ps, const aredis_pubsub_message *m,
                            void *ud)
 {
     (void)ps;
     (void)ud;
-    if (m->kind == AREDIS_PUBSUB_MESSAGE && strcmp(m->data, "to-thread") == 0)
+    if (m->data == NULL || strcmp(m->data, "to-thread") != 0)
+        return;
+    if (m->kind == AREDIS_PUBSUB_MESSAGE)
         thread_messages++;
+    else if (m->kind == AREDIS_PUBSUB_PMESSAGE)
+        thread_pmessages++;
+    else if (m->kind == AREDIS_PUBSUB_SMESSAGE)
+        thread_smessages++;
 }
 
+/* The thread mode subscribes each kind as what it is: a channel, a
+ * pattern, a shard channel. */
 Test(pubsub, thread_mode)
 {
-    char url[128], ch[64];
+    char url[128], ch[64], pat[80], pch[80], shard[80];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", srv.port);
     testenv_key(ch, sizeof ch, "thread");
+    snprintf(pat, sizeof pat, "%s.p.*", ch);
+    snprintf(pch, sizeof pch, "%s.p.x", ch);
+    snprintf(shard, sizeof shard, "%s.s", ch);
     aredis_status st;
     aredis_pubsub_sub bad = {AREDIS_PUBSUB_SUBSCRIBE, ch, NULL, NULL};
     cr_assert_null(aredis_pubsub_thread_start(&(aredis_options){.url = url},
@@ -786,20 +798,30 @@ Test(pubsub, thread_mode)
     cr_assert_eq(st.code, AREDIS_EINVAL);
     cr_assert(strstr(st.msg, "handler") != NULL, "%s", st.msg);
 
-    aredis_pubsub_sub good = {AREDIS_PUBSUB_SUBSCRIBE, ch, thread_handler,
-                              NULL};
-    aredis_pubsub_thread *t = aredis_pubsub_thread_start(
-        &(aredis_options){.url = url}, &good, 1, &st);
+    aredis_pubsub_sub good[] = {
+        {AREDIS_PUBSUB_SUBSCRIBE, ch, thread_handler, NULL},
+        {AREDIS_PUBSUB_PSUBSCRIBE, pat, thread_handler, NULL},
+        {AREDIS_PUBSUB_SSUBSCRIBE, shard, thread_handler, NULL},
+    };
+    aredis_pubsub_thread *t =
+        aredis_pubsub_thread_start(&(aredis_options){.url = url}, good, 3, &st);
     cr_assert_not_null(t, "%s", st.msg);
     aredis_sync *s = aredis_sync_connect(&(aredis_options){.url = url}, &st);
     cr_assert_not_null(s, "%s", st.msg);
-    for (int tries = 0; thread_messages == 0 && tries < 200; tries++) {
-        aredis_reply *r = aredis_sync_command(s, "PUBLISH %s to-thread", ch);
-        aredis_reply_free(r);
+    for (int tries = 0; (thread_messages == 0 || thread_pmessages == 0 ||
+                         thread_smessages == 0) &&
+                        tries < 200;
+         tries++) {
+        aredis_reply_free(aredis_sync_command(s, "PUBLISH %s to-thread", ch));
+        aredis_reply_free(aredis_sync_command(s, "PUBLISH %s to-thread", pch));
+        aredis_reply_free(
+            aredis_sync_command(s, "SPUBLISH %s to-thread", shard));
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    cr_assert_geq(thread_messages, 1);
+    cr_assert_geq(thread_messages, 1, "channel");
+    cr_assert_geq(thread_pmessages, 1, "pattern");
+    cr_assert_geq(thread_smessages, 1, "shard channel");
     aredis_pubsub_thread_stop(t);
     aredis_sync_free(s);
 }
