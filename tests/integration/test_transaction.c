@@ -247,6 +247,39 @@ static void misuse_done(aredis_client *c, const aredis_reply *r, void *ud)
     testgot_keep(c, r, &t->result);
 }
 
+static void refused_body(aredis_pipeline *p, void *ud)
+{
+    misuse *t = ud;
+    t->fn_calls++;
+    cr_assert_eq(aredis_pipeline_multi(p), 0);
+    cr_assert_eq(aredis_pipeline_command(p, "NOSUCHCOMMAND-%d", t->fn_calls),
+                 0);
+    cr_assert_eq(aredis_transaction_commit(p), 0);
+}
+
+/* Only a lost WATCH race is retried: an EXEC refused for another reason
+ * (EXECABORT: a command the server refused to queue) ends the transaction
+ * at once, with the server's error. */
+Test(transaction, an_exec_refused_otherwise_is_not_retried)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = testclient_new(loop, url);
+    char k[64];
+    testenv_key(k, sizeof k, "refused");
+    const char *keys[] = {k};
+    misuse t = {0};
+    cr_assert_eq(
+        aredis_transaction(c, NULL, refused_body, misuse_done, &t, 1, keys), 0);
+    cr_assert(testloop_run_until(loop, &t.result.calls, 5000));
+    cr_assert_eq(t.result.r->type, AREDIS_REPLY_ERROR);
+    cr_assert_neq(t.result.r->code, AREDIS_EWATCH, "%s", t.result.r->str);
+    cr_assert(strstr(t.result.r->str, "EXECABORT") != NULL, "%s",
+              t.result.r->str);
+    cr_assert_eq(t.fn_calls, 1, "retried %d times", t.fn_calls - 1);
+    testgot_clear(&t.result);
+    testclient_finish(loop, c);
+}
+
 Test(transaction, abort_empty_commit_and_misuse)
 {
     aredis_loop *loop = testloop_new();
