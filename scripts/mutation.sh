@@ -46,7 +46,7 @@ area_tests() {
     resp)        echo 'integration\.test_resp_server$|faults\.test_hostile$' ;;
     conn)        echo 'integration\.test_client$|faults\.test_(hostile|handshake|faults|reentry)$' ;;
     link)        echo 'faults\.test_(faults|reentry|extras)$|integration\.test_client$' ;;
-    client)      echo 'integration\.test_(client|close|pool)$|faults\.test_faults$' ;;
+    client)      echo 'integration\.test_(client|close|pool|alloc)$|faults\.test_faults$' ;;
     pool)        echo 'integration\.test_pool$|faults\.test_faults$' ;;
     pubsub)      echo 'integration\.test_pubsub$' ;;
     pipeline)    echo 'integration\.test_pipeline$|faults\.test_extras$' ;;
