@@ -44,13 +44,13 @@ test_timeout=${AREDIS_MUTATION_TIMEOUT:-120}
 area_tests() {
   case $1 in
     resp)        echo 'integration\.test_resp_server$|faults\.test_hostile$' ;;
-    conn)        echo 'integration\.test_client$|faults\.test_hostile$' ;;
-    link)        echo 'faults\.test_faults$|integration\.test_client$' ;;
-    client)      echo 'integration\.test_client$|faults\.test_faults$' ;;
+    conn)        echo 'integration\.test_client$|faults\.test_(hostile|handshake|faults|reentry)$' ;;
+    link)        echo 'faults\.test_(faults|reentry|extras)$|integration\.test_client$' ;;
+    client)      echo 'integration\.test_(client|close|pool|alloc)$|faults\.test_faults$' ;;
     pool)        echo 'integration\.test_pool$|faults\.test_faults$' ;;
     pubsub)      echo 'integration\.test_pubsub$' ;;
-    pipeline)    echo 'integration\.test_pipeline$' ;;
-    transaction) echo 'integration\.test_transaction$|integration\.test_pipeline$' ;;
+    pipeline)    echo 'integration\.test_pipeline$|faults\.test_extras$' ;;
+    transaction) echo 'integration\.test_transaction$|integration\.test_pipeline$|faults\.test_extras$' ;;
     *) echo "mutation.sh: unknown area $1" >&2; exit 2 ;;
   esac
 }
@@ -75,9 +75,11 @@ mutants() {
 
 === resp-02 resp src/resp/reader.c
 ---
-    if (body[n] != '\r' || body[n + 1] != '\n')
+    if (!is_crlf(body + n))
+        return fail(rd, AREDIS_EPROTO, "bulk string not followed by CRLF");
 +++
     if (body[n] != '\r')
+        return fail(rd, AREDIS_EPROTO, "bulk string not followed by CRLF");
 
 === resp-03 resp src/resp/reader.c
 ---
@@ -121,7 +123,7 @@ mutants() {
 ---
     if (t == ',' && aredis__parse_double(line, llen, &d) != 0)
 +++
-    if (0)
+    if (t == ',' && aredis__parse_double(line, llen, &d) != 0 && 0)
 
 === resp-10 resp src/resp/reader.c
 ---
@@ -135,8 +137,22 @@ mutants() {
 +++
     return len + count_digits(len) + 4;
 
+=== resp-12 resp src/resp/reader.c
+---
+    if (neg || v > rd->lim.max_bulk_len || (size_t)(end - body) < v + 2 ||
++++
+    if (neg || (size_t)(end - body) < v + 2 ||
+
+=== resp-13 resp src/resp/reader.c
+---
+        (*digits == '0' && (q - digits > 1 || neg)))
+        return 0;
++++
+        0)
+        return 0;
+
 === conn-01 conn src/conn/conn.c
-equivalent: a SKIP under CLIENT REPLY OFF can only mark a command that OFF silences already, and ON clears the mark
+equivalent: a SKIP while OFF sets skip_next, but OFF ends only with ON, which clears skip_next too (as the server does), and every command while OFF clears it
 ---
         if (!cn->reply_off)
             cn->skip_next = 1;
@@ -159,7 +175,7 @@ equivalent: a SKIP under CLIENT REPLY OFF can only mark a command that OFF silen
 ---
         if (e == 1 && (cmd == NULL || cmd->end > cn->heard))
 +++
-        if (e == 1 && (cmd == NULL || cmd->end > cn->written))
+        if (e == 1 && cmd == NULL)
 
 === conn-04 conn src/conn/conn.c
 ---
@@ -175,43 +191,57 @@ equivalent: a SKIP under CLIENT REPLY OFF can only mark a command that OFF silen
     cn->out_pos += n;
     cn->written += n + 1;
 
-=== link-01 link src/conn/conn.c
+=== conn-06 conn src/conn/conn.c
+---
+    if (!server || !version)
+        return 0;
++++
+    if (!server && !version)
+        return 0;
+
+=== conn-07 conn src/conn/conn.c
 ---
     } else if (cfg->max_attempts >= 0 && cn->attempts >= cfg->max_attempts) {
 +++
     } else if (cfg->max_attempts >= 0 && cn->attempts > cfg->max_attempts) {
 
-=== link-02 link src/conn/conn.c
+=== conn-08 conn src/conn/conn.c
 ---
     int replay = !(cn->lent && !cn->keep);
 +++
     int replay = 1;
 
-=== link-03 link src/conn/conn.c
+=== conn-09 conn src/conn/conn.c
 ---
             else if (cmd->end > written)
+                bytes = cmd_bytes(cn, cmd); /* never reached the server */
 +++
             else if (cmd->end >= written)
+                bytes = cmd_bytes(cn, cmd); /* never reached the server */
 
-=== link-04 link src/conn/conn.c
+=== conn-10 conn src/conn/conn.c
 ---
             if ((cmd->flags & AREDIS__CC_NO_RESEND) || !replay)
 +++
             if (!replay)
 
-=== link-05 link src/conn/conn.c
+=== conn-11 conn src/conn/conn.c
 ---
         if (cmd->flags & AREDIS__CC_WAS_SENT)
+            fail(cn, cmd, AREDIS_EUNKNOWN, unknown);
 +++
         if (0)
+            fail(cn, cmd, AREDIS_EUNKNOWN, unknown);
 
-=== link-06 link src/conn/conn.c
+=== conn-12 conn src/conn/conn.c
 ---
+    for (int i = 1; i < attempt && d < cfg->backoff_max_ms; i++)
         d *= 2;
 +++
+    for (int i = 1; i < attempt && d < cfg->backoff_max_ms; i++)
         d *= 1;
 
-=== link-07 link src/conn/conn.c
+=== conn-13 conn src/conn/conn.c
 ---
     if (d > cfg->backoff_max_ms)
         d = cfg->backoff_max_ms;
@@ -219,23 +249,78 @@ equivalent: a SKIP under CLIENT REPLY OFF can only mark a command that OFF silen
     if (0)
         d = cfg->backoff_max_ms;
 
-=== link-08 link src/conn/conn.c
+=== conn-14 conn src/conn/conn.c
 ---
-    cn->deadline = 0;
-    cn->attempts = 0;
-    cn->ever_ready = 1;
+    int64_t delay = was_ready ? 0 : backoff_ms(cfg, cn->attempts);
 +++
-    cn->deadline = 0;
-    cn->ever_ready = 1;
+    int64_t delay = backoff_ms(cfg, cn->attempts);
 
-=== link-09 link src/conn/conn.c
+=== conn-15 conn src/conn/conn.c
 ---
     if (cn->state == AREDIS__ST_CONNECTING && cn->addr_next < cn->naddrs) {
 +++
     if (0) {
 
-=== link-10 link src/node/link.c
-equivalent: without the short-read shortcut the driver reads once more and gets WANT_READ: one system call more, nothing else
+=== conn-16 conn src/conn/conn.c
+---
+        } else if (blame && cmd->end <= cn->heard) {
++++
+        } else if (blame && 0) {
+
+=== conn-17 conn src/conn/conn.c
+---
+    if (cn->exclusive && cn->npend == 0 && !cn->keep) {
+        retry = 0;
++++
+    if (cn->exclusive && cn->npend == 0) {
+        retry = 0;
+
+=== link-01 link src/node/link.c
+---
+    if (!(cmd->flags & AREDIS__CMD_DONE)) {
+        if (a->reply != NULL) {
++++
+    {
+        if (a->reply != NULL) {
+
+=== link-02 pool src/node/link.c
+equivalent: the commands the lost connection carried complete after this event, and the last completion gives the link back (complete()); a link that carried none was free already
+---
+        if (l->exclusive && l->conn.state == AREDIS__ST_IDLE && !l->conn.broken)
+            aredis__pool_link_idle(l);
++++
+        if (0)
+            aredis__pool_link_idle(l);
+
+=== link-03 link src/node/link.c
+---
+            aredis__conn_wrote(&l->conn, (size_t)w);
+            continue;
++++
+            aredis__conn_wrote(&l->conn, (size_t)w);
+            return 0;
+
+=== link-04 link src/node/link.c
+---
+    l->conn.lent = l->borrowed;
++++
+    l->conn.lent = 0;
+
+=== link-05 pubsub src/node/link.c
+---
+    l->conn.keep = l->pubsub != NULL;
++++
+    l->conn.keep = 0;
+
+=== link-06 link src/node/link.c
+equivalent: dead code: records are zeroed when made and every command reaches link_submit before any connection carried it, so WAS_SENT is never set there
+---
+    unsigned keep = cmd->cc.flags & AREDIS__CC_WAS_SENT;
++++
+    unsigned keep = 0;
+
+=== link-07 link src/node/link.c
+equivalent: a full read is followed by one more read that returns "would block": one system call more, nothing a caller can observe
 ---
             if (l->c->freeing || (size_t)n < avail)
                 return;
@@ -243,41 +328,29 @@ equivalent: without the short-read shortcut the driver reads once more and gets 
             if (l->c->freeing)
                 return;
 
-=== link-11 link src/node/link.c
+=== client-01 client src/util/heap.c
 ---
-    if (!(cmd->flags & AREDIS__CMD_DONE)) {
-+++
-    if (1) {
-
-=== link-12 link src/node/link.c
-equivalent: aredis__pool_link_idle() checks that the connection is idle again and returns when it is not
----
-    if (l->exclusive && !l->borrowed && aredis__conn_idle(&l->conn) &&
-+++
-    if (l->exclusive && !l->borrowed &&
-
-=== client-01 client src/client/client.c
----
-        if (h[parent]->deadline <= h[i]->deadline)
-+++
-        if (1)
-
-=== client-02 client src/client/client.c
----
-        if (r < n && h[r]->deadline < h[m]->deadline)
-            m = r;
+        if (!before(n, h->v[parent]))
+            break;
 +++
         if (0)
-            m = r;
+            break;
+
+=== client-02 client src/util/heap.c
+---
+        if (child + 1 < h->len && before(h->v[child + 1], h->v[child]))
+            child++;
++++
+        if (0)
+            child++;
 
 === client-03 client src/client/client.c
 ---
-    if ((cmd->flags & AREDIS__CMD_BLOCKING) &&
-        (o == NULL || o->timeout_ms <= 0))
-        timeout = 0;
+    if (o != NULL && o->timeout_ms != 0)
+        timeout = o->timeout_ms;
 +++
-    if (cmd->flags & AREDIS__CMD_BLOCKING)
-        timeout = 0;
+    if (o != NULL && o->timeout_ms != 0 && !(cmd->flags & AREDIS__CMD_BLOCKING))
+        timeout = o->timeout_ms;
 
 === client-04 client src/client/client.c
 ---
@@ -294,6 +367,7 @@ equivalent: aredis__pool_link_idle() checks that the connection is idle again an
     if (c->cfg.max_queued >= 0 && m->conn.npend > (size_t)c->cfg.max_queued &&
 
 === client-06 client src/client/client.c
+equivalent: a second guard: every completion path takes the command out of each structure another path could find it in (deadline heap, pool queue, done list) or checks DONE itself (link completion, cancel list)
 ---
     if (cmd->flags & AREDIS__CMD_DONE)
         return;
@@ -303,15 +377,17 @@ equivalent: aredis__pool_link_idle() checks that the connection is idle again an
 
 === client-07 client src/client/client.c
 ---
-    if (target != NULL && target->conn.broken) {
+        if (unsent)
+            aredis__cmd_free(c, cmd);
 +++
-    if (target != NULL && target->conn.broken && 0) {
+        if (unsent && 0)
+            aredis__cmd_free(c, cmd);
 
 === pool-01 pool src/node/pool.c
 ---
-    if (n->pool_size >= c->cfg.pool_max)
+        if (l == NULL && n->pool_size < c->cfg.pool_max &&
 +++
-    if (n->pool_size > c->cfg.pool_max)
+        if (l == NULL && n->pool_size <= c->cfg.pool_max &&
 
 === pool-02 pool src/node/pool.c
 ---
@@ -326,10 +402,13 @@ equivalent: aredis__pool_link_idle() checks that the connection is idle again an
     cmd->wait_until = aredis__now_ms() + 2 * c->cfg.pool_wait_ms;
 
 === pool-04 pool src/node/pool.c
+equivalent: its one caller that can meet a busy link (the DISCONNECTED event, connection IDLE) leaves only completions already decided, which are delivered whatever the link does next; complete() checks idleness itself
 ---
     if (l->borrowed || !aredis__conn_idle(&l->conn) || c->freeing)
+        return;
 +++
-    if (l->borrowed || l->conn.npend != 0 || c->freeing)
+    if (l->borrowed || c->freeing)
+        return;
 
 === pubsub-01 pubsub src/node/pubsub.c
 ---
@@ -459,10 +538,14 @@ done
 # ---------------------------------------------------------------------------
 tree=$work/tree
 build=$work/build
-mkdir -p "$tree"
 echo "mutation: copying the tree to $tree"
-rsync -a --delete --exclude '.git' --exclude '/build*' --exclude '/fuzz/out' \
-  "$root/" "$tree/"
+# The files git tracks, and the new ones it does not ignore, as they are in
+# the working tree; modification times kept, so the build stays incremental.
+rm -rf "$tree"
+mkdir -p "$tree"
+git -C "$root" ls-files -z --cached --others --exclude-standard |
+  (cd "$root" && xargs -0 sh -c 'for f; do if [ -e "$f" ]; then printf "%s\0" "$f"; fi; done' sh) |
+  tar -C "$root" --null -T - -cf - | tar -C "$tree" -xf -
 if [ ! -f "$build/CMakeCache.txt" ]; then
   CC=${CC:-gcc} cmake -S "$tree" -B "$build" -DCMAKE_BUILD_TYPE=Debug \
     -DAREDIS_ASAN=ON -DAREDIS_UBSAN=ON -DAREDIS_WERROR=ON >"$work/configure.log" 2>&1 ||

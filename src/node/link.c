@@ -324,8 +324,13 @@ static void complete(aredis__link *l, const aredis__conn_action *a)
         }
     }
     aredis__cmd_free(c, cmd);
+    /* The last command of a pooled link done: the link is free again,
+     * whether its connection is up or was lost and not retried (then its
+     * failures complete after the DISCONNECTED event, which found it
+     * still busy). */
     if (l->exclusive && !l->borrowed && aredis__conn_idle(&l->conn) &&
-        l->conn.state == AREDIS__ST_READY)
+        (l->conn.state == AREDIS__ST_READY ||
+         (l->conn.state == AREDIS__ST_IDLE && !l->conn.broken)))
         aredis__pool_link_idle(l);
 }
 

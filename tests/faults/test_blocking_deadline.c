@@ -28,7 +28,7 @@ static struct {
 static void start(int64_t command_timeout_ms)
 {
     cr_assert_eq(faults_server_start(&w.srv, "blockdl", NULL, 0, 0), 0, "%s",
-                 faults_errstr());
+                 testenv_errstr());
     w.loop = aredis_loop_new();
     cr_assert_not_null(w.loop);
     aredis_status st;
@@ -81,7 +81,7 @@ static void finish(void)
     cr_assert_eq(aredis_client_pending(w.c), 0);
     aredis_client_free(w.c);
     aredis_loop_free(w.loop);
-    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", testenv_errstr());
 }
 
 /* Hold every command of the server for ms (CLIENT PAUSE ... ALL). */
@@ -114,7 +114,7 @@ Test(blocking_deadline, server_timeout_answers_nil_not_a_timeout, .timeout = 60)
 {
     start(100);
     ping_ok();
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int b = submit(NULL, "BLPOP blockdl:nil 1");
     int x = submit(NULL, "XREAD BLOCK 300 STREAMS blockdl:s $");
     wait_all(5000);
@@ -132,7 +132,7 @@ Test(blocking_deadline, unbounded_unless_a_per_call_timeout, .timeout = 60)
 {
     start(100);
     ping_ok();
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int forever = submit(NULL, "BLPOP blockdl:forever 0");
     int bounded = submit(&(aredis_cmd_opts){.timeout_ms = 300},
                          "BLPOP blockdl:bounded 0");
@@ -161,7 +161,7 @@ Test(blocking_deadline, paused_server_fails_on_the_deadline, .timeout = 60)
     start(200);
     ping_ok();
     pause_server(3000);
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int b = submit(NULL, "BLPOP blockdl:paused 1");
     int x = submit(NULL, "XREAD BLOCK 500 STREAMS blockdl:s $");
     int wt = submit(NULL, "WAIT 1 300");

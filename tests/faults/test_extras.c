@@ -28,32 +28,26 @@ static struct {
 static void start_server(const char *tag)
 {
     cr_assert_eq(faults_server_start(&w.srv, tag, NULL, 0, 0), 0, "%s",
-                 faults_errstr());
+                 testenv_errstr());
 }
 
 static void start_proxy(void)
 {
     cr_assert_eq(faults_proxy_start(&w.px, w.srv.s.port), 0, "%s",
-                 faults_errstr());
+                 testenv_errstr());
     w.have_px = 1;
 }
 
 static void proxy(const char *line)
 {
     cr_assert_eq(faults_proxy_ctl(&w.px, line, NULL, 0), 0, "%s",
-                 faults_errstr());
+                 testenv_errstr());
 }
 
 static void start_client(int port, aredis_options o)
 {
-    w.loop = aredis_loop_new();
-    cr_assert_not_null(w.loop);
-    o.host = "127.0.0.1";
-    o.port = port;
-    aredis_status st;
-    w.c = aredis_client_new(w.loop, &o, &st);
-    cr_assert_not_null(w.c, "%s", st.msg);
-    aredis_client_set_event_handler(w.c, faults_event_cb, &w.ev);
+    w.c = faults_client_new(&w.loop, port, o, &w.ev);
+    cr_assert_not_null(w.c, "%s", testenv_errstr());
 }
 
 static void finish(void)
@@ -67,7 +61,7 @@ static void finish(void)
     w.loop = NULL;
     if (w.have_px)
         faults_proxy_stop(&w.px);
-    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", testenv_errstr());
 }
 
 static int flag_set(const void *arg)
@@ -142,13 +136,13 @@ Test(extras_faults, transaction_waits_for_server_restart, .timeout = 60)
               "the first transaction did not succeed: %s",
               aredis_err_name(tx.last_code));
 
-    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", testenv_errstr());
     tx.attempts = 0;
     tx.succeeded = 0;
     txn_start();
     faults_run_for(w.loop, 1500);
     int while_down = tx.attempts;
-    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", testenv_errstr());
     cr_assert(faults_run_until(w.loop, flag_set, &tx.succeeded, 15000),
               "the transaction did not succeed after the restart (%d "
               "attempts; last: %s: %s)",
@@ -388,10 +382,10 @@ static void on_release(void *data)
 static int64_t close_and_run(int64_t max_ms)
 {
     aredis_client_set_data(w.c, NULL, on_release);
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     aredis_client_close(w.c);
     cr_assert_eq(aredis_loop_run(w.loop), 0);
-    int64_t took = faults_now_ms() - t0;
+    int64_t took = testenv_now_ms() - t0;
     cr_assert_leq(took, max_ms, "aredis_loop_run() returned after %lld ms",
                   (long long)took);
     cr_assert_eq(released, 1, "the client was not released");
@@ -410,7 +404,7 @@ Test(extras_faults, close_with_server_down, .timeout = 60)
     cr_assert_eq(aredis_command(w.c, on_outcome, &ping, "PING"), 0);
     cr_assert(faults_run_until(w.loop, flag_set, &ping.calls, 5000));
     cr_assert_eq(ping.type, AREDIS_REPLY_STATUS);
-    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", testenv_errstr());
     faults_run_for(w.loop, 100); /* the client sees the connection go */
 
     outcome incr[3], dl = {0};

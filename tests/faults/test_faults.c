@@ -61,20 +61,20 @@ static struct {
 static void start_server(const char *tag, const char *extra, int port, int tls)
 {
     cr_assert_eq(faults_server_start(&w.srv, tag, extra, port, tls), 0, "%s",
-                 faults_errstr());
+                 testenv_errstr());
 }
 
 static void start_proxy(void)
 {
     cr_assert_eq(faults_proxy_start(&w.px, w.srv.s.port), 0, "%s",
-                 faults_errstr());
+                 testenv_errstr());
     w.have_px = 1;
 }
 
 static void proxy(const char *line)
 {
     cr_assert_eq(faults_proxy_ctl(&w.px, line, NULL, 0), 0, "%s",
-                 faults_errstr());
+                 testenv_errstr());
 }
 
 /* A client on port with the given options (host and port filled in), and
@@ -83,16 +83,12 @@ static void proxy(const char *line)
  * far, or `port` for a server that is still to start there. */
 static void start_client(int port, aredis_options o)
 {
-    w.loop = aredis_loop_new();
-    cr_assert_not_null(w.loop);
-    o.host = "127.0.0.1";
-    o.port = port;
     if (o.client_name == NULL)
         o.client_name = "faults-main"; /* only leaked sockets have no name */
-    aredis_status st;
-    w.c = aredis_client_new(w.loop, &o, &st);
-    cr_assert_not_null(w.c, "%s", st.msg);
-    aredis_client_set_event_handler(w.c, faults_event_cb, &w.ev);
+    w.c = faults_client_new(&w.loop, port, o, &w.ev);
+    cr_assert_not_null(w.c, "%s", testenv_errstr());
+    o.host = "127.0.0.1";
+    o.port = port;
     faults_track_init(&w.t, w.cmds, MAX_CMDS);
     int observe = w.have_px ? w.srv.s.port : port;
     if (o.tls.enabled)
@@ -252,7 +248,7 @@ static void finish(void)
     end_all(5000);
     if (w.have_px)
         faults_proxy_stop(&w.px);
-    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", testenv_errstr());
 }
 
 /* A raw connection to the server, named so that the refill driver's
@@ -333,9 +329,9 @@ Test(faults, kill9_inflight_then_restart, .timeout = 60)
     faults_run_for(w.loop, 300); /* all written; the server sleeps */
     cr_assert_eq(w.t.completed, 1, "only the PING may have completed");
 
-    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
-    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", faults_errstr());
-    int64_t healed = faults_now_ms();
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", testenv_errstr());
+    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", testenv_errstr());
+    int64_t healed = testenv_now_ms();
     wait_all(15000);
 
     expect_error(sleep_i, AREDIS_EUNKNOWN, AREDIS_ECLOSED);
@@ -387,8 +383,8 @@ Test(faults, sigstop_past_deadline, .timeout = 60)
     start_client(w.srv.s.port, (aredis_options){0});
     ping_ok(5000);
 
-    cr_assert_eq(faults_server_pause(&w.srv), 0, "%s", faults_errstr());
-    int64_t t0 = faults_now_ms();
+    cr_assert_eq(faults_server_pause(&w.srv), 0, "%s", testenv_errstr());
+    int64_t t0 = testenv_now_ms();
     aredis_cmd_opts dl = {.timeout_ms = 300};
     int first = w.t.sent;
     for (int i = 0; i < 20; i++)
@@ -400,8 +396,8 @@ Test(faults, sigstop_past_deadline, .timeout = 60)
         cr_assert(took >= 250 && took < 2000,
                   "command %d timed out after %lld ms", i, (long long)took);
     }
-    cr_assert_eq(faults_server_resume(&w.srv), 0, "%s", faults_errstr());
-    int64_t healed = faults_now_ms();
+    cr_assert_eq(faults_server_resume(&w.srv), 0, "%s", testenv_errstr());
+    int64_t healed = testenv_now_ms();
 
     int after = w.t.sent;
     for (int i = 0; i < 20; i++)
@@ -439,7 +435,7 @@ Test(faults, client_kill_reconnects_by_itself, .timeout = 60)
     cr_assert_eq(r->type, AREDIS_REPLY_INTEGER);
     cr_assert_geq(r->integer, 1, "no client connection was killed");
     testenv_close(&a);
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
 
     int got = faults_run_until(w.loop, event_seq_after, &from, 5000);
     char evs[2048];
@@ -474,7 +470,7 @@ Test(faults, client_pause_all, .timeout = 60)
                  testenv_errstr());
     cr_assert_eq(r->type, AREDIS_REPLY_STATUS);
     testenv_close(&a);
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
 
     int first = w.t.sent;
     for (int i = 0; i < 50; i++)
@@ -507,7 +503,7 @@ Test(faults, blocking_command_on_exclusive_connection, .timeout = 60)
     start_client(w.srv.s.port, (aredis_options){0});
     ping_ok(5000);
 
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int b = submit(NULL, "BLPOP faults:e:list 2");
     faults_run_for(w.loop, 50); /* BLPOP is on its way and blocking */
     int s = submit(NULL, "DEBUG SLEEP 0.5");
@@ -542,7 +538,7 @@ Test(faults, proxy_delay, .timeout = 60)
     ping_ok(5000);
 
     proxy("delay 100");
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int first = w.t.sent;
     for (int i = 0; i < 20; i++)
         submit(&(aredis_cmd_opts){.timeout_ms = 5000}, "ECHO slow:%d", i);
@@ -573,7 +569,7 @@ Test(faults, proxy_drop_past_deadline, .timeout = 60)
     ping_ok(5000);
 
     proxy("drop on");
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int first = w.t.sent;
     for (int i = 0; i < 10; i++)
         submit(&(aredis_cmd_opts){.timeout_ms = 300}, "ECHO dropped:%d", i);
@@ -586,7 +582,7 @@ Test(faults, proxy_drop_past_deadline, .timeout = 60)
     }
     proxy("reset");
     proxy("cut");
-    int64_t healed = faults_now_ms();
+    int64_t healed = testenv_now_ms();
     int e = submit(&(aredis_cmd_opts){.timeout_ms = 5000}, "ECHO back");
     wait_all(8000);
     expect_string(e, "back");
@@ -635,7 +631,7 @@ Test(faults, proxy_cutafter_mid_reply, .timeout = 60)
     wait_all(8000);
     expect_error(g, AREDIS_EUNKNOWN, 0);
     proxy("reset");
-    int64_t healed = faults_now_ms();
+    int64_t healed = testenv_now_ms();
     int g2 = submit(&(aredis_cmd_opts){.timeout_ms = 5000}, "GET faults:f:big");
     wait_all(8000);
     check_big(g2, 1u << 20);
@@ -654,7 +650,7 @@ Test(faults, proxy_cutafter_read_only_retried, .timeout = 60)
     ping_ok(5000);
 
     proxy("cutafter 1000"); /* applies once: the retry gets through */
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int g = submit(&(aredis_cmd_opts){.timeout_ms = 5000}, "GET faults:f:big");
     wait_all(8000);
     check_big(g, 1u << 20);
@@ -685,7 +681,7 @@ Test(faults, proxy_cut_all, .timeout = 60)
         submit(NULL, "INCR faults:f:cut");
     faults_run_for(w.loop, 150);
     proxy("cut");
-    int64_t healed = faults_now_ms();
+    int64_t healed = testenv_now_ms();
     /* Well under the BLPOP's own 5 s: a written BLPOP must fail now, not
      * be sent again on a new connection. */
     faults_wait_track(w.loop, &w.t, 2000);
@@ -733,7 +729,7 @@ Test(faults, server_starts_late, .timeout = 60)
                  "forever (first: %s)",
                  w.t.completed, aredis_err_name(w.cmds[first].code));
     start_server("late", NULL, port, 0);
-    int64_t healed = faults_now_ms();
+    int64_t healed = testenv_now_ms();
     wait_all(10000);
     for (int i = 0; i < 10; i++) {
         faults_cmd *k = &w.cmds[first + i];
@@ -757,11 +753,11 @@ Test(faults, server_never_starts, .timeout = 60)
     int port = testenv_free_port();
     cr_assert_gt(port, 0);
     start_client(port, (aredis_options){0});
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     for (int i = 0; i < 5; i++)
         submit(NULL, "PING");
     wait_all(10000);
-    int64_t took = faults_now_ms() - t0;
+    int64_t took = testenv_now_ms() - t0;
     for (int i = 0; i < 5; i++)
         expect_error(i, AREDIS_ECONNREFUSED, 0);
     cr_assert_lt(took, 5000, "gave up only after %lld ms", (long long)took);
@@ -797,7 +793,7 @@ Test(faults, queue_bound_while_down, .timeout = 60)
     for (int i = 5; i < 10; i++)
         expect_error(i, AREDIS_EBUSY, 0);
     start_server("queue", NULL, port, 0);
-    int64_t healed = faults_now_ms();
+    int64_t healed = testenv_now_ms();
     wait_all(10000);
     for (int i = 0; i < 5; i++) {
         char want[16];
@@ -822,7 +818,7 @@ Test(faults, queue_wait_while_down, .timeout = 60)
     faults_run_for(w.loop, 300);
     cr_assert_eq(w.t.completed, 0);
     start_server("queuewait", NULL, port, 0);
-    int64_t healed = faults_now_ms();
+    int64_t healed = testenv_now_ms();
     wait_all(10000);
     for (int i = 0; i < 10; i++) {
         char want[16];
@@ -840,7 +836,7 @@ Test(faults, tls_server_restart, .timeout = 60)
 {
     char dir[256], extra[1024], ca[300];
     cr_assert_eq(faults_tls_dir(dir, sizeof dir, extra, sizeof extra), 0, "%s",
-                 faults_errstr());
+                 testenv_errstr());
     snprintf(ca, sizeof ca, "%s/ca.crt", dir);
     start_server("tls", extra, 0, 1);
     start_client(w.srv.s.port,
@@ -855,9 +851,9 @@ Test(faults, tls_server_restart, .timeout = 60)
     for (int i = 0; i < 10; i++)
         submit(NULL, "INCR faults:h:n");
     faults_run_for(w.loop, 200);
-    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
-    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", faults_errstr());
-    int64_t healed = faults_now_ms();
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", testenv_errstr());
+    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", testenv_errstr());
+    int64_t healed = testenv_now_ms();
     wait_all(10000);
     for (int i = first; i < w.t.sent; i++)
         expect_error(i, AREDIS_EUNKNOWN, AREDIS_ECLOSED);
@@ -935,10 +931,10 @@ Test(faults, thread_submit_across_a_crash, .timeout = 60)
     pthread_t th;
     cr_assert_eq(pthread_create(&th, NULL, ts_submitter, &j), 0);
     faults_run_for(w.loop, 40);
-    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", testenv_errstr());
     faults_run_for(w.loop, 50);
-    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", faults_errstr());
-    int64_t healed = faults_now_ms();
+    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", testenv_errstr());
+    int64_t healed = testenv_now_ms();
     /* The loop keeps running while the thread may still submit. */
     faults_run_for(w.loop, 200);
     cr_assert_eq(pthread_join(th, NULL), 0);
@@ -1006,7 +1002,7 @@ Test(faults, client_kill_ends_blocked_blpop, .timeout = 60)
     cr_assert_eq(testenv_command(&a, &r, "CLIENT KILL TYPE normal SKIPME yes"),
                  0, "%s", testenv_errstr());
     testenv_close(&a);
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     faults_wait_track(w.loop, &w.t, 2000);
     cr_assert_eq(w.cmds[b].calls, 1, "the BLPOP outlived its connection");
     expect_error(b, AREDIS_EUNKNOWN, 0);
@@ -1020,7 +1016,7 @@ Test(faults, client_kill_ends_blocked_blpop, .timeout = 60)
                   evs);
     int b2 = submit(&(aredis_cmd_opts){.timeout_ms = 5000},
                     "BLPOP faults:c:list 0.2");
-    int64_t healed = faults_now_ms();
+    int64_t healed = testenv_now_ms();
     wait_all(8000);
     cr_assert_eq(w.cmds[b2].type, AREDIS_REPLY_NIL, "%s: %s",
                  aredis_err_name(w.cmds[b2].code), w.cmds[b2].text);
@@ -1034,7 +1030,7 @@ Test(faults, deadline_while_disconnected, .timeout = 60)
     int port = testenv_free_port();
     cr_assert_gt(port, 0);
     start_client(port, (aredis_options){.reconnect_max_attempts = -1});
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int d = submit(&(aredis_cmd_opts){.timeout_ms = 300}, "PING");
     int n = submit(NULL, "ECHO patient");
     faults_run_for(w.loop, 1000);
@@ -1050,7 +1046,7 @@ Test(faults, deadline_while_disconnected, .timeout = 60)
                  "(%s)",
                  aredis_err_name(w.cmds[n].code));
     start_server("dlate", NULL, port, 0);
-    int64_t healed = faults_now_ms();
+    int64_t healed = testenv_now_ms();
     wait_all(10000);
     expect_string(n, "patient");
     faults_summary("deadline-while-disconnected", &w.t, first_ok_after(healed));
@@ -1085,7 +1081,7 @@ Test(faults, free_with_server_stopped, .timeout = 60)
     start_server("freestop", NULL, 0, 0);
     start_client(w.srv.s.port, (aredis_options){0});
     ping_ok(5000);
-    cr_assert_eq(faults_server_pause(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_pause(&w.srv), 0, "%s", testenv_errstr());
     for (int i = 0; i < 10; i++)
         submit(NULL, "INCR faults:free:n");
     submit(NULL, "BLPOP faults:free:list 5");
@@ -1093,13 +1089,13 @@ Test(faults, free_with_server_stopped, .timeout = 60)
     aredis_client_free(w.c);
     w.c = NULL;
     end_all(0);
-    cr_assert_eq(faults_server_resume(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_resume(&w.srv), 0, "%s", testenv_errstr());
     cr_assert_eq(w.t.completed, w.t.sent);
     cr_assert_eq(w.t.twice, 0);
     for (int i = 1; i < w.t.sent; i++)
         expect_error(i, AREDIS_ECANCELED, 0);
     faults_summary("free-with-server-stopped", &w.t, -1);
-    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", testenv_errstr());
 }
 
 /* The backoff between attempts grows and stays under reconnect_max_ms,
@@ -1165,11 +1161,11 @@ Test(faults, proxy_refuse, .timeout = 60)
     start_proxy();
     proxy("refuse on");
     start_client(w.px.port, (aredis_options){0});
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     for (int i = 0; i < 3; i++)
         submit(NULL, "PING");
     wait_all(8000);
-    int64_t took = faults_now_ms() - t0;
+    int64_t took = testenv_now_ms() - t0;
     for (int i = 0; i < 3; i++) {
         faults_cmd *k = &w.cmds[i];
         cr_assert(k->type == AREDIS_REPLY_ERROR && k->code != AREDIS_EUNKNOWN &&
@@ -1179,7 +1175,7 @@ Test(faults, proxy_refuse, .timeout = 60)
     }
     cr_assert_lt(took, 5000, "gave up after %lld ms", (long long)took);
     proxy("refuse off");
-    int64_t healed = faults_now_ms();
+    int64_t healed = testenv_now_ms();
     ping_ok(5000);
     fprintf(stderr, "proxy-refuse: commands failed with %s after %lld ms\n",
             aredis_err_name(w.cmds[0].code), (long long)took);
@@ -1195,14 +1191,14 @@ Test(faults, proxy_pause_down, .timeout = 60)
     start_client(w.px.port, (aredis_options){0});
     ping_ok(5000);
     proxy("pause on down");
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int first = w.t.sent;
     for (int i = 0; i < 20; i++)
         submit(&(aredis_cmd_opts){.timeout_ms = 5000}, "ECHO held:%d", i);
     faults_run_for(w.loop, 400);
     cr_assert_eq(w.t.completed, first, "replies got through a paused proxy");
     proxy("pause off");
-    int64_t healed = faults_now_ms();
+    int64_t healed = testenv_now_ms();
     wait_all(5000);
     for (int i = 0; i < 20; i++) {
         char want[32];
@@ -1231,10 +1227,10 @@ Test(faults, retryable_when_server_never_returns, .timeout = 60)
         submit(NULL, "GET faults:gone:%d", i);
     }
     faults_run_for(w.loop, 200);
-    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
-    int64_t t0 = faults_now_ms();
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", testenv_errstr());
+    int64_t t0 = testenv_now_ms();
     wait_all(10000);
-    int64_t took = faults_now_ms() - t0;
+    int64_t took = testenv_now_ms() - t0;
     expect_error(s, AREDIS_EUNKNOWN, AREDIS_ECLOSED);
     for (int i = first; i < w.t.sent; i++)
         expect_error(i, AREDIS_EUNKNOWN, 0);
@@ -1255,7 +1251,7 @@ Test(faults, pool_exhausted, .timeout = 60)
     start_client(w.srv.s.port,
                  (aredis_options){.pool_max = 1, .pool_wait_ms = 300});
     ping_ok(5000);
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int b1 = submit(NULL, "BLPOP faults:pool:a 1");
     int b2 = submit(NULL, "BLPOP faults:pool:b 1");
     int p = submit(NULL, "PING");
@@ -1284,11 +1280,11 @@ Test(faults, pool_exhausted, .timeout = 60)
 Test(faults, sigstop_during_connect, .timeout = 60)
 {
     start_server("stopconn", NULL, 0, 0);
-    cr_assert_eq(faults_server_pause(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_pause(&w.srv), 0, "%s", testenv_errstr());
     start_client(w.srv.s.port, (aredis_options){.connect_timeout_ms = 200,
                                                 .reconnect_initial_ms = 50,
                                                 .reconnect_max_ms = 100});
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int i = submit(NULL, "PING");
     wait_all(8000);
     int64_t took = w.cmds[i].at_ms - t0;
@@ -1296,8 +1292,8 @@ Test(faults, sigstop_during_connect, .timeout = 60)
     cr_assert(took >= 600 && took < 4000,
               "4 attempts of 200 ms each, yet failed after %lld ms",
               (long long)took);
-    cr_assert_eq(faults_server_resume(&w.srv), 0, "%s", faults_errstr());
-    int64_t healed = faults_now_ms();
+    cr_assert_eq(faults_server_resume(&w.srv), 0, "%s", testenv_errstr());
+    int64_t healed = testenv_now_ms();
     ping_ok(5000);
     faults_summary("sigstop-during-connect", &w.t, first_ok_after(healed));
     finish();
@@ -1316,9 +1312,9 @@ Test(faults, retry_keeps_its_deadline, .timeout = 60)
     int i = submit(
         &(aredis_cmd_opts){.timeout_ms = 600, .flags = AREDIS_CMD_IDEMPOTENT},
         "SET faults:rd:k v");
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     faults_run_for(w.loop, 200);
-    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", testenv_errstr());
     faults_run_for(w.loop, 800); /* nobody listens during the deadline */
     cr_assert_eq(w.cmds[i].calls, 1,
                  "the deadline passed while the command "
@@ -1328,8 +1324,8 @@ Test(faults, retry_keeps_its_deadline, .timeout = 60)
     cr_assert(took >= 500 && took < 900, "ETIMEDOUT after %lld ms",
               (long long)took);
     expect_error(s, AREDIS_EUNKNOWN, AREDIS_ECLOSED);
-    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", faults_errstr());
-    int64_t healed = faults_now_ms();
+    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", testenv_errstr());
+    int64_t healed = testenv_now_ms();
     /* It timed out: it must not be sent anyway once the server is back. */
     int e = submit(NULL, "EXISTS faults:rd:k");
     wait_all(5000);
@@ -1351,7 +1347,7 @@ Test(faults, timeout_then_crash_completes_once, .timeout = 60)
                                                 .reconnect_max_ms = 100,
                                                 .retry_read_only = 1});
     ping_ok(5000);
-    cr_assert_eq(faults_server_pause(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_pause(&w.srv), 0, "%s", testenv_errstr());
     int first = w.t.sent;
     aredis_cmd_opts dl = {.timeout_ms = 200};
     aredis_cmd_opts dli = {.timeout_ms = 200, .flags = AREDIS_CMD_IDEMPOTENT};
@@ -1362,9 +1358,9 @@ Test(faults, timeout_then_crash_completes_once, .timeout = 60)
     }
     int late = submit(NULL, "INCR faults:tc:late"); /* no deadline */
     wait_until_completed(first + 30, 3000);
-    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
-    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", faults_errstr());
-    int64_t healed = faults_now_ms();
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", testenv_errstr());
+    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", testenv_errstr());
+    int64_t healed = testenv_now_ms();
     wait_all(8000);
     for (int i = first; i < first + 30; i++)
         expect_error(i, AREDIS_ETIMEDOUT, 0);
@@ -1390,9 +1386,9 @@ Test(faults, reconnect_restores_connection_setup, .timeout = 60)
                                                 .reconnect_initial_ms = 50,
                                                 .reconnect_max_ms = 100});
     ping_ok(5000);
-    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
-    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", faults_errstr());
-    int64_t healed = faults_now_ms();
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", testenv_errstr());
+    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", testenv_errstr());
+    int64_t healed = testenv_now_ms();
     int s = submit(NULL, "SET faults:setup:k here");
     int n = submit(NULL, "CLIENT GETNAME");
     wait_all(8000);
@@ -1455,7 +1451,7 @@ Test(faults, no_reconnect_then_next_command, .timeout = 60)
     cr_assert_eq(testenv_command(&a, &r, "CLIENT KILL TYPE normal"), 0, "%s",
                  testenv_errstr());
     testenv_close(&a);
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     faults_run_for(w.loop, 500);
     char evs[2048];
     faults_events_str(&w.ev, evs, sizeof evs);
@@ -1496,9 +1492,9 @@ Test(faults, kill9_during_large_upload, .timeout = 60)
         submit_set(i, val, SZ);
     free(val);
     faults_run_for(w.loop, 500);
-    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
-    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", faults_errstr());
-    int64_t healed = faults_now_ms();
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", testenv_errstr());
+    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", testenv_errstr());
+    int64_t healed = testenv_now_ms();
     wait_all(20000);
     expect_error(s, AREDIS_EUNKNOWN, 0);
     int unknown = 0, closed = 0, ok = 0, bad_tail = 0, bad_tail_i = -1;
@@ -1558,10 +1554,10 @@ Test(faults, wrong_password_fails_with_eauth, .timeout = 60)
 {
     start_server("authbad", "--requirepass right", 0, 0);
     start_client(w.srv.s.port, (aredis_options){.password = "wrong"});
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int i = submit(NULL, "PING");
     wait_all(10000);
-    int64_t took = faults_now_ms() - t0;
+    int64_t took = testenv_now_ms() - t0;
     expect_error(i, AREDIS_EAUTH, 0);
     cr_assert(strstr(w.cmds[i].text, "WRONGPASS") != NULL ||
                   strstr(w.cmds[i].text, "invalid") != NULL,
@@ -1595,7 +1591,7 @@ Test(faults, server_idle_timeout, .timeout = 60)
     cr_assert_geq(faults_events_find(&w.ev, from, AREDIS_CONN_DISCONNECTED, 0),
                   0, "the server's idle close went unnoticed (events: %s)",
                   evs);
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int p = submit(&(aredis_cmd_opts){.timeout_ms = 5000}, "PING");
     int b2 = submit(&(aredis_cmd_opts){.timeout_ms = 5000},
                     "BLPOP faults:idle:list 0.1");
@@ -1611,7 +1607,7 @@ Test(faults, server_idle_timeout, .timeout = 60)
  * sampler may hold one for a moment: try again until the server has room. */
 static void hog_connect(testenv_conn *h)
 {
-    int64_t until = faults_now_ms() + 2000;
+    int64_t until = testenv_now_ms() + 2000;
     for (;;) {
         const aredis_reply *r = NULL;
         if (testenv_connect(h, &w.srv.s) == 0) {
@@ -1621,7 +1617,7 @@ static void hog_connect(testenv_conn *h)
                 return;
             testenv_close(h);
         }
-        cr_assert_lt(faults_now_ms(), until, "no slot for a hog: %s",
+        cr_assert_lt(testenv_now_ms(), until, "no slot for a hog: %s",
                      testenv_errstr());
         faults_run_for(w.loop, 20);
     }
@@ -1659,7 +1655,7 @@ Test(faults, maxclients_during_reconnect, .timeout = 60)
                  evs);
     testenv_close(&hog[0]);
     testenv_close(&hog[1]);
-    int64_t healed = faults_now_ms();
+    int64_t healed = testenv_now_ms();
     wait_all(8000);
     for (int i = 0; i < 5; i++) {
         char want[16];
@@ -1752,7 +1748,7 @@ Test(faults, retryable_written_then_attempts_spent_is_unknown, .timeout = 60)
     faults_run_for(w.loop, 200); /* both written; the server sleeps */
     cr_assert_eq(w.cmds[i].calls, 0);
     int from = w.ev.n;
-    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", testenv_errstr());
     wait_all(5000);
     expect_error(s, AREDIS_EUNKNOWN, 0);
     expect_error(i, AREDIS_EUNKNOWN, 0);
@@ -1765,7 +1761,7 @@ Test(faults, retryable_written_then_attempts_spent_is_unknown, .timeout = 60)
                  "%d RECONNECTING events before the retried command failed, "
                  "with reconnect_max_attempts = 2 (events: %s)",
                  n, evs);
-    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_restart(&w.srv), 0, "%s", testenv_errstr());
     int e = submit(NULL, "EXISTS faults:spent:k");
     wait_all(5000);
     cr_assert_eq(w.cmds[e].integer, 0, "the SET was sent after it failed");
@@ -1783,7 +1779,7 @@ static int cmd_done(const void *arg)
  * fires at 300 ms, not when the earlier command's deadline does. */
 static void short_behind_long(const char *what)
 {
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int lng = submit(&(aredis_cmd_opts){.timeout_ms = 2000}, "ECHO long");
     int sht = submit(&(aredis_cmd_opts){.timeout_ms = 300}, "ECHO short");
     faults_run_until(w.loop, cmd_done, &sht, 1500);
@@ -1810,15 +1806,15 @@ Test(faults, short_deadline_behind_long_one, .timeout = 60)
     start_proxy();
     start_client(w.px.port, (aredis_options){0});
     ping_ok(5000);
-    cr_assert_eq(faults_server_pause(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_pause(&w.srv), 0, "%s", testenv_errstr());
     short_behind_long("server stopped");
-    cr_assert_eq(faults_server_resume(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_resume(&w.srv), 0, "%s", testenv_errstr());
     ping_ok(5000);
     proxy("drop on");
     short_behind_long("proxy dropping");
     proxy("reset");
     proxy("cut"); /* the stream lost its requests: start afresh */
-    int64_t healed = faults_now_ms();
+    int64_t healed = testenv_now_ms();
     ping_ok(5000);
     faults_summary("short-deadline-behind-long", &w.t, first_ok_after(healed));
     finish();

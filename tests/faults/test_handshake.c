@@ -33,18 +33,12 @@ static void broken_handshake(const char *script, const char *what)
     memset(&h, 0, sizeof h);
     const char *const extra[] = {"--then", "normal", NULL};
     cr_assert_eq(faults_fake_start(&h.fake, script, extra), 0, "%s",
-                 faults_errstr());
-    h.loop = aredis_loop_new();
-    cr_assert_not_null(h.loop);
-    aredis_status st;
-    h.c = aredis_client_new(h.loop,
-                            &(aredis_options){.host = "127.0.0.1",
-                                              .port = h.fake.port,
-                                              .reconnect_initial_ms = 10,
-                                              .reconnect_max_ms = 20},
-                            &st);
-    cr_assert_not_null(h.c, "%s", st.msg);
-    aredis_client_set_event_handler(h.c, faults_event_cb, &h.ev);
+                 testenv_errstr());
+    h.c = faults_client_new(
+        &h.loop, h.fake.port,
+        (aredis_options){.reconnect_initial_ms = 10, .reconnect_max_ms = 20},
+        &h.ev);
+    cr_assert_not_null(h.c, "%s", testenv_errstr());
     faults_track_init(&h.t, h.cmds, 8);
     int i = faults_send(&h.t, h.c, &(aredis_cmd_opts){.timeout_ms = 3000},
                         "GET key");

@@ -38,15 +38,9 @@ static void hostile_start(hostile *h, const char *script,
 {
     memset(h, 0, sizeof *h);
     cr_assert_eq(faults_fake_start(&h->fake, script, extra), 0, "%s",
-                 faults_errstr());
-    h->loop = aredis_loop_new();
-    cr_assert_not_null(h->loop);
-    o.host = "127.0.0.1";
-    o.port = h->fake.port;
-    aredis_status st;
-    h->c = aredis_client_new(h->loop, &o, &st);
-    cr_assert_not_null(h->c, "%s", st.msg);
-    aredis_client_set_event_handler(h->c, faults_event_cb, &h->ev);
+                 testenv_errstr());
+    h->c = faults_client_new(&h->loop, h->fake.port, o, &h->ev);
+    cr_assert_not_null(h->c, "%s", testenv_errstr());
     faults_track_init(&h->t, h->cmds, 16);
 }
 
@@ -104,7 +98,7 @@ static void protocol_case_opts(const char *script, aredis_options opts,
     const char *const extra[] = {"--then", "normal", NULL};
     hostile_start(&h, script, extra, opts);
     long mark = faults_rss_mark_kb();
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     aredis_cmd_opts o = {.timeout_ms = 5000};
     for (int i = 0; i < 3; i++)
         cr_assert_geq(faults_send(&h.t, h.c, &o, "GET key%d", i), 0);
@@ -195,7 +189,7 @@ Test(hostile, stray_reply, .timeout = 30)
     hostile h;
     const char *const extra[] = {"--then", "normal", NULL};
     hostile_start(&h, "stray", extra, (aredis_options){0});
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int got = faults_run_until(h.loop, disconnected, &h.ev, 5000);
     char evs[1024];
     faults_events_str(&h.ev, evs, sizeof evs);
@@ -219,7 +213,7 @@ Test(hostile, silent_server, .timeout = 30)
     hostile h;
     const char *const extra[] = {"--then", "normal", "--hold-ms", "800", NULL};
     hostile_start(&h, "silent", extra, (aredis_options){0});
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int i = faults_send(&h.t, h.c, &(aredis_cmd_opts){.timeout_ms = 300},
                         "GET key");
     cr_assert_geq(i, 0);
@@ -249,7 +243,7 @@ Test(hostile, silent_accept_connect_timeout, .timeout = 30)
         &h, "silent-accept", extra,
         (aredis_options){.connect_timeout_ms = 300,
                          .reconnect_max_attempts = AREDIS_NO_RECONNECT});
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int i = faults_send(&h.t, h.c, NULL, "GET key");
     cr_assert_geq(i, 0);
     cr_assert(faults_wait_track(h.loop, &h.t, 5000),
@@ -303,7 +297,7 @@ Test(hostile, endless_bulk, .timeout = 30)
     const char *const extra[] = {"--then", "normal", "--hold-ms", "200", NULL};
     hostile_start(&h, "endlessbulk", extra, (aredis_options){0});
     long mark = faults_rss_mark_kb();
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int i = faults_send(&h.t, h.c, &(aredis_cmd_opts){.timeout_ms = 500},
                         "GET big");
     cr_assert_geq(i, 0);
@@ -334,7 +328,7 @@ Test(hostile, endless_bulk_over_max_buffer, .timeout = 30)
     hostile_start(&h, "endlessbulk", extra,
                   (aredis_options){.limits = {.max_buffer = 1u << 20}});
     long mark = faults_rss_mark_kb();
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int i = faults_send(&h.t, h.c, &(aredis_cmd_opts){.timeout_ms = 10000},
                         "GET big");
     cr_assert_geq(i, 0);

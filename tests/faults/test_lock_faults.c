@@ -70,17 +70,17 @@ typedef struct pair {
 static void pair_start(pair *p)
 {
     cr_assert_eq(faults_server_start(&p->m, "lockm", NULL, 0, 0), 0, "%s",
-                 faults_errstr());
+                 testenv_errstr());
     cr_assert_eq(faults_proxy_start(&p->px, p->m.s.port), 0, "%s",
-                 faults_errstr());
+                 testenv_errstr());
     char extra[96];
     snprintf(extra, sizeof extra, "--replicaof 127.0.0.1 %d", p->px.port);
     cr_assert_eq(faults_server_start(&p->r, "lockr", extra, 0, 0), 0, "%s",
-                 faults_errstr());
-    int64_t end = faults_now_ms() + 20000;
+                 testenv_errstr());
+    int64_t end = testenv_now_ms() + 20000;
     while (!(info_has(p->r.s.port, "master_link_status:up") &&
              info_has(p->m.s.port, "state=online")) &&
-           faults_now_ms() < end)
+           testenv_now_ms() < end)
         usleep(20000);
     cr_assert(info_has(p->r.s.port, "master_link_status:up"),
               "the replica never synchronised");
@@ -105,7 +105,7 @@ static void on_done(aredis_lock *l, int status, void *ud)
     done *d = ud;
     d->calls++;
     d->status = status;
-    d->at_ms = faults_now_ms();
+    d->at_ms = testenv_now_ms();
 }
 
 static int flag_set(const void *arg)
@@ -163,7 +163,7 @@ Test(lock_faults, replica_link_blackholed_acquire_fails_and_key_is_gone)
     aredis_lock *l = replicated(c, "bh", 200);
 
     cr_assert_eq(faults_proxy_ctl(&p.px, "drop on", NULL, 0), 0, "%s",
-                 faults_errstr());
+                 testenv_errstr());
     int failed = 0;
     for (int round = 0; round < 3; round++) {
         d = (done){0};
@@ -203,7 +203,7 @@ Test(lock_faults, acknowledged_lock_survives_kill9_and_promotion)
         cr_assert(faults_run_until(loop, flag_set, &d, 10000));
         cr_assert_eq(d.status, 0, "%s", aredis_err_name(d.status));
 
-        cr_assert_eq(faults_server_kill9(&p.m), 0, "%s", faults_errstr());
+        cr_assert_eq(faults_server_kill9(&p.m), 0, "%s", testenv_errstr());
         testenv_conn tc;
         const aredis_reply *r =
             blocking_cmd(&tc, p.r.s.port, "REPLICAOF NO %s", "ONE");
@@ -247,7 +247,7 @@ Test(lock_faults, kill9_while_wait_pends_completes_once_with_an_error)
         cr_assert_eq(aredis_lock_acquire(l, 0, on_done, &d), 0);
         faults_run_for(loop, 300);
         cr_assert_eq(d.calls, 0, "WAIT is pending");
-        cr_assert_eq(faults_server_kill9(&p.m), 0, "%s", faults_errstr());
+        cr_assert_eq(faults_server_kill9(&p.m), 0, "%s", testenv_errstr());
         cr_assert(faults_run_until(loop, flag_set, &d, 5000));
         faults_run_for(loop, 300);
         fprintf(stderr,
@@ -272,7 +272,7 @@ Test(lock_faults, watchdog_reports_the_loss_once_when_the_server_stops)
     for (int round = 0; round < 3; round++) {
         faults_server s;
         cr_assert_eq(faults_server_start(&s, "lockwd", NULL, 0, 0), 0, "%s",
-                     faults_errstr());
+                     testenv_errstr());
         aredis_loop *loop = aredis_loop_new();
         aredis_client *c = client_on(loop, s.s.port);
         done lost = {0};
@@ -292,8 +292,8 @@ Test(lock_faults, watchdog_reports_the_loss_once_when_the_server_stops)
         faults_run_for(loop, 700);
         cr_assert_eq(lost.calls, 0, "kept alive meanwhile");
         int64_t left = aredis_lock_validity_ms(l);
-        int64_t t0 = faults_now_ms();
-        cr_assert_eq(faults_server_stop(&s), 0, "%s", faults_errstr());
+        int64_t t0 = testenv_now_ms();
+        cr_assert_eq(faults_server_stop(&s), 0, "%s", testenv_errstr());
         cr_assert(faults_run_until(loop, flag_set, &lost, 5000),
                   "the loss was reported");
         int64_t after = lost.at_ms - t0;

@@ -142,20 +142,15 @@ static void run_scenario(int protocol)
     w.calls = calloc(MAX_CMDS, 1);
     cr_assert_not_null(w.calls);
     cr_assert_eq(faults_server_start(&w.srv, "reentry", NULL, 0, 0), 0, "%s",
-                 faults_errstr());
-    w.loop = aredis_loop_new();
-    cr_assert_not_null(w.loop);
-    aredis_status st;
-    w.c = aredis_client_new(w.loop,
-                            &(aredis_options){.host = "127.0.0.1",
-                                              .port = w.srv.s.port,
-                                              .protocol = protocol,
-                                              .reconnect_max_attempts = -1,
-                                              .reconnect_initial_ms = 10,
-                                              .reconnect_max_ms = 50,
-                                              .command_timeout_ms = 3000},
-                            &st);
-    cr_assert_not_null(w.c, "%s", st.msg);
+                 testenv_errstr());
+    w.c = faults_client_new(&w.loop, w.srv.s.port,
+                            (aredis_options){.protocol = protocol,
+                                             .reconnect_max_attempts = -1,
+                                             .reconnect_initial_ms = 10,
+                                             .reconnect_max_ms = 50,
+                                             .command_timeout_ms = 3000},
+                            NULL);
+    cr_assert_not_null(w.c, "%s", testenv_errstr());
     aredis_client_set_event_handler(w.c, on_event, NULL);
     w.refill = 1;
     for (int i = 0; i < WINDOW; i++)
@@ -170,10 +165,11 @@ static void run_scenario(int protocol)
         if (round % 2 == 0) {
             client_kill();
         } else {
-            cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s", faults_errstr());
+            cr_assert_eq(faults_server_kill9(&w.srv), 0, "%s",
+                         testenv_errstr());
             settle(30); /* a few failed attempts while it is down */
             cr_assert_eq(faults_server_restart(&w.srv), 0, "%s",
-                         faults_errstr());
+                         testenv_errstr());
         }
         cr_assert(faults_run_until(w.loop, connected_since, &seen, 5000),
                   "round %d: never reconnected", round);
@@ -202,9 +198,9 @@ static void run_scenario(int protocol)
 
     /* Idle: the loop waits instead of spinning (about 10 turns of 100 ms
      * in a second; a leaked watcher on a dead socket makes thousands). */
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     int turns = 0;
-    while (faults_now_ms() - t0 < 1000) {
+    while (testenv_now_ms() - t0 < 1000) {
         aredis_loop_run_once(w.loop, 100);
         turns++;
     }
@@ -212,9 +208,9 @@ static void run_scenario(int protocol)
 
     /* Freed, the client leaves nothing that keeps the loop alive. */
     aredis_client_free(w.c);
-    t0 = faults_now_ms();
+    t0 = testenv_now_ms();
     int alive = 1;
-    while (alive == 1 && faults_now_ms() - t0 < 1000)
+    while (alive == 1 && testenv_now_ms() - t0 < 1000)
         alive = aredis_loop_run_once(w.loop, 50);
     cr_assert_eq(alive, 0,
                  "the loop still had work 1 s after aredis_client_free()");
@@ -225,7 +221,7 @@ static void run_scenario(int protocol)
             "from_events=%d reconnects=%d\n",
             protocol, w.sent, w.completed, w.ok, w.errors, w.from_events,
             w.connected);
-    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", testenv_errstr());
     free(w.calls);
 }
 

@@ -57,7 +57,7 @@ static int quiet_for(testenv_conn *c, int ms)
 
 static void ctl(faults_proxy *p, const char *line)
 {
-    cr_assert_eq(faults_proxy_ctl(p, line, NULL, 0), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_proxy_ctl(p, line, NULL, 0), 0, "%s", testenv_errstr());
 }
 
 /* ---- the proxy ---------------------------------------------------------- */
@@ -88,24 +88,24 @@ Test(tools, proxy_delays_holds_and_keeps_order, .timeout = 30)
     faults_fake f;
     faults_proxy p;
     cr_assert_eq(faults_fake_start(&f, "normal", NULL), 0, "%s",
-                 faults_errstr());
-    cr_assert_eq(faults_proxy_start(&p, f.port), 0, "%s", faults_errstr());
+                 testenv_errstr());
+    cr_assert_eq(faults_proxy_start(&p, f.port), 0, "%s", testenv_errstr());
     testenv_conn c;
     conn_to(&c, p.port);
     const aredis_reply *r = NULL;
 
     ctl(&p, "delay 100");
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     cr_assert_eq(testenv_command(&c, &r, "PING"), 0, "%s", testenv_errstr());
-    int64_t rtt = faults_now_ms() - t0;
+    int64_t rtt = testenv_now_ms() - t0;
     cr_assert_str_eq(r->str, "PONG");
     cr_assert(rtt >= 195 && rtt < 1000, "delay 100 both ways: RTT %lld ms",
               (long long)rtt);
     ctl(&p, "delay 100 down");
     ctl(&p, "delay 0 up");
-    t0 = faults_now_ms();
+    t0 = testenv_now_ms();
     cr_assert_eq(testenv_command(&c, &r, "PING"), 0, "%s", testenv_errstr());
-    rtt = faults_now_ms() - t0;
+    rtt = testenv_now_ms() - t0;
     cr_assert(rtt >= 95 && rtt < 195, "delay 100 down: RTT %lld ms",
               (long long)rtt);
     ctl(&p, "reset");
@@ -135,8 +135,8 @@ Test(tools, proxy_drop_is_a_blackhole, .timeout = 30)
     faults_fake f;
     faults_proxy p;
     cr_assert_eq(faults_fake_start(&f, "normal", NULL), 0, "%s",
-                 faults_errstr());
-    cr_assert_eq(faults_proxy_start(&p, f.port), 0, "%s", faults_errstr());
+                 testenv_errstr());
+    cr_assert_eq(faults_proxy_start(&p, f.port), 0, "%s", testenv_errstr());
     testenv_conn c;
     conn_to(&c, p.port);
     ctl(&p, "drop on");
@@ -159,8 +159,8 @@ Test(tools, proxy_cutafter_is_byte_exact, .timeout = 30)
     faults_proxy p;
     const char *const extra[] = {"--stream-bytes", "200000", NULL};
     cr_assert_eq(faults_fake_start(&f, "endlessbulk", extra), 0, "%s",
-                 faults_errstr());
-    cr_assert_eq(faults_proxy_start(&p, f.port), 0, "%s", faults_errstr());
+                 testenv_errstr());
+    cr_assert_eq(faults_proxy_start(&p, f.port), 0, "%s", testenv_errstr());
     testenv_conn c;
     conn_to(&c, p.port);
     const aredis_reply *r = NULL;
@@ -186,8 +186,8 @@ Test(tools, proxy_cut_refuse_and_control_errors, .timeout = 30)
     faults_fake f;
     faults_proxy p;
     cr_assert_eq(faults_fake_start(&f, "normal", NULL), 0, "%s",
-                 faults_errstr());
-    cr_assert_eq(faults_proxy_start(&p, f.port), 0, "%s", faults_errstr());
+                 testenv_errstr());
+    cr_assert_eq(faults_proxy_start(&p, f.port), 0, "%s", testenv_errstr());
     testenv_conn c;
     conn_to(&c, p.port);
     const aredis_reply *r = NULL;
@@ -242,7 +242,7 @@ Test(tools, proxy_target_down_and_quit, .timeout = 30)
 {
     int port = testenv_free_port();
     faults_proxy p;
-    cr_assert_eq(faults_proxy_start(&p, port), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_proxy_start(&p, port), 0, "%s", testenv_errstr());
     testenv_conn c;
     conn_to(&c, p.port);
     char b[16];
@@ -251,9 +251,9 @@ Test(tools, proxy_target_down_and_quit, .timeout = 30)
               testenv_errstr());
     testenv_close(&c);
     ctl(&p, "quit");
-    int64_t deadline = faults_now_ms() + 3000;
+    int64_t deadline = testenv_now_ms() + 3000;
     int st = 0;
-    while (waitpid(p.pid, &st, WNOHANG) == 0 && faults_now_ms() < deadline)
+    while (waitpid(p.pid, &st, WNOHANG) == 0 && testenv_now_ms() < deadline)
         usleep(10000);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "no clean exit on quit");
     p.pid = 0;
@@ -269,7 +269,8 @@ static size_t script_bytes(const char *script, const char *cmd, char *buf,
                            size_t cap, size_t want)
 {
     faults_fake f;
-    cr_assert_eq(faults_fake_start(&f, script, NULL), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_fake_start(&f, script, NULL), 0, "%s",
+                 testenv_errstr());
     testenv_conn c;
     conn_to(&c, f.port);
     const aredis_reply *r = NULL;
@@ -330,7 +331,7 @@ Test(tools, fakeserver_endless_bulk_trickles, .timeout = 30)
     faults_fake f;
     const char *const extra[] = {"--stream-bytes", "100000", NULL};
     cr_assert_eq(faults_fake_start(&f, "endlessbulk", extra), 0, "%s",
-                 faults_errstr());
+                 testenv_errstr());
     testenv_conn c;
     conn_to(&c, f.port);
     const aredis_reply *r = NULL;
@@ -352,8 +353,8 @@ Test(tools, fakeserver_then_normal_and_max_seconds, .timeout = 30)
     const char *const extra[] = {"--then", "normal", "--max-seconds", "1",
                                  NULL};
     cr_assert_eq(faults_fake_start(&f, "garbage", extra), 0, "%s",
-                 faults_errstr());
-    int64_t t0 = faults_now_ms();
+                 testenv_errstr());
+    int64_t t0 = testenv_now_ms();
     testenv_conn c1, c2;
     conn_to(&c1, f.port);
     conn_to(&c2, f.port);
@@ -366,9 +367,9 @@ Test(tools, fakeserver_then_normal_and_max_seconds, .timeout = 30)
     testenv_close(&c1);
     testenv_close(&c2);
     int st = 0;
-    while (waitpid(f.pid, &st, WNOHANG) == 0 && faults_now_ms() - t0 < 3000)
+    while (waitpid(f.pid, &st, WNOHANG) == 0 && testenv_now_ms() - t0 < 3000)
         usleep(10000);
-    int64_t lived = faults_now_ms() - t0;
+    int64_t lived = testenv_now_ms() - t0;
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0 && lived < 2500,
               "--max-seconds 1: still running after %lld ms", (long long)lived);
     f.pid = 0;

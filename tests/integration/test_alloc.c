@@ -260,3 +260,45 @@ Test(alloc, pipeline_steady_state_allocates_nothing_large)
 {
     pipe_steady_state(5000);
 }
+
+static void count_done(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    (void)r;
+    (*(int *)ud)++;
+}
+
+/* Commands whose deadline passes while they wait for a connection are
+ * released: once the client and its loop are gone, every block the
+ * library allocated has been freed. */
+Test(alloc, commands_timed_out_while_waiting_are_released)
+{
+    enum { N = 20 };
+    int port = testenv_free_port();
+    cr_assert_gt(port, 0, "%s", testenv_errstr());
+    aredis_allocator a = {count_malloc, count_calloc, count_realloc,
+                          count_free};
+    cr_assert_eq(aredis_set_allocator(&a), 0);
+    long before = live;
+    aredis_loop *loop = aredis_loop_new();
+    aredis_client *c =
+        aredis_client_new(loop,
+                          &(aredis_options){.host = "127.0.0.1",
+                                            .port = port,
+                                            .reconnect_max_attempts = -1,
+                                            .command_timeout_ms = 50},
+                          NULL);
+    cr_assert_not_null(c);
+    int done = 0;
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(aredis_command(c, count_done, &done, "PING"), 0);
+    int64_t until = testenv_now_ms() + 5000;
+    while (done < N && testenv_now_ms() < until)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(done, N);
+    aredis_client_free(c);
+    aredis_loop_run(loop);
+    aredis_loop_free(loop);
+    aredis_set_allocator(NULL);
+    cr_assert_eq(live, before, "%ld blocks never freed", live - before);
+}

@@ -675,7 +675,7 @@ Test(cache, herd_without_expiry_never_goes_stale)
 static void batch_round_trip(int herd)
 {
     faults_proxy px;
-    cr_assert_eq(faults_proxy_start(&px, srv.port), 0, "%s", faults_errstr());
+    cr_assert_eq(faults_proxy_start(&px, srv.port), 0, "%s", testenv_errstr());
     char purl[128];
     snprintf(purl, sizeof purl, "redis://127.0.0.1:%d/0", px.port);
     env e;
@@ -702,22 +702,22 @@ static void batch_round_trip(int herd)
     WAIT(&e, g);
     cr_assert_eq(faults_proxy_ctl(&px, "delay 250 down", NULL, 0), 0);
 
-    int64_t t0 = faults_now_ms();
+    int64_t t0 = testenv_now_ms();
     memset(&g, 0, sizeof g);
     cr_assert_eq(aredis_cache_set_many(k, en, N, keep, &g), 0);
     WAIT(&e, g);
-    int64_t set_ms = faults_now_ms() - t0;
+    int64_t set_ms = testenv_now_ms() - t0;
     cr_assert_eq(g.status, 0, "%s", g.errmsg);
     cr_assert_eq(g.nitems, N);
     for (int i = 0; i < N; i++)
         cr_assert_eq(g.item_status[i], 0);
 
     en[N - 1].key = "absent";
-    t0 = faults_now_ms();
+    t0 = testenv_now_ms();
     memset(&g, 0, sizeof g);
     cr_assert_eq(aredis_cache_get_many(k, en, N, keep, &g), 0);
     WAIT(&e, g);
-    int64_t get_ms = faults_now_ms() - t0;
+    int64_t get_ms = testenv_now_ms() - t0;
     cr_assert_eq(g.status, 0, "%s", g.errmsg);
     cr_assert_eq(g.nitems, N);
     for (int i = 0; i < N - 1; i++) {
@@ -758,7 +758,7 @@ Test(cache, a_cold_herd_batch_loads_the_script_and_claims_once)
      * server): the batch's EVALSHAs meet NOSCRIPT and are read again. */
     faults_server fs;
     cr_assert_eq(faults_server_start(&fs, "cache", NULL, 0, 0), 0, "%s",
-                 faults_errstr());
+                 testenv_errstr());
     char purl[128];
     snprintf(purl, sizeof purl, "redis://127.0.0.1:%d/0", fs.s.port);
     env e;

@@ -339,6 +339,94 @@ Test(client, command_deadline_fails_only_that_command, .init = load_fixture)
     testloop_free(loop);
 }
 
+/* Where each deadline's failure landed, in completion order. */
+typedef struct deadlines {
+    int order[16];
+    int n, want, done;
+} deadlines;
+
+typedef struct deadline_cmd {
+    deadlines *all;
+    int timeout_ms;
+    int code;
+    int64_t at;
+} deadline_cmd;
+
+static void on_deadline(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    deadline_cmd *d = ud;
+    d->code = r->code;
+    d->at = testenv_now_ms();
+    d->all->order[d->all->n++] = d->timeout_ms;
+    d->all->done = d->all->n == d->all->want;
+}
+
+/* Deadlines submitted in no particular order, while the commands wait for
+ * a connection that never comes: each fires on time, shortest first. */
+Test(client, deadlines_fire_in_their_order)
+{
+    static const int ms[] = {700, 100, 600, 200, 650, 300, 500, 150,
+                             400, 250, 550, 350, 450, 50,  750, 800};
+    enum { N = sizeof ms / sizeof ms[0] };
+    testenv_server none;
+    memset(&none, 0, sizeof none);
+    none.port = testenv_free_port();
+    cr_assert_gt(none.port, 0);
+    aredis_loop *loop = testloop_new();
+    char url[128];
+    aredis_client *c = aredis_client_new(
+        loop,
+        &(aredis_options){.url = testenv_url(url, sizeof url, &none, 0),
+                          .reconnect_max_attempts = -1},
+        NULL);
+    deadlines all = {.want = N};
+    deadline_cmd d[N];
+    int64_t t0 = testenv_now_ms();
+    for (int i = 0; i < N; i++) {
+        d[i] = (deadline_cmd){.all = &all, .timeout_ms = ms[i]};
+        cr_assert_eq(
+            aredis_command_opts(c, &(aredis_cmd_opts){.timeout_ms = ms[i]},
+                                on_deadline, &d[i], "PING"),
+            0);
+    }
+    cr_assert(testloop_run_until(loop, &all.done, 3000), "%d of %d fired",
+              all.n, N);
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(d[i].code, AREDIS_ETIMEDOUT, "%d ms", ms[i]);
+        cr_assert_geq(d[i].at - t0, ms[i], "%d ms fired early", ms[i]);
+        if (i > 0)
+            cr_assert_lt(all.order[i - 1], all.order[i],
+                         "%d ms fired after %d ms", all.order[i],
+                         all.order[i - 1]);
+    }
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
+/* A blocking command waits as long as it says, unless the call gives it
+ * a deadline of its own: then that deadline holds. */
+Test(client, a_blocking_command_keeps_a_per_call_deadline, .init = load_fixture)
+{
+    aredis_loop *loop = testloop_new();
+    char url[128], key[64];
+    testenv_key(key, sizeof key, "blpop-deadline");
+    aredis_client *c = aredis_client_new(
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
+        NULL);
+    counter k = {.expect = 1};
+    int64_t t0 = testenv_now_ms();
+    cr_assert_eq(aredis_command_opts(c, &(aredis_cmd_opts){.timeout_ms = 200},
+                                     count_cb, &k, "BLPOP %s 5", key),
+                 0);
+    cr_assert(testloop_run_until(loop, &k.done, 3000),
+              "the per-call deadline was ignored");
+    cr_assert_eq(k.last_code, AREDIS_ETIMEDOUT, "%s", k.last);
+    cr_assert_lt(testenv_now_ms() - t0, 2000);
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
 Test(client, unix_socket, .init = load_fixture)
 {
     cr_assert_neq(srv.unixsocket[0], '\0', "fixture has a unix socket");
@@ -464,41 +552,71 @@ Test(client, reply_hooks_reshape_replies, .init = load_fixture)
     testloop_free(loop);
 }
 
-static const aredis_reply *counting_hook(aredis_client *c,
-                                         const aredis_reply *r,
-                                         aredis_reply_arena *a, void *ud)
+static const aredis_reply *count_hook(aredis_client *c, const aredis_reply *r,
+                                      aredis_reply_arena *a, void *ud)
 {
     (void)c;
     (void)r;
     (void)a;
     (*(int *)ud)++;
-    return NULL; /* the reply as it came */
+    return NULL;
 }
 
-/* A command keeps the hook it was submitted under, whatever happens to the
- * table before its reply: replaced, then removed, with both in flight. */
-Test(client, reply_hook_kept_by_commands_in_flight, .init = load_fixture)
+/* A command its deadline completed: its late reply is read and dropped,
+ * and no hook reshapes it for a callback that will never see it. */
+Test(client, a_late_reply_is_dropped_before_any_hook, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
     char url[128];
     aredis_client *c = aredis_client_new(
         loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
         NULL);
-    int first = 0, second = 0;
-    counter k = {.expect = 3};
-    cr_assert_eq(aredis_client_set_reply_hook(c, "ECHO", counting_hook, &first),
+    int hooked = 0;
+    cr_assert_eq(aredis_client_set_reply_hook(c, "debug", count_hook, &hooked),
                  0);
-    aredis_command(c, count_cb, &k, "ECHO %s", "one");
+    counter late = {.expect = 1}, after = {.expect = 1};
+    cr_assert_eq(aredis_command_opts(c, &(aredis_cmd_opts){.timeout_ms = 50},
+                                     count_cb, &late, "DEBUG SLEEP 0.3"),
+                 0);
+    cr_assert_eq(aredis_command(c, count_cb, &after, "PING"), 0);
+    cr_assert(testloop_run_until(loop, &after.done, 5000));
+    cr_assert_eq(late.calls, 1);
+    cr_assert_eq(late.last_code, AREDIS_ETIMEDOUT, "%s", late.last);
+    cr_assert_eq(hooked, 0, "the hook ran for a reply nobody receives");
+    cr_assert_str_eq(after.last, "PONG");
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
+/* One command far larger than the socket's send buffer: written in full
+ * (waiting for the socket to become writable between parts), answered. */
+Test(client, a_command_larger_than_the_socket_buffer, .init = load_fixture)
+{
+    enum { BIG = 16 << 20 };
+    aredis_loop *loop = testloop_new();
+    char url[128], key[64];
+    testenv_key(key, sizeof key, "big");
+    aredis_client *c = aredis_client_new(
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
+        NULL);
+    counter ping = {.expect = 1}, set = {.expect = 1}, len = {.expect = 1},
+            del = {.expect = 1};
+    /* Connected first: the SET goes out alone, on a ready connection. */
+    cr_assert_eq(aredis_command(c, count_cb, &ping, "PING"), 0);
+    cr_assert(testloop_run_until(loop, &ping.done, 5000));
+    char *v = malloc(BIG);
+    cr_assert_not_null(v);
+    memset(v, 'x', BIG);
     cr_assert_eq(
-        aredis_client_set_reply_hook(c, "echo", counting_hook, &second), 0);
-    aredis_command(c, count_cb, &k, "ECHO %s", "two");
-    cr_assert_eq(aredis_client_set_reply_hook(c, "ECHO", NULL, NULL), 0);
-    aredis_command(c, count_cb, &k, "ECHO %s", "three");
-    cr_assert(testloop_run_until(loop, &k.done, 10000));
-    cr_assert_eq(k.errors, 0);
-    cr_assert_str_eq(k.last, "three");
-    cr_assert_eq(first, 1, "the first hook ran %d times", first);
-    cr_assert_eq(second, 1, "the second hook ran %d times", second);
+        aredis_command(c, count_cb, &set, "SET %s %b", key, v, (size_t)BIG), 0);
+    free(v);
+    cr_assert(testloop_run_until(loop, &set.done, 10000),
+              "the big SET was never answered");
+    cr_assert_str_eq(set.last, "OK");
+    aredis_command(c, count_cb, &len, "STRLEN %s", key);
+    aredis_command(c, count_cb, &del, "DEL %s", key);
+    cr_assert(testloop_run_until(loop, &del.done, 5000));
+    cr_assert_eq(len.last_int, BIG);
     aredis_client_free(c);
     testloop_free(loop);
 }
@@ -768,3 +886,43 @@ Test(client, ipv6_loopback)
     aredis_client_free(c);
     testloop_free(loop);
 }
+
+static const aredis_reply *counting_hook(aredis_client *c,
+                                         const aredis_reply *r,
+                                         aredis_reply_arena *a, void *ud)
+{
+    (void)c;
+    (void)r;
+    (void)a;
+    (*(int *)ud)++;
+    return NULL; /* the reply as it came */
+}
+
+/* A command keeps the hook it was submitted under, whatever happens to the
+ * table before its reply: replaced, then removed, with both in flight. */
+Test(client, reply_hook_kept_by_commands_in_flight, .init = load_fixture)
+{
+    aredis_loop *loop = testloop_new();
+    char url[128];
+    aredis_client *c = aredis_client_new(
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
+        NULL);
+    int first = 0, second = 0;
+    counter k = {.expect = 3};
+    cr_assert_eq(aredis_client_set_reply_hook(c, "ECHO", counting_hook, &first),
+                 0);
+    aredis_command(c, count_cb, &k, "ECHO %s", "one");
+    cr_assert_eq(
+        aredis_client_set_reply_hook(c, "echo", counting_hook, &second), 0);
+    aredis_command(c, count_cb, &k, "ECHO %s", "two");
+    cr_assert_eq(aredis_client_set_reply_hook(c, "ECHO", NULL, NULL), 0);
+    aredis_command(c, count_cb, &k, "ECHO %s", "three");
+    cr_assert(testloop_run_until(loop, &k.done, 10000));
+    cr_assert_eq(k.errors, 0);
+    cr_assert_str_eq(k.last, "three");
+    cr_assert_eq(first, 1, "the first hook ran %d times", first);
+    cr_assert_eq(second, 1, "the second hook ran %d times", second);
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+

@@ -55,7 +55,7 @@ static void env_open(env *e, const char *tag, int protocol,
     int port = e->s.port;
     if (proxied) {
         cr_assert_eq(faults_proxy_start(&e->proxy, e->s.port), 0, "%s",
-                     faults_errstr());
+                     testenv_errstr());
         port = e->proxy.port;
         e->proxied = 1;
     }

@@ -8,7 +8,6 @@
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "aredis/aredis.h"
 #include "testenv.h"
@@ -39,13 +38,6 @@ static void setup(void)
     released = 0;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 typedef struct got {
     int calls;
     int type, code;
@@ -68,10 +60,10 @@ static void keep(aredis_client *c, const aredis_reply *r, void *ud)
  * itself) within a few seconds, and the loop is freed after. */
 static void run_to_end(void)
 {
-    int64_t t0 = now_ms();
+    int64_t t0 = testenv_now_ms();
     cr_assert_eq(aredis_loop_run(loop), 0);
-    cr_assert_lt(now_ms() - t0, 5000, "aredis_loop_run() took %lld ms",
-                 (long long)(now_ms() - t0));
+    cr_assert_lt(testenv_now_ms() - t0, 5000, "aredis_loop_run() took %lld ms",
+                 (long long)(testenv_now_ms() - t0));
     cr_assert_eq(released, 1, "the client was not released");
     aredis_loop_free(loop);
     loop = NULL;

@@ -12,71 +12,15 @@
 #include <string.h>
 
 #include "aredis/aredis.h"
+#include "testclient.h"
 #include "testenv.h"
-#include "testloop.h"
 
 static testenv_server srv;
 static char url[128];
 
 static void setup(void)
 {
-    cr_assert_eq(testenv_server_load(&srv, "standalone"), 0, "%s",
-                 testenv_errstr());
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", srv.port);
-}
-
-static int run_until(aredis_loop *loop, const int *flag, int timeout_ms)
-{
-    for (int waited = 0; !*flag && waited < timeout_ms; waited += 10)
-        testloop_run_once(loop, 10);
-    return *flag;
-}
-
-/* What a pipeline callback got: a copy of the reply, and how often. */
-typedef struct got {
-    int calls;
-    aredis_reply *r;
-} got;
-
-static void got_clear(got *g)
-{
-    aredis_reply_free(g->r);
-    memset(g, 0, sizeof *g);
-}
-
-static void keep(aredis_pipeline *p, const aredis_reply *r, void *ud)
-{
-    (void)p;
-    got *g = ud;
-    cr_assert_not_null(r);
-    g->calls++;
-    aredis_reply_free(g->r);
-    g->r = aredis_reply_dup(r);
-    cr_assert_not_null(g->r);
-}
-
-static void keep_client(aredis_client *c, const aredis_reply *r, void *ud)
-{
-    (void)c;
-    keep(NULL, r, ud);
-}
-
-static aredis_client *connect_client(aredis_loop *loop)
-{
-    aredis_status st;
-    aredis_client *c =
-        aredis_client_new(loop, &(aredis_options){.url = url}, &st);
-    cr_assert_not_null(c, "%s", st.msg);
-    return c;
-}
-
-/* Run one command on the shared connection and wait for it. */
-static void sync_cmd(aredis_loop *loop, aredis_client *c, got *g,
-                     const char *fmt, const char *a, const char *b)
-{
-    got_clear(g);
-    cr_assert_eq(aredis_command(c, keep_client, g, fmt, a, b), 0);
-    cr_assert(run_until(loop, &g->calls, 3000), "%s timed out", fmt);
+    testclient_standalone(&srv, url, sizeof url, 0);
 }
 
 static void assert_str(const aredis_reply *r, const char *want)
@@ -86,21 +30,12 @@ static void assert_str(const aredis_reply *r, const char *want)
     cr_assert_str_eq(r->str, want);
 }
 
-static void finish(aredis_loop *loop, aredis_client *c)
-{
-    int never = 0;
-    run_until(loop, &never, 50); /* let UNWATCHes and releases land */
-    cr_assert_eq(aredis_client_pending(c), 0, "nothing left in flight");
-    aredis_client_free(c);
-    testloop_free(loop);
-}
-
 TestSuite(pipeline, .init = setup);
 
 Test(pipeline, plain_replies_in_order_with_errors_in_their_slots)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c = connect_client(loop);
+    aredis_client *c = testclient_new(loop, url);
     char k[64], l[64];
     testenv_key(k, sizeof k, "plain");
     testenv_key(l, sizeof l, "plain-list");
@@ -115,13 +50,14 @@ Test(pipeline, plain_replies_in_order_with_errors_in_their_slots)
     cr_assert_eq(aredis_pipeline_command(p, "LRANGE %s 0 -1", l), 0);
     cr_assert_eq(aredis_pipeline_command(p, "DEL %s %s", k, l), 0);
     cr_assert_eq(aredis_pipeline_size(p), 6);
-    got g = {0};
-    cr_assert_eq(aredis_pipeline_execute(p, keep, &g), 0);
+    testgot g = {0};
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g), 0);
     cr_assert_eq(g.calls, 0, "never inside execute");
     cr_assert_eq(aredis_pipeline_command(p, "PING"), AREDIS_ESTATE,
                  "no queueing while a batch is in flight");
-    cr_assert_eq(aredis_pipeline_execute(p, keep, &g), AREDIS_ESTATE);
-    cr_assert(run_until(loop, &g.calls, 3000));
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g),
+                 AREDIS_ESTATE);
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_eq(g.r->type, AREDIS_REPLY_ARRAY);
     cr_assert_eq(g.r->len, 6);
     assert_str(&g.r->element[0], "OK");
@@ -137,17 +73,17 @@ Test(pipeline, plain_replies_in_order_with_errors_in_their_slots)
     cr_assert_eq(g.r->element[5].integer, 2);
     cr_assert_eq(aredis_pipeline_size(p), 0, "empty again after completion");
     int never = 0;
-    run_until(loop, &never, 30);
+    testloop_run_until(loop, &never, 30);
     cr_assert_eq(g.calls, 1, "exactly once");
-    got_clear(&g);
+    testgot_clear(&g);
     aredis_pipeline_free(p);
-    finish(loop, c);
+    testclient_finish(loop, c);
 }
 
 Test(pipeline, transaction_delivers_the_exec_array)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c = connect_client(loop);
+    aredis_client *c = testclient_new(loop, url);
     char k[64], s[64];
     testenv_key(k, sizeof k, "tx");
     testenv_key(s, sizeof s, "tx-str");
@@ -158,10 +94,10 @@ Test(pipeline, transaction_delivers_the_exec_array)
     aredis_pipeline_command(p, "INCR %s", s); /* fails when EXEC runs it */
     aredis_pipeline_command(p, "GET %s", k);
     aredis_pipeline_command(p, "DEL %s %s", k, s);
-    got g = {0};
-    cr_assert_eq(aredis_pipeline_execute(p, keep, &g), 0);
+    testgot g = {0};
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g), 0);
     cr_assert_eq(g.calls, 0);
-    cr_assert(run_until(loop, &g.calls, 3000));
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_eq(g.r->type, AREDIS_REPLY_ARRAY, "%s",
                  g.r->type == AREDIS_REPLY_ERROR ? g.r->str : "");
     cr_assert_eq(g.r->len, 6);
@@ -176,23 +112,24 @@ Test(pipeline, transaction_delivers_the_exec_array)
 
     /* An empty transaction is a valid one; an empty plain pipeline is
      * refused (nothing to send, so nothing could complete it). */
-    got_clear(&g);
-    cr_assert_eq(aredis_pipeline_execute(p, keep, &g), 0);
-    cr_assert(run_until(loop, &g.calls, 3000));
+    testgot_clear(&g);
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g), 0);
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_eq(g.r->type, AREDIS_REPLY_ARRAY);
     cr_assert_eq(g.r->len, 0);
     aredis_pipeline *plain = aredis_pipeline_new(c, 0);
-    cr_assert_eq(aredis_pipeline_execute(plain, keep, &g), AREDIS_EINVAL);
+    cr_assert_eq(aredis_pipeline_execute(plain, testgot_keep_pipeline, &g),
+                 AREDIS_EINVAL);
     aredis_pipeline_free(plain);
-    got_clear(&g);
+    testgot_clear(&g);
     aredis_pipeline_free(p);
-    finish(loop, c);
+    testclient_finish(loop, c);
 }
 
 Test(pipeline, execabort_names_the_refused_command)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c = connect_client(loop);
+    aredis_client *c = testclient_new(loop, url);
     char k[64];
     testenv_key(k, sizeof k, "abort");
     aredis_pipeline *p = aredis_pipeline_new(c, 1);
@@ -200,9 +137,9 @@ Test(pipeline, execabort_names_the_refused_command)
     aredis_pipeline_command(p, "INCR %s", k);
     aredis_pipeline_command(p, "SET %s", k); /* wrong number of arguments */
     aredis_pipeline_command(p, "NOSUCHCOMMAND");
-    got g = {0};
-    cr_assert_eq(aredis_pipeline_execute(p, keep, &g), 0);
-    cr_assert(run_until(loop, &g.calls, 3000));
+    testgot g = {0};
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g), 0);
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_eq(g.r->type, AREDIS_REPLY_ERROR);
     cr_assert_eq(g.r->code, AREDIS_ESERVER);
     cr_assert(strncmp(g.r->str,
@@ -211,22 +148,22 @@ Test(pipeline, execabort_names_the_refused_command)
                       58) == 0,
               "%s", g.r->str);
     /* Nothing of the block ran. */
-    got r = {0};
-    sync_cmd(loop, c, &r, "EXISTS %s", k, NULL);
+    testgot r = {0};
+    testgot_command(loop, c, &r, "EXISTS %s", k);
     cr_assert_eq(r.r->integer, 0);
-    got_clear(&r);
+    testgot_clear(&r);
 
     /* The pipeline is usable again at once. */
-    got_clear(&g);
+    testgot_clear(&g);
     aredis_pipeline_command(p, "SET %s second", k);
     aredis_pipeline_command(p, "GETDEL %s", k);
-    cr_assert_eq(aredis_pipeline_execute(p, keep, &g), 0);
-    cr_assert(run_until(loop, &g.calls, 3000));
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g), 0);
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_eq(g.r->type, AREDIS_REPLY_ARRAY);
     assert_str(&g.r->element[1], "second");
-    got_clear(&g);
+    testgot_clear(&g);
     aredis_pipeline_free(p);
-    finish(loop, c);
+    testclient_finish(loop, c);
 }
 
 /* Each completion starts the next batch from inside the callback. */
@@ -256,27 +193,27 @@ static void next_round(aredis_pipeline *p, const aredis_reply *r, void *ud)
 Test(pipeline, reused_from_its_own_callback)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c = connect_client(loop);
+    aredis_client *c = testclient_new(loop, url);
     char k[64];
     testenv_key(k, sizeof k, "chain");
     for (int tx = 0; tx <= 1; tx++) {
         chain ch = {aredis_pipeline_new(c, tx), k, 0, 0, 0};
-        got g = {0};
-        sync_cmd(loop, c, &g, "DEL %s", k, NULL);
-        got_clear(&g);
+        testgot g = {0};
+        testgot_command(loop, c, &g, "DEL %s", k);
+        testgot_clear(&g);
         aredis_pipeline_command(ch.p, "INCR %s", k);
         cr_assert_eq(aredis_pipeline_execute(ch.p, next_round, &ch), 0);
-        cr_assert(run_until(loop, &ch.done, 5000));
+        cr_assert(testloop_run_until(loop, &ch.done, 5000));
         cr_assert_eq(ch.last, 1 + 2 + 3 + 4 + 5, "tx=%d", tx);
         aredis_pipeline_free(ch.p);
     }
-    finish(loop, c);
+    testclient_finish(loop, c);
 }
 
 static void free_in_callback(aredis_pipeline *p, const aredis_reply *r,
                              void *ud)
 {
-    keep(p, r, ud);
+    testgot_keep_pipeline(p, r, ud);
     aredis_pipeline_free(p);
     aredis_pipeline_free(p); /* twice is harmless */
 }
@@ -284,7 +221,7 @@ static void free_in_callback(aredis_pipeline *p, const aredis_reply *r,
 Test(pipeline, freed_never_executed_in_flight_and_in_its_callback)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c = connect_client(loop);
+    aredis_client *c = testclient_new(loop, url);
     char k[64];
     testenv_key(k, sizeof k, "free");
 
@@ -296,42 +233,43 @@ Test(pipeline, freed_never_executed_in_flight_and_in_its_callback)
 
     /* In flight: the callback still runs, once, with the real outcome. */
     for (int tx = 0; tx <= 1; tx++) {
-        got g = {0};
+        testgot g = {0};
         p = aredis_pipeline_new(c, tx);
         aredis_pipeline_command(p, "SET %s inflight", k);
         aredis_pipeline_command(p, "GET %s", k);
-        cr_assert_eq(aredis_pipeline_execute(p, keep, &g), 0);
+        cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g), 0);
         aredis_pipeline_free(p);
-        cr_assert(run_until(loop, &g.calls, 3000));
+        cr_assert(testloop_run_until(loop, &g.calls, 3000));
         cr_assert_eq(g.r->type, AREDIS_REPLY_ARRAY);
         assert_str(&g.r->element[1], "inflight");
         int never = 0;
-        run_until(loop, &never, 30);
+        testloop_run_until(loop, &never, 30);
         cr_assert_eq(g.calls, 1);
-        got_clear(&g);
+        testgot_clear(&g);
     }
 
     /* Freed from its own callback. */
-    got g = {0};
+    testgot g = {0};
     p = aredis_pipeline_new(c, 0);
     aredis_pipeline_command(p, "DEL %s", k);
     cr_assert_eq(aredis_pipeline_execute(p, free_in_callback, &g), 0);
-    cr_assert(run_until(loop, &g.calls, 3000));
-    got_clear(&g);
-    finish(loop, c);
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
+    testgot_clear(&g);
+    testclient_finish(loop, c);
 }
 
 Test(pipeline, client_freed_under_a_batch)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c = connect_client(loop);
-    got g[2] = {{0}, {0}};
+    aredis_client *c = testclient_new(loop, url);
+    testgot g[2] = {{0}, {0}};
     aredis_pipeline *p[2];
     for (int tx = 0; tx <= 1; tx++) {
         p[tx] = aredis_pipeline_new(c, tx);
         aredis_pipeline_command(p[tx], "PING");
         aredis_pipeline_command(p[tx], "PING");
-        cr_assert_eq(aredis_pipeline_execute(p[tx], keep, &g[tx]), 0);
+        cr_assert_eq(
+            aredis_pipeline_execute(p[tx], testgot_keep_pipeline, &g[tx]), 0);
     }
     /* Free order: the pipelines (deferred: in flight), then the client. */
     aredis_pipeline_free(p[0]);
@@ -343,7 +281,7 @@ Test(pipeline, client_freed_under_a_batch)
         cr_assert_eq(g[tx].r->type, AREDIS_REPLY_ERROR);
         cr_assert_eq(g[tx].r->code, AREDIS_ECANCELED, "tx=%d: %s", tx,
                      g[tx].r->str);
-        got_clear(&g[tx]);
+        testgot_clear(&g[tx]);
     }
 }
 
@@ -351,18 +289,18 @@ Test(pipeline, client_freed_under_a_batch)
 
 static long long client_id(aredis_loop *loop, aredis_client *c)
 {
-    got g = {0};
-    sync_cmd(loop, c, &g, "CLIENT ID", NULL, NULL);
+    testgot g = {0};
+    testgot_command(loop, c, &g, "CLIENT ID");
     cr_assert_eq(g.r->type, AREDIS_REPLY_INTEGER);
     long long id = g.r->integer;
-    got_clear(&g);
+    testgot_clear(&g);
     return id;
 }
 
 Test(pipeline, a_lost_connection_fails_the_batch_and_replays_nothing)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c = connect_client(loop);
+    aredis_client *c = testclient_new(loop, url);
     char a[64], b[64];
     testenv_key(a, sizeof a, "lost-a");
     testenv_key(b, sizeof b, "lost-b");
@@ -375,20 +313,20 @@ Test(pipeline, a_lost_connection_fails_the_batch_and_replays_nothing)
     aredis_pipeline_command(p, "SET %s 1", a);
     aredis_pipeline_command(p, "CLIENT KILL ID %s SKIPME no", id);
     aredis_pipeline_command(p, "SET %s 1", b);
-    got g = {0};
-    cr_assert_eq(aredis_pipeline_execute(p, keep, &g), 0);
-    cr_assert(run_until(loop, &g.calls, 3000));
+    testgot g = {0};
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g), 0);
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_eq(g.r->type, AREDIS_REPLY_ERROR);
     cr_assert_eq(g.r->code, AREDIS_EUNKNOWN, "%s", g.r->str);
     cr_assert(strncmp(g.r->str, "command 2 (SET): ", 17) == 0, "%s", g.r->str);
-    got e = {0};
-    sync_cmd(loop, c, &e, "EXISTS %s %s", a, b);
+    testgot e = {0};
+    testgot_command(loop, c, &e, "EXISTS %s %s", a, b);
     cr_assert_eq(e.r->integer, 1, "the SET after the kill was not re-sent");
-    got_clear(&e);
+    testgot_clear(&e);
 
     /* With RETRY_ALL the user allows it: it is sent again, and the batch
      * completes with every reply. */
-    got_clear(&g);
+    testgot_clear(&g);
     snprintf(id, sizeof id, "%lld", client_id(loop, c));
     cr_assert_eq(
         aredis_pipeline_set_opts(
@@ -397,8 +335,8 @@ Test(pipeline, a_lost_connection_fails_the_batch_and_replays_nothing)
     aredis_pipeline_command(p, "DEL %s", b);
     aredis_pipeline_command(p, "CLIENT KILL ID %s SKIPME no", id);
     aredis_pipeline_command(p, "SET %s 1", b);
-    cr_assert_eq(aredis_pipeline_execute(p, keep, &g), 0);
-    cr_assert(run_until(loop, &g.calls, 3000));
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g), 0);
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_eq(g.r->type, AREDIS_REPLY_ARRAY, "%s",
                  g.r->type == AREDIS_REPLY_ERROR ? g.r->str : "");
     assert_str(&g.r->element[2], "OK");
@@ -406,9 +344,9 @@ Test(pipeline, a_lost_connection_fails_the_batch_and_replays_nothing)
 
     /* Transaction: MULTI ... EXEC written behind a kill is never replayed
      * on the next connection. */
-    got_clear(&g);
-    sync_cmd(loop, c, &e, "DEL %s %s", a, b);
-    got_clear(&e);
+    testgot_clear(&g);
+    testgot_command(loop, c, &e, "DEL %s %s", a, b);
+    testgot_clear(&e);
     snprintf(id, sizeof id, "%lld", client_id(loop, c));
     p = aredis_pipeline_new(c, 1);
     cr_assert_eq(
@@ -417,36 +355,38 @@ Test(pipeline, a_lost_connection_fails_the_batch_and_replays_nothing)
         AREDIS_EINVAL, "transactions are never re-sent");
     aredis_pipeline_command(p, "SET %s 1", a);
     aredis_pipeline_command(p, "SET %s 1", b);
-    got kill = {0};
-    cr_assert_eq(aredis_command(c, keep_client, &kill,
+    testgot kill = {0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &kill,
                                 "CLIENT KILL ID %s SKIPME no", id),
                  0);
-    cr_assert_eq(aredis_pipeline_execute(p, keep, &g), 0);
-    cr_assert(run_until(loop, &g.calls, 3000));
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g), 0);
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_eq(g.r->type, AREDIS_REPLY_ERROR);
     cr_assert(g.r->code == AREDIS_EUNKNOWN || g.r->code == AREDIS_ECLOSED,
               "%s: %s", aredis_err_name(g.r->code), g.r->str);
-    sync_cmd(loop, c, &e, "EXISTS %s %s", a, b);
+    testgot_command(loop, c, &e, "EXISTS %s %s", a, b);
     cr_assert_eq(e.r->integer, 0, "the transaction did not run");
-    got_clear(&e);
-    got_clear(&kill);
-    got_clear(&g);
+    testgot_clear(&e);
+    testgot_clear(&kill);
+    testgot_clear(&g);
     aredis_pipeline_free(p);
-    finish(loop, c);
+    testclient_finish(loop, c);
 }
 
 Test(pipeline, blocking_and_refused_commands)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c = connect_client(loop);
+    aredis_client *c = testclient_new(loop, url);
     aredis_pipeline *p = aredis_pipeline_new(c, 1);
     aredis_pipeline_command(p, "BLPOP somewhere 1");
-    got g = {0};
-    cr_assert_eq(aredis_pipeline_execute(p, keep, &g), AREDIS_ENOTSUP);
+    testgot g = {0};
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g),
+                 AREDIS_ENOTSUP);
     cr_assert_eq(aredis_pipeline_size(p), 1, "the queue is kept on error");
     cr_assert_eq(aredis_pipeline_reset(p), 0);
     aredis_pipeline_command(p, "XREAD COUNT 1 BLOCK 10 STREAMS s 0");
-    cr_assert_eq(aredis_pipeline_execute(p, keep, &g), AREDIS_ENOTSUP);
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g),
+                 AREDIS_ENOTSUP);
     aredis_pipeline_reset(p);
     /* Commands that control the transaction itself, or that the server
      * refuses inside MULTI, would break the batch's framing. */
@@ -454,8 +394,8 @@ Test(pipeline, blocking_and_refused_commands)
     for (size_t i = 0; i < sizeof no_multi / sizeof *no_multi; i++) {
         aredis_pipeline_command(p, "INCR counted");
         aredis_pipeline_command(p, no_multi[i]);
-        cr_assert_eq(aredis_pipeline_execute(p, keep, &g), AREDIS_ENOTSUP, "%s",
-                     no_multi[i]);
+        cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g),
+                     AREDIS_ENOTSUP, "%s", no_multi[i]);
         aredis_pipeline_reset(p);
     }
     /* Commands the client refuses would be missing from the batch: the
@@ -464,18 +404,18 @@ Test(pipeline, blocking_and_refused_commands)
         aredis_pipeline *q = aredis_pipeline_new(c, tx);
         aredis_pipeline_command(q, "SET refused 1");
         aredis_pipeline_command(q, tx ? "SELECT 1" : "SUBSCRIBE news");
-        cr_assert_eq(aredis_pipeline_execute(q, keep, &g), AREDIS_EINVAL,
-                     "tx=%d", tx);
+        cr_assert_eq(aredis_pipeline_execute(q, testgot_keep_pipeline, &g),
+                     AREDIS_EINVAL, "tx=%d", tx);
         aredis_pipeline_free(q);
     }
     /* XREAD without BLOCK is fine. */
     aredis_pipeline_command(p, "XREAD COUNT 1 STREAMS block 0");
-    cr_assert_eq(aredis_pipeline_execute(p, keep, &g), 0);
-    cr_assert(run_until(loop, &g.calls, 3000));
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g), 0);
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_eq(g.r->type, AREDIS_REPLY_ARRAY);
-    got_clear(&g);
+    testgot_clear(&g);
     aredis_pipeline_free(p);
-    finish(loop, c);
+    testclient_finish(loop, c);
 }
 
 /* ---- WATCH and immediate mode ---------------------------------------------
@@ -484,57 +424,63 @@ Test(pipeline, blocking_and_refused_commands)
 Test(pipeline, watch_read_multi_exec)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c = connect_client(loop);
+    aredis_client *c = testclient_new(loop, url);
     char k[64];
     testenv_key(k, sizeof k, "watch");
-    got g = {0};
-    sync_cmd(loop, c, &g, "SET %s 41", k, NULL);
-    got_clear(&g);
+    testgot g = {0};
+    testgot_command(loop, c, &g, "SET %s 41", k);
+    testgot_clear(&g);
 
     aredis_pipeline *p = aredis_pipeline_new(c, 0);
     const char *keys[] = {k};
-    got w = {0};
-    cr_assert_eq(aredis_pipeline_immediate(p, keep, &g, "GET %s", k),
-                 AREDIS_ESTATE, "no immediate mode before a WATCH");
-    cr_assert_eq(aredis_pipeline_watch(p, keep, &w, 1, keys), 0);
+    testgot w = {0};
+    cr_assert_eq(
+        aredis_pipeline_immediate(p, testgot_keep_pipeline, &g, "GET %s", k),
+        AREDIS_ESTATE, "no immediate mode before a WATCH");
+    cr_assert_eq(aredis_pipeline_watch(p, testgot_keep_pipeline, &w, 1, keys),
+                 0);
     cr_assert_eq(w.calls, 0);
-    cr_assert_eq(aredis_pipeline_watch(p, keep, &w, 1, keys), AREDIS_ESTATE);
+    cr_assert_eq(aredis_pipeline_watch(p, testgot_keep_pipeline, &w, 1, keys),
+                 AREDIS_ESTATE);
     cr_assert_eq(aredis_pipeline_command(p, "GET %s", k), AREDIS_ESTATE);
-    cr_assert(run_until(loop, &w.calls, 3000));
+    cr_assert(testloop_run_until(loop, &w.calls, 3000));
     assert_str(w.r, "OK");
     cr_assert(aredis_pipeline_watching(p));
     cr_assert_eq(aredis_pipeline_command(p, "GET %s", k), AREDIS_ESTATE,
                  "immediate mode needs aredis_pipeline_immediate()");
-    cr_assert_eq(aredis_pipeline_immediate(p, keep, &g, "GET %s", k), 0);
-    cr_assert(run_until(loop, &g.calls, 3000));
+    cr_assert_eq(
+        aredis_pipeline_immediate(p, testgot_keep_pipeline, &g, "GET %s", k),
+        0);
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
     assert_str(g.r, "41");
     long long v = atoll(g.r->str);
     cr_assert_eq(aredis_pipeline_multi(p), 0);
     cr_assert_eq(aredis_pipeline_multi(p), AREDIS_ESTATE, "nested MULTI");
-    cr_assert_eq(aredis_pipeline_immediate(p, keep, &g, "GET %s", k),
-                 AREDIS_ESTATE);
+    cr_assert_eq(
+        aredis_pipeline_immediate(p, testgot_keep_pipeline, &g, "GET %s", k),
+        AREDIS_ESTATE);
     cr_assert_eq(aredis_pipeline_command(p, "SET %s %lld", k, v + 1), 0);
-    got x = {0};
-    cr_assert_eq(aredis_pipeline_execute(p, keep, &x), 0);
-    cr_assert(run_until(loop, &x.calls, 3000));
+    testgot x = {0};
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &x), 0);
+    cr_assert(testloop_run_until(loop, &x.calls, 3000));
     cr_assert_eq(x.r->type, AREDIS_REPLY_ARRAY, "%s",
                  x.r->type == AREDIS_REPLY_ERROR ? x.r->str : "");
     assert_str(&x.r->element[0], "OK");
     cr_assert(!aredis_pipeline_watching(p), "the batch ends the WATCH");
-    got_clear(&g);
-    sync_cmd(loop, c, &g, "GET %s", k, NULL);
+    testgot_clear(&g);
+    testgot_command(loop, c, &g, "GET %s", k);
     assert_str(g.r, "42");
-    got_clear(&g);
-    got_clear(&w);
-    got_clear(&x);
+    testgot_clear(&g);
+    testgot_clear(&w);
+    testgot_clear(&x);
     aredis_pipeline_free(p);
-    finish(loop, c);
+    testclient_finish(loop, c);
 }
 
 Test(pipeline, a_changed_watched_key_gives_ewatch)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c = connect_client(loop);
+    aredis_client *c = testclient_new(loop, url);
     char k[64], k2[64];
     testenv_key(k, sizeof k, "ewatch");
     testenv_key(k2, sizeof k2, "ewatch-2");
@@ -545,38 +491,40 @@ Test(pipeline, a_changed_watched_key_gives_ewatch)
         aredis_pipeline *p = aredis_pipeline_new(pc, 1);
         const char *keys[] = {k};
         const char *keys2[] = {k2};
-        got w = {0}, g = {0}, x = {0};
-        cr_assert_eq(aredis_pipeline_watch(p, keep, &w, 1, keys), 0);
-        cr_assert(run_until(loop, &w.calls, 3000));
+        testgot w = {0}, g = {0}, x = {0};
+        cr_assert_eq(
+            aredis_pipeline_watch(p, testgot_keep_pipeline, &w, 1, keys), 0);
+        cr_assert(testloop_run_until(loop, &w.calls, 3000));
         /* Watch a second key on the same connection. */
-        got_clear(&w);
-        cr_assert_eq(aredis_pipeline_watch(p, keep, &w, 1, keys2), 0);
-        cr_assert(run_until(loop, &w.calls, 3000));
+        testgot_clear(&w);
+        cr_assert_eq(
+            aredis_pipeline_watch(p, testgot_keep_pipeline, &w, 1, keys2), 0);
+        cr_assert(testloop_run_until(loop, &w.calls, 3000));
         assert_str(w.r, "OK");
         cr_assert_eq(aredis_client_protocol(pc), proto);
         /* Someone else writes the second key. */
-        sync_cmd(loop, c, &g, "SET %s theirs", k2, NULL);
+        testgot_command(loop, c, &g, "SET %s theirs", k2);
         aredis_pipeline_multi(p);
         aredis_pipeline_command(p, "SET %s mine", k);
-        cr_assert_eq(aredis_pipeline_execute(p, keep, &x), 0);
-        cr_assert(run_until(loop, &x.calls, 3000));
+        cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &x), 0);
+        cr_assert(testloop_run_until(loop, &x.calls, 3000));
         cr_assert_eq(x.r->type, AREDIS_REPLY_ERROR);
         cr_assert_eq(x.r->code, AREDIS_EWATCH, "proto %d: %s", proto, x.r->str);
-        got_clear(&g);
-        sync_cmd(loop, c, &g, "EXISTS %s", k, NULL);
+        testgot_clear(&g);
+        testgot_command(loop, c, &g, "EXISTS %s", k);
         cr_assert_eq(g.r->integer, 0, "the transaction did not run");
-        got_clear(&g);
-        got_clear(&w);
-        got_clear(&x);
+        testgot_clear(&g);
+        testgot_clear(&w);
+        testgot_clear(&x);
         aredis_pipeline_free(p);
         int never = 0;
-        run_until(loop, &never, 30);
+        testloop_run_until(loop, &never, 30);
         aredis_client_free(pc);
     }
-    got g = {0};
-    sync_cmd(loop, c, &g, "DEL %s", k2, NULL);
-    got_clear(&g);
-    finish(loop, c);
+    testgot g = {0};
+    testgot_command(loop, c, &g, "DEL %s", k2);
+    testgot_clear(&g);
+    testclient_finish(loop, c);
 }
 
 /* The WATCH connection goes back to the pool with its WATCH dropped: with
@@ -584,21 +532,24 @@ Test(pipeline, a_changed_watched_key_gives_ewatch)
  * watched before must not abort the next transaction. */
 static void watch_on(aredis_loop *loop, aredis_pipeline *p, const char *key)
 {
-    got w = {0};
+    testgot w = {0};
     const char *keys[] = {key};
-    cr_assert_eq(aredis_pipeline_watch(p, keep, &w, 1, keys), 0);
-    cr_assert(run_until(loop, &w.calls, 3000));
+    cr_assert_eq(aredis_pipeline_watch(p, testgot_keep_pipeline, &w, 1, keys),
+                 0);
+    cr_assert(testloop_run_until(loop, &w.calls, 3000));
     cr_assert_eq(w.r->type, AREDIS_REPLY_STATUS, "%s", w.r->str);
-    got_clear(&w);
+    testgot_clear(&w);
 }
 
 static long long exclusive_id(aredis_loop *loop, aredis_pipeline *p)
 {
-    got g = {0};
-    cr_assert_eq(aredis_pipeline_immediate(p, keep, &g, "CLIENT ID"), 0);
-    cr_assert(run_until(loop, &g.calls, 3000));
+    testgot g = {0};
+    cr_assert_eq(
+        aredis_pipeline_immediate(p, testgot_keep_pipeline, &g, "CLIENT ID"),
+        0);
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
     long long id = g.r->integer;
-    got_clear(&g);
+    testgot_clear(&g);
     return id;
 }
 
@@ -617,13 +568,14 @@ Test(pipeline, reset_and_free_unwatch_and_give_the_connection_back)
 
     /* While it is held, another watch cannot get a connection. */
     aredis_pipeline *q = aredis_pipeline_new(c, 1);
-    got w = {0};
+    testgot w = {0};
     const char *keys2[] = {k2};
-    cr_assert_eq(aredis_pipeline_watch(q, keep, &w, 1, keys2), 0);
-    cr_assert(run_until(loop, &w.calls, 3000));
+    cr_assert_eq(aredis_pipeline_watch(q, testgot_keep_pipeline, &w, 1, keys2),
+                 0);
+    cr_assert(testloop_run_until(loop, &w.calls, 3000));
     cr_assert_eq(w.r->code, AREDIS_EBUSY, "%s", w.r->str);
     cr_assert(!aredis_pipeline_watching(q), "a failed watch resets");
-    got_clear(&w);
+    testgot_clear(&w);
 
     for (int round = 0; round < 2; round++) {
         if (round == 0) {
@@ -633,54 +585,56 @@ Test(pipeline, reset_and_free_unwatch_and_give_the_connection_back)
             p = NULL;
         }
         /* The old key changes: it must no longer be watched. */
-        got g = {0};
-        sync_cmd(loop, c, &g, "SET %s changed", k, NULL);
-        got_clear(&g);
+        testgot g = {0};
+        testgot_command(loop, c, &g, "SET %s changed", k);
+        testgot_clear(&g);
         watch_on(loop, q, k2);
         cr_assert_eq(exclusive_id(loop, q), id, "the same connection, reused");
         aredis_pipeline_multi(q);
         aredis_pipeline_command(q, "INCR %s", k2);
-        got x = {0};
-        cr_assert_eq(aredis_pipeline_execute(q, keep, &x), 0);
-        cr_assert(run_until(loop, &x.calls, 3000));
+        testgot x = {0};
+        cr_assert_eq(aredis_pipeline_execute(q, testgot_keep_pipeline, &x), 0);
+        cr_assert(testloop_run_until(loop, &x.calls, 3000));
         cr_assert_eq(x.r->type, AREDIS_REPLY_ARRAY, "round %d: %s", round,
                      x.r->type == AREDIS_REPLY_ERROR ? x.r->str : "");
-        got_clear(&x);
+        testgot_clear(&x);
         if (round == 0)
             watch_on(loop, p, k);
     }
-    got g = {0};
-    sync_cmd(loop, c, &g, "DEL %s %s", k, k2);
-    got_clear(&g);
+    testgot g = {0};
+    testgot_command(loop, c, &g, "DEL %s %s", k, k2);
+    testgot_clear(&g);
     aredis_pipeline_free(q);
-    finish(loop, c);
+    testclient_finish(loop, c);
 }
 
 Test(pipeline, freed_while_its_watch_is_pending)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c = connect_client(loop);
+    aredis_client *c = testclient_new(loop, url);
     char k[64];
     testenv_key(k, sizeof k, "watch-free");
     const char *keys[] = {k};
-    got w = {0}, r = {0};
+    testgot w = {0}, r = {0};
     aredis_pipeline *p = aredis_pipeline_new(c, 1);
-    cr_assert_eq(aredis_pipeline_watch(p, keep, &w, 1, keys), 0);
+    cr_assert_eq(aredis_pipeline_watch(p, testgot_keep_pipeline, &w, 1, keys),
+                 0);
     cr_assert_eq(aredis_pipeline_reset(p), AREDIS_ESTATE);
     aredis_pipeline_free(p);
-    cr_assert(run_until(loop, &w.calls, 3000));
+    cr_assert(testloop_run_until(loop, &w.calls, 3000));
     cr_assert_eq(w.r->code, AREDIS_ECANCELED, "%s", w.r->str);
-    got_clear(&w);
+    testgot_clear(&w);
 
     /* Freed with an immediate read in flight: it still completes. */
     p = aredis_pipeline_new(c, 1);
     watch_on(loop, p, k);
-    cr_assert_eq(aredis_pipeline_immediate(p, keep, &r, "PING"), 0);
+    cr_assert_eq(
+        aredis_pipeline_immediate(p, testgot_keep_pipeline, &r, "PING"), 0);
     aredis_pipeline_free(p);
-    cr_assert(run_until(loop, &r.calls, 3000));
+    cr_assert(testloop_run_until(loop, &r.calls, 3000));
     assert_str(r.r, "PONG");
-    got_clear(&r);
-    finish(loop, c);
+    testgot_clear(&r);
+    testclient_finish(loop, c);
 }
 
 /* A WATCH connection lost between WATCH and EXEC must not let EXEC run
@@ -689,26 +643,26 @@ Test(pipeline, freed_while_its_watch_is_pending)
 Test(pipeline, watch_connection_lost_before_exec)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c = connect_client(loop);
+    aredis_client *c = testclient_new(loop, url);
     char k[64], id[32];
     testenv_key(k, sizeof k, "watch-lost");
     aredis_pipeline *p = aredis_pipeline_new(c, 1);
     watch_on(loop, p, k);
     snprintf(id, sizeof id, "%lld", exclusive_id(loop, p));
-    got g = {0};
-    sync_cmd(loop, c, &g, "CLIENT KILL ID %s", id, NULL);
-    got_clear(&g);
-    sync_cmd(loop, c, &g, "SET %s theirs", k, NULL);
-    got_clear(&g);
+    testgot g = {0};
+    testgot_command(loop, c, &g, "CLIENT KILL ID %s", id);
+    testgot_clear(&g);
+    testgot_command(loop, c, &g, "SET %s theirs", k);
+    testgot_clear(&g);
     aredis_pipeline_multi(p);
     aredis_pipeline_command(p, "SET %s mine", k);
-    got x = {0};
-    cr_assert_eq(aredis_pipeline_execute(p, keep, &x), 0);
-    cr_assert(run_until(loop, &x.calls, 3000));
+    testgot x = {0};
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &x), 0);
+    cr_assert(testloop_run_until(loop, &x.calls, 3000));
     cr_assert_eq(x.r->type, AREDIS_REPLY_ERROR, "EXEC ran without its WATCH");
-    got_clear(&x);
+    testgot_clear(&x);
     aredis_pipeline_free(p);
-    finish(loop, c);
+    testclient_finish(loop, c);
 }
 
 /* ---- out of memory at every allocation ------------------------------------
@@ -785,13 +739,15 @@ Test(pipeline, out_of_memory_at_every_allocation)
                 seen w = {0}, r = {0};
                 e = aredis_pipeline_watch(p, note, &w, 1, keys);
                 if (e == 0) {
-                    cr_assert(run_until(loop, &w.calls, 3000), "n=%ld", n);
+                    cr_assert(testloop_run_until(loop, &w.calls, 3000), "n=%ld",
+                              n);
                     if (w.type == AREDIS_REPLY_ERROR)
                         e = w.code;
                 }
                 if (e == 0 && (e = aredis_pipeline_immediate(p, note, &r,
                                                              "GET %s", k)) == 0)
-                    cr_assert(run_until(loop, &r.calls, 3000), "n=%ld", n);
+                    cr_assert(testloop_run_until(loop, &r.calls, 3000), "n=%ld",
+                              n);
                 if (e == 0 && (e = aredis_pipeline_multi(p)) == 0 &&
                     (e = aredis_pipeline_command(p, "INCR %s", k)) == 0)
                     e = aredis_pipeline_execute(p, note, &g);
@@ -806,10 +762,10 @@ Test(pipeline, out_of_memory_at_every_allocation)
                         : AREDIS_EINVAL;
             }
             if (e == 0) {
-                cr_assert(run_until(loop, &g.calls, 3000), "n=%ld mode=%d", n,
-                          mode);
+                cr_assert(testloop_run_until(loop, &g.calls, 3000),
+                          "n=%ld mode=%d", n, mode);
                 int never = 0;
-                run_until(loop, &never, 5);
+                testloop_run_until(loop, &never, 5);
                 cr_assert_eq(g.calls, 1, "n=%ld mode=%d", n, mode);
                 if (g.type == AREDIS_REPLY_ARRAY)
                     completed++;
@@ -821,12 +777,12 @@ Test(pipeline, out_of_memory_at_every_allocation)
             fail_at = -1;
             aredis_pipeline_free(p);
             /* PONG, not QUEUED: no MULTI was left open. */
-            got ping = {0};
-            cr_assert_eq(aredis_command(c, keep_client, &ping, "PING"), 0);
-            cr_assert(run_until(loop, &ping.calls, 3000));
+            testgot ping = {0};
+            cr_assert_eq(aredis_command(c, testgot_keep, &ping, "PING"), 0);
+            cr_assert(testloop_run_until(loop, &ping.calls, 3000));
             cr_assert_eq(ping.r->type, AREDIS_REPLY_STATUS);
             cr_assert_str_eq(ping.r->str, "PONG", "n=%ld mode=%d", n, mode);
-            got_clear(&ping);
+            testgot_clear(&ping);
             if (failures > most)
                 most = failures;
         }
@@ -838,6 +794,6 @@ Test(pipeline, out_of_memory_at_every_allocation)
                 completed, failed, refused);
     cr_assert_gt(failed + refused, 0);
     aredis_script_free(s);
-    finish(loop, c);
+    testclient_finish(loop, c);
     aredis_set_allocator(NULL);
 }

@@ -10,17 +10,15 @@
 #include <unistd.h>
 
 #include "aredis/aredis.h"
+#include "testclient.h"
 #include "testenv.h"
-#include "testloop.h"
 
 static testenv_server srv;
 static char url[128];
 
 static void setup(void)
 {
-    cr_assert_eq(testenv_server_load(&srv, "standalone"), 0, "%s",
-                 testenv_errstr());
-    testenv_url(url, sizeof url, &srv, 0);
+    testclient_standalone(&srv, url, sizeof url, 0);
 }
 
 typedef struct result {
@@ -87,9 +85,14 @@ Test(pool, bounded_with_a_wait)
     testenv_key(key, sizeof key, "bounded");
     result first = {0}, second = {0};
     aredis_command(c, keep, &first, "BLPOP %s 1", key);
+    int64_t t0 = testenv_now_ms();
     aredis_command(c, keep, &second, "BLPOP %s 1", key);
     cr_assert(testloop_run_until(loop, &second.done, 3000));
+    int64_t waited = testenv_now_ms() - t0;
     cr_assert_eq(second.code, AREDIS_EBUSY, "%d: %s", second.code, second.text);
+    cr_assert(waited >= 280 && waited < 550,
+              "waited %lld ms for a connection, pool_wait_ms is 300",
+              (long long)waited);
     cr_assert(strstr(second.text, "pool_wait_ms") != NULL, "%s", second.text);
     cr_assert(testloop_run_until(loop, &first.done, 3000));
     cr_assert_eq(first.type, AREDIS_REPLY_NIL, "BLPOP timed out server-side");
@@ -182,6 +185,70 @@ Test(pool, idle_connections_close)
     cr_assert(testloop_run_until(loop, &b2.done, 3000));
     cr_assert_neq(client_id(loop, b2.x), id1, "the idle one was closed");
     aredis_exclusive_release(b2.x);
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
+/* The id of the connection named `name` that runs `cmd` (CLIENT LIST,
+ * from c's shared connection), or 0. */
+static long long connection_running(aredis_loop *loop, aredis_client *c,
+                                    const char *name, const char *cmd)
+{
+    char want_name[96], want_cmd[64];
+    snprintf(want_name, sizeof want_name, " name=%s ", name);
+    snprintf(want_cmd, sizeof want_cmd, " cmd=%s ", cmd);
+    testgot g = {0};
+    testgot_command(loop, c, &g, "CLIENT LIST");
+    cr_assert_not_null(g.r->str);
+    long long id = 0;
+    for (const char *line = g.r->str; line != NULL && *line && id == 0;) {
+        const char *end = strchr(line, '\n');
+        size_t n = end != NULL ? (size_t)(end - line) : strlen(line);
+        char buf[1024];
+        snprintf(buf, sizeof buf, "%.*s", (int)n, line);
+        if (strstr(buf, want_name) != NULL && strstr(buf, want_cmd) != NULL)
+            sscanf(buf, "id=%lld", &id);
+        line = end != NULL ? end + 1 : NULL;
+    }
+    testgot_clear(&g);
+    return id;
+}
+
+/* The only pooled connection is killed under a blocking command: that
+ * command fails, and the connection goes back to the pool, so the
+ * blocking command queued behind it runs (reconnected) instead of
+ * waiting out pool_wait_ms. */
+Test(pool, a_connection_lost_under_a_blocking_command_is_reused)
+{
+    aredis_loop *loop = testloop_new();
+    char name[64], key[64];
+    snprintf(name, sizeof name, "lostblk-%ld", (long)getpid());
+    testenv_key(key, sizeof key, "lostblk");
+    aredis_client *c =
+        aredis_client_new(loop,
+                          &(aredis_options){.url = url,
+                                            .client_name = name,
+                                            .pool_max = 1,
+                                            .pool_wait_ms = 2000},
+                          NULL);
+    cr_assert_not_null(c);
+    result first = {0}, second = {0};
+    cr_assert_eq(aredis_command(c, keep, &first, "BLPOP %s 10", key), 0);
+    cr_assert_eq(aredis_command(c, keep, &second, "BLPOP %s 1", key), 0);
+    long long id = 0;
+    int64_t until = testenv_now_ms() + 3000;
+    while (id == 0 && testenv_now_ms() < until)
+        id = connection_running(loop, c, name, "blpop");
+    cr_assert_neq(id, 0, "the first BLPOP never reached the server");
+    testgot g = {0};
+    testgot_command(loop, c, &g, "CLIENT KILL ID %lld", id);
+    testgot_clear(&g);
+    cr_assert(testloop_run_until(loop, &first.done, 3000));
+    cr_assert_eq(first.type, AREDIS_REPLY_ERROR);
+    cr_assert(testloop_run_until(loop, &second.done, 4000));
+    cr_assert_eq(second.type, AREDIS_REPLY_NIL,
+                 "the second BLPOP did not get the connection back: %d %s",
+                 second.code, second.text);
     aredis_client_free(c);
     testloop_free(loop);
 }

@@ -10,22 +10,14 @@
 #include <time.h>
 
 #include "aredis/aredis.h"
+#include "testclient.h"
 #include "testenv.h"
-#include "testloop.h"
 
 static testenv_server srv;
 
 static void setup(void)
 {
-    cr_assert_eq(testenv_server_load(&srv, "standalone"), 0, "%s",
-                 testenv_errstr());
-}
-
-static int run_until(aredis_loop *loop, const int *flag, int timeout_ms)
-{
-    for (int waited = 0; !*flag && waited < timeout_ms; waited += 10)
-        testloop_run_once(loop, 10);
-    return *flag;
+    testclient_standalone(&srv, NULL, 0, 0);
 }
 
 static aredis_client *client(aredis_loop *loop, int protocol)
@@ -33,11 +25,7 @@ static aredis_client *client(aredis_loop *loop, int protocol)
     char url[128];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/0?protocol=%d", srv.port,
              protocol);
-    aredis_status st;
-    aredis_client *c =
-        aredis_client_new(loop, &(aredis_options){.url = url}, &st);
-    cr_assert_not_null(c, "%s", st.msg);
-    return c;
+    return testclient_new(loop, url);
 }
 
 /* A client whose connections the server lists under `name` (CLIENT LIST);
@@ -129,8 +117,8 @@ static void publish_until(aredis_loop *loop, aredis_client *pub,
     for (int tries = 0; !s->done && tries < 200; tries++) {
         reply_seen r = {0};
         aredis_command(pub, on_reply, &r, "PUBLISH %s %s", channel, data);
-        run_until(loop, &r.done, 2000);
-        run_until(loop, &s->done, 20);
+        testloop_run_until(loop, &r.done, 2000);
+        testloop_run_until(loop, &s->done, 20);
     }
 }
 
@@ -154,13 +142,13 @@ static void handlers_and_confirmations(int protocol)
     /* Ordinary commands keep working on the same client beside it. */
     reply_seen r = {0};
     aredis_command(c, on_reply, &r, "ECHO %s", "beside");
-    cr_assert(run_until(loop, &r.done, 3000));
+    cr_assert(testloop_run_until(loop, &r.done, 3000));
     cr_assert_str_eq(r.text, "beside");
 
     /* Subscribing through the plain command API is refused. */
     reply_seen bad = {0};
     aredis_command(c, on_reply, &bad, "SUBSCRIBE %s", ch);
-    cr_assert(run_until(loop, &bad.done, 3000));
+    cr_assert(testloop_run_until(loop, &bad.done, 3000));
     cr_assert_eq(bad.type, AREDIS_REPLY_ERROR);
     cr_assert(strstr(bad.text, "aredis_pubsub") != NULL, "%s", bad.text);
 
@@ -216,7 +204,7 @@ static void queue_mode(int protocol)
     got_msg idle = {0};
     cr_assert_eq(aredis_pubsub_get_message(ps, 100, on_message, &idle), 0);
     cr_assert_eq(idle.done, 0);
-    cr_assert(run_until(loop, &idle.done, 3000));
+    cr_assert(testloop_run_until(loop, &idle.done, 3000));
     cr_assert_eq(idle.status, AREDIS_ETIMEDOUT);
 
     cr_assert_eq(aredis_pubsub_psubscribe(ps, pat, NULL, NULL), 0);
@@ -225,8 +213,8 @@ static void queue_mode(int protocol)
     for (int tries = 0; !g.done && tries < 200; tries++) {
         reply_seen r = {0};
         aredis_command(pub, on_reply, &r, "PUBLISH %s %s", ch, "queued");
-        run_until(loop, &r.done, 2000);
-        run_until(loop, &g.done, 20);
+        testloop_run_until(loop, &r.done, 2000);
+        testloop_run_until(loop, &g.done, 20);
     }
     cr_assert_eq(g.status, 0);
     cr_assert_eq(g.s.kind, AREDIS_PUBSUB_PMESSAGE, "no confirmation shown: %d",
@@ -237,7 +225,7 @@ static void queue_mode(int protocol)
 
     /* The extra publishes are queued; poll drains them. */
     int zero = 0;
-    run_until(loop, &zero, 100);
+    testloop_run_until(loop, &zero, 100);
     aredis_pubsub_message *m;
     int polled = 0;
     while ((m = aredis_pubsub_poll(ps)) != NULL) {
@@ -254,7 +242,7 @@ static void queue_mode(int protocol)
     aredis_pubsub_get_message(ps, -1, on_message, &late);
     aredis_pubsub_free(ps);
     cr_assert_eq(late.done, 0);
-    cr_assert(run_until(loop, &late.done, 3000));
+    cr_assert(testloop_run_until(loop, &late.done, 3000));
     cr_assert_eq(late.status, AREDIS_ECANCELED);
     aredis_client_free(c);
     aredis_client_free(pub);
@@ -285,18 +273,18 @@ Test(pubsub, shard_channels_and_introspection)
     for (int tries = 0; !s.done && tries < 200; tries++) {
         reply_seen r = {0};
         aredis_command(pub, on_reply, &r, "SPUBLISH %s %s", ch, "sharded");
-        run_until(loop, &r.done, 2000);
-        run_until(loop, &s.done, 20);
+        testloop_run_until(loop, &r.done, 2000);
+        testloop_run_until(loop, &s.done, 20);
     }
     cr_assert_eq(s.kind, AREDIS_PUBSUB_SMESSAGE);
     cr_assert_str_eq(s.data, "sharded");
     reply_seen n = {0};
     aredis_command(pub, on_reply, &n, "PUBSUB SHARDNUMSUB %s", ch);
-    cr_assert(run_until(loop, &n.done, 3000));
+    cr_assert(testloop_run_until(loop, &n.done, 3000));
     cr_assert_neq(n.type, AREDIS_REPLY_ERROR);
     reply_seen numpat = {0};
     aredis_command(pub, on_reply, &numpat, "PUBSUB NUMPAT");
-    cr_assert(run_until(loop, &numpat.done, 3000));
+    cr_assert(testloop_run_until(loop, &numpat.done, 3000));
     cr_assert_eq(numpat.type, AREDIS_REPLY_INTEGER);
     aredis_pubsub_free(ps);
     aredis_client_free(c);
@@ -314,7 +302,7 @@ Test(pubsub, keyspace_notifications)
     snprintf(pattern, sizeof pattern, "__keyspace@0__:%s", key);
     reply_seen cfg = {0};
     aredis_command(w, on_reply, &cfg, "CONFIG SET notify-keyspace-events KEA");
-    cr_assert(run_until(loop, &cfg.done, 3000));
+    cr_assert(testloop_run_until(loop, &cfg.done, 3000));
     cr_assert_str_eq(cfg.text, "OK");
     aredis_pubsub *ps = aredis_pubsub_new(c, NULL);
     seen s = {0};
@@ -323,8 +311,8 @@ Test(pubsub, keyspace_notifications)
     for (int tries = 0; !s.done && tries < 200; tries++) {
         reply_seen r = {0};
         aredis_command(w, on_reply, &r, "SET %s v", key);
-        run_until(loop, &r.done, 2000);
-        run_until(loop, &s.done, 20);
+        testloop_run_until(loop, &r.done, 2000);
+        testloop_run_until(loop, &s.done, 20);
     }
     cr_assert_str_eq(s.channel, pattern);
     cr_assert_str_eq(s.data, "set");
@@ -385,10 +373,10 @@ static void numsub_wait(aredis_loop *loop, aredis_client *q, const char *ch)
         numsub n = {0};
         snprintf(n.channel, sizeof n.channel, "%s", ch);
         aredis_command(q, on_numsub, &n, "PUBSUB NUMSUB %s", ch);
-        cr_assert(run_until(loop, &n.done, 3000));
+        cr_assert(testloop_run_until(loop, &n.done, 3000));
         if (n.ok)
             return;
-        run_until(loop, &r.done, 10);
+        testloop_run_until(loop, &r.done, 10);
     }
     cr_assert_fail("%s: never subscribed", ch);
 }
@@ -415,7 +403,7 @@ Test(pubsub, timeout_callbacks_wait_again)
             all = all && k[i].n == 2;
     }
     int zero = 0;
-    run_until(loop, &zero, 100);
+    testloop_run_until(loop, &zero, 100);
     for (int i = 0; i < N; i++) {
         cr_assert_eq(k[i].n, 2, "waiter %d: completed %d times (want 2)", i,
                      k[i].n);
@@ -449,11 +437,11 @@ Test(pubsub, free_from_message_callback)
     for (int i = 0; i < 2; i++) {
         reply_seen r = {0};
         aredis_command(pub, on_reply, &r, "PUBLISH %s %s", ch, "queued");
-        cr_assert(run_until(loop, &r.done, 3000));
+        cr_assert(testloop_run_until(loop, &r.done, 3000));
         cr_assert_eq(r.integer, 1);
     }
     int zero = 0;
-    run_until(loop, &zero, 100); /* both are queued now */
+    testloop_run_until(loop, &zero, 100); /* both are queued now */
     calls first = {0}, second = {0};
     aredis_pubsub_get_message(ps, 5000, free_on_first, &first);
     aredis_pubsub_get_message(ps, 5000, count_call, &second);
@@ -482,7 +470,7 @@ static void free_together(int protocol, int pubsub_first, int queued_ahead)
     /* The subscription is live once its confirmation is queued. */
     got_msg conf = {0};
     aredis_pubsub_get_message(ps, 5000, on_message, &conf);
-    cr_assert(run_until(loop, &conf.done, 5000));
+    cr_assert(testloop_run_until(loop, &conf.done, 5000));
     cr_assert_eq(conf.s.kind, AREDIS_PUBSUB_SUBSCRIBE);
     calls forever = {0}, bounded = {0};
     cr_assert_eq(aredis_pubsub_get_message(ps, -1, count_call, &forever), 0);
@@ -596,7 +584,7 @@ static conns client_list(aredis_loop *loop, aredis_client *q, const char *name)
     conns k = {0};
     snprintf(k.name, sizeof k.name, "%s", name);
     aredis_command(q, on_client_list, &k, "CLIENT LIST");
-    cr_assert(run_until(loop, &k.done, 3000));
+    cr_assert(testloop_run_until(loop, &k.done, 3000));
     return k;
 }
 
@@ -628,10 +616,10 @@ Test(pubsub, resp2_pool_full_waits)
     cr_assert_not_null(x);
     reply_seen ping = {0};
     aredis_exclusive_command(x, on_reply, &ping, "PING");
-    cr_assert(run_until(loop, &ping.done, 3000));
+    cr_assert(testloop_run_until(loop, &ping.done, 3000));
     reply_seen main = {0};
     aredis_command(c, on_reply, &main, "PING");
-    cr_assert(run_until(loop, &main.done, 3000));
+    cr_assert(testloop_run_until(loop, &main.done, 3000));
 
     seen s = {0};
     aredis_pubsub *ps = aredis_pubsub_new(c, NULL);
@@ -639,14 +627,14 @@ Test(pubsub, resp2_pool_full_waits)
     /* Several pool_wait_ms go by: still no extra connection, no
      * subscriber. */
     int zero = 0;
-    run_until(loop, &zero, 500);
+    testloop_run_until(loop, &zero, 500);
     conns k = client_list(loop, q, name);
     cr_assert_eq(k.named, 2, "the shared connection and the lent one: %d",
                  k.named);
     cr_assert_eq(k.sub_id, 0, "nothing subscribed yet");
     reply_seen none = {0};
     aredis_command(q, on_reply, &none, "PUBLISH %s %s", ch, "early");
-    cr_assert(run_until(loop, &none.done, 3000));
+    cr_assert(testloop_run_until(loop, &none.done, 3000));
     cr_assert_eq(none.integer, 0);
     cr_assert_eq(s.messages, 0);
 
@@ -720,7 +708,7 @@ static void resubscribe_after_kill(int protocol)
     cr_assert_neq(before.sub_id, 0, "the subscribed connection");
     reply_seen k = {0};
     aredis_command(pub, on_reply, &k, "CLIENT KILL ID %lld", before.sub_id);
-    cr_assert(run_until(loop, &k.done, 3000));
+    cr_assert(testloop_run_until(loop, &k.done, 3000));
     cr_assert_eq(k.integer, 1, "killed %lld (%s)", k.integer, k.text);
     for (int i = 0; i < 300 && ev.resubscribed == 0; i++)
         testloop_run_once(loop, 10);
@@ -740,14 +728,14 @@ static void resubscribe_after_kill(int protocol)
     for (int i = 0; i < 3; i++) {
         reply_seen p = {0};
         aredis_command(pub, on_reply, &p, "%s %s %s", cmd[i], to[i], "after");
-        cr_assert(run_until(loop, &p.done, 3000));
+        cr_assert(testloop_run_until(loop, &p.done, 3000));
         cr_assert_eq(p.integer, 1, "%s %s: one subscriber again (%s)", cmd[i],
                      to[i], p.text);
     }
     for (int i = 0; i < 300 && sc.messages + sp.messages + ss.messages < 3; i++)
         testloop_run_once(loop, 10);
     int zero = 0;
-    run_until(loop, &zero, 200);
+    testloop_run_until(loop, &zero, 200);
     cr_assert_eq(sc.messages, 1, "protocol %d: channel", protocol);
     cr_assert_eq(sc.kind, AREDIS_PUBSUB_MESSAGE);
     cr_assert_str_eq(sc.data, "after");
@@ -775,22 +763,34 @@ Test(pubsub, resubscribe_resp2)
     resubscribe_after_kill(2);
 }
 
-static _Atomic int thread_messages;
+/* Messages the thread's handler saw, by kind. */
+static _Atomic int thread_messages, thread_pmessages, thread_smessages;
 
 static void thread_handler(aredis_pubsub *ps, const aredis_pubsub_message *m,
                            void *ud)
 {
     (void)ps;
     (void)ud;
-    if (m->kind == AREDIS_PUBSUB_MESSAGE && strcmp(m->data, "to-thread") == 0)
+    if (m->data == NULL || strcmp(m->data, "to-thread") != 0)
+        return;
+    if (m->kind == AREDIS_PUBSUB_MESSAGE)
         thread_messages++;
+    else if (m->kind == AREDIS_PUBSUB_PMESSAGE)
+        thread_pmessages++;
+    else if (m->kind == AREDIS_PUBSUB_SMESSAGE)
+        thread_smessages++;
 }
 
+/* The thread mode subscribes each kind as what it is: a channel, a
+ * pattern, a shard channel. */
 Test(pubsub, thread_mode)
 {
-    char url[128], ch[64];
+    char url[128], ch[64], pat[80], pch[80], shard[80];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", srv.port);
     testenv_key(ch, sizeof ch, "thread");
+    snprintf(pat, sizeof pat, "%s.p.*", ch);
+    snprintf(pch, sizeof pch, "%s.p.x", ch);
+    snprintf(shard, sizeof shard, "%s.s", ch);
     aredis_status st;
     aredis_pubsub_sub bad = {AREDIS_PUBSUB_SUBSCRIBE, ch, NULL, NULL};
     cr_assert_null(aredis_pubsub_thread_start(&(aredis_options){.url = url},
@@ -798,20 +798,30 @@ Test(pubsub, thread_mode)
     cr_assert_eq(st.code, AREDIS_EINVAL);
     cr_assert(strstr(st.msg, "handler") != NULL, "%s", st.msg);
 
-    aredis_pubsub_sub good = {AREDIS_PUBSUB_SUBSCRIBE, ch, thread_handler,
-                              NULL};
-    aredis_pubsub_thread *t = aredis_pubsub_thread_start(
-        &(aredis_options){.url = url}, &good, 1, &st);
+    aredis_pubsub_sub good[] = {
+        {AREDIS_PUBSUB_SUBSCRIBE, ch, thread_handler, NULL},
+        {AREDIS_PUBSUB_PSUBSCRIBE, pat, thread_handler, NULL},
+        {AREDIS_PUBSUB_SSUBSCRIBE, shard, thread_handler, NULL},
+    };
+    aredis_pubsub_thread *t =
+        aredis_pubsub_thread_start(&(aredis_options){.url = url}, good, 3, &st);
     cr_assert_not_null(t, "%s", st.msg);
     aredis_sync *s = aredis_sync_connect(&(aredis_options){.url = url}, &st);
     cr_assert_not_null(s, "%s", st.msg);
-    for (int tries = 0; thread_messages == 0 && tries < 200; tries++) {
-        aredis_reply *r = aredis_sync_command(s, "PUBLISH %s to-thread", ch);
-        aredis_reply_free(r);
+    for (int tries = 0; (thread_messages == 0 || thread_pmessages == 0 ||
+                         thread_smessages == 0) &&
+                        tries < 200;
+         tries++) {
+        aredis_reply_free(aredis_sync_command(s, "PUBLISH %s to-thread", ch));
+        aredis_reply_free(aredis_sync_command(s, "PUBLISH %s to-thread", pch));
+        aredis_reply_free(
+            aredis_sync_command(s, "SPUBLISH %s to-thread", shard));
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    cr_assert_geq(thread_messages, 1);
+    cr_assert_geq(thread_messages, 1, "channel");
+    cr_assert_geq(thread_pmessages, 1, "pattern");
+    cr_assert_geq(thread_smessages, 1, "shard channel");
     aredis_pubsub_thread_stop(t);
     aredis_sync_free(s);
 }
@@ -839,16 +849,16 @@ static void introspection(int protocol)
     numsub n = {0};
     snprintf(n.channel, sizeof n.channel, "%s", ch);
     aredis_command(q, on_numsub, &n, "PUBSUB NUMSUB %s", ch);
-    cr_assert(run_until(loop, &n.done, 3000));
+    cr_assert(testloop_run_until(loop, &n.done, 3000));
     cr_assert(n.ok, "protocol %d: NUMSUB gives [channel, 1]", protocol);
     numsub chans = {0};
     snprintf(chans.channel, sizeof chans.channel, "%s", ch);
     aredis_command(q, on_channels, &chans, "PUBSUB CHANNELS %s", ch);
-    cr_assert(run_until(loop, &chans.done, 3000));
+    cr_assert(testloop_run_until(loop, &chans.done, 3000));
     cr_assert(chans.ok, "protocol %d: CHANNELS lists it", protocol);
     reply_seen pub = {0};
     aredis_command(q, on_reply, &pub, "PUBLISH %s %s", ch, "counted");
-    cr_assert(run_until(loop, &pub.done, 3000));
+    cr_assert(testloop_run_until(loop, &pub.done, 3000));
     cr_assert_eq(pub.type, AREDIS_REPLY_INTEGER);
     cr_assert_eq(pub.integer, 1, "one receiver");
     aredis_pubsub_free(ps);
@@ -922,11 +932,11 @@ static void many(int protocol)
     for (int tries = 0; tries < 300 && numpat.integer < 20; tries++) {
         numpat.done = 0;
         aredis_command(pub, on_reply, &numpat, "PUBSUB NUMPAT");
-        run_until(loop, &numpat.done, 2000);
+        testloop_run_until(loop, &numpat.done, 2000);
         testloop_run_once(loop, 5);
     }
     int zero = 0;
-    run_until(loop, &zero, 100);
+    testloop_run_until(loop, &zero, 100);
     for (int i = 0; i < 200; i++) {
         snprintf(name, sizeof name, "%s.%d", base, i);
         char data[32];

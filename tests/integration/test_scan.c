@@ -15,8 +15,8 @@
 
 #include "aredis/aredis.h"
 #include "aredis/scan.h"
+#include "testclient.h"
 #include "testenv.h"
-#include "testloop.h"
 
 #define KEYSPACE_DB 4
 #define NKEYS 10000
@@ -25,8 +25,7 @@ static testenv_server srv;
 
 static void setup(void)
 {
-    cr_assert_eq(testenv_server_load(&srv, "standalone"), 0, "%s",
-                 testenv_errstr());
+    testclient_standalone(&srv, NULL, 0, 0);
 }
 
 TestSuite(scan, .init = setup, .timeout = 120);
@@ -41,11 +40,7 @@ static const char *url_for(int db, int proto)
 
 static aredis_client *connect_to(aredis_loop *loop, int db, int proto)
 {
-    aredis_status st;
-    aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url_for(db, proto)}, &st);
-    cr_assert_not_null(c, "%s", st.msg);
-    return c;
+    return testclient_new(loop, url_for(db, proto));
 }
 
 /* ---- helpers: commands and their counting ---------------------------------

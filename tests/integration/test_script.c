@@ -18,61 +18,15 @@
 #include <unistd.h>
 
 #include "aredis/aredis.h"
+#include "testclient.h"
 #include "testenv.h"
-#include "testloop.h"
 
 static testenv_server srv;
 static char url[128];
 
 static void setup(void)
 {
-    cr_assert_eq(testenv_server_load(&srv, "standalone"), 0, "%s",
-                 testenv_errstr());
-    testenv_url(url, sizeof url, &srv, 0);
-}
-
-typedef struct got {
-    int calls;
-    aredis_reply *r;
-} got;
-
-static void got_clear(got *g)
-{
-    aredis_reply_free(g->r);
-    memset(g, 0, sizeof *g);
-}
-
-static void keep(aredis_client *c, const aredis_reply *r, void *ud)
-{
-    (void)c;
-    got *g = ud;
-    cr_assert_not_null(r);
-    g->calls++;
-    aredis_reply_free(g->r);
-    g->r = aredis_reply_dup(r);
-}
-
-static void keep_p(aredis_pipeline *p, const aredis_reply *r, void *ud)
-{
-    (void)p;
-    keep(NULL, r, ud);
-}
-
-static void sync_cmd(aredis_loop *loop, aredis_client *c, got *g,
-                     const char *fmt, const char *a)
-{
-    got_clear(g);
-    cr_assert_eq(aredis_command(c, keep, g, fmt, a), 0);
-    cr_assert(testloop_run_until(loop, &g->calls, 3000), "%s timed out", fmt);
-}
-
-static void finish(aredis_loop *loop, aredis_client *c)
-{
-    int never = 0;
-    testloop_run_until(loop, &never, 30);
-    cr_assert_eq(aredis_client_pending(c), 0, "nothing left in flight");
-    aredis_client_free(c);
-    testloop_free(loop);
+    testclient_standalone(&srv, url, sizeof url, 0);
 }
 
 /* The Python library's README example, made unique to this process. */
@@ -93,11 +47,11 @@ static aredis_script *multiply_script(const char *tag)
 static int script_exists(aredis_loop *loop, aredis_client *c,
                          const aredis_script *s)
 {
-    got g = {0};
-    sync_cmd(loop, c, &g, "SCRIPT EXISTS %s", aredis_script_sha(s));
+    testgot g = {0};
+    testgot_command(loop, c, &g, "SCRIPT EXISTS %s", aredis_script_sha(s));
     cr_assert_eq(g.r->type, AREDIS_REPLY_ARRAY);
     int yes = (int)g.r->element[0].integer;
-    got_clear(&g);
+    testgot_clear(&g);
     return yes;
 }
 
@@ -106,8 +60,7 @@ TestSuite(script, .init = setup);
 Test(script, the_local_sha1_is_the_servers)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c =
-        aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
+    aredis_client *c = testclient_new(loop, url);
     aredis_script *s = aredis_script_new("return 1", 8);
     cr_assert_str_eq(aredis_script_sha(s),
                      "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
@@ -117,10 +70,10 @@ Test(script, the_local_sha1_is_the_servers)
     aredis_script *m = multiply_script("sha");
     size_t mlen;
     const char *src = aredis_script_source(m, &mlen);
-    got g = {0};
+    testgot g = {0};
     const char *argv[] = {"SCRIPT", "LOAD", src};
     size_t argvlen[] = {6, 4, mlen};
-    cr_assert_eq(aredis_commandv(c, keep, &g, 3, argv, argvlen), 0);
+    cr_assert_eq(aredis_commandv(c, testgot_keep, &g, 3, argv, argvlen), 0);
     cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_eq(g.r->type, AREDIS_REPLY_STRING);
     cr_assert_str_eq(g.r->str, aredis_script_sha(m));
@@ -136,26 +89,26 @@ Test(script, the_local_sha1_is_the_servers)
     aredis_script_free(m);
     aredis_script_free(s);
     aredis_script_free(NULL);
-    got_clear(&g);
-    finish(loop, c);
+    testgot_clear(&g);
+    testclient_finish(loop, c);
 }
 
 Test(script, eval_loads_on_noscript_transparently_on_any_client)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c1 =
-        aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
+    aredis_client *c1 = testclient_new(loop, url);
     aredis_client *c2 = aredis_client_new(
         loop, &(aredis_options){.url = url, .protocol = 2}, NULL);
     char k[64];
     testenv_key(k, sizeof k, "multiply");
-    got g = {0};
-    sync_cmd(loop, c1, &g, "SET %s 2", k);
+    testgot g = {0};
+    testgot_command(loop, c1, &g, "SET %s 2", k);
     aredis_script *mul = multiply_script("eval");
     cr_assert_eq(script_exists(loop, c1, mul), 0, "not loaded yet");
     const char *keys[] = {k}, *args[] = {"5"};
-    got r = {0};
-    cr_assert_eq(aredis_script_eval(c1, mul, keep, &r, 1, keys, 1, args), 0);
+    testgot r = {0};
+    cr_assert_eq(
+        aredis_script_eval(c1, mul, testgot_keep, &r, 1, keys, 1, args), 0);
     cr_assert_eq(r.calls, 0, "never inside the call");
     cr_assert(testloop_run_until(loop, &r.calls, 3000));
     cr_assert_eq(r.r->type, AREDIS_REPLY_INTEGER, "%s",
@@ -168,49 +121,52 @@ Test(script, eval_loads_on_noscript_transparently_on_any_client)
 
     /* The same object on another client (RESP2), freed by the caller as
      * soon as the call returned: the command keeps its own reference. */
-    got_clear(&r);
+    testgot_clear(&r);
     const char *args2[] = {"7"};
-    cr_assert_eq(aredis_script_eval(c2, mul, keep, &r, 1, keys, 1, args2), 0);
+    cr_assert_eq(
+        aredis_script_eval(c2, mul, testgot_keep, &r, 1, keys, 1, args2), 0);
     aredis_script_free(mul);
     cr_assert(testloop_run_until(loop, &r.calls, 3000));
     cr_assert_eq(r.r->integer, 14);
 
     /* Binary-safe keys and arguments. */
     aredis_script *echo = aredis_script_new("return ARGV[1]", 14);
-    got_clear(&r);
+    testgot_clear(&r);
     const char *bin[] = {"a\0b"};
     size_t binlen[] = {3};
-    cr_assert_eq(
-        aredis_script_evalv(c1, echo, keep, &r, 1, keys, NULL, 1, bin, binlen),
-        0);
+    cr_assert_eq(aredis_script_evalv(c1, echo, testgot_keep, &r, 1, keys, NULL,
+                                     1, bin, binlen),
+                 0);
     cr_assert(testloop_run_until(loop, &r.calls, 3000));
     cr_assert_eq(r.r->type, AREDIS_REPLY_STRING);
     cr_assert_eq(r.r->len, 3);
     cr_assert(memcmp(r.r->str, "a\0b", 3) == 0);
-    cr_assert_eq(aredis_script_eval(c1, NULL, keep, &r, 0, NULL, 0, NULL),
-                 AREDIS_EINVAL);
-    cr_assert_eq(aredis_script_eval(c1, echo, keep, &r, -1, NULL, 0, NULL),
-                 AREDIS_EINVAL);
+    cr_assert_eq(
+        aredis_script_eval(c1, NULL, testgot_keep, &r, 0, NULL, 0, NULL),
+        AREDIS_EINVAL);
+    cr_assert_eq(
+        aredis_script_eval(c1, echo, testgot_keep, &r, -1, NULL, 0, NULL),
+        AREDIS_EINVAL);
     aredis_script_free(echo);
-    sync_cmd(loop, c1, &g, "DEL %s", k);
-    got_clear(&g);
-    got_clear(&r);
+    testgot_command(loop, c1, &g, "DEL %s", k);
+    testgot_clear(&g);
+    testgot_clear(&r);
     aredis_client_free(c2);
-    finish(loop, c1);
+    testclient_finish(loop, c1);
 }
 
 Test(script, script_errors_keep_their_message)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c =
-        aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
+    aredis_client *c = testclient_new(loop, url);
     char src[128];
     /* A runtime error raised by the script. */
     snprintf(src, sizeof src, "-- %ld\nreturn redis.call('NOSUCHCOMMAND')",
              (long)getpid());
     aredis_script *bad = aredis_script_new(src, strlen(src));
-    got r = {0};
-    cr_assert_eq(aredis_script_eval(c, bad, keep, &r, 0, NULL, 0, NULL), 0);
+    testgot r = {0};
+    cr_assert_eq(aredis_script_eval(c, bad, testgot_keep, &r, 0, NULL, 0, NULL),
+                 0);
     cr_assert(testloop_run_until(loop, &r.calls, 3000));
     cr_assert_eq(r.r->type, AREDIS_REPLY_ERROR);
     cr_assert_eq(r.r->code, AREDIS_ESERVER);
@@ -219,10 +175,11 @@ Test(script, script_errors_keep_their_message)
     aredis_script_free(bad);
 
     /* One that does not compile: SCRIPT LOAD's own message. */
-    got_clear(&r);
+    testgot_clear(&r);
     snprintf(src, sizeof src, "-- %ld\nreturn (", (long)getpid());
     aredis_script *broken = aredis_script_new(src, strlen(src));
-    cr_assert_eq(aredis_script_eval(c, broken, keep, &r, 0, NULL, 0, NULL), 0);
+    cr_assert_eq(
+        aredis_script_eval(c, broken, testgot_keep, &r, 0, NULL, 0, NULL), 0);
     cr_assert(testloop_run_until(loop, &r.calls, 3000));
     cr_assert_eq(r.r->code, AREDIS_ESERVER);
     cr_assert(strstr(r.r->str, "compiling") != NULL, "%s", r.r->str);
@@ -238,22 +195,22 @@ Test(script, script_errors_keep_their_message)
         aredis_pipeline *p = aredis_pipeline_new(c, tx);
         aredis_pipeline_command(p, "SET %s 1", k);
         cr_assert_eq(aredis_pipeline_script(p, broken, 0, NULL, 0, NULL), 0);
-        got g = {0};
-        cr_assert_eq(aredis_pipeline_execute(p, keep_p, &g), 0);
+        testgot g = {0};
+        cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g), 0);
         cr_assert(testloop_run_until(loop, &g.calls, 3000));
         cr_assert_eq(g.r->type, AREDIS_REPLY_ERROR);
         cr_assert_eq(g.r->code, AREDIS_ESERVER);
         cr_assert(strncmp(g.r->str, "SCRIPT LOAD failed: ", 20) == 0, "%s",
                   g.r->str);
-        got_clear(&g);
-        sync_cmd(loop, c, &g, "EXISTS %s", k);
+        testgot_clear(&g);
+        testgot_command(loop, c, &g, "EXISTS %s", k);
         cr_assert_eq(g.r->integer, 0, "nothing of the batch ran");
-        got_clear(&g);
+        testgot_clear(&g);
         aredis_pipeline_free(p);
     }
     aredis_script_free(broken);
-    got_clear(&r);
-    finish(loop, c);
+    testgot_clear(&r);
+    testclient_finish(loop, c);
 }
 
 Test(script, pipelines_load_their_scripts_even_after_script_flush)
@@ -264,24 +221,24 @@ Test(script, pipelines_load_their_scripts_even_after_script_flush)
                  testenv_errstr());
     testenv_url(own_url, sizeof own_url, &own, 0);
     aredis_loop *loop = testloop_new();
-    aredis_client *c =
-        aredis_client_new(loop, &(aredis_options){.url = own_url}, NULL);
+    aredis_client *c = testclient_new(loop, own_url);
     char k[64];
     testenv_key(k, sizeof k, "pipe-script");
     aredis_script *mul = multiply_script("pipeline");
     const char *keys[] = {k}, *a5[] = {"5"}, *a3[] = {"3"};
-    got g = {0};
+    testgot g = {0};
     for (int tx = 0; tx <= 1; tx++) {
         aredis_pipeline *p = aredis_pipeline_new(c, tx);
         for (int round = 0; round < 2; round++) {
             /* Every execution starts from a server that knows no script. */
-            sync_cmd(loop, c, &g, "SCRIPT FLUSH", NULL);
-            got_clear(&g);
+            testgot_command(loop, c, &g, "SCRIPT FLUSH");
+            testgot_clear(&g);
             aredis_pipeline_command(p, "SET %s 5", k);
             cr_assert_eq(aredis_pipeline_script(p, mul, 1, keys, 1, a5), 0);
             cr_assert_eq(aredis_pipeline_script(p, mul, 1, keys, 1, a3), 0);
             cr_assert_eq(aredis_pipeline_size(p), 3);
-            cr_assert_eq(aredis_pipeline_execute(p, keep_p, &g), 0);
+            cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g),
+                         0);
             cr_assert(testloop_run_until(loop, &g.calls, 3000));
             cr_assert_eq(g.r->type, AREDIS_REPLY_ARRAY, "tx=%d round=%d: %s",
                          tx, round,
@@ -289,39 +246,39 @@ Test(script, pipelines_load_their_scripts_even_after_script_flush)
             cr_assert_eq(g.r->len, 3);
             cr_assert_eq(g.r->element[1].integer, 25);
             cr_assert_eq(g.r->element[2].integer, 15);
-            got_clear(&g);
+            testgot_clear(&g);
         }
         aredis_pipeline_free(p);
     }
     /* With a WATCH: the load goes to the WATCH connection, before MULTI. */
-    sync_cmd(loop, c, &g, "SCRIPT FLUSH", NULL);
-    got_clear(&g);
+    testgot_command(loop, c, &g, "SCRIPT FLUSH");
+    testgot_clear(&g);
     aredis_pipeline *p = aredis_pipeline_new(c, 1);
-    got w = {0};
-    cr_assert_eq(aredis_pipeline_watch(p, keep_p, &w, 1, keys), 0);
+    testgot w = {0};
+    cr_assert_eq(aredis_pipeline_watch(p, testgot_keep_pipeline, &w, 1, keys),
+                 0);
     cr_assert(testloop_run_until(loop, &w.calls, 3000));
     cr_assert_eq(aredis_pipeline_multi(p), 0);
     cr_assert_eq(aredis_pipeline_script(p, mul, 1, keys, 1, a3), 0);
-    cr_assert_eq(aredis_pipeline_execute(p, keep_p, &g), 0);
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g), 0);
     cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_eq(g.r->type, AREDIS_REPLY_ARRAY, "%s",
                  g.r->type == AREDIS_REPLY_ERROR ? g.r->str : "");
     cr_assert_eq(g.r->element[0].integer, 15);
-    got_clear(&g);
-    got_clear(&w);
+    testgot_clear(&g);
+    testgot_clear(&w);
     /* A script queued and never executed is released with the pipeline. */
     aredis_pipeline_script(p, mul, 1, keys, 1, a3);
     aredis_script_free(mul);
     aredis_pipeline_free(p);
-    finish(loop, c);
+    testclient_finish(loop, c);
     cr_assert_eq(testenv_private_stop(&own), 0, "%s", testenv_errstr());
 }
 
 Test(script, functions_go_through_the_command_api)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c =
-        aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
+    aredis_client *c = testclient_new(loop, url);
     char lib[64], fn[64], code[512], k[64];
     snprintf(lib, sizeof lib, "aredis_test_%ld", (long)getpid());
     snprintf(fn, sizeof fn, "aredis_getset_%ld", (long)getpid());
@@ -334,33 +291,35 @@ Test(script, functions_go_through_the_command_api)
              "end)",
              lib, fn);
     testenv_key(k, sizeof k, "fcall");
-    got g = {0};
-    sync_cmd(loop, c, &g, "FUNCTION LOAD REPLACE %s", code);
+    testgot g = {0};
+    testgot_command(loop, c, &g, "FUNCTION LOAD REPLACE %s", code);
     cr_assert_eq(g.r->type, AREDIS_REPLY_STRING, "%s", g.r->str);
     cr_assert_str_eq(g.r->str, lib);
-    got_clear(&g);
-    cr_assert_eq(aredis_command(c, keep, &g, "FCALL %s 1 %s %s", fn, k, "one"),
-                 0);
+    testgot_clear(&g);
+    cr_assert_eq(
+        aredis_command(c, testgot_keep, &g, "FCALL %s 1 %s %s", fn, k, "one"),
+        0);
     cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_eq(g.r->type, AREDIS_REPLY_NIL);
-    got_clear(&g);
-    cr_assert_eq(aredis_command(c, keep, &g, "FCALL %s 1 %s %s", fn, k, "two"),
-                 0);
+    testgot_clear(&g);
+    cr_assert_eq(
+        aredis_command(c, testgot_keep, &g, "FCALL %s 1 %s %s", fn, k, "two"),
+        0);
     cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_str_eq(g.r->str, "one");
     /* And in a transaction pipeline. */
     aredis_pipeline *p = aredis_pipeline_new(c, 1);
     aredis_pipeline_command(p, "FCALL %s 1 %s %s", fn, k, "three");
     aredis_pipeline_command(p, "GETDEL %s", k);
-    got_clear(&g);
-    cr_assert_eq(aredis_pipeline_execute(p, keep_p, &g), 0);
+    testgot_clear(&g);
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g), 0);
     cr_assert(testloop_run_until(loop, &g.calls, 3000));
     cr_assert_eq(g.r->type, AREDIS_REPLY_ARRAY);
     cr_assert_str_eq(g.r->element[0].str, "two");
     cr_assert_str_eq(g.r->element[1].str, "three");
     aredis_pipeline_free(p);
-    sync_cmd(loop, c, &g, "FUNCTION DELETE %s", lib);
+    testgot_command(loop, c, &g, "FUNCTION DELETE %s", lib);
     cr_assert_eq(g.r->type, AREDIS_REPLY_STATUS, "%s", g.r->str);
-    got_clear(&g);
-    finish(loop, c);
+    testgot_clear(&g);
+    testclient_finish(loop, c);
 }

@@ -10,40 +10,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "aredis/aredis.h"
 #include "aredis/stream.h"
+#include "testclient.h"
 #include "testenv.h"
-#include "testloop.h"
 
 static testenv_server srv;
 
 static void setup(void)
 {
-    cr_assert_eq(testenv_server_load(&srv, "standalone"), 0, "%s",
-                 testenv_errstr());
+    testclient_standalone(&srv, NULL, 0, 0);
 }
 
 TestSuite(streams, .init = setup, .timeout = 120);
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static aredis_client *connect_proto(aredis_loop *loop, int proto)
 {
     char url[160];
     snprintf(url, sizeof url, "redis://127.0.0.1:%d/0?protocol=%d", srv.port,
              proto);
-    aredis_status st;
-    aredis_client *c =
-        aredis_client_new(loop, &(aredis_options){.url = url}, &st);
-    cr_assert_not_null(c, "%s", st.msg);
-    return c;
+    return testclient_new(loop, url);
 }
 
 /* ---- a command and its reply, kept until the end of the test --------------
@@ -393,7 +380,7 @@ typedef struct timed {
 static void timed_cb(aredis_client *c, const aredis_reply *r, void *ud)
 {
     timed *t = ud;
-    t->at = now_ms();
+    t->at = testenv_now_ms();
     keep_cb(c, r, &t->s);
 }
 
@@ -439,15 +426,15 @@ static void xread_checks(int proto)
     r = call(loop, c, "XREAD STREAMS %s 2-0", s1);
     expect_nil(r);
     cr_assert_eq(aredis_stream_read_count(r), 0);
-    long long t0 = now_ms();
+    long long t0 = testenv_now_ms();
     r = call(loop, c, "XREAD BLOCK 100 STREAMS %s $", s1);
     expect_nil(r);
-    cr_assert_geq(now_ms() - t0, 90, "BLOCK 100 waited");
+    cr_assert_geq(testenv_now_ms() - t0, 90, "BLOCK 100 waited");
 
     /* XREAD BLOCK waits on an exclusive connection: a PING on the same
      * client is answered at once, and an XADD sent after it wakes it. */
     timed xread = {0}, ping = {0};
-    t0 = now_ms();
+    t0 = testenv_now_ms();
     /* After 2-0 rather than '$': the XADD below cannot be missed however
      * long the exclusive connection takes to open. */
     cr_assert_eq(aredis_command(c, timed_cb, &xread,
@@ -918,7 +905,7 @@ static int on_entry(aredis_stream_consumer *sc, const aredis_stream_entry *e,
     t->total++;
     if (flags & AREDIS_STREAM_CLAIMED) {
         if (t->claimed_flags++ == 0)
-            t->first_claim_at = now_ms();
+            t->first_claim_at = testenv_now_ms();
     }
     if (t->stop_inside_at > 0 && t->total == t->stop_inside_at)
         cr_assert_eq(aredis_stream_consumer_stop(sc, on_stopped, t), 0);
@@ -966,14 +953,14 @@ static aredis_stream_consumer *consumer(aredis_client *c, aredis_loop *loop,
 
 static void stop_and_wait(aredis_loop *loop, tally *t, int w)
 {
-    long long t0 = now_ms();
+    long long t0 = testenv_now_ms();
     cr_assert_eq(aredis_stream_consumer_stop(t->sc[w], on_stopped, t), 0);
     cr_assert_eq(t->stop_calls[w], 0, "never inside the call");
     cr_assert_eq(aredis_stream_consumer_stop(t->sc[w], on_stopped, t),
                  AREDIS_ESTATE, "already stopping");
     cr_assert(testloop_run_until(loop, &t->stopped[w], 5000),
               "stop never completed");
-    cr_assert_lt(now_ms() - t0, 3000, "a stop takes about block_ms");
+    cr_assert_lt(testenv_now_ms() - t0, 3000, "a stop takes about block_ms");
 }
 
 static void share_checks(int proto)
@@ -1086,7 +1073,7 @@ static void dead_consumer_checks(int proto)
             .count = 50, .block_ms = 200, .create_group = 1, .create_id = "0"});
     cr_assert_eq(aredis_stream_consumer_start(t->sc[0]), 0);
     cr_assert(run_until_count(loop, &t->total, 20, 5000));
-    long long died_at = now_ms();
+    long long died_at = testenv_now_ms();
     stop_and_wait(loop, t, 0);
     aredis_stream_consumer_free(t->sc[0]);
     t->sc[0] = NULL;

@@ -8,72 +8,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "aredis/aredis.h"
+#include "testclient.h"
 #include "testenv.h"
-#include "testloop.h"
 
 static testenv_server srv;
 static char url[128];
 
 static void setup(void)
 {
-    cr_assert_eq(testenv_server_load(&srv, "standalone"), 0, "%s",
-                 testenv_errstr());
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", srv.port);
-}
-
-static int run_until(aredis_loop *loop, const int *flag, int timeout_ms)
-{
-    for (int waited = 0; !*flag && waited < timeout_ms; waited += 10)
-        testloop_run_once(loop, 10);
-    return *flag;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-typedef struct got {
-    int calls;
-    aredis_reply *r;
-} got;
-
-static void got_clear(got *g)
-{
-    aredis_reply_free(g->r);
-    memset(g, 0, sizeof *g);
-}
-
-static void keep(aredis_client *c, const aredis_reply *r, void *ud)
-{
-    (void)c;
-    got *g = ud;
-    cr_assert_not_null(r);
-    g->calls++;
-    aredis_reply_free(g->r);
-    g->r = aredis_reply_dup(r);
-}
-
-static void sync_cmd(aredis_loop *loop, aredis_client *c, got *g,
-                     const char *fmt, const char *a)
-{
-    got_clear(g);
-    cr_assert_eq(aredis_command(c, keep, g, fmt, a), 0);
-    cr_assert(run_until(loop, &g->calls, 3000), "%s timed out", fmt);
-}
-
-static void finish(aredis_loop *loop, aredis_client *c)
-{
-    int never = 0;
-    run_until(loop, &never, 50);
-    cr_assert_eq(aredis_client_pending(c), 0, "nothing left in flight");
-    aredis_client_free(c);
-    testloop_free(loop);
+    testclient_standalone(&srv, url, sizeof url, 0);
 }
 
 /* ---- the client-side INCR of the Python library's README ------------------
@@ -135,12 +80,11 @@ Test(transaction, concurrent_client_side_incr_gives_the_exact_total)
 {
     enum { N = 50 };
     aredis_loop *loop = testloop_new();
-    aredis_client *c =
-        aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
+    aredis_client *c = testclient_new(loop, url);
     char k[64];
     testenv_key(k, sizeof k, "incr");
-    got g = {0};
-    sync_cmd(loop, c, &g, "DEL %s", k);
+    testgot g = {0};
+    testgot_command(loop, c, &g, "DEL %s", k);
     static incr t[N];
     const char *keys[] = {k};
     /* Eight connections race for one key, so some transactions lose many
@@ -167,14 +111,14 @@ Test(transaction, concurrent_client_side_incr_gives_the_exact_total)
         total_attempts += t[i].fn_calls;
         retried += t[i].fn_calls > 1;
     }
-    sync_cmd(loop, c, &g, "GET %s", k);
+    testgot_command(loop, c, &g, "GET %s", k);
     cr_assert_eq(g.r->type, AREDIS_REPLY_STRING);
     cr_assert_str_eq(g.r->str, "50", "every increment counted exactly once");
     cr_log_info("%d transactions, %d attempts, %d retried", N, total_attempts,
                 retried);
-    sync_cmd(loop, c, &g, "DEL %s", k);
-    got_clear(&g);
-    finish(loop, c);
+    testgot_command(loop, c, &g, "DEL %s", k);
+    testgot_clear(&g);
+    testclient_finish(loop, c);
 }
 
 /* ---- bounded attempts, pacing -----------------------------------------------
@@ -186,7 +130,7 @@ typedef struct loser {
     aredis_pipeline *p;
     int fn_calls, done;
     int64_t first, last;
-    got result;
+    testgot result;
 } loser;
 
 static void loser_changed(aredis_client *c, const aredis_reply *r, void *ud)
@@ -204,7 +148,7 @@ static void loser_body(aredis_pipeline *p, void *ud)
 {
     loser *t = ud;
     t->fn_calls++;
-    t->last = now_ms();
+    t->last = testenv_now_ms();
     if (t->fn_calls == 1)
         t->first = t->last;
     cr_assert_eq(aredis_transaction_attempt(p), t->fn_calls);
@@ -216,15 +160,14 @@ static void loser_body(aredis_pipeline *p, void *ud)
 static void loser_done(aredis_client *c, const aredis_reply *r, void *ud)
 {
     loser *t = ud;
-    keep(c, r, &t->result);
+    testgot_keep(c, r, &t->result);
     t->done++;
 }
 
 Test(transaction, attempts_are_bounded_and_paced)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c =
-        aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
+    aredis_client *c = testclient_new(loop, url);
     char k[64];
     testenv_key(k, sizeof k, "loser");
     const char *keys[] = {k};
@@ -236,7 +179,7 @@ Test(transaction, attempts_are_bounded_and_paced)
                                      .loop = paced == 1 ? loop : NULL};
         cr_assert_eq(
             aredis_transaction(c, &o, loser_body, loser_done, &t, 1, keys), 0);
-        cr_assert(run_until(loop, &t.done, 5000));
+        cr_assert(testloop_run_until(loop, &t.done, 5000));
         cr_assert_eq(t.fn_calls, 3);
         cr_assert_eq(t.result.r->type, AREDIS_REPLY_ERROR);
         cr_assert_eq(t.result.r->code, AREDIS_EWATCH, "%s", t.result.r->str);
@@ -247,22 +190,22 @@ Test(transaction, attempts_are_bounded_and_paced)
                           "two pauses of 100 ms: %lld ms",
                           (long long)(t.last - t.first));
         int never = 0;
-        run_until(loop, &never, 30);
+        testloop_run_until(loop, &never, 30);
         cr_assert_eq(t.done, 1);
-        got_clear(&t.result);
+        testgot_clear(&t.result);
     }
     /* The default is 10 attempts. */
     loser t = {.c = c, .key = k};
     cr_assert_eq(
         aredis_transaction(c, NULL, loser_body, loser_done, &t, 1, keys), 0);
-    cr_assert(run_until(loop, &t.done, 5000));
+    cr_assert(testloop_run_until(loop, &t.done, 5000));
     cr_assert_eq(t.fn_calls, 10);
     cr_assert_eq(t.result.r->code, AREDIS_EWATCH);
-    got_clear(&t.result);
-    got g = {0};
-    sync_cmd(loop, c, &g, "DEL %s", k);
-    got_clear(&g);
-    finish(loop, c);
+    testgot_clear(&t.result);
+    testgot g = {0};
+    testgot_command(loop, c, &g, "DEL %s", k);
+    testgot_clear(&g);
+    testclient_finish(loop, c);
 }
 
 /* ---- abort, empty commits, misuse
@@ -271,7 +214,7 @@ Test(transaction, attempts_are_bounded_and_paced)
 typedef struct misuse {
     int mode; /* 0 abort, 1 empty commit, 2 misuse then commit */
     int fn_calls, aborted_inside;
-    got result;
+    testgot result;
 } misuse;
 
 static void misuse_body(aredis_pipeline *p, void *ud)
@@ -301,7 +244,40 @@ static void misuse_body(aredis_pipeline *p, void *ud)
 static void misuse_done(aredis_client *c, const aredis_reply *r, void *ud)
 {
     misuse *t = ud;
-    keep(c, r, &t->result);
+    testgot_keep(c, r, &t->result);
+}
+
+static void refused_body(aredis_pipeline *p, void *ud)
+{
+    misuse *t = ud;
+    t->fn_calls++;
+    cr_assert_eq(aredis_pipeline_multi(p), 0);
+    cr_assert_eq(aredis_pipeline_command(p, "NOSUCHCOMMAND-%d", t->fn_calls),
+                 0);
+    cr_assert_eq(aredis_transaction_commit(p), 0);
+}
+
+/* Only a lost WATCH race is retried: an EXEC refused for another reason
+ * (EXECABORT: a command the server refused to queue) ends the transaction
+ * at once, with the server's error. */
+Test(transaction, an_exec_refused_otherwise_is_not_retried)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = testclient_new(loop, url);
+    char k[64];
+    testenv_key(k, sizeof k, "refused");
+    const char *keys[] = {k};
+    misuse t = {0};
+    cr_assert_eq(
+        aredis_transaction(c, NULL, refused_body, misuse_done, &t, 1, keys), 0);
+    cr_assert(testloop_run_until(loop, &t.result.calls, 5000));
+    cr_assert_eq(t.result.r->type, AREDIS_REPLY_ERROR);
+    cr_assert_neq(t.result.r->code, AREDIS_EWATCH, "%s", t.result.r->str);
+    cr_assert(strstr(t.result.r->str, "EXECABORT") != NULL, "%s",
+              t.result.r->str);
+    cr_assert_eq(t.fn_calls, 1, "retried %d times", t.fn_calls - 1);
+    testgot_clear(&t.result);
+    testclient_finish(loop, c);
 }
 
 Test(transaction, abort_empty_commit_and_misuse)
@@ -318,7 +294,7 @@ Test(transaction, abort_empty_commit_and_misuse)
         cr_assert_eq(
             aredis_transaction(c, NULL, misuse_body, misuse_done, &t, 1, keys),
             0);
-        cr_assert(run_until(loop, &t.result.calls, 3000));
+        cr_assert(testloop_run_until(loop, &t.result.calls, 3000));
         cr_assert_eq(t.fn_calls, 1);
         if (mode == 0) {
             cr_assert_eq(t.aborted_inside, 0, "done never inside abort");
@@ -330,7 +306,7 @@ Test(transaction, abort_empty_commit_and_misuse)
             cr_assert_eq(t.result.r->len, 0, "an empty transaction");
         }
         /* pool_max is 1: each run got the connection back. */
-        got_clear(&t.result);
+        testgot_clear(&t.result);
     }
     misuse t = {0};
     aredis_transaction_opts bad = {.delay_ms = -1};
@@ -353,7 +329,7 @@ Test(transaction, abort_empty_commit_and_misuse)
     cr_assert_eq(aredis_transaction_attempt(plain), 0);
     aredis_pipeline_free(plain);
     cr_assert_eq(t.fn_calls, 0);
-    finish(loop, c);
+    testclient_finish(loop, c);
 }
 
 Test(transaction, a_failed_watch_completes_without_calling_the_body)
@@ -368,21 +344,21 @@ Test(transaction, a_failed_watch_completes_without_calling_the_body)
     /* Hold the only exclusive connection. */
     aredis_pipeline *holder = aredis_pipeline_new(c, 1);
     cr_assert_eq(aredis_pipeline_watch(holder, NULL, NULL, 1, keys), 0);
-    /* Until the WATCH is answered (a time bound, not a number of loop
+    /* Until the WATCH is answered (in real time, not a number of loop
      * turns, which differs from one loop to another). */
-    for (int waited = 0; !aredis_pipeline_watching(holder) && waited < 3000;
-         waited += 10)
+    int64_t until = testenv_now_ms() + 3000;
+    while (!aredis_pipeline_watching(holder) && testenv_now_ms() < until)
         testloop_run_once(loop, 10);
     cr_assert(aredis_pipeline_watching(holder));
     misuse t = {.mode = 1};
     cr_assert_eq(
         aredis_transaction(c, NULL, misuse_body, misuse_done, &t, 1, keys), 0);
-    cr_assert(run_until(loop, &t.result.calls, 3000));
+    cr_assert(testloop_run_until(loop, &t.result.calls, 3000));
     cr_assert_eq(t.fn_calls, 0);
     cr_assert_eq(t.result.r->code, AREDIS_EBUSY, "%s", t.result.r->str);
-    got_clear(&t.result);
+    testgot_clear(&t.result);
     aredis_pipeline_free(holder);
-    finish(loop, c);
+    testclient_finish(loop, c);
 }
 
 /* The client goes away while the body waits for its read: the read fails
@@ -390,15 +366,14 @@ Test(transaction, a_failed_watch_completes_without_calling_the_body)
 Test(transaction, client_freed_during_a_read)
 {
     aredis_loop *loop = testloop_new();
-    aredis_client *c =
-        aredis_client_new(loop, &(aredis_options){.url = url}, NULL);
+    aredis_client *c = testclient_new(loop, url);
     char k[64];
     testenv_key(k, sizeof k, "freed");
     const char *keys[] = {k};
     incr t = {.key = k};
     cr_assert_eq(aredis_transaction(c, NULL, incr_body, incr_done, &t, 1, keys),
                  0);
-    cr_assert(run_until(loop, &t.fn_calls, 3000));
+    cr_assert(testloop_run_until(loop, &t.fn_calls, 3000));
     aredis_client_free(c); /* the GET is in flight */
     testloop_free(loop);
     cr_assert_eq(t.done, 1);

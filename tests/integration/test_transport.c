@@ -36,13 +36,6 @@
 
 TestSuite(transport, .timeout = 60);
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void load(testenv_server *s, const char *name)
 {
     cr_assert_eq(testenv_server_load(s, name), 0, "%s", testenv_errstr());
@@ -80,7 +73,7 @@ static void addr_v4(struct sockaddr_storage *ss, socklen_t *len, int port)
 
 static void wait_for(aredis__transport *t, int want, long long deadline)
 {
-    long long left = deadline - now_ms();
+    long long left = deadline - testenv_now_ms();
     cr_assert_gt(left, 0, "timed out waiting for the %s transport",
                  t->vt->name);
     struct pollfd p = {.fd = t->fd,
@@ -93,7 +86,7 @@ static void wait_for(aredis__transport *t, int want, long long deadline)
 /* Finish the connect (and TLS handshake): 0 or the error. */
 static int handshake(aredis__transport *t)
 {
-    long long deadline = now_ms() + DEADLINE_MS;
+    long long deadline = testenv_now_ms() + DEADLINE_MS;
     for (;;) {
         int rc = t->vt->handshake(t);
         if (rc != AREDIS__WANT_READ && rc != AREDIS__WANT_WRITE)
@@ -136,7 +129,7 @@ static aredis__transport *dial_ok(const aredis__config *cfg,
  * written, with the same bytes first. Returns 0 or the error. */
 static int write_all(aredis__transport *t, struct iovec *iov, int n)
 {
-    long long deadline = now_ms() + DEADLINE_MS;
+    long long deadline = testenv_now_ms() + DEADLINE_MS;
     while (n > 0) {
         ssize_t w = t->vt->writev(t, iov, n);
         if (w == AREDIS__WANT_READ || w == AREDIS__WANT_WRITE) {
@@ -165,7 +158,7 @@ static int write_all(aredis__transport *t, struct iovec *iov, int n)
 static int read_reply(aredis__transport *t, aredis_reader *rd,
                       const aredis_reply **out)
 {
-    long long deadline = now_ms() + DEADLINE_MS;
+    long long deadline = testenv_now_ms() + DEADLINE_MS;
     for (;;) {
         int rc = aredis_reader_get_reply(rd, out);
         cr_assert_geq(rc, 0, "reader: %s", aredis_reader_errstr(rd));
@@ -315,7 +308,7 @@ static void write_retry_with_more_data(aredis__transport *t)
         many[i] = (struct iovec){b.data + (size_t)i * one, one};
 
     int off = 0, queued = 0, wants = 0;
-    long long deadline = now_ms() + DEADLINE_MS;
+    long long deadline = testenv_now_ms() + DEADLINE_MS;
     while (off < PINGS) {
         queued = queued + STEP > PINGS ? PINGS : queued + STEP;
         ssize_t w = t->vt->writev(t, &many[off], queued - off);
@@ -559,9 +552,9 @@ Test(transport, resolve_many_concurrent)
                      0);
     for (int i = 0; i < N; i += 2)
         aredis__resolve_cancel(reqs[i]);
-    long long deadline = now_ms() + DEADLINE_MS;
+    long long deadline = testenv_now_ms() + DEADLINE_MS;
     int done = 0;
-    while (!done && now_ms() < deadline) {
+    while (!done && testenv_now_ms() < deadline) {
         int never = 0;
         run_until(l, &never, 20);
         done = 1;
@@ -602,8 +595,8 @@ Test(transport, resolve_cancel_inside_callback)
             aredis__resolve_start(l, hosts[i], 1, cancel_in_cb, slot, &req), 0);
         slot[0] = req;
         int done = 0;
-        long long deadline = now_ms() + DEADLINE_MS;
-        while (slot[1] == NULL && now_ms() < deadline)
+        long long deadline = testenv_now_ms() + DEADLINE_MS;
+        while (slot[1] == NULL && testenv_now_ms() < deadline)
             run_until(l, &done, 20);
         cr_assert_not_null(slot[1], "%s never resolved", hosts[i]);
     }
@@ -981,8 +974,8 @@ static void ping_through_loop(aredis_loop *l, aredis__transport *t)
     /* The connect ends with writability, as the contract says. */
     cr_assert_eq(aredis__loop_io_update(l, f.io, AREDIS_EV_WRITE), 0);
     int done = 0;
-    long long deadline = now_ms() + DEADLINE_MS;
-    while (f.phase >= 0 && f.phase < 3 && now_ms() < deadline)
+    long long deadline = testenv_now_ms() + DEADLINE_MS;
+    while (f.phase >= 0 && f.phase < 3 && testenv_now_ms() < deadline)
         run_until(l, &done, 50);
     cr_assert_eq(f.phase, 3, "phase %d: %s %s", f.phase, aredis_err_name(f.rc),
                  t->errmsg);
@@ -1291,13 +1284,13 @@ Test(transport, tls_client_to_plaintext_port)
     cr_assert_eq(aredis__transport_connect(&cfg, (struct sockaddr *)&ss, len,
                                            &t, err, sizeof err),
                  0, "%s", err);
-    long long deadline = now_ms() + 500;
+    long long deadline = testenv_now_ms() + 500;
     int rc;
     for (;;) {
         rc = t->vt->handshake(t);
         if (rc != AREDIS__WANT_READ && rc != AREDIS__WANT_WRITE)
             break;
-        long long left = deadline - now_ms();
+        long long left = deadline - testenv_now_ms();
         if (left <= 0)
             break;
         struct pollfd p = {t->fd, rc == AREDIS__WANT_READ ? POLLIN : POLLOUT,

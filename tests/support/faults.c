@@ -46,30 +46,6 @@
 /* Tools started by a test never outlive this, whatever the test does. */
 #define FAULTS_TOOL_MAX_SECONDS "120"
 
-static char g_err[1024];
-
-static void set_err(const char *fmt, ...) AREDIS_PRINTF(1, 2);
-
-static void set_err(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g_err, sizeof g_err, fmt, ap);
-    va_end(ap);
-}
-
-const char *faults_errstr(void)
-{
-    return g_err;
-}
-
-int64_t faults_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -156,11 +132,11 @@ static int make_dir(char *dir, size_t cap, const char *tag)
 {
     if ((size_t)snprintf(dir, cap, "%s/aredis-%s.XXXXXX", tmpdir(), tag) >=
         cap) {
-        set_err("temporary directory name too long");
+        testenv_set_err("temporary directory name too long");
         return -1;
     }
     if (mkdtemp(dir) == NULL) {
-        set_err("mkdtemp %s: %s", dir, strerror(errno));
+        testenv_set_err("mkdtemp %s: %s", dir, strerror(errno));
         dir[0] = '\0';
         return -1;
     }
@@ -231,7 +207,7 @@ static pid_t spawn(const char *dir, char *const argv[])
     fflush(NULL);
     pid_t pid = fork();
     if (pid < 0) {
-        set_err("fork: %s", strerror(errno));
+        testenv_set_err("fork: %s", strerror(errno));
         return -1;
     }
     if (pid > 0) {
@@ -266,7 +242,7 @@ static int wait_port_file(pid_t pid, const char *dir, const char *file,
 {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir, file);
-    int64_t deadline = faults_now_ms() + 5000;
+    int64_t deadline = testenv_now_ms() + 5000;
     for (;;) {
         int port = read_port(path);
         if (port > 0)
@@ -275,12 +251,12 @@ static int wait_port_file(pid_t pid, const char *dir, const char *file,
         if (waitpid(pid, &st, WNOHANG) == pid) {
             char tail[600];
             log_tail(dir, tail, sizeof tail);
-            set_err("%s exited during start-up (status %d): %s", what, st,
-                    tail);
+            testenv_set_err("%s exited during start-up (status %d): %s", what,
+                            st, tail);
             return -1;
         }
-        if (faults_now_ms() > deadline) {
-            set_err("%s did not write %s within 5 s", what, path);
+        if (testenv_now_ms() > deadline) {
+            testenv_set_err("%s did not write %s within 5 s", what, path);
             return -1;
         }
         sleep_ms(5);
@@ -293,10 +269,10 @@ static void stop_child(pid_t *pid)
     if (*pid <= 0)
         return;
     kill(*pid, SIGTERM);
-    int64_t deadline = faults_now_ms() + 2000;
+    int64_t deadline = testenv_now_ms() + 2000;
     int st;
     while (waitpid(*pid, &st, WNOHANG) == 0) {
-        if (faults_now_ms() > deadline) {
+        if (testenv_now_ms() > deadline) {
             kill(*pid, SIGKILL);
             waitpid(*pid, &st, 0);
             break;
@@ -371,7 +347,7 @@ int faults_proxy_start(faults_proxy *p, int target_port)
     p->control_port = p->port > 0 ? read_port(cf) : -1;
     if (p->port < 0 || p->control_port < 0) {
         if (p->port > 0)
-            set_err("faultproxy wrote no control port");
+            testenv_set_err("faultproxy wrote no control port");
         faults_proxy_stop(p);
         return -1;
     }
@@ -388,7 +364,7 @@ int faults_proxy_ctl(faults_proxy *p, const char *line, char *reply, size_t cap)
     s.port = p->control_port;
     testenv_conn c;
     if (testenv_connect(&c, &s) != 0) {
-        set_err("proxy control: %s", testenv_errstr());
+        testenv_set_err("proxy control: %s", testenv_errstr());
         return -1;
     }
     c.timeout_ms = 5000;
@@ -396,14 +372,14 @@ int faults_proxy_ctl(faults_proxy *p, const char *line, char *reply, size_t cap)
     int n = snprintf(msg, sizeof msg, "%s\n", line);
     int rc = -1;
     if (testenv_send(&c, msg, (size_t)n) != 0) {
-        set_err("proxy control: %s", testenv_errstr());
+        testenv_set_err("proxy control: %s", testenv_errstr());
         goto done;
     }
     /* One reply line. */
     while (got < sizeof buf - 1 && memchr(buf, '\n', got) == NULL) {
         size_t k = 0;
         if (testenv_recv(&c, buf + got, sizeof buf - 1 - got, &k) != 0) {
-            set_err("proxy control: %s", testenv_errstr());
+            testenv_set_err("proxy control: %s", testenv_errstr());
             goto done;
         }
         got += k;
@@ -415,7 +391,7 @@ int faults_proxy_ctl(faults_proxy *p, const char *line, char *reply, size_t cap)
     if (strncmp(buf, "OK", 2) == 0)
         rc = 0;
     else
-        set_err("proxy control '%s': %s", line, buf);
+        testenv_set_err("proxy control '%s': %s", line, buf);
 done:
     testenv_close(&c);
     return rc;
@@ -444,35 +420,6 @@ static void ensure_state_dir(void)
     }
 }
 
-/* Run redis-server.sh; its log goes to a file whose tail lands in the
- * error message when it fails. */
-static int run_script(const char *verb, const char *name, const char *args)
-{
-    char logp[300], cmd[3072];
-    snprintf(logp, sizeof logp, "%s/aredis-faults-script-%ld.log", tmpdir(),
-             (long)getpid());
-    /* The script ties the server's life to its owner: this process, not
-     * the short-lived shell that system() starts. */
-    snprintf(cmd, sizeof cmd,
-             "AREDIS_TEST_OWNER_PID=%ld bash '%s/redis-server.sh' %s '%s' "
-             "%s >'%s' 2>&1",
-             (long)getpid(), AREDIS_TEST_SUPPORT_DIR, verb, name,
-             args != NULL ? args : "", logp);
-    int rc = system(cmd);
-    if (rc != 0) {
-        char tail[700] = "";
-        FILE *f = fopen(logp, "r");
-        if (f != NULL) {
-            size_t n = fread(tail, 1, sizeof tail - 1, f);
-            tail[n] = '\0';
-            fclose(f);
-        }
-        set_err("redis-server.sh %s %s failed (%d): %s", verb, name, rc, tail);
-    }
-    unlink(logp);
-    return rc == 0 ? 0 : -1;
-}
-
 static int server_start_named(faults_server *fs, int port)
 {
     char args[1200];
@@ -481,11 +428,10 @@ static int server_start_named(faults_server *fs, int port)
                  fs->tls ? "--tls-port" : "--port", port);
     else
         snprintf(args, sizeof args, "%s", fs->extra);
-    if (run_script("start", fs->name, args) != 0)
+    if (testenv_script("start", fs->name, args) != 0)
         return -1;
     if (testenv_server_load(&fs->s, fs->name) != 0) {
-        set_err("%s", testenv_errstr());
-        run_script("stop", fs->name, NULL);
+        testenv_script("stop", fs->name, NULL);
         return -1;
     }
     /* The state file holds the port the script picked; the extra argument
@@ -511,11 +457,11 @@ int faults_server_start(faults_server *fs, const char *tag, const char *extra,
 static int server_signal(faults_server *fs, int sig)
 {
     if (!fs->running || fs->s.pid <= 0) {
-        set_err("server %s is not running", fs->name);
+        testenv_set_err("server %s is not running", fs->name);
         return -1;
     }
     if (kill((pid_t)fs->s.pid, sig) != 0) {
-        set_err("kill(%ld, %d): %s", fs->s.pid, sig, strerror(errno));
+        testenv_set_err("kill(%ld, %d): %s", fs->s.pid, sig, strerror(errno));
         return -1;
     }
     return 0;
@@ -550,17 +496,17 @@ int faults_server_kill9(faults_server *fs)
 {
     if (server_signal(fs, SIGKILL) != 0)
         return -1;
-    int64_t deadline = faults_now_ms() + 5000;
+    int64_t deadline = testenv_now_ms() + 5000;
     while (!proc_gone(fs->s.pid)) {
-        if (faults_now_ms() > deadline) {
-            set_err("pid %ld still alive 5 s after SIGKILL", fs->s.pid);
+        if (testenv_now_ms() > deadline) {
+            testenv_set_err("pid %ld still alive 5 s after SIGKILL", fs->s.pid);
             return -1;
         }
         sleep_ms(2);
     }
     fs->running = 0;
     /* Stops the watchdog and removes the state file and directory. */
-    return run_script("stop", fs->name, NULL);
+    return testenv_script("stop", fs->name, NULL);
 }
 
 int faults_server_restart(faults_server *fs)
@@ -580,7 +526,7 @@ int faults_server_stop(faults_server *fs)
     if (!fs->running)
         return 0;
     fs->running = 0;
-    return run_script("stop", fs->name, NULL);
+    return testenv_script("stop", fs->name, NULL);
 }
 
 int faults_tls_dir(char *dir, size_t dircap, char *extra, size_t extracap)
@@ -592,7 +538,7 @@ int faults_tls_dir(char *dir, size_t dircap, char *extra, size_t extracap)
              "bash '%s/make-certs.sh' '%s' >'%s/make-certs.log' 2>&1",
              AREDIS_TEST_SUPPORT_DIR, dir, dir);
     if (system(cmd) != 0) {
-        set_err("make-certs.sh %s failed", dir);
+        testenv_set_err("make-certs.sh %s failed", dir);
         faults_rmdir(dir);
         return -1;
     }
@@ -670,7 +616,7 @@ void faults_reply_cb(aredis_client *c, const aredis_reply *r, void *ud)
         return;
     }
     t->completed++;
-    k->at_ms = faults_now_ms();
+    k->at_ms = testenv_now_ms();
     k->type = r->type;
     k->code = r->type == AREDIS_REPLY_ERROR ? r->code : 0;
     if (r->type == AREDIS_REPLY_INTEGER)
@@ -828,7 +774,7 @@ void faults_event_cb(aredis_client *c, const aredis_conn_event *ev, void *ud)
     e->ev[e->n].attempt = ev->attempt;
     e->ev[e->n].exclusive = ev->exclusive;
     e->ev[e->n].delay_ms = ev->delay_ms;
-    e->ev[e->n].at_ms = faults_now_ms();
+    e->ev[e->n].at_ms = testenv_now_ms();
     snprintf(e->ev[e->n].msg, sizeof e->ev[e->n].msg, "%s",
              ev->msg != NULL ? ev->msg : "");
     e->n++;
@@ -875,14 +821,39 @@ void faults_events_str(const faults_events *e, char *buf, size_t cap)
     }
 }
 
+/* ---- the client under test ---------------------------------------------- */
+
+aredis_client *faults_client_new(aredis_loop **loop, int port, aredis_options o,
+                                 faults_events *ev)
+{
+    *loop = aredis_loop_new();
+    if (*loop == NULL) {
+        testenv_set_err("aredis_loop_new failed");
+        return NULL;
+    }
+    o.host = "127.0.0.1";
+    o.port = port;
+    aredis_status st;
+    aredis_client *c = aredis_client_new(*loop, &o, &st);
+    if (c == NULL) {
+        testenv_set_err("aredis_client_new: %s", st.msg);
+        aredis_loop_free(*loop);
+        *loop = NULL;
+        return NULL;
+    }
+    if (ev != NULL)
+        aredis_client_set_event_handler(c, faults_event_cb, ev);
+    return c;
+}
+
 /* ---- driving the loop --------------------------------------------------- */
 
 int faults_run_until(aredis_loop *loop, int (*pred)(const void *),
                      const void *arg, int timeout_ms)
 {
-    int64_t deadline = faults_now_ms() + timeout_ms;
+    int64_t deadline = testenv_now_ms() + timeout_ms;
     while (!pred(arg)) {
-        int64_t left = deadline - faults_now_ms();
+        int64_t left = deadline - testenv_now_ms();
         if (left <= 0)
             return pred(arg);
         aredis_loop_run_once(loop, left < 10 ? (int)left : 10);

@@ -13,7 +13,7 @@
  * Children are started with fork/exec and die with the test process
  * (PR_SET_PDEATHSIG) as well as by their own --max-seconds, so a crashed or
  * timed-out test leaves nothing running. Every wait has a deadline.
- * Functions return 0 on success and -1 on failure, with faults_errstr()
+ * Functions return 0 on success and -1 on failure, with testenv_errstr()
  * saying why. Test code only; it uses the library's public API. */
 #ifndef AREDIS_TESTS_FAULTS_H
 #define AREDIS_TESTS_FAULTS_H
@@ -26,13 +26,8 @@
 #include "aredis/aredis.h"
 #include "testenv.h"
 
-/* The last error, as a sentence; "" when none. */
-const char *faults_errstr(void);
-
-/* Milliseconds on the monotonic clock. */
-int64_t faults_now_ms(void);
-
-/* (A free port: testenv_free_port().) */
+/* Errors: testenv_errstr(). The clock: testenv_now_ms(). A free port:
+ * testenv_free_port(). */
 
 /* ---- child processes ------------------------------------------------------
  */
@@ -195,6 +190,15 @@ int faults_events_find(const faults_events *e, int from, int type,
 
 /* "CONNECTED,DISCONNECTED(ECLOSED),RECONNECTING(1,100ms),..." */
 void faults_events_str(const faults_events *e, char *buf, size_t cap);
+
+/* ---- the client under test ---------------------------------------------- */
+
+/* A new built-in loop in *loop and on it a client of 127.0.0.1:port made
+ * from o (host and port filled in), its connection events recorded into
+ * ev (NULL: no handler). \return the client, or NULL with the reason in
+ * testenv_errstr(), and nothing left to free. */
+aredis_client *faults_client_new(aredis_loop **loop, int port, aredis_options o,
+                                 faults_events *ev);
 
 /* ---- driving the loop --------------------------------------------------- */
 

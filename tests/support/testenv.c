@@ -30,16 +30,16 @@
 #endif
 
 /* Per thread: the fault tests sample CLIENT LIST from a thread of their own. */
-static _Thread_local char g_err[512];
+static _Thread_local char g_err[1024];
 
-static void set_err(const char *fmt, ...) AREDIS_PRINTF(1, 2);
-
-static void set_err(const char *fmt, ...)
+void testenv_set_err(const char *fmt, ...)
 {
+    char buf[sizeof g_err];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(g_err, sizeof g_err, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(g_err, buf, sizeof g_err);
 }
 
 const char *testenv_errstr(void)
@@ -60,7 +60,7 @@ int testenv_free_port(void)
     if (fd >= 0)
         close(fd);
     if (port < 0)
-        set_err("no free loopback port: %s", strerror(errno));
+        testenv_set_err("no free loopback port: %s", strerror(errno));
     return port;
 }
 
@@ -70,37 +70,54 @@ char *testenv_url(char *buf, size_t cap, const testenv_server *s, int db)
     return buf;
 }
 
-/* Run <script> <verb> <name> [extra] (redis-server.sh or
- * redis-cluster.sh); the script stops a server whose owner exits: make
- * that this process, not the shell system() starts. */
+/* Run <script> <verb> <name> [args] (redis-server.sh, redis-cluster.sh);
+ * the script stops a server whose owner exits: make that this process, not
+ * the shell system() starts. */
 static int run_script(const char *script, const char *verb, const char *name,
-                      const char *extra)
+                      const char *args)
 {
-    char cmd[2048];
+    char logp[300], cmd[3072];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(logp, sizeof logp, "%s/aredis-script-%ld.log",
+             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp", (long)getpid());
     snprintf(cmd, sizeof cmd,
-             "AREDIS_TEST_OWNER_PID=%ld bash '%s/%s' %s '%s' %s >/dev/null",
+             "AREDIS_TEST_OWNER_PID=%ld bash '%s/%s' %s '%s' "
+             "%s >'%s' 2>&1",
              (long)getpid(), AREDIS_TEST_SUPPORT_DIR, script, verb, name,
-             extra ? extra : "");
+             args != NULL ? args : "", logp);
     int rc = system(cmd);
     if (rc != 0) {
-        set_err("%s %s %s failed (status %d)", script, verb, name, rc);
-        return -1;
+        char tail[700] = "";
+        FILE *f = fopen(logp, "r");
+        if (f != NULL) {
+            size_t n = fread(tail, 1, sizeof tail - 1, f);
+            tail[n] = '\0';
+            fclose(f);
+        }
+        testenv_set_err("%s %s %s failed (%d): %s", script, verb, name, rc,
+                        tail);
     }
-    return 0;
+    unlink(logp);
+    return rc == 0 ? 0 : -1;
+}
+
+int testenv_script(const char *verb, const char *name, const char *args)
+{
+    return run_script("redis-server.sh", verb, name, args);
 }
 
 int testenv_private_start(testenv_server *s, const char *tag, const char *extra)
 {
     char name[64];
     snprintf(name, sizeof name, "%s-%ld", tag, (long)getpid());
-    if (run_script("redis-server.sh", "start", name, extra) != 0)
+    if (testenv_script("start", name, extra) != 0)
         return -1;
     return testenv_server_load(s, name);
 }
 
 int testenv_private_stop(const testenv_server *s)
 {
-    return run_script("redis-server.sh", "stop", s->name, NULL);
+    return testenv_script("stop", s->name, NULL);
 }
 
 int testenv_private_cluster_start(testenv_server *s, const char *tag,
@@ -122,14 +139,14 @@ int testenv_state_ports(const char *name, const char *key, int *ports, int max)
 {
     const char *dir = getenv("AREDIS_TEST_STATE_DIR");
     if (dir == NULL) {
-        set_err("AREDIS_TEST_STATE_DIR is not set");
+        testenv_set_err("AREDIS_TEST_STATE_DIR is not set");
         return -1;
     }
     char path[512], line[2048];
     snprintf(path, sizeof path, "%s/%s.state", dir, name);
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        set_err("%s: %s", path, strerror(errno));
+        testenv_set_err("%s: %s", path, strerror(errno));
         return -1;
     }
     size_t klen = strlen(key);
@@ -149,7 +166,7 @@ int testenv_state_ports(const char *name, const char *key, int *ports, int max)
     }
     fclose(f);
     if (n < 0)
-        set_err("%s: no %s= line", path, key);
+        testenv_set_err("%s: no %s= line", path, key);
     return n;
 }
 
@@ -159,11 +176,11 @@ char *testenv_key(char *buf, size_t cap, const char *suffix)
     return buf;
 }
 
-static long long now_ms(void)
+int64_t testenv_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------------------------------
@@ -176,7 +193,8 @@ static int copy_field(char *dst, size_t cap, const char *val, const char *key,
 {
     size_t n = strlen(val);
     if (n >= cap) {
-        set_err("%s: value of '%s' is too long (%zu bytes)", path, key, n);
+        testenv_set_err("%s: value of '%s' is too long (%zu bytes)", path, key,
+                        n);
         return -1;
     }
     memcpy(dst, val, n + 1);
@@ -222,13 +240,13 @@ static int parse_line(testenv_server *s, char *line, const char *path)
         return copy_field(s->log, sizeof s->log, val, key, path);
     if (strcmp(key, "port") == 0) {
         if (parse_long(val, &v) != 0 || v < 0 || v > 65535) {
-            set_err("%s: bad port '%s'", path, val);
+            testenv_set_err("%s: bad port '%s'", path, val);
             return -1;
         }
         s->port = (int)v;
     } else if (strcmp(key, "pid") == 0) {
         if (parse_long(val, &v) != 0 || v <= 0) {
-            set_err("%s: bad pid '%s'", path, val);
+            testenv_set_err("%s: bad pid '%s'", path, val);
             return -1;
         }
         s->pid = v;
@@ -244,20 +262,22 @@ int testenv_server_load(testenv_server *s, const char *name)
     if (name == NULL) {
         const char *p = getenv("AREDIS_TEST_STATE");
         if (p == NULL || *p == '\0') {
-            set_err("AREDIS_TEST_STATE is not set: this test needs a server "
-                    "started by a CTest fixture. Run it through ctest "
-                    "(ctest -R <test>), or start one with "
-                    "tests/support/redis-server.sh start standalone and "
-                    "export AREDIS_TEST_STATE=<its .state file>");
+            testenv_set_err(
+                "AREDIS_TEST_STATE is not set: this test needs a server "
+                "started by a CTest fixture. Run it through ctest "
+                "(ctest -R <test>), or start one with "
+                "tests/support/redis-server.sh start standalone and "
+                "export AREDIS_TEST_STATE=<its .state file>");
             return -1;
         }
         snprintf(path, sizeof path, "%s", p);
     } else {
         const char *dir = getenv("AREDIS_TEST_STATE_DIR");
         if (dir == NULL || *dir == '\0') {
-            set_err("AREDIS_TEST_STATE_DIR is not set: run this test "
-                    "through ctest so that its fixtures start server '%s'",
-                    name);
+            testenv_set_err(
+                "AREDIS_TEST_STATE_DIR is not set: run this test "
+                "through ctest so that its fixtures start server '%s'",
+                name);
             return -1;
         }
         snprintf(path, sizeof path, "%s/%s.state", dir, name);
@@ -265,10 +285,11 @@ int testenv_server_load(testenv_server *s, const char *name)
 
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        set_err("server state file %s: %s. The fixture that starts this "
-                "server did not run or failed; see the server.*.start "
-                "test's output",
-                path, strerror(errno));
+        testenv_set_err(
+            "server state file %s: %s. The fixture that starts this "
+            "server did not run or failed; see the server.*.start "
+            "test's output",
+            path, strerror(errno));
         return -1;
     }
     char line[1024];
@@ -280,11 +301,13 @@ int testenv_server_load(testenv_server *s, const char *name)
         return -1;
 
     if (s->host[0] == '\0' || (s->port == 0 && s->unixsocket[0] == '\0')) {
-        set_err("%s: no host and port or unix socket in the state file", path);
+        testenv_set_err("%s: no host and port or unix socket in the state file",
+                        path);
         return -1;
     }
     if (!is_loopback(s->host)) {
-        set_err("%s: host '%s' is not a loopback address", path, s->host);
+        testenv_set_err("%s: host '%s' is not a loopback address", path,
+                        s->host);
         return -1;
     }
     return 0;
@@ -298,9 +321,9 @@ int testenv_server_load(testenv_server *s, const char *name)
 static int wait_fd(int fd, short events, long long deadline, const char *what)
 {
     for (;;) {
-        long long left = deadline - now_ms();
+        long long left = deadline - testenv_now_ms();
         if (left <= 0) {
-            set_err("timed out waiting for %s", what);
+            testenv_set_err("timed out waiting for %s", what);
             return -1;
         }
         struct pollfd p = {.fd = fd, .events = events, .revents = 0};
@@ -308,7 +331,7 @@ static int wait_fd(int fd, short events, long long deadline, const char *what)
         if (n > 0)
             return 0; /* ready, or an error the next call will report */
         if (n < 0 && errno != EINTR) {
-            set_err("poll: %s", strerror(errno));
+            testenv_set_err("poll: %s", strerror(errno));
             return -1;
         }
     }
@@ -331,32 +354,32 @@ static int connect_addr(testenv_conn *c, int family,
 
     int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        set_err("socket: %s", strerror(errno));
+        testenv_set_err("socket: %s", strerror(errno));
         return -1;
     }
     if (set_nonblocking(fd) != 0) {
-        set_err("fcntl: %s", strerror(errno));
+        testenv_set_err("fcntl: %s", strerror(errno));
         goto fail;
     }
     if (connect(fd, addr, addrlen) != 0) {
         if (errno != EINPROGRESS) {
-            set_err("connect to %s: %s", desc, strerror(errno));
+            testenv_set_err("connect to %s: %s", desc, strerror(errno));
             goto fail;
         }
-        if (wait_fd(fd, POLLOUT, now_ms() + c->timeout_ms, desc) != 0)
+        if (wait_fd(fd, POLLOUT, testenv_now_ms() + c->timeout_ms, desc) != 0)
             goto fail;
         int err = 0;
         socklen_t len = sizeof err;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
         if (err != 0) {
-            set_err("connect to %s: %s", desc, strerror(err));
+            testenv_set_err("connect to %s: %s", desc, strerror(err));
             goto fail;
         }
     }
     c->reader = aredis_reader_new(NULL);
     if (c->reader == NULL) {
-        set_err("aredis_reader_new: out of memory");
+        testenv_set_err("aredis_reader_new: out of memory");
         goto fail;
     }
     c->fd = fd;
@@ -380,7 +403,7 @@ int testenv_connect(testenv_conn *c, const testenv_server *s)
     hints.ai_socktype = SOCK_STREAM;
     int gai = getaddrinfo(s->host, port, &hints, &res);
     if (gai != 0 || res == NULL) {
-        set_err("resolve %s: %s", desc, gai_strerror(gai));
+        testenv_set_err("resolve %s: %s", desc, gai_strerror(gai));
         return -1;
     }
     int rc =
@@ -398,7 +421,7 @@ int testenv_connect_unix(testenv_conn *c, const testenv_server *s)
     sa.sun_family = AF_UNIX;
     size_t n = strlen(s->unixsocket);
     if (n == 0 || n >= sizeof sa.sun_path) {
-        set_err("server '%s' has no usable unix socket path", s->name);
+        testenv_set_err("server '%s' has no usable unix socket path", s->name);
         return -1;
     }
     memcpy(sa.sun_path, s->unixsocket, n + 1);
@@ -418,7 +441,7 @@ void testenv_close(testenv_conn *c)
 int testenv_send(testenv_conn *c, const void *data, size_t len)
 {
     const char *p = data;
-    long long deadline = now_ms() + c->timeout_ms;
+    long long deadline = testenv_now_ms() + c->timeout_ms;
     while (len > 0) {
         ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
         if (n > 0) {
@@ -433,7 +456,7 @@ int testenv_send(testenv_conn *c, const void *data, size_t len)
                 return -1;
             continue;
         }
-        set_err("send: %s", n < 0 ? strerror(errno) : "wrote nothing");
+        testenv_set_err("send: %s", n < 0 ? strerror(errno) : "wrote nothing");
         return -1;
     }
     return 0;
@@ -441,7 +464,7 @@ int testenv_send(testenv_conn *c, const void *data, size_t len)
 
 int testenv_recv(testenv_conn *c, char *buf, size_t cap, size_t *n)
 {
-    long long deadline = now_ms() + c->timeout_ms;
+    long long deadline = testenv_now_ms() + c->timeout_ms;
     *n = 0;
     for (;;) {
         ssize_t r = recv(c->fd, buf, cap, 0);
@@ -450,13 +473,13 @@ int testenv_recv(testenv_conn *c, char *buf, size_t cap, size_t *n)
             return 0;
         }
         if (r == 0) {
-            set_err("the server closed the connection");
+            testenv_set_err("the server closed the connection");
             return -1;
         }
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            set_err("recv: %s", strerror(errno));
+            testenv_set_err("recv: %s", strerror(errno));
             return -1;
         }
         if (wait_fd(c->fd, POLLIN, deadline, "data from the server") != 0)
@@ -466,7 +489,7 @@ int testenv_recv(testenv_conn *c, char *buf, size_t cap, size_t *n)
 
 int testenv_read_reply(testenv_conn *c, const aredis_reply **out)
 {
-    long long deadline = now_ms() + c->timeout_ms;
+    long long deadline = testenv_now_ms() + c->timeout_ms;
     *out = NULL;
     for (;;) {
         /* A reply may already be buffered (pipelining). */
@@ -474,8 +497,8 @@ int testenv_read_reply(testenv_conn *c, const aredis_reply **out)
         if (rc == 1)
             return 0;
         if (rc < 0) {
-            set_err("reader failed: %s (%s)", aredis_err_name(rc),
-                    aredis_reader_errstr(c->reader));
+            testenv_set_err("reader failed: %s (%s)", aredis_err_name(rc),
+                            aredis_reader_errstr(c->reader));
             return -1;
         }
         if (wait_fd(c->fd, POLLIN, deadline, "a reply") != 0)
@@ -485,9 +508,9 @@ int testenv_read_reply(testenv_conn *c, const aredis_reply **out)
         size_t avail = 0;
         char *p = aredis_reader_prepare(c->reader, 16384, &avail);
         if (p == NULL) {
-            set_err("aredis_reader_prepare failed: %s (%s)",
-                    aredis_err_name(aredis_reader_error(c->reader)),
-                    aredis_reader_errstr(c->reader));
+            testenv_set_err("aredis_reader_prepare failed: %s (%s)",
+                            aredis_err_name(aredis_reader_error(c->reader)),
+                            aredis_reader_errstr(c->reader));
             return -1;
         }
         ssize_t n = recv(c->fd, p, avail, 0);
@@ -496,13 +519,14 @@ int testenv_read_reply(testenv_conn *c, const aredis_reply **out)
         if (n > 0)
             continue;
         if (n == 0) {
-            set_err("the server closed the connection before a complete "
-                    "reply (%zu bytes buffered)",
-                    aredis_reader_buffered(c->reader));
+            testenv_set_err(
+                "the server closed the connection before a complete "
+                "reply (%zu bytes buffered)",
+                aredis_reader_buffered(c->reader));
             return -1;
         }
         if (saved != EINTR && saved != EAGAIN && saved != EWOULDBLOCK) {
-            set_err("recv: %s", strerror(saved));
+            testenv_set_err("recv: %s", strerror(saved));
             return -1;
         }
     }
@@ -527,7 +551,8 @@ int testenv_command(testenv_conn *c, const aredis_reply **out, const char *fmt,
     int rc = aredis_write_vfmt(&b, fmt, ap);
     va_end(ap);
     if (rc != 0) {
-        set_err("aredis_write_vfmt(\"%s\"): %s", fmt, aredis_err_name(rc));
+        testenv_set_err("aredis_write_vfmt(\"%s\"): %s", fmt,
+                        aredis_err_name(rc));
         aredis_buf_cleanup(&b);
         return -1;
     }
@@ -541,7 +566,7 @@ int testenv_commandv(testenv_conn *c, const aredis_reply **out, int argc,
     aredis_buf_init(&b);
     int rc = aredis_write_argv(&b, argc, argv, argvlen);
     if (rc != 0) {
-        set_err("aredis_write_argv: %s", aredis_err_name(rc));
+        testenv_set_err("aredis_write_argv: %s", aredis_err_name(rc));
         aredis_buf_cleanup(&b);
         return -1;
     }

@@ -16,7 +16,9 @@
 #define AREDIS_TESTS_TESTENV_H
 
 #include <stddef.h>
+#include <stdint.h>
 
+#include "aredis/export.h"
 #include "aredis/resp.h"
 
 /* Deadline of one connect, send or read call, unless a connection sets its
@@ -85,9 +87,13 @@ int testenv_command(testenv_conn *c, const aredis_reply **out, const char *fmt,
 int testenv_commandv(testenv_conn *c, const aredis_reply **out, int argc,
                      const char *const *argv, const size_t *argvlen);
 
-/* The last error, as a sentence; "" when none. Static storage (each
- * Criterion test runs in its own process). */
+/* The last error, as a sentence; "" when none. Static storage, one per
+ * thread (each Criterion test runs in its own process). */
 const char *testenv_errstr(void);
+
+/* Set that error (for the other support files: one error channel for all
+ * of them). The arguments may be testenv_errstr() itself. */
+void testenv_set_err(const char *fmt, ...) AREDIS_PRINTF(1, 2);
 
 /* ---- fixtures shared by the integration tests ---------------------------
  */
@@ -98,6 +104,12 @@ int testenv_free_port(void);
 
 /* "redis://127.0.0.1:<port>/<db>" into buf. Returns buf. */
 char *testenv_url(char *buf, size_t cap, const testenv_server *s, int db);
+
+/* Run tests/support/redis-server.sh <verb> <name> [args], owned by this
+ * process (the script's watchdog stops a server whose owner exits: this
+ * process, not the shell system() starts). On failure the error holds the
+ * end of the script's output. */
+int testenv_script(const char *verb, const char *name, const char *args);
 
 /* Start a private redis-server through tests/support/redis-server.sh,
  * named "<tag>-<pid>" and owned by this process (the script's watchdog
@@ -121,6 +133,9 @@ int testenv_private_cluster_stop(const testenv_server *s);
  * "replicas"), "127.0.0.1:P1,127.0.0.1:P2,...", in order: their count
  * (at most max), or -1 when the file or the line is missing. */
 int testenv_state_ports(const char *name, const char *key, int *ports, int max);
+
+/* Milliseconds on the monotonic clock. */
+int64_t testenv_now_ms(void);
 
 /* Write a key name unique to this process into buf:
  * "aredis:test:<pid>:<suffix>". Returns buf. */

@@ -410,6 +410,24 @@ Test(conn, hello_map_without_the_expected_fields_is_refused)
     cr_assert_eq(d.connected, 0);
 }
 
+/* Each of server and version is required, not just one of them. */
+Test(conn, hello_map_needs_both_server_and_version)
+{
+    static const char *const partial[] = {
+        "%2\r\n+server\r\n+redis\r\n+proto\r\n:3\r\n",
+        "%2\r\n+version\r\n+7.2.0\r\n+proto\r\n:3\r\n",
+    };
+    for (int i = 0; i < 2; i++) {
+        memset(&d, 0, sizeof d);
+        to_handshake();
+        feed(partial[i]);
+        cr_assert_eq(d.last_code, AREDIS_EPROTO, "reply %d", i);
+        cr_assert_eq(d.connected, 0, "reply %d was taken for a HELLO", i);
+        aredis__conn_abort(&cn, AREDIS_ECLOSED, "next");
+        drain();
+    }
+}
+
 Test(conn, stray_reply_during_the_handshake)
 {
     submit(0, "GET");
@@ -738,6 +756,19 @@ Test(conn, exclusive_connection_dropped_when_idle)
     drain();
     cr_assert_eq(cn.state, AREDIS__ST_IDLE);
     cr_assert_eq(d.reconnecting, 0);
+}
+
+/* An exclusive connection that carries subscriptions (a RESP2 pub/sub
+ * connection) has nothing pending, yet it is retried, not dropped. */
+Test(conn, exclusive_connection_with_subscriptions_is_retried)
+{
+    cn.exclusive = 1;
+    cn.keep = 1;
+    connect_ready();
+    aredis__conn_closed(&cn, AREDIS_ECLOSED, "gone", now);
+    drain();
+    cr_assert_eq(cn.state, AREDIS__ST_BACKOFF);
+    cr_assert_eq(d.reconnecting, 1);
 }
 
 Test(conn, subscriptions_keep_the_connection)
