@@ -315,9 +315,9 @@ equivalent: the commands the lost connection carried complete after this event, 
 === link-06 link src/node/link.c
 equivalent: dead code: records are zeroed when made and every command reaches link_submit before any connection carried it, so WAS_SENT is never set there
 ---
-    unsigned keep = cmd->cc.flags & AREDIS__CC_WAS_SENT;
+        (uint8_t)((cmd->cc.flags & AREDIS__CC_WAS_SENT) |
 +++
-    unsigned keep = 0;
+        (uint8_t)(0 |
 
 === link-07 link src/node/link.c
 equivalent: a full read is followed by one more read that returns "would block": one system call more, nothing a caller can observe
