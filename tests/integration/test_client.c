@@ -925,4 +925,3 @@ Test(client, reply_hook_kept_by_commands_in_flight, .init = load_fixture)
     aredis_client_free(c);
     testloop_free(loop);
 }
-
