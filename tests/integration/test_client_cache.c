@@ -604,3 +604,142 @@ Test(ccache, cache_freed_with_reads_in_flight_completes_each_once)
 {
     freed_with_reads_in_flight(0);
 }
+
+/* C5, the other half: the memory a cache holds goes back when it is freed.
+ * A counting allocator tracks the library's live bytes; the baseline is
+ * taken after the same burst of plain reads, so the client's own buffers
+ * and spare records have grown to the same size on both sides. */
+static long long live_bytes;
+
+static void *live_malloc(size_t n)
+{
+    size_t *p = malloc(n + 16);
+    if (p == NULL)
+        return NULL;
+    p[0] = n;
+    live_bytes += (long long)n;
+    return (char *)p + 16;
+}
+
+static void live_free(void *q)
+{
+    if (q == NULL)
+        return;
+    size_t *p = (size_t *)((char *)q - 16);
+    live_bytes -= (long long)p[0];
+    free(p);
+}
+
+static void *live_calloc(size_t k, size_t n)
+{
+    if (n != 0 && k > ((size_t)-1 - 16) / n)
+        return NULL;
+    void *q = live_malloc(k * n);
+    if (q != NULL)
+        memset(q, 0, k * n);
+    return q;
+}
+
+static void *live_realloc(void *q, size_t n)
+{
+    if (q == NULL)
+        return live_malloc(n);
+    size_t *p = (size_t *)((char *)q - 16);
+    size_t old = p[0];
+    size_t *np = realloc(p, n + 16);
+    if (np == NULL)
+        return NULL;
+    np[0] = n;
+    live_bytes += (long long)n - (long long)old;
+    return (char *)np + 16;
+}
+
+static void read_burst(aredis_loop *loop, aredis_client *c, aredis_ccache *cc,
+                       int n)
+{
+    int done = 0;
+    for (int i = 0; i < n; i++) {
+        char key[64];
+        testenv_key(key, sizeof key, "cc-base");
+        size_t len = strlen(key);
+        snprintf(key + len, sizeof key - len, ":%d", i);
+        int e = cc != NULL
+                    ? aredis_ccache_command(cc, on_count, &done, "GET %s", key)
+                    : aredis_command(c, on_count, &done, "GET %s", key);
+        cr_assert_eq(e, 0);
+    }
+    int64_t until = testenv_now_ms() + 10000;
+    while (done < n && testenv_now_ms() < until)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(done, n, "%d of %d reads completed", done, n);
+}
+
+Test(ccache, memory_returns_to_baseline_when_the_cache_is_freed)
+{
+    enum { N = 2000 };
+    testenv_server srv;
+    cr_assert_eq(testenv_server_load(&srv, NULL), 0, "%s", testenv_errstr());
+    aredis_allocator a = {live_malloc, live_calloc, live_realloc, live_free};
+    cr_assert_eq(aredis_set_allocator(&a), 0);
+    aredis_loop *loop = aredis_loop_new();
+    char url[128];
+    aredis_client *c = aredis_client_new(
+        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
+        NULL);
+    cr_assert_not_null(c);
+    /* Values to read: N keys of 200 bytes. */
+    char value[201];
+    memset(value, 'v', 200);
+    value[200] = '\0';
+    int set = 0;
+    for (int i = 0; i < N; i++) {
+        char key[64];
+        testenv_key(key, sizeof key, "cc-base");
+        size_t len = strlen(key);
+        snprintf(key + len, sizeof key - len, ":%d", i);
+        cr_assert_eq(aredis_command(c, on_count, &set, "SET %s %s", key, value),
+                     0);
+    }
+    int64_t until = testenv_now_ms() + 10000;
+    while (set < N && testenv_now_ms() < until)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(set, N);
+    read_burst(loop, c, NULL, N);
+    read_burst(loop, c, NULL, N);
+    long long baseline = live_bytes;
+
+    const char *cmds[] = {"GET"};
+    aredis_status st;
+    aredis_ccache *cc = aredis_ccache_new(
+        c,
+        &(aredis_ccache_opts){
+            .max_entries = 10000, .commands = cmds, .ncommands = 1},
+        &st);
+    cr_assert_not_null(cc, "%s", st.msg);
+    until = testenv_now_ms() + 10000;
+    while (aredis_ccache_get_state(cc) != AREDIS_CCACHE_ACTIVE &&
+           testenv_now_ms() < until)
+        aredis_loop_run_once(loop, 10);
+    read_burst(loop, c, cc, N); /* misses: stored */
+    read_burst(loop, c, cc, N); /* hits */
+    aredis_ccache_stats stats;
+    aredis_ccache_get_stats(cc, &stats);
+    cr_assert_geq(stats.entries, (size_t)N, "entries %zu", stats.entries);
+    long long held = live_bytes - baseline;
+    cr_assert_gt(held, (long long)N * 200, "the cache holds %lld bytes", held);
+
+    aredis_ccache_free(cc);
+    for (int i = 0; i < 20; i++)
+        aredis_loop_run_once(loop, 10);
+    long long left = live_bytes - baseline;
+    fprintf(stderr,
+            "ccache: %lld bytes held for %d entries, %lld left after the "
+            "cache was freed\n",
+            held, N, left);
+    cr_assert_leq(left, 16 * 1024,
+                  "%lld bytes still held after the cache was freed", left);
+    aredis_client_free(c);
+    aredis_loop_free(loop);
+    aredis_set_allocator(NULL);
+    cr_assert_eq(live_bytes, 0, "%lld bytes never freed", live_bytes);
+}
