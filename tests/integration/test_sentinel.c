@@ -256,6 +256,61 @@ Test(sentinel, set_get_through_the_url_reaches_the_master)
     aredis_loop_free(loop);
 }
 
+/* Client-side caching works unchanged on a sentinel-managed client: a
+ * read is a miss, then a hit; a write by another client invalidates it, so
+ * after the sync call the next read sees the new value. */
+static void cc_sync_cb(aredis_ccache *cc, int status, void *ud)
+{
+    (void)cc;
+    cr_assert_eq(status, 0, "sync: %s", aredis_err_name(status));
+    *(int *)ud = 1;
+}
+
+static void cc_get(aredis_loop *loop, aredis_ccache *cc, const char *key,
+                   const char *want)
+{
+    counter k = {.expect = 1};
+    cr_assert_eq(aredis_ccache_command(cc, count_cb, &k, "GET %s", key), 0);
+    cr_assert(run_until(loop, &k.done, 5000), "no reply to the cached GET");
+    cr_assert_eq(k.errors, 0, "error: %s", k.last);
+    cr_assert_str_eq(k.last, want);
+}
+
+Test(sentinel, client_side_caching_on_a_sentinel_client)
+{
+    char url[512], key[96];
+    sentinel_url(url, sizeof url, "", "mymaster", "");
+    aredis_loop *loop = aredis_loop_new();
+    aredis_client *c = client_for(loop, url);
+    aredis_client *w = client_for(loop, url);
+    testenv_key(key, sizeof key, "sentinel-ccache");
+    set_get(loop, w, key, "v1", 10000);
+    const char *cmds[] = {"GET"};
+    aredis_status st;
+    aredis_ccache *cc = aredis_ccache_new(
+        c, &(aredis_ccache_opts){.commands = cmds, .ncommands = 1}, &st);
+    cr_assert_not_null(cc, "%s", st.msg);
+    long long end = now_ms() + 10000;
+    while (aredis_ccache_get_state(cc) != AREDIS_CCACHE_ACTIVE &&
+           now_ms() < end)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(aredis_ccache_get_state(cc), AREDIS_CCACHE_ACTIVE);
+    cc_get(loop, cc, key, "v1"); /* miss, stored */
+    cc_get(loop, cc, key, "v1"); /* hit */
+    aredis_ccache_stats s1;
+    aredis_ccache_get_stats(cc, &s1);
+    cr_assert_geq(s1.hits, 1, "no hit on the second read");
+    set_get(loop, w, key, "v2", 10000);
+    int synced = 0;
+    cr_assert_eq(aredis_ccache_sync(cc, cc_sync_cb, &synced), 0);
+    cr_assert(run_until(loop, &synced, 5000), "no sync");
+    cc_get(loop, cc, key, "v2");
+    aredis_ccache_free(cc);
+    aredis_client_free(c);
+    aredis_client_free(w);
+    aredis_loop_free(loop);
+}
+
 Test(sentinel, every_command_completes_once_across_discovery)
 {
     /* Submitted before discovery has even started: all wait for it. */
