@@ -25,7 +25,7 @@ run_pkgs=(build-essential cmake pkg-config libssl-dev libuv1-dev
           redis-server redis-tools)
 test_pkgs=("${run_pkgs[@]}" clang libclang-rt-14-dev libcriterion-dev
            libhiredis-dev redis-sentinel valgrind clang-format clang-tidy
-           openssl ca-certificates debhelper lintian gnuplot-nox)
+           openssl ca-certificates debhelper lintian gnuplot-nox python3)
 
 case $profile in
   run) wanted=("${run_pkgs[@]}") ;;
