@@ -207,18 +207,18 @@ cmd_start() {
 
   # Replica j of primary p is node primaries + p*replicas + j. REPLICATE
   # needs the primary to be known to the replica first.
-  local deadline=$(($(now_ms) + form_timeout * 1000)) p todo
-  todo=()
-  for ((i = primaries; i < total; i++)); do todo+=("$i"); done
-  while [ ${#todo[@]} -gt 0 ]; do
+  local deadline=$(($(now_ms) + form_timeout * 1000)) p waiting
+  waiting=()
+  for ((i = primaries; i < total; i++)); do waiting+=("$i"); done
+  while [ ${#waiting[@]} -gt 0 ]; do
     local left=()
-    for i in "${todo[@]}"; do
+    for i in "${waiting[@]}"; do
       p=$(((i - primaries) / (replicas > 0 ? replicas : 1)))
       r=$(cli "${names[$i]}" cluster replicate "${ids[$p]}")
       [ "$r" = OK ] || left+=("$i")
     done
-    todo=("${left[@]+"${left[@]}"}")
-    [ ${#todo[@]} -eq 0 ] && break
+    waiting=("${left[@]+"${left[@]}"}")
+    [ ${#waiting[@]} -eq 0 ] && break
     if [ "$(now_ms)" -ge $deadline ]; then
       cmd_stop "$name" || true
       die "$name: replicas could not attach within ${form_timeout}s ($r)"
