@@ -1067,3 +1067,125 @@ Test(config, oom_cluster_url)
         .url = "redis+cluster://u:p@h1:7000,[::1]:7001,h3/0?client_name=x"};
     oom_sweep(&o);
 }
+
+/* ---- cluster options -------------------------------------------------------
+ */
+
+Test(config, cluster_options_from_url_and_members)
+{
+    aredis__config c;
+    char err[256];
+    /* Defaults. */
+    aredis_options o = {.url = "redis+cluster://h1:7000"};
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(c.cluster_read_from, AREDIS_READ_PRIMARY);
+    cr_assert_eq(c.cluster_max_redirects, 5);
+    cr_assert_eq(c.cluster_refresh_ms, 5000);
+    cr_assert_eq(c.cluster_lazy, 0);
+    cr_assert_eq(c.cluster_cross_slot, AREDIS_CROSS_SLOT_SPLIT);
+    aredis__config_cleanup(&c);
+
+    /* The URL's query. */
+    o.url = "redis+cluster://h1:7000?read_from=prefer-replica&max_redirects=9"
+            "&refresh_period=2s&lazy=yes&cross_slot=refuse";
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(c.cluster_read_from, AREDIS_READ_REPLICA);
+    cr_assert_eq(c.cluster_max_redirects, 9);
+    cr_assert_eq(c.cluster_refresh_ms, 2000);
+    cr_assert_eq(c.cluster_lazy, 1);
+    cr_assert_eq(c.cluster_cross_slot, AREDIS_CROSS_SLOT_REFUSE);
+    aredis__config_cleanup(&c);
+
+    /* refresh_period=0: none. */
+    o.url = "redis+cluster://h1?refresh_period=0&read_from=nearest";
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(c.cluster_refresh_ms, -1);
+    cr_assert_eq(c.cluster_read_from, AREDIS_READ_NEAREST);
+    aredis__config_cleanup(&c);
+
+    /* Members alone make a cluster client, and override the URL. */
+    aredis_options m = {.cluster = {.seeds = "a:7000,[::1]:7001,b",
+                                    .read_from = AREDIS_READ_ANY,
+                                    .max_redirects = 2,
+                                    .refresh_period_ms = -1}};
+    cr_assert_eq(aredis__config_from_options(&c, &m, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(c.cluster, 1);
+    cr_assert_eq(c.nseeds, 3);
+    cr_assert_str_eq(c.seeds[1].host, "::1");
+    cr_assert_eq(c.seeds[1].port, 7001);
+    cr_assert_eq(c.seeds[2].port, 6379);
+    cr_assert_str_eq(c.host, "a");
+    cr_assert_eq(c.port, 7000);
+    cr_assert_eq(c.cluster_read_from, AREDIS_READ_ANY);
+    cr_assert_eq(c.cluster_max_redirects, 2);
+    cr_assert_eq(c.cluster_refresh_ms, -1);
+    aredis__config_cleanup(&c);
+
+    m.url = "redis+cluster://x:1?read_from=replica";
+    m.cluster.seeds = NULL;
+    cr_assert_eq(aredis__config_from_options(&c, &m, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(c.cluster_read_from, AREDIS_READ_ANY);
+    cr_assert_str_eq(c.seeds[0].host, "x");
+    aredis__config_cleanup(&c);
+}
+
+Test(config, bad_cluster_options)
+{
+    static const struct bad_url bad[] = {
+        {"redis://h1?read_from=replica", AREDIS_EURL,
+         "option 'read_from' is for redis+cluster:// URLs"},
+        {"redis+cluster://h1?read_from=slave", AREDIS_EURL,
+         "read_from 'slave' must be primary, replica"},
+        {"redis+cluster://h1?max_redirects=0", AREDIS_EURL,
+         "max_redirects '0' must be 1 to 100"},
+        {"redis+cluster://h1?max_redirects=x", AREDIS_EURL,
+         "max_redirects 'x' must be"},
+        {"redis+cluster://h1?lazy=maybe", AREDIS_EURL, "must be yes or no"},
+        {"redis+cluster://h1?cross_slot=x", AREDIS_EURL,
+         "cross_slot 'x' must be split or refuse"},
+        {"redis+sentinel://s1/m?lazy=yes", AREDIS_EURL,
+         "is for redis+cluster:// URLs"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        aredis_options o = {.url = bad[i].url};
+        aredis__config c;
+        char err[256];
+        int rc = aredis__config_from_options(&c, &o, err, sizeof err);
+        cr_assert_eq(rc, bad[i].code, "%s: got %s (%s)", bad[i].url,
+                     aredis_err_name(rc), err);
+        cr_assert(strstr(err, bad[i].msg) != NULL,
+                  "%s: message '%s' lacks '%s'", bad[i].url, err, bad[i].msg);
+    }
+    static const struct {
+        aredis_options o;
+        const char *msg;
+    } members[] = {
+        {{.cluster = {.read_from = AREDIS_READ_REPLICA}},
+         "cluster options without a cluster"},
+        {{.cluster = {.seeds = "a", .read_from = 7}}, "cluster.read_from 7"},
+        {{.cluster = {.seeds = "a", .max_redirects = -1}},
+         "cluster.max_redirects -1 out of range"},
+        {{.cluster = {.seeds = "a", .cross_slot = 3}}, "cluster.cross_slot 3"},
+        {{.cluster = {.seeds = "a,,b"}}, "cluster.seeds: empty seed 2"},
+        {{.cluster = {.seeds = ""}}, "cluster.seeds: no cluster seeds"},
+        {{.url = "redis://h", .cluster = {.seeds = "a"}},
+         "cluster.seeds with a URL that is not a cluster's"},
+        {{.cluster = {.seeds = "a:7000"}, .port = 7001},
+         "port names one server"},
+    };
+    for (size_t i = 0; i < sizeof members / sizeof *members; i++) {
+        aredis__config c;
+        char err[256];
+        int rc =
+            aredis__config_from_options(&c, &members[i].o, err, sizeof err);
+        cr_assert_eq(rc, AREDIS_EINVAL, "case %zu: got %s (%s)", i,
+                     aredis_err_name(rc), err);
+        cr_assert(strstr(err, members[i].msg) != NULL,
+                  "case %zu: message '%s' lacks '%s'", i, err, members[i].msg);
+    }
+}
