@@ -30,6 +30,8 @@
  * burst's size. */
 #define FREE_CMDS_SLACK 64
 
+const char aredis__held_marker = 0;
+
 static void on_timer(void *arg);
 static void on_tick(void *arg);
 static void schedule(aredis_client *c);
@@ -204,9 +206,11 @@ void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
     aredis__finish(c, cmd, &r);
 }
 
-int aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
+int aredis__deliver(aredis_client *c, aredis__cmd *cmd, aredis__node *from,
+                    const aredis_reply *r)
 {
-    if (r->type == AREDIS_REPLY_ERROR && c->topo->vt->redirect(c->topo, cmd, r))
+    if (r->type == AREDIS_REPLY_ERROR &&
+        c->topo->vt->redirect(c->topo, cmd, from, r))
         return 1;
     const aredis_reply *out = r;
     if (cmd->hook != NULL) {
@@ -281,6 +285,8 @@ static void on_timer(void *arg)
         /* Not sent yet: take it (and its bytes) out so it never runs. */
         int unsent = 0;
         if (cmd->flags & AREDIS__CMD_PENDING) {
+            if (t->vt->unwait != NULL)
+                unsent = t->vt->unwait(t, cmd);
             for (aredis__node *n = t->vt->next(t, NULL); n != NULL && !unsent;
                  n = t->vt->next(t, n))
                 unsent = aredis__node_unwait(n, cmd);
@@ -542,7 +548,9 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
         aredis__free(c);
         return NULL;
     }
-    aredis__link_connect(aredis__client_main(c));
+    /* A lazy cluster client connects with its first command. */
+    if (!(c->cfg.cluster && c->cfg.cluster_lazy))
+        aredis__link_connect(aredis__client_main(c));
     return c;
 }
 
@@ -666,6 +674,8 @@ static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
     }
     /* Which server: the topology's question, and only its. */
     aredis__node *n = c->topo->vt->route(c->topo, cmd, bytes);
+    if (n == AREDIS__HELD)
+        return 0; /* the topology sends it when it can */
     if (n == NULL) {
         aredis__defer_done(c, cmd, AREDIS_ECLOSED,
                            "no server is known for this command");

@@ -853,6 +853,11 @@ void aredis__conn_abort(aredis__conn *cn, int code, const char *msg)
     cn->out.len = cn->out_pos = 0;
 }
 
+aredis__conn_cmd *aredis__conn_take_pending(aredis__conn *cn)
+{
+    return take_pending(cn);
+}
+
 aredis__conn_cmd *aredis__conn_take_all(aredis__conn *cn)
 {
     aredis__conn_cmd *head = cn->done_head, **tail = &head;

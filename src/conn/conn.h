@@ -255,6 +255,10 @@ int aredis__conn_submit(aredis__conn *cn, aredis__conn_cmd *cmd,
 int aredis__conn_cancel(aredis__conn *cn, aredis__conn_cmd *cmd);
 /* Close and fail everything with code/msg (COMPLETE actions). */
 void aredis__conn_abort(aredis__conn *cn, int code, const char *msg);
+/* Detach the commands waiting for the connection to be ready, with
+ * nothing else changed (their bytes are the owner's copies: a topology
+ * sending them to another server keeps every command's bytes). */
+aredis__conn_cmd *aredis__conn_take_pending(aredis__conn *cn);
 /* Detach every command the connection holds (pending, in flight, done);
  * handshake steps are freed. For the owner's final cleanup. */
 aredis__conn_cmd *aredis__conn_take_all(aredis__conn *cn);

@@ -37,6 +37,8 @@ int aredis__link_init(aredis__link *l, aredis__node *n, int exclusive)
     l->exclusive = exclusive;
     int e = aredis__conn_init(&l->conn, &n->c->conn_cfg);
     l->conn.exclusive = exclusive;
+    l->conn.extra = n->steps;
+    l->conn.nextra = n->nsteps;
     return e;
 }
 
@@ -122,6 +124,14 @@ void aredis__link_connect(aredis__link *l)
     policy(l);
     aredis__conn_connect(&l->conn, aredis__now_ms());
     want_service(l);
+}
+
+aredis__cmd *aredis__link_take_pending(aredis__link *l)
+{
+    aredis__conn_cmd *cc = aredis__conn_take_pending(&l->conn);
+    for (aredis__conn_cmd *q = cc; q != NULL; q = q->next)
+        aredis__cmd_of(q)->link = NULL;
+    return aredis__cmd_of(cc);
 }
 
 aredis__cmd *aredis__link_take_all(aredis__link *l)
@@ -311,7 +321,7 @@ static void complete(aredis__link *l, const aredis__conn_action *a)
      * failure) is dropped. */
     if (!(cmd->flags & AREDIS__CMD_DONE)) {
         if (a->reply != NULL) {
-            if (aredis__deliver(c, cmd, a->reply))
+            if (aredis__deliver(c, cmd, l->node, a->reply))
                 return; /* taken back (a redirect): not ours any more */
         } else if (a->code != 0) {
             aredis__finish_error(c, cmd, a->code, a->msg);
