@@ -86,6 +86,7 @@ typedef struct cnode {
     int closed;     /* its connection was closed after the drop */
     int lost;       /* its shared connection was lost and is not back */
     int failed;     /* the map says it is failed or loading */
+    int serving;    /* the primary of a shard that serves slots */
     int64_t rtt_us; /* READ_NEAREST: smoothed PING time; 0 unknown */
 } cnode;
 
@@ -572,7 +573,7 @@ static int apply_map(cluster *cl, const aredis__slotmap *m)
         }
     }
     for (cnode *n = cl->nodes; n != NULL; n = n->next)
-        n->in_map = 0;
+        n->in_map = n->serving = 0;
     for (size_t i = 0; i < m->nnodes; i++) {
         if (at[i] == NULL)
             continue;
@@ -606,6 +607,7 @@ static int apply_map(cluster *cl, const aredis__slotmap *m)
             cl->slot[s] = AREDIS__SLOT_NONE;
         } else {
             cl->slot[s] = (uint16_t)k;
+            now->serving = 1;
             covered++;
         }
     }
@@ -843,7 +845,7 @@ static int degraded(const cluster *cl)
         cl->covered < AREDIS_CLUSTER_SLOTS)
         return 1;
     for (const cnode *n = cl->nodes; n != NULL; n = n->next)
-        if (n->in_map && n->node.role == AREDIS__ROLE_MASTER && n->lost)
+        if (n->serving && n->lost)
             return 1;
     return 0;
 }
@@ -866,8 +868,7 @@ static void maintain(cluster *cl)
             take_back(cl, n, 1);
         /* A lost primary is tried again, so that it is found when it comes
          * back rather than replaced. */
-        if (n->in_map && n->node.role == AREDIS__ROLE_MASTER &&
-            n->node.main.conn.state == AREDIS__ST_IDLE)
+        if (n->serving && n->node.main.conn.state == AREDIS__ST_IDLE)
             aredis__link_connect(&n->node.main);
     }
     if (c->freeing)
@@ -1011,8 +1012,10 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
     int e = n == NULL ? AREDIS_ENOMEM : 0;
     if (e == 0 && rd.kind == AREDIS__REDIRECT_MOVED) {
         int k = shard_of(cl, n);
-        if (k >= 0)
+        if (k >= 0) {
             cl->slot[rd.slot] = (uint16_t)k;
+            n->serving = 1;
+        }
         request_refresh(cl);
     }
     if (e == 0 && rd.kind == AREDIS__REDIRECT_ASK &&
