@@ -253,6 +253,62 @@ Test(pool, a_connection_lost_under_a_blocking_command_is_reused)
     testloop_free(loop);
 }
 
+/* The connections named `name` (CLIENT LIST from c's shared one). */
+static int connections_named(aredis_loop *loop, aredis_client *c,
+                             const char *name)
+{
+    char want[96];
+    snprintf(want, sizeof want, " name=%s ", name);
+    testgot g = {0};
+    testgot_command(loop, c, &g, "CLIENT LIST");
+    cr_assert_not_null(g.r->str);
+    int n = 0;
+    for (const char *p = g.r->str; (p = strstr(p, want)) != NULL; p++)
+        n++;
+    testgot_clear(&g);
+    return n;
+}
+
+/* WAIT counts the replicas that have the writes of its own connection:
+ * it must run where the caller's writes went (the shared connection),
+ * not on a pooled one that wrote nothing, while BLPOP still gets a pooled
+ * connection. */
+Test(pool, wait_runs_on_the_connection_of_the_writes)
+{
+    aredis_loop *loop = testloop_new();
+    char name[64], key[64];
+    snprintf(name, sizeof name, "waitconn-%ld", (long)getpid());
+    testenv_key(key, sizeof key, "waitconn");
+    aredis_client *c = aredis_client_new(
+        loop,
+        &(aredis_options){
+            .url = url, .client_name = name, .command_timeout_ms = 2000},
+        NULL);
+    cr_assert_not_null(c);
+    result set = {0}, wait = {0}, wait2 = {0};
+    cr_assert_eq(aredis_command(c, keep, &set, "SET %s v", key), 0);
+    cr_assert_eq(aredis_command(c, keep, &wait, "WAIT 0 0"), 0);
+    cr_assert_eq(aredis_command(c, keep, &wait2, "WAIT 0 100"), 0);
+    cr_assert(testloop_run_until(loop, &wait2.done, 3000));
+    cr_assert_eq(set.calls, 1);
+    cr_assert_eq(wait.calls, 1);
+    cr_assert_eq(wait.type, AREDIS_REPLY_INTEGER, "%d %s", wait.code,
+                 wait.text);
+    cr_assert_eq(wait.integer, 0);
+    cr_assert(set.order < wait.order && wait.order < wait2.order,
+              "WAIT overtook the writes it waits for");
+    cr_assert_eq(connections_named(loop, c, name), 1,
+                 "WAIT opened a connection of its own");
+    /* A real blocking command still goes to a pooled connection. */
+    result blpop = {0};
+    cr_assert_eq(aredis_command(c, keep, &blpop, "BLPOP %s-list 0.05", key), 0);
+    cr_assert(testloop_run_until(loop, &blpop.done, 3000));
+    cr_assert_eq(blpop.type, AREDIS_REPLY_NIL);
+    cr_assert_eq(connections_named(loop, c, name), 2);
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
 static int closed_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
