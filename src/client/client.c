@@ -280,12 +280,16 @@ static void on_timer(void *arg)
         heap_remove(c, cmd);
         /* Not sent yet: take it (and its bytes) out so it never runs. */
         int unsent = 0;
+        aredis__link *pooled = NULL;
         if (cmd->flags & AREDIS__CMD_PENDING) {
             for (aredis__node *n = t->vt->next(t, NULL); n != NULL && !unsent;
                  n = t->vt->next(t, n))
                 unsent = aredis__node_unwait(n, cmd);
-        } else if (cmd->link != NULL)
+        } else if (cmd->link != NULL) {
             unsent = aredis__conn_cancel(&cmd->link->conn, &cmd->cc);
+            if (!unsent && cmd->link->exclusive && !cmd->link->borrowed)
+                pooled = cmd->link;
+        }
         char msg[96];
         if (cmd->timeout_ms < UINT32_MAX)
             snprintf(msg, sizeof msg, "command timed out after %lu ms",
@@ -296,9 +300,13 @@ static void on_timer(void *arg)
         aredis__finish_error(c, cmd, AREDIS_ETIMEDOUT, msg);
         /* In flight: it stays queued so its late reply is read and
          * dropped in order (or its failure), then freed; otherwise it is
-         * gone. */
+         * gone. A pooled connection blocked in the server (BLPOP key 0
+         * past its per-call deadline) would stay busy until data came:
+         * it is closed instead, which also unblocks the server. */
         if (unsent)
             aredis__cmd_free(c, cmd);
+        else if (pooled != NULL && !c->freeing)
+            aredis__pool_abandon(pooled);
     }
     if (!c->freeing)
         aredis__rearm(c);

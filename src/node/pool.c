@@ -396,6 +396,14 @@ int aredis__pool_acquire(aredis__node *n, aredis_acquire_cb cb, void *ud)
     return 0;
 }
 
+void aredis__pool_abandon(aredis__link *l)
+{
+    aredis__node *n = l->node;
+    retire_link(n, l, AREDIS_ETIMEDOUT,
+                "a command before it on its exclusive connection timed out");
+    serve(n);
+}
+
 void aredis_exclusive_release(aredis_exclusive *x)
 {
     if (x == NULL)

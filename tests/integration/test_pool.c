@@ -309,6 +309,67 @@ Test(pool, wait_runs_on_the_connection_of_the_writes)
     testloop_free(loop);
 }
 
+/* The connections named `name` the server holds blocked (flags=b). */
+static int blocked_named(aredis_loop *loop, aredis_client *c, const char *name)
+{
+    char want[96];
+    snprintf(want, sizeof want, " name=%s ", name);
+    testgot g = {0};
+    testgot_command(loop, c, &g, "CLIENT LIST");
+    cr_assert_not_null(g.r->str);
+    int n = 0;
+    for (const char *line = g.r->str; line != NULL && *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+        char buf[1024];
+        snprintf(buf, sizeof buf, "%.*s", (int)len, line);
+        if (strstr(buf, want) != NULL && strstr(buf, " flags=b ") != NULL)
+            n++;
+        line = end != NULL ? end + 1 : NULL;
+    }
+    testgot_clear(&g);
+    return n;
+}
+
+/* A blocking command that outlives its per-call deadline leaves the
+ * server blocked on its pooled connection: that connection is closed, so
+ * the pool is not left with one less connection until data comes. */
+Test(pool, a_timed_out_blocking_command_frees_its_connection)
+{
+    aredis_loop *loop = testloop_new();
+    char name[64], key[64];
+    snprintf(name, sizeof name, "blkto-%ld", (long)getpid());
+    testenv_key(key, sizeof key, "blkto");
+    aredis_client *c =
+        aredis_client_new(loop,
+                          &(aredis_options){.url = url,
+                                            .client_name = name,
+                                            .pool_max = 1,
+                                            .pool_wait_ms = 3000},
+                          NULL);
+    cr_assert_not_null(c);
+    result first = {0}, second = {0};
+    aredis_cmd_opts o = {.timeout_ms = 150};
+    cr_assert_eq(aredis_command_opts(c, &o, keep, &first, "BLPOP %s 0", key),
+                 0);
+    cr_assert_eq(aredis_command(c, keep, &second, "BLPOP %s 0.05", key), 0);
+    int64_t t0 = testenv_now_ms();
+    cr_assert(testloop_run_until(loop, &second.done, 5000));
+    int64_t waited = testenv_now_ms() - t0;
+    cr_assert_eq(first.calls, 1);
+    cr_assert_eq(first.code, AREDIS_ETIMEDOUT, "%d %s", first.code, first.text);
+    cr_assert_eq(second.calls, 1);
+    cr_assert_eq(second.type, AREDIS_REPLY_NIL,
+                 "the second BLPOP never got the connection: %d %s",
+                 second.code, second.text);
+    cr_assert(waited < 2000, "the second BLPOP waited %lld ms",
+              (long long)waited);
+    /* Nothing of ours is left blocked in the server. */
+    cr_assert_eq(blocked_named(loop, c, name), 0);
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
 static int closed_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
