@@ -744,10 +744,10 @@ static const struct bad_url bad_sentinel[] = {
     {"redis+sentinel://?role=master", AREDIS_EURL, "no sentinel address"},
     {"redis+sentinel://h1", AREDIS_EURL, "no sentinel service name"},
     {"redis+sentinel://h1/", AREDIS_EURL, "no sentinel service name"},
-    {"redis+sentinel://h1,,h2/m", AREDIS_EURL,
-     "empty sentinel address (sentinel 2 of 3)"},
+    {"redis+sentinel://h1,,h2/m", AREDIS_EURL, "empty sentinel address 2 of 3"},
     {"redis+sentinel://h1,/m", AREDIS_EURL, "empty sentinel address"},
-    {"redis+sentinel://:5/m", AREDIS_EURL, "sentinel 1 of 1 has no host"},
+    {"redis+sentinel://:5/m", AREDIS_EURL,
+     "sentinel address 1 of 1 has no host"},
     {"redis+sentinel://h1:0/m", AREDIS_EURL, "port '0' out of range"},
     {"redis+sentinel://h1:x/m", AREDIS_EURL, "port 'x' is not a number"},
     {"redis+sentinel://h1,h%20/m", AREDIS_EURL, "invalid character '%'"},
@@ -969,10 +969,11 @@ Test(config, bad_cluster_urls)
         {"redis+cluster://", AREDIS_EURL, "bad URL: no cluster seeds"},
         {"redis+cluster:///0", AREDIS_EURL, "no cluster seeds"},
         {"redis+cluster://h1,,h2", AREDIS_EURL,
-         "bad URL: empty seed 2 in the cluster node list"},
-        {"redis+cluster://h1,", AREDIS_EURL, "empty seed 2"},
-        {"redis+cluster://,h1", AREDIS_EURL, "empty seed 1"},
-        {"redis+cluster://:7000", AREDIS_EURL, "cluster seed 1 has no host"},
+         "bad URL: empty cluster seed 2 of 3"},
+        {"redis+cluster://h1,", AREDIS_EURL, "empty cluster seed 2 of 2"},
+        {"redis+cluster://,h1", AREDIS_EURL, "empty cluster seed 1 of 2"},
+        {"redis+cluster://:7000", AREDIS_EURL,
+         "cluster seed 1 of 1 has no host"},
         {"redis+cluster://h1:0", AREDIS_EURL, "port '0' out of range"},
         {"redis+cluster://h1:7000,h2:x", AREDIS_EURL, "port 'x' is not"},
         {"redis+cluster://h1/1", AREDIS_EURL,
@@ -1012,7 +1013,7 @@ Test(config, bad_cluster_urls)
     char err[256];
     cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err),
                  AREDIS_EURL);
-    cr_assert(strstr(err, "more than 64 cluster seeds") != NULL, "%s", err);
+    cr_assert(strstr(err, "65 cluster seeds (at most 64)") != NULL, "%s", err);
     url[strrchr(url, ',') - url] = '\0'; /* exactly 64 */
     cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
                  err);
@@ -1171,7 +1172,8 @@ Test(config, bad_cluster_options)
         {{.cluster = {.seeds = "a", .max_redirects = -1}},
          "cluster.max_redirects -1 out of range"},
         {{.cluster = {.seeds = "a", .cross_slot = 3}}, "cluster.cross_slot 3"},
-        {{.cluster = {.seeds = "a,,b"}}, "cluster.seeds: empty seed 2"},
+        {{.cluster = {.seeds = "a,,b"}},
+         "cluster.seeds: empty cluster seed 2 of 3"},
         {{.cluster = {.seeds = ""}}, "cluster.seeds: no cluster seeds"},
         {{.url = "redis://h", .cluster = {.seeds = "a"}},
          "cluster.seeds with a URL that is not a cluster's"},
