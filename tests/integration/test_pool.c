@@ -189,28 +189,41 @@ Test(pool, idle_connections_close)
     testloop_free(loop);
 }
 
-/* The id of the connection named `name` that runs `cmd` (CLIENT LIST,
- * from c's shared connection), or 0. */
-static long long connection_running(aredis_loop *loop, aredis_client *c,
-                                    const char *name, const char *cmd)
+/* The connections named `name` in CLIENT LIST (asked on c's shared
+ * connection) whose line also holds `with`: their number, and the id of
+ * the first in *id. */
+static int clients_with(aredis_loop *loop, aredis_client *c, const char *name,
+                        const char *with, long long *id)
 {
-    char want_name[96], want_cmd[64];
-    snprintf(want_name, sizeof want_name, " name=%s ", name);
-    snprintf(want_cmd, sizeof want_cmd, " cmd=%s ", cmd);
+    char want[96];
+    snprintf(want, sizeof want, " name=%s ", name);
     testgot g = {0};
     testgot_command(loop, c, &g, "CLIENT LIST");
     cr_assert_not_null(g.r->str);
-    long long id = 0;
-    for (const char *line = g.r->str; line != NULL && *line && id == 0;) {
+    int n = 0;
+    for (const char *line = g.r->str; line != NULL && *line;) {
         const char *end = strchr(line, '\n');
-        size_t n = end != NULL ? (size_t)(end - line) : strlen(line);
+        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
         char buf[1024];
-        snprintf(buf, sizeof buf, "%.*s", (int)n, line);
-        if (strstr(buf, want_name) != NULL && strstr(buf, want_cmd) != NULL)
-            sscanf(buf, "id=%lld", &id);
+        snprintf(buf, sizeof buf, "%.*s", (int)len, line);
+        if (strstr(buf, want) != NULL && strstr(buf, with) != NULL &&
+            n++ == 0 && id != NULL)
+            sscanf(buf, "id=%lld", id);
         line = end != NULL ? end + 1 : NULL;
     }
     testgot_clear(&g);
+    return n;
+}
+
+/* The id of the connection named `name` whose last command is `cmd`, or
+ * 0. */
+static long long connection_running(aredis_loop *loop, aredis_client *c,
+                                    const char *name, const char *cmd)
+{
+    char with[64];
+    snprintf(with, sizeof with, " cmd=%s ", cmd);
+    long long id = 0;
+    clients_with(loop, c, name, with, &id);
     return id;
 }
 
@@ -253,22 +266,6 @@ Test(pool, a_connection_lost_under_a_blocking_command_is_reused)
     testloop_free(loop);
 }
 
-/* The connections named `name` (CLIENT LIST from c's shared one). */
-static int connections_named(aredis_loop *loop, aredis_client *c,
-                             const char *name)
-{
-    char want[96];
-    snprintf(want, sizeof want, " name=%s ", name);
-    testgot g = {0};
-    testgot_command(loop, c, &g, "CLIENT LIST");
-    cr_assert_not_null(g.r->str);
-    int n = 0;
-    for (const char *p = g.r->str; (p = strstr(p, want)) != NULL; p++)
-        n++;
-    testgot_clear(&g);
-    return n;
-}
-
 /* WAIT counts the replicas that have the writes of its own connection:
  * it must run where the caller's writes went (the shared connection),
  * not on a pooled one that wrote nothing, while BLPOP still gets a pooled
@@ -297,38 +294,16 @@ Test(pool, wait_runs_on_the_connection_of_the_writes)
     cr_assert_eq(wait.integer, 0);
     cr_assert(set.order < wait.order && wait.order < wait2.order,
               "WAIT overtook the writes it waits for");
-    cr_assert_eq(connections_named(loop, c, name), 1,
+    cr_assert_eq(clients_with(loop, c, name, "", NULL), 1,
                  "WAIT opened a connection of its own");
     /* A real blocking command still goes to a pooled connection. */
     result blpop = {0};
     cr_assert_eq(aredis_command(c, keep, &blpop, "BLPOP %s-list 0.05", key), 0);
     cr_assert(testloop_run_until(loop, &blpop.done, 3000));
     cr_assert_eq(blpop.type, AREDIS_REPLY_NIL);
-    cr_assert_eq(connections_named(loop, c, name), 2);
+    cr_assert_eq(clients_with(loop, c, name, "", NULL), 2);
     aredis_client_free(c);
     testloop_free(loop);
-}
-
-/* The connections named `name` the server holds blocked (flags=b). */
-static int blocked_named(aredis_loop *loop, aredis_client *c, const char *name)
-{
-    char want[96];
-    snprintf(want, sizeof want, " name=%s ", name);
-    testgot g = {0};
-    testgot_command(loop, c, &g, "CLIENT LIST");
-    cr_assert_not_null(g.r->str);
-    int n = 0;
-    for (const char *line = g.r->str; line != NULL && *line;) {
-        const char *end = strchr(line, '\n');
-        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
-        char buf[1024];
-        snprintf(buf, sizeof buf, "%.*s", (int)len, line);
-        if (strstr(buf, want) != NULL && strstr(buf, " flags=b ") != NULL)
-            n++;
-        line = end != NULL ? end + 1 : NULL;
-    }
-    testgot_clear(&g);
-    return n;
 }
 
 /* A blocking command that outlives its per-call deadline leaves the
@@ -365,7 +340,7 @@ Test(pool, a_timed_out_blocking_command_frees_its_connection)
     cr_assert(waited < 2000, "the second BLPOP waited %lld ms",
               (long long)waited);
     /* Nothing of ours is left blocked in the server. */
-    cr_assert_eq(blocked_named(loop, c, name), 0);
+    cr_assert_eq(clients_with(loop, c, name, " flags=b ", NULL), 0);
     aredis_client_free(c);
     testloop_free(loop);
 }
