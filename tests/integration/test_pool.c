@@ -89,7 +89,7 @@ Test(pool, bounded_with_a_wait)
     aredis_command(c, keep, &second, "BLPOP %s 1", key);
     cr_assert(testloop_run_until(loop, &second.done, 3000));
     int64_t waited = testenv_now_ms() - t0;
-    cr_assert_eq(second.code, AREDIS_EBUSY, "%d: %s", second.code, second.text);
+    cr_assert_eq(second.code, AREDIS_EPOOL, "%d: %s", second.code, second.text);
     cr_assert(waited >= 280 && waited < 550,
               "waited %lld ms for a connection, pool_wait_ms is 300",
               (long long)waited);
