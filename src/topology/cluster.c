@@ -142,8 +142,9 @@ typedef struct request {
     int64_t t0_us;
 } request;
 
-static const aredis__conn_step readonly_step = {"READONLY",
-                                                "*1\r\n$8\r\nREADONLY\r\n", 14};
+static const char readonly_bytes[] = "*1\r\n$8\r\nREADONLY\r\n";
+static const aredis__conn_step readonly_step = {"READONLY", readonly_bytes,
+                                                sizeof readonly_bytes - 1};
 
 static void request_refresh(cluster *cl);
 static void arm(cluster *cl);
