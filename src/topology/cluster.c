@@ -547,30 +547,24 @@ static void set_role(cluster *cl, cnode *n, int role)
         aredis__node_set_steps(&n->node, &readonly_step, 1);
 }
 
-/* Apply a map answered by node `from`. 0, or AREDIS_ENOMEM (the old map
- * stays). */
-static int apply_map(cluster *cl, const aredis__slotmap *m)
+/* The node of each map entry (NULL for an entry with no usable port),
+ * created when new; their roles and health as the map says. NULL when out
+ * of memory. */
+static cnode **map_nodes(cluster *cl, const aredis__slotmap *m)
 {
     aredis_client *c = cl->base.c;
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
     cnode **at = aredis__calloc(m->nnodes ? m->nnodes : 1, sizeof *at);
-    cshard *sh = aredis__calloc(m->nshards ? m->nshards : 1, sizeof *sh);
-    if (at == NULL || sh == NULL) {
-        aredis__free(at);
-        aredis__free(sh);
-        return AREDIS_ENOMEM;
-    }
+    if (at == NULL)
+        return NULL;
     for (size_t i = 0; i < m->nnodes; i++) {
         const aredis__slotnode *x = &m->nodes[i];
         int port = x->port;
         if ((c->cfg.tls && x->tls_port > 0) || port == 0)
             port = x->tls_port;
-        if (port <= 0)
-            continue;
-        at[i] = node_at(cl, x->host, port);
-        if (at[i] == NULL) {
+        if (port > 0 && (at[i] = node_at(cl, x->host, port)) == NULL) {
             aredis__free(at);
-            aredis__free(sh);
-            return AREDIS_ENOMEM;
+            return NULL;
         }
     }
     for (cnode *n = cl->nodes; n != NULL; n = n->next)
@@ -584,17 +578,13 @@ static int apply_map(cluster *cl, const aredis__slotmap *m)
                  m->nodes[i].primary ? AREDIS__ROLE_MASTER
                                      : AREDIS__ROLE_REPLICA);
     }
-    for (size_t i = 0; i < m->nshards; i++) {
-        const aredis__slotshard *s = &m->shards[i];
-        sh[i].primary = at[s->primary];
-        for (unsigned k = 0; k < s->nreplicas && sh[i].nrep < MAX_REPLICAS;
-             k++) {
-            cnode *r = at[m->replicas[s->first_replica + k]];
-            if (r != NULL)
-                sh[i].rep[sh[i].nrep++] = r;
-        }
-    }
-    /* Did any slot change hands? Then the held commands go at once. */
+    return at;
+}
+
+/* Swap in the slot table of m over the shards sh (built from it): 1 when
+ * a slot changed hands. */
+static int swap_table(cluster *cl, const aredis__slotmap *m, cshard *sh)
+{
     int changed = !cl->have_map;
     size_t covered = 0;
     for (size_t s = 0; s < AREDIS_CLUSTER_SLOTS; s++) {
@@ -617,7 +607,30 @@ static int apply_map(cluster *cl, const aredis__slotmap *m)
     cl->nshards = cl->cap = m->nshards;
     cl->covered = covered;
     cl->have_map = 1;
+    return changed;
+}
+
+/* Apply a map. 0, or AREDIS_ENOMEM (the old map stays). */
+static int apply_map(cluster *cl, const aredis__slotmap *m)
+{
+    cshard *sh = aredis__calloc(m->nshards ? m->nshards : 1, sizeof *sh);
+    cnode **at = sh != NULL ? map_nodes(cl, m) : NULL;
+    if (at == NULL) {
+        aredis__free(sh);
+        return AREDIS_ENOMEM;
+    }
+    for (size_t i = 0; i < m->nshards; i++) {
+        const aredis__slotshard *s = &m->shards[i];
+        sh[i].primary = at[s->primary];
+        for (unsigned k = 0; k < s->nreplicas && sh[i].nrep < MAX_REPLICAS;
+             k++) {
+            cnode *r = at[m->replicas[s->first_replica + k]];
+            if (r != NULL)
+                sh[i].rep[sh[i].nrep++] = r;
+        }
+    }
     aredis__free(at);
+    int changed = swap_table(cl, m, sh);
     /* Nodes the map no longer lists leave (closed from the loop). */
     for (cnode *n = cl->nodes; n != NULL; n = n->next) {
         if (!n->in_map && !n->dropped) {
@@ -625,6 +638,7 @@ static int apply_map(cluster *cl, const aredis__slotmap *m)
             n->node.role = AREDIS__ROLE_UNKNOWN;
         }
     }
+    /* Held commands go at once when a slot changed hands. */
     if (changed)
         release_held(cl, 1);
     kick(cl);
