@@ -136,6 +136,9 @@ void aredis__pool_route(aredis__node *n, aredis__cmd *cmd, const char *bytes);
 /* A link finished its work (or failed): give it to a waiter or idle it. */
 void aredis__pool_link_idle(aredis__link *l);
 void aredis__pool_timer(aredis__node *n, int64_t now);
+/* Close the idle exclusive connections now (the server left: a cluster
+ * node dropped from the map); busy and lent ones are left to finish. */
+void aredis__pool_close_idle(aredis__node *n);
 int64_t aredis__pool_next_deadline(const aredis__node *n);
 void aredis__pool_free_all(aredis__node *n);
 /* Remove a command waiting for an exclusive link; 1 if it was waiting. */

@@ -5,9 +5,10 @@
  *  - Nodes: one aredis__node per server met (the seeds, every node of the
  *    slot map, MOVED/ASK targets). role is AREDIS__ROLE_MASTER or _REPLICA
  *    as the latest map says; a node the map no longer lists is dropped:
- *    its connection is closed (what it carried follows the retry policy:
- *    commands never written, or safe to send again, go to the slot's new
- *    owner; the others fail AREDIS_EUNKNOWN, once), its role becomes
+ *    its connections are closed (what the shared one carried follows the
+ *    retry policy: commands never written, or safe to send again, go to
+ *    the slot's new owner; the others fail AREDIS_EUNKNOWN, once; idle
+ *    exclusive ones close, busy or lent ones finish), its role becomes
  *    AREDIS__ROLE_UNKNOWN, and it is never routed to again; the record
  *    stays until the client is freed (next() still walks it), since
  *    borrowed connections may point into it.
@@ -828,12 +829,14 @@ static void take_back(cluster *cl, cnode *n, int hold_them)
     }
 }
 
-/* Close the connection of a node that left: what it carried follows the
- * retry policy (sent elsewhere, or AREDIS_EUNKNOWN). */
+/* Close the connections of a node that left: the shared one, what it
+ * carried following the retry policy (sent elsewhere, or AREDIS_EUNKNOWN),
+ * and the idle exclusive ones (busy or lent ones finish their work). */
 static void close_dropped(cluster *cl, cnode *n)
 {
     aredis_client *c = cl->base.c;
     n->closed = 1;
+    aredis__pool_close_idle(&n->node);
     aredis__link_lost(&n->node.main, AREDIS_ECLOSED,
                       "the node left the cluster");
     take_back(cl, n, 0);
