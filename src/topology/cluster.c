@@ -839,6 +839,8 @@ static void close_dropped(cluster *cl, cnode *n)
     aredis__pool_close_idle(&n->node);
     aredis__link_lost(&n->node.main, AREDIS_ECLOSED,
                       "the node left the cluster");
+    if (c->freeing)
+        return; /* a callback freed the client: release() takes the rest */
     take_back(cl, n, 0);
     aredis__cmd *rest = aredis__link_take_all(&n->node.main);
     while (rest != NULL) {
