@@ -582,6 +582,14 @@ static cnode **map_nodes(cluster *cl, const aredis__slotmap *m)
     return at;
 }
 
+/* The primary serving slot as the table says, NULL when none does. */
+static cnode *slot_owner(const cluster *cl, unsigned slot)
+{
+    unsigned k =
+        slot < AREDIS_CLUSTER_SLOTS ? cl->slot[slot] : AREDIS__SLOT_NONE;
+    return k < cl->nshards ? cl->shards[k].primary : NULL;
+}
+
 /* Swap in the slot table of m over the shards sh (built from it): 1 when
  * a slot changed hands. */
 static int swap_table(cluster *cl, const aredis__slotmap *m, cshard *sh)
@@ -591,8 +599,7 @@ static int swap_table(cluster *cl, const aredis__slotmap *m, cshard *sh)
     for (size_t s = 0; s < AREDIS_CLUSTER_SLOTS; s++) {
         unsigned k = m->slot[s];
         cnode *now = k < m->nshards ? sh[k].primary : NULL;
-        unsigned o = cl->slot[s];
-        cnode *was = o < cl->nshards ? cl->shards[o].primary : NULL;
+        cnode *was = slot_owner(cl, (unsigned)s);
         if (now != was)
             changed = 1;
         if (now == NULL) {
