@@ -25,8 +25,9 @@
  *  - Refresh: after a MOVED (the slot is patched at once; one refresh,
  *    throttled to REFRESH_MIN_MS and coalesced across many MOVEDs), a node
  *    lost, a CLUSTERDOWN, and every cluster_refresh_ms. While something is
- *    wrong (commands held, a node of the map unreachable, slots not
- *    served) it refreshes every DEGRADED_MS.
+ *    wrong (a primary unreachable, slots not served, no map) it refreshes
+ *    every DEGRADED_MS while commands wait for it, every DEGRADED_IDLE_MS
+ *    otherwise.
  *  - Routing: the command's first key (the command table's key positions,
  *    EVAL's key count, XREAD's STREAMS) gives the slot; slot -> shard is
  *    one array read. Read-only commands (the command table) go where
@@ -61,12 +62,14 @@
 #include "util/alloc.h"
 #include "util/cmdtable.h"
 
-/* Refreshes: at most one per REFRESH_MIN_MS, one every DEGRADED_MS while
- * something is wrong; a node that has not answered the map request in
+/* Refreshes: at most one per REFRESH_MIN_MS; while something is wrong, one
+ * every DEGRADED_MS when commands are held, DEGRADED_IDLE_MS when none
+ * is; a node that has not answered the map request in
  * FETCH_TIMEOUT_MS is given up for the next; a round asks FETCH_TRIES
  * nodes at most. */
 #define REFRESH_MIN_MS 100
 #define DEGRADED_MS 100
+#define DEGRADED_IDLE_MS 1000
 #define FETCH_TIMEOUT_MS 1000
 #define FETCH_TRIES 3
 /* Retries of a held command: the first after RETRY_FIRST_MS, doubling up
@@ -386,8 +389,8 @@ static aredis__node *cl_any(aredis__topology *t)
     for (cnode *n = cl->nodes; n != NULL; n = n->next) {
         if (n->dropped)
             continue;
-        if (!cl->have_map)
-            return &n->node; /* the first seed */
+        if (!cl->have_map && !n->lost)
+            return &n->node; /* the first seed that is not known down */
         if (n->in_map && n->node.role == AREDIS__ROLE_MASTER && usable(n))
             return &n->node;
         if (fallback == NULL)
@@ -877,6 +880,12 @@ static int degraded(const cluster *cl)
     return 0;
 }
 
+/* How often to refresh while degraded. */
+static int64_t degraded_every(const cluster *cl)
+{
+    return cl->held_head != NULL ? DEGRADED_MS : DEGRADED_IDLE_MS;
+}
+
 static void maintain(cluster *cl)
 {
     aredis_client *c = cl->base.c;
@@ -912,7 +921,8 @@ static void maintain(cluster *cl)
         cl->want_refresh = 1;
         cl->next_periodic = now + period;
     }
-    if (cl->started && degraded(cl))
+    if (cl->started && degraded(cl) &&
+        now - cl->last_fetch >= degraded_every(cl))
         cl->want_refresh = 1;
     if (cl->want_refresh && !cl->fetching &&
         now - cl->last_fetch >= REFRESH_MIN_MS)
@@ -967,8 +977,10 @@ static void arm(cluster *cl)
             EARLIER(cl->fetch_started + FETCH_TIMEOUT_MS);
         else if (cl->want_refresh)
             EARLIER(cl->last_fetch + REFRESH_MIN_MS);
-        if (degraded(cl))
-            EARLIER(now + DEGRADED_MS);
+        if (!cl->fetching && degraded(cl)) {
+            int64_t at = cl->last_fetch + degraded_every(cl);
+            EARLIER(at > now ? at : now + DEGRADED_MS);
+        }
     }
 #undef EARLIER
     if (next == cl->timer_at)
