@@ -358,6 +358,8 @@ static void free_client(aredis_loop *loop, aredis_client *c)
 
 TestSuite(cluster_faults, .timeout = 150);
 
+static void periodic_refresh_finds_a_failover(const pcluster *p);
+
 /* ---- kill -9 and CLUSTER FAILOVER ---------------------------------------- */
 
 /* Primary 0 of a 3+3 cluster is killed under a window-16 SET stream with
@@ -501,6 +503,7 @@ Test(cluster_faults, kill_9_of_a_primary_then_a_graceful_failover)
                  "freed",
                  (long long)took);
     aredis_loop_free(loop);
+    periodic_refresh_finds_a_failover(&p);
     stop_cluster(&p);
 }
 
@@ -946,3 +949,76 @@ Test(cluster_faults, tls_cluster)
     stop_cluster(&p);
 }
 #endif
+
+/* errorstat_MOVED of the node at port (INFO errorstats), 0 when none. */
+static long long moved_errors(int port)
+{
+    aredis_reply *r = raw(port, "INFO errorstats");
+    cr_assert_not_null(r);
+    const char *m = strstr(r->str, "errorstat_MOVED:count=");
+    long long n = m != NULL ? atoll(m + 22) : 0;
+    aredis_reply_free(r);
+    return n;
+}
+
+/* With no traffic at all, a CLUSTER FAILOVER is found by the periodic
+ * refresh (300 ms here): after it, reads of the shard go straight to the
+ * new primary; the old one (a replica now) answers no MOVED. Runs at the
+ * end of the kill -9 test, on its cluster (node 2 and its replica 5). */
+static void periodic_refresh_finds_a_failover(const pcluster *p)
+{
+    char url[128];
+    cluster_url(url, sizeof url, p, 1);
+    aredis_loop *loop = aredis_loop_new();
+    aredis_status st;
+    aredis_client *c = aredis_client_new(
+        loop,
+        &(aredis_options){.url = url,
+                          .command_timeout_ms = 5000,
+                          .cluster = {.refresh_period_ms = 300}},
+        &st);
+    cr_assert_not_null(c, "%s", st.msg);
+    enum { N = 20 };
+    char keys[N][96];
+    for (int i = 0; i < N; i++) {
+        char what[16];
+        snprintf(what, sizeof what, "per%d-", i);
+        key_in(keys[i], sizeof keys[i], what, 10923, 16383);
+    }
+    one o = {0};
+    cr_assert_eq(aredis_command(c, on_one, &o, "GET %s", keys[0]), 0);
+    wait_one(loop, NULL, &o, 3000);
+    aredis_reply_free(o.r);
+    aredis_reply *r = raw(p->ports[5], "CLUSTER FAILOVER");
+    cr_assert_not_null(r);
+    cr_assert_eq(r->type, AREDIS_REPLY_STATUS, "%s", r->str);
+    aredis_reply_free(r);
+    int64_t end = testenv_now_ms() + 10000;
+    while (!is_master(p->ports[5])) {
+        cr_assert_lt(testenv_now_ms(), end, "CLUSTER FAILOVER did not happen");
+        run_for(loop, NULL, 10);
+    }
+    /* Wait for the old primary to know it is a replica, then the period and
+     * a margin. */
+    while (is_master(p->ports[2])) {
+        cr_assert_lt(testenv_now_ms(), end, "node 2 is still a primary");
+        run_for(loop, NULL, 10);
+    }
+    run_for(loop, NULL, 300 + 100);
+    long long before = moved_errors(p->ports[2]);
+    static one got[N];
+    for (int i = 0; i < N; i++) {
+        got[i] = (one){0};
+        cr_assert_eq(aredis_command(c, on_one, &got[i], "GET %s", keys[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        wait_one(loop, NULL, &got[i], 3000);
+        cr_assert_neq(got[i].r->type, AREDIS_REPLY_ERROR, "%s", got[i].r->str);
+        aredis_reply_free(got[i].r);
+    }
+    cr_assert_eq(moved_errors(p->ports[2]), before,
+                 "reads still went to the old primary: the map was not "
+                 "refreshed by the period");
+    free_client(loop, c);
+    aredis_loop_free(loop);
+}
