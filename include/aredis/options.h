@@ -17,7 +17,8 @@
  * (seconds of idle, 0 = off), tls_ca_file, tls_ca_dir, tls_cert_file,
  * tls_key_file, tls_sni, tls_insecure (yes: skip verification).
  * Sentinel URLs also take role (master|replica), sentinel_username,
- * sentinel_password, sentinel_tls (yes|no) and sentinel_timeout; the user
+ * sentinel_password, sentinel_tls (yes|no), sentinel_timeout,
+ * failover_wait (a duration; 0: none) and replica_fallback (yes|no); the user
  * information before the sentinels' addresses is for the data servers, and
  * a sentinel's port defaults to 26379.
  * Percent-escapes (%40 for '@') are decoded in the user, password and path.
@@ -78,7 +79,20 @@ typedef struct aredis_sentinel_options {
     /** Deadline of one sentinel's answer during discovery, in ms
      * (default 250); the next sentinel is asked after it. */
     int64_t timeout_ms;
+    /** How long commands for the master wait for it while it is down or a
+     * failover is in progress, in ms (default 10000; AREDIS_NO_WAIT: not
+     * at all). Meanwhile they are held, not sent and not failed; when no
+     * master is back in time they fail with AREDIS_ENOMASTER, whose
+     * message names the cause. Also bounds the write fence of a graceful
+     * failover (docs/guide/sentinel.md). */
+    int64_t failover_wait_ms;
+    /** role=replica: send to the master while no replica is healthy
+     * (default 0: fail with AREDIS_ENOMASTER). */
+    int replica_fallback;
 } aredis_sentinel_options;
+
+/** aredis_sentinel_options.failover_wait_ms: fail at once. */
+#define AREDIS_NO_WAIT (-1)
 
 typedef struct aredis_options {
     /** A redis://, rediss:// or unix:// URL; NULL to use the members.
