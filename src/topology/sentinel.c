@@ -70,9 +70,9 @@ typedef struct ask {
 typedef struct replica {
     aredis__node node;
     struct replica *next;
-    int listed;       /* in the latest SENTINEL REPLICAS, not flagged down */
-    int sdown;        /* a sentinel said +sdown, none -sdown since */
-    int64_t lost_at;  /* its connection was lost then; 0: it was not */
+    int listed;      /* in the latest SENTINEL REPLICAS, not flagged down */
+    int sdown;       /* a sentinel said +sdown, none -sdown since */
+    int64_t lost_at; /* its connection was lost then; 0: it was not */
 } replica;
 
 /* The event subscription on one sentinel. */
@@ -141,27 +141,37 @@ static int is_replica_role(const sentinel *st)
 /* ---- routing --------------------------------------------------------------
  */
 
+/* A replica takes commands when the sentinels list it up and its
+ * connection is not known to be broken. One whose connection was lost gets
+ * none until it is back: every REPLICA_RETRY_MS it is reconnected without
+ * any command riding on the attempt. */
 static int replica_healthy(replica *r, int64_t *now)
 {
     if (!r->listed || r->sdown)
         return 0;
     if (r->lost_at == 0)
         return 1;
-    if (r->node.main.conn.state == AREDIS__ST_READY) {
+    aredis__link *l = &r->node.main;
+    if (l->conn.state == AREDIS__ST_READY) {
         r->lost_at = 0;
         return 1;
     }
     if (*now == 0)
         *now = aredis__now_ms();
-    return *now - r->lost_at >= REPLICA_RETRY_MS;
+    if (l->conn.state == AREDIS__ST_IDLE &&
+        *now - r->lost_at >= REPLICA_RETRY_MS) {
+        r->lost_at = *now;
+        aredis__link_connect(l);
+    }
+    return 0;
 }
 
 /* The next healthy replica after st->rr (advance: move the cursor). */
 static replica *next_replica(sentinel *st, int advance)
 {
     int64_t now = 0;
-    replica *start = st->rr != NULL && st->rr->next != NULL ? st->rr->next
-                                                            : st->replicas;
+    replica *start =
+        st->rr != NULL && st->rr->next != NULL ? st->rr->next : st->replicas;
     replica *r = start;
     if (r == NULL)
         return NULL;
@@ -620,8 +630,7 @@ static void replicas_answered(sentinel *st, const aredis_reply *r)
         if (fl != NULL) {
             char f[256];
             snprintf(f, sizeof f, "%.*s", (int)fl->len, fl->str);
-            down = strstr(f, "s_down") != NULL ||
-                   strstr(f, "o_down") != NULL ||
+            down = strstr(f, "s_down") != NULL || strstr(f, "o_down") != NULL ||
                    strstr(f, "disconnected") != NULL;
         }
         p->listed = !down;
@@ -653,8 +662,8 @@ static void sentinels_answered(sentinel *st, const aredis_reply *r)
         if (eps == NULL)
             return;
         cfg->sentinels = eps;
-        if ((eps[cfg->nsentinels].host =
-                 aredis__strndup(host, strlen(host))) == NULL)
+        if ((eps[cfg->nsentinels].host = aredis__strndup(host, strlen(host))) ==
+            NULL)
             return;
         eps[cfg->nsentinels].port = port;
         cfg->nsentinels++;
@@ -671,10 +680,9 @@ static void ask_bg_from(sentinel *st, int which)
     const aredis__config *cfg = &st->base.c->cfg;
     for (; st->bg_idx[which] < cfg->nsentinels; st->bg_idx[which]++) {
         const aredis__endpoint *ep = &cfg->sentinels[st->bg_idx[which]];
-        if ((st->bg[which] =
-                 ask_start(st, which == 0 ? ASK_REPLICAS : ASK_SENTINELS,
-                           ep->host, ep->port, q[which],
-                           cfg->sentinel_service)) != NULL)
+        if ((st->bg[which] = ask_start(
+                 st, which == 0 ? ASK_REPLICAS : ASK_SENTINELS, ep->host,
+                 ep->port, q[which], cfg->sentinel_service)) != NULL)
             return;
     }
 }
@@ -999,9 +1007,7 @@ static void st_node_lost(aredis__topology *t, aredis__node *n, int code)
     sentinel *st = (sentinel *)t;
     (void)code;
     if (n != &st->node) {
-        replica *r = (replica *)n;
-        if (r->lost_at == 0)
-            r->lost_at = aredis__now_ms();
+        ((replica *)n)->lost_at = aredis__now_ms();
         return;
     }
     /* The master may have moved: the reconnect asks the sentinels, and
