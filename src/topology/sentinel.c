@@ -138,6 +138,11 @@ static int is_replica_role(const sentinel *st)
     return st->base.c->cfg.sentinel_role == AREDIS_SENTINEL_REPLICA;
 }
 
+static int same_addr(const char *host, int port, const char *h2, int p2)
+{
+    return host != NULL && port == p2 && strcmp(host, h2) == 0;
+}
+
 /* ---- routing --------------------------------------------------------------
  */
 
@@ -641,33 +646,40 @@ static void replicas_answered(sentinel *st, const aredis_reply *r)
 
 static void watch_one(sentinel *st, const char *host, int port);
 
-static void sentinels_answered(sentinel *st, const aredis_reply *r)
+/* A sentinel the configuration did not name joins the list (asked after
+ * the configured ones) and is watched. */
+static void add_sentinel(sentinel *st, const char *host, int port)
 {
     aredis__config *cfg = &st->base.c->cfg;
+    for (size_t k = 0; k < cfg->nsentinels; k++)
+        if (same_addr(cfg->sentinels[k].host, cfg->sentinels[k].port, host,
+                      port))
+            return;
+    if (cfg->nsentinels >= MAX_SENTINELS)
+        return;
+    aredis__endpoint *eps =
+        aredis__reallocarray(cfg->sentinels, cfg->nsentinels + 1, sizeof *eps);
+    if (eps == NULL)
+        return;
+    cfg->sentinels = eps;
+    if ((eps[cfg->nsentinels].host = aredis__strndup(host, strlen(host))) ==
+        NULL)
+        return;
+    eps[cfg->nsentinels].port = port;
+    cfg->nsentinels++;
+    watch_one(st, host, port);
+}
+
+static void sentinels_answered(sentinel *st, const aredis_reply *r)
+{
     if (r->type != AREDIS_REPLY_ARRAY)
         return;
     st->learnt = 1;
-    for (size_t i = 0; i < r->len && cfg->nsentinels < MAX_SENTINELS; i++) {
+    for (size_t i = 0; i < r->len; i++) {
         char host[256];
-        int port = 0, known = 0;
-        if (!entry_addr(&r->element[i], host, sizeof host, &port))
-            continue;
-        for (size_t k = 0; k < cfg->nsentinels && !known; k++)
-            known = cfg->sentinels[k].port == port &&
-                    strcmp(cfg->sentinels[k].host, host) == 0;
-        if (known)
-            continue;
-        aredis__endpoint *eps = aredis__reallocarray(
-            cfg->sentinels, cfg->nsentinels + 1, sizeof *eps);
-        if (eps == NULL)
-            return;
-        cfg->sentinels = eps;
-        if ((eps[cfg->nsentinels].host = aredis__strndup(host, strlen(host))) ==
-            NULL)
-            return;
-        eps[cfg->nsentinels].port = port;
-        cfg->nsentinels++;
-        watch_one(st, host, port);
+        int port = 0;
+        if (entry_addr(&r->element[i], host, sizeof host, &port))
+            add_sentinel(st, host, port);
     }
 }
 
@@ -810,11 +822,6 @@ static void drop_master(sentinel *st, const char *why)
     aredis__loop_defer(st->base.c->loop, &st->relocate, on_relocate, st);
 }
 
-static int same_addr(const char *host, int port, const char *h2, int p2)
-{
-    return host != NULL && port == p2 && strcmp(host, h2) == 0;
-}
-
 /* "<name> <old-ip> <old-port> <new-ip> <new-port>" on +switch-master. */
 static void on_switch(sentinel *st, const char *data)
 {
@@ -906,9 +913,8 @@ static void on_instance_event(sentinel *st, const char *ev, const char *data)
         }
         return;
     }
-    if (strcmp(type, "sentinel") == 0 && strcmp(ev, "+sentinel") == 0 &&
-        !st->learnt)
-        ask_bg(st, 1);
+    if (strcmp(type, "sentinel") == 0 && strcmp(ev, "+sentinel") == 0)
+        add_sentinel(st, ip, port);
 }
 
 static void on_event(aredis_pubsub *ps, const aredis_pubsub_message *m,
