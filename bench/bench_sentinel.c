@@ -4,7 +4,8 @@
  *
  *   s1  kill -9 of the master while writing 500 SET/s: the first +switch-
  *       master after the kill, the first acknowledged write after it, and
- *       how many writes failed (failover_wait default);
+ *       how many writes failed (failover_wait default); a second client
+ *       writes as many SETs marked AREDIS_CMD_IDEMPOTENT (s1-s3);
  *   s2  SENTINEL FAILOVER while writing 500 SET/s: writes acknowledged
  *       and then missing on the new master, in all and after the switch;
  *   s3  SIGSTOP of the master while writing: as s1, plus acked-but-lost;
@@ -182,11 +183,37 @@ static void w_send(void)
         die("submit failed");
 }
 
+/* A second client writes the same way, each SET marked idempotent: the
+ * retry policy lets those in flight on the old master be sent again to the
+ * new one. Counted only. */
+static struct {
+    aredis_client *c;
+    int n, calls, failed;
+} I;
+
+static void i_cb(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    (void)ud;
+    I.calls++;
+    I.failed += r->type == AREDIS_REPLY_ERROR;
+}
+
+static void i_send(void)
+{
+    aredis_cmd_opts o = {.flags = AREDIS_CMD_IDEMPOTENT};
+    if (aredis_command_opts(I.c, &o, i_cb, NULL, "SET %s:i%d %d", W.prefix, I.n,
+                            I.n) != 0)
+        die("submit failed");
+    I.n++;
+}
+
 static void w_drain(aredis_loop *loop, int ms)
 {
-    for (long long end = now_ms() + ms; W.calls < W.n && now_ms() < end;)
+    for (long long end = now_ms() + ms;
+         (W.calls < W.n || I.calls < I.n) && now_ms() < end;)
         aredis_loop_run_once(loop, 5);
-    if (W.calls != W.n)
+    if (W.calls != W.n || I.calls != I.n)
         die("writes did not complete");
 }
 
@@ -198,6 +225,7 @@ static void pump(aredis_loop *loop, const evwatch *ev)
            (ev->switch_at == 0 || now_ms() - ev->switch_at < 500)) {
         if (now_ms() >= next) {
             w_send();
+            i_send();
             next += 2;
         }
         aredis_loop_run_once(loop, 1);
@@ -298,6 +326,7 @@ static int failover(aredis_loop *loop, const char *which)
     evwatch ev;
     evwatch_start(&ev, loop, nth(sentinels, 1, 1));
     W.c = client(loop, url);
+    I.c = client(loop, url);
     W.switch_at = &ev.switch_at;
     snprintf(W.prefix, sizeof W.prefix, "bench-%s-%d", which, (int)time(NULL));
     warm(loop);
@@ -324,11 +353,12 @@ static int failover(aredis_loop *loop, const char *which)
     int lost = acked_but_lost(loop, port, ev.switch_at, &after);
     printf("%s: switch_ms=%lld first_ok_after_switch_ms=%lld writes=%d "
            "acked=%d failed=%d unknown=%d acked_but_lost=%d "
-           "lost_after_switch=%d\n",
+           "lost_after_switch=%d idempotent_writes=%d idempotent_failed=%d\n",
            which, ev.switch_at - t0,
            W.first_ok_after ? W.first_ok_after - ev.switch_at : -1, W.n,
-           W.acked, W.failed, W.unknown, lost, after);
+           W.acked, W.failed, W.unknown, lost, after, I.n, I.failed);
     aredis_client_free(W.c);
+    aredis_client_free(I.c);
     evwatch_stop(&ev);
     return 0;
 }
