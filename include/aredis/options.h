@@ -90,7 +90,8 @@ typedef struct aredis_sentinel_options {
      * failover (docs/guide/sentinel.md). */
     int64_t failover_wait_ms;
     /** role=replica: send to the master while no replica is healthy
-     * (default 0: fail with AREDIS_ENOMASTER). */
+     * (default 0: such commands fail with AREDIS_ECLOSED, "no server is
+     * known for this command"). */
     int replica_fallback;
 } aredis_sentinel_options;
 

@@ -36,7 +36,7 @@
  * s_down, o_down or disconnected are left out), refreshed after every
  * look-up of the master and on +slave events. Each command goes to the
  * next healthy replica (round robin); with none, to the master when
- * replica_fallback is set, else it fails. */
+ * replica_fallback is set, else it fails (route answers no node). */
 #include "topology/topology.h"
 
 #include <stdarg.h>
@@ -125,7 +125,7 @@ struct sentinel {
     replica *replicas;
     replica *rr; /* the last one a command went to */
     int replicas_known;
-    int learnt; /* SENTINEL SENTINELS was asked after the last look-up */
+    int learnt; /* SENTINEL SENTINELS was answered once */
 };
 
 static int64_t wait_ms(const sentinel *st)

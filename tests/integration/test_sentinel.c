@@ -747,6 +747,51 @@ Test(sentinel, replica_reads_spread_over_both_replicas)
     aredis_loop_free(loop);
 }
 
+/* A fake sentinel that names the master but no replica (its answer to
+ * SENTINEL REPLICAS lists none): role=replica reads go to the master with
+ * replica_fallback, and fail at once without it. */
+Test(sentinel, no_healthy_replica_falls_back_only_by_option)
+{
+    char master[64], url[256];
+    setup_value("master", master, sizeof master);
+    int mport = nth_port(master, 0), port;
+    pid_t pid = fake_sentinel(&port, mport);
+    aredis_loop *loop = aredis_loop_new();
+    for (int fallback = 1; fallback >= 0; fallback--) {
+        snprintf(url, sizeof url,
+                 "redis+sentinel://127.0.0.1:%d/mymaster?role=replica&"
+                 "replica_fallback=%s",
+                 port, fallback ? "yes" : "no");
+        aredis_client *c = client_for(loop, url);
+        port_count k = {0};
+        /* The first goes to the master while the look-up runs; the next
+         * ones after it. */
+        for (int i = 0; i < 3; i++) {
+            int want = k.calls + 1;
+            cr_assert_eq(aredis_command(c, port_cb, &k, "CONFIG GET port"), 0);
+            for (long long end = now_ms() + 5000;
+                 k.calls < want && now_ms() < end;)
+                aredis_loop_run_once(loop, 10);
+            cr_assert_eq(k.calls, want);
+            for (int j = 0; j < 5; j++) /* SENTINEL REPLICAS answers */
+                aredis_loop_run_once(loop, 10);
+        }
+        if (fallback) {
+            cr_assert_eq(k.errors, 0, "%s", k.last);
+            cr_assert_eq(k.ports[0], mport);
+            cr_assert_eq(k.counts[0], 3);
+        } else {
+            cr_assert_eq(k.errors, 2, "%d errors (%s)", k.errors, k.last);
+            cr_assert(strstr(k.last, "no server is known") != NULL, "%s",
+                      k.last);
+        }
+        aredis_client_free(c);
+    }
+    aredis_loop_free(loop);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
 /* ---- private set-ups: failovers and faults ------------------------------ */
 
 /* Start or stop a private set-up through the project's script; it belongs
