@@ -1196,7 +1196,15 @@ Test(sentinel_failover, killed_master_writes_wait_and_resume, .timeout = 120)
     x.zk.expect = 3;
     x.vk.expect = 3;
     aredis_client *c = client_for(loop, url);
-    x.zero = client_for(loop, zurl);
+    /* No reconnect attempts: its commands fail at the first look-up that
+     * finds no master, well before the switch. */
+    aredis_status zst;
+    x.zero = aredis_client_new(
+        loop,
+        &(aredis_options){.url = zurl,
+                          .reconnect_max_attempts = AREDIS_NO_RECONNECT},
+        &zst);
+    cr_assert_not_null(x.zero, "%s", zst.msg);
     x.victim = client_for(loop, url);
     aredis_client_set_event_handler(x.zero, lost_event, &x);
     aredis_client_set_event_handler(x.victim, lost_event, &x);
@@ -1267,6 +1275,7 @@ Test(sentinel_failover, paused_master_costs_nothing, .timeout = 120)
 
     cr_assert_eq(kill(s.master_pid, SIGSTOP), 0);
     long long t0 = now_ms();
+    usleep(50000); /* stopped for sure before the INCR reaches it */
     /* Not idempotent, written to the hung master: its outcome is unknown. */
     counter incr = {.expect = 1};
     cr_assert_eq(aredis_command(c, count_cb, &incr, "INCR %s:n", key), 0);
