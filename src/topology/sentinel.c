@@ -19,7 +19,9 @@
  *  - +switch-master: the connection to the old master is dropped (its
  *    commands in flight follow the retry policy), the announced address is
  *    checked with ROLE and connected to;
- *  - +odown of the master: the connection is dropped, commands are held;
+ *  - +sdown or +odown of the master: the connection is dropped, commands
+ *    are held, and the master is looked up again (ROLE tells a master
+ *    that is fine, which takes them at once, from a hung one);
  *  - +selected-slave / +failover-state-send-slaveof-noone (the leader of a
  *    failover): the fence. The connection is dropped and new commands are
  *    held (not sent) until +switch-master, an abort, or failover_wait;
@@ -880,11 +882,22 @@ static void on_instance_event(sentinel *st, const char *ev, const char *data)
         return;
     if (is_master) {
         int ours = same_addr(st->node.host, st->node.port, ip, port);
-        if (strcmp(ev, "+odown") == 0 && ours && st->located) {
-            master_down(st, "the sentinels agree it is down (+odown)");
-            drop_master(st, "the master is down (+odown): commands are held "
-                            "until a new master is known");
-        } else if (strcmp(ev, "-odown") == 0 && st->held) {
+        if ((strcmp(ev, "+sdown") == 0 || strcmp(ev, "+odown") == 0) && ours &&
+            st->located) {
+            /* One sentinel's view is enough to stop writing to it: the
+             * look-up that follows checks the master with ROLE, so a
+             * master that is fine is back at once, and a hung one is
+             * held for instead of being sent more. */
+            master_down(st, ev[1] == 's' ? "a sentinel finds it down (+sdown)"
+                                         : "the sentinels agree it is down "
+                                           "(+odown)");
+            drop_master(st, ev[1] == 's'
+                                ? "the master looks down (+sdown): commands "
+                                  "are held until a master answers"
+                                : "the master is down (+odown): commands are "
+                                  "held until a new master is known");
+        } else if ((strcmp(ev, "-sdown") == 0 || strcmp(ev, "-odown") == 0) &&
+                   st->held) {
             restart_round(st);
         } else if ((strncmp(ev, "-failover-abort", 15) == 0 ||
                     strcmp(ev, "+failover-end-for-timeout") == 0) &&
