@@ -359,6 +359,7 @@ static void free_client(aredis_loop *loop, aredis_client *c)
 TestSuite(cluster_faults, .timeout = 150);
 
 static void periodic_refresh_finds_a_failover(const pcluster *p);
+static long long moved_errors(int port);
 
 /* ---- kill -9 and CLUSTER FAILOVER ---------------------------------------- */
 
@@ -844,7 +845,53 @@ Test(cluster_faults, clusterdown_tryagain_unserved_node_added_and_removed)
             L.ok, fails);
     cr_assert_eq(L.failed, 0, "%s (first: %s)", fails, L.first_err);
     verify_data(loop, url, &L);
+    free_client(loop, c);
 
+    /* The redirect bound (cluster.max_redirects = 2): node A hands a slot
+     * to node B, which still believes A owns it, so they bounce the
+     * command between them. It follows two MOVED and fails on the third,
+     * naming the last redirect and the node that sent it. */
+    /* A slot with no key (SETSLOT NODE refuses to give one away). */
+    char kl[96];
+    unsigned sl = 0;
+    int la = 0;
+    for (int i = 0;; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "loop%d-", i);
+        sl = key_in(kl, sizeof kl, what, 0, 16383);
+        la = owner_of(p.ports[0], sl);
+        snprintf(cmd, sizeof cmd, "CLUSTER COUNTKEYSINSLOT %u", sl);
+        aredis_reply *n = raw(la, cmd);
+        cr_assert_not_null(n);
+        long long keys = n->integer;
+        aredis_reply_free(n);
+        if (keys == 0)
+            break;
+    }
+    int lb = la == p.ports[0] ? p.ports[1] : p.ports[0];
+    char idl[41];
+    node_id(lb, idl);
+    snprintf(cmd, sizeof cmd, "CLUSTER SETSLOT %u NODE %s", sl, idl);
+    raw_ok(la, cmd);
+    snprintf(cmd, sizeof cmd, "GET %s", kl);
+    cr_assert(raw_error_starts(la, cmd, "MOVED"));
+    cr_assert(raw_error_starts(lb, cmd, "MOVED"), "B does not bounce it");
+    long long moved0 = moved_errors(la) + moved_errors(lb);
+    c = aredis_client_new(
+        loop, &(aredis_options){.url = url, .cluster = {.max_redirects = 2}},
+        &st);
+    cr_assert_not_null(c, "%s", st.msg);
+    o = (one){0};
+    cr_assert_eq(aredis_command(c, on_one, &o, "GET %s", kl), 0);
+    wait_one(loop, NULL, &o, 3000);
+    cr_assert_eq(o.r->type, AREDIS_REPLY_ERROR);
+    cr_assert_not_null(strstr(o.r->str, "too many cluster redirects (2)"), "%s",
+                       o.r->str);
+    cr_assert_not_null(strstr(o.r->str, "last: MOVED"), "%s", o.r->str);
+    cr_assert_not_null(strstr(o.r->str, "(from 127.0.0.1:"), "%s", o.r->str);
+    aredis_reply_free(o.r);
+    cr_assert_eq(moved_errors(la) + moved_errors(lb) - moved0, 3,
+                 "the first answer and two redirects followed");
     free_client(loop, c);
     aredis_loop_free(loop);
     stop_cluster(&p);
