@@ -15,8 +15,10 @@
 #ifndef AREDIS_CLUSTER_H
 #define AREDIS_CLUSTER_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
+#include "client.h"
 #include "export.h"
 
 #ifdef __cplusplus
@@ -29,6 +31,88 @@ extern "C" {
 /* The hash slot (0 to AREDIS_CLUSTER_SLOTS - 1) of the len bytes at key,
  * which may hold any byte, NUL included. key may be NULL when len is 0. */
 AREDIS_API unsigned aredis_cluster_keyslot(const void *key, size_t len);
+
+/* ---- Nodes: enumerate them, send a command to one or to each -------------
+ *
+ * A cluster client routes each command by its key's slot, and sends the
+ * commands whose meaning spans the cluster to every node itself (see
+ * "Fan-out" below). For the rest - administration, a per-node statistic,
+ * a command the library refuses on a cluster - a program names the node.
+ * These functions work on every client: on one server (standalone or
+ * sentinel-managed) there is one node, a primary.
+ *
+ * Nodes are named by address, copied out: a node may leave the cluster
+ * (failover, resharding) at any time, so no handle to one is ever lent. */
+
+/** Kinds of node, for aredis_client_nodes() and aredis_nodes_command(). */
+#define AREDIS_NODES_PRIMARIES 1 /* the primaries serving slots */
+#define AREDIS_NODES_REPLICAS 2  /* their replicas, as far as known */
+#define AREDIS_NODES_ALL 3       /* both */
+
+/** One node's address (a copy: the caller's to keep). */
+typedef struct aredis_node_addr {
+    char host[256]; /* host name or address; "" for a unix socket */
+    int port;
+    int primary; /* 1: a primary, 0: a replica */
+} aredis_node_addr;
+
+/** The nodes of a kind, as the client knows them now (a cluster client:
+ * from its slot map; none before the first map has arrived).
+ * \param which AREDIS_NODES_PRIMARIES, _REPLICAS or _ALL.
+ * \param out filled with up to max addresses (may be NULL when max is 0).
+ * \return how many such nodes there are, possibly more than max: call
+ *         again with a larger array to get them all. Loop thread only.
+ * \since 0.2 */
+AREDIS_API size_t aredis_client_nodes(aredis_client *c, int which,
+                                      aredis_node_addr *out, size_t max);
+
+/** Send a command to the node at host:port (one aredis_client_nodes()
+ * listed) on its shared connection, or, for a blocking command, on one of
+ * its exclusive connections. The command is not routed and not
+ * redirected: a MOVED or ASK reply is delivered as it is. Same formats,
+ * rules and completion guarantee as aredis_command().
+ * \return 0 (cb runs exactly once, from the loop), AREDIS_EINVAL when the
+ *         client knows no node at that address, or aredis_command()'s
+ *         errors. \since 0.2 */
+AREDIS_API int aredis_node_command(aredis_client *c, const char *host, int port,
+                                   aredis_reply_cb cb, void *ud,
+                                   const char *fmt, ...);
+AREDIS_API int aredis_node_commandv(aredis_client *c, const char *host,
+                                    int port, aredis_reply_cb cb, void *ud,
+                                    int argc, const char *const *argv,
+                                    const size_t *argvlen);
+
+/** Send a command to every node of a kind, in parallel, and get one reply:
+ * a MAP from "host:port" (a STRING) to that node's reply (an ERROR value
+ * for a node that failed or timed out). On a cluster client that does not
+ * have its slot map yet, the command waits for it (a few seconds at most,
+ * then AREDIS_ETIMEDOUT). Each node's command has the client's
+ * command_timeout_ms.
+ * \return 0 (cb runs exactly once, from the loop), AREDIS_EINVAL for a
+ *         bad which, or aredis_command()'s errors. \since 0.2 */
+AREDIS_API int aredis_nodes_command(aredis_client *c, int which,
+                                    aredis_reply_cb cb, void *ud,
+                                    const char *fmt, ...);
+AREDIS_API int aredis_nodes_commandv(aredis_client *c, int which,
+                                     aredis_reply_cb cb, void *ud, int argc,
+                                     const char *const *argv,
+                                     const size_t *argvlen);
+
+/** Borrow an exclusive connection (aredis_client_acquire()) to the primary
+ * serving a slot, or a key's slot: the connection for WATCH ... MULTI ...
+ * EXEC on keys of that slot. On one server it is the server's. A cluster
+ * client without a slot map yet waits for it. The connection stays on
+ * that node: if the slot moves meanwhile, its commands get MOVED errors
+ * (delivered, not followed), and the transaction fails rather than run
+ * elsewhere.
+ * \return 0 (cb runs exactly once, from the loop), AREDIS_EINVAL (slot
+ *         out of range, key NULL with len > 0, cb NULL), AREDIS_ENOMEM,
+ *         AREDIS_ESTATE (the client is closing). \since 0.2 */
+AREDIS_API int aredis_client_acquire_slot(aredis_client *c, unsigned slot,
+                                          aredis_acquire_cb cb, void *ud);
+AREDIS_API int aredis_client_acquire_key(aredis_client *c, const void *key,
+                                         size_t len, aredis_acquire_cb cb,
+                                         void *ud);
 
 #ifdef __cplusplus
 }

@@ -197,6 +197,13 @@ void aredis__finish(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
         close_if_done(c);
 }
 
+void aredis__pending_done(aredis_client *c)
+{
+    c->pending--;
+    if (c->closing && c->pending == 0)
+        close_if_done(c);
+}
+
 void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
                           const char *msg)
 {
@@ -342,6 +349,7 @@ static void release(aredis_client *c)
         aredis__cmd_free(c, done);
         done = next;
     }
+    aredis__fanout_cancel_all(c);
     if (c->watch != NULL)
         c->watch->release(c->watch->ud);
     c->watch = NULL;
@@ -574,24 +582,23 @@ typedef struct submit_args {
 
 /* Classify an encoded command once, through the command table, and fill
  * the record's routing fields. Returns the message when the command must
- * be refused, or NULL; *block_ms is a blocking command's server-side
- * timeout (aredis__cmdclass). */
+ * be refused, or NULL; *k gets the class (its block_ms: a blocking
+ * command's server-side timeout). */
 static const char *classify(aredis_client *c, aredis__cmd *cmd,
                             const char *bytes, unsigned flags,
-                            int64_t *block_ms)
+                            aredis__cmdclass *k)
 {
-    aredis__cmdclass k;
-    aredis__cmd_classify_memo(bytes, &k, &c->memo);
-    if (k.flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
-        return k.flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
-                                             : select_refused;
+    aredis__cmd_classify_memo(bytes, k, &c->memo);
+    if (k->flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
+        return k->flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
+                                              : select_refused;
     /* The command table's CLIENT REPLY values are the connection's. */
     _Static_assert((int)AREDIS__CLIENT_REPLY_NONE == AREDIS__REPLY_NORMAL &&
                        (int)AREDIS__CLIENT_REPLY_ON == AREDIS__REPLY_ON &&
                        (int)AREDIS__CLIENT_REPLY_OFF == AREDIS__REPLY_OFF &&
                        (int)AREDIS__CLIENT_REPLY_SKIP == AREDIS__REPLY_SKIP,
                    "CLIENT REPLY values differ");
-    cmd->cc.reply_kind = (uint8_t)k.client_reply;
+    cmd->cc.reply_kind = (uint8_t)k->client_reply;
     if (c->nhooks > 0) {
         aredis__args it;
         const char *name = "";
@@ -608,16 +615,15 @@ static const char *classify(aredis_client *c, aredis__cmd *cmd,
         }
     }
     if (cmd->hook == NULL && c->cfg.normalize_resp2)
-        cmd->norm = (uint8_t)k.norm;
+        cmd->norm = (uint8_t)k->norm;
     if ((flags & AREDIS_CMD_IDEMPOTENT) ||
-        (c->cfg.retry_read_only && (k.flags & AREDIS__CMDF_READONLY)))
+        (c->cfg.retry_read_only && (k->flags & AREDIS__CMDF_READONLY)))
         cmd->flags |= AREDIS__CMD_RETRY;
-    if (k.flags & AREDIS__CMDF_BLOCKING)
+    if (k->flags & AREDIS__CMDF_BLOCKING)
         cmd->flags |= AREDIS__CMD_BLOCKING;
     if (flags & AREDIS_CMD_NO_RESEND)
         cmd->flags = (uint8_t)((cmd->flags | AREDIS__CMD_NO_RESEND) &
                                ~AREDIS__CMD_RETRY);
-    *block_ms = k.block_ms;
     return NULL;
 }
 
@@ -662,6 +668,12 @@ static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
     }
     if (target != NULL) {
         cmd->flags |= AREDIS__CMD_PINNED;
+        if (!target->exclusive && (cmd->flags & AREDIS__CMD_BLOCKING)) {
+            /* Sent to a node (aredis_node_command): never on the
+             * connection every caller shares. */
+            aredis__pool_route(target->node, cmd, bytes);
+            return 0;
+        }
         return aredis__link_submit(target, cmd, bytes);
     }
     /* Which server: the topology's question, and only its. */
@@ -734,10 +746,10 @@ static int submit(aredis_client *c, aredis__link *target,
 
     if (++c->pending > c->burst_peak)
         c->burst_peak = c->pending;
-    int64_t block_ms = 0;
+    aredis__cmdclass k;
+    k.block_ms = 0;
     const char *refused =
-        sa->pushed ? NULL
-                   : classify(c, cmd, bytes, o ? o->flags : 0, &block_ms);
+        sa->pushed ? NULL : classify(c, cmd, bytes, o ? o->flags : 0, &k);
     if (refused != NULL) {
         b->len = start;
         aredis__defer_done(c, cmd, AREDIS_EINVAL, refused);
@@ -747,11 +759,38 @@ static int submit(aredis_client *c, aredis__link *target,
         cmd->cc.reply_kind = AREDIS__REPLY_PUSHED;
         cmd->flags |= AREDIS__CMD_NO_RESEND;
     }
-    if (((cmd->flags & AREDIS__CMD_RETRY) || c->topo->keep_bytes) &&
-        (cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)
+    if (c->topo->keep_bytes) {
+        /* A cluster: a command may go to several nodes, or be refused
+         * there (fanout.c); its bytes are kept for redirects. */
+        const char *why = NULL;
+        int fan = target == NULL && !sa->pushed
+                      ? aredis__fanout_check(c, &k, bytes, &why)
+                      : 0;
+        if (fan == 2) {
+            b->len = start;
+            aredis__defer_done(c, cmd,
+                               aredis__cmd_cluster(k.flags) == AREDIS__CL_REFUSE
+                                   ? AREDIS_ENOTSUP
+                                   : AREDIS_EINVAL,
+                               why);
+            return 0;
+        }
+        if (fan == 1) {
+            /* The parts are commands of their own: this record goes. */
+            c->pending--;
+            aredis__cmd_free(c, cmd);
+            e = aredis__fanout_start(c, o, cb, ud, &k, bytes, b->len - start);
+            b->len = start;
+            return e;
+        }
+        if ((cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)
+            e = AREDIS_ENOMEM;
+    } else if ((cmd->flags & AREDIS__CMD_RETRY) &&
+               (cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL) {
         e = AREDIS_ENOMEM;
+    }
     if (e == 0)
-        e = set_deadline(c, cmd, o, block_ms);
+        e = set_deadline(c, cmd, o, k.block_ms);
     if (e != 0) {
         b->len = start;
         c->pending--;
@@ -779,6 +818,14 @@ int aredis__submit_encoded(aredis_client *c, aredis__link *target,
 {
     submit_args sa = {NULL, NULL, 0, NULL, NULL, bytes, len, 0};
     return submit(c, target, NULL, cb, ud, &sa);
+}
+
+int aredis__submit_bytes(aredis_client *c, aredis__link *target,
+                         const aredis_cmd_opts *o, aredis_reply_cb cb, void *ud,
+                         const char *bytes, size_t len)
+{
+    submit_args sa = {NULL, NULL, 0, NULL, NULL, bytes, len, 0};
+    return submit(c, target, o, cb, ud, &sa);
 }
 
 int aredis__send_pushed(aredis_client *c, aredis__link *l, int argc,

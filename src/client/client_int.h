@@ -191,6 +191,8 @@ struct aredis_client {
 
     aredis_buf scratch;            /* encoding area when not on the fast path */
     struct aredis_pubsub *pubsubs; /* every pubsub of this client */
+    /* Fan-outs waiting for a cluster's slot map (fanout.c). */
+    struct aredis__fanout *fanouts;
 
     /* Thread-safe submissions (threads.c). */
     pthread_mutex_t ts_lock;
@@ -229,6 +231,37 @@ void aredis__rearm(aredis_client *c);
 void aredis__cancel_list(aredis_client *c, aredis__cmd *cmd);
 void aredis__emit(aredis_client *c, const aredis__link *l, int type, int code,
                   const char *msg, int64_t delay_ms, int attempt);
+
+/* Submit encoded bytes like aredis_command_opts() (o may be NULL) to a
+ * node's shared or a borrowed link (target), or routed by the topology
+ * with no fan-out (target NULL). */
+int aredis__submit_bytes(aredis_client *c, aredis__link *target,
+                         const aredis_cmd_opts *o, aredis_reply_cb cb, void *ud,
+                         const char *bytes, size_t len);
+/* A callback owed outside any command record has run or is on its way
+ * (fanout.c waiting for the map): one less pending; closes the client
+ * when it was the last thing a close waited for. */
+void aredis__pending_done(aredis_client *c);
+
+/* ---- fanout.c: commands a cluster sends to several nodes ---------------- */
+
+typedef struct aredis__fanout aredis__fanout;
+/* What a cluster client does with a classified command, beyond routing it
+ * by its first key: 0 route it, 1 fan it out (aredis__fanout_start), 2
+ * refuse it (*why: the message). */
+int aredis__fanout_check(aredis_client *c, const aredis__cmdclass *k,
+                         const char *bytes, const char **why);
+/* Start a fan-out: 0 (cb runs exactly once, from the loop) or an error
+ * (it never runs). bytes may be in the client's scratch buffer. */
+int aredis__fanout_start(aredis_client *c, const aredis_cmd_opts *o,
+                         aredis_reply_cb cb, void *ud,
+                         const aredis__cmdclass *k, const char *bytes,
+                         size_t len);
+/* aredis_nodes_command: a map "host:port" -> reply over nodes of a kind. */
+int aredis__nodes_submit(aredis_client *c, int which, aredis_reply_cb cb,
+                         void *ud, const char *bytes, size_t len);
+/* The client is being freed: fail the fan-outs still waiting. */
+void aredis__fanout_cancel_all(aredis_client *c);
 
 /* ---- threads.c --------------------------------------------------------- */
 int aredis__ts_init(aredis_client *c);
