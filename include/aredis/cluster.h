@@ -20,6 +20,7 @@
 
 #include "client.h"
 #include "export.h"
+#include "sync.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,6 +44,10 @@ AREDIS_API unsigned aredis_cluster_keyslot(const void *key, size_t len);
  *
  * Nodes are named by address, copied out: a node may leave the cluster
  * (failover, resharding) at any time, so no handle to one is ever lent. */
+
+/** \return 1 when c is a cluster client (its commands are routed by
+ * slot), else 0. \since 0.2 */
+AREDIS_API int aredis_client_is_cluster(const aredis_client *c);
 
 /** Kinds of node, for aredis_client_nodes() and aredis_nodes_command(). */
 #define AREDIS_NODES_PRIMARIES 1 /* the primaries serving slots */
@@ -97,6 +102,21 @@ AREDIS_API int aredis_nodes_commandv(aredis_client *c, int which,
                                      aredis_reply_cb cb, void *ud, int argc,
                                      const char *const *argv,
                                      const size_t *argvlen);
+
+/** The blocking facade's forms of aredis_node_commandv() and
+ * aredis_nodes_commandv(): same rules as aredis_sync_commandv() (the
+ * reply is owned: free it with aredis_reply_free(); an error reply for a
+ * failure, AREDIS_EINVAL for an unknown node; NULL only when out of
+ * memory). \since 0.2 */
+AREDIS_API aredis_reply *aredis_sync_node_commandv(aredis_sync *s,
+                                                   const char *host, int port,
+                                                   int argc,
+                                                   const char *const *argv,
+                                                   const size_t *argvlen);
+AREDIS_API aredis_reply *aredis_sync_nodes_commandv(aredis_sync *s, int which,
+                                                    int argc,
+                                                    const char *const *argv,
+                                                    const size_t *argvlen);
 
 /** Borrow an exclusive connection (aredis_client_acquire()) to the primary
  * serving a slot, or a key's slot: the connection for WATCH ... MULTI ...

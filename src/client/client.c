@@ -746,8 +746,7 @@ static int submit(aredis_client *c, aredis__link *target,
 
     if (++c->pending > c->burst_peak)
         c->burst_peak = c->pending;
-    aredis__cmdclass k;
-    k.block_ms = 0;
+    aredis__cmdclass k; /* filled by classify(), or block_ms alone below */
     const char *refused =
         sa->pushed ? NULL : classify(c, cmd, bytes, o ? o->flags : 0, &k);
     if (refused != NULL) {
@@ -758,6 +757,7 @@ static int submit(aredis_client *c, aredis__link *target,
     if (sa->pushed) {
         cmd->cc.reply_kind = AREDIS__REPLY_PUSHED;
         cmd->flags |= AREDIS__CMD_NO_RESEND;
+        k.block_ms = 0;
     }
     if (c->topo->keep_bytes) {
         /* A cluster: a command may go to several nodes, or be refused

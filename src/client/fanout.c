@@ -774,6 +774,11 @@ int aredis__fanout_start(aredis_client *c, const aredis_cmd_opts *o,
 
 /* ---- public: nodes and exclusive connections by slot --------------------- */
 
+int aredis_client_is_cluster(const aredis_client *c)
+{
+    return c != NULL && c->cfg.cluster;
+}
+
 size_t aredis_client_nodes(aredis_client *c, int which, aredis_node_addr *out,
                            size_t max)
 {

@@ -553,3 +553,43 @@ int aredis__cmd_classify_memo(const char *enc, aredis__cmdclass *out,
     m->e[k].len = (uint32_t)n;
     return argc;
 }
+
+int aredis__cmd_first_key(const char *enc, const char **key, size_t *len)
+{
+    aredis__cmdclass cls;
+    int argc = aredis__cmd_classify(enc, &cls);
+    const aredis__cmdinfo *info = cls.info;
+    if (info == NULL)
+        return 0;
+    /* Positive int8_t positions, read without sign extension. */
+    int want = info->first_key > 0 ? (unsigned char)info->first_key : 0;
+    int numkeys = info->numkeys > 0 ? (unsigned char)info->numkeys : 0;
+    aredis__args it;
+    const char *arg = NULL;
+    size_t n = 0;
+    aredis__args_init(&it, enc);
+    if (numkeys > 0) {
+        /* EVAL script numkeys key...: the first key follows the count. */
+        for (int i = 0; i <= numkeys; i++)
+            if (!aredis__args_next(&it, &arg, &n))
+                return 0;
+        if (n == 0 || (n == 1 && arg[0] == '0'))
+            return 0;
+        return aredis__args_next(&it, key, len);
+    }
+    if ((info->flags & AREDIS__CMDF_MOVABLE) &&
+        (aredis__word_is(info->name, info->len, "xread", 5) ||
+         aredis__word_is(info->name, info->len, "xreadgroup", 10))) {
+        /* XREAD ... STREAMS key... id...: the first key follows STREAMS. */
+        while (aredis__args_next(&it, &arg, &n))
+            if (aredis__word_is(arg, n, "streams", 7))
+                return aredis__args_next(&it, key, len);
+        return 0;
+    }
+    if (want <= 0 || want >= argc)
+        return 0;
+    for (int i = 0; i <= want; i++)
+        if (!aredis__args_next(&it, key, len))
+            return 0;
+    return 1;
+}

@@ -200,6 +200,12 @@ typedef struct aredis__cmdmemo {
 int aredis__cmd_classify_memo(const char *enc, aredis__cmdclass *out,
                               aredis__cmdmemo *m);
 
+/* The first key of an encoded command (trusted), by the table's key
+ * positions, the key count of EVAL and the like, or the STREAMS argument
+ * of XREAD: 1 and *key, *len (pointing into enc), or 0 when it names no
+ * key (or the table does not know it). */
+int aredis__cmd_first_key(const char *enc, const char **key, size_t *len);
+
 /* 1 when arg (n bytes, any case) is the lower-case word w of wlen bytes. */
 int aredis__word_is(const char *arg, size_t n, const char *w, size_t wlen);
 
