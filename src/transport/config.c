@@ -826,38 +826,77 @@ static int parse_tcp_url(parser *ps, span rest)
     return rc;
 }
 
-/* One seed of a cluster URL: host[:port] or [v6][:port], host required. */
-static int parse_seed(parser *ps, span seed, size_t index)
+/* What a list of addresses ("h1[:p1],h2[:p2],...", [v6] in brackets) is
+ * for: its words in messages, an example, the default port, the most. */
+typedef struct endpoint_list {
+    const char *one, *many, *example;
+    int port, max;
+} endpoint_list;
+
+static const endpoint_list seed_list = {
+    "cluster seed", "cluster seeds", "redis+cluster://host1:port1,host2:port2",
+    CFG_DEFAULT_PORT, AREDIS__MAX_SEEDS};
+static const endpoint_list sentinel_list = {
+    "sentinel address", "sentinel addresses",
+    "redis+sentinel://host:port,host:port/service", CFG_SENTINEL_PORT,
+    CFG_MAX_SENTINELS};
+
+/* Parse list into *eps / *neps, replacing (and freeing) an earlier list.
+ * Every item needs a host; cfg->host and cfg->port are left as they
+ * were. */
+static int parse_endpoints(parser *ps, span list, const endpoint_list *k,
+                           aredis__endpoint **eps, size_t *neps)
 {
     aredis__config *cfg = ps->cfg;
-    if (seed.n == 0)
-        return fail(ps, AREDIS_EURL,
-                    "bad URL: empty seed %zu in the cluster node list (write "
-                    "host1:port1,host2:port2)",
-                    index + 1);
-    if (cfg->nseeds == AREDIS__MAX_SEEDS)
-        return fail(ps, AREDIS_EURL, "bad URL: more than %d cluster seeds",
-                    AREDIS__MAX_SEEDS);
-    /* parse_hostport() fills host and port: start from no host and the
-     * default port, then move them into the seed list. */
-    set_str(&cfg->host, NULL);
-    cfg->port = CFG_DEFAULT_PORT;
-    int rc = parse_hostport(ps, seed);
-    if (rc != 0)
-        return rc;
-    if (cfg->host == NULL)
-        return fail(ps, AREDIS_EURL, "bad URL: cluster seed %zu has no host",
-                    index + 1);
-    aredis__endpoint *s =
-        aredis__reallocarray(cfg->seeds, cfg->nseeds + 1, sizeof *s);
-    if (s == NULL)
+    if (list.n == 0)
+        return fail(ps, AREDIS_EURL, "bad URL: no %s (write %s)", k->many,
+                    k->example);
+    size_t n = 1;
+    for (size_t i = 0; i < list.n; i++)
+        n += list.p[i] == ',';
+    if (n > (size_t)k->max)
+        return fail(ps, AREDIS_EURL, "bad URL: %zu %s (at most %d)", n, k->many,
+                    k->max);
+    aredis__endpoint *e = aredis__calloc(n, sizeof *e);
+    if (e == NULL)
         return fail_nomem(ps);
-    cfg->seeds = s;
-    s[cfg->nseeds].host = cfg->host;
-    s[cfg->nseeds].port = cfg->port;
-    cfg->nseeds++;
-    cfg->host = NULL;
-    return 0;
+    for (size_t i = 0; i < *neps; i++) /* an earlier list */
+        aredis__free((*eps)[i].host);
+    aredis__free(*eps);
+    *eps = e;
+    *neps = 0;
+
+    /* parse_hostport() fills cfg->host and cfg->port: start each item
+     * from no host and the default port, then move them into the list. */
+    char *saved_host = cfg->host;
+    int saved_port = cfg->port, rc = 0;
+    while (rc == 0 && *neps < n) {
+        const char *comma = span_find(list, ',');
+        span item = {list.p, comma ? (size_t)(comma - list.p) : list.n};
+        cfg->host = NULL;
+        cfg->port = k->port;
+        if (item.n == 0)
+            rc =
+                fail(ps, AREDIS_EURL, "bad URL: empty %s %zu of %zu (write %s)",
+                     k->one, *neps + 1, n, k->example);
+        else
+            rc = parse_hostport(ps, item);
+        if (rc == 0 && cfg->host == NULL)
+            rc = fail(ps, AREDIS_EURL, "bad URL: %s %zu of %zu has no host",
+                      k->one, *neps + 1, n);
+        if (rc == 0) {
+            e[*neps].host = cfg->host;
+            e[*neps].port = cfg->port;
+            (*neps)++;
+        } else {
+            aredis__free(cfg->host);
+        }
+        list.p += item.n + (comma != NULL);
+        list.n -= item.n + (comma != NULL);
+    }
+    cfg->host = saved_host;
+    cfg->port = saved_port;
+    return rc;
 }
 
 /* "seed,seed,..." into cfg->seeds (replacing an earlier list); the
@@ -865,25 +904,9 @@ static int parse_seed(parser *ps, span seed, size_t index)
 static int parse_seed_list(parser *ps, span seeds)
 {
     aredis__config *cfg = ps->cfg;
-    if (seeds.n == 0)
-        return fail(ps, AREDIS_EURL,
-                    "bad URL: no cluster seeds (write "
-                    "redis+cluster://host1:port1,host2:port2)");
-    for (size_t i = 0; i < cfg->nseeds; i++) /* an earlier list */
-        aredis__free(cfg->seeds[i].host);
-    cfg->nseeds = 0;
-    size_t index = 0;
-    for (;;) {
-        const char *comma = span_find(seeds, ',');
-        size_t n = comma != NULL ? (size_t)(comma - seeds.p) : seeds.n;
-        int rc = parse_seed(ps, (span){seeds.p, n}, index++);
-        if (rc != 0)
-            return rc;
-        if (comma == NULL)
-            break;
-        seeds.p += n + 1;
-        seeds.n -= n + 1;
-    }
+    int rc = parse_endpoints(ps, seeds, &seed_list, &cfg->seeds, &cfg->nseeds);
+    if (rc != 0)
+        return rc;
     char *h = aredis__strndup(cfg->seeds[0].host, strlen(cfg->seeds[0].host));
     if (h == NULL)
         return fail_nomem(ps);
@@ -964,62 +987,11 @@ static int parse_unix_url(parser *ps, span rest)
     return rc;
 }
 
-/* "h1[:p1],h2[:p2],..." into cfg->sentinels. Each item goes through
- * parse_hostport (same rules and messages as a single host), which writes
- * cfg->host and cfg->port: they are saved around it. */
+/* "h1[:p1],h2[:p2],..." into cfg->sentinels (port 26379 by default). */
 static int parse_sentinel_list(parser *ps, span list)
 {
-    aredis__config *cfg = ps->cfg;
-    if (list.n == 0)
-        return fail(ps, AREDIS_EURL,
-                    "bad URL: no sentinel address (write "
-                    "redis+sentinel://host:port,host:port/service)");
-    size_t n = 1;
-    for (size_t i = 0; i < list.n; i++)
-        n += list.p[i] == ',';
-    if (n > CFG_MAX_SENTINELS)
-        return fail(ps, AREDIS_EURL,
-                    "bad URL: %zu sentinel addresses (at most %d)", n,
-                    CFG_MAX_SENTINELS);
-    aredis__endpoint *eps = aredis__calloc(n, sizeof *eps);
-    if (eps == NULL)
-        return fail_nomem(ps);
-    for (size_t i = 0; i < cfg->nsentinels; i++) /* an earlier list */
-        aredis__free(cfg->sentinels[i].host);
-    aredis__free(cfg->sentinels);
-    cfg->sentinels = eps;
-    cfg->nsentinels = 0;
-
-    char *saved_host = cfg->host;
-    int saved_port = cfg->port, rc = 0;
-    while (rc == 0 && cfg->nsentinels < n) {
-        const char *comma = span_find(list, ',');
-        span item = {list.p, comma ? (size_t)(comma - list.p) : list.n};
-        cfg->host = NULL;
-        cfg->port = CFG_SENTINEL_PORT;
-        if (item.n == 0)
-            rc = fail(ps, AREDIS_EURL,
-                      "bad URL: empty sentinel address (sentinel %zu of %zu)",
-                      cfg->nsentinels + 1, n);
-        else
-            rc = parse_hostport(ps, item);
-        if (rc == 0 && cfg->host == NULL)
-            rc = fail(ps, AREDIS_EURL,
-                      "bad URL: sentinel %zu of %zu has no host",
-                      cfg->nsentinels + 1, n);
-        if (rc == 0) {
-            eps[cfg->nsentinels].host = cfg->host;
-            eps[cfg->nsentinels].port = cfg->port;
-            cfg->nsentinels++;
-        } else {
-            aredis__free(cfg->host);
-        }
-        list.p += item.n + (comma != NULL);
-        list.n -= item.n + (comma != NULL);
-    }
-    cfg->host = saved_host;
-    cfg->port = saved_port;
-    return rc;
+    return parse_endpoints(ps, list, &sentinel_list, &ps->cfg->sentinels,
+                           &ps->cfg->nsentinels);
 }
 
 /* The service name: printable, no spaces (it goes into a command and

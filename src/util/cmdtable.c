@@ -24,6 +24,7 @@
 #define CLIENT_REPLY AREDIS__CMDF_CLIENT_REPLY
 #define WITHSCORES AREDIS__CMDF_WITHSCORES
 #define MOVABLE AREDIS__CMDF_MOVABLE
+#define OWN AREDIS__CMDF_OWN_WRITES
 /* Cluster policies (cmdtable.h). */
 #define NOCL AREDIS__CMDF_CLUSTER(AREDIS__CL_REFUSE)
 #define P_SUM AREDIS__CMDF_CLUSTER(AREDIS__CL_P_SUM)
@@ -40,6 +41,9 @@
 #define S_ARRAY AREDIS__CMDF_CLUSTER(AREDIS__CL_S_ARRAY)
 #define S_SUM AREDIS__CMDF_CLUSTER(AREDIS__CL_S_SUM)
 #define S_OK AREDIS__CMDF_CLUSTER(AREDIS__CL_S_OK)
+/* WAIT and WAITAOF: refused on a cluster, where no one connection holds
+ * the caller's writes. */
+#define WAITS (BLOCK | MS | OWN | NO_MULTI | NOCL)
 
 /* X(name, flags, first key, last key, step, numkeys arg, timeout arg,
  *   normalisation) */
@@ -235,8 +239,8 @@
     X("unlink", S_SUM, 1, -1, 1, 0, 0, NONE)                            \
     X("unsubscribe", SUB, 0, 0, 0, 0, 0, NONE)                          \
     X("unwatch", NOCL, 0, 0, 0, 0, 0, NONE)                             \
-    X("wait", BLOCK | MS | NO_MULTI | NOCL, 0, 0, 0, 0, -1, NONE)       \
-    X("waitaof", BLOCK | MS | NO_MULTI | NOCL, 0, 0, 0, 0, -1, NONE)    \
+    X("wait", WAITS, 0, 0, 0, 0, -1, NONE)                              \
+    X("waitaof", WAITS, 0, 0, 0, 0, -1, NONE)                           \
     X("watch", NO_MULTI, 1, -1, 1, 0, 0, NONE)                          \
     X("xack", 0, 1, 1, 1, 0, 0, NONE)                                   \
     X("xadd", 0, 1, 1, 1, 0, 0, NONE)                                   \

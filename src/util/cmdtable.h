@@ -52,6 +52,11 @@ enum {
     /* Its keys are found by parsing its arguments (XREAD ... STREAMS,
      * SORT ... STORE); first/last/step give only the fixed ones. */
     AREDIS__CMDF_MOVABLE = 1 << 10,
+    /* WAIT, WAITAOF: about the writes of the connection it runs on, so it
+     * stays on the connection the caller's writes went to (the shared
+     * one), which it holds until answered; BLOCKING gives it a deadline
+     * margin like the others, not an exclusive connection. */
+    AREDIS__CMDF_OWN_WRITES = 1 << 11,
 };
 
 /* What a cluster client does with a command: a field of five bits in the
@@ -79,7 +84,7 @@ enum {
     AREDIS__CL_S_SUM,     /* keys split by slot; integers summed */
     AREDIS__CL_S_OK,      /* key value pairs split by slot; OK when all OK */
 };
-#define AREDIS__CMDF_CL_SHIFT 11
+#define AREDIS__CMDF_CL_SHIFT 16
 #define AREDIS__CMDF_CLUSTER(policy) ((policy) << AREDIS__CMDF_CL_SHIFT)
 _Static_assert(AREDIS__CL_S_OK < 32, "the cluster policy has five bits");
 
@@ -115,7 +120,7 @@ typedef struct aredis__cmdinfo {
     const char *name; /* lower case */
     uint8_t len;
     uint8_t norm;     /* AREDIS__NORM_* */
-    uint16_t flags;   /* AREDIS__CMDF_* */
+    uint32_t flags;   /* AREDIS__CMDF_* */
     int8_t first_key; /* 0: none */
     int8_t last_key;  /* negative: from the end */
     int8_t key_step;  /* 2 for MSET's key value pairs */
