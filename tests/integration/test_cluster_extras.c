@@ -525,3 +525,135 @@ Test(cluster_extras, blocking_facade_locks_and_cache)
     aredis_cache_free(k);
     aredis_sync_free(sy);
 }
+
+/* ---- pub/sub ----------------------------------------------------------------
+ */
+
+#define NCH 12
+
+typedef struct heard {
+    char names[NCH][64];
+    int smessages[NCH];
+    int confirmations;
+    int messages, pmessages;
+} heard;
+
+static void on_message(aredis_pubsub *ps, const aredis_pubsub_message *m,
+                       void *ud)
+{
+    (void)ps;
+    heard *h = ud;
+    switch (m->kind) {
+    case AREDIS_PUBSUB_SSUBSCRIBE:
+    case AREDIS_PUBSUB_SUBSCRIBE:
+    case AREDIS_PUBSUB_PSUBSCRIBE:
+        h->confirmations++;
+        break;
+    case AREDIS_PUBSUB_SMESSAGE:
+        for (int i = 0; i < NCH; i++)
+            if (strlen(h->names[i]) == m->channel_len &&
+                memcmp(h->names[i], m->channel, m->channel_len) == 0) {
+                cr_assert_eq(m->data_len, strlen(h->names[i]) + 3);
+                h->smessages[i]++;
+            }
+        break;
+    case AREDIS_PUBSUB_MESSAGE:
+        h->messages++;
+        break;
+    case AREDIS_PUBSUB_PMESSAGE:
+        h->pmessages++;
+        break;
+    default:
+        break;
+    }
+}
+
+static long long shardnumsub(int port, const char *ch)
+{
+    testenv_server s = {.host = "127.0.0.1", .port = port};
+    testenv_conn tc;
+    const aredis_reply *r;
+    cr_assert_eq(testenv_connect(&tc, &s), 0);
+    cr_assert_eq(testenv_command(&tc, &r, "PUBSUB SHARDNUMSUB %s", ch), 0);
+    cr_assert_eq(r->len, 2);
+    long long n = r->element[1].integer;
+    testenv_close(&tc);
+    return n;
+}
+
+/* SSUBSCRIBE on channels whose slots are on every primary: each lives on
+ * its slot's primary, SPUBLISH (routed by slot) reaches it once; classic
+ * SUBSCRIBE and PSUBSCRIBE on one node hear PUBLISH from any node. */
+Test(cluster_extras, sharded_pubsub_follows_the_slots)
+{
+    aredis_loop *loop = aredis_loop_new();
+    aredis_client *c = cluster_client(loop);
+    static heard h;
+    memset(&h, 0, sizeof h);
+    aredis_pubsub *ps = aredis_pubsub_new(c, NULL);
+    cr_assert_not_null(ps);
+    int on_primary[3] = {0};
+    for (int i = 0; i < NCH; i++) {
+        char suffix[16];
+        snprintf(suffix, sizeof suffix, "sch%d", i);
+        testenv_key(h.names[i], sizeof h.names[i], suffix);
+        cr_assert_eq(aredis_pubsub_ssubscribe(ps, h.names[i], on_message, &h),
+                     0);
+    }
+    char news[64], pat[64];
+    testenv_key(news, sizeof news, "news");
+    testenv_key(pat, sizeof pat, "new*");
+    cr_assert_eq(aredis_pubsub_subscribe(ps, news, on_message, &h), 0);
+    cr_assert_eq(aredis_pubsub_psubscribe(ps, pat, on_message, &h), 0);
+    for (int spins = 0; h.confirmations < NCH + 2 && spins < 500; spins++)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(h.confirmations, NCH + 2);
+    for (int i = 0; i < NCH; i++) {
+        int owners = 0;
+        for (int p = 0; p < 3; p++) {
+            long long n = shardnumsub(primaries[p], h.names[i]);
+            owners += n == 1;
+            on_primary[p] += n == 1;
+        }
+        cr_assert_eq(owners, 1, "%s subscribed on %d primaries", h.names[i],
+                     owners);
+    }
+    for (int p = 0; p < 3; p++)
+        cr_assert_gt(on_primary[p], 0, "no channel on primary %d", p);
+
+    aredis_sync *pub = cluster_sync();
+    for (int i = 0; i < NCH; i++) {
+        aredis_reply *r = aredis_sync_command(pub, "SPUBLISH %s %s-go",
+                                              h.names[i], h.names[i]);
+        cr_assert_eq(r->type, AREDIS_REPLY_INTEGER, "%s",
+                     r->type == AREDIS_REPLY_ERROR ? r->str : "");
+        cr_assert_eq(r->integer, 1);
+        aredis_reply_free(r);
+    }
+    aredis_reply_free(aredis_sync_command(pub, "PUBLISH %s hello", news));
+    for (int spins = 0; spins < 300; spins++) {
+        int total = h.messages + h.pmessages;
+        for (int i = 0; i < NCH; i++)
+            total += h.smessages[i];
+        if (total == NCH + 2)
+            break;
+        aredis_loop_run_once(loop, 10);
+    }
+    for (int i = 0; i < NCH; i++)
+        cr_assert_eq(h.smessages[i], 1, "%s: %d messages", h.names[i],
+                     h.smessages[i]);
+    cr_assert_eq(h.messages, 1);
+    cr_assert_eq(h.pmessages, 1);
+
+    /* SUNSUBSCRIBE goes to the channel's node. */
+    cr_assert_eq(aredis_pubsub_sunsubscribe(ps, h.names[0]), 0);
+    for (int spins = 0; spins < 20; spins++)
+        aredis_loop_run_once(loop, 5);
+    aredis_reply *r =
+        aredis_sync_command(pub, "SPUBLISH %s %s-go", h.names[0], h.names[0]);
+    cr_assert_eq(r->integer, 0, "nobody listens any more");
+    aredis_reply_free(r);
+    aredis_sync_free(pub);
+    aredis_pubsub_free(ps);
+    client_done(c, loop);
+}
