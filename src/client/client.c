@@ -713,6 +713,39 @@ static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
     return aredis__link_submit(m, cmd, bytes);
 }
 
+/* A cluster client's command (its topology keeps bytes): sent to several
+ * nodes or refused (fanout.c) when routed is set and its policy says so,
+ * else its bytes are kept for redirects. Returns 1 when the command was
+ * taken (*e: what submit returns), 0 to go on (*e: 0 or AREDIS_ENOMEM). */
+static int cluster_submit(aredis_client *c, aredis__cmd *cmd,
+                          const aredis__cmdclass *k, const char *bytes,
+                          int routed, const aredis_cmd_opts *o,
+                          aredis_reply_cb cb, void *ud, int *e)
+{
+    const char *why = NULL;
+    int fan = routed ? aredis__fanout_check(c, k, bytes, &why) : 0;
+    if (fan == 2) {
+        aredis__defer_done(c, cmd,
+                           aredis__cmd_cluster(k->flags) == AREDIS__CL_REFUSE
+                               ? AREDIS_ENOTSUP
+                               : AREDIS_EINVAL,
+                           why);
+        *e = 0;
+        return 1;
+    }
+    if (fan == 1) {
+        /* The parts are commands of their own: this record goes. */
+        size_t len = cmd->cc.len;
+        c->pending--;
+        aredis__cmd_free(c, cmd);
+        *e = aredis__fanout_start(c, o, cb, ud, k, bytes, len);
+        return 1;
+    }
+    cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len);
+    *e = cmd->cc.copy == NULL ? AREDIS_ENOMEM : 0;
+    return 0;
+}
+
 static int encode(aredis_buf *b, const submit_args *sa)
 {
     if (sa->bytes != NULL)
@@ -774,31 +807,11 @@ static int submit(aredis_client *c, aredis__link *target,
         k.block_ms = -1;
     }
     if (c->topo->keep_bytes) {
-        /* A cluster: a command may go to several nodes, or be refused
-         * there (fanout.c); its bytes are kept for redirects. */
-        const char *why = NULL;
-        int fan = target == NULL && !sa->pushed
-                      ? aredis__fanout_check(c, &k, bytes, &why)
-                      : 0;
-        if (fan == 2) {
-            b->len = start;
-            aredis__defer_done(c, cmd,
-                               aredis__cmd_cluster(k.flags) == AREDIS__CL_REFUSE
-                                   ? AREDIS_ENOTSUP
-                                   : AREDIS_EINVAL,
-                               why);
-            return 0;
-        }
-        if (fan == 1) {
-            /* The parts are commands of their own: this record goes. */
-            c->pending--;
-            aredis__cmd_free(c, cmd);
-            e = aredis__fanout_start(c, o, cb, ud, &k, bytes, b->len - start);
+        if (cluster_submit(c, cmd, &k, bytes, target == NULL && !sa->pushed, o,
+                           cb, ud, &e)) {
             b->len = start;
             return e;
         }
-        if ((cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)
-            e = AREDIS_ENOMEM;
     } else if ((cmd->flags & AREDIS__CMD_RETRY) &&
                (cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL) {
         e = AREDIS_ENOMEM;

@@ -125,162 +125,206 @@ static int is_list(const aredis_reply *r)
            r->type == AREDIS_REPLY_MAP;
 }
 
+/* Each merge below fills *out from the parts' replies (all present, none
+ * an error), its nodes in *elems (the caller frees them after the
+ * callback), and returns NULL, or what is wrong. */
+
+static const char oom_merging[] = "out of memory merging the replies";
+
+/* MGET: the keys' values in the caller's order. */
+static const char *merge_keys(aredis__fanout *f, aredis_reply *out,
+                              aredis_reply **elems)
+{
+    aredis_reply *v = aredis__calloc(f->nkeys > 0 ? f->nkeys : 1, sizeof *v);
+    if ((*elems = v) == NULL)
+        return oom_merging;
+    for (size_t i = 0; i < f->nkeys; i++) {
+        const aredis_reply *r = f->parts[f->kpart[i]].r;
+        if (!is_list(r) || f->kpos[i] >= r->len)
+            return "a part's reply is not the array expected";
+        v[i] = r->element[f->kpos[i]];
+    }
+    out->type = AREDIS_REPLY_ARRAY;
+    out->len = f->nkeys;
+    out->element = v;
+    return NULL;
+}
+
+/* DEL, EXISTS, DBSIZE...: the sum. */
+static const char *merge_sum(aredis__fanout *f, aredis_reply *out)
+{
+    out->type = AREDIS_REPLY_INTEGER;
+    for (size_t i = 0; i < f->nparts; i++) {
+        if (f->parts[i].r->type != AREDIS_REPLY_INTEGER)
+            return "a part's reply is not an integer";
+        out->integer += f->parts[i].r->integer;
+    }
+    return NULL;
+}
+
+/* MSET, FLUSHALL...: OK when every part says OK; SCRIPT LOAD: the reply
+ * every part gave. */
+static const char *merge_same(aredis__fanout *f, aredis_reply *out, int ok)
+{
+    for (size_t i = 0; i < f->nparts; i++) {
+        if (ok && !is_ok(f->parts[i].r))
+            return "a part did not answer OK";
+        if (!same_reply(f->parts[0].r, f->parts[i].r))
+            return "the nodes answered differently";
+    }
+    *out = *f->parts[0].r;
+    return NULL;
+}
+
+/* KEYS: every part's elements; PUBSUB CHANNELS: without repeats. */
+static const char *merge_union(aredis__fanout *f, aredis_reply *out,
+                               aredis_reply **elems, int uniq)
+{
+    size_t n = 0, k = 0;
+    for (size_t i = 0; i < f->nparts; i++) {
+        if (!is_list(f->parts[i].r))
+            return "a part's reply is not an array";
+        n += f->parts[i].r->len;
+    }
+    aredis_reply *v = aredis__calloc(n > 0 ? n : 1, sizeof *v);
+    if ((*elems = v) == NULL)
+        return oom_merging;
+    for (size_t i = 0; i < f->nparts; i++) {
+        const aredis_reply *r = f->parts[i].r;
+        for (size_t j = 0; j < r->len; j++) {
+            size_t d = 0;
+            while (uniq && d < k && !same_reply(&v[d], &r->element[j]))
+                d++;
+            if (!uniq || d == k)
+                v[k++] = r->element[j];
+        }
+    }
+    *out = *f->parts[0].r;
+    out->len = k;
+    out->element = v;
+    return NULL;
+}
+
+/* SCRIPT EXISTS: 1 where every part says 1 (step 1, from 0); PUBSUB
+ * NUMSUB: name, count, ... with the counts summed (step 2, from 1). The
+ * same arguments were asked of every node, so the arrays line up. */
+static const char *merge_each(aredis__fanout *f, aredis_reply *out,
+                              aredis_reply **elems, int and)
+{
+    for (size_t i = 0; i < f->nparts; i++)
+        if (!is_list(f->parts[i].r) || f->parts[i].r->len != f->parts[0].r->len)
+            return "the nodes' replies are not arrays of one length";
+    size_t n = f->parts[0].r->len;
+    aredis_reply *v = aredis__calloc(n > 0 ? n : 1, sizeof *v);
+    if ((*elems = v) == NULL)
+        return oom_merging;
+    memcpy(v, f->parts[0].r->element, n * sizeof *v);
+    for (size_t i = 1; i < f->nparts; i++) {
+        const aredis_reply *e = f->parts[i].r->element;
+        for (size_t j = and? 0 : 1; j < n; j += and? 1 : 2) {
+            if (e[j].type != AREDIS_REPLY_INTEGER ||
+                v[j].type != AREDIS_REPLY_INTEGER)
+                return "a part's reply holds a non-integer";
+            v[j].integer =
+                and? v[j].integer && e[j].integer : v[j].integer + e[j].integer;
+        }
+    }
+    *out = *f->parts[0].r;
+    out->element = v;
+    return NULL;
+}
+
+/* INFO, PING...: a map "host:port" -> that node's reply (errors too). */
+static const char *merge_map(aredis__fanout *f, aredis_reply *out,
+                             aredis_reply **elems)
+{
+    aredis_reply *v = aredis__calloc(2 * f->nparts + 1, sizeof *v);
+    if ((*elems = v) == NULL)
+        return oom_merging;
+    for (size_t i = 0; i < f->nparts; i++) {
+        v[2 * i].type = AREDIS_REPLY_STRING;
+        v[2 * i].str = f->parts[i].name;
+        v[2 * i].len = strlen(f->parts[i].name);
+        v[2 * i + 1] = *f->parts[i].r;
+    }
+    out->type = AREDIS_REPLY_MAP;
+    out->len = 2 * f->nparts;
+    out->element = v;
+    return NULL;
+}
+
+/* RANDOMKEY: the first part that has a key. */
+static const char *merge_first(aredis__fanout *f, aredis_reply *out)
+{
+    out->type = AREDIS_REPLY_NIL;
+    for (size_t i = 0; i < f->nparts; i++) {
+        if (f->parts[i].r->type != AREDIS_REPLY_NIL) {
+            *out = *f->parts[i].r;
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* A part that failed fails the whole, named by its node when it has one
+ * (the other parts may have been applied: the fan-out is not atomic).
+ * Returns 1 when the caller got that error. */
+static int deliver_failure(aredis__fanout *f)
+{
+    for (size_t i = 0; i < f->nparts; i++) {
+        const aredis_reply *r = f->parts[i].r;
+        if (r->type != AREDIS_REPLY_ERROR)
+            continue;
+        if (f->parts[i].name == NULL) {
+            AREDIS__USER_CB(f->c, f->cb(f->c, r, f->ud));
+            return 1;
+        }
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s: %.*s", f->parts[i].name,
+                 (int)(r->len > 400 ? 400 : r->len), r->str);
+        reply_error(f, r->code, msg);
+        return 1;
+    }
+    return 0;
+}
+
 /* The caller's reply from the parts' replies (all present). */
 static void merge(aredis__fanout *f)
 {
-    aredis_client *c = f->c;
-    char msg[512];
-    /* A part that failed fails the whole, named by its node when it has
-     * one (the other parts may have been applied: documented). */
-    if (f->policy != AREDIS__CL_N_MAP) {
-        for (size_t i = 0; i < f->nparts; i++) {
-            const aredis_reply *r = f->parts[i].r;
-            if (r->type != AREDIS_REPLY_ERROR)
-                continue;
-            if (f->parts[i].name == NULL) {
-                AREDIS__USER_CB(c, f->cb(c, r, f->ud));
-                return;
-            }
-            snprintf(msg, sizeof msg, "%s: %.*s", f->parts[i].name,
-                     (int)(r->len > 400 ? 400 : r->len), r->str);
-            reply_error(f, r->code, msg);
-            return;
-        }
-    }
+    if (f->policy != AREDIS__CL_N_MAP && deliver_failure(f))
+        return;
     aredis_reply out;
     memset(&out, 0, sizeof out);
     aredis_reply *elems = NULL;
-    size_t n = 0;
-    const char *bad = NULL;
+    const char *bad;
     switch (f->policy) {
     case AREDIS__CL_S_ARRAY:
-        elems = aredis__calloc(f->nkeys > 0 ? f->nkeys : 1, sizeof *elems);
-        if (elems == NULL) {
-            bad = "out of memory merging the replies";
-            break;
-        }
-        for (size_t i = 0; i < f->nkeys && bad == NULL; i++) {
-            const aredis_reply *r = f->parts[f->kpart[i]].r;
-            if (!is_list(r) || f->kpos[i] >= r->len)
-                bad = "a part's reply is not the array expected";
-            else
-                elems[i] = r->element[f->kpos[i]];
-        }
-        out.type = AREDIS_REPLY_ARRAY;
-        out.len = f->nkeys;
-        out.element = elems;
+        bad = merge_keys(f, &out, &elems);
         break;
     case AREDIS__CL_S_SUM:
     case AREDIS__CL_P_SUM:
     case AREDIS__CL_N_SUM:
-        out.type = AREDIS_REPLY_INTEGER;
-        for (size_t i = 0; i < f->nparts && bad == NULL; i++) {
-            if (f->parts[i].r->type != AREDIS_REPLY_INTEGER)
-                bad = "a part's reply is not an integer";
-            else
-                out.integer += f->parts[i].r->integer;
-        }
+        bad = merge_sum(f, &out);
         break;
     case AREDIS__CL_S_OK:
     case AREDIS__CL_P_OK:
     case AREDIS__CL_N_OK:
-        for (size_t i = 0; i < f->nparts && bad == NULL; i++)
-            if (!is_ok(f->parts[i].r))
-                bad = "a part did not answer OK";
-        if (bad == NULL)
-            out = *f->parts[0].r;
-        break;
     case AREDIS__CL_P_SAME:
-        for (size_t i = 1; i < f->nparts && bad == NULL; i++)
-            if (!same_reply(f->parts[0].r, f->parts[i].r))
-                bad = "the primaries answered differently";
-        if (bad == NULL)
-            out = *f->parts[0].r;
+        bad = merge_same(f, &out, f->policy != AREDIS__CL_P_SAME);
         break;
     case AREDIS__CL_P_FIRST:
-        out.type = AREDIS_REPLY_NIL;
-        for (size_t i = 0; i < f->nparts; i++) {
-            if (f->parts[i].r->type != AREDIS_REPLY_NIL) {
-                out = *f->parts[i].r;
-                break;
-            }
-        }
+        bad = merge_first(f, &out);
         break;
     case AREDIS__CL_P_UNION:
     case AREDIS__CL_N_UNIQ:
+        bad = merge_union(f, &out, &elems, f->policy == AREDIS__CL_N_UNIQ);
+        break;
     case AREDIS__CL_P_AND:
     case AREDIS__CL_N_PAIRSUM:
-        for (size_t i = 0; i < f->nparts && bad == NULL; i++) {
-            if (!is_list(f->parts[i].r))
-                bad = "a part's reply is not an array";
-            else
-                n += f->parts[i].r->len;
-        }
-        if (bad != NULL)
-            break;
-        out = *f->parts[0].r;
-        if (f->policy == AREDIS__CL_P_AND || f->policy == AREDIS__CL_N_PAIRSUM)
-            n = f->parts[0].r->len; /* same length everywhere */
-        elems = aredis__calloc(n > 0 ? n : 1, sizeof *elems);
-        if (elems == NULL) {
-            bad = "out of memory merging the replies";
-            break;
-        }
-        out.element = elems;
-        if (f->policy == AREDIS__CL_P_UNION || f->policy == AREDIS__CL_N_UNIQ) {
-            size_t k = 0;
-            for (size_t i = 0; i < f->nparts; i++) {
-                const aredis_reply *r = f->parts[i].r;
-                for (size_t j = 0; j < r->len; j++) {
-                    size_t d = 0;
-                    if (f->policy == AREDIS__CL_N_UNIQ)
-                        while (d < k && !same_reply(&elems[d], &r->element[j]))
-                            d++;
-                    if (d == k || f->policy == AREDIS__CL_P_UNION)
-                        elems[k++] = r->element[j];
-                }
-            }
-            out.len = k;
-            break;
-        }
-        /* Element-wise: the same arguments were asked of every node. */
-        memcpy(elems, f->parts[0].r->element, n * sizeof *elems);
-        for (size_t i = 1; i < f->nparts && bad == NULL; i++) {
-            const aredis_reply *r = f->parts[i].r;
-            if (r->len != n) {
-                bad = "the nodes' replies differ in length";
-                break;
-            }
-            for (size_t j = f->policy == AREDIS__CL_P_AND ? 0 : 1; j < n;
-                 j += f->policy == AREDIS__CL_P_AND ? 1 : 2) {
-                if (r->element[j].type != AREDIS_REPLY_INTEGER ||
-                    elems[j].type != AREDIS_REPLY_INTEGER) {
-                    bad = "a part's reply holds a non-integer";
-                    break;
-                }
-                if (f->policy == AREDIS__CL_P_AND)
-                    elems[j].integer =
-                        elems[j].integer && r->element[j].integer;
-                else
-                    elems[j].integer += r->element[j].integer;
-            }
-        }
+        bad = merge_each(f, &out, &elems, f->policy == AREDIS__CL_P_AND);
         break;
     case AREDIS__CL_N_MAP:
-        elems = aredis__calloc(2 * f->nparts + 1, sizeof *elems);
-        if (elems == NULL) {
-            bad = "out of memory merging the replies";
-            break;
-        }
-        for (size_t i = 0; i < f->nparts; i++) {
-            elems[2 * i].type = AREDIS_REPLY_STRING;
-            elems[2 * i].str = f->parts[i].name;
-            elems[2 * i].len = strlen(f->parts[i].name);
-            elems[2 * i + 1] = *f->parts[i].r;
-        }
-        out.type = AREDIS_REPLY_MAP;
-        out.len = 2 * f->nparts;
-        out.element = elems;
+        bad = merge_map(f, &out, &elems);
         break;
     default:
         bad = "unknown fan-out";
@@ -289,7 +333,7 @@ static void merge(aredis__fanout *f)
     if (bad != NULL)
         reply_error(f, AREDIS_EPROTO, bad);
     else
-        AREDIS__USER_CB(c, f->cb(c, &out, f->ud));
+        AREDIS__USER_CB(f->c, f->cb(f->c, &out, f->ud));
     aredis__free(elems);
 }
 
@@ -371,6 +415,7 @@ static size_t list_nodes(aredis_client *c, int which, aredis__node **local,
     size_t k = t->vt->nodes(t, which, local, nlocal);
     if (k <= nlocal)
         return k;
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
     aredis__node **big = aredis__calloc(k, sizeof *big);
     if (big == NULL)
         return 0;
@@ -562,52 +607,11 @@ static int fan_nodes(aredis_client *c, const aredis_cmd_opts *o,
 /* ---- split by slot ---------------------------------------------------------
  */
 
-/* The key positions of a split command: every argument from 1 (step 1),
- * or key value pairs (step 2). */
-static int split(aredis_client *c, const aredis_cmd_opts *o, aredis_reply_cb cb,
-                 void *ud, int policy, const aredis__cmdinfo *info,
-                 const char *bytes)
+/* Send one command per group of a split: the name, then the group's keys
+ * (and values). 0 when at least one went, else the first error. */
+static int send_groups(aredis__fanout *f, int argc, const char **argv,
+                       const size_t *lens, int step)
 {
-    aredis__args it;
-    int argc = aredis__args_init(&it, bytes);
-    int step = info->key_step > 1 ? info->key_step : 1;
-    size_t nkeys = (size_t)(argc - 1) / (size_t)step;
-    aredis__fanout *f = fan_new(c, o, cb, ud, policy);
-    const char **argv = aredis__calloc((size_t)argc, sizeof *argv);
-    size_t *lens = aredis__calloc((size_t)argc, sizeof *lens);
-    uint16_t *group = aredis__calloc(AREDIS_CLUSTER_SLOTS, sizeof *group);
-    uint32_t *gslot = aredis__calloc(nkeys, sizeof *gslot);
-    uint32_t *gsize = aredis__calloc(nkeys, sizeof *gsize);
-    int e = 0;
-    if (f == NULL || argv == NULL || lens == NULL || group == NULL ||
-        gslot == NULL || gsize == NULL ||
-        (f->kpart = aredis__calloc(nkeys, sizeof *f->kpart)) == NULL ||
-        (f->kpos = aredis__calloc(nkeys, sizeof *f->kpos)) == NULL) {
-        e = AREDIS_ENOMEM;
-        goto done;
-    }
-    for (int i = 0; i < argc; i++)
-        aredis__args_next(&it, &argv[i], &lens[i]);
-    /* Groups in the order of their first key. */
-    size_t ngroups = 0;
-    f->nkeys = nkeys;
-    for (size_t i = 0; i < nkeys; i++) {
-        size_t a = 1 + i * (size_t)step;
-        unsigned s = aredis_cluster_keyslot(argv[a], lens[a]);
-        if (group[s] == 0) {
-            gslot[ngroups] = s;
-            group[s] = (uint16_t)++ngroups;
-        }
-        uint32_t g = group[s] - 1u;
-        f->kpart[i] = g;
-        f->kpos[i] = gsize[g]++;
-    }
-    f->parts = aredis__calloc(ngroups, sizeof *f->parts);
-    if (f->parts == NULL) {
-        e = AREDIS_ENOMEM;
-        goto done;
-    }
-    f->nparts = f->left = ngroups;
     /* One command per group: the name, then its keys (and values). */
     const char **sub = aredis__calloc((size_t)argc, sizeof *sub);
     size_t *sublen = aredis__calloc((size_t)argc, sizeof *sublen);
@@ -615,6 +619,7 @@ static int split(aredis_client *c, const aredis_cmd_opts *o, aredis_reply_cb cb,
     aredis_buf_init(&b);
     size_t nsent = 0;
     int first = 0;
+    size_t nkeys = f->nkeys, ngroups = f->nparts;
     for (size_t g = 0; g < ngroups && sub != NULL && sublen != NULL; g++) {
         int k = 0;
         sub[k] = argv[0];
@@ -644,7 +649,53 @@ static int split(aredis_client *c, const aredis_cmd_opts *o, aredis_reply_cb cb,
     aredis_buf_cleanup(&b);
     aredis__free(sub);
     aredis__free(sublen);
-    e = sent(f, nsent, first);
+    return sent(f, nsent, first);
+}
+
+/* The key positions of a split command: every argument from 1 (step 1),
+ * or key value pairs (step 2). */
+static int split(aredis_client *c, const aredis_cmd_opts *o, aredis_reply_cb cb,
+                 void *ud, int policy, const aredis__cmdinfo *info,
+                 const char *bytes)
+{
+    aredis__args it;
+    int argc = aredis__args_init(&it, bytes);
+    int step = info->key_step > 1 ? info->key_step : 1;
+    size_t nkeys = (size_t)(argc - 1) / (size_t)step;
+    aredis__fanout *f = fan_new(c, o, cb, ud, policy);
+    const char **argv = aredis__calloc((size_t)argc, sizeof *argv);
+    size_t *lens = aredis__calloc((size_t)argc, sizeof *lens);
+    uint16_t *group = aredis__calloc(AREDIS_CLUSTER_SLOTS, sizeof *group);
+    uint32_t *gsize = aredis__calloc(nkeys, sizeof *gsize);
+    int e = 0;
+    if (f == NULL || argv == NULL || lens == NULL || group == NULL ||
+        gsize == NULL ||
+        (f->kpart = aredis__calloc(nkeys, sizeof *f->kpart)) == NULL ||
+        (f->kpos = aredis__calloc(nkeys, sizeof *f->kpos)) == NULL) {
+        e = AREDIS_ENOMEM;
+        goto done;
+    }
+    for (int i = 0; i < argc; i++)
+        aredis__args_next(&it, &argv[i], &lens[i]);
+    /* Groups in the order of their first key. */
+    size_t ngroups = 0;
+    f->nkeys = nkeys;
+    for (size_t i = 0; i < nkeys; i++) {
+        size_t a = 1 + i * (size_t)step;
+        unsigned s = aredis_cluster_keyslot(argv[a], lens[a]);
+        if (group[s] == 0)
+            group[s] = (uint16_t)++ngroups;
+        uint32_t g = group[s] - 1u;
+        f->kpart[i] = g;
+        f->kpos[i] = gsize[g]++;
+    }
+    f->parts = aredis__calloc(ngroups, sizeof *f->parts);
+    if (f->parts == NULL) {
+        e = AREDIS_ENOMEM;
+        goto done;
+    }
+    f->nparts = f->left = ngroups;
+    e = send_groups(f, argc, argv, lens, step);
     if (e == 0)
         f = NULL; /* its parts own it now */
 done:
@@ -653,7 +704,6 @@ done:
     aredis__free(argv);
     aredis__free(lens);
     aredis__free(group);
-    aredis__free(gslot);
     aredis__free(gsize);
     return e;
 }
@@ -666,7 +716,10 @@ static int spans_slots(const aredis__cmdinfo *info, const char *bytes)
 {
     aredis__args it;
     int argc = aredis__args_init(&it, bytes);
-    int first = info->first_key, last = info->last_key;
+    /* Key positions: first is positive, last may count from the end. */
+    int first = (unsigned char)info->first_key;
+    // NOLINTNEXTLINE(bugprone-signed-char-misuse): negative on purpose
+    int last = info->last_key;
     int step = info->key_step > 0 ? info->key_step : 1;
     if (info->numkeys > 0) {
         /* EVAL script numkeys key...: the keys follow the count. */

@@ -265,7 +265,7 @@ static int parse_nodes(const aredis_reply *r, aredis_node_addr **out, size_t *n,
         }
         memcpy(v[i].host, k->str, (size_t)(colon - k->str));
         v[i].host[colon - k->str] = '\0';
-        v[i].port = atoi(colon + 1);
+        v[i].port = (int)strtol(colon + 1, NULL, 10);
         v[i].primary = 1;
     }
     *out = v;

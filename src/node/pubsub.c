@@ -926,8 +926,8 @@ static void on_shard_acquired(aredis_client *c, aredis_exclusive *x, int status,
         return;
     }
     aredis__link *l = (aredis__link *)x;
-    // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
     aredis__link **v =
+        // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
         aredis__reallocarray(ps->slinks, ps->nslinks + 1, sizeof *v);
     if (v == NULL) {
         aredis_exclusive_release(x);
