@@ -33,12 +33,70 @@ extern "C" {
  * which may hold any byte, NUL included. key may be NULL when len is 0. */
 AREDIS_API unsigned aredis_cluster_keyslot(const void *key, size_t len);
 
+/* ---- Fan-out: commands a cluster client sends to several nodes ------------
+ *
+ * A cluster client (redis+cluster:// URL or aredis_options.cluster) routes
+ * each command by its first key's slot. What it does with the others is
+ * declared per command in the library's command table:
+ *
+ *  - Multi-key commands whose keys span slots - MGET, MSET, DEL, EXISTS,
+ *    UNLINK, TOUCH - are split into one command per slot, sent together,
+ *    and the replies reassembled into the one a single server gives: MGET's
+ *    array in the caller's order, MSET's OK, the integer sum for DEL,
+ *    EXISTS (a repeated key counts twice, as on one server), UNLINK and
+ *    TOUCH. This is NOT atomic: another client may see some slots' part
+ *    done and not yet the others', and when a part fails the caller gets
+ *    that part's error reply as it is, while the other parts may have
+ *    been applied. With
+ *    aredis_cluster_options.cross_slot = AREDIS_CROSS_SLOT_REFUSE they fail
+ *    instead, before anything is sent, with AREDIS_EINVAL and a message
+ *    starting "CROSSSLOT". Keys sharing a {hash tag} are in one slot and go
+ *    as one command either way.
+ *  - Other multi-key commands (SUNIONSTORE, RENAME, BLPOP k1 k2, EVAL with
+ *    several keys...) are never split: keys over several slots fail before
+ *    sending with AREDIS_EINVAL, "CROSSSLOT ...".
+ *  - Keyless commands whose meaning spans the key space go to every
+ *    primary, in parallel, and the replies are merged: KEYS (the keys of
+ *    all), DBSIZE (the sum), FLUSHALL and FLUSHDB (OK when all say OK),
+ *    SCRIPT LOAD (the SHA when all agree), SCRIPT EXISTS (1 where every
+ *    primary has it), SCRIPT FLUSH, FUNCTION LOAD/DELETE/FLUSH/RESTORE,
+ *    RANDOMKEY (a key from the first primary that has one), PUBSUB
+ *    SHARDCHANNELS.
+ *  - Commands about the servers themselves go to every node (primaries and
+ *    known replicas) and their reply is a MAP from "host:port" to that
+ *    node's reply: INFO, CONFIG GET, TIME, PING, LASTSAVE, ROLE. CONFIG
+ *    SET, CONFIG RESETSTAT and CONFIG REWRITE reach every node (OK when
+ *    all say OK). PUBSUB CHANNELS (without repeats), NUMSUB and NUMPAT
+ *    (summed) merge every node's view, since a classic subscriber may be
+ *    connected to any node.
+ *  - Commands whose meaning depends on the node or the connection are
+ *    refused with AREDIS_ENOTSUP: SCAN (use aredis_scan(), which walks
+ *    every primary), MULTI, EXEC, DISCARD, UNWATCH (use a transaction
+ *    pipeline, aredis_transaction() or aredis_client_acquire_key()), WAIT,
+ *    WAITAOF, MOVE, SWAPDB, MONITOR, READONLY, READWRITE, SAVE, BGSAVE,
+ *    BGREWRITEAOF, SHUTDOWN, FAILOVER, REPLICAOF, SLAVEOF, DEBUG, SCRIPT
+ *    KILL. Send them to a node with aredis_node_command().
+ *  - Any other keyless command (ECHO, PUBLISH, CLUSTER ..., COMMAND, EVAL
+ *    with no keys...) goes to one node: its result does not depend on which.
+ *
+ * A merged reply whose part failed is that part's error, its message
+ * prefixed with the node's "host:port: ".
+ *
+ * Every part is an ordinary command: it has the client's command deadline,
+ * follows MOVED and ASK, and the caller's callback runs exactly once, when
+ * the last part has completed. A fan-out over nodes asked before the
+ * client has its first slot map waits for it (a few seconds at most, then
+ * AREDIS_ETIMEDOUT). A client of one server (standalone or sentinel)
+ * sends every command as it is: none of this costs it anything. */
+
 /* ---- Nodes: enumerate them, send a command to one or to each -------------
  *
  * A cluster client routes each command by its key's slot, and sends the
  * commands whose meaning spans the cluster to every node itself (see
  * "Fan-out" below). For the rest - administration, a per-node statistic,
  * a command the library refuses on a cluster - a program names the node.
+ * Ownership: nothing here lends memory; addresses are copied into the
+ * caller's structs, replies are borrowed for the callback as usual.
  * These functions work on every client: on one server (standalone or
  * sentinel-managed) there is one node, a primary.
  *
