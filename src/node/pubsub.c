@@ -90,6 +90,7 @@ static int sharded(const aredis_pubsub *ps)
 }
 
 static void shard_sync(aredis_pubsub *ps);
+static void shard_moved(aredis_pubsub *ps, const sub *s);
 static int shard_unsubscribe(aredis_pubsub *ps, const char *name);
 static int shard_link(const aredis_pubsub *ps, const aredis__link *l);
 static void shard_lost(aredis_pubsub *ps, aredis__link *l);
@@ -599,7 +600,7 @@ int aredis__pubsub_push(aredis_client *c, aredis__link *l,
                 /* Still wanted: the server dropped it because its slot
                  * moved. Subscribe again where the slot is now. */
                 moved->on = NULL;
-                shard_sync(ps);
+                shard_moved(ps, moved);
                 return 1;
             }
         }
@@ -863,12 +864,24 @@ void aredis__pubsub_detach_all(aredis_client *c)
  * names then, after a short pause if the map names none yet.
  * ------------------------------------------------------------------------ */
 
-/* An acquisition on its way: for the pubsub, for a slot's node. */
+/* An acquisition on its way (for a slot's node), or a probe of a moved
+ * slot: for the pubsub, which waits for it before its memory goes. */
 struct shard_req {
     struct shard_req *next;
-    aredis_pubsub *ps; /* NULL once the pubsub is gone */
+    aredis_pubsub *ps;
     unsigned slot;
 };
+
+static void req_done(struct shard_req *req)
+{
+    aredis_pubsub *ps = req->ps;
+    for (struct shard_req **pp = &ps->sreqs; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == req) {
+            *pp = req->next;
+            break;
+        }
+    aredis__free(req);
+}
 
 static int shard_pending(const aredis_pubsub *ps)
 {
@@ -906,17 +919,11 @@ static void on_shard_acquired(aredis_client *c, aredis_exclusive *x, int status,
     struct shard_req *req = ud;
     aredis_pubsub *ps = req->ps;
     (void)c;
-    if (ps != NULL)
-        for (struct shard_req **pp = &ps->sreqs; *pp != NULL; pp = &(*pp)->next)
-            if (*pp == req) {
-                *pp = req->next;
-                break;
-            }
-    aredis__free(req);
-    if (ps == NULL || ps->freeing || ps->c == NULL) {
-        if (x != NULL && ps != NULL && ps->c != NULL)
+    req_done(req);
+    if (ps->freeing || ps->c == NULL) {
+        if (x != NULL && ps->c != NULL)
             aredis_exclusive_release(x);
-        if (ps != NULL && ps->released && !ps->acquiring && !shard_pending(ps))
+        if (ps->released && !ps->acquiring && !shard_pending(ps))
             aredis__free(ps);
         return;
     }
@@ -1002,6 +1009,45 @@ static void shard_sync(aredis_pubsub *ps)
         shard_retry(ps);
     else
         ps->stries = 0;
+}
+
+/* The probe of a moved slot has its answer: the map knows the slot's new
+ * node now (the probe met MOVED), so the channel goes there. */
+static void on_probe(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    struct shard_req *req = ud;
+    aredis_pubsub *ps = req->ps;
+    (void)c;
+    (void)r;
+    req_done(req);
+    if (ps->freeing || ps->c == NULL) {
+        if (ps->released && !ps->acquiring && !shard_pending(ps))
+            aredis__free(ps);
+        return;
+    }
+    shard_sync(ps);
+}
+
+/* A channel's slot moved away from its node, to a node the map may not
+ * know yet: a read of the channel's name as a key (EXISTS), routed by the
+ * same slot, meets MOVED and teaches the map before the channel is sent
+ * again. */
+static void shard_moved(aredis_pubsub *ps, const sub *s)
+{
+    struct shard_req *r = aredis__calloc(1, sizeof *r);
+    const char *argv[2] = {"EXISTS", s->name};
+    size_t lens[2] = {6, s->len};
+    if (r != NULL) {
+        r->ps = ps;
+        r->slot = aredis_cluster_keyslot(s->name, s->len);
+        if (aredis_commandv(ps->c, on_probe, r, 2, argv, lens) == 0) {
+            r->next = ps->sreqs;
+            ps->sreqs = r;
+            return;
+        }
+        aredis__free(r);
+    }
+    shard_retry(ps);
 }
 
 static int shard_unsubscribe(aredis_pubsub *ps, const char *name)

@@ -657,3 +657,106 @@ Test(cluster_extras, sharded_pubsub_follows_the_slots)
     aredis_pubsub_free(ps);
     client_done(c, loop);
 }
+
+static void node_cmd(int port, const char *fmt, const char *a, const char *b)
+{
+    testenv_server s = {.host = "127.0.0.1", .port = port};
+    testenv_conn tc;
+    const aredis_reply *r;
+    cr_assert_eq(testenv_connect(&tc, &s), 0);
+    cr_assert_eq(testenv_command(&tc, &r, fmt, a, b), 0, "%s",
+                 testenv_errstr());
+    cr_assert(r->type != AREDIS_REPLY_ERROR, "%d: %s: %s", port, fmt, r->str);
+    testenv_close(&tc);
+}
+
+static void my_id(int port, char id[41])
+{
+    testenv_server s = {.host = "127.0.0.1", .port = port};
+    testenv_conn tc;
+    const aredis_reply *r;
+    cr_assert_eq(testenv_connect(&tc, &s), 0);
+    cr_assert_eq(testenv_command(&tc, &r, "CLUSTER MYID"), 0);
+    cr_assert_eq(r->len, 40);
+    memcpy(id, r->str, 41);
+    testenv_close(&tc);
+}
+
+/* A shard channel's slot moves from A to B (on a private 2-primary
+ * cluster): A drops the subscription (-sunsubscribe), the pubsub learns
+ * where the slot went and subscribes on B; SPUBLISH after the move
+ * reaches it once, and no message is delivered twice. */
+Test(cluster_extras, shard_channel_follows_its_slot_when_it_moves,
+     .timeout = 120)
+{
+    testenv_server srv;
+    cr_assert_eq(testenv_private_cluster_start(&srv, "clpubmv",
+                                               "--primaries 2 --replicas 0"),
+                 0, "%s", testenv_errstr());
+    int p[2];
+    cr_assert_eq(testenv_state_ports(srv.name, "primaries", p, 2), 2);
+    char ida[41], idb[41];
+    my_id(p[0], ida);
+    my_id(p[1], idb);
+    char seeds[64];
+    snprintf(seeds, sizeof seeds, "127.0.0.1:%d", p[0]);
+    aredis_options o = {0};
+    o.cluster.seeds = seeds;
+    aredis_loop *loop = aredis_loop_new();
+    aredis_status st;
+    aredis_client *c = aredis_client_new(loop, &o, &st);
+    cr_assert_not_null(c, "%s", st.msg);
+
+    static heard h;
+    memset(&h, 0, sizeof h);
+    unsigned slot = 0;
+    for (int i = 0;; i++) {
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "mv%d", i);
+        testenv_key(h.names[0], sizeof h.names[0], suffix);
+        slot = aredis_cluster_keyslot(h.names[0], strlen(h.names[0]));
+        if (shardnumsub(p[0], h.names[0]) == 0 && slot < 8192)
+            break;
+    }
+    aredis_pubsub *ps = aredis_pubsub_new(c, NULL);
+    cr_assert_eq(aredis_pubsub_ssubscribe(ps, h.names[0], on_message, &h), 0);
+    for (int spins = 0; h.confirmations < 1 && spins < 500; spins++)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(h.confirmations, 1);
+    cr_assert_eq(shardnumsub(p[0], h.names[0]), 1, "on A first");
+
+    char s[16];
+    snprintf(s, sizeof s, "%u", slot);
+    node_cmd(p[1], "CLUSTER SETSLOT %s IMPORTING %s", s, ida);
+    node_cmd(p[0], "CLUSTER SETSLOT %s MIGRATING %s", s, idb);
+    node_cmd(p[1], "CLUSTER SETSLOT %s NODE %s", s, idb);
+    node_cmd(p[0], "CLUSTER SETSLOT %s NODE %s", s, idb);
+
+    for (int spins = 0; spins < 500; spins++) {
+        aredis_loop_run_once(loop, 10);
+        if (spins % 10 == 0 && shardnumsub(p[1], h.names[0]) == 1)
+            break;
+    }
+    cr_assert_eq(shardnumsub(p[1], h.names[0]), 1, "re-homed on B");
+    cr_assert_eq(shardnumsub(p[0], h.names[0]), 0, "gone from A");
+    testenv_server sb = {.host = "127.0.0.1", .port = p[1]};
+    testenv_conn tc;
+    cr_assert_eq(testenv_connect(&tc, &sb), 0);
+    const aredis_reply *pr;
+    cr_assert_eq(
+        testenv_command(&tc, &pr, "SPUBLISH %s %s-go", h.names[0], h.names[0]),
+        0);
+    cr_assert_eq(pr->integer, 1);
+    testenv_close(&tc);
+    for (int spins = 0; h.smessages[0] < 1 && spins < 300; spins++)
+        aredis_loop_run_once(loop, 10);
+    for (int spins = 0; spins < 10; spins++)
+        aredis_loop_run_once(loop, 5);
+    cr_assert_eq(h.smessages[0], 1, "%d messages", h.smessages[0]);
+    aredis_pubsub_free(ps);
+    aredis_client_free(c);
+    for (int spins = 0; spins < 20; spins++)
+        aredis_loop_run_once(loop, 5);
+    aredis_loop_free(loop);
+    testenv_private_cluster_stop(&srv);
+}
