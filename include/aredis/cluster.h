@@ -53,8 +53,9 @@ AREDIS_API unsigned aredis_cluster_keyslot(const void *key, size_t len);
  *    starting "CROSSSLOT". Keys sharing a {hash tag} are in one slot and go
  *    as one command either way.
  *  - Other multi-key commands (SUNIONSTORE, RENAME, BLPOP k1 k2, EVAL with
- *    several keys...) are never split: keys over several slots fail before
- *    sending with AREDIS_EINVAL, "CROSSSLOT ...".
+ *    several keys...) are never split: they go to their first key's slot,
+ *    where the server refuses keys over several slots (an AREDIS_ESERVER
+ *    error, "CROSSSLOT ...").
  *  - Keyless commands whose meaning spans the key space go to every
  *    primary, in parallel, and the replies are merged: KEYS (the keys of
  *    all), DBSIZE (the sum), FLUSHALL and FLUSHDB (OK when all say OK),

@@ -590,24 +590,31 @@ typedef struct submit_args {
 
 /* Classify an encoded command once, through the command table, and fill
  * the record's routing fields. Returns the message when the command must
- * be refused, or NULL; *k gets the class, its block_ms being a blocking
- * command's server-side timeout (aredis__cmdclass), -1 for a command that
- * does not block. */
+ * be refused, or NULL; *block_ms is a blocking command's server-side
+ * timeout (aredis__cmdclass), -1 for a command that does not block. A
+ * command whose cluster policy is not "route by key" is marked
+ * AREDIS__CMD_FANOUT (what a cluster client does with it: fanout.c). */
 static const char *classify(aredis_client *c, aredis__cmd *cmd,
                             const char *bytes, unsigned flags,
-                            aredis__cmdclass *k)
+                            int64_t *block_ms)
 {
-    aredis__cmd_classify_memo(bytes, k, &c->memo);
-    if (k->flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
-        return k->flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
-                                              : select_refused;
+    aredis__cmdclass k;
+    aredis__cmd_classify_memo(bytes, &k, &c->memo);
+    /* One test for the rare kinds: refused, or with a cluster policy. */
+    if (k.flags &
+        (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED | AREDIS__CMDF_CL_MASK)) {
+        if (k.flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
+            return k.flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
+                                                 : select_refused;
+        cmd->flags |= AREDIS__CMD_FANOUT;
+    }
     /* The command table's CLIENT REPLY values are the connection's. */
     _Static_assert((int)AREDIS__CLIENT_REPLY_NONE == AREDIS__REPLY_NORMAL &&
                        (int)AREDIS__CLIENT_REPLY_ON == AREDIS__REPLY_ON &&
                        (int)AREDIS__CLIENT_REPLY_OFF == AREDIS__REPLY_OFF &&
                        (int)AREDIS__CLIENT_REPLY_SKIP == AREDIS__REPLY_SKIP,
                    "CLIENT REPLY values differ");
-    cmd->cc.reply_kind = (uint8_t)k->client_reply;
+    cmd->cc.reply_kind = (uint8_t)k.client_reply;
     if (c->nhooks > 0) {
         aredis__args it;
         const char *name = "";
@@ -624,20 +631,19 @@ static const char *classify(aredis_client *c, aredis__cmd *cmd,
         }
     }
     if (cmd->hook == NULL && c->cfg.normalize_resp2)
-        cmd->norm = (uint8_t)k->norm;
+        cmd->norm = (uint8_t)k.norm;
     if ((flags & AREDIS_CMD_IDEMPOTENT) ||
-        (c->cfg.retry_read_only && (k->flags & AREDIS__CMDF_READONLY)))
+        (c->cfg.retry_read_only && (k.flags & AREDIS__CMDF_READONLY)))
         cmd->flags |= AREDIS__CMD_RETRY;
     /* Blocking commands go to an exclusive connection, except WAIT and
      * WAITAOF, which count the writes of the connection they run on. */
-    if ((k->flags & (AREDIS__CMDF_BLOCKING | AREDIS__CMDF_OWN_WRITES)) ==
+    if ((k.flags & (AREDIS__CMDF_BLOCKING | AREDIS__CMDF_OWN_WRITES)) ==
         AREDIS__CMDF_BLOCKING)
         cmd->flags |= AREDIS__CMD_BLOCKING;
     if (flags & AREDIS_CMD_NO_RESEND)
         cmd->flags = (uint8_t)((cmd->flags | AREDIS__CMD_NO_RESEND) &
                                ~AREDIS__CMD_RETRY);
-    if (!(k->flags & AREDIS__CMDF_BLOCKING))
-        k->block_ms = -1;
+    *block_ms = k.flags & AREDIS__CMDF_BLOCKING ? k.block_ms : -1;
     return NULL;
 }
 
@@ -713,39 +719,6 @@ static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
     return aredis__link_submit(m, cmd, bytes);
 }
 
-/* A cluster client's command (its topology keeps bytes): sent to several
- * nodes or refused (fanout.c) when routed is set and its policy says so,
- * else its bytes are kept for redirects. Returns 1 when the command was
- * taken (*e: what submit returns), 0 to go on (*e: 0 or AREDIS_ENOMEM). */
-static int cluster_submit(aredis_client *c, aredis__cmd *cmd,
-                          const aredis__cmdclass *k, const char *bytes,
-                          int routed, const aredis_cmd_opts *o,
-                          aredis_reply_cb cb, void *ud, int *e)
-{
-    const char *why = NULL;
-    int fan = routed ? aredis__fanout_check(c, k, bytes, &why) : 0;
-    if (fan == 2) {
-        aredis__defer_done(c, cmd,
-                           aredis__cmd_cluster(k->flags) == AREDIS__CL_REFUSE
-                               ? AREDIS_ENOTSUP
-                               : AREDIS_EINVAL,
-                           why);
-        *e = 0;
-        return 1;
-    }
-    if (fan == 1) {
-        /* The parts are commands of their own: this record goes. */
-        size_t len = cmd->cc.len;
-        c->pending--;
-        aredis__cmd_free(c, cmd);
-        *e = aredis__fanout_start(c, o, cb, ud, k, bytes, len);
-        return 1;
-    }
-    cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len);
-    *e = cmd->cc.copy == NULL ? AREDIS_ENOMEM : 0;
-    return 0;
-}
-
 static int encode(aredis_buf *b, const submit_args *sa)
 {
     if (sa->bytes != NULL)
@@ -793,9 +766,10 @@ static int submit(aredis_client *c, aredis__link *target,
 
     if (++c->pending > c->burst_peak)
         c->burst_peak = c->pending;
-    aredis__cmdclass k; /* filled by classify(), or block_ms alone below */
+    int64_t block_ms = -1;
     const char *refused =
-        sa->pushed ? NULL : classify(c, cmd, bytes, o ? o->flags : 0, &k);
+        sa->pushed ? NULL
+                   : classify(c, cmd, bytes, o ? o->flags : 0, &block_ms);
     if (refused != NULL) {
         b->len = start;
         aredis__defer_done(c, cmd, AREDIS_EINVAL, refused);
@@ -804,20 +778,23 @@ static int submit(aredis_client *c, aredis__link *target,
     if (sa->pushed) {
         cmd->cc.reply_kind = AREDIS__REPLY_PUSHED;
         cmd->flags |= AREDIS__CMD_NO_RESEND;
-        k.block_ms = -1;
     }
-    if (c->topo->keep_bytes) {
-        if (cluster_submit(c, cmd, &k, bytes, target == NULL && !sa->pushed, o,
-                           cb, ud, &e)) {
-            b->len = start;
-            return e;
+    if ((cmd->flags & AREDIS__CMD_RETRY) || c->topo->keep_bytes) {
+        /* A cluster client may send the caller's command to several nodes,
+         * or refuse it (fanout.c); kept, the bytes serve redirects. */
+        if ((cmd->flags & AREDIS__CMD_FANOUT) && c->topo->keep_bytes &&
+            target == NULL) {
+            int taken = aredis__cluster_submit(c, cmd, bytes, o);
+            if (taken <= 0) {
+                b->len = start;
+                return taken;
+            }
         }
-    } else if ((cmd->flags & AREDIS__CMD_RETRY) &&
-               (cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL) {
-        e = AREDIS_ENOMEM;
+        if ((cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)
+            e = AREDIS_ENOMEM;
     }
     if (e == 0)
-        e = set_deadline(c, cmd, o, k.block_ms);
+        e = set_deadline(c, cmd, o, block_ms);
     if (e != 0) {
         b->len = start;
         c->pending--;

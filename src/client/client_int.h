@@ -35,12 +35,15 @@ enum {
     /* Sent on a connection the caller chose (a borrowed one: transactions,
      * pub/sub), not routed by the topology: never redirected elsewhere. */
     AREDIS__CMD_PINNED = 1 << 5,
+    /* Its cluster policy is not "route by key" (util/cmdtable.h): a
+     * cluster client may send it to several nodes or refuse it. */
+    AREDIS__CMD_FANOUT = 1 << 6,
 };
 _Static_assert(((AREDIS__CMD_DONE | AREDIS__CMD_BLOCKING | AREDIS__CMD_PENDING |
-                 AREDIS__CMD_PINNED) &
+                 AREDIS__CMD_PINNED | AREDIS__CMD_FANOUT) &
                 (AREDIS__CMD_RETRY | AREDIS__CMD_NO_RESEND)) == 0,
                "command flags overlap");
-_Static_assert(AREDIS__CMD_PINNED <= 0xff, "flags is a uint8_t");
+_Static_assert(AREDIS__CMD_FANOUT <= 0xff, "flags is a uint8_t");
 
 typedef struct aredis__link aredis__link;
 typedef struct aredis__cmd aredis__cmd;
@@ -246,17 +249,14 @@ void aredis__pending_done(aredis_client *c);
 /* ---- fanout.c: commands a cluster sends to several nodes ---------------- */
 
 typedef struct aredis__fanout aredis__fanout;
-/* What a cluster client does with a classified command, beyond routing it
- * by its first key: 0 route it, 1 fan it out (aredis__fanout_start), 2
- * refuse it (*why: the message). */
-int aredis__fanout_check(aredis_client *c, const aredis__cmdclass *k,
-                         const char *bytes, const char **why);
-/* Start a fan-out: 0 (cb runs exactly once, from the loop) or an error
- * (it never runs). bytes may be in the client's scratch buffer. */
-int aredis__fanout_start(aredis_client *c, const aredis_cmd_opts *o,
-                         aredis_reply_cb cb, void *ud,
-                         const aredis__cmdclass *k, const char *bytes,
-                         size_t len);
+/* A command a caller submitted to a cluster client (not to a connection
+ * of its choosing) whose cluster policy is not "route by key": sent to
+ * several nodes (the record is freed, the parts are commands of their
+ * own) or refused (completed with the reason). Returns 1 to route it as
+ * usual (its keys share a slot), else it was taken and this is what the
+ * submit call returns (0 or an error). */
+int aredis__cluster_submit(aredis_client *c, aredis__cmd *cmd,
+                           const char *bytes, const aredis_cmd_opts *o);
 /* aredis_nodes_command: a map "host:port" -> reply over nodes of a kind. */
 int aredis__nodes_submit(aredis_client *c, int which, aredis_reply_cb cb,
                          void *ud, const char *bytes, size_t len);

@@ -710,41 +710,19 @@ done:
 
 /* ---- the client's questions ---------------------------------------------- */
 
-/* The slots of a command's fixed key positions: 1 when they span several
- * slots (*first is the first key's), 0 when they do not. */
+/* 1 when the keys of a command split by slot (MGET, MSET...: keys from
+ * its first key on, every step arguments) are in several slots. */
 static int spans_slots(const aredis__cmdinfo *info, const char *bytes)
 {
     aredis__args it;
     int argc = aredis__args_init(&it, bytes);
-    /* Key positions: first is positive, last may count from the end. */
     int first = (unsigned char)info->first_key;
-    // NOLINTNEXTLINE(bugprone-signed-char-misuse): negative on purpose
-    int last = info->last_key;
     int step = info->key_step > 0 ? info->key_step : 1;
-    if (info->numkeys > 0) {
-        /* EVAL script numkeys key...: the keys follow the count. */
-        const char *a = NULL;
-        size_t n = 0;
-        for (int i = 0; i <= info->numkeys; i++)
-            if (!aredis__args_next(&it, &a, &n))
-                return 0;
-        long nk = strtol(a, NULL, 10); /* the writer NUL-ends nothing: */
-        if (n > 9 || nk <= 0)          /* bounded by the arguments */
-            return 0;
-        first = info->numkeys + 1;
-        last = first + (int)nk - 1;
-        step = 1;
-        aredis__args_init(&it, bytes);
-    } else if (last < 0) {
-        last = argc + last;
-    }
-    if (first <= 0 || last <= first || last >= argc)
-        return 0;
     const char *a = NULL;
     size_t n = 0;
     int s0 = -1;
-    for (int i = 0; i <= last && aredis__args_next(&it, &a, &n); i++) {
-        if (i < first || (i - first) % step != 0)
+    for (int i = 0; i < argc && aredis__args_next(&it, &a, &n); i++) {
+        if (first <= 0 || i < first || (i - first) % step != 0)
             continue;
         int s = (int)aredis_cluster_keyslot(a, n);
         if (s0 < 0)
@@ -755,9 +733,6 @@ static int spans_slots(const aredis__cmdinfo *info, const char *bytes)
     return 0;
 }
 
-static const char crossslot[] =
-    "CROSSSLOT Keys in request don't hash to the same slot (refused before "
-    "sending: a cluster client does not split this command)";
 static const char crossslot_refuse[] =
     "CROSSSLOT Keys in request don't hash to the same slot (refused before "
     "sending: cross_slot = refuse)";
@@ -768,8 +743,11 @@ static const char refused[] =
     "(aredis_node_command, aredis/cluster.h) or use the helper made for it "
     "(scan.h, transaction.h)";
 
-int aredis__fanout_check(aredis_client *c, const aredis__cmdclass *k,
-                         const char *bytes, const char **why)
+/* What a cluster client does with a classified command, beyond routing
+ * it by its first key: 0 route it, 1 fan it out (fanout_start), 2 refuse
+ * it (*why: the message). */
+static int fanout_check(aredis_client *c, const aredis__cmdclass *k,
+                        const char *bytes, const char **why)
 {
     const aredis__cmdinfo *info = k->info;
     if (info == NULL)
@@ -792,22 +770,14 @@ int aredis__fanout_check(aredis_client *c, const aredis__cmdclass *k,
         }
         return 1;
     }
-    if (policy != AREDIS__CL_KEY)
-        return 1;
-    /* Other commands with several keys: the server would refuse keys in
-     * several slots; say so before sending. */
-    if ((info->last_key != info->first_key || info->numkeys > 0) &&
-        !(info->flags & AREDIS__CMDF_MOVABLE) && spans_slots(info, bytes)) {
-        *why = crossslot;
-        return 2;
-    }
-    return 0;
+    return policy != AREDIS__CL_KEY;
 }
 
-int aredis__fanout_start(aredis_client *c, const aredis_cmd_opts *o,
-                         aredis_reply_cb cb, void *ud,
-                         const aredis__cmdclass *k, const char *bytes,
-                         size_t len)
+/* Start a fan-out: 0 (cb runs exactly once, from the loop) or an error
+ * (it never runs). bytes may be in the client's scratch buffer. */
+static int fanout_start(aredis_client *c, const aredis_cmd_opts *o,
+                        aredis_reply_cb cb, void *ud, const aredis__cmdclass *k,
+                        const char *bytes, size_t len)
 {
     int policy = aredis__cmd_cluster(k->flags);
     if (policy >= AREDIS__CL_S_ARRAY) {
@@ -823,6 +793,34 @@ int aredis__fanout_start(aredis_client *c, const aredis_cmd_opts *o,
     int which =
         policy >= AREDIS__CL_N_UNIQ ? AREDIS_NODES_ALL : AREDIS_NODES_PRIMARIES;
     return fan_nodes(c, o, cb, ud, policy, which, bytes, len);
+}
+
+int aredis__cluster_submit(aredis_client *c, aredis__cmd *cmd,
+                           const char *bytes, const aredis_cmd_opts *o)
+{
+    /* Classified again (the memo answers for the usual names): the
+     * single-node path keeps no class for this. */
+    aredis__cmdclass k;
+    aredis__cmd_classify_memo(bytes, &k, &c->memo);
+    const char *why = NULL;
+    int fan = fanout_check(c, &k, bytes, &why);
+    if (fan == 0)
+        return 1;
+    if (fan == 2) {
+        aredis__defer_done(c, cmd,
+                           aredis__cmd_cluster(k.flags) == AREDIS__CL_REFUSE
+                               ? AREDIS_ENOTSUP
+                               : AREDIS_EINVAL,
+                           why);
+        return 0;
+    }
+    /* The parts are commands of their own: this record goes. */
+    size_t len = cmd->cc.len;
+    aredis_reply_cb cb = cmd->cb;
+    void *ud = cmd->ud;
+    c->pending--;
+    aredis__cmd_free(c, cmd);
+    return fanout_start(c, o, cb, ud, &k, bytes, len);
 }
 
 /* ---- public: nodes and exclusive connections by slot --------------------- */

@@ -86,6 +86,8 @@ enum {
 };
 #define AREDIS__CMDF_CL_SHIFT 16
 #define AREDIS__CMDF_CLUSTER(policy) ((policy) << AREDIS__CMDF_CL_SHIFT)
+/* The bits of the field: 0 for every command routed by its key. */
+#define AREDIS__CMDF_CL_MASK (31u << AREDIS__CMDF_CL_SHIFT)
 _Static_assert(AREDIS__CL_S_OK < 32, "the cluster policy has five bits");
 
 /* The cluster policy (AREDIS__CL_*) of a command's flags. */
