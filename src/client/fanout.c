@@ -35,6 +35,7 @@ enum { FAN_ACQUIRE = 100 };
 
 /* Waiting for the slot map: tries, and the longest pause between two. */
 #define WAIT_TRIES 20
+#define WAIT_TRIES_CLOSING 6 /* about 60 ms */
 #define WAIT_MAX_MS 250
 
 typedef struct part {
@@ -513,7 +514,10 @@ static void on_wait_timer(void *arg)
             return;
         }
     }
-    if (++f->tries < WAIT_TRIES) {
+    /* A closing client fetches no map of its own accord: wait only for
+     * one already on its way. */
+    int closing = c->closing || c->freeing;
+    if (++f->tries < (closing ? WAIT_TRIES_CLOSING : WAIT_TRIES)) {
         wait_map(f);
         return;
     }
@@ -521,10 +525,13 @@ static void on_wait_timer(void *arg)
     static const char nomap[] =
         "no slot map: the cluster's nodes did not say which node serves "
         "which slots in time";
+    static const char nomap_closing[] =
+        "canceled: the client is closing and has no slot map";
+    int code = closing ? AREDIS_ECANCELED : AREDIS_ETIMEDOUT;
     if (f->policy == FAN_ACQUIRE)
-        AREDIS__USER_CB(c, f->acb(c, NULL, AREDIS_ETIMEDOUT, f->ud));
+        AREDIS__USER_CB(c, f->acb(c, NULL, code, f->ud));
     else
-        reply_error(f, AREDIS_ETIMEDOUT, nomap);
+        reply_error(f, code, closing ? nomap_closing : nomap);
     fan_free(f);
 }
 

@@ -673,3 +673,48 @@ Test(cluster_fanout, client_freed_with_fanouts_pending)
         aredis_loop_free(loop);
     }
 }
+
+/* aredis_client_close() lets pending work finish: fan-outs in flight
+ * complete with their real replies and the client goes away after them.
+ * One still waiting for the map of a client closed before it had one
+ * completes once too (canceled: a closing client fetches no map). */
+Test(cluster_fanout, client_closed_with_fanouts_pending)
+{
+    aredis_loop *loop = aredis_loop_new();
+    aredis_client *c = cluster_client(loop, primaries[0], 0);
+    got first = {0}, size = {0}, keys = {0};
+    ndone = 0;
+    cr_assert_eq(aredis_command(c, on_got, &first, "DBSIZE"), 0);
+    wait_for(loop, 1); /* the map is known now */
+    cr_assert_eq(aredis_command(c, on_got, &size, "DBSIZE"), 0);
+    cr_assert_eq(aredis_command(c, on_got, &keys, "KEYS %s", "nosuchkey*"), 0);
+    aredis_client_close(c);
+    wait_for(loop, 3);
+    cr_assert(first.calls == 1 && size.calls == 1 && keys.calls == 1);
+    cr_assert_eq(size.r->type, AREDIS_REPLY_INTEGER, "%s",
+                 size.r->type == AREDIS_REPLY_ERROR ? size.r->str : "");
+    cr_assert_eq(keys.r->type, AREDIS_REPLY_ARRAY);
+    cr_assert_eq(keys.r->len, 0);
+    got_clear(&first);
+    got_clear(&size);
+    got_clear(&keys);
+    for (int spins = 0; spins < 20; spins++)
+        aredis_loop_run_once(loop, 5);
+    aredis_loop_free(loop);
+
+    loop = aredis_loop_new();
+    c = cluster_client(loop, primaries[0], 0);
+    ndone = 0;
+    cr_assert_eq(aredis_command(c, on_got, &size, "DBSIZE"), 0);
+    cr_assert_eq(aredis_client_pending(c), 1, "a waiting fan-out counts");
+    aredis_client_close(c);
+    wait_for(loop, 1);
+    cr_assert_eq(size.calls, 1);
+    cr_assert(size.r->type == AREDIS_REPLY_INTEGER ||
+                  size.r->code == AREDIS_ECANCELED,
+              "%s", size.r->type == AREDIS_REPLY_ERROR ? size.r->str : "");
+    got_clear(&size);
+    for (int spins = 0; spins < 20; spins++)
+        aredis_loop_run_once(loop, 5);
+    aredis_loop_free(loop);
+}
