@@ -484,6 +484,43 @@ Test(cluster_extras, blocking_facade_locks_and_cache)
     aredis_lock_free(l2);
     aredis_sync_free(sy2);
 
+    /* A replicated lock: the acquire and its WAIT on the connection to
+     * the lock key's primary (each primary has one replica). */
+    /* Its key on another primary than the first seed (the node any
+     * keyless work would go to). */
+    aredis_lock_options ro = {0};
+    ro.ttl_ms = 5000;
+    ro.replicas = 1;
+    ro.wait_timeout_ms = 2000;
+    aredis_lock *rl = NULL;
+    for (int i = 0; rl == NULL; i++) {
+        char rname[64], suffix[16];
+        snprintf(suffix, sizeof suffix, "rlock%d", i);
+        testenv_key(rname, sizeof rname, suffix);
+        rl = aredis_sync_lock_new(sy, rname, &ro, &st);
+        cr_assert_not_null(rl, "%s", st.msg);
+        testenv_server s0 = {.host = "127.0.0.1", .port = primaries[0]};
+        testenv_conn tc;
+        const aredis_reply *gr;
+        cr_assert_eq(testenv_connect(&tc, &s0), 0);
+        cr_assert_eq(testenv_command(&tc, &gr, "GET %s", aredis_lock_key(rl)),
+                     0);
+        int elsewhere = gr->type == AREDIS_REPLY_ERROR;
+        testenv_close(&tc);
+        if (!elsewhere) {
+            aredis_lock_free(rl);
+            rl = NULL;
+        }
+    }
+    cr_assert_eq(aredis_sync_lock_acquire(rl, 0), 0);
+    v = server_get(aredis_lock_key(rl));
+    cr_assert_not_null(v);
+    cr_assert_str_eq(v, aredis_lock_token(rl));
+    free(v);
+    cr_assert_eq(aredis_sync_lock_release(rl), 0);
+    expect_value(aredis_lock_key(rl), NULL);
+    aredis_lock_free(rl);
+
     /* The cache: set, get, many, delete by pattern (a SCAN over every
      * primary). */
     aredis_cache_opts co = {0};
