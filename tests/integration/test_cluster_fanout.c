@@ -718,3 +718,95 @@ Test(cluster_fanout, client_closed_with_fanouts_pending)
         aredis_loop_run_once(loop, 5);
     aredis_loop_free(loop);
 }
+
+/* A primary dies (SHUTDOWN NOSAVE) on a private 3-primary cluster: fan-outs
+ * that need it complete exactly once, with an error that names the node
+ * (after the command deadline at most); those that do not need it (an MGET
+ * of keys on the other primaries) still succeed. */
+Test(cluster_fanout, fanout_completes_once_when_a_primary_dies, .timeout = 120)
+{
+    testenv_server s;
+    cr_assert_eq(testenv_private_cluster_start(&s, "clfandie",
+                                               "--primaries 3 --replicas 0"),
+                 0, "%s", testenv_errstr());
+    int p[3];
+    cr_assert_eq(testenv_state_ports(s.name, "primaries", p, 3), 3);
+    char seeds[64];
+    snprintf(seeds, sizeof seeds, "127.0.0.1:%d", p[0]);
+    aredis_options o = {0};
+    o.cluster.seeds = seeds;
+    o.command_timeout_ms = 1500;
+    aredis_loop *loop = aredis_loop_new();
+    aredis_status st;
+    aredis_client *c = aredis_client_new(loop, &o, &st);
+    cr_assert_not_null(c, "%s", st.msg);
+    got warm = {0};
+    ndone = 0;
+    cr_assert_eq(aredis_command(c, on_got, &warm, "DBSIZE"), 0);
+    wait_for(loop, 1);
+    cr_assert_eq(warm.r->type, AREDIS_REPLY_INTEGER);
+    got_clear(&warm);
+
+    /* Two keys on live primaries, one on the primary that dies. */
+    char live[2][64], dead[64];
+    int nlive = 0, ndead = 0;
+    for (int i = 0; nlive < 2 || ndead < 1; i++) {
+        char suffix[16], k[64];
+        snprintf(suffix, sizeof suffix, "die%d", i);
+        testenv_key(k, sizeof k, suffix);
+        int owner = owner_of(p, 3, k);
+        if (owner == p[2] && ndead < 1)
+            memcpy(dead, k, sizeof k), ndead++;
+        else if (owner != p[2] && nlive < 2 &&
+                 (nlive == 0 ||
+                  aredis_cluster_keyslot(k, strlen(k)) !=
+                      aredis_cluster_keyslot(live[0], strlen(live[0]))))
+            memcpy(live[nlive++], k, sizeof k);
+    }
+    {
+        /* SHUTDOWN answers by closing the connection. */
+        testenv_server dn = {.host = "127.0.0.1", .port = p[2]};
+        testenv_conn tc;
+        const aredis_reply *r;
+        cr_assert_eq(testenv_connect(&tc, &dn), 0);
+        testenv_command(&tc, &r, "SHUTDOWN NOSAVE");
+        testenv_close(&tc);
+    }
+
+    got size = {0}, ping = {0}, mixed = {0}, fine = {0};
+    ndone = 0;
+    cr_assert_eq(aredis_command(c, on_got, &size, "DBSIZE"), 0);
+    cr_assert_eq(aredis_command(c, on_got, &ping, "PING"), 0);
+    cr_assert_eq(aredis_command(c, on_got, &mixed, "MGET %s %s %s", live[0],
+                                dead, live[1]),
+                 0);
+    cr_assert_eq(
+        aredis_command(c, on_got, &fine, "MGET %s %s", live[0], live[1]), 0);
+    wait_for(loop, 4);
+    for (int spins = 0; spins < 30; spins++)
+        aredis_loop_run_once(loop, 10); /* nothing more may arrive */
+    cr_assert_eq(ndone, 4);
+    cr_assert(size.calls == 1 && ping.calls == 1 && mixed.calls == 1 &&
+              fine.calls == 1);
+    char name[32];
+    snprintf(name, sizeof name, "127.0.0.1:%d", p[2]);
+    cr_assert_eq(size.r->type, AREDIS_REPLY_ERROR);
+    cr_assert_not_null(strstr(size.r->str, name), "%s", size.r->str);
+    cr_assert_eq(ping.r->type, AREDIS_REPLY_MAP, "per node, errors included");
+    const aredis_reply *v = aredis_reply_map_get(ping.r, name, strlen(name));
+    cr_assert_not_null(v);
+    cr_assert_eq(v->type, AREDIS_REPLY_ERROR);
+    snprintf(name, sizeof name, "127.0.0.1:%d", p[0]);
+    v = aredis_reply_map_get(ping.r, name, strlen(name));
+    cr_assert_str_eq(v->str, "PONG");
+    cr_assert_eq(mixed.r->type, AREDIS_REPLY_ERROR);
+    cr_assert_eq(fine.r->type, AREDIS_REPLY_ARRAY, "%s",
+                 fine.r->type == AREDIS_REPLY_ERROR ? fine.r->str : "");
+    cr_assert_eq(fine.r->len, 2);
+    got_clear(&size);
+    got_clear(&ping);
+    got_clear(&mixed);
+    got_clear(&fine);
+    client_done(c, loop);
+    testenv_private_cluster_stop(&s);
+}
