@@ -82,6 +82,12 @@ struct aredis_pubsub {
     struct shard_req *sreqs;
     aredis_timer *stimer;
     int stries;
+    /* A cluster pubsub whose link was lost moves to another node when the
+     * lost one does not come back soon (rehome()); replaying there counts
+     * as a resubscription. */
+    aredis_timer *rtimer;
+    int rehoming;
+    unsigned rnext; /* where the next look for a node starts */
 };
 
 static int sharded(const aredis_pubsub *ps)
@@ -96,6 +102,9 @@ static int shard_link(const aredis_pubsub *ps, const aredis__link *l);
 static void shard_lost(aredis_pubsub *ps, aredis__link *l);
 static void shard_leave(aredis_pubsub *ps);
 static int shard_pending(const aredis_pubsub *ps);
+static void rehome_later(aredis_pubsub *ps);
+static void deliver(aredis_pubsub *ps, const aredis_pubsub_message *m,
+                    const sub *s);
 
 static const char *const sub_cmd[SUB_KINDS] = {"SUBSCRIBE", "PSUBSCRIBE",
                                                "SSUBSCRIBE"};
@@ -233,7 +242,18 @@ static void take_link(aredis_pubsub *ps, int mode, aredis__link *l)
     if (l->conn.state == AREDIS__ST_READY && mode == MODE_OWN &&
         l->conn.proto == 2)
         l->conn.raw_push = 1; /* connected already: no handshake to wait */
-    replay(ps);
+    long long n = replay(ps);
+    if (ps->rehoming) {
+        /* Moved from a lost node: one RESUBSCRIBED once all are back. */
+        ps->rehoming = 0;
+        ps->swallow = n;
+        if (n == 0) {
+            aredis_pubsub_message done;
+            memset(&done, 0, sizeof done);
+            done.kind = AREDIS_PUBSUB_RESUBSCRIBED;
+            deliver(ps, &done, NULL);
+        }
+    }
 }
 
 static void choose_link(aredis_pubsub *ps);
@@ -254,6 +274,10 @@ static void on_acquired(aredis_client *c, aredis_exclusive *x, int status,
     }
     if (x != NULL) {
         take_link(ps, MODE_OWN, (aredis__link *)x);
+        return;
+    }
+    if (ps->rehoming) {
+        rehome_later(ps); /* that node failed too: look again */
         return;
     }
     /* AREDIS_EPOOL: every connection of the pool is still in use after
@@ -625,6 +649,8 @@ void aredis__pubsub_link_lost(aredis__link *l)
     if (aredis_pubsub_subscriptions(ps) > 0)
         ps->need_replay = 1;
     ps->swallow = 0;
+    if (sharded(ps) && !l->c->freeing)
+        rehome_later(ps);
 }
 
 void aredis__pubsub_link_ready(aredis__link *l)
@@ -793,6 +819,8 @@ static void final_free(aredis_pubsub *ps)
     ps->timer = NULL;
     aredis_timer_free(ps->stimer);
     ps->stimer = NULL;
+    aredis_timer_free(ps->rtimer);
+    ps->rtimer = NULL;
     aredis__free(ps->slinks);
     ps->slinks = NULL;
     ps->nslinks = 0;
@@ -847,6 +875,8 @@ void aredis__pubsub_detach_all(aredis_client *c)
                 ps->subs[k].v[i].on = NULL;
         aredis_timer_free(ps->stimer);
         ps->stimer = NULL;
+        aredis_timer_free(ps->rtimer);
+        ps->rtimer = NULL;
         ps->c = NULL;
     }
     aredis__client_main(c)->pubsub = NULL;
@@ -1100,6 +1130,80 @@ static void shard_leave(aredis_pubsub *ps)
         set->v[i].on = NULL;
     if (ps->stimer != NULL)
         aredis_timer_stop(ps->stimer);
+    if (ps->rtimer != NULL)
+        aredis_timer_stop(ps->rtimer);
+}
+
+/* ------------------------------------------------------------------------
+ * Channels and patterns on a cluster: re-homed when their node is lost
+ *
+ * Classic messages reach every node of a cluster, so the pubsub's one
+ * link may be on any: when it is lost and has not come back after
+ * REHOME_MS, the subscriptions move to a node whose shared connection is
+ * up (a connection of its own there), and are replayed; a RESUBSCRIBED
+ * message says when they are all in place again. Messages published in
+ * between are lost, as after any reconnection.
+ * ------------------------------------------------------------------------ */
+
+#define REHOME_MS 300
+
+static void rehome(aredis_pubsub *ps)
+{
+    aredis_client *c = ps->c;
+    if (c == NULL || ps->freeing || c->freeing || ps->acquiring)
+        return;
+    aredis__link *l = ps->link;
+    if (l != NULL && l->conn.state == AREDIS__ST_READY)
+        return; /* it came back */
+    aredis__node *lost = l != NULL ? l->node : NULL;
+    aredis__node *v[32];
+    size_t k = c->topo->vt->nodes(c->topo, AREDIS_NODES_ALL, v, 32);
+    if (k > 32)
+        k = 32;
+    /* A node whose shared connection is up, else the others in turn (a
+     * connection of its own is made there; one that fails sends us on to
+     * the next). */
+    aredis__node *pick = NULL;
+    for (size_t i = 0; i < k && pick == NULL; i++)
+        if (v[i] != lost && v[i]->main.conn.state == AREDIS__ST_READY)
+            pick = v[i];
+    for (size_t i = 0; i < k && pick == NULL; i++) {
+        aredis__node *n = v[(ps->rnext + i) % k];
+        if (n != lost) {
+            pick = n;
+            ps->rnext += (unsigned)i + 1;
+        }
+    }
+    if (pick == NULL) {
+        rehome_later(ps); /* none up yet: look again */
+        return;
+    }
+    if (ps->mode == MODE_SHARED && l != NULL)
+        l->pubsub = NULL;
+    else if (ps->mode == MODE_OWN && l != NULL)
+        aredis__pool_drop(l);
+    ps->link = NULL;
+    ps->mode = MODE_UNDECIDED;
+    ps->need_replay = 0;
+    ps->swallow = 0;
+    ps->rehoming = 1;
+    if (aredis__pool_acquire(pick, on_acquired, ps) == 0)
+        ps->acquiring = 1;
+    else
+        rehome_later(ps);
+}
+
+static void on_rehome_timer(void *arg)
+{
+    rehome(arg);
+}
+
+static void rehome_later(aredis_pubsub *ps)
+{
+    if (ps->rtimer == NULL)
+        ps->rtimer = aredis_timer_new(ps->loop, on_rehome_timer, ps);
+    if (ps->rtimer != NULL)
+        aredis_timer_start(ps->rtimer, REHOME_MS);
 }
 
 /* ------------------------------------------------------------------------

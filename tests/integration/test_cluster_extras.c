@@ -797,3 +797,109 @@ Test(cluster_extras, shard_channel_follows_its_slot_when_it_moves,
     aredis_loop_free(loop);
     testenv_private_cluster_stop(&srv);
 }
+
+static long long numsub(int port, const char *ch)
+{
+    testenv_server s = {.host = "127.0.0.1", .port = port};
+    testenv_conn tc;
+    const aredis_reply *r;
+    if (testenv_connect(&tc, &s) != 0)
+        return -1; /* down */
+    long long n = -1;
+    if (testenv_command(&tc, &r, "PUBSUB NUMSUB %s", ch) == 0 && r->len == 2)
+        n = r->element[1].integer;
+    testenv_close(&tc);
+    return n;
+}
+
+typedef struct rehomed {
+    int resubscribed;
+    int messages;
+} rehomed;
+
+static void on_classic(aredis_pubsub *ps, const aredis_pubsub_message *m,
+                       void *ud)
+{
+    (void)ps;
+    rehomed *h = ud;
+    if (m->kind == AREDIS_PUBSUB_RESUBSCRIBED)
+        h->resubscribed++;
+    else if (m->kind == AREDIS_PUBSUB_MESSAGE)
+        h->messages++;
+}
+
+/* Classic subscriptions live on one node; when that node dies (SHUTDOWN
+ * NOSAVE on a private 3-primary cluster), they move to another one, a
+ * RESUBSCRIBED event says so, and a message published afterwards arrives
+ * once. */
+Test(cluster_extras, classic_subscriptions_move_off_a_dead_node, .timeout = 120)
+{
+    testenv_server srv;
+    cr_assert_eq(testenv_private_cluster_start(&srv, "clsubdie",
+                                               "--primaries 3 --replicas 0"),
+                 0, "%s", testenv_errstr());
+    int p[3];
+    cr_assert_eq(testenv_state_ports(srv.name, "primaries", p, 3), 3);
+    char seeds[96];
+    snprintf(seeds, sizeof seeds, "127.0.0.1:%d,127.0.0.1:%d", p[0], p[1]);
+    aredis_options o = {0};
+    o.cluster.seeds = seeds;
+    aredis_loop *loop = aredis_loop_new();
+    aredis_status st;
+    aredis_client *c = aredis_client_new(loop, &o, &st);
+    cr_assert_not_null(c, "%s", st.msg);
+    static rehomed h;
+    memset(&h, 0, sizeof h);
+    aredis_pubsub_options po = {0};
+    po.event_handler = on_classic;
+    po.event_ud = &h;
+    aredis_pubsub *ps = aredis_pubsub_new(c, &po);
+    char ch[64];
+    testenv_key(ch, sizeof ch, "classic");
+    cr_assert_eq(aredis_pubsub_subscribe(ps, ch, on_classic, &h), 0);
+    int home = -1;
+    for (int spins = 0; home < 0 && spins < 300; spins++) {
+        aredis_loop_run_once(loop, 10);
+        for (int i = 0; i < 3 && spins % 10 == 0; i++)
+            if (numsub(p[i], ch) == 1)
+                home = i;
+    }
+    cr_assert_geq(home, 0, "subscribed somewhere");
+    {
+        testenv_server dn = {.host = "127.0.0.1", .port = p[home]};
+        testenv_conn tc;
+        const aredis_reply *r;
+        cr_assert_eq(testenv_connect(&tc, &dn), 0);
+        testenv_command(&tc, &r, "SHUTDOWN NOSAVE");
+        testenv_close(&tc);
+    }
+    int moved = -1;
+    for (int spins = 0; moved < 0 && spins < 800; spins++) {
+        aredis_loop_run_once(loop, 10);
+        for (int i = 0; i < 3 && spins % 10 == 0; i++)
+            if (i != home && numsub(p[i], ch) == 1)
+                moved = i;
+    }
+    cr_assert_geq(moved, 0, "moved off the dead node");
+    for (int spins = 0; h.resubscribed < 1 && spins < 300; spins++)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(h.resubscribed, 1);
+    int other = 3 - home - moved; /* publish through the third node */
+    testenv_server pn = {.host = "127.0.0.1", .port = p[other]};
+    testenv_conn tc;
+    const aredis_reply *r;
+    cr_assert_eq(testenv_connect(&tc, &pn), 0);
+    cr_assert_eq(testenv_command(&tc, &r, "PUBLISH %s hello", ch), 0);
+    testenv_close(&tc);
+    for (int spins = 0; h.messages < 1 && spins < 300; spins++)
+        aredis_loop_run_once(loop, 10);
+    for (int spins = 0; spins < 10; spins++)
+        aredis_loop_run_once(loop, 5);
+    cr_assert_eq(h.messages, 1);
+    aredis_pubsub_free(ps);
+    aredis_client_free(c);
+    for (int spins = 0; spins < 20; spins++)
+        aredis_loop_run_once(loop, 5);
+    aredis_loop_free(loop);
+    testenv_private_cluster_stop(&srv);
+}
