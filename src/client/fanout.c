@@ -747,7 +747,7 @@ static const char crossslot_refuse[] =
 static const char refused[] =
     "refused on a cluster client: what this command does depends on the "
     "node or the connection it reaches; send it to a node "
-    "(aredis_node_command, aredis/cluster.h) or use the helper made for it "
+    "(aredis_node_command, aredis/cluster.h) or use the API made for it "
     "(scan.h, transaction.h)";
 
 /* What a cluster client does with a classified command, beyond routing

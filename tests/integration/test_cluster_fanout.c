@@ -38,7 +38,7 @@ static void load_nodes(void)
 
 TestSuite(cluster_fanout, .init = load_nodes, .timeout = 120);
 
-/* ---- helpers ------------------------------------------------------------- */
+/* ---- shared pieces ------------------------------------------------------- */
 
 /* One expected callback: how often it ran and an owned copy of its reply. */
 typedef struct got {
