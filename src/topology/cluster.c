@@ -213,50 +213,18 @@ static int usable(const cnode *n)
 /* ---- keys ------------------------------------------------------------- */
 
 /* The slot of an encoded command's first key, or -1 when it names none;
- * *ro: the command only reads. */
-static int command_slot(const char *bytes, int *ro)
+ * *ro: the command only reads. The client classified it a moment ago:
+ * its memo answers again without the table. */
+static int command_slot(cluster *cl, const char *bytes, int *ro)
 {
     aredis__cmdclass cls;
-    int argc = aredis__cmd_classify(bytes, &cls);
-    const aredis__cmdinfo *info = cls.info;
+    int argc = aredis__cmd_classify_memo(bytes, &cls, &cl->base.c->memo);
     *ro = (cls.flags & AREDIS__CMDF_READONLY) != 0;
-    if (info == NULL)
-        return -1;
-    /* Positive int8_t positions, read without sign extension. */
-    int want = info->first_key > 0 ? (unsigned char)info->first_key : 0;
-    int numkeys = info->numkeys > 0 ? (unsigned char)info->numkeys : 0;
-    aredis__args it;
-    const char *arg = NULL;
+    const char *key = NULL;
     size_t len = 0;
-    aredis__args_init(&it, bytes);
-    if (numkeys > 0) {
-        /* EVAL script numkeys key...: the first key follows the count. */
-        for (int i = 0; i <= numkeys; i++)
-            if (!aredis__args_next(&it, &arg, &len))
-                return -1;
-        if (len == 0 || (len == 1 && arg[0] == '0'))
-            return -1;
-        if (!aredis__args_next(&it, &arg, &len))
-            return -1;
-        return (int)aredis_cluster_keyslot(arg, len);
-    }
-    if ((info->flags & AREDIS__CMDF_MOVABLE) &&
-        (aredis__word_is(info->name, info->len, "xread", 5) ||
-         aredis__word_is(info->name, info->len, "xreadgroup", 10))) {
-        /* XREAD ... STREAMS key... id...: the first key follows STREAMS. */
-        while (aredis__args_next(&it, &arg, &len))
-            if (aredis__word_is(arg, len, "streams", 7))
-                return aredis__args_next(&it, &arg, &len)
-                           ? (int)aredis_cluster_keyslot(arg, len)
-                           : -1;
+    if (!aredis__cmd_first_key_of(bytes, &cls, argc, &key, &len))
         return -1;
-    }
-    if (want <= 0 || want >= argc)
-        return -1;
-    for (int i = 0; i <= want; i++)
-        if (!aredis__args_next(&it, &arg, &len))
-            return -1;
-    return (int)aredis_cluster_keyslot(arg, len);
+    return (int)aredis_cluster_keyslot(key, len);
 }
 
 /* ---- held commands ------------------------------------------------------ */
@@ -405,7 +373,7 @@ static aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd, const char *bytes,
                                int deferred)
 {
     int ro = 0;
-    int slot = command_slot(bytes, &ro);
+    int slot = command_slot(cl, bytes, &ro);
     if (slot < 0)
         return cl_any(&cl->base);
     start(cl);
