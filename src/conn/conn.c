@@ -255,7 +255,13 @@ void aredis__conn_wrote(aredis__conn *cn, size_t n)
 {
     cn->out_pos += n;
     cn->written += n;
-    if (cn->out_pos == cn->out.len) {
+    if (cn->out_pos == cn->out.len && cn->keep_sent) {
+        /* Everything written: keep this write's bytes, drop the older. */
+        if (cn->out.len > n)
+            memmove(cn->out.data, cn->out.data + cn->out.len - n, n);
+        cn->out.len = cn->out_pos = n;
+        cn->base = cn->written - n;
+    } else if (cn->out_pos == cn->out.len) {
         cn->out_pos = 0;
         cn->out.len = 0;
         cn->base = cn->written;
@@ -327,7 +333,12 @@ static void salvage(aredis__conn *cn, int code, const char *why)
     /* On a lent connection nothing is replayed: the sequence the borrower
      * is running (WATCH ... EXEC) does not survive a new one. */
     int replay = !(cn->lent && !cn->keep);
+    /* What reached the server: what was written, unless the close came
+     * with evidence of less. */
     uint64_t written = cn->written;
+    if (cn->have_acked && cn->acked < written)
+        written = cn->acked;
+    cn->have_acked = 0;
     aredis__conn_cmd *inflight = take_inflight(cn);
     char unknown[256];
     snprintf(unknown, sizeof unknown, "connection lost, outcome unknown: %s",
@@ -781,6 +792,12 @@ void aredis__conn_timer(aredis__conn *cn, int64_t now)
     }
 }
 
+void aredis__conn_acked(aredis__conn *cn, uint64_t acked)
+{
+    cn->have_acked = 1;
+    cn->acked = acked;
+}
+
 void aredis__conn_closed(aredis__conn *cn, int code, const char *msg,
                          int64_t now)
 {
@@ -789,6 +806,7 @@ void aredis__conn_closed(aredis__conn *cn, int code, const char *msg,
         aredis__conn_open_failed(cn, code, msg, now);
     else if (cn->state >= AREDIS__ST_RESOLVING)
         lost(cn, code, msg, now);
+    cn->have_acked = 0; /* evidence for this close only */
 }
 
 /* ------------------------------------------------------------------------

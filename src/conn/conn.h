@@ -186,6 +186,14 @@ typedef struct aredis__conn {
     int broken;    /* a lent connection was lost: commands fail until it is
                     * given back */
     int raw_push;  /* RESP2 pub/sub: every reply is a message */
+    /* The bytes of the latest write stay at the front of `out` until the
+     * next one, so that a close proving them undelivered
+     * (aredis__conn_acked) finds them to send again. */
+    int keep_sent;
+    /* aredis__conn_acked() before this loss: only `acked` bytes of the
+     * stream reached the server. */
+    int have_acked;
+    uint64_t acked;
     /* Steps every handshake ends with, after SELECT and before any queued
      * command, one at a time; a refusal fails the handshake like any
      * step's. Borrowed: the owner keeps the array valid while it is set
@@ -239,6 +247,13 @@ void aredis__conn_opened(aredis__conn *cn, int64_t now);
 /* The transport failed or the server closed it. */
 void aredis__conn_closed(aredis__conn *cn, int code, const char *msg,
                          int64_t now);
+/* Evidence for the close about to be reported with aredis__conn_closed():
+ * the server closed (its FIN arrived) having acknowledged only `acked`
+ * bytes of the stream. A command whose last byte lies beyond never
+ * reached the server, so it is sent again like one never written (its
+ * bytes are found with keep_sent). The count may only overstate what was
+ * received (then fewer commands are re-sent), never understate it. */
+void aredis__conn_acked(aredis__conn *cn, uint64_t acked);
 /* The timer (aredis__conn_deadline) fired. */
 void aredis__conn_timer(aredis__conn *cn, int64_t now);
 

@@ -50,6 +50,7 @@ struct aredis_loop {
      * nor free it at once (free_pending defers that to the outermost
      * frame). */
     int depth;
+    int write_first; /* aredis__loop_set_write_first() */
     int stop_requested;
     int free_pending;
 
@@ -273,10 +274,19 @@ void aredis_loop_free(aredis_loop *l)
  * and either `for_run` is set (run() is about to return) or no wake source
  * is started (nothing could end the wait but the timeout). An idle
  * run_once() with a wake source does wait: that is how a caller waits for
- * a name resolution or a submission from another thread without spinning. */
+ * a name resolution or a submission from another thread without spinning.
+ * On a write-first loop, queued calls are drained instead of waiting, and
+ * that is the whole iteration. */
 static int loop_iterate(aredis_loop *l, int timeout_ms, int for_run)
 {
     aredis__builtin *b = l->impl;
+    /* Write first: the deferred calls (the writes among them) make a turn
+     * of their own, so that the caller sees what they completed before
+     * the loop waits. */
+    if (l->write_first && !list_empty(&l->queue)) {
+        drain(l);
+        return aredis__builtin_alive(b) || !list_empty(&l->queue);
+    }
     int idle = !aredis__builtin_alive(b);
     if (!list_empty(&l->queue) ||
         (idle && (for_run || !aredis__builtin_wakeable(b))))
@@ -335,6 +345,26 @@ int aredis_loop_run(aredis_loop *l)
 void aredis_loop_stop(aredis_loop *l)
 {
     l->stop_requested = 1;
+}
+
+int aredis__loop_io_set_wait(aredis_loop *l, void *handle,
+                             aredis__io_wait_cb cb)
+{
+    if (!l->is_builtin)
+        return AREDIS_ENOTSUP;
+    aredis__builtin_io_set_wait(l->impl, handle, cb);
+    return 0;
+}
+
+void aredis__loop_wake_set_passive(aredis_loop *l, void *handle, int on)
+{
+    if (l->is_builtin && handle != NULL)
+        aredis__builtin_wake_set_passive(l->impl, handle, on);
+}
+
+void aredis__loop_set_write_first(aredis_loop *l, int on)
+{
+    l->write_first = l->is_builtin && on;
 }
 
 /* ---- user data -------------------------------------------------------- */

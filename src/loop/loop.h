@@ -33,6 +33,35 @@ int aredis__loop_wake_start(aredis_loop *l, aredis_event_cb cb, void *arg,
 void aredis__loop_wake(aredis_loop *l, void *handle);
 void aredis__loop_wake_stop(aredis_loop *l, void *handle);
 
+/* A watcher's own wait (built-in loop only): read from the descriptor,
+ * waiting at most timeout_ms (-1: no limit) inside the call, and handle
+ * what arrived as the io callback would. Returns 1 when something was
+ * handled, 0 when the time ran out, < 0 when it cannot wait now (the loop
+ * then polls as usual). */
+typedef int (*aredis__io_wait_cb)(void *arg, int timeout_ms);
+
+/* Give a watcher its own wait. When that watcher is the only one with an
+ * interest, the interest is reading and nothing else can end a wait (no
+ * wake source started), the built-in loop calls cb instead of its
+ * backend's wait: a reply costs one read, not a poll and a read. NULL
+ * removes it. AREDIS_ENOTSUP on a custom loop (nothing changes). */
+int aredis__loop_io_set_wait(aredis_loop *l, void *handle,
+                             aredis__io_wait_cb cb);
+
+/* A passive wake source may wait for the end of a watcher's own wait (a
+ * blocking read) before its callback runs: it does not keep the loop from
+ * using one. For sources that are rarely or never signalled while the
+ * loop waits (the thread-safe submission of a blocking handle's client).
+ * No-op on a custom loop. */
+void aredis__loop_wake_set_passive(aredis_loop *l, void *handle, int on);
+
+/* Built-in loop: run the deferred calls before waiting rather than after
+ * (a command is written before the loop looks at the sockets). For a loop
+ * whose owner classifies a close found after a write by evidence (the
+ * blocking facade): the look before the write is then a system call that
+ * proves nothing more. No-op on a custom loop. */
+void aredis__loop_set_write_first(aredis_loop *l, int on);
+
 /* Queue d to run cb(arg) on the loop thread soon. Idempotent while queued.
  * Loop thread only. */
 void aredis__loop_defer(aredis_loop *l, aredis__defer *d, aredis_event_cb cb,

@@ -2,6 +2,9 @@
  *
  * A non-blocking socket with the configuration's options, a non-blocking
  * connect finished by handshake(), and recv/sendmsg for the byte stream.
+ * With cfg->blocking_reads (the blocking facade) the connected socket is
+ * switched to blocking mode, every ordinary call passes MSG_DONTWAIT, and
+ * read_wait() alone blocks, bounded by SO_RCVTIMEO.
  * aredis__transport_connect() is the one entry point of the layer: with
  * cfg->tls it hands the connecting socket to tls.c.
  *
@@ -10,6 +13,7 @@
  * away. This file does not touch the loop; the caller watches the fd. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -31,6 +35,11 @@ typedef struct tcp_transport {
     aredis__transport base;
     /* The connect() is still in flight: handshake() has not seen it end. */
     int connecting;
+    /* cfg->blocking_reads without TLS: the socket becomes blocking once
+     * connected (`blocking`), and read_wait() may wait in recv(). */
+    int want_blocking, blocking;
+    /* SO_RCVTIMEO as last set, in ms (0: none, a wait without limit). */
+    int rcvtimeo_ms;
     /* Who we talk to, for messages: "127.0.0.1:6379", "[::1]:6379" or a
      * socket path (at most 107 bytes). */
     char peer[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
@@ -108,11 +117,25 @@ static void describe_peer(tcp_transport *t, const struct sockaddr *sa)
  * The vtable
  * ------------------------------------------------------------------------ */
 
+/* The connect is done. One fcntl per connection buys a wait for a reply
+ * at no extra system call (read_wait). A socket that refuses stays
+ * non-blocking: the loop then polls as it does for everyone else. */
+static int connected(tcp_transport *t)
+{
+    t->connecting = 0;
+    if (t->want_blocking && !t->blocking) {
+        int fl = fcntl(t->base.fd, F_GETFL);
+        t->blocking =
+            fl >= 0 && fcntl(t->base.fd, F_SETFL, fl & ~O_NONBLOCK) == 0;
+    }
+    return 0;
+}
+
 static int tcp_handshake(aredis__transport *bt)
 {
     tcp_transport *t = (tcp_transport *)bt;
     if (!t->connecting)
-        return 0;
+        return connected(t);
     /* Only writability says the connect ended; SO_ERROR alone reads 0
      * while it is still in flight. A zero-timeout poll never blocks. */
     struct pollfd p = {.fd = bt->fd, .events = POLLOUT, .revents = 0};
@@ -131,25 +154,72 @@ static int tcp_handshake(aredis__transport *bt)
     if (e != 0)
         return set_msg(bt->errmsg, sizeof bt->errmsg, connect_code(e),
                        "connect to %s: %s", t->peer, strerror(e));
-    t->connecting = 0;
-    return 0;
+    return connected(t);
+}
+
+static ssize_t read_error(aredis__transport *bt, int e)
+{
+    return set_msg(bt->errmsg, sizeof bt->errmsg, io_code(e),
+                   "read from %s: %s", ((tcp_transport *)bt)->peer,
+                   strerror(e));
 }
 
 static ssize_t tcp_read(aredis__transport *bt, char *buf, size_t n)
 {
     for (;;) {
-        ssize_t r = recv(bt->fd, buf, n, 0);
+        ssize_t r = recv(bt->fd, buf, n, MSG_DONTWAIT);
         if (r >= 0)
             return r;
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return AREDIS__WANT_READ;
-        int e = errno;
-        return set_msg(bt->errmsg, sizeof bt->errmsg, io_code(e),
-                       "read from %s: %s", ((tcp_transport *)bt)->peer,
-                       strerror(e));
+        return read_error(bt, errno);
     }
+}
+
+/* Make SO_RCVTIMEO fit a wait of timeout_ms (-1: none). A limit that is
+ * already no longer than the wait and at least half of it is kept: a wait
+ * that ends early costs a loop turn, a setsockopt per call would cost a
+ * system call per command for a program with a constant deadline. */
+static int fit_rcvtimeo(tcp_transport *t, int timeout_ms)
+{
+    int want = timeout_ms < 0 ? 0 : timeout_ms;
+    if (t->rcvtimeo_ms == want ||
+        (want > 0 && t->rcvtimeo_ms > 0 && t->rcvtimeo_ms <= want &&
+         t->rcvtimeo_ms >= want / 2))
+        return 0;
+    struct timeval tv = {.tv_sec = want / 1000,
+                         .tv_usec = (want % 1000) * 1000};
+    if (setsockopt(t->base.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
+        return -1;
+    t->rcvtimeo_ms = want;
+    return 0;
+}
+
+static ssize_t tcp_read_wait(aredis__transport *bt, char *buf, size_t n,
+                             int timeout_ms)
+{
+    tcp_transport *t = (tcp_transport *)bt;
+    if (!t->blocking || t->connecting)
+        return AREDIS_ENOTSUP;
+    if (timeout_ms == 0)
+        return tcp_read(bt, buf, n);
+    if (fit_rcvtimeo(t, timeout_ms) != 0)
+        return AREDIS_ENOTSUP;
+    ssize_t r = recv(bt->fd, buf, n, 0);
+    if (r >= 0)
+        return r;
+    /* The limit (EAGAIN) or a signal (EINTR): the caller's loop looks at
+     * its timers and waits again. */
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return AREDIS__WANT_READ;
+    return read_error(bt, errno);
+}
+
+static int tcp_acked(aredis__transport *bt, uint64_t *acked)
+{
+    return aredis__tcp_bytes_acked(bt->fd, acked);
 }
 
 static ssize_t tcp_writev(aredis__transport *bt, const struct iovec *iov, int n)
@@ -162,7 +232,7 @@ static ssize_t tcp_writev(aredis__transport *bt, const struct iovec *iov, int n)
     msg.msg_iov = (struct iovec *)iov;
     msg.msg_iovlen = (size_t)(n > IOV_MAX ? IOV_MAX : n);
     for (;;) {
-        ssize_t w = sendmsg(bt->fd, &msg, MSG_NOSIGNAL);
+        ssize_t w = sendmsg(bt->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w >= 0)
             return w;
         if (errno == EINTR)
@@ -186,11 +256,25 @@ static void tcp_close(aredis__transport *bt)
 }
 
 static const aredis__transport_vtbl tcp_vtbl = {
-    "tcp", tcp_handshake, tcp_read, tcp_writev, tcp_close,
+    .name = "tcp",
+    .handshake = tcp_handshake,
+    .read = tcp_read,
+    .writev = tcp_writev,
+    .read_wait = tcp_read_wait,
+    .acked = tcp_acked,
+    .close = tcp_close,
 };
 
+/* A Unix socket needs no acknowledgement count: a write to one whose peer
+ * has closed fails (EPIPE), so the bytes are known unsent. */
 static const aredis__transport_vtbl unix_vtbl = {
-    "unix", tcp_handshake, tcp_read, tcp_writev, tcp_close,
+    .name = "unix",
+    .handshake = tcp_handshake,
+    .read = tcp_read,
+    .writev = tcp_writev,
+    .read_wait = tcp_read_wait,
+    .acked = NULL,
+    .close = tcp_close,
 };
 
 /* ------------------------------------------------------------------------
@@ -315,6 +399,7 @@ int aredis__transport_connect(const aredis__config *cfg,
         return set_msg(err, errlen, AREDIS_ENOMEM, "out of memory");
     t->base.vt = cfg->path != NULL ? &unix_vtbl : &tcp_vtbl;
     t->base.fd = -1;
+    t->want_blocking = cfg->blocking_reads && !cfg->tls;
     describe_peer(t, addr);
 
     int rc = open_socket(t, cfg, addr, addrlen, err, errlen);

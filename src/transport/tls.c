@@ -460,8 +460,16 @@ static void tls_close(aredis__transport *bt)
     aredis__free(t);
 }
 
+/* No read_wait (OpenSSL reads the socket itself) and no acknowledgement
+ * count (TLS records do not map onto the command bytes). */
 static const aredis__transport_vtbl tls_vtbl = {
-    "tls", tls_handshake, tls_read, tls_writev, tls_close,
+    .name = "tls",
+    .handshake = tls_handshake,
+    .read = tls_read,
+    .writev = tls_writev,
+    .read_wait = NULL,
+    .acked = NULL,
+    .close = tls_close,
 };
 
 /* ------------------------------------------------------------------------
