@@ -44,7 +44,8 @@ aredis__cmd *aredis__cmd_new(aredis_client *c)
     if (cmd != NULL) {
         c->free_cmds = aredis__cmd_next(cmd);
         c->nfree_cmds--;
-    } else {
+    } else if ((cmd = aredis__loop_spare_take(c->loop, AREDIS__SPARE_CMD)) ==
+               NULL) {
         cmd = aredis__malloc(sizeof *cmd);
         if (cmd == NULL)
             return NULL;
@@ -75,13 +76,21 @@ void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd)
         aredis__free(cmd);
         return;
     }
+    /* The last of a burst, or of a call: an idle client keeps no record
+     * of its own, the loop keeps a few for whichever client needs one. */
+    if (c->pending == 0) {
+        if (aredis__loop_spare_put(c->loop, AREDIS__SPARE_CMD, cmd,
+                                   aredis__free) != 0)
+            aredis__free(cmd);
+        /* The burst may be over: trim from the loop, once the callbacks
+         * of this turn have had the chance to start the next one. */
+        if (c->nfree_cmds > FREE_CMDS_SLACK)
+            schedule(c);
+        return;
+    }
     cmd->cc.next = c->free_cmds != NULL ? &c->free_cmds->cc : NULL;
     c->free_cmds = cmd;
     c->nfree_cmds++;
-    /* The burst may be over: trim from the loop, once the callbacks of
-     * this turn have had the chance to start the next one. */
-    if (c->pending == 0 && c->nfree_cmds > FREE_CMDS_SLACK)
-        schedule(c);
 }
 
 /* Trim the free list after a burst (see FREE_CMDS_SLACK). */

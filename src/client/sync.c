@@ -17,7 +17,7 @@
  * (TCP_INFO), and a command beyond that never reached it, so it is sent
  * again on a new connection (a Unix socket refuses the write itself).
  * With TLS neither holds, and the loop keeps its order: a look (a wait of
- * 0 ms) before the write. docs/guide/internals.md tells the whole story. */
+ * 0 ms) before the write. docs/internals/client.md tells the whole story. */
 #include <stdio.h>
 #include <string.h>
 

@@ -45,8 +45,8 @@ int aredis__conn_init(aredis__conn *cn, const aredis__conn_config *cfg)
     cn->cfg = cfg;
     aredis_buf_init(&cn->out);
     aredis_buf_init(&cn->pend_out);
-    cn->rd = aredis_reader_new(&cfg->limits);
-    return cn->rd != NULL ? 0 : AREDIS_ENOMEM;
+    /* The reader comes with the first bytes (aredis__conn_in_buf). */
+    return 0;
 }
 
 static void free_internal(aredis__conn_cmd *cmd)
@@ -294,12 +294,13 @@ static aredis__conn_cmd *take_inflight(aredis__conn *cn)
 /* Forget the previous stream for a new transport. 0 or AREDIS_ENOMEM. */
 static int new_stream(aredis__conn *cn)
 {
-    /* A reader that saw a protocol error stays failed: start a new one. */
-    aredis_reader *rd = aredis_reader_new(&cn->cfg->limits);
-    if (rd == NULL)
-        return AREDIS_ENOMEM;
-    aredis_reader_free(cn->rd);
-    cn->rd = rd;
+    /* A reader that saw a protocol error stays failed, and one may hold
+     * part of a reply from the old stream: a new one comes with the first
+     * bytes, unless this one holds nothing. */
+    if (cn->rd != NULL && aredis__reader_adopt(cn->rd, &cn->cfg->limits) != 0) {
+        aredis_reader_free(cn->rd);
+        cn->rd = NULL;
+    }
     cn->out.len = 0;
     cn->out_pos = 0;
     cn->queued = cn->written = cn->base = cn->heard = 0;
@@ -771,7 +772,8 @@ static void ready(aredis__conn *cn, int64_t now)
      * pending bytes (in `out` now) and the reader's room for the
      * handshake's replies. */
     aredis_buf_cleanup(&cn->pend_out);
-    aredis__reader_trim(cn->rd);
+    if (cn->rd != NULL)
+        aredis__reader_trim(cn->rd);
     event(cn, AREDIS__EV_CONNECTED, 0, 0, 0);
 }
 
@@ -899,8 +901,32 @@ aredis__conn_cmd *aredis__conn_take_all(aredis__conn *cn)
  * Input
  * ------------------------------------------------------------------------ */
 
+aredis_reader *aredis__conn_take_reader(aredis__conn *cn)
+{
+    aredis_reader *rd = cn->rd;
+    if (rd == NULL || cn->state != AREDIS__ST_READY || !aredis__conn_idle(cn) ||
+        aredis__reader_adopt(rd, &cn->cfg->limits) != 0)
+        return NULL;
+    cn->rd = NULL;
+    return rd;
+}
+
+int aredis__conn_give_reader(aredis__conn *cn, aredis_reader *rd)
+{
+    if (cn->rd != NULL || aredis__reader_adopt(rd, &cn->cfg->limits) != 0)
+        return -1;
+    cn->rd = rd;
+    return 0;
+}
+
 char *aredis__conn_in_buf(aredis__conn *cn, size_t *avail)
 {
+    if (cn->rd == NULL &&
+        (cn->rd = aredis_reader_new(&cn->cfg->limits)) == NULL) {
+        if (cn->state >= AREDIS__ST_HANDSHAKE)
+            lost(cn, AREDIS_ENOMEM, "out of memory for a reader", cn->now);
+        return NULL;
+    }
     char *p = aredis_reader_prepare(cn->rd, 0, avail);
     if (p == NULL && cn->state >= AREDIS__ST_HANDSHAKE) {
         char msg[192];
@@ -927,7 +953,7 @@ void aredis__conn_in_commit(aredis__conn *cn, size_t n, int64_t now)
  * loss): the queues may hold actions now. */
 static int next_reply(aredis__conn *cn, aredis__conn_action *a)
 {
-    if (cn->state >= AREDIS__ST_HANDSHAKE) {
+    if (cn->state >= AREDIS__ST_HANDSHAKE && cn->rd != NULL) {
         const aredis_reply *r;
         int e = aredis_reader_get_reply(cn->rd, &r);
         if (e == 0)

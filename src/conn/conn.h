@@ -274,6 +274,15 @@ void aredis__conn_abort(aredis__conn *cn, int code, const char *msg);
  * handshake steps are freed. For the owner's final cleanup. */
 aredis__conn_cmd *aredis__conn_take_all(aredis__conn *cn);
 
+/* The reader of an idle ready connection that holds nothing, now the
+ * caller's (the connection makes or is given another with its next
+ * bytes), or NULL. */
+aredis_reader *aredis__conn_take_reader(aredis__conn *cn);
+/* Give a connection without a reader one that holds nothing (from
+ * aredis__conn_take_reader() of this or another connection): 0, or -1
+ * (rd stays the caller's). */
+int aredis__conn_give_reader(aredis__conn *cn, aredis_reader *rd);
+
 /* Where the transport should read to: NULL when the reply being read has
  * outgrown the limits, in which case the connection is lost (ETOOBIG).
  * Then how many bytes arrived. Bytes that arrive can only answer commands

@@ -20,6 +20,9 @@
  * still queued is dropped without being run. */
 #define FREE_DRAIN_ROUNDS 1000
 
+/* Spare objects kept per kind (aredis__loop_spare_put). */
+#define SPARE_MAX 8
+
 struct aredis_loop {
     aredis_loop_ops ops;
     void *impl;
@@ -44,6 +47,12 @@ struct aredis_loop {
 
     void *data;
     void (*data_free)(void *);
+
+    struct {
+        void *obj[SPARE_MAX];
+        void (*free_fn)(void *);
+        int n;
+    } spare[AREDIS__SPARE_KINDS];
 
     /* > 0 while inside aredis_loop_run/run_once or a drain: what runs then
      * is a callback, which may neither re-enter the loop (AREDIS_EBUSY)
@@ -157,6 +166,23 @@ static void drain(aredis_loop *l)
     }
 }
 
+/* ---- spare objects ---------------------------------------------------- */
+
+void *aredis__loop_spare_take(aredis_loop *l, int kind)
+{
+    return l->spare[kind].n > 0 ? l->spare[kind].obj[--l->spare[kind].n] : NULL;
+}
+
+int aredis__loop_spare_put(aredis_loop *l, int kind, void *obj,
+                           void (*free_fn)(void *))
+{
+    if (l->spare[kind].n == SPARE_MAX)
+        return -1;
+    l->spare[kind].obj[l->spare[kind].n++] = obj;
+    l->spare[kind].free_fn = free_fn;
+    return 0;
+}
+
 /* ---- creation and destruction ----------------------------------------- */
 
 static void loop_destroy(aredis_loop *l)
@@ -174,6 +200,10 @@ static void loop_destroy(aredis_loop *l)
         d->queued = 0;
     }
     list_init(&l->queue);
+    /* After the drains: a final release may have given objects back. */
+    for (int k = 0; k < AREDIS__SPARE_KINDS; k++)
+        while (l->spare[k].n > 0)
+            l->spare[k].free_fn(l->spare[k].obj[--l->spare[k].n]);
     if (l->drain_timer != NULL) {
         l->ops.timer_stop(l->impl, l->drain_timer);
         l->drain_timer = NULL;

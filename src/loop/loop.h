@@ -62,6 +62,25 @@ void aredis__loop_wake_set_passive(aredis_loop *l, void *handle, int on);
  * proves nothing more. No-op on a custom loop. */
 void aredis__loop_set_write_first(aredis_loop *l, int on);
 
+/* Spare objects an idle connection or client gave back, kept by the loop
+ * for the next one that needs one: an idle connection holds no reader
+ * and an idle client no command record, yet a program that runs one
+ * command at a time allocates nothing per command. A few per kind at
+ * most (the rest are freed by their owners). */
+enum {
+    AREDIS__SPARE_READER, /* an aredis_reader holding nothing */
+    AREDIS__SPARE_CMD,    /* a client's command record */
+    AREDIS__SPARE_KINDS
+};
+
+/* A spare object of this kind, now the caller's, or NULL. */
+void *aredis__loop_spare_take(aredis_loop *l, int kind);
+
+/* Keep obj for a later take: 0, or -1 when the cache is full (obj stays
+ * the caller's). free_fn frees it if the loop is freed first. */
+int aredis__loop_spare_put(aredis_loop *l, int kind, void *obj,
+                           void (*free_fn)(void *));
+
 /* Queue d to run cb(arg) on the loop thread soon. Idempotent while queued.
  * Loop thread only. */
 void aredis__loop_defer(aredis_loop *l, aredis__defer *d, aredis_event_cb cb,

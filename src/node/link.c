@@ -77,9 +77,6 @@ static void policy(aredis__link *l)
 {
     l->conn.lent = l->borrowed;
     l->conn.keep = l->pubsub != NULL;
-    /* The blocking facade writes before it looks at the socket: a close
-     * found after a write is classified by evidence (see got()). */
-    l->conn.keep_sent = l->c->cfg.blocking_reads;
 }
 
 /* Take the connection's actions at the end of the loop turn. */
@@ -291,6 +288,9 @@ static void open_address(aredis__link *l, size_t i)
         aredis__transport_connect(&c->cfg, sa, len, &tp, err, sizeof err);
     if (code == 0) {
         l->tp = tp;
+        /* The blocking facade writes before it looks at the socket: a
+         * close found after a write is classified by evidence (got()). */
+        l->conn.keep_sent = c->cfg.blocking_reads;
         code = aredis__loop_io_start(c->loop, tp->fd, on_io, l, &l->io);
         /* A custom loop has no use for the transport's own wait. */
         if (code == 0 && c->cfg.blocking_reads && tp->vt->read_wait != NULL)
@@ -408,6 +408,36 @@ static void take(aredis__link *l, const aredis__conn_action *a)
     }
 }
 
+static void free_reader(void *rd)
+{
+    aredis_reader_free(rd);
+}
+
+/* An idle connection holds no reader: its reader goes to the loop's
+ * spares (or is freed), and the next bytes take one from there. A
+ * program running one command at a time so allocates nothing per
+ * command, and a thousand idle connections hold no reader at all. */
+static void shed_reader(aredis__link *l)
+{
+    aredis_reader *rd = aredis__conn_take_reader(&l->conn);
+    if (rd != NULL && aredis__loop_spare_put(l->c->loop, AREDIS__SPARE_READER,
+                                             rd, free_reader) != 0)
+        aredis_reader_free(rd);
+}
+
+/* Where the next bytes go, with a reader from the loop's spares if the
+ * connection has none. */
+static char *in_buf(aredis__link *l, size_t *avail)
+{
+    if (l->conn.rd == NULL) {
+        aredis_reader *rd =
+            aredis__loop_spare_take(l->c->loop, AREDIS__SPARE_READER);
+        if (rd != NULL && aredis__conn_give_reader(&l->conn, rd) != 0)
+            aredis_reader_free(rd);
+    }
+    return aredis__conn_in_buf(&l->conn, avail);
+}
+
 /* Take every action the connection has, then write what it queued; again
  * if writing failed. Loop context only. */
 static void service(aredis__link *l)
@@ -427,8 +457,11 @@ static void service(aredis__link *l)
             break;
     }
     l->draining = 0;
-    if (!c->freeing)
-        aredis__rearm(c);
+    if (c->freeing)
+        return;
+    if (aredis__conn_idle(&l->conn))
+        shed_reader(l);
+    aredis__rearm(c);
 }
 
 /* ------------------------------------------------------------------------
@@ -471,7 +504,7 @@ static void do_read(aredis__link *l)
 {
     while (l->tp != NULL && l->conn.state >= AREDIS__ST_HANDSHAKE) {
         size_t avail = 0;
-        char *buf = aredis__conn_in_buf(&l->conn, &avail);
+        char *buf = in_buf(l, &avail);
         if (buf == NULL)
             return; /* the reply outgrew the limits: the conn was lost */
         if (!got(l, l->tp->vt->read(l->tp, buf, avail), avail))
@@ -488,7 +521,7 @@ static int on_wait(void *arg, int timeout_ms)
         return -1;
     policy(l);
     size_t avail = 0;
-    char *buf = aredis__conn_in_buf(&l->conn, &avail);
+    char *buf = in_buf(l, &avail);
     if (buf != NULL) {
         ssize_t n = l->tp->vt->read_wait(l->tp, buf, avail, timeout_ms);
         if (n == AREDIS_ENOTSUP)

@@ -144,7 +144,11 @@ typedef struct aredis__transport_vtbl {
 struct aredis__transport {
     const aredis__transport_vtbl *vt;
     int fd;
-    char errmsg[160];
+    /* Why the last call failed ("" until one did): errbuf, allocated by
+     * the first failure (an idle connection's transport carries no room
+     * for a message), or a static text when that allocation failed. */
+    const char *errmsg;
+    char *errbuf;
 };
 
 /* Start a non-blocking connect to one resolved address (TCP) with the
