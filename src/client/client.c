@@ -82,6 +82,14 @@ void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd)
         if (aredis__loop_spare_put(c->loop, AREDIS__SPARE_CMD, cmd,
                                    aredis__free) != 0)
             aredis__free(cmd);
+        if (c->scratch.data != NULL && c->scratch.len == 0) {
+            int kept = aredis__loop_spare_block_put(c->loop, c->scratch.data,
+                                                    c->scratch.cap);
+            if (kept < 0)
+                aredis_buf_cleanup(&c->scratch);
+            else if (kept == 0)
+                aredis_buf_init(&c->scratch);
+        }
         /* The burst may be over: trim from the loop, once the callbacks
          * of this turn have had the chance to start the next one. */
         if (c->nfree_cmds > FREE_CMDS_SLACK)
@@ -463,6 +471,12 @@ static uint64_t jitter(void *ud)
     return (uint64_t)rand();
 }
 
+static void *spare_block(void *ud, size_t *cap)
+{
+    aredis_client *c = ud;
+    return aredis__loop_spare_block_take(c->loop, cap);
+}
+
 /* Every connection's configuration, borrowed from the client's. */
 static void conn_config(aredis_client *c)
 {
@@ -481,6 +495,8 @@ static void conn_config(aredis_client *c)
         .one_address = cfg->path != NULL,
         .limits = cfg->limits,
         .rand = jitter,
+        .spare_block = spare_block,
+        .spare_ud = c,
     };
 }
 
@@ -705,6 +721,20 @@ static int encode(aredis_buf *b, const submit_args *sa)
     return aredis_write_argv(b, sa->argc, sa->argv, sa->argvlen);
 }
 
+/* An empty buffer (an idle connection gave its output buffer back, an
+ * idle client its encoding area) grows from a block of the loop's spares
+ * if there is one. */
+static void adopt_block(aredis_client *c, aredis_buf *b)
+{
+    size_t cap;
+    char *p = aredis__loop_spare_block_take(c->loop, &cap);
+    if (p != NULL) {
+        b->data = p;
+        b->cap = cap;
+        b->len = 0;
+    }
+}
+
 /* Submit to the shared link (target NULL) or to a borrowed one. */
 static int submit(aredis_client *c, aredis__link *target,
                   const aredis_cmd_opts *o, aredis_reply_cb cb, void *ud,
@@ -725,6 +755,8 @@ static int submit(aredis_client *c, aredis__link *target,
     int direct = target == NULL && sa->bytes == NULL && sole != NULL &&
                  sole->main.conn.state == AREDIS__ST_READY;
     aredis_buf *b = direct ? &sole->main.conn.out : &c->scratch;
+    if (b->data == NULL) /* an idle client's or connection's, given back */
+        adopt_block(c, b);
     size_t start = b->len;
     int e = encode(b, sa);
     if (e != 0) {

@@ -109,6 +109,11 @@ typedef struct aredis__conn_config {
     /* The jitter's random source: a uniform 64-bit value. */
     uint64_t (*rand)(void *ud);
     void *rand_ud;
+    /* Optional: a block (aredis__malloc'd, *cap bytes, now the
+     * connection's) for an empty output buffer to grow from, or NULL. An
+     * idle connection gives its buffer back (aredis__conn_take_out). */
+    void *(*spare_block)(void *ud, size_t *cap);
+    void *spare_ud;
 } aredis__conn_config;
 
 /* Actions (aredis__conn_poll). */
@@ -278,6 +283,14 @@ aredis__conn_cmd *aredis__conn_take_all(aredis__conn *cn);
  * caller's (the connection makes or is given another with its next
  * bytes), or NULL. */
 aredis_reader *aredis__conn_take_reader(aredis__conn *cn);
+/* The output buffer of an idle ready connection with nothing to write,
+ * moved to *out (the connection's is then empty, and grows again with
+ * the next bytes): 0, or -1 when it is not idle or has no buffer. */
+int aredis__conn_take_out(aredis__conn *cn, aredis_buf *out);
+/* Give it back (the caller could not place it): the connection must be
+ * as aredis__conn_take_out() left it. */
+void aredis__conn_put_out(aredis__conn *cn, aredis_buf *out);
+
 /* Give a connection without a reader one that holds nothing (from
  * aredis__conn_take_reader() of this or another connection): 0, or -1
  * (rd stays the caller's). */

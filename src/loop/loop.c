@@ -20,8 +20,10 @@
  * still queued is dropped without being run. */
 #define FREE_DRAIN_ROUNDS 1000
 
-/* Spare objects kept per kind (aredis__loop_spare_put). */
+/* Spare objects kept per kind (aredis__loop_spare_put), and the largest
+ * spare block kept. */
 #define SPARE_MAX 8
+#define SPARE_BLOCK_MAX 4096
 
 struct aredis_loop {
     aredis_loop_ops ops;
@@ -53,6 +55,11 @@ struct aredis_loop {
         void (*free_fn)(void *);
         int n;
     } spare[AREDIS__SPARE_KINDS];
+    struct {
+        void *p;
+        size_t cap;
+    } blocks[SPARE_MAX];
+    int nblocks;
 
     /* > 0 while inside aredis_loop_run/run_once or a drain: what runs then
      * is a callback, which may neither re-enter the loop (AREDIS_EBUSY)
@@ -183,6 +190,34 @@ int aredis__loop_spare_put(aredis_loop *l, int kind, void *obj,
     return 0;
 }
 
+void *aredis__loop_spare_block_take(aredis_loop *l, size_t *cap)
+{
+    if (l->nblocks == 0)
+        return NULL;
+    /* The largest: a connection's output buffer and a client's encoding
+     * area share the cache, and the smaller would only grow again. */
+    int best = 0;
+    for (int i = 1; i < l->nblocks; i++)
+        if (l->blocks[i].cap > l->blocks[best].cap)
+            best = i;
+    void *p = l->blocks[best].p;
+    *cap = l->blocks[best].cap;
+    l->blocks[best] = l->blocks[--l->nblocks];
+    return p;
+}
+
+int aredis__loop_spare_block_put(aredis_loop *l, void *block, size_t cap)
+{
+    if (cap > SPARE_BLOCK_MAX)
+        return 1;
+    if (l->nblocks == SPARE_MAX)
+        return -1;
+    l->blocks[l->nblocks].p = block;
+    l->blocks[l->nblocks].cap = cap;
+    l->nblocks++;
+    return 0;
+}
+
 /* ---- creation and destruction ----------------------------------------- */
 
 static void loop_destroy(aredis_loop *l)
@@ -204,6 +239,8 @@ static void loop_destroy(aredis_loop *l)
     for (int k = 0; k < AREDIS__SPARE_KINDS; k++)
         while (l->spare[k].n > 0)
             l->spare[k].free_fn(l->spare[k].obj[--l->spare[k].n]);
+    while (l->nblocks > 0)
+        aredis__free(l->blocks[--l->nblocks].p);
     if (l->drain_timer != NULL) {
         l->ops.timer_stop(l->impl, l->drain_timer);
         l->drain_timer = NULL;

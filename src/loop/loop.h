@@ -8,6 +8,7 @@
 #ifndef AREDIS_LOOP_LOOP_H
 #define AREDIS_LOOP_LOOP_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "aredis/loop.h"
@@ -80,6 +81,15 @@ void *aredis__loop_spare_take(aredis_loop *l, int kind);
  * the caller's). free_fn frees it if the loop is freed first. */
 int aredis__loop_spare_put(aredis_loop *l, int kind, void *obj,
                            void (*free_fn)(void *));
+
+/* The same for plain memory blocks (aredis__malloc'd, an idle
+ * connection's output buffer, a client's encoding area): take gives the
+ * largest block kept (its size in *cap), now the caller's, or NULL; put
+ * keeps a block (0), or leaves it the caller's: 1 when it is larger than
+ * the cache keeps (a few KB: its owner had a burst, and may keep it for
+ * the next one), -1 when the cache is full (the owner frees it). */
+void *aredis__loop_spare_block_take(aredis_loop *l, size_t *cap);
+int aredis__loop_spare_block_put(aredis_loop *l, void *block, size_t cap);
 
 /* Queue d to run cb(arg) on the loop thread soon. Idempotent while queued.
  * Loop thread only. */

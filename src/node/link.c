@@ -413,16 +413,26 @@ static void free_reader(void *rd)
     aredis_reader_free(rd);
 }
 
-/* An idle connection holds no reader: its reader goes to the loop's
- * spares (or is freed), and the next bytes take one from there. A
+/* An idle connection holds no reader and no output buffer: they go to
+ * the loop's spares (or are freed), and the next bytes take from there. A
  * program running one command at a time so allocates nothing per
  * command, and a thousand idle connections hold no reader at all. */
-static void shed_reader(aredis__link *l)
+static void shed_idle(aredis__link *l)
 {
     aredis_reader *rd = aredis__conn_take_reader(&l->conn);
     if (rd != NULL && aredis__loop_spare_put(l->c->loop, AREDIS__SPARE_READER,
                                              rd, free_reader) != 0)
         aredis_reader_free(rd);
+    /* The output buffer too: the next command's bytes take a block from
+     * the loop's spares (the client's submit). */
+    aredis_buf out;
+    if (aredis__conn_take_out(&l->conn, &out) != 0)
+        return;
+    int kept = aredis__loop_spare_block_put(l->c->loop, out.data, out.cap);
+    if (kept > 0) /* a burst's: kept for the next one */
+        aredis__conn_put_out(&l->conn, &out);
+    else if (kept < 0)
+        aredis_buf_cleanup(&out);
 }
 
 /* Where the next bytes go, with a reader from the loop's spares if the
@@ -460,7 +470,7 @@ static void service(aredis__link *l)
     if (c->freeing)
         return;
     if (aredis__conn_idle(&l->conn))
-        shed_reader(l);
+        shed_idle(l);
     aredis__rearm(c);
 }
 
