@@ -493,7 +493,7 @@ static void conn_config(aredis_client *c)
         .backoff_max_ms = cfg->reconnect_max_ms,
         .connect_timeout_ms = cfg->connect_timeout_ms,
         .one_address = cfg->path != NULL,
-        .limits = cfg->limits,
+        .limits = &cfg->limits,
         .rand = jitter,
         .spare_block = spare_block,
         .spare_ud = c,

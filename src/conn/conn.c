@@ -297,7 +297,7 @@ static int new_stream(aredis__conn *cn)
     /* A reader that saw a protocol error stays failed, and one may hold
      * part of a reply from the old stream: a new one comes with the first
      * bytes, unless this one holds nothing. */
-    if (cn->rd != NULL && aredis__reader_adopt(cn->rd, &cn->cfg->limits) != 0) {
+    if (cn->rd != NULL && aredis__reader_adopt(cn->rd, cn->cfg->limits) != 0) {
         aredis_reader_free(cn->rd);
         cn->rd = NULL;
     }
@@ -924,7 +924,7 @@ aredis_reader *aredis__conn_take_reader(aredis__conn *cn)
 {
     aredis_reader *rd = cn->rd;
     if (rd == NULL || cn->state != AREDIS__ST_READY || !aredis__conn_idle(cn) ||
-        aredis__reader_adopt(rd, &cn->cfg->limits) != 0)
+        aredis__reader_adopt(rd, cn->cfg->limits) != 0)
         return NULL;
     cn->rd = NULL;
     return rd;
@@ -951,7 +951,7 @@ void aredis__conn_put_out(aredis__conn *cn, aredis_buf *out)
 
 int aredis__conn_give_reader(aredis__conn *cn, aredis_reader *rd)
 {
-    if (cn->rd != NULL || aredis__reader_adopt(rd, &cn->cfg->limits) != 0)
+    if (cn->rd != NULL || aredis__reader_adopt(rd, cn->cfg->limits) != 0)
         return -1;
     cn->rd = rd;
     return 0;
@@ -960,7 +960,7 @@ int aredis__conn_give_reader(aredis__conn *cn, aredis_reader *rd)
 char *aredis__conn_in_buf(aredis__conn *cn, size_t *avail)
 {
     if (cn->rd == NULL &&
-        (cn->rd = aredis_reader_new(&cn->cfg->limits)) == NULL) {
+        (cn->rd = aredis_reader_new(cn->cfg->limits)) == NULL) {
         if (cn->state >= AREDIS__ST_HANDSHAKE)
             lost(cn, AREDIS_ENOMEM, "out of memory for a reader", cn->now);
         return NULL;

@@ -105,7 +105,7 @@ typedef struct aredis__conn_config {
     int64_t backoff_max_ms;     /* cap of the doubling */
     int64_t connect_timeout_ms; /* < 0: none */
     int one_address;            /* a unix socket: open address 0, no lookup */
-    aredis_reader_limits limits;
+    const aredis_reader_limits *limits; /* NULL: the reader's defaults */
     /* The jitter's random source: a uniform 64-bit value. */
     uint64_t (*rand)(void *ud);
     void *rand_ud;
