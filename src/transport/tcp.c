@@ -217,7 +217,7 @@ static int fit_rcvtimeo(tcp_transport *t, int timeout_ms)
          t->rcvtimeo_ms >= want / 2))
         return 0;
     struct timeval tv = {.tv_sec = want / 1000,
-                         .tv_usec = (want % 1000) * 1000};
+                         .tv_usec = (suseconds_t)(want % 1000) * 1000};
     if (setsockopt(t->base.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
         return -1;
     t->rcvtimeo_ms = want;
