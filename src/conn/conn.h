@@ -172,7 +172,29 @@ typedef struct aredis__conn {
     int proto;    /* 2 or 3 once negotiated */
     int hs_step;  /* the handshake step in flight */
     int attempts; /* failed attempts in the current outage */
-    int ever_ready;
+
+    /* Flags, together so that they cost a byte each and no padding. */
+    uint8_t ever_ready;
+    /* Policy, set by the owner. */
+    uint8_t exclusive; /* one caller at a time: dropped, not retried, when
+                        * idle */
+    uint8_t lent;      /* lent to a caller: never reconnected behind its
+                        * back */
+    uint8_t keep;      /* carries subscriptions: reconnects for as long as
+                        * it takes */
+    uint8_t broken;    /* a lent connection was lost: commands fail until it
+                        * is given back */
+    uint8_t raw_push;  /* RESP2 pub/sub: every reply is a message */
+    /* The bytes of the latest write stay at the front of `out` until the
+     * next one, so that a close proving them undelivered
+     * (aredis__conn_acked) finds them to send again. */
+    uint8_t keep_sent;
+    /* aredis__conn_acked() before this loss: only `acked` bytes of the
+     * stream reached the server. */
+    uint8_t have_acked;
+    uint8_t reply_off; /* CLIENT REPLY OFF in effect */
+    uint8_t skip_next; /* CLIENT REPLY SKIP: the next command gets none */
+
     size_t naddrs, addr_next;
     int64_t deadline; /* connect deadline or end of backoff; 0: none */
     /* Allocated at the first loss (a connection that never loses one
@@ -183,22 +205,7 @@ typedef struct aredis__conn {
     } * msgs;
     int64_t now; /* the latest time an event brought */
 
-    /* Policy, set by the owner. */
-    int exclusive; /* one caller at a time: dropped, not retried, when idle */
-    int lent;      /* lent to a caller: never reconnected behind its back */
-    int keep;      /* carries subscriptions: reconnects for as long as it
-                    * takes */
-    int broken;    /* a lent connection was lost: commands fail until it is
-                    * given back */
-    int raw_push;  /* RESP2 pub/sub: every reply is a message */
-    /* The bytes of the latest write stay at the front of `out` until the
-     * next one, so that a close proving them undelivered
-     * (aredis__conn_acked) finds them to send again. */
-    int keep_sent;
-    /* aredis__conn_acked() before this loss: only `acked` bytes of the
-     * stream reached the server. */
-    int have_acked;
-    uint64_t acked;
+    uint64_t acked; /* see have_acked */
     /* Steps every handshake ends with, after SELECT and before any queued
      * command, one at a time; a refusal fails the handshake like any
      * step's. Borrowed: the owner keeps the array valid while it is set
@@ -222,8 +229,6 @@ typedef struct aredis__conn {
     aredis_reader *rd;
     aredis__conn_cmd *head, *tail; /* awaiting replies, oldest first */
     size_t inflight;
-    int reply_off; /* CLIENT REPLY OFF in effect */
-    int skip_next; /* CLIENT REPLY SKIP: the next command gets none */
 
     /* Actions not yet taken. */
     aredis__conn_qa q[AREDIS__CONN_QMAX];

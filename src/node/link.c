@@ -35,9 +35,9 @@ int aredis__link_init(aredis__link *l, aredis__node *n, int exclusive)
     memset(l, 0, sizeof *l);
     l->c = n->c;
     l->node = n;
-    l->exclusive = exclusive;
+    l->exclusive = exclusive != 0;
     int e = aredis__conn_init(&l->conn, &n->c->conn_cfg);
-    l->conn.exclusive = exclusive;
+    l->conn.exclusive = exclusive != 0;
     l->conn.extra = n->steps;
     l->conn.nextra = n->nsteps;
     return e;
@@ -163,7 +163,7 @@ static void set_interest(aredis__link *l, int events)
 {
     if (l->io == NULL || l->io_events == events)
         return;
-    l->io_events = events;
+    l->io_events = (uint8_t)events;
     aredis__loop_io_update(l->c->loop, l->io, events);
 }
 

@@ -14,15 +14,24 @@ int aredis__node_init(aredis__node *n, aredis_client *c, const char *host,
     memset(n, 0, sizeof *n);
     n->c = c;
     n->port = port;
-    if (host != NULL && (n->host = aredis__strndup(host, strlen(host))) == NULL)
+    if (host == c->cfg.host) /* borrowed: the client outlives its nodes */
+        n->host = c->cfg.host;
+    else if (host != NULL &&
+             (n->host = aredis__strndup(host, strlen(host))) == NULL)
         return AREDIS_ENOMEM;
     int e = aredis__link_init(&n->main, n, 0);
     if (e != 0) {
         aredis__link_cleanup(&n->main);
-        aredis__free(n->host);
-        n->host = NULL;
+        aredis__node_set_host(n, NULL);
     }
     return e;
+}
+
+void aredis__node_set_host(aredis__node *n, char *host)
+{
+    if (n->host != n->c->cfg.host)
+        aredis__free(n->host);
+    n->host = host;
 }
 
 void aredis__node_set_steps(aredis__node *n, const aredis__conn_step *steps,
@@ -32,7 +41,8 @@ void aredis__node_set_steps(aredis__node *n, const aredis__conn_step *steps,
     n->nsteps = nsteps;
     n->main.conn.extra = steps;
     n->main.conn.nextra = nsteps;
-    for (aredis__link *l = n->pool; l != NULL; l = l->pool_next) {
+    for (aredis__link *l = aredis__pool_first(n); l != NULL;
+         l = aredis__pool_next(l)) {
         l->conn.extra = steps;
         l->conn.nextra = nsteps;
     }
@@ -43,8 +53,7 @@ void aredis__node_cleanup(aredis__node *n)
     aredis__cancel_list(n->c, aredis__link_take_all(&n->main));
     aredis__pool_free_all(n);
     aredis__link_cleanup(&n->main);
-    aredis__free(n->host);
-    n->host = NULL;
+    aredis__node_set_host(n, NULL);
 }
 
 void aredis__node_timer(aredis__node *n, int64_t now)

@@ -31,7 +31,6 @@ enum {
 struct aredis__link {
     aredis_client *c;
     aredis__node *node; /* the server it connects to */
-    int exclusive;      /* a pool member, not the shared connection */
     aredis__conn conn;
 
     aredis__resolve *resolving;
@@ -40,26 +39,52 @@ struct aredis__link {
     size_t naddrs;
     aredis__transport *tp;
     void *io;
-    int io_events;
-
-    int locating;        /* waiting for the topology to find the address */
     aredis__defer defer; /* service at the end of the loop turn */
-    int service_wanted;
-    int draining; /* taking the connection's actions */
 
     /* The pubsub whose subscriptions live on this link, or NULL. */
     struct aredis_pubsub *pubsub;
 
-    /* Pool bookkeeping (exclusive links). */
-    aredis__link *pool_next;
-    int64_t idle_since;       /* 0 while busy */
-    int borrowed;             /* held through aredis_client_acquire() */
-    aredis__defer free_defer; /* a retired link is freed from the loop */
+    uint8_t io_events;      /* AREDIS_EV_* the watcher has */
+    uint8_t exclusive;      /* a pool member (an aredis__plink), not the
+                             * shared connection */
+    uint8_t borrowed;       /* held through aredis_client_acquire() */
+    uint8_t locating;       /* waiting for the topology to find the address */
+    uint8_t service_wanted; /* a service is deferred */
+    uint8_t draining;       /* taking the connection's actions */
 };
+
+/* An exclusive connection: a link with its pool bookkeeping, which the
+ * shared link (embedded in its node) does without. */
+typedef struct aredis__plink {
+    aredis__link link; /* first: an exclusive aredis__link is one of these */
+    struct aredis__plink *next; /* in the pool, or in its retired list */
+    int64_t idle_since;         /* 0 while busy */
+    aredis__defer free_defer;   /* a retired link is freed from the loop */
+} aredis__plink;
+
+static inline aredis__plink *aredis__plink_of(aredis__link *l)
+{
+    return (aredis__plink *)l;
+}
+
+/* A node's exclusive connections and the callers waiting for one,
+ * allocated at the node's first blocking command or acquire(): a node
+ * that never needs one carries a NULL pointer. */
+typedef struct aredis__pool {
+    aredis__plink *links;
+    int size;
+    aredis__plink *retired; /* closed, freed on the next loop turn */
+    aredis__cmd *wait_head, *wait_tail;      /* blocking commands */
+    struct aredis__acq *acq_head, *acq_tail; /* acquire() requests */
+    struct aredis__acq *acq_granted; /* answered, callback still deferred */
+} aredis__pool;
 
 struct aredis__node {
     aredis_client *c;
-    char *host; /* NULL: the client's unix socket */
+    /* NULL: the client's unix socket. Owned, unless it is the client's
+     * own c->cfg.host (aredis__node_init with borrow): the one node of a
+     * standalone client keeps no second copy. */
+    char *host;
     int port;
     int role;
     /* Handshake steps every connection to it ends with (a cluster
@@ -67,23 +92,34 @@ struct aredis__node {
      * aredis__node_set_steps(). */
     const aredis__conn_step *steps;
     size_t nsteps;
-    aredis__link main; /* the shared connection */
-
-    /* Exclusive connections. */
-    aredis__link *pool;
-    int pool_size;
-    aredis__link *retired; /* closed, freed on the next loop turn */
-    aredis__cmd *pool_wait_head, *pool_wait_tail; /* blocking commands */
-    struct aredis__acq *acq_head, *acq_tail;      /* acquire() requests */
-    struct aredis__acq *acq_granted; /* answered, callback still deferred */
+    aredis__link main;  /* the shared connection */
+    aredis__pool *pool; /* exclusive connections, NULL until needed */
 };
+
+/* The exclusive connections of a node, for a walk:
+ * for (l = aredis__pool_first(n); l != NULL; l = aredis__pool_next(l)). */
+static inline aredis__link *aredis__pool_first(const aredis__node *n)
+{
+    return n->pool != NULL && n->pool->links != NULL ? &n->pool->links->link
+                                                     : NULL;
+}
+
+static inline aredis__link *aredis__pool_next(aredis__link *l)
+{
+    aredis__plink *next = aredis__plink_of(l)->next;
+    return next != NULL ? &next->link : NULL;
+}
 
 /* ---- node.c ------------------------------------------------------------- */
 
 /* A node for host:port (host NULL: the client's unix socket); host is
- * copied. 0 or AREDIS_ENOMEM (then nothing to clean up). */
+ * copied, unless it is c->cfg.host itself (then borrowed). 0 or
+ * AREDIS_ENOMEM (then nothing to clean up). */
 int aredis__node_init(aredis__node *n, aredis_client *c, const char *host,
                       int port);
+/* Replace the node's host with an allocated one (taken) or NULL, freeing
+ * the old one unless it was borrowed. */
+void aredis__node_set_host(aredis__node *n, char *host);
 /* Set the handshake steps of its connections (n->steps): the shared one
  * and the pooled ones take them at their next connect. */
 void aredis__node_set_steps(aredis__node *n, const aredis__conn_step *steps,

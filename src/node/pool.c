@@ -31,12 +31,21 @@ static const char pool_busy[] =
 
 static int is_free(const aredis__link *l)
 {
-    return !l->borrowed && l->idle_since != 0;
+    return !l->borrowed && ((const aredis__plink *)l)->idle_since != 0;
+}
+
+/* The node's pool, allocated at its first use; NULL when out of memory. */
+static aredis__pool *pool_of(aredis__node *n)
+{
+    if (n->pool == NULL)
+        n->pool = aredis__calloc(1, sizeof *n->pool);
+    return n->pool;
 }
 
 static aredis__link *find_free(aredis__node *n)
 {
-    for (aredis__link *l = n->pool; l != NULL; l = l->pool_next)
+    for (aredis__link *l = aredis__pool_first(n); l != NULL;
+         l = aredis__pool_next(l))
         if (is_free(l))
             return l;
     return NULL;
@@ -45,20 +54,21 @@ static aredis__link *find_free(aredis__node *n)
 static aredis__link *new_link(aredis__node *n)
 {
     aredis_client *c = n->c;
-    if (n->pool_size >= c->cfg.pool_max)
+    aredis__pool *p = n->pool;
+    if (p->size >= c->cfg.pool_max)
         return NULL;
-    aredis__link *l = aredis__calloc(1, sizeof *l);
-    if (l == NULL)
+    aredis__plink *pl = aredis__calloc(1, sizeof *pl);
+    if (pl == NULL)
         return NULL;
-    if (aredis__link_init(l, n, 1) != 0) {
-        aredis__link_cleanup(l);
-        aredis__free(l);
+    if (aredis__link_init(&pl->link, n, 1) != 0) {
+        aredis__link_cleanup(&pl->link);
+        aredis__free(pl);
         return NULL;
     }
-    l->pool_next = n->pool;
-    n->pool = l;
-    n->pool_size++;
-    return l;
+    pl->next = p->links;
+    p->links = pl;
+    p->size++;
+    return &pl->link;
 }
 
 /* Close a link and take it out of the pool; what it still carried
@@ -67,6 +77,7 @@ static void detach_link(aredis__node *n, aredis__link *l, int code,
                         const char *msg)
 {
     aredis_client *c = n->c;
+    aredis__pool *p = n->pool;
     aredis__cmd *cmd = aredis__link_take_all(l);
     while (cmd != NULL) {
         aredis__cmd *next = aredis__cmd_next(cmd);
@@ -76,13 +87,14 @@ static void detach_link(aredis__node *n, aredis__link *l, int code,
             aredis__defer_done(c, cmd, code, msg);
         cmd = next;
     }
-    for (aredis__link **pp = &n->pool; *pp != NULL; pp = &(*pp)->pool_next) {
-        if (*pp == l) {
-            *pp = l->pool_next;
+    aredis__plink *pl = aredis__plink_of(l);
+    for (aredis__plink **pp = &p->links; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == pl) {
+            *pp = pl->next;
             break;
         }
     }
-    n->pool_size--;
+    p->size--;
 }
 
 static void destroy_link(aredis__node *n, aredis__link *l, int code,
@@ -90,20 +102,20 @@ static void destroy_link(aredis__node *n, aredis__link *l, int code,
 {
     detach_link(n, l, code, msg);
     aredis__link_cleanup(l);
-    aredis__free(l);
+    aredis__free(aredis__plink_of(l));
 }
 
 static void free_retired(void *arg)
 {
-    aredis__link *l = arg;
-    aredis__node *n = l->node;
-    for (aredis__link **pp = &n->retired; *pp != NULL; pp = &(*pp)->pool_next)
-        if (*pp == l) {
-            *pp = l->pool_next;
+    aredis__plink *pl = arg;
+    aredis__pool *p = pl->link.node->pool;
+    for (aredis__plink **pp = &p->retired; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == pl) {
+            *pp = pl->next;
             break;
         }
-    aredis__link_cleanup(l);
-    aredis__free(l);
+    aredis__link_cleanup(&pl->link);
+    aredis__free(pl);
 }
 
 /* Like destroy_link(), but the memory goes on the next loop turn: a
@@ -114,12 +126,13 @@ static void retire_link(aredis__node *n, aredis__link *l, int code,
                         const char *msg)
 {
     aredis_client *c = n->c;
+    aredis__plink *pl = aredis__plink_of(l);
     detach_link(n, l, code, msg);
     l->borrowed = 1; /* never lent again */
     l->pubsub = NULL;
-    l->pool_next = n->retired;
-    n->retired = l;
-    aredis__loop_defer(c->loop, &l->free_defer, free_retired, l);
+    pl->next = n->pool->retired;
+    n->pool->retired = pl;
+    aredis__loop_defer(c->loop, &pl->free_defer, free_retired, pl);
 }
 
 static void acq_done(void *arg)
@@ -127,7 +140,7 @@ static void acq_done(void *arg)
     struct aredis__acq *a = arg;
     aredis__node *n = a->n;
     aredis_client *c = n->c;
-    for (struct aredis__acq **pp = &n->acq_granted; *pp != NULL;
+    for (struct aredis__acq **pp = &n->pool->acq_granted; *pp != NULL;
          pp = &(*pp)->next)
         if (*pp == a) {
             *pp = a->next;
@@ -142,8 +155,8 @@ static void acq_done(void *arg)
 static void grant(aredis__node *n, struct aredis__acq *a)
 {
     aredis_client *c = n->c;
-    a->next = n->acq_granted;
-    n->acq_granted = a;
+    a->next = n->pool->acq_granted;
+    n->pool->acq_granted = a;
     aredis__loop_defer(c->loop, &a->defer, acq_done, a);
 }
 
@@ -151,15 +164,16 @@ static void grant(aredis__node *n, struct aredis__acq *a)
 static int serve_one(aredis__node *n, aredis__link *l)
 {
     aredis_client *c = n->c;
-    if (n->pool_wait_head != NULL) {
-        aredis__cmd *cmd = n->pool_wait_head;
-        n->pool_wait_head = aredis__cmd_next(cmd);
-        if (n->pool_wait_head == NULL)
-            n->pool_wait_tail = NULL;
+    aredis__pool *p = n->pool;
+    if (p->wait_head != NULL) {
+        aredis__cmd *cmd = p->wait_head;
+        p->wait_head = aredis__cmd_next(cmd);
+        if (p->wait_head == NULL)
+            p->wait_tail = NULL;
         cmd->flags &= (uint8_t)~AREDIS__CMD_PENDING;
         cmd->link = NULL; /* was wait_until */
         cmd->cc.next = NULL;
-        l->idle_since = 0;
+        aredis__plink_of(l)->idle_since = 0;
         if (aredis__link_submit(l, cmd, cmd->cc.copy) != 0)
             aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
         else if (!(cmd->flags & AREDIS__CMD_RETRY) && !c->topo->keep_bytes) {
@@ -169,12 +183,12 @@ static int serve_one(aredis__node *n, aredis__link *l)
         }
         return 1;
     }
-    if (n->acq_head != NULL) {
-        struct aredis__acq *a = n->acq_head;
-        n->acq_head = a->next;
-        if (n->acq_head == NULL)
-            n->acq_tail = NULL;
-        l->idle_since = 0;
+    if (p->acq_head != NULL) {
+        struct aredis__acq *a = p->acq_head;
+        p->acq_head = a->next;
+        if (p->acq_head == NULL)
+            p->acq_tail = NULL;
+        aredis__plink_of(l)->idle_since = 0;
         l->borrowed = 1;
         a->got = l;
         if (l->conn.state == AREDIS__ST_IDLE)
@@ -188,16 +202,17 @@ static int serve_one(aredis__node *n, aredis__link *l)
 static void fail_oldest_nomem(aredis__node *n)
 {
     aredis_client *c = n->c;
-    if (n->pool_wait_head != NULL) {
-        aredis__cmd *cmd = n->pool_wait_head;
+    aredis__pool *p = n->pool;
+    if (p->wait_head != NULL) {
+        aredis__cmd *cmd = p->wait_head;
         aredis__pool_unwait(n, cmd);
         aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
         return;
     }
-    struct aredis__acq *a = n->acq_head;
-    n->acq_head = a->next;
-    if (n->acq_head == NULL)
-        n->acq_tail = NULL;
+    struct aredis__acq *a = p->acq_head;
+    p->acq_head = a->next;
+    if (p->acq_head == NULL)
+        p->acq_tail = NULL;
     a->got = NULL;
     a->failed = AREDIS_ENOMEM;
     grant(n, a);
@@ -207,9 +222,10 @@ static void fail_oldest_nomem(aredis__node *n)
 static void serve(aredis__node *n)
 {
     aredis_client *c = n->c;
-    while (n->pool_wait_head != NULL || n->acq_head != NULL) {
+    aredis__pool *p = n->pool;
+    while (p->wait_head != NULL || p->acq_head != NULL) {
         aredis__link *l = find_free(n);
-        if (l == NULL && n->pool_size < c->cfg.pool_max &&
+        if (l == NULL && p->size < c->cfg.pool_max &&
             (l = new_link(n)) == NULL) {
             fail_oldest_nomem(n); /* out of memory, not a full pool */
             continue;
@@ -225,35 +241,40 @@ static void serve(aredis__node *n)
 void aredis__pool_route(aredis__node *n, aredis__cmd *cmd, const char *bytes)
 {
     aredis_client *c = n->c;
-    if (cmd->cc.copy == NULL &&
-        (cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL) {
+    aredis__pool *p = pool_of(n);
+    if (p == NULL ||
+        (cmd->cc.copy == NULL &&
+         (cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)) {
         aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
         return;
     }
     cmd->flags |= AREDIS__CMD_PENDING;
     cmd->cc.next = NULL;
     cmd->wait_until = aredis__now_ms() + c->cfg.pool_wait_ms;
-    if (n->pool_wait_tail)
-        n->pool_wait_tail->cc.next = &cmd->cc;
+    if (p->wait_tail)
+        p->wait_tail->cc.next = &cmd->cc;
     else
-        n->pool_wait_head = cmd;
-    n->pool_wait_tail = cmd;
+        p->wait_head = cmd;
+    p->wait_tail = cmd;
     serve(n);
 }
 
 int aredis__pool_unwait(aredis__node *n, aredis__cmd *cmd)
 {
+    aredis__pool *p = n->pool;
+    if (p == NULL)
+        return 0;
     aredis__cmd *prev = NULL;
-    for (aredis__cmd *q = n->pool_wait_head; q != NULL;
+    for (aredis__cmd *q = p->wait_head; q != NULL;
          prev = q, q = aredis__cmd_next(q)) {
         if (q != cmd)
             continue;
         if (prev)
             prev->cc.next = q->cc.next;
         else
-            n->pool_wait_head = aredis__cmd_next(q);
-        if (n->pool_wait_tail == q)
-            n->pool_wait_tail = prev;
+            p->wait_head = aredis__cmd_next(q);
+        if (p->wait_tail == q)
+            p->wait_tail = prev;
         cmd->flags &= (uint8_t)~AREDIS__CMD_PENDING;
         cmd->link = NULL; /* was wait_until */
         cmd->cc.next = NULL;
@@ -269,16 +290,16 @@ void aredis__pool_link_idle(aredis__link *l)
     if (l->borrowed || !aredis__conn_idle(&l->conn) || c->freeing)
         return;
     if (!serve_one(n, l)) {
-        l->idle_since = aredis__now_ms();
+        aredis__plink_of(l)->idle_since = aredis__now_ms();
         aredis__rearm(c);
     }
 }
 
 void aredis__pool_close_idle(aredis__node *n)
 {
-    aredis__link *l = n->pool;
+    aredis__link *l = aredis__pool_first(n);
     while (l != NULL) {
-        aredis__link *next = l->pool_next;
+        aredis__link *next = aredis__pool_next(l);
         if (is_free(l))
             destroy_link(n, l, AREDIS_ECANCELED, "idle connection closed");
         l = next;
@@ -288,25 +309,29 @@ void aredis__pool_close_idle(aredis__node *n)
 void aredis__pool_timer(aredis__node *n, int64_t now)
 {
     aredis_client *c = n->c;
-    aredis__link *l = n->pool;
+    aredis__pool *p = n->pool;
+    if (p == NULL)
+        return;
+    aredis__link *l = aredis__pool_first(n);
     while (l != NULL) {
-        aredis__link *next = l->pool_next;
+        aredis__link *next = aredis__pool_next(l);
         aredis__link_timer(l, now);
-        if (is_free(l) && now - l->idle_since >= c->cfg.pool_idle_ms)
+        if (is_free(l) &&
+            now - aredis__plink_of(l)->idle_since >= c->cfg.pool_idle_ms)
             destroy_link(n, l, AREDIS_ECANCELED, "idle connection closed");
         l = next;
     }
-    while (n->pool_wait_head != NULL && n->pool_wait_head->wait_until <= now) {
-        aredis__cmd *cmd = n->pool_wait_head;
+    while (p->wait_head != NULL && p->wait_head->wait_until <= now) {
+        aredis__cmd *cmd = p->wait_head;
         aredis__pool_unwait(n, cmd);
         aredis__finish_error(c, cmd, AREDIS_EPOOL, pool_busy);
         aredis__cmd_free(c, cmd);
     }
-    while (n->acq_head != NULL && n->acq_head->wait_until <= now) {
-        struct aredis__acq *a = n->acq_head;
-        n->acq_head = a->next;
-        if (n->acq_head == NULL)
-            n->acq_tail = NULL;
+    while (p->acq_head != NULL && p->acq_head->wait_until <= now) {
+        struct aredis__acq *a = p->acq_head;
+        p->acq_head = a->next;
+        if (p->acq_head == NULL)
+            p->acq_tail = NULL;
         AREDIS__USER_CB(c, a->cb(c, NULL, AREDIS_EPOOL, a->ud));
         aredis__free(a);
     }
@@ -315,6 +340,9 @@ void aredis__pool_timer(aredis__node *n, int64_t now)
 int64_t aredis__pool_next_deadline(const aredis__node *n)
 {
     const aredis_client *c = n->c;
+    const aredis__pool *p = n->pool;
+    if (p == NULL)
+        return 0;
     int64_t next = 0;
 #define CONSIDER(t)                              \
     do {                                         \
@@ -322,15 +350,15 @@ int64_t aredis__pool_next_deadline(const aredis__node *n)
         if (t_ != 0 && (next == 0 || t_ < next)) \
             next = t_;                           \
     } while (0)
-    for (const aredis__link *l = n->pool; l != NULL; l = l->pool_next) {
-        CONSIDER(aredis__conn_deadline(&l->conn));
-        if (is_free(l))
-            CONSIDER(l->idle_since + c->cfg.pool_idle_ms);
+    for (const aredis__plink *pl = p->links; pl != NULL; pl = pl->next) {
+        CONSIDER(aredis__conn_deadline(&pl->link.conn));
+        if (is_free(&pl->link))
+            CONSIDER(pl->idle_since + c->cfg.pool_idle_ms);
     }
-    if (n->pool_wait_head != NULL)
-        CONSIDER(n->pool_wait_head->wait_until);
-    if (n->acq_head != NULL)
-        CONSIDER(n->acq_head->wait_until);
+    if (p->wait_head != NULL)
+        CONSIDER(p->wait_head->wait_until);
+    if (p->acq_head != NULL)
+        CONSIDER(p->acq_head->wait_until);
 #undef CONSIDER
     return next;
 }
@@ -338,43 +366,48 @@ int64_t aredis__pool_next_deadline(const aredis__node *n)
 void aredis__pool_free_all(aredis__node *n)
 {
     aredis_client *c = n->c;
-    while (n->retired != NULL) {
-        aredis__link *l = n->retired;
-        n->retired = l->pool_next;
-        aredis__loop_undefer(c->loop, &l->free_defer);
-        aredis__link_cleanup(l);
-        aredis__free(l);
+    aredis__pool *p = n->pool;
+    if (p == NULL)
+        return;
+    while (p->retired != NULL) {
+        aredis__plink *pl = p->retired;
+        p->retired = pl->next;
+        aredis__loop_undefer(c->loop, &pl->free_defer);
+        aredis__link_cleanup(&pl->link);
+        aredis__free(pl);
     }
-    while (n->pool != NULL) {
-        aredis__link *l = n->pool;
-        aredis__cancel_list(c, aredis__link_take_all(l));
-        n->pool = l->pool_next;
-        aredis__link_cleanup(l);
-        aredis__free(l);
+    while (p->links != NULL) {
+        aredis__plink *pl = p->links;
+        aredis__cancel_list(c, aredis__link_take_all(&pl->link));
+        p->links = pl->next;
+        aredis__link_cleanup(&pl->link);
+        aredis__free(pl);
     }
-    n->pool_size = 0;
-    while (n->pool_wait_head != NULL) {
-        aredis__cmd *cmd = n->pool_wait_head;
+    p->size = 0;
+    while (p->wait_head != NULL) {
+        aredis__cmd *cmd = p->wait_head;
         aredis__pool_unwait(n, cmd);
         aredis__finish_error(c, cmd, AREDIS_ECANCELED,
                              "canceled: the client was freed");
         aredis__cmd_free(c, cmd);
     }
-    while (n->acq_granted != NULL) {
+    while (p->acq_granted != NULL) {
         /* Answered, but the link just went with the pool. */
-        struct aredis__acq *a = n->acq_granted;
-        n->acq_granted = a->next;
+        struct aredis__acq *a = p->acq_granted;
+        p->acq_granted = a->next;
         aredis__loop_undefer(c->loop, &a->defer);
-        a->next = n->acq_head;
-        n->acq_head = a;
+        a->next = p->acq_head;
+        p->acq_head = a;
     }
-    while (n->acq_head != NULL) {
-        struct aredis__acq *a = n->acq_head;
-        n->acq_head = a->next;
+    while (p->acq_head != NULL) {
+        struct aredis__acq *a = p->acq_head;
+        p->acq_head = a->next;
         AREDIS__USER_CB(c, a->cb(c, NULL, AREDIS_ECANCELED, a->ud));
         aredis__free(a);
     }
-    n->acq_tail = NULL;
+    p->acq_tail = NULL;
+    n->pool = NULL;
+    aredis__free(p);
 }
 
 void aredis__pool_drop(aredis__link *l)
@@ -391,18 +424,19 @@ int aredis__pool_acquire(aredis__node *n, aredis_acquire_cb cb, void *ud)
         return AREDIS_ESTATE;
     if (cb == NULL)
         return AREDIS_EINVAL;
-    struct aredis__acq *a = aredis__calloc(1, sizeof *a);
+    aredis__pool *p = pool_of(n);
+    struct aredis__acq *a = p != NULL ? aredis__calloc(1, sizeof *a) : NULL;
     if (a == NULL)
         return AREDIS_ENOMEM;
     a->n = n;
     a->cb = cb;
     a->ud = ud;
     a->wait_until = aredis__now_ms() + c->cfg.pool_wait_ms;
-    if (n->acq_tail)
-        n->acq_tail->next = a;
+    if (p->acq_tail)
+        p->acq_tail->next = a;
     else
-        n->acq_head = a;
-    n->acq_tail = a;
+        p->acq_head = a;
+    p->acq_tail = a;
     serve(n);
     return 0;
 }

@@ -250,7 +250,8 @@ static void answer_links(sentinel *st, int code, const char *msg)
 {
     aredis__node *n = &st->node;
     aredis__link_located(&n->main, code, msg);
-    for (aredis__link *l = n->pool; l != NULL; l = l->pool_next)
+    for (aredis__link *l = aredis__pool_first(n); l != NULL;
+         l = aredis__pool_next(l))
         aredis__link_located(l, code, msg);
 }
 
@@ -294,7 +295,8 @@ static void extend_links(sentinel *st, int64_t until)
     until += ct > 0 ? ct : 0;
     aredis__node *n = &st->node;
     aredis__link_wait_until(&n->main, until);
-    for (aredis__link *l = n->pool; l != NULL; l = l->pool_next)
+    for (aredis__link *l = aredis__pool_first(n); l != NULL;
+         l = aredis__pool_next(l))
         aredis__link_wait_until(l, until);
 }
 
@@ -526,8 +528,7 @@ static void role_answered(sentinel *st, const aredis_reply *r)
             round_done(st, AREDIS_ENOMEM, "out of memory");
             return;
         }
-        aredis__free(st->node.host);
-        st->node.host = h;
+        aredis__node_set_host(&st->node, h);
         st->node.port = st->cand_port;
         st->node.role = AREDIS__ROLE_MASTER;
         snprintf(st->last_master, sizeof st->last_master, "%s:%d",
