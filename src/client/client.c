@@ -196,10 +196,7 @@ static void schedule(aredis_client *c)
  * loop). */
 static void close_if_done(aredis_client *c)
 {
-    pthread_mutex_lock(&c->ts_lock);
-    int queued = c->ts_head != NULL;
-    pthread_mutex_unlock(&c->ts_lock);
-    if (!queued)
+    if (!aredis__ts_queued(c))
         aredis_client_free(c);
 }
 
@@ -428,9 +425,7 @@ void aredis_client_free(aredis_client *c)
 {
     if (c == NULL || c->freeing)
         return;
-    pthread_mutex_lock(&c->ts_lock);
-    c->ts_closed = 1;
-    pthread_mutex_unlock(&c->ts_lock);
+    aredis__ts_close(c);
     c->freeing = 1;
     /* Everything happens from the loop: a callback on the stack may still
      * be using the client, and callbacks must not run inside this call. */
@@ -441,9 +436,7 @@ void aredis_client_close(aredis_client *c)
 {
     if (c == NULL || c->freeing || c->closing)
         return;
-    pthread_mutex_lock(&c->ts_lock);
-    c->ts_closed = 1; /* later thread-safe submissions: AREDIS_ESTATE */
-    pthread_mutex_unlock(&c->ts_lock);
+    aredis__ts_close(c); /* later thread-safe submissions: AREDIS_ESTATE */
     c->closing = 1;
     if (c->pending == 0)
         close_if_done(c);
@@ -572,8 +565,7 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
     if (e != 0) {
         st->code = e;
         snprintf(st->msg, sizeof st->msg, "%s", aredis_strerror(e));
-        if (c->ts_ready)
-            aredis__ts_cleanup(c);
+        aredis__ts_cleanup(c);
         if (c->topo != NULL)
             c->topo->vt->free(c->topo);
         aredis__config_cleanup(&c->cfg);

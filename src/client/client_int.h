@@ -201,12 +201,13 @@ struct aredis_client {
     /* Fan-outs waiting for a cluster's slot map (fanout.c). */
     struct aredis__fanout *fanouts;
 
-    /* Thread-safe submissions (threads.c). */
-    pthread_mutex_t ts_lock;
+    /* Thread-safe submissions (threads.c): the lock and the wake-up are
+     * the loop's clients' shared hub's; the rest is under that lock. */
+    struct aredis__ts_hub *ts_hub; /* NULL until aredis__ts_init() */
     struct aredis__ts_msg *ts_head, *ts_tail;
-    void *ts_wake;
-    int ts_ready;
-    int ts_closed; /* under ts_lock: the client is being freed */
+    aredis_client *ts_next; /* in the hub's list of clients with messages */
+    int ts_listed;          /* on that list */
+    int ts_closed;          /* the client is closing or being freed */
 };
 
 /* Submit already-encoded bytes (thread-safe path, exclusive links). */
@@ -272,6 +273,12 @@ void aredis__fanout_cancel_all(aredis_client *c);
 /* ---- threads.c --------------------------------------------------------- */
 int aredis__ts_init(aredis_client *c);
 void aredis__ts_cleanup(aredis_client *c);
+/* Refuse later thread-safe submissions (AREDIS_ESTATE). */
+void aredis__ts_close(aredis_client *c);
+/* 1 while submissions from other threads wait for the loop. */
+int aredis__ts_queued(aredis_client *c);
+/* The wake-up source of those submissions (NULL before init). */
+void *aredis__ts_wake(aredis_client *c);
 
 /* ---- normalize.c: norm is an AREDIS__NORM_* of util/cmdtable.h ---------- */
 const aredis_reply *aredis__normalize(aredis_reply_arena *a, int norm,

@@ -183,7 +183,7 @@ aredis_sync *aredis_sync_connect(const aredis_options *opts, aredis_status *st)
     /* The private loop runs only while a call waits, so a command another
      * thread submits waits for a call anyway; it may as well wait for the
      * reply the blocking read is waiting for. */
-    aredis__loop_wake_set_passive(s->loop, s->client->ts_wake, 1);
+    aredis__loop_wake_set_passive(s->loop, aredis__ts_wake(s->client), 1);
     /* A PING proves the connection and the handshake. */
     aredis_reply *r = aredis_sync_command(s, "PING");
     if (r == NULL || r->type == AREDIS_REPLY_ERROR) {

@@ -61,6 +61,8 @@ struct aredis_loop {
     } blocks[SPARE_MAX];
     int nblocks;
 
+    void *slot[AREDIS__SLOTS]; /* aredis__loop_slot() */
+
     /* > 0 while inside aredis_loop_run/run_once or a drain: what runs then
      * is a callback, which may neither re-enter the loop (AREDIS_EBUSY)
      * nor free it at once (free_pending defers that to the outermost
@@ -171,6 +173,13 @@ static void drain(aredis_loop *l)
         d->queued = 0;
         d->cb(d->arg);
     }
+}
+
+/* ---- shared state of the layer above ---------------------------------- */
+
+void **aredis__loop_slot(aredis_loop *l, int kind)
+{
+    return &l->slot[kind];
 }
 
 /* ---- spare objects ---------------------------------------------------- */

@@ -91,6 +91,16 @@ int aredis__loop_spare_put(aredis_loop *l, int kind, void *obj,
 void *aredis__loop_spare_block_take(aredis_loop *l, size_t *cap);
 int aredis__loop_spare_block_put(aredis_loop *l, void *block, size_t cap);
 
+/* State that every client of a loop shares, one pointer per kind, NULL
+ * until the layer above sets it: the slot is the loop's, what it points
+ * to is its setter's (who frees it and clears the slot; the loop never
+ * looks at it). Loop thread only. */
+enum {
+    AREDIS__SLOT_TS, /* thread-safe submissions' hub (client/threads.c) */
+    AREDIS__SLOTS
+};
+void **aredis__loop_slot(aredis_loop *l, int kind);
+
 /* Queue d to run cb(arg) on the loop thread soon. Idempotent while queued.
  * Loop thread only. */
 void aredis__loop_defer(aredis_loop *l, aredis__defer *d, aredis_event_cb cb,

@@ -29,16 +29,43 @@ typedef struct aredis__endpoint {
 /* The most seeds a cluster URL may list. */
 #define AREDIS__MAX_SEEDS 64
 
-/* Options after URL parsing and defaults, with every string owned. */
+/* Options after URL parsing and defaults, with every string owned.
+ * Every client keeps one: the members are grouped by size (pointers and
+ * 64-bit values, then ints), so that the struct has no padding. */
 typedef struct aredis__config {
     char *host; /* NULL for a unix socket */
-    int port;
     char *path; /* unix socket, or NULL */
     char *username, *password, *client_name;
-    int db;
-    int protocol;
     int64_t connect_timeout_ms; /* < 0: none */
     int64_t command_timeout_ms; /* 0: none */
+    char *tls_ca_file, *tls_ca_dir, *tls_cert_file, *tls_key_file, *tls_sni;
+    aredis_reader_limits limits;
+    /* Resilience, filled by the client from aredis_options (defaults
+     * applied there): reconnection, the disconnected queue, retries and
+     * the exclusive pool (the ints below too). */
+    int64_t reconnect_initial_ms, reconnect_max_ms;
+    int64_t max_queued;
+    int64_t pool_wait_ms, pool_idle_ms;
+    /* A Redis Cluster (a redis+cluster:// or rediss+cluster:// URL): its
+     * seeds in the URL's order, at least one; host and port are the
+     * first seed's. 0, NULL and 0 (cluster, seeds, nseeds) for a single
+     * server. */
+    aredis__endpoint *seeds;
+    size_t nseeds;
+    int64_t cluster_refresh_ms; /* < 0: no periodic refresh */
+    /* Sentinel-managed (redis+sentinel:// or sentinel.addrs): nsentinels
+     * > 0. host and port are then unused: the sentinels name the data
+     * servers. */
+    aredis__endpoint *sentinels;
+    size_t nsentinels;
+    char *sentinel_service;
+    char *sentinel_username, *sentinel_password;
+    int64_t sentinel_timeout_ms;       /* per sentinel, > 0 */
+    int64_t sentinel_failover_wait_ms; /* resolved: >= 0 (0: none) */
+
+    int port;
+    int db;
+    int protocol;
     int keepalive_idle_s, keepalive_interval_s, keepalive_count;
     int nodelay;
     int normalize_resp2;
@@ -49,42 +76,19 @@ typedef struct aredis__config {
      * loop may wait for a reply inside vt->read_wait() instead of polling
      * first. Ignored with TLS. */
     int blocking_reads;
-    char *tls_ca_file, *tls_ca_dir, *tls_cert_file, *tls_key_file, *tls_sni;
     int tls_insecure;
-    aredis_reader_limits limits;
-    /* Resilience, filled by the client from aredis_options (defaults
-     * applied there): reconnection, the disconnected queue, retries and
-     * the exclusive pool. */
     int reconnect_max_attempts;
-    int64_t reconnect_initial_ms, reconnect_max_ms;
-    int64_t max_queued;
     int queue_full;
     int retry_read_only;
     int pool_max;
-    int64_t pool_wait_ms, pool_idle_ms;
-    /* A Redis Cluster (a redis+cluster:// or rediss+cluster:// URL): its
-     * seeds in the URL's order, at least one; host and port above are the
-     * first seed's. 0, NULL and 0 for a single server. */
     int cluster;
-    aredis__endpoint *seeds;
-    size_t nseeds;
-    int cluster_read_from;      /* AREDIS_READ_* */
-    int cluster_max_redirects;  /* > 0 */
-    int64_t cluster_refresh_ms; /* < 0: no periodic refresh */
-    int cluster_lazy;           /* 0 or 1 */
-    int cluster_cross_slot;     /* AREDIS_CROSS_SLOT_* */
-    /* Sentinel-managed (redis+sentinel:// or sentinel.addrs): nsentinels
-     * > 0. host and port above are then unused: the sentinels name the
-     * data servers. */
-    aredis__endpoint *sentinels;
-    size_t nsentinels;
-    char *sentinel_service;
-    int sentinel_role; /* AREDIS_SENTINEL_MASTER or _REPLICA */
-    char *sentinel_username, *sentinel_password;
-    int sentinel_tls;                  /* resolved: 0 or 1 */
-    int sentinel_replica_fallback;     /* 0 or 1 */
-    int64_t sentinel_timeout_ms;       /* per sentinel, > 0 */
-    int64_t sentinel_failover_wait_ms; /* resolved: >= 0 (0: none) */
+    int cluster_read_from;         /* AREDIS_READ_* */
+    int cluster_max_redirects;     /* > 0 */
+    int cluster_lazy;              /* 0 or 1 */
+    int cluster_cross_slot;        /* AREDIS_CROSS_SLOT_* */
+    int sentinel_role;             /* AREDIS_SENTINEL_MASTER or _REPLICA */
+    int sentinel_tls;              /* resolved: 0 or 1 */
+    int sentinel_replica_fallback; /* 0 or 1 */
 } aredis__config;
 
 /* Build a configuration from options (URL first, members override).
