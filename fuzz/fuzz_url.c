@@ -44,41 +44,51 @@ static void check_success(const aredis__config *c, const char *err)
     CHECK(c->command_timeout_ms >= 0);
     CHECK(c->keepalive_idle_s >= 0 && c->keepalive_idle_s <= 32767);
     CHECK(c->tls == 0 || c->tls == 1);
-    CHECK(c->tls_insecure == 0 || c->tls_insecure == 1);
+    CHECK(aredis__config_more_of(c)->tls_insecure == 0 ||
+          aredis__config_more_of(c)->tls_insecure == 1);
     /* Strings that were given are never empty. */
     CHECK(c->username == NULL || c->username[0] != '\0');
     CHECK(c->password == NULL || c->password[0] != '\0');
     CHECK(c->client_name == NULL || c->client_name[0] != '\0');
-    CHECK(c->tls_key_file == NULL || c->tls_cert_file != NULL);
+    CHECK(aredis__config_more_of(c)->tls_key_file == NULL ||
+          aredis__config_more_of(c)->tls_cert_file != NULL);
     /* A cluster URL: 1..AREDIS__MAX_SEEDS seeds, the first one being host
      * and port; database 0 only. Anything else has no seeds. */
     if (c->cluster) {
-        CHECK(c->nseeds >= 1 && c->nseeds <= AREDIS__MAX_SEEDS);
-        CHECK(c->seeds != NULL && c->path == NULL && c->db == 0);
+        CHECK(aredis__config_more_of(c)->nseeds >= 1 &&
+              aredis__config_more_of(c)->nseeds <= AREDIS__MAX_SEEDS);
+        CHECK(aredis__config_more_of(c)->seeds != NULL && c->path == NULL &&
+              c->db == 0);
         CHECK(c->nsentinels == 0);
-        for (size_t i = 0; i < c->nseeds; i++) {
-            CHECK(c->seeds[i].host != NULL && c->seeds[i].host[0] != '\0');
-            CHECK(strlen(c->seeds[i].host) <= 253);
-            CHECK(c->seeds[i].port >= 1 && c->seeds[i].port <= 65535);
+        for (size_t i = 0; i < aredis__config_more_of(c)->nseeds; i++) {
+            CHECK(aredis__config_more_of(c)->seeds[i].host != NULL &&
+                  aredis__config_more_of(c)->seeds[i].host[0] != '\0');
+            CHECK(strlen(aredis__config_more_of(c)->seeds[i].host) <= 253);
+            CHECK(aredis__config_more_of(c)->seeds[i].port >= 1 &&
+                  aredis__config_more_of(c)->seeds[i].port <= 65535);
         }
-        CHECK(strcmp(c->host, c->seeds[0].host) == 0);
-        CHECK(c->port == c->seeds[0].port);
+        CHECK(strcmp(c->host, aredis__config_more_of(c)->seeds[0].host) == 0);
+        CHECK(c->port == aredis__config_more_of(c)->seeds[0].port);
     } else {
-        CHECK(c->nseeds == 0 && c->seeds == NULL);
+        CHECK(aredis__config_more_of(c)->nseeds == 0 &&
+              aredis__config_more_of(c)->seeds == NULL);
     }
     /* A sentinel URL: every address usable, a service name, sane knobs. */
     CHECK((c->nsentinels > 0) == (c->sentinels != NULL));
-    CHECK((c->nsentinels > 0) == (c->sentinel_service != NULL));
+    CHECK((c->nsentinels > 0) ==
+          (aredis__config_more_of(c)->sentinel_service != NULL));
     for (size_t i = 0; i < c->nsentinels; i++) {
         CHECK(c->sentinels[i].host != NULL && c->sentinels[i].host[0] != '\0');
         CHECK(strlen(c->sentinels[i].host) <= 253);
         CHECK(c->sentinels[i].port >= 1 && c->sentinels[i].port <= 65535);
     }
     if (c->nsentinels > 0) {
-        CHECK(c->sentinel_service[0] != '\0');
-        CHECK(c->sentinel_timeout_ms > 0);
-        CHECK(c->sentinel_tls == 0 || c->sentinel_tls == 1);
-        CHECK(c->sentinel_role == 0 || c->sentinel_role == 1);
+        CHECK(aredis__config_more_of(c)->sentinel_service[0] != '\0');
+        CHECK(aredis__config_more_of(c)->sentinel_timeout_ms > 0);
+        CHECK(aredis__config_more_of(c)->sentinel_tls == 0 ||
+              aredis__config_more_of(c)->sentinel_tls == 1);
+        CHECK(aredis__config_more_of(c)->sentinel_role == 0 ||
+              aredis__config_more_of(c)->sentinel_role == 1);
         CHECK(c->path == NULL);
     }
 }
@@ -93,9 +103,13 @@ static void check_failure(int rc, const aredis__config *c, const char *err,
         CHECK(err[i] >= 0x20 && err[i] < 0x7f);
     CHECK(c->host == NULL && c->path == NULL && c->username == NULL &&
           c->password == NULL && c->client_name == NULL &&
-          c->tls_ca_file == NULL && c->tls_sni == NULL && c->seeds == NULL &&
-          c->nseeds == 0 && c->sentinels == NULL && c->nsentinels == 0 &&
-          c->sentinel_service == NULL && c->sentinel_password == NULL);
+          aredis__config_more_of(c)->tls_ca_file == NULL &&
+          aredis__config_more_of(c)->tls_sni == NULL &&
+          aredis__config_more_of(c)->seeds == NULL &&
+          aredis__config_more_of(c)->nseeds == 0 && c->sentinels == NULL &&
+          c->nsentinels == 0 &&
+          aredis__config_more_of(c)->sentinel_service == NULL &&
+          aredis__config_more_of(c)->sentinel_password == NULL);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

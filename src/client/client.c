@@ -573,7 +573,7 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
         return NULL;
     }
     /* A lazy cluster client connects with its first command. */
-    if (!(c->cfg.cluster && c->cfg.cluster_lazy))
+    if (!(c->cfg.cluster && c->cfg.more->cluster_lazy))
         aredis__link_connect(aredis__client_main(c));
     return c;
 }

@@ -771,7 +771,8 @@ static int fanout_check(aredis_client *c, const aredis__cmdclass *k,
         /* A malformed one (MSET k) goes as it is: the server says why. */
         if (argc < 2 || (argc - 1) % step != 0 || !spans_slots(info, bytes))
             return 0;
-        if (c->cfg.cluster_cross_slot == AREDIS_CROSS_SLOT_REFUSE) {
+        if (aredis__config_more_of(&c->cfg)->cluster_cross_slot ==
+            AREDIS_CROSS_SLOT_REFUSE) {
             *why = crossslot_refuse;
             return 2;
         }

@@ -176,7 +176,7 @@ aredis_sync *aredis_sync_connect(const aredis_options *opts, aredis_status *st)
      * has neither a blocking read nor the evidence that lets a write go
      * first (sync.c's header). */
     aredis__config *cfg = &s->client->cfg;
-    if (!cfg->tls && !cfg->sentinel_tls) {
+    if (!cfg->tls && !aredis__config_more_of(cfg)->sentinel_tls) {
         cfg->blocking_reads = 1;
         aredis__loop_set_write_first(s->loop, 1);
     }

@@ -315,7 +315,7 @@ static void retry_later(cluster *cl, aredis__cmd *cmd, int code,
 /* The node a command for shard sh goes to. */
 static cnode *pick(cluster *cl, cshard *sh, int read)
 {
-    int mode = cl->base.c->cfg.cluster_read_from;
+    int mode = cl->base.c->cfg.more->cluster_read_from;
     if (!read || mode == AREDIS_READ_PRIMARY || sh->nrep == 0)
         return sh->primary;
     if (mode == AREDIS_READ_NEAREST) {
@@ -514,7 +514,7 @@ static void set_role(cluster *cl, cnode *n, int role)
 {
     n->node.role = role;
     int ro = role == AREDIS__ROLE_REPLICA &&
-             cl->base.c->cfg.cluster_read_from != AREDIS_READ_PRIMARY;
+             cl->base.c->cfg.more->cluster_read_from != AREDIS_READ_PRIMARY;
     if (ro && n->node.nsteps == 0)
         aredis__node_set_steps(&n->node, &readonly_step, 1);
 }
@@ -707,7 +707,7 @@ static cnode *fetch_node(cluster *cl)
         }
     }
     /* Every node left: the seeds again. */
-    const aredis__endpoint *s = &cl->base.c->cfg.seeds[0];
+    const aredis__endpoint *s = &cl->base.c->cfg.more->seeds[0];
     return node_at(cl, s->host, s->port);
 }
 
@@ -884,7 +884,7 @@ static void maintain(cluster *cl)
         cl->fetch_gen++;
         cl->want_refresh = 1;
     }
-    int64_t period = c->cfg.cluster_refresh_ms;
+    int64_t period = c->cfg.more->cluster_refresh_ms;
     if (period > 0 && cl->started && now >= cl->next_periodic) {
         cl->want_refresh = 1;
         cl->next_periodic = now + period;
@@ -895,7 +895,7 @@ static void maintain(cluster *cl)
     if (cl->want_refresh && !cl->fetching &&
         now - cl->last_fetch >= REFRESH_MIN_MS)
         fetch(cl);
-    if (c->cfg.cluster_read_from == AREDIS_READ_NEAREST && cl->have_map &&
+    if (c->cfg.more->cluster_read_from == AREDIS_READ_NEAREST && cl->have_map &&
         now >= cl->next_probe) {
         probe(cl);
         cl->next_probe = now + (period > 0 ? period : 5000);
@@ -939,7 +939,7 @@ static void arm(cluster *cl)
     for (aredis__cmd *x = cl->held_head; x != NULL; x = aredis__cmd_next(x))
         EARLIER(x->wait_until);
     if (cl->started) {
-        if (c->cfg.cluster_refresh_ms > 0)
+        if (c->cfg.more->cluster_refresh_ms > 0)
             EARLIER(cl->next_periodic);
         if (cl->fetching)
             EARLIER(cl->fetch_started + FETCH_TIMEOUT_MS);
@@ -1003,10 +1003,10 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
         aredis__cmd_free(c, cmd);
         return 1;
     }
-    if (++cmd->redirects > c->cfg.cluster_max_redirects) {
+    if (++cmd->redirects > c->cfg.more->cluster_max_redirects) {
         snprintf(err, sizeof err,
                  "too many cluster redirects (%d), last: %.*s (from %s:%d)",
-                 c->cfg.cluster_max_redirects,
+                 c->cfg.more->cluster_max_redirects,
                  (int)(r->len > 120 ? 120 : r->len), r->str, from->host,
                  from->port);
         aredis__finish_error(c, cmd, AREDIS_EPROTO, err);
@@ -1139,7 +1139,7 @@ static const aredis__topology_vt cluster_vt = {
 
 aredis__topology *aredis__cluster_new(aredis_client *c)
 {
-    if (c->cfg.nseeds == 0)
+    if (c->cfg.more->nseeds == 0)
         return NULL;
     cluster *cl = aredis__calloc(1, sizeof *cl);
     if (cl == NULL)
@@ -1149,8 +1149,9 @@ aredis__topology *aredis__cluster_new(aredis_client *c)
     cl->base.keep_bytes = 1;
     for (size_t s = 0; s < AREDIS_CLUSTER_SLOTS; s++)
         cl->slot[s] = AREDIS__SLOT_NONE;
-    for (size_t i = 0; i < c->cfg.nseeds; i++) {
-        if (node_at(cl, c->cfg.seeds[i].host, c->cfg.seeds[i].port) == NULL) {
+    for (size_t i = 0; i < c->cfg.more->nseeds; i++) {
+        if (node_at(cl, c->cfg.more->seeds[i].host,
+                    c->cfg.more->seeds[i].port) == NULL) {
             cl_free(&cl->base);
             return NULL;
         }
@@ -1159,8 +1160,8 @@ aredis__topology *aredis__cluster_new(aredis_client *c)
         cl_free(&cl->base);
         return NULL;
     }
-    cl->next_periodic = aredis__now_ms() + c->cfg.cluster_refresh_ms;
-    if (!c->cfg.cluster_lazy)
+    cl->next_periodic = aredis__now_ms() + c->cfg.more->cluster_refresh_ms;
+    if (!c->cfg.more->cluster_lazy)
         start(cl);
     return &cl->base;
 }

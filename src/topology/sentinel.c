@@ -132,12 +132,12 @@ struct sentinel {
 
 static int64_t wait_ms(const sentinel *st)
 {
-    return st->base.c->cfg.sentinel_failover_wait_ms;
+    return st->base.c->cfg.more->sentinel_failover_wait_ms;
 }
 
 static int is_replica_role(const sentinel *st)
 {
-    return st->base.c->cfg.sentinel_role == AREDIS_SENTINEL_REPLICA;
+    return st->base.c->cfg.more->sentinel_role == AREDIS_SENTINEL_REPLICA;
 }
 
 static int same_addr(const char *host, int port, const char *h2, int p2)
@@ -202,7 +202,7 @@ static aredis__node *replica_or_master(sentinel *st, int advance)
     replica *r = next_replica(st, advance);
     if (r != NULL)
         return &r->node;
-    return st->base.c->cfg.sentinel_replica_fallback ? &st->node : NULL;
+    return st->base.c->cfg.more->sentinel_replica_fallback ? &st->node : NULL;
 }
 
 static aredis__node *st_any(aredis__topology *t)
@@ -357,7 +357,7 @@ static void next_sentinel(sentinel *st)
         snprintf(msg, sizeof msg,
                  "no sentinel knows the service '%.60s' (%zu of %zu asked "
                  "do not monitor it)",
-                 c->cfg.sentinel_service, st->unknown, c->cfg.nsentinels);
+                 c->cfg.more->sentinel_service, st->unknown, c->cfg.nsentinels);
     else
         snprintf(msg, sizeof msg, "sentinel discovery failed: %s", st->why);
     round_failed(st, st->why_code != 0 ? st->why_code : AREDIS_ENOMASTER, msg);
@@ -376,18 +376,18 @@ static aredis_options probe_options(const aredis__config *cfg, int on_sentinel,
     return (aredis_options){
         .host = host,
         .port = port,
-        .username = on_sentinel ? cfg->sentinel_username : cfg->username,
-        .password = on_sentinel ? cfg->sentinel_password : cfg->password,
+        .username = on_sentinel ? cfg->more->sentinel_username : cfg->username,
+        .password = on_sentinel ? cfg->more->sentinel_password : cfg->password,
         .protocol = cfg->protocol,
-        .connect_timeout_ms = cfg->sentinel_timeout_ms,
+        .connect_timeout_ms = cfg->more->sentinel_timeout_ms,
         .reconnect_max_attempts = AREDIS_NO_RECONNECT,
-        .tls = {.enabled = on_sentinel ? cfg->sentinel_tls : cfg->tls,
-                .ca_file = cfg->tls_ca_file,
-                .ca_dir = cfg->tls_ca_dir,
-                .cert_file = cfg->tls_cert_file,
-                .key_file = cfg->tls_key_file,
-                .sni = cfg->tls_sni,
-                .insecure_skip_verify = cfg->tls_insecure},
+        .tls = {.enabled = on_sentinel ? cfg->more->sentinel_tls : cfg->tls,
+                .ca_file = cfg->more->tls_ca_file,
+                .ca_dir = cfg->more->tls_ca_dir,
+                .cert_file = cfg->more->tls_cert_file,
+                .key_file = cfg->more->tls_key_file,
+                .sni = cfg->more->tls_sni,
+                .insecure_skip_verify = cfg->more->tls_insecure},
     };
 }
 
@@ -413,7 +413,7 @@ static ask *ask_start(sentinel *st, int kind, const char *host, int port,
         note(st, status.code, "%.60s:%d: %.80s", host, port, status.msg);
         return NULL;
     }
-    aredis_cmd_opts co = {.timeout_ms = cfg->sentinel_timeout_ms};
+    aredis_cmd_opts co = {.timeout_ms = cfg->more->sentinel_timeout_ms};
     int e = arg != NULL
                 ? aredis_command_opts(a->probe, &co, on_answer, a, cmd, arg)
                 : aredis_command_opts(a->probe, &co, on_answer, a, cmd);
@@ -443,7 +443,7 @@ static void ask_sentinel(sentinel *st)
         const aredis__endpoint *ep = &c->cfg.sentinels[st->idx];
         if ((st->cur = ask_start(st, ASK_SENTINEL, ep->host, ep->port,
                                  "SENTINEL GET-MASTER-ADDR-BY-NAME %s",
-                                 c->cfg.sentinel_service)) != NULL)
+                                 c->cfg.more->sentinel_service)) != NULL)
             return;
     }
     st->idx--; /* next_sentinel() steps past the last one */
@@ -503,7 +503,7 @@ static void sentinel_answered(sentinel *st, const aredis_reply *r)
         st->unknown++;
         note(st, AREDIS_ENOMASTER,
              "sentinel %.60s:%d does not know the service '%.40s'", ep->host,
-             ep->port, c->cfg.sentinel_service);
+             ep->port, c->cfg.more->sentinel_service);
     } else if (r->type == AREDIS_REPLY_ERROR) {
         note(st, r->code, "sentinel %.60s:%d: %.*s", ep->host, ep->port,
              (int)(r->len > 100 ? 100 : r->len), r->str);
@@ -697,7 +697,7 @@ static void ask_bg_from(sentinel *st, int which)
         const aredis__endpoint *ep = &cfg->sentinels[st->bg_idx[which]];
         if ((st->bg[which] = ask_start(
                  st, which == 0 ? ASK_REPLICAS : ASK_SENTINELS, ep->host,
-                 ep->port, q[which], cfg->sentinel_service)) != NULL)
+                 ep->port, q[which], cfg->more->sentinel_service)) != NULL)
             return;
     }
 }
@@ -832,8 +832,8 @@ static void on_switch(sentinel *st, const char *data)
     int oldp = 0, newp = 0;
     if (sscanf(data, "%255s %255s %d %255s %d", name, oldh, &oldp, newh,
                &newp) != 5 ||
-        strcmp(name, st->base.c->cfg.sentinel_service) != 0 || newp <= 0 ||
-        newp > 65535)
+        strcmp(name, st->base.c->cfg.more->sentinel_service) != 0 ||
+        newp <= 0 || newp > 65535)
         return;
     if (st->located && same_addr(st->node.host, st->node.port, newh, newp))
         return; /* already there (each sentinel announces it) */
@@ -879,7 +879,7 @@ static void on_instance_event(sentinel *st, const char *ev, const char *data)
         return;
     int is_master = strcmp(type, "master") == 0;
     const char *service = is_master ? name : mname;
-    if (strcmp(service, st->base.c->cfg.sentinel_service) != 0)
+    if (strcmp(service, st->base.c->cfg.more->sentinel_service) != 0)
         return;
     if (is_master) {
         int ours = same_addr(st->node.host, st->node.port, ip, port);

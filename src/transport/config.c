@@ -364,7 +364,7 @@ static int parse_yesno(parser *ps, const char *key, char *val, int *out)
 
 static int opt_tls_insecure(parser *ps, const char *key, char *val)
 {
-    return parse_yesno(ps, key, val, &ps->cfg->tls_insecure);
+    return parse_yesno(ps, key, val, &ps->cfg->more->tls_insecure);
 }
 
 /* Options that only a sentinel URL takes. */
@@ -381,9 +381,9 @@ static int opt_role(parser *ps, const char *key, char *val)
     char q[CFG_QUOTE_MAX + 4];
     int rc = sentinel_only(ps, key);
     if (rc == 0 && strcmp(val, "master") == 0)
-        ps->cfg->sentinel_role = AREDIS_SENTINEL_MASTER;
+        ps->cfg->more->sentinel_role = AREDIS_SENTINEL_MASTER;
     else if (rc == 0 && strcmp(val, "replica") == 0)
-        ps->cfg->sentinel_role = AREDIS_SENTINEL_REPLICA;
+        ps->cfg->more->sentinel_role = AREDIS_SENTINEL_REPLICA;
     else if (rc == 0)
         rc = fail(ps, AREDIS_EURL, "bad URL: %s '%s' must be master or replica",
                   key, quote(span_of(val), q));
@@ -399,7 +399,7 @@ static int opt_sentinel_tls(parser *ps, const char *key, char *val)
         return rc;
     }
     if ((rc = parse_yesno(ps, key, val, &on)) == 0)
-        ps->cfg->sentinel_tls = on ? 1 : -1; /* 0 stays "follow tls" */
+        ps->cfg->more->sentinel_tls = on ? 1 : -1; /* 0 stays "follow tls" */
     return rc;
 }
 
@@ -416,7 +416,7 @@ static int opt_sentinel_timeout(parser *ps, const char *key, char *val)
                   "answers would stop discovery)",
                   key);
     if (rc == 0)
-        ps->cfg->sentinel_timeout_ms = ms;
+        ps->cfg->more->sentinel_timeout_ms = ms;
     return rc;
 }
 
@@ -453,7 +453,7 @@ static int opt_read_from(parser *ps, const char *key, char *val)
                   "prefer-replica, any or nearest",
                   key, quote(span_of(val), q));
     if (rc == 0)
-        ps->cfg->cluster_read_from = v;
+        ps->cfg->more->cluster_read_from = v;
     aredis__free(val);
     return rc;
 }
@@ -469,7 +469,7 @@ static int opt_max_redirects(parser *ps, const char *key, char *val)
         rc = fail(ps, AREDIS_EURL, "bad URL: %s '%s' must be 1 to %d", key,
                   quote(span_of(val), q), CFG_MAX_CLUSTER_REDIRECTS);
     if (rc == 0)
-        ps->cfg->cluster_max_redirects = (int)v;
+        ps->cfg->more->cluster_max_redirects = (int)v;
     aredis__free(val);
     return rc;
 }
@@ -482,7 +482,7 @@ static int opt_refresh_period(parser *ps, const char *key, char *val)
         rc = parse_duration(ps, key, val, &ms);
     aredis__free(val);
     if (rc == 0) /* 0 in a URL: no periodic refresh */
-        ps->cfg->cluster_refresh_ms = ms == 0 ? -1 : ms;
+        ps->cfg->more->cluster_refresh_ms = ms == 0 ? -1 : ms;
     return rc;
 }
 
@@ -493,7 +493,7 @@ static int opt_lazy(parser *ps, const char *key, char *val)
         aredis__free(val);
         return rc;
     }
-    return parse_yesno(ps, key, val, &ps->cfg->cluster_lazy);
+    return parse_yesno(ps, key, val, &ps->cfg->more->cluster_lazy);
 }
 
 static int opt_cross_slot(parser *ps, const char *key, char *val)
@@ -501,9 +501,9 @@ static int opt_cross_slot(parser *ps, const char *key, char *val)
     char q[CFG_QUOTE_MAX + 4];
     int rc = cluster_only(ps, key);
     if (rc == 0 && strcmp(val, "split") == 0)
-        ps->cfg->cluster_cross_slot = AREDIS_CROSS_SLOT_SPLIT;
+        ps->cfg->more->cluster_cross_slot = AREDIS_CROSS_SLOT_SPLIT;
     else if (rc == 0 && strcmp(val, "refuse") == 0)
-        ps->cfg->cluster_cross_slot = AREDIS_CROSS_SLOT_REFUSE;
+        ps->cfg->more->cluster_cross_slot = AREDIS_CROSS_SLOT_REFUSE;
     else if (rc == 0)
         rc = fail(ps, AREDIS_EURL, "bad URL: %s '%s' must be split or refuse",
                   key, quote(span_of(val), q));
@@ -519,7 +519,7 @@ static int opt_failover_wait(parser *ps, const char *key, char *val)
         rc = parse_duration(ps, key, val, &ms);
     aredis__free(val);
     if (rc == 0) /* 0 in a URL means none; the member's 0 is the default */
-        ps->cfg->sentinel_failover_wait_ms = ms > 0 ? ms : AREDIS_NO_WAIT;
+        ps->cfg->more->sentinel_failover_wait_ms = ms > 0 ? ms : AREDIS_NO_WAIT;
     return rc;
 }
 
@@ -530,27 +530,27 @@ static int opt_replica_fallback(parser *ps, const char *key, char *val)
         aredis__free(val);
         return rc;
     }
-    return parse_yesno(ps, key, val, &ps->cfg->sentinel_replica_fallback);
+    return parse_yesno(ps, key, val, &ps->cfg->more->sentinel_replica_fallback);
 }
 
 /* String options: where each one is stored. */
 static char **str_slot(aredis__config *cfg, const char *key)
 {
     if (strcmp(key, "sentinel_username") == 0)
-        return &cfg->sentinel_username;
+        return &cfg->more->sentinel_username;
     if (strcmp(key, "sentinel_password") == 0)
-        return &cfg->sentinel_password;
+        return &cfg->more->sentinel_password;
     if (strcmp(key, "client_name") == 0)
         return &cfg->client_name;
     if (strcmp(key, "tls_ca_file") == 0)
-        return &cfg->tls_ca_file;
+        return &cfg->more->tls_ca_file;
     if (strcmp(key, "tls_ca_dir") == 0)
-        return &cfg->tls_ca_dir;
+        return &cfg->more->tls_ca_dir;
     if (strcmp(key, "tls_cert_file") == 0)
-        return &cfg->tls_cert_file;
+        return &cfg->more->tls_cert_file;
     if (strcmp(key, "tls_key_file") == 0)
-        return &cfg->tls_key_file;
-    return &cfg->tls_sni;
+        return &cfg->more->tls_key_file;
+    return &cfg->more->tls_sni;
 }
 
 static int opt_string(parser *ps, const char *key, char *val)
@@ -924,19 +924,21 @@ static int parse_endpoints(parser *ps, span list, const endpoint_list *k,
     return rc;
 }
 
-/* "seed,seed,..." into cfg->seeds (replacing an earlier list); the
+/* "seed,seed,..." into cfg->more->seeds (replacing an earlier list); the
  * first seed becomes the configuration's host and port. */
 static int parse_seed_list(parser *ps, span seeds)
 {
     aredis__config *cfg = ps->cfg;
-    int rc = parse_endpoints(ps, seeds, &seed_list, &cfg->seeds, &cfg->nseeds);
+    int rc = parse_endpoints(ps, seeds, &seed_list, &cfg->more->seeds,
+                             &cfg->more->nseeds);
     if (rc != 0)
         return rc;
-    char *h = aredis__strndup(cfg->seeds[0].host, strlen(cfg->seeds[0].host));
+    char *h = aredis__strndup(cfg->more->seeds[0].host,
+                              strlen(cfg->more->seeds[0].host));
     if (h == NULL)
         return fail_nomem(ps);
     set_str(&cfg->host, h);
-    cfg->port = cfg->seeds[0].port;
+    cfg->port = cfg->more->seeds[0].port;
     cfg->cluster = 1;
     return 0;
 }
@@ -1044,7 +1046,7 @@ static int parse_service(parser *ps, int code, const char *name)
     char *d = aredis__strndup(name, n);
     if (d == NULL)
         return fail_nomem(ps);
-    set_str(&ps->cfg->sentinel_service, d);
+    set_str(&ps->cfg->more->sentinel_service, d);
     return 0;
 }
 
@@ -1146,11 +1148,11 @@ static int apply_strings(parser *ps, const aredis_options *o)
         {&cfg->username, o->username},
         {&cfg->password, o->password},
         {&cfg->client_name, o->client_name},
-        {&cfg->tls_ca_file, o->tls.ca_file},
-        {&cfg->tls_ca_dir, o->tls.ca_dir},
-        {&cfg->tls_cert_file, o->tls.cert_file},
-        {&cfg->tls_key_file, o->tls.key_file},
-        {&cfg->tls_sni, o->tls.sni},
+        {&cfg->more->tls_ca_file, o->tls.ca_file},
+        {&cfg->more->tls_ca_dir, o->tls.ca_dir},
+        {&cfg->more->tls_cert_file, o->tls.cert_file},
+        {&cfg->more->tls_key_file, o->tls.key_file},
+        {&cfg->more->tls_sni, o->tls.sni},
     };
     /* An empty string counts as not given, as in a URL: an empty password
      * or SNI name would only make a confusing failure later. */
@@ -1215,29 +1217,29 @@ static int apply_sentinel(parser *ps, const aredis_options *o)
                     "or AREDIS_SENTINEL_REPLICA)",
                     so->role);
     if (so->role != AREDIS_SENTINEL_MASTER)
-        cfg->sentinel_role = so->role;
+        cfg->more->sentinel_role = so->role;
     if (so->timeout_ms < 0)
         return fail(ps, AREDIS_EINVAL,
                     "bad option: sentinel.timeout_ms %lld is negative",
                     (long long)so->timeout_ms);
     if (so->timeout_ms > 0)
-        cfg->sentinel_timeout_ms = so->timeout_ms;
+        cfg->more->sentinel_timeout_ms = so->timeout_ms;
     if (so->tls != 0)
-        cfg->sentinel_tls = so->tls > 0 ? 1 : -1;
+        cfg->more->sentinel_tls = so->tls > 0 ? 1 : -1;
     if (so->failover_wait_ms < AREDIS_NO_WAIT)
         return fail(ps, AREDIS_EINVAL,
                     "bad option: sentinel.failover_wait_ms %lld (use a "
                     "duration, 0 for the default or AREDIS_NO_WAIT)",
                     (long long)so->failover_wait_ms);
     if (so->failover_wait_ms != 0)
-        cfg->sentinel_failover_wait_ms = so->failover_wait_ms;
+        cfg->more->sentinel_failover_wait_ms = so->failover_wait_ms;
     if (so->replica_fallback)
-        cfg->sentinel_replica_fallback = 1;
+        cfg->more->sentinel_replica_fallback = 1;
     if (so->username != NULL && so->username[0] != '\0' &&
-        (rc = dup_member(ps, &cfg->sentinel_username, so->username)) != 0)
+        (rc = dup_member(ps, &cfg->more->sentinel_username, so->username)) != 0)
         return rc;
     if (so->password != NULL && so->password[0] != '\0' &&
-        (rc = dup_member(ps, &cfg->sentinel_password, so->password)) != 0)
+        (rc = dup_member(ps, &cfg->more->sentinel_password, so->password)) != 0)
         return rc;
     return 0;
 }
@@ -1286,20 +1288,20 @@ static int apply_cluster(parser *ps, const aredis_options *o)
                     "AREDIS_CROSS_SLOT_SPLIT or AREDIS_CROSS_SLOT_REFUSE)",
                     co->cross_slot);
     if (co->read_from)
-        cfg->cluster_read_from = co->read_from;
+        cfg->more->cluster_read_from = co->read_from;
     if (co->max_redirects)
-        cfg->cluster_max_redirects = co->max_redirects;
+        cfg->more->cluster_max_redirects = co->max_redirects;
     if (co->refresh_period_ms)
-        cfg->cluster_refresh_ms =
+        cfg->more->cluster_refresh_ms =
             co->refresh_period_ms < 0 ? -1 : co->refresh_period_ms;
     if (co->lazy)
-        cfg->cluster_lazy = 1;
+        cfg->more->cluster_lazy = 1;
     if (co->cross_slot)
-        cfg->cluster_cross_slot = co->cross_slot;
-    if (cfg->cluster_max_redirects == 0)
-        cfg->cluster_max_redirects = CFG_DEFAULT_CLUSTER_REDIRECTS;
-    if (cfg->cluster_refresh_ms == 0)
-        cfg->cluster_refresh_ms = CFG_DEFAULT_CLUSTER_REFRESH_MS;
+        cfg->more->cluster_cross_slot = co->cross_slot;
+    if (cfg->more->cluster_max_redirects == 0)
+        cfg->more->cluster_max_redirects = CFG_DEFAULT_CLUSTER_REDIRECTS;
+    if (cfg->more->cluster_refresh_ms == 0)
+        cfg->more->cluster_refresh_ms = CFG_DEFAULT_CLUSTER_REFRESH_MS;
     return 0;
 }
 
@@ -1372,7 +1374,7 @@ static int apply_numbers(parser *ps, const aredis_options *o)
     if (o->tls.enabled)
         cfg->tls = 1;
     if (o->tls.insecure_skip_verify)
-        cfg->tls_insecure = 1;
+        cfg->more->tls_insecure = 1;
     cfg->limits = o->limits;
     return apply_keepalive(ps, o);
 }
@@ -1386,7 +1388,7 @@ static int finish(parser *ps)
                     "bad option: a cluster URL and sentinel addresses "
                     "exclude each other");
     if (cfg->nsentinels > 0) {
-        if (cfg->sentinel_service == NULL)
+        if (cfg->more->sentinel_service == NULL)
             return fail(ps, AREDIS_EINVAL,
                         "bad option: sentinel addresses without a service "
                         "name (sentinel.service)");
@@ -1394,15 +1396,16 @@ static int finish(parser *ps)
             return fail(ps, AREDIS_EINVAL,
                         "bad option: a unix socket path and sentinels "
                         "exclude each other");
-        cfg->sentinel_tls =
-            cfg->sentinel_tls == 0 ? cfg->tls : cfg->sentinel_tls > 0;
-        if (cfg->sentinel_timeout_ms == 0)
-            cfg->sentinel_timeout_ms = CFG_DEFAULT_SENTINEL_TIMEOUT_MS;
-        if (cfg->sentinel_failover_wait_ms == 0)
-            cfg->sentinel_failover_wait_ms = CFG_DEFAULT_FAILOVER_WAIT_MS;
-        else if (cfg->sentinel_failover_wait_ms == AREDIS_NO_WAIT)
-            cfg->sentinel_failover_wait_ms = 0;
-    } else if (cfg->sentinel_service != NULL) {
+        cfg->more->sentinel_tls = cfg->more->sentinel_tls == 0
+                                      ? cfg->tls
+                                      : cfg->more->sentinel_tls > 0;
+        if (cfg->more->sentinel_timeout_ms == 0)
+            cfg->more->sentinel_timeout_ms = CFG_DEFAULT_SENTINEL_TIMEOUT_MS;
+        if (cfg->more->sentinel_failover_wait_ms == 0)
+            cfg->more->sentinel_failover_wait_ms = CFG_DEFAULT_FAILOVER_WAIT_MS;
+        else if (cfg->more->sentinel_failover_wait_ms == AREDIS_NO_WAIT)
+            cfg->more->sentinel_failover_wait_ms = 0;
+    } else if (cfg->more->sentinel_service != NULL) {
         return fail(ps, AREDIS_EINVAL,
                     "bad option: a sentinel service name without sentinel "
                     "addresses (sentinel.addrs)");
@@ -1416,17 +1419,35 @@ static int finish(parser *ps)
         if (cfg->host == NULL)
             return fail_nomem(ps);
     }
-    if (cfg->tls_key_file != NULL && cfg->tls_cert_file == NULL)
+    if (cfg->more->tls_key_file != NULL && cfg->more->tls_cert_file == NULL)
         return fail(ps, AREDIS_EINVAL,
                     "bad option: a TLS key file needs a certificate file "
                     "(tls_cert_file)");
 #ifndef AREDIS_HAVE_TLS
-    if (cfg->tls || cfg->sentinel_tls)
+    if (cfg->tls || cfg->more->sentinel_tls)
         return fail(ps, AREDIS_ENOTSUP,
                     "TLS was asked for, but this aredis was built without "
                     "TLS support (AREDIS_WITH_TLS=OFF)");
 #endif
     return 0;
+}
+
+static void free_more(aredis__config *cfg)
+{
+    aredis__config_more *m = cfg->more;
+    if (m == NULL)
+        return;
+    char *strs[] = {m->tls_ca_file,       m->tls_ca_dir,
+                    m->tls_cert_file,     m->tls_key_file,
+                    m->tls_sni,           m->sentinel_service,
+                    m->sentinel_username, m->sentinel_password};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        aredis__free(strs[i]);
+    for (size_t i = 0; i < m->nseeds; i++)
+        aredis__free(m->seeds[i].host);
+    aredis__free(m->seeds);
+    aredis__free(m);
+    cfg->more = NULL;
 }
 
 int aredis__config_from_options(aredis__config *cfg, const aredis_options *o,
@@ -1440,6 +1461,11 @@ int aredis__config_from_options(aredis__config *cfg, const aredis_options *o,
         o = &none;
 
     memset(cfg, 0, sizeof *cfg);
+    /* Parsed into as any option; dropped at the end when the client is
+     * neither TLS nor cluster nor sentinel, which never reads it. */
+    cfg->more = aredis__calloc(1, sizeof *cfg->more);
+    if (cfg->more == NULL)
+        return fail(&ps, AREDIS_ENOMEM, "out of memory");
     cfg->port = CFG_DEFAULT_PORT;
     cfg->connect_timeout_ms = CFG_DEFAULT_CONNECT_TIMEOUT_MS;
     cfg->keepalive_interval_s = CFG_DEFAULT_KEEPALIVE_INTERVAL_S;
@@ -1461,29 +1487,18 @@ int aredis__config_from_options(aredis__config *cfg, const aredis_options *o,
         rc = finish(&ps);
     if (rc != 0)
         aredis__config_cleanup(cfg);
+    else if (!cfg->tls && !cfg->cluster && cfg->nsentinels == 0)
+        free_more(cfg);
     return rc;
 }
 
 void aredis__config_cleanup(aredis__config *cfg)
 {
-    char **strs[] = {&cfg->host,
-                     &cfg->path,
-                     &cfg->username,
-                     &cfg->password,
-                     &cfg->client_name,
-                     &cfg->tls_ca_file,
-                     &cfg->tls_ca_dir,
-                     &cfg->tls_cert_file,
-                     &cfg->tls_key_file,
-                     &cfg->tls_sni,
-                     &cfg->sentinel_service,
-                     &cfg->sentinel_username,
-                     &cfg->sentinel_password};
+    char **strs[] = {&cfg->host, &cfg->path, &cfg->username, &cfg->password,
+                     &cfg->client_name};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         aredis__free(*strs[i]);
-    for (size_t i = 0; i < cfg->nseeds; i++)
-        aredis__free(cfg->seeds[i].host);
-    aredis__free(cfg->seeds);
+    free_more(cfg);
     for (size_t i = 0; i < cfg->nsentinels; i++)
         aredis__free(cfg->sentinels[i].host);
     aredis__free(cfg->sentinels);

@@ -164,19 +164,20 @@ static int load_trust(SSL_CTX *c, const aredis__config *cfg, char *err,
                       size_t errlen)
 {
     char text[200];
-    if (cfg->tls_insecure) {
+    if (cfg->more->tls_insecure) {
         SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
         return 0;
     }
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
-    if (cfg->tls_ca_file != NULL || cfg->tls_ca_dir != NULL) {
-        if (SSL_CTX_load_verify_locations(c, cfg->tls_ca_file,
-                                          cfg->tls_ca_dir) != 1)
-            return set_msg(
-                err, errlen, AREDIS_ETLS, "TLS: cannot load the CA %s '%s': %s",
-                cfg->tls_ca_file ? "file" : "directory",
-                cfg->tls_ca_file ? cfg->tls_ca_file : cfg->tls_ca_dir,
-                ssl_errtext(text, sizeof text, "unknown error"));
+    if (cfg->more->tls_ca_file != NULL || cfg->more->tls_ca_dir != NULL) {
+        if (SSL_CTX_load_verify_locations(c, cfg->more->tls_ca_file,
+                                          cfg->more->tls_ca_dir) != 1)
+            return set_msg(err, errlen, AREDIS_ETLS,
+                           "TLS: cannot load the CA %s '%s': %s",
+                           cfg->more->tls_ca_file ? "file" : "directory",
+                           cfg->more->tls_ca_file ? cfg->more->tls_ca_file
+                                                  : cfg->more->tls_ca_dir,
+                           ssl_errtext(text, sizeof text, "unknown error"));
     } else if (SSL_CTX_set_default_verify_paths(c) != 1) {
         return set_msg(err, errlen, AREDIS_ETLS,
                        "TLS: cannot load the system's CA store: %s",
@@ -189,15 +190,15 @@ static int load_client_cert(SSL_CTX *c, const aredis__config *cfg, char *err,
                             size_t errlen)
 {
     char text[200];
-    if (cfg->tls_cert_file == NULL)
+    if (cfg->more->tls_cert_file == NULL)
         return 0;
     /* A key in the certificate's own file is common: use it then. */
-    const char *key =
-        cfg->tls_key_file ? cfg->tls_key_file : cfg->tls_cert_file;
-    if (SSL_CTX_use_certificate_chain_file(c, cfg->tls_cert_file) != 1)
+    const char *key = cfg->more->tls_key_file ? cfg->more->tls_key_file
+                                              : cfg->more->tls_cert_file;
+    if (SSL_CTX_use_certificate_chain_file(c, cfg->more->tls_cert_file) != 1)
         return set_msg(err, errlen, AREDIS_ETLS,
                        "TLS: cannot load the certificate '%s': %s",
-                       cfg->tls_cert_file,
+                       cfg->more->tls_cert_file,
                        ssl_errtext(text, sizeof text, "unknown error"));
     if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1)
         return set_msg(err, errlen, AREDIS_ETLS,
@@ -207,7 +208,7 @@ static int load_client_cert(SSL_CTX *c, const aredis__config *cfg, char *err,
         return set_msg(err, errlen, AREDIS_ETLS,
                        "TLS: the private key '%s' does not match the "
                        "certificate '%s'",
-                       key, cfg->tls_cert_file);
+                       key, cfg->more->tls_cert_file);
     return 0;
 }
 
@@ -493,14 +494,14 @@ static int is_ip_literal(const char *s)
 static int set_peer_name(tls_transport *t, const aredis__config *cfg, char *err,
                          size_t errlen)
 {
-    const char *name = cfg->tls_sni ? cfg->tls_sni : cfg->host;
+    const char *name = cfg->more->tls_sni ? cfg->more->tls_sni : cfg->host;
     if (name == NULL) /* a Unix socket with no tls_sni: no name to check */
         return 0;
     int ip = is_ip_literal(name);
     /* RFC 6066 section 3: SNI carries DNS names only, never addresses. */
     if (!ip && SSL_set_tlsext_host_name(t->ssl, name) != 1)
         goto fail;
-    if (cfg->tls_insecure)
+    if (cfg->more->tls_insecure)
         return 0;
     if (ip) {
         if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), name) != 1)

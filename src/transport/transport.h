@@ -29,6 +29,30 @@ typedef struct aredis__endpoint {
 /* The most seeds a cluster URL may list. */
 #define AREDIS__MAX_SEEDS 64
 
+/* The options only a TLS, cluster or sentinel client uses; a plain
+ * client's configuration has none (more == NULL). */
+typedef struct aredis__config_more {
+    char *tls_ca_file, *tls_ca_dir, *tls_cert_file, *tls_key_file, *tls_sni;
+    /* A Redis Cluster: its seeds in the URL's order, at least one (host
+     * and port are the first seed's). */
+    aredis__endpoint *seeds;
+    size_t nseeds;
+    int64_t cluster_refresh_ms; /* < 0: no periodic refresh */
+    /* Sentinel-managed: see aredis__config.nsentinels. */
+    char *sentinel_service;
+    char *sentinel_username, *sentinel_password;
+    int64_t sentinel_timeout_ms;       /* per sentinel, > 0 */
+    int64_t sentinel_failover_wait_ms; /* resolved: >= 0 (0: none) */
+    int tls_insecure;
+    int cluster_read_from;         /* AREDIS_READ_* */
+    int cluster_max_redirects;     /* > 0 */
+    int cluster_lazy;              /* 0 or 1 */
+    int cluster_cross_slot;        /* AREDIS_CROSS_SLOT_* */
+    int sentinel_role;             /* AREDIS_SENTINEL_MASTER or _REPLICA */
+    int sentinel_tls;              /* resolved: 0 or 1 */
+    int sentinel_replica_fallback; /* 0 or 1 */
+} aredis__config_more;
+
 /* Options after URL parsing and defaults, with every string owned.
  * Every client keeps one: the members are grouped by size (pointers and
  * 64-bit values, then ints), so that the struct has no padding. */
@@ -38,7 +62,6 @@ typedef struct aredis__config {
     char *username, *password, *client_name;
     int64_t connect_timeout_ms; /* < 0: none */
     int64_t command_timeout_ms; /* 0: none */
-    char *tls_ca_file, *tls_ca_dir, *tls_cert_file, *tls_key_file, *tls_sni;
     aredis_reader_limits limits;
     /* Resilience, filled by the client from aredis_options (defaults
      * applied there): reconnection, the disconnected queue, retries and
@@ -46,22 +69,14 @@ typedef struct aredis__config {
     int64_t reconnect_initial_ms, reconnect_max_ms;
     int64_t max_queued;
     int64_t pool_wait_ms, pool_idle_ms;
-    /* A Redis Cluster (a redis+cluster:// or rediss+cluster:// URL): its
-     * seeds in the URL's order, at least one; host and port are the
-     * first seed's. 0, NULL and 0 (cluster, seeds, nseeds) for a single
-     * server. */
-    aredis__endpoint *seeds;
-    size_t nseeds;
-    int64_t cluster_refresh_ms; /* < 0: no periodic refresh */
     /* Sentinel-managed (redis+sentinel:// or sentinel.addrs): nsentinels
      * > 0. host and port are then unused: the sentinels name the data
      * servers. */
     aredis__endpoint *sentinels;
     size_t nsentinels;
-    char *sentinel_service;
-    char *sentinel_username, *sentinel_password;
-    int64_t sentinel_timeout_ms;       /* per sentinel, > 0 */
-    int64_t sentinel_failover_wait_ms; /* resolved: >= 0 (0: none) */
+    /* Set when tls, cluster or nsentinels is (and then never NULL), else
+     * NULL. */
+    aredis__config_more *more;
 
     int port;
     int db;
@@ -76,20 +91,22 @@ typedef struct aredis__config {
      * loop may wait for a reply inside vt->read_wait() instead of polling
      * first. Ignored with TLS. */
     int blocking_reads;
-    int tls_insecure;
     int reconnect_max_attempts;
     int queue_full;
     int retry_read_only;
     int pool_max;
+    /* A Redis Cluster (a redis+cluster:// or rediss+cluster:// URL): 1,
+     * with more->seeds; 0 for a single server. */
     int cluster;
-    int cluster_read_from;         /* AREDIS_READ_* */
-    int cluster_max_redirects;     /* > 0 */
-    int cluster_lazy;              /* 0 or 1 */
-    int cluster_cross_slot;        /* AREDIS_CROSS_SLOT_* */
-    int sentinel_role;             /* AREDIS_SENTINEL_MASTER or _REPLICA */
-    int sentinel_tls;              /* resolved: 0 or 1 */
-    int sentinel_replica_fallback; /* 0 or 1 */
 } aredis__config;
+
+/* cfg->more, or one with every member 0 or NULL when cfg has none. */
+static inline const aredis__config_more *aredis__config_more_of(
+    const aredis__config *cfg)
+{
+    static const aredis__config_more none;
+    return cfg->more != NULL ? cfg->more : &none;
+}
 
 /* Build a configuration from options (URL first, members override).
  * Returns 0, AREDIS_EURL / AREDIS_EINVAL with a message naming what is

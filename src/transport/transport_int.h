@@ -49,7 +49,8 @@ void aredis__tls_ctx_release(aredis__tls_ctx *ctx);
 /* Wrap a freshly connecting TCP or Unix transport in TLS. On success the
  * TLS transport owns `inner` (its descriptor becomes the TLS transport's)
  * and takes its own reference on ctx. On failure inner is closed too.
- * The host name checked and sent as SNI is cfg->tls_sni, else cfg->host.
+ * The host name checked and sent as SNI is cfg->more->tls_sni, else
+ * cfg->host.
  * Errors: AREDIS_ETLS, AREDIS_ENOMEM. */
 int aredis__tls_wrap(aredis__tls_ctx *ctx, const aredis__config *cfg,
                      aredis__transport *inner, aredis__transport **out,

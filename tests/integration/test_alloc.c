@@ -10,6 +10,7 @@
  *     commands per batch as at 5,000: the cost per command does not grow
  *     with the batch. */
 #include <criterion/criterion.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,21 +18,29 @@
 #include "aredis/aredis.h"
 #include "testenv.h"
 
-static long allocs; /* calls that allocate */
-static long live;   /* blocks allocated and not freed */
+static long allocs;     /* calls that allocate */
+static long live;       /* blocks allocated and not freed */
+static long live_bytes; /* their bytes (malloc_usable_size) */
+
+static void *counted(void *p)
+{
+    if (p != NULL)
+        live_bytes += (long)malloc_usable_size(p);
+    return p;
+}
 
 static void *count_malloc(size_t n)
 {
     allocs++;
     live++;
-    return malloc(n);
+    return counted(malloc(n));
 }
 
 static void *count_calloc(size_t n, size_t size)
 {
     allocs++;
     live++;
-    return calloc(n, size);
+    return counted(calloc(n, size));
 }
 
 static void *count_realloc(void *p, size_t n)
@@ -39,13 +48,19 @@ static void *count_realloc(void *p, size_t n)
     allocs++;
     if (p == NULL)
         live++;
-    return realloc(p, n);
+    size_t old = p != NULL ? malloc_usable_size(p) : 0;
+    void *q = realloc(p, n);
+    if (q != NULL || n == 0)
+        live_bytes -= (long)old;
+    return counted(q);
 }
 
 static void count_free(void *p)
 {
-    if (p != NULL)
+    if (p != NULL) {
         live--;
+        live_bytes -= (long)malloc_usable_size(p);
+    }
     free(p);
 }
 
@@ -160,7 +175,7 @@ Test(alloc, idle_connections_hold_no_reader_nor_buffers)
                           count_free};
     cr_assert_eq(aredis_set_allocator(&a), 0);
     aredis_loop *loop = aredis_loop_new();
-    long before = live;
+    long before = live, before_bytes = live_bytes;
     aredis_client *c[N];
     done_count = 0;
     for (int i = 0; i < N; i++) {
@@ -175,6 +190,8 @@ Test(alloc, idle_connections_hold_no_reader_nor_buffers)
     for (int t = 0; t < 5; t++) /* the deferred trims */
         aredis_loop_run_once(loop, 0);
     double per = (double)(live - before) / N;
+    double bytes = (double)(live_bytes - before_bytes) / N;
+    fprintf(stderr, "idle client: %.2f blocks, %.0f bytes\n", per, bytes);
     cr_assert_leq(per, 9.0, "%.2f blocks per idle client", per);
     for (int i = 0; i < N; i++)
         aredis_client_free(c[i]);

@@ -60,11 +60,14 @@ static void check_cfg(const char *url, const aredis__config *c, const expect *e)
     str_eq("username", url, c->username, e->user);
     str_eq("password", url, c->password, e->pass);
     str_eq("client_name", url, c->client_name, e->client_name);
-    str_eq("tls_ca_file", url, c->tls_ca_file, e->ca_file);
-    str_eq("tls_ca_dir", url, c->tls_ca_dir, e->ca_dir);
-    str_eq("tls_cert_file", url, c->tls_cert_file, e->cert);
-    str_eq("tls_key_file", url, c->tls_key_file, e->key);
-    str_eq("tls_sni", url, c->tls_sni, e->sni);
+    str_eq("tls_ca_file", url, aredis__config_more_of(c)->tls_ca_file,
+           e->ca_file);
+    str_eq("tls_ca_dir", url, aredis__config_more_of(c)->tls_ca_dir, e->ca_dir);
+    str_eq("tls_cert_file", url, aredis__config_more_of(c)->tls_cert_file,
+           e->cert);
+    str_eq("tls_key_file", url, aredis__config_more_of(c)->tls_key_file,
+           e->key);
+    str_eq("tls_sni", url, aredis__config_more_of(c)->tls_sni, e->sni);
     cr_assert_eq(c->port, e->port ? e->port : DEF_PORT, "%s: port %d", url,
                  c->port);
     cr_assert_eq(c->db, e->db, "%s: db %d", url, c->db);
@@ -81,8 +84,9 @@ static void check_cfg(const char *url, const aredis__config *c, const expect *e)
     cr_assert_eq(c->keepalive_count, 3, "%s", url);
     cr_assert_eq(c->nodelay, 1, "%s", url);
     cr_assert_eq(c->tls, e->tls, "%s: tls %d", url, c->tls);
-    cr_assert_eq(c->tls_insecure, e->insecure, "%s: tls_insecure %d", url,
-                 c->tls_insecure);
+    cr_assert_eq(aredis__config_more_of(c)->tls_insecure, e->insecure,
+                 "%s: tls_insecure %d", url,
+                 aredis__config_more_of(c)->tls_insecure);
 }
 
 static const struct good_url {
@@ -388,12 +392,12 @@ Test(config, members_override_the_url)
     cr_assert_eq(c.nodelay, 0);
     cr_assert_eq(c.normalize_resp2, 1);
     cr_assert_eq(c.tls, 1);
-    cr_assert_str_eq(c.tls_ca_file, "ca.pem");
-    cr_assert_str_eq(c.tls_ca_dir, "cadir");
-    cr_assert_str_eq(c.tls_cert_file, "c.pem");
-    cr_assert_str_eq(c.tls_key_file, "k.pem");
-    cr_assert_str_eq(c.tls_sni, "s2");
-    cr_assert_eq(c.tls_insecure, 1);
+    cr_assert_str_eq(aredis__config_more_of(&c)->tls_ca_file, "ca.pem");
+    cr_assert_str_eq(aredis__config_more_of(&c)->tls_ca_dir, "cadir");
+    cr_assert_str_eq(aredis__config_more_of(&c)->tls_cert_file, "c.pem");
+    cr_assert_str_eq(aredis__config_more_of(&c)->tls_key_file, "k.pem");
+    cr_assert_str_eq(aredis__config_more_of(&c)->tls_sni, "s2");
+    cr_assert_eq(aredis__config_more_of(&c)->tls_insecure, 1);
     cr_assert_eq(c.limits.max_depth, 9);
     cr_assert_eq(c.limits.max_bulk_len, 99);
     aredis__config_cleanup(&c);
@@ -448,8 +452,8 @@ Test(config, empty_member_strings_count_as_unset)
     cr_assert_str_eq(c.username, "u");
     cr_assert_str_eq(c.password, "p");
     cr_assert_str_eq(c.client_name, "n");
-    cr_assert_null(c.tls_sni);
-    cr_assert_null(c.tls_ca_file);
+    cr_assert_null(aredis__config_more_of(&c)->tls_sni);
+    cr_assert_null(aredis__config_more_of(&c)->tls_ca_file);
     aredis__config_cleanup(&c);
 }
 
@@ -667,18 +671,19 @@ Test(config, sentinel_url_full)
     sentinel_eq(&c, 0, "s1", 26380);
     sentinel_eq(&c, 1, "::1", 26379);
     sentinel_eq(&c, 2, "10.0.0.3", 5);
-    cr_assert_str_eq(c.sentinel_service, "my.master");
-    cr_assert_eq(c.sentinel_role, AREDIS_SENTINEL_REPLICA);
+    cr_assert_str_eq(aredis__config_more_of(&c)->sentinel_service, "my.master");
+    cr_assert_eq(aredis__config_more_of(&c)->sentinel_role,
+                 AREDIS_SENTINEL_REPLICA);
     cr_assert_eq(c.db, 3);
     /* The user information is the data servers'; the sentinels have
      * their own. */
     cr_assert_str_eq(c.username, "du");
     cr_assert_str_eq(c.password, "dp");
-    cr_assert_str_eq(c.sentinel_username, "su");
-    cr_assert_str_eq(c.sentinel_password, "s@p");
-    cr_assert_eq(c.sentinel_timeout_ms, 100);
+    cr_assert_str_eq(aredis__config_more_of(&c)->sentinel_username, "su");
+    cr_assert_str_eq(aredis__config_more_of(&c)->sentinel_password, "s@p");
+    cr_assert_eq(aredis__config_more_of(&c)->sentinel_timeout_ms, 100);
     cr_assert_eq(c.tls, 0);
-    cr_assert_eq(c.sentinel_tls, 0);
+    cr_assert_eq(aredis__config_more_of(&c)->sentinel_tls, 0);
     aredis__config_cleanup(&c);
 }
 
@@ -689,11 +694,12 @@ Test(config, sentinel_url_defaults)
     parse_ok(&o, &c);
     cr_assert_eq(c.nsentinels, 1);
     sentinel_eq(&c, 0, "127.0.0.1", 26379);
-    cr_assert_str_eq(c.sentinel_service, "mymaster");
-    cr_assert_eq(c.sentinel_role, AREDIS_SENTINEL_MASTER);
-    cr_assert_eq(c.sentinel_timeout_ms, 250);
-    cr_assert_null(c.sentinel_username);
-    cr_assert_null(c.sentinel_password);
+    cr_assert_str_eq(aredis__config_more_of(&c)->sentinel_service, "mymaster");
+    cr_assert_eq(aredis__config_more_of(&c)->sentinel_role,
+                 AREDIS_SENTINEL_MASTER);
+    cr_assert_eq(aredis__config_more_of(&c)->sentinel_timeout_ms, 250);
+    cr_assert_null(aredis__config_more_of(&c)->sentinel_username);
+    cr_assert_null(aredis__config_more_of(&c)->sentinel_password);
     cr_assert_null(c.username);
     aredis__config_cleanup(&c);
 }
@@ -703,25 +709,27 @@ Test(config, sentinel_failover_wait_and_replica_fallback)
     aredis_options o = {.url = "redis+sentinel://h:1/m"};
     aredis__config c;
     parse_ok(&o, &c);
-    cr_assert_eq(c.sentinel_failover_wait_ms, 10000, "the default");
-    cr_assert_eq(c.sentinel_replica_fallback, 0);
+    cr_assert_eq(aredis__config_more_of(&c)->sentinel_failover_wait_ms, 10000,
+                 "the default");
+    cr_assert_eq(aredis__config_more_of(&c)->sentinel_replica_fallback, 0);
     aredis__config_cleanup(&c);
 
     o.url = "redis+sentinel://h:1/m?failover_wait=0&replica_fallback=yes";
     parse_ok(&o, &c);
-    cr_assert_eq(c.sentinel_failover_wait_ms, 0, "0 in a URL: none");
-    cr_assert_eq(c.sentinel_replica_fallback, 1);
+    cr_assert_eq(aredis__config_more_of(&c)->sentinel_failover_wait_ms, 0,
+                 "0 in a URL: none");
+    cr_assert_eq(aredis__config_more_of(&c)->sentinel_replica_fallback, 1);
     aredis__config_cleanup(&c);
 
     o.url = "redis+sentinel://h:1/m?failover_wait=3s";
     o.sentinel.failover_wait_ms = AREDIS_NO_WAIT; /* the member wins */
     parse_ok(&o, &c);
-    cr_assert_eq(c.sentinel_failover_wait_ms, 0);
+    cr_assert_eq(aredis__config_more_of(&c)->sentinel_failover_wait_ms, 0);
     aredis__config_cleanup(&c);
 
     o.sentinel.failover_wait_ms = 0; /* 0: the URL's */
     parse_ok(&o, &c);
-    cr_assert_eq(c.sentinel_failover_wait_ms, 3000);
+    cr_assert_eq(aredis__config_more_of(&c)->sentinel_failover_wait_ms, 3000);
     aredis__config_cleanup(&c);
 
     char err[256];
@@ -741,19 +749,20 @@ Test(config, sentinel_tls_separately)
     aredis__config c;
     parse_ok(&o, &c);
     cr_assert_eq(c.tls, 1);
-    cr_assert_eq(c.sentinel_tls, 1, "rediss+ means TLS to the sentinels too");
+    cr_assert_eq(aredis__config_more_of(&c)->sentinel_tls, 1,
+                 "rediss+ means TLS to the sentinels too");
     aredis__config_cleanup(&c);
 
     o.url = "rediss+sentinel://h:1/m?sentinel_tls=no";
     parse_ok(&o, &c);
     cr_assert_eq(c.tls, 1);
-    cr_assert_eq(c.sentinel_tls, 0);
+    cr_assert_eq(aredis__config_more_of(&c)->sentinel_tls, 0);
     aredis__config_cleanup(&c);
 
     o.url = "redis+sentinel://h:1/m?sentinel_tls=yes";
     parse_ok(&o, &c);
     cr_assert_eq(c.tls, 0);
-    cr_assert_eq(c.sentinel_tls, 1);
+    cr_assert_eq(aredis__config_more_of(&c)->sentinel_tls, 1);
     aredis__config_cleanup(&c);
 }
 
@@ -772,11 +781,12 @@ Test(config, sentinel_members_override_the_url)
     cr_assert_eq(c.nsentinels, 2);
     sentinel_eq(&c, 0, "c", 26379);
     sentinel_eq(&c, 1, "d", 7);
-    cr_assert_str_eq(c.sentinel_service, "m2");
-    cr_assert_eq(c.sentinel_role, AREDIS_SENTINEL_REPLICA, "role kept");
-    cr_assert_str_eq(c.sentinel_username, "su");
-    cr_assert_str_eq(c.sentinel_password, "sp");
-    cr_assert_eq(c.sentinel_timeout_ms, 40);
+    cr_assert_str_eq(aredis__config_more_of(&c)->sentinel_service, "m2");
+    cr_assert_eq(aredis__config_more_of(&c)->sentinel_role,
+                 AREDIS_SENTINEL_REPLICA, "role kept");
+    cr_assert_str_eq(aredis__config_more_of(&c)->sentinel_username, "su");
+    cr_assert_str_eq(aredis__config_more_of(&c)->sentinel_password, "sp");
+    cr_assert_eq(aredis__config_more_of(&c)->sentinel_timeout_ms, 40);
     aredis__config_cleanup(&c);
 
     aredis_options m = {.sentinel = {.addrs = "[::1]:9",
@@ -784,7 +794,8 @@ Test(config, sentinel_members_override_the_url)
                                      .role = AREDIS_SENTINEL_REPLICA}};
     parse_ok(&m, &c);
     sentinel_eq(&c, 0, "::1", 9);
-    cr_assert_eq(c.sentinel_role, AREDIS_SENTINEL_REPLICA);
+    cr_assert_eq(aredis__config_more_of(&c)->sentinel_role,
+                 AREDIS_SENTINEL_REPLICA);
     aredis__config_cleanup(&c);
 }
 
@@ -843,7 +854,8 @@ Test(config, bad_sentinel_urls)
                   b->url, err, b->msg);
         cr_assert_null(c.sentinels, "%s", b->url);
         cr_assert_eq(c.nsentinels, 0, "%s", b->url);
-        cr_assert_null(c.sentinel_service, "%s", b->url);
+        cr_assert_null(aredis__config_more_of(&c)->sentinel_service, "%s",
+                       b->url);
         cr_assert_null(c.host, "%s", b->url);
     }
 }
@@ -922,10 +934,13 @@ static void check_seeds(const char *url, const aredis__config *c,
                         const char *const *hosts, const int *ports, size_t n)
 {
     cr_assert_eq(c->cluster, 1, "%s", url);
-    cr_assert_eq(c->nseeds, n, "%s: %zu seeds", url, c->nseeds);
+    cr_assert_eq(aredis__config_more_of(c)->nseeds, n, "%s: %zu seeds", url,
+                 aredis__config_more_of(c)->nseeds);
     for (size_t i = 0; i < n; i++) {
-        cr_assert_str_eq(c->seeds[i].host, hosts[i], "%s: seed %zu", url, i);
-        cr_assert_eq(c->seeds[i].port, ports[i], "%s: seed %zu", url, i);
+        cr_assert_str_eq(aredis__config_more_of(c)->seeds[i].host, hosts[i],
+                         "%s: seed %zu", url, i);
+        cr_assert_eq(aredis__config_more_of(c)->seeds[i].port, ports[i],
+                     "%s: seed %zu", url, i);
     }
     /* host and port are the first seed's. */
     cr_assert_str_eq(c->host, hosts[0], "%s", url);
@@ -999,7 +1014,7 @@ Test(config, cluster_urls)
         str_eq("password", good[i].url, c.password, good[i].pass);
         cr_assert_eq(c.protocol, good[i].protocol, "%s", good[i].url);
         aredis__config_cleanup(&c);
-        cr_assert_null(c.seeds);
+        cr_assert_null(aredis__config_more_of(&c)->seeds);
     }
     /* A single-server URL is no cluster. */
     aredis_options o = {.url = "redis://h1:7000"};
@@ -1007,8 +1022,8 @@ Test(config, cluster_urls)
     char err[256];
     cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0);
     cr_assert_eq(c.cluster, 0);
-    cr_assert_eq(c.nseeds, 0);
-    cr_assert_null(c.seeds);
+    cr_assert_eq(aredis__config_more_of(&c)->nseeds, 0);
+    cr_assert_null(aredis__config_more_of(&c)->seeds);
     aredis__config_cleanup(&c);
 }
 
@@ -1061,8 +1076,8 @@ Test(config, bad_cluster_urls)
         cr_assert(strstr(err, bad[i].msg) != NULL,
                   "%s: message '%s' lacks '%s'", bad[i].url, err, bad[i].msg);
         cr_assert_null(c.host, "%s", bad[i].url);
-        cr_assert_null(c.seeds, "%s", bad[i].url);
-        cr_assert_eq(c.nseeds, 0, "%s", bad[i].url);
+        cr_assert_null(aredis__config_more_of(&c)->seeds, "%s", bad[i].url);
+        cr_assert_eq(aredis__config_more_of(&c)->nseeds, 0, "%s", bad[i].url);
     }
     /* At most AREDIS__MAX_SEEDS seeds. */
     char url[1024] = "redis+cluster://";
@@ -1079,7 +1094,7 @@ Test(config, bad_cluster_urls)
     url[strrchr(url, ',') - url] = '\0'; /* exactly 64 */
     cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
                  err);
-    cr_assert_eq(c.nseeds, AREDIS__MAX_SEEDS);
+    cr_assert_eq(aredis__config_more_of(&c)->nseeds, AREDIS__MAX_SEEDS);
     aredis__config_cleanup(&c);
 }
 
@@ -1106,7 +1121,7 @@ Test(config, cluster_url_and_members)
             aredis__config_from_options(&c, &bad[i].o, err, sizeof err),
             AREDIS_EINVAL, "case %zu: %s", i, err);
         cr_assert(strstr(err, bad[i].msg) != NULL, "case %zu: '%s'", i, err);
-        cr_assert_null(c.seeds);
+        cr_assert_null(aredis__config_more_of(&c)->seeds);
     }
     /* Members that do not name a server apply as usual. */
     aredis_options o = {.url = "redis+cluster://u@h1:7000,h2:7001",
@@ -1120,7 +1135,7 @@ Test(config, cluster_url_and_members)
     cr_assert_str_eq(c.username, "other");
     cr_assert_str_eq(c.password, "pw");
     cr_assert_eq(c.command_timeout_ms, 250);
-    cr_assert_eq(c.nseeds, 2);
+    cr_assert_eq(aredis__config_more_of(&c)->nseeds, 2);
     aredis__config_cleanup(&c);
 }
 
@@ -1142,11 +1157,13 @@ Test(config, cluster_options_from_url_and_members)
     aredis_options o = {.url = "redis+cluster://h1:7000"};
     cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
                  err);
-    cr_assert_eq(c.cluster_read_from, AREDIS_READ_PRIMARY);
-    cr_assert_eq(c.cluster_max_redirects, 5);
-    cr_assert_eq(c.cluster_refresh_ms, 5000);
-    cr_assert_eq(c.cluster_lazy, 0);
-    cr_assert_eq(c.cluster_cross_slot, AREDIS_CROSS_SLOT_SPLIT);
+    cr_assert_eq(aredis__config_more_of(&c)->cluster_read_from,
+                 AREDIS_READ_PRIMARY);
+    cr_assert_eq(aredis__config_more_of(&c)->cluster_max_redirects, 5);
+    cr_assert_eq(aredis__config_more_of(&c)->cluster_refresh_ms, 5000);
+    cr_assert_eq(aredis__config_more_of(&c)->cluster_lazy, 0);
+    cr_assert_eq(aredis__config_more_of(&c)->cluster_cross_slot,
+                 AREDIS_CROSS_SLOT_SPLIT);
     aredis__config_cleanup(&c);
 
     /* The URL's query. */
@@ -1154,19 +1171,22 @@ Test(config, cluster_options_from_url_and_members)
             "&refresh_period=2s&lazy=yes&cross_slot=refuse";
     cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
                  err);
-    cr_assert_eq(c.cluster_read_from, AREDIS_READ_REPLICA);
-    cr_assert_eq(c.cluster_max_redirects, 9);
-    cr_assert_eq(c.cluster_refresh_ms, 2000);
-    cr_assert_eq(c.cluster_lazy, 1);
-    cr_assert_eq(c.cluster_cross_slot, AREDIS_CROSS_SLOT_REFUSE);
+    cr_assert_eq(aredis__config_more_of(&c)->cluster_read_from,
+                 AREDIS_READ_REPLICA);
+    cr_assert_eq(aredis__config_more_of(&c)->cluster_max_redirects, 9);
+    cr_assert_eq(aredis__config_more_of(&c)->cluster_refresh_ms, 2000);
+    cr_assert_eq(aredis__config_more_of(&c)->cluster_lazy, 1);
+    cr_assert_eq(aredis__config_more_of(&c)->cluster_cross_slot,
+                 AREDIS_CROSS_SLOT_REFUSE);
     aredis__config_cleanup(&c);
 
     /* refresh_period=0: none. */
     o.url = "redis+cluster://h1?refresh_period=0&read_from=nearest";
     cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
                  err);
-    cr_assert_eq(c.cluster_refresh_ms, -1);
-    cr_assert_eq(c.cluster_read_from, AREDIS_READ_NEAREST);
+    cr_assert_eq(aredis__config_more_of(&c)->cluster_refresh_ms, -1);
+    cr_assert_eq(aredis__config_more_of(&c)->cluster_read_from,
+                 AREDIS_READ_NEAREST);
     aredis__config_cleanup(&c);
 
     /* Members alone make a cluster client, and override the URL. */
@@ -1177,22 +1197,24 @@ Test(config, cluster_options_from_url_and_members)
     cr_assert_eq(aredis__config_from_options(&c, &m, err, sizeof err), 0, "%s",
                  err);
     cr_assert_eq(c.cluster, 1);
-    cr_assert_eq(c.nseeds, 3);
-    cr_assert_str_eq(c.seeds[1].host, "::1");
-    cr_assert_eq(c.seeds[1].port, 7001);
-    cr_assert_eq(c.seeds[2].port, 6379);
+    cr_assert_eq(aredis__config_more_of(&c)->nseeds, 3);
+    cr_assert_str_eq(aredis__config_more_of(&c)->seeds[1].host, "::1");
+    cr_assert_eq(aredis__config_more_of(&c)->seeds[1].port, 7001);
+    cr_assert_eq(aredis__config_more_of(&c)->seeds[2].port, 6379);
     cr_assert_str_eq(c.host, "a");
     cr_assert_eq(c.port, 7000);
-    cr_assert_eq(c.cluster_read_from, AREDIS_READ_ANY);
-    cr_assert_eq(c.cluster_max_redirects, 2);
-    cr_assert_eq(c.cluster_refresh_ms, -1);
+    cr_assert_eq(aredis__config_more_of(&c)->cluster_read_from,
+                 AREDIS_READ_ANY);
+    cr_assert_eq(aredis__config_more_of(&c)->cluster_max_redirects, 2);
+    cr_assert_eq(aredis__config_more_of(&c)->cluster_refresh_ms, -1);
     aredis__config_cleanup(&c);
 
     m.url = "redis+cluster://x:1?read_from=replica";
     m.cluster.seeds = NULL;
     cr_assert_eq(aredis__config_from_options(&c, &m, err, sizeof err), 0, "%s",
                  err);
-    cr_assert_eq(c.cluster_read_from, AREDIS_READ_ANY);
-    cr_assert_str_eq(c.seeds[0].host, "x");
+    cr_assert_eq(aredis__config_more_of(&c)->cluster_read_from,
+                 AREDIS_READ_ANY);
+    cr_assert_str_eq(aredis__config_more_of(&c)->seeds[0].host, "x");
     aredis__config_cleanup(&c);
 }
