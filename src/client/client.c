@@ -32,7 +32,6 @@
 
 const char aredis__held_marker = 0;
 
-static void on_timer(void *arg);
 static void on_tick(void *arg);
 static void schedule(aredis_client *c);
 
@@ -142,11 +141,112 @@ static int64_t earliest(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
-/* Arm the single loop timer for the earliest deadline anything has:
- * commands, the shared link's connect or backoff, the pool. */
+/* ---- the clients' shared timer ------------------------------------------
+ *
+ * The clients of a loop share one loop timer: each is in the hub's heap,
+ * keyed by the earliest time it needs (c->tnode), while it needs one, and
+ * the timer is armed for the heap's first. The first client of a loop
+ * starts it, the last one stops it, so an idle client holds no timer
+ * handle of its own. */
+typedef struct aredis__tm_hub {
+    aredis__heap clients;
+    void *timer;
+    int64_t armed_at; /* 0: disarmed */
+    aredis_loop *loop;
+    size_t refs;
+} aredis__tm_hub;
+
+static void on_timer(aredis_client *c);
+
+static void tm_arm(aredis__tm_hub *h)
+{
+    const aredis__heap_node *first = aredis__heap_min(&h->clients);
+    int64_t at = first != NULL ? first->key : 0;
+    if (at == h->armed_at)
+        return;
+    h->armed_at = at;
+    if (at == 0) {
+        aredis__loop_timer_set(h->loop, h->timer, -1);
+        return;
+    }
+    int64_t ms = at - aredis__now_ms();
+    aredis__loop_timer_set(h->loop, h->timer, ms < 0 ? 0 : ms);
+}
+
+/* Run every client that was due when the timer fired; one that a callback
+ * re-keys waits for the next firing (its seq is newer), so a client
+ * re-arming at once cannot keep this loop going. */
+static void tm_fire(void *arg)
+{
+    aredis__tm_hub *h = arg;
+    h->armed_at = 0;
+    int64_t now = aredis__now_ms();
+    uint64_t limit = h->clients.seq;
+    aredis__heap_node *n;
+    while ((n = aredis__heap_min(&h->clients)) != NULL && n->key <= now &&
+           n->seq <= limit) {
+        aredis__heap_remove(&h->clients, n);
+        on_timer(AREDIS__CONTAINER_OF(n, aredis_client, tnode));
+    }
+    tm_arm(h);
+}
+
+static int tm_start(aredis_client *c)
+{
+    void **slot = aredis__loop_slot(c->loop, AREDIS__SLOT_TIMER);
+    aredis__tm_hub *h = *slot;
+    if (h == NULL) {
+        h = aredis__calloc(1, sizeof *h);
+        if (h == NULL)
+            return AREDIS_ENOMEM;
+        aredis__heap_init(&h->clients);
+        int e = aredis__loop_timer_start(c->loop, tm_fire, h, &h->timer);
+        if (e != 0) {
+            aredis__free(h);
+            return e;
+        }
+        h->loop = c->loop;
+        *slot = h;
+    }
+    /* Room for every client in advance: re-keying never allocates. */
+    if (aredis__heap_reserve(&h->clients, h->refs + 1) != 0) {
+        if (h->refs == 0) {
+            aredis__loop_timer_stop(h->loop, h->timer);
+            aredis__heap_cleanup(&h->clients);
+            *slot = NULL;
+            aredis__free(h);
+        }
+        return AREDIS_ENOMEM;
+    }
+    h->refs++;
+    c->tm_hub = h;
+    return 0;
+}
+
+static void tm_stop(aredis_client *c)
+{
+    aredis__tm_hub *h = c->tm_hub;
+    if (h == NULL)
+        return;
+    c->tm_hub = NULL;
+    if (aredis__heap_contains(&c->tnode)) {
+        aredis__heap_remove(&h->clients, &c->tnode);
+        tm_arm(h);
+    }
+    if (--h->refs > 0)
+        return;
+    aredis__loop_timer_stop(h->loop, h->timer);
+    aredis__heap_cleanup(&h->clients);
+    *aredis__loop_slot(h->loop, AREDIS__SLOT_TIMER) = NULL;
+    aredis__free(h);
+}
+
+/* Key the client in the shared timer for the earliest deadline anything
+ * has: commands, the shared link's connect or backoff, the pool. */
 void aredis__rearm(aredis_client *c)
 {
-    if (c->timer == NULL)
+    aredis__tm_hub *h = c->tm_hub;
+    if (h == NULL)
         return;
     const aredis__heap_node *first = aredis__heap_min(&c->deadlines);
     int64_t next = first != NULL ? first->key : 0;
@@ -154,15 +254,14 @@ void aredis__rearm(aredis_client *c)
     for (aredis__node *n = t->vt->next(t, NULL); n != NULL;
          n = t->vt->next(t, n))
         next = earliest(next, aredis__node_next_deadline(n));
-    if (next == c->timer_at)
+    int64_t at = aredis__heap_contains(&c->tnode) ? c->tnode.key : 0;
+    if (next == at)
         return;
-    c->timer_at = next;
-    if (next == 0) {
-        aredis__loop_timer_set(c->loop, c->timer, -1);
-        return;
-    }
-    int64_t ms = next - aredis__now_ms();
-    aredis__loop_timer_set(c->loop, c->timer, ms < 0 ? 0 : ms);
+    if (next == 0)
+        aredis__heap_remove(&h->clients, &c->tnode);
+    else /* room was reserved by tm_start(): this cannot fail */
+        (void)aredis__heap_set(&h->clients, &c->tnode, next);
+    tm_arm(h);
 }
 
 aredis__link *aredis__client_main(aredis_client *c)
@@ -288,10 +387,8 @@ static void run_done(aredis_client *c)
  * Loop events
  * ------------------------------------------------------------------------ */
 
-static void on_timer(void *arg)
+static void on_timer(aredis_client *c)
 {
-    aredis_client *c = arg;
-    c->timer_at = 0;
     if (c->freeing)
         return;
     int64_t now = aredis__now_ms();
@@ -357,9 +454,7 @@ void aredis__cancel_list(aredis_client *c, aredis__cmd *cmd)
 
 static void release(aredis_client *c)
 {
-    if (c->timer != NULL)
-        aredis__loop_timer_stop(c->loop, c->timer);
-    c->timer = NULL;
+    tm_stop(c);
     aredis__loop_undefer(c->loop, &c->defer);
 
     /* Everything still owed a callback gets one: completions already
@@ -561,7 +656,7 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
     if (e == 0)
         e = aredis__ts_init(c);
     if (e == 0)
-        e = aredis__loop_timer_start(loop, on_timer, c, &c->timer);
+        e = tm_start(c);
     if (e != 0) {
         st->code = e;
         snprintf(st->msg, sizeof st->msg, "%s", aredis_strerror(e));

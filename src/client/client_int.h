@@ -159,16 +159,21 @@ struct aredis_client {
     aredis_loop *loop;
     aredis__config cfg;
     aredis__conn_config conn_cfg; /* every connection's, from cfg */
-    int freeing;
-    int closing; /* aredis_client_close(): free once nothing is pending */
-    int in_cb;   /* depth of user callbacks on the stack */
+    int in_cb;                    /* depth of user callbacks on the stack */
+    uint8_t freeing;   /* 1: aredis_client_free(); 2: being released */
+    uint8_t closing;   /* aredis_client_close(): free once nothing is pending */
+    uint8_t ts_listed; /* threads.c: on the hub's list of clients with
+                        * messages */
+    uint8_t ts_closed; /* threads.c: closing or being freed */
 
     /* Which server each command goes to (standalone, later cluster and
      * sentinel): the client does not know which one it has. */
     aredis__topology *topo;
 
-    void *timer;
-    int64_t timer_at; /* armed for this absolute time, 0: disarmed */
+    /* The earliest time its timers need (key), in the loop's clients'
+     * shared timer (client.c, tm_hub) while it needs one. */
+    aredis__heap_node tnode;
+    struct aredis__tm_hub *tm_hub; /* NULL until started */
 
     /* Completions decided inside an API call, run from the loop. */
     aredis__cmd *done_head, *done_tail;
@@ -206,8 +211,6 @@ struct aredis_client {
     struct aredis__ts_hub *ts_hub; /* NULL until aredis__ts_init() */
     struct aredis__ts_msg *ts_head, *ts_tail;
     aredis_client *ts_next; /* in the hub's list of clients with messages */
-    int ts_listed;          /* on that list */
-    int ts_closed;          /* the client is closing or being freed */
 };
 
 /* Submit already-encoded bytes (thread-safe path, exclusive links). */

@@ -98,13 +98,13 @@ typedef struct aredis__conn_step {
 /* Fixed for the connection's life; strings are borrowed. */
 typedef struct aredis__conn_config {
     int protocol; /* 0: automatic (RESP3, RESP2 fallback), 2 or 3 */
-    const char *username, *password, *client_name;
     int db;
+    const char *username, *password, *client_name;
     int max_attempts;           /* per outage; < 0: forever; 0: never retry */
+    int one_address;            /* a unix socket: open address 0, no lookup */
     int64_t backoff_first_ms;   /* first wait after a failed attempt */
     int64_t backoff_max_ms;     /* cap of the doubling */
     int64_t connect_timeout_ms; /* < 0: none */
-    int one_address;            /* a unix socket: open address 0, no lookup */
     const aredis_reader_limits *limits; /* NULL: the reader's defaults */
     /* The jitter's random source: a uniform 64-bit value. */
     uint64_t (*rand)(void *ud);

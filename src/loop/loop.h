@@ -96,7 +96,8 @@ int aredis__loop_spare_block_put(aredis_loop *l, void *block, size_t cap);
  * to is its setter's (who frees it and clears the slot; the loop never
  * looks at it). Loop thread only. */
 enum {
-    AREDIS__SLOT_TS, /* thread-safe submissions' hub (client/threads.c) */
+    AREDIS__SLOT_TS,    /* thread-safe submissions' hub (client/threads.c) */
+    AREDIS__SLOT_TIMER, /* the clients' shared timer (client/client.c) */
     AREDIS__SLOTS
 };
 void **aredis__loop_slot(aredis_loop *l, int kind);

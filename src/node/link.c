@@ -27,6 +27,16 @@
 
 static void on_io(void *arg, int events);
 static int on_wait(void *arg, int timeout_ms);
+/* The addresses a name resolved to, for one connect attempt: one block,
+ * freed once connected. */
+struct aredis__addrs {
+    size_t n;
+    struct {
+        struct sockaddr_storage sa;
+        socklen_t len;
+    } a[];
+};
+
 static void on_service(void *arg);
 static void service(aredis__link *l);
 
@@ -67,9 +77,7 @@ void aredis__link_cleanup(aredis__link *l)
     aredis__loop_undefer(l->c->loop, &l->defer);
     aredis__conn_cleanup(&l->conn);
     aredis__free(l->addrs);
-    aredis__free(l->addrlens);
     l->addrs = NULL;
-    l->addrlens = NULL;
 }
 
 /* What the connection must know of its owner before an event: a lent
@@ -216,23 +224,21 @@ static void on_resolved(void *arg, int status, const struct addrinfo *ai,
     for (const struct addrinfo *p = ai; p != NULL; p = p->ai_next)
         n++;
     aredis__free(l->addrs);
-    aredis__free(l->addrlens);
-    l->addrs = aredis__calloc(n ? n : 1, sizeof *l->addrs);
-    l->addrlens = aredis__calloc(n ? n : 1, sizeof *l->addrlens);
-    if (l->addrs == NULL || l->addrlens == NULL) {
+    l->addrs = aredis__malloc(sizeof *l->addrs + n * sizeof l->addrs->a[0]);
+    if (l->addrs == NULL) {
         aredis__conn_open_failed(&l->conn, AREDIS_ENOMEM, "out of memory", now);
         service(l);
         return;
     }
     n = 0;
     for (const struct addrinfo *p = ai; p != NULL; p = p->ai_next) {
-        if (p->ai_addrlen > sizeof *l->addrs)
+        if (p->ai_addrlen > sizeof l->addrs->a[0].sa)
             continue;
-        memcpy(&l->addrs[n], p->ai_addr, p->ai_addrlen);
-        l->addrlens[n] = p->ai_addrlen;
+        memcpy(&l->addrs->a[n].sa, p->ai_addr, p->ai_addrlen);
+        l->addrs->a[n].len = p->ai_addrlen;
         n++;
     }
-    l->naddrs = n;
+    l->addrs->n = n;
     aredis__conn_resolved(&l->conn, n, now);
     service(l);
 }
@@ -296,9 +302,9 @@ static void open_address(aredis__link *l, size_t i)
     assert(l->tp == NULL && l->io == NULL);
     const struct sockaddr *sa = NULL;
     socklen_t len = 0;
-    if (c->cfg.path == NULL && i < l->naddrs) {
-        sa = (const struct sockaddr *)&l->addrs[i];
-        len = l->addrlens[i];
+    if (c->cfg.path == NULL && l->addrs != NULL && i < l->addrs->n) {
+        sa = (const struct sockaddr *)&l->addrs->a[i].sa;
+        len = l->addrs->a[i].len;
     }
     char err[160] = "";
     aredis__transport *tp = NULL;
@@ -370,10 +376,7 @@ static void on_event(aredis__link *l, const aredis__conn_action *a)
     case AREDIS__EV_CONNECTED:
         /* Every attempt resolves afresh: the addresses are done with. */
         aredis__free(l->addrs);
-        aredis__free(l->addrlens);
         l->addrs = NULL;
-        l->addrlens = NULL;
-        l->naddrs = 0;
         aredis__emit(c, l, AREDIS_CONN_CONNECTED, 0, NULL, 0, 0);
         if (l->pubsub != NULL)
             aredis__pubsub_link_ready(l);

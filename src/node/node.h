@@ -34,9 +34,7 @@ struct aredis__link {
     aredis__conn conn;
 
     aredis__resolve *resolving;
-    struct sockaddr_storage *addrs;
-    socklen_t *addrlens;
-    size_t naddrs;
+    struct aredis__addrs *addrs; /* the attempt's addresses, or NULL */
     aredis__transport *tp;
     void *io;
     aredis__defer defer; /* service at the end of the loop turn */
