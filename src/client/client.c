@@ -219,16 +219,16 @@ static int tm_start(aredis_client *c)
         return AREDIS_ENOMEM;
     }
     h->refs++;
-    c->tm_hub = h;
+    c->tm_on = 1;
     return 0;
 }
 
 static void tm_stop(aredis_client *c)
 {
-    aredis__tm_hub *h = c->tm_hub;
-    if (h == NULL)
+    if (!c->tm_on)
         return;
-    c->tm_hub = NULL;
+    aredis__tm_hub *h = *aredis__loop_slot(c->loop, AREDIS__SLOT_TIMER);
+    c->tm_on = 0;
     if (aredis__heap_contains(&c->tnode)) {
         aredis__heap_remove(&h->clients, &c->tnode);
         tm_arm(h);
@@ -245,9 +245,9 @@ static void tm_stop(aredis_client *c)
  * has: commands, the shared link's connect or backoff, the pool. */
 void aredis__rearm(aredis_client *c)
 {
-    aredis__tm_hub *h = c->tm_hub;
-    if (h == NULL)
+    if (!c->tm_on)
         return;
+    aredis__tm_hub *h = *aredis__loop_slot(c->loop, AREDIS__SLOT_TIMER);
     const aredis__heap_node *first = aredis__heap_min(&c->deadlines);
     int64_t next = first != NULL ? first->key : 0;
     aredis__topology *t = c->topo;

@@ -159,7 +159,8 @@ struct aredis_client {
     aredis_loop *loop;
     aredis__config cfg;
     aredis__conn_config conn_cfg; /* every connection's, from cfg */
-    int in_cb;                    /* depth of user callbacks on the stack */
+    uint16_t in_cb;               /* depth of user callbacks on the stack */
+    uint8_t tm_on;     /* in the loop's clients' shared timer (client.c) */
     uint8_t freeing;   /* 1: aredis_client_free(); 2: being released */
     uint8_t closing;   /* aredis_client_close(): free once nothing is pending */
     uint8_t ts_listed; /* threads.c: on the hub's list of clients with
@@ -171,9 +172,8 @@ struct aredis_client {
     aredis__topology *topo;
 
     /* The earliest time its timers need (key), in the loop's clients'
-     * shared timer (client.c, tm_hub) while it needs one. */
+     * shared timer (client.c) while it needs one. */
     aredis__heap_node tnode;
-    struct aredis__tm_hub *tm_hub; /* NULL until started */
 
     /* Completions decided inside an API call, run from the loop. */
     aredis__cmd *done_head, *done_tail;

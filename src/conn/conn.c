@@ -508,7 +508,7 @@ void aredis__conn_resolved(aredis__conn *cn, size_t n, int64_t now)
         lost(cn, AREDIS_ECONNREFUSED, "no address to connect to", now);
         return;
     }
-    cn->naddrs = n;
+    cn->naddrs = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
     cn->addr_next = 1;
     cn->state = AREDIS__ST_CONNECTING;
     act(cn, AREDIS__ACT_OPEN, 0);

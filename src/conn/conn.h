@@ -195,7 +195,7 @@ typedef struct aredis__conn {
     uint8_t reply_off; /* CLIENT REPLY OFF in effect */
     uint8_t skip_next; /* CLIENT REPLY SKIP: the next command gets none */
 
-    size_t naddrs, addr_next;
+    uint32_t naddrs, addr_next; /* the attempt's addresses, the next one */
     int64_t deadline; /* connect deadline or end of backoff; 0: none */
     /* Allocated at the first loss (a connection that never loses one
      * never pays for it); NULL also when that allocation failed. */

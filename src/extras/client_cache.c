@@ -889,7 +889,7 @@ static int serve_hit(aredis_ccache *cc, entry *e, aredis_reply_cb cb, void *ud)
     else
         cc->hit_head = h;
     cc->hit_tail = h;
-    if (!cc->hit_defer.queued)
+    if (!aredis__defer_queued(&cc->hit_defer))
         aredis__loop_defer(cc->loop, &cc->hit_defer, on_hits, cc);
     cc->st.hits++;
     lru_front(cc, e);

@@ -134,11 +134,10 @@ static void drain_timer_arm(aredis_loop *l)
 void aredis__loop_defer(aredis_loop *l, aredis__defer *d, aredis_event_cb cb,
                         void *arg)
 {
-    if (d->queued)
+    if (aredis__defer_queued(d))
         return;
     d->cb = cb;
     d->arg = arg;
-    d->queued = 1;
     d->next = &l->queue;
     d->prev = l->queue.prev;
     d->prev->next = d;
@@ -148,10 +147,9 @@ void aredis__loop_defer(aredis_loop *l, aredis__defer *d, aredis_event_cb cb,
 
 void aredis__loop_undefer(aredis_loop *l, aredis__defer *d)
 {
-    if (!d->queued)
+    if (!aredis__defer_queued(d))
         return;
     list_unlink(d); /* from the queue or the drain in progress, alike */
-    d->queued = 0;
     if (list_empty(&l->queue) && l->drain_timer_armed) {
         (void)l->ops.timer_set(l->impl, l->drain_timer, -1);
         l->drain_timer_armed = 0;
@@ -170,7 +168,6 @@ static void drain(aredis_loop *l)
     while (!list_empty(&l->draining)) {
         aredis__defer *d = l->draining.next;
         list_unlink(d);
-        d->queued = 0;
         d->cb(d->arg);
     }
 }
@@ -241,7 +238,6 @@ static void loop_destroy(aredis_loop *l)
     for (aredis__defer *d = l->queue.next, *next; d != &l->queue; d = next) {
         next = d->next;
         d->next = d->prev = d;
-        d->queued = 0;
     }
     list_init(&l->queue);
     /* After the drains: a final release may have given objects back. */

@@ -15,11 +15,18 @@
 
 /* A deferred call, embedded in its owner (no allocation per defer). */
 typedef struct aredis__defer {
-    struct aredis__defer *next, *prev; /* in the loop's queue while queued */
+    /* In the loop's queue while queued; NULL (never queued) or linked to
+     * itself (unqueued) otherwise. */
+    struct aredis__defer *next, *prev;
     aredis_event_cb cb;
     void *arg;
-    int queued;
 } aredis__defer;
+
+/* 1 while d waits in the loop's queue (or a drain in progress). */
+static inline int aredis__defer_queued(const aredis__defer *d)
+{
+    return d->next != NULL && d->next != d;
+}
 
 int aredis__loop_io_start(aredis_loop *l, int fd, aredis_io_cb cb, void *arg,
                           void **handle);

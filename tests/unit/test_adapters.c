@@ -586,7 +586,7 @@ ADAPTER_TEST(deferred_calls_run_in_order)
         cr_assert_eq(dlog[i], want[i], "%s: position %d is %d", e->f->name, i,
                      dlog[i]);
     cr_assert_eq(d[0].calls, 0, "an undeferred call ran");
-    cr_assert_eq(d[1].d.queued, 0);
+    cr_assert_eq(aredis__defer_queued(&d[1].d), 0);
 }
 
 /* A call that keeps queueing itself runs once per turn of the loop, so

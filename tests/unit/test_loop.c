@@ -913,10 +913,10 @@ LOOP_TEST(deferred_fifo_and_defer_from_defer)
     cr_assert_eq(dlog_n, 0, "ran inside defer()");
     cr_assert_eq(aredis_loop_run_once(L, 0), 1, "more was queued");
     expect_log((int[]){1, 2}, 2);
-    cr_assert_eq(d[3].d.queued, 0);
+    cr_assert_eq(aredis__defer_queued(&d[3].d), 0);
     cr_assert_eq(aredis_loop_run_once(L, 0), 0);
     expect_log((int[]){1, 2, 4, 1}, 4);
-    cr_assert_eq(d[1].d.queued, 0);
+    cr_assert_eq(aredis__defer_queued(&d[1].d), 0);
     cr_assert_eq(d[3].calls, 0);
 }
 
@@ -985,7 +985,7 @@ LOOP_TEST(undefer_from_the_middle_of_a_drain)
     cr_assert_eq(aredis_loop_run_once(L, 0), 0);
     expect_log((int[]){0, 1, 2, 4}, 4);
     cr_assert_eq(d[3].calls, 0);
-    cr_assert_eq(d[3].d.queued, 0);
+    cr_assert_eq(aredis__defer_queued(&d[3].d), 0);
 }
 
 LOOP_TEST(run_is_kept_alive_by_deferred_calls)
