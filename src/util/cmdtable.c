@@ -150,7 +150,7 @@
     X("lrem", 0, 1, 1, 1, 0, 0, NONE)                                   \
     X("lset", 0, 1, 1, 1, 0, 0, NONE)                                   \
     X("ltrim", 0, 1, 1, 1, 0, 0, NONE)                                  \
-    X("memory", RO, 0, 0, 0, 0, 0, NONE)                                \
+    X("memory", RO | SUBCMD, 0, 0, 0, 0, 0, NONE)                       \
     X("mget", RO | S_ARRAY, 1, -1, 1, 0, 0, NONE)                       \
     X("migrate", MOVABLE, 3, 3, 1, 0, 0, NONE)                          \
     X("module", 0, 0, 0, 0, 0, 0, NONE)                                 \
@@ -159,7 +159,7 @@
     X("mset", S_OK, 1, -1, 2, 0, 0, NONE)                               \
     X("msetnx", 0, 1, -1, 2, 0, 0, NONE)                                \
     X("multi", NO_MULTI | NOCL, 0, 0, 0, 0, 0, NONE)                    \
-    X("object", RO, 0, 0, 0, 0, 0, NONE)                                \
+    X("object", RO | SUBCMD, 0, 0, 0, 0, 0, NONE)                       \
     X("persist", 0, 1, 1, 1, 0, 0, NONE)                                \
     X("pexpire", 0, 1, 1, 1, 0, 0, NONE)                                \
     X("pexpireat", 0, 1, 1, 1, 0, 0, NONE)                              \
@@ -247,8 +247,8 @@
     X("xautoclaim", 0, 1, 1, 1, 0, 0, NONE)                             \
     X("xclaim", 0, 1, 1, 1, 0, 0, NONE)                                 \
     X("xdel", 0, 1, 1, 1, 0, 0, NONE)                                   \
-    X("xgroup", 0, 0, 0, 0, 0, 0, NONE)                                 \
-    X("xinfo", 0, 0, 0, 0, 0, 0, NONE)                                  \
+    X("xgroup", SUBCMD, 0, 0, 0, 0, 0, NONE)                            \
+    X("xinfo", RO | SUBCMD, 0, 0, 0, 0, 0, NONE)                        \
     X("xlen", RO, 1, 1, 1, 0, 0, NONE)                                  \
     X("xpending", RO, 1, 1, 1, 0, 0, NONE)                              \
     X("xrange", RO, 1, 1, 1, 0, 0, NONE)                                \
@@ -296,6 +296,19 @@
     X("function|flush", P_OK, 0, 0, 0, 0, 0, NONE)                      \
     X("function|load", P_SAME, 0, 0, 0, 0, 0, NONE)                     \
     X("function|restore", P_OK, 0, 0, 0, 0, 0, NONE)                    \
+    X("memory|usage", RO, 2, 2, 1, 0, 0, NONE)                          \
+    X("object|encoding", RO, 2, 2, 1, 0, 0, NONE)                       \
+    X("object|freq", RO, 2, 2, 1, 0, 0, NONE)                           \
+    X("object|idletime", RO, 2, 2, 1, 0, 0, NONE)                       \
+    X("object|refcount", RO, 2, 2, 1, 0, 0, NONE)                       \
+    X("xgroup|create", 0, 2, 2, 1, 0, 0, NONE)                          \
+    X("xgroup|createconsumer", 0, 2, 2, 1, 0, 0, NONE)                  \
+    X("xgroup|delconsumer", 0, 2, 2, 1, 0, 0, NONE)                     \
+    X("xgroup|destroy", 0, 2, 2, 1, 0, 0, NONE)                         \
+    X("xgroup|setid", 0, 2, 2, 1, 0, 0, NONE)                           \
+    X("xinfo|consumers", RO, 2, 2, 1, 0, 0, NONE)                       \
+    X("xinfo|groups", RO, 2, 2, 1, 0, 0, NONE)                          \
+    X("xinfo|stream", RO, 2, 2, 1, 0, 0, NONE)                          \
     X("pubsub|channels", N_UNIQ, 0, 0, 0, 0, 0, NONE)                   \
     X("pubsub|numpat", N_SUM, 0, 0, 0, 0, 0, NONE)                      \
     X("pubsub|numsub", N_PAIRSUM, 0, 0, 0, 0, 0, NONE)                  \
@@ -578,7 +591,7 @@ int aredis__cmd_first_key_of(const char *enc, const aredis__cmdclass *cls,
     const char *arg = NULL;
     size_t n = 0;
     aredis__args_init(&it, enc);
-    if (numkeys > 0) {
+    if (numkeys > 0 && want <= 0) {
         /* EVAL script numkeys key...: the first key follows the count. */
         for (int i = 0; i <= numkeys; i++)
             if (!aredis__args_next(&it, &arg, &n))
@@ -601,5 +614,14 @@ int aredis__cmd_first_key_of(const char *enc, const aredis__cmdclass *cls,
     for (int i = 0; i <= want; i++)
         if (!aredis__args_next(&it, key, len))
             return 0;
+    if (*len == 0 && (info->flags & AREDIS__CMDF_MOVABLE) &&
+        aredis__word_is(info->name, info->len, "migrate", 7)) {
+        /* MIGRATE host port "" db timeout ... KEYS key...: the keys
+         * follow KEYS. */
+        while (aredis__args_next(&it, &arg, &n))
+            if (aredis__word_is(arg, n, "keys", 4))
+                return aredis__args_next(&it, key, len);
+        return 0;
+    }
     return 1;
 }

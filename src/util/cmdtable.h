@@ -208,9 +208,11 @@ int aredis__cmd_classify_memo(const char *enc, aredis__cmdclass *out,
                               aredis__cmdmemo *m);
 
 /* The first key of an encoded command (trusted), by the table's key
- * positions, the key count of EVAL and the like, or the STREAMS argument
- * of XREAD: 1 and *key, *len (pointing into enc), or 0 when it names no
- * key (or the table does not know it). */
+ * positions (a fixed one first: ZUNIONSTORE's destination before the keys
+ * it counts), the key count of EVAL and the like, the STREAMS argument of
+ * XREAD, or the KEYS argument of MIGRATE when its key is "": 1 and *key,
+ * *len (pointing into enc), or 0 when it names no key (or the table does
+ * not know it). */
 int aredis__cmd_first_key(const char *enc, const char **key, size_t *len);
 /* The same from a classification already made: cls and argc as
  * aredis__cmd_classify() or _memo() gave them for enc. */

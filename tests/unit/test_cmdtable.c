@@ -299,6 +299,25 @@ Test(cmdtable, first_key)
         {"XREAD COUNT 1 STREAMS st 0", "st"},
         {"PING", NULL},
         {"NOSUCHCOMMAND k", NULL},
+        {"EVALSHA abc 1 kx", "kx"},
+        {"FCALL f 1 kf a", "kf"},
+        {"FCALL_RO f 0", NULL},
+        {"XREADGROUP GROUP g c COUNT 1 STREAMS sx sy > >", "sx"},
+        {"XREAD STREAMS", NULL},
+        {"MIGRATE h 1 km 0 5000", "km"},
+        {"OBJECT ENCODING ko", "ko"},
+        {"object freq kq", "kq"},
+        {"OBJECT HELP", NULL},
+        {"MEMORY USAGE ku", "ku"},
+        {"XINFO STREAM ks", "ks"},
+        {"XGROUP CREATE kg g $", "kg"},
+        {"SORT ks BY w STORE dst", "ks"},
+        {"GEORADIUS kgeo 0 0 1 km STORE dst", "kgeo"},
+        {"ZUNIONSTORE dst 2 za zb", "dst"},
+        {"ZINTERSTORE dst 2 za zb WEIGHTS 1 2", "dst"},
+        {"ZUNION 2 za zb", "za"},
+        {"BLMPOP 0 2 la lb LEFT", "la"},
+        {"BITOP NOT dst src", "dst"},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         const char *key = NULL;
@@ -310,4 +329,17 @@ Test(cmdtable, first_key)
             cr_assert_eq(memcmp(key, want[i].key, len), 0, "%s", want[i].cmd);
         }
     }
+    /* MIGRATE with an empty key: the keys follow KEYS. */
+    const char *key = NULL;
+    size_t len = 0;
+    aredis_buf_cleanup(&buf);
+    aredis_buf_init(&buf);
+    cr_assert_eq(
+        aredis_write_fmt(&buf, "MIGRATE h 1 %s 0 5000 COPY KEYS ka kb", ""), 0);
+    cr_assert(aredis__cmd_first_key(buf.data, &key, &len));
+    cr_assert(len == 2 && memcmp(key, "ka", 2) == 0);
+    aredis_buf_cleanup(&buf);
+    aredis_buf_init(&buf);
+    cr_assert_eq(aredis_write_fmt(&buf, "MIGRATE h 1 %s 0 5000", ""), 0);
+    cr_assert(!aredis__cmd_first_key(buf.data, &key, &len));
 }
