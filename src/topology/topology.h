@@ -87,6 +87,12 @@ aredis__topology *aredis__standalone_new(aredis_client *c);
  * when out of memory. */
 aredis__topology *aredis__cluster_new(aredis_client *c);
 
+/* Tests: cluster clients route the commands named (lower case, separated
+ * by spaces; their subcommands too) as ones the built-in table does not
+ * know, learning their keys from a server; NULL or "" for none. Set
+ * before the clients are made. */
+void aredis__cluster_test_unknown(const char *names);
+
 /* ---- sentinel.c -----------------------------------------------------------
  */
 

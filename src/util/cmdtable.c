@@ -625,3 +625,78 @@ int aredis__cmd_first_key_of(const char *enc, const aredis__cmdclass *cls,
     }
     return 1;
 }
+
+/* The argument at index i (0: the name) of an encoded command. */
+static int arg_at(const char *enc, int i, const char **a, size_t *n)
+{
+    aredis__args it;
+    int argc = aredis__args_init(&it, enc);
+    if (i < 0 || i >= argc)
+        return 0;
+    for (int k = 0; k <= i; k++)
+        aredis__args_next(&it, a, n);
+    return 1;
+}
+
+/* The first key one spec gives: 1 and *key, *len, or 0. */
+static int spec_first_key(const char *enc, int argc, const aredis__keyspec *s,
+                          const char **key, size_t *len)
+{
+    const char *a;
+    size_t n;
+    int begin = -1;
+    if (s->begin == AREDIS__KS_INDEX) {
+        begin = s->index;
+    } else if (s->begin == AREDIS__KS_KEYWORD) {
+        /* From startfrom onwards, or from argc + startfrom backwards. */
+        int from = s->index >= 0 ? s->index : argc + s->index;
+        int step = s->index >= 0 ? 1 : -1;
+        for (int i = from; i >= 1 && i < argc; i += step) {
+            if (arg_at(enc, i, &a, &n) &&
+                aredis__word_is(a, n, s->keyword, s->kwlen)) {
+                begin = i + 1;
+                break;
+            }
+        }
+    }
+    if (begin < 1 || begin >= argc)
+        return 0;
+    if (s->find == AREDIS__KS_RANGE)
+        return arg_at(enc, begin, key, len);
+    if (s->find != AREDIS__KS_KEYNUM)
+        return 0;
+    /* A count of keys, then the keys. */
+    if (!arg_at(enc, begin + s->keynumidx, &a, &n) || n == 0 || n > 9)
+        return 0;
+    long count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (a[i] < '0' || a[i] > '9')
+            return 0;
+        count = count * 10 + (a[i] - '0');
+    }
+    if (count <= 0)
+        return 0;
+    return arg_at(enc, begin + s->firstkey, key, len);
+}
+
+int aredis__keyspec_first_key(const char *enc, const aredis__keyspec *ks,
+                              size_t nks, const char **key, size_t *len)
+{
+    aredis__args it;
+    int argc = aredis__args_init(&it, enc);
+    int found = 0;
+    for (size_t i = 0; i < nks; i++) {
+        const char *k;
+        size_t n;
+        if (!spec_first_key(enc, argc, &ks[i], &k, &n))
+            continue;
+        if (!found || *len == 0) {
+            *key = k;
+            *len = n;
+            found = 1;
+        }
+        if (n > 0)
+            break;
+    }
+    return found;
+}
