@@ -9,9 +9,12 @@
  *    retry policy: commands never written, or safe to send again, go to
  *    the slot's new owner; the others fail AREDIS_EUNKNOWN, once; idle
  *    exclusive ones close, busy or lent ones finish), its role becomes
- *    AREDIS__ROLE_UNKNOWN, and it is never routed to again; the record
- *    stays until the client is freed (next() still walks it), since
- *    borrowed connections may point into it.
+ *    AREDIS__ROLE_UNKNOWN, and it is never routed to again; a pub/sub
+ *    connection on it is closed as lost, so its subscriptions move to
+ *    another node. The record is freed once nothing points into it (no
+ *    command queued, in flight or owed a completion on it, no exclusive
+ *    connection, lent or not, no acquire waiting, no map request), checked
+ *    at each maintenance; until then next() still walks it.
  *  - Map: CLUSTER SHARDS, falling back to CLUSTER SLOTS then CLUSTER
  *    NODES when a server does not know the first, asked of one node at a
  *    time (a few in turn when one cannot answer, preferring nodes whose
@@ -159,6 +162,7 @@ typedef struct cluster {
 
     /* The map request in flight (at most one). */
     int fetching;
+    cnode *fetch_node; /* the node asked */
     unsigned fetch_gen;
     int64_t fetch_started;
     int fetch_tries; /* nodes asked in this round */
@@ -193,6 +197,7 @@ static const char readonly_bytes[] = "*1\r\n$8\r\nREADONLY\r\n";
 static const aredis__conn_step readonly_step = {"READONLY", readonly_bytes,
                                                 sizeof readonly_bytes - 1};
 
+static const aredis__topology_vt cluster_vt;
 static void request_refresh(cluster *cl);
 static void arm(cluster *cl);
 static void kick(cluster *cl);
@@ -918,6 +923,7 @@ static void fetch(cluster *cl)
         return;
     }
     cl->fetching = 1;
+    cl->fetch_node = n;
     arm(cl);
 }
 
@@ -1186,6 +1192,16 @@ static void close_dropped(cluster *cl, cnode *n)
     aredis_client *c = cl->base.c;
     n->closed = 1;
     aredis__pool_close_idle(&n->node);
+    /* Subscriptions move to a node of the cluster (pubsub.c re-homes them
+     * and gives the link back). */
+    for (aredis__link *l = n->node.pool; l != NULL && !c->freeing;) {
+        aredis__link *next = l->pool_next;
+        if (l->pubsub != NULL)
+            aredis__link_lost(l, AREDIS_ECLOSED, "the node left the cluster");
+        l = next;
+    }
+    if (c->freeing)
+        return;
     aredis__link_lost(&n->node.main, AREDIS_ECLOSED,
                       "the node left the cluster");
     if (c->freeing)
@@ -1206,6 +1222,55 @@ static void close_dropped(cluster *cl, cnode *n)
             aredis__cmd_free(c, cmd);
         }
     }
+}
+
+/* A dropped node nothing points into any more: no command on its shared
+ * connection, no exclusive connection (busy, lent, carrying pub/sub, or
+ * retired), nobody waiting for one, no map request to it. */
+static int reclaimable(const cluster *cl, const cnode *n)
+{
+    const aredis__node *x = &n->node;
+    return n->dropped && n->closed && aredis__conn_idle(&x->main.conn) &&
+           !x->main.draining && x->main.pubsub == NULL && x->pool == NULL &&
+           x->retired == NULL && x->pool_wait_head == NULL &&
+           x->acq_head == NULL && x->acq_granted == NULL &&
+           !(cl->fetching && cl->fetch_node == n);
+}
+
+/* Free the dropped nodes that nothing points into. The first node (the
+ * first seed, asked when every other left) stays. Loop context, outside
+ * any walk of the nodes. */
+static void reclaim(cluster *cl)
+{
+    for (cnode **pp = &cl->nodes->next; *pp != NULL;) {
+        cnode *n = *pp;
+        if (n->dropped && n->closed) /* idle exclusive ones that finished */
+            aredis__pool_close_idle(&n->node);
+        if (!reclaimable(cl, n)) {
+            pp = &n->next;
+            continue;
+        }
+        *pp = n->next;
+        aredis__node_cleanup(&n->node);
+        aredis__free(n);
+    }
+}
+
+int aredis__cluster_test_meet(aredis_client *c, const char *host, int port)
+{
+    if (c->topo == NULL || c->topo->vt != &cluster_vt)
+        return AREDIS_EINVAL;
+    return node_at(of(c->topo), host, port) != NULL ? 0 : AREDIS_ENOMEM;
+}
+
+size_t aredis__cluster_test_node_count(aredis_client *c)
+{
+    size_t k = 0;
+    if (c->topo == NULL || c->topo->vt != &cluster_vt)
+        return 0;
+    for (const cnode *n = of(c->topo)->nodes; n != NULL; n = n->next)
+        k++;
+    return k;
 }
 
 static int degraded(const cluster *cl)
@@ -1248,6 +1313,7 @@ static void maintain(cluster *cl)
     }
     if (c->freeing)
         return;
+    reclaim(cl);
     if (cl->nlearn > 0)
         learn_ask(cl);
     release_held(cl, 0);

@@ -1,4 +1,5 @@
-/* Integration tests of key positions on the real test cluster (fixture
+/* Integration tests of key positions and node records on the real test
+ * cluster (fixture
  * redis_cluster): commands whose keys are not the first argument (OBJECT
  * ENCODING, EVAL/EVALSHA/FCALL, XREAD/XREADGROUP ... STREAMS, MIGRATE,
  * SORT ... STORE, GEORADIUS ... STORE, ZUNIONSTORE/ZINTERSTORE, BITOP...)
@@ -352,4 +353,83 @@ Test(cluster_keys, learning_before_the_map_and_many_unknown_names)
         aredis_reply_free(o[i].r);
     }
     done(&s);
+}
+
+/* ---- node records under churn ------------------------------------------- */
+
+/* Nodes met and then left out of the map (as MOVED targets that leave the
+ * cluster do), over and over, each with a command on its connection: the
+ * records of the nodes that left are freed once their commands completed,
+ * so the count stays bounded; every command completes exactly once. */
+Test(cluster_keys, dropped_nodes_are_freed)
+{
+    char url[128];
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", seed_port());
+    aredis_loop *loop = aredis_loop_new();
+    cr_assert_not_null(loop);
+    aredis_status st;
+    aredis_client *c = aredis_client_new(
+        loop,
+        &(aredis_options){.url = url,
+                          .command_timeout_ms = 3000,
+                          .cluster = {.refresh_period_ms = 20}},
+        &st);
+    cr_assert_not_null(c, "%s", st.msg);
+    one first = {0};
+    cr_assert_eq(aredis_command(c, on_one, &first, "PING"), 0);
+    wait_all(loop, &first, 1);
+    aredis_reply_free(first.r);
+    size_t base = 0;
+    for (int spins = 0; spins < 500 && base != 6; spins++) {
+        aredis_loop_run_once(loop, 10);
+        base = aredis__cluster_test_node_count(c);
+    }
+    cr_assert_eq(base, 6, "%zu node records for 6 nodes", base);
+
+    enum { ROUNDS = 25, PER = 4 };
+    size_t most = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        one o[2 * PER];
+        memset(o, 0, sizeof o);
+        for (int j = 0; j < PER; j++) {
+            /* Nothing listens there: refused, or closed when dropped. */
+            int port = testenv_free_port();
+            cr_assert_gt(port, 0);
+            cr_assert_eq(aredis__cluster_test_meet(c, "127.0.0.1", port), 0);
+            cr_assert_eq(aredis_node_command(c, "127.0.0.1", port, on_one,
+                                             &o[j], "PING"),
+                         0);
+            char key[64];
+            char sfx[32];
+            snprintf(sfx, sizeof sfx, "churn%d.%d", round, j);
+            testenv_key(key, sizeof key, sfx);
+            cr_assert_eq(
+                aredis_command(c, on_one, &o[PER + j], "SET %s v", key), 0);
+        }
+        size_t now = aredis__cluster_test_node_count(c);
+        if (now > most)
+            most = now;
+        wait_all(loop, o, 2 * PER);
+        for (int j = 0; j < PER; j++) {
+            cr_assert_eq(o[j].r->type, AREDIS_REPLY_ERROR);
+            cr_assert_eq(o[PER + j].r->type, AREDIS_REPLY_STATUS, "%s",
+                         o[PER + j].r->str);
+            aredis_reply_free(o[j].r);
+            aredis_reply_free(o[PER + j].r);
+        }
+    }
+    /* Once the map has been fetched again, only the cluster's nodes. */
+    size_t left = 0;
+    for (int spins = 0; spins < 300; spins++) {
+        aredis_loop_run_once(loop, 10);
+        left = aredis__cluster_test_node_count(c);
+        if (left == base)
+            break;
+    }
+    cr_assert_eq(left, base, "%zu node records after %d rounds", left, ROUNDS);
+    cr_assert_leq(most, base + 2 * PER, "up to %zu node records", most);
+    aredis_client_free(c);
+    for (int spins = 0; spins < 20; spins++)
+        aredis_loop_run_once(loop, 5);
+    aredis_loop_free(loop);
 }
