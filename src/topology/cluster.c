@@ -1143,14 +1143,16 @@ static void learn_ask(cluster *cl)
         if (q == NULL)
             return;
         *q = (learn_req){cl, i, ++e->gen};
+        /* Asking before the submit: a failure may answer at once. */
+        e->state = LEARN_ASKING;
+        e->asked = now;
         aredis__node *to = cl_any(&cl->base);
         if (aredis__submit_encoded(c, &to->main, on_info, q, b, (size_t)len) !=
             0) {
             aredis__free(q);
+            e->state = LEARN_WANTED;
             return;
         }
-        e->state = LEARN_ASKING;
-        e->asked = now;
         if (c->freeing)
             return;
     }
