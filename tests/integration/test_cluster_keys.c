@@ -433,3 +433,66 @@ Test(cluster_keys, dropped_nodes_are_freed)
         aredis_loop_run_once(loop, 5);
     aredis_loop_free(loop);
 }
+
+/* A node that leaves while an exclusive connection to it is busy (a BLPOP
+ * on the node's pool) keeps its record until that command has completed,
+ * then the record goes. The node here is a real primary met under another
+ * name ("localhost"), which the map never lists. */
+Test(cluster_keys, a_dropped_node_with_a_busy_connection_is_kept_until_idle)
+{
+    char url[128];
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", seed_port());
+    aredis_loop *loop = aredis_loop_new();
+    cr_assert_not_null(loop);
+    aredis_status st;
+    aredis_client *c = aredis_client_new(
+        loop,
+        &(aredis_options){.url = url,
+                          .command_timeout_ms = 5000,
+                          .cluster = {.refresh_period_ms = 20}},
+        &st);
+    cr_assert_not_null(c, "%s", st.msg);
+    one first = {0};
+    cr_assert_eq(aredis_command(c, on_one, &first, "PING"), 0);
+    wait_all(loop, &first, 1);
+    aredis_reply_free(first.r);
+    size_t base = 0;
+    for (int spins = 0; spins < 500 && base != 6; spins++) {
+        aredis_loop_run_once(loop, 10);
+        base = aredis__cluster_test_node_count(c);
+    }
+    cr_assert_eq(base, 6);
+
+    /* BLPOP on a key the node does not serve would be MOVED at once: one
+     * it serves, found by asking it. */
+    aredis_node_addr a[8];
+    cr_assert_gt(aredis_client_nodes(c, AREDIS_NODES_PRIMARIES, a, 8), 0);
+    char tag[48];
+    tag_on(a[0].port, tag, sizeof tag);
+    cr_assert_eq(aredis__cluster_test_meet(c, "localhost", a[0].port), 0);
+    one blpop = {0};
+    cr_assert_eq(aredis_node_command(c, "localhost", a[0].port, on_one, &blpop,
+                                     "BLPOP %s:none 1", tag),
+                 0);
+    /* Dropped at the next map (20 ms), kept while BLPOP waits (1 s). */
+    for (int spins = 0; spins < 50; spins++)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(blpop.calls, 0, "BLPOP answered early");
+    cr_assert_eq(aredis__cluster_test_node_count(c), base + 1);
+    wait_all(loop, &blpop, 1);
+    cr_assert_eq(blpop.r->type, AREDIS_REPLY_NIL, "%s",
+                 blpop.r->type == AREDIS_REPLY_ERROR ? blpop.r->str : "");
+    aredis_reply_free(blpop.r);
+    size_t left = 0;
+    for (int spins = 0; spins < 300; spins++) {
+        aredis_loop_run_once(loop, 10);
+        left = aredis__cluster_test_node_count(c);
+        if (left == base)
+            break;
+    }
+    cr_assert_eq(left, base, "%zu node records", left);
+    aredis_client_free(c);
+    for (int spins = 0; spins < 20; spins++)
+        aredis_loop_run_once(loop, 5);
+    aredis_loop_free(loop);
+}
