@@ -1244,6 +1244,8 @@ static int reclaimable(const cluster *cl, const cnode *n)
  * any walk of the nodes. */
 static void reclaim(cluster *cl)
 {
+    if (cl->nodes == NULL)
+        return;
     for (cnode **pp = &cl->nodes->next; *pp != NULL;) {
         cnode *n = *pp;
         if (n->dropped && n->closed) /* idle exclusive ones that finished */
