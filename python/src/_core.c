@@ -88,7 +88,16 @@ static Trigger *trigger_new(fire_fn fire, void *src, int arg)
  * The loop adapter
  * ------------------------------------------------------------------------ */
 
+typedef struct ev_src ev_src;
+
 typedef struct pyloop {
+    /* > 0 while aredis runs from one of our triggers: a command submitted
+     * then is inside the core's own callback. */
+    int depth;
+    /* While set, 0 ms timers are collected on `eager` instead of being
+     * handed to call_soon (see pyloop_flush()). */
+    int collect;
+    ev_src *eager;
     PyObject *loop;
     PyObject *add_reader, *remove_reader, *add_writer, *remove_writer;
     PyObject *call_soon, *call_later, *call_soon_threadsafe;
@@ -103,13 +112,15 @@ typedef struct io_src {
     Trigger *rd, *wr;
 } io_src;
 
-typedef struct ev_src {
+struct ev_src {
     pyloop *pl;
     aredis_event_cb cb;
     void *arg;
     PyObject *handle; /* the armed asyncio handle, or NULL */
     Trigger *trig;
-} ev_src;
+    int eager_armed; /* on pl->eager */
+    ev_src *eager_next;
+};
 
 /* A failed call into the asyncio loop: report it (the loop may be closed,
  * in which case there is nobody left to tell) and give aredis an error. */
@@ -125,8 +136,12 @@ static int loop_call_failed(void)
 static void io_fire(void *src, int mask)
 {
     io_src *s = src;
-    if (s->events & mask)
+    if (s->events & mask) {
+        pyloop *pl = s->pl;
+        pl->depth++;
         s->cb(s->arg, mask);
+        pl->depth--;
+    }
 }
 
 static int io_start(void *impl, int fd, aredis_io_cb cb, void *arg,
@@ -214,8 +229,24 @@ static void ev_fire(void *src, int arg)
 {
     (void)arg;
     ev_src *s = src;
+    pyloop *pl = s->pl;
     Py_CLEAR(s->handle);
+    pl->depth++;
     s->cb(s->arg);
+    pl->depth--;
+}
+
+static void eager_unlink(ev_src *s)
+{
+    if (!s->eager_armed)
+        return;
+    for (ev_src **pp = &s->pl->eager; *pp != NULL; pp = &(*pp)->eager_next)
+        if (*pp == s) {
+            *pp = s->eager_next;
+            break;
+        }
+    s->eager_armed = 0;
+    s->eager_next = NULL;
 }
 
 static int ev_new(void *impl, aredis_event_cb cb, void *arg, void **handle)
@@ -254,8 +285,15 @@ static int timer_set(void *impl, void *handle, int64_t ms)
     (void)impl;
     ev_src *s = handle;
     ev_disarm(s);
+    eager_unlink(s);
     if (ms < 0)
         return 0;
+    if (ms == 0 && s->pl->collect) {
+        s->eager_armed = 1;
+        s->eager_next = s->pl->eager;
+        s->pl->eager = s;
+        return 0;
+    }
     PyObject *h;
     if (ms == 0) {
         h = PyObject_CallOneArg(s->pl->call_soon, (PyObject *)s->trig);
@@ -278,6 +316,7 @@ static void ev_stop(void *impl, void *handle)
     (void)impl;
     ev_src *s = handle;
     ev_disarm(s);
+    eager_unlink(s);
     s->trig->src = NULL;
     Py_DECREF(s->trig);
     PyMem_Free(s);
@@ -295,6 +334,34 @@ static void wake(void *impl, void *handle)
         (void)loop_call_failed();
     Py_XDECREF(r);
     PyGILState_Release(g);
+}
+
+/* The end of a submit made with pl->collect set: the 0 ms timers armed
+ * meanwhile (the core's "end of this loop turn" work: writing what was
+ * queued) run now when `now` is set, else go to call_soon as usual.
+ *
+ * Running them now is what makes a lone awaited command cost one loop
+ * iteration less: its bytes leave in the same turn, as with asyncio's own
+ * transports, instead of in the next one. It is only done outside the
+ * core's callbacks (depth 0), where the core is not running, and the
+ * client decides when (nothing else in flight: there is no batch to
+ * coalesce with). */
+static void pyloop_flush(pyloop *pl, int now)
+{
+    pl->collect = 0;
+    while (pl->eager != NULL) {
+        ev_src *s = pl->eager;
+        pl->eager = s->eager_next;
+        s->eager_armed = 0;
+        s->eager_next = NULL;
+        if (now) {
+            pl->depth++;
+            s->cb(s->arg);
+            pl->depth--;
+        } else {
+            (void)timer_set(pl, s, 0);
+        }
+    }
 }
 
 static void pyloop_free(void *impl)
@@ -324,7 +391,7 @@ static const aredis_loop_ops pyloop_ops = {
     .free = pyloop_free,
 };
 
-static aredis_loop *pyloop_new(PyObject *loop)
+static aredis_loop *pyloop_new(PyObject *loop, pyloop **out)
 {
     pyloop *pl = PyMem_Calloc(1, sizeof *pl);
     if (pl == NULL) {
@@ -350,7 +417,9 @@ static aredis_loop *pyloop_new(PyObject *loop)
     if (l == NULL) {
         pyloop_free(pl);
         PyErr_NoMemory();
+        return NULL;
     }
+    *out = pl;
     return l;
 }
 
@@ -671,6 +740,7 @@ fail:
 typedef struct {
     PyObject_HEAD
     aredis_loop *loop;
+    pyloop *pl; /* owned by loop */
     aredis_client *c;
     PyObject *aloop;
     PyObject *create_future;
@@ -896,7 +966,7 @@ static int client_init(Client *self, PyObject *args, PyObject *kw)
     self->aloop = loop;
     Py_INCREF(cbs);
     self->callbacks = cbs;
-    self->loop = pyloop_new(loop);
+    self->loop = pyloop_new(loop, &self->pl);
     if (self->loop == NULL)
         return -1;
     aredis_status st = {0};
@@ -982,15 +1052,24 @@ static PyObject *client_execute(Client *self, PyObject *const *args,
         argbuf_clear(&a);
         return NULL;
     }
+    /* The future is ours too: an eager flush may complete it (and free
+     * p) before this returns. */
+    PyObject *fut = p->fut;
+    Py_INCREF(fut);
+    int eager = self->pl->depth == 0;
+    self->pl->collect = eager;
     int e = aredis_commandv(self->c, on_reply, p, a.argc, a.argv, a.lens);
     argbuf_clear(&a);
-    if (e != 0) {
+    if (e != 0)
         pending_free(p);
+    if (eager)
+        pyloop_flush(self->pl,
+                     e == 0 && aredis_client_pending(self->c) == 1);
+    if (e != 0) {
+        Py_DECREF(fut);
         raise_code(e, "cannot submit the command");
         return NULL;
     }
-    PyObject *fut = p->fut;
-    Py_INCREF(fut);
     return fut;
 }
 
