@@ -38,13 +38,13 @@ class PubSub:
 
     async def subscribe(self, *args, **kwargs):
         for name, handler in self._names(args, kwargs):
-            self._core.subscribe(name, handler)
+            self._core.subscribe(name)
             self.channels[name] = handler
             self._expected += 1
 
     async def psubscribe(self, *args, **kwargs):
         for name, handler in self._names(args, kwargs):
-            self._core.psubscribe(name, handler)
+            self._core.psubscribe(name)
             self.patterns[name] = handler
             self._expected += 1
 
@@ -82,27 +82,48 @@ class PubSub:
         msg = await self._core.get_message(ms)
         if msg is None:
             return None
-        if msg["type"] in _CONFIRMATIONS:
+        return self._handle(msg, ignore_subscribe_messages)
+
+    def _handle(self, msg, ignore_subscribe_messages=False):
+        """What get_message() returns for a message read: confirmations
+        unless ignored, and messages whose channel or pattern has no
+        handler; a handler's messages go to the handler (None)."""
+        kind = msg["type"]
+        if kind in _CONFIRMATIONS:
             self._expected = max(0, self._expected - 1)
             if ignore_subscribe_messages or self.ignore_subscribe_messages:
                 return None
+            return msg
+        if kind == "pmessage":
+            handler = self.patterns.get(self._key(msg["pattern"]))
+        else:
+            handler = self.channels.get(self._key(msg["channel"]))
+        if handler is not None:
+            handler(msg)
+            return None
         return msg
+
+    def _key(self, name):
+        # Subscriptions are remembered under the name the program gave.
+        if name in self.channels or name in self.patterns:
+            return name
+        if isinstance(name, bytes):
+            return name.decode(self.client._encoding, "replace")
+        return name.encode(self.client._encoding)
 
     async def listen(self):
         """An async iterator over every message not taken by a handler."""
         while self.subscribed or self._expected:
             msg = await self._core.get_message(-1)
-            if msg is None:
-                continue
-            if msg["type"] in _CONFIRMATIONS:
-                self._expected = max(0, self._expected - 1)
-                if self.ignore_subscribe_messages:
-                    continue
-            yield msg
+            if msg is not None:
+                msg = self._handle(msg)
+            if msg is not None:
+                yield msg
 
     def run_in_thread(self, daemon=False, sleep_time=0.001):
         """A thread that keeps reading messages for the handlers, with the
-        loop of the main thread (asyncio.run_coroutine_threadsafe)."""
+        loop of the main thread (asyncio.run_coroutine_threadsafe): the
+        handlers run on that loop's thread."""
         for name, handler in list(self.channels.items()) + \
                 list(self.patterns.items()):
             if handler is None:

@@ -13,8 +13,11 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <aredis/aredis.h>
 
@@ -100,7 +103,7 @@ typedef struct pyloop {
     ev_src *eager;
     PyObject *loop;
     PyObject *add_reader, *remove_reader, *add_writer, *remove_writer;
-    PyObject *call_soon, *call_later, *call_soon_threadsafe;
+    PyObject *call_soon, *call_later;
 } pyloop;
 
 typedef struct io_src {
@@ -322,18 +325,89 @@ static void ev_stop(void *impl, void *handle)
     PyMem_Free(s);
 }
 
-/* The one operation other threads call: take the GIL first. */
+
+/* Wake-ups: an eventfd the asyncio loop watches with add_reader. The
+ * wake operation is the one called from other threads (the name resolver,
+ * *_ts submissions), and must not take the GIL: the thread calling it may
+ * hold a lock the loop thread is waiting for while it holds the GIL. A
+ * write(2) to an eventfd needs neither. */
+typedef struct wake_src {
+    pyloop *pl;
+    aredis_event_cb cb;
+    void *arg;
+    int fd;
+    PyObject *fdobj;
+    Trigger *trig;
+} wake_src;
+
+static void wake_fire(void *src, int arg)
+{
+    (void)arg;
+    wake_src *s = src;
+    uint64_t n;
+    while (read(s->fd, &n, sizeof n) < 0 && errno == EINTR)
+        ;
+    s->pl->depth++;
+    s->cb(s->arg);
+    s->pl->depth--;
+}
+
+static int wake_start(void *impl, aredis_event_cb cb, void *arg,
+                      void **handle)
+{
+    pyloop *pl = impl;
+    wake_src *s = PyMem_Calloc(1, sizeof *s);
+    if (s == NULL)
+        return AREDIS_ENOMEM;
+    s->pl = pl;
+    s->cb = cb;
+    s->arg = arg;
+    s->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->fd < 0) {
+        PyMem_Free(s);
+        return AREDIS_EIO;
+    }
+    s->fdobj = PyLong_FromLong(s->fd);
+    s->trig = trigger_new(wake_fire, s, 0);
+    PyObject *r = NULL;
+    if (s->fdobj != NULL && s->trig != NULL)
+        r = PyObject_CallFunctionObjArgs(pl->add_reader, s->fdobj, s->trig,
+                                         NULL);
+    if (r == NULL) {
+        int e = PyErr_Occurred() ? loop_call_failed() : AREDIS_ENOMEM;
+        Py_XDECREF(s->fdobj);
+        Py_XDECREF(s->trig);
+        close(s->fd);
+        PyMem_Free(s);
+        return e;
+    }
+    Py_DECREF(r);
+    *handle = s;
+    return 0;
+}
+
 static void wake(void *impl, void *handle)
 {
     (void)impl;
-    ev_src *s = handle;
-    PyGILState_STATE g = PyGILState_Ensure();
-    PyObject *r =
-        PyObject_CallOneArg(s->pl->call_soon_threadsafe, (PyObject *)s->trig);
+    wake_src *s = handle;
+    uint64_t one = 1;
+    while (write(s->fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
+static void wake_stop(void *impl, void *handle)
+{
+    wake_src *s = handle;
+    pyloop *pl = impl;
+    PyObject *r = PyObject_CallOneArg(pl->remove_reader, s->fdobj);
     if (r == NULL)
         (void)loop_call_failed();
     Py_XDECREF(r);
-    PyGILState_Release(g);
+    s->trig->src = NULL;
+    Py_DECREF(s->trig);
+    Py_DECREF(s->fdobj);
+    close(s->fd);
+    PyMem_Free(s);
 }
 
 /* The end of a submit made with pl->collect set: the 0 ms timers armed
@@ -374,7 +448,6 @@ static void pyloop_free(void *impl)
     Py_XDECREF(pl->remove_writer);
     Py_XDECREF(pl->call_soon);
     Py_XDECREF(pl->call_later);
-    Py_XDECREF(pl->call_soon_threadsafe);
     PyMem_Free(pl);
 }
 
@@ -385,9 +458,9 @@ static const aredis_loop_ops pyloop_ops = {
     .timer_start = ev_new,
     .timer_set = timer_set,
     .timer_stop = ev_stop,
-    .wake_start = ev_new,
+    .wake_start = wake_start,
     .wake = wake,
-    .wake_stop = ev_stop,
+    .wake_stop = wake_stop,
     .free = pyloop_free,
 };
 
@@ -411,7 +484,6 @@ static aredis_loop *pyloop_new(PyObject *loop, pyloop **out)
     GETM(remove_writer, "remove_writer");
     GETM(call_soon, "call_soon");
     GETM(call_later, "call_later");
-    GETM(call_soon_threadsafe, "call_soon_threadsafe");
 #undef GETM
     aredis_loop *l = aredis_loop_new_custom(&pyloop_ops, pl);
     if (l == NULL) {
@@ -988,15 +1060,67 @@ static int client_init(Client *self, PyObject *args, PyObject *kw)
     return 0;
 }
 
+/* The C client and its loop outlive a Client object freed from inside one
+ * of the core's callbacks (the last reference to a client can go with the
+ * reply of its last command): the core is running then, so they are freed
+ * from the asyncio loop's next turn instead. */
+typedef struct reaper {
+    aredis_client *c;
+    aredis_loop *loop;
+    Trigger *trig;
+} reaper;
+
+static void reap(aredis_client *c, aredis_loop *loop)
+{
+    /* Completions still pending (each holds a reference to the client, so
+     * there are none unless the interpreter is shutting down) run inside
+     * aredis_loop_free(). */
+    if (c != NULL)
+        aredis_client_free(c);
+    if (loop != NULL)
+        aredis_loop_free(loop);
+}
+
+static void reap_fire(void *src, int arg)
+{
+    (void)arg;
+    reaper *r = src;
+    r->trig->src = NULL;
+    Py_DECREF(r->trig);
+    reap(r->c, r->loop);
+    PyMem_Free(r);
+}
+
 static void client_dealloc(Client *self)
 {
-    /* Pending completions (each holds a reference to the client, so there
-     * are none unless the interpreter is shutting down) run inside
-     * aredis_loop_free(). */
-    if (self->c != NULL)
-        aredis_client_free(self->c);
-    if (self->loop != NULL)
-        aredis_loop_free(self->loop);
+    if (self->pl != NULL && self->pl->depth > 0) {
+        reaper *r = PyMem_Calloc(1, sizeof *r);
+        PyObject *h = NULL;
+        if (r != NULL) {
+            r->c = self->c;
+            r->loop = self->loop;
+            r->trig = trigger_new(reap_fire, r, 0);
+            if (r->trig != NULL)
+                h = PyObject_CallOneArg(self->pl->call_soon,
+                                        (PyObject *)r->trig);
+        }
+        if (h != NULL) {
+            Py_DECREF(h);
+            self->c = NULL;
+            self->loop = NULL;
+        } else {
+            /* No way to come back later (the asyncio loop is closed, or
+             * no memory): leaking the client beats freeing it under the
+             * core's feet. */
+            PyErr_Clear();
+            if (r != NULL)
+                Py_XDECREF(r->trig);
+            PyMem_Free(r);
+            self->c = NULL;
+            self->loop = NULL;
+        }
+    }
+    reap(self->c, self->loop);
     Py_XDECREF(self->create_future);
     Py_XDECREF(self->aloop);
     Py_XDECREF(self->callbacks);
@@ -1339,7 +1463,6 @@ typedef struct {
     PyObject_HEAD
     Client *owner;
     aredis_pubsub *ps;
-    PyObject *handlers; /* keeps every handler given alive */
 } PubSub;
 
 static PyObject *message_dict(const conv *cv, const aredis_pubsub_message *m)
@@ -1387,22 +1510,6 @@ fail:
     return NULL;
 }
 
-static void on_handler(aredis_pubsub *ps, const aredis_pubsub_message *m,
-                       void *ud)
-{
-    (void)ps;
-    PyObject *handler = ud;
-    /* The owner's conversion settings travel with the handler tuple. */
-    PyObject *fn = PyTuple_GET_ITEM(handler, 0);
-    Client *owner = (Client *)PyTuple_GET_ITEM(handler, 1);
-    PyObject *d = message_dict(&owner->cv, m);
-    PyObject *r = d ? PyObject_CallOneArg(fn, d) : NULL;
-    Py_XDECREF(d);
-    if (r == NULL)
-        PyErr_WriteUnraisable(fn);
-    Py_XDECREF(r);
-}
-
 static void on_event(aredis_pubsub *ps, const aredis_pubsub_message *m,
                      void *ud)
 {
@@ -1425,9 +1532,6 @@ static int pubsub_init(PubSub *self, PyObject *args, PyObject *kw)
         return -1;
     aredis_pubsub_options o = {.ignore_subscribe_messages = ignore,
                                .event_handler = on_event};
-    self->handlers = PyList_New(0);
-    if (self->handlers == NULL)
-        return -1;
     self->ps = aredis_pubsub_new(c->c, &o);
     if (self->ps == NULL) {
         PyErr_NoMemory();
@@ -1442,20 +1546,19 @@ static void pubsub_dealloc(PubSub *self)
 {
     if (self->ps != NULL)
         aredis_pubsub_free(self->ps);
-    Py_XDECREF(self->handlers);
     Py_XDECREF(self->owner);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* Message handlers are called by the Python layer when it reads a message
+ * (as the documented API does: get_message(), listen() and run_in_thread()
+ * dispatch them), so every subscription here queues its messages. */
 typedef int (*sub_fn)(aredis_pubsub *, const char *, aredis_pubsub_handler,
                       void *);
 typedef int (*unsub_fn)(aredis_pubsub *, const char *);
 
-static PyObject *do_subscribe(PubSub *self, PyObject *args, sub_fn fn)
+static PyObject *do_subscribe(PubSub *self, PyObject *name, sub_fn fn)
 {
-    PyObject *name, *handler = Py_None;
-    if (!PyArg_ParseTuple(args, "O|O", &name, &handler))
-        return NULL;
     if (self->ps == NULL)
         return raise_code(AREDIS_ESTATE, "pubsub"), NULL;
     argbuf a;
@@ -1466,17 +1569,7 @@ static PyObject *do_subscribe(PubSub *self, PyObject *args, sub_fn fn)
         PyErr_SetString(PyExc_ValueError, "a channel cannot contain NUL");
         return NULL;
     }
-    PyObject *h = NULL;
-    if (handler != Py_None) {
-        h = PyTuple_Pack(2, handler, (PyObject *)self->owner);
-        if (h == NULL || PyList_Append(self->handlers, h) != 0) {
-            Py_XDECREF(h);
-            argbuf_clear(&a);
-            return NULL;
-        }
-        Py_DECREF(h); /* the list keeps it */
-    }
-    int e = fn(self->ps, a.argv[0], h ? on_handler : NULL, h);
+    int e = fn(self->ps, a.argv[0], NULL, NULL);
     argbuf_clear(&a);
     if (e != 0)
         return raise_code(e, "cannot subscribe"), NULL;
@@ -1610,10 +1703,10 @@ static PyObject *pubsub_close(PubSub *self, PyObject *unused)
 }
 
 static PyMethodDef pubsub_methods[] = {
-    {"subscribe", (PyCFunction)pubsub_subscribe, METH_VARARGS,
-     "subscribe(channel, handler=None)"},
-    {"psubscribe", (PyCFunction)pubsub_psubscribe, METH_VARARGS,
-     "psubscribe(pattern, handler=None)"},
+    {"subscribe", (PyCFunction)pubsub_subscribe, METH_O,
+     "subscribe(channel)"},
+    {"psubscribe", (PyCFunction)pubsub_psubscribe, METH_O,
+     "psubscribe(pattern)"},
     {"unsubscribe", (PyCFunction)pubsub_unsubscribe, METH_VARARGS,
      "unsubscribe(channel=None)"},
     {"punsubscribe", (PyCFunction)pubsub_punsubscribe, METH_VARARGS,
