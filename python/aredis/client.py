@@ -385,3 +385,26 @@ class StrictRedisCluster(StrictRedis):
     def pipeline(self, transaction=False, shard_hint=None, watches=None):
         return Pipeline(self, transaction, watches)
 
+    # Multi-key commands whose keys may live in different slots: done key
+    # by key, as the documented cluster client does (not atomic).
+
+    async def rpoplpush(self, src, dst):
+        value = await self.rpop(src)
+        if value is not None:
+            await self.lpush(dst, value)
+        return value
+
+    async def mget(self, keys, *args):
+        keys = list(keys) if isinstance(keys, (list, tuple)) else [keys]
+        return list(await asyncio.gather(
+            *[self.get(k) for k in keys + list(args)]))
+
+    async def mset(self, mapping):
+        await asyncio.gather(*[self.set(k, v) for k, v in mapping.items()])
+        return True
+
+    async def delete(self, *names):
+        counts = await asyncio.gather(
+            *[self.execute_command("DEL", n) for n in names])
+        return sum(counts)
+

@@ -35,7 +35,9 @@ def server():
 
 
 def pytest_generate_tests(metafunc):
-    if "loop_kind" in metafunc.fixturenames:
+    # Coroutine tests run on both loops; plain tests once.
+    if "loop_kind" in metafunc.fixturenames and \
+            asyncio.iscoroutinefunction(metafunc.function):
         metafunc.parametrize("loop_kind", ["asyncio", "uvloop"],
                              indirect=True)
 
