@@ -66,8 +66,10 @@ setup(
             "aredis._core",
             sources=["src/_core.c"],
             extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra",
+                                "-Wstrict-prototypes", "-Wwrite-strings",
                                 "-Wno-missing-field-initializers",
-                                "-Wno-cast-function-type"],
+                                "-Wno-cast-function-type"] +
+            (["-Werror"] if os.environ.get("AREDIS_WERROR") == "1" else []),
         )
     ],
     cmdclass={"build_ext": BuildExt},

@@ -32,8 +32,8 @@ static PyObject *err_prefixes;
 static PyObject *err_server_default;
 static PyObject *err_client_default;
 
-static PyObject *s_set_result, *s_set_exception, *s_cancel, *s_type,
-    *s_pattern, *s_channel, *s_data;
+static PyObject *s_set_result, *s_set_exception, *s_cancel, *s_type, *s_pattern,
+    *s_channel, *s_data;
 static PyObject *kind_names[16];
 
 /* ------------------------------------------------------------------------
@@ -43,8 +43,7 @@ static PyObject *kind_names[16];
 typedef void (*fire_fn)(void *src, int arg);
 
 typedef struct {
-    PyObject_HEAD
-    vectorcallfunc vectorcall;
+    PyObject_HEAD vectorcallfunc vectorcall;
     fire_fn fire;
     void *src; /* NULL once the source is stopped: calls do nothing */
     int arg;
@@ -325,7 +324,6 @@ static void ev_stop(void *impl, void *handle)
     PyMem_Free(s);
 }
 
-
 /* Wake-ups: an eventfd the asyncio loop watches with add_reader. The
  * wake operation is the one called from other threads (the name resolver,
  * *_ts submissions), and must not take the GIL: the thread calling it may
@@ -352,8 +350,7 @@ static void wake_fire(void *src, int arg)
     s->pl->depth--;
 }
 
-static int wake_start(void *impl, aredis_event_cb cb, void *arg,
-                      void **handle)
+static int wake_start(void *impl, aredis_event_cb cb, void *arg, void **handle)
 {
     pyloop *pl = impl;
     wake_src *s = PyMem_Calloc(1, sizeof *s);
@@ -473,10 +470,10 @@ static aredis_loop *pyloop_new(PyObject *loop, pyloop **out)
     }
     Py_INCREF(loop);
     pl->loop = loop;
-#define GETM(field, name)                                                      \
-    if ((pl->field = PyObject_GetAttrString(loop, name)) == NULL) {          \
-        pyloop_free(pl);                                                      \
-        return NULL;                                                          \
+#define GETM(field, name)                                           \
+    if ((pl->field = PyObject_GetAttrString(loop, name)) == NULL) { \
+        pyloop_free(pl);                                            \
+        return NULL;                                                \
     }
     GETM(add_reader, "add_reader");
     GETM(remove_reader, "remove_reader");
@@ -550,8 +547,8 @@ static PyObject *error_object(const aredis_reply *r)
             return NULL;
     }
     if (cls == NULL)
-        cls = r->code == AREDIS_ESERVER ? err_server_default
-                                        : err_client_default;
+        cls =
+            r->code == AREDIS_ESERVER ? err_server_default : err_client_default;
     if (cls == NULL)
         cls = PyExc_RuntimeError;
     msg = PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "replace");
@@ -758,8 +755,8 @@ static int argbuf_fill(argbuf *a, PyObject *const *args, Py_ssize_t n,
         return -1;
     }
     if (PyUnicode_Check(args[0]) &&
-        PyUnicode_FindChar(args[0], ' ', 0, PyUnicode_GET_LENGTH(args[0]),
-                           1) >= 0) {
+        PyUnicode_FindChar(args[0], ' ', 0, PyUnicode_GET_LENGTH(args[0]), 1) >=
+            0) {
         words = PyUnicode_Split(args[0], NULL, -1);
         if (words == NULL)
             return -1;
@@ -810,8 +807,7 @@ fail:
  * ------------------------------------------------------------------------ */
 
 typedef struct {
-    PyObject_HEAD
-    aredis_loop *loop;
+    PyObject_HEAD aredis_loop *loop;
     pyloop *pl; /* owned by loop */
     aredis_client *c;
     PyObject *aloop;
@@ -970,13 +966,13 @@ static int opt_i64(PyObject *d, const char *k, int64_t *out)
 /* Client(loop, options: dict, callbacks: dict, decode: bool, encoding) */
 static int client_init(Client *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"loop", "options", "callbacks", "decode",
-                             "encoding", NULL};
+    static const char *kwlist[] = {"loop",   "options",  "callbacks",
+                                   "decode", "encoding", NULL};
     PyObject *loop, *o, *cbs, *enc = Py_None;
     int decode = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!O!|pO", kwlist, &loop,
-                                     &PyDict_Type, &o, &PyDict_Type, &cbs,
-                                     &decode, &enc))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO!O!|pO", (char **)kwlist,
+                                     &loop, &PyDict_Type, &o, &PyDict_Type,
+                                     &cbs, &decode, &enc))
         return -1;
     if (self->c != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "already initialised");
@@ -987,8 +983,7 @@ static int client_init(Client *self, PyObject *args, PyObject *kw)
     if (opt_str(o, "url", &opts.url) || opt_str(o, "host", &opts.host) ||
         opt_int(o, "port", &opts.port) || opt_str(o, "path", &opts.path) ||
         opt_str(o, "username", &opts.username) ||
-        opt_str(o, "password", &opts.password) ||
-        opt_int(o, "db", &opts.db) ||
+        opt_str(o, "password", &opts.password) || opt_int(o, "db", &opts.db) ||
         opt_str(o, "client_name", &opts.client_name) ||
         opt_int(o, "protocol", &opts.protocol) ||
         opt_i64(o, "connect_timeout_ms", &opts.connect_timeout_ms) ||
@@ -1187,8 +1182,7 @@ static PyObject *client_execute(Client *self, PyObject *const *args,
     if (e != 0)
         pending_free(p);
     if (eager)
-        pyloop_flush(self->pl,
-                     e == 0 && aredis_client_pending(self->c) == 1);
+        pyloop_flush(self->pl, e == 0 && aredis_client_pending(self->c) == 1);
     if (e != 0) {
         Py_DECREF(fut);
         raise_code(e, "cannot submit the command");
@@ -1247,8 +1241,7 @@ static PyTypeObject ClientType = {
  * ------------------------------------------------------------------------ */
 
 typedef struct {
-    PyObject_HEAD
-    Client *owner;
+    PyObject_HEAD Client *owner;
     aredis_pipeline *p;
 } Pipeline;
 
@@ -1256,11 +1249,11 @@ static PyTypeObject PipelineType;
 
 static int pipeline_init(Pipeline *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"client", "transaction", NULL};
+    static const char *kwlist[] = {"client", "transaction", NULL};
     Client *c;
     int tx = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|p", kwlist, &ClientType,
-                                     &c, &tx))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|p", (char **)kwlist,
+                                     &ClientType, &c, &tx))
         return -1;
     if (client_ready(c) != 0)
         return -1;
@@ -1318,8 +1311,8 @@ static PyObject *pipeline_immediate(Pipeline *self, PyObject *const *args,
         argbuf_clear(&a);
         return NULL;
     }
-    int e = aredis_pipeline_immediatev(self->p, on_pipeline, p, a.argc,
-                                       a.argv, a.lens);
+    int e = aredis_pipeline_immediatev(self->p, on_pipeline, p, a.argc, a.argv,
+                                       a.lens);
     argbuf_clear(&a);
     if (e != 0) {
         pending_free(p);
@@ -1381,8 +1374,8 @@ static PyObject *pipeline_watch(Pipeline *self, PyObject *const *args,
         argbuf_clear(&a);
         return NULL;
     }
-    int e = aredis_pipeline_watch(self->p, on_pipeline, p, a.argc - 1,
-                                  a.argv + 1);
+    int e =
+        aredis_pipeline_watch(self->p, on_pipeline, p, a.argc - 1, a.argv + 1);
     argbuf_clear(&a);
     if (e != 0) {
         pending_free(p);
@@ -1460,8 +1453,7 @@ static PyTypeObject PipelineType = {
  * ------------------------------------------------------------------------ */
 
 typedef struct {
-    PyObject_HEAD
-    Client *owner;
+    PyObject_HEAD Client *owner;
     aredis_pubsub *ps;
 } PubSub;
 
@@ -1522,11 +1514,11 @@ static void on_event(aredis_pubsub *ps, const aredis_pubsub_message *m,
 
 static int pubsub_init(PubSub *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"client", "ignore_subscribe_messages", NULL};
+    static const char *kwlist[] = {"client", "ignore_subscribe_messages", NULL};
     Client *c;
     int ignore = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|p", kwlist, &ClientType,
-                                     &c, &ignore))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|p", (char **)kwlist,
+                                     &ClientType, &c, &ignore))
         return -1;
     if (client_ready(c) != 0)
         return -1;
@@ -1660,8 +1652,8 @@ static PyObject *pubsub_get_message(PubSub *self, PyObject *args)
     }
     w->self = self;
     Py_INCREF(self);
-    int e = aredis_pubsub_get_message(self->ps, (int64_t)timeout_ms,
-                                      on_message, w);
+    int e =
+        aredis_pubsub_get_message(self->ps, (int64_t)timeout_ms, on_message, w);
     if (e != 0) {
         Py_DECREF(w->fut);
         Py_DECREF(self);
@@ -1703,8 +1695,7 @@ static PyObject *pubsub_close(PubSub *self, PyObject *unused)
 }
 
 static PyMethodDef pubsub_methods[] = {
-    {"subscribe", (PyCFunction)pubsub_subscribe, METH_O,
-     "subscribe(channel)"},
+    {"subscribe", (PyCFunction)pubsub_subscribe, METH_O, "subscribe(channel)"},
     {"psubscribe", (PyCFunction)pubsub_psubscribe, METH_O,
      "psubscribe(pattern)"},
     {"unsubscribe", (PyCFunction)pubsub_unsubscribe, METH_VARARGS,
@@ -1763,11 +1754,12 @@ static PyObject *cb_to_bool(PyObject *m, PyObject *r)
 static PyObject *configure(PyObject *m, PyObject *args, PyObject *kw)
 {
     (void)m;
-    static char *kwlist[] = {"codes", "prefixes", "server_default",
-                             "client_default", NULL};
+    static const char *kwlist[] = {"codes", "prefixes", "server_default",
+                                   "client_default", NULL};
     PyObject *c, *p, *sd, *cd;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!OO", kwlist, &PyDict_Type,
-                                     &c, &PyDict_Type, &p, &sd, &cd))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!O!OO", (char **)kwlist,
+                                     &PyDict_Type, &c, &PyDict_Type, &p, &sd,
+                                     &cd))
         return NULL;
     Py_INCREF(c);
     Py_INCREF(p);
@@ -1797,9 +1789,15 @@ static PyMethodDef module_methods[] = {
 };
 
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "aredis._core",
-    "The C core of the aredis asyncio client.", -1, module_methods,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "aredis._core",
+    "The C core of the aredis asyncio client.",
+    -1,
+    module_methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 PyMODINIT_FUNC PyInit__core(void)
@@ -1845,10 +1843,10 @@ PyMODINIT_FUNC PyInit__core(void)
         Py_DECREF(m);
         return NULL;
     }
-#define ERRCONST(name, value, msg)                                             \
-    if (PyModule_AddIntConstant(m, #name, value) < 0) {                \
-        Py_DECREF(m);                                                          \
-        return NULL;                                                           \
+#define ERRCONST(name, value, msg)                      \
+    if (PyModule_AddIntConstant(m, #name, value) < 0) { \
+        Py_DECREF(m);                                   \
+        return NULL;                                    \
     }
     AREDIS_ERRNO_MAP(ERRCONST)
 #undef ERRCONST

@@ -24,7 +24,7 @@ export PYTHONDONTWRITEBYTECODE=1
 case $mode in
   build)
     cd "$here/.."
-    AREDIS_BUILD_DIR="$out/libaredis" "$py" setup.py -q build \
+    AREDIS_WERROR=1 AREDIS_BUILD_DIR="$out/libaredis" "$py" setup.py -q build \
       --build-base "$out/build" --build-lib "$out/lib"
     ;;
   test)
