@@ -3,8 +3,9 @@
     python_bench.py --impl aredis|redispy --loop asyncio|uvloop
                     --mode seq|conc|pipe --n N --port P [--db D]
 
-The workload mirrors bench_client --mode pipe: N/2 SET then N/2 GET of
-16-byte values on keys cycling over 10000 names, every reply checked.
+The workload mirrors bench_client --mode pipe: N/2 SET then N/2 GET (of
+the same keys, in the same order) of 16-byte values on keys cycling over
+10000 names, every reply checked.
   seq   one coroutine awaiting each command in turn (one connection);
   conc  100 coroutines sharing one client, each awaiting its commands;
   pipe  pipelines of 100 commands (transaction=False), awaited in turn.
@@ -30,7 +31,7 @@ def make_client(impl, port, db):
 
 async def ops(c, lo, hi, half):
     for i in range(lo, hi):
-        k = KEYS[i % 10000]
+        k = KEYS[(i if i < half else i - half) % 10000]
         if i < half:
             if await c.set(k, VAL) is not True:
                 raise SystemExit("bad SET reply")
@@ -57,7 +58,7 @@ async def run(impl, mode, n, port, db):
         for start in range(0, n, 100):
             p = c.pipeline(transaction=False)
             for i in range(start, min(n, start + 100)):
-                k = KEYS[i % 10000]
+                k = KEYS[(i if i < half else i - half) % 10000]
                 if i < half:
                     p.set(k, VAL)
                 else:
