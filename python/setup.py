@@ -3,7 +3,9 @@
 The extension links libaredis statically. By default the library is built
 here with CMake from the enclosing source tree (Release, no sanitizers) in
 build/libaredis; set AREDIS_BUILD_DIR to another CMake build directory of
-the library (one without sanitizers) to build and use that one instead.
+the library (one without sanitizers) to build and use that one instead,
+and AREDIS_SOURCE_DIR to the library's source tree when this directory is
+not inside it.
 
     /usr/bin/python3 -m pip install --no-index --no-build-isolation .
 """
@@ -15,7 +17,9 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+# The library's source tree: the enclosing one, or AREDIS_SOURCE_DIR when
+# this directory was copied elsewhere.
+ROOT = os.environ.get("AREDIS_SOURCE_DIR", os.path.dirname(HERE))
 
 
 def private_libs(build_dir):

@@ -12,11 +12,14 @@ EXAMPLES = os.path.join(os.path.dirname(HERE), "examples")
 RUNNER = os.path.join(EXAMPLES, "run_doc_example.py")
 
 # What each documentation example does when run as written, and why.
-# "ok" means it runs unchanged.
+# "ok" means it runs unchanged; a tuple lists the outcomes it may have.
 AS_WRITTEN = {
     "getting_started.py": ("ok", ""),
     "loop.py": ("ok", ""),
-    "pipeline.py": ("ok", ""),
+    "pipeline.py": (("ok", "AssertionError"),
+                    "asserts KEYS * returns [b'bar', b'foo']; Redis returns "
+                    "keys in no particular order, so it passes or not by "
+                    "chance"),
     "cluster.py": ("ok", ""),
     "unix_socket.py": ("NameError: name 'redis'",
                        "uses redis-py's module name `redis`"),

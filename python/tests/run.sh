@@ -7,6 +7,10 @@
 #                               need libasan preloaded into the interpreter)
 #   run.sh test OUT [ARGS...]   run pytest on python/tests with OUT/lib first
 #                               on the path; ARGS go to pytest
+#   run.sh pip OUT              `pip install --no-index .` of a copy of
+#                               python/ into a fresh virtual environment
+#                               (with the system's site-packages), then a
+#                               PING through the installed package
 #
 # Always Debian's interpreter (/usr/bin/python3, or $AREDIS_PYTHON): its
 # dist-packages hold python3-pytest-asyncio, python3-uvloop and
@@ -16,8 +20,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 py=${AREDIS_PYTHON:-/usr/bin/python3}
-mode=${1:?usage: run.sh build|test OUT [pytest args]}
-out=${2:?usage: run.sh build|test OUT [pytest args]}
+mode=${1:?usage: run.sh build|test|pip OUT [pytest args]}
+out=${2:?usage: run.sh build|test|pip OUT [pytest args]}
 shift 2
 export PYTHONDONTWRITEBYTECODE=1
 
@@ -30,10 +34,33 @@ case $mode in
   test)
     cd "$here"
     PYTHONPATH="$out/lib" exec "$py" -m pytest -q -p no:cacheprovider \
-      -o faulthandler_timeout=120 "$here" "$@"
+      -o faulthandler_timeout=120 "$@"
+    ;;
+  pip)
+    root=$(cd "$here/../.." && pwd)
+    work="$out/pip"
+    rm -rf "$work"
+    mkdir -p "$work"
+    cp -r "$here/.." "$work/src"
+    rm -rf "$work/src/build" "$work/src/aredis/"*.so
+    "$py" -m venv --system-site-packages "$work/venv"
+    AREDIS_SOURCE_DIR="$root" AREDIS_BUILD_DIR="$out/libaredis" \
+      "$work/venv/bin/pip" install -q --no-index "$work/src"
+    port=$(sed -n 's/^port=//p' "$AREDIS_TEST_STATE_DIR/standalone.state")
+    cd "$work"
+    "$work/venv/bin/python" - "$port" <<'PYEOF'
+import asyncio, sys
+import aredis
+assert "/venv/" in aredis.__file__, aredis.__file__
+async def main():
+    r = aredis.StrictRedis(host="127.0.0.1", port=int(sys.argv[1]))
+    assert await r.ping() is True
+asyncio.run(main())
+print("installed and working:", aredis.__file__)
+PYEOF
     ;;
   *)
-    echo "usage: run.sh build|test OUT [pytest args]" >&2
+    echo "usage: run.sh build|test|pip OUT [pytest args]" >&2
     exit 2
     ;;
 esac

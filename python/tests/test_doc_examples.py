@@ -42,6 +42,7 @@ def test_as_written(name):
         assert result == "ok", out
     else:
         assert result.startswith(expected), f"{why}\n{out}"
+    assert why or expected == "ok", "every failure has its reason"
 
 
 @pytest.mark.parametrize("name", sorted(
