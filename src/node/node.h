@@ -106,6 +106,11 @@ int aredis__link_submit(aredis__link *l, aredis__cmd *cmd, const char *bytes);
  * what next). A no-op unless the link waits for it (see the topology's
  * locate). Loop context. */
 void aredis__link_located(aredis__link *l, int code, const char *msg);
+/* The topology is still finding the address and asks a link that waits
+ * for it (locating) to give it until `until` (absolute ms) instead of its
+ * connect deadline: a sentinel failover takes longer than a connect. A
+ * no-op for a link that does not wait. */
+void aredis__link_wait_until(aredis__link *l, int64_t until);
 /* The topology learnt that the server behind a working connection is the
  * wrong one (a READONLY from what should be the master): handle it as a
  * lost connection (code, msg), so it reconnects through locate. Loop
@@ -129,6 +134,10 @@ void aredis__pool_free_all(aredis__node *n);
 int aredis__pool_unwait(aredis__node *n, aredis__cmd *cmd);
 /* Lend a connection (aredis_client_acquire on this node). */
 int aredis__pool_acquire(aredis__node *n, aredis_acquire_cb cb, void *ud);
+/* A command in flight on a pooled (not borrowed) link timed out: close the
+ * link, which unblocks the server, and serve the waiters with a new one.
+ * Safe from the client's timer; the timed-out command is freed. */
+void aredis__pool_abandon(aredis__link *l);
 /* Close a borrowed link for good (a pubsub's own connection, acquired
  * with aredis_client_acquire) and forget it. */
 void aredis__pool_drop(aredis__link *l);

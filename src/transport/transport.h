@@ -62,6 +62,11 @@ typedef struct aredis__config {
     int cluster;
     aredis__endpoint *seeds;
     size_t nseeds;
+    int cluster_read_from;      /* AREDIS_READ_* */
+    int cluster_max_redirects;  /* > 0 */
+    int64_t cluster_refresh_ms; /* < 0: no periodic refresh */
+    int cluster_lazy;           /* 0 or 1 */
+    int cluster_cross_slot;     /* AREDIS_CROSS_SLOT_* */
     /* Sentinel-managed (redis+sentinel:// or sentinel.addrs): nsentinels
      * > 0. host and port above are then unused: the sentinels name the
      * data servers. */
@@ -70,8 +75,10 @@ typedef struct aredis__config {
     char *sentinel_service;
     int sentinel_role; /* AREDIS_SENTINEL_MASTER or _REPLICA */
     char *sentinel_username, *sentinel_password;
-    int sentinel_tls;            /* resolved: 0 or 1 */
-    int64_t sentinel_timeout_ms; /* per sentinel, > 0 */
+    int sentinel_tls;                  /* resolved: 0 or 1 */
+    int sentinel_replica_fallback;     /* 0 or 1 */
+    int64_t sentinel_timeout_ms;       /* per sentinel, > 0 */
+    int64_t sentinel_failover_wait_ms; /* resolved: >= 0 (0: none) */
 } aredis__config;
 
 /* Build a configuration from options (URL first, members override).
