@@ -14,7 +14,7 @@
 # bench_client --mode pipe --impl aredis --w 1 (the same commands, one in
 # flight: sequential).
 #
-# The server is pinned to CPU 0 and every client to CPU 1. Each cell is the
+# The server is pinned to CPU 0 and every client to CPU 1 (bench/lib.sh). Each cell is the
 # median of REPEAT runs; a round runs every implementation in turn, so a
 # slow phase of a noisy machine hits all of them alike. Always Debian's
 # /usr/bin/python3 (or $AREDIS_PYTHON), whatever python3 is first on PATH.
@@ -22,85 +22,28 @@
 # A program, not a test: it prints figures and asserts nothing about them.
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${BUILD_DIR:-$root/build-bench}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init python.sh
 N=${N:-100000}
 REPEAT=${REPEAT:-3}
 DB=${DB:-9}
 py=${AREDIS_PYTHON:-/usr/bin/python3}
-SERVER_CPU=0
-CLIENT_CPU=1
 
-die() {
-    echo "python.sh: $*" >&2
-    exit 1
-}
-
-for tool in redis-server redis-cli taskset cmake "$py"; do
-    command -v "$tool" >/dev/null || die "$tool not found"
-done
-[ "$(nproc)" -ge 2 ] || die "needs at least 2 CPUs"
+[ -x "$py" ] || bench_die "$py not found"
 "$py" -c 'import redis.asyncio, uvloop' 2>/dev/null ||
-    die "needs python3-redis, python3-hiredis and python3-uvloop"
+    bench_die "needs python3-redis, python3-hiredis and python3-uvloop"
 
 # ---- build: bench_client and the extension, both Release -----------------
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
-        -DAREDIS_BUILD_TESTS=OFF -DAREDIS_BUILD_EXAMPLES=OFF >/dev/null
-fi
-cmake --build "$build" --target bench_client -j "$(nproc)" >/dev/null
-bin=$build/bench/bench_client
-[ -x "$bin" ] || die "$bin was not built (libhiredis-dev, libevent-dev?)"
+bench_build bench_client "libhiredis-dev, libevent-dev?"
 (cd "$root/python" && AREDIS_BUILD_DIR="$build" "$py" setup.py -q build \
     --build-base "$build/python/build" --build-lib "$build/python/lib" \
-    >/dev/null)
+    >/dev/null 2>&1) || bench_die "the Python extension did not build"
 export PYTHONPATH=$build/python/lib
 
-# ---- the server ---------------------------------------------------------------
-tmp=$(mktemp -d)
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-start_server() {
-    local tries port i
-    for tries in 1 2 3 4 5 6 7 8 9 10; do
-        port=$((20000 + RANDOM % 20000))
-        port_free "$port" || continue
-        taskset -c "$SERVER_CPU" redis-server --port "$port" \
-            --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
-            --logfile "$tmp/redis.log" --daemonize no &
-        server_pid=$!
-        for i in $(seq 50); do
-            if [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ]; then
-                PORT=$port
-                return 0
-            fi
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-        server_pid=""
-    done
-    die "could not start redis-server"
-}
-
-start_server
-echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on 127.0.0.1:$PORT (CPU $SERVER_CPU), clients on CPU $CLIENT_CPU"
-echo "$(nproc) CPUs, $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "$("$py" --version), redis-py $("$py" -c 'import redis; print(redis.__version__)'), uvloop $("$py" -c 'import uvloop; print(uvloop.__version__)')"
+bench_pin
+bench_server
+bench_banner
+echo "load average $(cut -d' ' -f1-3 /proc/loadavg); $("$py" --version), redis-py $("$py" -c 'import redis; print(redis.__version__)'), uvloop $("$py" -c 'import uvloop; print(uvloop.__version__)')"
 echo "N=$N, REPEAT=$REPEAT, aredis $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?')"
 
 field() {
@@ -125,14 +68,16 @@ MODES="seq conc pipe"
 for round in $(seq "$REPEAT"); do
     for mode in $MODES; do
         for il in $IMPLS; do
-            line=$(taskset -c "$CLIENT_CPU" "$py" "$root/bench/python_bench.py" \
+            line=$("${client_cpu[@]}" "$py" "$root/bench/python_bench.py" \
                 --impl "${il%%:*}" --loop "${il##*:}" --mode "$mode" \
-                --n "$N" --port "$PORT" --db "$DB") || die "$il $mode failed"
+                --n "$N" --port "$port" --db "$DB") ||
+                bench_die "$il $mode failed"
             times[$mode/$il]+=" $(field seconds "$line")"
         done
     done
-    line=$(taskset -c "$CLIENT_CPU" "$bin" --mode pipe --impl aredis \
-        --n $((N / 2)) --w 1 --port "$PORT" --db "$DB") || die "bench_client failed"
+    line=$("${client_cpu[@]}" "$bin" --mode pipe --impl aredis \
+        --n $((N / 2)) --w 1 --port "$port" --db "$DB") ||
+        bench_die "bench_client failed"
     times[c]+=" $(field wall_s "$line")"
     echo "round $round done" >&2
 done
