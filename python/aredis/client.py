@@ -35,6 +35,9 @@ class StrictRedis(CommandsMixin):
     """The asyncio client of the documentation, on the C core."""
 
     RESPONSE_CALLBACKS = RESPONSE_CALLBACKS
+    # The documentation's name for the class-level overrides: a subclass
+    # may set either; REDIS_CALLBACKS entries win.
+    REDIS_CALLBACKS = {}
 
     def __init__(self, host="localhost", port=6379, db=0, password=None,
                  stream_timeout=None, connect_timeout=None,
@@ -106,6 +109,7 @@ class StrictRedis(CommandsMixin):
         self._loop = loop
         self._core = None
         self.response_callbacks = dict(self.RESPONSE_CALLBACKS)
+        self.response_callbacks.update(self.REDIS_CALLBACKS)
 
     @classmethod
     def from_url(cls, url, db=None, **kwargs):
@@ -327,7 +331,13 @@ class Pipeline(CommandsMixin):
             await self.reset()
             return []
         try:
-            replies = await self._core.execute()
+            fut = self._core.execute()
+        except Exception:
+            # Nothing was sent; the C pipeline kept its queue.
+            await self.reset()
+            raise
+        try:
+            replies = await fut
         finally:
             self._stack = []
             self._scripts = []

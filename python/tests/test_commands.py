@@ -128,6 +128,10 @@ async def test_set_response_callback(r, port):
     await r.set("y", "abc")
     assert await Sub(port=port, db=3).get("y") == "cba"
 
+    class Documented(aredis.StrictRedis):
+        REDIS_CALLBACKS = {"GET": lambda v: v.upper()}
+    assert await Documented(port=port, db=3).get("y") == b"ABC"
+
 
 async def test_execute_command_and_subcommand_split(r):
     assert await r.execute_command("SET", "k", "v") is True
