@@ -23,6 +23,9 @@ _PY_URL_OPTIONS = {"decode_responses", "encoding", "socket_timeout",
                    "socket_keepalive", "max_idle_time", "ssl_cert_reqs"}
 
 
+_DEFAULT = object()
+
+
 def _ms(seconds):
     return None if seconds is None else int(float(seconds) * 1000)
 
@@ -223,20 +226,22 @@ class StrictRedis(CommandsMixin):
                           blocking_timeout=blocking_timeout,
                           thread_local=thread_local)
 
-    def cache(self, name, cache_class=None, identity_generator_class=None,
-              compressor_class=None, serializer_class=None, *args,
-              **kwargs):
+    def cache(self, name, cache_class=None,
+              identity_generator_class=_DEFAULT, compressor_class=_DEFAULT,
+              serializer_class=_DEFAULT, *args, **kwargs):
+        """A Cache (or cache_class, e.g. HerdCache) named `name`. Each of
+        the three helper classes may be replaced, or set to None to go
+        without it."""
         from . import cache as _cache
+
+        def pick(given, default):
+            return default if given is _DEFAULT else given
+
         return (cache_class or _cache.Cache)(
             self, name,
-            identity_generator_class=identity_generator_class
-            if identity_generator_class is not None
-            else _cache.IdentityGenerator,
-            compressor_class=compressor_class
-            if compressor_class is not None else _cache.Compressor,
-            serializer_class=serializer_class
-            if serializer_class is not None else _cache.Serializer,
-            *args, **kwargs)
+            pick(identity_generator_class, _cache.IdentityGenerator),
+            pick(compressor_class, _cache.Compressor),
+            pick(serializer_class, _cache.Serializer), *args, **kwargs)
 
     def select(self, db):
         raise RedisError("SELECT is not supported: use one client per "

@@ -136,9 +136,14 @@ async def test_cache_api(r):
     assert await cache.get("a", 1) == 1
     assert await cache.delete_many(["a", "b"], [1, 1]) == 2
     await r.set("app:bad", b"\x07junk")
-    plain = r.cache("app", identity_generator_class=None)
     with pytest.raises(aredis.CacheError):
-        await plain.get("app:bad")
+        await cache.get("app:bad")
+    # Helpers set to None are left out: the value is stored as given,
+    # under the key as given.
+    raw = r.cache("raw", identity_generator_class=None,
+                  compressor_class=None, serializer_class=None)
+    await raw.set("plain", b"bytes", param={"ignored": 1})
+    assert await r.get("plain") == b"bytes"
 
 
 async def test_herd_cache_one_recomputes(r):
