@@ -218,3 +218,17 @@ def test_methods_come_from_the_table():
         assert callable(getattr(aredis.StrictRedis, m)), m
         assert callable(getattr(aredis.Pipeline, m)), m
     assert "delete" in table and "config_get" in table
+
+
+async def test_username_and_password(r, port):
+    await r.execute_command("ACL", "SETUSER", "pyuser", "on", ">pw", "~*",
+                            "+@all")
+    try:
+        ok = aredis.StrictRedis(port=port, username="pyuser", password="pw")
+        assert await ok.execute_command("ACL", "WHOAMI") == b"pyuser"
+        bad = aredis.StrictRedis(port=port, username="pyuser",
+                                 password="nope", connect_timeout=2)
+        with pytest.raises(aredis.AuthenticationError):
+            await bad.ping()
+    finally:
+        await r.execute_command("ACL", "DELUSER", "pyuser")
