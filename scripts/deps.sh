@@ -29,9 +29,9 @@ run_pkgs=(build-essential cmake pkg-config libssl-dev libuv1-dev
 test_pkgs=("${run_pkgs[@]}" clang libclang-rt-14-dev libcriterion-dev
            libhiredis-dev redis-sentinel valgrind clang-format clang-tidy
            openssl ca-certificates debhelper lintian gnuplot-nox python3
-           python3-dev python3-setuptools python3-pip python3-venv python3-pytest
-           python3-pytest-asyncio python3-uvloop python3-redis
-           python3-hiredis)
+           python3-dev python3-setuptools python3-pip python3-venv
+           python3-pytest python3-pytest-asyncio python3-uvloop
+           python3-redis python3-hiredis)
 
 case $profile in
   run) wanted=("${run_pkgs[@]}") ;;
