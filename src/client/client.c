@@ -30,6 +30,8 @@
  * burst's size. */
 #define FREE_CMDS_SLACK 64
 
+const char aredis__held_marker = 0;
+
 static void on_timer(void *arg);
 static void on_tick(void *arg);
 static void schedule(aredis_client *c);
@@ -44,7 +46,8 @@ aredis__cmd *aredis__cmd_new(aredis_client *c)
     if (cmd != NULL) {
         c->free_cmds = aredis__cmd_next(cmd);
         c->nfree_cmds--;
-    } else {
+    } else if ((cmd = aredis__loop_spare_take(c->loop, AREDIS__SPARE_CMD)) ==
+               NULL) {
         cmd = aredis__malloc(sizeof *cmd);
         if (cmd == NULL)
             return NULL;
@@ -75,13 +78,29 @@ void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd)
         aredis__free(cmd);
         return;
     }
+    /* The last of a burst, or of a call: an idle client keeps no record
+     * of its own, the loop keeps a few for whichever client needs one. */
+    if (c->pending == 0) {
+        if (aredis__loop_spare_put(c->loop, AREDIS__SPARE_CMD, cmd,
+                                   aredis__free) != 0)
+            aredis__free(cmd);
+        if (c->scratch.data != NULL && c->scratch.len == 0) {
+            int kept = aredis__loop_spare_block_put(c->loop, c->scratch.data,
+                                                    c->scratch.cap);
+            if (kept < 0)
+                aredis_buf_cleanup(&c->scratch);
+            else if (kept == 0)
+                aredis_buf_init(&c->scratch);
+        }
+        /* The burst may be over: trim from the loop, once the callbacks
+         * of this turn have had the chance to start the next one. */
+        if (c->nfree_cmds > FREE_CMDS_SLACK)
+            schedule(c);
+        return;
+    }
     cmd->cc.next = c->free_cmds != NULL ? &c->free_cmds->cc : NULL;
     c->free_cmds = cmd;
     c->nfree_cmds++;
-    /* The burst may be over: trim from the loop, once the callbacks of
-     * this turn have had the chance to start the next one. */
-    if (c->pending == 0 && c->nfree_cmds > FREE_CMDS_SLACK)
-        schedule(c);
 }
 
 /* Trim the free list after a burst (see FREE_CMDS_SLACK). */
@@ -197,6 +216,13 @@ void aredis__finish(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
         close_if_done(c);
 }
 
+void aredis__pending_done(aredis_client *c)
+{
+    c->pending--;
+    if (c->closing && c->pending == 0)
+        close_if_done(c);
+}
+
 void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
                           const char *msg)
 {
@@ -204,9 +230,11 @@ void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
     aredis__finish(c, cmd, &r);
 }
 
-int aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
+int aredis__deliver(aredis_client *c, aredis__cmd *cmd, aredis__node *from,
+                    const aredis_reply *r)
 {
-    if (r->type == AREDIS_REPLY_ERROR && c->topo->vt->redirect(c->topo, cmd, r))
+    if (r->type == AREDIS_REPLY_ERROR &&
+        c->topo->vt->redirect(c->topo, cmd, from, r))
         return 1;
     const aredis_reply *out = r;
     if (cmd->hook != NULL) {
@@ -282,6 +310,8 @@ static void on_timer(void *arg)
         int unsent = 0;
         aredis__link *pooled = NULL;
         if (cmd->flags & AREDIS__CMD_PENDING) {
+            if (t->vt->unwait != NULL)
+                unsent = t->vt->unwait(t, cmd);
             for (aredis__node *n = t->vt->next(t, NULL); n != NULL && !unsent;
                  n = t->vt->next(t, n))
                 unsent = aredis__node_unwait(n, cmd);
@@ -350,6 +380,7 @@ static void release(aredis_client *c)
         aredis__cmd_free(c, done);
         done = next;
     }
+    aredis__fanout_cancel_all(c);
     if (c->watch != NULL)
         c->watch->release(c->watch->ud);
     c->watch = NULL;
@@ -462,6 +493,12 @@ static uint64_t jitter(void *ud)
     return (uint64_t)rand();
 }
 
+static void *spare_block(void *ud, size_t *cap)
+{
+    aredis_client *c = ud;
+    return aredis__loop_spare_block_take(c->loop, cap);
+}
+
 /* Every connection's configuration, borrowed from the client's. */
 static void conn_config(aredis_client *c)
 {
@@ -478,8 +515,10 @@ static void conn_config(aredis_client *c)
         .backoff_max_ms = cfg->reconnect_max_ms,
         .connect_timeout_ms = cfg->connect_timeout_ms,
         .one_address = cfg->path != NULL,
-        .limits = cfg->limits,
+        .limits = &cfg->limits,
         .rand = jitter,
+        .spare_block = spare_block,
+        .spare_ud = c,
     };
 }
 
@@ -541,7 +580,9 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
         aredis__free(c);
         return NULL;
     }
-    aredis__link_connect(aredis__client_main(c));
+    /* A lazy cluster client connects with its first command. */
+    if (!(c->cfg.cluster && c->cfg.cluster_lazy))
+        aredis__link_connect(aredis__client_main(c));
     return c;
 }
 
@@ -574,16 +615,23 @@ typedef struct submit_args {
 /* Classify an encoded command once, through the command table, and fill
  * the record's routing fields. Returns the message when the command must
  * be refused, or NULL; *block_ms is a blocking command's server-side
- * timeout (aredis__cmdclass), -1 for a command that does not block. */
+ * timeout (aredis__cmdclass), -1 for a command that does not block. A
+ * command whose cluster policy is not "route by key" is marked
+ * AREDIS__CMD_FANOUT (what a cluster client does with it: fanout.c). */
 static const char *classify(aredis_client *c, aredis__cmd *cmd,
                             const char *bytes, unsigned flags,
                             int64_t *block_ms)
 {
     aredis__cmdclass k;
     aredis__cmd_classify_memo(bytes, &k, &c->memo);
-    if (k.flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
-        return k.flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
-                                             : select_refused;
+    /* One test for the rare kinds: refused, or with a cluster policy. */
+    if (k.flags &
+        (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED | AREDIS__CMDF_CL_MASK)) {
+        if (k.flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
+            return k.flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
+                                                 : select_refused;
+        cmd->flags |= AREDIS__CMD_FANOUT;
+    }
     /* The command table's CLIENT REPLY values are the connection's. */
     _Static_assert((int)AREDIS__CLIENT_REPLY_NONE == AREDIS__REPLY_NORMAL &&
                        (int)AREDIS__CLIENT_REPLY_ON == AREDIS__REPLY_ON &&
@@ -664,10 +712,18 @@ static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
     }
     if (target != NULL) {
         cmd->flags |= AREDIS__CMD_PINNED;
+        if (!target->exclusive && (cmd->flags & AREDIS__CMD_BLOCKING)) {
+            /* Sent to a node (aredis_node_command): never on the
+             * connection every caller shares. */
+            aredis__pool_route(target->node, cmd, bytes);
+            return 0;
+        }
         return aredis__link_submit(target, cmd, bytes);
     }
     /* Which server: the topology's question, and only its. */
     aredis__node *n = c->topo->vt->route(c->topo, cmd, bytes);
+    if (n == AREDIS__HELD)
+        return 0; /* the topology sends it when it can */
     if (n == NULL) {
         aredis__defer_done(c, cmd, AREDIS_ECLOSED,
                            "no server is known for this command");
@@ -698,6 +754,20 @@ static int encode(aredis_buf *b, const submit_args *sa)
     return aredis_write_argv(b, sa->argc, sa->argv, sa->argvlen);
 }
 
+/* An empty buffer (an idle connection gave its output buffer back, an
+ * idle client its encoding area) grows from a block of the loop's spares
+ * if there is one. */
+static void adopt_block(aredis_client *c, aredis_buf *b)
+{
+    size_t cap;
+    char *p = aredis__loop_spare_block_take(c->loop, &cap);
+    if (p != NULL) {
+        b->data = p;
+        b->cap = cap;
+        b->len = 0;
+    }
+}
+
 /* Submit to the shared link (target NULL) or to a borrowed one. */
 static int submit(aredis_client *c, aredis__link *target,
                   const aredis_cmd_opts *o, aredis_reply_cb cb, void *ud,
@@ -718,6 +788,8 @@ static int submit(aredis_client *c, aredis__link *target,
     int direct = target == NULL && sa->bytes == NULL && sole != NULL &&
                  sole->main.conn.state == AREDIS__ST_READY;
     aredis_buf *b = direct ? &sole->main.conn.out : &c->scratch;
+    if (b->data == NULL) /* an idle client's or connection's, given back */
+        adopt_block(c, b);
     size_t start = b->len;
     int e = encode(b, sa);
     if (e != 0) {
@@ -749,9 +821,20 @@ static int submit(aredis_client *c, aredis__link *target,
         cmd->cc.reply_kind = AREDIS__REPLY_PUSHED;
         cmd->flags |= AREDIS__CMD_NO_RESEND;
     }
-    if (((cmd->flags & AREDIS__CMD_RETRY) || c->topo->keep_bytes) &&
-        (cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)
-        e = AREDIS_ENOMEM;
+    if ((cmd->flags & AREDIS__CMD_RETRY) || c->topo->keep_bytes) {
+        /* A cluster client may send the caller's command to several nodes,
+         * or refuse it (fanout.c); kept, the bytes serve redirects. */
+        if ((cmd->flags & AREDIS__CMD_FANOUT) && c->topo->keep_bytes &&
+            target == NULL) {
+            int taken = aredis__cluster_submit(c, cmd, bytes, o);
+            if (taken <= 0) {
+                b->len = start;
+                return taken;
+            }
+        }
+        if ((cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)
+            e = AREDIS_ENOMEM;
+    }
     if (e == 0)
         e = set_deadline(c, cmd, o, block_ms);
     if (e != 0) {
@@ -781,6 +864,14 @@ int aredis__submit_encoded(aredis_client *c, aredis__link *target,
 {
     submit_args sa = {NULL, NULL, 0, NULL, NULL, bytes, len, 0};
     return submit(c, target, NULL, cb, ud, &sa);
+}
+
+int aredis__submit_bytes(aredis_client *c, aredis__link *target,
+                         const aredis_cmd_opts *o, aredis_reply_cb cb, void *ud,
+                         const char *bytes, size_t len)
+{
+    submit_args sa = {NULL, NULL, 0, NULL, NULL, bytes, len, 0};
+    return submit(c, target, o, cb, ud, &sa);
 }
 
 int aredis__send_pushed(aredis_client *c, aredis__link *l, int argc,
