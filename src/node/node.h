@@ -180,6 +180,9 @@ void aredis__pool_timer(aredis__node *n, int64_t now);
 void aredis__pool_close_idle(aredis__node *n);
 int64_t aredis__pool_next_deadline(const aredis__node *n);
 void aredis__pool_free_all(aredis__node *n);
+/* 1 when the node has no exclusive connection (busy, lent, idle or
+ * retired) and nobody waits for one. */
+int aredis__pool_empty(const aredis__node *n);
 /* Remove a command waiting for an exclusive link; 1 if it was waiting. */
 int aredis__pool_unwait(aredis__node *n, aredis__cmd *cmd);
 /* Lend a connection (aredis_client_acquire on this node). */

@@ -363,6 +363,14 @@ int64_t aredis__pool_next_deadline(const aredis__node *n)
     return next;
 }
 
+int aredis__pool_empty(const aredis__node *n)
+{
+    const aredis__pool *p = n->pool;
+    return p == NULL ||
+           (p->links == NULL && p->retired == NULL && p->wait_head == NULL &&
+            p->acq_head == NULL && p->acq_granted == NULL);
+}
+
 void aredis__pool_free_all(aredis__node *n)
 {
     aredis_client *c = n->c;

@@ -1196,8 +1196,9 @@ static void close_dropped(cluster *cl, cnode *n)
     aredis__pool_close_idle(&n->node);
     /* Subscriptions move to a node of the cluster (pubsub.c re-homes them
      * and gives the link back). */
-    for (aredis__link *l = n->node.pool; l != NULL && !c->freeing;) {
-        aredis__link *next = l->pool_next;
+    for (aredis__link *l = aredis__pool_first(&n->node);
+         l != NULL && !c->freeing;) {
+        aredis__link *next = aredis__pool_next(l);
         if (l->pubsub != NULL)
             aredis__link_lost(l, AREDIS_ECLOSED, "the node left the cluster");
         l = next;
@@ -1233,10 +1234,8 @@ static int reclaimable(const cluster *cl, const cnode *n)
 {
     const aredis__node *x = &n->node;
     return n->dropped && n->closed && aredis__conn_idle(&x->main.conn) &&
-           !x->main.draining && x->main.pubsub == NULL && x->pool == NULL &&
-           x->retired == NULL && x->pool_wait_head == NULL &&
-           x->acq_head == NULL && x->acq_granted == NULL &&
-           !(cl->fetching && cl->fetch_node == n);
+           !x->main.draining && x->main.pubsub == NULL &&
+           aredis__pool_empty(x) && !(cl->fetching && cl->fetch_node == n);
 }
 
 /* Free the dropped nodes that nothing points into. The first node (the
