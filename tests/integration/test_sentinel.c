@@ -692,7 +692,9 @@ static void port_cb(aredis_client *c, const aredis_reply *r, void *ud)
         snprintf(k->last, sizeof k->last, "%.*s", (int)r->len, r->str);
         return;
     }
-    cr_assert(r->len == 2 && r->element[1].type == AREDIS_REPLY_STRING,
+    /* An array on RESP2, a map (k, v) on RESP3. */
+    cr_assert((r->type == AREDIS_REPLY_ARRAY || r->type == AREDIS_REPLY_MAP) &&
+                  r->len == 2 && r->element[1].type == AREDIS_REPLY_STRING,
               "CONFIG GET port: %s", aredis_reply_type_name(r->type));
     int port = atoi(r->element[1].str);
     for (int i = 0; i < 4; i++) {
@@ -713,8 +715,8 @@ Test(sentinel, replica_reads_spread_over_both_replicas)
     sentinel_url(url, sizeof url, "", "mymaster", "?role=replica");
     aredis_loop *loop = aredis_loop_new();
     aredis_client *c = client_for(loop, url);
-    /* The first look-up names the replicas; until then commands wait for
-     * it on the master's connection. */
+    /* The first look-up names the replicas; until then commands are held,
+     * so not even the first read goes to the master. */
     port_count warm = {0};
     for (int i = 0; i < 50 && warm.counts[1] == 0; i++) {
         cr_assert_eq(aredis_command(c, port_cb, &warm, "CONFIG GET port"), 0);
@@ -723,6 +725,10 @@ Test(sentinel, replica_reads_spread_over_both_replicas)
              warm.calls < want && now_ms() < end;)
             aredis_loop_run_once(loop, 10);
     }
+    for (int i = 0; i < 3; i++)
+        cr_assert(warm.counts[i] == 0 || warm.ports[i] != nth_port(master, 0),
+                  "a read before the replicas were known went to the master");
+    cr_assert_eq(warm.errors, 0, "%s", warm.last);
     enum { N = 1000 };
     port_count k = {0};
     for (int i = 0; i < N; i++)
