@@ -13,8 +13,10 @@
  *
  * seq: N sequential awaited GETs (each callback sends the next). set: N
  * SETs of 16-byte values with W in flight, each completion sending the
- * next. Both warm up first (the slot map, one connection per primary),
- * then time the measured part: wall time, getrusage() user+sys CPU, and
+ * next. Both warm up first with --warm commands (default 65536: the slot
+ * map, one connection per primary; a fixed count, so that two runs under
+ * callgrind differ by the measured commands only), then time the
+ * measured part: wall time, getrusage() user+sys CPU, and
  * the allocations aredis made per command (through its allocator hooks).
  * Every reply is checked; any error exits non-zero.
  *
@@ -70,7 +72,7 @@
 
 typedef struct config {
     const char *url, *mode, *fault, *keys_out;
-    long n, w;
+    long n, w, warm;
     long warm_ms, after_ms, timeout_ms, watch_ms;
     int pid;
     const char *replica, *src, *dst;
@@ -222,7 +224,7 @@ static void run_throughput(void)
     int set = strcmp(cfg.mode, "set") == 0;
     long w = set ? cfg.w : 1;
     /* Warm-up: the map, a connection per node, buffers at their size. */
-    run_batch(set, 4 * NSLOTS > cfg.n ? cfg.n : 4 * NSLOTS, w);
+    run_batch(set, cfg.warm, w);
     unsigned long a0 = nallocs;
     double c0 = cpu_s(), t0 = now_ms();
     run_batch(set, cfg.n, w);
@@ -697,6 +699,8 @@ int main(int argc, char **argv)
             cfg.keys_out = v;
         else if (OPT("-n"))
             cfg.n = strtol(v, NULL, 10);
+        else if (OPT("--warm"))
+            cfg.warm = strtol(v, NULL, 10);
         else if (OPT("-w"))
             cfg.w = strtol(v, NULL, 10);
         else if (OPT("--warm-ms"))
