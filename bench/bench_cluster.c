@@ -81,6 +81,7 @@ typedef struct config {
 
 static config cfg = {.n = 100000,
                      .w = 1,
+                     .warm = 4 * NSLOTS,
                      .warm_ms = 1000,
                      .after_ms = 6000,
                      .timeout_ms = 5000,
@@ -211,6 +212,8 @@ static void run_batch(int set, long n, long w)
 {
     issued = completed = 0;
     target = n;
+    if (n <= 0)
+        return;
     for (long i = 0; i < w && issued < target; i++)
         send_one(set);
     if (aredis_loop_run(loop) < 0)
