@@ -26,8 +26,6 @@
 #   COST_N1 [20000]  COST_N2 [60000]
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${BUILD_DIR:-$root/build-bench}
 BATCHES=${BATCHES:-10000}
 SIZE=${SIZE:-100}
 REPEAT=${REPEAT:-3}
@@ -37,63 +35,12 @@ COST_N1=${COST_N1:-20000}
 COST_N2=${COST_N2:-60000}
 IMPLS="aredis aredis-libevent hiredis"
 
-die() {
-    echo "pipeline.sh: $*" >&2
-    exit 1
-}
-for tool in redis-server redis-cli cmake; do
-    command -v "$tool" >/dev/null || die "$tool not found"
-done
-
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
-        -DAREDIS_BUILD_TESTS=OFF -DAREDIS_BUILD_EXAMPLES=OFF >/dev/null
-fi
-cmake --build "$build" --target bench_pipeline -j "$(nproc)" >/dev/null
-bin=$build/bench/bench_pipeline
-[ -x "$bin" ] || die "$bin was not built (libhiredis-dev, libevent-dev?)"
-
-server_cpu=() client_cpu=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-    server_cpu=(taskset -c 0)
-    client_cpu=(taskset -c 1)
-fi
-
-tmp=$(mktemp -d)
-server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-for _ in 1 2 3 4 5 6 7 8 9 10; do
-    port=$((20000 + RANDOM % 20000))
-    port_free "$port" || continue
-    "${server_cpu[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' \
-        --appendonly no --dir "$tmp" --logfile "$tmp/redis.log" \
-        --daemonize no &
-    server_pid=$!
-    for _ in $(seq 50); do
-        [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && break 2
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-done
-[ -n "$server_pid" ] || die "could not start redis-server"
-
-echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on" \
-    "127.0.0.1:$port; $(nproc) CPUs${server_cpu:+, server on CPU 0, client on CPU 1}"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init pipeline.sh
+bench_build bench_pipeline "libhiredis-dev, libevent-dev?"
+bench_pin
+bench_server
+bench_banner
 
 field() {
     local f
@@ -122,7 +69,7 @@ for _ in $(seq "$REPEAT"); do
         for impl in $IMPLS; do
             line=$("${client_cpu[@]}" "$bin" --impl "$impl" --tx "$tx" \
                 --batches "$BATCHES" --size "$SIZE" --port "$port") ||
-                die "bench_pipeline --impl $impl --tx $tx failed"
+                bench_die "bench_pipeline --impl $impl --tx $tx failed"
             ops[$tx.$impl]+=" $(field ops_s "$line")"
             cpu[$tx.$impl]+=" $(field cpu_s_per_M "$line")"
         done
@@ -154,7 +101,7 @@ instructions() {
     valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.out" \
         "$bin" --impl aredis --tx 0 --batches "$1" --size "$2" \
         --port "$port" >/dev/null 2>"$tmp/cg.err" ||
-        die "callgrind run failed: $(tail -3 "$tmp/cg.err")"
+        bench_die "callgrind run failed: $(tail -3 "$tmp/cg.err")"
     awk '/^summary:/ { print $2 }' "$tmp/cg.out"
 }
 
@@ -167,7 +114,7 @@ cost() {
         local line ir=-
         line=$("$bin" --impl aredis --tx 0 --batches $((b1 > 4 ? b1 : 4)) \
             --size "$size" --port "$port" --count 1) ||
-            die "bench_pipeline --count 1 failed"
+            bench_die "bench_pipeline --count 1 failed"
         if command -v valgrind >/dev/null; then
             local i1 i2
             i1=$(instructions "$b1" "$size")

@@ -241,7 +241,7 @@ AREDIS_API int aredis_commandv_ts(aredis_client *c, aredis_reply_cb cb,
 typedef struct aredis_exclusive aredis_exclusive;
 
 /** Called when an exclusive connection is available (status 0, x set) or
- * could not be had within pool_wait_ms (AREDIS_EBUSY) or at all (the
+ * could not be had within pool_wait_ms (AREDIS_EPOOL) or at all (the
  * connect error; x NULL). */
 typedef void (*aredis_acquire_cb)(aredis_client *c, aredis_exclusive *x,
                                   int status, void *ud);

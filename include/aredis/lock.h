@@ -40,6 +40,9 @@
  *   AREDIS_ETIMEDOUT   acquire: still held by someone else at the deadline
  *   AREDIS_ELOCKLOST   release/extend: the key no longer holds our token
  *                      (it expired, and maybe someone else took it)
+ *   AREDIS_EPOOL       replicated acquire: no exclusive connection became
+ *                      free within the client's pool_wait_ms (it did not
+ *                      say whether the lock is held)
  *   AREDIS_ENOREPLICAS replicated acquire: too few replicas acknowledged
  *                      in time; the key was deleted again
  *   AREDIS_EUNKNOWN    the connection was lost after the command was sent:

@@ -20,6 +20,9 @@
  * sentinel_password, sentinel_tls (yes|no) and sentinel_timeout; the user
  * information before the sentinels' addresses is for the data servers, and
  * a sentinel's port defaults to 26379.
+ * Cluster URLs also take read_from (primary|replica|prefer-replica|any|
+ * nearest), max_redirects, refresh_period (0 = off), lazy (yes|no) and
+ * cross_slot (split|refuse): see aredis_cluster_options.
  * Percent-escapes (%40 for '@') are decoded in the user, password and path.
  *
  * Strings are copied by aredis_client_new(): the struct and what it points
@@ -79,6 +82,41 @@ typedef struct aredis_sentinel_options {
      * (default 250); the next sentinel is asked after it. */
     int64_t timeout_ms;
 } aredis_sentinel_options;
+
+/** Where a cluster client sends read-only commands
+ * (aredis_cluster_options.read_from). Writes always go to the primary. */
+#define AREDIS_READ_PRIMARY 0 /* the slot's primary (default) */
+#define AREDIS_READ_REPLICA \
+    1 /* its replicas in turn; the primary when none is up */
+#define AREDIS_READ_ANY 2     /* its primary and replicas in turn */
+#define AREDIS_READ_NEAREST 3 /* the one with the lowest measured latency */
+
+/** Multi-key commands whose keys live in several slots
+ * (aredis_cluster_options.cross_slot). */
+#define AREDIS_CROSS_SLOT_SPLIT 0  /* split per slot, reassembled (default) */
+#define AREDIS_CROSS_SLOT_REFUSE 1 /* refused before sending (CROSSSLOT) */
+
+typedef struct aredis_cluster_options {
+    /** "host[:port],host[:port],..." of some of the cluster's nodes (port
+     * 6379 by default; "[::1]:7000" for IPv6). Setting it (or a
+     * redis+cluster:// URL) makes the client a cluster client. */
+    const char *seeds;
+    /** AREDIS_READ_PRIMARY (default), _REPLICA, _ANY or _NEAREST. */
+    int read_from;
+    /** MOVED/ASK redirects one command may follow before it fails
+     * (default 5). */
+    int max_redirects;
+    /** Refresh the slot map this often, in ms, besides the refreshes that
+     * MOVED, CLUSTERDOWN and a lost node trigger (default 5000; < 0:
+     * never). */
+    int64_t refresh_period_ms;
+    /** 1: connect and fetch the slot map with the first command; 0
+     * (default): at once, from the loop, when the client is created.
+     * Either way, the first commands wait for the map. */
+    int lazy;
+    /** AREDIS_CROSS_SLOT_SPLIT (default) or AREDIS_CROSS_SLOT_REFUSE. */
+    int cross_slot;
+} aredis_cluster_options;
 
 typedef struct aredis_options {
     /** A redis://, rediss:// or unix:// URL; NULL to use the members.
@@ -151,9 +189,10 @@ typedef struct aredis_options {
      * Others fail with AREDIS_EUNKNOWN unless marked idempotent per call
      * (AREDIS_CMD_IDEMPOTENT). Off by default: never re-send silently. */
     int retry_read_only;
-    /** Exclusive connections (blocking commands, WATCH, borrowed
-     * connections): at most pool_max (default 8) per server; a caller
-     * waits pool_wait_ms for one (default 5000, then AREDIS_EBUSY); idle
+    /** Exclusive connections (blocking commands but WAIT and WAITAOF,
+     * which stay on the connection of the writes they wait for; WATCH;
+     * borrowed connections): at most pool_max (default 8) per server; a caller
+     * waits pool_wait_ms for one (default 5000, then AREDIS_EPOOL); idle
      * ones close after pool_idle_ms (default 60000). */
     int pool_max;
     int64_t pool_wait_ms;
@@ -161,6 +200,8 @@ typedef struct aredis_options {
 
     /** A sentinel-managed group (see aredis_sentinel_options). */
     aredis_sentinel_options sentinel;
+    /** A Redis Cluster (see aredis_cluster_options). */
+    aredis_cluster_options cluster;
 } aredis_options;
 
 #define AREDIS_NO_RECONNECT (-2)

@@ -189,8 +189,9 @@ AREDIS_API int aredis_pipeline_commandv(aredis_pipeline *p, int argc,
  *         command the client refuses (SELECT, the (P|S)(UN)SUBSCRIBE
  *         family: see commands.md and pubsub.md);
  *         AREDIS_ENOTSUP, in a transaction without WATCH, for a blocking
- *         command (BLPOP, WAIT, XREAD BLOCK, ...: the client would route
- *         it to another connection than its MULTI), for MULTI, EXEC,
+ *         command (BLPOP, XREAD BLOCK, ...: the client would route it to
+ *         another connection than its MULTI; WAIT, which would not wait
+ *         inside MULTI), for MULTI, EXEC,
  *         DISCARD, WATCH and RESET (they would break the batch's framing)
  *         and for what the server refuses inside MULTI (SAVE, SHUTDOWN);
  *         AREDIS_ESTATE while a batch or a watch is in flight, or on a

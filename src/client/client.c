@@ -280,12 +280,16 @@ static void on_timer(void *arg)
         heap_remove(c, cmd);
         /* Not sent yet: take it (and its bytes) out so it never runs. */
         int unsent = 0;
+        aredis__link *pooled = NULL;
         if (cmd->flags & AREDIS__CMD_PENDING) {
             for (aredis__node *n = t->vt->next(t, NULL); n != NULL && !unsent;
                  n = t->vt->next(t, n))
                 unsent = aredis__node_unwait(n, cmd);
-        } else if (cmd->link != NULL)
+        } else if (cmd->link != NULL) {
             unsent = aredis__conn_cancel(&cmd->link->conn, &cmd->cc);
+            if (!unsent && cmd->link->exclusive && !cmd->link->borrowed)
+                pooled = cmd->link;
+        }
         char msg[96];
         if (cmd->timeout_ms < UINT32_MAX)
             snprintf(msg, sizeof msg, "command timed out after %lu ms",
@@ -296,9 +300,13 @@ static void on_timer(void *arg)
         aredis__finish_error(c, cmd, AREDIS_ETIMEDOUT, msg);
         /* In flight: it stays queued so its late reply is read and
          * dropped in order (or its failure), then freed; otherwise it is
-         * gone. */
+         * gone. A pooled connection blocked in the server (BLPOP key 0
+         * past its per-call deadline) would stay busy until data came:
+         * it is closed instead, which also unblocks the server. */
         if (unsent)
             aredis__cmd_free(c, cmd);
+        else if (pooled != NULL && !c->freeing)
+            aredis__pool_abandon(pooled);
     }
     if (!c->freeing)
         aredis__rearm(c);
@@ -575,7 +583,7 @@ typedef struct submit_args {
 /* Classify an encoded command once, through the command table, and fill
  * the record's routing fields. Returns the message when the command must
  * be refused, or NULL; *block_ms is a blocking command's server-side
- * timeout (aredis__cmdclass). */
+ * timeout (aredis__cmdclass), -1 for a command that does not block. */
 static const char *classify(aredis_client *c, aredis__cmd *cmd,
                             const char *bytes, unsigned flags,
                             int64_t *block_ms)
@@ -612,12 +620,15 @@ static const char *classify(aredis_client *c, aredis__cmd *cmd,
     if ((flags & AREDIS_CMD_IDEMPOTENT) ||
         (c->cfg.retry_read_only && (k.flags & AREDIS__CMDF_READONLY)))
         cmd->flags |= AREDIS__CMD_RETRY;
-    if (k.flags & AREDIS__CMDF_BLOCKING)
+    /* Blocking commands go to an exclusive connection, except WAIT and
+     * WAITAOF, which count the writes of the connection they run on. */
+    if ((k.flags & (AREDIS__CMDF_BLOCKING | AREDIS__CMDF_OWN_WRITES)) ==
+        AREDIS__CMDF_BLOCKING)
         cmd->flags |= AREDIS__CMD_BLOCKING;
     if (flags & AREDIS_CMD_NO_RESEND)
         cmd->flags = (uint8_t)((cmd->flags | AREDIS__CMD_NO_RESEND) &
                                ~AREDIS__CMD_RETRY);
-    *block_ms = k.block_ms;
+    *block_ms = k.flags & AREDIS__CMDF_BLOCKING ? k.block_ms : -1;
     return NULL;
 }
 
@@ -637,7 +648,7 @@ static int set_deadline(aredis_client *c, aredis__cmd *cmd,
     int64_t timeout = c->cfg.command_timeout_ms;
     if (o != NULL && o->timeout_ms != 0)
         timeout = o->timeout_ms;
-    else if ((cmd->flags & AREDIS__CMD_BLOCKING) && timeout > 0)
+    else if (block_ms >= 0 && timeout > 0)
         timeout = block_ms > 0 && block_ms <= INT64_MAX / 2 - timeout
                       ? block_ms + timeout
                       : 0;
@@ -734,7 +745,7 @@ static int submit(aredis_client *c, aredis__link *target,
 
     if (++c->pending > c->burst_peak)
         c->burst_peak = c->pending;
-    int64_t block_ms = 0;
+    int64_t block_ms = -1;
     const char *refused =
         sa->pushed ? NULL
                    : classify(c, cmd, bytes, o ? o->flags : 0, &block_ms);

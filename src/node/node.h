@@ -129,6 +129,10 @@ void aredis__pool_free_all(aredis__node *n);
 int aredis__pool_unwait(aredis__node *n, aredis__cmd *cmd);
 /* Lend a connection (aredis_client_acquire on this node). */
 int aredis__pool_acquire(aredis__node *n, aredis_acquire_cb cb, void *ud);
+/* A command in flight on a pooled (not borrowed) link timed out: close the
+ * link, which unblocks the server, and serve the waiters with a new one.
+ * Safe from the client's timer; the timed-out command is freed. */
+void aredis__pool_abandon(aredis__link *l);
 /* Close a borrowed link for good (a pubsub's own connection, acquired
  * with aredis_client_acquire) and forget it. */
 void aredis__pool_drop(aredis__link *l);

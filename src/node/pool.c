@@ -288,7 +288,7 @@ void aredis__pool_timer(aredis__node *n, int64_t now)
     while (n->pool_wait_head != NULL && n->pool_wait_head->wait_until <= now) {
         aredis__cmd *cmd = n->pool_wait_head;
         aredis__pool_unwait(n, cmd);
-        aredis__finish_error(c, cmd, AREDIS_EBUSY, pool_busy);
+        aredis__finish_error(c, cmd, AREDIS_EPOOL, pool_busy);
         aredis__cmd_free(c, cmd);
     }
     while (n->acq_head != NULL && n->acq_head->wait_until <= now) {
@@ -296,7 +296,7 @@ void aredis__pool_timer(aredis__node *n, int64_t now)
         n->acq_head = a->next;
         if (n->acq_head == NULL)
             n->acq_tail = NULL;
-        AREDIS__USER_CB(c, a->cb(c, NULL, AREDIS_EBUSY, a->ud));
+        AREDIS__USER_CB(c, a->cb(c, NULL, AREDIS_EPOOL, a->ud));
         aredis__free(a);
     }
 }
@@ -394,6 +394,14 @@ int aredis__pool_acquire(aredis__node *n, aredis_acquire_cb cb, void *ud)
     n->acq_tail = a;
     serve(n);
     return 0;
+}
+
+void aredis__pool_abandon(aredis__link *l)
+{
+    aredis__node *n = l->node;
+    retire_link(n, l, AREDIS_ETIMEDOUT,
+                "a command before it on its exclusive connection timed out");
+    serve(n);
 }
 
 void aredis_exclusive_release(aredis_exclusive *x)

@@ -42,6 +42,9 @@
 #define CFG_SENTINEL_PORT 26379
 #define CFG_MAX_SENTINELS 64
 #define CFG_DEFAULT_SENTINEL_TIMEOUT_MS 250
+#define CFG_DEFAULT_CLUSTER_REDIRECTS 5
+#define CFG_DEFAULT_CLUSTER_REFRESH_MS 5000
+#define CFG_MAX_CLUSTER_REDIRECTS 100
 
 /* A piece of the URL, not NUL-terminated: nothing is copied until a field
  * is stored. */
@@ -416,6 +419,97 @@ static int opt_sentinel_timeout(parser *ps, const char *key, char *val)
     return rc;
 }
 
+/* Options that only a cluster URL takes. */
+static int cluster_only(parser *ps, const char *key)
+{
+    if (ps->cfg->cluster)
+        return 0;
+    return fail(ps, AREDIS_EURL,
+                "bad URL: option '%s' is for redis+cluster:// URLs", key);
+}
+
+/* A read_from name, or -1. */
+static int read_from_of(const char *v)
+{
+    if (strcmp(v, "primary") == 0 || strcmp(v, "master") == 0)
+        return AREDIS_READ_PRIMARY;
+    if (strcmp(v, "replica") == 0 || strcmp(v, "prefer-replica") == 0)
+        return AREDIS_READ_REPLICA;
+    if (strcmp(v, "any") == 0)
+        return AREDIS_READ_ANY;
+    if (strcmp(v, "nearest") == 0)
+        return AREDIS_READ_NEAREST;
+    return -1;
+}
+
+static int opt_read_from(parser *ps, const char *key, char *val)
+{
+    char q[CFG_QUOTE_MAX + 4];
+    int rc = cluster_only(ps, key), v = read_from_of(val);
+    if (rc == 0 && v < 0)
+        rc = fail(ps, AREDIS_EURL,
+                  "bad URL: %s '%s' must be primary, replica, "
+                  "prefer-replica, any or nearest",
+                  key, quote(span_of(val), q));
+    if (rc == 0)
+        ps->cfg->cluster_read_from = v;
+    aredis__free(val);
+    return rc;
+}
+
+static int opt_max_redirects(parser *ps, const char *key, char *val)
+{
+    char q[CFG_QUOTE_MAX + 4];
+    long long v = 0;
+    int rc = cluster_only(ps, key);
+    if (rc == 0 &&
+        (parse_uint(span_of(val), CFG_MAX_CLUSTER_REDIRECTS, &v) != 0 ||
+         v == 0))
+        rc = fail(ps, AREDIS_EURL, "bad URL: %s '%s' must be 1 to %d", key,
+                  quote(span_of(val), q), CFG_MAX_CLUSTER_REDIRECTS);
+    if (rc == 0)
+        ps->cfg->cluster_max_redirects = (int)v;
+    aredis__free(val);
+    return rc;
+}
+
+static int opt_refresh_period(parser *ps, const char *key, char *val)
+{
+    int64_t ms = 0;
+    int rc = cluster_only(ps, key);
+    if (rc == 0)
+        rc = parse_duration(ps, key, val, &ms);
+    aredis__free(val);
+    if (rc == 0) /* 0 in a URL: no periodic refresh */
+        ps->cfg->cluster_refresh_ms = ms == 0 ? -1 : ms;
+    return rc;
+}
+
+static int opt_lazy(parser *ps, const char *key, char *val)
+{
+    int rc = cluster_only(ps, key);
+    if (rc != 0) {
+        aredis__free(val);
+        return rc;
+    }
+    return parse_yesno(ps, key, val, &ps->cfg->cluster_lazy);
+}
+
+static int opt_cross_slot(parser *ps, const char *key, char *val)
+{
+    char q[CFG_QUOTE_MAX + 4];
+    int rc = cluster_only(ps, key);
+    if (rc == 0 && strcmp(val, "split") == 0)
+        ps->cfg->cluster_cross_slot = AREDIS_CROSS_SLOT_SPLIT;
+    else if (rc == 0 && strcmp(val, "refuse") == 0)
+        ps->cfg->cluster_cross_slot = AREDIS_CROSS_SLOT_REFUSE;
+    else if (rc == 0)
+        rc = fail(ps, AREDIS_EURL, "bad URL: %s '%s' must be split or refuse",
+                  key, quote(span_of(val), q));
+    aredis__free(val);
+    return rc;
+}
+
 /* String options: where each one is stored. */
 static char **str_slot(aredis__config *cfg, const char *key)
 {
@@ -471,6 +565,11 @@ static const struct url_option {
     {"sentinel_password", opt_string},
     {"sentinel_tls", opt_sentinel_tls},
     {"sentinel_timeout", opt_sentinel_timeout},
+    {"read_from", opt_read_from},
+    {"max_redirects", opt_max_redirects},
+    {"refresh_period", opt_refresh_period},
+    {"lazy", opt_lazy},
+    {"cross_slot", opt_cross_slot},
 };
 
 static int parse_option(parser *ps, span item)
@@ -727,37 +826,93 @@ static int parse_tcp_url(parser *ps, span rest)
     return rc;
 }
 
-/* One seed of a cluster URL: host[:port] or [v6][:port], host required. */
-static int parse_seed(parser *ps, span seed, size_t index)
+/* What a list of addresses ("h1[:p1],h2[:p2],...", [v6] in brackets) is
+ * for: its words in messages, an example, the default port, the most. */
+typedef struct endpoint_list {
+    const char *one, *many, *example;
+    int port, max;
+} endpoint_list;
+
+static const endpoint_list seed_list = {
+    "cluster seed", "cluster seeds", "redis+cluster://host1:port1,host2:port2",
+    CFG_DEFAULT_PORT, AREDIS__MAX_SEEDS};
+static const endpoint_list sentinel_list = {
+    "sentinel address", "sentinel addresses",
+    "redis+sentinel://host:port,host:port/service", CFG_SENTINEL_PORT,
+    CFG_MAX_SENTINELS};
+
+/* Parse list into *eps / *neps, replacing (and freeing) an earlier list.
+ * Every item needs a host; cfg->host and cfg->port are left as they
+ * were. */
+static int parse_endpoints(parser *ps, span list, const endpoint_list *k,
+                           aredis__endpoint **eps, size_t *neps)
 {
     aredis__config *cfg = ps->cfg;
-    if (seed.n == 0)
-        return fail(ps, AREDIS_EURL,
-                    "bad URL: empty seed %zu in the cluster node list (write "
-                    "host1:port1,host2:port2)",
-                    index + 1);
-    if (cfg->nseeds == AREDIS__MAX_SEEDS)
-        return fail(ps, AREDIS_EURL, "bad URL: more than %d cluster seeds",
-                    AREDIS__MAX_SEEDS);
-    /* parse_hostport() fills host and port: start from no host and the
-     * default port, then move them into the seed list. */
-    set_str(&cfg->host, NULL);
-    cfg->port = CFG_DEFAULT_PORT;
-    int rc = parse_hostport(ps, seed);
+    if (list.n == 0)
+        return fail(ps, AREDIS_EURL, "bad URL: no %s (write %s)", k->many,
+                    k->example);
+    size_t n = 1;
+    for (size_t i = 0; i < list.n; i++)
+        n += list.p[i] == ',';
+    if (n > (size_t)k->max)
+        return fail(ps, AREDIS_EURL, "bad URL: %zu %s (at most %d)", n, k->many,
+                    k->max);
+    aredis__endpoint *e = aredis__calloc(n, sizeof *e);
+    if (e == NULL)
+        return fail_nomem(ps);
+    for (size_t i = 0; i < *neps; i++) /* an earlier list */
+        aredis__free((*eps)[i].host);
+    aredis__free(*eps);
+    *eps = e;
+    *neps = 0;
+
+    /* parse_hostport() fills cfg->host and cfg->port: start each item
+     * from no host and the default port, then move them into the list. */
+    char *saved_host = cfg->host;
+    int saved_port = cfg->port, rc = 0;
+    while (rc == 0 && *neps < n) {
+        const char *comma = span_find(list, ',');
+        span item = {list.p, comma ? (size_t)(comma - list.p) : list.n};
+        cfg->host = NULL;
+        cfg->port = k->port;
+        if (item.n == 0)
+            rc =
+                fail(ps, AREDIS_EURL, "bad URL: empty %s %zu of %zu (write %s)",
+                     k->one, *neps + 1, n, k->example);
+        else
+            rc = parse_hostport(ps, item);
+        if (rc == 0 && cfg->host == NULL)
+            rc = fail(ps, AREDIS_EURL, "bad URL: %s %zu of %zu has no host",
+                      k->one, *neps + 1, n);
+        if (rc == 0) {
+            e[*neps].host = cfg->host;
+            e[*neps].port = cfg->port;
+            (*neps)++;
+        } else {
+            aredis__free(cfg->host);
+        }
+        list.p += item.n + (comma != NULL);
+        list.n -= item.n + (comma != NULL);
+    }
+    cfg->host = saved_host;
+    cfg->port = saved_port;
+    return rc;
+}
+
+/* "seed,seed,..." into cfg->seeds (replacing an earlier list); the
+ * first seed becomes the configuration's host and port. */
+static int parse_seed_list(parser *ps, span seeds)
+{
+    aredis__config *cfg = ps->cfg;
+    int rc = parse_endpoints(ps, seeds, &seed_list, &cfg->seeds, &cfg->nseeds);
     if (rc != 0)
         return rc;
-    if (cfg->host == NULL)
-        return fail(ps, AREDIS_EURL, "bad URL: cluster seed %zu has no host",
-                    index + 1);
-    aredis__endpoint *s =
-        aredis__reallocarray(cfg->seeds, cfg->nseeds + 1, sizeof *s);
-    if (s == NULL)
+    char *h = aredis__strndup(cfg->seeds[0].host, strlen(cfg->seeds[0].host));
+    if (h == NULL)
         return fail_nomem(ps);
-    cfg->seeds = s;
-    s[cfg->nseeds].host = cfg->host;
-    s[cfg->nseeds].port = cfg->port;
-    cfg->nseeds++;
-    cfg->host = NULL;
+    set_str(&cfg->host, h);
+    cfg->port = cfg->seeds[0].port;
+    cfg->cluster = 1;
     return 0;
 }
 
@@ -786,6 +941,7 @@ static int parse_cluster_url(parser *ps, span rest)
         return fail_nomem(ps);
     memcpy(pre, head.p, head.n);
     memcpy(pre + head.n, rest.p + end, rest.n - end);
+    cfg->cluster = 1; /* before the query: its cluster options check it */
     int rc = parse_tcp_url(ps, (span){pre, head.n + rest.n - end});
     aredis__free(pre);
     if (rc != 0)
@@ -793,29 +949,7 @@ static int parse_cluster_url(parser *ps, span rest)
     if (cfg->db != 0)
         return fail(ps, AREDIS_EURL,
                     "bad URL: a cluster has only database 0 (got %d)", cfg->db);
-    if (seeds.n == 0)
-        return fail(ps, AREDIS_EURL,
-                    "bad URL: no cluster seeds (write "
-                    "redis+cluster://host1:port1,host2:port2)");
-    size_t index = 0;
-    for (;;) {
-        const char *comma = span_find(seeds, ',');
-        size_t n = comma != NULL ? (size_t)(comma - seeds.p) : seeds.n;
-        if ((rc = parse_seed(ps, (span){seeds.p, n}, index++)) != 0)
-            return rc;
-        if (comma == NULL)
-            break;
-        seeds.p += n + 1;
-        seeds.n -= n + 1;
-    }
-    /* The first seed is the configuration's host and port. */
-    char *h = aredis__strndup(cfg->seeds[0].host, strlen(cfg->seeds[0].host));
-    if (h == NULL)
-        return fail_nomem(ps);
-    set_str(&cfg->host, h);
-    cfg->port = cfg->seeds[0].port;
-    cfg->cluster = 1;
-    return 0;
+    return parse_seed_list(ps, seeds);
 }
 
 /* unix://[user[:password]@]/absolute/path[?query]. */
@@ -853,62 +987,11 @@ static int parse_unix_url(parser *ps, span rest)
     return rc;
 }
 
-/* "h1[:p1],h2[:p2],..." into cfg->sentinels. Each item goes through
- * parse_hostport (same rules and messages as a single host), which writes
- * cfg->host and cfg->port: they are saved around it. */
+/* "h1[:p1],h2[:p2],..." into cfg->sentinels (port 26379 by default). */
 static int parse_sentinel_list(parser *ps, span list)
 {
-    aredis__config *cfg = ps->cfg;
-    if (list.n == 0)
-        return fail(ps, AREDIS_EURL,
-                    "bad URL: no sentinel address (write "
-                    "redis+sentinel://host:port,host:port/service)");
-    size_t n = 1;
-    for (size_t i = 0; i < list.n; i++)
-        n += list.p[i] == ',';
-    if (n > CFG_MAX_SENTINELS)
-        return fail(ps, AREDIS_EURL,
-                    "bad URL: %zu sentinel addresses (at most %d)", n,
-                    CFG_MAX_SENTINELS);
-    aredis__endpoint *eps = aredis__calloc(n, sizeof *eps);
-    if (eps == NULL)
-        return fail_nomem(ps);
-    for (size_t i = 0; i < cfg->nsentinels; i++) /* an earlier list */
-        aredis__free(cfg->sentinels[i].host);
-    aredis__free(cfg->sentinels);
-    cfg->sentinels = eps;
-    cfg->nsentinels = 0;
-
-    char *saved_host = cfg->host;
-    int saved_port = cfg->port, rc = 0;
-    while (rc == 0 && cfg->nsentinels < n) {
-        const char *comma = span_find(list, ',');
-        span item = {list.p, comma ? (size_t)(comma - list.p) : list.n};
-        cfg->host = NULL;
-        cfg->port = CFG_SENTINEL_PORT;
-        if (item.n == 0)
-            rc = fail(ps, AREDIS_EURL,
-                      "bad URL: empty sentinel address (sentinel %zu of %zu)",
-                      cfg->nsentinels + 1, n);
-        else
-            rc = parse_hostport(ps, item);
-        if (rc == 0 && cfg->host == NULL)
-            rc = fail(ps, AREDIS_EURL,
-                      "bad URL: sentinel %zu of %zu has no host",
-                      cfg->nsentinels + 1, n);
-        if (rc == 0) {
-            eps[cfg->nsentinels].host = cfg->host;
-            eps[cfg->nsentinels].port = cfg->port;
-            cfg->nsentinels++;
-        } else {
-            aredis__free(cfg->host);
-        }
-        list.p += item.n + (comma != NULL);
-        list.n -= item.n + (comma != NULL);
-    }
-    cfg->host = saved_host;
-    cfg->port = saved_port;
-    return rc;
+    return parse_endpoints(ps, list, &sentinel_list, &ps->cfg->sentinels,
+                           &ps->cfg->nsentinels);
 }
 
 /* The service name: printable, no spaces (it goes into a command and
@@ -1125,6 +1208,67 @@ static int apply_sentinel(parser *ps, const aredis_options *o)
     return 0;
 }
 
+/* The cluster members, over what the URL said. */
+static int apply_cluster(parser *ps, const aredis_options *o)
+{
+    const aredis_cluster_options *co = &o->cluster;
+    aredis__config *cfg = ps->cfg;
+    if (co->seeds != NULL) {
+        if (cfg->nsentinels > 0 || (o->url != NULL && !cfg->cluster))
+            return fail(ps, AREDIS_EINVAL,
+                        "bad option: cluster.seeds with a URL that is not a "
+                        "cluster's");
+        char msg[256] = "";
+        parser own = {cfg, msg, sizeof msg};
+        int rc = parse_seed_list(&own, span_of(co->seeds));
+        if (rc == AREDIS_ENOMEM)
+            return fail_nomem(ps);
+        if (rc != 0)
+            return fail(ps, AREDIS_EINVAL, "bad option: cluster.seeds: %s",
+                        strncmp(msg, "bad URL: ", 9) == 0 ? msg + 9 : msg);
+    }
+    int given = co->read_from != 0 || co->max_redirects != 0 ||
+                co->refresh_period_ms != 0 || co->lazy != 0 ||
+                co->cross_slot != 0;
+    if (given && !cfg->cluster)
+        return fail(ps, AREDIS_EINVAL,
+                    "bad option: cluster options without a cluster "
+                    "(cluster.seeds or a redis+cluster:// URL)");
+    if (co->read_from < AREDIS_READ_PRIMARY ||
+        co->read_from > AREDIS_READ_NEAREST)
+        return fail(
+            ps, AREDIS_EINVAL,
+            "bad option: cluster.read_from %d (use AREDIS_READ_PRIMARY, "
+            "_REPLICA, _ANY or _NEAREST)",
+            co->read_from);
+    if (co->max_redirects < 0 || co->max_redirects > CFG_MAX_CLUSTER_REDIRECTS)
+        return fail(ps, AREDIS_EINVAL,
+                    "bad option: cluster.max_redirects %d out of range (1-%d)",
+                    co->max_redirects, CFG_MAX_CLUSTER_REDIRECTS);
+    if (co->cross_slot != AREDIS_CROSS_SLOT_SPLIT &&
+        co->cross_slot != AREDIS_CROSS_SLOT_REFUSE)
+        return fail(ps, AREDIS_EINVAL,
+                    "bad option: cluster.cross_slot %d (use "
+                    "AREDIS_CROSS_SLOT_SPLIT or AREDIS_CROSS_SLOT_REFUSE)",
+                    co->cross_slot);
+    if (co->read_from)
+        cfg->cluster_read_from = co->read_from;
+    if (co->max_redirects)
+        cfg->cluster_max_redirects = co->max_redirects;
+    if (co->refresh_period_ms)
+        cfg->cluster_refresh_ms =
+            co->refresh_period_ms < 0 ? -1 : co->refresh_period_ms;
+    if (co->lazy)
+        cfg->cluster_lazy = 1;
+    if (co->cross_slot)
+        cfg->cluster_cross_slot = co->cross_slot;
+    if (cfg->cluster_max_redirects == 0)
+        cfg->cluster_max_redirects = CFG_DEFAULT_CLUSTER_REDIRECTS;
+    if (cfg->cluster_refresh_ms == 0)
+        cfg->cluster_refresh_ms = CFG_DEFAULT_CLUSTER_REFRESH_MS;
+    return 0;
+}
+
 /* Keepalive members: 0 keeps the URL's value or the default. */
 static int apply_keepalive(parser *ps, const aredis_options *o)
 {
@@ -1171,8 +1315,8 @@ static int apply_numbers(parser *ps, const aredis_options *o)
                     (long long)o->command_timeout_ms);
     if (cfg->cluster && o->port)
         return fail(ps, AREDIS_EINVAL,
-                    "bad option: port names one server, but the URL is a "
-                    "cluster's: list the seeds in the URL");
+                    "bad option: port names one server, but the client is a "
+                    "cluster's: list the seeds (URL or cluster.seeds)");
     if (cfg->cluster && o->db)
         return fail(ps, AREDIS_EINVAL,
                     "bad option: a cluster has only database 0 (db %d)", o->db);
@@ -1269,6 +1413,8 @@ int aredis__config_from_options(aredis__config *cfg, const aredis_options *o,
         rc = parse_url(&ps, o->url);
     if (rc == 0)
         rc = apply_strings(&ps, o);
+    if (rc == 0)
+        rc = apply_cluster(&ps, o);
     if (rc == 0)
         rc = apply_numbers(&ps, o);
     if (rc == 0)

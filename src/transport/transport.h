@@ -62,6 +62,11 @@ typedef struct aredis__config {
     int cluster;
     aredis__endpoint *seeds;
     size_t nseeds;
+    int cluster_read_from;      /* AREDIS_READ_* */
+    int cluster_max_redirects;  /* > 0 */
+    int64_t cluster_refresh_ms; /* < 0: no periodic refresh */
+    int cluster_lazy;           /* 0 or 1 */
+    int cluster_cross_slot;     /* AREDIS_CROSS_SLOT_* */
     /* Sentinel-managed (redis+sentinel:// or sentinel.addrs): nsentinels
      * > 0. host and port above are then unused: the sentinels name the
      * data servers. */

@@ -24,6 +24,7 @@
 #define CLIENT_REPLY AREDIS__CMDF_CLIENT_REPLY
 #define WITHSCORES AREDIS__CMDF_WITHSCORES
 #define MOVABLE AREDIS__CMDF_MOVABLE
+#define OWN AREDIS__CMDF_OWN_WRITES
 
 /* X(name, flags, first key, last key, step, numkeys arg, timeout arg,
  *   normalisation) */
@@ -219,8 +220,8 @@
     X("unlink", 0, 1, -1, 1, 0, 0, NONE)                                \
     X("unsubscribe", SUB, 0, 0, 0, 0, 0, NONE)                          \
     X("unwatch", 0, 0, 0, 0, 0, 0, NONE)                                \
-    X("wait", BLOCK | MS | NO_MULTI, 0, 0, 0, 0, -1, NONE)              \
-    X("waitaof", BLOCK | MS | NO_MULTI, 0, 0, 0, 0, -1, NONE)           \
+    X("wait", BLOCK | MS | OWN | NO_MULTI, 0, 0, 0, 0, -1, NONE)        \
+    X("waitaof", BLOCK | MS | OWN | NO_MULTI, 0, 0, 0, 0, -1, NONE)     \
     X("watch", NO_MULTI, 1, -1, 1, 0, 0, NONE)                          \
     X("xack", 0, 1, 1, 1, 0, 0, NONE)                                   \
     X("xadd", 0, 1, 1, 1, 0, 0, NONE)                                   \

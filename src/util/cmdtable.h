@@ -52,6 +52,11 @@ enum {
     /* Its keys are found by parsing its arguments (XREAD ... STREAMS,
      * SORT ... STORE); first/last/step give only the fixed ones. */
     AREDIS__CMDF_MOVABLE = 1 << 10,
+    /* WAIT, WAITAOF: about the writes of the connection it runs on, so it
+     * stays on the connection the caller's writes went to (the shared
+     * one), which it holds until answered; BLOCKING gives it a deadline
+     * margin like the others, not an exclusive connection. */
+    AREDIS__CMDF_OWN_WRITES = 1 << 11,
 };
 
 /* Built-in reshaping of a RESP2 reply into its RESP3 form (normalize.c). */

@@ -263,6 +263,42 @@ Test(lock, names_with_a_hash_tag_are_kept)
     finish(loop, c, NULL);
 }
 
+static void on_borrowed(aredis_client *c, aredis_exclusive *x, int status,
+                        void *ud)
+{
+    (void)c;
+    cr_assert_eq(status, 0, "%s", aredis_err_name(status));
+    *(aredis_exclusive **)ud = x;
+}
+
+/* A replicated acquire that cannot get a connection says so, with a code
+ * of its own: AREDIS_EBUSY would tell the caller the lock is held. */
+Test(lock, replicated_acquire_without_a_connection_is_not_busy)
+{
+    aredis_loop *loop = aredis_loop_new();
+    aredis_status st;
+    aredis_client *c = aredis_client_new(
+        loop, &(aredis_options){.url = url, .pool_max = 1, .pool_wait_ms = 100},
+        &st);
+    cr_assert_not_null(c, "%s", st.msg);
+    aredis_exclusive *x = NULL;
+    cr_assert_eq(aredis_client_acquire(c, on_borrowed, &x), 0);
+    int64_t until = now_ms() + 3000;
+    while (x == NULL && now_ms() < until)
+        aredis_loop_run_once(loop, 5);
+    cr_assert_not_null(x);
+    char name[64];
+    testenv_key(name, sizeof name, "lock-nopool");
+    aredis_lock *l =
+        lock_new(c, name,
+                 (aredis_lock_options){
+                     .ttl_ms = 5000, .replicas = 1, .wait_timeout_ms = 100});
+    cr_assert_eq(acquire(loop, l, 0), AREDIS_EPOOL);
+    aredis_exclusive_release(x);
+    aredis_lock_free(l);
+    finish(loop, c, NULL);
+}
+
 Test(lock, expiry_while_held_then_release_refused_as_lost)
 {
     aredis_loop *loop = aredis_loop_new();

@@ -573,7 +573,7 @@ Test(pipeline, reset_and_free_unwatch_and_give_the_connection_back)
     cr_assert_eq(aredis_pipeline_watch(q, testgot_keep_pipeline, &w, 1, keys2),
                  0);
     cr_assert(testloop_run_until(loop, &w.calls, 3000));
-    cr_assert_eq(w.r->code, AREDIS_EBUSY, "%s", w.r->str);
+    cr_assert_eq(w.r->code, AREDIS_EPOOL, "%s", w.r->str);
     cr_assert(!aredis_pipeline_watching(q), "a failed watch resets");
     testgot_clear(&w);
 
@@ -716,7 +716,7 @@ Test(pipeline, out_of_memory_at_every_allocation)
         &(aredis_allocator){t_malloc, t_calloc, t_realloc, free});
     aredis_loop *loop = testloop_new();
     /* A pooled connection the client fails to allocate leaves the WATCH
-     * waiting for pool_wait_ms (then AREDIS_EBUSY): keep that short. */
+     * waiting for pool_wait_ms (then AREDIS_EPOOL): keep that short. */
     aredis_client *c = aredis_client_new(
         loop, &(aredis_options){.url = url, .pool_wait_ms = 100}, NULL);
     cr_assert_not_null(c);

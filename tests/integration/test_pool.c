@@ -89,7 +89,7 @@ Test(pool, bounded_with_a_wait)
     aredis_command(c, keep, &second, "BLPOP %s 1", key);
     cr_assert(testloop_run_until(loop, &second.done, 3000));
     int64_t waited = testenv_now_ms() - t0;
-    cr_assert_eq(second.code, AREDIS_EBUSY, "%d: %s", second.code, second.text);
+    cr_assert_eq(second.code, AREDIS_EPOOL, "%d: %s", second.code, second.text);
     cr_assert(waited >= 280 && waited < 550,
               "waited %lld ms for a connection, pool_wait_ms is 300",
               (long long)waited);
@@ -189,28 +189,41 @@ Test(pool, idle_connections_close)
     testloop_free(loop);
 }
 
-/* The id of the connection named `name` that runs `cmd` (CLIENT LIST,
- * from c's shared connection), or 0. */
-static long long connection_running(aredis_loop *loop, aredis_client *c,
-                                    const char *name, const char *cmd)
+/* The connections named `name` in CLIENT LIST (asked on c's shared
+ * connection) whose line also holds `with`: their number, and the id of
+ * the first in *id. */
+static int clients_with(aredis_loop *loop, aredis_client *c, const char *name,
+                        const char *with, long long *id)
 {
-    char want_name[96], want_cmd[64];
-    snprintf(want_name, sizeof want_name, " name=%s ", name);
-    snprintf(want_cmd, sizeof want_cmd, " cmd=%s ", cmd);
+    char want[96];
+    snprintf(want, sizeof want, " name=%s ", name);
     testgot g = {0};
     testgot_command(loop, c, &g, "CLIENT LIST");
     cr_assert_not_null(g.r->str);
-    long long id = 0;
-    for (const char *line = g.r->str; line != NULL && *line && id == 0;) {
+    int n = 0;
+    for (const char *line = g.r->str; line != NULL && *line;) {
         const char *end = strchr(line, '\n');
-        size_t n = end != NULL ? (size_t)(end - line) : strlen(line);
+        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
         char buf[1024];
-        snprintf(buf, sizeof buf, "%.*s", (int)n, line);
-        if (strstr(buf, want_name) != NULL && strstr(buf, want_cmd) != NULL)
-            sscanf(buf, "id=%lld", &id);
+        snprintf(buf, sizeof buf, "%.*s", (int)len, line);
+        if (strstr(buf, want) != NULL && strstr(buf, with) != NULL &&
+            n++ == 0 && id != NULL)
+            sscanf(buf, "id=%lld", id);
         line = end != NULL ? end + 1 : NULL;
     }
     testgot_clear(&g);
+    return n;
+}
+
+/* The id of the connection named `name` whose last command is `cmd`, or
+ * 0. */
+static long long connection_running(aredis_loop *loop, aredis_client *c,
+                                    const char *name, const char *cmd)
+{
+    char with[64];
+    snprintf(with, sizeof with, " cmd=%s ", cmd);
+    long long id = 0;
+    clients_with(loop, c, name, with, &id);
     return id;
 }
 
@@ -249,6 +262,85 @@ Test(pool, a_connection_lost_under_a_blocking_command_is_reused)
     cr_assert_eq(second.type, AREDIS_REPLY_NIL,
                  "the second BLPOP did not get the connection back: %d %s",
                  second.code, second.text);
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
+/* WAIT counts the replicas that have the writes of its own connection:
+ * it must run where the caller's writes went (the shared connection),
+ * not on a pooled one that wrote nothing, while BLPOP still gets a pooled
+ * connection. */
+Test(pool, wait_runs_on_the_connection_of_the_writes)
+{
+    aredis_loop *loop = testloop_new();
+    char name[64], key[64];
+    snprintf(name, sizeof name, "waitconn-%ld", (long)getpid());
+    testenv_key(key, sizeof key, "waitconn");
+    aredis_client *c = aredis_client_new(
+        loop,
+        &(aredis_options){
+            .url = url, .client_name = name, .command_timeout_ms = 2000},
+        NULL);
+    cr_assert_not_null(c);
+    result set = {0}, wait = {0}, wait2 = {0};
+    cr_assert_eq(aredis_command(c, keep, &set, "SET %s v", key), 0);
+    cr_assert_eq(aredis_command(c, keep, &wait, "WAIT 0 0"), 0);
+    cr_assert_eq(aredis_command(c, keep, &wait2, "WAIT 0 100"), 0);
+    cr_assert(testloop_run_until(loop, &wait2.done, 3000));
+    cr_assert_eq(set.calls, 1);
+    cr_assert_eq(wait.calls, 1);
+    cr_assert_eq(wait.type, AREDIS_REPLY_INTEGER, "%d %s", wait.code,
+                 wait.text);
+    cr_assert_eq(wait.integer, 0);
+    cr_assert(set.order < wait.order && wait.order < wait2.order,
+              "WAIT overtook the writes it waits for");
+    cr_assert_eq(clients_with(loop, c, name, "", NULL), 1,
+                 "WAIT opened a connection of its own");
+    /* A real blocking command still goes to a pooled connection. */
+    result blpop = {0};
+    cr_assert_eq(aredis_command(c, keep, &blpop, "BLPOP %s-list 0.05", key), 0);
+    cr_assert(testloop_run_until(loop, &blpop.done, 3000));
+    cr_assert_eq(blpop.type, AREDIS_REPLY_NIL);
+    cr_assert_eq(clients_with(loop, c, name, "", NULL), 2);
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
+/* A blocking command that outlives its per-call deadline leaves the
+ * server blocked on its pooled connection: that connection is closed, so
+ * the pool is not left with one less connection until data comes. */
+Test(pool, a_timed_out_blocking_command_frees_its_connection)
+{
+    aredis_loop *loop = testloop_new();
+    char name[64], key[64];
+    snprintf(name, sizeof name, "blkto-%ld", (long)getpid());
+    testenv_key(key, sizeof key, "blkto");
+    aredis_client *c =
+        aredis_client_new(loop,
+                          &(aredis_options){.url = url,
+                                            .client_name = name,
+                                            .pool_max = 1,
+                                            .pool_wait_ms = 3000},
+                          NULL);
+    cr_assert_not_null(c);
+    result first = {0}, second = {0};
+    aredis_cmd_opts o = {.timeout_ms = 150};
+    cr_assert_eq(aredis_command_opts(c, &o, keep, &first, "BLPOP %s 0", key),
+                 0);
+    cr_assert_eq(aredis_command(c, keep, &second, "BLPOP %s 0.05", key), 0);
+    int64_t t0 = testenv_now_ms();
+    cr_assert(testloop_run_until(loop, &second.done, 5000));
+    int64_t waited = testenv_now_ms() - t0;
+    cr_assert_eq(first.calls, 1);
+    cr_assert_eq(first.code, AREDIS_ETIMEDOUT, "%d %s", first.code, first.text);
+    cr_assert_eq(second.calls, 1);
+    cr_assert_eq(second.type, AREDIS_REPLY_NIL,
+                 "the second BLPOP never got the connection: %d %s",
+                 second.code, second.text);
+    cr_assert(waited < 2000, "the second BLPOP waited %lld ms",
+              (long long)waited);
+    /* Nothing of ours is left blocked in the server. */
+    cr_assert_eq(clients_with(loop, c, name, " flags=b ", NULL), 0);
     aredis_client_free(c);
     testloop_free(loop);
 }

@@ -355,7 +355,7 @@ Test(transaction, a_failed_watch_completes_without_calling_the_body)
         aredis_transaction(c, NULL, misuse_body, misuse_done, &t, 1, keys), 0);
     cr_assert(testloop_run_until(loop, &t.result.calls, 3000));
     cr_assert_eq(t.fn_calls, 0);
-    cr_assert_eq(t.result.r->code, AREDIS_EBUSY, "%s", t.result.r->str);
+    cr_assert_eq(t.result.r->code, AREDIS_EPOOL, "%s", t.result.r->str);
     testgot_clear(&t.result);
     aredis_pipeline_free(holder);
     testclient_finish(loop, c);

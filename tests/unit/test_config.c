@@ -495,6 +495,18 @@ static const struct bad_member {
      "unix socket path is too long"},
     {{.tls = {.enabled = 1, .key_file = "k.pem"}},
      "key file needs a certificate file"},
+    {{.cluster = {.read_from = AREDIS_READ_REPLICA}},
+     "cluster options without a cluster"},
+    {{.cluster = {.seeds = "a", .read_from = 7}}, "cluster.read_from 7"},
+    {{.cluster = {.seeds = "a", .max_redirects = -1}},
+     "cluster.max_redirects -1 out of range"},
+    {{.cluster = {.seeds = "a", .cross_slot = 3}}, "cluster.cross_slot 3"},
+    {{.cluster = {.seeds = "a,,b"}},
+     "cluster.seeds: empty cluster seed 2 of 3"},
+    {{.cluster = {.seeds = ""}}, "cluster.seeds: no cluster seeds"},
+    {{.url = "redis://h", .cluster = {.seeds = "a"}},
+     "cluster.seeds with a URL that is not a cluster's"},
+    {{.cluster = {.seeds = "a:7000"}, .port = 7001}, "port names one server"},
 };
 
 Test(config, bad_members)
@@ -744,10 +756,10 @@ static const struct bad_url bad_sentinel[] = {
     {"redis+sentinel://?role=master", AREDIS_EURL, "no sentinel address"},
     {"redis+sentinel://h1", AREDIS_EURL, "no sentinel service name"},
     {"redis+sentinel://h1/", AREDIS_EURL, "no sentinel service name"},
-    {"redis+sentinel://h1,,h2/m", AREDIS_EURL,
-     "empty sentinel address (sentinel 2 of 3)"},
+    {"redis+sentinel://h1,,h2/m", AREDIS_EURL, "empty sentinel address 2 of 3"},
     {"redis+sentinel://h1,/m", AREDIS_EURL, "empty sentinel address"},
-    {"redis+sentinel://:5/m", AREDIS_EURL, "sentinel 1 of 1 has no host"},
+    {"redis+sentinel://:5/m", AREDIS_EURL,
+     "sentinel address 1 of 1 has no host"},
     {"redis+sentinel://h1:0/m", AREDIS_EURL, "port '0' out of range"},
     {"redis+sentinel://h1:x/m", AREDIS_EURL, "port 'x' is not a number"},
     {"redis+sentinel://h1,h%20/m", AREDIS_EURL, "invalid character '%'"},
@@ -969,10 +981,11 @@ Test(config, bad_cluster_urls)
         {"redis+cluster://", AREDIS_EURL, "bad URL: no cluster seeds"},
         {"redis+cluster:///0", AREDIS_EURL, "no cluster seeds"},
         {"redis+cluster://h1,,h2", AREDIS_EURL,
-         "bad URL: empty seed 2 in the cluster node list"},
-        {"redis+cluster://h1,", AREDIS_EURL, "empty seed 2"},
-        {"redis+cluster://,h1", AREDIS_EURL, "empty seed 1"},
-        {"redis+cluster://:7000", AREDIS_EURL, "cluster seed 1 has no host"},
+         "bad URL: empty cluster seed 2 of 3"},
+        {"redis+cluster://h1,", AREDIS_EURL, "empty cluster seed 2 of 2"},
+        {"redis+cluster://,h1", AREDIS_EURL, "empty cluster seed 1 of 2"},
+        {"redis+cluster://:7000", AREDIS_EURL,
+         "cluster seed 1 of 1 has no host"},
         {"redis+cluster://h1:0", AREDIS_EURL, "port '0' out of range"},
         {"redis+cluster://h1:7000,h2:x", AREDIS_EURL, "port 'x' is not"},
         {"redis+cluster://h1/1", AREDIS_EURL,
@@ -983,6 +996,19 @@ Test(config, bad_cluster_urls)
         {"redis+cluster://h 1", AREDIS_EURL, "invalid character ' '"},
         {"redis+cluster://u:pa/ss@h1", AREDIS_EURL, "'@' after the host"},
         {"redis+cluster://h1?bogus=1", AREDIS_EURL, "unknown option 'bogus'"},
+        {"redis://h1?read_from=replica", AREDIS_EURL,
+         "option 'read_from' is for redis+cluster:// URLs"},
+        {"redis+cluster://h1?read_from=slave", AREDIS_EURL,
+         "read_from 'slave' must be primary, replica"},
+        {"redis+cluster://h1?max_redirects=0", AREDIS_EURL,
+         "max_redirects '0' must be 1 to 100"},
+        {"redis+cluster://h1?max_redirects=x", AREDIS_EURL,
+         "max_redirects 'x' must be"},
+        {"redis+cluster://h1?lazy=maybe", AREDIS_EURL, "must be yes or no"},
+        {"redis+cluster://h1?cross_slot=x", AREDIS_EURL,
+         "cross_slot 'x' must be split or refuse"},
+        {"redis+sentinel://s1/m?lazy=yes", AREDIS_EURL,
+         "is for redis+cluster:// URLs"},
         {"redis-cluster://h1", AREDIS_EURL,
          "unknown scheme 'redis-cluster' (use redis://, rediss://, unix://, "
          "redis+sentinel:// or redis+cluster://)"},
@@ -1012,7 +1038,7 @@ Test(config, bad_cluster_urls)
     char err[256];
     cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err),
                  AREDIS_EURL);
-    cr_assert(strstr(err, "more than 64 cluster seeds") != NULL, "%s", err);
+    cr_assert(strstr(err, "65 cluster seeds (at most 64)") != NULL, "%s", err);
     url[strrchr(url, ',') - url] = '\0'; /* exactly 64 */
     cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
                  err);
@@ -1066,4 +1092,70 @@ Test(config, oom_cluster_url)
     aredis_options o = {
         .url = "redis+cluster://u:p@h1:7000,[::1]:7001,h3/0?client_name=x"};
     oom_sweep(&o);
+}
+
+/* ---- cluster options -------------------------------------------------------
+ */
+
+Test(config, cluster_options_from_url_and_members)
+{
+    aredis__config c;
+    char err[256];
+    /* Defaults. */
+    aredis_options o = {.url = "redis+cluster://h1:7000"};
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(c.cluster_read_from, AREDIS_READ_PRIMARY);
+    cr_assert_eq(c.cluster_max_redirects, 5);
+    cr_assert_eq(c.cluster_refresh_ms, 5000);
+    cr_assert_eq(c.cluster_lazy, 0);
+    cr_assert_eq(c.cluster_cross_slot, AREDIS_CROSS_SLOT_SPLIT);
+    aredis__config_cleanup(&c);
+
+    /* The URL's query. */
+    o.url = "redis+cluster://h1:7000?read_from=prefer-replica&max_redirects=9"
+            "&refresh_period=2s&lazy=yes&cross_slot=refuse";
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(c.cluster_read_from, AREDIS_READ_REPLICA);
+    cr_assert_eq(c.cluster_max_redirects, 9);
+    cr_assert_eq(c.cluster_refresh_ms, 2000);
+    cr_assert_eq(c.cluster_lazy, 1);
+    cr_assert_eq(c.cluster_cross_slot, AREDIS_CROSS_SLOT_REFUSE);
+    aredis__config_cleanup(&c);
+
+    /* refresh_period=0: none. */
+    o.url = "redis+cluster://h1?refresh_period=0&read_from=nearest";
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(c.cluster_refresh_ms, -1);
+    cr_assert_eq(c.cluster_read_from, AREDIS_READ_NEAREST);
+    aredis__config_cleanup(&c);
+
+    /* Members alone make a cluster client, and override the URL. */
+    aredis_options m = {.cluster = {.seeds = "a:7000,[::1]:7001,b",
+                                    .read_from = AREDIS_READ_ANY,
+                                    .max_redirects = 2,
+                                    .refresh_period_ms = -1}};
+    cr_assert_eq(aredis__config_from_options(&c, &m, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(c.cluster, 1);
+    cr_assert_eq(c.nseeds, 3);
+    cr_assert_str_eq(c.seeds[1].host, "::1");
+    cr_assert_eq(c.seeds[1].port, 7001);
+    cr_assert_eq(c.seeds[2].port, 6379);
+    cr_assert_str_eq(c.host, "a");
+    cr_assert_eq(c.port, 7000);
+    cr_assert_eq(c.cluster_read_from, AREDIS_READ_ANY);
+    cr_assert_eq(c.cluster_max_redirects, 2);
+    cr_assert_eq(c.cluster_refresh_ms, -1);
+    aredis__config_cleanup(&c);
+
+    m.url = "redis+cluster://x:1?read_from=replica";
+    m.cluster.seeds = NULL;
+    cr_assert_eq(aredis__config_from_options(&c, &m, err, sizeof err), 0, "%s",
+                 err);
+    cr_assert_eq(c.cluster_read_from, AREDIS_READ_ANY);
+    cr_assert_str_eq(c.seeds[0].host, "x");
+    aredis__config_cleanup(&c);
 }
