@@ -33,7 +33,7 @@
 #
 # Environment (defaults in brackets):
 #   PARTS ["seq set callgrind faults mapwatch"]
-#   PEERS ["ioredis ioredis-auto glide redis-benchmark"]
+#   PEERS ["ioredis ioredis-auto glide redis-benchmark"]  (empty: aredis alone)
 #   REPEAT [3]   SEQ_N [100000]   SET_N [200000]   SET_N1 [30000] (W = 1)
 #   W_LIST ["1 16 128 1024"]   CG_N1 [5000]  CG_N2 [25000]  CG_WARM [16384]
 #   FAULT_AFTER_MS [6000]      how long the stream runs after a fault
@@ -41,10 +41,8 @@
 #   BUILD_DIR [build-bench]  OUT_DIR [a temporary directory, removed]
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-build=${BUILD_DIR:-$root/build-bench}
 PARTS=${PARTS:-"seq set callgrind faults mapwatch"}
-PEERS=${PEERS:-"ioredis ioredis-auto glide redis-benchmark"}
+PEERS=${PEERS-"ioredis ioredis-auto glide redis-benchmark"}
 REPEAT=${REPEAT:-3}
 SEQ_N=${SEQ_N:-100000}
 SET_N=${SET_N:-200000}
@@ -55,66 +53,49 @@ CG_N2=${CG_N2:-25000}
 CG_WARM=${CG_WARM:-16384}
 FAULT_AFTER_MS=${FAULT_AFTER_MS:-6000}
 MAPWATCH_MS=${MAPWATCH_MS:-20000}
-SERVER_CPU=0
-CLIENT_CPU=1
 
-die() {
-    echo "cluster.sh: $*" >&2
-    exit 1
-}
-note() { echo "cluster.sh: $*" >&2; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init cluster.sh
 has() {
     case " $2 " in *" $1 "*) return 0 ;; esac
     return 1
 }
-
-for tool in redis-server redis-cli taskset cmake; do
-    command -v "$tool" >/dev/null || die "$tool not found"
-done
-[ "$(nproc)" -ge 2 ] || die "needs at least 2 CPUs (servers and client apart)"
+note() { echo "cluster.sh: $*" >&2; }
+command -v taskset >/dev/null || bench_die "taskset not found"
+[ "$(nproc)" -ge 2 ] || bench_die "needs at least 2 CPUs (servers and client apart)"
 if has callgrind "$PARTS" && ! command -v valgrind >/dev/null; then
-    die "valgrind not found (apt-get install valgrind), or drop callgrind from PARTS"
+    bench_die "valgrind not found (apt-get install valgrind), or drop callgrind from PARTS"
 fi
+bench_build bench_cluster
+bench_pin
 
-# ---- build -------------------------------------------------------------------
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release \
-        -DAREDIS_BUILD_TESTS=OFF -DAREDIS_BUILD_EXAMPLES=OFF >/dev/null
-fi
-cmake --build "$build" --target bench_cluster -j "$(nproc)" >/dev/null
-bin=$build/bench/bench_cluster
-[ -x "$bin" ] || die "$bin was not built"
-
-# ---- scratch space, servers ----------------------------------------------------
-tmp=$(mktemp -d)
+# ---- scratch space, the cluster ----------------------------------------------------
 out=${OUT_DIR:-$tmp}
 mkdir -p "$out"
 raw=$out/raw.txt
 : >"$raw"
 export AREDIS_TEST_STATE_DIR=$tmp/servers AREDIS_TEST_OWNER_PID=$$
 cluster_script=$root/tests/support/redis-cluster.sh
-server_script=$root/tests/support/redis-server.sh
 cleanup() {
     bash "$cluster_script" stop bench >/dev/null 2>&1 || true
-    bash "$server_script" stop single >/dev/null 2>&1 || true
-    rm -rf "$tmp"
+    bench_cleanup
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
 
 state() { sed -n "s/^$2=//p" "$AREDIS_TEST_STATE_DIR/$1.state"; }
 # addr_of I: host:port of the cluster's node I (0-2 primaries, 3-5 replicas).
 addr_of() { echo "127.0.0.1:$(state "bench-node$1" port)"; }
 
+# A fresh cluster (every node on the servers' CPU); sets SEEDS and URL.
 start_cluster() {
     bash "$cluster_script" stop bench >/dev/null 2>&1 || true
-    taskset -c "$SERVER_CPU" bash "$cluster_script" start bench >/dev/null 2>&1 ||
-        die "the cluster did not start"
+    "${server_cpu[@]}" bash "$cluster_script" start bench >/dev/null 2>&1 ||
+        bench_die "the cluster did not start"
     SEEDS="$(addr_of 0),$(addr_of 1),$(addr_of 2)"
     URL="redis+cluster://$SEEDS"
 }
 
-pin() { taskset -c "$CLIENT_CPU" "$@"; }
+pin() { "${client_cpu[@]}" "$@"; }
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
 # fmt PRINTF-FORMAT VALUE: VALUE formatted, or "-" when it is not a number.
 fmt() {
@@ -133,7 +114,7 @@ median() {
 }
 
 start_cluster
-echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), cluster of 3 primaries + 3 replicas on CPU $SERVER_CPU, clients on CPU $CLIENT_CPU"
+echo "redis-server $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/'), cluster of 3 primaries + 3 replicas (CPU 0), clients on CPU 1"
 echo "$(nproc) CPUs ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)), $(uname -sr), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), aredis $(git -C "$root" describe --always --dirty 2>/dev/null || echo '(not a git checkout)')"
 
@@ -277,17 +258,15 @@ fi
 
 # ---- callgrind -------------------------------------------------------------------
 if has callgrind "$PARTS"; then
-    bash "$server_script" stop single >/dev/null 2>&1 || true
-    taskset -c "$SERVER_CPU" bash "$server_script" start single --save '' \
-        --appendonly no >/dev/null 2>&1 || die "the single server did not start"
-    single="redis://127.0.0.1:$(state single port)"
+    bench_server
+    single="redis://127.0.0.1:$port"
     # Ir URL N: the instructions of one run of N SETs at W = 128.
     ir() {
         local f=$tmp/cg.out
         pin valgrind --tool=callgrind --callgrind-out-file="$f" "$bin" \
             --url "$1" --mode set -w 128 -n "$2" --warm "$CG_WARM" \
             >"$tmp/cg.stdout" 2>"$tmp/cg.stderr" ||
-            die "callgrind run failed: $(tail -3 "$tmp/cg.stderr")"
+            bench_die "callgrind run failed: $(tail -3 "$tmp/cg.stderr")"
         awk '/^summary:/ { print $2 }' "$f"
     }
     per_cmd() {
@@ -310,7 +289,6 @@ if has callgrind "$PARTS"; then
     echo "| the cluster (3 primaries) | $ir_cl | $al_cl |"
     echo "| one redis-server | $ir_one | $al_one |"
     echo "| ratio cluster / one node | $(awk -v a="$ir_cl" -v b="$ir_one" 'BEGIN { printf "%.2f", a / b }') | |"
-    bash "$server_script" stop single >/dev/null 2>&1 || true
 fi
 
 # ---- faults -------------------------------------------------------------------------
@@ -325,7 +303,7 @@ fault() {
     esac
     local line
     line=$(pin "$bin" --url "$URL" --mode fault --fault "$1" -w 16 \
-        --after-ms "$FAULT_AFTER_MS" "${args[@]}") || die "fault $1 failed"
+        --after-ms "$FAULT_AFTER_MS" "${args[@]}") || bench_die "fault $1 failed"
     echo "impl=aredis $line" >>"$raw"
     echo "$line"
 }
@@ -367,7 +345,7 @@ if has mapwatch "$PARTS"; then
     for ((r = 1; r <= REPEAT; r++)); do
         start_cluster
         line=$(pin "$bin" --url "$URL" --mode mapwatch --replica "$(addr_of 4)" \
-            --slot 6000 --watch-ms "$MAPWATCH_MS") || die "mapwatch failed"
+            --slot 6000 --watch-ms "$MAPWATCH_MS") || bench_die "mapwatch failed"
         echo "impl=aredis $line" >>"$raw"
         mw+="$line"$'\n'
     done
