@@ -128,7 +128,7 @@ has ioredis-auto "$PEERS" && want_npm+=(ioredis)
 has glide "$PEERS" && want_npm+=(@valkey/valkey-glide)
 if [ ${#want_npm[@]} -gt 0 ]; then
     if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-        note "node or npm not found (apt-get install nodejs npm): Node.js peers left out"
+        note "node or npm not found (scripts/deps.sh bench installs them): Node.js peers left out"
     else
         mkdir -p "$tmp/node"
         for pkg in $(printf '%s\n' "${want_npm[@]}" | sort -u); do

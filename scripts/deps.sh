@@ -7,6 +7,11 @@
 #   scripts/deps.sh test    everything: also clang + libFuzzer, Criterion,
 #                           hiredis (benchmarks), sentinel, valgrind, tidy,
 #                           debhelper + lintian (packages), gnuplot-nox...
+#   scripts/deps.sh bench   the test profile plus Node.js and npm, with which
+#                           bench/compare.sh and bench/cluster.sh install
+#                           their Node.js peers (npm is left out when an npm
+#                           command exists already: some nodejs builds ship
+#                           their own, and Debian's npm conflicts with them)
 #
 # Packages are checked with dpkg-query first; when all are present, apt is not
 # touched at all. Missing ones are installed with apt-get (noninteractive), as
@@ -27,10 +32,14 @@ test_pkgs=("${run_pkgs[@]}" clang libclang-rt-14-dev libcriterion-dev
            libhiredis-dev redis-sentinel valgrind clang-format clang-tidy
            openssl ca-certificates debhelper lintian gnuplot-nox python3)
 
+bench_pkgs=("${test_pkgs[@]}" nodejs)
+command -v npm >/dev/null 2>&1 || bench_pkgs+=(npm)
+
 case $profile in
   run) wanted=("${run_pkgs[@]}") ;;
   test) wanted=("${test_pkgs[@]}") ;;
-  *) echo "usage: $0 run|test" >&2; exit 2 ;;
+  bench) wanted=("${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 
 if [ "${AREDIS_SKIP_DEPS:-0}" = 1 ]; then
