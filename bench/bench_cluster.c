@@ -90,7 +90,8 @@ static config cfg = {.n = 100000,
                      .aff_lo = -1,
                      .aff_hi = -1};
 
-static void die(const char *fmt, ...)
+__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt,
+                                                                ...)
 {
     va_list ap;
     va_start(ap, fmt);
