@@ -244,13 +244,21 @@ static void run_throughput(void)
  * The client's own slot map (mapwatch), read through the topology seam
  * ------------------------------------------------------------------------ */
 
-/* The node the client would send `GET <key of slot>` to, as host:port. */
+/* The node the client would send `GET <key of slot>` to, as host:port;
+ * -1 when it has none or cannot say. The first cluster topology answers
+ * route() from its table alone. A topology that may keep the command
+ * (AREDIS__HELD) cannot be asked with a command that does not exist. */
 static int map_owner(int slot, char *out, size_t cap)
 {
+#ifdef AREDIS__HELD
+    (void)slot;
+    (void)out;
+    (void)cap;
+    return -1;
+#else
     char buf[64];
-    int len = snprintf(buf, sizeof buf, "*2\r\n$3\r\nGET\r\n$%zu\r\n%s\r\n",
-                       slot_key_len[slot], slot_key[slot]);
-    (void)len;
+    snprintf(buf, sizeof buf, "*2\r\n$3\r\nGET\r\n$%zu\r\n%s\r\n",
+             slot_key_len[slot], slot_key[slot]);
     aredis__cmd cmd;
     memset(&cmd, 0, sizeof cmd);
     aredis__topology *t = cli->topo;
@@ -259,6 +267,7 @@ static int map_owner(int slot, char *out, size_t cap)
         return -1;
     snprintf(out, cap, "%s:%d", n->host, n->port);
     return 0;
+#endif
 }
 
 /* ------------------------------------------------------------------------
@@ -663,8 +672,12 @@ static void run_mapwatch(void)
         die("out of memory");
     run_batch(0, NSLOTS, 16); /* the map and the connections */
     char before[160];
-    if (map_owner(cfg.slot, before, sizeof before) != 0 ||
-        strcmp(before, want_owner) == 0)
+    if (map_owner(cfg.slot, before, sizeof before) != 0) {
+        printf("mode=mapwatch supported=0 t_promoted_ms=-1 t_map_ms=-1 "
+               "map_minus_promotion_ms=-1\n");
+        return;
+    }
+    if (strcmp(before, want_owner) == 0)
         die("slot %d: the map names %s before the failover", cfg.slot, before);
     cfg.fault = "failover";
     cfg.after_ms = 0;
@@ -677,7 +690,8 @@ static void run_mapwatch(void)
         die("loop failed");
     pthread_join(th, NULL);
     aredis_timer_free(tick);
-    printf("mode=mapwatch slot=%d before=%s after=%s t_promoted_ms=%.1f "
+    printf("mode=mapwatch supported=1 slot=%d before=%s after=%s "
+           "t_promoted_ms=%.1f "
            "t_map_ms=%.1f map_minus_promotion_ms=%.1f\n",
            cfg.slot, before, want_owner, t_promoted - t_fault,
            t_map >= 0 ? t_map - t_fault : -1.0,

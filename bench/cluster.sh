@@ -346,6 +346,8 @@ if has mapwatch "$PARTS"; then
         start_cluster
         line=$(pin "$bin" --url "$URL" --mode mapwatch --replica "$(addr_of 4)" \
             --slot 6000 --watch-ms "$MAPWATCH_MS") || bench_die "mapwatch failed"
+        [ "$(field supported "$line")" = 1 ] ||
+            note "mapwatch: this client has no way to show its slot map"
         echo "impl=aredis $line" >>"$raw"
         mw+="$line"$'\n'
     done
