@@ -13,7 +13,7 @@
  *
  * seq: N sequential awaited GETs (each callback sends the next). set: N
  * SETs of 16-byte values with W in flight, each completion sending the
- * next. Both warm up first with --warm commands (default 65536: the slot
+ * next. Both warm up first with --warm commands (default 16384: the slot
  * map, one connection per primary; a fixed count, so that two runs under
  * callgrind differ by the measured commands only), then time the
  * measured part: wall time, getrusage() user+sys CPU, and
@@ -81,7 +81,7 @@ typedef struct config {
 
 static config cfg = {.n = 100000,
                      .w = 1,
-                     .warm = 4 * NSLOTS,
+                     .warm = NSLOTS,
                      .warm_ms = 1000,
                      .after_ms = 6000,
                      .timeout_ms = 5000,
