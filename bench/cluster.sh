@@ -15,7 +15,8 @@
 #   callgrind instructions per SET at W = 128 (two runs under callgrind,
 #             difference / dN), the same program on one plain redis-server
 #             and the ratio; allocations per SET (aredis's allocator hooks)
-#   faults    a window-16 SET stream with a 5 s deadline per command, under
+#   faults    a window-16 SET stream with a 5 s deadline per command (aredis,
+#             ioredis and glide: FAULT_IMPLS), under
 #             kill -9 of a primary, CLUSTER FAILOVER, and a live migration of
 #             one slot (ASK): failed completions by error code, lost and
 #             duplicated ones, the longest gap between successes on the
@@ -34,9 +35,10 @@
 # Environment (defaults in brackets):
 #   PARTS ["seq set callgrind faults mapwatch"]
 #   PEERS ["ioredis ioredis-auto glide redis-benchmark"]  (empty: aredis alone)
-#   REPEAT [3]   SEQ_N [100000]   SET_N [200000]   SET_N1 [30000] (W = 1)
+#   REPEAT [3]   SEQ_N [100000]   SET_N [100000]   SET_N1 [20000] (W = 1)
 #   W_LIST ["1 16 128 1024"]   CG_N1 [5000]  CG_N2 [25000]  CG_WARM [16384]
 #   FAULT_AFTER_MS [6000]      how long the stream runs after a fault
+#   FAULT_IMPLS ["aredis ioredis glide"]   the clients of the fault runs
 #   MAPWATCH_MS [20000]        how long mapwatch waits for the map
 #   BUILD_DIR [build-bench]  OUT_DIR [a temporary directory, removed]
 set -euo pipefail
@@ -45,14 +47,15 @@ PARTS=${PARTS:-"seq set callgrind faults mapwatch"}
 PEERS=${PEERS-"ioredis ioredis-auto glide redis-benchmark"}
 REPEAT=${REPEAT:-3}
 SEQ_N=${SEQ_N:-100000}
-SET_N=${SET_N:-200000}
-SET_N1=${SET_N1:-30000}
+SET_N=${SET_N:-100000}
+SET_N1=${SET_N1:-20000}
 W_LIST=${W_LIST:-"1 16 128 1024"}
 CG_N1=${CG_N1:-5000}
 CG_N2=${CG_N2:-25000}
 CG_WARM=${CG_WARM:-16384}
 FAULT_AFTER_MS=${FAULT_AFTER_MS:-6000}
 MAPWATCH_MS=${MAPWATCH_MS:-20000}
+FAULT_IMPLS=${FAULT_IMPLS-"aredis ioredis glide"}
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init cluster.sh
@@ -292,23 +295,28 @@ if has callgrind "$PARTS"; then
 fi
 
 # ---- faults -------------------------------------------------------------------------
-# fault KIND: one run on a fresh cluster; prints bench_cluster's line.
+# fault IMPL KIND: one run on a fresh cluster; prints the program's line.
 fault() {
+    local impl=$1 kind=$2 args=() line
     start_cluster
-    local args=()
-    case $1 in
+    case $kind in
         kill) args=(--pid "$(state bench-node0 pid)" --replica "$(addr_of 3)" --affected 0-5460) ;;
         failover) args=(--replica "$(addr_of 3)" --affected 0-5460) ;;
         migrate) args=(--slot 100 --src "$(addr_of 0)" --dst "$(addr_of 1)") ;;
     esac
-    local line
-    line=$(pin "$bin" --url "$URL" --mode fault --fault "$1" -w 16 \
-        --after-ms "$FAULT_AFTER_MS" "${args[@]}") || bench_die "fault $1 failed"
-    echo "impl=aredis $line" >>"$raw"
+    if [ "$impl" = aredis ]; then
+        line=$(pin "$bin" --url "$URL" --mode fault --fault "$kind" -w 16 \
+            --after-ms "$FAULT_AFTER_MS" "${args[@]}") || return 1
+    else
+        line=$(pin node "$root/bench/node_cluster_bench.js" --client "$impl" \
+            --seeds "$SEEDS" --keys "$keys" --mode fault --fault "$kind" -w 16 \
+            --after-ms "$FAULT_AFTER_MS" "${args[@]}") || return 1
+    fi
+    echo "impl=$impl $line" >>"$raw"
     echo "$line"
 }
 fault_row() {
-    local kind=$1 lines=$2 f cells=""
+    local impl=$1 kind=$2 lines=$3 f cells=""
     med() { while IFS= read -r l; do field "$1" "$l"; done <<<"$lines" | median; }
     for f in sent failed lost duplicated failed_other gap_affected_ms gap_other_ms \
         t_promoted_ms first_ok_minus_promotion_ms t_migration_done_ms; do
@@ -316,22 +324,35 @@ fault_row() {
     done
     local codes
     codes=$(while IFS= read -r l; do field failures "$l"; done <<<"$lines" | paste -sd'/' -)
-    echo "| $kind |$cells $codes |"
+    echo "| $kind | $impl |$cells $codes |"
 }
 if has faults "$PARTS"; then
     declare -A fl
+    fault_impls=""
+    for impl in $impls; do
+        has "$impl" "$FAULT_IMPLS" && fault_impls+=" $impl"
+    done
     for ((r = 1; r <= REPEAT; r++)); do
         for kind in kill failover migrate; do
-            fl[$kind]+="$(fault "$kind")"$'\n'
+            for impl in $fault_impls; do
+                if line=$(fault "$impl" "$kind" 2>"$tmp/err"); then
+                    fl[$impl/$kind]+="$line"$'\n'
+                else
+                    note "$impl fault $kind failed: $(tail -1 "$tmp/err")"
+                fi
+            done
         done
     done
     echo
     echo "Faults under a window-16 SET stream, deadline 5 s per command, stream kept $FAULT_AFTER_MS ms past the fault (median of $REPEAT; times in ms from the fault)"
     echo
-    echo "| fault | sent | failed | lost | duplicated | failed on other slots | longest gap, affected slots | longest gap, other slots | promotion | first success on affected slots - promotion | migration done | failures by code (affected), per run |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    echo "| fault | client | sent | failed | lost | duplicated | failed on other slots | longest gap, affected slots | longest gap, other slots | promotion | first success on affected slots - promotion | migration done | failures by code (of which on affected slots), per run |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     for kind in kill failover migrate; do
-        fault_row "$kind" "$(grep . <<<"${fl[$kind]}")"
+        for impl in $fault_impls; do
+            [ -n "${fl[$impl/$kind]-}" ] || continue
+            fault_row "$impl" "$kind" "$(grep . <<<"${fl[$impl/$kind]}")"
+        done
     done
     echo
     echo "kill: kill -9 of the primary of slots 0-5460; failover: CLUSTER FAILOVER on its replica;"
