@@ -16,12 +16,14 @@
 #             difference / dN), the same program on one plain redis-server
 #             and the ratio; allocations per SET (aredis's allocator hooks)
 #   faults    a window-16 SET stream with a 5 s deadline per command (aredis,
-#             ioredis and glide: FAULT_IMPLS), under
-#             kill -9 of a primary, CLUSTER FAILOVER, and a live migration of
-#             one slot (ASK): failed completions by error code, lost and
-#             duplicated ones, the longest gap between successes on the
-#             affected slots and on the others, and for kill/failover the
-#             first success on an affected slot relative to the promotion
+#             ioredis and glide: FAULT_IMPLS) under kill -9 of a primary,
+#             CLUSTER FAILOVER, and a live migration of one slot (ASK):
+#             failed completions by error code, lost and duplicated ones,
+#             the longest gap between successes on the affected slots and
+#             on the others (the window is shared: while commands for the
+#             affected slots wait, fewer go to the others), and for
+#             kill/failover the first success on an affected slot relative
+#             to the promotion
 #   mapwatch  after a CLUSTER FAILOVER with no traffic, the time until the
 #             client's slot map names the new primary
 # Each fault run gets a fresh cluster.
