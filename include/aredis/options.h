@@ -17,7 +17,8 @@
  * (seconds of idle, 0 = off), tls_ca_file, tls_ca_dir, tls_cert_file,
  * tls_key_file, tls_sni, tls_insecure (yes: skip verification).
  * Sentinel URLs also take role (master|replica), sentinel_username,
- * sentinel_password, sentinel_tls (yes|no) and sentinel_timeout; the user
+ * sentinel_password, sentinel_tls (yes|no), sentinel_timeout,
+ * failover_wait (a duration; 0: none) and replica_fallback (yes|no); the user
  * information before the sentinels' addresses is for the data servers, and
  * a sentinel's port defaults to 26379.
  * Cluster URLs also take read_from (primary|replica|prefer-replica|any|
@@ -81,7 +82,21 @@ typedef struct aredis_sentinel_options {
     /** Deadline of one sentinel's answer during discovery, in ms
      * (default 250); the next sentinel is asked after it. */
     int64_t timeout_ms;
+    /** How long commands for the master wait for it while it is down or a
+     * failover is in progress, in ms (default 10000; AREDIS_NO_WAIT: not
+     * at all). Meanwhile they are held, not sent and not failed; when no
+     * master is back in time they fail with AREDIS_ENOMASTER, whose
+     * message names the cause. Also bounds the write fence of a graceful
+     * failover (docs/guide/sentinel.md). */
+    int64_t failover_wait_ms;
+    /** role=replica: send to the master while no replica is healthy
+     * (default 0: such commands fail with AREDIS_ECLOSED, "no server is
+     * known for this command"). */
+    int replica_fallback;
 } aredis_sentinel_options;
+
+/** aredis_sentinel_options.failover_wait_ms: fail at once. */
+#define AREDIS_NO_WAIT (-1)
 
 /** Where a cluster client sends read-only commands
  * (aredis_cluster_options.read_from). Writes always go to the primary. */

@@ -519,15 +519,6 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
         aredis__free(c);
         return NULL;
     }
-    if (c->cfg.nsentinels > 0 &&
-        c->cfg.sentinel_role == AREDIS_SENTINEL_REPLICA) {
-        st->code = AREDIS_ENOTSUP;
-        snprintf(st->msg, sizeof st->msg,
-                 "sentinel role=replica is not supported yet");
-        aredis__config_cleanup(&c->cfg);
-        aredis__free(c);
-        return NULL;
-    }
     aredis_buf_init(&c->scratch);
     aredis__heap_init(&c->deadlines);
     conn_config(c);

@@ -261,6 +261,14 @@ void aredis__link_located(aredis__link *l, int code, const char *msg)
     service(l);
 }
 
+void aredis__link_wait_until(aredis__link *l, int64_t until)
+{
+    if (!l->locating || l->c->freeing || l->conn.deadline >= until)
+        return;
+    l->conn.deadline = until;
+    aredis__rearm(l->c);
+}
+
 void aredis__link_lost(aredis__link *l, int code, const char *msg)
 {
     if (l->c->freeing || l->tp == NULL)

@@ -106,6 +106,11 @@ int aredis__link_submit(aredis__link *l, aredis__cmd *cmd, const char *bytes);
  * what next). A no-op unless the link waits for it (see the topology's
  * locate). Loop context. */
 void aredis__link_located(aredis__link *l, int code, const char *msg);
+/* The topology is still finding the address and asks a link that waits
+ * for it (locating) to give it until `until` (absolute ms) instead of its
+ * connect deadline: a sentinel failover takes longer than a connect. A
+ * no-op for a link that does not wait. */
+void aredis__link_wait_until(aredis__link *l, int64_t until);
 /* The topology learnt that the server behind a working connection is the
  * wrong one (a READONLY from what should be the master): handle it as a
  * lost connection (code, msg), so it reconnects through locate. Loop

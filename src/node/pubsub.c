@@ -223,11 +223,11 @@ static void on_acquired(aredis_client *c, aredis_exclusive *x, int status,
         take_link(ps, MODE_OWN, (aredis__link *)x);
         return;
     }
-    /* AREDIS_EBUSY: every connection of the pool is still in use after
+    /* AREDIS_EPOOL: every connection of the pool is still in use after
      * pool_wait_ms. A pubsub has no deadline of its own: it asks again,
      * at the back of the queue. Other errors wait for the next handshake
      * of the shared link (aredis__pubsub_main_ready). */
-    if (status == AREDIS_EBUSY)
+    if (status == AREDIS_EPOOL)
         choose_link(ps);
 }
 

@@ -42,6 +42,7 @@
 #define CFG_SENTINEL_PORT 26379
 #define CFG_MAX_SENTINELS 64
 #define CFG_DEFAULT_SENTINEL_TIMEOUT_MS 250
+#define CFG_DEFAULT_FAILOVER_WAIT_MS 10000
 #define CFG_DEFAULT_CLUSTER_REDIRECTS 5
 #define CFG_DEFAULT_CLUSTER_REFRESH_MS 5000
 #define CFG_MAX_CLUSTER_REDIRECTS 100
@@ -510,6 +511,28 @@ static int opt_cross_slot(parser *ps, const char *key, char *val)
     return rc;
 }
 
+static int opt_failover_wait(parser *ps, const char *key, char *val)
+{
+    int64_t ms = 0;
+    int rc = sentinel_only(ps, key);
+    if (rc == 0)
+        rc = parse_duration(ps, key, val, &ms);
+    aredis__free(val);
+    if (rc == 0) /* 0 in a URL means none; the member's 0 is the default */
+        ps->cfg->sentinel_failover_wait_ms = ms > 0 ? ms : AREDIS_NO_WAIT;
+    return rc;
+}
+
+static int opt_replica_fallback(parser *ps, const char *key, char *val)
+{
+    int rc = sentinel_only(ps, key);
+    if (rc != 0) {
+        aredis__free(val);
+        return rc;
+    }
+    return parse_yesno(ps, key, val, &ps->cfg->sentinel_replica_fallback);
+}
+
 /* String options: where each one is stored. */
 static char **str_slot(aredis__config *cfg, const char *key)
 {
@@ -565,6 +588,8 @@ static const struct url_option {
     {"sentinel_password", opt_string},
     {"sentinel_tls", opt_sentinel_tls},
     {"sentinel_timeout", opt_sentinel_timeout},
+    {"failover_wait", opt_failover_wait},
+    {"replica_fallback", opt_replica_fallback},
     {"read_from", opt_read_from},
     {"max_redirects", opt_max_redirects},
     {"refresh_period", opt_refresh_period},
@@ -1199,6 +1224,15 @@ static int apply_sentinel(parser *ps, const aredis_options *o)
         cfg->sentinel_timeout_ms = so->timeout_ms;
     if (so->tls != 0)
         cfg->sentinel_tls = so->tls > 0 ? 1 : -1;
+    if (so->failover_wait_ms < AREDIS_NO_WAIT)
+        return fail(ps, AREDIS_EINVAL,
+                    "bad option: sentinel.failover_wait_ms %lld (use a "
+                    "duration, 0 for the default or AREDIS_NO_WAIT)",
+                    (long long)so->failover_wait_ms);
+    if (so->failover_wait_ms != 0)
+        cfg->sentinel_failover_wait_ms = so->failover_wait_ms;
+    if (so->replica_fallback)
+        cfg->sentinel_replica_fallback = 1;
     if (so->username != NULL && so->username[0] != '\0' &&
         (rc = dup_member(ps, &cfg->sentinel_username, so->username)) != 0)
         return rc;
@@ -1364,6 +1398,10 @@ static int finish(parser *ps)
             cfg->sentinel_tls == 0 ? cfg->tls : cfg->sentinel_tls > 0;
         if (cfg->sentinel_timeout_ms == 0)
             cfg->sentinel_timeout_ms = CFG_DEFAULT_SENTINEL_TIMEOUT_MS;
+        if (cfg->sentinel_failover_wait_ms == 0)
+            cfg->sentinel_failover_wait_ms = CFG_DEFAULT_FAILOVER_WAIT_MS;
+        else if (cfg->sentinel_failover_wait_ms == AREDIS_NO_WAIT)
+            cfg->sentinel_failover_wait_ms = 0;
     } else if (cfg->sentinel_service != NULL) {
         return fail(ps, AREDIS_EINVAL,
                     "bad option: a sentinel service name without sentinel "

@@ -75,8 +75,10 @@ typedef struct aredis__config {
     char *sentinel_service;
     int sentinel_role; /* AREDIS_SENTINEL_MASTER or _REPLICA */
     char *sentinel_username, *sentinel_password;
-    int sentinel_tls;            /* resolved: 0 or 1 */
-    int64_t sentinel_timeout_ms; /* per sentinel, > 0 */
+    int sentinel_tls;                  /* resolved: 0 or 1 */
+    int sentinel_replica_fallback;     /* 0 or 1 */
+    int64_t sentinel_timeout_ms;       /* per sentinel, > 0 */
+    int64_t sentinel_failover_wait_ms; /* resolved: >= 0 (0: none) */
 } aredis__config;
 
 /* Build a configuration from options (URL first, members override).

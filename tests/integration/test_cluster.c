@@ -278,7 +278,7 @@ Test(cluster, client_refuses_a_bad_cluster_url)
         loop, &(aredis_options){.url = "redis+cluster://h1,,h2"}, &st);
     cr_assert_null(c);
     cr_assert_eq(st.code, AREDIS_EURL);
-    cr_assert_not_null(strstr(st.msg, "empty seed 2"), "%s", st.msg);
+    cr_assert_not_null(strstr(st.msg, "empty cluster seed 2 of 3"), "%s", st.msg);
     aredis_loop_free(loop);
 }
 

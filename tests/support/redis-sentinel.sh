@@ -2,6 +2,8 @@
 # tests/support/redis-sentinel.sh - a throwaway Sentinel set-up for tests.
 #
 #   redis-sentinel.sh start NAME [--replicas N] [--sentinels N] [--service S]
+#                     [--down-after MS] [--failover-timeout MS]
+#                     [--sentinel-password PW]
 #   redis-sentinel.sh stop NAME
 #
 # Starts one master, N replicas (default 2) and N sentinels (default 3) on
@@ -9,8 +11,10 @@
 # sockets, watchdogs: see that script), as NAME-m, NAME-r1.., NAME-s1...
 # The sentinels monitor the master as service S (default mymaster) with a
 # quorum of 2 (1 with a single sentinel), down-after 1000 ms, failover
-# timeout 5000 ms, and the fast INFO/hello periods of SENTINEL DEBUG (the
-# defaults take 10 s to learn replicas and each other).
+# timeout 5000 ms (both can be set), and the fast INFO/hello periods of
+# SENTINEL DEBUG (the defaults take 10 s to learn replicas and each other).
+# --sentinel-password makes the sentinels require that password (requirepass)
+# and use it with each other (sentinel-pass); the data servers have none.
 #
 # Ready means: every replica's link to the master is up, and every sentinel
 # knows the master, all N replicas and the other sentinels. Then
@@ -18,6 +22,8 @@
 # sentinel (so testenv_server_load("NAME") works), and
 #   service=S  master=127.0.0.1:P  replicas=h:p,h:p  sentinels=h:p,h:p,h:p
 #   members=NAME-s1 ... NAME-m   (the order stop uses)
+#   master_pid=PID  replica_pids=PID,PID  sentinel_pids=PID,PID,PID
+#   sentinel_password=PW  (empty without one)
 # Tests that fail the master over must use a private set-up, never the
 # shared fixture.
 #
@@ -51,12 +57,18 @@ state_get() {
   return 1
 }
 
-# cli MEMBER ARGS...: redis-cli on the member's own unix socket.
+sentinel_pass=""
+
+# cli MEMBER ARGS...: redis-cli on the member's own unix socket (with the
+# sentinels' password for a sentinel).
 cli() {
-  local sock
+  local sock auth=()
   sock=$(state_get "$state_dir/$1.state" unixsocket) || return 1
+  if [[ -n $sentinel_pass && $1 == *-s[0-9]* ]]; then
+    auth=(--no-auth-warning -a "$sentinel_pass")
+  fi
   shift
-  timeout 2 "$redis_cli" -s "$sock" "$@" 2>/dev/null
+  timeout 2 "$redis_cli" "${auth[@]}" -s "$sock" "$@" 2>/dev/null
 }
 
 # field TEXT NAME: the value after the line NAME in a flat RESP2 map as
@@ -123,17 +135,23 @@ cmd_stop() {
 }
 
 cmd_start() {
-  local name=$1 nrep=2 nsen=3 service=mymaster
+  local name=$1 nrep=2 nsen=3 service=mymaster down_after=1000 fo_timeout=5000
   shift
   while [ $# -gt 0 ]; do
     case $1 in
       --replicas) nrep=$2; shift 2 ;;
       --sentinels) nsen=$2; shift 2 ;;
       --service) service=$2; shift 2 ;;
+      --down-after) down_after=$2; shift 2 ;;
+      --failover-timeout) fo_timeout=$2; shift 2 ;;
+      --sentinel-password) sentinel_pass=$2; shift 2 ;;
       *) die "unknown option '$1'" ;;
     esac
   done
   [[ $nrep =~ ^[0-9]$ && $nsen =~ ^[1-9]$ ]] || die "bad --replicas/--sentinels"
+  [[ $down_after =~ ^[0-9]+$ && $fo_timeout =~ ^[0-9]+$ ]] ||
+    die "bad --down-after/--failover-timeout"
+  [[ $sentinel_pass =~ ^[A-Za-z0-9_.-]*$ ]] || die "bad --sentinel-password"
   [[ $service =~ ^[A-Za-z0-9_.-]+$ ]] || die "bad service name '$service'"
   mkdir -p "$state_dir"
   if [ -f "$state_dir/$name.state" ]; then cmd_stop "$name" || true; fi
@@ -157,14 +175,23 @@ cmd_start() {
   local quorum=2
   [ "$nsen" -ge 2 ] || quorum=1
   for ((i = 1; i <= nsen; i++)); do
-    srv start "$name-s$i" --sentinel >/dev/null
+    if [ -n "$sentinel_pass" ]; then
+      srv start "$name-s$i" --sentinel --requirepass "$sentinel_pass" >/dev/null
+    else
+      srv start "$name-s$i" --sentinel >/dev/null
+    fi
     members=("$name-s$i" "${members[@]}")
     p=$(state_get "$state_dir/$name-s$i.state" port)
     sentinels+="${sentinels:+,}127.0.0.1:$p"
+    if [ -n "$sentinel_pass" ] &&
+       ! [ "$(cli "$name-s$i" sentinel config set sentinel-pass "$sentinel_pass")" = OK ]; then
+      log "$name-s$i: setting sentinel-pass failed"
+      false
+    fi
     if ! [ "$(cli "$name-s$i" sentinel debug info-period 1000 publish-period 500)" = OK ] ||
        ! [ "$(cli "$name-s$i" sentinel monitor "$service" 127.0.0.1 "$mport" $quorum)" = OK ] ||
-       ! [ "$(cli "$name-s$i" sentinel set "$service" down-after-milliseconds 1000 \
-                failover-timeout 5000)" = OK ]; then
+       ! [ "$(cli "$name-s$i" sentinel set "$service" down-after-milliseconds "$down_after" \
+                failover-timeout "$fo_timeout")" = OK ]; then
       log "$name-s$i: configuring the sentinel failed"
       false
     fi
@@ -176,7 +203,13 @@ cmd_start() {
   done
   trap - ERR
 
-  local f="$state_dir/$name-s1.state"
+  local f="$state_dir/$name-s1.state" rpids="" spids=""
+  for ((i = 1; i <= nrep; i++)); do
+    rpids+="${rpids:+,}$(state_get "$state_dir/$name-r$i.state" pid)"
+  done
+  for ((i = 1; i <= nsen; i++)); do
+    spids+="${spids:+,}$(state_get "$state_dir/$name-s$i.state" pid)"
+  done
   cat >"$state_dir/$name.state.tmp" <<EOF
 name=$name
 host=127.0.0.1
@@ -190,6 +223,10 @@ master=127.0.0.1:$mport
 replicas=$replicas
 sentinels=$sentinels
 members=${members[*]}
+master_pid=$(state_get "$state_dir/$name-m.state" pid)
+replica_pids=$rpids
+sentinel_pids=$spids
+sentinel_password=$sentinel_pass
 EOF
   mv -f "$state_dir/$name.state.tmp" "$state_dir/$name.state"
   log "$name: ready: master 127.0.0.1:$mport, replicas $replicas, sentinels $sentinels ($service)"

@@ -698,6 +698,43 @@ Test(config, sentinel_url_defaults)
     aredis__config_cleanup(&c);
 }
 
+Test(config, sentinel_failover_wait_and_replica_fallback)
+{
+    aredis_options o = {.url = "redis+sentinel://h:1/m"};
+    aredis__config c;
+    parse_ok(&o, &c);
+    cr_assert_eq(c.sentinel_failover_wait_ms, 10000, "the default");
+    cr_assert_eq(c.sentinel_replica_fallback, 0);
+    aredis__config_cleanup(&c);
+
+    o.url = "redis+sentinel://h:1/m?failover_wait=0&replica_fallback=yes";
+    parse_ok(&o, &c);
+    cr_assert_eq(c.sentinel_failover_wait_ms, 0, "0 in a URL: none");
+    cr_assert_eq(c.sentinel_replica_fallback, 1);
+    aredis__config_cleanup(&c);
+
+    o.url = "redis+sentinel://h:1/m?failover_wait=3s";
+    o.sentinel.failover_wait_ms = AREDIS_NO_WAIT; /* the member wins */
+    parse_ok(&o, &c);
+    cr_assert_eq(c.sentinel_failover_wait_ms, 0);
+    aredis__config_cleanup(&c);
+
+    o.sentinel.failover_wait_ms = 0; /* 0: the URL's */
+    parse_ok(&o, &c);
+    cr_assert_eq(c.sentinel_failover_wait_ms, 3000);
+    aredis__config_cleanup(&c);
+
+    char err[256];
+    o.sentinel.failover_wait_ms = -5;
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err),
+                 AREDIS_EINVAL);
+    cr_assert(strstr(err, "failover_wait_ms") != NULL, "%s", err);
+    o = (aredis_options){.url = "redis://h/0?failover_wait=1s"};
+    cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err),
+                 AREDIS_EURL);
+    cr_assert(strstr(err, "redis+sentinel") != NULL, "%s", err);
+}
+
 Test(config, sentinel_tls_separately)
 {
     aredis_options o = {.url = "rediss+sentinel://h:1,h:2/m"};
