@@ -273,7 +273,7 @@ AREDIS_API int aredis_cache_delete(aredis_cache *k, const char *key,
  * MATCH, and one DEL per key found, so a cluster never sees a multi-key
  * DEL and nothing is sent when nothing matches. result.integer: the number
  * deleted. \param count SCAN's COUNT hint (0: the server's default).
- * On a cluster, SCAN walks the node the client routes it to (scan.h).
+ * On a cluster, SCAN walks every primary in turn (scan.h).
  * \return 0; AREDIS_EINVAL (NULL pattern, negative count); AREDIS_ENOMEM;
  *         the client's error. \since 0.1 */
 AREDIS_API int aredis_cache_delete_pattern(aredis_cache *k, const char *pattern,

@@ -19,8 +19,10 @@
  * server has picked the batch); empty batches are not reported.
  *
  * Written only against the public client API, so it runs on every topology
- * the client supports. On a cluster a keyspace SCAN walks the node the
- * client routes the command to, not the whole cluster.
+ * the client supports. On a cluster client a keyspace SCAN walks every
+ * primary in turn, a cursor per node (the primaries are asked for once,
+ * when the walk starts; one that leaves the cluster during the walk ends
+ * it with an error); SSCAN, HSCAN and ZSCAN go to their key's primary.
  *
  * Threads: as for the client (client.h); the blocking form as for
  * aredis_sync (sync.h). */

@@ -197,6 +197,13 @@ void aredis__finish(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
         close_if_done(c);
 }
 
+void aredis__pending_done(aredis_client *c)
+{
+    c->pending--;
+    if (c->closing && c->pending == 0)
+        close_if_done(c);
+}
+
 void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
                           const char *msg)
 {
@@ -350,6 +357,7 @@ static void release(aredis_client *c)
         aredis__cmd_free(c, done);
         done = next;
     }
+    aredis__fanout_cancel_all(c);
     if (c->watch != NULL)
         c->watch->release(c->watch->ud);
     c->watch = NULL;
@@ -574,16 +582,23 @@ typedef struct submit_args {
 /* Classify an encoded command once, through the command table, and fill
  * the record's routing fields. Returns the message when the command must
  * be refused, or NULL; *block_ms is a blocking command's server-side
- * timeout (aredis__cmdclass), -1 for a command that does not block. */
+ * timeout (aredis__cmdclass), -1 for a command that does not block. A
+ * command whose cluster policy is not "route by key" is marked
+ * AREDIS__CMD_FANOUT (what a cluster client does with it: fanout.c). */
 static const char *classify(aredis_client *c, aredis__cmd *cmd,
                             const char *bytes, unsigned flags,
                             int64_t *block_ms)
 {
     aredis__cmdclass k;
     aredis__cmd_classify_memo(bytes, &k, &c->memo);
-    if (k.flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
-        return k.flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
-                                             : select_refused;
+    /* One test for the rare kinds: refused, or with a cluster policy. */
+    if (k.flags &
+        (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED | AREDIS__CMDF_CL_MASK)) {
+        if (k.flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
+            return k.flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
+                                                 : select_refused;
+        cmd->flags |= AREDIS__CMD_FANOUT;
+    }
     /* The command table's CLIENT REPLY values are the connection's. */
     _Static_assert((int)AREDIS__CLIENT_REPLY_NONE == AREDIS__REPLY_NORMAL &&
                        (int)AREDIS__CLIENT_REPLY_ON == AREDIS__REPLY_ON &&
@@ -664,6 +679,12 @@ static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
     }
     if (target != NULL) {
         cmd->flags |= AREDIS__CMD_PINNED;
+        if (!target->exclusive && (cmd->flags & AREDIS__CMD_BLOCKING)) {
+            /* Sent to a node (aredis_node_command): never on the
+             * connection every caller shares. */
+            aredis__pool_route(target->node, cmd, bytes);
+            return 0;
+        }
         return aredis__link_submit(target, cmd, bytes);
     }
     /* Which server: the topology's question, and only its. */
@@ -749,9 +770,20 @@ static int submit(aredis_client *c, aredis__link *target,
         cmd->cc.reply_kind = AREDIS__REPLY_PUSHED;
         cmd->flags |= AREDIS__CMD_NO_RESEND;
     }
-    if (((cmd->flags & AREDIS__CMD_RETRY) || c->topo->keep_bytes) &&
-        (cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)
-        e = AREDIS_ENOMEM;
+    if ((cmd->flags & AREDIS__CMD_RETRY) || c->topo->keep_bytes) {
+        /* A cluster client may send the caller's command to several nodes,
+         * or refuse it (fanout.c); kept, the bytes serve redirects. */
+        if ((cmd->flags & AREDIS__CMD_FANOUT) && c->topo->keep_bytes &&
+            target == NULL) {
+            int taken = aredis__cluster_submit(c, cmd, bytes, o);
+            if (taken <= 0) {
+                b->len = start;
+                return taken;
+            }
+        }
+        if ((cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)
+            e = AREDIS_ENOMEM;
+    }
     if (e == 0)
         e = set_deadline(c, cmd, o, block_ms);
     if (e != 0) {
@@ -781,6 +813,14 @@ int aredis__submit_encoded(aredis_client *c, aredis__link *target,
 {
     submit_args sa = {NULL, NULL, 0, NULL, NULL, bytes, len, 0};
     return submit(c, target, NULL, cb, ud, &sa);
+}
+
+int aredis__submit_bytes(aredis_client *c, aredis__link *target,
+                         const aredis_cmd_opts *o, aredis_reply_cb cb, void *ud,
+                         const char *bytes, size_t len)
+{
+    submit_args sa = {NULL, NULL, 0, NULL, NULL, bytes, len, 0};
+    return submit(c, target, o, cb, ud, &sa);
 }
 
 int aredis__send_pushed(aredis_client *c, aredis__link *l, int argc,

@@ -35,12 +35,15 @@ enum {
     /* Sent on a connection the caller chose (a borrowed one: transactions,
      * pub/sub), not routed by the topology: never redirected elsewhere. */
     AREDIS__CMD_PINNED = 1 << 5,
+    /* Its cluster policy is not "route by key" (util/cmdtable.h): a
+     * cluster client may send it to several nodes or refuse it. */
+    AREDIS__CMD_FANOUT = 1 << 6,
 };
 _Static_assert(((AREDIS__CMD_DONE | AREDIS__CMD_BLOCKING | AREDIS__CMD_PENDING |
-                 AREDIS__CMD_PINNED) &
+                 AREDIS__CMD_PINNED | AREDIS__CMD_FANOUT) &
                 (AREDIS__CMD_RETRY | AREDIS__CMD_NO_RESEND)) == 0,
                "command flags overlap");
-_Static_assert(AREDIS__CMD_PINNED <= 0xff, "flags is a uint8_t");
+_Static_assert(AREDIS__CMD_FANOUT <= 0xff, "flags is a uint8_t");
 
 typedef struct aredis__link aredis__link;
 typedef struct aredis__cmd aredis__cmd;
@@ -191,6 +194,8 @@ struct aredis_client {
 
     aredis_buf scratch;            /* encoding area when not on the fast path */
     struct aredis_pubsub *pubsubs; /* every pubsub of this client */
+    /* Fan-outs waiting for a cluster's slot map (fanout.c). */
+    struct aredis__fanout *fanouts;
 
     /* Thread-safe submissions (threads.c). */
     pthread_mutex_t ts_lock;
@@ -229,6 +234,34 @@ void aredis__rearm(aredis_client *c);
 void aredis__cancel_list(aredis_client *c, aredis__cmd *cmd);
 void aredis__emit(aredis_client *c, const aredis__link *l, int type, int code,
                   const char *msg, int64_t delay_ms, int attempt);
+
+/* Submit encoded bytes like aredis_command_opts() (o may be NULL) to a
+ * node's shared or a borrowed link (target), or routed by the topology
+ * with no fan-out (target NULL). */
+int aredis__submit_bytes(aredis_client *c, aredis__link *target,
+                         const aredis_cmd_opts *o, aredis_reply_cb cb, void *ud,
+                         const char *bytes, size_t len);
+/* A callback owed outside any command record has run or is on its way
+ * (fanout.c waiting for the map): one less pending; closes the client
+ * when it was the last thing a close waited for. */
+void aredis__pending_done(aredis_client *c);
+
+/* ---- fanout.c: commands a cluster sends to several nodes ---------------- */
+
+typedef struct aredis__fanout aredis__fanout;
+/* A command a caller submitted to a cluster client (not to a connection
+ * of its choosing) whose cluster policy is not "route by key": sent to
+ * several nodes (the record is freed, the parts are commands of their
+ * own) or refused (completed with the reason). Returns 1 to route it as
+ * usual (its keys share a slot), else it was taken and this is what the
+ * submit call returns (0 or an error). */
+int aredis__cluster_submit(aredis_client *c, aredis__cmd *cmd,
+                           const char *bytes, const aredis_cmd_opts *o);
+/* aredis_nodes_command: a map "host:port" -> reply over nodes of a kind. */
+int aredis__nodes_submit(aredis_client *c, int which, aredis_reply_cb cb,
+                         void *ud, const char *bytes, size_t len);
+/* The client is being freed: fail the fan-outs still waiting. */
+void aredis__fanout_cancel_all(aredis_client *c);
 
 /* ---- threads.c --------------------------------------------------------- */
 int aredis__ts_init(aredis_client *c);

@@ -6,6 +6,7 @@
  * below the public headers except the allocator and the command table. */
 #include <string.h>
 
+#include "aredis/cluster.h"
 #include "aredis/error.h"
 #include "extras/cmdbuf.h"
 #include "util/alloc.h"
@@ -197,4 +198,13 @@ int aredis__cmdbuf_is_refused(const aredis__cmdbuf *q, size_t i)
     const aredis__cmdinfo *e = aredis__cmd_lookup(name, n);
     return e != NULL &&
            (e->flags & (AREDIS__CMDF_REFUSED | AREDIS__CMDF_PUBSUB)) != 0;
+}
+
+int aredis__cmdbuf_slot(const aredis__cmdbuf *q, size_t i)
+{
+    const char *key;
+    size_t n;
+    if (!aredis__cmd_first_key(q->enc.data + q->cmds[i].off, &key, &n))
+        return -1;
+    return (int)aredis_cluster_keyslot(key, n);
 }

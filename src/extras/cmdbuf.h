@@ -74,5 +74,7 @@ int aredis__cmdbuf_no_multi(const aredis__cmdbuf *q, size_t i);
 /* 1 when the client refuses command i outright (SELECT, the subscribe
  * family): in a batch it would be missing from the server's side. */
 int aredis__cmdbuf_is_refused(const aredis__cmdbuf *q, size_t i);
+/* The cluster slot of command i's first key, or -1 when it names none. */
+int aredis__cmdbuf_slot(const aredis__cmdbuf *q, size_t i);
 
 #endif /* AREDIS_EXTRAS_CMDBUF_H */

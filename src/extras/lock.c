@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aredis/cluster.h"
 #include "aredis/error.h"
 #include "aredis/pubsub.h"
 #include "aredis/script.h"
@@ -699,7 +700,11 @@ static int send_attempt(aredis_lock *l)
     l->got_fence = 0;
     if (l->o.replicas > 0) {
         l->refs++;
-        int e = aredis_client_acquire(l->c, on_exclusive, l);
+        /* The connection to the primary serving the lock's keys (they
+         * share a hash tag): on a cluster, WAIT must follow the write on
+         * that node. */
+        int e = aredis_client_acquire_key(l->c, l->key, strlen(l->key),
+                                          on_exclusive, l);
         if (e != 0)
             l->refs--;
         return e;

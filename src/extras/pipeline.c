@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aredis/cluster.h"
 #include "aredis/error.h"
 #include "aredis/pipeline.h"
 #include "aredis/script.h"
@@ -75,6 +76,7 @@ struct aredis_pipeline {
     int fail_code; /* the first command that failed client-side */
     size_t fail_idx;
     char fail_msg[MSG_CAP];
+    int cross_slot;   /* a cluster transaction over several slots */
     int multi_failed; /* MULTI refused by the server */
     char multi_msg[MSG_CAP];
     int qerr; /* a command the server refused to queue */
@@ -440,7 +442,10 @@ int aredis_pipeline_watch(aredis_pipeline *p, aredis_pipeline_cb cb, void *ud,
             return e;
         p->wstate = W_SENT;
     } else {
-        if ((e = aredis_client_acquire(p->c, acquired, p)) != 0)
+        /* On the node serving the first key (a cluster; on one server,
+         * the server): the server refuses WATCH over several slots. */
+        if ((e = aredis_client_acquire_key(p->c, keys[0], strlen(keys[0]),
+                                           acquired, p)) != 0)
             return e;
         p->wstate = W_ACQUIRING;
     }
@@ -891,6 +896,62 @@ static int send_batch(aredis_pipeline *p)
     return 0;
 }
 
+static const char crossslot[] =
+    "CROSSSLOT a transaction's keys must share one slot on a cluster (use "
+    "a {hash tag}); nothing was sent";
+
+/* A MULTI/EXEC batch on a cluster: its connection to the slot's primary
+ * is here; the batch runs on it as on a WATCH connection, and it goes back
+ * to the pool when EXEC has answered (end_watch). */
+static void txn_acquired(aredis_client *c, aredis_exclusive *x, int status,
+                         void *ud)
+{
+    (void)c;
+    aredis_pipeline *p = ud;
+    int e = status;
+    if (e == 0) {
+        p->x = x;
+        p->wstate = W_ON;
+        p->mode = M_WATCH;
+        if (p->freed)
+            e = AREDIS_ECANCELED;
+        else if (p->cross_slot)
+            e = AREDIS_EINVAL;
+        else if ((e = send_batch(p)) == 0)
+            return;
+    }
+    if (e == AREDIS_EINVAL && p->cross_slot && p->batch_code == 0) {
+        p->batch_code = e;
+        snprintf(p->batch_msg, sizeof p->batch_msg, "%s", crossslot);
+    }
+    batch_fail(p, e, "the transaction could not be sent: ", NULL);
+    finalize(p);
+}
+
+/* Send the batch, or, for a transaction on a cluster, first borrow a
+ * connection to the primary serving its keys' slot: MULTI/EXEC must not go
+ * through the shared connections, which route each command by its key. */
+static int go(aredis_pipeline *p)
+{
+    if (p->mode != M_TXN || !aredis_client_is_cluster(p->c))
+        return send_batch(p);
+    int slot = -1;
+    p->cross_slot = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        int s = aredis__cmdbuf_slot(&p->q, i);
+        if (s < 0)
+            continue;
+        if (slot < 0)
+            slot = s;
+        else if (s != slot)
+            p->cross_slot = 1;
+    }
+    p->xstate = X_SENT;
+    p->remaining = 0;
+    return aredis_client_acquire_slot(p->c, slot < 0 ? 0 : (unsigned)slot,
+                                      txn_acquired, p);
+}
+
 static void load_reply(aredis_client *c, const aredis_reply *r, void *ud)
 {
     (void)c;
@@ -905,7 +966,7 @@ static void load_reply(aredis_client *c, const aredis_reply *r, void *ud)
                    "sent: ",
                    NULL);
     if (p->batch_code == 0) {
-        int e = send_batch(p);
+        int e = go(p);
         if (e == 0)
             return;
         batch_fail(p, e, "the batch could not be sent: ", NULL);
@@ -963,7 +1024,7 @@ int aredis__pipeline_execute(aredis_pipeline *p, aredis_pipeline_cb cb,
 
     int e;
     if (p->nscripts == 0) {
-        e = send_batch(p);
+        e = go(p);
     } else {
         /* Scripts first, answered before the batch goes out: a script that
          * does not compile fails the batch instead of running the rest of

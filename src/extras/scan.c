@@ -8,13 +8,22 @@
  *
  * Both forms share the argument builder and the reply checks below: a SCAN
  * reply is a two-element array, the next cursor (a bulk string of decimal
- * digits) and the batch (an array). */
+ * digits) and the batch (an array).
+ *
+ * On a cluster client, a SCAN of the key space walks every primary in
+ * turn, a cursor per node, through the node API (aredis/cluster.h): the
+ * primaries are those that answer a PING sent to each (which also waits
+ * for the slot map); SSCAN, HSCAN and ZSCAN go by their key's slot like
+ * any command. A primary that leaves the cluster during the walk (a
+ * failover) ends it with an error: the walk cannot know which keys the
+ * new primary's cursor would repeat or miss. */
 #include "aredis/scan.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "aredis/cluster.h"
 #include "aredis/error.h"
 #include "util/alloc.h"
 
@@ -233,10 +242,61 @@ static void local_error(aredis_reply *r, int code, const char *msg)
     r->len = strlen(msg);
 }
 
+/* The nodes of a cluster walk, from the MAP "host:port" -> PING reply that
+ * aredis_nodes_command() answers: 0, or AREDIS_EPROTO with *why. */
+static int parse_nodes(const aredis_reply *r, aredis_node_addr **out, size_t *n,
+                       const char **why)
+{
+    *why = "the node list is not a map of addresses";
+    if (r->type != AREDIS_REPLY_MAP || r->len == 0)
+        return AREDIS_EPROTO;
+    aredis_node_addr *v = aredis__calloc(r->len / 2, sizeof *v);
+    if (v == NULL) {
+        *why = "out of memory";
+        return AREDIS_ENOMEM;
+    }
+    for (size_t i = 0; i < r->len / 2; i++) {
+        const aredis_reply *k = &r->element[2 * i];
+        const char *colon = k->str != NULL ? strrchr(k->str, ':') : NULL;
+        if (k->type != AREDIS_REPLY_STRING || colon == NULL ||
+            (size_t)(colon - k->str) >= sizeof v[i].host) {
+            aredis__free(v);
+            return AREDIS_EPROTO;
+        }
+        memcpy(v[i].host, k->str, (size_t)(colon - k->str));
+        v[i].host[colon - k->str] = '\0';
+        v[i].port = (int)strtol(colon + 1, NULL, 10);
+        v[i].primary = 1;
+    }
+    *out = v;
+    *n = r->len / 2;
+    return 0;
+}
+
+/* The key space's walk goes node by node (a cluster client). */
+static int walks_nodes(aredis_client *c, const scan_args *a)
+{
+    return a->kind == AREDIS_SCAN_KEYS && aredis_client_is_cluster(c);
+}
+
+/* The walk is at the end of a node's keys: on to the next node's, from
+ * cursor 0. 1 when there is one. */
+static int next_node(scan_args *a, size_t *node, size_t nnodes)
+{
+    if (*node + 1 >= nnodes)
+        return 0;
+    ++*node;
+    memcpy(a->cursor, "0", 2);
+    a->cursorlen = 1;
+    return 1;
+}
+
 /* ---- asynchronous walk --------------------------------------------------- */
 
 typedef struct scan_walk {
     scan_args a;
+    aredis_node_addr *nodes; /* a cluster's primaries, or NULL */
+    size_t nnodes, node;     /* ... and the one being walked */
     aredis_scan_batch_cb batch;
     aredis_scan_elem_cb element;
     aredis_scan_done_cb done;
@@ -253,6 +313,10 @@ static int send_next(aredis_client *c, scan_walk *w)
     int argc = build_argv(&w->a, argv, lens);
     /* SCAN only reads: re-sending it after a lost connection is safe, so a
      * walk survives a reconnect. */
+    if (w->nodes != NULL)
+        return aredis_node_commandv(c, w->nodes[w->node].host,
+                                    w->nodes[w->node].port, on_scan_reply, w,
+                                    argc, argv, lens);
     aredis_cmd_opts o = {.timeout_ms = w->a.timeout_ms,
                          .flags = AREDIS_CMD_IDEMPOTENT};
     return aredis_commandv_opts(c, &o, on_scan_reply, w, argc, argv, lens);
@@ -263,7 +327,27 @@ static void finish(aredis_client *c, scan_walk *w, int status,
 {
     if (w->done != NULL)
         w->done(c, status, err, w->ud);
+    aredis__free(w->nodes);
     aredis__free(w);
+}
+
+/* A cluster walk's primaries have answered: start on the first. */
+static void on_primaries(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    scan_walk *w = ud;
+    aredis_reply local;
+    const char *why = NULL;
+    if (r->type == AREDIS_REPLY_ERROR) {
+        finish(c, w, r->code != 0 ? r->code : AREDIS_ESERVER, r);
+        return;
+    }
+    int e = parse_nodes(r, &w->nodes, &w->nnodes, &why);
+    if (e == 0 && (e = send_next(c, w)) != 0)
+        why = aredis_strerror(e);
+    if (e != 0) {
+        local_error(&local, e, why);
+        finish(c, w, e, &local);
+    }
 }
 
 static void on_scan_reply(aredis_client *c, const aredis_reply *r, void *ud)
@@ -300,7 +384,7 @@ static void on_scan_reply(aredis_client *c, const aredis_reply *r, void *ud)
             return;
         }
     }
-    if (at_end(&w->a)) {
+    if (at_end(&w->a) && !next_node(&w->a, &w->node, w->nnodes)) {
         finish(c, w, AREDIS_SCAN_FINISHED, NULL);
         return;
     }
@@ -335,7 +419,13 @@ int aredis_scan(aredis_client *c, const aredis_scan_opts *opts,
     w->element = element;
     w->done = done;
     w->ud = ud;
-    e = send_next(c, w);
+    if (walks_nodes(c, &w->a)) {
+        static const char *const ping[] = {"PING"};
+        e = aredis_nodes_commandv(c, AREDIS_NODES_PRIMARIES, on_primaries, w, 1,
+                                  ping, NULL);
+    } else {
+        e = send_next(c, w);
+    }
     if (e != 0)
         aredis__free(w);
     return e;
@@ -346,6 +436,8 @@ int aredis_scan(aredis_client *c, const aredis_scan_opts *opts,
 struct aredis_sync_scan {
     aredis_sync *s;
     scan_args a;
+    aredis_node_addr *nodes;   /* a cluster's primaries, or NULL */
+    size_t nnodes, node;       /* ... and the one being walked */
     aredis_reply *reply;       /* the current batch's reply (owned) */
     const aredis_reply *batch; /* its element array */
     size_t next, n;            /* next element, elements in the batch */
@@ -404,8 +496,30 @@ static int fail(aredis_sync_scan *it, int code, const char *msg, size_t len)
  * \return 1 (a batch is ready), 0 (the end) or a negative aredis_err. */
 static int fetch(aredis_sync_scan *it)
 {
+    if (!it->started && it->nodes == NULL &&
+        walks_nodes(aredis_sync_client(it->s), &it->a)) {
+        static const char *const ping[] = {"PING"};
+        aredis_reply *r = aredis_sync_nodes_commandv(
+            it->s, AREDIS_NODES_PRIMARIES, 1, ping, NULL);
+        if (r == NULL) {
+            static const char oom[] = "out of memory";
+            return fail(it, AREDIS_ENOMEM, oom, sizeof oom - 1);
+        }
+        const char *why = NULL;
+        int e = r->type == AREDIS_REPLY_ERROR
+                    ? (r->code != 0 ? r->code : AREDIS_ESERVER)
+                    : parse_nodes(r, &it->nodes, &it->nnodes, &why);
+        if (e != 0) {
+            it->reply = r; /* freed by fail() */
+            return r->type == AREDIS_REPLY_ERROR
+                       ? fail(it, e, r->str, r->len)
+                       : fail(it, e, why, strlen(why));
+        }
+        aredis_reply_free(r);
+    }
     while (it->next >= it->n) {
-        if (it->started && at_end(&it->a))
+        if (it->started && at_end(&it->a) &&
+            !next_node(&it->a, &it->node, it->nnodes))
             return 0;
         aredis_reply_free(it->reply);
         it->reply = NULL;
@@ -414,7 +528,11 @@ static int fetch(aredis_sync_scan *it)
         const char *argv[SCAN_ARGV_MAX];
         size_t lens[SCAN_ARGV_MAX];
         int argc = build_argv(&it->a, argv, lens);
-        aredis_reply *r = aredis_sync_commandv(it->s, argc, argv, lens);
+        aredis_reply *r = it->nodes != NULL
+                              ? aredis_sync_node_commandv(
+                                    it->s, it->nodes[it->node].host,
+                                    it->nodes[it->node].port, argc, argv, lens)
+                              : aredis_sync_commandv(it->s, argc, argv, lens);
         if (r == NULL) {
             static const char oom[] = "out of memory";
             return fail(it, AREDIS_ENOMEM, oom, sizeof oom - 1);
@@ -461,5 +579,6 @@ void aredis_sync_scan_free(aredis_sync_scan *it)
         return;
     aredis_reply_free(it->reply);
     aredis__free(it->errmsg);
+    aredis__free(it->nodes);
     aredis__free(it);
 }

@@ -8,15 +8,22 @@
  * mode, not connected), the decision waits for the shared link's first
  * handshake. A lost link marks the set for replay: on the next handshake
  * every subscription is sent again, the confirmations that replay causes
- * are swallowed, and one RESUBSCRIBED message is delivered instead. */
+ * are swallowed, and one RESUBSCRIBED message is delivered instead.
+ *
+ * On a cluster client, shard channels (SSUBSCRIBE) live on the primary
+ * serving their slot: the pubsub borrows a connection to each such node
+ * (see "Shard channels on a cluster" below), while channels and patterns
+ * stay on the one link above (classic messages reach every node). */
 #include "aredis/pubsub.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "aredis/cluster.h"
 #include "aredis/error.h"
 #include "node/node.h"
+#include "topology/topology.h"
 #include "util/alloc.h"
 
 enum { MODE_UNDECIDED, MODE_SHARED, MODE_OWN };
@@ -27,6 +34,9 @@ typedef struct sub {
     size_t len;
     aredis_pubsub_handler handler;
     void *ud;
+    /* A shard channel on a cluster: the link its SSUBSCRIBE went to, or
+     * NULL while it has none (not sent yet, lost, moved). */
+    aredis__link *on;
 } sub;
 
 typedef struct sub_set {
@@ -64,7 +74,37 @@ struct aredis_pubsub {
     int freeing;
     int acquiring; /* an exclusive connection is asked for (on_acquired) */
     int released;  /* final_free ran; on_acquired frees the memory */
+    /* Shard channels on a cluster: a borrowed link per node serving some,
+     * the acquisitions pending, and a timer for the channels left without
+     * a link (no map yet, slot moving). */
+    aredis__link **slinks;
+    size_t nslinks;
+    struct shard_req *sreqs;
+    aredis_timer *stimer;
+    int stries;
+    /* A cluster pubsub whose link was lost moves to another node when the
+     * lost one does not come back soon (rehome()); replaying there counts
+     * as a resubscription. */
+    aredis_timer *rtimer;
+    int rehoming;
+    unsigned rnext; /* where the next look for a node starts */
 };
+
+static int sharded(const aredis_pubsub *ps)
+{
+    return ps->c != NULL && ps->c->cfg.cluster;
+}
+
+static void shard_sync(aredis_pubsub *ps);
+static void shard_moved(aredis_pubsub *ps, const sub *s);
+static int shard_unsubscribe(aredis_pubsub *ps, const char *name);
+static int shard_link(const aredis_pubsub *ps, const aredis__link *l);
+static void shard_lost(aredis_pubsub *ps, aredis__link *l);
+static void shard_leave(aredis_pubsub *ps);
+static int shard_pending(const aredis_pubsub *ps);
+static void rehome_later(aredis_pubsub *ps);
+static void deliver(aredis_pubsub *ps, const aredis_pubsub_message *m,
+                    const sub *s);
 
 static const char *const sub_cmd[SUB_KINDS] = {"SUBSCRIBE", "PSUBSCRIBE",
                                                "SSUBSCRIBE"};
@@ -103,7 +143,7 @@ static int add(sub_set *s, const char *name, size_t len,
     char *copy = aredis__strndup(name, len);
     if (copy == NULL)
         return AREDIS_ENOMEM;
-    s->v[s->n++] = (sub){copy, len, h, ud};
+    s->v[s->n++] = (sub){copy, len, h, ud, NULL};
     return 1;
 }
 
@@ -170,7 +210,7 @@ static int send_kind(aredis_pubsub *ps, const char *cmd, const sub *names,
 static int send_one(aredis_pubsub *ps, const char *cmd, const char *name,
                     size_t len)
 {
-    sub one = {(char *)name, len, NULL, NULL};
+    sub one = {(char *)name, len, NULL, NULL, NULL};
     return send_kind(ps, cmd, &one, name ? 1 : 0);
 }
 
@@ -180,6 +220,8 @@ static long long replay(aredis_pubsub *ps)
 {
     long long total = 0;
     for (int k = 0; k < SUB_KINDS; k++) {
+        if (k == SUB_SHARD && sharded(ps))
+            continue; /* on their nodes' links */
         sub_set *s = &ps->subs[k];
         for (size_t at = 0; at < s->n; at += 4096) {
             size_t n = s->n - at < 4096 ? s->n - at : 4096;
@@ -200,7 +242,18 @@ static void take_link(aredis_pubsub *ps, int mode, aredis__link *l)
     if (l->conn.state == AREDIS__ST_READY && mode == MODE_OWN &&
         l->conn.proto == 2)
         l->conn.raw_push = 1; /* connected already: no handshake to wait */
-    replay(ps);
+    long long n = replay(ps);
+    if (ps->rehoming) {
+        /* Moved from a lost node: one RESUBSCRIBED once all are back. */
+        ps->rehoming = 0;
+        ps->swallow = n;
+        if (n == 0) {
+            aredis_pubsub_message done;
+            memset(&done, 0, sizeof done);
+            done.kind = AREDIS_PUBSUB_RESUBSCRIBED;
+            deliver(ps, &done, NULL);
+        }
+    }
 }
 
 static void choose_link(aredis_pubsub *ps);
@@ -215,12 +268,16 @@ static void on_acquired(aredis_client *c, aredis_exclusive *x, int status,
     if (ps->freeing || ps->c == NULL) {
         if (x != NULL && ps->c != NULL)
             aredis_exclusive_release(x); /* unused: back to the pool */
-        if (ps->released)
+        if (ps->released && !shard_pending(ps))
             aredis__free(ps); /* final_free ran while this was pending */
         return;
     }
     if (x != NULL) {
         take_link(ps, MODE_OWN, (aredis__link *)x);
+        return;
+    }
+    if (ps->rehoming) {
+        rehome_later(ps); /* that node failed too: look again */
         return;
     }
     /* AREDIS_EPOOL: every connection of the pool is still in use after
@@ -261,6 +318,11 @@ static int subscribe_kind(aredis_pubsub *ps, int kind, const char *name,
     int added = add(&ps->subs[kind], name, len, h, ud);
     if (added < 0)
         return added;
+    if (kind == SUB_SHARD && sharded(ps)) {
+        if (added)
+            shard_sync(ps);
+        return 0;
+    }
     /* While the link is down with a replay due, the replay will carry it;
      * sending now as well would subscribe twice. */
     if (added && link_usable(ps) && !ps->need_replay)
@@ -273,6 +335,8 @@ static int unsubscribe_kind(aredis_pubsub *ps, int kind, const char *name)
     if (ps->c == NULL || ps->freeing)
         return AREDIS_ESTATE;
     sub_set *s = &ps->subs[kind];
+    if (kind == SUB_SHARD && sharded(ps))
+        return shard_unsubscribe(ps, name);
     if (name == NULL) {
         if (s->n == 0)
             return 0;
@@ -435,7 +499,7 @@ static void deliver(aredis_pubsub *ps, const aredis_pubsub_message *m,
                     const sub *s)
 {
     aredis_client *c = ps->c;
-    sub event = {NULL, 0, ps->opts.event_handler, ps->opts.event_ud};
+    sub event = {NULL, 0, ps->opts.event_handler, ps->opts.event_ud, NULL};
     if (m->kind == AREDIS_PUBSUB_RESUBSCRIBED)
         s = &event;
     if (s != NULL && s->handler != NULL) {
@@ -553,6 +617,17 @@ int aredis__pubsub_push(aredis_client *c, aredis__link *l,
             }
             return 1;
         }
+        if (m.kind == AREDIS_PUBSUB_SUNSUBSCRIBE && shard_link(ps, l) &&
+            m.channel != NULL) {
+            sub *moved = find(set, m.channel, m.channel_len);
+            if (moved != NULL && moved->on == l) {
+                /* Still wanted: the server dropped it because its slot
+                 * moved. Subscribe again where the slot is now. */
+                moved->on = NULL;
+                shard_moved(ps, moved);
+                return 1;
+            }
+        }
         if (ps->opts.ignore_subscribe_messages)
             return 1;
         const char *name = m.pattern ? m.pattern : m.channel;
@@ -567,14 +642,26 @@ int aredis__pubsub_push(aredis_client *c, aredis__link *l,
 void aredis__pubsub_link_lost(aredis__link *l)
 {
     aredis_pubsub *ps = l->pubsub;
+    if (shard_link(ps, l)) {
+        shard_lost(ps, l);
+        return;
+    }
     if (aredis_pubsub_subscriptions(ps) > 0)
         ps->need_replay = 1;
     ps->swallow = 0;
+    if (sharded(ps) && !l->c->freeing)
+        rehome_later(ps);
 }
 
 void aredis__pubsub_link_ready(aredis__link *l)
 {
     aredis_pubsub *ps = l->pubsub;
+    if (shard_link(ps, l)) {
+        if (l->conn.proto == 2)
+            l->conn.raw_push = 1;
+        shard_sync(ps); /* its channels again */
+        return;
+    }
     if (ps->mode == MODE_OWN && l->conn.proto == 2)
         l->conn.raw_push = 1;
     if (!ps->need_replay)
@@ -698,6 +785,7 @@ static void leave_link(aredis_pubsub *ps)
     }
     ps->link = NULL;
     ps->mode = MODE_UNDECIDED;
+    shard_leave(ps);
 }
 
 static void cancel_waiters(aredis_pubsub *ps)
@@ -729,8 +817,15 @@ static void final_free(aredis_pubsub *ps)
         clear(&ps->subs[k]);
     aredis_timer_free(ps->timer);
     ps->timer = NULL;
-    if (ps->acquiring) {
-        ps->released = 1; /* the pending request still points here */
+    aredis_timer_free(ps->stimer);
+    ps->stimer = NULL;
+    aredis_timer_free(ps->rtimer);
+    ps->rtimer = NULL;
+    aredis__free(ps->slinks);
+    ps->slinks = NULL;
+    ps->nslinks = 0;
+    if (ps->acquiring || shard_pending(ps)) {
+        ps->released = 1; /* the pending requests still point here */
         return;
     }
     aredis__free(ps);
@@ -772,9 +867,343 @@ void aredis__pubsub_detach_all(aredis_client *c)
         cancel_waiters(ps);
         aredis_timer_free(ps->timer);
         ps->timer = NULL;
+        for (size_t i = 0; i < ps->nslinks; i++)
+            ps->slinks[i]->pubsub = NULL;
+        ps->nslinks = 0;
+        for (int k = 0; k < SUB_KINDS; k++)
+            for (size_t i = 0; i < ps->subs[k].n; i++)
+                ps->subs[k].v[i].on = NULL;
+        aredis_timer_free(ps->stimer);
+        ps->stimer = NULL;
+        aredis_timer_free(ps->rtimer);
+        ps->rtimer = NULL;
         ps->c = NULL;
     }
     aredis__client_main(c)->pubsub = NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Shard channels on a cluster
+ *
+ * Each shard channel is subscribed on a connection to the primary serving
+ * its slot, borrowed from that node's pool (aredis_client_acquire_slot)
+ * and kept for the pubsub's life; a node serving several channels gets
+ * one connection. A channel is re-homed when the server unsubscribes it
+ * by itself (its slot moved: the -sunsubscribe push of Redis 7) and when
+ * its connection is lost: it is sent again to whichever node the slot map
+ * names then, after a short pause if the map names none yet.
+ * ------------------------------------------------------------------------ */
+
+/* An acquisition on its way (for a slot's node), or a probe of a moved
+ * slot: for the pubsub, which waits for it before its memory goes. */
+struct shard_req {
+    struct shard_req *next;
+    aredis_pubsub *ps;
+    unsigned slot;
+};
+
+static void req_done(struct shard_req *req)
+{
+    aredis_pubsub *ps = req->ps;
+    for (struct shard_req **pp = &ps->sreqs; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == req) {
+            *pp = req->next;
+            break;
+        }
+    aredis__free(req);
+}
+
+static int shard_pending(const aredis_pubsub *ps)
+{
+    return ps->sreqs != NULL;
+}
+
+static int shard_link(const aredis_pubsub *ps, const aredis__link *l)
+{
+    for (size_t i = 0; i < ps->nslinks; i++)
+        if (ps->slinks[i] == l)
+            return 1;
+    return 0;
+}
+
+static void on_shard_timer(void *arg)
+{
+    shard_sync(arg);
+}
+
+/* Channels are left without a link: try again a little later. */
+static void shard_retry(aredis_pubsub *ps)
+{
+    if (ps->stimer == NULL)
+        ps->stimer = aredis_timer_new(ps->loop, on_shard_timer, ps);
+    if (ps->stimer == NULL)
+        return;
+    int64_t ms = (int64_t)10 << (ps->stries < 5 ? ps->stries : 5);
+    ps->stries++;
+    aredis_timer_start(ps->stimer, ms);
+}
+
+static void on_shard_acquired(aredis_client *c, aredis_exclusive *x, int status,
+                              void *ud)
+{
+    struct shard_req *req = ud;
+    aredis_pubsub *ps = req->ps;
+    (void)c;
+    req_done(req);
+    if (ps->freeing || ps->c == NULL) {
+        if (x != NULL && ps->c != NULL)
+            aredis_exclusive_release(x);
+        if (ps->released && !ps->acquiring && !shard_pending(ps))
+            aredis__free(ps);
+        return;
+    }
+    if (x == NULL) {
+        (void)status;
+        shard_retry(ps);
+        return;
+    }
+    aredis__link *l = (aredis__link *)x;
+    aredis__link **v =
+        // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
+        aredis__reallocarray(ps->slinks, ps->nslinks + 1, sizeof *v);
+    if (v == NULL) {
+        aredis_exclusive_release(x);
+        shard_retry(ps);
+        return;
+    }
+    ps->slinks = v;
+    ps->slinks[ps->nslinks++] = l;
+    l->pubsub = ps;
+    if (l->conn.state == AREDIS__ST_READY && l->conn.proto == 2)
+        l->conn.raw_push = 1;
+    shard_sync(ps);
+}
+
+/* Send every shard channel that has no link to its slot's node: on the
+ * pubsub's link to that node, or once one is borrowed. */
+static void shard_sync(aredis_pubsub *ps)
+{
+    aredis_client *c = ps->c;
+    if (c == NULL || ps->freeing || c->freeing)
+        return;
+    aredis__topology *t = c->topo;
+    sub_set *set = &ps->subs[SUB_SHARD];
+    int waiting = 0;
+    for (size_t i = 0; i < set->n; i++) {
+        sub *s = &set->v[i];
+        if (s->on != NULL)
+            continue;
+        unsigned slot = aredis_cluster_keyslot(s->name, s->len);
+        aredis__node *n = t->vt->slot_node(t, slot);
+        if (n == NULL) {
+            waiting = 1;
+            continue;
+        }
+        aredis__link *l = NULL;
+        for (size_t k = 0; k < ps->nslinks && l == NULL; k++)
+            if (ps->slinks[k]->node == n)
+                l = ps->slinks[k];
+        if (l != NULL) {
+            if (l->conn.state != AREDIS__ST_READY)
+                continue; /* sent when it is (aredis__pubsub_link_ready) */
+            const char *argv[2] = {"SSUBSCRIBE", s->name};
+            size_t lens[2] = {10, s->len};
+            if (aredis__send_pushed(c, l, 2, argv, lens) == 0)
+                s->on = l;
+            else
+                waiting = 1;
+            continue;
+        }
+        /* One acquisition per node at a time. */
+        int asked = 0;
+        for (struct shard_req *r = ps->sreqs; r != NULL && !asked; r = r->next)
+            asked = t->vt->slot_node(t, r->slot) == n;
+        if (asked)
+            continue;
+        struct shard_req *r = aredis__calloc(1, sizeof *r);
+        if (r == NULL) {
+            waiting = 1;
+            continue;
+        }
+        r->ps = ps;
+        r->slot = slot;
+        if (aredis_client_acquire_slot(c, slot, on_shard_acquired, r) != 0) {
+            aredis__free(r);
+            waiting = 1;
+            continue;
+        }
+        r->next = ps->sreqs;
+        ps->sreqs = r;
+    }
+    if (waiting)
+        shard_retry(ps);
+    else
+        ps->stries = 0;
+}
+
+/* The probe of a moved slot has its answer: the map knows the slot's new
+ * node now (the probe met MOVED), so the channel goes there. */
+static void on_probe(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    struct shard_req *req = ud;
+    aredis_pubsub *ps = req->ps;
+    (void)c;
+    (void)r;
+    req_done(req);
+    if (ps->freeing || ps->c == NULL) {
+        if (ps->released && !ps->acquiring && !shard_pending(ps))
+            aredis__free(ps);
+        return;
+    }
+    shard_sync(ps);
+}
+
+/* A channel's slot moved away from its node, to a node the map may not
+ * know yet: a read of the channel's name as a key (EXISTS), routed by the
+ * same slot, meets MOVED and teaches the map before the channel is sent
+ * again. */
+static void shard_moved(aredis_pubsub *ps, const sub *s)
+{
+    struct shard_req *r = aredis__calloc(1, sizeof *r);
+    const char *argv[2] = {"EXISTS", s->name};
+    size_t lens[2] = {6, s->len};
+    if (r != NULL) {
+        r->ps = ps;
+        r->slot = aredis_cluster_keyslot(s->name, s->len);
+        if (aredis_commandv(ps->c, on_probe, r, 2, argv, lens) == 0) {
+            r->next = ps->sreqs;
+            ps->sreqs = r;
+            return;
+        }
+        aredis__free(r);
+    }
+    shard_retry(ps);
+}
+
+static int shard_unsubscribe(aredis_pubsub *ps, const char *name)
+{
+    sub_set *set = &ps->subs[SUB_SHARD];
+    if (name == NULL) {
+        /* Every channel: SUNSUBSCRIBE on each node's link. */
+        clear(set);
+        for (size_t i = 0; i < ps->nslinks; i++) {
+            const char *argv[1] = {"SUNSUBSCRIBE"};
+            if (ps->slinks[i]->conn.state == AREDIS__ST_READY)
+                aredis__send_pushed(ps->c, ps->slinks[i], 1, argv, NULL);
+        }
+        return 0;
+    }
+    size_t len = strlen(name);
+    sub *s = find(set, name, len);
+    if (s == NULL)
+        return 0;
+    aredis__link *l = s->on;
+    drop(set, name, len);
+    if (l == NULL || l->conn.state != AREDIS__ST_READY)
+        return 0;
+    const char *argv[2] = {"SUNSUBSCRIBE", name};
+    size_t lens[2] = {12, len};
+    return aredis__send_pushed(ps->c, l, 2, argv, lens);
+}
+
+/* A shard link was lost: its channels go again once it is back (or to
+ * another node if their slot moved meanwhile). */
+static void shard_lost(aredis_pubsub *ps, aredis__link *l)
+{
+    sub_set *set = &ps->subs[SUB_SHARD];
+    for (size_t i = 0; i < set->n; i++)
+        if (set->v[i].on == l)
+            set->v[i].on = NULL;
+}
+
+/* The pubsub is being freed: its shard links go back for good, and the
+ * pending acquisitions forget it. */
+static void shard_leave(aredis_pubsub *ps)
+{
+    for (size_t i = 0; i < ps->nslinks; i++) {
+        ps->slinks[i]->pubsub = NULL;
+        aredis__pool_drop(ps->slinks[i]);
+    }
+    ps->nslinks = 0;
+    sub_set *set = &ps->subs[SUB_SHARD];
+    for (size_t i = 0; i < set->n; i++)
+        set->v[i].on = NULL;
+    if (ps->stimer != NULL)
+        aredis_timer_stop(ps->stimer);
+    if (ps->rtimer != NULL)
+        aredis_timer_stop(ps->rtimer);
+}
+
+/* ------------------------------------------------------------------------
+ * Channels and patterns on a cluster: re-homed when their node is lost
+ *
+ * Classic messages reach every node of a cluster, so the pubsub's one
+ * link may be on any: when it is lost and has not come back after
+ * REHOME_MS, the subscriptions move to a node whose shared connection is
+ * up (a connection of its own there), and are replayed; a RESUBSCRIBED
+ * message says when they are all in place again. Messages published in
+ * between are lost, as after any reconnection.
+ * ------------------------------------------------------------------------ */
+
+#define REHOME_MS 300
+
+static void rehome(aredis_pubsub *ps)
+{
+    aredis_client *c = ps->c;
+    if (c == NULL || ps->freeing || c->freeing || ps->acquiring)
+        return;
+    aredis__link *l = ps->link;
+    if (l != NULL && l->conn.state == AREDIS__ST_READY)
+        return; /* it came back */
+    aredis__node *lost = l != NULL ? l->node : NULL;
+    aredis__node *v[32];
+    size_t k = c->topo->vt->nodes(c->topo, AREDIS_NODES_ALL, v, 32);
+    if (k > 32)
+        k = 32;
+    /* A node whose shared connection is up, else the others in turn (a
+     * connection of its own is made there; one that fails sends us on to
+     * the next). */
+    aredis__node *pick = NULL;
+    for (size_t i = 0; i < k && pick == NULL; i++)
+        if (v[i] != lost && v[i]->main.conn.state == AREDIS__ST_READY)
+            pick = v[i];
+    for (size_t i = 0; i < k && pick == NULL; i++) {
+        aredis__node *n = v[(ps->rnext + i) % k];
+        if (n != lost) {
+            pick = n;
+            ps->rnext += (unsigned)i + 1;
+        }
+    }
+    if (pick == NULL) {
+        rehome_later(ps); /* none up yet: look again */
+        return;
+    }
+    if (ps->mode == MODE_SHARED && l != NULL)
+        l->pubsub = NULL;
+    else if (ps->mode == MODE_OWN && l != NULL)
+        aredis__pool_drop(l);
+    ps->link = NULL;
+    ps->mode = MODE_UNDECIDED;
+    ps->need_replay = 0;
+    ps->swallow = 0;
+    ps->rehoming = 1;
+    if (aredis__pool_acquire(pick, on_acquired, ps) == 0)
+        ps->acquiring = 1;
+    else
+        rehome_later(ps);
+}
+
+static void on_rehome_timer(void *arg)
+{
+    rehome(arg);
+}
+
+static void rehome_later(aredis_pubsub *ps)
+{
+    if (ps->rtimer == NULL)
+        ps->rtimer = aredis_timer_new(ps->loop, on_rehome_timer, ps);
+    if (ps->rtimer != NULL)
+        aredis_timer_start(ps->rtimer, REHOME_MS);
 }
 
 /* ------------------------------------------------------------------------

@@ -303,6 +303,51 @@ static void cl_free(aredis__topology *t)
     aredis__free(cl);
 }
 
+/* ---- queries for fan-out and the node API ----------------------------------
+ * Read-only views of the map for client/fanout.c and the public node API
+ * (aredis/cluster.h): they keep no pointer. */
+
+/* out[0..max) gets n unless it is there already; the new count. */
+static size_t add_unique(aredis__node **out, size_t k, size_t max,
+                         aredis__node *n)
+{
+    for (size_t i = 0; i < k && i < max; i++)
+        if (out[i] == n)
+            return k;
+    if (k < max)
+        out[k] = n;
+    return k + 1;
+}
+
+static size_t cl_nodes(aredis__topology *t, int which, aredis__node **out,
+                       size_t max)
+{
+    cluster *cl = of(t);
+    size_t k = 0;
+    if (which & AREDIS_NODES_PRIMARIES) {
+        /* The primaries are the slots' owners: ranges are long, so the
+         * owner changes rarely from one slot to the next. */
+        aredis__node *last = NULL;
+        for (size_t s = 0; s < AREDIS_CLUSTER_SLOTS; s++) {
+            aredis__node *n = cl->owner[s];
+            if (n != NULL && n != last) {
+                k = add_unique(out, k, max, n);
+                last = n;
+            }
+        }
+    }
+    if (which & AREDIS_NODES_REPLICAS)
+        for (cnode *n = cl->nodes; n != NULL; n = n->next)
+            if (n->node.role == AREDIS__ROLE_REPLICA)
+                k = add_unique(out, k, max, &n->node);
+    return k;
+}
+
+static aredis__node *cl_slot_node(aredis__topology *t, unsigned slot)
+{
+    return slot < AREDIS_CLUSTER_SLOTS ? of(t)->owner[slot] : NULL;
+}
+
 static const aredis__topology_vt cluster_vt = {
     .name = "cluster",
     .route = cl_route,
@@ -312,6 +357,8 @@ static const aredis__topology_vt cluster_vt = {
     .redirect = cl_redirect,
     .node_lost = cl_node_lost,
     .free = cl_free,
+    .nodes = cl_nodes,
+    .slot_node = cl_slot_node,
 };
 
 aredis__topology *aredis__cluster_new(aredis_client *c)

@@ -1095,6 +1095,8 @@ static const aredis__topology_vt sentinel_vt = {
     .node_lost = st_node_lost,
     .locate = st_locate,
     .free = st_free,
+    .nodes = aredis__one_node_nodes,
+    .slot_node = aredis__one_node_slot,
 };
 
 aredis__topology *aredis__sentinel_new(aredis_client *c)

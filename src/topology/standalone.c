@@ -3,6 +3,7 @@
  * the next. */
 #include "topology/topology.h"
 
+#include "aredis/cluster.h"
 #include "aredis/error.h"
 #include "util/alloc.h"
 
@@ -63,7 +64,30 @@ static const aredis__topology_vt standalone_vt = {
     .redirect = sa_redirect,
     .node_lost = sa_node_lost,
     .free = sa_free,
+    .nodes = aredis__one_node_nodes,
+    .slot_node = aredis__one_node_slot,
 };
+
+/* ---- queries for fan-out and the node API --------------------------------
+ * Shared with sentinel.c: the one node is every node, primary of every
+ * slot. */
+
+size_t aredis__one_node_nodes(aredis__topology *t, int which,
+                              aredis__node **out, size_t max)
+{
+    aredis__node *n = t->vt->any(t);
+    if (n == NULL || (which & AREDIS_NODES_PRIMARIES) == 0)
+        return 0;
+    if (max > 0)
+        out[0] = n;
+    return 1;
+}
+
+aredis__node *aredis__one_node_slot(aredis__topology *t, unsigned slot)
+{
+    (void)slot;
+    return t->vt->any(t);
+}
 
 aredis__topology *aredis__standalone_new(aredis_client *c)
 {

@@ -41,6 +41,18 @@ typedef struct aredis__topology_vt {
     int (*locate)(aredis__topology *t, aredis__node *n);
     /* Cancel everything its nodes hold and free it all. */
     void (*free)(aredis__topology *t);
+
+    /* ---- queries for fan-out and the node API (client/fanout.c) ---- */
+
+    /* Fill out[0..max) with the nodes of a kind (AREDIS_NODES_PRIMARIES,
+     * _REPLICAS or _ALL of aredis/cluster.h) and return how many there
+     * are (possibly more than max). No primary is listed before the
+     * topology knows where the slots are. The pointers are good until
+     * control returns to the loop (a map refresh may drop nodes). */
+    size_t (*nodes)(aredis__topology *t, int which, aredis__node **out,
+                    size_t max);
+    /* The primary serving a slot, NULL when not known. */
+    aredis__node *(*slot_node)(aredis__topology *t, unsigned slot);
 } aredis__topology_vt;
 
 struct aredis__topology {
@@ -70,5 +82,12 @@ aredis__topology *aredis__cluster_new(aredis_client *c);
 /* One server whose address the sentinels of the client's configuration
  * name (cfg.nsentinels > 0). NULL when out of memory. */
 aredis__topology *aredis__sentinel_new(aredis_client *c);
+
+/* ---- shared by the topologies of one node (standalone, sentinel) ------- */
+
+/* nodes and slot_node for a topology whose only node is vt->any(). */
+size_t aredis__one_node_nodes(aredis__topology *t, int which,
+                              aredis__node **out, size_t max);
+aredis__node *aredis__one_node_slot(aredis__topology *t, unsigned slot);
 
 #endif /* AREDIS_TOPOLOGY_TOPOLOGY_H */

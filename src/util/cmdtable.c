@@ -25,6 +25,25 @@
 #define WITHSCORES AREDIS__CMDF_WITHSCORES
 #define MOVABLE AREDIS__CMDF_MOVABLE
 #define OWN AREDIS__CMDF_OWN_WRITES
+/* Cluster policies (cmdtable.h). */
+#define NOCL AREDIS__CMDF_CLUSTER(AREDIS__CL_REFUSE)
+#define P_SUM AREDIS__CMDF_CLUSTER(AREDIS__CL_P_SUM)
+#define P_UNION AREDIS__CMDF_CLUSTER(AREDIS__CL_P_UNION)
+#define P_OK AREDIS__CMDF_CLUSTER(AREDIS__CL_P_OK)
+#define P_SAME AREDIS__CMDF_CLUSTER(AREDIS__CL_P_SAME)
+#define P_AND AREDIS__CMDF_CLUSTER(AREDIS__CL_P_AND)
+#define P_FIRST AREDIS__CMDF_CLUSTER(AREDIS__CL_P_FIRST)
+#define N_UNIQ AREDIS__CMDF_CLUSTER(AREDIS__CL_N_UNIQ)
+#define N_PAIRSUM AREDIS__CMDF_CLUSTER(AREDIS__CL_N_PAIRSUM)
+#define N_SUM AREDIS__CMDF_CLUSTER(AREDIS__CL_N_SUM)
+#define N_MAP AREDIS__CMDF_CLUSTER(AREDIS__CL_N_MAP)
+#define N_OK AREDIS__CMDF_CLUSTER(AREDIS__CL_N_OK)
+#define S_ARRAY AREDIS__CMDF_CLUSTER(AREDIS__CL_S_ARRAY)
+#define S_SUM AREDIS__CMDF_CLUSTER(AREDIS__CL_S_SUM)
+#define S_OK AREDIS__CMDF_CLUSTER(AREDIS__CL_S_OK)
+/* WAIT and WAITAOF: refused on a cluster, where no one connection holds
+ * the caller's writes. */
+#define WAITS (BLOCK | MS | OWN | NO_MULTI | NOCL)
 
 /* X(name, flags, first key, last key, step, numkeys arg, timeout arg,
  *   normalisation) */
@@ -33,8 +52,8 @@
     X("append", 0, 1, 1, 1, 0, 0, NONE)                                 \
     X("asking", 0, 0, 0, 0, 0, 0, NONE)                                 \
     X("auth", 0, 0, 0, 0, 0, 0, NONE)                                   \
-    X("bgrewriteaof", 0, 0, 0, 0, 0, 0, NONE)                           \
-    X("bgsave", 0, 0, 0, 0, 0, 0, NONE)                                 \
+    X("bgrewriteaof", NOCL, 0, 0, 0, 0, 0, NONE)                        \
+    X("bgsave", NOCL, 0, 0, 0, 0, 0, NONE)                              \
     X("bitcount", RO, 1, 1, 1, 0, 0, NONE)                              \
     X("bitfield", 0, 1, 1, 1, 0, 0, NONE)                               \
     X("bitfield_ro", RO, 1, 1, 1, 0, 0, NONE)                           \
@@ -53,29 +72,29 @@
     X("command", 0, 0, 0, 0, 0, 0, NONE)                                \
     X("config", SUBCMD, 0, 0, 0, 0, 0, NONE)                            \
     X("copy", 0, 1, 2, 1, 0, 0, NONE)                                   \
-    X("dbsize", RO, 0, 0, 0, 0, 0, NONE)                                \
-    X("debug", 0, 0, 0, 0, 0, 0, NONE)                                  \
+    X("dbsize", RO | P_SUM, 0, 0, 0, 0, 0, NONE)                        \
+    X("debug", NOCL, 0, 0, 0, 0, 0, NONE)                               \
     X("decr", 0, 1, 1, 1, 0, 0, NONE)                                   \
     X("decrby", 0, 1, 1, 1, 0, 0, NONE)                                 \
-    X("del", 0, 1, -1, 1, 0, 0, NONE)                                   \
-    X("discard", NO_MULTI, 0, 0, 0, 0, 0, NONE)                         \
+    X("del", S_SUM, 1, -1, 1, 0, 0, NONE)                               \
+    X("discard", NO_MULTI | NOCL, 0, 0, 0, 0, 0, NONE)                  \
     X("dump", RO, 1, 1, 1, 0, 0, NONE)                                  \
     X("echo", RO, 0, 0, 0, 0, 0, NONE)                                  \
     X("eval", 0, 0, 0, 0, 2, 0, NONE)                                   \
     X("eval_ro", RO, 0, 0, 0, 2, 0, NONE)                               \
     X("evalsha", 0, 0, 0, 0, 2, 0, NONE)                                \
     X("evalsha_ro", RO, 0, 0, 0, 2, 0, NONE)                            \
-    X("exec", NO_MULTI, 0, 0, 0, 0, 0, NONE)                            \
-    X("exists", RO, 1, -1, 1, 0, 0, NONE)                               \
+    X("exec", NO_MULTI | NOCL, 0, 0, 0, 0, 0, NONE)                     \
+    X("exists", RO | S_SUM, 1, -1, 1, 0, 0, NONE)                       \
     X("expire", 0, 1, 1, 1, 0, 0, NONE)                                 \
     X("expireat", 0, 1, 1, 1, 0, 0, NONE)                               \
     X("expiretime", RO, 1, 1, 1, 0, 0, NONE)                            \
-    X("failover", 0, 0, 0, 0, 0, 0, NONE)                               \
+    X("failover", NOCL, 0, 0, 0, 0, 0, NONE)                            \
     X("fcall", 0, 0, 0, 0, 2, 0, NONE)                                  \
     X("fcall_ro", RO, 0, 0, 0, 2, 0, NONE)                              \
-    X("flushall", 0, 0, 0, 0, 0, 0, NONE)                               \
-    X("flushdb", 0, 0, 0, 0, 0, 0, NONE)                                \
-    X("function", 0, 0, 0, 0, 0, 0, NONE)                               \
+    X("flushall", P_OK, 0, 0, 0, 0, 0, NONE)                            \
+    X("flushdb", P_OK, 0, 0, 0, 0, 0, NONE)                             \
+    X("function", SUBCMD, 0, 0, 0, 0, 0, NONE)                          \
     X("geoadd", 0, 1, 1, 1, 0, 0, NONE)                                 \
     X("geodist", RO, 1, 1, 1, 0, 0, NONE)                               \
     X("geohash", RO, 1, 1, 1, 0, 0, NONE)                               \
@@ -112,9 +131,9 @@
     X("incr", 0, 1, 1, 1, 0, 0, NONE)                                   \
     X("incrby", 0, 1, 1, 1, 0, 0, NONE)                                 \
     X("incrbyfloat", 0, 1, 1, 1, 0, 0, NONE)                            \
-    X("info", 0, 0, 0, 0, 0, 0, NONE)                                   \
-    X("keys", RO, 0, 0, 0, 0, 0, NONE)                                  \
-    X("lastsave", RO, 0, 0, 0, 0, 0, NONE)                              \
+    X("info", N_MAP, 0, 0, 0, 0, 0, NONE)                               \
+    X("keys", RO | P_UNION, 0, 0, 0, 0, 0, NONE)                        \
+    X("lastsave", RO | N_MAP, 0, 0, 0, 0, 0, NONE)                      \
     X("latency", 0, 0, 0, 0, 0, 0, NONE)                                \
     X("lcs", RO, 1, 2, 1, 0, 0, NONE)                                   \
     X("lindex", RO, 1, 1, 1, 0, 0, NONE)                                \
@@ -132,14 +151,14 @@
     X("lset", 0, 1, 1, 1, 0, 0, NONE)                                   \
     X("ltrim", 0, 1, 1, 1, 0, 0, NONE)                                  \
     X("memory", RO, 0, 0, 0, 0, 0, NONE)                                \
-    X("mget", RO, 1, -1, 1, 0, 0, NONE)                                 \
+    X("mget", RO | S_ARRAY, 1, -1, 1, 0, 0, NONE)                       \
     X("migrate", MOVABLE, 3, 3, 1, 0, 0, NONE)                          \
     X("module", 0, 0, 0, 0, 0, 0, NONE)                                 \
-    X("monitor", 0, 0, 0, 0, 0, 0, NONE)                                \
-    X("move", 0, 1, 1, 1, 0, 0, NONE)                                   \
-    X("mset", 0, 1, -1, 2, 0, 0, NONE)                                  \
+    X("monitor", NOCL, 0, 0, 0, 0, 0, NONE)                             \
+    X("move", NOCL, 1, 1, 1, 0, 0, NONE)                                \
+    X("mset", S_OK, 1, -1, 2, 0, 0, NONE)                               \
     X("msetnx", 0, 1, -1, 2, 0, 0, NONE)                                \
-    X("multi", NO_MULTI, 0, 0, 0, 0, 0, NONE)                           \
+    X("multi", NO_MULTI | NOCL, 0, 0, 0, 0, 0, NONE)                    \
     X("object", RO, 0, 0, 0, 0, 0, NONE)                                \
     X("persist", 0, 1, 1, 1, 0, 0, NONE)                                \
     X("pexpire", 0, 1, 1, 1, 0, 0, NONE)                                \
@@ -150,35 +169,35 @@
     X("pfdebug", 0, 2, 2, 1, 0, 0, NONE)                                \
     X("pfmerge", 0, 1, -1, 1, 0, 0, NONE)                               \
     X("pfselftest", 0, 0, 0, 0, 0, 0, NONE)                             \
-    X("ping", RO, 0, 0, 0, 0, 0, NONE)                                  \
+    X("ping", RO | N_MAP, 0, 0, 0, 0, 0, NONE)                          \
     X("psetex", 0, 1, 1, 1, 0, 0, NONE)                                 \
     X("psubscribe", SUB, 0, 0, 0, 0, 0, NONE)                           \
     X("psync", NO_MULTI, 0, 0, 0, 0, 0, NONE)                           \
     X("pttl", RO, 1, 1, 1, 0, 0, NONE)                                  \
     X("publish", 0, 0, 0, 0, 0, 0, NONE)                                \
-    X("pubsub", 0, 0, 0, 0, 0, 0, NONE)                                 \
+    X("pubsub", SUBCMD, 0, 0, 0, 0, 0, NONE)                            \
     X("punsubscribe", SUB, 0, 0, 0, 0, 0, NONE)                         \
     X("quit", 0, 0, 0, 0, 0, 0, NONE)                                   \
-    X("randomkey", RO, 0, 0, 0, 0, 0, NONE)                             \
-    X("readonly", 0, 0, 0, 0, 0, 0, NONE)                               \
-    X("readwrite", 0, 0, 0, 0, 0, 0, NONE)                              \
+    X("randomkey", RO | P_FIRST, 0, 0, 0, 0, 0, NONE)                   \
+    X("readonly", NOCL, 0, 0, 0, 0, 0, NONE)                            \
+    X("readwrite", NOCL, 0, 0, 0, 0, 0, NONE)                           \
     X("rename", 0, 1, 2, 1, 0, 0, NONE)                                 \
     X("renamenx", 0, 1, 2, 1, 0, 0, NONE)                               \
     X("replconf", 0, 0, 0, 0, 0, 0, NONE)                               \
-    X("replicaof", 0, 0, 0, 0, 0, 0, NONE)                              \
+    X("replicaof", NOCL, 0, 0, 0, 0, 0, NONE)                           \
     X("reset", NO_MULTI, 0, 0, 0, 0, 0, NONE)                           \
     X("restore", 0, 1, 1, 1, 0, 0, NONE)                                \
     X("restore-asking", 0, 1, 1, 1, 0, 0, NONE)                         \
-    X("role", 0, 0, 0, 0, 0, 0, NONE)                                   \
+    X("role", N_MAP, 0, 0, 0, 0, 0, NONE)                               \
     X("rpop", 0, 1, 1, 1, 0, 0, NONE)                                   \
     X("rpoplpush", 0, 1, 2, 1, 0, 0, NONE)                              \
     X("rpush", 0, 1, 1, 1, 0, 0, NONE)                                  \
     X("rpushx", 0, 1, 1, 1, 0, 0, NONE)                                 \
     X("sadd", 0, 1, 1, 1, 0, 0, NONE)                                   \
-    X("save", NO_MULTI, 0, 0, 0, 0, 0, NONE)                            \
-    X("scan", RO, 0, 0, 0, 0, 0, NONE)                                  \
+    X("save", NO_MULTI | NOCL, 0, 0, 0, 0, 0, NONE)                     \
+    X("scan", RO | NOCL, 0, 0, 0, 0, 0, NONE)                           \
     X("scard", RO, 1, 1, 1, 0, 0, NONE)                                 \
-    X("script", 0, 0, 0, 0, 0, 0, NONE)                                 \
+    X("script", SUBCMD, 0, 0, 0, 0, 0, NONE)                            \
     X("sdiff", RO, 1, -1, 1, 0, 0, SET)                                 \
     X("sdiffstore", 0, 1, -1, 1, 0, 0, NONE)                            \
     X("select", REFUSE, 0, 0, 0, 0, 0, NONE)                            \
@@ -187,12 +206,12 @@
     X("setex", 0, 1, 1, 1, 0, 0, NONE)                                  \
     X("setnx", 0, 1, 1, 1, 0, 0, NONE)                                  \
     X("setrange", 0, 1, 1, 1, 0, 0, NONE)                               \
-    X("shutdown", NO_MULTI, 0, 0, 0, 0, 0, NONE)                        \
+    X("shutdown", NO_MULTI | NOCL, 0, 0, 0, 0, 0, NONE)                 \
     X("sinter", RO, 1, -1, 1, 0, 0, SET)                                \
     X("sintercard", RO, 0, 0, 0, 1, 0, NONE)                            \
     X("sinterstore", 0, 1, -1, 1, 0, 0, NONE)                           \
     X("sismember", RO, 1, 1, 1, 0, 0, NONE)                             \
-    X("slaveof", 0, 0, 0, 0, 0, 0, NONE)                                \
+    X("slaveof", NOCL, 0, 0, 0, 0, 0, NONE)                             \
     X("slowlog", 0, 0, 0, 0, 0, 0, NONE)                                \
     X("smembers", RO, 1, 1, 1, 0, 0, SET)                               \
     X("smismember", RO, 1, 1, 1, 0, 0, NONE)                            \
@@ -211,17 +230,17 @@
     X("sunion", RO, 1, -1, 1, 0, 0, SET)                                \
     X("sunionstore", 0, 1, -1, 1, 0, 0, NONE)                           \
     X("sunsubscribe", SUB, 1, -1, 1, 0, 0, NONE)                        \
-    X("swapdb", 0, 0, 0, 0, 0, 0, NONE)                                 \
+    X("swapdb", NOCL, 0, 0, 0, 0, 0, NONE)                              \
     X("sync", NO_MULTI, 0, 0, 0, 0, 0, NONE)                            \
-    X("time", RO, 0, 0, 0, 0, 0, NONE)                                  \
-    X("touch", RO, 1, -1, 1, 0, 0, NONE)                                \
+    X("time", RO | N_MAP, 0, 0, 0, 0, 0, NONE)                          \
+    X("touch", RO | S_SUM, 1, -1, 1, 0, 0, NONE)                        \
     X("ttl", RO, 1, 1, 1, 0, 0, NONE)                                   \
     X("type", RO, 1, 1, 1, 0, 0, NONE)                                  \
-    X("unlink", 0, 1, -1, 1, 0, 0, NONE)                                \
+    X("unlink", S_SUM, 1, -1, 1, 0, 0, NONE)                            \
     X("unsubscribe", SUB, 0, 0, 0, 0, 0, NONE)                          \
-    X("unwatch", 0, 0, 0, 0, 0, 0, NONE)                                \
-    X("wait", BLOCK | MS | OWN | NO_MULTI, 0, 0, 0, 0, -1, NONE)        \
-    X("waitaof", BLOCK | MS | OWN | NO_MULTI, 0, 0, 0, 0, -1, NONE)     \
+    X("unwatch", NOCL, 0, 0, 0, 0, 0, NONE)                             \
+    X("wait", WAITS, 0, 0, 0, 0, -1, NONE)                              \
+    X("waitaof", WAITS, 0, 0, 0, 0, -1, NONE)                           \
     X("watch", NO_MULTI, 1, -1, 1, 0, 0, NONE)                          \
     X("xack", 0, 1, 1, 1, 0, 0, NONE)                                   \
     X("xadd", 0, 1, 1, 1, 0, 0, NONE)                                   \
@@ -270,8 +289,23 @@
     X("zscore", RO, 1, 1, 1, 0, 0, DOUBLE)                              \
     X("zunion", RO | WITHSCORES, 0, 0, 0, 1, 0, PAIRS_DOUBLE)           \
     X("zunionstore", 0, 1, 1, 1, 2, 0, NONE)                            \
+    X("config|resetstat", N_OK, 0, 0, 0, 0, 0, NONE)                    \
+    X("config|rewrite", N_OK, 0, 0, 0, 0, 0, NONE)                      \
+    X("config|set", N_OK, 0, 0, 0, 0, 0, NONE)                          \
+    X("function|delete", P_SAME, 0, 0, 0, 0, 0, NONE)                   \
+    X("function|flush", P_OK, 0, 0, 0, 0, 0, NONE)                      \
+    X("function|load", P_SAME, 0, 0, 0, 0, 0, NONE)                     \
+    X("function|restore", P_OK, 0, 0, 0, 0, 0, NONE)                    \
+    X("pubsub|channels", N_UNIQ, 0, 0, 0, 0, 0, NONE)                   \
+    X("pubsub|numpat", N_SUM, 0, 0, 0, 0, 0, NONE)                      \
+    X("pubsub|numsub", N_PAIRSUM, 0, 0, 0, 0, 0, NONE)                  \
+    X("pubsub|shardchannels", P_UNION, 0, 0, 0, 0, 0, NONE)             \
+    X("script|exists", P_AND, 0, 0, 0, 0, 0, NONE)                      \
+    X("script|flush", P_OK, 0, 0, 0, 0, 0, NONE)                        \
+    X("script|kill", NOCL, 0, 0, 0, 0, 0, NONE)                         \
+    X("script|load", P_SAME, 0, 0, 0, 0, 0, NONE)                       \
     X("client|reply", CLIENT_REPLY, 0, 0, 0, 0, 0, NONE)                \
-    X("config|get", 0, 0, 0, 0, 0, 0, MAP)
+    X("config|get", N_MAP, 0, 0, 0, 0, 0, MAP)
 
 #define ENTRY(n, f, first, last, step, nk, to, norm) \
     {n, sizeof n - 1, AREDIS__NORM_##norm, (f), first, last, step, nk, to},
@@ -522,4 +556,44 @@ int aredis__cmd_classify_memo(const char *enc, aredis__cmdclass *out,
     m->e[k].info = e;
     m->e[k].len = (uint32_t)n;
     return argc;
+}
+
+int aredis__cmd_first_key(const char *enc, const char **key, size_t *len)
+{
+    aredis__cmdclass cls;
+    int argc = aredis__cmd_classify(enc, &cls);
+    const aredis__cmdinfo *info = cls.info;
+    if (info == NULL)
+        return 0;
+    /* Positive int8_t positions, read without sign extension. */
+    int want = info->first_key > 0 ? (unsigned char)info->first_key : 0;
+    int numkeys = info->numkeys > 0 ? (unsigned char)info->numkeys : 0;
+    aredis__args it;
+    const char *arg = NULL;
+    size_t n = 0;
+    aredis__args_init(&it, enc);
+    if (numkeys > 0) {
+        /* EVAL script numkeys key...: the first key follows the count. */
+        for (int i = 0; i <= numkeys; i++)
+            if (!aredis__args_next(&it, &arg, &n))
+                return 0;
+        if (n == 0 || (n == 1 && arg[0] == '0'))
+            return 0;
+        return aredis__args_next(&it, key, len);
+    }
+    if ((info->flags & AREDIS__CMDF_MOVABLE) &&
+        (aredis__word_is(info->name, info->len, "xread", 5) ||
+         aredis__word_is(info->name, info->len, "xreadgroup", 10))) {
+        /* XREAD ... STREAMS key... id...: the first key follows STREAMS. */
+        while (aredis__args_next(&it, &arg, &n))
+            if (aredis__word_is(arg, n, "streams", 7))
+                return aredis__args_next(&it, key, len);
+        return 0;
+    }
+    if (want <= 0 || want >= argc)
+        return 0;
+    for (int i = 0; i <= want; i++)
+        if (!aredis__args_next(&it, key, len))
+            return 0;
+    return 1;
 }

@@ -59,6 +59,43 @@ enum {
     AREDIS__CMDF_OWN_WRITES = 1 << 11,
 };
 
+/* What a cluster client does with a command: a field of five bits in the
+ * flags (AREDIS__CMDF_CLUSTER(policy) in the table, aredis__cmd_cluster()
+ * to read it), so the one table declares it next to everything else.
+ * Commands with keys are routed by their first key's slot unless the
+ * policy says otherwise; keyless commands without a policy go to any node
+ * (their meaning does not depend on which). The fan-out and its merges
+ * are the client's (src/client/fanout.c). */
+enum {
+    AREDIS__CL_KEY,       /* by the first key; keyless: any node */
+    AREDIS__CL_REFUSE,    /* refused: its meaning depends on the node */
+    AREDIS__CL_P_SUM,     /* every primary; integers summed (DBSIZE) */
+    AREDIS__CL_P_UNION,   /* every primary; arrays joined (KEYS) */
+    AREDIS__CL_P_OK,      /* every primary; OK when all say OK */
+    AREDIS__CL_P_SAME,    /* every primary; the reply when all agree */
+    AREDIS__CL_P_AND,     /* every primary; arrays of 0/1 ANDed */
+    AREDIS__CL_P_FIRST,   /* every primary; the first non-nil (RANDOMKEY) */
+    AREDIS__CL_N_UNIQ,    /* every node; arrays joined without repeats */
+    AREDIS__CL_N_PAIRSUM, /* every node; name,count,... counts summed */
+    AREDIS__CL_N_SUM,     /* every node; integers summed */
+    AREDIS__CL_N_MAP,     /* every node; a map "host:port" -> its reply */
+    AREDIS__CL_N_OK,      /* every node; OK when all say OK */
+    AREDIS__CL_S_ARRAY,   /* keys split by slot; array in the keys' order */
+    AREDIS__CL_S_SUM,     /* keys split by slot; integers summed */
+    AREDIS__CL_S_OK,      /* key value pairs split by slot; OK when all OK */
+};
+#define AREDIS__CMDF_CL_SHIFT 16
+#define AREDIS__CMDF_CLUSTER(policy) ((policy) << AREDIS__CMDF_CL_SHIFT)
+/* The bits of the field: 0 for every command routed by its key. */
+#define AREDIS__CMDF_CL_MASK (31u << AREDIS__CMDF_CL_SHIFT)
+_Static_assert(AREDIS__CL_S_OK < 32, "the cluster policy has five bits");
+
+/* The cluster policy (AREDIS__CL_*) of a command's flags. */
+static inline int aredis__cmd_cluster(unsigned flags)
+{
+    return (int)(flags >> AREDIS__CMDF_CL_SHIFT) & 31;
+}
+
 /* Built-in reshaping of a RESP2 reply into its RESP3 form (normalize.c). */
 enum {
     AREDIS__NORM_NONE,
@@ -85,7 +122,7 @@ typedef struct aredis__cmdinfo {
     const char *name; /* lower case */
     uint8_t len;
     uint8_t norm;     /* AREDIS__NORM_* */
-    uint16_t flags;   /* AREDIS__CMDF_* */
+    uint32_t flags;   /* AREDIS__CMDF_* */
     int8_t first_key; /* 0: none */
     int8_t last_key;  /* negative: from the end */
     int8_t key_step;  /* 2 for MSET's key value pairs */
@@ -169,6 +206,12 @@ typedef struct aredis__cmdmemo {
 /* aredis__cmd_classify() through a memo. */
 int aredis__cmd_classify_memo(const char *enc, aredis__cmdclass *out,
                               aredis__cmdmemo *m);
+
+/* The first key of an encoded command (trusted), by the table's key
+ * positions, the key count of EVAL and the like, or the STREAMS argument
+ * of XREAD: 1 and *key, *len (pointing into enc), or 0 when it names no
+ * key (or the table does not know it). */
+int aredis__cmd_first_key(const char *enc, const char **key, size_t *len);
 
 /* 1 when arg (n bytes, any case) is the lower-case word w of wlen bytes. */
 int aredis__word_is(const char *arg, size_t n, const char *w, size_t wlen);

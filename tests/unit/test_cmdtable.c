@@ -228,3 +228,86 @@ Test(cmdtable, memo_agrees_with_the_table)
     cr_assert_eq(memo.e[0].len, 3);
     cr_assert_eq(memo.e[0].info, k.info);
 }
+
+/* The cluster policy each command declares (what a cluster client does
+ * with it), read through classification as the client reads it:
+ * subcommands have their own (SCRIPT LOAD is not SCRIPT KILL). */
+Test(cmdtable, cluster_policies)
+{
+    static const struct {
+        const char *cmd;
+        int policy;
+    } want[] = {
+        {"GET k", AREDIS__CL_KEY},
+        {"ECHO x", AREDIS__CL_KEY},
+        {"PUBLISH ch m", AREDIS__CL_KEY},
+        {"MGET a b", AREDIS__CL_S_ARRAY},
+        {"MSET a 1 b 2", AREDIS__CL_S_OK},
+        {"DEL a b", AREDIS__CL_S_SUM},
+        {"EXISTS a", AREDIS__CL_S_SUM},
+        {"UNLINK a", AREDIS__CL_S_SUM},
+        {"TOUCH a", AREDIS__CL_S_SUM},
+        {"KEYS *", AREDIS__CL_P_UNION},
+        {"DBSIZE", AREDIS__CL_P_SUM},
+        {"FLUSHALL", AREDIS__CL_P_OK},
+        {"RANDOMKEY", AREDIS__CL_P_FIRST},
+        {"SCRIPT LOAD x", AREDIS__CL_P_SAME},
+        {"script exists a b", AREDIS__CL_P_AND},
+        {"SCRIPT FLUSH", AREDIS__CL_P_OK},
+        {"SCRIPT KILL", AREDIS__CL_REFUSE},
+        {"PUBSUB CHANNELS", AREDIS__CL_N_UNIQ},
+        {"PUBSUB NUMSUB a", AREDIS__CL_N_PAIRSUM},
+        {"PUBSUB NUMPAT", AREDIS__CL_N_SUM},
+        {"INFO", AREDIS__CL_N_MAP},
+        {"CONFIG GET maxmemory", AREDIS__CL_N_MAP},
+        {"CONFIG SET maxmemory 0", AREDIS__CL_N_OK},
+        {"PING", AREDIS__CL_N_MAP},
+        {"TIME", AREDIS__CL_N_MAP},
+        {"SCAN 0", AREDIS__CL_REFUSE},
+        {"MULTI", AREDIS__CL_REFUSE},
+        {"WAIT 1 0", AREDIS__CL_REFUSE},
+        {"SWAPDB 0 1", AREDIS__CL_REFUSE},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        aredis__cmdclass k;
+        aredis__cmd_classify(enc(want[i].cmd), &k);
+        cr_assert_not_null(k.info, "%s", want[i].cmd);
+        cr_assert_eq(aredis__cmd_cluster(k.flags), want[i].policy, "%s: %d",
+                     want[i].cmd, aredis__cmd_cluster(k.flags));
+    }
+    /* The policy does not disturb the other flags. */
+    aredis__cmdclass k;
+    aredis__cmd_classify(enc("WAIT 1 0"), &k);
+    cr_assert(k.flags & AREDIS__CMDF_BLOCKING);
+    cr_assert(k.flags & AREDIS__CMDF_OWN_WRITES);
+    aredis__cmd_classify(enc("EXISTS a"), &k);
+    cr_assert(k.flags & AREDIS__CMDF_READONLY);
+}
+
+/* The first key of an encoded command, as the pipeline's slot check and
+ * the cluster read it. */
+Test(cmdtable, first_key)
+{
+    static const struct {
+        const char *cmd;
+        const char *key; /* NULL: none */
+    } want[] = {
+        {"GET k1", "k1"},
+        {"BITOP AND dst a b", "dst"},
+        {"EVAL s 2 ka kb x", "ka"},
+        {"EVAL s 0 x", NULL},
+        {"XREAD COUNT 1 STREAMS st 0", "st"},
+        {"PING", NULL},
+        {"NOSUCHCOMMAND k", NULL},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        const char *key = NULL;
+        size_t len = 0;
+        int has = aredis__cmd_first_key(enc(want[i].cmd), &key, &len);
+        cr_assert_eq(has, want[i].key != NULL, "%s", want[i].cmd);
+        if (has) {
+            cr_assert_eq(len, strlen(want[i].key), "%s", want[i].cmd);
+            cr_assert_eq(memcmp(key, want[i].key, len), 0, "%s", want[i].cmd);
+        }
+    }
+}
