@@ -8,8 +8,10 @@
  *     ./cluster redis+cluster://127.0.0.1:7000,127.0.0.1:7001
  *
  * (REDIS_URL is used when no argument is given.) It writes keys in many
- * slots, reads them back, uses two keys of one hash tag in one MSET/MGET,
- * and exits non-zero if any reply is not what it expects. */
+ * slots, reads them back, reads three keys of different slots with one
+ * MGET (the client splits it by slot and puts the values back in order),
+ * uses two keys of one hash tag in one MSET/MGET (one slot: one command,
+ * atomic), and exits non-zero if any reply is not what it expects. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +61,28 @@ static void on_get(aredis_client *c, const aredis_reply *r, void *ud)
         next(d);
 }
 
-/* Step 3: two keys of one hash tag: one slot, so one MSET and one MGET. */
+/* Step 3: keys of different slots in one MGET: split per slot by the
+ * client, the values back in the caller's order. */
+static void on_split_mget(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    demo *d = ud;
+    int ok = r->type == AREDIS_REPLY_ARRAY && r->len == 3;
+    for (size_t i = 0; ok && i < 3; i++) {
+        char want[4];
+        snprintf(want, sizeof want, "%zu", i);
+        ok = r->element[i].type == AREDIS_REPLY_STRING &&
+             strcmp(r->element[i].str, want) == 0;
+    }
+    if (!ok)
+        fail(d, "MGET over 3 slots", r);
+    else
+        printf("MGET over 3 slots -> %s %s %s\n", r->element[0].str,
+               r->element[1].str, r->element[2].str);
+    next(d);
+}
+
+/* Step 4: two keys of one hash tag: one slot, so one MSET and one MGET. */
 static void on_mset(aredis_client *c, const aredis_reply *r, void *ud)
 {
     (void)c;
@@ -113,6 +136,11 @@ static void next(demo *d)
         break;
     case 2:
         printf("GET them back: ok\n");
+        aredis_command(c, on_split_mget, d, "MGET %s %s %s",
+                       "example:cluster:0", "example:cluster:1",
+                       "example:cluster:2");
+        break;
+    case 3:
         /* The part between { and } decides the slot. */
         printf("slot of {user:1}:name = %u, of {user:1}:mail = %u\n",
                aredis_cluster_keyslot("{user:1}:name", 13),
@@ -120,7 +148,7 @@ static void next(demo *d)
         aredis_command(c, on_mset, d, "MSET %s %s %s %s", "{user:1}:name",
                        "Ada", "{user:1}:mail", "ada@example.org");
         break;
-    case 3:
+    case 4:
         aredis_command(c, on_mget, d, "MGET %s %s", "{user:1}:name",
                        "{user:1}:mail");
         break;
