@@ -343,7 +343,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     f.cfg.backoff_max_ms = 100;
     f.cfg.connect_timeout_ms = conf2 & 8 ? -1 : 200;
     f.cfg.one_address = (conf2 & 16) != 0;
-    f.cfg.limits.max_bulk_len = conf2 & 32 ? 8 : 0;
+    static const aredis_reader_limits small = {.max_bulk_len = 8};
+    f.cfg.limits = conf2 & 32 ? &small : NULL;
     f.cfg.rand = rand_src;
     f.refill = (conf & 32) != 0;
     if (aredis__conn_init(&f.cn, &f.cfg) != 0)

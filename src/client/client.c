@@ -30,6 +30,8 @@
  * burst's size. */
 #define FREE_CMDS_SLACK 64
 
+const char aredis__held_marker = 0;
+
 static void on_timer(void *arg);
 static void on_tick(void *arg);
 static void schedule(aredis_client *c);
@@ -44,7 +46,8 @@ aredis__cmd *aredis__cmd_new(aredis_client *c)
     if (cmd != NULL) {
         c->free_cmds = aredis__cmd_next(cmd);
         c->nfree_cmds--;
-    } else {
+    } else if ((cmd = aredis__loop_spare_take(c->loop, AREDIS__SPARE_CMD)) ==
+               NULL) {
         cmd = aredis__malloc(sizeof *cmd);
         if (cmd == NULL)
             return NULL;
@@ -75,13 +78,29 @@ void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd)
         aredis__free(cmd);
         return;
     }
+    /* The last of a burst, or of a call: an idle client keeps no record
+     * of its own, the loop keeps a few for whichever client needs one. */
+    if (c->pending == 0) {
+        if (aredis__loop_spare_put(c->loop, AREDIS__SPARE_CMD, cmd,
+                                   aredis__free) != 0)
+            aredis__free(cmd);
+        if (c->scratch.data != NULL && c->scratch.len == 0) {
+            int kept = aredis__loop_spare_block_put(c->loop, c->scratch.data,
+                                                    c->scratch.cap);
+            if (kept < 0)
+                aredis_buf_cleanup(&c->scratch);
+            else if (kept == 0)
+                aredis_buf_init(&c->scratch);
+        }
+        /* The burst may be over: trim from the loop, once the callbacks
+         * of this turn have had the chance to start the next one. */
+        if (c->nfree_cmds > FREE_CMDS_SLACK)
+            schedule(c);
+        return;
+    }
     cmd->cc.next = c->free_cmds != NULL ? &c->free_cmds->cc : NULL;
     c->free_cmds = cmd;
     c->nfree_cmds++;
-    /* The burst may be over: trim from the loop, once the callbacks of
-     * this turn have had the chance to start the next one. */
-    if (c->pending == 0 && c->nfree_cmds > FREE_CMDS_SLACK)
-        schedule(c);
 }
 
 /* Trim the free list after a burst (see FREE_CMDS_SLACK). */
@@ -211,9 +230,11 @@ void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
     aredis__finish(c, cmd, &r);
 }
 
-int aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r)
+int aredis__deliver(aredis_client *c, aredis__cmd *cmd, aredis__node *from,
+                    const aredis_reply *r)
 {
-    if (r->type == AREDIS_REPLY_ERROR && c->topo->vt->redirect(c->topo, cmd, r))
+    if (r->type == AREDIS_REPLY_ERROR &&
+        c->topo->vt->redirect(c->topo, cmd, from, r))
         return 1;
     const aredis_reply *out = r;
     if (cmd->hook != NULL) {
@@ -289,6 +310,8 @@ static void on_timer(void *arg)
         int unsent = 0;
         aredis__link *pooled = NULL;
         if (cmd->flags & AREDIS__CMD_PENDING) {
+            if (t->vt->unwait != NULL)
+                unsent = t->vt->unwait(t, cmd);
             for (aredis__node *n = t->vt->next(t, NULL); n != NULL && !unsent;
                  n = t->vt->next(t, n))
                 unsent = aredis__node_unwait(n, cmd);
@@ -470,6 +493,12 @@ static uint64_t jitter(void *ud)
     return (uint64_t)rand();
 }
 
+static void *spare_block(void *ud, size_t *cap)
+{
+    aredis_client *c = ud;
+    return aredis__loop_spare_block_take(c->loop, cap);
+}
+
 /* Every connection's configuration, borrowed from the client's. */
 static void conn_config(aredis_client *c)
 {
@@ -486,8 +515,10 @@ static void conn_config(aredis_client *c)
         .backoff_max_ms = cfg->reconnect_max_ms,
         .connect_timeout_ms = cfg->connect_timeout_ms,
         .one_address = cfg->path != NULL,
-        .limits = cfg->limits,
+        .limits = &cfg->limits,
         .rand = jitter,
+        .spare_block = spare_block,
+        .spare_ud = c,
     };
 }
 
@@ -549,7 +580,9 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
         aredis__free(c);
         return NULL;
     }
-    aredis__link_connect(aredis__client_main(c));
+    /* A lazy cluster client connects with its first command. */
+    if (!(c->cfg.cluster && c->cfg.cluster_lazy))
+        aredis__link_connect(aredis__client_main(c));
     return c;
 }
 
@@ -689,6 +722,8 @@ static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
     }
     /* Which server: the topology's question, and only its. */
     aredis__node *n = c->topo->vt->route(c->topo, cmd, bytes);
+    if (n == AREDIS__HELD)
+        return 0; /* the topology sends it when it can */
     if (n == NULL) {
         aredis__defer_done(c, cmd, AREDIS_ECLOSED,
                            "no server is known for this command");
@@ -719,6 +754,20 @@ static int encode(aredis_buf *b, const submit_args *sa)
     return aredis_write_argv(b, sa->argc, sa->argv, sa->argvlen);
 }
 
+/* An empty buffer (an idle connection gave its output buffer back, an
+ * idle client its encoding area) grows from a block of the loop's spares
+ * if there is one. */
+static void adopt_block(aredis_client *c, aredis_buf *b)
+{
+    size_t cap;
+    char *p = aredis__loop_spare_block_take(c->loop, &cap);
+    if (p != NULL) {
+        b->data = p;
+        b->cap = cap;
+        b->len = 0;
+    }
+}
+
 /* Submit to the shared link (target NULL) or to a borrowed one. */
 static int submit(aredis_client *c, aredis__link *target,
                   const aredis_cmd_opts *o, aredis_reply_cb cb, void *ud,
@@ -739,6 +788,8 @@ static int submit(aredis_client *c, aredis__link *target,
     int direct = target == NULL && sa->bytes == NULL && sole != NULL &&
                  sole->main.conn.state == AREDIS__ST_READY;
     aredis_buf *b = direct ? &sole->main.conn.out : &c->scratch;
+    if (b->data == NULL) /* an idle client's or connection's, given back */
+        adopt_block(c, b);
     size_t start = b->len;
     int e = encode(b, sa);
     if (e != 0) {

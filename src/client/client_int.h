@@ -27,7 +27,8 @@ typedef struct aredis__topology aredis__topology;
 enum {
     AREDIS__CMD_DONE = 1 << 0,     /* its callback has run or is scheduled */
     AREDIS__CMD_BLOCKING = 1 << 1, /* goes to an exclusive connection */
-    AREDIS__CMD_PENDING = 1 << 2,  /* waiting for an exclusive connection */
+    AREDIS__CMD_PENDING = 1 << 2,  /* waiting for an exclusive connection,
+                                    * or held by the topology */
     AREDIS__CMD_RETRY = AREDIS__CC_RETRY,         /* may be re-sent after a lost
                                                    * connection */
     AREDIS__CMD_NO_RESEND = AREDIS__CC_NO_RESEND, /* fail rather than
@@ -67,12 +68,15 @@ struct aredis__cmd {
     union {
         aredis__link *link; /* the link whose connection holds it, or NULL */
         int64_t wait_until; /* AREDIS__CMD_PENDING: waiting for an exclusive
-                             * connection until then */
+                             * connection until then (or, held by the
+                             * topology, its own use) */
     };
     uint32_t timeout_ms; /* what the deadline was computed from, capped */
     uint8_t flags;       /* AREDIS__CMD_* */
     uint8_t norm;        /* built-in RESP2 -> RESP3 reshaping, see client */
     uint8_t redirects;   /* cluster redirects followed so far */
+    uint8_t retries;     /* cluster retries (TRYAGAIN, CLUSTERDOWN, a node
+                          * lost) so far */
 };
 
 /* The bookkeeping a command in flight costs, its bytes aside. */
@@ -224,8 +228,10 @@ void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
                           const char *msg);
 /* Deliver a server reply through the command's hook or normalisation.
  * Returns 1 when the topology took the command back instead (a redirect:
- * it is not completed and no longer the caller's), else 0. */
-int aredis__deliver(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
+ * it is not completed and no longer the caller's), else 0. from is the
+ * node that answered. */
+int aredis__deliver(aredis_client *c, aredis__cmd *cmd, aredis__node *from,
+                    const aredis_reply *r);
 /* Complete from the loop, later (inside API calls). */
 void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
                         const char *msg);

@@ -7,16 +7,23 @@
  *
  * In the steady state a call allocates nothing: the waiter lives in the
  * handle, and the owned reply's block is recycled by aredis_reply_free().
- * It makes four system calls: a wait of 0 ms first (the loop looks for
- * events before the flush runs, so a connection the server closed while
- * the program did something else is noticed before the command is written
- * into it, and the command is re-sent instead of failing "outcome
- * unknown"), the write, the wait, the read. */
+ * It makes two system calls, the write and a blocking read: the private
+ * loop writes before it looks at the socket (write first), and when the
+ * connection is all it waits for it waits inside the read (the
+ * transport's read_wait, the socket in blocking mode with SO_RCVTIMEO for
+ * a deadline) instead of polling first. A connection the server closed
+ * while the program did something else is then found after the write; the
+ * server's FIN carries how much of the stream it had acknowledged
+ * (TCP_INFO), and a command beyond that never reached it, so it is sent
+ * again on a new connection (a Unix socket refuses the write itself).
+ * With TLS neither holds, and the loop keeps its order: a look (a wait of
+ * 0 ms) before the write. docs/internals/client.md tells the whole story. */
 #include <stdio.h>
 #include <string.h>
 
 #include "aredis/error.h"
 #include "aredis/loop.h"
+#include "client/client_int.h"
 #include "client/sync_int.h"
 #include "loop/loop.h"
 #include "util/alloc.h"
@@ -165,6 +172,18 @@ aredis_sync *aredis_sync_connect(const aredis_options *opts, aredis_status *st)
         aredis__free(s);
         return NULL;
     }
+    /* Before the first connect (nothing runs until the loop does). TLS
+     * has neither a blocking read nor the evidence that lets a write go
+     * first (sync.c's header). */
+    aredis__config *cfg = &s->client->cfg;
+    if (!cfg->tls && !cfg->sentinel_tls) {
+        cfg->blocking_reads = 1;
+        aredis__loop_set_write_first(s->loop, 1);
+    }
+    /* The private loop runs only while a call waits, so a command another
+     * thread submits waits for a call anyway; it may as well wait for the
+     * reply the blocking read is waiting for. */
+    aredis__loop_wake_set_passive(s->loop, s->client->ts_wake, 1);
     /* A PING proves the connection and the handshake. */
     aredis_reply *r = aredis_sync_command(s, "PING");
     if (r == NULL || r->type == AREDIS_REPLY_ERROR) {

@@ -45,8 +45,8 @@ int aredis__conn_init(aredis__conn *cn, const aredis__conn_config *cfg)
     cn->cfg = cfg;
     aredis_buf_init(&cn->out);
     aredis_buf_init(&cn->pend_out);
-    cn->rd = aredis_reader_new(&cfg->limits);
-    return cn->rd != NULL ? 0 : AREDIS_ENOMEM;
+    /* The reader comes with the first bytes (aredis__conn_in_buf). */
+    return 0;
 }
 
 static void free_internal(aredis__conn_cmd *cmd)
@@ -255,7 +255,13 @@ void aredis__conn_wrote(aredis__conn *cn, size_t n)
 {
     cn->out_pos += n;
     cn->written += n;
-    if (cn->out_pos == cn->out.len) {
+    if (cn->out_pos == cn->out.len && cn->keep_sent) {
+        /* Everything written: keep this write's bytes, drop the older. */
+        if (cn->out.len > n)
+            memmove(cn->out.data, cn->out.data + cn->out.len - n, n);
+        cn->out.len = cn->out_pos = n;
+        cn->base = cn->written - n;
+    } else if (cn->out_pos == cn->out.len) {
         cn->out_pos = 0;
         cn->out.len = 0;
         cn->base = cn->written;
@@ -288,12 +294,13 @@ static aredis__conn_cmd *take_inflight(aredis__conn *cn)
 /* Forget the previous stream for a new transport. 0 or AREDIS_ENOMEM. */
 static int new_stream(aredis__conn *cn)
 {
-    /* A reader that saw a protocol error stays failed: start a new one. */
-    aredis_reader *rd = aredis_reader_new(&cn->cfg->limits);
-    if (rd == NULL)
-        return AREDIS_ENOMEM;
-    aredis_reader_free(cn->rd);
-    cn->rd = rd;
+    /* A reader that saw a protocol error stays failed, and one may hold
+     * part of a reply from the old stream: a new one comes with the first
+     * bytes, unless this one holds nothing. */
+    if (cn->rd != NULL && aredis__reader_adopt(cn->rd, cn->cfg->limits) != 0) {
+        aredis_reader_free(cn->rd);
+        cn->rd = NULL;
+    }
     cn->out.len = 0;
     cn->out_pos = 0;
     cn->queued = cn->written = cn->base = cn->heard = 0;
@@ -327,7 +334,12 @@ static void salvage(aredis__conn *cn, int code, const char *why)
     /* On a lent connection nothing is replayed: the sequence the borrower
      * is running (WATCH ... EXEC) does not survive a new one. */
     int replay = !(cn->lent && !cn->keep);
+    /* What reached the server: what was written, unless the close came
+     * with evidence of less. */
     uint64_t written = cn->written;
+    if (cn->have_acked && cn->acked < written)
+        written = cn->acked;
+    cn->have_acked = 0;
     aredis__conn_cmd *inflight = take_inflight(cn);
     char unknown[256];
     snprintf(unknown, sizeof unknown, "connection lost, outcome unknown: %s",
@@ -760,7 +772,8 @@ static void ready(aredis__conn *cn, int64_t now)
      * pending bytes (in `out` now) and the reader's room for the
      * handshake's replies. */
     aredis_buf_cleanup(&cn->pend_out);
-    aredis__reader_trim(cn->rd);
+    if (cn->rd != NULL)
+        aredis__reader_trim(cn->rd);
     event(cn, AREDIS__EV_CONNECTED, 0, 0, 0);
 }
 
@@ -781,6 +794,12 @@ void aredis__conn_timer(aredis__conn *cn, int64_t now)
     }
 }
 
+void aredis__conn_acked(aredis__conn *cn, uint64_t acked)
+{
+    cn->have_acked = 1;
+    cn->acked = acked;
+}
+
 void aredis__conn_closed(aredis__conn *cn, int code, const char *msg,
                          int64_t now)
 {
@@ -789,11 +808,31 @@ void aredis__conn_closed(aredis__conn *cn, int code, const char *msg,
         aredis__conn_open_failed(cn, code, msg, now);
     else if (cn->state >= AREDIS__ST_RESOLVING)
         lost(cn, code, msg, now);
+    cn->have_acked = 0; /* evidence for this close only */
 }
 
 /* ------------------------------------------------------------------------
  * Commands
  * ------------------------------------------------------------------------ */
+
+/* Kept out of aredis__conn_submit(): inlined, it costs the fast path
+ * (bytes already in `out`) instructions it never uses (callgrind). */
+#if defined(__GNUC__)
+#define COLD_PATH __attribute__((noinline))
+#else
+#define COLD_PATH
+#endif
+
+/* Append a command's bytes to the output buffer; an empty one (an idle
+ * connection gave it back) first takes the owner's spare block. */
+COLD_PATH static int append_out(aredis__conn *cn, const char *bytes, size_t len)
+{
+    if (cn->out.data == NULL && cn->cfg->spare_block != NULL &&
+        (cn->out.data =
+             cn->cfg->spare_block(cn->cfg->spare_ud, &cn->out.cap)) == NULL)
+        cn->out.cap = 0;
+    return aredis__buf_append(&cn->out, bytes, len);
+}
 
 int aredis__conn_submit(aredis__conn *cn, aredis__conn_cmd *cmd,
                         const char *bytes, int64_t now)
@@ -807,7 +846,7 @@ int aredis__conn_submit(aredis__conn *cn, aredis__conn_cmd *cmd,
         return 0;
     }
     if (cn->state == AREDIS__ST_READY) {
-        if (bytes != NULL && aredis__buf_append(&cn->out, bytes, cmd->len) != 0)
+        if (bytes != NULL && append_out(cn, bytes, cmd->len) != 0)
             return AREDIS_ENOMEM;
         enqueue(cn, cmd);
         return 0;
@@ -853,6 +892,11 @@ void aredis__conn_abort(aredis__conn *cn, int code, const char *msg)
     cn->out.len = cn->out_pos = 0;
 }
 
+aredis__conn_cmd *aredis__conn_take_pending(aredis__conn *cn)
+{
+    return take_pending(cn);
+}
+
 aredis__conn_cmd *aredis__conn_take_all(aredis__conn *cn)
 {
     aredis__conn_cmd *head = cn->done_head, **tail = &head;
@@ -881,8 +925,51 @@ aredis__conn_cmd *aredis__conn_take_all(aredis__conn *cn)
  * Input
  * ------------------------------------------------------------------------ */
 
+aredis_reader *aredis__conn_take_reader(aredis__conn *cn)
+{
+    aredis_reader *rd = cn->rd;
+    if (rd == NULL || cn->state != AREDIS__ST_READY || !aredis__conn_idle(cn) ||
+        aredis__reader_adopt(rd, cn->cfg->limits) != 0)
+        return NULL;
+    cn->rd = NULL;
+    return rd;
+}
+
+int aredis__conn_take_out(aredis__conn *cn, aredis_buf *out)
+{
+    if (cn->out.data == NULL || cn->state != AREDIS__ST_READY ||
+        !aredis__conn_idle(cn) || cn->out_pos != cn->out.len)
+        return -1;
+    *out = cn->out;
+    aredis_buf_init(&cn->out);
+    cn->out_pos = 0;
+    cn->base = cn->written;
+    return 0;
+}
+
+void aredis__conn_put_out(aredis__conn *cn, aredis_buf *out)
+{
+    cn->out = *out;
+    cn->out.len = 0;
+    cn->out_pos = 0;
+}
+
+int aredis__conn_give_reader(aredis__conn *cn, aredis_reader *rd)
+{
+    if (cn->rd != NULL || aredis__reader_adopt(rd, cn->cfg->limits) != 0)
+        return -1;
+    cn->rd = rd;
+    return 0;
+}
+
 char *aredis__conn_in_buf(aredis__conn *cn, size_t *avail)
 {
+    if (cn->rd == NULL &&
+        (cn->rd = aredis_reader_new(cn->cfg->limits)) == NULL) {
+        if (cn->state >= AREDIS__ST_HANDSHAKE)
+            lost(cn, AREDIS_ENOMEM, "out of memory for a reader", cn->now);
+        return NULL;
+    }
     char *p = aredis_reader_prepare(cn->rd, 0, avail);
     if (p == NULL && cn->state >= AREDIS__ST_HANDSHAKE) {
         char msg[192];
@@ -909,7 +996,7 @@ void aredis__conn_in_commit(aredis__conn *cn, size_t n, int64_t now)
  * loss): the queues may hold actions now. */
 static int next_reply(aredis__conn *cn, aredis__conn_action *a)
 {
-    if (cn->state >= AREDIS__ST_HANDSHAKE) {
+    if (cn->state >= AREDIS__ST_HANDSHAKE && cn->rd != NULL) {
         const aredis_reply *r;
         int e = aredis_reader_get_reply(cn->rd, &r);
         if (e == 0)

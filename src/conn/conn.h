@@ -105,10 +105,15 @@ typedef struct aredis__conn_config {
     int64_t backoff_max_ms;     /* cap of the doubling */
     int64_t connect_timeout_ms; /* < 0: none */
     int one_address;            /* a unix socket: open address 0, no lookup */
-    aredis_reader_limits limits;
+    const aredis_reader_limits *limits; /* NULL: the reader's defaults */
     /* The jitter's random source: a uniform 64-bit value. */
     uint64_t (*rand)(void *ud);
     void *rand_ud;
+    /* Optional: a block (aredis__malloc'd, *cap bytes, now the
+     * connection's) for an empty output buffer to grow from, or NULL. An
+     * idle connection gives its buffer back (aredis__conn_take_out). */
+    void *(*spare_block)(void *ud, size_t *cap);
+    void *spare_ud;
 } aredis__conn_config;
 
 /* Actions (aredis__conn_poll). */
@@ -186,6 +191,14 @@ typedef struct aredis__conn {
     int broken;    /* a lent connection was lost: commands fail until it is
                     * given back */
     int raw_push;  /* RESP2 pub/sub: every reply is a message */
+    /* The bytes of the latest write stay at the front of `out` until the
+     * next one, so that a close proving them undelivered
+     * (aredis__conn_acked) finds them to send again. */
+    int keep_sent;
+    /* aredis__conn_acked() before this loss: only `acked` bytes of the
+     * stream reached the server. */
+    int have_acked;
+    uint64_t acked;
     /* Steps every handshake ends with, after SELECT and before any queued
      * command, one at a time; a refusal fails the handshake like any
      * step's. Borrowed: the owner keeps the array valid while it is set
@@ -239,6 +252,13 @@ void aredis__conn_opened(aredis__conn *cn, int64_t now);
 /* The transport failed or the server closed it. */
 void aredis__conn_closed(aredis__conn *cn, int code, const char *msg,
                          int64_t now);
+/* Evidence for the close about to be reported with aredis__conn_closed():
+ * the server closed (its FIN arrived) having acknowledged only `acked`
+ * bytes of the stream. A command whose last byte lies beyond never
+ * reached the server, so it is sent again like one never written (its
+ * bytes are found with keep_sent). The count may only overstate what was
+ * received (then fewer commands are re-sent), never understate it. */
+void aredis__conn_acked(aredis__conn *cn, uint64_t acked);
 /* The timer (aredis__conn_deadline) fired. */
 void aredis__conn_timer(aredis__conn *cn, int64_t now);
 
@@ -255,9 +275,30 @@ int aredis__conn_submit(aredis__conn *cn, aredis__conn_cmd *cmd,
 int aredis__conn_cancel(aredis__conn *cn, aredis__conn_cmd *cmd);
 /* Close and fail everything with code/msg (COMPLETE actions). */
 void aredis__conn_abort(aredis__conn *cn, int code, const char *msg);
+/* Detach the commands waiting for the connection to be ready, with
+ * nothing else changed (their bytes are the owner's copies: a topology
+ * sending them to another server keeps every command's bytes). */
+aredis__conn_cmd *aredis__conn_take_pending(aredis__conn *cn);
 /* Detach every command the connection holds (pending, in flight, done);
  * handshake steps are freed. For the owner's final cleanup. */
 aredis__conn_cmd *aredis__conn_take_all(aredis__conn *cn);
+
+/* The reader of an idle ready connection that holds nothing, now the
+ * caller's (the connection makes or is given another with its next
+ * bytes), or NULL. */
+aredis_reader *aredis__conn_take_reader(aredis__conn *cn);
+/* The output buffer of an idle ready connection with nothing to write,
+ * moved to *out (the connection's is then empty, and grows again with
+ * the next bytes): 0, or -1 when it is not idle or has no buffer. */
+int aredis__conn_take_out(aredis__conn *cn, aredis_buf *out);
+/* Give it back (the caller could not place it): the connection must be
+ * as aredis__conn_take_out() left it. */
+void aredis__conn_put_out(aredis__conn *cn, aredis_buf *out);
+
+/* Give a connection without a reader one that holds nothing (from
+ * aredis__conn_take_reader() of this or another connection): 0, or -1
+ * (rd stays the caller's). */
+int aredis__conn_give_reader(aredis__conn *cn, aredis_reader *rd);
 
 /* Where the transport should read to: NULL when the reply being read has
  * outgrown the limits, in which case the connection is lost (ETOOBIG).

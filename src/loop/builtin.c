@@ -50,6 +50,7 @@ typedef struct bio {
     struct bio *dead_next;
     aredis_io_cb cb;
     void *arg;
+    aredis__io_wait_cb wait; /* its own wait, or NULL (loop.h) */
 } bio;
 
 typedef struct btimer {
@@ -66,6 +67,7 @@ typedef struct bwake {
     node link; /* in b->wakes while started (and until reaped) */
     atomic_int pending;
     int stopped; /* as for bio: stopped in a batch, freed after it */
+    int passive; /* aredis__loop_wake_set_passive() */
     struct bwake *dead_next;
     aredis_event_cb cb;
     void *arg;
@@ -103,8 +105,10 @@ struct aredis__builtin {
     bio **pws;
 
     node ios, timers, wakes;
-    size_t nactive; /* watchers with a nonzero interest */
-    size_t nwakes;  /* started wake sources */
+    size_t nactive;  /* watchers with a nonzero interest */
+    size_t nwaits;   /* started watchers with their own wait */
+    size_t nwakes;   /* started wake sources */
+    size_t npassive; /* ... of which passive ones */
 
     aredis__heap timers_heap; /* armed timers */
     size_t ntimers;           /* started timers */
@@ -426,6 +430,8 @@ static void io_stop(void *impl, void *handle)
         w->interest = 0;
     }
     list_remove(&w->link);
+    if (w->wait != NULL)
+        b->nwaits--;
     if (b->in_batch) {
         w->stopped = 1;
         w->dead_next = b->io_dead;
@@ -598,6 +604,7 @@ static void wake_stop(void *impl, void *handle)
     aredis__builtin *b = impl;
     bwake *w = handle;
     b->nwakes--;
+    b->npassive -= w->passive != 0;
     if (b->in_batch) {
         w->stopped = 1;
         w->dead_next = b->wake_dead;
@@ -674,9 +681,55 @@ static int wait_timeout(const aredis__builtin *b, int timeout_ms)
     return d > INT_MAX ? INT_MAX : (int)d;
 }
 
+void aredis__builtin_io_set_wait(aredis__builtin *b, void *handle,
+                                 aredis__io_wait_cb cb)
+{
+    bio *w = handle;
+    b->nwaits -= w->wait != NULL;
+    b->nwaits += cb != NULL;
+    w->wait = cb;
+}
+
+void aredis__builtin_wake_set_passive(aredis__builtin *b, void *handle, int on)
+{
+    bwake *w = handle;
+    on = on != 0;
+    b->npassive += (size_t)on - (size_t)w->passive;
+    w->passive = on;
+}
+
+/* The watcher whose own wait may replace the backend's: the only one
+ * with an interest, reading only, while no wake source that may not wait
+ * could end a wait, and none is signalled already. */
+static bio *sole_waiter(aredis__builtin *b)
+{
+    if (b->nwaits == 0 || b->nactive != 1 || b->nwakes != b->npassive ||
+        atomic_load(&b->signalled))
+        return NULL;
+    for (node *n = b->ios.next; n != &b->ios; n = n->next) {
+        bio *w = (bio *)n;
+        if (w->interest != 0)
+            return w->interest == AREDIS_EV_READ && w->wait != NULL ? w : NULL;
+    }
+    return NULL;
+}
+
 int aredis__builtin_poll(aredis__builtin *b, int timeout_ms)
 {
-    int n = b->be->wait(b, wait_timeout(b, timeout_ms));
+    int timeout = wait_timeout(b, timeout_ms);
+    bio *sole = timeout != 0 ? sole_waiter(b) : NULL;
+    if (sole != NULL) {
+        b->in_batch = 1;
+        int r = sole->wait(sole->arg, timeout);
+        if (r >= 0) {
+            run_timers(b);
+            b->in_batch = 0;
+            reap(b);
+            return 0;
+        }
+        b->in_batch = 0;
+    }
+    int n = b->be->wait(b, timeout);
     if (n < 0)
         return n;
     b->in_batch = 1;

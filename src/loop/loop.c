@@ -20,6 +20,11 @@
  * still queued is dropped without being run. */
 #define FREE_DRAIN_ROUNDS 1000
 
+/* Spare objects kept per kind (aredis__loop_spare_put), and the largest
+ * spare block kept. */
+#define SPARE_MAX 8
+#define SPARE_BLOCK_MAX 4096
+
 struct aredis_loop {
     aredis_loop_ops ops;
     void *impl;
@@ -45,11 +50,23 @@ struct aredis_loop {
     void *data;
     void (*data_free)(void *);
 
+    struct {
+        void *obj[SPARE_MAX];
+        void (*free_fn)(void *);
+        int n;
+    } spare[AREDIS__SPARE_KINDS];
+    struct {
+        void *p;
+        size_t cap;
+    } blocks[SPARE_MAX];
+    int nblocks;
+
     /* > 0 while inside aredis_loop_run/run_once or a drain: what runs then
      * is a callback, which may neither re-enter the loop (AREDIS_EBUSY)
      * nor free it at once (free_pending defers that to the outermost
      * frame). */
     int depth;
+    int write_first; /* aredis__loop_set_write_first() */
     int stop_requested;
     int free_pending;
 
@@ -156,6 +173,51 @@ static void drain(aredis_loop *l)
     }
 }
 
+/* ---- spare objects ---------------------------------------------------- */
+
+void *aredis__loop_spare_take(aredis_loop *l, int kind)
+{
+    return l->spare[kind].n > 0 ? l->spare[kind].obj[--l->spare[kind].n] : NULL;
+}
+
+int aredis__loop_spare_put(aredis_loop *l, int kind, void *obj,
+                           void (*free_fn)(void *))
+{
+    if (l->spare[kind].n == SPARE_MAX)
+        return -1;
+    l->spare[kind].obj[l->spare[kind].n++] = obj;
+    l->spare[kind].free_fn = free_fn;
+    return 0;
+}
+
+void *aredis__loop_spare_block_take(aredis_loop *l, size_t *cap)
+{
+    if (l->nblocks == 0)
+        return NULL;
+    /* The largest: a connection's output buffer and a client's encoding
+     * area share the cache, and the smaller would only grow again. */
+    int best = 0;
+    for (int i = 1; i < l->nblocks; i++)
+        if (l->blocks[i].cap > l->blocks[best].cap)
+            best = i;
+    void *p = l->blocks[best].p;
+    *cap = l->blocks[best].cap;
+    l->blocks[best] = l->blocks[--l->nblocks];
+    return p;
+}
+
+int aredis__loop_spare_block_put(aredis_loop *l, void *block, size_t cap)
+{
+    if (cap > SPARE_BLOCK_MAX)
+        return 1;
+    if (l->nblocks == SPARE_MAX)
+        return -1;
+    l->blocks[l->nblocks].p = block;
+    l->blocks[l->nblocks].cap = cap;
+    l->nblocks++;
+    return 0;
+}
+
 /* ---- creation and destruction ----------------------------------------- */
 
 static void loop_destroy(aredis_loop *l)
@@ -173,6 +235,12 @@ static void loop_destroy(aredis_loop *l)
         d->queued = 0;
     }
     list_init(&l->queue);
+    /* After the drains: a final release may have given objects back. */
+    for (int k = 0; k < AREDIS__SPARE_KINDS; k++)
+        while (l->spare[k].n > 0)
+            l->spare[k].free_fn(l->spare[k].obj[--l->spare[k].n]);
+    while (l->nblocks > 0)
+        aredis__free(l->blocks[--l->nblocks].p);
     if (l->drain_timer != NULL) {
         l->ops.timer_stop(l->impl, l->drain_timer);
         l->drain_timer = NULL;
@@ -273,10 +341,19 @@ void aredis_loop_free(aredis_loop *l)
  * and either `for_run` is set (run() is about to return) or no wake source
  * is started (nothing could end the wait but the timeout). An idle
  * run_once() with a wake source does wait: that is how a caller waits for
- * a name resolution or a submission from another thread without spinning. */
+ * a name resolution or a submission from another thread without spinning.
+ * On a write-first loop, queued calls are drained instead of waiting, and
+ * that is the whole iteration. */
 static int loop_iterate(aredis_loop *l, int timeout_ms, int for_run)
 {
     aredis__builtin *b = l->impl;
+    /* Write first: the deferred calls (the writes among them) make a turn
+     * of their own, so that the caller sees what they completed before
+     * the loop waits. */
+    if (l->write_first && !list_empty(&l->queue)) {
+        drain(l);
+        return aredis__builtin_alive(b) || !list_empty(&l->queue);
+    }
     int idle = !aredis__builtin_alive(b);
     if (!list_empty(&l->queue) ||
         (idle && (for_run || !aredis__builtin_wakeable(b))))
@@ -335,6 +412,26 @@ int aredis_loop_run(aredis_loop *l)
 void aredis_loop_stop(aredis_loop *l)
 {
     l->stop_requested = 1;
+}
+
+int aredis__loop_io_set_wait(aredis_loop *l, void *handle,
+                             aredis__io_wait_cb cb)
+{
+    if (!l->is_builtin)
+        return AREDIS_ENOTSUP;
+    aredis__builtin_io_set_wait(l->impl, handle, cb);
+    return 0;
+}
+
+void aredis__loop_wake_set_passive(aredis_loop *l, void *handle, int on)
+{
+    if (l->is_builtin && handle != NULL)
+        aredis__builtin_wake_set_passive(l->impl, handle, on);
+}
+
+void aredis__loop_set_write_first(aredis_loop *l, int on)
+{
+    l->write_first = l->is_builtin && on;
 }
 
 /* ---- user data -------------------------------------------------------- */

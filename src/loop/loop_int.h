@@ -31,6 +31,15 @@ int aredis__builtin_new(int force_poll, aredis__builtin **out);
  * when the system's wait call fails (never for EINTR). */
 int aredis__builtin_poll(aredis__builtin *b, int timeout_ms);
 
+/* Set or clear (NULL) a watcher's own wait (loop.h,
+ * aredis__loop_io_set_wait). */
+void aredis__builtin_io_set_wait(aredis__builtin *b, void *handle,
+                                 aredis__io_wait_cb cb);
+
+/* Mark a wake source passive or not (loop.h,
+ * aredis__loop_wake_set_passive). */
+void aredis__builtin_wake_set_passive(aredis__builtin *b, void *handle, int on);
+
 /* 1 when a watcher has a nonzero interest or a timer is armed. Wake
  * sources do not count: they cannot be told from "nothing left to do". */
 int aredis__builtin_alive(const aredis__builtin *b);

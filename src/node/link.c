@@ -26,6 +26,7 @@
 #include "util/alloc.h"
 
 static void on_io(void *arg, int events);
+static int on_wait(void *arg, int timeout_ms);
 static void on_service(void *arg);
 static void service(aredis__link *l);
 
@@ -37,6 +38,8 @@ int aredis__link_init(aredis__link *l, aredis__node *n, int exclusive)
     l->exclusive = exclusive;
     int e = aredis__conn_init(&l->conn, &n->c->conn_cfg);
     l->conn.exclusive = exclusive;
+    l->conn.extra = n->steps;
+    l->conn.nextra = n->nsteps;
     return e;
 }
 
@@ -122,6 +125,14 @@ void aredis__link_connect(aredis__link *l)
     policy(l);
     aredis__conn_connect(&l->conn, aredis__now_ms());
     want_service(l);
+}
+
+aredis__cmd *aredis__link_take_pending(aredis__link *l)
+{
+    aredis__conn_cmd *cc = aredis__conn_take_pending(&l->conn);
+    for (aredis__conn_cmd *q = cc; q != NULL; q = q->next)
+        aredis__cmd_of(q)->link = NULL;
+    return aredis__cmd_of(cc);
 }
 
 aredis__cmd *aredis__link_take_all(aredis__link *l)
@@ -295,7 +306,13 @@ static void open_address(aredis__link *l, size_t i)
         aredis__transport_connect(&c->cfg, sa, len, &tp, err, sizeof err);
     if (code == 0) {
         l->tp = tp;
+        /* The blocking facade writes before it looks at the socket: a
+         * close found after a write is classified by evidence (got()). */
+        l->conn.keep_sent = c->cfg.blocking_reads;
         code = aredis__loop_io_start(c->loop, tp->fd, on_io, l, &l->io);
+        /* A custom loop has no use for the transport's own wait. */
+        if (code == 0 && c->cfg.blocking_reads && tp->vt->read_wait != NULL)
+            (void)aredis__loop_io_set_wait(c->loop, l->io, on_wait);
         if (code == 0) {
             l->io_events = AREDIS_EV_WRITE;
             code = aredis__loop_io_update(c->loop, l->io, AREDIS_EV_WRITE);
@@ -319,7 +336,7 @@ static void complete(aredis__link *l, const aredis__conn_action *a)
      * failure) is dropped. */
     if (!(cmd->flags & AREDIS__CMD_DONE)) {
         if (a->reply != NULL) {
-            if (aredis__deliver(c, cmd, a->reply))
+            if (aredis__deliver(c, cmd, l->node, a->reply))
                 return; /* taken back (a redirect): not ours any more */
         } else if (a->code != 0) {
             aredis__finish_error(c, cmd, a->code, a->msg);
@@ -409,6 +426,46 @@ static void take(aredis__link *l, const aredis__conn_action *a)
     }
 }
 
+static void free_reader(void *rd)
+{
+    aredis_reader_free(rd);
+}
+
+/* An idle connection holds no reader and no output buffer: they go to
+ * the loop's spares (or are freed), and the next bytes take from there. A
+ * program running one command at a time so allocates nothing per
+ * command, and a thousand idle connections hold no reader at all. */
+static void shed_idle(aredis__link *l)
+{
+    aredis_reader *rd = aredis__conn_take_reader(&l->conn);
+    if (rd != NULL && aredis__loop_spare_put(l->c->loop, AREDIS__SPARE_READER,
+                                             rd, free_reader) != 0)
+        aredis_reader_free(rd);
+    /* The output buffer too: the next command's bytes take a block from
+     * the loop's spares (the client's submit). */
+    aredis_buf out;
+    if (aredis__conn_take_out(&l->conn, &out) != 0)
+        return;
+    int kept = aredis__loop_spare_block_put(l->c->loop, out.data, out.cap);
+    if (kept > 0) /* a burst's: kept for the next one */
+        aredis__conn_put_out(&l->conn, &out);
+    else if (kept < 0)
+        aredis_buf_cleanup(&out);
+}
+
+/* Where the next bytes go, with a reader from the loop's spares if the
+ * connection has none. */
+static char *in_buf(aredis__link *l, size_t *avail)
+{
+    if (l->conn.rd == NULL) {
+        aredis_reader *rd =
+            aredis__loop_spare_take(l->c->loop, AREDIS__SPARE_READER);
+        if (rd != NULL && aredis__conn_give_reader(&l->conn, rd) != 0)
+            aredis_reader_free(rd);
+    }
+    return aredis__conn_in_buf(&l->conn, avail);
+}
+
 /* Take every action the connection has, then write what it queued; again
  * if writing failed. Loop context only. */
 static void service(aredis__link *l)
@@ -428,44 +485,82 @@ static void service(aredis__link *l)
             break;
     }
     l->draining = 0;
-    if (!c->freeing)
-        aredis__rearm(c);
+    if (c->freeing)
+        return;
+    if (aredis__conn_idle(&l->conn))
+        shed_idle(l);
+    aredis__rearm(c);
 }
 
 /* ------------------------------------------------------------------------
  * Loop events
  * ------------------------------------------------------------------------ */
 
+/* What a read of `avail` bytes returned: n bytes, the end of the stream,
+ * or an error. Returns 1 when more may be waiting (the buffer was
+ * filled). */
+static int got(aredis__link *l, ssize_t n, size_t avail)
+{
+    if (n > 0) {
+        aredis__conn_in_commit(&l->conn, (size_t)n, aredis__now_ms());
+        /* Replies are taken as they come, so the reader holds one read's
+         * worth, not everything the socket has. */
+        service(l);
+        return !l->c->freeing && (size_t)n == avail;
+    }
+    if (n == 0) {
+        /* The server's FIN: what it had not acknowledged by then never
+         * reached it. The blocking facade, which writes before it looks,
+         * relies on this to send a command written after the close
+         * again. */
+        uint64_t acked;
+        if (l->conn.keep_sent && l->tp->vt->acked != NULL &&
+            l->tp->vt->acked(l->tp, &acked) == 0)
+            aredis__conn_acked(&l->conn, acked);
+        aredis__conn_closed(&l->conn, AREDIS_ECLOSED,
+                            "server closed the connection", aredis__now_ms());
+        return 0;
+    }
+    if (n == AREDIS__WANT_WRITE)
+        set_interest(l, AREDIS_EV_READ | AREDIS_EV_WRITE);
+    else if (n != AREDIS__WANT_READ)
+        aredis__conn_closed(&l->conn, (int)n, l->tp->errmsg, aredis__now_ms());
+    return 0;
+}
+
 static void do_read(aredis__link *l)
 {
     while (l->tp != NULL && l->conn.state >= AREDIS__ST_HANDSHAKE) {
         size_t avail = 0;
-        char *buf = aredis__conn_in_buf(&l->conn, &avail);
+        char *buf = in_buf(l, &avail);
         if (buf == NULL)
             return; /* the reply outgrew the limits: the conn was lost */
-        ssize_t n = l->tp->vt->read(l->tp, buf, avail);
-        if (n > 0) {
-            aredis__conn_in_commit(&l->conn, (size_t)n, aredis__now_ms());
-            /* Replies are taken as they come, so the reader holds one
-             * read's worth, not everything the socket has. */
-            service(l);
-            if (l->c->freeing || (size_t)n < avail)
-                return;
-            continue;
-        }
-        if (n == 0) {
-            aredis__conn_closed(&l->conn, AREDIS_ECLOSED,
-                                "server closed the connection",
-                                aredis__now_ms());
+        if (!got(l, l->tp->vt->read(l->tp, buf, avail), avail))
             return;
-        }
-        if (n == AREDIS__WANT_WRITE)
-            set_interest(l, AREDIS_EV_READ | AREDIS_EV_WRITE);
-        else if (n != AREDIS__WANT_READ)
-            aredis__conn_closed(&l->conn, (int)n, l->tp->errmsg,
-                                aredis__now_ms());
-        return;
     }
+}
+
+/* The loop's wait, when this link is all it waits for (loop.h): one
+ * blocking read instead of a poll and a read. */
+static int on_wait(void *arg, int timeout_ms)
+{
+    aredis__link *l = arg;
+    if (l->c->freeing || l->tp == NULL || l->conn.state < AREDIS__ST_HANDSHAKE)
+        return -1;
+    policy(l);
+    size_t avail = 0;
+    char *buf = in_buf(l, &avail);
+    if (buf != NULL) {
+        ssize_t n = l->tp->vt->read_wait(l->tp, buf, avail, timeout_ms);
+        if (n == AREDIS_ENOTSUP)
+            return -1;
+        if (n == AREDIS__WANT_READ)
+            return 0;
+        if (got(l, n, avail))
+            do_read(l);
+    }
+    service(l);
+    return 1;
 }
 
 static void on_io(void *arg, int events)

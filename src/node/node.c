@@ -25,6 +25,19 @@ int aredis__node_init(aredis__node *n, aredis_client *c, const char *host,
     return e;
 }
 
+void aredis__node_set_steps(aredis__node *n, const aredis__conn_step *steps,
+                            size_t nsteps)
+{
+    n->steps = steps;
+    n->nsteps = nsteps;
+    n->main.conn.extra = steps;
+    n->main.conn.nextra = nsteps;
+    for (aredis__link *l = n->pool; l != NULL; l = l->pool_next) {
+        l->conn.extra = steps;
+        l->conn.nextra = nsteps;
+    }
+}
+
 void aredis__node_cleanup(aredis__node *n)
 {
     aredis__cancel_list(n->c, aredis__link_take_all(&n->main));

@@ -62,6 +62,11 @@ struct aredis__node {
     char *host; /* NULL: the client's unix socket */
     int port;
     int role;
+    /* Handshake steps every connection to it ends with (a cluster
+     * replica's READONLY), replayed on every reconnect; borrowed, set with
+     * aredis__node_set_steps(). */
+    const aredis__conn_step *steps;
+    size_t nsteps;
     aredis__link main; /* the shared connection */
 
     /* Exclusive connections. */
@@ -79,6 +84,10 @@ struct aredis__node {
  * copied. 0 or AREDIS_ENOMEM (then nothing to clean up). */
 int aredis__node_init(aredis__node *n, aredis_client *c, const char *host,
                       int port);
+/* Set the handshake steps of its connections (n->steps): the shared one
+ * and the pooled ones take them at their next connect. */
+void aredis__node_set_steps(aredis__node *n, const aredis__conn_step *steps,
+                            size_t nsteps);
 /* Cancel what it still holds (ECANCELED, "client freed") and free it all. */
 void aredis__node_cleanup(aredis__node *n);
 /* The client's timer fired: connect deadlines, backoff, the pool. */
@@ -121,6 +130,10 @@ void aredis__link_timer(aredis__link *l, int64_t now);
 /* Close the transport and detach every command the link holds (pending,
  * in flight, decided); the link is idle afterwards. */
 aredis__cmd *aredis__link_take_all(aredis__link *l);
+/* Detach the commands waiting for the connection to be ready (never
+ * written, or written before and safe to send again: see conn.h); the
+ * connection goes on as it was. For a topology that sends them elsewhere. */
+aredis__cmd *aredis__link_take_pending(aredis__link *l);
 
 /* ---- pool.c: exclusive connections -------------------------------------- */
 
@@ -128,6 +141,9 @@ void aredis__pool_route(aredis__node *n, aredis__cmd *cmd, const char *bytes);
 /* A link finished its work (or failed): give it to a waiter or idle it. */
 void aredis__pool_link_idle(aredis__link *l);
 void aredis__pool_timer(aredis__node *n, int64_t now);
+/* Close the idle exclusive connections now (the server left: a cluster
+ * node dropped from the map); busy and lent ones are left to finish. */
+void aredis__pool_close_idle(aredis__node *n);
 int64_t aredis__pool_next_deadline(const aredis__node *n);
 void aredis__pool_free_all(aredis__node *n);
 /* Remove a command waiting for an exclusive link; 1 if it was waiting. */

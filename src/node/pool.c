@@ -274,6 +274,17 @@ void aredis__pool_link_idle(aredis__link *l)
     }
 }
 
+void aredis__pool_close_idle(aredis__node *n)
+{
+    aredis__link *l = n->pool;
+    while (l != NULL) {
+        aredis__link *next = l->pool_next;
+        if (is_free(l))
+            destroy_link(n, l, AREDIS_ECANCELED, "idle connection closed");
+        l = next;
+    }
+}
+
 void aredis__pool_timer(aredis__node *n, int64_t now)
 {
     aredis_client *c = n->c;

@@ -1015,11 +1015,10 @@ static int ensure_space(aredis_reader *rd, size_t extra)
     return 0;
 }
 
-aredis_reader *aredis_reader_new(const aredis_reader_limits *limits)
+/* The limits given, with the defaults for zero members. */
+static void set_limits(aredis_reader *rd, const aredis_reader_limits *limits)
 {
-    aredis_reader *rd = aredis__calloc(1, sizeof *rd);
-    if (rd == NULL)
-        return NULL;
+    memset(&rd->lim, 0, sizeof rd->lim);
     if (limits != NULL)
         rd->lim = *limits;
     if (rd->lim.max_depth == 0)
@@ -1034,6 +1033,23 @@ aredis_reader *aredis_reader_new(const aredis_reader_limits *limits)
         rd->lim.max_reply_memory = rd->lim.max_buffer > SIZE_MAX / 2
                                        ? SIZE_MAX
                                        : rd->lim.max_buffer * 2;
+}
+
+int aredis__reader_adopt(aredis_reader *rd, const aredis_reader_limits *limits)
+{
+    if (rd->err != 0 || aredis_reader_buffered(rd) != 0 || rd->depth != 0 ||
+        rd->scanned || rd->partial)
+        return -1;
+    set_limits(rd, limits);
+    return 0;
+}
+
+aredis_reader *aredis_reader_new(const aredis_reader_limits *limits)
+{
+    aredis_reader *rd = aredis__calloc(1, sizeof *rd);
+    if (rd == NULL)
+        return NULL;
+    set_limits(rd, limits);
     rd->arena = aredis__reallocarray(NULL, INITIAL_ARENA, sizeof *rd->arena);
     if (rd->arena == NULL) {
         aredis__free(rd);

@@ -24,6 +24,10 @@ void aredis__buf_consume(aredis_buf *b, size_t n);
  * empty buffer, a large node arena), at its next call, when nothing it
  * returned is borrowed any more. */
 void aredis__reader_trim(aredis_reader *rd);
+/* Make a reader that holds nothing (no error, no byte of a reply not yet
+ * returned) serve another connection, with that one's limits: 0, or -1
+ * when it holds something (it is left as it was). */
+int aredis__reader_adopt(aredis_reader *rd, const aredis_reader_limits *limits);
 
 /* Parse a RESP3 double's text (inf, -inf, nan or a decimal), locale
  * independently. 0 and *out set, or -1 when it is not a valid double. */

@@ -1,29 +1,57 @@
-/* The Redis Cluster topology (topology layer), first version: a slot
- * table over the cluster's primaries, filled from CLUSTER SLOTS, and MOVED
- * followed.
+/* The Redis Cluster topology (topology layer): a slot table over the
+ * cluster's shards, kept up to date, and the redirects and failures only a
+ * cluster has, followed without the caller seeing them.
  *
- *  - Nodes: one aredis__node per primary address met (the seeds, the
- *    map's primaries, MOVED targets), kept for the client's life.
- *  - Map: CLUSTER SLOTS is asked of the first seed that answers, from
- *    the loop right after the client is created. Until it arrives, a
- *    command whose slot has no known owner goes to the first seed, whose
- *    MOVED teaches the owner (so the first commands never fail for want
- *    of a map).
+ *  - Nodes: one aredis__node per server met (the seeds, every node of the
+ *    slot map, MOVED/ASK targets). role is AREDIS__ROLE_MASTER or _REPLICA
+ *    as the latest map says; a node the map no longer lists is dropped:
+ *    its connections are closed (what the shared one carried follows the
+ *    retry policy: commands never written, or safe to send again, go to
+ *    the slot's new owner; the others fail AREDIS_EUNKNOWN, once; idle
+ *    exclusive ones close, busy or lent ones finish), its role becomes
+ *    AREDIS__ROLE_UNKNOWN, and it is never routed to again; the record
+ *    stays until the client is freed (next() still walks it), since
+ *    borrowed connections may point into it.
+ *  - Map: CLUSTER SHARDS, falling back to CLUSTER SLOTS then CLUSTER
+ *    NODES when a server does not know the first, asked of one node at a
+ *    time (a few in turn when one cannot answer, preferring nodes whose
+ *    connection is up). An endpoint the server does not know is the host
+ *    of the node that answered. The table slot -> shard (primary and
+ *    replicas) is rebuilt from each answer and swapped in whole.
+ *    The first map is fetched when the client is created (eager) or with
+ *    the first command (cluster_lazy); until it arrives, commands that
+ *    name a key are held, not sent to an arbitrary node. Keyless ones go
+ *    to the first seed not known to be down.
+ *  - Refresh: after a MOVED (the slot is patched at once; one refresh,
+ *    throttled to REFRESH_MIN_MS and coalesced across many MOVEDs), a node
+ *    lost, a CLUSTERDOWN, and every cluster_refresh_ms. While something is
+ *    wrong (a primary unreachable, slots not served, no map) it refreshes
+ *    every DEGRADED_MS while commands wait for it, every DEGRADED_IDLE_MS
+ *    otherwise.
  *  - Routing: the command's first key (the command table's key positions,
- *    the key-count argument of EVAL and the like, the STREAMS argument of
- *    XREAD) gives the slot; slot -> node is one array read. A command
- *    naming no key goes to the first seed.
- *  - MOVED: the slot is patched to the new owner at once and the command
- *    is sent there again, its bytes being kept for that; after
- *    MAX_REDIRECTS redirects it fails with an error naming the last one.
- *    A malformed redirect fails the command with the parser's reason.
- *    ASK: ASKING then the command, on the target's connection, once; the
- *    map is not patched.
+ *    EVAL's key count, XREAD's STREAMS) gives the slot; slot -> shard is
+ *    one array read. Read-only commands (the command table) go where
+ *    cluster_read_from says: the primary, the replicas in turn (the
+ *    primary when none is up), all of them in turn, or the one with the
+ *    lowest PING time (measured at each refresh). Replica connections
+ *    send READONLY in their handshake, replayed on every reconnect.
+ *  - MOVED: the slot is patched, the command sent to the new owner (its
+ *    bytes are kept for that). ASK: ASKING then the command on the
+ *    target's connection, once; the map is not patched. At most
+ *    cluster_max_redirects redirects, then an error naming the last one.
+ *  - TRYAGAIN, CLUSTERDOWN, and a command for a node whose connection is
+ *    lost: the command is held and sent again after a capped backoff
+ *    (RETRY_FIRST_MS doubling up to RETRY_MAX_MS), within its deadline
+ *    (or RETRY_BUDGET retries without one); when the map changes, held
+ *    commands go at once. Giving up completes it with the cause (the
+ *    server's error or the connection's, and the node).
  *
- * Not yet here (see the issue): periodic and MOVED-triggered refreshes,
- * replicas, TRYAGAIN/CLUSTERDOWN backoff, fan-out, node removal. */
+ * Held commands carry AREDIS__CMD_PENDING (their deadline takes them back
+ * through unwait()). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "aredis/cluster.h"
 #include "aredis/error.h"
@@ -34,35 +62,131 @@
 #include "util/alloc.h"
 #include "util/cmdtable.h"
 
-/* Redirects one command may follow before it fails. */
-#define MAX_REDIRECTS 5
+/* Refreshes: at most one per REFRESH_MIN_MS; while something is wrong, one
+ * every DEGRADED_MS when commands are held, DEGRADED_IDLE_MS when none
+ * is; a node that has not answered the map request in
+ * FETCH_TIMEOUT_MS is given up for the next; a round asks FETCH_TRIES
+ * nodes at most. */
+#define REFRESH_MIN_MS 100
+#define DEGRADED_MS 100
+#define DEGRADED_IDLE_MS 1000
+#define FETCH_TIMEOUT_MS 1000
+#define FETCH_TRIES 3
+/* Retries of a held command: the first after RETRY_FIRST_MS, doubling up
+ * to RETRY_MAX_MS; without a deadline, RETRY_BUDGET of them at most. */
+#define RETRY_FIRST_MS 20
+#define RETRY_MAX_MS 200
+#define RETRY_BUDGET 40
+/* Replicas of one shard the table keeps. */
+#define MAX_REPLICAS 8
+/* Shards a table may grow to by MOVED patches before a refresh. */
+#define MAX_SHARDS 4096
 
 typedef struct cnode {
     aredis__node node;
     struct cnode *next;
+    int in_map;     /* listed by the latest map */
+    int dropped;    /* left the cluster: closed, never routed to */
+    int closed;     /* its connection was closed after the drop */
+    int lost;       /* its shared connection was lost and is not back */
+    int failed;     /* the map says it is failed or loading */
+    int serving;    /* the primary of a shard that serves slots */
+    int64_t rtt_us; /* READ_NEAREST: smoothed PING time; 0 unknown */
 } cnode;
+
+typedef struct cshard {
+    cnode *primary;
+    cnode *rep[MAX_REPLICAS];
+    unsigned nrep;
+    unsigned turn; /* replica reads in turn */
+} cshard;
 
 typedef struct cluster {
     aredis__topology base;
-    cnode *nodes; /* the first seed first */
-    /* The primary serving each slot, or NULL when unknown. */
-    aredis__node *owner[AREDIS_CLUSTER_SLOTS];
-    aredis__defer fetch; /* asks for the map from the loop */
-    size_t fetch_seed;   /* the seed asked last */
+    cnode *nodes; /* every node met, the seeds first */
+
+    cshard *shards;
+    size_t nshards, cap;
+    uint16_t slot[AREDIS_CLUSTER_SLOTS]; /* shard index or SLOT_NONE */
+    size_t covered;                      /* slots served */
+    int have_map;
+
+    /* Held commands (AREDIS__CMD_PENDING), oldest first; wait_until is
+     * when each goes again, 0: with the next map. */
+    aredis__cmd *held_head, *held_tail;
+
+    void *timer;
+    int64_t timer_at;
+    aredis__defer kick; /* maintenance and refresh, from the loop */
+    int started;        /* the first map was asked for */
+
+    /* The map request in flight (at most one). */
     int fetching;
+    unsigned fetch_gen;
+    int64_t fetch_started;
+    int fetch_tries; /* nodes asked in this round */
+    int source;      /* 0 SHARDS, 1 SLOTS, 2 NODES */
+    unsigned turn;   /* the node asked next */
+    int want_refresh;
+    int64_t last_fetch;
+    int64_t next_periodic;
+    int64_t next_probe;
+    /* Why the latest map request failed (the commands waiting for a first
+     * map say it when they give up). */
+    int why_code;
+    char why[200];
 } cluster;
+
+/* One map request or latency probe in flight; freed by its callback. */
+typedef struct request {
+    cluster *cl;
+    cnode *n;
+    unsigned gen;
+    int source;
+    int64_t t0_us;
+} request;
+
+static const char readonly_bytes[] = "*1\r\n$8\r\nREADONLY\r\n";
+static const aredis__conn_step readonly_step = {"READONLY", readonly_bytes,
+                                                sizeof readonly_bytes - 1};
+
+static void request_refresh(cluster *cl);
+static void arm(cluster *cl);
+static void kick(cluster *cl);
 
 static cluster *of(aredis__topology *t)
 {
     return (cluster *)t;
 }
 
-/* The node for host:port, created when new; NULL when out of memory. */
-static aredis__node *node_at(cluster *cl, const char *host, int port)
+static cnode *cnode_of(aredis__node *n)
 {
-    for (cnode *n = cl->nodes; n != NULL; n = n->next)
-        if (n->node.port == port && strcmp(n->node.host, host) == 0)
-            return &n->node;
+    return (cnode *)(void *)n;
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The node for host:port, created when new (a dropped one comes back);
+ * NULL when out of memory. */
+static cnode *node_at(cluster *cl, const char *host, int port)
+{
+    cnode **tail = &cl->nodes;
+    for (cnode *n = cl->nodes; n != NULL; n = n->next) {
+        if (n->node.port == port && strcmp(n->node.host, host) == 0) {
+            if (n->dropped) {
+                n->dropped = n->closed = 0;
+                n->lost = 0;
+                n->node.role = AREDIS__ROLE_MASTER;
+            }
+            return n;
+        }
+        tail = &n->next;
+    }
     cnode *n = aredis__calloc(1, sizeof *n);
     if (n == NULL)
         return NULL;
@@ -71,134 +195,230 @@ static aredis__node *node_at(cluster *cl, const char *host, int port)
         return NULL;
     }
     n->node.role = AREDIS__ROLE_MASTER;
-    /* Appended: the first seed stays first. */
-    cnode **tail = &cl->nodes;
-    while (*tail != NULL)
-        tail = &(*tail)->next;
-    *tail = n;
-    return &n->node;
+    *tail = n; /* appended: the first seed stays first */
+    return n;
+}
+
+static int is_ready(const cnode *n)
+{
+    return n->node.main.conn.state == AREDIS__ST_READY;
+}
+
+/* A node commands may go to now. */
+static int usable(const cnode *n)
+{
+    return !n->dropped && !n->failed && (!n->lost || is_ready(n));
 }
 
 /* ---- keys ------------------------------------------------------------- */
 
-/* The slot of an encoded command's first key, or -1 when it names none. */
-static int command_slot(const char *bytes)
+/* The slot of an encoded command's first key, or -1 when it names none;
+ * *ro: the command only reads. The client classified it a moment ago:
+ * its memo answers again without the table. */
+static int command_slot(cluster *cl, const char *bytes, int *ro)
 {
     aredis__cmdclass cls;
-    int argc = aredis__cmd_classify(bytes, &cls);
-    const aredis__cmdinfo *info = cls.info;
-    if (info == NULL)
-        return -1;
-    /* Positive int8_t positions, read without sign extension. */
-    int want = info->first_key > 0 ? (unsigned char)info->first_key : 0;
-    int numkeys = info->numkeys > 0 ? (unsigned char)info->numkeys : 0;
-    aredis__args it;
-    const char *arg = NULL;
+    int argc = aredis__cmd_classify_memo(bytes, &cls, &cl->base.c->memo);
+    *ro = (cls.flags & AREDIS__CMDF_READONLY) != 0;
+    const char *key = NULL;
     size_t len = 0;
-    aredis__args_init(&it, bytes);
-    if (numkeys > 0) {
-        /* EVAL script numkeys key...: the first key follows the count. */
-        for (int i = 0; i <= numkeys; i++)
-            if (!aredis__args_next(&it, &arg, &len))
-                return -1;
-        if (len == 0 || (len == 1 && arg[0] == '0'))
-            return -1;
-        if (!aredis__args_next(&it, &arg, &len))
-            return -1;
-        return (int)aredis_cluster_keyslot(arg, len);
-    }
-    if ((info->flags & AREDIS__CMDF_MOVABLE) &&
-        (aredis__word_is(info->name, info->len, "xread", 5) ||
-         aredis__word_is(info->name, info->len, "xreadgroup", 10))) {
-        /* XREAD ... STREAMS key... id...: the first key follows STREAMS. */
-        while (aredis__args_next(&it, &arg, &len))
-            if (aredis__word_is(arg, len, "streams", 7))
-                return aredis__args_next(&it, &arg, &len)
-                           ? (int)aredis_cluster_keyslot(arg, len)
-                           : -1;
+    if (!aredis__cmd_first_key_of(bytes, &cls, argc, &key, &len))
         return -1;
-    }
-    if (want <= 0 || want >= argc)
-        return -1;
-    for (int i = 0; i <= want; i++)
-        if (!aredis__args_next(&it, &arg, &len))
-            return -1;
-    return (int)aredis_cluster_keyslot(arg, len);
+    return (int)aredis_cluster_keyslot(key, len);
 }
 
-/* ---- the map ------------------------------------------------------------ */
+/* ---- held commands ------------------------------------------------------ */
 
-static void fetch_map(void *arg);
-
-/* Apply a new map: every slot to its primary's node. */
-static void apply_map(cluster *cl, const aredis__slotmap *m)
+static void hold(cluster *cl, aredis__cmd *cmd, int64_t until)
 {
-    aredis__node *by_shard[256];
-    size_t n = m->nshards < 256 ? m->nshards : 256;
-    for (size_t i = 0; i < n; i++) {
-        const aredis__slotnode *p = &m->nodes[m->shards[i].primary];
-        by_shard[i] = node_at(cl, p->host, p->port);
-    }
-    for (size_t s = 0; s < AREDIS_CLUSTER_SLOTS; s++) {
-        unsigned sh = m->slot[s];
-        if (sh != AREDIS__SLOT_NONE && sh < n && by_shard[sh] != NULL)
-            cl->owner[s] = by_shard[sh];
-    }
+    cmd->flags |= AREDIS__CMD_PENDING;
+    cmd->link = NULL;
+    cmd->wait_until = until;
+    cmd->cc.next = NULL;
+    if (cl->held_tail != NULL)
+        cl->held_tail->cc.next = &cmd->cc;
+    else
+        cl->held_head = cmd;
+    cl->held_tail = cmd;
+    arm(cl);
 }
 
-static void on_slots(aredis_client *c, const aredis_reply *r, void *ud)
+static int cl_unwait(aredis__topology *t, aredis__cmd *cmd)
 {
-    if (c->freeing)
-        return; /* the topology is going away with the client */
-    cluster *cl = ud;
-    cl->fetching = 0;
-    const aredis__endpoint *seed = &c->cfg.seeds[cl->fetch_seed];
-    aredis__slotmap *m = NULL;
-    char err[160];
-    if (r->type != AREDIS_REPLY_ERROR &&
-        aredis__slotmap_from_slots(&m, r, seed->host, err, sizeof err) == 0) {
-        apply_map(cl, m);
-        aredis__slotmap_free(m);
-        return;
+    cluster *cl = of(t);
+    aredis__cmd *prev = NULL;
+    for (aredis__cmd *x = cl->held_head; x != NULL;
+         prev = x, x = aredis__cmd_next(x)) {
+        if (x != cmd)
+            continue;
+        if (prev != NULL)
+            prev->cc.next = x->cc.next;
+        else
+            cl->held_head = aredis__cmd_next(x);
+        if (cl->held_tail == x)
+            cl->held_tail = prev;
+        x->cc.next = NULL;
+        x->flags &= (uint8_t)~AREDIS__CMD_PENDING;
+        return 1;
     }
-    /* This seed could not say: ask the next one, once around. */
-    if (cl->fetch_seed + 1 < c->cfg.nseeds) {
-        cl->fetch_seed++;
-        aredis__loop_defer(c->loop, &cl->fetch, fetch_map, cl);
-    }
+    return 0;
 }
 
-static void fetch_map(void *arg)
+/* Complete a command the topology holds or took back with an error of its
+ * own: from the loop later when inside an API call (deferred), now
+ * otherwise. */
+static void give_up(cluster *cl, aredis__cmd *cmd, int code, const char *msg,
+                    int deferred)
 {
-    cluster *cl = arg;
     aredis_client *c = cl->base.c;
-    if (c->freeing || c->closing || cl->fetching)
+    cmd->flags &= (uint8_t)~AREDIS__CMD_PENDING;
+    if (!deferred) {
+        aredis__finish_error(c, cmd, code, msg);
+        aredis__cmd_free(c, cmd);
         return;
-    const aredis__endpoint *seed = &c->cfg.seeds[cl->fetch_seed];
-    aredis__node *n = node_at(cl, seed->host, seed->port);
-    if (n == NULL)
+    }
+    /* The bytes are not needed any more: the copy keeps the message. */
+    aredis__free(cmd->cc.copy);
+    cmd->cc.copy = aredis__strndup(msg, strlen(msg));
+    aredis__defer_done(c, cmd, code,
+                       cmd->cc.copy != NULL ? cmd->cc.copy
+                                            : aredis_strerror(code));
+}
+
+/* Hold cmd and send it again after its backoff, or give up (code and why)
+ * when the next try would pass its deadline or the retry budget. */
+static void retry_later(cluster *cl, aredis__cmd *cmd, int code,
+                        const char *why, int deferred)
+{
+    int64_t now = aredis__now_ms();
+    int64_t delay = RETRY_FIRST_MS;
+    for (int i = 0; i < cmd->retries && delay < RETRY_MAX_MS; i++)
+        delay *= 2;
+    if (delay > RETRY_MAX_MS)
+        delay = RETRY_MAX_MS;
+    int over = aredis__heap_contains(&cmd->dl) ? now + delay >= cmd->dl.key
+                                               : cmd->retries >= RETRY_BUDGET;
+    if (over) {
+        char msg[320];
+        snprintf(msg, sizeof msg, "%s; gave up after %d retries", why,
+                 cmd->retries);
+        give_up(cl, cmd, code, msg, deferred);
         return;
-    static const char slots[] = "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n";
-    if (aredis__submit_encoded(c, &n->main, on_slots, cl, slots,
-                               sizeof slots - 1) == 0)
-        cl->fetching = 1;
+    }
+    if (cmd->retries < UINT8_MAX)
+        cmd->retries++;
+    hold(cl, cmd, now + delay);
 }
 
 /* ---- the table ---------------------------------------------------------- */
 
+/* The node a command for shard sh goes to. */
+static cnode *pick(cluster *cl, cshard *sh, int read)
+{
+    int mode = cl->base.c->cfg.cluster_read_from;
+    if (!read || mode == AREDIS_READ_PRIMARY || sh->nrep == 0)
+        return sh->primary;
+    if (mode == AREDIS_READ_NEAREST) {
+        cnode *best = usable(sh->primary) ? sh->primary : NULL;
+        for (unsigned i = 0; i < sh->nrep; i++) {
+            cnode *r = sh->rep[i];
+            if (!usable(r) || r->rtt_us == 0)
+                continue;
+            if (best == NULL || best->rtt_us == 0 || r->rtt_us < best->rtt_us)
+                best = r;
+        }
+        return best != NULL ? best : sh->primary;
+    }
+    /* REPLICA: the replicas in turn; ANY: the primary too. */
+    unsigned n = sh->nrep + (mode == AREDIS_READ_ANY ? 1u : 0u);
+    for (unsigned k = 0; k < n; k++) {
+        unsigned i = sh->turn++ % n;
+        cnode *x = i < sh->nrep ? sh->rep[i] : sh->primary;
+        if (usable(x))
+            return x;
+    }
+    return sh->primary;
+}
+
+static void start(cluster *cl)
+{
+    if (!cl->started) {
+        cl->started = 1;
+        cl->want_refresh = 1;
+        kick(cl);
+    }
+}
+
 static aredis__node *cl_any(aredis__topology *t)
 {
-    return &of(t)->nodes->node;
+    cluster *cl = of(t);
+    start(cl);
+    cnode *fallback = NULL;
+    for (cnode *n = cl->nodes; n != NULL; n = n->next) {
+        if (n->dropped)
+            continue;
+        if (!cl->have_map && !n->lost)
+            return &n->node; /* the first seed that is not known down */
+        if (n->in_map && n->node.role == AREDIS__ROLE_MASTER && usable(n))
+            return &n->node;
+        if (fallback == NULL)
+            fallback = n;
+    }
+    return fallback != NULL ? &fallback->node : &cl->nodes->node;
+}
+
+/* Where cmd goes: a node, or AREDIS__HELD when it was held (or given up:
+ * deferred tells how to complete it). */
+static aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd, const char *bytes,
+                               int deferred)
+{
+    int ro = 0;
+    int slot = command_slot(cl, bytes, &ro);
+    if (slot < 0)
+        return cl_any(&cl->base);
+    start(cl);
+    unsigned sh = cl->slot[slot];
+    if (!cl->have_map) {
+        char why[240];
+        snprintf(why, sizeof why, "no cluster slot map yet (%s)",
+                 cl->why[0] ? cl->why : "waiting for the first answer");
+        retry_later(cl, cmd, cl->why_code ? cl->why_code : AREDIS_ECLOSED, why,
+                    deferred);
+        return AREDIS__HELD;
+    }
+    if (sh == AREDIS__SLOT_NONE) {
+        request_refresh(cl);
+        char why[160];
+        snprintf(why, sizeof why,
+                 "slot %d is not served by any node (the slot map covers "
+                 "%zu of 16384 slots)",
+                 slot, cl->covered);
+        retry_later(cl, cmd, AREDIS_ECLOSED, why, deferred);
+        return AREDIS__HELD;
+    }
+    cnode *n =
+        pick(cl, &cl->shards[sh], ro && !(cmd->flags & AREDIS__CMD_BLOCKING));
+    if (n->lost && !is_ready(n)) {
+        /* Its connection is down: wait for it or for a new owner. */
+        const char *err = n->node.main.conn.msgs != NULL
+                              ? n->node.main.conn.msgs->err
+                              : "connection lost";
+        char why[320];
+        snprintf(why, sizeof why, "cluster node %s:%d is unreachable (%s)",
+                 n->node.host, n->node.port, err);
+        request_refresh(cl);
+        retry_later(cl, cmd, AREDIS_ECLOSED, why, deferred);
+        return AREDIS__HELD;
+    }
+    return &n->node;
 }
 
 static aredis__node *cl_route(aredis__topology *t, const aredis__cmd *cmd,
                               const char *bytes)
 {
-    (void)cmd;
-    int slot = command_slot(bytes);
-    if (slot >= 0 && of(t)->owner[slot] != NULL)
-        return of(t)->owner[slot];
-    return cl_any(t);
+    /* The record is the caller's until this returns; holding it takes it
+     * over, which route()'s contract allows. */
+    return route_cmd(of(t), (aredis__cmd *)(void *)cmd, bytes, 1);
 }
 
 static aredis__node *cl_sole(aredis__topology *t)
@@ -210,15 +430,16 @@ static aredis__node *cl_sole(aredis__topology *t)
 static aredis__node *cl_next(aredis__topology *t, const aredis__node *prev)
 {
     if (prev == NULL)
-        return cl_any(t);
-    cnode *n = ((cnode *)(void *)prev)->next;
+        return &of(t)->nodes->node;
+    cnode *n = ((const cnode *)(const void *)prev)->next;
     return n != NULL ? &n->node : NULL;
 }
 
-/* Send a redirected command to node n: blocking commands through its
- * pool, the others on its shared connection. */
-static int resend(aredis__node *n, aredis__cmd *cmd)
+/* Send a command (its kept bytes) to node n: blocking commands through
+ * its pool, the others on its shared connection. */
+static int send_to(aredis__node *n, aredis__cmd *cmd)
 {
+    cmd->flags &= (uint8_t)~AREDIS__CMD_PENDING;
     if (cmd->flags & AREDIS__CMD_BLOCKING) {
         aredis__pool_route(n, cmd, cmd->cc.copy);
         return 0;
@@ -226,18 +447,551 @@ static int resend(aredis__node *n, aredis__cmd *cmd)
     return aredis__link_submit(&n->main, cmd, cmd->cc.copy);
 }
 
+/* Route a command taken back (held, or from a lost connection) again:
+ * loop context. */
+static void resend(cluster *cl, aredis__cmd *cmd)
+{
+    aredis__node *n = route_cmd(cl, cmd, cmd->cc.copy, 0);
+    if (n == AREDIS__HELD)
+        return;
+    if (send_to(n, cmd) != 0)
+        give_up(cl, cmd, AREDIS_ENOMEM, "out of memory", 0);
+}
+
+/* Send the held commands that are due (all of them when all is set). */
+static void release_held(cluster *cl, int all)
+{
+    aredis__cmd *list = cl->held_head;
+    cl->held_head = cl->held_tail = NULL;
+    int64_t now = aredis__now_ms();
+    while (list != NULL && !cl->base.c->freeing) {
+        aredis__cmd *cmd = list;
+        list = aredis__cmd_next(cmd);
+        cmd->cc.next = NULL;
+        int due = all || (cmd->wait_until == 0 ? cl->have_map
+                                               : cmd->wait_until <= now);
+        if (!due) {
+            hold(cl, cmd, cmd->wait_until);
+            continue;
+        }
+        cmd->flags &= (uint8_t)~AREDIS__CMD_PENDING;
+        resend(cl, cmd);
+    }
+    /* Freeing: what was not sent goes back, for cl_free to cancel. */
+    while (list != NULL) {
+        aredis__cmd *cmd = list;
+        list = aredis__cmd_next(cmd);
+        hold(cl, cmd, cmd->wait_until);
+    }
+}
+
+/* ---- the map ------------------------------------------------------------ */
+
+static void fetch(cluster *cl);
+
+/* The shard whose primary is n, added when there is none. -1: no room. */
+static int shard_of(cluster *cl, cnode *n)
+{
+    for (size_t i = 0; i < cl->nshards; i++)
+        if (cl->shards[i].primary == n)
+            return (int)i;
+    if (cl->nshards >= MAX_SHARDS)
+        return -1;
+    if (cl->nshards == cl->cap) {
+        size_t cap = cl->cap ? cl->cap * 2 : 8;
+        cshard *s = aredis__reallocarray(cl->shards, cap, sizeof *s);
+        if (s == NULL)
+            return -1;
+        cl->shards = s;
+        cl->cap = cap;
+    }
+    memset(&cl->shards[cl->nshards], 0, sizeof cl->shards[0]);
+    cl->shards[cl->nshards].primary = n;
+    return (int)cl->nshards++;
+}
+
+static void set_role(cluster *cl, cnode *n, int role)
+{
+    n->node.role = role;
+    int ro = role == AREDIS__ROLE_REPLICA &&
+             cl->base.c->cfg.cluster_read_from != AREDIS_READ_PRIMARY;
+    if (ro && n->node.nsteps == 0)
+        aredis__node_set_steps(&n->node, &readonly_step, 1);
+}
+
+/* The node of each map entry (NULL for an entry with no usable port),
+ * created when new; their roles and health as the map says. NULL when out
+ * of memory. */
+static cnode **map_nodes(cluster *cl, const aredis__slotmap *m)
+{
+    aredis_client *c = cl->base.c;
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers
+    cnode **at = aredis__calloc(m->nnodes ? m->nnodes : 1, sizeof *at);
+    if (at == NULL)
+        return NULL;
+    for (size_t i = 0; i < m->nnodes; i++) {
+        const aredis__slotnode *x = &m->nodes[i];
+        int port = x->port;
+        if ((c->cfg.tls && x->tls_port > 0) || port == 0)
+            port = x->tls_port;
+        if (port > 0 && (at[i] = node_at(cl, x->host, port)) == NULL) {
+            aredis__free(at);
+            return NULL;
+        }
+    }
+    for (cnode *n = cl->nodes; n != NULL; n = n->next)
+        n->in_map = n->serving = 0;
+    for (size_t i = 0; i < m->nnodes; i++) {
+        if (at[i] == NULL)
+            continue;
+        at[i]->in_map = 1;
+        at[i]->failed = !m->nodes[i].healthy;
+        set_role(cl, at[i],
+                 m->nodes[i].primary ? AREDIS__ROLE_MASTER
+                                     : AREDIS__ROLE_REPLICA);
+    }
+    return at;
+}
+
+/* The primary serving slot as the table says, NULL when none does. */
+static cnode *slot_owner(const cluster *cl, unsigned slot)
+{
+    unsigned k =
+        slot < AREDIS_CLUSTER_SLOTS ? cl->slot[slot] : AREDIS__SLOT_NONE;
+    return k < cl->nshards ? cl->shards[k].primary : NULL;
+}
+
+/* Swap in the slot table of m over the shards sh (built from it): 1 when
+ * a slot changed hands. */
+static int swap_table(cluster *cl, const aredis__slotmap *m, cshard *sh)
+{
+    int changed = !cl->have_map;
+    size_t covered = 0;
+    for (size_t s = 0; s < AREDIS_CLUSTER_SLOTS; s++) {
+        unsigned k = m->slot[s];
+        cnode *now = k < m->nshards ? sh[k].primary : NULL;
+        cnode *was = slot_owner(cl, (unsigned)s);
+        if (now != was)
+            changed = 1;
+        if (now == NULL) {
+            cl->slot[s] = AREDIS__SLOT_NONE;
+        } else {
+            cl->slot[s] = (uint16_t)k;
+            now->serving = 1;
+            covered++;
+        }
+    }
+    aredis__free(cl->shards);
+    cl->shards = sh;
+    cl->nshards = cl->cap = m->nshards;
+    cl->covered = covered;
+    cl->have_map = 1;
+    return changed;
+}
+
+/* Apply a map. 0, or AREDIS_ENOMEM (the old map stays). */
+static int apply_map(cluster *cl, const aredis__slotmap *m)
+{
+    cshard *sh = aredis__calloc(m->nshards ? m->nshards : 1, sizeof *sh);
+    cnode **at = sh != NULL ? map_nodes(cl, m) : NULL;
+    if (at == NULL) {
+        aredis__free(sh);
+        return AREDIS_ENOMEM;
+    }
+    for (size_t i = 0; i < m->nshards; i++) {
+        const aredis__slotshard *s = &m->shards[i];
+        sh[i].primary = at[s->primary];
+        for (unsigned k = 0; k < s->nreplicas && sh[i].nrep < MAX_REPLICAS;
+             k++) {
+            cnode *r = at[m->replicas[s->first_replica + k]];
+            if (r != NULL)
+                sh[i].rep[sh[i].nrep++] = r;
+        }
+    }
+    aredis__free(at);
+    int changed = swap_table(cl, m, sh);
+    /* Nodes the map no longer lists leave (closed from the loop). */
+    for (cnode *n = cl->nodes; n != NULL; n = n->next) {
+        if (!n->in_map && !n->dropped) {
+            n->dropped = 1;
+            n->node.role = AREDIS__ROLE_UNKNOWN;
+        }
+    }
+    /* Held commands go at once when a slot changed hands. */
+    if (changed)
+        release_held(cl, 1);
+    kick(cl);
+    return 0;
+}
+
+static int unknown_command(const aredis_reply *r)
+{
+    return r->type == AREDIS_REPLY_ERROR && r->str != NULL &&
+           (strstr(r->str, "nknown subcommand") != NULL ||
+            strstr(r->str, "nknown command") != NULL);
+}
+
+static void on_map(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    request *q = ud;
+    cluster *cl = q->cl;
+    cnode *n = q->n;
+    int source = q->source, current = q->gen == cl->fetch_gen;
+    aredis__free(q);
+    if (c->freeing || !current)
+        return; /* going away, or given up for another node */
+    cl->fetching = 0;
+    if (unknown_command(r) && source < 2) {
+        /* An older server: the next source, same node. */
+        if (cl->source <= source)
+            cl->source = source + 1;
+        fetch(cl);
+        return;
+    }
+    aredis__slotmap *m = NULL;
+    char err[160] = "out of memory";
+    int e = AREDIS_EPROTO;
+    if (r->type != AREDIS_REPLY_ERROR) {
+        const char *host = n->node.host;
+        e = source == 0
+                ? aredis__slotmap_from_shards(&m, r, host, err, sizeof err)
+            : source == 1
+                ? aredis__slotmap_from_slots(&m, r, host, err, sizeof err)
+                : aredis__slotmap_from_nodes(&m, r, host, err, sizeof err);
+    }
+    if (e == 0)
+        e = apply_map(cl, m);
+    aredis__slotmap_free(m);
+    if (e != 0) {
+        cl->why_code = r->type == AREDIS_REPLY_ERROR && r->code != 0
+                           ? r->code
+                           : AREDIS_EPROTO;
+        snprintf(
+            cl->why, sizeof cl->why, "%s:%d: %.*s", n->node.host, n->node.port,
+            r->type == AREDIS_REPLY_ERROR ? (int)(r->len > 120 ? 120 : r->len)
+                                          : (int)strlen(err),
+            r->type == AREDIS_REPLY_ERROR ? r->str : err);
+    }
+    if (e == 0) {
+        cl->fetch_tries = 0;
+        arm(cl);
+        return;
+    }
+    /* This node could not say: the next one, a few at most per round. */
+    if (++cl->fetch_tries < FETCH_TRIES) {
+        cl->want_refresh = 1;
+        fetch(cl);
+    } else {
+        cl->fetch_tries = 0;
+        arm(cl);
+    }
+}
+
+/* The node to ask for the map: in turn, one whose connection is up or
+ * not known to be down first, then any. */
+static cnode *fetch_node(cluster *cl)
+{
+    size_t count = 0;
+    for (cnode *n = cl->nodes; n != NULL; n = n->next)
+        count++;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t k = 0; k < count; k++) {
+            size_t want = (cl->turn + k) % count;
+            cnode *n = cl->nodes;
+            for (size_t i = 0; i < want; i++)
+                n = n->next;
+            if (n->dropped || (pass == 0 && (n->lost || n->failed)))
+                continue;
+            cl->turn = (unsigned)(want + 1);
+            return n;
+        }
+    }
+    /* Every node left: the seeds again. */
+    const aredis__endpoint *s = &cl->base.c->cfg.seeds[0];
+    return node_at(cl, s->host, s->port);
+}
+
+static void fetch(cluster *cl)
+{
+    static const char *const cmds[] = {
+        "*2\r\n$7\r\nCLUSTER\r\n$6\r\nSHARDS\r\n",
+        "*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n",
+        "*2\r\n$7\r\nCLUSTER\r\n$5\r\nNODES\r\n",
+    };
+    aredis_client *c = cl->base.c;
+    if (c->freeing || cl->fetching)
+        return;
+    cnode *n = fetch_node(cl);
+    request *q = n != NULL ? aredis__calloc(1, sizeof *q) : NULL;
+    if (q == NULL)
+        return;
+    *q = (request){cl, n, ++cl->fetch_gen, cl->source, 0};
+    const char *b = cmds[cl->source];
+    cl->want_refresh = 0;
+    cl->last_fetch = cl->fetch_started = aredis__now_ms();
+    if (aredis__submit_encoded(c, &n->node.main, on_map, q, b, strlen(b)) !=
+        0) {
+        aredis__free(q);
+        cl->want_refresh = 1;
+        return;
+    }
+    cl->fetching = 1;
+    arm(cl);
+}
+
+static void request_refresh(cluster *cl)
+{
+    cl->want_refresh = 1;
+    if (!cl->fetching && aredis__now_ms() - cl->last_fetch >= REFRESH_MIN_MS)
+        kick(cl);
+    else
+        arm(cl);
+}
+
+/* ---- latency (READ_NEAREST) --------------------------------------------- */
+
+static void on_pong(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    request *q = ud;
+    if (!c->freeing && r->type != AREDIS_REPLY_ERROR) {
+        int64_t rtt = now_us() - q->t0_us;
+        if (rtt < 1)
+            rtt = 1;
+        cnode *n = q->n;
+        n->rtt_us = n->rtt_us == 0 ? rtt : (n->rtt_us + rtt) / 2;
+    }
+    aredis__free(q);
+}
+
+static void probe(cluster *cl)
+{
+    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    for (cnode *n = cl->nodes; n != NULL; n = n->next) {
+        if (!n->in_map || n->dropped || n->lost)
+            continue;
+        request *q = aredis__calloc(1, sizeof *q);
+        if (q == NULL)
+            return;
+        *q = (request){cl, n, 0, 0, now_us()};
+        if (aredis__submit_encoded(cl->base.c, &n->node.main, on_pong, q, ping,
+                                   sizeof ping - 1) != 0)
+            aredis__free(q);
+    }
+}
+
+/* ---- maintenance --------------------------------------------------------- */
+
+/* Take back what waits on a node's connection (never written, or safe to
+ * send again) to send it elsewhere; commands pinned to it stay. */
+static void take_back(cluster *cl, cnode *n, int hold_them)
+{
+    aredis__cmd *list = aredis__link_take_pending(&n->node.main);
+    while (list != NULL) {
+        aredis__cmd *cmd = list;
+        list = aredis__cmd_next(cmd);
+        cmd->cc.next = NULL;
+        if ((cmd->flags & AREDIS__CMD_PINNED) || cmd->cc.copy == NULL) {
+            if (aredis__link_submit(&n->node.main, cmd, cmd->cc.copy) != 0)
+                give_up(cl, cmd, AREDIS_ENOMEM, "out of memory", 0);
+        } else if (hold_them) {
+            char why[320];
+            snprintf(why, sizeof why, "cluster node %s:%d is unreachable (%s)",
+                     n->node.host, n->node.port,
+                     n->node.main.conn.msgs != NULL
+                         ? n->node.main.conn.msgs->err
+                         : "connection lost");
+            retry_later(cl, cmd, AREDIS_ECLOSED, why, 0);
+        } else {
+            resend(cl, cmd);
+        }
+    }
+}
+
+/* Close the connections of a node that left: the shared one, what it
+ * carried following the retry policy (sent elsewhere, or AREDIS_EUNKNOWN),
+ * and the idle exclusive ones (busy or lent ones finish their work). */
+static void close_dropped(cluster *cl, cnode *n)
+{
+    aredis_client *c = cl->base.c;
+    n->closed = 1;
+    aredis__pool_close_idle(&n->node);
+    aredis__link_lost(&n->node.main, AREDIS_ECLOSED,
+                      "the node left the cluster");
+    if (c->freeing)
+        return; /* a callback freed the client: release() takes the rest */
+    take_back(cl, n, 0);
+    aredis__cmd *rest = aredis__link_take_all(&n->node.main);
+    while (rest != NULL) {
+        aredis__cmd *cmd = rest;
+        rest = aredis__cmd_next(cmd);
+        if (cmd->flags & AREDIS__CMD_DONE) {
+            aredis__cmd_free(c, cmd);
+        } else if (cmd->cc.code != 0) {
+            aredis__finish_error(c, cmd, cmd->cc.code, cmd->cc.msg);
+            aredis__cmd_free(c, cmd);
+        } else {
+            aredis__finish_error(c, cmd, AREDIS_ECLOSED,
+                                 "the node left the cluster");
+            aredis__cmd_free(c, cmd);
+        }
+    }
+}
+
+static int degraded(const cluster *cl)
+{
+    if (!cl->have_map || cl->held_head != NULL ||
+        cl->covered < AREDIS_CLUSTER_SLOTS)
+        return 1;
+    for (const cnode *n = cl->nodes; n != NULL; n = n->next)
+        if (n->serving && n->lost)
+            return 1;
+    return 0;
+}
+
+/* How often to refresh while degraded. */
+static int64_t degraded_every(const cluster *cl)
+{
+    return cl->held_head != NULL ? DEGRADED_MS : DEGRADED_IDLE_MS;
+}
+
+static void maintain(cluster *cl)
+{
+    aredis_client *c = cl->base.c;
+    int64_t now = aredis__now_ms();
+    for (cnode *n = cl->nodes; n != NULL && !c->freeing; n = n->next) {
+        if (n->lost && is_ready(n))
+            n->lost = 0;
+        if (n->dropped) {
+            if (!n->closed)
+                close_dropped(cl, n);
+            continue;
+        }
+        if (!n->lost)
+            continue;
+        if (!is_ready(n) && n->node.main.conn.npend > 0)
+            take_back(cl, n, 1);
+        /* A lost primary is tried again, so that it is found when it comes
+         * back rather than replaced. */
+        if (n->serving && n->node.main.conn.state == AREDIS__ST_IDLE)
+            aredis__link_connect(&n->node.main);
+    }
+    if (c->freeing)
+        return;
+    release_held(cl, 0);
+    /* The map: when asked for, periodically, or while degraded. */
+    if (cl->fetching && now - cl->fetch_started >= FETCH_TIMEOUT_MS) {
+        cl->fetching = 0; /* its answer, if any, is ignored (gen) */
+        cl->fetch_gen++;
+        cl->want_refresh = 1;
+    }
+    int64_t period = c->cfg.cluster_refresh_ms;
+    if (period > 0 && cl->started && now >= cl->next_periodic) {
+        cl->want_refresh = 1;
+        cl->next_periodic = now + period;
+    }
+    if (cl->started && degraded(cl) &&
+        now - cl->last_fetch >= degraded_every(cl))
+        cl->want_refresh = 1;
+    if (cl->want_refresh && !cl->fetching &&
+        now - cl->last_fetch >= REFRESH_MIN_MS)
+        fetch(cl);
+    if (c->cfg.cluster_read_from == AREDIS_READ_NEAREST && cl->have_map &&
+        now >= cl->next_probe) {
+        probe(cl);
+        cl->next_probe = now + (period > 0 ? period : 5000);
+    }
+    arm(cl);
+}
+
+static void on_kick(void *arg)
+{
+    cluster *cl = arg;
+    if (!cl->base.c->freeing)
+        maintain(cl);
+}
+
+static void kick(cluster *cl)
+{
+    aredis__loop_defer(cl->base.c->loop, &cl->kick, on_kick, cl);
+}
+
+static void on_timer(void *arg)
+{
+    cluster *cl = arg;
+    cl->timer_at = 0;
+    if (!cl->base.c->freeing)
+        maintain(cl);
+}
+
+/* Arm the timer for the earliest thing to do. */
+static void arm(cluster *cl)
+{
+    aredis_client *c = cl->base.c;
+    if (cl->timer == NULL || c->freeing)
+        return;
+    int64_t now = aredis__now_ms(), next = 0;
+#define EARLIER(x)                              \
+    do {                                        \
+        int64_t x_ = (x);                       \
+        if (x_ > 0 && (next == 0 || x_ < next)) \
+            next = x_;                          \
+    } while (0)
+    for (aredis__cmd *x = cl->held_head; x != NULL; x = aredis__cmd_next(x))
+        EARLIER(x->wait_until);
+    if (cl->started) {
+        if (c->cfg.cluster_refresh_ms > 0)
+            EARLIER(cl->next_periodic);
+        if (cl->fetching)
+            EARLIER(cl->fetch_started + FETCH_TIMEOUT_MS);
+        else if (cl->want_refresh)
+            EARLIER(cl->last_fetch + REFRESH_MIN_MS);
+        if (!cl->fetching && degraded(cl)) {
+            int64_t at = cl->last_fetch + degraded_every(cl);
+            EARLIER(at > now ? at : now + DEGRADED_MS);
+        }
+    }
+#undef EARLIER
+    if (next == cl->timer_at)
+        return;
+    cl->timer_at = next;
+    if (next == 0) {
+        aredis__loop_timer_set(c->loop, cl->timer, -1);
+        return;
+    }
+    aredis__loop_timer_set(c->loop, cl->timer, next > now ? next - now : 0);
+}
+
+/* ---- redirects and failures ---------------------------------------------- */
+
+static int starts(const aredis_reply *r, const char *word)
+{
+    size_t n = strlen(word);
+    return r->str != NULL && r->len >= n && memcmp(r->str, word, n) == 0;
+}
+
 static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
-                       const aredis_reply *r)
+                       aredis__node *from, const aredis_reply *r)
 {
     cluster *cl = of(t);
     aredis_client *c = t->c;
     aredis__redirect rd;
-    char err[200];
+    char err[320];
     /* A command on a connection its caller chose (inside a transaction on
      * a borrowed connection, say) keeps its redirect: sending it to
      * another node would silently take it out of its context. */
     if (cmd->flags & AREDIS__CMD_PINNED)
         return 0;
+    int busy = starts(r, "TRYAGAIN");
+    int down = starts(r, "CLUSTERDOWN");
+    if ((busy || down) && cmd->cc.copy != NULL) {
+        if (down)
+            request_refresh(cl);
+        snprintf(err, sizeof err, "%.*s (from %s:%d)",
+                 (int)(r->len > 160 ? 160 : r->len), r->str, from->host,
+                 from->port);
+        retry_later(cl, cmd, AREDIS_ESERVER, err, 0);
+        return 1;
+    }
     int rc = aredis__redirect_parse(r->str, r->len, &rd, err, sizeof err);
     if (rc == 0)
         return 0; /* another error: the caller's */
@@ -249,31 +1003,37 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
         aredis__cmd_free(c, cmd);
         return 1;
     }
-    if (++cmd->redirects > MAX_REDIRECTS) {
-        snprintf(err, sizeof err, "too many cluster redirects (%d), last: %.*s",
-                 MAX_REDIRECTS, (int)(r->len > 120 ? 120 : r->len), r->str);
+    if (++cmd->redirects > c->cfg.cluster_max_redirects) {
+        snprintf(err, sizeof err,
+                 "too many cluster redirects (%d), last: %.*s (from %s:%d)",
+                 c->cfg.cluster_max_redirects,
+                 (int)(r->len > 120 ? 120 : r->len), r->str, from->host,
+                 from->port);
         aredis__finish_error(c, cmd, AREDIS_EPROTO, err);
         aredis__cmd_free(c, cmd);
         return 1;
     }
-    /* An unknown endpoint is the host that answered: the node whose
-     * connection carried the reply is not known here, so the first seed's
-     * host stands in (clusters with unknown endpoints sit behind one
-     * address). */
-    const char *host = rd.host[0] != '\0' ? rd.host : c->cfg.seeds[0].host;
-    aredis__node *n = node_at(cl, host, rd.port);
+    /* An unknown endpoint is the host that answered. */
+    const char *host = rd.host[0] != '\0' ? rd.host : from->host;
+    cnode *n = node_at(cl, host, rd.port);
     int e = n == NULL ? AREDIS_ENOMEM : 0;
-    if (e == 0 && rd.kind == AREDIS__REDIRECT_MOVED)
-        cl->owner[rd.slot] = n;
+    if (e == 0 && rd.kind == AREDIS__REDIRECT_MOVED) {
+        int k = shard_of(cl, n);
+        if (k >= 0) {
+            cl->slot[rd.slot] = (uint16_t)k;
+            n->serving = 1;
+        }
+        request_refresh(cl);
+    }
     if (e == 0 && rd.kind == AREDIS__REDIRECT_ASK &&
         !(cmd->flags & AREDIS__CMD_BLOCKING)) {
         /* ASKING, then the command, back to back on one connection. */
         static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
-        e = aredis__submit_encoded(c, &n->main, NULL, NULL, asking,
+        e = aredis__submit_encoded(c, &n->node.main, NULL, NULL, asking,
                                    sizeof asking - 1);
     }
     if (e == 0)
-        e = resend(n, cmd);
+        e = send_to(&n->node, cmd);
     if (e != 0) {
         aredis__finish_error(c, cmd, e, "out of memory following a redirect");
         aredis__cmd_free(c, cmd);
@@ -283,16 +1043,27 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
 
 static void cl_node_lost(aredis__topology *t, aredis__node *n, int code)
 {
-    /* The node reconnects by itself; a later version refreshes the map. */
-    (void)t;
-    (void)n;
     (void)code;
+    cluster *cl = of(t);
+    cnode *x = cnode_of(n);
+    if (x->dropped || t->c->freeing)
+        return;
+    x->lost = 1;
+    request_refresh(cl);
+    kick(cl); /* from the loop: not inside the lost link's actions */
 }
 
 static void cl_free(aredis__topology *t)
 {
     cluster *cl = of(t);
-    aredis__loop_undefer(t->c->loop, &cl->fetch);
+    aredis_client *c = t->c;
+    aredis__loop_undefer(c->loop, &cl->kick);
+    if (cl->timer != NULL)
+        aredis__loop_timer_stop(c->loop, cl->timer);
+    cl->timer = NULL;
+    aredis__cmd *held = cl->held_head;
+    cl->held_head = cl->held_tail = NULL;
+    aredis__cancel_list(c, held);
     cnode *n = cl->nodes;
     while (n != NULL) {
         cnode *next = n->next;
@@ -300,6 +1071,7 @@ static void cl_free(aredis__topology *t)
         aredis__free(n);
         n = next;
     }
+    aredis__free(cl->shards);
     aredis__free(cl);
 }
 
@@ -324,14 +1096,15 @@ static size_t cl_nodes(aredis__topology *t, int which, aredis__node **out,
 {
     cluster *cl = of(t);
     size_t k = 0;
+    start(cl); /* a lazy client's first command may be a fan-out */
     if (which & AREDIS_NODES_PRIMARIES) {
         /* The primaries are the slots' owners: ranges are long, so the
          * owner changes rarely from one slot to the next. */
-        aredis__node *last = NULL;
+        cnode *last = NULL;
         for (size_t s = 0; s < AREDIS_CLUSTER_SLOTS; s++) {
-            aredis__node *n = cl->owner[s];
+            cnode *n = slot_owner(cl, (unsigned)s);
             if (n != NULL && n != last) {
-                k = add_unique(out, k, max, n);
+                k = add_unique(out, k, max, &n->node);
                 last = n;
             }
         }
@@ -345,7 +1118,9 @@ static size_t cl_nodes(aredis__topology *t, int which, aredis__node **out,
 
 static aredis__node *cl_slot_node(aredis__topology *t, unsigned slot)
 {
-    return slot < AREDIS_CLUSTER_SLOTS ? of(t)->owner[slot] : NULL;
+    start(of(t));
+    cnode *n = slot_owner(of(t), slot);
+    return n != NULL ? &n->node : NULL;
 }
 
 static const aredis__topology_vt cluster_vt = {
@@ -355,6 +1130,7 @@ static const aredis__topology_vt cluster_vt = {
     .sole = cl_sole,
     .next = cl_next,
     .redirect = cl_redirect,
+    .unwait = cl_unwait,
     .node_lost = cl_node_lost,
     .free = cl_free,
     .nodes = cl_nodes,
@@ -371,12 +1147,20 @@ aredis__topology *aredis__cluster_new(aredis_client *c)
     cl->base.vt = &cluster_vt;
     cl->base.c = c;
     cl->base.keep_bytes = 1;
+    for (size_t s = 0; s < AREDIS_CLUSTER_SLOTS; s++)
+        cl->slot[s] = AREDIS__SLOT_NONE;
     for (size_t i = 0; i < c->cfg.nseeds; i++) {
         if (node_at(cl, c->cfg.seeds[i].host, c->cfg.seeds[i].port) == NULL) {
             cl_free(&cl->base);
             return NULL;
         }
     }
-    aredis__loop_defer(c->loop, &cl->fetch, fetch_map, cl);
+    if (aredis__loop_timer_start(c->loop, on_timer, cl, &cl->timer) != 0) {
+        cl_free(&cl->base);
+        return NULL;
+    }
+    cl->next_periodic = aredis__now_ms() + c->cfg.cluster_refresh_ms;
+    if (!c->cfg.cluster_lazy)
+        start(cl);
     return &cl->base;
 }

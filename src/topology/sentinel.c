@@ -1050,13 +1050,14 @@ static void on_relocate(void *arg)
 }
 
 static int st_redirect(aredis__topology *t, aredis__cmd *cmd,
-                       const aredis_reply *r)
+                       aredis__node *from, const aredis_reply *r)
 {
     /* READONLY: the node we write to was demoted. The command gets its
      * error (it is not re-sent behind the caller's back); the connection
      * is dropped from the loop so the next ones find the new master. */
     sentinel *st = (sentinel *)t;
     (void)cmd;
+    (void)from;
     if (!is_replica_role(st) && st->located && r->code == AREDIS_ESERVER &&
         r->len >= 8 && memcmp(r->str, "READONLY", 8) == 0)
         drop_master(st, "the server is a replica now (READONLY): asking the "

@@ -31,12 +31,13 @@ static aredis__node *sa_next(aredis__topology *t, const aredis__node *prev)
 }
 
 static int sa_redirect(aredis__topology *t, aredis__cmd *cmd,
-                       const aredis_reply *r)
+                       aredis__node *from, const aredis_reply *r)
 {
     /* A standalone server does not redirect: a MOVED from one is an
      * error like any other, for the caller. */
     (void)t;
     (void)cmd;
+    (void)from;
     (void)r;
     return 0;
 }

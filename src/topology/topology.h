@@ -13,10 +13,17 @@
 
 #include "node/node.h"
 
+/* route()'s answer for a command the topology kept. */
+#define AREDIS__HELD ((aredis__node *)(void *)&aredis__held_marker)
+extern const char aredis__held_marker;
+
 typedef struct aredis__topology_vt {
     const char *name;
     /* The node for a command, from its encoded bytes (len cmd->cc.len);
-     * NULL when there is none yet (the caller fails it). */
+     * NULL when there is none (the caller fails it); AREDIS__HELD when the
+     * topology kept the command (no slot map yet, its server being
+     * replaced): it sends or completes it later, and takes it back from
+     * the deadline through unwait(). */
     aredis__node *(*route)(aredis__topology *t, const aredis__cmd *cmd,
                            const char *bytes);
     /* The node for work that names no key (pub/sub, acquire, the default
@@ -28,10 +35,14 @@ typedef struct aredis__topology_vt {
     /* The nodes, one after the other: first with prev NULL, NULL after
      * the last. */
     aredis__node *(*next)(aredis__topology *t, const aredis__node *prev);
-    /* A reply that may be a redirect for cmd: 1 when the topology took
-     * the command back (it will be completed later), 0 to deliver r. */
-    int (*redirect)(aredis__topology *t, aredis__cmd *cmd,
+    /* A reply that may be a redirect for cmd, from node `from`: 1 when
+     * the topology took the command back (it will be completed later), 0
+     * to deliver r. */
+    int (*redirect)(aredis__topology *t, aredis__cmd *cmd, aredis__node *from,
                     const aredis_reply *r);
+    /* Optional: a command it holds (AREDIS__CMD_PENDING) reached its
+     * deadline: 1 when it was held here (now released to the caller). */
+    int (*unwait)(aredis__topology *t, aredis__cmd *cmd);
     /* A node lost its shared connection (code says why). */
     void (*node_lost)(aredis__topology *t, aredis__node *n, int code);
     /* Optional (NULL: use n->host/n->port as they are). A connection of

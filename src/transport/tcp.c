@@ -2,6 +2,9 @@
  *
  * A non-blocking socket with the configuration's options, a non-blocking
  * connect finished by handshake(), and recv/sendmsg for the byte stream.
+ * With cfg->blocking_reads (the blocking facade) the connected socket is
+ * switched to blocking mode, every ordinary call passes MSG_DONTWAIT, and
+ * read_wait() alone blocks, bounded by SO_RCVTIMEO.
  * aredis__transport_connect() is the one entry point of the layer: with
  * cfg->tls it hands the connecting socket to tls.c.
  *
@@ -10,6 +13,7 @@
  * away. This file does not touch the loop; the caller watches the fd. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -30,10 +34,22 @@
 typedef struct tcp_transport {
     aredis__transport base;
     /* The connect() is still in flight: handshake() has not seen it end. */
-    int connecting;
-    /* Who we talk to, for messages: "127.0.0.1:6379", "[::1]:6379" or a
-     * socket path (at most 107 bytes). */
-    char peer[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+    unsigned char connecting;
+    /* cfg->blocking_reads without TLS: the socket becomes blocking once
+     * connected (`blocking`), and read_wait() may wait in recv(). */
+    unsigned char want_blocking, blocking;
+    /* SO_RCVTIMEO as last set, in ms (0: none, a wait without limit). */
+    int rcvtimeo_ms;
+    /* Who we talk to, named only in messages (aredis__tcp_peer): the
+     * address, or the socket path (the configuration's, which outlives
+     * every transport made from it). Kept raw: an idle connection does
+     * not carry its text. */
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } addr;
+    const char *path;
 } tcp_transport;
 
 static int set_msg(char *buf, size_t len, int code, const char *fmt, ...)
@@ -80,39 +96,72 @@ static int io_code(int e)
     }
 }
 
-const char *aredis__tcp_peer(const aredis__transport *t)
+const char *aredis__tcp_peer(const aredis__transport *bt, char *buf)
 {
-    return ((const tcp_transport *)t)->peer;
+    const tcp_transport *t = (const tcp_transport *)bt;
+    char ip[INET6_ADDRSTRLEN];
+    if (t->path != NULL) {
+        snprintf(buf, AREDIS__PEER_MAX, "%s", t->path);
+    } else if (t->addr.sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &t->addr.in4.sin_addr, ip, sizeof ip);
+        snprintf(buf, AREDIS__PEER_MAX, "%s:%u", ip,
+                 (unsigned)ntohs(t->addr.in4.sin_port));
+    } else {
+        inet_ntop(AF_INET6, &t->addr.in6.sin6_addr, ip, sizeof ip);
+        snprintf(buf, AREDIS__PEER_MAX, "[%s]:%u", ip,
+                 (unsigned)ntohs(t->addr.in6.sin6_port));
+    }
+    return buf;
 }
 
-static void describe_peer(tcp_transport *t, const struct sockaddr *sa)
+char *aredis__transport_errbuf(aredis__transport *t)
 {
-    char ip[INET6_ADDRSTRLEN];
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
-        snprintf(t->peer, sizeof t->peer, "%s:%u", ip,
-                 (unsigned)ntohs(s4->sin_port));
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
-        snprintf(t->peer, sizeof t->peer, "[%s]:%u", ip,
-                 (unsigned)ntohs(s6->sin6_port));
-    } else {
-        const struct sockaddr_un *su = (const struct sockaddr_un *)sa;
-        snprintf(t->peer, sizeof t->peer, "%s", su->sun_path);
+    if (t->errbuf == NULL) {
+        t->errbuf = aredis__malloc(AREDIS__ERRMSG_MAX);
+        if (t->errbuf == NULL) {
+            t->errmsg = "out of memory (describing a transport error)";
+            return NULL;
+        }
+        t->errbuf[0] = '\0';
     }
+    t->errmsg = t->errbuf;
+    return t->errbuf;
+}
+
+static void describe_peer(tcp_transport *t, const struct sockaddr *sa,
+                          const char *path)
+{
+    t->path = path;
+    if (sa->sa_family == AF_INET)
+        memcpy(&t->addr.in4, sa, sizeof t->addr.in4);
+    else if (sa->sa_family == AF_INET6)
+        memcpy(&t->addr.in6, sa, sizeof t->addr.in6);
 }
 
 /* ------------------------------------------------------------------------
  * The vtable
  * ------------------------------------------------------------------------ */
 
+/* The connect is done. One fcntl per connection buys a wait for a reply
+ * at no extra system call (read_wait). A socket that refuses stays
+ * non-blocking: the loop then polls as it does for everyone else. */
+static int connected(tcp_transport *t)
+{
+    t->connecting = 0;
+    if (t->want_blocking && !t->blocking) {
+        int fl = fcntl(t->base.fd, F_GETFL);
+        t->blocking =
+            fl >= 0 && fcntl(t->base.fd, F_SETFL, fl & ~O_NONBLOCK) == 0;
+    }
+    return 0;
+}
+
 static int tcp_handshake(aredis__transport *bt)
 {
+    char pb[AREDIS__PEER_MAX];
     tcp_transport *t = (tcp_transport *)bt;
     if (!t->connecting)
-        return 0;
+        return connected(t);
     /* Only writability says the connect ended; SO_ERROR alone reads 0
      * while it is still in flight. A zero-timeout poll never blocks. */
     struct pollfd p = {.fd = bt->fd, .events = POLLOUT, .revents = 0};
@@ -129,31 +178,80 @@ static int tcp_handshake(aredis__transport *bt)
     if (e == EINPROGRESS || e == EALREADY)
         return AREDIS__WANT_WRITE;
     if (e != 0)
-        return set_msg(bt->errmsg, sizeof bt->errmsg, connect_code(e),
-                       "connect to %s: %s", t->peer, strerror(e));
-    t->connecting = 0;
-    return 0;
+        return set_msg(aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX,
+                       connect_code(e), "connect to %s: %s",
+                       aredis__tcp_peer(&t->base, pb), strerror(e));
+    return connected(t);
+}
+
+static ssize_t read_error(aredis__transport *bt, int e)
+{
+    char pb[AREDIS__PEER_MAX];
+    return set_msg(aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX, io_code(e),
+                   "read from %s: %s", aredis__tcp_peer(bt, pb), strerror(e));
 }
 
 static ssize_t tcp_read(aredis__transport *bt, char *buf, size_t n)
 {
     for (;;) {
-        ssize_t r = recv(bt->fd, buf, n, 0);
+        ssize_t r = recv(bt->fd, buf, n, MSG_DONTWAIT);
         if (r >= 0)
             return r;
         if (errno == EINTR)
             continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return AREDIS__WANT_READ;
-        int e = errno;
-        return set_msg(bt->errmsg, sizeof bt->errmsg, io_code(e),
-                       "read from %s: %s", ((tcp_transport *)bt)->peer,
-                       strerror(e));
+        return read_error(bt, errno);
     }
+}
+
+/* Make SO_RCVTIMEO fit a wait of timeout_ms (-1: none). A limit that is
+ * already no longer than the wait and at least half of it is kept: a wait
+ * that ends early costs a loop turn, a setsockopt per call would cost a
+ * system call per command for a program with a constant deadline. */
+static int fit_rcvtimeo(tcp_transport *t, int timeout_ms)
+{
+    int want = timeout_ms < 0 ? 0 : timeout_ms;
+    if (t->rcvtimeo_ms == want ||
+        (want > 0 && t->rcvtimeo_ms > 0 && t->rcvtimeo_ms <= want &&
+         t->rcvtimeo_ms >= want / 2))
+        return 0;
+    struct timeval tv = {.tv_sec = want / 1000,
+                         .tv_usec = (suseconds_t)(want % 1000) * 1000};
+    if (setsockopt(t->base.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0)
+        return -1;
+    t->rcvtimeo_ms = want;
+    return 0;
+}
+
+static ssize_t tcp_read_wait(aredis__transport *bt, char *buf, size_t n,
+                             int timeout_ms)
+{
+    tcp_transport *t = (tcp_transport *)bt;
+    if (!t->blocking || t->connecting)
+        return AREDIS_ENOTSUP;
+    if (timeout_ms == 0)
+        return tcp_read(bt, buf, n);
+    if (fit_rcvtimeo(t, timeout_ms) != 0)
+        return AREDIS_ENOTSUP;
+    ssize_t r = recv(bt->fd, buf, n, 0);
+    if (r >= 0)
+        return r;
+    /* The limit (EAGAIN) or a signal (EINTR): the caller's loop looks at
+     * its timers and waits again. */
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return AREDIS__WANT_READ;
+    return read_error(bt, errno);
+}
+
+static int tcp_acked(aredis__transport *bt, uint64_t *acked)
+{
+    return aredis__tcp_bytes_acked(bt->fd, acked);
 }
 
 static ssize_t tcp_writev(aredis__transport *bt, const struct iovec *iov, int n)
 {
+    char pb[AREDIS__PEER_MAX];
     if (n <= 0)
         return 0;
     struct msghdr msg;
@@ -162,7 +260,7 @@ static ssize_t tcp_writev(aredis__transport *bt, const struct iovec *iov, int n)
     msg.msg_iov = (struct iovec *)iov;
     msg.msg_iovlen = (size_t)(n > IOV_MAX ? IOV_MAX : n);
     for (;;) {
-        ssize_t w = sendmsg(bt->fd, &msg, MSG_NOSIGNAL);
+        ssize_t w = sendmsg(bt->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w >= 0)
             return w;
         if (errno == EINTR)
@@ -170,8 +268,8 @@ static ssize_t tcp_writev(aredis__transport *bt, const struct iovec *iov, int n)
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return AREDIS__WANT_WRITE;
         int e = errno;
-        return set_msg(bt->errmsg, sizeof bt->errmsg, io_code(e),
-                       "write to %s: %s", ((tcp_transport *)bt)->peer,
+        return set_msg(aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX,
+                       io_code(e), "write to %s: %s", aredis__tcp_peer(bt, pb),
                        strerror(e));
     }
 }
@@ -182,15 +280,30 @@ static void tcp_close(aredis__transport *bt)
         return;
     if (bt->fd >= 0)
         close(bt->fd);
+    aredis__free(bt->errbuf);
     aredis__free(bt);
 }
 
 static const aredis__transport_vtbl tcp_vtbl = {
-    "tcp", tcp_handshake, tcp_read, tcp_writev, tcp_close,
+    .name = "tcp",
+    .handshake = tcp_handshake,
+    .read = tcp_read,
+    .writev = tcp_writev,
+    .read_wait = tcp_read_wait,
+    .acked = tcp_acked,
+    .close = tcp_close,
 };
 
+/* A Unix socket needs no acknowledgement count: a write to one whose peer
+ * has closed fails (EPIPE), so the bytes are known unsent. */
 static const aredis__transport_vtbl unix_vtbl = {
-    "unix", tcp_handshake, tcp_read, tcp_writev, tcp_close,
+    .name = "unix",
+    .handshake = tcp_handshake,
+    .read = tcp_read,
+    .writev = tcp_writev,
+    .read_wait = tcp_read_wait,
+    .acked = NULL,
+    .close = tcp_close,
 };
 
 /* ------------------------------------------------------------------------
@@ -200,11 +313,12 @@ static const aredis__transport_vtbl unix_vtbl = {
 static int set_int_opt(tcp_transport *t, int level, int name, const char *what,
                        int val, char *err, size_t errlen)
 {
+    char pb[AREDIS__PEER_MAX];
     if (setsockopt(t->base.fd, level, name, &val, sizeof val) == 0)
         return 0;
     int e = errno;
     return set_msg(err, errlen, AREDIS_EIO, "setsockopt(%s) for %s: %s", what,
-                   t->peer, strerror(e));
+                   aredis__tcp_peer(&t->base, pb), strerror(e));
 }
 
 static int set_tcp_options(tcp_transport *t, const aredis__config *cfg,
@@ -238,12 +352,13 @@ static int open_socket(tcp_transport *t, const aredis__config *cfg,
                        const struct sockaddr *addr, socklen_t addrlen,
                        char *err, size_t errlen)
 {
+    char pb[AREDIS__PEER_MAX];
     t->base.fd =
         socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (t->base.fd < 0) {
         int e = errno;
-        return set_msg(err, errlen, AREDIS_EIO, "socket for %s: %s", t->peer,
-                       strerror(e));
+        return set_msg(err, errlen, AREDIS_EIO, "socket for %s: %s",
+                       aredis__tcp_peer(&t->base, pb), strerror(e));
     }
     if (addr->sa_family != AF_UNIX) {
         int rc = set_tcp_options(t, cfg, err, errlen);
@@ -258,8 +373,8 @@ static int open_socket(tcp_transport *t, const aredis__config *cfg,
         return 0;
     }
     int e = errno;
-    return set_msg(err, errlen, connect_code(e), "connect to %s: %s", t->peer,
-                   strerror(e));
+    return set_msg(err, errlen, connect_code(e), "connect to %s: %s",
+                   aredis__tcp_peer(&t->base, pb), strerror(e));
 }
 
 static int wrap_tls(const aredis__config *cfg, tcp_transport *t,
@@ -315,7 +430,9 @@ int aredis__transport_connect(const aredis__config *cfg,
         return set_msg(err, errlen, AREDIS_ENOMEM, "out of memory");
     t->base.vt = cfg->path != NULL ? &unix_vtbl : &tcp_vtbl;
     t->base.fd = -1;
-    describe_peer(t, addr);
+    t->base.errmsg = "";
+    t->want_blocking = cfg->blocking_reads && !cfg->tls;
+    describe_peer(t, addr, cfg->path);
 
     int rc = open_socket(t, cfg, addr, addrlen, err, errlen);
     if (rc != 0) {

@@ -252,35 +252,36 @@ void aredis__tls_ctx_release(aredis__tls_ctx *ctx)
  * The vtable
  * ------------------------------------------------------------------------ */
 
-static const char *peer_of(const tls_transport *t)
+static const char *peer_of(const tls_transport *t, char *buf)
 {
-    return aredis__tcp_peer(t->inner);
+    return aredis__tcp_peer(t->inner, buf);
 }
 
 /* Why a handshake failed, in the most useful words available: the
  * verification result names the certificate problem exactly. */
 static int handshake_failed(tls_transport *t, int sslerr)
 {
+    char pb[AREDIS__PEER_MAX];
     char text[120];
     long vr = SSL_get_verify_result(t->ssl);
     int code = AREDIS_ETLS;
     t->fatal = 1;
     if (vr != X509_V_OK) {
         ERR_clear_error();
-        set_msg(t->base.errmsg, sizeof t->base.errmsg, code,
+        set_msg(aredis__transport_errbuf(&t->base), AREDIS__ERRMSG_MAX, code,
                 "TLS handshake with %s failed: certificate verify failed: %s",
-                peer_of(t), X509_verify_cert_error_string(vr));
+                peer_of(t, pb), X509_verify_cert_error_string(vr));
     } else if (sslerr == SSL_ERROR_SYSCALL || sslerr == SSL_ERROR_ZERO_RETURN ||
                ERR_GET_REASON(ERR_peek_error()) ==
                    SSL_R_UNEXPECTED_EOF_WHILE_READING) {
         ERR_clear_error();
-        set_msg(t->base.errmsg, sizeof t->base.errmsg, code,
-                "TLS handshake with %s failed: %s", peer_of(t),
+        set_msg(aredis__transport_errbuf(&t->base), AREDIS__ERRMSG_MAX, code,
+                "TLS handshake with %s failed: %s", peer_of(t, pb),
                 t->io_errno ? strerror(t->io_errno)
                             : "the server closed the connection");
     } else {
-        set_msg(t->base.errmsg, sizeof t->base.errmsg, code,
-                "TLS handshake with %s failed: %s", peer_of(t),
+        set_msg(aredis__transport_errbuf(&t->base), AREDIS__ERRMSG_MAX, code,
+                "TLS handshake with %s failed: %s", peer_of(t, pb),
                 ssl_errtext(text, sizeof text, "unknown error"));
     }
     t->state = TLS_ST_FAILED;
@@ -300,7 +301,8 @@ static int tls_handshake(aredis__transport *bt)
         if (rc == AREDIS__WANT_READ || rc == AREDIS__WANT_WRITE)
             return rc;
         if (rc != 0) {
-            memcpy(bt->errmsg, t->inner->errmsg, sizeof bt->errmsg);
+            set_msg(aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX, rc, "%s",
+                    t->inner->errmsg);
             t->state = TLS_ST_FAILED;
             t->failed_code = rc;
             return rc;
@@ -326,6 +328,7 @@ static int tls_handshake(aredis__transport *bt)
  * 0 for an end of stream, else a negative aredis_err. */
 static int io_failed(tls_transport *t, int sslerr, const char *what)
 {
+    char pb[AREDIS__PEER_MAX];
     char text[120];
     if (sslerr == SSL_ERROR_ZERO_RETURN) /* close_notify: a clean end */
         return 0;
@@ -337,8 +340,8 @@ static int io_failed(tls_transport *t, int sslerr, const char *what)
                 ? AREDIS_ECLOSED
                 : AREDIS_EIO;
         ERR_clear_error();
-        return set_msg(t->base.errmsg, sizeof t->base.errmsg, code, "%s %s: %s",
-                       what, peer_of(t), strerror(e));
+        return set_msg(aredis__transport_errbuf(&t->base), AREDIS__ERRMSG_MAX,
+                       code, "%s %s: %s", what, peer_of(t, pb), strerror(e));
     }
     /* The server closed the socket without a close_notify, as Redis does
      * when it kills a client. RESP frames itself, so a cut reply cannot
@@ -348,8 +351,8 @@ static int io_failed(tls_transport *t, int sslerr, const char *what)
         ERR_clear_error();
         return 0;
     }
-    return set_msg(t->base.errmsg, sizeof t->base.errmsg, AREDIS_ETLS,
-                   "TLS %s %s: %s", what, peer_of(t),
+    return set_msg(aredis__transport_errbuf(&t->base), AREDIS__ERRMSG_MAX,
+                   AREDIS_ETLS, "TLS %s %s: %s", what, peer_of(t, pb),
                    ssl_errtext(text, sizeof text, "unknown error"));
 }
 
@@ -359,11 +362,12 @@ static int io_failed(tls_transport *t, int sslerr, const char *what)
  * the next bytes can only come with readability. */
 static ssize_t tls_read(aredis__transport *bt, char *buf, size_t n)
 {
+    char pb[AREDIS__PEER_MAX];
     tls_transport *t = (tls_transport *)bt;
     if (t->state != TLS_ST_OPEN)
-        return set_msg(bt->errmsg, sizeof bt->errmsg, AREDIS_ESTATE,
-                       "TLS read from %s before the handshake finished",
-                       peer_of(t));
+        return set_msg(
+            aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX, AREDIS_ESTATE,
+            "TLS read from %s before the handshake finished", peer_of(t, pb));
     size_t got = 0;
     while (got < n) {
         size_t want = n - got;
@@ -400,12 +404,13 @@ static ssize_t tls_read(aredis__transport *bt, char *buf, size_t n)
  * is all OpenSSL asks with SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER. */
 static ssize_t tls_writev(aredis__transport *bt, const struct iovec *iov, int n)
 {
+    char pb[AREDIS__PEER_MAX];
     tls_transport *t = (tls_transport *)bt;
     char gather[TLS_COALESCE];
     if (t->state != TLS_ST_OPEN)
-        return set_msg(bt->errmsg, sizeof bt->errmsg, AREDIS_ESTATE,
-                       "TLS write to %s before the handshake finished",
-                       peer_of(t));
+        return set_msg(
+            aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX, AREDIS_ESTATE,
+            "TLS write to %s before the handshake finished", peer_of(t, pb));
     int i = 0;
     while (i < n && iov[i].iov_len == 0)
         i++;
@@ -436,9 +441,10 @@ static ssize_t tls_writev(aredis__transport *bt, const struct iovec *iov, int n)
         return AREDIS__WANT_WRITE;
     int rc = io_failed(t, e, "write to");
     if (rc == 0) /* the peer said goodbye: nothing more can be written */
-        rc = set_msg(bt->errmsg, sizeof bt->errmsg, AREDIS_ECLOSED,
+        rc = set_msg(aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX,
+                     AREDIS_ECLOSED,
                      "write to %s: the server closed the TLS connection",
-                     peer_of(t));
+                     peer_of(t, pb));
     return rc;
 }
 
@@ -457,11 +463,20 @@ static void tls_close(aredis__transport *bt)
     }
     if (t->inner != NULL)
         t->inner->vt->close(t->inner);
+    aredis__free(t->base.errbuf);
     aredis__free(t);
 }
 
+/* No read_wait (OpenSSL reads the socket itself) and no acknowledgement
+ * count (TLS records do not map onto the command bytes). */
 static const aredis__transport_vtbl tls_vtbl = {
-    "tls", tls_handshake, tls_read, tls_writev, tls_close,
+    .name = "tls",
+    .handshake = tls_handshake,
+    .read = tls_read,
+    .writev = tls_writev,
+    .read_wait = NULL,
+    .acked = NULL,
+    .close = tls_close,
 };
 
 /* ------------------------------------------------------------------------
@@ -518,6 +533,7 @@ int aredis__tls_wrap(aredis__tls_ctx *ctx, const aredis__config *cfg,
     }
     t->base.vt = &tls_vtbl;
     t->base.fd = inner->fd;
+    t->base.errmsg = "";
     t->inner = inner;
     t->state = TLS_ST_CONNECT;
 

@@ -43,6 +43,12 @@ typedef struct aredis__config {
     int nodelay;
     int normalize_resp2;
     int tls;
+    /* Set by the blocking facade, whose private loop runs only while a call
+     * waits: a plain TCP or Unix socket is left in blocking mode once
+     * connected (every ordinary call still passes MSG_DONTWAIT), so the
+     * loop may wait for a reply inside vt->read_wait() instead of polling
+     * first. Ignored with TLS. */
+    int blocking_reads;
     char *tls_ca_file, *tls_ca_dir, *tls_cert_file, *tls_key_file, *tls_sni;
     int tls_insecure;
     aredis_reader_limits limits;
@@ -124,6 +130,20 @@ typedef struct aredis__transport_vtbl {
     ssize_t (*read)(aredis__transport *t, char *buf, size_t n);
     /* Bytes written (> 0), WANT_*, or an error. */
     ssize_t (*writev)(aredis__transport *t, const struct iovec *iov, int n);
+    /* Optional (NULL: not supported): read like `read`, but wait up to
+     * timeout_ms (-1: no limit) for bytes to arrive, inside the call;
+     * AREDIS__WANT_READ when the time ran out (possibly early: the caller
+     * checks its timers and calls again). Only on a transport opened with
+     * cfg->blocking_reads; one that cannot wait returns AREDIS_ENOTSUP
+     * before touching the socket. */
+    ssize_t (*read_wait)(aredis__transport *t, char *buf, size_t n,
+                         int timeout_ms);
+    /* Optional (NULL: no evidence): how many bytes of the stream written
+     * so far the peer's TCP has acknowledged (TCP_INFO). 0 and *acked
+     * set, or a negative error when the system cannot say. After the
+     * peer's FIN, bytes beyond it never reached the peer before it
+     * closed: the server cannot have read them. */
+    int (*acked)(aredis__transport *t, uint64_t *acked);
     /* Close the descriptor and free t. */
     void (*close)(aredis__transport *t);
 } aredis__transport_vtbl;
@@ -131,7 +151,11 @@ typedef struct aredis__transport_vtbl {
 struct aredis__transport {
     const aredis__transport_vtbl *vt;
     int fd;
-    char errmsg[160];
+    /* Why the last call failed ("" until one did): errbuf, allocated by
+     * the first failure (an idle connection's transport carries no room
+     * for a message), or a static text when that allocation failed. */
+    const char *errmsg;
+    char *errbuf;
 };
 
 /* Start a non-blocking connect to one resolved address (TCP) with the

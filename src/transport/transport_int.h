@@ -7,12 +7,29 @@
 #define AREDIS_TRANSPORT_TRANSPORT_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "transport/transport.h"
 
+/* Room for a transport's error message, and for a peer's name. */
+#define AREDIS__ERRMSG_MAX 160
+#define AREDIS__PEER_MAX 116
+
 /* "127.0.0.1:6379", "[::1]:6379" or the socket path: the peer of a TCP or
- * Unix transport, for messages. Valid while t lives. */
-const char *aredis__tcp_peer(const aredis__transport *t);
+ * Unix transport, for messages, written to buf (AREDIS__PEER_MAX bytes),
+ * which is returned. */
+const char *aredis__tcp_peer(const aredis__transport *t, char *buf);
+
+/* The buffer for t's error message (AREDIS__ERRMSG_MAX bytes), allocated
+ * at the first failure and freed by close, with t->errmsg pointing to it;
+ * NULL when out of memory (t->errmsg then says so). */
+char *aredis__transport_errbuf(aredis__transport *t);
+
+/* TCP_INFO's count of bytes the peer acknowledged on socket fd
+ * (tcpinfo.c, apart because <linux/tcp.h> and <netinet/tcp.h> cannot
+ * meet in one file). 0 and *acked, or AREDIS_ENOTSUP where the system
+ * has no such count. */
+int aredis__tcp_bytes_acked(int fd, uint64_t *acked);
 
 #ifdef AREDIS_HAVE_TLS
 

@@ -562,7 +562,13 @@ int aredis__cmd_first_key(const char *enc, const char **key, size_t *len)
 {
     aredis__cmdclass cls;
     int argc = aredis__cmd_classify(enc, &cls);
-    const aredis__cmdinfo *info = cls.info;
+    return aredis__cmd_first_key_of(enc, &cls, argc, key, len);
+}
+
+int aredis__cmd_first_key_of(const char *enc, const aredis__cmdclass *cls,
+                             int argc, const char **key, size_t *len)
+{
+    const aredis__cmdinfo *info = cls->info;
     if (info == NULL)
         return 0;
     /* Positive int8_t positions, read without sign extension. */

@@ -212,6 +212,10 @@ int aredis__cmd_classify_memo(const char *enc, aredis__cmdclass *out,
  * of XREAD: 1 and *key, *len (pointing into enc), or 0 when it names no
  * key (or the table does not know it). */
 int aredis__cmd_first_key(const char *enc, const char **key, size_t *len);
+/* The same from a classification already made: cls and argc as
+ * aredis__cmd_classify() or _memo() gave them for enc. */
+int aredis__cmd_first_key_of(const char *enc, const aredis__cmdclass *cls,
+                             int argc, const char **key, size_t *len);
 
 /* 1 when arg (n bytes, any case) is the lower-case word w of wlen bytes. */
 int aredis__word_is(const char *arg, size_t n, const char *w, size_t wlen);

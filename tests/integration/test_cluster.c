@@ -278,7 +278,8 @@ Test(cluster, client_refuses_a_bad_cluster_url)
         loop, &(aredis_options){.url = "redis+cluster://h1,,h2"}, &st);
     cr_assert_null(c);
     cr_assert_eq(st.code, AREDIS_EURL);
-    cr_assert_not_null(strstr(st.msg, "empty cluster seed 2 of 3"), "%s", st.msg);
+    cr_assert_not_null(strstr(st.msg, "empty cluster seed 2 of 3"), "%s",
+                       st.msg);
     aredis_loop_free(loop);
 }
 
@@ -571,4 +572,272 @@ Test(cluster, commands_on_a_borrowed_connection_are_not_redirected)
     for (int spins = 0; spins < 20; spins++)
         aredis_loop_run_once(loop, 5);
     aredis_loop_free(loop);
+}
+
+/* ---- seeds, callbacks, replica reads, lazy start ------------------------- */
+
+static aredis_client *client_for(aredis_loop *loop, const aredis_options *o)
+{
+    aredis_status st;
+    aredis_client *c = aredis_client_new(loop, o, &st);
+    cr_assert_not_null(c, "%s", st.msg);
+    return c;
+}
+
+static void free_and_drain(aredis_loop *loop, aredis_client *c)
+{
+    aredis_client_free(c);
+    for (int spins = 0; spins < 20; spins++)
+        aredis_loop_run_once(loop, 5);
+    aredis_loop_free(loop);
+}
+
+/* Two seeds that nothing listens on come first: the client finds the map
+ * through the third, and every command succeeds, once. */
+Test(cluster, a_seed_list_where_some_seeds_are_down)
+{
+    int dead1 = testenv_free_port(), dead2 = testenv_free_port();
+    cr_assert_gt(dead1, 0);
+    cr_assert_gt(dead2, 0);
+    char url[256];
+    snprintf(url, sizeof url,
+             "redis+cluster://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", dead1,
+             dead2, ports[1]);
+    aredis_loop *loop = aredis_loop_new();
+    aredis_client *c = client_for(
+        loop, &(aredis_options){.url = url, .command_timeout_ms = 5000});
+    static tally t;
+    memset(&t, 0, sizeof t);
+    int64_t t0 = testenv_now_ms();
+    for (int i = 0; i < 100; i++) {
+        char key[64], suffix[16];
+        snprintf(suffix, sizeof suffix, "sd%d", i);
+        testenv_key(key, sizeof key, suffix);
+        calls[i] = (call){&t, i};
+        cr_assert_eq(aredis_command(c, on_set, &calls[i], "SET %s v", key), 0);
+    }
+    run_until_done(loop, &t, 100);
+    for (int i = 0; i < 100; i++) {
+        cr_assert_eq(t.calls[i], 1);
+        cr_assert(t.ok[i], "SET %d failed", i);
+    }
+    cr_assert_lt(testenv_now_ms() - t0, 3000, "the dead seeds held it up");
+    free_and_drain(loop, c);
+}
+
+/* Each callback submits the next command (the GET of the key its SET
+ * wrote, or the next SET; keys over every slot), the first ones before
+ * the client has the map: every command completes once and every GET
+ * reads its SET's value. */
+typedef struct chain chain;
+
+typedef struct chain_rec {
+    chain *ch;
+    int i;
+} chain_rec;
+
+struct chain {
+    aredis_client *c;
+    int step, done, bad;
+    int calls[2 * NKEYS];
+    chain_rec rec[2 * NKEYS];
+};
+
+static void chain_next(chain *ch);
+
+static void chain_key(char *key, size_t cap, int i)
+{
+    char suffix[16];
+    snprintf(suffix, sizeof suffix, "ch%d", i / 2);
+    testenv_key(key, cap, suffix);
+}
+
+static void on_chain(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    chain_rec *k = ud;
+    chain *ch = k->ch;
+    int i = k->i;
+    ch->done++;
+    ch->calls[i]++;
+    char want[16], key[64];
+    snprintf(want, sizeof want, "c%d", i / 2);
+    if (i % 2 == 0 ? r->type != AREDIS_REPLY_STATUS
+                   : r->type != AREDIS_REPLY_STRING || strcmp(r->str, want))
+        ch->bad++;
+    if (i % 2 == 1) {
+        chain_next(ch);
+        return;
+    }
+    /* The SET is done: its GET, from its callback. */
+    chain_key(key, sizeof key, i);
+    ch->rec[i + 1] = (chain_rec){ch, i + 1};
+    cr_assert_eq(aredis_command(c, on_chain, &ch->rec[i + 1], "GET %s", key),
+                 0);
+}
+
+/* The next pair: SET of a key, then (from its callback) its GET. */
+static void chain_next(chain *ch)
+{
+    int i = ch->step;
+    if (i >= 2 * NKEYS)
+        return;
+    ch->step += 2;
+    char key[64], val[16];
+    chain_key(key, sizeof key, i);
+    snprintf(val, sizeof val, "c%d", i / 2);
+    ch->rec[i] = (chain_rec){ch, i};
+    cr_assert_eq(
+        aredis_command(ch->c, on_chain, &ch->rec[i], "SET %s %s", key, val), 0);
+}
+
+Test(cluster, a_callback_that_issues_a_new_command)
+{
+    char url[128];
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", ports[2]);
+    aredis_loop *loop = aredis_loop_new();
+    static chain ch;
+    memset(&ch, 0, sizeof ch);
+    ch.c = client_for(loop, &(aredis_options){.url = url});
+    /* Four chains at once, started before the map arrives. */
+    for (int k = 0; k < 4; k++)
+        chain_next(&ch);
+    for (int spins = 0; ch.done < 2 * NKEYS && spins < 3000; spins++)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(ch.done, 2 * NKEYS);
+    for (int i = 0; i < 2 * NKEYS; i++)
+        cr_assert_eq(ch.calls[i], 1, "command %d: %d callbacks", i,
+                     ch.calls[i]);
+    cr_assert_eq(ch.bad, 0, "%d wrong replies", ch.bad);
+    free_and_drain(loop, ch.c);
+}
+
+/* keyspace_hits + keyspace_misses of the node at port. */
+static long long lookups(int port)
+{
+    testenv_conn c;
+    const aredis_reply *r;
+    connect_port(&c, port);
+    cr_assert_eq(testenv_command(&c, &r, "INFO stats"), 0);
+    const char *h = strstr(r->str, "keyspace_hits:");
+    const char *m = strstr(r->str, "keyspace_misses:");
+    cr_assert(h != NULL && m != NULL);
+    long long n = atoll(h + 14) + atoll(m + 16);
+    testenv_close(&c);
+    return n;
+}
+
+static long long replica_lookups(void)
+{
+    long long n = 0;
+    for (int i = 3; i < nports; i++)
+        n += lookups(ports[i]);
+    return n;
+}
+
+/* read_from: GETs go to the replicas (replica), to replicas and primaries
+ * in turn (any), or to the nearest node (nearest); a replica serves them
+ * only when its connection said READONLY (otherwise it answers MOVED and
+ * the read lands on the primary). Writes still succeed: they go to the
+ * primary. */
+Test(cluster, replica_reads)
+{
+    static const struct {
+        const char *name;
+        int mode;
+    } modes[] = {{"replica", AREDIS_READ_REPLICA},
+                 {"any", AREDIS_READ_ANY},
+                 {"nearest", AREDIS_READ_NEAREST}};
+    char url[128];
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", ports[0]);
+    enum { N = 120 };
+    for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+        aredis_loop *loop = aredis_loop_new();
+        aredis_client *c = client_for(
+            loop, &(aredis_options){.url = url,
+                                    .cluster = {.read_from = modes[m].mode}});
+        static tally t;
+        memset(&t, 0, sizeof t);
+        char keys[N][64];
+        for (int i = 0; i < N; i++) {
+            char suffix[32];
+            snprintf(suffix, sizeof suffix, "rr%s%d", modes[m].name, i);
+            testenv_key(keys[i], sizeof keys[i], suffix);
+            calls[i] = (call){&t, i};
+            cr_assert_eq(
+                aredis_command(c, on_set, &calls[i], "SET %s v%d", keys[i], i),
+                0);
+        }
+        run_until_done(loop, &t, N);
+        for (int i = 0; i < N; i++)
+            cr_assert(t.ok[i], "%s: SET %d failed", modes[m].name, i);
+        /* Let the replicas catch up, then read. */
+        for (int spins = 0; spins < 30; spins++)
+            aredis_loop_run_once(loop, 10);
+        long long before = replica_lookups();
+        memset(&t, 0, sizeof t);
+        for (int i = 0; i < N; i++)
+            cr_assert_eq(
+                aredis_command(c, on_get, &calls[i], "GET %s", keys[i]), 0);
+        run_until_done(loop, &t, N);
+        long long on_replicas = replica_lookups() - before;
+        for (int i = 0; i < N; i++) {
+            char want[16];
+            snprintf(want, sizeof want, "v%d", i);
+            cr_assert_eq(t.calls[i], 1);
+            cr_assert(t.ok[i], "%s: GET %d failed", modes[m].name, i);
+            cr_assert_str_eq(t.val[i], want, "%s", modes[m].name);
+        }
+        if (modes[m].mode == AREDIS_READ_REPLICA)
+            cr_assert_geq(on_replicas, N, "replica: %lld of %d on replicas",
+                          on_replicas, N);
+        else if (modes[m].mode == AREDIS_READ_ANY)
+            cr_assert(on_replicas >= N / 4 && on_replicas <= 3 * N / 4,
+                      "any: %lld of %d on replicas", on_replicas, N);
+        for (int i = 0; i < N; i++)
+            cr_assert_eq(aredis_command(c, NULL, NULL, "DEL %s", keys[i]), 0);
+        free_and_drain(loop, c);
+    }
+}
+
+/* Whether any node lists a connection named name. */
+static int named_anywhere(const char *name)
+{
+    for (int i = 0; i < nports; i++) {
+        testenv_conn c;
+        const aredis_reply *r;
+        connect_port(&c, ports[i]);
+        cr_assert_eq(testenv_command(&c, &r, "CLIENT LIST"), 0);
+        int yes = strstr(r->str, name) != NULL;
+        testenv_close(&c);
+        if (yes)
+            return 1;
+    }
+    return 0;
+}
+
+/* lazy=yes: no connection until the first command; the default (eager)
+ * fetches the map at once. */
+Test(cluster, lazy_and_eager_start)
+{
+    for (int lazy = 0; lazy < 2; lazy++) {
+        char url[192], name[64];
+        snprintf(name, sizeof name, "lazy%d-%ld", lazy, (long)getpid());
+        snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d/?lazy=%s",
+                 ports[0], lazy ? "yes" : "no");
+        aredis_loop *loop = aredis_loop_new();
+        aredis_client *c = client_for(
+            loop, &(aredis_options){.url = url, .client_name = name});
+        for (int spins = 0; spins < 30; spins++)
+            aredis_loop_run_once(loop, 10);
+        cr_assert_eq(named_anywhere(name), !lazy,
+                     "lazy=%d: connected before any command: %d", lazy,
+                     named_anywhere(name));
+        char key[64];
+        testenv_key(key, sizeof key, "lazy");
+        aredis_reply *r = run_one(loop, c, "SET %s x", key);
+        cr_assert_eq(r->type, AREDIS_REPLY_STATUS, "%s", r->str);
+        aredis_reply_free(r);
+        cr_assert(named_anywhere(name));
+        free_and_drain(loop, c);
+    }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/support/redis-cluster.sh - a throwaway Redis Cluster for tests.
 #
-#   redis-cluster.sh start NAME [--primaries N] [--replicas R] [EXTRA_ARGS...]
+#   redis-cluster.sh start NAME [--primaries N] [--replicas R] [--tls] [EXTRA_ARGS...]
 #   redis-cluster.sh stop NAME
 #   redis-cluster.sh status NAME    (prints the state file; 0 if every node runs)
 #
@@ -33,6 +33,13 @@
 #   nodes=127.0.0.1:P1,...        every node, primaries first
 #   primaries=127.0.0.1:P1,...    replicas=127.0.0.1:P4,...
 #   node_names=NAME-node0,...     the per-node state files' names
+#
+# --tls: a TLS cluster. One set of certificates (make-certs.sh, one CA) is
+# written to $AREDIS_TEST_STATE_DIR/NAME-certs and shared by every node;
+# each node serves TLS only on its port (plain TCP off), and the cluster
+# bus and replication use TLS too (tls-cluster, tls-replication; the nodes
+# authenticate to each other with the client certificate). The state file
+# then also has tls_dir=<that directory> (ca.crt, client.crt/.key).
 #
 # EXTRA arguments go to every redis-server (as for redis-server.sh; {port}
 # and {dir} are replaced). Environment: as redis-server.sh, plus
@@ -83,6 +90,7 @@ cmd_stop() {
   for n in $(node_names "$name"); do
     bash "$here/redis-server.sh" stop "$n" || rc=1
   done
+  rm -rf "$state_dir/$name-certs"
   rm -f "$state_dir/$name.state"
   [ $rc = 0 ] && log "$name: stopped"
   return $rc
@@ -146,12 +154,13 @@ is_ready() {
 }
 
 cmd_start() {
-  local name=$1 primaries=3 replicas=1
+  local name=$1 primaries=3 replicas=1 tls=0
   shift
   while [ $# -gt 0 ]; do
     case $1 in
       --primaries) primaries=$2; shift 2 ;;
       --replicas) replicas=$2; shift 2 ;;
+      --tls) tls=1; shift ;;
       *) break ;;
     esac
   done
@@ -164,6 +173,17 @@ cmd_start() {
     cmd_stop "$name" || true
   fi
   mkdir -p "$state_dir"
+
+  local certs=$state_dir/$name-certs
+  if [ $tls = 1 ]; then
+    bash "$here/make-certs.sh" "$certs" >/dev/null 2>&1 ||
+      die "$name: certificate generation failed"
+    set -- --port 0 --tls-port '{port}' --tls-cluster yes --tls-replication yes \
+      --tls-cert-file "$certs/server.crt" --tls-key-file "$certs/server.key" \
+      --tls-client-cert-file "$certs/client.crt" \
+      --tls-client-key-file "$certs/client.key" \
+      --tls-ca-cert-file "$certs/ca.crt" --tls-auth-clients optional "$@"
+  fi
 
   # The nodes belong to our caller (ctest), not to this short-lived script.
   export AREDIS_TEST_OWNER_PID=${AREDIS_TEST_OWNER_PID:-$PPID}
@@ -259,6 +279,7 @@ cmd_start() {
     echo "primaries=$prim"
     echo "replicas=$repl"
     echo "node_names=$nlist"
+    if [ $tls = 1 ]; then echo "tls_dir=$certs"; fi
   } >"$file.tmp"
   mv -f "$file.tmp" "$file"
   log "$name: ready, $primaries primaries + $((primaries * replicas)) replicas: $all"

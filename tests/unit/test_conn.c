@@ -607,7 +607,8 @@ Test(conn, garbage_blames_the_oldest_command)
 
 Test(conn, oversized_reply_is_etoobig)
 {
-    cfg.limits.max_bulk_len = 10;
+    static const aredis_reader_limits small = {.max_bulk_len = 10};
+    cfg.limits = &small;
     aredis__conn_cleanup(&cn);
     cr_assert_eq(aredis__conn_init(&cn, &cfg), 0);
     connect_ready();
