@@ -7,9 +7,11 @@
  *   bench_cluster --url URL --mode mapwatch --replica H:P --slot S
  *   bench_cluster --keys FILE        (writes the key table and exits)
  *
- * Keys: one key per hash slot ("k:<n>", the first n whose slot is s), so
- * command i uses slot i mod 16384 and every slot, hence every primary, is
- * used alike. The peers' programs read the same table (--keys).
+ * Keys: one key per hash slot ("k:<n>", the first n whose slot is s), and
+ * command i uses slot (i * 10007) mod 16384: every slot once per 16384
+ * commands, consecutive commands on slots far apart, so every primary is
+ * used alike and at the same time. The peers' programs read the same table
+ * (--keys).
  *
  * seq: N sequential awaited GETs (each callback sends the next). set: N
  * SETs of 16-byte values with W in flight, each completion sending the
@@ -35,7 +37,9 @@
  * (duplicated), the longest gap between successes on the affected slots
  * and on the others, and for kill/failover the first success on an
  * affected slot of a command sent after the fault, relative to the
- * promotion.
+ * promotion. sent_before_ok_late counts the commands sent to an affected
+ * slot before the fault that succeeded more than 50 ms after it (so on
+ * another server than the one they were sent to).
  *
  * mapwatch: no traffic after the warm-up; CLUSTER FAILOVER is sent to
  * --replica and the client's own slot map is read every millisecond until
@@ -135,6 +139,15 @@ static void split_addr(const char *s, char *buf, size_t cap, int *port)
 static char slot_key[NSLOTS][16];
 static size_t slot_key_len[NSLOTS];
 
+/* The slot of command i: every slot once per 16384 commands, in an order
+ * that jumps around the key space (an odd step is a permutation modulo a
+ * power of two), so that the commands in flight at any moment are spread
+ * over every primary rather than queued on the one owning a range. */
+static unsigned spread(long i)
+{
+    return (unsigned)(((unsigned long)i * 10007u) % NSLOTS);
+}
+
 static void make_keys(void)
 {
     size_t filled = 0;
@@ -184,7 +197,7 @@ static void on_reply(aredis_client *c, const aredis_reply *r, void *ud);
 
 static void send_one(int set)
 {
-    unsigned s = (unsigned)(issued % NSLOTS);
+    unsigned s = spread(issued);
     const char *argv[3] = {set ? "SET" : "GET", slot_key[s], value};
     size_t lens[3] = {3, slot_key_len[s], VLEN};
     issued++;
@@ -391,7 +404,7 @@ static void stream_send(void)
                                 mig_counter++ % MIGRATE_KEYS);
         key = kbuf;
     } else {
-        slot = (unsigned)((i / (cfg.slot >= 0 ? 2 : 1)) % NSLOTS);
+        slot = spread(i / (cfg.slot >= 0 ? 2 : 1));
         key = slot_key[slot];
         klen = slot_key_len[slot];
     }
@@ -583,8 +596,14 @@ static void report_fault(void)
     for (int cls = 0; cls < 2; cls++)
         if (last_ok[cls] >= 0 && t_stop - last_ok[cls] > max_gap[cls])
             max_gap[cls] = t_stop - last_ok[cls], max_gap_at[cls] = t_stop;
-    long ok = 0, failed = 0, lost = 0, dup = 0;
+    long ok = 0, failed = 0, lost = 0, dup = 0, late = 0;
     for (long i = 0; i < nrecs; i++) {
+        /* Sent to an affected slot before the fault and answered well
+         * after it: by another server than the one it was written to. */
+        if (recs[i].affected && t_fault >= 0 && recs[i].t_sent < t_fault &&
+            recs[i].t_done > t_fault + 50 && recs[i].done >= 1 &&
+            recs[i].code == 0)
+            late++;
         if (recs[i].done == 0)
             lost++;
         else if (recs[i].done > 1)
@@ -605,12 +624,13 @@ static void report_fault(void)
         used += (size_t)m;
     }
     printf("mode=fault fault=%s sent=%ld ok=%ld failed=%ld lost=%ld "
-           "duplicated=%ld failed_affected=%ld failed_other=%ld "
+           "duplicated=%ld sent_before_ok_late=%ld failed_affected=%ld "
+           "failed_other=%ld "
            "failures=%s gap_affected_ms=%.1f gap_affected_end_ms=%.1f "
            "gap_other_ms=%.1f gap_other_end_ms=%.1f "
            "t_fault_ms=%.1f t_promoted_ms=%.1f t_migration_done_ms=%.1f "
            "first_ok_affected_ms=%.1f first_ok_minus_promotion_ms=%.1f\n",
-           cfg.fault, nrecs, ok, failed, lost, dup, n_err[CLS_AFFECTED],
+           cfg.fault, nrecs, ok, failed, lost, dup, late, n_err[CLS_AFFECTED],
            n_err[CLS_OTHER], used ? kinds : "none", max_gap[CLS_AFFECTED],
            max_gap_at[CLS_AFFECTED] - t_fault, max_gap[CLS_OTHER],
            max_gap_at[CLS_OTHER] - t_fault, t_fault,

@@ -10,7 +10,7 @@
 // ioredis is Redis.Cluster with its defaults (ioredis-auto: with
 // enableAutoPipelining); glide is @valkey/valkey-glide's GlideClusterClient.
 // The keys are bench_cluster's table (one key per slot, --keys FILE), so
-// command i uses slot i mod 16384 as there; values are 16 bytes; W
+// command i uses slot (i * 10007) mod 16384 as there; values are 16 bytes; W
 // commands in flight, each completion sending the next; a warm-up of
 // min(N, 16384) commands first (one per slot). Prints one line of key=value pairs in
 // bench_cluster's shape (CPU from process.cpuUsage(): every thread of the
@@ -46,6 +46,8 @@ const seeds = cfg.seeds.split(',').map(addr);
 const value = 'v'.repeat(16);
 const set = cfg.mode !== 'seq';
 const w = cfg.mode === 'seq' ? 1 : cfg.w;
+// bench_cluster's order of slots: (i * 10007) mod 16384.
+const spread = (i) => Number((BigInt(i) * 10007n) % 16384n);
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -71,7 +73,7 @@ async function run(c, n) {
   let issued = 0;
   const one = () => {
     if (issued >= n) return Promise.resolve();
-    const k = keys[issued++ % 16384];
+    const k = keys[spread(issued++)];
     return (set ? c.set(k, value) : c.get(k)).then(one);
   };
   const lanes = [];
@@ -119,7 +121,7 @@ async function fault() {
       key = `{${keys[cfg.slot]}}:${migCounter++ % 4096}`;
       slot = cfg.slot;
     } else {
-      slot = Math.floor(i / (migrate ? 2 : 1)) % 16384;
+      slot = spread(Math.floor(i / (migrate ? 2 : 1)));
       key = keys[slot];
     }
     const r = { sent: now() - t0, done: 0, aff: slot >= lo && slot <= hi ? 1 : 0 };
