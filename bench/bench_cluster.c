@@ -273,7 +273,7 @@ static int map_names(int slot, const char *want)
     size_t n = aredis_client_nodes(cli, AREDIS_NODES_PRIMARIES, a, 64);
     for (size_t i = 0; i < n && i < 64; i++) {
         char addr[300];
-        snprintf(addr, sizeof addr, "%s:%d", a[i].host, a[i].port);
+        snprintf(addr, sizeof addr, "%.255s:%d", a[i].host, a[i].port);
         if (a[i].primary && strcmp(addr, want) == 0)
             return 1;
     }
