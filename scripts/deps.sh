@@ -6,7 +6,10 @@
 #                           headers, redis-server, redis-tools
 #   scripts/deps.sh test    everything: also clang + libFuzzer, Criterion,
 #                           hiredis (benchmarks), sentinel, valgrind, tidy,
-#                           debhelper + lintian (packages), gnuplot-nox...
+#                           debhelper + lintian (packages), gnuplot-nox,
+#                           the Python package's build and tests (python3-dev,
+#                           setuptools, pytest, pytest-asyncio, uvloop) and
+#                           its benchmark peer (python3-redis, -hiredis)...
 #   scripts/deps.sh bench   the test profile plus Node.js and npm, with which
 #                           bench/compare.sh and bench/cluster.sh install
 #                           their Node.js peers (npm is left out when an npm
@@ -30,7 +33,10 @@ run_pkgs=(build-essential cmake pkg-config libssl-dev libuv1-dev
           redis-server redis-tools)
 test_pkgs=("${run_pkgs[@]}" clang libclang-rt-14-dev libcriterion-dev
            libhiredis-dev redis-sentinel valgrind clang-format clang-tidy
-           openssl ca-certificates debhelper lintian gnuplot-nox python3)
+           openssl ca-certificates debhelper lintian gnuplot-nox python3
+           python3-dev python3-setuptools python3-pip python3-venv
+           python3-pytest python3-pytest-asyncio python3-uvloop
+           python3-redis python3-hiredis)
 
 bench_pkgs=("${test_pkgs[@]}" nodejs)
 command -v npm >/dev/null 2>&1 || bench_pkgs+=(npm)

@@ -79,6 +79,13 @@ AREDIS_API unsigned aredis_cluster_keyslot(const void *key, size_t len);
  *    KILL. Send them to a node with aredis_node_command().
  *  - Any other keyless command (ECHO, PUBLISH, CLUSTER ..., COMMAND, EVAL
  *    with no keys...) goes to one node: its result does not depend on which.
+ *  - A command the library does not know (a module's, a newer server's) is
+ *    looked up once per client with COMMAND INFO, from the loop, while the
+ *    commands naming it wait (within their deadline); its key
+ *    specifications then give its first key, hence its slot. One whose keys
+ *    they cannot place (a module that finds its keys itself) goes to any
+ *    node, which answers MOVED (followed) or runs it; one the server does
+ *    not know either gets the server's error.
  *
  * A merged reply whose part failed is that part's error, its message
  * prefixed with the node's "host:port: ".

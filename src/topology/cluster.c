@@ -9,9 +9,12 @@
  *    retry policy: commands never written, or safe to send again, go to
  *    the slot's new owner; the others fail AREDIS_EUNKNOWN, once; idle
  *    exclusive ones close, busy or lent ones finish), its role becomes
- *    AREDIS__ROLE_UNKNOWN, and it is never routed to again; the record
- *    stays until the client is freed (next() still walks it), since
- *    borrowed connections may point into it.
+ *    AREDIS__ROLE_UNKNOWN, and it is never routed to again; a pub/sub
+ *    connection on it is closed as lost, so its subscriptions move to
+ *    another node. The record is freed once nothing points into it (no
+ *    command queued, in flight or owed a completion on it, no exclusive
+ *    connection, lent or not, no acquire waiting, no map request), checked
+ *    at each maintenance; until then next() still walks it.
  *  - Map: CLUSTER SHARDS, falling back to CLUSTER SLOTS then CLUSTER
  *    NODES when a server does not know the first, asked of one node at a
  *    time (a few in turn when one cannot answer, preferring nodes whose
@@ -30,7 +33,16 @@
  *    otherwise.
  *  - Routing: the command's first key (the command table's key positions,
  *    EVAL's key count, XREAD's STREAMS) gives the slot; slot -> shard is
- *    one array read. Read-only commands (the command table) go where
+ *    one array read. A command the table does not know (a module's, a
+ *    newer server's) is asked about once per client (COMMAND INFO, from
+ *    the loop; "container|sub" for a command with subcommands) while the
+ *    commands naming it are held; its key specs (first/last/step on a
+ *    server without them) then place its first key. The answers are kept
+ *    for LEARN_MAX names (an answered one makes room). A command whose
+ *    keys they cannot place (no key spec the client follows, a module's
+ *    own key finding), or that the server does not know either, goes
+ *    where a keyless one goes: the server answers MOVED (followed) or its
+ *    own error. Read-only commands (the command table) go where
  *    cluster_read_from says: the primary, the replicas in turn (the
  *    primary when none is up), all of them in turn, or the one with the
  *    lowest PING time (measured at each refresh). Replica connections
@@ -77,6 +89,14 @@
 #define RETRY_FIRST_MS 20
 #define RETRY_MAX_MS 200
 #define RETRY_BUDGET 40
+/* Commands the built-in table does not know: the names whose key specs a
+ * client keeps (the oldest answered one makes room), the longest name
+ * asked about, the key specs kept per name, and the tries at asking before
+ * a name is taken as keyless. */
+#define LEARN_MAX 64
+#define LEARN_NAME 64
+#define LEARN_SPECS 4
+#define LEARN_TRIES 3
 /* Replicas of one shard the table keeps. */
 #define MAX_REPLICAS 8
 /* Shards a table may grow to by MOVED patches before a refresh. */
@@ -101,6 +121,26 @@ typedef struct cshard {
     unsigned turn; /* replica reads in turn */
 } cshard;
 
+/* What a server said about a command the table does not know. */
+enum {
+    LEARN_UNASKED, /* to be asked when a command needs it */
+    LEARN_WANTED,  /* to be asked from the loop; commands wait */
+    LEARN_ASKING,  /* COMMAND INFO in flight; commands wait */
+    LEARN_KNOWN,   /* specs below (none: keyless) */
+};
+
+typedef struct learnt {
+    char name[LEARN_NAME]; /* lower case: "name" or "container|sub" */
+    uint8_t state;         /* LEARN_* */
+    uint8_t tries;         /* failed asks */
+    uint8_t readonly;      /* the server's "readonly" flag */
+    uint8_t container;     /* has subcommands: "name|sub" are learnt */
+    uint8_t nspecs;
+    unsigned gen;  /* the ask in flight */
+    int64_t asked; /* when (ms) */
+    aredis__keyspec specs[LEARN_SPECS];
+} learnt;
+
 typedef struct cluster {
     aredis__topology base;
     cnode *nodes; /* every node met, the seeds first */
@@ -122,6 +162,7 @@ typedef struct cluster {
 
     /* The map request in flight (at most one). */
     int fetching;
+    cnode *fetch_node; /* the node asked */
     unsigned fetch_gen;
     int64_t fetch_started;
     int fetch_tries; /* nodes asked in this round */
@@ -135,6 +176,12 @@ typedef struct cluster {
      * map say it when they give up). */
     int why_code;
     char why[200];
+
+    /* Commands the built-in table does not know (LEARN_MAX, allocated at
+     * the first one). */
+    learnt *learn;
+    size_t nlearn;
+    size_t learn_next; /* the entry replaced next when full */
 } cluster;
 
 /* One map request or latency probe in flight; freed by its callback. */
@@ -150,6 +197,7 @@ static const char readonly_bytes[] = "*1\r\n$8\r\nREADONLY\r\n";
 static const aredis__conn_step readonly_step = {"READONLY", readonly_bytes,
                                                 sizeof readonly_bytes - 1};
 
+static const aredis__topology_vt cluster_vt;
 static void request_refresh(cluster *cl);
 static void arm(cluster *cl);
 static void kick(cluster *cl);
@@ -212,16 +260,149 @@ static int usable(const cnode *n)
 
 /* ---- keys ------------------------------------------------------------- */
 
-/* The slot of an encoded command's first key, or -1 when it names none;
- * *ro: the command only reads. The client classified it a moment ago:
- * its memo answers again without the table. */
+/* command_slot(): the command waits for its key specs. */
+#define SLOT_LEARNING (-2)
+
+/* Commands routing treats as unknown to the table (tests): lower-case
+ * names, each followed by a space. */
+static char test_unknown[256];
+
+void aredis__cluster_test_unknown(const char *names)
+{
+    size_t n = names != NULL ? strlen(names) : 0;
+    if (n + 2 > sizeof test_unknown)
+        n = 0;
+    memcpy(test_unknown, names != NULL ? names : "", n);
+    test_unknown[n] = n > 0 ? ' ' : '\0';
+    test_unknown[n + 1] = '\0';
+}
+
+/* Whether the tests hide e (or its container) from routing. */
+static int hidden(const aredis__cmdinfo *e)
+{
+    if (test_unknown[0] == '\0')
+        return 0;
+    size_t n = strcspn(e->name, "|");
+    for (const char *p = test_unknown; *p != '\0';) {
+        size_t k = strcspn(p, " ");
+        if (k == n && memcmp(p, e->name, n) == 0)
+            return 1;
+        p += k + (p[k] == ' ');
+    }
+    return 0;
+}
+
+/* The entry for name (n bytes, lower case), added when new (replacing the
+ * oldest answered one when full); NULL when there is no room. */
+static learnt *learn_entry(cluster *cl, const char *name, size_t n)
+{
+    for (size_t i = 0; i < cl->nlearn; i++)
+        if (strlen(cl->learn[i].name) == n &&
+            memcmp(cl->learn[i].name, name, n) == 0)
+            return &cl->learn[i];
+    if (cl->learn == NULL &&
+        (cl->learn = aredis__calloc(LEARN_MAX, sizeof *cl->learn)) == NULL)
+        return NULL;
+    learnt *e = NULL;
+    if (cl->nlearn < LEARN_MAX) {
+        e = &cl->learn[cl->nlearn++];
+    } else {
+        for (size_t k = 0; k < LEARN_MAX && e == NULL; k++) {
+            learnt *x = &cl->learn[cl->learn_next++ % LEARN_MAX];
+            if (x->state == LEARN_KNOWN || x->state == LEARN_UNASKED)
+                e = x;
+        }
+        if (e == NULL)
+            return NULL; /* every one is being asked about */
+    }
+    unsigned gen = e->gen;
+    memset(e, 0, sizeof *e);
+    e->gen = gen + 1; /* an answer for the one replaced is not this one's */
+    memcpy(e->name, name, n);
+    return e;
+}
+
+/* The lower case of arg into out (LEARN_NAME bytes) after prefix (plen
+ * bytes and a '|' when plen > 0); its length, 0 when it does not fit. */
+static size_t learn_name(char *out, const char *prefix, size_t plen,
+                         const char *arg, size_t n)
+{
+    size_t at = plen > 0 ? plen + 1 : 0;
+    if (n == 0 || at + n >= LEARN_NAME)
+        return 0;
+    memcpy(out, prefix, plen);
+    if (plen > 0)
+        out[plen] = '|';
+    for (size_t i = 0; i < n; i++) {
+        char ch = arg[i];
+        out[at + i] = ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+    }
+    out[at + n] = '\0';
+    return at + n;
+}
+
+/* What the servers said about the command in bytes, which the table does
+ * not know: its entry (known), NULL (nothing to go by: keyless), or
+ * LEARNING_ENTRY when commands must wait for the answer. */
+static learnt learning_entry;
+#define LEARNING_ENTRY (&learning_entry)
+
+static learnt *learnt_for(cluster *cl, const char *bytes)
+{
+    aredis__args it;
+    const char *a;
+    size_t n;
+    char name[LEARN_NAME];
+    aredis__args_init(&it, bytes);
+    if (!aredis__args_next(&it, &a, &n))
+        return NULL;
+    size_t len = learn_name(name, "", 0, a, n);
+    for (int level = 0; len > 0 && level < 2; level++) {
+        learnt *e = learn_entry(cl, name, len);
+        if (e == NULL)
+            return NULL;
+        if (e->state == LEARN_UNASKED) {
+            e->state = LEARN_WANTED;
+            kick(cl); /* asked from the loop */
+        }
+        if (e->state != LEARN_KNOWN)
+            return LEARNING_ENTRY;
+        if (!e->container)
+            return e;
+        /* A container: its subcommand has its own keys. */
+        if (!aredis__args_next(&it, &a, &n))
+            return e;
+        char sub[LEARN_NAME];
+        len = learn_name(sub, name, len, a, n);
+        memcpy(name, sub, len + 1);
+    }
+    return NULL;
+}
+
+/* The slot of an encoded command's first key, -1 when it names none, or
+ * SLOT_LEARNING when the command must wait for what a server says about
+ * it; *ro: the command only reads. The client classified it a moment
+ * ago: its memo answers again without the table. A command the table
+ * does not know goes by the key specs a server gave for it (asked once
+ * per client); one it still cannot place (a module's own key finding)
+ * goes to any node, whose MOVED is then followed. */
 static int command_slot(cluster *cl, const char *bytes, int *ro)
 {
     aredis__cmdclass cls;
     int argc = aredis__cmd_classify_memo(bytes, &cls, &cl->base.c->memo);
-    *ro = (cls.flags & AREDIS__CMDF_READONLY) != 0;
     const char *key = NULL;
     size_t len = 0;
+    if (cls.info == NULL || hidden(cls.info)) {
+        learnt *e = learnt_for(cl, bytes);
+        if (e == LEARNING_ENTRY)
+            return SLOT_LEARNING;
+        *ro = e != NULL && e->readonly;
+        if (e == NULL ||
+            !aredis__keyspec_first_key(bytes, e->specs, e->nspecs, &key, &len))
+            return -1;
+        return (int)aredis_cluster_keyslot(key, len);
+    }
+    *ro = (cls.flags & AREDIS__CMDF_READONLY) != 0;
     if (!aredis__cmd_first_key_of(bytes, &cls, argc, &key, &len))
         return -1;
     return (int)aredis_cluster_keyslot(key, len);
@@ -374,6 +555,12 @@ static aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd, const char *bytes,
 {
     int ro = 0;
     int slot = command_slot(cl, bytes, &ro);
+    if (slot == SLOT_LEARNING) {
+        /* Sent again when the answer comes (with the map, when none). */
+        start(cl);
+        hold(cl, cmd, 0);
+        return AREDIS__HELD;
+    }
     if (slot < 0)
         return cl_any(&cl->base);
     start(cl);
@@ -736,6 +923,7 @@ static void fetch(cluster *cl)
         return;
     }
     cl->fetching = 1;
+    cl->fetch_node = n;
     arm(cl);
 }
 
@@ -779,6 +967,197 @@ static void probe(cluster *cl)
     }
 }
 
+/* ---- learning key specs ---------------------------------------------------
+ */
+
+/* One COMMAND INFO in flight; freed by its callback. */
+typedef struct learn_req {
+    cluster *cl;
+    size_t at; /* the entry */
+    unsigned gen;
+} learn_req;
+
+/* The value of field name in a RESP3 map or a RESP2 flat list of pairs;
+ * NULL when absent. */
+static const aredis_reply *field(const aredis_reply *m, const char *name)
+{
+    if (m == NULL ||
+        (m->type != AREDIS_REPLY_MAP && m->type != AREDIS_REPLY_ARRAY))
+        return NULL;
+    size_t n = strlen(name);
+    for (size_t i = 0; i + 1 < m->len; i += 2) {
+        const aredis_reply *k = &m->element[i];
+        if ((k->type == AREDIS_REPLY_STRING ||
+             k->type == AREDIS_REPLY_STATUS) &&
+            aredis__word_is(k->str, k->len, name, n))
+            return &m->element[i + 1];
+    }
+    return NULL;
+}
+
+static int is_text(const aredis_reply *r, const char *w)
+{
+    return r != NULL &&
+           (r->type == AREDIS_REPLY_STRING || r->type == AREDIS_REPLY_STATUS) &&
+           aredis__word_is(r->str, r->len, w, strlen(w));
+}
+
+static int int_of(const aredis_reply *r, long long lo, long long hi,
+                  long long *out)
+{
+    if (r == NULL || r->type != AREDIS_REPLY_INTEGER || r->integer < lo ||
+        r->integer > hi)
+        return 0;
+    *out = r->integer;
+    return 1;
+}
+
+/* One key spec of COMMAND INFO (Redis 7): 1 when it can be followed. */
+static int parse_spec(const aredis_reply *r, aredis__keyspec *ks)
+{
+    memset(ks, 0, sizeof *ks);
+    const aredis_reply *bs = field(r, "begin_search");
+    const aredis_reply *fk = field(r, "find_keys");
+    const aredis_reply *bspec = field(bs, "spec");
+    const aredis_reply *fspec = field(fk, "spec");
+    long long v;
+    if (is_text(field(bs, "type"), "index")) {
+        if (!int_of(field(bspec, "index"), 1, INT16_MAX, &v))
+            return 0;
+        ks->begin = AREDIS__KS_INDEX;
+        ks->index = (int16_t)v;
+    } else if (is_text(field(bs, "type"), "keyword")) {
+        const aredis_reply *kw = field(bspec, "keyword");
+        if (kw == NULL || kw->type != AREDIS_REPLY_STRING || kw->len == 0 ||
+            kw->len >= sizeof ks->keyword ||
+            !int_of(field(bspec, "startfrom"), INT16_MIN, INT16_MAX, &v))
+            return 0;
+        ks->begin = AREDIS__KS_KEYWORD;
+        ks->index = (int16_t)v;
+        ks->kwlen = (uint8_t)learn_name(ks->keyword, "", 0, kw->str, kw->len);
+    } else {
+        return 0;
+    }
+    long long a, b;
+    if (is_text(field(fk, "type"), "range")) {
+        ks->find = AREDIS__KS_RANGE;
+    } else if (is_text(field(fk, "type"), "keynum") &&
+               int_of(field(fspec, "keynumidx"), 0, INT16_MAX, &a) &&
+               int_of(field(fspec, "firstkey"), 1, INT16_MAX, &b)) {
+        ks->find = AREDIS__KS_KEYNUM;
+        ks->keynumidx = (int16_t)a;
+        ks->firstkey = (int16_t)b;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* Fill e from one command's COMMAND INFO entry: [name, arity, flags,
+ * first, last, step, (Redis 7:) categories, tips, key specs,
+ * subcommands]. The key specs when given, else first key (Redis 6). */
+static void learn_from(learnt *e, const aredis_reply *x)
+{
+    e->nspecs = 0;
+    const aredis_reply *flags = &x->element[2];
+    if (flags->type == AREDIS_REPLY_ARRAY || flags->type == AREDIS_REPLY_SET)
+        for (size_t i = 0; i < flags->len; i++)
+            if (is_text(&flags->element[i], "readonly"))
+                e->readonly = 1;
+    const aredis_reply *specs = x->len >= 9 ? &x->element[8] : NULL;
+    if (specs != NULL && (specs->type == AREDIS_REPLY_ARRAY ||
+                          specs->type == AREDIS_REPLY_SET)) {
+        for (size_t i = 0; i < specs->len && e->nspecs < LEARN_SPECS; i++)
+            if (parse_spec(&specs->element[i], &e->specs[e->nspecs]))
+                e->nspecs++;
+    } else {
+        long long first;
+        if (int_of(&x->element[3], 1, INT16_MAX, &first)) {
+            e->specs[0] = (aredis__keyspec){.begin = AREDIS__KS_INDEX,
+                                            .index = (int16_t)first,
+                                            .find = AREDIS__KS_RANGE};
+            e->nspecs = 1;
+        }
+    }
+    const aredis_reply *subs = x->len >= 10 ? &x->element[9] : NULL;
+    e->container =
+        subs != NULL && e->nspecs == 0 &&
+        (subs->type == AREDIS_REPLY_ARRAY || subs->type == AREDIS_REPLY_SET) &&
+        subs->len > 0;
+}
+
+static void on_info(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    learn_req *q = ud;
+    cluster *cl = q->cl;
+    size_t at = q->at;
+    unsigned gen = q->gen;
+    aredis__free(q);
+    if (c->freeing)
+        return;
+    learnt *e = &cl->learn[at];
+    if (e->gen != gen || e->state != LEARN_ASKING)
+        return; /* given up, or the entry holds another name now */
+    if (r->type == AREDIS_REPLY_ERROR) {
+        /* Asked again with the next command naming it, a few times; a
+         * server without COMMAND INFO: keyless. */
+        if (unknown_command(r) || ++e->tries >= LEARN_TRIES) {
+            e->state = LEARN_KNOWN;
+            e->nspecs = 0;
+        } else {
+            e->state = LEARN_UNASKED;
+        }
+    } else {
+        /* [entry], an entry being nil for a name the server does not know
+         * either: keyless, it answers its own error. */
+        e->state = LEARN_KNOWN;
+        const aredis_reply *x = r->type == AREDIS_REPLY_ARRAY && r->len == 1
+                                    ? &r->element[0]
+                                    : NULL;
+        if (x != NULL && x->type == AREDIS_REPLY_ARRAY && x->len >= 6)
+            learn_from(e, x);
+    }
+    kick(cl); /* the commands that wait go again */
+}
+
+/* Ask about the names wanted, and give up asks that took too long. */
+static void learn_ask(cluster *cl)
+{
+    aredis_client *c = cl->base.c;
+    int64_t now = aredis__now_ms();
+    for (size_t i = 0; i < cl->nlearn; i++) {
+        learnt *e = &cl->learn[i];
+        if (e->state == LEARN_ASKING && now - e->asked >= FETCH_TIMEOUT_MS) {
+            e->gen++;
+            e->state = ++e->tries >= LEARN_TRIES ? LEARN_KNOWN : LEARN_WANTED;
+            e->nspecs = 0;
+        }
+        if (e->state != LEARN_WANTED)
+            continue;
+        char b[LEARN_NAME + 48];
+        size_t n = strlen(e->name);
+        int len = snprintf(
+            b, sizeof b, "*3\r\n$7\r\nCOMMAND\r\n$4\r\nINFO\r\n$%zu\r\n%s\r\n",
+            n, e->name);
+        learn_req *q = aredis__calloc(1, sizeof *q);
+        if (q == NULL)
+            return;
+        *q = (learn_req){cl, i, ++e->gen};
+        /* Asking before the submit: a failure may answer at once. */
+        e->state = LEARN_ASKING;
+        e->asked = now;
+        aredis__node *to = cl_any(&cl->base);
+        if (aredis__submit_encoded(c, &to->main, on_info, q, b, (size_t)len) !=
+            0) {
+            aredis__free(q);
+            e->state = LEARN_WANTED;
+            return;
+        }
+        if (c->freeing)
+            return;
+    }
+}
+
 /* ---- maintenance --------------------------------------------------------- */
 
 /* Take back what waits on a node's connection (never written, or safe to
@@ -815,6 +1194,16 @@ static void close_dropped(cluster *cl, cnode *n)
     aredis_client *c = cl->base.c;
     n->closed = 1;
     aredis__pool_close_idle(&n->node);
+    /* Subscriptions move to a node of the cluster (pubsub.c re-homes them
+     * and gives the link back). */
+    for (aredis__link *l = n->node.pool; l != NULL && !c->freeing;) {
+        aredis__link *next = l->pool_next;
+        if (l->pubsub != NULL)
+            aredis__link_lost(l, AREDIS_ECLOSED, "the node left the cluster");
+        l = next;
+    }
+    if (c->freeing)
+        return;
     aredis__link_lost(&n->node.main, AREDIS_ECLOSED,
                       "the node left the cluster");
     if (c->freeing)
@@ -835,6 +1224,57 @@ static void close_dropped(cluster *cl, cnode *n)
             aredis__cmd_free(c, cmd);
         }
     }
+}
+
+/* A dropped node nothing points into any more: no command on its shared
+ * connection, no exclusive connection (busy, lent, carrying pub/sub, or
+ * retired), nobody waiting for one, no map request to it. */
+static int reclaimable(const cluster *cl, const cnode *n)
+{
+    const aredis__node *x = &n->node;
+    return n->dropped && n->closed && aredis__conn_idle(&x->main.conn) &&
+           !x->main.draining && x->main.pubsub == NULL && x->pool == NULL &&
+           x->retired == NULL && x->pool_wait_head == NULL &&
+           x->acq_head == NULL && x->acq_granted == NULL &&
+           !(cl->fetching && cl->fetch_node == n);
+}
+
+/* Free the dropped nodes that nothing points into. The first node (the
+ * first seed, asked when every other left) stays. Loop context, outside
+ * any walk of the nodes. */
+static void reclaim(cluster *cl)
+{
+    if (cl->nodes == NULL)
+        return;
+    for (cnode **pp = &cl->nodes->next; *pp != NULL;) {
+        cnode *n = *pp;
+        if (n->dropped && n->closed) /* idle exclusive ones that finished */
+            aredis__pool_close_idle(&n->node);
+        if (!reclaimable(cl, n)) {
+            pp = &n->next;
+            continue;
+        }
+        *pp = n->next;
+        aredis__node_cleanup(&n->node);
+        aredis__free(n);
+    }
+}
+
+int aredis__cluster_test_meet(aredis_client *c, const char *host, int port)
+{
+    if (c->topo == NULL || c->topo->vt != &cluster_vt)
+        return AREDIS_EINVAL;
+    return node_at(of(c->topo), host, port) != NULL ? 0 : AREDIS_ENOMEM;
+}
+
+size_t aredis__cluster_test_node_count(aredis_client *c)
+{
+    size_t k = 0;
+    if (c->topo == NULL || c->topo->vt != &cluster_vt)
+        return 0;
+    for (const cnode *n = of(c->topo)->nodes; n != NULL; n = n->next)
+        k++;
+    return k;
 }
 
 static int degraded(const cluster *cl)
@@ -877,6 +1317,9 @@ static void maintain(cluster *cl)
     }
     if (c->freeing)
         return;
+    reclaim(cl);
+    if (cl->nlearn > 0)
+        learn_ask(cl);
     release_held(cl, 0);
     /* The map: when asked for, periodically, or while degraded. */
     if (cl->fetching && now - cl->fetch_started >= FETCH_TIMEOUT_MS) {
@@ -1072,6 +1515,7 @@ static void cl_free(aredis__topology *t)
         n = next;
     }
     aredis__free(cl->shards);
+    aredis__free(cl->learn);
     aredis__free(cl);
 }
 

@@ -87,6 +87,17 @@ aredis__topology *aredis__standalone_new(aredis_client *c);
  * when out of memory. */
 aredis__topology *aredis__cluster_new(aredis_client *c);
 
+/* Tests: cluster clients route the commands named (lower case, separated
+ * by spaces; their subcommands too) as ones the built-in table does not
+ * know, learning their keys from a server; NULL or "" for none. Set
+ * before the clients are made. */
+void aredis__cluster_test_unknown(const char *names);
+/* Tests: a cluster client meets the node host:port as it would a MOVED
+ * target (the next map drops it unless it lists it); 0 or an error. */
+int aredis__cluster_test_meet(aredis_client *c, const char *host, int port);
+/* Tests: the node records a cluster client holds (0 for another client). */
+size_t aredis__cluster_test_node_count(aredis_client *c);
+
 /* ---- sentinel.c -----------------------------------------------------------
  */
 

@@ -150,7 +150,7 @@
     X("lrem", 0, 1, 1, 1, 0, 0, NONE)                                   \
     X("lset", 0, 1, 1, 1, 0, 0, NONE)                                   \
     X("ltrim", 0, 1, 1, 1, 0, 0, NONE)                                  \
-    X("memory", RO, 0, 0, 0, 0, 0, NONE)                                \
+    X("memory", RO | SUBCMD, 0, 0, 0, 0, 0, NONE)                       \
     X("mget", RO | S_ARRAY, 1, -1, 1, 0, 0, NONE)                       \
     X("migrate", MOVABLE, 3, 3, 1, 0, 0, NONE)                          \
     X("module", 0, 0, 0, 0, 0, 0, NONE)                                 \
@@ -159,7 +159,7 @@
     X("mset", S_OK, 1, -1, 2, 0, 0, NONE)                               \
     X("msetnx", 0, 1, -1, 2, 0, 0, NONE)                                \
     X("multi", NO_MULTI | NOCL, 0, 0, 0, 0, 0, NONE)                    \
-    X("object", RO, 0, 0, 0, 0, 0, NONE)                                \
+    X("object", RO | SUBCMD, 0, 0, 0, 0, 0, NONE)                       \
     X("persist", 0, 1, 1, 1, 0, 0, NONE)                                \
     X("pexpire", 0, 1, 1, 1, 0, 0, NONE)                                \
     X("pexpireat", 0, 1, 1, 1, 0, 0, NONE)                              \
@@ -247,8 +247,8 @@
     X("xautoclaim", 0, 1, 1, 1, 0, 0, NONE)                             \
     X("xclaim", 0, 1, 1, 1, 0, 0, NONE)                                 \
     X("xdel", 0, 1, 1, 1, 0, 0, NONE)                                   \
-    X("xgroup", 0, 0, 0, 0, 0, 0, NONE)                                 \
-    X("xinfo", 0, 0, 0, 0, 0, 0, NONE)                                  \
+    X("xgroup", SUBCMD, 0, 0, 0, 0, 0, NONE)                            \
+    X("xinfo", RO | SUBCMD, 0, 0, 0, 0, 0, NONE)                        \
     X("xlen", RO, 1, 1, 1, 0, 0, NONE)                                  \
     X("xpending", RO, 1, 1, 1, 0, 0, NONE)                              \
     X("xrange", RO, 1, 1, 1, 0, 0, NONE)                                \
@@ -296,6 +296,19 @@
     X("function|flush", P_OK, 0, 0, 0, 0, 0, NONE)                      \
     X("function|load", P_SAME, 0, 0, 0, 0, 0, NONE)                     \
     X("function|restore", P_OK, 0, 0, 0, 0, 0, NONE)                    \
+    X("memory|usage", RO, 2, 2, 1, 0, 0, NONE)                          \
+    X("object|encoding", RO, 2, 2, 1, 0, 0, NONE)                       \
+    X("object|freq", RO, 2, 2, 1, 0, 0, NONE)                           \
+    X("object|idletime", RO, 2, 2, 1, 0, 0, NONE)                       \
+    X("object|refcount", RO, 2, 2, 1, 0, 0, NONE)                       \
+    X("xgroup|create", 0, 2, 2, 1, 0, 0, NONE)                          \
+    X("xgroup|createconsumer", 0, 2, 2, 1, 0, 0, NONE)                  \
+    X("xgroup|delconsumer", 0, 2, 2, 1, 0, 0, NONE)                     \
+    X("xgroup|destroy", 0, 2, 2, 1, 0, 0, NONE)                         \
+    X("xgroup|setid", 0, 2, 2, 1, 0, 0, NONE)                           \
+    X("xinfo|consumers", RO, 2, 2, 1, 0, 0, NONE)                       \
+    X("xinfo|groups", RO, 2, 2, 1, 0, 0, NONE)                          \
+    X("xinfo|stream", RO, 2, 2, 1, 0, 0, NONE)                          \
     X("pubsub|channels", N_UNIQ, 0, 0, 0, 0, 0, NONE)                   \
     X("pubsub|numpat", N_SUM, 0, 0, 0, 0, 0, NONE)                      \
     X("pubsub|numsub", N_PAIRSUM, 0, 0, 0, 0, 0, NONE)                  \
@@ -578,7 +591,7 @@ int aredis__cmd_first_key_of(const char *enc, const aredis__cmdclass *cls,
     const char *arg = NULL;
     size_t n = 0;
     aredis__args_init(&it, enc);
-    if (numkeys > 0) {
+    if (numkeys > 0 && want <= 0) {
         /* EVAL script numkeys key...: the first key follows the count. */
         for (int i = 0; i <= numkeys; i++)
             if (!aredis__args_next(&it, &arg, &n))
@@ -601,5 +614,89 @@ int aredis__cmd_first_key_of(const char *enc, const aredis__cmdclass *cls,
     for (int i = 0; i <= want; i++)
         if (!aredis__args_next(&it, key, len))
             return 0;
+    if (*len == 0 && (info->flags & AREDIS__CMDF_MOVABLE) &&
+        aredis__word_is(info->name, info->len, "migrate", 7)) {
+        /* MIGRATE host port "" db timeout ... KEYS key...: the keys
+         * follow KEYS. */
+        while (aredis__args_next(&it, &arg, &n))
+            if (aredis__word_is(arg, n, "keys", 4))
+                return aredis__args_next(&it, key, len);
+        return 0;
+    }
     return 1;
+}
+
+/* The argument at index i (0: the name) of an encoded command. */
+static int arg_at(const char *enc, int i, const char **a, size_t *n)
+{
+    aredis__args it;
+    int argc = aredis__args_init(&it, enc);
+    if (i < 0 || i >= argc)
+        return 0;
+    for (int k = 0; k <= i; k++)
+        aredis__args_next(&it, a, n);
+    return 1;
+}
+
+/* The first key one spec gives: 1 and *key, *len, or 0. */
+static int spec_first_key(const char *enc, int argc, const aredis__keyspec *s,
+                          const char **key, size_t *len)
+{
+    const char *a;
+    size_t n;
+    int begin = -1;
+    if (s->begin == AREDIS__KS_INDEX) {
+        begin = s->index;
+    } else if (s->begin == AREDIS__KS_KEYWORD) {
+        /* From startfrom onwards, or from argc + startfrom backwards. */
+        int from = s->index >= 0 ? s->index : argc + s->index;
+        int step = s->index >= 0 ? 1 : -1;
+        for (int i = from; i >= 1 && i < argc; i += step) {
+            if (arg_at(enc, i, &a, &n) &&
+                aredis__word_is(a, n, s->keyword, s->kwlen)) {
+                begin = i + 1;
+                break;
+            }
+        }
+    }
+    if (begin < 1 || begin >= argc)
+        return 0;
+    if (s->find == AREDIS__KS_RANGE)
+        return arg_at(enc, begin, key, len);
+    if (s->find != AREDIS__KS_KEYNUM)
+        return 0;
+    /* A count of keys, then the keys. */
+    if (!arg_at(enc, begin + s->keynumidx, &a, &n) || n == 0 || n > 9)
+        return 0;
+    long count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (a[i] < '0' || a[i] > '9')
+            return 0;
+        count = count * 10 + (a[i] - '0');
+    }
+    if (count <= 0)
+        return 0;
+    return arg_at(enc, begin + s->firstkey, key, len);
+}
+
+int aredis__keyspec_first_key(const char *enc, const aredis__keyspec *ks,
+                              size_t nks, const char **key, size_t *len)
+{
+    aredis__args it;
+    int argc = aredis__args_init(&it, enc);
+    int found = 0;
+    for (size_t i = 0; i < nks; i++) {
+        const char *k;
+        size_t n;
+        if (!spec_first_key(enc, argc, &ks[i], &k, &n))
+            continue;
+        if (!found || *len == 0) {
+            *key = k;
+            *len = n;
+            found = 1;
+        }
+        if (n > 0)
+            break;
+    }
+    return found;
 }

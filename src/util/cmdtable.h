@@ -208,14 +208,51 @@ int aredis__cmd_classify_memo(const char *enc, aredis__cmdclass *out,
                               aredis__cmdmemo *m);
 
 /* The first key of an encoded command (trusted), by the table's key
- * positions, the key count of EVAL and the like, or the STREAMS argument
- * of XREAD: 1 and *key, *len (pointing into enc), or 0 when it names no
- * key (or the table does not know it). */
+ * positions (a fixed one first: ZUNIONSTORE's destination before the keys
+ * it counts), the key count of EVAL and the like, the STREAMS argument of
+ * XREAD, or the KEYS argument of MIGRATE when its key is "": 1 and *key,
+ * *len (pointing into enc), or 0 when it names no key (or the table does
+ * not know it). */
 int aredis__cmd_first_key(const char *enc, const char **key, size_t *len);
 /* The same from a classification already made: cls and argc as
  * aredis__cmd_classify() or _memo() gave them for enc. */
 int aredis__cmd_first_key_of(const char *enc, const aredis__cmdclass *cls,
                              int argc, const char **key, size_t *len);
+
+/* ---- key specs, as a server describes a command it knows ------------------
+ * For a command the table does not know, a cluster client asks a server
+ * (COMMAND INFO): its key specifications say where the keys are. One spec
+ * is a place to start from (an argument index, or the argument after a
+ * keyword searched from an index) and how keys follow it (a range, or a
+ * count of keys at an offset, keys after it). Only the first key matters
+ * for routing. */
+enum {
+    AREDIS__KS_INDEX = 1, /* begin_search index */
+    AREDIS__KS_KEYWORD,   /* begin_search keyword */
+};
+enum {
+    AREDIS__KS_RANGE = 1, /* find_keys range: the key is where it begins */
+    AREDIS__KS_KEYNUM,    /* find_keys keynum */
+    AREDIS__KS_UNKNOWN,   /* a module's own way: not followed */
+};
+#define AREDIS__KS_KEYWORD_MAX 24
+typedef struct aredis__keyspec {
+    uint8_t begin;     /* AREDIS__KS_INDEX or _KEYWORD */
+    uint8_t find;      /* AREDIS__KS_RANGE, _KEYNUM or _UNKNOWN */
+    uint8_t kwlen;     /* bytes of keyword */
+    int16_t index;     /* INDEX: the argument; KEYWORD: where the search
+                        * starts (negative: from the end, backwards) */
+    int16_t keynumidx; /* KEYNUM: the count's offset from the beginning */
+    int16_t firstkey;  /* KEYNUM: the first key's offset from it */
+    char keyword[AREDIS__KS_KEYWORD_MAX]; /* lower case */
+} aredis__keyspec;
+
+/* The first key of an encoded command (trusted) by its key specs, tried in
+ * order: 1 and *key, *len (pointing into enc), or 0 when none gives one.
+ * An empty key is taken only when no later spec gives another (MIGRATE
+ * host port "" ... KEYS k). */
+int aredis__keyspec_first_key(const char *enc, const aredis__keyspec *ks,
+                              size_t nks, const char **key, size_t *len);
 
 /* 1 when arg (n bytes, any case) is the lower-case word w of wlen bytes. */
 int aredis__word_is(const char *arg, size_t n, const char *w, size_t wlen);

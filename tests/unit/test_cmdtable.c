@@ -299,6 +299,25 @@ Test(cmdtable, first_key)
         {"XREAD COUNT 1 STREAMS st 0", "st"},
         {"PING", NULL},
         {"NOSUCHCOMMAND k", NULL},
+        {"EVALSHA abc 1 kx", "kx"},
+        {"FCALL f 1 kf a", "kf"},
+        {"FCALL_RO f 0", NULL},
+        {"XREADGROUP GROUP g c COUNT 1 STREAMS sx sy > >", "sx"},
+        {"XREAD STREAMS", NULL},
+        {"MIGRATE h 1 km 0 5000", "km"},
+        {"OBJECT ENCODING ko", "ko"},
+        {"object freq kq", "kq"},
+        {"OBJECT HELP", NULL},
+        {"MEMORY USAGE ku", "ku"},
+        {"XINFO STREAM ks", "ks"},
+        {"XGROUP CREATE kg g $", "kg"},
+        {"SORT ks BY w STORE dst", "ks"},
+        {"GEORADIUS kgeo 0 0 1 km STORE dst", "kgeo"},
+        {"ZUNIONSTORE dst 2 za zb", "dst"},
+        {"ZINTERSTORE dst 2 za zb WEIGHTS 1 2", "dst"},
+        {"ZUNION 2 za zb", "za"},
+        {"BLMPOP 0 2 la lb LEFT", "la"},
+        {"BITOP NOT dst src", "dst"},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
         const char *key = NULL;
@@ -310,4 +329,96 @@ Test(cmdtable, first_key)
             cr_assert_eq(memcmp(key, want[i].key, len), 0, "%s", want[i].cmd);
         }
     }
+    /* MIGRATE with an empty key: the keys follow KEYS. */
+    const char *key = NULL;
+    size_t len = 0;
+    aredis_buf_cleanup(&buf);
+    aredis_buf_init(&buf);
+    cr_assert_eq(
+        aredis_write_fmt(&buf, "MIGRATE h 1 %s 0 5000 COPY KEYS ka kb", ""), 0);
+    cr_assert(aredis__cmd_first_key(buf.data, &key, &len));
+    cr_assert(len == 2 && memcmp(key, "ka", 2) == 0);
+    aredis_buf_cleanup(&buf);
+    aredis_buf_init(&buf);
+    cr_assert_eq(aredis_write_fmt(&buf, "MIGRATE h 1 %s 0 5000", ""), 0);
+    cr_assert(!aredis__cmd_first_key(buf.data, &key, &len));
+}
+
+/* The first key by key specs, as COMMAND INFO describes a command the
+ * table does not know (the cluster learns them). */
+Test(cmdtable, keyspec_first_key)
+{
+    static const aredis__keyspec eval[] = {
+        {.begin = AREDIS__KS_INDEX,
+         .index = 2,
+         .find = AREDIS__KS_KEYNUM,
+         .keynumidx = 0,
+         .firstkey = 1},
+    };
+    static const aredis__keyspec xread[] = {
+        {.begin = AREDIS__KS_KEYWORD,
+         .index = 1,
+         .keyword = "streams",
+         .kwlen = 7,
+         .find = AREDIS__KS_RANGE},
+    };
+    static const aredis__keyspec migrate[] = {
+        {.begin = AREDIS__KS_INDEX, .index = 3, .find = AREDIS__KS_RANGE},
+        {.begin = AREDIS__KS_KEYWORD,
+         .index = -2,
+         .keyword = "keys",
+         .kwlen = 4,
+         .find = AREDIS__KS_RANGE},
+    };
+    static const aredis__keyspec store[] = {
+        {.begin = AREDIS__KS_INDEX, .index = 1, .find = AREDIS__KS_RANGE},
+        {.begin = AREDIS__KS_KEYWORD,
+         .index = 1,
+         .keyword = "store",
+         .kwlen = 5,
+         .find = AREDIS__KS_RANGE},
+    };
+    static const aredis__keyspec module[] = {
+        {.begin = AREDIS__KS_INDEX, .index = 1, .find = AREDIS__KS_UNKNOWN},
+    };
+    static const struct {
+        const aredis__keyspec *ks;
+        size_t n;
+        const char *cmd;
+        const char *key; /* NULL: none */
+    } want[] = {
+        {eval, 1, "EVAL s 2 ka kb", "ka"},
+        {eval, 1, "FCALL f 1 kf x", "kf"},
+        {eval, 1, "EVAL s 0 x", NULL},
+        {eval, 1, "EVAL s x", NULL},
+        {eval, 1, "EVAL s", NULL},
+        {xread, 1, "XREAD COUNT 2 STREAMS s1 s2 0 0", "s1"},
+        {xread, 1, "XREAD COUNT 2", NULL},
+        {xread, 1, "XREAD STREAMS", NULL},
+        {migrate, 2, "MIGRATE h 1 km 0 5", "km"},
+        {migrate, 2, "MIGRATE h 1 km", "km"},
+        {store, 2, "SORT ks STORE dst", "ks"},
+        {module, 1, "MOD.CMD k", NULL},
+        {NULL, 0, "GET k", NULL},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        const char *key = NULL;
+        size_t len = 0;
+        int has = aredis__keyspec_first_key(enc(want[i].cmd), want[i].ks,
+                                            want[i].n, &key, &len);
+        cr_assert_eq(has, want[i].key != NULL, "%s", want[i].cmd);
+        if (has) {
+            cr_assert_eq(len, strlen(want[i].key), "%s", want[i].cmd);
+            cr_assert_eq(memcmp(key, want[i].key, len), 0, "%s", want[i].cmd);
+        }
+    }
+    /* MIGRATE with "": the KEYS spec, searched from the end. */
+    const char *key = NULL;
+    size_t len = 0;
+    aredis_buf_cleanup(&buf);
+    aredis_buf_init(&buf);
+    cr_assert_eq(aredis_write_fmt(&buf, "MIGRATE h 1 %s 0 5 KEYS ka kb", ""),
+                 0);
+    cr_assert(aredis__keyspec_first_key(buf.data, migrate, 2, &key, &len));
+    cr_assert(len == 2 && memcmp(key, "ka", 2) == 0);
 }

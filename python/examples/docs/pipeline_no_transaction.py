@@ -1,0 +1,1 @@
+pipe = r.pipeline(transaction=False)

@@ -1,0 +1,3 @@
+for message in await p.listen():
+    # do something with the message
+    pass

@@ -1,0 +1,1 @@
+r = redis.StrictRedis(unix_socket_path='/tmp/redis.sock')

@@ -1,0 +1,10 @@
+import aredis
+
+async def example():
+    client = aredis.StrictRedis()
+    await client.flushall()
+    lock = client.lock('lalala')
+    print(await lock.acquire())
+    print(await lock.acquire(blocking=False))
+    print(await lock.release())
+    print(await lock.acquire())

@@ -1,0 +1,124 @@
+"""Run one example of the documentation against the test servers.
+
+    run_doc_example.py FILE
+
+The example runs as written, in a fresh namespace, with one adaptation
+that is not in its text: the documentation's server addresses are mapped
+onto the servers of the test run (AREDIS_EXAMPLE_PORT for 127.0.0.1:6379 /
+localhost:6379 and the StrictRedis() default, AREDIS_EXAMPLE_CLUSTER
+"host:port" for 172.17.0.2:7001, AREDIS_EXAMPLE_SENTINEL "host:port" for
+localhost:26379). A file with top-level await (a REPL session of the
+documentation) runs in asyncio.run(). Examples that only define
+`example()` get it called afterwards (with a client when it takes one), and
+the streams example gets its three functions called (HARNESS below).
+
+Prints the example's output, then "RESULT ok" or "RESULT <Exception>:
+<message>"; exits 0 either way (the test compares the result).
+"""
+import ast
+import asyncio
+import inspect
+import os
+import sys
+import traceback
+
+import aredis
+import aredis.sentinel
+
+HARNESS = {
+    "streams.py": ["append_msg_to_stream(client, entry)",
+                   "fetch_entries(client, 'example_stream')",
+                   "consuming_process(client)"],
+}
+
+
+def remap():
+    port = int(os.environ.get("AREDIS_EXAMPLE_PORT", "6379"))
+    cluster = os.environ.get("AREDIS_EXAMPLE_CLUSTER")
+    sentinel = os.environ.get("AREDIS_EXAMPLE_SENTINEL")
+
+    init = aredis.StrictRedis.__init__
+
+    def strict_init(self, host="localhost", port_=6379, *a, **kw):
+        if "port" in kw:
+            port_ = kw.pop("port")
+        if host in ("localhost", "127.0.0.1") and port_ == 6379:
+            host, port_ = "127.0.0.1", port
+        init(self, host, port_, *a, **kw)
+
+    aredis.StrictRedis.__init__ = strict_init
+
+    cinit = aredis.StrictRedisCluster.__init__
+    chost, _, cport = (cluster or "").rpartition(":")
+
+    def cluster_init(self, host=None, port_=None, *a, **kw):
+        if "port" in kw:
+            port_ = kw.pop("port")
+        if (host, port_) == ("172.17.0.2", 7001):
+            if not cluster:
+                # Never reach out to the documentation's address.
+                raise RuntimeError("no test cluster for this example")
+            host, port_ = chost, int(cport)
+        cinit(self, host, port_, *a, **kw)
+
+    aredis.StrictRedisCluster.__init__ = cluster_init
+
+    if sentinel:
+        sinit = aredis.sentinel.Sentinel.__init__
+        shost, sport = sentinel.rsplit(":", 1)
+
+        def sentinel_init(self, sentinels, *a, **kw):
+            sentinels = [(shost, int(sport)) if p == 26379 else (h, p)
+                         for h, p in sentinels]
+            sinit(self, sentinels, *a, **kw)
+
+        aredis.sentinel.Sentinel.__init__ = sentinel_init
+
+
+async def call_example(ns, name):
+    fn = ns[name]
+    args = []
+    for p in inspect.signature(fn).parameters:
+        args.append(aredis.StrictRedis())
+        del p
+    await fn(*args)
+
+
+def main(path):
+    remap()
+    with open(path, encoding="utf-8") as f:
+        source = f.read()
+    name = os.path.basename(path)
+    ns = {"__name__": "__main__"}
+    try:
+        code = compile(source, path, "exec",
+                       flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        if code.co_flags & inspect.CO_COROUTINE:
+            async def session():
+                await eval(code, ns)
+                if "example" in ns and "example(" not in \
+                        source.replace("def example(", ""):
+                    await call_example(ns, "example")
+            asyncio.run(session())
+        else:
+            exec(code, ns)
+            calls = HARNESS.get(name)
+            if calls:
+                async def harness():
+                    ns["client"] = aredis.StrictRedis()
+                    for c in calls:
+                        await eval(c, ns)
+                asyncio.run(harness())
+            elif inspect.iscoroutinefunction(ns.get("example")) and \
+                    "example(" not in source.replace("def example(", ""):
+                asyncio.run(call_example(ns, "example"))
+    except BaseException as e:  # noqa: B902 - reported, not hidden
+        traceback.print_exc()
+        print(f"RESULT {type(e).__name__}: {e}")
+        return 0
+    print("RESULT ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

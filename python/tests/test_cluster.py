@@ -1,0 +1,50 @@
+"""StrictRedisCluster over the C client's cluster topology. Needs the
+redis_cluster fixture (CTest python.cluster)."""
+import asyncio
+import os
+
+import pytest
+
+import aredis
+from conftest import state
+from doc_examples import EXAMPLES, run
+
+
+@pytest.fixture
+def cl():
+    st = state("cluster")
+    if st is None:
+        pytest.skip("no cluster")
+    return st
+
+
+async def test_keys_across_slots(cl):
+    c = aredis.StrictRedisCluster(host=cl["host"], port=int(cl["port"]))
+    keys = [f"pyk{i}" for i in range(50)]
+    await asyncio.gather(*[c.set(k, i) for i, k in enumerate(keys)])
+    assert await c.mget(keys) == [str(i).encode() for i in range(50)]
+    slots = {await c.cluster_keyslot(k) for k in keys}
+    assert len(slots) > 10
+    assert await c.delete(*keys) == 50
+    slots_map = await c.cluster_slots()
+    assert sum(e - s + 1 for s, e in slots_map) == 16384
+    assert all(v[0]["server_type"] == "master" for v in slots_map.values())
+
+
+async def test_pipeline_across_slots(cl):
+    c = aredis.StrictRedisCluster(host=cl["host"], port=int(cl["port"]))
+    p = c.pipeline()
+    for i in range(20):
+        p.set(f"pp{i}", i)
+        p.get(f"pp{i}")
+    res = await p.execute()
+    assert res == [x for i in range(20) for x in (True, str(i).encode())]
+
+
+def test_documentation_example(cl):
+    st = state("standalone")
+    env = {"AREDIS_EXAMPLE_CLUSTER": f"{cl['host']}:{cl['port']}",
+           "AREDIS_EXAMPLE_PORT": st["port"] if st else "1"}
+    result, out = run(os.path.join(EXAMPLES, "docs", "cluster.py"), env)
+    assert result == "ok", out
+    assert "'server_type': 'master'" in out

@@ -1,0 +1,234 @@
+"""Command methods and their documented Python return types."""
+import asyncio
+
+import pytest
+
+import aredis
+from aredis import commands
+
+
+async def test_getting_started_types(r):
+    assert await r.set("foo", 1) is True
+    assert await r.exists("foo") is True
+    assert await r.incr("foo", 100) == 101
+    assert await r.get("foo") == b"101"
+    assert await r.expire("foo", 10) is True
+    assert 0 < await r.ttl("foo") <= 10
+    assert await r.persist("foo") is True
+    assert await r.ttl("foo") is None
+    assert await r.delete("foo") == 1
+    assert await r.exists("foo") is False
+    assert await r.get("foo") is None
+    assert await r.ttl("foo") is None
+
+
+async def test_decode_responses(rd):
+    await rd.set("k", "välue")
+    assert await rd.get("k") == "välue"
+    await rd.hset("h", mapping={"a": 1, "b": "x"})
+    assert await rd.hgetall("h") == {"a": "1", "b": "x"}
+
+
+async def test_encoding(port):
+    r = aredis.StrictRedis(port=port, db=3, encoding="latin-1",
+                           decode_responses=True)
+    await r.set("lat", "é")
+    assert await r.get("lat") == "é"
+    raw = aredis.StrictRedis(port=port, db=3)
+    assert await raw.get("lat") == b"\xe9"
+
+
+async def test_argument_types(r):
+    await r.set("f", 1.5)
+    assert await r.get("f") == b"1.5"
+    await r.set("b", b"\x00\xffbin")
+    assert await r.get("b") == b"\x00\xffbin"
+    await r.set("big", 2 ** 70)
+    assert await r.get("big") == str(2 ** 70).encode()
+    await r.set("mv", memoryview(b"view"))
+    assert await r.get("mv") == b"view"
+    assert await r.incrbyfloat("f", 1) == 2.5
+
+
+async def test_strings_and_keys(r):
+    assert await r.mset({"a": 1, "b": 2}) is True
+    assert await r.mget("a", "b", "c") == [b"1", b"2", None]
+    assert await r.mget(["a", "b"]) == [b"1", b"2"]
+    assert await r.setnx("a", 3) is False
+    assert await r.set("a", 5, nx=True) is None
+    assert await r.set("n", 5, ex=100, nx=True) is True
+    assert await r.getset("a", 9) == b"1"
+    assert await r.append("a", "x") == 2
+    assert await r.strlen("a") == 2
+    assert await r.decr("cnt") == -1
+    assert sorted(await r.keys("*")) == [b"a", b"b", b"cnt", b"n"]
+    assert await r.rename("b", "b2") is True
+    assert await r.type("b2") == b"string"
+    assert await r.dbsize() == 4
+    assert await r.ping() is True
+    t = await r.time()
+    assert isinstance(t, tuple) and t[0] > 1_600_000_000
+
+
+async def test_lists_sets_hashes(r):
+    assert await r.rpush("l", 1, 2, 3) == 3
+    assert await r.lrange("l", 0, -1) == [b"1", b"2", b"3"]
+    assert await r.lpop("l") == b"1"
+    assert await r.blpop("l", 1) == (b"l", b"2")
+    assert await r.blpop(["nothing"], timeout=1) is None
+    assert await r.sadd("s", "a", "b") == 2
+    assert await r.smembers("s") == {b"a", b"b"}
+    assert await r.sismember("s", "a") is True
+    assert await r.hset("h", "f", "v") == 1
+    assert await r.hget("h", "f") == b"v"
+    assert await r.hgetall("h") == {b"f": b"v"}
+    assert await r.hexists("h", "g") is False
+    assert await r.hincrbyfloat("h", "n", 0.5) == 0.5
+    assert await r.hmget("h", "f", "zz") == [b"v", None]
+
+
+async def test_sorted_sets(r):
+    assert await r.zadd("z", 1, "a", 2, "b") == 2
+    assert await r.zadd("z", c=3) == 1
+    assert await r.zadd("z", {"d": 4}) == 1
+    assert await r.zrange("z", 0, 1) == [b"a", b"b"]
+    assert await r.zrange("z", 0, 1, withscores=True) == \
+        [(b"a", 1.0), (b"b", 2.0)]
+    assert await r.zrange("z", 0, 0, desc=True) == [b"d"]
+    assert await r.zrevrange("z", 0, 0, withscores=True) == [(b"d", 4.0)]
+    assert await r.zrangebyscore("z", 2, 3, withscores=True,
+                                 score_cast_func=int) == [(b"b", 2), (b"c", 3)]
+    assert await r.zscore("z", "c") == 3.0
+    assert await r.zscore("z", "nope") is None
+    assert await r.zincrby("z", 1.5, "a") == 2.5
+    assert await r.zcard("z") == 4
+
+
+async def test_info_and_config(r):
+    info = await r.info()
+    assert info["redis_version"]
+    assert isinstance(info["connected_clients"], int)
+    cfg = await r.config_get("maxmemory")
+    assert cfg == {b"maxmemory": b"0"}
+    assert isinstance(await r.client_list(), list)
+    assert await r.client_setname("pytest") is True
+    assert await r.client_getname() == b"pytest"
+
+
+async def test_set_response_callback(r, port):
+    await r.set("x", 7)
+    r.set_response_callback("GET", lambda v: int(v) * 2)
+    assert await r.get("x") == 14
+    other = aredis.StrictRedis(port=port, db=3)
+    assert await other.get("x") == b"7", "callbacks are per instance"
+
+    class Sub(aredis.StrictRedis):
+        RESPONSE_CALLBACKS = {**aredis.StrictRedis.RESPONSE_CALLBACKS,
+                              "GET": lambda v: v.decode()[::-1]}
+    await r.set("y", "abc")
+    assert await Sub(port=port, db=3).get("y") == "cba"
+
+    class Documented(aredis.StrictRedis):
+        REDIS_CALLBACKS = {"GET": lambda v: v.upper()}
+    assert await Documented(port=port, db=3).get("y") == b"ABC"
+
+
+async def test_execute_command_and_subcommand_split(r):
+    assert await r.execute_command("SET", "k", "v") is True
+    assert await r.execute_command("CONFIG GET", "maxmemory") == \
+        {b"maxmemory": b"0"}
+
+
+async def test_errors(r):
+    await r.set("s", "x")
+    with pytest.raises(aredis.ResponseError) as e:
+        await r.incr("s")
+    assert "not an integer" in str(e.value)
+    assert not str(e.value).startswith("ERR ")
+    with pytest.raises(aredis.ResponseError, match="WRONGTYPE"):
+        await r.lpush("s", 1)
+    with pytest.raises(aredis.NoScriptError):
+        await r.evalsha("0" * 40, 0)
+    assert issubclass(aredis.NoScriptError, aredis.ResponseError)
+    assert issubclass(aredis.TimeoutError, aredis.RedisError)
+    assert issubclass(aredis.MasterNotFoundError, aredis.ConnectionError)
+
+
+async def test_connection_refused():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    c = aredis.StrictRedis(port=port, connect_timeout=1)
+    with pytest.raises(aredis.ConnectionError):
+        await c.get("x")
+
+
+async def test_stream_timeout(r, port):
+    slow = aredis.StrictRedis(port=port, db=3, stream_timeout=0.2)
+    with pytest.raises(aredis.TimeoutError):
+        await slow.execute_command("DEBUG", "SLEEP", "0.6")
+    await asyncio.sleep(0.5)
+
+
+async def test_unix_socket(server):
+    c = aredis.StrictRedis(unix_socket_path=server["unixsocket"], db=3)
+    assert await c.ping() is True
+
+
+async def test_from_url(port):
+    c = aredis.StrictRedis.from_url(
+        f"redis://127.0.0.1:{port}/3?decode_responses=True")
+    await c.set("u", "v")
+    assert await c.get("u") == "v"
+    c2 = aredis.StrictRedis.from_url(f"redis://127.0.0.1:{port}", db=3)
+    assert await c2.get("u") == b"v"
+
+
+async def test_cancelled_await_leaves_client_usable(r):
+    t = asyncio.ensure_future(r.blpop("never", timeout=5))
+    await asyncio.sleep(0.05)
+    t.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await t
+    assert await r.ping() is True
+
+
+async def test_concurrent_coroutines_share_one_client(r):
+    async def worker(i):
+        for j in range(50):
+            await r.set(f"c:{i}:{j}", j)
+            assert await r.get(f"c:{i}:{j}") == str(j).encode()
+    await asyncio.gather(*[worker(i) for i in range(20)])
+    assert await r.dbsize() == 1000
+    assert r.core.pending() == 0
+
+
+async def test_client_on_given_loop(port, event_loop):
+    c = aredis.StrictRedis(host="localhost", port=port, db=3,
+                           loop=event_loop)
+    assert await c.ping() is True
+
+
+def test_methods_come_from_the_table():
+    table = {m for m, _, _ in commands._parse_table(commands.COMMANDS)}
+    assert len(table) > 150
+    for m in table:
+        assert callable(getattr(aredis.StrictRedis, m)), m
+        assert callable(getattr(aredis.Pipeline, m)), m
+    assert "delete" in table and "config_get" in table
+
+
+async def test_username_and_password(r, port):
+    await r.execute_command("ACL", "SETUSER", "pyuser", "on", ">pw", "~*",
+                            "+@all")
+    try:
+        ok = aredis.StrictRedis(port=port, username="pyuser", password="pw")
+        assert await ok.execute_command("ACL", "WHOAMI") == b"pyuser"
+        bad = aredis.StrictRedis(port=port, username="pyuser",
+                                 password="nope", connect_timeout=2)
+        with pytest.raises(aredis.AuthenticationError):
+            await bad.ping()
+    finally:
+        await r.execute_command("ACL", "DELUSER", "pyuser")

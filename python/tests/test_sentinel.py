@@ -1,0 +1,57 @@
+"""Sentinel: discovery, master_for() (the C client's sentinel topology),
+slave_for(). Needs the redis_sentinel fixture (CTest python.sentinel)."""
+import os
+
+import pytest
+
+import aredis
+from aredis.sentinel import Sentinel
+from conftest import state
+from doc_examples import EXAMPLES, run
+
+
+@pytest.fixture
+def sent():
+    st = state("sentinel")
+    if st is None:
+        pytest.skip("no sentinel set-up")
+    return st
+
+
+def sentinels(st):
+    return [(h, int(p)) for h, p in
+            (a.rsplit(":", 1) for a in st["sentinels"].split(","))]
+
+
+async def test_discovery(sent):
+    s = Sentinel(sentinels(sent), stream_timeout=0.5)
+    host, port = sent["master"].rsplit(":", 1)
+    assert await s.discover_master(sent["service"]) == (host, int(port))
+    replicas = await s.discover_slaves(sent["service"])
+    assert sorted(replicas) == sorted(
+        (h, int(p)) for h, p in (a.rsplit(":", 1)
+                                 for a in sent["replicas"].split(",")))
+    with pytest.raises(aredis.MasterNotFoundError):
+        await s.discover_master("no-such-service")
+
+
+async def test_master_and_slave_for(sent):
+    s = Sentinel(sentinels(sent), stream_timeout=0.5)
+    master = s.master_for(sent["service"], stream_timeout=1)
+    slave = s.slave_for(sent["service"], stream_timeout=1)
+    assert await master.set("sentinel-key", "bar") is True
+    info = await master.info("replication")
+    assert info["role"] == "master"
+    assert (await slave.info("replication"))["role"] == "slave"
+    await master.wait(2, 1000)
+    assert await slave.get("sentinel-key") == b"bar"
+
+
+def test_documentation_example(sent):
+    st = state("standalone")
+    env = {"AREDIS_EXAMPLE_SENTINEL": sent["sentinels"].split(",")[0],
+           "AREDIS_EXAMPLE_PORT": st["port"] if st else "1"}
+    result, out = run(os.path.join(EXAMPLES, "fixed", "sentinel.py"), env)
+    assert result == "ok", out
+    result, out = run(os.path.join(EXAMPLES, "docs", "sentinel.py"), env)
+    assert result.startswith("MasterNotFoundError"), out
