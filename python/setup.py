@@ -40,22 +40,25 @@ class BuildExt(build_ext):
         build_dir = os.path.abspath(os.environ.get(
             "AREDIS_BUILD_DIR", os.path.join(HERE, "build", "libaredis")))
         lib_dir = os.path.join(build_dir, "src")
-        if True:
-            if not os.path.exists(os.path.join(build_dir, "CMakeCache.txt")):
-                subprocess.check_call([
-                    "cmake", "-S", ROOT, "-B", build_dir,
-                    "-DCMAKE_BUILD_TYPE=Release",
-                    "-DAREDIS_BUILD_TESTS=OFF", "-DAREDIS_BUILD_EXAMPLES=OFF",
-                    "-DAREDIS_BUILD_BENCH=OFF", "-DAREDIS_BUILD_TOOLS=OFF",
-                    "-DAREDIS_ASAN=OFF", "-DAREDIS_UBSAN=OFF",
-                ])
+        # The library, built (or brought up to date) first.
+        if not os.path.exists(os.path.join(build_dir, "CMakeCache.txt")):
             subprocess.check_call([
-                "cmake", "--build", build_dir, "--target", "aredis_static",
-                "-j", os.environ.get("JOBS", "2"),
+                "cmake", "-S", ROOT, "-B", build_dir,
+                "-DCMAKE_BUILD_TYPE=Release",
+                "-DAREDIS_BUILD_TESTS=OFF", "-DAREDIS_BUILD_EXAMPLES=OFF",
+                "-DAREDIS_BUILD_BENCH=OFF", "-DAREDIS_BUILD_TOOLS=OFF",
+                "-DAREDIS_ASAN=OFF", "-DAREDIS_UBSAN=OFF",
             ])
+        subprocess.check_call([
+            "cmake", "--build", build_dir, "--target", "aredis_static",
+            "-j", os.environ.get("JOBS", "2"),
+        ])
         for ext in self.extensions:
             ext.include_dirs.append(os.path.join(ROOT, "include"))
             ext.extra_objects.append(os.path.join(lib_dir, "libaredis.a"))
+            # Relink when the library changed, not only the extension's
+            # own sources.
+            ext.depends.append(os.path.join(lib_dir, "libaredis.a"))
             ext.extra_link_args.extend(private_libs(build_dir))
         super().run()
 

@@ -10,6 +10,11 @@
 #                           the Python package's build and tests (python3-dev,
 #                           setuptools, pytest, pytest-asyncio, uvloop) and
 #                           its benchmark peer (python3-redis, -hiredis)...
+#   scripts/deps.sh bench   the test profile plus Node.js and npm, with which
+#                           bench/compare.sh and bench/cluster.sh install
+#                           their Node.js peers (npm is left out when an npm
+#                           command exists already: some nodejs builds ship
+#                           their own, and Debian's npm conflicts with them)
 #
 # Packages are checked with dpkg-query first; when all are present, apt is not
 # touched at all. Missing ones are installed with apt-get (noninteractive), as
@@ -33,10 +38,14 @@ test_pkgs=("${run_pkgs[@]}" clang libclang-rt-14-dev libcriterion-dev
            python3-pytest python3-pytest-asyncio python3-uvloop
            python3-redis python3-hiredis)
 
+bench_pkgs=("${test_pkgs[@]}" nodejs)
+command -v npm >/dev/null 2>&1 || bench_pkgs+=(npm)
+
 case $profile in
   run) wanted=("${run_pkgs[@]}") ;;
   test) wanted=("${test_pkgs[@]}") ;;
-  *) echo "usage: $0 run|test" >&2; exit 2 ;;
+  bench) wanted=("${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 run|test|bench" >&2; exit 2 ;;
 esac
 
 if [ "${AREDIS_SKIP_DEPS:-0}" = 1 ]; then

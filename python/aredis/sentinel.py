@@ -75,40 +75,12 @@ class Sentinel:
 
     def slave_for(self, service_name, redis_class=StrictRedis,
                   connection_pool_class=None, **kwargs):
-        """A client of one of the service's replicas (the master when no
-        replica is up), found through the sentinels on its first command.
-        Unlike master_for(), it stays with the server it found."""
-        kw = dict(self.connection_kwargs)
-        kw.update(kwargs)
-        cls = type("Replica" + redis_class.__name__,
-                   (_ReplicaMixin, redis_class), {})
-        return cls(self, service_name, **kw)
-
-
-class _ReplicaMixin:
-    def __init__(self, sentinel, service_name, **kwargs):
-        super().__init__(**kwargs)
-        self._sentinel = sentinel
-        self._service = service_name
-
-    def execute_command(self, *args, **options):
-        if self._core is None:
-            return self._first(args, options)
-        return self._core.execute_command(*args, **options)
-
-    async def _first(self, args, options):
-        if self._core is None:
-            replicas = await self._sentinel.discover_slaves(self._service)
-            if replicas:
-                host, port = replicas[0]
-            else:
-                host, port = await self._sentinel.discover_master(
-                    self._service)
-            if self._core is None:
-                self._options.update(host=host, port=int(port))
-                self._options.pop("url", None)
-                self._bind()
-        return await self._core.execute_command(*args, **options)
+        """A client of the service's replicas: each command goes to the next
+        healthy one (the C client's sentinel topology, role=replica), and to
+        the master when no replica is up."""
+        kwargs.setdefault("_core_options", {}).setdefault(
+            "sentinel_replica_fallback", 1)
+        return self._client(service_name, 1, redis_class, kwargs)
 
 
 __all__ = ["Sentinel", "MasterNotFoundError", "SlaveNotFoundError"]

@@ -1006,6 +1006,10 @@ static int client_init(Client *self, PyObject *args, PyObject *kw)
         opt_str(o, "sentinel_addrs", &opts.sentinel.addrs) ||
         opt_str(o, "sentinel_service", &opts.sentinel.service) ||
         opt_int(o, "sentinel_role", &opts.sentinel.role) ||
+        opt_int(o, "sentinel_replica_fallback",
+                &opts.sentinel.replica_fallback) ||
+        opt_i64(o, "sentinel_failover_wait_ms",
+                &opts.sentinel.failover_wait_ms) ||
         opt_str(o, "sentinel_password", &opts.sentinel.password) ||
         opt_i64(o, "sentinel_timeout_ms", &opts.sentinel.timeout_ms))
         return -1;

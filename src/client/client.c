@@ -911,7 +911,7 @@ static int submit(aredis_client *c, aredis__link *target,
     if ((cmd->flags & AREDIS__CMD_RETRY) || c->topo->keep_bytes) {
         /* A cluster client may send the caller's command to several nodes,
          * or refuse it (fanout.c); kept, the bytes serve redirects. */
-        if ((cmd->flags & AREDIS__CMD_FANOUT) && c->topo->keep_bytes &&
+        if ((cmd->flags & AREDIS__CMD_FANOUT) && c->cfg.cluster &&
             target == NULL) {
             int taken = aredis__cluster_submit(c, cmd, bytes, o);
             if (taken <= 0) {

@@ -42,6 +42,7 @@
 #include "topology/topology.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -127,6 +128,8 @@ struct sentinel {
     replica *replicas;
     replica *rr; /* the last one a command went to */
     int replicas_known;
+    /* Commands that came before the replicas were known, in order. */
+    aredis__cmd *held_head, *held_tail;
     int learnt; /* SENTINEL SENTINELS was answered once */
 };
 
@@ -195,8 +198,8 @@ static replica *next_replica(sentinel *st, int advance)
 
 static aredis__node *replica_or_master(sentinel *st, int advance)
 {
-    /* Until the replicas are known (the first look-up), commands wait for
-     * it on the master's connection. */
+    /* Until the replicas are known, work that names no command (acquire,
+     * pub/sub) uses the master; commands are held (st_route). */
     if (!st->replicas_known)
         return &st->node;
     replica *r = next_replica(st, advance);
@@ -228,7 +231,68 @@ static aredis__node *st_route(aredis__topology *t, const aredis__cmd *cmd,
     (void)bytes;
     if (!is_replica_role(st))
         return &st->node;
+    if (!st->replicas_known) {
+        /* Held until SENTINEL REPLICAS answers (its bytes are kept:
+         * keep_bytes), so no read goes to the master by accident. */
+        aredis__cmd *c = (aredis__cmd *)(uintptr_t)cmd;
+        c->flags |= AREDIS__CMD_PENDING;
+        c->link = NULL;
+        c->cc.next = NULL;
+        if (st->held_tail != NULL)
+            st->held_tail->cc.next = &c->cc;
+        else
+            st->held_head = c;
+        st->held_tail = c;
+        return AREDIS__HELD;
+    }
     return replica_or_master(st, 1);
+}
+
+static int st_unwait(aredis__topology *t, aredis__cmd *cmd)
+{
+    sentinel *st = (sentinel *)t;
+    aredis__cmd *prev = NULL;
+    for (aredis__cmd *x = st->held_head; x != NULL;
+         prev = x, x = aredis__cmd_next(x)) {
+        if (x != cmd)
+            continue;
+        if (prev != NULL)
+            prev->cc.next = x->cc.next;
+        else
+            st->held_head = aredis__cmd_next(x);
+        if (st->held_tail == x)
+            st->held_tail = prev;
+        x->cc.next = NULL;
+        x->flags &= (uint8_t)~AREDIS__CMD_PENDING;
+        return 1;
+    }
+    return 0;
+}
+
+/* The replicas are known (or the sentinels could not say: why): the held
+ * commands go where they would have gone, or fail. Loop context. */
+static void release_held(sentinel *st, const char *why)
+{
+    aredis_client *c = st->base.c;
+    aredis__cmd *list = st->held_head;
+    st->held_head = st->held_tail = NULL;
+    while (list != NULL) {
+        aredis__cmd *cmd = list;
+        list = aredis__cmd_next(cmd);
+        cmd->cc.next = NULL;
+        cmd->flags &= (uint8_t)~AREDIS__CMD_PENDING;
+        aredis__node *n = replica_or_master(st, 1);
+        if (n == NULL) {
+            aredis__defer_done(c, cmd, AREDIS_ENOMASTER,
+                               why != NULL ? why
+                                           : "no healthy replica (and no "
+                                             "replica_fallback)");
+        } else if (cmd->flags & AREDIS__CMD_BLOCKING) {
+            aredis__pool_route(n, cmd, cmd->cc.copy);
+        } else if (aredis__link_submit(&n->main, cmd, cmd->cc.copy) != 0) {
+            aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
+        }
+    }
 }
 
 static aredis__node *st_next(aredis__topology *t, const aredis__node *prev)
@@ -645,6 +709,7 @@ static void replicas_answered(sentinel *st, const aredis_reply *r)
         p->sdown = down;
     }
     st->replicas_known = 1;
+    release_held(st, NULL);
 }
 
 static void watch_one(sentinel *st, const char *host, int port);
@@ -700,6 +765,11 @@ static void ask_bg_from(sentinel *st, int which)
                  ep->port, q[which], cfg->more->sentinel_service)) != NULL)
             return;
     }
+    /* No sentinel could list the replicas: what waited for them goes to
+     * the master (replica_fallback) or fails, rather than waiting on. */
+    if (which == 0 && !st->replicas_known && st->held_head != NULL)
+        release_held(st, "no sentinel could list the replicas "
+                         "(SENTINEL REPLICAS)");
 }
 
 static void ask_bg(sentinel *st, int which)
@@ -1077,6 +1147,9 @@ static void st_free(aredis__topology *t)
     ask_drop(&st->cur);
     ask_drop(&st->bg[0]);
     ask_drop(&st->bg[1]);
+    aredis__cmd *held = st->held_head;
+    st->held_head = st->held_tail = NULL;
+    aredis__cancel_list(t->c, held);
     aredis__node_cleanup(&st->node);
     while (st->replicas != NULL) {
         replica *r = st->replicas;
@@ -1096,6 +1169,7 @@ static const aredis__topology_vt sentinel_vt = {
     .redirect = st_redirect,
     .node_lost = st_node_lost,
     .locate = st_locate,
+    .unwait = st_unwait,
     .free = st_free,
     .nodes = aredis__one_node_nodes,
     .slot_node = aredis__one_node_slot,
@@ -1108,6 +1182,9 @@ aredis__topology *aredis__sentinel_new(aredis_client *c)
         return NULL;
     st->base.vt = &sentinel_vt;
     st->base.c = c;
+    /* Replica reads may be held until the replicas are known: their
+     * bytes are kept for that. */
+    st->base.keep_bytes = is_replica_role(st);
     /* The address is the sentinels' to name: until then, none. */
     if (aredis__node_init(&st->node, c, c->cfg.host, 0) != 0) {
         aredis__free(st);

@@ -136,6 +136,7 @@ static long long now_ms(void)
 
 typedef struct counter {
     int calls, errors, last_code, expect, done;
+    long long n; /* the last integer reply */
     char last[256];
 } counter;
 
@@ -152,6 +153,8 @@ static void count_cb(aredis_client *c, const aredis_reply *r, void *ud)
     if (r->type == AREDIS_REPLY_STRING || r->type == AREDIS_REPLY_STATUS ||
         r->type == AREDIS_REPLY_ERROR)
         snprintf(k->last, sizeof k->last, "%.*s", (int)r->len, r->str);
+    if (r->type == AREDIS_REPLY_INTEGER)
+        k->n = r->integer;
     if (k->calls >= k->expect)
         k->done = 1;
 }
@@ -692,7 +695,9 @@ static void port_cb(aredis_client *c, const aredis_reply *r, void *ud)
         snprintf(k->last, sizeof k->last, "%.*s", (int)r->len, r->str);
         return;
     }
-    cr_assert(r->len == 2 && r->element[1].type == AREDIS_REPLY_STRING,
+    /* An array on RESP2, a map (k, v) on RESP3. */
+    cr_assert((r->type == AREDIS_REPLY_ARRAY || r->type == AREDIS_REPLY_MAP) &&
+                  r->len == 2 && r->element[1].type == AREDIS_REPLY_STRING,
               "CONFIG GET port: %s", aredis_reply_type_name(r->type));
     int port = atoi(r->element[1].str);
     for (int i = 0; i < 4; i++) {
@@ -713,16 +718,22 @@ Test(sentinel, replica_reads_spread_over_both_replicas)
     sentinel_url(url, sizeof url, "", "mymaster", "?role=replica");
     aredis_loop *loop = aredis_loop_new();
     aredis_client *c = client_for(loop, url);
-    /* The first look-up names the replicas; until then commands wait for
-     * it on the master's connection. */
+    /* The first look-up names the replicas; until then commands are held,
+     * so not even the first read goes to the master. Read one at a time
+     * until a second replica answers. */
     port_count warm = {0};
-    for (int i = 0; i < 50 && warm.counts[1] == 0; i++) {
+    for (long long end = now_ms() + 5000;
+         warm.counts[1] == 0 && now_ms() < end;) {
         cr_assert_eq(aredis_command(c, port_cb, &warm, "CONFIG GET port"), 0);
         int want = warm.calls + 1;
-        for (long long end = now_ms() + 2000;
-             warm.calls < want && now_ms() < end;)
+        while (warm.calls < want && now_ms() < end)
             aredis_loop_run_once(loop, 10);
+        aredis_loop_run_once(loop, 5);
     }
+    for (int i = 0; i < 3; i++)
+        cr_assert(warm.counts[i] == 0 || warm.ports[i] != nth_port(master, 0),
+                  "a read before the replicas were known went to the master");
+    cr_assert_eq(warm.errors, 0, "%s", warm.last);
     enum { N = 1000 };
     port_count k = {0};
     for (int i = 0; i < N; i++)
@@ -764,26 +775,36 @@ Test(sentinel, no_healthy_replica_falls_back_only_by_option)
                  port, fallback ? "yes" : "no");
         aredis_client *c = client_for(loop, url);
         port_count k = {0};
-        /* The first goes to the master while the look-up runs; the next
-         * ones after it. */
-        for (int i = 0; i < 3; i++) {
+        /* Until the look-up has the (empty) SENTINEL REPLICAS answer, the
+         * master answers; how soon that is depends on the machine's load.
+         * Read one at a time: with the fallback, for 500 ms, every read
+         * from the master; without it, until the first error, then two
+         * more reads that fail the same way. */
+        int errors_at = -1;
+        for (long long end = now_ms() + (fallback ? 500 : 5000);
+             now_ms() < end && (errors_at < 0 || k.calls < errors_at + 2);) {
             int want = k.calls + 1;
             cr_assert_eq(aredis_command(c, port_cb, &k, "CONFIG GET port"), 0);
-            for (long long end = now_ms() + 5000;
-                 k.calls < want && now_ms() < end;)
+            while (k.calls < want && now_ms() < end + 5000)
                 aredis_loop_run_once(loop, 10);
             cr_assert_eq(k.calls, want);
-            for (int j = 0; j < 5; j++) /* SENTINEL REPLICAS answers */
-                aredis_loop_run_once(loop, 10);
+            if (k.errors > 0 && errors_at < 0)
+                errors_at = k.calls;
+            aredis_loop_run_once(loop, 5);
         }
         if (fallback) {
             cr_assert_eq(k.errors, 0, "%s", k.last);
             cr_assert_eq(k.ports[0], mport);
-            cr_assert_eq(k.counts[0], 3);
+            cr_assert_eq(k.counts[0], k.calls);
         } else {
-            cr_assert_eq(k.errors, 2, "%d errors (%s)", k.errors, k.last);
+            cr_assert_geq(errors_at, 1, "no read failed: %d answered", k.calls);
+            cr_assert_eq(k.errors, 3, "%d errors (%s)", k.errors, k.last);
+            cr_assert_eq(k.calls - errors_at, 2);
             cr_assert(strstr(k.last, "no server is known") != NULL, "%s",
                       k.last);
+            cr_assert(k.counts[0] == k.calls - 3 &&
+                          (k.calls == 3 || k.ports[0] == mport),
+                      "before the look-up, only the master answers");
         }
         aredis_client_free(c);
     }
@@ -980,6 +1001,24 @@ static void writer_drain(aredis_loop *loop, writer *w, int ms)
                      w->recs[i].calls);
 }
 
+/* The writes so far are on n replicas: WAIT, on the writer's own
+ * connection. Redis replicates asynchronously: a write the master
+ * acknowledged and had not passed on when it died or hung is lost by any
+ * failover, whatever the client does. The failover tests check what the
+ * client guarantees, so the writes made before the fault are replicated
+ * first. */
+static void replicated(aredis_loop *loop, writer *w, int n)
+{
+    counter k = {.expect = 1};
+    long long t0 = now_ms();
+    cr_assert_eq(aredis_command(w->c, count_cb, &k, "WAIT %d 5000", n), 0);
+    cr_assert(run_until(loop, &k.done, 10000), "WAIT: no reply");
+    cr_assert_eq(k.errors, 0, "WAIT: %s", k.last);
+    cr_assert_eq(k.n, n,
+                 "%lld of %d replicas have the first %d writes after %lld ms",
+                 k.n, n, w->n, now_ms() - t0);
+}
+
 /* Write every 2 ms (500/s) until `after_ms` past the switch or `max_ms`;
  * tick (if any) runs between writes. */
 static void pump(aredis_loop *loop, writer *w, const evwatch *ev,
@@ -1054,6 +1093,99 @@ static int acked_but_lost(const writer *w, int port, long long switch_at,
     return lost;
 }
 
+/* INFO replication of the server at port, its "key:value" lines joined by
+ * spaces into buf ("unreachable: why" when it does not answer). */
+static void repl_info(int port, char *buf, size_t cap)
+{
+    testenv_server sv = {.port = port};
+    snprintf(sv.host, sizeof sv.host, "127.0.0.1");
+    testenv_conn m;
+    const aredis_reply *r;
+    if (testenv_connect(&m, &sv) != 0) {
+        snprintf(buf, cap, "unreachable: %s", testenv_errstr());
+        return;
+    }
+    if (testenv_command(&m, &r, "INFO replication") != 0 ||
+        r->type != AREDIS_REPLY_STRING) {
+        snprintf(buf, cap, "no INFO: %s", testenv_errstr());
+        testenv_close(&m);
+        return;
+    }
+    size_t n = 0;
+    buf[0] = '\0';
+    for (const char *p = r->str, *end = r->str + r->len; p < end && n < cap;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t l = (size_t)((nl != NULL ? nl : end) - p);
+        if (l > 0 && p[l - 1] == '\r')
+            l--;
+        if (l > 0 && p[0] != '#')
+            n += (size_t)snprintf(buf + n, cap - n, "%s%.*s", n ? " " : "",
+                                  (int)l, p);
+        p = nl != NULL ? nl + 1 : end;
+    }
+    testenv_close(&m);
+}
+
+/* On a loss, what the failing test prints: the writes missing on the new
+ * master (index ranges; when they were acknowledged, relative to the fault
+ * at t0 - the kill or the pause - and to the switch), the old master's INFO
+ * replication taken just before the fault (`before`), both servers' INFO
+ * replication now and the new master's log. The new master had the old
+ * one's stream up to its second_repl_offset - 1: less than the old
+ * master's master_repl_offset before the fault means writes acknowledged
+ * but never replicated (the client cannot tell which server acknowledged
+ * a reply; the old master was the only one writable then). */
+static void explain_loss(const writer *w, const setup *s, int port,
+                         long long t0, long long switch_at, const char *before)
+{
+    char info[2048];
+    int old = nth_port(s->master, 0), from = -1;
+    fprintf(stderr,
+            "sentinel: writes acked but missing on 127.0.0.1:%d:", port);
+    testenv_conn m;
+    connect_port(&m, port);
+    for (int i = 0; i <= w->n; i++) {
+        int missing = 0;
+        if (i < w->n && w->recs[i].ok) {
+            const aredis_reply *r;
+            cr_assert_eq(testenv_command(&m, &r, "EXISTS %s:%d", w->prefix, i),
+                         0, "%s", testenv_errstr());
+            missing = r->integer == 0;
+        }
+        if (missing && from < 0)
+            from = i;
+        if (!missing && from >= 0) {
+            fprintf(
+                stderr,
+                " %d..%d (acked %lld..%lld ms after the fault, %lld..%lld ms "
+                "after the switch)",
+                from, i - 1, w->recs[from].done_at - t0,
+                w->recs[i - 1].done_at - t0, w->recs[from].done_at - switch_at,
+                w->recs[i - 1].done_at - switch_at);
+            from = -1;
+        }
+    }
+    testenv_close(&m);
+    fprintf(stderr,
+            "\nsentinel: old master 127.0.0.1:%d before the fault: %s\n", old,
+            before);
+    repl_info(port, info, sizeof info);
+    fprintf(stderr, "sentinel: new master 127.0.0.1:%d now: %s\n", port, info);
+    repl_info(old, info, sizeof info);
+    fprintf(stderr, "sentinel: old master 127.0.0.1:%d now: %s\n", old, info);
+    /* The new master's log: its sync with the old one and its promotion. */
+    char name[96], path[1024], line[512];
+    const char *dir = getenv("AREDIS_TEST_STATE_DIR");
+    snprintf(name, sizeof name, "%s-r1", s->name);
+    if (dir != NULL && setup_value_opt(name, "log", path, sizeof path)) {
+        FILE *f = fopen(path, "r");
+        while (f != NULL && fgets(line, sizeof line, f) != NULL)
+            fprintf(stderr, "sentinel: %s log: %s", name, line);
+        if (f != NULL)
+            fclose(f);
+    }
+}
+
 /* The callback that submits during the switch: from the client's own
  * DISCONNECTED event of the master's connection. */
 typedef struct in_cb {
@@ -1093,6 +1225,7 @@ Test(sentinel_failover, graceful_failover_fences_writes, .timeout = 120)
     for (int i = 0; i < 50; i++) /* connected, writing */
         w_send(&w);
     writer_drain(loop, &w, 10000);
+    replicated(loop, &w, 1);
 
     testenv_conn s2;
     const aredis_reply *r;
@@ -1217,6 +1350,9 @@ Test(sentinel_failover, killed_master_writes_wait_and_resume, .timeout = 120)
     for (int i = 0; i < 50; i++)
         w_send(&w);
     writer_drain(loop, &w, 10000);
+    replicated(loop, &w, 1);
+    char before[2048];
+    repl_info(nth_port(s.master, 0), before, sizeof before);
 
     cr_assert_eq(kill(s.master_pid, SIGKILL), 0);
     x.t_kill = now_ms();
@@ -1245,8 +1381,13 @@ Test(sentinel_failover, killed_master_writes_wait_and_resume, .timeout = 120)
     cr_assert(strstr(x.zk.last, "is down") != NULL, "%s", x.zk.last);
 
     int port = new_master(&s), after = 0;
-    cr_assert_eq(acked_but_lost(&w, port, ev.switch_at, &after), 0,
-                 "acknowledged writes missing on the new master");
+    int lost = acked_but_lost(&w, port, ev.switch_at, &after);
+    if (lost > 0)
+        explain_loss(&w, &s, port, x.t_kill, ev.switch_at, before);
+    cr_assert_eq(lost, 0,
+                 "%d acknowledged writes missing on the new master (%d "
+                 "acked after the switch)",
+                 lost, after);
     set_get(loop, x.zero, x.key, "after", 10000);
     aredis_client_free(x.zero);
     aredis_client_free(c);
@@ -1272,6 +1413,9 @@ Test(sentinel_failover, paused_master_costs_nothing, .timeout = 120)
     for (int i = 0; i < 50; i++)
         w_send(&w);
     writer_drain(loop, &w, 10000);
+    replicated(loop, &w, 1);
+    char before[2048];
+    repl_info(nth_port(s.master, 0), before, sizeof before);
 
     cr_assert_eq(kill(s.master_pid, SIGSTOP), 0);
     long long t0 = now_ms();
@@ -1297,8 +1441,13 @@ Test(sentinel_failover, paused_master_costs_nothing, .timeout = 120)
     cr_assert_eq(incr.errors, 1, "the INCR: %s", incr.last);
     cr_assert_eq(incr.last_code, AREDIS_EUNKNOWN, "the INCR: %s", incr.last);
     int port = new_master(&s), after = 0;
-    cr_assert_eq(acked_but_lost(&w, port, ev.switch_at, &after), 0,
-                 "acknowledged writes missing on the new master");
+    int lost = acked_but_lost(&w, port, ev.switch_at, &after);
+    if (lost > 0)
+        explain_loss(&w, &s, port, t0, ev.switch_at, before);
+    cr_assert_eq(lost, 0,
+                 "%d acknowledged writes missing on the new master (%d "
+                 "acked after the switch)",
+                 lost, after);
     set_get(loop, c, key, "after", 10000);
     aredis_client_free(c);
     evwatch_stop(&ev);

@@ -16,8 +16,9 @@
 # --sentinel-password makes the sentinels require that password (requirepass)
 # and use it with each other (sentinel-pass); the data servers have none.
 #
-# Ready means: every replica's link to the master is up, and every sentinel
-# knows the master, all N replicas and the other sentinels. Then
+# Ready means: every replica's link to the master is up and a write on the
+# master reaches every replica (WAIT), and every sentinel knows the master,
+# all N replicas and the other sentinels. Then
 # $AREDIS_TEST_STATE_DIR/NAME.state is written: host/port/pid of the first
 # sentinel (so testenv_server_load("NAME") works), and
 #   service=S  master=127.0.0.1:P  replicas=h:p,h:p  sentinels=h:p,h:p,h:p
@@ -105,6 +106,20 @@ replica_linked() {
   [[ $info == *master_link_status:up* ]]
 }
 
+# stream_flows MASTER N: a write on the master reaches its N replicas
+# (SET, WAIT, DEL on one connection). A replica reports master_link_status:up
+# once it has loaded the master's snapshot, but when its first REPLCONF ACK
+# reaches the master before the master has seen its snapshot child exit,
+# the master sends it nothing more until the replica's next ACK, up to a
+# second later: a write acknowledged in that window is not on the replica,
+# and a master killed or paused then loses it in the failover.
+stream_flows() {
+  local out
+  out=$(printf 'SET aredis-setup:ready 1\nWAIT %s 1000\nDEL aredis-setup:ready\n' "$2" |
+    cli "$1") || return 1
+  [ "$(sed -n 2p <<<"$out")" = "$2" ]
+}
+
 sentinel_knows_all() { # MEMBER SERVICE NREPLICAS NSENTINELS
   local out
   out=$(cli "$1" sentinel master "$2") || return 1
@@ -171,6 +186,10 @@ cmd_start() {
     p=$(state_get "$state_dir/$name-r$i.state" port)
     replicas+="${replicas:+,}127.0.0.1:$p"
   done
+  if [ "$nrep" -gt 0 ]; then
+    wait_until "the master's writes reach its $nrep replicas" \
+      stream_flows "$name-m" "$nrep"
+  fi
 
   local quorum=2
   [ "$nsen" -ge 2 ] || quorum=1
