@@ -153,7 +153,7 @@ typedef struct cluster {
 
     /* Held commands (AREDIS__CMD_PENDING), oldest first; wait_until is
      * when each goes again, 0: with the next map. */
-    aredis__cmd *held_head, *held_tail;
+    aredis__held held;
 
     void *timer;
     int64_t timer_at;
@@ -412,37 +412,14 @@ static int command_slot(cluster *cl, const char *bytes, int *ro)
 
 static void hold(cluster *cl, aredis__cmd *cmd, int64_t until)
 {
-    cmd->flags |= AREDIS__CMD_PENDING;
-    cmd->link = NULL;
-    cmd->wait_until = until;
-    cmd->cc.next = NULL;
-    if (cl->held_tail != NULL)
-        cl->held_tail->cc.next = &cmd->cc;
-    else
-        cl->held_head = cmd;
-    cl->held_tail = cmd;
+    aredis__held_push(&cl->held, cmd);
+    cmd->wait_until = until; /* after the push: it shares room with link */
     arm(cl);
 }
 
 static int cl_unwait(aredis__topology *t, aredis__cmd *cmd)
 {
-    cluster *cl = of(t);
-    aredis__cmd *prev = NULL;
-    for (aredis__cmd *x = cl->held_head; x != NULL;
-         prev = x, x = aredis__cmd_next(x)) {
-        if (x != cmd)
-            continue;
-        if (prev != NULL)
-            prev->cc.next = x->cc.next;
-        else
-            cl->held_head = aredis__cmd_next(x);
-        if (cl->held_tail == x)
-            cl->held_tail = prev;
-        x->cc.next = NULL;
-        x->flags &= (uint8_t)~AREDIS__CMD_PENDING;
-        return 1;
-    }
-    return 0;
+    return aredis__held_remove(&of(t)->held, cmd);
 }
 
 /* Complete a command the topology holds or took back with an error of its
@@ -648,8 +625,7 @@ static void resend(cluster *cl, aredis__cmd *cmd)
 /* Send the held commands that are due (all of them when all is set). */
 static void release_held(cluster *cl, int all)
 {
-    aredis__cmd *list = cl->held_head;
-    cl->held_head = cl->held_tail = NULL;
+    aredis__cmd *list = aredis__held_take(&cl->held);
     int64_t now = aredis__now_ms();
     while (list != NULL && !cl->base.c->freeing) {
         aredis__cmd *cmd = list;
@@ -1278,7 +1254,7 @@ size_t aredis__cluster_test_node_count(aredis_client *c)
 
 static int degraded(const cluster *cl)
 {
-    if (!cl->have_map || cl->held_head != NULL ||
+    if (!cl->have_map || cl->held.head != NULL ||
         cl->covered < AREDIS_CLUSTER_SLOTS)
         return 1;
     for (const cnode *n = cl->nodes; n != NULL; n = n->next)
@@ -1290,7 +1266,7 @@ static int degraded(const cluster *cl)
 /* How often to refresh while degraded. */
 static int64_t degraded_every(const cluster *cl)
 {
-    return cl->held_head != NULL ? DEGRADED_MS : DEGRADED_IDLE_MS;
+    return cl->held.head != NULL ? DEGRADED_MS : DEGRADED_IDLE_MS;
 }
 
 static void maintain(cluster *cl)
@@ -1378,7 +1354,7 @@ static void arm(cluster *cl)
         if (x_ > 0 && (next == 0 || x_ < next)) \
             next = x_;                          \
     } while (0)
-    for (aredis__cmd *x = cl->held_head; x != NULL; x = aredis__cmd_next(x))
+    for (aredis__cmd *x = cl->held.head; x != NULL; x = aredis__cmd_next(x))
         EARLIER(x->wait_until);
     if (cl->started) {
         if (c->cfg.more->cluster_refresh_ms > 0)
@@ -1503,8 +1479,7 @@ static void cl_free(aredis__topology *t)
     if (cl->timer != NULL)
         aredis__loop_timer_stop(c->loop, cl->timer);
     cl->timer = NULL;
-    aredis__cmd *held = cl->held_head;
-    cl->held_head = cl->held_tail = NULL;
+    aredis__cmd *held = aredis__held_take(&cl->held);
     aredis__cancel_list(c, held);
     cnode *n = cl->nodes;
     while (n != NULL) {

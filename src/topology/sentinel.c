@@ -129,7 +129,7 @@ struct sentinel {
     replica *rr; /* the last one a command went to */
     int replicas_known;
     /* Commands that came before the replicas were known, in order. */
-    aredis__cmd *held_head, *held_tail;
+    aredis__held waiting;
     int learnt; /* SENTINEL SENTINELS was answered once */
 };
 
@@ -234,15 +234,7 @@ static aredis__node *st_route(aredis__topology *t, const aredis__cmd *cmd,
     if (!st->replicas_known) {
         /* Held until SENTINEL REPLICAS answers (its bytes are kept:
          * keep_bytes), so no read goes to the master by accident. */
-        aredis__cmd *c = (aredis__cmd *)(uintptr_t)cmd;
-        c->flags |= AREDIS__CMD_PENDING;
-        c->link = NULL;
-        c->cc.next = NULL;
-        if (st->held_tail != NULL)
-            st->held_tail->cc.next = &c->cc;
-        else
-            st->held_head = c;
-        st->held_tail = c;
+        aredis__held_push(&st->waiting, (aredis__cmd *)(uintptr_t)cmd);
         return AREDIS__HELD;
     }
     return replica_or_master(st, 1);
@@ -250,23 +242,7 @@ static aredis__node *st_route(aredis__topology *t, const aredis__cmd *cmd,
 
 static int st_unwait(aredis__topology *t, aredis__cmd *cmd)
 {
-    sentinel *st = (sentinel *)t;
-    aredis__cmd *prev = NULL;
-    for (aredis__cmd *x = st->held_head; x != NULL;
-         prev = x, x = aredis__cmd_next(x)) {
-        if (x != cmd)
-            continue;
-        if (prev != NULL)
-            prev->cc.next = x->cc.next;
-        else
-            st->held_head = aredis__cmd_next(x);
-        if (st->held_tail == x)
-            st->held_tail = prev;
-        x->cc.next = NULL;
-        x->flags &= (uint8_t)~AREDIS__CMD_PENDING;
-        return 1;
-    }
-    return 0;
+    return aredis__held_remove(&((sentinel *)t)->waiting, cmd);
 }
 
 /* The replicas are known (or the sentinels could not say: why): the held
@@ -274,8 +250,7 @@ static int st_unwait(aredis__topology *t, aredis__cmd *cmd)
 static void release_held(sentinel *st, const char *why)
 {
     aredis_client *c = st->base.c;
-    aredis__cmd *list = st->held_head;
-    st->held_head = st->held_tail = NULL;
+    aredis__cmd *list = aredis__held_take(&st->waiting);
     while (list != NULL) {
         aredis__cmd *cmd = list;
         list = aredis__cmd_next(cmd);
@@ -767,7 +742,7 @@ static void ask_bg_from(sentinel *st, int which)
     }
     /* No sentinel could list the replicas: what waited for them goes to
      * the master (replica_fallback) or fails, rather than waiting on. */
-    if (which == 0 && !st->replicas_known && st->held_head != NULL)
+    if (which == 0 && !st->replicas_known && st->waiting.head != NULL)
         release_held(st, "no sentinel could list the replicas "
                          "(SENTINEL REPLICAS)");
 }
@@ -1147,8 +1122,7 @@ static void st_free(aredis__topology *t)
     ask_drop(&st->cur);
     ask_drop(&st->bg[0]);
     ask_drop(&st->bg[1]);
-    aredis__cmd *held = st->held_head;
-    st->held_head = st->held_tail = NULL;
+    aredis__cmd *held = aredis__held_take(&st->waiting);
     aredis__cancel_list(t->c, held);
     aredis__node_cleanup(&st->node);
     while (st->replicas != NULL) {

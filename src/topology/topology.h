@@ -74,6 +74,22 @@ struct aredis__topology {
     int keep_bytes;
 };
 
+/* ---- held.c: commands a topology holds --------------------------------------
+ */
+
+/* In order, linked through cc.next; each marked AREDIS__CMD_PENDING with
+ * no link, so the client's deadline takes it back through unwait(). link
+ * shares room with wait_until: set wait_until after the push. */
+typedef struct aredis__held {
+    aredis__cmd *head, *tail;
+} aredis__held;
+
+void aredis__held_push(aredis__held *h, aredis__cmd *cmd);
+/* Take cmd out (its PENDING mark too): 1 if it was held here. */
+int aredis__held_remove(aredis__held *h, aredis__cmd *cmd);
+/* The whole list (still PENDING, linked through cc.next); h is empty. */
+aredis__cmd *aredis__held_take(aredis__held *h);
+
 /* ---- standalone.c ---------------------------------------------------------
  */
 
