@@ -803,37 +803,45 @@ static int misplaced_at(parser *ps, span s)
                 "or password must be written %%2F or %%3F");
 }
 
-/* redis://[user[:password]@]host[:port][/db][?query]. The authority ends
- * at the first '/' or '?' (RFC 3986 section 3.2), and user information at
- * its last '@', so an unescaped '@' in a password still works. */
-static int parse_tcp_url(parser *ps, span rest)
+/* Split rest into its authority and what follows it (the path and query,
+ * in *tail): the authority ends at the first '/' or '?' (RFC 3986 section
+ * 3.2), and user information, parsed here, at its last '@', so an
+ * unescaped '@' in a password still works. *auth is what follows the
+ * user information. */
+static int split_authority(parser *ps, span rest, span *auth, span *tail)
 {
     size_t end = 0;
     while (end < rest.n && rest.p[end] != '/' && rest.p[end] != '?')
         end++;
-    span auth = {rest.p, end};
+    *auth = (span){rest.p, end};
+    *tail = (span){rest.p + end, rest.n - end};
     const char *at = NULL;
-    for (size_t i = auth.n; i > 0; i--) {
-        if (auth.p[i - 1] == '@') {
-            at = auth.p + i - 1;
+    for (size_t i = auth->n; i > 0; i--) {
+        if (auth->p[i - 1] == '@') {
+            at = auth->p + i - 1;
             break;
         }
     }
-    int rc = 0;
-    if (at == NULL &&
-        (rc = misplaced_at(ps, (span){rest.p + end, rest.n - end})) != 0)
+    if (at == NULL)
+        return misplaced_at(ps, *tail);
+    int rc = parse_userinfo(ps, (span){auth->p, (size_t)(at - auth->p)});
+    if (rc != 0)
         return rc;
-    if (at != NULL) {
-        rc = parse_userinfo(ps, (span){auth.p, (size_t)(at - auth.p)});
-        if (rc != 0)
-            return rc;
-        auth.n -= (size_t)(at + 1 - auth.p);
-        auth.p = at + 1;
-    }
+    auth->n -= (size_t)(at + 1 - auth->p);
+    auth->p = at + 1;
+    return 0;
+}
+
+/* redis://[user[:password]@]host[:port][/db][?query]. */
+static int parse_tcp_url(parser *ps, span rest)
+{
+    span auth, tail;
+    int rc = split_authority(ps, rest, &auth, &tail);
+    if (rc != 0)
+        return rc;
     if ((rc = parse_hostport(ps, auth)) != 0)
         return rc;
 
-    span tail = {rest.p + end, rest.n - end};
     const char *qm = span_find(tail, '?');
     span path = {tail.p, qm ? (size_t)(qm - tail.p) : tail.n};
     if (path.n > 1) { /* "/2"; a lone "/" is no database */
@@ -1055,32 +1063,13 @@ static int parse_service(parser *ps, int code, const char *name)
  * are query options. */
 static int parse_sentinel_url(parser *ps, span rest)
 {
-    size_t end = 0;
-    while (end < rest.n && rest.p[end] != '/' && rest.p[end] != '?')
-        end++;
-    span auth = {rest.p, end};
-    const char *at = NULL;
-    for (size_t i = auth.n; i > 0; i--) {
-        if (auth.p[i - 1] == '@') {
-            at = auth.p + i - 1;
-            break;
-        }
-    }
-    int rc = 0;
-    if (at == NULL &&
-        (rc = misplaced_at(ps, (span){rest.p + end, rest.n - end})) != 0)
+    span auth, tail;
+    int rc = split_authority(ps, rest, &auth, &tail);
+    if (rc != 0)
         return rc;
-    if (at != NULL) {
-        rc = parse_userinfo(ps, (span){auth.p, (size_t)(at - auth.p)});
-        if (rc != 0)
-            return rc;
-        auth.n -= (size_t)(at + 1 - auth.p);
-        auth.p = at + 1;
-    }
     if ((rc = parse_sentinel_list(ps, auth)) != 0)
         return rc;
 
-    span tail = {rest.p + end, rest.n - end};
     const char *qm = span_find(tail, '?');
     span path = {tail.p, qm ? (size_t)(qm - tail.p) : tail.n};
     span name = path.n > 0 ? (span){path.p + 1, path.n - 1} : path;
