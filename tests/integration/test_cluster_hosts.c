@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "aredis/aredis.h"
+#include "testclient.h"
 #include "testenv.h"
 
 TestSuite(cluster_hosts, .timeout = 120);
@@ -28,37 +29,6 @@ static int port_of(const char *state)
     testenv_server s;
     cr_assert_eq(testenv_server_load(&s, state), 0, "%s", testenv_errstr());
     return s.port;
-}
-
-typedef struct one {
-    int calls;
-    aredis_reply *r;
-} one;
-
-static void on_one(aredis_client *c, const aredis_reply *r, void *ud)
-{
-    (void)c;
-    one *o = ud;
-    cr_assert_not_null(r);
-    o->calls++;
-    aredis_reply_free(o->r);
-    o->r = aredis_reply_dup(r);
-}
-
-static void wait_all(aredis_loop *loop, one *o, size_t n)
-{
-    for (int spins = 0; spins < 3000; spins++) {
-        size_t done = 0;
-        for (size_t i = 0; i < n; i++)
-            done += o[i].calls > 0;
-        if (done == n)
-            break;
-        aredis_loop_run_once(loop, 10);
-    }
-    for (int spins = 0; spins < 5; spins++)
-        aredis_loop_run_once(loop, 1);
-    for (size_t i = 0; i < n; i++)
-        cr_assert_eq(o[i].calls, 1, "command %zu: %d callbacks", i, o[i].calls);
 }
 
 #define NKEYS 60
@@ -74,7 +44,7 @@ static void write_and_read(const char *url, const char *host)
         loop, &(aredis_options){.url = url, .command_timeout_ms = 5000}, &st);
     cr_assert_not_null(c, "%s: %s", url, st.msg);
 
-    static one set[NKEYS], get[NKEYS];
+    static testgot set[NKEYS], get[NKEYS];
     memset(set, 0, sizeof set);
     memset(get, 0, sizeof get);
     char keys[NKEYS][64];
@@ -86,17 +56,19 @@ static void write_and_read(const char *url, const char *host)
         third[aredis_cluster_keyslot(keys[i], strlen(keys[i])) * 3 /
               AREDIS_CLUSTER_SLOTS]++;
         cr_assert_eq(
-            aredis_command(c, on_one, &set[i], "SET %s v%d", keys[i], i), 0);
+            aredis_command(c, testgot_keep, &set[i], "SET %s v%d", keys[i], i),
+            0);
     }
     for (int k = 0; k < 3; k++)
         cr_assert_gt(third[k], 0, "keys in every third of the slots");
-    wait_all(loop, set, NKEYS);
+    testgot_wait_all(loop, set, NKEYS);
     for (int i = 0; i < NKEYS; i++) {
         cr_assert_eq(set[i].r->type, AREDIS_REPLY_STATUS, "%s: SET %d: %s", url,
                      i, set[i].r->str);
-        cr_assert_eq(aredis_command(c, on_one, &get[i], "GET %s", keys[i]), 0);
+        cr_assert_eq(
+            aredis_command(c, testgot_keep, &get[i], "GET %s", keys[i]), 0);
     }
-    wait_all(loop, get, NKEYS);
+    testgot_wait_all(loop, get, NKEYS);
     for (int i = 0; i < NKEYS; i++) {
         char want[16];
         snprintf(want, sizeof want, "v%d", i);

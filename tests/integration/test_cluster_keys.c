@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "aredis/aredis.h"
+#include "testclient.h"
 #include "testenv.h"
 #include "topology/topology.h"
 
@@ -30,40 +31,6 @@ static int seed_port(void)
     testenv_server s;
     cr_assert_eq(testenv_server_load(&s, "cluster"), 0, "%s", testenv_errstr());
     return s.port;
-}
-
-/* ---- one command, one callback ------------------------------------------ */
-
-typedef struct one {
-    int calls;
-    aredis_reply *r;
-} one;
-
-static void on_one(aredis_client *c, const aredis_reply *r, void *ud)
-{
-    (void)c;
-    one *o = ud;
-    cr_assert_not_null(r);
-    o->calls++;
-    aredis_reply_free(o->r);
-    o->r = aredis_reply_dup(r);
-}
-
-static void wait_all(aredis_loop *loop, one *o, size_t n)
-{
-    for (int spins = 0; spins < 3000; spins++) {
-        size_t done = 0;
-        for (size_t i = 0; i < n; i++)
-            done += o[i].calls > 0;
-        if (done == n)
-            break;
-        aredis_loop_run_once(loop, 10);
-    }
-    /* A second callback would come in the next turns, if any. */
-    for (int spins = 0; spins < 5; spins++)
-        aredis_loop_run_once(loop, 1);
-    for (size_t i = 0; i < n; i++)
-        cr_assert_eq(o[i].calls, 1, "command %zu: %d callbacks", i, o[i].calls);
 }
 
 /* ---- the servers' view -------------------------------------------------- */
@@ -168,9 +135,9 @@ static void make(setup *s, int lazy)
  * read: written on the node itself, not through the client. */
 static void prepare(setup *s)
 {
-    one o = {0};
-    cr_assert_eq(aredis_command(s->c, on_one, &o, "PING"), 0);
-    wait_all(s->loop, &o, 1);
+    testgot o = {0};
+    cr_assert_eq(aredis_command(s->c, testgot_keep, &o, "PING"), 0);
+    testgot_wait_all(s->loop, &o, 1);
     aredis_reply_free(o.r);
     aredis_node_addr a[MAX_PRIMARIES];
     size_t n = 0;
@@ -209,16 +176,17 @@ static void run_commands(setup *s)
     /* EVALSHA and FCALL need the script and the function on every primary
      * (the client sends SCRIPT LOAD and FUNCTION LOAD to all of them). */
     static const char script[] = "return redis.call('get', KEYS[1])";
-    one ld[2] = {{0}};
-    cr_assert_eq(aredis_command(s->c, on_one, &ld[0], "SCRIPT LOAD %s", script),
-                 0);
+    testgot ld[2] = {{0}};
+    cr_assert_eq(
+        aredis_command(s->c, testgot_keep, &ld[0], "SCRIPT LOAD %s", script),
+        0);
     cr_assert_eq(aredis_command(
-                     s->c, on_one, &ld[1], "FUNCTION LOAD REPLACE %s",
+                     s->c, testgot_keep, &ld[1], "FUNCTION LOAD REPLACE %s",
                      "#!lua name=clkeys\nredis.register_function('clkeys_get', "
                      "function(keys, args) return redis.call('get', keys[1]) "
                      "end)"),
                  0);
-    wait_all(s->loop, ld, 2);
+    testgot_wait_all(s->loop, ld, 2);
     cr_assert_eq(ld[0].r->type, AREDIS_REPLY_STRING, "%s", ld[0].r->str);
     cr_assert_eq(ld[1].r->type, AREDIS_REPLY_STRING, "%s", ld[1].r->str);
     char sha[48];
@@ -228,49 +196,53 @@ static void run_commands(setup *s)
 
     int dead = testenv_free_port();
     enum { PER = 17 };
-    one o[MAX_PRIMARIES * PER];
+    testgot o[MAX_PRIMARIES * PER];
     memset(o, 0, sizeof o);
     for (int i = 0; i < s->nprim; i++) {
         const char *t = s->tag[i];
-        one *x = &o[i * PER];
+        testgot *x = &o[i * PER];
         char k[8][96];
         const char *sfx[8] = {"s", "x", "l", "g", "z1", "z2", "nokey", "d"};
         for (int j = 0; j < 8; j++)
             snprintf(k[j], sizeof k[j], "%s:%s", t, sfx[j]);
         aredis_client *c = s->c;
         int e = 0;
-        e |= aredis_command(c, on_one, &x[0], "OBJECT ENCODING %s", k[0]);
-        e |= aredis_command(c, on_one, &x[1], "MEMORY USAGE %s", k[0]);
-        e |= aredis_command(c, on_one, &x[2], "EVAL %s 1 %s", script, k[0]);
-        e |= aredis_command(c, on_one, &x[3], "EVALSHA %s 1 %s", sha, k[0]);
-        e |= aredis_command(c, on_one, &x[4], "FCALL clkeys_get 1 %s", k[0]);
-        e |= aredis_command(c, on_one, &x[5], "XREAD COUNT 1 STREAMS %s 0",
-                            k[1]);
-        e |= aredis_command(c, on_one, &x[6],
-                            "XREADGROUP GROUP g c COUNT 1 STREAMS %s >", k[1]);
-        e |= aredis_command(c, on_one, &x[7], "SORT %s STORE %s", k[2], k[7]);
-        e |= aredis_command(c, on_one, &x[8],
-                            "GEORADIUS %s 15 37 200 km STORE %s", k[3], k[7]);
-        e |= aredis_command(c, on_one, &x[9], "ZUNIONSTORE %s 2 %s %s", k[7],
-                            k[4], k[5]);
-        e |= aredis_command(c, on_one, &x[10], "ZINTERSTORE %s 2 %s %s", k[7],
-                            k[4], k[5]);
-        e |= aredis_command(c, on_one, &x[11], "BITOP AND %s %s %s", k[7], k[0],
+        e |= aredis_command(c, testgot_keep, &x[0], "OBJECT ENCODING %s", k[0]);
+        e |= aredis_command(c, testgot_keep, &x[1], "MEMORY USAGE %s", k[0]);
+        e |= aredis_command(c, testgot_keep, &x[2], "EVAL %s 1 %s", script,
                             k[0]);
-        e |= aredis_command(c, on_one, &x[12], "MIGRATE 127.0.0.1 %d %s 0 100",
-                            dead, k[6]);
-        e |= aredis_command(c, on_one, &x[13],
+        e |= aredis_command(c, testgot_keep, &x[3], "EVALSHA %s 1 %s", sha,
+                            k[0]);
+        e |= aredis_command(c, testgot_keep, &x[4], "FCALL clkeys_get 1 %s",
+                            k[0]);
+        e |= aredis_command(c, testgot_keep, &x[5],
+                            "XREAD COUNT 1 STREAMS %s 0", k[1]);
+        e |= aredis_command(c, testgot_keep, &x[6],
+                            "XREADGROUP GROUP g c COUNT 1 STREAMS %s >", k[1]);
+        e |= aredis_command(c, testgot_keep, &x[7], "SORT %s STORE %s", k[2],
+                            k[7]);
+        e |= aredis_command(c, testgot_keep, &x[8],
+                            "GEORADIUS %s 15 37 200 km STORE %s", k[3], k[7]);
+        e |= aredis_command(c, testgot_keep, &x[9], "ZUNIONSTORE %s 2 %s %s",
+                            k[7], k[4], k[5]);
+        e |= aredis_command(c, testgot_keep, &x[10], "ZINTERSTORE %s 2 %s %s",
+                            k[7], k[4], k[5]);
+        e |= aredis_command(c, testgot_keep, &x[11], "BITOP AND %s %s %s", k[7],
+                            k[0], k[0]);
+        e |= aredis_command(c, testgot_keep, &x[12],
+                            "MIGRATE 127.0.0.1 %d %s 0 100", dead, k[6]);
+        e |= aredis_command(c, testgot_keep, &x[13],
                             "MIGRATE 127.0.0.1 %d %s 0 100 KEYS %s", dead, "",
                             k[6]);
-        e |= aredis_command(c, on_one, &x[14], "XINFO STREAM %s", k[1]);
-        e |= aredis_command(c, on_one, &x[15], "XGROUP CREATECONSUMER %s g c2",
-                            k[1]);
+        e |= aredis_command(c, testgot_keep, &x[14], "XINFO STREAM %s", k[1]);
+        e |= aredis_command(c, testgot_keep, &x[15],
+                            "XGROUP CREATECONSUMER %s g c2", k[1]);
         /* A command no one knows: any node, which answers its error. */
-        e |= aredis_command(c, on_one, &x[16], "NOSUCHCMD %s", k[0]);
+        e |= aredis_command(c, testgot_keep, &x[16], "NOSUCHCMD %s", k[0]);
         cr_assert_eq(e, 0);
     }
     size_t n = (size_t)s->nprim * PER;
-    wait_all(s->loop, o, n);
+    testgot_wait_all(s->loop, o, n);
     for (size_t i = 0; i < n; i++) {
         int last = i % PER == PER - 1;
         aredis_reply *r = o[i].r;
@@ -330,18 +302,18 @@ Test(cluster_keys, learning_before_the_map_and_many_unknown_names)
     aredis__cluster_test_unknown("object");
     setup s;
     make(&s, 1);
-    one o[1 + 150];
+    testgot o[1 + 150];
     memset(o, 0, sizeof o);
     char key[64];
     testenv_key(key, sizeof key, "lazy");
-    cr_assert_eq(aredis_command(s.c, on_one, &o[0], "OBJECT ENCODING %s", key),
-                 0);
+    cr_assert_eq(
+        aredis_command(s.c, testgot_keep, &o[0], "OBJECT ENCODING %s", key), 0);
     for (int i = 1; i <= 150; i++) {
         char name[32];
         snprintf(name, sizeof name, "NOSUCH%d", i);
-        cr_assert_eq(aredis_command(s.c, on_one, &o[i], "%s k", name), 0);
+        cr_assert_eq(aredis_command(s.c, testgot_keep, &o[i], "%s k", name), 0);
     }
-    wait_all(s.loop, o, 151);
+    testgot_wait_all(s.loop, o, 151);
     /* No such key: the owner answers nil (another node: MOVED, followed). */
     cr_assert_eq(o[0].r->type, AREDIS_REPLY_NIL, "%s",
                  o[0].r->type == AREDIS_REPLY_ERROR ? o[0].r->str : "");
@@ -375,9 +347,9 @@ Test(cluster_keys, dropped_nodes_are_freed)
                           .cluster = {.refresh_period_ms = 20}},
         &st);
     cr_assert_not_null(c, "%s", st.msg);
-    one first = {0};
-    cr_assert_eq(aredis_command(c, on_one, &first, "PING"), 0);
-    wait_all(loop, &first, 1);
+    testgot first = {0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &first, "PING"), 0);
+    testgot_wait_all(loop, &first, 1);
     aredis_reply_free(first.r);
     size_t base = 0;
     for (int spins = 0; spins < 500 && base != 6; spins++) {
@@ -389,14 +361,14 @@ Test(cluster_keys, dropped_nodes_are_freed)
     enum { ROUNDS = 25, PER = 4 };
     size_t most = 0;
     for (int round = 0; round < ROUNDS; round++) {
-        one o[2 * PER];
+        testgot o[2 * PER];
         memset(o, 0, sizeof o);
         for (int j = 0; j < PER; j++) {
             /* Nothing listens there: refused, or closed when dropped. */
             int port = testenv_free_port();
             cr_assert_gt(port, 0);
             cr_assert_eq(aredis__cluster_test_meet(c, "127.0.0.1", port), 0);
-            cr_assert_eq(aredis_node_command(c, "127.0.0.1", port, on_one,
+            cr_assert_eq(aredis_node_command(c, "127.0.0.1", port, testgot_keep,
                                              &o[j], "PING"),
                          0);
             char key[64];
@@ -404,12 +376,13 @@ Test(cluster_keys, dropped_nodes_are_freed)
             snprintf(sfx, sizeof sfx, "churn%d.%d", round, j);
             testenv_key(key, sizeof key, sfx);
             cr_assert_eq(
-                aredis_command(c, on_one, &o[PER + j], "SET %s v", key), 0);
+                aredis_command(c, testgot_keep, &o[PER + j], "SET %s v", key),
+                0);
         }
         size_t now = aredis__cluster_test_node_count(c);
         if (now > most)
             most = now;
-        wait_all(loop, o, 2 * PER);
+        testgot_wait_all(loop, o, 2 * PER);
         for (int j = 0; j < PER; j++) {
             cr_assert_eq(o[j].r->type, AREDIS_REPLY_ERROR);
             cr_assert_eq(o[PER + j].r->type, AREDIS_REPLY_STATUS, "%s",
@@ -452,9 +425,9 @@ Test(cluster_keys, a_dropped_node_with_a_busy_connection_is_kept_until_idle)
                           .cluster = {.refresh_period_ms = 20}},
         &st);
     cr_assert_not_null(c, "%s", st.msg);
-    one first = {0};
-    cr_assert_eq(aredis_command(c, on_one, &first, "PING"), 0);
-    wait_all(loop, &first, 1);
+    testgot first = {0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &first, "PING"), 0);
+    testgot_wait_all(loop, &first, 1);
     aredis_reply_free(first.r);
     size_t base = 0;
     for (int spins = 0; spins < 500 && base != 6; spins++) {
@@ -470,16 +443,16 @@ Test(cluster_keys, a_dropped_node_with_a_busy_connection_is_kept_until_idle)
     char tag[48];
     tag_on(a[0].port, tag, sizeof tag);
     cr_assert_eq(aredis__cluster_test_meet(c, "localhost", a[0].port), 0);
-    one blpop = {0};
-    cr_assert_eq(aredis_node_command(c, "localhost", a[0].port, on_one, &blpop,
-                                     "BLPOP %s:none 1", tag),
+    testgot blpop = {0};
+    cr_assert_eq(aredis_node_command(c, "localhost", a[0].port, testgot_keep,
+                                     &blpop, "BLPOP %s:none 1", tag),
                  0);
     /* Dropped at the next map (20 ms), kept while BLPOP waits (1 s). */
     for (int spins = 0; spins < 50; spins++)
         aredis_loop_run_once(loop, 10);
     cr_assert_eq(blpop.calls, 0, "BLPOP answered early");
     cr_assert_eq(aredis__cluster_test_node_count(c), base + 1);
-    wait_all(loop, &blpop, 1);
+    testgot_wait_all(loop, &blpop, 1);
     cr_assert_eq(blpop.r->type, AREDIS_REPLY_NIL, "%s",
                  blpop.r->type == AREDIS_REPLY_ERROR ? blpop.r->str : "");
     aredis_reply_free(blpop.r);

@@ -99,4 +99,23 @@ static inline void testgot_command(aredis_loop *loop, aredis_client *c,
     cr_assert(testloop_run_until(loop, &g->calls, 3000), "%s timed out", fmt);
 }
 
+/* Wait (up to ~30 s) until each of the n testgots has its reply, then a
+ * few more loop turns, and assert each got exactly one callback. */
+static inline void testgot_wait_all(aredis_loop *loop, testgot *g, size_t n)
+{
+    for (int spins = 0; spins < 3000; spins++) {
+        size_t done = 0;
+        for (size_t i = 0; i < n; i++)
+            done += g[i].calls > 0;
+        if (done == n)
+            break;
+        aredis_loop_run_once(loop, 10);
+    }
+    /* A second callback would come in the next turns, if any. */
+    for (int spins = 0; spins < 5; spins++)
+        aredis_loop_run_once(loop, 1);
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(g[i].calls, 1, "command %zu: %d callbacks", i, g[i].calls);
+}
+
 #endif /* AREDIS_TESTS_TESTCLIENT_H */
