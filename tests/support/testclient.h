@@ -39,12 +39,16 @@ static inline aredis_client *testclient_new(aredis_loop *loop, const char *url)
 }
 
 /* The end of a test: let what the test left behind land (UNWATCHes,
- * releases to the pool: 50 ms), assert that nothing is left in flight,
- * then free the client and the loop. */
+ * releases to the pool), waiting in real time (up to 5 s on a loaded
+ * machine) until nothing is left in flight, assert that, then free the
+ * client and the loop. */
 static inline void testclient_finish(aredis_loop *loop, aredis_client *c)
 {
     int never = 0;
-    testloop_run_until(loop, &never, 50);
+    testloop_run_until(loop, &never, 20);
+    for (int waited = 0; aredis_client_pending(c) != 0 && waited < 5000;
+         waited += 20)
+        testloop_run_until(loop, &never, 20);
     cr_assert_eq(aredis_client_pending(c), 0, "nothing left in flight");
     aredis_client_free(c);
     testloop_free(loop);
