@@ -55,7 +55,11 @@
  *    lost: the command is held and sent again after a capped backoff
  *    (RETRY_FIRST_MS doubling up to RETRY_MAX_MS), within its deadline
  *    (or RETRY_BUDGET retries without one); when the map changes, held
- *    commands go at once. Giving up completes it with the cause (the
+ *    commands go at once. TRYAGAIN backs off less (TRYAGAIN_FIRST_MS
+ *    doubling up to TRYAGAIN_MAX_MS): it says a migration has split the
+ *    command's keys, which ends when the next MIGRATE moves the rest or
+ *    the slot changes hands, a few milliseconds apart, and a long wait
+ *    would only add to the gap. Giving up completes it with the cause (the
  *    server's error or the connection's, and the node).
  *
  * Held commands carry AREDIS__CMD_PENDING (their deadline takes them back
@@ -85,10 +89,15 @@
 #define FETCH_TIMEOUT_MS 1000
 #define FETCH_TRIES 3
 /* Retries of a held command: the first after RETRY_FIRST_MS, doubling up
- * to RETRY_MAX_MS; without a deadline, RETRY_BUDGET of them at most. */
+ * to RETRY_MAX_MS; without a deadline, RETRY_BUDGET of them at most. After
+ * a TRYAGAIN: TRYAGAIN_FIRST_MS doubling up to TRYAGAIN_MAX_MS, and as
+ * long a wait in all without a deadline (TRYAGAIN_BUDGET retries). */
 #define RETRY_FIRST_MS 20
 #define RETRY_MAX_MS 200
 #define RETRY_BUDGET 40
+#define TRYAGAIN_FIRST_MS 5
+#define TRYAGAIN_MAX_MS 50
+#define TRYAGAIN_BUDGET 160
 /* Commands the built-in table does not know: the names whose key specs a
  * client keeps (the oldest answered one makes room), the longest name
  * asked about, the key specs kept per name, and the tries at asking before
@@ -443,19 +452,31 @@ static void give_up(cluster *cl, aredis__cmd *cmd, int code, const char *msg,
                                             : aredis_strerror(code));
 }
 
-/* Hold cmd and send it again after its backoff, or give up (code and why)
- * when the next try would pass its deadline or the retry budget. */
-static void retry_later(cluster *cl, aredis__cmd *cmd, int code,
+int aredis__cluster_retry_budget(int tryagain)
+{
+    return tryagain ? TRYAGAIN_BUDGET : RETRY_BUDGET;
+}
+
+int64_t aredis__cluster_backoff(int tryagain, int retries)
+{
+    int64_t delay = tryagain ? TRYAGAIN_FIRST_MS : RETRY_FIRST_MS;
+    int64_t max = tryagain ? TRYAGAIN_MAX_MS : RETRY_MAX_MS;
+    for (int i = 0; i < retries && delay < max; i++)
+        delay *= 2;
+    return delay < max ? delay : max;
+}
+
+/* Hold cmd and send it again after its backoff (the shorter one after a
+ * TRYAGAIN), or give up (code and why) when the next try would pass its
+ * deadline or, without one, the retry budget. */
+static void retry_later(cluster *cl, aredis__cmd *cmd, int tryagain, int code,
                         const char *why, int deferred)
 {
     int64_t now = aredis__now_ms();
-    int64_t delay = RETRY_FIRST_MS;
-    for (int i = 0; i < cmd->retries && delay < RETRY_MAX_MS; i++)
-        delay *= 2;
-    if (delay > RETRY_MAX_MS)
-        delay = RETRY_MAX_MS;
-    int over = aredis__heap_contains(&cmd->dl) ? now + delay >= cmd->dl.key
-                                               : cmd->retries >= RETRY_BUDGET;
+    int64_t delay = aredis__cluster_backoff(tryagain, cmd->retries);
+    int over = aredis__heap_contains(&cmd->dl)
+                   ? now + delay >= cmd->dl.key
+                   : cmd->retries >= aredis__cluster_retry_budget(tryagain);
     if (over) {
         char msg[320];
         snprintf(msg, sizeof msg, "%s; gave up after %d retries", why,
@@ -546,8 +567,8 @@ static aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd, const char *bytes,
         char why[240];
         snprintf(why, sizeof why, "no cluster slot map yet (%s)",
                  cl->why[0] ? cl->why : "waiting for the first answer");
-        retry_later(cl, cmd, cl->why_code ? cl->why_code : AREDIS_ECLOSED, why,
-                    deferred);
+        retry_later(cl, cmd, 0, cl->why_code ? cl->why_code : AREDIS_ECLOSED,
+                    why, deferred);
         return AREDIS__HELD;
     }
     if (sh == AREDIS__SLOT_NONE) {
@@ -557,7 +578,7 @@ static aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd, const char *bytes,
                  "slot %d is not served by any node (the slot map covers "
                  "%zu of 16384 slots)",
                  slot, cl->covered);
-        retry_later(cl, cmd, AREDIS_ECLOSED, why, deferred);
+        retry_later(cl, cmd, 0, AREDIS_ECLOSED, why, deferred);
         return AREDIS__HELD;
     }
     cnode *n =
@@ -571,7 +592,7 @@ static aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd, const char *bytes,
         snprintf(why, sizeof why, "cluster node %s:%d is unreachable (%s)",
                  n->node.host, n->node.port, err);
         request_refresh(cl);
-        retry_later(cl, cmd, AREDIS_ECLOSED, why, deferred);
+        retry_later(cl, cmd, 0, AREDIS_ECLOSED, why, deferred);
         return AREDIS__HELD;
     }
     return &n->node;
@@ -1155,7 +1176,7 @@ static void take_back(cluster *cl, cnode *n, int hold_them)
                      n->node.main.conn.msgs != NULL
                          ? n->node.main.conn.msgs->err
                          : "connection lost");
-            retry_later(cl, cmd, AREDIS_ECLOSED, why, 0);
+            retry_later(cl, cmd, 0, AREDIS_ECLOSED, why, 0);
         } else {
             resend(cl, cmd);
         }
@@ -1407,7 +1428,7 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
         snprintf(err, sizeof err, "%.*s (from %s:%d)",
                  (int)(r->len > 160 ? 160 : r->len), r->str, from->host,
                  from->port);
-        retry_later(cl, cmd, AREDIS_ESERVER, err, 0);
+        retry_later(cl, cmd, busy, AREDIS_ESERVER, err, 0);
         return 1;
     }
     int rc = aredis__redirect_parse(r->str, r->len, &rd, err, sizeof err);

@@ -103,6 +103,13 @@ aredis__topology *aredis__standalone_new(aredis_client *c);
  * when out of memory. */
 aredis__topology *aredis__cluster_new(aredis_client *c);
 
+/* The wait (ms) before a held cluster command is sent again, after
+ * `retries` earlier retries: after a TRYAGAIN (tryagain set) or another
+ * cause (CLUSTERDOWN, no map, a node unreachable). Without a deadline a
+ * command is retried aredis__cluster_retry_budget() times at most. */
+int64_t aredis__cluster_backoff(int tryagain, int retries);
+int aredis__cluster_retry_budget(int tryagain);
+
 /* Tests: cluster clients route the commands named (lower case, separated
  * by spaces; their subcommands too) as ones the built-in table does not
  * know, learning their keys from a server; NULL or "" for none. Set

@@ -352,12 +352,62 @@ static unsigned key_on_first(char *key, size_t cap, const char *what)
     }
 }
 
+/* A number from INFO <section> of the node at port: the integer after
+ * `field` on the line starting with `line` (0 when there is none). */
+static long long info_number(int port, const char *section, const char *line,
+                             const char *field)
+{
+    testenv_conn c;
+    const aredis_reply *r;
+    connect_port(&c, port);
+    cr_assert_eq(testenv_command(&c, &r, "INFO %s", section), 0);
+    long long v = 0;
+    const char *at = strstr(r->str, line);
+    const char *f = at != NULL ? strstr(at, field) : NULL;
+    const char *eol = at != NULL ? strchr(at, '\n') : NULL;
+    if (f != NULL && (eol == NULL || f < eol))
+        v = strtoll(f + strlen(field), NULL, 10);
+    testenv_close(&c);
+    return v;
+}
+
+/* The slot map requests a node has answered (CLUSTER SHARDS, SLOTS and
+ * NODES). */
+static long long map_requests(int port)
+{
+    return info_number(port, "commandstats",
+                       "cmdstat_cluster|shards:", "calls=") +
+           info_number(port, "commandstats",
+                       "cmdstat_cluster|slots:", "calls=") +
+           info_number(port, "commandstats",
+                       "cmdstat_cluster|nodes:", "calls=");
+}
+
+/* Commands in flight at once during a migration, each with its count of
+ * callbacks. */
+#define ASK_BURST 64
+static int burst_calls[ASK_BURST];
+static int burst_ok[ASK_BURST];
+
+static void on_burst(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    int i = (int)(intptr_t)ud;
+    cr_assert_not_null(r);
+    burst_calls[i]++;
+    burst_ok[i] += r->type == AREDIS_REPLY_STATUS;
+}
+
 /* With the map loaded, a slot moves from A to B: the client's next
  * command for it goes to A, meets MOVED and lands on B, once. Then
- * another slot migrates with a key in it: during the migration A answers
- * ASK for the moved key, and the client's ASKING + GET on B returns it,
- * once; a new key in that slot is created on B the same way. Runs on a
- * private 2-primary cluster: moving slots would disturb the shared one. */
+ * another slot migrates with keys in it: during the migration A answers
+ * ASK for a moved key, and the client's ASKING + GET on B returns it,
+ * once; a new key in that slot is created on B the same way. Then
+ * ASK_BURST SETs at once on that slot (keys still on A, keys moved to B,
+ * new keys): each completes once, OK, and lands where the key is; the
+ * ASKs neither asked for a slot map nor patched the client's (nothing
+ * reached B without ASKING, so no MOVED from it). Runs on a private
+ * 2-primary cluster: moving slots would disturb the shared one. */
 Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
      .timeout = 120)
 {
@@ -375,8 +425,11 @@ Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
     snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", p[0]);
     aredis_loop *loop = aredis_loop_new();
     aredis_status st;
-    aredis_client *c =
-        aredis_client_new(loop, &(aredis_options){.url = url}, &st);
+    /* No periodic refresh: every map request below has a cause. */
+    aredis_client *c = aredis_client_new(
+        loop,
+        &(aredis_options){.url = url, .cluster = {.refresh_period_ms = -1}},
+        &st);
     cr_assert_not_null(c, "%s", st.msg);
     /* Let the map arrive. */
     char warm[64];
@@ -421,6 +474,17 @@ Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
     r = run_one(loop, c, "SET %s before", old);
     cr_assert_eq(r->type, AREDIS_REPLY_STATUS);
     aredis_reply_free(r);
+    /* Keys of the same slot ({old}:i): the first half exist on A. */
+    char bkey[ASK_BURST][96];
+    for (int i = 0; i < ASK_BURST; i++) {
+        snprintf(bkey[i], sizeof bkey[i], "{%s}:%d", old, i);
+        cr_assert_eq(aredis_cluster_keyslot(bkey[i], strlen(bkey[i])), s2);
+        if (i < ASK_BURST / 2) {
+            r = run_one(loop, c, "SET %s v1", bkey[i]);
+            cr_assert_eq(r->type, AREDIS_REPLY_STATUS);
+            aredis_reply_free(r);
+        }
+    }
     cmd_ok(p[1], "CLUSTER SETSLOT %s IMPORTING %s", slot, ida);
     cmd_ok(p[0], "CLUSTER SETSLOT %s MIGRATING %s", slot, idb);
     testenv_conn a;
@@ -445,6 +509,73 @@ Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
     cr_assert_eq(testenv_command(&b, &br, "GET %s", fresh), 0);
     cr_assert_eq(br->type, AREDIS_REPLY_STRING, "the new key is not on B");
     cr_assert_str_eq(br->str, "created");
+
+    /* The burst: of the keys on A, the even ones move to B first. */
+    const char *margv[7 + ASK_BURST / 2] = {"MIGRATE", "127.0.0.1", port_b, "",
+                                            "0",       "5000",      "KEYS"};
+    int margc = 7;
+    for (int i = 0; i < ASK_BURST / 2; i += 2)
+        margv[margc++] = bkey[i];
+    cr_assert_eq(testenv_commandv(&a, &ar, margc, margv, NULL), 0);
+    cr_assert_eq(ar->type, AREDIS_REPLY_STATUS, "MIGRATE: %s", ar->str);
+    for (int spins = 0; spins < 30; spins++)
+        aredis_loop_run_once(loop, 10); /* the refresh of the MOVED above */
+    long long maps0 = map_requests(p[0]) + map_requests(p[1]);
+    long long moved0 =
+        info_number(p[1], "errorstats", "errorstat_MOVED:", "count=");
+    long long asks0 =
+        info_number(p[0], "errorstats", "errorstat_ASK:", "count=");
+    for (int i = 0; i < ASK_BURST; i++)
+        cr_assert_eq(aredis_command(c, on_burst, (void *)(intptr_t)i,
+                                    "SET %s v2-%d", bkey[i], i),
+                     0);
+    int done = 0;
+    for (int spins = 0; done < ASK_BURST && spins < 2000; spins++) {
+        aredis_loop_run_once(loop, 10);
+        done = 0;
+        for (int i = 0; i < ASK_BURST; i++)
+            done += burst_calls[i] > 0;
+    }
+    /* A key still on A goes to A: the ASKs left the map as it was. */
+    r = run_one(loop, c, "GET %s", bkey[1]);
+    cr_assert_eq(r->type, AREDIS_REPLY_STRING, "%s", r->str);
+    cr_assert_str_eq(r->str, "v2-1");
+    aredis_reply_free(r);
+    /* Long enough for a refresh the ASKs would have asked for. */
+    for (int spins = 0; spins < 30; spins++)
+        aredis_loop_run_once(loop, 10);
+    for (int i = 0; i < ASK_BURST; i++) {
+        cr_assert_eq(burst_calls[i], 1, "%s: %d callbacks", bkey[i],
+                     burst_calls[i]);
+        cr_assert_eq(burst_ok[i], 1, "%s failed", bkey[i]);
+    }
+    cr_assert_geq(
+        info_number(p[0], "errorstats", "errorstat_ASK:", "count=") - asks0,
+        ASK_BURST / 4 + ASK_BURST / 2, "the moved and new keys met ASK");
+    cr_assert_eq(map_requests(p[0]) + map_requests(p[1]), maps0,
+                 "an ASK asked for a slot map");
+    cr_assert_eq(info_number(p[1], "errorstats", "errorstat_MOVED:", "count="),
+                 moved0, "a command reached B without ASKING (map patched?)");
+    /* Each key where the migration says: odd ones of the first half
+     * still on A, the others on B. */
+    for (int i = 0; i < ASK_BURST; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "v2-%d", i);
+        int on_a = i < ASK_BURST / 2 && (i & 1);
+        testenv_conn *at = on_a ? &a : &b;
+        if (!on_a)
+            cr_assert_eq(testenv_command(at, &br, "ASKING"), 0);
+        cr_assert_eq(testenv_command(at, &br, "GET %s", bkey[i]), 0);
+        cr_assert_eq(br->type, AREDIS_REPLY_STRING, "%s not on %s", bkey[i],
+                     on_a ? "A" : "B");
+        cr_assert_str_eq(br->str, want);
+    }
+    /* The rest moves too (a slot ends its migration empty). */
+    margc = 7;
+    for (int i = 1; i < ASK_BURST / 2; i += 2)
+        margv[margc++] = bkey[i];
+    cr_assert_eq(testenv_commandv(&a, &ar, margc, margv, NULL), 0);
+    cr_assert_eq(ar->type, AREDIS_REPLY_STATUS, "MIGRATE: %s", ar->str);
     /* The migration ends: MOVED takes over from ASK. */
     cmd_ok(p[1], "CLUSTER SETSLOT %s NODE %s", slot, idb);
     cmd_ok(p[0], "CLUSTER SETSLOT %s NODE %s", slot, idb);
