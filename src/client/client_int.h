@@ -39,12 +39,16 @@ enum {
     /* Its cluster policy is not "route by key" (util/cmdtable.h): a
      * cluster client may send it to several nodes or refuse it. */
     AREDIS__CMD_FANOUT = 1 << 6,
+    /* A cluster ASK redirect sends it to an exclusive connection (a
+     * blocking command): ASKING goes right before it on that connection
+     * (pool.c), once. */
+    AREDIS__CMD_ASKING = 1 << 7,
 };
 _Static_assert(((AREDIS__CMD_DONE | AREDIS__CMD_BLOCKING | AREDIS__CMD_PENDING |
-                 AREDIS__CMD_PINNED | AREDIS__CMD_FANOUT) &
+                 AREDIS__CMD_PINNED | AREDIS__CMD_FANOUT | AREDIS__CMD_ASKING) &
                 (AREDIS__CMD_RETRY | AREDIS__CMD_NO_RESEND)) == 0,
                "command flags overlap");
-_Static_assert(AREDIS__CMD_FANOUT <= 0xff, "flags is a uint8_t");
+_Static_assert(AREDIS__CMD_ASKING <= 0xff, "flags is a uint8_t");
 
 typedef struct aredis__link aredis__link;
 typedef struct aredis__cmd aredis__cmd;

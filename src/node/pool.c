@@ -174,6 +174,16 @@ static int serve_one(aredis__node *n, aredis__link *l)
         cmd->link = NULL; /* was wait_until */
         cmd->cc.next = NULL;
         aredis__plink_of(l)->idle_since = 0;
+        if (cmd->flags & AREDIS__CMD_ASKING) {
+            /* A cluster ASK: ASKING first, on the same connection. */
+            static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
+            cmd->flags &= (uint8_t)~AREDIS__CMD_ASKING;
+            if (aredis__submit_encoded(c, l, NULL, NULL, asking,
+                                       sizeof asking - 1) != 0) {
+                aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
+                return 1;
+            }
+        }
         if (aredis__link_submit(l, cmd, cmd->cc.copy) != 0)
             aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
         else if (!(cmd->flags & AREDIS__CMD_RETRY) && !c->topo->keep_bytes) {

@@ -49,7 +49,8 @@
  *    send READONLY in their handshake, replayed on every reconnect.
  *  - MOVED: the slot is patched, the command sent to the new owner (its
  *    bytes are kept for that). ASK: ASKING then the command on the
- *    target's connection, once; the map is not patched. At most
+ *    target's connection (for a blocking command, the exclusive one the
+ *    pool gives it), once; the map is not patched. At most
  *    cluster_max_redirects redirects, then an error naming the last one.
  *  - TRYAGAIN, CLUSTERDOWN, and a command for a node whose connection is
  *    lost: the command is held and sent again after a capped backoff
@@ -1420,6 +1421,7 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
      * another node would silently take it out of its context. */
     if (cmd->flags & AREDIS__CMD_PINNED)
         return 0;
+    cmd->flags &= (uint8_t)~AREDIS__CMD_ASKING; /* set for this ASK only */
     int busy = starts(r, "TRYAGAIN");
     int down = starts(r, "CLUSTERDOWN");
     if ((busy || down) && cmd->cc.copy != NULL) {
@@ -1464,12 +1466,16 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
         }
         request_refresh(cl);
     }
-    if (e == 0 && rd.kind == AREDIS__REDIRECT_ASK &&
-        !(cmd->flags & AREDIS__CMD_BLOCKING)) {
-        /* ASKING, then the command, back to back on one connection. */
+    if (e == 0 && rd.kind == AREDIS__REDIRECT_ASK) {
+        /* ASKING, then the command, back to back on one connection: the
+         * shared one, or the exclusive one the pool gives a blocking
+         * command (it sends ASKING first). */
         static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
-        e = aredis__submit_encoded(c, &n->node.main, NULL, NULL, asking,
-                                   sizeof asking - 1);
+        if (cmd->flags & AREDIS__CMD_BLOCKING)
+            cmd->flags |= AREDIS__CMD_ASKING;
+        else
+            e = aredis__submit_encoded(c, &n->node.main, NULL, NULL, asking,
+                                       sizeof asking - 1);
     }
     if (e == 0)
         e = send_to(&n->node, cmd);

@@ -406,8 +406,10 @@ static void on_burst(aredis_client *c, const aredis_reply *r, void *ud)
  * ASK_BURST SETs at once on that slot (keys still on A, keys moved to B,
  * new keys): each completes once, OK, and lands where the key is; the
  * ASKs neither asked for a slot map nor patched the client's (nothing
- * reached B without ASKING, so no MOVED from it). Runs on a private
- * 2-primary cluster: moving slots would disturb the shared one. */
+ * reached B without ASKING, so no MOVED from it). A blocking command
+ * (BLPOP of a list moved to B) follows ASK too, with ASKING on its
+ * exclusive connection. Runs on a private 2-primary cluster: moving slots
+ * would disturb the shared one. */
 Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
      .timeout = 120)
 {
@@ -474,6 +476,12 @@ Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
     r = run_one(loop, c, "SET %s before", old);
     cr_assert_eq(r->type, AREDIS_REPLY_STATUS);
     aredis_reply_free(r);
+    /* A list of the slot, moved to B below: a blocking pop meets ASK. */
+    char lkey[96];
+    snprintf(lkey, sizeof lkey, "{%s}:list", old);
+    r = run_one(loop, c, "RPUSH %s popped", lkey);
+    cr_assert_eq(r->type, AREDIS_REPLY_INTEGER);
+    aredis_reply_free(r);
     /* Keys of the same slot ({old}:i): the first half exist on A. */
     char bkey[ASK_BURST][96];
     for (int i = 0; i < ASK_BURST; i++) {
@@ -511,9 +519,9 @@ Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
     cr_assert_str_eq(br->str, "created");
 
     /* The burst: of the keys on A, the even ones move to B first. */
-    const char *margv[7 + ASK_BURST / 2] = {"MIGRATE", "127.0.0.1", port_b, "",
-                                            "0",       "5000",      "KEYS"};
-    int margc = 7;
+    const char *margv[8 + ASK_BURST / 2] = {
+        "MIGRATE", "127.0.0.1", port_b, "", "0", "5000", "KEYS", lkey};
+    int margc = 8;
     for (int i = 0; i < ASK_BURST / 2; i += 2)
         margv[margc++] = bkey[i];
     cr_assert_eq(testenv_commandv(&a, &ar, margc, margv, NULL), 0);
@@ -570,6 +578,15 @@ Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
                      on_a ? "A" : "B");
         cr_assert_str_eq(br->str, want);
     }
+    /* A blocking command redirected by ASK goes with ASKING too (on its
+     * exclusive connection): BLPOP gets the list's element from B, once,
+     * rather than bouncing between B's MOVED and A's ASK. */
+    r = run_one(loop, c, "BLPOP %s 2", lkey);
+    cr_assert_eq(r->type, AREDIS_REPLY_ARRAY, "BLPOP: %s",
+                 r->type == AREDIS_REPLY_ERROR ? r->str : "?");
+    cr_assert_eq(r->len, 2);
+    cr_assert_str_eq(r->element[1].str, "popped");
+    aredis_reply_free(r);
     /* The rest moves too (a slot ends its migration empty). */
     margc = 7;
     for (int i = 1; i < ASK_BURST / 2; i += 2)
