@@ -97,8 +97,10 @@ static void event(aredis__conn *cn, int ev, int code, int64_t delay,
 {
     push_action(cn, (aredis__conn_qa){.kind = AREDIS__ACT_EVENT,
                                       .event = (uint8_t)ev,
-                                      .code = code,
-                                      .delay_ms = delay,
+                                      .code = (int16_t)code,
+                                      .delay_ms = delay > INT32_MAX
+                                                      ? INT32_MAX
+                                                      : (int32_t)delay,
                                       .attempt = attempt});
 }
 
@@ -1060,7 +1062,7 @@ static int poll_once(aredis__conn *cn, aredis__conn_action *a)
     a->msg = NULL;
     if (cn->qlen > 0) {
         aredis__conn_qa qa = cn->q[cn->qhead];
-        cn->qhead = (cn->qhead + 1) % AREDIS__CONN_QMAX;
+        cn->qhead = (uint8_t)((cn->qhead + 1) % AREDIS__CONN_QMAX);
         cn->qlen--;
         a->kind = qa.kind;
         a->index = qa.index;

@@ -134,6 +134,12 @@ int aredis__resolve_start(aredis_loop *loop, const char *host, int port,
 /* Cancel: cb will not run. Safe until cb has started. */
 void aredis__resolve_cancel(aredis__resolve *r);
 
+/* An IPv4 or IPv6 address literal needs no lookup: 1 with its address in
+ * *ss (*len bytes), else 0. A caller that connects to literals this way
+ * allocates nothing to resolve them. */
+int aredis__resolve_literal(const char *host, int port,
+                            struct sockaddr_storage *ss, socklen_t *len);
+
 /* ---- streams ---------------------------------------------------------- */
 
 typedef struct aredis__transport aredis__transport;
