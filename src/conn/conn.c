@@ -326,7 +326,7 @@ static int64_t backoff_ms(const aredis__conn_config *cfg, int attempt)
      * server do not all come back in the same millisecond. */
     if (d <= 1 || cfg->rand == NULL)
         return d;
-    return d / 2 + (int64_t)(cfg->rand(cfg->rand_ud) % (uint64_t)(d / 2 + 1));
+    return d / 2 + (int64_t)(cfg->rand(cfg->ud) % (uint64_t)(d / 2 + 1));
 }
 
 /* Move the commands a dead connection carried: re-queue what cannot have
@@ -831,7 +831,7 @@ COLD_PATH static int append_out(aredis__conn *cn, const char *bytes, size_t len)
 {
     if (cn->out.data == NULL && cn->cfg->spare_block != NULL &&
         (cn->out.data =
-             cn->cfg->spare_block(cn->cfg->spare_ud, &cn->out.cap)) == NULL)
+             cn->cfg->spare_block(cn->cfg->ud, &cn->out.cap)) == NULL)
         cn->out.cap = 0;
     return aredis__buf_append(&cn->out, bytes, len);
 }

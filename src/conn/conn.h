@@ -108,12 +108,11 @@ typedef struct aredis__conn_config {
     const aredis_reader_limits *limits; /* NULL: the reader's defaults */
     /* The jitter's random source: a uniform 64-bit value. */
     uint64_t (*rand)(void *ud);
-    void *rand_ud;
     /* Optional: a block (aredis__malloc'd, *cap bytes, now the
      * connection's) for an empty output buffer to grow from, or NULL. An
      * idle connection gives its buffer back (aredis__conn_take_out). */
     void *(*spare_block)(void *ud, size_t *cap);
-    void *spare_ud;
+    void *ud; /* rand's and spare_block's */
 } aredis__conn_config;
 
 /* Actions (aredis__conn_poll). */
