@@ -54,6 +54,8 @@ typedef struct bio {
     void *arg;
     aredis__io_wait_cb wait; /* its own wait, or NULL (loop.h) */
 } bio;
+_Static_assert(sizeof(void *) != 8 || sizeof(bio) <= 56,
+               "a watcher per connection: keep it in a 64-byte block");
 
 typedef struct btimer {
     node link; /* in b->timers while started */

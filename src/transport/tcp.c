@@ -53,6 +53,8 @@ typedef struct tcp_transport {
         const char *path;
     } peer;
 } tcp_transport;
+_Static_assert(sizeof(void *) != 8 || sizeof(tcp_transport) <= 72,
+               "a transport per connection: keep it in an 80-byte block");
 
 static int set_msg(char *buf, size_t len, int code, const char *fmt, ...)
     AREDIS_PRINTF(4, 5);
