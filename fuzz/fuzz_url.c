@@ -74,21 +74,19 @@ static void check_success(const aredis__config *c, const char *err)
               aredis__config_more_of(c)->seeds == NULL);
     }
     /* A sentinel URL: every address usable, a service name, sane knobs. */
-    CHECK((aredis__config_more_of(c)->nsentinels > 0) == (aredis__config_more_of(c)->sentinels != NULL));
-    CHECK((aredis__config_more_of(c)->nsentinels > 0) ==
-          (aredis__config_more_of(c)->sentinel_service != NULL));
-    for (size_t i = 0; i < aredis__config_more_of(c)->nsentinels; i++) {
-        CHECK(aredis__config_more_of(c)->sentinels[i].host != NULL && aredis__config_more_of(c)->sentinels[i].host[0] != '\0');
-        CHECK(strlen(aredis__config_more_of(c)->sentinels[i].host) <= 253);
-        CHECK(aredis__config_more_of(c)->sentinels[i].port >= 1 && aredis__config_more_of(c)->sentinels[i].port <= 65535);
+    const aredis__config_more *m = aredis__config_more_of(c);
+    CHECK((m->nsentinels > 0) == (m->sentinels != NULL));
+    CHECK((m->nsentinels > 0) == (m->sentinel_service != NULL));
+    for (size_t i = 0; i < m->nsentinels; i++) {
+        CHECK(m->sentinels[i].host != NULL && m->sentinels[i].host[0] != '\0');
+        CHECK(strlen(m->sentinels[i].host) <= 253);
+        CHECK(m->sentinels[i].port >= 1 && m->sentinels[i].port <= 65535);
     }
-    if (aredis__config_more_of(c)->nsentinels > 0) {
-        CHECK(aredis__config_more_of(c)->sentinel_service[0] != '\0');
-        CHECK(aredis__config_more_of(c)->sentinel_timeout_ms > 0);
-        CHECK(aredis__config_more_of(c)->sentinel_tls == 0 ||
-              aredis__config_more_of(c)->sentinel_tls == 1);
-        CHECK(aredis__config_more_of(c)->sentinel_role == 0 ||
-              aredis__config_more_of(c)->sentinel_role == 1);
+    if (m->nsentinels > 0) {
+        CHECK(m->sentinel_service[0] != '\0');
+        CHECK(m->sentinel_timeout_ms > 0);
+        CHECK(m->sentinel_tls == 0 || m->sentinel_tls == 1);
+        CHECK(m->sentinel_role == 0 || m->sentinel_role == 1);
         CHECK(c->path == NULL);
     }
 }
@@ -106,7 +104,8 @@ static void check_failure(int rc, const aredis__config *c, const char *err,
           aredis__config_more_of(c)->tls_ca_file == NULL &&
           aredis__config_more_of(c)->tls_sni == NULL &&
           aredis__config_more_of(c)->seeds == NULL &&
-          aredis__config_more_of(c)->nseeds == 0 && aredis__config_more_of(c)->sentinels == NULL &&
+          aredis__config_more_of(c)->nseeds == 0 &&
+          aredis__config_more_of(c)->sentinels == NULL &&
           aredis__config_more_of(c)->nsentinels == 0 &&
           aredis__config_more_of(c)->sentinel_service == NULL &&
           aredis__config_more_of(c)->sentinel_password == NULL);

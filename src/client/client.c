@@ -650,9 +650,10 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
     aredis_buf_init(&c->scratch);
     aredis__heap_init(&c->deadlines);
     conn_config(c);
-    c->topo = c->cfg.cluster          ? aredis__cluster_new(c)
-              : aredis__config_more_of(&c->cfg)->nsentinels > 0 ? aredis__sentinel_new(c)
-                                      : aredis__standalone_new(c);
+    size_t nsentinels = aredis__config_more_of(&c->cfg)->nsentinels;
+    c->topo = c->cfg.cluster   ? aredis__cluster_new(c)
+              : nsentinels > 0 ? aredis__sentinel_new(c)
+                               : aredis__standalone_new(c);
     e = c->topo != NULL ? 0 : AREDIS_ENOMEM;
     if (e == 0)
         e = aredis__ts_init(c);

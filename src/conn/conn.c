@@ -830,8 +830,8 @@ void aredis__conn_closed(aredis__conn *cn, int code, const char *msg,
 COLD_PATH static int append_out(aredis__conn *cn, const char *bytes, size_t len)
 {
     if (cn->out.data == NULL && cn->cfg->spare_block != NULL &&
-        (cn->out.data =
-             cn->cfg->spare_block(cn->cfg->ud, &cn->out.cap)) == NULL)
+        (cn->out.data = cn->cfg->spare_block(cn->cfg->ud, &cn->out.cap)) ==
+            NULL)
         cn->out.cap = 0;
     return aredis__buf_append(&cn->out, bytes, len);
 }

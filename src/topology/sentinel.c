@@ -396,7 +396,8 @@ static void next_sentinel(sentinel *st)
         snprintf(msg, sizeof msg,
                  "no sentinel knows the service '%.60s' (%zu of %zu asked "
                  "do not monitor it)",
-                 c->cfg.more->sentinel_service, st->unknown, c->cfg.more->nsentinels);
+                 c->cfg.more->sentinel_service, st->unknown,
+                 c->cfg.more->nsentinels);
     else
         snprintf(msg, sizeof msg, "sentinel discovery failed: %s", st->why);
     round_failed(st, st->why_code != 0 ? st->why_code : AREDIS_ENOMASTER, msg);
@@ -695,18 +696,18 @@ static void add_sentinel(sentinel *st, const char *host, int port)
 {
     aredis__config *cfg = &st->base.c->cfg;
     for (size_t k = 0; k < cfg->more->nsentinels; k++)
-        if (same_addr(cfg->more->sentinels[k].host, cfg->more->sentinels[k].port, host,
-                      port))
+        if (same_addr(cfg->more->sentinels[k].host,
+                      cfg->more->sentinels[k].port, host, port))
             return;
     if (cfg->more->nsentinels >= MAX_SENTINELS)
         return;
-    aredis__endpoint *eps =
-        aredis__reallocarray(cfg->more->sentinels, cfg->more->nsentinels + 1, sizeof *eps);
+    aredis__endpoint *eps = aredis__reallocarray(
+        cfg->more->sentinels, cfg->more->nsentinels + 1, sizeof *eps);
     if (eps == NULL)
         return;
     cfg->more->sentinels = eps;
-    if ((eps[cfg->more->nsentinels].host = aredis__strndup(host, strlen(host))) ==
-        NULL)
+    if ((eps[cfg->more->nsentinels].host =
+             aredis__strndup(host, strlen(host))) == NULL)
         return;
     eps[cfg->more->nsentinels].port = port;
     cfg->more->nsentinels++;
@@ -1045,7 +1046,8 @@ static void start_watching(sentinel *st)
 {
     const aredis__config *cfg = &st->base.c->cfg;
     for (size_t i = 0; i < cfg->more->nsentinels; i++)
-        watch_one(st, cfg->more->sentinels[i].host, cfg->more->sentinels[i].port);
+        watch_one(st, cfg->more->sentinels[i].host,
+                  cfg->more->sentinels[i].port);
 }
 
 /* ---- the topology --------------------------------------------------------

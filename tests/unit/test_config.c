@@ -653,9 +653,11 @@ static void parse_ok(const aredis_options *o, aredis__config *c)
 static void sentinel_eq(const aredis__config *c, size_t i, const char *host,
                         int port)
 {
-    cr_assert_gt(aredis__config_more_of(c)->nsentinels, i, "sentinel %zu missing", i);
+    cr_assert_gt(aredis__config_more_of(c)->nsentinels, i,
+                 "sentinel %zu missing", i);
     cr_assert_str_eq(aredis__config_more_of(c)->sentinels[i].host, host);
-    cr_assert_eq(aredis__config_more_of(c)->sentinels[i].port, port, "sentinel %zu port %d", i,
+    cr_assert_eq(aredis__config_more_of(c)->sentinels[i].port, port,
+                 "sentinel %zu port %d", i,
                  aredis__config_more_of(c)->sentinels[i].port);
 }
 
