@@ -49,6 +49,7 @@
 #include "aredis/error.h"
 #include "aredis/pubsub.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 /* A held look-up asks again this often (besides +switch-master). */
 #define HOLD_RETRY_MS 250
@@ -311,7 +312,7 @@ static void note(sentinel *st, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(st->why, sizeof st->why, fmt, ap);
+    aredis__vmsgf(st->why, sizeof st->why, fmt, ap);
     va_end(ap);
     st->why_code = code;
 }

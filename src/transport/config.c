@@ -13,7 +13,6 @@
  * whole URL, which may carry a password. */
 #include <arpa/inet.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
@@ -21,6 +20,7 @@
 #include "aredis/error.h"
 #include "transport/transport.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 #define CFG_DEFAULT_HOST "127.0.0.1"
 #define CFG_DEFAULT_PORT 6379
@@ -64,21 +64,11 @@ typedef struct parser {
  * Errors
  * ------------------------------------------------------------------------ */
 
-static void failf(parser *ps, const char *fmt, ...) AREDIS_PRINTF(2, 3);
-
-static void failf(parser *ps, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (ps->err != NULL && ps->errlen > 0)
-        vsnprintf(ps->err, ps->errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Write the message and give code. A macro, so that the code stays a
  * visible constant to static analysis, which does not follow variadic
  * calls. */
-#define fail(ps, code, ...) (failf((ps), __VA_ARGS__), (code))
+#define fail(ps, code, ...) \
+    (aredis__msgf((ps)->err, (ps)->errlen, __VA_ARGS__), (code))
 
 static int fail_nomem(parser *ps)
 {
