@@ -38,6 +38,8 @@ typedef struct tcp_transport {
     /* cfg->blocking_reads without TLS: the socket becomes blocking once
      * connected (`blocking`), and read_wait() may wait in recv(). */
     unsigned char want_blocking, blocking;
+    /* The peer is a socket path (peer.path), not an address. */
+    unsigned char is_unix;
     /* SO_RCVTIMEO as last set, in ms (0: none, a wait without limit). */
     int rcvtimeo_ms;
     /* Who we talk to, named only in messages (aredis__tcp_peer): the
@@ -48,9 +50,11 @@ typedef struct tcp_transport {
         struct sockaddr sa;
         struct sockaddr_in in4;
         struct sockaddr_in6 in6;
-    } addr;
-    const char *path;
+        const char *path;
+    } peer;
 } tcp_transport;
+_Static_assert(sizeof(void *) != 8 || sizeof(tcp_transport) <= 72,
+               "a transport per connection: keep it in an 80-byte block");
 
 /* The error code for a failed connect, whether connect() said so at once
  * or SO_ERROR said so later. A missing socket file means nobody listens,
@@ -87,16 +91,16 @@ const char *aredis__tcp_peer(const aredis__transport *bt, char *buf)
 {
     const tcp_transport *t = (const tcp_transport *)bt;
     char ip[INET6_ADDRSTRLEN];
-    if (t->path != NULL) {
-        snprintf(buf, AREDIS__PEER_MAX, "%s", t->path);
-    } else if (t->addr.sa.sa_family == AF_INET) {
-        inet_ntop(AF_INET, &t->addr.in4.sin_addr, ip, sizeof ip);
+    if (t->is_unix) {
+        snprintf(buf, AREDIS__PEER_MAX, "%s", t->peer.path);
+    } else if (t->peer.sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &t->peer.in4.sin_addr, ip, sizeof ip);
         snprintf(buf, AREDIS__PEER_MAX, "%s:%u", ip,
-                 (unsigned)ntohs(t->addr.in4.sin_port));
+                 (unsigned)ntohs(t->peer.in4.sin_port));
     } else {
-        inet_ntop(AF_INET6, &t->addr.in6.sin6_addr, ip, sizeof ip);
+        inet_ntop(AF_INET6, &t->peer.in6.sin6_addr, ip, sizeof ip);
         snprintf(buf, AREDIS__PEER_MAX, "[%s]:%u", ip,
-                 (unsigned)ntohs(t->addr.in6.sin6_port));
+                 (unsigned)ntohs(t->peer.in6.sin6_port));
     }
     return buf;
 }
@@ -118,11 +122,13 @@ char *aredis__transport_errbuf(aredis__transport *t)
 static void describe_peer(tcp_transport *t, const struct sockaddr *sa,
                           const char *path)
 {
-    t->path = path;
-    if (sa->sa_family == AF_INET)
-        memcpy(&t->addr.in4, sa, sizeof t->addr.in4);
+    t->is_unix = path != NULL;
+    if (path != NULL)
+        t->peer.path = path;
+    else if (sa->sa_family == AF_INET)
+        memcpy(&t->peer.in4, sa, sizeof t->peer.in4);
     else if (sa->sa_family == AF_INET6)
-        memcpy(&t->addr.in6, sa, sizeof t->addr.in6);
+        memcpy(&t->peer.in6, sa, sizeof t->peer.in6);
 }
 
 /* ------------------------------------------------------------------------
