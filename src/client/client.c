@@ -55,6 +55,14 @@ aredis__cmd *aredis__cmd_new(aredis_client *c)
     return cmd;
 }
 
+int aredis__cmd_keep(aredis__cmd *cmd, const char *bytes)
+{
+    if (cmd->cc.copy == NULL &&
+        (cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)
+        return AREDIS_ENOMEM;
+    return 0;
+}
+
 static void hook_unref(aredis__hook *h)
 {
     if (--h->refs > 0)
@@ -326,11 +334,15 @@ void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
     aredis__finish(c, cmd, &r);
 }
 
-int aredis__deliver(aredis_client *c, aredis__cmd *cmd, aredis__node *from,
+int aredis__deliver(aredis_client *c, aredis__cmd *cmd, aredis__link *from,
                     const aredis_reply *r)
 {
     if (r->type == AREDIS_REPLY_ERROR &&
-        c->topo->vt->redirect(c->topo, cmd, from, r))
+        c->topo->vt->redirect(c->topo, cmd, from->node,
+                              cmd->cc.copy != NULL ? cmd->cc.copy
+                                                   : aredis__conn_cmd_bytes(
+                                                         &from->conn, &cmd->cc),
+                              r))
         return 1;
     const aredis_reply *out = r;
     if (cmd->hook != NULL) {
@@ -653,6 +665,8 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
               : c->cfg.nsentinels > 0 ? aredis__sentinel_new(c)
                                       : aredis__standalone_new(c);
     e = c->topo != NULL ? 0 : AREDIS_ENOMEM;
+    if (e == 0) /* read by the connections from their first command on */
+        c->conn_cfg.keep_inflight = c->topo->keep_bytes;
     if (e == 0)
         e = aredis__ts_init(c);
     if (e == 0)
@@ -908,20 +922,19 @@ static int submit(aredis_client *c, aredis__link *target,
         cmd->cc.reply_kind = AREDIS__REPLY_PUSHED;
         cmd->flags |= AREDIS__CMD_NO_RESEND;
     }
-    if ((cmd->flags & AREDIS__CMD_RETRY) || c->topo->keep_bytes) {
-        /* A cluster client may send the caller's command to several nodes,
-         * or refuse it (fanout.c); kept, the bytes serve redirects. */
-        if ((cmd->flags & AREDIS__CMD_FANOUT) && c->cfg.cluster &&
-            target == NULL) {
-            int taken = aredis__cluster_submit(c, cmd, bytes, o);
-            if (taken <= 0) {
-                b->len = start;
-                return taken;
-            }
+    /* A cluster client may send the caller's command to several nodes,
+     * or refuse it (fanout.c). */
+    if ((cmd->flags & AREDIS__CMD_FANOUT) && c->cfg.cluster && target == NULL) {
+        int taken = aredis__cluster_submit(c, cmd, bytes, o);
+        if (taken <= 0) {
+            b->len = start;
+            return taken;
         }
-        if ((cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)
-            e = AREDIS_ENOMEM;
     }
+    /* Kept for sending again after a lost connection, unless every
+     * connection keeps them (keep_bytes). */
+    if ((cmd->flags & AREDIS__CMD_RETRY) && !c->topo->keep_bytes)
+        e = aredis__cmd_keep(cmd, bytes);
     if (e == 0)
         e = set_deadline(c, cmd, o, block_ms);
     if (e != 0) {

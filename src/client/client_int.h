@@ -226,6 +226,10 @@ void aredis__ts_drain(aredis_client *c);
 
 aredis__cmd *aredis__cmd_new(aredis_client *c);
 void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd);
+/* Give a command a copy of its bytes (cmd->cc.len of them) unless it has
+ * one, for whoever sends it later from outside any connection: 0 or
+ * AREDIS_ENOMEM. */
+int aredis__cmd_keep(aredis__cmd *cmd, const char *bytes);
 /* Run a command's callback; the one place that does. */
 void aredis__finish(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
 void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
@@ -233,8 +237,8 @@ void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
 /* Deliver a server reply through the command's hook or normalisation.
  * Returns 1 when the topology took the command back instead (a redirect:
  * it is not completed and no longer the caller's), else 0. from is the
- * node that answered. */
-int aredis__deliver(aredis_client *c, aredis__cmd *cmd, aredis__node *from,
+ * link that answered. */
+int aredis__deliver(aredis_client *c, aredis__cmd *cmd, aredis__link *from,
                     const aredis_reply *r);
 /* Complete from the loop, later (inside API calls). */
 void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,

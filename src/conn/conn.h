@@ -114,6 +114,12 @@ typedef struct aredis__conn_config {
      * idle connection gives its buffer back (aredis__conn_take_out). */
     void *(*spare_block)(void *ud, size_t *cap);
     void *spare_ud;
+    /* The bytes of every command stay in the output buffer until its
+     * reply (or its failure) has been taken, where
+     * aredis__conn_cmd_bytes() finds them: an owner that may send a
+     * command again elsewhere after its reply (a cluster's redirects)
+     * needs no copy of its own. */
+    int keep_inflight;
 } aredis__conn_config;
 
 /* Actions (aredis__conn_poll). */
@@ -281,9 +287,17 @@ int aredis__conn_cancel(aredis__conn *cn, aredis__conn_cmd *cmd);
 /* Close and fail everything with code/msg (COMPLETE actions). */
 void aredis__conn_abort(aredis__conn *cn, int code, const char *msg);
 /* Detach the commands waiting for the connection to be ready, with
- * nothing else changed (their bytes are the owner's copies: a topology
- * sending them to another server keeps every command's bytes). */
+ * nothing else changed, for the owner to send elsewhere: each comes with
+ * its bytes in cmd->copy (copied from the pending buffer when it had
+ * none; one that cannot be copied stays, completed AREDIS_ENOMEM). */
 aredis__conn_cmd *aredis__conn_take_pending(aredis__conn *cn);
+/* With cfg->keep_inflight: the bytes of a command in flight, or of one
+ * whose reply the latest COMPLETE action carried (they stay until the
+ * next write is reported). NULL when the connection does not hold them.
+ * The pointer is good until the next call on cn: a submit may move the
+ * buffer. */
+const char *aredis__conn_cmd_bytes(const aredis__conn *cn,
+                                   const aredis__conn_cmd *cmd);
 /* Detach every command the connection holds (pending, in flight, done);
  * handshake steps are freed. For the owner's final cleanup. */
 aredis__conn_cmd *aredis__conn_take_all(aredis__conn *cn);

@@ -525,6 +525,17 @@ static aredis__node *cl_any(aredis__topology *t)
     return fallback != NULL ? &fallback->node : &cl->nodes->node;
 }
 
+/* A command about to be held keeps a copy of its bytes (they are the
+ * caller's, or a connection's): 0, or 1 when it could not and was given
+ * up. */
+static int keep(cluster *cl, aredis__cmd *cmd, const char *bytes, int deferred)
+{
+    if (aredis__cmd_keep(cmd, bytes) == 0)
+        return 0;
+    give_up(cl, cmd, AREDIS_ENOMEM, "out of memory", deferred);
+    return 1;
+}
+
 /* Where cmd goes: a node, or AREDIS__HELD when it was held (or given up:
  * deferred tells how to complete it). */
 static aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd, const char *bytes,
@@ -535,7 +546,8 @@ static aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd, const char *bytes,
     if (slot == SLOT_LEARNING) {
         /* Sent again when the answer comes (with the map, when none). */
         start(cl);
-        hold(cl, cmd, 0);
+        if (!keep(cl, cmd, bytes, deferred))
+            hold(cl, cmd, 0);
         return AREDIS__HELD;
     }
     if (slot < 0)
@@ -546,8 +558,9 @@ static aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd, const char *bytes,
         char why[240];
         snprintf(why, sizeof why, "no cluster slot map yet (%s)",
                  cl->why[0] ? cl->why : "waiting for the first answer");
-        retry_later(cl, cmd, cl->why_code ? cl->why_code : AREDIS_ECLOSED, why,
-                    deferred);
+        if (!keep(cl, cmd, bytes, deferred))
+            retry_later(cl, cmd, cl->why_code ? cl->why_code : AREDIS_ECLOSED,
+                        why, deferred);
         return AREDIS__HELD;
     }
     if (sh == AREDIS__SLOT_NONE) {
@@ -557,7 +570,8 @@ static aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd, const char *bytes,
                  "slot %d is not served by any node (the slot map covers "
                  "%zu of 16384 slots)",
                  slot, cl->covered);
-        retry_later(cl, cmd, AREDIS_ECLOSED, why, deferred);
+        if (!keep(cl, cmd, bytes, deferred))
+            retry_later(cl, cmd, AREDIS_ECLOSED, why, deferred);
         return AREDIS__HELD;
     }
     cnode *n =
@@ -571,7 +585,8 @@ static aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd, const char *bytes,
         snprintf(why, sizeof why, "cluster node %s:%d is unreachable (%s)",
                  n->node.host, n->node.port, err);
         request_refresh(cl);
-        retry_later(cl, cmd, AREDIS_ECLOSED, why, deferred);
+        if (!keep(cl, cmd, bytes, deferred))
+            retry_later(cl, cmd, AREDIS_ECLOSED, why, deferred);
         return AREDIS__HELD;
     }
     return &n->node;
@@ -1145,7 +1160,7 @@ static void take_back(cluster *cl, cnode *n, int hold_them)
         aredis__cmd *cmd = list;
         list = aredis__cmd_next(cmd);
         cmd->cc.next = NULL;
-        if ((cmd->flags & AREDIS__CMD_PINNED) || cmd->cc.copy == NULL) {
+        if (cmd->flags & AREDIS__CMD_PINNED) {
             if (aredis__link_submit(&n->node.main, cmd, cmd->cc.copy) != 0)
                 give_up(cl, cmd, AREDIS_ENOMEM, "out of memory", 0);
         } else if (hold_them) {
@@ -1388,7 +1403,8 @@ static int starts(const aredis_reply *r, const char *word)
 }
 
 static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
-                       aredis__node *from, const aredis_reply *r)
+                       aredis__node *from, const char *bytes,
+                       const aredis_reply *r)
 {
     cluster *cl = of(t);
     aredis_client *c = t->c;
@@ -1401,7 +1417,9 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
         return 0;
     int busy = starts(r, "TRYAGAIN");
     int down = starts(r, "CLUSTERDOWN");
-    if ((busy || down) && cmd->cc.copy != NULL) {
+    if ((busy || down) && bytes != NULL) {
+        if (keep(cl, cmd, bytes, 0))
+            return 1;
         if (down)
             request_refresh(cl);
         snprintf(err, sizeof err, "%.*s (from %s:%d)",
@@ -1413,7 +1431,7 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
     int rc = aredis__redirect_parse(r->str, r->len, &rd, err, sizeof err);
     if (rc == 0)
         return 0; /* another error: the caller's */
-    if (rc < 0 || cmd->cc.copy == NULL) {
+    if (rc < 0 || bytes == NULL) {
         aredis__finish_error(c, cmd, AREDIS_EPROTO,
                              rc < 0 ? err
                                     : "redirected, but the command's bytes "
@@ -1421,6 +1439,10 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
         aredis__cmd_free(c, cmd);
         return 1;
     }
+    /* Copied before anything is submitted: they may be in the buffer of
+     * the connection the command goes to next. */
+    if (keep(cl, cmd, bytes, 0))
+        return 1;
     if (++cmd->redirects > c->cfg.more->cluster_max_redirects) {
         snprintf(err, sizeof err,
                  "too many cluster redirects (%d), last: %.*s (from %s:%d)",

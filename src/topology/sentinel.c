@@ -227,14 +227,16 @@ static aredis__node *st_route(aredis__topology *t, const aredis__cmd *cmd,
                               const char *bytes)
 {
     sentinel *st = (sentinel *)t;
-    (void)cmd;
-    (void)bytes;
     if (!is_replica_role(st))
         return &st->node;
     if (!st->replicas_known) {
-        /* Held until SENTINEL REPLICAS answers (its bytes are kept:
-         * keep_bytes), so no read goes to the master by accident. */
-        aredis__held_push(&st->waiting, (aredis__cmd *)(uintptr_t)cmd);
+        /* Held, with a copy of its bytes, until SENTINEL REPLICAS
+         * answers, so no read goes to the master by accident. */
+        aredis__cmd *x = (aredis__cmd *)(uintptr_t)cmd;
+        if (aredis__cmd_keep(x, bytes) != 0)
+            aredis__defer_done(t->c, x, AREDIS_ENOMEM, "out of memory");
+        else
+            aredis__held_push(&st->waiting, x);
         return AREDIS__HELD;
     }
     return replica_or_master(st, 1);
@@ -1096,7 +1098,8 @@ static void on_relocate(void *arg)
 }
 
 static int st_redirect(aredis__topology *t, aredis__cmd *cmd,
-                       aredis__node *from, const aredis_reply *r)
+                       aredis__node *from, const char *bytes,
+                       const aredis_reply *r)
 {
     /* READONLY: the node we write to was demoted. The command gets its
      * error (it is not re-sent behind the caller's back); the connection
@@ -1104,6 +1107,7 @@ static int st_redirect(aredis__topology *t, aredis__cmd *cmd,
     sentinel *st = (sentinel *)t;
     (void)cmd;
     (void)from;
+    (void)bytes;
     if (!is_replica_role(st) && st->located && r->code == AREDIS_ESERVER &&
         r->len >= 8 && memcmp(r->str, "READONLY", 8) == 0)
         drop_master(st, "the server is a replica now (READONLY): asking the "
@@ -1156,9 +1160,6 @@ aredis__topology *aredis__sentinel_new(aredis_client *c)
         return NULL;
     st->base.vt = &sentinel_vt;
     st->base.c = c;
-    /* Replica reads may be held until the replicas are known: their
-     * bytes are kept for that. */
-    st->base.keep_bytes = is_replica_role(st);
     /* The address is the sentinels' to name: until then, none. */
     if (aredis__node_init(&st->node, c, c->cfg.host, 0) != 0) {
         aredis__free(st);

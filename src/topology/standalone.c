@@ -31,13 +31,15 @@ static aredis__node *sa_next(aredis__topology *t, const aredis__node *prev)
 }
 
 static int sa_redirect(aredis__topology *t, aredis__cmd *cmd,
-                       aredis__node *from, const aredis_reply *r)
+                       aredis__node *from, const char *bytes,
+                       const aredis_reply *r)
 {
     /* A standalone server does not redirect: a MOVED from one is an
      * error like any other, for the caller. */
     (void)t;
     (void)cmd;
     (void)from;
+    (void)bytes;
     (void)r;
     return 0;
 }
