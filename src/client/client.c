@@ -718,19 +718,19 @@ typedef struct submit_args {
  * be refused, or NULL; *block_ms is a blocking command's server-side
  * timeout (aredis__cmdclass), -1 for a command that does not block. A
  * command whose cluster policy is not "route by key" is marked
- * AREDIS__CMD_FANOUT (what a cluster client does with it: fanout.c). */
+ * AREDIS__CMD_FANOUT (what a cluster client does with it: fanout.c). The
+ * classification is left in *kp, for the topology. */
 static const char *classify(aredis_client *c, aredis__cmd *cmd,
                             const char *bytes, unsigned flags,
-                            int64_t *block_ms)
+                            int64_t *block_ms, aredis__cmdclass *k)
 {
-    aredis__cmdclass k;
-    aredis__cmd_classify_memo(bytes, &k, &c->memo);
+    aredis__cmd_classify_memo(bytes, k, &c->memo);
     /* One test for the rare kinds: refused, or with a cluster policy. */
-    if (k.flags &
+    if (k->flags &
         (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED | AREDIS__CMDF_CL_MASK)) {
-        if (k.flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
-            return k.flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
-                                                 : select_refused;
+        if (k->flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
+            return k->flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
+                                                  : select_refused;
         cmd->flags |= AREDIS__CMD_FANOUT;
     }
     /* The command table's CLIENT REPLY values are the connection's. */
@@ -739,7 +739,7 @@ static const char *classify(aredis_client *c, aredis__cmd *cmd,
                        (int)AREDIS__CLIENT_REPLY_OFF == AREDIS__REPLY_OFF &&
                        (int)AREDIS__CLIENT_REPLY_SKIP == AREDIS__REPLY_SKIP,
                    "CLIENT REPLY values differ");
-    cmd->cc.reply_kind = (uint8_t)k.client_reply;
+    cmd->cc.reply_kind = (uint8_t)k->client_reply;
     if (c->nhooks > 0) {
         aredis__args it;
         const char *name = "";
@@ -756,19 +756,19 @@ static const char *classify(aredis_client *c, aredis__cmd *cmd,
         }
     }
     if (cmd->hook == NULL && c->cfg.normalize_resp2)
-        cmd->norm = (uint8_t)k.norm;
+        cmd->norm = (uint8_t)k->norm;
     if ((flags & AREDIS_CMD_IDEMPOTENT) ||
-        (c->cfg.retry_read_only && (k.flags & AREDIS__CMDF_READONLY)))
+        (c->cfg.retry_read_only && (k->flags & AREDIS__CMDF_READONLY)))
         cmd->flags |= AREDIS__CMD_RETRY;
     /* Blocking commands go to an exclusive connection, except WAIT and
      * WAITAOF, which count the writes of the connection they run on. */
-    if ((k.flags & (AREDIS__CMDF_BLOCKING | AREDIS__CMDF_OWN_WRITES)) ==
+    if ((k->flags & (AREDIS__CMDF_BLOCKING | AREDIS__CMDF_OWN_WRITES)) ==
         AREDIS__CMDF_BLOCKING)
         cmd->flags |= AREDIS__CMD_BLOCKING;
     if (flags & AREDIS_CMD_NO_RESEND)
         cmd->flags = (uint8_t)((cmd->flags | AREDIS__CMD_NO_RESEND) &
                                ~AREDIS__CMD_RETRY);
-    *block_ms = k.flags & AREDIS__CMDF_BLOCKING ? k.block_ms : -1;
+    *block_ms = k->flags & AREDIS__CMDF_BLOCKING ? k->block_ms : -1;
     return NULL;
 }
 
@@ -799,10 +799,11 @@ static int set_deadline(aredis_client *c, aredis__cmd *cmd,
                             aredis__now_ms() + timeout);
 }
 
-/* Hand a classified command to its connection. Returns 0, or
- * AREDIS_ENOMEM when the bytes could not be queued. */
+/* Hand a classified command (k: its class, NULL when it has none) to its
+ * connection. Returns 0, or AREDIS_ENOMEM when the bytes could not be
+ * queued. */
 static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
-                 const char *bytes, int direct)
+                 const char *bytes, const aredis__cmdclass *k, int direct)
 {
     if (target != NULL && target->conn.broken) {
         heap_remove(c, cmd);
@@ -822,7 +823,7 @@ static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
         return aredis__link_submit(target, cmd, bytes);
     }
     /* Which server: the topology's question, and only its. */
-    aredis__node *n = c->topo->vt->route(c->topo, cmd, bytes);
+    aredis__node *n = c->topo->vt->route(c->topo, cmd, bytes, k);
     if (n == AREDIS__HELD)
         return 0; /* the topology sends it when it can */
     if (n == NULL) {
@@ -910,9 +911,10 @@ static int submit(aredis_client *c, aredis__link *target,
     if (++c->pending > c->burst_peak)
         c->burst_peak = c->pending;
     int64_t block_ms = -1;
+    aredis__cmdclass k;
     const char *refused =
         sa->pushed ? NULL
-                   : classify(c, cmd, bytes, o ? o->flags : 0, &block_ms);
+                   : classify(c, cmd, bytes, o ? o->flags : 0, &block_ms, &k);
     if (refused != NULL) {
         b->len = start;
         aredis__defer_done(c, cmd, AREDIS_EINVAL, refused);
@@ -925,7 +927,7 @@ static int submit(aredis_client *c, aredis__link *target,
     /* A cluster client may send the caller's command to several nodes,
      * or refuse it (fanout.c). */
     if ((cmd->flags & AREDIS__CMD_FANOUT) && c->cfg.cluster && target == NULL) {
-        int taken = aredis__cluster_submit(c, cmd, bytes, o);
+        int taken = aredis__cluster_submit(c, cmd, bytes, &k, o);
         if (taken <= 0) {
             b->len = start;
             return taken;
@@ -944,7 +946,7 @@ static int submit(aredis_client *c, aredis__link *target,
         return e;
     }
     int keep = direct && !(cmd->flags & AREDIS__CMD_BLOCKING);
-    e = route(c, target, cmd, bytes, keep);
+    e = route(c, target, cmd, bytes, sa->pushed ? NULL : &k, keep);
     if (!keep)
         b->len = start; /* the bytes were copied where they belong */
     if (e != 0) {

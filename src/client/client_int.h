@@ -268,9 +268,10 @@ typedef struct aredis__fanout aredis__fanout;
  * several nodes (the record is freed, the parts are commands of their
  * own) or refused (completed with the reason). Returns 1 to route it as
  * usual (its keys share a slot), else it was taken and this is what the
- * submit call returns (0 or an error). */
+ * submit call returns (0 or an error). k: its classification. */
 int aredis__cluster_submit(aredis_client *c, aredis__cmd *cmd,
-                           const char *bytes, const aredis_cmd_opts *o);
+                           const char *bytes, const aredis__cmdclass *k,
+                           const aredis_cmd_opts *o);
 /* aredis_nodes_command: a map "host:port" -> reply over nodes of a kind. */
 int aredis__nodes_submit(aredis_client *c, int which, aredis_reply_cb cb,
                          void *ud, const char *bytes, size_t len);

@@ -224,9 +224,10 @@ static aredis__node *st_sole(aredis__topology *t)
 }
 
 static aredis__node *st_route(aredis__topology *t, const aredis__cmd *cmd,
-                              const char *bytes)
+                              const char *bytes, const aredis__cmdclass *cls)
 {
     sentinel *st = (sentinel *)t;
+    (void)cls;
     if (!is_replica_role(st))
         return &st->node;
     if (!st->replicas_known) {

@@ -18,10 +18,11 @@ static aredis__node *sa_any(aredis__topology *t)
 }
 
 static aredis__node *sa_route(aredis__topology *t, const aredis__cmd *cmd,
-                              const char *bytes)
+                              const char *bytes, const aredis__cmdclass *cls)
 {
     (void)cmd;
     (void)bytes;
+    (void)cls;
     return sa_any(t);
 }
 

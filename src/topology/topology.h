@@ -19,13 +19,14 @@ extern const char aredis__held_marker;
 
 typedef struct aredis__topology_vt {
     const char *name;
-    /* The node for a command, from its encoded bytes (len cmd->cc.len);
-     * NULL when there is none (the caller fails it); AREDIS__HELD when the
-     * topology kept the command (no slot map yet, its server being
-     * replaced): it sends or completes it later, and takes it back from
-     * the deadline through unwait(). */
+    /* The node for a command, from its encoded bytes (len cmd->cc.len)
+     * and their classification (util/cmdtable.h; NULL when the caller
+     * made none); NULL when there is none (the caller fails it);
+     * AREDIS__HELD when the topology kept the command (no slot map yet,
+     * its server being replaced): it sends or completes it later, and
+     * takes it back from the deadline through unwait(). */
     aredis__node *(*route)(aredis__topology *t, const aredis__cmd *cmd,
-                           const char *bytes);
+                           const char *bytes, const aredis__cmdclass *cls);
     /* The node for work that names no key (pub/sub, acquire, the default
      * connection); NULL when there is none yet. */
     aredis__node *(*any)(aredis__topology *t);
