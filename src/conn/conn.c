@@ -863,8 +863,13 @@ int aredis__conn_submit(aredis__conn *cn, aredis__conn_cmd *cmd,
         return 0;
     }
     if (cn->state == AREDIS__ST_READY) {
-        if (bytes != NULL && append_out(cn, bytes, cmd->len) != 0)
+        if (bytes != NULL && cn->out.cap - cn->out.len >= cmd->len) {
+            /* Room for them (a busy connection's usual case). */
+            memcpy(cn->out.data + cn->out.len, bytes, cmd->len);
+            cn->out.len += cmd->len;
+        } else if (bytes != NULL && append_out(cn, bytes, cmd->len) != 0) {
             return AREDIS_ENOMEM;
+        }
         enqueue(cn, cmd);
         return 0;
     }
