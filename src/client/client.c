@@ -801,9 +801,8 @@ static int set_deadline(aredis_client *c, aredis__cmd *cmd,
                             aredis__now_ms() + timeout);
 }
 
-/* Hand a classified command (k: its class, NULL when it has none) to its
- * connection. Returns 0, or AREDIS_ENOMEM when the bytes could not be
- * queued. */
+/* Hand a classified command (k: its class) to its connection. Returns 0, or
+ * AREDIS_ENOMEM when the bytes could not be queued. */
 static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
                  const char *bytes, const aredis__cmdclass *k, int direct)
 {
@@ -888,7 +887,7 @@ static int submit(aredis_client *c, aredis__link *target,
     /* The fast path encodes straight into the ready shared connection's
      * output buffer (when there is one server); everything else goes
      * through the scratch buffer. */
-    aredis__node *sole = c->topo->vt->sole(c->topo);
+    aredis__node *sole = c->topo->sole;
     int direct = target == NULL && sa->bytes == NULL && sole != NULL &&
                  sole->main.conn.state == AREDIS__ST_READY;
     aredis_buf *b = direct ? &sole->main.conn.out : &c->scratch;
@@ -925,6 +924,8 @@ static int submit(aredis_client *c, aredis__link *target,
     if (sa->pushed) {
         cmd->cc.reply_kind = AREDIS__REPLY_PUSHED;
         cmd->flags |= AREDIS__CMD_NO_RESEND;
+        /* Not classify()'s (it refuses them): only routed by it. */
+        aredis__cmd_classify_memo(bytes, &k, &c->memo);
     }
     /* A cluster client may send the caller's command to several nodes,
      * or refuse it (fanout.c). */
@@ -948,7 +949,7 @@ static int submit(aredis_client *c, aredis__link *target,
         return e;
     }
     int keep = direct && !(cmd->flags & AREDIS__CMD_BLOCKING);
-    e = route(c, target, cmd, bytes, sa->pushed ? NULL : &k, keep);
+    e = route(c, target, cmd, bytes, &k, keep);
     if (!keep)
         b->len = start; /* the bytes were copied where they belong */
     if (e != 0) {

@@ -652,12 +652,6 @@ static aredis__node *cl_route(aredis__topology *t, const aredis__cmd *cmd,
     return route_cmd(of(t), (aredis__cmd *)(void *)cmd, bytes, cls, 1);
 }
 
-static aredis__node *cl_sole(aredis__topology *t)
-{
-    (void)t;
-    return NULL; /* never one server: no encoding into a connection */
-}
-
 static aredis__node *cl_next(aredis__topology *t, const aredis__node *prev)
 {
     if (prev == NULL)
@@ -1621,7 +1615,6 @@ static const aredis__topology_vt cluster_vt = {
     .name = "cluster",
     .route = cl_route,
     .any = cl_any,
-    .sole = cl_sole,
     .next = cl_next,
     .redirect = cl_redirect,
     .unwait = cl_unwait,

@@ -218,12 +218,6 @@ static aredis__node *st_any(aredis__topology *t)
     return n != NULL ? n : &st->node;
 }
 
-static aredis__node *st_sole(aredis__topology *t)
-{
-    sentinel *st = (sentinel *)t;
-    return is_replica_role(st) ? NULL : &st->node;
-}
-
 static aredis__node *st_route(aredis__topology *t, const aredis__cmd *cmd,
                               const char *bytes, const aredis__cmdclass *cls)
 {
@@ -1146,7 +1140,6 @@ static const aredis__topology_vt sentinel_vt = {
     .name = "sentinel",
     .route = st_route,
     .any = st_any,
-    .sole = st_sole,
     .next = st_next,
     .redirect = st_redirect,
     .node_lost = st_node_lost,
@@ -1170,6 +1163,8 @@ aredis__topology *aredis__sentinel_new(aredis_client *c)
         return NULL;
     }
     st->node.role = AREDIS__ROLE_MASTER;
+    /* Replica reads go to a replica: no one node takes every command. */
+    st->base.sole = is_replica_role(st) ? NULL : &st->node;
     if (aredis__loop_timer_start(c->loop, on_timer, st, &st->timer) != 0) {
         aredis__node_cleanup(&st->node);
         aredis__free(st);

@@ -63,7 +63,6 @@ static const aredis__topology_vt standalone_vt = {
     .name = "standalone",
     .route = sa_route,
     .any = sa_any,
-    .sole = sa_any,
     .next = sa_next,
     .redirect = sa_redirect,
     .node_lost = sa_node_lost,
@@ -105,5 +104,6 @@ aredis__topology *aredis__standalone_new(aredis_client *c)
         return NULL;
     }
     s->node.role = AREDIS__ROLE_MASTER;
+    s->base.sole = &s->node;
     return &s->base;
 }

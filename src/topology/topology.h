@@ -30,9 +30,6 @@ typedef struct aredis__topology_vt {
     /* The node for work that names no key (pub/sub, acquire, the default
      * connection); NULL when there is none yet. */
     aredis__node *(*any)(aredis__topology *t);
-    /* The only node when there is exactly one (lets the client encode
-     * straight into its connection), else NULL. */
-    aredis__node *(*sole)(aredis__topology *t);
     /* The nodes, one after the other: first with prev NULL, NULL after
      * the last. */
     aredis__node *(*next)(aredis__topology *t, const aredis__node *prev);
@@ -72,6 +69,9 @@ typedef struct aredis__topology_vt {
 struct aredis__topology {
     const aredis__topology_vt *vt;
     aredis_client *c;
+    /* The only node when there is exactly one, for the topology's life
+     * (lets the client encode straight into its connection), else NULL. */
+    aredis__node *sole;
     /* Commands may be redirected to another node after their reply (a
      * cluster): every connection keeps each command's bytes until its
      * reply (aredis__conn_config.keep_inflight), and redirect() gets them.
