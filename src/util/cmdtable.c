@@ -642,8 +642,8 @@ static int arg_at(const char *enc, int i, const char **a, size_t *n)
 static int spec_first_key(const char *enc, int argc, const aredis__keyspec *s,
                           const char **key, size_t *len)
 {
-    const char *a;
-    size_t n;
+    const char *a = NULL;
+    size_t n = 0;
     int begin = -1;
     if (s->begin == AREDIS__KS_INDEX) {
         begin = s->index;
@@ -686,8 +686,8 @@ int aredis__keyspec_first_key(const char *enc, const aredis__keyspec *ks,
     int argc = aredis__args_init(&it, enc);
     int found = 0;
     for (size_t i = 0; i < nks; i++) {
-        const char *k;
-        size_t n;
+        const char *k = NULL;
+        size_t n = 0;
         if (!spec_first_key(enc, argc, &ks[i], &k, &n))
             continue;
         if (!found || *len == 0) {
