@@ -17,7 +17,9 @@
  *     for while one is open;
  *   - no completion or event while the connection is half torn down: when
  *     it is idle or backing off, its transport is already closed;
- *   - completions carry a reply, or an error code with a message.
+ *   - completions carry a reply, or an error code with a message;
+ *   - with keep_inflight, the bytes of each command in flight, and of one
+ *     its reply completes, are still in the output buffer.
  * The corpus also replays through fuzz/replay.c. */
 #include <stdint.h>
 #include <stdio.h>
@@ -151,6 +153,10 @@ static void consistent(void)
     CHECK(f.cn.npend == 0 || f.cn.pend_head != NULL);
     CHECK(f.cn.state == AREDIS__ST_READY || f.cn.head == NULL ||
           f.cn.state == AREDIS__ST_HANDSHAKE);
+    /* keep_inflight: the bytes of every command in flight are at hand. */
+    for (const aredis__conn_cmd *q = f.cn.head;
+         q != NULL && f.cfg.keep_inflight; q = q->next)
+        CHECK(aredis__conn_cmd_bytes(&f.cn, q) != NULL);
 }
 
 static void drain(void)
@@ -175,6 +181,9 @@ static void drain(void)
             fcmd *c = (fcmd *)a.cmd;
             CHECK(c >= f.cmds && c < f.cmds + NCMD);
             CHECK(!queued(&c->cc));
+            /* ... and of the one a reply completes, while it completes. */
+            CHECK(a.reply == NULL || !f.cfg.keep_inflight ||
+                  aredis__conn_cmd_bytes(&f.cn, a.cmd) != NULL);
             CHECK(a.reply != NULL || a.code == 0 || a.msg != NULL);
             give_back(c);
             if (f.refill && (byte() & 1))
@@ -352,6 +361,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     f.lent = (conf & 64) != 0;
     f.exclusive = (conf & 128) != 0;
     f.keep = (conf2 & 64) != 0;
+    f.cfg.keep_inflight = (conf2 & 128) != 0;
     policy();
 
     while (f.p < f.end)

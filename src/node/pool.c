@@ -186,8 +186,9 @@ static int serve_one(aredis__node *n, aredis__link *l)
         }
         if (aredis__link_submit(l, cmd, cmd->cc.copy) != 0)
             aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
-        else if (!(cmd->flags & AREDIS__CMD_RETRY) && !c->topo->keep_bytes) {
-            /* Kept only for a retry, or for a redirect (a cluster). */
+        else if (!(cmd->flags & AREDIS__CMD_RETRY) || c->topo->keep_bytes) {
+            /* Kept only for a retry, unless the connection keeps them
+             * (keep_bytes: redirects find them there too). */
             aredis__free(cmd->cc.copy);
             cmd->cc.copy = NULL;
         }
