@@ -59,7 +59,7 @@ static void check_success(const aredis__config *c, const char *err)
               aredis__config_more_of(c)->nseeds <= AREDIS__MAX_SEEDS);
         CHECK(aredis__config_more_of(c)->seeds != NULL && c->path == NULL &&
               c->db == 0);
-        CHECK(c->nsentinels == 0);
+        CHECK(aredis__config_more_of(c)->nsentinels == 0);
         for (size_t i = 0; i < aredis__config_more_of(c)->nseeds; i++) {
             CHECK(aredis__config_more_of(c)->seeds[i].host != NULL &&
                   aredis__config_more_of(c)->seeds[i].host[0] != '\0');
@@ -74,21 +74,19 @@ static void check_success(const aredis__config *c, const char *err)
               aredis__config_more_of(c)->seeds == NULL);
     }
     /* A sentinel URL: every address usable, a service name, sane knobs. */
-    CHECK((c->nsentinels > 0) == (c->sentinels != NULL));
-    CHECK((c->nsentinels > 0) ==
-          (aredis__config_more_of(c)->sentinel_service != NULL));
-    for (size_t i = 0; i < c->nsentinels; i++) {
-        CHECK(c->sentinels[i].host != NULL && c->sentinels[i].host[0] != '\0');
-        CHECK(strlen(c->sentinels[i].host) <= 253);
-        CHECK(c->sentinels[i].port >= 1 && c->sentinels[i].port <= 65535);
+    const aredis__config_more *m = aredis__config_more_of(c);
+    CHECK((m->nsentinels > 0) == (m->sentinels != NULL));
+    CHECK((m->nsentinels > 0) == (m->sentinel_service != NULL));
+    for (size_t i = 0; i < m->nsentinels; i++) {
+        CHECK(m->sentinels[i].host != NULL && m->sentinels[i].host[0] != '\0');
+        CHECK(strlen(m->sentinels[i].host) <= 253);
+        CHECK(m->sentinels[i].port >= 1 && m->sentinels[i].port <= 65535);
     }
-    if (c->nsentinels > 0) {
-        CHECK(aredis__config_more_of(c)->sentinel_service[0] != '\0');
-        CHECK(aredis__config_more_of(c)->sentinel_timeout_ms > 0);
-        CHECK(aredis__config_more_of(c)->sentinel_tls == 0 ||
-              aredis__config_more_of(c)->sentinel_tls == 1);
-        CHECK(aredis__config_more_of(c)->sentinel_role == 0 ||
-              aredis__config_more_of(c)->sentinel_role == 1);
+    if (m->nsentinels > 0) {
+        CHECK(m->sentinel_service[0] != '\0');
+        CHECK(m->sentinel_timeout_ms > 0);
+        CHECK(m->sentinel_tls == 0 || m->sentinel_tls == 1);
+        CHECK(m->sentinel_role == 0 || m->sentinel_role == 1);
         CHECK(c->path == NULL);
     }
 }
@@ -106,8 +104,9 @@ static void check_failure(int rc, const aredis__config *c, const char *err,
           aredis__config_more_of(c)->tls_ca_file == NULL &&
           aredis__config_more_of(c)->tls_sni == NULL &&
           aredis__config_more_of(c)->seeds == NULL &&
-          aredis__config_more_of(c)->nseeds == 0 && c->sentinels == NULL &&
-          c->nsentinels == 0 &&
+          aredis__config_more_of(c)->nseeds == 0 &&
+          aredis__config_more_of(c)->sentinels == NULL &&
+          aredis__config_more_of(c)->nsentinels == 0 &&
           aredis__config_more_of(c)->sentinel_service == NULL &&
           aredis__config_more_of(c)->sentinel_password == NULL);
 }

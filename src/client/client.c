@@ -107,7 +107,7 @@ static void trim_free_cmds(aredis_client *c)
 {
     if (c->pending != 0 || c->nfree_cmds <= FREE_CMDS_SLACK)
         return;
-    size_t keep =
+    uint32_t keep =
         (c->burst_peak < c->last_peak ? c->burst_peak : c->last_peak) +
         FREE_CMDS_SLACK;
     c->last_peak = c->burst_peak;
@@ -541,26 +541,31 @@ void aredis_client_close(aredis_client *c)
  * Creation
  * ------------------------------------------------------------------------ */
 
-/* The resilience options with their defaults (options.h documents them). */
-static int resilience(aredis__config *cfg, const aredis_options *o,
+/* The resilience options with their defaults (options.h documents them);
+ * reconnection's go to the connections' configuration. */
+static int resilience(aredis_client *c, const aredis_options *o,
                       aredis_status *st)
 {
-    cfg->reconnect_max_attempts =
+    aredis__config *cfg = &c->cfg;
+    int max_attempts =
         o->reconnect_max_attempts ? o->reconnect_max_attempts : 3;
-    cfg->reconnect_initial_ms =
+    int64_t initial_ms =
         o->reconnect_initial_ms > 0 ? o->reconnect_initial_ms : 100;
-    cfg->reconnect_max_ms =
-        o->reconnect_max_ms > 0 ? o->reconnect_max_ms : 5000;
+    int64_t max_ms = o->reconnect_max_ms > 0 ? o->reconnect_max_ms : 5000;
+    c->conn_cfg.max_attempts =
+        max_attempts == AREDIS_NO_RECONNECT ? 0 : max_attempts;
+    c->conn_cfg.backoff_first_ms = initial_ms;
+    c->conn_cfg.backoff_max_ms = max_ms;
     cfg->max_queued = o->max_queued ? o->max_queued : 100000;
-    cfg->queue_full = o->queue_full;
-    cfg->retry_read_only = o->retry_read_only;
+    cfg->queue_full = (uint8_t)o->queue_full;
+    cfg->retry_read_only = o->retry_read_only != 0;
     cfg->pool_max = o->pool_max > 0 ? o->pool_max : 8;
     cfg->pool_wait_ms = o->pool_wait_ms > 0 ? o->pool_wait_ms : 5000;
     cfg->pool_idle_ms = o->pool_idle_ms > 0 ? o->pool_idle_ms : 60000;
     const char *bad = NULL;
-    if (cfg->reconnect_max_attempts < AREDIS_NO_RECONNECT)
+    if (max_attempts < AREDIS_NO_RECONNECT)
         bad = "reconnect_max_attempts must be >= -2";
-    else if (cfg->reconnect_initial_ms > cfg->reconnect_max_ms)
+    else if (initial_ms > max_ms)
         bad = "reconnect_initial_ms must not exceed reconnect_max_ms";
     else if (o->queue_full != AREDIS_QUEUE_FAIL &&
              o->queue_full != AREDIS_QUEUE_WAIT)
@@ -587,27 +592,23 @@ static void *spare_block(void *ud, size_t *cap)
     return aredis__loop_spare_block_take(c->loop, cap);
 }
 
-/* Every connection's configuration, borrowed from the client's. */
+/* Every connection's configuration, borrowed from the client's (the
+ * reconnection policy is set by resilience()). */
 static void conn_config(aredis_client *c)
 {
     const aredis__config *cfg = &c->cfg;
-    int max = cfg->reconnect_max_attempts;
-    c->conn_cfg = (aredis__conn_config){
-        .protocol = cfg->protocol,
-        .username = cfg->username,
-        .password = cfg->password,
-        .client_name = cfg->client_name,
-        .db = cfg->db,
-        .max_attempts = max == AREDIS_NO_RECONNECT ? 0 : max,
-        .backoff_first_ms = cfg->reconnect_initial_ms,
-        .backoff_max_ms = cfg->reconnect_max_ms,
-        .connect_timeout_ms = cfg->connect_timeout_ms,
-        .one_address = cfg->path != NULL,
-        .limits = &cfg->limits,
-        .rand = jitter,
-        .spare_block = spare_block,
-        .spare_ud = c,
-    };
+    aredis__conn_config *cc = &c->conn_cfg;
+    cc->protocol = cfg->protocol;
+    cc->username = cfg->username;
+    cc->password = cfg->password;
+    cc->client_name = cfg->client_name;
+    cc->db = cfg->db;
+    cc->connect_timeout_ms = cfg->connect_timeout_ms;
+    cc->one_address = cfg->path != NULL;
+    cc->limits = cfg->more != NULL ? &cfg->more->limits : NULL;
+    cc->rand = jitter;
+    cc->spare_block = spare_block;
+    cc->ud = c;
 }
 
 aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
@@ -641,7 +642,7 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
         aredis__free(c);
         return NULL;
     }
-    if (resilience(&c->cfg, opts, st) != 0) {
+    if (resilience(c, opts, st) != 0) {
         aredis__config_cleanup(&c->cfg);
         aredis__free(c);
         return NULL;
@@ -649,9 +650,10 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
     aredis_buf_init(&c->scratch);
     aredis__heap_init(&c->deadlines);
     conn_config(c);
-    c->topo = c->cfg.cluster          ? aredis__cluster_new(c)
-              : c->cfg.nsentinels > 0 ? aredis__sentinel_new(c)
-                                      : aredis__standalone_new(c);
+    size_t nsentinels = aredis__config_more_of(&c->cfg)->nsentinels;
+    c->topo = c->cfg.cluster   ? aredis__cluster_new(c)
+              : nsentinels > 0 ? aredis__sentinel_new(c)
+                               : aredis__standalone_new(c);
     e = c->topo != NULL ? 0 : AREDIS_ENOMEM;
     if (e == 0)
         e = aredis__ts_init(c);

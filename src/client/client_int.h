@@ -167,6 +167,16 @@ struct aredis_client {
                         * messages */
     uint8_t ts_closed; /* threads.c: closing or being freed */
 
+    /* Counts, 32 bits: each pending callback and each spare record holds
+     * a command record of its own (or a fan-out's), so four billion of
+     * them would not fit in memory. */
+    uint32_t pending; /* callbacks still to run */
+    uint32_t nfree_cmds;
+    /* The most commands pending at once in this burst (since the free
+     * list was last trimmed) and in the one before. */
+    uint32_t burst_peak, last_peak;
+    uint32_t nhooks;
+
     /* Which server each command goes to (standalone, later cluster and
      * sentinel): the client does not know which one it has. */
     aredis__topology *topo;
@@ -182,15 +192,8 @@ struct aredis_client {
     /* Commands with a deadline (cmd->dl). */
     aredis__heap deadlines;
 
-    size_t pending; /* callbacks still to run */
     aredis__cmd *free_cmds;
-    size_t nfree_cmds;
-    /* The most commands pending at once in this burst (since the free
-     * list was last trimmed) and in the one before. */
-    size_t burst_peak, last_peak;
-
     aredis__hook **hooks;
-    size_t nhooks;
     aredis__cmdmemo memo; /* the names submitted last, classified */
     aredis_reply_arena arena;
     aredis_push_cb push_cb;

@@ -97,8 +97,10 @@ static void event(aredis__conn *cn, int ev, int code, int64_t delay,
 {
     push_action(cn, (aredis__conn_qa){.kind = AREDIS__ACT_EVENT,
                                       .event = (uint8_t)ev,
-                                      .code = code,
-                                      .delay_ms = delay,
+                                      .code = (int16_t)code,
+                                      .delay_ms = delay > INT32_MAX
+                                                      ? INT32_MAX
+                                                      : (int32_t)delay,
                                       .attempt = attempt});
 }
 
@@ -324,7 +326,7 @@ static int64_t backoff_ms(const aredis__conn_config *cfg, int attempt)
      * server do not all come back in the same millisecond. */
     if (d <= 1 || cfg->rand == NULL)
         return d;
-    return d / 2 + (int64_t)(cfg->rand(cfg->rand_ud) % (uint64_t)(d / 2 + 1));
+    return d / 2 + (int64_t)(cfg->rand(cfg->ud) % (uint64_t)(d / 2 + 1));
 }
 
 /* Move the commands a dead connection carried: re-queue what cannot have
@@ -828,8 +830,8 @@ void aredis__conn_closed(aredis__conn *cn, int code, const char *msg,
 COLD_PATH static int append_out(aredis__conn *cn, const char *bytes, size_t len)
 {
     if (cn->out.data == NULL && cn->cfg->spare_block != NULL &&
-        (cn->out.data =
-             cn->cfg->spare_block(cn->cfg->spare_ud, &cn->out.cap)) == NULL)
+        (cn->out.data = cn->cfg->spare_block(cn->cfg->ud, &cn->out.cap)) ==
+            NULL)
         cn->out.cap = 0;
     return aredis__buf_append(&cn->out, bytes, len);
 }
@@ -1060,7 +1062,7 @@ static int poll_once(aredis__conn *cn, aredis__conn_action *a)
     a->msg = NULL;
     if (cn->qlen > 0) {
         aredis__conn_qa qa = cn->q[cn->qhead];
-        cn->qhead = (cn->qhead + 1) % AREDIS__CONN_QMAX;
+        cn->qhead = (uint8_t)((cn->qhead + 1) % AREDIS__CONN_QMAX);
         cn->qlen--;
         a->kind = qa.kind;
         a->index = qa.index;

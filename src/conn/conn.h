@@ -108,12 +108,11 @@ typedef struct aredis__conn_config {
     const aredis_reader_limits *limits; /* NULL: the reader's defaults */
     /* The jitter's random source: a uniform 64-bit value. */
     uint64_t (*rand)(void *ud);
-    void *rand_ud;
     /* Optional: a block (aredis__malloc'd, *cap bytes, now the
      * connection's) for an empty output buffer to grow from, or NULL. An
      * idle connection gives its buffer back (aredis__conn_take_out). */
     void *(*spare_block)(void *ud, size_t *cap);
-    void *spare_ud;
+    void *ud; /* rand's and spare_block's */
 } aredis__conn_config;
 
 /* Actions (aredis__conn_poll). */
@@ -154,11 +153,13 @@ typedef struct aredis__conn_action {
     int attempt;
 } aredis__conn_action;
 
-/* A queued action (events and I/O; completions have their own list). */
+/* A queued action (events and I/O; completions have their own list):
+ * 16 bytes, four of them in every connection. */
 typedef struct aredis__conn_qa {
-    int64_t delay_ms;
-    int code, attempt;
+    int32_t delay_ms; /* a backoff, capped at INT32_MAX ms */
+    int32_t attempt;
     uint32_t index;
+    int16_t code; /* error codes are small (error.h) */
     uint8_t kind, event;
 } aredis__conn_qa;
 
@@ -166,13 +167,24 @@ typedef struct aredis__conn_qa {
  * RECONNECTING) and the driver takes them after every event it feeds. */
 enum { AREDIS__CONN_QMAX = 4 };
 
+/* Every connection of a client holds one, idle or not: the members are
+ * ordered so that the small ones share words (tests/unit/test_conn.c
+ * bounds the size). */
 typedef struct aredis__conn {
     const aredis__conn_config *cfg;
-    int state;
-    int proto;    /* 2 or 3 once negotiated */
-    int hs_step;  /* the handshake step in flight */
-    int attempts; /* failed attempts in the current outage */
+    int attempts;               /* failed attempts in the current outage */
+    uint32_t naddrs, addr_next; /* the attempt's addresses, the next one */
+    /* Steps every handshake ends with, after SELECT and before any queued
+     * command, one at a time; a refusal fails the handshake like any
+     * step's. Borrowed (`extra`, below): the owner keeps the array valid
+     * while it is set and may change it between steps (each connect reads
+     * it afresh). */
+    uint16_t nextra;
+    uint16_t extra_i; /* the extra step in flight */
 
+    uint8_t state;   /* AREDIS__ST_* */
+    uint8_t proto;   /* 2 or 3 once negotiated */
+    uint8_t hs_step; /* the handshake step in flight */
     /* Flags, together so that they cost a byte each and no padding. */
     uint8_t ever_ready;
     /* Policy, set by the owner. */
@@ -194,8 +206,9 @@ typedef struct aredis__conn {
     uint8_t have_acked;
     uint8_t reply_off; /* CLIENT REPLY OFF in effect */
     uint8_t skip_next; /* CLIENT REPLY SKIP: the next command gets none */
+    /* Actions not yet taken: q[qhead], then the next qlen - 1. */
+    uint8_t qhead, qlen;
 
-    uint32_t naddrs, addr_next; /* the attempt's addresses, the next one */
     int64_t deadline; /* connect deadline or end of backoff; 0: none */
     /* Allocated at the first loss (a connection that never loses one
      * never pays for it); NULL also when that allocation failed. */
@@ -206,18 +219,15 @@ typedef struct aredis__conn {
     int64_t now; /* the latest time an event brought */
 
     uint64_t acked; /* see have_acked */
-    /* Steps every handshake ends with, after SELECT and before any queued
-     * command, one at a time; a refusal fails the handshake like any
-     * step's. Borrowed: the owner keeps the array valid while it is set
-     * and may change it between steps (each connect reads it afresh). */
     const aredis__conn_step *extra;
-    size_t nextra;
-    size_t extra_i; /* the extra step in flight */
 
     /* Commands waiting for the connection to be ready, with their bytes. */
     aredis_buf pend_out;
     aredis__conn_cmd *pend_head, *pend_tail;
-    size_t npend;
+    /* Commands pending and in flight (head..tail). 32 bits: each holds a
+     * record of its own, so four billion of them would not fit in
+     * memory. */
+    uint32_t npend, inflight;
 
     aredis_buf out; /* bytes to write; out_pos of them already written */
     size_t out_pos;
@@ -228,11 +238,8 @@ typedef struct aredis__conn {
                        * commands up to there can have been answered */
     aredis_reader *rd;
     aredis__conn_cmd *head, *tail; /* awaiting replies, oldest first */
-    size_t inflight;
 
-    /* Actions not yet taken. */
     aredis__conn_qa q[AREDIS__CONN_QMAX];
-    unsigned qhead, qlen;
     aredis__conn_cmd *done_head, *done_tail;
 } aredis__conn;
 

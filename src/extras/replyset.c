@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "aredis/error.h"
+#include "resp/resp.h"
 #include "util/alloc.h"
 
 /* The first chunk's size; each new one doubles the last. */
@@ -111,35 +112,6 @@ static void *take(aredis__replyset *s, size_t n)
     return p;
 }
 
-static int has_str(const aredis_reply *r)
-{
-    switch (r->type) {
-    case AREDIS_REPLY_STRING:
-    case AREDIS_REPLY_STATUS:
-    case AREDIS_REPLY_ERROR:
-    case AREDIS_REPLY_DOUBLE:
-    case AREDIS_REPLY_BIGNUM:
-    case AREDIS_REPLY_VERB:
-        return r->str != NULL;
-    default:
-        return 0;
-    }
-}
-
-static int is_aggregate(const aredis_reply *r)
-{
-    switch (r->type) {
-    case AREDIS_REPLY_ARRAY:
-    case AREDIS_REPLY_MAP:
-    case AREDIS_REPLY_SET:
-    case AREDIS_REPLY_PUSH:
-    case AREDIS_REPLY_ATTR:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 static int push(aredis__replyset *s, size_t *top, aredis_reply *r)
 {
     if (*top == s->work_cap) {
@@ -166,7 +138,7 @@ int aredis__replyset_put(aredis__replyset *s, size_t i, const aredis_reply *r)
      * source, alive until the completion that delivered r returns. */
     while (top > 0) {
         aredis_reply *n = s->work[--top];
-        if (has_str(n)) {
+        if (aredis__reply_has_str(n)) {
             if (n->len == SIZE_MAX)
                 return AREDIS_ENOMEM;
             char *str = take(s, n->len + 1);
@@ -175,7 +147,7 @@ int aredis__replyset_put(aredis__replyset *s, size_t i, const aredis_reply *r)
             memcpy(str, n->str, n->len);
             str[n->len] = '\0';
             n->str = str;
-        } else if (is_aggregate(n) && n->len != 0) {
+        } else if (aredis__reply_is_aggregate(n) && n->len != 0) {
             if (n->len > SIZE_MAX / sizeof *n)
                 return AREDIS_ENOMEM;
             aredis_reply *kids = take(s, n->len * sizeof *kids);

@@ -44,19 +44,23 @@ typedef struct node {
  * interest is nonzero: epoll reports errors and hang-ups even for an empty
  * interest, so "no interest" has to mean "not watched". */
 typedef struct bio {
-    node link; /* in b->ios while started */
+    /* In b->ios while started; once stopped in a batch, link.next chains
+     * it on b->io_dead (a watcher per connection: 56 bytes, no spare
+     * member). */
+    node link;
     int fd;
     int interest;
-    size_t pidx; /* poll backend: index in pfds/pws while registered */
+    uint32_t pidx; /* poll backend: index in pfds/pws while registered */
     /* Set by a stop during a dispatch batch: the ready list may still
      * point here, so the memory lives on (on b->io_dead) until the batch
      * ends, and the dispatcher skips it. */
     int stopped;
-    struct bio *dead_next;
     aredis_io_cb cb;
     void *arg;
     aredis__io_wait_cb wait; /* its own wait, or NULL (loop.h) */
 } bio;
+_Static_assert(sizeof(void *) != 8 || sizeof(bio) <= 56,
+               "a watcher per connection: keep it in a 64-byte block");
 
 typedef struct btimer {
     node link; /* in b->timers while started */
@@ -304,7 +308,7 @@ static int poll_add_be(aredis__builtin *b, bio *w, int mask)
     b->pfds[i].events = poll_events(mask);
     b->pfds[i].revents = 0;
     b->pws[i] = w;
-    w->pidx = i;
+    w->pidx = (uint32_t)i;
     return 0;
 }
 
@@ -314,7 +318,7 @@ static void poll_del_be(aredis__builtin *b, bio *w)
     if (i != last) {
         b->pfds[i] = b->pfds[last];
         b->pws[i] = b->pws[last];
-        b->pws[i]->pidx = i;
+        b->pws[i]->pidx = (uint32_t)i;
     }
 }
 
@@ -447,7 +451,7 @@ static void io_stop(void *impl, void *handle)
         b->nwaits--;
     if (b->in_batch) {
         w->stopped = 1;
-        w->dead_next = b->io_dead;
+        w->link.next = (node *)b->io_dead; /* out of b->ios: free for this */
         b->io_dead = w;
     } else {
         aredis__free(w);
@@ -732,7 +736,7 @@ static void reap(aredis__builtin *b)
 {
     while (b->io_dead != NULL) {
         bio *w = b->io_dead;
-        b->io_dead = w->dead_next;
+        b->io_dead = (bio *)w->link.next;
         aredis__free(w);
     }
     while (b->wake_dead != NULL) {

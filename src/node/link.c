@@ -247,6 +247,16 @@ static void resolve_now(aredis__link *l)
 {
     aredis_client *c = l->c;
     assert(l->resolving == NULL && l->tp == NULL && l->io == NULL);
+    /* An address literal is its own one address: open_address() reads it
+     * again, so connecting to one allocates nothing. */
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (aredis__resolve_literal(l->node->host, l->node->port, &ss, &len)) {
+        aredis__free(l->addrs);
+        l->addrs = NULL;
+        aredis__conn_resolved(&l->conn, 1, aredis__now_ms());
+        return;
+    }
     int e = aredis__resolve_start(c->loop, l->node->host, l->node->port,
                                   on_resolved, l, &l->resolving);
     if (e != 0)
@@ -302,9 +312,14 @@ static void open_address(aredis__link *l, size_t i)
     assert(l->tp == NULL && l->io == NULL);
     const struct sockaddr *sa = NULL;
     socklen_t len = 0;
+    struct sockaddr_storage lit;
     if (c->cfg.path == NULL && l->addrs != NULL && i < l->addrs->n) {
         sa = (const struct sockaddr *)&l->addrs->a[i].sa;
         len = l->addrs->a[i].len;
+    } else if (c->cfg.path == NULL && l->addrs == NULL && i == 0 &&
+               aredis__resolve_literal(l->node->host, l->node->port, &lit,
+                                       &len)) {
+        sa = (const struct sockaddr *)&lit;
     }
     char err[160] = "";
     aredis__transport *tp = NULL;

@@ -3,6 +3,7 @@
  * is link.c. */
 #include "node/node.h"
 
+#include <assert.h>
 #include <string.h>
 
 #include "aredis/error.h"
@@ -37,14 +38,15 @@ void aredis__node_set_host(aredis__node *n, char *host)
 void aredis__node_set_steps(aredis__node *n, const aredis__conn_step *steps,
                             size_t nsteps)
 {
+    assert(nsteps <= UINT16_MAX); /* a handful: READONLY, CLIENT TRACKING */
     n->steps = steps;
-    n->nsteps = nsteps;
+    n->nsteps = (uint16_t)nsteps;
     n->main.conn.extra = steps;
-    n->main.conn.nextra = nsteps;
+    n->main.conn.nextra = n->nsteps;
     for (aredis__link *l = aredis__pool_first(n); l != NULL;
          l = aredis__pool_next(l)) {
         l->conn.extra = steps;
-        l->conn.nextra = nsteps;
+        l->conn.nextra = n->nsteps;
     }
 }
 

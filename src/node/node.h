@@ -83,13 +83,13 @@ struct aredis__node {
      * own c->cfg.host (aredis__node_init with borrow): the one node of a
      * standalone client keeps no second copy. */
     char *host;
-    int port;
-    int role;
     /* Handshake steps every connection to it ends with (a cluster
      * replica's READONLY), replayed on every reconnect; borrowed, set with
      * aredis__node_set_steps(). */
     const aredis__conn_step *steps;
-    size_t nsteps;
+    int port;
+    uint16_t nsteps;    /* a handful (aredis__conn.nextra) */
+    uint8_t role;       /* AREDIS__ROLE_* */
     aredis__link main;  /* the shared connection */
     aredis__pool *pool; /* exclusive connections, NULL until needed */
 };

@@ -23,6 +23,7 @@
 #include "resp/resp.h"
 #include "resp/resp_int.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 #define DEFAULT_MAX_DEPTH 64
 #define DEFAULT_MAX_BULK ((size_t)512 * 1024 * 1024)
@@ -52,7 +53,7 @@ static int fail(aredis_reader *rd, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(rd->errstr, sizeof rd->errstr, fmt, ap);
+    aredis__vmsgf(rd->errstr, sizeof rd->errstr, fmt, ap);
     va_end(ap);
     rd->err = code;
     return code;

@@ -28,35 +28,6 @@ const char *aredis_reply_type_name(int type)
     }
 }
 
-static int has_str(const aredis_reply *r)
-{
-    switch (r->type) {
-    case AREDIS_REPLY_STRING:
-    case AREDIS_REPLY_STATUS:
-    case AREDIS_REPLY_ERROR:
-    case AREDIS_REPLY_DOUBLE:
-    case AREDIS_REPLY_BIGNUM:
-    case AREDIS_REPLY_VERB:
-        return r->str != NULL;
-    default:
-        return 0;
-    }
-}
-
-static int is_aggregate(const aredis_reply *r)
-{
-    switch (r->type) {
-    case AREDIS_REPLY_ARRAY:
-    case AREDIS_REPLY_MAP:
-    case AREDIS_REPLY_SET:
-    case AREDIS_REPLY_PUSH:
-    case AREDIS_REPLY_ATTR:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 /* A range of sibling nodes still to count. */
 typedef struct range {
     const aredis_reply *first;
@@ -80,11 +51,11 @@ int aredis__reply_measure(const aredis_reply *root, size_t *nodes,
         for (size_t i = 0; i < rg.n; i++) {
             const aredis_reply *r = &rg.first[i];
             ++*nodes;
-            if (has_str(r))
+            if (aredis__reply_has_str(r))
                 *bytes += r->len + 1;
             const aredis_reply *kids[2] = {NULL, r->attrs};
             size_t counts[2] = {0, 1};
-            if (is_aggregate(r) && r->len != 0) {
+            if (aredis__reply_is_aggregate(r) && r->len != 0) {
                 kids[0] = r->element;
                 counts[0] = r->len;
             }
@@ -124,10 +95,10 @@ int aredis__reply_measure(const aredis_reply *root, size_t *nodes,
  * scalar (or too large for the spare to be worth it). */
 static size_t scalar_need(const aredis_reply *r)
 {
-    if (is_aggregate(r) || r->attrs != NULL)
+    if (aredis__reply_is_aggregate(r) || r->attrs != NULL)
         return 0;
     size_t n = SCALAR_HEADER + sizeof *r;
-    if (has_str(r)) {
+    if (aredis__reply_has_str(r)) {
         if (r->len > AREDIS__SPARE_MAX)
             return 0;
         n += r->len + 1;
@@ -156,7 +127,7 @@ aredis_reply *aredis__reply_dup_sized(const aredis_reply *root, size_t *size)
         memcpy(block, size, sizeof *size);
         aredis_reply *out = (aredis_reply *)(void *)(block + SCALAR_HEADER);
         *out = *root;
-        if (has_str(root)) {
+        if (aredis__reply_has_str(root)) {
             char *str = (char *)(out + 1);
             memcpy(str, root->str, root->len);
             str[root->len] = '\0';
@@ -187,12 +158,12 @@ aredis_reply *aredis__reply_copy_to(const aredis_reply *root, aredis_reply *out,
     size_t used = 1;
     for (size_t i = 0; i < used; i++) {
         aredis_reply *r = &out[i];
-        if (has_str(r)) {
+        if (aredis__reply_has_str(r)) {
             memcpy(strings, r->str, r->len);
             strings[r->len] = '\0';
             r->str = strings;
             strings += r->len + 1;
-        } else if (is_aggregate(r) && r->len != 0) {
+        } else if (aredis__reply_is_aggregate(r) && r->len != 0) {
             memcpy(&out[used], r->element, r->len * sizeof *out);
             r->element = &out[used];
             used += r->len;

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "aredis/reply.h"
 #include "aredis/resp.h"
 
 /* Make room for at least `extra` more bytes after b->len.
@@ -46,5 +47,37 @@ aredis_reply *aredis__reply_copy_to(const aredis_reply *r, aredis_reply *out,
 /* aredis_reply_dup(), also telling the size of the one allocation it
  * makes (the client-side cache bounds its memory with it). */
 aredis_reply *aredis__reply_dup_sized(const aredis_reply *r, size_t *size);
+
+/* Whether a reply node carries text (r->str) of its own, and whether it
+ * has children (r->element, r->len of them): what every walk over a reply
+ * tree (copy, measure, free) asks of each node. */
+static inline int aredis__reply_has_str(const aredis_reply *r)
+{
+    switch (r->type) {
+    case AREDIS_REPLY_STRING:
+    case AREDIS_REPLY_STATUS:
+    case AREDIS_REPLY_ERROR:
+    case AREDIS_REPLY_DOUBLE:
+    case AREDIS_REPLY_BIGNUM:
+    case AREDIS_REPLY_VERB:
+        return r->str != NULL;
+    default:
+        return 0;
+    }
+}
+
+static inline int aredis__reply_is_aggregate(const aredis_reply *r)
+{
+    switch (r->type) {
+    case AREDIS_REPLY_ARRAY:
+    case AREDIS_REPLY_MAP:
+    case AREDIS_REPLY_SET:
+    case AREDIS_REPLY_PUSH:
+    case AREDIS_REPLY_ATTR:
+        return 1;
+    default:
+        return 0;
+    }
+}
 
 #endif /* AREDIS_RESP_RESP_H */

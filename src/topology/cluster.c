@@ -675,7 +675,7 @@ static int shard_of(cluster *cl, cnode *n)
 
 static void set_role(cluster *cl, cnode *n, int role)
 {
-    n->node.role = role;
+    n->node.role = (uint8_t)role;
     int ro = role == AREDIS__ROLE_REPLICA &&
              cl->base.c->cfg.more->cluster_read_from != AREDIS_READ_PRIMARY;
     if (ro && n->node.nsteps == 0)

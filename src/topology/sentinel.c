@@ -49,6 +49,7 @@
 #include "aredis/error.h"
 #include "aredis/pubsub.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 /* A held look-up asks again this often (besides +switch-master). */
 #define HOLD_RETRY_MS 250
@@ -91,7 +92,7 @@ struct sentinel {
     aredis__node node; /* the master */
     int located;       /* node->host/port were named and verified */
     int busy;          /* the master's links wait for an answer */
-    size_t idx;        /* the sentinel asked (index in cfg.sentinels) */
+    size_t idx;        /* the sentinel asked (index in cfg.more->sentinels) */
     ask *cur;          /* the round's question */
     ask *bg[2];        /* SENTINEL REPLICAS, SENTINEL SENTINELS */
     size_t bg_idx[2];  /* the sentinel each asks */
@@ -311,7 +312,7 @@ static void note(sentinel *st, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(st->why, sizeof st->why, fmt, ap);
+    aredis__vmsgf(st->why, sizeof st->why, fmt, ap);
     va_end(ap);
     st->why_code = code;
 }
@@ -387,7 +388,7 @@ static void ask_sentinel(sentinel *st);
 static void next_sentinel(sentinel *st)
 {
     aredis_client *c = st->base.c;
-    if (++st->idx < c->cfg.nsentinels) {
+    if (++st->idx < c->cfg.more->nsentinels) {
         ask_sentinel(st);
         return;
     }
@@ -396,7 +397,8 @@ static void next_sentinel(sentinel *st)
         snprintf(msg, sizeof msg,
                  "no sentinel knows the service '%.60s' (%zu of %zu asked "
                  "do not monitor it)",
-                 c->cfg.more->sentinel_service, st->unknown, c->cfg.nsentinels);
+                 c->cfg.more->sentinel_service, st->unknown,
+                 c->cfg.more->nsentinels);
     else
         snprintf(msg, sizeof msg, "sentinel discovery failed: %s", st->why);
     round_failed(st, st->why_code != 0 ? st->why_code : AREDIS_ENOMASTER, msg);
@@ -478,8 +480,8 @@ static void ask_drop(ask **ap)
 static void ask_sentinel(sentinel *st)
 {
     aredis_client *c = st->base.c;
-    for (; st->idx < c->cfg.nsentinels; st->idx++) {
-        const aredis__endpoint *ep = &c->cfg.sentinels[st->idx];
+    for (; st->idx < c->cfg.more->nsentinels; st->idx++) {
+        const aredis__endpoint *ep = &c->cfg.more->sentinels[st->idx];
         if ((st->cur = ask_start(st, ASK_SENTINEL, ep->host, ep->port,
                                  "SENTINEL GET-MASTER-ADDR-BY-NAME %s",
                                  c->cfg.more->sentinel_service)) != NULL)
@@ -492,10 +494,10 @@ static void ask_sentinel(sentinel *st)
 /* The sentinel at idx answered well: it goes first from now on. */
 static void to_front(aredis__config *cfg, size_t idx)
 {
-    aredis__endpoint e = cfg->sentinels[idx];
-    memmove(&cfg->sentinels[1], &cfg->sentinels[0],
-            idx * sizeof cfg->sentinels[0]);
-    cfg->sentinels[0] = e;
+    aredis__endpoint e = cfg->more->sentinels[idx];
+    memmove(&cfg->more->sentinels[1], &cfg->more->sentinels[0],
+            idx * sizeof cfg->more->sentinels[0]);
+    cfg->more->sentinels[0] = e;
 }
 
 static int is_str(const aredis_reply *r)
@@ -521,7 +523,7 @@ static int port_of(const char *s, size_t len)
 static void sentinel_answered(sentinel *st, const aredis_reply *r)
 {
     aredis_client *c = st->base.c;
-    const aredis__endpoint *ep = &c->cfg.sentinels[st->idx];
+    const aredis__endpoint *ep = &c->cfg.more->sentinels[st->idx];
     if (r->type == AREDIS_REPLY_ARRAY && r->len == 2 &&
         is_str(&r->element[0]) && is_str(&r->element[1]) &&
         r->element[0].len > 0 && r->element[0].len < sizeof st->cand_host) {
@@ -694,22 +696,22 @@ static void watch_one(sentinel *st, const char *host, int port);
 static void add_sentinel(sentinel *st, const char *host, int port)
 {
     aredis__config *cfg = &st->base.c->cfg;
-    for (size_t k = 0; k < cfg->nsentinels; k++)
-        if (same_addr(cfg->sentinels[k].host, cfg->sentinels[k].port, host,
-                      port))
+    for (size_t k = 0; k < cfg->more->nsentinels; k++)
+        if (same_addr(cfg->more->sentinels[k].host,
+                      cfg->more->sentinels[k].port, host, port))
             return;
-    if (cfg->nsentinels >= MAX_SENTINELS)
+    if (cfg->more->nsentinels >= MAX_SENTINELS)
         return;
-    aredis__endpoint *eps =
-        aredis__reallocarray(cfg->sentinels, cfg->nsentinels + 1, sizeof *eps);
+    aredis__endpoint *eps = aredis__reallocarray(
+        cfg->more->sentinels, cfg->more->nsentinels + 1, sizeof *eps);
     if (eps == NULL)
         return;
-    cfg->sentinels = eps;
-    if ((eps[cfg->nsentinels].host = aredis__strndup(host, strlen(host))) ==
-        NULL)
+    cfg->more->sentinels = eps;
+    if ((eps[cfg->more->nsentinels].host =
+             aredis__strndup(host, strlen(host))) == NULL)
         return;
-    eps[cfg->nsentinels].port = port;
-    cfg->nsentinels++;
+    eps[cfg->more->nsentinels].port = port;
+    cfg->more->nsentinels++;
     watch_one(st, host, port);
 }
 
@@ -733,8 +735,8 @@ static void ask_bg_from(sentinel *st, int which)
     static const char *const q[] = {"SENTINEL REPLICAS %s",
                                     "SENTINEL SENTINELS %s"};
     const aredis__config *cfg = &st->base.c->cfg;
-    for (; st->bg_idx[which] < cfg->nsentinels; st->bg_idx[which]++) {
-        const aredis__endpoint *ep = &cfg->sentinels[st->bg_idx[which]];
+    for (; st->bg_idx[which] < cfg->more->nsentinels; st->bg_idx[which]++) {
+        const aredis__endpoint *ep = &cfg->more->sentinels[st->bg_idx[which]];
         if ((st->bg[which] = ask_start(
                  st, which == 0 ? ASK_REPLICAS : ASK_SENTINELS, ep->host,
                  ep->port, q[which], cfg->more->sentinel_service)) != NULL)
@@ -1044,8 +1046,9 @@ static void stop_watching(sentinel *st)
 static void start_watching(sentinel *st)
 {
     const aredis__config *cfg = &st->base.c->cfg;
-    for (size_t i = 0; i < cfg->nsentinels; i++)
-        watch_one(st, cfg->sentinels[i].host, cfg->sentinels[i].port);
+    for (size_t i = 0; i < cfg->more->nsentinels; i++)
+        watch_one(st, cfg->more->sentinels[i].host,
+                  cfg->more->sentinels[i].port);
 }
 
 /* ---- the topology --------------------------------------------------------

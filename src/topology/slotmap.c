@@ -5,29 +5,18 @@
  * gives a clear error and never a half-built map. */
 #include "topology/slotmap.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "aredis/error.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 #define HOST_MAX AREDIS__REDIRECT_HOST_MAX
 
-AREDIS_PRINTF(3, 4)
-static void failf(char *err, size_t errcap, const char *fmt, ...)
-{
-    if (err != NULL && errcap > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errcap, fmt, ap);
-        va_end(ap);
-    }
-}
-
 /* Say why in err and give AREDIS_EPROTO (a constant, also for static
  * analysis, which does not follow variadic calls). */
-#define fail(...) (failf(__VA_ARGS__), AREDIS_EPROTO)
+#define fail(...) (aredis__msgf(__VA_ARGS__), AREDIS_EPROTO)
 
 static int oom(char *err, size_t errcap)
 {

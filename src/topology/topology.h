@@ -118,7 +118,7 @@ size_t aredis__cluster_test_node_count(aredis_client *c);
  */
 
 /* One server whose address the sentinels of the client's configuration
- * name (cfg.nsentinels > 0). NULL when out of memory. */
+ * name (cfg.more->nsentinels > 0). NULL when out of memory. */
 aredis__topology *aredis__sentinel_new(aredis_client *c);
 
 /* ---- shared by the topologies of one node (standalone, sentinel) ------- */

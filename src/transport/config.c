@@ -13,7 +13,6 @@
  * whole URL, which may carry a password. */
 #include <arpa/inet.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/un.h>
@@ -21,6 +20,7 @@
 #include "aredis/error.h"
 #include "transport/transport.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 #define CFG_DEFAULT_HOST "127.0.0.1"
 #define CFG_DEFAULT_PORT 6379
@@ -64,21 +64,11 @@ typedef struct parser {
  * Errors
  * ------------------------------------------------------------------------ */
 
-static void failf(parser *ps, const char *fmt, ...) AREDIS_PRINTF(2, 3);
-
-static void failf(parser *ps, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (ps->err != NULL && ps->errlen > 0)
-        vsnprintf(ps->err, ps->errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Write the message and give code. A macro, so that the code stays a
  * visible constant to static analysis, which does not follow variadic
  * calls. */
-#define fail(ps, code, ...) (failf((ps), __VA_ARGS__), (code))
+#define fail(ps, code, ...) \
+    (aredis__msgf((ps)->err, (ps)->errlen, __VA_ARGS__), (code))
 
 static int fail_nomem(parser *ps)
 {
@@ -299,7 +289,7 @@ static int opt_protocol(parser *ps, const char *key, char *val)
     char q[CFG_QUOTE_MAX + 4];
     int rc = 0;
     if (strcmp(val, "2") == 0 || strcmp(val, "3") == 0)
-        ps->cfg->protocol = val[0] - '0';
+        ps->cfg->protocol = (uint8_t)(val[0] - '0');
     else
         rc = fail(ps, AREDIS_EURL, "bad URL: %s '%s' must be 2 or 3", key,
                   quote(span_of(val), q));
@@ -370,7 +360,7 @@ static int opt_tls_insecure(parser *ps, const char *key, char *val)
 /* Options that only a sentinel URL takes. */
 static int sentinel_only(parser *ps, const char *key)
 {
-    if (ps->cfg->nsentinels > 0)
+    if (ps->cfg->more->nsentinels > 0)
         return 0;
     return fail(ps, AREDIS_EURL,
                 "bad URL: option '%s' is for redis+sentinel:// URLs", key);
@@ -1022,11 +1012,11 @@ static int parse_unix_url(parser *ps, span rest)
     return rc;
 }
 
-/* "h1[:p1],h2[:p2],..." into cfg->sentinels (port 26379 by default). */
+/* "h1[:p1],h2[:p2],..." into cfg->more->sentinels (port 26379 by default). */
 static int parse_sentinel_list(parser *ps, span list)
 {
-    return parse_endpoints(ps, list, &sentinel_list, &ps->cfg->sentinels,
-                           &ps->cfg->nsentinels);
+    return parse_endpoints(ps, list, &sentinel_list, &ps->cfg->more->sentinels,
+                           &ps->cfg->more->nsentinels);
 }
 
 /* The service name: printable, no spaces (it goes into a command and
@@ -1239,7 +1229,7 @@ static int apply_cluster(parser *ps, const aredis_options *o)
     const aredis_cluster_options *co = &o->cluster;
     aredis__config *cfg = ps->cfg;
     if (co->seeds != NULL) {
-        if (cfg->nsentinels > 0 || (o->url != NULL && !cfg->cluster))
+        if (cfg->more->nsentinels > 0 || (o->url != NULL && !cfg->cluster))
             return fail(ps, AREDIS_EINVAL,
                         "bad option: cluster.seeds with a URL that is not a "
                         "cluster's");
@@ -1350,7 +1340,7 @@ static int apply_numbers(parser *ps, const aredis_options *o)
     if (o->db)
         cfg->db = o->db;
     if (o->protocol)
-        cfg->protocol = o->protocol;
+        cfg->protocol = (uint8_t)o->protocol;
     if (o->connect_timeout_ms)
         cfg->connect_timeout_ms =
             o->connect_timeout_ms < 0 ? -1 : o->connect_timeout_ms;
@@ -1364,7 +1354,7 @@ static int apply_numbers(parser *ps, const aredis_options *o)
         cfg->tls = 1;
     if (o->tls.insecure_skip_verify)
         cfg->more->tls_insecure = 1;
-    cfg->limits = o->limits;
+    cfg->more->limits = o->limits;
     return apply_keepalive(ps, o);
 }
 
@@ -1372,11 +1362,11 @@ static int apply_numbers(parser *ps, const aredis_options *o)
 static int finish(parser *ps)
 {
     aredis__config *cfg = ps->cfg;
-    if (cfg->cluster && cfg->nsentinels > 0)
+    if (cfg->cluster && cfg->more->nsentinels > 0)
         return fail(ps, AREDIS_EINVAL,
                     "bad option: a cluster URL and sentinel addresses "
                     "exclude each other");
-    if (cfg->nsentinels > 0) {
+    if (cfg->more->nsentinels > 0) {
         if (cfg->more->sentinel_service == NULL)
             return fail(ps, AREDIS_EINVAL,
                         "bad option: sentinel addresses without a service "
@@ -1421,7 +1411,9 @@ static int finish(parser *ps)
     return 0;
 }
 
-static void free_more(aredis__config *cfg)
+/* Free what cfg->more holds, and cfg->more itself unless it is the
+ * parser's own (aredis__config_from_options). */
+static void free_more_in(aredis__config *cfg, const aredis__config_more *own)
 {
     aredis__config_more *m = cfg->more;
     if (m == NULL)
@@ -1435,8 +1427,26 @@ static void free_more(aredis__config *cfg)
     for (size_t i = 0; i < m->nseeds; i++)
         aredis__free(m->seeds[i].host);
     aredis__free(m->seeds);
-    aredis__free(m);
+    for (size_t i = 0; i < m->nsentinels; i++)
+        aredis__free(m->sentinels[i].host);
+    aredis__free(m->sentinels);
+    if (m != own)
+        aredis__free(m);
     cfg->more = NULL;
+}
+
+static void free_more(aredis__config *cfg)
+{
+    free_more_in(cfg, NULL);
+}
+
+/* Whether a client reads anything of more: TLS, cluster, sentinel, or
+ * reply limits of its own. */
+static int more_used(const aredis__config *cfg)
+{
+    static const aredis_reader_limits defaults;
+    return cfg->tls || cfg->cluster || cfg->more->nsentinels > 0 ||
+           memcmp(&cfg->more->limits, &defaults, sizeof defaults) != 0;
 }
 
 int aredis__config_from_options(aredis__config *cfg, const aredis_options *o,
@@ -1450,11 +1460,12 @@ int aredis__config_from_options(aredis__config *cfg, const aredis_options *o,
         o = &none;
 
     memset(cfg, 0, sizeof *cfg);
-    /* Parsed into as any option; dropped at the end when the client is
-     * neither TLS nor cluster nor sentinel, which never reads it. */
-    cfg->more = aredis__calloc(1, sizeof *cfg->more);
-    if (cfg->more == NULL)
-        return fail(&ps, AREDIS_ENOMEM, "out of memory");
+    /* Parsed into as any option, here; copied to the heap at the end only
+     * when the client reads it (more_used): a plain client's creation
+     * allocates no block it frees at once. */
+    aredis__config_more more;
+    memset(&more, 0, sizeof more);
+    cfg->more = &more;
     cfg->port = CFG_DEFAULT_PORT;
     cfg->connect_timeout_ms = CFG_DEFAULT_CONNECT_TIMEOUT_MS;
     cfg->keepalive_interval_s = CFG_DEFAULT_KEEPALIVE_INTERVAL_S;
@@ -1474,10 +1485,20 @@ int aredis__config_from_options(aredis__config *cfg, const aredis_options *o,
         rc = apply_sentinel(&ps, o);
     if (rc == 0)
         rc = finish(&ps);
+    if (rc == 0 && more_used(cfg)) {
+        aredis__config_more *m = aredis__malloc(sizeof *m);
+        if (m != NULL) {
+            *m = more;
+            cfg->more = m;
+        } else {
+            rc = fail(&ps, AREDIS_ENOMEM, "out of memory");
+        }
+    }
+    /* Not copied (not used, or no memory): its strings go with it. */
+    if (cfg->more == &more)
+        free_more_in(cfg, &more);
     if (rc != 0)
         aredis__config_cleanup(cfg);
-    else if (!cfg->tls && !cfg->cluster && cfg->nsentinels == 0)
-        free_more(cfg);
     return rc;
 }
 
@@ -1488,8 +1509,5 @@ void aredis__config_cleanup(aredis__config *cfg)
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         aredis__free(*strs[i]);
     free_more(cfg);
-    for (size_t i = 0; i < cfg->nsentinels; i++)
-        aredis__free(cfg->sentinels[i].host);
-    aredis__free(cfg->sentinels);
     memset(cfg, 0, sizeof *cfg);
 }

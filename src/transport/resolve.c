@@ -150,26 +150,37 @@ static void *resolver_thread(void *arg)
     return NULL;
 }
 
-/* Fill r->lit when host is an IPv4 or IPv6 literal; 1 if so. */
-static int parse_literal(aredis__resolve *r, const char *host, int port)
+int aredis__resolve_literal(const char *host, int port,
+                            struct sockaddr_storage *ss, socklen_t *len)
 {
-    struct sockaddr_in *s4 = (struct sockaddr_in *)&r->lit_addr;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&r->lit_addr;
-    memset(&r->lit_addr, 0, sizeof r->lit_addr);
-    memset(&r->lit, 0, sizeof r->lit);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    memset(ss, 0, sizeof *ss);
+    if (host == NULL || port < 0 || port > 65535)
+        return 0;
     if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
         s4->sin_family = AF_INET;
         s4->sin_port = htons((uint16_t)port);
-        r->lit.ai_family = AF_INET;
-        r->lit.ai_addrlen = sizeof *s4;
+        *len = sizeof *s4;
     } else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
         s6->sin6_family = AF_INET6;
         s6->sin6_port = htons((uint16_t)port);
-        r->lit.ai_family = AF_INET6;
-        r->lit.ai_addrlen = sizeof *s6;
+        *len = sizeof *s6;
     } else {
         return 0;
     }
+    return 1;
+}
+
+/* Fill r->lit when host is an IPv4 or IPv6 literal; 1 if so. */
+static int parse_literal(aredis__resolve *r, const char *host, int port)
+{
+    socklen_t len = 0;
+    memset(&r->lit, 0, sizeof r->lit);
+    if (!aredis__resolve_literal(host, port, &r->lit_addr, &len))
+        return 0;
+    r->lit.ai_family = r->lit_addr.ss_family;
+    r->lit.ai_addrlen = len;
     r->lit.ai_socktype = SOCK_STREAM;
     r->lit.ai_protocol = IPPROTO_TCP;
     r->lit.ai_addr = (struct sockaddr *)&r->lit_addr;

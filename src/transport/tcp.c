@@ -19,7 +19,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -31,6 +30,7 @@
 #include "transport/transport.h"
 #include "transport/transport_int.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 typedef struct tcp_transport {
     aredis__transport base;
@@ -39,6 +39,8 @@ typedef struct tcp_transport {
     /* cfg->blocking_reads without TLS: the socket becomes blocking once
      * connected (`blocking`), and read_wait() may wait in recv(). */
     unsigned char want_blocking, blocking;
+    /* The peer is a socket path (peer.path), not an address. */
+    unsigned char is_unix;
     /* SO_RCVTIMEO as last set, in ms (0: none, a wait without limit). */
     int rcvtimeo_ms;
     /* Who we talk to, named only in messages (aredis__tcp_peer): the
@@ -49,22 +51,11 @@ typedef struct tcp_transport {
         struct sockaddr sa;
         struct sockaddr_in in4;
         struct sockaddr_in6 in6;
-    } addr;
-    const char *path;
+        const char *path;
+    } peer;
 } tcp_transport;
-
-static int set_msg(char *buf, size_t len, int code, const char *fmt, ...)
-    AREDIS_PRINTF(4, 5);
-
-static int set_msg(char *buf, size_t len, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (buf != NULL && len > 0)
-        vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-    return code;
-}
+_Static_assert(sizeof(void *) != 8 || sizeof(tcp_transport) <= 72,
+               "a transport per connection: keep it in an 80-byte block");
 
 /* The error code for a failed connect, whether connect() said so at once
  * or SO_ERROR said so later. A missing socket file means nobody listens,
@@ -101,16 +92,16 @@ const char *aredis__tcp_peer(const aredis__transport *bt, char *buf)
 {
     const tcp_transport *t = (const tcp_transport *)bt;
     char ip[INET6_ADDRSTRLEN];
-    if (t->path != NULL) {
-        snprintf(buf, AREDIS__PEER_MAX, "%s", t->path);
-    } else if (t->addr.sa.sa_family == AF_INET) {
-        inet_ntop(AF_INET, &t->addr.in4.sin_addr, ip, sizeof ip);
+    if (t->is_unix) {
+        snprintf(buf, AREDIS__PEER_MAX, "%s", t->peer.path);
+    } else if (t->peer.sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &t->peer.in4.sin_addr, ip, sizeof ip);
         snprintf(buf, AREDIS__PEER_MAX, "%s:%u", ip,
-                 (unsigned)ntohs(t->addr.in4.sin_port));
+                 (unsigned)ntohs(t->peer.in4.sin_port));
     } else {
-        inet_ntop(AF_INET6, &t->addr.in6.sin6_addr, ip, sizeof ip);
+        inet_ntop(AF_INET6, &t->peer.in6.sin6_addr, ip, sizeof ip);
         snprintf(buf, AREDIS__PEER_MAX, "[%s]:%u", ip,
-                 (unsigned)ntohs(t->addr.in6.sin6_port));
+                 (unsigned)ntohs(t->peer.in6.sin6_port));
     }
     return buf;
 }
@@ -132,11 +123,13 @@ char *aredis__transport_errbuf(aredis__transport *t)
 static void describe_peer(tcp_transport *t, const struct sockaddr *sa,
                           const char *path)
 {
-    t->path = path;
-    if (sa->sa_family == AF_INET)
-        memcpy(&t->addr.in4, sa, sizeof t->addr.in4);
+    t->is_unix = path != NULL;
+    if (path != NULL)
+        t->peer.path = path;
+    else if (sa->sa_family == AF_INET)
+        memcpy(&t->peer.in4, sa, sizeof t->peer.in4);
     else if (sa->sa_family == AF_INET6)
-        memcpy(&t->addr.in6, sa, sizeof t->addr.in6);
+        memcpy(&t->peer.in6, sa, sizeof t->peer.in6);
 }
 
 /* ------------------------------------------------------------------------
@@ -179,17 +172,18 @@ static int tcp_handshake(aredis__transport *bt)
     if (e == EINPROGRESS || e == EALREADY)
         return AREDIS__WANT_WRITE;
     if (e != 0)
-        return set_msg(aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX,
-                       connect_code(e), "connect to %s: %s",
-                       aredis__tcp_peer(&t->base, pb), strerror(e));
+        return aredis__msgc(aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX,
+                            connect_code(e), "connect to %s: %s",
+                            aredis__tcp_peer(&t->base, pb), strerror(e));
     return connected(t);
 }
 
 static ssize_t read_error(aredis__transport *bt, int e)
 {
     char pb[AREDIS__PEER_MAX];
-    return set_msg(aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX, io_code(e),
-                   "read from %s: %s", aredis__tcp_peer(bt, pb), strerror(e));
+    return aredis__msgc(aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX,
+                        io_code(e), "read from %s: %s",
+                        aredis__tcp_peer(bt, pb), strerror(e));
 }
 
 static ssize_t tcp_read(aredis__transport *bt, char *buf, size_t n)
@@ -274,9 +268,9 @@ static ssize_t tcp_writev(aredis__transport *bt, const struct iovec *iov, int n)
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return AREDIS__WANT_WRITE;
         int e = errno;
-        return set_msg(aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX,
-                       io_code(e), "write to %s: %s", aredis__tcp_peer(bt, pb),
-                       strerror(e));
+        return aredis__msgc(aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX,
+                            io_code(e), "write to %s: %s",
+                            aredis__tcp_peer(bt, pb), strerror(e));
     }
 }
 
@@ -323,8 +317,8 @@ static int set_int_opt(tcp_transport *t, int level, int name, const char *what,
     if (setsockopt(t->base.fd, level, name, &val, sizeof val) == 0)
         return 0;
     int e = errno;
-    return set_msg(err, errlen, AREDIS_EIO, "setsockopt(%s) for %s: %s", what,
-                   aredis__tcp_peer(&t->base, pb), strerror(e));
+    return aredis__msgc(err, errlen, AREDIS_EIO, "setsockopt(%s) for %s: %s",
+                        what, aredis__tcp_peer(&t->base, pb), strerror(e));
 }
 
 static int set_tcp_options(tcp_transport *t, const aredis__config *cfg,
@@ -363,8 +357,8 @@ static int open_socket(tcp_transport *t, const aredis__config *cfg,
         socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (t->base.fd < 0) {
         int e = errno;
-        return set_msg(err, errlen, AREDIS_EIO, "socket for %s: %s",
-                       aredis__tcp_peer(&t->base, pb), strerror(e));
+        return aredis__msgc(err, errlen, AREDIS_EIO, "socket for %s: %s",
+                            aredis__tcp_peer(&t->base, pb), strerror(e));
     }
     if (addr->sa_family != AF_UNIX) {
         int rc = set_tcp_options(t, cfg, err, errlen);
@@ -379,8 +373,8 @@ static int open_socket(tcp_transport *t, const aredis__config *cfg,
         return 0;
     }
     int e = errno;
-    return set_msg(err, errlen, connect_code(e), "connect to %s: %s",
-                   aredis__tcp_peer(&t->base, pb), strerror(e));
+    return aredis__msgc(err, errlen, connect_code(e), "connect to %s: %s",
+                        aredis__tcp_peer(&t->base, pb), strerror(e));
 }
 
 static int wrap_tls(const aredis__config *cfg, tcp_transport *t,
@@ -400,9 +394,9 @@ static int wrap_tls(const aredis__config *cfg, tcp_transport *t,
     (void)cfg;
     (void)out;
     tcp_close(&t->base);
-    return set_msg(err, errlen, AREDIS_ENOTSUP,
-                   "TLS was asked for, but this aredis was built without "
-                   "TLS support");
+    return aredis__msgc(err, errlen, AREDIS_ENOTSUP,
+                        "TLS was asked for, but this aredis was built without "
+                        "TLS support");
 #endif
 }
 
@@ -417,9 +411,9 @@ int aredis__transport_connect(const aredis__config *cfg,
     if (cfg->path != NULL) {
         size_t n = strlen(cfg->path);
         if (n == 0 || n >= sizeof sun.sun_path)
-            return set_msg(err, errlen, AREDIS_EINVAL,
-                           "unix socket path of %zu bytes (1 to %zu)", n,
-                           sizeof sun.sun_path - 1);
+            return aredis__msgc(err, errlen, AREDIS_EINVAL,
+                                "unix socket path of %zu bytes (1 to %zu)", n,
+                                sizeof sun.sun_path - 1);
         memset(&sun, 0, sizeof sun);
         sun.sun_family = AF_UNIX;
         memcpy(sun.sun_path, cfg->path, n + 1);
@@ -427,13 +421,13 @@ int aredis__transport_connect(const aredis__config *cfg,
         addrlen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
     } else if (addr == NULL ||
                (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)) {
-        return set_msg(err, errlen, AREDIS_EINVAL,
-                       "connect: no IPv4 or IPv6 address given");
+        return aredis__msgc(err, errlen, AREDIS_EINVAL,
+                            "connect: no IPv4 or IPv6 address given");
     }
 
     tcp_transport *t = aredis__calloc(1, sizeof *t);
     if (t == NULL)
-        return set_msg(err, errlen, AREDIS_ENOMEM, "out of memory");
+        return aredis__msgc(err, errlen, AREDIS_ENOMEM, "out of memory");
     t->base.vt = cfg->path != NULL ? &unix_vtbl : &tcp_vtbl;
     t->base.fd = -1;
     t->base.errmsg = "";

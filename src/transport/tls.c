@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -29,6 +28,7 @@
 #include "transport/transport.h"
 #include "transport/transport_int.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 /* Small pieces of a writev are copied into one buffer of this size (the
  * largest TLS record's payload), so a pipeline of tiny commands becomes
@@ -53,19 +53,6 @@ typedef struct tls_transport {
     /* errno of the BIO's last failed send/recv, for SSL_ERROR_SYSCALL. */
     int io_errno;
 } tls_transport;
-
-static int set_msg(char *buf, size_t len, int code, const char *fmt, ...)
-    AREDIS_PRINTF(4, 5);
-
-static int set_msg(char *buf, size_t len, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (buf != NULL && len > 0)
-        vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-    return code;
-}
 
 /* The oldest queued OpenSSL error (usually the root cause), as text, and
  * an empty queue afterwards. */
@@ -172,16 +159,16 @@ static int load_trust(SSL_CTX *c, const aredis__config *cfg, char *err,
     if (cfg->more->tls_ca_file != NULL || cfg->more->tls_ca_dir != NULL) {
         if (SSL_CTX_load_verify_locations(c, cfg->more->tls_ca_file,
                                           cfg->more->tls_ca_dir) != 1)
-            return set_msg(err, errlen, AREDIS_ETLS,
-                           "TLS: cannot load the CA %s '%s': %s",
-                           cfg->more->tls_ca_file ? "file" : "directory",
-                           cfg->more->tls_ca_file ? cfg->more->tls_ca_file
-                                                  : cfg->more->tls_ca_dir,
-                           ssl_errtext(text, sizeof text, "unknown error"));
+            return aredis__msgc(
+                err, errlen, AREDIS_ETLS, "TLS: cannot load the CA %s '%s': %s",
+                cfg->more->tls_ca_file ? "file" : "directory",
+                cfg->more->tls_ca_file ? cfg->more->tls_ca_file
+                                       : cfg->more->tls_ca_dir,
+                ssl_errtext(text, sizeof text, "unknown error"));
     } else if (SSL_CTX_set_default_verify_paths(c) != 1) {
-        return set_msg(err, errlen, AREDIS_ETLS,
-                       "TLS: cannot load the system's CA store: %s",
-                       ssl_errtext(text, sizeof text, "unknown error"));
+        return aredis__msgc(err, errlen, AREDIS_ETLS,
+                            "TLS: cannot load the system's CA store: %s",
+                            ssl_errtext(text, sizeof text, "unknown error"));
     }
     return 0;
 }
@@ -196,19 +183,19 @@ static int load_client_cert(SSL_CTX *c, const aredis__config *cfg, char *err,
     const char *key = cfg->more->tls_key_file ? cfg->more->tls_key_file
                                               : cfg->more->tls_cert_file;
     if (SSL_CTX_use_certificate_chain_file(c, cfg->more->tls_cert_file) != 1)
-        return set_msg(err, errlen, AREDIS_ETLS,
-                       "TLS: cannot load the certificate '%s': %s",
-                       cfg->more->tls_cert_file,
-                       ssl_errtext(text, sizeof text, "unknown error"));
+        return aredis__msgc(err, errlen, AREDIS_ETLS,
+                            "TLS: cannot load the certificate '%s': %s",
+                            cfg->more->tls_cert_file,
+                            ssl_errtext(text, sizeof text, "unknown error"));
     if (SSL_CTX_use_PrivateKey_file(c, key, SSL_FILETYPE_PEM) != 1)
-        return set_msg(err, errlen, AREDIS_ETLS,
-                       "TLS: cannot load the private key '%s': %s", key,
-                       ssl_errtext(text, sizeof text, "unknown error"));
+        return aredis__msgc(err, errlen, AREDIS_ETLS,
+                            "TLS: cannot load the private key '%s': %s", key,
+                            ssl_errtext(text, sizeof text, "unknown error"));
     if (SSL_CTX_check_private_key(c) != 1)
-        return set_msg(err, errlen, AREDIS_ETLS,
-                       "TLS: the private key '%s' does not match the "
-                       "certificate '%s'",
-                       key, cfg->more->tls_cert_file);
+        return aredis__msgc(err, errlen, AREDIS_ETLS,
+                            "TLS: the private key '%s' does not match the "
+                            "certificate '%s'",
+                            key, cfg->more->tls_cert_file);
     return 0;
 }
 
@@ -223,9 +210,9 @@ int aredis__tls_ctx_new(const aredis__config *cfg, aredis__tls_ctx **out,
     ERR_clear_error();
     SSL_CTX *c = SSL_CTX_new(TLS_client_method());
     if (c == NULL)
-        return set_msg(err, errlen, AREDIS_ETLS,
-                       "TLS: cannot create a context: %s",
-                       ssl_errtext(text, sizeof text, "out of memory"));
+        return aredis__msgc(err, errlen, AREDIS_ETLS,
+                            "TLS: cannot create a context: %s",
+                            ssl_errtext(text, sizeof text, "out of memory"));
     /* TLS 1.0 and 1.1 are deprecated (RFC 8996); Redis 6+ speaks 1.2+. */
     SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
     SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE |
@@ -269,21 +256,22 @@ static int handshake_failed(tls_transport *t, int sslerr)
     t->fatal = 1;
     if (vr != X509_V_OK) {
         ERR_clear_error();
-        set_msg(aredis__transport_errbuf(&t->base), AREDIS__ERRMSG_MAX, code,
-                "TLS handshake with %s failed: certificate verify failed: %s",
-                peer_of(t, pb), X509_verify_cert_error_string(vr));
+        aredis__msgc(
+            aredis__transport_errbuf(&t->base), AREDIS__ERRMSG_MAX, code,
+            "TLS handshake with %s failed: certificate verify failed: %s",
+            peer_of(t, pb), X509_verify_cert_error_string(vr));
     } else if (sslerr == SSL_ERROR_SYSCALL || sslerr == SSL_ERROR_ZERO_RETURN ||
                ERR_GET_REASON(ERR_peek_error()) ==
                    SSL_R_UNEXPECTED_EOF_WHILE_READING) {
         ERR_clear_error();
-        set_msg(aredis__transport_errbuf(&t->base), AREDIS__ERRMSG_MAX, code,
-                "TLS handshake with %s failed: %s", peer_of(t, pb),
-                t->io_errno ? strerror(t->io_errno)
-                            : "the server closed the connection");
+        aredis__msgc(aredis__transport_errbuf(&t->base), AREDIS__ERRMSG_MAX,
+                     code, "TLS handshake with %s failed: %s", peer_of(t, pb),
+                     t->io_errno ? strerror(t->io_errno)
+                                 : "the server closed the connection");
     } else {
-        set_msg(aredis__transport_errbuf(&t->base), AREDIS__ERRMSG_MAX, code,
-                "TLS handshake with %s failed: %s", peer_of(t, pb),
-                ssl_errtext(text, sizeof text, "unknown error"));
+        aredis__msgc(aredis__transport_errbuf(&t->base), AREDIS__ERRMSG_MAX,
+                     code, "TLS handshake with %s failed: %s", peer_of(t, pb),
+                     ssl_errtext(text, sizeof text, "unknown error"));
     }
     t->state = TLS_ST_FAILED;
     t->failed_code = code;
@@ -302,8 +290,8 @@ static int tls_handshake(aredis__transport *bt)
         if (rc == AREDIS__WANT_READ || rc == AREDIS__WANT_WRITE)
             return rc;
         if (rc != 0) {
-            set_msg(aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX, rc, "%s",
-                    t->inner->errmsg);
+            aredis__msgc(aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX, rc,
+                         "%s", t->inner->errmsg);
             t->state = TLS_ST_FAILED;
             t->failed_code = rc;
             return rc;
@@ -341,8 +329,9 @@ static int io_failed(tls_transport *t, int sslerr, const char *what)
                 ? AREDIS_ECLOSED
                 : AREDIS_EIO;
         ERR_clear_error();
-        return set_msg(aredis__transport_errbuf(&t->base), AREDIS__ERRMSG_MAX,
-                       code, "%s %s: %s", what, peer_of(t, pb), strerror(e));
+        return aredis__msgc(aredis__transport_errbuf(&t->base),
+                            AREDIS__ERRMSG_MAX, code, "%s %s: %s", what,
+                            peer_of(t, pb), strerror(e));
     }
     /* The server closed the socket without a close_notify, as Redis does
      * when it kills a client. RESP frames itself, so a cut reply cannot
@@ -352,9 +341,9 @@ static int io_failed(tls_transport *t, int sslerr, const char *what)
         ERR_clear_error();
         return 0;
     }
-    return set_msg(aredis__transport_errbuf(&t->base), AREDIS__ERRMSG_MAX,
-                   AREDIS_ETLS, "TLS %s %s: %s", what, peer_of(t, pb),
-                   ssl_errtext(text, sizeof text, "unknown error"));
+    return aredis__msgc(aredis__transport_errbuf(&t->base), AREDIS__ERRMSG_MAX,
+                        AREDIS_ETLS, "TLS %s %s: %s", what, peer_of(t, pb),
+                        ssl_errtext(text, sizeof text, "unknown error"));
 }
 
 /* Records already decrypted inside OpenSSL do not make the descriptor
@@ -366,7 +355,7 @@ static ssize_t tls_read(aredis__transport *bt, char *buf, size_t n)
     char pb[AREDIS__PEER_MAX];
     tls_transport *t = (tls_transport *)bt;
     if (t->state != TLS_ST_OPEN)
-        return set_msg(
+        return aredis__msgc(
             aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX, AREDIS_ESTATE,
             "TLS read from %s before the handshake finished", peer_of(t, pb));
     size_t got = 0;
@@ -409,7 +398,7 @@ static ssize_t tls_writev(aredis__transport *bt, const struct iovec *iov, int n)
     tls_transport *t = (tls_transport *)bt;
     char gather[TLS_COALESCE];
     if (t->state != TLS_ST_OPEN)
-        return set_msg(
+        return aredis__msgc(
             aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX, AREDIS_ESTATE,
             "TLS write to %s before the handshake finished", peer_of(t, pb));
     int i = 0;
@@ -442,10 +431,10 @@ static ssize_t tls_writev(aredis__transport *bt, const struct iovec *iov, int n)
         return AREDIS__WANT_WRITE;
     int rc = io_failed(t, e, "write to");
     if (rc == 0) /* the peer said goodbye: nothing more can be written */
-        rc = set_msg(aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX,
-                     AREDIS_ECLOSED,
-                     "write to %s: the server closed the TLS connection",
-                     peer_of(t, pb));
+        rc = aredis__msgc(aredis__transport_errbuf(bt), AREDIS__ERRMSG_MAX,
+                          AREDIS_ECLOSED,
+                          "write to %s: the server closed the TLS connection",
+                          peer_of(t, pb));
     return rc;
 }
 
@@ -514,9 +503,9 @@ static int set_peer_name(tls_transport *t, const aredis__config *cfg, char *err,
     return 0;
 fail:;
     char text[120];
-    return set_msg(err, errlen, AREDIS_ETLS,
-                   "TLS: cannot use '%s' as the server name: %s", name,
-                   ssl_errtext(text, sizeof text, "unknown error"));
+    return aredis__msgc(err, errlen, AREDIS_ETLS,
+                        "TLS: cannot use '%s' as the server name: %s", name,
+                        ssl_errtext(text, sizeof text, "unknown error"));
 }
 
 int aredis__tls_wrap(aredis__tls_ctx *ctx, const aredis__config *cfg,
@@ -530,7 +519,7 @@ int aredis__tls_wrap(aredis__tls_ctx *ctx, const aredis__config *cfg,
     if (t == NULL || g_bio_method == NULL) {
         aredis__free(t);
         inner->vt->close(inner);
-        return set_msg(err, errlen, AREDIS_ENOMEM, "out of memory");
+        return aredis__msgc(err, errlen, AREDIS_ENOMEM, "out of memory");
     }
     t->base.vt = &tls_vtbl;
     t->base.fd = inner->fd;
@@ -543,9 +532,9 @@ int aredis__tls_wrap(aredis__tls_ctx *ctx, const aredis__config *cfg,
     t->ssl = SSL_new((SSL_CTX *)ctx);
     BIO *bio = t->ssl ? BIO_new(g_bio_method) : NULL;
     if (bio == NULL) {
-        rc = set_msg(err, errlen, AREDIS_ETLS,
-                     "TLS: cannot set up the connection: %s",
-                     ssl_errtext(text, sizeof text, "out of memory"));
+        rc = aredis__msgc(err, errlen, AREDIS_ETLS,
+                          "TLS: cannot set up the connection: %s",
+                          ssl_errtext(text, sizeof text, "out of memory"));
         goto fail;
     }
     BIO_set_data(bio, t);

@@ -29,16 +29,22 @@ typedef struct aredis__endpoint {
 /* The most seeds a cluster URL may list. */
 #define AREDIS__MAX_SEEDS 64
 
-/* The options only a TLS, cluster or sentinel client uses; a plain
- * client's configuration has none (more == NULL). */
+/* The options only a TLS, cluster or sentinel client uses, and reply
+ * limits other than the defaults; a plain client's configuration has none
+ * (more == NULL). */
 typedef struct aredis__config_more {
+    aredis_reader_limits limits; /* all 0: the reader's defaults */
     char *tls_ca_file, *tls_ca_dir, *tls_cert_file, *tls_key_file, *tls_sni;
     /* A Redis Cluster: its seeds in the URL's order, at least one (host
      * and port are the first seed's). */
     aredis__endpoint *seeds;
     size_t nseeds;
     int64_t cluster_refresh_ms; /* < 0: no periodic refresh */
-    /* Sentinel-managed: see aredis__config.nsentinels. */
+    /* Sentinel-managed (redis+sentinel:// or sentinel.addrs): nsentinels
+     * > 0. The config's host and port are then unused: the sentinels name
+     * the data servers. */
+    aredis__endpoint *sentinels;
+    size_t nsentinels;
     char *sentinel_service;
     char *sentinel_username, *sentinel_password;
     int64_t sentinel_timeout_ms;       /* per sentinel, > 0 */
@@ -55,49 +61,44 @@ typedef struct aredis__config_more {
 
 /* Options after URL parsing and defaults, with every string owned.
  * Every client keeps one: the members are grouped by size (pointers and
- * 64-bit values, then ints), so that the struct has no padding. */
+ * 64-bit values, then ints, then bytes), so that the struct has no
+ * padding, and what most clients leave alone is in `more`. */
 typedef struct aredis__config {
     char *host; /* NULL for a unix socket */
     char *path; /* unix socket, or NULL */
     char *username, *password, *client_name;
     int64_t connect_timeout_ms; /* < 0: none */
     int64_t command_timeout_ms; /* 0: none */
-    aredis_reader_limits limits;
     /* Resilience, filled by the client from aredis_options (defaults
-     * applied there): reconnection, the disconnected queue, retries and
-     * the exclusive pool (the ints below too). */
-    int64_t reconnect_initial_ms, reconnect_max_ms;
+     * applied there): the disconnected queue, retries and the exclusive
+     * pool (the ints below too). Reconnection's are the connections'
+     * (conn.h). */
     int64_t max_queued;
     int64_t pool_wait_ms, pool_idle_ms;
-    /* Sentinel-managed (redis+sentinel:// or sentinel.addrs): nsentinels
-     * > 0. host and port are then unused: the sentinels name the data
-     * servers. */
-    aredis__endpoint *sentinels;
-    size_t nsentinels;
-    /* Set when tls, cluster or nsentinels is (and then never NULL), else
-     * NULL. */
+    /* Set when tls, cluster or more->nsentinels is, or a reply limit (and
+     * then never NULL), else NULL. */
     aredis__config_more *more;
 
     int port;
     int db;
-    int protocol;
     int keepalive_idle_s, keepalive_interval_s, keepalive_count;
-    int nodelay;
-    int normalize_resp2;
-    int tls;
+    int pool_max;
+    /* 0 or 1 unless said otherwise. */
+    uint8_t protocol; /* 0 (RESP3, RESP2 fallback), 2 or 3 */
+    uint8_t nodelay;
+    uint8_t normalize_resp2;
+    uint8_t tls;
     /* Set by the blocking facade, whose private loop runs only while a call
      * waits: a plain TCP or Unix socket is left in blocking mode once
      * connected (every ordinary call still passes MSG_DONTWAIT), so the
      * loop may wait for a reply inside vt->read_wait() instead of polling
      * first. Ignored with TLS. */
-    int blocking_reads;
-    int reconnect_max_attempts;
-    int queue_full;
-    int retry_read_only;
-    int pool_max;
+    uint8_t blocking_reads;
+    uint8_t queue_full; /* AREDIS_QUEUE_* */
+    uint8_t retry_read_only;
     /* A Redis Cluster (a redis+cluster:// or rediss+cluster:// URL): 1,
      * with more->seeds; 0 for a single server. */
-    int cluster;
+    uint8_t cluster;
 } aredis__config;
 
 /* cfg->more, or one with every member 0 or NULL when cfg has none. */
@@ -133,6 +134,12 @@ int aredis__resolve_start(aredis_loop *loop, const char *host, int port,
                           aredis__resolve **out);
 /* Cancel: cb will not run. Safe until cb has started. */
 void aredis__resolve_cancel(aredis__resolve *r);
+
+/* An IPv4 or IPv6 address literal needs no lookup: 1 with its address in
+ * *ss (*len bytes), else 0. A caller that connects to literals this way
+ * allocates nothing to resolve them. */
+int aredis__resolve_literal(const char *host, int port,
+                            struct sockaddr_storage *ss, socklen_t *len);
 
 /* ---- streams ---------------------------------------------------------- */
 

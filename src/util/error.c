@@ -1,6 +1,33 @@
-/* Error names and messages (util layer), generated from AREDIS_ERRNO_MAP. */
+/* Error names and messages (util layer), generated from AREDIS_ERRNO_MAP,
+ * and the one formatter of error messages (util/msg.h). */
+#include <stdio.h>
+
 #include "aredis/error.h"
 #include "aredis/version.h"
+#include "util/msg.h"
+
+void aredis__vmsgf(char *buf, size_t cap, const char *fmt, va_list ap)
+{
+    if (buf != NULL && cap > 0)
+        vsnprintf(buf, cap, fmt, ap);
+}
+
+void aredis__msgf(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    aredis__vmsgf(buf, cap, fmt, ap);
+    va_end(ap);
+}
+
+int aredis__msgc(char *buf, size_t cap, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    aredis__vmsgf(buf, cap, fmt, ap);
+    va_end(ap);
+    return code;
+}
 
 const char *aredis_strerror(int code)
 {

@@ -1787,7 +1787,9 @@ static void short_behind_long(const char *what)
                  "%s: the 300 ms deadline had not fired after 1500 ms", what);
     expect_error(sht, AREDIS_ETIMEDOUT, 0);
     int64_t took = w.cmds[sht].at_ms - t0;
-    cr_assert(took >= 280 && took < 700,
+    /* Well before the earlier command's 2 s (the margin is for a loaded
+     * machine). */
+    cr_assert(took >= 280 && took < 1500,
               "%s: the 300 ms deadline fired after %lld ms", what,
               (long long)took);
     cr_assert_eq(w.cmds[lng].calls, 0,

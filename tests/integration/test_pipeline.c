@@ -556,8 +556,11 @@ static long long exclusive_id(aredis_loop *loop, aredis_pipeline *p)
 Test(pipeline, reset_and_free_unwatch_and_give_the_connection_back)
 {
     aredis_loop *loop = testloop_new();
+    /* pool_wait_ms outlasts a stall of the shared server (other tests send
+     * it DEBUG SLEEP): only a connection never given back fails. */
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url, .pool_max = 1, .pool_wait_ms = 300},
+        loop,
+        &(aredis_options){.url = url, .pool_max = 1, .pool_wait_ms = 1500},
         NULL);
     char k[64], k2[64];
     testenv_key(k, sizeof k, "unwatch");

@@ -284,7 +284,8 @@ Test(transaction, abort_empty_commit_and_misuse)
 {
     aredis_loop *loop = testloop_new();
     aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = url, .pool_max = 1, .pool_wait_ms = 200},
+        loop,
+        &(aredis_options){.url = url, .pool_max = 1, .pool_wait_ms = 2000},
         NULL);
     char k[64];
     testenv_key(k, sizeof k, "misuse");

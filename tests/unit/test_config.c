@@ -398,8 +398,8 @@ Test(config, members_override_the_url)
     cr_assert_str_eq(aredis__config_more_of(&c)->tls_key_file, "k.pem");
     cr_assert_str_eq(aredis__config_more_of(&c)->tls_sni, "s2");
     cr_assert_eq(aredis__config_more_of(&c)->tls_insecure, 1);
-    cr_assert_eq(c.limits.max_depth, 9);
-    cr_assert_eq(c.limits.max_bulk_len, 99);
+    cr_assert_eq(c.more->limits.max_depth, 9);
+    cr_assert_eq(c.more->limits.max_bulk_len, 99);
     aredis__config_cleanup(&c);
 }
 
@@ -653,10 +653,12 @@ static void parse_ok(const aredis_options *o, aredis__config *c)
 static void sentinel_eq(const aredis__config *c, size_t i, const char *host,
                         int port)
 {
-    cr_assert_gt(c->nsentinels, i, "sentinel %zu missing", i);
-    cr_assert_str_eq(c->sentinels[i].host, host);
-    cr_assert_eq(c->sentinels[i].port, port, "sentinel %zu port %d", i,
-                 c->sentinels[i].port);
+    cr_assert_gt(aredis__config_more_of(c)->nsentinels, i,
+                 "sentinel %zu missing", i);
+    cr_assert_str_eq(aredis__config_more_of(c)->sentinels[i].host, host);
+    cr_assert_eq(aredis__config_more_of(c)->sentinels[i].port, port,
+                 "sentinel %zu port %d", i,
+                 aredis__config_more_of(c)->sentinels[i].port);
 }
 
 Test(config, sentinel_url_full)
@@ -667,7 +669,7 @@ Test(config, sentinel_url_full)
                "&sentinel_password=s%40p&sentinel_timeout=100ms"};
     aredis__config c;
     parse_ok(&o, &c);
-    cr_assert_eq(c.nsentinels, 3);
+    cr_assert_eq(aredis__config_more_of(&c)->nsentinels, 3);
     sentinel_eq(&c, 0, "s1", 26380);
     sentinel_eq(&c, 1, "::1", 26379);
     sentinel_eq(&c, 2, "10.0.0.3", 5);
@@ -692,7 +694,7 @@ Test(config, sentinel_url_defaults)
     aredis_options o = {.url = "REDIS+SENTINEL://127.0.0.1/mymaster"};
     aredis__config c;
     parse_ok(&o, &c);
-    cr_assert_eq(c.nsentinels, 1);
+    cr_assert_eq(aredis__config_more_of(&c)->nsentinels, 1);
     sentinel_eq(&c, 0, "127.0.0.1", 26379);
     cr_assert_str_eq(aredis__config_more_of(&c)->sentinel_service, "mymaster");
     cr_assert_eq(aredis__config_more_of(&c)->sentinel_role,
@@ -778,7 +780,7 @@ Test(config, sentinel_members_override_the_url)
     };
     aredis__config c;
     parse_ok(&o, &c);
-    cr_assert_eq(c.nsentinels, 2);
+    cr_assert_eq(aredis__config_more_of(&c)->nsentinels, 2);
     sentinel_eq(&c, 0, "c", 26379);
     sentinel_eq(&c, 1, "d", 7);
     cr_assert_str_eq(aredis__config_more_of(&c)->sentinel_service, "m2");
@@ -852,8 +854,8 @@ Test(config, bad_sentinel_urls)
                      aredis_err_name(rc), err, aredis_err_name(b->code));
         cr_assert(strstr(err, b->msg) != NULL, "%s: message '%s' lacks '%s'",
                   b->url, err, b->msg);
-        cr_assert_null(c.sentinels, "%s", b->url);
-        cr_assert_eq(c.nsentinels, 0, "%s", b->url);
+        cr_assert_null(aredis__config_more_of(&c)->sentinels, "%s", b->url);
+        cr_assert_eq(aredis__config_more_of(&c)->nsentinels, 0, "%s", b->url);
         cr_assert_null(aredis__config_more_of(&c)->sentinel_service, "%s",
                        b->url);
         cr_assert_null(c.host, "%s", b->url);
@@ -910,7 +912,7 @@ Test(config, bad_sentinel_members)
                      aredis_err_name(rc), err);
         cr_assert(strstr(err, b->msg) != NULL,
                   "case %zu: message '%s' lacks '%s'", i, err, b->msg);
-        cr_assert_null(c.sentinels, "case %zu", i);
+        cr_assert_null(aredis__config_more_of(&c)->sentinels, "case %zu", i);
     }
 }
 
