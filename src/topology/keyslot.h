@@ -7,7 +7,11 @@
  *
  * The CRC takes four bytes per step ("slicing"): the register, shifted
  * up, meets them as one 32-bit number, each of whose bytes is multiplied
- * out by a table; the same pass looks for a '{'. */
+ * out by a table; the same pass looks for a '{'. A key of 4 to 8 bytes
+ * (the usual one) is one step of up to eight bytes: with a zero register,
+ * zero bytes in front of a message leave its CRC as it is, so the key,
+ * right-aligned in a 64-bit number, is eight table lookups and no
+ * branch. */
 #ifndef AREDIS_TOPOLOGY_KEYSLOT_H
 #define AREDIS_TOPOLOGY_KEYSLOT_H
 
@@ -18,7 +22,34 @@
 
 /* [0][b]: b * x^16 mod P, the CRC of the byte b; [k][b]: b * x^(16 + 8k)
  * mod P, the CRC of b followed by k zero bytes (keyslot.c). */
-extern const unsigned short aredis__crc16[4][256];
+extern const unsigned short aredis__crc16[8][256];
+
+/* aredis__crc16_untagged() of any length (keyslot.c). */
+int aredis__crc16_any(const unsigned char *p, size_t len, unsigned *out);
+
+/* aredis__crc16_untagged() of 4 to 8 bytes (the usual key), with no
+ * branch. */
+static inline int aredis__crc16_short(const unsigned char *p, size_t len,
+                                      unsigned *out)
+{
+    const unsigned short(*t)[256] = aredis__crc16;
+    /* The first four and the last four (the same bytes, in the same
+     * places, where they overlap), big-endian. */
+    const unsigned char *q = p + len - 4;
+    uint64_t k = ((uint64_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+                             (uint32_t)p[2] << 8 | p[3])
+                  << 8 * (len - 4)) |
+                 ((uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 |
+                  (uint32_t)q[2] << 8 | q[3]);
+    *out = (unsigned)(t[0][k & 0xff] ^ t[1][(k >> 8) & 0xff] ^
+                      t[2][(k >> 16) & 0xff] ^ t[3][(k >> 24) & 0xff] ^
+                      t[4][(k >> 32) & 0xff] ^ t[5][(k >> 40) & 0xff] ^
+                      t[6][(k >> 48) & 0xff] ^ t[7][k >> 56]);
+    /* A zero byte in k ^ "{{{{{{{{" is a '{' in k (not one of the zero
+     * bytes in front). */
+    uint64_t b = k ^ 0x7b7b7b7b7b7b7b7bu;
+    return ((b - 0x0101010101010101u) & ~b & 0x8080808080808080u) != 0;
+}
 
 /* The CRC of len bytes at p, in *out; returns 1 when one of them is a
  * '{'. Both in one pass: most keys have no hash tag, and finding that out
@@ -26,43 +57,9 @@ extern const unsigned short aredis__crc16[4][256];
 static inline int aredis__crc16_untagged(const unsigned char *p, size_t len,
                                          unsigned *out)
 {
-    const unsigned short(*t)[256] = aredis__crc16;
-    uint32_t crc = 0, brace = 0, w, v, x;
-    for (; len >= 4; p += 4, len -= 4) {
-        w = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-            p[3];
-        /* A zero byte in w ^ "{{{{" is a '{' in w. */
-        v = w ^ 0x7b7b7b7bu;
-        brace |= (v - 0x01010101u) & ~v & 0x80808080u;
-        x = crc << 16 ^ w;
-        crc = (uint32_t)t[3][x >> 24] ^ t[2][(x >> 16) & 0xff] ^
-              t[1][(x >> 8) & 0xff] ^ t[0][x & 0xff];
-    }
-    /* The last one to three bytes, in one step too (the bytes above them
-     * in w are zeros, which the brace test does not take for '{'). */
-    switch (len) {
-    case 3:
-        w = (uint32_t)p[0] << 16 | (uint32_t)p[1] << 8 | p[2];
-        x = crc << 8 ^ w;
-        crc = (uint32_t)t[2][x >> 16] ^ t[1][(x >> 8) & 0xff] ^ t[0][x & 0xff];
-        break;
-    case 2:
-        w = (uint32_t)p[0] << 8 | p[1];
-        x = crc ^ w;
-        crc = (uint32_t)t[1][x >> 8] ^ t[0][x & 0xff];
-        break;
-    case 1:
-        w = p[0];
-        crc = ((crc << 8) & 0xffff) ^ t[0][(crc >> 8) ^ w];
-        break;
-    default:
-        w = 0;
-        break;
-    }
-    v = w ^ 0x7b7b7b7bu;
-    brace |= (v - 0x01010101u) & ~v & 0x80808080u;
-    *out = crc;
-    return brace != 0;
+    if (len - 4 <= 4) /* 4 to 8 bytes */
+        return aredis__crc16_short(p, len, out);
+    return aredis__crc16_any(p, len, out);
 }
 
 /* aredis__keyslot() of a key with a '{' (keyslot.c). */

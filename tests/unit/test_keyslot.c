@@ -108,19 +108,60 @@ Test(keyslot, every_length_and_byte_as_the_definition)
 
 Test(keyslot, each_byte_at_each_place_of_a_step)
 {
-    /* Every byte value at each place of the four-byte step, of the
-     * two-byte one and of the last single byte, so every table entry is
+    /* Every byte value at each place of a key of 1 to 12 bytes: the keys
+     * of 4 to 8 bytes take one step of up to eight, the others the
+     * four-byte step, then two or one, so every entry of every table is
      * used. */
     for (unsigned b = 0; b < 256; b++) {
         if (b == '{' || b == '}')
             continue;
-        for (size_t at = 0; at < 6; at++) {
-            unsigned char key[6] = {'a', 'b', 'c', 'd', 'e', 'f'};
+        for (size_t at = 0; at < 12; at++) {
+            unsigned char key[12] = {'a', 'b', 'c', 'd', 'e', 'f',
+                                     'g', 'h', 'i', 'j', 'k', 'l'};
             key[at] = (unsigned char)b;
             for (size_t len = at + 1; len <= sizeof key; len++)
                 cr_assert_eq(aredis_cluster_keyslot(key, len),
                              crc16_bitwise(key, len) & 16383u,
                              "byte %u at %zu, length %zu", b, at, len);
+        }
+    }
+}
+
+/* The slot by the definition: the hash tag when a '}' follows the first
+ * '{' with something between, the whole key otherwise. */
+static unsigned slot_by_definition(const unsigned char *key, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (key[i] != '{')
+            continue;
+        for (size_t j = i + 1; j < len; j++)
+            if (key[j] == '}')
+                return j > i + 1
+                           ? crc16_bitwise(key + i + 1, j - i - 1) & 16383u
+                           : crc16_bitwise(key, len) & 16383u;
+        break;
+    }
+    return crc16_bitwise(key, len) & 16383u;
+}
+
+Test(keyslot, a_brace_at_each_place)
+{
+    /* A '{' anywhere in a key of any length up to 12 is seen (the short
+     * step's zero bytes in front are not taken for one), with or without
+     * a '}' after it, anywhere. */
+    for (size_t len = 1; len <= 12; len++) {
+        for (size_t open = 0; open < len; open++) {
+            for (size_t close = 0; close <= len; close++) {
+                unsigned char key[12] = {'a', 'b', 'c', 'd', 'e', 'f',
+                                         'g', 'h', 'i', 'j', 'k', 'l'};
+                key[open] = '{';
+                if (close < len && close != open)
+                    key[close] = '}';
+                cr_assert_eq(aredis_cluster_keyslot(key, len),
+                             slot_by_definition(key, len),
+                             "length %zu, { at %zu, } at %zu", len, open,
+                             close);
+            }
         }
     }
 }
