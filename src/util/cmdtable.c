@@ -527,6 +527,36 @@ int aredis__cmd_classify(const char *enc, aredis__cmdclass *out)
     return argc;
 }
 
+/* The class of a command the name alone classifies (e NULL: unknown). */
+static void by_name(const aredis__cmdinfo *e, aredis__cmdclass *out)
+{
+    out->info = e;
+    out->flags = e != NULL ? e->flags : 0;
+    out->norm = e != NULL ? e->norm : AREDIS__NORM_NONE;
+    out->client_reply = AREDIS__CLIENT_REPLY_NONE;
+    out->block_ms = 0;
+}
+
+/* The flags of commands the arguments classify, not the name. */
+#define BY_ARGS                                        \
+    (AREDIS__CMDF_SUBCMD | AREDIS__CMDF_CLIENT_REPLY | \
+     AREDIS__CMDF_WITHSCORES | AREDIS__CMDF_BLOCKING | AREDIS__CMDF_BLOCK_OPT)
+
+/* Remember what the name alone decides (key w, n bytes; not a
+ * subcommand's entry, nor a class the arguments change). */
+static void memo_put(aredis__cmdmemo *m, uint64_t w, size_t n,
+                     const aredis__cmdinfo *e)
+{
+    if (e != NULL && (e->len != n || (e->flags & BY_ARGS)))
+        return;
+    unsigned k = m->next++ & 1u;
+    m->e[k].raw = w;
+    m->e[k].info = e;
+    m->e[k].flags = e != NULL ? e->flags : 0;
+    m->e[k].len = (uint8_t)n;
+    m->e[k].norm = e != NULL ? e->norm : AREDIS__NORM_NONE;
+}
+
 int aredis__cmd_classify_memo(const char *enc, aredis__cmdclass *out,
                               aredis__cmdmemo *m)
 {
@@ -538,37 +568,28 @@ int aredis__cmd_classify_memo(const char *enc, aredis__cmdclass *out,
         return aredis__cmd_classify(enc, out);
     int argc = enc[1] - '0';
     size_t n = (size_t)(enc[5] - '0');
-    /* The 8 bytes that end with the name (at enc + 8): from enc + 3 at
-     * the earliest, so the header bytes in the word ("\n$<n>\r\n" or
-     * less) depend on n alone. */
-    uint64_t raw;
-    memcpy(&raw, enc + n, sizeof raw);
+    uint64_t w = aredis__cmd_memo_word(enc + 8, n);
     for (int i = 0; i < 2; i++) {
-        if (m->e[i].raw != raw || m->e[i].len != n)
-            continue;
-        const aredis__cmdinfo *e = m->e[i].info;
-        out->info = e;
-        out->flags = e != NULL ? e->flags : 0;
-        out->norm = e != NULL ? e->norm : AREDIS__NORM_NONE;
-        out->client_reply = AREDIS__CLIENT_REPLY_NONE;
-        out->block_ms = 0;
-        return argc;
+        if (m->e[i].raw == w && m->e[i].len == n) {
+            aredis__cmd_memo_get(m, i, out);
+            return argc;
+        }
     }
     aredis__cmd_classify(enc, out);
-    /* Only what the name alone decides is remembered: not a subcommand's
-     * entry, nor a class the arguments change. */
-    const aredis__cmdinfo *e = out->info;
-    if (e != NULL &&
-        (e->len != n ||
-         (e->flags & (AREDIS__CMDF_SUBCMD | AREDIS__CMDF_CLIENT_REPLY |
-                      AREDIS__CMDF_WITHSCORES | AREDIS__CMDF_BLOCKING |
-                      AREDIS__CMDF_BLOCK_OPT))))
-        return argc;
-    unsigned k = m->next++ & 1u;
-    m->e[k].raw = raw;
-    m->e[k].info = e;
-    m->e[k].len = (uint32_t)n;
+    memo_put(m, w, n, out->info);
     return argc;
+}
+
+int aredis__cmd_classify_name_slow(const char *name, size_t n,
+                                   aredis__cmdclass *out, aredis__cmdmemo *m)
+{
+    const aredis__cmdinfo *e = aredis__cmd_lookup(name, n);
+    if (e != NULL && (e->flags & BY_ARGS))
+        return 0;
+    by_name(e, out);
+    if (n >= 3 && n <= 8)
+        memo_put(m, aredis__cmd_memo_word(name, n), n, e);
+    return 1;
 }
 
 int aredis__cmd_first_key(const char *enc, const char **key, size_t *len)

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Flags of a command. */
 enum {
@@ -192,13 +193,15 @@ static inline int aredis__args_next(aredis__args *it, const char **arg,
 
 /* The last few names classified, by their exact bytes: a program sends the
  * same few commands over and over, and most are classified by their name
- * alone, so aredis__cmd_classify_memo() answers those without the table.
- * One per caller (the client keeps one); all zeros is empty. */
+ * alone, so aredis__cmd_classify_memo() and _name() answer those without
+ * the table. One per caller (the client keeps one); all zeros is empty. */
 typedef struct aredis__cmdmemo {
     struct {
-        uint64_t raw; /* the name's bytes, as sent */
+        uint64_t raw; /* the name as sent: aredis__cmd_memo_word() */
         const aredis__cmdinfo *info;
-        uint32_t len; /* 0: an empty entry */
+        uint32_t flags; /* info's (0: unknown) */
+        uint8_t len;    /* 0: an empty entry */
+        uint8_t norm;   /* info's */
     } e[2];
     unsigned next; /* the entry to replace */
 } aredis__cmdmemo;
@@ -206,6 +209,85 @@ typedef struct aredis__cmdmemo {
 /* aredis__cmd_classify() through a memo. */
 int aredis__cmd_classify_memo(const char *enc, aredis__cmdclass *out,
                               aredis__cmdmemo *m);
+
+/* The memo's key of a name of 3 to 8 bytes: bytes [0, 4) and [n - 4, n)
+ * (overlapping below 8) cover every byte, so with the length it tells
+ * the names apart; read without going past the name. */
+static inline uint64_t aredis__cmd_memo_word(const char *p, size_t n)
+{
+    uint32_t lo, hi;
+    if (n >= 4) {
+        memcpy(&lo, p, sizeof lo);
+        memcpy(&hi, p + n - 4, sizeof hi);
+    } else {
+        uint16_t two;
+        memcpy(&two, p, sizeof two);
+        lo = two;
+        hi = (unsigned char)p[2];
+    }
+    return (uint64_t)hi << 32 | lo;
+}
+
+/* The class of the memo's entry i (as the name alone decides it). */
+static inline void aredis__cmd_memo_get(const aredis__cmdmemo *m, int i,
+                                        aredis__cmdclass *out)
+{
+    out->info = m->e[i].info;
+    out->flags = m->e[i].flags;
+    out->norm = m->e[i].norm;
+    out->client_reply = AREDIS__CLIENT_REPLY_NONE;
+    out->block_ms = 0;
+}
+
+/* aredis__cmd_classify_name() past the memo. */
+int aredis__cmd_classify_name_slow(const char *name, size_t n,
+                                   aredis__cmdclass *out, aredis__cmdmemo *m);
+
+/* Classify a command not encoded yet by its name (n bytes, any case),
+ * through a memo: 1 when the name alone decides (*out is then what
+ * aredis__cmd_classify() gives whatever the arguments), 0 when the
+ * arguments do (subcommands, CLIENT REPLY, WITHSCORES, blocking
+ * timeouts, XREAD BLOCK): classify the encoded command then. */
+static inline int aredis__cmd_classify_name(const char *name, size_t n,
+                                            aredis__cmdclass *out,
+                                            aredis__cmdmemo *m)
+{
+    if (n >= 3 && n <= 8) {
+        uint64_t w = aredis__cmd_memo_word(name, n);
+        for (int i = 0; i < 2; i++) {
+            if (m->e[i].raw == w && m->e[i].len == n) {
+                aredis__cmd_memo_get(m, i, out);
+                return 1;
+            }
+        }
+    }
+    return aredis__cmd_classify_name_slow(name, n, out, m);
+}
+
+/* The first key of a command not encoded yet, from its arguments (argv[0]
+ * the name; argvlen NULL: NUL-terminated) and its classification by
+ * name: 1 and *key, *len (pointing into argv) for a key at a fixed place,
+ * 0 when it names none, -1 when only its encoded form tells (a key count,
+ * a keyword, a command the table does not know, an argument missing). */
+static inline int aredis__cmd_first_key_argv(const aredis__cmdclass *cls,
+                                             int argc, const char *const *argv,
+                                             const size_t *argvlen,
+                                             const char **key, size_t *len)
+{
+    const aredis__cmdinfo *info = cls->info;
+    if (info == NULL || (info->flags & AREDIS__CMDF_MOVABLE))
+        return -1;
+    if (info->first_key <= 0)
+        return info->numkeys > 0 ? -1 : 0;
+    int at = (unsigned char)info->first_key; /* positive */
+    if (at >= argc)
+        return 0; /* fewer arguments than that */
+    if (argv[at] == NULL)
+        return -1; /* the writer refuses it */
+    *key = argv[at];
+    *len = argvlen != NULL ? argvlen[at] : strlen(argv[at]);
+    return 1;
+}
 
 /* The first key of an encoded command (trusted), by the table's key
  * positions (a fixed one first: ZUNIONSTORE's destination before the keys

@@ -229,6 +229,120 @@ Test(cmdtable, memo_agrees_with_the_table)
     cr_assert_eq(memo.e[0].info, k.info);
 }
 
+/* Split a command of words separated by single spaces into argv (into
+ * room, at most max words), as a caller of aredis_commandv() gives it. */
+static int split(const char *cmd, char *room, const char **argv, size_t *lens,
+                 int max)
+{
+    strcpy(room, cmd);
+    int argc = 0;
+    for (char *p = room; *p != '\0' && argc < max;) {
+        char *sp = strchr(p, ' ');
+        argv[argc] = p;
+        lens[argc] = sp != NULL ? (size_t)(sp - p) : strlen(p);
+        argc++;
+        if (sp == NULL)
+            break;
+        *sp = '\0';
+        p = sp + 1;
+    }
+    return argc;
+}
+
+/* Classification by name, before a command is encoded (the client routes
+ * the usual command that way): whenever it answers, it answers what
+ * classifying the encoded command does, and it leaves to the bytes every
+ * command whose arguments change its class. So does the first key from
+ * the arguments, by the table's fixed key places. */
+Test(cmdtable, by_name_agrees_with_the_bytes)
+{
+    static const struct {
+        const char *cmd;
+        int by_name; /* the name alone decides */
+    } cmds[] = {
+        {"SET k v", 1},
+        {"GET k", 1},
+        {"set k v", 1},
+        {"BLPOP q 2", 0},
+        {"CLIENT REPLY OFF", 0},
+        {"XREAD BLOCK 10 STREAMS s 0", 0},
+        {"XREAD STREAMS s 0", 0},
+        {"ZRANGE z 0 -1 WITHSCORES", 0},
+        {"CONFIG GET x", 0},
+        {"NOSUCHCMD a", 1},
+        {"PING", 1},
+        {"HGETALL h", 1},
+        {"MSET a 1 b 2", 1},
+        {"ZRANGEBYSCORE z 0 1", 0},
+        {"EVAL s 1 ke", 1},
+        {"ZUNIONSTORE dst 2 a b", 1},
+        {"MIGRATE h 1 km 0 5000", 1},
+        {"GET", 1},
+        {"NO x", 1},
+        {"HSET h f v", 1},
+        {"GET k", 1},
+    };
+    aredis__cmdmemo memo;
+    memset(&memo, 0, sizeof memo);
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++) {
+            char room[64];
+            const char *argv[8];
+            size_t lens[8];
+            int argc = split(cmds[i].cmd, room, argv, lens, 8);
+            aredis__cmdclass want, got;
+            const char *e = enc(cmds[i].cmd);
+            aredis__cmd_classify(e, &want);
+            int by = aredis__cmd_classify_name(argv[0], lens[0], &got, &memo);
+            cr_assert_eq(by, cmds[i].by_name, "%s", cmds[i].cmd);
+            if (!by)
+                continue;
+            cr_assert_eq(got.info, want.info, "%s", cmds[i].cmd);
+            cr_assert_eq(got.flags, want.flags, "%s", cmds[i].cmd);
+            cr_assert_eq(got.norm, want.norm, "%s", cmds[i].cmd);
+            cr_assert_eq(got.client_reply, want.client_reply, "%s",
+                         cmds[i].cmd);
+            cr_assert_eq(got.block_ms, want.block_ms, "%s", cmds[i].cmd);
+            /* The first key: the same one, or "ask the bytes". */
+            const char *k1 = NULL, *k2 = NULL;
+            size_t n1 = 0, n2 = 0;
+            int has =
+                aredis__cmd_first_key_argv(&got, argc, argv, lens, &k1, &n1);
+            int lens_null =
+                aredis__cmd_first_key_argv(&got, argc, argv, NULL, &k2, &n2);
+            cr_assert_eq(lens_null, has, "%s", cmds[i].cmd);
+            if (has < 0)
+                continue;
+            cr_assert_eq(has, aredis__cmd_first_key(e, &k2, &n2), "%s",
+                         cmds[i].cmd);
+            if (has)
+                cr_assert(n1 == n2 && memcmp(k1, k2, n1) == 0, "%s",
+                          cmds[i].cmd);
+        }
+    }
+    /* Commands whose keys follow a count or a keyword are left to the
+     * bytes, as is a missing argument. */
+    aredis__cmdclass k;
+    const char *argv[3] = {"EVAL", "s", "1"};
+    size_t lens[3] = {4, 1, 1};
+    const char *key;
+    size_t len;
+    cr_assert(aredis__cmd_classify_name("EVAL", 4, &k, &memo));
+    cr_assert_eq(aredis__cmd_first_key_argv(&k, 3, argv, lens, &key, &len), -1);
+    const char *nul[2] = {"GET", NULL};
+    cr_assert(aredis__cmd_classify_name("GET", 3, &k, &memo));
+    cr_assert_eq(aredis__cmd_first_key_argv(&k, 2, nul, NULL, &key, &len), -1);
+    cr_assert_eq(aredis__cmd_first_key_argv(&k, 1, nul, NULL, &key, &len), 0);
+    /* Names of 3 to 8 bytes are remembered, in any case, each as sent. */
+    memset(&memo, 0, sizeof memo);
+    cr_assert(aredis__cmd_classify_name("hset", 4, &k, &memo));
+    cr_assert_eq(memo.e[0].len, 4);
+    cr_assert_eq(memo.e[0].info, k.info);
+    cr_assert(aredis__cmd_classify_name("HSET", 4, &k, &memo));
+    cr_assert_eq(memo.e[1].info, memo.e[0].info);
+    cr_assert_neq(memo.e[1].raw, memo.e[0].raw);
+}
+
 /* The cluster policy each command declares (what a cluster client does
  * with it), read through classification as the client reads it:
  * subcommands have their own (SCRIPT LOAD is not SCRIPT KILL). */
