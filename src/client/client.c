@@ -31,6 +31,7 @@
 #define FREE_CMDS_SLACK 64
 
 const char aredis__held_marker = 0;
+const char aredis__bytes_marker = 0;
 
 static void on_tick(void *arg);
 static void schedule(aredis_client *c);
@@ -715,18 +716,26 @@ typedef struct submit_args {
     int pushed; /* a pubsub command, answered by push frames */
 } submit_args;
 
-/* Classify an encoded command once, through the command table, and fill
- * the record's routing fields. Returns the message when the command must
- * be refused, or NULL; *block_ms is a blocking command's server-side
- * timeout (aredis__cmdclass), -1 for a command that does not block. A
- * command whose cluster policy is not "route by key" is marked
- * AREDIS__CMD_FANOUT (what a cluster client does with it: fanout.c). The
- * classification is left in *kp, for the topology. */
-static const char *classify(aredis_client *c, aredis__cmd *cmd,
-                            const char *bytes, unsigned flags,
-                            int64_t *block_ms, aredis__cmdclass *k)
+#if defined(__GNUC__)
+#define COLD_PATH __attribute__((noinline))
+#define HOT_INLINE __attribute__((always_inline)) inline
+#else
+#define COLD_PATH
+#define HOT_INLINE inline
+#endif
+
+/* Fill the record's routing fields from a command's classification
+ * (v->cls, made once through the command table: by name before encoding,
+ * or from the bytes). Returns the message when the command must be
+ * refused, or NULL; *block_ms is a blocking command's server-side timeout
+ * (aredis__cmdclass), -1 for a command that does not block. A command
+ * whose cluster policy is not "route by key" is marked AREDIS__CMD_FANOUT
+ * (what a cluster client does with it: fanout.c). */
+static HOT_INLINE const char *classify(aredis_client *c, aredis__cmd *cmd,
+                                       const aredis__cmdview *v, unsigned flags,
+                                       int64_t *block_ms)
 {
-    aredis__cmd_classify_memo(bytes, k, &c->memo);
+    const aredis__cmdclass *k = v->cls;
     /* One test for the rare kinds: refused, or with a cluster policy. */
     if (k->flags &
         (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED | AREDIS__CMDF_CL_MASK)) {
@@ -743,11 +752,16 @@ static const char *classify(aredis_client *c, aredis__cmd *cmd,
                    "CLIENT REPLY values differ");
     cmd->cc.reply_kind = (uint8_t)k->client_reply;
     if (c->nhooks > 0) {
-        aredis__args it;
         const char *name = "";
         size_t n = 0;
-        aredis__args_init(&it, bytes);
-        aredis__args_next(&it, &name, &n);
+        if (v->bytes != NULL) {
+            aredis__args it;
+            aredis__args_init(&it, v->bytes);
+            aredis__args_next(&it, &name, &n);
+        } else {
+            name = v->argv[0];
+            n = v->argvlen != NULL ? v->argvlen[0] : strlen(name);
+        }
         for (size_t i = 0; i < c->nhooks; i++) {
             aredis__hook *h = c->hooks[i];
             if (h->len == n && strncasecmp(h->name, name, n) == 0) {
@@ -801,10 +815,13 @@ static int set_deadline(aredis_client *c, aredis__cmd *cmd,
                             aredis__now_ms() + timeout);
 }
 
-/* Hand a classified command (k: its class) to its connection. Returns 0, or
- * AREDIS_ENOMEM when the bytes could not be queued. */
-static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
-                 const char *bytes, const aredis__cmdclass *k, int direct)
+/* Hand a classified, encoded command to its connection: target (a
+ * borrowed link, or a node's shared one), else the node n the topology
+ * named (NULL: none). direct: its bytes are already at the end of that
+ * connection's output buffer. Returns 0, or AREDIS_ENOMEM when the bytes
+ * could not be queued. */
+static int hand_over(aredis_client *c, aredis__link *target, aredis__node *n,
+                     aredis__cmd *cmd, const char *bytes, int direct)
 {
     if (target != NULL && target->conn.broken) {
         heap_remove(c, cmd);
@@ -821,10 +838,8 @@ static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
             aredis__pool_route(target->node, cmd, bytes);
             return 0;
         }
-        return aredis__link_submit(target, cmd, bytes);
+        return aredis__link_submit(target, cmd, direct ? NULL : bytes);
     }
-    /* Which server: the topology's question, and only its. */
-    aredis__node *n = c->topo->vt->route(c->topo, cmd, bytes, k);
     if (n == AREDIS__HELD)
         return 0; /* the topology sends it when it can */
     if (n == NULL) {
@@ -871,6 +886,64 @@ static void adopt_block(aredis_client *c, aredis_buf *b)
     }
 }
 
+/* classify() for a command not classified by name, from its bytes (v,
+ * into *k); a pub/sub one (pushed) is only routed by it. */
+COLD_PATH static const char *classify_bytes(aredis_client *c, aredis__cmd *cmd,
+                                            aredis__cmdview *v,
+                                            aredis__cmdclass *k, unsigned flags,
+                                            int64_t *block_ms, int pushed)
+{
+    aredis__cmd_classify_memo(v->bytes, k, &c->memo);
+    v->cls = k;
+    if (!pushed)
+        return classify(c, cmd, v, flags, block_ms);
+    cmd->cc.reply_kind = AREDIS__REPLY_PUSHED;
+    cmd->flags |= AREDIS__CMD_NO_RESEND;
+    return NULL;
+}
+
+/* Before encoding, what the caller's arguments tell: the classification by
+ * name (into *k, v->cls set) when the name alone decides, and then (or
+ * when nothing is known: a format) the node the command goes to, when the
+ * topology can name it without the bytes. Returns the link whose output
+ * buffer the writer fills (NULL: the scratch buffer) and sets *n to the
+ * topology's answer (AREDIS__NEEDS_BYTES: ask again once encoded). */
+static HOT_INLINE aredis__link *aim(aredis_client *c, aredis__link *target,
+                                    aredis__cmd *cmd, const submit_args *sa,
+                                    aredis__cmdview *v, aredis__cmdclass *k,
+                                    unsigned flags, int64_t *block_ms,
+                                    aredis__node **n)
+{
+    *n = AREDIS__NEEDS_BYTES;
+    if (sa->bytes != NULL)
+        return NULL; /* encoded already: copied once, wherever it goes */
+    if (sa->argv != NULL && sa->argc >= 1 && !sa->pushed &&
+        sa->argv[0] != NULL &&
+        aredis__cmd_classify_name(sa->argv[0],
+                                  sa->argvlen != NULL ? sa->argvlen[0]
+                                                      : strlen(sa->argv[0]),
+                                  k, &c->memo)) {
+        v->cls = k;
+        /* A refused one is refused after encoding, as the others. */
+        if (classify(c, cmd, v, flags, block_ms) != NULL)
+            v->cls = NULL;
+    }
+    if (target != NULL) {
+        *n = NULL;
+        return v->cls != NULL && !target->conn.broken &&
+                       (target->exclusive ||
+                        !(cmd->flags & AREDIS__CMD_BLOCKING))
+                   ? target
+                   : NULL;
+    }
+    if (cmd->flags & AREDIS__CMD_FANOUT)
+        return NULL; /* fanout.c reads the bytes first */
+    aredis__node *x = c->topo->vt->route(c->topo, cmd, v);
+    *n = x;
+    /* (Not HELD: route() holds nothing before encoding.) */
+    return x != AREDIS__NEEDS_BYTES && x != NULL ? &x->main : NULL;
+}
+
 /* Submit to the shared link (target NULL) or to a borrowed one. */
 static int submit(aredis_client *c, aredis__link *target,
                   const aredis_cmd_opts *o, aredis_reply_cb cb, void *ud,
@@ -883,49 +956,46 @@ static int submit(aredis_client *c, aredis__link *target,
     aredis__cmd *cmd = aredis__cmd_new(c);
     if (cmd == NULL)
         return AREDIS_ENOMEM;
+    cmd->cb = cb;
+    cmd->ud = ud;
+    unsigned flags = o ? o->flags : 0;
 
-    /* The fast path encodes straight into the ready shared connection's
-     * output buffer (when there is one server); everything else goes
-     * through the scratch buffer. */
-    aredis__node *sole = c->topo->sole;
-    int direct = target == NULL && sa->bytes == NULL && sole != NULL &&
-                 sole->main.conn.state == AREDIS__ST_READY;
-    aredis_buf *b = direct ? &sole->main.conn.out : &c->scratch;
+    /* Where it goes is asked before encoding when that can be answered,
+     * so the writer fills that connection's output buffer when it is
+     * ready (the fast path); everything else goes through the scratch
+     * buffer, and is copied where it belongs. */
+    int64_t block_ms = -1;
+    aredis__cmdclass k;
+    aredis__cmdview v = {NULL, NULL, sa->argc, sa->argv, sa->argvlen};
+    aredis__node *n;
+    aredis__link *dest = aim(c, target, cmd, sa, &v, &k, flags, &block_ms, &n);
+    int direct = dest != NULL && dest->conn.state == AREDIS__ST_READY;
+    aredis_buf *b = direct ? &dest->conn.out : &c->scratch;
     if (b->data == NULL) /* an idle client's or connection's, given back */
         adopt_block(c, b);
     size_t start = b->len;
     int e = encode(b, sa);
+    if (e == 0 && b->len - start > AREDIS__CONN_CMD_MAX)
+        e = AREDIS_EINVAL;
     if (e != 0) {
+        b->len = start;
         aredis__cmd_free(c, cmd);
         return e;
     }
-    if (b->len - start > AREDIS__CONN_CMD_MAX) {
-        b->len = start;
-        aredis__cmd_free(c, cmd);
-        return AREDIS_EINVAL;
-    }
-    cmd->cb = cb;
-    cmd->ud = ud;
     cmd->cc.len = (uint32_t)(b->len - start);
     const char *bytes = b->data + start;
+    v.bytes = bytes;
 
     if (++c->pending > c->burst_peak)
         c->burst_peak = c->pending;
-    int64_t block_ms = -1;
-    aredis__cmdclass k;
-    const char *refused =
-        sa->pushed ? NULL
-                   : classify(c, cmd, bytes, o ? o->flags : 0, &block_ms, &k);
-    if (refused != NULL) {
-        b->len = start;
-        aredis__defer_done(c, cmd, AREDIS_EINVAL, refused);
-        return 0;
-    }
-    if (sa->pushed) {
-        cmd->cc.reply_kind = AREDIS__REPLY_PUSHED;
-        cmd->flags |= AREDIS__CMD_NO_RESEND;
-        /* Not classify()'s (it refuses them): only routed by it. */
-        aredis__cmd_classify_memo(bytes, &k, &c->memo);
+    if (v.cls == NULL) {
+        const char *refused =
+            classify_bytes(c, cmd, &v, &k, flags, &block_ms, sa->pushed);
+        if (refused != NULL) {
+            b->len = start;
+            aredis__defer_done(c, cmd, AREDIS_EINVAL, refused);
+            return 0;
+        }
     }
     /* A cluster client may send the caller's command to several nodes,
      * or refuse it (fanout.c). */
@@ -948,8 +1018,15 @@ static int submit(aredis_client *c, aredis__link *target,
         aredis__cmd_free(c, cmd);
         return e;
     }
-    int keep = direct && !(cmd->flags & AREDIS__CMD_BLOCKING);
-    e = route(c, target, cmd, bytes, &k, keep);
+    /* Which server: the topology's question, and only its. */
+    if (n == AREDIS__NEEDS_BYTES)
+        n = c->topo->vt->route(c->topo, cmd, &v);
+    /* A command aimed at the node's connection before its class was
+     * known may still belong elsewhere (a blocking one goes to the pool);
+     * a borrowed link is aimed at only once it is known to fit. */
+    int keep =
+        direct && (target != NULL || !(cmd->flags & AREDIS__CMD_BLOCKING));
+    e = hand_over(c, target, n, cmd, bytes, keep);
     if (!keep)
         b->len = start; /* the bytes were copied where they belong */
     if (e != 0) {

@@ -33,9 +33,12 @@
  *    otherwise.
  *  - Routing: the command's first key (the command table's key positions,
  *    EVAL's key count, XREAD's STREAMS) gives the slot; slot -> shard is
- *    one array read. A command the table does not know (a module's, a
- *    newer server's) is asked about once per client (COMMAND INFO, from
- *    the loop; "container|sub" for a command with subcommands) while the
+ *    one array read. The client asks before encoding, with the caller's
+ *    arguments: a key at a fixed place is read from them, so the command
+ *    is encoded straight into its node's connection; any other asks for
+ *    the bytes (AREDIS__NEEDS_BYTES). A command the table does not know (a
+ * module's, a newer server's) is asked about once per client (COMMAND INFO,
+ * from the loop; "container|sub" for a command with subcommands) while the
  *    commands naming it are held; its key specs (first/last/step on a
  *    server without them) then place its first key. The answers are kept
  *    for LEARN_MAX names (an answered one makes room). A command whose
@@ -170,6 +173,7 @@ typedef struct cluster {
     int64_t timer_at;
     aredis__defer kick; /* maintenance and refresh, from the loop */
     int started;        /* the first map was asked for */
+    int replica_reads;  /* cluster_read_from is not AREDIS_READ_PRIMARY */
 
     /* The map request in flight (at most one). */
     int fetching;
@@ -271,6 +275,14 @@ static int usable(const cnode *n)
 
 /* ---- keys ------------------------------------------------------------- */
 
+#if defined(__GNUC__)
+#define COLD_PATH __attribute__((noinline))
+#define HOT_INLINE __attribute__((always_inline)) inline
+#else
+#define COLD_PATH
+#define HOT_INLINE inline
+#endif
+
 /* command_slot(): the command waits for its key specs. */
 #define SLOT_LEARNING (-2)
 
@@ -289,7 +301,7 @@ void aredis__cluster_test_unknown(const char *names)
 }
 
 /* Whether the tests hide e (or its container) from routing. */
-static int hidden(const aredis__cmdinfo *e)
+COLD_PATH static int hidden(const aredis__cmdinfo *e)
 {
     size_t n = strcspn(e->name, "|");
     for (const char *p = test_unknown; *p != '\0';) {
@@ -387,14 +399,6 @@ static learnt *learnt_for(cluster *cl, const char *bytes)
     }
     return NULL;
 }
-
-#if defined(__GNUC__)
-#define COLD_PATH __attribute__((noinline))
-#define HOT_INLINE __attribute__((always_inline)) inline
-#else
-#define COLD_PATH
-#define HOT_INLINE inline
-#endif
 
 /* command_slot() for a command the table does not know: it goes by the
  * key specs a server gave for it (asked once per client); one it still
@@ -633,8 +637,8 @@ COLD_PATH static aredis__node *route_other(cluster *cl, aredis__cmd *cmd,
     return &n->node;
 }
 
-/* The classification of bytes, in *k, for a command that comes with
- * none (the memo answers for the usual names). */
+/* The classification of bytes, in *k, for a command taken back (the memo
+ * answers for the usual names). */
 static const aredis__cmdclass *classified(cluster *cl, const char *bytes,
                                           aredis__cmdclass *k)
 {
@@ -642,15 +646,14 @@ static const aredis__cmdclass *classified(cluster *cl, const char *bytes,
     return k;
 }
 
-/* Where cmd goes (cls: its classification): a node, or AREDIS__HELD when
- * it was held (or given up: deferred tells how to complete it). */
-static HOT_INLINE aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd,
-                                          const char *bytes,
-                                          const aredis__cmdclass *cls,
-                                          int deferred)
+/* Where a command for slot goes (-1: none; ro: it only reads): a node,
+ * AREDIS__HELD when it was held (or given up: deferred tells how to
+ * complete it), or AREDIS__NEEDS_BYTES when that takes its bytes and
+ * there are none yet. */
+static HOT_INLINE aredis__node *route_slot(cluster *cl, aredis__cmd *cmd,
+                                           const char *bytes, int slot, int ro,
+                                           int deferred)
 {
-    int ro = 0;
-    int slot = command_slot(cl, bytes, cls, &ro);
     if (slot >= 0) {
         start(cl);
         unsigned sh = cl->slot[slot];
@@ -661,18 +664,80 @@ static HOT_INLINE aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd,
                 return &n->node;
         }
     }
+    if (bytes == NULL && slot != -1)
+        return AREDIS__NEEDS_BYTES; /* to be held */
     return route_other(cl, cmd, bytes, slot, ro, deferred);
 }
 
-static aredis__node *cl_route(aredis__topology *t, const aredis__cmd *cmd,
-                              const char *bytes, const aredis__cmdclass *cls)
+/* route_slot() for an encoded command (cls: its classification). */
+static HOT_INLINE aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd,
+                                          const char *bytes,
+                                          const aredis__cmdclass *cls,
+                                          int deferred)
+{
+    int ro = 0;
+    int slot = command_slot(cl, bytes, cls, &ro);
+    return route_slot(cl, cmd, bytes, slot, ro, deferred);
+}
+
+/* cl_route() for any command: encoded or not, whatever its key. */
+COLD_PATH static aredis__node *route_any(aredis__topology *t,
+                                         const aredis__cmd *cmd,
+                                         const aredis__cmdview *v)
 {
     /* The record is the caller's until this returns; holding it takes it
      * over, which route()'s contract allows. */
-    aredis__cmdclass own;
-    if (cls == NULL) /* the memo answers for the usual names */
-        cls = classified(of(t), bytes, &own);
-    return route_cmd(of(t), (aredis__cmd *)(void *)cmd, bytes, cls, 1);
+    cluster *cl = of(t);
+    aredis__cmd *x = (aredis__cmd *)(uintptr_t)cmd;
+    const aredis__cmdclass *cls = v->cls;
+    if (v->bytes != NULL)
+        return route_cmd(cl, x, v->bytes, cls, 1);
+    /* Not encoded yet: the caller's arguments name the key, when it is
+     * at a fixed place of a command the table knows. */
+    const char *key;
+    size_t len;
+    if (cls == NULL || v->argv == NULL ||
+        (test_unknown[0] != '\0' && cls->info != NULL && hidden(cls->info)))
+        return AREDIS__NEEDS_BYTES;
+    int has = aredis__cmd_first_key_argv(cls, v->argc, v->argv, v->argvlen,
+                                         &key, &len);
+    if (has < 0)
+        return AREDIS__NEEDS_BYTES;
+    return route_slot(cl, x, NULL, has ? (int)aredis__keyslot(key, len) : -1,
+                      (cls->flags & AREDIS__CMDF_READONLY) != 0, 1);
+}
+
+static aredis__node *cl_route(aredis__topology *t, const aredis__cmd *cmd,
+                              const aredis__cmdview *v)
+{
+    /* The usual command is answered here, with no call (so no register to
+     * save): not encoded yet, its key of 4 to 8 bytes with no '{' at a
+     * fixed place (GET k, SET k v, HSET k f v), its slot's primary up, and
+     * for its primary (a write, or reads from primaries). The same answer
+     * as route_any() (pick()), which takes everything else. */
+    cluster *cl = of(t);
+    const aredis__cmdclass *cls = v->cls;
+    const char *key;
+    size_t len;
+    unsigned crc;
+    if (v->bytes == NULL && cls != NULL && v->argv != NULL &&
+        v->argvlen != NULL && test_unknown[0] == '\0' && cl->started &&
+        cl->have_map &&
+        aredis__cmd_first_key_argv(cls, v->argc, v->argv, v->argvlen, &key,
+                                   &len) > 0 &&
+        len - 4 <= 4 &&
+        !aredis__crc16_short((const unsigned char *)key, len, &crc)) {
+        unsigned sh = cl->slot[crc & (AREDIS_CLUSTER_SLOTS - 1)];
+        if (sh != AREDIS__SLOT_NONE) {
+            const cshard *s = &cl->shards[sh];
+            const cnode *n = s->primary;
+            if ((!(cls->flags & AREDIS__CMDF_READONLY) || s->nrep == 0 ||
+                 !cl->replica_reads) &&
+                (!n->lost || is_ready(n)))
+                return (aredis__node *)(uintptr_t)&n->node;
+        }
+    }
+    return route_any(t, cmd, v);
 }
 
 static aredis__node *cl_next(aredis__topology *t, const aredis__node *prev)
@@ -762,8 +827,7 @@ static int shard_of(cluster *cl, cnode *n)
 static void set_role(cluster *cl, cnode *n, int role)
 {
     n->node.role = (uint8_t)role;
-    int ro = role == AREDIS__ROLE_REPLICA &&
-             cl->base.c->cfg.more->cluster_read_from != AREDIS_READ_PRIMARY;
+    int ro = role == AREDIS__ROLE_REPLICA && cl->replica_reads;
     if (ro && n->node.nsteps == 0)
         aredis__node_set_steps(&n->node, &readonly_step, 1);
 }
@@ -1662,6 +1726,7 @@ aredis__topology *aredis__cluster_new(aredis_client *c)
     cl->base.vt = &cluster_vt;
     cl->base.c = c;
     cl->base.keep_bytes = 1;
+    cl->replica_reads = c->cfg.more->cluster_read_from != AREDIS_READ_PRIMARY;
     for (size_t s = 0; s < AREDIS_CLUSTER_SLOTS; s++)
         cl->slot[s] = AREDIS__SLOT_NONE;
     for (size_t i = 0; i < c->cfg.more->nseeds; i++) {

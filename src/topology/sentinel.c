@@ -219,17 +219,18 @@ static aredis__node *st_any(aredis__topology *t)
 }
 
 static aredis__node *st_route(aredis__topology *t, const aredis__cmd *cmd,
-                              const char *bytes, const aredis__cmdclass *cls)
+                              const aredis__cmdview *v)
 {
     sentinel *st = (sentinel *)t;
-    (void)cls;
     if (!is_replica_role(st))
         return &st->node;
     if (!st->replicas_known) {
+        if (v->bytes == NULL)
+            return AREDIS__NEEDS_BYTES;
         /* Held, with a copy of its bytes, until SENTINEL REPLICAS
          * answers, so no read goes to the master by accident. */
         aredis__cmd *x = (aredis__cmd *)(uintptr_t)cmd;
-        if (aredis__cmd_keep(x, bytes) != 0)
+        if (aredis__cmd_keep(x, v->bytes) != 0)
             aredis__defer_done(t->c, x, AREDIS_ENOMEM, "out of memory");
         else
             aredis__held_push(&st->waiting, x);
@@ -1164,7 +1165,6 @@ aredis__topology *aredis__sentinel_new(aredis_client *c)
     }
     st->node.role = AREDIS__ROLE_MASTER;
     /* Replica reads go to a replica: no one node takes every command. */
-    st->base.sole = is_replica_role(st) ? NULL : &st->node;
     if (aredis__loop_timer_start(c->loop, on_timer, st, &st->timer) != 0) {
         aredis__node_cleanup(&st->node);
         aredis__free(st);

@@ -18,11 +18,10 @@ static aredis__node *sa_any(aredis__topology *t)
 }
 
 static aredis__node *sa_route(aredis__topology *t, const aredis__cmd *cmd,
-                              const char *bytes, const aredis__cmdclass *cls)
+                              const aredis__cmdview *v)
 {
     (void)cmd;
-    (void)bytes;
-    (void)cls;
+    (void)v;
     return sa_any(t);
 }
 
@@ -104,6 +103,5 @@ aredis__topology *aredis__standalone_new(aredis_client *c)
         return NULL;
     }
     s->node.role = AREDIS__ROLE_MASTER;
-    s->base.sole = &s->node;
     return &s->base;
 }

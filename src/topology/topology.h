@@ -12,21 +12,41 @@
 #define AREDIS_TOPOLOGY_TOPOLOGY_H
 
 #include "node/node.h"
+#include "util/cmdtable.h"
 
 /* route()'s answer for a command the topology kept. */
 #define AREDIS__HELD ((aredis__node *)(void *)&aredis__held_marker)
 extern const char aredis__held_marker;
+/* route()'s answer for a command not encoded yet when the topology needs
+ * its bytes to answer (its key, or to hold it): ask again once encoded. */
+#define AREDIS__NEEDS_BYTES ((aredis__node *)(void *)&aredis__bytes_marker)
+extern const char aredis__bytes_marker;
+
+/* A command as route() sees it. The client asks before encoding it, so
+ * that the writer fills the output buffer of the connection it goes to:
+ * then bytes is NULL, argv the caller's arguments when it gave them
+ * (argc, argv, argvlen as aredis_commandv() takes them), and cls the
+ * classification by name when the name alone decides (NULL otherwise).
+ * Once encoded, bytes (cmd->cc.len of them) and cls are both set. */
+typedef struct aredis__cmdview {
+    const aredis__cmdclass *cls;
+    const char *bytes;
+    int argc;
+    const char *const *argv;
+    const size_t *argvlen;
+} aredis__cmdview;
 
 typedef struct aredis__topology_vt {
     const char *name;
-    /* The node for a command, from its encoded bytes (len cmd->cc.len)
-     * and their classification (util/cmdtable.h; NULL when the caller
-     * made none); NULL when there is none (the caller fails it);
-     * AREDIS__HELD when the topology kept the command (no slot map yet,
-     * its server being replaced): it sends or completes it later, and
-     * takes it back from the deadline through unwait(). */
+    /* The node for a command (v: what is known of it); NULL when there
+     * is none (the caller fails it); AREDIS__HELD when the topology kept
+     * the command (no slot map yet, its server being replaced): it sends
+     * or completes it later, and takes it back from the deadline through
+     * unwait(); before encoding (v->bytes NULL), AREDIS__NEEDS_BYTES when
+     * it cannot answer yet, and never AREDIS__HELD: nothing is taken
+     * before the bytes exist. */
     aredis__node *(*route)(aredis__topology *t, const aredis__cmd *cmd,
-                           const char *bytes, const aredis__cmdclass *cls);
+                           const aredis__cmdview *v);
     /* The node for work that names no key (pub/sub, acquire, the default
      * connection); NULL when there is none yet. */
     aredis__node *(*any)(aredis__topology *t);
@@ -69,9 +89,6 @@ typedef struct aredis__topology_vt {
 struct aredis__topology {
     const aredis__topology_vt *vt;
     aredis_client *c;
-    /* The only node when there is exactly one, for the topology's life
-     * (lets the client encode straight into its connection), else NULL. */
-    aredis__node *sole;
     /* Commands may be redirected to another node after their reply (a
      * cluster): every connection keeps each command's bytes until its
      * reply (aredis__conn_config.keep_inflight), and redirect() gets them.
