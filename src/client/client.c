@@ -250,19 +250,10 @@ static void tm_stop(aredis_client *c)
     aredis__free(h);
 }
 
-/* Key the client in the shared timer for the earliest deadline anything
- * has: commands, the shared link's connect or backoff, the pool. */
-void aredis__rearm(aredis_client *c)
+/* Key the client in the shared timer for `next` (0: nothing due). */
+static void rearm_at(aredis_client *c, int64_t next)
 {
-    if (!c->tm_on)
-        return;
     aredis__tm_hub *h = *aredis__loop_slot(c->loop, AREDIS__SLOT_TIMER);
-    const aredis__heap_node *first = aredis__heap_min(&c->deadlines);
-    int64_t next = first != NULL ? first->key : 0;
-    aredis__topology *t = c->topo;
-    for (aredis__node *n = t->vt->next(t, NULL); n != NULL;
-         n = t->vt->next(t, n))
-        next = earliest(next, aredis__node_next_deadline(n));
     int64_t at = aredis__heap_contains(&c->tnode) ? c->tnode.key : 0;
     if (next == at)
         return;
@@ -271,6 +262,39 @@ void aredis__rearm(aredis_client *c)
     else /* room was reserved by tm_start(): this cannot fail */
         (void)aredis__heap_set(&h->clients, &c->tnode, next);
     tm_arm(h);
+}
+
+static int64_t first_deadline(const aredis_client *c)
+{
+    const aredis__heap_node *first = aredis__heap_min(&c->deadlines);
+    return first != NULL ? first->key : 0;
+}
+
+/* Key the client in the shared timer for the earliest deadline anything
+ * has: commands, the nodes' connects, backoffs and pools. */
+void aredis__rearm(aredis_client *c)
+{
+    if (!c->tm_on)
+        return;
+    int64_t due = 0;
+    aredis__topology *t = c->topo;
+    for (aredis__node *n = t->vt->next(t, NULL); n != NULL;
+         n = t->vt->next(t, n))
+        due = earliest(due, aredis__node_next_deadline(n));
+    c->nodes_due = due != 0;
+    rearm_at(c, earliest(first_deadline(c), due));
+}
+
+void aredis__rearm_link(aredis_client *c, const aredis__link *l)
+{
+    /* A node's deadline changes with a service of its link (a connect, a
+     * loss, a backoff), from the pool, or from the timer, each of which
+     * looks at every node; when none had one and this shared link has
+     * none, the nodes still have none and only commands can be due. */
+    if (c->nodes_due || l->exclusive || aredis__conn_deadline(&l->conn) != 0)
+        aredis__rearm(c);
+    else if (c->tm_on)
+        rearm_at(c, first_deadline(c));
 }
 
 aredis__link *aredis__client_main(aredis_client *c)

@@ -170,6 +170,8 @@ struct aredis_client {
     uint8_t ts_listed; /* threads.c: on the hub's list of clients with
                         * messages */
     uint8_t ts_closed; /* threads.c: closing or being freed */
+    uint8_t nodes_due; /* a node had a deadline when aredis__rearm() last
+                        * looked (aredis__rearm_link() looks again) */
 
     /* Counts, 32 bits: each pending callback and each spare record holds
      * a command record of its own (or a fan-out's), so four billion of
@@ -251,6 +253,9 @@ int aredis__deliver(aredis_client *c, aredis__cmd *cmd, aredis__link *from,
 void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
                         const char *msg);
 void aredis__rearm(aredis_client *c);
+/* aredis__rearm() after a service of link l: looks at every node only when
+ * one may have a deadline (l's connection has one, or a node had one). */
+void aredis__rearm_link(aredis_client *c, const aredis__link *l);
 /* Cancel (ECANCELED, "client freed") and free a list of commands. */
 void aredis__cancel_list(aredis_client *c, aredis__cmd *cmd);
 void aredis__emit(aredis_client *c, const aredis__link *l, int type, int code,

@@ -509,7 +509,7 @@ static void service(aredis__link *l)
         return;
     if (aredis__conn_idle(&l->conn))
         shed_idle(l);
-    aredis__rearm(c);
+    aredis__rearm_link(c, l);
 }
 
 /* ------------------------------------------------------------------------
