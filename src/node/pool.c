@@ -178,9 +178,10 @@ static int serve_one(aredis__node *n, aredis__link *l)
             /* A cluster ASK: ASKING first, on the same connection. */
             static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
             cmd->flags &= (uint8_t)~AREDIS__CMD_ASKING;
-            if (aredis__submit_encoded(c, l, NULL, NULL, asking,
-                                       sizeof asking - 1) != 0) {
-                aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
+            int e = aredis__submit_encoded(c, l, NULL, NULL, asking,
+                                           sizeof asking - 1);
+            if (e != 0) {
+                aredis__defer_done(c, cmd, e, aredis_strerror(e));
                 return 1;
             }
         }

@@ -496,8 +496,9 @@ static void retry_later(cluster *cl, aredis__cmd *cmd, int tryagain, int code,
                    : cmd->retries >= aredis__cluster_retry_budget(tryagain);
     if (over) {
         char msg[320];
-        snprintf(msg, sizeof msg, "%s; gave up after %d retries", why,
-                 cmd->retries);
+        /* The count stops at UINT8_MAX; a long deadline may see more. */
+        snprintf(msg, sizeof msg, "%s; gave up after %d%s retries", why,
+                 cmd->retries, cmd->retries == UINT8_MAX ? " or more" : "");
         give_up(cl, cmd, code, msg, deferred);
         return;
     }

@@ -907,6 +907,63 @@ Test(conn, bytes_kept_in_flight_do_not_pile_up)
         assert_bytes(i % NCMD, "GET");
 }
 
+/* Commands of many sizes, written a few bytes at a time, answered
+ * oldest first in between: after every step each command in flight still
+ * finds its own bytes (the front of the buffer is dropped while part of it
+ * is kept), and after every write the buffer holds at most twice what is
+ * in flight or unwritten, plus the slack before a compaction. */
+Test(conn, bytes_kept_in_flight_survive_partial_writes_and_compaction)
+{
+    cfg.keep_inflight = 1;
+    connect_ready();
+    static char want[NCMD][4200];
+    static size_t wlen[NCMD];
+    static char val[4096];
+    uint32_t seed = 1;
+    int next = 0, oldest = 0; /* [oldest, next) not answered yet */
+    for (int round = 0; round < 6000; round++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t r = seed >> 8;
+        if (r % 10 < 4 && next - oldest < NCMD) {
+            int i = next % NCMD;
+            size_t vl = 1 + (r >> 4) % (sizeof val - 1);
+            memset(val, 'a' + next % 26, vl);
+            val[vl] = '\0';
+            memset(&cmds[i], 0, sizeof cmds[i]);
+            wlen[i] = (size_t)snprintf(
+                want[i], sizeof want[i],
+                "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$%zu\r\n%s\r\n", vl, val);
+            const char *argv[] = {"SET", "key", val};
+            submit_raw(i, AREDIS__REPLY_NORMAL, 0, 3, argv);
+            next++;
+        } else if (r % 10 < 7) {
+            const char *out;
+            size_t n = aredis__conn_out(&cn, &out);
+            if (n == 0)
+                continue;
+            aredis__conn_wrote(&cn, 1 + (r >> 4) % n);
+            size_t live = 0;
+            for (int k = oldest; k < next; k++)
+                live += wlen[k % NCMD];
+            cr_assert_leq(cn.out.len, 2 * live + 4096,
+                          "round %d: %zu bytes kept for %zu", round, cn.out.len,
+                          live);
+        } else if (oldest < next && cmds[oldest % NCMD].cc.end <= cn.written) {
+            feed("+OK\r\n");
+            cr_assert_eq(cmds[oldest % NCMD].calls, 1);
+            oldest++;
+        }
+        for (int k = oldest; k < next; k++) {
+            const char *got = aredis__conn_cmd_bytes(&cn, &cmds[k % NCMD].cc);
+            cr_assert_not_null(got, "round %d: command %d lost its bytes",
+                               round, k);
+            cr_assert_eq(memcmp(got, want[k % NCMD], wlen[k % NCMD]), 0,
+                         "round %d: command %d has other bytes", round, k);
+        }
+    }
+    cr_assert_gt(oldest, 1000);
+}
+
 Test(conn, a_written_retry_is_sent_again_from_the_kept_bytes)
 {
     cfg.keep_inflight = 1;
