@@ -486,9 +486,13 @@ static char *in_buf(aredis__link *l, size_t *avail)
     return aredis__conn_in_buf(&l->conn, avail);
 }
 
-/* Take every action the connection has, then write what it queued; again
- * if writing failed. Loop context only. */
-static void service(aredis__link *l)
+/* Take every action the connection has, then, with `write`, write what
+ * it queued; again if writing failed. Without `write` (bytes just read)
+ * the write waits for the end of the loop turn: the replies of every
+ * connection ready in this turn are taken first, so that each connection
+ * gets one write carrying all their callbacks submitted for it, rather
+ * than one now and another at the end of the turn. Loop context only. */
+static void service_as(aredis__link *l, int write)
 {
     aredis_client *c = l->c;
     if (l->draining) {
@@ -501,7 +505,14 @@ static void service(aredis__link *l)
         aredis__conn_action a;
         while (!c->freeing && aredis__conn_poll(&l->conn, &a))
             take(l, &a);
-        if (c->freeing || !flush(l))
+        if (c->freeing)
+            break;
+        if (!write) {
+            if (aredis__conn_want_write(&l->conn))
+                want_service(l);
+            break;
+        }
+        if (!flush(l))
             break;
     }
     l->draining = 0;
@@ -510,6 +521,11 @@ static void service(aredis__link *l)
     if (aredis__conn_idle(&l->conn))
         shed_idle(l);
     aredis__rearm(c);
+}
+
+static void service(aredis__link *l)
+{
+    service_as(l, 1);
 }
 
 /* ------------------------------------------------------------------------
@@ -525,7 +541,7 @@ static int got(aredis__link *l, ssize_t n, size_t avail)
         aredis__conn_in_commit(&l->conn, (size_t)n, aredis__now_ms());
         /* Replies are taken as they come, so the reader holds one read's
          * worth, not everything the socket has. */
-        service(l);
+        service_as(l, 0);
         return !l->c->freeing && (size_t)n == avail;
     }
     if (n == 0) {
@@ -611,5 +627,7 @@ static void on_io(void *arg, int events)
     }
     if (events & AREDIS_EV_READ)
         do_read(l);
-    service(l);
+    /* Writable: the rest of a write is due now. Otherwise what the
+     * replies submitted is written at the end of the turn. */
+    service_as(l, events & AREDIS_EV_WRITE);
 }
