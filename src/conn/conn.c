@@ -581,12 +581,23 @@ static int hello_proto(const aredis_reply *r)
 
 /* Queue one handshake command, from argv or already encoded (bytes, len).
  * 0 or AREDIS_ENOMEM. */
+/* An empty output buffer (given back: aredis__conn_take_out) grows from
+ * one of the owner's spare blocks if it has one. */
+static void out_block(aredis__conn *cn)
+{
+    if (cn->out.data == NULL && cn->cfg->spare_block != NULL &&
+        (cn->out.data = cn->cfg->spare_block(cn->cfg->ud, &cn->out.cap)) ==
+            NULL)
+        cn->out.cap = 0;
+}
+
 static int internal_cmd(aredis__conn *cn, int argc, const char **argv,
                         const char *bytes, size_t len)
 {
     aredis__conn_cmd *cmd = aredis__calloc(1, sizeof *cmd);
     if (cmd == NULL)
         return AREDIS_ENOMEM;
+    out_block(cn);
     size_t start = cn->out.len;
     int e = bytes != NULL ? aredis__buf_append(&cn->out, bytes, len)
                           : aredis_write_argv(&cn->out, argc, argv, NULL);
@@ -755,6 +766,8 @@ void aredis__conn_opened(aredis__conn *cn, int64_t now)
 /* The handshake is done: release the commands that waited for it. */
 static void ready(aredis__conn *cn, int64_t now)
 {
+    if (cn->pend_out.len != 0)
+        out_block(cn);
     if (cn->pend_out.len != 0 && aredis__buf_append(&cn->out, cn->pend_out.data,
                                                     cn->pend_out.len) != 0) {
         lost(cn, AREDIS_ENOMEM, "out of memory", now);
@@ -764,6 +777,7 @@ static void ready(aredis__conn *cn, int64_t now)
     cn->deadline = 0;
     cn->attempts = 0;
     cn->ever_ready = 1;
+    cn->fresh = 1;
     aredis__conn_cmd *cmd = take_pending(cn);
     while (cmd != NULL) {
         aredis__conn_cmd *next = cmd->next;
@@ -829,10 +843,7 @@ void aredis__conn_closed(aredis__conn *cn, int code, const char *msg,
  * connection gave it back) first takes the owner's spare block. */
 COLD_PATH static int append_out(aredis__conn *cn, const char *bytes, size_t len)
 {
-    if (cn->out.data == NULL && cn->cfg->spare_block != NULL &&
-        (cn->out.data = cn->cfg->spare_block(cn->cfg->ud, &cn->out.cap)) ==
-            NULL)
-        cn->out.cap = 0;
+    out_block(cn);
     return aredis__buf_append(&cn->out, bytes, len);
 }
 
@@ -930,8 +941,9 @@ aredis__conn_cmd *aredis__conn_take_all(aredis__conn *cn)
 aredis_reader *aredis__conn_take_reader(aredis__conn *cn)
 {
     aredis_reader *rd = cn->rd;
-    if (rd == NULL || cn->state != AREDIS__ST_READY || !aredis__conn_idle(cn) ||
-        aredis__reader_adopt(rd, cn->cfg->limits) != 0)
+    int sheds = aredis__conn_sheds(cn);
+    cn->fresh = 0;
+    if (rd == NULL || !sheds || aredis__reader_adopt(rd, cn->cfg->limits) != 0)
         return NULL;
     cn->rd = NULL;
     return rd;
@@ -939,8 +951,11 @@ aredis_reader *aredis__conn_take_reader(aredis__conn *cn)
 
 int aredis__conn_take_out(aredis__conn *cn, aredis_buf *out)
 {
-    if (cn->out.data == NULL || cn->state != AREDIS__ST_READY ||
-        !aredis__conn_idle(cn) || cn->out_pos != cn->out.len)
+    /* Idle and ready, what a write keeps for a resend (keep_sent) is moot;
+     * otherwise only an empty buffer goes, while the connection sheds. */
+    int idle = cn->state == AREDIS__ST_READY && aredis__conn_idle(cn);
+    if (cn->out.data == NULL || cn->out_pos != cn->out.len ||
+        (!idle && (cn->out.len != 0 || !aredis__conn_sheds(cn))))
         return -1;
     *out = cn->out;
     aredis_buf_init(&cn->out);

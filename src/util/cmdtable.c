@@ -329,8 +329,10 @@ static const aredis__cmdinfo table[] = {COMMANDS(ENTRY)};
  * included). */
 #define MIN_NAME 3
 #define MAX_NAME 48
-/* A power of two, about four times the number of entries. */
-#define SLOT_BITS 10
+/* A power of two, about twice the number of entries: 8 KB of index, the
+ * commands in common use found at the first probe (the first command of
+ * a process touches all of it). */
+#define SLOT_BITS 9
 #define NSLOTS (1u << SLOT_BITS)
 
 /* Lower case of every byte, as a table: one load per byte. */
