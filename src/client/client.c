@@ -943,14 +943,16 @@ static int submit(aredis_client *c, aredis__link *target,
         aredis__cmd_free(c, cmd);
         return e;
     }
-    int keep = direct && !(cmd->flags & AREDIS__CMD_BLOCKING);
-    e = route(c, target, cmd, bytes, keep);
-    if (!keep) {
-        b->len = start; /* the bytes were copied where they belong */
-        /* A command for a connection not ready yet waits there with its
-         * bytes: a client that connects holds no encoding area meanwhile. */
-        if (!direct && sole != NULL && target == NULL &&
-            sole->main.conn.state != AREDIS__ST_READY)
+    /* 1: the bytes stay where they were encoded; 0: they are copied where
+     * they belong; -1: copied to a connection not ready yet, where they
+     * wait: a client that connects holds no encoding area meanwhile. */
+    int keep = direct ? !(cmd->flags & AREDIS__CMD_BLOCKING)
+                      : -(sole != NULL && target == NULL &&
+                          sole->main.conn.state != AREDIS__ST_READY);
+    e = route(c, target, cmd, bytes, keep > 0);
+    if (keep <= 0) {
+        b->len = start;
+        if (keep < 0)
             give_scratch(c);
     }
     if (e != 0) {
