@@ -39,10 +39,19 @@ static int64_t at(int64_t now, int64_t d)
  * Life cycle
  * ------------------------------------------------------------------------ */
 
+/* Any state but ready: the connection sheds what it holds (see
+ * aredis__conn_sheds) until it is ready and has done so once. */
+static void set_state(aredis__conn *cn, uint8_t state)
+{
+    cn->state = state;
+    cn->unsettled = 1;
+}
+
 int aredis__conn_init(aredis__conn *cn, const aredis__conn_config *cfg)
 {
     memset(cn, 0, sizeof *cn);
     cn->cfg = cfg;
+    cn->unsettled = 1;
     aredis_buf_init(&cn->out);
     aredis_buf_init(&cn->pend_out);
     /* The reader comes with the first bytes (aredis__conn_in_buf). */
@@ -437,7 +446,7 @@ static void lost(aredis__conn *cn, int code, const char *msg, int64_t now)
     }
     int was_ready = cn->state == AREDIS__ST_READY;
     act(cn, AREDIS__ACT_CLOSE, 0);
-    cn->state = AREDIS__ST_IDLE;
+    set_state(cn, AREDIS__ST_IDLE);
     cn->deadline = 0;
     salvage(cn, code, why);
     if (was_ready && cn->lent && !cn->keep) {
@@ -470,7 +479,7 @@ static void lost(aredis__conn *cn, int code, const char *msg, int64_t now)
         return;
     cn->attempts++;
     int64_t delay = was_ready ? 0 : backoff_ms(cfg, cn->attempts);
-    cn->state = AREDIS__ST_BACKOFF;
+    set_state(cn, AREDIS__ST_BACKOFF);
     cn->deadline = at(now, delay);
     event(cn, AREDIS__EV_RECONNECTING, 0, delay, cn->attempts);
 }
@@ -487,7 +496,7 @@ void aredis__conn_connect(aredis__conn *cn, int64_t now)
         cn->broken)
         return;
     cn->now = now;
-    cn->state = AREDIS__ST_RESOLVING;
+    set_state(cn, AREDIS__ST_RESOLVING);
     /* Even with no connect timeout a deadline stays set (24 days out): a
      * name lookup runs on a thread, and an armed timer is what keeps a
      * loop from going idle while it does. */
@@ -512,7 +521,7 @@ void aredis__conn_resolved(aredis__conn *cn, size_t n, int64_t now)
     }
     cn->naddrs = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
     cn->addr_next = 1;
-    cn->state = AREDIS__ST_CONNECTING;
+    set_state(cn, AREDIS__ST_CONNECTING);
     act(cn, AREDIS__ACT_OPEN, 0);
 }
 
@@ -754,7 +763,7 @@ void aredis__conn_opened(aredis__conn *cn, int64_t now)
         lost(cn, AREDIS_ENOMEM, "out of memory", now);
         return;
     }
-    cn->state = AREDIS__ST_HANDSHAKE;
+    set_state(cn, AREDIS__ST_HANDSHAKE);
     int protocol = cn->cfg->protocol;
     cn->proto = protocol == 2 ? 2 : 0;
     cn->hs_step = protocol == 2 ? HS_AUTH : HS_HELLO;
@@ -777,7 +786,7 @@ static void ready(aredis__conn *cn, int64_t now)
     cn->deadline = 0;
     cn->attempts = 0;
     cn->ever_ready = 1;
-    cn->fresh = 1;
+    cn->unsettled = 1; /* until the link's next shedding */
     aredis__conn_cmd *cmd = take_pending(cn);
     while (cmd != NULL) {
         aredis__conn_cmd *next = cmd->next;
@@ -886,7 +895,7 @@ void aredis__conn_abort(aredis__conn *cn, int code, const char *msg)
 {
     if (cn->state != AREDIS__ST_IDLE && cn->state != AREDIS__ST_BACKOFF)
         act(cn, AREDIS__ACT_CLOSE, 0);
-    cn->state = AREDIS__ST_IDLE;
+    set_state(cn, AREDIS__ST_IDLE);
     cn->deadline = 0;
     aredis__conn_cmd *cmd = take_inflight(cn);
     while (cmd != NULL) {
@@ -942,7 +951,8 @@ aredis_reader *aredis__conn_take_reader(aredis__conn *cn)
 {
     aredis_reader *rd = cn->rd;
     int sheds = aredis__conn_sheds(cn);
-    cn->fresh = 0;
+    if (cn->state == AREDIS__ST_READY)
+        cn->unsettled = 0;
     if (rd == NULL || !sheds || aredis__reader_adopt(rd, cn->cfg->limits) != 0)
         return NULL;
     cn->rd = NULL;

@@ -204,7 +204,8 @@ typedef struct aredis__conn {
     /* aredis__conn_acked() before this loss: only `acked` bytes of the
      * stream reached the server. */
     uint8_t have_acked;
-    uint8_t fresh;     /* ready since aredis__conn_take_reader() last ran */
+    uint8_t unsettled; /* not ready, or ready since the reader's last
+                        * aredis__conn_take_reader() */
     uint8_t reply_off; /* CLIENT REPLY OFF in effect */
     uint8_t skip_next; /* CLIENT REPLY SKIP: the next command gets none */
     /* Actions not yet taken: q[qhead], then the next qlen - 1. */
@@ -364,7 +365,7 @@ static inline int aredis__conn_idle(const aredis__conn *cn)
  * keeps its own between replies. */
 static inline int aredis__conn_sheds(const aredis__conn *cn)
 {
-    return cn->state != AREDIS__ST_READY || cn->fresh || aredis__conn_idle(cn);
+    return cn->unsettled || aredis__conn_idle(cn);
 }
 
 #endif /* AREDIS_CONN_CONN_H */
