@@ -27,9 +27,16 @@
  * watches the replica's ROLE to time its promotion:
  *   kill      kill -9 of --pid (a primary); affected slots --affected LO-HI
  *   failover  CLUSTER FAILOVER sent to --replica; affected slots LO-HI
- *   migrate   slot --slot moves from --src to --dst with MIGRATING /
- *             IMPORTING and MIGRATE (ASK on the way); every other command
- *             writes one of 4096 keys of that slot.
+ *   migrate   slot --slot moves from --src to --dst the way redis-cli
+ *             --cluster reshard moves it: IMPORTING on --dst, MIGRATING
+ *             on --src, then batches of --batch keys (default 10, its
+ *             --cluster-pipeline) each read with CLUSTER GETKEYSINSLOT and
+ *             moved with one MIGRATE ... KEYS, back to back; then SETSLOT
+ *             NODE on --dst, on --src, and on the other primaries. Half
+ *             the window writes one of 4096 keys of that slot, the other
+ *             half the other slots, each completion sending a command of
+ *             its own half: commands waiting on the slot do not take the
+ *             others' room (nor the reverse).
  * The stream goes on --after-ms past the fault (for migrate: past the end
  * of the migration), then stops sending and waits for every completion.
  * Counted: completions by outcome (errors by code, server errors by their
@@ -41,10 +48,30 @@
  * slot before the fault that succeeded more than 50 ms after it (so on
  * another server than the one they were sent to).
  *
- * mapwatch: no traffic after the warm-up; CLUSTER FAILOVER is sent to
- * --replica and the client's own slot map is read every millisecond until
- * it names the replica as the owner of --slot (for at most --watch-ms,
- * default 30000; t_map_ms=-1 when it never did).
+ * A gap of the affected slots is the fault's only when the rest of the
+ * stream went on meanwhile: on a busy machine the client (or every
+ * server) may not run for a while, and every slot waits alike. So more
+ * figures: gap_affected_only_ms, of the gaps of the affected slots
+ * during the fault (from the fault to 200 ms past the end of the
+ * migration or the promotion), the longest less the longest gap of the
+ * other slots inside it (the time the affected slots waited while the
+ * others were served); gap_affected_only_before_ms, the same over the
+ * --warm-ms before the fault (what one busy server costs without a
+ * fault); and loop_stall_ms, the longest the client's loop ran late on a
+ * 10 ms timer (the process kept off its CPU, or a callback that blocked).
+ * For kill and failover the window is shared, so commands held for the
+ * affected slots also slow the others: there gap_affected_only_ms
+ * understates the fault.
+ *
+ * mapwatch: no traffic after the warm-up; the helper waits until a node
+ * answers the client's next periodic slot map request (polling every
+ * node's INFO commandstats), then sends CLUSTER FAILOVER to --replica at
+ * once: the worst moment, the next refresh a whole period away. The
+ * client's own slot map is read every millisecond until it names the
+ * replica as the owner of --slot (for at most --watch-ms, default 30000;
+ * t_map_ms=-1 when it never did); map_minus_refresh_ms is the time from
+ * the refresh seen to the map naming it, at most the client's refresh
+ * period plus one map request when the map follows the period.
  *
  * Each run prints one line of key=value pairs. A program, not a test:
  * nothing here asserts timing. */
@@ -68,6 +95,7 @@
 #define NSLOTS AREDIS_CLUSTER_SLOTS
 #define VLEN 16
 #define MIGRATE_KEYS 4096
+#define MAX_BATCH 1000
 #define MAX_RECORDS (4u << 20)
 
 /* ------------------------------------------------------------------------
@@ -77,7 +105,7 @@
 typedef struct config {
     const char *url, *mode, *fault, *keys_out;
     long n, w, warm;
-    long warm_ms, after_ms, timeout_ms, watch_ms;
+    long warm_ms, after_ms, timeout_ms, watch_ms, batch;
     int pid;
     const char *replica, *src, *dst;
     int slot, aff_lo, aff_hi;
@@ -90,6 +118,7 @@ static config cfg = {.n = 100000,
                      .after_ms = 6000,
                      .timeout_ms = 5000,
                      .watch_ms = 30000,
+                     .batch = 10,
                      .slot = -1,
                      .aff_lo = -1,
                      .aff_hi = -1};
@@ -353,7 +382,7 @@ static int is_affected(unsigned slot)
     return (int)slot >= cfg.aff_lo && (int)slot <= cfg.aff_hi;
 }
 
-static void stream_send(void);
+static void stream_send(int cls);
 
 static void on_stream(aredis_client *c, const aredis_reply *r, void *ud)
 {
@@ -380,13 +409,17 @@ static void on_stream(aredis_client *c, const aredis_reply *r, void *ud)
     if (rec->done > 1)
         return; /* counted as duplicated at the end */
     if (!stopping)
-        stream_send();
+        stream_send(cfg.slot >= 0 ? cls : -1);
     if (stopping && inflight == 0)
         aredis_loop_stop(loop);
 }
 
-static void stream_send(void)
+/* Send the next command of the stream: for migrate, of class cls (the
+ * migrating slot, or the others); otherwise (cls < 0) the next slot of
+ * the spread order, whatever its class. */
+static void stream_send(int cls)
 {
+    static long n_other;
     if ((unsigned long)nrecs >= MAX_RECORDS) {
         stopping = 1;
         return;
@@ -397,14 +430,16 @@ static void stream_send(void)
     const char *key;
     size_t klen;
     unsigned slot;
-    if (cfg.slot >= 0 && (i & 1)) {
+    if (cls == CLS_AFFECTED) {
         /* The migrating slot: one of MIGRATE_KEYS keys with its tag. */
         slot = (unsigned)cfg.slot;
         klen = (size_t)snprintf(kbuf, sizeof kbuf, "{%s}:%ld", slot_key[slot],
                                 mig_counter++ % MIGRATE_KEYS);
         key = kbuf;
     } else {
-        slot = spread(i / (cfg.slot >= 0 ? 2 : 1));
+        slot = spread(cls < 0 ? i : n_other++);
+        if (cls >= 0 && (int)slot == cfg.slot)
+            slot = spread(n_other++);
         key = slot_key[slot];
         klen = slot_key_len[slot];
     }
@@ -480,14 +515,55 @@ static void watch_promotion(aredis_sync *rep)
     t_promoted = now_ms() - t_start;
 }
 
+/* SETSLOT NODE for the slot on the primary at addr. */
+static void setslot_node(const char *addr, int slot, const char *id)
+{
+    aredis_sync *n = sync_to(addr);
+    aredis_reply_free(
+        must("SETSLOT NODE",
+             aredis_sync_command(n, "CLUSTER SETSLOT %d NODE %s", slot, id)));
+    aredis_sync_free(n);
+}
+
+/* The addresses of the nodes (CLUSTER NODES of s; primaries only when
+ * primaries is set) other than the two ids, as "host:port" into out. */
+static size_t node_addrs(aredis_sync *s, int primaries, const char *id1,
+                         const char *id2, char out[][160], size_t cap)
+{
+    aredis_reply *r =
+        must("CLUSTER NODES", aredis_sync_command(s, "CLUSTER NODES"));
+    size_t k = 0;
+    for (const char *line = r->str; line != NULL && *line != '\0' && k < cap;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end != NULL ? (size_t)(end - line) : strlen(line);
+        char id[64], addr[200], flags[200];
+        char buf[512];
+        snprintf(buf, sizeof buf, "%.*s", (int)(len < 511 ? len : 511), line);
+        if (sscanf(buf, "%63s %199s %199s", id, addr, flags) == 3 &&
+            (!primaries || strstr(flags, "master") != NULL) &&
+            strstr(flags, "fail") == NULL && strcmp(id, id1) != 0 &&
+            strcmp(id, id2) != 0) {
+            addr[strcspn(addr, "@,")] = '\0';
+            snprintf(out[k++], 160, "%.159s", addr);
+        }
+        line = end != NULL ? end + 1 : NULL;
+    }
+    aredis_reply_free(r);
+    return k;
+}
+
+/* The migration as redis-cli --cluster reshard does it (see the top). */
 static void migrate_slot(void)
 {
     aredis_sync *src = sync_to(cfg.src), *dst = sync_to(cfg.dst);
-    char src_id[64], dst_id[64], host[128];
+    char src_id[64], dst_id[64], host[128], portbuf[16];
     int port;
     node_id(src, src_id, sizeof src_id);
     node_id(dst, dst_id, sizeof dst_id);
     split_addr(cfg.dst, host, sizeof host, &port);
+    snprintf(portbuf, sizeof portbuf, "%d", port);
+    char others[16][160];
+    size_t nothers = node_addrs(src, 1, src_id, dst_id, others, 16);
     int s = cfg.slot;
     aredis_reply_free(
         must("SETSLOT IMPORTING",
@@ -498,50 +574,103 @@ static void migrate_slot(void)
              aredis_sync_command(src, "CLUSTER SETSLOT %d MIGRATING %s", s,
                                  dst_id)));
     t_fault = now_ms() - t_start;
+    static const char *argv[7 + MAX_BATCH];
+    static size_t lens[7 + MAX_BATCH];
+    const char *head[] = {"MIGRATE", host, portbuf, "", "0", "60000", "KEYS"};
+    for (int i = 0; i < 7; i++) {
+        argv[i] = head[i];
+        lens[i] = strlen(head[i]);
+    }
     for (;;) {
         aredis_reply *keys =
             must("GETKEYSINSLOT",
-                 aredis_sync_command(src, "CLUSTER GETKEYSINSLOT %d 100", s));
+                 aredis_sync_command(src, "CLUSTER GETKEYSINSLOT %d %ld", s,
+                                     cfg.batch));
         if (keys->len == 0) {
             aredis_reply_free(keys);
             break;
         }
-        const char *argv[8 + 100];
-        size_t lens[8 + 100];
-        char portbuf[16];
-        int argc = 0;
-        snprintf(portbuf, sizeof portbuf, "%d", port);
-        const char *head[] = {"MIGRATE", host,   portbuf, "",
-                              "0",       "5000", "KEYS"};
-        for (int i = 0; i < 7; i++) {
-            argv[argc] = head[i];
-            lens[argc++] = strlen(head[i]);
-        }
-        for (size_t i = 0; i < keys->len; i++) {
+        size_t argc = 7;
+        for (size_t i = 0; i < keys->len && i < MAX_BATCH; i++) {
             argv[argc] = keys->element[i].str;
             lens[argc++] = keys->element[i].len;
         }
         aredis_reply_free(
-            must("MIGRATE", aredis_sync_commandv(src, argc, argv, lens)));
+            must("MIGRATE", aredis_sync_commandv(src, (int)argc, argv, lens)));
         aredis_reply_free(keys);
-        sleep_ms(5); /* spread the migration: more commands meet ASK */
     }
-    /* The new owner first, then the old one (as redis-cli does). */
+    /* The new owner first (it tells the cluster), then the old one, then
+     * the other primaries, so that none of them redirects to the old. */
     aredis_reply_free(must(
         "SETSLOT NODE",
         aredis_sync_command(dst, "CLUSTER SETSLOT %d NODE %s", s, dst_id)));
     aredis_reply_free(must(
         "SETSLOT NODE",
         aredis_sync_command(src, "CLUSTER SETSLOT %d NODE %s", s, dst_id)));
+    for (size_t i = 0; i < nothers; i++)
+        setslot_node(others[i], s, dst_id);
     t_mig_end = now_ms() - t_start;
     aredis_sync_free(src);
     aredis_sync_free(dst);
+}
+
+/* mapwatch: when the client's slot map request was seen (ms since
+ * t_start), and whether to wait for one before the failover. */
+static double t_refresh_seen = -1;
+static int failover_after_refresh;
+
+/* The slot map requests (CLUSTER SHARDS, SLOTS, NODES) the nodes have
+ * answered, in all. */
+static long long map_requests(aredis_sync **n, size_t count)
+{
+    static const char *const fields[] = {
+        "cmdstat_cluster|shards:calls=", "cmdstat_cluster|slots:calls=",
+        "cmdstat_cluster|nodes:calls="};
+    long long sum = 0;
+    for (size_t i = 0; i < count; i++) {
+        aredis_reply *r =
+            must("INFO", aredis_sync_command(n[i], "INFO commandstats"));
+        for (size_t f = 0; f < 3; f++) {
+            const char *at = strstr(r->str, fields[f]);
+            if (at != NULL)
+                sum += strtoll(at + strlen(fields[f]), NULL, 10);
+        }
+        aredis_reply_free(r);
+    }
+    return sum;
+}
+
+/* Wait until a node answers a slot map request (the client's periodic
+ * refresh: nothing else asks), so that the failover comes right after
+ * one and the next is a whole period away. The bench's own CLUSTER NODES
+ * is asked before the count starts. */
+static void wait_for_refresh(void)
+{
+    aredis_sync *rep = sync_to(cfg.replica);
+    char addrs[16][160];
+    size_t count = node_addrs(rep, 0, "", "", addrs, 16);
+    aredis_sync_free(rep);
+    aredis_sync *n[16];
+    for (size_t i = 0; i < count; i++)
+        n[i] = sync_to(addrs[i]);
+    long long before = map_requests(n, count);
+    double limit = now_ms() + 30000;
+    while (map_requests(n, count) == before) {
+        if (now_ms() > limit)
+            die("no slot map request from the client within 30 s");
+        sleep_ms(2);
+    }
+    t_refresh_seen = now_ms() - t_start;
+    for (size_t i = 0; i < count; i++)
+        aredis_sync_free(n[i]);
 }
 
 static void *fault_thread(void *arg)
 {
     (void)arg;
     sleep_ms(cfg.warm_ms);
+    if (failover_after_refresh)
+        wait_for_refresh();
     if (strcmp(cfg.fault, "migrate") == 0) {
         migrate_slot();
     } else {
@@ -568,6 +697,7 @@ static void *fault_thread(void *arg)
 
 static aredis_timer *tick;
 static double t_stopped; /* when the stream stopped sending */
+static double tick_due = -1, loop_stall, loop_stall_at;
 
 /* From the loop, every 10 ms: once the helper is done, stop sending and
  * let the loop end when the last command has completed (or after 15 s:
@@ -576,6 +706,10 @@ static void on_tick(void *arg)
 {
     static double drain_until = -1;
     (void)arg;
+    double t = now_ms() - t_start;
+    if (tick_due >= 0 && t - tick_due > loop_stall)
+        loop_stall = t - tick_due, loop_stall_at = t;
+    tick_due = t + 10;
     if (fault_done && !stopping) {
         stopping = 1;
         t_stopped = now_ms() - t_start;
@@ -586,6 +720,62 @@ static void on_tick(void *arg)
         return;
     }
     aredis_timer_start(tick, 10);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The times of the successes of class cls, sorted; their count in *n. */
+static double *ok_times(int cls, long *n)
+{
+    double *t = malloc(((size_t)nrecs + 1) * sizeof *t);
+    if (t == NULL)
+        die("out of memory");
+    *n = 0;
+    for (long i = 0; i < nrecs; i++)
+        if (recs[i].done >= 1 && recs[i].code == 0 &&
+            recs[i].affected == (cls == CLS_AFFECTED))
+            t[(*n)++] = recs[i].t_done;
+    qsort(t, (size_t)*n, sizeof *t, cmp_double);
+    return t;
+}
+
+/* Of the gaps between successes on the affected slots that overlap
+ * [from, to], the longest less the longest gap of the others inside it
+ * (a gap runs to the end of the stream, t_stop, at most); *at: when it
+ * ended. */
+static double gap_affected_only(double from, double to, double t_stop,
+                                double *at)
+{
+    long na, no;
+    double *a = ok_times(CLS_AFFECTED, &na), *o = ok_times(CLS_OTHER, &no);
+    double best = 0;
+    *at = -1;
+    long j = 0;
+    for (long i = 1; i <= na; i++) {
+        double lo = a[i - 1], hi = i < na ? a[i] : t_stop;
+        if (hi < from || lo > to)
+            continue;
+        while (j < no && o[j] < lo)
+            j++;
+        double prev = lo, inner = 0;
+        long k = j;
+        for (; k < no && o[k] <= hi; k++) {
+            if (o[k] - prev > inner)
+                inner = o[k] - prev;
+            prev = o[k];
+        }
+        if (hi - prev > inner)
+            inner = hi - prev;
+        if (hi - lo - inner > best)
+            best = hi - lo - inner, *at = hi;
+    }
+    free(a);
+    free(o);
+    return best;
 }
 
 static void report_fault(void)
@@ -613,6 +803,16 @@ static void report_fault(void)
         else if (recs[i].done >= 1)
             failed++;
     }
+    /* The fault's window: from the fault to 200 ms past the end of the
+     * migration or the promotion; and as many ms before the fault as the
+     * warm-up gives, for the same figure without a fault. */
+    double t_end = t_mig_end >= 0    ? t_mig_end
+                   : t_promoted >= 0 ? t_promoted
+                                     : t_fault;
+    double only_at, before_at;
+    double only = gap_affected_only(t_fault, t_end + 200, t_stop, &only_at);
+    double before = gap_affected_only(t_fault - (double)cfg.warm_ms, t_fault,
+                                      t_stop, &before_at);
     char kinds[1024] = "";
     size_t used = 0;
     for (int i = 0; i < MAX_KINDS && kind_name[i][0] != '\0'; i++) {
@@ -628,12 +828,17 @@ static void report_fault(void)
            "failed_other=%ld "
            "failures=%s gap_affected_ms=%.1f gap_affected_end_ms=%.1f "
            "gap_other_ms=%.1f gap_other_end_ms=%.1f "
+           "gap_affected_only_ms=%.1f gap_affected_only_end_ms=%.1f "
+           "gap_affected_only_before_ms=%.1f "
+           "loop_stall_ms=%.1f loop_stall_end_ms=%.1f "
            "t_fault_ms=%.1f t_promoted_ms=%.1f t_migration_done_ms=%.1f "
            "first_ok_affected_ms=%.1f first_ok_minus_promotion_ms=%.1f\n",
            cfg.fault, nrecs, ok, failed, lost, dup, late, n_err[CLS_AFFECTED],
            n_err[CLS_OTHER], used ? kinds : "none", max_gap[CLS_AFFECTED],
            max_gap_at[CLS_AFFECTED] - t_fault, max_gap[CLS_OTHER],
-           max_gap_at[CLS_OTHER] - t_fault, t_fault,
+           max_gap_at[CLS_OTHER] - t_fault, only,
+           only_at >= 0 ? only_at - t_fault : -1.0, before, loop_stall,
+           loop_stall_at - t_fault, t_fault,
            t_promoted >= 0 ? t_promoted - t_fault : -1.0,
            t_mig_end >= 0 ? t_mig_end - t_fault : -1.0,
            t_first_ok_aff >= 0 ? t_first_ok_aff - t_fault : -1.0,
@@ -648,6 +853,8 @@ static void run_fault(void)
     if (strcmp(cfg.fault, "migrate") == 0) {
         if (cfg.slot < 0 || cfg.src == NULL || cfg.dst == NULL)
             die("migrate needs --slot, --src and --dst");
+        if (cfg.batch < 1 || cfg.batch > MAX_BATCH)
+            die("--batch 1..%d", MAX_BATCH);
     } else if (cfg.replica == NULL || cfg.aff_lo < 0 ||
                (strcmp(cfg.fault, "kill") == 0 && cfg.pid <= 0)) {
         die("kill/failover need --replica, --affected (and --pid to kill)");
@@ -666,7 +873,8 @@ static void run_fault(void)
     if (pthread_create(&th, NULL, fault_thread, NULL) != 0)
         die("pthread_create");
     for (long i = 0; i < w; i++)
-        stream_send();
+        stream_send(cfg.slot >= 0 ? (int)(i & 1) : -1);
+    tick_due = now_ms() - t_start + 10;
     aredis_timer_start(tick, 10);
     if (aredis_loop_run(loop) < 0)
         die("loop failed");
@@ -713,6 +921,7 @@ static void run_mapwatch(void)
         die("the map names %s as a primary before the failover", want_owner);
     cfg.fault = "failover";
     cfg.after_ms = 0;
+    failover_after_refresh = 1;
     t_start = now_ms();
     pthread_t th;
     if (pthread_create(&th, NULL, fault_thread, NULL) != 0)
@@ -723,11 +932,14 @@ static void run_mapwatch(void)
     pthread_join(th, NULL);
     aredis_timer_free(tick);
     printf("mode=mapwatch supported=1 slot=%d new_primary=%s "
-           "t_promoted_ms=%.1f "
-           "t_map_ms=%.1f map_minus_promotion_ms=%.1f\n",
-           cfg.slot, want_owner, t_promoted - t_fault,
+           "refresh_period_ms=%lld t_refresh_seen_ms=%.1f t_promoted_ms=%.1f "
+           "t_map_ms=%.1f map_minus_promotion_ms=%.1f "
+           "map_minus_refresh_ms=%.1f\n",
+           cfg.slot, want_owner, (long long)cli->cfg.more->cluster_refresh_ms,
+           t_refresh_seen - t_fault, t_promoted - t_fault,
            t_map >= 0 ? t_map - t_fault : -1.0,
-           t_map >= 0 ? t_map - t_promoted : -1.0);
+           t_map >= 0 ? t_map - t_promoted : -1.0,
+           t_map >= 0 ? t_map - t_refresh_seen : -1.0);
 }
 
 /* ------------------------------------------------------------------------
@@ -759,6 +971,8 @@ int main(int argc, char **argv)
             cfg.after_ms = strtol(v, NULL, 10);
         else if (OPT("--watch-ms"))
             cfg.watch_ms = strtol(v, NULL, 10);
+        else if (OPT("--batch"))
+            cfg.batch = strtol(v, NULL, 10);
         else if (OPT("--timeout-ms"))
             cfg.timeout_ms = strtol(v, NULL, 10);
         else if (OPT("--pid"))

@@ -17,15 +17,20 @@
 #             and the ratio; allocations per SET (aredis's allocator hooks)
 #   faults    a window-16 SET stream with a 5 s deadline per command (aredis,
 #             ioredis and glide: FAULT_IMPLS) under kill -9 of a primary,
-#             CLUSTER FAILOVER, and a live migration of one slot (ASK):
-#             failed completions by error code, lost and duplicated ones,
-#             the longest gap between successes on the affected slots and
-#             on the others (the window is shared: while commands for the
-#             affected slots wait, fewer go to the others), and for
+#             CLUSTER FAILOVER, and a live migration of one slot (ASK; moved
+#             as redis-cli --cluster reshard moves it, MIGRATE_BATCH keys
+#             per MIGRATE): failed completions by error code, lost and
+#             duplicated ones, the longest gap between successes on the
+#             affected slots and on the others (kill/failover: the window
+#             is shared, so while commands for the affected slots wait,
+#             fewer go to the others; migrate: half the window each), for
 #             kill/failover the first success on an affected slot relative
-#             to the promotion
-#   mapwatch  after a CLUSTER FAILOVER with no traffic, the time until the
-#             client's slot map names the new primary
+#             to the promotion, and (aredis) the part of the affected gap
+#             the other slots did not share, and the longest the client's
+#             loop ran late (a busy machine stalls every slot alike)
+#   mapwatch  after a CLUSTER FAILOVER with no traffic, sent right after
+#             the client's periodic map refresh (the worst moment), the
+#             time until the client's slot map names the new primary
 # Each fault run gets a fresh cluster.
 #
 # Every cell is the median of REPEAT runs; within one round the clients run
@@ -41,6 +46,8 @@
 #   W_LIST ["1 16 128 1024"]   CG_N1 [5000]  CG_N2 [25000]  CG_WARM [16384]
 #   FAULT_AFTER_MS [6000]      how long the stream runs after a fault
 #   FAULT_IMPLS ["aredis ioredis glide"]   the clients of the fault runs
+#   FAULT_KINDS ["kill failover migrate"]  the faults injected
+#   MIGRATE_BATCH [10]         keys per MIGRATE (redis-cli's --cluster-pipeline)
 #   MAPWATCH_MS [20000]        how long mapwatch waits for the map
 #   BUILD_DIR [build-bench]  OUT_DIR [a temporary directory, removed]
 set -euo pipefail
@@ -58,6 +65,8 @@ CG_WARM=${CG_WARM:-16384}
 FAULT_AFTER_MS=${FAULT_AFTER_MS:-6000}
 MAPWATCH_MS=${MAPWATCH_MS:-20000}
 FAULT_IMPLS=${FAULT_IMPLS-"aredis ioredis glide"}
+FAULT_KINDS=${FAULT_KINDS:-"kill failover migrate"}
+MIGRATE_BATCH=${MIGRATE_BATCH:-10}
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_init cluster.sh
@@ -304,7 +313,7 @@ fault() {
     case $kind in
         kill) args=(--pid "$(state bench-node0 pid)" --replica "$(addr_of 3)" --affected 0-5460) ;;
         failover) args=(--replica "$(addr_of 3)" --affected 0-5460) ;;
-        migrate) args=(--slot 100 --src "$(addr_of 0)" --dst "$(addr_of 1)") ;;
+        migrate) args=(--slot 100 --src "$(addr_of 0)" --dst "$(addr_of 1)" --batch "$MIGRATE_BATCH") ;;
     esac
     if [ "$impl" = aredis ]; then
         line=$(pin "$bin" --url "$URL" --mode fault --fault "$kind" -w 16 \
@@ -321,6 +330,7 @@ fault_row() {
     local impl=$1 kind=$2 lines=$3 f cells=""
     med() { while IFS= read -r l; do field "$1" "$l"; done <<<"$lines" | median; }
     for f in sent failed lost duplicated failed_other gap_affected_ms gap_other_ms \
+        gap_affected_only_ms gap_affected_only_before_ms loop_stall_ms \
         t_promoted_ms first_ok_minus_promotion_ms t_migration_done_ms; do
         cells+=" $(med "$f") |"
     done
@@ -335,7 +345,7 @@ if has faults "$PARTS"; then
         has "$impl" "$FAULT_IMPLS" && fault_impls+=" $impl"
     done
     for ((r = 1; r <= REPEAT; r++)); do
-        for kind in kill failover migrate; do
+        for kind in $FAULT_KINDS; do
             for impl in $fault_impls; do
                 if line=$(fault "$impl" "$kind" 2>"$tmp/err"); then
                     fl[$impl/$kind]+="$line"$'\n'
@@ -348,9 +358,9 @@ if has faults "$PARTS"; then
     echo
     echo "Faults under a window-16 SET stream, deadline 5 s per command, stream kept $FAULT_AFTER_MS ms past the fault (median of $REPEAT; times in ms from the fault)"
     echo
-    echo "| fault | client | sent | failed | lost | duplicated | failed on other slots | longest gap, affected slots | longest gap, other slots | promotion | first success on affected slots - promotion | migration done | failures by code (of which on affected slots), per run |"
-    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
-    for kind in kill failover migrate; do
+    echo "| fault | client | sent | failed | lost | duplicated | failed on other slots | longest gap, affected slots | longest gap, other slots | affected-only gap during the fault | the same before the fault | client loop stall | promotion | first success on affected slots - promotion | migration done | failures by code (of which on affected slots), per run |"
+    echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    for kind in $FAULT_KINDS; do
         for impl in $fault_impls; do
             [ -n "${fl[$impl/$kind]-}" ] || continue
             fault_row "$impl" "$kind" "$(grep . <<<"${fl[$impl/$kind]}")"
@@ -358,8 +368,11 @@ if has faults "$PARTS"; then
     done
     echo
     echo "kill: kill -9 of the primary of slots 0-5460; failover: CLUSTER FAILOVER on its replica;"
-    echo "migrate: slot 100 moved to another primary key by key (MIGRATE, ASK), every other command on that slot."
-    echo "-1 = did not happen within the run."
+    echo "migrate: slot 100 moved to another primary as redis-cli --cluster reshard does ($MIGRATE_BATCH keys per MIGRATE, ASK on the way), half the window on that slot."
+    echo "affected-only gap: of the gaps on the affected slots from the fault to 200 ms past its end (migration done, promotion),"
+    echo "the longest less the longest gap of the other slots inside it; before the fault: the same over the second before it (no fault: the noise);"
+    echo "client loop stall: the longest the client's loop ran late on a 10 ms timer (a whole-stream gap of the machine, not of the fault)."
+    echo "-1 = did not happen within the run; - = not measured for this client."
 fi
 
 # ---- mapwatch -----------------------------------------------------------------------
@@ -376,14 +389,16 @@ if has mapwatch "$PARTS"; then
     done
     mw=$(grep . <<<"$mw")
     echo
-    echo "CLUSTER FAILOVER with no traffic: ms from the command (median of $REPEAT; -1: not within $MAPWATCH_MS ms)"
+    echo "CLUSTER FAILOVER with no traffic, sent right after the client's periodic map refresh: ms from the command (median of $REPEAT, and the largest; -1: not within $MAPWATCH_MS ms)"
     echo
-    echo "| replica promoted | client's map names it | map - promotion |"
-    echo "| ---: | ---: | ---: |"
-    printf '| %s | %s | %s |\n' \
-        "$(while IFS= read -r l; do field t_promoted_ms "$l"; done <<<"$mw" | median)" \
-        "$(while IFS= read -r l; do field t_map_ms "$l"; done <<<"$mw" | median)" \
-        "$(while IFS= read -r l; do field map_minus_promotion_ms "$l"; done <<<"$mw" | median)"
+    echo "| refresh period | replica promoted | client's map names it | map - promotion | map - the refresh before (target: period + 100) |"
+    echo "| ---: | ---: | ---: | ---: | ---: |"
+    mw_med() { while IFS= read -r l; do field "$1" "$l"; done <<<"$mw" | median; }
+    mw_max() { while IFS= read -r l; do field "$1" "$l"; done <<<"$mw" | sort -g | tail -1; }
+    printf '| %s | %s | %s | %s (max %s) | %s (max %s) |\n' \
+        "$(mw_med refresh_period_ms)" "$(mw_med t_promoted_ms)" "$(mw_med t_map_ms)" \
+        "$(mw_med map_minus_promotion_ms)" "$(mw_max map_minus_promotion_ms)" \
+        "$(mw_med map_minus_refresh_ms)" "$(mw_max map_minus_refresh_ms)"
 fi
 echo
 echo "raw results: $raw"

@@ -5,7 +5,8 @@
 //   node bench/node_cluster_bench.js --client ioredis|ioredis-auto|glide
 //        --seeds H:P,H:P --keys FILE --mode seq|set [-n N] [-w W]
 //   ... --mode fault --fault kill|failover|migrate [--pid P] [--replica H:P]
-//        [--affected LO-HI] [--slot S --src H:P --dst H:P] [--after-ms MS]
+//        [--affected LO-HI] [--slot S --src H:P --dst H:P [--batch K]]
+//        [--after-ms MS]
 //
 // ioredis is Redis.Cluster with its defaults (ioredis-auto: with
 // enableAutoPipelining); glide is @valkey/valkey-glide's GlideClusterClient.
@@ -20,13 +21,16 @@
 // deadline per command (ioredis commandTimeout, glide requestTimeout), the
 // fault injected after 1 s through plain ioredis connections to the nodes
 // (process.kill for kill -9), the replica's ROLE polled every ms, the same
-// counts. Errors are named by the error's class and its first word.
+// counts, the same migration (redis-cli --cluster reshard's: --batch keys
+// per MIGRATE, back to back; SETSLOT NODE on the target, the source, the
+// other primaries) and, for migrate, the window split in halves the same
+// way. Errors are named by the error's class and its first word.
 'use strict';
 const fs = require('fs');
 
 const cfg = { client: 'ioredis', seeds: '', keys: '', mode: 'seq', n: 100000,
               w: 1, fault: '', pid: 0, replica: '', affected: '', slot: -1,
-              src: '', dst: '', 'after-ms': 6000, 'warm-ms': 1000 };
+              src: '', dst: '', batch: 10, 'after-ms': 6000, 'warm-ms': 1000 };
 const a = process.argv.slice(2);
 for (let i = 0; i < a.length; i += 2) {
   const k = a[i].replace(/^-+/, '');
@@ -112,16 +116,20 @@ async function fault() {
   const lastOk = [-1, -1], gap = [0, 0], nErr = [0, 0];
   let tFault = -1, tPromoted = -1, tMigEnd = -1, tFirstOkAff = -1;
   let stopping = false, tStopped = -1, inflight = 0, migCounter = 0;
+  let nOther = 0;
   let drained;
   const allDone = new Promise((r) => { drained = r; });
-  const send = () => {
+  // migrate: cls 1 the migrating slot, 0 the others (each completion sends
+  // one of its own half); otherwise (cls -1) the spread order.
+  const send = (cls) => {
     const i = rec.length;
     let key, slot;
-    if (migrate && (i & 1)) {
+    if (cls === 1) {
       key = `{${keys[cfg.slot]}}:${migCounter++ % 4096}`;
       slot = cfg.slot;
     } else {
-      slot = spread(Math.floor(i / (migrate ? 2 : 1)));
+      slot = spread(cls < 0 ? i : nOther++);
+      if (cls >= 0 && slot === cfg.slot) slot = spread(nOther++);
       key = keys[slot];
     }
     const r = { sent: now() - t0, done: 0, aff: slot >= lo && slot <= hi ? 1 : 0 };
@@ -150,12 +158,12 @@ async function fault() {
         if (r.aff && tFault >= 0 && tFirstOkAff < 0 && r.sent >= tFault) tFirstOkAff = t;
       }
       if (r.done > 1) return;
-      if (!stopping) send();
+      if (!stopping) send(migrate ? r.aff : -1);
       else if (inflight === 0) drained();
     };
     c.set(key, value).then(() => fin(null), fin);
   };
-  for (let j = 0; j < 16; j++) send();
+  for (let j = 0; j < 16; j++) send(migrate ? j & 1 : -1);
 
   // The fault, from the same process.
   await sleep(cfg['warm-ms']);
@@ -168,14 +176,23 @@ async function fault() {
     await dst.call('CLUSTER', 'SETSLOT', cfg.slot, 'IMPORTING', srcId);
     await src.call('CLUSTER', 'SETSLOT', cfg.slot, 'MIGRATING', dstId);
     tFault = now() - t0;
+    const others = String(await src.call('CLUSTER', 'NODES')).split('\n')
+      .map((l) => l.split(' '))
+      .filter((f) => f.length > 2 && f[2].includes('master') && !f[2].includes('fail') &&
+        f[0] !== srcId && f[0] !== dstId)
+      .map((f) => f[1].replace(/[@,].*/, ''));
     for (;;) {
-      const ks = await src.call('CLUSTER', 'GETKEYSINSLOT', cfg.slot, 100);
+      const ks = await src.call('CLUSTER', 'GETKEYSINSLOT', cfg.slot, cfg.batch);
       if (ks.length === 0) break;
-      await src.call('MIGRATE', d.host, d.port, '', 0, 5000, 'KEYS', ...ks);
-      await sleep(5);
+      await src.call('MIGRATE', d.host, d.port, '', 0, 60000, 'KEYS', ...ks);
     }
     await dst.call('CLUSTER', 'SETSLOT', cfg.slot, 'NODE', dstId);
     await src.call('CLUSTER', 'SETSLOT', cfg.slot, 'NODE', dstId);
+    for (const o of others) {
+      const n = plain(o);
+      await n.call('CLUSTER', 'SETSLOT', cfg.slot, 'NODE', dstId);
+      n.disconnect();
+    }
     tMigEnd = now() - t0;
     src.disconnect();
     dst.disconnect();

@@ -9,19 +9,21 @@
  * bytes), bytes written, closes, timers with the clock moved on, cancels,
  * aborts, and frees (everything taken back, a new connection), with the
  * configuration (protocol, AUTH, SELECT, attempts, lent, exclusive,
- * subscriptions, shedding) drawn from the first bytes. Completions may
- * submit again (re-entry). With shedding on, the driver does what the
- * node's link does after each event: whenever the connection sheds, it
- * takes the empty output buffer and the reader (into one spare of each,
- * which outlives a free), and gives them back for the next bytes, so a
- * reader moves between connections and mid-handshake. Checked throughout:
+ * subscriptions) drawn from the first bytes. Completions may submit
+ * again (re-entry). The driver does what the node's link does after each
+ * event: whenever the connection sheds, it takes the empty output buffer
+ * and the reader (into one spare of each, which outlives a free), and
+ * gives them back for the next bytes, so a reader moves between
+ * connections and mid-handshake. Checked throughout:
  *   - each command comes back exactly once (a COMPLETE action, a cancel
  *     that returns it, or the final take-all), never while still queued;
  *   - at most one transport and one resolution at a time, and none asked
  *     for while one is open;
  *   - no completion or event while the connection is half torn down: when
  *     it is idle or backing off, its transport is already closed;
- *   - completions carry a reply, or an error code with a message.
+ *   - completions carry a reply, or an error code with a message;
+ *   - with keep_inflight, the bytes of each command in flight, and of one
+ *     its reply completes, are still in the output buffer.
  * The corpus also replays through fuzz/replay.c. */
 #include <stdint.h>
 #include <stdio.h>
@@ -61,7 +63,6 @@ static struct {
     int resolving, opening, open; /* what the driver has going */
     int refill;                   /* completions submit again */
     int lent, exclusive, keep;    /* the owner's policy */
-    int shed;                     /* the driver takes what is shed */
     aredis_reader *spare_rd;      /* one spare reader and one block */
     char *spare_blk;
     size_t spare_cap;
@@ -95,7 +96,7 @@ static void *spare_block(void *ud, size_t *cap)
  * empty output buffer and its reader back. */
 static void shed(void)
 {
-    if (!f.shed || !aredis__conn_sheds(&f.cn))
+    if (!aredis__conn_sheds(&f.cn))
         return;
     aredis_buf out;
     if (aredis__conn_take_out(&f.cn, &out) == 0) {
@@ -196,6 +197,10 @@ static void consistent(void)
     CHECK(f.cn.npend == 0 || f.cn.pend_head != NULL);
     CHECK(f.cn.state == AREDIS__ST_READY || f.cn.head == NULL ||
           f.cn.state == AREDIS__ST_HANDSHAKE);
+    /* keep_inflight: the bytes of every command in flight are at hand. */
+    for (const aredis__conn_cmd *q = f.cn.head;
+         q != NULL && f.cfg.keep_inflight; q = q->next)
+        CHECK(aredis__conn_cmd_bytes(&f.cn, q) != NULL);
 }
 
 static void drain(void)
@@ -220,6 +225,9 @@ static void drain(void)
             fcmd *c = (fcmd *)a.cmd;
             CHECK(c >= f.cmds && c < f.cmds + NCMD);
             CHECK(!queued(&c->cc));
+            /* ... and of the one a reply completes, while it completes. */
+            CHECK(a.reply == NULL || !f.cfg.keep_inflight ||
+                  aredis__conn_cmd_bytes(&f.cn, a.cmd) != NULL);
             CHECK(a.reply != NULL || a.code == 0 || a.msg != NULL);
             give_back(c);
             if (f.refill && (byte() & 1))
@@ -403,7 +411,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     f.lent = (conf & 64) != 0;
     f.exclusive = (conf & 128) != 0;
     f.keep = (conf2 & 64) != 0;
-    f.shed = (conf2 & 128) != 0;
+    f.cfg.keep_inflight = (conf2 & 128) != 0;
     policy();
 
     while (f.p < f.end)

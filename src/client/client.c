@@ -55,6 +55,14 @@ aredis__cmd *aredis__cmd_new(aredis_client *c)
     return cmd;
 }
 
+int aredis__cmd_keep(aredis__cmd *cmd, const char *bytes)
+{
+    if (cmd->cc.copy == NULL &&
+        (cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)
+        return AREDIS_ENOMEM;
+    return 0;
+}
+
 static void hook_unref(aredis__hook *h)
 {
     if (--h->refs > 0)
@@ -337,11 +345,15 @@ void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
     aredis__finish(c, cmd, &r);
 }
 
-int aredis__deliver(aredis_client *c, aredis__cmd *cmd, aredis__node *from,
+int aredis__deliver(aredis_client *c, aredis__cmd *cmd, aredis__link *from,
                     const aredis_reply *r)
 {
     if (r->type == AREDIS_REPLY_ERROR &&
-        c->topo->vt->redirect(c->topo, cmd, from, r))
+        c->topo->vt->redirect(c->topo, cmd, from->node,
+                              cmd->cc.copy != NULL ? cmd->cc.copy
+                                                   : aredis__conn_cmd_bytes(
+                                                         &from->conn, &cmd->cc),
+                              r))
         return 1;
     const aredis_reply *out = r;
     if (cmd->hook != NULL) {
@@ -666,6 +678,8 @@ aredis_client *aredis_client_new(aredis_loop *loop, const aredis_options *opts,
               : nsentinels > 0 ? aredis__sentinel_new(c)
                                : aredis__standalone_new(c);
     e = c->topo != NULL ? 0 : AREDIS_ENOMEM;
+    if (e == 0) /* read by the connections from their first command on */
+        c->conn_cfg.keep_inflight = (uint8_t)(c->topo->keep_bytes != 0);
     if (e == 0)
         e = aredis__ts_init(c);
     if (e == 0)
@@ -717,19 +731,19 @@ typedef struct submit_args {
  * be refused, or NULL; *block_ms is a blocking command's server-side
  * timeout (aredis__cmdclass), -1 for a command that does not block. A
  * command whose cluster policy is not "route by key" is marked
- * AREDIS__CMD_FANOUT (what a cluster client does with it: fanout.c). */
+ * AREDIS__CMD_FANOUT (what a cluster client does with it: fanout.c). The
+ * classification is left in *kp, for the topology. */
 static const char *classify(aredis_client *c, aredis__cmd *cmd,
                             const char *bytes, unsigned flags,
-                            int64_t *block_ms)
+                            int64_t *block_ms, aredis__cmdclass *k)
 {
-    aredis__cmdclass k;
-    aredis__cmd_classify_memo(bytes, &k, &c->memo);
+    aredis__cmd_classify_memo(bytes, k, &c->memo);
     /* One test for the rare kinds: refused, or with a cluster policy. */
-    if (k.flags &
+    if (k->flags &
         (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED | AREDIS__CMDF_CL_MASK)) {
-        if (k.flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
-            return k.flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
-                                                 : select_refused;
+        if (k->flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
+            return k->flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
+                                                  : select_refused;
         cmd->flags |= AREDIS__CMD_FANOUT;
     }
     /* The command table's CLIENT REPLY values are the connection's. */
@@ -738,7 +752,7 @@ static const char *classify(aredis_client *c, aredis__cmd *cmd,
                        (int)AREDIS__CLIENT_REPLY_OFF == AREDIS__REPLY_OFF &&
                        (int)AREDIS__CLIENT_REPLY_SKIP == AREDIS__REPLY_SKIP,
                    "CLIENT REPLY values differ");
-    cmd->cc.reply_kind = (uint8_t)k.client_reply;
+    cmd->cc.reply_kind = (uint8_t)k->client_reply;
     if (c->nhooks > 0) {
         aredis__args it;
         const char *name = "";
@@ -755,19 +769,19 @@ static const char *classify(aredis_client *c, aredis__cmd *cmd,
         }
     }
     if (cmd->hook == NULL && c->cfg.normalize_resp2)
-        cmd->norm = (uint8_t)k.norm;
+        cmd->norm = (uint8_t)k->norm;
     if ((flags & AREDIS_CMD_IDEMPOTENT) ||
-        (c->cfg.retry_read_only && (k.flags & AREDIS__CMDF_READONLY)))
+        (c->cfg.retry_read_only && (k->flags & AREDIS__CMDF_READONLY)))
         cmd->flags |= AREDIS__CMD_RETRY;
     /* Blocking commands go to an exclusive connection, except WAIT and
      * WAITAOF, which count the writes of the connection they run on. */
-    if ((k.flags & (AREDIS__CMDF_BLOCKING | AREDIS__CMDF_OWN_WRITES)) ==
+    if ((k->flags & (AREDIS__CMDF_BLOCKING | AREDIS__CMDF_OWN_WRITES)) ==
         AREDIS__CMDF_BLOCKING)
         cmd->flags |= AREDIS__CMD_BLOCKING;
     if (flags & AREDIS_CMD_NO_RESEND)
         cmd->flags = (uint8_t)((cmd->flags | AREDIS__CMD_NO_RESEND) &
                                ~AREDIS__CMD_RETRY);
-    *block_ms = k.flags & AREDIS__CMDF_BLOCKING ? k.block_ms : -1;
+    *block_ms = k->flags & AREDIS__CMDF_BLOCKING ? k->block_ms : -1;
     return NULL;
 }
 
@@ -798,10 +812,10 @@ static int set_deadline(aredis_client *c, aredis__cmd *cmd,
                             aredis__now_ms() + timeout);
 }
 
-/* Hand a classified command to its connection. Returns 0, or
+/* Hand a classified command (k: its class) to its connection. Returns 0, or
  * AREDIS_ENOMEM when the bytes could not be queued. */
 static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
-                 const char *bytes, int direct)
+                 const char *bytes, const aredis__cmdclass *k, int direct)
 {
     if (target != NULL && target->conn.broken) {
         heap_remove(c, cmd);
@@ -821,7 +835,7 @@ static int route(aredis_client *c, aredis__link *target, aredis__cmd *cmd,
         return aredis__link_submit(target, cmd, bytes);
     }
     /* Which server: the topology's question, and only its. */
-    aredis__node *n = c->topo->vt->route(c->topo, cmd, bytes);
+    aredis__node *n = c->topo->vt->route(c->topo, cmd, bytes, k);
     if (n == AREDIS__HELD)
         return 0; /* the topology sends it when it can */
     if (n == NULL) {
@@ -884,7 +898,7 @@ static int submit(aredis_client *c, aredis__link *target,
     /* The fast path encodes straight into the ready shared connection's
      * output buffer (when there is one server); everything else goes
      * through the scratch buffer. */
-    aredis__node *sole = c->topo->vt->sole(c->topo);
+    aredis__node *sole = c->topo->sole;
     int direct = target == NULL && sa->bytes == NULL && sole != NULL &&
                  sole->main.conn.state == AREDIS__ST_READY;
     aredis_buf *b = direct ? &sole->main.conn.out : &c->scratch;
@@ -909,9 +923,10 @@ static int submit(aredis_client *c, aredis__link *target,
     if (++c->pending > c->burst_peak)
         c->burst_peak = c->pending;
     int64_t block_ms = -1;
+    aredis__cmdclass k;
     const char *refused =
         sa->pushed ? NULL
-                   : classify(c, cmd, bytes, o ? o->flags : 0, &block_ms);
+                   : classify(c, cmd, bytes, o ? o->flags : 0, &block_ms, &k);
     if (refused != NULL) {
         b->len = start;
         aredis__defer_done(c, cmd, AREDIS_EINVAL, refused);
@@ -920,21 +935,22 @@ static int submit(aredis_client *c, aredis__link *target,
     if (sa->pushed) {
         cmd->cc.reply_kind = AREDIS__REPLY_PUSHED;
         cmd->flags |= AREDIS__CMD_NO_RESEND;
+        /* Not classify()'s (it refuses them): only routed by it. */
+        aredis__cmd_classify_memo(bytes, &k, &c->memo);
     }
-    if ((cmd->flags & AREDIS__CMD_RETRY) || c->topo->keep_bytes) {
-        /* A cluster client may send the caller's command to several nodes,
-         * or refuse it (fanout.c); kept, the bytes serve redirects. */
-        if ((cmd->flags & AREDIS__CMD_FANOUT) && c->cfg.cluster &&
-            target == NULL) {
-            int taken = aredis__cluster_submit(c, cmd, bytes, o);
-            if (taken <= 0) {
-                b->len = start;
-                return taken;
-            }
+    /* A cluster client may send the caller's command to several nodes,
+     * or refuse it (fanout.c). */
+    if ((cmd->flags & AREDIS__CMD_FANOUT) && c->cfg.cluster && target == NULL) {
+        int taken = aredis__cluster_submit(c, cmd, bytes, &k, o);
+        if (taken <= 0) {
+            b->len = start;
+            return taken;
         }
-        if ((cmd->cc.copy = aredis__strndup(bytes, cmd->cc.len)) == NULL)
-            e = AREDIS_ENOMEM;
     }
+    /* Kept for sending again after a lost connection, unless every
+     * connection keeps them (keep_bytes). */
+    if ((cmd->flags & AREDIS__CMD_RETRY) && !c->topo->keep_bytes)
+        e = aredis__cmd_keep(cmd, bytes);
     if (e == 0)
         e = set_deadline(c, cmd, o, block_ms);
     if (e != 0) {
@@ -949,7 +965,7 @@ static int submit(aredis_client *c, aredis__link *target,
     int keep = direct ? !(cmd->flags & AREDIS__CMD_BLOCKING)
                       : -(sole != NULL && target == NULL &&
                           sole->main.conn.state != AREDIS__ST_READY);
-    e = route(c, target, cmd, bytes, keep > 0);
+    e = route(c, target, cmd, bytes, &k, keep > 0);
     if (keep <= 0) {
         b->len = start;
         if (keep < 0)

@@ -39,12 +39,16 @@ enum {
     /* Its cluster policy is not "route by key" (util/cmdtable.h): a
      * cluster client may send it to several nodes or refuse it. */
     AREDIS__CMD_FANOUT = 1 << 6,
+    /* A cluster ASK redirect sends it to an exclusive connection (a
+     * blocking command): ASKING goes right before it on that connection
+     * (pool.c), once. */
+    AREDIS__CMD_ASKING = 1 << 7,
 };
 _Static_assert(((AREDIS__CMD_DONE | AREDIS__CMD_BLOCKING | AREDIS__CMD_PENDING |
-                 AREDIS__CMD_PINNED | AREDIS__CMD_FANOUT) &
+                 AREDIS__CMD_PINNED | AREDIS__CMD_FANOUT | AREDIS__CMD_ASKING) &
                 (AREDIS__CMD_RETRY | AREDIS__CMD_NO_RESEND)) == 0,
                "command flags overlap");
-_Static_assert(AREDIS__CMD_FANOUT <= 0xff, "flags is a uint8_t");
+_Static_assert(AREDIS__CMD_ASKING <= 0xff, "flags is a uint8_t");
 
 typedef struct aredis__link aredis__link;
 typedef struct aredis__cmd aredis__cmd;
@@ -229,6 +233,10 @@ void aredis__ts_drain(aredis_client *c);
 
 aredis__cmd *aredis__cmd_new(aredis_client *c);
 void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd);
+/* Give a command a copy of its bytes (cmd->cc.len of them) unless it has
+ * one, for whoever sends it later from outside any connection: 0 or
+ * AREDIS_ENOMEM. */
+int aredis__cmd_keep(aredis__cmd *cmd, const char *bytes);
 /* Run a command's callback; the one place that does. */
 void aredis__finish(aredis_client *c, aredis__cmd *cmd, const aredis_reply *r);
 void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
@@ -236,8 +244,8 @@ void aredis__finish_error(aredis_client *c, aredis__cmd *cmd, int code,
 /* Deliver a server reply through the command's hook or normalisation.
  * Returns 1 when the topology took the command back instead (a redirect:
  * it is not completed and no longer the caller's), else 0. from is the
- * node that answered. */
-int aredis__deliver(aredis_client *c, aredis__cmd *cmd, aredis__node *from,
+ * link that answered. */
+int aredis__deliver(aredis_client *c, aredis__cmd *cmd, aredis__link *from,
                     const aredis_reply *r);
 /* Complete from the loop, later (inside API calls). */
 void aredis__defer_done(aredis_client *c, aredis__cmd *cmd, int code,
@@ -267,9 +275,10 @@ typedef struct aredis__fanout aredis__fanout;
  * several nodes (the record is freed, the parts are commands of their
  * own) or refused (completed with the reason). Returns 1 to route it as
  * usual (its keys share a slot), else it was taken and this is what the
- * submit call returns (0 or an error). */
+ * submit call returns (0 or an error). k: its classification. */
 int aredis__cluster_submit(aredis_client *c, aredis__cmd *cmd,
-                           const char *bytes, const aredis_cmd_opts *o);
+                           const char *bytes, const aredis__cmdclass *k,
+                           const aredis_cmd_opts *o);
 /* aredis_nodes_command: a map "host:port" -> reply over nodes of a kind. */
 int aredis__nodes_submit(aredis_client *c, int which, aredis_reply_cb cb,
                          void *ud, const char *bytes, size_t len);

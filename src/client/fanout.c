@@ -804,19 +804,16 @@ static int fanout_start(aredis_client *c, const aredis_cmd_opts *o,
 }
 
 int aredis__cluster_submit(aredis_client *c, aredis__cmd *cmd,
-                           const char *bytes, const aredis_cmd_opts *o)
+                           const char *bytes, const aredis__cmdclass *k,
+                           const aredis_cmd_opts *o)
 {
-    /* Classified again (the memo answers for the usual names): the
-     * single-node path keeps no class for this. */
-    aredis__cmdclass k;
-    aredis__cmd_classify_memo(bytes, &k, &c->memo);
     const char *why = NULL;
-    int fan = fanout_check(c, &k, bytes, &why);
+    int fan = fanout_check(c, k, bytes, &why);
     if (fan == 0)
         return 1;
     if (fan == 2) {
         aredis__defer_done(c, cmd,
-                           aredis__cmd_cluster(k.flags) == AREDIS__CL_REFUSE
+                           aredis__cmd_cluster(k->flags) == AREDIS__CL_REFUSE
                                ? AREDIS_ENOTSUP
                                : AREDIS_EINVAL,
                            why);
@@ -828,7 +825,7 @@ int aredis__cluster_submit(aredis_client *c, aredis__cmd *cmd,
     void *ud = cmd->ud;
     c->pending--;
     aredis__cmd_free(c, cmd);
-    return fanout_start(c, o, cb, ud, &k, bytes, len);
+    return fanout_start(c, o, cb, ud, k, bytes, len);
 }
 
 /* ---- public: nodes and exclusive connections by slot --------------------- */

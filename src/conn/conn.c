@@ -18,8 +18,12 @@
 #include "util/alloc.h"
 
 /* Written bytes are dropped from the front of the buffer lazily, once they
- * are this many, to keep memmove off the common path. */
+ * are this many, to keep memmove off the common path. With keep_inflight,
+ * the bytes of commands awaiting replies stay behind the written ones:
+ * those in front go once they are at least COMPACT_MIN and at least as
+ * many as the ones kept, so each byte is moved at most once on average. */
 #define COMPACT_AT ((size_t)64 * 1024)
+#define COMPACT_MIN ((size_t)4096)
 
 enum { HS_HELLO, HS_AUTH, HS_SETNAME, HS_SELECT, HS_EXTRA, HS_DONE };
 
@@ -266,20 +270,25 @@ void aredis__conn_wrote(aredis__conn *cn, size_t n)
 {
     cn->out_pos += n;
     cn->written += n;
-    if (cn->out_pos == cn->out.len && cn->keep_sent) {
-        /* Everything written: keep this write's bytes, drop the older. */
-        if (cn->out.len > n)
-            memmove(cn->out.data, cn->out.data + cn->out.len - n, n);
-        cn->out.len = cn->out_pos = n;
-        cn->base = cn->written - n;
-    } else if (cn->out_pos == cn->out.len) {
+    int all = cn->out_pos == cn->out.len;
+    /* What may go: the bytes written, but (keep_sent) this write's once
+     * everything is written, and (keep_inflight) those of the commands
+     * still awaiting replies. */
+    uint64_t keep = all && cn->keep_sent ? cn->written - n : cn->written;
+    if (cn->cfg->keep_inflight && cn->head != NULL &&
+        cn->head->end - cn->head->len < keep)
+        keep = cn->head->end - cn->head->len;
+    size_t drop = (size_t)(keep - cn->base);
+    if (drop == cn->out.len) {
         cn->out_pos = 0;
         cn->out.len = 0;
         cn->base = cn->written;
-    } else if (cn->out_pos >= COMPACT_AT) {
-        aredis__buf_consume(&cn->out, cn->out_pos);
-        cn->base += cn->out_pos;
-        cn->out_pos = 0;
+    } else if ((all && cn->keep_sent) || drop >= COMPACT_AT ||
+               (cn->cfg->keep_inflight && drop >= COMPACT_MIN &&
+                drop >= cn->out.len - drop)) {
+        aredis__buf_consume(&cn->out, drop);
+        cn->base += drop;
+        cn->out_pos -= drop;
     }
 }
 
@@ -292,6 +301,14 @@ static const char *cmd_bytes(const aredis__conn *cn,
     if (start < cn->base || cmd->end > cn->base + cn->out.len)
         return NULL;
     return cn->out.data + (size_t)(start - cn->base);
+}
+
+const char *aredis__conn_cmd_bytes(const aredis__conn *cn,
+                                   const aredis__conn_cmd *cmd)
+{
+    return cn->cfg->keep_inflight && !(cmd->flags & AREDIS__CC_PENDING)
+               ? cmd_bytes(cn, cmd)
+               : NULL;
 }
 
 static aredis__conn_cmd *take_inflight(aredis__conn *cn)
@@ -385,7 +402,7 @@ static void salvage(aredis__conn *cn, int code, const char *why)
             else if (cmd->end > written)
                 bytes = cmd_bytes(cn, cmd); /* never reached the server */
             else if (cmd->flags & AREDIS__CC_RETRY) {
-                bytes = cmd->copy;
+                bytes = cmd->copy != NULL ? cmd->copy : cmd_bytes(cn, cmd);
                 cmd->flags |= AREDIS__CC_WAS_SENT;
             }
             if (bytes == NULL && cmd->end > written)
@@ -868,8 +885,13 @@ int aredis__conn_submit(aredis__conn *cn, aredis__conn_cmd *cmd,
         return 0;
     }
     if (cn->state == AREDIS__ST_READY) {
-        if (bytes != NULL && append_out(cn, bytes, cmd->len) != 0)
+        if (bytes != NULL && cn->out.cap - cn->out.len >= cmd->len) {
+            /* Room for them (a busy connection's usual case). */
+            memcpy(cn->out.data + cn->out.len, bytes, cmd->len);
+            cn->out.len += cmd->len;
+        } else if (bytes != NULL && append_out(cn, bytes, cmd->len) != 0) {
             return AREDIS_ENOMEM;
+        }
         enqueue(cn, cmd);
         return 0;
     }
@@ -916,7 +938,26 @@ void aredis__conn_abort(aredis__conn *cn, int code, const char *msg)
 
 aredis__conn_cmd *aredis__conn_take_pending(aredis__conn *cn)
 {
-    return take_pending(cn);
+    /* Their bytes go with them: the pending buffer is emptied. */
+    aredis__conn_cmd *head = NULL, **tail = &head;
+    for (aredis__conn_cmd *cmd = cn->pend_head; cmd != NULL;) {
+        aredis__conn_cmd *next = cmd->next;
+        cmd->flags &= (uint8_t)~AREDIS__CC_PENDING;
+        cmd->next = NULL;
+        if (cmd->copy == NULL &&
+            (cmd->copy = aredis__strndup(cn->pend_out.data + cmd->off,
+                                         cmd->len)) == NULL) {
+            done(cn, cmd, AREDIS_ENOMEM, "out of memory");
+        } else {
+            *tail = cmd;
+            tail = &cmd->next;
+        }
+        cmd = next;
+    }
+    cn->pend_head = cn->pend_tail = NULL;
+    cn->pend_out.len = 0;
+    cn->npend = 0;
+    return head;
 }
 
 aredis__conn_cmd *aredis__conn_take_all(aredis__conn *cn)

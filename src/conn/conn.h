@@ -100,11 +100,17 @@ typedef struct aredis__conn_config {
     int protocol; /* 0: automatic (RESP3, RESP2 fallback), 2 or 3 */
     int db;
     const char *username, *password, *client_name;
-    int max_attempts;           /* per outage; < 0: forever; 0: never retry */
-    int one_address;            /* a unix socket: open address 0, no lookup */
-    int64_t backoff_first_ms;   /* first wait after a failed attempt */
-    int64_t backoff_max_ms;     /* cap of the doubling */
-    int64_t connect_timeout_ms; /* < 0: none */
+    int max_attempts;    /* per outage; < 0: forever; 0: never retry */
+    uint8_t one_address; /* a unix socket: open address 0, no lookup */
+    /* The bytes of every command stay in the output buffer until its
+     * reply (or its failure) has been taken, where
+     * aredis__conn_cmd_bytes() finds them: an owner that may send a
+     * command again elsewhere after its reply (a cluster's redirects)
+     * needs no copy of its own. */
+    uint8_t keep_inflight;
+    int64_t backoff_first_ms;           /* first wait after a failed attempt */
+    int64_t backoff_max_ms;             /* cap of the doubling */
+    int64_t connect_timeout_ms;         /* < 0: none */
     const aredis_reader_limits *limits; /* NULL: the reader's defaults */
     /* The jitter's random source: a uniform 64-bit value. */
     uint64_t (*rand)(void *ud);
@@ -290,9 +296,17 @@ int aredis__conn_cancel(aredis__conn *cn, aredis__conn_cmd *cmd);
 /* Close and fail everything with code/msg (COMPLETE actions). */
 void aredis__conn_abort(aredis__conn *cn, int code, const char *msg);
 /* Detach the commands waiting for the connection to be ready, with
- * nothing else changed (their bytes are the owner's copies: a topology
- * sending them to another server keeps every command's bytes). */
+ * nothing else changed, for the owner to send elsewhere: each comes with
+ * its bytes in cmd->copy (copied from the pending buffer when it had
+ * none; one that cannot be copied stays, completed AREDIS_ENOMEM). */
 aredis__conn_cmd *aredis__conn_take_pending(aredis__conn *cn);
+/* With cfg->keep_inflight: the bytes of a command in flight, or of one
+ * whose reply the latest COMPLETE action carried (they stay until the
+ * next write is reported). NULL when the connection does not hold them.
+ * The pointer is good until the next call on cn: a submit may move the
+ * buffer. */
+const char *aredis__conn_cmd_bytes(const aredis__conn *cn,
+                                   const aredis__conn_cmd *cmd);
 /* Detach every command the connection holds (pending, in flight, done);
  * handshake steps are freed. For the owner's final cleanup. */
 aredis__conn_cmd *aredis__conn_take_all(aredis__conn *cn);

@@ -140,6 +140,8 @@ aredis__cmd *aredis__link_take_pending(aredis__link *l)
     aredis__conn_cmd *cc = aredis__conn_take_pending(&l->conn);
     for (aredis__conn_cmd *q = cc; q != NULL; q = q->next)
         aredis__cmd_of(q)->link = NULL;
+    if (l->conn.done_head != NULL)
+        want_service(l); /* those it could not copy failed */
     return aredis__cmd_of(cc);
 }
 
@@ -357,7 +359,7 @@ static void complete(aredis__link *l, const aredis__conn_action *a)
      * failure) is dropped. */
     if (!(cmd->flags & AREDIS__CMD_DONE)) {
         if (a->reply != NULL) {
-            if (aredis__deliver(c, cmd, l->node, a->reply))
+            if (aredis__deliver(c, cmd, l, a->reply))
                 return; /* taken back (a redirect): not ours any more */
         } else if (a->code != 0) {
             aredis__finish_error(c, cmd, a->code, a->msg);

@@ -64,15 +64,6 @@ void aredis__node_timer(aredis__node *n, int64_t now)
     aredis__pool_timer(n, now);
 }
 
-int64_t aredis__node_next_deadline(const aredis__node *n)
-{
-    int64_t a = aredis__conn_deadline(&n->main.conn);
-    int64_t b = aredis__pool_next_deadline(n);
-    if (a == 0 || (b != 0 && b < a))
-        return b;
-    return a;
-}
-
 int aredis__node_unwait(aredis__node *n, aredis__cmd *cmd)
 {
     return aredis__pool_unwait(n, cmd);

@@ -126,8 +126,9 @@ void aredis__node_set_steps(aredis__node *n, const aredis__conn_step *steps,
 void aredis__node_cleanup(aredis__node *n);
 /* The client's timer fired: connect deadlines, backoff, the pool. */
 void aredis__node_timer(aredis__node *n, int64_t now);
-/* The earliest time its timers need, 0: none. */
-int64_t aredis__node_next_deadline(const aredis__node *n);
+/* The earliest time its timers need, 0: none. Inline: the client asks
+ * it of every node after each service of a connection. */
+static inline int64_t aredis__node_next_deadline(const aredis__node *n);
 /* A command waiting for an exclusive connection is gone (its deadline):
  * 1 if it was waiting here. */
 int aredis__node_unwait(aredis__node *n, aredis__cmd *cmd);
@@ -209,5 +210,14 @@ void aredis__pubsub_detach_all(aredis_client *c);
 /* Send a (P|S)(UN)SUBSCRIBE on a link: answered by push frames. */
 int aredis__send_pushed(aredis_client *c, aredis__link *l, int argc,
                         const char *const *argv, const size_t *lens);
+
+static inline int64_t aredis__node_next_deadline(const aredis__node *n)
+{
+    int64_t a = aredis__conn_deadline(&n->main.conn);
+    if (n->pool == NULL) /* no exclusive connection was ever needed */
+        return a;
+    int64_t b = aredis__pool_next_deadline(n);
+    return a == 0 || (b != 0 && b < a) ? b : a;
+}
 
 #endif /* AREDIS_NODE_NODE_H */

@@ -174,10 +174,22 @@ static int serve_one(aredis__node *n, aredis__link *l)
         cmd->link = NULL; /* was wait_until */
         cmd->cc.next = NULL;
         aredis__plink_of(l)->idle_since = 0;
+        if (cmd->flags & AREDIS__CMD_ASKING) {
+            /* A cluster ASK: ASKING first, on the same connection. */
+            static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
+            cmd->flags &= (uint8_t)~AREDIS__CMD_ASKING;
+            int e = aredis__submit_encoded(c, l, NULL, NULL, asking,
+                                           sizeof asking - 1);
+            if (e != 0) {
+                aredis__defer_done(c, cmd, e, aredis_strerror(e));
+                return 1;
+            }
+        }
         if (aredis__link_submit(l, cmd, cmd->cc.copy) != 0)
             aredis__defer_done(c, cmd, AREDIS_ENOMEM, "out of memory");
-        else if (!(cmd->flags & AREDIS__CMD_RETRY) && !c->topo->keep_bytes) {
-            /* Kept only for a retry, or for a redirect (a cluster). */
+        else if (!(cmd->flags & AREDIS__CMD_RETRY) || c->topo->keep_bytes) {
+            /* Kept only for a retry, unless the connection keeps them
+             * (keep_bytes: redirects find them there too). */
             aredis__free(cmd->cc.copy);
             cmd->cc.copy = NULL;
         }

@@ -49,13 +49,18 @@
  *    send READONLY in their handshake, replayed on every reconnect.
  *  - MOVED: the slot is patched, the command sent to the new owner (its
  *    bytes are kept for that). ASK: ASKING then the command on the
- *    target's connection, once; the map is not patched. At most
+ *    target's connection (for a blocking command, the exclusive one the
+ *    pool gives it), once; the map is not patched. At most
  *    cluster_max_redirects redirects, then an error naming the last one.
  *  - TRYAGAIN, CLUSTERDOWN, and a command for a node whose connection is
  *    lost: the command is held and sent again after a capped backoff
  *    (RETRY_FIRST_MS doubling up to RETRY_MAX_MS), within its deadline
  *    (or RETRY_BUDGET retries without one); when the map changes, held
- *    commands go at once. Giving up completes it with the cause (the
+ *    commands go at once. TRYAGAIN backs off less (TRYAGAIN_FIRST_MS
+ *    doubling up to TRYAGAIN_MAX_MS): it says a migration has split the
+ *    command's keys, which ends when the next MIGRATE moves the rest or
+ *    the slot changes hands, a few milliseconds apart, and a long wait
+ *    would only add to the gap. Giving up completes it with the cause (the
  *    server's error or the connection's, and the node).
  *
  * Held commands carry AREDIS__CMD_PENDING (their deadline takes them back
@@ -68,6 +73,7 @@
 #include "aredis/cluster.h"
 #include "aredis/error.h"
 #include "loop/loop.h"
+#include "topology/keyslot.h"
 #include "topology/slotmap.h"
 #include "topology/topology.h"
 #include "transport/transport.h"
@@ -85,10 +91,15 @@
 #define FETCH_TIMEOUT_MS 1000
 #define FETCH_TRIES 3
 /* Retries of a held command: the first after RETRY_FIRST_MS, doubling up
- * to RETRY_MAX_MS; without a deadline, RETRY_BUDGET of them at most. */
+ * to RETRY_MAX_MS; without a deadline, RETRY_BUDGET of them at most. After
+ * a TRYAGAIN: TRYAGAIN_FIRST_MS doubling up to TRYAGAIN_MAX_MS, and as
+ * long a wait in all without a deadline (TRYAGAIN_BUDGET retries). */
 #define RETRY_FIRST_MS 20
 #define RETRY_MAX_MS 200
 #define RETRY_BUDGET 40
+#define TRYAGAIN_FIRST_MS 5
+#define TRYAGAIN_MAX_MS 50
+#define TRYAGAIN_BUDGET 160
 /* Commands the built-in table does not know: the names whose key specs a
  * client keeps (the oldest answered one makes room), the longest name
  * asked about, the key specs kept per name, and the tries at asking before
@@ -280,8 +291,6 @@ void aredis__cluster_test_unknown(const char *names)
 /* Whether the tests hide e (or its container) from routing. */
 static int hidden(const aredis__cmdinfo *e)
 {
-    if (test_unknown[0] == '\0')
-        return 0;
     size_t n = strcspn(e->name, "|");
     for (const char *p = test_unknown; *p != '\0';) {
         size_t k = strcspn(p, " ");
@@ -379,33 +388,46 @@ static learnt *learnt_for(cluster *cl, const char *bytes)
     return NULL;
 }
 
-/* The slot of an encoded command's first key, -1 when it names none, or
- * SLOT_LEARNING when the command must wait for what a server says about
- * it; *ro: the command only reads. The client classified it a moment
- * ago: its memo answers again without the table. A command the table
- * does not know goes by the key specs a server gave for it (asked once
- * per client); one it still cannot place (a module's own key finding)
- * goes to any node, whose MOVED is then followed. */
-static int command_slot(cluster *cl, const char *bytes, int *ro)
+#if defined(__GNUC__)
+#define COLD_PATH __attribute__((noinline))
+#define HOT_INLINE __attribute__((always_inline)) inline
+#else
+#define COLD_PATH
+#define HOT_INLINE inline
+#endif
+
+/* command_slot() for a command the table does not know: it goes by the
+ * key specs a server gave for it (asked once per client); one it still
+ * cannot place (a module's own key finding) goes to any node, whose
+ * MOVED is then followed. */
+COLD_PATH static int learnt_slot(cluster *cl, const char *bytes, int *ro)
 {
-    aredis__cmdclass cls;
-    int argc = aredis__cmd_classify_memo(bytes, &cls, &cl->base.c->memo);
     const char *key = NULL;
     size_t len = 0;
-    if (cls.info == NULL || hidden(cls.info)) {
-        learnt *e = learnt_for(cl, bytes);
-        if (e == LEARNING_ENTRY)
-            return SLOT_LEARNING;
-        *ro = e != NULL && e->readonly;
-        if (e == NULL ||
-            !aredis__keyspec_first_key(bytes, e->specs, e->nspecs, &key, &len))
-            return -1;
-        return (int)aredis_cluster_keyslot(key, len);
-    }
-    *ro = (cls.flags & AREDIS__CMDF_READONLY) != 0;
-    if (!aredis__cmd_first_key_of(bytes, &cls, argc, &key, &len))
+    learnt *e = learnt_for(cl, bytes);
+    if (e == LEARNING_ENTRY)
+        return SLOT_LEARNING;
+    *ro = e != NULL && e->readonly;
+    if (e == NULL ||
+        !aredis__keyspec_first_key(bytes, e->specs, e->nspecs, &key, &len))
         return -1;
     return (int)aredis_cluster_keyslot(key, len);
+}
+
+/* The slot of an encoded command's first key, -1 when it names none, or
+ * SLOT_LEARNING when the command must wait for what a server says about
+ * it; *ro: the command only reads. cls is its classification. */
+static HOT_INLINE int command_slot(cluster *cl, const char *bytes,
+                                   const aredis__cmdclass *cls, int *ro)
+{
+    if (cls->info == NULL || (test_unknown[0] != '\0' && hidden(cls->info)))
+        return learnt_slot(cl, bytes, ro);
+    *ro = (cls->flags & AREDIS__CMDF_READONLY) != 0;
+    const char *key;
+    size_t len;
+    if (!aredis__cmd_first_key_of(bytes, cls, &key, &len))
+        return -1;
+    return (int)aredis__keyslot(key, len);
 }
 
 /* ---- held commands ------------------------------------------------------ */
@@ -443,23 +465,36 @@ static void give_up(cluster *cl, aredis__cmd *cmd, int code, const char *msg,
                                             : aredis_strerror(code));
 }
 
-/* Hold cmd and send it again after its backoff, or give up (code and why)
- * when the next try would pass its deadline or the retry budget. */
-static void retry_later(cluster *cl, aredis__cmd *cmd, int code,
+int aredis__cluster_retry_budget(int tryagain)
+{
+    return tryagain ? TRYAGAIN_BUDGET : RETRY_BUDGET;
+}
+
+int64_t aredis__cluster_backoff(int tryagain, int retries)
+{
+    int64_t delay = tryagain ? TRYAGAIN_FIRST_MS : RETRY_FIRST_MS;
+    int64_t max = tryagain ? TRYAGAIN_MAX_MS : RETRY_MAX_MS;
+    for (int i = 0; i < retries && delay < max; i++)
+        delay *= 2;
+    return delay < max ? delay : max;
+}
+
+/* Hold cmd and send it again after its backoff (the shorter one after a
+ * TRYAGAIN), or give up (code and why) when the next try would pass its
+ * deadline or, without one, the retry budget. */
+static void retry_later(cluster *cl, aredis__cmd *cmd, int tryagain, int code,
                         const char *why, int deferred)
 {
     int64_t now = aredis__now_ms();
-    int64_t delay = RETRY_FIRST_MS;
-    for (int i = 0; i < cmd->retries && delay < RETRY_MAX_MS; i++)
-        delay *= 2;
-    if (delay > RETRY_MAX_MS)
-        delay = RETRY_MAX_MS;
-    int over = aredis__heap_contains(&cmd->dl) ? now + delay >= cmd->dl.key
-                                               : cmd->retries >= RETRY_BUDGET;
+    int64_t delay = aredis__cluster_backoff(tryagain, cmd->retries);
+    int over = aredis__heap_contains(&cmd->dl)
+                   ? now + delay >= cmd->dl.key
+                   : cmd->retries >= aredis__cluster_retry_budget(tryagain);
     if (over) {
         char msg[320];
-        snprintf(msg, sizeof msg, "%s; gave up after %d retries", why,
-                 cmd->retries);
+        /* The count stops at UINT8_MAX; a long deadline may see more. */
+        snprintf(msg, sizeof msg, "%s; gave up after %d%s retries", why,
+                 cmd->retries, cmd->retries == UINT8_MAX ? " or more" : "");
         give_up(cl, cmd, code, msg, deferred);
         return;
     }
@@ -470,12 +505,9 @@ static void retry_later(cluster *cl, aredis__cmd *cmd, int code,
 
 /* ---- the table ---------------------------------------------------------- */
 
-/* The node a command for shard sh goes to. */
-static cnode *pick(cluster *cl, cshard *sh, int read)
+/* pick() for a read that may go to a replica. */
+static cnode *pick_reader(cshard *sh, int mode)
 {
-    int mode = cl->base.c->cfg.more->cluster_read_from;
-    if (!read || mode == AREDIS_READ_PRIMARY || sh->nrep == 0)
-        return sh->primary;
     if (mode == AREDIS_READ_NEAREST) {
         cnode *best = usable(sh->primary) ? sh->primary : NULL;
         for (unsigned i = 0; i < sh->nrep; i++) {
@@ -496,6 +528,15 @@ static cnode *pick(cluster *cl, cshard *sh, int read)
             return x;
     }
     return sh->primary;
+}
+
+/* The node a command for shard sh goes to. */
+static inline cnode *pick(cluster *cl, cshard *sh, int read)
+{
+    if (!read || sh->nrep == 0)
+        return sh->primary;
+    int mode = cl->base.c->cfg.more->cluster_read_from;
+    return mode == AREDIS_READ_PRIMARY ? sh->primary : pick_reader(sh, mode);
 }
 
 static void start(cluster *cl)
@@ -525,29 +566,43 @@ static aredis__node *cl_any(aredis__topology *t)
     return fallback != NULL ? &fallback->node : &cl->nodes->node;
 }
 
-/* Where cmd goes: a node, or AREDIS__HELD when it was held (or given up:
- * deferred tells how to complete it). */
-static aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd, const char *bytes,
-                               int deferred)
+/* A command about to be held keeps a copy of its bytes (they are the
+ * caller's, or a connection's): 0, or 1 when it could not and was given
+ * up. */
+static int keep(cluster *cl, aredis__cmd *cmd, const char *bytes, int deferred)
 {
-    int ro = 0;
-    int slot = command_slot(cl, bytes, &ro);
+    if (aredis__cmd_keep(cmd, bytes) == 0)
+        return 0;
+    give_up(cl, cmd, AREDIS_ENOMEM, "out of memory", deferred);
+    return 1;
+}
+
+/* route_cmd() for a command it cannot send at once: keyless, waiting
+ * for its key specs or the map, its slot not served, its node's
+ * connection down. Kept apart (never inlined): the usual case has no use
+ * for its room. */
+COLD_PATH static aredis__node *route_other(cluster *cl, aredis__cmd *cmd,
+                                           const char *bytes, int slot, int ro,
+                                           int deferred)
+{
     if (slot == SLOT_LEARNING) {
         /* Sent again when the answer comes (with the map, when none). */
         start(cl);
-        hold(cl, cmd, 0);
+        if (!keep(cl, cmd, bytes, deferred))
+            hold(cl, cmd, 0);
         return AREDIS__HELD;
     }
     if (slot < 0)
         return cl_any(&cl->base);
-    start(cl);
     unsigned sh = cl->slot[slot];
     if (!cl->have_map) {
         char why[240];
         snprintf(why, sizeof why, "no cluster slot map yet (%s)",
                  cl->why[0] ? cl->why : "waiting for the first answer");
-        retry_later(cl, cmd, cl->why_code ? cl->why_code : AREDIS_ECLOSED, why,
-                    deferred);
+        if (!keep(cl, cmd, bytes, deferred))
+            retry_later(cl, cmd, 0,
+                        cl->why_code ? cl->why_code : AREDIS_ECLOSED, why,
+                        deferred);
         return AREDIS__HELD;
     }
     if (sh == AREDIS__SLOT_NONE) {
@@ -557,7 +612,8 @@ static aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd, const char *bytes,
                  "slot %d is not served by any node (the slot map covers "
                  "%zu of 16384 slots)",
                  slot, cl->covered);
-        retry_later(cl, cmd, AREDIS_ECLOSED, why, deferred);
+        if (!keep(cl, cmd, bytes, deferred))
+            retry_later(cl, cmd, 0, AREDIS_ECLOSED, why, deferred);
         return AREDIS__HELD;
     }
     cnode *n =
@@ -571,24 +627,53 @@ static aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd, const char *bytes,
         snprintf(why, sizeof why, "cluster node %s:%d is unreachable (%s)",
                  n->node.host, n->node.port, err);
         request_refresh(cl);
-        retry_later(cl, cmd, AREDIS_ECLOSED, why, deferred);
+        if (!keep(cl, cmd, bytes, deferred))
+            retry_later(cl, cmd, 0, AREDIS_ECLOSED, why, deferred);
         return AREDIS__HELD;
     }
     return &n->node;
 }
 
+/* The classification of bytes, in *k, for a command that comes with
+ * none (the memo answers for the usual names). */
+static const aredis__cmdclass *classified(cluster *cl, const char *bytes,
+                                          aredis__cmdclass *k)
+{
+    aredis__cmd_classify_memo(bytes, k, &cl->base.c->memo);
+    return k;
+}
+
+/* Where cmd goes (cls: its classification): a node, or AREDIS__HELD when
+ * it was held (or given up: deferred tells how to complete it). */
+static HOT_INLINE aredis__node *route_cmd(cluster *cl, aredis__cmd *cmd,
+                                          const char *bytes,
+                                          const aredis__cmdclass *cls,
+                                          int deferred)
+{
+    int ro = 0;
+    int slot = command_slot(cl, bytes, cls, &ro);
+    if (slot >= 0) {
+        start(cl);
+        unsigned sh = cl->slot[slot];
+        if (cl->have_map && sh != AREDIS__SLOT_NONE) {
+            cnode *n = pick(cl, &cl->shards[sh],
+                            ro && !(cmd->flags & AREDIS__CMD_BLOCKING));
+            if (!n->lost || is_ready(n))
+                return &n->node;
+        }
+    }
+    return route_other(cl, cmd, bytes, slot, ro, deferred);
+}
+
 static aredis__node *cl_route(aredis__topology *t, const aredis__cmd *cmd,
-                              const char *bytes)
+                              const char *bytes, const aredis__cmdclass *cls)
 {
     /* The record is the caller's until this returns; holding it takes it
      * over, which route()'s contract allows. */
-    return route_cmd(of(t), (aredis__cmd *)(void *)cmd, bytes, 1);
-}
-
-static aredis__node *cl_sole(aredis__topology *t)
-{
-    (void)t;
-    return NULL; /* never one server: no encoding into a connection */
+    aredis__cmdclass own;
+    if (cls == NULL) /* the memo answers for the usual names */
+        cls = classified(of(t), bytes, &own);
+    return route_cmd(of(t), (aredis__cmd *)(void *)cmd, bytes, cls, 1);
 }
 
 static aredis__node *cl_next(aredis__topology *t, const aredis__node *prev)
@@ -615,7 +700,9 @@ static int send_to(aredis__node *n, aredis__cmd *cmd)
  * loop context. */
 static void resend(cluster *cl, aredis__cmd *cmd)
 {
-    aredis__node *n = route_cmd(cl, cmd, cmd->cc.copy, 0);
+    aredis__cmdclass k;
+    aredis__node *n =
+        route_cmd(cl, cmd, cmd->cc.copy, classified(cl, cmd->cc.copy, &k), 0);
     if (n == AREDIS__HELD)
         return;
     if (send_to(n, cmd) != 0)
@@ -1145,7 +1232,7 @@ static void take_back(cluster *cl, cnode *n, int hold_them)
         aredis__cmd *cmd = list;
         list = aredis__cmd_next(cmd);
         cmd->cc.next = NULL;
-        if ((cmd->flags & AREDIS__CMD_PINNED) || cmd->cc.copy == NULL) {
+        if (cmd->flags & AREDIS__CMD_PINNED) {
             if (aredis__link_submit(&n->node.main, cmd, cmd->cc.copy) != 0)
                 give_up(cl, cmd, AREDIS_ENOMEM, "out of memory", 0);
         } else if (hold_them) {
@@ -1155,7 +1242,7 @@ static void take_back(cluster *cl, cnode *n, int hold_them)
                      n->node.main.conn.msgs != NULL
                          ? n->node.main.conn.msgs->err
                          : "connection lost");
-            retry_later(cl, cmd, AREDIS_ECLOSED, why, 0);
+            retry_later(cl, cmd, 0, AREDIS_ECLOSED, why, 0);
         } else {
             resend(cl, cmd);
         }
@@ -1388,7 +1475,8 @@ static int starts(const aredis_reply *r, const char *word)
 }
 
 static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
-                       aredis__node *from, const aredis_reply *r)
+                       aredis__node *from, const char *bytes,
+                       const aredis_reply *r)
 {
     cluster *cl = of(t);
     aredis_client *c = t->c;
@@ -1399,21 +1487,24 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
      * another node would silently take it out of its context. */
     if (cmd->flags & AREDIS__CMD_PINNED)
         return 0;
+    cmd->flags &= (uint8_t)~AREDIS__CMD_ASKING; /* set for this ASK only */
     int busy = starts(r, "TRYAGAIN");
     int down = starts(r, "CLUSTERDOWN");
-    if ((busy || down) && cmd->cc.copy != NULL) {
+    if ((busy || down) && bytes != NULL) {
+        if (keep(cl, cmd, bytes, 0))
+            return 1;
         if (down)
             request_refresh(cl);
         snprintf(err, sizeof err, "%.*s (from %s:%d)",
                  (int)(r->len > 160 ? 160 : r->len), r->str, from->host,
                  from->port);
-        retry_later(cl, cmd, AREDIS_ESERVER, err, 0);
+        retry_later(cl, cmd, busy, AREDIS_ESERVER, err, 0);
         return 1;
     }
     int rc = aredis__redirect_parse(r->str, r->len, &rd, err, sizeof err);
     if (rc == 0)
         return 0; /* another error: the caller's */
-    if (rc < 0 || cmd->cc.copy == NULL) {
+    if (rc < 0 || bytes == NULL) {
         aredis__finish_error(c, cmd, AREDIS_EPROTO,
                              rc < 0 ? err
                                     : "redirected, but the command's bytes "
@@ -1421,6 +1512,10 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
         aredis__cmd_free(c, cmd);
         return 1;
     }
+    /* Copied before anything is submitted: they may be in the buffer of
+     * the connection the command goes to next. */
+    if (keep(cl, cmd, bytes, 0))
+        return 1;
     if (++cmd->redirects > c->cfg.more->cluster_max_redirects) {
         snprintf(err, sizeof err,
                  "too many cluster redirects (%d), last: %.*s (from %s:%d)",
@@ -1443,12 +1538,16 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
         }
         request_refresh(cl);
     }
-    if (e == 0 && rd.kind == AREDIS__REDIRECT_ASK &&
-        !(cmd->flags & AREDIS__CMD_BLOCKING)) {
-        /* ASKING, then the command, back to back on one connection. */
+    if (e == 0 && rd.kind == AREDIS__REDIRECT_ASK) {
+        /* ASKING, then the command, back to back on one connection: the
+         * shared one, or the exclusive one the pool gives a blocking
+         * command (it sends ASKING first). */
         static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
-        e = aredis__submit_encoded(c, &n->node.main, NULL, NULL, asking,
-                                   sizeof asking - 1);
+        if (cmd->flags & AREDIS__CMD_BLOCKING)
+            cmd->flags |= AREDIS__CMD_ASKING;
+        else
+            e = aredis__submit_encoded(c, &n->node.main, NULL, NULL, asking,
+                                       sizeof asking - 1);
     }
     if (e == 0)
         e = send_to(&n->node, cmd);
@@ -1545,7 +1644,6 @@ static const aredis__topology_vt cluster_vt = {
     .name = "cluster",
     .route = cl_route,
     .any = cl_any,
-    .sole = cl_sole,
     .next = cl_next,
     .redirect = cl_redirect,
     .unwait = cl_unwait,

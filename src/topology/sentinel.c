@@ -218,24 +218,21 @@ static aredis__node *st_any(aredis__topology *t)
     return n != NULL ? n : &st->node;
 }
 
-static aredis__node *st_sole(aredis__topology *t)
-{
-    sentinel *st = (sentinel *)t;
-    return is_replica_role(st) ? NULL : &st->node;
-}
-
 static aredis__node *st_route(aredis__topology *t, const aredis__cmd *cmd,
-                              const char *bytes)
+                              const char *bytes, const aredis__cmdclass *cls)
 {
     sentinel *st = (sentinel *)t;
-    (void)cmd;
-    (void)bytes;
+    (void)cls;
     if (!is_replica_role(st))
         return &st->node;
     if (!st->replicas_known) {
-        /* Held until SENTINEL REPLICAS answers (its bytes are kept:
-         * keep_bytes), so no read goes to the master by accident. */
-        aredis__held_push(&st->waiting, (aredis__cmd *)(uintptr_t)cmd);
+        /* Held, with a copy of its bytes, until SENTINEL REPLICAS
+         * answers, so no read goes to the master by accident. */
+        aredis__cmd *x = (aredis__cmd *)(uintptr_t)cmd;
+        if (aredis__cmd_keep(x, bytes) != 0)
+            aredis__defer_done(t->c, x, AREDIS_ENOMEM, "out of memory");
+        else
+            aredis__held_push(&st->waiting, x);
         return AREDIS__HELD;
     }
     return replica_or_master(st, 1);
@@ -1099,7 +1096,8 @@ static void on_relocate(void *arg)
 }
 
 static int st_redirect(aredis__topology *t, aredis__cmd *cmd,
-                       aredis__node *from, const aredis_reply *r)
+                       aredis__node *from, const char *bytes,
+                       const aredis_reply *r)
 {
     /* READONLY: the node we write to was demoted. The command gets its
      * error (it is not re-sent behind the caller's back); the connection
@@ -1107,6 +1105,7 @@ static int st_redirect(aredis__topology *t, aredis__cmd *cmd,
     sentinel *st = (sentinel *)t;
     (void)cmd;
     (void)from;
+    (void)bytes;
     if (!is_replica_role(st) && st->located && r->code == AREDIS_ESERVER &&
         r->len >= 8 && memcmp(r->str, "READONLY", 8) == 0)
         drop_master(st, "the server is a replica now (READONLY): asking the "
@@ -1141,7 +1140,6 @@ static const aredis__topology_vt sentinel_vt = {
     .name = "sentinel",
     .route = st_route,
     .any = st_any,
-    .sole = st_sole,
     .next = st_next,
     .redirect = st_redirect,
     .node_lost = st_node_lost,
@@ -1159,15 +1157,14 @@ aredis__topology *aredis__sentinel_new(aredis_client *c)
         return NULL;
     st->base.vt = &sentinel_vt;
     st->base.c = c;
-    /* Replica reads may be held until the replicas are known: their
-     * bytes are kept for that. */
-    st->base.keep_bytes = is_replica_role(st);
     /* The address is the sentinels' to name: until then, none. */
     if (aredis__node_init(&st->node, c, c->cfg.host, 0) != 0) {
         aredis__free(st);
         return NULL;
     }
     st->node.role = AREDIS__ROLE_MASTER;
+    /* Replica reads go to a replica: no one node takes every command. */
+    st->base.sole = is_replica_role(st) ? NULL : &st->node;
     if (aredis__loop_timer_start(c->loop, on_timer, st, &st->timer) != 0) {
         aredis__node_cleanup(&st->node);
         aredis__free(st);

@@ -18,10 +18,11 @@ static aredis__node *sa_any(aredis__topology *t)
 }
 
 static aredis__node *sa_route(aredis__topology *t, const aredis__cmd *cmd,
-                              const char *bytes)
+                              const char *bytes, const aredis__cmdclass *cls)
 {
     (void)cmd;
     (void)bytes;
+    (void)cls;
     return sa_any(t);
 }
 
@@ -31,13 +32,15 @@ static aredis__node *sa_next(aredis__topology *t, const aredis__node *prev)
 }
 
 static int sa_redirect(aredis__topology *t, aredis__cmd *cmd,
-                       aredis__node *from, const aredis_reply *r)
+                       aredis__node *from, const char *bytes,
+                       const aredis_reply *r)
 {
     /* A standalone server does not redirect: a MOVED from one is an
      * error like any other, for the caller. */
     (void)t;
     (void)cmd;
     (void)from;
+    (void)bytes;
     (void)r;
     return 0;
 }
@@ -60,7 +63,6 @@ static const aredis__topology_vt standalone_vt = {
     .name = "standalone",
     .route = sa_route,
     .any = sa_any,
-    .sole = sa_any,
     .next = sa_next,
     .redirect = sa_redirect,
     .node_lost = sa_node_lost,
@@ -102,5 +104,6 @@ aredis__topology *aredis__standalone_new(aredis_client *c)
         return NULL;
     }
     s->node.role = AREDIS__ROLE_MASTER;
+    s->base.sole = &s->node;
     return &s->base;
 }

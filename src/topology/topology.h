@@ -19,27 +19,27 @@ extern const char aredis__held_marker;
 
 typedef struct aredis__topology_vt {
     const char *name;
-    /* The node for a command, from its encoded bytes (len cmd->cc.len);
-     * NULL when there is none (the caller fails it); AREDIS__HELD when the
-     * topology kept the command (no slot map yet, its server being
-     * replaced): it sends or completes it later, and takes it back from
-     * the deadline through unwait(). */
+    /* The node for a command, from its encoded bytes (len cmd->cc.len)
+     * and their classification (util/cmdtable.h; NULL when the caller
+     * made none); NULL when there is none (the caller fails it);
+     * AREDIS__HELD when the topology kept the command (no slot map yet,
+     * its server being replaced): it sends or completes it later, and
+     * takes it back from the deadline through unwait(). */
     aredis__node *(*route)(aredis__topology *t, const aredis__cmd *cmd,
-                           const char *bytes);
+                           const char *bytes, const aredis__cmdclass *cls);
     /* The node for work that names no key (pub/sub, acquire, the default
      * connection); NULL when there is none yet. */
     aredis__node *(*any)(aredis__topology *t);
-    /* The only node when there is exactly one (lets the client encode
-     * straight into its connection), else NULL. */
-    aredis__node *(*sole)(aredis__topology *t);
     /* The nodes, one after the other: first with prev NULL, NULL after
      * the last. */
     aredis__node *(*next)(aredis__topology *t, const aredis__node *prev);
     /* A reply that may be a redirect for cmd, from node `from`: 1 when
      * the topology took the command back (it will be completed later), 0
-     * to deliver r. */
+     * to deliver r. bytes are the command's (NULL when they were not
+     * kept: see keep_bytes), good until the topology submits anything:
+     * one that keeps the command copies them (aredis__cmd_keep). */
     int (*redirect)(aredis__topology *t, aredis__cmd *cmd, aredis__node *from,
-                    const aredis_reply *r);
+                    const char *bytes, const aredis_reply *r);
     /* Optional: a command it holds (AREDIS__CMD_PENDING) reached its
      * deadline: 1 when it was held here (now released to the caller). */
     int (*unwait)(aredis__topology *t, aredis__cmd *cmd);
@@ -69,8 +69,16 @@ typedef struct aredis__topology_vt {
 struct aredis__topology {
     const aredis__topology_vt *vt;
     aredis_client *c;
-    /* Commands may be redirected to another node (a cluster): the client
-     * keeps every command's bytes (cmd->cc.copy) for sending them again. */
+    /* The only node when there is exactly one, for the topology's life
+     * (lets the client encode straight into its connection), else NULL. */
+    aredis__node *sole;
+    /* Commands may be redirected to another node after their reply (a
+     * cluster): every connection keeps each command's bytes until its
+     * reply (aredis__conn_config.keep_inflight), and redirect() gets them.
+     * Without it, only commands that may be re-sent after a lost
+     * connection (AREDIS__CMD_RETRY) keep theirs (cmd->cc.copy). A
+     * command the topology holds (route() answering AREDIS__HELD), or
+     * takes back, needs a copy of its own: aredis__cmd_keep(). */
     int keep_bytes;
 };
 
@@ -102,6 +110,13 @@ aredis__topology *aredis__standalone_new(aredis_client *c);
 /* A Redis Cluster from the configuration's seeds (c->cfg.cluster). NULL
  * when out of memory. */
 aredis__topology *aredis__cluster_new(aredis_client *c);
+
+/* The wait (ms) before a held cluster command is sent again, after
+ * `retries` earlier retries: after a TRYAGAIN (tryagain set) or another
+ * cause (CLUSTERDOWN, no map, a node unreachable). Without a deadline a
+ * command is retried aredis__cluster_retry_budget() times at most. */
+int64_t aredis__cluster_backoff(int tryagain, int retries);
+int aredis__cluster_retry_budget(int tryagain);
 
 /* Tests: cluster clients route the commands named (lower case, separated
  * by spaces; their subcommands too) as ones the built-in table does not

@@ -583,12 +583,12 @@ int aredis__cmd_classify_memo(const char *enc, aredis__cmdclass *out,
 int aredis__cmd_first_key(const char *enc, const char **key, size_t *len)
 {
     aredis__cmdclass cls;
-    int argc = aredis__cmd_classify(enc, &cls);
-    return aredis__cmd_first_key_of(enc, &cls, argc, key, len);
+    aredis__cmd_classify(enc, &cls);
+    return aredis__cmd_first_key_of(enc, &cls, key, len);
 }
 
-int aredis__cmd_first_key_of(const char *enc, const aredis__cmdclass *cls,
-                             int argc, const char **key, size_t *len)
+int aredis__cmd_first_key_walk(const char *enc, const aredis__cmdclass *cls,
+                               const char **key, size_t *len)
 {
     const aredis__cmdinfo *info = cls->info;
     if (info == NULL)
@@ -599,7 +599,7 @@ int aredis__cmd_first_key_of(const char *enc, const aredis__cmdclass *cls,
     aredis__args it;
     const char *arg = NULL;
     size_t n = 0;
-    aredis__args_init(&it, enc);
+    int argc = aredis__args_init(&it, enc);
     if (numkeys > 0 && want <= 0) {
         /* EVAL script numkeys key...: the first key follows the count. */
         for (int i = 0; i <= numkeys; i++)
@@ -651,8 +651,8 @@ static int arg_at(const char *enc, int i, const char **a, size_t *n)
 static int spec_first_key(const char *enc, int argc, const aredis__keyspec *s,
                           const char **key, size_t *len)
 {
-    const char *a;
-    size_t n;
+    const char *a = NULL;
+    size_t n = 0;
     int begin = -1;
     if (s->begin == AREDIS__KS_INDEX) {
         begin = s->index;
@@ -695,8 +695,8 @@ int aredis__keyspec_first_key(const char *enc, const aredis__keyspec *ks,
     int argc = aredis__args_init(&it, enc);
     int found = 0;
     for (size_t i = 0; i < nks; i++) {
-        const char *k;
-        size_t n;
+        const char *k = NULL;
+        size_t n = 0;
         if (!spec_first_key(enc, argc, &ks[i], &k, &n))
             continue;
         if (!found || *len == 0) {

@@ -214,10 +214,33 @@ int aredis__cmd_classify_memo(const char *enc, aredis__cmdclass *out,
  * *len (pointing into enc), or 0 when it names no key (or the table does
  * not know it). */
 int aredis__cmd_first_key(const char *enc, const char **key, size_t *len);
-/* The same from a classification already made: cls and argc as
- * aredis__cmd_classify() or _memo() gave them for enc. */
-int aredis__cmd_first_key_of(const char *enc, const aredis__cmdclass *cls,
-                             int argc, const char **key, size_t *len);
+/* aredis__cmd_first_key_of() by walking enc from its start. */
+int aredis__cmd_first_key_walk(const char *enc, const aredis__cmdclass *cls,
+                               const char **key, size_t *len);
+/* The same as aredis__cmd_first_key() from a classification already
+ * made: cls as aredis__cmd_classify() or _memo() gave it for enc. */
+static inline int aredis__cmd_first_key_of(const char *enc,
+                                           const aredis__cmdclass *cls,
+                                           const char **key, size_t *len)
+{
+    /* A cluster client asks this of every command it routes, so the usual
+     * case is answered in place: the key at a fixed place (GET k, HSET k
+     * ...), and enc beginning "*<argc>\r\n$<n>\r\n<name>\r\n" with one
+     * digit each, the name being the entry's own (a subcommand's entry
+     * name is longer than the name sent). */
+    const aredis__cmdinfo *info = cls->info;
+    if (info != NULL && info->first_key > 0 &&
+        !(info->flags & AREDIS__CMDF_MOVABLE) && enc[2] == '\r' &&
+        enc[6] == '\r' && enc[5] - '0' == info->len) {
+        aredis__args it = {enc + 8 + info->len + 2, enc[1] - '0' - 1};
+        if (info->first_key > it.left)
+            return 0; /* fewer arguments than that */
+        for (int at = 1; at < info->first_key; at++)
+            aredis__args_next(&it, key, len);
+        return aredis__args_next(&it, key, len);
+    }
+    return aredis__cmd_first_key_walk(enc, cls, key, len);
+}
 
 /* ---- key specs, as a server describes a command it knows ------------------
  * For a command the table does not know, a cluster client asks a server

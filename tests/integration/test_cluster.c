@@ -4,7 +4,9 @@
  *  - the fixture hands over a ready cluster: every node is up, says
  *    cluster_state:ok, lists all six nodes, and serves the same slot map;
  *  - aredis_cluster_keyslot() agrees with the server's CLUSTER KEYSLOT for
- *    thousands of random keys, hash tags and binary bytes included. */
+ *    thousands of random keys, hash tags and binary bytes included;
+ *  - the cluster client routes, follows redirects, and, once warm,
+ *    allocates nothing per command (a window of SETs). */
 #include <criterion/criterion.h>
 
 #include <stdint.h>
@@ -352,12 +354,64 @@ static unsigned key_on_first(char *key, size_t cap, const char *what)
     }
 }
 
+/* A number from INFO <section> of the node at port: the integer after
+ * `field` on the line starting with `line` (0 when there is none). */
+static long long info_number(int port, const char *section, const char *line,
+                             const char *field)
+{
+    testenv_conn c;
+    const aredis_reply *r;
+    connect_port(&c, port);
+    cr_assert_eq(testenv_command(&c, &r, "INFO %s", section), 0);
+    long long v = 0;
+    const char *at = strstr(r->str, line);
+    const char *f = at != NULL ? strstr(at, field) : NULL;
+    const char *eol = at != NULL ? strchr(at, '\n') : NULL;
+    if (f != NULL && (eol == NULL || f < eol))
+        v = strtoll(f + strlen(field), NULL, 10);
+    testenv_close(&c);
+    return v;
+}
+
+/* The slot map requests a node has answered (CLUSTER SHARDS, SLOTS and
+ * NODES). */
+static long long map_requests(int port)
+{
+    return info_number(port, "commandstats",
+                       "cmdstat_cluster|shards:", "calls=") +
+           info_number(port, "commandstats",
+                       "cmdstat_cluster|slots:", "calls=") +
+           info_number(port, "commandstats",
+                       "cmdstat_cluster|nodes:", "calls=");
+}
+
+/* Commands in flight at once during a migration, each with its count of
+ * callbacks. */
+#define ASK_BURST 64
+static int burst_calls[ASK_BURST];
+static int burst_ok[ASK_BURST];
+
+static void on_burst(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    int i = (int)(intptr_t)ud;
+    cr_assert_not_null(r);
+    burst_calls[i]++;
+    burst_ok[i] += r->type == AREDIS_REPLY_STATUS;
+}
+
 /* With the map loaded, a slot moves from A to B: the client's next
  * command for it goes to A, meets MOVED and lands on B, once. Then
- * another slot migrates with a key in it: during the migration A answers
- * ASK for the moved key, and the client's ASKING + GET on B returns it,
- * once; a new key in that slot is created on B the same way. Runs on a
- * private 2-primary cluster: moving slots would disturb the shared one. */
+ * another slot migrates with keys in it: during the migration A answers
+ * ASK for a moved key, and the client's ASKING + GET on B returns it,
+ * once; a new key in that slot is created on B the same way. Then
+ * ASK_BURST SETs at once on that slot (keys still on A, keys moved to B,
+ * new keys): each completes once, OK, and lands where the key is; the
+ * ASKs neither asked for a slot map nor patched the client's (nothing
+ * reached B without ASKING, so no MOVED from it). A blocking command
+ * (BLPOP of a list moved to B) follows ASK too, with ASKING on its
+ * exclusive connection. Runs on a private 2-primary cluster: moving slots
+ * would disturb the shared one. */
 Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
      .timeout = 120)
 {
@@ -375,8 +429,11 @@ Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
     snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", p[0]);
     aredis_loop *loop = aredis_loop_new();
     aredis_status st;
-    aredis_client *c =
-        aredis_client_new(loop, &(aredis_options){.url = url}, &st);
+    /* No periodic refresh: every map request below has a cause. */
+    aredis_client *c = aredis_client_new(
+        loop,
+        &(aredis_options){.url = url, .cluster = {.refresh_period_ms = -1}},
+        &st);
     cr_assert_not_null(c, "%s", st.msg);
     /* Let the map arrive. */
     char warm[64];
@@ -421,6 +478,23 @@ Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
     r = run_one(loop, c, "SET %s before", old);
     cr_assert_eq(r->type, AREDIS_REPLY_STATUS);
     aredis_reply_free(r);
+    /* A list of the slot, moved to B below: a blocking pop meets ASK. */
+    char lkey[96];
+    snprintf(lkey, sizeof lkey, "{%s}:list", old);
+    r = run_one(loop, c, "RPUSH %s popped", lkey);
+    cr_assert_eq(r->type, AREDIS_REPLY_INTEGER);
+    aredis_reply_free(r);
+    /* Keys of the same slot ({old}:i): the first half exist on A. */
+    char bkey[ASK_BURST][96];
+    for (int i = 0; i < ASK_BURST; i++) {
+        snprintf(bkey[i], sizeof bkey[i], "{%s}:%d", old, i);
+        cr_assert_eq(aredis_cluster_keyslot(bkey[i], strlen(bkey[i])), s2);
+        if (i < ASK_BURST / 2) {
+            r = run_one(loop, c, "SET %s v1", bkey[i]);
+            cr_assert_eq(r->type, AREDIS_REPLY_STATUS);
+            aredis_reply_free(r);
+        }
+    }
     cmd_ok(p[1], "CLUSTER SETSLOT %s IMPORTING %s", slot, ida);
     cmd_ok(p[0], "CLUSTER SETSLOT %s MIGRATING %s", slot, idb);
     testenv_conn a;
@@ -445,6 +519,82 @@ Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
     cr_assert_eq(testenv_command(&b, &br, "GET %s", fresh), 0);
     cr_assert_eq(br->type, AREDIS_REPLY_STRING, "the new key is not on B");
     cr_assert_str_eq(br->str, "created");
+
+    /* The burst: of the keys on A, the even ones move to B first. */
+    const char *margv[8 + ASK_BURST / 2] = {
+        "MIGRATE", "127.0.0.1", port_b, "", "0", "5000", "KEYS", lkey};
+    int margc = 8;
+    for (int i = 0; i < ASK_BURST / 2; i += 2)
+        margv[margc++] = bkey[i];
+    cr_assert_eq(testenv_commandv(&a, &ar, margc, margv, NULL), 0);
+    cr_assert_eq(ar->type, AREDIS_REPLY_STATUS, "MIGRATE: %s", ar->str);
+    for (int spins = 0; spins < 30; spins++)
+        aredis_loop_run_once(loop, 10); /* the refresh of the MOVED above */
+    long long maps0 = map_requests(p[0]) + map_requests(p[1]);
+    long long moved0 =
+        info_number(p[1], "errorstats", "errorstat_MOVED:", "count=");
+    long long asks0 =
+        info_number(p[0], "errorstats", "errorstat_ASK:", "count=");
+    for (int i = 0; i < ASK_BURST; i++)
+        cr_assert_eq(aredis_command(c, on_burst, (void *)(intptr_t)i,
+                                    "SET %s v2-%d", bkey[i], i),
+                     0);
+    int done = 0;
+    for (int spins = 0; done < ASK_BURST && spins < 2000; spins++) {
+        aredis_loop_run_once(loop, 10);
+        done = 0;
+        for (int i = 0; i < ASK_BURST; i++)
+            done += burst_calls[i] > 0;
+    }
+    /* A key still on A goes to A: the ASKs left the map as it was. */
+    r = run_one(loop, c, "GET %s", bkey[1]);
+    cr_assert_eq(r->type, AREDIS_REPLY_STRING, "%s", r->str);
+    cr_assert_str_eq(r->str, "v2-1");
+    aredis_reply_free(r);
+    /* Long enough for a refresh the ASKs would have asked for. */
+    for (int spins = 0; spins < 30; spins++)
+        aredis_loop_run_once(loop, 10);
+    for (int i = 0; i < ASK_BURST; i++) {
+        cr_assert_eq(burst_calls[i], 1, "%s: %d callbacks", bkey[i],
+                     burst_calls[i]);
+        cr_assert_eq(burst_ok[i], 1, "%s failed", bkey[i]);
+    }
+    cr_assert_geq(
+        info_number(p[0], "errorstats", "errorstat_ASK:", "count=") - asks0,
+        ASK_BURST / 4 + ASK_BURST / 2, "the moved and new keys met ASK");
+    cr_assert_eq(map_requests(p[0]) + map_requests(p[1]), maps0,
+                 "an ASK asked for a slot map");
+    cr_assert_eq(info_number(p[1], "errorstats", "errorstat_MOVED:", "count="),
+                 moved0, "a command reached B without ASKING (map patched?)");
+    /* Each key where the migration says: odd ones of the first half
+     * still on A, the others on B. */
+    for (int i = 0; i < ASK_BURST; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "v2-%d", i);
+        int on_a = i < ASK_BURST / 2 && (i & 1);
+        testenv_conn *at = on_a ? &a : &b;
+        if (!on_a)
+            cr_assert_eq(testenv_command(at, &br, "ASKING"), 0);
+        cr_assert_eq(testenv_command(at, &br, "GET %s", bkey[i]), 0);
+        cr_assert_eq(br->type, AREDIS_REPLY_STRING, "%s not on %s", bkey[i],
+                     on_a ? "A" : "B");
+        cr_assert_str_eq(br->str, want);
+    }
+    /* A blocking command redirected by ASK goes with ASKING too (on its
+     * exclusive connection): BLPOP gets the list's element from B, once,
+     * rather than bouncing between B's MOVED and A's ASK. */
+    r = run_one(loop, c, "BLPOP %s 2", lkey);
+    cr_assert_eq(r->type, AREDIS_REPLY_ARRAY, "BLPOP: %s",
+                 r->type == AREDIS_REPLY_ERROR ? r->str : "?");
+    cr_assert_eq(r->len, 2);
+    cr_assert_str_eq(r->element[1].str, "popped");
+    aredis_reply_free(r);
+    /* The rest moves too (a slot ends its migration empty). */
+    margc = 7;
+    for (int i = 1; i < ASK_BURST / 2; i += 2)
+        margv[margc++] = bkey[i];
+    cr_assert_eq(testenv_commandv(&a, &ar, margc, margv, NULL), 0);
+    cr_assert_eq(ar->type, AREDIS_REPLY_STATUS, "MIGRATE: %s", ar->str);
     /* The migration ends: MOVED takes over from ASK. */
     cmd_ok(p[1], "CLUSTER SETSLOT %s NODE %s", slot, idb);
     cmd_ok(p[0], "CLUSTER SETSLOT %s NODE %s", slot, idb);
@@ -840,4 +990,98 @@ Test(cluster, lazy_and_eager_start)
         cr_assert(named_anywhere(name));
         free_and_drain(loop, c);
     }
+}
+
+/* ---- memory per command -------------------------------------------------- */
+
+static long allocs; /* calls to the hooks that allocate */
+
+static void *count_malloc(size_t n)
+{
+    allocs++;
+    return malloc(n);
+}
+
+static void *count_calloc(size_t n, size_t size)
+{
+    allocs++;
+    return calloc(n, size);
+}
+
+static void *count_realloc(void *p, size_t n)
+{
+    allocs++;
+    return realloc(p, n);
+}
+
+#define WINDOW 64
+#define WARM 3000
+#define MEASURED 3000
+
+typedef struct window {
+    aredis_client *c;
+    char keys[500][48];
+    int issued, done, failed;
+    long at_warm; /* allocs when the warm-up's last command was issued */
+} window;
+
+static void window_send(window *w);
+
+static void on_window(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    window *w = ud;
+    w->done++;
+    if (r->type != AREDIS_REPLY_STATUS)
+        w->failed++;
+    if (w->issued < WARM + MEASURED)
+        window_send(w);
+}
+
+static void window_send(window *w)
+{
+    if (w->issued == WARM)
+        w->at_warm = allocs;
+    const char *key = w->keys[w->issued % 500];
+    w->issued++;
+    cr_assert_eq(aredis_command(w->c, on_window, w, "SET %s v", key), 0);
+}
+
+/* SETs over keys of every slot range with 64 in flight, as a program
+ * keeping a window of commands: once warm (a connection per primary,
+ * buffers at their size, records reused), the cluster client allocates
+ * nothing per command. A redirect needs each command's bytes, which stay
+ * in its connection's output buffer until the reply instead of being
+ * copied per command. */
+Test(cluster, a_window_of_commands_allocates_nothing_once_warm)
+{
+    aredis_allocator counting = {count_malloc, count_calloc, count_realloc,
+                                 free};
+    cr_assert_eq(aredis_set_allocator(&counting), 0);
+    char url[256];
+    snprintf(url, sizeof url,
+             "redis+cluster://127.0.0.1:%d,127.0.0.1:%d/?refresh_period=0",
+             ports[0], ports[1]);
+    aredis_loop *loop = aredis_loop_new();
+    static window w;
+    w.c = client_for(loop, &(aredis_options){.url = url});
+    for (int i = 0; i < 500; i++) {
+        char suffix[16];
+        snprintf(suffix, sizeof suffix, "w%d", i);
+        testenv_key(w.keys[i], sizeof w.keys[i], suffix);
+    }
+    for (int i = 0; i < WINDOW; i++)
+        window_send(&w);
+    for (int spins = 0; w.done < WARM + MEASURED && spins < 20000; spins++)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(w.done, WARM + MEASURED, "%d completed", w.done);
+    cr_assert_eq(w.failed, 0, "%d failed", w.failed);
+    long used = allocs - w.at_warm;
+    /* Each command cost one allocation before (its bytes' copy): 3,000
+     * here. A few may come from the connections' buffers settling. */
+    cr_assert_leq(used, MEASURED / 100,
+                  "%ld allocations for %d commands after the warm-up", used,
+                  MEASURED);
+    free_and_drain(loop, w.c);
+    aredis_set_allocator(NULL);
 }

@@ -4,7 +4,8 @@
  * pushes, replies with nothing in flight, the salvage rules (what is sent
  * again, what fails "outcome unknown"), attempts and backoff with an
  * injected random source, cancellation, a lent connection, submitting
- * from a completion, and at most one transport at a time. The test plays
+ * from a completion, at most one transport at a time, and the bytes of
+ * commands in flight kept until their replies (keep_inflight). The test plays
  * the driver: it feeds events and takes the actions. */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -820,6 +821,195 @@ Test(conn, output_accounting)
     aredis__conn_wrote(&cn, m);
     cr_assert_eq(aredis__conn_out(&cn, &data), 0);
     cr_assert(!aredis__conn_want_write(&cn));
+}
+
+/* ---- keeping the bytes of commands in flight (a cluster's redirects) ---- */
+
+/* The bytes aredis_write_argv() makes of {cmd, "k"}. */
+static size_t encoded(char *buf, size_t cap, const char *cmd)
+{
+    return (size_t)snprintf(buf, cap, "*2\r\n$%zu\r\n%s\r\n$1\r\nk\r\n",
+                            strlen(cmd), cmd);
+}
+
+static void assert_bytes(int i, const char *cmd)
+{
+    char want[64];
+    size_t n = encoded(want, sizeof want, cmd);
+    const char *got = aredis__conn_cmd_bytes(&cn, &cmds[i].cc);
+    cr_assert_not_null(got, "command %d: its bytes are gone", i);
+    cr_assert_eq(cmds[i].cc.len, n);
+    cr_assert_eq(memcmp(got, want, n), 0, "command %d: %.*s", i, (int)n, got);
+}
+
+Test(conn, bytes_in_flight_stay_until_the_reply)
+{
+    cfg.keep_inflight = 1;
+    connect_ready();
+    submit(0, "GET");
+    submit(1, "INCR");
+    write_all();
+    assert_bytes(0, "GET");
+    assert_bytes(1, "INCR");
+    /* The reply to the first: its bytes are there while it completes. */
+    size_t avail;
+    char *w = aredis__conn_in_buf(&cn, &avail);
+    memcpy(w, "$1\r\nv\r\n", 7);
+    aredis__conn_in_commit(&cn, 7, now);
+    aredis__conn_action a;
+    cr_assert(aredis__conn_poll(&cn, &a));
+    cr_assert_eq(a.kind, AREDIS__ACT_COMPLETE);
+    cr_assert_eq(a.cmd, &cmds[0].cc);
+    assert_bytes(0, "GET");
+    take(&a);
+    /* Commands submitted meanwhile move the buffer; the bytes follow. */
+    for (int i = 2; i < 8; i++)
+        submit(i, "SET");
+    write_all();
+    assert_bytes(1, "INCR");
+    assert_bytes(7, "SET");
+    /* Without the option the connection keeps none. */
+    cfg.keep_inflight = 0;
+    cr_assert_null(aredis__conn_cmd_bytes(&cn, &cmds[7].cc));
+    cfg.keep_inflight = 1;
+    feed(":1\r\n+OK\r\n+OK\r\n+OK\r\n+OK\r\n+OK\r\n+OK\r\n");
+    for (int i = 0; i < 8; i++)
+        cr_assert_eq(cmds[i].calls, 1, "command %d", i);
+    /* Nothing in flight: the next write leaves nothing behind. */
+    submit(8, "GET");
+    write_all();
+    feed("$1\r\nv\r\n");
+    submit(9, "GET");
+    assert_bytes(9, "GET");
+}
+
+Test(conn, bytes_kept_in_flight_do_not_pile_up)
+{
+    cfg.keep_inflight = 1;
+    connect_ready();
+    /* A window of four in flight, 5,000 times over: what was answered is
+     * dropped from the front of the buffer now and then, so the buffer
+     * stays near the window's size plus the slack before a compaction. */
+    int next = 0;
+    for (int i = 0; i < 4; i++)
+        submit(next++ % NCMD, "GET");
+    size_t most = 0;
+    for (int round = 0; round < 5000; round++) {
+        write_all();
+        feed("$1\r\nv\r\n");
+        cmds[next % NCMD].calls = 0;
+        submit(next++ % NCMD, "GET");
+        if (cn.out.len > most)
+            most = cn.out.len;
+    }
+    cr_assert_lt(most, (size_t)3 * 4096, "the buffer grew to %zu bytes", most);
+    for (int i = next - 4; i < next; i++)
+        assert_bytes(i % NCMD, "GET");
+}
+
+/* Commands of many sizes, written a few bytes at a time, answered
+ * oldest first in between: after every step each command in flight still
+ * finds its own bytes (the front of the buffer is dropped while part of it
+ * is kept), and after every write the buffer holds at most twice what is
+ * in flight or unwritten, plus the slack before a compaction. */
+Test(conn, bytes_kept_in_flight_survive_partial_writes_and_compaction)
+{
+    cfg.keep_inflight = 1;
+    connect_ready();
+    static char want[NCMD][4200];
+    static size_t wlen[NCMD];
+    static char val[4096];
+    uint32_t seed = 1;
+    int next = 0, oldest = 0; /* [oldest, next) not answered yet */
+    for (int round = 0; round < 6000; round++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t r = seed >> 8;
+        if (r % 10 < 4 && next - oldest < NCMD) {
+            int i = next % NCMD;
+            size_t vl = 1 + (r >> 4) % (sizeof val - 1);
+            memset(val, 'a' + next % 26, vl);
+            val[vl] = '\0';
+            memset(&cmds[i], 0, sizeof cmds[i]);
+            wlen[i] = (size_t)snprintf(
+                want[i], sizeof want[i],
+                "*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$%zu\r\n%s\r\n", vl, val);
+            const char *argv[] = {"SET", "key", val};
+            submit_raw(i, AREDIS__REPLY_NORMAL, 0, 3, argv);
+            next++;
+        } else if (r % 10 < 7) {
+            const char *out;
+            size_t n = aredis__conn_out(&cn, &out);
+            if (n == 0)
+                continue;
+            aredis__conn_wrote(&cn, 1 + (r >> 4) % n);
+            size_t live = 0;
+            for (int k = oldest; k < next; k++)
+                live += wlen[k % NCMD];
+            cr_assert_leq(cn.out.len, 2 * live + 4096,
+                          "round %d: %zu bytes kept for %zu", round, cn.out.len,
+                          live);
+        } else if (oldest < next && cmds[oldest % NCMD].cc.end <= cn.written) {
+            feed("+OK\r\n");
+            cr_assert_eq(cmds[oldest % NCMD].calls, 1);
+            oldest++;
+        }
+        for (int k = oldest; k < next; k++) {
+            const char *got = aredis__conn_cmd_bytes(&cn, &cmds[k % NCMD].cc);
+            cr_assert_not_null(got, "round %d: command %d lost its bytes",
+                               round, k);
+            cr_assert_eq(memcmp(got, want[k % NCMD], wlen[k % NCMD]), 0,
+                         "round %d: command %d has other bytes", round, k);
+        }
+    }
+    cr_assert_gt(oldest, 1000);
+}
+
+Test(conn, a_written_retry_is_sent_again_from_the_kept_bytes)
+{
+    cfg.keep_inflight = 1;
+    connect_ready();
+    submit(0, "INCR");
+    cmds[0].cc.flags |= AREDIS__CC_RETRY; /* no copy of its own */
+    write_all();
+    aredis__conn_closed(&cn, AREDIS_ECLOSED, "server closed", now);
+    drain();
+    cr_assert_eq(cmds[0].calls, 0, "%s", cmds[0].text);
+    cr_assert_eq(cn.npend, 1);
+    aredis__conn_timer(&cn, now);
+    aredis__conn_resolved(&cn, 1, now);
+    aredis__conn_opened(&cn, now);
+    drain();
+    write_all();
+    feed(hello_map);
+    char out[128], want[64];
+    written_text(out, sizeof out);
+    encoded(want, sizeof want, "INCR");
+    cr_assert_str_eq(out, want);
+    write_all();
+    feed(":1\r\n");
+    cr_assert_eq(cmds[0].calls, 1);
+    cr_assert_eq(cmds[0].type, AREDIS_REPLY_INTEGER);
+}
+
+Test(conn, pending_commands_taken_come_with_their_bytes)
+{
+    aredis__conn_connect(&cn, now);
+    drain();
+    submit(0, "GET");
+    submit(1, "INCR");
+    aredis__conn_cmd *q = aredis__conn_take_pending(&cn);
+    cr_assert_eq(q, &cmds[0].cc);
+    cr_assert_eq(q->next, &cmds[1].cc);
+    cr_assert_null(q->next->next);
+    cr_assert_eq(cn.npend, 0);
+    char want[64];
+    size_t n = encoded(want, sizeof want, "GET");
+    cr_assert_not_null(cmds[0].cc.copy);
+    cr_assert_eq(memcmp(cmds[0].cc.copy, want, n), 0);
+    n = encoded(want, sizeof want, "INCR");
+    cr_assert_not_null(cmds[1].cc.copy);
+    cr_assert_eq(memcmp(cmds[1].cc.copy, want, n), 0);
+    cr_assert_eq(cmds[0].cc.flags & AREDIS__CC_PENDING, 0);
 }
 
 /* ---- extra handshake steps (the client-side cache's CLIENT TRACKING) ---- */

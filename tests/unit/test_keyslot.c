@@ -70,3 +70,57 @@ Test(keyslot, binary_keys_and_bounds)
     for (size_t n = 0; n <= sizeof all; n++)
         cr_assert_lt(aredis_cluster_keyslot(all, n), AREDIS_CLUSTER_SLOTS);
 }
+
+/* The CRC one bit at a time, straight from the definition. */
+static unsigned crc16_bitwise(const unsigned char *p, size_t len)
+{
+    unsigned crc = 0;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= (unsigned)p[i] << 8;
+        for (int b = 0; b < 8; b++)
+            crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff
+                               : (crc << 1) & 0xffff;
+    }
+    return crc;
+}
+
+Test(keyslot, every_length_and_byte_as_the_definition)
+{
+    /* The table-driven CRC takes the key four, two and one byte at a time:
+     * every length up to 64 (each mix of those steps) over bytes that
+     * cover all 256 values, none of them a brace. */
+    unsigned char key[64];
+    unsigned seed = 12345;
+    for (int round = 0; round < 64; round++) {
+        for (size_t i = 0; i < sizeof key; i++) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned char b = (unsigned char)(seed >> 16);
+            key[i] = b == '{' || b == '}' ? (unsigned char)(i + round) : b;
+            if (key[i] == '{' || key[i] == '}')
+                key[i] = 'x';
+        }
+        for (size_t len = 0; len <= sizeof key; len++)
+            cr_assert_eq(aredis_cluster_keyslot(key, len),
+                         crc16_bitwise(key, len) & 16383u,
+                         "round %d, length %zu", round, len);
+    }
+}
+
+Test(keyslot, each_byte_at_each_place_of_a_step)
+{
+    /* Every byte value at each place of the four-byte step, of the
+     * two-byte one and of the last single byte, so every table entry is
+     * used. */
+    for (unsigned b = 0; b < 256; b++) {
+        if (b == '{' || b == '}')
+            continue;
+        for (size_t at = 0; at < 6; at++) {
+            unsigned char key[6] = {'a', 'b', 'c', 'd', 'e', 'f'};
+            key[at] = (unsigned char)b;
+            for (size_t len = at + 1; len <= sizeof key; len++)
+                cr_assert_eq(aredis_cluster_keyslot(key, len),
+                             crc16_bitwise(key, len) & 16383u,
+                             "byte %u at %zu, length %zu", b, at, len);
+        }
+    }
+}

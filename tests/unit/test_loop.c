@@ -657,6 +657,133 @@ LOOP_TEST(timer_rearms_and_stops_itself)
     cr_assert_null(t.h);
 }
 
+/* A watcher that, once its descriptor is readable, drains it, loses
+ * interest and sets a timer: a timer moved while the loop already waits
+ * for it (far timers wait on a timerfd with epoll). */
+typedef struct setter {
+    void *h;
+    int fd;
+    trec *t;
+    int ms;
+} setter;
+
+static void on_set(void *arg, int events)
+{
+    setter *s = arg;
+    (void)events;
+    char c;
+    while (read(s->fd, &c, 1) > 0)
+        ;
+    cr_assert_eq(aredis__loop_io_update(L, s->h, 0), 0);
+    cr_assert_eq(aredis__loop_timer_set(L, s->t->h, s->ms), 0);
+    s->t->deadline = aredis__loop_timer_deadline(L, s->t->h);
+}
+
+static void run_with_setter(setter *s)
+{
+    sockpair p = make_pair();
+    s->fd = p.a;
+    cr_assert_eq(aredis__loop_io_start(L, p.a, on_set, s, &s->h), 0);
+    cr_assert_eq(aredis__loop_io_update(L, s->h, AREDIS_EV_READ), 0);
+    put_byte(p.b);
+    cr_assert_eq(aredis_loop_run(L), 0);
+    aredis__loop_io_stop(L, s->h);
+    close_pair(p);
+}
+
+/* The loop waits for a far timer; a nearer one set meanwhile ends the
+ * wait at its own deadline, not the far one's. */
+LOOP_TEST(far_timer_wait_ends_at_a_nearer_one_set_later)
+{
+    trec far = {0}, near = {.victim = &far};
+    start_timer(&far);
+    start_timer(&near);
+    cr_assert_eq(aredis__loop_timer_set(L, far.h, 30000), 0);
+    setter s = {.t = &near, .ms = 150};
+    int64_t t0 = now_ms();
+    uint64_t it0 = aredis__loop_iterations(L);
+    run_with_setter(&s);
+    cr_assert_eq(near.calls, 1);
+    cr_assert_eq(far.calls, 0);
+    cr_assert_null(far.h, "stopped by the near timer");
+    cr_assert_geq(near.fired_at, near.deadline);
+    cr_assert_lt(now_ms() - t0, 5000, "waited for the far deadline");
+    cr_assert_lt(aredis__loop_iterations(L) - it0, 20, "the loop spun");
+    aredis__loop_timer_stop(L, near.h);
+}
+
+/* A far timer moved later while the loop waits for it fires at its new
+ * deadline, once, without the loop spinning in between: the wait for it
+ * ends early (at the old deadline), and what is left of it is near. */
+LOOP_TEST(far_timer_moved_later_fires_once_at_its_new_deadline)
+{
+    trec t = {0};
+    start_timer(&t);
+    cr_assert_eq(aredis__loop_timer_set(L, t.h, 150), 0);
+    setter s = {.t = &t, .ms = 220};
+    int64_t t0 = now_ms();
+    uint64_t it0 = aredis__loop_iterations(L);
+    run_with_setter(&s);
+    cr_assert_eq(t.calls, 1);
+    cr_assert_geq(t.fired_at, t.deadline, "fired early");
+    cr_assert_geq(t.fired_at - t0, 219);
+    cr_assert_lt(aredis__loop_iterations(L) - it0, 20, "the loop spun");
+    aredis__loop_timer_stop(L, t.h);
+}
+
+/* A wait that only a far timer bounds, with a readable descriptor to end
+ * it at once (with epoll, the timerfd is armed for the far deadline). */
+static void wait_once_for_far(void)
+{
+    sockpair p = make_pair();
+    iorec r = {0};
+    watch(&r, p.a, AREDIS_EV_READ);
+    put_byte(p.b);
+    cr_assert_eq(aredis_loop_run_once(L, -1), 1);
+    cr_assert_eq(r.calls, 1);
+    aredis__loop_io_stop(L, r.h);
+    close_pair(p);
+}
+
+/* The far timer the loop last waited for is stopped, and one due sooner
+ * (but still far) is set: the wait ends at the new deadline. */
+LOOP_TEST(far_timer_stopped_then_a_sooner_far_one_fires_on_time)
+{
+    trec far = {0}, sooner = {0};
+    start_timer(&far);
+    cr_assert_eq(aredis__loop_timer_set(L, far.h, 30000), 0);
+    wait_once_for_far();
+    aredis__loop_timer_stop(L, far.h);
+    start_timer(&sooner);
+    cr_assert_eq(aredis__loop_timer_set(L, sooner.h, 200), 0);
+    sooner.deadline = aredis__loop_timer_deadline(L, sooner.h);
+    int64_t t0 = now_ms();
+    uint64_t it0 = aredis__loop_iterations(L);
+    cr_assert_eq(aredis_loop_run(L), 0);
+    cr_assert_eq(sooner.calls, 1);
+    cr_assert_geq(sooner.fired_at, sooner.deadline, "fired early");
+    cr_assert_lt(now_ms() - t0, 5000, "waited for the stopped timer");
+    cr_assert_lt(aredis__loop_iterations(L) - it0, 20, "the loop spun");
+    aredis__loop_timer_stop(L, sooner.h);
+}
+
+/* run_once() with a timeout of its own returns when it expires, however
+ * far the next timer is and whatever the loop waited for before. */
+LOOP_TEST(run_once_timeout_ends_the_wait_before_a_far_timer)
+{
+    trec far = {0};
+    start_timer(&far);
+    cr_assert_eq(aredis__loop_timer_set(L, far.h, 30000), 0);
+    wait_once_for_far();
+    int64_t t0 = now_ms();
+    cr_assert_eq(aredis_loop_run_once(L, 150), 1);
+    int64_t took = now_ms() - t0;
+    cr_assert_geq(took, 140, "returned after %lld ms", (long long)took);
+    cr_assert_lt(took, 5000, "waited for the far timer");
+    cr_assert_eq(far.calls, 0);
+    aredis__loop_timer_stop(L, far.h);
+}
+
 /* A timer that re-arms itself at 0 ms fires once per iteration; it cannot
  * hold one iteration for ever. */
 LOOP_TEST(timer_zero_rearm_waits_for_next_iteration)
