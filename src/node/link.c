@@ -451,26 +451,29 @@ static void free_reader(void *rd)
     aredis_reader_free(rd);
 }
 
-/* An idle connection holds no reader and no output buffer: they go to
- * the loop's spares (or are freed), and the next bytes take from there. A
- * program running one command at a time so allocates nothing per
- * command, and a thousand idle connections hold no reader at all. */
-static void shed_idle(aredis__link *l)
+/* An idle connection holds no reader and no output buffer, and one that
+ * has just done its handshake no reader (aredis__conn_sheds): they go to
+ * the loop's spares (or are freed), and the next bytes take from there.
+ * A program running one command at a time so allocates nothing per
+ * command, and a thousand idle or connecting connections hold no reader
+ * each. */
+static void shed(aredis__link *l)
 {
+    /* The output buffer first (the reader's taking ends the shedding of a
+     * connection just ready): the next bytes take a block from the loop's
+     * spares (the client's submit, the connection's handshake). */
+    aredis_buf out;
+    if (aredis__conn_take_out(&l->conn, &out) == 0) {
+        int kept = aredis__loop_spare_block_put(l->c->loop, out.data, out.cap);
+        if (kept > 0) /* a burst's: kept for the next one */
+            aredis__conn_put_out(&l->conn, &out);
+        else if (kept < 0)
+            aredis_buf_cleanup(&out);
+    }
     aredis_reader *rd = aredis__conn_take_reader(&l->conn);
     if (rd != NULL && aredis__loop_spare_put(l->c->loop, AREDIS__SPARE_READER,
                                              rd, free_reader) != 0)
         aredis_reader_free(rd);
-    /* The output buffer too: the next command's bytes take a block from
-     * the loop's spares (the client's submit). */
-    aredis_buf out;
-    if (aredis__conn_take_out(&l->conn, &out) != 0)
-        return;
-    int kept = aredis__loop_spare_block_put(l->c->loop, out.data, out.cap);
-    if (kept > 0) /* a burst's: kept for the next one */
-        aredis__conn_put_out(&l->conn, &out);
-    else if (kept < 0)
-        aredis_buf_cleanup(&out);
 }
 
 /* Where the next bytes go, with a reader from the loop's spares if the
@@ -518,8 +521,8 @@ static void service_as(aredis__link *l, int write)
     l->draining = 0;
     if (c->freeing)
         return;
-    if (aredis__conn_idle(&l->conn))
-        shed_idle(l);
+    if (aredis__conn_sheds(&l->conn))
+        shed(l);
     aredis__rearm(c);
 }
 
