@@ -5,8 +5,9 @@
 #   bench/conn_memory.sh
 #
 # For each N in CLIENTS it runs bench_conn_memory once per implementation
-# (its own process each) and prints heap and resident bytes per connection
-# after N clients connected, answered one PING and stayed idle IDLE_MS;
+# (its own process each) and prints heap, private resident and code bytes
+# per connection after N clients connected, answered one PING and stayed
+# idle IDLE_MS (bench/bench_conn_memory.c says why code pages are apart);
 # then, with COMMANDS > 0, CPU time per command while every client runs
 # COMMANDS PINGs one after the other (all clients at once).
 #

@@ -9,8 +9,12 @@
  * bytes), bytes written, closes, timers with the clock moved on, cancels,
  * aborts, and frees (everything taken back, a new connection), with the
  * configuration (protocol, AUTH, SELECT, attempts, lent, exclusive,
- * subscriptions) drawn from the first bytes. Completions may submit again
- * (re-entry). Checked throughout:
+ * subscriptions) drawn from the first bytes. Completions may submit
+ * again (re-entry). The driver does what the node's link does after each
+ * event: whenever the connection sheds, it takes the empty output buffer
+ * and the reader (into one spare of each, which outlives a free), and
+ * gives them back for the next bytes, so a reader moves between
+ * connections and mid-handshake. Checked throughout:
  *   - each command comes back exactly once (a COMPLETE action, a cancel
  *     that returns it, or the final take-all), never while still queued;
  *   - at most one transport and one resolution at a time, and none asked
@@ -59,6 +63,9 @@ static struct {
     int resolving, opening, open; /* what the driver has going */
     int refill;                   /* completions submit again */
     int lent, exclusive, keep;    /* the owner's policy */
+    aredis_reader *spare_rd;      /* one spare reader and one block */
+    char *spare_blk;
+    size_t spare_cap;
     uint64_t seed;
 } f;
 
@@ -72,6 +79,43 @@ static uint64_t rand_src(void *ud)
     (void)ud;
     f.seed = f.seed * 6364136223846793005ULL + 1442695040888963407ULL;
     return f.seed >> 17;
+}
+
+static void *spare_block(void *ud, size_t *cap)
+{
+    (void)ud;
+    char *p = f.spare_blk;
+    if (p != NULL) {
+        *cap = f.spare_cap;
+        f.spare_blk = NULL;
+    }
+    return p;
+}
+
+/* What the link does after servicing: a connection that sheds gives its
+ * empty output buffer and its reader back. */
+static void shed(void)
+{
+    if (!aredis__conn_sheds(&f.cn))
+        return;
+    aredis_buf out;
+    if (aredis__conn_take_out(&f.cn, &out) == 0) {
+        CHECK(f.cn.out.data == NULL && f.cn.out.len == 0);
+        if (f.spare_blk == NULL) {
+            f.spare_blk = out.data;
+            f.spare_cap = out.cap;
+        } else {
+            aredis_buf_cleanup(&out);
+        }
+    }
+    aredis_reader *rd = aredis__conn_take_reader(&f.cn);
+    if (rd != NULL) {
+        CHECK(f.cn.rd == NULL && aredis_reader_buffered(rd) == 0);
+        if (f.spare_rd == NULL)
+            f.spare_rd = rd;
+        else
+            aredis_reader_free(rd);
+    }
 }
 
 /* The command is in none of the connection's queues. */
@@ -223,6 +267,9 @@ static const char *const canned[] = {
 static void feed(const char *bytes, size_t n)
 {
     while (n > 0 && f.open && f.cn.state >= AREDIS__ST_HANDSHAKE) {
+        if (f.cn.rd == NULL && f.spare_rd != NULL &&
+            aredis__conn_give_reader(&f.cn, f.spare_rd) == 0)
+            f.spare_rd = NULL;
         size_t avail = 0;
         char *w = aredis__conn_in_buf(&f.cn, &avail);
         if (w == NULL)
@@ -233,6 +280,7 @@ static void feed(const char *bytes, size_t n)
         bytes += k;
         n -= k;
         drain();
+        shed();
     }
     drain();
 }
@@ -333,6 +381,7 @@ static void step(unsigned op)
     }
     }
     drain();
+    shed();
     consistent();
 }
 
@@ -355,6 +404,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const aredis_reader_limits small = {.max_bulk_len = 8};
     f.cfg.limits = conf2 & 32 ? &small : NULL;
     f.cfg.rand = rand_src;
+    f.cfg.spare_block = spare_block;
     f.refill = (conf & 32) != 0;
     if (aredis__conn_init(&f.cn, &f.cfg) != 0)
         return 0;
@@ -379,5 +429,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(f.cmds[i].submitted == f.cmds[i].returned);
     }
     aredis__conn_cleanup(&f.cn);
+    aredis_reader_free(f.spare_rd);
+    aredis__free(f.spare_blk);
     return 0;
 }

@@ -72,6 +72,24 @@ static void hook_unref(aredis__hook *h)
     aredis__free(h);
 }
 
+/* The encoding area goes to the loop's spare blocks (or is freed), for
+ * whichever client encodes next; one too large for them stays. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void
+give_scratch(aredis_client *c)
+{
+    if (c->scratch.data == NULL || c->scratch.len != 0)
+        return;
+    int kept =
+        aredis__loop_spare_block_put(c->loop, c->scratch.data, c->scratch.cap);
+    if (kept < 0)
+        aredis_buf_cleanup(&c->scratch);
+    else if (kept == 0)
+        aredis_buf_init(&c->scratch);
+}
+
 void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd)
 {
     if (cmd->cc.copy != NULL) { /* most commands keep no copy */
@@ -92,14 +110,7 @@ void aredis__cmd_free(aredis_client *c, aredis__cmd *cmd)
         if (aredis__loop_spare_put(c->loop, AREDIS__SPARE_CMD, cmd,
                                    aredis__free) != 0)
             aredis__free(cmd);
-        if (c->scratch.data != NULL && c->scratch.len == 0) {
-            int kept = aredis__loop_spare_block_put(c->loop, c->scratch.data,
-                                                    c->scratch.cap);
-            if (kept < 0)
-                aredis_buf_cleanup(&c->scratch);
-            else if (kept == 0)
-                aredis_buf_init(&c->scratch);
-        }
+        give_scratch(c);
         /* The burst may be over: trim from the loop, once the callbacks
          * of this turn have had the chance to start the next one. */
         if (c->nfree_cmds > FREE_CMDS_SLACK)
@@ -1045,14 +1056,21 @@ static int submit(aredis_client *c, aredis__link *target,
     /* Which server: the topology's question, and only its. */
     if (n == AREDIS__NEEDS_BYTES)
         n = c->topo->vt->route(c->topo, cmd, &v);
-    /* A command aimed at the node's connection before its class was
-     * known may still belong elsewhere (a blocking one goes to the pool);
-     * a borrowed link is aimed at only once it is known to fit. */
-    int keep =
-        direct && (target != NULL || !(cmd->flags & AREDIS__CMD_BLOCKING));
-    e = hand_over(c, target, n, cmd, bytes, keep);
-    if (!keep)
-        b->len = start; /* the bytes were copied where they belong */
+    /* 1: the bytes stay where they were encoded; 0: they are copied where
+     * they belong; -1: copied to the connection they were aimed at, not
+     * ready yet, where they wait: a client that connects holds no encoding
+     * area meanwhile. A command aimed at the node's connection before its
+     * class was known may still belong elsewhere (a blocking one goes to
+     * the pool); a borrowed link is aimed at only once it is known to
+     * fit. */
+    int keep = direct ? target != NULL || !(cmd->flags & AREDIS__CMD_BLOCKING)
+                      : -(dest != NULL && target == NULL);
+    e = hand_over(c, target, n, cmd, bytes, keep > 0);
+    if (keep <= 0) {
+        b->len = start;
+        if (keep < 0)
+            give_scratch(c);
+    }
     if (e != 0) {
         /* Only out of memory gets here: complete it rather than break the
          * promise made by returning 0 below. */

@@ -43,10 +43,19 @@ static int64_t at(int64_t now, int64_t d)
  * Life cycle
  * ------------------------------------------------------------------------ */
 
+/* Any state but ready: the connection sheds what it holds (see
+ * aredis__conn_sheds) until it is ready and has done so once. */
+static void set_state(aredis__conn *cn, uint8_t state)
+{
+    cn->state = state;
+    cn->unsettled = 1;
+}
+
 int aredis__conn_init(aredis__conn *cn, const aredis__conn_config *cfg)
 {
     memset(cn, 0, sizeof *cn);
     cn->cfg = cfg;
+    cn->unsettled = 1;
     aredis_buf_init(&cn->out);
     aredis_buf_init(&cn->pend_out);
     /* The reader comes with the first bytes (aredis__conn_in_buf). */
@@ -454,7 +463,7 @@ static void lost(aredis__conn *cn, int code, const char *msg, int64_t now)
     }
     int was_ready = cn->state == AREDIS__ST_READY;
     act(cn, AREDIS__ACT_CLOSE, 0);
-    cn->state = AREDIS__ST_IDLE;
+    set_state(cn, AREDIS__ST_IDLE);
     cn->deadline = 0;
     salvage(cn, code, why);
     if (was_ready && cn->lent && !cn->keep) {
@@ -487,7 +496,7 @@ static void lost(aredis__conn *cn, int code, const char *msg, int64_t now)
         return;
     cn->attempts++;
     int64_t delay = was_ready ? 0 : backoff_ms(cfg, cn->attempts);
-    cn->state = AREDIS__ST_BACKOFF;
+    set_state(cn, AREDIS__ST_BACKOFF);
     cn->deadline = at(now, delay);
     event(cn, AREDIS__EV_RECONNECTING, 0, delay, cn->attempts);
 }
@@ -504,7 +513,7 @@ void aredis__conn_connect(aredis__conn *cn, int64_t now)
         cn->broken)
         return;
     cn->now = now;
-    cn->state = AREDIS__ST_RESOLVING;
+    set_state(cn, AREDIS__ST_RESOLVING);
     /* Even with no connect timeout a deadline stays set (24 days out): a
      * name lookup runs on a thread, and an armed timer is what keeps a
      * loop from going idle while it does. */
@@ -529,7 +538,7 @@ void aredis__conn_resolved(aredis__conn *cn, size_t n, int64_t now)
     }
     cn->naddrs = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
     cn->addr_next = 1;
-    cn->state = AREDIS__ST_CONNECTING;
+    set_state(cn, AREDIS__ST_CONNECTING);
     act(cn, AREDIS__ACT_OPEN, 0);
 }
 
@@ -598,12 +607,23 @@ static int hello_proto(const aredis_reply *r)
 
 /* Queue one handshake command, from argv or already encoded (bytes, len).
  * 0 or AREDIS_ENOMEM. */
+/* An empty output buffer (given back: aredis__conn_take_out) grows from
+ * one of the owner's spare blocks if it has one. */
+static void out_block(aredis__conn *cn)
+{
+    if (cn->out.data == NULL && cn->cfg->spare_block != NULL &&
+        (cn->out.data = cn->cfg->spare_block(cn->cfg->ud, &cn->out.cap)) ==
+            NULL)
+        cn->out.cap = 0;
+}
+
 static int internal_cmd(aredis__conn *cn, int argc, const char **argv,
                         const char *bytes, size_t len)
 {
     aredis__conn_cmd *cmd = aredis__calloc(1, sizeof *cmd);
     if (cmd == NULL)
         return AREDIS_ENOMEM;
+    out_block(cn);
     size_t start = cn->out.len;
     int e = bytes != NULL ? aredis__buf_append(&cn->out, bytes, len)
                           : aredis_write_argv(&cn->out, argc, argv, NULL);
@@ -760,7 +780,7 @@ void aredis__conn_opened(aredis__conn *cn, int64_t now)
         lost(cn, AREDIS_ENOMEM, "out of memory", now);
         return;
     }
-    cn->state = AREDIS__ST_HANDSHAKE;
+    set_state(cn, AREDIS__ST_HANDSHAKE);
     int protocol = cn->cfg->protocol;
     cn->proto = protocol == 2 ? 2 : 0;
     cn->hs_step = protocol == 2 ? HS_AUTH : HS_HELLO;
@@ -772,6 +792,8 @@ void aredis__conn_opened(aredis__conn *cn, int64_t now)
 /* The handshake is done: release the commands that waited for it. */
 static void ready(aredis__conn *cn, int64_t now)
 {
+    if (cn->pend_out.len != 0)
+        out_block(cn);
     if (cn->pend_out.len != 0 && aredis__buf_append(&cn->out, cn->pend_out.data,
                                                     cn->pend_out.len) != 0) {
         lost(cn, AREDIS_ENOMEM, "out of memory", now);
@@ -781,6 +803,7 @@ static void ready(aredis__conn *cn, int64_t now)
     cn->deadline = 0;
     cn->attempts = 0;
     cn->ever_ready = 1;
+    cn->unsettled = 1; /* until the link's next shedding */
     aredis__conn_cmd *cmd = take_pending(cn);
     while (cmd != NULL) {
         aredis__conn_cmd *next = cmd->next;
@@ -846,10 +869,7 @@ void aredis__conn_closed(aredis__conn *cn, int code, const char *msg,
  * connection gave it back) first takes the owner's spare block. */
 COLD_PATH static int append_out(aredis__conn *cn, const char *bytes, size_t len)
 {
-    if (cn->out.data == NULL && cn->cfg->spare_block != NULL &&
-        (cn->out.data = cn->cfg->spare_block(cn->cfg->ud, &cn->out.cap)) ==
-            NULL)
-        cn->out.cap = 0;
+    out_block(cn);
     return aredis__buf_append(&cn->out, bytes, len);
 }
 
@@ -897,7 +917,7 @@ void aredis__conn_abort(aredis__conn *cn, int code, const char *msg)
 {
     if (cn->state != AREDIS__ST_IDLE && cn->state != AREDIS__ST_BACKOFF)
         act(cn, AREDIS__ACT_CLOSE, 0);
-    cn->state = AREDIS__ST_IDLE;
+    set_state(cn, AREDIS__ST_IDLE);
     cn->deadline = 0;
     aredis__conn_cmd *cmd = take_inflight(cn);
     while (cmd != NULL) {
@@ -971,8 +991,10 @@ aredis__conn_cmd *aredis__conn_take_all(aredis__conn *cn)
 aredis_reader *aredis__conn_take_reader(aredis__conn *cn)
 {
     aredis_reader *rd = cn->rd;
-    if (rd == NULL || cn->state != AREDIS__ST_READY || !aredis__conn_idle(cn) ||
-        aredis__reader_adopt(rd, cn->cfg->limits) != 0)
+    int sheds = aredis__conn_sheds(cn);
+    if (cn->state == AREDIS__ST_READY)
+        cn->unsettled = 0;
+    if (rd == NULL || !sheds || aredis__reader_adopt(rd, cn->cfg->limits) != 0)
         return NULL;
     cn->rd = NULL;
     return rd;
@@ -980,8 +1002,11 @@ aredis_reader *aredis__conn_take_reader(aredis__conn *cn)
 
 int aredis__conn_take_out(aredis__conn *cn, aredis_buf *out)
 {
-    if (cn->out.data == NULL || cn->state != AREDIS__ST_READY ||
-        !aredis__conn_idle(cn) || cn->out_pos != cn->out.len)
+    /* Idle and ready, what a write keeps for a resend (keep_sent) is moot;
+     * otherwise only an empty buffer goes, while the connection sheds. */
+    int idle = cn->state == AREDIS__ST_READY && aredis__conn_idle(cn);
+    if (cn->out.data == NULL || cn->out_pos != cn->out.len ||
+        (!idle && (cn->out.len != 0 || !aredis__conn_sheds(cn))))
         return -1;
     *out = cn->out;
     aredis_buf_init(&cn->out);

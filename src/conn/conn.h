@@ -210,6 +210,8 @@ typedef struct aredis__conn {
     /* aredis__conn_acked() before this loss: only `acked` bytes of the
      * stream reached the server. */
     uint8_t have_acked;
+    uint8_t unsettled; /* not ready, or ready since the reader's last
+                        * aredis__conn_take_reader() */
     uint8_t reply_off; /* CLIENT REPLY OFF in effect */
     uint8_t skip_next; /* CLIENT REPLY SKIP: the next command gets none */
     /* Actions not yet taken: q[qhead], then the next qlen - 1. */
@@ -309,13 +311,16 @@ const char *aredis__conn_cmd_bytes(const aredis__conn *cn,
  * handshake steps are freed. For the owner's final cleanup. */
 aredis__conn_cmd *aredis__conn_take_all(aredis__conn *cn);
 
-/* The reader of an idle ready connection that holds nothing, now the
- * caller's (the connection makes or is given another with its next
- * bytes), or NULL. */
+/* The connection's reader if it holds nothing (no byte of a reply not yet
+ * returned, no error) and aredis__conn_sheds(), now the caller's, or
+ * NULL; the connection makes or is given another with its next bytes.
+ * Not while a reply it returned is in use. */
 aredis_reader *aredis__conn_take_reader(aredis__conn *cn);
 /* The output buffer of an idle ready connection with nothing to write,
- * moved to *out (the connection's is then empty, and grows again with
- * the next bytes): 0, or -1 when it is not idle or has no buffer. */
+ * or an empty one of a connection that aredis__conn_sheds() (its
+ * handshake's bytes written), moved to *out (the connection's is then
+ * empty, and grows again with the next bytes, from a spare block if the
+ * owner has one): 0, or -1 otherwise or when it has no buffer. */
 int aredis__conn_take_out(aredis__conn *cn, aredis_buf *out);
 /* Give it back (the caller could not place it): the connection must be
  * as aredis__conn_take_out() left it. */
@@ -364,6 +369,17 @@ static inline int aredis__conn_want_write(const aredis__conn *cn)
 static inline int aredis__conn_idle(const aredis__conn *cn)
 {
     return cn->npend == 0 && cn->inflight == 0 && cn->done_head == NULL;
+}
+
+/* Whether the connection would give its reader back (when it holds
+ * nothing): when idle, while not ready, and once when its handshake is
+ * done, though the commands that waited for it are in flight then. So a
+ * thousand clients connecting at once parse their handshakes with the
+ * few readers the loop keeps, not one each, while a busy connection
+ * keeps its own between replies. */
+static inline int aredis__conn_sheds(const aredis__conn *cn)
+{
+    return cn->unsettled || aredis__conn_idle(cn);
 }
 
 #endif /* AREDIS_CONN_CONN_H */

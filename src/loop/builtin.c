@@ -30,6 +30,9 @@
 
 #define EV_BOTH (AREDIS_EV_READ | AREDIS_EV_WRITE)
 #define MIN_CAP 8
+/* The most ready watchers one epoll_wait() returns (ready[] and evs[]
+ * hold that many, whatever the number of registrations). */
+#define EPOLL_BATCH 64
 /* A wait bounded only by a timer this far away or more is left to the
  * timerfd (far_wait). */
 #define FAR_MS 100
@@ -354,6 +357,12 @@ static const backend poll_backend = {
  * once all of them have. */
 static int reserve(aredis__builtin *b, size_t n)
 {
+#ifdef __linux__
+    /* epoll hands over at most cap ready watchers per wait and the next
+     * wait the rest: past a batch, registrations need no more room. */
+    if (b->epfd >= 0 && n > EPOLL_BATCH)
+        n = EPOLL_BATCH;
+#endif
     if (n <= b->cap)
         return 0;
     size_t cap = b->cap < MIN_CAP ? MIN_CAP : b->cap;

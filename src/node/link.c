@@ -451,26 +451,29 @@ static void free_reader(void *rd)
     aredis_reader_free(rd);
 }
 
-/* An idle connection holds no reader and no output buffer: they go to
- * the loop's spares (or are freed), and the next bytes take from there. A
- * program running one command at a time so allocates nothing per
- * command, and a thousand idle connections hold no reader at all. */
-static void shed_idle(aredis__link *l)
+/* An idle connection holds no reader and no output buffer, and one that
+ * has just done its handshake no reader (aredis__conn_sheds): they go to
+ * the loop's spares (or are freed), and the next bytes take from there.
+ * A program running one command at a time so allocates nothing per
+ * command, and a thousand idle or connecting connections hold no reader
+ * each. */
+static void shed(aredis__link *l)
 {
+    /* The output buffer first (the reader's taking ends the shedding of a
+     * connection just ready): the next bytes take a block from the loop's
+     * spares (the client's submit, the connection's handshake). */
+    aredis_buf out;
+    if (aredis__conn_take_out(&l->conn, &out) == 0) {
+        int kept = aredis__loop_spare_block_put(l->c->loop, out.data, out.cap);
+        if (kept > 0) /* a burst's: kept for the next one */
+            aredis__conn_put_out(&l->conn, &out);
+        else if (kept < 0)
+            aredis_buf_cleanup(&out);
+    }
     aredis_reader *rd = aredis__conn_take_reader(&l->conn);
     if (rd != NULL && aredis__loop_spare_put(l->c->loop, AREDIS__SPARE_READER,
                                              rd, free_reader) != 0)
         aredis_reader_free(rd);
-    /* The output buffer too: the next command's bytes take a block from
-     * the loop's spares (the client's submit). */
-    aredis_buf out;
-    if (aredis__conn_take_out(&l->conn, &out) != 0)
-        return;
-    int kept = aredis__loop_spare_block_put(l->c->loop, out.data, out.cap);
-    if (kept > 0) /* a burst's: kept for the next one */
-        aredis__conn_put_out(&l->conn, &out);
-    else if (kept < 0)
-        aredis_buf_cleanup(&out);
 }
 
 /* Where the next bytes go, with a reader from the loop's spares if the
@@ -486,9 +489,13 @@ static char *in_buf(aredis__link *l, size_t *avail)
     return aredis__conn_in_buf(&l->conn, avail);
 }
 
-/* Take every action the connection has, then write what it queued; again
- * if writing failed. Loop context only. */
-static void service(aredis__link *l)
+/* Take every action the connection has, then, with `write`, write what
+ * it queued; again if writing failed. Without `write` (bytes just read)
+ * the write waits for the end of the loop turn: the replies of every
+ * connection ready in this turn are taken first, so that each connection
+ * gets one write carrying all their callbacks submitted for it, rather
+ * than one now and another at the end of the turn. Loop context only. */
+static void service_as(aredis__link *l, int write)
 {
     aredis_client *c = l->c;
     if (l->draining) {
@@ -501,15 +508,27 @@ static void service(aredis__link *l)
         aredis__conn_action a;
         while (!c->freeing && aredis__conn_poll(&l->conn, &a))
             take(l, &a);
-        if (c->freeing || !flush(l))
+        if (c->freeing)
+            break;
+        if (!write) {
+            if (aredis__conn_want_write(&l->conn))
+                want_service(l);
+            break;
+        }
+        if (!flush(l))
             break;
     }
     l->draining = 0;
     if (c->freeing)
         return;
-    if (aredis__conn_idle(&l->conn))
-        shed_idle(l);
+    if (aredis__conn_sheds(&l->conn))
+        shed(l);
     aredis__rearm_link(c, l);
+}
+
+static void service(aredis__link *l)
+{
+    service_as(l, 1);
 }
 
 /* ------------------------------------------------------------------------
@@ -525,7 +544,7 @@ static int got(aredis__link *l, ssize_t n, size_t avail)
         aredis__conn_in_commit(&l->conn, (size_t)n, aredis__now_ms());
         /* Replies are taken as they come, so the reader holds one read's
          * worth, not everything the socket has. */
-        service(l);
+        service_as(l, 0);
         return !l->c->freeing && (size_t)n == avail;
     }
     if (n == 0) {
@@ -611,5 +630,7 @@ static void on_io(void *arg, int events)
     }
     if (events & AREDIS_EV_READ)
         do_read(l);
-    service(l);
+    /* Writable: the rest of a write is due now. Otherwise what the
+     * replies submitted is written at the end of the turn. */
+    service_as(l, events & AREDIS_EV_WRITE);
 }

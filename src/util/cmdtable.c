@@ -329,8 +329,9 @@ static const aredis__cmdinfo table[] = {COMMANDS(ENTRY)};
  * included). */
 #define MIN_NAME 3
 #define MAX_NAME 48
-/* A power of two, about four times the number of entries. */
-#define SLOT_BITS 10
+/* A power of two, about twice the number of entries: the commands in
+ * common use are found at the first probe. */
+#define SLOT_BITS 9
 #define NSLOTS (1u << SLOT_BITS)
 
 /* Lower case of every byte, as a table: one load per byte. */
@@ -341,30 +342,37 @@ static const aredis__cmdinfo table[] = {COMMANDS(ENTRY)};
 #define L64(i) L16(i), L16((i) + 16), L16((i) + 32), L16((i) + 48)
 static const unsigned char lower[256] = {L64(0), L64(64), L64(128), L64(192)};
 
-/* An index slot: the entry's first 8 lower-cased bytes packed into a word
- * and its length, so a probe tells names of up to 8 bytes apart (nearly
- * every command) without reading the entry; idx is the entry's position +
- * 1 (0: an empty slot). */
-typedef struct slot {
-    uint64_t head;
-    uint16_t len;
-    uint16_t idx;
-} slot;
+/* An index slot, one word: the entry's first HEAD_BYTES lower-cased bytes
+ * in the low 48 bits, its length in the next 6 and its position + 1 in
+ * the top 10 (0: an empty slot). A probe tells names of up to 6 bytes
+ * apart (nearly every command) without reading the entry, and the index
+ * is 4 KB: one page of private memory, which the first command of a
+ * process touches whole. */
+typedef uint64_t slot;
+#define HEAD_BYTES 6
+#define HEAD_MASK ((UINT64_C(1) << 48) - 1)
+#define LEN_SHIFT 48
+#define IDX_SHIFT 54
+#define KEY_MASK ((UINT64_C(1) << IDX_SHIFT) - 1)
+_Static_assert(MAX_NAME < 64, "a length takes 6 bits of a slot");
+_Static_assert(sizeof table / sizeof *table < 1023,
+               "a position takes 10 bits of a slot");
 
 static slot slots[NSLOTS];
 static atomic_int built;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-/* The packed head of a name and its slot: multiplicative hashing of the
- * head, the length and, past 8 bytes, the last two bytes. */
-static inline uint32_t key(const char *p, size_t n, uint64_t *head)
+/* A name's slot, and in *want what its slot holds but the position:
+ * multiplicative hashing of its first 8 lower-cased bytes, its length
+ * and, past 8 bytes, the last two bytes. */
+static inline uint32_t key(const char *p, size_t n, uint64_t *want)
 {
     const unsigned char *u = (const unsigned char *)p;
     size_t m = n < 8 ? n : 8;
     uint64_t h = 0;
     for (size_t i = 0; i < m; i++)
         h |= (uint64_t)lower[u[i]] << (8 * i);
-    *head = h;
+    *want = (h & HEAD_MASK) | (uint64_t)n << LEN_SHIFT;
     if (n > 8)
         h ^= (uint64_t)lower[u[n - 1]] << 56 ^ (uint64_t)lower[u[n - 2]] << 48;
     h = (h ^ n) * 0x9e3779b97f4a7c15u;
@@ -375,11 +383,11 @@ static void build(void)
 {
     for (size_t i = 0; i < NCMDS; i++) {
         assert(table[i].len >= MIN_NAME && table[i].len <= MAX_NAME);
-        uint64_t head;
-        uint32_t s = key(table[i].name, table[i].len, &head);
-        while (slots[s].idx != 0)
+        uint64_t want;
+        uint32_t s = key(table[i].name, table[i].len, &want);
+        while (slots[s] != 0)
             s = (s + 1) & (NSLOTS - 1);
-        slots[s] = (slot){head, table[i].len, (uint16_t)(i + 1)};
+        slots[s] = want | (uint64_t)(i + 1) << IDX_SHIFT;
     }
     atomic_store_explicit(&built, 1, memory_order_release);
 }
@@ -400,14 +408,15 @@ const aredis__cmdinfo *aredis__cmd_lookup(const char *name, size_t len)
         return NULL;
     if (!atomic_load_explicit(&built, memory_order_acquire))
         pthread_once(&once, build);
-    uint64_t head;
-    for (uint32_t s = key(name, len, &head); slots[s].idx != 0;
+    uint64_t want;
+    for (uint32_t s = key(name, len, &want); slots[s] != 0;
          s = (s + 1) & (NSLOTS - 1)) {
-        if (slots[s].head != head || slots[s].len != len)
+        if ((slots[s] & KEY_MASK) != want)
             continue;
-        const aredis__cmdinfo *e = &table[slots[s].idx - 1];
-        if (len <= 8 ||
-            aredis__word_is(name + 8, len - 8, e->name + 8, len - 8))
+        const aredis__cmdinfo *e = &table[(slots[s] >> IDX_SHIFT) - 1];
+        if (len <= HEAD_BYTES ||
+            aredis__word_is(name + HEAD_BYTES, len - HEAD_BYTES,
+                            e->name + HEAD_BYTES, len - HEAD_BYTES))
             return e;
     }
     return NULL;

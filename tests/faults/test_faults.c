@@ -1110,7 +1110,7 @@ Test(faults, backoff_is_capped, .timeout = 60)
                                         .reconnect_initial_ms = 60,
                                         .reconnect_max_ms = 200});
     submit(NULL, "PING"); /* something waits, so the client keeps trying */
-    faults_run_for(w.loop, 2000);
+    faults_run_for(w.loop, 3000);
     char evs[4096];
     faults_events_str(&w.ev, evs, sizeof evs);
     int n = 0, last_attempt = 0;
@@ -1132,14 +1132,15 @@ Test(faults, backoff_is_capped, .timeout = 60)
         int d = faults_events_find(&w.ev, i, AREDIS_CONN_DISCONNECTED, 0);
         if (d >= 0) {
             int64_t gap = w.ev.ev[d].at_ms - w.ev.ev[i].at_ms;
+            /* Late by up to a second on a loaded machine; never early. */
             cr_assert(gap >= w.ev.ev[i].delay_ms - 15 &&
-                          gap <= w.ev.ev[i].delay_ms + 250,
+                          gap <= w.ev.ev[i].delay_ms + 1000,
                       "announced %lld ms, attempted after %lld ms",
                       (long long)w.ev.ev[i].delay_ms, (long long)gap);
         }
     }
     cr_assert_geq(n, 8,
-                  "only %d attempts in 2 s with a 200 ms cap (events: "
+                  "only %d attempts in 3 s with a 200 ms cap (events: "
                   "%s)",
                   n, evs);
     cr_assert_geq(max_delay, 100, "the backoff never grew (events: %s)", evs);
@@ -1148,7 +1149,7 @@ Test(faults, backoff_is_capped, .timeout = 60)
     end_all(0);
     cr_assert_eq(w.t.completed, 1);
     expect_error(0, AREDIS_ECANCELED, 0);
-    fprintf(stderr, "backoff: %d attempts in 2 s, largest delay %lld ms\n", n,
+    fprintf(stderr, "backoff: %d attempts in 3 s, largest delay %lld ms\n", n,
             (long long)max_delay);
 }
 

@@ -9,10 +9,15 @@
  *    allocates nothing per command (a window of SETs). */
 #include <criterion/criterion.h>
 
+#include <arpa/inet.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "aredis/aredis.h"
@@ -1084,4 +1089,118 @@ Test(cluster, a_window_of_commands_allocates_nothing_once_warm)
                   MEASURED);
     free_and_drain(loop, w.c);
     aredis_set_allocator(NULL);
+}
+
+/* ---- one write per node per loop turn --------------------------------------
+ */
+
+/* The client's connection to the node at port: the one socket of this
+ * process whose peer is that port. */
+static int socket_to(int port)
+{
+    int found = -1;
+    for (int fd = 3; fd < 1024; fd++) {
+        struct sockaddr_in sa;
+        socklen_t len = sizeof sa;
+        if (getpeername(fd, (struct sockaddr *)&sa, &len) != 0 ||
+            sa.sin_family != AF_INET || ntohs(sa.sin_port) != port)
+            continue;
+        cr_assert_eq(found, -1, "two sockets to %d", port);
+        found = fd;
+    }
+    cr_assert_geq(found, 0, "no socket to %d", port);
+    return found;
+}
+
+/* The data segments sent on a TCP socket: one per write of a few bytes
+ * (the client sets TCP_NODELAY). */
+static unsigned segs_out(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    cr_assert_eq(getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len), 0);
+    cr_assert_geq(len, offsetof(struct tcp_info, tcpi_data_segs_out) +
+                           sizeof ti.tcpi_data_segs_out);
+    return ti.tcpi_data_segs_out;
+}
+
+typedef struct turn {
+    aredis_client *c;
+    char next[64]; /* the key each reply's callback sets */
+    int replies, sets, bad;
+} turn;
+
+static void on_turn_set(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    turn *t = ud;
+    t->sets++;
+    t->bad += r->type != AREDIS_REPLY_STATUS;
+}
+
+static void on_turn_get(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    turn *t = ud;
+    t->replies++;
+    t->bad += r->type == AREDIS_REPLY_ERROR;
+    cr_assert_eq(aredis_command(c, on_turn_set, t, "SET %s v", t->next), 0);
+}
+
+/* The replies of two connections arrive together, and each one's
+ * callback sends a command to the first node: those two commands leave in one
+ * write at the end of the loop turn, not one right after the first
+ * node's reply and another after the second's (a write, and a wake-up
+ * of the server, per command instead of per node and turn). */
+Test(cluster, commands_of_one_loop_turn_leave_in_one_write_per_node)
+{
+    char url[256], kx[64], ky[64];
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d/?refresh_period=0",
+             ports[0]);
+    /* Keys well inside the first and the last primary's slot ranges
+     * (redis-cluster.sh splits them evenly, in order). */
+    for (int i = 0;; i++) {
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "tx%d", i);
+        testenv_key(kx, sizeof kx, suffix);
+        if (aredis_cluster_keyslot(kx, strlen(kx)) < 5000)
+            break;
+    }
+    for (int i = 0;; i++) {
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "ty%d", i);
+        testenv_key(ky, sizeof ky, suffix);
+        if (aredis_cluster_keyslot(ky, strlen(ky)) > 11500)
+            break;
+    }
+    aredis_loop *loop = aredis_loop_new();
+    static turn t;
+    memset(&t, 0, sizeof t);
+    t.c = client_for(loop, &(aredis_options){.url = url});
+    snprintf(t.next, sizeof t.next, "%s", kx);
+    /* The map, the first node's connection, and a pooled one to the
+     * last node (for BLPOP). */
+    aredis_reply_free(run_one(loop, t.c, "GET %s", kx));
+    aredis_reply_free(run_one(loop, t.c, "BLPOP %s 0.01", ky));
+    int fx = socket_to(ports[0]);
+
+    /* A GET to the first node and a BLPOP that times out after 50 ms to
+     * the last, written in one turn, and time for both replies to
+     * arrive: the next turn finds both sockets ready, the first node's
+     * first. */
+    cr_assert_eq(aredis_command(t.c, on_turn_get, &t, "GET %s", kx), 0);
+    cr_assert_eq(aredis_command(t.c, on_turn_get, &t, "BLPOP %s 0.05", ky), 0);
+    aredis_loop_run_once(loop, 0);
+    usleep(300 * 1000);
+    cr_assert_eq(t.replies, 0, "a reply came before its turn");
+    unsigned before = segs_out(fx);
+    aredis_loop_run_once(loop, 1000);
+    cr_assert_eq(t.replies, 2, "%d replies in the turn", t.replies);
+    unsigned writes = segs_out(fx) - before;
+    cr_assert_eq(writes, 1, "the turn wrote the first node %u times", writes);
+
+    for (int spins = 0; t.sets < 2 && spins < 500; spins++)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(t.sets, 2);
+    cr_assert_eq(t.bad, 0, "%d wrong replies", t.bad);
+    free_and_drain(loop, t.c);
 }
