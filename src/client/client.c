@@ -979,6 +979,31 @@ static HOT_INLINE aredis__link *aim(aredis_client *c, aredis__link *target,
     return x != AREDIS__NEEDS_BYTES && x != NULL ? &x->main : NULL;
 }
 
+/* The end of a submission: cmd, encoded (v) into b from start, goes to
+ * target or to n (AREDIS__NEEDS_BYTES: the topology is asked now); keep
+ * as submit() decides it. */
+static HOT_INLINE void send_cmd(aredis_client *c, aredis__link *target,
+                                aredis__node *n, aredis__cmd *cmd,
+                                const aredis__cmdview *v, aredis_buf *b,
+                                size_t start, int keep)
+{
+    /* Which server: the topology's question, and only its. */
+    if (n == AREDIS__NEEDS_BYTES)
+        n = c->topo->vt->route(c->topo, cmd, v);
+    int e = hand_over(c, target, n, cmd, v->bytes, keep > 0);
+    if (keep <= 0) {
+        b->len = start;
+        if (keep < 0)
+            give_scratch(c);
+    }
+    if (e != 0) {
+        /* Only out of memory gets here: complete it rather than break the
+         * promise made by returning 0 below. */
+        heap_remove(c, cmd);
+        aredis__defer_done(c, cmd, e, "out of memory");
+    }
+}
+
 /* Submit to the shared link (target NULL) or to a borrowed one. */
 static int submit(aredis_client *c, aredis__link *target,
                   const aredis_cmd_opts *o, aredis_reply_cb cb, void *ud,
@@ -1053,9 +1078,6 @@ static int submit(aredis_client *c, aredis__link *target,
         aredis__cmd_free(c, cmd);
         return e;
     }
-    /* Which server: the topology's question, and only its. */
-    if (n == AREDIS__NEEDS_BYTES)
-        n = c->topo->vt->route(c->topo, cmd, &v);
     /* 1: the bytes stay where they were encoded; 0: they are copied where
      * they belong; -1: copied to the connection they were aimed at, not
      * ready yet, where they wait: a client that connects holds no encoding
@@ -1065,18 +1087,7 @@ static int submit(aredis_client *c, aredis__link *target,
      * fit. */
     int keep = direct ? target != NULL || !(cmd->flags & AREDIS__CMD_BLOCKING)
                       : -(dest != NULL && target == NULL);
-    e = hand_over(c, target, n, cmd, bytes, keep > 0);
-    if (keep <= 0) {
-        b->len = start;
-        if (keep < 0)
-            give_scratch(c);
-    }
-    if (e != 0) {
-        /* Only out of memory gets here: complete it rather than break the
-         * promise made by returning 0 below. */
-        heap_remove(c, cmd);
-        aredis__defer_done(c, cmd, e, "out of memory");
-    }
+    send_cmd(c, target, n, cmd, &v, b, start, keep);
     if (cmd->dl.pos == 1)
         aredis__rearm(c); /* the earliest deadline changed */
     return 0;
