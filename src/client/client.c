@@ -20,6 +20,7 @@
 #include "topology/topology.h"
 #include "util/alloc.h"
 #include "util/cmdtable.h"
+#include "util/inline.h"
 
 /* Spent command records kept for reuse. While commands are pending, every
  * record is kept. When none is (a burst has ended), the list is trimmed to
@@ -750,14 +751,6 @@ typedef struct submit_args {
     size_t len;
     int pushed; /* a pubsub command, answered by push frames */
 } submit_args;
-
-#if defined(__GNUC__)
-#define COLD_PATH __attribute__((noinline))
-#define HOT_INLINE __attribute__((always_inline)) inline
-#else
-#define COLD_PATH
-#define HOT_INLINE inline
-#endif
 
 /* Fill the record's routing fields from a command's classification
  * (v->cls, made once through the command table: by name before encoding,

@@ -24,6 +24,7 @@
 #include "resp/resp.h"
 #include "topology/topology.h"
 #include "util/alloc.h"
+#include "util/inline.h"
 
 static void on_io(void *arg, int events);
 static int on_wait(void *arg, int timeout_ms);
@@ -416,7 +417,7 @@ static void on_event(aredis__link *l, const aredis__conn_action *a)
     }
 }
 
-static void take(aredis__link *l, const aredis__conn_action *a)
+static HOT_INLINE void take(aredis__link *l, const aredis__conn_action *a)
 {
     aredis_client *c = l->c;
     switch (a->kind) {

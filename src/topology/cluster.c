@@ -82,6 +82,7 @@
 #include "transport/transport.h"
 #include "util/alloc.h"
 #include "util/cmdtable.h"
+#include "util/inline.h"
 
 /* Refreshes: at most one per REFRESH_MIN_MS; while something is wrong, one
  * every DEGRADED_MS when commands are held, DEGRADED_IDLE_MS when none
@@ -274,14 +275,6 @@ static int usable(const cnode *n)
 }
 
 /* ---- keys ------------------------------------------------------------- */
-
-#if defined(__GNUC__)
-#define COLD_PATH __attribute__((noinline))
-#define HOT_INLINE __attribute__((always_inline)) inline
-#else
-#define COLD_PATH
-#define HOT_INLINE inline
-#endif
 
 /* command_slot(): the command waits for its key specs. */
 #define SLOT_LEARNING (-2)
