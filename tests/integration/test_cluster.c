@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "aredis/aredis.h"
+#include "countalloc.h"
 #include "testenv.h"
 
 #define MAX_NODES 16
@@ -999,26 +1000,6 @@ Test(cluster, lazy_and_eager_start)
 
 /* ---- memory per command -------------------------------------------------- */
 
-static long allocs; /* calls to the hooks that allocate */
-
-static void *count_malloc(size_t n)
-{
-    allocs++;
-    return malloc(n);
-}
-
-static void *count_calloc(size_t n, size_t size)
-{
-    allocs++;
-    return calloc(n, size);
-}
-
-static void *count_realloc(void *p, size_t n)
-{
-    allocs++;
-    return realloc(p, n);
-}
-
 #define WINDOW 64
 #define WARM 3000
 #define MEASURED 3000
@@ -1027,7 +1008,7 @@ typedef struct window {
     aredis_client *c;
     char keys[500][48];
     int issued, done, failed;
-    long at_warm; /* allocs when the warm-up's last command was issued */
+    long at_warm; /* allocations counted when the warm-up ended */
 } window;
 
 static void window_send(window *w);
@@ -1046,7 +1027,7 @@ static void on_window(aredis_client *c, const aredis_reply *r, void *ud)
 static void window_send(window *w)
 {
     if (w->issued == WARM)
-        w->at_warm = allocs;
+        w->at_warm = countalloc_calls;
     const char *key = w->keys[w->issued % 500];
     w->issued++;
     cr_assert_eq(aredis_command(w->c, on_window, w, "SET %s v", key), 0);
@@ -1060,9 +1041,7 @@ static void window_send(window *w)
  * copied per command. */
 Test(cluster, a_window_of_commands_allocates_nothing_once_warm)
 {
-    aredis_allocator counting = {count_malloc, count_calloc, count_realloc,
-                                 free};
-    cr_assert_eq(aredis_set_allocator(&counting), 0);
+    cr_assert_eq(aredis_set_allocator(&countalloc_hooks), 0);
     char url[256];
     snprintf(url, sizeof url,
              "redis+cluster://127.0.0.1:%d,127.0.0.1:%d/?refresh_period=0",
@@ -1081,7 +1060,7 @@ Test(cluster, a_window_of_commands_allocates_nothing_once_warm)
         aredis_loop_run_once(loop, 10);
     cr_assert_eq(w.done, WARM + MEASURED, "%d completed", w.done);
     cr_assert_eq(w.failed, 0, "%d failed", w.failed);
-    long used = allocs - w.at_warm;
+    long used = countalloc_calls - w.at_warm;
     /* Each command cost one allocation before (its bytes' copy): 3,000
      * here. A few may come from the connections' buffers settling. */
     cr_assert_leq(used, MEASURED / 100,

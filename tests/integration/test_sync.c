@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "aredis/aredis.h"
+#include "countalloc.h"
 #include "testenv.h"
 
 static testenv_server srv;
@@ -698,44 +699,23 @@ Test(sync_more, stream_consumer_runs_on_the_private_loop)
 
 /* ---- allocations in the steady state ---------------------------------- */
 
-static long allocs;
-
-static void *count_malloc(size_t n)
-{
-    allocs++;
-    return malloc(n);
-}
-
-static void *count_calloc(size_t n, size_t size)
-{
-    allocs++;
-    return calloc(n, size);
-}
-
-static void *count_realloc(void *p, size_t n)
-{
-    allocs++;
-    return realloc(p, n);
-}
-
 /* Allocations per operation of `what`, after a warm-up of the same. */
-#define PER_CALL(what, rounds, ...)                         \
-    do {                                                    \
-        for (int warm_ = 0; warm_ < 20; warm_++) {          \
-            __VA_ARGS__;                                    \
-        }                                                   \
-        long before_ = allocs;                              \
-        for (int i_ = 0; i_ < (rounds); i_++) {             \
-            __VA_ARGS__;                                    \
-        }                                                   \
-        per[n_per] = (double)(allocs - before_) / (rounds); \
-        names[n_per++] = (what);                            \
+#define PER_CALL(what, rounds, ...)                                   \
+    do {                                                              \
+        for (int warm_ = 0; warm_ < 20; warm_++) {                    \
+            __VA_ARGS__;                                              \
+        }                                                             \
+        long before_ = countalloc_calls;                              \
+        for (int i_ = 0; i_ < (rounds); i_++) {                       \
+            __VA_ARGS__;                                              \
+        }                                                             \
+        per[n_per] = (double)(countalloc_calls - before_) / (rounds); \
+        names[n_per++] = (what);                                      \
     } while (0)
 
 Test(sync_alloc_more, steady_state, .init = setup)
 {
-    aredis_allocator a = {count_malloc, count_calloc, count_realloc, free};
-    cr_assert_eq(aredis_set_allocator(&a), 0);
+    cr_assert_eq(aredis_set_allocator(&countalloc_hooks), 0);
     aredis_sync *s = connect_db(0);
     char key[64], val[100];
     testenv_key(key, sizeof key, "alloc");
