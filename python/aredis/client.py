@@ -201,7 +201,7 @@ class StrictRedis(CommandsMixin):
                         await pipe.watch(*watches)
                     func_value = func(pipe)
                     if asyncio.iscoroutine(func_value) or \
-                            isinstance(func_value, asyncio.Future):
+                            asyncio.isfuture(func_value):
                         func_value = await func_value
                     exec_value = await pipe.execute()
                     return func_value if value_from_callable else exec_value
