@@ -102,8 +102,11 @@ done
 
 for place in $PLACEMENTS; do
     c_med=$(echo "${times[$place/c]}" | median)
-    printf '\nclient and server on %s CPUs\n' \
-        "$([ "$place" = same ] && echo the same || echo separate)"
+    if [ "$place" = same ]; then
+        printf '\nclient and server on one CPU\n'
+    else
+        printf '\nclient and server on separate CPUs\n'
+    fi
     printf '%-6s %-16s %10s %12s %14s %10s\n' mode client "median s" "ops/s" "x redis-py" "x C seq"
     for mode in $MODES; do
         base=$(echo "${times[$place/$mode/redispy:asyncio]}" | median)
