@@ -5,7 +5,8 @@
  * again, what fails "outcome unknown"), attempts and backoff with an
  * injected random source, cancellation, a lent connection, submitting
  * from a completion, at most one transport at a time, and the bytes of
- * commands in flight kept until their replies (keep_inflight). The test plays
+ * commands in flight kept until their replies (keep_inflight), and at most
+ * two writes awaiting replies (the rest held). The test plays
  * the driver: it feeds events and takes the actions. */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -1113,4 +1114,153 @@ Test(conn, no_extra_step_when_the_owner_clears_it)
     open_and_hello();
     cr_assert_eq(cn.state, AREDIS__ST_READY);
     cr_assert_eq(d.connected, 1);
+}
+
+/* ---- at most two writes awaiting replies -------------------------------- */
+
+/* Write what the connection gives now, in one write: its size (0: none). */
+static size_t write_once(void)
+{
+    const char *out;
+    size_t n = aredis__conn_out(&cn, &out);
+    if (n > 0)
+        aredis__conn_wrote(&cn, n);
+    return n;
+}
+
+Test(conn, at_most_two_writes_await_replies)
+{
+    connect_ready();
+    char one[64];
+    size_t len = encoded(one, sizeof one, "GET");
+    submit(0, "GET");
+    cr_assert_eq(write_once(), len, "the first write goes at once");
+    submit(1, "GET");
+    cr_assert_eq(write_once(), len, "so does the second");
+    submit(2, "GET");
+    submit(3, "GET");
+    cr_assert(aredis__conn_held(&cn));
+    cr_assert(!aredis__conn_want_write(&cn), "two unanswered: the rest waits");
+    cr_assert_eq(write_once(), 0);
+    /* The first write's reply: the held commands go out, in one write. */
+    feed("$1\r\na\r\n");
+    cr_assert_eq(cmds[0].calls, 1);
+    cr_assert(aredis__conn_want_write(&cn));
+    cr_assert_eq(write_once(), 2 * len);
+    /* The second and third writes are unanswered now. */
+    submit(4, "GET");
+    cr_assert_eq(write_once(), 0);
+    feed("$1\r\nb\r\n");
+    cr_assert_eq(write_once(), len, "the second is answered: one left");
+    /* The third ([2, 3]) and the fourth ([4]) unanswered. */
+    submit(5, "GET");
+    feed("$1\r\nc\r\n");
+    cr_assert_eq(write_once(), 0, "the third write is answered in part only");
+    feed("$1\r\nd\r\n");
+    cr_assert_eq(write_once(), len);
+    feed("$1\r\ne\r\n$1\r\nf\r\n");
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(cmds[i].calls, 1, "command %d", i);
+    cr_assert(aredis__conn_idle(&cn));
+}
+
+Test(conn, one_command_at_a_time_never_waits)
+{
+    connect_ready();
+    for (int i = 0; i < NCMD; i++) {
+        submit(i, "GET");
+        cr_assert(aredis__conn_want_write(&cn), "command %d", i);
+        cr_assert_gt(write_once(), 0, "command %d", i);
+        feed("$1\r\nv\r\n");
+        cr_assert_eq(cmds[i].calls, 1);
+    }
+}
+
+Test(conn, the_rest_of_a_partial_write_goes_whatever_the_count)
+{
+    connect_ready();
+    submit(0, "GET");
+    write_once();
+    submit(1, "GET");
+    const char *out;
+    size_t n = aredis__conn_out(&cn, &out);
+    aredis__conn_wrote(&cn, 3); /* the transport took 3 bytes */
+    submit(2, "GET");
+    /* The first write is unanswered, but the second is not all out: its
+     * rest, and what joined it, go on (a held half command would never
+     * be answered). */
+    cr_assert(!aredis__conn_held(&cn));
+    cr_assert_eq(write_once(), 2 * n - 3);
+    submit(3, "GET");
+    cr_assert(aredis__conn_held(&cn), "a whole second write unanswered");
+    feed("$1\r\na\r\n");
+    cr_assert_eq(write_once(), n);
+}
+
+Test(conn, an_exclusive_connection_never_holds)
+{
+    cn.exclusive = 1;
+    connect_ready();
+    for (int i = 0; i < 4; i++) {
+        submit(i, "GET");
+        cr_assert_gt(write_once(), 0, "command %d", i);
+    }
+}
+
+Test(conn, held_commands_of_a_lost_connection_were_never_sent)
+{
+    connect_ready();
+    const char *incr[] = {"INCR", "n"};
+    for (int i = 0; i < 4; i++)
+        submit_raw(i, AREDIS__REPLY_NORMAL, 0, 2, incr);
+    write_once(); /* 0..3 in one write */
+    submit_raw(4, AREDIS__REPLY_NORMAL, 0, 2, incr);
+    write_once();
+    submit_raw(5, AREDIS__REPLY_NORMAL, 0, 2, incr);
+    submit_raw(6, AREDIS__REPLY_NORMAL, AREDIS__CC_NO_RESEND, 2, incr);
+    cr_assert_eq(write_once(), 0, "5 and 6 are held");
+    aredis__conn_closed(&cn, AREDIS_ECLOSED, "server closed", now);
+    drain();
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(cmds[i].code, AREDIS_EUNKNOWN, "written: %d", i);
+    /* Held: never written, so safe to send again (or elsewhere), and one
+     * that must not be re-sent fails as never sent. */
+    cr_assert_eq(cmds[5].calls, 0, "%s", cmds[5].text);
+    cr_assert_eq(cn.npend, 1);
+    cr_assert_eq(cmds[6].code, AREDIS_ECLOSED);
+    cr_assert(strstr(cmds[6].text, "before the command was sent") != NULL, "%s",
+              cmds[6].text);
+    /* It goes out on the next connection. */
+    aredis__conn_timer(&cn, now);
+    aredis__conn_resolved(&cn, 1, now);
+    aredis__conn_opened(&cn, now);
+    drain();
+    write_all();
+    feed(hello_map);
+    write_all();
+    feed(":1\r\n");
+    cr_assert_eq(cmds[5].calls, 1);
+    cr_assert_eq(cmds[5].type, AREDIS_REPLY_INTEGER);
+}
+
+Test(conn, held_commands_taken_pending_come_with_their_bytes)
+{
+    /* A cluster moves the commands of a lost node elsewhere with
+     * aredis__conn_take_pending(): the held ones are among them. */
+    connect_ready();
+    submit(0, "GET");
+    write_once();
+    submit(1, "GET");
+    write_once();
+    submit(2, "INCR");
+    cr_assert_eq(write_once(), 0);
+    aredis__conn_closed(&cn, AREDIS_ECLOSED, "server closed", now);
+    drain();
+    aredis__conn_cmd *q = aredis__conn_take_pending(&cn);
+    cr_assert_eq(q, &cmds[2].cc);
+    cr_assert_null(q->next);
+    char want[64];
+    size_t n = encoded(want, sizeof want, "INCR");
+    cr_assert_eq(memcmp(q->copy, want, n), 0);
+    cr_assert_eq(cmds[2].calls, 0);
 }
