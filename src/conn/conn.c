@@ -271,10 +271,7 @@ void aredis__conn_wrote(aredis__conn *cn, size_t n)
 {
     /* A write begins once the one before is all written; its size
      * dates it (aredis__conn_held). */
-    if (!cn->wpart)
-        cn->wlast = 0;
-    cn->wlast =
-        n < UINT32_MAX - cn->wlast ? cn->wlast + (uint32_t)n : UINT32_MAX;
+    cn->wlast = (cn->wpart ? cn->wlast : 0) + (uint32_t)n;
     cn->out_pos += n;
     cn->written += n;
     int all = cn->out_pos == cn->out.len;

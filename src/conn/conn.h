@@ -221,8 +221,9 @@ typedef struct aredis__conn {
     /* The latest write is not all written yet (the transport took part
      * of it): its rest goes out whatever aredis__conn_held() says. */
     uint8_t wpart;
-    /* The bytes of the latest write so far (saturating: a count too
-     * small only holds less): it began at `written` - wlast. */
+    /* The bytes of the latest write so far, modulo 2^32: it began at
+     * `written` - wlast. A wrong count (a write of 4 GB) is harmless:
+     * only a command written in full is waited for. */
     uint32_t wlast;
 
     int64_t deadline; /* connect deadline or end of backoff; 0: none */
@@ -379,15 +380,16 @@ static inline int64_t aredis__conn_deadline(const aredis__conn *cn)
  * exclusive connection (one caller, who waits) never holds. */
 static inline int aredis__conn_held(const aredis__conn *cn)
 {
-    return !cn->wpart && !cn->exclusive && cn->head != NULL &&
-           cn->head->end - cn->head->len + cn->wlast < cn->written;
+    /* No command straddles the start of a write all written. */
+    return cn->head != NULL && cn->head->end + cn->wlast <= cn->written &&
+           !cn->wpart && !cn->exclusive;
 }
 
-/* Bytes are waiting to be written, and may be now. */
+/* Bytes are waiting to be written (aredis__conn_out() may hold them
+ * still: the owner asks again when a reply has come). */
 static inline int aredis__conn_want_write(const aredis__conn *cn)
 {
-    return cn->state >= AREDIS__ST_HANDSHAKE && cn->out.len > cn->out_pos &&
-           !aredis__conn_held(cn);
+    return cn->state >= AREDIS__ST_HANDSHAKE && cn->out.len > cn->out_pos;
 }
 
 /* Nothing to do: no command pending, in flight or owed a completion. */

@@ -497,7 +497,8 @@ static char *in_buf(aredis__link *l, size_t *avail)
  * gets one write carrying all their callbacks submitted for it, rather
  * than one now and another at the end of the turn. A connection with two
  * writes unanswered holds what it queued (aredis__conn_held) until a
- * reply comes: then it wants a write again. Loop context only. */
+ * reply comes: reading one asks for the end-of-turn write again. Loop
+ * context only. */
 static void service_as(aredis__link *l, int write)
 {
     aredis_client *c = l->c;
