@@ -835,6 +835,13 @@ int aredis_client_is_cluster(const aredis_client *c)
     return c != NULL && c->cfg.cluster;
 }
 
+static void copy_addr(aredis_node_addr *out, const aredis__node *n)
+{
+    snprintf(out->host, sizeof out->host, "%s", n->host != NULL ? n->host : "");
+    out->port = n->port;
+    out->primary = n->role != AREDIS__ROLE_REPLICA;
+}
+
 size_t aredis_client_nodes(aredis_client *c, int which, aredis_node_addr *out,
                            size_t max)
 {
@@ -842,15 +849,31 @@ size_t aredis_client_nodes(aredis_client *c, int which, aredis_node_addr *out,
         return 0;
     aredis__node *local[16], **v;
     size_t k = list_nodes(c, which, local, 16, &v);
-    for (size_t i = 0; i < k && i < max; i++) {
-        snprintf(out[i].host, sizeof out[i].host, "%s",
-                 v[i]->host != NULL ? v[i]->host : "");
-        out[i].port = v[i]->port;
-        out[i].primary = v[i]->role != AREDIS__ROLE_REPLICA;
-    }
+    for (size_t i = 0; i < k && i < max; i++)
+        copy_addr(&out[i], v[i]);
     if (v != local)
         aredis__free(v);
     return k;
+}
+
+int aredis_client_slot_primary(aredis_client *c, unsigned slot,
+                               aredis_node_addr *out, unsigned *last)
+{
+    if (c == NULL || c->topo == NULL || out == NULL ||
+        slot >= AREDIS_CLUSTER_SLOTS)
+        return AREDIS_EINVAL;
+    aredis__topology *t = c->topo;
+    aredis__node *n = t->vt->slot_node(t, slot);
+    if (last != NULL) {
+        unsigned s = slot;
+        while (s + 1 < AREDIS_CLUSTER_SLOTS && t->vt->slot_node(t, s + 1) == n)
+            s++;
+        *last = s;
+    }
+    if (n == NULL)
+        return 0;
+    copy_addr(out, n);
+    return 1;
 }
 
 int aredis__nodes_submit(aredis_client *c, int which, aredis_reply_cb cb,
