@@ -14,11 +14,16 @@
 # bench_client --mode pipe --impl aredis --w 1 (the same commands, one in
 # flight: sequential).
 #
-# The server is pinned to CPU 0 and every client to CPU 1 (bench/lib.sh). Each cell is the
+# The server is pinned to CPU 0; every client runs on CPU 1 ("separate"),
+# then on CPU 0 with the server ("same"): PLACEMENTS. Apart, a sequential
+# client mostly waits for the cross-CPU wake-ups of a round trip, the same
+# for every client; together, the round trip is the CPU time of client and
+# server, and what a client costs shows. Each cell is the
 # median of REPEAT runs; a round runs every implementation in turn, so a
 # slow phase of a noisy machine hits all of them alike. Always Debian's
 # /usr/bin/python3 (or $AREDIS_PYTHON), whatever python3 is first on PATH.
-# Environment: N [100000], REPEAT [3], BUILD_DIR [build-bench], DB [9].
+# Environment: N [100000], REPEAT [3], BUILD_DIR [build-bench], DB [9],
+# PLACEMENTS ["separate same"].
 # A program, not a test: it prints figures and asserts nothing about them.
 set -euo pipefail
 
@@ -26,6 +31,7 @@ set -euo pipefail
 bench_init python.sh
 N=${N:-100000}
 REPEAT=${REPEAT:-3}
+PLACEMENTS=${PLACEMENTS:-"separate same"}
 DB=${DB:-9}
 py=${AREDIS_PYTHON:-/usr/bin/python3}
 
@@ -65,38 +71,57 @@ declare -A times
 IMPLS="aredis:asyncio aredis:uvloop redispy:asyncio redispy:uvloop"
 MODES="seq conc pipe"
 
+# place_cpu PLACEMENT: the client's taskset prefix for that placement.
+place_cpu() {
+    case $1 in
+    separate) echo "${client_cpu[*]}" ;;
+    same) echo "${server_cpu[*]}" ;;
+    *) bench_die "unknown placement $1 (separate, same)" ;;
+    esac
+}
+
 for round in $(seq "$REPEAT"); do
-    for mode in $MODES; do
-        for il in $IMPLS; do
-            line=$("${client_cpu[@]}" "$py" "$root/bench/python_bench.py" \
-                --impl "${il%%:*}" --loop "${il##*:}" --mode "$mode" \
-                --n "$N" --port "$port" --db "$DB") ||
-                bench_die "$il $mode failed"
-            times[$mode/$il]+=" $(field seconds "$line")"
+    for place in $PLACEMENTS; do
+        read -r -a cpu <<<"$(place_cpu "$place")"
+        for mode in $MODES; do
+            for il in $IMPLS; do
+                line=$("${cpu[@]}" "$py" "$root/bench/python_bench.py" \
+                    --impl "${il%%:*}" --loop "${il##*:}" --mode "$mode" \
+                    --n "$N" --port "$port" --db "$DB") ||
+                    bench_die "$il $mode failed"
+                times[$place/$mode/$il]+=" $(field seconds "$line")"
+            done
         done
+        line=$("${cpu[@]}" "$bin" --mode pipe --impl aredis \
+            --n $((N / 2)) --w 1 --port "$port" --db "$DB") ||
+            bench_die "bench_client failed"
+        times[$place/c]+=" $(field wall_s "$line")"
     done
-    line=$("${client_cpu[@]}" "$bin" --mode pipe --impl aredis \
-        --n $((N / 2)) --w 1 --port "$port" --db "$DB") ||
-        bench_die "bench_client failed"
-    times[c]+=" $(field wall_s "$line")"
     echo "round $round done" >&2
 done
 
-c_med=$(echo "${times[c]}" | median)
-printf '\n%-6s %-16s %10s %12s %14s %10s\n' mode client "median s" "ops/s" "x redis-py" "x C seq"
-for mode in $MODES; do
-    base=$(echo "${times[$mode/redispy:asyncio]}" | median)
-    for il in $IMPLS; do
-        m=$(echo "${times[$mode/$il]}" | median)
-        awk -v mode="$mode" -v il="$il" -v m="$m" -v b="$base" -v n="$N" \
-            -v c="$c_med" 'BEGIN {
-                cs = (mode == "seq") ? sprintf("%.2f", m / c) : "";
-                printf "%-6s %-16s %10.3f %12.0f %13.2fx %10s\n",
-                       mode, il, m, n / m, b / m, cs }'
+for place in $PLACEMENTS; do
+    c_med=$(echo "${times[$place/c]}" | median)
+    if [ "$place" = same ]; then
+        printf '\nclient and server on one CPU\n'
+    else
+        printf '\nclient and server on separate CPUs\n'
+    fi
+    printf '%-6s %-16s %10s %12s %14s %10s\n' mode client "median s" "ops/s" "x redis-py" "x C seq"
+    for mode in $MODES; do
+        base=$(echo "${times[$place/$mode/redispy:asyncio]}" | median)
+        for il in $IMPLS; do
+            m=$(echo "${times[$place/$mode/$il]}" | median)
+            awk -v mode="$mode" -v il="$il" -v m="$m" -v b="$base" -v n="$N" \
+                -v c="$c_med" 'BEGIN {
+                    cs = (mode == "seq") ? sprintf("%.2f", m / c) : "";
+                    printf "%-6s %-16s %10.3f %12.0f %13.2fx %10s\n",
+                           mode, il, m, n / m, b / m, cs }'
+        done
     done
+    awk -v c="$c_med" -v n="$N" 'BEGIN {
+        printf "%-6s %-16s %10.3f %12.0f %14s %10s\n", "seq", "C aredis (w=1)", c, n / c, "", "1.00" }'
 done
-awk -v c="$c_med" -v n="$N" 'BEGIN {
-    printf "%-6s %-16s %10.3f %12.0f %14s %10s\n", "seq", "C aredis (w=1)", c, n / c, "", "1.00" }'
 echo
 echo "x redis-py: redis-py asyncio's median time / this one's (higher is faster)."
 echo "x C seq: this one's time / the C client's sequential time (lower is better)."

@@ -71,7 +71,8 @@ setup(
     ext_modules=[
         Extension(
             "aredis._core",
-            sources=["src/_core.c"],
+            sources=["src/_core.c", "src/future.c"],
+            depends=["src/future.h"],
             extra_compile_args=["-std=c11", "-O2", "-Wall", "-Wextra",
                                 "-Wstrict-prototypes", "-Wwrite-strings",
                                 "-Wno-missing-field-initializers",

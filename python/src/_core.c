@@ -21,6 +21,8 @@
 
 #include <aredis/aredis.h>
 
+#include "future.h"
+
 /* ------------------------------------------------------------------------
  * Module-wide objects
  * ------------------------------------------------------------------------ */
@@ -32,8 +34,7 @@ static PyObject *err_prefixes;
 static PyObject *err_server_default;
 static PyObject *err_client_default;
 
-static PyObject *s_set_result, *s_set_exception, *s_cancel, *s_type, *s_pattern,
-    *s_channel, *s_data;
+static PyObject *s_cancel, *s_type, *s_pattern, *s_channel, *s_data;
 static PyObject *kind_names[16];
 
 /* ------------------------------------------------------------------------
@@ -47,6 +48,8 @@ typedef struct {
     fire_fn fire;
     void *src; /* NULL once the source is stopped: calls do nothing */
     int arg;
+    PyObject *loop; /* the asyncio loop calling it (borrowed; used while
+                     * src is set, when the source holds the loop) */
 } Trigger;
 
 static PyObject *trigger_vcall(PyObject *self, PyObject *const *args,
@@ -57,9 +60,15 @@ static PyObject *trigger_vcall(PyObject *self, PyObject *const *args,
     (void)kwnames;
     Trigger *t = (Trigger *)self;
     if (t->src != NULL) {
+        /* The coroutines awaiting the futures completed in here resume
+         * when it returns (future.h). */
+        fut_batch b;
+        fut_batch_begin(&b, t->loop);
         Py_INCREF(self); /* the source may be stopped from inside */
         t->fire(t->src, t->arg);
         Py_DECREF(self);
+        if (fut_batch_end(&b) != 0)
+            return NULL;
     }
     if (PyErr_Occurred())
         return NULL;
@@ -74,7 +83,7 @@ static PyTypeObject TriggerType = {
     .tp_call = PyVectorcall_Call,
 };
 
-static Trigger *trigger_new(fire_fn fire, void *src, int arg)
+static Trigger *trigger_new(fire_fn fire, void *src, int arg, PyObject *loop)
 {
     Trigger *t = PyObject_New(Trigger, &TriggerType);
     if (t == NULL)
@@ -83,6 +92,7 @@ static Trigger *trigger_new(fire_fn fire, void *src, int arg)
     t->fire = fire;
     t->src = src;
     t->arg = arg;
+    t->loop = loop;
     return t;
 }
 
@@ -156,8 +166,8 @@ static int io_start(void *impl, int fd, aredis_io_cb cb, void *arg,
     s->cb = cb;
     s->arg = arg;
     s->fd = PyLong_FromLong(fd);
-    s->rd = trigger_new(io_fire, s, AREDIS_EV_READ);
-    s->wr = trigger_new(io_fire, s, AREDIS_EV_WRITE);
+    s->rd = trigger_new(io_fire, s, AREDIS_EV_READ, s->pl->loop);
+    s->wr = trigger_new(io_fire, s, AREDIS_EV_WRITE, s->pl->loop);
     if (s->fd == NULL || s->rd == NULL || s->wr == NULL) {
         PyErr_Clear();
         Py_XDECREF(s->fd);
@@ -259,7 +269,7 @@ static int ev_new(void *impl, aredis_event_cb cb, void *arg, void **handle)
     s->pl = impl;
     s->cb = cb;
     s->arg = arg;
-    s->trig = trigger_new(ev_fire, s, 0);
+    s->trig = trigger_new(ev_fire, s, 0, s->pl->loop);
     if (s->trig == NULL) {
         PyErr_Clear();
         PyMem_Free(s);
@@ -365,7 +375,7 @@ static int wake_start(void *impl, aredis_event_cb cb, void *arg, void **handle)
         return AREDIS_EIO;
     }
     s->fdobj = PyLong_FromLong(s->fd);
-    s->trig = trigger_new(wake_fire, s, 0);
+    s->trig = trigger_new(wake_fire, s, 0, pl->loop);
     PyObject *r = NULL;
     if (s->fdobj != NULL && s->trig != NULL)
         r = PyObject_CallFunctionObjArgs(pl->add_reader, s->fdobj, s->trig,
@@ -624,18 +634,6 @@ static PyObject *convert(const conv *cv, const aredis_reply *r)
     }
 }
 
-/* Complete an asyncio future; a future already cancelled by its awaiter
- * is left alone. Consumes `value`. */
-static void settle(PyObject *fut, PyObject *value, int is_error)
-{
-    PyObject *r = PyObject_CallMethodOneArg(
-        fut, is_error ? s_set_exception : s_set_result, value);
-    Py_DECREF(value);
-    if (r == NULL)
-        PyErr_Clear(); /* InvalidStateError: cancelled meanwhile */
-    Py_XDECREF(r);
-}
-
 /* Complete with the pending Python exception. */
 static void settle_exc(PyObject *fut)
 {
@@ -651,7 +649,7 @@ static void settle_exc(PyObject *fut)
         PyException_SetTraceback(v, tb);
     Py_XDECREF(t);
     Py_XDECREF(tb);
-    settle(fut, v, 1);
+    fut_settle(fut, v, 1);
 }
 
 /* ------------------------------------------------------------------------
@@ -811,7 +809,6 @@ typedef struct {
     pyloop *pl; /* owned by loop */
     aredis_client *c;
     PyObject *aloop;
-    PyObject *create_future;
     PyObject *callbacks; /* dict: command name -> response callback */
     PyObject *encoding_obj;
     conv cv;
@@ -829,15 +826,42 @@ typedef struct pending {
     Client *owner;
 } pending;
 
+static PyObject *get_running_loop;
+
+/* A command's future belongs to the loop the client runs on: a command
+ * from a coroutine of another running loop (a second asyncio.run() with a
+ * client made in the first) could never complete there. Outside any
+ * running loop (loop.run_until_complete(r.get(...))) it is fine. */
+static int check_loop(Client *owner)
+{
+    PyObject *running = PyObject_CallNoArgs(get_running_loop);
+    if (running == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_RuntimeError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(running);
+    if (running == owner->aloop)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError,
+                    "this client runs on another event loop (the one of its "
+                    "first command): create it in the loop that uses it, or "
+                    "close() it first to let it move to the running one");
+    return -1;
+}
+
 static pending *pending_new(Client *owner, PyObject *keep, PyObject *cb,
                             PyObject *opts)
 {
+    if (check_loop(owner) != 0)
+        return NULL;
     pending *p = PyMem_Malloc(sizeof *p);
     if (p == NULL) {
         PyErr_NoMemory();
         return NULL;
     }
-    p->fut = PyObject_CallNoArgs(owner->create_future);
+    p->fut = fut_new(owner->aloop);
     if (p->fut == NULL) {
         PyMem_Free(p);
         return NULL;
@@ -885,7 +909,7 @@ static void deliver(pending *p, const aredis_reply *r)
         if (v == NULL)
             settle_exc(p->fut);
         else
-            settle(p->fut, v, 1);
+            fut_settle(p->fut, v, 1);
         return;
     }
     v = convert(&p->owner->cv, r);
@@ -905,7 +929,7 @@ static void deliver(pending *p, const aredis_reply *r)
     if (v == NULL)
         settle_exc(p->fut);
     else
-        settle(p->fut, v, 0);
+        fut_settle(p->fut, v, 0);
 }
 
 static void on_reply(aredis_client *c, const aredis_reply *r, void *ud)
@@ -1030,9 +1054,6 @@ static int client_init(Client *self, PyObject *args, PyObject *kw)
     }
     self->cv.decode = decode;
     self->cv.encoding = self->encoding;
-    self->create_future = PyObject_GetAttrString(loop, "create_future");
-    if (self->create_future == NULL)
-        return -1;
     Py_INCREF(loop);
     self->aloop = loop;
     Py_INCREF(cbs);
@@ -1098,7 +1119,7 @@ static void client_dealloc(Client *self)
         if (r != NULL) {
             r->c = self->c;
             r->loop = self->loop;
-            r->trig = trigger_new(reap_fire, r, 0);
+            r->trig = trigger_new(reap_fire, r, 0, self->aloop);
             if (r->trig != NULL)
                 h = PyObject_CallOneArg(self->pl->call_soon,
                                         (PyObject *)r->trig);
@@ -1120,7 +1141,6 @@ static void client_dealloc(Client *self)
         }
     }
     reap(self->c, self->loop);
-    Py_XDECREF(self->create_future);
     Py_XDECREF(self->aloop);
     Py_XDECREF(self->callbacks);
     Py_XDECREF(self->encoding_obj);
@@ -1626,10 +1646,10 @@ static void on_message(aredis_pubsub *ps, const aredis_pubsub_message *m,
         if (d == NULL)
             settle_exc(w->fut);
         else
-            settle(w->fut, d, 0);
+            fut_settle(w->fut, d, 0);
     } else if (status == AREDIS_ETIMEDOUT || status == AREDIS_ECANCELED) {
         Py_INCREF(Py_None);
-        settle(w->fut, Py_None, 0);
+        fut_settle(w->fut, Py_None, 0);
     } else {
         raise_code(status, "get_message");
         settle_exc(w->fut);
@@ -1646,10 +1666,12 @@ static PyObject *pubsub_get_message(PubSub *self, PyObject *args)
         return NULL;
     if (self->ps == NULL)
         return raise_code(AREDIS_ESTATE, "pubsub"), NULL;
+    if (check_loop(self->owner) != 0)
+        return NULL;
     msg_wait *w = PyMem_Malloc(sizeof *w);
     if (w == NULL)
         return PyErr_NoMemory();
-    w->fut = PyObject_CallNoArgs(self->owner->create_future);
+    w->fut = fut_new(self->owner->aloop);
     if (w->fut == NULL) {
         PyMem_Free(w);
         return NULL;
@@ -1823,10 +1845,7 @@ PyMODINIT_FUNC PyInit__core(void)
         if ((kind_names[i] = PyUnicode_InternFromString(
                  kinds[i] ? kinds[i] : "unknown")) == NULL)
             return NULL;
-    if ((s_set_result = PyUnicode_InternFromString("set_result")) == NULL ||
-        (s_set_exception = PyUnicode_InternFromString("set_exception")) ==
-            NULL ||
-        (s_cancel = PyUnicode_InternFromString("cancel")) == NULL ||
+    if ((s_cancel = PyUnicode_InternFromString("cancel")) == NULL ||
         (s_type = PyUnicode_InternFromString("type")) == NULL ||
         (s_pattern = PyUnicode_InternFromString("pattern")) == NULL ||
         (s_channel = PyUnicode_InternFromString("channel")) == NULL ||
@@ -1838,6 +1857,17 @@ PyMODINIT_FUNC PyInit__core(void)
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)
         return NULL;
+    PyObject *asyncio = PyImport_ImportModule("asyncio");
+    if (asyncio == NULL) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    get_running_loop = PyObject_GetAttrString(asyncio, "get_running_loop");
+    Py_DECREF(asyncio);
+    if (get_running_loop == NULL || fut_module_init(m) != 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     Py_INCREF(&ClientType);
     Py_INCREF(&PipelineType);
     Py_INCREF(&PubSubType);

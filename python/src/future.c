@@ -1,0 +1,615 @@
+/* aredis._core.Future (see future.h).
+ *
+ * Why a future of our own: with asyncio.Future, a reply read in one loop
+ * iteration resumes its coroutine only in the next one (set_result() hands
+ * the task's wake-up to call_soon), and that iteration costs an extra
+ * epoll_wait and a pass through the loop per awaited command. Here the
+ * wake-up runs as soon as the loop callback that read the reply returns;
+ * the coroutine's next command is written before the loop polls again.
+ *
+ * The rest is asyncio.Future's behaviour, as its Task and helpers rely on
+ * it: `await` yields the future itself while pending (with
+ * _asyncio_future_blocking set), add_done_callback(fn, context=) on a done
+ * future schedules fn with call_soon, cancel(msg) completes it with
+ * CancelledError, result() and exception() raise InvalidStateError while
+ * pending. */
+#include "future.h"
+
+#include <stddef.h>
+
+/* am_send (await without a StopIteration per result) needs this flag. */
+#ifdef Py_TPFLAGS_HAVE_AM_SEND
+#define FUT_AM_SEND Py_TPFLAGS_HAVE_AM_SEND
+#else
+#define FUT_AM_SEND 0
+#endif
+
+enum { FUT_PENDING, FUT_RESULT, FUT_EXCEPTION, FUT_CANCELLED };
+
+typedef struct {
+    PyObject_HEAD PyObject *loop;
+    PyObject *value;      /* result or exception, once done */
+    PyObject *cancel_msg; /* cancel(msg) */
+    PyObject *cb, *ctx;   /* the first done callback and its context */
+    PyObject *more;       /* list of further (callback, context) tuples */
+    unsigned char state;
+    unsigned char blocking;
+} Future;
+
+static PyTypeObject FutureType;
+static PyObject *cancelled_error, *invalid_state_error;
+static PyObject *s_call_soon, *s_call_exception_handler, *kw_context;
+
+static _Thread_local fut_batch *tl_batch;
+
+/* ------------------------------------------------------------------------
+ * Running done callbacks
+ * ------------------------------------------------------------------------ */
+
+/* loop.call_soon(cb, fut, context=ctx). Consumes cb and ctx. */
+static void call_soon(PyObject *loop, PyObject *cb, PyObject *ctx,
+                      PyObject *fut)
+{
+    PyObject *args[4] = {loop, cb, fut, ctx};
+    PyObject *h = PyObject_VectorcallMethod(
+        s_call_soon, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, kw_context);
+    if (h == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_RuntimeError))
+            PyErr_Clear(); /* "Event loop is closed": nobody to run it */
+        else
+            PyErr_WriteUnraisable(cb);
+    }
+    Py_XDECREF(h);
+    Py_DECREF(cb);
+    Py_DECREF(ctx);
+}
+
+/* A done callback of `fut`: now, in the batch of the running loop
+ * callback, or through call_soon. Consumes cb and ctx. */
+static void dispatch(Future *f, PyObject *cb, PyObject *ctx)
+{
+    fut_batch *b = tl_batch;
+    if (b != NULL && b->loop == f->loop && b->n < FUT_BATCH_MAX) {
+        b->v[b->n].cb = cb;
+        b->v[b->n].ctx = ctx;
+        Py_INCREF(f);
+        b->v[b->n].fut = (PyObject *)f;
+        b->n++;
+        return;
+    }
+    call_soon(f->loop, cb, ctx, (PyObject *)f);
+}
+
+/* The future is done: hand over every callback, first added first. */
+static void schedule_callbacks(Future *f)
+{
+    PyObject *cb = f->cb, *ctx = f->ctx, *more = f->more;
+    f->cb = f->ctx = f->more = NULL;
+    if (cb != NULL)
+        dispatch(f, cb, ctx);
+    if (more == NULL)
+        return;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(more); i++) {
+        PyObject *t = PyList_GET_ITEM(more, i);
+        PyObject *c = PyTuple_GET_ITEM(t, 0), *x = PyTuple_GET_ITEM(t, 1);
+        Py_INCREF(c);
+        Py_INCREF(x);
+        dispatch(f, c, x);
+    }
+    Py_DECREF(more);
+}
+
+void fut_batch_begin(fut_batch *b, PyObject *loop)
+{
+    b->loop = loop;
+    b->n = 0;
+    b->outer = tl_batch;
+    if (tl_batch == NULL)
+        tl_batch = b;
+}
+
+/* A callback raised: as asyncio's Handle._run, to the loop's exception
+ * handler, except SystemExit and KeyboardInterrupt (returns -1 with them
+ * set, to be raised out of the loop). */
+static int report(PyObject *loop, PyObject *cb)
+{
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
+        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
+        return -1;
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (tb != NULL && v != NULL)
+        PyException_SetTraceback(v, tb);
+    PyObject *ctx = NULL,
+             *msg = PyUnicode_FromFormat("Exception in callback %R", cb);
+    if (msg != NULL)
+        ctx = Py_BuildValue("{sNsO}", "message", msg, "exception",
+                            v ? v : Py_None);
+    PyObject *r =
+        ctx ? PyObject_CallMethodOneArg(loop, s_call_exception_handler, ctx)
+            : NULL;
+    if (r == NULL)
+        PyErr_WriteUnraisable(cb);
+    Py_XDECREF(r);
+    Py_XDECREF(ctx);
+    Py_XDECREF(t);
+    Py_XDECREF(v);
+    Py_XDECREF(tb);
+    return 0;
+}
+
+int fut_batch_end(fut_batch *b)
+{
+    if (tl_batch != b)
+        return 0; /* joined an outer batch */
+    tl_batch = NULL;
+    /* The loop callback's own error, if any, waits for the batch; so does
+     * a SystemExit or KeyboardInterrupt from a callback, which then sends
+     * the rest the usual way and replaces it. */
+    PyObject *t, *v, *tb, *st = NULL, *sv = NULL, *stb = NULL;
+    PyErr_Fetch(&t, &v, &tb);
+    for (int i = 0; i < b->n; i++) {
+        PyObject *cb = b->v[i].cb, *ctx = b->v[i].ctx, *fut = b->v[i].fut;
+        if (st != NULL || PyContext_Enter(ctx) != 0) {
+            /* Stopping the loop, or that context is running already. */
+            PyErr_Clear();
+            call_soon(b->loop, cb, ctx, fut);
+            Py_DECREF(fut);
+            continue;
+        }
+        PyObject *r = PyObject_CallOneArg(cb, fut);
+        if (r == NULL && report(b->loop, cb) != 0)
+            PyErr_Fetch(&st, &sv, &stb);
+        Py_XDECREF(r);
+        if (PyContext_Exit(ctx) != 0)
+            PyErr_WriteUnraisable(cb);
+        Py_DECREF(cb);
+        Py_DECREF(ctx);
+        Py_DECREF(fut);
+    }
+    b->n = 0;
+    if (st != NULL) {
+        Py_XDECREF(t);
+        Py_XDECREF(v);
+        Py_XDECREF(tb);
+        PyErr_Restore(st, sv, stb);
+        return -1;
+    }
+    PyErr_Restore(t, v, tb);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Completing
+ * ------------------------------------------------------------------------ */
+
+PyObject *fut_new(PyObject *loop)
+{
+    Future *f = PyObject_GC_New(Future, &FutureType);
+    if (f == NULL)
+        return NULL;
+    Py_INCREF(loop);
+    f->loop = loop;
+    f->value = f->cancel_msg = f->cb = f->ctx = f->more = NULL;
+    f->state = FUT_PENDING;
+    f->blocking = 0;
+    PyObject_GC_Track(f);
+    return (PyObject *)f;
+}
+
+void fut_settle(PyObject *fut, PyObject *value, int is_error)
+{
+    Future *f = (Future *)fut;
+    if (f->state != FUT_PENDING) {
+        Py_DECREF(value);
+        return;
+    }
+    f->value = value;
+    f->state = is_error ? FUT_EXCEPTION : FUT_RESULT;
+    schedule_callbacks(f);
+}
+
+/* The CancelledError of a cancelled future, raised. */
+static PyObject *raise_cancelled(Future *f)
+{
+    PyObject *e = f->cancel_msg
+                      ? PyObject_CallOneArg(cancelled_error, f->cancel_msg)
+                      : PyObject_CallNoArgs(cancelled_error);
+    if (e != NULL) {
+        PyErr_SetObject(cancelled_error, e);
+        Py_DECREF(e);
+    }
+    return NULL;
+}
+
+/* result(): a new reference, or NULL with the future's exception (or
+ * CancelledError, or InvalidStateError) raised. */
+static PyObject *result_of(Future *f)
+{
+    switch (f->state) {
+    case FUT_RESULT:
+        Py_INCREF(f->value);
+        return f->value;
+    case FUT_EXCEPTION:
+        PyErr_SetObject((PyObject *)Py_TYPE(f->value), f->value);
+        return NULL;
+    case FUT_CANCELLED:
+        return raise_cancelled(f);
+    default:
+        PyErr_SetString(invalid_state_error, "Result is not ready.");
+        return NULL;
+    }
+}
+
+/* ------------------------------------------------------------------------
+ * await
+ * ------------------------------------------------------------------------ */
+
+static PyObject *fut_await(PyObject *self)
+{
+    Py_INCREF(self);
+    return self;
+}
+
+static PySendResult fut_send(PyObject *self, PyObject *arg, PyObject **out)
+{
+    (void)arg;
+    Future *f = (Future *)self;
+    if (f->state == FUT_PENDING) {
+        f->blocking = 1;
+        Py_INCREF(self);
+        *out = self;
+        return PYGEN_NEXT;
+    }
+    *out = result_of(f);
+    return *out == NULL ? PYGEN_ERROR : PYGEN_RETURN;
+}
+
+static PyObject *fut_iternext(PyObject *self)
+{
+    PyObject *r;
+    PySendResult s = fut_send(self, Py_None, &r);
+    if (s != PYGEN_RETURN)
+        return r;
+    if (r != Py_None) {
+        /* StopIteration(r), built so that a tuple stays one value. */
+        PyObject *e = PyObject_CallOneArg(PyExc_StopIteration, r);
+        if (e != NULL) {
+            PyErr_SetObject(PyExc_StopIteration, e);
+            Py_DECREF(e);
+        }
+    }
+    Py_DECREF(r);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Methods
+ * ------------------------------------------------------------------------ */
+
+static PyObject *fut_result(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return result_of((Future *)self);
+}
+
+static PyObject *fut_exception(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    Future *f = (Future *)self;
+    switch (f->state) {
+    case FUT_RESULT:
+        Py_RETURN_NONE;
+    case FUT_EXCEPTION:
+        Py_INCREF(f->value);
+        return f->value;
+    case FUT_CANCELLED:
+        return raise_cancelled(f);
+    default:
+        PyErr_SetString(invalid_state_error, "Exception is not set.");
+        return NULL;
+    }
+}
+
+static PyObject *fut_done(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return PyBool_FromLong(((Future *)self)->state != FUT_PENDING);
+}
+
+static PyObject *fut_cancelled(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return PyBool_FromLong(((Future *)self)->state == FUT_CANCELLED);
+}
+
+static PyObject *fut_get_loop(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    Future *f = (Future *)self;
+    Py_INCREF(f->loop);
+    return f->loop;
+}
+
+/* One optional keyword-only or positional argument `name`. */
+static int one_kwarg(const char *fn, const char *name, PyObject *const *args,
+                     Py_ssize_t npos, Py_ssize_t maxpos, PyObject *kwnames,
+                     PyObject **out)
+{
+    if (npos > maxpos) {
+        PyErr_Format(PyExc_TypeError, "%s() takes too many arguments", fn);
+        return -1;
+    }
+    if (maxpos > 0 && npos == maxpos)
+        *out = args[npos - 1];
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+        if (!PyUnicode_Check(k) || PyUnicode_CompareWithASCIIString(k, name)) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() got an unexpected keyword argument %R", fn, k);
+            return -1;
+        }
+        *out = args[npos + i];
+    }
+    return 0;
+}
+
+static PyObject *fut_add_done_callback(PyObject *self, PyObject *const *args,
+                                       size_t nargsf, PyObject *kwnames)
+{
+    Future *f = (Future *)self;
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    PyObject *ctx = Py_None;
+    if (n < 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "add_done_callback() needs a callback");
+        return NULL;
+    }
+    if (one_kwarg("add_done_callback", "context", args + 1, n - 1, 0, kwnames,
+                  &ctx) != 0)
+        return NULL;
+    PyObject *cb = args[0];
+    if (ctx == Py_None) {
+        ctx = PyContext_CopyCurrent();
+        if (ctx == NULL)
+            return NULL;
+    } else {
+        Py_INCREF(ctx);
+    }
+    Py_INCREF(cb);
+    if (f->state != FUT_PENDING) {
+        call_soon(f->loop, cb, ctx, self);
+        Py_RETURN_NONE;
+    }
+    if (f->cb == NULL) {
+        f->cb = cb;
+        f->ctx = ctx;
+        Py_RETURN_NONE;
+    }
+    PyObject *t = PyTuple_Pack(2, cb, ctx);
+    Py_DECREF(cb);
+    Py_DECREF(ctx);
+    if (t == NULL)
+        return NULL;
+    if (f->more == NULL && (f->more = PyList_New(0)) == NULL) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    int e = PyList_Append(f->more, t);
+    Py_DECREF(t);
+    if (e != 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *fut_remove_done_callback(PyObject *self, PyObject *fn)
+{
+    Future *f = (Future *)self;
+    Py_ssize_t removed = 0;
+    if (f->cb != NULL) {
+        int eq = PyObject_RichCompareBool(f->cb, fn, Py_EQ);
+        if (eq < 0)
+            return NULL;
+        if (eq) {
+            Py_CLEAR(f->cb);
+            Py_CLEAR(f->ctx);
+            removed++;
+        }
+    }
+    if (f->more != NULL) {
+        PyObject *keep = PyList_New(0);
+        if (keep == NULL)
+            return NULL;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(f->more); i++) {
+            PyObject *t = PyList_GET_ITEM(f->more, i);
+            int eq =
+                PyObject_RichCompareBool(PyTuple_GET_ITEM(t, 0), fn, Py_EQ);
+            if (eq < 0 || (!eq && PyList_Append(keep, t) != 0)) {
+                Py_DECREF(keep);
+                return NULL;
+            }
+            removed += eq;
+        }
+        Py_SETREF(f->more, keep);
+    }
+    /* Keep the order: the first of the rest becomes the first. */
+    if (f->cb == NULL && f->more != NULL && PyList_GET_SIZE(f->more) > 0) {
+        PyObject *t = PyList_GET_ITEM(f->more, 0);
+        f->cb = PyTuple_GET_ITEM(t, 0);
+        f->ctx = PyTuple_GET_ITEM(t, 1);
+        Py_INCREF(f->cb);
+        Py_INCREF(f->ctx);
+        if (PyList_SetSlice(f->more, 0, 1, NULL) != 0)
+            return NULL;
+    }
+    return PyLong_FromSsize_t(removed);
+}
+
+static PyObject *fut_cancel(PyObject *self, PyObject *const *args,
+                            size_t nargsf, PyObject *kwnames)
+{
+    Future *f = (Future *)self;
+    PyObject *msg = Py_None;
+    if (one_kwarg("cancel", "msg", args, PyVectorcall_NARGS(nargsf), 1, kwnames,
+                  &msg) != 0)
+        return NULL;
+    if (f->state != FUT_PENDING)
+        Py_RETURN_FALSE;
+    f->state = FUT_CANCELLED;
+    if (msg != Py_None) {
+        Py_INCREF(msg);
+        f->cancel_msg = msg;
+    }
+    schedule_callbacks(f);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *get_blocking(PyObject *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(((Future *)self)->blocking);
+}
+
+static int set_blocking(PyObject *self, PyObject *v, void *closure)
+{
+    (void)closure;
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
+        return -1;
+    }
+    int b = PyObject_IsTrue(v);
+    if (b < 0)
+        return -1;
+    if (b && ((Future *)self)->state != FUT_PENDING) {
+        PyErr_SetString(PyExc_ValueError,
+                        "_asyncio_future_blocking can only be set to False");
+        return -1;
+    }
+    ((Future *)self)->blocking = (unsigned char)b;
+    return 0;
+}
+
+static PyObject *get_loop_attr(PyObject *self, void *closure)
+{
+    (void)closure;
+    return fut_get_loop(self, NULL);
+}
+
+static PyObject *fut_repr(PyObject *self)
+{
+    Future *f = (Future *)self;
+    static const char *const names[] = {"pending", "finished", "finished",
+                                        "cancelled"};
+    if (f->state == FUT_RESULT)
+        return PyUnicode_FromFormat("<aredis Future finished result=%.200R>",
+                                    f->value);
+    if (f->state == FUT_EXCEPTION)
+        return PyUnicode_FromFormat("<aredis Future finished exception=%.200R>",
+                                    f->value);
+    return PyUnicode_FromFormat("<aredis Future %s>", names[f->state]);
+}
+
+static int fut_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    Future *f = (Future *)self;
+    Py_VISIT(f->loop);
+    Py_VISIT(f->value);
+    Py_VISIT(f->cancel_msg);
+    Py_VISIT(f->cb);
+    Py_VISIT(f->ctx);
+    Py_VISIT(f->more);
+    return 0;
+}
+
+static int fut_clear(PyObject *self)
+{
+    Future *f = (Future *)self;
+    Py_CLEAR(f->loop);
+    Py_CLEAR(f->value);
+    Py_CLEAR(f->cancel_msg);
+    Py_CLEAR(f->cb);
+    Py_CLEAR(f->ctx);
+    Py_CLEAR(f->more);
+    return 0;
+}
+
+static void fut_dealloc(PyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    (void)fut_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyMethodDef fut_methods[] = {
+    {"result", fut_result, METH_NOARGS,
+     "The result; raises the exception, CancelledError or "
+     "InvalidStateError."},
+    {"exception", fut_exception, METH_NOARGS, "The exception or None."},
+    {"done", fut_done, METH_NOARGS, "Completed, failed or cancelled."},
+    {"cancelled", fut_cancelled, METH_NOARGS, "Cancelled."},
+    {"get_loop", fut_get_loop, METH_NOARGS, "The asyncio loop."},
+    {"add_done_callback", (PyCFunction)(void (*)(void))fut_add_done_callback,
+     METH_FASTCALL | METH_KEYWORDS,
+     "add_done_callback(fn, *, context=None): fn(future) once done."},
+    {"remove_done_callback", fut_remove_done_callback, METH_O,
+     "Remove every instance of fn; returns how many."},
+    {"cancel", (PyCFunction)(void (*)(void))fut_cancel,
+     METH_FASTCALL | METH_KEYWORDS,
+     "cancel(msg=None): True when it was pending. The command still "
+     "completes on the server; its reply is dropped."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef fut_getset[] = {
+    {"_asyncio_future_blocking", get_blocking, set_blocking, NULL, NULL},
+    {"_loop", get_loop_attr, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyAsyncMethods fut_async = {
+    .am_await = fut_await,
+    .am_send = fut_send,
+};
+
+static PyTypeObject FutureType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "aredis._core.Future",
+    .tp_doc = "The future of a command: awaitable, asyncio-compatible.",
+    .tp_basicsize = sizeof(Future),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | FUT_AM_SEND,
+    .tp_as_async = &fut_async,
+    .tp_iter = fut_await,
+    .tp_iternext = fut_iternext,
+    .tp_repr = fut_repr,
+    .tp_traverse = fut_traverse,
+    .tp_clear = fut_clear,
+    .tp_dealloc = fut_dealloc,
+    .tp_methods = fut_methods,
+    .tp_getset = fut_getset,
+};
+
+int fut_module_init(PyObject *m)
+{
+    PyObject *ex = PyImport_ImportModule("asyncio.exceptions");
+    if (ex == NULL)
+        return -1;
+    cancelled_error = PyObject_GetAttrString(ex, "CancelledError");
+    invalid_state_error = PyObject_GetAttrString(ex, "InvalidStateError");
+    Py_DECREF(ex);
+    if (cancelled_error == NULL || invalid_state_error == NULL)
+        return -1;
+    if ((s_call_soon = PyUnicode_InternFromString("call_soon")) == NULL ||
+        (s_call_exception_handler =
+             PyUnicode_InternFromString("call_exception_handler")) == NULL ||
+        (kw_context = Py_BuildValue("(s)", "context")) == NULL)
+        return -1;
+    if (PyType_Ready(&FutureType) < 0)
+        return -1;
+    Py_INCREF(&FutureType);
+    if (PyModule_AddObject(m, "Future", (PyObject *)&FutureType) < 0) {
+        Py_DECREF(&FutureType);
+        return -1;
+    }
+    return 0;
+}
