@@ -23,8 +23,10 @@
  *    replicas) is rebuilt from each answer and swapped in whole.
  *    The first map is fetched when the client is created (eager) or with
  *    the first command (cluster_lazy); until it arrives, commands that
- *    name a key are held, not sent to an arbitrary node. Keyless ones go
- *    to the first seed not known to be down.
+ *    name a key are held, not sent to an arbitrary node, and so is the
+ *    client's wait for a fan-out over nodes (hold_for_map), answered the
+ *    moment the map is applied. Keyless ones go to the first seed not
+ *    known to be down.
  *  - Refresh: after a MOVED (the slot is patched at once; one refresh,
  *    throttled to REFRESH_MIN_MS and coalesced across many MOVEDs), a node
  *    lost, a CLUSTERDOWN, and every cluster_refresh_ms. While something is
