@@ -705,6 +705,21 @@ Test(cluster_fanout, fanout_waiting_for_the_map_goes_when_it_arrives)
         got_clear(&gets[i]);
     }
     got_clear(&size);
+
+    /* The map read run by run: the three primaries, every slot served,
+     * in the fixture's order (first, second, third third). */
+    aredis_node_addr node;
+    unsigned last = 0, runs = 0;
+    for (unsigned s = 0; s < AREDIS_CLUSTER_SLOTS; s = last + 1, runs++) {
+        cr_assert_eq(aredis_client_slot_primary(c, s, &node, &last), 1);
+        cr_assert_geq(last, s);
+        cr_assert(node.primary);
+        cr_assert_eq(node.port, primaries[runs], "slot %u: %d", s, node.port);
+    }
+    cr_assert_eq(runs, 3);
+    cr_assert_eq(
+        aredis_client_slot_primary(c, AREDIS_CLUSTER_SLOTS, &node, NULL),
+        AREDIS_EINVAL);
     client_done(c, loop);
 }
 
