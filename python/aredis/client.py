@@ -110,6 +110,7 @@ class StrictRedis(CommandsMixin):
         self._decode = bool(decode_responses)
         self._encoding = encoding or "utf-8"
         self._loop = loop
+        self._loop_given = loop is not None
         self._core = None
         self.response_callbacks = dict(self.RESPONSE_CALLBACKS)
         self.response_callbacks.update(self.REDIS_CALLBACKS)
@@ -179,6 +180,9 @@ class StrictRedis(CommandsMixin):
             self._core.close()
             self._core = None
             self.__dict__.pop("execute_command", None)
+            if not self._loop_given:
+                # The next command binds to the loop running it then.
+                self._loop = None
 
     def __repr__(self):
         return f"{type(self).__name__}<{self._options}>"
@@ -261,13 +265,21 @@ class Pipeline(CommandsMixin):
     def __init__(self, client, transaction=True, watches=None):
         self.client = client
         self.transaction = transaction
-        self._core = _core.Pipeline(client.core, transaction)
+        self._pcore = None
         self.response_callbacks = client.response_callbacks
         self._stack = []
         self._scripts = []
         self.watching = False
         self.explicit_transaction = False
         self._watches = watches
+
+    @property
+    def _core(self):
+        # Made on first use, so that a pipeline created outside the loop
+        # (at import time) binds its client to the loop that runs it.
+        if self._pcore is None:
+            self._pcore = _core.Pipeline(self.client.core, self.transaction)
+        return self._pcore
 
     def __await__(self):
         if self._watches:
@@ -322,7 +334,8 @@ class Pipeline(CommandsMixin):
         self.explicit_transaction = True
 
     async def reset(self):
-        self._core.reset()
+        if self._pcore is not None:
+            self._pcore.reset()
         self._stack = []
         self._scripts = []
         self.watching = False

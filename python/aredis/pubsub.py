@@ -15,12 +15,21 @@ class PubSub:
     def __init__(self, client, ignore_subscribe_messages=False, **kwargs):
         self.client = client
         self.ignore_subscribe_messages = ignore_subscribe_messages
-        self._core = _core.PubSub(client.core, ignore_subscribe_messages)
+        self._pcore = None
         self.channels = {}
         self.patterns = {}
         # Confirmations asked for and not read yet: get_message() with no
         # timeout waits for these instead of returning None at once.
         self._expected = 0
+
+    @property
+    def _core(self):
+        # Made on first use, so that a pubsub created outside the loop (at
+        # import time) binds its client to the loop that runs it.
+        if self._pcore is None:
+            self._pcore = _core.PubSub(self.client.core,
+                                       self.ignore_subscribe_messages)
+        return self._pcore
 
     @property
     def subscribed(self):
@@ -135,7 +144,8 @@ class PubSub:
         return thread
 
     def close(self):
-        self._core.close()
+        if self._pcore is not None:
+            self._pcore.close()
         self.channels = {}
         self.patterns = {}
 

@@ -1,6 +1,6 @@
 """Run one example of the documentation against the test servers.
 
-    run_doc_example.py FILE
+    run_doc_example.py [--context] FILE
 
 The example runs as written, in a fresh namespace, with one adaptation
 that is not in its text: the documentation's server addresses are mapped
@@ -11,6 +11,12 @@ localhost:26379). A file with top-level await (a REPL session of the
 documentation) runs in asyncio.run(). Examples that only define
 `example()` get it called afterwards (with a client when it takes one), and
 the streams example gets its three functions called (HARNESS below).
+
+With --context, the example runs in the documentation's context instead
+of an empty namespace: the names its examples use without defining them,
+as a reader of the whole page has them (CONTEXT below: the package and its
+classes, redis-py's module name `redis` for the package, a client `r` and
+a pubsub `p` of it).
 
 Prints the example's output, then "RESULT ok" or "RESULT <Exception>:
 <message>"; exits 0 either way (the test compares the result).
@@ -32,6 +38,18 @@ HARNESS = {
 }
 
 
+def context():
+    """The names the documentation's examples take for granted."""
+    ns = {"asyncio": asyncio, "aredis": aredis, "redis": aredis}
+    for name in ("StrictRedis", "StrictRedisCluster", "WatchError",
+                 "LockError", "ClusterLock", "IdentityGenerator", "Cache",
+                 "HerdCache", "Sentinel"):
+        ns[name] = getattr(aredis, name)
+    ns["r"] = aredis.StrictRedis()
+    ns["p"] = ns["r"].pubsub()
+    return ns
+
+
 def remap():
     port = int(os.environ.get("AREDIS_EXAMPLE_PORT", "6379"))
     cluster = os.environ.get("AREDIS_EXAMPLE_CLUSTER")
@@ -39,11 +57,19 @@ def remap():
 
     init = aredis.StrictRedis.__init__
 
+    unix = os.environ.get("AREDIS_EXAMPLE_UNIX")
+
     def strict_init(self, host="localhost", port_=6379, *a, **kw):
         if "port" in kw:
             port_ = kw.pop("port")
         if host in ("localhost", "127.0.0.1") and port_ == 6379:
             host, port_ = "127.0.0.1", port
+        elif isinstance(host, str) and \
+                host not in ("127.0.0.1", "::1", "localhost"):
+            # Never reach out to the documentation's other addresses.
+            raise RuntimeError(f"not a test server: {host}")
+        if kw.get("unix_socket_path") == "/tmp/redis.sock" and unix:
+            kw["unix_socket_path"] = unix
         init(self, host, port_, *a, **kw)
 
     aredis.StrictRedis.__init__ = strict_init
@@ -84,13 +110,17 @@ async def call_example(ns, name):
     await fn(*args)
 
 
-def main(path):
+def main(args):
+    in_context = args[0] == "--context"
+    path = args[-1]
     remap()
     with open(path, encoding="utf-8") as f:
         source = f.read()
     name = os.path.basename(path)
     ns = {"__name__": "__main__"}
     try:
+        if in_context:
+            ns.update(context())
         code = compile(source, path, "exec",
                        flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
         if code.co_flags & inspect.CO_COROUTINE:
@@ -121,4 +151,4 @@ def main(path):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1:]))

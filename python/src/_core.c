@@ -826,9 +826,36 @@ typedef struct pending {
     Client *owner;
 } pending;
 
+static PyObject *get_running_loop;
+
+/* A command's future belongs to the loop the client runs on: a command
+ * from a coroutine of another running loop (a second asyncio.run() with a
+ * client made in the first) could never complete there. Outside any
+ * running loop (loop.run_until_complete(r.get(...))) it is fine. */
+static int check_loop(Client *owner)
+{
+    PyObject *running = PyObject_CallNoArgs(get_running_loop);
+    if (running == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_RuntimeError))
+            return -1;
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(running);
+    if (running == owner->aloop)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError,
+                    "this client runs on another event loop (the one of its "
+                    "first command): create it in the loop that uses it, or "
+                    "close() it first to let it move to the running one");
+    return -1;
+}
+
 static pending *pending_new(Client *owner, PyObject *keep, PyObject *cb,
                             PyObject *opts)
 {
+    if (check_loop(owner) != 0)
+        return NULL;
     pending *p = PyMem_Malloc(sizeof *p);
     if (p == NULL) {
         PyErr_NoMemory();
@@ -1639,6 +1666,8 @@ static PyObject *pubsub_get_message(PubSub *self, PyObject *args)
         return NULL;
     if (self->ps == NULL)
         return raise_code(AREDIS_ESTATE, "pubsub"), NULL;
+    if (check_loop(self->owner) != 0)
+        return NULL;
     msg_wait *w = PyMem_Malloc(sizeof *w);
     if (w == NULL)
         return PyErr_NoMemory();
@@ -1828,7 +1857,14 @@ PyMODINIT_FUNC PyInit__core(void)
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)
         return NULL;
-    if (fut_module_init(m) != 0) {
+    PyObject *asyncio = PyImport_ImportModule("asyncio");
+    if (asyncio == NULL) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    get_running_loop = PyObject_GetAttrString(asyncio, "get_running_loop");
+    Py_DECREF(asyncio);
+    if (get_running_loop == NULL || fut_module_init(m) != 0) {
         Py_DECREF(m);
         return NULL;
     }

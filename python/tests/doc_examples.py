@@ -51,17 +51,45 @@ AS_WRITTEN = {
                  "imports missing"),
 }
 
+# The same examples run in the documentation's context (run_doc_example.py
+# --context: the package imported, also as `redis`, its classes, a client
+# `r` and a pubsub `p`, which the fragments take for granted). What each
+# does then, where it differs from "ok", and why.
+IN_CONTEXT = {
+    "pipeline.py": (("ok", "AssertionError"), AS_WRITTEN["pipeline.py"][1]),
+    "pubsub.py": ("SyntaxError", "`await message = p.get_message()` is not "
+                  "Python"),
+    "pubsub_loop.py": ("endless", "a consumer's `while True` loop with no "
+                       "way out: it runs (polling p) until stopped"),
+    "pubsub_listen.py": ("TypeError: object async_generator can't be used "
+                         "in 'await' expression", "listen() is an async "
+                         "iterator: `async for message in p.listen()`"),
+    "sentinel.py": ("MasterNotFoundError", "imports redis-py's own blocking "
+                    "Sentinel (`from redis.sentinel import Sentinel`)"),
+    "scripting.py": ("RuntimeError: not a test server: redis2.example.com",
+                     "talks to a second server, redis2.example.com, which "
+                     "the test does not reach out to"),
+    "streams.py": ("ResponseError: The ID specified in XADD must be greater "
+                   "than 0-0", "stream_id=0 is refused by Redis (ids start "
+                   "at 0-1)"),
+    "transaction.py": ("TypeError: int() argument", "int(None): the example "
+                       "takes the key to hold a number already"),
+    "watch.py": ("TypeError: int() argument", "int(None): the example takes "
+                 "the key to hold a number already"),
+}
+
 NEEDS = {"cluster.py": "cluster", "sentinel.py": "sentinel"}
 
 
-def run(path, env_extra):
+def run(path, env_extra, context=False, timeout=60):
     env = dict(os.environ)
     env.update(env_extra)
     # The aredis package under test, wherever it was imported from.
     pkg = os.path.dirname(os.path.dirname(aredis.__file__))
     env["PYTHONPATH"] = os.pathsep.join([pkg, env.get("PYTHONPATH", "")])
-    p = subprocess.run([sys.executable, RUNNER, path], env=env,
-                       capture_output=True, text=True, timeout=60)
+    args = [sys.executable, RUNNER] + (["--context"] if context else [])
+    p = subprocess.run(args + [path], env=env, capture_output=True,
+                       text=True, timeout=timeout)
     lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
     assert p.returncode == 0 and lines, p.stdout + p.stderr
     return lines[-1][len("RESULT "):], p.stdout + p.stderr

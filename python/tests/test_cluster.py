@@ -45,6 +45,8 @@ def test_documentation_example(cl):
     st = state("standalone")
     env = {"AREDIS_EXAMPLE_CLUSTER": f"{cl['host']}:{cl['port']}",
            "AREDIS_EXAMPLE_PORT": st["port"] if st else "1"}
-    result, out = run(os.path.join(EXAMPLES, "docs", "cluster.py"), env)
-    assert result == "ok", out
-    assert "'server_type': 'master'" in out
+    for context in (False, True):
+        result, out = run(os.path.join(EXAMPLES, "docs", "cluster.py"), env,
+                          context=context)
+        assert result == "ok", out
+        assert "'server_type': 'master'" in out

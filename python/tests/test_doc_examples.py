@@ -1,12 +1,15 @@
 """Every code example of the documentation, run against a real server: as
 written (expected to run, or to fail for the reason recorded in
-doc_examples.AS_WRITTEN), and corrected (must run)."""
+doc_examples.AS_WRITTEN), in the documentation's context (the names its
+fragments take for granted; doc_examples.IN_CONTEXT), and corrected (must
+run)."""
 import os
+import subprocess
 
 import pytest
 
 from conftest import state
-from doc_examples import AS_WRITTEN, EXAMPLES, NEEDS, run
+from doc_examples import AS_WRITTEN, EXAMPLES, IN_CONTEXT, NEEDS, run
 
 
 def env_for(name):
@@ -50,3 +53,21 @@ def test_as_written(name):
 def test_corrected(name):
     result, out = run(os.path.join(EXAMPLES, "fixed", name), env_for(name))
     assert result == "ok", out
+
+
+@pytest.mark.parametrize("name", sorted(AS_WRITTEN))
+def test_in_context(name):
+    expected, why = IN_CONTEXT.get(name, ("ok", ""))
+    path = os.path.join(EXAMPLES, "docs", name)
+    if expected == "endless":
+        # Still running, without an error, when stopped.
+        with pytest.raises(subprocess.TimeoutExpired):
+            run(path, env_for(name), context=True, timeout=3)
+        return
+    result, out = run(path, env_for(name), context=True)
+    if expected == "ok":
+        assert result == "ok", out
+    else:
+        assert any(result.startswith(e) for e in
+                   (expected if isinstance(expected, tuple) else
+                    (expected,))), f"{why}\n{out}"

@@ -71,3 +71,37 @@ async def test_server_gone_fails_every_command_once(server):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_objects_made_before_the_loop_bind_to_the_loop_that_runs_them(port):
+    # As at the top of a module: client, pipeline and pubsub made before
+    # asyncio.run(); they bind to its loop on first use.
+    r = aredis.StrictRedis(host="127.0.0.1", port=port, db=3)
+    pipe = r.pipeline(transaction=False)
+    p = r.pubsub()
+
+    async def main():
+        pipe.set("made-before", 1)
+        pipe.get("made-before")
+        assert await pipe.execute() == [True, b"1"]
+        await p.subscribe("made-before-chan")
+        msg = await p.get_message(timeout=1)
+        assert msg["type"] == "subscribe"
+        p.close()
+        r.close()
+
+    asyncio.run(main())
+
+
+def test_a_client_used_from_a_second_loop_says_so_and_moves_after_close(port):
+    r = aredis.StrictRedis(host="127.0.0.1", port=port, db=3)
+
+    async def ping():
+        return await r.ping()
+
+    assert asyncio.run(ping()) is True
+    with pytest.raises(RuntimeError, match="another event loop"):
+        asyncio.run(ping())
+    r.close()
+    assert asyncio.run(ping()) is True
+    r.close()
