@@ -25,9 +25,15 @@ def state(name):
     return out
 
 
+def standalone():
+    """The single server of the tests: CTest's Python one (the
+    documentation's examples FLUSHALL it), else the shared one."""
+    return state("python") or state("standalone")
+
+
 @pytest.fixture(scope="session")
 def server():
-    st = state("standalone")
+    st = standalone()
     if st is None:
         pytest.skip("no standalone server (run under CTest, or set "
                     "AREDIS_TEST_STATE_DIR)")

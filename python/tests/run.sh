@@ -46,7 +46,9 @@ case $mode in
     "$py" -m venv --system-site-packages "$work/venv"
     AREDIS_SOURCE_DIR="$root" AREDIS_BUILD_DIR="$out/libaredis" \
       "$work/venv/bin/pip" install -q --no-index "$work/src"
-    port=$(sed -n 's/^port=//p' "$AREDIS_TEST_STATE_DIR/standalone.state")
+    st=$AREDIS_TEST_STATE_DIR/python.state
+    [ -f "$st" ] || st=$AREDIS_TEST_STATE_DIR/standalone.state
+    port=$(sed -n 's/^port=//p' "$st")
     cd "$work"
     "$work/venv/bin/python" - "$port" <<'PYEOF'
 import asyncio, sys

@@ -6,7 +6,7 @@ import os
 import pytest
 
 import aredis
-from conftest import state
+from conftest import standalone, state
 from doc_examples import EXAMPLES, run
 
 
@@ -42,7 +42,7 @@ async def test_pipeline_across_slots(cl):
 
 
 def test_documentation_example(cl):
-    st = state("standalone")
+    st = standalone()
     env = {"AREDIS_EXAMPLE_CLUSTER": f"{cl['host']}:{cl['port']}",
            "AREDIS_EXAMPLE_PORT": st["port"] if st else "1"}
     for context in (False, True):

@@ -8,12 +8,12 @@ import subprocess
 
 import pytest
 
-from conftest import state
+from conftest import standalone, state
 from doc_examples import AS_WRITTEN, EXAMPLES, IN_CONTEXT, NEEDS, run
 
 
 def env_for(name):
-    st = state("standalone")
+    st = standalone()
     if st is None:
         pytest.skip("no standalone server")
     env = {"AREDIS_EXAMPLE_PORT": st["port"],

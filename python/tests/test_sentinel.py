@@ -6,7 +6,7 @@ import pytest
 
 import aredis
 from aredis.sentinel import Sentinel
-from conftest import state
+from conftest import standalone, state
 from doc_examples import EXAMPLES, run
 
 
@@ -48,7 +48,7 @@ async def test_master_and_slave_for(sent):
 
 
 def test_documentation_example(sent):
-    st = state("standalone")
+    st = standalone()
     env = {"AREDIS_EXAMPLE_SENTINEL": sent["sentinels"].split(",")[0],
            "AREDIS_EXAMPLE_PORT": st["port"] if st else "1"}
     result, out = run(os.path.join(EXAMPLES, "fixed", "sentinel.py"), env)
