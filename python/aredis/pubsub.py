@@ -25,11 +25,14 @@ class PubSub:
     @property
     def _core(self):
         # Made on first use, so that a pubsub created outside the loop (at
-        # import time) binds its client to the loop that runs it.
-        if self._pcore is None:
-            self._pcore = _core.PubSub(self.client.core,
-                                       self.ignore_subscribe_messages)
-        return self._pcore
+        # import time) binds its client to the loop that runs it; made
+        # again after close() (its own or the client's) once it holds no
+        # subscription.
+        pc = self._pcore
+        if pc is None or (pc.closed and not self.subscribed):
+            pc = self._pcore = _core.PubSub(self.client.core,
+                                            self.ignore_subscribe_messages)
+        return pc
 
     @property
     def subscribed(self):
@@ -148,6 +151,7 @@ class PubSub:
             self._pcore.close()
         self.channels = {}
         self.patterns = {}
+        self._expected = 0
 
     reset = close
 
