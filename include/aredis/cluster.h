@@ -137,6 +137,24 @@ typedef struct aredis_node_addr {
 AREDIS_API size_t aredis_client_nodes(aredis_client *c, int which,
                                       aredis_node_addr *out, size_t max);
 
+/** Which primary serves a slot, as the client's slot map says now (on one
+ * server: that server), and how far the same answer goes, so that a
+ * program can walk the map run by run:
+ *
+ *     for (unsigned s = 0, last; s < AREDIS_CLUSTER_SLOTS; s = last + 1)
+ *         if (aredis_client_slot_primary(c, s, &node, &last) == 1)
+ *             ... slots s to last are node's ...
+ *
+ * \param out filled with the primary's address when there is one.
+ * \param last optional: set to the last slot from slot on with the same
+ *        answer (the same primary, or none).
+ * \return 1 with *out filled; 0 when no node serves the slot (no map
+ *         yet, or a slot the cluster leaves unserved); AREDIS_EINVAL (c
+ *         or out NULL, slot out of range). Loop thread only. \since 0.2 */
+AREDIS_API int aredis_client_slot_primary(aredis_client *c, unsigned slot,
+                                          aredis_node_addr *out,
+                                          unsigned *last);
+
 /** Send a command to the node at host:port (one aredis_client_nodes()
  * listed) on its shared connection, or, for a blocking command, on one of
  * its exclusive connections. The command is not routed and not

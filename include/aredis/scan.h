@@ -20,9 +20,21 @@
  *
  * Written only against the public client API, so it runs on every topology
  * the client supports. On a cluster client a keyspace SCAN walks every
- * primary in turn, a cursor per node (the primaries are asked for once,
- * when the walk starts; one that leaves the cluster during the walk ends
- * it with an error); SSCAN, HSCAN and ZSCAN go to their key's primary.
+ * primary in turn, a cursor per node, and follows the cluster when it
+ * changes during the walk: when a node no longer serves the slots it had
+ * (a failover, CLUSTER FAILOVER, a node killed or removed), whether it was
+ * being walked or not yet, its slots are walked on the nodes that serve
+ * them now, from cursor 0. The guarantee stays the same - every key
+ * present for the whole walk is returned at least once - and more keys
+ * may come twice: those the old node had returned already, and all of a
+ * new node's keys when it also had slots of its own. A call that fails on
+ * a node the client still takes for the slots' primary (killed, not yet
+ * replaced) waits, as a command for those slots would, until the client
+ * learns who serves them (within timeout_ms, or the client's retry
+ * budget), then that node's part starts over from cursor 0; only when
+ * nobody takes over, or a node fails the same part three times, does the
+ * walk end with the error. SSCAN, HSCAN and ZSCAN go to their key's
+ * primary.
  *
  * Threads: as for the client (client.h); the blocking form as for
  * aredis_sync (sync.h). */

@@ -521,7 +521,6 @@ static void release(aredis_client *c)
         aredis__cmd_free(c, done);
         done = next;
     }
-    aredis__fanout_cancel_all(c);
     if (c->watch != NULL)
         c->watch->release(c->watch->ud);
     c->watch = NULL;
@@ -582,6 +581,8 @@ void aredis_client_close(aredis_client *c)
         return;
     aredis__ts_close(c); /* later thread-safe submissions: AREDIS_ESTATE */
     c->closing = 1;
+    if (c->fanouts != NULL)
+        aredis__fanout_closing(c);
     if (c->pending == 0)
         close_if_done(c);
 }

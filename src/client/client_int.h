@@ -287,8 +287,9 @@ int aredis__cluster_submit(aredis_client *c, aredis__cmd *cmd,
 /* aredis_nodes_command: a map "host:port" -> reply over nodes of a kind. */
 int aredis__nodes_submit(aredis_client *c, int which, aredis_reply_cb cb,
                          void *ud, const char *bytes, size_t len);
-/* The client is being freed: fail the fan-outs still waiting. */
-void aredis__fanout_cancel_all(aredis_client *c);
+/* The client is closing: the fan-outs waiting for the map wait a little
+ * more at most (the client fetches no map of its own accord any more). */
+void aredis__fanout_closing(aredis_client *c);
 
 /* ---- threads.c --------------------------------------------------------- */
 int aredis__ts_init(aredis_client *c);

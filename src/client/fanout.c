@@ -11,10 +11,12 @@
  *    when the last part has completed, so the exactly-once rule of every
  *    part gives the caller's. Parts go out together, in one loop turn.
  *  - A fan-out over nodes waits for the slot map when the topology does
- *    not know it yet (a client just created), retrying on a timer; the
- *    node pointers it gets from the topology are used inside one call and
- *    never kept (a refresh may drop nodes): a node is remembered by its
- *    address.
+ *    not know it yet (a client just created): a record of the client's
+ *    own that the topology holds as it holds the commands waiting for the
+ *    map, answered when the map arrives (hold_for_map, topology.h), with a
+ *    deadline of the client's; the node pointers it gets from the topology are
+ * used inside one call and never kept (a refresh may drop nodes): a node is
+ * remembered by its address.
  *
  * Only cluster clients get here (client.c asks only when the topology
  * keeps commands' bytes), so a single server pays nothing. */
@@ -33,10 +35,11 @@
 /* Kinds of fan-out besides the table's policies. */
 enum { FAN_ACQUIRE = 100 };
 
-/* Waiting for the slot map: tries, and the longest pause between two. */
-#define WAIT_TRIES 20
-#define WAIT_TRIES_CLOSING 6 /* about 60 ms */
-#define WAIT_MAX_MS 250
+/* Waiting for the slot map: for WAIT_MS at most in all; once the client
+ * is closing (it fetches no map of its own accord: only one already on
+ * its way is waited for), for WAIT_CLOSING_MS more at most. */
+#define WAIT_MS 3500
+#define WAIT_CLOSING_MS 120
 
 typedef struct part {
     struct aredis__fanout *f;
@@ -61,10 +64,10 @@ struct aredis__fanout {
     size_t len;
     aredis_cmd_opts o;
     int has_o;
-    unsigned slot;         /* FAN_ACQUIRE */
-    aredis_acquire_cb acb; /* FAN_ACQUIRE */
-    void *timer;
-    int tries;
+    unsigned slot;               /* FAN_ACQUIRE */
+    aredis_acquire_cb acb;       /* FAN_ACQUIRE */
+    aredis__cmd *waiter;         /* its wait for the map (held), or NULL */
+    int64_t deadline;            /* of the wait, in all (0: not waited) */
     aredis__fanout *next, *prev; /* in c->fanouts while waiting */
 };
 
@@ -78,8 +81,6 @@ static void fan_free(aredis__fanout *f)
     aredis__free(f->kpart);
     aredis__free(f->kpos);
     aredis__free(f->bytes);
-    if (f->timer != NULL)
-        aredis__loop_timer_stop(f->c->loop, f->timer);
     aredis__free(f);
 }
 
@@ -425,7 +426,7 @@ static size_t list_nodes(aredis_client *c, int which, aredis__node **local,
     return k;
 }
 
-static void wait_map(aredis__fanout *f);
+static int wait_map(aredis__fanout *f);
 
 /* Send f's command to every node of its kind: 0 when sent (f belongs to
  * its parts), 1 when the map is not known yet, else an error (f is still
@@ -468,10 +469,34 @@ static int start_nodes(aredis__fanout *f)
     return e;
 }
 
-static void on_wait_timer(void *arg)
+static const char nomap[] =
+    "no slot map: the cluster's nodes did not say which node serves which "
+    "slots in time";
+static const char nomap_closing[] =
+    "canceled: the client is closing and has no slot map";
+
+/* The wait for the map is over without one: the caller's one callback
+ * gets why (code, msg), and f goes. */
+static void wait_failed(aredis__fanout *f, int code, const char *msg)
 {
-    aredis__fanout *f = arg;
     aredis_client *c = f->c;
+    if (code == AREDIS_ETIMEDOUT) {
+        int closing = c->closing || c->freeing;
+        code = closing ? AREDIS_ECANCELED : AREDIS_ETIMEDOUT;
+        msg = closing ? nomap_closing : nomap;
+    }
+    if (f->policy == FAN_ACQUIRE)
+        AREDIS__USER_CB(c, f->acb(c, NULL, code, f->ud));
+    else
+        reply_error(f, code, msg);
+    fan_free(f);
+}
+
+/* The topology answered f's wait: it knows the map (r a status), or the
+ * wait ended (r an error: the deadline, or the client freed). */
+static void on_map_known(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    aredis__fanout *f = ud;
     /* Off the waiting list before anything may run the caller's code. */
     if (f->prev != NULL)
         f->prev->next = f->next;
@@ -480,96 +505,90 @@ static void on_wait_timer(void *arg)
     if (f->next != NULL)
         f->next->prev = f->prev;
     f->next = f->prev = NULL;
-    aredis__loop_timer_stop(c->loop, f->timer);
-    f->timer = NULL;
+    f->waiter = NULL;
+    if (r->type == AREDIS_REPLY_ERROR) {
+        wait_failed(f, r->code, r->str);
+        return;
+    }
     int rc;
     if (f->policy == FAN_ACQUIRE) {
         aredis__node *n = c->topo->vt->slot_node(c->topo, f->slot);
-        rc = n != NULL ? (aredis__pool_acquire(n, f->acb, f->ud) == 0 ? 0 : -1)
-                       : 1;
-        if (rc == -1) {
-            aredis__pending_done(c); /* before the callback: it may free */
+        rc = n == NULL ? 1 : aredis__pool_acquire(n, f->acb, f->ud);
+        if (rc < 0) {
             AREDIS__USER_CB(c, f->acb(c, NULL, AREDIS_ESTATE, f->ud));
             fan_free(f);
             return;
         }
         if (rc == 0) {
             fan_free(f);
-            aredis__pending_done(c);
             return;
         }
     } else {
         /* The parts hold the pending count from here on. */
         rc = start_nodes(f);
-        if (rc == 0) {
-            aredis__pending_done(c);
+        if (rc == 0)
             return;
-        }
         if (rc < 0) {
             /* Nothing could be sent: the caller still gets its one
              * callback. */
-            aredis__pending_done(c);
             reply_error(f, rc, "the command could not be sent to the nodes");
             fan_free(f);
             return;
         }
     }
-    /* A closing client fetches no map of its own accord: wait only for
-     * one already on its way. */
-    int closing = c->closing || c->freeing;
-    if (++f->tries < (closing ? WAIT_TRIES_CLOSING : WAIT_TRIES)) {
-        wait_map(f);
-        return;
-    }
-    aredis__pending_done(c);
-    static const char nomap[] =
-        "no slot map: the cluster's nodes did not say which node serves "
-        "which slots in time";
-    static const char nomap_closing[] =
-        "canceled: the client is closing and has no slot map";
-    int code = closing ? AREDIS_ECANCELED : AREDIS_ETIMEDOUT;
-    if (f->policy == FAN_ACQUIRE)
-        AREDIS__USER_CB(c, f->acb(c, NULL, code, f->ud));
-    else
-        reply_error(f, code, closing ? nomap_closing : nomap);
-    fan_free(f);
+    /* A map, but not yet the slot's primary (or any primary): the next. */
+    rc = wait_map(f);
+    if (rc != 0)
+        wait_failed(f, rc, aredis_strerror(rc));
 }
 
-/* Wait for the slot map: try again a little later. */
-static void wait_map(aredis__fanout *f)
+/* Wait for the slot map: a wait the topology holds until it knows where
+ * the slots are, within the deadline. 0, or an error (AREDIS_ETIMEDOUT:
+ * the deadline has passed; f is still the caller's). */
+static int wait_map(aredis__fanout *f)
 {
     aredis_client *c = f->c;
-    if (f->tries == 0)
-        c->pending++; /* a callback is owed: the client waits for it */
-    int64_t ms = (int64_t)2 << (f->tries < 7 ? f->tries : 7);
-    if (ms > WAIT_MAX_MS)
-        ms = WAIT_MAX_MS;
-    if (f->timer == NULL &&
-        aredis__loop_timer_start(c->loop, on_wait_timer, f, &f->timer) != 0)
-        f->timer = NULL;
-    if (f->timer != NULL)
-        aredis__loop_timer_set(c->loop, f->timer, ms);
+    int64_t now = aredis__now_ms();
+    if (f->deadline == 0)
+        f->deadline =
+            now + (c->closing || c->freeing ? WAIT_CLOSING_MS : WAIT_MS);
+    if (now >= f->deadline)
+        return AREDIS_ETIMEDOUT;
+    if (c->topo->vt->hold_for_map == NULL)
+        return AREDIS_ENOTSUP; /* NEVER: its nodes are known at once */
+    aredis__cmd *w = aredis__cmd_new(c);
+    if (w == NULL)
+        return AREDIS_ENOMEM;
+    if (aredis__heap_set(&c->deadlines, &w->dl, f->deadline) != 0) {
+        aredis__cmd_free(c, w);
+        return AREDIS_ENOMEM;
+    }
+    w->cb = on_map_known;
+    w->ud = f;
+    w->timeout_ms = (uint32_t)(f->deadline - now);
+    c->pending++; /* a callback is owed: the client waits for it */
+    f->waiter = w;
     f->next = c->fanouts;
     f->prev = NULL;
     if (c->fanouts != NULL)
         c->fanouts->prev = f;
     c->fanouts = f;
-    if (f->timer == NULL)
-        f->tries = WAIT_TRIES; /* no timer: fail when cancelled */
+    c->topo->vt->hold_for_map(c->topo, w);
+    aredis__rearm(c); /* its deadline may be the earliest */
+    return 0;
 }
 
-void aredis__fanout_cancel_all(aredis_client *c)
+void aredis__fanout_closing(aredis_client *c)
 {
-    while (c->fanouts != NULL) {
-        aredis__fanout *f = c->fanouts;
-        c->fanouts = f->next;
-        c->pending--;
-        if (f->policy == FAN_ACQUIRE)
-            AREDIS__USER_CB(c, f->acb(c, NULL, AREDIS_ECANCELED, f->ud));
-        else
-            reply_error(f, AREDIS_ECANCELED, "canceled: the client was freed");
-        fan_free(f);
+    int64_t until = aredis__now_ms() + WAIT_CLOSING_MS;
+    for (aredis__fanout *f = c->fanouts; f != NULL; f = f->next) {
+        if (f->waiter == NULL || f->deadline <= until)
+            continue;
+        f->deadline = until;
+        /* In the heap already: a new key allocates nothing. */
+        (void)aredis__heap_set(&c->deadlines, &f->waiter->dl, until);
     }
+    aredis__rearm(c);
 }
 
 static aredis__fanout *fan_new(aredis_client *c, const aredis_cmd_opts *o,
@@ -605,10 +624,10 @@ static int fan_nodes(aredis_client *c, const aredis_cmd_opts *o,
     }
     int rc = start_nodes(f);
     if (rc == 1)
-        wait_map(f);
-    else if (rc < 0)
+        rc = wait_map(f);
+    if (rc != 0)
         fan_free(f);
-    return rc < 0 ? rc : 0;
+    return rc;
 }
 
 /* ---- split by slot ---------------------------------------------------------
@@ -835,6 +854,13 @@ int aredis_client_is_cluster(const aredis_client *c)
     return c != NULL && c->cfg.cluster;
 }
 
+static void copy_addr(aredis_node_addr *out, const aredis__node *n)
+{
+    snprintf(out->host, sizeof out->host, "%s", n->host != NULL ? n->host : "");
+    out->port = n->port;
+    out->primary = n->role != AREDIS__ROLE_REPLICA;
+}
+
 size_t aredis_client_nodes(aredis_client *c, int which, aredis_node_addr *out,
                            size_t max)
 {
@@ -842,15 +868,31 @@ size_t aredis_client_nodes(aredis_client *c, int which, aredis_node_addr *out,
         return 0;
     aredis__node *local[16], **v;
     size_t k = list_nodes(c, which, local, 16, &v);
-    for (size_t i = 0; i < k && i < max; i++) {
-        snprintf(out[i].host, sizeof out[i].host, "%s",
-                 v[i]->host != NULL ? v[i]->host : "");
-        out[i].port = v[i]->port;
-        out[i].primary = v[i]->role != AREDIS__ROLE_REPLICA;
-    }
+    for (size_t i = 0; i < k && i < max; i++)
+        copy_addr(&out[i], v[i]);
     if (v != local)
         aredis__free(v);
     return k;
+}
+
+int aredis_client_slot_primary(aredis_client *c, unsigned slot,
+                               aredis_node_addr *out, unsigned *last)
+{
+    if (c == NULL || c->topo == NULL || out == NULL ||
+        slot >= AREDIS_CLUSTER_SLOTS)
+        return AREDIS_EINVAL;
+    aredis__topology *t = c->topo;
+    aredis__node *n = t->vt->slot_node(t, slot);
+    if (last != NULL) {
+        unsigned s = slot;
+        while (s + 1 < AREDIS_CLUSTER_SLOTS && t->vt->slot_node(t, s + 1) == n)
+            s++;
+        *last = s;
+    }
+    if (n == NULL)
+        return 0;
+    copy_addr(out, n);
+    return 1;
 }
 
 int aredis__nodes_submit(aredis_client *c, int which, aredis_reply_cb cb,
@@ -876,8 +918,10 @@ int aredis_client_acquire_slot(aredis_client *c, unsigned slot,
         return AREDIS_ENOMEM;
     f->slot = slot;
     f->acb = cb;
-    wait_map(f);
-    return 0;
+    int e = wait_map(f);
+    if (e != 0)
+        fan_free(f);
+    return e;
 }
 
 int aredis_client_acquire_key(aredis_client *c, const void *key, size_t len,

@@ -258,7 +258,8 @@ static inline void enqueue(aredis__conn *cn, aredis__conn_cmd *cmd)
 size_t aredis__conn_out(const aredis__conn *cn, const char **data)
 {
     /* No arithmetic on a NULL buffer (nothing was ever queued). */
-    if (cn->state < AREDIS__ST_HANDSHAKE || cn->out.len == cn->out_pos) {
+    if (cn->state < AREDIS__ST_HANDSHAKE || cn->out.len == cn->out_pos ||
+        aredis__conn_held(cn)) {
         *data = cn->out.data;
         return 0;
     }
@@ -268,9 +269,13 @@ size_t aredis__conn_out(const aredis__conn *cn, const char **data)
 
 void aredis__conn_wrote(aredis__conn *cn, size_t n)
 {
+    /* A write begins once the one before is all written; its size
+     * dates it (aredis__conn_held). */
+    cn->wlast = (cn->wpart ? cn->wlast : 0) + (uint32_t)n;
     cn->out_pos += n;
     cn->written += n;
     int all = cn->out_pos == cn->out.len;
+    cn->wpart = (uint8_t)!all;
     /* What may go: the bytes written, but (keep_sent) this write's once
      * everything is written, and (keep_inflight) those of the commands
      * still awaiting replies. */
@@ -332,6 +337,8 @@ static int new_stream(aredis__conn *cn)
     cn->out.len = 0;
     cn->out_pos = 0;
     cn->queued = cn->written = cn->base = cn->heard = 0;
+    cn->wlast = 0;
+    cn->wpart = 0;
     cn->reply_off = cn->skip_next = 0;
     cn->raw_push = 0;
     return 0;
@@ -536,7 +543,7 @@ void aredis__conn_resolved(aredis__conn *cn, size_t n, int64_t now)
         lost(cn, AREDIS_ECONNREFUSED, "no address to connect to", now);
         return;
     }
-    cn->naddrs = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    cn->naddrs = n > UINT16_MAX ? UINT16_MAX : (uint16_t)n;
     cn->addr_next = 1;
     set_state(cn, AREDIS__ST_CONNECTING);
     act(cn, AREDIS__ACT_OPEN, 0);

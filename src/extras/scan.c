@@ -10,13 +10,15 @@
  * reply is a two-element array, the next cursor (a bulk string of decimal
  * digits) and the batch (an array).
  *
- * On a cluster client, a SCAN of the key space walks every primary in
- * turn, a cursor per node, through the node API (aredis/cluster.h): the
- * primaries are those that answer a PING sent to each (which also waits
- * for the slot map); SSCAN, HSCAN and ZSCAN go by their key's slot like
- * any command. A primary that leaves the cluster during the walk (a
- * failover) ends it with an error: the walk cannot know which keys the
- * new primary's cursor would repeat or miss. */
+ * On a cluster client, a SCAN of the key space walks the primaries in
+ * turn, a cursor per node, through the node API (aredis/cluster.h): a PING
+ * to every primary waits for the slot map, which then says which slots each
+ * primary serves (aredis_client_slot_primary()); SSCAN, HSCAN and ZSCAN go
+ * by their key's slot like any command. The walk follows the cluster when
+ * it changes (the plan below): the slots of a node that no longer serves
+ * them are walked again, from cursor 0, on the nodes that serve them now.
+ * A cursor is never carried from one node to another: it means nothing
+ * there. */
 #include "aredis/scan.h"
 
 #include <stdio.h>
@@ -242,61 +244,239 @@ static void local_error(aredis_reply *r, int code, const char *msg)
     r->len = strlen(msg);
 }
 
-/* The nodes of a cluster walk, from the MAP "host:port" -> PING reply that
- * aredis_nodes_command() answers: 0, or AREDIS_EPROTO with *why. */
-static int parse_nodes(const aredis_reply *r, aredis_node_addr **out, size_t *n,
-                       const char **why)
-{
-    *why = "the node list is not a map of addresses";
-    if (r->type != AREDIS_REPLY_MAP || r->len == 0)
-        return AREDIS_EPROTO;
-    aredis_node_addr *v = aredis__calloc(r->len / 2, sizeof *v);
-    if (v == NULL) {
-        *why = "out of memory";
-        return AREDIS_ENOMEM;
-    }
-    for (size_t i = 0; i < r->len / 2; i++) {
-        const aredis_reply *k = &r->element[2 * i];
-        const char *colon = k->str != NULL ? strrchr(k->str, ':') : NULL;
-        if (k->type != AREDIS_REPLY_STRING || colon == NULL ||
-            (size_t)(colon - k->str) >= sizeof v[i].host) {
-            aredis__free(v);
-            return AREDIS_EPROTO;
-        }
-        memcpy(v[i].host, k->str, (size_t)(colon - k->str));
-        v[i].host[colon - k->str] = '\0';
-        v[i].port = (int)strtol(colon + 1, NULL, 10);
-        v[i].primary = 1;
-    }
-    *out = v;
-    *n = r->len / 2;
-    return 0;
-}
-
 /* The key space's walk goes node by node (a cluster client). */
 static int walks_nodes(aredis_client *c, const scan_args *a)
 {
     return a->kind == AREDIS_SCAN_KEYS && aredis_client_is_cluster(c);
 }
 
-/* The walk is at the end of a node's keys: on to the next node's, from
- * cursor 0. 1 when there is one. */
-static int next_node(scan_args *a, size_t *node, size_t nnodes)
+/* Back to the start of a node's keys. */
+static void restart(scan_args *a)
 {
-    if (*node + 1 >= nnodes)
-        return 0;
-    ++*node;
     memcpy(a->cursor, "0", 2);
     a->cursorlen = 1;
+}
+
+/* ---- a cluster walk's plan ------------------------------------------------
+ *
+ * A part is the slots one primary served when the walk met it, walked with
+ * one cursor on that node; part_of[slot] names each slot's part, parts are
+ * walked in order. Before each call, and after a failed one, the walk asks
+ * the client's slot map who serves the current part's slots now:
+ *
+ *  - still its node (or, for some slots, nobody): go on with it;
+ *  - other nodes only (a failover, a node gone): each slot goes to the
+ *    part of its new node that has not started yet, or to a new part at
+ *    the end, and the walk moves on. The new node is walked from cursor 0
+ *    (its keys from the start: some may repeat).
+ *
+ * A call that failed on a node the map still names (killed, not yet
+ * replaced) waits for the client to know better: a probe, a command for
+ * the part's first slot, which the client holds while that slot's node is
+ * unreachable and sends at once when a map names another (within the
+ * walk's timeout_ms, or the client's retry budget). Then the part starts
+ * over from cursor 0 on whichever node serves it: a node that came back
+ * may have restarted, and a cursor means nothing to another process. A
+ * part fails PLAN_TRIES times at most. */
+
+#define PLAN_NONE 0xFFFFu
+#define PLAN_TRIES 3
+
+typedef struct scan_part {
+    aredis_node_addr node;
+    unsigned first; /* its lowest slot */
+    int fails;      /* failed calls */
+} scan_part;
+
+typedef struct scan_plan {
+    uint16_t *part_of; /* per slot: its part, or PLAN_NONE; NULL: no plan */
+    scan_part *parts;
+    size_t nparts, cap, cur;
+} scan_plan;
+
+static void plan_free(scan_plan *p)
+{
+    aredis__free(p->part_of);
+    aredis__free(p->parts);
+    memset(p, 0, sizeof *p);
+}
+
+static int same_node(const aredis_node_addr *a, const aredis_node_addr *b)
+{
+    return a->port == b->port && strcmp(a->host, b->host) == 0;
+}
+
+/* The part of node from part `from` on, added at the end when there is
+ * none: its index, or -1 (out of memory). */
+static long plan_part(scan_plan *p, const aredis_node_addr *node, size_t from)
+{
+    for (size_t i = from; i < p->nparts; i++)
+        if (same_node(&p->parts[i].node, node))
+            return (long)i;
+    if (p->nparts == p->cap) {
+        size_t cap = p->cap != 0 ? 2 * p->cap : 4;
+        if (cap > PLAN_NONE)
+            cap = PLAN_NONE; /* indexes below PLAN_NONE */
+        scan_part *v = cap > p->cap
+                           ? aredis__reallocarray(p->parts, cap, sizeof *v)
+                           : NULL;
+        if (v == NULL)
+            return -1;
+        p->parts = v;
+        p->cap = cap;
+    }
+    memset(&p->parts[p->nparts], 0, sizeof p->parts[0]);
+    p->parts[p->nparts].node = *node;
+    p->parts[p->nparts].first = AREDIS_CLUSTER_SLOTS;
+    return (long)p->nparts++;
+}
+
+/* Give slot k to part j. */
+static void plan_give(scan_plan *p, unsigned k, long j)
+{
+    p->part_of[k] = (uint16_t)j;
+    if (k < p->parts[j].first)
+        p->parts[j].first = k;
+}
+
+/* A part per primary of the client's map, in slot order: 0 or
+ * AREDIS_ENOMEM. */
+static int plan_build(scan_plan *p, aredis_client *c)
+{
+    p->part_of = aredis__malloc(AREDIS_CLUSTER_SLOTS * sizeof *p->part_of);
+    if (p->part_of == NULL)
+        return AREDIS_ENOMEM;
+    aredis_node_addr a;
+    unsigned last = 0;
+    for (unsigned s = 0; s < AREDIS_CLUSTER_SLOTS; s = last + 1) {
+        int has = aredis_client_slot_primary(c, s, &a, &last);
+        long j = has == 1 ? plan_part(p, &a, 0) : (long)PLAN_NONE;
+        if (has < 0 || j < 0)
+            return AREDIS_ENOMEM;
+        for (unsigned k = s; k <= last; k++) {
+            if (j == (long)PLAN_NONE)
+                p->part_of[k] = PLAN_NONE; /* nobody serves it */
+            else
+                plan_give(p, k, j);
+        }
+    }
+    return 0;
+}
+
+/* Hand the current part's slots to the nodes that serve them now, when
+ * none is its node's any more and each is served: 1 (the walk moves on to
+ * the next part, from cursor 0), 0 (it stays), or AREDIS_ENOMEM. */
+static int plan_rehome(scan_plan *p, aredis_client *c, scan_args *a)
+{
+    size_t i = p->cur;
+    aredis_node_addr now;
+    unsigned last = 0;
+    for (unsigned s = p->parts[i].first; s < AREDIS_CLUSTER_SLOTS;
+         s = last + 1) {
+        int has = aredis_client_slot_primary(c, s, &now, &last);
+        if (has < 0)
+            return AREDIS_ENOMEM; /* NEVER: the arguments are valid */
+        for (unsigned k = s; k <= last; k++)
+            if (p->part_of[k] == i &&
+                (has == 0 || same_node(&now, &p->parts[i].node)))
+                return 0;
+    }
+    for (unsigned s = p->parts[i].first; s < AREDIS_CLUSTER_SLOTS;
+         s = last + 1) {
+        (void)aredis_client_slot_primary(c, s, &now, &last);
+        long j = -1;
+        for (unsigned k = s; k <= last; k++) {
+            if (p->part_of[k] != i)
+                continue;
+            if (j < 0 && (j = plan_part(p, &now, i + 1)) < 0)
+                return AREDIS_ENOMEM;
+            plan_give(p, k, j);
+        }
+    }
+    p->cur++;
+    restart(a);
     return 1;
+}
+
+/* Before a call: the part to walk, its node checked against the map (its
+ * first slot's primary; all its slots when that is another). 1 (walk
+ * parts[cur]), 0 (every part is done) or AREDIS_ENOMEM. */
+static int plan_current(scan_plan *p, aredis_client *c, scan_args *a)
+{
+    while (p->cur < p->nparts) {
+        const scan_part *x = &p->parts[p->cur];
+        aredis_node_addr now;
+        if (aredis_client_slot_primary(c, x->first, &now, NULL) == 1 &&
+            same_node(&now, &x->node))
+            return 1;
+        int e = plan_rehome(p, c, a);
+        if (e <= 0)
+            return e < 0 ? e : 1;
+    }
+    return 0;
+}
+
+/* The current part's node finished its keys (cursor 0 again). */
+static void plan_done(scan_plan *p)
+{
+    p->cur++;
+}
+
+/* What to do after a call on the current part failed with code. */
+enum { PLAN_END, PLAN_GO, PLAN_PROBE };
+
+static int plan_failed(scan_plan *p, aredis_client *c, scan_args *a, int code)
+{
+    if (code == AREDIS_ECANCELED || code == AREDIS_ESTATE ||
+        code == AREDIS_ENOMEM)
+        return PLAN_END; /* the client is going away, or no memory */
+    int e = plan_rehome(p, c, a);
+    if (e != 0)
+        return e > 0 ? PLAN_GO : PLAN_END;
+    /* Its node still serves its slots: the server's own refusal ends the
+     * walk; a lost or silent node is waited for, a few times. */
+    if (code == AREDIS_ESERVER || code == AREDIS_EPROTO ||
+        ++p->parts[p->cur].fails >= PLAN_TRIES)
+        return PLAN_END;
+    restart(a);
+    return PLAN_PROBE;
+}
+
+/* The probe's arguments: EXISTS and a key of the current part's first
+ * slot, "{n}" for the first n whose digits hash there (buf: 24 bytes). */
+static void probe_argv(const scan_plan *p, char *buf, const char **argv,
+                       size_t *lens)
+{
+    unsigned slot = p->parts[p->cur].first;
+    /* Count up in decimal, in place, from "0": at most a few hundred
+     * thousand tries find any slot, far from the 20 digits there are. */
+    char *d = buf + 1;
+    size_t n = 1;
+    d[0] = '0';
+    while (aredis_cluster_keyslot(d, n) != slot && n < 20) {
+        size_t i = n;
+        while (i > 0 && d[i - 1] == '9')
+            d[--i] = '0';
+        if (i == 0) {
+            memmove(d + 1, d, n++);
+            d[0] = '1';
+        } else {
+            d[i - 1]++;
+        }
+    }
+    buf[0] = '{';
+    d[n] = '}';
+    argv[0] = "EXISTS";
+    lens[0] = 6;
+    argv[1] = buf;
+    lens[1] = n + 2;
 }
 
 /* ---- asynchronous walk --------------------------------------------------- */
 
 typedef struct scan_walk {
     scan_args a;
-    aredis_node_addr *nodes; /* a cluster's primaries, or NULL */
-    size_t nnodes, node;     /* ... and the one being walked */
+    scan_plan plan; /* a cluster walk's, or none */
     aredis_scan_batch_cb batch;
     aredis_scan_elem_cb element;
     aredis_scan_done_cb done;
@@ -305,65 +485,150 @@ typedef struct scan_walk {
 } scan_walk;
 
 static void on_scan_reply(aredis_client *c, const aredis_reply *r, void *ud);
-
-static int send_next(aredis_client *c, scan_walk *w)
-{
-    const char *argv[SCAN_ARGV_MAX];
-    size_t lens[SCAN_ARGV_MAX];
-    int argc = build_argv(&w->a, argv, lens);
-    /* SCAN only reads: re-sending it after a lost connection is safe, so a
-     * walk survives a reconnect. */
-    if (w->nodes != NULL)
-        return aredis_node_commandv(c, w->nodes[w->node].host,
-                                    w->nodes[w->node].port, on_scan_reply, w,
-                                    argc, argv, lens);
-    aredis_cmd_opts o = {.timeout_ms = w->a.timeout_ms,
-                         .flags = AREDIS_CMD_IDEMPOTENT};
-    return aredis_commandv_opts(c, &o, on_scan_reply, w, argc, argv, lens);
-}
+static void on_probe(aredis_client *c, const aredis_reply *r, void *ud);
 
 static void finish(aredis_client *c, scan_walk *w, int status,
                    const aredis_reply *err)
 {
     if (w->done != NULL)
         w->done(c, status, err, w->ud);
-    aredis__free(w->nodes);
+    plan_free(&w->plan);
     aredis__free(w);
 }
 
-/* A cluster walk's primaries have answered: start on the first. */
+/* End the walk with a local error (not a reply's). */
+static void finish_local(aredis_client *c, scan_walk *w, int e, const char *why)
+{
+    aredis_reply local;
+    local_error(&local, e, why != NULL ? why : aredis_strerror(e));
+    finish(c, w, e, &local);
+}
+
+static int send_call(aredis_client *c, scan_walk *w)
+{
+    const char *argv[SCAN_ARGV_MAX];
+    size_t lens[SCAN_ARGV_MAX];
+    int argc = build_argv(&w->a, argv, lens);
+    /* SCAN only reads: re-sending it after a lost connection is safe, so a
+     * walk survives a reconnect. */
+    if (w->plan.part_of != NULL) {
+        const aredis_node_addr *n = &w->plan.parts[w->plan.cur].node;
+        return aredis_node_commandv(c, n->host, n->port, on_scan_reply, w, argc,
+                                    argv, lens);
+    }
+    aredis_cmd_opts o = {.timeout_ms = w->a.timeout_ms,
+                         .flags = AREDIS_CMD_IDEMPOTENT};
+    return aredis_commandv_opts(c, &o, on_scan_reply, w, argc, argv, lens);
+}
+
+/* A call failed (code; r the reply, NULL when it could not be sent): on
+ * to the nodes that serve the part now, a probe, or the end. */
+static void call_failed(aredis_client *c, scan_walk *w, int code,
+                        const aredis_reply *r);
+
+/* The next call: the current part's, the walk's end, or its failure. */
+static void send_next(aredis_client *c, scan_walk *w)
+{
+    if (w->plan.part_of != NULL) {
+        int more = plan_current(&w->plan, c, &w->a);
+        if (more <= 0) {
+            if (more == 0)
+                finish(c, w, AREDIS_SCAN_FINISHED, NULL);
+            else
+                finish_local(c, w, more, NULL);
+            return;
+        }
+    }
+    int e = send_call(c, w);
+    if (e == 0)
+        return;
+    /* The promise made when aredis_scan() returned 0 is that done runs
+     * once: a refused submit (client being freed, out of memory, a node
+     * the client no longer knows) is a failed call, here in a callback. */
+    if (w->plan.part_of != NULL)
+        call_failed(c, w, e, NULL);
+    else
+        finish_local(c, w, e, NULL);
+}
+
+static void call_failed(aredis_client *c, scan_walk *w, int code,
+                        const aredis_reply *r)
+{
+    int next = w->plan.part_of != NULL ? plan_failed(&w->plan, c, &w->a, code)
+                                       : PLAN_END;
+    if (next == PLAN_GO) {
+        send_next(c, w);
+        return;
+    }
+    if (next == PLAN_PROBE) {
+        char key[24];
+        const char *argv[2];
+        size_t lens[2];
+        probe_argv(&w->plan, key, argv, lens);
+        aredis_cmd_opts o = {.timeout_ms = w->a.timeout_ms,
+                             .flags = AREDIS_CMD_IDEMPOTENT};
+        int e = aredis_commandv_opts(c, &o, on_probe, w, 2, argv, lens);
+        if (e == 0)
+            return;
+        code = e;
+        r = NULL;
+    }
+    if (r != NULL)
+        finish(c, w, code, r);
+    else
+        finish_local(c, w, code, NULL);
+}
+
+/* The probe has its answer: the part goes on, on whichever node serves
+ * it now; or the client gave up waiting for one (the probe's error). */
+static void on_probe(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    scan_walk *w = ud;
+    if (r->type != AREDIS_REPLY_ERROR) {
+        send_next(c, w);
+        return;
+    }
+    int code = r->code != 0 ? r->code : AREDIS_ESERVER;
+    int e = code == AREDIS_ECANCELED || code == AREDIS_ESTATE
+                ? 0
+                : plan_rehome(&w->plan, c, &w->a);
+    if (e > 0)
+        send_next(c, w);
+    else if (e < 0)
+        finish_local(c, w, e, NULL);
+    else
+        finish(c, w, code, r);
+}
+
+/* A cluster walk's primaries have answered (the slot map is known): the
+ * plan, then its first part. */
 static void on_primaries(aredis_client *c, const aredis_reply *r, void *ud)
 {
     scan_walk *w = ud;
-    aredis_reply local;
-    const char *why = NULL;
     if (r->type == AREDIS_REPLY_ERROR) {
         finish(c, w, r->code != 0 ? r->code : AREDIS_ESERVER, r);
         return;
     }
-    int e = parse_nodes(r, &w->nodes, &w->nnodes, &why);
-    if (e == 0 && (e = send_next(c, w)) != 0)
-        why = aredis_strerror(e);
+    int e = plan_build(&w->plan, c);
     if (e != 0) {
-        local_error(&local, e, why);
-        finish(c, w, e, &local);
+        finish_local(c, w, e, NULL);
+        return;
     }
+    send_next(c, w);
 }
 
 static void on_scan_reply(aredis_client *c, const aredis_reply *r, void *ud)
 {
     scan_walk *w = ud;
-    aredis_reply local;
     if (r->type == AREDIS_REPLY_ERROR) {
-        finish(c, w, r->code != 0 ? r->code : AREDIS_ESERVER, r);
+        call_failed(c, w, r->code != 0 ? r->code : AREDIS_ESERVER, r);
         return;
     }
     const aredis_reply *b = NULL;
     const char *why = NULL;
     int e = take_reply(&w->a, r, &b, &why);
     if (e != 0) {
-        local_error(&local, e, why);
-        finish(c, w, e, &local);
+        finish_local(c, w, e, why);
         return;
     }
     size_t n = batch_count(&w->a, b);
@@ -375,8 +640,7 @@ static void on_scan_reply(aredis_client *c, const aredis_reply *r, void *ud)
         aredis_scan_elem el;
         e = elem_at(&w->a, b, i, &el, &why);
         if (e != 0) {
-            local_error(&local, e, why);
-            finish(c, w, e, &local);
+            finish_local(c, w, e, why);
             return;
         }
         if (w->element(c, &el, w->ud) != 0) {
@@ -384,18 +648,14 @@ static void on_scan_reply(aredis_client *c, const aredis_reply *r, void *ud)
             return;
         }
     }
-    if (at_end(&w->a) && !next_node(&w->a, &w->node, w->nnodes)) {
-        finish(c, w, AREDIS_SCAN_FINISHED, NULL);
-        return;
+    if (at_end(&w->a)) {
+        if (w->plan.part_of == NULL) {
+            finish(c, w, AREDIS_SCAN_FINISHED, NULL);
+            return;
+        }
+        plan_done(&w->plan);
     }
-    e = send_next(c, w);
-    if (e != 0) {
-        /* The promise made when aredis_scan() returned 0 is that done runs
-         * once: a refused submit (client being freed, out of memory) ends
-         * the walk here, from this callback. */
-        local_error(&local, e, aredis_strerror(e));
-        finish(c, w, e, &local);
-    }
+    send_next(c, w);
 }
 
 int aredis_scan(aredis_client *c, const aredis_scan_opts *opts,
@@ -424,7 +684,7 @@ int aredis_scan(aredis_client *c, const aredis_scan_opts *opts,
         e = aredis_nodes_commandv(c, AREDIS_NODES_PRIMARIES, on_primaries, w, 1,
                                   ping, NULL);
     } else {
-        e = send_next(c, w);
+        e = send_call(c, w);
     }
     if (e != 0)
         aredis__free(w);
@@ -436,12 +696,12 @@ int aredis_scan(aredis_client *c, const aredis_scan_opts *opts,
 struct aredis_sync_scan {
     aredis_sync *s;
     scan_args a;
-    aredis_node_addr *nodes;   /* a cluster's primaries, or NULL */
-    size_t nnodes, node;       /* ... and the one being walked */
+    scan_plan plan;            /* a cluster walk's, or none */
     aredis_reply *reply;       /* the current batch's reply (owned) */
     const aredis_reply *batch; /* its element array */
     size_t next, n;            /* next element, elements in the batch */
-    int started;
+    int planned;               /* the walk's kind was looked at */
+    int begun;      /* a call answered since the cursor was last set to 0 */
     int error;      /* sticky negative aredis_err, or 0 */
     char *errmsg;   /* its message (owned), or NULL */
     char strings[]; /* key, match and type */
@@ -492,56 +752,130 @@ static int fail(aredis_sync_scan *it, int code, const char *msg, size_t len)
     return it->error;
 }
 
+static int fail_oom(aredis_sync_scan *it)
+{
+    static const char oom[] = "out of memory";
+    return fail(it, AREDIS_ENOMEM, oom, sizeof oom - 1);
+}
+
+/* fail() with an error reply r, which the iterator keeps for its text. */
+static int fail_reply(aredis_sync_scan *it, aredis_reply *r)
+{
+    aredis_reply_free(it->reply);
+    it->reply = r; /* freed by fail() */
+    return fail(it, r->code != 0 ? r->code : AREDIS_ESERVER, r->str, r->len);
+}
+
+/* A cluster walk's plan, once the slot map is known (a PING to every
+ * primary waits for it): 0 or a negative aredis_err. */
+static int sync_plan(aredis_sync_scan *it)
+{
+    static const char *const ping[] = {"PING"};
+    aredis_reply *r = aredis_sync_nodes_commandv(it->s, AREDIS_NODES_PRIMARIES,
+                                                 1, ping, NULL);
+    if (r == NULL)
+        return fail_oom(it);
+    if (r->type == AREDIS_REPLY_ERROR)
+        return fail_reply(it, r);
+    aredis_reply_free(r);
+    int e = plan_build(&it->plan, aredis_sync_client(it->s));
+    return e != 0 ? fail(it, e, aredis_strerror(e), strlen(aredis_strerror(e)))
+                  : 0;
+}
+
+/* A call on the current part failed (r, owned): 1 to go on (on the nodes
+ * that now serve the part, or on its own node from cursor 0 once a probe
+ * has waited for the client to know better), else the walk's error. */
+static int sync_failed(aredis_sync_scan *it, aredis_reply *r)
+{
+    aredis_client *c = aredis_sync_client(it->s);
+    int code = r->code != 0 ? r->code : AREDIS_ESERVER;
+    int next = it->plan.part_of != NULL
+                   ? plan_failed(&it->plan, c, &it->a, code)
+                   : PLAN_END;
+    if (next == PLAN_END)
+        return fail_reply(it, r);
+    it->begun = 0;
+    aredis_reply_free(r);
+    if (next == PLAN_GO)
+        return 1;
+    char key[24];
+    const char *argv[2];
+    size_t lens[2];
+    probe_argv(&it->plan, key, argv, lens);
+    aredis_cmd_opts o = {.timeout_ms = it->a.timeout_ms,
+                         .flags = AREDIS_CMD_IDEMPOTENT};
+    aredis_reply *p = aredis_sync_commandv_opts(it->s, &o, 2, argv, lens);
+    if (p == NULL)
+        return fail_oom(it);
+    if (p->type != AREDIS_REPLY_ERROR) {
+        aredis_reply_free(p);
+        return 1;
+    }
+    code = p->code != 0 ? p->code : AREDIS_ESERVER;
+    int e = code == AREDIS_ECANCELED || code == AREDIS_ESTATE
+                ? 0
+                : plan_rehome(&it->plan, c, &it->a);
+    if (e == 0)
+        return fail_reply(it, p);
+    aredis_reply_free(p);
+    return e > 0 ? 1 : fail_oom(it);
+}
+
 /* Fetch batches until one has elements or the walk ends.
  * \return 1 (a batch is ready), 0 (the end) or a negative aredis_err. */
 static int fetch(aredis_sync_scan *it)
 {
-    if (!it->started && it->nodes == NULL &&
-        walks_nodes(aredis_sync_client(it->s), &it->a)) {
-        static const char *const ping[] = {"PING"};
-        aredis_reply *r = aredis_sync_nodes_commandv(
-            it->s, AREDIS_NODES_PRIMARIES, 1, ping, NULL);
-        if (r == NULL) {
-            static const char oom[] = "out of memory";
-            return fail(it, AREDIS_ENOMEM, oom, sizeof oom - 1);
+    aredis_client *c = aredis_sync_client(it->s);
+    if (!it->planned) {
+        it->planned = 1;
+        if (walks_nodes(c, &it->a)) {
+            int e = sync_plan(it);
+            if (e != 0)
+                return e;
         }
-        const char *why = NULL;
-        int e = r->type == AREDIS_REPLY_ERROR
-                    ? (r->code != 0 ? r->code : AREDIS_ESERVER)
-                    : parse_nodes(r, &it->nodes, &it->nnodes, &why);
-        if (e != 0) {
-            it->reply = r; /* freed by fail() */
-            return r->type == AREDIS_REPLY_ERROR
-                       ? fail(it, e, r->str, r->len)
-                       : fail(it, e, why, strlen(why));
-        }
-        aredis_reply_free(r);
     }
     while (it->next >= it->n) {
-        if (it->started && at_end(&it->a) &&
-            !next_node(&it->a, &it->node, it->nnodes))
-            return 0;
+        if (it->begun && at_end(&it->a)) {
+            if (it->plan.part_of == NULL)
+                return 0;
+            plan_done(&it->plan);
+            it->begun = 0;
+        }
         aredis_reply_free(it->reply);
         it->reply = NULL;
         it->batch = NULL;
         it->n = it->next = 0;
+        if (it->plan.part_of != NULL) {
+            size_t cur = it->plan.cur;
+            int more = plan_current(&it->plan, c, &it->a);
+            if (more == 0)
+                return 0;
+            if (more < 0)
+                return fail_oom(it);
+            if (it->plan.cur != cur)
+                it->begun = 0;
+        }
         const char *argv[SCAN_ARGV_MAX];
         size_t lens[SCAN_ARGV_MAX];
         int argc = build_argv(&it->a, argv, lens);
-        aredis_reply *r = it->nodes != NULL
-                              ? aredis_sync_node_commandv(
-                                    it->s, it->nodes[it->node].host,
-                                    it->nodes[it->node].port, argc, argv, lens)
-                              : aredis_sync_commandv(it->s, argc, argv, lens);
-        if (r == NULL) {
-            static const char oom[] = "out of memory";
-            return fail(it, AREDIS_ENOMEM, oom, sizeof oom - 1);
+        const aredis_node_addr *node = it->plan.part_of != NULL
+                                           ? &it->plan.parts[it->plan.cur].node
+                                           : NULL;
+        aredis_reply *r =
+            node != NULL ? aredis_sync_node_commandv(
+                               it->s, node->host, node->port, argc, argv, lens)
+                         : aredis_sync_commandv(it->s, argc, argv, lens);
+        if (r == NULL)
+            return fail_oom(it);
+        if (r->type == AREDIS_REPLY_ERROR) {
+            int e = sync_failed(it, r);
+            if (e <= 0)
+                return e;
+            continue;
         }
         it->reply = r;
-        it->started = 1;
-        if (r->type == AREDIS_REPLY_ERROR)
-            return fail(it, r->code != 0 ? r->code : AREDIS_ESERVER, r->str,
-                        r->len);
+        it->begun = 1;
         const char *why = NULL;
         int e = take_reply(&it->a, r, &it->batch, &why);
         if (e != 0)
@@ -579,6 +913,6 @@ void aredis_sync_scan_free(aredis_sync_scan *it)
         return;
     aredis_reply_free(it->reply);
     aredis__free(it->errmsg);
-    aredis__free(it->nodes);
+    plan_free(&it->plan);
     aredis__free(it);
 }

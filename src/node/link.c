@@ -495,7 +495,10 @@ static char *in_buf(aredis__link *l, size_t *avail)
  * the write waits for the end of the loop turn: the replies of every
  * connection ready in this turn are taken first, so that each connection
  * gets one write carrying all their callbacks submitted for it, rather
- * than one now and another at the end of the turn. Loop context only. */
+ * than one now and another at the end of the turn. A connection with two
+ * writes unanswered holds what it queued (aredis__conn_held) until a
+ * reply comes: reading one asks for the end-of-turn write again. Loop
+ * context only. */
 static void service_as(aredis__link *l, int write)
 {
     aredis_client *c = l->c;

@@ -38,9 +38,9 @@ void aredis__node_set_host(aredis__node *n, char *host)
 void aredis__node_set_steps(aredis__node *n, const aredis__conn_step *steps,
                             size_t nsteps)
 {
-    assert(nsteps <= UINT16_MAX); /* a handful: READONLY, CLIENT TRACKING */
+    assert(nsteps <= UINT8_MAX); /* a handful: READONLY, CLIENT TRACKING */
     n->steps = steps;
-    n->nsteps = (uint16_t)nsteps;
+    n->nsteps = (uint8_t)nsteps;
     n->main.conn.extra = steps;
     n->main.conn.nextra = n->nsteps;
     for (aredis__link *l = aredis__pool_first(n); l != NULL;

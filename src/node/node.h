@@ -88,7 +88,7 @@ struct aredis__node {
      * aredis__node_set_steps(). */
     const aredis__conn_step *steps;
     int port;
-    uint16_t nsteps;    /* a handful (aredis__conn.nextra) */
+    uint8_t nsteps;     /* a handful (aredis__conn.nextra) */
     uint8_t role;       /* AREDIS__ROLE_* */
     aredis__link main;  /* the shared connection */
     aredis__pool *pool; /* exclusive connections, NULL until needed */

@@ -23,8 +23,10 @@
  *    replicas) is rebuilt from each answer and swapped in whole.
  *    The first map is fetched when the client is created (eager) or with
  *    the first command (cluster_lazy); until it arrives, commands that
- *    name a key are held, not sent to an arbitrary node. Keyless ones go
- *    to the first seed not known to be down.
+ *    name a key are held, not sent to an arbitrary node, and so is the
+ *    client's wait for a fan-out over nodes (hold_for_map), answered the
+ *    moment the map is applied. Keyless ones go to the first seed not
+ *    known to be down.
  *  - Refresh: after a MOVED (the slot is patched at once; one refresh,
  *    throttled to REFRESH_MIN_MS and coalesced across many MOVEDs), a node
  *    lost, a CLUSTERDOWN, and every cluster_refresh_ms. While something is
@@ -783,6 +785,14 @@ static void release_held(cluster *cl, int all)
             continue;
         }
         cmd->flags &= (uint8_t)~AREDIS__CMD_PENDING;
+        if (aredis__cmd_is_wait(cmd)) {
+            /* A wait for the map (cl_hold_for_map): over. */
+            static const aredis_reply known = {
+                .type = AREDIS_REPLY_STATUS, .str = "OK", .len = 2};
+            aredis__finish(cl->base.c, cmd, &known);
+            aredis__cmd_free(cl->base.c, cmd);
+            continue;
+        }
         resend(cl, cmd);
     }
     /* Freeing: what was not sent goes back, for cl_free to cancel. */
@@ -1697,6 +1707,16 @@ static aredis__node *cl_slot_node(aredis__topology *t, unsigned slot)
     return n != NULL ? &n->node : NULL;
 }
 
+/* A wait for the map is held as the commands waiting for one are: it is
+ * answered with the first map (or at the next maintenance, when the map
+ * has come), or given back at its deadline. */
+static void cl_hold_for_map(aredis__topology *t, aredis__cmd *cmd)
+{
+    cluster *cl = of(t);
+    start(cl);
+    hold(cl, cmd, 0);
+}
+
 static const aredis__topology_vt cluster_vt = {
     .name = "cluster",
     .route = cl_route,
@@ -1708,6 +1728,7 @@ static const aredis__topology_vt cluster_vt = {
     .free = cl_free,
     .nodes = cl_nodes,
     .slot_node = cl_slot_node,
+    .hold_for_map = cl_hold_for_map,
 };
 
 aredis__topology *aredis__cluster_new(aredis_client *c)

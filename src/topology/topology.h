@@ -84,7 +84,21 @@ typedef struct aredis__topology_vt {
                     size_t max);
     /* The primary serving a slot, NULL when not known. */
     aredis__node *(*slot_node)(aredis__topology *t, unsigned slot);
+    /* Optional (a topology that learns its nodes: cluster). Hold cmd, a
+     * wait of the client's own (aredis__cmd_is_wait(): no bytes), as a
+     * command waiting for the map is held: complete it (a status reply)
+     * once the topology knows where the slots are, at once when a map
+     * arrives; the client's deadline takes it back through unwait(), and
+     * free() cancels it like the others. */
+    void (*hold_for_map)(aredis__topology *t, aredis__cmd *cmd);
 } aredis__topology_vt;
+
+/* A record that stands for a wait (hold_for_map), not for a command: it
+ * has no bytes. */
+static inline int aredis__cmd_is_wait(const aredis__cmd *cmd)
+{
+    return cmd->cc.len == 0;
+}
 
 struct aredis__topology {
     const aredis__topology_vt *vt;

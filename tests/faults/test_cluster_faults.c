@@ -1059,3 +1059,163 @@ static void periodic_refresh_finds_a_failover(const pcluster *p)
     free_client(loop, c);
     aredis_loop_free(loop);
 }
+
+/* ---- a SCAN walk across failovers -----------------------------------------
+ */
+
+enum { NWALK = 300 };
+
+typedef struct walk {
+    pcluster *p;
+    char seen[NWALK];
+    int batches, done_calls, status;
+    char err[256];
+} walk;
+
+/* The index of a key of this test ("walk:<i>"), or -1. */
+static int walk_index(const char *s, size_t len)
+{
+    char buf[32];
+    if (len >= sizeof buf || len < 6 || memcmp(s, "walk:", 5) != 0)
+        return -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    int i = atoi(buf + 5);
+    return i >= 0 && i < NWALK ? i : -1;
+}
+
+/* Block until the node at port is a primary (a failover finished). */
+static void await_primary(int port)
+{
+    int64_t end = testenv_now_ms() + 30000;
+    while (!is_master(port)) {
+        cr_assert_lt(testenv_now_ms(), end, "%d was never promoted", port);
+        usleep(20000);
+    }
+}
+
+/* Mid-walk, on the first batch (from the primary of slot 0, node 0): a
+ * graceful failover of that node's shard (node 3 takes over: the node
+ * being walked is a replica from then on), and node 1, not walked yet,
+ * killed (its replica, node 4, is promoted while the walk goes on). */
+static int on_walk_batch(aredis_client *c, const aredis_reply *b, void *ud)
+{
+    (void)c;
+    (void)b;
+    walk *w = ud;
+    if (w->batches++ == 0) {
+        aredis_reply *r = raw(w->p->ports[3], "CLUSTER FAILOVER");
+        cr_assert_not_null(r);
+        cr_assert_eq(r->type, AREDIS_REPLY_STATUS, "%s", r->str);
+        aredis_reply_free(r);
+        await_primary(w->p->ports[3]);
+        cr_assert_eq(kill((pid_t)node_pid(w->p, 1), SIGKILL), 0);
+    }
+    return 0;
+}
+
+static int on_walk_elem(aredis_client *c, const aredis_scan_elem *e, void *ud)
+{
+    (void)c;
+    walk *w = ud;
+    int i = walk_index(e->str, e->len);
+    cr_assert_geq(i, 0, "a key not of this test: %.*s", (int)e->len, e->str);
+    w->seen[i] = 1;
+    return 0;
+}
+
+static void on_walk_done(aredis_client *c, int status, const aredis_reply *err,
+                         void *ud)
+{
+    (void)c;
+    walk *w = ud;
+    w->done_calls++;
+    w->status = status;
+    if (err != NULL)
+        snprintf(w->err, sizeof w->err, "%.*s", (int)err->len, err->str);
+}
+
+static void assert_all_seen(const char *seen, const char *form)
+{
+    for (int i = 0; i < NWALK; i++)
+        cr_assert(seen[i], "%s: walk:%d was never returned", form, i);
+}
+
+/* A SCAN of the key space on a 3+3 cluster survives the topology changing
+ * under it (asynchronous walk, then blocking iterator): a graceful
+ * CLUSTER FAILOVER of the shard being walked, a kill -9 of a primary not
+ * walked yet, then a kill -9 of the primary being walked and a graceful
+ * failover of one not walked yet. Each walk finishes once, without an
+ * error, and returns every key at least once. */
+Test(cluster_faults, scan_walk_survives_failovers_and_kills)
+{
+    pcluster p;
+    start_cluster(&p, "clscan", "--primaries 3 --replicas 1");
+    char url[128];
+    cluster_url(url, sizeof url, &p, 2);
+    aredis_status st;
+    aredis_sync *sy = aredis_sync_connect(&(aredis_options){.url = url}, &st);
+    cr_assert_not_null(sy, "%s", st.msg);
+    int on_node[3] = {0};
+    for (int i = 0; i < NWALK; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "walk:%d", i);
+        aredis_reply *r = aredis_sync_command(sy, "SET %s v", key);
+        cr_assert_not_null(r);
+        cr_assert_neq(r->type, AREDIS_REPLY_ERROR, "%s", r->str);
+        aredis_reply_free(r);
+        on_node[aredis_cluster_keyslot(key, strlen(key)) * 3 /
+                AREDIS_CLUSTER_SLOTS]++;
+    }
+    for (int i = 0; i < 3; i++)
+        cr_assert_gt(on_node[i], 20, "keys on every primary");
+    aredis_sync_free(sy);
+
+    /* Asynchronous: a few keys per call, so the walk is long. */
+    aredis_loop *loop = aredis_loop_new();
+    aredis_client *c = new_client(loop, url, 5000);
+    static walk w;
+    w.p = &p;
+    aredis_scan_opts o = {.match = "walk:*", .count = 5, .timeout_ms = 20000};
+    cr_assert_eq(
+        aredis_scan(c, &o, on_walk_batch, on_walk_elem, on_walk_done, &w), 0);
+    int64_t end = testenv_now_ms() + 60000;
+    while (w.done_calls == 0 && testenv_now_ms() < end)
+        aredis_loop_run_once(loop, 50);
+    cr_assert_eq(w.done_calls, 1, "the walk never finished");
+    cr_assert_eq(w.status, AREDIS_SCAN_FINISHED, "%d: %s", w.status, w.err);
+    assert_all_seen(w.seen, "async");
+    free_client(loop, c);
+    aredis_loop_free(loop);
+    cr_assert_eq(w.done_calls, 1, "done ran again");
+
+    /* Blocking: node 3 serves slot 0 now; it is killed after the first
+     * element (node 0 is promoted back), and node 5 takes shard 2 over
+     * from node 2 before the walk reaches it. */
+    static char seen[NWALK];
+    sy = aredis_sync_connect(&(aredis_options){.url = url}, &st);
+    cr_assert_not_null(sy, "%s", st.msg);
+    aredis_sync_scan *it = aredis_sync_scan_new(sy, &o, &st);
+    cr_assert_not_null(it, "%s", st.msg);
+    aredis_scan_elem e;
+    int rc, n = 0;
+    while ((rc = aredis_sync_scan_next(it, &e)) == 1) {
+        int i = walk_index(e.str, e.len);
+        cr_assert_geq(i, 0, "a key not of this test: %.*s", (int)e.len, e.str);
+        seen[i] = 1;
+        if (n++ == 0) {
+            cr_assert_eq(kill((pid_t)node_pid(&p, 3), SIGKILL), 0);
+            aredis_reply *r = raw(p.ports[5], "CLUSTER FAILOVER");
+            cr_assert_not_null(r);
+            cr_assert_eq(r->type, AREDIS_REPLY_STATUS, "%s", r->str);
+            aredis_reply_free(r);
+            await_primary(p.ports[5]);
+        }
+    }
+    cr_assert_eq(rc, 0, "%d: %s", rc, aredis_sync_scan_errmsg(it));
+    cr_assert_eq(aredis_sync_scan_next(it, &e), 0, "the end is sticky");
+    assert_all_seen(seen, "sync");
+    aredis_sync_scan_free(it);
+    aredis_sync_free(sy);
+    stop_cluster(&p);
+}

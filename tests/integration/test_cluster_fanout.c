@@ -16,10 +16,13 @@
  * reply, and the data is checked on the servers. */
 #include <criterion/criterion.h>
 
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "aredis/aredis.h"
 #include "testenv.h"
@@ -637,6 +640,150 @@ Test(cluster_fanout, acquire_for_a_key_runs_watch_multi_exec_on_its_primary)
     got_clear(&t.exec);
     aredis_command(c, NULL, NULL, "DEL %s", key);
     client_done(c, loop);
+}
+
+/* ---- waiting for the first map ------------------------------------------- */
+
+static int parts_seen;         /* DBSIZE replies from the nodes so far */
+static int parts_at_first_get; /* ... when the first GET was answered */
+
+static const aredis_reply *count_part(aredis_client *c, const aredis_reply *r,
+                                      aredis_reply_arena *a, void *ud)
+{
+    (void)c;
+    (void)a;
+    (void)ud;
+    parts_seen++;
+    return r;
+}
+
+static void on_get(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    if (parts_at_first_get < 0)
+        parts_at_first_get = parts_seen;
+    on_got(c, r, ud);
+}
+
+/* A fan-out asked before the client has its map goes the moment the map
+ * arrives, not at a later tick: DBSIZE, then GETs on every primary, are
+ * submitted to a new client; the GETs wait for the map in the topology,
+ * the DBSIZE before them. When the map comes, both go in that order, so
+ * on each primary's connection DBSIZE's part comes before the GET, and
+ * the first GET answered finds a DBSIZE part answered already. (A fan-out
+ * that looked for the map again on a timer sent its parts after the GETs,
+ * which the map's arrival had released.) */
+Test(cluster_fanout, fanout_waiting_for_the_map_goes_when_it_arrives)
+{
+    char keys[NK][64];
+    make_keys(keys, "first");
+    int per_primary[3] = {0};
+    for (int i = 0; i < NK; i++)
+        per_primary[aredis_cluster_keyslot(keys[i], strlen(keys[i])) * 3 /
+                    AREDIS_CLUSTER_SLOTS]++;
+    for (int i = 0; i < 3; i++)
+        cr_assert_gt(per_primary[i], 0, "a GET for every primary");
+    aredis_loop *loop = aredis_loop_new();
+    aredis_client *c = cluster_client(loop, primaries[1], 0);
+    cr_assert_eq(aredis_client_set_reply_hook(c, "DBSIZE", count_part, NULL),
+                 0);
+    parts_seen = 0;
+    parts_at_first_get = -1;
+    ndone = 0;
+    static got size, gets[NK];
+    cr_assert_eq(aredis_command(c, on_got, &size, "DBSIZE"), 0);
+    for (int i = 0; i < NK; i++)
+        cr_assert_eq(aredis_command(c, on_get, &gets[i], "GET %s", keys[i]), 0);
+    wait_for(loop, NK + 1);
+    cr_assert_eq(size.calls, 1);
+    cr_assert_eq(size.r->type, AREDIS_REPLY_INTEGER, "%s",
+                 size.r->type == AREDIS_REPLY_ERROR ? size.r->str : "");
+    cr_assert_eq(parts_seen, 3, "one DBSIZE per primary");
+    cr_assert_geq(parts_at_first_get, 1,
+                  "the GETs went before the fan-out's parts");
+    for (int i = 0; i < NK; i++) {
+        cr_assert_eq(gets[i].calls, 1);
+        got_clear(&gets[i]);
+    }
+    got_clear(&size);
+
+    /* The map read run by run: the three primaries, every slot served,
+     * in the fixture's order (first, second, third third). */
+    aredis_node_addr node;
+    unsigned last = 0, runs = 0;
+    for (unsigned s = 0; s < AREDIS_CLUSTER_SLOTS; s = last + 1, runs++) {
+        cr_assert_eq(aredis_client_slot_primary(c, s, &node, &last), 1);
+        cr_assert_geq(last, s);
+        cr_assert(node.primary);
+        cr_assert_eq(node.port, primaries[runs], "slot %u: %d", s, node.port);
+    }
+    cr_assert_eq(runs, 3);
+    cr_assert_eq(
+        aredis_client_slot_primary(c, AREDIS_CLUSTER_SLOTS, &node, NULL),
+        AREDIS_EINVAL);
+    client_done(c, loop);
+}
+
+static int acquired_calls, acquired_code;
+
+static void on_no_slot(aredis_client *c, aredis_exclusive *x, int status,
+                       void *ud)
+{
+    (void)c;
+    (void)ud;
+    cr_assert_null(x);
+    acquired_calls++;
+    acquired_code = status;
+}
+
+/* No map ever comes (one seed refuses connections, the other accepts them
+ * and never answers): a fan-out over the primaries, a command to every
+ * node and an exclusive connection for a slot each fail once, with the
+ * reason, after the wait for the map. */
+Test(cluster_fanout, fanout_fails_once_when_no_map_comes)
+{
+    int silent = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(silent, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    cr_assert_eq(bind(silent, (struct sockaddr *)&sa, sizeof sa), 0);
+    cr_assert_eq(listen(silent, 8), 0);
+    cr_assert_eq(getsockname(silent, (struct sockaddr *)&sa, &len), 0);
+    char seeds[64];
+    snprintf(seeds, sizeof seeds, "127.0.0.1:%d,127.0.0.1:%d",
+             testenv_free_port(), ntohs(sa.sin_port));
+    aredis_loop *loop = aredis_loop_new();
+    aredis_status st;
+    aredis_client *c = aredis_client_new(
+        loop, &(aredis_options){.cluster = {.seeds = seeds}}, &st);
+    cr_assert_not_null(c, "%s", st.msg);
+    static got size, pings;
+    ndone = 0;
+    acquired_calls = 0;
+    cr_assert_eq(aredis_command(c, on_got, &size, "DBSIZE"), 0);
+    cr_assert_eq(
+        aredis_nodes_command(c, AREDIS_NODES_ALL, on_got, &pings, "PING"), 0);
+    cr_assert_eq(aredis_client_acquire_slot(c, 42, on_no_slot, NULL), 0);
+    for (int spins = 0; spins < 1500 && (ndone < 2 || acquired_calls == 0);
+         spins++)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(size.calls, 1);
+    cr_assert_eq(pings.calls, 1);
+    cr_assert_eq(acquired_calls, 1);
+    for (int i = 0; i < 2; i++) {
+        const aredis_reply *r = i == 0 ? size.r : pings.r;
+        cr_assert_eq(r->type, AREDIS_REPLY_ERROR);
+        cr_assert_eq(r->code, AREDIS_ETIMEDOUT, "%s", r->str);
+        cr_assert_str_eq(r->str, "no slot map: the cluster's nodes did not "
+                                 "say which node serves which slots in time");
+    }
+    cr_assert_eq(acquired_code, AREDIS_ETIMEDOUT);
+    got_clear(&size);
+    got_clear(&pings);
+    client_done(c, loop);
+    cr_assert_eq(ndone, 2, "a second callback");
+    cr_assert_eq(acquired_calls, 1, "a second callback");
+    close(silent);
 }
 
 /* ---- exactly once when the client goes away ------------------------------ */

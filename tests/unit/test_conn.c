@@ -5,8 +5,9 @@
  * again, what fails "outcome unknown"), attempts and backoff with an
  * injected random source, cancellation, a lent connection, submitting
  * from a completion, at most one transport at a time, and the bytes of
- * commands in flight kept until their replies (keep_inflight). The test plays
- * the driver: it feeds events and takes the actions. */
+ * commands in flight kept until their replies (keep_inflight), and at most
+ * two writes awaiting replies in a deep pipeline (the rest held). The test
+ * plays the driver: it feeds events and takes the actions. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,7 +17,8 @@
 #include "resp/resp.h"
 #include "util/alloc.h"
 
-enum { NCMD = 16 };
+/* NFILL more records, cmds[NCMD...], make a deep pipeline (fill()). */
+enum { NCMD = 16, NFILL = AREDIS__CONN_HOLD_MIN + 16, NALL = NCMD + NFILL };
 
 typedef struct tcmd {
     aredis__conn_cmd cc; /* first */
@@ -28,7 +30,7 @@ typedef struct tcmd {
 
 static aredis__conn_config cfg;
 static aredis__conn cn;
-static tcmd cmds[NCMD];
+static tcmd cmds[NALL];
 static int64_t now = 1000;
 
 /* What the driver saw. */
@@ -70,7 +72,7 @@ static void teardown(void)
     aredis__conn_cmd *left = aredis__conn_take_all(&cn);
     for (; left != NULL; left = left->next)
         aredis__free(left->copy);
-    for (int i = 0; i < NCMD; i++) {
+    for (int i = 0; i < NALL; i++) {
         aredis__free(cmds[i].cc.copy);
         cmds[i].cc.copy = NULL;
     }
@@ -119,7 +121,7 @@ static void take(const aredis__conn_action *a)
         break;
     case AREDIS__ACT_COMPLETE: {
         tcmd *t = (tcmd *)a->cmd;
-        cr_assert(t >= cmds && t < cmds + NCMD);
+        cr_assert(t >= cmds && t < cmds + NALL);
         if (t->cc.flags & AREDIS__CC_CANCELLED) {
             t->cancelled_seen++;
             break;
@@ -1113,4 +1115,163 @@ Test(conn, no_extra_step_when_the_owner_clears_it)
     open_and_hello();
     cr_assert_eq(cn.state, AREDIS__ST_READY);
     cr_assert_eq(d.connected, 1);
+}
+
+/* ---- at most two writes awaiting replies in a deep pipeline ------------ */
+
+/* Write what the connection gives now, in one write: its size (0: none). */
+static size_t write_once(void)
+{
+    const char *out;
+    size_t n = aredis__conn_out(&cn, &out);
+    if (n > 0)
+        aredis__conn_wrote(&cn, n);
+    return n;
+}
+
+/* n commands of the fill in flight, in one write. */
+static void fill(int n)
+{
+    for (int i = 0; i < n; i++)
+        submit(NCMD + i, "GET");
+    cr_assert_gt(write_once(), 0);
+}
+
+/* n replies. */
+static void answer(int n)
+{
+    static char r[NALL * 5 + 1];
+    for (int i = 0; i < n; i++)
+        memcpy(r + 5 * i, "+OK\r\n", 5);
+    r[5 * n] = '\0';
+    feed(r);
+}
+
+Test(conn, at_most_two_writes_await_replies_in_a_deep_pipeline)
+{
+    connect_ready();
+    char one[64];
+    size_t len = encoded(one, sizeof one, "GET");
+    fill(NFILL);
+    submit(0, "GET");
+    cr_assert_eq(write_once(), len, "the second write goes at once");
+    submit(1, "GET");
+    submit(2, "GET");
+    cr_assert(aredis__conn_held(&cn), "two unanswered: the rest waits");
+    cr_assert_eq(write_once(), 0);
+    answer(10);
+    cr_assert(aredis__conn_held(&cn), "the first write is answered in part");
+    cr_assert_eq(write_once(), 0);
+    answer(NFILL - 10);
+    cr_assert(!aredis__conn_held(&cn));
+    cr_assert_eq(write_once(), 2 * len, "what was held goes in one write");
+    /* A shallow pipeline: writes go as they come. */
+    submit(3, "GET");
+    cr_assert_eq(write_once(), len);
+    answer(4);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(cmds[i].calls, 1, "command %d", i);
+    cr_assert(aredis__conn_idle(&cn));
+}
+
+Test(conn, a_shallow_pipeline_never_waits)
+{
+    connect_ready();
+    for (int i = 0; i < NCMD; i++) {
+        submit(i, "GET");
+        cr_assert(!aredis__conn_held(&cn), "command %d", i);
+        cr_assert_gt(write_once(), 0, "command %d", i);
+    }
+    answer(NCMD);
+    for (int i = 0; i < NCMD; i++) {
+        submit(i, "GET");
+        cr_assert_gt(write_once(), 0, "one at a time: command %d", i);
+        answer(1);
+    }
+}
+
+Test(conn, the_rest_of_a_partial_write_goes_whatever_the_count)
+{
+    connect_ready();
+    fill(NFILL);
+    submit(0, "GET");
+    const char *out;
+    size_t n = aredis__conn_out(&cn, &out);
+    aredis__conn_wrote(&cn, 3); /* the transport took 3 bytes */
+    submit(1, "GET");
+    /* The first write is unanswered, but the second is not all out: its
+     * rest, and what joined it, go on (a held half command would never
+     * be answered). */
+    cr_assert(!aredis__conn_held(&cn));
+    cr_assert_eq(write_once(), 2 * n - 3);
+    submit(2, "GET");
+    cr_assert(aredis__conn_held(&cn), "a whole second write unanswered");
+    answer(NFILL);
+    cr_assert_eq(write_once(), n);
+}
+
+Test(conn, an_exclusive_connection_never_holds)
+{
+    cn.exclusive = 1;
+    connect_ready();
+    fill(NFILL);
+    for (int i = 0; i < 4; i++) {
+        submit(i, "GET");
+        cr_assert_gt(write_once(), 0, "command %d", i);
+    }
+}
+
+Test(conn, held_commands_of_a_lost_connection_were_never_sent)
+{
+    connect_ready();
+    const char *incr[] = {"INCR", "n"};
+    fill(NFILL);
+    submit_raw(0, AREDIS__REPLY_NORMAL, 0, 2, incr);
+    write_once();
+    submit_raw(1, AREDIS__REPLY_NORMAL, 0, 2, incr);
+    submit_raw(2, AREDIS__REPLY_NORMAL, AREDIS__CC_NO_RESEND, 2, incr);
+    cr_assert_eq(write_once(), 0, "1 and 2 are held");
+    aredis__conn_closed(&cn, AREDIS_ECLOSED, "server closed", now);
+    drain();
+    cr_assert_eq(cmds[0].code, AREDIS_EUNKNOWN, "written: %s", cmds[0].text);
+    cr_assert_eq(cmds[NCMD].code, AREDIS_EUNKNOWN);
+    /* Held: never written, so safe to send again (or elsewhere), and one
+     * that must not be re-sent fails as never sent. */
+    cr_assert_eq(cmds[1].calls, 0, "%s", cmds[1].text);
+    cr_assert_eq(cn.npend, 1);
+    cr_assert_eq(cmds[2].code, AREDIS_ECLOSED);
+    cr_assert(strstr(cmds[2].text, "before the command was sent") != NULL, "%s",
+              cmds[2].text);
+    /* It goes out on the next connection. */
+    aredis__conn_timer(&cn, now);
+    aredis__conn_resolved(&cn, 1, now);
+    aredis__conn_opened(&cn, now);
+    drain();
+    write_all();
+    feed(hello_map);
+    write_all();
+    feed(":1\r\n");
+    cr_assert_eq(cmds[1].calls, 1);
+    cr_assert_eq(cmds[1].type, AREDIS_REPLY_INTEGER);
+}
+
+Test(conn, held_commands_taken_pending_come_with_their_bytes)
+{
+    /* A cluster moves the commands of a lost node elsewhere with
+     * aredis__conn_take_pending(): the held ones are among them. */
+    connect_ready();
+    fill(NFILL);
+    submit(0, "GET");
+    write_once();
+    submit(1, "INCR");
+    cr_assert_eq(write_once(), 0);
+    aredis__conn_closed(&cn, AREDIS_ECLOSED, "server closed", now);
+    drain();
+    aredis__conn_cmd *q = aredis__conn_take_pending(&cn);
+    cr_assert_eq(q, &cmds[1].cc);
+    cr_assert_null(q->next);
+    char want[64];
+    size_t n = encoded(want, sizeof want, "INCR");
+    cr_assert_eq(memcmp(q->copy, want, n), 0);
+    cr_assert_eq(cmds[1].calls, 0);
 }
