@@ -181,7 +181,11 @@ class PubSubWorkerThread(threading.Thread):
             try:
                 fut.result(timeout=max(1.0, self.sleep_time * 10))
             except Exception:
-                if not self.loop.is_running():
+                # A closed pubsub (or client) fails at once, every time:
+                # nothing more to read.
+                pc = self.pubsub._pcore
+                if not self.loop.is_running() or (pc is not None and
+                                                  pc.closed):
                     break
 
     def stop(self):
