@@ -1131,6 +1131,7 @@ typedef struct reaper {
     aredis_client *c;
     aredis_loop *loop;
     Trigger *trig;
+    pyloop *pl; /* for a closed client's loop (see client_close()) */
 } reaper;
 
 static void reap(aredis_client *c, aredis_loop *loop)
@@ -1258,6 +1259,24 @@ static PyObject *client_execute(Client *self, PyObject *const *args,
     return fut;
 }
 
+/* A closed client's release: its loop goes on the asyncio loop's next
+ * turn (the release runs inside one of the loop's own callbacks). Without
+ * a way to come back (the asyncio loop is closed) it is leaked rather than
+ * freed under the core's feet. */
+static void orphan_loop_free(void *data)
+{
+    reaper *r = data;
+    PyObject *h = PyObject_CallOneArg(r->pl->call_soon, (PyObject *)r->trig);
+    if (h == NULL) {
+        PyErr_Clear();
+        r->trig->src = NULL;
+        Py_DECREF(r->trig);
+        PyMem_Free(r);
+        return;
+    }
+    Py_DECREF(h);
+}
+
 static PyObject *client_close(Client *self, PyObject *unused)
 {
     (void)unused;
@@ -1266,10 +1285,27 @@ static PyObject *client_close(Client *self, PyObject *unused)
         dep_unlink(d);
         d->drop(d);
     }
-    if (self->c != NULL) {
-        aredis_client_close(self->c);
-        self->c = NULL;
+    if (self->c == NULL)
+        Py_RETURN_NONE;
+    /* From here the C client frees itself once what it has in flight has
+     * completed (the UNWATCH of a pipeline dropped above included), which
+     * may be after this object is gone: the loop it runs on goes with it,
+     * not with this object. */
+    reaper *r = PyMem_Calloc(1, sizeof *r);
+    if (r == NULL)
+        return PyErr_NoMemory();
+    r->loop = self->loop;
+    r->pl = self->pl;
+    r->trig = trigger_new(reap_fire, r, 0, self->aloop);
+    if (r->trig == NULL) {
+        PyMem_Free(r);
+        return NULL;
     }
+    aredis_client_set_data(self->c, r, orphan_loop_free);
+    aredis_client_close(self->c);
+    self->c = NULL;
+    self->loop = NULL;
+    self->pl = NULL;
     Py_RETURN_NONE;
 }
 
