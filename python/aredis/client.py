@@ -276,10 +276,15 @@ class Pipeline(CommandsMixin):
     @property
     def _core(self):
         # Made on first use, so that a pipeline created outside the loop
-        # (at import time) binds its client to the loop that runs it.
-        if self._pcore is None:
-            self._pcore = _core.Pipeline(self.client.core, self.transaction)
-        return self._pcore
+        # (at import time) binds its client to the loop that runs it; made
+        # again when the one it had is gone (the client was closed, or a
+        # reset() found it busy) and nothing is queued or watched on it.
+        pc = self._pcore
+        if pc is None or (pc.closed and not self._stack and
+                          not self.watching):
+            pc = self._pcore = _core.Pipeline(self.client.core,
+                                              self.transaction)
+        return pc
 
     def __await__(self):
         if self._watches:

@@ -25,11 +25,14 @@ class PubSub:
     @property
     def _core(self):
         # Made on first use, so that a pubsub created outside the loop (at
-        # import time) binds its client to the loop that runs it.
-        if self._pcore is None:
-            self._pcore = _core.PubSub(self.client.core,
-                                       self.ignore_subscribe_messages)
-        return self._pcore
+        # import time) binds its client to the loop that runs it; made
+        # again after close() (its own or the client's) once it holds no
+        # subscription.
+        pc = self._pcore
+        if pc is None or (pc.closed and not self.subscribed):
+            pc = self._pcore = _core.PubSub(self.client.core,
+                                            self.ignore_subscribe_messages)
+        return pc
 
     @property
     def subscribed(self):
@@ -148,6 +151,7 @@ class PubSub:
             self._pcore.close()
         self.channels = {}
         self.patterns = {}
+        self._expected = 0
 
     reset = close
 
@@ -177,7 +181,11 @@ class PubSubWorkerThread(threading.Thread):
             try:
                 fut.result(timeout=max(1.0, self.sleep_time * 10))
             except Exception:
-                if not self.loop.is_running():
+                # A closed pubsub (or client) fails at once, every time:
+                # nothing more to read.
+                pc = self.pubsub._pcore
+                if not self.loop.is_running() or (pc is not None and
+                                                  pc.closed):
                     break
 
     def stop(self):

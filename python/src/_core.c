@@ -34,7 +34,8 @@ static PyObject *err_prefixes;
 static PyObject *err_server_default;
 static PyObject *err_client_default;
 
-static PyObject *s_cancel, *s_type, *s_pattern, *s_channel, *s_data;
+static PyObject *s_cancel, *s_is_running, *s_type, *s_pattern, *s_channel,
+    *s_data;
 static PyObject *kind_names[16];
 
 /* ------------------------------------------------------------------------
@@ -804,6 +805,15 @@ fail:
  * Client
  * ------------------------------------------------------------------------ */
 
+/* A pipeline or pubsub of a client, on the client's list: close() frees
+ * their C objects before it closes the client, as the C library wants (a
+ * pipeline keeps a pointer to its client, which frees itself once its
+ * last command has completed), and they refuse to work from then on. */
+typedef struct dep {
+    struct dep *next, **pprev;
+    void (*drop)(struct dep *d); /* free the C object; unlinked already */
+} dep;
+
 typedef struct {
     PyObject_HEAD aredis_loop *loop;
     pyloop *pl; /* owned by loop */
@@ -813,7 +823,29 @@ typedef struct {
     PyObject *encoding_obj;
     conv cv;
     const char *encoding; /* for arguments; NULL: utf-8 */
+    dep *deps;            /* each holds a reference to the client */
 } Client;
+
+static void dep_link(Client *c, dep *d, void (*drop)(dep *))
+{
+    d->drop = drop;
+    d->next = c->deps;
+    d->pprev = &c->deps;
+    if (c->deps != NULL)
+        c->deps->pprev = &d->next;
+    c->deps = d;
+}
+
+static void dep_unlink(dep *d)
+{
+    if (d->pprev == NULL)
+        return;
+    *d->pprev = d->next;
+    if (d->next != NULL)
+        d->next->pprev = d->pprev;
+    d->next = NULL;
+    d->pprev = NULL;
+}
 
 static PyTypeObject ClientType;
 
@@ -839,7 +871,18 @@ static int check_loop(Client *owner)
         if (!PyErr_ExceptionMatches(PyExc_RuntimeError))
             return -1;
         PyErr_Clear();
-        return 0;
+        /* No loop runs in this thread. The client's loop running all the
+         * same means it runs in another thread, which the client belongs
+         * to: a call from here would race with it. */
+        PyObject *r = PyObject_CallMethodNoArgs(owner->aloop, s_is_running);
+        int elsewhere = r != NULL ? PyObject_IsTrue(r) : -1;
+        Py_XDECREF(r);
+        if (elsewhere > 0)
+            PyErr_SetString(PyExc_RuntimeError,
+                            "this client's event loop runs in another "
+                            "thread: hand the work to that loop "
+                            "(asyncio.run_coroutine_threadsafe())");
+        return elsewhere != 0 ? -1 : 0;
     }
     Py_DECREF(running);
     if (running == owner->aloop)
@@ -1088,6 +1131,7 @@ typedef struct reaper {
     aredis_client *c;
     aredis_loop *loop;
     Trigger *trig;
+    pyloop *pl; /* for a closed client's loop (see client_close()) */
 } reaper;
 
 static void reap(aredis_client *c, aredis_loop *loop)
@@ -1215,13 +1259,53 @@ static PyObject *client_execute(Client *self, PyObject *const *args,
     return fut;
 }
 
+/* A closed client's release: its loop goes on the asyncio loop's next
+ * turn (the release runs inside one of the loop's own callbacks). Without
+ * a way to come back (the asyncio loop is closed) it is leaked rather than
+ * freed under the core's feet. */
+static void orphan_loop_free(void *data)
+{
+    reaper *r = data;
+    PyObject *h = PyObject_CallOneArg(r->pl->call_soon, (PyObject *)r->trig);
+    if (h == NULL) {
+        PyErr_Clear();
+        r->trig->src = NULL;
+        Py_DECREF(r->trig);
+        PyMem_Free(r);
+        return;
+    }
+    Py_DECREF(h);
+}
+
 static PyObject *client_close(Client *self, PyObject *unused)
 {
     (void)unused;
-    if (self->c != NULL) {
-        aredis_client_close(self->c);
-        self->c = NULL;
+    while (self->deps != NULL) {
+        dep *d = self->deps;
+        dep_unlink(d);
+        d->drop(d);
     }
+    if (self->c == NULL)
+        Py_RETURN_NONE;
+    /* From here the C client frees itself once what it has in flight has
+     * completed (the UNWATCH of a pipeline dropped above included), which
+     * may be after this object is gone: the loop it runs on goes with it,
+     * not with this object. */
+    reaper *r = PyMem_Calloc(1, sizeof *r);
+    if (r == NULL)
+        return PyErr_NoMemory();
+    r->loop = self->loop;
+    r->pl = self->pl;
+    r->trig = trigger_new(reap_fire, r, 0, self->aloop);
+    if (r->trig == NULL) {
+        PyMem_Free(r);
+        return NULL;
+    }
+    aredis_client_set_data(self->c, r, orphan_loop_free);
+    aredis_client_close(self->c);
+    self->c = NULL;
+    self->loop = NULL;
+    self->pl = NULL;
     Py_RETURN_NONE;
 }
 
@@ -1266,10 +1350,31 @@ static PyTypeObject ClientType = {
 
 typedef struct {
     PyObject_HEAD Client *owner;
-    aredis_pipeline *p;
+    aredis_pipeline *p; /* NULL once dropped */
+    dep d;
 } Pipeline;
 
 static PyTypeObject PipelineType;
+
+/* Free the C pipeline. A batch or a WATCH still in flight finishes from
+ * its own callbacks, which complete their futures as usual. */
+static void pipeline_drop(dep *d)
+{
+    Pipeline *self = (Pipeline *)((char *)d - offsetof(Pipeline, d));
+    aredis_pipeline_free(self->p);
+    self->p = NULL;
+}
+
+/* 0 when the C pipeline is there, else -1 with the reason raised. */
+static int pipeline_ready(Pipeline *self)
+{
+    if (self->p != NULL)
+        return 0;
+    return raise_code(AREDIS_ESTATE,
+                      self->owner != NULL && self->owner->c == NULL
+                          ? "the client is closed"
+                          : "pipeline");
+}
 
 static int pipeline_init(Pipeline *self, PyObject *args, PyObject *kw)
 {
@@ -1281,6 +1386,10 @@ static int pipeline_init(Pipeline *self, PyObject *args, PyObject *kw)
         return -1;
     if (client_ready(c) != 0)
         return -1;
+    if (self->owner != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "already initialised");
+        return -1;
+    }
     self->p = aredis_pipeline_new(c->c, tx);
     if (self->p == NULL) {
         PyErr_NoMemory();
@@ -1288,11 +1397,13 @@ static int pipeline_init(Pipeline *self, PyObject *args, PyObject *kw)
     }
     Py_INCREF(c);
     self->owner = c;
+    dep_link(c, &self->d, pipeline_drop);
     return 0;
 }
 
 static void pipeline_dealloc(Pipeline *self)
 {
+    dep_unlink(&self->d);
     if (self->p != NULL)
         aredis_pipeline_free(self->p);
     Py_XDECREF(self->owner);
@@ -1311,8 +1422,8 @@ static PyObject *pipeline_command(Pipeline *self, PyObject *const *args,
                                   Py_ssize_t n)
 {
     argbuf a;
-    if (self->p == NULL)
-        return raise_code(AREDIS_ESTATE, "pipeline"), NULL;
+    if (pipeline_ready(self) != 0)
+        return NULL;
     if (argbuf_fill(&a, args, n, self->owner->encoding) != 0)
         return NULL;
     int e = aredis_pipeline_commandv(self->p, a.argc, a.argv, a.lens);
@@ -1326,8 +1437,8 @@ static PyObject *pipeline_immediate(Pipeline *self, PyObject *const *args,
                                     Py_ssize_t n)
 {
     argbuf a;
-    if (self->p == NULL)
-        return raise_code(AREDIS_ESTATE, "pipeline"), NULL;
+    if (pipeline_ready(self) != 0)
+        return NULL;
     if (argbuf_fill(&a, args, n, self->owner->encoding) != 0)
         return NULL;
     pending *p = pending_new(self->owner, (PyObject *)self, NULL, NULL);
@@ -1349,8 +1460,8 @@ static PyObject *pipeline_immediate(Pipeline *self, PyObject *const *args,
 static PyObject *pipeline_execute(Pipeline *self, PyObject *unused)
 {
     (void)unused;
-    if (self->p == NULL)
-        return raise_code(AREDIS_ESTATE, "pipeline"), NULL;
+    if (pipeline_ready(self) != 0)
+        return NULL;
     pending *p = pending_new(self->owner, (PyObject *)self, NULL, NULL);
     if (p == NULL)
         return NULL;
@@ -1366,8 +1477,8 @@ static PyObject *pipeline_execute(Pipeline *self, PyObject *unused)
 static PyObject *pipeline_watch(Pipeline *self, PyObject *const *args,
                                 Py_ssize_t n)
 {
-    if (self->p == NULL)
-        return raise_code(AREDIS_ESTATE, "pipeline"), NULL;
+    if (pipeline_ready(self) != 0)
+        return NULL;
     argbuf a;
     PyObject *name = PyUnicode_FromString("WATCH");
     if (name == NULL)
@@ -1412,24 +1523,41 @@ static PyObject *pipeline_watch(Pipeline *self, PyObject *const *args,
 static PyObject *pipeline_multi(Pipeline *self, PyObject *unused)
 {
     (void)unused;
-    if (self->p == NULL)
-        return raise_code(AREDIS_ESTATE, "pipeline"), NULL;
+    if (pipeline_ready(self) != 0)
+        return NULL;
     int e = aredis_pipeline_multi(self->p);
     if (e != 0)
         return raise_code(e, "cannot start MULTI"), NULL;
     Py_RETURN_NONE;
 }
 
+/* Empty the queue and give back a WATCH connection. A pipeline whose
+ * batch or WATCH is still in flight (its awaiter was cancelled: reset()
+ * runs on the way out of `async with`) cannot be reset: it is dropped
+ * instead, and the Python side makes a new one on next use. */
 static PyObject *pipeline_reset(Pipeline *self, PyObject *unused)
 {
     (void)unused;
-    if (self->p != NULL) {
-        int e = aredis_pipeline_reset(self->p);
-        if (e != 0)
-            return raise_code(e, "cannot reset the pipeline"), NULL;
+    if (self->p != NULL && aredis_pipeline_reset(self->p) != 0) {
+        dep_unlink(&self->d);
+        pipeline_drop(&self->d);
     }
     Py_RETURN_NONE;
 }
+
+static PyObject *pipeline_get_closed(Pipeline *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(self->p == NULL);
+}
+
+static PyGetSetDef pipeline_getset[] = {
+    {"closed", (getter)pipeline_get_closed, NULL,
+     "True once the C pipeline is gone (client closed, or dropped by a "
+     "reset() while busy): a new one is needed.",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
 
 static PyObject *pipeline_size(Pipeline *self, PyObject *unused)
 {
@@ -1470,6 +1598,7 @@ static PyTypeObject PipelineType = {
     .tp_init = (initproc)pipeline_init,
     .tp_dealloc = (destructor)pipeline_dealloc,
     .tp_methods = pipeline_methods,
+    .tp_getset = pipeline_getset,
 };
 
 /* ------------------------------------------------------------------------
@@ -1478,8 +1607,29 @@ static PyTypeObject PipelineType = {
 
 typedef struct {
     PyObject_HEAD Client *owner;
-    aredis_pubsub *ps;
+    aredis_pubsub *ps; /* NULL once closed */
+    dep d;
 } PubSub;
+
+/* Leave every subscription and free; waiting get_message() calls
+ * complete with None. */
+static void pubsub_drop(dep *d)
+{
+    PubSub *self = (PubSub *)((char *)d - offsetof(PubSub, d));
+    aredis_pubsub_free(self->ps);
+    self->ps = NULL;
+}
+
+/* 0 when the C pubsub is there, else -1 with the reason raised. */
+static int pubsub_ready(PubSub *self)
+{
+    if (self->ps != NULL)
+        return 0;
+    return raise_code(AREDIS_ESTATE,
+                      self->owner != NULL && self->owner->c == NULL
+                          ? "the client is closed"
+                          : "pubsub");
+}
 
 static PyObject *message_dict(const conv *cv, const aredis_pubsub_message *m)
 {
@@ -1546,6 +1696,10 @@ static int pubsub_init(PubSub *self, PyObject *args, PyObject *kw)
         return -1;
     if (client_ready(c) != 0)
         return -1;
+    if (self->owner != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "already initialised");
+        return -1;
+    }
     aredis_pubsub_options o = {.ignore_subscribe_messages = ignore,
                                .event_handler = on_event};
     self->ps = aredis_pubsub_new(c->c, &o);
@@ -1555,11 +1709,13 @@ static int pubsub_init(PubSub *self, PyObject *args, PyObject *kw)
     }
     Py_INCREF(c);
     self->owner = c;
+    dep_link(c, &self->d, pubsub_drop);
     return 0;
 }
 
 static void pubsub_dealloc(PubSub *self)
 {
+    dep_unlink(&self->d);
     if (self->ps != NULL)
         aredis_pubsub_free(self->ps);
     Py_XDECREF(self->owner);
@@ -1575,8 +1731,8 @@ typedef int (*unsub_fn)(aredis_pubsub *, const char *);
 
 static PyObject *do_subscribe(PubSub *self, PyObject *name, sub_fn fn)
 {
-    if (self->ps == NULL)
-        return raise_code(AREDIS_ESTATE, "pubsub"), NULL;
+    if (pubsub_ready(self) != 0)
+        return NULL;
     argbuf a;
     if (argbuf_fill(&a, &name, 1, self->owner->encoding) != 0)
         return NULL;
@@ -1597,8 +1753,8 @@ static PyObject *do_unsubscribe(PubSub *self, PyObject *args, unsub_fn fn)
     PyObject *name = Py_None;
     if (!PyArg_ParseTuple(args, "|O", &name))
         return NULL;
-    if (self->ps == NULL)
-        return raise_code(AREDIS_ESTATE, "pubsub"), NULL;
+    if (pubsub_ready(self) != 0)
+        return NULL;
     int e;
     if (name == Py_None) {
         e = fn(self->ps, NULL);
@@ -1664,8 +1820,8 @@ static PyObject *pubsub_get_message(PubSub *self, PyObject *args)
     long long timeout_ms = -1;
     if (!PyArg_ParseTuple(args, "|L", &timeout_ms))
         return NULL;
-    if (self->ps == NULL)
-        return raise_code(AREDIS_ESTATE, "pubsub"), NULL;
+    if (pubsub_ready(self) != 0)
+        return NULL;
     if (check_loop(self->owner) != 0)
         return NULL;
     msg_wait *w = PyMem_Malloc(sizeof *w);
@@ -1714,11 +1870,23 @@ static PyObject *pubsub_close(PubSub *self, PyObject *unused)
 {
     (void)unused;
     if (self->ps != NULL) {
-        aredis_pubsub_free(self->ps);
-        self->ps = NULL;
+        dep_unlink(&self->d);
+        pubsub_drop(&self->d);
     }
     Py_RETURN_NONE;
 }
+
+static PyObject *pubsub_get_closed(PubSub *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(self->ps == NULL);
+}
+
+static PyGetSetDef pubsub_getset[] = {
+    {"closed", (getter)pubsub_get_closed, NULL,
+     "True once closed, by close() or with the client.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
 
 static PyMethodDef pubsub_methods[] = {
     {"subscribe", (PyCFunction)pubsub_subscribe, METH_O, "subscribe(channel)"},
@@ -1747,6 +1915,7 @@ static PyTypeObject PubSubType = {
     .tp_init = (initproc)pubsub_init,
     .tp_dealloc = (destructor)pubsub_dealloc,
     .tp_methods = pubsub_methods,
+    .tp_getset = pubsub_getset,
 };
 
 /* ------------------------------------------------------------------------
@@ -1846,6 +2015,7 @@ PyMODINIT_FUNC PyInit__core(void)
                  kinds[i] ? kinds[i] : "unknown")) == NULL)
             return NULL;
     if ((s_cancel = PyUnicode_InternFromString("cancel")) == NULL ||
+        (s_is_running = PyUnicode_InternFromString("is_running")) == NULL ||
         (s_type = PyUnicode_InternFromString("type")) == NULL ||
         (s_pattern = PyUnicode_InternFromString("pattern")) == NULL ||
         (s_channel = PyUnicode_InternFromString("channel")) == NULL ||

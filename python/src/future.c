@@ -210,12 +210,17 @@ void fut_settle(PyObject *fut, PyObject *value, int is_error)
     schedule_callbacks(f);
 }
 
+/* A new CancelledError carrying the cancel() message. */
+static PyObject *make_cancelled(Future *f)
+{
+    return f->cancel_msg ? PyObject_CallOneArg(cancelled_error, f->cancel_msg)
+                         : PyObject_CallNoArgs(cancelled_error);
+}
+
 /* The CancelledError of a cancelled future, raised. */
 static PyObject *raise_cancelled(Future *f)
 {
-    PyObject *e = f->cancel_msg
-                      ? PyObject_CallOneArg(cancelled_error, f->cancel_msg)
-                      : PyObject_CallNoArgs(cancelled_error);
+    PyObject *e = make_cancelled(f);
     if (e != NULL) {
         PyErr_SetObject(cancelled_error, e);
         Py_DECREF(e);
@@ -404,35 +409,47 @@ static PyObject *fut_add_done_callback(PyObject *self, PyObject *const *args,
     Py_RETURN_NONE;
 }
 
+/* fn's __eq__ may run any code, this method and add_done_callback()
+ * included: the comparisons hold references of their own, and the list
+ * is rebuilt from the one it started with. */
 static PyObject *fut_remove_done_callback(PyObject *self, PyObject *fn)
 {
     Future *f = (Future *)self;
     Py_ssize_t removed = 0;
-    if (f->cb != NULL) {
-        int eq = PyObject_RichCompareBool(f->cb, fn, Py_EQ);
-        if (eq < 0)
-            return NULL;
-        if (eq) {
+    PyObject *cb = f->cb;
+    if (cb != NULL) {
+        Py_INCREF(cb);
+        int eq = PyObject_RichCompareBool(cb, fn, Py_EQ);
+        if (eq > 0 && f->cb == cb) {
             Py_CLEAR(f->cb);
             Py_CLEAR(f->ctx);
             removed++;
         }
-    }
-    if (f->more != NULL) {
-        PyObject *keep = PyList_New(0);
-        if (keep == NULL)
+        Py_DECREF(cb);
+        if (eq < 0)
             return NULL;
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(f->more); i++) {
-            PyObject *t = PyList_GET_ITEM(f->more, i);
+    }
+    PyObject *more = f->more;
+    if (more != NULL) {
+        Py_INCREF(more);
+        PyObject *keep = PyList_New(0);
+        for (Py_ssize_t i = 0; keep != NULL && i < PyList_GET_SIZE(more); i++) {
+            PyObject *t = PyList_GET_ITEM(more, i);
+            Py_INCREF(t);
             int eq =
                 PyObject_RichCompareBool(PyTuple_GET_ITEM(t, 0), fn, Py_EQ);
-            if (eq < 0 || (!eq && PyList_Append(keep, t) != 0)) {
-                Py_DECREF(keep);
-                return NULL;
-            }
-            removed += eq;
+            if (eq < 0 || (!eq && PyList_Append(keep, t) != 0))
+                Py_CLEAR(keep);
+            removed += eq > 0;
+            Py_DECREF(t);
         }
-        Py_SETREF(f->more, keep);
+        if (keep != NULL && f->more == more)
+            Py_SETREF(f->more, keep);
+        else
+            Py_XDECREF(keep);
+        Py_DECREF(more);
+        if (keep == NULL)
+            return NULL;
     }
     /* Keep the order: the first of the rest becomes the first. */
     if (f->cb == NULL && f->more != NULL && PyList_GET_SIZE(f->more) > 0) {
@@ -464,6 +481,37 @@ static PyObject *fut_cancel(PyObject *self, PyObject *const *args,
     }
     schedule_callbacks(f);
     Py_RETURN_TRUE;
+}
+
+/* asyncio.gather() asks a cancelled child for these two (in 3.9 to 3.11
+ * at least): without them its outer future never completes. */
+static PyObject *fut_make_cancelled_error(PyObject *self, PyObject *unused)
+{
+    (void)unused;
+    return make_cancelled((Future *)self);
+}
+
+static PyObject *get_cancel_message(PyObject *self, void *closure)
+{
+    (void)closure;
+    Future *f = (Future *)self;
+    PyObject *m = f->cancel_msg ? f->cancel_msg : Py_None;
+    Py_INCREF(m);
+    return m;
+}
+
+static int set_cancel_message(PyObject *self, PyObject *v, void *closure)
+{
+    (void)closure;
+    Future *f = (Future *)self;
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
+        return -1;
+    }
+    PyObject *m = v == Py_None ? NULL : v;
+    Py_XINCREF(m);
+    Py_XSETREF(f->cancel_msg, m);
+    return 0;
 }
 
 static PyObject *get_blocking(PyObject *self, void *closure)
@@ -559,12 +607,15 @@ static PyMethodDef fut_methods[] = {
      METH_FASTCALL | METH_KEYWORDS,
      "cancel(msg=None): True when it was pending. The command still "
      "completes on the server; its reply is dropped."},
+    {"_make_cancelled_error", fut_make_cancelled_error, METH_NOARGS,
+     "The CancelledError to raise for this future (asyncio.gather)."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyGetSetDef fut_getset[] = {
     {"_asyncio_future_blocking", get_blocking, set_blocking, NULL, NULL},
     {"_loop", get_loop_attr, NULL, NULL, NULL},
+    {"_cancel_message", get_cancel_message, set_cancel_message, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

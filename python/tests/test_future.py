@@ -182,3 +182,114 @@ def test_run_until_complete_takes_a_command_future(port):
         loop.run_until_complete(asyncio.sleep(0))
     finally:
         loop.close()
+
+
+async def test_gather_of_command_futures_can_be_cancelled(r):
+    # asyncio.gather() asks a cancelled child for _make_cancelled_error()
+    # and _cancel_message: without them its outer future never completes
+    # (wait_for() around it would hang instead of timing out).
+    blocked = r.blpop("never-pushed", timeout=1)
+    ping = r.ping()
+    outer = asyncio.gather(blocked, ping)
+    assert await ping is True
+    outer.cancel()
+    done, _ = await asyncio.wait({outer}, timeout=10)
+    assert outer in done
+    with pytest.raises(asyncio.CancelledError):
+        outer.result()
+    assert blocked.cancelled()
+
+    # return_exceptions=True: a cancelled child is a CancelledError in the
+    # results, with its cancel() message.
+    blocked = r.blpop("never-pushed", timeout=1)
+    outer = asyncio.gather(blocked, r.ping(), return_exceptions=True)
+    blocked.cancel("not needed")
+    res = await asyncio.wait_for(outer, 10)
+    assert isinstance(res[0], asyncio.CancelledError)
+    assert res[0].args == ("not needed",) and res[1] is True
+    assert blocked._cancel_message == "not needed"
+    assert isinstance(blocked._make_cancelled_error(),
+                      asyncio.CancelledError)
+
+
+async def test_contextvars_of_coroutines_resumed_together(r):
+    # Two coroutines whose replies are read in one go resume from the same
+    # loop callback, each in its own task's context: what one sets is not
+    # seen by the other, nor by the loop callback's context.
+    var = contextvars.ContextVar("var", default="unset")
+    seen = {}
+
+    async def setter():
+        await r.ping()
+        var.set("setter")
+        await r.ping()
+        seen["setter"] = var.get()
+
+    async def reader():
+        await r.ping()
+        await r.ping()
+        seen["reader"] = var.get()
+
+    for _ in range(20):
+        await asyncio.gather(setter(), reader(), setter(), reader())
+        assert seen == {"setter": "setter", "reader": "unset"}
+        assert var.get() == "unset"
+
+
+def _run_on(kind, coro_fn):
+    if kind == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    # A loop that does not stop by itself fails the test, not hangs it.
+    stopped = []
+    guard = loop.call_later(10, lambda: (stopped.append(1), loop.stop()))
+    try:
+        return loop, loop.run_until_complete(coro_fn(loop))
+    finally:
+        guard.cancel()
+        assert not stopped, "the loop ran on"
+
+
+@pytest.mark.parametrize("kind", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, SystemExit])
+def test_keyboard_interrupt_from_a_resumed_coroutine_stops_the_loop(
+        port, kind, exc):
+    # As with asyncio's futures: KeyboardInterrupt or SystemExit raised by
+    # a coroutine resumed by our future leaves run_until_complete(). The
+    # coroutines that were to resume after it in the same loop callback
+    # still do (from the loop's next turn), and the loop stays usable.
+    resumed = []
+    box = {}
+
+    async def main(loop):
+        r = box["r"] = aredis.StrictRedis(host="127.0.0.1", port=port)
+        await r.ping()
+        shared = r.echo("shared")
+
+        async def other(i):
+            await shared
+            resumed.append(i)
+
+        box["others"] = [asyncio.ensure_future(other(i)) for i in range(40)]
+        # First in the future's callbacks, before the 40 others.
+        await shared
+        raise exc("from the coroutine")
+
+    with pytest.raises(exc, match="from the coroutine"):
+        _run_on(kind, main)
+    r = box["r"]
+    loop = r._loop
+    try:
+        _, pending = loop.run_until_complete(
+            asyncio.wait(box["others"], timeout=10))
+        assert not pending
+        # (Those beyond the batch's 32 were handed to call_soon before
+        # the interrupt, so they come first.)
+        assert sorted(resumed) == list(range(40))
+        assert loop.run_until_complete(r.echo("after")) == b"after"
+    finally:
+        r.close()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()

@@ -105,3 +105,158 @@ def test_a_client_used_from_a_second_loop_says_so_and_moves_after_close(port):
     r.close()
     assert asyncio.run(ping()) is True
     r.close()
+
+
+async def test_a_pipeline_made_before_close_works_after_it(port):
+    # close() frees the C pipelines of the client first (the C client
+    # frees itself once idle, and a pipeline keeps a pointer to it); the
+    # Python pipeline makes a new one on the client's next binding.
+    r = aredis.StrictRedis(host="127.0.0.1", port=port, db=3)
+    pipe = r.pipeline(transaction=False)
+    pipe.set("pl-close", 1)
+    assert await pipe.execute() == [True]
+    r.close()
+    for _ in range(5):
+        await asyncio.sleep(0)  # the C client frees itself meanwhile
+    pipe.set("pl-close", 2)
+    pipe.get("pl-close")
+    assert await pipe.execute() == [True, b"2"]
+    assert await r.get("pl-close") == b"2"
+    r.close()
+
+
+async def test_a_watching_pipeline_refuses_after_close_until_reset(port):
+    r = aredis.StrictRedis(host="127.0.0.1", port=port, db=3)
+    await r.delete("pl-watch")
+    pipe = r.pipeline()
+    await pipe.watch("pl-watch")
+    assert await pipe.get("pl-watch") is None
+    r.close()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    with pytest.raises(aredis.RedisError, match="client is closed"):
+        await pipe.get("pl-watch")
+    await pipe.reset()
+    pipe.set("pl-watch", 1)
+    assert await pipe.execute() == [True]
+    r.close()
+
+
+async def test_a_pubsub_after_close(port):
+    r = aredis.StrictRedis(host="127.0.0.1", port=port, db=3)
+    p = r.pubsub()
+    await p.subscribe("ps-close")
+    assert (await p.get_message(timeout=1))["type"] == "subscribe"
+    r.close()
+    # Its subscriptions went with the client: it says so, until closed.
+    with pytest.raises(aredis.RedisError, match="client is closed"):
+        await p.get_message(timeout=0.01)
+    p.close()
+    await p.subscribe("ps-close")
+    assert (await p.get_message(timeout=1))["channel"] == b"ps-close"
+    p.close()
+    r.close()
+
+
+async def test_a_cancelled_pipeline_ends_cancelled(port):
+    # Cancelled while its WATCH waits for a connection (the only one is
+    # taken): `async with` resets the pipeline on the way out, which must
+    # not replace the CancelledError with "cannot reset".
+    r = aredis.StrictRedis(host="127.0.0.1", port=port, db=3,
+                           max_connections=1)
+    await r.delete("pl-held")
+    holder = r.pipeline()
+    await holder.watch("pl-held")
+    waiting = asyncio.Event()
+
+    async def second():
+        async with r.pipeline() as pipe:
+            fut = pipe.watch("pl-other")
+            waiting.set()
+            await fut
+
+    task = asyncio.ensure_future(second())
+    await waiting.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    async def incr(pipe):
+        value = int(await pipe.get("pl-held") or 0)
+        pipe.multi()
+        pipe.set("pl-held", value + 1)
+
+    # Same with the transaction helper; then the connection comes back
+    # and both work.
+    task = asyncio.ensure_future(r.transaction(incr, "pl-held"))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await holder.reset()
+    assert await r.transaction(incr, "pl-held") == [True]
+    assert await r.get("pl-held") == b"1"
+    r.close()
+
+
+async def test_a_command_from_another_thread_while_the_loop_runs(r):
+    # The client belongs to its loop's thread: from another thread (with
+    # no loop of its own) a command would race with the loop.
+    import threading
+    out = []
+
+    def other_thread():
+        try:
+            out.append(r.ping())
+        except RuntimeError as e:
+            out.append(e)
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    t.join()
+    assert isinstance(out[0], RuntimeError), out
+    assert "another thread" in str(out[0])
+    assert await r.ping() is True
+
+
+def test_clients_of_their_own_in_threads_with_loops_of_their_own(port):
+    # Each thread runs its loop and client; every coroutine resumes in its
+    # own thread with its own replies (the threads take turns often: the
+    # coroutines resumed by one thread's loop callback must be its own).
+    import sys
+    import threading
+    results = {}
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+
+    def run(i):
+        async def main():
+            r = aredis.StrictRedis(host="127.0.0.1", port=port, db=3)
+            # Python code while the replies are read: a turn for another
+            # thread in the middle of a loop callback.
+            r.set_response_callback("ECHO", lambda v, **kw: v)
+            me = threading.get_ident()
+            ok = 0
+            for j in range(2000):
+                v = await r.echo(f"{i}-{j}")
+                ok += v == f"{i}-{j}".encode() and \
+                    threading.get_ident() == me
+            vals = await asyncio.gather(
+                *[r.echo(f"{i}:{j}") for j in range(100)])
+            ok += sum(v == f"{i}:{j}".encode() for j, v in enumerate(vals))
+            r.close()
+            return ok
+        try:
+            results[i] = asyncio.run(asyncio.wait_for(main(), 30))
+        except Exception as e:
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert results == {i: 2100 for i in range(4)}

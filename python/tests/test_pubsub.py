@@ -117,3 +117,26 @@ async def test_pubsub_introspection(r):
     assert await r.pubsub_numpat() == 1
     p.close()
     _ = threading
+
+
+async def test_run_in_thread_ends_when_the_client_closes(port):
+    # Its get_message() fails at once from then on: the thread must end,
+    # not spin on the failure.
+    c = aredis.StrictRedis(host="127.0.0.1", port=port, db=3)
+    p = c.pubsub()
+    await p.subscribe(**{"closing": lambda m: None})
+    await p.get_message(timeout=1)
+    thread = p.run_in_thread(sleep_time=0.01)
+    await asyncio.sleep(0.05)
+    c.close()
+    for _ in range(500):
+        if not thread.is_alive():
+            break
+        await asyncio.sleep(0.01)
+    alive = thread.is_alive()
+    thread.stop()
+    for _ in range(500):
+        if not thread.is_alive():
+            break
+        await asyncio.sleep(0.01)
+    assert not alive
