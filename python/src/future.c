@@ -293,6 +293,54 @@ static PyObject *fut_iternext(PyObject *self)
  * Methods
  * ------------------------------------------------------------------------ */
 
+/* The coroutine protocol (send, throw, close) on the future itself: the
+ * original library's command methods were coroutines, and programs pass
+ * them to asyncio.create_task(), which takes what has these methods. As a
+ * coroutine, a future awaits itself: send() yields it while pending and
+ * stops with its result once done. */
+static PyObject *fut_send_method(PyObject *self, PyObject *value)
+{
+    (void)value;
+    PyObject *r = fut_iternext(self);
+    if (r == NULL && !PyErr_Occurred())
+        PyErr_SetNone(PyExc_StopIteration);
+    return r;
+}
+
+static PyObject *fut_throw(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *typ, *val = Py_None, *tb = Py_None;
+    if (!PyArg_UnpackTuple(args, "throw", 1, 3, &typ, &val, &tb))
+        return NULL;
+    if (PyExceptionInstance_Check(typ)) {
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+    } else if (PyExceptionClass_Check(typ)) {
+        PyErr_SetObject(typ, val);
+    } else {
+        PyErr_SetString(PyExc_TypeError,
+                        "exceptions must be classes or instances deriving "
+                        "from BaseException");
+        return NULL;
+    }
+    if (tb != Py_None && PyTraceBack_Check(tb)) {
+        PyObject *t, *v, *old;
+        PyErr_Fetch(&t, &v, &old);
+        PyErr_NormalizeException(&t, &v, &old);
+        Py_XDECREF(old);
+        Py_INCREF(tb);
+        PyErr_Restore(t, v, tb);
+    }
+    return NULL;
+}
+
+static PyObject *fut_close(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    Py_RETURN_NONE;
+}
+
 static PyObject *fut_result(PyObject *self, PyObject *unused)
 {
     (void)unused;
@@ -607,6 +655,11 @@ static PyMethodDef fut_methods[] = {
      METH_FASTCALL | METH_KEYWORDS,
      "cancel(msg=None): True when it was pending. The command still "
      "completes on the server; its reply is dropped."},
+    {"send", fut_send_method, METH_O,
+     "send(value): as a coroutine awaiting this future (create_task)."},
+    {"throw", fut_throw, METH_VARARGS,
+     "throw(exc): raises exc, as a coroutine awaiting this future would."},
+    {"close", fut_close, METH_NOARGS, "Nothing to close."},
     {"_make_cancelled_error", fut_make_cancelled_error, METH_NOARGS,
      "The CancelledError to raise for this future (asyncio.gather)."},
     {NULL, NULL, 0, NULL},

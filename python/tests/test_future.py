@@ -60,7 +60,8 @@ async def test_an_error_reply_raises_and_is_the_exception(r):
 async def test_gather_wait_and_shield(r):
     assert await asyncio.gather(r.set("a", 1), r.get("a"), r.incr("a")) == \
         [True, b"1", 2]
-    done, pending = await asyncio.wait({r.ping(), r.ping()})
+    done, pending = await asyncio.wait({asyncio.create_task(r.ping()),
+                                        asyncio.create_task(r.ping())})
     assert len(done) == 2 and not pending
     assert all(f.result() is True for f in done)
     assert await asyncio.shield(r.echo("s")) == b"s"
@@ -293,3 +294,30 @@ def test_keyboard_interrupt_from_a_resumed_coroutine_stops_the_loop(
         r.close()
         loop.run_until_complete(asyncio.sleep(0))
         loop.close()
+
+
+async def test_create_task_takes_a_command_as_it_took_the_originals_coroutines(r):
+    # The original library's command methods were coroutines, and programs
+    # hand them to create_task(); a command's future is one too.
+    await r.set("ct", "v")
+    task = asyncio.create_task(r.get("ct"))
+    assert await task == b"v"
+    tasks = [asyncio.create_task(r.echo(str(i))) for i in range(5)]
+    assert [t.result() for t in (await asyncio.wait(tasks))[0]
+            if t] and await asyncio.gather(*tasks) == \
+        [str(i).encode() for i in range(5)]
+    # An error reply fails the task with it.
+    failing = asyncio.create_task(r.incr("ct"))
+    with pytest.raises(aredis.ResponseError):
+        await failing
+    # Cancelling the task cancels the command's future.
+    fut = r.blpop("never-pushed", timeout=1)
+    task = asyncio.create_task(fut)
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert fut.cancelled()
+    # A None result (not a StopIteration without a value by mistake).
+    assert await asyncio.create_task(r.get("absent-key")) is None
+    assert await r.ping() is True
