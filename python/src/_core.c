@@ -866,6 +866,8 @@ static PyObject *get_running_loop;
  * running loop (loop.run_until_complete(r.get(...))) it is fine. */
 static int check_loop(Client *owner)
 {
+    if (fut_running_loop() == owner->aloop)
+        return 0; /* a coroutine resumed by one of its replies */
     PyObject *running = PyObject_CallNoArgs(get_running_loop);
     if (running == NULL) {
         if (!PyErr_ExceptionMatches(PyExc_RuntimeError))

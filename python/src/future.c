@@ -41,6 +41,13 @@ static PyObject *cancelled_error, *invalid_state_error;
 static PyObject *s_call_soon, *s_call_exception_handler, *kw_context;
 
 static _Thread_local fut_batch *tl_batch;
+/* The loop whose batch is running its callbacks on this thread. */
+static _Thread_local PyObject *tl_draining;
+
+PyObject *fut_running_loop(void)
+{
+    return tl_batch != NULL ? tl_batch->loop : tl_draining;
+}
 
 /* ------------------------------------------------------------------------
  * Running done callbacks
@@ -149,6 +156,8 @@ int fut_batch_end(fut_batch *b)
      * the rest the usual way and replaces it. */
     PyObject *t, *v, *tb, *st = NULL, *sv = NULL, *stb = NULL;
     PyErr_Fetch(&t, &v, &tb);
+    PyObject *outer_loop = tl_draining;
+    tl_draining = b->loop;
     for (int i = 0; i < b->n; i++) {
         PyObject *cb = b->v[i].cb, *ctx = b->v[i].ctx, *fut = b->v[i].fut;
         if (st != NULL || PyContext_Enter(ctx) != 0) {
@@ -168,6 +177,7 @@ int fut_batch_end(fut_batch *b)
         Py_DECREF(ctx);
         Py_DECREF(fut);
     }
+    tl_draining = outer_loop;
     b->n = 0;
     if (st != NULL) {
         Py_XDECREF(t);

@@ -49,6 +49,13 @@ typedef struct fut_batch {
 } fut_batch;
 
 void fut_batch_begin(fut_batch *b, PyObject *loop);
+
+/* The asyncio loop running on this thread, when it is inside one of the
+ * extension's loop callbacks or running the callbacks of its batch;
+ * NULL when that is not known (borrowed). A cheap answer to "which loop
+ * runs here" where it applies: asyncio.get_running_loop() makes a system
+ * call (getpid) each time. */
+PyObject *fut_running_loop(void);
 int fut_batch_end(fut_batch *b);
 
 #endif
