@@ -741,17 +741,12 @@ static void on_no_slot(aredis_client *c, aredis_exclusive *x, int status,
  * reason, after the wait for the map. */
 Test(cluster_fanout, fanout_fails_once_when_no_map_comes)
 {
-    int silent = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(silent, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    cr_assert_eq(bind(silent, (struct sockaddr *)&sa, sizeof sa), 0);
-    cr_assert_eq(listen(silent, 8), 0);
-    cr_assert_eq(getsockname(silent, (struct sockaddr *)&sa, &len), 0);
+    int silent_port;
+    int silent = testenv_listener(&silent_port);
+    cr_assert_geq(silent, 0, "%s", testenv_errstr());
     char seeds[64];
     snprintf(seeds, sizeof seeds, "127.0.0.1:%d,127.0.0.1:%d",
-             testenv_free_port(), ntohs(sa.sin_port));
+             testenv_free_port(), silent_port);
     aredis_loop *loop = aredis_loop_new();
     aredis_status st;
     aredis_client *c = aredis_client_new(

@@ -401,16 +401,11 @@ Test(sentinel, a_dead_first_sentinel_costs_little)
 Test(sentinel, a_hung_first_sentinel_costs_its_deadline_only)
 {
     /* Listens, so the kernel accepts; never reads, never answers. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(fd, 8), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    int port;
+    int fd = testenv_listener(&port);
+    cr_assert_geq(fd, 0, "%s", testenv_errstr());
     char before[64], url[512], key[96];
-    snprintf(before, sizeof before, "127.0.0.1:%d,", ntohs(a.sin_port));
+    snprintf(before, sizeof before, "127.0.0.1:%d,", port);
     sentinel_url(url, sizeof url, before, "mymaster",
                  "?sentinel_timeout=400ms");
     aredis_loop *loop = aredis_loop_new();
@@ -440,17 +435,13 @@ Test(sentinel, a_hung_first_sentinel_costs_its_deadline_only)
 
 Test(sentinel, freed_during_discovery_completes_everything_once)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(fd, 8), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    int port;
+    int fd = testenv_listener(&port);
+    cr_assert_geq(fd, 0, "%s", testenv_errstr());
     char url[128];
     snprintf(url, sizeof url,
              "redis+sentinel://127.0.0.1:%d/mymaster?sentinel_timeout=5s",
-             ntohs(a.sin_port));
+             port);
     aredis_loop *loop = aredis_loop_new();
     aredis_client *c = client_for(loop, url);
     counter k = {.expect = 3};
@@ -476,14 +467,8 @@ Test(sentinel, freed_during_discovery_completes_everything_once)
 static pid_t fake_sentinel_at(int *port_out, int named_port,
                               const char *port_file)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(fd, 8), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    *port_out = ntohs(a.sin_port);
+    int fd = testenv_listener(port_out);
+    cr_assert_geq(fd, 0, "%s", testenv_errstr());
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid > 0) {

@@ -64,6 +64,24 @@ int testenv_free_port(void)
     return port;
 }
 
+int testenv_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        listen(fd, 8) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0) {
+        *port = ntohs(a.sin_port);
+        return fd;
+    }
+    testenv_set_err("no loopback listener: %s", strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
 char *testenv_url(char *buf, size_t cap, const testenv_server *s, int db)
 {
     snprintf(buf, cap, "redis://127.0.0.1:%d/%d", s->port, db);

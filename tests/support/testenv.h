@@ -102,6 +102,11 @@ void testenv_set_err(const char *fmt, ...) AREDIS_PRINTF(1, 2);
  * released), or -1. */
 int testenv_free_port(void);
 
+/* A listening loopback TCP socket (the kernel completes connections into
+ * its backlog; nobody reads or answers unless the caller does): its
+ * descriptor, with its port in *port, or -1. The caller closes it. */
+int testenv_listener(int *port);
+
 /* "redis://127.0.0.1:<port>/<db>" into buf. Returns buf. */
 char *testenv_url(char *buf, size_t cap, const testenv_server *s, int db);
 

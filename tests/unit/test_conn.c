@@ -220,6 +220,17 @@ static void connect_ready(void)
     cr_assert_eq(cn.proto, 3);
 }
 
+/* The reconnection timer is due: resolve, open and handshake again. */
+static void reconnect_ready(void)
+{
+    aredis__conn_timer(&cn, now);
+    aredis__conn_resolved(&cn, 1, now);
+    aredis__conn_opened(&cn, now);
+    drain();
+    write_all();
+    feed(hello_map);
+}
+
 /* ---- connecting ---------------------------------------------------------- */
 
 Test(conn, connect_resolve_open_handshake_ready)
@@ -368,12 +379,7 @@ Test(conn, attempts_restart_per_outage)
     drain();
     cr_assert_eq(d.last_attempt, 2);
     now = aredis__conn_deadline(&cn);
-    aredis__conn_timer(&cn, now);
-    aredis__conn_resolved(&cn, 1, now);
-    aredis__conn_opened(&cn, now);
-    drain();
-    write_all();
-    feed(hello_map);
+    reconnect_ready();
     cr_assert_eq(cn.state, AREDIS__ST_READY);
     aredis__conn_closed(&cn, AREDIS_ECLOSED, "gone again", now);
     drain();
@@ -599,12 +605,7 @@ Test(conn, garbage_blames_the_oldest_command)
     cr_assert_eq(cmds[1].code, AREDIS_EUNKNOWN);
     /* The next connection reads with a new reader. */
     now = aredis__conn_deadline(&cn);
-    aredis__conn_timer(&cn, now);
-    aredis__conn_resolved(&cn, 1, now);
-    aredis__conn_opened(&cn, now);
-    drain();
-    write_all();
-    feed(hello_map);
+    reconnect_ready();
     cr_assert_eq(cn.state, AREDIS__ST_READY);
 }
 
@@ -649,12 +650,7 @@ Test(conn, salvage_rules)
     cr_assert_eq(cn.npend, 2);
     cr_assert_eq(d.last_delay, 0, "a lost ready connection retries at once");
     /* They go out again in their order on the next connection. */
-    aredis__conn_timer(&cn, now);
-    aredis__conn_resolved(&cn, 1, now);
-    aredis__conn_opened(&cn, now);
-    drain();
-    write_all();
-    feed(hello_map);
+    reconnect_ready();
     write_all();
     feed(":1\r\n:2\r\n");
     cr_assert_eq(cmds[1].calls, 1);
@@ -977,12 +973,7 @@ Test(conn, a_written_retry_is_sent_again_from_the_kept_bytes)
     drain();
     cr_assert_eq(cmds[0].calls, 0, "%s", cmds[0].text);
     cr_assert_eq(cn.npend, 1);
-    aredis__conn_timer(&cn, now);
-    aredis__conn_resolved(&cn, 1, now);
-    aredis__conn_opened(&cn, now);
-    drain();
-    write_all();
-    feed(hello_map);
+    reconnect_ready();
     char out[128], want[64];
     written_text(out, sizeof out);
     encoded(want, sizeof want, "INCR");
@@ -1243,12 +1234,7 @@ Test(conn, held_commands_of_a_lost_connection_were_never_sent)
     cr_assert(strstr(cmds[2].text, "before the command was sent") != NULL, "%s",
               cmds[2].text);
     /* It goes out on the next connection. */
-    aredis__conn_timer(&cn, now);
-    aredis__conn_resolved(&cn, 1, now);
-    aredis__conn_opened(&cn, now);
-    drain();
-    write_all();
-    feed(hello_map);
+    reconnect_ready();
     write_all();
     feed(":1\r\n");
     cr_assert_eq(cmds[1].calls, 1);
