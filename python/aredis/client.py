@@ -3,7 +3,8 @@
 A client binds to an asyncio loop on its first command (the loop given with
 ``loop=``, else the running one): from then on the C core runs on that loop
 through its add_reader/add_writer/call_soon/call_later, and a command is a
-call into C that returns an asyncio future. Commands from every coroutine
+call into C that returns an asyncio-compatible future (aredis._core.Future,
+python/src/future.h), also usable as a coroutine. Commands from every coroutine
 share one pipelined connection; WATCH, blocking commands and pub/sub on
 RESP2 take pooled connections of their own (see the C library's guide).
 """
