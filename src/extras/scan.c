@@ -442,11 +442,23 @@ static int plan_failed(scan_plan *p, aredis_client *c, scan_args *a, int code)
     return PLAN_PROBE;
 }
 
-/* The probe's arguments: EXISTS and a key of the current part's first
- * slot, "{n}" for the first n whose digits hash there (buf: 24 bytes). */
-static void probe_argv(const scan_plan *p, char *buf, const char **argv,
-                       size_t *lens)
+/* The probe: EXISTS of a key of the current part's first slot, "{n}" for
+ * the first n whose digits hash there, idempotent, within the walk's
+ * deadline. The async and blocking walks send it alike. */
+typedef struct scan_probe {
+    char key[24];
+    const char *argv[2];
+    size_t lens[2];
+    aredis_cmd_opts opts;
+} scan_probe;
+
+static void probe_init(scan_probe *pr, const scan_plan *p, int64_t timeout_ms)
 {
+    char *buf = pr->key;
+    const char **argv = pr->argv;
+    size_t *lens = pr->lens;
+    pr->opts = (aredis_cmd_opts){.timeout_ms = timeout_ms,
+                                 .flags = AREDIS_CMD_IDEMPOTENT};
     unsigned slot = p->parts[p->cur].first;
     /* Count up in decimal, in place, from "0": at most a few hundred
      * thousand tries find any slot, far from the 20 digits there are. */
@@ -561,13 +573,10 @@ static void call_failed(aredis_client *c, scan_walk *w, int code,
         return;
     }
     if (next == PLAN_PROBE) {
-        char key[24];
-        const char *argv[2];
-        size_t lens[2];
-        probe_argv(&w->plan, key, argv, lens);
-        aredis_cmd_opts o = {.timeout_ms = w->a.timeout_ms,
-                             .flags = AREDIS_CMD_IDEMPOTENT};
-        int e = aredis_commandv_opts(c, &o, on_probe, w, 2, argv, lens);
+        scan_probe pr;
+        probe_init(&pr, &w->plan, w->a.timeout_ms);
+        int e =
+            aredis_commandv_opts(c, &pr.opts, on_probe, w, 2, pr.argv, pr.lens);
         if (e == 0)
             return;
         code = e;
@@ -799,13 +808,10 @@ static int sync_failed(aredis_sync_scan *it, aredis_reply *r)
     aredis_reply_free(r);
     if (next == PLAN_GO)
         return 1;
-    char key[24];
-    const char *argv[2];
-    size_t lens[2];
-    probe_argv(&it->plan, key, argv, lens);
-    aredis_cmd_opts o = {.timeout_ms = it->a.timeout_ms,
-                         .flags = AREDIS_CMD_IDEMPOTENT};
-    aredis_reply *p = aredis_sync_commandv_opts(it->s, &o, 2, argv, lens);
+    scan_probe pr;
+    probe_init(&pr, &it->plan, it->a.timeout_ms);
+    aredis_reply *p =
+        aredis_sync_commandv_opts(it->s, &pr.opts, 2, pr.argv, pr.lens);
     if (p == NULL)
         return fail_oom(it);
     if (p->type != AREDIS_REPLY_ERROR) {
