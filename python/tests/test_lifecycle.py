@@ -2,6 +2,8 @@
 the core's callbacks, closed; every command completes exactly once."""
 import asyncio
 import gc
+import os
+import signal
 
 import pytest
 
@@ -39,38 +41,20 @@ async def test_close_lets_commands_in_flight_complete(port):
     c.close()
 
 
-async def test_server_gone_fails_every_command_once(server):
+async def test_server_gone_fails_every_command_once(private_server):
     # A server of our own, killed with commands in flight.
-    import os
-    import signal
-    import subprocess
-    import tempfile
-    import time
-    d = tempfile.mkdtemp()
-    sock = os.path.join(d, "s.sock")
-    proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket",
-                             sock, "--save", "", "--dir", d],
-                            stdout=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.02)
-        c = aredis.StrictRedis(unix_socket_path=sock,
-                               _core_options={"reconnect_max_attempts": -2})
-        assert await c.ping() is True
-        futs = [asyncio.ensure_future(c.blpop(f"never{i}", 5))
-                for i in range(10)] + [c.get("x")]
-        await asyncio.sleep(0.1)
-        proc.send_signal(signal.SIGKILL)
-        results = await asyncio.wait_for(
-            asyncio.gather(*futs, return_exceptions=True), 10)
-        assert len(results) == 11
-        assert all(isinstance(r, aredis.ConnectionError)
-                   for r in results[:10]), results
-    finally:
-        proc.kill()
-        proc.wait()
+    c = aredis.StrictRedis(unix_socket_path=private_server["unixsocket"],
+                           _core_options={"reconnect_max_attempts": -2})
+    assert await c.ping() is True
+    futs = [asyncio.ensure_future(c.blpop(f"never{i}", 5))
+            for i in range(10)] + [c.get("x")]
+    await asyncio.sleep(0.1)
+    os.kill(int(private_server["pid"]), signal.SIGKILL)
+    results = await asyncio.wait_for(
+        asyncio.gather(*futs, return_exceptions=True), 10)
+    assert len(results) == 11
+    assert all(isinstance(r, aredis.ConnectionError)
+               for r in results[:10]), results
 
 
 def test_objects_made_before_the_loop_bind_to_the_loop_that_runs_them(port):
