@@ -28,6 +28,7 @@
 
 #include "aredis/aredis.h"
 #include "refill.h"
+#include "testclient.h"
 #include "testenv.h"
 
 enum { MAX_LOAD = 120000, WINDOW = 16, MAX_NODES = 8 };
@@ -59,7 +60,7 @@ static long node_pid(const pcluster *p, int i)
     char name[96];
     snprintf(name, sizeof name, "%s-node%d", p->s.name, i);
     testenv_server ns;
-    cr_assert_eq(testenv_server_load(&ns, name), 0, "%s", testenv_errstr());
+    testclient_server(&ns, name);
     return ns.pid;
 }
 
@@ -1066,10 +1067,10 @@ static void periodic_refresh_finds_a_failover(const pcluster *p)
 enum { NWALK = 300 };
 
 typedef struct walk {
+    testscan_end end; /* first: testscan_done's */
     pcluster *p;
     char seen[NWALK];
-    int batches, done_calls, status;
-    char err[256];
+    int batches;
 } walk;
 
 /* The index of a key of this test ("walk:<i>"), or -1. */
@@ -1124,17 +1125,6 @@ static int on_walk_elem(aredis_client *c, const aredis_scan_elem *e, void *ud)
     return 0;
 }
 
-static void on_walk_done(aredis_client *c, int status, const aredis_reply *err,
-                         void *ud)
-{
-    (void)c;
-    walk *w = ud;
-    w->done_calls++;
-    w->status = status;
-    if (err != NULL)
-        snprintf(w->err, sizeof w->err, "%.*s", (int)err->len, err->str);
-}
-
 static void assert_all_seen(const char *seen, const char *form)
 {
     for (int i = 0; i < NWALK; i++)
@@ -1178,16 +1168,17 @@ Test(cluster_faults, scan_walk_survives_failovers_and_kills)
     w.p = &p;
     aredis_scan_opts o = {.match = "walk:*", .count = 5, .timeout_ms = 20000};
     cr_assert_eq(
-        aredis_scan(c, &o, on_walk_batch, on_walk_elem, on_walk_done, &w), 0);
+        aredis_scan(c, &o, on_walk_batch, on_walk_elem, testscan_done, &w), 0);
     int64_t end = testenv_now_ms() + 60000;
-    while (w.done_calls == 0 && testenv_now_ms() < end)
+    while (w.end.calls == 0 && testenv_now_ms() < end)
         aredis_loop_run_once(loop, 50);
-    cr_assert_eq(w.done_calls, 1, "the walk never finished");
-    cr_assert_eq(w.status, AREDIS_SCAN_FINISHED, "%d: %s", w.status, w.err);
+    cr_assert_eq(w.end.calls, 1, "the walk never finished");
+    cr_assert_eq(w.end.status, AREDIS_SCAN_FINISHED, "%d: %s", w.end.status,
+                 w.end.err);
     assert_all_seen(w.seen, "async");
     free_client(loop, c);
     aredis_loop_free(loop);
-    cr_assert_eq(w.done_calls, 1, "done ran again");
+    cr_assert_eq(w.end.calls, 1, "done ran again");
 
     /* Blocking: node 3 serves slot 0 now; it is killed after the first
      * element (node 0 is promoted back), and node 5 takes shard 2 over

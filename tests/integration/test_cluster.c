@@ -22,6 +22,7 @@
 
 #include "aredis/aredis.h"
 #include "countalloc.h"
+#include "testclient.h"
 #include "testenv.h"
 
 #define MAX_NODES 16
@@ -32,12 +33,11 @@ static int nports;
 
 static void load_nodes(void)
 {
-    testenv_server s;
-    cr_assert_eq(testenv_server_load(&s, "cluster"), 0, "%s", testenv_errstr());
     nports = testenv_state_ports("cluster", "nodes", ports, MAX_NODES);
     cr_assert_eq(nports, 6, "nodes= lists %d nodes: %s", nports,
                  testenv_errstr());
-    cr_assert_eq(ports[0], s.port, "the state's port is the first node");
+    cr_assert_eq(ports[0], testclient_port("cluster"),
+                 "the state's port is the first node");
 }
 
 static void connect_port(testenv_conn *c, int port)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "aredis/aredis.h"
+#include "testclient.h"
 #include "testenv.h"
 
 static int primaries[3];
@@ -335,10 +336,10 @@ Test(cluster_extras, script_loads_on_noscript_for_keys_on_every_primary)
 #define NSCAN 60
 
 typedef struct walk {
+    testscan_end end; /* first: testscan_done's */
     char (*keys)[64];
     int seen[NSCAN];
     int other;
-    int done_calls, status;
 } walk;
 
 static int count_key(walk *w, const char *k, size_t len)
@@ -357,18 +358,6 @@ static int on_elem(aredis_client *c, const aredis_scan_elem *e, void *ud)
 {
     (void)c;
     return count_key(ud, e->str, e->len);
-}
-
-static void on_walk_done(aredis_client *c, int status, const aredis_reply *err,
-                         void *ud)
-{
-    (void)c;
-    walk *w = ud;
-    w->done_calls++;
-    w->status = status;
-    ndone++;
-    if (err != NULL)
-        fprintf(stderr, "scan: %.*s\n", (int)err->len, err->str);
 }
 
 /* SCAN walks every primary (asynchronous and blocking forms): every key of
@@ -393,11 +382,12 @@ Test(cluster_extras, scan_walks_every_primary)
     w.keys = keys;
     aredis_scan_opts o = {
         .kind = AREDIS_SCAN_KEYS, .match = pattern, .count = 7};
-    ndone = 0;
-    cr_assert_eq(aredis_scan(c, &o, NULL, on_elem, on_walk_done, &w), 0);
-    spin(loop, 1);
-    cr_assert_eq(w.done_calls, 1);
-    cr_assert_eq(w.status, AREDIS_SCAN_FINISHED);
+    cr_assert_eq(aredis_scan(c, &o, NULL, on_elem, testscan_done, &w), 0);
+    for (int spins = 0; w.end.calls == 0 && spins < 3000; spins++)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(w.end.calls, 1);
+    cr_assert_eq(w.end.status, AREDIS_SCAN_FINISHED, "%d: %s", w.end.status,
+                 w.end.err);
     for (int i = 0; i < NSCAN; i++)
         cr_assert_eq(w.seen[i], 1, "%s seen %d times", keys[i], w.seen[i]);
     cr_assert_eq(w.other, 0);
