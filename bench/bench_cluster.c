@@ -89,6 +89,7 @@
 
 #include "aredis/aredis.h"
 #include "client/client_int.h"
+#include "countalloc.h" /* the allocations aredis makes, by its hooks */
 #include "node/node.h"
 #include "topology/topology.h"
 
@@ -193,27 +194,6 @@ static void make_keys(void)
 }
 
 /* ------------------------------------------------------------------------
- * Allocation counting (aredis's hooks)
- * ------------------------------------------------------------------------ */
-
-static unsigned long nallocs;
-static void *count_malloc(size_t n)
-{
-    nallocs++;
-    return malloc(n);
-}
-static void *count_calloc(size_t a, size_t b)
-{
-    nallocs++;
-    return calloc(a, b);
-}
-static void *count_realloc(void *p, size_t n)
-{
-    nallocs++;
-    return realloc(p, n);
-}
-
-/* ------------------------------------------------------------------------
  * seq and set
  * ------------------------------------------------------------------------ */
 
@@ -271,7 +251,7 @@ static void run_throughput(void)
     long w = set ? cfg.w : 1;
     /* Warm-up: the map, a connection per node, buffers at their size. */
     run_batch(set, cfg.warm, w);
-    unsigned long a0 = nallocs;
+    long a0 = countalloc_calls;
     double c0 = cpu_s(), t0 = now_ms();
     run_batch(set, cfg.n, w);
     double secs = (now_ms() - t0) / 1e3, cpu = cpu_s() - c0;
@@ -279,7 +259,7 @@ static void run_throughput(void)
            "cpu_us_per_op=%.3f cpu_s_per_million=%.4f allocs_per_op=%.4f\n",
            cfg.mode, w, cfg.n, (double)cfg.n / secs, cpu,
            cpu * 1e6 / (double)cfg.n, cpu * 1e6 / (double)cfg.n,
-           (double)(nallocs - a0) / (double)cfg.n);
+           (double)(countalloc_calls - a0) / (double)cfg.n);
 }
 
 /* ------------------------------------------------------------------------
@@ -1006,8 +986,7 @@ int main(int argc, char **argv)
     }
     if (cfg.url == NULL || cfg.mode == NULL)
         die("usage: bench_cluster --url URL --mode seq|set|fault|mapwatch");
-    aredis_allocator al = {count_malloc, count_calloc, count_realloc, free};
-    aredis_set_allocator(&al);
+    aredis_set_allocator(&countalloc_hooks);
     loop = aredis_loop_new();
     aredis_status st;
     cli = aredis_client_new(loop, &(aredis_options){.url = cfg.url}, &st);
