@@ -110,15 +110,6 @@ static int raw_error_starts(int port, const char *text, const char *prefix)
     return yes;
 }
 
-static void node_id(int port, char id[41])
-{
-    aredis_reply *r = raw(port, "CLUSTER MYID");
-    cr_assert_not_null(r);
-    cr_assert_eq(r->len, 40);
-    memcpy(id, r->str, 41);
-    aredis_reply_free(r);
-}
-
 /* The reply of port to "ROLE" starts with "master". */
 static int is_master(int port)
 {
@@ -502,24 +493,9 @@ Test(cluster_faults, kill_9_of_a_primary_then_a_graceful_failover)
 /* ---- one command at a time ------------------------------------------------
  */
 
-typedef struct one {
-    int calls;
-    aredis_reply *r;
-} one;
-
-static void on_one(aredis_client *c, const aredis_reply *r, void *ud)
-{
-    (void)c;
-    one *o = ud;
-    cr_assert_not_null(r);
-    o->calls++;
-    aredis_reply_free(o->r);
-    o->r = aredis_reply_dup(r);
-}
-
 /* Wait for o's callback (running the load meanwhile), then a little more
  * for a second one, which must not come. */
-static void wait_one(aredis_loop *loop, load *l, one *o, int64_t ms)
+static void wait_one(aredis_loop *loop, load *l, testgot *o, int64_t ms)
 {
     int64_t end = testenv_now_ms() + ms;
     while (o->calls == 0 && testenv_now_ms() < end)
@@ -597,8 +573,8 @@ static int knows_nodes(int port, void *count)
 static void begin_move(unsigned slot, int from, int to)
 {
     char idf[41], idt[41], cmd[256];
-    node_id(from, idf);
-    node_id(to, idt);
+    testclient_node_id(from, idf);
+    testclient_node_id(to, idt);
     snprintf(cmd, sizeof cmd, "CLUSTER SETSLOT %u IMPORTING %s", slot, idf);
     raw_ok(to, cmd);
     snprintf(cmd, sizeof cmd, "CLUSTER SETSLOT %u MIGRATING %s", slot, idt);
@@ -628,7 +604,7 @@ static void migrate_keys(unsigned slot, int from, int to)
 static void end_move(unsigned slot, int from, int to, const int *ports, int n)
 {
     char idt[41], cmd[256];
-    node_id(to, idt);
+    testclient_node_id(to, idt);
     snprintf(cmd, sizeof cmd, "CLUSTER SETSLOT %u NODE %s", slot, idt);
     raw_ok(to, cmd);
     /* A primary that gives its last slot away becomes a replica of the
@@ -695,9 +671,9 @@ Test(cluster_faults, clusterdown_tryagain_unserved_node_added_and_removed)
     cr_assert_eq(kill((pid_t)pid0, SIGSTOP), 0);
     wait_until(loop, &L, says_clusterdown, p.ports[1], k1, "CLUSTERDOWN");
     int64_t t_down = testenv_now_ms();
-    one o = {0};
+    testgot o = {0};
     cr_assert_eq(aredis_command_opts(c, &(aredis_cmd_opts){.timeout_ms = 300},
-                                     on_one, &o, "GET %s", k1),
+                                     testgot_keep, &o, "GET %s", k1),
                  0);
     wait_one(loop, &L, &o, 2000);
     cr_assert_eq(o.r->type, AREDIS_REPLY_ERROR);
@@ -740,8 +716,8 @@ Test(cluster_faults, clusterdown_tryagain_unserved_node_added_and_removed)
     raw_ok(a, cmd);
     snprintf(cmd, sizeof cmd, "MGET %s %s", ka, kb);
     cr_assert(raw_error_starts(a, cmd, "TRYAGAIN"), "no TRYAGAIN from %d", a);
-    o = (one){0};
-    cr_assert_eq(aredis_command(c, on_one, &o, "MGET %s %s", ka, kb), 0);
+    o = (testgot){0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &o, "MGET %s %s", ka, kb), 0);
     run_for(loop, NULL, 300);
     cr_assert_eq(o.calls, 0, "the MGET is retried while the slot migrates");
     migrate_keys(slot, a, b);
@@ -763,17 +739,17 @@ Test(cluster_faults, clusterdown_tryagain_unserved_node_added_and_removed)
     snprintf(cmd, sizeof cmd, "CLUSTER DELSLOTS %u", su);
     for (int i = 0; i < p.n; i++)
         raw_ok(p.ports[i], cmd);
-    o = (one){0};
+    o = (testgot){0};
     cr_assert_eq(aredis_command_opts(c, &(aredis_cmd_opts){.timeout_ms = 500},
-                                     on_one, &o, "GET %s", ku),
+                                     testgot_keep, &o, "GET %s", ku),
                  0);
     wait_one(loop, NULL, &o, 3000);
     cr_assert_eq(o.r->type, AREDIS_REPLY_ERROR);
     cr_assert_neq(o.r->code, AREDIS_ETIMEDOUT, "%s", o.r->str);
     cr_assert_not_null(strstr(o.r->str, "not served"), "%s", o.r->str);
     aredis_reply_free(o.r);
-    o = (one){0};
-    cr_assert_eq(aredis_command(c, on_one, &o, "SET %s served", ku), 0);
+    o = (testgot){0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &o, "SET %s served", ku), 0);
     run_for(loop, NULL, 300);
     cr_assert_eq(o.calls, 0, "held while the slot is not served");
     snprintf(cmd, sizeof cmd, "CLUSTER ADDSLOTS %u", su);
@@ -798,14 +774,14 @@ Test(cluster_faults, clusterdown_tryagain_unserved_node_added_and_removed)
         wait_until(loop, &L, knows_nodes, p.ports[i], &four, "all know it");
     char km[96];
     unsigned sm = key_in(km, sizeof km, "mv", 0, 16383);
-    one set = {0};
-    cr_assert_eq(aredis_command(c, on_one, &set, "SET %s before", km), 0);
+    testgot set = {0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &set, "SET %s before", km), 0);
     wait_one(loop, &L, &set, 3000);
     aredis_reply_free(set.r);
     int from = owner_of(p.ports[0], sm);
     move_slot(sm, from, ns.port, p.ports, p.n);
-    o = (one){0};
-    cr_assert_eq(aredis_command(c, on_one, &o, "GET %s", km), 0);
+    o = (testgot){0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &o, "GET %s", km), 0);
     wait_one(loop, &L, &o, 3000);
     cr_assert_eq(o.r->type, AREDIS_REPLY_STRING, "%s", o.r->str);
     cr_assert_str_eq(o.r->str, "before");
@@ -813,7 +789,7 @@ Test(cluster_faults, clusterdown_tryagain_unserved_node_added_and_removed)
     cr_assert(lists_client(ns.port, name), "the client uses the new node");
     move_slot(sm, ns.port, from, p.ports, p.n);
     char idn[41];
-    node_id(ns.port, idn);
+    testclient_node_id(ns.port, idn);
     snprintf(cmd, sizeof cmd, "CLUSTER FORGET %s", idn);
     for (int i = 0; i < p.n; i++)
         raw_ok(p.ports[i], cmd);
@@ -824,8 +800,8 @@ Test(cluster_faults, clusterdown_tryagain_unserved_node_added_and_removed)
                "the client closes its connection to the removed node");
     testenv_private_stop(&ns);
     run_for(loop, &L, 500);
-    o = (one){0};
-    cr_assert_eq(aredis_command(c, on_one, &o, "GET %s", km), 0);
+    o = (testgot){0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &o, "GET %s", km), 0);
     wait_one(loop, &L, &o, 3000);
     cr_assert_eq(o.r->type, AREDIS_REPLY_STRING, "%s", o.r->str);
     cr_assert_str_eq(o.r->str, "before");
@@ -861,7 +837,7 @@ Test(cluster_faults, clusterdown_tryagain_unserved_node_added_and_removed)
     }
     int lb = la == p.ports[0] ? p.ports[1] : p.ports[0];
     char idl[41];
-    node_id(lb, idl);
+    testclient_node_id(lb, idl);
     snprintf(cmd, sizeof cmd, "CLUSTER SETSLOT %u NODE %s", sl, idl);
     raw_ok(la, cmd);
     snprintf(cmd, sizeof cmd, "GET %s", kl);
@@ -872,8 +848,8 @@ Test(cluster_faults, clusterdown_tryagain_unserved_node_added_and_removed)
         loop, &(aredis_options){.url = url, .cluster = {.max_redirects = 2}},
         &st);
     cr_assert_not_null(c, "%s", st.msg);
-    o = (one){0};
-    cr_assert_eq(aredis_command(c, on_one, &o, "GET %s", kl), 0);
+    o = (testgot){0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &o, "GET %s", kl), 0);
     wait_one(loop, NULL, &o, 3000);
     cr_assert_eq(o.r->type, AREDIS_REPLY_ERROR);
     cr_assert_not_null(strstr(o.r->str, "too many cluster redirects (2)"), "%s",
@@ -1023,8 +999,8 @@ static void periodic_refresh_finds_a_failover(const pcluster *p)
         snprintf(what, sizeof what, "per%d-", i);
         key_in(keys[i], sizeof keys[i], what, 10923, 16383);
     }
-    one o = {0};
-    cr_assert_eq(aredis_command(c, on_one, &o, "GET %s", keys[0]), 0);
+    testgot o = {0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &o, "GET %s", keys[0]), 0);
     wait_one(loop, NULL, &o, 3000);
     aredis_reply_free(o.r);
     aredis_reply *r = raw(p->ports[5], "CLUSTER FAILOVER");
@@ -1044,10 +1020,11 @@ static void periodic_refresh_finds_a_failover(const pcluster *p)
     }
     run_for(loop, NULL, 300 + 100);
     long long before = moved_errors(p->ports[2]);
-    static one got[N];
+    static testgot got[N];
     for (int i = 0; i < N; i++) {
-        got[i] = (one){0};
-        cr_assert_eq(aredis_command(c, on_one, &got[i], "GET %s", keys[i]), 0);
+        got[i] = (testgot){0};
+        cr_assert_eq(
+            aredis_command(c, testgot_keep, &got[i], "GET %s", keys[i]), 0);
     }
     for (int i = 0; i < N; i++) {
         wait_one(loop, NULL, &got[i], 3000);

@@ -79,16 +79,12 @@ static char *server_get(const char *key)
 {
     char *out = NULL;
     for (int i = 0; i < 3; i++) {
-        testenv_server s = {.host = "127.0.0.1", .port = primaries[i]};
-        testenv_conn tc;
-        const aredis_reply *r;
-        cr_assert_eq(testenv_connect(&tc, &s), 0, "%s", testenv_errstr());
-        cr_assert_eq(testenv_command(&tc, &r, "GET %s", key), 0);
+        aredis_reply *r = testclient_direct(primaries[i], "GET %s", key);
         if (r->type == AREDIS_REPLY_STRING) {
             cr_assert_null(out, "%s on two primaries", key);
             out = strdup(r->str);
         }
-        testenv_close(&tc);
+        aredis_reply_free(r);
     }
     return out;
 }
@@ -279,20 +275,6 @@ Test(cluster_extras, transaction_helper_retries_on_the_keys_primary)
 /* ---- scripts ---------------------------------------------------------------
  */
 
-typedef struct got {
-    int calls;
-    aredis_reply *r;
-} got;
-
-static void on_got(aredis_client *c, const aredis_reply *r, void *ud)
-{
-    (void)c;
-    got *g = ud;
-    g->calls++;
-    ndone++;
-    g->r = aredis_reply_dup(r);
-}
-
 /* A script never loaded anywhere: EVALSHA meets NOSCRIPT, the script is
  * loaded and EVALSHA retried once, for keys on every primary. */
 Test(cluster_extras, script_loads_on_noscript_for_keys_on_every_primary)
@@ -305,20 +287,19 @@ Test(cluster_extras, script_loads_on_noscript_for_keys_on_every_primary)
              (long)getpid());
     aredis_script *sc = aredis_script_new(src, strlen(src));
     char keys[12][64];
-    got g[12];
+    testgot g[12];
     memset(g, 0, sizeof g);
-    ndone = 0;
     for (int i = 0; i < 12; i++) {
         char suffix[16];
         snprintf(suffix, sizeof suffix, "sc%d", i);
         testenv_key(keys[i], sizeof keys[i], suffix);
         const char *k[] = {keys[i]};
         const char *a[] = {suffix};
-        cr_assert_eq(aredis_script_eval(c, sc, on_got, &g[i], 1, k, 1, a), 0);
+        cr_assert_eq(aredis_script_eval(c, sc, testgot_keep, &g[i], 1, k, 1, a),
+                     0);
     }
-    spin(loop, 12);
+    testgot_wait_all(loop, g, 12); /* one reply each */
     for (int i = 0; i < 12; i++) {
-        cr_assert_eq(g[i].calls, 1);
         cr_assert_eq(g[i].r->type, AREDIS_REPLY_STRING, "%s", g[i].r->str);
         char suffix[16];
         snprintf(suffix, sizeof suffix, "sc%d", i);
@@ -597,14 +578,10 @@ static void on_message(aredis_pubsub *ps, const aredis_pubsub_message *m,
 
 static long long shardnumsub(int port, const char *ch)
 {
-    testenv_server s = {.host = "127.0.0.1", .port = port};
-    testenv_conn tc;
-    const aredis_reply *r;
-    cr_assert_eq(testenv_connect(&tc, &s), 0);
-    cr_assert_eq(testenv_command(&tc, &r, "PUBSUB SHARDNUMSUB %s", ch), 0);
+    aredis_reply *r = testclient_direct(port, "PUBSUB SHARDNUMSUB %s", ch);
     cr_assert_eq(r->len, 2);
     long long n = r->element[1].integer;
-    testenv_close(&tc);
+    aredis_reply_free(r);
     return n;
 }
 
@@ -687,26 +664,9 @@ Test(cluster_extras, sharded_pubsub_follows_the_slots)
 
 static void node_cmd(int port, const char *fmt, const char *a, const char *b)
 {
-    testenv_server s = {.host = "127.0.0.1", .port = port};
-    testenv_conn tc;
-    const aredis_reply *r;
-    cr_assert_eq(testenv_connect(&tc, &s), 0);
-    cr_assert_eq(testenv_command(&tc, &r, fmt, a, b), 0, "%s",
-                 testenv_errstr());
+    aredis_reply *r = testclient_direct(port, fmt, a, b);
     cr_assert(r->type != AREDIS_REPLY_ERROR, "%d: %s: %s", port, fmt, r->str);
-    testenv_close(&tc);
-}
-
-static void my_id(int port, char id[41])
-{
-    testenv_server s = {.host = "127.0.0.1", .port = port};
-    testenv_conn tc;
-    const aredis_reply *r;
-    cr_assert_eq(testenv_connect(&tc, &s), 0);
-    cr_assert_eq(testenv_command(&tc, &r, "CLUSTER MYID"), 0);
-    cr_assert_eq(r->len, 40);
-    memcpy(id, r->str, 41);
-    testenv_close(&tc);
+    aredis_reply_free(r);
 }
 
 /* A shard channel's slot moves from A to B (on a private 2-primary
@@ -723,8 +683,8 @@ Test(cluster_extras, shard_channel_follows_its_slot_when_it_moves,
     int p[2];
     cr_assert_eq(testenv_state_ports(srv.name, "primaries", p, 2), 2);
     char ida[41], idb[41];
-    my_id(p[0], ida);
-    my_id(p[1], idb);
+    testclient_node_id(p[0], ida);
+    testclient_node_id(p[1], idb);
     char seeds[64];
     snprintf(seeds, sizeof seeds, "127.0.0.1:%d", p[0]);
     aredis_options o = {0};

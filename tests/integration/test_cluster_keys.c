@@ -41,11 +41,7 @@ static const char *const stat_names[] = {
 /* rejected_calls of those commands at port, summed. */
 static long long rejected_at(int port)
 {
-    testenv_conn c;
-    const aredis_reply *r;
-    testenv_server s = {.host = "127.0.0.1", .port = port};
-    cr_assert_eq(testenv_connect(&c, &s), 0, "%s", testenv_errstr());
-    cr_assert_eq(testenv_command(&c, &r, "INFO commandstats"), 0);
+    aredis_reply *r = testclient_direct(port, "INFO commandstats");
     cr_assert_eq(r->type, AREDIS_REPLY_STRING);
     long long n = 0;
     for (size_t i = 0; i < NSTATS; i++) {
@@ -59,7 +55,7 @@ static long long rejected_at(int port)
         if (rc != NULL && (end == NULL || rc < end))
             n += atoll(rc + 15);
     }
-    testenv_close(&c);
+    aredis_reply_free(r);
     return n;
 }
 
@@ -77,14 +73,10 @@ typedef struct setup {
 
 static void raw_ok(int port, const char *fmt, const char *a)
 {
-    testenv_conn c;
-    const aredis_reply *r;
-    testenv_server s = {.host = "127.0.0.1", .port = port};
-    cr_assert_eq(testenv_connect(&c, &s), 0, "%s", testenv_errstr());
-    cr_assert_eq(testenv_command(&c, &r, fmt, a), 0, "%s", testenv_errstr());
+    aredis_reply *r = testclient_direct(port, fmt, a);
     cr_assert_neq(r->type, AREDIS_REPLY_ERROR, "%d: %s: %s", port, fmt,
                   r->type == AREDIS_REPLY_ERROR ? r->str : "");
-    testenv_close(&c);
+    aredis_reply_free(r);
 }
 
 /* A hash tag whose slot the primary at port serves: the first candidate
@@ -92,8 +84,7 @@ static void raw_ok(int port, const char *fmt, const char *a)
 static void tag_on(int port, char *tag, size_t cap)
 {
     testenv_conn c;
-    testenv_server s = {.host = "127.0.0.1", .port = port};
-    cr_assert_eq(testenv_connect(&c, &s), 0, "%s", testenv_errstr());
+    testclient_connect_port(&c, port);
     for (int i = 0; i < 1000; i++) {
         char base[32];
         snprintf(base, sizeof base, "k%d", i);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "aredis/aredis.h"
+#include "testclient.h"
 #include "testenv.h"
 
 /* ---- the set-up's state file ------------------------------------------- */
@@ -76,13 +77,6 @@ static int nth_port(const char *list, int i)
     return atoi(colon + 1);
 }
 
-static void connect_port(testenv_conn *c, int port)
-{
-    testenv_server s = {.port = port};
-    snprintf(s.host, sizeof s.host, "127.0.0.1");
-    cr_assert_eq(testenv_connect(c, &s), 0, "%s", testenv_errstr());
-}
-
 /* ---- the set-up itself ------------------------------------------------- */
 
 Test(sentinel_setup, every_sentinel_names_the_master_and_knows_the_rest)
@@ -97,7 +91,7 @@ Test(sentinel_setup, every_sentinel_names_the_master_and_knows_the_rest)
     for (int i = 0; i < 3; i++) {
         testenv_conn c;
         const aredis_reply *r;
-        connect_port(&c, nth_port(sentinels, i));
+        testclient_connect_port(&c, nth_port(sentinels, i));
         cr_assert_eq(testenv_command(&c, &r,
                                      "SENTINEL GET-MASTER-ADDR-BY-NAME %s",
                                      service),
@@ -116,7 +110,7 @@ Test(sentinel_setup, every_sentinel_names_the_master_and_knows_the_rest)
 
     testenv_conn m;
     const aredis_reply *r;
-    connect_port(&m, mport);
+    testclient_connect_port(&m, mport);
     cr_assert_eq(testenv_command(&m, &r, "ROLE"), 0, "%s", testenv_errstr());
     cr_assert_str_eq(r->element[0].str, "master");
     cr_assert_eq(r->element[2].len, 2, "the master has both replicas");
@@ -185,7 +179,7 @@ static void master_get(const char *key, char *out, size_t cap)
     setup_value("master", master, sizeof master);
     testenv_conn m;
     const aredis_reply *r;
-    connect_port(&m, nth_port(master, 0));
+    testclient_connect_port(&m, nth_port(master, 0));
     cr_assert_eq(testenv_command(&m, &r, "GET %s", key), 0, "%s",
                  testenv_errstr());
     snprintf(out, cap, "%.*s", r->type == AREDIS_REPLY_STRING ? (int)r->len : 0,
@@ -609,7 +603,7 @@ Test(sentinel, a_lost_master_is_looked_up_again)
     set_get(m.loop, m.c, key, "on-b", 10000);
     testenv_conn cb;
     const aredis_reply *r;
-    connect_port(&cb, m.b.port);
+    testclient_connect_port(&cb, m.b.port);
     cr_assert_eq(testenv_command(&cb, &r, "GET %s", key), 0, "%s",
                  testenv_errstr());
     cr_assert_eq(r->type, AREDIS_REPLY_STRING, "the write did not reach b");
@@ -631,7 +625,7 @@ Test(sentinel, readonly_from_a_demoted_master_looks_up_again)
     write_port(m.file, m.b.port);
     testenv_conn ca;
     const aredis_reply *r;
-    connect_port(&ca, m.a.port);
+    testclient_connect_port(&ca, m.a.port);
     cr_assert_eq(testenv_command(&ca, &r, "REPLICAOF 127.0.0.1 %d", m.b.port),
                  0, "%s", testenv_errstr());
     testenv_close(&ca);
@@ -1053,7 +1047,7 @@ static int master_port_via(int sentinel_port)
 {
     testenv_conn c;
     const aredis_reply *r;
-    connect_port(&c, sentinel_port);
+    testclient_connect_port(&c, sentinel_port);
     cr_assert_eq(
         testenv_command(&c, &r, "SENTINEL GET-MASTER-ADDR-BY-NAME mymaster"), 0,
         "%s", testenv_errstr());
@@ -1082,7 +1076,7 @@ static int acked_but_lost(const writer *w, int port, long long switch_at,
                           int *after_switch)
 {
     testenv_conn m;
-    connect_port(&m, port);
+    testclient_connect_port(&m, port);
     int lost = 0;
     *after_switch = 0;
     for (int i = 0; i < w->n; i++) {
@@ -1151,7 +1145,7 @@ static void explain_loss(const writer *w, const setup *s, int port,
     fprintf(stderr,
             "sentinel: writes acked but missing on 127.0.0.1:%d:", port);
     testenv_conn m;
-    connect_port(&m, port);
+    testclient_connect_port(&m, port);
     for (int i = 0; i <= w->n; i++) {
         int missing = 0;
         if (i < w->n && w->recs[i].ok) {
@@ -1237,7 +1231,7 @@ Test(sentinel_failover, graceful_failover_fences_writes, .timeout = 120)
 
     testenv_conn s2;
     const aredis_reply *r;
-    connect_port(&s2, nth_port(s.sentinels, 1));
+    testclient_connect_port(&s2, nth_port(s.sentinels, 1));
     cr_assert_eq(testenv_command(&s2, &r, "SENTINEL FAILOVER mymaster"), 0,
                  "%s", testenv_errstr());
     cr_assert_eq(r->type, AREDIS_REPLY_STATUS, "%s", r->str);
@@ -1268,7 +1262,7 @@ Test(sentinel_failover, graceful_failover_fences_writes, .timeout = 120)
     cr_assert_eq(w.codes[1] + w.codes[2], 0, "a write failed: %s", w.last);
     set_get(loop, c, key, "after", 10000);
     testenv_conn m;
-    connect_port(&m, port);
+    testclient_connect_port(&m, port);
     cr_assert_eq(testenv_command(&m, &r, "GET %s", cb.key), 0, "%s",
                  testenv_errstr());
     cr_assert_eq(r->type, AREDIS_REPLY_STRING, "in-callback write missing");

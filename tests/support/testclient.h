@@ -1,10 +1,10 @@
 /* Client fixtures shared by the integration tests (tests/support).
  *
  * On top of testloop.h (the loop under test) and Criterion: a fixture
- * server's address, a client on a URL, a reply kept by a callback, one
- * command run to its reply, how a SCAN walk ended, and the end of a test
- * (nothing left in flight, the client and the loop freed). Every wait has
- * a deadline in real time, so a test can fail but never hang.
+ * server's address, a command straight to a server, a client on a URL, a reply
+ * kept by a callback, one command run to its reply, how a SCAN walk ended, and
+ * the end of a test (nothing left in flight, the client and the loop freed).
+ * Every wait has a deadline in real time, so a test can fail but never hang.
  * Header-only, like testloop.h, whose per-process state it uses. */
 #ifndef AREDIS_TESTS_TESTCLIENT_H
 #define AREDIS_TESTS_TESTCLIENT_H
@@ -42,6 +42,43 @@ static inline void testclient_standalone(testenv_server *srv, char *url,
     testclient_server(srv, "standalone");
     if (url != NULL)
         testenv_url(url, cap, srv, db);
+}
+
+/* A blocking connection (testenv.h) to 127.0.0.1:port; the test fails
+ * when it cannot connect. */
+static inline void testclient_connect_port(testenv_conn *c, int port)
+{
+    testenv_server s = {.host = "127.0.0.1", .port = port};
+    cr_assert_eq(testenv_connect(c, &s), 0, "127.0.0.1:%d: %s", port,
+                 testenv_errstr());
+}
+
+/* One command (aredis_command's format) on a new blocking connection to
+ * 127.0.0.1:port, straight to that server: its reply, a copy the caller
+ * frees. The test fails when the connection or the exchange fails. */
+static inline aredis_reply *testclient_direct(int port, const char *fmt, ...)
+{
+    testenv_conn c;
+    testclient_connect_port(&c, port);
+    const aredis_reply *r;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = testenv_vcommand(&c, &r, fmt, ap);
+    va_end(ap);
+    cr_assert_eq(rc, 0, "127.0.0.1:%d: %s: %s", port, fmt, testenv_errstr());
+    aredis_reply *copy = aredis_reply_dup(r);
+    cr_assert_not_null(copy);
+    testenv_close(&c);
+    return copy;
+}
+
+/* The node ID of the cluster node at 127.0.0.1:port (CLUSTER MYID). */
+static inline void testclient_node_id(int port, char id[41])
+{
+    aredis_reply *r = testclient_direct(port, "CLUSTER MYID");
+    cr_assert_eq(r->len, 40, "127.0.0.1:%d: %s", port, r->str);
+    memcpy(id, r->str, 41);
+    aredis_reply_free(r);
 }
 
 /* A client on url; the test fails when it cannot be made. */
