@@ -88,6 +88,7 @@
 #include <unistd.h>
 
 #include "aredis/aredis.h"
+#include "bench.h"
 #include "client/client_int.h"
 #include "countalloc.h" /* the allocations aredis makes, by its hooks */
 #include "node/node.h"
@@ -141,14 +142,6 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 /* host:port into its parts (host copied into buf). */
@@ -252,9 +245,9 @@ static void run_throughput(void)
     /* Warm-up: the map, a connection per node, buffers at their size. */
     run_batch(set, cfg.warm, w);
     long a0 = countalloc_calls;
-    double c0 = cpu_s(), t0 = now_ms();
+    double c0 = bench_cpu_s(), t0 = now_ms();
     run_batch(set, cfg.n, w);
-    double secs = (now_ms() - t0) / 1e3, cpu = cpu_s() - c0;
+    double secs = (now_ms() - t0) / 1e3, cpu = bench_cpu_s() - c0;
     printf("mode=%s w=%ld n=%ld ops_per_sec=%.0f cpu_s=%.4f "
            "cpu_us_per_op=%.3f cpu_s_per_million=%.4f allocs_per_op=%.4f\n",
            cfg.mode, w, cfg.n, (double)cfg.n / secs, cpu,
