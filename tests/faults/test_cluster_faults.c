@@ -231,6 +231,22 @@ static void run_for(aredis_loop *loop, load *l, int64_t ms)
     }
 }
 
+/* Run the load until the node at port is a primary, then settle_ms more,
+ * for within_ms at most: when it was first seen a primary, 0 if never. */
+static int64_t load_until_primary(aredis_loop *loop, load *l, int port,
+                                  int64_t within_ms, int64_t settle_ms)
+{
+    int64_t end = testenv_now_ms() + within_ms, promoted = 0;
+    while (testenv_now_ms() < end) {
+        run_for(loop, l, 20);
+        if (promoted == 0 && is_master(port))
+            promoted = testenv_now_ms();
+        if (promoted != 0 && testenv_now_ms() > promoted + settle_ms)
+            break;
+    }
+    return promoted;
+}
+
 /* Stop, drain, and check exactly-once: every command sent completed once. */
 static void load_stop(aredis_loop *loop, load *l)
 {
@@ -380,15 +396,7 @@ Test(cluster_faults, kill_9_of_a_primary_then_a_graceful_failover)
     /* Node 0 is the primary of slots 0-5460; node 3 its replica. */
     int64_t t_kill = testenv_now_ms();
     cr_assert_eq(kill((pid_t)node_pid(&p, 0), SIGKILL), 0);
-    int64_t t_promoted = 0;
-    int64_t end = t_kill + 20000;
-    while (testenv_now_ms() < end) {
-        run_for(loop, &L, 20);
-        if (t_promoted == 0 && is_master(p.ports[3]))
-            t_promoted = testenv_now_ms();
-        if (t_promoted != 0 && testenv_now_ms() > t_promoted + 1500)
-            break;
-    }
+    int64_t t_promoted = load_until_primary(loop, &L, p.ports[3], 20000, 1500);
     cr_assert_neq(t_promoted, 0, "the replica was never promoted");
     load_stop(loop, &L);
 
@@ -460,14 +468,7 @@ Test(cluster_faults, kill_9_of_a_primary_then_a_graceful_failover)
     cr_assert_eq(r->type, AREDIS_REPLY_STATUS, "%s", r->str);
     aredis_reply_free(r);
     int64_t t_fo = testenv_now_ms();
-    t_promoted = 0;
-    while (testenv_now_ms() < t_fo + 15000) {
-        run_for(loop, &L, 20);
-        if (t_promoted == 0 && is_master(p.ports[4]))
-            t_promoted = testenv_now_ms();
-        if (t_promoted != 0 && testenv_now_ms() > t_promoted + 1000)
-            break;
-    }
+    t_promoted = load_until_primary(loop, &L, p.ports[4], 15000, 1000);
     cr_assert_neq(t_promoted, 0, "CLUSTER FAILOVER did not happen");
     load_stop(loop, &L);
     failures(&L, fails, sizeof fails);

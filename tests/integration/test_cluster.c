@@ -387,11 +387,8 @@ Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
      .timeout = 120)
 {
     testenv_server s;
-    cr_assert_eq(testenv_private_cluster_start(&s, "clmove",
-                                               "--primaries 2 --replicas 0"),
-                 0, "%s", testenv_errstr());
     int p[2];
-    cr_assert_eq(testenv_state_ports(s.name, "primaries", p, 2), 2);
+    testclient_private_cluster(&s, "clmove", p, 2);
     char ida[41], idb[41];
     testclient_node_id(p[0], ida);
     testclient_node_id(p[1], idb);

@@ -677,11 +677,8 @@ Test(cluster_extras, shard_channel_follows_its_slot_when_it_moves,
      .timeout = 120)
 {
     testenv_server srv;
-    cr_assert_eq(testenv_private_cluster_start(&srv, "clpubmv",
-                                               "--primaries 2 --replicas 0"),
-                 0, "%s", testenv_errstr());
     int p[2];
-    cr_assert_eq(testenv_state_ports(srv.name, "primaries", p, 2), 2);
+    testclient_private_cluster(&srv, "clpubmv", p, 2);
     char ida[41], idb[41];
     testclient_node_id(p[0], ida);
     testclient_node_id(p[1], idb);
@@ -785,11 +782,8 @@ static void on_classic(aredis_pubsub *ps, const aredis_pubsub_message *m,
 Test(cluster_extras, classic_subscriptions_move_off_a_dead_node, .timeout = 120)
 {
     testenv_server srv;
-    cr_assert_eq(testenv_private_cluster_start(&srv, "clsubdie",
-                                               "--primaries 3 --replicas 0"),
-                 0, "%s", testenv_errstr());
     int p[3];
-    cr_assert_eq(testenv_state_ports(srv.name, "primaries", p, 3), 3);
+    testclient_private_cluster(&srv, "clsubdie", p, 3);
     char seeds[96];
     snprintf(seeds, sizeof seeds, "127.0.0.1:%d,127.0.0.1:%d", p[0], p[1]);
     aredis_options o = {0};

@@ -332,11 +332,8 @@ Test(cluster_fanout, cross_slot_refused_before_sending)
 Test(cluster_fanout, keyless_commands_by_policy, .timeout = 120)
 {
     testenv_server s;
-    cr_assert_eq(testenv_private_cluster_start(&s, "clfan",
-                                               "--primaries 3 --replicas 0"),
-                 0, "%s", testenv_errstr());
     int p[3];
-    cr_assert_eq(testenv_state_ports(s.name, "primaries", p, 3), 3);
+    testclient_private_cluster(&s, "clfan", p, 3);
     aredis_loop *loop = aredis_loop_new();
     aredis_client *c = cluster_client(loop, p[0], 0);
 
@@ -856,11 +853,8 @@ Test(cluster_fanout, client_closed_with_fanouts_pending)
 Test(cluster_fanout, fanout_completes_once_when_a_primary_dies, .timeout = 120)
 {
     testenv_server s;
-    cr_assert_eq(testenv_private_cluster_start(&s, "clfandie",
-                                               "--primaries 3 --replicas 0"),
-                 0, "%s", testenv_errstr());
     int p[3];
-    cr_assert_eq(testenv_state_ports(s.name, "primaries", p, 3), 3);
+    testclient_private_cluster(&s, "clfandie", p, 3);
     char seeds[64];
     snprintf(seeds, sizeof seeds, "127.0.0.1:%d", p[0]);
     aredis_options o = {0};

@@ -546,7 +546,8 @@ static void fake_done(aredis_loop *loop, aredis_client *c, pid_t pid)
 
 /* Two private servers, a and b, play the master before and after a
  * failover; a fake sentinel names the one whose port a file holds (a's at
- * first); c is a client on that sentinel. */
+ * first); c is a client on that sentinel, which has written "on-a" to
+ * key through a. */
 typedef struct moving {
     testenv_server a, b;
     int a_stopped;
@@ -554,6 +555,7 @@ typedef struct moving {
     pid_t pid;
     aredis_loop *loop;
     aredis_client *c;
+    char key[96];
 } moving;
 
 static void moving_start(moving *m, const char *tag)
@@ -573,6 +575,9 @@ static void moving_start(moving *m, const char *tag)
     snprintf(url, sizeof url, "redis+sentinel://127.0.0.1:%d/mymaster", port);
     m->loop = aredis_loop_new();
     m->c = client_for(m->loop, url);
+    snprintf(name, sizeof name, "sentinel-%s", tag);
+    testenv_key(m->key, sizeof m->key, name);
+    set_get(m->loop, m->c, m->key, "on-a", 10000);
 }
 
 static void moving_stop_a(moving *m)
@@ -592,23 +597,16 @@ static void moving_done(moving *m)
 Test(sentinel, a_lost_master_is_looked_up_again)
 {
     moving m;
-    moving_start(&m, "moving");
-    char key[96];
-    testenv_key(key, sizeof key, "sentinel-move");
-    set_get(m.loop, m.c, key, "on-a", 10000);
+    moving_start(&m, "move");
 
     /* "Failover": the sentinel now names b, and a goes away. */
     write_port(m.file, m.b.port);
     moving_stop_a(&m);
-    set_get(m.loop, m.c, key, "on-b", 10000);
-    testenv_conn cb;
-    const aredis_reply *r;
-    testclient_connect_port(&cb, m.b.port);
-    cr_assert_eq(testenv_command(&cb, &r, "GET %s", key), 0, "%s",
-                 testenv_errstr());
+    set_get(m.loop, m.c, m.key, "on-b", 10000);
+    aredis_reply *r = testclient_direct(m.b.port, "GET %s", m.key);
     cr_assert_eq(r->type, AREDIS_REPLY_STRING, "the write did not reach b");
     cr_assert_str_eq(r->str, "on-b");
-    testenv_close(&cb);
+    aredis_reply_free(r);
     moving_done(&m);
 }
 
@@ -617,27 +615,19 @@ Test(sentinel, readonly_from_a_demoted_master_looks_up_again)
     /* a is the master, then becomes b's replica while the connection to
      * it stays up: writes get READONLY until the client asks again. */
     moving m;
-    moving_start(&m, "demoted");
-    char key[96];
-    testenv_key(key, sizeof key, "sentinel-readonly");
-    set_get(m.loop, m.c, key, "on-a", 10000);
-
+    moving_start(&m, "readonly");
     write_port(m.file, m.b.port);
-    testenv_conn ca;
-    const aredis_reply *r;
-    testclient_connect_port(&ca, m.a.port);
-    cr_assert_eq(testenv_command(&ca, &r, "REPLICAOF 127.0.0.1 %d", m.b.port),
-                 0, "%s", testenv_errstr());
-    testenv_close(&ca);
+    aredis_reply_free(
+        testclient_direct(m.a.port, "REPLICAOF 127.0.0.1 %d", m.b.port));
 
     /* The first write meets READONLY and reports it (it is not re-sent
      * behind the caller's back); the ones after it reach b. */
     counter k = {.expect = 1};
-    cr_assert_eq(aredis_command(m.c, count_cb, &k, "SET %s x", key), 0);
+    cr_assert_eq(aredis_command(m.c, count_cb, &k, "SET %s x", m.key), 0);
     cr_assert(run_until(m.loop, &k.done, 5000));
     cr_assert_eq(k.errors, 1, "%s", k.last);
     cr_assert(strncmp(k.last, "READONLY", 8) == 0, "%s", k.last);
-    set_get(m.loop, m.c, key, "on-b", 10000);
+    set_get(m.loop, m.c, m.key, "on-b", 10000);
     moving_done(&m);
 }
 

@@ -81,6 +81,22 @@ static inline void testclient_node_id(int port, char id[41])
     aredis_reply_free(r);
 }
 
+/* Start a private Redis Cluster of n primaries without replicas
+ * (testenv_private_cluster_start, named after tag): its first primary in
+ * *s, the ports of its primaries in ports[n]. The test fails when it
+ * cannot be started. */
+static inline void testclient_private_cluster(testenv_server *s,
+                                              const char *tag, int *ports,
+                                              int n)
+{
+    char extra[64];
+    snprintf(extra, sizeof extra, "--primaries %d --replicas 0", n);
+    cr_assert_eq(testenv_private_cluster_start(s, tag, extra), 0, "%s",
+                 testenv_errstr());
+    cr_assert_eq(testenv_state_ports(s->name, "primaries", ports, n), n, "%s",
+                 testenv_errstr());
+}
+
 /* A client on url; the test fails when it cannot be made. */
 static inline aredis_client *testclient_new(aredis_loop *loop, const char *url)
 {
