@@ -93,7 +93,8 @@ AREDIS_API unsigned aredis_cluster_keyslot(const void *key, size_t len);
  * Every part is an ordinary command: it has the client's command deadline,
  * follows MOVED and ASK, and the caller's callback runs exactly once, when
  * the last part has completed. A fan-out over nodes asked before the
- * client has its first slot map waits for it (a few seconds at most, then
+ * client has its first slot map waits for it (a few seconds at most, or
+ * the per-call timeout_ms of an *_opts form when shorter, then
  * AREDIS_ETIMEDOUT). A client of one server (standalone or sentinel)
  * sends every command as it is: none of this costs it anything. */
 
