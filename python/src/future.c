@@ -660,22 +660,34 @@ static PyObject *get_blocking(PyObject *self, void *closure)
     return PyBool_FromLong(((Future *)self)->blocking);
 }
 
-static int set_blocking(PyObject *self, PyObject *v, void *closure)
+/* The value v given to the flag attribute `name`: 0 or 1, or -1 with the
+ * error raised. It cannot be deleted, nor set unless may_set. */
+static int flag_value(PyObject *v, int may_set, const char *name)
 {
-    (void)closure;
     if (v == NULL) {
         PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
         return -1;
     }
     int b = PyObject_IsTrue(v);
-    if (b < 0)
-        return -1;
-    if (b && ((Future *)self)->state != FUT_PENDING) {
-        PyErr_SetString(PyExc_ValueError,
-                        "_asyncio_future_blocking can only be set to False");
+    if (b > 0 && !may_set) {
+        PyErr_Format(PyExc_ValueError, "%s can only be set to False", name);
         return -1;
     }
-    ((Future *)self)->blocking = (unsigned char)b;
+    return b;
+}
+
+static int set_blocking(PyObject *self, PyObject *v, void *closure)
+{
+    (void)closure;
+    Future *f = (Future *)self;
+    if (v == Py_False) { /* what asyncio's Task sets, once per await */
+        f->blocking = 0;
+        return 0;
+    }
+    int b = flag_value(v, f->state == FUT_PENDING, "_asyncio_future_blocking");
+    if (b < 0)
+        return -1;
+    f->blocking = (unsigned char)b;
     return 0;
 }
 
@@ -688,18 +700,8 @@ static PyObject *get_log_traceback(PyObject *self, void *closure)
 static int set_log_traceback(PyObject *self, PyObject *v, void *closure)
 {
     (void)closure;
-    if (v == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
+    if (flag_value(v, 0, "_log_traceback") < 0)
         return -1;
-    }
-    int b = PyObject_IsTrue(v);
-    if (b < 0)
-        return -1;
-    if (b) {
-        PyErr_SetString(PyExc_ValueError,
-                        "_log_traceback can only be set to False");
-        return -1;
-    }
     ((Future *)self)->log_tb = 0;
     return 0;
 }
