@@ -45,8 +45,8 @@ typedef struct {
 static PyTypeObject FutureType;
 static PyObject *cancelled_error, *invalid_state_error;
 static PyObject *s_call_soon, *s_call_exception_handler, *kw_context;
-/* asyncio.events.Handle and asyncio.format_helpers._format_callback_source,
- * for the report of a failing done callback. */
+/* asyncio.events.Handle and asyncio.format_helpers._format_callback_source
+ * (NULL when it is not there), for the report of a failing done callback. */
 static PyObject *handle_type, *format_callback_source;
 
 static _Thread_local fut_batch *tl_batch;
@@ -144,7 +144,9 @@ static int report(PyObject *loop, PyObject *cb, PyObject *ctx, PyObject *fut,
              *msg = NULL, *context = NULL, *r = NULL;
     if (args == NULL)
         goto done;
-    src = PyObject_CallFunctionObjArgs(format_callback_source, cb, args, NULL);
+    src = format_callback_source ? PyObject_CallFunctionObjArgs(
+                                       format_callback_source, cb, args, NULL)
+                                 : NULL;
     if (src == NULL && !stops_loop(PyErr_Occurred())) {
         PyErr_Clear();
         src = PyObject_Repr(cb);
@@ -857,16 +859,19 @@ int fut_module_init(PyObject *m)
     if (cancelled_error == NULL || invalid_state_error == NULL)
         return -1;
     PyObject *events = PyImport_ImportModule("asyncio.events");
-    PyObject *helpers = PyImport_ImportModule("asyncio.format_helpers");
-    if (events != NULL && helpers != NULL) {
-        handle_type = PyObject_GetAttrString(events, "Handle");
-        format_callback_source =
-            PyObject_GetAttrString(helpers, "_format_callback_source");
-    }
-    Py_XDECREF(events);
-    Py_XDECREF(helpers);
-    if (handle_type == NULL || format_callback_source == NULL)
+    if (events == NULL)
         return -1;
+    handle_type = PyObject_GetAttrString(events, "Handle");
+    Py_DECREF(events);
+    if (handle_type == NULL)
+        return -1;
+    /* Private to asyncio: without it, the callback's repr() does. */
+    PyObject *helpers = PyImport_ImportModule("asyncio.format_helpers");
+    format_callback_source =
+        helpers ? PyObject_GetAttrString(helpers, "_format_callback_source")
+                : NULL;
+    Py_XDECREF(helpers);
+    PyErr_Clear();
     if ((s_call_soon = PyUnicode_InternFromString("call_soon")) == NULL ||
         (s_call_exception_handler =
              PyUnicode_InternFromString("call_exception_handler")) == NULL ||
