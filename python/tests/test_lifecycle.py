@@ -8,6 +8,7 @@ import signal
 import pytest
 
 import aredis
+from aredis import _core
 
 
 async def test_temporary_client_freed_by_its_last_reply(port):
@@ -244,3 +245,53 @@ def test_clients_of_their_own_in_threads_with_loops_of_their_own(port):
     finally:
         sys.setswitchinterval(interval)
     assert results == {i: 2100 for i in range(4)}
+
+
+# The options dict the Python layer hands to the C client (StrictRedis,
+# StrictRedisCluster and Sentinel arguments end up as these keys), by kind.
+_STR_OPTIONS = ["url", "host", "path", "username", "password", "client_name",
+                "tls_ca_file", "tls_ca_dir", "tls_cert_file", "tls_key_file",
+                "tls_sni", "sentinel_addrs", "sentinel_service",
+                "sentinel_password"]
+_INT_OPTIONS = ["port", "db", "protocol", "keepalive_idle_s",
+                "keepalive_interval_s", "keepalive_count",
+                "reconnect_max_attempts", "retry_read_only", "pool_max", "tls",
+                "tls_insecure", "sentinel_role", "sentinel_replica_fallback"]
+_I64_OPTIONS = ["connect_timeout_ms", "command_timeout_ms", "pool_wait_ms",
+                "pool_idle_ms", "sentinel_failover_wait_ms",
+                "sentinel_timeout_ms"]
+
+
+async def test_every_client_option_is_read_as_its_kind(port):
+    loop = asyncio.get_running_loop()
+
+    def refused(options):
+        with pytest.raises((TypeError, ValueError, OverflowError)) as e:
+            _core.Client(loop, options, {}, False, None)
+        return str(e.value)
+
+    for key in _STR_OPTIONS:
+        assert refused({key: 1}) == f"{key} must be a str"
+    for key in _INT_OPTIONS:
+        assert refused({key: 2 ** 40}) == f"{key} is out of range"
+    for key in _I64_OPTIONS:
+        refused({key: "1"})
+        refused({key: 2 ** 70})
+    # None stands for "not given"; 64-bit ones take what an int cannot.
+    c = _core.Client(loop, dict.fromkeys(_STR_OPTIONS + _INT_OPTIONS) |
+                     dict.fromkeys(_I64_OPTIONS, 2 ** 40) | {"port": port},
+                     {}, False, None)
+    c.close()
+
+
+async def test_client_options_reach_the_connection(port):
+    c = aredis.StrictRedis(host="127.0.0.1", port=port, db=5,
+                           client_name="opt-test",
+                           _core_options={"protocol": 2})
+    try:
+        assert await c.execute_command("CLIENT GETNAME") == b"opt-test"
+        info = (await c.execute_command("CLIENT INFO")).split()
+        assert b"db=5" in info and b"resp=2" in info
+        assert c._core.protocol() == 2
+    finally:
+        c.close()

@@ -1188,3 +1188,122 @@ Test(cluster_faults, scan_walk_survives_failovers_and_kills)
     aredis_sync_free(sy);
     stop_cluster(&p);
 }
+
+/* ---- a SCAN walk's deadline on a silent node ------------------------------
+ */
+
+enum { NSILENT = 40, SILENT_TIMEOUT_MS = 200, PAUSE_MS = 4000 };
+
+/* Pause every client of the node at port (CLIENT PAUSE ... ALL: it stops
+ * answering, while its cluster bus goes on, so no failover starts) for
+ * PAUSE_MS; returns when the pause began. */
+static int64_t pause_node(int port)
+{
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "CLIENT PAUSE %d ALL", PAUSE_MS);
+    int64_t t = testenv_now_ms();
+    raw_ok(port, cmd);
+    return t;
+}
+
+/* Run the loop until the pause begun at t0 is over, then check that the
+ * node answers again. */
+static void await_unpaused(aredis_loop *loop, int64_t t0, int port)
+{
+    while (testenv_now_ms() < t0 + PAUSE_MS + 100)
+        aredis_loop_run_once(loop, 20);
+    raw_ok(port, "PING");
+}
+
+/* Each walk's calls have the walk's timeout_ms on a cluster client too:
+ * the node serving slot 0 stops answering (CLIENT PAUSE), and a SCAN walk
+ * with a 200 ms timeout (the client's own command timeout is 10 s) ends
+ * with AREDIS_ETIMEDOUT long before the pause does - its PING, SCAN and
+ * probe calls time out one after the other at most - and its done
+ * callback runs once. Once the node answers again a new walk returns
+ * every key. The same for the blocking iterator. */
+Test(cluster_faults, scan_timeout_on_a_silent_node)
+{
+    pcluster p;
+    start_cluster(&p, "clsilent", "--primaries 3 --replicas 0");
+    char url[128];
+    cluster_url(url, sizeof url, &p, 1);
+    int silent = owner_of(p.ports[0], 0);
+    aredis_status st;
+    aredis_sync *sy = aredis_sync_connect(
+        &(aredis_options){.url = url, .command_timeout_ms = 10000}, &st);
+    cr_assert_not_null(sy, "%s", st.msg);
+    for (int i = 0; i < NSILENT; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "walk:%d", i);
+        aredis_reply *r = aredis_sync_command(sy, "SET %s v", key);
+        cr_assert_not_null(r);
+        cr_assert_neq(r->type, AREDIS_REPLY_ERROR, "%s", r->str);
+        aredis_reply_free(r);
+    }
+    const int64_t bound = 3 * SILENT_TIMEOUT_MS + 700;
+    aredis_scan_opts o = {
+        .match = "walk:*", .count = 5, .timeout_ms = SILENT_TIMEOUT_MS};
+
+    /* Asynchronous. */
+    aredis_loop *loop = aredis_loop_new();
+    aredis_client *c = new_client(loop, url, 10000);
+    static walk w;
+    int64_t t0 = pause_node(silent);
+    int64_t start = testenv_now_ms();
+    cr_assert_eq(aredis_scan(c, &o, NULL, on_walk_elem, on_walk_done, &w), 0);
+    while (w.done_calls == 0 && testenv_now_ms() < start + PAUSE_MS - 500)
+        aredis_loop_run_once(loop, 10);
+    int64_t took = testenv_now_ms() - start;
+    cr_assert_eq(w.done_calls, 1, "the walk did not end within %lld ms",
+                 (long long)took);
+    cr_assert_eq(w.status, AREDIS_ETIMEDOUT, "%d: %s", w.status, w.err);
+    cr_assert_lt(took, bound, "took %lld ms", (long long)took);
+    await_unpaused(loop, t0, silent);
+    cr_assert_eq(w.done_calls, 1, "done ran again");
+    static walk again;
+    cr_assert_eq(aredis_scan(c, &o, NULL, on_walk_elem, on_walk_done, &again),
+                 0);
+    int64_t end = testenv_now_ms() + 10000;
+    while (again.done_calls == 0 && testenv_now_ms() < end)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(again.done_calls, 1);
+    cr_assert_eq(again.status, AREDIS_SCAN_FINISHED, "%d: %s", again.status,
+                 again.err);
+    for (int i = 0; i < NSILENT; i++)
+        cr_assert(again.seen[i], "walk:%d was never returned", i);
+    free_client(loop, c);
+    aredis_loop_free(loop);
+    cr_assert_eq(w.done_calls, 1, "done ran again");
+
+    /* Blocking. */
+    aredis_sync_scan *it = aredis_sync_scan_new(sy, &o, &st);
+    cr_assert_not_null(it, "%s", st.msg);
+    aredis_scan_elem e;
+    t0 = pause_node(silent);
+    start = testenv_now_ms();
+    int rc = aredis_sync_scan_next(it, &e);
+    took = testenv_now_ms() - start;
+    cr_assert_eq(rc, AREDIS_ETIMEDOUT, "%d: %s", rc,
+                 aredis_sync_scan_errmsg(it));
+    cr_assert_lt(took, bound, "took %lld ms", (long long)took);
+    cr_assert_eq(aredis_sync_scan_next(it, &e), AREDIS_ETIMEDOUT, "sticky");
+    aredis_sync_scan_free(it);
+    while (testenv_now_ms() < t0 + PAUSE_MS + 100)
+        usleep(20000);
+    raw_ok(silent, "PING");
+    static char seen[NSILENT];
+    it = aredis_sync_scan_new(sy, &o, &st);
+    cr_assert_not_null(it, "%s", st.msg);
+    while ((rc = aredis_sync_scan_next(it, &e)) == 1) {
+        int i = walk_index(e.str, e.len);
+        cr_assert(i >= 0 && i < NSILENT, "%.*s", (int)e.len, e.str);
+        seen[i] = 1;
+    }
+    cr_assert_eq(rc, 0, "%d: %s", rc, aredis_sync_scan_errmsg(it));
+    for (int i = 0; i < NSILENT; i++)
+        cr_assert(seen[i], "sync: walk:%d was never returned", i);
+    aredis_sync_scan_free(it);
+    aredis_sync_free(sy);
+    stop_cluster(&p);
+}

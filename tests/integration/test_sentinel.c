@@ -429,6 +429,78 @@ Test(sentinel, a_hung_first_sentinel_costs_its_deadline_only)
     close(fd);
 }
 
+/* The error of a failed discovery names what matters however many
+ * sentinels failed: how many were asked, and the last one's error in
+ * full; the earlier ones follow as far as room allows, the message then
+ * ending with "..." rather than mid-word. Eight sentinels that never
+ * answer (listening loopback ports) each cost their deadline; their
+ * errors do not all fit. */
+typedef struct long_error {
+    int calls, code;
+    char msg[2048];
+} long_error;
+
+static void on_long_error(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    long_error *e = ud;
+    e->calls++;
+    e->code = r->type == AREDIS_REPLY_ERROR ? r->code : 0;
+    snprintf(e->msg, sizeof e->msg, "%.*s", (int)r->len, r->str);
+}
+
+Test(sentinel, a_failed_discovery_names_the_count_and_the_last_error)
+{
+    enum { NHUNG = 8 };
+    int fds[NHUNG], ports[NHUNG];
+    char list[256] = "", url[512];
+    for (int i = 0; i < NHUNG; i++) {
+        fds[i] = testenv_listener(&ports[i]);
+        cr_assert_geq(fds[i], 0, "%s", testenv_errstr());
+        size_t n = strlen(list);
+        snprintf(list + n, sizeof list - n, "%s127.0.0.1:%d", i ? "," : "",
+                 ports[i]);
+    }
+    snprintf(url, sizeof url,
+             "redis+sentinel://%s/mymaster?sentinel_timeout=150ms"
+             "&failover_wait=0",
+             list);
+    aredis_loop *loop = aredis_loop_new();
+    aredis_status st;
+    aredis_client *c = aredis_client_new(
+        loop,
+        &(aredis_options){.url = url,
+                          .reconnect_max_attempts = AREDIS_NO_RECONNECT},
+        &st);
+    cr_assert_not_null(c, "%s", st.msg);
+    long_error e = {0};
+    cr_assert_eq(aredis_command(c, on_long_error, &e, "PING"), 0);
+    long long t0 = now_ms();
+    for (long long end = t0 + 10000; e.calls == 0 && now_ms() < end;)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(e.calls, 1, "no reply");
+    fprintf(stderr, "sentinel: eight hung sentinels, %lld ms: %s\n",
+            now_ms() - t0, e.msg);
+    cr_assert_neq(e.code, 0, "%s", e.msg);
+    cr_assert(strstr(e.msg, "8 sentinels") != NULL, "no count: %s", e.msg);
+    char last[32];
+    snprintf(last, sizeof last, "127.0.0.1:%d", ports[NHUNG - 1]);
+    const char *at = strstr(e.msg, last);
+    cr_assert_not_null(at, "the last sentinel is not named: %s", e.msg);
+    cr_assert(strstr(at, "timed out") != NULL,
+              "the last sentinel's error is not given: %s", e.msg);
+    /* The first sentinel's error is the one that did not fit. */
+    size_t len = strlen(e.msg);
+    cr_assert(len > 3 && strcmp(e.msg + len - 3, "...") == 0,
+              "not cut, or not cleanly: %s", e.msg);
+    cr_assert_eq(strstr(e.msg, "..."), e.msg + len - 3, "%s", e.msg);
+    aredis_client_free(c);
+    aredis_loop_free(loop);
+    cr_assert_eq(e.calls, 1);
+    for (int i = 0; i < NHUNG; i++)
+        close(fds[i]);
+}
+
 Test(sentinel, freed_during_discovery_completes_everything_once)
 {
     int port;
