@@ -1251,30 +1251,31 @@ Test(cluster_faults, scan_timeout_on_a_silent_node)
     static walk w;
     int64_t t0 = pause_node(silent);
     int64_t start = testenv_now_ms();
-    cr_assert_eq(aredis_scan(c, &o, NULL, on_walk_elem, on_walk_done, &w), 0);
-    while (w.done_calls == 0 && testenv_now_ms() < start + PAUSE_MS - 500)
+    cr_assert_eq(aredis_scan(c, &o, NULL, on_walk_elem, testscan_done, &w), 0);
+    while (w.end.calls == 0 && testenv_now_ms() < start + PAUSE_MS - 500)
         aredis_loop_run_once(loop, 10);
     int64_t took = testenv_now_ms() - start;
-    cr_assert_eq(w.done_calls, 1, "the walk did not end within %lld ms",
+    cr_assert_eq(w.end.calls, 1, "the walk did not end within %lld ms",
                  (long long)took);
-    cr_assert_eq(w.status, AREDIS_ETIMEDOUT, "%d: %s", w.status, w.err);
+    cr_assert_eq(w.end.status, AREDIS_ETIMEDOUT, "%d: %s", w.end.status,
+                 w.end.err);
     cr_assert_lt(took, bound, "took %lld ms", (long long)took);
     await_unpaused(loop, t0, silent);
-    cr_assert_eq(w.done_calls, 1, "done ran again");
+    cr_assert_eq(w.end.calls, 1, "done ran again");
     static walk again;
-    cr_assert_eq(aredis_scan(c, &o, NULL, on_walk_elem, on_walk_done, &again),
+    cr_assert_eq(aredis_scan(c, &o, NULL, on_walk_elem, testscan_done, &again),
                  0);
     int64_t end = testenv_now_ms() + 10000;
-    while (again.done_calls == 0 && testenv_now_ms() < end)
+    while (again.end.calls == 0 && testenv_now_ms() < end)
         aredis_loop_run_once(loop, 10);
-    cr_assert_eq(again.done_calls, 1);
-    cr_assert_eq(again.status, AREDIS_SCAN_FINISHED, "%d: %s", again.status,
-                 again.err);
+    cr_assert_eq(again.end.calls, 1);
+    cr_assert_eq(again.end.status, AREDIS_SCAN_FINISHED, "%d: %s",
+                 again.end.status, again.end.err);
     for (int i = 0; i < NSILENT; i++)
         cr_assert(again.seen[i], "walk:%d was never returned", i);
     free_client(loop, c);
     aredis_loop_free(loop);
-    cr_assert_eq(w.done_calls, 1, "done ran again");
+    cr_assert_eq(w.end.calls, 1, "done ran again");
 
     /* Blocking. */
     aredis_sync_scan *it = aredis_sync_scan_new(sy, &o, &st);
