@@ -357,7 +357,7 @@ Test(config, tiny_or_missing_error_buffer)
     char err[8];
     cr_assert_eq(aredis__config_from_options(&c, &o, err, sizeof err),
                  AREDIS_EURL);
-    cr_assert_str_eq(err, "bad URL");
+    cr_assert_str_eq(err, "bad ..."); /* cut to fit, and marked so */
     cr_assert_eq(aredis__config_from_options(&c, &o, NULL, 0), AREDIS_EURL);
 }
 
