@@ -459,17 +459,25 @@ static void on_timer(aredis_client *c)
                  n = t->vt->next(t, n))
                 unsent = aredis__node_unwait(n, cmd);
         } else if (cmd->link != NULL) {
-            unsent = aredis__conn_cancel(&cmd->link->conn, &cmd->cc);
-            if (!unsent && cmd->link->exclusive && !cmd->link->borrowed)
-                pooled = cmd->link;
+            /* Queued but not written yet (held in a deep pipeline, or the
+             * socket full): taken out too. */
+            aredis__link *l = cmd->link;
+            unsent = aredis__link_cancel(l, cmd);
+            if (!unsent && l->exclusive && !l->borrowed)
+                pooled = l;
         }
+        /* Never sent, unless an earlier connection carried it (a retry):
+         * then it may have run there. */
+        const char *how = unsent && !(cmd->cc.flags & AREDIS__CC_WAS_SENT)
+                              ? " (not sent)"
+                              : "";
         char msg[96];
         if (cmd->timeout_ms < UINT32_MAX)
-            snprintf(msg, sizeof msg, "command timed out after %lu ms",
-                     (unsigned long)cmd->timeout_ms);
+            snprintf(msg, sizeof msg, "command timed out after %lu ms%s",
+                     (unsigned long)cmd->timeout_ms, how);
         else
-            snprintf(msg, sizeof msg, "command timed out after %lu s or more",
-                     (unsigned long)(UINT32_MAX / 1000));
+            snprintf(msg, sizeof msg, "command timed out after %lu s or more%s",
+                     (unsigned long)(UINT32_MAX / 1000), how);
         aredis__finish_error(c, cmd, AREDIS_ETIMEDOUT, msg);
         /* In flight: it stays queued so its late reply is read and
          * dropped in order (or its failure), then freed; otherwise it is
@@ -750,8 +758,13 @@ typedef struct submit_args {
     const size_t *argvlen;
     const char *bytes; /* already encoded (len bytes), or NULL */
     size_t len;
-    int pushed; /* a pubsub command, answered by push frames */
+    int how; /* SA_* */
 } submit_args;
+
+enum {
+    SA_PUSHED = 1, /* a pubsub command, answered by push frames */
+    SA_GLUED = 2,  /* applies to the next command (AREDIS__CC_GLUED) */
+};
 
 /* Fill the record's routing fields from a command's classification
  * (v->cls, made once through the command table: by name before encoding,
@@ -916,15 +929,20 @@ static void adopt_block(aredis_client *c, aredis_buf *b)
 }
 
 /* classify() for a command not classified by name, from its bytes (v,
- * into *k); a pub/sub one (pushed) is only routed by it. */
+ * into *k); a pub/sub one (pushed) is only routed by it. Every submission
+ * of encoded bytes comes here (aim() leaves them unclassified), glued
+ * ones among them. */
 COLD_PATH static const char *classify_bytes(aredis_client *c, aredis__cmd *cmd,
                                             aredis__cmdview *v,
                                             aredis__cmdclass *k, unsigned flags,
-                                            int64_t *block_ms, int pushed)
+                                            int64_t *block_ms,
+                                            const submit_args *sa)
 {
     aredis__cmd_classify_memo(v->bytes, k, &c->memo);
     v->cls = k;
-    if (!pushed)
+    if (sa->how & SA_GLUED)
+        cmd->cc.flags |= AREDIS__CC_GLUED;
+    if (!(sa->how & SA_PUSHED))
         return classify(c, cmd, v, flags, block_ms);
     cmd->cc.reply_kind = AREDIS__REPLY_PUSHED;
     cmd->flags |= AREDIS__CMD_NO_RESEND;
@@ -946,7 +964,7 @@ static HOT_INLINE aredis__link *aim(aredis_client *c, aredis__link *target,
     *n = AREDIS__NEEDS_BYTES;
     if (sa->bytes != NULL)
         return NULL; /* encoded already: copied once, wherever it goes */
-    if (sa->argv != NULL && sa->argc >= 1 && !sa->pushed &&
+    if (sa->argv != NULL && sa->argc >= 1 && !(sa->how & SA_PUSHED) &&
         sa->argv[0] != NULL &&
         aredis__cmd_classify_name(sa->argv[0],
                                   sa->argvlen != NULL ? sa->argvlen[0]
@@ -1044,7 +1062,7 @@ static int submit(aredis_client *c, aredis__link *target,
         c->burst_peak = c->pending;
     if (v.cls == NULL) {
         const char *refused =
-            classify_bytes(c, cmd, &v, &k, flags, &block_ms, sa->pushed);
+            classify_bytes(c, cmd, &v, &k, flags, &block_ms, sa);
         if (refused != NULL) {
             b->len = start;
             aredis__defer_done(c, cmd, AREDIS_EINVAL, refused);
@@ -1095,6 +1113,14 @@ int aredis__submit_encoded(aredis_client *c, aredis__link *target,
     return submit(c, target, NULL, cb, ud, &sa);
 }
 
+int aredis__submit_asking(aredis_client *c, aredis__link *target)
+{
+    static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
+    submit_args sa = {NULL,    NULL, 0, NULL, NULL, asking, sizeof asking - 1,
+                      SA_GLUED};
+    return submit(c, target, NULL, NULL, NULL, &sa);
+}
+
 int aredis__submit_bytes(aredis_client *c, aredis__link *target,
                          const aredis_cmd_opts *o, aredis_reply_cb cb, void *ud,
                          const char *bytes, size_t len)
@@ -1106,7 +1132,7 @@ int aredis__submit_bytes(aredis_client *c, aredis__link *target,
 int aredis__send_pushed(aredis_client *c, aredis__link *l, int argc,
                         const char *const *argv, const size_t *lens)
 {
-    submit_args sa = {NULL, NULL, argc, argv, lens, NULL, 0, 1};
+    submit_args sa = {NULL, NULL, argc, argv, lens, NULL, 0, SA_PUSHED};
     return submit(c, l->exclusive ? l : NULL, NULL, NULL, NULL, &sa);
 }
 
