@@ -413,6 +413,10 @@ static void on_event(aredis__link *l, const aredis__conn_action *a)
             aredis__pubsub_link_ready(l);
         if (!l->exclusive)
             aredis__pubsub_main_ready(c);
+        else if (!l->borrowed && aredis__conn_idle(&l->conn))
+            /* Its command went while it connected (a deadline took it
+             * out unsent): free for the next one. */
+            aredis__pool_link_idle(l);
         break;
     case AREDIS__EV_DISCONNECTED:
         if (l->pubsub != NULL)
