@@ -157,8 +157,7 @@ Test(unsent, behind_a_full_socket, .timeout = 60)
 /* A blocking command on a pooled connection that is still connecting (the
  * stopped server never answers its handshake) times out unsent: the
  * connection, left with nothing to do, is free again for the next one. */
-Test(unsent, pooled_connection_freed_when_its_command_never_went,
-     .timeout = 60)
+Test(unsent, pooled_connection_freed_when_its_command_never_went, .timeout = 60)
 {
     cr_assert_eq(faults_server_start(&w.srv, "unsent-pool", NULL, 0, 0), 0,
                  "%s", testenv_errstr());
