@@ -11,6 +11,37 @@ _CONFIRMATIONS = {"subscribe", "unsubscribe", "psubscribe", "punsubscribe",
                   "ssubscribe", "sunsubscribe"}
 
 
+class _Listener:
+    """What PubSub.listen() returns: an async iterator, and an awaitable
+    of the messages available now."""
+
+    __slots__ = ("_pubsub",)
+
+    def __init__(self, pubsub):
+        self._pubsub = pubsub
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        msg = await self._pubsub._next_message(-1)
+        if msg is None:
+            raise StopAsyncIteration
+        return msg
+
+    def __await__(self):
+        return self._batch().__await__()
+
+    async def _batch(self):
+        ps = self._pubsub
+        msg = await ps._next_message(-1)
+        out = []
+        while msg is not None:
+            out.append(msg)
+            msg = await ps._next_message(0)
+        return out
+
+
 class PubSub:
     def __init__(self, client, ignore_subscribe_messages=False, **kwargs):
         self.client = client
@@ -96,6 +127,21 @@ class PubSub:
             return None
         return self._handle(msg, ignore_subscribe_messages)
 
+    async def _next_message(self, ms):
+        """The next message not taken by a handler, waiting up to ms
+        milliseconds for each read (< 0: no limit); None when nothing is
+        subscribed or awaited any more, or (ms >= 0) none came in time."""
+        while self.subscribed or self._expected:
+            msg = await self._core.get_message(ms)
+            if msg is None:
+                if ms >= 0:
+                    return None
+                continue
+            msg = self._handle(msg)
+            if msg is not None:
+                return msg
+        return None
+
     def _handle(self, msg, ignore_subscribe_messages=False):
         """What get_message() returns for a message read: confirmations
         unless ignored, and messages whose channel or pattern has no
@@ -123,14 +169,14 @@ class PubSub:
             return name.decode(self.client._encoding, "replace")
         return name.encode(self.client._encoding)
 
-    async def listen(self):
-        """An async iterator over every message not taken by a handler."""
-        while self.subscribed or self._expected:
-            msg = await self._core.get_message(-1)
-            if msg is not None:
-                msg = self._handle(msg)
-            if msg is not None:
-                yield msg
+    def listen(self):
+        """The messages not taken by a handler, while subscribed, two ways:
+        `async for message in p.listen()` reads them one by one as they
+        come; `for message in await p.listen()` (the form of the older
+        aredis) waits until one is available and gives a list of it and
+        of those already received with it (an empty list when nothing is
+        subscribed)."""
+        return _Listener(self)
 
     def run_in_thread(self, daemon=False, sleep_time=0.001):
         """A thread that keeps reading messages for the handlers, with the

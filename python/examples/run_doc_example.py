@@ -15,7 +15,8 @@ the streams example gets its three functions called (HARNESS below).
 With --context, the example runs in the documentation's context instead
 of an empty namespace: the names its examples use without defining them,
 as a reader of the whole page has them (CONTEXT below: the package and its
-classes, redis-py's module name `redis` for the package, a client `r` and
+classes, redis-py's module name `redis` for the package (in the
+namespace and to `import`), a client `r` and
 a pubsub `p` of it).
 
 Prints the example's output, then "RESULT ok" or "RESULT <Exception>:
@@ -23,6 +24,7 @@ Prints the example's output, then "RESULT ok" or "RESULT <Exception>:
 """
 import ast
 import asyncio
+import importlib
 import inspect
 import os
 import sys
@@ -45,6 +47,11 @@ def context():
                  "LockError", "ClusterLock", "IdentityGenerator", "Cache",
                  "HerdCache", "Sentinel"):
         ns[name] = getattr(aredis, name)
+    # `import redis` and `from redis.sentinel import ...` too.
+    sys.modules["redis"] = aredis
+    for mod in ("cache", "client", "exceptions", "lock", "pubsub",
+                "scripting", "sentinel"):
+        sys.modules["redis." + mod] = importlib.import_module("aredis." + mod)
     ns["r"] = aredis.StrictRedis()
     ns["p"] = ns["r"].pubsub()
     return ns
@@ -101,6 +108,28 @@ def remap():
         aredis.sentinel.Sentinel.__init__ = sentinel_init
 
 
+def remap_redis_py():
+    """As written, the Sentinel example imports redis-py's own Sentinel:
+    it too is pointed at the test sentinel, never at whatever listens on
+    port 26379 of this machine."""
+    sentinel = os.environ.get("AREDIS_EXAMPLE_SENTINEL")
+    try:
+        import redis.sentinel
+    except ImportError:
+        return
+    shost, sport = (sentinel or "127.0.0.1:1").rsplit(":", 1)
+    init = redis.sentinel.Sentinel.__init__
+
+    def sentinel_init(self, sentinels, *a, **kw):
+        if not sentinel:
+            raise RuntimeError("no test sentinel for this example")
+        sentinels = [(shost, int(sport)) if p == 26379 else (h, p)
+                     for h, p in sentinels]
+        init(self, sentinels, *a, **kw)
+
+    redis.sentinel.Sentinel.__init__ = sentinel_init
+
+
 async def call_example(ns, name):
     fn = ns[name]
     args = []
@@ -121,6 +150,8 @@ def main(args):
     try:
         if in_context:
             ns.update(context())
+        elif "redis.sentinel" in source:
+            remap_redis_py()
         code = compile(source, path, "exec",
                        flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
         if code.co_flags & inspect.CO_COROUTINE:

@@ -81,6 +81,42 @@ async def test_listen(rd):
     p.close()
 
 
+async def test_awaiting_listen_gives_the_messages_available(rd):
+    # The older aredis's form, in its documentation:
+    # `for message in await p.listen()`.
+    p = rd.pubsub()
+    assert await p.listen() == []  # nothing subscribed: nothing to wait for
+    await p.subscribe("la")
+    got = await asyncio.wait_for(p.listen(), 2)
+    assert [(m["type"], m["channel"]) for m in got] == [("subscribe", "la")]
+    for data in ("one", "two", "three"):
+        assert await rd.publish("la", data) == 1
+    got = []
+    while len(got) < 3:
+        got += [m["data"] for m in await asyncio.wait_for(p.listen(), 2)]
+    assert got == ["one", "two", "three"]
+    # It waits for a message: none yet, so it is still waiting.
+    waiting = asyncio.ensure_future(p.listen())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await rd.publish("la", "four")
+    assert [m["data"] for m in await asyncio.wait_for(waiting, 2)] == ["four"]
+    p.close()
+
+
+async def test_handlers_take_their_messages_from_listen(rd):
+    seen = []
+    p = rd.pubsub(ignore_subscribe_messages=True)
+    await p.subscribe(**{"h": seen.append})
+    await p.subscribe("plain")
+    await rd.publish("h", "to the handler")
+    await rd.publish("plain", "to the caller")
+    got = await asyncio.wait_for(p.listen(), 2)
+    assert [m["data"] for m in got] == ["to the caller"]
+    assert [m["data"] for m in seen] == ["to the handler"]
+    p.close()
+
+
 async def test_run_in_thread(r):
     seen = []
     p = r.pubsub()
