@@ -758,13 +758,8 @@ typedef struct submit_args {
     const size_t *argvlen;
     const char *bytes; /* already encoded (len bytes), or NULL */
     size_t len;
-    int how; /* SA_* */
+    int pushed; /* a pubsub command, answered by push frames */
 } submit_args;
-
-enum {
-    SA_PUSHED = 1, /* a pubsub command, answered by push frames */
-    SA_GLUED = 2,  /* applies to the next command (AREDIS__CC_GLUED) */
-};
 
 /* Fill the record's routing fields from a command's classification
  * (v->cls, made once through the command table: by name before encoding,
@@ -778,13 +773,17 @@ static HOT_INLINE const char *classify(aredis_client *c, aredis__cmd *cmd,
                                        int64_t *block_ms)
 {
     const aredis__cmdclass *k = v->cls;
-    /* One test for the rare kinds: refused, or with a cluster policy. */
-    if (k->flags &
-        (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED | AREDIS__CMDF_CL_MASK)) {
+    /* One test for the rare kinds: refused, with a cluster policy, or
+     * applying to the command after it. */
+    if (k->flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED |
+                    AREDIS__CMDF_CL_MASK | AREDIS__CMDF_NEXT)) {
         if (k->flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
             return k->flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
                                                   : select_refused;
-        cmd->flags |= AREDIS__CMD_FANOUT;
+        if (k->flags & AREDIS__CMDF_CL_MASK)
+            cmd->flags |= AREDIS__CMD_FANOUT;
+        if (k->flags & AREDIS__CMDF_NEXT) /* a deadline never cuts the two */
+            cmd->cc.flags |= AREDIS__CC_GLUED;
     }
     /* The command table's CLIENT REPLY values are the connection's. */
     _Static_assert((int)AREDIS__CLIENT_REPLY_NONE == AREDIS__REPLY_NORMAL &&
@@ -929,20 +928,15 @@ static void adopt_block(aredis_client *c, aredis_buf *b)
 }
 
 /* classify() for a command not classified by name, from its bytes (v,
- * into *k); a pub/sub one (pushed) is only routed by it. Every submission
- * of encoded bytes comes here (aim() leaves them unclassified), glued
- * ones among them. */
+ * into *k); a pub/sub one (pushed) is only routed by it. */
 COLD_PATH static const char *classify_bytes(aredis_client *c, aredis__cmd *cmd,
                                             aredis__cmdview *v,
                                             aredis__cmdclass *k, unsigned flags,
-                                            int64_t *block_ms,
-                                            const submit_args *sa)
+                                            int64_t *block_ms, int pushed)
 {
     aredis__cmd_classify_memo(v->bytes, k, &c->memo);
     v->cls = k;
-    if (sa->how & SA_GLUED)
-        cmd->cc.flags |= AREDIS__CC_GLUED;
-    if (!(sa->how & SA_PUSHED))
+    if (!pushed)
         return classify(c, cmd, v, flags, block_ms);
     cmd->cc.reply_kind = AREDIS__REPLY_PUSHED;
     cmd->flags |= AREDIS__CMD_NO_RESEND;
@@ -964,7 +958,7 @@ static HOT_INLINE aredis__link *aim(aredis_client *c, aredis__link *target,
     *n = AREDIS__NEEDS_BYTES;
     if (sa->bytes != NULL)
         return NULL; /* encoded already: copied once, wherever it goes */
-    if (sa->argv != NULL && sa->argc >= 1 && !(sa->how & SA_PUSHED) &&
+    if (sa->argv != NULL && sa->argc >= 1 && !sa->pushed &&
         sa->argv[0] != NULL &&
         aredis__cmd_classify_name(sa->argv[0],
                                   sa->argvlen != NULL ? sa->argvlen[0]
@@ -1062,7 +1056,7 @@ static int submit(aredis_client *c, aredis__link *target,
         c->burst_peak = c->pending;
     if (v.cls == NULL) {
         const char *refused =
-            classify_bytes(c, cmd, &v, &k, flags, &block_ms, sa);
+            classify_bytes(c, cmd, &v, &k, flags, &block_ms, sa->pushed);
         if (refused != NULL) {
             b->len = start;
             aredis__defer_done(c, cmd, AREDIS_EINVAL, refused);
@@ -1113,14 +1107,6 @@ int aredis__submit_encoded(aredis_client *c, aredis__link *target,
     return submit(c, target, NULL, cb, ud, &sa);
 }
 
-int aredis__submit_asking(aredis_client *c, aredis__link *target)
-{
-    static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
-    submit_args sa = {NULL,    NULL, 0, NULL, NULL, asking, sizeof asking - 1,
-                      SA_GLUED};
-    return submit(c, target, NULL, NULL, NULL, &sa);
-}
-
 int aredis__submit_bytes(aredis_client *c, aredis__link *target,
                          const aredis_cmd_opts *o, aredis_reply_cb cb, void *ud,
                          const char *bytes, size_t len)
@@ -1132,7 +1118,7 @@ int aredis__submit_bytes(aredis_client *c, aredis__link *target,
 int aredis__send_pushed(aredis_client *c, aredis__link *l, int argc,
                         const char *const *argv, const size_t *lens)
 {
-    submit_args sa = {NULL, NULL, argc, argv, lens, NULL, 0, SA_PUSHED};
+    submit_args sa = {NULL, NULL, argc, argv, lens, NULL, 0, 1};
     return submit(c, l->exclusive ? l : NULL, NULL, NULL, NULL, &sa);
 }
 

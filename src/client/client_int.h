@@ -226,10 +226,6 @@ struct aredis_client {
 int aredis__submit_encoded(aredis_client *c, aredis__link *target,
                            aredis_reply_cb cb, void *ud, const char *bytes,
                            size_t len);
-/* A cluster ASK: ASKING on target, for the command submitted to it next
- * (GLUED to it: a deadline that takes that command out unsent takes
- * ASKING too, and none takes ASKING out alone). 0 or AREDIS_ENOMEM. */
-int aredis__submit_asking(aredis_client *c, aredis__link *target);
 /* The shared connection of the node that takes work naming no key. */
 aredis__link *aredis__client_main(aredis_client *c);
 /* Drain thread-safe submissions (threads.c), cancelling them when freeing. */

@@ -48,8 +48,9 @@ enum {
     AREDIS__CC_WAS_SENT = 1 << 5,  /* written once already (a retry) */
     AREDIS__CC_CANCELLED = 1 << 6, /* its owner completed it: drop its reply */
     /* Applies to the command queued right after it (ASKING before a
-     * redirected command): never taken out by aredis__conn_cancel() on
-     * its own, and taken out with that command. */
+     * redirected command, CLIENT CACHING YES before a read): never taken
+     * out by aredis__conn_cancel() on its own, and taken out with that
+     * command. */
     AREDIS__CC_GLUED = 1 << 7,
 };
 
@@ -404,7 +405,8 @@ static inline int64_t aredis__conn_deadline(const aredis__conn *cn)
  * fewer per second; with it, 1024 in flight cost a quarter less client
  * CPU, bench/bench_cluster.c).
  * Held bytes were never written: a loss sends them again like any
- * unwritten command. An exclusive connection (one caller, who waits)
+ * unwritten command, and a deadline takes its command out with them
+ * (aredis__conn_cancel). An exclusive connection (one caller, who waits)
  * never holds. */
 enum { AREDIS__CONN_HOLD_MIN = 64 };
 

@@ -176,8 +176,10 @@ static int serve_one(aredis__node *n, aredis__link *l)
         aredis__plink_of(l)->idle_since = 0;
         if (cmd->flags & AREDIS__CMD_ASKING) {
             /* A cluster ASK: ASKING first, on the same connection. */
+            static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
             cmd->flags &= (uint8_t)~AREDIS__CMD_ASKING;
-            int e = aredis__submit_asking(c, l);
+            int e = aredis__submit_encoded(c, l, NULL, NULL, asking,
+                                           sizeof asking - 1);
             if (e != 0) {
                 aredis__defer_done(c, cmd, e, aredis_strerror(e));
                 return 1;

@@ -1609,10 +1609,12 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
         /* ASKING, then the command, back to back on one connection: the
          * shared one, or the exclusive one the pool gives a blocking
          * command (it sends ASKING first). */
+        static const char asking[] = "*1\r\n$6\r\nASKING\r\n";
         if (cmd->flags & AREDIS__CMD_BLOCKING)
             cmd->flags |= AREDIS__CMD_ASKING;
         else
-            e = aredis__submit_asking(c, &n->node.main);
+            e = aredis__submit_encoded(c, &n->node.main, NULL, NULL, asking,
+                                       sizeof asking - 1);
     }
     if (e == 0)
         e = send_to(&n->node, cmd);

@@ -3,9 +3,11 @@
  * nothing is answered meanwhile): the INCR that timed out must not have
  * run once the server is back, whether its bytes were held in a deep
  * pipeline (conn.h, aredis__conn_held) or refused by a full socket. The
- * timeout callback submits the next command itself. Each test also asserts
- * that every command completed exactly once, with a reply. Public API
- * only; the built-in loop. */
+ * timeout callback submits the next command itself. A command that
+ * applies to the next one (CLIENT CACHING YES) never goes alone, and a
+ * pooled connection whose command went before it was ready is free again.
+ * Each test also asserts that every command completed exactly once, with
+ * a reply. Public API only; the built-in loop. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,12 +114,11 @@ static void check(int incr)
     cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", testenv_errstr());
 }
 
-/* A deep pipeline: 100 PINGs in one write, one more in a second; with two
- * writes unanswered the INCR is held in the output buffer, unwritten,
- * until its deadline. */
-Test(unsent, held_in_a_deep_pipeline, .timeout = 60)
+/* Stop the server, then make a deep pipeline: 100 PINGs in one write,
+ * one more in a second. With two writes unanswered, what comes next is
+ * held in the output buffer, unwritten. */
+static void hold(void)
 {
-    start("unsent-held");
     submit(NULL, "PING");
     wait_all(5000);
     cr_assert_eq(faults_server_pause(&w.srv), 0, "%s", testenv_errstr());
@@ -126,7 +127,42 @@ Test(unsent, held_in_a_deep_pipeline, .timeout = 60)
     faults_run_for(w.loop, 50);
     submit(NULL, "PING");
     faults_run_for(w.loop, 50);
+}
+
+/* The INCR is held until its deadline. */
+Test(unsent, held_in_a_deep_pipeline, .timeout = 60)
+{
+    start("unsent-held");
+    hold();
     check(submit_incr());
+}
+
+/* CLIENT CACHING YES applies to the command after it: its deadline never
+ * takes it out alone, so the INCR after it (no deadline) still goes with
+ * it (the server refuses it: no tracking here). */
+Test(unsent, a_command_for_the_next_one_never_goes_alone, .timeout = 60)
+{
+    start("unsent-next");
+    hold();
+    int yes =
+        submit(&(aredis_cmd_opts){.timeout_ms = 100}, "CLIENT CACHING YES");
+    int incr = submit(NULL, "INCR unsent:n");
+    faults_run_for(w.loop, 300);
+    cr_assert_eq(w.cmds[yes].code, AREDIS_ETIMEDOUT, "%s", w.cmds[yes].text);
+    cr_assert(strstr(w.cmds[yes].text, "(not sent)") == NULL,
+              "taken out without the command it applies to: %s",
+              w.cmds[yes].text);
+    cr_assert_eq(faults_server_resume(&w.srv), 0, "%s", testenv_errstr());
+    wait_all(10000);
+    cr_assert_eq(w.cmds[incr].type, AREDIS_REPLY_INTEGER, "%s",
+                 w.cmds[incr].text);
+    cr_assert_eq(w.cmds[incr].integer, 1);
+    cr_assert_eq(w.t.twice, 0, "callbacks ran twice");
+    cr_assert_eq(w.t.null_replies, 0, "callbacks with a NULL reply");
+    cr_assert_eq(w.t.completed, w.t.sent);
+    aredis_client_free(w.c);
+    aredis_loop_free(w.loop);
+    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", testenv_errstr());
 }
 
 /* A full socket: the stopped server reads nothing, so 16 MB of SETs fill
