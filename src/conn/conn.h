@@ -226,7 +226,8 @@ typedef struct aredis__conn {
     /* Actions not yet taken: q[qhead], then the next qlen - 1. */
     uint8_t qhead, qlen;
     /* The latest write is not all written yet (the transport took part
-     * of it): its rest goes out whatever aredis__conn_held() says. */
+     * of it): its rest goes out whatever aredis__conn_held() says. A
+     * cancel that takes out all of that rest ends it. */
     uint8_t wpart;
     /* The bytes of the latest write so far, modulo 2^32: it began at
      * `written` - wlast. A wrong count (a write of 4 GB) is harmless:
