@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "aredis/aredis.h"
+#include "bench.h"
 
 #define NKEYS 1000
 #define MAXRUNS 32
@@ -42,13 +43,6 @@ typedef struct bench {
     long n, submitted, done;
     int failed;
 } bench;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static const aredis_cache_param params[] = {{"lang", "en", 0},
                                             {"page", "1", 0}};
@@ -125,11 +119,11 @@ static double run(bench *b, int mode, long n, int depth)
     b->mode = mode;
     b->n = n;
     b->submitted = b->done = 0;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (int i = 0; i < depth && b->submitted < n; i++)
         submit(b);
     aredis_loop_run(b->loop);
-    double dt = now_s() - t0;
+    double dt = bench_now_s() - t0;
     if (b->failed || b->done != n) {
         fprintf(stderr, "mode %s: a reply did not match\n", mode_names[mode]);
         exit(1);

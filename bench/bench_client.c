@@ -45,6 +45,7 @@
 
 #include "aredis/adapters/libuv.h"
 #include "aredis/aredis.h"
+#include "bench.h"
 
 #define NKEYS 10000
 #define VLEN 16
@@ -78,13 +79,6 @@ static void die(const char *fmt, ...)
     fputc('\n', stderr);
     va_end(ap);
     exit(1);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* User and system CPU seconds of this process so far. */
@@ -177,7 +171,7 @@ static void seq_raw(void)
 {
     char sel[128];
     size_t sl = encode_select(sel, sizeof sel);
-    double t0 = now_s();
+    double t0 = bench_now_s();
     int fd = raw_connect();
     write_all(fd, sel, sl);
     read_expect(fd, "+OK\r\n");
@@ -186,7 +180,7 @@ static void seq_raw(void)
         write_all(fd, keys_cmd, sizeof keys_cmd - 1);
         read_expect(fd, "*0\r\n");
     }
-    double t1 = now_s();
+    double t1 = bench_now_s();
     close(fd);
     printf("mode=seq impl=raw n=%ld wall_s=%.6f us_per_op=%.3f\n", cfg.n,
            t1 - t0, (t1 - t0) * 1e6 / (double)cfg.n);
@@ -229,12 +223,12 @@ static void pipe_begin(void)
     ps.total = 2 * cfg.n;
     ps.issued = ps.done = 0;
     cpu_s(&ps.u0, &ps.s0);
-    ps.t0 = now_s();
+    ps.t0 = bench_now_s();
 }
 
 static void pipe_end(void)
 {
-    ps.t1 = now_s();
+    ps.t1 = bench_now_s();
     cpu_s(&ps.u1, &ps.s1);
 }
 
@@ -346,7 +340,7 @@ static void on_keys_aredis(aredis_client *c, const aredis_reply *r, void *ud)
             die("aredis_command: %s", aredis_strerror(e));
         return;
     }
-    seq_t1 = now_s();
+    seq_t1 = bench_now_s();
     /* The loop returns once the client's release has run. */
     aredis_client_free(c);
 }
@@ -354,7 +348,7 @@ static void on_keys_aredis(aredis_client *c, const aredis_reply *r, void *ud)
 static void seq_aredis(int is_uv)
 {
     aloop_init(is_uv);
-    seq_t0 = now_s();
+    seq_t0 = bench_now_s();
     aredis_client *c = aredis_open();
     int e = aredis_command(c, on_keys_aredis, NULL, "KEYS *");
     if (e != 0)
@@ -368,7 +362,7 @@ static void seq_aredis(int is_uv)
 
 static void seq_aredis_sync(void)
 {
-    seq_t0 = now_s();
+    seq_t0 = bench_now_s();
     aredis_status st;
     aredis_sync *s = aredis_sync_connect(
         &(aredis_options){.host = cfg.host, .port = cfg.port, .db = cfg.db},
@@ -385,7 +379,7 @@ static void seq_aredis_sync(void)
                 aredis_reply_type_name(r->type), r->len);
         aredis_reply_free(r);
     }
-    seq_t1 = now_s();
+    seq_t1 = bench_now_s();
     aredis_sync_free(s);
     seq_print();
 }
@@ -495,7 +489,7 @@ static void check_ok_hiredis(const redisReply *r, const char *what)
 
 static void seq_hiredis(void)
 {
-    seq_t0 = now_s();
+    seq_t0 = bench_now_s();
     redisContext *c = redisConnect(cfg.host, cfg.port);
     if (c == NULL || c->err)
         die("redisConnect: %s", c ? c->errstr : "out of memory");
@@ -509,7 +503,7 @@ static void seq_hiredis(void)
         check_keys_hiredis(r);
         freeReplyObject(r);
     }
-    seq_t1 = now_s();
+    seq_t1 = bench_now_s();
     redisFree(c);
     seq_print();
 }
@@ -556,7 +550,7 @@ static void on_keys_hiredis(redisAsyncContext *ac, void *reply, void *pd)
             die("redisAsyncCommand: %s", ac->errstr);
         return;
     }
-    seq_t1 = now_s();
+    seq_t1 = bench_now_s();
     redisAsyncDisconnect(ac);
 }
 
@@ -565,7 +559,7 @@ static void seq_hiredis_libevent(void)
     evb = event_base_new();
     if (evb == NULL)
         die("event_base_new failed");
-    seq_t0 = now_s();
+    seq_t0 = bench_now_s();
     redisAsyncContext *ac = hiredis_async_open();
     if (redisAsyncCommand(ac, on_keys_hiredis, NULL, "KEYS *") != REDIS_OK)
         die("redisAsyncCommand: %s", ac->errstr);

@@ -28,16 +28,10 @@
 #include <unistd.h>
 
 #include "aredis/aredis.h"
+#include "bench.h"
 
 static int port = 6379, protocol = 3;
 static long n = 1000000, runs = 3, reps = 200, keys = 1000000;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static long rss_kb(const char *field)
 {
@@ -105,7 +99,7 @@ static double gets(ctx *x, const char *key, int cached)
 {
     const char *argv[] = {"GET", key};
     x->done = 0;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (long sent = 0; sent < n;) {
         for (long i = 0; i < 10000 && sent < n; i++, sent++) {
             if (cached)
@@ -115,7 +109,7 @@ static double gets(ctx *x, const char *key, int cached)
         }
         run_until(x, sent);
     }
-    return (double)n / (now_s() - t0);
+    return (double)n / (bench_now_s() - t0);
 }
 
 static void c1(ctx *x)
@@ -174,7 +168,7 @@ static void writer(shm *m)
             continue;
         }
         done = m->go;
-        m->t0 = now_s();
+        m->t0 = bench_now_s();
         aredis_reply_free(aredis_sync_command(w, "SET bench:cc:inv %ld", done));
         m->acked = done;
     }
@@ -216,7 +210,7 @@ static void c3(ctx *x)
                 if (strcmp(x->last, want) == 0)
                     break;
             }
-            lat[i] = (now_s() - m->t0) * 1e3;
+            lat[i] = (bench_now_s() - m->t0) * 1e3;
             while (m->acked != round)
                 usleep(10);
         }

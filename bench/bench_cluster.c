@@ -88,7 +88,9 @@
 #include <unistd.h>
 
 #include "aredis/aredis.h"
+#include "bench.h"
 #include "client/client_int.h"
+#include "countalloc.h" /* the allocations aredis makes, by its hooks */
 #include "node/node.h"
 #include "topology/topology.h"
 
@@ -142,14 +144,6 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
 /* host:port into its parts (host copied into buf). */
 static void split_addr(const char *s, char *buf, size_t cap, int *port)
 {
@@ -190,27 +184,6 @@ static void make_keys(void)
             filled++;
         }
     }
-}
-
-/* ------------------------------------------------------------------------
- * Allocation counting (aredis's hooks)
- * ------------------------------------------------------------------------ */
-
-static unsigned long nallocs;
-static void *count_malloc(size_t n)
-{
-    nallocs++;
-    return malloc(n);
-}
-static void *count_calloc(size_t a, size_t b)
-{
-    nallocs++;
-    return calloc(a, b);
-}
-static void *count_realloc(void *p, size_t n)
-{
-    nallocs++;
-    return realloc(p, n);
 }
 
 /* ------------------------------------------------------------------------
@@ -271,15 +244,15 @@ static void run_throughput(void)
     long w = set ? cfg.w : 1;
     /* Warm-up: the map, a connection per node, buffers at their size. */
     run_batch(set, cfg.warm, w);
-    unsigned long a0 = nallocs;
-    double c0 = cpu_s(), t0 = now_ms();
+    long a0 = countalloc_calls;
+    double c0 = bench_cpu_s(), t0 = now_ms();
     run_batch(set, cfg.n, w);
-    double secs = (now_ms() - t0) / 1e3, cpu = cpu_s() - c0;
+    double secs = (now_ms() - t0) / 1e3, cpu = bench_cpu_s() - c0;
     printf("mode=%s w=%ld n=%ld ops_per_sec=%.0f cpu_s=%.4f "
            "cpu_us_per_op=%.3f cpu_s_per_million=%.4f allocs_per_op=%.4f\n",
            cfg.mode, w, cfg.n, (double)cfg.n / secs, cpu,
            cpu * 1e6 / (double)cfg.n, cpu * 1e6 / (double)cfg.n,
-           (double)(nallocs - a0) / (double)cfg.n);
+           (double)(countalloc_calls - a0) / (double)cfg.n);
 }
 
 /* ------------------------------------------------------------------------
@@ -1006,8 +979,7 @@ int main(int argc, char **argv)
     }
     if (cfg.url == NULL || cfg.mode == NULL)
         die("usage: bench_cluster --url URL --mode seq|set|fault|mapwatch");
-    aredis_allocator al = {count_malloc, count_calloc, count_realloc, free};
-    aredis_set_allocator(&al);
+    aredis_set_allocator(&countalloc_hooks);
     loop = aredis_loop_new();
     aredis_status st;
     cli = aredis_client_new(loop, &(aredis_options){.url = cfg.url}, &st);

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "aredis/aredis.h"
+#include "bench.h"
 
 static struct {
     int port;
@@ -51,13 +52,6 @@ __attribute__((format(printf, 1, 2))) static void die(const char *fmt, ...)
     fprintf(stderr, "\n");
     va_end(ap);
     exit(1);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static aredis_client *client(aredis_loop *loop)
@@ -117,12 +111,12 @@ static void run_cycles_aredis(void)
     cycles_done = 0;
     cycles_left = cfg.n - cfg.w;
     chains_live = cfg.w;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (int i = 0; i < cfg.w; i++)
         aredis_lock_acquire(locks[i], 0, cycle_acquired, NULL);
     while (chains_live > 0)
         aredis_loop_run_once(loop, -1);
-    double t = now_s() - t0;
+    double t = bench_now_s() - t0;
     printf("cycles impl=aredis-lock w=%d n=%ld cycles/s=%.0f\n", cfg.w,
            cycles_done, (double)cycles_done / t);
     for (int i = 0; i < cfg.w; i++)
@@ -158,12 +152,12 @@ static void run_cycles_hiredis(void)
         if (rc == NULL || rc->err)
             die("redisConnect failed");
         freeReplyObject(redisCommand(rc, "PING"));
-        t0 = now_s();
+        t0 = bench_now_s();
         for (long i = 0; i < cfg.n; i++) {
             freeReplyObject(redisCommand(rc, "PING"));
             freeReplyObject(redisCommand(rc, "PING"));
         }
-        t = now_s() - t0;
+        t = bench_now_s() - t0;
         redisFree(rc);
         cycles_done = cfg.n;
     } else {
@@ -175,11 +169,11 @@ static void run_cycles_hiredis(void)
         cycles_done = 0;
         cycles_left = cfg.n - cfg.w;
         chains_live = cfg.w;
-        t0 = now_s();
+        t0 = bench_now_s();
         for (int i = 0; i < cfg.w; i++)
             redisAsyncCommand(ac, h_ping, (void *)(intptr_t)0, "PING");
         event_base_dispatch(base);
-        t = now_s() - t0;
+        t = bench_now_s() - t0;
         event_base_free(base);
     }
     printf("cycles impl=hiredis-2ping w=%d n=%ld cycles/s=%.0f\n", cfg.w,
@@ -216,12 +210,12 @@ static void run_cycles_aredis_ping(void)
     cycles_done = 0;
     cycles_left = cfg.n - cfg.w;
     chains_live = cfg.w;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     for (int i = 0; i < cfg.w; i++)
         aredis_command(c, a_ping, NULL, "PING");
     while (chains_live > 0)
         aredis_loop_run_once(loop, -1);
-    double t = now_s() - t0;
+    double t = bench_now_s() - t0;
     printf("cycles impl=aredis-2ping w=%d n=%ld cycles/s=%.0f\n", cfg.w,
            cycles_done, (double)cycles_done / t);
     aredis_client_free(c);
@@ -241,7 +235,7 @@ static void on_done(aredis_lock *l, int status, void *ud)
     done *d = ud;
     d->calls++;
     d->status = status;
-    d->at = now_s();
+    d->at = bench_now_s();
 }
 
 static void wait_for(aredis_loop *loop, done *d)
@@ -282,10 +276,10 @@ static void run_handoff(void)
             aredis_lock_get_stats(b, &st);
         }
         /* Let B settle into its wait. */
-        double settle = now_s() + 0.005;
-        while (now_s() < settle)
+        double settle = bench_now_s() + 0.005;
+        while (bench_now_s() < settle)
             aredis_loop_run_once(loop, 1);
-        double t0 = now_s();
+        double t0 = bench_now_s();
         aredis_lock_release(a, NULL, NULL);
         wait_for(loop, &db);
         if (db.status != 0)
@@ -326,14 +320,14 @@ static void contend_child(const char *name, const char *counter,
         die("connect failed");
     aredis_lock *l = aredis_sync_lock_new(
         s, name, &(aredis_lock_options){.fence = 1, .fair = cfg.fair}, NULL);
-    double start = now_s();
+    double start = bench_now_s();
     for (long i = 0; i < cfg.n; i++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (aredis_sync_lock_acquire(l, 30000) != 0) {
             rep.failures++;
             continue;
         }
-        double w = (now_s() - t0) * 1000;
+        double w = (bench_now_s() - t0) * 1000;
         if (w > rep.max_wait_ms)
             rep.max_wait_ms = w;
         aredis_reply *r = aredis_sync_command(s, "GET %s", counter);
@@ -346,7 +340,7 @@ static void contend_child(const char *name, const char *counter,
         if (aredis_sync_lock_release(l) != 0)
             rep.failures++;
     }
-    rep.done_ms = (now_s() - start) * 1000;
+    rep.done_ms = (bench_now_s() - start) * 1000;
     if (write(fd, &rep, sizeof rep) != (ssize_t)sizeof rep)
         die("write");
     aredis_lock_free(l);

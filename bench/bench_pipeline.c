@@ -41,6 +41,7 @@
 
 #include "aredis/adapters/libevent.h"
 #include "aredis/aredis.h"
+#include "bench.h"
 
 #define VLEN 16
 #define MAX_SIZE 100000
@@ -94,22 +95,6 @@ static void die(const char *fmt, ...)
     exit(1);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0)
-        die("getrusage: %s", strerror(errno));
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 /* The commands of one batch, built once. */
 static char (*keys)[24];
 static size_t keylen[MAX_SIZE];
@@ -136,13 +121,13 @@ static long batches_done;
 
 static void start_clock(void)
 {
-    t0 = now_s();
-    c0 = cpu_s();
+    t0 = bench_now_s();
+    c0 = bench_cpu_s();
 }
 
 static void report(void)
 {
-    double wall = now_s() - t0, cpu = cpu_s() - c0;
+    double wall = bench_now_s() - t0, cpu = bench_cpu_s() - c0;
     double ops = (double)cfg.batches * (double)cfg.size;
     /* Counted from the third batch on. */
     double counted = (double)(cfg.batches - 2) * (double)cfg.size;

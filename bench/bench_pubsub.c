@@ -29,25 +29,11 @@
 #include <unistd.h>
 
 #include "aredis/aredis.h"
+#include "bench.h"
 
 static int port;
 static long total = 1000000;
 static const char channel[] = "bench:pubsub";
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
 
 /* The publisher: N PUBLISH of a 16-byte payload, 1000 per write, then
  * read the 1000 replies (":1\r\n" each) before the next batch. */
@@ -114,15 +100,15 @@ static void ar_handler(aredis_pubsub *ps, const aredis_pubsub_message *m,
     run *r = ud;
     if (m->kind == AREDIS_PUBSUB_SUBSCRIBE && !r->started) {
         r->started = 1;
-        r->t0 = now_s();
-        r->c0 = cpu_s();
+        r->t0 = bench_now_s();
+        r->c0 = bench_cpu_s();
         r->pub = start_publisher();
         return;
     }
     if (m->kind == AREDIS_PUBSUB_MESSAGE && m->data_len == 16 &&
         ++r->received == total) {
-        r->t1 = now_s();
-        r->c1 = cpu_s();
+        r->t1 = bench_now_s();
+        r->c1 = bench_cpu_s();
     }
 }
 
@@ -161,15 +147,15 @@ static void hi_on_message(redisAsyncContext *ac, void *reply, void *ud)
         return;
     if (strcmp(m->element[0]->str, "subscribe") == 0 && !r->started) {
         r->started = 1;
-        r->t0 = now_s();
-        r->c0 = cpu_s();
+        r->t0 = bench_now_s();
+        r->c0 = bench_cpu_s();
         r->pub = start_publisher();
         return;
     }
     if (strcmp(m->element[0]->str, "message") == 0 &&
         m->element[2]->len == 16 && ++r->received == total) {
-        r->t1 = now_s();
-        r->c1 = cpu_s();
+        r->t1 = bench_now_s();
+        r->c1 = bench_cpu_s();
         redisAsyncDisconnect(ac);
     }
 }

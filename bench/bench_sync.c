@@ -27,6 +27,7 @@
 #include <hiredis/hiredis.h>
 
 #include "aredis/aredis.h"
+#include "bench.h"
 
 #define WARMUP 1000
 
@@ -100,13 +101,6 @@ static void die(const char *what, const char *arg)
     exit(1);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static const char value[] = "0123456789abcdef";
 
 static void run_aredis(double *wall)
@@ -119,7 +113,7 @@ static void run_aredis(double *wall)
     double t0 = 0;
     for (long i = 0; i < WARMUP + n; i++) {
         if (i == WARMUP) {
-            t0 = now_s();
+            t0 = bench_now_s();
             counting = 1;
         }
         aredis_reply *r = aredis_sync_command(s, "SET bench:sync %s", value);
@@ -128,7 +122,7 @@ static void run_aredis(double *wall)
         aredis_reply_free(r);
     }
     counting = 0;
-    *wall = now_s() - t0;
+    *wall = bench_now_s() - t0;
     aredis_sync_free(s);
 }
 
@@ -144,7 +138,7 @@ static void run_hiredis(double *wall)
     double t0 = 0;
     for (long i = 0; i < WARMUP + n; i++) {
         if (i == WARMUP) {
-            t0 = now_s();
+            t0 = bench_now_s();
             counting = 1;
         }
         r = redisCommand(c, "SET bench:sync %s", value);
@@ -153,7 +147,7 @@ static void run_hiredis(double *wall)
         freeReplyObject(r);
     }
     counting = 0;
-    *wall = now_s() - t0;
+    *wall = bench_now_s() - t0;
     redisFree(c);
 }
 

@@ -15,26 +15,7 @@
 #include <string.h>
 
 #include "aredis/aredis.h"
-
-static long allocs;
-
-static void *count_malloc(size_t n)
-{
-    allocs++;
-    return malloc(n);
-}
-
-static void *count_calloc(size_t n, size_t size)
-{
-    allocs++;
-    return calloc(n, size);
-}
-
-static void *count_realloc(void *p, size_t n)
-{
-    allocs++;
-    return realloc(p, n);
-}
+#include "countalloc.h"
 
 static const char *key = "bench:sync:calls";
 
@@ -103,8 +84,7 @@ int main(int argc, char **argv)
     }
     const char *mode = argv[2];
     long n = atol(argv[3]);
-    aredis_allocator a = {count_malloc, count_calloc, count_realloc, free};
-    aredis_set_allocator(&a);
+    aredis_set_allocator(&countalloc_hooks);
     aredis_status st;
     ctx x = {0};
     x.s = aredis_sync_connect(&(aredis_options){.url = argv[1]}, &st);
@@ -125,12 +105,12 @@ int main(int argc, char **argv)
     int bad = 0;
     for (int i = 0; i < 200; i++) /* warm-up */
         bad |= one(&x, mode);
-    long before = allocs;
+    long before = countalloc_calls;
     for (long i = 0; i < n; i++)
         bad |= one(&x, mode);
     if (n > 0)
         printf("%s: %.2f allocations per call\n", mode,
-               (double)(allocs - before) / (double)n);
+               (double)(countalloc_calls - before) / (double)n);
     aredis_pubsub_free(x.ps);
     aredis_script_free(x.sc);
     aredis_pipeline_free(x.multi);

@@ -93,7 +93,8 @@ AREDIS_API unsigned aredis_cluster_keyslot(const void *key, size_t len);
  * Every part is an ordinary command: it has the client's command deadline,
  * follows MOVED and ASK, and the caller's callback runs exactly once, when
  * the last part has completed. A fan-out over nodes asked before the
- * client has its first slot map waits for it (a few seconds at most, then
+ * client has its first slot map waits for it (a few seconds at most, or
+ * the per-call timeout_ms of an *_opts form when shorter, then
  * AREDIS_ETIMEDOUT). A client of one server (standalone or sentinel)
  * sends every command as it is: none of this costs it anything. */
 
@@ -171,12 +172,31 @@ AREDIS_API int aredis_node_commandv(aredis_client *c, const char *host,
                                     int argc, const char *const *argv,
                                     const size_t *argvlen);
 
+/** aredis_node_command() and aredis_node_commandv() with per-command
+ * options, like aredis_command_opts(): o (may be NULL: none) is read
+ * during the call and not kept. o->timeout_ms is the command's deadline
+ * (> 0: instead of the client's command_timeout_ms, < 0: none; past it the
+ * callback gets AREDIS_ETIMEDOUT); o->flags are AREDIS_CMD_* flags
+ * (AREDIS_CMD_IDEMPOTENT: sent again on the node's next connection if
+ * this one is lost). Returns as aredis_node_command(). \since 0.2 */
+AREDIS_API int aredis_node_command_opts(aredis_client *c,
+                                        const aredis_cmd_opts *o,
+                                        const char *host, int port,
+                                        aredis_reply_cb cb, void *ud,
+                                        const char *fmt, ...);
+AREDIS_API int aredis_node_commandv_opts(aredis_client *c,
+                                         const aredis_cmd_opts *o,
+                                         const char *host, int port,
+                                         aredis_reply_cb cb, void *ud, int argc,
+                                         const char *const *argv,
+                                         const size_t *argvlen);
+
 /** Send a command to every node of a kind, in parallel, and get one reply:
  * a MAP from "host:port" (a STRING) to that node's reply (an ERROR value
  * for a node that failed or timed out). On a cluster client that does not
  * have its slot map yet, the command waits for it (a few seconds at most,
  * then AREDIS_ETIMEDOUT). Each node's command has the client's
- * command_timeout_ms.
+ * command_timeout_ms (see aredis_nodes_command_opts() for another).
  * \return 0 (cb runs exactly once, from the loop), AREDIS_EINVAL for a
  *         bad which, or aredis_command()'s errors. \since 0.2 */
 AREDIS_API int aredis_nodes_command(aredis_client *c, int which,
@@ -186,6 +206,21 @@ AREDIS_API int aredis_nodes_commandv(aredis_client *c, int which,
                                      aredis_reply_cb cb, void *ud, int argc,
                                      const char *const *argv,
                                      const size_t *argvlen);
+
+/** aredis_nodes_command() and aredis_nodes_commandv() with per-command
+ * options o (may be NULL: none; read during the call, not kept), which
+ * every node's command gets as aredis_node_command_opts() says. A
+ * timeout_ms > 0 also bounds the wait for the slot map when it is
+ * shorter. Returns as aredis_nodes_command(). \since 0.2 */
+AREDIS_API int aredis_nodes_command_opts(aredis_client *c,
+                                         const aredis_cmd_opts *o, int which,
+                                         aredis_reply_cb cb, void *ud,
+                                         const char *fmt, ...);
+AREDIS_API int aredis_nodes_commandv_opts(aredis_client *c,
+                                          const aredis_cmd_opts *o, int which,
+                                          aredis_reply_cb cb, void *ud,
+                                          int argc, const char *const *argv,
+                                          const size_t *argvlen);
 
 /** The blocking facade's forms of aredis_node_commandv() and
  * aredis_nodes_commandv(): same rules as aredis_sync_commandv() (the
@@ -201,6 +236,18 @@ AREDIS_API aredis_reply *aredis_sync_nodes_commandv(aredis_sync *s, int which,
                                                     int argc,
                                                     const char *const *argv,
                                                     const size_t *argvlen);
+
+/** The blocking facade's forms of aredis_node_commandv_opts() and
+ * aredis_nodes_commandv_opts() (o may be NULL; read during the call, not
+ * kept): a command past its deadline comes back as an error reply with
+ * code AREDIS_ETIMEDOUT. Otherwise as aredis_sync_node_commandv().
+ * \since 0.2 */
+AREDIS_API aredis_reply *aredis_sync_node_commandv_opts(
+    aredis_sync *s, const aredis_cmd_opts *o, const char *host, int port,
+    int argc, const char *const *argv, const size_t *argvlen);
+AREDIS_API aredis_reply *aredis_sync_nodes_commandv_opts(
+    aredis_sync *s, const aredis_cmd_opts *o, int which, int argc,
+    const char *const *argv, const size_t *argvlen);
 
 /** Borrow an exclusive connection (aredis_client_acquire()) to the primary
  * serving a slot, or a key's slot: the connection for WATCH ... MULTI ...

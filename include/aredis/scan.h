@@ -79,7 +79,9 @@ typedef struct aredis_scan_opts {
      * "stream"...; NULL for every type. */
     const char *type;
     /** Deadline of each SCAN call in ms, as aredis_cmd_opts.timeout_ms
-     * (0: the client's default). */
+     * (0: the client's default), in both the asynchronous walk and the
+     * blocking iterator; on a cluster client also of the PING that waits
+     * for the slot map and of the wait for a failed node's successor. */
     int64_t timeout_ms;
 } aredis_scan_opts;
 

@@ -847,6 +847,13 @@ static void dep_unlink(dep *d)
     d->pprev = NULL;
 }
 
+/* Off the client's list, and its C object freed. */
+static void dep_drop(dep *d)
+{
+    dep_unlink(d);
+    d->drop(d);
+}
+
 static PyTypeObject ClientType;
 
 /* What a command keeps until its completion. */
@@ -1032,6 +1039,72 @@ static int opt_i64(PyObject *d, const char *k, int64_t *out)
     return 0;
 }
 
+/* The keys of Client()'s options dict (the Python layer maps the
+ * StrictRedis, cluster and Sentinel arguments to them) and the fields of
+ * aredis_options they set, in the order they are read. */
+typedef enum { OPT_STR, OPT_INT, OPT_I64 } opt_kind;
+
+#define OPT(key, kind, field)                      \
+    {                                              \
+        key, kind, offsetof(aredis_options, field) \
+    }
+static const struct opt_field {
+    const char *key;
+    opt_kind kind;
+    size_t off;
+} client_options[] = {
+    OPT("url", OPT_STR, url),
+    OPT("host", OPT_STR, host),
+    OPT("port", OPT_INT, port),
+    OPT("path", OPT_STR, path),
+    OPT("username", OPT_STR, username),
+    OPT("password", OPT_STR, password),
+    OPT("db", OPT_INT, db),
+    OPT("client_name", OPT_STR, client_name),
+    OPT("protocol", OPT_INT, protocol),
+    OPT("connect_timeout_ms", OPT_I64, connect_timeout_ms),
+    OPT("command_timeout_ms", OPT_I64, command_timeout_ms),
+    OPT("keepalive_idle_s", OPT_INT, keepalive_idle_s),
+    OPT("keepalive_interval_s", OPT_INT, keepalive_interval_s),
+    OPT("keepalive_count", OPT_INT, keepalive_count),
+    OPT("reconnect_max_attempts", OPT_INT, reconnect_max_attempts),
+    OPT("retry_read_only", OPT_INT, retry_read_only),
+    OPT("pool_max", OPT_INT, pool_max),
+    OPT("pool_wait_ms", OPT_I64, pool_wait_ms),
+    OPT("pool_idle_ms", OPT_I64, pool_idle_ms),
+    OPT("tls", OPT_INT, tls.enabled),
+    OPT("tls_ca_file", OPT_STR, tls.ca_file),
+    OPT("tls_ca_dir", OPT_STR, tls.ca_dir),
+    OPT("tls_cert_file", OPT_STR, tls.cert_file),
+    OPT("tls_key_file", OPT_STR, tls.key_file),
+    OPT("tls_sni", OPT_STR, tls.sni),
+    OPT("tls_insecure", OPT_INT, tls.insecure_skip_verify),
+    OPT("sentinel_addrs", OPT_STR, sentinel.addrs),
+    OPT("sentinel_service", OPT_STR, sentinel.service),
+    OPT("sentinel_role", OPT_INT, sentinel.role),
+    OPT("sentinel_replica_fallback", OPT_INT, sentinel.replica_fallback),
+    OPT("sentinel_failover_wait_ms", OPT_I64, sentinel.failover_wait_ms),
+    OPT("sentinel_password", OPT_STR, sentinel.password),
+    OPT("sentinel_timeout_ms", OPT_I64, sentinel.timeout_ms),
+};
+#undef OPT
+
+/* Set the fields of `opts` whose keys `d` has (and not None). */
+static int options_from_dict(PyObject *d, aredis_options *opts)
+{
+    for (size_t i = 0; i < sizeof client_options / sizeof *client_options;
+         i++) {
+        const struct opt_field *f = &client_options[i];
+        void *at = (char *)opts + f->off;
+        int rc = f->kind == OPT_STR   ? opt_str(d, f->key, at)
+                 : f->kind == OPT_INT ? opt_int(d, f->key, at)
+                                      : opt_i64(d, f->key, at);
+        if (rc != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Client(loop, options: dict, callbacks: dict, decode: bool, encoding) */
 static int client_init(Client *self, PyObject *args, PyObject *kw)
 {
@@ -1049,38 +1122,7 @@ static int client_init(Client *self, PyObject *args, PyObject *kw)
     }
     aredis_options opts = {0};
     opts.normalize_resp2 = 1;
-    if (opt_str(o, "url", &opts.url) || opt_str(o, "host", &opts.host) ||
-        opt_int(o, "port", &opts.port) || opt_str(o, "path", &opts.path) ||
-        opt_str(o, "username", &opts.username) ||
-        opt_str(o, "password", &opts.password) || opt_int(o, "db", &opts.db) ||
-        opt_str(o, "client_name", &opts.client_name) ||
-        opt_int(o, "protocol", &opts.protocol) ||
-        opt_i64(o, "connect_timeout_ms", &opts.connect_timeout_ms) ||
-        opt_i64(o, "command_timeout_ms", &opts.command_timeout_ms) ||
-        opt_int(o, "keepalive_idle_s", &opts.keepalive_idle_s) ||
-        opt_int(o, "keepalive_interval_s", &opts.keepalive_interval_s) ||
-        opt_int(o, "keepalive_count", &opts.keepalive_count) ||
-        opt_int(o, "reconnect_max_attempts", &opts.reconnect_max_attempts) ||
-        opt_int(o, "retry_read_only", &opts.retry_read_only) ||
-        opt_int(o, "pool_max", &opts.pool_max) ||
-        opt_i64(o, "pool_wait_ms", &opts.pool_wait_ms) ||
-        opt_i64(o, "pool_idle_ms", &opts.pool_idle_ms) ||
-        opt_int(o, "tls", &opts.tls.enabled) ||
-        opt_str(o, "tls_ca_file", &opts.tls.ca_file) ||
-        opt_str(o, "tls_ca_dir", &opts.tls.ca_dir) ||
-        opt_str(o, "tls_cert_file", &opts.tls.cert_file) ||
-        opt_str(o, "tls_key_file", &opts.tls.key_file) ||
-        opt_str(o, "tls_sni", &opts.tls.sni) ||
-        opt_int(o, "tls_insecure", &opts.tls.insecure_skip_verify) ||
-        opt_str(o, "sentinel_addrs", &opts.sentinel.addrs) ||
-        opt_str(o, "sentinel_service", &opts.sentinel.service) ||
-        opt_int(o, "sentinel_role", &opts.sentinel.role) ||
-        opt_int(o, "sentinel_replica_fallback",
-                &opts.sentinel.replica_fallback) ||
-        opt_i64(o, "sentinel_failover_wait_ms",
-                &opts.sentinel.failover_wait_ms) ||
-        opt_str(o, "sentinel_password", &opts.sentinel.password) ||
-        opt_i64(o, "sentinel_timeout_ms", &opts.sentinel.timeout_ms))
+    if (options_from_dict(o, &opts) != 0)
         return -1;
     if (enc != Py_None) {
         if (!PyUnicode_Check(enc)) {
@@ -1282,11 +1324,8 @@ static void orphan_loop_free(void *data)
 static PyObject *client_close(Client *self, PyObject *unused)
 {
     (void)unused;
-    while (self->deps != NULL) {
-        dep *d = self->deps;
-        dep_unlink(d);
-        d->drop(d);
-    }
+    while (self->deps != NULL)
+        dep_drop(self->deps);
     if (self->c == NULL)
         Py_RETURN_NONE;
     /* From here the C client frees itself once what it has in flight has
@@ -1347,6 +1386,77 @@ static PyTypeObject ClientType = {
 };
 
 /* ------------------------------------------------------------------------
+ * What pipelines and pubsubs share: each is a Python object over a C
+ * object of its client (the owner), on the client's list (a dep) while
+ * that C object is there.
+ * ------------------------------------------------------------------------ */
+
+/* 0 when the C object `obj` is there, else -1 with the reason raised. */
+static int dependent_ready(const void *obj, const Client *owner,
+                           const char *what)
+{
+    if (obj != NULL)
+        return 0;
+    return raise_code(AREDIS_ESTATE, owner != NULL && owner->c == NULL
+                                         ? "the client is closed"
+                                         : what);
+}
+
+/* tp_init's arguments (client, flag=False), for an object not initialised
+ * yet (owner NULL) of an open client. */
+static int dependent_args(PyObject *args, PyObject *kw, const char *flag,
+                          Client **c, int *value, const Client *owner)
+{
+    const char *kwlist[] = {"client", flag, NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|p", (char **)kwlist,
+                                     &ClientType, c, value))
+        return -1;
+    if (client_ready(*c) != 0)
+        return -1;
+    if (owner != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "already initialised");
+        return -1;
+    }
+    return 0;
+}
+
+/* The new C object `obj` (NULL: out of memory) joins client c. */
+static int dependent_link(Client *c, const void *obj, Client **owner, dep *d,
+                          void (*drop)(dep *))
+{
+    if (obj == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_INCREF(c);
+    *owner = c;
+    dep_link(c, d, drop);
+    return 0;
+}
+
+static void dependent_dealloc(PyObject *self, const void *obj, Client *owner,
+                              dep *d)
+{
+    dep_unlink(d);
+    if (obj != NULL)
+        d->drop(d);
+    Py_XDECREF(owner);
+    Py_TYPE(self)->tp_free(self);
+}
+
+/* The future of a command handed to the C library (e == 0); else NULL
+ * with the error raised, and p freed. */
+static PyObject *submitted(pending *p, int e, const char *what)
+{
+    if (e != 0) {
+        pending_free(p);
+        return raise_code(e, what), NULL;
+    }
+    Py_INCREF(p->fut);
+    return p->fut;
+}
+
+/* ------------------------------------------------------------------------
  * Pipeline
  * ------------------------------------------------------------------------ */
 
@@ -1367,49 +1477,24 @@ static void pipeline_drop(dep *d)
     self->p = NULL;
 }
 
-/* 0 when the C pipeline is there, else -1 with the reason raised. */
 static int pipeline_ready(Pipeline *self)
 {
-    if (self->p != NULL)
-        return 0;
-    return raise_code(AREDIS_ESTATE,
-                      self->owner != NULL && self->owner->c == NULL
-                          ? "the client is closed"
-                          : "pipeline");
+    return dependent_ready(self->p, self->owner, "pipeline");
 }
 
 static int pipeline_init(Pipeline *self, PyObject *args, PyObject *kw)
 {
-    static const char *kwlist[] = {"client", "transaction", NULL};
     Client *c;
     int tx = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|p", (char **)kwlist,
-                                     &ClientType, &c, &tx))
+    if (dependent_args(args, kw, "transaction", &c, &tx, self->owner) != 0)
         return -1;
-    if (client_ready(c) != 0)
-        return -1;
-    if (self->owner != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "already initialised");
-        return -1;
-    }
     self->p = aredis_pipeline_new(c->c, tx);
-    if (self->p == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    Py_INCREF(c);
-    self->owner = c;
-    dep_link(c, &self->d, pipeline_drop);
-    return 0;
+    return dependent_link(c, self->p, &self->owner, &self->d, pipeline_drop);
 }
 
 static void pipeline_dealloc(Pipeline *self)
 {
-    dep_unlink(&self->d);
-    if (self->p != NULL)
-        aredis_pipeline_free(self->p);
-    Py_XDECREF(self->owner);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    dependent_dealloc((PyObject *)self, self->p, self->owner, &self->d);
 }
 
 static void on_pipeline(aredis_pipeline *pl, const aredis_reply *r, void *ud)
@@ -1420,13 +1505,20 @@ static void on_pipeline(aredis_pipeline *pl, const aredis_reply *r, void *ud)
     pending_free(p);
 }
 
+/* A command for the pipeline, encoded into a. */
+static int pipeline_args(Pipeline *self, argbuf *a, PyObject *const *args,
+                         Py_ssize_t n)
+{
+    if (pipeline_ready(self) != 0)
+        return -1;
+    return argbuf_fill(a, args, n, self->owner->encoding);
+}
+
 static PyObject *pipeline_command(Pipeline *self, PyObject *const *args,
                                   Py_ssize_t n)
 {
     argbuf a;
-    if (pipeline_ready(self) != 0)
-        return NULL;
-    if (argbuf_fill(&a, args, n, self->owner->encoding) != 0)
+    if (pipeline_args(self, &a, args, n) != 0)
         return NULL;
     int e = aredis_pipeline_commandv(self->p, a.argc, a.argv, a.lens);
     argbuf_clear(&a);
@@ -1439,9 +1531,7 @@ static PyObject *pipeline_immediate(Pipeline *self, PyObject *const *args,
                                     Py_ssize_t n)
 {
     argbuf a;
-    if (pipeline_ready(self) != 0)
-        return NULL;
-    if (argbuf_fill(&a, args, n, self->owner->encoding) != 0)
+    if (pipeline_args(self, &a, args, n) != 0)
         return NULL;
     pending *p = pending_new(self->owner, (PyObject *)self, NULL, NULL);
     if (p == NULL) {
@@ -1451,12 +1541,7 @@ static PyObject *pipeline_immediate(Pipeline *self, PyObject *const *args,
     int e = aredis_pipeline_immediatev(self->p, on_pipeline, p, a.argc, a.argv,
                                        a.lens);
     argbuf_clear(&a);
-    if (e != 0) {
-        pending_free(p);
-        return raise_code(e, "cannot send the command"), NULL;
-    }
-    Py_INCREF(p->fut);
-    return p->fut;
+    return submitted(p, e, "cannot send the command");
 }
 
 static PyObject *pipeline_execute(Pipeline *self, PyObject *unused)
@@ -1468,12 +1553,7 @@ static PyObject *pipeline_execute(Pipeline *self, PyObject *unused)
     if (p == NULL)
         return NULL;
     int e = aredis_pipeline_execute(self->p, on_pipeline, p);
-    if (e != 0) {
-        pending_free(p);
-        return raise_code(e, "cannot execute the pipeline"), NULL;
-    }
-    Py_INCREF(p->fut);
-    return p->fut;
+    return submitted(p, e, "cannot execute the pipeline");
 }
 
 static PyObject *pipeline_watch(Pipeline *self, PyObject *const *args,
@@ -1514,12 +1594,7 @@ static PyObject *pipeline_watch(Pipeline *self, PyObject *const *args,
     int e =
         aredis_pipeline_watch(self->p, on_pipeline, p, a.argc - 1, a.argv + 1);
     argbuf_clear(&a);
-    if (e != 0) {
-        pending_free(p);
-        return raise_code(e, "cannot watch"), NULL;
-    }
-    Py_INCREF(p->fut);
-    return p->fut;
+    return submitted(p, e, "cannot watch");
 }
 
 static PyObject *pipeline_multi(Pipeline *self, PyObject *unused)
@@ -1540,10 +1615,8 @@ static PyObject *pipeline_multi(Pipeline *self, PyObject *unused)
 static PyObject *pipeline_reset(Pipeline *self, PyObject *unused)
 {
     (void)unused;
-    if (self->p != NULL && aredis_pipeline_reset(self->p) != 0) {
-        dep_unlink(&self->d);
-        pipeline_drop(&self->d);
-    }
+    if (self->p != NULL && aredis_pipeline_reset(self->p) != 0)
+        dep_drop(&self->d);
     Py_RETURN_NONE;
 }
 
@@ -1622,15 +1695,9 @@ static void pubsub_drop(dep *d)
     self->ps = NULL;
 }
 
-/* 0 when the C pubsub is there, else -1 with the reason raised. */
 static int pubsub_ready(PubSub *self)
 {
-    if (self->ps != NULL)
-        return 0;
-    return raise_code(AREDIS_ESTATE,
-                      self->owner != NULL && self->owner->c == NULL
-                          ? "the client is closed"
-                          : "pubsub");
+    return dependent_ready(self->ps, self->owner, "pubsub");
 }
 
 static PyObject *message_dict(const conv *cv, const aredis_pubsub_message *m)
@@ -1690,38 +1757,20 @@ static void on_event(aredis_pubsub *ps, const aredis_pubsub_message *m,
 
 static int pubsub_init(PubSub *self, PyObject *args, PyObject *kw)
 {
-    static const char *kwlist[] = {"client", "ignore_subscribe_messages", NULL};
     Client *c;
     int ignore = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O!|p", (char **)kwlist,
-                                     &ClientType, &c, &ignore))
+    if (dependent_args(args, kw, "ignore_subscribe_messages", &c, &ignore,
+                       self->owner) != 0)
         return -1;
-    if (client_ready(c) != 0)
-        return -1;
-    if (self->owner != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "already initialised");
-        return -1;
-    }
     aredis_pubsub_options o = {.ignore_subscribe_messages = ignore,
                                .event_handler = on_event};
     self->ps = aredis_pubsub_new(c->c, &o);
-    if (self->ps == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    Py_INCREF(c);
-    self->owner = c;
-    dep_link(c, &self->d, pubsub_drop);
-    return 0;
+    return dependent_link(c, self->ps, &self->owner, &self->d, pubsub_drop);
 }
 
 static void pubsub_dealloc(PubSub *self)
 {
-    dep_unlink(&self->d);
-    if (self->ps != NULL)
-        aredis_pubsub_free(self->ps);
-    Py_XDECREF(self->owner);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    dependent_dealloc((PyObject *)self, self->ps, self->owner, &self->d);
 }
 
 /* Message handlers are called by the Python layer when it reads a message
@@ -1871,10 +1920,8 @@ static PyObject *pubsub_subscriptions(PubSub *self, PyObject *unused)
 static PyObject *pubsub_close(PubSub *self, PyObject *unused)
 {
     (void)unused;
-    if (self->ps != NULL) {
-        dep_unlink(&self->d);
-        pubsub_drop(&self->d);
-    }
+    if (self->ps != NULL)
+        dep_drop(&self->d);
     Py_RETURN_NONE;
 }
 

@@ -12,7 +12,10 @@
  * _asyncio_future_blocking set), add_done_callback(fn, context=) on a done
  * future schedules fn with call_soon, cancel(msg) completes it with
  * CancelledError, result() and exception() raise InvalidStateError while
- * pending. */
+ * pending, result() raises the exception with the traceback it had when
+ * it was set (a re-raise does not add to it), a future whose exception
+ * nobody retrieved reports it to the loop's exception handler when it is
+ * destroyed, and futures can be weakly referenced (asyncio's WeakSets). */
 #include "future.h"
 
 #include <stddef.h>
@@ -32,13 +35,19 @@ typedef struct {
     PyObject *cancel_msg; /* cancel(msg) */
     PyObject *cb, *ctx;   /* the first done callback and its context */
     PyObject *more;       /* list of further (callback, context) tuples */
+    PyObject *exc_tb;     /* the exception's traceback when it was set */
+    PyObject *weakrefs;
     unsigned char state;
     unsigned char blocking;
+    unsigned char log_tb; /* an exception nobody retrieved yet */
 } Future;
 
 static PyTypeObject FutureType;
 static PyObject *cancelled_error, *invalid_state_error;
 static PyObject *s_call_soon, *s_call_exception_handler, *kw_context;
+/* asyncio.events.Handle and asyncio.format_helpers._format_callback_source
+ * (NULL when it is not there), for the report of a failing done callback. */
+static PyObject *handle_type, *format_callback_source;
 
 static _Thread_local fut_batch *tl_batch;
 /* The loop whose batch is running its callbacks on this thread. */
@@ -115,34 +124,95 @@ void fut_batch_begin(fut_batch *b, PyObject *loop)
         tl_batch = b;
 }
 
-/* A callback raised: as asyncio's Handle._run, to the loop's exception
- * handler, except SystemExit and KeyboardInterrupt (returns -1 with them
- * set, to be raised out of the loop). */
-static int report(PyObject *loop, PyObject *cb)
+/* SystemExit and KeyboardInterrupt stop the loop: asyncio's handles and
+ * its call_exception_handler() let them through. */
+static int stops_loop(PyObject *exc_type)
 {
-    if (PyErr_ExceptionMatches(PyExc_SystemExit) ||
-        PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
+    return PyErr_GivenExceptionMatches(exc_type, PyExc_SystemExit) ||
+           PyErr_GivenExceptionMatches(exc_type, PyExc_KeyboardInterrupt);
+}
+
+/* Done callback cb(fut) raised `exc`: to the loop's exception handler,
+ * with the context asyncio's Handle._run gives it (message, exception,
+ * handle), from the context of the loop callback, not the callback's.
+ * Returns -1 with SystemExit or KeyboardInterrupt set when the handler
+ * raised one. */
+static int report(PyObject *loop, PyObject *cb, PyObject *ctx, PyObject *fut,
+                  PyObject *exc)
+{
+    PyObject *args = PyTuple_Pack(1, fut), *src = NULL, *handle = NULL,
+             *msg = NULL, *context = NULL, *r = NULL;
+    if (args == NULL)
+        goto done;
+    src = format_callback_source ? PyObject_CallFunctionObjArgs(
+                                       format_callback_source, cb, args, NULL)
+                                 : NULL;
+    if (src == NULL && !stops_loop(PyErr_Occurred())) {
+        PyErr_Clear();
+        src = PyObject_Repr(cb);
+    }
+    handle = src ? PyObject_CallFunctionObjArgs(handle_type, cb, args, loop,
+                                                ctx, NULL)
+                 : NULL;
+    msg = handle ? PyUnicode_FromFormat("Exception in callback %U", src) : NULL;
+    context = msg ? Py_BuildValue("{sOsOsO}", "message", msg, "exception", exc,
+                                  "handle", handle)
+                  : NULL;
+    r = context
+            ? PyObject_CallMethodOneArg(loop, s_call_exception_handler, context)
+            : NULL;
+done:
+    Py_XDECREF(args);
+    Py_XDECREF(src);
+    Py_XDECREF(handle);
+    Py_XDECREF(msg);
+    Py_XDECREF(context);
+    if (r != NULL) {
+        Py_DECREF(r);
+        return 0;
+    }
+    if (stops_loop(PyErr_Occurred()))
         return -1;
+    PyErr_WriteUnraisable(cb);
+    return 0;
+}
+
+/* cb(fut) raised, in ctx: leave ctx, then as asyncio's Handle._run.
+ * Returns -1 with SystemExit or KeyboardInterrupt set (from the callback,
+ * or from the exception handler told of another exception). Out of line:
+ * the path of every command runs run_callback(). */
+Py_NO_INLINE static int callback_failed(PyObject *loop, PyObject *cb,
+                                        PyObject *ctx, PyObject *fut)
+{
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
     PyErr_NormalizeException(&t, &v, &tb);
     if (tb != NULL && v != NULL)
         PyException_SetTraceback(v, tb);
-    PyObject *ctx = NULL,
-             *msg = PyUnicode_FromFormat("Exception in callback %R", cb);
-    if (msg != NULL)
-        ctx = Py_BuildValue("{sNsO}", "message", msg, "exception",
-                            v ? v : Py_None);
-    PyObject *r =
-        ctx ? PyObject_CallMethodOneArg(loop, s_call_exception_handler, ctx)
-            : NULL;
-    if (r == NULL)
+    if (PyContext_Exit(ctx) != 0)
         PyErr_WriteUnraisable(cb);
-    Py_XDECREF(r);
-    Py_XDECREF(ctx);
+    if (stops_loop(t)) {
+        PyErr_Restore(t, v, tb);
+        return -1;
+    }
+    int rc = report(loop, cb, ctx, fut, v ? v : Py_None);
     Py_XDECREF(t);
     Py_XDECREF(v);
     Py_XDECREF(tb);
+    return rc;
+}
+
+/* Run cb(fut) in ctx, entered already, and leave ctx. Returns -1 with
+ * SystemExit or KeyboardInterrupt set. */
+static int run_callback(PyObject *loop, PyObject *cb, PyObject *ctx,
+                        PyObject *fut)
+{
+    PyObject *r = PyObject_CallOneArg(cb, fut);
+    if (r == NULL)
+        return callback_failed(loop, cb, ctx, fut);
+    Py_DECREF(r);
+    if (PyContext_Exit(ctx) != 0)
+        PyErr_WriteUnraisable(cb);
     return 0;
 }
 
@@ -167,12 +237,8 @@ int fut_batch_end(fut_batch *b)
             Py_DECREF(fut);
             continue;
         }
-        PyObject *r = PyObject_CallOneArg(cb, fut);
-        if (r == NULL && report(b->loop, cb) != 0)
+        if (run_callback(b->loop, cb, ctx, fut) != 0)
             PyErr_Fetch(&st, &sv, &stb);
-        Py_XDECREF(r);
-        if (PyContext_Exit(ctx) != 0)
-            PyErr_WriteUnraisable(cb);
         Py_DECREF(cb);
         Py_DECREF(ctx);
         Py_DECREF(fut);
@@ -202,8 +268,10 @@ PyObject *fut_new(PyObject *loop)
     Py_INCREF(loop);
     f->loop = loop;
     f->value = f->cancel_msg = f->cb = f->ctx = f->more = NULL;
+    f->exc_tb = f->weakrefs = NULL;
     f->state = FUT_PENDING;
     f->blocking = 0;
+    f->log_tb = 0;
     PyObject_GC_Track(f);
     return (PyObject *)f;
 }
@@ -216,7 +284,12 @@ void fut_settle(PyObject *fut, PyObject *value, int is_error)
         return;
     }
     f->value = value;
-    f->state = is_error ? FUT_EXCEPTION : FUT_RESULT;
+    f->state = FUT_RESULT;
+    if (is_error) {
+        f->state = FUT_EXCEPTION;
+        f->exc_tb = PyException_GetTraceback(value);
+        f->log_tb = 1;
+    }
     schedule_callbacks(f);
 }
 
@@ -238,6 +311,17 @@ static PyObject *raise_cancelled(Future *f)
     return NULL;
 }
 
+/* The future's exception, raised. Each raise adds its frames to the
+ * exception's traceback: it starts again from the one it had when it was
+ * set. (Out of line, to keep result_of() small.) */
+Py_NO_INLINE static PyObject *raise_exception(Future *f)
+{
+    f->log_tb = 0;
+    PyException_SetTraceback(f->value, f->exc_tb ? f->exc_tb : Py_None);
+    PyErr_SetObject((PyObject *)Py_TYPE(f->value), f->value);
+    return NULL;
+}
+
 /* result(): a new reference, or NULL with the future's exception (or
  * CancelledError, or InvalidStateError) raised. */
 static PyObject *result_of(Future *f)
@@ -247,8 +331,7 @@ static PyObject *result_of(Future *f)
         Py_INCREF(f->value);
         return f->value;
     case FUT_EXCEPTION:
-        PyErr_SetObject((PyObject *)Py_TYPE(f->value), f->value);
-        return NULL;
+        return raise_exception(f);
     case FUT_CANCELLED:
         return raise_cancelled(f);
     default:
@@ -365,6 +448,7 @@ static PyObject *fut_exception(PyObject *self, PyObject *unused)
     case FUT_RESULT:
         Py_RETURN_NONE;
     case FUT_EXCEPTION:
+        f->log_tb = 0;
         Py_INCREF(f->value);
         return f->value;
     case FUT_CANCELLED:
@@ -578,22 +662,49 @@ static PyObject *get_blocking(PyObject *self, void *closure)
     return PyBool_FromLong(((Future *)self)->blocking);
 }
 
-static int set_blocking(PyObject *self, PyObject *v, void *closure)
+/* The value v given to the flag attribute `name`: 0 or 1, or -1 with the
+ * error raised. It cannot be deleted, nor set unless may_set. */
+static int flag_value(PyObject *v, int may_set, const char *name)
 {
-    (void)closure;
     if (v == NULL) {
         PyErr_SetString(PyExc_AttributeError, "cannot delete attribute");
         return -1;
     }
     int b = PyObject_IsTrue(v);
-    if (b < 0)
-        return -1;
-    if (b && ((Future *)self)->state != FUT_PENDING) {
-        PyErr_SetString(PyExc_ValueError,
-                        "_asyncio_future_blocking can only be set to False");
+    if (b > 0 && !may_set) {
+        PyErr_Format(PyExc_ValueError, "%s can only be set to False", name);
         return -1;
     }
-    ((Future *)self)->blocking = (unsigned char)b;
+    return b;
+}
+
+static int set_blocking(PyObject *self, PyObject *v, void *closure)
+{
+    (void)closure;
+    Future *f = (Future *)self;
+    if (v == Py_False) { /* what asyncio's Task sets, once per await */
+        f->blocking = 0;
+        return 0;
+    }
+    int b = flag_value(v, f->state == FUT_PENDING, "_asyncio_future_blocking");
+    if (b < 0)
+        return -1;
+    f->blocking = (unsigned char)b;
+    return 0;
+}
+
+static PyObject *get_log_traceback(PyObject *self, void *closure)
+{
+    (void)closure;
+    return PyBool_FromLong(((Future *)self)->log_tb);
+}
+
+static int set_log_traceback(PyObject *self, PyObject *v, void *closure)
+{
+    (void)closure;
+    if (flag_value(v, 0, "_log_traceback") < 0)
+        return -1;
+    ((Future *)self)->log_tb = 0;
     return 0;
 }
 
@@ -626,6 +737,7 @@ static int fut_traverse(PyObject *self, visitproc visit, void *arg)
     Py_VISIT(f->cb);
     Py_VISIT(f->ctx);
     Py_VISIT(f->more);
+    Py_VISIT(f->exc_tb);
     return 0;
 }
 
@@ -638,12 +750,42 @@ static int fut_clear(PyObject *self)
     Py_CLEAR(f->cb);
     Py_CLEAR(f->ctx);
     Py_CLEAR(f->more);
+    Py_CLEAR(f->exc_tb);
     return 0;
+}
+
+/* An exception nobody retrieved (result(), exception(), await): to the
+ * loop's exception handler, as asyncio.Future does when it is destroyed. */
+static void fut_finalize(PyObject *self)
+{
+    Future *f = (Future *)self;
+    if (!f->log_tb || f->loop == NULL || f->value == NULL)
+        return;
+    f->log_tb = 0;
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyObject *ctx = Py_BuildValue("{sssOsO}", "message",
+                                  "Future exception was never retrieved",
+                                  "exception", f->value, "future", self);
+    PyObject *r =
+        ctx ? PyObject_CallMethodOneArg(f->loop, s_call_exception_handler, ctx)
+            : NULL;
+    if (r == NULL)
+        PyErr_WriteUnraisable(self);
+    Py_XDECREF(r);
+    Py_XDECREF(ctx);
+    PyErr_Restore(t, v, tb);
 }
 
 static void fut_dealloc(PyObject *self)
 {
+    Future *f = (Future *)self;
+    /* Only a future with an exception to report has a finalizer to run. */
+    if (f->log_tb && PyObject_CallFinalizerFromDealloc(self) < 0)
+        return; /* resurrected by the exception handler */
     PyObject_GC_UnTrack(self);
+    if (f->weakrefs != NULL)
+        PyObject_ClearWeakRefs(self);
     (void)fut_clear(self);
     PyObject_GC_Del(self);
 }
@@ -679,6 +821,7 @@ static PyGetSetDef fut_getset[] = {
     {"_asyncio_future_blocking", get_blocking, set_blocking, NULL, NULL},
     {"_loop", get_loop_attr, NULL, NULL, NULL},
     {"_cancel_message", get_cancel_message, set_cancel_message, NULL, NULL},
+    {"_log_traceback", get_log_traceback, set_log_traceback, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -699,6 +842,8 @@ static PyTypeObject FutureType = {
     .tp_traverse = fut_traverse,
     .tp_clear = fut_clear,
     .tp_dealloc = fut_dealloc,
+    .tp_finalize = fut_finalize,
+    .tp_weaklistoffset = offsetof(Future, weakrefs),
     .tp_methods = fut_methods,
     .tp_getset = fut_getset,
 };
@@ -713,6 +858,20 @@ int fut_module_init(PyObject *m)
     Py_DECREF(ex);
     if (cancelled_error == NULL || invalid_state_error == NULL)
         return -1;
+    PyObject *events = PyImport_ImportModule("asyncio.events");
+    if (events == NULL)
+        return -1;
+    handle_type = PyObject_GetAttrString(events, "Handle");
+    Py_DECREF(events);
+    if (handle_type == NULL)
+        return -1;
+    /* Private to asyncio: without it, the callback's repr() does. */
+    PyObject *helpers = PyImport_ImportModule("asyncio.format_helpers");
+    format_callback_source =
+        helpers ? PyObject_GetAttrString(helpers, "_format_callback_source")
+                : NULL;
+    Py_XDECREF(helpers);
+    PyErr_Clear();
     if ((s_call_soon = PyUnicode_InternFromString("call_soon")) == NULL ||
         (s_call_exception_handler =
              PyUnicode_InternFromString("call_exception_handler")) == NULL ||

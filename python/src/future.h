@@ -33,10 +33,11 @@ void fut_settle(PyObject *fut, PyObject *value, int is_error);
  * callbacks wait so; the next ones go through call_soon (after those, as
  * they completed after them). Nested calls join the outer batch.
  *
- * fut_batch_end() returns -1 with an exception set when a callback raised
- * SystemExit or KeyboardInterrupt (as asyncio's handles, it lets those
- * stop the loop); the callbacks not run yet then go through call_soon.
- * Other exceptions go to the loop's exception handler. */
+ * fut_batch_end() returns -1 with an exception set when a callback, or the
+ * loop's exception handler, raised SystemExit or KeyboardInterrupt (as
+ * asyncio's handles, it lets those stop the loop); the callbacks not run
+ * yet then go through call_soon. Other exceptions go to the loop's
+ * exception handler, as asyncio's Handle reports them. */
 #define FUT_BATCH_MAX 32
 
 typedef struct fut_batch {

@@ -3,6 +3,7 @@ AREDIS_TEST_STATE_DIR; tests/support/redis-server.sh writes NAME.state), and
 every test run on the default asyncio loop and on uvloop."""
 import asyncio
 import os
+import subprocess
 import threading
 
 import pytest
@@ -10,8 +11,8 @@ import pytest
 import aredis
 
 
-def state(name):
-    d = os.environ.get("AREDIS_TEST_STATE_DIR")
+def state(name, d=None):
+    d = d or os.environ.get("AREDIS_TEST_STATE_DIR")
     if not d:
         return None
     path = os.path.join(d, f"{name}.state")
@@ -23,6 +24,10 @@ def state(name):
             k, _, v = line.rstrip("\n").partition("=")
             out[k] = v
     return out
+
+
+SERVER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                             "..", "..", "tests", "support", "redis-server.sh")
 
 
 def standalone():
@@ -38,6 +43,25 @@ def server():
         pytest.skip("no standalone server (run under CTest, or set "
                     "AREDIS_TEST_STATE_DIR)")
     return st
+
+
+@pytest.fixture
+def private_server(server, tmp_path):
+    """A server of the test's own, which it may kill: started by
+    tests/support/redis-server.sh, so it is ready (it answers PING on its
+    unix socket) when the test starts, and stopped after the test."""
+    env = dict(os.environ, AREDIS_TEST_STATE_DIR=str(tmp_path),
+               AREDIS_TEST_OWNER_PID=str(os.getpid()))
+
+    def script(verb):
+        subprocess.run(["bash", SERVER_SCRIPT, verb, "private"], env=env,
+                       check=True, stdout=subprocess.DEVNULL, timeout=60)
+
+    script("start")
+    try:
+        yield state("private", str(tmp_path))
+    finally:
+        script("stop")
 
 
 def pytest_generate_tests(metafunc):

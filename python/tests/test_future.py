@@ -4,6 +4,9 @@ asyncio.Future: the coroutine awaiting a reply resumes in the loop
 iteration that read the reply."""
 import asyncio
 import contextvars
+import gc
+import traceback
+import weakref
 
 import pytest
 
@@ -142,23 +145,169 @@ async def test_cancel_and_its_message(r):
     assert await r.ping() is True
 
 
-async def test_a_failing_callback_goes_to_the_exception_handler(r):
-    loop = asyncio.get_running_loop()
+VAR = contextvars.ContextVar("VAR", default="loop")
+
+
+def _failing_callback_report(loop, fut):
+    """What the loop's exception handler is given when a done callback of
+    `fut` (run in a context of its own) raises, and the VAR it sees."""
     reported = []
-    loop.set_exception_handler(lambda _loop, ctx: reported.append(ctx))
+    ctx = contextvars.copy_context()
+    ctx.run(VAR.set, "callback")
+
+    def bad(f):
+        assert VAR.get() == "callback"
+        raise RuntimeError("callback failed")
+
+    loop.set_exception_handler(
+        lambda _loop, c: reported.append((dict(c), VAR.get())))
+    fut.add_done_callback(bad, context=ctx)
+    return bad, reported
+
+
+async def test_a_failing_callback_goes_to_the_exception_handler(r):
+    # As asyncio's Handle._run reports it: the message names the callback
+    # and its argument, the context has the exception and a handle, and
+    # the handler runs in the loop's context, not in the callback's.
+    loop = asyncio.get_running_loop()
     try:
         fut = r.ping()
-
-        def bad(f):
-            raise RuntimeError("callback failed")
-
-        fut.add_done_callback(bad)
+        bad, reported = _failing_callback_report(loop, fut)
         assert await fut is True
         await asyncio.sleep(0)
+        if type(loop).__module__.startswith("asyncio"):
+            # The same with one of asyncio's futures on this loop.
+            theirs = loop.create_future()
+            _, reported_theirs = _failing_callback_report(loop, theirs)
+            theirs.set_result(True)
+            await asyncio.sleep(0)
+            assert len(reported_theirs) == 1
+            assert sorted(reported_theirs[0][0]) == sorted(reported[0][0])
+            assert reported_theirs[0][1] == reported[0][1]
     finally:
         loop.set_exception_handler(None)
     assert len(reported) == 1
-    assert isinstance(reported[0]["exception"], RuntimeError)
+    context, seen = reported[0]
+    assert sorted(context) == ["exception", "handle", "message"]
+    assert isinstance(context["exception"], RuntimeError)
+    assert context["message"].startswith(
+        f"Exception in callback {bad.__qualname__}(<aredis Fut")
+    assert __file__ in context["message"]
+    assert isinstance(context["handle"], asyncio.Handle)
+    assert seen == "loop"
+
+
+async def test_an_exception_nobody_retrieved_is_reported_when_the_future_goes(r):
+    # As asyncio.Future: a future destroyed with an exception that neither
+    # result(), exception() nor await took tells the loop's exception
+    # handler; one whose exception was retrieved, or that succeeded, or
+    # was cancelled, does not.
+    loop = asyncio.get_running_loop()
+    reported = []
+    loop.set_exception_handler(lambda _loop, c: reported.append(c))
+    await r.set("s", "text")
+
+    async def settled(fut):
+        done = asyncio.Event()
+        fut.add_done_callback(lambda _: done.set())
+        await done.wait()
+        return fut
+
+    try:
+        fut = await settled(r.incr("s"))
+        assert fut._log_traceback
+        ref = weakref.ref(fut)
+        del fut
+        gc.collect()
+        assert len(reported) == 1
+        context = reported[0]
+        assert sorted(context) == ["exception", "future", "message"]
+        assert context["message"] == "Future exception was never retrieved"
+        assert isinstance(context["exception"], aredis.ResponseError)
+        # The handler keeps the future: it is alive again, and reported
+        # once only.
+        assert context["future"] is ref()
+        assert context["future"].exception() is context["exception"]
+        reported.clear()
+        del context
+        gc.collect()
+        assert ref() is None and reported == []
+
+        for retrieve in (lambda f: f.exception(), lambda f: f.result(),
+                         lambda f: asyncio.create_task(f)):
+            fut = await settled(r.incr("s"))
+            task = None
+            try:
+                task = retrieve(fut)
+                if task is not None and asyncio.isfuture(task):
+                    await asyncio.wait([task])
+                    assert isinstance(task.exception(), aredis.ResponseError)
+            except aredis.ResponseError:
+                pass
+            assert not fut._log_traceback
+            del fut, task
+            gc.collect()
+        fut = await settled(r.incr("s"))
+        fut._log_traceback = False
+        with pytest.raises(ValueError):
+            fut._log_traceback = True
+        del fut
+        await settled(r.ping())
+        cancelled = r.ping()
+        cancelled.cancel()
+        del cancelled
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert reported == []
+
+
+async def test_futures_can_be_weakly_referenced(r):
+    # asyncio keeps futures in WeakSets (and so do programs).
+    fut = r.ping()
+    futures = weakref.WeakSet([fut])
+    ref = weakref.ref(fut)
+    assert ref() is fut and fut in futures
+    assert await fut is True
+    del fut
+    # (Until the step of the task it resumed ends, the future is held by
+    # what runs the step, as asyncio's Handle holds its arguments.)
+    await asyncio.sleep(0)
+    gc.collect()
+    assert ref() is None and len(futures) == 0
+
+
+async def test_raising_the_exception_again_does_not_grow_its_traceback(r):
+    # As asyncio.Future: each result() or await raises the exception with
+    # the traceback it had when it was set, plus the raising frames only.
+    await r.set("s", "text")
+
+    def failing(reply, **options):
+        raise ValueError("from the response callback")
+
+    def depth(exc):
+        return len(traceback.extract_tb(exc.__traceback__))
+
+    async def raised(fut, how):
+        try:
+            if how == "await":
+                await fut
+            else:
+                fut.result()
+        except Exception as exc:
+            return exc
+        raise AssertionError("did not raise")
+
+    r.set_response_callback("ECHO", failing)
+    for fut in (r.incr("s"), r.echo("x")):
+        first = await raised(fut, "await")
+        depths = {depth(await raised(fut, how))
+                  for how in ("await", "result") * 5}
+        assert depths == {depth(first)}
+    # The response callback's frame stays in the traceback.
+    assert "failing" in [fr.name for fr in traceback.extract_tb(
+        first.__traceback__)]
 
 
 async def test_many_awaiting_coroutines_resume_in_order(r):
@@ -289,6 +438,59 @@ def test_keyboard_interrupt_from_a_resumed_coroutine_stops_the_loop(
         # (Those beyond the batch's 32 were handed to call_soon before
         # the interrupt, so they come first.)
         assert sorted(resumed) == list(range(40))
+        assert loop.run_until_complete(r.echo("after")) == b"after"
+    finally:
+        r.close()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+
+
+@pytest.mark.parametrize("kind", ["asyncio", "uvloop"])
+@pytest.mark.parametrize("where", ["callback", "exception handler"])
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, SystemExit])
+def test_keyboard_interrupt_in_a_batch_runs_the_other_callbacks_once(
+        port, kind, where, exc):
+    # KeyboardInterrupt or SystemExit from a done callback run in a batch,
+    # or from the loop's exception handler told of another callback's
+    # error (asyncio's call_exception_handler lets those through), leaves
+    # run_until_complete(); every other callback of the batch runs, once,
+    # in order (those after it from the loop's next turn).
+    calls, reported, box = [], [], {}
+
+    def handler(_loop, context):
+        reported.append(context)
+        if where == "exception handler":
+            raise exc("from the exception handler")
+
+    def good(i):
+        return lambda f: calls.append(i)
+
+    def bad(f):
+        calls.append("bad")
+        if where == "callback":
+            raise exc("from the callback")
+        raise RuntimeError("to the exception handler")
+
+    async def main(loop):
+        loop.set_exception_handler(handler)
+        box["main"] = asyncio.current_task()
+        r = box["r"] = aredis.StrictRedis(host="127.0.0.1", port=port)
+        await r.ping()
+        fut = r.ping()
+        for cb in (good(0), good(1), bad, good(2), good(3)):
+            fut.add_done_callback(cb)
+        return await fut
+
+    with pytest.raises(exc, match=f"from the {where}"):
+        _run_on(kind, main)
+    r = box["r"]
+    loop = r._loop
+    try:
+        assert calls[:3] == [0, 1, "bad"]
+        # The interrupted coroutine resumes (it awaited the future too).
+        assert loop.run_until_complete(box["main"]) is True
+        assert calls == [0, 1, "bad", 2, 3]
+        assert len(reported) == (where == "exception handler")
         assert loop.run_until_complete(r.echo("after")) == b"after"
     finally:
         r.close()

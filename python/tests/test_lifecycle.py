@@ -2,10 +2,13 @@
 the core's callbacks, closed; every command completes exactly once."""
 import asyncio
 import gc
+import os
+import signal
 
 import pytest
 
 import aredis
+from aredis import _core
 
 
 async def test_temporary_client_freed_by_its_last_reply(port):
@@ -39,38 +42,20 @@ async def test_close_lets_commands_in_flight_complete(port):
     c.close()
 
 
-async def test_server_gone_fails_every_command_once(server):
+async def test_server_gone_fails_every_command_once(private_server):
     # A server of our own, killed with commands in flight.
-    import os
-    import signal
-    import subprocess
-    import tempfile
-    import time
-    d = tempfile.mkdtemp()
-    sock = os.path.join(d, "s.sock")
-    proc = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket",
-                             sock, "--save", "", "--dir", d],
-                            stdout=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            if os.path.exists(sock):
-                break
-            time.sleep(0.02)
-        c = aredis.StrictRedis(unix_socket_path=sock,
-                               _core_options={"reconnect_max_attempts": -2})
-        assert await c.ping() is True
-        futs = [asyncio.ensure_future(c.blpop(f"never{i}", 5))
-                for i in range(10)] + [c.get("x")]
-        await asyncio.sleep(0.1)
-        proc.send_signal(signal.SIGKILL)
-        results = await asyncio.wait_for(
-            asyncio.gather(*futs, return_exceptions=True), 10)
-        assert len(results) == 11
-        assert all(isinstance(r, aredis.ConnectionError)
-                   for r in results[:10]), results
-    finally:
-        proc.kill()
-        proc.wait()
+    c = aredis.StrictRedis(unix_socket_path=private_server["unixsocket"],
+                           _core_options={"reconnect_max_attempts": -2})
+    assert await c.ping() is True
+    futs = [asyncio.ensure_future(c.blpop(f"never{i}", 5))
+            for i in range(10)] + [c.get("x")]
+    await asyncio.sleep(0.1)
+    os.kill(int(private_server["pid"]), signal.SIGKILL)
+    results = await asyncio.wait_for(
+        asyncio.gather(*futs, return_exceptions=True), 10)
+    assert len(results) == 11
+    assert all(isinstance(r, aredis.ConnectionError)
+               for r in results[:10]), results
 
 
 def test_objects_made_before_the_loop_bind_to_the_loop_that_runs_them(port):
@@ -260,3 +245,53 @@ def test_clients_of_their_own_in_threads_with_loops_of_their_own(port):
     finally:
         sys.setswitchinterval(interval)
     assert results == {i: 2100 for i in range(4)}
+
+
+# The options dict the Python layer hands to the C client (StrictRedis,
+# StrictRedisCluster and Sentinel arguments end up as these keys), by kind.
+_STR_OPTIONS = ["url", "host", "path", "username", "password", "client_name",
+                "tls_ca_file", "tls_ca_dir", "tls_cert_file", "tls_key_file",
+                "tls_sni", "sentinel_addrs", "sentinel_service",
+                "sentinel_password"]
+_INT_OPTIONS = ["port", "db", "protocol", "keepalive_idle_s",
+                "keepalive_interval_s", "keepalive_count",
+                "reconnect_max_attempts", "retry_read_only", "pool_max", "tls",
+                "tls_insecure", "sentinel_role", "sentinel_replica_fallback"]
+_I64_OPTIONS = ["connect_timeout_ms", "command_timeout_ms", "pool_wait_ms",
+                "pool_idle_ms", "sentinel_failover_wait_ms",
+                "sentinel_timeout_ms"]
+
+
+async def test_every_client_option_is_read_as_its_kind(port):
+    loop = asyncio.get_running_loop()
+
+    def refused(options):
+        with pytest.raises((TypeError, ValueError, OverflowError)) as e:
+            _core.Client(loop, options, {}, False, None)
+        return str(e.value)
+
+    for key in _STR_OPTIONS:
+        assert refused({key: 1}) == f"{key} must be a str"
+    for key in _INT_OPTIONS:
+        assert refused({key: 2 ** 40}) == f"{key} is out of range"
+    for key in _I64_OPTIONS:
+        refused({key: "1"})
+        refused({key: 2 ** 70})
+    # None stands for "not given"; 64-bit ones take what an int cannot.
+    c = _core.Client(loop, dict.fromkeys(_STR_OPTIONS + _INT_OPTIONS) |
+                     dict.fromkeys(_I64_OPTIONS, 2 ** 40) | {"port": port},
+                     {}, False, None)
+    c.close()
+
+
+async def test_client_options_reach_the_connection(port):
+    c = aredis.StrictRedis(host="127.0.0.1", port=port, db=5,
+                           client_name="opt-test",
+                           _core_options={"protocol": 2})
+    try:
+        assert await c.execute_command("CLIENT GETNAME") == b"opt-test"
+        info = (await c.execute_command("CLIENT INFO")).split()
+        assert b"db=5" in info and b"resp=2" in info
+        assert c._core.protocol() == 2
+    finally:
+        c.close()

@@ -284,9 +284,11 @@ typedef struct aredis__fanout aredis__fanout;
 int aredis__cluster_submit(aredis_client *c, aredis__cmd *cmd,
                            const char *bytes, const aredis__cmdclass *k,
                            const aredis_cmd_opts *o);
-/* aredis_nodes_command: a map "host:port" -> reply over nodes of a kind. */
-int aredis__nodes_submit(aredis_client *c, int which, aredis_reply_cb cb,
-                         void *ud, const char *bytes, size_t len);
+/* aredis_nodes_command: a map "host:port" -> reply over nodes of a kind,
+ * each node's command with the options o (may be NULL). */
+int aredis__nodes_submit(aredis_client *c, const aredis_cmd_opts *o, int which,
+                         aredis_reply_cb cb, void *ud, const char *bytes,
+                         size_t len);
 /* The client is closing: the fan-outs waiting for the map wait a little
  * more at most (the client fetches no map of its own accord any more). */
 void aredis__fanout_closing(aredis_client *c);

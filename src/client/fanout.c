@@ -35,9 +35,10 @@
 /* Kinds of fan-out besides the table's policies. */
 enum { FAN_ACQUIRE = 100 };
 
-/* Waiting for the slot map: for WAIT_MS at most in all; once the client
- * is closing (it fetches no map of its own accord: only one already on
- * its way is waited for), for WAIT_CLOSING_MS more at most. */
+/* Waiting for the slot map: for WAIT_MS at most in all, or the caller's
+ * per-call timeout when that is shorter; once the client is closing (it
+ * fetches no map of its own accord: only one already on its way is waited
+ * for), for WAIT_CLOSING_MS more at most. */
 #define WAIT_MS 3500
 #define WAIT_CLOSING_MS 120
 
@@ -549,9 +550,12 @@ static int wait_map(aredis__fanout *f)
 {
     aredis_client *c = f->c;
     int64_t now = aredis__now_ms();
-    if (f->deadline == 0)
-        f->deadline =
-            now + (c->closing || c->freeing ? WAIT_CLOSING_MS : WAIT_MS);
+    if (f->deadline == 0) {
+        int64_t wait = c->closing || c->freeing ? WAIT_CLOSING_MS : WAIT_MS;
+        if (f->has_o && f->o.timeout_ms > 0 && f->o.timeout_ms < wait)
+            wait = f->o.timeout_ms;
+        f->deadline = now + wait;
+    }
     if (now >= f->deadline)
         return AREDIS_ETIMEDOUT;
     if (c->topo->vt->hold_for_map == NULL)
@@ -895,12 +899,13 @@ int aredis_client_slot_primary(aredis_client *c, unsigned slot,
     return 1;
 }
 
-int aredis__nodes_submit(aredis_client *c, int which, aredis_reply_cb cb,
-                         void *ud, const char *bytes, size_t len)
+int aredis__nodes_submit(aredis_client *c, const aredis_cmd_opts *o, int which,
+                         aredis_reply_cb cb, void *ud, const char *bytes,
+                         size_t len)
 {
     if (which < AREDIS_NODES_PRIMARIES || which > AREDIS_NODES_ALL)
         return AREDIS_EINVAL;
-    return fan_nodes(c, NULL, cb, ud, AREDIS__CL_N_MAP, which, bytes, len);
+    return fan_nodes(c, o, cb, ud, AREDIS__CL_N_MAP, which, bytes, len);
 }
 
 int aredis_client_acquire_slot(aredis_client *c, unsigned slot,
@@ -947,10 +952,11 @@ static aredis__node *node_by_addr(aredis_client *c, const char *host, int port)
 }
 
 /* Encode (fmt and ap, or argv) and send to host:port, or to every node
- * of a kind (host NULL). */
-static int to_nodes(aredis_client *c, const char *host, int port, int which,
-                    aredis_reply_cb cb, void *ud, const char *fmt, va_list *ap,
-                    int argc, const char *const *argv, const size_t *argvlen)
+ * of a kind (host NULL), with the caller's options o (may be NULL). */
+static int to_nodes(aredis_client *c, const aredis_cmd_opts *o,
+                    const char *host, int port, int which, aredis_reply_cb cb,
+                    void *ud, const char *fmt, va_list *ap, int argc,
+                    const char *const *argv, const size_t *argvlen)
 {
     if (c == NULL)
         return AREDIS_EINVAL;
@@ -965,9 +971,22 @@ static int to_nodes(aredis_client *c, const char *host, int port, int which,
                         : aredis_write_argv(&b, argc, argv, argvlen);
     if (e == 0)
         e = n != NULL
-                ? aredis__submit_bytes(c, &n->main, NULL, cb, ud, b.data, b.len)
-                : aredis__nodes_submit(c, which, cb, ud, b.data, b.len);
+                ? aredis__submit_bytes(c, &n->main, o, cb, ud, b.data, b.len)
+                : aredis__nodes_submit(c, o, which, cb, ud, b.data, b.len);
     aredis_buf_cleanup(&b);
+    return e;
+}
+
+int aredis_node_command_opts(aredis_client *c, const aredis_cmd_opts *o,
+                             const char *host, int port, aredis_reply_cb cb,
+                             void *ud, const char *fmt, ...)
+{
+    if (host == NULL || fmt == NULL)
+        return host == NULL ? AREDIS_EINVAL : AREDIS_EFORMAT;
+    va_list ap;
+    va_start(ap, fmt);
+    int e = to_nodes(c, o, host, port, 0, cb, ud, fmt, &ap, 0, NULL, NULL);
+    va_end(ap);
     return e;
 }
 
@@ -978,18 +997,41 @@ int aredis_node_command(aredis_client *c, const char *host, int port,
         return host == NULL ? AREDIS_EINVAL : AREDIS_EFORMAT;
     va_list ap;
     va_start(ap, fmt);
-    int e = to_nodes(c, host, port, 0, cb, ud, fmt, &ap, 0, NULL, NULL);
+    int e = to_nodes(c, NULL, host, port, 0, cb, ud, fmt, &ap, 0, NULL, NULL);
     va_end(ap);
     return e;
+}
+
+int aredis_node_commandv_opts(aredis_client *c, const aredis_cmd_opts *o,
+                              const char *host, int port, aredis_reply_cb cb,
+                              void *ud, int argc, const char *const *argv,
+                              const size_t *argvlen)
+{
+    if (host == NULL)
+        return AREDIS_EINVAL;
+    return to_nodes(c, o, host, port, 0, cb, ud, NULL, NULL, argc, argv,
+                    argvlen);
 }
 
 int aredis_node_commandv(aredis_client *c, const char *host, int port,
                          aredis_reply_cb cb, void *ud, int argc,
                          const char *const *argv, const size_t *argvlen)
 {
-    if (host == NULL)
-        return AREDIS_EINVAL;
-    return to_nodes(c, host, port, 0, cb, ud, NULL, NULL, argc, argv, argvlen);
+    return aredis_node_commandv_opts(c, NULL, host, port, cb, ud, argc, argv,
+                                     argvlen);
+}
+
+int aredis_nodes_command_opts(aredis_client *c, const aredis_cmd_opts *o,
+                              int which, aredis_reply_cb cb, void *ud,
+                              const char *fmt, ...)
+{
+    if (fmt == NULL)
+        return AREDIS_EFORMAT;
+    va_list ap;
+    va_start(ap, fmt);
+    int e = to_nodes(c, o, NULL, 0, which, cb, ud, fmt, &ap, 0, NULL, NULL);
+    va_end(ap);
+    return e;
 }
 
 int aredis_nodes_command(aredis_client *c, int which, aredis_reply_cb cb,
@@ -999,14 +1041,24 @@ int aredis_nodes_command(aredis_client *c, int which, aredis_reply_cb cb,
         return AREDIS_EFORMAT;
     va_list ap;
     va_start(ap, fmt);
-    int e = to_nodes(c, NULL, 0, which, cb, ud, fmt, &ap, 0, NULL, NULL);
+    int e = to_nodes(c, NULL, NULL, 0, which, cb, ud, fmt, &ap, 0, NULL, NULL);
     va_end(ap);
     return e;
+}
+
+int aredis_nodes_commandv_opts(aredis_client *c, const aredis_cmd_opts *o,
+                               int which, aredis_reply_cb cb, void *ud,
+                               int argc, const char *const *argv,
+                               const size_t *argvlen)
+{
+    return to_nodes(c, o, NULL, 0, which, cb, ud, NULL, NULL, argc, argv,
+                    argvlen);
 }
 
 int aredis_nodes_commandv(aredis_client *c, int which, aredis_reply_cb cb,
                           void *ud, int argc, const char *const *argv,
                           const size_t *argvlen)
 {
-    return to_nodes(c, NULL, 0, which, cb, ud, NULL, NULL, argc, argv, argvlen);
+    return to_nodes(c, NULL, NULL, 0, which, cb, ud, NULL, NULL, argc, argv,
+                    argvlen);
 }

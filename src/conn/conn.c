@@ -16,6 +16,7 @@
 #include "aredis/error.h"
 #include "resp/resp.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 /* Written bytes are dropped from the front of the buffer lazily, once they
  * are this many, to keep memmove off the common path. With keep_inflight,
@@ -456,9 +457,9 @@ static void salvage(aredis__conn *cn, int code, const char *why)
         written = cn->acked;
     cn->have_acked = 0;
     aredis__conn_cmd *inflight = take_inflight(cn);
-    char unknown[256];
-    snprintf(unknown, sizeof unknown, "connection lost, outcome unknown: %s",
-             why);
+    char unknown[AREDIS__CONN_MSG_MAX + 64];
+    aredis__msgf(unknown, sizeof unknown,
+                 "connection lost, outcome unknown: %s", why);
     /* A malformed or oversized reply belongs to the oldest command that
      * could have been answered: that one fails with the cause itself, the
      * others by the usual rules. */
@@ -518,9 +519,10 @@ static void salvage(aredis__conn *cn, int code, const char *why)
 static void fail_pending(aredis__conn *cn, int code, const char *msg)
 {
     aredis__conn_cmd *cmd = take_pending(cn);
-    char unknown[256];
-    snprintf(unknown, sizeof unknown,
-             "connection lost, outcome unknown (could not re-send: %s)", msg);
+    char unknown[AREDIS__CONN_MSG_MAX + 64];
+    aredis__msgf(unknown, sizeof unknown,
+                 "connection lost, outcome unknown (could not re-send: %s)",
+                 msg);
     while (cmd != NULL) {
         aredis__conn_cmd *next = cmd->next;
         if (cmd->flags & AREDIS__CC_WAS_SENT)
@@ -543,7 +545,7 @@ static void lost(aredis__conn *cn, int code, const char *msg, int64_t now)
         cn->msgs = aredis__calloc(1, sizeof *cn->msgs);
     if (cn->msgs != NULL) {
         if (why != cn->msgs->err)
-            snprintf(cn->msgs->err, sizeof cn->msgs->err, "%s", why);
+            aredis__msgf(cn->msgs->err, sizeof cn->msgs->err, "%s", why);
         why = cn->msgs->err;
     } else {
         why = aredis_strerror(code); /* static, unlike msg */
@@ -812,9 +814,10 @@ static void hs_refused(aredis__conn *cn, const char *step,
         starts_with(r, "NOPERM") || starts_with(r, "ERR invalid password") ||
         starts_with(r, "ERR AUTH"))
         code = AREDIS_EAUTH;
-    char msg[192];
-    snprintf(msg, sizeof msg, "handshake failed: %s: %.*s", step,
-             (int)(r->len > 150 ? 150 : r->len), r->str);
+    /* The server's text in full when it fits, else cut cleanly. */
+    char msg[AREDIS__CONN_MSG_MAX];
+    aredis__msgf(msg, sizeof msg, "handshake failed: %s: %.*s", step,
+                 (int)(r->len < sizeof msg ? r->len : sizeof msg), r->str);
     lost(cn, code, msg, now);
 }
 
@@ -917,8 +920,8 @@ void aredis__conn_timer(aredis__conn *cn, int64_t now)
     }
     if (cn->state != AREDIS__ST_READY && cn->state != AREDIS__ST_IDLE) {
         char msg[96];
-        snprintf(msg, sizeof msg, "connect timed out after %lld ms",
-                 (long long)cn->cfg->connect_timeout_ms);
+        aredis__msgf(msg, sizeof msg, "connect timed out after %lld ms",
+                     (long long)cn->cfg->connect_timeout_ms);
         lost(cn, AREDIS_ETIMEDOUT, msg, now);
     }
 }
@@ -1127,9 +1130,9 @@ char *aredis__conn_in_buf(aredis__conn *cn, size_t *avail)
     }
     char *p = aredis_reader_prepare(cn->rd, 0, avail);
     if (p == NULL && cn->state >= AREDIS__ST_HANDSHAKE) {
-        char msg[192];
-        snprintf(msg, sizeof msg, "reply too large: %s",
-                 aredis_reader_errstr(cn->rd));
+        char msg[AREDIS__CONN_MSG_MAX];
+        aredis__msgf(msg, sizeof msg, "reply too large: %s",
+                     aredis_reader_errstr(cn->rd));
         lost(cn, AREDIS_ETOOBIG, msg, cn->now);
     }
     return p;
@@ -1170,9 +1173,9 @@ static int next_reply(aredis__conn *cn, aredis__conn_action *a)
             e = AREDIS_EPROTO;
         if (e < 0) {
             const char *s = aredis_reader_errstr(cn->rd);
-            char msg[192];
-            snprintf(msg, sizeof msg, "protocol error: %s",
-                     s[0] != '\0' ? s : stray_msg);
+            char msg[AREDIS__CONN_MSG_MAX];
+            aredis__msgf(msg, sizeof msg, "protocol error: %s",
+                         s[0] != '\0' ? s : stray_msg);
             lost(cn, e, msg, cn->now);
             return 2;
         }
@@ -1228,8 +1231,7 @@ static int poll_once(aredis__conn *cn, aredis__conn_action *a)
             /* Copied: a later loss may rewrite errmsg before the driver
              * is done with this one. */
             if (cn->msgs != NULL) {
-                snprintf(cn->msgs->ev, sizeof cn->msgs->ev, "%s",
-                         cn->msgs->err);
+                memcpy(cn->msgs->ev, cn->msgs->err, sizeof cn->msgs->ev);
                 a->msg = cn->msgs->ev;
             } else {
                 a->msg = aredis_strerror(qa.code);

@@ -92,6 +92,11 @@ struct aredis__conn_cmd {
 
 /* The longest command a record can describe. */
 #define AREDIS__CONN_CMD_MAX UINT32_MAX
+/* The longest message the connection keeps or composes (NUL included): a
+ * loss's reason, which may quote the server (a refused handshake) or name
+ * every sentinel a discovery asked. Longer ones are cut cleanly
+ * (aredis__msgf). */
+#define AREDIS__CONN_MSG_MAX 512
 
 /* A command a connection's handshake sends after its built-in steps (the
  * client-side cache's CLIENT TRACKING): its RESP bytes, and its name for
@@ -238,8 +243,8 @@ typedef struct aredis__conn {
     /* Allocated at the first loss (a connection that never loses one
      * never pays for it); NULL also when that allocation failed. */
     struct aredis__conn_msgs {
-        char err[192]; /* why the connection was last lost */
-        char ev[192];  /* the message of the event being reported */
+        char err[AREDIS__CONN_MSG_MAX]; /* why the connection was last lost */
+        char ev[AREDIS__CONN_MSG_MAX];  /* the message of the event reported */
     } * msgs;
     int64_t now; /* the latest time an event brought */
 

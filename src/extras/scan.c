@@ -1,8 +1,8 @@
 /* SCAN, SSCAN, HSCAN and ZSCAN iterators (extras layer).
  *
  * Built only on the public client API (aredis_commandv_opts() and the
- * blocking facade's aredis_sync_commandv()), so the iterators work on every
- * topology without code of their own per topology. They must not reach
+ * blocking facade's aredis_sync_commandv_opts()), so the iterators work on
+ * every topology without code of their own per topology. They must not reach
  * into the client, connection or resp layers' internals; the only internal
  * header used is the allocator's, so the user's allocator hooks apply.
  *
@@ -18,7 +18,8 @@
  * it changes (the plan below): the slots of a node that no longer serves
  * them are walked again, from cursor 0, on the nodes that serve them now.
  * A cursor is never carried from one node to another: it means nothing
- * there. */
+ * there. Every call of a walk, on any topology and through either API,
+ * has the walk's timeout_ms (call_opts()). */
 #include "aredis/scan.h"
 
 #include <stdio.h>
@@ -172,6 +173,16 @@ static int take_reply(scan_args *a, const aredis_reply *r,
     a->cursorlen = cur->len;
     *batch = b;
     return 0;
+}
+
+/* The options of each call of a walk (SCANs, the PING that waits for a
+ * cluster's slot map, the failover probe): the walk's deadline, and
+ * idempotent, since they only read: sent again after a lost connection,
+ * so a walk survives a reconnect. */
+static aredis_cmd_opts call_opts(const scan_args *a)
+{
+    return (aredis_cmd_opts){.timeout_ms = a->timeout_ms,
+                             .flags = AREDIS_CMD_IDEMPOTENT};
 }
 
 static int at_end(const scan_args *a)
@@ -452,13 +463,12 @@ typedef struct scan_probe {
     aredis_cmd_opts opts;
 } scan_probe;
 
-static void probe_init(scan_probe *pr, const scan_plan *p, int64_t timeout_ms)
+static void probe_init(scan_probe *pr, const scan_plan *p, const scan_args *a)
 {
     char *buf = pr->key;
     const char **argv = pr->argv;
     size_t *lens = pr->lens;
-    pr->opts = (aredis_cmd_opts){.timeout_ms = timeout_ms,
-                                 .flags = AREDIS_CMD_IDEMPOTENT};
+    pr->opts = call_opts(a);
     unsigned slot = p->parts[p->cur].first;
     /* Count up in decimal, in place, from "0": at most a few hundred
      * thousand tries find any slot, far from the 20 digits there are. */
@@ -521,15 +531,12 @@ static int send_call(aredis_client *c, scan_walk *w)
     const char *argv[SCAN_ARGV_MAX];
     size_t lens[SCAN_ARGV_MAX];
     int argc = build_argv(&w->a, argv, lens);
-    /* SCAN only reads: re-sending it after a lost connection is safe, so a
-     * walk survives a reconnect. */
+    aredis_cmd_opts o = call_opts(&w->a);
     if (w->plan.part_of != NULL) {
         const aredis_node_addr *n = &w->plan.parts[w->plan.cur].node;
-        return aredis_node_commandv(c, n->host, n->port, on_scan_reply, w, argc,
-                                    argv, lens);
+        return aredis_node_commandv_opts(c, &o, n->host, n->port, on_scan_reply,
+                                         w, argc, argv, lens);
     }
-    aredis_cmd_opts o = {.timeout_ms = w->a.timeout_ms,
-                         .flags = AREDIS_CMD_IDEMPOTENT};
     return aredis_commandv_opts(c, &o, on_scan_reply, w, argc, argv, lens);
 }
 
@@ -574,7 +581,7 @@ static void call_failed(aredis_client *c, scan_walk *w, int code,
     }
     if (next == PLAN_PROBE) {
         scan_probe pr;
-        probe_init(&pr, &w->plan, w->a.timeout_ms);
+        probe_init(&pr, &w->plan, &w->a);
         int e =
             aredis_commandv_opts(c, &pr.opts, on_probe, w, 2, pr.argv, pr.lens);
         if (e == 0)
@@ -690,8 +697,9 @@ int aredis_scan(aredis_client *c, const aredis_scan_opts *opts,
     w->ud = ud;
     if (walks_nodes(c, &w->a)) {
         static const char *const ping[] = {"PING"};
-        e = aredis_nodes_commandv(c, AREDIS_NODES_PRIMARIES, on_primaries, w, 1,
-                                  ping, NULL);
+        aredis_cmd_opts o = call_opts(&w->a);
+        e = aredis_nodes_commandv_opts(c, &o, AREDIS_NODES_PRIMARIES,
+                                       on_primaries, w, 1, ping, NULL);
     } else {
         e = send_call(c, w);
     }
@@ -780,8 +788,9 @@ static int fail_reply(aredis_sync_scan *it, aredis_reply *r)
 static int sync_plan(aredis_sync_scan *it)
 {
     static const char *const ping[] = {"PING"};
-    aredis_reply *r = aredis_sync_nodes_commandv(it->s, AREDIS_NODES_PRIMARIES,
-                                                 1, ping, NULL);
+    aredis_cmd_opts o = call_opts(&it->a);
+    aredis_reply *r = aredis_sync_nodes_commandv_opts(
+        it->s, &o, AREDIS_NODES_PRIMARIES, 1, ping, NULL);
     if (r == NULL)
         return fail_oom(it);
     if (r->type == AREDIS_REPLY_ERROR)
@@ -809,7 +818,7 @@ static int sync_failed(aredis_sync_scan *it, aredis_reply *r)
     if (next == PLAN_GO)
         return 1;
     scan_probe pr;
-    probe_init(&pr, &it->plan, it->a.timeout_ms);
+    probe_init(&pr, &it->plan, &it->a);
     aredis_reply *p =
         aredis_sync_commandv_opts(it->s, &pr.opts, 2, pr.argv, pr.lens);
     if (p == NULL)
@@ -868,10 +877,12 @@ static int fetch(aredis_sync_scan *it)
         const aredis_node_addr *node = it->plan.part_of != NULL
                                            ? &it->plan.parts[it->plan.cur].node
                                            : NULL;
+        aredis_cmd_opts o = call_opts(&it->a);
         aredis_reply *r =
-            node != NULL ? aredis_sync_node_commandv(
-                               it->s, node->host, node->port, argc, argv, lens)
-                         : aredis_sync_commandv(it->s, argc, argv, lens);
+            node != NULL
+                ? aredis_sync_node_commandv_opts(it->s, &o, node->host,
+                                                 node->port, argc, argv, lens)
+                : aredis_sync_commandv_opts(it->s, &o, argc, argv, lens);
         if (r == NULL)
             return fail_oom(it);
         if (r->type == AREDIS_REPLY_ERROR) {

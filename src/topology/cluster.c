@@ -85,6 +85,7 @@
 #include "util/alloc.h"
 #include "util/cmdtable.h"
 #include "util/inline.h"
+#include "util/msg.h"
 
 /* Refreshes: at most one per REFRESH_MIN_MS; while something is wrong, one
  * every DEGRADED_MS when commands are held, DEGRADED_IDLE_MS when none
@@ -478,6 +479,18 @@ int64_t aredis__cluster_backoff(int tryagain, int retries)
     return delay < max ? delay : max;
 }
 
+/* Why a command waits: node n's connection is down. Room for a host name
+ * and the connection's own message. */
+#define UNREACHABLE_MAX (AREDIS__CONN_MSG_MAX + 300)
+
+static void unreachable(char *why, size_t cap, const cnode *n)
+{
+    aredis__msgf(why, cap, "cluster node %s:%d is unreachable (%s)",
+                 n->node.host, n->node.port,
+                 n->node.main.conn.msgs != NULL ? n->node.main.conn.msgs->err
+                                                : "connection lost");
+}
+
 /* Hold cmd and send it again after its backoff (the shorter one after a
  * TRYAGAIN), or give up (code and why) when the next try would pass its
  * deadline or, without one, the retry budget. */
@@ -490,10 +503,10 @@ static void retry_later(cluster *cl, aredis__cmd *cmd, int tryagain, int code,
                    ? now + delay >= cmd->dl.key
                    : cmd->retries >= aredis__cluster_retry_budget(tryagain);
     if (over) {
-        char msg[320];
+        char msg[UNREACHABLE_MAX + 64];
         /* The count stops at UINT8_MAX; a long deadline may see more. */
-        snprintf(msg, sizeof msg, "%s; gave up after %d%s retries", why,
-                 cmd->retries, cmd->retries == UINT8_MAX ? " or more" : "");
+        aredis__msgf(msg, sizeof msg, "%s; gave up after %d%s retries", why,
+                     cmd->retries, cmd->retries == UINT8_MAX ? " or more" : "");
         give_up(cl, cmd, code, msg, deferred);
         return;
     }
@@ -619,12 +632,8 @@ COLD_PATH static aredis__node *route_other(cluster *cl, aredis__cmd *cmd,
         pick(cl, &cl->shards[sh], ro && !(cmd->flags & AREDIS__CMD_BLOCKING));
     if (n->lost && !is_ready(n)) {
         /* Its connection is down: wait for it or for a new owner. */
-        const char *err = n->node.main.conn.msgs != NULL
-                              ? n->node.main.conn.msgs->err
-                              : "connection lost";
-        char why[320];
-        snprintf(why, sizeof why, "cluster node %s:%d is unreachable (%s)",
-                 n->node.host, n->node.port, err);
+        char why[UNREACHABLE_MAX];
+        unreachable(why, sizeof why, n);
         request_refresh(cl);
         if (!keep(cl, cmd, bytes, deferred))
             retry_later(cl, cmd, 0, AREDIS_ECLOSED, why, deferred);
@@ -1303,12 +1312,8 @@ static void take_back(cluster *cl, cnode *n, int hold_them)
             if (aredis__link_submit(&n->node.main, cmd, cmd->cc.copy) != 0)
                 give_up(cl, cmd, AREDIS_ENOMEM, "out of memory", 0);
         } else if (hold_them) {
-            char why[320];
-            snprintf(why, sizeof why, "cluster node %s:%d is unreachable (%s)",
-                     n->node.host, n->node.port,
-                     n->node.main.conn.msgs != NULL
-                         ? n->node.main.conn.msgs->err
-                         : "connection lost");
+            char why[UNREACHABLE_MAX];
+            unreachable(why, sizeof why, n);
             retry_later(cl, cmd, 0, AREDIS_ECLOSED, why, 0);
         } else {
             resend(cl, cmd);

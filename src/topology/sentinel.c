@@ -98,8 +98,13 @@ struct sentinel {
     size_t bg_idx[2];  /* the sentinel each asks */
     char cand_host[256];
     int cand_port;
-    /* Why the round has not succeeded yet, for the failed commands. */
-    char why[192];
+    /* Why the round has not succeeded yet, for the failed commands: the
+     * latest failure in full, the earlier ones of the round in order
+     * ("; " between them; `full` once one did not fit), and how many. */
+    char why[256];
+    char before[384];
+    int before_full;
+    unsigned nwhy;
     int why_code;
     size_t unknown;         /* sentinels that do not know the service */
     aredis__defer relocate; /* drop the master's connection */
@@ -308,11 +313,31 @@ static void note(sentinel *st, int code, const char *fmt, ...)
 
 static void note(sentinel *st, int code, const char *fmt, ...)
 {
+    /* The previous failure joins the earlier ones, while they fit: the
+     * message the round ends with leads with the count and the latest, so
+     * that a cut loses only the oldest. */
+    size_t n = strlen(st->before);
+    if (st->why[0] != '\0' && !st->before_full) {
+        aredis__msgf(st->before + n, sizeof st->before - n, "%s%s",
+                     n > 0 ? "; " : "", st->why);
+        st->before_full = strlen(st->before) + 1 >= sizeof st->before;
+    }
     va_list ap;
     va_start(ap, fmt);
     aredis__vmsgf(st->why, sizeof st->why, fmt, ap);
     va_end(ap);
     st->why_code = code;
+    st->nwhy++;
+}
+
+/* A new round: nothing has failed yet. */
+static void note_clear(sentinel *st)
+{
+    st->why[0] = '\0';
+    st->before[0] = '\0';
+    st->before_full = 0;
+    st->nwhy = 0;
+    st->why_code = 0;
 }
 
 /* The master is down (or about to move): from now on a failing look-up
@@ -322,7 +347,7 @@ static void master_down(sentinel *st, const char *why)
     if (st->down_since != 0)
         return;
     st->down_since = aredis__now_ms();
-    snprintf(st->down_why, sizeof st->down_why, "%s", why);
+    aredis__msgf(st->down_why, sizeof st->down_why, "%s", why);
 }
 
 /* Keep the master's waiting links waiting until `until`, their connect
@@ -367,11 +392,11 @@ static void round_failed(sentinel *st, int code, const char *msg)
     }
     if (st->down_since != 0) {
         char m[1024];
-        snprintf(m, sizeof m,
-                 "the master %.280s is down (%.160s) and no new one is known "
-                 "after %lld ms (failover_wait): %.256s",
-                 st->last_master, st->down_why,
-                 (long long)(aredis__now_ms() - st->down_since), msg);
+        aredis__msgf(m, sizeof m,
+                     "the master %s is down (%s) and no new one is known "
+                     "after %lld ms (failover_wait): %s",
+                     st->last_master, st->down_why,
+                     (long long)(aredis__now_ms() - st->down_since), msg);
         round_done(st, AREDIS_ENOMASTER, m);
         return;
     }
@@ -381,8 +406,9 @@ static void round_failed(sentinel *st, int code, const char *msg)
 static void ask_sentinel(sentinel *st);
 
 /* The sentinel at st->idx did not help: the next one, or the round fails
- * with what the last one said (or, when every sentinel that answered
- * did not know the service, with that). */
+ * with what the last one said, and, when several failed, how many were
+ * asked and what the others said, as far as it fits (or, when every
+ * sentinel that answered did not know the service, with that). */
 static void next_sentinel(sentinel *st)
 {
     aredis_client *c = st->base.c;
@@ -390,15 +416,20 @@ static void next_sentinel(sentinel *st)
         ask_sentinel(st);
         return;
     }
-    char msg[256];
+    char msg[sizeof st->why + sizeof st->before + 128];
     if (st->unknown > 0 && st->why_code == AREDIS_ENOMASTER)
-        snprintf(msg, sizeof msg,
-                 "no sentinel knows the service '%.60s' (%zu of %zu asked "
-                 "do not monitor it)",
-                 c->cfg.more->sentinel_service, st->unknown,
-                 c->cfg.more->nsentinels);
+        aredis__msgf(msg, sizeof msg,
+                     "no sentinel knows the service '%s' (%zu of %zu asked "
+                     "do not monitor it)",
+                     c->cfg.more->sentinel_service, st->unknown,
+                     c->cfg.more->nsentinels);
+    else if (st->nwhy > 1)
+        aredis__msgf(msg, sizeof msg,
+                     "sentinel discovery failed, %zu sentinels asked; the "
+                     "last: %s; before: %s",
+                     c->cfg.more->nsentinels, st->why, st->before);
     else
-        snprintf(msg, sizeof msg, "sentinel discovery failed: %s", st->why);
+        aredis__msgf(msg, sizeof msg, "sentinel discovery failed: %s", st->why);
     round_failed(st, st->why_code != 0 ? st->why_code : AREDIS_ENOMASTER, msg);
 }
 
@@ -449,7 +480,7 @@ static ask *ask_start(sentinel *st, int kind, const char *host, int port,
     a->probe = aredis_client_new(c->loop, &o, &status);
     if (a->probe == NULL) {
         aredis__free(a);
-        note(st, status.code, "%.60s:%d: %.80s", host, port, status.msg);
+        note(st, status.code, "%.60s:%d: %s", host, port, status.msg);
         return NULL;
     }
     aredis_cmd_opts co = {.timeout_ms = cfg->more->sentinel_timeout_ms};
@@ -545,7 +576,7 @@ static void sentinel_answered(sentinel *st, const aredis_reply *r)
              ep->port, c->cfg.more->sentinel_service);
     } else if (r->type == AREDIS_REPLY_ERROR) {
         note(st, r->code, "sentinel %.60s:%d: %.*s", ep->host, ep->port,
-             (int)(r->len > 100 ? 100 : r->len), r->str);
+             (int)(r->len < sizeof st->why ? r->len : sizeof st->why), r->str);
     } else {
         note(st, AREDIS_EPROTO, "sentinel %.60s:%d sent an unexpected %s",
              ep->host, ep->port, aredis_reply_type_name(r->type));
@@ -588,7 +619,8 @@ static void role_answered(sentinel *st, const aredis_reply *r)
     }
     if (r->type == AREDIS_REPLY_ERROR)
         note(st, r->code, "%.60s:%d (named by a sentinel): %.*s", st->cand_host,
-             st->cand_port, (int)(r->len > 80 ? 80 : r->len), r->str);
+             st->cand_port,
+             (int)(r->len < sizeof st->why ? r->len : sizeof st->why), r->str);
     else
         note(st, AREDIS_ENOMASTER,
              "%.60s:%d, named master by a sentinel, says it is not one",
@@ -800,8 +832,7 @@ static void on_start(void *arg)
     sentinel *st = arg;
     st->idx = 0;
     st->unknown = 0;
-    st->why[0] = '\0';
-    st->why_code = 0;
+    note_clear(st);
     st->held = 0;
     if (st->switched) {
         /* A sentinel announced the new master: check it, skip asking. */

@@ -2,7 +2,7 @@
  * (util layer). Every layer that explains a failure in text (the reader,
  * the URL parser, the transports, the slot-map parser, the topologies)
  * formats it through aredis__msgf, so a NULL or zero-sized buffer is
- * always safe and a long message is always cut, never overrun. */
+ * always safe and a long message is always cut cleanly, never overrun. */
 #ifndef AREDIS_UTIL_MSG_H
 #define AREDIS_UTIL_MSG_H
 
@@ -11,8 +11,10 @@
 
 #include "aredis/export.h"
 
-/* printf into buf (cap bytes, NUL-terminated, cut when too long); nothing
- * when buf is NULL or cap is 0. */
+/* printf into buf (cap bytes, NUL-terminated); nothing when buf is NULL
+ * or cap is 0. A message too long for buf is cut between two characters
+ * (never inside a UTF-8 sequence) and ends with "..."; one whose buffer
+ * cannot hold even that (cap < 5) is left empty. */
 void aredis__msgf(char *buf, size_t cap, const char *fmt, ...)
     AREDIS_PRINTF(3, 4);
 void aredis__vmsgf(char *buf, size_t cap, const char *fmt, va_list ap)

@@ -28,6 +28,7 @@
 
 #include "aredis/aredis.h"
 #include "refill.h"
+#include "testclient.h"
 #include "testenv.h"
 
 enum { MAX_LOAD = 120000, WINDOW = 16, MAX_NODES = 8 };
@@ -59,7 +60,7 @@ static long node_pid(const pcluster *p, int i)
     char name[96];
     snprintf(name, sizeof name, "%s-node%d", p->s.name, i);
     testenv_server ns;
-    cr_assert_eq(testenv_server_load(&ns, name), 0, "%s", testenv_errstr());
+    testclient_server(&ns, name);
     return ns.pid;
 }
 
@@ -107,15 +108,6 @@ static int raw_error_starts(int port, const char *text, const char *prefix)
               strncmp(r->str, prefix, strlen(prefix)) == 0;
     aredis_reply_free(r);
     return yes;
-}
-
-static void node_id(int port, char id[41])
-{
-    aredis_reply *r = raw(port, "CLUSTER MYID");
-    cr_assert_not_null(r);
-    cr_assert_eq(r->len, 40);
-    memcpy(id, r->str, 41);
-    aredis_reply_free(r);
 }
 
 /* The reply of port to "ROLE" starts with "master". */
@@ -237,6 +229,22 @@ static void run_for(aredis_loop *loop, load *l, int64_t ms)
         if (l != NULL)
             load_submit(l);
     }
+}
+
+/* Run the load until the node at port is a primary, then settle_ms more,
+ * for within_ms at most: when it was first seen a primary, 0 if never. */
+static int64_t load_until_primary(aredis_loop *loop, load *l, int port,
+                                  int64_t within_ms, int64_t settle_ms)
+{
+    int64_t end = testenv_now_ms() + within_ms, promoted = 0;
+    while (testenv_now_ms() < end) {
+        run_for(loop, l, 20);
+        if (promoted == 0 && is_master(port))
+            promoted = testenv_now_ms();
+        if (promoted != 0 && testenv_now_ms() > promoted + settle_ms)
+            break;
+    }
+    return promoted;
 }
 
 /* Stop, drain, and check exactly-once: every command sent completed once. */
@@ -388,15 +396,7 @@ Test(cluster_faults, kill_9_of_a_primary_then_a_graceful_failover)
     /* Node 0 is the primary of slots 0-5460; node 3 its replica. */
     int64_t t_kill = testenv_now_ms();
     cr_assert_eq(kill((pid_t)node_pid(&p, 0), SIGKILL), 0);
-    int64_t t_promoted = 0;
-    int64_t end = t_kill + 20000;
-    while (testenv_now_ms() < end) {
-        run_for(loop, &L, 20);
-        if (t_promoted == 0 && is_master(p.ports[3]))
-            t_promoted = testenv_now_ms();
-        if (t_promoted != 0 && testenv_now_ms() > t_promoted + 1500)
-            break;
-    }
+    int64_t t_promoted = load_until_primary(loop, &L, p.ports[3], 20000, 1500);
     cr_assert_neq(t_promoted, 0, "the replica was never promoted");
     load_stop(loop, &L);
 
@@ -468,14 +468,7 @@ Test(cluster_faults, kill_9_of_a_primary_then_a_graceful_failover)
     cr_assert_eq(r->type, AREDIS_REPLY_STATUS, "%s", r->str);
     aredis_reply_free(r);
     int64_t t_fo = testenv_now_ms();
-    t_promoted = 0;
-    while (testenv_now_ms() < t_fo + 15000) {
-        run_for(loop, &L, 20);
-        if (t_promoted == 0 && is_master(p.ports[4]))
-            t_promoted = testenv_now_ms();
-        if (t_promoted != 0 && testenv_now_ms() > t_promoted + 1000)
-            break;
-    }
+    t_promoted = load_until_primary(loop, &L, p.ports[4], 15000, 1000);
     cr_assert_neq(t_promoted, 0, "CLUSTER FAILOVER did not happen");
     load_stop(loop, &L);
     failures(&L, fails, sizeof fails);
@@ -501,24 +494,9 @@ Test(cluster_faults, kill_9_of_a_primary_then_a_graceful_failover)
 /* ---- one command at a time ------------------------------------------------
  */
 
-typedef struct one {
-    int calls;
-    aredis_reply *r;
-} one;
-
-static void on_one(aredis_client *c, const aredis_reply *r, void *ud)
-{
-    (void)c;
-    one *o = ud;
-    cr_assert_not_null(r);
-    o->calls++;
-    aredis_reply_free(o->r);
-    o->r = aredis_reply_dup(r);
-}
-
 /* Wait for o's callback (running the load meanwhile), then a little more
  * for a second one, which must not come. */
-static void wait_one(aredis_loop *loop, load *l, one *o, int64_t ms)
+static void wait_one(aredis_loop *loop, load *l, testgot *o, int64_t ms)
 {
     int64_t end = testenv_now_ms() + ms;
     while (o->calls == 0 && testenv_now_ms() < end)
@@ -596,8 +574,8 @@ static int knows_nodes(int port, void *count)
 static void begin_move(unsigned slot, int from, int to)
 {
     char idf[41], idt[41], cmd[256];
-    node_id(from, idf);
-    node_id(to, idt);
+    testclient_node_id(from, idf);
+    testclient_node_id(to, idt);
     snprintf(cmd, sizeof cmd, "CLUSTER SETSLOT %u IMPORTING %s", slot, idf);
     raw_ok(to, cmd);
     snprintf(cmd, sizeof cmd, "CLUSTER SETSLOT %u MIGRATING %s", slot, idt);
@@ -627,7 +605,7 @@ static void migrate_keys(unsigned slot, int from, int to)
 static void end_move(unsigned slot, int from, int to, const int *ports, int n)
 {
     char idt[41], cmd[256];
-    node_id(to, idt);
+    testclient_node_id(to, idt);
     snprintf(cmd, sizeof cmd, "CLUSTER SETSLOT %u NODE %s", slot, idt);
     raw_ok(to, cmd);
     /* A primary that gives its last slot away becomes a replica of the
@@ -694,9 +672,9 @@ Test(cluster_faults, clusterdown_tryagain_unserved_node_added_and_removed)
     cr_assert_eq(kill((pid_t)pid0, SIGSTOP), 0);
     wait_until(loop, &L, says_clusterdown, p.ports[1], k1, "CLUSTERDOWN");
     int64_t t_down = testenv_now_ms();
-    one o = {0};
+    testgot o = {0};
     cr_assert_eq(aredis_command_opts(c, &(aredis_cmd_opts){.timeout_ms = 300},
-                                     on_one, &o, "GET %s", k1),
+                                     testgot_keep, &o, "GET %s", k1),
                  0);
     wait_one(loop, &L, &o, 2000);
     cr_assert_eq(o.r->type, AREDIS_REPLY_ERROR);
@@ -739,8 +717,8 @@ Test(cluster_faults, clusterdown_tryagain_unserved_node_added_and_removed)
     raw_ok(a, cmd);
     snprintf(cmd, sizeof cmd, "MGET %s %s", ka, kb);
     cr_assert(raw_error_starts(a, cmd, "TRYAGAIN"), "no TRYAGAIN from %d", a);
-    o = (one){0};
-    cr_assert_eq(aredis_command(c, on_one, &o, "MGET %s %s", ka, kb), 0);
+    o = (testgot){0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &o, "MGET %s %s", ka, kb), 0);
     run_for(loop, NULL, 300);
     cr_assert_eq(o.calls, 0, "the MGET is retried while the slot migrates");
     migrate_keys(slot, a, b);
@@ -762,17 +740,17 @@ Test(cluster_faults, clusterdown_tryagain_unserved_node_added_and_removed)
     snprintf(cmd, sizeof cmd, "CLUSTER DELSLOTS %u", su);
     for (int i = 0; i < p.n; i++)
         raw_ok(p.ports[i], cmd);
-    o = (one){0};
+    o = (testgot){0};
     cr_assert_eq(aredis_command_opts(c, &(aredis_cmd_opts){.timeout_ms = 500},
-                                     on_one, &o, "GET %s", ku),
+                                     testgot_keep, &o, "GET %s", ku),
                  0);
     wait_one(loop, NULL, &o, 3000);
     cr_assert_eq(o.r->type, AREDIS_REPLY_ERROR);
     cr_assert_neq(o.r->code, AREDIS_ETIMEDOUT, "%s", o.r->str);
     cr_assert_not_null(strstr(o.r->str, "not served"), "%s", o.r->str);
     aredis_reply_free(o.r);
-    o = (one){0};
-    cr_assert_eq(aredis_command(c, on_one, &o, "SET %s served", ku), 0);
+    o = (testgot){0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &o, "SET %s served", ku), 0);
     run_for(loop, NULL, 300);
     cr_assert_eq(o.calls, 0, "held while the slot is not served");
     snprintf(cmd, sizeof cmd, "CLUSTER ADDSLOTS %u", su);
@@ -797,14 +775,14 @@ Test(cluster_faults, clusterdown_tryagain_unserved_node_added_and_removed)
         wait_until(loop, &L, knows_nodes, p.ports[i], &four, "all know it");
     char km[96];
     unsigned sm = key_in(km, sizeof km, "mv", 0, 16383);
-    one set = {0};
-    cr_assert_eq(aredis_command(c, on_one, &set, "SET %s before", km), 0);
+    testgot set = {0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &set, "SET %s before", km), 0);
     wait_one(loop, &L, &set, 3000);
     aredis_reply_free(set.r);
     int from = owner_of(p.ports[0], sm);
     move_slot(sm, from, ns.port, p.ports, p.n);
-    o = (one){0};
-    cr_assert_eq(aredis_command(c, on_one, &o, "GET %s", km), 0);
+    o = (testgot){0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &o, "GET %s", km), 0);
     wait_one(loop, &L, &o, 3000);
     cr_assert_eq(o.r->type, AREDIS_REPLY_STRING, "%s", o.r->str);
     cr_assert_str_eq(o.r->str, "before");
@@ -812,7 +790,7 @@ Test(cluster_faults, clusterdown_tryagain_unserved_node_added_and_removed)
     cr_assert(lists_client(ns.port, name), "the client uses the new node");
     move_slot(sm, ns.port, from, p.ports, p.n);
     char idn[41];
-    node_id(ns.port, idn);
+    testclient_node_id(ns.port, idn);
     snprintf(cmd, sizeof cmd, "CLUSTER FORGET %s", idn);
     for (int i = 0; i < p.n; i++)
         raw_ok(p.ports[i], cmd);
@@ -823,8 +801,8 @@ Test(cluster_faults, clusterdown_tryagain_unserved_node_added_and_removed)
                "the client closes its connection to the removed node");
     testenv_private_stop(&ns);
     run_for(loop, &L, 500);
-    o = (one){0};
-    cr_assert_eq(aredis_command(c, on_one, &o, "GET %s", km), 0);
+    o = (testgot){0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &o, "GET %s", km), 0);
     wait_one(loop, &L, &o, 3000);
     cr_assert_eq(o.r->type, AREDIS_REPLY_STRING, "%s", o.r->str);
     cr_assert_str_eq(o.r->str, "before");
@@ -860,7 +838,7 @@ Test(cluster_faults, clusterdown_tryagain_unserved_node_added_and_removed)
     }
     int lb = la == p.ports[0] ? p.ports[1] : p.ports[0];
     char idl[41];
-    node_id(lb, idl);
+    testclient_node_id(lb, idl);
     snprintf(cmd, sizeof cmd, "CLUSTER SETSLOT %u NODE %s", sl, idl);
     raw_ok(la, cmd);
     snprintf(cmd, sizeof cmd, "GET %s", kl);
@@ -871,8 +849,8 @@ Test(cluster_faults, clusterdown_tryagain_unserved_node_added_and_removed)
         loop, &(aredis_options){.url = url, .cluster = {.max_redirects = 2}},
         &st);
     cr_assert_not_null(c, "%s", st.msg);
-    o = (one){0};
-    cr_assert_eq(aredis_command(c, on_one, &o, "GET %s", kl), 0);
+    o = (testgot){0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &o, "GET %s", kl), 0);
     wait_one(loop, NULL, &o, 3000);
     cr_assert_eq(o.r->type, AREDIS_REPLY_ERROR);
     cr_assert_not_null(strstr(o.r->str, "too many cluster redirects (2)"), "%s",
@@ -1022,8 +1000,8 @@ static void periodic_refresh_finds_a_failover(const pcluster *p)
         snprintf(what, sizeof what, "per%d-", i);
         key_in(keys[i], sizeof keys[i], what, 10923, 16383);
     }
-    one o = {0};
-    cr_assert_eq(aredis_command(c, on_one, &o, "GET %s", keys[0]), 0);
+    testgot o = {0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &o, "GET %s", keys[0]), 0);
     wait_one(loop, NULL, &o, 3000);
     aredis_reply_free(o.r);
     aredis_reply *r = raw(p->ports[5], "CLUSTER FAILOVER");
@@ -1043,10 +1021,11 @@ static void periodic_refresh_finds_a_failover(const pcluster *p)
     }
     run_for(loop, NULL, 300 + 100);
     long long before = moved_errors(p->ports[2]);
-    static one got[N];
+    static testgot got[N];
     for (int i = 0; i < N; i++) {
-        got[i] = (one){0};
-        cr_assert_eq(aredis_command(c, on_one, &got[i], "GET %s", keys[i]), 0);
+        got[i] = (testgot){0};
+        cr_assert_eq(
+            aredis_command(c, testgot_keep, &got[i], "GET %s", keys[i]), 0);
     }
     for (int i = 0; i < N; i++) {
         wait_one(loop, NULL, &got[i], 3000);
@@ -1066,10 +1045,10 @@ static void periodic_refresh_finds_a_failover(const pcluster *p)
 enum { NWALK = 300 };
 
 typedef struct walk {
+    testscan_end end; /* first: testscan_done's */
     pcluster *p;
     char seen[NWALK];
-    int batches, done_calls, status;
-    char err[256];
+    int batches;
 } walk;
 
 /* The index of a key of this test ("walk:<i>"), or -1. */
@@ -1124,17 +1103,6 @@ static int on_walk_elem(aredis_client *c, const aredis_scan_elem *e, void *ud)
     return 0;
 }
 
-static void on_walk_done(aredis_client *c, int status, const aredis_reply *err,
-                         void *ud)
-{
-    (void)c;
-    walk *w = ud;
-    w->done_calls++;
-    w->status = status;
-    if (err != NULL)
-        snprintf(w->err, sizeof w->err, "%.*s", (int)err->len, err->str);
-}
-
 static void assert_all_seen(const char *seen, const char *form)
 {
     for (int i = 0; i < NWALK; i++)
@@ -1178,16 +1146,17 @@ Test(cluster_faults, scan_walk_survives_failovers_and_kills)
     w.p = &p;
     aredis_scan_opts o = {.match = "walk:*", .count = 5, .timeout_ms = 20000};
     cr_assert_eq(
-        aredis_scan(c, &o, on_walk_batch, on_walk_elem, on_walk_done, &w), 0);
+        aredis_scan(c, &o, on_walk_batch, on_walk_elem, testscan_done, &w), 0);
     int64_t end = testenv_now_ms() + 60000;
-    while (w.done_calls == 0 && testenv_now_ms() < end)
+    while (w.end.calls == 0 && testenv_now_ms() < end)
         aredis_loop_run_once(loop, 50);
-    cr_assert_eq(w.done_calls, 1, "the walk never finished");
-    cr_assert_eq(w.status, AREDIS_SCAN_FINISHED, "%d: %s", w.status, w.err);
+    cr_assert_eq(w.end.calls, 1, "the walk never finished");
+    cr_assert_eq(w.end.status, AREDIS_SCAN_FINISHED, "%d: %s", w.end.status,
+                 w.end.err);
     assert_all_seen(w.seen, "async");
     free_client(loop, c);
     aredis_loop_free(loop);
-    cr_assert_eq(w.done_calls, 1, "done ran again");
+    cr_assert_eq(w.end.calls, 1, "done ran again");
 
     /* Blocking: node 3 serves slot 0 now; it is killed after the first
      * element (node 0 is promoted back), and node 5 takes shard 2 over
@@ -1215,6 +1184,126 @@ Test(cluster_faults, scan_walk_survives_failovers_and_kills)
     cr_assert_eq(rc, 0, "%d: %s", rc, aredis_sync_scan_errmsg(it));
     cr_assert_eq(aredis_sync_scan_next(it, &e), 0, "the end is sticky");
     assert_all_seen(seen, "sync");
+    aredis_sync_scan_free(it);
+    aredis_sync_free(sy);
+    stop_cluster(&p);
+}
+
+/* ---- a SCAN walk's deadline on a silent node ------------------------------
+ */
+
+enum { NSILENT = 40, SILENT_TIMEOUT_MS = 200, PAUSE_MS = 4000 };
+
+/* Pause every client of the node at port (CLIENT PAUSE ... ALL: it stops
+ * answering, while its cluster bus goes on, so no failover starts) for
+ * PAUSE_MS; returns when the pause began. */
+static int64_t pause_node(int port)
+{
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "CLIENT PAUSE %d ALL", PAUSE_MS);
+    int64_t t = testenv_now_ms();
+    raw_ok(port, cmd);
+    return t;
+}
+
+/* Run the loop until the pause begun at t0 is over, then check that the
+ * node answers again. */
+static void await_unpaused(aredis_loop *loop, int64_t t0, int port)
+{
+    while (testenv_now_ms() < t0 + PAUSE_MS + 100)
+        aredis_loop_run_once(loop, 20);
+    raw_ok(port, "PING");
+}
+
+/* Each walk's calls have the walk's timeout_ms on a cluster client too:
+ * the node serving slot 0 stops answering (CLIENT PAUSE), and a SCAN walk
+ * with a 200 ms timeout (the client's own command timeout is 10 s) ends
+ * with AREDIS_ETIMEDOUT long before the pause does - its PING, SCAN and
+ * probe calls time out one after the other at most - and its done
+ * callback runs once. Once the node answers again a new walk returns
+ * every key. The same for the blocking iterator. */
+Test(cluster_faults, scan_timeout_on_a_silent_node)
+{
+    pcluster p;
+    start_cluster(&p, "clsilent", "--primaries 3 --replicas 0");
+    char url[128];
+    cluster_url(url, sizeof url, &p, 1);
+    int silent = owner_of(p.ports[0], 0);
+    aredis_status st;
+    aredis_sync *sy = aredis_sync_connect(
+        &(aredis_options){.url = url, .command_timeout_ms = 10000}, &st);
+    cr_assert_not_null(sy, "%s", st.msg);
+    for (int i = 0; i < NSILENT; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "walk:%d", i);
+        aredis_reply *r = aredis_sync_command(sy, "SET %s v", key);
+        cr_assert_not_null(r);
+        cr_assert_neq(r->type, AREDIS_REPLY_ERROR, "%s", r->str);
+        aredis_reply_free(r);
+    }
+    const int64_t bound = 3 * SILENT_TIMEOUT_MS + 700;
+    aredis_scan_opts o = {
+        .match = "walk:*", .count = 5, .timeout_ms = SILENT_TIMEOUT_MS};
+
+    /* Asynchronous. */
+    aredis_loop *loop = aredis_loop_new();
+    aredis_client *c = new_client(loop, url, 10000);
+    static walk w;
+    int64_t t0 = pause_node(silent);
+    int64_t start = testenv_now_ms();
+    cr_assert_eq(aredis_scan(c, &o, NULL, on_walk_elem, testscan_done, &w), 0);
+    while (w.end.calls == 0 && testenv_now_ms() < start + PAUSE_MS - 500)
+        aredis_loop_run_once(loop, 10);
+    int64_t took = testenv_now_ms() - start;
+    cr_assert_eq(w.end.calls, 1, "the walk did not end within %lld ms",
+                 (long long)took);
+    cr_assert_eq(w.end.status, AREDIS_ETIMEDOUT, "%d: %s", w.end.status,
+                 w.end.err);
+    cr_assert_lt(took, bound, "took %lld ms", (long long)took);
+    await_unpaused(loop, t0, silent);
+    cr_assert_eq(w.end.calls, 1, "done ran again");
+    static walk again;
+    cr_assert_eq(aredis_scan(c, &o, NULL, on_walk_elem, testscan_done, &again),
+                 0);
+    int64_t end = testenv_now_ms() + 10000;
+    while (again.end.calls == 0 && testenv_now_ms() < end)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(again.end.calls, 1);
+    cr_assert_eq(again.end.status, AREDIS_SCAN_FINISHED, "%d: %s",
+                 again.end.status, again.end.err);
+    for (int i = 0; i < NSILENT; i++)
+        cr_assert(again.seen[i], "walk:%d was never returned", i);
+    free_client(loop, c);
+    aredis_loop_free(loop);
+    cr_assert_eq(w.end.calls, 1, "done ran again");
+
+    /* Blocking. */
+    aredis_sync_scan *it = aredis_sync_scan_new(sy, &o, &st);
+    cr_assert_not_null(it, "%s", st.msg);
+    aredis_scan_elem e;
+    t0 = pause_node(silent);
+    start = testenv_now_ms();
+    int rc = aredis_sync_scan_next(it, &e);
+    took = testenv_now_ms() - start;
+    cr_assert_eq(rc, AREDIS_ETIMEDOUT, "%d: %s", rc,
+                 aredis_sync_scan_errmsg(it));
+    cr_assert_lt(took, bound, "took %lld ms", (long long)took);
+    cr_assert_eq(aredis_sync_scan_next(it, &e), AREDIS_ETIMEDOUT, "sticky");
+    aredis_sync_scan_free(it);
+    while (testenv_now_ms() < t0 + PAUSE_MS + 100)
+        usleep(20000);
+    raw_ok(silent, "PING");
+    static char seen[NSILENT];
+    it = aredis_sync_scan_new(sy, &o, &st);
+    cr_assert_not_null(it, "%s", st.msg);
+    while ((rc = aredis_sync_scan_next(it, &e)) == 1) {
+        int i = walk_index(e.str, e.len);
+        cr_assert(i >= 0 && i < NSILENT, "%.*s", (int)e.len, e.str);
+        seen[i] = 1;
+    }
+    cr_assert_eq(rc, 0, "%d: %s", rc, aredis_sync_scan_errmsg(it));
+    for (int i = 0; i < NSILENT; i++)
+        cr_assert(seen[i], "sync: walk:%d was never returned", i);
     aredis_sync_scan_free(it);
     aredis_sync_free(sy);
     stop_cluster(&p);

@@ -2,7 +2,9 @@
  * faults: a transaction retried while its server restarts, pipelines and
  * MULTI/EXEC batches cut part-way through being written (the fault proxy,
  * tests/support/faultproxy.c, resets the connection after a few KB have
- * gone up), and aredis_client_close() with the server down.
+ * gone up), aredis_client_close() with the server down, and, with the
+ * server paused, a blocking SCAN iterator's deadline and the node API's
+ * per-call deadlines.
  *
  * What the server ends up holding is checked on the server itself, through
  * a direct connection (testenv), never through the client under test.
@@ -448,4 +450,127 @@ Test(extras_faults, close_reconnecting_forever, .timeout = 60)
     cr_assert_eq(g.code, AREDIS_ETIMEDOUT, "%s", aredis_err_name(g.code));
     aredis_loop_free(w.loop);
     w.loop = NULL;
+}
+
+/* ---- a blocking SCAN iterator's deadline ---------------------------------
+ */
+
+/* The blocking iterator's calls have the walk's timeout_ms (they had the
+ * client's command_timeout_ms, 10 s here): with the server paused
+ * (SIGSTOP), the next element is AREDIS_ETIMEDOUT within a few hundred
+ * ms, and stays so; once the server runs again a new iterator walks every
+ * key. */
+Test(extras_faults, sync_scan_times_out_on_a_paused_server, .timeout = 60)
+{
+    enum { NKEYS = 30 };
+    start_server("syncscan");
+    char url[128];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", w.srv.s.port);
+    aredis_status st;
+    aredis_sync *sy = aredis_sync_connect(
+        &(aredis_options){.url = url, .command_timeout_ms = 10000}, &st);
+    cr_assert_not_null(sy, "%s", st.msg);
+    for (int i = 0; i < NKEYS; i++) {
+        aredis_reply *r = aredis_sync_command(sy, "SET scan:%d v", i);
+        cr_assert_not_null(r);
+        cr_assert_eq(r->type, AREDIS_REPLY_STATUS, "%s", r->str);
+        aredis_reply_free(r);
+    }
+    aredis_scan_opts o = {.match = "scan:*", .count = 5, .timeout_ms = 200};
+    aredis_sync_scan *it = aredis_sync_scan_new(sy, &o, &st);
+    cr_assert_not_null(it, "%s", st.msg);
+    cr_assert_eq(faults_server_pause(&w.srv), 0, "%s", testenv_errstr());
+    int64_t start = testenv_now_ms();
+    aredis_scan_elem e;
+    int rc = aredis_sync_scan_next(it, &e);
+    int64_t took = testenv_now_ms() - start;
+    cr_assert_eq(faults_server_resume(&w.srv), 0, "%s", testenv_errstr());
+    fprintf(stderr, "FAULT sync-scan-paused: %d after %lld ms\n", rc,
+            (long long)took);
+    cr_assert_eq(rc, AREDIS_ETIMEDOUT, "%d: %s", rc,
+                 aredis_sync_scan_errmsg(it));
+    cr_assert_lt(took, 1500, "took %lld ms", (long long)took);
+    cr_assert_eq(aredis_sync_scan_next(it, &e), AREDIS_ETIMEDOUT, "sticky");
+    aredis_sync_scan_free(it);
+
+    char seen[NKEYS] = {0};
+    it = aredis_sync_scan_new(sy, &o, &st);
+    cr_assert_not_null(it, "%s", st.msg);
+    while ((rc = aredis_sync_scan_next(it, &e)) == 1) {
+        cr_assert(e.len > 5 && e.len < 10, "%.*s", (int)e.len, e.str);
+        char num[8] = {0};
+        memcpy(num, e.str + 5, e.len - 5);
+        int i = (int)strtol(num, NULL, 10);
+        cr_assert(i >= 0 && i < NKEYS, "%.*s", (int)e.len, e.str);
+        seen[i] = 1;
+    }
+    cr_assert_eq(rc, 0, "%d: %s", rc, aredis_sync_scan_errmsg(it));
+    for (int i = 0; i < NKEYS; i++)
+        cr_assert(seen[i], "scan:%d was never returned", i);
+    aredis_sync_scan_free(it);
+    aredis_sync_free(sy);
+    finish();
+}
+
+/* ---- the node API's per-call options --------------------------------------
+ */
+
+typedef struct node_outcome {
+    int calls, type, code, part_code;
+} node_outcome;
+
+static void on_node_outcome(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    node_outcome *o = ud;
+    o->calls++;
+    o->type = r->type;
+    o->code = r->code;
+    if (r->type == AREDIS_REPLY_MAP && r->len == 2)
+        o->part_code = r->element[1].code;
+}
+
+/* aredis_node_command_opts() and aredis_nodes_command_opts() give the
+ * command their options' deadline, not the client's (10 s): with the
+ * server paused, the node's PING fails with AREDIS_ETIMEDOUT after
+ * 150 ms, and the fan-out's map holds that error for the node. On one
+ * server the node API names that server. */
+Test(extras_faults, node_commands_have_their_own_deadline, .timeout = 60)
+{
+    start_server("nodeopts");
+    start_client(w.srv.s.port, (aredis_options){.command_timeout_ms = 10000});
+    outcome ping = {0};
+    cr_assert_eq(aredis_command(w.c, on_outcome, &ping, "PING"), 0);
+    cr_assert(faults_run_until(w.loop, flag_set, &ping.calls, 5000));
+    aredis_node_addr n;
+    cr_assert_eq(aredis_client_nodes(w.c, AREDIS_NODES_ALL, &n, 1), 1);
+
+    cr_assert_eq(faults_server_pause(&w.srv), 0, "%s", testenv_errstr());
+    aredis_cmd_opts o = {.timeout_ms = 150};
+    node_outcome one = {0}, each = {0};
+    int64_t start = testenv_now_ms();
+    cr_assert_eq(aredis_node_command_opts(w.c, &o, n.host, n.port,
+                                          on_node_outcome, &one, "PING"),
+                 0);
+    cr_assert_eq(aredis_nodes_command_opts(w.c, &o, AREDIS_NODES_ALL,
+                                           on_node_outcome, &each, "PING"),
+                 0);
+    int both = 0;
+    while (both == 0 && testenv_now_ms() < start + 3000) {
+        faults_run_for(w.loop, 10);
+        both = one.calls > 0 && each.calls > 0;
+    }
+    int64_t took = testenv_now_ms() - start;
+    cr_assert_eq(faults_server_resume(&w.srv), 0, "%s", testenv_errstr());
+    cr_assert(both, "no reply after %lld ms", (long long)took);
+    cr_assert_lt(took, 1000, "took %lld ms", (long long)took);
+    cr_assert_eq(one.type, AREDIS_REPLY_ERROR);
+    cr_assert_eq(one.code, AREDIS_ETIMEDOUT, "%s", aredis_err_name(one.code));
+    cr_assert_eq(each.type, AREDIS_REPLY_MAP);
+    cr_assert_eq(each.part_code, AREDIS_ETIMEDOUT, "%s",
+                 aredis_err_name(each.part_code));
+    faults_run_for(w.loop, 300); /* the late replies land on nobody */
+    cr_assert_eq(one.calls, 1);
+    cr_assert_eq(each.calls, 1);
+    finish();
 }

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include "aredis/aredis.h"
+#include "testclient.h"
 #include "testenv.h"
 #include "testloop.h"
 
@@ -25,8 +26,14 @@ static testenv_server srv;
 
 static void load_fixture(void)
 {
-    cr_assert_eq(testenv_server_load(&srv, "standalone"), 0, "%s",
-                 testenv_errstr());
+    testclient_server(&srv, "standalone");
+}
+
+/* A client of the standalone fixture on database db. */
+static aredis_client *fixture_client(aredis_loop *loop, int db)
+{
+    char url[128];
+    return testclient_new(loop, testenv_url(url, sizeof url, &srv, db));
 }
 
 typedef struct counter {
@@ -128,12 +135,7 @@ static void step_cb(aredis_client *c, const aredis_reply *r, void *ud)
 Test(client, getting_started_sequence, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
-    char url[128];
-    aredis_status st;
-    aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
-        &st);
-    cr_assert_not_null(c, "%s", st.msg);
+    aredis_client *c = fixture_client(loop, 0);
     script_state s = {0};
     testenv_key(s.key, sizeof s.key, "gs");
     next_step(c, &s);
@@ -152,12 +154,9 @@ Test(client, getting_started_sequence, .init = load_fixture)
 Test(client, every_command_completes_once, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
-    char url[128], key[64];
+    char key[64];
     testenv_key(key, sizeof key, "many");
-    aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
-        NULL);
-    cr_assert_not_null(c);
+    aredis_client *c = fixture_client(loop, 0);
     enum { N = 20000 };
     counter k = {.expect = N};
     for (int i = 0; i < N; i++)
@@ -174,10 +173,7 @@ Test(client, every_command_completes_once, .init = load_fixture)
 Test(client, server_errors_keep_their_text, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
-    char url[128];
-    aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
-        NULL);
+    aredis_client *c = fixture_client(loop, 0);
     counter k = {.expect = 1};
     cr_assert_eq(aredis_command(c, count_cb, &k, "NOSUCHCOMMAND %d", 1), 0);
     cr_assert(testloop_run_until(loop, &k.done, 10000));
@@ -190,10 +186,7 @@ Test(client, server_errors_keep_their_text, .init = load_fixture)
 Test(client, select_is_refused_with_a_clear_error, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
-    char url[128];
-    aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
-        NULL);
+    aredis_client *c = fixture_client(loop, 0);
     counter k = {.expect = 2};
     cr_assert_eq(aredis_command(c, count_cb, &k, "SELECT 2"), 0);
     cr_assert_eq(k.calls, 0);
@@ -213,14 +206,10 @@ Test(client, select_is_refused_with_a_clear_error, .init = load_fixture)
 Test(client, database_option_selects, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
-    char url[128], key[64];
+    char key[64];
     testenv_key(key, sizeof key, "db");
-    aredis_client *c5 = aredis_client_new(
-        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 5)},
-        NULL);
-    aredis_client *c0 = aredis_client_new(
-        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
-        NULL);
+    aredis_client *c5 = fixture_client(loop, 5);
+    aredis_client *c0 = fixture_client(loop, 0);
     counter a = {.expect = 2}, b = {.expect = 1};
     aredis_command(c5, count_cb, &a, "SET %s five", key);
     aredis_command(c5, count_cb, &a, "GET %s", key);
@@ -244,10 +233,7 @@ static void free_in_cb(aredis_client *c, const aredis_reply *r, void *ud)
 Test(client, freed_inside_a_callback_completes_the_rest, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
-    char url[128];
-    aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
-        NULL);
+    aredis_client *c = fixture_client(loop, 0);
     counter first = {0}, rest = {0};
     aredis_command(c, free_in_cb, &first, "PING");
     for (int i = 0; i < 100; i++)
@@ -264,10 +250,7 @@ Test(client, freed_inside_a_callback_completes_the_rest, .init = load_fixture)
 Test(client, freed_outside_with_commands_pending, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
-    char url[128];
-    aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
-        NULL);
+    aredis_client *c = fixture_client(loop, 0);
     counter k = {0};
     for (int i = 0; i < 50; i++)
         aredis_command(c, count_cb, &k, "PING");
@@ -317,10 +300,7 @@ Test(client, bad_url_names_the_problem)
 Test(client, command_deadline_fails_only_that_command, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
-    char url[128];
-    aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
-        NULL);
+    aredis_client *c = fixture_client(loop, 0);
     counter slow = {.expect = 1}, after = {.expect = 1};
     aredis_cmd_opts o = {.timeout_ms = 100};
     cr_assert_eq(aredis_command_opts(c, &o, count_cb, &slow, "DEBUG SLEEP 0.6"),
@@ -409,11 +389,9 @@ Test(client, deadlines_fire_in_their_order)
 Test(client, a_blocking_command_keeps_a_per_call_deadline, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
-    char url[128], key[64];
+    char key[64];
     testenv_key(key, sizeof key, "blpop-deadline");
-    aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
-        NULL);
+    aredis_client *c = fixture_client(loop, 0);
     counter k = {.expect = 1};
     int64_t t0 = testenv_now_ms();
     cr_assert_eq(aredis_command_opts(c, &(aredis_cmd_opts){.timeout_ms = 200},
@@ -529,10 +507,7 @@ static const aredis_reply *upper_hook(aredis_client *c, const aredis_reply *r,
 Test(client, reply_hooks_reshape_replies, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
-    char url[128];
-    aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
-        NULL);
+    aredis_client *c = fixture_client(loop, 0);
     cr_assert_eq(aredis_client_set_reply_hook(c, "echo", upper_hook, NULL), 0);
     cr_assert_eq(aredis_client_set_reply_hook(c, "", upper_hook, NULL),
                  AREDIS_EINVAL);
@@ -567,10 +542,7 @@ static const aredis_reply *count_hook(aredis_client *c, const aredis_reply *r,
 Test(client, a_late_reply_is_dropped_before_any_hook, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
-    char url[128];
-    aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
-        NULL);
+    aredis_client *c = fixture_client(loop, 0);
     int hooked = 0;
     cr_assert_eq(aredis_client_set_reply_hook(c, "debug", count_hook, &hooked),
                  0);
@@ -594,11 +566,9 @@ Test(client, a_command_larger_than_the_socket_buffer, .init = load_fixture)
 {
     enum { BIG = 16 << 20 };
     aredis_loop *loop = testloop_new();
-    char url[128], key[64];
+    char key[64];
     testenv_key(key, sizeof key, "big");
-    aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
-        NULL);
+    aredis_client *c = fixture_client(loop, 0);
     counter ping = {.expect = 1}, set = {.expect = 1}, len = {.expect = 1},
             del = {.expect = 1};
     /* Connected first: the SET goes out alone, on a ready connection. */
@@ -624,11 +594,9 @@ Test(client, a_command_larger_than_the_socket_buffer, .init = load_fixture)
 Test(client, client_reply_off_skip_on, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
-    char url[128], key[64];
+    char key[64];
     testenv_key(key, sizeof key, "cr");
-    aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
-        NULL);
+    aredis_client *c = fixture_client(loop, 0);
     counter off = {0}, silent = {0}, on = {0}, skip = {0}, last = {.expect = 1};
     aredis_command(c, count_cb, &off, "CLIENT REPLY OFF");
     aredis_command(c, count_cb, &silent, "SET %s a", key);
@@ -663,14 +631,10 @@ static void on_push(aredis_client *c, const aredis_reply *r, void *ud)
 Test(client, resp3_pushes_go_to_the_push_handler, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
-    char url[128], key[64];
+    char key[64];
     testenv_key(key, sizeof key, "push");
-    aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
-        NULL);
-    aredis_client *w = aredis_client_new(
-        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
-        NULL);
+    aredis_client *c = fixture_client(loop, 0);
+    aredis_client *w = fixture_client(loop, 0);
     counter pushes = {0}, k = {.expect = 2}, wk = {.expect = 1};
     aredis_client_set_push_handler(c, on_push, &pushes);
     aredis_command(c, count_cb, &k, "CLIENT TRACKING ON");
@@ -827,7 +791,7 @@ Test(client, runs_on_the_loop_under_test)
 Test(client, tls_verified_and_refused)
 {
     testenv_server tls;
-    cr_assert_eq(testenv_server_load(&tls, "tls"), 0, "%s", testenv_errstr());
+    testclient_server(&tls, "tls");
     char url[128], ca[400];
     snprintf(url, sizeof url, "rediss://127.0.0.1:%d", tls.port);
     snprintf(ca, sizeof ca, "%s/ca.crt", tls.dir);
@@ -870,7 +834,7 @@ Test(client, ipv6_loopback)
     if (!have_ipv6())
         cr_skip_test("this machine has no usable ::1");
     testenv_server v6;
-    cr_assert_eq(testenv_server_load(&v6, "ipv6"), 0, "%s", testenv_errstr());
+    testclient_server(&v6, "ipv6");
     char url[128];
     snprintf(url, sizeof url, "redis://[::1]:%d/0", v6.port);
     aredis_loop *loop = testloop_new();
@@ -903,10 +867,7 @@ static const aredis_reply *counting_hook(aredis_client *c,
 Test(client, reply_hook_kept_by_commands_in_flight, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
-    char url[128];
-    aredis_client *c = aredis_client_new(
-        loop, &(aredis_options){.url = testenv_url(url, sizeof url, &srv, 0)},
-        NULL);
+    aredis_client *c = fixture_client(loop, 0);
     int first = 0, second = 0;
     counter k = {.expect = 3};
     cr_assert_eq(aredis_client_set_reply_hook(c, "ECHO", counting_hook, &first),

@@ -22,6 +22,7 @@
 
 #include "aredis/aredis.h"
 #include "countalloc.h"
+#include "testclient.h"
 #include "testenv.h"
 
 #define MAX_NODES 16
@@ -32,18 +33,11 @@ static int nports;
 
 static void load_nodes(void)
 {
-    testenv_server s;
-    cr_assert_eq(testenv_server_load(&s, "cluster"), 0, "%s", testenv_errstr());
     nports = testenv_state_ports("cluster", "nodes", ports, MAX_NODES);
     cr_assert_eq(nports, 6, "nodes= lists %d nodes: %s", nports,
                  testenv_errstr());
-    cr_assert_eq(ports[0], s.port, "the state's port is the first node");
-}
-
-static void connect_port(testenv_conn *c, int port)
-{
-    testenv_server s = {.host = "127.0.0.1", .port = port};
-    cr_assert_eq(testenv_connect(c, &s), 0, "%d: %s", port, testenv_errstr());
+    cr_assert_eq(ports[0], testclient_port("cluster"),
+                 "the state's port is the first node");
 }
 
 TestSuite(cluster, .init = load_nodes, .timeout = 120);
@@ -54,7 +48,7 @@ Test(cluster, fixture_is_a_ready_cluster)
     for (int i = 0; i < nports; i++) {
         testenv_conn c;
         const aredis_reply *r;
-        connect_port(&c, ports[i]);
+        testclient_connect_port(&c, ports[i]);
         cr_assert_eq(testenv_command(&c, &r, "CLUSTER INFO"), 0, "%s",
                      testenv_errstr());
         cr_assert_eq(r->type, AREDIS_REPLY_STRING);
@@ -102,7 +96,7 @@ Test(cluster, fixture_is_a_ready_cluster)
 Test(cluster, keyslot_matches_the_server)
 {
     testenv_conn c;
-    connect_port(&c, ports[0]);
+    testclient_connect_port(&c, ports[0]);
     /* Keys drawn from an alphabet rich in braces, so that tags, empty
      * tags, nested and unclosed braces all occur; lengths 0 to 24. */
     static const char alphabet[] = "{}{}ab:x\0\xff";
@@ -193,7 +187,7 @@ static int holder(const char *key, const char *want)
     for (int i = 0; i < 3; i++) {
         testenv_conn c;
         const aredis_reply *r;
-        connect_port(&c, ports[i]);
+        testclient_connect_port(&c, ports[i]);
         cr_assert_eq(testenv_command(&c, &r, "GET %s", key), 0, "%s",
                      testenv_errstr());
         if (r->type == AREDIS_REPLY_STRING) {
@@ -295,26 +289,11 @@ Test(cluster, client_refuses_a_bad_cluster_url)
 
 /* One command through the client, run to completion: its reply (a copy
  * the caller frees) after exactly one callback. */
-typedef struct one {
-    int calls;
-    aredis_reply *r;
-} one;
-
-static void on_one(aredis_client *c, const aredis_reply *r, void *ud)
-{
-    (void)c;
-    one *o = ud;
-    cr_assert_not_null(r);
-    o->calls++;
-    aredis_reply_free(o->r);
-    o->r = aredis_reply_dup(r);
-}
-
 static aredis_reply *run_one(aredis_loop *loop, aredis_client *c,
                              const char *fmt, const char *key)
 {
-    one o = {0};
-    cr_assert_eq(aredis_command(c, on_one, &o, fmt, key), 0);
+    testgot o = {0};
+    cr_assert_eq(aredis_command(c, testgot_keep, &o, fmt, key), 0);
     for (int spins = 0; o.calls == 0 && spins < 2000; spins++)
         aredis_loop_run_once(loop, 10);
     /* A second callback would come in the next turns, if any. */
@@ -326,24 +305,10 @@ static aredis_reply *run_one(aredis_loop *loop, aredis_client *c,
 
 static void cmd_ok(int port, const char *fmt, const char *a, const char *b)
 {
-    testenv_conn c;
-    const aredis_reply *r;
-    connect_port(&c, port);
-    cr_assert_eq(testenv_command(&c, &r, fmt, a, b), 0, "%s", testenv_errstr());
+    aredis_reply *r = testclient_direct(port, fmt, a, b);
     cr_assert(r->type == AREDIS_REPLY_STATUS, "%d: %s: %s", port, fmt,
               r->type == AREDIS_REPLY_ERROR ? r->str : "?");
-    testenv_close(&c);
-}
-
-static void node_id(int port, char id[41])
-{
-    testenv_conn c;
-    const aredis_reply *r;
-    connect_port(&c, port);
-    cr_assert_eq(testenv_command(&c, &r, "CLUSTER MYID"), 0);
-    cr_assert_eq(r->len, 40);
-    memcpy(id, r->str, 41);
-    testenv_close(&c);
+    aredis_reply_free(r);
 }
 
 /* A key of this process whose slot is on the first primary (slots
@@ -367,7 +332,7 @@ static long long info_number(int port, const char *section, const char *line,
 {
     testenv_conn c;
     const aredis_reply *r;
-    connect_port(&c, port);
+    testclient_connect_port(&c, port);
     cr_assert_eq(testenv_command(&c, &r, "INFO %s", section), 0);
     long long v = 0;
     const char *at = strstr(r->str, line);
@@ -422,14 +387,11 @@ Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
      .timeout = 120)
 {
     testenv_server s;
-    cr_assert_eq(testenv_private_cluster_start(&s, "clmove",
-                                               "--primaries 2 --replicas 0"),
-                 0, "%s", testenv_errstr());
     int p[2];
-    cr_assert_eq(testenv_state_ports(s.name, "primaries", p, 2), 2);
+    testclient_private_cluster(&s, "clmove", p, 2);
     char ida[41], idb[41];
-    node_id(p[0], ida);
-    node_id(p[1], idb);
+    testclient_node_id(p[0], ida);
+    testclient_node_id(p[1], idb);
 
     char url[128];
     snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", p[0]);
@@ -458,7 +420,7 @@ Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
     aredis_reply_free(r);
     testenv_conn b;
     const aredis_reply *br;
-    connect_port(&b, p[1]);
+    testclient_connect_port(&b, p[1]);
     cr_assert_eq(testenv_command(&b, &br, "GET %s", key), 0);
     cr_assert_eq(br->type, AREDIS_REPLY_STRING, "the key is not on B");
     cr_assert_str_eq(br->str, "moved");
@@ -505,7 +467,7 @@ Test(cluster, moved_after_a_slot_moves_and_ask_during_a_migration,
     cmd_ok(p[0], "CLUSTER SETSLOT %s MIGRATING %s", slot, idb);
     testenv_conn a;
     const aredis_reply *ar;
-    connect_port(&a, p[0]);
+    testclient_connect_port(&a, p[0]);
     char port_b[8];
     snprintf(port_b, sizeof port_b, "%d", p[1]);
     const char *argv[] = {"MIGRATE", "127.0.0.1", port_b, old, "0", "5000"};
@@ -872,7 +834,7 @@ static long long lookups(int port)
 {
     testenv_conn c;
     const aredis_reply *r;
-    connect_port(&c, port);
+    testclient_connect_port(&c, port);
     cr_assert_eq(testenv_command(&c, &r, "INFO stats"), 0);
     const char *h = strstr(r->str, "keyspace_hits:");
     const char *m = strstr(r->str, "keyspace_misses:");
@@ -961,7 +923,7 @@ static int named_anywhere(const char *name)
     for (int i = 0; i < nports; i++) {
         testenv_conn c;
         const aredis_reply *r;
-        connect_port(&c, ports[i]);
+        testclient_connect_port(&c, ports[i]);
         cr_assert_eq(testenv_command(&c, &r, "CLIENT LIST"), 0);
         int yes = strstr(r->str, name) != NULL;
         testenv_close(&c);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "aredis/aredis.h"
+#include "testclient.h"
 #include "testenv.h"
 
 static int primaries[3];
@@ -78,16 +79,12 @@ static char *server_get(const char *key)
 {
     char *out = NULL;
     for (int i = 0; i < 3; i++) {
-        testenv_server s = {.host = "127.0.0.1", .port = primaries[i]};
-        testenv_conn tc;
-        const aredis_reply *r;
-        cr_assert_eq(testenv_connect(&tc, &s), 0, "%s", testenv_errstr());
-        cr_assert_eq(testenv_command(&tc, &r, "GET %s", key), 0);
+        aredis_reply *r = testclient_direct(primaries[i], "GET %s", key);
         if (r->type == AREDIS_REPLY_STRING) {
             cr_assert_null(out, "%s on two primaries", key);
             out = strdup(r->str);
         }
-        testenv_close(&tc);
+        aredis_reply_free(r);
     }
     return out;
 }
@@ -278,20 +275,6 @@ Test(cluster_extras, transaction_helper_retries_on_the_keys_primary)
 /* ---- scripts ---------------------------------------------------------------
  */
 
-typedef struct got {
-    int calls;
-    aredis_reply *r;
-} got;
-
-static void on_got(aredis_client *c, const aredis_reply *r, void *ud)
-{
-    (void)c;
-    got *g = ud;
-    g->calls++;
-    ndone++;
-    g->r = aredis_reply_dup(r);
-}
-
 /* A script never loaded anywhere: EVALSHA meets NOSCRIPT, the script is
  * loaded and EVALSHA retried once, for keys on every primary. */
 Test(cluster_extras, script_loads_on_noscript_for_keys_on_every_primary)
@@ -304,20 +287,19 @@ Test(cluster_extras, script_loads_on_noscript_for_keys_on_every_primary)
              (long)getpid());
     aredis_script *sc = aredis_script_new(src, strlen(src));
     char keys[12][64];
-    got g[12];
+    testgot g[12];
     memset(g, 0, sizeof g);
-    ndone = 0;
     for (int i = 0; i < 12; i++) {
         char suffix[16];
         snprintf(suffix, sizeof suffix, "sc%d", i);
         testenv_key(keys[i], sizeof keys[i], suffix);
         const char *k[] = {keys[i]};
         const char *a[] = {suffix};
-        cr_assert_eq(aredis_script_eval(c, sc, on_got, &g[i], 1, k, 1, a), 0);
+        cr_assert_eq(aredis_script_eval(c, sc, testgot_keep, &g[i], 1, k, 1, a),
+                     0);
     }
-    spin(loop, 12);
+    testgot_wait_all(loop, g, 12); /* one reply each */
     for (int i = 0; i < 12; i++) {
-        cr_assert_eq(g[i].calls, 1);
         cr_assert_eq(g[i].r->type, AREDIS_REPLY_STRING, "%s", g[i].r->str);
         char suffix[16];
         snprintf(suffix, sizeof suffix, "sc%d", i);
@@ -335,10 +317,10 @@ Test(cluster_extras, script_loads_on_noscript_for_keys_on_every_primary)
 #define NSCAN 60
 
 typedef struct walk {
+    testscan_end end; /* first: testscan_done's */
     char (*keys)[64];
     int seen[NSCAN];
     int other;
-    int done_calls, status;
 } walk;
 
 static int count_key(walk *w, const char *k, size_t len)
@@ -357,18 +339,6 @@ static int on_elem(aredis_client *c, const aredis_scan_elem *e, void *ud)
 {
     (void)c;
     return count_key(ud, e->str, e->len);
-}
-
-static void on_walk_done(aredis_client *c, int status, const aredis_reply *err,
-                         void *ud)
-{
-    (void)c;
-    walk *w = ud;
-    w->done_calls++;
-    w->status = status;
-    ndone++;
-    if (err != NULL)
-        fprintf(stderr, "scan: %.*s\n", (int)err->len, err->str);
 }
 
 /* SCAN walks every primary (asynchronous and blocking forms): every key of
@@ -393,11 +363,12 @@ Test(cluster_extras, scan_walks_every_primary)
     w.keys = keys;
     aredis_scan_opts o = {
         .kind = AREDIS_SCAN_KEYS, .match = pattern, .count = 7};
-    ndone = 0;
-    cr_assert_eq(aredis_scan(c, &o, NULL, on_elem, on_walk_done, &w), 0);
-    spin(loop, 1);
-    cr_assert_eq(w.done_calls, 1);
-    cr_assert_eq(w.status, AREDIS_SCAN_FINISHED);
+    cr_assert_eq(aredis_scan(c, &o, NULL, on_elem, testscan_done, &w), 0);
+    for (int spins = 0; w.end.calls == 0 && spins < 3000; spins++)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(w.end.calls, 1);
+    cr_assert_eq(w.end.status, AREDIS_SCAN_FINISHED, "%d: %s", w.end.status,
+                 w.end.err);
     for (int i = 0; i < NSCAN; i++)
         cr_assert_eq(w.seen[i], 1, "%s seen %d times", keys[i], w.seen[i]);
     cr_assert_eq(w.other, 0);
@@ -607,14 +578,10 @@ static void on_message(aredis_pubsub *ps, const aredis_pubsub_message *m,
 
 static long long shardnumsub(int port, const char *ch)
 {
-    testenv_server s = {.host = "127.0.0.1", .port = port};
-    testenv_conn tc;
-    const aredis_reply *r;
-    cr_assert_eq(testenv_connect(&tc, &s), 0);
-    cr_assert_eq(testenv_command(&tc, &r, "PUBSUB SHARDNUMSUB %s", ch), 0);
+    aredis_reply *r = testclient_direct(port, "PUBSUB SHARDNUMSUB %s", ch);
     cr_assert_eq(r->len, 2);
     long long n = r->element[1].integer;
-    testenv_close(&tc);
+    aredis_reply_free(r);
     return n;
 }
 
@@ -697,26 +664,9 @@ Test(cluster_extras, sharded_pubsub_follows_the_slots)
 
 static void node_cmd(int port, const char *fmt, const char *a, const char *b)
 {
-    testenv_server s = {.host = "127.0.0.1", .port = port};
-    testenv_conn tc;
-    const aredis_reply *r;
-    cr_assert_eq(testenv_connect(&tc, &s), 0);
-    cr_assert_eq(testenv_command(&tc, &r, fmt, a, b), 0, "%s",
-                 testenv_errstr());
+    aredis_reply *r = testclient_direct(port, fmt, a, b);
     cr_assert(r->type != AREDIS_REPLY_ERROR, "%d: %s: %s", port, fmt, r->str);
-    testenv_close(&tc);
-}
-
-static void my_id(int port, char id[41])
-{
-    testenv_server s = {.host = "127.0.0.1", .port = port};
-    testenv_conn tc;
-    const aredis_reply *r;
-    cr_assert_eq(testenv_connect(&tc, &s), 0);
-    cr_assert_eq(testenv_command(&tc, &r, "CLUSTER MYID"), 0);
-    cr_assert_eq(r->len, 40);
-    memcpy(id, r->str, 41);
-    testenv_close(&tc);
+    aredis_reply_free(r);
 }
 
 /* A shard channel's slot moves from A to B (on a private 2-primary
@@ -727,14 +677,11 @@ Test(cluster_extras, shard_channel_follows_its_slot_when_it_moves,
      .timeout = 120)
 {
     testenv_server srv;
-    cr_assert_eq(testenv_private_cluster_start(&srv, "clpubmv",
-                                               "--primaries 2 --replicas 0"),
-                 0, "%s", testenv_errstr());
     int p[2];
-    cr_assert_eq(testenv_state_ports(srv.name, "primaries", p, 2), 2);
+    testclient_private_cluster(&srv, "clpubmv", p, 2);
     char ida[41], idb[41];
-    my_id(p[0], ida);
-    my_id(p[1], idb);
+    testclient_node_id(p[0], ida);
+    testclient_node_id(p[1], idb);
     char seeds[64];
     snprintf(seeds, sizeof seeds, "127.0.0.1:%d", p[0]);
     aredis_options o = {0};
@@ -835,11 +782,8 @@ static void on_classic(aredis_pubsub *ps, const aredis_pubsub_message *m,
 Test(cluster_extras, classic_subscriptions_move_off_a_dead_node, .timeout = 120)
 {
     testenv_server srv;
-    cr_assert_eq(testenv_private_cluster_start(&srv, "clsubdie",
-                                               "--primaries 3 --replicas 0"),
-                 0, "%s", testenv_errstr());
     int p[3];
-    cr_assert_eq(testenv_state_ports(srv.name, "primaries", p, 3), 3);
+    testclient_private_cluster(&srv, "clsubdie", p, 3);
     char seeds[96];
     snprintf(seeds, sizeof seeds, "127.0.0.1:%d,127.0.0.1:%d", p[0], p[1]);
     aredis_options o = {0};

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "aredis/aredis.h"
+#include "testclient.h"
 #include "testenv.h"
 
 #define MAX_NODES 16
@@ -97,26 +98,13 @@ static void client_done(aredis_client *c, aredis_loop *loop)
     aredis_loop_free(loop);
 }
 
-/* A direct connection's one reply (owned copy) to a command. */
-static aredis_reply *direct(int port, const char *fmt, const char *arg)
-{
-    testenv_server s = {.host = "127.0.0.1", .port = port};
-    testenv_conn tc;
-    const aredis_reply *r;
-    cr_assert_eq(testenv_connect(&tc, &s), 0, "%s", testenv_errstr());
-    cr_assert_eq(testenv_command(&tc, &r, fmt, arg), 0, "%s", testenv_errstr());
-    aredis_reply *copy = aredis_reply_dup(r);
-    testenv_close(&tc);
-    return copy;
-}
-
 /* The primary port (of ps[0..n)) that holds key: the one not answering
  * MOVED to a GET. */
 static int owner_of(const int *ps, int n, const char *key)
 {
     int found = 0;
     for (int i = 0; i < n; i++) {
-        aredis_reply *r = direct(ps[i], "GET %s", key);
+        aredis_reply *r = testclient_direct(ps[i], "GET %s", key);
         if (!(r->type == AREDIS_REPLY_ERROR &&
               strncmp(r->str, "MOVED", 5) == 0))
             found = ps[i];
@@ -223,7 +211,7 @@ Test(cluster_fanout, multi_key_commands_split_by_slot_in_caller_order)
     for (int i = 0; i < NK; i += 5) {
         int p = owner_of(primaries, 3, keys[i]);
         cr_assert_neq(p, 0);
-        aredis_reply *r = direct(p, "GET %s", keys[i]);
+        aredis_reply *r = testclient_direct(p, "GET %s", keys[i]);
         cr_assert_eq(r->type, AREDIS_REPLY_STRING);
         cr_assert_str_eq(r->str, vals[i]);
         aredis_reply_free(r);
@@ -309,7 +297,7 @@ Test(cluster_fanout, cross_slot_refused_before_sending)
     cr_assert_str_eq(mget.r->element[1].str, "2");
     /* Nothing of the refused MSET reached a server. */
     for (int i = 0; i < 3; i++) {
-        aredis_reply *r = direct(primaries[i], "EXISTS %s", a);
+        aredis_reply *r = testclient_direct(primaries[i], "EXISTS %s", a);
         cr_assert_eq(r->integer, 0, "%s was written on %d", a, primaries[i]);
         aredis_reply_free(r);
     }
@@ -344,11 +332,8 @@ Test(cluster_fanout, cross_slot_refused_before_sending)
 Test(cluster_fanout, keyless_commands_by_policy, .timeout = 120)
 {
     testenv_server s;
-    cr_assert_eq(testenv_private_cluster_start(&s, "clfan",
-                                               "--primaries 3 --replicas 0"),
-                 0, "%s", testenv_errstr());
     int p[3];
-    cr_assert_eq(testenv_state_ports(s.name, "primaries", p, 3), 3);
+    testclient_private_cluster(&s, "clfan", p, 3);
     aredis_loop *loop = aredis_loop_new();
     aredis_client *c = cluster_client(loop, p[0], 0);
 
@@ -391,13 +376,13 @@ Test(cluster_fanout, keyless_commands_by_policy, .timeout = 120)
     char sha[41];
     memcpy(sha, load.r->str, 41);
     for (int i = 0; i < 3; i++) {
-        aredis_reply *r = direct(p[i], "SCRIPT EXISTS %s", sha);
+        aredis_reply *r = testclient_direct(p[i], "SCRIPT EXISTS %s", sha);
         cr_assert_eq(r->element[0].integer, 1, "not loaded on %d", p[i]);
         aredis_reply_free(r);
     }
     /* Loaded on one primary only: EXISTS says no, like the primary that
      * lacks it would. */
-    aredis_reply *r = direct(p[1], "SCRIPT LOAD %s", "return 'one'");
+    aredis_reply *r = testclient_direct(p[1], "SCRIPT LOAD %s", "return 'one'");
     char one[41];
     memcpy(one, r->str, 41);
     aredis_reply_free(r);
@@ -456,7 +441,7 @@ Test(cluster_fanout, keyless_commands_by_policy, .timeout = 120)
     cr_assert_eq(numsub.r->element[1].integer, 0);
     cr_assert_str_eq(sflush.r->str, "OK");
     for (int i = 0; i < 3; i++) {
-        aredis_reply *e = direct(p[i], "SCRIPT EXISTS %s", sha);
+        aredis_reply *e = testclient_direct(p[i], "SCRIPT EXISTS %s", sha);
         cr_assert_eq(e->element[0].integer, 0, "still loaded on %d", p[i]);
         aredis_reply_free(e);
     }
@@ -475,7 +460,7 @@ Test(cluster_fanout, keyless_commands_by_policy, .timeout = 120)
     cr_assert_str_eq(fdb.r->str, "OK");
     cr_assert_eq(size2.r->integer, 0, "FLUSHDB reached every primary");
     for (int i = 0; i < 3; i++) {
-        aredis_reply *e = direct(p[i], "DBSIZE%s", "");
+        aredis_reply *e = testclient_direct(p[i], "DBSIZE");
         cr_assert_eq(e->integer, 0);
         aredis_reply_free(e);
     }
@@ -534,7 +519,7 @@ Test(cluster_fanout, node_api_enumerates_and_sends_to_nodes)
         cr_assert_eq(ids[i].calls, 1);
         cr_assert_eq(ids[i].r->len, 40);
         cr_assert_str_eq(v->str, ids[i].r->str, "the same node answered");
-        aredis_reply *own = direct(addr[i].port, "CLUSTER MYID%s", "");
+        aredis_reply *own = testclient_direct(addr[i].port, "CLUSTER MYID");
         cr_assert_str_eq(own->str, ids[i].r->str);
         aredis_reply_free(own);
         got_clear(&ids[i]);
@@ -550,7 +535,7 @@ Test(cluster_fanout, node_api_enumerates_and_sends_to_nodes)
     unsigned slot = aredis_cluster_keyslot(key, strlen(key));
     int wrong = 0;
     for (size_t i = 0; i < n && wrong == 0; i++) {
-        aredis_reply *r = direct(addr[i].port, "GET %s", key);
+        aredis_reply *r = testclient_direct(addr[i].port, "GET %s", key);
         if (r->type == AREDIS_REPLY_ERROR)
             wrong = addr[i].port;
         aredis_reply_free(r);
@@ -610,7 +595,7 @@ Test(cluster_fanout, acquire_for_a_key_runs_watch_multi_exec_on_its_primary)
         char suffix[16];
         snprintf(suffix, sizeof suffix, "acq%d", i);
         testenv_key(key, sizeof key, suffix);
-        aredis_reply *r = direct(primaries[0], "GET %s", key);
+        aredis_reply *r = testclient_direct(primaries[0], "GET %s", key);
         int moved = r->type == AREDIS_REPLY_ERROR;
         aredis_reply_free(r);
         if (moved)
@@ -628,7 +613,7 @@ Test(cluster_fanout, acquire_for_a_key_runs_watch_multi_exec_on_its_primary)
     cr_assert_str_eq(t.exec.r->element[0].str, "OK");
     aredis_exclusive_release(t.x);
     int p = owner_of(primaries, 3, key);
-    aredis_reply *r = direct(p, "GET %s", key);
+    aredis_reply *r = testclient_direct(p, "GET %s", key);
     cr_assert_str_eq(r->str, "tx");
     aredis_reply_free(r);
     cr_assert_eq(
@@ -868,11 +853,8 @@ Test(cluster_fanout, client_closed_with_fanouts_pending)
 Test(cluster_fanout, fanout_completes_once_when_a_primary_dies, .timeout = 120)
 {
     testenv_server s;
-    cr_assert_eq(testenv_private_cluster_start(&s, "clfandie",
-                                               "--primaries 3 --replicas 0"),
-                 0, "%s", testenv_errstr());
     int p[3];
-    cr_assert_eq(testenv_state_ports(s.name, "primaries", p, 3), 3);
+    testclient_private_cluster(&s, "clfandie", p, 3);
     char seeds[64];
     snprintf(seeds, sizeof seeds, "127.0.0.1:%d", p[0]);
     aredis_options o = {0};

@@ -24,13 +24,6 @@
 
 TestSuite(cluster_hosts, .timeout = 120);
 
-static int port_of(const char *state)
-{
-    testenv_server s;
-    cr_assert_eq(testenv_server_load(&s, state), 0, "%s", testenv_errstr());
-    return s.port;
-}
-
 #define NKEYS 60
 
 /* Write and read back NKEYS keys over every slot range through a client
@@ -93,7 +86,7 @@ Test(cluster_hosts, seeds_by_host_name)
 {
     char url[128];
     snprintf(url, sizeof url, "redis+cluster://localhost:%d",
-             port_of("cluster"));
+             testclient_port("cluster"));
     write_and_read(url, "127.0.0.1");
 }
 
@@ -103,10 +96,10 @@ Test(cluster_hosts, nodes_announced_by_host_name)
 {
     char url[128];
     snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d",
-             port_of("cluster_host"));
+             testclient_port("cluster_host"));
     write_and_read(url, "localhost");
     snprintf(url, sizeof url, "redis+cluster://localhost:%d",
-             port_of("cluster_host"));
+             testclient_port("cluster_host"));
     write_and_read(url, "localhost");
 }
 
@@ -115,6 +108,6 @@ Test(cluster_hosts, ipv6_cluster)
 {
     char url[128];
     snprintf(url, sizeof url, "redis+cluster://[::1]:%d",
-             port_of("cluster_v6"));
+             testclient_port("cluster_v6"));
     write_and_read(url, "::1");
 }

@@ -26,13 +26,6 @@
 
 TestSuite(cluster_keys, .timeout = 120);
 
-static int seed_port(void)
-{
-    testenv_server s;
-    cr_assert_eq(testenv_server_load(&s, "cluster"), 0, "%s", testenv_errstr());
-    return s.port;
-}
-
 /* ---- the servers' view -------------------------------------------------- */
 
 /* The commands sent below, as INFO commandstats names them. */
@@ -48,11 +41,7 @@ static const char *const stat_names[] = {
 /* rejected_calls of those commands at port, summed. */
 static long long rejected_at(int port)
 {
-    testenv_conn c;
-    const aredis_reply *r;
-    testenv_server s = {.host = "127.0.0.1", .port = port};
-    cr_assert_eq(testenv_connect(&c, &s), 0, "%s", testenv_errstr());
-    cr_assert_eq(testenv_command(&c, &r, "INFO commandstats"), 0);
+    aredis_reply *r = testclient_direct(port, "INFO commandstats");
     cr_assert_eq(r->type, AREDIS_REPLY_STRING);
     long long n = 0;
     for (size_t i = 0; i < NSTATS; i++) {
@@ -66,7 +55,7 @@ static long long rejected_at(int port)
         if (rc != NULL && (end == NULL || rc < end))
             n += atoll(rc + 15);
     }
-    testenv_close(&c);
+    aredis_reply_free(r);
     return n;
 }
 
@@ -84,14 +73,10 @@ typedef struct setup {
 
 static void raw_ok(int port, const char *fmt, const char *a)
 {
-    testenv_conn c;
-    const aredis_reply *r;
-    testenv_server s = {.host = "127.0.0.1", .port = port};
-    cr_assert_eq(testenv_connect(&c, &s), 0, "%s", testenv_errstr());
-    cr_assert_eq(testenv_command(&c, &r, fmt, a), 0, "%s", testenv_errstr());
+    aredis_reply *r = testclient_direct(port, fmt, a);
     cr_assert_neq(r->type, AREDIS_REPLY_ERROR, "%d: %s: %s", port, fmt,
                   r->type == AREDIS_REPLY_ERROR ? r->str : "");
-    testenv_close(&c);
+    aredis_reply_free(r);
 }
 
 /* A hash tag whose slot the primary at port serves: the first candidate
@@ -99,8 +84,7 @@ static void raw_ok(int port, const char *fmt, const char *a)
 static void tag_on(int port, char *tag, size_t cap)
 {
     testenv_conn c;
-    testenv_server s = {.host = "127.0.0.1", .port = port};
-    cr_assert_eq(testenv_connect(&c, &s), 0, "%s", testenv_errstr());
+    testclient_connect_port(&c, port);
     for (int i = 0; i < 1000; i++) {
         char base[32];
         snprintf(base, sizeof base, "k%d", i);
@@ -117,28 +101,41 @@ static void tag_on(int port, char *tag, size_t cap)
     cr_assert_fail("no key found for %d", port);
 }
 
-static void make(setup *s, int lazy)
+/* A client of the cluster fixture; o: its options (the URL is set here),
+ * query: what follows the seed in the URL. */
+static void make_opts(setup *s, aredis_options o, const char *query)
 {
     char url[128];
-    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d/?lazy=%s",
-             seed_port(), lazy ? "yes" : "no");
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d%s",
+             testclient_port("cluster"), query);
+    o.url = url;
     s->loop = aredis_loop_new();
     cr_assert_not_null(s->loop);
     aredis_status st;
-    s->c = aredis_client_new(
-        s->loop, &(aredis_options){.url = url, .command_timeout_ms = 5000},
-        &st);
+    s->c = aredis_client_new(s->loop, &o, &st);
     cr_assert_not_null(s->c, "%s", st.msg);
+}
+
+static void make(setup *s, int lazy)
+{
+    make_opts(s, (aredis_options){.command_timeout_ms = 5000},
+              lazy ? "/?lazy=yes" : "/?lazy=no");
+}
+
+/* One PING through the client, answered. */
+static void ping(setup *s)
+{
+    testgot o = {0};
+    cr_assert_eq(aredis_command(s->c, testgot_keep, &o, "PING"), 0);
+    testgot_wait_all(s->loop, &o, 1);
+    aredis_reply_free(o.r);
 }
 
 /* The primaries (node API) and, on each, a tag and the data the commands
  * read: written on the node itself, not through the client. */
 static void prepare(setup *s)
 {
-    testgot o = {0};
-    cr_assert_eq(aredis_command(s->c, testgot_keep, &o, "PING"), 0);
-    testgot_wait_all(s->loop, &o, 1);
-    aredis_reply_free(o.r);
+    ping(s);
     aredis_node_addr a[MAX_PRIMARIES];
     size_t n = 0;
     for (int spins = 0; spins < 500 && n == 0; spins++) {
@@ -329,34 +326,48 @@ Test(cluster_keys, learning_before_the_map_and_many_unknown_names)
 
 /* ---- node records under churn ------------------------------------------- */
 
+/* A client that fetches the map every 20 ms, once it has a record for each
+ * of the cluster's 6 nodes: that count. */
+static size_t make_refreshing(setup *s, int timeout_ms)
+{
+    make_opts(s,
+              (aredis_options){.command_timeout_ms = timeout_ms,
+                               .cluster = {.refresh_period_ms = 20}},
+              "");
+    ping(s);
+    size_t base = 0;
+    for (int spins = 0; spins < 500 && base != 6; spins++) {
+        aredis_loop_run_once(s->loop, 10);
+        base = aredis__cluster_test_node_count(s->c);
+    }
+    cr_assert_eq(base, 6, "%zu node records for 6 nodes", base);
+    return base;
+}
+
+/* Run the loop (up to 3 s) until the client holds base node records
+ * again: how many it holds then. */
+static size_t node_count_back_to(setup *s, size_t base)
+{
+    size_t left = 0;
+    for (int spins = 0; spins < 300; spins++) {
+        aredis_loop_run_once(s->loop, 10);
+        left = aredis__cluster_test_node_count(s->c);
+        if (left == base)
+            break;
+    }
+    return left;
+}
+
 /* Nodes met and then left out of the map (as MOVED targets that leave the
  * cluster do), over and over, each with a command on its connection: the
  * records of the nodes that left are freed once their commands completed,
  * so the count stays bounded; every command completes exactly once. */
 Test(cluster_keys, dropped_nodes_are_freed)
 {
-    char url[128];
-    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", seed_port());
-    aredis_loop *loop = aredis_loop_new();
-    cr_assert_not_null(loop);
-    aredis_status st;
-    aredis_client *c = aredis_client_new(
-        loop,
-        &(aredis_options){.url = url,
-                          .command_timeout_ms = 3000,
-                          .cluster = {.refresh_period_ms = 20}},
-        &st);
-    cr_assert_not_null(c, "%s", st.msg);
-    testgot first = {0};
-    cr_assert_eq(aredis_command(c, testgot_keep, &first, "PING"), 0);
-    testgot_wait_all(loop, &first, 1);
-    aredis_reply_free(first.r);
-    size_t base = 0;
-    for (int spins = 0; spins < 500 && base != 6; spins++) {
-        aredis_loop_run_once(loop, 10);
-        base = aredis__cluster_test_node_count(c);
-    }
-    cr_assert_eq(base, 6, "%zu node records for 6 nodes", base);
+    setup s;
+    size_t base = make_refreshing(&s, 3000);
+    aredis_client *c = s.c;
+    aredis_loop *loop = s.loop;
 
     enum { ROUNDS = 25, PER = 4 };
     size_t most = 0;
@@ -392,19 +403,10 @@ Test(cluster_keys, dropped_nodes_are_freed)
         }
     }
     /* Once the map has been fetched again, only the cluster's nodes. */
-    size_t left = 0;
-    for (int spins = 0; spins < 300; spins++) {
-        aredis_loop_run_once(loop, 10);
-        left = aredis__cluster_test_node_count(c);
-        if (left == base)
-            break;
-    }
+    size_t left = node_count_back_to(&s, base);
     cr_assert_eq(left, base, "%zu node records after %d rounds", left, ROUNDS);
     cr_assert_leq(most, base + 2 * PER, "up to %zu node records", most);
-    aredis_client_free(c);
-    for (int spins = 0; spins < 20; spins++)
-        aredis_loop_run_once(loop, 5);
-    aredis_loop_free(loop);
+    done(&s);
 }
 
 /* A node that leaves while an exclusive connection to it is busy (a BLPOP
@@ -413,28 +415,10 @@ Test(cluster_keys, dropped_nodes_are_freed)
  * name ("localhost"), which the map never lists. */
 Test(cluster_keys, a_dropped_node_with_a_busy_connection_is_kept_until_idle)
 {
-    char url[128];
-    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d", seed_port());
-    aredis_loop *loop = aredis_loop_new();
-    cr_assert_not_null(loop);
-    aredis_status st;
-    aredis_client *c = aredis_client_new(
-        loop,
-        &(aredis_options){.url = url,
-                          .command_timeout_ms = 5000,
-                          .cluster = {.refresh_period_ms = 20}},
-        &st);
-    cr_assert_not_null(c, "%s", st.msg);
-    testgot first = {0};
-    cr_assert_eq(aredis_command(c, testgot_keep, &first, "PING"), 0);
-    testgot_wait_all(loop, &first, 1);
-    aredis_reply_free(first.r);
-    size_t base = 0;
-    for (int spins = 0; spins < 500 && base != 6; spins++) {
-        aredis_loop_run_once(loop, 10);
-        base = aredis__cluster_test_node_count(c);
-    }
-    cr_assert_eq(base, 6);
+    setup s;
+    size_t base = make_refreshing(&s, 5000);
+    aredis_client *c = s.c;
+    aredis_loop *loop = s.loop;
 
     /* BLPOP on a key the node does not serve would be MOVED at once: one
      * it serves, found by asking it. */
@@ -456,16 +440,7 @@ Test(cluster_keys, a_dropped_node_with_a_busy_connection_is_kept_until_idle)
     cr_assert_eq(blpop.r->type, AREDIS_REPLY_NIL, "%s",
                  blpop.r->type == AREDIS_REPLY_ERROR ? blpop.r->str : "");
     aredis_reply_free(blpop.r);
-    size_t left = 0;
-    for (int spins = 0; spins < 300; spins++) {
-        aredis_loop_run_once(loop, 10);
-        left = aredis__cluster_test_node_count(c);
-        if (left == base)
-            break;
-    }
+    size_t left = node_count_back_to(&s, base);
     cr_assert_eq(left, base, "%zu node records", left);
-    aredis_client_free(c);
-    for (int spins = 0; spins < 20; spins++)
-        aredis_loop_run_once(loop, 5);
-    aredis_loop_free(loop);
+    done(&s);
 }

@@ -84,9 +84,7 @@ static void must(aredis_loop *loop, aredis_client *c, const char *fmt, ...)
 
 /* What a walk saw. */
 typedef struct walk {
-    int done_calls;
-    int status;
-    char err[256];
+    testscan_end end; /* first: testscan_done's */
     int batches, elements;
     int stop_after_batches;  /* > 0: the batch callback stops there */
     int stop_after_elements; /* > 0: the element callback stops there */
@@ -115,7 +113,7 @@ static int on_batch(aredis_client *c, const aredis_reply *b, void *ud)
 {
     (void)c;
     walk *w = ud;
-    cr_assert_eq(w->done_calls, 0, "no batch after done");
+    cr_assert_eq(w->end.calls, 0, "no batch after done");
     cr_assert(b->type == AREDIS_REPLY_ARRAY);
     cr_assert_gt(b->len, 0, "empty batches are not reported");
     w->batches++;
@@ -126,7 +124,7 @@ static int on_elem(aredis_client *c, const aredis_scan_elem *e, void *ud)
 {
     (void)c;
     walk *w = ud;
-    cr_assert_eq(w->done_calls, 0, "no element after done");
+    cr_assert_eq(w->end.calls, 0, "no element after done");
     char line[600];
     int n;
     if (e->value != NULL)
@@ -141,37 +139,21 @@ static int on_elem(aredis_client *c, const aredis_scan_elem *e, void *ud)
     return w->stop_after_elements > 0 && w->elements >= w->stop_after_elements;
 }
 
-static void on_done(aredis_client *c, int status, const aredis_reply *err,
-                    void *ud)
-{
-    (void)c;
-    walk *w = ud;
-    w->done_calls++;
-    w->status = status;
-    if (status < 0) {
-        cr_assert_not_null(err, "a failure carries its error reply");
-        cr_assert_eq(err->type, AREDIS_REPLY_ERROR);
-        snprintf(w->err, sizeof w->err, "%.*s", (int)err->len, err->str);
-    } else {
-        cr_assert_null(err);
-    }
-}
-
 /* Walk to the end (or an early stop) and check done ran exactly once. */
 static void walk_all(aredis_loop *loop, aredis_client *c,
                      const aredis_scan_opts *o, walk *w, int batches,
                      int elements)
 {
     cr_assert_eq(aredis_scan(c, o, batches ? on_batch : NULL,
-                             elements ? on_elem : NULL, on_done, w),
+                             elements ? on_elem : NULL, testscan_done, w),
                  0);
-    cr_assert_eq(w->done_calls, 0, "never inside the call");
-    cr_assert(testloop_run_until(loop, &w->done_calls, 60000),
+    cr_assert_eq(w->end.calls, 0, "never inside the call");
+    cr_assert(testloop_run_until(loop, &w->end.calls, 60000),
               "walk did not end");
     /* Give a second completion a chance to show up. */
     for (int i = 0; i < 5; i++)
         testloop_run_once(loop, 5);
-    cr_assert_eq(w->done_calls, 1);
+    cr_assert_eq(w->end.calls, 1);
 }
 
 /* Count lines of w->seen equal to s. */
@@ -244,10 +226,11 @@ static void keyspace_walk(aredis_loop *loop, aredis_client *c, long long count,
     memset(w, 0, sizeof *w);
     w->bitmap = calloc(NKEYS, 1);
     cr_assert_eq(aredis_scan(c, &(aredis_scan_opts){.count = count},
-                             count_batch, mark_key, on_done, w),
+                             count_batch, mark_key, testscan_done, w),
                  0);
-    cr_assert(testloop_run_until(loop, &w->done_calls, 60000));
-    cr_assert_eq(w->status, AREDIS_SCAN_FINISHED, "%d %s", w->status, w->err);
+    cr_assert(testloop_run_until(loop, &w->end.calls, 60000));
+    cr_assert_eq(w->end.status, AREDIS_SCAN_FINISHED, "%d %s", w->end.status,
+                 w->end.err);
     int missing = 0;
     for (int i = 0; i < NKEYS; i++)
         missing += !w->bitmap[i];
@@ -343,7 +326,7 @@ Test(scan, match_returns_only_matching_keys)
         walk w = {0};
         walk_all(loop, c, &(aredis_scan_opts){.match = pat, .count = 1000}, &w,
                  1, 1);
-        cr_assert_eq(w.status, AREDIS_SCAN_FINISHED, "%s", w.err);
+        cr_assert_eq(w.end.status, AREDIS_SCAN_FINISHED, "%s", w.end.err);
         for (int i = 0; i < 50; i++) {
             char key[128];
             snprintf(key, sizeof key, "%s:a:%d", base, i);
@@ -392,7 +375,7 @@ Test(scan, type_filters_scan_by_value_type)
                      &(aredis_scan_opts){
                          .match = pat, .type = types[t], .count = 200},
                      &w, 0, 1);
-            cr_assert_eq(w.status, AREDIS_SCAN_FINISHED, "%s", w.err);
+            cr_assert_eq(w.end.status, AREDIS_SCAN_FINISHED, "%s", w.end.err);
             for (int i = 0; i < 10; i++) {
                 snprintf(key, sizeof key, "%s:%c%d", base, tag[t], i);
                 cr_assert_geq(seen_count(&w, key), 1, "%s: %s missing",
@@ -432,7 +415,7 @@ Test(scan, early_stop_from_either_callback)
     /* A batch callback that says stop after its first batch. */
     walk w = {.stop_after_batches = 1};
     walk_all(loop, c, &(aredis_scan_opts){.match = pat, .count = 50}, &w, 1, 1);
-    cr_assert_eq(w.status, AREDIS_SCAN_STOPPED);
+    cr_assert_eq(w.end.status, AREDIS_SCAN_STOPPED);
     cr_assert_eq(w.batches, 1);
     cr_assert_eq(w.elements, 0, "no element callback for a refused batch");
     walk_cleanup(&w);
@@ -441,7 +424,7 @@ Test(scan, early_stop_from_either_callback)
     walk w2 = {.stop_after_elements = 5};
     walk_all(loop, c, &(aredis_scan_opts){.match = pat, .count = 1000}, &w2, 0,
              1);
-    cr_assert_eq(w2.status, AREDIS_SCAN_STOPPED);
+    cr_assert_eq(w2.end.status, AREDIS_SCAN_STOPPED);
     cr_assert_eq(w2.elements, 5);
     walk_cleanup(&w2);
 
@@ -476,7 +459,7 @@ Test(scan, hscan_gives_field_value_pairs)
         walk_all(loop, c,
                  &(aredis_scan_opts){.kind = AREDIS_SCAN_HASH, .key = small},
                  &w, 1, 1);
-        cr_assert_eq(w.status, AREDIS_SCAN_FINISHED, "%s", w.err);
+        cr_assert_eq(w.end.status, AREDIS_SCAN_FINISHED, "%s", w.end.err);
         cr_assert_eq(w.elements, 5, "pairs, not flat elements");
         cr_assert_eq(w.batches, 1);
         for (int i = 0; i < 5; i++) {
@@ -492,7 +475,7 @@ Test(scan, hscan_gives_field_value_pairs)
                                      .key = big,
                                      .keylen = strlen(big)},
                  &w2, 1, 1);
-        cr_assert_eq(w2.status, AREDIS_SCAN_FINISHED, "%s", w2.err);
+        cr_assert_eq(w2.end.status, AREDIS_SCAN_FINISHED, "%s", w2.end.err);
         cr_assert_gt(w2.batches, 1);
         for (int i = 0; i < 1000; i++) {
             char line[32];
@@ -544,7 +527,7 @@ Test(scan, zscan_gives_member_score_pairs_as_doubles)
         walk_all(loop, c,
                  &(aredis_scan_opts){.kind = AREDIS_SCAN_ZSET, .key = key}, &w,
                  0, 1);
-        cr_assert_eq(w.status, AREDIS_SCAN_FINISHED, "%s", w.err);
+        cr_assert_eq(w.end.status, AREDIS_SCAN_FINISHED, "%s", w.end.err);
         cr_assert_eq(w.elements, 7);
         /* Find each member's line and score. */
         const char *p = w.seen;
@@ -606,7 +589,7 @@ Test(scan, sscan_members_intset_and_hashtable)
         walk_all(loop, c,
                  &(aredis_scan_opts){.kind = AREDIS_SCAN_SET, .key = ints}, &w,
                  1, 1);
-        cr_assert_eq(w.status, AREDIS_SCAN_FINISHED, "%s", w.err);
+        cr_assert_eq(w.end.status, AREDIS_SCAN_FINISHED, "%s", w.end.err);
         for (int i = 0; i < 300; i++) {
             char m[16];
             snprintf(m, sizeof m, "%d", i * 3);
@@ -619,7 +602,7 @@ Test(scan, sscan_members_intset_and_hashtable)
                                      .key = strs,
                                      .match = "member-1*"},
                  &w2, 1, 1);
-        cr_assert_eq(w2.status, AREDIS_SCAN_FINISHED, "%s", w2.err);
+        cr_assert_eq(w2.end.status, AREDIS_SCAN_FINISHED, "%s", w2.end.err);
         /* member-1, member-10..19, member-100..199, each at least once. */
         cr_assert_geq(w2.elements, 1 + 10 + 100, "%d", w2.elements);
         for (int i = 0; i < 300; i++) {
@@ -644,27 +627,28 @@ Test(scan, bad_options_are_refused_without_callbacks)
     aredis_client *c = connect_to(loop, 0, 3);
     walk w = {0};
     cr_assert_eq(aredis_scan(c, &(aredis_scan_opts){.kind = AREDIS_SCAN_SET},
-                             on_batch, on_elem, on_done, &w),
+                             on_batch, on_elem, testscan_done, &w),
                  AREDIS_EINVAL, "SSCAN needs a key");
     cr_assert_eq(aredis_scan(c, &(aredis_scan_opts){.key = "k"}, on_batch,
-                             on_elem, on_done, &w),
+                             on_elem, testscan_done, &w),
                  AREDIS_EINVAL, "SCAN takes no key");
     cr_assert_eq(aredis_scan(c,
                              &(aredis_scan_opts){.kind = AREDIS_SCAN_HASH,
                                                  .key = "k",
                                                  .type = "hash"},
-                             on_batch, on_elem, on_done, &w),
+                             on_batch, on_elem, testscan_done, &w),
                  AREDIS_EINVAL, "TYPE is for SCAN only");
     cr_assert_eq(aredis_scan(c, &(aredis_scan_opts){.kind = 9}, on_batch,
-                             on_elem, on_done, &w),
+                             on_elem, testscan_done, &w),
                  AREDIS_EINVAL);
     cr_assert_eq(aredis_scan(c, &(aredis_scan_opts){.count = -1}, on_batch,
-                             on_elem, on_done, &w),
+                             on_elem, testscan_done, &w),
                  AREDIS_EINVAL);
-    cr_assert_eq(aredis_scan(c, NULL, NULL, NULL, on_done, &w), AREDIS_EINVAL);
+    cr_assert_eq(aredis_scan(c, NULL, NULL, NULL, testscan_done, &w),
+                 AREDIS_EINVAL);
     for (int i = 0; i < 10; i++)
         testloop_run_once(loop, 5);
-    cr_assert_eq(w.done_calls, 0);
+    cr_assert_eq(w.end.calls, 0);
     cr_assert_eq(aredis_client_pending(c), 0);
     aredis_status st;
     cr_assert_null(aredis_sync_scan_new(
@@ -686,8 +670,8 @@ Test(scan, wrong_type_and_missing_key)
         walk_all(loop, c,
                  &(aredis_scan_opts){.kind = AREDIS_SCAN_SET, .key = key}, &w,
                  1, 1);
-        cr_assert_eq(w.status, AREDIS_ESERVER);
-        cr_assert(strncmp(w.err, "WRONGTYPE", 9) == 0, "%s", w.err);
+        cr_assert_eq(w.end.status, AREDIS_ESERVER);
+        cr_assert(strncmp(w.end.err, "WRONGTYPE", 9) == 0, "%s", w.end.err);
         cr_assert_eq(w.batches + w.elements, 0);
         walk_cleanup(&w);
 
@@ -695,7 +679,7 @@ Test(scan, wrong_type_and_missing_key)
         walk_all(loop, c,
                  &(aredis_scan_opts){.kind = AREDIS_SCAN_HASH, .key = none},
                  &w2, 1, 1);
-        cr_assert_eq(w2.status, AREDIS_SCAN_FINISHED);
+        cr_assert_eq(w2.end.status, AREDIS_SCAN_FINISHED);
         cr_assert_eq(w2.batches + w2.elements, 0);
         walk_cleanup(&w2);
         must(loop, c, "DEL %s", key);
@@ -729,26 +713,28 @@ Test(scan, freeing_the_client_ends_the_walk_once)
     /* Freed while a SCAN call is in flight: it is cancelled. */
     walk w = {0};
     cr_assert_eq(aredis_scan(c, &(aredis_scan_opts){.match = pat}, on_batch,
-                             NULL, on_done, &w),
+                             NULL, testscan_done, &w),
                  0);
     aredis_client_free(c);
-    cr_assert(testloop_run_until(loop, &w.done_calls, 5000));
-    cr_assert_lt(w.status, 0, "a failure, not a finish");
-    cr_assert_eq(w.status, AREDIS_ECANCELED, "%d: %s", w.status, w.err);
+    cr_assert(testloop_run_until(loop, &w.end.calls, 5000));
+    cr_assert_lt(w.end.status, 0, "a failure, not a finish");
+    cr_assert_eq(w.end.status, AREDIS_ECANCELED, "%d: %s", w.end.status,
+                 w.end.err);
     walk_cleanup(&w);
 
     /* Freed from inside a batch callback: the next call is refused. */
     c = connect_to(loop, 0, 3);
     walk w2 = {0};
     cr_assert_eq(aredis_scan(c, &(aredis_scan_opts){.match = pat, .count = 5},
-                             free_client_in_batch, NULL, on_done, &w2),
+                             free_client_in_batch, NULL, testscan_done, &w2),
                  0);
-    cr_assert(testloop_run_until(loop, &w2.done_calls, 5000));
+    cr_assert(testloop_run_until(loop, &w2.end.calls, 5000));
     for (int i = 0; i < 5; i++)
         testloop_run_once(loop, 5);
-    cr_assert_eq(w2.done_calls, 1);
+    cr_assert_eq(w2.end.calls, 1);
     cr_assert_eq(w2.batches, 1);
-    cr_assert_eq(w2.status, AREDIS_ESTATE, "%d: %s", w2.status, w2.err);
+    cr_assert_eq(w2.end.status, AREDIS_ESTATE, "%d: %s", w2.end.status,
+                 w2.end.err);
     walk_cleanup(&w2);
 
     c = connect_to(loop, 0, 3);

@@ -210,6 +210,30 @@ Test(script, script_errors_keep_their_message)
     }
     aredis_script_free(broken);
     testgot_clear(&r);
+
+    /* A long error message (500 bytes) is a reply: it comes whole, through
+     * a script object and through a plain EVAL, never cut to the size of
+     * a message the library composes. */
+    snprintf(src, sizeof src,
+             "-- %ld\nreturn redis.error_reply(string.rep('x', 500))",
+             (long)getpid());
+    aredis_script *longerr = aredis_script_new(src, strlen(src));
+    cr_assert_eq(
+        aredis_script_eval(c, longerr, testgot_keep, &r, 0, NULL, 0, NULL), 0);
+    cr_assert(testloop_run_until(loop, &r.calls, 3000));
+    for (int form = 0; form < 2; form++) {
+        cr_assert_eq(r.r->type, AREDIS_REPLY_ERROR);
+        cr_assert_eq(r.r->code, AREDIS_ESERVER);
+        cr_assert_geq(r.r->len, 500, "%zu bytes: %s", r.r->len, r.r->str);
+        cr_assert_eq(strlen(r.r->str), r.r->len);
+        const char *x = strchr(r.r->str, 'x');
+        cr_assert_not_null(x, "%s", r.r->str);
+        cr_assert_eq(strspn(x, "x"), 500, "%s", r.r->str);
+        testgot_clear(&r);
+        if (form == 0)
+            testgot_command(loop, c, &r, "EVAL %s 0", src);
+    }
+    aredis_script_free(longerr);
     testclient_finish(loop, c);
 }
 

@@ -17,10 +17,10 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "aredis/aredis.h"
+#include "testclient.h"
 #include "testenv.h"
 
 /* ---- the set-up's state file ------------------------------------------- */
@@ -77,13 +77,6 @@ static int nth_port(const char *list, int i)
     return atoi(colon + 1);
 }
 
-static void connect_port(testenv_conn *c, int port)
-{
-    testenv_server s = {.port = port};
-    snprintf(s.host, sizeof s.host, "127.0.0.1");
-    cr_assert_eq(testenv_connect(c, &s), 0, "%s", testenv_errstr());
-}
-
 /* ---- the set-up itself ------------------------------------------------- */
 
 Test(sentinel_setup, every_sentinel_names_the_master_and_knows_the_rest)
@@ -98,7 +91,7 @@ Test(sentinel_setup, every_sentinel_names_the_master_and_knows_the_rest)
     for (int i = 0; i < 3; i++) {
         testenv_conn c;
         const aredis_reply *r;
-        connect_port(&c, nth_port(sentinels, i));
+        testclient_connect_port(&c, nth_port(sentinels, i));
         cr_assert_eq(testenv_command(&c, &r,
                                      "SENTINEL GET-MASTER-ADDR-BY-NAME %s",
                                      service),
@@ -117,7 +110,7 @@ Test(sentinel_setup, every_sentinel_names_the_master_and_knows_the_rest)
 
     testenv_conn m;
     const aredis_reply *r;
-    connect_port(&m, mport);
+    testclient_connect_port(&m, mport);
     cr_assert_eq(testenv_command(&m, &r, "ROLE"), 0, "%s", testenv_errstr());
     cr_assert_str_eq(r->element[0].str, "master");
     cr_assert_eq(r->element[2].len, 2, "the master has both replicas");
@@ -126,13 +119,6 @@ Test(sentinel_setup, every_sentinel_names_the_master_and_knows_the_rest)
 }
 
 /* ---- the client through a sentinel URL ---------------------------------- */
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 typedef struct counter {
     int calls, errors, last_code, expect, done;
@@ -161,8 +147,8 @@ static void count_cb(aredis_client *c, const aredis_reply *r, void *ud)
 
 static int run_until(aredis_loop *loop, const int *flag, int ms)
 {
-    long long end = now_ms() + ms;
-    while (!*flag && now_ms() < end)
+    long long end = testenv_now_ms() + ms;
+    while (!*flag && testenv_now_ms() < end)
         aredis_loop_run_once(loop, 10);
     return *flag;
 }
@@ -193,7 +179,7 @@ static void master_get(const char *key, char *out, size_t cap)
     setup_value("master", master, sizeof master);
     testenv_conn m;
     const aredis_reply *r;
-    connect_port(&m, nth_port(master, 0));
+    testclient_connect_port(&m, nth_port(master, 0));
     cr_assert_eq(testenv_command(&m, &r, "GET %s", key), 0, "%s",
                  testenv_errstr());
     snprintf(out, cap, "%.*s", r->type == AREDIS_REPLY_STRING ? (int)r->len : 0,
@@ -305,9 +291,9 @@ Test(sentinel, client_side_caching_on_a_sentinel_client)
     aredis_ccache *cc = aredis_ccache_new(
         c, &(aredis_ccache_opts){.commands = cmds, .ncommands = 1}, &st);
     cr_assert_not_null(cc, "%s", st.msg);
-    long long end = now_ms() + 10000;
+    long long end = testenv_now_ms() + 10000;
     while (aredis_ccache_get_state(cc) != AREDIS_CCACHE_ACTIVE &&
-           now_ms() < end)
+           testenv_now_ms() < end)
         aredis_loop_run_once(loop, 10);
     cr_assert_eq(aredis_ccache_get_state(cc), AREDIS_CCACHE_ACTIVE);
     cc_get(loop, cc, key, "v1"); /* miss, stored */
@@ -358,10 +344,10 @@ Test(sentinel, wrong_service_name_is_a_clear_error)
     aredis_loop *loop = aredis_loop_new();
     aredis_client *c = client_for(loop, url);
     counter k = {.expect = 1};
-    long long t0 = now_ms();
+    long long t0 = testenv_now_ms();
     cr_assert_eq(aredis_command(c, count_cb, &k, "PING"), 0);
     cr_assert(run_until(loop, &k.done, 10000), "no reply");
-    long long ms = now_ms() - t0;
+    long long ms = testenv_now_ms() - t0;
     cr_assert_eq(k.calls, 1);
     cr_assert_eq(k.errors, 1);
     cr_assert_eq(k.last_code, AREDIS_ENOMASTER, "code %s: %s",
@@ -375,27 +361,47 @@ Test(sentinel, wrong_service_name_is_a_clear_error)
     aredis_loop_free(loop);
 }
 
+/* A new client of the set-up whose sentinel list starts with
+ * 127.0.0.1:first, a sentinel that is what ("dead", "hung"), and how long
+ * its first SET+GET (of key "sentinel-<what>") took, in milliseconds. */
+typedef struct first_try {
+    aredis_loop *loop;
+    aredis_client *c;
+    char key[96];
+    long long ms;
+} first_try;
+
+static void first_set_get(first_try *f, int first, const char *what,
+                          const char *query)
+{
+    char before[64], url[512], name[64], value[64];
+    snprintf(before, sizeof before, "127.0.0.1:%d,", first);
+    sentinel_url(url, sizeof url, before, "mymaster", query);
+    f->loop = aredis_loop_new();
+    snprintf(name, sizeof name, "sentinel-%s", what);
+    testenv_key(f->key, sizeof f->key, name);
+    snprintf(value, sizeof value, "after-%s", what);
+    long long t0 = testenv_now_ms();
+    f->c = client_for(f->loop, url);
+    set_get(f->loop, f->c, f->key, value, 10000);
+    f->ms = testenv_now_ms() - t0;
+    fprintf(stderr,
+            "sentinel: first SET+GET with the first sentinel %s: %lld ms\n",
+            what, f->ms);
+}
+
 Test(sentinel, a_dead_first_sentinel_costs_little)
 {
     int dead = testenv_free_port();
     cr_assert_gt(dead, 0);
-    char before[64], url[512], key[96];
-    snprintf(before, sizeof before, "127.0.0.1:%d,", dead);
-    sentinel_url(url, sizeof url, before, "mymaster", "");
-    aredis_loop *loop = aredis_loop_new();
-    testenv_key(key, sizeof key, "sentinel-dead");
-    long long t0 = now_ms();
-    aredis_client *c = client_for(loop, url);
-    set_get(loop, c, key, "after-dead", 10000);
-    long long ms = now_ms() - t0;
-    fprintf(stderr,
-            "sentinel: first SET+GET with the first sentinel dead: %lld ms\n",
-            ms);
+    first_try f;
+    first_set_get(&f, dead, "dead", "");
+    long long ms = f.ms;
     /* Refused at once on loopback; the bound leaves room for a loaded
      * machine, the figure is in the log. */
     cr_assert_lt(ms, 1000, "a dead sentinel cost %lld ms", ms);
-    aredis_client_free(c);
-    aredis_loop_free(loop);
+    aredis_client_free(f.c);
+    aredis_loop_free(f.loop);
 }
 
 Test(sentinel, a_hung_first_sentinel_costs_its_deadline_only)
@@ -404,33 +410,95 @@ Test(sentinel, a_hung_first_sentinel_costs_its_deadline_only)
     int port;
     int fd = testenv_listener(&port);
     cr_assert_geq(fd, 0, "%s", testenv_errstr());
-    char before[64], url[512], key[96];
-    snprintf(before, sizeof before, "127.0.0.1:%d,", port);
-    sentinel_url(url, sizeof url, before, "mymaster",
-                 "?sentinel_timeout=400ms");
-    aredis_loop *loop = aredis_loop_new();
-    testenv_key(key, sizeof key, "sentinel-hung");
-    long long t0 = now_ms();
-    aredis_client *c = client_for(loop, url);
-    set_get(loop, c, key, "after-hung", 10000);
-    long long ms = now_ms() - t0;
-    fprintf(stderr,
-            "sentinel: first SET+GET with the first sentinel hung: %lld ms\n",
-            ms);
+    first_try f;
+    first_set_get(&f, port, "hung", "?sentinel_timeout=400ms");
+    long long ms = f.ms;
     cr_assert_geq(ms, 390, "the hung sentinel was not asked first?");
     cr_assert_lt(ms, 1500, "a hung sentinel cost %lld ms", ms);
 
     /* The sentinel that answered went to the front: a reconnect does not
      * wait for the hung one again. */
-    t0 = now_ms();
-    drop_connection(loop, c);
-    set_get(loop, c, key, "again", 10000);
-    ms = now_ms() - t0;
+    long long t0 = testenv_now_ms();
+    drop_connection(f.loop, f.c);
+    set_get(f.loop, f.c, f.key, "again", 10000);
+    ms = testenv_now_ms() - t0;
     fprintf(stderr, "sentinel: drop, reconnect, SET+GET: %lld ms\n", ms);
     cr_assert_lt(ms, 390, "the reconnect asked the hung sentinel again");
+    aredis_client_free(f.c);
+    aredis_loop_free(f.loop);
+    close(fd);
+}
+
+/* The error of a failed discovery names what matters however many
+ * sentinels failed: how many were asked, and the last one's error in
+ * full; the earlier ones follow as far as room allows, the message then
+ * ending with "..." rather than mid-word. Eight sentinels that never
+ * answer (listening loopback ports) each cost their deadline; their
+ * errors do not all fit. */
+typedef struct long_error {
+    int calls, code;
+    char msg[2048];
+} long_error;
+
+static void on_long_error(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    long_error *e = ud;
+    e->calls++;
+    e->code = r->type == AREDIS_REPLY_ERROR ? r->code : 0;
+    snprintf(e->msg, sizeof e->msg, "%.*s", (int)r->len, r->str);
+}
+
+Test(sentinel, a_failed_discovery_names_the_count_and_the_last_error)
+{
+    enum { NHUNG = 8 };
+    int fds[NHUNG], ports[NHUNG];
+    char list[256] = "", url[512];
+    for (int i = 0; i < NHUNG; i++) {
+        fds[i] = testenv_listener(&ports[i]);
+        cr_assert_geq(fds[i], 0, "%s", testenv_errstr());
+        size_t n = strlen(list);
+        snprintf(list + n, sizeof list - n, "%s127.0.0.1:%d", i ? "," : "",
+                 ports[i]);
+    }
+    snprintf(url, sizeof url,
+             "redis+sentinel://%s/mymaster?sentinel_timeout=150ms"
+             "&failover_wait=0",
+             list);
+    aredis_loop *loop = aredis_loop_new();
+    aredis_status st;
+    aredis_client *c = aredis_client_new(
+        loop,
+        &(aredis_options){.url = url,
+                          .reconnect_max_attempts = AREDIS_NO_RECONNECT},
+        &st);
+    cr_assert_not_null(c, "%s", st.msg);
+    long_error e = {0};
+    cr_assert_eq(aredis_command(c, on_long_error, &e, "PING"), 0);
+    long long t0 = testenv_now_ms();
+    for (long long end = t0 + 10000; e.calls == 0 && testenv_now_ms() < end;)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(e.calls, 1, "no reply");
+    fprintf(stderr, "sentinel: eight hung sentinels, %lld ms: %s\n",
+            testenv_now_ms() - t0, e.msg);
+    cr_assert_neq(e.code, 0, "%s", e.msg);
+    cr_assert(strstr(e.msg, "8 sentinels") != NULL, "no count: %s", e.msg);
+    char last[32];
+    snprintf(last, sizeof last, "127.0.0.1:%d", ports[NHUNG - 1]);
+    const char *at = strstr(e.msg, last);
+    cr_assert_not_null(at, "the last sentinel is not named: %s", e.msg);
+    cr_assert(strstr(at, "timed out") != NULL,
+              "the last sentinel's error is not given: %s", e.msg);
+    /* The first sentinel's error is the one that did not fit. */
+    size_t len = strlen(e.msg);
+    cr_assert(len > 3 && strcmp(e.msg + len - 3, "...") == 0,
+              "not cut, or not cleanly: %s", e.msg);
+    cr_assert_eq(strstr(e.msg, "..."), e.msg + len - 3, "%s", e.msg);
     aredis_client_free(c);
     aredis_loop_free(loop);
-    close(fd);
+    cr_assert_eq(e.calls, 1);
+    for (int i = 0; i < NHUNG; i++)
+        close(fds[i]);
 }
 
 Test(sentinel, freed_during_discovery_completes_everything_once)
@@ -537,87 +605,102 @@ static void write_port(const char *path, int port)
     fclose(f);
 }
 
-Test(sentinel, a_lost_master_is_looked_up_again)
+/* The end of a test on a fake sentinel: the client (NULL: freed already),
+ * its loop, then the fake. */
+static void fake_done(aredis_loop *loop, aredis_client *c, pid_t pid)
 {
-    /* Two private servers play the master before and after a failover;
-     * the fake sentinel names whichever the file says. */
-    testenv_server a, b;
-    cr_assert_eq(testenv_private_start(&a, "moving-a", NULL), 0, "%s",
-                 testenv_errstr());
-    cr_assert_eq(testenv_private_start(&b, "moving-b", NULL), 0, "%s",
-                 testenv_errstr());
-    char file[320], url[128], key[96];
-    snprintf(file, sizeof file, "%s/named-port", b.dir); /* b outlives a */
-    write_port(file, a.port);
-    int port;
-    pid_t pid = fake_sentinel_at(&port, a.port, file);
-    snprintf(url, sizeof url, "redis+sentinel://127.0.0.1:%d/mymaster", port);
-    aredis_loop *loop = aredis_loop_new();
-    aredis_client *c = client_for(loop, url);
-    testenv_key(key, sizeof key, "sentinel-move");
-    set_get(loop, c, key, "on-a", 10000);
-
-    /* "Failover": the sentinel now names b, and a goes away. */
-    write_port(file, b.port);
-    cr_assert_eq(testenv_private_stop(&a), 0, "%s", testenv_errstr());
-    set_get(loop, c, key, "on-b", 10000);
-    testenv_conn cb;
-    const aredis_reply *r;
-    connect_port(&cb, b.port);
-    cr_assert_eq(testenv_command(&cb, &r, "GET %s", key), 0, "%s",
-                 testenv_errstr());
-    cr_assert_eq(r->type, AREDIS_REPLY_STRING, "the write did not reach b");
-    cr_assert_str_eq(r->str, "on-b");
-    testenv_close(&cb);
-    aredis_client_free(c);
+    if (c != NULL)
+        aredis_client_free(c);
     aredis_loop_free(loop);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
-    cr_assert_eq(testenv_private_stop(&b), 0, "%s", testenv_errstr());
+}
+
+/* Two private servers, a and b, play the master before and after a
+ * failover; a fake sentinel names the one whose port a file holds (a's at
+ * first); c is a client on that sentinel, which has written "on-a" to
+ * key through a. */
+typedef struct moving {
+    testenv_server a, b;
+    int a_stopped;
+    char file[320]; /* in b's directory: b outlives a */
+    pid_t pid;
+    aredis_loop *loop;
+    aredis_client *c;
+    char key[96];
+} moving;
+
+static void moving_start(moving *m, const char *tag)
+{
+    char name[64], url[128];
+    m->a_stopped = 0;
+    snprintf(name, sizeof name, "%s-a", tag);
+    cr_assert_eq(testenv_private_start(&m->a, name, NULL), 0, "%s",
+                 testenv_errstr());
+    snprintf(name, sizeof name, "%s-b", tag);
+    cr_assert_eq(testenv_private_start(&m->b, name, NULL), 0, "%s",
+                 testenv_errstr());
+    snprintf(m->file, sizeof m->file, "%s/named-port", m->b.dir);
+    write_port(m->file, m->a.port);
+    int port;
+    m->pid = fake_sentinel_at(&port, m->a.port, m->file);
+    snprintf(url, sizeof url, "redis+sentinel://127.0.0.1:%d/mymaster", port);
+    m->loop = aredis_loop_new();
+    m->c = client_for(m->loop, url);
+    snprintf(name, sizeof name, "sentinel-%s", tag);
+    testenv_key(m->key, sizeof m->key, name);
+    set_get(m->loop, m->c, m->key, "on-a", 10000);
+}
+
+static void moving_stop_a(moving *m)
+{
+    cr_assert_eq(testenv_private_stop(&m->a), 0, "%s", testenv_errstr());
+    m->a_stopped = 1;
+}
+
+static void moving_done(moving *m)
+{
+    fake_done(m->loop, m->c, m->pid);
+    if (!m->a_stopped)
+        moving_stop_a(m);
+    cr_assert_eq(testenv_private_stop(&m->b), 0, "%s", testenv_errstr());
+}
+
+Test(sentinel, a_lost_master_is_looked_up_again)
+{
+    moving m;
+    moving_start(&m, "move");
+
+    /* "Failover": the sentinel now names b, and a goes away. */
+    write_port(m.file, m.b.port);
+    moving_stop_a(&m);
+    set_get(m.loop, m.c, m.key, "on-b", 10000);
+    aredis_reply *r = testclient_direct(m.b.port, "GET %s", m.key);
+    cr_assert_eq(r->type, AREDIS_REPLY_STRING, "the write did not reach b");
+    cr_assert_str_eq(r->str, "on-b");
+    aredis_reply_free(r);
+    moving_done(&m);
 }
 
 Test(sentinel, readonly_from_a_demoted_master_looks_up_again)
 {
     /* a is the master, then becomes b's replica while the connection to
      * it stays up: writes get READONLY until the client asks again. */
-    testenv_server a, b;
-    cr_assert_eq(testenv_private_start(&a, "demoted-a", NULL), 0, "%s",
-                 testenv_errstr());
-    cr_assert_eq(testenv_private_start(&b, "demoted-b", NULL), 0, "%s",
-                 testenv_errstr());
-    char file[320], url[128], key[96];
-    snprintf(file, sizeof file, "%s/named-port", b.dir);
-    write_port(file, a.port);
-    int port;
-    pid_t pid = fake_sentinel_at(&port, a.port, file);
-    snprintf(url, sizeof url, "redis+sentinel://127.0.0.1:%d/mymaster", port);
-    aredis_loop *loop = aredis_loop_new();
-    aredis_client *c = client_for(loop, url);
-    testenv_key(key, sizeof key, "sentinel-readonly");
-    set_get(loop, c, key, "on-a", 10000);
-
-    write_port(file, b.port);
-    testenv_conn ca;
-    const aredis_reply *r;
-    connect_port(&ca, a.port);
-    cr_assert_eq(testenv_command(&ca, &r, "REPLICAOF 127.0.0.1 %d", b.port), 0,
-                 "%s", testenv_errstr());
-    testenv_close(&ca);
+    moving m;
+    moving_start(&m, "readonly");
+    write_port(m.file, m.b.port);
+    aredis_reply_free(
+        testclient_direct(m.a.port, "REPLICAOF 127.0.0.1 %d", m.b.port));
 
     /* The first write meets READONLY and reports it (it is not re-sent
      * behind the caller's back); the ones after it reach b. */
     counter k = {.expect = 1};
-    cr_assert_eq(aredis_command(c, count_cb, &k, "SET %s x", key), 0);
-    cr_assert(run_until(loop, &k.done, 5000));
+    cr_assert_eq(aredis_command(m.c, count_cb, &k, "SET %s x", m.key), 0);
+    cr_assert(run_until(m.loop, &k.done, 5000));
     cr_assert_eq(k.errors, 1, "%s", k.last);
     cr_assert(strncmp(k.last, "READONLY", 8) == 0, "%s", k.last);
-    set_get(loop, c, key, "on-b", 10000);
-    aredis_client_free(c);
-    aredis_loop_free(loop);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    cr_assert_eq(testenv_private_stop(&a), 0, "%s", testenv_errstr());
-    cr_assert_eq(testenv_private_stop(&b), 0, "%s", testenv_errstr());
+    set_get(m.loop, m.c, m.key, "on-b", 10000);
+    moving_done(&m);
 }
 
 Test(sentinel, a_replica_named_master_is_dropped)
@@ -634,10 +717,7 @@ Test(sentinel, a_replica_named_master_is_dropped)
     set_get(loop, c, key, "on-master", 10000);
     master_get(key, got, sizeof got);
     cr_assert_str_eq(got, "on-master", "ROLE check let a replica through");
-    aredis_client_free(c);
-    aredis_loop_free(loop);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    fake_done(loop, c, pid);
 }
 
 Test(sentinel, only_a_lying_sentinel_fails_with_the_role_named)
@@ -656,10 +736,7 @@ Test(sentinel, only_a_lying_sentinel_fails_with_the_role_named)
     cr_assert_eq(k.calls, 1);
     cr_assert_eq(k.last_code, AREDIS_ENOMASTER, "%s", k.last);
     cr_assert(strstr(k.last, "says it is not one") != NULL, "%s", k.last);
-    aredis_client_free(c);
-    aredis_loop_free(loop);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    fake_done(loop, c, pid);
 }
 
 /* ---- role=replica on the shared set-up ---------------------------------- */
@@ -707,11 +784,11 @@ Test(sentinel, replica_reads_spread_over_both_replicas)
      * so not even the first read goes to the master. Read one at a time
      * until a second replica answers. */
     port_count warm = {0};
-    for (long long end = now_ms() + 5000;
-         warm.counts[1] == 0 && now_ms() < end;) {
+    for (long long end = testenv_now_ms() + 5000;
+         warm.counts[1] == 0 && testenv_now_ms() < end;) {
         cr_assert_eq(aredis_command(c, port_cb, &warm, "CONFIG GET port"), 0);
         int want = warm.calls + 1;
-        while (warm.calls < want && now_ms() < end)
+        while (warm.calls < want && testenv_now_ms() < end)
             aredis_loop_run_once(loop, 10);
         aredis_loop_run_once(loop, 5);
     }
@@ -723,7 +800,8 @@ Test(sentinel, replica_reads_spread_over_both_replicas)
     port_count k = {0};
     for (int i = 0; i < N; i++)
         cr_assert_eq(aredis_command(c, port_cb, &k, "CONFIG GET port"), 0);
-    for (long long end = now_ms() + 10000; k.calls < N && now_ms() < end;)
+    for (long long end = testenv_now_ms() + 10000;
+         k.calls < N && testenv_now_ms() < end;)
         aredis_loop_run_once(loop, 10);
     cr_assert_eq(k.calls, N);
     cr_assert_eq(k.errors, 0, "%s", k.last);
@@ -766,11 +844,12 @@ Test(sentinel, no_healthy_replica_falls_back_only_by_option)
          * from the master; without it, until the first error, then two
          * more reads that fail the same way. */
         int errors_at = -1;
-        for (long long end = now_ms() + (fallback ? 500 : 5000);
-             now_ms() < end && (errors_at < 0 || k.calls < errors_at + 2);) {
+        for (long long end = testenv_now_ms() + (fallback ? 500 : 5000);
+             testenv_now_ms() < end &&
+             (errors_at < 0 || k.calls < errors_at + 2);) {
             int want = k.calls + 1;
             cr_assert_eq(aredis_command(c, port_cb, &k, "CONFIG GET port"), 0);
-            while (k.calls < want && now_ms() < end + 5000)
+            while (k.calls < want && testenv_now_ms() < end + 5000)
                 aredis_loop_run_once(loop, 10);
             cr_assert_eq(k.calls, want);
             if (k.errors > 0 && errors_at < 0)
@@ -793,9 +872,7 @@ Test(sentinel, no_healthy_replica_falls_back_only_by_option)
         }
         aredis_client_free(c);
     }
-    aredis_loop_free(loop);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    fake_done(loop, NULL, pid);
 }
 
 /* ---- private set-ups: failovers and faults ------------------------------ */
@@ -868,7 +945,7 @@ static void ev_cb(aredis_pubsub *ps, const aredis_pubsub_message *m, void *ud)
     }
     if (m->kind != AREDIS_PUBSUB_PMESSAGE)
         return;
-    long long now = now_ms();
+    long long now = testenv_now_ms();
     char ev[64], data[256];
     snprintf(ev, sizeof ev, "%.*s", (int)m->channel_len, m->channel);
     snprintf(data, sizeof data, "%.*s", (int)m->data_len, m->data);
@@ -932,7 +1009,7 @@ static void w_cb(aredis_client *c, const aredis_reply *r, void *ud)
     cr_assert_not_null(r);
     x->calls++;
     cr_assert_eq(x->calls, 1, "a write completed twice");
-    x->done_at = now_ms();
+    x->done_at = testenv_now_ms();
     w->calls++;
     if (r->type == AREDIS_REPLY_ERROR) {
         w->failed++;
@@ -978,7 +1055,8 @@ static void w_send(writer *w)
 /* Every write completes, exactly once. */
 static void writer_drain(aredis_loop *loop, writer *w, int ms)
 {
-    for (long long end = now_ms() + ms; w->calls < w->n && now_ms() < end;)
+    for (long long end = testenv_now_ms() + ms;
+         w->calls < w->n && testenv_now_ms() < end;)
         aredis_loop_run_once(loop, 10);
     cr_assert_eq(w->calls, w->n, "%d of %d writes completed", w->calls, w->n);
     for (int i = 0; i < w->n; i++)
@@ -995,13 +1073,13 @@ static void writer_drain(aredis_loop *loop, writer *w, int ms)
 static void replicated(aredis_loop *loop, writer *w, int n)
 {
     counter k = {.expect = 1};
-    long long t0 = now_ms();
+    long long t0 = testenv_now_ms();
     cr_assert_eq(aredis_command(w->c, count_cb, &k, "WAIT %d 5000", n), 0);
     cr_assert(run_until(loop, &k.done, 10000), "WAIT: no reply");
     cr_assert_eq(k.errors, 0, "WAIT: %s", k.last);
     cr_assert_eq(k.n, n,
                  "%lld of %d replicas have the first %d writes after %lld ms",
-                 k.n, n, w->n, now_ms() - t0);
+                 k.n, n, w->n, testenv_now_ms() - t0);
 }
 
 /* Write every 2 ms (500/s) until `after_ms` past the switch or `max_ms`;
@@ -1010,9 +1088,9 @@ static void pump(aredis_loop *loop, writer *w, const evwatch *ev,
                  long long after_ms, long long max_ms,
                  void (*tick)(void *ud, long long now), void *ud)
 {
-    long long t0 = now_ms(), next = t0;
+    long long t0 = testenv_now_ms(), next = t0;
     for (;;) {
-        long long now = now_ms();
+        long long now = testenv_now_ms();
         if (now - t0 > max_ms ||
             (ev->switch_at != 0 && now - ev->switch_at >= after_ms))
             break;
@@ -1031,7 +1109,7 @@ static int master_port_via(int sentinel_port)
 {
     testenv_conn c;
     const aredis_reply *r;
-    connect_port(&c, sentinel_port);
+    testclient_connect_port(&c, sentinel_port);
     cr_assert_eq(
         testenv_command(&c, &r, "SENTINEL GET-MASTER-ADDR-BY-NAME mymaster"), 0,
         "%s", testenv_errstr());
@@ -1044,7 +1122,8 @@ static int master_port_via(int sentinel_port)
 static int new_master(const setup *s)
 {
     int old = nth_port(s->master, 0), port = old;
-    for (long long end = now_ms() + 10000; port == old && now_ms() < end;) {
+    for (long long end = testenv_now_ms() + 10000;
+         port == old && testenv_now_ms() < end;) {
         port = master_port_via(nth_port(s->sentinels, 2));
         if (port == old)
             usleep(50000);
@@ -1059,7 +1138,7 @@ static int acked_but_lost(const writer *w, int port, long long switch_at,
                           int *after_switch)
 {
     testenv_conn m;
-    connect_port(&m, port);
+    testclient_connect_port(&m, port);
     int lost = 0;
     *after_switch = 0;
     for (int i = 0; i < w->n; i++) {
@@ -1128,7 +1207,7 @@ static void explain_loss(const writer *w, const setup *s, int port,
     fprintf(stderr,
             "sentinel: writes acked but missing on 127.0.0.1:%d:", port);
     testenv_conn m;
-    connect_port(&m, port);
+    testclient_connect_port(&m, port);
     for (int i = 0; i <= w->n; i++) {
         int missing = 0;
         if (i < w->n && w->recs[i].ok) {
@@ -1214,12 +1293,12 @@ Test(sentinel_failover, graceful_failover_fences_writes, .timeout = 120)
 
     testenv_conn s2;
     const aredis_reply *r;
-    connect_port(&s2, nth_port(s.sentinels, 1));
+    testclient_connect_port(&s2, nth_port(s.sentinels, 1));
     cr_assert_eq(testenv_command(&s2, &r, "SENTINEL FAILOVER mymaster"), 0,
                  "%s", testenv_errstr());
     cr_assert_eq(r->type, AREDIS_REPLY_STATUS, "%s", r->str);
     testenv_close(&s2);
-    long long t0 = now_ms();
+    long long t0 = testenv_now_ms();
     pump(loop, &w, &ev, 300, 15000, NULL, NULL);
     writer_drain(loop, &w, 10000);
     cr_assert(run_until(loop, &cb.k.done, 5000),
@@ -1245,7 +1324,7 @@ Test(sentinel_failover, graceful_failover_fences_writes, .timeout = 120)
     cr_assert_eq(w.codes[1] + w.codes[2], 0, "a write failed: %s", w.last);
     set_get(loop, c, key, "after", 10000);
     testenv_conn m;
-    connect_port(&m, port);
+    testclient_connect_port(&m, port);
     cr_assert_eq(testenv_command(&m, &r, "GET %s", cb.key), 0, "%s",
                  testenv_errstr());
     cr_assert_eq(r->type, AREDIS_REPLY_STRING, "in-callback write missing");
@@ -1340,7 +1419,7 @@ Test(sentinel_failover, killed_master_writes_wait_and_resume, .timeout = 120)
     repl_info(nth_port(s.master, 0), before, sizeof before);
 
     cr_assert_eq(kill(s.master_pid, SIGKILL), 0);
-    x.t_kill = now_ms();
+    x.t_kill = testenv_now_ms();
     pump(loop, &w, &ev, 300, 20000, kill_tick, &x);
     writer_drain(loop, &w, 10000);
     cr_assert_eq(x.phase, 2, "the clients did not see the loss");
@@ -1403,7 +1482,7 @@ Test(sentinel_failover, paused_master_costs_nothing, .timeout = 120)
     repl_info(nth_port(s.master, 0), before, sizeof before);
 
     cr_assert_eq(kill(s.master_pid, SIGSTOP), 0);
-    long long t0 = now_ms();
+    long long t0 = testenv_now_ms();
     usleep(50000); /* stopped for sure before the INCR reaches it */
     /* Not idempotent, written to the hung master: its outcome is unknown. */
     counter incr = {.expect = 1};
@@ -1456,25 +1535,27 @@ Test(sentinel_failover, a_killed_replica_leaves_the_rotation, .timeout = 120)
     for (int i = 0; i < 50 && warm.counts[1] == 0; i++) {
         cr_assert_eq(aredis_command(c, port_cb, &warm, "CONFIG GET port"), 0);
         int want = warm.calls + 1;
-        for (long long end = now_ms() + 2000;
-             warm.calls < want && now_ms() < end;)
+        for (long long end = testenv_now_ms() + 2000;
+             warm.calls < want && testenv_now_ms() < end;)
             aredis_loop_run_once(loop, 10);
     }
     cr_assert_neq(warm.counts[1], 0, "reads did not reach both replicas");
 
     cr_assert_eq(kill(s.replica_pid[0], SIGKILL), 0);
-    long long t_kill = now_ms();
+    long long t_kill = testenv_now_ms();
     enum { CAP = 8000 };
     port_count before = {0}, after = {0};
     int sent = 0;
-    long long next = now_ms();
-    while (now_ms() - t_kill < 15000 &&
-           (ev.sdown_at == 0 || now_ms() - ev.sdown_at < 2000) && sent < CAP) {
-        if (now_ms() >= next) {
+    long long next = testenv_now_ms();
+    while (testenv_now_ms() - t_kill < 15000 &&
+           (ev.sdown_at == 0 || testenv_now_ms() - ev.sdown_at < 2000) &&
+           sent < CAP) {
+        if (testenv_now_ms() >= next) {
             /* Reads from +sdown + 1 s on are counted apart. */
-            port_count *k = ev.sdown_at != 0 && now_ms() >= ev.sdown_at + 1000
-                                ? &after
-                                : &before;
+            port_count *k =
+                ev.sdown_at != 0 && testenv_now_ms() >= ev.sdown_at + 1000
+                    ? &after
+                    : &before;
             cr_assert_eq(aredis_command(c, port_cb, k, "CONFIG GET port"), 0);
             sent++;
             next += 2;
@@ -1482,8 +1563,8 @@ Test(sentinel_failover, a_killed_replica_leaves_the_rotation, .timeout = 120)
         aredis_loop_run_once(loop, 1);
     }
     cr_assert_neq(ev.sdown_at, 0, "no +sdown");
-    for (long long end = now_ms() + 5000;
-         before.calls + after.calls < sent && now_ms() < end;)
+    for (long long end = testenv_now_ms() + 5000;
+         before.calls + after.calls < sent && testenv_now_ms() < end;)
         aredis_loop_run_once(loop, 10);
     cr_assert_eq(before.calls + after.calls, sent);
     fprintf(stderr,
@@ -1528,10 +1609,10 @@ Test(sentinel_faults, all_sentinels_hung_then_back, .timeout = 60)
     stop_sentinels(&s, SIGSTOP, 3);
     drop_connection(loop, c);
     counter k = {.expect = 2};
-    long long t0 = now_ms();
+    long long t0 = testenv_now_ms();
     cr_assert_eq(aredis_command(c, count_cb, &k, "SET %s held", key), 0);
     cr_assert_eq(aredis_command(c, count_cb, &k, "GET %s", key), 0);
-    for (long long end = now_ms() + 1500; now_ms() < end;)
+    for (long long end = testenv_now_ms() + 1500; testenv_now_ms() < end;)
         aredis_loop_run_once(loop, 10);
     int held = k.calls;
     stop_sentinels(&s, SIGCONT, 3);
@@ -1539,7 +1620,7 @@ Test(sentinel_faults, all_sentinels_hung_then_back, .timeout = 60)
     fprintf(stderr,
             "sentinel: all sentinels hung for 1.5 s: the held write "
             "completed %lld ms after it was submitted\n",
-            now_ms() - t0);
+            testenv_now_ms() - t0);
     cr_assert_eq(held, 0, "commands did not wait for the sentinels");
     cr_assert_eq(k.calls, 2);
     cr_assert_eq(k.errors, 0, "%s", k.last);
@@ -1563,16 +1644,16 @@ Test(sentinel_faults, learnt_sentinels_outlive_the_configured_one,
     aredis_client *c = client_for(loop, url);
     testenv_key(key, sizeof key, "sentinel-learnt");
     set_get(loop, c, key, "before", 10000);
-    for (long long end = now_ms() + 300; now_ms() < end;)
+    for (long long end = testenv_now_ms() + 300; testenv_now_ms() < end;)
         aredis_loop_run_once(loop, 10); /* SENTINEL SENTINELS answers */
     stop_sentinels(&s, SIGSTOP, 1);     /* the only one configured */
     drop_connection(loop, c);
-    long long t0 = now_ms();
+    long long t0 = testenv_now_ms();
     counter k = {.expect = 2};
     cr_assert_eq(aredis_command(c, count_cb, &k, "SET %s learnt", key), 0);
     cr_assert_eq(aredis_command(c, count_cb, &k, "GET %s", key), 0);
     int ok = run_until(loop, &k.done, 5000);
-    long long ms = now_ms() - t0;
+    long long ms = testenv_now_ms() - t0;
     stop_sentinels(&s, SIGCONT, 1);
     cr_assert(ok, "no reply");
     fprintf(stderr,
@@ -1597,10 +1678,10 @@ static void auth_fails(const setup *s, const char *query, const char *want)
     aredis_loop *loop = aredis_loop_new();
     aredis_client *c = client_for(loop, url);
     counter k = {.expect = 1};
-    long long t0 = now_ms();
+    long long t0 = testenv_now_ms();
     cr_assert_eq(aredis_command(c, count_cb, &k, "SET k v"), 0);
     cr_assert(run_until(loop, &k.done, 5000), "no reply");
-    long long ms = now_ms() - t0;
+    long long ms = testenv_now_ms() - t0;
     fprintf(stderr, "sentinel: S6 %s: failed in %lld ms: %s\n",
             query[0] ? query : "no password", ms, k.last);
     cr_assert_eq(k.errors, 1);

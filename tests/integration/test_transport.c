@@ -67,6 +67,14 @@ static void addr_v4(struct sockaddr_storage *ss, socklen_t *len, int port)
     *len = sizeof *s4;
 }
 
+/* The test's own server and its IPv4 loopback address. */
+static void own_server(testenv_server *s, struct sockaddr_storage *ss,
+                       socklen_t *len)
+{
+    load(s, NULL);
+    addr_v4(ss, len, s->port);
+}
+
 /* ------------------------------------------------------------------------
  * Driving a transport with poll(), every wait bounded
  * ------------------------------------------------------------------------ */
@@ -207,6 +215,22 @@ static void ping_pong(aredis__transport *t)
     aredis_reader_free(rd);
 }
 
+/* n PINGs encoded into the empty buffer *b, one iovec each (the caller
+ * frees the array). */
+static struct iovec *pings(aredis_buf *b, int n)
+{
+    const char *pv[] = {"PING"};
+    cr_assert_eq(aredis_write_argv(b, 1, pv, NULL), 0);
+    size_t one = b->len;
+    for (int i = 1; i < n; i++)
+        cr_assert_eq(aredis_write_argv(b, 1, pv, NULL), 0);
+    struct iovec *many = calloc((size_t)n, sizeof *many);
+    cr_assert_not_null(many);
+    for (int i = 0; i < n; i++)
+        many[i] = (struct iovec){b->data + (size_t)i * one, one};
+    return many;
+}
+
 /* A value far larger than a socket buffer or a TLS record, in odd-sized
  * pieces, then 2000 pipelined PINGs as 2000 pieces (beyond IOV_MAX): the
  * short writes and the resends are exercised for real. */
@@ -243,15 +267,7 @@ static void big_traffic(aredis__transport *t)
     cr_assert(memcmp(r->str, val, VAL) == 0, "GET returned other bytes");
 
     aredis_buf_cleanup(&b);
-    const char *pv[] = {"PING"};
-    cr_assert_eq(aredis_write_argv(&b, 1, pv, NULL), 0);
-    size_t one = b.len;
-    for (int i = 1; i < PINGS; i++)
-        cr_assert_eq(aredis_write_argv(&b, 1, pv, NULL), 0);
-    struct iovec *many = calloc(PINGS, sizeof *many);
-    cr_assert_not_null(many);
-    for (int i = 0; i < PINGS; i++)
-        many[i] = (struct iovec){b.data + (size_t)i * one, one};
+    struct iovec *many = pings(&b, PINGS);
     cr_assert_eq(write_all(t, many, PINGS), 0, "write: %s", t->errmsg);
     for (int i = 0; i < PINGS; i++) {
         cr_assert_eq(read_reply(t, rd, &r), 1, "PONG %d: %s", i, t->errmsg);
@@ -297,15 +313,7 @@ static void write_retry_with_more_data(aredis__transport *t)
     cr_assert_eq(write_all(t, &iov, 1), 0, "%s", t->errmsg);
     aredis_buf_cleanup(&b);
 
-    const char *pv[] = {"PING"};
-    cr_assert_eq(aredis_write_argv(&b, 1, pv, NULL), 0);
-    size_t one = b.len;
-    for (int i = 1; i < PINGS; i++)
-        cr_assert_eq(aredis_write_argv(&b, 1, pv, NULL), 0);
-    struct iovec *many = calloc(PINGS, sizeof *many);
-    cr_assert_not_null(many);
-    for (int i = 0; i < PINGS; i++)
-        many[i] = (struct iovec){b.data + (size_t)i * one, one};
+    struct iovec *many = pings(&b, PINGS);
 
     int off = 0, queued = 0, wants = 0;
     long long deadline = testenv_now_ms() + DEADLINE_MS;
@@ -677,10 +685,9 @@ Test(transport, resolve_out_of_memory)
 Test(transport, tcp_options_and_big_traffic)
 {
     testenv_server s;
-    load(&s, NULL);
     struct sockaddr_storage ss;
     socklen_t len;
-    addr_v4(&ss, &len, s.port);
+    own_server(&s, &ss, &len);
 
     aredis__config cfg;
     config(&cfg, "redis://127.0.0.1:%d?keepalive=7", s.port);
@@ -709,10 +716,9 @@ Test(transport, tcp_options_and_big_traffic)
 Test(transport, tcp_write_retry_with_more_data)
 {
     testenv_server s;
-    load(&s, NULL);
     struct sockaddr_storage ss;
     socklen_t len;
-    addr_v4(&ss, &len, s.port);
+    own_server(&s, &ss, &len);
     aredis__config cfg;
     config(&cfg, "redis://127.0.0.1:%d", s.port);
     aredis__transport *t = dial_ok(&cfg, (struct sockaddr *)&ss, len);
@@ -809,10 +815,9 @@ Test(transport, connect_bad_arguments)
 Test(transport, connect_out_of_memory)
 {
     testenv_server s;
-    load(&s, NULL);
     struct sockaddr_storage ss;
     socklen_t len;
-    addr_v4(&ss, &len, s.port);
+    own_server(&s, &ss, &len);
     /* Plain TCP, then TLS over it: each allocation in turn fails. */
     const char *urls[] = {"redis", "rediss"};
     for (int u = 0; u < 2; u++) {
@@ -1273,10 +1278,9 @@ Test(transport, tls_client_to_plaintext_port)
      * waits, and the client's connect deadline ends it. What must hold is
      * that it never passes for a TLS connection. */
     testenv_server s;
-    load(&s, NULL);
     struct sockaddr_storage ss;
     socklen_t len;
-    addr_v4(&ss, &len, s.port);
+    own_server(&s, &ss, &len);
     aredis__config cfg;
     config(&cfg, "rediss://127.0.0.1:%d?tls_insecure=yes", s.port);
     aredis__transport *t = NULL;

@@ -1,20 +1,37 @@
 /* Client fixtures shared by the integration tests (tests/support).
  *
- * On top of testloop.h (the loop under test) and Criterion: a client on a
- * URL, a reply kept by a callback, one command run to its reply, and the end
- * of a test (nothing left in flight, the client and the loop freed). Every
- * wait has a deadline in real time, so a test can fail but never hang.
+ * On top of testloop.h (the loop under test) and Criterion: a fixture
+ * server's address, a command straight to a server, a client on a URL, a reply
+ * kept by a callback, one command run to its reply, how a SCAN walk ended, and
+ * the end of a test (nothing left in flight, the client and the loop freed).
+ * Every wait has a deadline in real time, so a test can fail but never hang.
  * Header-only, like testloop.h, whose per-process state it uses. */
 #ifndef AREDIS_TESTS_TESTCLIENT_H
 #define AREDIS_TESTS_TESTCLIENT_H
 
 #include <criterion/criterion.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "aredis/aredis.h"
 #include "testenv.h"
 #include "testloop.h"
+
+/* Load the fixture server name (testenv_server_load: NULL for the test's
+ * own) into *srv; the test fails when it is not there. */
+static inline void testclient_server(testenv_server *srv, const char *name)
+{
+    cr_assert_eq(testenv_server_load(srv, name), 0, "%s", testenv_errstr());
+}
+
+/* The TCP port of the fixture server name (the first node of a cluster). */
+static inline int testclient_port(const char *name)
+{
+    testenv_server s;
+    testclient_server(&s, name);
+    return s.port;
+}
 
 /* For a suite's .init: load the standalone fixture server into *srv and,
  * when url is not NULL, write its URL on database db into url[cap]. The
@@ -22,10 +39,62 @@
 static inline void testclient_standalone(testenv_server *srv, char *url,
                                          size_t cap, int db)
 {
-    cr_assert_eq(testenv_server_load(srv, "standalone"), 0, "%s",
-                 testenv_errstr());
+    testclient_server(srv, "standalone");
     if (url != NULL)
         testenv_url(url, cap, srv, db);
+}
+
+/* A blocking connection (testenv.h) to 127.0.0.1:port; the test fails
+ * when it cannot connect. */
+static inline void testclient_connect_port(testenv_conn *c, int port)
+{
+    testenv_server s = {.host = "127.0.0.1", .port = port};
+    cr_assert_eq(testenv_connect(c, &s), 0, "127.0.0.1:%d: %s", port,
+                 testenv_errstr());
+}
+
+/* One command (aredis_command's format) on a new blocking connection to
+ * 127.0.0.1:port, straight to that server: its reply, a copy the caller
+ * frees. The test fails when the connection or the exchange fails. */
+static inline aredis_reply *testclient_direct(int port, const char *fmt, ...)
+{
+    testenv_conn c;
+    testclient_connect_port(&c, port);
+    const aredis_reply *r;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = testenv_vcommand(&c, &r, fmt, ap);
+    va_end(ap);
+    cr_assert_eq(rc, 0, "127.0.0.1:%d: %s: %s", port, fmt, testenv_errstr());
+    aredis_reply *copy = aredis_reply_dup(r);
+    cr_assert_not_null(copy);
+    testenv_close(&c);
+    return copy;
+}
+
+/* The node ID of the cluster node at 127.0.0.1:port (CLUSTER MYID). */
+static inline void testclient_node_id(int port, char id[41])
+{
+    aredis_reply *r = testclient_direct(port, "CLUSTER MYID");
+    cr_assert_eq(r->len, 40, "127.0.0.1:%d: %s", port, r->str);
+    memcpy(id, r->str, 41);
+    aredis_reply_free(r);
+}
+
+/* Start a private Redis Cluster of n primaries without replicas
+ * (testenv_private_cluster_start, named after tag): its first primary in
+ * *s, the ports of its primaries in ports[n]. The test fails when it
+ * cannot be started. */
+static inline void testclient_private_cluster(testenv_server *s,
+                                              const char *tag, int *ports,
+                                              int n)
+{
+    char extra[64];
+    snprintf(extra, sizeof extra, "--primaries %d --replicas 0", n);
+    cr_assert_eq(testenv_private_cluster_start(s, tag, extra), 0, "%s",
+                 testenv_errstr());
+    cr_assert_eq(testenv_state_ports(s->name, "primaries", ports, n), n, "%s",
+                 testenv_errstr());
 }
 
 /* A client on url; the test fails when it cannot be made. */
@@ -120,6 +189,33 @@ static inline void testgot_wait_all(aredis_loop *loop, testgot *g, size_t n)
         aredis_loop_run_once(loop, 1);
     for (size_t i = 0; i < n; i++)
         cr_assert_eq(g[i].calls, 1, "command %zu: %d callbacks", i, g[i].calls);
+}
+
+/* How an aredis_scan() walk ended, as testscan_done saw it. */
+typedef struct testscan_end {
+    int calls;     /* runs of the done callback: 0 while the walk goes on */
+    int status;    /* AREDIS_SCAN_FINISHED, AREDIS_SCAN_STOPPED or an error */
+    char err[256]; /* for an error, the text of the error reply */
+} testscan_end;
+
+/* An aredis_scan_done_cb that keeps how the walk ended, checking that a
+ * failure (a negative status), and only a failure, carries an error reply.
+ * ud is the walk's state (the batch and element callbacks get the same),
+ * which must begin with a testscan_end. */
+static inline void testscan_done(aredis_client *c, int status,
+                                 const aredis_reply *err, void *ud)
+{
+    (void)c;
+    testscan_end *end = ud;
+    end->calls++;
+    end->status = status;
+    if (status < 0) {
+        cr_assert_not_null(err, "a failure carries its error reply");
+        cr_assert_eq(err->type, AREDIS_REPLY_ERROR);
+        snprintf(end->err, sizeof end->err, "%.*s", (int)err->len, err->str);
+    } else {
+        cr_assert_null(err);
+    }
 }
 
 #endif /* AREDIS_TESTS_TESTCLIENT_H */

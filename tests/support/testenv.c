@@ -562,12 +562,19 @@ static int send_and_read(testenv_conn *c, aredis_buf *b,
 int testenv_command(testenv_conn *c, const aredis_reply **out, const char *fmt,
                     ...)
 {
-    aredis_buf b;
-    aredis_buf_init(&b);
     va_list ap;
     va_start(ap, fmt);
-    int rc = aredis_write_vfmt(&b, fmt, ap);
+    int rc = testenv_vcommand(c, out, fmt, ap);
     va_end(ap);
+    return rc;
+}
+
+int testenv_vcommand(testenv_conn *c, const aredis_reply **out, const char *fmt,
+                     va_list ap)
+{
+    aredis_buf b;
+    aredis_buf_init(&b);
+    int rc = aredis_write_vfmt(&b, fmt, ap);
     if (rc != 0) {
         testenv_set_err("aredis_write_vfmt(\"%s\"): %s", fmt,
                         aredis_err_name(rc));

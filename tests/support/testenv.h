@@ -15,6 +15,7 @@
 #ifndef AREDIS_TESTS_TESTENV_H
 #define AREDIS_TESTS_TESTENV_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -80,10 +81,13 @@ int testenv_recv(testenv_conn *c, char *buf, size_t cap, size_t *n);
  * deadline. */
 int testenv_read_reply(testenv_conn *c, const aredis_reply **out);
 
-/* Encode one command with aredis_write_fmt() or aredis_write_argv(), send
- * it and read its reply (as testenv_read_reply()). */
+/* Encode one command with aredis_write_fmt() (aredis_write_vfmt()) or
+ * aredis_write_argv(), send it and read its reply (as
+ * testenv_read_reply()). */
 int testenv_command(testenv_conn *c, const aredis_reply **out, const char *fmt,
                     ...);
+int testenv_vcommand(testenv_conn *c, const aredis_reply **out, const char *fmt,
+                     va_list ap);
 int testenv_commandv(testenv_conn *c, const aredis_reply **out, int argc,
                      const char *const *argv, const size_t *argvlen);
 

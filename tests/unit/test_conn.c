@@ -43,7 +43,7 @@ static struct {
     int connected, disconnected, reconnecting;
     int last_code, last_attempt;
     int64_t last_delay;
-    char last_msg[192];
+    char last_msg[1024];
     int pushes;
     /* Submit a command from each completion (refill), up to this index. */
     int refill_upto, next_refill;
@@ -190,15 +190,21 @@ static void written_text(char *buf, size_t cap)
     snprintf(buf, cap, "%.*s", (int)n, out);
 }
 
+/* Feed bytes as reads would: as much as the input buffer takes at a time. */
 static void feed(const char *bytes)
 {
     size_t n = strlen(bytes), avail;
-    char *w = aredis__conn_in_buf(&cn, &avail);
-    cr_assert_not_null(w);
-    cr_assert_geq(avail, n);
-    memcpy(w, bytes, n);
-    aredis__conn_in_commit(&cn, n, now);
-    drain();
+    do {
+        char *w = aredis__conn_in_buf(&cn, &avail);
+        cr_assert_not_null(w);
+        cr_assert_gt(avail, 0);
+        size_t k = n < avail ? n : avail;
+        memcpy(w, bytes, k);
+        aredis__conn_in_commit(&cn, k, now);
+        drain();
+        bytes += k;
+        n -= k;
+    } while (n > 0);
 }
 
 static const char hello_map[] =
@@ -500,6 +506,63 @@ Test(conn, refused_auth_is_eauth)
     feed("-WRONGPASS invalid username-password pair\r\n");
     cr_assert_eq(d.last_code, AREDIS_EAUTH);
     cr_assert(strstr(d.last_msg, "AUTH") != NULL, "%s", d.last_msg);
+}
+
+/* 1 when s is well-formed UTF-8 (no sequence cut short). */
+static int utf8_whole(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p != 0) {
+        int n = *p < 0x80 ? 0 : *p >= 0xF0 ? 3 : *p >= 0xE0 ? 2 : 1;
+        if (*p >= 0x80 && *p < 0xC0)
+            return 0; /* a continuation byte where a character starts */
+        p++;
+        for (int i = 0; i < n; i++, p++)
+            if ((*p & 0xC0) != 0x80)
+                return 0;
+    }
+    return 1;
+}
+
+/* The server's refusal, quoted: in full when it fits in a connection's
+ * message, even past 192 bytes (171 bytes of server text here, "é" being
+ * two bytes); cut cleanly when it does not: between characters, ending
+ * with "...". */
+Test(conn, a_refusal_is_quoted_whole_or_cut_cleanly)
+{
+    char err[1400], want[1500];
+    size_t n = (size_t)snprintf(err, sizeof err, "WRONGPASS x");
+    for (int i = 0; i < 80; i++)
+        n += (size_t)snprintf(err + n, sizeof err - n, "\xc3\xa9");
+    cfg.protocol = 2;
+    cfg.password = "bad";
+    to_handshake();
+    char line[1500];
+    snprintf(line, sizeof line, "-%s\r\n", err);
+    feed(line);
+    cr_assert_eq(d.last_code, AREDIS_EAUTH);
+    snprintf(want, sizeof want, "handshake failed: AUTH: %s", err);
+    cr_assert_str_eq(d.last_msg, want);
+
+    /* 600 characters, 1,200 bytes: more than a message holds. */
+    teardown();
+    setup();
+    n = (size_t)snprintf(err, sizeof err, "WRONGPASS x");
+    for (int i = 0; i < 600; i++)
+        n += (size_t)snprintf(err + n, sizeof err - n, "\xc3\xa9");
+    cfg.protocol = 2;
+    cfg.password = "bad";
+    to_handshake();
+    snprintf(line, sizeof line, "-%s\r\n", err);
+    feed(line);
+    cr_assert_eq(d.last_code, AREDIS_EAUTH);
+    size_t len = strlen(d.last_msg);
+    cr_assert_lt(len, AREDIS__CONN_MSG_MAX);
+    cr_assert_gt(len, AREDIS__CONN_MSG_MAX - 8, "%zu bytes", len);
+    cr_assert_str_eq(d.last_msg + len - 3, "...", "%s", d.last_msg);
+    cr_assert(utf8_whole(d.last_msg), "cut inside a character: %s", d.last_msg);
+    snprintf(want, sizeof want, "handshake failed: AUTH: %s", err);
+    cr_assert_eq(strncmp(d.last_msg, want, len - 3), 0, "%s", d.last_msg);
 }
 
 Test(conn, explicit_resp3_does_not_fall_back)
