@@ -44,9 +44,9 @@ test_timeout=${AREDIS_MUTATION_TIMEOUT:-120}
 area_tests() {
   case $1 in
     resp)        echo 'integration\.test_resp_server$|faults\.test_hostile$' ;;
-    conn)        echo 'integration\.test_client$|faults\.test_(hostile|handshake|faults|reentry)$' ;;
+    conn)        echo 'integration\.test_client$|faults\.test_(hostile|handshake|faults|reentry|unsent)$' ;;
     link)        echo 'faults\.test_(faults|reentry|extras)$|integration\.test_client$' ;;
-    client)      echo 'integration\.test_(client|close|pool|alloc)$|faults\.test_faults$' ;;
+    client)      echo 'integration\.test_(client|close|pool|alloc)$|faults\.test_(faults|unsent)$' ;;
     pool)        echo 'integration\.test_pool$|faults\.test_faults$' ;;
     pubsub)      echo 'integration\.test_pubsub$' ;;
     pipeline)    echo 'integration\.test_pipeline$|faults\.test_extras$' ;;
@@ -275,6 +275,18 @@ equivalent: a SKIP while OFF sets skip_next, but OFF ends only with ON, which cl
     if (cn->exclusive && cn->npend == 0) {
         retry = 0;
 
+=== conn-18 conn src/conn/conn.c
+---
+    if (cn->lent || cmd->reply_kind != AREDIS__REPLY_NORMAL ||
++++
+    if (cmd->reply_kind != AREDIS__REPLY_NORMAL ||
+
+=== conn-19 conn src/conn/conn.c
+---
+            r->end -= run;
++++
+            r->end -= 0;
+
 === link-01 link src/node/link.c
 ---
     if (!(cmd->flags & AREDIS__CMD_DONE)) {
@@ -315,9 +327,9 @@ equivalent: the commands the lost connection carried complete after this event, 
 === link-06 link src/node/link.c
 equivalent: dead code: records are zeroed when made and every command reaches link_submit before any connection carried it, so WAS_SENT is never set there
 ---
-        (uint8_t)((cmd->cc.flags & AREDIS__CC_WAS_SENT) |
+        (uint8_t)((cmd->cc.flags & (AREDIS__CC_WAS_SENT | AREDIS__CC_GLUED)) |
 +++
-        (uint8_t)(0 |
+        (uint8_t)((cmd->cc.flags & AREDIS__CC_GLUED) |
 
 === link-07 link src/node/link.c
 equivalent: a full read is followed by one more read that returns "would block": one system call more, nothing a caller can observe
@@ -354,11 +366,9 @@ equivalent: a full read is followed by one more read that returns "would block":
 
 === client-04 client src/client/client.c
 ---
-        } else if (cmd->link != NULL)
-            unsent = aredis__conn_cancel(&cmd->link->conn, &cmd->cc);
+            unsent = aredis__link_cancel(l, cmd);
 +++
-        } else if (0)
-            unsent = aredis__conn_cancel(&cmd->link->conn, &cmd->cc);
+            unsent = 0;
 
 === client-05 client src/client/client.c
 ---

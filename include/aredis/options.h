@@ -162,7 +162,9 @@ typedef struct aredis_options {
      * server's nil comes first, and a stalled server still fails it with
      * AREDIS_ETIMEDOUT. A blocking command without a limit (BLPOP key 0)
      * gets no deadline from this option; give it a per-call one
-     * (aredis_cmd_opts.timeout_ms, the whole deadline) to bound it. */
+     * (aredis_cmd_opts.timeout_ms, the whole deadline) to bound it.
+     * A command that times out before any of its bytes were written is
+     * never sent; one that times out after may still run. */
     int64_t command_timeout_ms;
     /** TCP keepalive: idle seconds before probes (0: off), probe interval
      * (default 10 s) and count (default 3). */

@@ -459,17 +459,25 @@ static void on_timer(aredis_client *c)
                  n = t->vt->next(t, n))
                 unsent = aredis__node_unwait(n, cmd);
         } else if (cmd->link != NULL) {
-            unsent = aredis__conn_cancel(&cmd->link->conn, &cmd->cc);
-            if (!unsent && cmd->link->exclusive && !cmd->link->borrowed)
-                pooled = cmd->link;
+            /* Queued but not written yet (held in a deep pipeline, or the
+             * socket full): taken out too. */
+            aredis__link *l = cmd->link;
+            unsent = aredis__link_cancel(l, cmd);
+            if (!unsent && l->exclusive && !l->borrowed)
+                pooled = l;
         }
+        /* Never sent, unless an earlier connection carried it (a retry):
+         * then it may have run there. */
+        const char *how = unsent && !(cmd->cc.flags & AREDIS__CC_WAS_SENT)
+                              ? " (not sent)"
+                              : "";
         char msg[96];
         if (cmd->timeout_ms < UINT32_MAX)
-            snprintf(msg, sizeof msg, "command timed out after %lu ms",
-                     (unsigned long)cmd->timeout_ms);
+            snprintf(msg, sizeof msg, "command timed out after %lu ms%s",
+                     (unsigned long)cmd->timeout_ms, how);
         else
-            snprintf(msg, sizeof msg, "command timed out after %lu s or more",
-                     (unsigned long)(UINT32_MAX / 1000));
+            snprintf(msg, sizeof msg, "command timed out after %lu s or more%s",
+                     (unsigned long)(UINT32_MAX / 1000), how);
         aredis__finish_error(c, cmd, AREDIS_ETIMEDOUT, msg);
         /* In flight: it stays queued so its late reply is read and
          * dropped in order (or its failure), then freed; otherwise it is
@@ -765,13 +773,17 @@ static HOT_INLINE const char *classify(aredis_client *c, aredis__cmd *cmd,
                                        int64_t *block_ms)
 {
     const aredis__cmdclass *k = v->cls;
-    /* One test for the rare kinds: refused, or with a cluster policy. */
-    if (k->flags &
-        (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED | AREDIS__CMDF_CL_MASK)) {
+    /* One test for the rare kinds: refused, with a cluster policy, or
+     * applying to the command after it. */
+    if (k->flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED |
+                    AREDIS__CMDF_CL_MASK | AREDIS__CMDF_NEXT)) {
         if (k->flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
             return k->flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
                                                   : select_refused;
-        cmd->flags |= AREDIS__CMD_FANOUT;
+        if (k->flags & AREDIS__CMDF_CL_MASK)
+            cmd->flags |= AREDIS__CMD_FANOUT;
+        if (k->flags & AREDIS__CMDF_NEXT) /* a deadline never cuts the two */
+            cmd->cc.flags |= AREDIS__CC_GLUED;
     }
     /* The command table's CLIENT REPLY values are the connection's. */
     _Static_assert((int)AREDIS__CLIENT_REPLY_NONE == AREDIS__REPLY_NORMAL &&

@@ -163,25 +163,52 @@ static int pend_push(aredis__conn *cn, aredis__conn_cmd *cmd, const char *bytes)
     return 0;
 }
 
+static const char glued_msg[] =
+    "not sent: the command it was sent with was cancelled";
+
+/* Complete the GLUED commands from first up to stop (the run in front of
+ * a command taken out: aredis__conn_cancel), which left their queue. */
+static void drop_glued(aredis__conn *cn, aredis__conn_cmd *first,
+                       const aredis__conn_cmd *stop)
+{
+    while (first != stop) {
+        aredis__conn_cmd *next = first->next;
+        done(cn, first, AREDIS_ECANCELED, glued_msg);
+        first = next;
+    }
+}
+
+/* Take a pending command out with its bytes, and the GLUED ones in front
+ * of it. 0 when it is not pending, or is GLUED itself. */
 static int unpend(aredis__conn *cn, aredis__conn_cmd *cmd)
 {
-    aredis__conn_cmd *prev = NULL;
+    if (cmd->flags & AREDIS__CC_GLUED)
+        return 0;
+    /* before: the command in front of first, the start of cmd's run. */
+    aredis__conn_cmd *prev = NULL, *before = NULL, *first = NULL;
     for (aredis__conn_cmd *q = cn->pend_head; q != NULL;
          prev = q, q = q->next) {
+        if (prev == NULL || !(prev->flags & AREDIS__CC_GLUED)) {
+            before = prev;
+            first = q;
+        }
         if (q != cmd)
             continue;
-        if (prev)
-            prev->next = q->next;
+        size_t off = first->off, len = cmd->off + cmd->len - off;
+        if (before)
+            before->next = cmd->next;
         else
-            cn->pend_head = q->next;
-        if (cn->pend_tail == q)
-            cn->pend_tail = prev;
-        memmove(cn->pend_out.data + cmd->off,
-                cn->pend_out.data + cmd->off + cmd->len,
-                cn->pend_out.len - cmd->off - cmd->len);
-        cn->pend_out.len -= cmd->len;
+            cn->pend_head = cmd->next;
+        if (cn->pend_tail == cmd)
+            cn->pend_tail = before;
+        memmove(cn->pend_out.data + off, cn->pend_out.data + off + len,
+                cn->pend_out.len - off - len);
+        cn->pend_out.len -= len;
         for (aredis__conn_cmd *r = cmd->next; r != NULL; r = r->next)
-            r->off -= cmd->len;
+            r->off -= len;
+        for (aredis__conn_cmd *g = first; g != cmd; g = g->next)
+            cn->npend--;
+        drop_glued(cn, first, cmd);
         cn->npend--;
         cmd->flags &= (uint8_t)~AREDIS__CC_PENDING;
         cmd->next = NULL;
@@ -315,6 +342,59 @@ const char *aredis__conn_cmd_bytes(const aredis__conn *cn,
     return cn->cfg->keep_inflight && !(cmd->flags & AREDIS__CC_PENDING)
                ? cmd_bytes(cn, cmd)
                : NULL;
+}
+
+/* Take a command in flight out with its bytes, and the GLUED ones in
+ * front of it, when none of their bytes were written and the server would
+ * make nothing different of the commands around them without them (the
+ * rules: aredis__conn_cancel in conn.h). 0 otherwise. */
+static int unqueue(aredis__conn *cn, aredis__conn_cmd *cmd)
+{
+    if (cn->lent || cmd->reply_kind != AREDIS__REPLY_NORMAL ||
+        (cmd->flags &
+         (AREDIS__CC_GLUED | AREDIS__CC_NO_RESEND | AREDIS__CC_INTERNAL)))
+        return 0;
+    aredis__conn_cmd *prev = NULL, *before = NULL, *first = NULL;
+    uint64_t run = 0; /* the bytes of first..q */
+    for (aredis__conn_cmd *q = cn->head; q != NULL; prev = q, q = q->next) {
+        if (prev == NULL || !(prev->flags & AREDIS__CC_GLUED)) {
+            before = prev;
+            first = q;
+            run = 0;
+        }
+        run += q->len;
+        if (q != cmd)
+            continue;
+        uint64_t start = cmd->end - run;
+        /* Written in part, or not back to back (a command silenced by
+         * CLIENT REPLY, not in this list, sits between): it stays. */
+        if (start < cn->written || start != first->end - first->len)
+            return 0;
+        size_t at = (size_t)(start - cn->base), len = (size_t)run;
+        assert(at >= cn->out_pos && at + len <= cn->out.len);
+        memmove(cn->out.data + at, cn->out.data + at + len,
+                cn->out.len - at - len);
+        cn->out.len -= len;
+        cn->queued -= run;
+        for (aredis__conn_cmd *r = cmd->next; r != NULL; r = r->next)
+            r->end -= run;
+        if (before)
+            before->next = cmd->next;
+        else
+            cn->head = cmd->next;
+        if (cn->tail == cmd)
+            cn->tail = before;
+        for (aredis__conn_cmd *g = first; g != cmd; g = g->next)
+            cn->inflight--;
+        drop_glued(cn, first, cmd);
+        cn->inflight--;
+        cmd->next = NULL;
+        /* What is left of the latest write may have been this. */
+        if (cn->out_pos == cn->out.len)
+            cn->wpart = 0;
+        return 1;
+    }
+    return 0;
 }
 
 static aredis__conn_cmd *take_inflight(aredis__conn *cn)
@@ -917,7 +997,7 @@ int aredis__conn_submit(aredis__conn *cn, aredis__conn_cmd *cmd,
 
 int aredis__conn_cancel(aredis__conn *cn, aredis__conn_cmd *cmd)
 {
-    if ((cmd->flags & AREDIS__CC_PENDING) && unpend(cn, cmd))
+    if ((cmd->flags & AREDIS__CC_PENDING) ? unpend(cn, cmd) : unqueue(cn, cmd))
         return 1;
     cmd->flags |= AREDIS__CC_CANCELLED;
     return 0;

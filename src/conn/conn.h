@@ -47,6 +47,11 @@ enum {
     AREDIS__CC_NO_RESEND = 1 << 4, /* never re-sent, even unwritten */
     AREDIS__CC_WAS_SENT = 1 << 5,  /* written once already (a retry) */
     AREDIS__CC_CANCELLED = 1 << 6, /* its owner completed it: drop its reply */
+    /* Applies to the command queued right after it (ASKING before a
+     * redirected command, CLIENT CACHING YES before a read): never taken
+     * out by aredis__conn_cancel() on its own, and taken out with that
+     * command. */
+    AREDIS__CC_GLUED = 1 << 7,
 };
 
 /* What a command does to the CLIENT REPLY state. */
@@ -70,7 +75,9 @@ typedef struct aredis__conn_cmd aredis__conn_cmd;
 struct aredis__conn_cmd {
     aredis__conn_cmd *next; /* the queue that holds it (its owner's too) */
     union {
-        uint64_t end;    /* in flight: stream offset just past its bytes */
+        /* In flight: stream offset just past its bytes (lowered when an
+         * unwritten command before it is taken out: aredis__conn_cancel). */
+        uint64_t end;
         size_t off;      /* pending: its bytes' offset in the pending buffer */
         const char *msg; /* in a done list: the error's text */
     };
@@ -224,7 +231,8 @@ typedef struct aredis__conn {
     /* Actions not yet taken: q[qhead], then the next qlen - 1. */
     uint8_t qhead, qlen;
     /* The latest write is not all written yet (the transport took part
-     * of it): its rest goes out whatever aredis__conn_held() says. */
+     * of it): its rest goes out whatever aredis__conn_held() says. A
+     * cancel that takes out all of that rest ends it. */
     uint8_t wpart;
     /* The bytes of the latest write so far, modulo 2^32: it began at
      * `written` - wlast. A wrong count (a write of 4 GB) is harmless:
@@ -251,7 +259,10 @@ typedef struct aredis__conn {
      * memory. */
     uint32_t npend, inflight;
 
-    aredis_buf out; /* bytes to write; out_pos of them already written */
+    /* Bytes to write; out_pos of them already written. The rest is the
+     * bytes of the commands queued since, back to back in their order (a
+     * cancelled one is cut out: aredis__conn_cancel). */
+    aredis_buf out;
     size_t out_pos;
     uint64_t queued;  /* stream offset of the end of `out` */
     uint64_t written; /* stream offset written to the transport */
@@ -302,10 +313,22 @@ void aredis__conn_timer(aredis__conn *cn, int64_t now);
  * AREDIS_ENOMEM (nothing happened). */
 int aredis__conn_submit(aredis__conn *cn, aredis__conn_cmd *cmd,
                         const char *bytes, int64_t now);
-/* The owner completed cmd itself (a deadline). A command not yet written
- * is removed with its bytes (returns 1: the owner has it back); a written
- * one stays, so its late reply is read in order, and comes back through a
- * COMPLETE action with CANCELLED set (returns 0). */
+/* The owner completed cmd itself (a deadline). A command none of whose
+ * bytes were written, pending or queued in `out` (held in a deep
+ * pipeline, refused by a full socket, waiting for the end of the loop
+ * turn), is taken out with its bytes: it is never sent, and returns 1
+ * (the owner has it back). Commands GLUED in front of it go with it and
+ * complete (AREDIS_ECANCELED) through COMPLETE actions.
+ *
+ * Otherwise it stays, so its late reply is read in order, and comes back
+ * through a COMPLETE action with CANCELLED set (returns 0): when any of
+ * its bytes (or of those glued in front of it) were written, and, queued
+ * in `out`, when taking it out would change what the server makes of
+ * the others: a CLIENT REPLY command (reply_kind not NORMAL), a GLUED
+ * one, one marked NO_RESEND (a part of a whole: MULTI ... EXEC), any on
+ * a lent connection (the borrower's sequence, WATCH ... EXEC), and one
+ * that does not await a reply (CLIENT REPLY OFF or SKIP silenced it).
+ * O(commands in flight): deadlines are rare. */
 int aredis__conn_cancel(aredis__conn *cn, aredis__conn_cmd *cmd);
 /* Close and fail everything with code/msg (COMPLETE actions). */
 void aredis__conn_abort(aredis__conn *cn, int code, const char *msg);
@@ -388,7 +411,8 @@ static inline int64_t aredis__conn_deadline(const aredis__conn *cn)
  * fewer per second; with it, 1024 in flight cost a quarter less client
  * CPU, bench/bench_cluster.c).
  * Held bytes were never written: a loss sends them again like any
- * unwritten command. An exclusive connection (one caller, who waits)
+ * unwritten command, and a deadline takes its command out with them
+ * (aredis__conn_cancel). An exclusive connection (one caller, who waits)
  * never holds. */
 enum { AREDIS__CONN_HOLD_MIN = 64 };
 

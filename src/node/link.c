@@ -115,7 +115,7 @@ int aredis__link_submit(aredis__link *l, aredis__cmd *cmd, const char *bytes)
 {
     policy(l);
     cmd->cc.flags =
-        (uint8_t)((cmd->cc.flags & AREDIS__CC_WAS_SENT) |
+        (uint8_t)((cmd->cc.flags & (AREDIS__CC_WAS_SENT | AREDIS__CC_GLUED)) |
                   (cmd->flags & (AREDIS__CMD_RETRY | AREDIS__CMD_NO_RESEND)));
     /* A ready connection has no use for the time on a submit (it only
      * queues the bytes): the hot path spares the clock read. */
@@ -164,6 +164,19 @@ void aredis__link_timer(aredis__link *l, int64_t now)
     policy(l);
     aredis__conn_timer(&l->conn, now);
     service(l);
+}
+
+int aredis__link_cancel(aredis__link *l, aredis__cmd *cmd)
+{
+    policy(l);
+    if (!aredis__conn_cancel(&l->conn, &cmd->cc))
+        return 0;
+    cmd->link = NULL;
+    if (l->conn.done_head != NULL)
+        want_service(l); /* what was glued in front of it */
+    else if (l->exclusive && !l->borrowed && aredis__conn_idle(&l->conn))
+        aredis__pool_link_idle(l); /* free for the next caller */
+    return 1;
 }
 
 /* ------------------------------------------------------------------------
@@ -400,6 +413,10 @@ static void on_event(aredis__link *l, const aredis__conn_action *a)
             aredis__pubsub_link_ready(l);
         if (!l->exclusive)
             aredis__pubsub_main_ready(c);
+        else if (!l->borrowed && aredis__conn_idle(&l->conn))
+            /* Its command went while it connected (a deadline took it
+             * out unsent): free for the next one. */
+            aredis__pool_link_idle(l);
         break;
     case AREDIS__EV_DISCONNECTED:
         if (l->pubsub != NULL)

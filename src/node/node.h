@@ -162,6 +162,12 @@ void aredis__link_wait_until(aredis__link *l, int64_t until);
 void aredis__link_lost(aredis__link *l, int code, const char *msg);
 /* Called by the client's timer: connect deadlines and backoff ends. */
 void aredis__link_timer(aredis__link *l, int64_t now);
+/* cmd's deadline passed (the client completes it): take it out unsent
+ * when none of its bytes were written (aredis__conn_cancel has the
+ * rules), returning 1 and the record to the caller, cmd->link cleared; a
+ * pooled link left with nothing to do is free again. Otherwise 0: it
+ * stays, and its late reply is dropped. Loop context. */
+int aredis__link_cancel(aredis__link *l, aredis__cmd *cmd);
 /* Close the transport and detach every command the link holds (pending,
  * in flight, decided); the link is idle afterwards. */
 aredis__cmd *aredis__link_take_all(aredis__link *l);

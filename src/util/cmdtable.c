@@ -25,6 +25,7 @@
 #define WITHSCORES AREDIS__CMDF_WITHSCORES
 #define MOVABLE AREDIS__CMDF_MOVABLE
 #define OWN AREDIS__CMDF_OWN_WRITES
+#define NEXT AREDIS__CMDF_NEXT
 /* Cluster policies (cmdtable.h). */
 #define NOCL AREDIS__CMDF_CLUSTER(AREDIS__CL_REFUSE)
 #define P_SUM AREDIS__CMDF_CLUSTER(AREDIS__CL_P_SUM)
@@ -50,7 +51,7 @@
 #define COMMANDS(X)                                                     \
     X("acl", 0, 0, 0, 0, 0, 0, NONE)                                    \
     X("append", 0, 1, 1, 1, 0, 0, NONE)                                 \
-    X("asking", 0, 0, 0, 0, 0, 0, NONE)                                 \
+    X("asking", NEXT, 0, 0, 0, 0, 0, NONE)                              \
     X("auth", 0, 0, 0, 0, 0, 0, NONE)                                   \
     X("bgrewriteaof", NOCL, 0, 0, 0, 0, 0, NONE)                        \
     X("bgsave", NOCL, 0, 0, 0, 0, 0, NONE)                              \
@@ -317,6 +318,7 @@
     X("script|flush", P_OK, 0, 0, 0, 0, 0, NONE)                        \
     X("script|kill", NOCL, 0, 0, 0, 0, 0, NONE)                         \
     X("script|load", P_SAME, 0, 0, 0, 0, 0, NONE)                       \
+    X("client|caching", NEXT, 0, 0, 0, 0, 0, NONE)                      \
     X("client|reply", CLIENT_REPLY, 0, 0, 0, 0, 0, NONE)                \
     X("config|get", N_MAP, 0, 0, 0, 0, 0, MAP)
 

@@ -58,6 +58,11 @@ enum {
      * one), which it holds until answered; BLOCKING gives it a deadline
      * margin like the others, not an exclusive connection. */
     AREDIS__CMDF_OWN_WRITES = 1 << 11,
+    /* Applies to the command that follows it on the connection (ASKING,
+     * CLIENT CACHING): the two go to the server together or not at all,
+     * so a deadline never takes it out of a connection alone (conn.h,
+     * AREDIS__CC_GLUED). */
+    AREDIS__CMDF_NEXT = 1 << 12,
 };
 
 /* What a cluster client does with a command: a field of five bits in the

@@ -1,8 +1,9 @@
 /* Unit tests for the command table (util/cmdtable.c): every name is found
  * in any case and unknown ones are not; classification reads the
  * arguments that change a command's meaning (CLIENT REPLY, CONFIG GET,
- * WITHSCORES, XREAD BLOCK) and a blocking command's server-side timeout,
- * in seconds with a fraction or in milliseconds. No server, no I/O. */
+ * WITHSCORES, XREAD BLOCK), the commands that apply to the next one, and
+ * a blocking command's server-side timeout, in seconds with a fraction or
+ * in milliseconds. No server, no I/O. */
 #include <criterion/criterion.h>
 
 #include <string.h>
@@ -172,6 +173,15 @@ Test(cmdtable, arguments_that_change_the_meaning)
     cr_assert_str_eq(k.info->name, "get");
     aredis__cmd_classify(enc("SET k v"), &k);
     cr_assert_not(k.flags & AREDIS__CMDF_READONLY);
+    cr_assert_not(k.flags & AREDIS__CMDF_NEXT);
+
+    /* Applying to the command after them: never left behind alone. */
+    aredis__cmd_classify(enc("ASKING"), &k);
+    cr_assert(k.flags & AREDIS__CMDF_NEXT);
+    aredis__cmd_classify(enc("CLIENT CACHING YES"), &k);
+    cr_assert(k.flags & AREDIS__CMDF_NEXT);
+    aredis__cmd_classify(enc("CLIENT SETNAME x"), &k);
+    cr_assert_not(k.flags & AREDIS__CMDF_NEXT);
 }
 
 /* The memo answers exactly what the table does, whatever the order: names

@@ -3,11 +3,13 @@
  * handshake and its refusals, reply/command pairing and CLIENT REPLY,
  * pushes, replies with nothing in flight, the salvage rules (what is sent
  * again, what fails "outcome unknown"), attempts and backoff with an
- * injected random source, cancellation, a lent connection, submitting
- * from a completion, at most one transport at a time, and the bytes of
- * commands in flight kept until their replies (keep_inflight), and at most
- * two writes awaiting replies in a deep pipeline (the rest held). The test
- * plays the driver: it feeds events and takes the actions. */
+ * injected random source, cancellation (a command none of whose bytes
+ * were written is taken out with them, with what is glued to it), a lent
+ * connection, submitting from a completion, at most one transport at a
+ * time, and the bytes of commands in flight kept until their replies
+ * (keep_inflight), and at most two writes awaiting replies in a deep
+ * pipeline (the rest held). The test plays the driver: it feeds events and
+ * takes the actions. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -1323,4 +1325,218 @@ Test(conn, held_commands_taken_pending_come_with_their_bytes)
     size_t n = encoded(want, sizeof want, "INCR");
     cr_assert_eq(memcmp(q->copy, want, n), 0);
     cr_assert_eq(cmds[1].calls, 0);
+}
+
+/* ---- a deadline takes out what was never written ------------------------ */
+
+/* The concatenated encodings of commands {names[i], "k"}. */
+static size_t encoded_all(char *buf, size_t cap, const char *const *names,
+                          int n)
+{
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += encoded(buf + len, cap - len, names[i]);
+    return len;
+}
+
+/* The output still to write is exactly want (len bytes). */
+static void assert_out(const char *want, size_t len)
+{
+    const char *out;
+    size_t n = aredis__conn_out(&cn, &out);
+    cr_assert_eq(n, len, "%zu bytes to write, %zu expected: %.*s", n, len,
+                 (int)n, out);
+    cr_assert_eq(memcmp(out, want, len), 0, "%.*s", (int)n, out);
+}
+
+Test(conn, cancel_takes_an_unwritten_command_out_with_its_bytes)
+{
+    cfg.keep_inflight = 1;
+    connect_ready();
+    submit(0, "GET");
+    submit(1, "INCR");
+    submit(2, "DECR");
+    submit(3, "SET");
+    /* None written: INCR goes, its bytes with it. */
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[1].cc), 1);
+    cr_assert_eq(cn.inflight, 3);
+    char want[256];
+    const char *rest[] = {"GET", "DECR", "SET"};
+    size_t len = encoded_all(want, sizeof want, rest, 3);
+    assert_out(want, len);
+    cr_assert_eq(cn.queued, cn.written + len);
+    assert_bytes(2, "DECR"); /* the ones after it moved with their bytes */
+    assert_bytes(3, "SET");
+    /* The last one, then the first. */
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[3].cc), 1);
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[0].cc), 1);
+    len = encoded(want, sizeof want, "DECR");
+    assert_out(want, len);
+    cr_assert_eq(cn.head, &cmds[2].cc);
+    cr_assert_eq(cn.tail, &cmds[2].cc);
+    submit(4, "GET");
+    write_all();
+    feed(":-1\r\n$1\r\nv\r\n");
+    cr_assert_eq(cmds[2].calls, 1);
+    cr_assert_eq(cmds[2].type, AREDIS_REPLY_INTEGER);
+    cr_assert_eq(cmds[4].calls, 1);
+    cr_assert_eq(cmds[4].type, AREDIS_REPLY_STRING);
+    for (int i = 0; i < 4; i += (i == 0 ? 1 : 2))
+        cr_assert_eq(cmds[i].calls + cmds[i].cancelled_seen, 0, "command %d",
+                     i);
+    cr_assert(aredis__conn_idle(&cn));
+}
+
+Test(conn, cancel_after_a_partial_write_takes_only_the_unwritten)
+{
+    cfg.keep_inflight = 1;
+    connect_ready();
+    submit(0, "GET");
+    submit(1, "INCR");
+    submit(2, "DECR");
+    submit(3, "SET");
+    char one[64];
+    size_t get = encoded(one, sizeof one, "GET");
+    /* The transport takes GET and 3 bytes of INCR. */
+    aredis__conn_wrote(&cn, get + 3);
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[0].cc), 0, "written");
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[1].cc), 0, "written in part");
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[2].cc), 1, "never written");
+    cr_assert_eq(cn.inflight, 3);
+    char want[256];
+    const char *rest[] = {"INCR", "SET"};
+    size_t len = encoded_all(want, sizeof want, rest, 2);
+    assert_out(want + 3, len - 3);
+    assert_bytes(3, "SET");
+    write_all();
+    /* The replies pair with what was sent: the cancelled ones' are read
+     * and dropped. */
+    feed("$1\r\nv\r\n:1\r\n+OK\r\n");
+    cr_assert_eq(cmds[0].cancelled_seen, 1);
+    cr_assert_eq(cmds[1].cancelled_seen, 1);
+    cr_assert_eq(cmds[2].calls + cmds[2].cancelled_seen, 0);
+    cr_assert_eq(cmds[3].calls, 1);
+    cr_assert_str_eq(cmds[3].text, "OK");
+    cr_assert(aredis__conn_idle(&cn));
+}
+
+Test(conn, cancel_of_all_that_a_partial_write_left_ends_that_write)
+{
+    connect_ready();
+    submit(0, "GET");
+    submit(1, "INCR");
+    char one[64];
+    aredis__conn_wrote(&cn, encoded(one, sizeof one, "GET"));
+    cr_assert(cn.wpart, "the write was taken in part");
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[1].cc), 1);
+    cr_assert(!cn.wpart, "nothing of it is left to write");
+    cr_assert(!aredis__conn_want_write(&cn));
+    feed("$1\r\nv\r\n");
+    cr_assert_eq(cmds[0].calls, 1);
+    cr_assert(aredis__conn_idle(&cn));
+}
+
+Test(conn, cancel_of_a_held_command_in_a_deep_pipeline)
+{
+    connect_ready();
+    char one[64];
+    size_t len = encoded(one, sizeof one, "GET");
+    fill(NFILL);
+    submit(0, "GET");
+    cr_assert_eq(write_once(), len);
+    submit(1, "INCR");
+    submit(2, "GET");
+    cr_assert(aredis__conn_held(&cn));
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[1].cc), 1, "held: unwritten");
+    answer(NFILL);
+    cr_assert_eq(write_once(), len, "only the GET is left");
+    answer(2);
+    cr_assert_eq(cmds[0].calls, 1);
+    cr_assert_eq(cmds[2].calls, 1);
+    cr_assert_eq(cmds[1].calls + cmds[1].cancelled_seen, 0);
+    cr_assert(aredis__conn_idle(&cn));
+}
+
+/* What taking a command out would change for the others: it stays. */
+Test(conn, cancel_keeps_what_the_others_depend_on)
+{
+    connect_ready();
+    const char *on[] = {"CLIENT", "REPLY", "ON"};
+    submit_raw(0, AREDIS__REPLY_ON, 0, 3, on);
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[0].cc), 0, "CLIENT REPLY");
+    const char *multi[] = {"MULTI"};
+    submit_raw(1, AREDIS__REPLY_NORMAL, AREDIS__CC_NO_RESEND, 1, multi);
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[1].cc), 0, "a part of a whole");
+    const char *skip[] = {"CLIENT", "REPLY", "SKIP"};
+    submit_raw(2, AREDIS__REPLY_SKIP, 0, 3, skip);
+    submit(3, "GET"); /* silenced by the SKIP: no reply awaited */
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[3].cc), 0, "silenced");
+    cn.lent = 1;
+    submit(4, "GET");
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[4].cc), 0, "lent");
+    cn.lent = 0;
+    submit(5, "GET");
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[5].cc), 1);
+    write_all();
+    feed("+OK\r\n+OK\r\n$1\r\nv\r\n");
+    drain();
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(cmds[i].calls + cmds[i].cancelled_seen, 1, "command %d",
+                     i);
+    cr_assert_eq(cmds[5].calls + cmds[5].cancelled_seen, 0);
+    cr_assert(aredis__conn_idle(&cn));
+}
+
+/* ASKING, then four commands: 0 GET, 1 ASKING, 2 INCR, 3 DECR from b. */
+static void submit_with_asking(int b)
+{
+    const char *asking[] = {"ASKING"};
+    submit(b, "GET");
+    submit_raw(b + 1, AREDIS__REPLY_NORMAL, AREDIS__CC_GLUED, 1, asking);
+    submit(b + 2, "INCR");
+    submit(b + 3, "DECR");
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[b + 1].cc), 0, "never alone");
+    cmds[b + 1].cc.flags &= (uint8_t)~AREDIS__CC_CANCELLED;
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[b + 2].cc), 1);
+    drain();
+    cr_assert_eq(cmds[b + 1].calls, 1, "ASKING completes");
+    cr_assert_eq(cmds[b + 1].code, AREDIS_ECANCELED);
+}
+
+/* ASKING applies to the command after it: it never goes alone, and never
+ * stays behind when that command is taken out, pending or queued. */
+Test(conn, a_glued_command_goes_with_the_next)
+{
+    char want[256];
+    const char *rest[] = {"GET", "DECR"};
+    size_t len = encoded_all(want, sizeof want, rest, 2);
+    submit_with_asking(0);
+    cr_assert_eq(cn.npend, 2);
+    cr_assert_eq(cn.pend_out.len, len);
+    cr_assert_eq(memcmp(cn.pend_out.data, want, len), 0);
+    connect_ready();
+    write_all();
+    feed("$1\r\nv\r\n:-1\r\n");
+    submit_with_asking(4);
+    cr_assert_eq(cn.inflight, 2);
+    assert_out(want, len);
+    write_all();
+    feed("$1\r\nv\r\n:-1\r\n");
+    for (int i = 0; i < 8; i += 4) {
+        cr_assert_eq(cmds[i].calls, 1, "command %d", i);
+        cr_assert_eq(cmds[i + 3].type, AREDIS_REPLY_INTEGER, "command %d",
+                     i + 3);
+        cr_assert_eq(cmds[i + 2].calls + cmds[i + 2].cancelled_seen, 0);
+    }
+    /* ASKING written already: its command stays with it. */
+    const char *asking[] = {"ASKING"};
+    submit_raw(8, AREDIS__REPLY_NORMAL, AREDIS__CC_GLUED, 1, asking);
+    write_all();
+    submit(9, "INCR");
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[9].cc), 0);
+    write_all();
+    feed("+OK\r\n:1\r\n");
+    cr_assert_eq(cmds[8].calls, 1);
+    cr_assert_eq(cmds[9].cancelled_seen, 1);
+    cr_assert(aredis__conn_idle(&cn));
 }
