@@ -334,11 +334,9 @@ equivalent: dead code: records are zeroed when made and every command reaches li
 === link-07 link src/node/link.c
 equivalent: a full read is followed by one more read that returns "would block": one system call more, nothing a caller can observe
 ---
-            if (l->c->freeing || (size_t)n < avail)
-                return;
+        return !l->c->freeing && (size_t)n == avail;
 +++
-            if (l->c->freeing)
-                return;
+        return !l->c->freeing;
 
 === client-01 client src/util/heap.c
 ---
@@ -395,15 +393,15 @@ equivalent: a second guard: every completion path takes the command out of each 
 
 === pool-01 pool src/node/pool.c
 ---
-        if (l == NULL && n->pool_size < c->cfg.pool_max &&
+        if (l == NULL && p->size < c->cfg.pool_max &&
 +++
-        if (l == NULL && n->pool_size <= c->cfg.pool_max &&
+        if (l == NULL && p->size <= c->cfg.pool_max &&
 
 === pool-02 pool src/node/pool.c
 ---
-        if (is_free(l) && now - l->idle_since >= c->cfg.pool_idle_ms)
+            now - aredis__plink_of(l)->idle_since >= c->cfg.pool_idle_ms)
 +++
-        if (is_free(l) && now - l->idle_since >= 10 * c->cfg.pool_idle_ms)
+            now - aredis__plink_of(l)->idle_since >= 10 * c->cfg.pool_idle_ms)
 
 === pool-03 pool src/node/pool.c
 ---
