@@ -849,7 +849,8 @@ static int submit(aredis_pipeline *p, aredis_reply_cb cb, void *ud, int argc,
 {
     if (p->mode == M_WATCH)
         /* The client has no per-command options on an exclusive
-         * connection, so no AREDIS_CMD_NO_RESEND here. */
+         * connection, and needs none: a borrowed one is never replayed,
+         * and a deadline takes nothing out of it. */
         return aredis_exclusive_commandv(p->x, cb, ud, argc, argv, argvlen);
     aredis_cmd_opts o = {p->opts.timeout_ms, flags};
     return aredis_commandv_opts(p->c, &o, cb, ud, argc, argv, argvlen);
@@ -860,7 +861,10 @@ static int submit(aredis_pipeline *p, aredis_reply_cb cb, void *ud, int argc,
 static int send_batch(aredis_pipeline *p)
 {
     int txn = p->mode != M_PLAIN;
-    unsigned flags = txn ? AREDIS_CMD_NO_RESEND : plain_flags(p->opts.retry);
+    /* A transaction's parts go together (never re-sent, never taken out
+     * alone by a deadline); a plain pipeline's are independent commands
+     * that only its retry policy keeps from being re-sent. */
+    unsigned flags = txn ? AREDIS_CMD_TOGETHER : plain_flags(p->opts.retry);
     int e = 0;
     p->xstate = X_SENT;
     p->remaining = 0;
