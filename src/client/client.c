@@ -21,6 +21,7 @@
 #include "util/alloc.h"
 #include "util/cmdtable.h"
 #include "util/inline.h"
+#include "util/msg.h"
 
 /* Spent command records kept for reuse. While commands are pending, every
  * record is kept. When none is (a burst has ended), the list is trimmed to
@@ -647,7 +648,7 @@ static int resilience(aredis_client *c, const aredis_options *o,
     if (bad == NULL)
         return 0;
     st->code = AREDIS_EINVAL;
-    snprintf(st->msg, sizeof st->msg, "bad option: %s", bad);
+    aredis__msgf(st->msg, sizeof st->msg, "bad option: %s", bad);
     return AREDIS_EINVAL;
 }
 
