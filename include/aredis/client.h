@@ -132,8 +132,10 @@ typedef struct aredis_cmd_opts {
     /** Deadline in ms: > 0 overrides the client's command_timeout_ms,
      * < 0 means none, 0 keeps the client's default. A command that times
      * out before any of its bytes were written is never sent (its message
-     * ends in "(not sent)"); one that times out after may still run
-     * (docs/guide/commands.md, "Deadlines"). */
+     * ends in "(not sent)"), unless the commands around it depend on it
+     * (AREDIS_CMD_TOGETHER, CLIENT REPLY, a borrowed connection); one that
+     * times out after may still run (docs/guide/commands.md,
+     * "Deadlines"). */
     int64_t timeout_ms;
     /** AREDIS_CMD_* flags. */
     unsigned flags;
