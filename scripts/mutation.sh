@@ -279,7 +279,7 @@ equivalent: a SKIP while OFF sets skip_next, but OFF ends only with ON, which cl
 ---
     return !cn->lent && !aredis__conn_cmd_bound(cmd);
 +++
-    return !aredis__conn_cmd_bound(cmd);
+    return !cn->broken && !aredis__conn_cmd_bound(cmd);
 
 === conn-19 conn src/conn/conn.c
 ---
@@ -292,7 +292,7 @@ equivalent: a SKIP while OFF sets skip_next, but OFF ends only with ON, which cl
         if (first_silent)
             return 0;
 +++
-        if (0)
+        if (first_silent > 1)
             return 0;
 
 === link-01 link src/node/link.c
