@@ -28,6 +28,7 @@
 #include "aredis/error.h"
 #include "client/client_int.h"
 #include "node/node.h"
+#include "resp/resp.h"
 #include "topology/topology.h"
 #include "util/alloc.h"
 #include "util/cmdtable.h"
@@ -333,6 +334,10 @@ static void merge(aredis__fanout *f)
         bad = "unknown fan-out";
         break;
     }
+    /* reply.h: an empty aggregate's element is NULL, as the reader
+     * makes it (never the scratch array, freed after the callback). */
+    if (aredis__reply_is_aggregate(&out) && out.len == 0)
+        out.element = NULL;
     if (bad != NULL)
         reply_error(f, AREDIS_EPROTO, bad);
     else

@@ -138,6 +138,38 @@ static int count_slots(char keys[][64], int n)
     return k;
 }
 
+/* ---- an empty merged reply ----------------------------------------------- */
+
+static void on_empty(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    (void)c;
+    got *g = ud;
+    g->calls++;
+    ndone++;
+    /* reply.h: an aggregate of len 0 has element NULL, as from one server */
+    if (r->type == AREDIS_REPLY_ARRAY && r->len == 0 && r->element == NULL)
+        g->r = aredis_reply_dup(r);
+}
+
+/* KEYS matching nothing on any primary: an empty array whose element is
+ * NULL in the callback and in a copy kept after it (the merge's scratch
+ * array is freed when the callback returns). */
+Test(cluster_fanout, empty_merged_array_has_no_element_pointer)
+{
+    aredis_loop *loop = aredis_loop_new();
+    aredis_client *c = cluster_client(loop, primaries[0], 0);
+    got keys = {0};
+    ndone = 0;
+    cr_assert_eq(aredis_command(c, on_empty, &keys, "KEYS %s", "nosuchkey*"),
+                 0);
+    wait_for(loop, 1);
+    cr_assert_not_null(keys.r, "not an empty array with element NULL");
+    cr_assert_eq(keys.r->len, 0);
+    cr_assert_null(keys.r->element);
+    got_clear(&keys);
+    client_done(c, loop);
+}
+
 /* ---- multi-key commands split by slot ------------------------------------ */
 
 /* Submitted at once, before the client has its map (so parts meet MOVED
