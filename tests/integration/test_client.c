@@ -203,6 +203,40 @@ Test(client, select_is_refused_with_a_clear_error, .init = load_fixture)
     cr_assert_eq(bad.calls, 0);
 }
 
+/* RESET and HELLO would change what the shared connection is (database,
+ * name, protocol, user) behind the client's back: RESET put a db-5 client
+ * on database 0 and on RESP2 while it still read RESP3. Both are refused
+ * like SELECT, and the connection keeps its database. */
+Test(client, reset_and_hello_are_refused, .init = load_fixture)
+{
+    aredis_loop *loop = testloop_new();
+    char key[64];
+    testenv_key(key, sizeof key, "reset");
+    aredis_client *c = fixture_client(loop, 5);
+    counter reset = {.expect = 1}, hello = {.expect = 1}, w = {.expect = 2};
+    cr_assert_eq(aredis_command(c, count_cb, &reset, "RESET"), 0);
+    cr_assert_eq(aredis_command(c, count_cb, &hello, "HELLO %d", 2), 0);
+    cr_assert_eq(aredis_command(c, count_cb, &w, "SET %s five", key), 0);
+    cr_assert_eq(aredis_command(c, count_cb, &w, "GET %s", key), 0);
+    cr_assert(testloop_run_until(loop, &reset.done, 10000));
+    cr_assert(testloop_run_until(loop, &hello.done, 10000));
+    cr_assert(testloop_run_until(loop, &w.done, 10000));
+    cr_assert_eq(reset.last_code, AREDIS_EINVAL, "%s", reset.last);
+    cr_assert(strncmp(reset.last, "RESET is refused", 16) == 0, "%s",
+              reset.last);
+    cr_assert_eq(hello.last_code, AREDIS_EINVAL, "%s", hello.last);
+    cr_assert(strncmp(hello.last, "HELLO is refused", 16) == 0, "%s",
+              hello.last);
+    cr_assert_eq(w.errors, 0, "%s", w.last);
+    cr_assert_str_eq(w.last, "five");
+    aredis_client_free(c);
+    testloop_free(loop);
+    /* The key went to database 5, where the client was told to write. */
+    aredis_reply *r = testclient_direct(srv.port, "EXISTS %s", key);
+    cr_assert_eq(r->integer, 0, "the SET went to database 0");
+    aredis_reply_free(r);
+}
+
 Test(client, database_option_selects, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
