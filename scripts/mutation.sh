@@ -336,7 +336,7 @@ equivalent: a full read is followed by one more read that returns "would block":
 ---
         return !l->c->freeing && (size_t)n == avail;
 +++
-        return !l->c->freeing;
+        return !l->c->freeing && (size_t)n <= avail;
 
 === client-01 client src/util/heap.c
 ---
