@@ -27,6 +27,7 @@
 #include "client/sync_int.h"
 #include "loop/loop.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 aredis_reply *aredis__sync_error(int code, const char *msg)
 {
@@ -188,7 +189,9 @@ aredis_sync *aredis_sync_connect(const aredis_options *opts, aredis_status *st)
     aredis_reply *r = aredis_sync_command(s, "PING");
     if (r == NULL || r->type == AREDIS_REPLY_ERROR) {
         st->code = r ? r->code : AREDIS_ENOMEM;
-        snprintf(st->msg, sizeof st->msg, "%s", r ? r->str : "out of memory");
+        /* A server's text may not fit: cut it cleanly, marked "...". */
+        aredis__msgf(st->msg, sizeof st->msg, "%s",
+                     r ? r->str : "out of memory");
         aredis_reply_free(r);
         aredis_sync_free(s);
         return NULL;
