@@ -1033,6 +1033,8 @@ static int submit(aredis_client *c, aredis__link *target,
                   const aredis_cmd_opts *o, aredis_reply_cb cb, void *ud,
                   const submit_args *sa)
 {
+    if (c == NULL) /* no client given: a bad argument, never a crash */
+        return AREDIS_EINVAL;
     /* Closing refuses new work; encoded bytes come from the thread-safe
      * queue, where they were accepted before the close. */
     if (c->freeing || (c->closing && sa->bytes == NULL))
@@ -1204,6 +1206,8 @@ int aredis_exclusive_command(aredis_exclusive *x, aredis_reply_cb cb, void *ud,
                              const char *fmt, ...)
 {
     aredis__link *l = (aredis__link *)x;
+    if (l == NULL)
+        return AREDIS_EINVAL;
     va_list ap;
     va_start(ap, fmt);
     submit_args sa = {fmt, &ap, 0, NULL, NULL, NULL, 0, 0};
@@ -1217,6 +1221,8 @@ int aredis_exclusive_commandv(aredis_exclusive *x, aredis_reply_cb cb, void *ud,
                               const size_t *argvlen)
 {
     aredis__link *l = (aredis__link *)x;
+    if (l == NULL)
+        return AREDIS_EINVAL;
     submit_args sa = {NULL, NULL, argc, argv, argvlen, NULL, 0, 0};
     return submit(l->c, l, NULL, cb, ud, &sa);
 }

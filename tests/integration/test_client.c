@@ -237,6 +237,36 @@ Test(client, reset_and_hello_are_refused, .init = load_fixture)
     aredis_reply_free(r);
 }
 
+/* A NULL handle given to a call that takes one is a bad argument, refused
+ * with AREDIS_EINVAL (an error reply for the blocking calls), never a
+ * crash. */
+Test(client, null_handles_are_refused)
+{
+    cr_assert_eq(aredis_command(NULL, NULL, NULL, "PING"), AREDIS_EINVAL);
+    cr_assert_eq(aredis_commandv(NULL, NULL, NULL, 1,
+                                 (const char *const[]){"PING"}, NULL),
+                 AREDIS_EINVAL);
+    cr_assert_eq(aredis_command_ts(NULL, NULL, NULL, "PING"), AREDIS_EINVAL);
+    cr_assert_eq(aredis_exclusive_command(NULL, NULL, NULL, "PING"),
+                 AREDIS_EINVAL);
+    cr_assert_eq(aredis_pubsub_subscribe(NULL, "ch", NULL, NULL),
+                 AREDIS_EINVAL);
+    cr_assert_eq(aredis_pubsub_unsubscribe(NULL, "ch"), AREDIS_EINVAL);
+    cr_assert_eq(aredis_pubsub_get_message(NULL, 10, NULL, NULL),
+                 AREDIS_EINVAL);
+    cr_assert_eq(aredis_loop_run(NULL), AREDIS_EINVAL);
+    cr_assert_eq(aredis_loop_run_once(NULL, 0), AREDIS_EINVAL);
+    aredis_reply *r = aredis_sync_command(NULL, "PING");
+    cr_assert_not_null(r);
+    cr_assert_eq(r->type, AREDIS_REPLY_ERROR);
+    cr_assert_eq(r->code, AREDIS_EINVAL, "%s", r->str);
+    aredis_reply_free(r);
+    cr_assert_eq(aredis_sync_append(NULL, "PING"), AREDIS_EINVAL);
+    const aredis_reply *g = aredis_sync_get_reply(NULL);
+    cr_assert_eq(g->code, AREDIS_EINVAL, "%s", g->str);
+    cr_assert_eq(aredis_sync_pending(NULL), 0);
+}
+
 Test(client, database_option_selects, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();
