@@ -79,7 +79,8 @@ AREDIS_API aredis_loop *aredis_loop_new_custom(const aredis_loop_ops *ops,
  * left to wait for (no watched socket with interest, no armed timer, no
  * pending completion).
  * \return 0, AREDIS_ENOTSUP for a custom loop, AREDIS_EBUSY when called
- *         from inside the loop's own callback. \since 0.1 */
+ *         from inside the loop's own callback, AREDIS_EINVAL for NULL.
+ *         \since 0.1 */
 AREDIS_API int aredis_loop_run(aredis_loop *loop);
 
 /** Wait at most timeout_ms (-1: no limit, 0: poll) for events and

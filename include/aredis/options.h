@@ -207,10 +207,10 @@ typedef struct aredis_options {
      * (AREDIS_CMD_IDEMPOTENT). Off by default: never re-send silently. */
     int retry_read_only;
     /** Exclusive connections (blocking commands but WAIT and WAITAOF,
-     * which stay on the connection of the writes they wait for; WATCH;
-     * borrowed connections): at most pool_max (default 8) per server; a caller
-     * waits pool_wait_ms for one (default 5000, then AREDIS_EPOOL); idle
-     * ones close after pool_idle_ms (default 60000). */
+     * which stay on the connection of the writes they wait for; a
+     * pipeline's WATCH; borrowed connections): at most pool_max (default 8) per
+     * server; a caller waits pool_wait_ms for one (default 5000, then
+     * AREDIS_EPOOL); idle ones close after pool_idle_ms (default 60000). */
     int pool_max;
     int64_t pool_wait_ms;
     int64_t pool_idle_ms;

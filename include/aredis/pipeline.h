@@ -189,13 +189,13 @@ AREDIS_API int aredis_pipeline_commandv(aredis_pipeline *p, int argc,
  *        file for what it receives. Never called inside this function.
  * \return 0 (cb will run exactly once); AREDIS_EINVAL for an empty plain
  *         pipeline (nothing to send; a transaction may be empty) or a
- *         command the client refuses (SELECT, the (P|S)(UN)SUBSCRIBE
- *         family: see commands.md and pubsub.md);
+ *         command the client refuses (SELECT, HELLO, RESET, the
+ *         (P|S)(UN)SUBSCRIBE family: see commands.md and pubsub.md);
  *         AREDIS_ENOTSUP, in a transaction without WATCH, for a blocking
  *         command (BLPOP, XREAD BLOCK, ...: the client would route it to
  *         another connection than its MULTI; WAIT, which would not wait
  *         inside MULTI), for MULTI, EXEC,
- *         DISCARD, WATCH and RESET (they would break the batch's framing)
+ *         DISCARD and WATCH (they would break the batch's framing)
  *         and for what the server refuses inside MULTI (SAVE, SHUTDOWN);
  *         AREDIS_ESTATE while a batch or a watch is in flight, or on a
  *         pipeline owned by aredis_transaction() (use

@@ -1151,8 +1151,9 @@ static int client_init(Client *self, PyObject *args, PyObject *kw)
     aredis_status st = {0};
     self->c = aredis_client_new(self->loop, &opts, &st);
     if (self->c == NULL) {
-        aredis_loop_free(self->loop);
+        aredis_loop_free(self->loop); /* and self->pl with it */
         self->loop = NULL;
+        self->pl = NULL;
         aredis_reply r = {.type = AREDIS_REPLY_ERROR,
                           .code = st.code ? st.code : AREDIS_EINVAL,
                           .str = st.msg,

@@ -186,6 +186,21 @@ async def test_from_url(port):
     assert await c2.get("u") == b"v"
 
 
+async def test_bad_url_raises_the_librarys_message(port):
+    # A URL the C library refuses after it has made the client's loop: the
+    # loop's Python side went with it, and the dead object's deallocation
+    # read it (SystemError "returned NULL without setting an exception",
+    # or a crash) instead of raising the library's message.
+    for url, words in [(f"redis://127.0.0.1:{port}/x", "database 'x'"),
+                       ("redis://127.0.0.1:99999", "port '99999'"),
+                       (f"redis://127.0.0.1:{port}?foo=1", "option 'foo'")]:
+        for _ in range(3):
+            c = aredis.StrictRedis.from_url(url)
+            with pytest.raises(aredis.DataError, match=words):
+                await c.get("x")
+    assert await aredis.StrictRedis(port=port).ping() is True
+
+
 async def test_cancelled_await_leaves_client_usable(r):
     t = asyncio.ensure_future(r.blpop("never", timeout=5))
     await asyncio.sleep(0.05)

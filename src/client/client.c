@@ -758,11 +758,30 @@ static const char select_refused[] =
     "SELECT is refused: the database is a client option (aredis_options.db "
     "or the URL path, redis://host/2), because every caller shares the "
     "connection";
+static const char hello_refused[] =
+    "HELLO is refused: the client makes the handshake itself on every "
+    "connection (aredis_options protocol, username, password, client_name)";
+static const char reset_refused[] =
+    "RESET is refused: it would silently undo the database, name, protocol "
+    "and tracking the client set up on a connection every caller shares";
 static const char subscribe_refused[] =
     "(P|S)SUBSCRIBE and (P|S)UNSUBSCRIBE are refused as plain commands: use "
     "aredis_pubsub (pubsub.h), which keeps the connection usable";
 static const char queue_full[] =
     "disconnected, and the queue of waiting commands is full (max_queued)";
+
+/* The message of a command the client refuses (its table entry has
+ * AREDIS__CMDF_PUBSUB or AREDIS__CMDF_REFUSED). */
+COLD_PATH static const char *refused_why(const aredis__cmdclass *k)
+{
+    if (k->flags & AREDIS__CMDF_PUBSUB)
+        return subscribe_refused;
+    if (strcmp(k->info->name, "hello") == 0)
+        return hello_refused;
+    if (strcmp(k->info->name, "reset") == 0)
+        return reset_refused;
+    return select_refused;
+}
 
 /* Where a submission's bytes come from. */
 typedef struct submit_args {
@@ -793,8 +812,7 @@ static HOT_INLINE const char *classify(aredis_client *c, aredis__cmd *cmd,
     if (k->flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED |
                     AREDIS__CMDF_CL_MASK | AREDIS__CMDF_NEXT)) {
         if (k->flags & (AREDIS__CMDF_PUBSUB | AREDIS__CMDF_REFUSED))
-            return k->flags & AREDIS__CMDF_PUBSUB ? subscribe_refused
-                                                  : select_refused;
+            return refused_why(k);
         if (k->flags & AREDIS__CMDF_CL_MASK)
             cmd->flags |= AREDIS__CMD_FANOUT;
         if (k->flags & AREDIS__CMDF_NEXT) /* a deadline never cuts the two */
@@ -1032,6 +1050,8 @@ static int submit(aredis_client *c, aredis__link *target,
                   const aredis_cmd_opts *o, aredis_reply_cb cb, void *ud,
                   const submit_args *sa)
 {
+    if (c == NULL) /* no client given: a bad argument, never a crash */
+        return AREDIS_EINVAL;
     /* Closing refuses new work; encoded bytes come from the thread-safe
      * queue, where they were accepted before the close. */
     if (c->freeing || (c->closing && sa->bytes == NULL))
@@ -1203,6 +1223,8 @@ int aredis_exclusive_command(aredis_exclusive *x, aredis_reply_cb cb, void *ud,
                              const char *fmt, ...)
 {
     aredis__link *l = (aredis__link *)x;
+    if (l == NULL)
+        return AREDIS_EINVAL;
     va_list ap;
     va_start(ap, fmt);
     submit_args sa = {fmt, &ap, 0, NULL, NULL, NULL, 0, 0};
@@ -1216,6 +1238,8 @@ int aredis_exclusive_commandv(aredis_exclusive *x, aredis_reply_cb cb, void *ud,
                               const size_t *argvlen)
 {
     aredis__link *l = (aredis__link *)x;
+    if (l == NULL)
+        return AREDIS_EINVAL;
     submit_args sa = {NULL, NULL, argc, argv, argvlen, NULL, 0, 0};
     return submit(l->c, l, NULL, cb, ud, &sa);
 }

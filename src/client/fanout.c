@@ -28,6 +28,7 @@
 #include "aredis/error.h"
 #include "client/client_int.h"
 #include "node/node.h"
+#include "resp/resp.h"
 #include "topology/topology.h"
 #include "util/alloc.h"
 #include "util/cmdtable.h"
@@ -334,6 +335,10 @@ static void merge(aredis__fanout *f)
         bad = "unknown fan-out";
         break;
     }
+    /* reply.h: an empty aggregate's element is NULL, as the reader
+     * makes it (never the scratch array, freed after the callback). */
+    if (aredis__reply_is_aggregate(&out) && out.len == 0)
+        out.element = NULL;
     if (bad != NULL)
         reply_error(f, AREDIS_EPROTO, bad);
     else
@@ -482,10 +487,20 @@ static const char nomap_closing[] =
 static void wait_failed(aredis__fanout *f, int code, const char *msg)
 {
     aredis_client *c = f->c;
+    char buf[512]; /* a composed message: errors.md, 511 bytes */
     if (code == AREDIS_ETIMEDOUT) {
         int closing = c->closing || c->freeing;
         code = closing ? AREDIS_ECANCELED : AREDIS_ETIMEDOUT;
         msg = closing ? nomap_closing : nomap;
+        /* What the nodes said instead, when one did: a seed that refuses
+         * connections, a server without cluster support... */
+        const char *why = closing || c->topo->vt->map_why == NULL
+                              ? NULL
+                              : c->topo->vt->map_why(c->topo);
+        if (why != NULL) {
+            aredis__msgf(buf, sizeof buf, "%s (%s)", nomap, why);
+            msg = buf;
+        }
     }
     if (f->policy == FAN_ACQUIRE)
         AREDIS__USER_CB(c, f->acb(c, NULL, code, f->ud));

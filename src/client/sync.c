@@ -83,6 +83,8 @@ int aredis__sync_wait_flag(aredis_loop *loop, const int *flag,
 
 int aredis__sync_begin(aredis_sync *s)
 {
+    if (s == NULL)
+        return AREDIS_EINVAL;
     if (aredis__loop_busy(s->loop))
         return AREDIS_EBUSY;
     if (s->broken)
@@ -123,6 +125,8 @@ const char *aredis__sync_why(int e)
                "inside another blocking call on the same handle";
     case AREDIS_ESTATE:
         return "the handle is unusable after an internal error";
+    case AREDIS_EINVAL:
+        return "no handle given (NULL)";
     default:
         return NULL;
     }
@@ -189,6 +193,7 @@ aredis_sync *aredis_sync_connect(const aredis_options *opts, aredis_status *st)
     aredis_reply *r = aredis_sync_command(s, "PING");
     if (r == NULL || r->type == AREDIS_REPLY_ERROR) {
         st->code = r ? r->code : AREDIS_ENOMEM;
+        /* A server's text may not fit: cut it cleanly, marked "...". */
         aredis__msgf(st->msg, sizeof st->msg, "%s",
                      r ? r->str : "out of memory");
         aredis_reply_free(r);

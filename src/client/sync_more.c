@@ -36,6 +36,7 @@ STATIC_ERROR(busy_reply, AREDIS_EBUSY,
              "inside another blocking call on the same handle");
 STATIC_ERROR(broken_reply, AREDIS_ESTATE,
              "the handle is unusable after an internal error");
+STATIC_ERROR(nohandle_reply, AREDIS_EINVAL, "no handle given (NULL)");
 
 aredis_sync *aredis_sync_connect_host(const char *host, int port,
                                       aredis_status *st)
@@ -189,6 +190,8 @@ int aredis_sync_appendv_opts(aredis_sync *s, const aredis_cmd_opts *o, int argc,
 
 const aredis_reply *aredis_sync_get_reply(aredis_sync *s)
 {
+    if (s == NULL)
+        return &nohandle_reply;
     if (s->pipe.lent != NULL) {
         slot_recycle(s, s->pipe.lent);
         s->pipe.lent = NULL;
@@ -212,7 +215,7 @@ const aredis_reply *aredis_sync_get_reply(aredis_sync *s)
 
 size_t aredis_sync_pending(const aredis_sync *s)
 {
-    return s->pipe.n;
+    return s != NULL ? s->pipe.n : 0;
 }
 
 static void slot_free(aredis__sync_slot *sl)

@@ -194,6 +194,10 @@ void aredis__ts_cleanup(aredis_client *c)
 static int enqueue(aredis_client *c, aredis_reply_cb cb, void *ud,
                    aredis_buf *b)
 {
+    if (c == NULL) {
+        aredis_buf_cleanup(b);
+        return AREDIS_EINVAL;
+    }
     aredis__ts_msg *m = aredis__malloc(sizeof *m + b->len);
     if (m == NULL) {
         aredis_buf_cleanup(b);

@@ -378,6 +378,8 @@ int aredis__loop_busy(const aredis_loop *l)
 
 int aredis_loop_run_once(aredis_loop *l, int timeout_ms)
 {
+    if (l == NULL)
+        return AREDIS_EINVAL;
     if (!l->is_builtin)
         return AREDIS_ENOTSUP;
     if (l->depth > 0)
@@ -394,6 +396,8 @@ int aredis_loop_run_once(aredis_loop *l, int timeout_ms)
 
 int aredis_loop_run(aredis_loop *l)
 {
+    if (l == NULL)
+        return AREDIS_EINVAL;
     if (!l->is_builtin)
         return AREDIS_ENOTSUP;
     if (l->depth > 0)

@@ -310,6 +310,8 @@ static void choose_link(aredis_pubsub *ps)
 static int subscribe_kind(aredis_pubsub *ps, int kind, const char *name,
                           aredis_pubsub_handler h, void *ud)
 {
+    if (ps == NULL)
+        return AREDIS_EINVAL;
     if (ps->c == NULL || ps->freeing || ps->c->freeing)
         return AREDIS_ESTATE;
     if (name == NULL || name[0] == '\0')
@@ -332,6 +334,8 @@ static int subscribe_kind(aredis_pubsub *ps, int kind, const char *name,
 
 static int unsubscribe_kind(aredis_pubsub *ps, int kind, const char *name)
 {
+    if (ps == NULL)
+        return AREDIS_EINVAL;
     if (ps->c == NULL || ps->freeing)
         return AREDIS_ESTATE;
     sub_set *s = &ps->subs[kind];
@@ -690,6 +694,8 @@ void aredis__pubsub_main_ready(aredis_client *c)
 int aredis_pubsub_get_message(aredis_pubsub *ps, int64_t timeout_ms,
                               aredis_pubsub_message_cb cb, void *ud)
 {
+    if (ps == NULL)
+        return AREDIS_EINVAL;
     if (ps->c == NULL || ps->freeing || ps->c->freeing)
         return AREDIS_ESTATE;
     if (cb == NULL)

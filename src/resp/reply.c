@@ -163,10 +163,14 @@ aredis_reply *aredis__reply_copy_to(const aredis_reply *root, aredis_reply *out,
             strings[r->len] = '\0';
             r->str = strings;
             strings += r->len + 1;
-        } else if (aredis__reply_is_aggregate(r) && r->len != 0) {
-            memcpy(&out[used], r->element, r->len * sizeof *out);
-            r->element = &out[used];
-            used += r->len;
+        } else if (aredis__reply_is_aggregate(r)) {
+            if (r->len == 0) { /* never the source's pointer */
+                r->element = NULL;
+            } else {
+                memcpy(&out[used], r->element, r->len * sizeof *out);
+                r->element = &out[used];
+                used += r->len;
+            }
         }
         if (r->attrs != NULL) {
             out[used] = *r->attrs;

@@ -1730,6 +1730,12 @@ static void cl_hold_for_map(aredis__topology *t, aredis__cmd *cmd)
     hold(cl, cmd, 0);
 }
 
+static const char *cl_map_why(aredis__topology *t)
+{
+    cluster *cl = of(t);
+    return cl->have_map || cl->why[0] == '\0' ? NULL : cl->why;
+}
+
 static const aredis__topology_vt cluster_vt = {
     .name = "cluster",
     .route = cl_route,
@@ -1742,6 +1748,7 @@ static const aredis__topology_vt cluster_vt = {
     .nodes = cl_nodes,
     .slot_node = cl_slot_node,
     .hold_for_map = cl_hold_for_map,
+    .map_why = cl_map_why,
 };
 
 aredis__topology *aredis__cluster_new(aredis_client *c)

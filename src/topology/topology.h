@@ -91,6 +91,11 @@ typedef struct aredis__topology_vt {
      * arrives; the client's deadline takes it back through unwait(), and
      * free() cancels it like the others. */
     void (*hold_for_map)(aredis__topology *t, aredis__cmd *cmd);
+    /* Optional (with hold_for_map). Why there is no map yet, as
+     * "host:port: what it said" (the last node that failed to give one),
+     * or NULL when nothing has failed yet; good until control returns to
+     * the loop. For the message of a wait for the map that timed out. */
+    const char *(*map_why)(aredis__topology *t);
 } aredis__topology_vt;
 
 /* A record that stands for a wait (hold_for_map), not for a command: it

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -156,6 +157,20 @@ static int load_trust(SSL_CTX *c, const aredis__config *cfg, char *err,
         return 0;
     }
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, NULL);
+    /* OpenSSL looks into a CA directory only during a handshake, and takes
+     * one it cannot read for an empty one: the failure would read "self-
+     * signed certificate" or "unable to get local issuer certificate". */
+    const char *dir = cfg->more->tls_ca_dir;
+    struct stat sb;
+    int bad = 0;
+    if (dir != NULL && stat(dir, &sb) != 0)
+        bad = errno;
+    else if (dir != NULL && !S_ISDIR(sb.st_mode))
+        bad = ENOTDIR;
+    if (bad != 0)
+        return aredis__msgc(err, errlen, AREDIS_ETLS,
+                            "TLS: cannot use the CA directory '%s': %s", dir,
+                            strerror(bad));
     if (cfg->more->tls_ca_file != NULL || cfg->more->tls_ca_dir != NULL) {
         if (SSL_CTX_load_verify_locations(c, cfg->more->tls_ca_file,
                                           cfg->more->tls_ca_dir) != 1)

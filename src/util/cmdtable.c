@@ -113,7 +113,7 @@
     X("getrange", RO, 1, 1, 1, 0, 0, NONE)                              \
     X("getset", 0, 1, 1, 1, 0, 0, NONE)                                 \
     X("hdel", 0, 1, 1, 1, 0, 0, NONE)                                   \
-    X("hello", 0, 0, 0, 0, 0, 0, NONE)                                  \
+    X("hello", REFUSE, 0, 0, 0, 0, 0, NONE)                             \
     X("hexists", RO, 1, 1, 1, 0, 0, NONE)                               \
     X("hget", RO, 1, 1, 1, 0, 0, NONE)                                  \
     X("hgetall", RO, 1, 1, 1, 0, 0, MAP)                                \
@@ -186,7 +186,7 @@
     X("renamenx", 0, 1, 2, 1, 0, 0, NONE)                               \
     X("replconf", 0, 0, 0, 0, 0, 0, NONE)                               \
     X("replicaof", NOCL, 0, 0, 0, 0, 0, NONE)                           \
-    X("reset", NO_MULTI, 0, 0, 0, 0, 0, NONE)                           \
+    X("reset", REFUSE | NO_MULTI, 0, 0, 0, 0, 0, NONE)                  \
     X("restore", 0, 1, 1, 1, 0, 0, NONE)                                \
     X("restore-asking", 0, 1, 1, 1, 0, 0, NONE)                         \
     X("role", N_MAP, 0, 0, 0, 0, 0, NONE)                               \

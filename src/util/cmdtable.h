@@ -39,8 +39,10 @@ enum {
     /* (P|S)(UN)SUBSCRIBE: answered by push frames; only aredis_pubsub
      * sends them. */
     AREDIS__CMDF_PUBSUB = 1 << 5,
-    /* Refused by the client as a plain command (SELECT: the database is a
-     * client option). The PUBSUB family is refused too. */
+    /* Refused by the client as a plain command: SELECT (the database is a
+     * client option), HELLO and RESET (they would change the protocol,
+     * user, name or database of a connection that callers share, behind
+     * the client's back). The PUBSUB family is refused too. */
     AREDIS__CMDF_REFUSED = 1 << 6,
     /* The second argument names a subcommand with its own entry
      * ("config|get"). */

@@ -51,4 +51,48 @@ foreach(exe consumer_shared consumer_static)
   run("run ${exe}" "${CMAKE_COMMAND}" -E env "REDIS_URL=redis://127.0.0.1:${port}/0"
       "${consumer}/${exe}")
 endforeach()
+
+# The same program built with pkg-config, as docs/guide/building.md shows:
+# against the shared library, and statically with `pkg-config --static`
+# (Libs.private must be words a compiler driver takes as they are).
+find_program(PKG_CONFIG_EXECUTABLE pkg-config REQUIRED)
+file(GLOB_RECURSE pc_file "${prefix}/*/aredis.pc")
+if(NOT pc_file)
+  message(FATAL_ERROR "no aredis.pc under ${prefix}")
+endif()
+get_filename_component(pc_dir "${pc_file}" DIRECTORY)
+get_filename_component(lib_dir "${pc_dir}" DIRECTORY)
+set(ENV{PKG_CONFIG_PATH} "${pc_dir}")
+foreach(kind shared static)
+  set(pc_args --cflags --libs aredis)
+  if(kind STREQUAL "static")
+    set(pc_args --static ${pc_args})
+  endif()
+  execute_process(COMMAND "${PKG_CONFIG_EXECUTABLE}" ${pc_args}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE pc_flags
+                  ERROR_VARIABLE pc_err OUTPUT_STRIP_TRAILING_WHITESPACE)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "pkg-config ${pc_args} failed: ${pc_err}")
+  endif()
+  # A shell splits at blanks only: a ';' would glue two flags into one
+  # word (a bogus -L directory swallowing the -l after it).
+  if(pc_flags MATCHES ";")
+    list(JOIN pc_args " " pc_words)
+    message(FATAL_ERROR "pkg-config ${pc_words} gives a ';': ${pc_flags}")
+  endif()
+  separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
+  set(exe "${WORK_DIR}/pc_${kind}")
+  set(link_mode "")
+  if(kind STREQUAL "static")
+    # Take libaredis.a although libaredis.so sits beside it.
+    list(TRANSFORM pc_flags REPLACE "^-laredis$" "-l:libaredis.a")
+  else()
+    set(link_mode "-Wl,-rpath,${lib_dir}")
+  endif()
+  run("build pc_${kind} with pkg-config"
+      "${C_COMPILER}" -std=c11 ${SAN_FLAGS} -o "${exe}"
+      "${CMAKE_CURRENT_LIST_DIR}/consumer.c" ${pc_flags} ${link_mode})
+  run("run pc_${kind}" "${CMAKE_COMMAND}" -E env
+      "REDIS_URL=redis://127.0.0.1:${port}/0" "${exe}")
+endforeach()
 file(REMOVE_RECURSE "${WORK_DIR}")

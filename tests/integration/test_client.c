@@ -203,6 +203,70 @@ Test(client, select_is_refused_with_a_clear_error, .init = load_fixture)
     cr_assert_eq(bad.calls, 0);
 }
 
+/* RESET and HELLO would change what the shared connection is (database,
+ * name, protocol, user) behind the client's back: RESET put a db-5 client
+ * on database 0 and on RESP2 while it still read RESP3. Both are refused
+ * like SELECT, and the connection keeps its database. */
+Test(client, reset_and_hello_are_refused, .init = load_fixture)
+{
+    aredis_loop *loop = testloop_new();
+    char key[64];
+    testenv_key(key, sizeof key, "reset");
+    aredis_client *c = fixture_client(loop, 5);
+    counter reset = {.expect = 1}, hello = {.expect = 1}, w = {.expect = 2};
+    cr_assert_eq(aredis_command(c, count_cb, &reset, "RESET"), 0);
+    cr_assert_eq(aredis_command(c, count_cb, &hello, "HELLO %d", 2), 0);
+    cr_assert_eq(aredis_command(c, count_cb, &w, "SET %s five", key), 0);
+    cr_assert_eq(aredis_command(c, count_cb, &w, "GET %s", key), 0);
+    cr_assert(testloop_run_until(loop, &reset.done, 10000));
+    cr_assert(testloop_run_until(loop, &hello.done, 10000));
+    cr_assert(testloop_run_until(loop, &w.done, 10000));
+    cr_assert_eq(reset.last_code, AREDIS_EINVAL, "%s", reset.last);
+    cr_assert(strncmp(reset.last, "RESET is refused", 16) == 0, "%s",
+              reset.last);
+    cr_assert_eq(hello.last_code, AREDIS_EINVAL, "%s", hello.last);
+    cr_assert(strncmp(hello.last, "HELLO is refused", 16) == 0, "%s",
+              hello.last);
+    cr_assert_eq(w.errors, 0, "%s", w.last);
+    cr_assert_str_eq(w.last, "five");
+    aredis_client_free(c);
+    testloop_free(loop);
+    /* The key went to database 5, where the client was told to write. */
+    aredis_reply *r = testclient_direct(srv.port, "EXISTS %s", key);
+    cr_assert_eq(r->integer, 0, "the SET went to database 0");
+    aredis_reply_free(r);
+}
+
+/* A NULL handle given to a call that takes one is a bad argument, refused
+ * with AREDIS_EINVAL (an error reply for the blocking calls), never a
+ * crash. */
+Test(client, null_handles_are_refused)
+{
+    cr_assert_eq(aredis_command(NULL, NULL, NULL, "PING"), AREDIS_EINVAL);
+    cr_assert_eq(aredis_commandv(NULL, NULL, NULL, 1,
+                                 (const char *const[]){"PING"}, NULL),
+                 AREDIS_EINVAL);
+    cr_assert_eq(aredis_command_ts(NULL, NULL, NULL, "PING"), AREDIS_EINVAL);
+    cr_assert_eq(aredis_exclusive_command(NULL, NULL, NULL, "PING"),
+                 AREDIS_EINVAL);
+    cr_assert_eq(aredis_pubsub_subscribe(NULL, "ch", NULL, NULL),
+                 AREDIS_EINVAL);
+    cr_assert_eq(aredis_pubsub_unsubscribe(NULL, "ch"), AREDIS_EINVAL);
+    cr_assert_eq(aredis_pubsub_get_message(NULL, 10, NULL, NULL),
+                 AREDIS_EINVAL);
+    cr_assert_eq(aredis_loop_run(NULL), AREDIS_EINVAL);
+    cr_assert_eq(aredis_loop_run_once(NULL, 0), AREDIS_EINVAL);
+    aredis_reply *r = aredis_sync_command(NULL, "PING");
+    cr_assert_not_null(r);
+    cr_assert_eq(r->type, AREDIS_REPLY_ERROR);
+    cr_assert_eq(r->code, AREDIS_EINVAL, "%s", r->str);
+    aredis_reply_free(r);
+    cr_assert_eq(aredis_sync_append(NULL, "PING"), AREDIS_EINVAL);
+    const aredis_reply *g = aredis_sync_get_reply(NULL);
+    cr_assert_eq(g->code, AREDIS_EINVAL, "%s", g->str);
+    cr_assert_eq(aredis_sync_pending(NULL), 0);
+}
+
 Test(client, database_option_selects, .init = load_fixture)
 {
     aredis_loop *loop = testloop_new();

@@ -196,6 +196,32 @@ Test(sync_more, server_down_gives_a_clear_code)
     aredis_sync_free(s);
 }
 
+/* A server that wants a password, and none given: the handshake's refusal
+ * comes back in the status, the server's long text cut cleanly to fit
+ * (marked "...", never ending mid-word unmarked). */
+Test(sync_more, refused_handshake_message_is_cut_cleanly)
+{
+    testenv_server priv;
+    cr_assert_eq(
+        testenv_private_start(&priv, "syncauth", "--requirepass s3cret"), 0,
+        "%s", testenv_errstr());
+    aredis_status st;
+    aredis_sync *s = aredis_sync_connect(
+        &(aredis_options){.host = priv.host,
+                          .port = priv.port,
+                          .reconnect_max_attempts = AREDIS_NO_RECONNECT},
+        &st);
+    cr_assert_eq(testenv_private_stop(&priv), 0, "%s", testenv_errstr());
+    cr_assert_null(s);
+    cr_assert_eq(st.code, AREDIS_EAUTH, "%s: %s", aredis_err_name(st.code),
+                 st.msg);
+    cr_assert(strstr(st.msg, "NOAUTH") != NULL, "%s", st.msg);
+    size_t n = strlen(st.msg);
+    cr_assert_lt(n, sizeof st.msg);
+    cr_assert(n > 3 && strcmp(st.msg + n - 3, "...") == 0,
+              "a long message cut without a mark: %s", st.msg);
+}
+
 /* ---- pipelining: append, get reply --------------------------------------- */
 
 Test(sync_more, append_then_read_in_order_exactly_once)

@@ -1164,7 +1164,13 @@ Test(transport, tls_bad_files)
     } cases[] = {
         {"tls_ca_file=/nonexistent/ca.crt",
          "TLS: cannot load the CA file '/nonexistent/ca.crt': "},
-        {"tls_ca_dir=/nonexistent", NULL},
+        /* Checked at once: OpenSSL would only fail the handshake, as if
+         * the directory were empty ("self-signed certificate..."). */
+        {"tls_ca_dir=/nonexistent",
+         "TLS: cannot use the CA directory '/nonexistent': No such file or "
+         "directory"},
+        {"tls_ca_dir=/dev/null",
+         "TLS: cannot use the CA directory '/dev/null': Not a directory"},
         {"tls_cert_file=/nonexistent/c.crt",
          "TLS: cannot load the certificate '/nonexistent/c.crt': "},
     };

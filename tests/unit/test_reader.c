@@ -919,3 +919,30 @@ Test(reader, reads_grow_while_they_fill)
     cr_assert_leq(rd->read_hint, (size_t)16 * 1024);
     aredis_reader_free(rd);
 }
+
+Test(reader, dup_of_an_empty_aggregate_has_no_element_pointer)
+{
+    /* A reply built by hand (a reply hook's, a cluster fan-out's merge)
+     * may carry a scratch pointer beside len 0; the copy must not keep
+     * it: reply.h promises NULL, and the scratch is freed after the
+     * callback that might take the copy. */
+    aredis_reply scratch[2] = {{0}};
+    aredis_reply parts[2] = {{0}};
+    parts[0].type = AREDIS_REPLY_SET;
+    parts[0].element = &scratch[0];
+    parts[1].type = AREDIS_REPLY_MAP;
+    parts[1].element = &scratch[1];
+    aredis_reply root = {.type = AREDIS_REPLY_ARRAY, .len = 2};
+    root.element = parts;
+    aredis_reply *copy = aredis_reply_dup(&root);
+    cr_assert_not_null(copy);
+    cr_assert_null(copy->element[0].element);
+    cr_assert_null(copy->element[1].element);
+    aredis_reply_free(copy);
+    aredis_reply alone = {.type = AREDIS_REPLY_PUSH, .len = 0};
+    alone.element = &scratch[0];
+    copy = aredis_reply_dup(&alone);
+    cr_assert_not_null(copy);
+    cr_assert_null(copy->element);
+    aredis_reply_free(copy);
+}
