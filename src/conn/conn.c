@@ -16,6 +16,7 @@
 #include "aredis/error.h"
 #include "resp/resp.h"
 #include "util/alloc.h"
+#include "util/inline.h"
 #include "util/msg.h"
 
 /* Written bytes are dropped from the front of the buffer lazily, once they
@@ -966,11 +967,6 @@ void aredis__conn_closed(aredis__conn *cn, int code, const char *msg,
 
 /* Kept out of aredis__conn_submit(): inlined, it costs the fast path
  * (bytes already in `out`) instructions it never uses (callgrind). */
-#if defined(__GNUC__)
-#define COLD_PATH __attribute__((noinline))
-#else
-#define COLD_PATH
-#endif
 
 /* Append a command's bytes to the output buffer; an empty one (an idle
  * connection gave it back) first takes the owner's spare block. */
@@ -1168,6 +1164,17 @@ void aredis__conn_in_commit(aredis__conn *cn, size_t n, int64_t now)
 /* The next reply and what it is for: 1 with an action in *a, 0 when none
  * (more bytes needed), 2 when the state changed (a handshake step, a
  * loss): the queues may hold actions now. */
+/* Out of next_reply(): its message buffer would keep the reply path from
+ * being inlined into aredis__conn_poll() (callgrind, bench/client.sh). */
+COLD_PATH static void protocol_error(aredis__conn *cn, int e)
+{
+    const char *s = aredis_reader_errstr(cn->rd);
+    char msg[AREDIS__CONN_MSG_MAX];
+    aredis__msgf(msg, sizeof msg, "protocol error: %s",
+                 s[0] != '\0' ? s : stray_msg);
+    lost(cn, e, msg, cn->now);
+}
+
 static int next_reply(aredis__conn *cn, aredis__conn_action *a)
 {
     if (cn->state >= AREDIS__ST_HANDSHAKE && cn->rd != NULL) {
@@ -1188,11 +1195,7 @@ static int next_reply(aredis__conn *cn, aredis__conn_action *a)
         if (e == 1 && (cmd == NULL || cmd->end > cn->heard))
             e = AREDIS_EPROTO;
         if (e < 0) {
-            const char *s = aredis_reader_errstr(cn->rd);
-            char msg[AREDIS__CONN_MSG_MAX];
-            aredis__msgf(msg, sizeof msg, "protocol error: %s",
-                         s[0] != '\0' ? s : stray_msg);
-            lost(cn, e, msg, cn->now);
+            protocol_error(cn, e);
             return 2;
         }
         cn->head = cmd->next;
