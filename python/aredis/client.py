@@ -13,7 +13,7 @@ import ssl as _ssl
 from urllib.parse import parse_qs, unquote, urlparse
 
 from . import _core
-from .commands import RESPONSE_CALLBACKS, CommandsMixin
+from .commands import RESPONSE_CALLBACKS, CommandsMixin, _mapping
 from .exceptions import RedisError, WatchError
 
 # Options of redis-py URLs that are Python-side settings, not the C
@@ -433,7 +433,8 @@ class StrictRedisCluster(StrictRedis):
         return list(await asyncio.gather(
             *[self.get(k) for k in keys + list(args)]))
 
-    async def mset(self, mapping):
+    async def mset(self, *args, **kwargs):
+        mapping = _mapping("MSET", args, kwargs)
         await asyncio.gather(*[self.set(k, v) for k, v in mapping.items()])
         return True
 

@@ -19,8 +19,10 @@ buffering pipeline). Commands whose arguments do not fit this little
 language are written by hand in CommandsMixin below; their number is kept
 small. RESPONSE_CALLBACKS turns replies into the documented Python types.
 """
+import datetime
+
 from . import _core
-from .exceptions import DataError
+from .exceptions import ConnectionError, DataError, RedisError
 
 bool_ok = _core.bool_ok
 to_bool = _core.to_bool
@@ -65,8 +67,6 @@ incr | INCRBY | name amount=1
 incrby | INCRBY | name amount=1
 incrbyfloat | INCRBYFLOAT | name amount=1.0
 mget | MGET | *keys
-mset | MSET | @mapping
-msetnx | MSETNX | @mapping
 psetex | PSETEX | name time_ms value
 set | SET | name value ex:EX px:PX nx!NX xx!XX keepttl!KEEPTTL get!GET
 setbit | SETBIT | name offset value
@@ -112,12 +112,9 @@ sunionstore | SUNIONSTORE | dest *keys
 # sorted sets
 zcard | ZCARD | name
 zcount | ZCOUNT | name min max
-zincrby | ZINCRBY | name amount value
 zlexcount | ZLEXCOUNT | name min max
 zpopmax | ZPOPMAX | name count=None
 zpopmin | ZPOPMIN | name count=None
-zrangebylex | ZRANGEBYLEX | name min max limit:LIMIT
-zrevrangebylex | ZREVRANGEBYLEX | name max min limit:LIMIT
 zrank | ZRANK | name value
 zrem | ZREM | name *values
 zremrangebylex | ZREMRANGEBYLEX | name min max
@@ -169,7 +166,7 @@ client_getname | CLIENT GETNAME |
 client_id | CLIENT ID |
 client_kill | CLIENT KILL | address
 client_list | CLIENT LIST |
-client_pause | CLIENT PAUSE | timeout
+client_pause | CLIENT PAUSE | timeout=0
 client_setname | CLIENT SETNAME | name
 config_get | CONFIG GET | pattern='*'
 config_resetstat | CONFIG RESETSTAT |
@@ -186,6 +183,7 @@ memory_usage | MEMORY USAGE | key
 ping | PING |
 role | ROLE |
 save | SAVE |
+slaveof | SLAVEOF | host='NO' port='ONE'
 slowlog_get | SLOWLOG GET | num=None
 slowlog_len | SLOWLOG LEN |
 slowlog_reset | SLOWLOG RESET |
@@ -223,11 +221,6 @@ def _str(v):
 
 def _float_or_none(r):
     return None if r is None else float(r)
-
-
-def _ttl(r):
-    # As the documented API (redis-py 2): no expiry or no key is None.
-    return r if r is not None and r >= 0 else None
 
 
 def _int_or_none(r):
@@ -308,10 +301,33 @@ def parse_client_list(response, **options):
 
 
 def parse_config_get(response, **options):
-    if isinstance(response, dict):
+    """{name: value} as str, whatever decode_responses says (as the
+    documented client: the names are Redis's own)."""
+    items = response.items() if isinstance(response, dict) \
+        else zip(*[iter(response or [])] * 2)
+    return {_str(k): _str(v) for k, v in items}
+
+
+def parse_lastsave(response):
+    return None if response is None else \
+        datetime.datetime.fromtimestamp(int(response))
+
+
+def parse_debug_object(response):
+    """'Value at:0x.. refcount:1 encoding:embstr ...' -> {'type': 'Value',
+    'at': '0x..', 'refcount': 1, ...} (numbers as int)."""
+    out = {}
+    for item in ("type:" + _str(response)).split():
+        k, _, v = item.partition(":")
+        out[k] = int(v) if v.lstrip("-").isdigit() else v
+    return out
+
+
+def sort_return_tuples(response, **options):
+    n = options.get("groups")
+    if not response or not n:
         return response
-    it = iter(response or [])
-    return dict(zip(it, it))
+    return list(zip(*[response[i::n] for i in range(n)]))
 
 
 def parse_hscan(response, **options):
@@ -439,8 +455,8 @@ def parse_sentinel_addr(response):
 _OK = ("AUTH", "BGREWRITEAOF", "BGSAVE", "CLIENT KILL", "CLIENT PAUSE",
        "CLIENT SETNAME", "CONFIG RESETSTAT", "CONFIG REWRITE", "CONFIG SET",
        "FLUSHALL", "FLUSHDB", "LSET", "LTRIM", "MSET", "PFMERGE", "RENAME",
-       "SAVE", "SET", "SETEX", "PSETEX", "SCRIPT FLUSH", "SCRIPT KILL",
-       "SLOWLOG RESET", "HMSET", "XGROUP CREATE", "XGROUP SETID", "READONLY",
+       "SAVE", "SET", "SETEX", "SLAVEOF", "PSETEX", "SCRIPT FLUSH",
+       "SCRIPT KILL", "SLOWLOG RESET", "HMSET", "XGROUP CREATE", "XGROUP SETID", "READONLY",
        "READWRITE", "RESTORE")
 
 RESPONSE_CALLBACKS = {
@@ -453,14 +469,16 @@ RESPONSE_CALLBACKS = {
                     "ZUNION ZINTER".split(), zset_score_pairs),
     **dict.fromkeys("INCRBYFLOAT HINCRBYFLOAT ZINCRBY".split(), float),
     **dict.fromkeys("ZSCORE GEODIST".split(), _float_or_none),
-    **dict.fromkeys("TTL PTTL".split(), _ttl),
     **dict.fromkeys("BLPOP BRPOP".split(), _blpop),
     **dict.fromkeys("ZPOPMAX ZPOPMIN".split(), _zpop),
     "PING": _ping,
     "TIME": _time,
     "INFO": parse_info,
     "CLIENT LIST": parse_client_list,
-    "CLIENT GETNAME": lambda r: r,
+    "CLIENT GETNAME": _str,
+    "LASTSAVE": parse_lastsave,
+    "DEBUG OBJECT": parse_debug_object,
+    "SORT": sort_return_tuples,
     "CONFIG GET": parse_config_get,
     "HGETALL": _pairs_to_dict,
     "SCAN": parse_scan,
@@ -583,6 +601,48 @@ def build_methods(table=COMMANDS):
 GENERATED = build_methods()
 
 
+def _is_number(v):
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _mapping(command, args, kwargs):
+    if args and (len(args) != 1 or not isinstance(args[0], dict)):
+        raise DataError(f"{command} requires **kwargs or a single dict arg")
+    return {**(args[0] if args else {}), **kwargs}
+
+
+class BitField:
+    """The BITFIELD builder of the documented API: set/get/incrby/overflow
+    return the builder, ``await exc()`` sends the command."""
+
+    def __init__(self, redis_client, key):
+        self.redis = redis_client
+        self._command_stack = ["BITFIELD", key]
+
+    def set(self, type, offset, value):
+        self._command_stack += ["SET", type, offset, value]
+        return self
+
+    def get(self, type, offset):
+        self._command_stack += ["GET", type, offset]
+        return self
+
+    def incrby(self, type, offset, increment):
+        self._command_stack += ["INCRBY", type, offset, increment]
+        return self
+
+    def overflow(self, type="SAT"):
+        self._command_stack += ["OVERFLOW", type]
+        return self
+
+    async def exc(self):
+        return await self.redis.execute_command(*self._command_stack)
+
+
 class CommandsMixin:
     """Commands whose arguments the table cannot express."""
 
@@ -605,6 +665,28 @@ class CommandsMixin:
             pieces += args
         for m, s in kwargs.items():
             pieces += (s, m)
+        return self.execute_command(*pieces)
+
+    def zincrby(self, name, value, amount=1):
+        """ZINCRBY: add ``amount`` to the score of member ``value``. The
+        redis-py 3 order (name, amount, value) is taken too when it cannot
+        be meant otherwise (a number, then a member that is no number)."""
+        if isinstance(value, (int, float)) and not _is_number(amount):
+            value, amount = amount, value
+        return self.execute_command("ZINCRBY", name, amount, value)
+
+    def zrangebylex(self, name, min, max, start=None, num=None):
+        return self._bylex("ZRANGEBYLEX", name, min, max, start, num)
+
+    def zrevrangebylex(self, name, max, min, start=None, num=None):
+        return self._bylex("ZREVRANGEBYLEX", name, max, min, start, num)
+
+    def _bylex(self, command, name, a, b, start, num):
+        if (start is None) != (num is None):
+            raise DataError("``start`` and ``num`` must both be specified")
+        pieces = [command, name, a, b]
+        if start is not None:
+            pieces += ["LIMIT", start, num]
         return self.execute_command(*pieces)
 
     def zrange(self, name, start, end, desc=False, withscores=False,
@@ -670,8 +752,24 @@ class CommandsMixin:
             pieces += _flatten(mapping)
         return self.execute_command(*pieces)
 
+    def mset(self, *args, **kwargs):
+        """MSET from one dict or from keywords (or both)."""
+        return self.execute_command("MSET", *_flatten(_mapping(
+            "MSET", args, kwargs)))
+
+    def msetnx(self, *args, **kwargs):
+        """MSETNX from one dict or from keywords (or both)."""
+        return self.execute_command("MSETNX", *_flatten(_mapping(
+            "MSETNX", args, kwargs)))
+
     def sort(self, name, start=None, num=None, by=None, get=None, desc=False,
-             alpha=False, store=None):
+             alpha=False, store=None, groups=False):
+        """SORT; with ``groups=True`` and two or more ``get`` patterns the
+        reply is a list of tuples, one value per pattern."""
+        if groups and (not get or isinstance(get, (bytes, str)) or
+                       len(get) < 2):
+            raise DataError('when using "groups" the "get" argument must be '
+                            'specified and contain at least two keys')
         pieces = ["SORT", name]
         if by is not None:
             pieces += ["BY", by]
@@ -686,7 +784,8 @@ class CommandsMixin:
             pieces.append("ALPHA")
         if store is not None:
             pieces += ["STORE", store]
-        return self.execute_command(*pieces)
+        return self.execute_command(*pieces,
+                                    groups=len(get) if groups else None)
 
     def scan(self, cursor=0, match=None, count=None):
         pieces = ["SCAN", cursor]
@@ -756,9 +855,13 @@ class CommandsMixin:
                 yield item
 
     def bitfield(self, key, *operations):
-        """BITFIELD key with operations as tuples: ('GET', 'u8', 0),
-        ('SET', 'i8', 0, 100), ('INCRBY', 'u2', 100, 1), ('OVERFLOW',
-        'SAT')."""
+        """BITFIELD key. Without operations, the documented builder:
+        ``await r.bitfield(key).set('i8', 0, 100).get('u4', 0).exc()``;
+        with operations as tuples (('GET', 'u8', 0), ('SET', 'i8', 0,
+        100), ('INCRBY', 'u2', 100, 1), ('OVERFLOW', 'SAT')), the command
+        at once."""
+        if not operations:
+            return BitField(self, key)
         pieces = ["BITFIELD", key]
         for op in operations:
             pieces += list(op)
@@ -771,6 +874,15 @@ class CommandsMixin:
     def brpop(self, keys, timeout=0):
         keys = [keys] if isinstance(keys, (bytes, str)) else list(keys)
         return self.execute_command("BRPOP", *keys, timeout or 0)
+
+    async def shutdown(self):
+        """SHUTDOWN: None once the server has gone (the connection closing
+        is its answer), RedisError if it is still there."""
+        try:
+            await self.execute_command("SHUTDOWN")
+        except ConnectionError:
+            return None
+        raise RedisError("SHUTDOWN seems to have failed.")
 
     def client_reply(self, reply):
         raise DataError("CLIENT REPLY is not supported on a multiplexed "

@@ -1,5 +1,6 @@
 """Command methods and their documented Python return types."""
 import asyncio
+import datetime
 
 import pytest
 
@@ -15,11 +16,13 @@ async def test_getting_started_types(r):
     assert await r.expire("foo", 10) is True
     assert 0 < await r.ttl("foo") <= 10
     assert await r.persist("foo") is True
-    assert await r.ttl("foo") is None
+    assert await r.ttl("foo") == -1       # ints, as the documented client
+    assert await r.pttl("foo") == -1
     assert await r.delete("foo") == 1
     assert await r.exists("foo") is False
     assert await r.get("foo") is None
-    assert await r.ttl("foo") is None
+    assert await r.ttl("foo") == -2
+    assert await r.pttl("foo") == -2
 
 
 async def test_decode_responses(rd):
@@ -109,10 +112,10 @@ async def test_info_and_config(r):
     assert info["redis_version"]
     assert isinstance(info["connected_clients"], int)
     cfg = await r.config_get("maxmemory")
-    assert cfg == {b"maxmemory": b"0"}
+    assert cfg == {"maxmemory": "0"}
     assert isinstance(await r.client_list(), list)
     assert await r.client_setname("pytest") is True
-    assert await r.client_getname() == b"pytest"
+    assert await r.client_getname() == "pytest"
 
 
 async def test_set_response_callback(r, port):
@@ -136,7 +139,7 @@ async def test_set_response_callback(r, port):
 async def test_execute_command_and_subcommand_split(r):
     assert await r.execute_command("SET", "k", "v") is True
     assert await r.execute_command("CONFIG GET", "maxmemory") == \
-        {b"maxmemory": b"0"}
+        {"maxmemory": "0"}
 
 
 async def test_errors(r):
@@ -247,3 +250,38 @@ async def test_username_and_password(r, port):
             await bad.ping()
     finally:
         await r.execute_command("ACL", "DELUSER", "pyuser")
+
+
+async def test_documented_signatures_and_types(r):
+    """The calls and return types of the documented client (its command
+    mixins), where they differ from redis-py 3+."""
+    await r.zadd("z", a=1, b=2, c=3)
+    assert await r.zincrby("z", "a", 2) == 3.0      # (name, value, amount)
+    assert await r.zincrby("z", "a") == 4.0
+    assert await r.zincrby("z", 1, "b") == 3.0      # redis-py's order too
+    await r.zadd("lex", a=0, b=0, c=0, d=0)
+    assert await r.zrangebylex("lex", "-", "+", 1, 2) == [b"b", b"c"]
+    assert await r.zrevrangebylex("lex", "+", "-", 0, 1) == [b"d"]
+    with pytest.raises(aredis.DataError):
+        r.zrangebylex("lex", "-", "+", 1)
+    assert await r.mset(k1="1", k2="2") is True
+    assert await r.mset({"k3": "3"}, k4="4") is True
+    assert await r.msetnx(k1="x", k5="5") is False
+    assert await r.mget("k1", "k2", "k3", "k4") == [b"1", b"2", b"3", b"4"]
+    assert isinstance(await r.lastsave(), datetime.datetime)
+    await r.set("dbg", "v")
+    dbg = await r.debug_object("dbg")
+    assert dbg["type"] == "Value" and isinstance(dbg["refcount"], int)
+    await r.rpush("ids", 2, 1)
+    await r.mset({"w_1": "a", "w_2": "b", "n_1": "x", "n_2": "y"})
+    assert await r.sort("ids", get=["w_*", "n_*"], groups=True) == \
+        [(b"a", b"x"), (b"b", b"y")]
+    bf = r.bitfield("bf")
+    assert await bf.set("i8", 0, 100).get("i8", 0).incrby("u2", 100, 1) \
+        .overflow("SAT").exc() == [0, 100, 1]
+    assert await r.bitfield("bf", ("GET", "i8", 0)) == [100]
+    p = await r.pipeline(transaction=False)
+    await p.mset(p1=1)
+    await p.bitfield("bf").get("i8", 0).exc()
+    assert await p.execute() == [True, [100]]
+    assert await r.slaveof() is True        # SLAVEOF NO ONE
