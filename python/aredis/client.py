@@ -139,7 +139,9 @@ class StrictRedis(CommandsMixin):
                     kwargs.setdefault(k, unquote(v))
             else:
                 rest += [f"{k}={v}" for v in vals]
-        c_url = parsed._replace(query="&".join(rest)).geturl()
+        # Only the query changes: urlunparse() would turn unix:///path
+        # into unix:/path (it drops an empty netloc).
+        c_url = url.partition("?")[0] + ("?" + "&".join(rest) if rest else "")
         if db is not None:
             kwargs.setdefault("_core_options", {})["db"] = int(db)
         return cls(url=c_url, db=None, **kwargs)

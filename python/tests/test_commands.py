@@ -180,6 +180,21 @@ async def test_unix_socket(server):
     assert await c.ping() is True
 
 
+async def test_from_url_unix(server):
+    # The documented form has three slashes: unix:// and an absolute path.
+    for url in (f"unix://{server['unixsocket']}?db=3",
+                f"unix://{server['unixsocket']}"):
+        c = aredis.StrictRedis.from_url(url)
+        assert await c.ping() is True
+        c.close()
+    c = aredis.StrictRedis.from_url(
+        f"unix://{server['unixsocket']}?db=3&decode_responses=yes")
+    await c.set("unix", "x")
+    assert await c.get("unix") == "x"
+    assert (await c.client_list())[-1]["db"] == "3"
+    c.close()
+
+
 async def test_from_url(port):
     c = aredis.StrictRedis.from_url(
         f"redis://127.0.0.1:{port}/3?decode_responses=True")
