@@ -391,6 +391,24 @@ class Pipeline(CommandsMixin):
 StrictPipeline = Pipeline
 
 
+def _is_node_map(response):
+    return isinstance(response, dict) and \
+        all(b":" in k if isinstance(k, bytes) else ":" in k
+            for k in response)
+
+
+def _per_node(callback, merge):
+    def parse(response, **options):
+        if not _is_node_map(response):
+            # One node's reply (CONFIG GET's is a dict of settings).
+            return callback(response, **options) if callback else response
+        out = {(k.decode() if isinstance(k, bytes) else k):
+               callback(v, **options) if callback else v
+               for k, v in response.items()}
+        return merge(out.values()) if merge else out
+    return parse
+
+
 class StrictRedisCluster(StrictRedis):
     """A Redis Cluster client: the C client's cluster topology, from one or
     more seed nodes (host/port, startup_nodes=[{'host':, 'port':}, ...])."""
@@ -411,6 +429,21 @@ class StrictRedisCluster(StrictRedis):
         super().__init__(url=f"{scheme}://{seeds}", db=None,
                          password=password, username=username,
                          max_connections=max_connections, **kwargs)
+        for command in self.NODE_REPLY_COMMANDS:
+            self.set_response_callback(
+                command, self.response_callbacks.get(command))
+
+    # Commands the C client sends to every node, whose reply is a map from
+    # "host:port" to that node's reply: the command's callback applies to
+    # each node's reply and the result is {"host:port": result}, as the
+    # documented cluster client gave; PING is True when every node said so.
+    NODE_REPLY_COMMANDS = {"INFO": None, "CONFIG GET": None, "TIME": None,
+                           "LASTSAVE": None, "ROLE": None, "PING": all}
+
+    def set_response_callback(self, command, callback):
+        if command in self.NODE_REPLY_COMMANDS:
+            callback = _per_node(callback, self.NODE_REPLY_COMMANDS[command])
+        super().set_response_callback(command, callback)
 
     @classmethod
     def from_url(cls, url, db=None, **kwargs):

@@ -50,3 +50,24 @@ def test_documentation_example(cl):
                           context=context)
         assert result == "ok", out
         assert "'server_type': 'master'" in out
+
+
+async def test_commands_to_every_node(cl):
+    # INFO, CONFIG GET, TIME, LASTSAVE, ROLE reach every node: one result
+    # per "host:port", each in the standalone client's type; PING is True.
+    c = aredis.StrictRedisCluster(host=cl["host"], port=int(cl["port"]))
+    assert await c.ping() is True
+    info = await c.info()
+    assert len(info) == 6 and all(":" in node for node in info)
+    assert all(isinstance(i["connected_clients"], int)
+               for i in info.values())
+    assert await c.config_get("maxmemory") == \
+        {node: {"maxmemory": "0"} for node in info}
+    assert all(isinstance(t, tuple) for t in (await c.time()).values())
+    c.set_response_callback("INFO", lambda r: len(r))
+    assert all(isinstance(n, int) for n in (await c.info()).values())
+    p = c.pipeline(transaction=False)
+    p.config_get("maxmemory")
+    assert await p.execute() == [{node: {"maxmemory": "0"} for node in info}]
+    c.close()
+
