@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from . import _core
 from .commands import RESPONSE_CALLBACKS, CommandsMixin, _mapping
-from .exceptions import RedisError, WatchError
+from .exceptions import ClusterDownError, RedisError, WatchError
 
 # Options of redis-py URLs that are Python-side settings, not the C
 # library's URL options.
@@ -25,6 +25,7 @@ _PY_URL_OPTIONS = {"decode_responses", "encoding", "socket_timeout",
 
 
 _DEFAULT = object()
+_NODES_PRIMARIES = 1        # aredis_client_nodes(): AREDIS_NODES_PRIMARIES
 
 
 def _ms(seconds):
@@ -176,6 +177,11 @@ class StrictRedis(CommandsMixin):
     def set_response_callback(self, command, callback):
         """Set a custom response callback for this client only."""
         self.response_callbacks[command] = callback
+
+    def _key_node_command(self, key, *args):
+        """A command for the server holding ``key``, even one a cluster
+        client refuses to route (WAIT)."""
+        return self.execute_command(*args)
 
     def close(self):
         """Let the commands in flight complete, then free the connection."""
@@ -450,6 +456,26 @@ class StrictRedisCluster(StrictRedis):
         p = urlparse(url)
         return cls(host=p.hostname, port=p.port or 6379,
                    password=p.password, **kwargs)
+
+    def _key_node_command(self, key, *args):
+        node = self.core.key_primary(key)
+        if node is None:
+            raise ClusterDownError(f"no node serves the slot of {key!r}")
+        return self.core.node_command(node[0], node[1], *args)
+
+    async def scan_iter(self, match=None, count=None):
+        """Every key of the cluster: SCAN on each primary in turn."""
+        if not self.core.nodes(_NODES_PRIMARIES):
+            await self.ping()       # waits for the first slot map
+        args = (["MATCH", match] if match is not None else []) + \
+            (["COUNT", count] if count is not None else [])
+        for host, port, _ in self.core.nodes(_NODES_PRIMARIES):
+            cursor = None
+            while cursor != 0:
+                cursor, keys = await self.core.node_command(
+                    host, port, "SCAN", cursor or 0, *args)
+                for key in keys:
+                    yield key
 
     def pipeline(self, transaction=False, shard_hint=None, watches=None):
         return Pipeline(self, transaction, watches)

@@ -71,3 +71,29 @@ async def test_commands_to_every_node(cl):
     assert await p.execute() == [{node: {"maxmemory": "0"} for node in info}]
     c.close()
 
+
+
+async def test_cluster_lock_waits_on_the_keys_primary(cl):
+    # ClusterLock asks the key's primary for its replicas and WAITs there
+    # (a cluster client routes neither INFO nor WAIT to one node).
+    c = aredis.StrictRedisCluster(host=cl["host"], port=int(cl["port"]))
+    acks = []
+    c.set_response_callback("WAIT", lambda n: acks.append(n) or n)
+    lock = c.lock("pylock", lock_class=aredis.ClusterLock, timeout=2)
+    assert await lock.acquire() is True
+    assert acks and acks[0] >= 1, "WAIT went to the key's primary"
+    assert await c.lock("pylock", blocking_timeout=0.1).acquire() is False
+    assert await lock.release() is None
+    c.close()
+
+
+async def test_cluster_scan_iter(cl):
+    c = aredis.StrictRedisCluster(host=cl["host"], port=int(cl["port"]))
+    keys = {f"scan:{i}".encode() for i in range(100)}
+    await asyncio.gather(*[c.set(k, 1) for k in keys])
+    await c.set("other", 1)
+    found = [k async for k in c.scan_iter(match="scan:*", count=10)]
+    assert set(found) == keys
+    assert len({await c.cluster_keyslot(k) for k in found}) > 50
+    await c.delete(*keys)
+    c.close()
