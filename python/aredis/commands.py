@@ -11,6 +11,9 @@ arguments:
     name!TOKEN      keyword flag, default False: sends TOKEN when true
     name+           (suffix on any of the above) also passed to the
                     response callback as a keyword (withscores=...)
+    name~UNIT       (suffix) a time: a datetime.timedelta is sent in
+                    seconds (~s) or milliseconds (~ms), a datetime.datetime
+                    as a unix time in seconds (~at) or milliseconds (~atms)
     @name           a dict, sent as key value key value ...
 
 The generated method returns ``self.execute_command(COMMAND, ...)``: an
@@ -20,6 +23,7 @@ language are written by hand in CommandsMixin below; their number is kept
 small. RESPONSE_CALLBACKS turns replies into the documented Python types.
 """
 import datetime
+import time
 
 from . import _core
 from .exceptions import ConnectionError, DataError, RedisError
@@ -35,10 +39,10 @@ unlink | UNLINK | *names
 exists | EXISTS | name
 touch | TOUCH | *keys
 dump | DUMP | name
-expire | EXPIRE | name time
-expireat | EXPIREAT | name when
-pexpire | PEXPIRE | name time
-pexpireat | PEXPIREAT | name when
+expire | EXPIRE | name time~s
+expireat | EXPIREAT | name when~at
+pexpire | PEXPIRE | name time~ms
+pexpireat | PEXPIREAT | name when~atms
 persist | PERSIST | name
 ttl | TTL | name
 pttl | PTTL | name
@@ -67,10 +71,10 @@ incr | INCRBY | name amount=1
 incrby | INCRBY | name amount=1
 incrbyfloat | INCRBYFLOAT | name amount=1.0
 mget | MGET | *keys
-psetex | PSETEX | name time_ms value
-set | SET | name value ex:EX px:PX nx!NX xx!XX keepttl!KEEPTTL get!GET
+psetex | PSETEX | name time_ms~ms value
+set | SET | name value ex:EX~s px:PX~ms nx!NX xx!XX keepttl!KEEPTTL get!GET
 setbit | SETBIT | name offset value
-setex | SETEX | name time value
+setex | SETEX | name time~s value
 setnx | SETNX | name value
 setrange | SETRANGE | name offset value
 strlen | STRLEN | name
@@ -524,14 +528,43 @@ def _flatten(mapping):
     return out
 
 
+def _seconds(t):
+    return t.days * 86400 + t.seconds if isinstance(
+        t, datetime.timedelta) else t
+
+
+def _millis(t):
+    return (t.days * 86400 + t.seconds) * 1000 + t.microseconds // 1000 \
+        if isinstance(t, datetime.timedelta) else t
+
+
+def _at(t):
+    return int(time.mktime(t.timetuple())) if isinstance(
+        t, datetime.datetime) else t
+
+
+def _at_millis(t):
+    return int(time.mktime(t.timetuple())) * 1000 + t.microsecond // 1000 \
+        if isinstance(t, datetime.datetime) else t
+
+
+_TIME_UNITS = {"s": "_seconds", "ms": "_millis", "at": "_at",
+               "atms": "_at_millis"}
+
+
 def _gen_method(method, command, params):
-    sig, body, cb_opts = ["self"], [], []
+    sig, body, cb_opts, conv = ["self"], [], [], []
     fixed = [repr(command)]
     simple = True
     star = None
     for p in params:
         to_cb = p.endswith("+")
         p = p.rstrip("+")
+        p, _, unit = p.partition("~")
+        if unit:
+            name = p.lstrip("@*").split("=")[0].split(":")[0]
+            conv.append(f"    if {name} is not None: "
+                        f"{name} = {_TIME_UNITS[unit]}({name})\n")
         if p.startswith("@"):
             name = p[1:]
             sig.append(name)
@@ -571,13 +604,14 @@ def _gen_method(method, command, params):
     # Python 3 signatures as written.
     kw = "".join(f", {n}={n}" for n in cb_opts)
     if simple and not cb_opts:
-        src = (f"def {method}({', '.join(sig)}):\n"
+        src = (f"def {method}({', '.join(sig)}):\n" + "".join(conv) +
                f"    return self.execute_command({', '.join(fixed)})\n")
     else:
-        src = (f"def {method}({', '.join(sig)}):\n"
+        src = (f"def {method}({', '.join(sig)}):\n" + "".join(conv) +
                f"    args = [{', '.join(fixed)}]\n" + "\n".join(body) +
                f"\n    return self.execute_command(*args{kw})\n")
-    ns = {"_spread": _spread, "_flatten": _flatten}
+    ns = {"_spread": _spread, "_flatten": _flatten, **{
+        f: globals()[f] for f in _TIME_UNITS.values()}}
     exec(compile(src, f"<aredis command {method}>", "exec"), ns)
     fn = ns[method]
     fn.__doc__ = f"{command} ({' '.join(params)}): see the Redis command " \

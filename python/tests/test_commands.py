@@ -300,3 +300,24 @@ async def test_documented_signatures_and_types(r):
     await p.bitfield("bf").get("i8", 0).exc()
     assert await p.execute() == [True, [100]]
     assert await r.slaveof() is True        # SLAVEOF NO ONE
+
+
+async def test_times_as_timedelta_and_datetime(r):
+    day = datetime.timedelta(days=1, seconds=5)
+    assert await r.set("t", 1, ex=day) is True
+    assert 86400 < await r.ttl("t") <= 86405
+    assert await r.set("t", 1, px=datetime.timedelta(seconds=9)) is True
+    assert 8000 < await r.pttl("t") <= 9000
+    assert await r.expire("t", datetime.timedelta(seconds=50)) is True
+    assert 40 < await r.ttl("t") <= 50
+    assert await r.pexpire("t", datetime.timedelta(seconds=60)) is True
+    assert 50000 < await r.pttl("t") <= 60000
+    at = datetime.datetime.now() + datetime.timedelta(seconds=70)
+    assert await r.expireat("t", at) is True
+    assert 60 < await r.ttl("t") <= 70
+    assert await r.pexpireat("t", at + day) is True
+    assert 86400 < await r.ttl("t") <= 86475
+    assert await r.setex("t", datetime.timedelta(seconds=30), 1) is True
+    assert 20 < await r.ttl("t") <= 30
+    assert await r.psetex("t", datetime.timedelta(seconds=40), 1) is True
+    assert 30 < await r.ttl("t") <= 40
