@@ -295,3 +295,13 @@ async def test_client_options_reach_the_connection(port):
         assert c._core.protocol() == 2
     finally:
         c.close()
+
+
+async def test_shutdown(private_server):
+    # The documented shutdown(): None once the server has gone.
+    c = aredis.StrictRedis(unix_socket_path=private_server["unixsocket"])
+    assert await c.ping() is True
+    assert await c.shutdown() is None
+    with pytest.raises(aredis.ConnectionError):
+        await c.ping()
+    c.close()
