@@ -204,6 +204,15 @@ xinfo_groups | XINFO GROUPS | name
 xinfo_stream | XINFO STREAM | name
 xlen | XLEN | name
 xpending | XPENDING | name group
+# sentinel (on a client of a sentinel)
+sentinel_get_master_addr_by_name | SENTINEL GET-MASTER-ADDR-BY-NAME | service_name
+sentinel_master | SENTINEL MASTER | service_name
+sentinel_masters | SENTINEL MASTERS |
+sentinel_monitor | SENTINEL MONITOR | name ip port quorum
+sentinel_remove | SENTINEL REMOVE | name
+sentinel_sentinels | SENTINEL SENTINELS | service_name
+sentinel_set | SENTINEL SET | name option value
+sentinel_slaves | SENTINEL SLAVES | service_name
 # cluster
 cluster_info | CLUSTER INFO |
 cluster_keyslot | CLUSTER KEYSLOT | name
@@ -456,11 +465,59 @@ def parse_sentinel_addr(response):
     return (_str(response[0]), int(response[1])) if response else None
 
 
+_SENTINEL_FLAGS = (("is_master", "master"), ("is_slave", "slave"),
+                   ("is_sdown", "s_down"), ("is_odown", "o_down"),
+                   ("is_sentinel", "sentinel"),
+                   ("is_disconnected", "disconnected"),
+                   ("is_master_down", "master_down"))
+
+
+def parse_sentinel_state(item):
+    """A SENTINEL MASTER/SLAVES/SENTINELS entry: {name: value} as str,
+    numbers as int, and the flags also as is_master, is_sdown, ..."""
+    items = item.items() if isinstance(item, dict) \
+        else zip(*[iter(item)] * 2)
+    out = {}
+    for k, v in items:
+        k, v = _str(k), _str(v)
+        out[k] = int(v) if isinstance(v, str) and \
+            v.lstrip("-").isdigit() else v
+    flags = set(str(out.get("flags", "")).split(","))
+    for name, flag in _SENTINEL_FLAGS:
+        out[name] = flag in flags
+    return out
+
+
+def parse_sentinel_masters(response):
+    return {s["name"]: s for s in map(parse_sentinel_state, response)}
+
+
+def parse_sentinel_list(response):
+    return [parse_sentinel_state(item) for item in response]
+
+
+def parse_georadius(response, **options):
+    """GEORADIUS(BYMEMBER): names as str; with WITHDIST, WITHHASH,
+    WITHCOORD a list [name, dist, hash, (lon, lat)] per place (the ones
+    asked for, in that order); with STORE(DIST) the count."""
+    if options.get("store") or options.get("store_dist"):
+        return response
+    casts = [c for o, c in (("withdist", float), ("withhash", int),
+                            ("withcoord", lambda ll: (float(ll[0]),
+                                                      float(ll[1]))))
+             if options.get(o)]
+    if not casts:
+        return [_str(r) for r in response]
+    return [[_str(r[0])] + [c(v) for c, v in zip(casts, r[1:])]
+            for r in response]
+
+
 _OK = ("AUTH", "BGREWRITEAOF", "BGSAVE", "CLIENT KILL", "CLIENT PAUSE",
        "CLIENT SETNAME", "CONFIG RESETSTAT", "CONFIG REWRITE", "CONFIG SET",
        "FLUSHALL", "FLUSHDB", "LSET", "LTRIM", "MSET", "PFMERGE", "RENAME",
        "SAVE", "SET", "SETEX", "SLAVEOF", "PSETEX", "SCRIPT FLUSH",
        "SCRIPT KILL", "SLOWLOG RESET", "HMSET", "XGROUP CREATE",
+       "SENTINEL MONITOR", "SENTINEL REMOVE", "SENTINEL SET",
        "XGROUP SETID", "READONLY", "READWRITE", "RESTORE")
 
 RESPONSE_CALLBACKS = {
@@ -508,6 +565,12 @@ RESPONSE_CALLBACKS = {
     "XGROUP DESTROY": to_bool,
     "GEOPOS": parse_geopos,
     "SENTINEL GET-MASTER-ADDR-BY-NAME": parse_sentinel_addr,
+    "SENTINEL MASTER": parse_sentinel_state,
+    "SENTINEL MASTERS": parse_sentinel_masters,
+    "SENTINEL SLAVES": parse_sentinel_list,
+    "SENTINEL SENTINELS": parse_sentinel_list,
+    "GEORADIUS": parse_georadius,
+    "GEORADIUSBYMEMBER": parse_georadius,
 }
 
 
@@ -722,6 +785,59 @@ class CommandsMixin:
         if start is not None:
             pieces += ["LIMIT", start, num]
         return self.execute_command(*pieces)
+
+    def zaddoption(self, name, option=None, *args, **kwargs):
+        """ZADD with options as one string: zaddoption('z', 'NX CH',
+        1.1, 'a', b=2.2)."""
+        options = {o.upper() for o in (option or "").split()}
+        if not options:
+            raise RedisError("ZADDOPTION must take options")
+        if options - {"NX", "XX", "CH", "INCR"}:
+            raise RedisError("ZADD only takes XX, NX, CH, or INCR")
+        if {"NX", "XX"} <= options:
+            raise RedisError("ZADD only takes one of XX or NX")
+        return self.zadd(name, *args, **{o.lower(): True for o in options},
+                         **kwargs)
+
+    def georadius(self, name, longitude, latitude, radius, unit=None,
+                  withdist=False, withcoord=False, withhash=False,
+                  count=None, sort=None, store=None, store_dist=None):
+        return self._georadius("GEORADIUS", [name, longitude, latitude],
+                               radius, unit, withdist, withcoord, withhash,
+                               count, sort, store, store_dist)
+
+    def georadiusbymember(self, name, member, radius, unit=None,
+                          withdist=False, withcoord=False, withhash=False,
+                          count=None, sort=None, store=None,
+                          store_dist=None):
+        return self._georadius("GEORADIUSBYMEMBER", [name, member], radius,
+                               unit, withdist, withcoord, withhash, count,
+                               sort, store, store_dist)
+
+    def _georadius(self, command, center, radius, unit, withdist, withcoord,
+                   withhash, count, sort, store, store_dist):
+        if unit and unit not in ("m", "km", "mi", "ft"):
+            raise RedisError("GEORADIUS invalid unit")
+        if sort and sort not in ("ASC", "DESC"):
+            raise RedisError("GEORADIUS invalid sort")
+        if store and store_dist:
+            raise RedisError("GEORADIUS store and store_dist cant be set "
+                             "together")
+        pieces = [command, *center, radius, unit or "m"]
+        pieces += [t.upper() for t, on in (("withdist", withdist),
+                                           ("withcoord", withcoord),
+                                           ("withhash", withhash)) if on]
+        if count:
+            pieces += ["COUNT", count]
+        if sort:
+            pieces.append(sort)
+        if store:
+            pieces += ["STORE", store]
+        if store_dist:
+            pieces += ["STOREDIST", store_dist]
+        return self.execute_command(*pieces, withdist=withdist,
+                                    withcoord=withcoord, withhash=withhash,
+                                    store=store, store_dist=store_dist)
 
     def zrange(self, name, start, end, desc=False, withscores=False,
                score_cast_func=float):

@@ -321,3 +321,24 @@ async def test_times_as_timedelta_and_datetime(r):
     assert 20 < await r.ttl("t") <= 30
     assert await r.psetex("t", datetime.timedelta(seconds=40), 1) is True
     assert 30 < await r.ttl("t") <= 40
+
+
+async def test_geo_radius_and_zaddoption(rd):
+    await rd.geoadd("Sicily", 13.361389, 38.115556, "Palermo",
+                    15.087269, 37.502669, "Catania")
+    assert sorted(await rd.georadius("Sicily", 15, 37, 200, "km")) == \
+        ["Catania", "Palermo"]
+    near = await rd.georadius("Sicily", 15, 37, 200, "km", withdist=True,
+                              withcoord=True, sort="ASC")
+    assert [p[0] for p in near] == ["Catania", "Palermo"]
+    assert 56 < near[0][1] < 57 and isinstance(near[0][2], tuple)
+    assert await rd.georadiusbymember("Sicily", "Palermo", 100, "km") == \
+        ["Palermo"]
+    assert await rd.georadius("Sicily", 15, 37, 200, "km",
+                              store_dist="dists") == 2
+    assert await rd.zaddoption("z", "NX", 1, "a", b=2) == 2
+    assert await rd.zaddoption("z", "XX CH", 5, "a", c=1) == 1
+    assert await rd.zrange("z", 0, -1, withscores=True) == \
+        [("b", 2.0), ("a", 5.0)]
+    with pytest.raises(aredis.RedisError):
+        rd.zaddoption("z", "NX XX", 1, "a")
