@@ -289,7 +289,7 @@ async def test_client_options_reach_the_connection(port):
                            client_name="opt-test",
                            _core_options={"protocol": 2})
     try:
-        assert await c.execute_command("CLIENT GETNAME") == b"opt-test"
+        assert await c.execute_command("CLIENT GETNAME") == "opt-test"
         info = (await c.execute_command("CLIENT INFO")).split()
         assert b"db=5" in info and b"resp=2" in info
         assert c._core.protocol() == 2
