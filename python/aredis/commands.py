@@ -523,8 +523,8 @@ _OK = ("AUTH", "BGREWRITEAOF", "BGSAVE", "CLIENT KILL", "CLIENT PAUSE",
 RESPONSE_CALLBACKS = {
     **dict.fromkeys(_OK, bool_ok),
     **dict.fromkeys(
-        "EXISTS EXPIRE EXPIREAT HEXISTS HSETNX MOVE MSETNX PERSIST PEXPIRE "
-        "PEXPIREAT RENAMENX SETNX SISMEMBER SMOVE SETBIT".split(), to_bool),
+        "EXISTS EXPIRE EXPIREAT HEXISTS MOVE MSETNX PERSIST PEXPIRE "
+        "PEXPIREAT RENAMENX SETNX SISMEMBER SMOVE".split(), to_bool),
     **dict.fromkeys("SDIFF SINTER SMEMBERS SUNION".split(), _to_set),
     **dict.fromkeys("ZRANGE ZRANGEBYSCORE ZREVRANGE ZREVRANGEBYSCORE "
                     "ZUNION ZINTER".split(), zset_score_pairs),

@@ -300,6 +300,10 @@ async def test_documented_signatures_and_types(r):
     await p.bitfield("bf").get("i8", 0).exc()
     assert await p.execute() == [True, [100]]
     assert await r.slaveof() is True        # SLAVEOF NO ONE
+    # Integers, as the documented client (and redis-py) give them.
+    assert await r.setbit("bits", 3, 1) == 0
+    assert type(await r.setbit("bits", 3, 0)) is int
+    assert type(await r.hsetnx("hn", "f", 1)) is int
 
 
 async def test_times_as_timedelta_and_datetime(r):
