@@ -88,8 +88,10 @@ class StrictRedis(CommandsMixin):
                 opts["keepalive_interval_s"] = int(ko[socket.TCP_KEEPINTVL])
             if getattr(socket, "TCP_KEEPCNT", -1) in ko:
                 opts["keepalive_count"] = int(ko[socket.TCP_KEEPCNT])
-        if ssl or ssl_context is not None:
-            opts["tls"] = 1
+        tls_url = url is not None and url.lower().startswith("rediss")
+        if ssl or ssl_context is not None or tls_url:
+            if not tls_url:
+                opts["tls"] = 1
             opts["tls_ca_file"] = ssl_ca_certs
             opts["tls_cert_file"] = ssl_certfile
             opts["tls_key_file"] = ssl_keyfile
@@ -101,7 +103,8 @@ class StrictRedis(CommandsMixin):
                 if not ssl_context.check_hostname and \
                         reqs == _ssl.CERT_NONE:
                     reqs = "none"
-            if reqs in ("none", _ssl.CERT_NONE):
+            if reqs is not None and (reqs == _ssl.CERT_NONE or str(
+                    reqs).lower() in ("none", "cert_none")):
                 opts["tls_insecure"] = 1
         opts.update(kwargs.pop("_core_options", {}))
         if kwargs:
@@ -138,6 +141,12 @@ class StrictRedis(CommandsMixin):
                     kwargs.setdefault(k, int(v))
                 elif k == "encoding":
                     kwargs.setdefault(k, unquote(v))
+                elif k == "ssl_cert_reqs":
+                    kwargs.setdefault(k, v)
+                elif k in ("socket_keepalive", "retry_on_timeout"):
+                    kwargs.setdefault(k, _truthy(v))
+                elif k == "max_idle_time":
+                    kwargs.setdefault(k, float(v))
             else:
                 rest += [f"{k}={v}" for v in vals]
         # Only the query changes: urlunparse() would turn unix:///path
