@@ -441,7 +441,10 @@ class StrictRedisCluster(StrictRedis):
             else f"{n['host']}:{n['port']}" for n in nodes)
         scheme = "rediss+cluster" if kwargs.pop("ssl", False) \
             else "redis+cluster"
-        super().__init__(url=f"{scheme}://{seeds}", db=None,
+        # readonly: reads go to the slot's primary and replicas in turn, as
+        # the documented client's read-only pool picked among them.
+        query = "?read_from=any" if readonly else ""
+        super().__init__(url=f"{scheme}://{seeds}{query}", db=None,
                          password=password, username=username,
                          max_connections=max_connections, **kwargs)
         for command in self.NODE_REPLY_COMMANDS:

@@ -97,3 +97,25 @@ async def test_cluster_scan_iter(cl):
     assert len({await c.cluster_keyslot(k) for k in found}) > 50
     await c.delete(*keys)
     c.close()
+
+
+async def test_readonly_reads_from_replicas(cl):
+    c = aredis.StrictRedisCluster(host=cl["host"], port=int(cl["port"]),
+                                  readonly=True)
+    await c.set("ro-key", "v")
+    await c.ping()
+
+    async def replica_gets():
+        total = 0
+        for host, port, primary in c.core.nodes(3):
+            if not primary:
+                stats = await c.core.node_command(host, port, "INFO",
+                                                  "commandstats")
+                total += stats.get("cmdstat_get", {}).get("calls", 0)
+        return total
+    before = await replica_gets()
+    await asyncio.sleep(0.2)        # the replicas have the key
+    for _ in range(20):
+        assert await c.get("ro-key") in (b"v", None)
+    assert await replica_gets() > before
+    c.close()
