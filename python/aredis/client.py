@@ -13,8 +13,8 @@ import ssl as _ssl
 from urllib.parse import parse_qs, unquote, urlparse
 
 from . import _core
-from .commands import RESPONSE_CALLBACKS, CommandsMixin
-from .exceptions import RedisError, WatchError
+from .commands import RESPONSE_CALLBACKS, CommandsMixin, _mapping
+from .exceptions import ClusterDownError, RedisError, WatchError
 
 # Options of redis-py URLs that are Python-side settings, not the C
 # library's URL options.
@@ -25,6 +25,7 @@ _PY_URL_OPTIONS = {"decode_responses", "encoding", "socket_timeout",
 
 
 _DEFAULT = object()
+_NODES_PRIMARIES = 1        # aredis_client_nodes(): AREDIS_NODES_PRIMARIES
 
 
 def _ms(seconds):
@@ -87,8 +88,10 @@ class StrictRedis(CommandsMixin):
                 opts["keepalive_interval_s"] = int(ko[socket.TCP_KEEPINTVL])
             if getattr(socket, "TCP_KEEPCNT", -1) in ko:
                 opts["keepalive_count"] = int(ko[socket.TCP_KEEPCNT])
-        if ssl or ssl_context is not None:
-            opts["tls"] = 1
+        tls_url = url is not None and url.lower().startswith("rediss")
+        if ssl or ssl_context is not None or tls_url:
+            if not tls_url:
+                opts["tls"] = 1
             opts["tls_ca_file"] = ssl_ca_certs
             opts["tls_cert_file"] = ssl_certfile
             opts["tls_key_file"] = ssl_keyfile
@@ -100,7 +103,8 @@ class StrictRedis(CommandsMixin):
                 if not ssl_context.check_hostname and \
                         reqs == _ssl.CERT_NONE:
                     reqs = "none"
-            if reqs in ("none", _ssl.CERT_NONE):
+            if reqs is not None and (reqs == _ssl.CERT_NONE or str(
+                    reqs).lower() in ("none", "cert_none")):
                 opts["tls_insecure"] = 1
         opts.update(kwargs.pop("_core_options", {}))
         if kwargs:
@@ -137,9 +141,17 @@ class StrictRedis(CommandsMixin):
                     kwargs.setdefault(k, int(v))
                 elif k == "encoding":
                     kwargs.setdefault(k, unquote(v))
+                elif k == "ssl_cert_reqs":
+                    kwargs.setdefault(k, v)
+                elif k in ("socket_keepalive", "retry_on_timeout"):
+                    kwargs.setdefault(k, _truthy(v))
+                elif k == "max_idle_time":
+                    kwargs.setdefault(k, float(v))
             else:
                 rest += [f"{k}={v}" for v in vals]
-        c_url = parsed._replace(query="&".join(rest)).geturl()
+        # Only the query changes: urlunparse() would turn unix:///path
+        # into unix:/path (it drops an empty netloc).
+        c_url = url.partition("?")[0] + ("?" + "&".join(rest) if rest else "")
         if db is not None:
             kwargs.setdefault("_core_options", {})["db"] = int(db)
         return cls(url=c_url, db=None, **kwargs)
@@ -174,6 +186,11 @@ class StrictRedis(CommandsMixin):
     def set_response_callback(self, command, callback):
         """Set a custom response callback for this client only."""
         self.response_callbacks[command] = callback
+
+    def _key_node_command(self, key, *args):
+        """A command for the server holding ``key``, even one a cluster
+        client refuses to route (WAIT)."""
+        return self.execute_command(*args)
 
     def close(self):
         """Let the commands in flight complete, then free the connection."""
@@ -389,6 +406,24 @@ class Pipeline(CommandsMixin):
 StrictPipeline = Pipeline
 
 
+def _is_node_map(response):
+    return isinstance(response, dict) and \
+        all(b":" in k if isinstance(k, bytes) else ":" in k
+            for k in response)
+
+
+def _per_node(callback, merge):
+    def parse(response, **options):
+        if not _is_node_map(response):
+            # One node's reply (CONFIG GET's is a dict of settings).
+            return callback(response, **options) if callback else response
+        out = {(k.decode() if isinstance(k, bytes) else k):
+               callback(v, **options) if callback else v
+               for k, v in response.items()}
+        return merge(out.values()) if merge else out
+    return parse
+
+
 class StrictRedisCluster(StrictRedis):
     """A Redis Cluster client: the C client's cluster topology, from one or
     more seed nodes (host/port, startup_nodes=[{'host':, 'port':}, ...])."""
@@ -406,15 +441,53 @@ class StrictRedisCluster(StrictRedis):
             else f"{n['host']}:{n['port']}" for n in nodes)
         scheme = "rediss+cluster" if kwargs.pop("ssl", False) \
             else "redis+cluster"
-        super().__init__(url=f"{scheme}://{seeds}", db=None,
+        # readonly: reads go to the slot's primary and replicas in turn, as
+        # the documented client's read-only pool picked among them.
+        query = "?read_from=any" if readonly else ""
+        super().__init__(url=f"{scheme}://{seeds}{query}", db=None,
                          password=password, username=username,
                          max_connections=max_connections, **kwargs)
+        for command in self.NODE_REPLY_COMMANDS:
+            self.set_response_callback(
+                command, self.response_callbacks.get(command))
+
+    # Commands the C client sends to every node, whose reply is a map from
+    # "host:port" to that node's reply: the command's callback applies to
+    # each node's reply and the result is {"host:port": result}, as the
+    # documented cluster client gave; PING is True when every node said so.
+    NODE_REPLY_COMMANDS = {"INFO": None, "CONFIG GET": None, "TIME": None,
+                           "LASTSAVE": None, "ROLE": None, "PING": all}
+
+    def set_response_callback(self, command, callback):
+        if command in self.NODE_REPLY_COMMANDS:
+            callback = _per_node(callback, self.NODE_REPLY_COMMANDS[command])
+        super().set_response_callback(command, callback)
 
     @classmethod
     def from_url(cls, url, db=None, **kwargs):
         p = urlparse(url)
         return cls(host=p.hostname, port=p.port or 6379,
                    password=p.password, **kwargs)
+
+    def _key_node_command(self, key, *args):
+        node = self.core.key_primary(key)
+        if node is None:
+            raise ClusterDownError(f"no node serves the slot of {key!r}")
+        return self.core.node_command(node[0], node[1], *args)
+
+    async def scan_iter(self, match=None, count=None):
+        """Every key of the cluster: SCAN on each primary in turn."""
+        if not self.core.nodes(_NODES_PRIMARIES):
+            await self.ping()       # waits for the first slot map
+        args = (["MATCH", match] if match is not None else []) + \
+            (["COUNT", count] if count is not None else [])
+        for host, port, _ in self.core.nodes(_NODES_PRIMARIES):
+            cursor = None
+            while cursor != 0:
+                cursor, keys = await self.core.node_command(
+                    host, port, "SCAN", cursor or 0, *args)
+                for key in keys:
+                    yield key
 
     def pipeline(self, transaction=False, shard_hint=None, watches=None):
         return Pipeline(self, transaction, watches)
@@ -433,7 +506,8 @@ class StrictRedisCluster(StrictRedis):
         return list(await asyncio.gather(
             *[self.get(k) for k in keys + list(args)]))
 
-    async def mset(self, mapping):
+    async def mset(self, *args, **kwargs):
+        mapping = _mapping("MSET", args, kwargs)
         await asyncio.gather(*[self.set(k, v) for k, v in mapping.items()])
         return True
 

@@ -11,6 +11,9 @@ arguments:
     name!TOKEN      keyword flag, default False: sends TOKEN when true
     name+           (suffix on any of the above) also passed to the
                     response callback as a keyword (withscores=...)
+    name~UNIT       (suffix) a time: a datetime.timedelta is sent in
+                    seconds (~s) or milliseconds (~ms), a datetime.datetime
+                    as a unix time in seconds (~at) or milliseconds (~atms)
     @name           a dict, sent as key value key value ...
 
 The generated method returns ``self.execute_command(COMMAND, ...)``: an
@@ -19,8 +22,11 @@ buffering pipeline). Commands whose arguments do not fit this little
 language are written by hand in CommandsMixin below; their number is kept
 small. RESPONSE_CALLBACKS turns replies into the documented Python types.
 """
+import datetime
+import time
+
 from . import _core
-from .exceptions import DataError
+from .exceptions import ConnectionError, DataError, RedisError
 
 bool_ok = _core.bool_ok
 to_bool = _core.to_bool
@@ -33,10 +39,10 @@ unlink | UNLINK | *names
 exists | EXISTS | name
 touch | TOUCH | *keys
 dump | DUMP | name
-expire | EXPIRE | name time
-expireat | EXPIREAT | name when
-pexpire | PEXPIRE | name time
-pexpireat | PEXPIREAT | name when
+expire | EXPIRE | name time~s
+expireat | EXPIREAT | name when~at
+pexpire | PEXPIRE | name time~ms
+pexpireat | PEXPIREAT | name when~atms
 persist | PERSIST | name
 ttl | TTL | name
 pttl | PTTL | name
@@ -65,12 +71,10 @@ incr | INCRBY | name amount=1
 incrby | INCRBY | name amount=1
 incrbyfloat | INCRBYFLOAT | name amount=1.0
 mget | MGET | *keys
-mset | MSET | @mapping
-msetnx | MSETNX | @mapping
-psetex | PSETEX | name time_ms value
-set | SET | name value ex:EX px:PX nx!NX xx!XX keepttl!KEEPTTL get!GET
+psetex | PSETEX | name time_ms~ms value
+set | SET | name value ex:EX~s px:PX~ms nx!NX xx!XX keepttl!KEEPTTL get!GET
 setbit | SETBIT | name offset value
-setex | SETEX | name time value
+setex | SETEX | name time~s value
 setnx | SETNX | name value
 setrange | SETRANGE | name offset value
 strlen | STRLEN | name
@@ -112,12 +116,9 @@ sunionstore | SUNIONSTORE | dest *keys
 # sorted sets
 zcard | ZCARD | name
 zcount | ZCOUNT | name min max
-zincrby | ZINCRBY | name amount value
 zlexcount | ZLEXCOUNT | name min max
 zpopmax | ZPOPMAX | name count=None
 zpopmin | ZPOPMIN | name count=None
-zrangebylex | ZRANGEBYLEX | name min max limit:LIMIT
-zrevrangebylex | ZREVRANGEBYLEX | name max min limit:LIMIT
 zrank | ZRANK | name value
 zrem | ZREM | name *values
 zremrangebylex | ZREMRANGEBYLEX | name min max
@@ -169,7 +170,7 @@ client_getname | CLIENT GETNAME |
 client_id | CLIENT ID |
 client_kill | CLIENT KILL | address
 client_list | CLIENT LIST |
-client_pause | CLIENT PAUSE | timeout
+client_pause | CLIENT PAUSE | timeout=0
 client_setname | CLIENT SETNAME | name
 config_get | CONFIG GET | pattern='*'
 config_resetstat | CONFIG RESETSTAT |
@@ -186,6 +187,7 @@ memory_usage | MEMORY USAGE | key
 ping | PING |
 role | ROLE |
 save | SAVE |
+slaveof | SLAVEOF | host='NO' port='ONE'
 slowlog_get | SLOWLOG GET | num=None
 slowlog_len | SLOWLOG LEN |
 slowlog_reset | SLOWLOG RESET |
@@ -202,6 +204,15 @@ xinfo_groups | XINFO GROUPS | name
 xinfo_stream | XINFO STREAM | name
 xlen | XLEN | name
 xpending | XPENDING | name group
+# sentinel (on a client of a sentinel)
+sentinel_get_master_addr_by_name | SENTINEL GET-MASTER-ADDR-BY-NAME | service_name
+sentinel_master | SENTINEL MASTER | service_name
+sentinel_masters | SENTINEL MASTERS |
+sentinel_monitor | SENTINEL MONITOR | name ip port quorum
+sentinel_remove | SENTINEL REMOVE | name
+sentinel_sentinels | SENTINEL SENTINELS | service_name
+sentinel_set | SENTINEL SET | name option value
+sentinel_slaves | SENTINEL SLAVES | service_name
 # cluster
 cluster_info | CLUSTER INFO |
 cluster_keyslot | CLUSTER KEYSLOT | name
@@ -223,11 +234,6 @@ def _str(v):
 
 def _float_or_none(r):
     return None if r is None else float(r)
-
-
-def _ttl(r):
-    # As the documented API (redis-py 2): no expiry or no key is None.
-    return r if r is not None and r >= 0 else None
 
 
 def _int_or_none(r):
@@ -308,10 +314,33 @@ def parse_client_list(response, **options):
 
 
 def parse_config_get(response, **options):
-    if isinstance(response, dict):
+    """{name: value} as str, whatever decode_responses says (as the
+    documented client: the names are Redis's own)."""
+    items = response.items() if isinstance(response, dict) \
+        else zip(*[iter(response or [])] * 2)
+    return {_str(k): _str(v) for k, v in items}
+
+
+def parse_lastsave(response):
+    return None if response is None else \
+        datetime.datetime.fromtimestamp(int(response))
+
+
+def parse_debug_object(response):
+    """'Value at:0x.. refcount:1 encoding:embstr ...' -> {'type': 'Value',
+    'at': '0x..', 'refcount': 1, ...} (numbers as int)."""
+    out = {}
+    for item in ("type:" + _str(response)).split():
+        k, _, v = item.partition(":")
+        out[k] = int(v) if v.lstrip("-").isdigit() else v
+    return out
+
+
+def sort_return_tuples(response, **options):
+    n = options.get("groups")
+    if not response or not n:
         return response
-    it = iter(response or [])
-    return dict(zip(it, it))
+    return list(zip(*[response[i::n] for i in range(n)]))
 
 
 def parse_hscan(response, **options):
@@ -436,31 +465,81 @@ def parse_sentinel_addr(response):
     return (_str(response[0]), int(response[1])) if response else None
 
 
+_SENTINEL_FLAGS = (("is_master", "master"), ("is_slave", "slave"),
+                   ("is_sdown", "s_down"), ("is_odown", "o_down"),
+                   ("is_sentinel", "sentinel"),
+                   ("is_disconnected", "disconnected"),
+                   ("is_master_down", "master_down"))
+
+
+def parse_sentinel_state(item):
+    """A SENTINEL MASTER/SLAVES/SENTINELS entry: {name: value} as str,
+    numbers as int, and the flags also as is_master, is_sdown, ..."""
+    items = item.items() if isinstance(item, dict) \
+        else zip(*[iter(item)] * 2)
+    out = {}
+    for k, v in items:
+        k, v = _str(k), _str(v)
+        out[k] = int(v) if isinstance(v, str) and \
+            v.lstrip("-").isdigit() else v
+    flags = set(str(out.get("flags", "")).split(","))
+    for name, flag in _SENTINEL_FLAGS:
+        out[name] = flag in flags
+    return out
+
+
+def parse_sentinel_masters(response):
+    return {s["name"]: s for s in map(parse_sentinel_state, response)}
+
+
+def parse_sentinel_list(response):
+    return [parse_sentinel_state(item) for item in response]
+
+
+def parse_georadius(response, **options):
+    """GEORADIUS(BYMEMBER): names as str; with WITHDIST, WITHHASH,
+    WITHCOORD a list [name, dist, hash, (lon, lat)] per place (the ones
+    asked for, in that order); with STORE(DIST) the count."""
+    if options.get("store") or options.get("store_dist"):
+        return response
+    casts = [c for o, c in (("withdist", float), ("withhash", int),
+                            ("withcoord", lambda ll: (float(ll[0]),
+                                                      float(ll[1]))))
+             if options.get(o)]
+    if not casts:
+        return [_str(r) for r in response]
+    return [[_str(r[0])] + [c(v) for c, v in zip(casts, r[1:])]
+            for r in response]
+
+
 _OK = ("AUTH", "BGREWRITEAOF", "BGSAVE", "CLIENT KILL", "CLIENT PAUSE",
        "CLIENT SETNAME", "CONFIG RESETSTAT", "CONFIG REWRITE", "CONFIG SET",
        "FLUSHALL", "FLUSHDB", "LSET", "LTRIM", "MSET", "PFMERGE", "RENAME",
-       "SAVE", "SET", "SETEX", "PSETEX", "SCRIPT FLUSH", "SCRIPT KILL",
-       "SLOWLOG RESET", "HMSET", "XGROUP CREATE", "XGROUP SETID", "READONLY",
-       "READWRITE", "RESTORE")
+       "SAVE", "SET", "SETEX", "SLAVEOF", "PSETEX", "SCRIPT FLUSH",
+       "SCRIPT KILL", "SLOWLOG RESET", "HMSET", "XGROUP CREATE",
+       "SENTINEL MONITOR", "SENTINEL REMOVE", "SENTINEL SET",
+       "XGROUP SETID", "READONLY", "READWRITE", "RESTORE")
 
 RESPONSE_CALLBACKS = {
     **dict.fromkeys(_OK, bool_ok),
     **dict.fromkeys(
-        "EXISTS EXPIRE EXPIREAT HEXISTS HSETNX MOVE MSETNX PERSIST PEXPIRE "
-        "PEXPIREAT RENAMENX SETNX SISMEMBER SMOVE SETBIT".split(), to_bool),
+        "EXISTS EXPIRE EXPIREAT HEXISTS MOVE MSETNX PERSIST PEXPIRE "
+        "PEXPIREAT RENAMENX SETNX SISMEMBER SMOVE".split(), to_bool),
     **dict.fromkeys("SDIFF SINTER SMEMBERS SUNION".split(), _to_set),
     **dict.fromkeys("ZRANGE ZRANGEBYSCORE ZREVRANGE ZREVRANGEBYSCORE "
                     "ZUNION ZINTER".split(), zset_score_pairs),
     **dict.fromkeys("INCRBYFLOAT HINCRBYFLOAT ZINCRBY".split(), float),
     **dict.fromkeys("ZSCORE GEODIST".split(), _float_or_none),
-    **dict.fromkeys("TTL PTTL".split(), _ttl),
     **dict.fromkeys("BLPOP BRPOP".split(), _blpop),
     **dict.fromkeys("ZPOPMAX ZPOPMIN".split(), _zpop),
     "PING": _ping,
     "TIME": _time,
     "INFO": parse_info,
     "CLIENT LIST": parse_client_list,
-    "CLIENT GETNAME": lambda r: r,
+    "CLIENT GETNAME": _str,
+    "LASTSAVE": parse_lastsave,
+    "DEBUG OBJECT": parse_debug_object,
+    "SORT": sort_return_tuples,
     "CONFIG GET": parse_config_get,
     "HGETALL": _pairs_to_dict,
     "SCAN": parse_scan,
@@ -486,6 +565,12 @@ RESPONSE_CALLBACKS = {
     "XGROUP DESTROY": to_bool,
     "GEOPOS": parse_geopos,
     "SENTINEL GET-MASTER-ADDR-BY-NAME": parse_sentinel_addr,
+    "SENTINEL MASTER": parse_sentinel_state,
+    "SENTINEL MASTERS": parse_sentinel_masters,
+    "SENTINEL SLAVES": parse_sentinel_list,
+    "SENTINEL SENTINELS": parse_sentinel_list,
+    "GEORADIUS": parse_georadius,
+    "GEORADIUSBYMEMBER": parse_georadius,
 }
 
 
@@ -506,14 +591,43 @@ def _flatten(mapping):
     return out
 
 
+def _seconds(t):
+    return t.days * 86400 + t.seconds if isinstance(
+        t, datetime.timedelta) else t
+
+
+def _millis(t):
+    return (t.days * 86400 + t.seconds) * 1000 + t.microseconds // 1000 \
+        if isinstance(t, datetime.timedelta) else t
+
+
+def _at(t):
+    return int(time.mktime(t.timetuple())) if isinstance(
+        t, datetime.datetime) else t
+
+
+def _at_millis(t):
+    return int(time.mktime(t.timetuple())) * 1000 + t.microsecond // 1000 \
+        if isinstance(t, datetime.datetime) else t
+
+
+_TIME_UNITS = {"s": "_seconds", "ms": "_millis", "at": "_at",
+               "atms": "_at_millis"}
+
+
 def _gen_method(method, command, params):
-    sig, body, cb_opts = ["self"], [], []
+    sig, body, cb_opts, conv = ["self"], [], [], []
     fixed = [repr(command)]
     simple = True
     star = None
     for p in params:
         to_cb = p.endswith("+")
         p = p.rstrip("+")
+        p, _, unit = p.partition("~")
+        if unit:
+            name = p.lstrip("@*").split("=")[0].split(":")[0]
+            conv.append(f"    if {name} is not None: "
+                        f"{name} = {_TIME_UNITS[unit]}({name})\n")
         if p.startswith("@"):
             name = p[1:]
             sig.append(name)
@@ -553,13 +667,14 @@ def _gen_method(method, command, params):
     # Python 3 signatures as written.
     kw = "".join(f", {n}={n}" for n in cb_opts)
     if simple and not cb_opts:
-        src = (f"def {method}({', '.join(sig)}):\n"
+        src = (f"def {method}({', '.join(sig)}):\n" + "".join(conv) +
                f"    return self.execute_command({', '.join(fixed)})\n")
     else:
-        src = (f"def {method}({', '.join(sig)}):\n"
+        src = (f"def {method}({', '.join(sig)}):\n" + "".join(conv) +
                f"    args = [{', '.join(fixed)}]\n" + "\n".join(body) +
                f"\n    return self.execute_command(*args{kw})\n")
-    ns = {"_spread": _spread, "_flatten": _flatten}
+    ns = {"_spread": _spread, "_flatten": _flatten, **{
+        f: globals()[f] for f in _TIME_UNITS.values()}}
     exec(compile(src, f"<aredis command {method}>", "exec"), ns)
     fn = ns[method]
     fn.__doc__ = f"{command} ({' '.join(params)}): see the Redis command " \
@@ -581,6 +696,48 @@ def build_methods(table=COMMANDS):
 
 
 GENERATED = build_methods()
+
+
+def _is_number(v):
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _mapping(command, args, kwargs):
+    if args and (len(args) != 1 or not isinstance(args[0], dict)):
+        raise DataError(f"{command} requires **kwargs or a single dict arg")
+    return {**(args[0] if args else {}), **kwargs}
+
+
+class BitField:
+    """The BITFIELD builder of the documented API: set/get/incrby/overflow
+    return the builder, ``await exc()`` sends the command."""
+
+    def __init__(self, redis_client, key):
+        self.redis = redis_client
+        self._command_stack = ["BITFIELD", key]
+
+    def set(self, type, offset, value):
+        self._command_stack += ["SET", type, offset, value]
+        return self
+
+    def get(self, type, offset):
+        self._command_stack += ["GET", type, offset]
+        return self
+
+    def incrby(self, type, offset, increment):
+        self._command_stack += ["INCRBY", type, offset, increment]
+        return self
+
+    def overflow(self, type="SAT"):
+        self._command_stack += ["OVERFLOW", type]
+        return self
+
+    async def exc(self):
+        return await self.redis.execute_command(*self._command_stack)
 
 
 class CommandsMixin:
@@ -606,6 +763,81 @@ class CommandsMixin:
         for m, s in kwargs.items():
             pieces += (s, m)
         return self.execute_command(*pieces)
+
+    def zincrby(self, name, value, amount=1):
+        """ZINCRBY: add ``amount`` to the score of member ``value``. The
+        redis-py 3 order (name, amount, value) is taken too when it cannot
+        be meant otherwise (a number, then a member that is no number)."""
+        if isinstance(value, (int, float)) and not _is_number(amount):
+            value, amount = amount, value
+        return self.execute_command("ZINCRBY", name, amount, value)
+
+    def zrangebylex(self, name, min, max, start=None, num=None):
+        return self._bylex("ZRANGEBYLEX", name, min, max, start, num)
+
+    def zrevrangebylex(self, name, max, min, start=None, num=None):
+        return self._bylex("ZREVRANGEBYLEX", name, max, min, start, num)
+
+    def _bylex(self, command, name, a, b, start, num):
+        if (start is None) != (num is None):
+            raise DataError("``start`` and ``num`` must both be specified")
+        pieces = [command, name, a, b]
+        if start is not None:
+            pieces += ["LIMIT", start, num]
+        return self.execute_command(*pieces)
+
+    def zaddoption(self, name, option=None, *args, **kwargs):
+        """ZADD with options as one string: zaddoption('z', 'NX CH',
+        1.1, 'a', b=2.2)."""
+        options = {o.upper() for o in (option or "").split()}
+        if not options:
+            raise RedisError("ZADDOPTION must take options")
+        if options - {"NX", "XX", "CH", "INCR"}:
+            raise RedisError("ZADD only takes XX, NX, CH, or INCR")
+        if {"NX", "XX"} <= options:
+            raise RedisError("ZADD only takes one of XX or NX")
+        return self.zadd(name, *args, **{o.lower(): True for o in options},
+                         **kwargs)
+
+    def georadius(self, name, longitude, latitude, radius, unit=None,
+                  withdist=False, withcoord=False, withhash=False,
+                  count=None, sort=None, store=None, store_dist=None):
+        return self._georadius("GEORADIUS", [name, longitude, latitude],
+                               radius, unit, withdist, withcoord, withhash,
+                               count, sort, store, store_dist)
+
+    def georadiusbymember(self, name, member, radius, unit=None,
+                          withdist=False, withcoord=False, withhash=False,
+                          count=None, sort=None, store=None,
+                          store_dist=None):
+        return self._georadius("GEORADIUSBYMEMBER", [name, member], radius,
+                               unit, withdist, withcoord, withhash, count,
+                               sort, store, store_dist)
+
+    def _georadius(self, command, center, radius, unit, withdist, withcoord,
+                   withhash, count, sort, store, store_dist):
+        if unit and unit not in ("m", "km", "mi", "ft"):
+            raise RedisError("GEORADIUS invalid unit")
+        if sort and sort not in ("ASC", "DESC"):
+            raise RedisError("GEORADIUS invalid sort")
+        if store and store_dist:
+            raise RedisError("GEORADIUS store and store_dist cant be set "
+                             "together")
+        pieces = [command, *center, radius, unit or "m"]
+        pieces += [t.upper() for t, on in (("withdist", withdist),
+                                           ("withcoord", withcoord),
+                                           ("withhash", withhash)) if on]
+        if count:
+            pieces += ["COUNT", count]
+        if sort:
+            pieces.append(sort)
+        if store:
+            pieces += ["STORE", store]
+        if store_dist:
+            pieces += ["STOREDIST", store_dist]
+        return self.execute_command(*pieces, withdist=withdist,
+                                    withcoord=withcoord, withhash=withhash,
+                                    store=store, store_dist=store_dist)
 
     def zrange(self, name, start, end, desc=False, withscores=False,
                score_cast_func=float):
@@ -670,8 +902,24 @@ class CommandsMixin:
             pieces += _flatten(mapping)
         return self.execute_command(*pieces)
 
+    def mset(self, *args, **kwargs):
+        """MSET from one dict or from keywords (or both)."""
+        return self.execute_command("MSET", *_flatten(_mapping(
+            "MSET", args, kwargs)))
+
+    def msetnx(self, *args, **kwargs):
+        """MSETNX from one dict or from keywords (or both)."""
+        return self.execute_command("MSETNX", *_flatten(_mapping(
+            "MSETNX", args, kwargs)))
+
     def sort(self, name, start=None, num=None, by=None, get=None, desc=False,
-             alpha=False, store=None):
+             alpha=False, store=None, groups=False):
+        """SORT; with ``groups=True`` and two or more ``get`` patterns the
+        reply is a list of tuples, one value per pattern."""
+        if groups and (not get or isinstance(get, (bytes, str)) or
+                       len(get) < 2):
+            raise DataError('when using "groups" the "get" argument must be '
+                            'specified and contain at least two keys')
         pieces = ["SORT", name]
         if by is not None:
             pieces += ["BY", by]
@@ -686,7 +934,8 @@ class CommandsMixin:
             pieces.append("ALPHA")
         if store is not None:
             pieces += ["STORE", store]
-        return self.execute_command(*pieces)
+        return self.execute_command(*pieces,
+                                    groups=len(get) if groups else None)
 
     def scan(self, cursor=0, match=None, count=None):
         pieces = ["SCAN", cursor]
@@ -756,9 +1005,13 @@ class CommandsMixin:
                 yield item
 
     def bitfield(self, key, *operations):
-        """BITFIELD key with operations as tuples: ('GET', 'u8', 0),
-        ('SET', 'i8', 0, 100), ('INCRBY', 'u2', 100, 1), ('OVERFLOW',
-        'SAT')."""
+        """BITFIELD key. Without operations, the documented builder:
+        ``await r.bitfield(key).set('i8', 0, 100).get('u4', 0).exc()``;
+        with operations as tuples (('GET', 'u8', 0), ('SET', 'i8', 0,
+        100), ('INCRBY', 'u2', 100, 1), ('OVERFLOW', 'SAT')), the command
+        at once."""
+        if not operations:
+            return BitField(self, key)
         pieces = ["BITFIELD", key]
         for op in operations:
             pieces += list(op)
@@ -771,6 +1024,15 @@ class CommandsMixin:
     def brpop(self, keys, timeout=0):
         keys = [keys] if isinstance(keys, (bytes, str)) else list(keys)
         return self.execute_command("BRPOP", *keys, timeout or 0)
+
+    async def shutdown(self):
+        """SHUTDOWN: None once the server has gone (the connection closing
+        is its answer), RedisError if it is still there."""
+        try:
+            await self.execute_command("SHUTDOWN")
+        except ConnectionError:
+            return None
+        raise RedisError("SHUTDOWN seems to have failed.")
 
     def client_reply(self, reply):
         raise DataError("CLIENT REPLY is not supported on a multiplexed "

@@ -137,13 +137,16 @@ class ClusterLock(Lock):
     async def do_acquire(self, token):
         if not await super().do_acquire(token):
             return False
-        info = await self.redis.info("replication")
+        # INFO and WAIT on the key's primary: WAIT counts the writes of
+        # the connection the SET went on, that node's shared one.
+        node = self.redis._key_node_command
+        info = await node(self.name, "INFO", "replication")
         replicas = int(info.get("connected_slaves", 0))
         if replicas == 0:
             return True
         need = replicas // 2 + 1
         wait_ms = int((self.timeout or 1) * 1000 / 2)
-        acks = await self.redis.wait(need, wait_ms)
+        acks = await node(self.name, "WAIT", need, wait_ms)
         if acks >= need:
             return True
         await self._release.execute(keys=[self.name], args=[token])

@@ -24,7 +24,9 @@ class Script:
             return client.evalsha(self.sha, len(keys), *(keys + args))
         return self._run(client, keys, args)
 
-    __call__ = execute
+    # The documentation names it both ways: execute (the release notes)
+    # and register (the scripting section).
+    __call__ = register = execute
 
     async def _run(self, client, keys, args):
         try:

@@ -1245,11 +1245,13 @@ static int client_ready(Client *self)
     return 0;
 }
 
-/* execute_command(*args, **options) -> awaitable future */
-static PyObject *client_execute(Client *self, PyObject *const *args,
-                                Py_ssize_t nargsf, PyObject *kwnames)
+/* A command to the client's routing (host NULL) or to the node at
+ * host:port; args[0..n) the command, the keywords after them its
+ * response callback's options. Returns the awaitable future. */
+static PyObject *client_submit(Client *self, const char *host, int port,
+                               PyObject *const *args, Py_ssize_t n,
+                               PyObject *kwnames)
 {
-    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
     if (client_ready(self) != 0)
         return NULL;
     if (n < 1) {
@@ -1290,7 +1292,10 @@ static PyObject *client_execute(Client *self, PyObject *const *args,
     Py_INCREF(fut);
     int eager = self->pl->depth == 0;
     self->pl->collect = eager;
-    int e = aredis_commandv(self->c, on_reply, p, a.argc, a.argv, a.lens);
+    int e = host == NULL
+                ? aredis_commandv(self->c, on_reply, p, a.argc, a.argv, a.lens)
+                : aredis_node_commandv(self->c, host, port, on_reply, p, a.argc,
+                                       a.argv, a.lens);
     argbuf_clear(&a);
     if (e != 0)
         pending_free(p);
@@ -1302,6 +1307,76 @@ static PyObject *client_execute(Client *self, PyObject *const *args,
         return NULL;
     }
     return fut;
+}
+
+/* execute_command(*args, **options) -> awaitable future */
+static PyObject *client_execute(Client *self, PyObject *const *args,
+                                Py_ssize_t nargsf, PyObject *kwnames)
+{
+    return client_submit(self, NULL, 0, args, PyVectorcall_NARGS(nargsf),
+                         kwnames);
+}
+
+/* node_command(host, port, *args, **options) -> awaitable future */
+static PyObject *client_node_command(Client *self, PyObject *const *args,
+                                     Py_ssize_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t n = PyVectorcall_NARGS(nargsf);
+    if (n < 2) {
+        PyErr_SetString(PyExc_TypeError, "node_command(host, port, *args)");
+        return NULL;
+    }
+    const char *host = PyUnicode_AsUTF8(args[0]);
+    long port = PyLong_AsLong(args[1]);
+    if (host == NULL || (port == -1 && PyErr_Occurred()))
+        return NULL;
+    return client_submit(self, host, (int)port, args + 2, n - 2, kwnames);
+}
+
+static PyObject *node_tuple(const aredis_node_addr *a)
+{
+    return Py_BuildValue("(siO)", a->host, a->port,
+                         a->primary ? Py_True : Py_False);
+}
+
+/* nodes(which) -> [(host, port, primary)] as the client knows them now */
+static PyObject *client_nodes(Client *self, PyObject *arg)
+{
+    long which = PyLong_AsLong(arg);
+    if (which == -1 && PyErr_Occurred())
+        return NULL;
+    if (client_ready(self) != 0)
+        return NULL;
+    size_t n = aredis_client_nodes(self->c, (int)which, NULL, 0);
+    aredis_node_addr *a = PyMem_Calloc(n ? n : 1, sizeof *a);
+    if (a == NULL)
+        return PyErr_NoMemory();
+    n = aredis_client_nodes(self->c, (int)which, a, n);
+    PyObject *out = PyList_New(0);
+    for (size_t i = 0; out != NULL && i < n; i++) {
+        PyObject *t = node_tuple(&a[i]);
+        if (t == NULL || PyList_Append(out, t) != 0)
+            Py_CLEAR(out);
+        Py_XDECREF(t);
+    }
+    PyMem_Free(a);
+    return out;
+}
+
+/* key_primary(key) -> (host, port, True) of the primary serving the key's
+ * slot, as the client's slot map says now; None when it has none */
+static PyObject *client_key_primary(Client *self, PyObject *key)
+{
+    argbuf a;
+    if (client_ready(self) != 0 ||
+        argbuf_fill(&a, &key, 1, self->encoding) != 0)
+        return NULL;
+    unsigned slot = aredis_cluster_keyslot(a.argv[0], a.lens[0]);
+    argbuf_clear(&a);
+    aredis_node_addr node;
+    if (aredis_client_slot_primary(self->c, slot, &node, NULL) != 1)
+        Py_RETURN_NONE;
+    return node_tuple(&node);
 }
 
 /* A closed client's release: its loop goes on the asyncio loop's next
@@ -1367,6 +1442,15 @@ static PyMethodDef client_methods[] = {
     {"execute_command", (PyCFunction)(void (*)(void))client_execute,
      METH_FASTCALL | METH_KEYWORDS,
      "execute_command(*args, **options): send a command; returns a future"},
+    {"node_command", (PyCFunction)(void (*)(void))client_node_command,
+     METH_FASTCALL | METH_KEYWORDS,
+     "node_command(host, port, *args, **options): send a command to that "
+     "node, not routed; returns a future"},
+    {"nodes", (PyCFunction)client_nodes, METH_O,
+     "nodes(which): [(host, port, primary)] (1 primaries, 2 replicas, 3 "
+     "both)"},
+    {"key_primary", (PyCFunction)client_key_primary, METH_O,
+     "key_primary(key): (host, port, True) of the key's primary, or None"},
     {"close", (PyCFunction)client_close, METH_NOARGS,
      "Let the commands in flight complete, then free the client."},
     {"pending", (PyCFunction)client_pending, METH_NOARGS,

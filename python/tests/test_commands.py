@@ -1,5 +1,6 @@
 """Command methods and their documented Python return types."""
 import asyncio
+import datetime
 
 import pytest
 
@@ -15,11 +16,13 @@ async def test_getting_started_types(r):
     assert await r.expire("foo", 10) is True
     assert 0 < await r.ttl("foo") <= 10
     assert await r.persist("foo") is True
-    assert await r.ttl("foo") is None
+    assert await r.ttl("foo") == -1       # ints, as the documented client
+    assert await r.pttl("foo") == -1
     assert await r.delete("foo") == 1
     assert await r.exists("foo") is False
     assert await r.get("foo") is None
-    assert await r.ttl("foo") is None
+    assert await r.ttl("foo") == -2
+    assert await r.pttl("foo") == -2
 
 
 async def test_decode_responses(rd):
@@ -109,10 +112,10 @@ async def test_info_and_config(r):
     assert info["redis_version"]
     assert isinstance(info["connected_clients"], int)
     cfg = await r.config_get("maxmemory")
-    assert cfg == {b"maxmemory": b"0"}
+    assert cfg == {"maxmemory": "0"}
     assert isinstance(await r.client_list(), list)
     assert await r.client_setname("pytest") is True
-    assert await r.client_getname() == b"pytest"
+    assert await r.client_getname() == "pytest"
 
 
 async def test_set_response_callback(r, port):
@@ -136,7 +139,7 @@ async def test_set_response_callback(r, port):
 async def test_execute_command_and_subcommand_split(r):
     assert await r.execute_command("SET", "k", "v") is True
     assert await r.execute_command("CONFIG GET", "maxmemory") == \
-        {b"maxmemory": b"0"}
+        {"maxmemory": "0"}
 
 
 async def test_errors(r):
@@ -175,6 +178,21 @@ async def test_stream_timeout(r, port):
 async def test_unix_socket(server):
     c = aredis.StrictRedis(unix_socket_path=server["unixsocket"], db=3)
     assert await c.ping() is True
+
+
+async def test_from_url_unix(server):
+    # The documented form has three slashes: unix:// and an absolute path.
+    for url in (f"unix://{server['unixsocket']}?db=3",
+                f"unix://{server['unixsocket']}"):
+        c = aredis.StrictRedis.from_url(url)
+        assert await c.ping() is True
+        c.close()
+    c = aredis.StrictRedis.from_url(
+        f"unix://{server['unixsocket']}?db=3&decode_responses=yes")
+    await c.set("unix", "x")
+    assert await c.get("unix") == "x"
+    assert (await c.client_list())[-1]["db"] == "3"
+    c.close()
 
 
 async def test_from_url(port):
@@ -247,3 +265,84 @@ async def test_username_and_password(r, port):
             await bad.ping()
     finally:
         await r.execute_command("ACL", "DELUSER", "pyuser")
+
+
+async def test_documented_signatures_and_types(r):
+    """The calls and return types of the documented client (its command
+    mixins), where they differ from redis-py 3+."""
+    await r.zadd("z", a=1, b=2, c=3)
+    assert await r.zincrby("z", "a", 2) == 3.0      # (name, value, amount)
+    assert await r.zincrby("z", "a") == 4.0
+    assert await r.zincrby("z", 1, "b") == 3.0      # redis-py's order too
+    await r.zadd("lex", a=0, b=0, c=0, d=0)
+    assert await r.zrangebylex("lex", "-", "+", 1, 2) == [b"b", b"c"]
+    assert await r.zrevrangebylex("lex", "+", "-", 0, 1) == [b"d"]
+    with pytest.raises(aredis.DataError):
+        r.zrangebylex("lex", "-", "+", 1)
+    assert await r.mset(k1="1", k2="2") is True
+    assert await r.mset({"k3": "3"}, k4="4") is True
+    assert await r.msetnx(k1="x", k5="5") is False
+    assert await r.mget("k1", "k2", "k3", "k4") == [b"1", b"2", b"3", b"4"]
+    assert isinstance(await r.lastsave(), datetime.datetime)
+    await r.set("dbg", "v")
+    dbg = await r.debug_object("dbg")
+    assert dbg["type"] == "Value" and isinstance(dbg["refcount"], int)
+    await r.rpush("ids", 2, 1)
+    await r.mset({"w_1": "a", "w_2": "b", "n_1": "x", "n_2": "y"})
+    assert await r.sort("ids", get=["w_*", "n_*"], groups=True) == \
+        [(b"a", b"x"), (b"b", b"y")]
+    bf = r.bitfield("bf")
+    assert await bf.set("i8", 0, 100).get("i8", 0).incrby("u2", 100, 1) \
+        .overflow("SAT").exc() == [0, 100, 1]
+    assert await r.bitfield("bf", ("GET", "i8", 0)) == [100]
+    p = await r.pipeline(transaction=False)
+    await p.mset(p1=1)
+    await p.bitfield("bf").get("i8", 0).exc()
+    assert await p.execute() == [True, [100]]
+    assert await r.slaveof() is True        # SLAVEOF NO ONE
+    # Integers, as the documented client (and redis-py) give them.
+    assert await r.setbit("bits", 3, 1) == 0
+    assert type(await r.setbit("bits", 3, 0)) is int
+    assert type(await r.hsetnx("hn", "f", 1)) is int
+
+
+async def test_times_as_timedelta_and_datetime(r):
+    day = datetime.timedelta(days=1, seconds=5)
+    assert await r.set("t", 1, ex=day) is True
+    assert 86400 < await r.ttl("t") <= 86405
+    assert await r.set("t", 1, px=datetime.timedelta(seconds=9)) is True
+    assert 8000 < await r.pttl("t") <= 9000
+    assert await r.expire("t", datetime.timedelta(seconds=50)) is True
+    assert 40 < await r.ttl("t") <= 50
+    assert await r.pexpire("t", datetime.timedelta(seconds=60)) is True
+    assert 50000 < await r.pttl("t") <= 60000
+    at = datetime.datetime.now() + datetime.timedelta(seconds=70)
+    assert await r.expireat("t", at) is True
+    assert 60 < await r.ttl("t") <= 70
+    assert await r.pexpireat("t", at + day) is True
+    assert 86400 < await r.ttl("t") <= 86475
+    assert await r.setex("t", datetime.timedelta(seconds=30), 1) is True
+    assert 20 < await r.ttl("t") <= 30
+    assert await r.psetex("t", datetime.timedelta(seconds=40), 1) is True
+    assert 30 < await r.ttl("t") <= 40
+
+
+async def test_geo_radius_and_zaddoption(rd):
+    await rd.geoadd("Sicily", 13.361389, 38.115556, "Palermo",
+                    15.087269, 37.502669, "Catania")
+    assert sorted(await rd.georadius("Sicily", 15, 37, 200, "km")) == \
+        ["Catania", "Palermo"]
+    near = await rd.georadius("Sicily", 15, 37, 200, "km", withdist=True,
+                              withcoord=True, sort="ASC")
+    assert [p[0] for p in near] == ["Catania", "Palermo"]
+    assert 56 < near[0][1] < 57 and isinstance(near[0][2], tuple)
+    assert await rd.georadiusbymember("Sicily", "Palermo", 100, "km") == \
+        ["Palermo"]
+    assert await rd.georadius("Sicily", 15, 37, 200, "km",
+                              store_dist="dists") == 2
+    assert await rd.zaddoption("z", "NX", 1, "a", b=2) == 2
+    assert await rd.zaddoption("z", "XX CH", 5, "a", c=1) == 1
+    assert await rd.zrange("z", 0, -1, withscores=True) == \
+        [("b", 2.0), ("a", 5.0)]
+    with pytest.raises(aredis.RedisError):
+        rd.zaddoption("z", "NX XX", 1, "a")

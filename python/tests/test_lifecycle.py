@@ -289,9 +289,19 @@ async def test_client_options_reach_the_connection(port):
                            client_name="opt-test",
                            _core_options={"protocol": 2})
     try:
-        assert await c.execute_command("CLIENT GETNAME") == b"opt-test"
+        assert await c.execute_command("CLIENT GETNAME") == "opt-test"
         info = (await c.execute_command("CLIENT INFO")).split()
         assert b"db=5" in info and b"resp=2" in info
         assert c._core.protocol() == 2
     finally:
         c.close()
+
+
+async def test_shutdown(private_server):
+    # The documented shutdown(): None once the server has gone.
+    c = aredis.StrictRedis(unix_socket_path=private_server["unixsocket"])
+    assert await c.ping() is True
+    assert await c.shutdown() is None
+    with pytest.raises(aredis.ConnectionError):
+        await c.ping()
+    c.close()

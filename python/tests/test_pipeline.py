@@ -118,6 +118,8 @@ return value * ARGV[1]"""
     r2 = aredis.StrictRedis(port=port, db=4)
     await r2.set("foo", 3)
     assert await multiply.execute(keys=["foo"], args=[5], client=r2) == 15
+    # The scripting section's name for it.
+    assert await multiply.register(keys=["foo"], args=[2]) == 4
     await r.script_flush()
     pipe = await r.pipeline()
     await pipe.set("foo", 5)

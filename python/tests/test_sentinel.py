@@ -60,3 +60,26 @@ def test_documentation_example(sent):
     result, out = run(os.path.join(EXAMPLES, "docs", "sentinel.py"), env,
                       context=True)
     assert result == "ok", out
+
+
+async def test_sentinel_commands(sent):
+    # The documented sentinel_* methods on a client of a sentinel.
+    host, port = sentinels(sent)[0]
+    s = aredis.StrictRedis(host=host, port=port)
+    service = sent["service"]
+    mhost, mport = sent["master"].rsplit(":", 1)
+    assert await s.sentinel_get_master_addr_by_name(service) == \
+        (mhost, int(mport))
+    master = await s.sentinel_master(service)
+    assert master["name"] == service and master["port"] == int(mport)
+    assert master["is_master"] is True and master["is_sdown"] is False
+    assert list(await s.sentinel_masters()) == [service]
+    replicas = await s.sentinel_slaves(service)
+    assert len(replicas) == len(sent["replicas"].split(","))
+    assert all(r["is_slave"] and isinstance(r["port"], int)
+               for r in replicas)
+    assert len(await s.sentinel_sentinels(service)) == \
+        len(sent["sentinels"].split(",")) - 1
+    assert await s.sentinel_set(service, "down-after-milliseconds",
+                                master["down-after-milliseconds"]) is True
+    s.close()

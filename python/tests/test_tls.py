@@ -49,3 +49,21 @@ async def test_rediss_url(tls):
         "&decode_responses=yes")
     await c.set("tls-key", "v")
     assert await c.get("tls-key") == "v"
+
+
+async def test_rediss_url_options(tls):
+    # redis-py's URL and keyword forms: ssl_cert_reqs=none skips the
+    # verification; ssl_ca_certs with a rediss:// URL verifies with it.
+    port = tls["port"]
+    for url, kw in ((f"rediss://127.0.0.1:{port}?ssl_cert_reqs=none", {}),
+                    (f"rediss://127.0.0.1:{port}", {"ssl_cert_reqs": "none"}),
+                    (f"rediss://127.0.0.1:{port}", {
+                        "ssl_ca_certs": os.path.join(tls["dir"], "ca.crt")})):
+        c = aredis.StrictRedis.from_url(url, connect_timeout=2, **kw)
+        assert await c.ping() is True, (url, kw)
+        c.close()
+    c = aredis.StrictRedis.from_url(f"rediss://127.0.0.1:{port}",
+                                    connect_timeout=2)
+    with pytest.raises(aredis.ConnectionError):
+        await c.ping()      # verified, and the CA is unknown
+    c.close()
