@@ -109,6 +109,7 @@ struct sentinel {
     size_t unknown;         /* sentinels that do not know the service */
     aredis__defer relocate; /* drop the master's connection */
     aredis__defer start;    /* a round starts from the loop */
+    aredis__defer look;     /* held reads need the replicas looked up */
     const char *reloc_why;  /* the reason relocate gives (static) */
 
     watcher *watch;
@@ -223,6 +224,32 @@ static aredis__node *st_any(aredis__topology *t)
     return n != NULL ? n : &st->node;
 }
 
+static void on_start(void *arg);
+static void ask_bg(sentinel *st, int which);
+
+/* Reads wait for the replicas: unless a look-up of the master (which asks
+ * for them when it succeeds, and fails them when it does not) or SENTINEL
+ * REPLICAS is under way, start one, so that they complete. Loop context. */
+static void on_look(void *arg)
+{
+    sentinel *st = arg;
+    if (st->replicas_known || st->waiting.head == NULL || st->busy ||
+        st->bg[0] != NULL || st->base.c->freeing)
+        return;
+    if (st->located) {
+        ask_bg(st, 0);
+        return;
+    }
+    st->busy = 1;
+    on_start(st);
+}
+
+static void look_for_replicas(sentinel *st)
+{
+    if (!st->busy && st->bg[0] == NULL)
+        aredis__loop_defer(st->base.c->loop, &st->look, on_look, st);
+}
+
 static aredis__node *st_route(aredis__topology *t, const aredis__cmd *cmd,
                               const aredis__cmdview *v)
 {
@@ -235,10 +262,12 @@ static aredis__node *st_route(aredis__topology *t, const aredis__cmd *cmd,
         /* Held, with a copy of its bytes, until SENTINEL REPLICAS
          * answers, so no read goes to the master by accident. */
         aredis__cmd *x = (aredis__cmd *)(uintptr_t)cmd;
-        if (aredis__cmd_keep(x, v->bytes) != 0)
+        if (aredis__cmd_keep(x, v->bytes) != 0) {
             aredis__defer_done(t->c, x, AREDIS_ENOMEM, "out of memory");
-        else
+        } else {
             aredis__held_push(&st->waiting, x);
+            look_for_replicas(st);
+        }
         return AREDIS__HELD;
     }
     return replica_or_master(st, 1);
@@ -249,9 +278,9 @@ static int st_unwait(aredis__topology *t, aredis__cmd *cmd)
     return aredis__held_remove(&((sentinel *)t)->waiting, cmd);
 }
 
-/* The replicas are known (or the sentinels could not say: why): the held
- * commands go where they would have gone, or fail. Loop context. */
-static void release_held(sentinel *st, const char *why)
+/* The replicas are known (or the sentinels could not say: code, why): the
+ * held commands go where they would have gone, or fail. Loop context. */
+static void release_held(sentinel *st, int code, const char *why)
 {
     aredis_client *c = st->base.c;
     aredis__cmd *list = aredis__held_take(&st->waiting);
@@ -262,7 +291,7 @@ static void release_held(sentinel *st, const char *why)
         cmd->flags &= (uint8_t)~AREDIS__CMD_PENDING;
         aredis__node *n = replica_or_master(st, 1);
         if (n == NULL) {
-            aredis__defer_done(c, cmd, AREDIS_ENOMASTER,
+            aredis__defer_done(c, cmd, code != 0 ? code : AREDIS_ENOMASTER,
                                why != NULL ? why
                                            : "no healthy replica (and no "
                                              "replica_fallback)");
@@ -305,6 +334,11 @@ static void round_done(sentinel *st, int code, const char *msg)
     st->busy = 0;
     st->held = 0;
     arm(st);
+    /* Reads held for the replicas wait on this look-up (no master, no
+     * replicas): they fail with its error, or (replica_fallback) join the
+     * master's queue before its links hear it, failing as its commands do. */
+    if (code != 0 && is_replica_role(st) && !st->replicas_known)
+        release_held(st, code, msg);
     answer_links(st, code, msg);
 }
 
@@ -430,7 +464,12 @@ static void next_sentinel(sentinel *st)
                      c->cfg.more->nsentinels, st->why, st->before);
     else
         aredis__msgf(msg, sizeof msg, "sentinel discovery failed: %s", st->why);
-    round_failed(st, st->why_code != 0 ? st->why_code : AREDIS_ENOMASTER, msg);
+    /* No master known is one error whatever the sentinels' reasons (the
+     * message gives them): a refused or timed-out sentinel is not the
+     * command's connection refused or timed out. */
+    round_failed(
+        st, st->why_code == AREDIS_ENOMEM ? AREDIS_ENOMEM : AREDIS_ENOMASTER,
+        msg);
 }
 
 /* ---- questions over private clients --------------------------------------
@@ -716,7 +755,7 @@ static void replicas_answered(sentinel *st, const aredis_reply *r)
         p->sdown = down;
     }
     st->replicas_known = 1;
-    release_held(st, NULL);
+    release_held(st, 0, NULL);
 }
 
 static void watch_one(sentinel *st, const char *host, int port);
@@ -775,8 +814,9 @@ static void ask_bg_from(sentinel *st, int which)
     /* No sentinel could list the replicas: what waited for them goes to
      * the master (replica_fallback) or fails, rather than waiting on. */
     if (which == 0 && !st->replicas_known && st->waiting.head != NULL)
-        release_held(st, "no sentinel could list the replicas "
-                         "(SENTINEL REPLICAS)");
+        release_held(st, AREDIS_ENOMASTER,
+                     "no sentinel could list the replicas "
+                     "(SENTINEL REPLICAS)");
 }
 
 static void ask_bg(sentinel *st, int which)
@@ -1150,6 +1190,7 @@ static void st_free(aredis__topology *t)
     sentinel *st = (sentinel *)t;
     aredis__loop_undefer(t->c->loop, &st->relocate);
     aredis__loop_undefer(t->c->loop, &st->start);
+    aredis__loop_undefer(t->c->loop, &st->look);
     if (st->timer != NULL)
         aredis__loop_timer_stop(t->c->loop, st->timer);
     stop_watching(st);

@@ -361,6 +361,104 @@ Test(sentinel, wrong_service_name_is_a_clear_error)
     aredis_loop_free(loop);
 }
 
+/* Reads of a client whose look-up cannot succeed: every one fails once,
+ * and the first one's callback submits one more (from inside it), which
+ * must complete too. */
+typedef struct failing_reads {
+    counter k;
+    aredis_client *c;
+    int resubmitted;
+} failing_reads;
+
+static void failing_cb(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    failing_reads *f = ud;
+    count_cb(c, r, &f->k);
+    if (!f->resubmitted) {
+        f->resubmitted = 1;
+        cr_assert_eq(aredis_command(c, failing_cb, f, "GET sentinel-next"), 0);
+    }
+}
+
+/* Four reads through url (three, then one from a callback) complete with
+ * want_code and a message holding want_text, within bound_ms; the time
+ * taken. */
+static long long reads_fail(const char *url, int want_code,
+                            const char *want_text, long long bound_ms)
+{
+    aredis_loop *loop = aredis_loop_new();
+    failing_reads f = {.k = {.expect = 4}};
+    f.c = client_for(loop, url);
+    long long t0 = testenv_now_ms();
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(aredis_command(f.c, failing_cb, &f, "GET sentinel-x"), 0);
+    cr_assert(run_until(loop, &f.k.done, 10000), "%s: %d of 4 completed", url,
+              f.k.calls);
+    long long ms = testenv_now_ms() - t0;
+    /* Nothing completes a second time later. */
+    for (int i = 0; i < 20; i++)
+        aredis_loop_run_once(loop, 10);
+    cr_assert_eq(f.k.calls, 4, "%s", url);
+    cr_assert_eq(f.k.errors, 4, "%s: %s", url, f.k.last);
+    cr_assert_eq(f.k.last_code, want_code, "%s: code %s: %s", url,
+                 aredis_err_name(f.k.last_code), f.k.last);
+    cr_assert(strstr(f.k.last, want_text) != NULL, "%s: message: %s", url,
+              f.k.last);
+    cr_assert_lt(ms, bound_ms, "%s: %lld ms", url, ms);
+    fprintf(stderr, "sentinel: %s: 4 reads failed in %lld ms: %s\n", url, ms,
+            f.k.last);
+    aredis_client_free(f.c);
+    aredis_loop_free(loop);
+    return ms;
+}
+
+/* role=replica with a service the sentinels do not know: the reads held
+ * for the replicas fail like the master's commands, with or without a
+ * command timeout (well before it) and with or without the fallback. */
+Test(sentinel, replica_reads_of_an_unknown_service_fail_once)
+{
+    static const char *const q[] = {
+        "?role=replica",
+        "?role=replica&command_timeout=5s",
+        "?role=replica&replica_fallback=yes",
+        "?role=replica&replica_fallback=yes&command_timeout=5s",
+    };
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+        char url[512];
+        sentinel_url(url, sizeof url, "", "nosuchservice", q[i]);
+        reads_fail(url, AREDIS_ENOMASTER,
+                   "no sentinel knows the service 'nosuchservice' (3 of 3 "
+                   "asked do not monitor it)",
+                   2500);
+    }
+}
+
+/* Every sentinel unreachable (two refuse, one never answers): both roles
+ * fail with AREDIS_ENOMASTER, naming the sentinels' errors. */
+Test(sentinel, unreachable_sentinels_fail_every_role_once)
+{
+    int hung;
+    int fd = testenv_listener(&hung);
+    cr_assert_geq(fd, 0, "%s", testenv_errstr());
+    int dead1 = testenv_free_port(), dead2 = testenv_free_port();
+    cr_assert(dead1 > 0 && dead2 > 0);
+    static const char *const q[] = {
+        "",
+        "role=replica&",
+        "role=replica&command_timeout=5s&",
+        "role=replica&replica_fallback=yes&",
+    };
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+        char url[512];
+        snprintf(url, sizeof url,
+                 "redis+sentinel://127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d/"
+                 "mymaster?%ssentinel_timeout=100ms",
+                 dead1, hung, dead2, q[i]);
+        reads_fail(url, AREDIS_ENOMASTER, "sentinel discovery failed, 3", 2500);
+    }
+    close(fd);
+}
+
 /* A new client of the set-up whose sentinel list starts with
  * 127.0.0.1:first, a sentinel that is what ("dead", "hung"), and how long
  * its first SET+GET (of key "sentinel-<what>") took, in milliseconds. */
