@@ -1,6 +1,9 @@
 """Sentinel: discovery, master_for() (the C client's sentinel topology),
 slave_for(). Needs the redis_sentinel fixture (CTest python.sentinel)."""
+import asyncio
 import os
+import socket
+import time
 
 import pytest
 
@@ -33,6 +36,51 @@ async def test_discovery(sent):
                                  for a in sent["replicas"].split(",")))
     with pytest.raises(aredis.MasterNotFoundError):
         await s.discover_master("no-such-service")
+
+
+def _unreachable():
+    """Two loopback sentinel addresses: one refuses (nothing listens), one
+    never answers (listens, never accepts); and the socket to close."""
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(1)
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))
+    refused = free.getsockname()[1]
+    free.close()
+    return [("127.0.0.1", refused), ("127.0.0.1", hung.getsockname()[1])], hung
+
+
+async def _fails_with(client, cls, text):
+    # No stream_timeout: the read must fail by itself, well within 5 s.
+    t0 = time.monotonic()
+    for _ in range(2):
+        with pytest.raises(cls) as info:
+            await asyncio.wait_for(client.get("x"), 5)
+        assert text in str(info.value)
+    assert time.monotonic() - t0 < 5
+    client.close()
+
+
+async def test_no_master_is_master_not_found(sent):
+    # The sentinels answer but do not know the service, or none answers:
+    # master_for() and slave_for() raise MasterNotFoundError, a
+    # ConnectionError, naming the service or the sentinels' errors.
+    assert issubclass(aredis.MasterNotFoundError, aredis.ConnectionError)
+    s = Sentinel(sentinels(sent))
+    for client in (s.master_for("no-such-service"),
+                   s.slave_for("no-such-service")):
+        await _fails_with(client, aredis.MasterNotFoundError,
+                          "no sentinel knows the service 'no-such-service'")
+    addrs, hung = _unreachable()
+    try:
+        s = Sentinel(addrs)
+        for client in (s.master_for(sent["service"]),
+                       s.slave_for(sent["service"])):
+            await _fails_with(client, aredis.MasterNotFoundError,
+                              "sentinel discovery failed, 2 sentinels asked")
+    finally:
+        hung.close()
 
 
 async def test_master_and_slave_for(sent):

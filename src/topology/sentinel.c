@@ -38,7 +38,10 @@
  * s_down, o_down or disconnected are left out), refreshed after every
  * look-up of the master and on +slave events. Each command goes to the
  * next healthy replica (round robin); with none, to the master when
- * replica_fallback is set, else it fails (route answers no node). */
+ * replica_fallback is set, else it fails (route answers no node). Until
+ * the replicas are known, commands are held; a look-up of the master that
+ * fails releases them with its error (or to the master, with the
+ * fallback), and one held while no look-up is under way starts one. */
 #include "topology/topology.h"
 
 #include <stdarg.h>
