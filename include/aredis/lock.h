@@ -167,7 +167,8 @@ AREDIS_API int aredis_lock_extend(aredis_lock *l, int64_t ms, int how,
                                   aredis_lock_cb cb, void *ud);
 
 /** \return 1 while this handle believes it holds the lock (acquired, not
- * released, not reported lost), else 0. \since 0.1 */
+ * released, not reported lost, its validity not run out), else 0.
+ * \since 0.1 */
 AREDIS_API int aredis_lock_held(const aredis_lock *l);
 
 /** \return the ms of validity left now: the TTL minus the time since the

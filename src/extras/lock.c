@@ -951,7 +951,9 @@ void aredis_lock_free(aredis_lock *l)
 
 int aredis_lock_held(const aredis_lock *l)
 {
-    return l != NULL && l->state == ST_HELD;
+    /* Past the validity the key has expired on the server whatever was
+     * last heard: the handle cannot believe it still holds the lock. */
+    return l != NULL && l->state == ST_HELD && l->valid_until > now_ms();
 }
 
 int64_t aredis_lock_validity_ms(const aredis_lock *l)

@@ -310,6 +310,7 @@ Test(lock, expiry_while_held_then_release_refused_as_lost)
     cr_assert_eq(acquire(loop, a, 0), 0);
     run_for(loop, 250);
     cr_assert_leq(aredis_lock_validity_ms(a), 0, "the validity ran out");
+    cr_assert_eq(aredis_lock_held(a), 0, "an expired lock is not held");
     assert_value(loop, c2, aredis_lock_key(a), NULL);
     cr_assert_eq(acquire(loop, b, 0), 0, "expired: free for others");
     /* The old holder is refused, with "not owned any more", and does not
