@@ -143,7 +143,8 @@ typedef struct aredis_ccache_stats {
  * \return an owned cache for aredis_ccache_free(), or NULL: AREDIS_EINVAL
  *         (a command not in AREDIS_CCACHE_COMMANDS, a bad mode, prefixes
  *         without BCAST), AREDIS_ESTATE (the client is closing, or has a
- *         cache already), AREDIS_ENOMEM. \since 0.1 */
+ *         cache already), AREDIS_ENOTSUP (a cluster client),
+ *         AREDIS_ENOMEM. \since 0.1 */
 AREDIS_API aredis_ccache *aredis_ccache_new(aredis_client *c,
                                             const aredis_ccache_opts *o,
                                             aredis_status *st);

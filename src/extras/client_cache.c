@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "aredis/cluster.h"
 #include "aredis/error.h"
 #include "client/client_int.h"
 #include "node/node.h"
@@ -1420,6 +1421,14 @@ aredis_ccache *aredis_ccache_new(aredis_client *c, const aredis_ccache_opts *o,
              c != NULL && c->watch != NULL
                  ? "the client has a client-side cache already"
                  : "the client is closing");
+        return NULL;
+    }
+    /* Tracking lives on the shared connection of one node: a cluster's
+     * other primaries would never say that their keys changed. */
+    if (aredis_client_is_cluster(c)) {
+        fail(st, AREDIS_ENOTSUP,
+             "client-side caching needs a standalone or sentinel client, "
+             "not a cluster client");
         return NULL;
     }
     aredis_ccache *cc = aredis__calloc(1, sizeof *cc);
