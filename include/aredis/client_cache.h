@@ -187,10 +187,11 @@ AREDIS_API void aredis_ccache_flush(aredis_ccache *cc);
 AREDIS_API void aredis_ccache_invalidate(aredis_ccache *cc, const char *key,
                                          size_t len);
 
-/** \return an aredis_ccache_state. \since 0.1 */
+/** \return an aredis_ccache_state; AREDIS_EINVAL for NULL. \since 0.1 */
 AREDIS_API int aredis_ccache_get_state(const aredis_ccache *cc);
 
-/** Counters since creation, and the current size. \since 0.1 */
+/** Counters since creation, and the current size (all 0 for a NULL
+ * cache; nothing is written when out is NULL). \since 0.1 */
 AREDIS_API void aredis_ccache_get_stats(const aredis_ccache *cc,
                                         aredis_ccache_stats *out);
 

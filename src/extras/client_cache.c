@@ -1057,8 +1057,11 @@ int aredis_ccache_commandv(aredis_ccache *cc, aredis_reply_cb cb, void *ud,
     size_t lens[64] = {0};
     if (argc > 64)
         return aredis_commandv(cc->c, cb, ud, argc, argv, NULL);
-    for (int i = 0; i < argc; i++)
+    for (int i = 0; i < argc; i++) {
+        if (argv[i] == NULL)
+            return AREDIS_EINVAL;
         lens[i] = strlen(argv[i]);
+    }
     return ccache_read(cc, cb, ud, argc, argv, lens);
 }
 
@@ -1488,10 +1491,15 @@ void aredis_ccache_invalidate(aredis_ccache *cc, const char *key, size_t len)
 
 int aredis_ccache_get_state(const aredis_ccache *cc)
 {
-    return cc->state;
+    return cc != NULL ? cc->state : AREDIS_EINVAL;
 }
 
 void aredis_ccache_get_stats(const aredis_ccache *cc, aredis_ccache_stats *out)
 {
-    *out = cc->st;
+    if (out == NULL)
+        return;
+    if (cc != NULL)
+        *out = cc->st;
+    else
+        memset(out, 0, sizeof *out);
 }

@@ -166,12 +166,14 @@ static void clear(sub_set *s)
 
 size_t aredis_pubsub_subscriptions(const aredis_pubsub *ps)
 {
+    if (ps == NULL)
+        return 0;
     return ps->subs[0].n + ps->subs[1].n + ps->subs[2].n;
 }
 
 aredis_client *aredis_pubsub_client(const aredis_pubsub *ps)
 {
-    return ps->c;
+    return ps != NULL ? ps->c : NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -721,6 +723,8 @@ int aredis_pubsub_get_message(aredis_pubsub *ps, int64_t timeout_ms,
 
 aredis_pubsub_message *aredis_pubsub_poll(aredis_pubsub *ps)
 {
+    if (ps == NULL)
+        return NULL;
     queued *q = ps->q_head;
     if (q == NULL)
         return NULL;
