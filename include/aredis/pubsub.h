@@ -179,7 +179,8 @@ typedef struct aredis_pubsub_sub {
  * \param opts client options (copied) \param subs,n the subscriptions
  * (copied) \param st optional: why NULL was returned.
  * \return an owned handle, or NULL: AREDIS_EINVAL (no subscription, or one
- *         without a handler), a bad option, AREDIS_ENOMEM. \since 0.1 */
+ *         without a handler or a name, or of another kind), a bad option,
+ *         AREDIS_ENOMEM. \since 0.1 */
 AREDIS_API aredis_pubsub_thread *aredis_pubsub_thread_start(
     const aredis_options *opts, const aredis_pubsub_sub *subs, size_t n,
     aredis_status *st);

@@ -1269,12 +1269,21 @@ aredis_pubsub_thread *aredis_pubsub_thread_start(const aredis_options *opts,
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
-        if (subs[i].handler == NULL || subs[i].name == NULL) {
+        int kind = subs[i].kind;
+        const char *why = NULL;
+        if (subs[i].handler == NULL)
+            why = "has no handler: a pubsub thread delivers only through "
+                  "handlers";
+        else if (subs[i].name == NULL)
+            why = "has no channel or pattern name";
+        else if (kind != AREDIS_PUBSUB_SUBSCRIBE &&
+                 kind != AREDIS_PUBSUB_PSUBSCRIBE &&
+                 kind != AREDIS_PUBSUB_SSUBSCRIBE)
+            why = "has a kind other than AREDIS_PUBSUB_SUBSCRIBE, "
+                  "_PSUBSCRIBE or _SSUBSCRIBE";
+        if (why != NULL) {
             st->code = AREDIS_EINVAL;
-            snprintf(st->msg, sizeof st->msg,
-                     "subscription %zu has no handler: a pubsub thread "
-                     "delivers only through handlers",
-                     i);
+            snprintf(st->msg, sizeof st->msg, "subscription %zu %s", i, why);
             return NULL;
         }
     }
