@@ -793,6 +793,12 @@ int aredis_lock_acquire(aredis_lock *l, int64_t timeout_ms, aredis_lock_cb cb,
 {
     if (l == NULL || l->freed)
         return AREDIS_EINVAL;
+    if (l->state == ST_HELD && !aredis_lock_held(l)) {
+        /* The validity ran out: the key has expired, nothing is held
+         * (aredis_lock_held() says so too), so the handle may try again. */
+        aredis_timer_stop(l->wd);
+        l->state = ST_IDLE;
+    }
     if (l->state != ST_IDLE)
         return AREDIS_ESTATE;
     int64_t poll = l->o.poll_ms;
