@@ -182,6 +182,8 @@ static void submit_one(unsigned sel)
             c->cc.flags &= (uint8_t)~AREDIS__CC_RETRY;
     } else if (sel & 0x80) {
         c->cc.flags |= AREDIS__CC_NO_RESEND;
+        if (sel & 1) /* a part of a whole: never taken out alone */
+            c->cc.flags |= AREDIS__CC_TOGETHER;
     }
     if ((sel & 0xc0) == 0xc0) /* an ASKING: goes with the next command */
         c->cc.flags |= AREDIS__CC_GLUED;

@@ -49,8 +49,8 @@ area_tests() {
     client)      echo 'integration\.test_(client|close|pool|alloc)$|faults\.test_(faults|unsent)$' ;;
     pool)        echo 'integration\.test_pool$|faults\.test_faults$' ;;
     pubsub)      echo 'integration\.test_pubsub$' ;;
-    pipeline)    echo 'integration\.test_pipeline$|faults\.test_extras$' ;;
-    transaction) echo 'integration\.test_transaction$|integration\.test_pipeline$|faults\.test_extras$' ;;
+    pipeline)    echo 'integration\.test_pipeline$|faults\.test_(extras|unsent)$' ;;
+    transaction) echo 'integration\.test_transaction$|integration\.test_pipeline$|faults\.test_(extras|unsent)$' ;;
     *) echo "mutation.sh: unknown area $1" >&2; exit 2 ;;
   esac
 }
@@ -154,22 +154,22 @@ mutants() {
 === conn-01 conn src/conn/conn.c
 equivalent: a SKIP while OFF sets skip_next, but OFF ends only with ON, which clears skip_next too (as the server does), and every command while OFF clears it
 ---
-        if (!cn->reply_off)
-            cn->skip_next = 1;
+        if (!*off)
+            *skip = 1;
 +++
-        cn->skip_next = 1;
+        *skip = 1;
 
 === conn-02 conn src/conn/conn.c
 ---
     case AREDIS__REPLY_ON:
-        cn->reply_off = 0;
-        cn->skip_next = 0;
-        silent = 0;
+        *off = 0;
+        *skip = 0;
+        return 0;
 +++
     case AREDIS__REPLY_ON:
-        cn->reply_off = 0;
-        cn->skip_next = 0;
-        silent = 1;
+        *off = 0;
+        *skip = 0;
+        return 1;
 
 === conn-03 conn src/conn/conn.c
 ---
@@ -277,15 +277,23 @@ equivalent: a SKIP while OFF sets skip_next, but OFF ends only with ON, which cl
 
 === conn-18 conn src/conn/conn.c
 ---
-    if (cn->lent || cmd->reply_kind != AREDIS__REPLY_NORMAL ||
+    return !cn->lent && !aredis__conn_cmd_bound(cmd);
 +++
-    if (cmd->reply_kind != AREDIS__REPLY_NORMAL ||
+    return !cn->broken && !aredis__conn_cmd_bound(cmd);
 
 === conn-19 conn src/conn/conn.c
 ---
             r->end -= run;
 +++
             r->end -= 0;
+
+=== conn-20 conn src/conn/conn.c
+---
+        if (first_silent)
+            return 0;
++++
+        if (first_silent > 1)
+            return 0;
 
 === link-01 link src/node/link.c
 ---
@@ -327,9 +335,9 @@ equivalent: the commands the lost connection carried complete after this event, 
 === link-06 link src/node/link.c
 equivalent: dead code: records are zeroed when made and every command reaches link_submit before any connection carried it, so WAS_SENT is never set there
 ---
-        (uint8_t)((cmd->cc.flags & (AREDIS__CC_WAS_SENT | AREDIS__CC_GLUED)) |
+        (uint8_t)((cmd->cc.flags & (AREDIS__CC_WAS_SENT | AREDIS__CC_GLUED |
 +++
-        (uint8_t)((cmd->cc.flags & AREDIS__CC_GLUED) |
+        (uint8_t)((cmd->cc.flags & (AREDIS__CC_GLUED |
 
 === link-07 link src/node/link.c
 equivalent: a full read is followed by one more read that returns "would block": one system call more, nothing a caller can observe
@@ -391,6 +399,12 @@ equivalent: a second guard: every completion path takes the command out of each 
         if (unsent && 0)
             aredis__cmd_free(c, cmd);
 
+=== client-08 client src/client/client.c
+---
+            if (!aredis__conn_cmd_bound(&cmd->cc))
++++
+            if (1)
+
 === pool-01 pool src/node/pool.c
 ---
         if (l == NULL && p->size < c->cfg.pool_max &&
@@ -438,7 +452,7 @@ static const char *const s_exec[] = {"DISCARD"};
 
 === pipeline-02 transaction src/extras/pipeline.c
 ---
-    unsigned flags = txn ? AREDIS_CMD_NO_RESEND : plain_flags(p->opts.retry);
+    unsigned flags = txn ? AREDIS_CMD_TOGETHER : plain_flags(p->opts.retry);
 +++
     unsigned flags = txn ? 0 : plain_flags(p->opts.retry);
 
@@ -449,6 +463,12 @@ static const char *const s_exec[] = {"DISCARD"};
 +++
     return 0;
 }
+
+=== pipeline-04 transaction src/extras/pipeline.c
+---
+    unsigned flags = txn ? AREDIS_CMD_TOGETHER : plain_flags(p->opts.retry);
++++
+    unsigned flags = txn ? AREDIS_CMD_NO_RESEND : plain_flags(p->opts.retry);
 
 === transaction-01 transaction src/extras/transaction.c
 ---

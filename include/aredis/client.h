@@ -116,17 +116,26 @@ AREDIS_API void aredis_client_close(aredis_client *c);
 #define AREDIS_CMD_IDEMPOTENT 1u
 /** Never send this command on a later connection, even when it never
  * reached the server: if its connection is lost it fails with
- * AREDIS_ECLOSED (not sent) or AREDIS_EUNKNOWN (sent). For commands that
- * only make sense together, like the parts of MULTI ... EXEC. */
+ * AREDIS_ECLOSED (not sent) or AREDIS_EUNKNOWN (sent). It says nothing
+ * about a deadline: one that passes before the command was written still
+ * takes it out (see aredis_cmd_opts.timeout_ms). \since 0.1 */
 #define AREDIS_CMD_NO_RESEND 2u
+/** A part of a whole with the commands submitted next to it, like the
+ * parts of MULTI ... EXEC: its deadline never takes it out unwritten (it
+ * is written with the others, its late reply dropped), so the whole goes
+ * to the server or none of it does. Implies AREDIS_CMD_NO_RESEND: a part
+ * is never re-sent alone on a later connection either. \since 0.1 */
+#define AREDIS_CMD_TOGETHER 4u
 
 /** Per-command options for the *_opts submit forms. */
 typedef struct aredis_cmd_opts {
     /** Deadline in ms: > 0 overrides the client's command_timeout_ms,
      * < 0 means none, 0 keeps the client's default. A command that times
      * out before any of its bytes were written is never sent (its message
-     * ends in "(not sent)"); one that times out after may still run
-     * (docs/guide/commands.md, "Deadlines"). */
+     * ends in "(not sent)"), unless the commands around it depend on it
+     * (AREDIS_CMD_TOGETHER, CLIENT REPLY, a borrowed connection); one that
+     * times out after may still run (docs/guide/commands.md,
+     * "Deadlines"). */
     int64_t timeout_ms;
     /** AREDIS_CMD_* flags. */
     unsigned flags;

@@ -39,9 +39,12 @@
  * Transactions go out as MULTI, the commands, EXEC, in one write, on the
  * client's shared connection (no other caller's command can come in
  * between: they are submitted together on the loop thread). Every part is
- * submitted with AREDIS_CMD_NO_RESEND, so a connection lost half-way never
- * replays the rest of the block outside its MULTI. Plain pipelines are not
- * re-sent either, unless aredis_pipeline_opts.retry allows it.
+ * submitted with AREDIS_CMD_TOGETHER, so a connection lost half-way never
+ * replays the rest of the block outside its MULTI, and a deadline never
+ * takes one part out alone: the block is written whole or not at all.
+ * Plain pipelines are not re-sent either, unless aredis_pipeline_opts.retry
+ * allows it; their commands are independent, so one that times out before
+ * it was written is never sent, whatever the retry policy.
  *
  * WATCH: aredis_pipeline_watch() borrows an exclusive connection from the
  * client's pool and sends WATCH on it. From then the pipeline is in

@@ -21,6 +21,7 @@
 #include "util/alloc.h"
 #include "util/cmdtable.h"
 #include "util/inline.h"
+#include "util/msg.h"
 
 /* Spent command records kept for reuse. While commands are pending, every
  * record is kept. When none is (a burst has ended), the list is trimmed to
@@ -436,6 +437,19 @@ static void run_done(aredis_client *c)
  * Loop events
  * ------------------------------------------------------------------------ */
 
+/* Take a command the topology or a node's pool holds (AREDIS__CMD_PENDING)
+ * back: 1 when one of them had it. */
+static int unwait(aredis__topology *t, aredis__cmd *cmd)
+{
+    if (t->vt->unwait != NULL && t->vt->unwait(t, cmd))
+        return 1;
+    for (aredis__node *n = t->vt->next(t, NULL); n != NULL;
+         n = t->vt->next(t, n))
+        if (aredis__node_unwait(n, cmd))
+            return 1;
+    return 0;
+}
+
 static void on_timer(aredis_client *c)
 {
     if (c->freeing)
@@ -449,15 +463,16 @@ static void on_timer(aredis_client *c)
     while (!c->freeing && (cmd = earliest_cmd(c)) != NULL &&
            cmd->dl.key <= now) {
         heap_remove(c, cmd);
-        /* Not sent yet: take it (and its bytes) out so it never runs. */
+        /* Not sent yet: take it (and its bytes) out so it never runs,
+         * unless the commands around it depend on it (the connection's
+         * rule, conn.h: aredis__conn_cancel), which holds for a command
+         * the topology or the pool holds too: it stays, is sent with
+         * the others, and its late reply is dropped. */
         int unsent = 0;
         aredis__link *pooled = NULL;
         if (cmd->flags & AREDIS__CMD_PENDING) {
-            if (t->vt->unwait != NULL)
-                unsent = t->vt->unwait(t, cmd);
-            for (aredis__node *n = t->vt->next(t, NULL); n != NULL && !unsent;
-                 n = t->vt->next(t, n))
-                unsent = aredis__node_unwait(n, cmd);
+            if (!aredis__conn_cmd_bound(&cmd->cc))
+                unsent = unwait(t, cmd);
         } else if (cmd->link != NULL) {
             /* Queued but not written yet (held in a deep pipeline, or the
              * socket full): taken out too. */
@@ -633,7 +648,7 @@ static int resilience(aredis_client *c, const aredis_options *o,
     if (bad == NULL)
         return 0;
     st->code = AREDIS_EINVAL;
-    snprintf(st->msg, sizeof st->msg, "bad option: %s", bad);
+    aredis__msgf(st->msg, sizeof st->msg, "bad option: %s", bad);
     return AREDIS_EINVAL;
 }
 
@@ -840,7 +855,9 @@ static HOT_INLINE const char *classify(aredis_client *c, aredis__cmd *cmd,
     if ((k->flags & (AREDIS__CMDF_BLOCKING | AREDIS__CMDF_OWN_WRITES)) ==
         AREDIS__CMDF_BLOCKING)
         cmd->flags |= AREDIS__CMD_BLOCKING;
-    if (flags & AREDIS_CMD_NO_RESEND)
+    if (flags & AREDIS_CMD_TOGETHER) /* never taken out alone */
+        cmd->cc.flags |= AREDIS__CC_TOGETHER;
+    if (flags & (AREDIS_CMD_NO_RESEND | AREDIS_CMD_TOGETHER))
         cmd->flags = (uint8_t)((cmd->flags | AREDIS__CMD_NO_RESEND) &
                                ~AREDIS__CMD_RETRY);
     *block_ms = k->flags & AREDIS__CMDF_BLOCKING ? k->block_ms : -1;

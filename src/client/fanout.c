@@ -293,8 +293,8 @@ static int deliver_failure(aredis__fanout *f)
             return 1;
         }
         char msg[512];
-        snprintf(msg, sizeof msg, "%s: %.*s", f->parts[i].name,
-                 (int)(r->len > 400 ? 400 : r->len), r->str);
+        aredis__msgf(msg, sizeof msg, "%s: %.*s", f->parts[i].name, (int)r->len,
+                     r->str);
         reply_error(f, r->code, msg);
         return 1;
     }
@@ -383,8 +383,8 @@ static void on_part(aredis_client *c, const aredis_reply *r, void *ud)
 static void part_failed(part *p, int code)
 {
     char msg[128];
-    snprintf(msg, sizeof msg, "this part could not be sent: %s",
-             aredis_strerror(code));
+    aredis__msgf(msg, sizeof msg, "this part could not be sent: %s",
+                 aredis_strerror(code));
     aredis_reply r = aredis__error_reply(code, msg);
     p->r = aredis_reply_dup(&r);
 }

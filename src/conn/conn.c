@@ -16,6 +16,7 @@
 #include "aredis/error.h"
 #include "resp/resp.h"
 #include "util/alloc.h"
+#include "util/inline.h"
 #include "util/msg.h"
 
 /* Written bytes are dropped from the front of the buffer lazily, once they
@@ -178,22 +179,71 @@ static void drop_glued(aredis__conn *cn, aredis__conn_cmd *first,
     }
 }
 
+/* The CLIENT REPLY state (see the command's documentation) as a command
+ * of reply kind `kind` goes out in state *off, *skip: 1 when the server
+ * sends it no reply. OFF and SKIP get none themselves; OFF silences
+ * everything after it until ON, whose +OK does arrive; SKIP silences the
+ * one command that follows. */
+static inline int reply_silent(uint8_t kind, uint8_t *off, uint8_t *skip)
+{
+    switch (kind) {
+    case AREDIS__REPLY_ON:
+        *off = 0;
+        *skip = 0;
+        return 0;
+    case AREDIS__REPLY_OFF:
+        *off = 1;
+        return 1;
+    case AREDIS__REPLY_SKIP:
+        if (!*off)
+            *skip = 1;
+        return 1;
+    case AREDIS__REPLY_PUSHED:
+        /* SUBSCRIBE and friends: confirmed by push frames (RESP3) or by
+         * messages on a connection in subscribed mode (RESP2). */
+        return 1;
+    default: {
+        int silent = *off || *skip;
+        *skip = 0;
+        return silent;
+    }
+    }
+}
+
+/* Whether a deadline may take cmd out unwritten, for all the server
+ * would make of the commands around it: the one rule of the pending and
+ * the queued paths (aredis__conn_cancel in conn.h); each path adds that
+ * the command's run is not silenced by CLIENT REPLY. */
+static int movable(const aredis__conn *cn, const aredis__conn_cmd *cmd)
+{
+    return !cn->lent && !aredis__conn_cmd_bound(cmd);
+}
+
 /* Take a pending command out with its bytes, and the GLUED ones in front
- * of it. 0 when it is not pending, or is GLUED itself. */
+ * of it, when movable(). 0 when it is not pending or stays. */
 static int unpend(aredis__conn *cn, aredis__conn_cmd *cmd)
 {
-    if (cmd->flags & AREDIS__CC_GLUED)
+    if (!movable(cn, cmd))
         return 0;
-    /* before: the command in front of first, the start of cmd's run. */
+    /* before: the command in front of first, the start of cmd's run.
+     * The CLIENT REPLY state each pending command will be sent in: a new
+     * stream's, where ready() puts them. */
     aredis__conn_cmd *prev = NULL, *before = NULL, *first = NULL;
+    uint8_t reply_off = 0, skip_next = 0;
+    int first_silent = 0;
     for (aredis__conn_cmd *q = cn->pend_head; q != NULL;
          prev = q, q = q->next) {
+        int silent = reply_silent(q->reply_kind, &reply_off, &skip_next);
         if (prev == NULL || !(prev->flags & AREDIS__CC_GLUED)) {
             before = prev;
             first = q;
+            first_silent = silent;
         }
         if (q != cmd)
             continue;
+        /* Silenced: taking it out would silence another in its place. */
+        if (first_silent)
+            return 0;
         size_t off = first->off, len = cmd->off + cmd->len - off;
         if (before)
             before->next = cmd->next;
@@ -241,37 +291,7 @@ static inline void enqueue(aredis__conn *cn, aredis__conn_cmd *cmd)
     cmd->next = NULL;
     cmd->flags &= (uint8_t)~AREDIS__CC_PENDING;
 
-    /* CLIENT REPLY (see the command's documentation): OFF and SKIP get no
-     * reply themselves; OFF silences everything after it until ON, whose
-     * +OK does arrive; SKIP silences the one command that follows. */
-    int silent;
-    switch (cmd->reply_kind) {
-    case AREDIS__REPLY_ON:
-        cn->reply_off = 0;
-        cn->skip_next = 0;
-        silent = 0;
-        break;
-    case AREDIS__REPLY_OFF:
-        cn->reply_off = 1;
-        silent = 1;
-        break;
-    case AREDIS__REPLY_SKIP:
-        if (!cn->reply_off)
-            cn->skip_next = 1;
-        silent = 1;
-        break;
-    case AREDIS__REPLY_PUSHED:
-        /* SUBSCRIBE and friends: confirmed by push frames (RESP3) or by
-         * messages on a connection in subscribed mode (RESP2). */
-        silent = 1;
-        break;
-    default:
-        silent = cn->reply_off || cn->skip_next;
-        cn->skip_next = 0;
-        break;
-    }
-    if (silent) {
-        cmd->flags |= AREDIS__CC_NOREPLY;
+    if (reply_silent(cmd->reply_kind, &cn->reply_off, &cn->skip_next)) {
         done(cn, cmd, 0, NULL);
         return;
     }
@@ -345,14 +365,12 @@ const char *aredis__conn_cmd_bytes(const aredis__conn *cn,
 }
 
 /* Take a command in flight out with its bytes, and the GLUED ones in
- * front of it, when none of their bytes were written and the server would
- * make nothing different of the commands around them without them (the
- * rules: aredis__conn_cancel in conn.h). 0 otherwise. */
+ * front of it, when none of their bytes were written and movable(). 0
+ * otherwise. A command CLIENT REPLY silenced is not in flight (it
+ * completed when queued). */
 static int unqueue(aredis__conn *cn, aredis__conn_cmd *cmd)
 {
-    if (cn->lent || cmd->reply_kind != AREDIS__REPLY_NORMAL ||
-        (cmd->flags &
-         (AREDIS__CC_GLUED | AREDIS__CC_NO_RESEND | AREDIS__CC_INTERNAL)))
+    if (!movable(cn, cmd))
         return 0;
     aredis__conn_cmd *prev = NULL, *before = NULL, *first = NULL;
     uint64_t run = 0; /* the bytes of first..q */
@@ -949,11 +967,6 @@ void aredis__conn_closed(aredis__conn *cn, int code, const char *msg,
 
 /* Kept out of aredis__conn_submit(): inlined, it costs the fast path
  * (bytes already in `out`) instructions it never uses (callgrind). */
-#if defined(__GNUC__)
-#define COLD_PATH __attribute__((noinline))
-#else
-#define COLD_PATH
-#endif
 
 /* Append a command's bytes to the output buffer; an empty one (an idle
  * connection gave it back) first takes the owner's spare block. */
@@ -967,8 +980,7 @@ int aredis__conn_submit(aredis__conn *cn, aredis__conn_cmd *cmd,
                         const char *bytes, int64_t now)
 {
     cn->now = now;
-    cmd->flags &= (uint8_t) ~(AREDIS__CC_NOREPLY | AREDIS__CC_PENDING |
-                              AREDIS__CC_CANCELLED);
+    cmd->flags &= (uint8_t) ~(AREDIS__CC_PENDING | AREDIS__CC_CANCELLED);
     if (cn->broken) {
         assert(bytes != NULL);
         done(cn, cmd, AREDIS_ECLOSED, lent_lost);
@@ -1152,6 +1164,17 @@ void aredis__conn_in_commit(aredis__conn *cn, size_t n, int64_t now)
 /* The next reply and what it is for: 1 with an action in *a, 0 when none
  * (more bytes needed), 2 when the state changed (a handshake step, a
  * loss): the queues may hold actions now. */
+/* Out of next_reply(): its message buffer would keep the reply path from
+ * being inlined into aredis__conn_poll() (callgrind, bench/client.sh). */
+COLD_PATH static void protocol_error(aredis__conn *cn, int e)
+{
+    const char *s = aredis_reader_errstr(cn->rd);
+    char msg[AREDIS__CONN_MSG_MAX];
+    aredis__msgf(msg, sizeof msg, "protocol error: %s",
+                 s[0] != '\0' ? s : stray_msg);
+    lost(cn, e, msg, cn->now);
+}
+
 static int next_reply(aredis__conn *cn, aredis__conn_action *a)
 {
     if (cn->state >= AREDIS__ST_HANDSHAKE && cn->rd != NULL) {
@@ -1172,11 +1195,7 @@ static int next_reply(aredis__conn *cn, aredis__conn_action *a)
         if (e == 1 && (cmd == NULL || cmd->end > cn->heard))
             e = AREDIS_EPROTO;
         if (e < 0) {
-            const char *s = aredis_reader_errstr(cn->rd);
-            char msg[AREDIS__CONN_MSG_MAX];
-            aredis__msgf(msg, sizeof msg, "protocol error: %s",
-                         s[0] != '\0' ? s : stray_msg);
-            lost(cn, e, msg, cn->now);
+            protocol_error(cn, e);
             return 2;
         }
         cn->head = cmd->next;

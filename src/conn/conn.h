@@ -40,10 +40,13 @@ enum {
 
 /* Flags of a command's connection part. */
 enum {
-    AREDIS__CC_NOREPLY = 1 << 0,  /* the server sends no reply (CLIENT REPLY) */
-    AREDIS__CC_INTERNAL = 1 << 1, /* a handshake step, owned by the conn */
-    AREDIS__CC_PENDING = 1 << 2,  /* waiting for the connection to be ready */
-    AREDIS__CC_RETRY = 1 << 3,    /* may be re-sent after it was written */
+    /* A part of a whole with the commands around it (MULTI ... EXEC): the
+     * server would make something else of them without it, so
+     * aredis__conn_cancel() never takes it out. */
+    AREDIS__CC_TOGETHER = 1 << 0,
+    AREDIS__CC_INTERNAL = 1 << 1,  /* a handshake step, owned by the conn */
+    AREDIS__CC_PENDING = 1 << 2,   /* waiting for the connection to be ready */
+    AREDIS__CC_RETRY = 1 << 3,     /* may be re-sent after it was written */
     AREDIS__CC_NO_RESEND = 1 << 4, /* never re-sent, even unwritten */
     AREDIS__CC_WAS_SENT = 1 << 5,  /* written once already (a retry) */
     AREDIS__CC_CANCELLED = 1 << 6, /* its owner completed it: drop its reply */
@@ -322,14 +325,24 @@ int aredis__conn_submit(aredis__conn *cn, aredis__conn_cmd *cmd,
  *
  * Otherwise it stays, so its late reply is read in order, and comes back
  * through a COMPLETE action with CANCELLED set (returns 0): when any of
- * its bytes (or of those glued in front of it) were written, and, queued
- * in `out`, when taking it out would change what the server makes of
- * the others: a CLIENT REPLY command (reply_kind not NORMAL), a GLUED
- * one, one marked NO_RESEND (a part of a whole: MULTI ... EXEC), any on
- * a lent connection (the borrower's sequence, WATCH ... EXEC), and one
- * that does not await a reply (CLIENT REPLY OFF or SKIP silenced it).
+ * its bytes (or of those glued in front of it) were written, and,
+ * pending or queued alike, when taking it out would change what the
+ * server makes of the others: a command aredis__conn_cmd_bound() names
+ * (CLIENT REPLY, GLUED, TOGETHER: the parts of MULTI ... EXEC stay
+ * whole), any on a lent connection (the borrower's sequence, WATCH ...
+ * EXEC), and one that CLIENT REPLY OFF or SKIP silences. NO_RESEND alone
+ * keeps nothing: it is about a loss, not a deadline.
  * O(commands in flight): deadlines are rare. */
 int aredis__conn_cancel(aredis__conn *cn, aredis__conn_cmd *cmd);
+/* Whether the command itself (wherever it waits: a connection, or its
+ * owner's queue before one) must never be taken out unsent alone: the
+ * commands around it depend on it (aredis__conn_cancel). */
+static inline int aredis__conn_cmd_bound(const aredis__conn_cmd *cmd)
+{
+    return cmd->reply_kind != AREDIS__REPLY_NORMAL ||
+           (cmd->flags &
+            (AREDIS__CC_GLUED | AREDIS__CC_TOGETHER | AREDIS__CC_INTERNAL));
+}
 /* Close and fail everything with code/msg (COMPLETE actions). */
 void aredis__conn_abort(aredis__conn *cn, int code, const char *msg);
 /* Detach the commands waiting for the connection to be ready, with

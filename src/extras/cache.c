@@ -19,6 +19,7 @@
 #include "extras/cache_int.h"
 #include "extras/sha1.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 /* A herd entry: 'H', the claim byte ('0', or '1' once a reader was told to
  * recompute), the herd timeout in ms as HERD_DIGITS decimal digits, then
@@ -82,7 +83,7 @@ static int fail(aredis_status *st, int code, const char *msg)
 {
     if (st != NULL) {
         st->code = code;
-        snprintf(st->msg, sizeof st->msg, "%s", msg);
+        aredis__msgf(st->msg, sizeof st->msg, "%s", msg);
     }
     return code;
 }
@@ -381,7 +382,7 @@ typedef struct item {
 static void item_error(item *it, int code, const char *msg, size_t len)
 {
     it->status = code;
-    snprintf(it->msg, sizeof it->msg, "%.*s", (int)len, msg);
+    aredis__msgf(it->msg, sizeof it->msg, "%.*s", (int)len, msg);
 }
 
 /* Decode a GET reply (plain) or a herd script reply into it; with
@@ -444,8 +445,8 @@ static void decode_read(aredis_cache *k, const aredis_reply *r, int want_value,
     if (want_value && k->has_ser) {
         e = k->ser.deserialize(it->data, it->len, &it->value, k->ser.ud);
         if (e != 0) {
-            snprintf(it->msg, sizeof it->msg, "deserialize failed: %s",
-                     aredis_strerror(e));
+            aredis__msgf(it->msg, sizeof it->msg, "deserialize failed: %s",
+                         aredis_strerror(e));
             it->status = e < 0 ? e : AREDIS_ECORRUPT;
             it->value = NULL;
         }
@@ -952,7 +953,7 @@ static void delpat_error(req *q, int code, const char *msg, size_t len)
     if (q->status != 0)
         return; /* the first error is the one reported */
     q->status = code;
-    snprintf(q->errmsg, sizeof q->errmsg, "%.*s", (int)len, msg);
+    aredis__msgf(q->errmsg, sizeof q->errmsg, "%.*s", (int)len, msg);
 }
 
 static void on_del(aredis_client *c, const aredis_reply *r, void *ud)

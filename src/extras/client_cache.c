@@ -26,6 +26,7 @@
 #include "node/node.h"
 #include "resp/resp.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 #define DEFAULT_MAX_ENTRIES 10000
 #define DEFAULT_MAX_BYTES ((size_t)64 * 1024 * 1024)
@@ -1339,7 +1340,7 @@ static int fail(aredis_status *st, int code, const char *msg)
 {
     if (st != NULL) {
         st->code = code;
-        snprintf(st->msg, sizeof st->msg, "%s", msg);
+        aredis__msgf(st->msg, sizeof st->msg, "%s", msg);
     }
     return code;
 }
@@ -1380,11 +1381,12 @@ static int configure(aredis_ccache *cc, const aredis_ccache_opts *o,
             p += w + (p[w] == ' ');
         }
         if (!ok) {
-            char msg[160];
-            snprintf(msg, sizeof msg,
-                     "bad option: %.60s is not a cacheable command "
-                     "(AREDIS_CCACHE_COMMANDS)",
-                     name ? name : "(null)");
+            char nm[64], msg[160];
+            aredis__msgf(nm, sizeof nm, "%s", name ? name : "(null)");
+            aredis__msgf(msg, sizeof msg,
+                         "bad option: %s is not a cacheable command "
+                         "(AREDIS_CCACHE_COMMANDS)",
+                         nm);
             return fail(st, AREDIS_EINVAL, msg);
         }
         if ((cc->cmds[cc->ncmds] = aredis__strndup(name, n)) == NULL)

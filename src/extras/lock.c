@@ -32,6 +32,7 @@
 #include "aredis/sync.h"
 #include "client/sync_int.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 /* ------------------------------------------------------------------------
  * The scripts
@@ -250,7 +251,7 @@ static void fail_status(aredis_status *st, int code, const char *msg)
 {
     if (st != NULL) {
         st->code = code;
-        snprintf(st->msg, sizeof st->msg, "%s", msg);
+        aredis__msgf(st->msg, sizeof st->msg, "%s", msg);
     }
 }
 

@@ -13,7 +13,6 @@
  * writer) and util/alloc.h, so it works unchanged on every topology; it
  * must not include anything from src/client, src/conn or src/resp. */
 #include <ctype.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "aredis/cluster.h"
@@ -25,6 +24,7 @@
 #include "extras/replyset.h"
 #include "extras/script_int.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 /* WATCH state: none; waiting for a connection; WATCH sent; in place. */
 enum { W_NONE, W_ACQUIRING, W_SENT, W_ON };
@@ -344,7 +344,7 @@ static void make_error(aredis_reply *e, int code, const char *msg)
 static void watch_fail(aredis_pipeline *p, int code, const char *what)
 {
     char msg[MSG_CAP];
-    snprintf(msg, sizeof msg, "%s: %s", what, aredis_strerror(code));
+    aredis__msgf(msg, sizeof msg, "%s: %s", what, aredis_strerror(code));
     aredis_reply e;
     make_error(&e, code, msg);
     aredis_pipeline_cb cb = p->watch_cb;
@@ -590,11 +590,11 @@ static void batch_fail(aredis_pipeline *p, int code, const char *what,
         return;
     p->batch_code = code;
     if (r != NULL)
-        snprintf(p->batch_msg, sizeof p->batch_msg, "%s%.*s", what, (int)r->len,
-                 r->str);
+        aredis__msgf(p->batch_msg, sizeof p->batch_msg, "%s%.*s", what,
+                     (int)r->len, r->str);
     else
-        snprintf(p->batch_msg, sizeof p->batch_msg, "%s%s", what,
-                 aredis_strerror(code));
+        aredis__msgf(p->batch_msg, sizeof p->batch_msg, "%s%s", what,
+                     aredis_strerror(code));
 }
 
 /* A command failed on the client side (connection, deadline, freed):
@@ -605,7 +605,7 @@ static void command_fail(aredis_pipeline *p, size_t idx, const aredis_reply *r)
         return;
     p->fail_code = r->code;
     p->fail_idx = idx;
-    snprintf(p->fail_msg, sizeof p->fail_msg, "%.*s", (int)r->len, r->str);
+    aredis__msgf(p->fail_msg, sizeof p->fail_msg, "%.*s", (int)r->len, r->str);
 }
 
 /* "SET" for the messages: the command's name, upper-cased and bounded. */
@@ -614,11 +614,9 @@ static void command_name(const aredis_pipeline *p, size_t idx, char *out,
 {
     size_t n;
     const char *name = aredis__cmdbuf_name(&p->q, idx, &n);
-    if (n >= cap)
-        n = cap - 1;
-    for (size_t i = 0; i < n; i++)
-        out[i] = (char)toupper((unsigned char)name[i]);
-    out[n] = '\0';
+    aredis__msgf(out, cap, "%.*s", (int)n, name);
+    for (char *c = out; *c != '\0'; c++)
+        *c = (char)toupper((unsigned char)*c);
 }
 
 /* Release the WATCH connection after a batch: EXEC answered means the
@@ -649,8 +647,8 @@ static const aredis_reply *outcome(aredis_pipeline *p, aredis_reply *res,
     if (p->mode == M_PLAIN) {
         if (p->fail_code != 0) {
             command_name(p, p->fail_idx, name, sizeof name);
-            snprintf(msg, cap, "command %zu (%s): %s", p->fail_idx, name,
-                     p->fail_msg);
+            aredis__msgf(msg, cap, "command %zu (%s): %s", p->fail_idx, name,
+                         p->fail_msg);
             make_error(res, p->fail_code, msg);
             return res;
         }
@@ -662,7 +660,7 @@ static const aredis_reply *outcome(aredis_pipeline *p, aredis_reply *res,
         return res;
     }
     if (p->multi_failed) {
-        snprintf(msg, cap, "MULTI failed: %s", p->multi_msg);
+        aredis__msgf(msg, cap, "MULTI failed: %s", p->multi_msg);
         make_error(res, AREDIS_ESERVER, msg);
         return res;
     }
@@ -681,13 +679,13 @@ static const aredis_reply *outcome(aredis_pipeline *p, aredis_reply *res,
          * shifted array. */
         if (p->fail_code != 0) {
             command_name(p, p->fail_idx, name, sizeof name);
-            snprintf(msg, cap,
-                     "EXEC answered %zu replies for %zu commands, the others "
-                     "ran: command %zu (%s): %s",
-                     r->len, p->n, p->fail_idx, name, p->fail_msg);
+            aredis__msgf(msg, cap,
+                         "EXEC answered %zu replies for %zu commands, the "
+                         "others ran: command %zu (%s): %s",
+                         r->len, p->n, p->fail_idx, name, p->fail_msg);
         } else {
-            snprintf(msg, cap, "EXEC answered %zu replies for %zu commands",
-                     r->len, p->n);
+            aredis__msgf(msg, cap, "EXEC answered %zu replies for %zu commands",
+                         r->len, p->n);
         }
         make_error(res, p->fail_code ? p->fail_code : AREDIS_EPROTO, msg);
         return res;
@@ -698,15 +696,15 @@ static const aredis_reply *outcome(aredis_pipeline *p, aredis_reply *res,
     case AREDIS_REPLY_ERROR:
         if (r->code == AREDIS_ESERVER && p->qerr) {
             command_name(p, p->qerr_idx, name, sizeof name);
-            snprintf(msg, cap, "EXECABORT: command %zu (%s) failed: %s",
-                     p->qerr_idx, name, p->qerr_msg);
+            aredis__msgf(msg, cap, "EXECABORT: command %zu (%s) failed: %s",
+                         p->qerr_idx, name, p->qerr_msg);
             make_error(res, AREDIS_ESERVER, msg);
             return res;
         }
         return r; /* the server's own error, or EXEC's client-side one */
     default:
-        snprintf(msg, cap, "unexpected EXEC reply of type %s",
-                 aredis_reply_type_name(r->type));
+        aredis__msgf(msg, cap, "unexpected EXEC reply of type %s",
+                     aredis_reply_type_name(r->type));
         make_error(res, AREDIS_EPROTO, msg);
         return res;
     }
@@ -785,8 +783,8 @@ static void multi_reply(aredis_client *c, const aredis_reply *r, void *ud)
     if (r->type == AREDIS_REPLY_ERROR && r->code == AREDIS_ESERVER &&
         !p->multi_failed) {
         p->multi_failed = 1;
-        snprintf(p->multi_msg, sizeof p->multi_msg, "%.*s", (int)r->len,
-                 r->str);
+        aredis__msgf(p->multi_msg, sizeof p->multi_msg, "%.*s", (int)r->len,
+                     r->str);
     }
     done_one(p);
 }
@@ -803,8 +801,8 @@ static void queued_reply(aredis_client *c, const aredis_reply *r, void *ud)
         } else if (!p->qerr || i < p->qerr_idx) {
             p->qerr = 1;
             p->qerr_idx = i;
-            snprintf(p->qerr_msg, sizeof p->qerr_msg, "%.*s", (int)r->len,
-                     r->str);
+            aredis__msgf(p->qerr_msg, sizeof p->qerr_msg, "%.*s", (int)r->len,
+                         r->str);
         }
     }
     done_one(p);
@@ -849,7 +847,8 @@ static int submit(aredis_pipeline *p, aredis_reply_cb cb, void *ud, int argc,
 {
     if (p->mode == M_WATCH)
         /* The client has no per-command options on an exclusive
-         * connection, so no AREDIS_CMD_NO_RESEND here. */
+         * connection, and needs none: a borrowed one is never replayed,
+         * and a deadline takes nothing out of it. */
         return aredis_exclusive_commandv(p->x, cb, ud, argc, argv, argvlen);
     aredis_cmd_opts o = {p->opts.timeout_ms, flags};
     return aredis_commandv_opts(p->c, &o, cb, ud, argc, argv, argvlen);
@@ -860,7 +859,10 @@ static int submit(aredis_pipeline *p, aredis_reply_cb cb, void *ud, int argc,
 static int send_batch(aredis_pipeline *p)
 {
     int txn = p->mode != M_PLAIN;
-    unsigned flags = txn ? AREDIS_CMD_NO_RESEND : plain_flags(p->opts.retry);
+    /* A transaction's parts go together (never re-sent, never taken out
+     * alone by a deadline); a plain pipeline's are independent commands
+     * that only its retry policy keeps from being re-sent. */
+    unsigned flags = txn ? AREDIS_CMD_TOGETHER : plain_flags(p->opts.retry);
     int e = 0;
     p->xstate = X_SENT;
     p->remaining = 0;
@@ -922,7 +924,7 @@ static void txn_acquired(aredis_client *c, aredis_exclusive *x, int status,
     }
     if (e == AREDIS_EINVAL && p->cross_slot && p->batch_code == 0) {
         p->batch_code = e;
-        snprintf(p->batch_msg, sizeof p->batch_msg, "%s", crossslot);
+        aredis__msgf(p->batch_msg, sizeof p->batch_msg, "%s", crossslot);
     }
     batch_fail(p, e, "the transaction could not be sent: ", NULL);
     finalize(p);

@@ -29,6 +29,7 @@
 #include "aredis/cluster.h"
 #include "aredis/error.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 /* The largest cursor is a 64-bit unsigned integer: 20 digits. */
 #define CURSOR_MAX 20
@@ -739,7 +740,7 @@ static void set_status(aredis_status *st, int code, const char *msg)
     if (st == NULL)
         return;
     st->code = code;
-    snprintf(st->msg, sizeof st->msg, "%s", msg);
+    aredis__msgf(st->msg, sizeof st->msg, "%s", msg);
 }
 
 aredis_sync_scan *aredis_sync_scan_new(aredis_sync *s,

@@ -17,6 +17,7 @@
 
 #include "aredis/error.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 /* ---- views ------------------------------------------------------------- */
 
@@ -595,7 +596,7 @@ static void bad(aredis_status *st, int code, const char *msg)
 {
     if (st != NULL) {
         st->code = code;
-        snprintf(st->msg, sizeof st->msg, "%s", msg);
+        aredis__msgf(st->msg, sizeof st->msg, "%s", msg);
     }
 }
 

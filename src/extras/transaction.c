@@ -6,7 +6,6 @@
  * Built on pipeline.h (plus pipeline_int.h for owning the pipeline) and the
  * public loop timer; it must not include anything from src/client,
  * src/conn or src/resp. */
-#include <stdio.h>
 #include <string.h>
 
 #include "aredis/error.h"
@@ -14,6 +13,7 @@
 #include "aredis/transaction.h"
 #include "extras/pipeline_int.h"
 #include "util/alloc.h"
+#include "util/msg.h"
 
 /* Where an attempt is: watching, open (the body may commit or abort),
  * committed, aborted, or waiting for the pause between attempts. */
@@ -49,7 +49,7 @@ static void finish(txn *t, const aredis_reply *r)
 static void finish_error(txn *t, int code, const char *what)
 {
     char msg[256];
-    snprintf(msg, sizeof msg, "%s: %s", what, aredis_strerror(code));
+    aredis__msgf(msg, sizeof msg, "%s: %s", what, aredis_strerror(code));
     aredis_reply e = {.type = AREDIS_REPLY_ERROR,
                       .code = code,
                       .len = strlen(msg),
@@ -93,10 +93,10 @@ static void on_exec(aredis_pipeline *p, const aredis_reply *r, void *ud)
     }
     if (t->attempt >= t->max_attempts) {
         char msg[160];
-        snprintf(msg, sizeof msg,
-                 "a watched key changed during each of the %d attempts: the "
-                 "transaction did not run",
-                 t->attempt);
+        aredis__msgf(msg, sizeof msg,
+                     "a watched key changed during each of the %d attempts: "
+                     "the transaction did not run",
+                     t->attempt);
         aredis_reply e = {.type = AREDIS_REPLY_ERROR,
                           .code = AREDIS_EWATCH,
                           .len = strlen(msg),
@@ -211,8 +211,9 @@ int aredis_transaction_abort(aredis_pipeline *p, int code, const char *msg)
         return AREDIS_ESTATE;
     t->state = T_ABORTED;
     t->abort_code = code;
-    snprintf(t->abort_msg, sizeof t->abort_msg, "%s",
-             msg != NULL ? msg : aredis_strerror(code));
+    /* Often a server's error text (the body's failed read): cut cleanly. */
+    aredis__msgf(t->abort_msg, sizeof t->abort_msg, "%s",
+                 msg != NULL ? msg : aredis_strerror(code));
     /* done runs once UNWATCH is answered: from the loop, and after any
      * read still in flight on the connection. */
     if (aredis__pipeline_unwatch(p, on_unwatched, t) != 0)

@@ -115,7 +115,8 @@ int aredis__link_submit(aredis__link *l, aredis__cmd *cmd, const char *bytes)
 {
     policy(l);
     cmd->cc.flags =
-        (uint8_t)((cmd->cc.flags & (AREDIS__CC_WAS_SENT | AREDIS__CC_GLUED)) |
+        (uint8_t)((cmd->cc.flags & (AREDIS__CC_WAS_SENT | AREDIS__CC_GLUED |
+                                    AREDIS__CC_TOGETHER)) |
                   (cmd->flags & (AREDIS__CMD_RETRY | AREDIS__CMD_NO_RESEND)));
     /* A ready connection has no use for the time on a submit (it only
      * queues the bytes): the hot path spares the clock read. */

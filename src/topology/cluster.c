@@ -609,8 +609,8 @@ COLD_PATH static aredis__node *route_other(cluster *cl, aredis__cmd *cmd,
     unsigned sh = cl->slot[slot];
     if (!cl->have_map) {
         char why[240];
-        snprintf(why, sizeof why, "no cluster slot map yet (%s)",
-                 cl->why[0] ? cl->why : "waiting for the first answer");
+        aredis__msgf(why, sizeof why, "no cluster slot map yet (%s)",
+                     cl->why[0] ? cl->why : "waiting for the first answer");
         if (!keep(cl, cmd, bytes, deferred))
             retry_later(cl, cmd, 0,
                         cl->why_code ? cl->why_code : AREDIS_ECLOSED, why,
@@ -992,10 +992,9 @@ static void on_map(aredis_client *c, const aredis_reply *r, void *ud)
         cl->why_code = r->type == AREDIS_REPLY_ERROR && r->code != 0
                            ? r->code
                            : AREDIS_EPROTO;
-        snprintf(
+        aredis__msgf(
             cl->why, sizeof cl->why, "%s:%d: %.*s", n->node.host, n->node.port,
-            r->type == AREDIS_REPLY_ERROR ? (int)(r->len > 120 ? 120 : r->len)
-                                          : (int)strlen(err),
+            r->type == AREDIS_REPLY_ERROR ? (int)r->len : (int)strlen(err),
             r->type == AREDIS_REPLY_ERROR ? r->str : err);
     }
     if (e == 0) {
@@ -1546,6 +1545,15 @@ static int starts(const aredis_reply *r, const char *word)
     return r->str != NULL && r->len >= n && memcmp(r->str, word, n) == 0;
 }
 
+/* A server's error, cut cleanly to leave room for what follows it in a
+ * message. */
+enum { QUOTE_MAX = 164 };
+
+static void quote(char said[QUOTE_MAX], const aredis_reply *r)
+{
+    aredis__msgf(said, QUOTE_MAX, "%.*s", (int)r->len, r->str);
+}
+
 static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
                        aredis__node *from, const char *bytes,
                        const aredis_reply *r)
@@ -1553,7 +1561,7 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
     cluster *cl = of(t);
     aredis_client *c = t->c;
     aredis__redirect rd;
-    char err[320];
+    char err[320], said[QUOTE_MAX];
     /* A command on a connection its caller chose (inside a transaction on
      * a borrowed connection, say) keeps its redirect: sending it to
      * another node would silently take it out of its context. */
@@ -1567,9 +1575,9 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
             return 1;
         if (down)
             request_refresh(cl);
-        snprintf(err, sizeof err, "%.*s (from %s:%d)",
-                 (int)(r->len > 160 ? 160 : r->len), r->str, from->host,
-                 from->port);
+        quote(said, r);
+        aredis__msgf(err, sizeof err, "%s (from %s:%d)", said, from->host,
+                     from->port);
         retry_later(cl, cmd, busy, AREDIS_ESERVER, err, 0);
         return 1;
     }
@@ -1589,11 +1597,11 @@ static int cl_redirect(aredis__topology *t, aredis__cmd *cmd,
     if (keep(cl, cmd, bytes, 0))
         return 1;
     if (++cmd->redirects > c->cfg.more->cluster_max_redirects) {
-        snprintf(err, sizeof err,
-                 "too many cluster redirects (%d), last: %.*s (from %s:%d)",
-                 c->cfg.more->cluster_max_redirects,
-                 (int)(r->len > 120 ? 120 : r->len), r->str, from->host,
-                 from->port);
+        quote(said, r);
+        aredis__msgf(err, sizeof err,
+                     "too many cluster redirects (%d), last: %s (from %s:%d)",
+                     c->cfg.more->cluster_max_redirects, said, from->host,
+                     from->port);
         aredis__finish_error(c, cmd, AREDIS_EPROTO, err);
         aredis__cmd_free(c, cmd);
         return 1;

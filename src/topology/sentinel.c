@@ -934,7 +934,7 @@ static void fence(sentinel *st, const char *event)
         return;
     st->fenced = 1;
     char why[96];
-    snprintf(why, sizeof why, "a failover is in progress (%s)", event);
+    aredis__msgf(why, sizeof why, "a failover is in progress (%s)", event);
     master_down(st, why);
     if (st->busy)
         restart_round(st); /* it holds from now on */

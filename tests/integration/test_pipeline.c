@@ -166,6 +166,56 @@ Test(pipeline, execabort_names_the_refused_command)
     testclient_finish(loop, c);
 }
 
+/* Long server errors with multi-byte characters end up in the batch's
+ * message cut cleanly: EXECABORT naming a command whose name is longer
+ * than the room for it (the server's own error quotes it too), and a
+ * script that does not compile, whose error quotes 600 bytes of its
+ * source. */
+Test(pipeline, long_server_errors_are_cut_between_characters)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = testclient_new(loop, url);
+    char name[129] = "", text[701] = "";
+    for (int i = 0; i < 64; i++)
+        strcat(name, "\xc3\xa9");
+    for (int i = 0; i < 140; i++)
+        strcat(text, "\xe2\x82\xac\xc3\xa9");
+    aredis_pipeline *p = aredis_pipeline_new(c, 1);
+    cr_assert_eq(aredis_pipeline_command(p, "%s %s", name, text), 0);
+    testgot g = {0};
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g), 0);
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
+    cr_assert_eq(g.r->code, AREDIS_ESERVER, "%s", g.r->str);
+    cr_assert(strncmp(g.r->str, "EXECABORT: command 0 (", 22) == 0, "%s",
+              g.r->str);
+    /* The name, cut to fit: the message goes on after it. */
+    const char *end = strstr(g.r->str, ") failed: ");
+    cr_assert_not_null(end, "%s", g.r->str);
+    char cut[64];
+    snprintf(cut, sizeof cut, "%.*s", (int)(end - g.r->str - 22),
+             g.r->str + 22);
+    testclient_cut_cleanly(cut, name);
+    testgot_clear(&g);
+    aredis_pipeline_free(p);
+
+    char src[720];
+    snprintf(src, sizeof src, "return 1 '%s'", text); /* one too many */
+    aredis_script *s = aredis_script_new(src, strlen(src));
+    cr_assert_not_null(s);
+    p = aredis_pipeline_new(c, 0);
+    cr_assert_eq(aredis_pipeline_script(p, s, 0, NULL, 0, NULL), 0);
+    cr_assert_eq(aredis_pipeline_execute(p, testgot_keep_pipeline, &g), 0);
+    cr_assert(testloop_run_until(loop, &g.calls, 3000));
+    cr_assert_eq(g.r->type, AREDIS_REPLY_ERROR);
+    cr_assert(strncmp(g.r->str, "SCRIPT LOAD failed: ", 20) == 0, "%s",
+              g.r->str);
+    testclient_cut_cleanly(g.r->str, NULL);
+    testgot_clear(&g);
+    aredis_pipeline_free(p);
+    aredis_script_free(s);
+    testclient_finish(loop, c);
+}
+
 /* Each completion starts the next batch from inside the callback. */
 typedef struct chain {
     aredis_pipeline *p;

@@ -381,3 +381,68 @@ Test(transaction, client_freed_during_a_read)
     cr_assert_eq(t.ok, 0);
     cr_assert_eq(t.err_code, AREDIS_ECANCELED, "%s", t.err);
 }
+
+/* ---- a long server error ------------------------------------------------- */
+
+/* 600 bytes of 2- and 3-byte characters. */
+static void long_text(char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    for (int i = 0; i < 120; i++)
+        strncat(buf, "\xc3\xa9\xe2\x82\xac", cap - strlen(buf) - 1);
+}
+
+typedef struct longerr {
+    char said[1024]; /* the server's error, whole */
+    testgot result;
+} longerr;
+
+static void longerr_got(aredis_pipeline *p, const aredis_reply *r, void *ud)
+{
+    longerr *t = ud;
+    cr_assert_eq(r->type, AREDIS_REPLY_ERROR);
+    snprintf(t->said, sizeof t->said, "%s", r->str);
+    cr_assert_eq(aredis_transaction_abort(p, r->code, r->str), 0);
+}
+
+/* aredis_transaction()'s ud is the body's and done's: a longerr. */
+static void longerr_done(aredis_client *c, const aredis_reply *r, void *ud)
+{
+    testgot_keep(c, r, &((longerr *)ud)->result);
+}
+
+static void longerr_body(aredis_pipeline *p, void *ud)
+{
+    char text[700];
+    long_text(text, sizeof text);
+    cr_assert_eq(aredis_pipeline_immediate(p, longerr_got, ud, "EVAL %s 0 %s",
+                                           "return redis.error_reply(ARGV[1])",
+                                           text),
+                 0);
+}
+
+/* The body aborts with a Lua error of 600 bytes (the documented idiom:
+ * the failed read's own message): done gets it cut cleanly, between two
+ * characters and marked. */
+Test(transaction, an_abort_with_a_long_server_error_is_cut_cleanly)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = testclient_new(loop, url);
+    char k[64];
+    testenv_key(k, sizeof k, "longerr");
+    const char *keys[] = {k};
+    longerr t;
+    memset(&t, 0, sizeof t);
+    cr_assert_eq(
+        aredis_transaction(c, NULL, longerr_body, longerr_done, &t, 1, keys),
+        0);
+    cr_assert(testloop_run_until(loop, &t.result.calls, 5000));
+    cr_assert_gt(strlen(t.said), 500, "%s", t.said);
+    const aredis_reply *r = t.result.r;
+    cr_assert_eq(r->type, AREDIS_REPLY_ERROR);
+    cr_assert_eq(r->code, AREDIS_ESERVER, "%s", aredis_err_name(r->code));
+    cr_assert_eq(r->len, strlen(r->str));
+    testclient_cut_cleanly(r->str, t.said);
+    testgot_clear(&t.result);
+    testclient_finish(loop, c);
+}

@@ -191,6 +191,26 @@ static inline void testgot_wait_all(aredis_loop *loop, testgot *g, size_t n)
         cr_assert_eq(g[i].calls, 1, "command %zu: %d callbacks", i, g[i].calls);
 }
 
+/* A message the library cut to fit its buffer (a long server error) ends
+ * with "..." after a prefix of `whole`, the text it quoted (NULL: not
+ * checked), and never splits a UTF-8 character. */
+static inline void testclient_cut_cleanly(const char *msg, const char *whole)
+{
+    size_t n = strlen(msg);
+    cr_assert_geq(n, 3);
+    cr_assert_str_eq(msg + n - 3, "...", "not marked as cut: %s", msg);
+    const unsigned char *p = (const unsigned char *)msg;
+    while (*p != 0) {
+        cr_assert(*p < 0x80 || *p >= 0xC0, "a character split: %s", msg);
+        int k = *p < 0x80 ? 0 : *p >= 0xF0 ? 3 : *p >= 0xE0 ? 2 : 1;
+        p++;
+        for (int i = 0; i < k; i++, p++)
+            cr_assert_eq(*p & 0xC0, 0x80, "a character split: %s", msg);
+    }
+    if (whole != NULL)
+        cr_assert_eq(strncmp(msg, whole, n - 3), 0, "not a prefix: %s", msg);
+}
+
 /* How an aredis_scan() walk ended, as testscan_done saw it. */
 typedef struct testscan_end {
     int calls;     /* runs of the done callback: 0 while the walk goes on */

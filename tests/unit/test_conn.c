@@ -1465,7 +1465,8 @@ Test(conn, cancel_keeps_what_the_others_depend_on)
     submit_raw(0, AREDIS__REPLY_ON, 0, 3, on);
     cr_assert_eq(aredis__conn_cancel(&cn, &cmds[0].cc), 0, "CLIENT REPLY");
     const char *multi[] = {"MULTI"};
-    submit_raw(1, AREDIS__REPLY_NORMAL, AREDIS__CC_NO_RESEND, 1, multi);
+    submit_raw(1, AREDIS__REPLY_NORMAL,
+               AREDIS__CC_TOGETHER | AREDIS__CC_NO_RESEND, 1, multi);
     cr_assert_eq(aredis__conn_cancel(&cn, &cmds[1].cc), 0, "a part of a whole");
     const char *skip[] = {"CLIENT", "REPLY", "SKIP"};
     submit_raw(2, AREDIS__REPLY_SKIP, 0, 3, skip);
@@ -1477,13 +1478,91 @@ Test(conn, cancel_keeps_what_the_others_depend_on)
     cn.lent = 0;
     submit(5, "GET");
     cr_assert_eq(aredis__conn_cancel(&cn, &cmds[5].cc), 1);
+    /* Never re-sent after a loss is another promise: it goes. */
+    const char *get[] = {"GET", "k"};
+    submit_raw(6, AREDIS__REPLY_NORMAL, AREDIS__CC_NO_RESEND, 2, get);
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[6].cc), 1, "NO_RESEND");
     write_all();
     feed("+OK\r\n+OK\r\n$1\r\nv\r\n");
     drain();
     for (int i = 0; i < 5; i++)
         cr_assert_eq(cmds[i].calls + cmds[i].cancelled_seen, 1, "command %d",
                      i);
+    for (int i = 5; i < 7; i++)
+        cr_assert_eq(cmds[i].calls + cmds[i].cancelled_seen, 0, "command %d",
+                     i);
+    cr_assert(aredis__conn_idle(&cn));
+}
+
+/* The same rule for commands waiting for the connection to be ready: a
+ * MULTI ... EXEC whose parts time out one by one is never split (its
+ * MULTI taken out, its SET sent to run alone), CLIENT REPLY SKIP keeps
+ * the command it silences, and NO_RESEND alone keeps nothing. */
+Test(conn, cancel_of_pending_keeps_what_the_others_depend_on)
+{
+    const char *multi[] = {"MULTI"};
+    const char *set[] = {"SET", "k", "v"};
+    const char *exec[] = {"EXEC"};
+    const char *skip[] = {"CLIENT", "REPLY", "SKIP"};
+    const char *get[] = {"GET", "k"};
+    const unsigned part = AREDIS__CC_TOGETHER | AREDIS__CC_NO_RESEND;
+    submit_raw(0, AREDIS__REPLY_NORMAL, part, 1, multi);
+    submit_raw(1, AREDIS__REPLY_NORMAL, part, 3, set);
+    submit_raw(2, AREDIS__REPLY_NORMAL, part, 1, exec);
+    submit_raw(3, AREDIS__REPLY_SKIP, 0, 3, skip);
+    submit(4, "GET"); /* silenced by the SKIP once sent */
+    submit_raw(5, AREDIS__REPLY_NORMAL, AREDIS__CC_NO_RESEND, 2, get);
+    submit(6, "INCR");
+    cr_assert_eq(cn.npend, 7);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(aredis__conn_cancel(&cn, &cmds[i].cc), 0,
+                     "part %d of a whole", i);
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[3].cc), 0, "CLIENT REPLY");
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[4].cc), 0, "silenced");
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[5].cc), 1, "NO_RESEND");
+    cr_assert_eq(cn.npend, 6);
+    connect_ready();
+    char want[256];
+    size_t len = 0;
+    aredis_buf b;
+    aredis_buf_init(&b);
+    cr_assert_eq(aredis_write_argv(&b, 1, multi, NULL), 0);
+    cr_assert_eq(aredis_write_argv(&b, 3, set, NULL), 0);
+    cr_assert_eq(aredis_write_argv(&b, 1, exec, NULL), 0);
+    cr_assert_eq(aredis_write_argv(&b, 3, skip, NULL), 0);
+    cr_assert_lt(b.len, sizeof want);
+    memcpy(want, b.data, b.len);
+    len = b.len;
+    aredis_buf_cleanup(&b);
+    const char *rest[] = {"GET", "INCR"};
+    len += encoded_all(want + len, sizeof want - len, rest, 2);
+    assert_out(want, len);
+    write_all();
+    feed("+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n:1\r\n");
+    drain();
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(cmds[i].calls + cmds[i].cancelled_seen, 1, "command %d",
+                     i);
     cr_assert_eq(cmds[5].calls + cmds[5].cancelled_seen, 0);
+    cr_assert_eq(cmds[6].calls, 1);
+    cr_assert_eq(cmds[6].type, AREDIS_REPLY_INTEGER, "INCR got its own reply");
+    cr_assert(aredis__conn_idle(&cn));
+}
+
+/* A borrowed connection not ready yet: the borrower's sequence stays. */
+Test(conn, cancel_of_pending_on_a_lent_connection)
+{
+    cn.lent = 1;
+    submit(0, "WATCH");
+    submit(1, "GET");
+    cr_assert_eq(aredis__conn_cancel(&cn, &cmds[0].cc), 0, "lent");
+    cr_assert_eq(cn.npend, 2);
+    connect_ready();
+    write_all();
+    feed("+OK\r\n$1\r\nv\r\n");
+    cr_assert_eq(cmds[0].cancelled_seen, 1);
+    cr_assert_eq(cmds[1].calls, 1);
+    cr_assert_str_eq(cmds[1].text, "v");
     cr_assert(aredis__conn_idle(&cn));
 }
 
