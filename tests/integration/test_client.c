@@ -265,6 +265,11 @@ Test(client, null_handles_are_refused)
     const aredis_reply *g = aredis_sync_get_reply(NULL);
     cr_assert_eq(g->code, AREDIS_EINVAL, "%s", g->str);
     cr_assert_eq(aredis_sync_pending(NULL), 0);
+    cr_assert_eq(aredis_client_protocol(NULL), 0);
+    cr_assert_null(aredis_client_loop(NULL));
+    cr_assert_eq(aredis_client_pending(NULL), 0);
+    aredis_client_set_data(NULL, &r, NULL);
+    cr_assert_null(aredis_client_get_data(NULL));
 }
 
 /* The extras' getters and blocking entries take a NULL handle the same
