@@ -58,13 +58,7 @@ static void ping_ok(void)
 
 static void finish(void)
 {
-    cr_assert_eq(w.t.twice, 0, "callbacks ran twice");
-    cr_assert_eq(w.t.null_replies, 0, "callbacks with a NULL reply");
-    cr_assert_eq(w.t.completed, w.t.sent);
-    cr_assert_eq(aredis_client_pending(w.c), 0);
-    aredis_client_free(w.c);
-    aredis_loop_free(w.loop);
-    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", testenv_errstr());
+    faults_end(&w.t, w.c, w.loop, &w.srv);
 }
 
 /* Hold every command of the server for ms (CLIENT PAUSE ... ALL). */
