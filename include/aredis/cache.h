@@ -223,7 +223,7 @@ AREDIS_API aredis_cache *aredis_cache_new(aredis_client *c,
  * memory goes with the last of them. NULL is a no-op. \since 0.1 */
 AREDIS_API void aredis_cache_free(aredis_cache *k);
 
-/** \return the client of the cache. \since 0.1 */
+/** \return the client of the cache (NULL for NULL). \since 0.1 */
 AREDIS_API aredis_client *aredis_cache_client(const aredis_cache *k);
 
 /** Write the name of an entry (the identity) to out, NUL-terminated, if

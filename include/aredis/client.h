@@ -277,6 +277,9 @@ AREDIS_API int aredis_exclusive_commandv(aredis_exclusive *x,
  * \since 0.1 */
 AREDIS_API void aredis_exclusive_release(aredis_exclusive *x);
 
+/* The getters below take a NULL client as one with nothing: 0 or NULL
+ * (aredis_client_set_data() on NULL does nothing). */
+
 /** \return the protocol in use: 2 or 3, or 0 before the first handshake.
  * \since 0.1 */
 AREDIS_API int aredis_client_protocol(const aredis_client *c);

@@ -143,7 +143,8 @@ typedef struct aredis_ccache_stats {
  * \return an owned cache for aredis_ccache_free(), or NULL: AREDIS_EINVAL
  *         (a command not in AREDIS_CCACHE_COMMANDS, a bad mode, prefixes
  *         without BCAST), AREDIS_ESTATE (the client is closing, or has a
- *         cache already), AREDIS_ENOMEM. \since 0.1 */
+ *         cache already), AREDIS_ENOTSUP (a cluster client),
+ *         AREDIS_ENOMEM. \since 0.1 */
 AREDIS_API aredis_ccache *aredis_ccache_new(aredis_client *c,
                                             const aredis_ccache_opts *o,
                                             aredis_status *st);
@@ -186,10 +187,11 @@ AREDIS_API void aredis_ccache_flush(aredis_ccache *cc);
 AREDIS_API void aredis_ccache_invalidate(aredis_ccache *cc, const char *key,
                                          size_t len);
 
-/** \return an aredis_ccache_state. \since 0.1 */
+/** \return an aredis_ccache_state; AREDIS_EINVAL for NULL. \since 0.1 */
 AREDIS_API int aredis_ccache_get_state(const aredis_ccache *cc);
 
-/** Counters since creation, and the current size. \since 0.1 */
+/** Counters since creation, and the current size (all 0 for a NULL
+ * cache; nothing is written when out is NULL). \since 0.1 */
 AREDIS_API void aredis_ccache_get_stats(const aredis_ccache *cc,
                                         aredis_ccache_stats *out);
 

@@ -143,7 +143,8 @@ AREDIS_API void aredis_lock_free(aredis_lock *l);
  * \param timeout_ms 0: one attempt (AREDIS_EBUSY when held); > 0: give up
  *        after that long (AREDIS_ETIMEDOUT); < 0: no limit.
  * \return 0; AREDIS_EINVAL (poll_ms set longer than timeout_ms);
- *         AREDIS_ESTATE (held already, or an acquire is in progress);
+ *         AREDIS_ESTATE (held already, or an acquire is in progress; a
+ *         lock whose validity ran out is not held any more);
  *         AREDIS_ENOMEM; the client's submit error. \since 0.1 */
 AREDIS_API int aredis_lock_acquire(aredis_lock *l, int64_t timeout_ms,
                                    aredis_lock_cb cb, void *ud);
@@ -167,7 +168,8 @@ AREDIS_API int aredis_lock_extend(aredis_lock *l, int64_t ms, int how,
                                   aredis_lock_cb cb, void *ud);
 
 /** \return 1 while this handle believes it holds the lock (acquired, not
- * released, not reported lost), else 0. \since 0.1 */
+ * released, not reported lost, its validity not run out), else 0.
+ * \since 0.1 */
 AREDIS_API int aredis_lock_held(const aredis_lock *l);
 
 /** \return the ms of validity left now: the TTL minus the time since the

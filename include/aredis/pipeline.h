@@ -219,7 +219,7 @@ AREDIS_API int aredis_pipeline_reset(aredis_pipeline *p);
  * wait up to the client's pool_wait_ms); a later one, in immediate mode,
  * watches more keys on the same connection.
  * \param cb runs exactly once, from the loop, with WATCH's reply (status
- *        OK), or an error: AREDIS_EBUSY when no connection became free,
+ *        OK), or an error: AREDIS_EPOOL when no connection became free,
  *        the connection's failure, or a server error. After an error the
  *        pipeline is reset (not watching, connection given back).
  * \param nkeys at least 1 \param keys the keys, C strings (copied).
@@ -277,7 +277,7 @@ AREDIS_API aredis_reply *aredis_sync_pipeline_execute(aredis_sync *s,
 /** aredis_pipeline_watch(), waited for.
  * \return 0 once the keys are watched (the pipeline is in immediate
  *         mode); the error aredis_pipeline_watch() returned or its
- *         callback got (AREDIS_EBUSY when no pooled connection became
+ *         callback got (AREDIS_EPOOL when no pooled connection became
  *         free...). \since 0.1 */
 AREDIS_API int aredis_sync_pipeline_watch(aredis_sync *s, aredis_pipeline *p,
                                           int nkeys, const char *const *keys);

@@ -127,15 +127,16 @@ AREDIS_API int aredis_pubsub_get_message(aredis_pubsub *ps, int64_t timeout_ms,
                                          aredis_pubsub_message_cb cb, void *ud);
 
 /** Non-blocking: the oldest queued message, OWNED (free it with
- * aredis_pubsub_message_free()), or NULL when none. \since 0.1 */
+ * aredis_pubsub_message_free()), or NULL when none (or ps is NULL).
+ * \since 0.1 */
 AREDIS_API aredis_pubsub_message *aredis_pubsub_poll(aredis_pubsub *ps);
 AREDIS_API void aredis_pubsub_message_free(aredis_pubsub_message *m);
 
-/** \return the number of channels + patterns + shard channels held.
- * \since 0.1 */
+/** \return the number of channels + patterns + shard channels held (0
+ * for NULL). \since 0.1 */
 AREDIS_API size_t aredis_pubsub_subscriptions(const aredis_pubsub *ps);
 
-/** \return the client the pubsub belongs to. \since 0.1 */
+/** \return the client the pubsub belongs to (NULL for NULL). \since 0.1 */
 AREDIS_API aredis_client *aredis_pubsub_client(const aredis_pubsub *ps);
 
 /** The next queued message on the blocking facade (sync.h), for a pubsub
@@ -178,7 +179,8 @@ typedef struct aredis_pubsub_sub {
  * \param opts client options (copied) \param subs,n the subscriptions
  * (copied) \param st optional: why NULL was returned.
  * \return an owned handle, or NULL: AREDIS_EINVAL (no subscription, or one
- *         without a handler), a bad option, AREDIS_ENOMEM. \since 0.1 */
+ *         without a handler or a name, or of another kind), a bad option,
+ *         AREDIS_ENOMEM. \since 0.1 */
 AREDIS_API aredis_pubsub_thread *aredis_pubsub_thread_start(
     const aredis_options *opts, const aredis_pubsub_sub *subs, size_t n,
     aredis_status *st);

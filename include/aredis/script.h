@@ -49,11 +49,11 @@ AREDIS_API aredis_script *aredis_script_new(const char *src, size_t len);
 AREDIS_API void aredis_script_free(aredis_script *s);
 
 /** \return the SHA-1 of the source: 40 lower-case hex digits,
- * NUL-terminated, valid as long as the script. \since 0.1 */
+ * NUL-terminated, valid as long as the script ("" for NULL). \since 0.1 */
 AREDIS_API const char *aredis_script_sha(const aredis_script *s);
 
 /** \return the source (NUL-terminated; *len, when not NULL, gets its
- * length), valid as long as the script. \since 0.1 */
+ * length), valid as long as the script ("" and 0 for NULL). \since 0.1 */
 AREDIS_API const char *aredis_script_source(const aredis_script *s,
                                             size_t *len);
 

@@ -33,7 +33,7 @@
  * `done` runs exactly once, from the loop: with EXEC's array of replies,
  * or with an error reply -- AREDIS_EWATCH when every attempt lost the race,
  * the code given to aredis_transaction_abort(), a failed WATCH (connection
- * trouble, AREDIS_EBUSY from the pool), or the batch errors of pipeline.h.
+ * trouble, AREDIS_EPOOL from the pool), or the batch errors of pipeline.h.
  * Only AREDIS_EWATCH is retried.
  *
  * Lifetime: the helper owns the pipeline it hands to `fn`; never free or

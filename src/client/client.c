@@ -1307,28 +1307,32 @@ int aredis_client_set_reply_hook(aredis_client *c, const char *command,
 
 int aredis_client_protocol(const aredis_client *c)
 {
+    if (c == NULL)
+        return 0;
     aredis__node *n = c->topo->vt->any(c->topo);
     return n != NULL ? n->main.conn.proto : 0;
 }
 
 aredis_loop *aredis_client_loop(const aredis_client *c)
 {
-    return c->loop;
+    return c != NULL ? c->loop : NULL;
 }
 
 size_t aredis_client_pending(const aredis_client *c)
 {
-    return c->pending;
+    return c != NULL ? c->pending : 0;
 }
 
 void aredis_client_set_data(aredis_client *c, void *data,
                             void (*free_fn)(void *))
 {
+    if (c == NULL)
+        return;
     c->data = data;
     c->data_free = free_fn;
 }
 
 void *aredis_client_get_data(const aredis_client *c)
 {
-    return c->data;
+    return c != NULL ? c->data : NULL;
 }

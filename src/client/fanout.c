@@ -90,10 +90,18 @@ static void fan_free(aredis__fanout *f)
 /* ---- merging ------------------------------------------------------------- */
 
 /* Deliver r (a client-side error: code, message) to the caller. */
+/* The caller's callback, which may be NULL (client.h: the reply is then
+ * ignored), as for a command that was not fanned out. */
+static void deliver(aredis__fanout *f, const aredis_reply *r)
+{
+    if (f->cb != NULL)
+        AREDIS__USER_CB(f->c, f->cb(f->c, r, f->ud));
+}
+
 static void reply_error(aredis__fanout *f, int code, const char *msg)
 {
     aredis_reply r = aredis__error_reply(code, msg);
-    AREDIS__USER_CB(f->c, f->cb(f->c, &r, f->ud));
+    deliver(f, &r);
 }
 
 static int is_ok(const aredis_reply *r)
@@ -281,7 +289,7 @@ static int deliver_failure(aredis__fanout *f)
         if (r->type != AREDIS_REPLY_ERROR)
             continue;
         if (f->parts[i].name == NULL) {
-            AREDIS__USER_CB(f->c, f->cb(f->c, r, f->ud));
+            deliver(f, r);
             return 1;
         }
         char msg[512];
@@ -342,7 +350,7 @@ static void merge(aredis__fanout *f)
     if (bad != NULL)
         reply_error(f, AREDIS_EPROTO, bad);
     else
-        AREDIS__USER_CB(f->c, f->cb(f->c, &out, f->ud));
+        deliver(f, &out);
     aredis__free(elems);
 }
 

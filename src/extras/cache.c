@@ -194,7 +194,7 @@ void aredis_cache_free(aredis_cache *k)
 
 aredis_client *aredis_cache_client(const aredis_cache *k)
 {
-    return k->c;
+    return k != NULL ? k->c : NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -277,7 +277,7 @@ done:
 static int identity(aredis_cache *k, const char *key,
                     const aredis_cache_param *params, size_t n, aredis_buf *b)
 {
-    if (key == NULL || (params == NULL && n != 0))
+    if (k == NULL || key == NULL || (params == NULL && n != 0))
         return AREDIS_EINVAL;
     char hash[AREDIS_CACHE_HASH_MAX + 1];
     size_t hlen = 0;

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "aredis/cluster.h"
 #include "aredis/error.h"
 #include "client/client_int.h"
 #include "node/node.h"
@@ -1057,8 +1058,11 @@ int aredis_ccache_commandv(aredis_ccache *cc, aredis_reply_cb cb, void *ud,
     size_t lens[64] = {0};
     if (argc > 64)
         return aredis_commandv(cc->c, cb, ud, argc, argv, NULL);
-    for (int i = 0; i < argc; i++)
+    for (int i = 0; i < argc; i++) {
+        if (argv[i] == NULL)
+            return AREDIS_EINVAL;
         lens[i] = strlen(argv[i]);
+    }
     return ccache_read(cc, cb, ud, argc, argv, lens);
 }
 
@@ -1424,6 +1428,14 @@ aredis_ccache *aredis_ccache_new(aredis_client *c, const aredis_ccache_opts *o,
                  : "the client is closing");
         return NULL;
     }
+    /* Tracking lives on the shared connection of one node: a cluster's
+     * other primaries would never say that their keys changed. */
+    if (aredis_client_is_cluster(c)) {
+        fail(st, AREDIS_ENOTSUP,
+             "client-side caching needs a standalone or sentinel client, "
+             "not a cluster client");
+        return NULL;
+    }
     aredis_ccache *cc = aredis__calloc(1, sizeof *cc);
     if (cc == NULL) {
         fail(st, AREDIS_ENOMEM, "out of memory");
@@ -1481,10 +1493,15 @@ void aredis_ccache_invalidate(aredis_ccache *cc, const char *key, size_t len)
 
 int aredis_ccache_get_state(const aredis_ccache *cc)
 {
-    return cc->state;
+    return cc != NULL ? cc->state : AREDIS_EINVAL;
 }
 
 void aredis_ccache_get_stats(const aredis_ccache *cc, aredis_ccache_stats *out)
 {
-    *out = cc->st;
+    if (out == NULL)
+        return;
+    if (cc != NULL)
+        *out = cc->st;
+    else
+        memset(out, 0, sizeof *out);
 }

@@ -794,6 +794,12 @@ int aredis_lock_acquire(aredis_lock *l, int64_t timeout_ms, aredis_lock_cb cb,
 {
     if (l == NULL || l->freed)
         return AREDIS_EINVAL;
+    if (l->state == ST_HELD && !aredis_lock_held(l)) {
+        /* The validity ran out: the key has expired, nothing is held
+         * (aredis_lock_held() says so too), so the handle may try again. */
+        aredis_timer_stop(l->wd);
+        l->state = ST_IDLE;
+    }
     if (l->state != ST_IDLE)
         return AREDIS_ESTATE;
     int64_t poll = l->o.poll_ms;
@@ -952,7 +958,9 @@ void aredis_lock_free(aredis_lock *l)
 
 int aredis_lock_held(const aredis_lock *l)
 {
-    return l != NULL && l->state == ST_HELD;
+    /* Past the validity the key has expired on the server whatever was
+     * last heard: the handle cannot believe it still holds the lock. */
+    return l != NULL && l->state == ST_HELD && l->valid_until > now_ms();
 }
 
 int64_t aredis_lock_validity_ms(const aredis_lock *l)

@@ -51,15 +51,24 @@ typedef struct scan_args {
 static const char *const scan_cmd[] = {"SCAN", "SSCAN", "HSCAN", "ZSCAN"};
 
 /* Check options and measure the strings to copy. */
-static int check_opts(const aredis_scan_opts *o, size_t *extra)
+/* 0, or AREDIS_EINVAL with *why saying which option is wrong. */
+static int check_opts(const aredis_scan_opts *o, size_t *extra,
+                      const char **why)
 {
-    if (o->kind < AREDIS_SCAN_KEYS || o->kind > AREDIS_SCAN_ZSET ||
-        o->count < 0)
+    *why = NULL;
+    if (o->kind < AREDIS_SCAN_KEYS || o->kind > AREDIS_SCAN_ZSET)
+        *why = "bad scan option: unknown kind";
+    else if (o->count < 0)
+        *why = "bad scan option: negative count";
+    else if (o->kind == AREDIS_SCAN_KEYS && o->key != NULL)
+        *why = "bad scan option: a key walk (SCAN) takes no key";
+    else if (o->kind != AREDIS_SCAN_KEYS && o->key == NULL)
+        *why = "bad scan option: SSCAN, HSCAN and ZSCAN need a key";
+    else if (o->type != NULL && o->kind != AREDIS_SCAN_KEYS)
+        /* the server only filters SCAN by type */
+        *why = "bad scan option: type filters only a key walk (SCAN)";
+    if (*why != NULL)
         return AREDIS_EINVAL;
-    if ((o->kind == AREDIS_SCAN_KEYS) != (o->key == NULL))
-        return AREDIS_EINVAL;
-    if (o->type != NULL && o->kind != AREDIS_SCAN_KEYS)
-        return AREDIS_EINVAL; /* the server only filters SCAN by type */
     size_t keylen = o->key == NULL   ? 0
                     : o->keylen != 0 ? o->keylen
                                      : strlen(o->key);
@@ -685,7 +694,8 @@ int aredis_scan(aredis_client *c, const aredis_scan_opts *opts,
     size_t extra = 0;
     if (c == NULL || (batch == NULL && element == NULL))
         return AREDIS_EINVAL;
-    int e = check_opts(opts, &extra);
+    const char *why;
+    int e = check_opts(opts, &extra, &why);
     if (e != 0)
         return e;
     scan_walk *w = aredis__calloc(1, sizeof *w + extra);
@@ -741,9 +751,9 @@ aredis_sync_scan *aredis_sync_scan_new(aredis_sync *s,
     if (opts == NULL)
         opts = &all;
     size_t extra = 0;
-    if (s == NULL || check_opts(opts, &extra) != 0) {
-        set_status(st, AREDIS_EINVAL,
-                   "invalid scan options (kind, key, type or count)");
+    const char *why = "no blocking handle";
+    if (s == NULL || check_opts(opts, &extra, &why) != 0) {
+        set_status(st, AREDIS_EINVAL, why);
         return NULL;
     }
     aredis_sync_scan *it = aredis__calloc(1, sizeof *it + extra);

@@ -62,14 +62,14 @@ void aredis_script_free(aredis_script *s)
 
 const char *aredis_script_sha(const aredis_script *s)
 {
-    return s->sha;
+    return s != NULL ? s->sha : "";
 }
 
 const char *aredis_script_source(const aredis_script *s, size_t *len)
 {
     if (len != NULL)
-        *len = s->len;
-    return s->src;
+        *len = s != NULL ? s->len : 0;
+    return s != NULL ? s->src : "";
 }
 
 /* ------------------------------------------------------------------------

@@ -10,12 +10,15 @@
 aredis_stream_consumer *aredis_sync_stream_consumer_new(
     aredis_sync *s, const aredis_stream_consumer_opts *opts, aredis_status *st)
 {
-    return aredis_stream_consumer_new(s->client, s->loop, opts, st);
+    /* A NULL handle: the consumer's own check refuses the NULL client. */
+    return aredis_stream_consumer_new(s != NULL ? s->client : NULL,
+                                      s != NULL ? s->loop : NULL, opts, st);
 }
 
 static int begin(aredis_sync *s, const aredis_stream_consumer *sc)
 {
-    if (sc == NULL || aredis_stream_consumer_client(sc) != s->client)
+    if (s == NULL || sc == NULL ||
+        aredis_stream_consumer_client(sc) != s->client)
         return AREDIS_EINVAL;
     return aredis__sync_begin(s);
 }

@@ -166,12 +166,14 @@ static void clear(sub_set *s)
 
 size_t aredis_pubsub_subscriptions(const aredis_pubsub *ps)
 {
+    if (ps == NULL)
+        return 0;
     return ps->subs[0].n + ps->subs[1].n + ps->subs[2].n;
 }
 
 aredis_client *aredis_pubsub_client(const aredis_pubsub *ps)
 {
-    return ps->c;
+    return ps != NULL ? ps->c : NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -721,6 +723,8 @@ int aredis_pubsub_get_message(aredis_pubsub *ps, int64_t timeout_ms,
 
 aredis_pubsub_message *aredis_pubsub_poll(aredis_pubsub *ps)
 {
+    if (ps == NULL)
+        return NULL;
     queued *q = ps->q_head;
     if (q == NULL)
         return NULL;
@@ -1265,12 +1269,21 @@ aredis_pubsub_thread *aredis_pubsub_thread_start(const aredis_options *opts,
         return NULL;
     }
     for (size_t i = 0; i < n; i++) {
-        if (subs[i].handler == NULL || subs[i].name == NULL) {
+        int kind = subs[i].kind;
+        const char *why = NULL;
+        if (subs[i].handler == NULL)
+            why = "has no handler: a pubsub thread delivers only through "
+                  "handlers";
+        else if (subs[i].name == NULL)
+            why = "has no channel or pattern name";
+        else if (kind != AREDIS_PUBSUB_SUBSCRIBE &&
+                 kind != AREDIS_PUBSUB_PSUBSCRIBE &&
+                 kind != AREDIS_PUBSUB_SSUBSCRIBE)
+            why = "has a kind other than AREDIS_PUBSUB_SUBSCRIBE, "
+                  "_PSUBSCRIBE or _SSUBSCRIBE";
+        if (why != NULL) {
             st->code = AREDIS_EINVAL;
-            snprintf(st->msg, sizeof st->msg,
-                     "subscription %zu has no handler: a pubsub thread "
-                     "delivers only through handlers",
-                     i);
+            snprintf(st->msg, sizeof st->msg, "subscription %zu %s", i, why);
             return NULL;
         }
     }

@@ -14,6 +14,7 @@
 
 #include "aredis/aredis.h"
 #include "faults.h"
+#include "faultscheck.h"
 
 enum { MAX_CMDS = 16 };
 
@@ -42,27 +43,9 @@ static void start(int64_t command_timeout_ms)
     faults_track_init(&w.t, w.cmds, MAX_CMDS);
 }
 
-static int submit(const aredis_cmd_opts *o, const char *fmt, ...)
-    AREDIS_PRINTF(2, 3);
+#define submit(...) faults_send_ok(&w.t, w.c, __VA_ARGS__)
 
-static int submit(const aredis_cmd_opts *o, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int i = faults_vsend(&w.t, w.c, o, fmt, ap);
-    va_end(ap);
-    cr_assert_geq(i, 0, "submit of \"%s\" failed: %s", fmt, aredis_err_name(i));
-    return i;
-}
-
-static void wait_all(int timeout_ms)
-{
-    char pend[512];
-    if (faults_wait_track(w.loop, &w.t, timeout_ms))
-        return;
-    faults_track_pending_str(&w.t, pend, sizeof pend);
-    cr_assert_fail("commands still waiting after %d ms: %s", timeout_ms, pend);
-}
+#define wait_all(timeout_ms) faults_wait_all(w.loop, &w.t, (timeout_ms))
 
 /* Ready: a PING answered, so later timings hold no connect. */
 static void ping_ok(void)
@@ -75,13 +58,7 @@ static void ping_ok(void)
 
 static void finish(void)
 {
-    cr_assert_eq(w.t.twice, 0, "callbacks ran twice");
-    cr_assert_eq(w.t.null_replies, 0, "callbacks with a NULL reply");
-    cr_assert_eq(w.t.completed, w.t.sent);
-    cr_assert_eq(aredis_client_pending(w.c), 0);
-    aredis_client_free(w.c);
-    aredis_loop_free(w.loop);
-    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", testenv_errstr());
+    faults_end(&w.t, w.c, w.loop, &w.srv);
 }
 
 /* Hold every command of the server for ms (CLIENT PAUSE ... ALL). */

@@ -34,6 +34,7 @@
 
 #include "aredis/aredis.h"
 #include "faults.h"
+#include "faultscheck.h"
 #include "refill.h"
 
 enum {
@@ -126,18 +127,7 @@ static void end_all(int drain_ms)
 }
 
 /* Submit, asserting the submit itself worked; returns the command's index. */
-static int submit(const aredis_cmd_opts *o, const char *fmt, ...)
-    AREDIS_PRINTF(2, 3);
-
-static int submit(const aredis_cmd_opts *o, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int i = faults_vsend(&w.t, w.c, o, fmt, ap);
-    va_end(ap);
-    cr_assert_geq(i, 0, "submit of \"%s\" failed: %s", fmt, aredis_err_name(i));
-    return i;
-}
+#define submit(...) faults_send_ok(&w.t, w.c, __VA_ARGS__)
 
 static void wait_all(int timeout_ms)
 {

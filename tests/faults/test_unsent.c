@@ -15,6 +15,7 @@
 
 #include "aredis/aredis.h"
 #include "faults.h"
+#include "faultscheck.h"
 
 enum { MAX_CMDS = 256 };
 
@@ -37,26 +38,13 @@ static void start(const char *tag)
     w.next = -1;
 }
 
-static int submit(const aredis_cmd_opts *o, const char *fmt, ...)
-    AREDIS_PRINTF(2, 3);
+#define submit(...) faults_send_ok(&w.t, w.c, __VA_ARGS__)
 
-static int submit(const aredis_cmd_opts *o, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int i = faults_vsend(&w.t, w.c, o, fmt, ap);
-    va_end(ap);
-    cr_assert_geq(i, 0, "submit of \"%s\" failed: %s", fmt, aredis_err_name(i));
-    return i;
-}
+#define wait_all(timeout_ms) faults_wait_all(w.loop, &w.t, (timeout_ms))
 
-static void wait_all(int timeout_ms)
+static void finish(void)
 {
-    char pend[512];
-    if (faults_wait_track(w.loop, &w.t, timeout_ms))
-        return;
-    faults_track_pending_str(&w.t, pend, sizeof pend);
-    cr_assert_fail("commands still waiting after %d ms: %s", timeout_ms, pend);
+    faults_end(&w.t, w.c, w.loop, &w.srv);
 }
 
 /* The INCR's callback: recorded like the others, and its failure submits
@@ -119,13 +107,7 @@ static void check(int incr)
     cr_assert_eq(w.cmds[last].type, AREDIS_REPLY_NIL,
                  "the INCR that timed out ran later: %s", w.cmds[last].text);
     cr_assert(strstr(k->text, "(not sent)") != NULL, "%s", k->text);
-    cr_assert_eq(w.t.twice, 0, "callbacks ran twice");
-    cr_assert_eq(w.t.null_replies, 0, "callbacks with a NULL reply");
-    cr_assert_eq(w.t.completed, w.t.sent);
-    cr_assert_eq(aredis_client_pending(w.c), 0);
-    aredis_client_free(w.c);
-    aredis_loop_free(w.loop);
-    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", testenv_errstr());
+    finish();
 }
 
 /* Stop the server, then make a deep pipeline: 100 PINGs in one write,
@@ -171,12 +153,7 @@ Test(unsent, a_command_for_the_next_one_never_goes_alone, .timeout = 60)
     cr_assert_eq(w.cmds[incr].type, AREDIS_REPLY_INTEGER, "%s",
                  w.cmds[incr].text);
     cr_assert_eq(w.cmds[incr].integer, 1);
-    cr_assert_eq(w.t.twice, 0, "callbacks ran twice");
-    cr_assert_eq(w.t.null_replies, 0, "callbacks with a NULL reply");
-    cr_assert_eq(w.t.completed, w.t.sent);
-    aredis_client_free(w.c);
-    aredis_loop_free(w.loop);
-    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", testenv_errstr());
+    finish();
 }
 
 /* A full socket: the stopped server reads nothing, so 16 MB of SETs fill
@@ -230,12 +207,7 @@ Test(unsent, pooled_connection_freed_when_its_command_never_went, .timeout = 60)
     cr_assert_eq(w.cmds[next].type, AREDIS_REPLY_NIL,
                  "the only pooled connection stayed busy: %s %s",
                  aredis_err_name(w.cmds[next].code), w.cmds[next].text);
-    cr_assert_eq(w.t.twice, 0, "callbacks ran twice");
-    cr_assert_eq(w.t.null_replies, 0, "callbacks with a NULL reply");
-    cr_assert_eq(w.t.completed, w.t.sent);
-    aredis_client_free(w.c);
-    aredis_loop_free(w.loop);
-    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", testenv_errstr());
+    finish();
 }
 
 /* ---- the parts of a whole stay whole -------------------------------------
@@ -252,17 +224,6 @@ static void start_unready(const char *tag, aredis_options o)
     cr_assert_not_null(w.c, "%s", testenv_errstr());
     faults_track_init(&w.t, w.cmds, MAX_CMDS);
     w.next = -1;
-}
-
-static void finish(void)
-{
-    cr_assert_eq(w.t.twice, 0, "callbacks ran twice");
-    cr_assert_eq(w.t.null_replies, 0, "callbacks with a NULL reply");
-    cr_assert_eq(w.t.completed, w.t.sent);
-    cr_assert_eq(aredis_client_pending(w.c), 0);
-    aredis_client_free(w.c);
-    aredis_loop_free(w.loop);
-    cr_assert_eq(faults_server_stop(&w.srv), 0, "%s", testenv_errstr());
 }
 
 /* SET unsent:n ran inside a MULTI or not at all: its reply was QUEUED or

@@ -265,6 +265,41 @@ Test(client, null_handles_are_refused)
     const aredis_reply *g = aredis_sync_get_reply(NULL);
     cr_assert_eq(g->code, AREDIS_EINVAL, "%s", g->str);
     cr_assert_eq(aredis_sync_pending(NULL), 0);
+    cr_assert_eq(aredis_client_protocol(NULL), 0);
+    cr_assert_null(aredis_client_loop(NULL));
+    cr_assert_eq(aredis_client_pending(NULL), 0);
+    aredis_client_set_data(NULL, &r, NULL);
+    cr_assert_null(aredis_client_get_data(NULL));
+}
+
+/* The extras' getters and blocking entries take a NULL handle the same
+ * way: a neutral answer or AREDIS_EINVAL, never a crash. */
+Test(client, extras_null_handles_are_refused)
+{
+    cr_assert_null(aredis_cache_client(NULL));
+    char name[16];
+    cr_assert_eq(aredis_cache_identity(NULL, "k", NULL, 0, name, sizeof name),
+                 AREDIS_EINVAL);
+    cr_assert_eq(aredis_ccache_get_state(NULL), AREDIS_EINVAL);
+    aredis_ccache_stats cs;
+    memset(&cs, 0xff, sizeof cs);
+    aredis_ccache_get_stats(NULL, &cs);
+    cr_assert_eq(cs.hits, 0);
+    cr_assert_eq(cs.entries, 0);
+    aredis_ccache_get_stats(NULL, NULL);
+    cr_assert_str_eq(aredis_script_sha(NULL), "");
+    size_t len = 7;
+    cr_assert_str_eq(aredis_script_source(NULL, &len), "");
+    cr_assert_eq(len, 0);
+    cr_assert_null(aredis_pubsub_poll(NULL));
+    cr_assert_eq(aredis_pubsub_subscriptions(NULL), 0);
+    cr_assert_null(aredis_pubsub_client(NULL));
+    aredis_status st;
+    aredis_stream_consumer_opts so = {0};
+    cr_assert_null(aredis_sync_stream_consumer_new(NULL, &so, &st));
+    cr_assert_eq(st.code, AREDIS_EINVAL);
+    cr_assert_eq(aredis_sync_stream_consumer_run(NULL, NULL, 0), AREDIS_EINVAL);
+    cr_assert_eq(aredis_sync_stream_consumer_stop(NULL, NULL), AREDIS_EINVAL);
 }
 
 Test(client, database_option_selects, .init = load_fixture)

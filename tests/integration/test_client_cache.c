@@ -546,6 +546,23 @@ Test(ccache, refuses_commands_it_cannot_cache)
     testloop_free(loop);
 }
 
+/* An argument vector with a NULL string (and no lengths) is a bad
+ * argument, as for aredis_commandv(): refused, not measured. */
+Test(ccache, argv_with_a_null_string_is_refused)
+{
+    aredis_loop *loop = testloop_new();
+    aredis_client *c = aredis_client_new(loop, NULL, NULL);
+    aredis_status st;
+    aredis_ccache *cc = aredis_ccache_new(c, NULL, &st);
+    cr_assert_not_null(cc, "%s", st.msg);
+    const char *argv[] = {"GET", NULL};
+    cr_assert_eq(aredis_ccache_commandv(cc, NULL, NULL, 2, argv, NULL),
+                 AREDIS_EINVAL);
+    aredis_ccache_free(cc);
+    aredis_client_free(c);
+    testloop_free(loop);
+}
+
 /* Exactly once: 200 reads (hits and misses), then the client or the
  * cache is freed before any of them completed. */
 typedef struct counts {

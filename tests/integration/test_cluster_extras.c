@@ -534,6 +534,24 @@ Test(cluster_extras, blocking_facade_locks_and_cache)
     aredis_sync_free(sy);
 }
 
+/* ---- client-side caching ------------------------------------------------ */
+
+/* Tracking is per connection: a cache over the first node's connection
+ * would keep serving the other primaries' keys after they changed, so a
+ * cluster client is refused at creation, with a reason. */
+Test(cluster_extras, client_side_cache_refused_on_a_cluster_client)
+{
+    aredis_loop *loop = aredis_loop_new();
+    aredis_client *c = cluster_client(loop);
+    aredis_status st;
+    aredis_ccache *cc = aredis_ccache_new(c, NULL, &st);
+    cr_assert_null(cc, "a cluster client gets no client-side cache");
+    cr_assert_eq(st.code, AREDIS_ENOTSUP, "%d %s", st.code, st.msg);
+    cr_assert(strstr(st.msg, "cluster") != NULL, "%s", st.msg);
+    aredis_ccache_free(cc);
+    client_done(c, loop);
+}
+
 /* ---- pub/sub ----------------------------------------------------------------
  */
 

@@ -170,6 +170,37 @@ Test(cluster_fanout, empty_merged_array_has_no_element_pointer)
     client_done(c, loop);
 }
 
+/* ---- a fan-out without a callback ---------------------------------------- */
+
+/* client.h: cb may be NULL to ignore the reply. A command split by slot
+ * (MSET, DEL) or sent to every primary (DBSIZE) takes that too: it runs,
+ * and nothing is called. */
+Test(cluster_fanout, null_callback_on_split_and_keyless_commands)
+{
+    char keys[NK][64];
+    make_keys(keys, "nullcb");
+    aredis_loop *loop = aredis_loop_new();
+    aredis_client *c = cluster_client(loop, primaries[0], 0);
+    cr_assert_eq(aredis_command(c, NULL, NULL, "MSET %s 1 %s 2 %s 3", keys[0],
+                                keys[1], keys[2]),
+                 0);
+    cr_assert_eq(aredis_command(c, NULL, NULL, "DEL %s %s", keys[1], keys[2]),
+                 0);
+    cr_assert_eq(aredis_command(c, NULL, NULL, "DBSIZE"), 0);
+    got exists = {0};
+    ndone = 0;
+    cr_assert_eq(aredis_command(c, on_got, &exists, "EXISTS %s %s %s", keys[0],
+                                keys[1], keys[2]),
+                 0);
+    wait_for(loop, 1);
+    cr_assert_eq(exists.r->type, AREDIS_REPLY_INTEGER);
+    cr_assert_eq(exists.r->integer, 1, "MSET and DEL ran");
+    got_clear(&exists);
+    aredis_reply_free(
+        testclient_direct(owner_of(primaries, 3, keys[0]), "DEL %s", keys[0]));
+    client_done(c, loop);
+}
+
 /* ---- multi-key commands split by slot ------------------------------------ */
 
 /* Submitted at once, before the client has its map (so parts meet MOVED

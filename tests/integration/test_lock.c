@@ -310,6 +310,7 @@ Test(lock, expiry_while_held_then_release_refused_as_lost)
     cr_assert_eq(acquire(loop, a, 0), 0);
     run_for(loop, 250);
     cr_assert_leq(aredis_lock_validity_ms(a), 0, "the validity ran out");
+    cr_assert_eq(aredis_lock_held(a), 0, "an expired lock is not held");
     assert_value(loop, c2, aredis_lock_key(a), NULL);
     cr_assert_eq(acquire(loop, b, 0), 0, "expired: free for others");
     /* The old holder is refused, with "not owned any more", and does not
@@ -324,6 +325,29 @@ Test(lock, expiry_while_held_then_release_refused_as_lost)
     aredis_lock_free(a);
     aredis_lock_free(b);
     finish(loop, c, c2);
+}
+
+/* Once its validity has run out a handle holds nothing, says so, and may
+ * acquire again (a new token) without a release first. */
+Test(lock, expired_handle_acquires_again)
+{
+    aredis_loop *loop = aredis_loop_new();
+    aredis_client *c = client(loop, 0);
+    char name[64];
+    testenv_key(name, sizeof name, "reacquire");
+    aredis_lock *a = lock_new(c, name, (aredis_lock_options){.ttl_ms = 100});
+    cr_assert_eq(acquire(loop, a, 0), 0);
+    char first[64];
+    snprintf(first, sizeof first, "%s", aredis_lock_token(a));
+    run_for(loop, 250);
+    cr_assert_eq(aredis_lock_held(a), 0);
+    cr_assert_eq(acquire(loop, a, 1000), 0, "not refused as held already");
+    cr_assert_eq(aredis_lock_held(a), 1);
+    cr_assert_str_neq(aredis_lock_token(a), first, "a new token");
+    assert_value(loop, c, aredis_lock_key(a), aredis_lock_token(a));
+    cr_assert_eq(release(loop, a), 0);
+    aredis_lock_free(a);
+    finish(loop, c, NULL);
 }
 
 Test(lock, extend_by_adding_and_by_replacing)

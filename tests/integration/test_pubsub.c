@@ -797,6 +797,19 @@ Test(pubsub, thread_mode)
                                               &bad, 1, &st));
     cr_assert_eq(st.code, AREDIS_EINVAL);
     cr_assert(strstr(st.msg, "handler") != NULL, "%s", st.msg);
+    /* A message kind is not a subscription kind: refused, not taken for a
+     * channel; a missing name is named as such. */
+    aredis_pubsub_sub pmsg = {AREDIS_PUBSUB_PMESSAGE, pat, thread_handler,
+                              NULL};
+    cr_assert_null(aredis_pubsub_thread_start(&(aredis_options){.url = url},
+                                              &pmsg, 1, &st));
+    cr_assert_eq(st.code, AREDIS_EINVAL);
+    cr_assert(strstr(st.msg, "kind") != NULL, "%s", st.msg);
+    aredis_pubsub_sub noname = {AREDIS_PUBSUB_SUBSCRIBE, NULL, thread_handler,
+                                NULL};
+    cr_assert_null(aredis_pubsub_thread_start(&(aredis_options){.url = url},
+                                              &noname, 1, &st));
+    cr_assert(strstr(st.msg, "name") != NULL, "%s", st.msg);
 
     aredis_pubsub_sub good[] = {
         {AREDIS_PUBSUB_SUBSCRIBE, ch, thread_handler, NULL},

@@ -654,6 +654,24 @@ Test(scan, bad_options_are_refused_without_callbacks)
     cr_assert_null(aredis_sync_scan_new(
         NULL, &(aredis_scan_opts){.kind = AREDIS_SCAN_ZSET}, &st));
     cr_assert_eq(st.code, AREDIS_EINVAL);
+    /* The blocking iterator says which option is wrong. */
+    aredis_sync *s = aredis_sync_connect(
+        &(aredis_options){.host = "127.0.0.1", .port = srv.port}, &st);
+    cr_assert_not_null(s, "%s", st.msg);
+    cr_assert_null(aredis_sync_scan_new(
+        s,
+        &(aredis_scan_opts){
+            .kind = AREDIS_SCAN_HASH, .key = "k", .type = "hash"},
+        &st));
+    cr_assert_eq(st.code, AREDIS_EINVAL);
+    cr_assert(strstr(st.msg, "type") != NULL, "%s", st.msg);
+    cr_assert_null(
+        aredis_sync_scan_new(s, &(aredis_scan_opts){.count = -1}, &st));
+    cr_assert(strstr(st.msg, "count") != NULL, "%s", st.msg);
+    cr_assert_null(aredis_sync_scan_new(
+        s, &(aredis_scan_opts){.kind = AREDIS_SCAN_SET}, &st));
+    cr_assert(strstr(st.msg, "need a key") != NULL, "%s", st.msg);
+    aredis_sync_free(s);
     finish(loop, c);
 }
 
