@@ -1109,6 +1109,23 @@ static void assert_all_seen(const char *seen, const char *form)
         cr_assert(seen[i], "%s: walk:%d was never returned", form, i);
 }
 
+/* SET walk:0 .. walk:n-1 through sy; with on_node, count them per third
+ * of the slots (the primary of each in a three-primary cluster). */
+static void write_walk_keys(aredis_sync *sy, int n, int on_node[3])
+{
+    for (int i = 0; i < n; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "walk:%d", i);
+        aredis_reply *r = aredis_sync_command(sy, "SET %s v", key);
+        cr_assert_not_null(r);
+        cr_assert_neq(r->type, AREDIS_REPLY_ERROR, "%s", r->str);
+        aredis_reply_free(r);
+        if (on_node != NULL)
+            on_node[aredis_cluster_keyslot(key, strlen(key)) * 3 /
+                    AREDIS_CLUSTER_SLOTS]++;
+    }
+}
+
 /* A SCAN of the key space on a 3+3 cluster survives the topology changing
  * under it (asynchronous walk, then blocking iterator): a graceful
  * CLUSTER FAILOVER of the shard being walked, a kill -9 of a primary not
@@ -1125,16 +1142,7 @@ Test(cluster_faults, scan_walk_survives_failovers_and_kills)
     aredis_sync *sy = aredis_sync_connect(&(aredis_options){.url = url}, &st);
     cr_assert_not_null(sy, "%s", st.msg);
     int on_node[3] = {0};
-    for (int i = 0; i < NWALK; i++) {
-        char key[32];
-        snprintf(key, sizeof key, "walk:%d", i);
-        aredis_reply *r = aredis_sync_command(sy, "SET %s v", key);
-        cr_assert_not_null(r);
-        cr_assert_neq(r->type, AREDIS_REPLY_ERROR, "%s", r->str);
-        aredis_reply_free(r);
-        on_node[aredis_cluster_keyslot(key, strlen(key)) * 3 /
-                AREDIS_CLUSTER_SLOTS]++;
-    }
+    write_walk_keys(sy, NWALK, on_node);
     for (int i = 0; i < 3; i++)
         cr_assert_gt(on_node[i], 20, "keys on every primary");
     aredis_sync_free(sy);
@@ -1233,14 +1241,7 @@ Test(cluster_faults, scan_timeout_on_a_silent_node)
     aredis_sync *sy = aredis_sync_connect(
         &(aredis_options){.url = url, .command_timeout_ms = 10000}, &st);
     cr_assert_not_null(sy, "%s", st.msg);
-    for (int i = 0; i < NSILENT; i++) {
-        char key[32];
-        snprintf(key, sizeof key, "walk:%d", i);
-        aredis_reply *r = aredis_sync_command(sy, "SET %s v", key);
-        cr_assert_not_null(r);
-        cr_assert_neq(r->type, AREDIS_REPLY_ERROR, "%s", r->str);
-        aredis_reply_free(r);
-    }
+    write_walk_keys(sy, NSILENT, NULL);
     const int64_t bound = 3 * SILENT_TIMEOUT_MS + 700;
     aredis_scan_opts o = {
         .match = "walk:*", .count = 5, .timeout_ms = SILENT_TIMEOUT_MS};

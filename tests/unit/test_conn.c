@@ -228,14 +228,21 @@ static void connect_ready(void)
     cr_assert_eq(cn.proto, 3);
 }
 
-/* The reconnection timer is due: resolve, open and handshake again. */
-static void reconnect_ready(void)
+/* A connect under way: the name resolved, the socket open, the
+ * handshake written. */
+static void open_and_write(void)
 {
-    aredis__conn_timer(&cn, now);
     aredis__conn_resolved(&cn, 1, now);
     aredis__conn_opened(&cn, now);
     drain();
     write_all();
+}
+
+/* The reconnection timer is due: resolve, open and handshake again. */
+static void reconnect_ready(void)
+{
+    aredis__conn_timer(&cn, now);
+    open_and_write();
     feed(hello_map);
 }
 
@@ -400,10 +407,7 @@ Test(conn, attempts_restart_per_outage)
 static void to_handshake(void)
 {
     aredis__conn_connect(&cn, now);
-    aredis__conn_resolved(&cn, 1, now);
-    aredis__conn_opened(&cn, now);
-    drain();
-    write_all();
+    open_and_write();
 }
 
 Test(conn, hello_answered_with_ok_is_a_protocol_error)
